@@ -1,0 +1,149 @@
+# drover -- plain GNU Makefile.
+#
+#   make            build bin/droverd, bin/drover (release variant)
+#   make run        install what is missing, build, run droverd on config/drover.yaml
+#   make test       install what is missing, build, run every test in three builds:
+#                   release, ASan+UBSan, and TSan (threaded unit tests)
+#   make bench      benchmark (see README "Performance")
+#
+# VARIANT selects the build: release (default), asan, tsan. Objects go to
+# build/$(VARIANT)/; the release binaries are also at bin/.
+
+VARIANT ?= release
+B := build/$(VARIANT)
+
+CC := gcc
+PKGS_PC := libevent libevent_pthreads hiredis yaml-0.1
+PC_CFLAGS := $(shell pkg-config --cflags $(PKGS_PC) 2>/dev/null)
+PC_LIBS := $(shell pkg-config --libs $(PKGS_PC) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wwrite-strings \
+        -Wno-unused-parameter -Werror
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iinclude -MMD -MP \
+                 -pthread $(PC_CFLAGS)
+
+ifeq ($(VARIANT),release)
+  OPT := -O2
+  BINDIR := bin
+else ifeq ($(VARIANT),asan)
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+         -fno-sanitize-recover=all
+  BINDIR := $(B)/bin
+else ifeq ($(VARIANT),tsan)
+  OPT := -O1 -fsanitize=thread
+  BINDIR := $(B)/bin
+else
+  $(error VARIANT must be release, asan or tsan)
+endif
+
+CFLAGS := $(CFLAGS_COMMON) $(OPT) $(EXTRA_CFLAGS)
+LDFLAGS := $(OPT) -pthread -rdynamic
+LDLIBS := $(PC_LIBS) -ldl -lm
+
+# ---------------------------------------------------------------- sources
+PKG_SRCS := $(sort $(wildcard pkg/*/*.c))
+PKG_OBJS := $(PKG_SRCS:%.c=$(B)/%.o)
+LIB := $(B)/libdrover.a
+
+CMDS := $(notdir $(wildcard cmd/*))
+CMD_BINS := $(CMDS:%=$(BINDIR)/%)
+
+HARNESS_SRCS := $(sort $(wildcard tests/harness/*.c))
+HARNESS_OBJS := $(HARNESS_SRCS:%.c=$(B)/%.o)
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:%.c=$(B)/%)
+INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
+INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
+
+# Extra programs tests need (helpers, plugins); each tests/progs/X.c -> binary
+PROG_SRCS := $(sort $(wildcard tests/progs/*.c))
+PROG_BINS := $(PROG_SRCS:%.c=$(B)/%)
+
+ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) \
+            $(foreach c,$(CMDS),$(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(c)/*.c)))
+
+.PHONY: all build tests deps run test check check-unit bench clean
+.DEFAULT_GOAL := all
+
+all: build
+build: $(CMD_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/tests/%.o: CFLAGS += -Itests/harness
+
+.SECONDARY:
+
+$(LIB): $(PKG_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+define CMD_RULE
+$(BINDIR)/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach c,$(CMDS),$(eval $(call CMD_RULE,$(c))))
+
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(HARNESS_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/integration/%: $(B)/tests/integration/%.o $(HARNESS_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/progs/%: $(B)/tests/progs/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(ALL_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(B)/%.d) \
+         $(INTEG_SRCS:%.c=$(B)/%.d) $(PROG_SRCS:%.c=$(B)/%.d)
+
+# ---------------------------------------------------------------- packages
+DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
+            libcmocka-dev redis-server redis-tools
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends $$missing \
+	      >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "run as root, or: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# ---------------------------------------------------------------- tests
+# check: build and run every unit and integration test of this VARIANT.
+check: build tests
+	DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
+	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS)
+
+# check-unit: unit tests only (the TSan run: they hold the threaded tests).
+check-unit: $(UNIT_BINS) $(PROG_BINS)
+	DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
+	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS)
+
+test: deps
+	$(MAKE) --no-print-directory VARIANT=release check
+	$(MAKE) --no-print-directory VARIANT=asan check
+	$(MAKE) --no-print-directory VARIANT=tsan check-unit
+	@echo "make test: all variants passed"
+
+# ---------------------------------------------------------------- run
+run: deps build
+	@tests/../deploy/run-local.sh
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,61 @@
+/*
+ * drover/common.h -- small helpers every module uses.
+ *
+ * Magic-checked objects (after Varnish's miniobj.h): every struct starts
+ * with `unsigned magic`; DRV_CAST turns a void * handed back by libevent,
+ * hiredis or the pool into a typed pointer and asserts its magic, so a
+ * use-after-free fails at the guilty line instead of much later.
+ *
+ * DRV_AN / DRV_AZ wrap calls that cannot fail on valid arguments
+ * (pthread_mutex_lock, event_add on a valid event). They stay on in release
+ * builds: they check invariants, never input.
+ */
+#ifndef DROVER_COMMON_H
+#define DROVER_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define drv_container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#define DRV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void drv_assert_fail(const char *expr, const char *file, int line,
+                     const char *func);
+
+#define DRV_ASSERT(e)                                                   \
+    do {                                                                \
+        if (!(e))                                                       \
+            drv_assert_fail(#e, __FILE__, __LINE__, __func__);          \
+    } while (0)
+
+/* The expression must be zero (DRV_AZ) or non-zero (DRV_AN). */
+#define DRV_AZ(e) DRV_ASSERT((e) == 0)
+#define DRV_AN(e) DRV_ASSERT((e) != 0)
+
+#define DRV_CHECK_OBJ(p, m) DRV_ASSERT((p) != NULL && (p)->magic == (m))
+
+/* Turn ctx into a typed pointer `p` and assert its magic. */
+#define DRV_CAST(p, ctx, m)                                             \
+    do {                                                                \
+        (p) = (ctx);                                                    \
+        DRV_CHECK_OBJ((p), (m));                                        \
+    } while (0)
+
+/* Allocation that cannot fail: out of memory aborts with a message. */
+void *drv_xmalloc(size_t n);
+void *drv_xcalloc(size_t n, size_t size);
+void *drv_xrealloc(void *p, size_t n);
+char *drv_xstrdup(const char *s);
+char *drv_xstrndup(const char *s, size_t n);
+
+#define DRV_ALLOC_OBJ(p, m)                                             \
+    do {                                                                \
+        (p) = drv_xcalloc(1, sizeof *(p));                              \
+        (p)->magic = (m);                                               \
+    } while (0)
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * parse.c -- strict parsers for durations, sizes and plain integers.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "drover/parse.h"
+
+/* Parse leading digits of s; *end points past them. */
+static int
+digits(const char *s, const char **end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *end = p;
+    *out = v;
+    return 0;
+}
+
+static int
+scale(uint64_t v, uint64_t mult, int64_t *out)
+{
+    if (mult != 0 && v > (uint64_t)INT64_MAX / mult)
+        return -ERANGE;
+    *out = (int64_t)(v * mult);
+    return 0;
+}
+
+int
+drv_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+        {"h", 3600000}, {"d", 86400000},
+    };
+    const char *end = NULL;
+    uint64_t v = 0;
+    size_t i;
+    int rc;
+
+    if (s == NULL)
+        return -EINVAL;
+    rc = digits(s, &end, &v);
+    if (rc < 0)
+        return rc;
+    for (i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0)
+            return scale(v, units[i].ms, out_ms);
+    return -EINVAL;
+}
+
+int
+drv_parse_size(const char *s, int64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1}, {"B", 1},
+        {"K", 1024}, {"KiB", 1024}, {"KB", 1000},
+        {"M", 1048576}, {"MiB", 1048576}, {"MB", 1000000},
+        {"G", 1073741824}, {"GiB", 1073741824}, {"GB", 1000000000},
+    };
+    const char *end = NULL;
+    uint64_t v = 0;
+    size_t i;
+    int rc;
+
+    if (s == NULL)
+        return -EINVAL;
+    rc = digits(s, &end, &v);
+    if (rc < 0)
+        return rc;
+    for (i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0)
+            return scale(v, units[i].mult, out);
+    return -EINVAL;
+}
+
+int
+drv_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (s == NULL || len == 0)
+        return -EINVAL;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int
+drv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    uint64_t v = 0;
+    int neg = 0;
+    int rc;
+
+    if (s == NULL)
+        return -EINVAL;
+    if (*s == '-') {
+        neg = 1;
+        s++;
+    }
+    rc = drv_parse_uint(s, strlen(s), (uint64_t)INT64_MAX, &v);
+    if (rc < 0)
+        return rc;
+    if (neg ? -(int64_t)v < min : (int64_t)v > max)
+        return -ERANGE;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}

@@ -1,0 +1,99 @@
+/* test_parse.c -- durations, sizes and plain integers. */
+#include <errno.h>
+
+#include "harness.h"
+#include "drover/parse.h"
+#include "drover/log.h"
+
+static void
+test_parse_duration_forms(void **state)
+{
+    int64_t ms = 0;
+
+    (void)state;
+    assert_int_equal(drv_parse_duration_ms("250ms", &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(drv_parse_duration_ms("30s", &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(drv_parse_duration_ms("5m", &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(drv_parse_duration_ms("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(drv_parse_duration_ms("1d", &ms), 0);
+    assert_int_equal(ms, 86400000);
+    assert_int_equal(drv_parse_duration_ms("7", &ms), 0);
+    assert_int_equal(ms, 7000);
+}
+
+static void
+test_parse_duration_rejects(void **state)
+{
+    int64_t ms = 0;
+
+    (void)state;
+    assert_int_equal(drv_parse_duration_ms("30x", &ms), -EINVAL);
+    assert_int_equal(drv_parse_duration_ms("", &ms), -EINVAL);
+    assert_int_equal(drv_parse_duration_ms("-1s", &ms), -EINVAL);
+    assert_int_equal(drv_parse_duration_ms(" 1s", &ms), -EINVAL);
+    assert_int_equal(drv_parse_duration_ms("1s ", &ms), -EINVAL);
+    assert_int_equal(drv_parse_duration_ms("99999999999999999999d", &ms),
+                     -ERANGE);
+}
+
+static void
+test_parse_size_forms(void **state)
+{
+    int64_t n = 0;
+
+    (void)state;
+    assert_int_equal(drv_parse_size("512", &n), 0);
+    assert_int_equal(n, 512);
+    assert_int_equal(drv_parse_size("64KiB", &n), 0);
+    assert_int_equal(n, 65536);
+    assert_int_equal(drv_parse_size("16MiB", &n), 0);
+    assert_int_equal(n, 16 * 1048576);
+    assert_int_equal(drv_parse_size("1GiB", &n), 0);
+    assert_int_equal(n, 1073741824);
+    assert_int_equal(drv_parse_size("1XB", &n), -EINVAL);
+}
+
+static void
+test_parse_uint_strict(void **state)
+{
+    uint64_t v = 0;
+
+    (void)state;
+    assert_int_equal(drv_parse_uint("123", 3, 1000, &v), 0);
+    assert_int_equal(v, 123);
+    assert_int_equal(drv_parse_uint("12a", 3, 1000, &v), -EINVAL);
+    assert_int_equal(drv_parse_uint("+1", 2, 1000, &v), -EINVAL);
+    assert_int_equal(drv_parse_uint("1001", 4, 1000, &v), -ERANGE);
+    assert_int_equal(drv_parse_uint("", 0, 1000, &v), -EINVAL);
+}
+
+static void
+test_log_quote(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "abc", 3), "abc");
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "a b", 3), "\"a b\"");
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "a\"b\n", 4),
+                        "\"a\\\"b\\n\"");
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "", 0), "\"\"");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_duration_forms),
+        cmocka_unit_test(test_parse_duration_rejects),
+        cmocka_unit_test(test_parse_size_forms),
+        cmocka_unit_test(test_parse_uint_strict),
+        cmocka_unit_test(test_log_quote),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
