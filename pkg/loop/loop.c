@@ -1,0 +1,324 @@
+/*
+ * loop.c -- the libevent base, deferred calls, signals and the lag meter.
+ *
+ * DESIGN
+ * One event_base per process, created after evthread_use_pthreads() so
+ * that drv_loop_defer() may be called from pool threads: it pushes onto a
+ * mutex-protected list and activates one user event; event_active
+ * coalesces, so many defers cost one wakeup, and the callback drains the
+ * whole list (the same done-list shape as libuv's threadpool).
+ *
+ * The lag meter is a persistent timer. Each tick compares the monotonic
+ * time with the time the tick was due; the difference is how long the loop
+ * was kept from running timers. It is a "weak" event: the loop must not
+ * stay alive for it alone. libevent has no weak events, so a tick that
+ * finds nothing else added (signal events aside) and nothing active does
+ * not re-arm, and event_base_loop returns as for an empty loop.
+ *
+ * Lock order: defer_mu only (leaf).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/log.h"
+#include "drover/loop.h"
+
+struct deferred {
+    drv_loop_fn *fn;        /* callback */
+    void *ctx;              /* borrowed: the caller's */
+    struct deferred *next;  /* owned: list link */
+};
+
+struct sig {
+    unsigned magic;
+#define SIG_MAGIC 0x51a7c0deU
+    struct drv_loop *loop;  /* borrowed: owner */
+    struct event *ev;       /* owned */
+    drv_loop_signal_fn *fn; /* callback */
+    void *ctx;              /* borrowed */
+    struct sig *next;       /* owned: list link */
+};
+
+struct drv_loop {
+    unsigned magic;
+#define DRV_LOOP_MAGIC 0x100b100bU
+    struct event_base *base;   /* owned */
+    struct event *defer_ev;    /* owned: user event drained on the loop */
+    pthread_mutex_t defer_mu;  /* guards defer_head/defer_tail */
+    struct deferred *defer_head; /* owned: FIFO of pending defers */
+    struct deferred *defer_tail; /* borrowed: last of the FIFO */
+    struct event *lag_ev;      /* owned: meter tick, NULL when off */
+    int64_t lag_interval_ns;   /* meter period */
+    int64_t lag_warn_ns;       /* warning threshold */
+    int64_t lag_due_ns;        /* when the next tick is due */
+    struct drv_loop_stats stats; /* lag numbers */
+    struct sig *sigs;          /* owned: registered signal events */
+};
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+static void
+use_pthreads(void)
+{
+    DRV_AZ(evthread_use_pthreads());
+}
+
+/* ---------------------------------------------------------------- defer */
+
+static void
+on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_loop *loop;
+    struct deferred *d, *next;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
+    DRV_AZ(pthread_mutex_lock(&loop->defer_mu));
+    d = loop->defer_head;
+    loop->defer_head = loop->defer_tail = NULL;
+    DRV_AZ(pthread_mutex_unlock(&loop->defer_mu));
+    for (; d != NULL; d = next) {
+        next = d->next;
+        d->fn(d->ctx);
+        free(d);
+    }
+}
+
+int
+drv_loop_defer(struct drv_loop *loop, drv_loop_fn *fn, void *ctx)
+{
+    struct deferred *d;
+    int was_empty;
+
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    d = malloc(sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    d->fn = fn;
+    d->ctx = ctx;
+    d->next = NULL;
+    DRV_AZ(pthread_mutex_lock(&loop->defer_mu));
+    was_empty = loop->defer_head == NULL;
+    if (loop->defer_tail != NULL)
+        loop->defer_tail->next = d;
+    else
+        loop->defer_head = d;
+    loop->defer_tail = d;
+    /* Activate under the lock so a concurrent drain cannot miss it. Only
+     * the empty->non-empty transition needs a wakeup. */
+    if (was_empty)
+        event_active(loop->defer_ev, EV_READ, 0);
+    DRV_AZ(pthread_mutex_unlock(&loop->defer_mu));
+    return 0;
+}
+
+/* ------------------------------------------------------------ lag meter */
+
+static int
+signal_events(const struct drv_loop *loop)
+{
+    int n = 0;
+    const struct sig *s;
+
+    for (s = loop->sigs; s != NULL; s = s->next)
+        n++;
+    return n;
+}
+
+static void
+on_lag_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_loop *loop;
+    struct timeval tv;
+    int64_t now, lag;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
+    now = drv_clock_mono_ns();
+    lag = now - loop->lag_due_ns;
+    if (lag < 0)
+        lag = 0;
+    loop->stats.lag_last_ns = lag;
+    if (lag > loop->stats.lag_max_ns)
+        loop->stats.lag_max_ns = lag;
+    if (lag > loop->lag_warn_ns) {
+        loop->stats.lag_warnings++;
+        DRV_LOG_WARN("event loop blocked", "lag_ms=%lld threshold_ms=%lld",
+                     (long long)(lag / DRV_NS_PER_MS),
+                     (long long)(loop->lag_warn_ns / DRV_NS_PER_MS));
+    }
+    /* The meter alone must not keep the loop alive. */
+    if (event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ADDED) <=
+            signal_events(loop) &&
+        event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+        return;
+    loop->lag_due_ns = now + loop->lag_interval_ns;
+    tv = drv_clock_tv_from_ns(loop->lag_interval_ns);
+    DRV_AZ(event_add(loop->lag_ev, &tv));
+}
+
+static void
+lag_arm(struct drv_loop *loop)
+{
+    struct timeval tv;
+
+    if (loop->lag_ev == NULL)
+        return;
+    loop->lag_due_ns = drv_clock_mono_ns() + loop->lag_interval_ns;
+    tv = drv_clock_tv_from_ns(loop->lag_interval_ns);
+    DRV_AZ(event_add(loop->lag_ev, &tv));
+}
+
+/* ---------------------------------------------------------------- public */
+
+struct drv_loop *
+drv_loop_create(const struct drv_loop_opts *opts)
+{
+    struct drv_loop *loop = NULL;
+    struct event_config *cfg = NULL;
+    int64_t interval_ms = 100, warn_ms = 50;
+
+    DRV_AZ(pthread_once(&evthread_once, use_pthreads));
+    if (opts != NULL && opts->lag_interval_ms != 0)
+        interval_ms = opts->lag_interval_ms;
+    if (opts != NULL && opts->lag_warn_ms > 0)
+        warn_ms = opts->lag_warn_ms;
+    DRV_ALLOC_OBJ(loop, DRV_LOOP_MAGIC);
+    DRV_AZ(pthread_mutex_init(&loop->defer_mu, NULL));
+    cfg = event_config_new();
+    if (cfg == NULL)
+        goto fail;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    loop->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (loop->base == NULL)
+        goto fail;
+    loop->defer_ev = event_new(loop->base, -1, 0, on_defer, loop);
+    if (loop->defer_ev == NULL)
+        goto fail;
+    if (interval_ms > 0) {
+        loop->lag_interval_ns = interval_ms * DRV_NS_PER_MS;
+        loop->lag_warn_ns = warn_ms * DRV_NS_PER_MS;
+        loop->lag_ev = evtimer_new(loop->base, on_lag_tick, loop);
+        if (loop->lag_ev == NULL)
+            goto fail;
+    }
+    return loop;
+fail:
+    drv_loop_free(loop);
+    return NULL;
+}
+
+void
+drv_loop_free(struct drv_loop *loop)
+{
+    struct deferred *d, *dn;
+    struct sig *s, *sn;
+
+    if (loop == NULL)
+        return;
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    for (s = loop->sigs; s != NULL; s = sn) {
+        sn = s->next;
+        event_free(s->ev);
+        s->magic = 0;
+        free(s);
+    }
+    for (d = loop->defer_head; d != NULL; d = dn) {
+        dn = d->next;
+        free(d);
+    }
+    if (loop->lag_ev != NULL)
+        event_free(loop->lag_ev);
+    if (loop->defer_ev != NULL)
+        event_free(loop->defer_ev);
+    if (loop->base != NULL)
+        event_base_free(loop->base);
+    DRV_AZ(pthread_mutex_destroy(&loop->defer_mu));
+    loop->magic = 0;
+    free(loop);
+}
+
+struct event_base *
+drv_loop_base(struct drv_loop *loop)
+{
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    return loop->base;
+}
+
+int
+drv_loop_run(struct drv_loop *loop)
+{
+    int rc;
+
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    lag_arm(loop);
+    rc = event_base_loop(loop->base, 0);
+    if (loop->lag_ev != NULL)
+        event_del(loop->lag_ev);
+    return rc < 0 ? -EIO : 0;
+}
+
+void
+drv_loop_stop(struct drv_loop *loop)
+{
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    DRV_AZ(event_base_loopbreak(loop->base));
+}
+
+static void
+on_signal(evutil_socket_t fd, short what, void *arg)
+{
+    struct sig *s;
+
+    (void)what;
+    DRV_CAST(s, arg, SIG_MAGIC);
+    s->fn(s->loop, (int)fd, s->ctx);
+}
+
+int
+drv_loop_on_signal(struct drv_loop *loop, int signo, drv_loop_signal_fn *fn,
+                   void *ctx)
+{
+    struct sig *s = NULL;
+
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    DRV_ALLOC_OBJ(s, SIG_MAGIC);
+    s->loop = loop;
+    s->fn = fn;
+    s->ctx = ctx;
+    s->ev = evsignal_new(loop->base, signo, on_signal, s);
+    if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
+        if (s->ev != NULL)
+            event_free(s->ev);
+        free(s);
+        return -EINVAL;
+    }
+    s->next = loop->sigs;
+    loop->sigs = s;
+    return 0;
+}
+
+void
+drv_loop_get_stats(struct drv_loop *loop, struct drv_loop_stats *out)
+{
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    *out = loop->stats;
+}
+
+int64_t
+drv_loop_now_ns(struct drv_loop *loop)
+{
+    (void)loop;
+    return drv_clock_mono_ns();
+}
