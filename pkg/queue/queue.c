@@ -1,0 +1,416 @@
+/*
+ * queue.c -- key names, the job record, argv building and script calls.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "drover/common.h"
+#include "drover/parse.h"
+#include "drover/queue.h"
+
+/* ---------------------------------------------------------------- keys */
+
+static char *
+key_of(const char *prefix, const char *queue, const char *suffix)
+{
+    size_t n = strlen(prefix) + strlen(queue) + strlen(suffix) + 8;
+    char *k = drv_xmalloc(n);
+
+    snprintf(k, n, "%s:{%s}:%s", prefix, queue, suffix);
+    return k;
+}
+
+void
+drv_queue_keys_init(struct drv_queue_keys *k, const char *prefix,
+                    const char *queue)
+{
+    k->name = drv_xstrdup(queue);
+    k->jobs = key_of(prefix, queue, "jobs");
+    k->delayed = key_of(prefix, queue, "delayed");
+    k->dead = key_of(prefix, queue, "dead");
+    k->stats = key_of(prefix, queue, "stats");
+    k->paused = key_of(prefix, queue, "paused");
+    k->job_prefix = key_of(prefix, queue, "job:");
+    k->result_prefix = key_of(prefix, queue, "result:");
+}
+
+void
+drv_queue_keys_fini(struct drv_queue_keys *k)
+{
+    free(k->name);
+    free(k->jobs);
+    free(k->delayed);
+    free(k->dead);
+    free(k->stats);
+    free(k->paused);
+    free(k->job_prefix);
+    free(k->result_prefix);
+    memset(k, 0, sizeof *k);
+}
+
+char *
+drv_queue_workers_key(const char *prefix)
+{
+    size_t n = strlen(prefix) + 16;
+    char *k = drv_xmalloc(n);
+
+    snprintf(k, n, "%s:workers", prefix);
+    return k;
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+struct drv_job *
+drv_job_from_entry(const redisReply *entry, struct drv_err *err)
+{
+    const redisReply *id, *fv;
+    struct drv_job *job = NULL;
+    size_t i, total = 0, off = 0;
+    const struct drv_field *f;
+
+    if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
+        entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
+        || entry->element[0]->len >= sizeof job->entry_id) {
+        drv_err_set(err, DRV_EPROTO, "stream entry of unexpected shape");
+        return NULL;
+    }
+    id = entry->element[0];
+    fv = entry->element[1];
+    DRV_ALLOC_OBJ(job, DRV_JOB_MAGIC);
+    job->queue_index = -1;
+    memcpy(job->entry_id, id->str, id->len);
+    job->entry_id[id->len] = '\0';
+    if (fv->type == REDIS_REPLY_NIL) {
+        job->payload_gone = 1;
+        job->id = drv_xstrdup(job->entry_id);
+        return job;
+    }
+    if (fv->type != REDIS_REPLY_ARRAY || fv->elements % 2 != 0) {
+        drv_err_set(err, DRV_EPROTO, "entry %s: fields of unexpected shape",
+                    job->entry_id);
+        drv_job_free(job);
+        return NULL;
+    }
+    for (i = 0; i < fv->elements; i++) {
+        if (fv->element[i]->type != REDIS_REPLY_STRING) {
+            drv_err_set(err, DRV_EPROTO, "entry %s: field %zu not a string",
+                        job->entry_id, i);
+            drv_job_free(job);
+            return NULL;
+        }
+        total += fv->element[i]->len + 1;
+    }
+    job->nfields = fv->elements / 2;
+    job->fields = drv_xcalloc(job->nfields ? job->nfields : 1,
+                              sizeof *job->fields);
+    job->buf = drv_xmalloc(total ? total : 1);
+    for (i = 0; i < fv->elements; i++) {
+        const redisReply *e = fv->element[i];
+        char *p = job->buf + off;
+
+        memcpy(p, e->str, e->len);
+        p[e->len] = '\0';
+        off += e->len + 1;
+        job->bytes += e->len;
+        if (i % 2 == 0) {
+            job->fields[i / 2].name = p;
+            job->fields[i / 2].name_len = e->len;
+        } else {
+            job->fields[i / 2].value = p;
+            job->fields[i / 2].value_len = e->len;
+        }
+    }
+    f = drv_job_field(job, "id");
+    if (f != NULL && f->value_len > 0)
+        job->id = drv_xstrndup(f->value, f->value_len);
+    else
+        job->id = drv_xstrdup(job->entry_id);
+    f = drv_job_field(job, "attempt");
+    if (f != NULL) {
+        uint64_t a = 0;
+        if (drv_parse_uint(f->value, f->value_len, UINT32_MAX, &a) == 0)
+            job->attempt = a;
+        else
+            job->attempt_bad = 1;
+    }
+    return job;
+}
+
+void
+drv_job_free(struct drv_job *job)
+{
+    if (job == NULL)
+        return;
+    DRV_CHECK_OBJ(job, DRV_JOB_MAGIC);
+    free(job->fields);
+    free(job->buf);
+    free(job->id);
+    job->magic = 0;
+    free(job);
+}
+
+const struct drv_field *
+drv_job_field(const struct drv_job *job, const char *name)
+{
+    size_t n = strlen(name);
+    size_t i;
+
+    for (i = job->nfields; i > 0; i--) {
+        const struct drv_field *f = &job->fields[i - 1];
+        if (f->name_len == n && memcmp(f->name, name, n) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+char *
+drv_job_field_str(const struct drv_job *job, const char *name)
+{
+    const struct drv_field *f = drv_job_field(job, name);
+
+    return f ? drv_xstrndup(f->value, f->value_len) : NULL;
+}
+
+/* ------------------------------------------------------------- argv */
+
+void
+drv_argv_init(struct drv_argv *a)
+{
+    memset(a, 0, sizeof *a);
+}
+
+void
+drv_argv_reset(struct drv_argv *a)
+{
+    int i;
+
+    for (i = 0; i < a->argc; i++)
+        free(a->argv[i]);
+    a->argc = 0;
+}
+
+void
+drv_argv_fini(struct drv_argv *a)
+{
+    drv_argv_reset(a);
+    free(a->argv);
+    free(a->argvlen);
+    memset(a, 0, sizeof *a);
+}
+
+void
+drv_argv_add(struct drv_argv *a, const char *s, size_t len)
+{
+    if (a->argc == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 16;
+        a->argv = drv_xrealloc(a->argv, (size_t)a->cap * sizeof *a->argv);
+        a->argvlen = drv_xrealloc(a->argvlen,
+                                  (size_t)a->cap * sizeof *a->argvlen);
+    }
+    a->argv[a->argc] = drv_xstrndup(s, len);
+    a->argvlen[a->argc] = len;
+    a->argc++;
+}
+
+void
+drv_argv_adds(struct drv_argv *a, const char *s)
+{
+    drv_argv_add(a, s, strlen(s));
+}
+
+void
+drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    DRV_ASSERT(n >= 0 && (size_t)n < sizeof buf);
+    drv_argv_add(a, buf, (size_t)n);
+}
+
+void
+drv_argv_addll(struct drv_argv *a, long long v)
+{
+    drv_argv_addf(a, "%lld", v);
+}
+
+/* ------------------------------------------------------- script calls */
+
+void
+drv_script_call_init(struct drv_script_call *c,
+                     const struct drv_queue_script *script)
+{
+    c->script = script;
+    drv_argv_init(&c->keys);
+    drv_argv_init(&c->args);
+}
+
+void
+drv_script_call_fini(struct drv_script_call *c)
+{
+    drv_argv_fini(&c->keys);
+    drv_argv_fini(&c->args);
+}
+
+void
+drv_script_call_eval(const struct drv_script_call *c, struct drv_argv *out)
+{
+    int i;
+
+    drv_argv_reset(out);
+    drv_argv_adds(out, "EVAL");
+    drv_argv_adds(out, c->script->text);
+    drv_argv_addll(out, c->keys.argc);
+    for (i = 0; i < c->keys.argc; i++)
+        drv_argv_add(out, c->keys.argv[i], c->keys.argvlen[i]);
+    for (i = 0; i < c->args.argc; i++)
+        drv_argv_add(out, c->args.argv[i], c->args.argvlen[i]);
+}
+
+/* ------------------------------------------------------------ settle */
+
+#define SETTLE_ARGS_PER_OP 8
+#define SETTLE_FIXED_ARGS 4
+
+static const char *const settle_kinds[] = {"ack", "retry", "dead",
+                                           "requeue"};
+
+void
+drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
+                const char *consumer, int64_t now_ms)
+{
+    drv_script_call_init(c, &drv_queue_settle_script);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->keys, k->delayed);
+    drv_argv_adds(&c->keys, k->dead);
+    drv_argv_adds(&c->keys, k->stats);
+    drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+    drv_argv_adds(&c->args, consumer);
+    drv_argv_addll(&c->args, (long long)now_ms);
+    drv_argv_adds(&c->args, "0"); /* nops, rewritten by drv_settle_add */
+}
+
+int
+drv_settle_nops(const struct drv_script_call *c)
+{
+    return (c->args.argc - SETTLE_FIXED_ARGS) / SETTLE_ARGS_PER_OP;
+}
+
+void
+drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
+               const struct drv_settle_op *op)
+{
+    char n[32];
+    int len;
+
+    DRV_ASSERT(op->kind <= DRV_SETTLE_REQUEUE);
+    drv_argv_addf(&c->keys, "%s%s", k->result_prefix, op->job_id);
+    drv_argv_addf(&c->keys, "%s%s", k->job_prefix, op->job_id);
+    drv_argv_adds(&c->args, settle_kinds[op->kind]);
+    drv_argv_adds(&c->args, op->entry_id);
+    drv_argv_adds(&c->args, op->job_id);
+    drv_argv_addll(&c->args, (long long)op->attempts);
+    drv_argv_addll(&c->args, (long long)op->result_ttl_ms);
+    drv_argv_addll(&c->args, (long long)op->due_ms);
+    drv_argv_adds(&c->args, op->count_failed ? "1" : "0");
+    drv_argv_add(&c->args, op->text ? op->text : "",
+                 op->text ? op->text_len : 0);
+    len = snprintf(n, sizeof n, "%d", drv_settle_nops(c));
+    free(c->args.argv[3]);
+    c->args.argv[3] = drv_xstrndup(n, (size_t)len);
+    c->args.argvlen[3] = (size_t)len;
+}
+
+int
+drv_settle_parse(const redisReply *reply, int nops, int *codes,
+                 struct drv_err *err)
+{
+    int i;
+
+    if (reply == NULL)
+        return drv_err_set(err, DRV_EPROTO, "settle: no reply");
+    if (reply->type == REDIS_REPLY_ERROR)
+        return drv_err_set(err, DRV_EREDIS, "settle: %.*s",
+                           (int)reply->len, reply->str);
+    if (reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != nops)
+        return drv_err_set(err, DRV_EPROTO,
+                           "settle: reply of unexpected shape");
+    for (i = 0; i < nops; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+            return drv_err_set(err, DRV_EPROTO, "settle: op %d not int", i);
+        codes[i] = (int)reply->element[i]->integer;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------ other scripts */
+
+void
+drv_queue_mover(struct drv_script_call *c, const struct drv_queue_keys *k,
+                int64_t now_ms, int limit)
+{
+    drv_script_call_init(c, &drv_queue_mover_script);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->keys, k->delayed);
+    drv_argv_addll(&c->args, (long long)now_ms);
+    drv_argv_addll(&c->args, limit);
+    drv_argv_adds(&c->args, k->job_prefix);
+}
+
+void
+drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
+                  const char *consumer, int64_t min_idle_ms, int count,
+                  int64_t max_deliveries, int64_t now_ms)
+{
+    drv_script_call_init(c, &drv_queue_reclaim_script);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->keys, k->dead);
+    drv_argv_adds(&c->keys, k->stats);
+    drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+    drv_argv_adds(&c->args, consumer);
+    drv_argv_addll(&c->args, (long long)min_idle_ms);
+    drv_argv_addll(&c->args, count);
+    drv_argv_addll(&c->args, (long long)max_deliveries);
+    drv_argv_addll(&c->args, (long long)now_ms);
+}
+
+void
+drv_queue_renew(struct drv_script_call *c, const struct drv_queue_keys *k,
+                const char *consumer)
+{
+    drv_script_call_init(c, &drv_queue_renew_script);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+    drv_argv_adds(&c->args, consumer);
+}
+
+void
+drv_queue_dead_retry(struct drv_script_call *c,
+                     const struct drv_queue_keys *k, const char *id)
+{
+    drv_script_call_init(c, &drv_queue_dead_retry_script);
+    drv_argv_adds(&c->keys, k->dead);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->args, id ? id : "");
+}
+
+void
+drv_queue_group_create(const struct drv_queue_keys *k, struct drv_argv *out)
+{
+    drv_argv_reset(out);
+    drv_argv_adds(out, "XGROUP");
+    drv_argv_adds(out, "CREATE");
+    drv_argv_adds(out, k->jobs);
+    drv_argv_adds(out, DRV_QUEUE_GROUP);
+    drv_argv_adds(out, "0");
+    drv_argv_adds(out, "MKSTREAM");
+}

@@ -1,0 +1,201 @@
+/*
+ * queue_scripts.c -- the Lua scripts that move jobs between states.
+ *
+ * Each script is atomic: a job's transition (ack, retry, dead, requeue,
+ * reclaim) happens whole or not at all, and every transition of an entry
+ * in the PEL first checks the caller still owns it (XACK alone does not).
+ * Scripts validate before they write: they never fail halfway.
+ */
+#include "drover/queue.h"
+
+/* Shared Lua helpers, prepended to the scripts that need them. */
+#define LUA_HELPERS                                                        \
+    "local function owned(jobs, group, id, me)\n"                          \
+    "  local p = redis.call('XPENDING', jobs, group, id, id, 1)\n"        \
+    "  return p[1] ~= nil and p[1][2] == me\n"                             \
+    "end\n"                                                                \
+    "local function payload(jobs, id)\n"                                   \
+    "  local e = redis.call('XRANGE', jobs, id, id)\n"                     \
+    "  if e[1] == nil then return nil end\n"                               \
+    "  return e[1][2]\n"                                                   \
+    "end\n"                                                                \
+    /* f minus every field named in repl, then repl's pairs in order */    \
+    "local function rebuild(f, repl, strip)\n"                             \
+    "  local drop = {}\n"                                                  \
+    "  for i = 1, #repl, 2 do drop[repl[i]] = true end\n"                  \
+    "  if strip then for _, n in ipairs(strip) do drop[n] = true end end\n"\
+    "  local r = {}\n"                                                     \
+    "  for i = 1, #f, 2 do\n"                                              \
+    "    if not drop[f[i]] then r[#r+1] = f[i]; r[#r+1] = f[i+1] end\n"    \
+    "  end\n"                                                              \
+    "  for i = 1, #repl do r[#r+1] = repl[i] end\n"                        \
+    "  return r\n"                                                         \
+    "end\n"
+
+/*
+ * settle: KEYS = jobs, delayed, dead, stats, then per op: result key,
+ * delayed-job hash key. ARGV = group, consumer, now_ms, nops, then per op
+ * 8 values: kind, entry id, job id, attempts, result_ttl_ms, due_ms,
+ * count_failed, text. Returns one code per op (DRV_QUEUE_*).
+ */
+const struct drv_queue_script drv_queue_settle_script = {
+    "settle",
+    LUA_HELPERS
+    "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
+    "local group, me, now = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local nops = tonumber(ARGV[4])\n"
+    "local out = {}\n"
+    "local processed, failed, retried, ndead = 0, 0, 0, 0\n"
+    "local function result(rkey, ttl, status, res, err, attempts)\n"
+    "  if tonumber(ttl) > 0 then\n"
+    "    redis.call('DEL', rkey)\n"
+    "    redis.call('HSET', rkey, 'status', status, 'result', res,\n"
+    "      'error', err, 'attempts', attempts, 'finished_at', now)\n"
+    "    redis.call('PEXPIRE', rkey, ttl)\n"
+    "  end\n"
+    "end\n"
+    "for i = 0, nops - 1 do\n"
+    "  local b = 5 + i * 8\n"
+    "  local kind, eid, jid = ARGV[b], ARGV[b+1], ARGV[b+2]\n"
+    "  local attempts, ttl, due = ARGV[b+3], ARGV[b+4], ARGV[b+5]\n"
+    "  local cf, text = ARGV[b+6], ARGV[b+7]\n"
+    "  local rkey, hkey = KEYS[5 + i*2], KEYS[6 + i*2]\n"
+    "  if not owned(jobs, group, eid, me) then\n"
+    "    out[#out+1] = 0\n"
+    "  else\n"
+    "    local f = payload(jobs, eid)\n"
+    "    local code = 1\n"
+    "    if f == nil then code = 2 end\n"
+    "    if kind == 'ack' then\n"
+    "      processed = processed + 1\n"
+    "      result(rkey, ttl, 'ok', text, '', attempts)\n"
+    "    elseif kind == 'retry' then\n"
+    "      failed = failed + 1\n"
+    "      if f ~= nil then\n"
+    "        retried = retried + 1\n"
+    "        redis.call('DEL', hkey)\n"
+    "        redis.call('HSET', hkey,\n"
+    "          unpack(rebuild(f, {'id', jid, 'attempt', attempts})))\n"
+    "        redis.call('ZADD', delayed, due, jid)\n"
+    "      end\n"
+    "      result(rkey, ttl, 'failed', '', text, attempts)\n"
+    "    elseif kind == 'dead' then\n"
+    "      if cf == '1' then failed = failed + 1 end\n"
+    "      ndead = ndead + 1\n"
+    "      redis.call('XADD', dead, '*', unpack(rebuild(f or {}, {'id', jid,\n"
+    "        'error', text, 'attempts', attempts, 'failed_at', now})))\n"
+    "      result(rkey, ttl, 'dead', '', text, attempts)\n"
+    "    elseif kind == 'requeue' then\n"
+    "      if f ~= nil then\n"
+    "        redis.call('XADD', jobs, '*', unpack(rebuild(f, {'id', jid})))\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('XACK', jobs, group, eid)\n"
+    "    redis.call('XDEL', jobs, eid)\n"
+    "    out[#out+1] = code\n"
+    "  end\n"
+    "end\n"
+    "if processed > 0 then redis.call('HINCRBY', stats, 'processed', processed) end\n"
+    "if failed > 0 then redis.call('HINCRBY', stats, 'failed', failed) end\n"
+    "if retried > 0 then redis.call('HINCRBY', stats, 'retried', retried) end\n"
+    "if ndead > 0 then redis.call('HINCRBY', stats, 'dead', ndead) end\n"
+    "return out\n"
+};
+
+/* mover: KEYS = jobs, delayed. ARGV = now_ms, limit, job hash prefix. */
+const struct drv_queue_script drv_queue_mover_script = {
+    "mover",
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1],\n"
+    "  'LIMIT', 0, ARGV[2])\n"
+    "for _, jid in ipairs(due) do\n"
+    "  local hkey = ARGV[3] .. jid\n"
+    "  local f = redis.call('HGETALL', hkey)\n"
+    "  if #f > 0 then redis.call('XADD', KEYS[1], '*', unpack(f)) end\n"
+    "  redis.call('DEL', hkey)\n"
+    "  redis.call('ZREM', KEYS[2], jid)\n"
+    "end\n"
+    "return #due\n"
+};
+
+/*
+ * reclaim: KEYS = jobs, dead, stats. ARGV = group, consumer, min_idle_ms,
+ * count, max_deliveries, now_ms.
+ */
+const struct drv_queue_script drv_queue_reclaim_script = {
+    "reclaim",
+    LUA_HELPERS
+    "local jobs, dead, stats = KEYS[1], KEYS[2], KEYS[3]\n"
+    "local group, me, idle = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local maxd, now = tonumber(ARGV[5]), ARGV[6]\n"
+    "local p = redis.call('XPENDING', jobs, group, 'IDLE', idle, '-', '+',\n"
+    "  ARGV[4])\n"
+    "local claimed, poisoned, gone = {}, 0, 0\n"
+    "for _, e in ipairs(p) do\n"
+    "  local id, cnt = e[1], tonumber(e[4])\n"
+    "  if cnt >= maxd then\n"
+    "    local f = payload(jobs, id) or {}\n"
+    "    local jid, att = id, 0\n"
+    "    for i = 1, #f, 2 do\n"
+    "      if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
+    "      if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
+    "    end\n"
+    "    redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
+    "      'error', 'poison: delivered ' .. cnt ..\n"
+    "      ' times without an outcome (max_deliveries ' .. maxd .. ')',\n"
+    "      'attempts', att + 1, 'failed_at', now})))\n"
+    "    redis.call('XACK', jobs, group, id)\n"
+    "    redis.call('XDEL', jobs, id)\n"
+    "    poisoned = poisoned + 1\n"
+    "  else\n"
+    "    local r = redis.call('XCLAIM', jobs, group, me, idle, id)\n"
+    "    if r[1] then claimed[#claimed+1] = r[1] else gone = gone + 1 end\n"
+    "  end\n"
+    "end\n"
+    "if poisoned > 0 then redis.call('HINCRBY', stats, 'dead', poisoned) end\n"
+    "return {claimed, poisoned, gone}\n"
+};
+
+/* renew: KEYS = jobs. ARGV = group, consumer, ids... */
+const struct drv_queue_script drv_queue_renew_script = {
+    "renew",
+    LUA_HELPERS
+    "local lost = {}\n"
+    "for i = 3, #ARGV do\n"
+    "  if owned(KEYS[1], ARGV[1], ARGV[i], ARGV[2]) then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i],\n"
+    "      'JUSTID')\n"
+    "  else\n"
+    "    lost[#lost+1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "return lost\n"
+};
+
+/* dead retry: KEYS = dead, jobs. ARGV = id (job id or entry id) or ''
+ * for all. */
+const struct drv_queue_script drv_queue_dead_retry_script = {
+    "dead_retry",
+    LUA_HELPERS
+    "local want = ARGV[1]\n"
+    "local moved = 0\n"
+    "local cursor = '-'\n"
+    "while true do\n"
+    "  local batch = redis.call('XRANGE', KEYS[1], cursor, '+', 'COUNT', 500)\n"
+    "  if #batch == 0 then break end\n"
+    "  for _, e in ipairs(batch) do\n"
+    "    local eid, f = e[1], e[2]\n"
+    "    local jid = eid\n"
+    "    for i = 1, #f, 2 do\n"
+    "      if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
+    "    end\n"
+    "    if want == '' or want == jid or want == eid then\n"
+    "      redis.call('XADD', KEYS[2], '*', unpack(rebuild(f, {'id', jid},\n"
+    "        {'error', 'attempts', 'failed_at', 'attempt'})))\n"
+    "      redis.call('XDEL', KEYS[1], eid)\n"
+    "      moved = moved + 1\n"
+    "    end\n"
+    "  end\n"
+    "  cursor = '(' .. batch[#batch][1]\n"
+    "end\n"
+    "return moved\n"
+};

@@ -1,0 +1,464 @@
+/*
+ * test_queue.c -- the queue's Lua scripts against a real redis-server:
+ * ownership-checked settle (ack, retry, dead, requeue), the delayed mover,
+ * reclaim with poison detection, lease renewal and dead retry.
+ */
+#include <string.h>
+
+#include "harness.h"
+#include "drover/queue.h"
+
+static struct drv_test_redis srv;
+
+struct state {
+    redisContext *c;
+    struct drv_queue_keys k;
+};
+
+static int
+group_setup(void **st)
+{
+    (void)st;
+    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
+}
+
+static int
+group_teardown(void **st)
+{
+    (void)st;
+    drv_test_redis_cleanup(&srv);
+    return 0;
+}
+
+static int
+setup(void **st)
+{
+    struct state *s = calloc(1, sizeof *s);
+    struct drv_argv a;
+    redisReply *r;
+
+    drv_test_redis_flush(&srv);
+    s->c = drv_test_redis_connect(&srv);
+    assert_non_null(s->c);
+    drv_queue_keys_init(&s->k, "t", "q");
+    drv_argv_init(&a);
+    drv_queue_group_create(&s->k, &a);
+    r = redisCommandArgv(s->c, a.argc, (const char **)a.argv, a.argvlen);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    drv_argv_fini(&a);
+    *st = s;
+    return 0;
+}
+
+static int
+teardown(void **st)
+{
+    struct state *s = *st;
+
+    drv_queue_keys_fini(&s->k);
+    redisFree(s->c);
+    free(s);
+    return 0;
+}
+
+static redisReply *
+run(struct state *s, struct drv_script_call *call)
+{
+    struct drv_argv a;
+    redisReply *r;
+
+    drv_argv_init(&a);
+    drv_script_call_eval(call, &a);
+    r = redisCommandArgv(s->c, a.argc, (const char **)a.argv, a.argvlen);
+    drv_argv_fini(&a);
+    drv_script_call_fini(call);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("script error: %s", r->str);
+    return r;
+}
+
+/* XADD one job, read it as consumer; returns the job (caller frees). */
+static struct drv_job *
+enqueue_and_read(struct state *s, const char *consumer, const char *extra)
+{
+    redisReply *r;
+    struct drv_job *job;
+    struct drv_err err;
+
+    {
+        /* split extra on spaces; '' stands for an empty value */
+        struct drv_argv a;
+        char *copy = strdup(extra), *tok, *save = NULL;
+
+        drv_argv_init(&a);
+        drv_argv_adds(&a, "XADD");
+        drv_argv_adds(&a, "t:{q}:jobs");
+        drv_argv_adds(&a, "*");
+        drv_argv_adds(&a, "job");
+        drv_argv_adds(&a, "echo");
+        drv_argv_adds(&a, "a");
+        drv_argv_adds(&a, "1");
+        for (tok = strtok_r(copy, " ", &save); tok != NULL;
+             tok = strtok_r(NULL, " ", &save))
+            drv_argv_adds(&a, strcmp(tok, "''") == 0 ? "" : tok);
+        r = redisCommandArgv(s->c, a.argc, (const char **)a.argv,
+                             a.argvlen);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+        drv_argv_fini(&a);
+        free(copy);
+    }
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover %s COUNT 1 "
+                           "STREAMS t:{q}:jobs >", consumer);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    job = drv_job_from_entry(r->element[0]->element[1]->element[0], &err);
+    assert_non_null(job);
+    freeReplyObject(r);
+    return job;
+}
+
+static int
+settle_one(struct state *s, const char *consumer, struct drv_settle_op *op)
+{
+    struct drv_script_call call;
+    redisReply *r;
+    int code = -1;
+    struct drv_err err;
+
+    drv_settle_init(&call, &s->k, consumer, 1700000000000LL);
+    drv_settle_add(&call, &s->k, op);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 1, &code, &err), 0);
+    freeReplyObject(r);
+    return code;
+}
+
+static long long
+int_cmd(struct state *s, const char *fmt, const char *arg)
+{
+    redisReply *r = drv_test_redis_cmd(s->c, fmt, arg);
+    long long v;
+
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = atoll(r->str);
+    else
+        v = -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static char *
+hget(struct state *s, const char *key, const char *field)
+{
+    redisReply *r = drv_test_redis_cmd(s->c, "HGET %s %s", key, field);
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+
+    freeReplyObject(r);
+    return v;
+}
+
+static void
+test_queue_ack_checks_ownership(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "id myid");
+    struct drv_settle_op op = {0};
+    char *v;
+
+    assert_string_equal(job->id, "myid");
+    op.kind = DRV_SETTLE_ACK;
+    op.entry_id = job->entry_id;
+    op.job_id = job->id;
+    op.attempts = 1;
+    op.result_ttl_ms = 60000;
+    op.text = "the result";
+    op.text_len = strlen(op.text);
+    /* B does not own it: nothing changes */
+    assert_int_equal(settle_one(s, "B", &op), DRV_QUEUE_LOST);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    /* A owns it: acked, deleted, counted, result kept */
+    assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 1);
+    v = hget(s, "t:{q}:result:myid", "result");
+    assert_string_equal(v, "the result");
+    free(v);
+    v = hget(s, "t:{q}:result:myid", "status");
+    assert_string_equal(v, "ok");
+    free(v);
+    assert_true(int_cmd(s, "PTTL %s", "t:{q}:result:myid") > 0);
+    /* again: already acked, so no longer owned */
+    assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_LOST);
+    drv_job_free(job);
+}
+
+static void
+test_queue_retry_then_mover(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "attempt 0");
+    struct drv_settle_op op = {0};
+    struct drv_script_call call;
+    redisReply *r;
+    char *v;
+
+    op.kind = DRV_SETTLE_RETRY;
+    op.entry_id = job->entry_id;
+    op.job_id = job->id;
+    op.attempts = 1;
+    op.due_ms = 5000;
+    op.text = "boom";
+    op.text_len = 4;
+    assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+    assert_int_equal(int_cmd(s, "ZSCORE t:{q}:delayed %s", job->id), 5000);
+    assert_int_equal(int_cmd(s, "HGET %s failed", s->k.stats), 1);
+    assert_int_equal(int_cmd(s, "HGET %s retried", s->k.stats), 1);
+    /* not due yet at 4999 */
+    drv_queue_mover(&call, &s->k, 4999, 100);
+    r = run(s, &call);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    drv_queue_mover(&call, &s->k, 5000, 100);
+    r = run(s, &call);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "ZCARD %s", s->k.delayed), 0);
+    drv_job_free(job);
+    /* back on the stream with attempt 1 and its id */
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover A COUNT 1 "
+                           "STREAMS t:{q}:jobs >");
+    {
+        struct drv_err err;
+        job = drv_job_from_entry(r->element[0]->element[1]->element[0],
+                                 &err);
+    }
+    freeReplyObject(r);
+    assert_non_null(job);
+    assert_int_equal(job->attempt, 1);
+    v = drv_job_field_str(job, "a");
+    assert_string_equal(v, "1");
+    free(v);
+    assert_int_equal(job->nfields, 4); /* job, a, id, attempt */
+    drv_job_free(job);
+}
+
+static void
+test_queue_dead_keeps_fields(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "error userval");
+    struct drv_settle_op op = {0};
+    redisReply *r;
+    size_t i;
+    int seen_a = 0, seen_err = 0;
+
+    op.kind = DRV_SETTLE_DEAD;
+    op.entry_id = job->entry_id;
+    op.job_id = job->id;
+    op.attempts = 3;
+    op.count_failed = 1;
+    op.text = "permanent: nope";
+    op.text_len = strlen(op.text);
+    assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
+    r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:dead - +");
+    assert_int_equal(r->elements, 1);
+    {
+        redisReply *f = r->element[0]->element[1];
+        for (i = 0; i < f->elements; i += 2) {
+            if (strcmp(f->element[i]->str, "a") == 0) {
+                assert_string_equal(f->element[i + 1]->str, "1");
+                seen_a++;
+            }
+            if (strcmp(f->element[i]->str, "error") == 0) {
+                assert_string_equal(f->element[i + 1]->str,
+                                    "permanent: nope");
+                seen_err++;
+            }
+            if (strcmp(f->element[i]->str, "attempts") == 0)
+                assert_string_equal(f->element[i + 1]->str, "3");
+        }
+    }
+    assert_int_equal(seen_a, 1);
+    assert_int_equal(seen_err, 1); /* the job's own `error` was replaced */
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "HGET %s dead", s->k.stats), 1);
+    assert_int_equal(int_cmd(s, "HGET %s failed", s->k.stats), 1);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+    drv_job_free(job);
+}
+
+static void
+test_queue_requeue_is_undelivered(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "attempt 2");
+    struct drv_settle_op op = {0};
+    redisReply *r;
+
+    op.kind = DRV_SETTLE_REQUEUE;
+    op.entry_id = job->entry_id;
+    op.job_id = job->id;
+    assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover B COUNT 1 "
+                           "STREAMS t:{q}:jobs >");
+    {
+        struct drv_err err;
+        struct drv_job *j2 = drv_job_from_entry(
+            r->element[0]->element[1]->element[0], &err);
+        assert_string_equal(j2->id, job->id); /* same id for life */
+        assert_int_equal(j2->attempt, 2);     /* no attempt counted */
+        drv_job_free(j2);
+    }
+    freeReplyObject(r);
+    drv_job_free(job);
+}
+
+static void
+test_queue_reclaim_and_poison(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "x y");
+    struct drv_script_call call;
+    redisReply *r;
+
+    /* B reclaims A's idle entry (min idle 0 here) */
+    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1);
+    r = run(s, &call);
+    assert_int_equal(r->element[0]->elements, 1);
+    assert_int_equal(r->element[1]->integer, 0);
+    freeReplyObject(r);
+    /* delivered twice now; once more, then the 4th would exceed 3 */
+    drv_queue_reclaim(&call, &s->k, "C", 0, 10, 3, 1);
+    r = run(s, &call);
+    assert_int_equal(r->element[0]->elements, 1);
+    freeReplyObject(r);
+    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1);
+    r = run(s, &call);
+    assert_int_equal(r->element[0]->elements, 0);
+    assert_int_equal(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 1);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+    r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:dead - +");
+    {
+        redisReply *f = r->element[0]->element[1];
+        size_t i;
+        int found = 0;
+        for (i = 0; i < f->elements; i += 2)
+            if (strcmp(f->element[i]->str, "error") == 0 &&
+                strncmp(f->element[i + 1]->str, "poison: ", 8) == 0)
+                found = 1;
+        assert_true(found);
+    }
+    freeReplyObject(r);
+    drv_job_free(job);
+}
+
+static void
+test_queue_renew_never_steals(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "x y");
+    struct drv_script_call call;
+    redisReply *r;
+
+    drv_queue_renew(&call, &s->k, "A");
+    drv_argv_adds(&call.args, job->entry_id);
+    r = run(s, &call);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    /* B takes it over; A's renewal must report it lost, not take it back */
+    freeReplyObject(drv_test_redis_cmd(s->c, "XCLAIM t:{q}:jobs drover B 0 %s",
+                                       job->entry_id));
+    drv_queue_renew(&call, &s->k, "A");
+    drv_argv_adds(&call.args, job->entry_id);
+    r = run(s, &call);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, job->entry_id);
+    freeReplyObject(r);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 10");
+    assert_string_equal(r->element[0]->element[1]->str, "B");
+    freeReplyObject(r);
+    drv_job_free(job);
+}
+
+static void
+test_queue_dead_retry(void **st)
+{
+    struct state *s = *st;
+    struct drv_script_call call;
+    redisReply *r;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        freeReplyObject(drv_test_redis_cmd(s->c,
+            "XADD t:{q}:dead * job echo id j%d error e attempts 3 "
+            "failed_at 1 attempt 2", i));
+    drv_queue_dead_retry(&call, &s->k, "j1");
+    r = run(s, &call);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 2);
+    r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:jobs - +");
+    assert_int_equal(r->elements, 1);
+    /* job echo id j1: error/attempts/failed_at/attempt dropped */
+    assert_int_equal(r->element[0]->element[1]->elements, 4);
+    freeReplyObject(r);
+    drv_queue_dead_retry(&call, &s->k, NULL);
+    r = run(s, &call);
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 0);
+}
+
+static void
+test_queue_job_parse_last_field_wins(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *job = enqueue_and_read(s, "A", "a 2 id '' attempt x");
+
+    (void)s;
+    {
+        char *v = drv_job_field_str(job, "a");
+        assert_string_equal(v, "2");
+        free(v);
+    }
+    assert_string_equal(job->id, job->entry_id); /* empty id = absent */
+    assert_int_equal(job->attempt_bad, 1);
+    drv_job_free(job);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_queue_ack_checks_ownership,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_retry_then_mover, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_dead_keeps_fields, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_requeue_is_undelivered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_reclaim_and_poison, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_renew_never_steals, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_dead_retry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_job_parse_last_field_wins,
+                                        setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
