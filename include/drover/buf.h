@@ -1,0 +1,47 @@
+/*
+ * drover/buf.h -- a growable byte buffer, and JSON writing into it.
+ *
+ * Job fields are byte strings; JSON needs UTF-8. drv_buf_json_str writes
+ * valid UTF-8 sequences as they are and escapes every other byte as
+ * \u00XX (documented in README: such bytes reach exec children as the
+ * Latin-1 code point of the byte).
+ */
+#ifndef DROVER_BUF_H
+#define DROVER_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct drv_buf {
+    char *data;   /* owned: always NUL-terminated when len > 0 */
+    size_t len;   /* bytes used */
+    size_t cap;   /* bytes allocated */
+};
+
+void drv_buf_init(struct drv_buf *b);
+void drv_buf_fini(struct drv_buf *b);
+void drv_buf_reset(struct drv_buf *b);
+void drv_buf_add(struct drv_buf *b, const void *p, size_t n);
+void drv_buf_adds(struct drv_buf *b, const char *s);
+void drv_buf_addf(struct drv_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* drv_buf_take -- hand the bytes to the caller (NUL-terminated, caller
+ * frees) and reset b. *len gets the length (may be NULL). */
+char *drv_buf_take(struct drv_buf *b, size_t *len);
+
+/* drv_buf_json_str -- append s[0..n) as a JSON string literal. */
+void drv_buf_json_str(struct drv_buf *b, const char *s, size_t n);
+
+/*
+ * drv_backoff_ms -- delay before retry number `retry` (1 = first retry):
+ * base * 2^(retry-1), capped at max, then "equal jitter": a uniform pick
+ * in [d/2, d]. rnd is a uniform random 64-bit value (caller's source).
+ */
+int64_t drv_backoff_ms(uint64_t retry, int64_t base_ms, int64_t max_ms,
+                       uint64_t rnd);
+
+/* drv_random64 -- a random 64-bit value (getrandom, else time-seeded). */
+uint64_t drv_random64(void);
+
+#endif
