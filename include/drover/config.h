@@ -1,0 +1,264 @@
+/*
+ * drover/config.h -- the YAML configuration (INTERFACE.md "Config").
+ *
+ * drv_config_load reads a file into a struct drv_config with every default
+ * filled in, or collects every error of the file (not just the first) as
+ *
+ *   FILE:LINE:COL: KEYPATH: message
+ *   drover.yaml:7:18: jobs.resize.timeout: "30x" is not a duration (use
+ *   250ms, 30s, 5m, 1h)
+ *
+ * LINE and COL (from 1) point at the offending key or value; an error
+ * about a missing key points at the key of the mapping that lacks it.
+ * Key paths read `jobs.resize.timeout`, `queues[1]`,
+ * `pipelines.thumbnail.steps[1].parallel[0]`.
+ *
+ * The structs below are public because the worker and the CLI read many
+ * fields (STYLE rule 3); treat a loaded config as read-only, except that
+ * cmd/ may replace a field for a command-line override (a string field
+ * then gets a drv_xstrdup copy, the old one freed). Every string and
+ * array is owned by the config and freed by drv_config_free. Durations are
+ * milliseconds, sizes bytes. A loaded config is immutable, so any thread
+ * may read it.
+ */
+#ifndef DROVER_CONFIG_H
+#define DROVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "drover/error.h"
+
+/* ------------------------------------------------------------ defaults */
+
+#define DRV_CONFIG_REDIS_URL "redis://127.0.0.1:6379/0"
+#define DRV_CONFIG_REDIS_PREFIX "drover"
+#define DRV_CONFIG_QUEUE "default"
+
+#define DRV_CONFIG_CONCURRENCY 64
+#define DRV_CONFIG_BATCH 32
+#define DRV_CONFIG_THREADS 4
+#define DRV_CONFIG_SHUTDOWN_TIMEOUT_MS 30000        /* 30s */
+#define DRV_CONFIG_VISIBILITY_TIMEOUT_MS 300000     /* 5m */
+#define DRV_CONFIG_MAX_DELIVERIES 5
+#define DRV_CONFIG_MAX_JOB_BYTES (16 * 1024 * 1024) /* 16MiB */
+
+#define DRV_CONFIG_JOB_TIMEOUT_MS 1800000           /* 30m */
+#define DRV_CONFIG_JOB_RETRIES 3
+#define DRV_CONFIG_JOB_BACKOFF_MS 1000              /* 1s */
+#define DRV_CONFIG_JOB_BACKOFF_MAX_MS 3600000       /* 1h */
+#define DRV_CONFIG_JOB_OUTPUT_MAX (1024 * 1024)     /* 1MiB */
+#define DRV_CONFIG_JOB_KILL_GRACE_MS 5000           /* 5s */
+#define DRV_CONFIG_HTTP_METHOD "GET"
+
+/* Largest config file read, so a wrong path cannot eat the memory. */
+#define DRV_CONFIG_FILE_MAX (16 * 1024 * 1024)
+
+/* --------------------------------------------------------------- types */
+
+/* The handler of a job type (`handler:`), INTERFACE.md "Handlers". */
+enum drv_handler_kind {
+    DRV_HANDLER_NOOP = 0,
+    DRV_HANDLER_ECHO,
+    DRV_HANDLER_SLEEP,
+    DRV_HANDLER_BLOCK,
+    DRV_HANDLER_FAIL,
+    DRV_HANDLER_EXEC,
+    DRV_HANDLER_HTTP,
+    DRV_HANDLER_PLUGIN,
+    DRV_HANDLER_COUNT     /* number of kinds, not a kind */
+};
+
+/* One `key: value` of an env or headers map, in file order. */
+struct drv_config_kv {
+    char *key;      /* owned */
+    char *value;    /* owned; a header value is a template */
+};
+
+/* `redis:` */
+struct drv_config_redis {
+    char *url;      /* owned: redis://... or unix://... */
+    char *prefix;   /* owned: key prefix P, no braces */
+};
+
+/* `worker:` */
+struct drv_config_worker {
+    int concurrency;                /* jobs running at once, > 0 */
+    int batch;                      /* most jobs fetched at once, > 0 */
+    int threads;                    /* thread pool size, > 0 */
+    int64_t shutdown_timeout_ms;    /* > 0 */
+    int64_t visibility_timeout_ms;  /* > 0 */
+    int max_deliveries;             /* > 0 */
+    int64_t max_job_bytes;          /* > 0 */
+    char *metrics;                  /* owned: "host:port", NULL = off */
+};
+
+/* exec-only settings of a job type (handler exec). */
+struct drv_config_exec {
+    char **command;             /* owned: argv templates, NULL-terminated */
+    size_t ncommand;            /* entries before the NULL, >= 1 */
+    struct drv_config_kv *env;  /* owned: added to the child's env */
+    size_t nenv;                /* entries of env */
+    char *cwd;                  /* owned: working directory, NULL = ours */
+    int64_t kill_grace_ms;      /* SIGTERM -> SIGKILL, >= 0 */
+};
+
+/* http-only settings of a job type (handler http). */
+struct drv_config_http {
+    char *method;                   /* owned: "GET" unless set */
+    char *url;                      /* owned: template (values URL-escaped) */
+    struct drv_config_kv *headers;  /* owned: values are templates */
+    size_t nheaders;                /* entries of headers */
+    char *body;                     /* owned: template, NULL = fields as
+                                       JSON for methods with a body */
+};
+
+/* plugin-only settings of a job type (handler plugin). */
+struct drv_config_plugin {
+    char *library;  /* owned: path of the shared library */
+    char *symbol;   /* owned: exported name of the handler table */
+};
+
+/* One entry of `jobs:`. */
+struct drv_config_job {
+    unsigned magic;
+#define DRV_CONFIG_JOB_MAGIC 0x10b7c0f9U
+    char *name;                     /* owned: the key under jobs: */
+    enum drv_handler_kind handler;  /* `handler:` */
+    int64_t timeout_ms;             /* per attempt, > 0 */
+    int retries;                    /* retries after the first attempt */
+    int64_t backoff_ms;             /* base of the exponential backoff */
+    int64_t backoff_max_ms;         /* cap of the backoff */
+    int concurrency;                /* most running at once, 0 = no limit */
+    int64_t result_ttl_ms;          /* keep the result key, 0 = keep none */
+    bool blocking;                  /* runs on the thread pool: always for
+                                       block, `blocking:` for plugin */
+    int64_t output_max;             /* result bytes kept (exec, http) */
+    struct drv_config_exec exec;    /* handler exec only, else zeroed */
+    struct drv_config_http http;    /* handler http only, else zeroed */
+    struct drv_config_plugin plugin; /* handler plugin only, else zeroed */
+};
+
+/* One step of a pipeline: a job type, or `parallel: [...]`. */
+struct drv_config_step {
+    bool parallel;                  /* written as `parallel: [...]` */
+    const struct drv_config_job **jobs; /* owned array of borrowed jobs
+                                           (they live in the config) */
+    size_t njobs;                   /* 1 for a plain step, >= 1 parallel */
+};
+
+/* One entry of `pipelines:`. */
+struct drv_config_pipeline {
+    unsigned magic;
+#define DRV_CONFIG_PIPELINE_MAGIC 0x919e11e5U
+    char *name;                     /* owned: the key under pipelines: */
+    struct drv_config_step *steps;  /* owned: in order */
+    size_t nsteps;                  /* >= 1 */
+    int64_t timeout_ms;             /* parallel steps, > 0 */
+    int retries;                    /* parallel steps, >= 0 */
+    int64_t backoff_ms;             /* parallel steps */
+    int64_t backoff_max_ms;         /* parallel steps */
+    int64_t result_ttl_ms;          /* the pipeline's final result */
+};
+
+/* A loaded configuration. */
+struct drv_config {
+    unsigned magic;
+#define DRV_CONFIG_MAGIC 0xc0f19c0fU
+    char *file;                     /* owned: the name it was loaded as */
+    struct drv_config_redis redis;  /* `redis:` */
+    struct drv_config_worker worker; /* `worker:` */
+    char **queues;                  /* owned: by priority, NULL-terminated */
+    size_t nqueues;                 /* >= 1 */
+    struct drv_config_job **jobs;   /* owned: in file order */
+    size_t njobs;                   /* entries of jobs */
+    struct drv_config_pipeline **pipelines; /* owned: in file order */
+    size_t npipelines;              /* entries of pipelines */
+};
+
+/* One error found in a config file. */
+struct drv_config_error {
+    int line;       /* from 1; 0 when the error has no place (no file) */
+    int col;        /* from 1; 0 likewise */
+    char *path;     /* owned: key path, "" for none (syntax, I/O) */
+    char *msg;      /* owned: what is wrong */
+    char *text;     /* owned: "FILE:LINE:COL: PATH: MSG", the parts that
+                       are missing left out */
+};
+
+/* The errors of one load, in caller memory (_init/_fini). */
+struct drv_config_errors {
+    unsigned magic;
+#define DRV_CONFIG_ERRORS_MAGIC 0xe7705e77U
+    struct drv_config_error *v; /* owned: in load order; each load's
+                                   errors sorted by line, then column */
+    size_t n;                   /* entries of v */
+    size_t cap;                 /* allocated entries of v */
+    size_t _base;               /* first entry of the current load */
+};
+
+/* ----------------------------------------------------------------- API */
+
+/*
+ * drv_config_load -- read and check the YAML file at path. On success set
+ * *out to a new config (owned by the caller: drv_config_free) and return
+ * 0. Otherwise *out is NULL, every error is appended to errs (may be NULL
+ * to discard them; call drv_config_errors_init first) and the result is
+ * DRV_ECONFIG for a bad file, or -errno when it cannot be read (the error
+ * text then names the file: "FILE: cannot read: No such file or
+ * directory"). Any thread; no global state.
+ */
+int drv_config_load(const char *path, struct drv_config **out,
+                    struct drv_config_errors *errs);
+
+/*
+ * drv_config_load_string -- as drv_config_load for text[0..len), which
+ * need not be NUL-terminated; name stands for the file in messages.
+ * Returns 0 or DRV_ECONFIG.
+ */
+int drv_config_load_string(const char *name, const char *text, size_t len,
+                           struct drv_config **out,
+                           struct drv_config_errors *errs);
+
+/* drv_config_free -- free cfg and everything it owns; NULL does nothing. */
+void drv_config_free(struct drv_config *cfg);
+
+/*
+ * drv_config_job -- the job type called name, or NULL. Borrowed: valid
+ * until drv_config_free. Linear search: configs hold few job types.
+ */
+const struct drv_config_job *drv_config_job(const struct drv_config *cfg,
+                                            const char *name);
+
+/* drv_config_pipeline -- the pipeline called name, or NULL (as above). */
+const struct drv_config_pipeline *
+drv_config_pipeline(const struct drv_config *cfg, const char *name);
+
+/*
+ * drv_config_check_queue -- 0 if name can be a queue (non-empty, no '{'
+ * or '}', which would break the {Q} hash tag), else -EINVAL with err (may
+ * be NULL) saying why. For --queues on the command line.
+ */
+int drv_config_check_queue(const char *name, struct drv_err *err);
+
+/*
+ * drv_config_check_redis_url -- 0 if url starts with redis:// or
+ * unix://, else -EINVAL with err (may be NULL). For --redis.
+ */
+int drv_config_check_redis_url(const char *url, struct drv_err *err);
+
+/* drv_handler_kind_name -- "noop", "echo", ... ("?" when out of range). */
+const char *drv_handler_kind_name(enum drv_handler_kind kind);
+
+/* drv_config_errors_init -- an empty error list. */
+void drv_config_errors_init(struct drv_config_errors *errs);
+
+/* drv_config_errors_fini -- free the errors; the list is empty after. */
+void drv_config_errors_fini(struct drv_config_errors *errs);
+
+/* drv_config_errors_print -- write each error's text and a newline. */
+void drv_config_errors_print(const struct drv_config_errors *errs, FILE *fp);
+
+#endif

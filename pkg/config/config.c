@@ -1,0 +1,597 @@
+/*
+ * config.c -- load the YAML config: the public API, the top level,
+ * `redis:`, `worker:` and `queues:`. Job types and pipelines are in
+ * config_jobs.c, the node helpers in config_yaml.c.
+ *
+ * DESIGN
+ * libyaml's document API parses the whole file into a node tree (every
+ * node with its start mark), so the checks can look at a mapping as a
+ * whole: find `handler:` before judging the other keys of a job type, and
+ * read `pipelines:` after `jobs:` wherever they stand in the file. A
+ * syntax error stops libyaml, so it is the only error of such a file;
+ * otherwise the walk goes on after each error and reports all of them,
+ * sorted by place. The config is built as the walk goes; when any error
+ * was reported it is freed and the caller gets only the errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "drover/common.h"
+#include "drover/config.h"
+#include "drover/error.h"
+#include "drover/parse.h"
+
+#include "config_int.h"
+
+/* Chunk size of reads of the config file. */
+#define READ_CHUNK 65536
+/* Largest TCP port of worker.metrics. */
+#define PORT_MAX 65535
+
+static const char *const handler_names[DRV_HANDLER_COUNT] = {
+    [DRV_HANDLER_NOOP] = "noop",
+    [DRV_HANDLER_ECHO] = "echo",
+    [DRV_HANDLER_SLEEP] = "sleep",
+    [DRV_HANDLER_BLOCK] = "block",
+    [DRV_HANDLER_FAIL] = "fail",
+    [DRV_HANDLER_EXEC] = "exec",
+    [DRV_HANDLER_HTTP] = "http",
+    [DRV_HANDLER_PLUGIN] = "plugin",
+};
+
+/* ------------------------------------------------------------ checks */
+
+int
+drv_config_check_queue(const char *name, struct drv_err *err)
+{
+    if (name == NULL || name[0] == '\0')
+        return drv_err_set(err, -EINVAL, "queue name must not be empty");
+    if (strpbrk(name, "{}") != NULL)
+        return drv_err_set(err, -EINVAL,
+                           "queue name must not contain '{' or '}'");
+    return 0;
+}
+
+int
+drv_config_check_redis_url(const char *url, struct drv_err *err)
+{
+    if (url != NULL && (strncmp(url, "redis://", strlen("redis://")) == 0 ||
+                        strncmp(url, "unix://", strlen("unix://")) == 0))
+        return 0;
+    return drv_err_set(err, -EINVAL,
+                       "must start with redis:// or unix://");
+}
+
+static int
+check_prefix(const char *s, struct drv_err *err)
+{
+    if (strpbrk(s, "{}") != NULL)
+        return drv_err_set(err, -EINVAL, "must not contain '{' or '}'");
+    return 0;
+}
+
+/* worker.metrics: HOST:PORT, HOST may be [v6]; PORT 1..65535. */
+static int
+check_metrics(const char *s, struct drv_err *err)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t port = 0;
+
+    if (colon == NULL || colon == s ||
+        drv_parse_int(colon + 1, 1, PORT_MAX, &port) < 0)
+        return drv_err_set(err, -EINVAL,
+                           "must be HOST:PORT, e.g. 127.0.0.1:9464");
+    return 0;
+}
+
+const char *
+drv_handler_kind_name(enum drv_handler_kind kind)
+{
+    if ((unsigned)kind >= DRV_HANDLER_COUNT)
+        return "?";
+    return handler_names[kind];
+}
+
+/* ------------------------------------------------------------ errors */
+
+void
+drv_config_errors_init(struct drv_config_errors *errs)
+{
+    memset(errs, 0, sizeof *errs);
+    errs->magic = DRV_CONFIG_ERRORS_MAGIC;
+}
+
+void
+drv_config_errors_fini(struct drv_config_errors *errs)
+{
+    size_t i;
+
+    DRV_CHECK_OBJ(errs, DRV_CONFIG_ERRORS_MAGIC);
+    for (i = 0; i < errs->n; i++) {
+        free(errs->v[i].path);
+        free(errs->v[i].msg);
+        free(errs->v[i].text);
+    }
+    free(errs->v);
+    errs->v = NULL;
+    errs->n = 0;
+    errs->cap = 0;
+    errs->_base = 0;
+}
+
+void
+drv_config_errors_print(const struct drv_config_errors *errs, FILE *fp)
+{
+    size_t i;
+
+    DRV_CHECK_OBJ(errs, DRV_CONFIG_ERRORS_MAGIC);
+    for (i = 0; i < errs->n; i++)
+        fprintf(fp, "%s\n", errs->v[i].text);
+}
+
+/* ------------------------------------------------------------- redis */
+
+static const struct drv__config_field redis_fields[] = {
+    {.name = "url", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis, url),
+     .flags = DRV__CONFIG_NONEMPTY, .check = drv_config_check_redis_url},
+    {.name = "prefix", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis, prefix),
+     .flags = DRV__CONFIG_NONEMPTY, .check = check_prefix},
+};
+
+static const struct drv__config_field worker_fields[] = {
+    {.name = "concurrency", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = offsetof(struct drv_config_worker, concurrency)},
+    {.name = "batch", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = offsetof(struct drv_config_worker, batch)},
+    {.name = "threads", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = offsetof(struct drv_config_worker, threads)},
+    {.name = "shutdown_timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = offsetof(struct drv_config_worker, shutdown_timeout_ms)},
+    {.name = "visibility_timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = offsetof(struct drv_config_worker, visibility_timeout_ms)},
+    {.name = "max_deliveries", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = offsetof(struct drv_config_worker, max_deliveries)},
+    {.name = "max_job_bytes", .kind = DRV__CONFIG_SIZE, .min = 1,
+     .off = offsetof(struct drv_config_worker, max_job_bytes)},
+    {.name = "metrics", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_worker, metrics),
+     .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
+};
+
+/* Read a mapping whose keys are all plain fields of table. */
+static void
+read_fields(struct drv__config_ctx *c, yaml_node_t *node,
+            const struct drv__config_field *table, size_t n, void *target)
+{
+    struct drv__config_iter it;
+    yaml_node_t *knode = NULL;
+    yaml_node_t *vnode = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+
+    if (drv__config_expect_map(c, node) < 0)
+        return;
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &knode, &vnode, &mark)) {
+        const struct drv__config_field *f =
+            drv__config_field_find(table, n, key);
+
+        if (f == NULL)
+            drv__config_unknown_key(c, knode, table, n, 0);
+        else
+            drv__config_field_set(c, f, vnode, target);
+        drv__config_path_pop(c, mark);
+    }
+}
+
+/* ------------------------------------------------------------ queues */
+
+static void
+read_queues(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv_config *cfg = c->cfg;
+    yaml_node_item_t *item;
+    char **v = NULL;
+    size_t n = 0;
+    size_t i = 0;
+    int bad = 0;
+
+    if (drv__config_expect_seq(c, node) < 0)
+        return;
+    if (node->data.sequence.items.start == node->data.sequence.items.top) {
+        drv__config_report(c, node, "must list at least one queue");
+        return;
+    }
+    v = drv_xcalloc((size_t)(node->data.sequence.items.top -
+                             node->data.sequence.items.start) + 1,
+                    sizeof *v);
+    for (item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top; item++, i++) {
+        char buf[DRV__CONFIG_QUOTE_BUF];
+        yaml_node_t *e = drv__config_node(c, *item);
+        size_t old = drv__config_path_push_index(c, i);
+        const char *s = drv__config_scalar(c, e, "a queue name");
+        struct drv_err err;
+        size_t j;
+
+        drv_err_clear(&err);
+        if (s == NULL) {
+            bad = 1;
+        } else if (drv_config_check_queue(s, &err) < 0) {
+            drv__config_report(c, e, "%s", err.msg);
+            bad = 1;
+        } else {
+            for (j = 0; j < n && strcmp(v[j], s) != 0; j++)
+                ;
+            if (j < n) {
+                drv__config_report(c, e, "duplicate queue %s",
+                                   drv__config_quote(buf, s, strlen(s)));
+                bad = 1;
+            } else {
+                v[n++] = drv_xstrdup(s);
+            }
+        }
+        drv__config_path_pop(c, old);
+    }
+    if (bad) {
+        drv__config_strv_free(v, n);
+        return;
+    }
+    drv__config_strv_free(cfg->queues, cfg->nqueues);
+    cfg->queues = v;
+    cfg->nqueues = n;
+}
+
+/* ------------------------------------------------------------- top */
+
+enum section {
+    SEC_REDIS,
+    SEC_WORKER,
+    SEC_QUEUES,
+    SEC_JOBS,
+    SEC_PIPELINES,
+    SEC_COUNT
+};
+
+static const char *const section_names[SEC_COUNT] = {
+    [SEC_REDIS] = "redis",
+    [SEC_WORKER] = "worker",
+    [SEC_QUEUES] = "queues",
+    [SEC_JOBS] = "jobs",
+    [SEC_PIPELINES] = "pipelines",
+};
+
+static void
+read_root(struct drv__config_ctx *c, yaml_node_t *root)
+{
+    yaml_node_t *sections[SEC_COUNT] = {NULL};
+    struct drv__config_iter it;
+    yaml_node_t *knode = NULL;
+    yaml_node_t *vnode = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+    int i;
+
+    if (root->type != YAML_MAPPING_NODE) {
+        char buf[DRV__CONFIG_QUOTE_BUF];
+
+        drv__config_report(c, root, "expected a mapping at the top, got %s",
+                           drv__config_describe(root, buf));
+        return;
+    }
+    drv__config_iter_init(&it, root);
+    while (drv__config_iter_next(c, &it, &key, &knode, &vnode, &mark)) {
+        for (i = 0; i < SEC_COUNT; i++)
+            if (strcmp(key, section_names[i]) == 0)
+                break;
+        if (i == SEC_COUNT)
+            drv__config_report(c, knode, "unknown key (valid: redis, "
+                               "worker, queues, jobs, pipelines)");
+        else if (!drv__config_is_null(vnode))
+            sections[i] = vnode;    /* null = absent: the defaults hold */
+        drv__config_path_pop(c, mark);
+    }
+
+    /* fixed order: pipelines need every job type read first */
+    for (i = 0; i < SEC_COUNT; i++) {
+        if (sections[i] == NULL)
+            continue;
+        mark = drv__config_path_push_key(c, section_names[i]);
+        switch (i) {
+        case SEC_REDIS:
+            read_fields(c, sections[i], redis_fields,
+                        DRV_ARRAY_LEN(redis_fields), &c->cfg->redis);
+            break;
+        case SEC_WORKER:
+            read_fields(c, sections[i], worker_fields,
+                        DRV_ARRAY_LEN(worker_fields), &c->cfg->worker);
+            break;
+        case SEC_QUEUES:
+            read_queues(c, sections[i]);
+            break;
+        case SEC_JOBS:
+            drv__config_jobs(c, sections[i]);
+            break;
+        default:
+            drv__config_pipelines(c, sections[i]);
+            break;
+        }
+        drv__config_path_pop(c, mark);
+    }
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static struct drv_config *
+config_create(const char *name)
+{
+    struct drv_config *cfg = NULL;
+    struct drv_config_worker *w = NULL;
+
+    DRV_ALLOC_OBJ(cfg, DRV_CONFIG_MAGIC);
+    cfg->file = drv_xstrdup(name);
+    cfg->redis.url = drv_xstrdup(DRV_CONFIG_REDIS_URL);
+    cfg->redis.prefix = drv_xstrdup(DRV_CONFIG_REDIS_PREFIX);
+    w = &cfg->worker;
+    w->concurrency = DRV_CONFIG_CONCURRENCY;
+    w->batch = DRV_CONFIG_BATCH;
+    w->threads = DRV_CONFIG_THREADS;
+    w->shutdown_timeout_ms = DRV_CONFIG_SHUTDOWN_TIMEOUT_MS;
+    w->visibility_timeout_ms = DRV_CONFIG_VISIBILITY_TIMEOUT_MS;
+    w->max_deliveries = DRV_CONFIG_MAX_DELIVERIES;
+    w->max_job_bytes = DRV_CONFIG_MAX_JOB_BYTES;
+    w->metrics = NULL;
+    cfg->queues = drv_xcalloc(2, sizeof *cfg->queues);
+    cfg->queues[0] = drv_xstrdup(DRV_CONFIG_QUEUE);
+    cfg->nqueues = 1;
+    return cfg;
+}
+
+void
+drv_config_free(struct drv_config *cfg)
+{
+    size_t i;
+
+    if (cfg == NULL)
+        return;
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    free(cfg->file);
+    free(cfg->redis.url);
+    free(cfg->redis.prefix);
+    free(cfg->worker.metrics);
+    drv__config_strv_free(cfg->queues, cfg->nqueues);
+    for (i = 0; i < cfg->njobs; i++)
+        drv__config_job_free(cfg->jobs[i]);
+    free(cfg->jobs);
+    for (i = 0; i < cfg->npipelines; i++)
+        drv__config_pipeline_free(cfg->pipelines[i]);
+    free(cfg->pipelines);
+    cfg->magic = 0;
+    free(cfg);
+}
+
+const struct drv_config_job *
+drv_config_job(const struct drv_config *cfg, const char *name)
+{
+    size_t i;
+
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    for (i = 0; i < cfg->njobs; i++)
+        if (strcmp(cfg->jobs[i]->name, name) == 0)
+            return cfg->jobs[i];
+    return NULL;
+}
+
+const struct drv_config_pipeline *
+drv_config_pipeline(const struct drv_config *cfg, const char *name)
+{
+    size_t i;
+
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    for (i = 0; i < cfg->npipelines; i++)
+        if (strcmp(cfg->pipelines[i]->name, name) == 0)
+            return cfg->pipelines[i];
+    return NULL;
+}
+
+/* --------------------------------------------------------------- load */
+
+/* Report libyaml's error: one place, no key path. */
+static void
+report_syntax(struct drv__config_ctx *c, const yaml_parser_t *parser,
+              const char *text, size_t len)
+{
+    yaml_mark_t mark = parser->problem_mark;
+    char msg[DRV_ERR_MSG_MAX];
+    const char *problem = parser->problem ? parser->problem : "error";
+
+    if (parser->error == YAML_MEMORY_ERROR) {
+        fprintf(stderr, "level=error msg=\"out of memory\" in=libyaml\n");
+        abort();
+    }
+    /* a reader error (bad encoding) carries a byte offset, not a mark */
+    if (parser->error == YAML_READER_ERROR) {
+        size_t i;
+
+        memset(&mark, 0, sizeof mark);
+        for (i = 0; i < parser->problem_offset && i < len; i++) {
+            if (text[i] == '\n') {
+                mark.line++;
+                mark.column = 0;
+            } else {
+                mark.column++;
+            }
+        }
+    }
+    if (parser->context != NULL)
+        snprintf(msg, sizeof msg, "YAML syntax error: %s (%s at line %d, "
+                 "column %d)", problem, parser->context,
+                 (int)parser->context_mark.line + 1,
+                 (int)parser->context_mark.column + 1);
+    else
+        snprintf(msg, sizeof msg, "YAML syntax error: %s", problem);
+    drv__config_error_add(c->errs, c->file, (int)mark.line + 1,
+                          (int)mark.column + 1, "", msg);
+}
+
+/* Parse the text and walk the first document; report a second one. */
+static void
+parse(struct drv__config_ctx *c, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_document_t extra;
+    yaml_node_t *root = NULL;
+
+    DRV_AN(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        report_syntax(c, &parser, text, len);
+        yaml_parser_delete(&parser);
+        return;
+    }
+    c->doc = &doc;
+    root = yaml_document_get_root_node(&doc);
+    if (root != NULL) {
+        read_root(c, root);
+        /* a second document would be ignored silently: say so */
+        if (!yaml_parser_load(&parser, &extra)) {
+            report_syntax(c, &parser, text, len);
+        } else {
+            yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+
+            if (r2 != NULL)
+                drv__config_report(c, r2, "only one YAML document is "
+                                   "allowed in a config file");
+            yaml_document_delete(&extra);
+        }
+    }
+    c->doc = NULL;
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+}
+
+int
+drv_config_load_string(const char *name, const char *text, size_t len,
+                       struct drv_config **out,
+                       struct drv_config_errors *errs)
+{
+    struct drv_config_errors local;
+    struct drv__config_ctx c;
+    size_t before;
+    int rc = 0;
+
+    *out = NULL;
+    drv_config_errors_init(&local);
+    if (errs == NULL)
+        errs = &local;
+    DRV_CHECK_OBJ(errs, DRV_CONFIG_ERRORS_MAGIC);
+    before = errs->n;
+    errs->_base = before;       /* sort this load's errors among themselves */
+
+    memset(&c, 0, sizeof c);
+    c.magic = DRV__CONFIG_CTX_MAGIC;
+    c.file = name;
+    c.cfg = config_create(name);
+    c.errs = errs;
+    drv__config_path_init(&c.path);
+
+    parse(&c, text, len);
+
+    drv__config_path_fini(&c.path);
+    if (errs->n > before) {
+        drv_config_free(c.cfg);
+        rc = DRV_ECONFIG;
+    } else {
+        *out = c.cfg;
+    }
+    c.magic = 0;
+    drv_config_errors_fini(&local);
+    return rc;
+}
+
+/* Read all of path into a new buffer; 0 or -errno. */
+static int
+read_file(const char *path, char **text, size_t *len)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    int fd = -1;
+    int rc = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+        goto out;
+    }
+    for (;;) {
+        ssize_t r;
+
+        if (cap - n < READ_CHUNK) {
+            cap += READ_CHUNK;
+            buf = drv_xrealloc(buf, cap);
+        }
+        r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > DRV_CONFIG_FILE_MAX) {
+            rc = -EFBIG;
+            goto out;
+        }
+    }
+    *text = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int
+drv_config_load(const char *path, struct drv_config **out,
+                struct drv_config_errors *errs)
+{
+    char msg[DRV_ERR_MSG_MAX];
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    rc = read_file(path, &text, &len);
+    if (rc < 0) {
+        if (errs != NULL) {
+            DRV_CHECK_OBJ(errs, DRV_CONFIG_ERRORS_MAGIC);
+            errs->_base = errs->n;
+            snprintf(msg, sizeof msg, "cannot read: %s", drv_strerror(rc));
+            drv__config_error_add(errs, path, 0, 0, "", msg);
+        }
+        return rc;
+    }
+    rc = drv_config_load_string(path, text, len, out, errs);
+    free(text);
+    return rc;
+}

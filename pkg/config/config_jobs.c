@@ -1,0 +1,642 @@
+/*
+ * config_jobs.c -- `jobs:` (job types) and `pipelines:` of the config.
+ *
+ * Which keys a job type may have depends on its handler, so each job
+ * mapping is read in two passes: the first finds `handler:`, the second
+ * reads the other keys and rejects those of another handler. Pipelines
+ * are read after every job type, so steps resolve to job pointers at once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "drover/common.h"
+#include "drover/config.h"
+#include "drover/error.h"
+
+#include "config_int.h"
+
+/* Room for "handlers exec and http" in a message. */
+#define HANDLER_LIST_MAX 128
+
+#define HMASK(k) (1u << (DRV_HANDLER_##k))
+
+/* ------------------------------------------------------------- checks */
+
+/* env: a variable name: non-empty, no '='. */
+static int
+check_env_name(const char *s, struct drv_err *err)
+{
+    if (s[0] == '\0')
+        return drv_err_set(err, -EINVAL, "variable name must not be empty");
+    if (strchr(s, '=') != NULL)
+        return drv_err_set(err, -EINVAL,
+                           "variable name must not contain '='");
+    return 0;
+}
+
+/* RFC 9110 tchar: what a method or header name may hold. */
+static int
+is_tchar(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static int
+check_header_name(const char *s, struct drv_err *err)
+{
+    const char *p;
+
+    if (s[0] == '\0')
+        return drv_err_set(err, -EINVAL, "header name must not be empty");
+    for (p = s; *p != '\0'; p++)
+        if (!is_tchar((unsigned char)*p))
+            return drv_err_set(err, -EINVAL,
+                               "header name must be a token (letters, "
+                               "digits, !#$%%&'*+-.^_`|~)");
+    return 0;
+}
+
+static int
+check_header_value(const char *s, struct drv_err *err)
+{
+    if (strpbrk(s, "\r\n") != NULL)
+        return drv_err_set(err, -EINVAL,
+                           "header value must not contain a line break");
+    return 0;
+}
+
+/* method: an upper-case token such as GET, POST or PURGE. */
+static int
+check_method(const char *s, struct drv_err *err)
+{
+    char buf[DRV__CONFIG_QUOTE_BUF];
+    const char *p;
+
+    for (p = s; *p != '\0'; p++)
+        if (!(*p >= 'A' && *p <= 'Z'))
+            break;
+    if (s[0] != '\0' && *p == '\0')
+        return 0;
+    return drv_err_set(err, -EINVAL, "%s is not an HTTP method (use GET, "
+                       "POST, PUT, PATCH, DELETE, HEAD)",
+                       drv__config_quote(buf, s, strlen(s)));
+}
+
+static int
+check_http_url(const char *s, struct drv_err *err)
+{
+    if (strncasecmp(s, "http://", strlen("http://")) == 0 ||
+        strncasecmp(s, "https://", strlen("https://")) == 0)
+        return 0;
+    return drv_err_set(err, -EINVAL, "must start with http:// or https://");
+}
+
+/* ------------------------------------------------------------- tables */
+
+#define JOB_OFF(m) offsetof(struct drv_config_job, m)
+
+static const struct drv__config_field job_fields[] = {
+    {.name = "handler", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = JOB_OFF(timeout_ms)},
+    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
+     .off = JOB_OFF(retries)},
+    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = JOB_OFF(backoff_ms)},
+    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = JOB_OFF(backoff_max_ms)},
+    {.name = "concurrency", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = JOB_OFF(concurrency)},
+    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = JOB_OFF(result_ttl_ms)},
+    {.name = "blocking", .kind = DRV__CONFIG_BOOL,
+     .off = JOB_OFF(blocking), .handlers = HMASK(PLUGIN)},
+    {.name = "output_max", .kind = DRV__CONFIG_SIZE, .min = 0,
+     .off = JOB_OFF(output_max), .handlers = HMASK(EXEC) | HMASK(HTTP)},
+    {.name = "command", .kind = DRV__CONFIG_STRSEQ,
+     .off = JOB_OFF(exec.command), .count_off = JOB_OFF(exec.ncommand),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_TEMPLATE |
+              DRV__CONFIG_REQUIRED,
+     .handlers = HMASK(EXEC)},
+    {.name = "env", .kind = DRV__CONFIG_STRMAP,
+     .off = JOB_OFF(exec.env), .count_off = JOB_OFF(exec.nenv),
+     .handlers = HMASK(EXEC), .key_check = check_env_name},
+    {.name = "cwd", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(exec.cwd),
+     .flags = DRV__CONFIG_NONEMPTY, .handlers = HMASK(EXEC)},
+    {.name = "kill_grace", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = JOB_OFF(exec.kill_grace_ms), .handlers = HMASK(EXEC)},
+    {.name = "method", .kind = DRV__CONFIG_STRING,
+     .off = JOB_OFF(http.method), .handlers = HMASK(HTTP),
+     .check = check_method},
+    {.name = "url", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(http.url),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_TEMPLATE |
+              DRV__CONFIG_REQUIRED,
+     .handlers = HMASK(HTTP), .check = check_http_url},
+    {.name = "headers", .kind = DRV__CONFIG_STRMAP,
+     .off = JOB_OFF(http.headers), .count_off = JOB_OFF(http.nheaders),
+     .flags = DRV__CONFIG_TEMPLATE, .handlers = HMASK(HTTP),
+     .check = check_header_value, .key_check = check_header_name},
+    {.name = "body", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(http.body),
+     .flags = DRV__CONFIG_TEMPLATE, .handlers = HMASK(HTTP)},
+    {.name = "library", .kind = DRV__CONFIG_STRING,
+     .off = JOB_OFF(plugin.library),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .handlers = HMASK(PLUGIN)},
+    {.name = "symbol", .kind = DRV__CONFIG_STRING,
+     .off = JOB_OFF(plugin.symbol),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .handlers = HMASK(PLUGIN)},
+};
+
+#define PIPE_OFF(m) offsetof(struct drv_config_pipeline, m)
+
+static const struct drv__config_field pipeline_fields[] = {
+    {.name = "steps", .kind = DRV__CONFIG_SPECIAL,
+     .flags = DRV__CONFIG_REQUIRED},
+    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = PIPE_OFF(timeout_ms)},
+    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
+     .off = PIPE_OFF(retries)},
+    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = PIPE_OFF(backoff_ms)},
+    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = PIPE_OFF(backoff_max_ms)},
+    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
+     .off = PIPE_OFF(result_ttl_ms)},
+};
+
+static const struct drv__config_field step_fields[] = {
+    {.name = "parallel", .kind = DRV__CONFIG_SPECIAL},
+};
+
+/* ---------------------------------------------------------- job types */
+
+void
+drv__config_job_free(struct drv_config_job *job)
+{
+    if (job == NULL)
+        return;
+    DRV_CHECK_OBJ(job, DRV_CONFIG_JOB_MAGIC);
+    free(job->name);
+    drv__config_strv_free(job->exec.command, job->exec.ncommand);
+    drv__config_kv_free(job->exec.env, job->exec.nenv);
+    free(job->exec.cwd);
+    free(job->http.method);
+    free(job->http.url);
+    drv__config_kv_free(job->http.headers, job->http.nheaders);
+    free(job->http.body);
+    free(job->plugin.library);
+    free(job->plugin.symbol);
+    job->magic = 0;
+    free(job);
+}
+
+static struct drv_config_job *
+job_create(const char *name)
+{
+    struct drv_config_job *job = NULL;
+
+    DRV_ALLOC_OBJ(job, DRV_CONFIG_JOB_MAGIC);
+    job->name = drv_xstrdup(name);
+    job->handler = DRV_HANDLER_NOOP;
+    job->timeout_ms = DRV_CONFIG_JOB_TIMEOUT_MS;
+    job->retries = DRV_CONFIG_JOB_RETRIES;
+    job->backoff_ms = DRV_CONFIG_JOB_BACKOFF_MS;
+    job->backoff_max_ms = DRV_CONFIG_JOB_BACKOFF_MAX_MS;
+    job->concurrency = 0;
+    job->result_ttl_ms = 0;
+    job->blocking = false;
+    job->output_max = DRV_CONFIG_JOB_OUTPUT_MAX;
+    job->exec.kill_grace_ms = DRV_CONFIG_JOB_KILL_GRACE_MS;
+    return job;
+}
+
+/* "handler exec" / "handlers exec and http" for the kinds in mask. */
+static const char *
+handler_list(unsigned mask, char *buf, size_t n)
+{
+    unsigned count = (unsigned)__builtin_popcount(mask);
+    unsigned seen = 0;
+    size_t len = 0;
+    int k;
+
+    len += (size_t)snprintf(buf, n, "%s", count > 1 ? "handlers" : "handler");
+    for (k = 0; k < DRV_HANDLER_COUNT && len < n; k++) {
+        const char *sep = ", ";
+
+        if (!(mask & (1u << k)))
+            continue;
+        seen++;
+        if (seen == 1)
+            sep = " ";
+        else if (seen == count)
+            sep = " and ";
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", sep,
+                                drv_handler_kind_name(
+                                    (enum drv_handler_kind)k));
+    }
+    return buf;
+}
+
+/*
+ * First pass over a job mapping: read `handler:`. Returns the kind, or -1
+ * when it is missing (*present = false) or bad (reported).
+ */
+static int
+read_handler(struct drv__config_ctx *c, yaml_node_t *map, bool *present)
+{
+    char buf[DRV__CONFIG_QUOTE_BUF];
+    yaml_node_pair_t *pair;
+    yaml_node_t *val = NULL;
+    const char *s = NULL;
+    size_t mark;
+    int kind = -1;
+    int k;
+
+    *present = false;
+    for (pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = drv__config_node(c, pair->key);
+
+        if (key->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)key->data.scalar.value, "handler") == 0) {
+            val = drv__config_node(c, pair->value);
+            break;
+        }
+    }
+    if (val == NULL)
+        return -1;
+    *present = true;
+    mark = drv__config_path_push_key(c, "handler");
+    s = drv__config_scalar(c, val, "a handler name");
+    if (s != NULL) {
+        for (k = 0; k < DRV_HANDLER_COUNT; k++)
+            if (strcmp(s, drv_handler_kind_name((enum drv_handler_kind)k))
+                == 0)
+                kind = k;
+        if (kind < 0)
+            drv__config_report(c, val, "unknown handler %s (use noop, echo, "
+                               "sleep, block, fail, exec, http, plugin)",
+                               drv__config_quote(buf, s, strlen(s)));
+    }
+    drv__config_path_pop(c, mark);
+    return kind;
+}
+
+/* Read job type `name` (key knode, value node); the path ends in name. */
+static void
+read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
+         yaml_node_t *node)
+{
+    bool seen[DRV_ARRAY_LEN(job_fields)] = {false};
+    struct drv_config *cfg = c->cfg;
+    struct drv_config_job *job = NULL;
+    struct drv__config_iter it;
+    yaml_node_t *k = NULL;
+    yaml_node_t *v = NULL;
+    const char *key = NULL;
+    unsigned mask = 0;
+    bool present = false;
+    size_t mark = 0;
+    size_t i;
+    int kind;
+
+    /* kept even when bad, so pipeline steps naming it resolve quietly */
+    job = job_create(name);
+    cfg->jobs = drv_xrealloc(cfg->jobs, (cfg->njobs + 1) * sizeof *cfg->jobs);
+    cfg->jobs[cfg->njobs++] = job;
+
+    if (name[0] == '\0')
+        drv__config_report(c, knode, "job type name must not be empty");
+    if (drv__config_expect_map(c, node) < 0)
+        return;
+    kind = read_handler(c, node, &present);
+    if (kind >= 0) {
+        job->handler = (enum drv_handler_kind)kind;
+        mask = 1u << kind;
+    }
+
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
+        const struct drv__config_field *f =
+            drv__config_field_find(job_fields, DRV_ARRAY_LEN(job_fields),
+                                   key);
+        char list[HANDLER_LIST_MAX];
+
+        if (f == NULL)
+            drv__config_unknown_key(c, k, job_fields,
+                                    DRV_ARRAY_LEN(job_fields), mask);
+        else if (f->kind == DRV__CONFIG_SPECIAL)
+            ;   /* handler: read by the first pass */
+        else if (mask != 0 && f->handlers != 0 && !(f->handlers & mask))
+            drv__config_report(c, k, "key is only valid for %s",
+                               handler_list(f->handlers, list, sizeof list));
+        else {
+            seen[f - job_fields] = true;
+            drv__config_field_set(c, f, v, job);
+        }
+        drv__config_path_pop(c, mark);
+    }
+
+    if (!present) {
+        drv__config_report(c, knode, "missing required key \"handler\"");
+        return;
+    }
+    for (i = 0; mask != 0 && i < DRV_ARRAY_LEN(job_fields); i++)
+        if ((job_fields[i].flags & DRV__CONFIG_REQUIRED) &&
+            (job_fields[i].handlers & mask) && !seen[i])
+            drv__config_report(c, knode, "handler %s requires key \"%s\"",
+                               drv_handler_kind_name(job->handler),
+                               job_fields[i].name);
+    if (job->handler == DRV_HANDLER_BLOCK)
+        job->blocking = true;
+    if (job->handler == DRV_HANDLER_HTTP && job->http.method == NULL)
+        job->http.method = drv_xstrdup(DRV_CONFIG_HTTP_METHOD);
+}
+
+void
+drv__config_jobs(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv__config_iter it;
+    yaml_node_t *k = NULL;
+    yaml_node_t *v = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+
+    if (drv__config_expect_map(c, node) < 0)
+        return;
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
+        read_job(c, key, k, v);
+        drv__config_path_pop(c, mark);
+    }
+}
+
+/* ---------------------------------------------------------- pipelines */
+
+void
+drv__config_pipeline_free(struct drv_config_pipeline *pl)
+{
+    size_t i;
+
+    if (pl == NULL)
+        return;
+    DRV_CHECK_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC);
+    free(pl->name);
+    for (i = 0; i < pl->nsteps; i++)
+        free((void *)pl->steps[i].jobs);
+    free(pl->steps);
+    pl->magic = 0;
+    free(pl);
+}
+
+static struct drv_config_pipeline *
+pipeline_create(const char *name)
+{
+    struct drv_config_pipeline *pl = NULL;
+
+    DRV_ALLOC_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC);
+    pl->name = drv_xstrdup(name);
+    pl->timeout_ms = DRV_CONFIG_JOB_TIMEOUT_MS;
+    pl->retries = DRV_CONFIG_JOB_RETRIES;
+    pl->backoff_ms = DRV_CONFIG_JOB_BACKOFF_MS;
+    pl->backoff_max_ms = DRV_CONFIG_JOB_BACKOFF_MAX_MS;
+    pl->result_ttl_ms = 0;
+    return pl;
+}
+
+/* The job type a step names, or NULL (reported). */
+static const struct drv_config_job *
+resolve(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    char buf[DRV__CONFIG_QUOTE_BUF];
+    const struct drv_config_job *job = NULL;
+    const char *s = drv__config_scalar(c, node, "a job type name");
+
+    if (s == NULL)
+        return NULL;
+    job = drv_config_job(c->cfg, s);
+    if (job == NULL)
+        drv__config_report(c, node, "job type %s is not declared under jobs",
+                           drv__config_quote(buf, s, strlen(s)));
+    return job;
+}
+
+/* Does mapping node have a key called name? */
+static bool
+has_key(struct drv__config_ctx *c, yaml_node_t *node, const char *name)
+{
+    yaml_node_pair_t *pair;
+
+    for (pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = drv__config_node(c, pair->key);
+
+        if (key->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)key->data.scalar.value, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Read the sequence of `parallel:` into step; 0 or DRV_ECONFIG. */
+static int
+read_members(struct drv__config_ctx *c, yaml_node_t *node,
+             struct drv_config_step *step)
+{
+    const struct drv_config_job **jobs = NULL;
+    yaml_node_item_t *item;
+    size_t n = 0;
+    size_t i = 0;
+    int rc = 0;
+
+    if (drv__config_expect_seq(c, node) < 0)
+        return DRV_ECONFIG;
+    if (node->data.sequence.items.start == node->data.sequence.items.top)
+        return drv__config_report(c, node,
+                                  "must list at least one job type");
+    jobs = drv_xcalloc((size_t)(node->data.sequence.items.top -
+                                node->data.sequence.items.start),
+                       sizeof *jobs);
+    for (item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top; item++, i++) {
+        char buf[DRV__CONFIG_QUOTE_BUF];
+        yaml_node_t *e = drv__config_node(c, *item);
+        size_t old = drv__config_path_push_index(c, i);
+        const struct drv_config_job *job = NULL;
+        size_t j;
+
+        if (e->type == YAML_MAPPING_NODE && has_key(c, e, "parallel")) {
+            rc = drv__config_report(c, e,
+                                    "parallel steps cannot be nested");
+        } else {
+            job = resolve(c, e);
+            for (j = 0; job != NULL && j < n && jobs[j] != job; j++)
+                ;
+            if (job == NULL) {
+                rc = DRV_ECONFIG;
+            } else if (j < n) {
+                rc = drv__config_report(c, e, "job type %s is listed twice",
+                                        drv__config_quote(buf, job->name,
+                                                          strlen(job->name)));
+            } else {
+                jobs[n++] = job;
+            }
+        }
+        drv__config_path_pop(c, old);
+    }
+    if (rc < 0) {
+        free((void *)jobs);
+        return rc;
+    }
+    step->parallel = true;
+    step->jobs = jobs;
+    step->njobs = n;
+    return 0;
+}
+
+/* Read a step written as a mapping: `parallel: [a, b]`. */
+static int
+read_parallel(struct drv__config_ctx *c, yaml_node_t *node,
+              struct drv_config_step *step)
+{
+    struct drv__config_iter it;
+    yaml_node_t *k = NULL;
+    yaml_node_t *v = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+    bool present = false;
+    int rc = 0;
+
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
+        if (strcmp(key, "parallel") == 0) {
+            present = true;
+            if (read_members(c, v, step) < 0)
+                rc = DRV_ECONFIG;
+        } else {
+            rc = drv__config_unknown_key(c, k, step_fields,
+                                         DRV_ARRAY_LEN(step_fields), 0);
+        }
+        drv__config_path_pop(c, mark);
+    }
+    if (!present)
+        rc = drv__config_report(c, node,
+                                "missing required key \"parallel\"");
+    return rc;
+}
+
+static void
+read_steps(struct drv__config_ctx *c, yaml_node_t *node,
+           struct drv_config_pipeline *pl)
+{
+    yaml_node_item_t *item;
+    size_t i = 0;
+
+    if (drv__config_expect_seq(c, node) < 0)
+        return;
+    if (node->data.sequence.items.start == node->data.sequence.items.top) {
+        drv__config_report(c, node, "must list at least one step");
+        return;
+    }
+    /* a second `steps:` is a duplicate key: never read twice */
+    DRV_ASSERT(pl->steps == NULL);
+    pl->steps = drv_xcalloc((size_t)(node->data.sequence.items.top -
+                                     node->data.sequence.items.start),
+                            sizeof *pl->steps);
+    for (item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top; item++, i++) {
+        char buf[DRV__CONFIG_QUOTE_BUF];
+        struct drv_config_step *step = &pl->steps[pl->nsteps];
+        yaml_node_t *e = drv__config_node(c, *item);
+        size_t old = drv__config_path_push_index(c, i);
+        const struct drv_config_job *job = NULL;
+
+        if (e->type == YAML_MAPPING_NODE) {
+            if (read_parallel(c, e, step) == 0) {
+                pl->nsteps++;
+            } else {
+                /* members may have been read before a bad key */
+                free((void *)step->jobs);
+                memset(step, 0, sizeof *step);
+            }
+        } else if (e->type == YAML_SEQUENCE_NODE) {
+            drv__config_report(c, e, "expected a job type name or "
+                               "parallel: [...], got %s",
+                               drv__config_describe(e, buf));
+        } else if ((job = resolve(c, e)) != NULL) {
+            step->jobs = drv_xcalloc(1, sizeof *step->jobs);
+            step->jobs[0] = job;
+            step->njobs = 1;
+            pl->nsteps++;
+        }
+        drv__config_path_pop(c, old);
+    }
+}
+
+static void
+read_pipeline(struct drv__config_ctx *c, const char *name,
+              yaml_node_t *knode, yaml_node_t *node)
+{
+    struct drv_config *cfg = c->cfg;
+    struct drv_config_pipeline *pl = NULL;
+    struct drv__config_iter it;
+    yaml_node_t *k = NULL;
+    yaml_node_t *v = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+    bool steps = false;
+
+    pl = pipeline_create(name);
+    cfg->pipelines = drv_xrealloc(cfg->pipelines, (cfg->npipelines + 1) *
+                                  sizeof *cfg->pipelines);
+    cfg->pipelines[cfg->npipelines++] = pl;
+
+    if (name[0] == '\0')
+        drv__config_report(c, knode, "pipeline name must not be empty");
+    else if (drv_config_job(cfg, name) != NULL)
+        drv__config_report(c, knode, "name is already used by a job type");
+    if (drv__config_expect_map(c, node) < 0)
+        return;
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
+        const struct drv__config_field *f =
+            drv__config_field_find(pipeline_fields,
+                                   DRV_ARRAY_LEN(pipeline_fields), key);
+
+        if (f == NULL) {
+            drv__config_unknown_key(c, k, pipeline_fields,
+                                    DRV_ARRAY_LEN(pipeline_fields), 0);
+        } else if (f->kind == DRV__CONFIG_SPECIAL) {
+            steps = true;
+            read_steps(c, v, pl);
+        } else {
+            drv__config_field_set(c, f, v, pl);
+        }
+        drv__config_path_pop(c, mark);
+    }
+    if (!steps)
+        drv__config_report(c, knode, "missing required key \"steps\"");
+}
+
+void
+drv__config_pipelines(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv__config_iter it;
+    yaml_node_t *k = NULL;
+    yaml_node_t *v = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+
+    if (drv__config_expect_map(c, node) < 0)
+        return;
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
+        read_pipeline(c, key, k, v);
+        drv__config_path_pop(c, mark);
+    }
+}

@@ -1,0 +1,1008 @@
+/* test_config.c -- loading the YAML config: values, defaults, errors. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "drover/buf.h"
+#include "drover/config.h"
+#include "drover/error.h"
+
+/* The name every string config is loaded as. */
+#define NAME "drover.yaml"
+
+/* INTERFACE.md's example, with the job types its pipeline names. */
+static const char example[] =
+    "redis:\n"
+    "  url: redis://127.0.0.1:6379/0    # or unix:///path/redis.sock\n"
+    "  prefix: drover\n"
+    "worker:\n"
+    "  concurrency: 64          # jobs running at once in this process\n"
+    "  batch: 32                # most jobs fetched in one round trip\n"
+    "  threads: 4               # thread pool for blocking jobs\n"
+    "  shutdown_timeout: 30s\n"
+    "  visibility_timeout: 5m\n"
+    "  max_deliveries: 5\n"
+    "  max_job_bytes: 16MiB\n"
+    "  metrics: 127.0.0.1:9464  # optional HTTP /metrics and /healthz\n"
+    "queues: [default, low]     # order = priority\n"
+    "jobs:\n"
+    "  resize:\n"
+    "    handler: exec\n"
+    "    command: [convert, \"{path}\", -resize, \"{width}\", "
+    "\"{path}.out.png\"]\n"
+    "    timeout: 30s           # per attempt\n"
+    "    retries: 5             # retries after the first attempt\n"
+    "    backoff: 1s            # base of exponential backoff\n"
+    "    backoff_max: 10m\n"
+    "    concurrency: 4         # most of this type running at once\n"
+    "    result_ttl: 24h        # keep P:{Q}:result:ID (0 = keep none)\n"
+    "    env: {MAGICK_THREAD_LIMIT: \"1\"}   # exec only\n"
+    "    cwd: /srv/images       # exec only\n"
+    "    output_max: 1MiB       # exec only: stdout kept as the result\n"
+    "    kill_grace: 5s         # exec only: SIGTERM -> SIGKILL\n"
+    "  crunch:\n"
+    "    handler: plugin\n"
+    "    library: ./plugins/libcrunch.so\n"
+    "    symbol: crunch\n"
+    "    blocking: true         # runs on the thread pool\n"
+    "  upload:\n"
+    "    handler: http\n"
+    "    method: PUT\n"
+    "    url: \"https://store.test/put?path={path}\"\n"
+    "    headers: {Authorization: \"Bearer {token}\", X-Req: \"1\"}\n"
+    "    body: \"{input}\"\n"
+    "    output_max: 64KiB\n"
+    "  notify: {handler: echo}\n"
+    "  cleanup: {handler: noop}\n"
+    "pipelines:\n"
+    "  thumbnail:\n"
+    "    steps:\n"
+    "      - resize\n"
+    "      - parallel: [upload, notify]   # all must succeed\n"
+    "      - cleanup\n"
+    "    retries: 1\n"
+    "    timeout: 2m\n";
+
+/* ------------------------------------------------------------ helpers */
+
+/* Load text, which must be valid; the caller frees the config. */
+static struct drv_config *
+load_ok(const char *text)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    int rc;
+
+    drv_config_errors_init(&errs);
+    rc = drv_config_load_string(NAME, text, strlen(text), &cfg, &errs);
+    if (rc != 0) {
+        drv_config_errors_print(&errs, stderr);
+        drv_config_errors_fini(&errs);
+        fail_msg("load failed: %d (%s)", rc, drv_strerror(rc));
+    }
+    assert_int_equal(errs.n, 0);
+    assert_non_null(cfg);
+    drv_config_errors_fini(&errs);
+    return cfg;
+}
+
+/*
+ * Load text, which must be invalid, and compare every error text, one a
+ * line, with want.
+ */
+static void
+expect_errors(const char *text, const char *want)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    struct drv_buf got;
+    size_t i;
+    int rc;
+
+    drv_config_errors_init(&errs);
+    drv_buf_init(&got);
+    rc = drv_config_load_string(NAME, text, strlen(text), &cfg, &errs);
+    assert_int_equal(rc, DRV_ECONFIG);
+    assert_null(cfg);
+    for (i = 0; i < errs.n; i++) {
+        drv_buf_adds(&got, errs.v[i].text);
+        drv_buf_adds(&got, "\n");
+    }
+    assert_string_equal(got.data ? got.data : "", want);
+    drv_buf_fini(&got);
+    drv_config_errors_fini(&errs);
+}
+
+/* ------------------------------------------------------- valid configs */
+
+static void
+test_config_example_loads(void **state)
+{
+    struct drv_config *cfg = load_ok(example);
+    const struct drv_config_job *j = NULL;
+    const struct drv_config_pipeline *p = NULL;
+
+    (void)state;
+    assert_string_equal(cfg->file, NAME);
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg->redis.prefix, "drover");
+    assert_int_equal(cfg->worker.concurrency, 64);
+    assert_int_equal(cfg->worker.batch, 32);
+    assert_int_equal(cfg->worker.threads, 4);
+    assert_int_equal(cfg->worker.shutdown_timeout_ms, 30000);
+    assert_int_equal(cfg->worker.visibility_timeout_ms, 300000);
+    assert_int_equal(cfg->worker.max_deliveries, 5);
+    assert_int_equal(cfg->worker.max_job_bytes, 16 * 1024 * 1024);
+    assert_string_equal(cfg->worker.metrics, "127.0.0.1:9464");
+    assert_int_equal(cfg->nqueues, 2);
+    assert_string_equal(cfg->queues[0], "default");
+    assert_string_equal(cfg->queues[1], "low");
+    assert_null(cfg->queues[2]);
+    assert_int_equal(cfg->njobs, 5);
+    assert_int_equal(cfg->npipelines, 1);
+
+    j = drv_config_job(cfg, "resize");
+    assert_non_null(j);
+    assert_ptr_equal(j, cfg->jobs[0]);
+    assert_string_equal(j->name, "resize");
+    assert_int_equal(j->handler, DRV_HANDLER_EXEC);
+    assert_int_equal(j->exec.ncommand, 5);
+    assert_string_equal(j->exec.command[0], "convert");
+    assert_string_equal(j->exec.command[1], "{path}");
+    assert_string_equal(j->exec.command[4], "{path}.out.png");
+    assert_null(j->exec.command[5]);
+    assert_int_equal(j->timeout_ms, 30000);
+    assert_int_equal(j->retries, 5);
+    assert_int_equal(j->backoff_ms, 1000);
+    assert_int_equal(j->backoff_max_ms, 600000);
+    assert_int_equal(j->concurrency, 4);
+    assert_int_equal(j->result_ttl_ms, 24 * 3600 * 1000);
+    assert_int_equal(j->exec.nenv, 1);
+    assert_string_equal(j->exec.env[0].key, "MAGICK_THREAD_LIMIT");
+    assert_string_equal(j->exec.env[0].value, "1");
+    assert_string_equal(j->exec.cwd, "/srv/images");
+    assert_int_equal(j->output_max, 1024 * 1024);
+    assert_int_equal(j->exec.kill_grace_ms, 5000);
+    assert_false(j->blocking);
+
+    j = drv_config_job(cfg, "crunch");
+    assert_non_null(j);
+    assert_int_equal(j->handler, DRV_HANDLER_PLUGIN);
+    assert_string_equal(j->plugin.library, "./plugins/libcrunch.so");
+    assert_string_equal(j->plugin.symbol, "crunch");
+    assert_true(j->blocking);
+
+    j = drv_config_job(cfg, "upload");
+    assert_non_null(j);
+    assert_int_equal(j->handler, DRV_HANDLER_HTTP);
+    assert_string_equal(j->http.method, "PUT");
+    assert_string_equal(j->http.url, "https://store.test/put?path={path}");
+    assert_int_equal(j->http.nheaders, 2);
+    assert_string_equal(j->http.headers[0].key, "Authorization");
+    assert_string_equal(j->http.headers[0].value, "Bearer {token}");
+    assert_string_equal(j->http.headers[1].key, "X-Req");
+    assert_string_equal(j->http.body, "{input}");
+    assert_int_equal(j->output_max, 65536);
+
+    assert_null(drv_config_job(cfg, "thumbnail"));
+    assert_null(drv_config_pipeline(cfg, "resize"));
+    p = drv_config_pipeline(cfg, "thumbnail");
+    assert_non_null(p);
+    assert_string_equal(p->name, "thumbnail");
+    assert_int_equal(p->nsteps, 3);
+    assert_false(p->steps[0].parallel);
+    assert_int_equal(p->steps[0].njobs, 1);
+    assert_ptr_equal(p->steps[0].jobs[0], drv_config_job(cfg, "resize"));
+    assert_true(p->steps[1].parallel);
+    assert_int_equal(p->steps[1].njobs, 2);
+    assert_string_equal(p->steps[1].jobs[0]->name, "upload");
+    assert_string_equal(p->steps[1].jobs[1]->name, "notify");
+    assert_false(p->steps[2].parallel);
+    assert_string_equal(p->steps[2].jobs[0]->name, "cleanup");
+    assert_int_equal(p->retries, 1);
+    assert_int_equal(p->timeout_ms, 120000);
+    assert_int_equal(p->backoff_ms, 1000);
+    assert_int_equal(p->backoff_max_ms, 3600000);
+    assert_int_equal(p->result_ttl_ms, 0);
+
+    drv_config_free(cfg);
+}
+
+static void
+test_config_defaults(void **state)
+{
+    struct drv_config *cfg = load_ok("# nothing but a comment\n");
+    const struct drv_config_job *j = NULL;
+
+    (void)state;
+    assert_string_equal(cfg->redis.url, DRV_CONFIG_REDIS_URL);
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg->redis.prefix, "drover");
+    assert_int_equal(cfg->worker.concurrency, 64);
+    assert_int_equal(cfg->worker.batch, 32);
+    assert_int_equal(cfg->worker.threads, 4);
+    assert_int_equal(cfg->worker.shutdown_timeout_ms, 30000);
+    assert_int_equal(cfg->worker.visibility_timeout_ms, 300000);
+    assert_int_equal(cfg->worker.max_deliveries, 5);
+    assert_int_equal(cfg->worker.max_job_bytes, 16777216);
+    assert_null(cfg->worker.metrics);
+    assert_int_equal(cfg->nqueues, 1);
+    assert_string_equal(cfg->queues[0], "default");
+    assert_int_equal(cfg->njobs, 0);
+    assert_int_equal(cfg->npipelines, 0);
+    drv_config_free(cfg);
+
+    cfg = load_ok("redis: {prefix: app}\n"
+                  "worker:\n"
+                  "  batch: 8\n"
+                  "queues:\n"
+                  "jobs:\n"
+                  "  e: {handler: exec, command: [true]}\n"
+                  "  h: {handler: http, url: \"http://x.test/\"}\n"
+                  "  b: {handler: block}\n"
+                  "pipelines:\n"
+                  "  p: {steps: [e, b]}\n");
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg->redis.prefix, "app");
+    assert_int_equal(cfg->worker.batch, 8);
+    assert_int_equal(cfg->worker.concurrency, 64);
+    assert_int_equal(cfg->nqueues, 1);
+
+    j = drv_config_job(cfg, "e");
+    assert_int_equal(j->timeout_ms, 30 * 60 * 1000);
+    assert_int_equal(j->retries, 3);
+    assert_int_equal(j->backoff_ms, 1000);
+    assert_int_equal(j->backoff_max_ms, 3600 * 1000);
+    assert_int_equal(j->concurrency, 0);
+    assert_int_equal(j->result_ttl_ms, 0);
+    assert_false(j->blocking);
+    assert_int_equal(j->output_max, 1048576);
+    assert_int_equal(j->exec.kill_grace_ms, 5000);
+    assert_int_equal(j->exec.nenv, 0);
+    assert_null(j->exec.env);
+    assert_null(j->exec.cwd);
+
+    j = drv_config_job(cfg, "h");
+    assert_string_equal(j->http.method, "GET");
+    assert_null(j->http.body);
+    assert_int_equal(j->http.nheaders, 0);
+
+    j = drv_config_job(cfg, "b");
+    assert_true(j->blocking);      /* block always runs on the pool */
+
+    assert_int_equal(drv_config_pipeline(cfg, "p")->retries, 3);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->timeout_ms, 1800000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->backoff_ms, 1000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->backoff_max_ms, 3600000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->result_ttl_ms, 0);
+    drv_config_free(cfg);
+}
+
+static void
+test_config_value_forms(void **state)
+{
+    struct drv_config *cfg = NULL;
+    const struct drv_config_job *j = NULL;
+
+    (void)state;
+    cfg = load_ok("redis: {url: \"unix:///run/redis.sock\"}\n"
+                  "worker: {shutdown_timeout: 7, visibility_timeout: 250ms,"
+                  " max_job_bytes: 512}\n"
+                  "jobs:\n"
+                  "  a:\n"
+                  "    handler: plugin\n"
+                  "    library: x.so\n"
+                  "    symbol: y\n"
+                  "    blocking: false\n"
+                  "    retries: 0\n"
+                  "    timeout: 1d\n"
+                  "    result_ttl: 0\n"
+                  "  b: &simple {handler: echo, retries: \"2\"}\n"
+                  "  c: *simple\n");
+    assert_string_equal(cfg->redis.url, "unix:///run/redis.sock");
+    assert_int_equal(cfg->worker.shutdown_timeout_ms, 7000);
+    assert_int_equal(cfg->worker.visibility_timeout_ms, 250);
+    assert_int_equal(cfg->worker.max_job_bytes, 512);
+    j = drv_config_job(cfg, "a");
+    assert_false(j->blocking);
+    assert_int_equal(j->retries, 0);
+    assert_int_equal(j->timeout_ms, 86400000);
+    assert_string_equal(drv_handler_kind_name(j->handler), "plugin");
+    /* an alias is a copy of its anchor's value; quoted numbers count */
+    assert_int_equal(drv_config_job(cfg, "c")->handler, DRV_HANDLER_ECHO);
+    assert_int_equal(drv_config_job(cfg, "c")->retries, 2);
+    assert_string_equal(drv_config_job(cfg, "c")->name, "c");
+    drv_config_free(cfg);
+}
+
+static void
+test_config_demo_file_loads(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    const struct drv_config_job *j = NULL;
+    int rc;
+
+    (void)state;
+    drv_config_errors_init(&errs);
+    rc = drv_config_load("config/drover.yaml", &cfg, &errs);
+    if (rc != 0)
+        drv_config_errors_print(&errs, stderr);
+    assert_int_equal(rc, 0);
+    assert_int_equal(errs.n, 0);
+    assert_int_equal(cfg->nqueues, 2);
+    assert_string_equal(cfg->queues[0], "default");
+    assert_string_equal(cfg->queues[1], "low");
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_int_equal(drv_config_job(cfg, "demo-echo")->handler,
+                     DRV_HANDLER_ECHO);
+    assert_int_equal(drv_config_job(cfg, "demo-sleep")->handler,
+                     DRV_HANDLER_SLEEP);
+    assert_int_equal(drv_config_job(cfg, "demo-block")->handler,
+                     DRV_HANDLER_BLOCK);
+    assert_int_equal(drv_config_job(cfg, "demo-fail")->handler,
+                     DRV_HANDLER_FAIL);
+    j = drv_config_job(cfg, "demo-exec");
+    assert_int_equal(j->handler, DRV_HANDLER_EXEC);
+    assert_int_equal(j->exec.ncommand, 2);
+    assert_string_equal(j->exec.command[0], "echo");
+    assert_string_equal(j->exec.command[1], "hello {name}");
+    assert_non_null(drv_config_pipeline(cfg, "demo-pipeline"));
+    drv_config_free(cfg);
+    drv_config_errors_fini(&errs);
+}
+
+/* -------------------------------------------------------------- errors */
+
+static void
+test_config_missing_file(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    int rc;
+
+    (void)state;
+    drv_config_errors_init(&errs);
+    rc = drv_config_load("no/such/drover.yaml", &cfg, &errs);
+    assert_int_equal(rc, -ENOENT);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].text, "no/such/drover.yaml: cannot read: "
+                                        "No such file or directory");
+    assert_int_equal(errs.v[0].line, 0);
+    drv_config_errors_fini(&errs);
+
+    /* without an error list the code still says what happened */
+    rc = drv_config_load("no/such/drover.yaml", &cfg, NULL);
+    assert_int_equal(rc, -ENOENT);
+    assert_null(cfg);
+}
+
+static void
+test_config_syntax_error(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    static const char text[] = "jobs:\n"
+                               "  a:\n"
+                               "    handler: noop\n"
+                               "   bad: 1\n";
+    int rc;
+
+    (void)state;
+    expect_errors(text,
+                  NAME ":4:4: YAML syntax error: did not find expected key "
+                  "(while parsing a block mapping at line 2, column 3)\n");
+    expect_errors("queues: [a, b\n",
+                  NAME ":2:1: YAML syntax error: did not find expected ',' "
+                  "or ']' (while parsing a flow sequence at line 1, "
+                  "column 9)\n");
+    expect_errors("worker:\n\tbatch: 1\n",
+                  NAME ":2:1: YAML syntax error: found character that "
+                  "cannot start any token (while scanning for the next "
+                  "token at line 2, column 1)\n");
+
+    drv_config_errors_init(&errs);
+    rc = drv_config_load_string(NAME, text, strlen(text), &cfg, &errs);
+    assert_int_equal(rc, DRV_ECONFIG);
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.v[0].line, 4);
+    assert_int_equal(errs.v[0].col, 4);
+    assert_string_equal(errs.v[0].path, "");
+    drv_config_errors_fini(&errs);
+}
+
+static void
+test_config_bad_encoding(void **state)
+{
+    (void)state;
+    expect_errors("redis:\n  url: \"ab\xff\"\n",
+                  NAME ":2:11: YAML syntax error: invalid leading UTF-8 "
+                  "octet\n");
+}
+
+static void
+test_config_unknown_key(void **state)
+{
+    (void)state;
+    expect_errors("redis:\n"
+                  "  host: x\n"
+                  "workers: {}\n"
+                  "jobs:\n"
+                  "  a:\n"
+                  "    handler: echo\n"
+                  "    timout: 1s\n"
+                  "pipelines:\n"
+                  "  p: {steps: [a], stepz: 1}\n",
+                  NAME ":2:3: redis.host: unknown key (valid: url, prefix)\n"
+                  NAME ":3:1: workers: unknown key (valid: redis, worker, "
+                  "queues, jobs, pipelines)\n"
+                  NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
+                  "timeout, retries, backoff, backoff_max, concurrency, "
+                  "result_ttl)\n"
+                  NAME ":9:19: pipelines.p.stepz: unknown key (valid: steps, "
+                  "timeout, retries, backoff, backoff_max, result_ttl)\n");
+}
+
+static void
+test_config_duplicate_key(void **state)
+{
+    (void)state;
+    expect_errors("worker:\n"
+                  "  batch: 1\n"
+                  "  batch: 2\n",
+                  NAME ":3:3: worker.batch: duplicate key (first at line "
+                  "2)\n");
+}
+
+static void
+test_config_wrong_type(void **state)
+{
+    (void)state;
+    expect_errors("redis:\n"
+                  "  url: {a: b}\n"
+                  "worker:\n"
+                  "  concurrency: many\n"
+                  "  threads: 2.5\n"
+                  "  batch: [1]\n"
+                  "  max_deliveries: 99999999999\n"
+                  "queues: default\n"
+                  "jobs: [a]\n",
+                  NAME ":2:8: redis.url: expected a string, got a mapping\n"
+                  NAME ":4:16: worker.concurrency: \"many\" is not an "
+                  "integer\n"
+                  NAME ":5:12: worker.threads: \"2.5\" is not an integer\n"
+                  NAME ":6:10: worker.batch: expected an integer, got a "
+                  "sequence\n"
+                  NAME ":7:19: worker.max_deliveries: \"99999999999\" is out "
+                  "of range (at most 2147483647)\n"
+                  NAME ":8:9: queues: expected a sequence, got "
+                  "\"default\"\n"
+                  NAME ":9:7: jobs: expected a mapping, got a sequence\n");
+    expect_errors("jobs:\n"
+                  "  a: echo\n"
+                  "  b:\n"
+                  "    handler: exec\n"
+                  "    command: convert\n"
+                  "    timeout:\n"
+                  "    env: {A: [1]}\n",
+                  NAME ":2:6: jobs.a: expected a mapping, got \"echo\"\n"
+                  NAME ":5:14: jobs.b.command: expected a sequence, got "
+                  "\"convert\"\n"
+                  NAME ":6:13: jobs.b.timeout: expected a duration, got "
+                  "null\n"
+                  NAME ":7:14: jobs.b.env.A: expected a string, got a "
+                  "sequence\n");
+}
+
+static void
+test_config_bad_duration(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  resize:\n"
+                  "    handler: exec\n"
+                  "    command: [convert]\n"
+                  "    retries: 5\n"
+                  "    backoff: 1s\n"
+                  "    timeout:     30x\n"
+                  "    backoff_max: -1s\n"
+                  "    kill_grace: 99999999999999999999d\n",
+                  NAME ":7:18: jobs.resize.timeout: \"30x\" is not a duration "
+                  "(use 250ms, 30s, 5m, 1h)\n"
+                  NAME ":8:18: jobs.resize.backoff_max: \"-1s\" is not a "
+                  "duration (use 250ms, 30s, 5m, 1h)\n"
+                  NAME ":9:17: jobs.resize.kill_grace: "
+                  "\"99999999999999999999d\" is too large\n");
+}
+
+static void
+test_config_bad_size(void **state)
+{
+    (void)state;
+    expect_errors("worker:\n"
+                  "  max_job_bytes: 16MB!\n"
+                  "jobs:\n"
+                  "  e: {handler: exec, command: [x], output_max: lots}\n",
+                  NAME ":2:18: worker.max_job_bytes: \"16MB!\" is not a size "
+                  "(use 512, 64KiB, 16MiB, 1GiB)\n"
+                  NAME ":4:48: jobs.e.output_max: \"lots\" is not a size "
+                  "(use 512, 64KiB, 16MiB, 1GiB)\n");
+}
+
+static void
+test_config_bad_bool(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  p:\n"
+                  "    handler: plugin\n"
+                  "    library: x.so\n"
+                  "    symbol: y\n"
+                  "    blocking: yes\n",
+                  NAME ":6:15: jobs.p.blocking: \"yes\" is not a boolean "
+                  "(use true or false)\n");
+}
+
+static void
+test_config_not_positive(void **state)
+{
+    (void)state;
+    expect_errors("worker:\n"
+                  "  concurrency: 0\n"
+                  "  batch: -1\n"
+                  "  threads: 0\n"
+                  "  shutdown_timeout: 0s\n"
+                  "  visibility_timeout: 0\n"
+                  "  max_deliveries: 0\n"
+                  "  max_job_bytes: 0MiB\n"
+                  "jobs:\n"
+                  "  a:\n"
+                  "    handler: noop\n"
+                  "    concurrency: 0\n"
+                  "    timeout: 0ms\n"
+                  "    retries: -1\n",
+                  NAME ":2:16: worker.concurrency: must be greater than 0\n"
+                  NAME ":3:10: worker.batch: must be greater than 0\n"
+                  NAME ":4:12: worker.threads: must be greater than 0\n"
+                  NAME ":5:21: worker.shutdown_timeout: must be greater "
+                  "than 0\n"
+                  NAME ":6:23: worker.visibility_timeout: must be greater "
+                  "than 0\n"
+                  NAME ":7:19: worker.max_deliveries: must be greater than "
+                  "0\n"
+                  NAME ":8:18: worker.max_job_bytes: must be greater than "
+                  "0\n"
+                  NAME ":12:18: jobs.a.concurrency: must be greater than 0\n"
+                  NAME ":13:14: jobs.a.timeout: must be greater than 0\n"
+                  NAME ":14:14: jobs.a.retries: must not be negative\n");
+}
+
+static void
+test_config_unknown_handler(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  a:\n"
+                  "    handler: shell\n"
+                  "    command: [ls]\n"
+                  "  b:\n"
+                  "    handler: {x: 1}\n",
+                  NAME ":3:14: jobs.a.handler: unknown handler \"shell\" "
+                  "(use noop, echo, sleep, block, fail, exec, http, "
+                  "plugin)\n"
+                  NAME ":6:14: jobs.b.handler: expected a handler name, got "
+                  "a mapping\n");
+}
+
+static void
+test_config_missing_required_key(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  resize:\n"
+                  "    handler: exec\n"
+                  "    timeout: 30s\n"
+                  "  fetch: {handler: http, method: POST}\n"
+                  "  crunch:\n"
+                  "    handler: plugin\n"
+                  "    symbol: crunch\n"
+                  "  nothing:\n"
+                  "    timeout: 1s\n"
+                  "pipelines:\n"
+                  "  p: {retries: 1}\n",
+                  NAME ":2:3: jobs.resize: handler exec requires key "
+                  "\"command\"\n"
+                  NAME ":5:3: jobs.fetch: handler http requires key \"url\"\n"
+                  NAME ":6:3: jobs.crunch: handler plugin requires key "
+                  "\"library\"\n"
+                  NAME ":9:3: jobs.nothing: missing required key "
+                  "\"handler\"\n"
+                  NAME ":12:3: pipelines.p: missing required key "
+                  "\"steps\"\n");
+}
+
+static void
+test_config_key_of_other_handler(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  x:\n"
+                  "    handler: echo\n"
+                  "    command: [ls]\n"
+                  "    output_max: 1KiB\n"
+                  "  h:\n"
+                  "    handler: http\n"
+                  "    url: http://x.test/\n"
+                  "    cwd: /tmp\n"
+                  "    blocking: true\n"
+                  "  e:\n"
+                  "    handler: exec\n"
+                  "    command: [ls]\n"
+                  "    headers: {A: b}\n",
+                  NAME ":4:5: jobs.x.command: key is only valid for handler "
+                  "exec\n"
+                  NAME ":5:5: jobs.x.output_max: key is only valid for "
+                  "handlers exec and http\n"
+                  NAME ":9:5: jobs.h.cwd: key is only valid for handler "
+                  "exec\n"
+                  NAME ":10:5: jobs.h.blocking: key is only valid for handler "
+                  "plugin\n"
+                  NAME ":14:5: jobs.e.headers: key is only valid for handler "
+                  "http\n");
+}
+
+static void
+test_config_exec_checks(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  a:\n"
+                  "    handler: exec\n"
+                  "    command: []\n"
+                  "    cwd: \"\"\n"
+                  "    env: {\"A=B\": x, \"\": y}\n"
+                  "  b:\n"
+                  "    handler: exec\n"
+                  "    command: [convert, [x], {y: 1}]\n",
+                  NAME ":4:14: jobs.a.command: must not be an empty list\n"
+                  NAME ":5:10: jobs.a.cwd: must not be empty\n"
+                  NAME ":6:11: jobs.a.env.A=B: variable name must not contain "
+                  "'='\n"
+                  NAME ":6:21: jobs.a.env.\"\": variable name must not be "
+                  "empty\n"
+                  NAME ":9:24: jobs.b.command[1]: expected a string, got a "
+                  "sequence\n"
+                  NAME ":9:29: jobs.b.command[2]: expected a string, got a "
+                  "mapping\n");
+}
+
+static void
+test_config_bad_template(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  resize:\n"
+                  "    handler: exec\n"
+                  "    command:\n"
+                  "      - convert\n"
+                  "      - \"{path\"\n"
+                  "      - \"{{ok}} {w}}\"\n"
+                  "      - \"{}\"\n"
+                  "  fetch:\n"
+                  "    handler: http\n"
+                  "    url: \"https://x.test/{a{b}\"\n"
+                  "    headers: {X-A: \"{t\"}\n"
+                  "    body: \"}\"\n",
+                  NAME ":6:9: jobs.resize.command[1]: bad template \"{path\": "
+                  "unmatched '{' at byte 1\n"
+                  NAME ":7:9: jobs.resize.command[2]: bad template "
+                  "\"{{ok}} {w}}\": unmatched '}' at byte 11\n"
+                  NAME ":8:9: jobs.resize.command[3]: bad template \"{}\": "
+                  "empty field name at byte 1\n"
+                  NAME ":11:10: jobs.fetch.url: bad template "
+                  "\"https://x.test/{a{b}\": '{' inside a field name at byte "
+                  "18\n"
+                  NAME ":12:20: jobs.fetch.headers.X-A: bad template \"{t\": "
+                  "unmatched '{' at byte 1\n"
+                  NAME ":13:11: jobs.fetch.body: bad template \"}\": "
+                  "unmatched '}' at byte 1\n");
+}
+
+static void
+test_config_http_checks(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  a:\n"
+                  "    handler: http\n"
+                  "    method: get\n"
+                  "    url: \"ftp://x.test/{p}\"\n"
+                  "    headers: {\"Bad Name\": x, Ok: \"a\\r\\nb\"}\n",
+                  NAME ":4:13: jobs.a.method: \"get\" is not an HTTP method "
+                  "(use GET, POST, PUT, PATCH, DELETE, HEAD)\n"
+                  NAME ":5:10: jobs.a.url: must start with http:// or "
+                  "https://\n"
+                  NAME ":6:15: jobs.a.headers.Bad Name: header name must be "
+                  "a token (letters, digits, !#$%&'*+-.^_`|~)\n"
+                  NAME ":6:34: jobs.a.headers.Ok: header value must not "
+                  "contain a line break\n");
+}
+
+static void
+test_config_undeclared_step(void **state)
+{
+    (void)state;
+    expect_errors("pipelines:\n"
+                  "  thumbnail:\n"
+                  "    steps:\n"
+                  "      - resize\n"
+                  "      - parallel: [resize, upload]\n"
+                  "jobs:\n"
+                  "  resize: {handler: noop}\n",
+                  NAME ":5:28: pipelines.thumbnail.steps[1].parallel[1]: job "
+                  "type \"upload\" is not declared under jobs\n");
+    expect_errors("jobs:\n"
+                  "  a: {handler: noop}\n"
+                  "pipelines:\n"
+                  "  p:\n"
+                  "    steps: [a, b, [a], {}]\n",
+                  NAME ":5:16: pipelines.p.steps[1]: job type \"b\" is not "
+                  "declared under jobs\n"
+                  NAME ":5:19: pipelines.p.steps[2]: expected a job type "
+                  "name or parallel: [...], got a sequence\n"
+                  NAME ":5:24: pipelines.p.steps[3]: missing required key "
+                  "\"parallel\"\n");
+}
+
+static void
+test_config_empty_steps(void **state)
+{
+    (void)state;
+    expect_errors("jobs: {a: {handler: noop}}\n"
+                  "pipelines:\n"
+                  "  p:\n"
+                  "    steps: []\n"
+                  "  q:\n"
+                  "    steps:\n"
+                  "      - parallel: []\n"
+                  "      - parallel: a\n",
+                  NAME ":4:12: pipelines.p.steps: must list at least one "
+                  "step\n"
+                  NAME ":7:19: pipelines.q.steps[0].parallel: must list at "
+                  "least one job type\n"
+                  NAME ":8:19: pipelines.q.steps[1].parallel: expected a "
+                  "sequence, got \"a\"\n");
+}
+
+static void
+test_config_nested_parallel(void **state)
+{
+    (void)state;
+    expect_errors("jobs: {a: {handler: noop}, b: {handler: echo}}\n"
+                  "pipelines:\n"
+                  "  p:\n"
+                  "    steps:\n"
+                  "      - a\n"
+                  "      - parallel: [a, {parallel: [b]}, b, a]\n",
+                  NAME ":6:23: pipelines.p.steps[1].parallel[1]: parallel "
+                  "steps cannot be nested\n"
+                  NAME ":6:43: pipelines.p.steps[1].parallel[3]: job type "
+                  "\"a\" is listed twice\n");
+}
+
+static void
+test_config_queue_names(void **state)
+{
+    (void)state;
+    expect_errors("queues: [default, low, \"\", \"a{b}\", low, \"}\"]\n",
+                  NAME ":1:24: queues[2]: queue name must not be empty\n"
+                  NAME ":1:28: queues[3]: queue name must not contain '{' or "
+                  "'}'\n"
+                  NAME ":1:36: queues[4]: duplicate queue \"low\"\n"
+                  NAME ":1:41: queues[5]: queue name must not contain '{' or "
+                  "'}'\n");
+    expect_errors("queues: []\n",
+                  NAME ":1:9: queues: must list at least one queue\n");
+}
+
+static void
+test_config_name_clash(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  resize: {handler: noop}\n"
+                  "pipelines:\n"
+                  "  resize:\n"
+                  "    steps: [resize]\n",
+                  NAME ":4:3: pipelines.resize: name is already used by a "
+                  "job type\n");
+}
+
+static void
+test_config_redis_checks(void **state)
+{
+    (void)state;
+    expect_errors("redis:\n"
+                  "  url: http://127.0.0.1:6379\n"
+                  "  prefix: \"a{b\"\n"
+                  "worker:\n"
+                  "  metrics: 9464\n",
+                  NAME ":2:8: redis.url: must start with redis:// or "
+                  "unix://\n"
+                  NAME ":3:11: redis.prefix: must not contain '{' or '}'\n"
+                  NAME ":5:12: worker.metrics: must be HOST:PORT, e.g. "
+                  "127.0.0.1:9464\n");
+}
+
+static void
+test_config_top_level_shape(void **state)
+{
+    (void)state;
+    expect_errors("- a\n- b\n",
+                  NAME ":1:1: expected a mapping at the top, got a "
+                  "sequence\n");
+    expect_errors("worker: {batch: 1}\n"
+                  "---\n"
+                  "worker: {batch: 2}\n",
+                  NAME ":3:1: only one YAML document is allowed in a config "
+                  "file\n");
+}
+
+static void
+test_config_many_errors(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    static const char text[] =
+        "pipelines:\n"
+        "  p: {steps: [nope]}\n"
+        "redis: {url: tcp://x}\n"
+        "worker:\n"
+        "  batch: 0\n"
+        "  bogus: 1\n"
+        "jobs:\n"
+        "  a: {handler: exec}\n"
+        "  b: {handler: sleep, timeout: 5x}\n";
+    FILE *fp = NULL;
+    char *printed = NULL;
+    size_t printed_len = 0;
+    int rc;
+
+    (void)state;
+    /* every error is reported, sorted by place whatever the read order */
+    expect_errors(text,
+                  NAME ":2:15: pipelines.p.steps[0]: job type \"nope\" is "
+                  "not declared under jobs\n"
+                  NAME ":3:14: redis.url: must start with redis:// or "
+                  "unix://\n"
+                  NAME ":5:10: worker.batch: must be greater than 0\n"
+                  NAME ":6:3: worker.bogus: unknown key (valid: concurrency, "
+                  "batch, threads, shutdown_timeout, visibility_timeout, "
+                  "max_deliveries, max_job_bytes, metrics)\n"
+                  NAME ":8:3: jobs.a: handler exec requires key "
+                  "\"command\"\n"
+                  NAME ":9:32: jobs.b.timeout: \"5x\" is not a duration (use "
+                  "250ms, 30s, 5m, 1h)\n");
+
+    /* drv_config_errors_print writes the same lines */
+    drv_config_errors_init(&errs);
+    rc = drv_config_load_string(NAME, text, strlen(text), &cfg, &errs);
+    assert_int_equal(rc, DRV_ECONFIG);
+    assert_int_equal(errs.n, 6);
+    assert_int_equal(errs.v[2].line, 5);
+    assert_int_equal(errs.v[2].col, 10);
+    assert_string_equal(errs.v[2].path, "worker.batch");
+    assert_string_equal(errs.v[2].msg, "must be greater than 0");
+    fp = open_memstream(&printed, &printed_len);
+    assert_non_null(fp);
+    drv_config_errors_print(&errs, fp);
+    fclose(fp);
+    assert_non_null(strstr(printed, NAME ":5:10: worker.batch: must be "
+                                    "greater than 0\n"));
+    assert_int_equal(printed[printed_len - 1], '\n');
+    free(printed);
+    drv_config_errors_fini(&errs);
+
+    /* errs may be NULL: the code alone says the config is bad */
+    rc = drv_config_load_string(NAME, text, strlen(text), &cfg, NULL);
+    assert_int_equal(rc, DRV_ECONFIG);
+    assert_null(cfg);
+}
+
+static void
+test_config_errors_accumulate(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    static const char first[] = "worker: {batch: 0}\n"
+                                "queues: []\n";
+    static const char second[] = "queues: []\n"
+                                 "worker: {batch: 0}\n";
+    int rc;
+
+    (void)state;
+    /* a second load appends its own errors, sorted among themselves */
+    drv_config_errors_init(&errs);
+    rc = drv_config_load_string("a.yaml", first, strlen(first), &cfg, &errs);
+    assert_int_equal(rc, DRV_ECONFIG);
+    rc = drv_config_load_string("b.yaml", second, strlen(second), &cfg,
+                                &errs);
+    assert_int_equal(rc, DRV_ECONFIG);
+    rc = drv_config_load("no/such/c.yaml", &cfg, &errs);
+    assert_int_equal(rc, -ENOENT);
+    assert_int_equal(errs.n, 5);
+    assert_string_equal(errs.v[0].text, "a.yaml:1:17: worker.batch: must "
+                                        "be greater than 0");
+    assert_string_equal(errs.v[1].text, "a.yaml:2:9: queues: must list at "
+                                        "least one queue");
+    assert_string_equal(errs.v[2].text, "b.yaml:1:9: queues: must list at "
+                                        "least one queue");
+    assert_string_equal(errs.v[3].text, "b.yaml:2:17: worker.batch: must "
+                                        "be greater than 0");
+    assert_string_equal(errs.v[4].text, "no/such/c.yaml: cannot read: No "
+                                        "such file or directory");
+    drv_config_errors_fini(&errs);
+    assert_int_equal(errs.n, 0);
+    drv_config_errors_fini(&errs);  /* twice is harmless */
+}
+
+static void
+test_config_check_helpers(void **state)
+{
+    struct drv_err err;
+
+    (void)state;
+    drv_err_clear(&err);
+    assert_int_equal(drv_config_check_queue("default", &err), 0);
+    assert_int_equal(drv_config_check_queue("", &err), -EINVAL);
+    assert_string_equal(err.msg, "queue name must not be empty");
+    assert_int_equal(drv_config_check_queue("a}", &err), -EINVAL);
+    assert_int_equal(drv_config_check_redis_url("unix:///s", &err), 0);
+    assert_int_equal(drv_config_check_redis_url("redis://h:1/0", &err), 0);
+    assert_int_equal(drv_config_check_redis_url("rediss://h", &err),
+                     -EINVAL);
+    assert_string_equal(drv_handler_kind_name(DRV_HANDLER_NOOP), "noop");
+    assert_string_equal(drv_handler_kind_name(DRV_HANDLER_HTTP), "http");
+    assert_string_equal(drv_handler_kind_name(DRV_HANDLER_COUNT), "?");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_example_loads),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_value_forms),
+        cmocka_unit_test(test_config_demo_file_loads),
+        cmocka_unit_test(test_config_missing_file),
+        cmocka_unit_test(test_config_syntax_error),
+        cmocka_unit_test(test_config_bad_encoding),
+        cmocka_unit_test(test_config_unknown_key),
+        cmocka_unit_test(test_config_duplicate_key),
+        cmocka_unit_test(test_config_wrong_type),
+        cmocka_unit_test(test_config_bad_duration),
+        cmocka_unit_test(test_config_bad_size),
+        cmocka_unit_test(test_config_bad_bool),
+        cmocka_unit_test(test_config_not_positive),
+        cmocka_unit_test(test_config_unknown_handler),
+        cmocka_unit_test(test_config_missing_required_key),
+        cmocka_unit_test(test_config_key_of_other_handler),
+        cmocka_unit_test(test_config_exec_checks),
+        cmocka_unit_test(test_config_bad_template),
+        cmocka_unit_test(test_config_http_checks),
+        cmocka_unit_test(test_config_undeclared_step),
+        cmocka_unit_test(test_config_empty_steps),
+        cmocka_unit_test(test_config_nested_parallel),
+        cmocka_unit_test(test_config_queue_names),
+        cmocka_unit_test(test_config_name_clash),
+        cmocka_unit_test(test_config_redis_checks),
+        cmocka_unit_test(test_config_top_level_shape),
+        cmocka_unit_test(test_config_many_errors),
+        cmocka_unit_test(test_config_errors_accumulate),
+        cmocka_unit_test(test_config_check_helpers),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
