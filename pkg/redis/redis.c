@@ -410,8 +410,13 @@ setup_reply_ok(struct drv_redis *r, int status, const redisReply *reply,
     if (reply->type != REDIS_REPLY_ERROR)
         return 1;
     drv_log_quote(q, sizeof q, reply->str, reply->len);
-    DRV_LOG_ERROR("redis setup failed", "conn=%s step=%s error=%s",
-                  r->label, step, q);
+    /* loud once per failure streak (a wrong password retries forever) */
+    if (r->fails == 0)
+        DRV_LOG_ERROR("redis setup failed", "conn=%s step=\"%s\" error=%s",
+                      r->label, step, q);
+    else
+        DRV_LOG_DEBUG("redis setup failed", "conn=%s step=\"%s\" error=%s",
+                      r->label, step, q);
     r->drop_gen = r->gen;
     r->drop_why = "setup command failed";
     kick(r);
@@ -445,9 +450,8 @@ on_client_id(struct drv_redis *r, int status, const redisReply *reply,
     if (!setup_reply_ok(r, status, reply, "CLIENT ID"))
         return;
     if (reply->type != REDIS_REPLY_INTEGER) {
-        DRV_LOG_ERROR("redis setup failed",
-                      "conn=%s step=\"CLIENT ID\" error=\"not an integer\"",
-                      r->label);
+        DRV_LOG_ERROR("redis setup failed", "conn=%s step=\"CLIENT ID\" "
+                      "error=\"not an integer\"", r->label);
         r->drop_gen = r->gen;
         r->drop_why = "bad CLIENT ID reply";
         kick(r);
