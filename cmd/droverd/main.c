@@ -1,9 +1,250 @@
-/* droverd -- the worker daemon (the worker comes with the next step). */
+/*
+ * droverd -- the worker daemon.
+ *
+ *   droverd -c FILE [--redis URL] [--concurrency N] [--queues a,b]
+ *           [--log-level L]
+ *
+ * Parses flags, loads the config, builds the loop and the worker, maps
+ * signals to stops, runs. Exit: 0 clean stop, 2 bad usage or invalid
+ * config, 1 anything else fatal (and a second SIGTERM/SIGINT).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover/common.h"
+#include "drover/config.h"
+#include "drover/log.h"
+#include "drover/loop.h"
+#include "drover/parse.h"
+#include "drover/worker.h"
+
+static const char usage[] =
+    "usage: droverd -c FILE [--redis URL] [--concurrency N] "
+    "[--queues a,b] [--log-level error|warn|info|debug]\n";
+
+struct app {
+    struct drv_loop *loop;     /* borrowed */
+    struct drv_worker *worker; /* borrowed */
+    int signals;               /* stop signals seen */
+    int stopped;               /* on_stopped ran */
+    int hard;                  /* ... after a hard stop */
+};
+
+static void
+on_stopped(struct drv_worker *w, int hard, void *ctx)
+{
+    struct app *app = ctx;
+
+    (void)w;
+    app->stopped = 1;
+    app->hard = hard;
+    drv_loop_stop(app->loop);
+}
+
+static void
+on_stop_signal(struct drv_loop *loop, int signo, void *ctx)
+{
+    struct app *app = ctx;
+
+    (void)loop;
+    if (++app->signals == 1) {
+        DRV_LOG_INFO("signal: graceful stop", "signal=%s",
+                     signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        drv_worker_stop(app->worker, 0);
+        return;
+    }
+    /* second signal: stop now; unfinished jobs stay pending in Redis and
+     * are reclaimed after visibility_timeout */
+    DRV_LOG_WARN("second signal: stopping now", "signal=%s",
+                 signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    _exit(1);
+}
+
+static void
+on_hup(struct drv_loop *loop, int signo, void *ctx)
+{
+    (void)loop;
+    (void)signo;
+    (void)ctx;
+    drv_log_reopen();
+    DRV_LOG_INFO("signal: logs reopened", NULL);
+}
+
+/* Replace cfg->queues with the comma-separated list. 0 or -EINVAL. */
+static int
+set_queues(struct drv_config *cfg, const char *list)
+{
+    char *copy = drv_xstrdup(list), *tok, *save = NULL;
+    char **q = NULL;
+    size_t n = 0, i, j;
+    struct drv_err err;
+
+    for (tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (drv_config_check_queue(tok, &err) < 0) {
+            fprintf(stderr, "droverd: --queues: %s\n", err.msg);
+            goto bad;
+        }
+        for (j = 0; j < n; j++)
+            if (strcmp(q[j], tok) == 0) {
+                fprintf(stderr, "droverd: --queues: queue \"%s\" given "
+                        "twice\n", tok);
+                goto bad;
+            }
+        q = drv_xrealloc(q, (n + 2) * sizeof *q);
+        q[n++] = drv_xstrdup(tok);
+        q[n] = NULL;
+    }
+    free(copy);
+    if (n == 0) {
+        fprintf(stderr, "droverd: --queues: no queue named\n");
+        return -EINVAL;
+    }
+    for (i = 0; i < cfg->nqueues; i++)
+        free(cfg->queues[i]);
+    free(cfg->queues);
+    cfg->queues = q;
+    cfg->nqueues = n;
+    return 0;
+bad:
+    for (j = 0; j < n; j++)
+        free(q[j]);
+    free(q);
+    free(copy);
+    return -EINVAL;
+}
 
 int
-main(void)
+main(int argc, char **argv)
 {
-    fprintf(stderr, "droverd: the worker comes with the next step\n");
-    return 1;
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"redis", required_argument, NULL, 'r'},
+        {"concurrency", required_argument, NULL, 'n'},
+        {"queues", required_argument, NULL, 'q'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = NULL, *redis = NULL, *queues = NULL, *level = NULL;
+    const char *conc = NULL;
+    struct drv_config *cfg = NULL;
+    struct drv_config_errors errs;
+    struct drv_worker_opts wo;
+    struct drv_worker_stats st;
+    struct drv_err err;
+    struct app app;
+    int64_t n;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': file = optarg; break;
+        case 'r': redis = optarg; break;
+        case 'n': conc = optarg; break;
+        case 'q': queues = optarg; break;
+        case 'l': level = optarg; break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || file == NULL) {
+        if (file == NULL)
+            fprintf(stderr, "droverd: -c FILE is required\n");
+        else
+            fprintf(stderr, "droverd: unexpected argument \"%s\"\n",
+                    argv[optind]);
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (level != NULL && drv_log_set_level(level) < 0) {
+        fprintf(stderr, "droverd: --log-level: \"%s\" is not one of error, "
+                "warn, info, debug\n", level);
+        return 2;
+    }
+    drv_config_errors_init(&errs);
+    rc = drv_config_load(file, &cfg, &errs);
+    if (rc < 0) {
+        drv_config_errors_print(&errs, stderr);
+        drv_config_errors_fini(&errs);
+        return 2;
+    }
+    drv_config_errors_fini(&errs);
+    if (redis != NULL) {
+        if (drv_config_check_redis_url(redis, &err) < 0) {
+            fprintf(stderr, "droverd: --redis: %s\n", err.msg);
+            goto usage_error;
+        }
+        free(cfg->redis.url);
+        cfg->redis.url = drv_xstrdup(redis);
+    }
+    if (conc != NULL) {
+        if (drv_parse_int(conc, 1, 1000000, &n) < 0) {
+            fprintf(stderr, "droverd: --concurrency: \"%s\" is not a "
+                    "number from 1 to 1000000\n", conc);
+            goto usage_error;
+        }
+        cfg->worker.concurrency = (int)n;
+    }
+    if (queues != NULL && set_queues(cfg, queues) < 0)
+        goto usage_error;
+
+    signal(SIGPIPE, SIG_IGN);
+    memset(&app, 0, sizeof app);
+    app.loop = drv_loop_create(NULL);
+    if (app.loop == NULL) {
+        fprintf(stderr, "droverd: cannot create the event loop\n");
+        drv_config_free(cfg);
+        return 1;
+    }
+    memset(&wo, 0, sizeof wo);
+    wo.cfg = cfg;
+    wo.loop = app.loop;
+    wo.on_stopped = on_stopped;
+    wo.ctx = &app;
+    drv_err_clear(&err);
+    rc = drv_worker_create(&wo, &app.worker, &err);
+    if (rc < 0) {
+        fprintf(stderr, "droverd: %s: %s\n", file, err.msg);
+        drv_loop_free(app.loop);
+        drv_config_free(cfg);
+        return rc == DRV_ECONFIG ? 2 : 1;
+    }
+    DRV_AZ(drv_loop_on_signal(app.loop, SIGTERM, on_stop_signal, &app));
+    DRV_AZ(drv_loop_on_signal(app.loop, SIGINT, on_stop_signal, &app));
+    DRV_AZ(drv_loop_on_signal(app.loop, SIGHUP, on_hup, &app));
+    drv_worker_start(app.worker);
+    rc = drv_loop_run(app.loop);
+    if (rc < 0 || !app.stopped) {
+        DRV_LOG_ERROR("event loop failed", "error=\"%s\"", drv_strerror(rc));
+        return 1;
+    }
+    drv_worker_get_stats(app.worker, &st);
+    if (st.unreleased > 0 || st.live > 0) {
+        /* a pool job that ignored its timeout still holds a thread: it
+         * cannot be joined, only left behind by exiting */
+        DRV_LOG_WARN("exiting with work still running", "unreleased=%d "
+                     "live=%d", st.unreleased, st.live);
+        _exit(app.hard ? 1 : 0);
+    }
+    drv_worker_free(app.worker);
+    drv_loop_signals_clear(app.loop);
+    drv_loop_run(app.loop); /* let the Redis connections finish closing */
+    drv_loop_free(app.loop);
+    drv_config_free(cfg);
+    return app.hard ? 1 : 0;
+
+usage_error:
+    drv_config_free(cfg);
+    fputs(usage, stderr);
+    return 2;
 }

@@ -79,6 +79,10 @@ int drv_loop_defer(struct drv_loop *loop, drv_loop_fn *fn, void *ctx);
 int drv_loop_on_signal(struct drv_loop *loop, int signo,
                        drv_loop_signal_fn *fn, void *ctx);
 
+/* drv_loop_signals_clear -- remove every signal event registered with
+ * drv_loop_on_signal (so the loop can run empty at teardown). */
+void drv_loop_signals_clear(struct drv_loop *loop);
+
 /* drv_loop_stats -- lag meter numbers; loop thread. */
 void drv_loop_get_stats(struct drv_loop *loop, struct drv_loop_stats *out);
 

@@ -220,13 +220,10 @@ fail:
 }
 
 void
-drv_loop_free(struct drv_loop *loop)
+drv_loop_signals_clear(struct drv_loop *loop)
 {
-    struct deferred *d, *dn;
     struct sig *s, *sn;
 
-    if (loop == NULL)
-        return;
     DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
     for (s = loop->sigs; s != NULL; s = sn) {
         sn = s->next;
@@ -234,6 +231,18 @@ drv_loop_free(struct drv_loop *loop)
         s->magic = 0;
         free(s);
     }
+    loop->sigs = NULL;
+}
+
+void
+drv_loop_free(struct drv_loop *loop)
+{
+    struct deferred *d, *dn;
+
+    if (loop == NULL)
+        return;
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    drv_loop_signals_clear(loop);
     for (d = loop->defer_head; d != NULL; d = dn) {
         dn = d->next;
         free(d);

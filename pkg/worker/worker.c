@@ -1,0 +1,478 @@
+/*
+ * worker.c -- the worker's life: create, start, the Redis connections, the
+ * periodic tick, graceful and immediate stop.
+ *
+ * DESIGN
+ * Everything runs on the loop thread. Two Redis connections: `blk` carries
+ * only the fetch reads (XREADGROUP, BLOCK while idle), `cmd` carries all
+ * the rest (group creation, settle scripts, mover, reclaim, renewal,
+ * registry, pause checks), so a blocked read never delays an outcome.
+ *
+ * A job is a `struct wjob` from the fetch reply until its settle op was
+ * applied (or found lost). It is on the worker's live list all that time,
+ * so lease renewal covers it while it runs AND while its outcome waits to
+ * be written (e.g. during a Redis outage). It has two references: the
+ * task (released by the task group once the task is quiesced) and the
+ * settle side (dropped when the settle reply came back).
+ *
+ * drv__worker_kick() schedules one deferred pass (defer_ev, coalesced) that
+ * flushes pending settle ops and tops up fetching; every event that can
+ * change either (an outcome, a permit released, a reply, a reconnect)
+ * kicks.
+ *
+ * Stop: DRAINING stops fetching (a BLOCK read is cut short with CLIENT
+ * UNBLOCK), cancels jobs still waiting for a permit (they are requeued at
+ * once), and arms drain_ev at shutdown_timeout; when it fires every
+ * running job is cancelled with cause SHUTDOWN and requeued. When no job
+ * is live, on_stopped runs. A hard stop skips all of that.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "drover/buf.h"
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/log.h"
+#include "drover/loop.h"
+#include "drover/pool.h"
+#include "drover/proc.h"
+#include "drover/redis.h"
+#include "drover/sem.h"
+#include "drover/tg.h"
+#include "worker_int.h"
+
+extern char **environ;
+
+#define TICK_MS 100
+#define BEAT_MS 5000
+#define STALE_MS 60000
+#define PAUSE_CHECK_MS 500
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+on_defer_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_worker *w;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(w, arg, DRV_WORKER_MAGIC);
+    drv__worker_settle_flush(w);
+    drv__worker_fetch(w);
+    drv__worker_check_stopped(w);
+}
+
+void
+drv__worker_kick(struct drv_worker *w)
+{
+    if (w->defer_ev != NULL)
+        event_active(w->defer_ev, EV_TIMEOUT, 0);
+}
+
+/* Fetch only what can start now: every job fetched counts until its task
+ * is released (an abandoned thread keeps counting until it returns). */
+int
+drv__worker_free_permits(struct drv_worker *w)
+{
+    return w->cfg->worker.concurrency - w->inflight;
+}
+
+/* --------------------------------------------------------- Redis setup */
+
+static void
+on_group_created(struct drv_redis *r, int status, const redisReply *reply,
+                 void *ctx)
+{
+    struct drv_worker *w;
+    struct drv_err err;
+    int rc;
+
+    (void)r;
+    if (status == -ECANCELED)
+        return; /* the worker is being freed */
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    rc = drv_redis_result(status, reply, &err);
+    if (rc == DRV_EREDIS && drv_redis_reply_error_is(reply, "BUSYGROUP"))
+        rc = 0;
+    if (rc < 0) {
+        DRV_LOG_WARN("consumer group not created", "error=\"%s\"", err.msg);
+        w->groups_pending = -1;
+        return;
+    }
+    if (w->groups_pending > 0 && --w->groups_pending == 0) {
+        w->groups_ready = 1;
+        DRV_LOG_DEBUG("consumer groups ready", NULL);
+        drv__worker_kick(w);
+    }
+}
+
+void
+drv__worker_create_groups(struct drv_worker *w)
+{
+    struct drv_argv a;
+    size_t i;
+
+    w->groups_ready = 0;
+    w->groups_pending = (int)w->nqueues;
+    drv_argv_init(&a);
+    for (i = 0; i < w->nqueues; i++) {
+        drv_queue_group_create(&w->queues[i].keys, &a);
+        if (drv_redis_command(w->cmd, a.argc, (const char *const *)a.argv,
+                              a.argvlen, on_group_created, w) < 0)
+            w->groups_pending = -1;
+    }
+    drv_argv_fini(&a);
+}
+
+static void
+on_cmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+{
+    struct drv_worker *w;
+
+    (void)r;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    if (st == DRV_REDIS_READY) {
+        drv__worker_create_groups(w);
+        w->next_beat_ns = 0;
+        drv__worker_kick(w);
+    } else {
+        w->groups_ready = 0;
+    }
+}
+
+static void
+on_blk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+{
+    struct drv_worker *w;
+
+    (void)r;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    if (st == DRV_REDIS_READY)
+        drv__worker_kick(w); /* re-arm the read after every reconnect */
+}
+
+/* -------------------------------------------------------------- create */
+
+int
+drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
+                  struct drv_err *err)
+{
+    const struct drv_config *cfg = o->cfg;
+    struct drv_worker *w = NULL;
+    struct drv_redis_opts ro;
+    struct drv_pool_opts po;
+    char name[200];
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    DRV_ALLOC_OBJ(w, DRV_WORKER_MAGIC);
+    w->cfg = cfg;
+    w->loop = o->loop;
+    w->base = drv_loop_base(o->loop);
+    w->on_stopped = o->on_stopped;
+    w->ctx = o->ctx;
+    w->started_ms = drv_clock_unix_ms();
+    if (gethostname(w->host, sizeof w->host) != 0)
+        snprintf(w->host, sizeof w->host, "unknown");
+    w->host[sizeof w->host - 1] = '\0';
+    if (o->id != NULL)
+        snprintf(w->id, sizeof w->id, "%s", o->id);
+    else
+        snprintf(w->id, sizeof w->id, "%s:%d:%04x", w->host, (int)getpid(),
+                 (unsigned)(drv_random64() & 0xffff));
+
+    memset(&ro, 0, sizeof ro);
+    ro.url = cfg->redis.url;
+    ro.on_state = on_cmd_state;
+    ro.ctx = w;
+    snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
+    ro.name = name;
+    rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
+    if (rc < 0)
+        goto fail;
+    ro.on_state = on_blk_state;
+    snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
+    ro.name = name;
+    rc = drv_redis_create(o->loop, &ro, &w->blk, err);
+    if (rc < 0)
+        goto fail;
+    w->scripts[SCRIPT_SETTLE] = drv_redis_script_create(
+        drv_queue_settle_script.text, strlen(drv_queue_settle_script.text));
+    w->scripts[SCRIPT_MOVER] = drv_redis_script_create(
+        drv_queue_mover_script.text, strlen(drv_queue_mover_script.text));
+    w->scripts[SCRIPT_RECLAIM] = drv_redis_script_create(
+        drv_queue_reclaim_script.text, strlen(drv_queue_reclaim_script.text));
+    w->scripts[SCRIPT_RENEW] = drv_redis_script_create(
+        drv_queue_renew_script.text, strlen(drv_queue_renew_script.text));
+    w->scripts[SCRIPT_DEAD_RETRY] = drv_redis_script_create(
+        drv_queue_dead_retry_script.text,
+        strlen(drv_queue_dead_retry_script.text));
+
+    memset(&po, 0, sizeof po);
+    po.nthreads = cfg->worker.threads;
+    po.name = "drv-pool";
+    rc = drv_pool_create(o->loop, &po, &w->pool);
+    if (rc < 0) {
+        drv_err_set(err, rc, "thread pool: %s", drv_strerror(rc));
+        goto fail;
+    }
+    w->procs = drv_proc_mgr_create(o->loop);
+    rc = drv_sem_create(o->loop, cfg->worker.concurrency, &w->sem);
+    if (rc == 0)
+        rc = drv_sem_create(o->loop, cfg->worker.threads, &w->thread_sem);
+    if (rc < 0) {
+        drv_err_set(err, rc, "semaphore: %s", drv_strerror(rc));
+        goto fail;
+    }
+    w->ntypes = cfg->njobs;
+    w->types = drv_xcalloc(w->ntypes ? w->ntypes : 1, sizeof *w->types);
+    for (i = 0; i < cfg->njobs; i++) {
+        w->types[i].cfg = cfg->jobs[i];
+        if (cfg->jobs[i]->concurrency > 0) {
+            rc = drv_sem_create(o->loop, cfg->jobs[i]->concurrency,
+                                &w->types[i].sem);
+            if (rc < 0) {
+                drv_err_set(err, rc, "semaphore: %s", drv_strerror(rc));
+                goto fail;
+            }
+        }
+    }
+    w->nqueues = cfg->nqueues;
+    w->queues = drv_xcalloc(w->nqueues, sizeof *w->queues);
+    for (i = 0; i < cfg->nqueues; i++)
+        drv_queue_keys_init(&w->queues[i].keys, cfg->redis.prefix,
+                            cfg->queues[i]);
+    w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
+    w->base_env = drv__worker_base_env(environ, cfg->redis.url);
+    w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
+    DRV_AN(w->defer_ev);
+    *out = w;
+    return 0;
+fail:
+    drv_worker_free(w);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tick */
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_worker *w;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(w, arg, DRV_WORKER_MAGIC);
+    drv__worker_maintain(w, drv_clock_mono_ns());
+    drv__worker_kick(w);
+}
+
+int
+drv_worker_start(struct drv_worker *w)
+{
+    struct timeval tv = {0, TICK_MS * 1000};
+
+    DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
+    DRV_ASSERT(w->state == W_NEW);
+    w->state = W_RUNNING;
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    DRV_AN(w->tick_ev);
+    DRV_AZ(event_add(w->tick_ev, &tv));
+    DRV_LOG_INFO("worker started", "worker=%s queues=%zu concurrency=%d "
+                 "threads=%d", w->id, w->nqueues, w->cfg->worker.concurrency,
+                 w->cfg->worker.threads);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- stop */
+
+static void
+on_stop_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_worker *w;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(w, arg, DRV_WORKER_MAGIC);
+    if (w->tick_ev != NULL)
+        event_del(w->tick_ev);
+    if (w->drain_ev != NULL)
+        event_del(w->drain_ev);
+    DRV_LOG_INFO("worker stopped", "worker=%s hard=%d", w->id, w->hard);
+    w->on_stopped(w, w->hard, w->ctx);
+}
+
+static void
+deliver_stopped(struct drv_worker *w)
+{
+    struct timeval tv = {0, 0};
+
+    if (w->stop_ev != NULL)
+        return;
+    w->state = W_STOPPED;
+    w->stop_ev = evtimer_new(w->base, on_stop_ev, w);
+    DRV_AN(w->stop_ev);
+    DRV_AZ(event_add(w->stop_ev, &tv));
+}
+
+static void
+on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
+                void *ctx)
+{
+    struct drv_worker *w;
+
+    (void)r;
+    (void)reply;
+    if (status == -ECANCELED)
+        return;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    deliver_stopped(w);
+}
+
+void
+drv__worker_check_stopped(struct drv_worker *w)
+{
+    if (w->state != W_DRAINING || w->live != NULL || w->stop_ev != NULL)
+        return;
+    if (w->fetch_inflight)
+        return; /* a read may still deliver entries: wait for it */
+    /* drained: leave the registry, then report */
+    w->state = W_STOPPED;
+    if (drv_redis_state(w->cmd) != DRV_REDIS_READY ||
+        drv_redis_cmd(w->cmd, on_unregistered, w, "HDEL", w->workers_key,
+                      w->id, (char *)NULL) < 0)
+        deliver_stopped(w);
+}
+
+static void
+on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_worker *w;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(w, arg, DRV_WORKER_MAGIC);
+    DRV_LOG_WARN("shutdown timeout: cancelling running jobs",
+                 "worker=%s live=%d", w->id, w->stats.live);
+    drv__worker_cancel_all(w, 0);
+    drv__worker_kick(w);
+}
+
+static void
+on_unblocked(struct drv_redis *r, int status, const redisReply *reply,
+             void *ctx)
+{
+    (void)r;
+    (void)status;
+    (void)reply;
+    (void)ctx;
+}
+
+void
+drv_worker_stop(struct drv_worker *w, int hard)
+{
+    struct timeval tv;
+
+    DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
+    if (hard) {
+        w->hard = 1;
+        deliver_stopped(w);
+        return;
+    }
+    if (w->state != W_RUNNING)
+        return;
+    w->state = W_DRAINING;
+    DRV_LOG_INFO("graceful stop: draining", "worker=%s live=%d "
+                 "shutdown_timeout_ms=%lld", w->id, w->stats.live,
+                 (long long)w->cfg->worker.shutdown_timeout_ms);
+    if (w->fetch_inflight && w->fetch_blocking && !w->unblock_sent) {
+        w->unblock_sent = 1;
+        drv_redis_unblock(w->cmd, w->blk, on_unblocked, w);
+    }
+    /* fetched but not started: put back at once */
+    drv__worker_cancel_all(w, 1);
+    tv = drv_clock_tv_from_ns(w->cfg->worker.shutdown_timeout_ms *
+                              DRV_NS_PER_MS);
+    w->drain_ev = evtimer_new(w->base, on_drain_deadline, w);
+    DRV_AN(w->drain_ev);
+    DRV_AZ(event_add(w->drain_ev, &tv));
+    drv__worker_kick(w);
+}
+
+/* ---------------------------------------------------------------- free */
+
+void
+drv_worker_free(struct drv_worker *w)
+{
+    size_t i;
+
+    if (w == NULL)
+        return;
+    DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
+    /* jobs still live (hard stop): their entries stay pending in Redis */
+    drv__worker_cancel_all(w, 0);
+    while (w->live != NULL) {
+        struct wjob *j = w->live;
+        w->live = j->next;
+        j->prev = j->next = NULL;
+        j->w = NULL;
+    }
+    drv_proc_mgr_free(w->procs);
+    w->procs = NULL;
+    drv_pool_free(w->pool);
+    w->pool = NULL;
+    while (w->batches != NULL) {
+        struct wbatch *b = w->batches;
+        w->batches = b->next;
+        drv_tg_free(b->tg);
+        b->magic = 0;
+        free(b);
+    }
+    for (i = 0; i < w->nqueues; i++) {
+        free(w->queues[i].pend);
+        drv_queue_keys_fini(&w->queues[i].keys);
+    }
+    free(w->queues);
+    for (i = 0; i < w->ntypes; i++)
+        drv_sem_free(w->types[i].sem);
+    free(w->types);
+    drv_sem_free(w->sem);
+    drv_sem_free(w->thread_sem);
+    drv_redis_free(w->cmd);
+    drv_redis_free(w->blk);
+    for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)
+        drv_redis_script_free(w->scripts[i]);
+    drv__worker_strv_free(w->base_env);
+    free(w->workers_key);
+    if (w->tick_ev != NULL)
+        event_free(w->tick_ev);
+    if (w->defer_ev != NULL)
+        event_free(w->defer_ev);
+    if (w->drain_ev != NULL)
+        event_free(w->drain_ev);
+    if (w->stop_ev != NULL)
+        event_free(w->stop_ev);
+    w->magic = 0;
+    free(w);
+}
+
+void
+drv_worker_get_stats(const struct drv_worker *w, struct drv_worker_stats *out)
+{
+    *out = w->stats;
+    out->unreleased = w->inflight;
+}
+
+const char *
+drv_worker_id(const struct drv_worker *w)
+{
+    return w->id;
+}
