@@ -66,6 +66,7 @@
 #define DEF_KEEPALIVE_S 15
 #define NAME_MAX_LEN 128
 #define SMALL_ARGV 16
+#define MAX_TIMEOUT_MS (INT64_C(366) * 24 * 3600 * 1000) /* a year */
 
 enum cmd_where {
     CMD_NEW = 0,    /* not yet handed over */
@@ -227,6 +228,8 @@ cmd_new(struct drv_redis *r, int64_t timeout_ms, drv_redis_reply_fn *cb,
     c->r = r;
     c->cb = cb;
     c->ctx = ctx;
+    if (timeout_ms > MAX_TIMEOUT_MS)
+        timeout_ms = MAX_TIMEOUT_MS; /* no overflow below */
     tmo = timeout_ms == 0 ? r->command_timeout_ns
                           : timeout_ms * DRV_NS_PER_MS;
     c->deadline_ns = timeout_ms < 0 ? 0 : drv_clock_mono_ns() + tmo;
@@ -800,6 +803,14 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
             goto out;
         }
         strcpy(url.password, envpw);
+    }
+    if (opts->connect_timeout_ms > MAX_TIMEOUT_MS ||
+        opts->command_timeout_ms > MAX_TIMEOUT_MS ||
+        opts->backoff_initial_ms > MAX_TIMEOUT_MS ||
+        opts->backoff_max_ms > MAX_TIMEOUT_MS) {
+        rc = drv_err_set(err, DRV_ECONFIG,
+                         "redis: timeouts and backoff must be <= 1 year");
+        goto out;
     }
     DRV_ALLOC_OBJ(r, DRV_REDIS_MAGIC);
     r->loop = loop;

@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 
@@ -792,6 +795,8 @@ down_state(struct state *s, struct drv_redis *r, enum drv_redis_state st)
     CMD(r, on_set, s, "SET", idx(s, r) == 0 ? "tcp" : "unix", "1");
 }
 
+static struct drv_redis_script *down_script;
+
 static void
 down_poll(struct state *s)
 {
@@ -802,14 +807,19 @@ down_poll(struct state *s)
     if (s->phase == 0 && sa.attempts >= 3 && sb.attempts >= 3) {
         assert_int_equal(drv_redis_state(s->a), DRV_REDIS_DOWN);
         assert_int_equal(drv_redis_state(s->b), DRV_REDIS_DOWN);
-        /* fail fast while down */
+        /* fail fast while down, callback on a later turn */
         CMD(s->a, on_fail_fast, s, "GET", "x");
+        s->in_call = 1;
+        assert_int_equal(drv_redis_eval(s->a, down_script, 0, 1, 1,
+                                        (const char *const[]){"k"}, NULL,
+                                        on_fail_fast, s), 0);
+        s->in_call = 0;
         assert_int_equal(s->errors, 0);
         assert_int_equal(drv_test_redis_restart(&srv), 0);
         s->phase = 1;
     }
     if (s->phase == 1 && s->checkpoint == 2) {
-        assert_int_equal(s->errors, 1);
+        assert_int_equal(s->errors, 2);
         finish(s);
     }
 }
@@ -822,14 +832,78 @@ test_redis_start_while_down(void **st)
     if (srv.external)
         skip();
     drv_test_redis_kill(&srv);
+    down_script = drv_redis_script_create("return 1", 8);
     s->on_state = down_state;
     s->poll = down_poll;
     s->a = client(s, srv.url, NULL);       /* refused: async failure */
     s->b = client(s, srv.sock_url, NULL);  /* stale socket: sync failure */
     run(s);
+    drv_redis_script_free(down_script);
+    down_script = NULL;
     assert_int_equal(s->ready[0], 1);
     assert_int_equal(s->ready[1], 1);
     assert_int_equal(s->down[0] + s->down[1], 0); /* never was READY */
+}
+
+/*
+ * Connect timeout: a listener with backlog 0 whose accept queue is already
+ * full drops new SYNs, so a connect neither succeeds nor fails by itself.
+ */
+static int
+full_listener(int *port, int *filler)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(lfd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    *filler = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*filler >= 0);
+    /* fills the queue: completes, never accepted */
+    assert_int_equal(connect(*filler, (struct sockaddr *)&sa, sizeof sa), 0);
+    return lfd;
+}
+
+static void
+ctmo_poll(struct state *s)
+{
+    struct drv_redis_stats stats;
+
+    drv_redis_get_stats(s->a, &stats);
+    if (stats.timeouts < 2)
+        return;
+    assert_int_equal(stats.connects, 0);
+    assert_true(stats.attempts >= 2);
+    assert_int_not_equal(drv_redis_state(s->a), DRV_REDIS_READY);
+    finish(s);
+}
+
+static void
+test_redis_connect_timeout(void **st)
+{
+    struct state *s = *st;
+    struct drv_redis_opts o;
+    char url[128];
+    int lfd, filler, port;
+
+    lfd = full_listener(&port, &filler);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    memset(&o, 0, sizeof o);
+    o.url = url;
+    o.connect_timeout_ms = 100;
+    s->poll = ctmo_poll;
+    s->a = client_opts(s, &o);
+    run(s);
+    assert_int_equal(s->ready[0], 0);
+    close(filler);
+    close(lfd);
 }
 
 /* ------------------------------------------------------------- scripts */
@@ -1172,6 +1246,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_redis_server_killed_and_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_start_while_down, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_redis_connect_timeout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_redis_evalsha_noscript_fallback, setup, teardown),
