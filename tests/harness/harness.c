@@ -283,3 +283,157 @@ drv_test_redis_flush(const struct drv_test_redis *r)
     freeReplyObject(drv_test_redis_cmd(c, "FLUSHALL"));
     redisFree(c);
 }
+
+/* ------------------------------------------------ child processes */
+
+int
+drv_test_spawn(struct drv_test_proc *p, const char *const *argv,
+               const char *log_path, const char *const *env_extra)
+{
+    pid_t pid;
+
+    memset(p, 0, sizeof *p);
+    snprintf(p->log, sizeof p->log, "%s", log_path);
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        size_t i;
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        fd = open("/dev/null", O_RDONLY);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            close(fd);
+        }
+        for (i = 0; env_extra != NULL && env_extra[i] != NULL; i++)
+            putenv((char *)env_extra[i]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    p->pid = pid;
+    return 0;
+}
+
+int
+drv_test_wait(struct drv_test_proc *p, int64_t timeout_ms)
+{
+    int64_t deadline = drv_test_now_ms() + timeout_ms;
+    int st;
+
+    if (p->pid <= 0)
+        return -ECHILD;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (r < 0)
+            return -errno;
+        if (drv_test_now_ms() >= deadline)
+            return -ETIMEDOUT;
+        usleep(5000);
+    }
+    p->pid = 0;
+    p->status = st;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+void
+drv_test_kill(struct drv_test_proc *p, int sig)
+{
+    int st;
+
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, sig);
+    if (sig == SIGKILL) {
+        waitpid(p->pid, &st, 0);
+        p->status = st;
+        p->pid = 0;
+    }
+}
+
+int
+drv_test_run(const char *const *argv, char *out, size_t n, int64_t timeout_ms)
+{
+    int fds[2];
+    struct drv_test_proc p;
+    size_t got = 0;
+    pid_t pid;
+    int rc;
+
+    if (pipe(fds) != 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    for (;;) {
+        ssize_t r;
+        char sink[4096];
+
+        if (out != NULL && got + 1 < n)
+            r = read(fds[0], out + got, n - 1 - got);
+        else
+            r = read(fds[0], sink, sizeof sink);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (out != NULL && got + 1 < n)
+            got += (size_t)r;
+    }
+    close(fds[0]);
+    if (out != NULL && n > 0)
+        out[got] = '\0';
+    memset(&p, 0, sizeof p);
+    p.pid = pid;
+    rc = drv_test_wait(&p, timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return rc;
+}
+
+int
+drv_test_file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long len;
+    int found;
+
+    if (f == NULL)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)len + 1);
+    len = (long)fread(buf, 1, (size_t)len, f);
+    buf[len] = '\0';
+    fclose(f);
+    found = strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
+}
+
+void
+drv_test_sleep_ms(int64_t ms)
+{
+    usleep((useconds_t)(ms * 1000));
+}

@@ -88,3 +88,37 @@ int64_t drv_test_now_ms(void);
     } while (0)
 
 #endif
+
+/* ------------------------------------------------ child processes */
+
+struct drv_test_proc {
+    pid_t pid;          /* 0 when not running */
+    char log[400];      /* stdout+stderr of the child */
+    int status;         /* wait status once reaped */
+};
+
+/*
+ * drv_test_spawn -- start argv (NULL-terminated) with stdout and stderr
+ * appended to log_path; env_extra (may be NULL) is a NULL-terminated list
+ * of NAME=VALUE set in the child. 0 or -errno.
+ */
+int drv_test_spawn(struct drv_test_proc *p, const char *const *argv,
+                   const char *log_path, const char *const *env_extra);
+
+/* drv_test_wait -- wait up to timeout_ms for the child to exit; returns
+ * its exit code, 128+signal when signalled, or -ETIMEDOUT. */
+int drv_test_wait(struct drv_test_proc *p, int64_t timeout_ms);
+
+/* drv_test_kill -- send sig; then, if sig is SIGKILL, reap. */
+void drv_test_kill(struct drv_test_proc *p, int sig);
+
+/* drv_test_run -- run argv to completion (timeout_ms), capturing stdout
+ * into out (size n, NUL-terminated); returns the exit code or <0. */
+int drv_test_run(const char *const *argv, char *out, size_t n,
+                 int64_t timeout_ms);
+
+/* drv_test_file_contains -- 1 if the file at path contains needle. */
+int drv_test_file_contains(const char *path, const char *needle);
+
+/* drv_test_sleep_ms -- sleep. */
+void drv_test_sleep_ms(int64_t ms);
