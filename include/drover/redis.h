@@ -150,9 +150,14 @@ struct drv_redis_stats {
  * drv_redis_create -- make a connection on loop and store it in *out.
  * Returns at once; connecting starts on the first loop turn and goes on
  * (with backoff) until READY, and again after every loss. opts and its
- * strings are copied. Returns 0; DRV_ECONFIG with err filled for a bad
- * URL or option (*out stays NULL). $DROVER_REDIS_PASSWORD is read here.
- * Loop thread.
+ * strings are copied; opts->ctx is borrowed until drv_redis_free. Returns
+ * 0; DRV_ECONFIG with err filled for a bad URL or option (*out stays
+ * NULL). $DROVER_REDIS_PASSWORD is read here. Loop thread.
+ *
+ * on_state contracts: (a) if create fails it never runs; (b) otherwise it
+ * runs on the loop thread, never from inside a drv_redis_* call, once per
+ * transition (READY after each successful setup, DOWN once per loss of a
+ * READY connection); (c) after drv_redis_free it never runs again.
  */
 int drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
                      struct drv_redis **out, struct drv_err *err);
@@ -176,9 +181,12 @@ void drv_redis_free(struct drv_redis *r);
  * (command_timeout_ms). Commands issued in one loop turn go out in one
  * write, and replies come back in order.
  *
- * SUBSCRIBE-family and MONITOR are refused (-EINVAL): they change the
- * connection's protocol. Do not SELECT: the db is reapplied on reconnect
- * from the URL only.
+ * SUBSCRIBE-family, MONITOR, HELLO and RESET are refused (-EINVAL): they
+ * change the connection's protocol or undo its setup. Do not send SELECT
+ * or CLIENT REPLY either: the db is reapplied on reconnect from the URL
+ * only, and every command must get exactly one reply. Replies nested
+ * deeper than 7 levels are a protocol error in hiredis 0.14 and drop the
+ * connection (pending commands get DRV_EDOWN). Loop thread only.
  *
  * Contracts: (a) on a negative return (-EINVAL bad arguments, -ECANCELED
  * r is being freed, -ENOMEM) cb never runs; (b) otherwise cb runs exactly

@@ -31,7 +31,13 @@
  *
  * drv_redis_free only marks r freeing and kicks; the kick handler frees
  * the context (pending callbacks -> -ECANCELED) and then r. Until then r
- * stays valid for every callback that still names it.
+ * stays valid for every callback that still names it, and every public
+ * call on it fails at once with -ECANCELED.
+ *
+ * Invariants: at most one live context per drv_redis; the retry timer is
+ * armed only while r->ac is NULL; every cmd is on exactly one of pending
+ * (hiredis holds its callback) or done, or is being delivered; hiredis
+ * calls on_reply exactly once per cmd, so each user callback runs once.
  *
  * Loop thread only; no locks.
  */
@@ -187,13 +193,17 @@ arg_is(const char *a, size_t alen, const char *word)
     return 1;
 }
 
-/* Commands that would change the protocol of the connection. */
+/*
+ * Commands that would change the protocol of the connection (hiredis 0.14
+ * would mismatch callbacks or fail to parse RESP3) or silently undo our
+ * setup (RESET drops AUTH, SELECT and the name).
+ */
 static int
 check_argv(int argc, const char *const *argv, const size_t *argvlen)
 {
     static const char *const banned[] = {"SUBSCRIBE", "PSUBSCRIBE",
         "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
-        "MONITOR"};
+        "MONITOR", "HELLO", "RESET"};
     size_t i, l0;
     int j;
 

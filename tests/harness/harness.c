@@ -211,6 +211,9 @@ reap(struct drv_test_redis *r, int sig)
     if (r->pid <= 0)
         return;
     kill(r->pid, sig);
+    /* a server left stopped (SIGSTOP test) acts on SIGTERM only once
+     * continued: without this, waitpid would hang */
+    kill(r->pid, SIGCONT);
     waitpid(r->pid, &st, 0);
     r->pid = 0;
 }
