@@ -168,35 +168,15 @@ flush_queue(struct drv_worker *w, int qi)
     memmove(q->pend, q->pend + n, (size_t)(q->npend - n) * sizeof *q->pend);
     q->npend -= n;
     q->settle_inflight = 1;
-    /* ARGV and KEYS as one argv: keys first */
-    {
-        int argc = call.keys.argc + call.args.argc;
-        const char **argv = drv_xmalloc((size_t)argc * sizeof *argv);
-        size_t *lens = drv_xmalloc((size_t)argc * sizeof *lens);
-
-        for (i = 0; i < call.keys.argc; i++) {
-            argv[i] = call.keys.argv[i];
-            lens[i] = call.keys.argvlen[i];
+    if (drv__worker_script(w, SCRIPT_SETTLE, &call, on_settled, c) < 0) {
+        q->settle_inflight = 0;
+        for (i = 0; i < n; i++) {
+            c->jobs[i]->settle_pending = 0;
+            drv__worker_settle_queue(c->jobs[i]);
         }
-        for (i = 0; i < call.args.argc; i++) {
-            argv[call.keys.argc + i] = call.args.argv[i];
-            lens[call.keys.argc + i] = call.args.argvlen[i];
-        }
-        if (drv_redis_eval(w->cmd, w->scripts[SCRIPT_SETTLE], 0,
-                           call.keys.argc, argc, argv, lens, on_settled,
-                           c) < 0) {
-            q->settle_inflight = 0;
-            for (i = 0; i < n; i++) {
-                c->jobs[i]->settle_pending = 0;
-                drv__worker_settle_queue(c->jobs[i]);
-            }
-            free(c->jobs);
-            free(c);
-        }
-        free(argv);
-        free(lens);
+        free(c->jobs);
+        free(c);
     }
-    drv_script_call_fini(&call);
 }
 
 void

@@ -1,0 +1,205 @@
+/*
+ * test_worker_job.c -- the worker's pure job logic: validation of fetched
+ * jobs (errors name the field), fields as JSON (last value wins), exec's
+ * stdin, argv and environment (no secrets).
+ */
+#include <string.h>
+
+#include "harness.h"
+#include "drover/config.h"
+#include "drover/queue.h"
+#include "../../pkg/worker/worker_int.h"
+
+static const char yaml[] =
+    "redis:\n  url: redis://127.0.0.1:1/0\n"
+    "worker:\n  max_job_bytes: 100\n"
+    "jobs:\n"
+    "  e:\n    handler: echo\n"
+    "  s:\n    handler: sleep\n"
+    "  f:\n    handler: fail\n"
+    "  x:\n    handler: exec\n    command: [run, \"{a}-{{lit}}\", \"{b}\"]\n"
+    "    env: {K: v}\n";
+
+/* A job from name/value pairs (NULL-terminated), as the fetch builds it. */
+static struct drv_job *
+mkjob(const char *const *kv)
+{
+    redisReply id = {0}, fv = {0}, entry = {0};
+    redisReply *els[2], *items[32], cells[32];
+    struct drv_job *j;
+    size_t n = 0;
+
+    memset(cells, 0, sizeof cells);
+    for (; kv[n] != NULL; n++) {
+        cells[n].type = REDIS_REPLY_STRING;
+        cells[n].str = (char *)kv[n];
+        cells[n].len = strlen(kv[n]);
+        items[n] = &cells[n];
+    }
+    id.type = REDIS_REPLY_STRING;
+    id.str = (char *)"1-1";
+    id.len = 3;
+    fv.type = REDIS_REPLY_ARRAY;
+    fv.elements = n;
+    fv.element = items;
+    els[0] = &id;
+    els[1] = &fv;
+    entry.type = REDIS_REPLY_ARRAY;
+    entry.elements = 2;
+    entry.element = els;
+    j = drv_job_from_entry(&entry, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static int
+setup(void **st)
+{
+    struct drv_config *cfg = NULL;
+
+    assert_int_equal(drv_config_load_string("t.yaml", yaml, strlen(yaml),
+                                            &cfg, NULL), 0);
+    *st = cfg;
+    return 0;
+}
+
+static int
+teardown(void **st)
+{
+    drv_config_free(*st);
+    return 0;
+}
+
+static void
+expect_bad(const struct drv_config *cfg, const char *const *kv,
+           const char *msg)
+{
+    struct drv_job *j = mkjob(kv);
+    const struct drv_config_job *type = NULL;
+    struct drv_err err;
+
+    drv_err_clear(&err);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &err),
+                     DRV_EBADJOB);
+    assert_string_equal(err.msg, msg);
+    assert_null(type);
+    drv_job_free(j);
+}
+
+static void
+test_worker_job_validate_names_the_field(void **st)
+{
+    const struct drv_config *cfg = *st;
+    const char *const none[] = {"a", "1", NULL};
+    const char *const unknown[] = {"job", "zz", NULL};
+    const char *const noms[] = {"job", "s", NULL};
+    const char *const badms[] = {"job", "s", "ms", "-5", NULL};
+    const char *const perm[] = {"job", "f", "permanent", "2", NULL};
+    const char *const att[] = {"job", "e", "attempt", "x", NULL};
+    const char *const big[] = {"job", "e", "pad",
+        "0123456789012345678901234567890123456789012345678901234567890123456"
+        "789012345678901234567890123456789", NULL};
+
+    expect_bad(cfg, none, "missing field job");
+    expect_bad(cfg, unknown, "field job: unknown job type \"zz\"");
+    expect_bad(cfg, noms, "missing field ms");
+    expect_bad(cfg, badms, "field ms: \"-5\" is not a plain decimal integer");
+    expect_bad(cfg, perm, "field permanent: 2 is out of range (at most 1)");
+    expect_bad(cfg, att, "field attempt: not a plain decimal integer");
+    expect_bad(cfg, big, "job is 107 bytes, more than max_job_bytes 100");
+}
+
+static void
+test_worker_job_validate_ok(void **st)
+{
+    const struct drv_config *cfg = *st;
+    const char *const kv[] = {"job", "s", "ms", "250", "job", "s", NULL};
+    struct drv_job *j = mkjob(kv);
+    const struct drv_config_job *type = NULL;
+
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, NULL), 0);
+    assert_non_null(type);
+    assert_string_equal(type->name, "s");
+    assert_int_equal(drv__worker_job_ms(j), 250);
+    drv_job_free(j);
+}
+
+static void
+test_worker_job_json_last_value_wins(void **st)
+{
+    const char *const kv[] = {"job", "e", "a", "1", "b", "x\"y", "a", "2",
+                              "id", "myid", NULL};
+    struct drv_job *j = mkjob(kv);
+    size_t n = 0;
+    char *s;
+
+    (void)st;
+    s = drv__worker_fields_json(j, 1, &n);
+    assert_string_equal(s, "{\"a\":\"2\",\"b\":\"x\\\"y\"}");
+    assert_int_equal(n, strlen(s));
+    free(s);
+    s = drv__worker_exec_stdin(j, &n);
+    assert_string_equal(s, "{\"job\":\"e\",\"a\":\"2\",\"b\":\"x\\\"y\","
+                           "\"id\":\"myid\",\"attempt\":\"0\"}");
+    free(s);
+    drv_job_free(j);
+}
+
+static void
+test_worker_job_exec_argv_and_env(void **st)
+{
+    const struct drv_config *cfg = *st;
+    const char *const kv[] = {"job", "x", "a", "$(touch y)", "b", "two words",
+                              NULL};
+    const char *const missing[] = {"job", "x", "a", "1", NULL};
+    char *const environ_[] = {(char *)"PATH=/bin",
+                              (char *)"DROVER_REDIS_PASSWORD=secret",
+                              (char *)"OTHER=redis://127.0.0.1:1/0",
+                              (char *)"DROVER_JOB=stale", NULL};
+    const struct drv_config_job *type = drv_config_job(cfg, "x");
+    struct drv_job *j = mkjob(kv), *m = mkjob(missing);
+    struct drv_err err;
+    char **argv, **base, **env;
+    size_t i;
+    int seen_k = 0, seen_attempt = 0;
+
+    argv = drv__worker_exec_argv(type, j, &err);
+    assert_non_null(argv);
+    assert_string_equal(argv[0], "run");
+    assert_string_equal(argv[1], "$(touch y)-{lit}");
+    assert_string_equal(argv[2], "two words");
+    assert_null(argv[3]);
+    drv__worker_strv_free(argv);
+    assert_null(drv__worker_exec_argv(type, m, &err));
+    assert_int_equal(err.code, DRV_EBADJOB);
+    assert_string_equal(err.msg, "missing field b");
+
+    base = drv__worker_base_env(environ_, "redis://127.0.0.1:1/0");
+    assert_string_equal(base[0], "PATH=/bin");
+    assert_null(base[1]); /* password, URL and stale DROVER_* dropped */
+    env = drv__worker_exec_env(base, type, j, "default");
+    for (i = 0; env[i] != NULL; i++) {
+        seen_k += strcmp(env[i], "K=v") == 0;
+        seen_attempt += strcmp(env[i], "DROVER_ATTEMPT=1") == 0;
+        assert_null(strstr(env[i], "secret"));
+    }
+    assert_int_equal(seen_k, 1);
+    assert_int_equal(seen_attempt, 1);
+    drv__worker_strv_free(base);
+    drv__worker_strv_free(env);
+    drv_job_free(j);
+    drv_job_free(m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_worker_job_validate_names_the_field),
+        cmocka_unit_test(test_worker_job_validate_ok),
+        cmocka_unit_test(test_worker_job_json_last_value_wins),
+        cmocka_unit_test(test_worker_job_exec_argv_and_env),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
