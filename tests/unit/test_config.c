@@ -348,7 +348,8 @@ test_config_demo_file_loads(void **state)
     assert_int_equal(j->exec.ncommand, 2);
     assert_string_equal(j->exec.command[0], "echo");
     assert_string_equal(j->exec.command[1], "hello {name}");
-    assert_non_null(drv_config_pipeline(cfg, "demo-pipeline"));
+    assert_int_equal(drv_config_job(cfg, "demo-echo")->result_ttl_ms,
+                     3600000);
     drv_config_free(cfg);
     drv_config_errors_fini(&errs);
 }
