@@ -38,6 +38,10 @@
  * armed only while r->ac is NULL; every cmd is on exactly one of pending
  * (hiredis holds its callback) or done, or is being delivered; hiredis
  * calls on_reply exactly once per cmd, so each user callback runs once.
+ * A real reply can only come from the live context: a context we let go
+ * completes all its commands (NULL replies) before redisAsyncFree returns,
+ * so commands need no generation tag; r->gen only names the context a
+ * deferred drop is meant for.
  *
  * Loop thread only; no locks.
  */
