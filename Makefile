@@ -13,7 +13,7 @@ VARIANT ?= release
 B := build/$(VARIANT)
 
 CC := gcc
-PKGS_PC := libevent libevent_pthreads hiredis yaml-0.1
+PKGS_PC := libevent libevent_pthreads hiredis yaml-0.1 libcurl
 PC_CFLAGS := $(shell pkg-config --cflags $(PKGS_PC) 2>/dev/null)
 PC_LIBS := $(shell pkg-config --libs $(PKGS_PC) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -61,6 +61,10 @@ INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
 PROG_SRCS := $(sort $(wildcard tests/progs/*.c))
 PROG_BINS := $(PROG_SRCS:%.c=$(B)/%)
 
+# Example and test plugins: tests/plugins/X.c -> $(B)/plugins/libX.so
+PLUGIN_SRCS := $(sort $(wildcard tests/plugins/*.c))
+PLUGIN_LIBS := $(PLUGIN_SRCS:tests/plugins/%.c=$(B)/plugins/lib%.so)
+
 ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) \
             $(foreach c,$(CMDS),$(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(c)/*.c)))
 
@@ -69,7 +73,7 @@ ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) \
 
 all: build
 build: $(CMD_BINS)
-tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS) $(PLUGIN_LIBS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -100,12 +104,17 @@ $(B)/tests/integration/%: $(B)/tests/integration/%.o $(HARNESS_OBJS) $(LIB)
 $(B)/tests/progs/%: $(B)/tests/progs/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(B)/plugins/lib%.so: tests/plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
 -include $(ALL_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(B)/%.d) \
-         $(INTEG_SRCS:%.c=$(B)/%.d) $(PROG_SRCS:%.c=$(B)/%.d)
+         $(INTEG_SRCS:%.c=$(B)/%.d) $(PROG_SRCS:%.c=$(B)/%.d) \
+         $(PLUGIN_LIBS:%.so=%.d)
 
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
-            libcmocka-dev redis-server redis-tools
+            libcmocka-dev redis-server redis-tools libcurl4-openssl-dev
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -126,13 +135,16 @@ deps:
 
 # ---------------------------------------------------------------- tests
 # check: build and run every unit and integration test of this VARIANT.
+TEST_ENV := DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
+            DROVER_PLUGIN_DIR=$(B)/plugins
+
 check: build tests
-	DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
+	$(TEST_ENV) \
 	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS)
 
 # check-unit: unit tests only (the TSan run: they hold the threaded tests).
-check-unit: $(UNIT_BINS) $(PROG_BINS)
-	DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
+check-unit: $(UNIT_BINS) $(PROG_BINS) $(PLUGIN_LIBS)
+	$(TEST_ENV) \
 	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS)
 
 test: deps
@@ -143,7 +155,7 @@ test: deps
 
 # ---------------------------------------------------------------- run
 run: deps build
-	@tests/../deploy/run-local.sh
+	@deploy/run-local.sh
 
 clean:
 	rm -rf build bin
