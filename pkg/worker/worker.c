@@ -250,6 +250,12 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     for (i = 0; i < cfg->nqueues; i++)
         drv_queue_keys_init(&w->queues[i].keys, cfg->redis.prefix,
                             cfg->queues[i]);
+    rc = drv__worker_plugins_load(w, err);
+    if (rc < 0)
+        goto fail;
+    rc = drv__worker_http_init(w, err);
+    if (rc < 0)
+        goto fail;
     w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
     w->base_env = drv__worker_base_env(environ, cfg->redis.url);
     w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
@@ -427,6 +433,7 @@ drv_worker_free(struct drv_worker *w)
     }
     drv_proc_mgr_free(w->procs);
     w->procs = NULL;
+    drv__worker_http_fini(w);
     drv_pool_free(w->pool);
     w->pool = NULL;
     while (w->batches != NULL) {
@@ -441,6 +448,7 @@ drv_worker_free(struct drv_worker *w)
         drv_queue_keys_fini(&w->queues[i].keys);
     }
     free(w->queues);
+    drv__worker_plugins_unload(w);
     for (i = 0; i < w->ntypes; i++)
         drv_sem_free(w->types[i].sem);
     free(w->types);

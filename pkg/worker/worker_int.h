@@ -69,6 +69,7 @@ struct drv_redis_script;
 struct drv_sem;
 struct drv_tg;
 struct drv_tg_task;
+struct drv_tg_task_opts;
 
 enum wstate {
     W_NEW = 0,      /* created, not started */
@@ -82,6 +83,8 @@ struct wtype {
     const struct drv_config_job *cfg; /* borrowed: config */
     struct drv_sem *sem;              /* owned: jobs.X.concurrency, NULL if
                                          unlimited */
+    void *plugin;                     /* owned by worker_plugin.c: the
+                                         loaded plugin of a plugin type */
 };
 
 /* One job from fetch to settle. */
@@ -104,6 +107,10 @@ struct wjob {
     struct event *timer;          /* owned: sleep handler's timer */
     struct drv_proc *proc;        /* owned: exec handler's child */
     int64_t block_ms;             /* block handler's duration */
+    void *hdata;                  /* owned: http/plugin per-job state */
+    void (*hdata_free)(void *);   /* frees hdata with the job */
+    int64_t retry_after_ms;       /* a retry waits at least this (http
+                                     Retry-After); 0 = backoff only */
     /* settle */
     int settle_pending;           /* queued in its queue's settle list */
     struct drv_settle_op op;      /* the decided op; text owned below */
@@ -163,6 +170,8 @@ struct drv_worker {
     struct wqueue *queues;          /* owned: by priority */
     size_t nqueues;
     char **base_env;                /* owned: env for exec children */
+    void *http;                     /* owned by worker_http.c: the HTTP
+                                       client, NULL until first needed */
     char *workers_key;              /* owned: P:workers */
 
     struct wjob *live;              /* list of jobs not yet settled */
@@ -210,6 +219,29 @@ int drv__worker_spawn_batch(struct drv_worker *w, struct wjob **jobs, int n);
 void drv__worker_cancel_all(struct drv_worker *w, int pending_only);
 void drv__worker_job_unref(struct wjob *j);
 void drv__worker_cancel_job(struct wjob *j);
+
+void drv__worker_job_started(struct drv_tg_task *t, struct wjob *j);
+void drv__worker_job_set_text(struct wjob *j, const char *s, size_t n);
+
+/*
+ * Handler hooks, one file per handler family. _task fills the task
+ * options of job j (kind, start/cancel or work, extra sems) for its
+ * handler; a start function must call drv__worker_job_started(t, j)
+ * first. Results and errors go through drv__worker_job_set_text (the
+ * bytes written to Redis) and drv_tg_task_done (the outcome; DRV_EPERM =
+ * permanent, dead at once; DRV_EBADJOB = bad input, dead at once; other
+ * negative = retried).
+ */
+/* worker_plugin.c */
+int drv__worker_plugins_load(struct drv_worker *w, struct drv_err *err);
+void drv__worker_plugins_unload(struct drv_worker *w);
+void drv__worker_plugin_task(struct drv_worker *w, struct wjob *j,
+                             struct drv_tg_task_opts *to);
+/* worker_http.c */
+int drv__worker_http_init(struct drv_worker *w, struct drv_err *err);
+void drv__worker_http_fini(struct drv_worker *w);
+void drv__worker_http_task(struct drv_worker *w, struct wjob *j,
+                           struct drv_tg_task_opts *to);
 
 /* worker_settle.c */
 void drv__worker_settle_queue(struct wjob *j);

@@ -34,6 +34,8 @@
 static void
 wjob_free(struct wjob *j)
 {
+    if (j->hdata_free != NULL)
+        j->hdata_free(j->hdata);
     if (j->timer != NULL)
         event_free(j->timer);
     drv_proc_free(j->proc);
@@ -52,8 +54,8 @@ drv__worker_job_unref(struct wjob *j)
         wjob_free(j);
 }
 
-static void
-set_text(struct wjob *j, const char *s, size_t n)
+void
+drv__worker_job_set_text(struct wjob *j, const char *s, size_t n)
 {
     free(j->op_text);
     if (n > ERR_TEXT_MAX && j->op.kind != DRV_SETTLE_ACK)
@@ -119,13 +121,13 @@ start_fail(struct drv_tg_task *t, void *ctx)
     DRV_CAST(j, ctx, WJOB_MAGIC);
     f = drv_job_field(j->job, "error");
     if (f != NULL) {
-        set_text(j, f->value, f->value_len);
+        drv__worker_job_set_text(j, f->value, f->value_len);
         snprintf(msg, sizeof msg, "%.*s",
                  (int)(f->value_len < sizeof msg ? f->value_len
                                                  : sizeof msg - 1),
                  f->value);
     } else {
-        set_text(j, "failed", 6);
+        drv__worker_job_set_text(j, "failed", 6);
         snprintf(msg, sizeof msg, "failed");
     }
     drv_tg_task_done(t, drv__worker_job_permanent(j->job) ? DRV_EPERM
@@ -224,7 +226,7 @@ on_exec_done(struct drv_proc *p, int code, const struct drv_proc_result *res,
         while (b.len > 0 && (b.data[b.len - 1] == '\n'))
             b.data[--b.len] = '\0';
     }
-    set_text(j, b.data, b.len);
+    drv__worker_job_set_text(j, b.data, b.len);
     rc = res->exit_code == 65 ? DRV_EPERM : DRV_EHANDLER;
     if (code < 0)
         rc = code;
@@ -270,7 +272,7 @@ start_exec(struct drv_tg_task *t, void *ctx)
     if (rc < 0) {
         char msg[DRV_ERR_MSG_MAX + 32];
         snprintf(msg, sizeof msg, "cannot start: %s", err.msg);
-        set_text(j, msg, strlen(msg));
+        drv__worker_job_set_text(j, msg, strlen(msg));
         drv_tg_task_done(t, rc, msg, NULL);
     }
 }
@@ -302,6 +304,9 @@ retry_or_dead(struct wjob *j, const char *err, size_t err_len)
     if (attempts <= (uint64_t)type->retries) {
         int64_t delay = drv_backoff_ms(attempts, type->backoff_ms,
                                        type->backoff_max_ms, drv_random64());
+
+        if (j->retry_after_ms > delay)
+            delay = j->retry_after_ms;
         j->op.kind = DRV_SETTLE_RETRY;
         j->op.due_ms = drv_clock_unix_ms() + delay;
         j->w->stats.retried++;
@@ -311,7 +316,7 @@ retry_or_dead(struct wjob *j, const char *err, size_t err_len)
         j->w->stats.dead++;
     }
     if (j->op_text == NULL || err != NULL)
-        set_text(j, err ? err : "failed", err ? err_len : 6);
+        drv__worker_job_set_text(j, err ? err : "failed", err ? err_len : 6);
 }
 
 static void
@@ -339,7 +344,7 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
     case DRV_TG_OK:
         j->op.kind = DRV_SETTLE_ACK;
         if (j->op_text == NULL)
-            set_text(j, "", 0);
+            drv__worker_job_set_text(j, "", 0);
         w->stats.ok++;
         break;
     case DRV_TG_FAILED:
@@ -349,7 +354,7 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
             j->op.count_failed = 1;
             w->stats.dead++;
             if (j->op_text == NULL || o->code == DRV_EBADJOB)
-                set_text(j, o->msg, strlen(o->msg));
+                drv__worker_job_set_text(j, o->msg, strlen(o->msg));
         } else {
             retry_or_dead(j, j->op_text ? NULL : o->msg, strlen(o->msg));
         }
@@ -451,10 +456,10 @@ on_batch_quiesced(struct drv_tg *tg, void *ctx)
     drv__worker_kick(w);
 }
 
-static void
-mark_running(struct drv_tg_task *t, struct wjob *j)
+void
+drv__worker_job_started(struct drv_tg_task *t, struct wjob *j)
 {
-    (void)t;
+    j->task = t;
     j->running = 1;
     j->started = 1;
     j->start_ns = drv_clock_mono_ns();
@@ -468,8 +473,7 @@ mark_running(struct drv_tg_task *t, struct wjob *j)
     {                                                                      \
         struct wjob *j;                                                    \
         DRV_CAST(j, ctx, WJOB_MAGIC);                                      \
-        j->task = t;                                                       \
-        mark_running(t, j);                                                \
+        drv__worker_job_started(t, j);                                     \
         inner(t, ctx);                                                     \
     }
 START_WRAPPER(run_noop, start_noop)
@@ -554,6 +558,12 @@ drv__worker_spawn_batch(struct drv_worker *w, struct wjob **jobs, int n)
                 to.start = run_exec;
                 to.cancel = cancel_exec;
                 break;
+            case DRV_HANDLER_HTTP:
+                drv__worker_http_task(w, j, &to);
+                break;
+            case DRV_HANDLER_PLUGIN:
+                drv__worker_plugin_task(w, j, &to);
+                break;
             case DRV_HANDLER_BLOCK:
                 to.kind = DRV_TG_THREAD;
                 to.work = run_block;
@@ -579,7 +589,7 @@ drv__worker_spawn_batch(struct drv_worker *w, struct wjob **jobs, int n)
         rc = drv_tg_spawn(b->tg, &to, &j->task);
         DRV_AZ(rc);
         if (to.kind == DRV_TG_THREAD)
-            mark_running(j->task, j); /* RUNNING once submitted */
+            drv__worker_job_started(j->task, j); /* RUNNING once submitted */
     }
     b->njobs = n;
     drv_tg_close(b->tg);
