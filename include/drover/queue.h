@@ -21,6 +21,8 @@
  *                                     |-- retry -----> delayed --mover--> ready
  *                                     |-- dead ------> P:{Q}:dead
  *                                     |-- requeue ---> ready (new entry)
+ *                                     |-- next ------> ready (the next
+ *                                     |                pipeline step)
  *                                     '-- reclaim ---> pending (new owner)
  *                                                       or dead (poison)
  *
@@ -170,7 +172,9 @@ enum drv_settle_kind {
     DRV_SETTLE_ACK = 0,   /* success: XACK+XDEL, processed+1, result ok */
     DRV_SETTLE_RETRY,     /* failed attempt: delayed with attempt+1 */
     DRV_SETTLE_DEAD,      /* dead-lettered */
-    DRV_SETTLE_REQUEUE    /* unfinished at shutdown: new entry, same attempt */
+    DRV_SETTLE_REQUEUE,   /* unfinished at shutdown: new entry, same attempt */
+    DRV_SETTLE_NEXT       /* pipeline step done: ack + the next step's entry
+                             (step+1, input = text, attempt reset) */
 };
 
 /* Result codes per op, as the settle script returns them. */
@@ -193,6 +197,10 @@ struct drv_settle_op {
     int64_t result_ttl_ms;  /* 0 = keep no result */
     int64_t due_ms;         /* RETRY: when to run again (Unix ms) */
     int count_failed;       /* DEAD: 1 = also count a failed attempt */
+    int pipeline;           /* 1: a pipeline step (step is meaningful) */
+    int64_t step;           /* pipeline step index, from 0 */
+    int64_t started_at_ms;  /* when the attempt started (Unix ms), for
+                               the pipeline's per-step record */
     const char *text;       /* ACK: result; RETRY/DEAD: error */
     size_t text_len;
 };

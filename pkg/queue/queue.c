@@ -278,11 +278,11 @@ drv_script_call_eval(const struct drv_script_call *c, struct drv_argv *out)
 
 /* ------------------------------------------------------------ settle */
 
-#define SETTLE_ARGS_PER_OP 8
+#define SETTLE_ARGS_PER_OP 10
 #define SETTLE_FIXED_ARGS 4
 
 static const char *const settle_kinds[] = {"ack", "retry", "dead",
-                                           "requeue"};
+                                           "requeue", "next"};
 
 void
 drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
@@ -312,7 +312,7 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     char n[32];
     int len;
 
-    DRV_ASSERT(op->kind <= DRV_SETTLE_REQUEUE);
+    DRV_ASSERT(op->kind <= DRV_SETTLE_NEXT);
     drv_argv_addf(&c->keys, "%s%s", k->result_prefix, op->job_id);
     drv_argv_addf(&c->keys, "%s%s", k->job_prefix, op->job_id);
     drv_argv_adds(&c->args, settle_kinds[op->kind]);
@@ -322,6 +322,8 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     drv_argv_addll(&c->args, (long long)op->result_ttl_ms);
     drv_argv_addll(&c->args, (long long)op->due_ms);
     drv_argv_adds(&c->args, op->count_failed ? "1" : "0");
+    drv_argv_addll(&c->args, op->pipeline ? (long long)op->step : -1);
+    drv_argv_addll(&c->args, (long long)op->started_at_ms);
     drv_argv_add(&c->args, op->text ? op->text : "",
                  op->text ? op->text_len : 0);
     len = snprintf(n, sizeof n, "%d", drv_settle_nops(c));

@@ -16,11 +16,14 @@ struct drv_config_job;
 struct drv_job;
 
 /* Validate a fetched job against the config; on success *type is its job
- * type. DRV_EBADJOB with err naming the field otherwise. */
+ * type, or for a pipeline job *pipe and *step (the step to run). Returns
+ * DRV_EBADJOB with err naming the field otherwise. */
+struct drv_config_pipeline;
 int drv__worker_job_validate(const struct drv_config *cfg,
                              const struct drv_job *job,
                              const struct drv_config_job **type,
-                             struct drv_err *err);
+                             const struct drv_config_pipeline **pipe,
+                             int64_t *step, struct drv_err *err);
 
 /* Field ms of a validated sleep/block job. */
 int64_t drv__worker_job_ms(const struct drv_job *job);
@@ -111,6 +114,17 @@ struct wjob {
     void (*hdata_free)(void *);   /* frees hdata with the job */
     int64_t retry_after_ms;       /* a retry waits at least this (http
                                      Retry-After); 0 = backoff only */
+    /* pipelines */
+    const struct drv_config_pipeline *pipe; /* borrowed: NULL if a job */
+    int64_t step;                 /* pipeline step index */
+    int64_t started_ms;           /* Unix ms the attempt started */
+    struct wjob *parent;          /* borrowed: member of a parallel step */
+    int member_index;             /* ... its index in the step */
+    int job_borrowed;             /* job belongs to the parent */
+    char **mtext;                 /* owned: parallel members' result or
+                                     error text, by index */
+    size_t *mtext_len;            /* owned: their lengths */
+    int nmembers;                 /* members of a parallel step */
     /* settle */
     int settle_pending;           /* queued in its queue's settle list */
     struct drv_settle_op op;      /* the decided op; text owned below */

@@ -62,19 +62,94 @@ uint_field(const struct drv_job *job, const char *name, uint64_t max,
     return 0;
 }
 
+/* The fields a job type's handler needs, present and well-formed. */
+static int
+check_handler_fields(const struct drv_config_job *type,
+                     const struct drv_job *job, struct drv_err *err)
+{
+    uint64_t v;
+    int rc = 0;
+
+    switch (type->handler) {
+    case DRV_HANDLER_SLEEP:
+    case DRV_HANDLER_BLOCK:
+        rc = uint_field(job, "ms", (uint64_t)INT32_MAX, 1, &v, err);
+        break;
+    case DRV_HANDLER_FAIL:
+        rc = uint_field(job, "permanent", 1, 0, &v, err);
+        break;
+    default:
+        break;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* A field's value as a name (no NUL, short): into buf, or DRV_EBADJOB. */
+static int
+name_field(const struct drv_field *f, char *buf, size_t n,
+           struct drv_err *err)
+{
+    if (f->value_len >= n || memchr(f->value, '\0', f->value_len))
+        return drv_err_set(err, DRV_EBADJOB, "field %.*s: not a name",
+                           (int)f->name_len, f->name);
+    memcpy(buf, f->value, f->value_len);
+    buf[f->value_len] = '\0';
+    return 0;
+}
+
+static int
+validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
+                  const struct drv_field *f,
+                  const struct drv_config_pipeline **pipe_out,
+                  int64_t *step_out, struct drv_err *err)
+{
+    const struct drv_config_pipeline *pipe;
+    const struct drv_config_step *st;
+    char name[256];
+    uint64_t step = 0;
+    size_t i;
+    int rc;
+
+    rc = name_field(f, name, sizeof name, err);
+    if (rc < 0)
+        return rc;
+    pipe = drv_config_pipeline(cfg, name);
+    if (pipe == NULL)
+        return drv_err_set(err, DRV_EBADJOB, "field pipeline: unknown "
+                           "pipeline \"%s\"", name);
+    rc = uint_field(job, "step", (uint64_t)INT32_MAX, 0, &step, err);
+    if (rc < 0)
+        return rc;
+    if (step >= pipe->nsteps)
+        return drv_err_set(err, DRV_EBADJOB, "field step: %llu is out of "
+                           "range (pipeline %s has %zu steps)",
+                           (unsigned long long)step, name, pipe->nsteps);
+    st = &pipe->steps[step];
+    for (i = 0; i < st->njobs; i++) {
+        rc = check_handler_fields(st->jobs[i], job, err);
+        if (rc < 0)
+            return rc;
+    }
+    *pipe_out = pipe;
+    *step_out = (int64_t)step;
+    return 0;
+}
+
 int
 drv__worker_job_validate(const struct drv_config *cfg,
                          const struct drv_job *job,
                          const struct drv_config_job **type_out,
-                         struct drv_err *err)
+                         const struct drv_config_pipeline **pipe_out,
+                         int64_t *step_out, struct drv_err *err)
 {
     const struct drv_config_job *type = NULL;
-    const struct drv_field *f;
+    const struct drv_field *f, *pf;
     char name[256];
-    uint64_t v;
     int rc;
 
     *type_out = NULL;
+    *pipe_out = NULL;
+    *step_out = -1;
     if (job->payload_gone)
         return drv_err_set(err, DRV_EBADJOB, "payload deleted from the "
                            "stream");
@@ -86,37 +161,25 @@ drv__worker_job_validate(const struct drv_config *cfg,
         return drv_err_set(err, DRV_EBADJOB, "field attempt: not a plain "
                            "decimal integer");
     f = drv_job_field(job, "job");
-    if (f == NULL) {
-        if (drv_job_field(job, "pipeline") != NULL)
-            return drv_err_set(err, DRV_EBADJOB,
-                               "field pipeline: pipelines are not supported "
-                               "by this worker yet");
+    pf = drv_job_field(job, "pipeline");
+    if (f != NULL && pf != NULL)
+        return drv_err_set(err, DRV_EBADJOB, "fields job and pipeline: give "
+                           "one, not both");
+    if (pf != NULL)
+        return validate_pipeline(cfg, job, pf, pipe_out, step_out, err);
+    if (f == NULL)
         return drv_err_set(err, DRV_EBADJOB, "missing field job");
-    }
-    if (f->value_len >= sizeof name || memchr(f->value, '\0', f->value_len))
+    rc = name_field(f, name, sizeof name, err);
+    if (rc < 0)
         return drv_err_set(err, DRV_EBADJOB, "field job: not a job type "
                            "name");
-    memcpy(name, f->value, f->value_len);
-    name[f->value_len] = '\0';
     type = drv_config_job(cfg, name);
     if (type == NULL)
         return drv_err_set(err, DRV_EBADJOB, "field job: unknown job type "
                            "\"%s\"", name);
-    switch (type->handler) {
-    case DRV_HANDLER_SLEEP:
-    case DRV_HANDLER_BLOCK:
-        rc = uint_field(job, "ms", (uint64_t)INT32_MAX, 1, &v, err);
-        if (rc < 0)
-            return rc;
-        break;
-    case DRV_HANDLER_FAIL:
-        rc = uint_field(job, "permanent", 1, 0, &v, err);
-        if (rc < 0)
-            return rc;
-        break;
-    default:
-        break;
-    }
+    rc = check_handler_fields(type, job, err);
+    if (rc < 0)
+        return rc;
     *type_out = type;
     return 0;
 }

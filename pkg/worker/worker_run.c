@@ -39,7 +39,15 @@ wjob_free(struct wjob *j)
     if (j->timer != NULL)
         event_free(j->timer);
     drv_proc_free(j->proc);
-    drv_job_free(j->job);
+    if (!j->job_borrowed)
+        drv_job_free(j->job);
+    if (j->mtext != NULL) {
+        int i;
+        for (i = 0; i < j->nmembers; i++)
+            free(j->mtext[i]);
+        free(j->mtext);
+        free(j->mtext_len);
+    }
     free(j->op_text);
     j->magic = 0;
     free(j);
@@ -294,16 +302,37 @@ cancel_exec(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
 
 /* ----------------------------------------------------------- outcomes */
 
+/* Retry settings: a parallel step uses its pipeline's, anything else
+ * its job type's. */
+static void
+policy(const struct wjob *j, int *retries, int64_t *backoff,
+       int64_t *backoff_max, int64_t *timeout)
+{
+    if (j->type == NULL && j->pipe != NULL) {
+        *retries = j->pipe->retries;
+        *backoff = j->pipe->backoff_ms;
+        *backoff_max = j->pipe->backoff_max_ms;
+        *timeout = j->pipe->timeout_ms;
+    } else {
+        *retries = j->type->cfg->retries;
+        *backoff = j->type->cfg->backoff_ms;
+        *backoff_max = j->type->cfg->backoff_max_ms;
+        *timeout = j->type->cfg->timeout_ms;
+    }
+}
+
 static void
 retry_or_dead(struct wjob *j, const char *err, size_t err_len)
 {
-    const struct drv_config_job *type = j->type->cfg;
     uint64_t attempts = j->job->attempt + 1;
+    int retries;
+    int64_t backoff, backoff_max, timeout;
 
+    policy(j, &retries, &backoff, &backoff_max, &timeout);
     j->op.attempts = attempts;
-    if (attempts <= (uint64_t)type->retries) {
-        int64_t delay = drv_backoff_ms(attempts, type->backoff_ms,
-                                       type->backoff_max_ms, drv_random64());
+    if (attempts <= (uint64_t)retries) {
+        int64_t delay = drv_backoff_ms(attempts, backoff, backoff_max,
+                                       drv_random64());
 
         if (j->retry_after_ms > delay)
             delay = j->retry_after_ms;
@@ -317,6 +346,67 @@ retry_or_dead(struct wjob *j, const char *err, size_t err_len)
     }
     if (j->op_text == NULL || err != NULL)
         drv__worker_job_set_text(j, err ? err : "failed", err ? err_len : 6);
+}
+
+/* A parallel step's result: member job type -> its result, in declared
+ * order, as one JSON object. */
+static void
+parallel_result(struct wjob *j)
+{
+    const struct drv_config_step *st = &j->pipe->steps[j->step];
+    struct drv_buf b;
+    int i;
+
+    drv_buf_init(&b);
+    drv_buf_add(&b, "{", 1);
+    for (i = 0; i < j->nmembers; i++) {
+        if (i > 0)
+            drv_buf_add(&b, ",", 1);
+        drv_buf_json_str(&b, st->jobs[i]->name, strlen(st->jobs[i]->name));
+        drv_buf_add(&b, ":", 1);
+        drv_buf_json_str(&b, j->mtext[i] ? j->mtext[i] : "",
+                         j->mtext[i] ? j->mtext_len[i] : 0);
+    }
+    drv_buf_add(&b, "}", 1);
+    free(j->op_text);
+    j->op_text = drv_buf_take(&b, &j->op_text_len);
+}
+
+/* A parallel step's failure: every member's outcome, like an
+ * ExceptionGroup: "parallel step 1 failed: a: failed: boom; b: cancelled
+ * (sibling_failed)". */
+static void
+parallel_errors(struct wjob *j, const struct drv_tg_outcome *o)
+{
+    const struct drv_config_step *st = &j->pipe->steps[j->step];
+    struct drv_buf b;
+    int i;
+
+    drv_buf_init(&b);
+    drv_buf_addf(&b, "parallel step %lld failed: ", (long long)j->step);
+    for (i = 0; i < j->nmembers; i++) {
+        const struct drv_tg_outcome *m =
+            o->child ? drv_tg_report_at(o->child, (size_t)i) : NULL;
+        if (i > 0)
+            drv_buf_adds(&b, "; ");
+        drv_buf_addf(&b, "%s: ", st->jobs[i]->name);
+        if (m == NULL) {
+            drv_buf_adds(&b, "no outcome");
+            continue;
+        }
+        drv_buf_adds(&b, drv_tg_state_name(m->state));
+        if (m->state == DRV_TG_CANCELLED)
+            drv_buf_addf(&b, " (%s)", drv_tg_cause_name(m->cause));
+        if (m->state == DRV_TG_FAILED || m->state == DRV_TG_TIMED_OUT) {
+            drv_buf_adds(&b, ": ");
+            if (j->mtext[i] != NULL && j->mtext_len[i] > 0)
+                drv_buf_add(&b, j->mtext[i], j->mtext_len[i]);
+            else
+                drv_buf_adds(&b, m->msg);
+        }
+    }
+    drv__worker_job_set_text(j, b.data, b.len);
+    drv_buf_fini(&b);
 }
 
 static void
@@ -338,17 +428,27 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
     j->op.entry_id = j->job->entry_id;
     j->op.job_id = j->job->id;
     j->op.attempts = j->job->attempt + 1;
-    j->op.result_ttl_ms = j->type ? j->type->cfg->result_ttl_ms : 0;
-    jobname = j->type ? j->type->cfg->name : "-";
+    j->op.result_ttl_ms = j->pipe ? j->pipe->result_ttl_ms
+                        : j->type ? j->type->cfg->result_ttl_ms : 0;
+    j->op.pipeline = j->pipe != NULL;
+    j->op.step = j->step;
+    j->op.started_at_ms = j->started_ms;
+    jobname = j->pipe ? j->pipe->name : j->type ? j->type->cfg->name : "-";
+    if (j->nmembers > 0 && o->state == DRV_TG_OK)
+        parallel_result(j);
+    else if (j->nmembers > 0 && o->state == DRV_TG_FAILED)
+        parallel_errors(j, o);
     switch (o->state) {
     case DRV_TG_OK:
         j->op.kind = DRV_SETTLE_ACK;
+        if (j->pipe != NULL && (size_t)j->step + 1 < j->pipe->nsteps)
+            j->op.kind = DRV_SETTLE_NEXT;
         if (j->op_text == NULL)
             drv__worker_job_set_text(j, "", 0);
         w->stats.ok++;
         break;
     case DRV_TG_FAILED:
-        if (j->type == NULL || o->code == DRV_EPERM ||
+        if (j->bad.code != 0 || o->code == DRV_EPERM ||
             o->code == DRV_EBADJOB) {
             j->op.kind = DRV_SETTLE_DEAD;
             j->op.count_failed = 1;
@@ -359,11 +459,16 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
             retry_or_dead(j, j->op_text ? NULL : o->msg, strlen(o->msg));
         }
         break;
-    case DRV_TG_TIMED_OUT:
+    case DRV_TG_TIMED_OUT: {
+        int retries;
+        int64_t backoff, backoff_max, timeout;
+
+        policy(j, &retries, &backoff, &backoff_max, &timeout);
         snprintf(buf, sizeof buf, "timed out after %lld ms",
-                 (long long)j->type->cfg->timeout_ms);
+                 (long long)timeout);
         retry_or_dead(j, buf, strlen(buf));
         break;
+    }
     case DRV_TG_CANCELLED:
     default:
         if (j->lost) {
@@ -382,8 +487,9 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
         drv_log_quote(qerr, sizeof qerr, j->op_text, j->op_text_len);
         DRV_LOG_WARN(j->op.kind == DRV_SETTLE_RETRY ? "job failed: retrying"
                                                     : "job failed: dead",
-                     "queue=%s job=%s id=%s attempt=%llu error=%s",
-                     w->queues[j->qi].keys.name, jobname, qid,
+                     "queue=%s %s=%s id=%s attempt=%llu error=%s",
+                     w->queues[j->qi].keys.name,
+                     j->pipe ? "pipeline" : "job", jobname, qid,
                      (unsigned long long)j->op.attempts, qerr);
     }
     if (j->op_text != NULL) {
@@ -463,6 +569,7 @@ drv__worker_job_started(struct drv_tg_task *t, struct wjob *j)
     j->running = 1;
     j->started = 1;
     j->start_ns = drv_clock_mono_ns();
+    j->started_ms = drv_clock_unix_ms();
     j->w->stats.running++;
     j->w->stats.started++;
 }
@@ -492,6 +599,164 @@ run_block(struct drv_tg_task *t, struct drv_err *err, void *ctx)
     return work_block(t, err, &j->block_ms);
 }
 
+static struct wtype *
+wtype_of(struct drv_worker *w, const struct drv_config_job *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < w->ntypes; i++)
+        if (w->types[i].cfg == cfg)
+            return &w->types[i];
+    DRV_ASSERT(!"job type not in the worker's table");
+    return NULL;
+}
+
+/* Task options for j's handler: kind, start/cancel or work, timeout and
+ * permits (job type, then pool threads for pool jobs, then process). */
+static void
+handler_opts(struct drv_worker *w, struct wjob *j, struct drv_tg_task_opts *to)
+{
+    const struct drv_config_job *type = j->type->cfg;
+
+    to->kind = DRV_TG_LOOP;
+    to->cancel = cancel_nothing;
+    to->name = type->name;
+    to->timeout_ms = type->timeout_ms;
+    if (j->type->sem != NULL)
+        to->sems[to->nsems++] = j->type->sem;
+    switch (type->handler) {
+    case DRV_HANDLER_NOOP:
+        to->start = run_noop;
+        break;
+    case DRV_HANDLER_ECHO:
+        to->start = run_echo;
+        break;
+    case DRV_HANDLER_FAIL:
+        to->start = run_fail;
+        break;
+    case DRV_HANDLER_SLEEP:
+        to->start = run_sleep;
+        to->cancel = cancel_sleep;
+        break;
+    case DRV_HANDLER_EXEC:
+        to->start = run_exec;
+        to->cancel = cancel_exec;
+        break;
+    case DRV_HANDLER_HTTP:
+        drv__worker_http_task(w, j, to);
+        break;
+    case DRV_HANDLER_PLUGIN:
+        drv__worker_plugin_task(w, j, to);
+        break;
+    case DRV_HANDLER_BLOCK:
+    default:
+        to->kind = DRV_TG_THREAD;
+        to->work = run_block;
+        to->start = NULL;
+        to->cancel = NULL;
+        j->block_ms = drv__worker_job_ms(j->job);
+        to->sems[to->nsems++] = w->thread_sem;
+        break;
+    }
+    to->sems[to->nsems++] = w->sem;
+}
+
+/* A member of a parallel step finished: keep its result or error text in
+ * the step's job (the member may be released before the step's own
+ * outcome runs). */
+static void
+on_member_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
+                  void *ctx)
+{
+    struct wjob *m, *p;
+    int i;
+
+    (void)t;
+    DRV_CAST(m, ctx, WJOB_MAGIC);
+    p = m->parent;
+    i = m->member_index;
+    if (m->running) {
+        m->running = 0;
+        m->w->stats.running--;
+    }
+    if (m->op_text != NULL) {
+        p->mtext[i] = m->op_text;
+        p->mtext_len[i] = m->op_text_len;
+        m->op_text = NULL;
+    } else if (o->state != DRV_TG_OK) {
+        p->mtext[i] = drv_xstrdup(o->msg);
+        p->mtext_len[i] = strlen(o->msg);
+    }
+}
+
+static void
+on_member_release(struct drv_tg_task *t, void *ctx)
+{
+    struct wjob *m;
+
+    (void)t;
+    DRV_CAST(m, ctx, WJOB_MAGIC);
+    m->task = NULL;
+    drv__worker_job_unref(m->parent);
+    drv__worker_job_unref(m);
+}
+
+/* A parallel step: one FAIL_FAST child group in the batch, a member task
+ * per job type; the group's deadline is the pipeline's timeout. */
+static void
+spawn_parallel(struct drv_worker *w, struct wbatch *b, struct wjob *j)
+{
+    const struct drv_config_step *st = &j->pipe->steps[j->step];
+    struct drv_tg_opts go;
+    struct drv_tg_task_opts to;
+    struct drv_tg *child = NULL;
+    size_t i;
+    int rc;
+
+    memset(&go, 0, sizeof go);
+    go.policy = DRV_TG_FAIL_FAST;
+    go.limit = -1;
+    go.deadline_ns = drv_clock_mono_ns() +
+                     j->pipe->timeout_ms * DRV_NS_PER_MS;
+    go.name = "parallel";
+    memset(&to, 0, sizeof to);
+    to.name = j->pipe->name;
+    to.on_outcome = on_outcome;
+    to.release = on_release;
+    to.ctx = j;
+    rc = drv_tg_create_child(b->tg, &go, &to, &child, &j->task);
+    DRV_AZ(rc);
+    j->started = 1;
+    j->started_ms = drv_clock_unix_ms();
+    j->nmembers = (int)st->njobs;
+    j->mtext = drv_xcalloc(st->njobs, sizeof *j->mtext);
+    j->mtext_len = drv_xcalloc(st->njobs, sizeof *j->mtext_len);
+    for (i = 0; i < st->njobs; i++) {
+        struct wjob *m;
+
+        DRV_ALLOC_OBJ(m, WJOB_MAGIC);
+        m->w = w;
+        m->job = j->job;
+        m->job_borrowed = 1;
+        m->qi = j->qi;
+        m->type = wtype_of(w, st->jobs[i]);
+        m->parent = j;
+        m->member_index = (int)i;
+        m->refs = 1;
+        j->refs++; /* each member keeps the step's job alive */
+        memset(&to, 0, sizeof to);
+        handler_opts(w, m, &to);
+        to.on_outcome = on_member_outcome;
+        to.release = on_member_release;
+        to.ctx = m;
+        rc = drv_tg_spawn(child, &to, &m->task);
+        DRV_AZ(rc);
+        if (to.kind == DRV_TG_THREAD)
+            drv__worker_job_started(m->task, m);
+    }
+    drv_tg_close(child);
+}
+
 int
 drv__worker_spawn_batch(struct drv_worker *w, struct wjob **jobs, int n)
 {
@@ -518,74 +783,29 @@ drv__worker_spawn_batch(struct drv_worker *w, struct wjob **jobs, int n)
         struct wjob *j = jobs[i];
         struct drv_tg_task_opts to;
         const struct drv_config_job *type = NULL;
-        size_t ti;
 
         memset(&to, 0, sizeof to);
-        to.kind = DRV_TG_LOOP;
-        to.cancel = cancel_nothing;
         to.on_outcome = on_outcome;
         to.release = on_release;
         to.ctx = j;
         j->batch = b;
         drv_err_clear(&j->bad);
-        if (drv__worker_job_validate(w->cfg, j->job, &type, &j->bad) < 0) {
+        w->inflight++;
+        if (drv__worker_job_validate(w->cfg, j->job, &type, &j->pipe,
+                                     &j->step, &j->bad) < 0) {
+            to.kind = DRV_TG_LOOP;
             to.name = "bad";
             to.start = run_bad;
+            to.cancel = cancel_nothing;
+        } else if (j->pipe != NULL && j->pipe->steps[j->step].parallel) {
+            spawn_parallel(w, b, j);
+            continue;
         } else {
-            for (ti = 0; ti < w->ntypes; ti++)
-                if (w->types[ti].cfg == type)
-                    j->type = &w->types[ti];
-            DRV_AN(j->type);
-            to.name = type->name;
-            to.timeout_ms = type->timeout_ms;
-            if (j->type->sem != NULL)
-                to.sems[to.nsems++] = j->type->sem;
-            switch (type->handler) {
-            case DRV_HANDLER_NOOP:
-                to.start = run_noop;
-                break;
-            case DRV_HANDLER_ECHO:
-                to.start = run_echo;
-                break;
-            case DRV_HANDLER_FAIL:
-                to.start = run_fail;
-                break;
-            case DRV_HANDLER_SLEEP:
-                to.start = run_sleep;
-                to.cancel = cancel_sleep;
-                break;
-            case DRV_HANDLER_EXEC:
-                to.start = run_exec;
-                to.cancel = cancel_exec;
-                break;
-            case DRV_HANDLER_HTTP:
-                drv__worker_http_task(w, j, &to);
-                break;
-            case DRV_HANDLER_PLUGIN:
-                drv__worker_plugin_task(w, j, &to);
-                break;
-            case DRV_HANDLER_BLOCK:
-                to.kind = DRV_TG_THREAD;
-                to.work = run_block;
-                to.start = NULL;
-                to.cancel = NULL;
-                j->block_ms = drv__worker_job_ms(j->job);
-                to.sems[to.nsems++] = w->thread_sem;
-                break;
-            default:
-                drv_err_set(&j->bad, DRV_EBADJOB, "handler %s is not "
-                            "supported by this worker yet",
-                            drv_handler_kind_name(type->handler));
-                j->type = NULL;
-                to.start = run_bad;
-                to.timeout_ms = 0;
-                to.nsems = 0;
-                break;
-            }
-            if (j->type != NULL)
-                to.sems[to.nsems++] = w->sem;
+            if (j->pipe != NULL)
+                type = j->pipe->steps[j->step].jobs[0];
+            j->type = wtype_of(w, type);
+            handler_opts(w, j, &to);
         }
-        w->inflight++;
         rc = drv_tg_spawn(b->tg, &to, &j->task);
         DRV_AZ(rc);
         if (to.kind == DRV_TG_THREAD)

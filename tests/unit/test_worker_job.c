@@ -18,7 +18,9 @@ static const char yaml[] =
     "  s:\n    handler: sleep\n"
     "  f:\n    handler: fail\n"
     "  x:\n    handler: exec\n    command: [run, \"{a}-{{lit}}\", \"{b}\"]\n"
-    "    env: {K: v}\n";
+    "    env: {K: v}\n"
+    "pipelines:\n"
+    "  p:\n    steps:\n      - e\n      - parallel: [s, e]\n";
 
 /* A job from name/value pairs (NULL-terminated), as the fetch builds it. */
 static struct drv_job *
@@ -76,11 +78,13 @@ expect_bad(const struct drv_config *cfg, const char *const *kv,
 {
     struct drv_job *j = mkjob(kv);
     const struct drv_config_job *type = NULL;
+    const struct drv_config_pipeline *pipe = NULL;
+    int64_t step = 0;
     struct drv_err err;
 
     drv_err_clear(&err);
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &err),
-                     DRV_EBADJOB);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              &err), DRV_EBADJOB);
     assert_string_equal(err.msg, msg);
     assert_null(type);
     drv_job_free(j);
@@ -110,14 +114,49 @@ test_worker_job_validate_names_the_field(void **st)
 }
 
 static void
+test_worker_job_validate_pipeline_jobs(void **st)
+{
+    const struct drv_config *cfg = *st;
+    const char *const unknown[] = {"pipeline", "zz", NULL};
+    const char *const both[] = {"pipeline", "p", "job", "e", NULL};
+    const char *const far[] = {"pipeline", "p", "step", "2", NULL};
+    const char *const nomsg[] = {"pipeline", "p", "step", "1", NULL};
+    const char *const ok[] = {"pipeline", "p", "step", "1", "ms", "5",
+                              NULL};
+    const struct drv_config_job *type = NULL;
+    const struct drv_config_pipeline *pipe = NULL;
+    int64_t step = -1;
+    struct drv_job *j;
+
+    expect_bad(cfg, unknown, "field pipeline: unknown pipeline \"zz\"");
+    expect_bad(cfg, both, "fields job and pipeline: give one, not both");
+    expect_bad(cfg, far, "field step: 2 is out of range (pipeline p has 2 "
+                         "steps)");
+    /* a parallel step checks every member's fields */
+    expect_bad(cfg, nomsg, "missing field ms");
+    j = mkjob(ok);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              NULL), 0);
+    assert_null(type);
+    assert_non_null(pipe);
+    assert_string_equal(pipe->name, "p");
+    assert_int_equal(step, 1);
+    drv_job_free(j);
+}
+
+static void
 test_worker_job_validate_ok(void **st)
 {
     const struct drv_config *cfg = *st;
     const char *const kv[] = {"job", "s", "ms", "250", "job", "s", NULL};
     struct drv_job *j = mkjob(kv);
     const struct drv_config_job *type = NULL;
+    const struct drv_config_pipeline *pipe = NULL;
+    int64_t step = 0;
 
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, NULL), 0);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              NULL), 0);
+    assert_null(pipe);
     assert_non_null(type);
     assert_string_equal(type->name, "s");
     assert_int_equal(drv__worker_job_ms(j), 250);
@@ -197,6 +236,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_job_validate_names_the_field),
         cmocka_unit_test(test_worker_job_validate_ok),
+        cmocka_unit_test(test_worker_job_validate_pipeline_jobs),
         cmocka_unit_test(test_worker_job_json_last_value_wins),
         cmocka_unit_test(test_worker_job_exec_argv_and_env),
     };
