@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <hiredis/hiredis.h>
 
@@ -215,6 +216,8 @@ struct drv_worker {
     int beat_inflight;              /* heartbeat out */
 
     struct drv_worker_stats stats;
+    FILE *trace;                    /* owned: DROVER_TRACE_START file, or
+                                       NULL (diagnostics, see README) */
 };
 
 /* worker.c */
@@ -235,6 +238,10 @@ void drv__worker_job_unref(struct wjob *j);
 void drv__worker_cancel_job(struct wjob *j);
 
 void drv__worker_job_started(struct drv_tg_task *t, struct wjob *j);
+
+/* worker.c: one "unix_us queue entry_id" line for a started job, when
+ * DROVER_TRACE_START names a file. */
+void drv__worker_trace_start(struct drv_worker *w, const struct wjob *j);
 void drv__worker_job_set_text(struct wjob *j, const char *s, size_t n);
 
 /*

@@ -572,6 +572,8 @@ drv__worker_job_started(struct drv_tg_task *t, struct wjob *j)
     j->started_ms = drv_clock_unix_ms();
     j->w->stats.running++;
     j->w->stats.started++;
+    if (j->w->trace != NULL)
+        drv__worker_trace_start(j->w, j);
 }
 
 /* Each start wrapper counts the job as running, then runs the handler. */
