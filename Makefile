@@ -153,6 +153,25 @@ test: deps
 	$(MAKE) --no-print-directory VARIANT=tsan check-unit
 	@echo "make test: all variants passed"
 
+# ---------------------------------------------------------------- bench
+# bench: the release droverd plus the bench tools (tests/bench/*.c, hiredis
+# only) in $(B)/bench/, then tests/bench/bench.sh: a private redis-server,
+# every case, one table on stdout, the same as JSON in bench-results/.
+# BENCH_RUNS, BENCH_SLOW_RUNS, BENCH_N, BENCH_CASES tune it (README).
+BENCH_DIR := $(B)/bench
+BENCH_TOOLS := $(patsubst tests/bench/%.c,$(BENCH_DIR)/%,\
+                 $(wildcard tests/bench/*.c))
+
+$(BENCH_DIR)/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) \
+	  $(shell pkg-config --libs hiredis 2>/dev/null) -lm
+
+bench: deps build $(BENCH_TOOLS)
+	@[ "$(VARIANT)" = release ] || \
+	  { echo "make bench measures the release build (no VARIANT=)"; exit 2; }
+	tests/bench/bench.sh $(BINDIR)/droverd $(BENCH_DIR)
+
 # ---------------------------------------------------------------- run
 run: deps build
 	@deploy/run-local.sh

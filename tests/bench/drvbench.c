@@ -1,0 +1,1109 @@
+/*
+ * drvbench.c -- make bench: drover against the Redis limit.
+ *
+ *   drvbench --sock SOCKET --droverd BIN --tools DIR --work DIR
+ *            --json FILE [--runs N] [--slow-runs N] [--n N]
+ *            [--cases 1,3,...] [--info TEXT]
+ *
+ * Runs every case of issue 5 against the redis-server listening on SOCKET
+ * (bench.sh starts a private one, no persistence), takes the median of
+ * several runs of each, prints one table and writes the same numbers as
+ * JSON. The cases:
+ *
+ *   1  drain: N noop jobs enqueued, then one droverd timed from its start
+ *      until the stream is empty (every entry acked and deleted);
+ *      droverd CPU (rusage), Redis CPU (INFO cpu), droverd peak RSS.
+ *   2  the Redis limit on the same N: tools/redis_limit (XREADGROUP COUNT
+ *      k + XACK + XDEL, pipelined), timed the same way; drover / limit.
+ *   3  pick-up latency: droverd idle, jobs XADDed at a steady 2,000/s for
+ *      10 s; droverd runs with DROVER_TRACE_START=FILE and writes when each
+ *      handler started; the enqueuer noted when it sent each XADD and the
+ *      entry id it got; latency = start - send, joined on the entry id.
+ *   4  concurrency: droverd idle (concurrency 10000), then 10,000 sleep
+ *      jobs of 1 s enqueued at once; wall time from the first XADD until
+ *      the stream is empty; peak RSS, and RSS per waiting job above the
+ *      idle RSS measured just before.
+ *   5  thread pool: 800 block jobs of 10 ms, threads = 4; jobs/s against
+ *      the ideal 400/s (timed like 4).
+ *   6  exec: 5,000 exec jobs of /bin/true (timed like 4), against
+ *      tools/spawn_loop (posix_spawn + waitpid, one after the other).
+ *   7  idle: droverd with 3 queues and no jobs for 10 s: CPU time (sum of
+ *      its threads' schedstat), RSS, and the Redis CPU it causes.
+ *
+ * Every run starts from FLUSHALL. All processes share the machine: Redis,
+ * droverd and this program (which only sleeps, or polls XLEN every ms).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+extern char **environ;
+
+#define KEY "drover:{bench}:jobs"
+#define STATS_KEY "drover:{bench}:stats"
+#define MAXRUNS 32
+#define MAXMETRICS 64
+
+/* ------------------------------------------------------------ options */
+
+static struct {
+    const char *sock;      /* redis unix socket */
+    const char *droverd;   /* droverd binary */
+    const char *tools;     /* dir with redis_limit, spawn_loop */
+    const char *work;      /* scratch dir: configs, logs, traces */
+    const char *json;      /* output file */
+    const char *info;      /* extra version text from bench.sh */
+    int runs;              /* runs of the quick cases */
+    int slow_runs;         /* runs of the 10 s cases */
+    long n;                /* case 1/2 jobs */
+    char cases[16];        /* cases[i] = 1: run case i */
+    long enqueue;          /* > 0: only enqueue that many noop jobs */
+} opt;
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "drvbench: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t
+real_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static redisContext *
+rconnect(void)
+{
+    redisContext *c = redisConnectUnix(opt.sock);
+
+    if (c == NULL || c->err)
+        die("connect %s: %s", opt.sock, c ? c->errstr : "out of memory");
+    return c;
+}
+
+static redisReply *
+rcmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        die("redis: %s", c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        die("redis: %s: %s", fmt, r->str);
+    return r;
+}
+
+static long long
+rint_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    long long v = 0;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        die("redis: %s", c->errstr);
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static void
+flushall(redisContext *c)
+{
+    freeReplyObject(rcmd(c, "FLUSHALL"));
+}
+
+/* Redis CPU seconds so far (user + sys, every thread). */
+static double
+redis_cpu(redisContext *c)
+{
+    redisReply *r = rcmd(c, "INFO cpu");
+    const char *p;
+    double v = 0;
+
+    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
+        v += strtod(p + 13, NULL);
+    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
+        v += strtod(p + 14, NULL);
+    freeReplyObject(r);
+    return v;
+}
+
+/* XADD n jobs "job TYPE [f v]" pipelined, 1000 a write. */
+static void
+enqueue(redisContext *c, long n, const char *type, const char *f,
+        const char *v)
+{
+    long i, sent = 0, got = 0;
+
+    while (got < n) {
+        while (sent < n && sent - got < 1000) {
+            if (f != NULL)
+                redisAppendCommand(c, "XADD %s * job %s %s %s", KEY, type,
+                                   f, v);
+            else
+                redisAppendCommand(c, "XADD %s * job %s", KEY, type);
+            sent++;
+        }
+        for (i = got; i < sent; i++) {
+            void *r = NULL;
+            if (redisGetReply(c, &r) != REDIS_OK || r == NULL)
+                die("XADD: %s", c->errstr);
+            if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
+                die("XADD: %s", ((redisReply *)r)->str);
+            freeReplyObject(r);
+        }
+        got = sent;
+    }
+}
+
+/* ------------------------------------------------------ child processes */
+
+struct child {
+    pid_t pid;
+    struct rusage ru;   /* after reap */
+    int status;
+};
+
+static void
+spawn(struct child *ch, const char *const *argv, const char *log,
+      const char *env_extra)
+{
+    posix_spawn_file_actions_t fa;
+    char **envp;
+    size_t n = 0, i;
+    int rc;
+
+    while (environ[n] != NULL)
+        n++;
+    envp = calloc(n + 2, sizeof *envp);
+    for (i = 0; i < n; i++)
+        envp[i] = environ[i];
+    if (env_extra != NULL)
+        envp[n++] = (char *)env_extra;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log,
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    memset(ch, 0, sizeof *ch);
+    rc = posix_spawn(&ch->pid, argv[0], &fa, NULL, (char *const *)argv,
+                     envp);
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+    if (rc != 0)
+        die("spawn %s: %s", argv[0], strerror(rc));
+}
+
+/* 1 if the child is still running. */
+static int
+alive(struct child *ch)
+{
+    pid_t p = wait4(ch->pid, &ch->status, WNOHANG, &ch->ru);
+
+    if (p == ch->pid) {
+        ch->pid = -ch->pid;
+        return 0;
+    }
+    return 1;
+}
+
+static void
+reap(struct child *ch, int sig)
+{
+    if (ch->pid <= 0)
+        return;
+    if (sig != 0)
+        kill(ch->pid, sig);
+    while (wait4(ch->pid, &ch->status, 0, &ch->ru) < 0 && errno == EINTR)
+        ;
+    ch->pid = -ch->pid;
+}
+
+static double
+ru_cpu(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 +
+           (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
+}
+
+/* Sum of every thread's on-CPU ns (schedstat), a finer clock than ticks. */
+static double
+proc_cpu_s(pid_t pid)
+{
+    char path[128];
+    DIR *d;
+    struct dirent *e;
+    double s = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char p2[600];
+        FILE *f;
+        unsigned long long ns = 0;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p2, sizeof p2, "%s/%s/schedstat", path, e->d_name);
+        f = fopen(p2, "r");
+        if (f == NULL)
+            continue;
+        if (fscanf(f, "%llu", &ns) == 1)
+            s += (double)ns / 1e9;
+        fclose(f);
+    }
+    closedir(d);
+    return s;
+}
+
+/* A field of /proc/PID/status in kB (VmRSS, VmHWM). */
+static double
+proc_status_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    FILE *f;
+    double v = 0;
+    size_t n = strlen(field);
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            v = strtod(line + n + 1, NULL);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* ------------------------------------------------------------ droverd */
+
+struct conf {
+    int concurrency;
+    int batch;
+    int threads;
+    const char *queues;    /* YAML flow list body */
+};
+
+static void
+write_conf(const char *path, const struct conf *c)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL)
+        die("%s: %s", path, strerror(errno));
+    fprintf(f,
+            "redis:\n"
+            "  url: unix://%s\n"
+            "  prefix: drover\n"
+            "worker:\n"
+            "  concurrency: %d\n"
+            "  batch: %d\n"
+            "  threads: %d\n"
+            "  shutdown_timeout: 5s\n"
+            "queues: [%s]\n"
+            "jobs:\n"
+            "  noop:\n"
+            "    handler: noop\n"
+            "    retries: 0\n"
+            "  sleep:\n"
+            "    handler: sleep\n"
+            "    retries: 0\n"
+            "  block:\n"
+            "    handler: block\n"
+            "    retries: 0\n"
+            "  true:\n"
+            "    handler: exec\n"
+            "    command: [/bin/true]\n"
+            "    retries: 0\n",
+            opt.sock, c->concurrency, c->batch, c->threads,
+            c->queues ? c->queues : "bench");
+    fclose(f);
+}
+
+static void
+start_droverd(struct child *ch, const char *name, const struct conf *c,
+              const char *env_extra)
+{
+    char conf[512], log[512];
+    const char *argv[4];
+
+    snprintf(conf, sizeof conf, "%s/%s.yaml", opt.work, name);
+    snprintf(log, sizeof log, "%s/%s.log", opt.work, name);
+    write_conf(conf, c);
+    argv[0] = opt.droverd;
+    argv[1] = "-c";
+    argv[2] = conf;
+    argv[3] = NULL;
+    spawn(ch, argv, log, env_extra);
+}
+
+/* Wait until droverd's fetch connection sits in a blocked XREADGROUP (an
+ * idle consumer is only created once it gets an entry, so CLIENT LIST is
+ * the place to look). */
+static void
+wait_ready(redisContext *c, struct child *ch)
+{
+    int64_t deadline = mono_ns() + 10 * 1000000000LL;
+    char name[64];
+
+    snprintf(name, sizeof name, "name=drover-fetch-%d ", (int)ch->pid);
+    while (mono_ns() < deadline) {
+        redisReply *r = rcmd(c, "CLIENT LIST");
+        const char *p = strstr(r->str, name);
+        const char *eol = p ? strchr(p, '\n') : NULL;
+        const char *cmd = p ? strstr(p, "cmd=xreadgroup") : NULL;
+        int ok = cmd != NULL && (eol == NULL || cmd < eol);
+
+        freeReplyObject(r);
+        if (ok)
+            return;
+        if (!alive(ch))
+            die("droverd exited at start (see %s)", opt.work);
+        sleep_ms(2);
+    }
+    die("droverd not reading after 10 s (see %s)", opt.work);
+}
+
+/* Poll XLEN every ms until the stream is empty; returns mono ns then. */
+static int64_t
+wait_drained(redisContext *c, struct child *ch, int64_t timeout_s)
+{
+    int64_t deadline = mono_ns() + timeout_s * 1000000000LL;
+    int64_t t;
+
+    for (;;) {
+        long long n = rint_cmd(c, "XLEN %s", KEY);
+
+        t = mono_ns();
+        if (n == 0)
+            return t;
+        if (t > deadline)
+            die("queue not drained after %lld s (%lld left)",
+                (long long)timeout_s, n);
+        if (ch != NULL && ch->pid > 0 && !alive(ch))
+            die("droverd exited early (see %s)", opt.work);
+        sleep_ms(1);
+    }
+}
+
+static void
+stop_droverd(struct child *ch)
+{
+    reap(ch, SIGTERM);
+    if (!WIFEXITED(ch->status) || WEXITSTATUS(ch->status) != 0)
+        die("droverd did not stop cleanly (status %d)", ch->status);
+}
+
+static void
+check_processed(redisContext *c, long want)
+{
+    long long got = rint_cmd(c, "HGET %s processed", STATS_KEY);
+
+    if (got != want)
+        die("processed = %lld, want %ld", got, want);
+}
+
+/* ------------------------------------------------------------ metrics */
+
+struct metric {
+    int case_no;
+    char label[96];     /* the case (shown on its first row) */
+    char name[48];
+    int prec;           /* decimals shown */
+    double v[MAXRUNS];
+    int n;
+    int has_target;
+    int ge;             /* 1: value >= target is met; 0: value < target */
+    double target;
+    char target_txt[32];
+    double median;
+};
+
+static struct metric metrics[MAXMETRICS];
+static int nmetrics;
+
+static struct metric *
+metric(int case_no, const char *label, const char *name, int prec)
+{
+    int i;
+    struct metric *m;
+
+    for (i = 0; i < nmetrics; i++)
+        if (metrics[i].case_no == case_no &&
+            strcmp(metrics[i].name, name) == 0)
+            return &metrics[i];
+    if (nmetrics == MAXMETRICS)
+        die("too many metrics");
+    m = &metrics[nmetrics++];
+    memset(m, 0, sizeof *m);
+    m->case_no = case_no;
+    snprintf(m->label, sizeof m->label, "%s", label);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->prec = prec;
+    return m;
+}
+
+static void
+put(int case_no, const char *label, const char *name, int prec,
+    double v)
+{
+    struct metric *m = metric(case_no, label, name, prec);
+
+    if (m->n < MAXRUNS)
+        m->v[m->n++] = v;
+}
+
+static void
+target(int case_no, const char *name, int ge, double t, const char *txt)
+{
+    int i;
+
+    for (i = 0; i < nmetrics; i++)
+        if (metrics[i].case_no == case_no &&
+            strcmp(metrics[i].name, name) == 0) {
+            metrics[i].has_target = 1;
+            metrics[i].ge = ge;
+            metrics[i].target = t;
+            snprintf(metrics[i].target_txt, sizeof metrics[i].target_txt,
+                     "%s", txt);
+        }
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+median_of(const double *v, int n)
+{
+    double s[MAXRUNS];
+
+    if (n == 0)
+        return NAN;
+    memcpy(s, v, (size_t)n * sizeof *v);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static int
+met(const struct metric *m)
+{
+    return m->ge ? m->median >= m->target : m->median < m->target;
+}
+
+/* ------------------------------------------------------------- case 1+2 */
+
+static void
+case_drain(redisContext *c, int run)
+{
+    struct conf cf = {1024, 256, 1, NULL};
+    struct child ch;
+    const char *label = "drain N noop jobs, one droverd";
+    int64_t t0, t1;
+    double cpu0, cpu1, rate;
+
+    flushall(c);
+    enqueue(c, opt.n, "noop", NULL, NULL);
+    cpu0 = redis_cpu(c);
+    t0 = mono_ns();
+    start_droverd(&ch, "drain", &cf, NULL);
+    t1 = wait_drained(c, &ch, 600);
+    cpu1 = redis_cpu(c);
+    stop_droverd(&ch);
+    check_processed(c, opt.n);
+    rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
+    put(1, label, "jobs/s", 0, rate);
+    put(1, label, "droverd CPU s", 2, ru_cpu(&ch.ru));
+    put(1, label, "Redis CPU s", 2, cpu1 - cpu0);
+    put(1, label, "droverd peak RSS MB", 1, ch.ru.ru_maxrss / 1024.0);
+    put(1, label, "droverd CPU us/job", 2,
+        ru_cpu(&ch.ru) / (double)opt.n * 1e6);
+    put(1, label, "Redis CPU us/job", 2,
+        (cpu1 - cpu0) / (double)opt.n * 1e6);
+    fprintf(stderr, "  [1] run %d: %.0f jobs/s\n", run + 1, rate);
+}
+
+static void
+case_limit(redisContext *c, int run)
+{
+    struct child ch;
+    char path[512], log[512];
+    const char *argv[5];
+    const char *label = "Redis limit: XREADGROUP COUNT 256 + XACK + XDEL";
+    int64_t t0, t1;
+    double cpu0, cpu1, rate;
+
+    snprintf(path, sizeof path, "%s/redis_limit", opt.tools);
+    snprintf(log, sizeof log, "%s/redis_limit.log", opt.work);
+    flushall(c);
+    enqueue(c, opt.n, "noop", NULL, NULL);
+    cpu0 = redis_cpu(c);
+    argv[0] = path;
+    argv[1] = opt.sock;
+    argv[2] = KEY;
+    argv[3] = "256";
+    argv[4] = NULL;
+    t0 = mono_ns();
+    spawn(&ch, argv, log, NULL);
+    reap(&ch, 0);
+    t1 = mono_ns();
+    cpu1 = redis_cpu(c);
+    if (!WIFEXITED(ch.status) || WEXITSTATUS(ch.status) != 0)
+        die("redis_limit failed (see %s)", log);
+    if (rint_cmd(c, "XLEN %s", KEY) != 0)
+        die("redis_limit left entries behind");
+    rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
+    put(2, label, "jobs/s", 0, rate);
+    put(2, label, "Redis CPU s", 2, cpu1 - cpu0);
+    put(2, label, "Redis CPU us/job", 2,
+        (cpu1 - cpu0) / (double)opt.n * 1e6);
+    fprintf(stderr, "  [2] run %d: %.0f jobs/s\n", run + 1, rate);
+}
+
+/* ------------------------------------------------------------- case 3 */
+
+struct sent {
+    uint64_t ms, seq;   /* entry id */
+    int64_t us;         /* realtime us just before the XADD went out */
+};
+
+static int
+parse_id(const char *s, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+
+    *ms = strtoull(s, &end, 10);
+    if (*end != '-')
+        return -1;
+    *seq = strtoull(end + 1, &end, 10);
+    return 0;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void
+case_latency(redisContext *c, int run)
+{
+    const int rate = 2000, secs = 10, total = rate * secs;
+    struct conf cf = {64, 32, 4, NULL};
+    struct sent *s = calloc((size_t)total, sizeof *s);
+    int64_t *lat = calloc((size_t)total, sizeof *lat);
+    const char *label = "pick-up latency, XADD -> handler start, 2000/s";
+    char trace[512], env[600], line[256];
+    struct child ch;
+    struct timespec next;
+    FILE *f;
+    int i, nlat = 0;
+
+    snprintf(trace, sizeof trace, "%s/trace-%d.txt", opt.work, run);
+    unlink(trace);
+    snprintf(env, sizeof env, "DROVER_TRACE_START=%s", trace);
+    flushall(c);
+    start_droverd(&ch, "latency", &cf, env);
+    wait_ready(c, &ch);
+    sleep_ms(300);
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (i = 0; i < total; i++) {
+        redisReply *r;
+
+        next.tv_nsec += 1000000000L / rate;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next,
+                               NULL) == EINTR)
+            ;
+        s[i].us = real_us();
+        r = rcmd(c, "XADD %s * job noop", KEY);
+        if (r->type != REDIS_REPLY_STRING ||
+            parse_id(r->str, &s[i].ms, &s[i].seq) < 0)
+            die("XADD: unexpected reply");
+        freeReplyObject(r);
+    }
+    wait_drained(c, &ch, 60);
+    stop_droverd(&ch); /* flushes the trace */
+    check_processed(c, total);
+    f = fopen(trace, "r");
+    if (f == NULL)
+        die("%s: %s", trace, strerror(errno));
+    while (fgets(line, sizeof line, f) != NULL) {
+        long long us;
+        char q[64], id[64];
+        uint64_t ms, seq;
+        int lo = 0, hi = total - 1;
+
+        if (sscanf(line, "%lld %63s %63s", &us, q, id) != 3 ||
+            parse_id(id, &ms, &seq) < 0)
+            continue;
+        while (lo <= hi) { /* ids were sent in increasing order */
+            int mid = (lo + hi) / 2;
+            if (s[mid].ms == ms && s[mid].seq == seq) {
+                lat[nlat++] = us - s[mid].us;
+                break;
+            }
+            if (s[mid].ms < ms || (s[mid].ms == ms && s[mid].seq < seq))
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+    }
+    fclose(f);
+    if (nlat != total)
+        die("trace has %d of %d jobs", nlat, total);
+    qsort(lat, (size_t)nlat, sizeof *lat, cmp_i64);
+    put(3, label, "p50 ms", 3, lat[nlat / 2] / 1000.0);
+    put(3, label, "p99 ms", 3, lat[(int)(nlat * 0.99)] / 1000.0);
+    put(3, label, "max ms", 3, lat[nlat - 1] / 1000.0);
+    fprintf(stderr, "  [3] run %d: p50 %.3f p99 %.3f max %.3f ms\n",
+            run + 1, lat[nlat / 2] / 1000.0,
+            lat[(int)(nlat * 0.99)] / 1000.0, lat[nlat - 1] / 1000.0);
+    free(s);
+    free(lat);
+}
+
+/* --------------------------------------------------------- case 4,5,6 */
+
+/* droverd idle first; then n jobs enqueued at once; seconds from the
+ * first XADD until the stream is empty. *idle_kb and *peak_kb: RSS before
+ * the jobs, VmHWM at the end. */
+static double
+timed_batch(redisContext *c, const char *name, const struct conf *cf,
+            long n, const char *type, const char *f, const char *v,
+            double *idle_kb, double *peak_kb)
+{
+    struct child ch;
+    int64_t t0, t1;
+
+    flushall(c);
+    start_droverd(&ch, name, cf, NULL);
+    wait_ready(c, &ch);
+    sleep_ms(200);
+    if (idle_kb != NULL)
+        *idle_kb = proc_status_kb(ch.pid, "VmRSS");
+    t0 = mono_ns();
+    enqueue(c, n, type, f, v);
+    t1 = wait_drained(c, &ch, 600);
+    if (peak_kb != NULL)
+        *peak_kb = proc_status_kb(ch.pid, "VmHWM");
+    stop_droverd(&ch);
+    check_processed(c, n);
+    return (double)(t1 - t0) / 1e9;
+}
+
+static void
+case_concurrency(redisContext *c, int run)
+{
+    struct conf cf = {10000, 256, 1, NULL};
+    const char *label = "10,000 sleep jobs of 1 s, concurrency 10,000";
+    double idle = 0, peak = 0, wall;
+
+    wall = timed_batch(c, "sleep", &cf, 10000, "sleep", "ms", "1000", &idle,
+                       &peak);
+    put(4, label, "wall s", 3, wall);
+    put(4, label, "peak RSS MB", 1, peak / 1024);
+    put(4, label, "KB per waiting job", 2, (peak - idle) / 10000);
+    fprintf(stderr, "  [4] run %d: %.3f s, peak %.1f MB\n", run + 1, wall,
+            peak / 1024);
+}
+
+static void
+case_pool(redisContext *c, int run)
+{
+    struct conf cf = {64, 32, 4, NULL};
+    const char *label = "800 block jobs of 10 ms, threads 4";
+    double wall, rate;
+
+    wall = timed_batch(c, "block", &cf, 800, "block", "ms", "10", NULL,
+                       NULL);
+    rate = 800 / wall;
+    put(5, label, "jobs/s", 1, rate);
+    put(5, label, "of ideal 400/s", 3, rate / 400);
+    fprintf(stderr, "  [5] run %d: %.1f jobs/s\n", run + 1, rate);
+}
+
+static void
+case_exec(redisContext *c, int run)
+{
+    struct conf cf = {64, 32, 1, NULL};
+    const char *label = "5,000 exec jobs of /bin/true";
+    struct child ch;
+    char path[512], log[512];
+    const char *argv[5];
+    double wall, rate, lrate;
+    int64_t t0;
+
+    wall = timed_batch(c, "exec", &cf, 5000, "true", NULL, NULL, NULL, NULL);
+    rate = 5000 / wall;
+    snprintf(path, sizeof path, "%s/spawn_loop", opt.tools);
+    snprintf(log, sizeof log, "%s/spawn_loop.log", opt.work);
+    argv[0] = path;
+    argv[1] = "5000";
+    argv[2] = "/bin/true";
+    argv[3] = NULL;
+    t0 = mono_ns();
+    spawn(&ch, argv, log, NULL);
+    reap(&ch, 0);
+    if (!WIFEXITED(ch.status) || WEXITSTATUS(ch.status) != 0)
+        die("spawn_loop failed (see %s)", log);
+    lrate = 5000 / ((double)(mono_ns() - t0) / 1e9);
+    put(6, label, "jobs/s", 0, rate);
+    put(6, label, "spawn loop /s", 0, lrate);
+    put(6, label, "drover / loop", 3, rate / lrate);
+    fprintf(stderr, "  [6] run %d: %.0f jobs/s, loop %.0f/s\n", run + 1,
+            rate, lrate);
+}
+
+/* ------------------------------------------------------------- case 7 */
+
+static void
+case_idle(redisContext *c, int run)
+{
+    struct conf cf = {64, 32, 4, "bench, bench2, bench3"};
+    const char *label = "idle 10 s, 3 queues";
+    struct child ch;
+    double cpu0, cpu1, r0, r1, rss;
+
+    flushall(c);
+    start_droverd(&ch, "idle", &cf, NULL);
+    wait_ready(c, &ch);
+    sleep_ms(1000);
+    cpu0 = proc_cpu_s(ch.pid);
+    r0 = redis_cpu(c);
+    sleep_ms(10000);
+    cpu1 = proc_cpu_s(ch.pid);
+    r1 = redis_cpu(c);
+    rss = proc_status_kb(ch.pid, "VmRSS");
+    stop_droverd(&ch);
+    put(7, label, "RSS MB", 2, rss / 1024);
+    put(7, label, "droverd CPU %", 3, (cpu1 - cpu0) / 10 * 100);
+    put(7, label, "Redis CPU % (caused)", 3, (r1 - r0) / 10 * 100);
+    fprintf(stderr, "  [7] run %d: RSS %.2f MB, CPU %.3f%%\n", run + 1,
+            rss / 1024, (cpu1 - cpu0) / 10 * 100);
+}
+
+/* ------------------------------------------------------------- report */
+
+static void
+json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void
+json_num(FILE *f, double v)
+{
+    if (isnan(v) || isinf(v))
+        fputs("null", f);
+    else
+        fprintf(f, "%.6g", v);
+}
+
+static void
+machine(char *out, size_t n, redisContext *c)
+{
+    struct utsname u;
+    char model[128] = "?", line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    redisReply *r = rcmd(c, "INFO server");
+    const char *p = strstr(r->str, "redis_version:");
+    char rv[32] = "?";
+
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "model name", 10) == 0) {
+            char *v = strchr(line, ':');
+            if (v != NULL) {
+                snprintf(model, sizeof model, "%s", v + 2);
+                model[strcspn(model, "\n")] = '\0';
+            }
+            break;
+        }
+    if (f != NULL)
+        fclose(f);
+    if (p != NULL) {
+        snprintf(rv, sizeof rv, "%s", p + 14);
+        rv[strcspn(rv, "\r\n")] = '\0';
+    }
+    freeReplyObject(r);
+    uname(&u);
+    snprintf(out, n, "%ld cores (%s), Linux %s, redis %s, hiredis %d.%d.%d%s%s",
+             sysconf(_SC_NPROCESSORS_ONLN), model, u.release, rv,
+             HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+             opt.info ? ", " : "", opt.info ? opt.info : "");
+}
+
+static void
+report(redisContext *c)
+{
+    char mach[512];
+    FILE *f;
+    int i, prev = -1, first = 1;
+
+    machine(mach, sizeof mach, c);
+    for (i = 0; i < nmetrics; i++)
+        metrics[i].median = median_of(metrics[i].v, metrics[i].n);
+
+    printf("\ndrover bench: %s\n", mach);
+    printf("N = %ld; each value is the median of the runs in brackets\n\n",
+           opt.n);
+    printf("%-2s  %-50s %-22s %12s  %-10s %s\n", "#", "case", "metric",
+           "median", "target", "met");
+    for (i = 0; i < nmetrics; i++) {
+        const struct metric *m = &metrics[i];
+        char val[32], lab[96];
+
+        snprintf(val, sizeof val, "%.*f", m->prec, m->median);
+        if (m->case_no != prev)
+            snprintf(lab, sizeof lab, "%s (%d)", m->label, m->n);
+        else
+            lab[0] = '\0';
+        if (m->case_no != prev && prev != -1)
+            printf("\n");
+        printf("%-2s  %-50s %-22s %12s  %-10s %s\n",
+               m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
+                                  : "",
+               lab, m->name, val, m->has_target ? m->target_txt : "",
+               m->has_target ? (met(m) ? "yes" : "NO") : "");
+        prev = m->case_no;
+    }
+    fflush(stdout);
+
+    f = fopen(opt.json, "w");
+    if (f == NULL)
+        die("%s: %s", opt.json, strerror(errno));
+    fprintf(f, "{\n  \"machine\": ");
+    json_str(f, mach);
+    fprintf(f, ",\n  \"cores\": %ld,\n  \"n\": %ld,\n  \"metrics\": [",
+            sysconf(_SC_NPROCESSORS_ONLN), opt.n);
+    for (i = 0; i < nmetrics; i++) {
+        const struct metric *m = &metrics[i];
+        int k;
+
+        fprintf(f, "%s\n    {\"case\": %d, \"label\": ", first ? "" : ",",
+                m->case_no);
+        first = 0;
+        json_str(f, m->label);
+        fprintf(f, ", \"metric\": ");
+        json_str(f, m->name);
+        fprintf(f, ", \"median\": ");
+        json_num(f, m->median);
+        fprintf(f, ", \"runs\": [");
+        for (k = 0; k < m->n; k++) {
+            if (k)
+                fprintf(f, ", ");
+            json_num(f, m->v[k]);
+        }
+        fprintf(f, "]");
+        if (m->has_target) {
+            fprintf(f, ", \"target\": ");
+            json_str(f, m->target_txt);
+            fprintf(f, ", \"met\": %s", met(m) ? "true" : "false");
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    fclose(f);
+    printf("\nJSON: %s\n", opt.json);
+}
+
+/* --------------------------------------------------------------- main */
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: drvbench --sock SOCKET --droverd BIN --tools DIR "
+            "--work DIR --json FILE [--runs N] [--slow-runs N] [--n N] "
+            "[--cases 1,2,...] [--info TEXT]\n"
+            "       drvbench --sock SOCKET --enqueue N   (N noop jobs, for "
+            "profiling by hand)\n");
+    exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+    redisContext *c;
+    int i, r;
+
+    opt.runs = 5;
+    opt.slow_runs = 3;
+    opt.n = 200000;
+    for (i = 1; i <= 7; i++)
+        opt.cases[i] = 1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (v == NULL)
+            usage();
+        if (strcmp(a, "--sock") == 0) opt.sock = v;
+        else if (strcmp(a, "--droverd") == 0) opt.droverd = v;
+        else if (strcmp(a, "--tools") == 0) opt.tools = v;
+        else if (strcmp(a, "--work") == 0) opt.work = v;
+        else if (strcmp(a, "--json") == 0) opt.json = v;
+        else if (strcmp(a, "--info") == 0) opt.info = v;
+        else if (strcmp(a, "--runs") == 0) opt.runs = atoi(v);
+        else if (strcmp(a, "--slow-runs") == 0) opt.slow_runs = atoi(v);
+        else if (strcmp(a, "--n") == 0) opt.n = atol(v);
+        else if (strcmp(a, "--enqueue") == 0) opt.enqueue = atol(v);
+        else if (strcmp(a, "--cases") == 0) {
+            const char *p;
+            memset(opt.cases, 0, sizeof opt.cases);
+            for (p = v; *p; p++)
+                if (*p >= '1' && *p <= '7')
+                    opt.cases[*p - '0'] = 1;
+        } else
+            usage();
+        i++;
+    }
+    if (opt.sock != NULL && opt.enqueue > 0) {
+        c = rconnect();
+        enqueue(c, opt.enqueue, "noop", NULL, NULL);
+        redisFree(c);
+        return 0;
+    }
+    if (!opt.sock || !opt.droverd || !opt.tools || !opt.work || !opt.json ||
+        opt.runs < 1 || opt.slow_runs < 1 || opt.n < 1)
+        usage();
+    if (opt.runs > MAXRUNS)
+        opt.runs = MAXRUNS;
+    if (opt.slow_runs > MAXRUNS)
+        opt.slow_runs = MAXRUNS;
+    signal(SIGPIPE, SIG_IGN);
+    c = rconnect();
+
+    if (opt.cases[1] || opt.cases[2]) {
+        fprintf(stderr, "case 1+2: drain %ld jobs, %d runs each, "
+                "interleaved\n", opt.n, opt.runs);
+        for (r = 0; r < opt.runs; r++) {
+            if (opt.cases[1])
+                case_drain(c, r);
+            if (opt.cases[2])
+                case_limit(c, r);
+        }
+        if (opt.cases[1] && opt.cases[2]) {
+            struct metric *d = metric(1, "", "jobs/s", 0);
+            struct metric *l = metric(2, "", "jobs/s", 0);
+            for (r = 0; r < d->n && r < l->n; r++)
+                put(2, "", "drover / limit", 3, d->v[r] / l->v[r]);
+            target(2, "drover / limit", 1, 0.8, ">= 0.80");
+        }
+    }
+    if (opt.cases[3]) {
+        fprintf(stderr, "case 3: latency, %d runs of 10 s\n", opt.slow_runs);
+        for (r = 0; r < opt.slow_runs; r++)
+            case_latency(c, r);
+        target(3, "p50 ms", 0, 0.5, "< 0.5");
+        target(3, "p99 ms", 0, 2.0, "< 2");
+    }
+    if (opt.cases[4]) {
+        fprintf(stderr, "case 4: concurrency, %d runs\n", opt.runs);
+        for (r = 0; r < opt.runs; r++)
+            case_concurrency(c, r);
+        target(4, "wall s", 0, 1.3, "< 1.3");
+        target(4, "peak RSS MB", 0, 64, "< 64");
+        target(4, "KB per waiting job", 0, 2, "< 2");
+    }
+    if (opt.cases[5]) {
+        fprintf(stderr, "case 5: thread pool, %d runs\n", opt.slow_runs);
+        for (r = 0; r < opt.slow_runs; r++)
+            case_pool(c, r);
+        target(5, "of ideal 400/s", 1, 0.9, ">= 0.90");
+    }
+    if (opt.cases[6]) {
+        fprintf(stderr, "case 6: exec, %d runs\n", opt.slow_runs);
+        for (r = 0; r < opt.slow_runs; r++)
+            case_exec(c, r);
+        target(6, "drover / loop", 1, 0.7, ">= 0.70");
+    }
+    if (opt.cases[7]) {
+        fprintf(stderr, "case 7: idle, %d runs of 10 s\n", opt.slow_runs);
+        for (r = 0; r < opt.slow_runs; r++)
+            case_idle(c, r);
+        target(7, "RSS MB", 0, 8, "< 8");
+        target(7, "droverd CPU %", 0, 0.5, "< 0.5");
+    }
+    report(c);
+    redisFree(c);
+    return 0;
+}
