@@ -1,9 +1,361 @@
-/* drover -- the admin CLI (comes with the worker). */
+/*
+ * drover -- the admin CLI.
+ *
+ *   drover [-c FILE] [--redis URL] COMMAND ...
+ *
+ * Parses the global options, picks the command, runs it and maps its
+ * result to the exit status: 0 ok, 2 bad usage or invalid config, 1
+ * anything else (see cli.h for the mapping and the overall design).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "drover/common.h"
+#include "drover/config.h"
+#include "drover/error.h"
+
+#include "cli.h"
+
+/* One command of the table below. */
+struct command {
+    const char *name;      /* as typed: "enqueue" */
+    const char *prog;      /* for messages: "drover enqueue" */
+    const char *usage;     /* "usage: ..." lines */
+    const char *help;      /* what it does, options; after the usage */
+    drv_cli_run_fn *run;   /* the command */
+};
+
+static const char global_usage[] =
+    "usage: drover [-c FILE] [--redis URL] COMMAND [ARGS]\n";
+
+static const char global_help[] =
+    "\n"
+    "commands:\n"
+    "  enqueue QUEUE JOB [field=value ...] [--delay D] [--id ID]\n"
+    "  enqueue QUEUE --pipeline NAME [field=value ...] [--delay D] "
+    "[--id ID]\n"
+    "                        add a job (or a pipeline); prints its id\n"
+    "  stats [QUEUE ...]     per queue: ready, running, delayed, dead,\n"
+    "                        processed, failed, retried, paused\n"
+    "  dead list QUEUE [--count N]\n"
+    "                        dead-lettered jobs, oldest first\n"
+    "  dead retry QUEUE (ID|--all)\n"
+    "                        put dead jobs back on their queue\n"
+    "  dead purge QUEUE      delete every dead job of QUEUE\n"
+    "  pause QUEUE           workers stop fetching from QUEUE\n"
+    "  resume QUEUE          ... and start again\n"
+    "  workers               registered workers; stale ones marked\n"
+    "  result QUEUE ID [--field NAME]\n"
+    "                        the kept result of a job\n"
+    "  check-config FILE     validate a config file\n"
+    "  help [COMMAND]        this text, or one command's\n"
+    "\n"
+    "options (before or after COMMAND):\n"
+    "  -c, --config FILE     config file; without one: redis.url\n"
+    "                        " DRV_CONFIG_REDIS_URL ", prefix "
+    DRV_CONFIG_REDIS_PREFIX ",\n"
+    "                        queues [" DRV_CONFIG_QUEUE "], any job type\n"
+    "  --redis URL           Redis URL, overrides redis.url:\n"
+    "                        redis://[user[:pass]@]IP[:port][/db] or\n"
+    "                        unix:///path.sock[?db=N]; the password may\n"
+    "                        come from $DROVER_REDIS_PASSWORD instead\n"
+    "  -h, --help            help; `drover COMMAND --help` for one "
+    "command\n"
+    "\n"
+    "exit status: 0 ok, 1 failure, 2 bad usage or invalid config\n";
+
+static int run_help(struct drv_cli *cli, int argc, char **argv);
+
+static const struct command commands[] = {
+    {"enqueue", "drover enqueue",
+     "usage: drover enqueue QUEUE JOB [field=value ...] [--delay D] "
+     "[--id ID]\n"
+     "       drover enqueue QUEUE --pipeline NAME [field=value ...] "
+     "[--delay D] [--id ID]\n",
+     "\nAdds a job to QUEUE and prints its id: the --id given, else the\n"
+     "new stream entry's id (or a generated id when delayed).\n"
+     "  field=value     a job argument, split at the first '='; the value\n"
+     "                  is taken byte for byte and may be empty\n"
+     "  --delay D       run no earlier than D from now (250ms, 30s, 5m,\n"
+     "                  1h, 1d; a bare number is seconds)\n"
+     "  --id ID         the job's id (its result key); a delayed job with\n"
+     "                  the same id is replaced\n"
+     "  --pipeline NAME enqueue the pipeline NAME instead of a job\n"
+     "With -c, JOB (or NAME) must be declared in the config.\n",
+     drv__cli_enqueue},
+    {"stats", "drover stats",
+     "usage: drover stats [QUEUE ...]\n",
+     "\nOne line per queue (the config's queues unless named):\n"
+     "  READY      entries not yet delivered to a worker\n"
+     "  RUNNING    delivered, not yet acknowledged\n"
+     "  DELAYED    waiting for a retry or their scheduled time\n"
+     "  DEAD       entries in the dead stream\n"
+     "  PROCESSED  jobs that succeeded (all time)\n"
+     "  FAILED     attempts that failed or timed out (all time)\n"
+     "  RETRIED    retries scheduled (all time)\n"
+     "  PAUSED     yes when the queue is paused\n",
+     drv__cli_stats},
+    {"dead", "drover dead",
+     "usage: drover dead list QUEUE [--count N]\n"
+     "       drover dead retry QUEUE (ID|--all)\n"
+     "       drover dead purge QUEUE\n",
+     "\nlist   one line per dead entry, oldest first: entry id, then\n"
+     "       id, job, attempts, failed_at, error and the job's other\n"
+     "       fields as logfmt (argument values cut at 1 KiB);\n"
+     "       --count N shows the first N only\n"
+     "retry  moves the entry whose job id (or entry id) is ID, or every\n"
+     "       entry with --all, back to the queue: same id, attempt reset\n"
+     "       to 0; prints how many moved (none for ID: exit 1)\n"
+     "purge  deletes the dead stream; prints how many entries it held\n",
+     drv__cli_dead},
+    {"pause", "drover pause",
+     "usage: drover pause QUEUE\n",
+     "\nWorkers stop fetching from QUEUE within a second; running jobs\n"
+     "finish. Undo with `drover resume QUEUE`.\n",
+     drv__cli_pause},
+    {"resume", "drover resume",
+     "usage: drover resume QUEUE\n",
+     "\nWorkers fetch from QUEUE again.\n",
+     drv__cli_resume},
+    {"workers", "drover workers",
+     "usage: drover workers\n",
+     "\nOne line per registered worker. BEAT is the time since its last\n"
+     "heartbeat (every 5 s); STATE is stale when that is over 60 s\n"
+     "(the worker is gone; any worker removes the entry).\n",
+     drv__cli_workers},
+    {"result", "drover result",
+     "usage: drover result QUEUE ID [--field NAME]\n",
+     "\nPrints the result kept for job ID (status, attempts, finished_at,\n"
+     "error, result). Kept only for job types with result_ttl > 0, until\n"
+     "it expires. --field NAME prints that field's raw value only.\n"
+     "Exit 1 when there is none.\n",
+     drv__cli_result},
+    {"check-config", "drover check-config",
+     "usage: drover check-config FILE\n",
+     "\nPrints \"FILE: ok\", or every error as FILE:LINE:COL: KEY: message\n"
+     "and exits 2.\n",
+     drv__cli_check_config},
+    {"help", "drover help",
+     "usage: drover help [COMMAND]\n",
+     "",
+     run_help},
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static const struct command *
+find_command(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void
+print_help(const struct command *cmd, FILE *fp)
+{
+    if (cmd == NULL) {
+        fputs(global_usage, fp);
+        fputs(global_help, fp);
+        return;
+    }
+    fputs(cmd->usage, fp);
+    fputs(cmd->help, fp);
+}
+
+/* An operand "-h" or "--help" before any "--". */
+static int
+wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+run_help(struct drv_cli *cli, int argc, char **argv)
+{
+    const struct command *cmd = NULL;
+
+    if (argc > 2)
+        return drv__cli_usage_error(cli, "too many arguments");
+    if (argc == 2) {
+        cmd = find_command(argv[1]);
+        if (cmd == NULL)
+            return drv__cli_usage_error(cli, "unknown command \"%s\"",
+                                        argv[1]);
+    }
+    print_help(cmd, stdout);
+    return 0;
+}
 
 int
-main(void)
+drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
 {
-    fprintf(stderr, "drover: the admin CLI comes with the worker\n");
+    va_list ap;
+
+    fprintf(stderr, "%s: ", cli->prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fputs(cli->usage, stderr);
+    return -EINVAL;
+}
+
+int
+drv__cli_getopt(struct drv_cli *cli, int argc, char **argv,
+                const char *shortopts, const struct option *longopts,
+                int *first)
+{
+    char opts[64];
+    int c;
+
+    /* leading ':' -- report a missing value as ':' rather than '?';
+     * opterr 0 -- we print the messages ourselves */
+    snprintf(opts, sizeof opts, ":c:%s", shortopts);
+    if (*first) {
+        optind = 0; /* GNU: full re-initialisation */
+        opterr = 0;
+        *first = 0;
+    }
+    for (;;) {
+        c = getopt_long(argc, argv, opts, longopts, NULL);
+        switch (c) {
+        case 'c':
+            cli->file = optarg;
+            break;
+        case 'R':
+            cli->redis_url = optarg;
+            break;
+        case ':':
+            return drv__cli_usage_error(cli, "option \"%s\" needs a value",
+                                        argv[optind - 1]);
+        case '?':
+            if (optopt != 0)
+                return drv__cli_usage_error(cli, "unknown option \"-%c\"",
+                                            optopt);
+            return drv__cli_usage_error(cli, "unknown option \"%s\"",
+                                        argv[optind - 1]);
+        default:
+            return c;
+        }
+    }
+}
+
+int
+drv__cli_check_queue(struct drv_cli *cli, const char *queue)
+{
+    struct drv_err err;
+
+    if (drv_config_check_queue(queue, &err) < 0)
+        return drv__cli_usage_error(cli, "QUEUE \"%s\": %s", queue,
+                                    err.msg);
+    return 0;
+}
+
+static int
+exit_status(int rc)
+{
+    if (rc == 0)
+        return 0;
+    if (rc == -EINVAL || rc == DRV_ECONFIG)
+        return 2;
     return 1;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"redis", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const struct command *cmd = NULL;
+    struct drv_cli cli;
+    char **sub_argv = NULL;
+    int sub_argc, c, rc;
+
+    memset(&cli, 0, sizeof cli);
+    cli.magic = DRV_CLI_MAGIC;
+    cli.prog = "drover";
+    cli.usage = global_usage;
+    opterr = 0;
+    /* '+': stop at the command; its own options are parsed by it */
+    while ((c = getopt_long(argc, argv, "+:c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cli.file = optarg;
+            break;
+        case 'R':
+            cli.redis_url = optarg;
+            break;
+        case 'h':
+            print_help(NULL, stdout);
+            return 0;
+        case ':':
+            drv__cli_usage_error(&cli, "option \"%s\" needs a value",
+                                 argv[optind - 1]);
+            return 2;
+        default:
+            if (optopt != 0)
+                drv__cli_usage_error(&cli, "unknown option \"-%c\"",
+                                     optopt);
+            else
+                drv__cli_usage_error(&cli, "unknown option \"%s\"",
+                                     argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        drv__cli_usage_error(&cli, "no command given (drover --help "
+                             "lists them)");
+        return 2;
+    }
+    cmd = find_command(argv[optind]);
+    if (cmd == NULL) {
+        drv__cli_usage_error(&cli, "unknown command \"%s\" (drover --help "
+                             "lists them)", argv[optind]);
+        return 2;
+    }
+    sub_argc = argc - optind;
+    sub_argv = argv + optind;
+    if (wants_help(sub_argc, sub_argv)) {
+        print_help(cmd, stdout);
+        return 0;
+    }
+    cli.prog = cmd->prog;
+    cli.usage = cmd->usage;
+
+    /* hiredis writes with write(2): a server gone mid-command must be an
+     * error return, not a SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
+    rc = cmd->run(&cli, sub_argc, sub_argv);
+    drv__cli_disconnect(&cli);
+    if (fflush(stdout) != 0 && rc == 0) {
+        /* a reader that went away (`drover dead list Q | head`) has all
+         * it wanted: exit 1 quietly, as a SIGPIPE'd tool would */
+        if (errno != EPIPE)
+            fprintf(stderr, "%s: writing the output: %s\n", cli.prog,
+                    strerror(errno));
+        rc = -EIO;
+    }
+    return exit_status(rc);
 }
