@@ -126,8 +126,12 @@ drv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
     rc = drv_parse_uint(s, strlen(s), (uint64_t)INT64_MAX, &v);
     if (rc < 0)
         return rc;
-    if (neg ? -(int64_t)v < min : (int64_t)v > max)
-        return -ERANGE;
-    *out = neg ? -(int64_t)v : (int64_t)v;
+    {
+        int64_t x = neg ? -(int64_t)v : (int64_t)v;
+
+        if (x < min || x > max)
+            return -ERANGE;
+        *out = x;
+    }
     return 0;
 }

@@ -72,6 +72,22 @@ test_parse_uint_strict(void **state)
 }
 
 static void
+test_parse_int_both_bounds(void **state)
+{
+    int64_t v = 0;
+
+    (void)state;
+    assert_int_equal(drv_parse_int("0", 1, 10, &v), -ERANGE);
+    assert_int_equal(drv_parse_int("11", 1, 10, &v), -ERANGE);
+    assert_int_equal(drv_parse_int("-3", -5, 10, &v), 0);
+    assert_int_equal(v, -3);
+    assert_int_equal(drv_parse_int("-6", -5, 10, &v), -ERANGE);
+    assert_int_equal(drv_parse_int("7", 1, 10, &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(drv_parse_int("x", 1, 10, &v), -EINVAL);
+}
+
+static void
 test_log_quote(void **state)
 {
     char buf[64];
@@ -92,6 +108,7 @@ main(void)
         cmocka_unit_test(test_parse_duration_rejects),
         cmocka_unit_test(test_parse_size_forms),
         cmocka_unit_test(test_parse_uint_strict),
+        cmocka_unit_test(test_parse_int_both_bounds),
         cmocka_unit_test(test_log_quote),
     };
 
