@@ -157,10 +157,11 @@ teardown(void **st)
     struct state *s = *st;
     struct event_base *base = drv_loop_base(s->loop);
 
+    watchdog_stop();
+    gate_open(&s->gate); /* never leave a pool thread blocked */
     /* nothing may be left on the loop */
     assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED |
                                                EVENT_BASE_COUNT_ACTIVE), 0);
-    watchdog_stop();
     gate_fini(&s->gate);
     drv_loop_free(s->loop);
     free(s);
