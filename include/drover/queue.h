@@ -181,7 +181,9 @@ enum drv_settle_kind {
 enum {
     DRV_QUEUE_LOST = 0,   /* not owned by us (reclaimed): nothing changed */
     DRV_QUEUE_DONE = 1,   /* applied */
-    DRV_QUEUE_GONE = 2    /* owned, but the payload was deleted: acked */
+    DRV_QUEUE_GONE = 2    /* owned, but the payload was deleted: acked
+                             (ops that need the payload, and acks that keep
+                             a result; a plain ack reports DONE) */
 };
 
 /*
@@ -207,7 +209,9 @@ struct drv_settle_op {
 
 /*
  * drv_settle_init -- start a batch of settle ops for ONE queue, run as one
- * script call (atomic per op, one round trip for the batch).
+ * script call (atomic per op, one round trip for the batch). A plain ack
+ * (DRV_SETTLE_ACK, result_ttl_ms <= 0) costs two arguments, and all the
+ * plain acks of a call share one ownership query, one XACK and one XDEL.
  */
 void drv_settle_init(struct drv_script_call *c,
                      const struct drv_queue_keys *k, const char *consumer,

@@ -278,8 +278,10 @@ drv_script_call_eval(const struct drv_script_call *c, struct drv_argv *out)
 
 /* ------------------------------------------------------------ settle */
 
-#define SETTLE_ARGS_PER_OP 10
-#define SETTLE_FIXED_ARGS 4
+/* ARGV: group, consumer, now, nops, ack_min, ack_max, then the ops. */
+#define SETTLE_NOPS_ARG 3
+#define SETTLE_MIN_ARG 4
+#define SETTLE_MAX_ARG 5
 
 static const char *const settle_kinds[] = {"ack", "retry", "dead",
                                            "requeue", "next"};
@@ -297,12 +299,41 @@ drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)now_ms);
     drv_argv_adds(&c->args, "0"); /* nops, rewritten by drv_settle_add */
+    drv_argv_adds(&c->args, "");  /* ack_min, ditto */
+    drv_argv_adds(&c->args, "");  /* ack_max, ditto */
 }
 
 int
 drv_settle_nops(const struct drv_script_call *c)
 {
-    return (c->args.argc - SETTLE_FIXED_ARGS) / SETTLE_ARGS_PER_OP;
+    return atoi(c->args.argv[SETTLE_NOPS_ARG]);
+}
+
+static void
+set_arg(struct drv_argv *a, int i, const char *s, size_t len)
+{
+    free(a->argv[i]);
+    a->argv[i] = drv_xstrndup(s, len);
+    a->argvlen[i] = len;
+}
+
+/* Compare stream entry ids "MS-SEQ" numerically; a malformed id sorts
+ * first (the script's range then covers it anyway). */
+static int
+id_cmp(const char *a, const char *b)
+{
+    unsigned long long am, as = 0, bm, bs = 0;
+    char *e;
+
+    am = strtoull(a, &e, 10);
+    if (*e == '-')
+        as = strtoull(e + 1, NULL, 10);
+    bm = strtoull(b, &e, 10);
+    if (*e == '-')
+        bs = strtoull(e + 1, NULL, 10);
+    if (am != bm)
+        return am < bm ? -1 : 1;
+    return as < bs ? -1 : as > bs;
 }
 
 void
@@ -313,23 +344,35 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     int len;
 
     DRV_ASSERT(op->kind <= DRV_SETTLE_NEXT);
-    drv_argv_addf(&c->keys, "%s%s", k->result_prefix, op->job_id);
-    drv_argv_addf(&c->keys, "%s%s", k->job_prefix, op->job_id);
-    drv_argv_adds(&c->args, settle_kinds[op->kind]);
-    drv_argv_adds(&c->args, op->entry_id);
-    drv_argv_adds(&c->args, op->job_id);
-    drv_argv_addll(&c->args, (long long)op->attempts);
-    drv_argv_addll(&c->args, (long long)op->result_ttl_ms);
-    drv_argv_addll(&c->args, (long long)op->due_ms);
-    drv_argv_adds(&c->args, op->count_failed ? "1" : "0");
-    drv_argv_addll(&c->args, op->pipeline ? (long long)op->step : -1);
-    drv_argv_addll(&c->args, (long long)op->started_at_ms);
-    drv_argv_add(&c->args, op->text ? op->text : "",
-                 op->text ? op->text_len : 0);
-    len = snprintf(n, sizeof n, "%d", drv_settle_nops(c));
-    free(c->args.argv[3]);
-    c->args.argv[3] = drv_xstrndup(n, (size_t)len);
-    c->args.argvlen[3] = (size_t)len;
+    if (op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0) {
+        /* a plain ack: the script settles these together */
+        const char *lo = c->args.argv[SETTLE_MIN_ARG];
+        const char *hi = c->args.argv[SETTLE_MAX_ARG];
+        size_t idlen = strlen(op->entry_id);
+
+        drv_argv_add(&c->args, "a", 1);
+        drv_argv_add(&c->args, op->entry_id, idlen);
+        if (lo[0] == '\0' || id_cmp(op->entry_id, lo) < 0)
+            set_arg(&c->args, SETTLE_MIN_ARG, op->entry_id, idlen);
+        if (hi[0] == '\0' || id_cmp(op->entry_id, hi) > 0)
+            set_arg(&c->args, SETTLE_MAX_ARG, op->entry_id, idlen);
+    } else {
+        drv_argv_addf(&c->keys, "%s%s", k->result_prefix, op->job_id);
+        drv_argv_addf(&c->keys, "%s%s", k->job_prefix, op->job_id);
+        drv_argv_adds(&c->args, settle_kinds[op->kind]);
+        drv_argv_adds(&c->args, op->entry_id);
+        drv_argv_adds(&c->args, op->job_id);
+        drv_argv_addll(&c->args, (long long)op->attempts);
+        drv_argv_addll(&c->args, (long long)op->result_ttl_ms);
+        drv_argv_addll(&c->args, (long long)op->due_ms);
+        drv_argv_adds(&c->args, op->count_failed ? "1" : "0");
+        drv_argv_addll(&c->args, op->pipeline ? (long long)op->step : -1);
+        drv_argv_addll(&c->args, (long long)op->started_at_ms);
+        drv_argv_add(&c->args, op->text ? op->text : "",
+                     op->text ? op->text_len : 0);
+    }
+    len = snprintf(n, sizeof n, "%d", drv_settle_nops(c) + 1);
+    set_arg(&c->args, SETTLE_NOPS_ARG, n, (size_t)len);
 }
 
 int

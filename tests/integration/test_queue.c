@@ -421,6 +421,129 @@ test_queue_dead_retry(void **st)
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 0);
 }
 
+/* XADD n jobs, then read them as consumer (COUNT n); the entry ids go to
+ * ids[n] (each a static-size string). */
+static void
+enqueue_n_read(struct state *s, const char *consumer, int n,
+               char (*ids)[48])
+{
+    redisReply *r;
+    int i;
+
+    for (i = 0; i < n; i++)
+        freeReplyObject(drv_test_redis_cmd(s->c, "XADD t:{q}:jobs * job "
+                                           "noop n %d", i));
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover %s COUNT %d "
+                           "STREAMS t:{q}:jobs >", consumer, n);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->element[1]->elements, n);
+    for (i = 0; i < n; i++)
+        snprintf(ids[i], sizeof ids[i], "%s",
+                 r->element[0]->element[1]->element[i]->element[0]->str);
+    freeReplyObject(r);
+}
+
+static void
+plain_ack(struct drv_script_call *call, struct state *s, const char *id)
+{
+    struct drv_settle_op op = {0};
+
+    op.kind = DRV_SETTLE_ACK;
+    op.entry_id = id;
+    op.job_id = id;
+    op.attempts = 1;
+    drv_settle_add(call, &s->k, &op);
+}
+
+/* Plain acks (no result kept) settle together in one XPENDING + XACK +
+ * XDEL, still checked one by one for ownership, and mixed in order with
+ * full ops. */
+static void
+test_queue_plain_acks_batch_checks_ownership(void **st)
+{
+    struct state *s = *st;
+    char a1[10][48], b[10][48], a2[10][48];
+    struct drv_script_call call;
+    struct drv_settle_op op = {0};
+    int codes[32], i, n = 0;
+    struct drv_err err;
+    redisReply *r;
+
+    enqueue_n_read(s, "A", 10, a1);
+    enqueue_n_read(s, "B", 10, b);  /* inside A's id range */
+    enqueue_n_read(s, "A", 10, a2);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    /* out of order on purpose: the range must still cover them all */
+    for (i = 9; i >= 0; i--, n++)
+        plain_ack(&call, s, a2[i]);
+    for (i = 0; i < 10; i++, n++)
+        plain_ack(&call, s, b[i]);     /* B's: lost, untouched */
+    op.kind = DRV_SETTLE_DEAD;         /* a full op in between */
+    op.entry_id = a1[0];
+    op.job_id = a1[0];
+    op.attempts = 1;
+    op.text = "boom";
+    op.text_len = 4;
+    drv_settle_add(&call, &s->k, &op);
+    n++;
+    for (i = 1; i < 10; i++, n++)
+        plain_ack(&call, s, a1[i]);
+    plain_ack(&call, s, "1-1");        /* not pending at all */
+    n++;
+    assert_int_equal(drv_settle_nops(&call), n);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, n, codes, &err), 0);
+    freeReplyObject(r);
+    for (i = 0; i < 10; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_DONE);
+    for (i = 10; i < 20; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_LOST);
+    assert_int_equal(codes[20], DRV_QUEUE_DONE);
+    for (i = 21; i < 30; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_DONE);
+    assert_int_equal(codes[30], DRV_QUEUE_LOST);
+    /* B's ten are still pending and still B's; A's are gone */
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 10);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 100 B");
+    assert_int_equal(r->elements, 10);
+    freeReplyObject(r);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 100 A");
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 19);
+    assert_int_equal(int_cmd(s, "HGET %s dead", s->k.stats), 1);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 1);
+}
+
+/* Many entries of ours inside the acks' range: the range query is
+ * truncated, and the ids it did not reach are checked one by one. */
+static void
+test_queue_plain_acks_truncated_range(void **st)
+{
+    struct state *s = *st;
+    char a[100][48], b[1][48], a3[1][48];
+    struct drv_script_call call;
+    int codes[3];
+    struct drv_err err;
+    redisReply *r;
+
+    enqueue_n_read(s, "A", 100, a);
+    enqueue_n_read(s, "B", 1, b);
+    enqueue_n_read(s, "A", 1, a3);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    plain_ack(&call, s, a[0]);
+    plain_ack(&call, s, b[0]);
+    plain_ack(&call, s, a3[0]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 3, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_DONE);
+    assert_int_equal(codes[1], DRV_QUEUE_LOST);
+    assert_int_equal(codes[2], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 100);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 2);
+}
+
 static void
 test_queue_job_parse_last_field_wins(void **st)
 {
@@ -457,6 +580,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_queue_dead_retry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_job_parse_last_field_wins,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queue_plain_acks_batch_checks_ownership, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_plain_acks_truncated_range,
                                         setup, teardown),
     };
 
