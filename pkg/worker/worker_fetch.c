@@ -3,15 +3,21 @@
  * more than the free process permits.
  *
  * DESIGN
- * Two kinds of read, one at a time:
+ * Two kinds of read:
  *  - a pass: non-blocking reads queue by queue in priority order, each
  *    asking for what is still wanted, so earlier queues fill the batch
- *    first. Used while the last read found work ("hot").
+ *    first. Used while the last read found work ("hot"). Up to
+ *    FETCH_DEPTH passes are out at once, so Redis already works on the
+ *    next batch while this one is parsed and run (one pass at a time
+ *    left Redis and the worker waiting for each other: half the drain
+ *    throughput). The permits a pass may still fill are reserved
+ *    (fetch_reserved), so the passes together never fetch more than the
+ *    free permits.
  *  - an idle read: one XREADGROUP ... BLOCK over every unpaused queue,
- *    COUNT = wanted / queues (at least 1). It returns as soon as any
- *    queue has an entry. With fewer free permits than queues it may fetch
- *    up to one job per queue; those wait for a permit with their lease
- *    renewed (documented in README).
+ *    COUNT = wanted / queues (at least 1), only when nothing else is out.
+ *    It returns as soon as any queue has an entry. With fewer free
+ *    permits than queues it may fetch up to one job per queue; those
+ *    wait for a permit with their lease renewed (documented in README).
  * BLOCK is short (PAUSE_BLOCK_MS) so a pause or a stop is noticed within a
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
@@ -30,8 +36,7 @@
 
 #define BLOCK_MS 500
 #define BLOCK_MARGIN_MS 3000
-
-static void send_read(struct drv_worker *w, int blocking, int count);
+#define FETCH_DEPTH 2   /* passes out at once while hot */
 
 static int
 active(const struct drv_worker *w, size_t qi)
@@ -118,27 +123,52 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
     return n;
 }
 
+/* One XREADGROUP out on blk: an idle read, or a pass over the queues. */
+struct fetch_read {
+    unsigned magic;
+#define FETCH_READ_MAGIC 0xfe7c4ead
+    struct drv_worker *w;   /* borrowed */
+    int blocking;           /* the idle BLOCK read */
+    size_t qi;              /* pass: the queue being read */
+    int need;               /* pass: still wanted (reserved permits) */
+    int got;                /* pass: entries so far */
+};
+
+static int send_read(struct drv_worker *w, struct fetch_read *f,
+                     int count);
+
 static void
-end_read(struct drv_worker *w, int hot)
+end_read(struct drv_worker *w, struct fetch_read *f, int hot)
 {
-    w->fetch_inflight = 0;
-    w->fetch_blocking = 0;
+    w->fetch_inflight--;
+    if (f->blocking)
+        w->fetch_blocking = 0;
+    else
+        w->fetch_reserved -= f->need;
     w->fetch_hot = hot;
+    f->magic = 0;
+    free(f);
     drv__worker_kick(w);
 }
 
 static void
 on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
+    struct fetch_read *f;
     struct drv_worker *w;
     struct drv_err err;
     int rc, got;
     size_t qi;
 
     (void)r;
-    if (status == -ECANCELED)
-        return; /* the worker is being freed */
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    DRV_CAST(f, ctx, FETCH_READ_MAGIC);
+    if (status == -ECANCELED) {
+        /* the worker is being freed */
+        f->magic = 0;
+        free(f);
+        return;
+    }
+    w = f->w;
     rc = drv_redis_result(status, reply, &err);
     if (rc < 0) {
         if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
@@ -152,7 +182,7 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         } else if (rc != DRV_EDOWN) {
             DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
         }
-        end_read(w, 0);
+        end_read(w, f, 0);
         return;
     }
     if (reply->type == REDIS_REPLY_NIL) {
@@ -161,32 +191,38 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     } else {
         got = drv__worker_entries(w, reply, 1, -1);
     }
-    if (!w->fetch_blocking && w->state == W_RUNNING) {
+    if (!f->blocking) {
+        /* the entries now count as inflight: no longer reserved */
+        if (got > f->need)
+            got = f->need; /* cannot happen: COUNT was need */
+        f->need -= got;
+        f->got += got;
+        w->fetch_reserved -= got;
+    }
+    if (!f->blocking && w->state == W_RUNNING) {
         /* a pass: go on with the next queue while something is wanted */
-        w->fetch_got += got;
-        w->fetch_need -= got;
-        for (qi = w->fetch_qi + 1; qi < w->nqueues; qi++)
+        for (qi = f->qi + 1; qi < w->nqueues; qi++)
             if (active(w, qi))
                 break;
-        if (w->fetch_need > 0 && qi < w->nqueues) {
-            w->fetch_qi = qi;
-            w->fetch_inflight = 0;
-            send_read(w, 0, w->fetch_need);
-            return;
+        if (f->need > 0 && qi < w->nqueues) {
+            f->qi = qi;
+            if (send_read(w, f, f->need) == 0)
+                return;
         }
-        end_read(w, w->fetch_got > 0);
+        end_read(w, f, f->got > 0);
         return;
     }
-    end_read(w, got > 0);
+    end_read(w, f, f->blocking ? got > 0 : f->got > 0);
 }
 
-static void
-send_read(struct drv_worker *w, int blocking, int count)
+/* Send f's read (on f->qi for a pass, on every active queue when
+ * blocking). 0, or -1 when it could not be sent (f untouched). */
+static int
+send_read(struct drv_worker *w, struct fetch_read *f, int count)
 {
     struct drv_argv a;
     size_t i;
-    int nq = 0;
-    char num[32];
+    int nq = 0, rc;
 
     drv_argv_init(&a);
     drv_argv_adds(&a, "XREADGROUP");
@@ -195,12 +231,12 @@ send_read(struct drv_worker *w, int blocking, int count)
     drv_argv_adds(&a, w->id);
     drv_argv_adds(&a, "COUNT");
     drv_argv_addll(&a, count);
-    if (blocking) {
+    if (f->blocking) {
         drv_argv_adds(&a, "BLOCK");
         drv_argv_addll(&a, BLOCK_MS);
     }
     drv_argv_adds(&a, "STREAMS");
-    if (blocking) {
+    if (f->blocking) {
         for (i = 0; i < w->nqueues; i++)
             if (active(w, i)) {
                 drv_argv_adds(&a, w->queues[i].keys.jobs);
@@ -209,20 +245,41 @@ send_read(struct drv_worker *w, int blocking, int count)
         for (i = 0; i < (size_t)nq; i++)
             drv_argv_adds(&a, ">");
     } else {
-        drv_argv_adds(&a, w->queues[w->fetch_qi].keys.jobs);
+        drv_argv_adds(&a, w->queues[f->qi].keys.jobs);
         drv_argv_adds(&a, ">");
     }
-    (void)num;
-    w->fetch_inflight = 1;
-    w->fetch_blocking = blocking;
-    if (drv_redis_command_timeout(w->blk,
-                                  blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0,
-                                  a.argc, (const char *const *)a.argv,
-                                  a.argvlen, on_read, w) < 0) {
-        w->fetch_inflight = 0;
-        w->fetch_blocking = 0;
-    }
+    rc = drv_redis_command_timeout(w->blk,
+                                   f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS
+                                               : 0,
+                                   a.argc, (const char *const *)a.argv,
+                                   a.argvlen, on_read, f);
     drv_argv_fini(&a);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Start a read: a pass from queue `first` wanting `want`, or the idle
+ * read with COUNT `want`. */
+static int
+start_read(struct drv_worker *w, int blocking, size_t first, int want)
+{
+    struct fetch_read *f;
+
+    DRV_ALLOC_OBJ(f, FETCH_READ_MAGIC);
+    f->w = w;
+    f->blocking = blocking;
+    f->qi = first;
+    f->need = blocking ? 0 : want;
+    if (send_read(w, f, want) < 0) {
+        f->magic = 0;
+        free(f);
+        return -1;
+    }
+    w->fetch_inflight++;
+    if (blocking)
+        w->fetch_blocking = 1;
+    else
+        w->fetch_reserved += want;
+    return 0;
 }
 
 void
@@ -231,14 +288,9 @@ drv__worker_fetch(struct drv_worker *w)
     int free_permits, want, nactive = 0;
     size_t i, first = w->nqueues;
 
-    if (w->state != W_RUNNING || w->fetch_inflight || !w->groups_ready ||
+    if (w->state != W_RUNNING || w->fetch_blocking || !w->groups_ready ||
         drv_redis_state(w->blk) != DRV_REDIS_READY)
         return;
-    free_permits = drv__worker_free_permits(w);
-    if (free_permits <= 0)
-        return;
-    want = free_permits < w->cfg->worker.batch ? free_permits
-                                               : w->cfg->worker.batch;
     for (i = 0; i < w->nqueues; i++)
         if (active(w, i)) {
             nactive++;
@@ -247,12 +299,20 @@ drv__worker_fetch(struct drv_worker *w)
         }
     if (nactive == 0)
         return; /* all paused: the tick looks again */
-    if (w->fetch_hot) {
-        w->fetch_qi = first;
-        w->fetch_need = want;
-        w->fetch_got = 0;
-        send_read(w, 0, want);
-    } else {
-        send_read(w, 1, want / nactive > 0 ? want / nactive : 1);
+    while (w->fetch_inflight < FETCH_DEPTH) {
+        free_permits = drv__worker_free_permits(w) - w->fetch_reserved;
+        if (free_permits <= 0)
+            return;
+        want = free_permits < w->cfg->worker.batch ? free_permits
+                                                   : w->cfg->worker.batch;
+        if (!w->fetch_hot) {
+            /* idle: one blocking read, and only when nothing is out */
+            if (w->fetch_inflight == 0)
+                start_read(w, 1, first,
+                           want / nactive > 0 ? want / nactive : 1);
+            return;
+        }
+        if (start_read(w, 0, first, want) < 0)
+            return;
     }
 }

@@ -193,12 +193,10 @@ struct drv_worker {
     struct wbatch *batches;         /* list of live task groups */
 
     /* fetching */
-    int fetch_inflight;             /* a read is out on blk */
-    int fetch_blocking;             /* ... and it is a BLOCK read */
+    int fetch_inflight;             /* reads out on blk */
+    int fetch_blocking;             /* one of them is the BLOCK read */
     int fetch_hot;                  /* last read returned entries */
-    size_t fetch_qi;                /* non-blocking pass: next queue */
-    int fetch_need;                 /* non-blocking pass: still wanted */
-    int fetch_got;                  /* non-blocking pass: got so far */
+    int fetch_reserved;             /* permits the passes out may fill */
     int unblock_sent;               /* CLIENT UNBLOCK sent this stop */
 
     /* timers */
