@@ -77,18 +77,22 @@ struct drv_field {
 
 /*
  * A fetched job: a copy of one stream entry (the reply is freed after the
- * callback, so the job owns one buffer holding every field).
+ * callback), in ONE allocation holding the struct, the field array and
+ * every name and value.
  */
 struct drv_job {
     unsigned magic;
 #define DRV_JOB_MAGIC 0x10b10b01U
     char entry_id[48];        /* stream entry id */
     int queue_index;          /* index into the worker's queue list */
-    struct drv_field *fields; /* owned: in entry order, duplicates kept */
+    struct drv_field *fields; /* in the job's own block: entry order,
+                                 duplicates kept */
     size_t nfields;
-    char *buf;                /* owned: bytes the fields point into */
+    char *buf;                /* in the job's own block: the bytes the
+                                 fields point into */
     size_t bytes;             /* total field bytes (names + values) */
-    char *id;                 /* owned: job id (field id, else entry id) */
+    char *id;                 /* job id: the id field's value in buf, or
+                                 entry_id (not separately allocated) */
     uint64_t attempt;         /* attempts already made (field attempt) */
     int attempt_bad;          /* 1: field attempt present but invalid */
     int payload_gone;         /* 1: PEL entry whose payload was deleted */

@@ -65,13 +65,19 @@ drv_queue_workers_key(const char *prefix)
 
 /* ---------------------------------------------------------------- jobs */
 
+/*
+ * One allocation per job: the struct, then the field array, then the
+ * NUL-terminated names and values. job->id points at the id field's
+ * value in there, or at entry_id.
+ */
 struct drv_job *
 drv_job_from_entry(const redisReply *entry, struct drv_err *err)
 {
     const redisReply *id, *fv;
     struct drv_job *job = NULL;
-    size_t i, total = 0, off = 0;
+    size_t i, total = 0, off = 0, nfields = 0;
     const struct drv_field *f;
+    char *mem, *idval = NULL;
 
     if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
         entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
@@ -81,34 +87,41 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
     }
     id = entry->element[0];
     fv = entry->element[1];
-    DRV_ALLOC_OBJ(job, DRV_JOB_MAGIC);
+    if (fv->type == REDIS_REPLY_ARRAY) {
+        if (fv->elements % 2 != 0) {
+            drv_err_set(err, DRV_EPROTO, "entry %.*s: fields of unexpected "
+                        "shape", (int)id->len, id->str);
+            return NULL;
+        }
+        for (i = 0; i < fv->elements; i++) {
+            if (fv->element[i]->type != REDIS_REPLY_STRING) {
+                drv_err_set(err, DRV_EPROTO, "entry %.*s: field %zu not a "
+                            "string", (int)id->len, id->str, i);
+                return NULL;
+            }
+            total += fv->element[i]->len + 1;
+        }
+        nfields = fv->elements / 2;
+    } else if (fv->type != REDIS_REPLY_NIL) {
+        drv_err_set(err, DRV_EPROTO, "entry %.*s: fields of unexpected "
+                    "shape", (int)id->len, id->str);
+        return NULL;
+    }
+    mem = drv_xcalloc(1, sizeof *job + nfields * sizeof *job->fields +
+                             total);
+    job = (struct drv_job *)(void *)mem;
+    job->magic = DRV_JOB_MAGIC;
     job->queue_index = -1;
     memcpy(job->entry_id, id->str, id->len);
     job->entry_id[id->len] = '\0';
+    job->id = job->entry_id;
     if (fv->type == REDIS_REPLY_NIL) {
         job->payload_gone = 1;
-        job->id = drv_xstrdup(job->entry_id);
         return job;
     }
-    if (fv->type != REDIS_REPLY_ARRAY || fv->elements % 2 != 0) {
-        drv_err_set(err, DRV_EPROTO, "entry %s: fields of unexpected shape",
-                    job->entry_id);
-        drv_job_free(job);
-        return NULL;
-    }
-    for (i = 0; i < fv->elements; i++) {
-        if (fv->element[i]->type != REDIS_REPLY_STRING) {
-            drv_err_set(err, DRV_EPROTO, "entry %s: field %zu not a string",
-                        job->entry_id, i);
-            drv_job_free(job);
-            return NULL;
-        }
-        total += fv->element[i]->len + 1;
-    }
-    job->nfields = fv->elements / 2;
-    job->fields = drv_xcalloc(job->nfields ? job->nfields : 1,
-                              sizeof *job->fields);
-    job->buf = drv_xmalloc(total ? total : 1);
+    job->nfields = nfields;
+    job->fields = (struct drv_field *)(void *)(mem + sizeof *job);
+    job->buf = mem + sizeof *job + nfields * sizeof *job->fields;
     for (i = 0; i < fv->elements; i++) {
         const redisReply *e = fv->element[i];
         char *p = job->buf + off;
@@ -123,13 +136,15 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
         } else {
             job->fields[i / 2].value = p;
             job->fields[i / 2].value_len = e->len;
+            /* the last id field wins; empty counts as absent */
+            if (job->fields[i / 2].name_len == 2 &&
+                memcmp(job->fields[i / 2].name, "id", 2) == 0)
+                idval = e->len > 0 ? p : NULL;
         }
     }
-    f = drv_job_field(job, "id");
-    if (f != NULL && f->value_len > 0)
-        job->id = drv_xstrndup(f->value, f->value_len);
-    else
-        job->id = drv_xstrdup(job->entry_id);
+    if (idval != NULL)
+        job->id = idval; /* NUL-terminated in buf (a value holding a NUL
+                            byte ends the id there, as before) */
     f = drv_job_field(job, "attempt");
     if (f != NULL) {
         uint64_t a = 0;
@@ -147,11 +162,8 @@ drv_job_free(struct drv_job *job)
     if (job == NULL)
         return;
     DRV_CHECK_OBJ(job, DRV_JOB_MAGIC);
-    free(job->fields);
-    free(job->buf);
-    free(job->id);
     job->magic = 0;
-    free(job);
+    free(job); /* fields, names, values and id live in the same block */
 }
 
 const struct drv_field *
@@ -286,6 +298,39 @@ drv_script_call_eval(const struct drv_script_call *c, struct drv_argv *out)
 static const char *const settle_kinds[] = {"ack", "retry", "dead",
                                            "requeue", "next"};
 
+/* nops, ack_min and ack_max change with every op: they live in buffers
+ * of FIXED_MAX bytes, rewritten in place (an argument of that length or
+ * more gets its own allocation). */
+#define FIXED_MAX 48
+
+static void
+fixed_buf(struct drv_argv *a, int i)
+{
+    char *p = drv_xmalloc(FIXED_MAX);
+
+    memcpy(p, a->argv[i], a->argvlen[i] + 1);
+    free(a->argv[i]);
+    a->argv[i] = p;
+}
+
+static void
+set_fixed_arg(struct drv_argv *a, int i, const char *s, size_t len)
+{
+    if (len >= FIXED_MAX) {
+        free(a->argv[i]);
+        a->argv[i] = drv_xstrndup(s, len);
+        a->argvlen[i] = len;
+        return;
+    }
+    if (a->argvlen[i] >= FIXED_MAX) { /* held a long one */
+        free(a->argv[i]);
+        a->argv[i] = drv_xmalloc(FIXED_MAX);
+    }
+    memcpy(a->argv[i], s, len);
+    a->argv[i][len] = '\0';
+    a->argvlen[i] = len;
+}
+
 void
 drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const char *consumer, int64_t now_ms)
@@ -298,9 +343,13 @@ drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)now_ms);
-    drv_argv_adds(&c->args, "0"); /* nops, rewritten by drv_settle_add */
-    drv_argv_adds(&c->args, "");  /* ack_min, ditto */
-    drv_argv_adds(&c->args, "");  /* ack_max, ditto */
+    /* nops, ack_min, ack_max: rewritten in place by drv_settle_add */
+    drv_argv_adds(&c->args, "0");
+    drv_argv_add(&c->args, "", 0);
+    drv_argv_add(&c->args, "", 0);
+    fixed_buf(&c->args, SETTLE_NOPS_ARG);
+    fixed_buf(&c->args, SETTLE_MIN_ARG);
+    fixed_buf(&c->args, SETTLE_MAX_ARG);
 }
 
 int
@@ -309,28 +358,28 @@ drv_settle_nops(const struct drv_script_call *c)
     return atoi(c->args.argv[SETTLE_NOPS_ARG]);
 }
 
+/* "MS-SEQ" -> its two numbers; anything malformed reads as 0-0 (the
+ * script's range then starts at the beginning and still covers it). */
 static void
-set_arg(struct drv_argv *a, int i, const char *s, size_t len)
+id_parse(const char *s, uint64_t *ms, uint64_t *seq)
 {
-    free(a->argv[i]);
-    a->argv[i] = drv_xstrndup(s, len);
-    a->argvlen[i] = len;
+    *ms = 0;
+    *seq = 0;
+    while (*s >= '0' && *s <= '9')
+        *ms = *ms * 10 + (uint64_t)(*s++ - '0');
+    if (*s++ != '-')
+        return;
+    while (*s >= '0' && *s <= '9')
+        *seq = *seq * 10 + (uint64_t)(*s++ - '0');
 }
 
-/* Compare stream entry ids "MS-SEQ" numerically; a malformed id sorts
- * first (the script's range then covers it anyway). */
 static int
 id_cmp(const char *a, const char *b)
 {
-    unsigned long long am, as = 0, bm, bs = 0;
-    char *e;
+    uint64_t am, as, bm, bs;
 
-    am = strtoull(a, &e, 10);
-    if (*e == '-')
-        as = strtoull(e + 1, NULL, 10);
-    bm = strtoull(b, &e, 10);
-    if (*e == '-')
-        bs = strtoull(e + 1, NULL, 10);
+    id_parse(a, &am, &as);
+    id_parse(b, &bm, &bs);
     if (am != bm)
         return am < bm ? -1 : 1;
     return as < bs ? -1 : as > bs;
@@ -344,18 +393,19 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     int len;
 
     DRV_ASSERT(op->kind <= DRV_SETTLE_NEXT);
-    if (op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0) {
-        /* a plain ack: the script settles these together */
-        const char *lo = c->args.argv[SETTLE_MIN_ARG];
-        const char *hi = c->args.argv[SETTLE_MAX_ARG];
+    if (op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0 &&
+        op->entry_id[0] >= '0' && op->entry_id[0] <= '9') {
+        /* a plain ack: its entry id alone; the script settles these
+         * together (an id starts with a digit, a kind never does) */
         size_t idlen = strlen(op->entry_id);
 
-        drv_argv_add(&c->args, "a", 1);
         drv_argv_add(&c->args, op->entry_id, idlen);
-        if (lo[0] == '\0' || id_cmp(op->entry_id, lo) < 0)
-            set_arg(&c->args, SETTLE_MIN_ARG, op->entry_id, idlen);
-        if (hi[0] == '\0' || id_cmp(op->entry_id, hi) > 0)
-            set_arg(&c->args, SETTLE_MAX_ARG, op->entry_id, idlen);
+        if (c->args.argvlen[SETTLE_MIN_ARG] == 0 ||
+            id_cmp(op->entry_id, c->args.argv[SETTLE_MIN_ARG]) < 0)
+            set_fixed_arg(&c->args, SETTLE_MIN_ARG, op->entry_id, idlen);
+        if (c->args.argvlen[SETTLE_MAX_ARG] == 0 ||
+            id_cmp(op->entry_id, c->args.argv[SETTLE_MAX_ARG]) > 0)
+            set_fixed_arg(&c->args, SETTLE_MAX_ARG, op->entry_id, idlen);
     } else {
         drv_argv_addf(&c->keys, "%s%s", k->result_prefix, op->job_id);
         drv_argv_addf(&c->keys, "%s%s", k->job_prefix, op->job_id);
@@ -372,7 +422,7 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
                      op->text ? op->text_len : 0);
     }
     len = snprintf(n, sizeof n, "%d", drv_settle_nops(c) + 1);
-    set_arg(&c->args, SETTLE_NOPS_ARG, n, (size_t)len);
+    set_fixed_arg(&c->args, SETTLE_NOPS_ARG, n, (size_t)len);
 }
 
 int

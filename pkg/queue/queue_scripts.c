@@ -36,7 +36,8 @@
  * settle: KEYS = jobs, delayed, dead, stats, then per full op: result
  * key, delayed-job hash key. ARGV = group, consumer, now_ms, nops,
  * ack_min, ack_max, then the ops in order, each one of:
- *  - a plain ack (success, no result kept): 'a', entry id;
+ *  - a plain ack (success, no result kept): its entry id alone (an entry
+ *    id starts with a digit, a kind never does);
  *  - a full op, 10 values: kind, entry id, job id, attempts,
  *    result_ttl_ms, due_ms, count_failed, step (-1 = not a pipeline step),
  *    started_at_ms, text.
@@ -136,10 +137,11 @@ const struct drv_queue_script drv_queue_settle_script = {
     "local aidx, aids = {}, {}\n"
     "local b, k = 7, 5\n"
     "for i = 1, nops do\n"
-    "  if ARGV[b] == 'a' then\n"
+    "  local v = ARGV[b]\n"
+    "  if string.byte(v) <= 57 then\n"
     "    aidx[#aidx+1] = i\n"
-    "    aids[#aids+1] = ARGV[b+1]\n"
-    "    b = b + 2\n"
+    "    aids[#aids+1] = v\n"
+    "    b = b + 1\n"
     "  else\n"
     "    out[i] = full(b, KEYS[k], KEYS[k+1])\n"
     "    b = b + 10\n"
