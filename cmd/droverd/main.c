@@ -215,6 +215,7 @@ main(int argc, char **argv)
     rc = drv_worker_create(&wo, &app.worker, &err);
     if (rc < 0) {
         fprintf(stderr, "droverd: %s: %s\n", file, err.msg);
+        drv_loop_run(app.loop); /* let the freed connections finish */
         drv_loop_free(app.loop);
         drv_config_free(cfg);
         return rc == DRV_ECONFIG ? 2 : 1;

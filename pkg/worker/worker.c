@@ -388,6 +388,10 @@ drv__worker_check_stopped(struct drv_worker *w)
 {
     if (w->state != W_DRAINING || w->live != NULL || w->stop_ev != NULL)
         return;
+    /* a pool job abandoned at its timeout still runs: give it until the
+     * drain deadline to return, so plugins can shut down cleanly */
+    if (w->inflight > 0 && !w->drain_expired)
+        return;
     if (w->fetch_inflight)
         return; /* a read may still deliver entries: wait for it */
     /* drained: leave the registry, then report */
@@ -406,6 +410,7 @@ on_drain_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
+    w->drain_expired = 1;
     DRV_LOG_WARN("shutdown timeout: cancelling running jobs",
                  "worker=%s live=%d", w->id, w->stats.live);
     drv__worker_cancel_all(w, 0);

@@ -203,6 +203,7 @@ struct drv_worker {
     struct event *tick_ev;          /* every 250 ms: pause, mover, ... */
     struct event *defer_ev;         /* settle flush + fetch, next turn */
     struct event *drain_ev;         /* shutdown_timeout deadline */
+    int drain_expired;              /* drain_ev fired */
     struct event *stop_ev;          /* deliver on_stopped */
     int64_t next_beat_ns;           /* registry heartbeat */
     int64_t next_reclaim_ns;        /* reclaim pass */
