@@ -1,0 +1,920 @@
+/*
+ * http.c -- the asynchronous HTTP client: libcurl's multi-socket API on
+ * libevent.
+ *
+ * DESIGN
+ * One CURLM per client. curl tells us, through two callbacks, what to
+ * watch: on_curl_socket (a socket and IN/OUT/REMOVE) keeps one struct
+ * hsock with an embedded persistent event per socket, attached with
+ * curl_multi_assign; on_curl_timer arms or deletes the client's single
+ * timer. Readiness and the timer call curl_multi_socket_action, which
+ * never blocks. Neither curl callback calls back into curl (the rule of
+ * CURLMOPT_TIMERFUNCTION).
+ *
+ * A call is one easy handle: ACTIVE while it is in the multi, DONE once
+ * finished or cancelled (removed from the multi, outcome recorded, queued
+ * on the done list), CALLING while its callback runs; it is freed right
+ * after. Completions are delivered only from our own libevent callbacks
+ * (socket, timer, or the done_ev user event that drv_http_cancel
+ * activates), after curl_multi_socket_action has returned -- so a user
+ * callback is never inside curl, never inside drv_http_request or
+ * drv_http_cancel, and may freely start, cancel or free.
+ *
+ * Re-entrancy (STYLE rule 18): every libevent callback of the client runs
+ * under in_callback; drv_http_free inside it only sets freeing and the
+ * outermost callback destroys the client on its way out. destroy()
+ * removes every ACTIVE call from the multi, delivers everything with
+ * -ECANCELED (requests made meanwhile get -ESHUTDOWN), then frees the
+ * multi (closing idle connections), the leftover socket events and the
+ * share.
+ *
+ * Connections live in the multi's cache, so they outlive the easy handle
+ * that opened them; TLS sessions are shared through a CURLSH. Idle cached
+ * connections have no event on the loop (curl un-watches a socket when no
+ * transfer uses it), so a client without calls never keeps the loop alive.
+ *
+ * Loop thread only; no locks.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "drover/buf.h"
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/http.h"
+#include "drover/log.h"
+#include "drover/loop.h"
+
+#define USER_AGENT "drover"
+#define IDLE_DEFAULT 64         /* connections kept open in the cache */
+#define REASON_MAX 64           /* reason phrase kept */
+#define RETRY_AFTER_TEXT_MAX 64 /* longest Retry-After value parsed */
+
+enum call_state {
+    CALL_ACTIVE = 0,            /* in the multi */
+    CALL_DONE,                  /* outcome recorded, on the done list */
+    CALL_CALLING                /* its callback is running */
+};
+
+struct drv_http_call {
+    unsigned magic;
+#define DRV_HTTP_CALL_MAGIC 0x477bca11U
+    struct drv_http *h;         /* borrowed: the client */
+    enum call_state state;      /* see DESIGN */
+    CURL *easy;                 /* owned: the transfer */
+    struct curl_slist *hdrs;    /* owned: request header lines */
+    char *body;                 /* owned: copy of the request body */
+    drv_http_done_fn *cb;       /* completion */
+    void *ctx;                  /* borrowed: the caller's */
+    int code;                   /* outcome, once DONE */
+    struct drv_buf rbody;       /* owned: response body kept */
+    size_t body_max;            /* most bytes kept in rbody */
+    int truncated;              /* bytes past body_max were dropped */
+    int status;                 /* HTTP status of the final response */
+    int version;                /* 10, 11, 20 */
+    int64_t retry_after_ms;     /* parsed Retry-After, -1 none */
+    char reason[REASON_MAX];    /* reason phrase of the last status line */
+    char *location;             /* owned: 3xx target, NULL */
+    char errbuf[CURL_ERROR_SIZE]; /* curl's detailed error text */
+    struct drv_http_call *prev; /* borrowed: active list link */
+    struct drv_http_call *next; /* borrowed: active or done list link */
+};
+
+/* A socket curl asked us to watch. */
+struct hsock {
+    unsigned magic;
+#define HSOCK_MAGIC 0x450cce75U
+    struct drv_http *h;         /* borrowed: the client */
+    curl_socket_t fd;           /* curl's socket (curl closes it) */
+    struct event ev;            /* EV_PERSIST, READ and/or WRITE */
+    struct hsock *prev;         /* borrowed: h->socks links */
+    struct hsock *next;         /* borrowed: same */
+};
+
+struct drv_http {
+    unsigned magic;
+#define DRV_HTTP_MAGIC 0x477b0c11U
+    struct drv_loop *loop;      /* borrowed: outlives the client */
+    struct event_base *base;    /* borrowed: the loop's */
+    CURLM *multi;               /* owned: transfers, connection cache */
+    CURLSH *share;              /* owned: TLS session cache */
+    char *user_agent;           /* owned */
+    struct event timer_ev;      /* curl's timeout */
+    struct event done_ev;       /* user event: deliver the done list */
+    struct hsock *socks;        /* owned: watched sockets */
+    struct drv_http_call *active; /* owned: calls in the multi */
+    struct drv_http_call *done_head; /* owned: callbacks due, FIFO */
+    struct drv_http_call *done_tail; /* borrowed: last of the FIFO */
+    size_t pending;             /* calls whose callback has not returned */
+    int in_callback;            /* depth of our libevent callbacks */
+    int freeing;                /* drv_http_free was called */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+static pthread_once_t dns_warn_once = PTHREAD_ONCE_INIT;
+
+static void destroy(struct drv_http *h);
+
+/* ----------------------------------------------------------- helpers */
+
+static void
+init_curl(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void
+warn_sync_dns(void)
+{
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+
+    if (!(vi->features & CURL_VERSION_ASYNCHDNS))
+        DRV_LOG_WARN("libcurl resolves host names synchronously: a lookup "
+                     "blocks the event loop", "curl=%s", vi->version);
+}
+
+int
+drv_http_async_dns(void)
+{
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+
+    return (vi->features & CURL_VERSION_ASYNCHDNS) != 0;
+}
+
+/* RFC 9110 tchar (methods). */
+static int
+is_tchar(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static int
+is_token(const char *s)
+{
+    const char *p;
+
+    if (s[0] == '\0')
+        return 0;
+    for (p = s; *p != '\0'; p++)
+        if (!is_tchar((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+/* 1 if header line s names header name (case-insensitive), as "Name:"
+ * or "Name;" (curl's form for an empty value). */
+static int
+header_is(const char *s, const char *name)
+{
+    size_t n = strlen(name);
+
+    return strncasecmp(s, name, n) == 0 && (s[n] == ':' || s[n] == ';');
+}
+
+static const char *
+standard_reason(int status)
+{
+    static const struct {
+        int status;
+        const char *text;
+    } tab[] = {
+        {100, "Continue"}, {101, "Switching Protocols"},
+        {200, "OK"}, {201, "Created"}, {202, "Accepted"},
+        {203, "Non-Authoritative Information"}, {204, "No Content"},
+        {205, "Reset Content"}, {206, "Partial Content"},
+        {300, "Multiple Choices"}, {301, "Moved Permanently"},
+        {302, "Found"}, {303, "See Other"}, {304, "Not Modified"},
+        {307, "Temporary Redirect"}, {308, "Permanent Redirect"},
+        {400, "Bad Request"}, {401, "Unauthorized"},
+        {402, "Payment Required"}, {403, "Forbidden"}, {404, "Not Found"},
+        {405, "Method Not Allowed"}, {406, "Not Acceptable"},
+        {407, "Proxy Authentication Required"}, {408, "Request Timeout"},
+        {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
+        {412, "Precondition Failed"}, {413, "Content Too Large"},
+        {414, "URI Too Long"}, {415, "Unsupported Media Type"},
+        {416, "Range Not Satisfiable"}, {417, "Expectation Failed"},
+        {421, "Misdirected Request"}, {422, "Unprocessable Content"},
+        {423, "Locked"}, {424, "Failed Dependency"}, {425, "Too Early"},
+        {426, "Upgrade Required"}, {428, "Precondition Required"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {451, "Unavailable For Legal Reasons"},
+        {500, "Internal Server Error"}, {501, "Not Implemented"},
+        {502, "Bad Gateway"}, {503, "Service Unavailable"},
+        {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
+        {507, "Insufficient Storage"},
+        {511, "Network Authentication Required"},
+    };
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(tab); i++)
+        if (tab[i].status == status)
+            return tab[i].text;
+    return "";
+}
+
+/* -------------------------------------------------------- Retry-After */
+
+static int
+is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+int64_t
+drv_http_parse_retry_after(const char *s, size_t n, int64_t now_unix_ms)
+{
+    char buf[RETRY_AFTER_TEXT_MAX];
+    const int64_t max_s = DRV_HTTP_RETRY_AFTER_MAX_MS / 1000;
+    int64_t v = 0, ms;
+    size_t i;
+    time_t t;
+
+    while (n > 0 && is_blank(s[0])) {
+        s++;
+        n--;
+    }
+    while (n > 0 && is_blank(s[n - 1]))
+        n--;
+    if (n == 0)
+        return -1;
+    for (i = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        if (v <= max_s)
+            v = v * 10 + (s[i] - '0');
+    if (i == n)             /* delta-seconds */
+        return v > max_s ? DRV_HTTP_RETRY_AFTER_MAX_MS : v * 1000;
+    if (i > 0 || n >= sizeof buf)
+        return -1;          /* "12abc", or too long for a date */
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    t = curl_getdate(buf, NULL);
+    if (t == (time_t)-1)
+        return -1;
+    if ((int64_t)t > now_unix_ms / 1000 + max_s)
+        return DRV_HTTP_RETRY_AFTER_MAX_MS;
+    ms = (int64_t)t * 1000 - now_unix_ms;
+    return ms > 0 ? ms : 0;
+}
+
+/* --------------------------------------------------- curl write hooks */
+
+static size_t
+on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct drv_http_call *c;
+    size_t len = size * nmemb, room, keep;
+
+    DRV_CAST(c, ud, DRV_HTTP_CALL_MAGIC);
+    room = c->body_max - c->rbody.len;
+    keep = len < room ? len : room;
+    if (keep > 0)
+        drv_buf_add(&c->rbody, p, keep);
+    if (keep < len)
+        c->truncated = 1;
+    return len; /* read the rest too: the connection stays reusable */
+}
+
+/* One header line (with its CRLF). A status line starts a new response
+ * (an interim 1xx, or the final one): what we keep is the last one's. */
+static size_t
+on_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct drv_http_call *c;
+    size_t len = size * nmemb, i, k;
+    static const char ra[] = "retry-after:";
+
+    DRV_CAST(c, ud, DRV_HTTP_CALL_MAGIC);
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        c->retry_after_ms = -1;
+        c->reason[0] = '\0';
+        /* "HTTP/1.1 404 Not Found": skip the version and the code */
+        for (i = 5; i < len && p[i] != ' '; i++)
+            ;
+        for (i++; i < len && p[i] != ' ' && !is_blank(p[i]); i++)
+            ;
+        while (i < len && p[i] == ' ')
+            i++;
+        for (k = 0; i < len && p[i] != '\r' && p[i] != '\n' &&
+                    k + 1 < REASON_MAX; i++)
+            c->reason[k++] = p[i];
+        while (k > 0 && c->reason[k - 1] == ' ')
+            k--;
+        c->reason[k] = '\0';
+    } else if (len > sizeof ra - 1 &&
+               strncasecmp(p, ra, sizeof ra - 1) == 0) {
+        c->retry_after_ms = drv_http_parse_retry_after(
+            p + sizeof ra - 1, len - (sizeof ra - 1), drv_clock_unix_ms());
+    }
+    return len;
+}
+
+/* ------------------------------------------------------------- calls */
+
+static void
+call_free(struct drv_http_call *c)
+{
+    if (c->easy != NULL)
+        curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->hdrs);
+    free(c->body);
+    drv_buf_fini(&c->rbody);
+    free(c->location);
+    c->magic = 0;
+    free(c);
+}
+
+static void
+active_unlink(struct drv_http *h, struct drv_http_call *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        h->active = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* An ACTIVE call leaves the multi and joins the done list with code. */
+static void
+call_finish(struct drv_http_call *c, int code)
+{
+    struct drv_http *h = c->h;
+
+    DRV_ASSERT(c->state == CALL_ACTIVE);
+    DRV_AZ(curl_multi_remove_handle(h->multi, c->easy));
+    active_unlink(h, c);
+    c->state = CALL_DONE;
+    c->code = code;
+    if (h->done_tail != NULL)
+        h->done_tail->next = c;
+    else
+        h->done_head = c;
+    h->done_tail = c;
+}
+
+/* curl's result of a finished transfer as our code. */
+static int
+map_result(struct drv_http_call *c, CURLcode res)
+{
+    long os_errno = 0;
+
+    switch (res) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_COULDNT_CONNECT:
+        if (curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno) !=
+                CURLE_OK || os_errno <= 0 || os_errno > 4000)
+            os_errno = ECONNREFUSED;
+        return -(int)os_errno;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return -ECONNRESET;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return -EINVAL;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    case CURLE_WEIRD_SERVER_REPLY:
+        return DRV_EPROTO;
+    default:
+        return DRV_EHANDLER;
+    }
+}
+
+/* A transfer curl reports DONE: record what came back. */
+static void
+transfer_done(struct drv_http_call *c, CURLcode res)
+{
+    long status = 0, version = 0;
+    char *loc = NULL;
+    int code = map_result(c, res);
+
+    if (code == 0) {
+        (void)curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        (void)curl_easy_getinfo(c->easy, CURLINFO_HTTP_VERSION, &version);
+        c->status = (int)status;
+        c->version = version == CURL_HTTP_VERSION_1_0 ? 10
+                   : version == CURL_HTTP_VERSION_1_1 ? 11
+                   : version == CURL_HTTP_VERSION_2_0 ? 20
+                   : version == CURL_HTTP_VERSION_3 ? 30 : 0;
+        if (status >= 300 && status < 400 &&
+            curl_easy_getinfo(c->easy, CURLINFO_REDIRECT_URL, &loc) ==
+                CURLE_OK && loc != NULL)
+            c->location = drv_xstrdup(loc);
+    } else if (c->errbuf[0] == '\0') {
+        snprintf(c->errbuf, sizeof c->errbuf, "%s", curl_easy_strerror(res));
+    }
+    call_finish(c, code);
+}
+
+/* Move every transfer curl finished to the done list. */
+static void
+collect(struct drv_http *h)
+{
+    CURLMsg *m;
+    int left = 0;
+
+    while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+        struct drv_http_call *c;
+        void *p = NULL;
+        CURLcode res;
+
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        res = m->data.result; /* m is invalid once the handle is removed */
+        DRV_AZ(curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p));
+        DRV_CAST(c, p, DRV_HTTP_CALL_MAGIC);
+        transfer_done(c, res);
+    }
+}
+
+/* Run the callbacks of the done list, oldest first; ones added meanwhile
+ * (a cancel from a callback) run in the same pass. */
+static void
+deliver(struct drv_http *h)
+{
+    struct drv_http_call *c;
+
+    while ((c = h->done_head) != NULL) {
+        struct drv_http_resp r;
+
+        h->done_head = c->next;
+        if (h->done_head == NULL)
+            h->done_tail = NULL;
+        c->next = NULL;
+        c->state = CALL_CALLING;
+        memset(&r, 0, sizeof r);
+        r.retry_after_ms = -1;
+        r.reason = "";
+        r.body = "";
+        r.error = "";
+        if (c->code == 0) {
+            r.status = c->status;
+            r.reason = c->reason[0] != '\0' ? c->reason
+                                             : standard_reason(c->status);
+            r.version = c->version;
+            r.body = c->rbody.len > 0 ? c->rbody.data : "";
+            r.body_len = c->rbody.len;
+            r.truncated = c->truncated;
+            r.retry_after_ms = c->retry_after_ms;
+            r.location = c->location;
+        } else if (c->code == -ECANCELED) {
+            r.error = "cancelled";
+        } else {
+            r.error = c->errbuf;
+        }
+        c->cb(c, c->code, &r, c->ctx);
+        h->pending--;
+        call_free(c);
+    }
+}
+
+/* Leave one of our libevent callbacks: destroy if freed inside it. */
+static void
+leave(struct drv_http *h)
+{
+    DRV_ASSERT(h->in_callback > 0);
+    if (--h->in_callback == 0 && h->freeing)
+        destroy(h);
+}
+
+/* ------------------------------------------------- loop <-> curl glue */
+
+/* curl_multi_socket_action for fd (or the timeout), then completions. */
+static void
+drive(struct drv_http *h, curl_socket_t fd, int action)
+{
+    int running = 0;
+
+    h->in_callback++;
+    if (!h->freeing) {
+        (void)curl_multi_socket_action(h->multi, fd, action, &running);
+        collect(h);
+    }
+    deliver(h);
+    leave(h);
+}
+
+static void
+on_sock_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct hsock *s;
+    int action = 0;
+
+    DRV_CAST(s, arg, HSOCK_MAGIC);
+    if (what & EV_READ)
+        action |= CURL_CSELECT_IN;
+    if (what & EV_WRITE)
+        action |= CURL_CSELECT_OUT;
+    /* s may be freed inside: curl can un-watch the socket */
+    drive(s->h, (curl_socket_t)fd, action);
+}
+
+static void
+on_timer_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_http *h;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(h, arg, DRV_HTTP_MAGIC);
+    drive(h, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void
+on_done_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_http *h;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(h, arg, DRV_HTTP_MAGIC);
+    h->in_callback++;
+    deliver(h);
+    leave(h);
+}
+
+static void
+sock_free(struct drv_http *h, struct hsock *s)
+{
+    DRV_AZ(event_del(&s->ev));
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        h->socks = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->magic = 0;
+    free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch fd for what (or stop watching it). */
+static int
+on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
+               void *sockp)
+{
+    struct drv_http *h;
+    struct hsock *s = sockp;
+    short flags = 0;
+
+    (void)easy;
+    DRV_CAST(h, userp, DRV_HTTP_MAGIC);
+    if (s != NULL)
+        DRV_CHECK_OBJ(s, HSOCK_MAGIC);
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL)
+            sock_free(h, s);
+        return 0;
+    }
+    if (s == NULL) {
+        DRV_ALLOC_OBJ(s, HSOCK_MAGIC);
+        s->h = h;
+        s->fd = fd;
+        s->next = h->socks;
+        if (h->socks != NULL)
+            h->socks->prev = s;
+        h->socks = s;
+        DRV_AZ(curl_multi_assign(h->multi, fd, s));
+    } else {
+        DRV_AZ(event_del(&s->ev));
+    }
+    if (what & CURL_POLL_IN)
+        flags |= EV_READ;
+    if (what & CURL_POLL_OUT)
+        flags |= EV_WRITE;
+    DRV_AZ(event_assign(&s->ev, h->base, fd, flags | EV_PERSIST, on_sock_ev,
+                        s));
+    if (flags != 0)
+        DRV_AZ(event_add(&s->ev, NULL));
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: wake curl after timeout_ms (-1 = never). */
+static int
+on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct drv_http *h;
+    struct timeval tv;
+
+    (void)multi;
+    DRV_CAST(h, userp, DRV_HTTP_MAGIC);
+    if (timeout_ms < 0) {
+        DRV_AZ(event_del(&h->timer_ev));
+        return 0;
+    }
+    tv = drv_clock_tv_from_ns((int64_t)timeout_ms * DRV_NS_PER_MS);
+    DRV_AZ(event_add(&h->timer_ev, &tv));
+    return 0;
+}
+
+/* ------------------------------------------------------------ client */
+
+int
+drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
+                struct drv_http **out)
+{
+    struct drv_http *h = NULL;
+    struct drv_http_opts o;
+    int ok = 1;
+
+    *out = NULL;
+    memset(&o, 0, sizeof o);
+    if (opts != NULL)
+        o = *opts;
+    if (o.max_host_connections < 0 || o.max_total_connections < 0 ||
+        o.max_idle_connections < 0)
+        return -EINVAL;
+    DRV_AZ(pthread_once(&curl_once, init_curl));
+    if (curl_init_rc != CURLE_OK)
+        return DRV_EHANDLER;
+    DRV_AZ(pthread_once(&dns_warn_once, warn_sync_dns));
+    DRV_ALLOC_OBJ(h, DRV_HTTP_MAGIC);
+    h->loop = loop;
+    h->base = drv_loop_base(loop);
+    h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
+    evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
+    event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
+    h->multi = curl_multi_init();
+    h->share = curl_share_init();
+    if (h->multi == NULL || h->share == NULL) {
+        ok = 0;
+        goto done;
+    }
+    ok = ok && curl_share_setopt(h->share, CURLSHOPT_SHARE,
+                                 CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION,
+                                 on_curl_socket) == CURLM_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) ==
+                   CURLM_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION,
+                                 on_curl_timer) == CURLM_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) ==
+                   CURLM_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_PIPELINING,
+                                 (long)CURLPIPE_MULTIPLEX) == CURLM_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                                 o.max_host_connections) == CURLM_OK;
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                                 o.max_total_connections) == CURLM_OK;
+    /* a fixed cache: curl's default (4 x the transfers in the multi)
+     * shrinks to nothing as a burst drains, closing the connections the
+     * next burst would reuse */
+    ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+                                 o.max_idle_connections > 0
+                                     ? o.max_idle_connections
+                                     : (long)IDLE_DEFAULT) == CURLM_OK;
+done:
+    if (!ok) {
+        destroy(h);
+        return -ENOMEM;
+    }
+    *out = h;
+    return 0;
+}
+
+/* Abort what is left, deliver every callback, free everything. */
+static void
+destroy(struct drv_http *h)
+{
+    h->freeing = 1;
+    h->in_callback++; /* a drv_http_free from the callbacks below: no-op */
+    while (h->active != NULL) {
+        struct drv_http_call *c = h->active;
+        call_finish(c, -ECANCELED);
+    }
+    deliver(h);
+    h->in_callback--;
+    DRV_ASSERT(h->pending == 0);
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi); /* closes idle connections */
+    h->multi = NULL;
+    while (h->socks != NULL)
+        sock_free(h, h->socks);
+    if (h->share != NULL)
+        curl_share_cleanup(h->share);
+    event_del(&h->timer_ev);
+    event_del(&h->done_ev);
+    free(h->user_agent);
+    h->magic = 0;
+    free(h);
+}
+
+void
+drv_http_free(struct drv_http *h)
+{
+    if (h == NULL)
+        return;
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    if (h->freeing)
+        return;
+    h->freeing = 1;
+    if (h->in_callback > 0)
+        return; /* leave() destroys it on the way out */
+    destroy(h);
+}
+
+size_t
+drv_http_pending(const struct drv_http *h)
+{
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    return h->pending;
+}
+
+/* http or https only, and a URL curl can parse. */
+static int
+check_url(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL;
+    int rc = -EINVAL;
+
+    if (u == NULL)
+        return -ENOMEM;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0))
+        rc = 0;
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* The request's header list: the caller's lines, then "Expect:" (no
+ * 100-continue) and, when a body goes out without a Content-Type,
+ * "Content-Type:" (none of curl's form type). NULL when out of memory. */
+static struct curl_slist *
+build_headers(const struct drv_http_req *req, int has_body, int *ok)
+{
+    struct curl_slist *l = NULL, *n;
+    int expect = 0, ctype = 0;
+    size_t i;
+
+    for (i = 0; i < req->nheaders && *ok; i++) {
+        expect |= header_is(req->headers[i], "Expect");
+        ctype |= header_is(req->headers[i], "Content-Type");
+        n = curl_slist_append(l, req->headers[i]);
+        if (n == NULL)
+            *ok = 0;
+        else
+            l = n;
+    }
+    if (*ok && !expect) {
+        n = curl_slist_append(l, "Expect:");
+        *ok = n != NULL;
+        l = n != NULL ? n : l;
+    }
+    if (*ok && has_body && !ctype) {
+        n = curl_slist_append(l, "Content-Type:");
+        *ok = n != NULL;
+        l = n != NULL ? n : l;
+    }
+    return l;
+}
+
+int
+drv_http_request(struct drv_http *h, const struct drv_http_req *req,
+                 drv_http_done_fn *cb, void *ctx, struct drv_http_call **out)
+{
+    struct drv_http_call *c = NULL;
+    const char *method;
+    const char *body;
+    size_t body_len, i;
+    int rc, ok = 1, has_body, is_head;
+
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    if (out != NULL)
+        *out = NULL;
+    if (h->freeing)
+        return -ESHUTDOWN;
+    if (req == NULL || req->url == NULL || cb == NULL ||
+        (req->nheaders > 0 && req->headers == NULL) || req->timeout_ms < 0)
+        return -EINVAL;
+    method = req->method != NULL ? req->method : "GET";
+    if (!is_token(method))
+        return -EINVAL;
+    for (i = 0; i < req->nheaders; i++)
+        if (req->headers[i] == NULL ||
+            strpbrk(req->headers[i], "\r\n") != NULL)
+            return -EINVAL;
+    rc = check_url(req->url);
+    if (rc < 0)
+        return rc;
+
+    is_head = strcmp(method, "HEAD") == 0;
+    body = req->body;
+    body_len = req->body != NULL ? req->body_len : 0;
+    /* methods that carry a body send an empty one rather than none, so
+     * Content-Length: 0 goes out (some servers answer 411 otherwise) */
+    if (body == NULL && (strcmp(method, "POST") == 0 ||
+                         strcmp(method, "PUT") == 0 ||
+                         strcmp(method, "PATCH") == 0))
+        body = "";
+    has_body = body != NULL && !is_head;
+
+    DRV_ALLOC_OBJ(c, DRV_HTTP_CALL_MAGIC);
+    c->h = h;
+    c->cb = cb;
+    c->ctx = ctx;
+    c->body_max = req->body_max;
+    c->retry_after_ms = -1;
+    drv_buf_init(&c->rbody);
+    c->easy = curl_easy_init();
+    if (c->easy == NULL) {
+        call_free(c);
+        return -ENOMEM;
+    }
+    c->hdrs = build_headers(req, has_body, &ok);
+
+#define SET(opt, val) (ok = ok && curl_easy_setopt(c->easy, opt, val) == \
+                                      CURLE_OK)
+    SET(CURLOPT_PRIVATE, (void *)c);
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_SHARE, h->share);
+    SET(CURLOPT_USERAGENT, h->user_agent);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, (void *)c);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, (void *)c);
+    SET(CURLOPT_HTTPHEADER, c->hdrs);
+    if (req->timeout_ms > 0)
+        SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    /* over TLS, wait for a connection being set up to the same host to
+     * say whether it multiplexes (HTTP/2) instead of opening another */
+    if (strncasecmp(req->url, "https:", 6) == 0)
+        SET(CURLOPT_PIPEWAIT, 1L);
+    if (is_head) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (has_body) {
+        c->body = drv_xmalloc(body_len + 1);
+        memcpy(c->body, body, body_len);
+        c->body[body_len] = '\0';
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        SET(CURLOPT_POSTFIELDS, c->body);
+        if (strcmp(method, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+    } else {
+        SET(CURLOPT_HTTPGET, 1L);
+        if (strcmp(method, "GET") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, method);
+    }
+#undef SET
+    if (!ok || curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
+        call_free(c);
+        return -ENOMEM;
+    }
+    c->state = CALL_ACTIVE;
+    c->next = h->active;
+    if (h->active != NULL)
+        h->active->prev = c;
+    h->active = c;
+    h->pending++;
+    if (out != NULL)
+        *out = c;
+    return 0;
+}
+
+void
+drv_http_cancel(struct drv_http_call *c)
+{
+    struct drv_http *h;
+
+    if (c == NULL)
+        return;
+    DRV_CHECK_OBJ(c, DRV_HTTP_CALL_MAGIC);
+    h = c->h;
+    switch (c->state) {
+    case CALL_ACTIVE:
+        call_finish(c, -ECANCELED);
+        event_active(&h->done_ev, EV_READ, 0);
+        break;
+    case CALL_DONE:
+        /* finished, callback not yet run: it reports the cancel (its
+         * delivery is already due) */
+        c->code = -ECANCELED;
+        break;
+    case CALL_CALLING:
+    default:
+        break;
+    }
+}

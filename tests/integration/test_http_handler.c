@@ -1,0 +1,831 @@
+/*
+ * test_http_handler.c -- the http handler end to end: a real droverd, the
+ * harness's real redis-server, and an HTTP server (libevent's evhttp on
+ * 127.0.0.1, its own event_base in a thread of this process) that records
+ * what it receives. Covers the status mapping (2xx result, 5xx retried
+ * then dead, 404 and 302 dead at once, connection refused), Retry-After
+ * delaying the retry (read from the delayed zset's score, not from
+ * wall-clock speed), templating (URL escaping, headers, body, the
+ * default JSON body, missing fields, header injection) and cancellation
+ * (a timeout and a graceful stop close the connection of a request the
+ * server never answers).
+ *
+ * The server's routes:
+ *   /ok/...          200 "hello <uri>"
+ *   /echo/...        200, the request body as the response body
+ *   /status/N        status N, body "status N body"
+ *   /redirect        302, Location: /ok/moved
+ *   /throttle/...    first hit 429 with Retry-After: 1, then 200 "finally"
+ *   /hang            never answers (an EV_CLOSED watch sees the close:
+ *                    evhttp itself cannot, libevent #78)
+ *
+ * Waits poll Redis with generous deadlines: hang guards, never speed
+ * checks.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+
+#include "harness.h"
+
+#define WAIT_MS 30000
+#define MAX_REQS 256
+#define MAX_HELD 32
+
+static struct drv_test_redis srv;
+
+/* ------------------------------------------------------------ server */
+
+/* One request as the server saw it (copied under the lock). */
+struct seen {
+    char method[16];
+    char uri[512];
+    char xjob[128];               /* X-Job, "(none)" if absent */
+    char xtoken[128];             /* X-Token */
+    char xevil[128];              /* X-Evil: must never arrive */
+    char ctype[128];              /* Content-Type */
+    char body[1024];              /* first bytes of the body */
+    size_t body_len;              /* full length */
+};
+
+/* A request the server never answers. Server thread only. */
+struct held {
+    struct evhttp_connection *evcon; /* borrowed: evhttp's */
+    struct event *close_ev;       /* owned: EV_CLOSED on its socket */
+};
+
+static struct {
+    pthread_t thr;
+    struct event_base *base;      /* the server thread's */
+    struct evhttp *http;
+    int port;
+    struct held held[MAX_HELD];   /* server thread only */
+    pthread_mutex_t mu;           /* guards what follows */
+    struct seen reqs[MAX_REQS];
+    int nreqs;
+    int hang_seen;                /* /hang requests received */
+    int hang_closed;              /* ... whose connection the client closed */
+    char throttled[MAX_REQS][256]; /* /throttle URIs hit once already */
+    int nthrottled;
+} hs;
+
+static void
+copy_hdr(char *dst, size_t n, struct evhttp_request *req, const char *name)
+{
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                       name);
+    snprintf(dst, n, "%s", v ? v : "(none)");
+}
+
+static const char *
+method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "?";
+    }
+}
+
+static void
+on_held_closed(evutil_socket_t fd, short what, void *arg)
+{
+    struct held *hd = arg;
+    struct evhttp_connection *evcon = hd->evcon;
+
+    (void)fd;
+    (void)what;
+    event_free(hd->close_ev);
+    memset(hd, 0, sizeof *hd);
+    evhttp_connection_free(evcon); /* and the unanswered request */
+    pthread_mutex_lock(&hs.mu);
+    hs.hang_closed++;
+    pthread_mutex_unlock(&hs.mu);
+}
+
+static void
+hold(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    evutil_socket_t fd =
+        bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    int i;
+
+    for (i = 0; i < MAX_HELD && hs.held[i].evcon != NULL; i++)
+        ;
+    if (i == MAX_HELD)
+        abort();
+    hs.held[i].evcon = evcon;
+    hs.held[i].close_ev = event_new(hs.base, fd, EV_CLOSED, on_held_closed,
+                                    &hs.held[i]);
+    event_add(hs.held[i].close_ev, NULL);
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+    const char *uri = evhttp_request_get_uri(req);
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    struct evbuffer *out = evbuffer_new();
+    struct seen *s = NULL;
+    size_t len = evbuffer_get_length(in);
+    int i, first = 1;
+
+    (void)arg;
+    pthread_mutex_lock(&hs.mu);
+    if (hs.nreqs < MAX_REQS) {
+        s = &hs.reqs[hs.nreqs++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->method, sizeof s->method, "%s",
+                 method_name(evhttp_request_get_command(req)));
+        snprintf(s->uri, sizeof s->uri, "%s", uri);
+        copy_hdr(s->xjob, sizeof s->xjob, req, "X-Job");
+        copy_hdr(s->xtoken, sizeof s->xtoken, req, "X-Token");
+        copy_hdr(s->xevil, sizeof s->xevil, req, "X-Evil");
+        copy_hdr(s->ctype, sizeof s->ctype, req, "Content-Type");
+        s->body_len = len;
+        evbuffer_copyout(in, s->body,
+                         len < sizeof s->body - 1 ? len : sizeof s->body - 1);
+    }
+    if (strncmp(uri, "/throttle/", 10) == 0) {
+        for (i = 0; i < hs.nthrottled; i++)
+            if (strcmp(hs.throttled[i], uri) == 0)
+                first = 0;
+        if (first && hs.nthrottled < MAX_REQS)
+            snprintf(hs.throttled[hs.nthrottled++], sizeof hs.throttled[0],
+                     "%s", uri);
+    }
+    if (strcmp(uri, "/hang") == 0)
+        hs.hang_seen++;
+    pthread_mutex_unlock(&hs.mu);
+
+    if (strncmp(uri, "/ok/", 4) == 0) {
+        evbuffer_add_printf(out, "hello %s", uri);
+        evhttp_send_reply(req, 200, "OK", out);
+    } else if (strncmp(uri, "/echo/", 6) == 0) {
+        evbuffer_add_buffer(out, in);
+        evhttp_send_reply(req, 200, "OK", out);
+    } else if (strncmp(uri, "/status/", 8) == 0) {
+        int code = atoi(uri + 8);
+        evbuffer_add_printf(out, "status %d body", code);
+        evhttp_send_reply(req, code, NULL, out);
+    } else if (strcmp(uri, "/redirect") == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+                          "/ok/moved");
+        evhttp_send_reply(req, 302, "Found", out);
+    } else if (strncmp(uri, "/throttle/", 10) == 0) {
+        if (first) {
+            evhttp_add_header(evhttp_request_get_output_headers(req),
+                              "Retry-After", "1");
+            evbuffer_add_printf(out, "slow down");
+            evhttp_send_reply(req, 429, "Too Many Requests", out);
+        } else {
+            evbuffer_add_printf(out, "finally");
+            evhttp_send_reply(req, 200, "OK", out);
+        }
+    } else if (strcmp(uri, "/hang") == 0) {
+        hold(req);
+    } else {
+        evhttp_send_reply(req, 404, NULL, out);
+    }
+    evbuffer_free(out);
+}
+
+static void *
+server_main(void *arg)
+{
+    (void)arg;
+    event_base_dispatch(hs.base);
+    return NULL;
+}
+
+static int
+server_start(void)
+{
+    struct evhttp_bound_socket *bs;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+
+    if (evthread_use_pthreads() != 0)
+        return -1;
+    pthread_mutex_init(&hs.mu, NULL);
+    hs.base = event_base_new();
+    hs.http = evhttp_new(hs.base);
+    if (hs.base == NULL || hs.http == NULL)
+        return -1;
+    evhttp_set_allowed_methods(hs.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(hs.http, on_request, NULL);
+    bs = evhttp_bind_socket_with_handle(hs.http, "127.0.0.1", 0);
+    if (bs == NULL ||
+        getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin,
+                    &len) != 0)
+        return -1;
+    hs.port = ntohs(sin.sin_port);
+    return pthread_create(&hs.thr, NULL, server_main, NULL) == 0 ? 0 : -1;
+}
+
+static void
+server_stop(void)
+{
+    int i;
+
+    event_base_loopbreak(hs.base);
+    pthread_join(hs.thr, NULL);
+    for (i = 0; i < MAX_HELD; i++)
+        if (hs.held[i].close_ev != NULL)
+            event_free(hs.held[i].close_ev);
+    evhttp_free(hs.http);
+    event_base_free(hs.base);
+    pthread_mutex_destroy(&hs.mu);
+}
+
+static void
+server_reset(void)
+{
+    pthread_mutex_lock(&hs.mu);
+    hs.nreqs = 0;
+    hs.hang_seen = 0;
+    hs.hang_closed = 0;
+    hs.nthrottled = 0;
+    pthread_mutex_unlock(&hs.mu);
+}
+
+/* The recorded request whose URI starts with prefix, copied; 0 if none. */
+static int
+server_find(const char *prefix, struct seen *out)
+{
+    int i, found = 0;
+
+    pthread_mutex_lock(&hs.mu);
+    for (i = 0; i < hs.nreqs && !found; i++)
+        if (strncmp(hs.reqs[i].uri, prefix, strlen(prefix)) == 0) {
+            *out = hs.reqs[i];
+            found = 1;
+        }
+    pthread_mutex_unlock(&hs.mu);
+    return found;
+}
+
+/* Requests whose URI starts with prefix. */
+static int
+server_count(const char *prefix)
+{
+    int i, n = 0;
+
+    pthread_mutex_lock(&hs.mu);
+    for (i = 0; i < hs.nreqs; i++)
+        n += strncmp(hs.reqs[i].uri, prefix, strlen(prefix)) == 0;
+    pthread_mutex_unlock(&hs.mu);
+    return n;
+}
+
+static int
+server_get(const int *field)
+{
+    int v;
+
+    pthread_mutex_lock(&hs.mu);
+    v = *field;
+    pthread_mutex_unlock(&hs.mu);
+    return v;
+}
+
+static void
+wait_server(const int *field, int want, const char *what)
+{
+    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+
+    while (server_get(field) < want && drv_test_now_ms() < deadline)
+        drv_test_sleep_ms(10);
+    if (server_get(field) < want)
+        fail_msg("server: %s is %d, wanted %d", what, server_get(field),
+                 want);
+}
+
+/* ------------------------------------------------------------ fixture */
+
+struct ht {
+    char dir[256];                /* temp dir: config, logs */
+    char cfg[400];                /* config path */
+    redisContext *c;              /* blocking client */
+    struct drv_test_proc w;       /* droverd */
+};
+
+static int
+group_setup(void **st)
+{
+    (void)st;
+    if (server_start() != 0)
+        return -1;
+    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
+}
+
+static int
+group_teardown(void **st)
+{
+    (void)st;
+    drv_test_redis_cleanup(&srv);
+    server_stop();
+    return 0;
+}
+
+static int
+setup(void **st)
+{
+    struct ht *t = calloc(1, sizeof *t);
+
+    drv_test_redis_flush(&srv);
+    server_reset();
+    assert_int_equal(drv_test_tmpdir("drover-ht", t->dir, sizeof t->dir), 0);
+    t->c = drv_test_redis_connect(&srv);
+    assert_non_null(t->c);
+    *st = t;
+    return 0;
+}
+
+static void
+dump_log(const struct drv_test_proc *p)
+{
+    char cmd[600];
+
+    snprintf(cmd, sizeof cmd, "tail -n 40 '%s' >&2", p->log);
+    if (system(cmd) != 0)
+        return;
+}
+
+static int
+teardown(void **st)
+{
+    struct ht *t = *st;
+    const char *keep = getenv("DROVER_TEST_KEEP");
+
+    if (t->w.pid > 0) {
+        dump_log(&t->w);
+        drv_test_kill(&t->w, SIGKILL);
+    }
+    if (t->c != NULL)
+        redisFree(t->c);
+    if (!(keep && strcmp(keep, "1") == 0))
+        drv_test_rm_rf(t->dir);
+    free(t);
+    return 0;
+}
+
+/* Write the config: redis, worker settings (extra = more worker keys,
+ * each line starting with two spaces), then jobs (with PORT in every
+ * "%d" of jobs_fmt replaced by the server's port). */
+static void
+write_config(struct ht *t, const char *extra, const char *jobs_fmt, ...)
+{
+    char text[8192], jobs[6144];
+    va_list ap;
+
+    va_start(ap, jobs_fmt);
+    vsnprintf(jobs, sizeof jobs, jobs_fmt, ap);
+    va_end(ap);
+    snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
+    snprintf(text, sizeof text,
+             "redis:\n  url: %s\n  prefix: t\n"
+             "worker:\n  visibility_timeout: 10s\n%s"
+             "queues: [default]\n"
+             "jobs:\n%s",
+             srv.url, extra ? extra : "  shutdown_timeout: 5s\n", jobs);
+    assert_int_equal(drv_test_write_file(t->cfg, text), 0);
+}
+
+static void
+start_worker(struct ht *t)
+{
+    char bin[300], log[400];
+    const char *argv[6];
+
+    drv_test_bin("droverd", bin, sizeof bin);
+    snprintf(log, sizeof log, "%s/droverd.log", t->dir);
+    argv[0] = bin;
+    argv[1] = "-c";
+    argv[2] = t->cfg;
+    argv[3] = "--log-level";
+    argv[4] = "debug";
+    argv[5] = NULL;
+    assert_int_equal(drv_test_spawn(&t->w, argv, log, NULL), 0);
+}
+
+/* XADD to the default queue: NULL-terminated field, value list. */
+static void
+xadd(struct ht *t, ...)
+{
+    const char *argv[64];
+    size_t lens[64];
+    int argc = 0, i;
+    const char *s;
+    va_list ap;
+    redisReply *r;
+
+    argv[argc++] = "XADD";
+    argv[argc++] = "t:{default}:jobs";
+    argv[argc++] = "*";
+    va_start(ap, t);
+    while ((s = va_arg(ap, const char *)) != NULL && argc < 64)
+        argv[argc++] = s;
+    va_end(ap);
+    for (i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    r = redisCommandArgv(t->c, argc, argv, lens);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("XADD failed: %s", r->str ? r->str : "?");
+    freeReplyObject(r);
+}
+
+static long long
+num(struct ht *t, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    long long v = 0;
+
+    va_start(ap, fmt);
+    r = redisvCommand(t->c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = atoll(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
+static void
+wait_stat(struct ht *t, const char *name, long long want)
+{
+    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+    long long v = 0;
+
+    while (drv_test_now_ms() < deadline) {
+        v = num(t, "HGET t:{default}:stats %s", name);
+        if (v >= want)
+            break;
+        drv_test_sleep_ms(20);
+    }
+    if (v != want) {
+        dump_log(&t->w);
+        fail_msg("stat %s is %lld, wanted %lld", name, v, want);
+    }
+}
+
+/* Field `name` of the dead entry whose `job` is job, into out ("" if
+ * there is none). */
+static void
+dead_field(struct ht *t, const char *job, const char *name, char *out,
+           size_t n)
+{
+    redisReply *r = redisCommand(t->c, "XRANGE t:{default}:dead - +");
+    size_t i, k;
+
+    out[0] = '\0';
+    assert_non_null(r);
+    for (i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        const char *j = NULL, *v = NULL;
+        for (k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "job") == 0)
+                j = f->element[k + 1]->str;
+            if (strcmp(f->element[k]->str, name) == 0)
+                v = f->element[k + 1]->str;
+        }
+        if (j != NULL && v != NULL && strcmp(j, job) == 0)
+            snprintf(out, n, "%s", v);
+    }
+    freeReplyObject(r);
+}
+
+/* HGET of the result hash of id; caller frees; NULL if absent. */
+static char *
+result_of(struct ht *t, const char *id, const char *field, size_t *len)
+{
+    redisReply *r = redisCommand(t->c, "HGET t:{default}:result:%s %s", id,
+                                 field);
+    char *v = NULL;
+
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        v = malloc(r->len + 1);
+        memcpy(v, r->str, r->len);
+        v[r->len] = '\0';
+        if (len != NULL)
+            *len = r->len;
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+static void
+stop_worker(struct ht *t)
+{
+    int rc;
+
+    drv_test_kill(&t->w, SIGTERM);
+    rc = drv_test_wait(&t->w, WAIT_MS);
+    if (rc != 0) {
+        dump_log(&t->w);
+        fail_msg("droverd exit %d, wanted 0", rc);
+    }
+}
+
+/* A loopback port nobody listens on. */
+static int
+closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void
+test_http_handler_status_mapping(void **st)
+{
+    struct ht *t = *st;
+    char v[1024];
+    char *res;
+    int p = hs.port;
+
+    write_config(t, NULL,
+                 "  ok:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/ok/{name}\n"
+                 "    result_ttl: 1m\n"
+                 "  boom:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/status/500\n"
+                 "    retries: 2\n    backoff: 10ms\n    backoff_max: 20ms\n"
+                 "  gone:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/status/404\n"
+                 "    retries: 3\n    result_ttl: 1m\n"
+                 "  moved:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/redirect\n    retries: 3\n"
+                 "  refused:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/x\n"
+                 "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n",
+                 p, p, p, p, closed_port());
+    start_worker(t);
+    xadd(t, "job", "ok", "id", "ok-1", "name", "world", NULL);
+    xadd(t, "job", "boom", "id", "boom-1", NULL);
+    xadd(t, "job", "gone", "id", "gone-1", NULL);
+    xadd(t, "job", "moved", "id", "moved-1", NULL);
+    xadd(t, "job", "refused", "id", "ref-1", NULL);
+    wait_stat(t, "processed", 1);
+    wait_stat(t, "dead", 4);
+
+    /* 2xx: the body is the result */
+    res = result_of(t, "ok-1", "result", NULL);
+    assert_non_null(res);
+    assert_string_equal(res, "hello /ok/world");
+    free(res);
+    res = result_of(t, "ok-1", "status", NULL);
+    assert_string_equal(res, "ok");
+    free(res);
+
+    /* 5xx: retried, then dead with every attempt counted */
+    dead_field(t, "boom", "attempts", v, sizeof v);
+    assert_string_equal(v, "3");
+    dead_field(t, "boom", "error", v, sizeof v);
+    if (strstr(v, "HTTP 500 Internal Server Error: status 500 body") == NULL)
+        fail_msg("boom error: %s", v);
+    assert_int_equal(server_count("/status/500"), 3);
+
+    /* 404: dead at once, naming the status */
+    dead_field(t, "gone", "attempts", v, sizeof v);
+    assert_string_equal(v, "1");
+    dead_field(t, "gone", "error", v, sizeof v);
+    if (strstr(v, "HTTP 404 Not Found") == NULL)
+        fail_msg("gone error: %s", v);
+    assert_int_equal(server_count("/status/404"), 1);
+    res = result_of(t, "gone-1", "status", NULL);
+    assert_string_equal(res, "dead");
+    free(res);
+
+    /* 3xx: not followed, dead at once with the Location */
+    dead_field(t, "moved", "attempts", v, sizeof v);
+    assert_string_equal(v, "1");
+    dead_field(t, "moved", "error", v, sizeof v);
+    if (strstr(v, "HTTP 302 Found") == NULL || strstr(v, "/ok/moved") == NULL)
+        fail_msg("moved error: %s", v);
+    assert_int_equal(server_count("/ok/moved"), 0);
+
+    /* no server: retried, then dead */
+    dead_field(t, "refused", "attempts", v, sizeof v);
+    assert_string_equal(v, "2");
+    dead_field(t, "refused", "error", v, sizeof v);
+    if (strncmp(v, "connection refused: ", 20) != 0)
+        fail_msg("refused error: %s", v);
+
+    assert_int_equal(num(t, "HGET t:{default}:stats retried"), 3);
+    stop_worker(t);
+}
+
+static void
+test_http_handler_retry_after_delays_retry(void **st)
+{
+    struct ht *t = *st;
+    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+    long long score = 0, now_ms;
+    redisReply *r;
+    char *res;
+
+    /* backoff alone would retry within 1 ms */
+    write_config(t, NULL,
+                 "  thr:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/throttle/{k}\n"
+                 "    retries: 2\n    backoff: 1ms\n    backoff_max: 1ms\n"
+                 "    result_ttl: 1m\n",
+                 hs.port);
+    start_worker(t);
+    xadd(t, "job", "thr", "id", "thr-1", "k", "a", NULL);
+    /* the retry waits in the delayed zset: due at least ~1 s after the
+     * 429 was settled, whatever the machine's speed */
+    while (drv_test_now_ms() < deadline) {
+        r = redisCommand(t->c, "ZSCORE t:{default}:delayed thr-1");
+        assert_non_null(r);
+        if (r->type == REDIS_REPLY_STRING)
+            score = atoll(r->str);
+        freeReplyObject(r);
+        if (score > 0)
+            break;
+        drv_test_sleep_ms(5);
+    }
+    if (score == 0)
+        fail_msg("the retry never reached the delayed zset");
+    r = redisCommand(t->c, "TIME");
+    assert_non_null(r);
+    now_ms = atoll(r->element[0]->str) * 1000 +
+             atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    if (score - now_ms < 500)
+        fail_msg("retry due in %lld ms, wanted ~1000 (Retry-After: 1)",
+                 score - now_ms);
+    wait_stat(t, "processed", 1);
+    res = result_of(t, "thr-1", "result", NULL);
+    assert_non_null(res);
+    assert_string_equal(res, "finally");
+    free(res);
+    assert_int_equal(server_count("/throttle/a"), 2);
+    assert_int_equal(num(t, "HGET t:{default}:stats retried"), 1);
+    stop_worker(t);
+}
+
+static void
+test_http_handler_templating(void **st)
+{
+    struct ht *t = *st;
+    struct seen s;
+    char v[1024];
+    char *res;
+    int p = hs.port;
+
+    write_config(t, NULL,
+                 "  get_t:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/echo/{name}?q={q}\n"
+                 "    headers:\n      X-Job: \"id-{id} attempt-{attempt}\"\n"
+                 "      X-Token: \"{tok}\"\n"
+                 "    result_ttl: 1m\n"
+                 "  post_default:\n    handler: http\n    method: POST\n"
+                 "    url: http://127.0.0.1:%d/echo/post\n"
+                 "    result_ttl: 1m\n"
+                 "  put_t:\n    handler: http\n    method: PUT\n"
+                 "    url: http://127.0.0.1:%d/echo/put\n"
+                 "    headers: {Content-Type: text/plain}\n"
+                 "    body: \"name={name};n={n}\"\n"
+                 "    result_ttl: 1m\n"
+                 "  missing:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/echo/{nosuch}\n"
+                 "  inject:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/echo/inject\n"
+                 "    headers: {X-Token: \"{v}\"}\n",
+                 p, p, p, p, p);
+    start_worker(t);
+    xadd(t, "job", "get_t", "id", "g1", "name", "a b", "q", "x y&z=1/2",
+         "tok", "s3cr3t", NULL);
+    xadd(t, "job", "post_default", "id", "p1", "name", "alice", "n", "3",
+         NULL);
+    xadd(t, "job", "put_t", "id", "u1", "name", "bob", "n", "7", NULL);
+    xadd(t, "job", "missing", "id", "m1", NULL);
+    xadd(t, "job", "inject", "id", "i1", "v", "x\r\nX-Evil: 1", NULL);
+    wait_stat(t, "processed", 3);
+    wait_stat(t, "dead", 2);
+
+    /* url: values escaped, the template's own text kept; GET: no body */
+    assert_true(server_find("/echo/a", &s));
+    assert_string_equal(s.method, "GET");
+    assert_string_equal(s.uri, "/echo/a%20b?q=x%20y%26z%3D1%2F2");
+    assert_string_equal(s.xjob, "id-g1 attempt-0");
+    assert_string_equal(s.xtoken, "s3cr3t");
+    assert_string_equal(s.ctype, "(none)");
+    assert_int_equal(s.body_len, 0);
+
+    /* POST without body: the argument fields as JSON */
+    assert_true(server_find("/echo/post", &s));
+    assert_string_equal(s.method, "POST");
+    assert_string_equal(s.body, "{\"name\":\"alice\",\"n\":\"3\"}");
+    assert_string_equal(s.ctype, "application/json");
+    res = result_of(t, "p1", "result", NULL);
+    assert_non_null(res);
+    assert_string_equal(res, "{\"name\":\"alice\",\"n\":\"3\"}");
+    free(res);
+
+    /* body template and a configured Content-Type */
+    assert_true(server_find("/echo/put", &s));
+    assert_string_equal(s.method, "PUT");
+    assert_string_equal(s.body, "name=bob;n=7");
+    assert_string_equal(s.ctype, "text/plain");
+    res = result_of(t, "u1", "result", NULL);
+    assert_string_equal(res, "name=bob;n=7");
+    free(res);
+
+    /* a missing field and a header injection: dead at once, nothing sent */
+    dead_field(t, "missing", "error", v, sizeof v);
+    assert_string_equal(v, "missing field nosuch");
+    dead_field(t, "inject", "error", v, sizeof v);
+    if (strstr(v, "line break") == NULL)
+        fail_msg("inject error: %s", v);
+    assert_int_equal(server_count("/echo/inject"), 0);
+    stop_worker(t);
+}
+
+static void
+test_http_handler_timeout_and_stop_cancel(void **st)
+{
+    struct ht *t = *st;
+    char v[1024];
+
+    write_config(t, "  shutdown_timeout: 1s\n",
+                 "  hang:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/hang\n"
+                 "    timeout: 300ms\n    retries: 0\n"
+                 "  hang_long:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/hang\n"
+                 "    timeout: 10m\n    retries: 0\n",
+                 hs.port, hs.port);
+    start_worker(t);
+    /* the task group's timeout cancels the request: connection closed */
+    xadd(t, "job", "hang", "id", "h1", NULL);
+    wait_stat(t, "dead", 1);
+    dead_field(t, "hang", "error", v, sizeof v);
+    if (strstr(v, "timed out") == NULL)
+        fail_msg("hang error: %s", v);
+    wait_server(&hs.hang_closed, 1, "closed hang connections");
+
+    /* a graceful stop cancels it after shutdown_timeout: closed, and the
+     * job is back on its queue */
+    xadd(t, "job", "hang_long", "id", "h2", NULL);
+    wait_server(&hs.hang_seen, 2, "hang requests");
+    stop_worker(t);
+    wait_server(&hs.hang_closed, 2, "closed hang connections");
+    assert_int_equal(num(t, "XLEN t:{default}:jobs"), 1);
+    assert_int_equal(num(t, "HGET t:{default}:stats dead"), 1);
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_http_handler_status_mapping),
+        T(test_http_handler_retry_after_delays_retry),
+        T(test_http_handler_templating),
+        T(test_http_handler_timeout_and_stop_cancel),
+    };
+#undef T
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

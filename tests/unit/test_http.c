@@ -1,0 +1,1089 @@
+/*
+ * test_http.c -- the HTTP client against a real HTTP server on the same
+ * loop: libevent's evhttp bound to 127.0.0.1 on a port the kernel picks.
+ * Methods, bodies and headers echoed back, status codes and reasons,
+ * 3xx not followed, the body cap, Retry-After (delta-seconds and
+ * HTTP-date), connection refused, timeout, cancel mid-transfer (the
+ * server sees its connection closed), teardown with calls pending, free
+ * from inside a callback, 200 concurrent requests over few reused
+ * connections, and nothing left on the loop afterwards.
+ *
+ * The server's routes (path, then query):
+ *   /echo            200, body "METHOD\nx-test=..\nctype=..\nexpect=..\n
+ *                    clen=..\n\n" + the request body
+ *   /status?code=N&reason=R   status N (reason R if given), body "status N"
+ *   /redirect        302 with Location: /echo
+ *   /retry?ra=V      429 with Retry-After: V (URL-decoded)
+ *   /big?n=N         200 with N bytes of 'x'
+ *   /delay?ms=N      200 "late" after N ms
+ *   /hang            never answers; the test sees the peer close
+ *   /conn            200 "ok"
+ * evhttp cannot see a client close while a request is unanswered
+ * (libevent #78, #666), so each unanswered request gets an EV_CLOSED
+ * event of our own on its socket.
+ *
+ * Timing: the watchdog guards against hangs only; no speed assertions.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "harness.h"
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/http.h"
+#include "drover/loop.h"
+
+#define WATCHDOG_MS 60000 /* a hang guard only */
+#define MAX_PORTS 1024
+#define MAX_HELD 64
+
+struct state;
+
+/* A request the server holds: /hang, or /delay until its timer. */
+struct held {
+    struct state *s;
+    struct evhttp_request *req;   /* borrowed: evhttp's */
+    struct evhttp_connection *evcon; /* borrowed: evhttp's */
+    struct event *close_ev;       /* owned: EV_CLOSED on the socket */
+    struct event *timer;          /* owned: /delay reply, or NULL */
+    int live;                     /* slot in use */
+};
+
+struct state {
+    struct drv_loop *loop;
+    struct event_base *base;
+    struct drv_http *h;           /* NULL once a test freed it */
+    struct evhttp *http;          /* the server */
+    int port;                     /* its port */
+    struct event *watchdog;       /* stops a hung loop */
+    int fired;                    /* the watchdog fired */
+    int done;                     /* completions seen */
+    int want_done;                /* completions that end the run */
+    int want_closed;              /* held closes that end the run */
+    int requests;                 /* requests the server saw */
+    int hang_seen;                /* /hang requests seen */
+    int closed;                   /* held requests closed by the peer */
+    int ports[MAX_PORTS];         /* distinct client ports seen */
+    int nports;
+    struct held held[MAX_HELD];   /* unanswered requests */
+    struct drv_http_call *cancel_on_hang; /* cancel it when /hang comes */
+    int in_cancel;                /* inside drv_http_cancel */
+    int events_before;            /* events on the loop before the client */
+};
+
+/* One call's outcome, copied out of the callback. */
+struct rec {
+    struct state *s;
+    struct drv_http_call *call;   /* until the callback */
+    int ncb;                      /* callbacks run */
+    int code;
+    int status;
+    int version;
+    char reason[64];
+    char *body;                   /* owned copy */
+    size_t body_len;
+    int truncated;
+    int64_t retry_after_ms;
+    char location[256];
+    char error[512];
+    int cb_in_cancel;             /* the callback ran inside cancel */
+    int free_client;              /* call drv_http_free from the cb */
+    int retry_rc;                 /* drv_http_request from the cb */
+    int try_request;              /* ... attempted */
+};
+
+/* ------------------------------------------------------------ server */
+
+static int
+count_events(struct event_base *base)
+{
+    return event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED |
+                                               EVENT_BASE_COUNT_ACTIVE);
+}
+
+static void
+maybe_stop(struct state *s)
+{
+    if (s->done >= s->want_done && s->closed >= s->want_closed)
+        drv_loop_stop(s->loop);
+}
+
+static const char *
+method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "?";
+    }
+}
+
+static void
+held_release(struct held *hd)
+{
+    if (hd->close_ev != NULL)
+        event_free(hd->close_ev);
+    if (hd->timer != NULL)
+        event_free(hd->timer);
+    memset(hd, 0, sizeof *hd);
+}
+
+static void
+on_held_closed(evutil_socket_t fd, short what, void *arg)
+{
+    struct held *hd = arg;
+    struct state *s = hd->s;
+    struct evhttp_connection *evcon = hd->evcon;
+
+    (void)fd;
+    (void)what;
+    s->closed++;
+    held_release(hd);
+    evhttp_connection_free(evcon); /* frees the unanswered request too */
+    maybe_stop(s);
+}
+
+static void
+on_delay(evutil_socket_t fd, short what, void *arg)
+{
+    struct held *hd = arg;
+    struct evbuffer *b = evbuffer_new();
+    struct evhttp_request *req = hd->req;
+
+    (void)fd;
+    (void)what;
+    held_release(hd);
+    evbuffer_add_printf(b, "late");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static struct held *
+hold(struct state *s, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    evutil_socket_t fd =
+        bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    int i;
+
+    for (i = 0; i < MAX_HELD; i++)
+        if (!s->held[i].live)
+            break;
+    assert_true(i < MAX_HELD);
+    s->held[i].live = 1;
+    s->held[i].s = s;
+    s->held[i].req = req;
+    s->held[i].evcon = evcon;
+    s->held[i].close_ev = event_new(s->base, fd, EV_CLOSED, on_held_closed,
+                                    &s->held[i]);
+    assert_non_null(s->held[i].close_ev);
+    assert_int_equal(event_add(s->held[i].close_ev, NULL), 0);
+    return &s->held[i];
+}
+
+static void
+note_port(struct state *s, struct evhttp_request *req)
+{
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    int i;
+
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr,
+                               &port);
+    for (i = 0; i < s->nports; i++)
+        if (s->ports[i] == port)
+            return;
+    if (s->nports < MAX_PORTS)
+        s->ports[s->nports++] = port;
+}
+
+static const char *
+hdr(struct evhttp_request *req, const char *name)
+{
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                       name);
+    return v != NULL ? v : "(none)";
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+    struct state *s = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = evhttp_uri_get_path(uri);
+    const char *query = evhttp_uri_get_query(uri);
+    struct evkeyvalq q;
+    struct evbuffer *out = evbuffer_new();
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const char *v;
+
+    s->requests++;
+    note_port(s, req);
+    memset(&q, 0, sizeof q);
+    if (query != NULL)
+        evhttp_parse_query_str(query, &q);
+    if (strcmp(path, "/echo") == 0) {
+        evbuffer_add_printf(out, "%s\nx-test=%s\nctype=%s\nexpect=%s\n"
+                            "clen=%s\n\n",
+                            method_name(evhttp_request_get_command(req)),
+                            hdr(req, "X-Test"), hdr(req, "Content-Type"),
+                            hdr(req, "Expect"), hdr(req, "Content-Length"));
+        evbuffer_add_buffer(out, in);
+        evhttp_send_reply(req, 200, "OK", out);
+    } else if (strcmp(path, "/status") == 0) {
+        int code = atoi(evhttp_find_header(&q, "code"));
+        evbuffer_add_printf(out, "status %d", code);
+        evhttp_send_reply(req, code, evhttp_find_header(&q, "reason"), out);
+    } else if (strcmp(path, "/redirect") == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+                          "/echo");
+        evhttp_send_reply(req, 302, "Found", out);
+    } else if (strcmp(path, "/retry") == 0) {
+        v = evhttp_find_header(&q, "ra");
+        if (v != NULL)
+            evhttp_add_header(evhttp_request_get_output_headers(req),
+                              "Retry-After", v);
+        evbuffer_add_printf(out, "slow down");
+        evhttp_send_reply(req, 429, "Too Many Requests", out);
+    } else if (strcmp(path, "/big") == 0) {
+        long n = atol(evhttp_find_header(&q, "n"));
+        char *p = malloc((size_t)n);
+        memset(p, 'x', (size_t)n);
+        evbuffer_add(out, p, (size_t)n);
+        free(p);
+        evhttp_send_reply(req, 200, "OK", out);
+    } else if (strcmp(path, "/delay") == 0) {
+        struct held *hd = hold(s, req);
+        struct timeval tv = {0, 0};
+        long ms = atol(evhttp_find_header(&q, "ms"));
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        hd->timer = evtimer_new(s->base, on_delay, hd);
+        assert_int_equal(evtimer_add(hd->timer, &tv), 0);
+    } else if (strcmp(path, "/hang") == 0) {
+        s->hang_seen++;
+        hold(s, req);
+        if (s->cancel_on_hang != NULL) {
+            struct drv_http_call *c = s->cancel_on_hang;
+            s->cancel_on_hang = NULL;
+            s->in_cancel = 1;
+            drv_http_cancel(c);
+            s->in_cancel = 0;
+        }
+    } else {
+        evbuffer_add_printf(out, "ok");
+        evhttp_send_reply(req, 200, "OK", out);
+    }
+    evhttp_clear_headers(&q);
+    evbuffer_free(out);
+}
+
+/* ------------------------------------------------------- fixtures */
+
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct state *s = arg;
+
+    (void)fd;
+    (void)what;
+    s->fired = 1;
+    drv_loop_stop(s->loop);
+}
+
+static int
+setup(void **st)
+{
+    struct state *s = calloc(1, sizeof *s);
+    struct evhttp_bound_socket *bs;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+
+    assert_non_null(s);
+    s->loop = drv_loop_create(NULL);
+    assert_non_null(s->loop);
+    s->base = drv_loop_base(s->loop);
+    s->http = evhttp_new(s->base);
+    assert_non_null(s->http);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(s->http, on_request, s);
+    bs = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
+    assert_non_null(bs);
+    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs),
+                                 (struct sockaddr *)&sin, &len), 0);
+    s->port = ntohs(sin.sin_port);
+    s->watchdog = evtimer_new(s->base, on_watchdog, s);
+    assert_non_null(s->watchdog);
+    s->events_before = count_events(s->base);
+    assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
+    *st = s;
+    return 0;
+}
+
+/* Run the loop in short slices until cond(s) holds (watchdog-bounded). */
+static void
+spin_until(struct state *s, int (*cond)(struct state *), const char *what)
+{
+    int64_t deadline = drv_test_now_ms() + WATCHDOG_MS;
+
+    while (!cond(s)) {
+        struct timeval tv = {0, 10000};
+        if (drv_test_now_ms() > deadline)
+            fail_msg("watchdog: waiting for %s", what);
+        event_base_loopexit(s->base, &tv);
+        assert_int_equal(drv_loop_run(s->loop), 0);
+    }
+}
+
+static int
+live_held(const struct state *s)
+{
+    int i, n = 0;
+
+    for (i = 0; i < MAX_HELD; i++)
+        n += s->held[i].live;
+    return n;
+}
+
+/* Only the server's own events are left: its listener, plus one close
+ * watch per held request (the server notices closed keep-alive
+ * connections a moment after the client closes them). */
+static int
+only_server_left(struct state *s)
+{
+    return count_events(s->base) == s->events_before + live_held(s);
+}
+
+static int want_hangs; /* hangs_seen's target */
+
+static int
+hangs_seen(struct state *s)
+{
+    return s->hang_seen >= want_hangs;
+}
+
+static int
+teardown(void **st)
+{
+    struct state *s = *st;
+    int i;
+
+    drv_http_free(s->h);
+    /* the client added nothing that outlives it */
+    spin_until(s, only_server_left, "the client's events to go");
+    for (i = 0; i < MAX_HELD; i++)
+        if (s->held[i].live)
+            held_release(&s->held[i]);
+    evhttp_free(s->http);
+    event_free(s->watchdog);
+    /* nothing at all is left on the loop */
+    assert_int_equal(count_events(s->base), 0);
+    drv_loop_free(s->loop);
+    free(s);
+    return 0;
+}
+
+/* Run the loop until want_done completions and want_closed closes. */
+static void
+run_until(struct state *s, int want_done, int want_closed)
+{
+    struct timeval tv = {WATCHDOG_MS / 1000, 0};
+
+    s->want_done = want_done;
+    s->want_closed = want_closed;
+    if (s->done >= want_done && s->closed >= want_closed)
+        return;
+    assert_int_equal(evtimer_add(s->watchdog, &tv), 0);
+    assert_int_equal(drv_loop_run(s->loop), 0);
+    evtimer_del(s->watchdog);
+    if (s->fired)
+        fail_msg("watchdog: %d/%d done, %d/%d closed", s->done, want_done,
+                 s->closed, want_closed);
+}
+
+static void
+on_done(struct drv_http_call *call, int code, const struct drv_http_resp *r,
+        void *ctx)
+{
+    struct rec *rc = ctx;
+    struct state *s = rc->s;
+
+    assert_ptr_equal(call, rc->call);
+    assert_non_null(r);
+    rc->ncb++;
+    rc->cb_in_cancel = s->in_cancel;
+    rc->code = code;
+    rc->status = r->status;
+    rc->version = r->version;
+    snprintf(rc->reason, sizeof rc->reason, "%s", r->reason);
+    free(rc->body);
+    rc->body = malloc(r->body_len + 1);
+    memcpy(rc->body, r->body, r->body_len);
+    rc->body[r->body_len] = '\0';
+    rc->body_len = r->body_len;
+    rc->truncated = r->truncated;
+    rc->retry_after_ms = r->retry_after_ms;
+    snprintf(rc->location, sizeof rc->location, "%s",
+             r->location ? r->location : "");
+    snprintf(rc->error, sizeof rc->error, "%s", r->error);
+    rc->call = NULL;
+    if (rc->try_request) {
+        struct drv_http_req rq = {.url = "http://127.0.0.1:1/"};
+        rc->retry_rc = drv_http_request(s->h, &rq, on_done, rc, NULL);
+    }
+    if (rc->free_client) {
+        drv_http_free(s->h);
+        s->h = NULL;
+    }
+    s->done++;
+    maybe_stop(s);
+}
+
+static void
+rec_init(struct rec *rc, struct state *s)
+{
+    memset(rc, 0, sizeof *rc);
+    rc->s = s;
+    rc->code = 1;
+}
+
+static void
+rec_fini(struct rec *rc)
+{
+    free(rc->body);
+    rc->body = NULL;
+}
+
+/* Start a request to the test server; path is appended to its URL. */
+static void
+start(struct state *s, struct rec *rc, const char *method, const char *path,
+      const char *const *headers, size_t nheaders, const char *body,
+      size_t body_len, int64_t timeout_ms, size_t body_max)
+{
+    char url[512];
+    struct drv_http_req rq;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    memset(&rq, 0, sizeof rq);
+    rq.method = method;
+    rq.url = url;
+    rq.headers = headers;
+    rq.nheaders = nheaders;
+    rq.body = body;
+    rq.body_len = body_len;
+    rq.timeout_ms = timeout_ms;
+    rq.body_max = body_max;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, rc, &rc->call), 0);
+    assert_non_null(rc->call);
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void
+test_http_get_and_headers(void **st)
+{
+    struct state *s = *st;
+    struct rec a, b, c;
+    const char *hs[] = {"X-Test: hello world", "Accept: text/plain"};
+    const char *empty[] = {"X-Test;"};
+
+    rec_init(&a, s);
+    rec_init(&b, s);
+    rec_init(&c, s);
+    start(s, &a, NULL, "/echo", hs, 2, NULL, 0, 10000, 4096);
+    start(s, &b, "GET", "/conn", NULL, 0, NULL, 0, 0, 4096);
+    start(s, &c, "GET", "/echo", empty, 1, NULL, 0, 0, 4096);
+    run_until(s, 3, 0);
+    assert_int_equal(a.ncb, 1);
+    assert_int_equal(a.code, 0);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.reason, "OK");
+    assert_int_equal(a.version, 11);
+    assert_string_equal(a.body, "GET\nx-test=hello world\nctype=(none)\n"
+                                "expect=(none)\nclen=(none)\n\n");
+    assert_int_equal(a.truncated, 0);
+    assert_int_equal(a.retry_after_ms, -1);
+    assert_string_equal(a.location, "");
+    assert_string_equal(a.error, "");
+    assert_int_equal(b.code, 0);
+    assert_string_equal(b.body, "ok");
+    /* "Name;" sends the header with an empty value */
+    assert_string_equal(c.body, "GET\nx-test=\nctype=(none)\n"
+                                "expect=(none)\nclen=(none)\n\n");
+    assert_int_equal(drv_http_pending(s->h), 0);
+    rec_fini(&a);
+    rec_fini(&b);
+    rec_fini(&c);
+}
+
+static void
+test_http_methods_and_bodies(void **st)
+{
+    struct state *s = *st;
+    struct rec r[7];
+    static const char bin[] = "a\0b\r\n{}";
+    const char *json[] = {"Content-Type: application/json", "X-Test: 1"};
+    size_t big_len = 2 * 1024 * 1024 + 17;
+    char *big = malloc(big_len), want[256];
+    int i;
+
+    memset(big, 'B', big_len);
+    for (i = 0; i < 7; i++)
+        rec_init(&r[i], s);
+    start(s, &r[0], "POST", "/echo", json, 2, "{\"a\":1}", 7, 10000, 4096);
+    start(s, &r[1], "PUT", "/echo", NULL, 0, bin, sizeof bin - 1, 10000,
+          4096);
+    start(s, &r[2], "PATCH", "/echo", NULL, 0, "p", 1, 10000, 4096);
+    start(s, &r[3], "DELETE", "/echo", NULL, 0, NULL, 0, 10000, 4096);
+    start(s, &r[4], "POST", "/echo", NULL, 0, NULL, 0, 10000, 4096);
+    start(s, &r[5], "HEAD", "/echo", NULL, 0, NULL, 0, 10000, 4096);
+    start(s, &r[6], "POST", "/echo", NULL, 0, big, big_len, 30000,
+          big_len + 4096);
+    run_until(s, 7, 0);
+    for (i = 0; i < 7; i++) {
+        assert_int_equal(r[i].ncb, 1);
+        if (r[i].code != 0)
+            fail_msg("request %d: %d %s", i, r[i].code, r[i].error);
+        assert_int_equal(r[i].status, 200);
+    }
+    assert_string_equal(r[0].body, "POST\nx-test=1\nctype=application/json\n"
+                                   "expect=(none)\nclen=7\n\n{\"a\":1}");
+    /* binary body: NUL and CRLF arrive as they are; no Content-Type */
+    snprintf(want, sizeof want, "PUT\nx-test=(none)\nctype=(none)\n"
+             "expect=(none)\nclen=%zu\n\n", sizeof bin - 1);
+    assert_int_equal(r[1].body_len, strlen(want) + sizeof bin - 1);
+    assert_memory_equal(r[1].body, want, strlen(want));
+    assert_memory_equal(r[1].body + strlen(want), bin, sizeof bin - 1);
+    assert_string_equal(r[2].body, "PATCH\nx-test=(none)\nctype=(none)\n"
+                                   "expect=(none)\nclen=1\n\np");
+    assert_string_equal(r[3].body, "DELETE\nx-test=(none)\nctype=(none)\n"
+                                   "expect=(none)\nclen=(none)\n\n");
+    /* POST without a body: an empty one, Content-Length: 0 */
+    assert_string_equal(r[4].body, "POST\nx-test=(none)\nctype=(none)\n"
+                                   "expect=(none)\nclen=0\n\n");
+    /* HEAD: status only */
+    assert_int_equal(r[5].body_len, 0);
+    /* > 1 MiB: no "Expect: 100-continue" round trip */
+    snprintf(want, sizeof want, "POST\nx-test=(none)\nctype=(none)\n"
+             "expect=(none)\nclen=%zu\n\n", big_len);
+    assert_int_equal(r[6].body_len, strlen(want) + big_len);
+    assert_memory_equal(r[6].body, want, strlen(want));
+    assert_memory_equal(r[6].body + strlen(want), big, big_len);
+    free(big);
+    for (i = 0; i < 7; i++)
+        rec_fini(&r[i]);
+}
+
+static void
+test_http_status_codes(void **st)
+{
+    struct state *s = *st;
+    struct rec r[6];
+    char loc[128];
+    int i;
+
+    for (i = 0; i < 6; i++)
+        rec_init(&r[i], s);
+    start(s, &r[0], NULL, "/status?code=404", NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[1], NULL, "/status?code=500&reason=Boom", NULL, 0, NULL, 0,
+          10000, 100);
+    start(s, &r[2], NULL, "/status?code=201", NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[3], NULL, "/status?code=503", NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[4], NULL, "/redirect", NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[5], NULL, "/status?code=418&reason=Teapot", NULL, 0, NULL, 0,
+          10000, 100);
+    run_until(s, 6, 0);
+    for (i = 0; i < 6; i++) {
+        assert_int_equal(r[i].ncb, 1);
+        assert_int_equal(r[i].code, 0);
+    }
+    assert_int_equal(r[0].status, 404);
+    assert_string_equal(r[0].reason, "Not Found");
+    assert_string_equal(r[0].body, "status 404");
+    assert_int_equal(r[1].status, 500);
+    assert_string_equal(r[1].reason, "Boom");
+    assert_int_equal(r[2].status, 201);
+    assert_int_equal(r[3].status, 503);
+    /* 3xx: not followed; Location made absolute */
+    assert_int_equal(r[4].status, 302);
+    snprintf(loc, sizeof loc, "http://127.0.0.1:%d/echo", s->port);
+    assert_string_equal(r[4].location, loc);
+    assert_int_equal(r[5].status, 418);
+    assert_string_equal(r[5].reason, "Teapot");
+    assert_int_equal(s->requests, 6); /* the redirect was not followed */
+    for (i = 0; i < 6; i++)
+        rec_fini(&r[i]);
+}
+
+static void
+test_http_body_cap(void **st)
+{
+    struct state *s = *st;
+    struct rec r[4];
+    int i;
+
+    for (i = 0; i < 4; i++)
+        rec_init(&r[i], s);
+    start(s, &r[0], NULL, "/big?n=100000", NULL, 0, NULL, 0, 10000, 1000);
+    run_until(s, 1, 0);
+    start(s, &r[1], NULL, "/big?n=1000", NULL, 0, NULL, 0, 10000, 1000);
+    run_until(s, 2, 0);
+    start(s, &r[2], NULL, "/big?n=1001", NULL, 0, NULL, 0, 10000, 1000);
+    run_until(s, 3, 0);
+    start(s, &r[3], NULL, "/big?n=5000", NULL, 0, NULL, 0, 10000, 0);
+    run_until(s, 4, 0);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(r[i].code, 0);
+        assert_int_equal(r[i].status, 200);
+    }
+    assert_int_equal(r[0].body_len, 1000);
+    assert_int_equal(r[0].truncated, 1);
+    assert_int_equal(r[1].body_len, 1000);
+    assert_int_equal(r[1].truncated, 0);
+    assert_int_equal(r[2].body_len, 1000);
+    assert_int_equal(r[2].truncated, 1);
+    assert_int_equal(r[3].body_len, 0);
+    assert_int_equal(r[3].truncated, 1);
+    assert_string_equal(r[3].body, "");
+    /* the rest was read, so one connection served all four */
+    assert_int_equal(s->nports, 1);
+    for (i = 0; i < 4; i++)
+        rec_fini(&r[i]);
+}
+
+static void
+test_http_retry_after(void **st)
+{
+    struct state *s = *st;
+    struct rec r[5];
+    char path[256], date[64], esc[192];
+    struct tm tm;
+    time_t later = time(NULL) + 5;
+    char *e;
+    int i;
+
+    for (i = 0; i < 5; i++)
+        rec_init(&r[i], s);
+    gmtime_r(&later, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    e = evhttp_encode_uri(date);
+    snprintf(esc, sizeof esc, "%s", e);
+    free(e);
+    start(s, &r[0], NULL, "/retry?ra=3", NULL, 0, NULL, 0, 10000, 100);
+    snprintf(path, sizeof path, "/retry?ra=%s", esc);
+    start(s, &r[1], NULL, path, NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[2], NULL, "/retry?ra=soon", NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[3], NULL, "/retry", NULL, 0, NULL, 0, 10000, 100);
+    start(s, &r[4], NULL, "/retry?ra=0", NULL, 0, NULL, 0, 10000, 100);
+    run_until(s, 5, 0);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(r[i].code, 0);
+        assert_int_equal(r[i].status, 429);
+        assert_string_equal(r[i].reason, "Too Many Requests");
+    }
+    assert_int_equal(r[0].retry_after_ms, 3000);
+    /* a date 5 s ahead, in whole seconds, seen a moment later */
+    if (r[1].retry_after_ms < 2000 || r[1].retry_after_ms > 6000)
+        fail_msg("Retry-After %s gave %lld ms", date,
+                 (long long)r[1].retry_after_ms);
+    assert_int_equal(r[2].retry_after_ms, -1);
+    assert_int_equal(r[3].retry_after_ms, -1);
+    assert_int_equal(r[4].retry_after_ms, 0);
+    for (i = 0; i < 5; i++)
+        rec_fini(&r[i]);
+}
+
+static void
+test_http_parse_retry_after(void **st)
+{
+    const int64_t now = INT64_C(1700000000000); /* 2023-11-14T22:13:20Z */
+    const char *s;
+
+    (void)st;
+    assert_int_equal(drv_http_parse_retry_after("120", 3, now), 120000);
+    assert_int_equal(drv_http_parse_retry_after(" 7 \r\n", 5, now), 7000);
+    assert_int_equal(drv_http_parse_retry_after("0", 1, now), 0);
+    assert_int_equal(drv_http_parse_retry_after("", 0, now), -1);
+    assert_int_equal(drv_http_parse_retry_after("  ", 2, now), -1);
+    assert_int_equal(drv_http_parse_retry_after("-5", 2, now), -1);
+    assert_int_equal(drv_http_parse_retry_after("12abc", 5, now), -1);
+    assert_int_equal(drv_http_parse_retry_after("1.5", 3, now), -1);
+    s = "99999999999999999999999";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now),
+                     DRV_HTTP_RETRY_AFTER_MAX_MS);
+    /* IMF-fixdate, 100 s after now */
+    s = "Tue, 14 Nov 2023 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 100000);
+    /* obsolete RFC 850 and asctime forms */
+    s = "Tuesday, 14-Nov-23 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 100000);
+    s = "Tue Nov 14 22:15:00 2023";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 100000);
+    /* in the past: at once */
+    s = "Tue, 14 Nov 2023 22:00:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 0);
+    /* far future: capped */
+    s = "Fri, 01 Jan 2100 00:00:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now),
+                     DRV_HTTP_RETRY_AFTER_MAX_MS);
+    s = "tomorrow-ish";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+}
+
+/* A port nobody listens on: bound, then closed. */
+static int
+closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static void
+test_http_connection_refused(void **st)
+{
+    struct state *s = *st;
+    struct rec r;
+    char url[128];
+    struct drv_http_req rq;
+
+    rec_init(&r, s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", closed_port());
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.timeout_ms = 10000;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, &r.call), 0);
+    run_until(s, 1, 0);
+    assert_int_equal(r.ncb, 1);
+    assert_int_equal(r.code, -ECONNREFUSED);
+    assert_int_equal(r.status, 0);
+    assert_true(strlen(r.error) > 0);
+    rec_fini(&r);
+}
+
+static void
+test_http_timeout(void **st)
+{
+    struct state *s = *st;
+    struct rec r;
+
+    rec_init(&r, s);
+    start(s, &r, NULL, "/delay?ms=30000", NULL, 0, NULL, 0, 300, 100);
+    run_until(s, 1, 1); /* the server sees the connection go, too */
+    assert_int_equal(r.code, -ETIMEDOUT);
+    assert_int_equal(r.status, 0);
+    assert_true(strlen(r.error) > 0);
+    rec_fini(&r);
+}
+
+static void
+test_http_cancel_mid_transfer(void **st)
+{
+    struct state *s = *st;
+    struct rec a, b;
+
+    rec_init(&a, s);
+    rec_init(&b, s);
+    /* cancelled by the server callback once the request has arrived */
+    start(s, &a, "POST", "/hang", NULL, 0, "x", 1, 0, 100);
+    s->cancel_on_hang = a.call;
+    run_until(s, 1, 1);
+    assert_int_equal(s->hang_seen, 1);
+    assert_int_equal(a.ncb, 1);
+    assert_int_equal(a.code, -ECANCELED);
+    assert_int_equal(a.cb_in_cancel, 0); /* never inside the call */
+    assert_int_equal(a.status, 0);
+    /* cancelled before it even connected: completes later, once */
+    start(s, &b, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    s->in_cancel = 1;
+    drv_http_cancel(b.call);
+    drv_http_cancel(b.call); /* idempotent until the callback */
+    s->in_cancel = 0;
+    assert_int_equal(b.ncb, 0);
+    run_until(s, 2, 1);
+    assert_int_equal(b.ncb, 1);
+    assert_int_equal(b.code, -ECANCELED);
+    assert_int_equal(b.cb_in_cancel, 0);
+    assert_int_equal(drv_http_pending(s->h), 0);
+    rec_fini(&a);
+    rec_fini(&b);
+}
+
+static void
+test_http_many_concurrent_reuse(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    enum { N = 200 };
+    struct rec *r = calloc(2 * N, sizeof *r);
+    int i;
+
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_host_connections = 8;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    for (i = 0; i < N; i++) {
+        rec_init(&r[i], s);
+        start(s, &r[i], NULL, "/conn", NULL, 0, NULL, 0, 30000, 100);
+    }
+    assert_int_equal(drv_http_pending(s->h), N);
+    run_until(s, N, 0);
+    /* a second wave reuses the cached connections */
+    for (i = N; i < 2 * N; i++) {
+        rec_init(&r[i], s);
+        start(s, &r[i], NULL, "/conn", NULL, 0, NULL, 0, 30000, 100);
+    }
+    run_until(s, 2 * N, 0);
+    for (i = 0; i < 2 * N; i++) {
+        assert_int_equal(r[i].ncb, 1);
+        assert_int_equal(r[i].code, 0);
+        assert_string_equal(r[i].body, "ok");
+        rec_fini(&r[i]);
+    }
+    assert_int_equal(s->requests, 2 * N);
+    if (s->nports > 8)
+        fail_msg("%d connections for %d requests", s->nports, 2 * N);
+    free(r);
+}
+
+static void
+test_http_unlimited_concurrency(void **st)
+{
+    struct state *s = *st;
+    enum { N = 200 };
+    struct rec *r = calloc(N, sizeof *r);
+    int i;
+
+    for (i = 0; i < N; i++) {
+        rec_init(&r[i], s);
+        start(s, &r[i], "POST", "/echo", NULL, 0, "b", 1, 30000, 1000);
+    }
+    run_until(s, N, 0);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(r[i].code, 0);
+        assert_int_equal(r[i].status, 200);
+        rec_fini(&r[i]);
+    }
+    free(r);
+}
+
+static void
+test_http_free_completes_pending(void **st)
+{
+    struct state *s = *st;
+    struct rec r[3];
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        rec_init(&r[i], s);
+        r[i].try_request = 1;
+        start(s, &r[i], NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    }
+    want_hangs = 3; /* let the requests reach the server */
+    spin_until(s, hangs_seen, "3 requests at the server");
+    assert_int_equal(drv_http_pending(s->h), 3);
+    drv_http_free(s->h); /* callbacks run inside, with -ECANCELED */
+    s->h = NULL;
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(r[i].ncb, 1);
+        assert_int_equal(r[i].code, -ECANCELED);
+        assert_int_equal(r[i].retry_rc, -ESHUTDOWN);
+    }
+    run_until(s, 3, 3); /* the server sees all three connections close */
+    spin_until(s, only_server_left, "the client's events to go");
+    for (i = 0; i < 3; i++)
+        rec_fini(&r[i]);
+}
+
+static void
+test_http_free_inside_callback(void **st)
+{
+    struct state *s = *st;
+    struct rec a, b, c;
+
+    rec_init(&a, s);
+    rec_init(&b, s);
+    rec_init(&c, s);
+    start(s, &b, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    start(s, &c, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    want_hangs = 2;
+    spin_until(s, hangs_seen, "2 requests at the server");
+    start(s, &a, NULL, "/conn", NULL, 0, NULL, 0, 10000, 100);
+    a.free_client = 1;
+    run_until(s, 3, 2);
+    assert_null(s->h);
+    assert_int_equal(a.ncb, 1);
+    assert_int_equal(a.code, 0);
+    assert_int_equal(b.ncb, 1);
+    assert_int_equal(b.code, -ECANCELED);
+    assert_int_equal(c.ncb, 1);
+    assert_int_equal(c.code, -ECANCELED);
+    spin_until(s, only_server_left, "the client's events to go");
+    rec_fini(&a);
+    rec_fini(&b);
+    rec_fini(&c);
+}
+
+static void
+test_http_bad_requests(void **st)
+{
+    struct state *s = *st;
+    struct rec r;
+    struct drv_http_req rq;
+    const char *bad_hdr[] = {"X-A: 1\r\nX-B: 2"};
+
+    rec_init(&r, s);
+    memset(&rq, 0, sizeof rq);
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.url = "ftp://127.0.0.1/x";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.url = "file:///etc/passwd";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.url = "not a url";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.url = "http://127.0.0.1:1/x";
+    rq.method = "GE T";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.method = NULL;
+    rq.headers = bad_hdr;
+    rq.nheaders = 1;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.nheaders = 0;
+    assert_int_equal(drv_http_request(s->h, &rq, NULL, &r, NULL), -EINVAL);
+    /* no callback ever ran, nothing is pending */
+    assert_int_equal(drv_http_pending(s->h), 0);
+    run_until(s, 0, 0);
+    assert_int_equal(r.ncb, 0);
+    assert_int_equal(count_events(s->base), s->events_before);
+    assert_int_equal(drv_http_create(s->loop,
+                                     &(struct drv_http_opts){
+                                         .max_host_connections = -1},
+                                     &(struct drv_http *){NULL}),
+                     -EINVAL);
+    rec_fini(&r);
+}
+
+/* A host name (not "localhost", which curl answers itself) that the
+ * system resolves to 127.0.0.1, or NULL. */
+static const char *
+loopback_name(char *buf, size_t n)
+{
+    struct addrinfo hints, *res = NULL;
+    int ok = 0;
+
+    if (gethostname(buf, n) != 0 || strcmp(buf, "localhost") == 0)
+        return NULL;
+    buf[n - 1] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(buf, NULL, &hints, &res) == 0 && res != NULL)
+        ok = ((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr.s_addr ==
+             htonl(INADDR_LOOPBACK);
+    if (res != NULL)
+        freeaddrinfo(res);
+    return ok ? buf : NULL;
+}
+
+static void
+test_http_names_resolve_off_loop(void **st)
+{
+    struct state *s = *st;
+    struct rec r[2];
+    char url[400], name[256];
+    struct drv_http_req rq;
+    const char *host;
+    int i;
+
+    /* Debian's libcurl: the threaded resolver */
+    assert_int_equal(drv_http_async_dns(), 1);
+    for (i = 0; i < 2; i++)
+        rec_init(&r[i], s);
+    memset(&rq, 0, sizeof rq);
+    rq.timeout_ms = 20000;
+    rq.body_max = 100;
+    snprintf(url, sizeof url, "http://localhost:%d/conn", s->port);
+    rq.url = url;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[0], &r[0].call),
+                     0);
+    run_until(s, 1, 0);
+    assert_int_equal(r[0].code, 0);
+    assert_string_equal(r[0].body, "ok");
+    /* a name the resolver thread looks up, if this host has one */
+    host = loopback_name(name, sizeof name);
+    if (host != NULL) {
+        snprintf(url, sizeof url, "http://%s:%d/conn", host, s->port);
+        assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[1],
+                                          &r[1].call), 0);
+        run_until(s, 2, 0);
+        assert_int_equal(r[1].code, 0);
+        assert_string_equal(r[1].body, "ok");
+    }
+    for (i = 0; i < 2; i++)
+        rec_fini(&r[i]);
+    if (host == NULL)
+        skip();
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_http_get_and_headers),
+        T(test_http_methods_and_bodies),
+        T(test_http_status_codes),
+        T(test_http_body_cap),
+        T(test_http_retry_after),
+        cmocka_unit_test(test_http_parse_retry_after),
+        T(test_http_connection_refused),
+        T(test_http_timeout),
+        T(test_http_cancel_mid_transfer),
+        T(test_http_many_concurrent_reuse),
+        T(test_http_unlimited_concurrency),
+        T(test_http_free_completes_pending),
+        T(test_http_free_inside_callback),
+        T(test_http_bad_requests),
+        T(test_http_names_resolve_off_loop),
+    };
+#undef T
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
