@@ -544,6 +544,107 @@ test_queue_plain_acks_truncated_range(void **st)
     assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 2);
 }
 
+/* Deleting plain acks trims the stream below the oldest pending entry:
+ * another consumer's pending entries (older and newer than ours) and
+ * undelivered entries keep their payload; every acked entry is gone. */
+static void
+test_queue_plain_acks_trim_keeps_pending_and_undelivered(void **st)
+{
+    struct state *s = *st;
+    char a1[5][48], b[2][48], a2[5][48], later[3][48];
+    struct drv_script_call call;
+    int codes[10], i;
+    struct drv_err err;
+    redisReply *r;
+
+    enqueue_n_read(s, "A", 5, a1);
+    enqueue_n_read(s, "B", 2, b);     /* older than a2, still pending */
+    enqueue_n_read(s, "A", 5, a2);
+    for (i = 0; i < 3; i++) {         /* never delivered */
+        r = drv_test_redis_cmd(s->c, "XADD t:{q}:jobs * job noop u %d", i);
+        snprintf(later[i], sizeof later[i], "%s", r->str);
+        freeReplyObject(r);
+    }
+    /* A settles a1 and a2 together: B's two stay, with their payload */
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    for (i = 0; i < 5; i++)
+        plain_ack(&call, s, a1[i]);
+    for (i = 0; i < 5; i++)
+        plain_ack(&call, s, a2[i]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 10, codes, &err), 0);
+    freeReplyObject(r);
+    for (i = 0; i < 10; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 5); /* b + later */
+    for (i = 0; i < 2; i++) {
+        r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:jobs %s %s", b[i], b[i]);
+        assert_int_equal(r->elements, 1);
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 5; i++) {
+        r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:jobs %s %s", a2[i],
+                               a2[i]);
+        assert_int_equal(r->elements, 0);
+        freeReplyObject(r);
+    }
+    /* B settles too: now nothing is pending, the undelivered three stay
+     * and are delivered next, whole */
+    drv_settle_init(&call, &s->k, "B", 1700000000000LL);
+    plain_ack(&call, s, b[1]);
+    plain_ack(&call, s, b[0]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 2, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_DONE);
+    assert_int_equal(codes[1], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3);
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover A COUNT 10 "
+                           "STREAMS t:{q}:jobs >");
+    assert_int_equal(r->element[0]->element[1]->elements, 3);
+    for (i = 0; i < 3; i++) {
+        const redisReply *e = r->element[0]->element[1]->element[i];
+        assert_string_equal(e->element[0]->str, later[i]);
+        assert_int_equal(e->element[1]->elements, 4); /* job noop u i */
+    }
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 12);
+}
+
+/* The same across several stream nodes (100 entries each by default). */
+static void
+test_queue_plain_acks_trim_across_nodes(void **st)
+{
+    struct state *s = *st;
+    static char a1[130][48], a2[130][48];
+    char b[1][48];
+    struct drv_script_call call;
+    static int codes[260];
+    struct drv_err err;
+    redisReply *r;
+    int i;
+
+    enqueue_n_read(s, "A", 130, a1);
+    enqueue_n_read(s, "B", 1, b);
+    enqueue_n_read(s, "A", 130, a2);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    for (i = 129; i >= 0; i--) {
+        plain_ack(&call, s, a2[i]);
+        plain_ack(&call, s, a1[i]);
+    }
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 260, codes, &err), 0);
+    freeReplyObject(r);
+    for (i = 0; i < 260; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:jobs - +");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->str, b[0]);
+    assert_int_equal(r->element[0]->element[1]->elements, 4);
+    freeReplyObject(r);
+}
+
 static void
 test_queue_job_parse_last_field_wins(void **st)
 {
@@ -585,6 +686,11 @@ main(void)
             test_queue_plain_acks_batch_checks_ownership, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_plain_acks_truncated_range,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queue_plain_acks_trim_keeps_pending_and_undelivered, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queue_plain_acks_trim_across_nodes, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
