@@ -1,7 +1,7 @@
 /*
  * redis_limit.c -- the Redis limit for a reliable stream consumer.
  *
- *   redis_limit SOCKET KEY COUNT
+ *   redis_limit SOCKET KEY COUNT [trim]
  *
  * Drains stream KEY through consumer group "drover" doing only the Redis
  * work a reliable consumer must do per job, and nothing else: XREADGROUP
@@ -10,6 +10,11 @@
  * so a batch costs one round trip. No job logic, no ownership check, no
  * stats, no allocation per job beyond hiredis' reply. Exits 0 when a read
  * comes back empty, printing the number of entries it acked.
+ *
+ * With "trim", the deletion is the one drover's settle script uses: XACK
+ * of the ids, then XTRIM MINID to the batch's last id and XDEL of that
+ * one (valid here because this is the only consumer, so nothing older
+ * is pending; drover asks XPENDING for the oldest pending entry first).
  *
  * make bench times this program from spawn to exit on the same N jobs it
  * gives droverd: the throughput drover is compared against.
@@ -51,11 +56,13 @@ main(int argc, char **argv)
     long long total = 0;
     size_t nprev = 0, i;
     char countbuf[32];
+    int trim;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: redis_limit SOCKET KEY COUNT\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "trim") == 0)) {
+        fprintf(stderr, "usage: redis_limit SOCKET KEY COUNT [trim]\n");
         return 2;
     }
+    trim = argc == 5;
     sock = argv[1];
     key = argv[2];
     count = strtol(argv[3], NULL, 10);
@@ -91,13 +98,22 @@ main(int argc, char **argv)
             for (i = 0; i < 3; i++)
                 avl[i] = strlen(av[i]);
             redisAppendCommandArgv(c, (int)(3 + nprev), av, avl);
-            av[0] = "XDEL"; av[1] = key;
-            avl[0] = 4; avl[1] = strlen(key);
-            for (i = 0; i < nprev; i++) {
-                av[2 + i] = ents->element[i]->element[0]->str;
-                avl[2 + i] = ents->element[i]->element[0]->len;
+            if (trim) {
+                const redisReply *last = ents->element[nprev - 1]->element[0];
+
+                redisAppendCommand(c, "XTRIM %s MINID %b", key, last->str,
+                                   last->len);
+                redisAppendCommand(c, "XDEL %s %b", key, last->str,
+                                   last->len);
+            } else {
+                av[0] = "XDEL"; av[1] = key;
+                avl[0] = 4; avl[1] = strlen(key);
+                for (i = 0; i < nprev; i++) {
+                    av[2 + i] = ents->element[i]->element[0]->str;
+                    avl[2 + i] = ents->element[i]->element[0]->len;
+                }
+                redisAppendCommandArgv(c, (int)(2 + nprev), av, avl);
             }
-            redisAppendCommandArgv(c, (int)(2 + nprev), av, avl);
             freeReplyObject(prev); /* the argv was copied by append */
             prev = NULL;
         }
@@ -109,10 +125,12 @@ main(int argc, char **argv)
                 (size_t)r->integer != nprev)
                 die("XACK", c, r);
             freeReplyObject(r);
-            r = get_reply(c); /* XDEL */
-            if (r->type != REDIS_REPLY_INTEGER)
-                die("XDEL", c, r);
-            freeReplyObject(r);
+            for (i = 0; i < (trim ? 2u : 1u); i++) {
+                r = get_reply(c); /* XDEL, or XTRIM and XDEL */
+                if (r->type != REDIS_REPLY_INTEGER)
+                    die(trim ? "XTRIM/XDEL" : "XDEL", c, r);
+                freeReplyObject(r);
+            }
             total += (long long)nprev;
         }
         r = get_reply(c); /* XREADGROUP: nil or [[key, [[id, f]...]]] */
