@@ -238,15 +238,25 @@ drv_argv_adds(struct drv_argv *a, const char *s)
 void
 drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
 {
-    char buf[512];
+    char buf[512], *big = NULL;
     va_list ap;
     int n;
 
     va_start(ap, fmt);
     n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    DRV_ASSERT(n >= 0 && (size_t)n < sizeof buf);
-    drv_argv_add(a, buf, (size_t)n);
+    DRV_ASSERT(n >= 0);
+    if ((size_t)n < sizeof buf) {
+        drv_argv_add(a, buf, (size_t)n);
+        return;
+    }
+    /* longer (a key built from a long job id): format again on the heap */
+    big = drv_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    drv_argv_add(a, big, (size_t)n);
+    free(big);
 }
 
 void

@@ -645,6 +645,36 @@ test_queue_plain_acks_trim_across_nodes(void **st)
     freeReplyObject(r);
 }
 
+/* A long job id (keys longer than any fixed buffer) settles like any
+ * other: a retry keeps it, and so does its result key. */
+static void
+test_queue_long_job_id(void **st)
+{
+    struct state *s = *st;
+    char extra[1100], id[1000], key[1100];
+    struct drv_job *job;
+    struct drv_settle_op op = {0};
+
+    memset(id, 'x', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    snprintf(extra, sizeof extra, "id %s", id);
+    job = enqueue_and_read(s, "A", extra);
+    assert_string_equal(job->id, id);
+    op.kind = DRV_SETTLE_RETRY;
+    op.entry_id = job->entry_id;
+    op.job_id = job->id;
+    op.attempts = 1;
+    op.due_ms = 5000;
+    op.result_ttl_ms = 60000;
+    op.text = "boom";
+    op.text_len = 4;
+    assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "ZSCORE t:{q}:delayed %s", id), 5000);
+    snprintf(key, sizeof key, "t:{q}:result:%s", id);
+    assert_int_equal(int_cmd(s, "EXISTS %s", key), 1);
+    drv_job_free(job);
+}
+
 static void
 test_queue_job_parse_last_field_wins(void **st)
 {
@@ -691,6 +721,8 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_queue_plain_acks_trim_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_long_job_id, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
