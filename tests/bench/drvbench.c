@@ -30,7 +30,8 @@
  *   6  exec: 5,000 exec jobs of /bin/true (timed like 4), against
  *      tools/spawn_loop (posix_spawn + waitpid, one after the other).
  *   7  idle: droverd with 3 queues and no jobs for 10 s: CPU time (sum of
- *      its threads' schedstat), RSS, and the Redis CPU it causes.
+ *      its threads' schedstat), RSS (and its private part, RssAnon: the
+ *      rest is shared library pages), and the Redis CPU it causes.
  *
  * Every run starts from FLUSHALL. All processes share the machine: Redis,
  * droverd and this program (which only sleeps, or polls XLEN every ms).
@@ -561,12 +562,16 @@ met(const struct metric *m)
 
 /* ------------------------------------------------------------- case 1+2 */
 
+/* N noop jobs, then one droverd from start to an empty stream. The bench
+ * configuration (batch 256, concurrency 1024); defaults = 1: the shipped
+ * defaults (batch 32, concurrency 64), reported as one extra row. */
 static void
-case_drain(redisContext *c, int run)
+case_drain(redisContext *c, int run, int defaults)
 {
     struct conf cf = {1024, 256, 1, NULL};
+    struct conf df = {64, 32, 4, NULL};
     struct child ch;
-    const char *label = "drain N noop jobs, one droverd";
+    const char *label = "drain N noop jobs (batch 256, conc. 1024)";
     int64_t t0, t1;
     double cpu0, cpu1, rate;
 
@@ -574,12 +579,19 @@ case_drain(redisContext *c, int run)
     enqueue(c, opt.n, "noop", NULL, NULL);
     cpu0 = redis_cpu(c);
     t0 = mono_ns();
-    start_droverd(&ch, "drain", &cf, NULL);
+    start_droverd(&ch, defaults ? "drain-defaults" : "drain",
+                  defaults ? &df : &cf, NULL);
     t1 = wait_drained(c, &ch, 600);
     cpu1 = redis_cpu(c);
     stop_droverd(&ch);
     check_processed(c, opt.n);
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
+    if (defaults) {
+        put(1, label, "jobs/s, default config", 0, rate);
+        fprintf(stderr, "  [1 defaults] run %d: %.0f jobs/s\n", run + 1,
+                rate);
+        return;
+    }
     put(1, label, "jobs/s", 0, rate);
     put(1, label, "droverd CPU s", 2, ru_cpu(&ch.ru));
     put(1, label, "Redis CPU s", 2, cpu1 - cpu0);
@@ -669,7 +681,7 @@ case_latency(redisContext *c, int run)
     struct conf cf = {64, 32, 4, NULL};
     struct sent *s = calloc((size_t)total, sizeof *s);
     int64_t *lat = calloc((size_t)total, sizeof *lat);
-    const char *label = "pick-up latency, XADD -> handler start, 2000/s";
+    const char *label = "pick-up latency at 2,000/s (batch 32, conc. 64)";
     char trace[512], env[600], line[256];
     struct child ch;
     struct timespec next;
@@ -732,6 +744,16 @@ case_latency(redisContext *c, int run)
     fclose(f);
     if (nlat != total)
         die("trace has %d of %d jobs", nlat, total);
+    /* per job, in send order, for a closer look (DROVER_BENCH_KEEP=1) */
+    snprintf(line, sizeof line, "%s/latency-%d.txt", opt.work, run);
+    f = fopen(line, "w");
+    if (f != NULL) {
+        for (i = 0; i < total; i++)
+            fprintf(f, "%lld %llu-%llu\n", (long long)s[i].us,
+                    (unsigned long long)s[i].ms,
+                    (unsigned long long)s[i].seq);
+        fclose(f);
+    }
     qsort(lat, (size_t)nlat, sizeof *lat, cmp_i64);
     put(3, label, "p50 ms", 3, lat[nlat / 2] / 1000.0);
     put(3, label, "p99 ms", 3, lat[(int)(nlat * 0.99)] / 1000.0);
@@ -776,7 +798,7 @@ static void
 case_concurrency(redisContext *c, int run)
 {
     struct conf cf = {10000, 256, 1, NULL};
-    const char *label = "10,000 sleep jobs of 1 s, concurrency 10,000";
+    const char *label = "10,000 sleep 1 s jobs, concurrency 10,000";
     double idle = 0, peak = 0, wall;
 
     wall = timed_batch(c, "sleep", &cf, 10000, "sleep", "ms", "1000", &idle,
@@ -792,7 +814,7 @@ static void
 case_pool(redisContext *c, int run)
 {
     struct conf cf = {64, 32, 4, NULL};
-    const char *label = "800 block jobs of 10 ms, threads 4";
+    const char *label = "800 block 10 ms jobs, threads 4";
     double wall, rate;
 
     wall = timed_batch(c, "block", &cf, 800, "block", "ms", "10", NULL,
@@ -807,7 +829,7 @@ static void
 case_exec(redisContext *c, int run)
 {
     struct conf cf = {64, 32, 1, NULL};
-    const char *label = "5,000 exec jobs of /bin/true";
+    const char *label = "5,000 exec /bin/true jobs (conc. 64)";
     struct child ch;
     char path[512], log[512];
     const char *argv[5];
@@ -843,7 +865,7 @@ case_idle(redisContext *c, int run)
     struct conf cf = {64, 32, 4, "bench, bench2, bench3"};
     const char *label = "idle 10 s, 3 queues";
     struct child ch;
-    double cpu0, cpu1, r0, r1, rss;
+    double cpu0, cpu1, r0, r1, rss, anon;
 
     flushall(c);
     start_droverd(&ch, "idle", &cf, NULL);
@@ -855,8 +877,10 @@ case_idle(redisContext *c, int run)
     cpu1 = proc_cpu_s(ch.pid);
     r1 = redis_cpu(c);
     rss = proc_status_kb(ch.pid, "VmRSS");
+    anon = proc_status_kb(ch.pid, "RssAnon");
     stop_droverd(&ch);
     put(7, label, "RSS MB", 2, rss / 1024);
+    put(7, label, "of which private MB", 2, anon / 1024);
     put(7, label, "droverd CPU %", 3, (cpu1 - cpu0) / 10 * 100);
     put(7, label, "Redis CPU % (caused)", 3, (r1 - r0) / 10 * 100);
     fprintf(stderr, "  [7] run %d: RSS %.2f MB, CPU %.3f%%\n", run + 1,
@@ -945,11 +969,22 @@ report(redisContext *c)
     char mach[512];
     double load_end = loadavg();
     FILE *f;
-    int i, prev = -1, first = 1;
+    int i, prev = -1, first = 1, case_runs = 0;
 
     machine(mach, sizeof mach, c);
     for (i = 0; i < nmetrics; i++)
         metrics[i].median = median_of(metrics[i].v, metrics[i].n);
+    /* by case, in the order each case created its rows (stable) */
+    for (i = 1; i < nmetrics; i++) {
+        struct metric m = metrics[i];
+        int j = i;
+
+        while (j > 0 && metrics[j - 1].case_no > m.case_no) {
+            metrics[j] = metrics[j - 1];
+            j--;
+        }
+        metrics[j] = m;
+    }
 
     printf("\ndrover bench: %s\n", mach);
     printf("N = %ld; each value is the median of the runs in brackets; "
@@ -961,23 +996,29 @@ report(redisContext *c)
         printf("WARNING: the machine was busy with other work: numbers are "
                "low and noisy\n");
     printf("\n");
-    printf("%-2s  %-50s %-22s %12s  %-10s %s\n", "#", "case", "metric",
+    printf("%-2s  %-50s %-26s %10s  %-10s %s\n", "#", "case", "metric",
            "median", "target", "met");
     for (i = 0; i < nmetrics; i++) {
         const struct metric *m = &metrics[i];
-        char val[32], lab[96];
+        char val[32], lab[128], name[64];
 
         snprintf(val, sizeof val, "%.*f", m->prec, m->median);
-        if (m->case_no != prev)
+        if (m->case_no != prev) {
             snprintf(lab, sizeof lab, "%s (%d)", m->label, m->n);
-        else
+            case_runs = m->n;
+        } else {
             lab[0] = '\0';
+        }
+        if (m->n != case_runs)
+            snprintf(name, sizeof name, "%s (%d)", m->name, m->n);
+        else
+            snprintf(name, sizeof name, "%s", m->name);
         if (m->case_no != prev && prev != -1)
             printf("\n");
-        printf("%-2s  %-50s %-22s %12s  %-10s %s\n",
+        printf("%-2s  %-50s %-26s %10s  %-10s %s\n",
                m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
                                   : "",
-               lab, m->name, val, m->has_target ? m->target_txt : "",
+               lab, name, val, m->has_target ? m->target_txt : "",
                m->has_target ? (met(m) ? "yes" : "NO") : "");
         prev = m->case_no;
     }
@@ -1093,7 +1134,7 @@ main(int argc, char **argv)
                 "interleaved\n", opt.n, opt.runs);
         for (r = 0; r < opt.runs; r++) {
             if (opt.cases[1])
-                case_drain(c, r);
+                case_drain(c, r, 0);
             if (opt.cases[2]) {
                 case_limit(c, r, 0);
                 case_limit(c, r, 1);
@@ -1108,6 +1149,11 @@ main(int argc, char **argv)
             for (r = 0; r < d->n && r < t->n; r++)
                 put(2, "", "drover / XTRIM variant", 3, d->v[r] / t->v[r]);
             target(2, "drover / limit", 1, 0.8, ">= 0.80");
+        }
+        if (opt.cases[1]) {
+            /* context: the shipped defaults, fewer runs */
+            for (r = 0; r < opt.slow_runs; r++)
+                case_drain(c, r, 1);
         }
     }
     if (opt.cases[3]) {
