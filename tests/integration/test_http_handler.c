@@ -40,9 +40,8 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 
-#include "harness.h"
+#include "droverd.h"
 
-#define WAIT_MS 30000
 #define MAX_REQS 256
 #define MAX_HELD 32
 
@@ -314,7 +313,7 @@ server_get(const int *field)
 static void
 wait_server(const int *field, int want, const char *what)
 {
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
 
     while (server_get(field) < want && drv_test_now_ms() < deadline)
         drv_test_sleep_ms(10);
@@ -325,11 +324,15 @@ wait_server(const int *field, int want, const char *what)
 
 /* ------------------------------------------------------------ fixture */
 
-struct ht {
-    char dir[256];                /* temp dir: config, logs */
-    char cfg[400];                /* config path */
-    redisContext *c;              /* blocking client */
-    struct drv_test_proc w;       /* droverd */
+/* every config: the queue, then the jobs; worker defaults unless a test's
+ * worker keys name them */
+static const struct drv_test_droverd_opts opts = {
+    .tmpdir = "drover-ht",
+    .prefix = "t",
+    .log_level = "debug",
+    .worker_defaults = "  visibility_timeout: 10s\n  shutdown_timeout: 5s\n",
+    .body_head = "queues: [default]\njobs:\n",
+    .tail_lines = 40,
 };
 
 static int
@@ -353,204 +356,31 @@ group_teardown(void **st)
 static int
 setup(void **st)
 {
-    struct ht *t = calloc(1, sizeof *t);
-
-    drv_test_redis_flush(&srv);
+    *st = drv_test_droverd_new(&srv, &opts);
     server_reset();
-    assert_int_equal(drv_test_tmpdir("drover-ht", t->dir, sizeof t->dir), 0);
-    t->c = drv_test_redis_connect(&srv);
-    assert_non_null(t->c);
-    *st = t;
     return 0;
-}
-
-static void
-dump_log(const struct drv_test_proc *p)
-{
-    char cmd[600];
-
-    snprintf(cmd, sizeof cmd, "tail -n 40 '%s' >&2", p->log);
-    if (system(cmd) != 0)
-        return;
 }
 
 static int
 teardown(void **st)
 {
-    struct ht *t = *st;
-    const char *keep = getenv("DROVER_TEST_KEEP");
-
-    if (t->w.pid > 0) {
-        dump_log(&t->w);
-        drv_test_kill(&t->w, SIGKILL);
-    }
-    if (t->c != NULL)
-        redisFree(t->c);
-    if (!(keep && strcmp(keep, "1") == 0))
-        drv_test_rm_rf(t->dir);
-    free(t);
+    drv_test_droverd_free(*st);
     return 0;
 }
 
-/* Write the config: redis, worker settings (extra = more worker keys,
- * each line starting with two spaces), then jobs (with PORT in every
- * "%d" of jobs_fmt replaced by the server's port). */
+/* The config (drv_test_droverd_config; extra NULL: the defaults) with the
+ * jobs printf'd from jobs_fmt (the server's port in each "%d"). */
 static void
-write_config(struct ht *t, const char *extra, const char *jobs_fmt, ...)
+write_config(struct drv_test_droverd *t, const char *extra,
+             const char *jobs_fmt, ...)
 {
-    char text[8192], jobs[6144];
+    char jobs[6144];
     va_list ap;
 
     va_start(ap, jobs_fmt);
     vsnprintf(jobs, sizeof jobs, jobs_fmt, ap);
     va_end(ap);
-    snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
-    snprintf(text, sizeof text,
-             "redis:\n  url: %s\n  prefix: t\n"
-             "worker:\n  visibility_timeout: 10s\n%s"
-             "queues: [default]\n"
-             "jobs:\n%s",
-             srv.url, extra ? extra : "  shutdown_timeout: 5s\n", jobs);
-    assert_int_equal(drv_test_write_file(t->cfg, text), 0);
-}
-
-static void
-start_worker(struct ht *t)
-{
-    char bin[300], log[400];
-    const char *argv[6];
-
-    drv_test_bin("droverd", bin, sizeof bin);
-    snprintf(log, sizeof log, "%s/droverd.log", t->dir);
-    argv[0] = bin;
-    argv[1] = "-c";
-    argv[2] = t->cfg;
-    argv[3] = "--log-level";
-    argv[4] = "debug";
-    argv[5] = NULL;
-    assert_int_equal(drv_test_spawn(&t->w, argv, log, NULL), 0);
-}
-
-/* XADD to the default queue: NULL-terminated field, value list. */
-static void
-xadd(struct ht *t, ...)
-{
-    const char *argv[64];
-    size_t lens[64];
-    int argc = 0, i;
-    const char *s;
-    va_list ap;
-    redisReply *r;
-
-    argv[argc++] = "XADD";
-    argv[argc++] = "t:{default}:jobs";
-    argv[argc++] = "*";
-    va_start(ap, t);
-    while ((s = va_arg(ap, const char *)) != NULL && argc < 64)
-        argv[argc++] = s;
-    va_end(ap);
-    for (i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    r = redisCommandArgv(t->c, argc, argv, lens);
-    assert_non_null(r);
-    if (r->type != REDIS_REPLY_STRING)
-        fail_msg("XADD failed: %s", r->str ? r->str : "?");
-    freeReplyObject(r);
-}
-
-static long long
-num(struct ht *t, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(t->c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = atoll(r->str);
-    freeReplyObject(r);
-    return v;
-}
-
-static void
-wait_stat(struct ht *t, const char *name, long long want)
-{
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
-    long long v = 0;
-
-    while (drv_test_now_ms() < deadline) {
-        v = num(t, "HGET t:{default}:stats %s", name);
-        if (v >= want)
-            break;
-        drv_test_sleep_ms(20);
-    }
-    if (v != want) {
-        dump_log(&t->w);
-        fail_msg("stat %s is %lld, wanted %lld", name, v, want);
-    }
-}
-
-/* Field `name` of the dead entry whose `job` is job, into out ("" if
- * there is none). */
-static void
-dead_field(struct ht *t, const char *job, const char *name, char *out,
-           size_t n)
-{
-    redisReply *r = redisCommand(t->c, "XRANGE t:{default}:dead - +");
-    size_t i, k;
-
-    out[0] = '\0';
-    assert_non_null(r);
-    for (i = 0; i < r->elements; i++) {
-        redisReply *f = r->element[i]->element[1];
-        const char *j = NULL, *v = NULL;
-        for (k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "job") == 0)
-                j = f->element[k + 1]->str;
-            if (strcmp(f->element[k]->str, name) == 0)
-                v = f->element[k + 1]->str;
-        }
-        if (j != NULL && v != NULL && strcmp(j, job) == 0)
-            snprintf(out, n, "%s", v);
-    }
-    freeReplyObject(r);
-}
-
-/* HGET of the result hash of id; caller frees; NULL if absent. */
-static char *
-result_of(struct ht *t, const char *id, const char *field, size_t *len)
-{
-    redisReply *r = redisCommand(t->c, "HGET t:{default}:result:%s %s", id,
-                                 field);
-    char *v = NULL;
-
-    if (r != NULL && r->type == REDIS_REPLY_STRING) {
-        v = malloc(r->len + 1);
-        memcpy(v, r->str, r->len);
-        v[r->len] = '\0';
-        if (len != NULL)
-            *len = r->len;
-    }
-    freeReplyObject(r);
-    return v;
-}
-
-static void
-stop_worker(struct ht *t)
-{
-    int rc;
-
-    drv_test_kill(&t->w, SIGTERM);
-    rc = drv_test_wait(&t->w, WAIT_MS);
-    if (rc != 0) {
-        dump_log(&t->w);
-        fail_msg("droverd exit %d, wanted 0", rc);
-    }
+    drv_test_droverd_config(t, extra, jobs);
 }
 
 /* A loopback port nobody listens on. */
@@ -576,7 +406,7 @@ closed_port(void)
 static void
 test_http_handler_status_mapping(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char v[1024];
     char *res;
     int p = hs.port;
@@ -597,67 +427,69 @@ test_http_handler_status_mapping(void **st)
                  "    url: http://127.0.0.1:%d/x\n"
                  "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n",
                  p, p, p, p, closed_port());
-    start_worker(t);
-    xadd(t, "job", "ok", "id", "ok-1", "name", "world", NULL);
-    xadd(t, "job", "boom", "id", "boom-1", NULL);
-    xadd(t, "job", "gone", "id", "gone-1", NULL);
-    xadd(t, "job", "moved", "id", "moved-1", NULL);
-    xadd(t, "job", "refused", "id", "ref-1", NULL);
-    wait_stat(t, "processed", 1);
-    wait_stat(t, "dead", 4);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "ok", "id", "ok-1", "name",
+                  "world", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "boom", "id", "boom-1", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "gone", "id", "gone-1", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "moved", "id", "moved-1", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "refused", "id", "ref-1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_wait_stat(t, "default", "dead", 4);
 
     /* 2xx: the body is the result */
-    res = result_of(t, "ok-1", "result", NULL);
+    res = drv_test_result(t, "default", "ok-1", "result");
     assert_non_null(res);
     assert_string_equal(res, "hello /ok/world");
     free(res);
-    res = result_of(t, "ok-1", "status", NULL);
+    res = drv_test_result(t, "default", "ok-1", "status");
     assert_string_equal(res, "ok");
     free(res);
 
     /* 5xx: retried, then dead with every attempt counted */
-    dead_field(t, "boom", "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "boom", "attempts", v, sizeof v);
     assert_string_equal(v, "3");
-    dead_field(t, "boom", "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "boom", "error", v, sizeof v);
     if (strstr(v, "HTTP 500 Internal Server Error: status 500 body") == NULL)
         fail_msg("boom error: %s", v);
     assert_int_equal(server_count("/status/500"), 3);
 
     /* 404: dead at once, naming the status */
-    dead_field(t, "gone", "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "gone", "attempts", v, sizeof v);
     assert_string_equal(v, "1");
-    dead_field(t, "gone", "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "gone", "error", v, sizeof v);
     if (strstr(v, "HTTP 404 Not Found") == NULL)
         fail_msg("gone error: %s", v);
     assert_int_equal(server_count("/status/404"), 1);
-    res = result_of(t, "gone-1", "status", NULL);
+    res = drv_test_result(t, "default", "gone-1", "status");
     assert_string_equal(res, "dead");
     free(res);
 
     /* 3xx: not followed, dead at once with the Location */
-    dead_field(t, "moved", "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "moved", "attempts", v, sizeof v);
     assert_string_equal(v, "1");
-    dead_field(t, "moved", "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "moved", "error", v, sizeof v);
     if (strstr(v, "HTTP 302 Found") == NULL || strstr(v, "/ok/moved") == NULL)
         fail_msg("moved error: %s", v);
     assert_int_equal(server_count("/ok/moved"), 0);
 
     /* no server: retried, then dead */
-    dead_field(t, "refused", "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "refused", "attempts", v,
+                        sizeof v);
     assert_string_equal(v, "2");
-    dead_field(t, "refused", "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "refused", "error", v, sizeof v);
     if (strncmp(v, "connection refused: ", 20) != 0)
         fail_msg("refused error: %s", v);
 
-    assert_int_equal(num(t, "HGET t:{default}:stats retried"), 3);
-    stop_worker(t);
+    assert_int_equal(drv_test_num(t, "HGET t:{default}:stats retried"), 3);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 static void
 test_http_handler_retry_after_delays_retry(void **st)
 {
-    struct ht *t = *st;
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+    struct drv_test_droverd *t = *st;
+    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
     long long score = 0, now_ms;
     redisReply *r;
     char *res;
@@ -669,8 +501,9 @@ test_http_handler_retry_after_delays_retry(void **st)
                  "    retries: 2\n    backoff: 1ms\n    backoff_max: 1ms\n"
                  "    result_ttl: 1m\n",
                  hs.port);
-    start_worker(t);
-    xadd(t, "job", "thr", "id", "thr-1", "k", "a", NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "thr", "id", "thr-1", "k", "a",
+                  NULL);
     /* the retry waits in the delayed zset: due at least ~1 s after the
      * 429 was settled, whatever the machine's speed */
     while (drv_test_now_ms() < deadline) {
@@ -693,20 +526,20 @@ test_http_handler_retry_after_delays_retry(void **st)
     if (score - now_ms < 500)
         fail_msg("retry due in %lld ms, wanted ~1000 (Retry-After: 1)",
                  score - now_ms);
-    wait_stat(t, "processed", 1);
-    res = result_of(t, "thr-1", "result", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    res = drv_test_result(t, "default", "thr-1", "result");
     assert_non_null(res);
     assert_string_equal(res, "finally");
     free(res);
     assert_int_equal(server_count("/throttle/a"), 2);
-    assert_int_equal(num(t, "HGET t:{default}:stats retried"), 1);
-    stop_worker(t);
+    assert_int_equal(drv_test_num(t, "HGET t:{default}:stats retried"), 1);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 static void
 test_http_handler_templating(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     struct seen s;
     char v[1024];
     char *res;
@@ -732,16 +565,18 @@ test_http_handler_templating(void **st)
                  "    url: http://127.0.0.1:%d/echo/inject\n"
                  "    headers: {X-Token: \"{v}\"}\n",
                  p, p, p, p, p);
-    start_worker(t);
-    xadd(t, "job", "get_t", "id", "g1", "name", "a b", "q", "x y&z=1/2",
-         "tok", "s3cr3t", NULL);
-    xadd(t, "job", "post_default", "id", "p1", "name", "alice", "n", "3",
-         NULL);
-    xadd(t, "job", "put_t", "id", "u1", "name", "bob", "n", "7", NULL);
-    xadd(t, "job", "missing", "id", "m1", NULL);
-    xadd(t, "job", "inject", "id", "i1", "v", "x\r\nX-Evil: 1", NULL);
-    wait_stat(t, "processed", 3);
-    wait_stat(t, "dead", 2);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "get_t", "id", "g1", "name",
+                  "a b", "q", "x y&z=1/2", "tok", "s3cr3t", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "post_default", "id", "p1",
+                  "name", "alice", "n", "3", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "put_t", "id", "u1", "name",
+                  "bob", "n", "7", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "missing", "id", "m1", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "inject", "id", "i1", "v",
+                  "x\r\nX-Evil: 1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 3);
+    drv_test_wait_stat(t, "default", "dead", 2);
 
     /* url: values escaped, the template's own text kept; GET: no body */
     assert_true(server_find("/echo/a", &s));
@@ -757,7 +592,7 @@ test_http_handler_templating(void **st)
     assert_string_equal(s.method, "POST");
     assert_string_equal(s.body, "{\"name\":\"alice\",\"n\":\"3\"}");
     assert_string_equal(s.ctype, "application/json");
-    res = result_of(t, "p1", "result", NULL);
+    res = drv_test_result(t, "default", "p1", "result");
     assert_non_null(res);
     assert_string_equal(res, "{\"name\":\"alice\",\"n\":\"3\"}");
     free(res);
@@ -767,24 +602,24 @@ test_http_handler_templating(void **st)
     assert_string_equal(s.method, "PUT");
     assert_string_equal(s.body, "name=bob;n=7");
     assert_string_equal(s.ctype, "text/plain");
-    res = result_of(t, "u1", "result", NULL);
+    res = drv_test_result(t, "default", "u1", "result");
     assert_string_equal(res, "name=bob;n=7");
     free(res);
 
     /* a missing field and a header injection: dead at once, nothing sent */
-    dead_field(t, "missing", "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "missing", "error", v, sizeof v);
     assert_string_equal(v, "missing field nosuch");
-    dead_field(t, "inject", "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "job", "inject", "error", v, sizeof v);
     if (strstr(v, "line break") == NULL)
         fail_msg("inject error: %s", v);
     assert_int_equal(server_count("/echo/inject"), 0);
-    stop_worker(t);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 static void
 test_http_handler_timeout_and_stop_cancel(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char v[1024];
 
     write_config(t, "  shutdown_timeout: 1s\n",
@@ -795,23 +630,23 @@ test_http_handler_timeout_and_stop_cancel(void **st)
                  "    url: http://127.0.0.1:%d/hang\n"
                  "    timeout: 10m\n    retries: 0\n",
                  hs.port, hs.port);
-    start_worker(t);
+    drv_test_droverd_start(t, 0);
     /* the task group's timeout cancels the request: connection closed */
-    xadd(t, "job", "hang", "id", "h1", NULL);
-    wait_stat(t, "dead", 1);
-    dead_field(t, "hang", "error", v, sizeof v);
+    drv_test_xadd(t, "default", NULL, 0, "job", "hang", "id", "h1", NULL);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_dead_field(t, "default", "job", "hang", "error", v, sizeof v);
     if (strstr(v, "timed out") == NULL)
         fail_msg("hang error: %s", v);
     wait_server(&hs.hang_closed, 1, "closed hang connections");
 
     /* a graceful stop cancels it after shutdown_timeout: closed, and the
      * job is back on its queue */
-    xadd(t, "job", "hang_long", "id", "h2", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "hang_long", "id", "h2", NULL);
     wait_server(&hs.hang_seen, 2, "hang requests");
-    stop_worker(t);
+    drv_test_droverd_stop(t, 0, 0);
     wait_server(&hs.hang_closed, 2, "closed hang connections");
-    assert_int_equal(num(t, "XLEN t:{default}:jobs"), 1);
-    assert_int_equal(num(t, "HGET t:{default}:stats dead"), 1);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 1);
+    assert_int_equal(drv_test_num(t, "HGET t:{default}:stats dead"), 1);
 }
 
 int

@@ -12,26 +12,24 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
-
-#define WAIT_MS 30000
+#include "droverd.h"
 
 static struct drv_test_redis srv;
 static char plugin_dir[4096];     /* absolute $DROVER_PLUGIN_DIR */
 
-struct ht {
-    char dir[256];                /* temp dir: config, logs */
-    char cfg[400];                /* config path */
-    redisContext *c;              /* blocking client */
-    struct drv_test_proc w;       /* droverd */
-    char log[400];                /* its log */
-    int nstarted;
+/* worker defaults unless a test's worker keys name them */
+static const struct drv_test_droverd_opts opts = {
+    .tmpdir = "drover-ph",
+    .prefix = "t",
+    .log_level = "debug",
+    .worker_defaults = "  shutdown_timeout: 5s\n  visibility_timeout: 3s\n",
+    .body_head = NULL,
+    .tail_lines = 60,
 };
 
 static int
@@ -60,53 +58,25 @@ group_teardown(void **st)
 static int
 setup(void **st)
 {
-    struct ht *t = calloc(1, sizeof *t);
-
-    assert_non_null(t);
-    drv_test_redis_flush(&srv);
-    assert_int_equal(drv_test_tmpdir("drover-ph", t->dir, sizeof t->dir), 0);
-    t->c = drv_test_redis_connect(&srv);
-    assert_non_null(t->c);
-    *st = t;
+    *st = drv_test_droverd_new(&srv, &opts);
     return 0;
-}
-
-static void
-dump_log(const struct ht *t)
-{
-    char cmd[600];
-
-    snprintf(cmd, sizeof cmd, "tail -n 60 '%s' >&2", t->log);
-    if (system(cmd) != 0)
-        return;
 }
 
 static int
 teardown(void **st)
 {
-    struct ht *t = *st;
-    const char *keep = getenv("DROVER_TEST_KEEP");
-
-    if (t->w.pid > 0) {
-        dump_log(t);
-        drv_test_kill(&t->w, SIGKILL);
-    }
-    if (t->c != NULL)
-        redisFree(t->c);
-    if (!(keep && strcmp(keep, "1") == 0))
-        drv_test_rm_rf(t->dir);
-    free(t);
+    drv_test_droverd_free(*st);
     return 0;
 }
 
-/* The config: redis and test worker defaults, worker_extra (lines of two
- * spaces), then body (queues and jobs). $P in body stands for the plugin
- * dir. */
+/* The config (drv_test_droverd_config) with $P in body standing for the
+ * plugin dir. */
 static void
-write_config(struct ht *t, const char *worker_extra, const char *body)
+write_config(struct drv_test_droverd *t, const char *worker_extra,
+             const char *body)
 {
-    char text[8192], jobs[6144];
-    const char *p, *x;
+    char jobs[6144];
+    const char *p;
     size_t o = 0;
 
     for (p = body; *p != '\0' && o + 1 < sizeof jobs; p++) {
@@ -119,240 +89,66 @@ write_config(struct ht *t, const char *worker_extra, const char *body)
         }
     }
     jobs[o] = '\0';
-    snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
-    x = worker_extra != NULL ? worker_extra : "";
-    snprintf(text, sizeof text,
-             "redis:\n  url: %s\n  prefix: t\n"
-             "worker:\n%s  visibility_timeout: 3s\n%s%s",
-             srv.url,
-             strstr(x, "shutdown_timeout") ? "" : "  shutdown_timeout: 5s\n",
-             x, jobs);
-    assert_int_equal(drv_test_write_file(t->cfg, text), 0);
-}
-
-static void
-start_worker(struct ht *t)
-{
-    char bin[300];
-    const char *argv[6];
-
-    drv_test_bin("droverd", bin, sizeof bin);
-    snprintf(t->log, sizeof t->log, "%s/droverd%d.log", t->dir,
-             t->nstarted++);
-    argv[0] = bin;
-    argv[1] = "-c";
-    argv[2] = t->cfg;
-    argv[3] = "--log-level";
-    argv[4] = "debug";
-    argv[5] = NULL;
-    assert_int_equal(drv_test_spawn(&t->w, argv, t->log, NULL), 0);
-}
-
-static void
-stop_worker(struct ht *t, int want_exit)
-{
-    int rc;
-
-    drv_test_kill(&t->w, SIGTERM);
-    rc = drv_test_wait(&t->w, WAIT_MS);
-    if (rc != want_exit) {
-        dump_log(t);
-        fail_msg("droverd exit %d, wanted %d", rc, want_exit);
-    }
-    t->w.pid = 0;
-}
-
-/* XADD to queue default: NULL-terminated field, value list; the entry id
- * into id (may be NULL). */
-static void
-xadd(struct ht *t, char *id, size_t idn, ...)
-{
-    const char *argv[64];
-    size_t lens[64];
-    const char *s;
-    int argc = 0, i;
-    va_list ap;
-    redisReply *r;
-
-    argv[argc++] = "XADD";
-    argv[argc++] = "t:{default}:jobs";
-    argv[argc++] = "*";
-    va_start(ap, idn);
-    while ((s = va_arg(ap, const char *)) != NULL && argc < 64)
-        argv[argc++] = s;
-    va_end(ap);
-    for (i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    r = redisCommandArgv(t->c, argc, argv, lens);
-    assert_non_null(r);
-    if (r->type != REDIS_REPLY_STRING)
-        fail_msg("XADD failed: %s", r->str ? r->str : "?");
-    if (id != NULL)
-        snprintf(id, idn, "%s", r->str);
-    freeReplyObject(r);
-}
-
-static long long
-num(struct ht *t, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(t->c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = atoll(r->str);
-    else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-             r->element[0]->type == REDIS_REPLY_INTEGER)
-        v = r->element[0]->integer; /* XPENDING summary: count */
-    freeReplyObject(r);
-    return v;
-}
-
-static long long
-stat_of(struct ht *t, const char *name)
-{
-    return num(t, "HGET t:{default}:stats %s", name);
-}
-
-/* Wait until stat name reaches want (and check it is not above). */
-static void
-wait_stat(struct ht *t, const char *name, long long want)
-{
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
-    long long v = 0;
-
-    while (drv_test_now_ms() < deadline) {
-        v = stat_of(t, name);
-        if (v >= want)
-            break;
-        drv_test_sleep_ms(20);
-    }
-    if (v != want) {
-        dump_log(t);
-        fail_msg("stat %s is %lld, wanted %lld", name, v, want);
-    }
+    drv_test_droverd_config(t, worker_extra, jobs);
 }
 
 /* Wait until processed + dead reaches want. */
 static void
-wait_settled(struct ht *t, long long want)
+wait_settled(struct drv_test_droverd *t, long long want)
 {
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
 
     while (drv_test_now_ms() < deadline) {
-        if (stat_of(t, "processed") + stat_of(t, "dead") >= want)
+        long long n = drv_test_stat(t, "default", "processed") +
+                      drv_test_stat(t, "default", "dead");
+
+        if (n >= want)
             return;
         drv_test_sleep_ms(20);
     }
-    dump_log(t);
+    drv_test_dump_log(t, t->log);
     fail_msg("fewer than %lld jobs settled", want);
-}
-
-static void
-wait_pending(struct ht *t, long long want)
-{
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
-    long long v = 0;
-
-    while (drv_test_now_ms() < deadline) {
-        v = num(t, "XPENDING t:{default}:jobs drover");
-        if (v >= want)
-            return;
-        drv_test_sleep_ms(10);
-    }
-    dump_log(t);
-    fail_msg("pending is %lld, wanted %lld", v, want);
 }
 
 /* Wait until droverd's log contains needle. */
 static void
-wait_log(struct ht *t, const char *needle)
+wait_log(struct drv_test_droverd *t, const char *needle)
 {
-    int64_t deadline = drv_test_now_ms() + WAIT_MS;
+    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
 
     while (drv_test_now_ms() < deadline) {
         if (drv_test_file_contains(t->log, needle))
             return;
         drv_test_sleep_ms(20);
     }
-    dump_log(t);
+    drv_test_dump_log(t, t->log);
     fail_msg("log never said \"%s\"", needle);
 }
 
-static char *
-hget(struct ht *t, const char *key, const char *field)
-{
-    redisReply *r = redisCommand(t->c, "HGET %s %s", key, field);
-    char *v = (r && r->type == REDIS_REPLY_STRING) ? strdup(r->str) : NULL;
-
-    freeReplyObject(r);
-    return v;
-}
-
 static void
-assert_result(struct ht *t, const char *id, const char *field,
+assert_result(struct drv_test_droverd *t, const char *id, const char *field,
               const char *want)
 {
-    char key[160];
-    char *v;
+    char *v = drv_test_result(t, "default", id, field);
 
-    snprintf(key, sizeof key, "t:{default}:result:%s", id);
-    v = hget(t, key, field);
     if (v == NULL || strcmp(v, want) != 0) {
-        dump_log(t);
-        fail_msg("%s %s is \"%s\", wanted \"%s\"", key, field,
-                 v ? v : "(nil)", want);
+        drv_test_dump_log(t, t->log);
+        fail_msg("t:{default}:result:%s %s is \"%s\", wanted \"%s\"", id,
+                 field, v ? v : "(nil)", want);
     }
     free(v);
 }
 
 static long long
-result_num(struct ht *t, const char *id, const char *field)
+result_num(struct drv_test_droverd *t, const char *id, const char *field)
 {
-    char key[160];
-    char *v;
+    char *v = drv_test_result(t, "default", id, field);
     long long n;
 
-    snprintf(key, sizeof key, "t:{default}:result:%s", id);
-    v = hget(t, key, field);
     assert_non_null(v);
     n = atoll(v);
     free(v);
     return n;
-}
-
-/* The dead entry whose id field is id: field name into out ("" if none). */
-static void
-dead_field(struct ht *t, const char *id, const char *name, char *out,
-           size_t n)
-{
-    redisReply *r = redisCommand(t->c, "XRANGE t:{default}:dead - +");
-    size_t i, k;
-
-    out[0] = '\0';
-    assert_non_null(r);
-    for (i = 0; i < r->elements; i++) {
-        redisReply *f = r->element[i]->element[1];
-        const char *val = NULL;
-        int match = 0;
-
-        for (k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "id") == 0 &&
-                strcmp(f->element[k + 1]->str, id) == 0)
-                match = 1;
-            if (strcmp(f->element[k]->str, name) == 0)
-                val = f->element[k + 1]->str;
-        }
-        if (match && val != NULL)
-            snprintf(out, n, "%s", val);
-    }
-    freeReplyObject(r);
 }
 
 /* ------------------------------------------------------------- tests */
@@ -360,7 +156,7 @@ dead_field(struct ht *t, const char *id, const char *name, char *out,
 static void
 test_plugin_handler_both_modes_return_results_and_fail(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char link[400], a_ok[64], a_bad[64], a_fail[64], b_ok[64], b_perm[64];
     char v[1024];
 
@@ -378,17 +174,19 @@ test_plugin_handler_both_modes_return_results_and_fail(void **st)
                  "    library: $P/libexample.so\n"
                  "    symbol: example_blocking\n    blocking: true\n"
                  "    retries: 1\n    backoff: 10ms\n    result_ttl: 1m\n");
-    start_worker(t);
-    xadd(t, a_ok, sizeof a_ok, "job", "a", "ms", "50", "echo", "hi there",
-         NULL);
-    xadd(t, a_bad, sizeof a_bad, "job", "a", "ms", "abc", NULL);
-    xadd(t, a_fail, sizeof a_fail, "job", "a", "fail", "boom", NULL);
-    xadd(t, b_ok, sizeof b_ok, "job", "b", "data", "hello", "ms", "20",
-         NULL);
-    xadd(t, b_perm, sizeof b_perm, "job", "b", "fail", "no way",
-         "permanent", "1", NULL);
-    wait_stat(t, "processed", 2);
-    wait_stat(t, "dead", 3);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", a_ok, sizeof a_ok, "job", "a", "ms", "50",
+                  "echo", "hi there", NULL);
+    drv_test_xadd(t, "default", a_bad, sizeof a_bad, "job", "a", "ms", "abc",
+                  NULL);
+    drv_test_xadd(t, "default", a_fail, sizeof a_fail, "job", "a", "fail",
+                  "boom", NULL);
+    drv_test_xadd(t, "default", b_ok, sizeof b_ok, "job", "b", "data", "hello",
+                  "ms", "20", NULL);
+    drv_test_xadd(t, "default", b_perm, sizeof b_perm, "job", "b", "fail",
+                  "no way", "permanent", "1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 2);
+    drv_test_wait_stat(t, "default", "dead", 3);
 
     assert_result(t, a_ok, "status", "ok");
     assert_result(t, a_ok, "result", "hi there");
@@ -396,24 +194,24 @@ test_plugin_handler_both_modes_return_results_and_fail(void **st)
     assert_result(t, b_ok, "result", "fnv1a64=a430d84680aabd0b");
 
     /* a bad field: dead at once, naming the field */
-    dead_field(t, a_bad, "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", a_bad, "error", v, sizeof v);
     assert_non_null(strstr(v, "field ms: \"abc\""));
-    dead_field(t, a_bad, "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", a_bad, "attempts", v, sizeof v);
     assert_string_equal(v, "1");
     /* a retried failure: both attempts made, the plugin's text kept */
-    dead_field(t, a_fail, "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", a_fail, "error", v, sizeof v);
     assert_string_equal(v, "boom");
-    dead_field(t, a_fail, "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", a_fail, "attempts", v, sizeof v);
     assert_string_equal(v, "2");
     /* permanent: dead at once */
-    dead_field(t, b_perm, "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", b_perm, "error", v, sizeof v);
     assert_string_equal(v, "no way");
-    dead_field(t, b_perm, "attempts", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", b_perm, "attempts", v, sizeof v);
     assert_string_equal(v, "1");
-    assert_int_equal(stat_of(t, "retried"), 1);
+    assert_int_equal(drv_test_stat(t, "default", "retried"), 1);
     assert_true(drv_test_file_contains(t->log, "msg=\"example: ready for "
                                                "job type a\""));
-    stop_worker(t, 0);
+    drv_test_droverd_stop(t, 0, 0);
     /* shutdown ran for both types at the clean exit */
     assert_true(drv_test_file_contains(t->log, "example: job type a done"));
     assert_true(drv_test_file_contains(t->log, "example: job type b done"));
@@ -422,7 +220,7 @@ test_plugin_handler_both_modes_return_results_and_fail(void **st)
 static void
 test_plugin_handler_async_timeout_runs_cancel_hook(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char id[64], v[1024];
 
     write_config(t, "",
@@ -432,24 +230,24 @@ test_plugin_handler_async_timeout_runs_cancel_hook(void **st)
                  "    library: $P/libexample.so\n"
                  "    symbol: example_async\n"
                  "    timeout: 300ms\n    retries: 0\n");
-    start_worker(t);
-    xadd(t, id, sizeof id, "job", "a", "ms", "60000", NULL);
-    wait_stat(t, "dead", 1);
-    dead_field(t, id, "error", v, sizeof v);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", id, sizeof id, "job", "a", "ms", "60000", NULL);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_dead_field(t, "default", "id", id, "error", v, sizeof v);
     assert_string_equal(v, "timed out after 300 ms");
     assert_true(drv_test_file_contains(t->log, "example: cancelled while "
                                                "waiting 60000 ms"));
     assert_false(drv_test_file_contains(t->log, "missed cancel grace"));
     /* the worker still runs jobs of the type */
-    xadd(t, NULL, 0, "job", "a", "ms", "1", NULL);
-    wait_stat(t, "processed", 1);
-    stop_worker(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "a", "ms", "1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 static void
 test_plugin_handler_blocking_timeout_polls_cancelled(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char id[64], id2[64], v[1024];
 
     write_config(t, "  threads: 1\n",
@@ -459,24 +257,25 @@ test_plugin_handler_blocking_timeout_polls_cancelled(void **st)
                  "    library: $P/libexample.so\n"
                  "    symbol: example_blocking\n    blocking: true\n"
                  "    timeout: 300ms\n    retries: 0\n    result_ttl: 1m\n");
-    start_worker(t);
-    xadd(t, id, sizeof id, "job", "b", "ms", "60000", NULL);
-    wait_stat(t, "dead", 1);
-    dead_field(t, id, "error", v, sizeof v);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", id, sizeof id, "job", "b", "ms", "60000", NULL);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_dead_field(t, "default", "id", id, "error", v, sizeof v);
     assert_string_equal(v, "timed out after 300 ms");
     /* the thread saw cancelled() and returned long before its 60 s */
     wait_log(t, "example: stopped early: cancelled");
     /* its one thread is free again: the next job runs */
-    xadd(t, id2, sizeof id2, "job", "b", "data", "hello", NULL);
-    wait_stat(t, "processed", 1);
+    drv_test_xadd(t, "default", id2, sizeof id2, "job", "b", "data", "hello",
+                  NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
     assert_result(t, id2, "result", "fnv1a64=a430d84680aabd0b");
-    stop_worker(t, 0);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 static void
 test_plugin_handler_blocking_ignoring_cancel_keeps_permit(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char a[64], b[64], v[1024];
     long long failed_at, finished_at;
 
@@ -488,32 +287,32 @@ test_plugin_handler_blocking_ignoring_cancel_keeps_permit(void **st)
                  "    library: $P/libexample.so\n"
                  "    symbol: example_blocking\n    blocking: true\n"
                  "    timeout: 300ms\n    retries: 0\n    result_ttl: 1m\n");
-    start_worker(t);
-    xadd(t, a, sizeof a, "job", "b", "ms", "1500", "ignore_cancel", "1",
-         NULL);
-    wait_pending(t, 1);
-    xadd(t, b, sizeof b, "job", "b", "data", "hello", NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", a, sizeof a, "job", "b", "ms", "1500",
+                  "ignore_cancel", "1", NULL);
+    drv_test_wait_pending(t, "default", 1);
+    drv_test_xadd(t, "default", b, sizeof b, "job", "b", "data", "hello", NULL);
     wait_settled(t, 2);
     /* had A's abandoned thread given its permit back, B would have been
      * handed to the (busy) pool at once and timed out waiting there */
-    dead_field(t, b, "error", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", b, "error", v, sizeof v);
     if (v[0] != '\0') {
-        dump_log(t);
+        drv_test_dump_log(t, t->log);
         fail_msg("B is dead (\"%s\"): A's abandoned thread did not keep "
                  "its permit until run() returned", v);
     }
-    wait_stat(t, "dead", 1);
-    wait_stat(t, "processed", 1);
-    dead_field(t, a, "error", v, sizeof v);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_dead_field(t, "default", "id", a, "error", v, sizeof v);
     assert_string_equal(v, "timed out after 300 ms");
-    dead_field(t, a, "failed_at", v, sizeof v);
+    drv_test_dead_field(t, "default", "id", a, "failed_at", v, sizeof v);
     failed_at = atoll(v);
     assert_result(t, b, "result", "fnv1a64=a430d84680aabd0b");
     finished_at = result_num(t, b, "finished_at");
     /* A failed at ~300 ms but its thread ran to ~1500 ms, holding the
      * permit: B finished after that (a lower bound, not a speed check) */
     if (finished_at < failed_at + 1000) {
-        dump_log(t);
+        drv_test_dump_log(t, t->log);
         fail_msg("B finished %lld ms after A failed: A's thread permit was "
                  "not held until its run() returned",
                  finished_at - failed_at);
@@ -521,13 +320,13 @@ test_plugin_handler_blocking_ignoring_cancel_keeps_permit(void **st)
     assert_true(drv_test_file_contains(t->log, "example: uninterruptible "
                                                "work returned"));
     assert_true(drv_test_file_contains(t->log, "late completion ignored"));
-    stop_worker(t, 0);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 static void
 test_plugin_handler_graceful_stop_requeues_running(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     redisReply *r;
     size_t i, k;
     int with_id = 0;
@@ -541,17 +340,17 @@ test_plugin_handler_graceful_stop_requeues_running(void **st)
                  "  b:\n    handler: plugin\n"
                  "    library: $P/libexample.so\n"
                  "    symbol: example_blocking\n    blocking: true\n");
-    start_worker(t);
-    xadd(t, NULL, 0, "job", "a", "ms", "60000", NULL);
-    xadd(t, NULL, 0, "job", "b", "ms", "60000", NULL);
-    wait_pending(t, 2);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "a", "ms", "60000", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "b", "ms", "60000", NULL);
+    drv_test_wait_pending(t, "default", 2);
     /* both really running (the async one has armed its timer) */
     drv_test_sleep_ms(100);
-    stop_worker(t, 0);
-    assert_int_equal(num(t, "XLEN t:{default}:jobs"), 2);
-    assert_int_equal(num(t, "XPENDING t:{default}:jobs drover"), 0);
-    assert_int_equal(stat_of(t, "processed"), 0);
-    assert_int_equal(stat_of(t, "failed"), 0);
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 2);
+    assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"), 0);
+    assert_int_equal(drv_test_stat(t, "default", "processed"), 0);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
     assert_true(drv_test_file_contains(t->log, "example: cancelled while "
                                                "waiting 60000 ms"));
     r = redisCommand(t->c, "XRANGE t:{default}:jobs - +");
@@ -571,7 +370,7 @@ test_plugin_handler_graceful_stop_requeues_running(void **st)
 static void
 test_plugin_handler_plugin_ignoring_cancel_is_force_finished(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char id[64], v[1024];
 
     write_config(t, "",
@@ -584,37 +383,39 @@ test_plugin_handler_plugin_ignoring_cancel_is_force_finished(void **st)
                  "  a:\n    handler: plugin\n"
                  "    library: $P/libexample.so\n"
                  "    symbol: example_async\n");
-    start_worker(t);
-    xadd(t, id, sizeof id, "job", "deaf", NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", id, sizeof id, "job", "deaf", NULL);
     /* the task group's cancel grace (5 s) ends it without the plugin */
-    wait_stat(t, "dead", 1);
-    dead_field(t, id, "error", v, sizeof v);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_dead_field(t, "default", "id", id, "error", v, sizeof v);
     assert_string_equal(v, "timed out after 200 ms");
     wait_log(t, "plugin never called done; job view kept until exit");
     /* the worker is fine: other plugin jobs run, and it stops cleanly
      * (the parked view is freed at unload: ASan would see a leak) */
-    xadd(t, NULL, 0, "job", "a", "echo", "still here", NULL);
-    wait_stat(t, "processed", 1);
-    stop_worker(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "a", "echo", "still here",
+                  NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_droverd_stop(t, 0, 0);
 }
 
 /* droverd on body must exit 2 and its log name every needle. */
 static void
-expect_exit_2(struct ht *t, const char *body, const char *const *needles)
+expect_exit_2(struct drv_test_droverd *t, const char *body,
+              const char *const *needles)
 {
     int rc, i;
 
     write_config(t, "", body);
-    start_worker(t);
-    rc = drv_test_wait(&t->w, WAIT_MS);
-    t->w.pid = 0;
+    drv_test_droverd_start(t, 0);
+    rc = drv_test_wait(&t->w[0], DRV_TEST_WAIT_MS);
+    t->w[0].pid = 0;
     if (rc != 2) {
-        dump_log(t);
+        drv_test_dump_log(t, t->log);
         fail_msg("droverd exit %d, wanted 2", rc);
     }
     for (i = 0; needles[i] != NULL; i++)
         if (!drv_test_file_contains(t->log, needles[i])) {
-            dump_log(t);
+            drv_test_dump_log(t, t->log);
             fail_msg("droverd's error lacks \"%s\"", needles[i]);
         }
 }
@@ -622,7 +423,7 @@ expect_exit_2(struct ht *t, const char *body, const char *const *needles)
 static void
 test_plugin_handler_bad_plugin_config_exits_2(void **st)
 {
-    struct ht *t = *st;
+    struct drv_test_droverd *t = *st;
     char lib[4200], sym[4300];
     const char *missing[] = {"jobs.x: cannot load /nonexistent/libnope.so: ",
                              "No such file", NULL};

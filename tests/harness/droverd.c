@@ -1,0 +1,348 @@
+/*
+ * droverd.c -- the droverd fixture of the integration tests: temp dir,
+ * config, droverd processes and Redis helpers on the queue keys.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "droverd.h"
+
+/* ------------------------------------------------ fixture */
+
+struct drv_test_droverd *
+drv_test_droverd_new(const struct drv_test_redis *srv,
+                     const struct drv_test_droverd_opts *o)
+{
+    struct drv_test_droverd *t = calloc(1, sizeof *t);
+
+    assert_non_null(t);
+    t->o = *o;
+    t->srv = srv;
+    drv_test_redis_flush(srv);
+    assert_int_equal(drv_test_tmpdir(o->tmpdir, t->dir, sizeof t->dir), 0);
+    t->c = drv_test_redis_connect(srv);
+    assert_non_null(t->c);
+    return t;
+}
+
+void
+drv_test_droverd_free(struct drv_test_droverd *t)
+{
+    const char *keep = getenv("DROVER_TEST_KEEP");
+    int i;
+
+    if (t == NULL)
+        return;
+    for (i = 0; i < DRV_TEST_NPROCS; i++)
+        if (t->w[i].pid > 0) {
+            drv_test_dump_log(t, t->w[i].log);
+            drv_test_kill(&t->w[i], SIGKILL);
+        }
+    if (t->c != NULL)
+        redisFree(t->c);
+    if (!(keep && strcmp(keep, "1") == 0))
+        drv_test_rm_rf(t->dir);
+    free(t);
+}
+
+/* The default lines of defaults whose key extra does not name, appended
+ * to out (size n) at *o. */
+static void
+add_defaults(char *out, size_t n, size_t *o, const char *defaults,
+             const char *extra)
+{
+    const char *line = defaults;
+
+    while (line != NULL && *line != '\0') {
+        const char *end = strchr(line, '\n');
+        const char *key = line + strspn(line, " ");
+        size_t len = end != NULL ? (size_t)(end - line) + 1 : strlen(line);
+        size_t klen = strcspn(key, ":\n");
+        char name[128];
+
+        snprintf(name, sizeof name, "%.*s", (int)klen, key);
+        if (strstr(extra, name) == NULL && *o < n)
+            *o += (size_t)snprintf(out + *o, n - *o, "%.*s", (int)len, line);
+        line += len;
+    }
+}
+
+void
+drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
+                        const char *body)
+{
+    const char *x = worker_extra != NULL ? worker_extra : "";
+    char text[8192];
+    size_t o;
+
+    snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
+    o = (size_t)snprintf(text, sizeof text,
+                         "redis:\n  url: %s\n  prefix: %s\nworker:\n",
+                         t->srv->url, t->o.prefix);
+    add_defaults(text, sizeof text, &o, t->o.worker_defaults, x);
+    if (o < sizeof text)
+        snprintf(text + o, sizeof text - o, "%s%s%s", x,
+                 t->o.body_head != NULL ? t->o.body_head : "", body);
+    assert_int_equal(drv_test_write_file(t->cfg, text), 0);
+}
+
+void
+drv_test_droverd_start(struct drv_test_droverd *t, int i)
+{
+    char bin[300];
+    const char *argv[6];
+
+    assert_true(i >= 0 && i < DRV_TEST_NPROCS);
+    drv_test_bin("droverd", bin, sizeof bin);
+    snprintf(t->log, sizeof t->log, "%s/droverd%d.log", t->dir,
+             t->nstarted++);
+    argv[0] = bin;
+    argv[1] = "-c";
+    argv[2] = t->cfg;
+    argv[3] = "--log-level";
+    argv[4] = t->o.log_level;
+    argv[5] = NULL;
+    assert_int_equal(drv_test_spawn(&t->w[i], argv, t->log, NULL), 0);
+}
+
+void
+drv_test_droverd_stop(struct drv_test_droverd *t, int i, int want_exit)
+{
+    int rc;
+
+    drv_test_kill(&t->w[i], SIGTERM);
+    rc = drv_test_wait(&t->w[i], DRV_TEST_WAIT_MS);
+    if (rc != want_exit) {
+        drv_test_dump_log(t, t->w[i].log);
+        fail_msg("droverd exit %d, wanted %d", rc, want_exit);
+    }
+}
+
+void
+drv_test_dump_log(const struct drv_test_droverd *t, const char *log)
+{
+    char cmd[600];
+
+    snprintf(cmd, sizeof cmd, "tail -n %d '%s' >&2", t->o.tail_lines, log);
+    if (system(cmd) != 0)
+        return;
+}
+
+/* The logs of the droverd processes still running (a failing wait). */
+static void
+dump_running(const struct drv_test_droverd *t)
+{
+    int i;
+
+    for (i = 0; i < DRV_TEST_NPROCS; i++)
+        if (t->w[i].pid > 0)
+            drv_test_dump_log(t, t->w[i].log);
+}
+
+/* ------------------------------------------------ redis helpers */
+
+void
+drv_test_xadd(struct drv_test_droverd *t, const char *q, char *id,
+              size_t idn, ...)
+{
+    const char *argv[64];
+    size_t lens[64];
+    char key[128];
+    int argc = 0, i;
+    const char *s;
+    va_list ap;
+    redisReply *r;
+
+    snprintf(key, sizeof key, "%s:{%s}:jobs", t->o.prefix, q);
+    argv[argc++] = "XADD";
+    argv[argc++] = key;
+    argv[argc++] = "*";
+    va_start(ap, idn);
+    while ((s = va_arg(ap, const char *)) != NULL && argc < 64)
+        argv[argc++] = s;
+    va_end(ap);
+    for (i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    r = redisCommandArgv(t->c, argc, argv, lens);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("XADD failed: %s", r->str ? r->str : "?");
+    if (id != NULL)
+        snprintf(id, idn, "%s", r->str);
+    freeReplyObject(r);
+}
+
+long long
+drv_test_num(struct drv_test_droverd *t, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    long long v = 0;
+
+    va_start(ap, fmt);
+    r = redisvCommand(t->c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = atoll(r->str);
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             r->element[0]->type == REDIS_REPLY_INTEGER)
+        v = r->element[0]->integer; /* XPENDING summary: count */
+    freeReplyObject(r);
+    return v;
+}
+
+long long
+drv_test_stat(struct drv_test_droverd *t, const char *q, const char *name)
+{
+    return drv_test_num(t, "HGET %s:{%s}:stats %s", t->o.prefix, q, name);
+}
+
+void
+drv_test_wait_stat(struct drv_test_droverd *t, const char *q,
+                   const char *name, long long want)
+{
+    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
+    long long v = 0;
+
+    while (drv_test_now_ms() < deadline) {
+        v = drv_test_stat(t, q, name);
+        if (v >= want)
+            break;
+        drv_test_sleep_ms(20);
+    }
+    /* reached: a fresh read must agree (it must not have gone past) */
+    if (v == want)
+        v = drv_test_stat(t, q, name);
+    if (v != want) {
+        dump_running(t);
+        fail_msg("stat %s of %s is %lld, wanted %lld", name, q, v, want);
+    }
+}
+
+void
+drv_test_wait_pending(struct drv_test_droverd *t, const char *q,
+                      long long want)
+{
+    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
+    long long v = 0;
+
+    while (drv_test_now_ms() < deadline) {
+        v = drv_test_num(t, "XPENDING %s:{%s}:jobs drover", t->o.prefix, q);
+        if (v >= want)
+            return;
+        drv_test_sleep_ms(10);
+    }
+    dump_running(t);
+    fail_msg("pending of %s is %lld, wanted %lld", q, v, want);
+}
+
+/* The value of the last field name in a stream entry's field list, or
+ * NULL. */
+static const char *
+entry_field(const redisReply *f, const char *name)
+{
+    const char *v = NULL;
+    size_t k;
+
+    for (k = 0; k + 1 < f->elements; k += 2)
+        if (strcmp(f->element[k]->str, name) == 0)
+            v = f->element[k + 1]->str;
+    return v;
+}
+
+void
+drv_test_dead_fields(struct drv_test_droverd *t, const char *q,
+                     const char *name, char *out, size_t n)
+{
+    redisReply *r = redisCommand(t->c, "XRANGE %s:{%s}:dead - +",
+                                 t->o.prefix, q);
+    size_t i, k, o = 0;
+
+    out[0] = '\0';
+    assert_non_null(r);
+    for (i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        for (k = 0; k + 1 < f->elements; k += 2)
+            if (strcmp(f->element[k]->str, name) == 0 && o < n)
+                o += (size_t)snprintf(out + o, n - o, "%s|",
+                                      f->element[k + 1]->str);
+    }
+    freeReplyObject(r);
+}
+
+void
+drv_test_dead_field(struct drv_test_droverd *t, const char *q,
+                    const char *key, const char *val, const char *name,
+                    char *out, size_t n)
+{
+    redisReply *r = redisCommand(t->c, "XRANGE %s:{%s}:dead - +",
+                                 t->o.prefix, q);
+    size_t i;
+
+    out[0] = '\0';
+    assert_non_null(r);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *k = key != NULL ? entry_field(f, key) : NULL;
+        const char *v = entry_field(f, name);
+
+        if (v != NULL && (key == NULL || (k != NULL && strcmp(k, val) == 0)))
+            snprintf(out, n, "%s", v);
+    }
+    freeReplyObject(r);
+}
+
+char *
+drv_test_hget(struct drv_test_droverd *t, const char *key, const char *field)
+{
+    redisReply *r = redisCommand(t->c, "HGET %s %s", key, field);
+    char *v = (r && r->type == REDIS_REPLY_STRING) ? strdup(r->str) : NULL;
+
+    freeReplyObject(r);
+    return v;
+}
+
+char *
+drv_test_result(struct drv_test_droverd *t, const char *q, const char *id,
+                const char *field)
+{
+    redisReply *r = redisCommand(t->c, "HGET %s:{%s}:result:%s %s",
+                                 t->o.prefix, q, id, field);
+    char *v = NULL;
+
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        v = malloc(r->len + 1);
+        assert_non_null(v);
+        memcpy(v, r->str, r->len);
+        v[r->len] = '\0';
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+/* ------------------------------------------------ processes */
+
+int
+drv_test_pid_alive(long pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    char *p;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    p = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (p == NULL)
+        return 0;
+    p = strrchr(buf, ')');
+    return p != NULL && p[2] != 'Z'; /* a zombie is dead */
+}

@@ -1,0 +1,126 @@
+/*
+ * droverd.h -- a droverd fixture for integration tests.
+ *
+ * One per test (per-test setup/teardown): a private temp dir, a blocking
+ * client on the harness's redis-server (flushed first), a config written
+ * for that server, droverd processes started on it (each with a log file
+ * in the temp dir) and stopped with SIGTERM, and helpers on the queue keys
+ * PREFIX:{Q}:jobs, :stats, :dead and :result:ID. Everything runs on the
+ * test's thread. Waits poll Redis with a generous deadline
+ * (DRV_TEST_WAIT_MS): a guard against hangs, never a speed check. On a
+ * failure the helpers show the tail of droverd's log, then fail the test.
+ */
+#ifndef DROVER_TEST_DROVERD_H
+#define DROVER_TEST_DROVERD_H
+
+#include "harness.h"
+
+#define DRV_TEST_WAIT_MS 30000 /* deadline of every wait (hang guard) */
+#define DRV_TEST_NPROCS 2      /* droverd processes one fixture can hold */
+
+/* What differs between the test files; copied by drv_test_droverd_new. */
+struct drv_test_droverd_opts {
+    const char *tmpdir;          /* temp dir name prefix ("drover-wt") */
+    const char *prefix;          /* redis.prefix of the config ("t") */
+    const char *log_level;       /* droverd --log-level ("debug") */
+    const char *worker_defaults; /* worker: lines ("  key: value\n"), each
+                                  * left out when worker_extra names key */
+    const char *body_head;       /* text before every config body, or
+                                  * NULL ("queues: [default]\n") */
+    int tail_lines;              /* log lines drv_test_dump_log shows */
+};
+
+struct drv_test_droverd {
+    struct drv_test_droverd_opts o;   /* the test file's options */
+    const struct drv_test_redis *srv; /* borrowed: the group's server */
+    char dir[256];                    /* temp dir: config, logs, files */
+    char cfg[400];                    /* config path (dir/drover.yaml) */
+    char log[400];                    /* log of the droverd started last */
+    redisContext *c;                  /* blocking client on srv */
+    struct drv_test_proc w[DRV_TEST_NPROCS]; /* droverd processes */
+    int nstarted;                     /* starts so far: numbers the logs */
+};
+
+/* drv_test_droverd_new -- FLUSHALL on srv, make the temp dir, connect;
+ * asserts each step. srv is borrowed and must outlive the fixture (it may
+ * be restarted meanwhile: the port stays). Free with drv_test_droverd_free. */
+struct drv_test_droverd *
+drv_test_droverd_new(const struct drv_test_redis *srv,
+                     const struct drv_test_droverd_opts *o);
+
+/* drv_test_droverd_free -- SIGKILL any droverd still running (showing its
+ * log first), close the client, remove the temp dir unless
+ * DROVER_TEST_KEEP=1, free t. NULL is a no-op. */
+void drv_test_droverd_free(struct drv_test_droverd *t);
+
+/* drv_test_droverd_config -- write t->cfg: redis (srv's URL, the prefix),
+ * then "worker:" with the defaults that worker_extra (NULL: none) does not
+ * name, then worker_extra (lines of two spaces), then body_head and body
+ * (queues, jobs, pipelines). Asserts the write. */
+void drv_test_droverd_config(struct drv_test_droverd *t,
+                             const char *worker_extra, const char *body);
+
+/* drv_test_droverd_start -- spawn droverd -c CFG --log-level LEVEL as
+ * process i, logging to dir/droverdN.log (N counts this fixture's starts;
+ * the path is also in t->log). */
+void drv_test_droverd_start(struct drv_test_droverd *t, int i);
+
+/* drv_test_droverd_stop -- SIGTERM process i and wait for it: fails the
+ * test (showing the log) unless it exits with want_exit in time. */
+void drv_test_droverd_stop(struct drv_test_droverd *t, int i, int want_exit);
+
+/* drv_test_dump_log -- the last lines of log on stderr (diagnostics). */
+void drv_test_dump_log(const struct drv_test_droverd *t, const char *log);
+
+/* drv_test_xadd -- XADD to queue q's stream the NULL-terminated field,
+ * value list; the entry id into id (size idn; id may be NULL). Fails the
+ * test unless Redis returns an id. */
+void drv_test_xadd(struct drv_test_droverd *t, const char *q, char *id,
+                   size_t idn, ...);
+
+/* drv_test_num -- run a command and read its reply as a number: an
+ * integer, a numeric string, the count of an XPENDING summary; 0 for
+ * anything else (nil). Asserts a reply. */
+long long drv_test_num(struct drv_test_droverd *t, const char *fmt, ...);
+
+/* drv_test_stat -- field name of PREFIX:{q}:stats (0 when unset). */
+long long drv_test_stat(struct drv_test_droverd *t, const char *q,
+                        const char *name);
+
+/* drv_test_wait_stat -- poll stat name of q until it reaches want; fails
+ * the test unless it is then exactly want (and still is on a second read)
+ * within DRV_TEST_WAIT_MS, showing the logs of the droverd still running. */
+void drv_test_wait_stat(struct drv_test_droverd *t, const char *q,
+                        const char *name, long long want);
+
+/* drv_test_wait_pending -- poll the pending count of q's group "drover"
+ * until it is at least want; fails the test after DRV_TEST_WAIT_MS,
+ * showing the logs of the droverd still running. */
+void drv_test_wait_pending(struct drv_test_droverd *t, const char *q,
+                           long long want);
+
+/* drv_test_dead_fields -- field name of every entry of q's dead stream,
+ * each followed by '|', into out (size n; "" when none). */
+void drv_test_dead_fields(struct drv_test_droverd *t, const char *q,
+                          const char *name, char *out, size_t n);
+
+/* drv_test_dead_field -- field name of the dead entry of q whose field key
+ * is val (key NULL: any entry; the last match wins), into out (size n; ""
+ * when there is none). */
+void drv_test_dead_field(struct drv_test_droverd *t, const char *q,
+                         const char *key, const char *val, const char *name,
+                         char *out, size_t n);
+
+/* drv_test_hget -- HGET key field: a copy the caller frees, or NULL. */
+char *drv_test_hget(struct drv_test_droverd *t, const char *key,
+                    const char *field);
+
+/* drv_test_result -- field of job id's result hash PREFIX:{q}:result:ID:
+ * a copy the caller frees, or NULL. */
+char *drv_test_result(struct drv_test_droverd *t, const char *q,
+                      const char *id, const char *field);
+
+/* drv_test_pid_alive -- 1 if pid runs (/proc/PID/stat); a zombie is dead. */
+int drv_test_pid_alive(long pid);
+
+#endif
