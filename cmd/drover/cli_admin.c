@@ -129,7 +129,8 @@ print_field(const char *name, const char *v, size_t len)
     char when[40];
     int64_t ms;
 
-    if (strcmp(name, "finished_at") == 0 &&
+    /* times (finished_at, step.K.started_at, ...) are Unix ms */
+    if (strlen(name) > 3 && strcmp(name + strlen(name) - 3, "_at") == 0 &&
         drv_parse_int(v, 0, INT64_MAX, &ms) == 0) {
         printf("%s: %s\n", name, drv__cli_time(ms, when, sizeof when));
         return;
@@ -151,6 +152,15 @@ print_field(const char *name, const char *v, size_t len)
         }
         start = i + 1;
     }
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    const redisReply *x = *(const redisReply *const *)a;
+    const redisReply *y = *(const redisReply *const *)b;
+
+    return strcmp(x->str, y->str);
 }
 
 /* The value of field name in an HGETALL reply, or NULL. */
@@ -240,10 +250,22 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
         if (v != NULL)
             print_field(result_fields[i], v->str, v->len);
     }
-    for (i = 0; i + 1 < r->elements; i += 2)
-        if (!is_result_field(r->element[i]))
-            print_field(r->element[i]->str, r->element[i + 1]->str,
-                        r->element[i + 1]->len);
+    /* the rest (a pipeline's step, step.K.*) sorted by name */
+    {
+        const redisReply **names = drv_xcalloc(r->elements / 2 + 1,
+                                               sizeof *names);
+        size_t n = 0, j;
+
+        for (i = 0; i + 1 < r->elements; i += 2)
+            if (!is_result_field(r->element[i]))
+                names[n++] = r->element[i];
+        qsort(names, n, sizeof *names, cmp_names);
+        for (j = 0; j < n; j++) {
+            v = hash_get(r, names[j]->str);
+            print_field(names[j]->str, v->str, v->len);
+        }
+        free(names);
+    }
 out:
     freeReplyObject(r);
     return rc;

@@ -832,6 +832,17 @@ test_cli_result(void **st)
     assert_string_equal(r.out, "line1\nline2\n");
     run_free(&r);
 
+    /* a pipeline's step records: sorted by name, times readable */
+    freeReplyObject(cmd(s, "HSET drover:{default}:result:p1 status running "
+                        "step.1.status ok step 2 step.0.status ok "
+                        "step.0.finished_at 0"));
+    RUN_R(&r, "result", "default", "p1");
+    expect_status(&r, 0);
+    assert_string_equal(r.out, "status: running\nstep: 2\n"
+                               "step.0.finished_at: 1970-01-01T00:00:00.000Z\n"
+                               "step.0.status: ok\nstep.1.status: ok\n");
+    run_free(&r);
+
     RUN_R(&r, "result", "default", "gone");
     expect_status(&r, 1);
     assert_string_equal(r.out, "");
