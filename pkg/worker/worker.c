@@ -146,6 +146,9 @@ on_group_created(struct drv_redis *r, int status, const redisReply *reply,
     if (w->groups_pending > 0 && --w->groups_pending == 0) {
         w->groups_ready = 1;
         DRV_LOG_DEBUG("consumer groups ready", NULL);
+        /* read the paused keys now: fetching waits for them */
+        w->next_pause_ns = 0;
+        drv__worker_maintain(w, drv_clock_mono_ns());
         drv__worker_kick(w);
     }
 }

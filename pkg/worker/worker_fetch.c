@@ -289,7 +289,7 @@ drv__worker_fetch(struct drv_worker *w)
     size_t i, first = w->nqueues;
 
     if (w->state != W_RUNNING || w->fetch_blocking || !w->groups_ready ||
-        drv_redis_state(w->blk) != DRV_REDIS_READY)
+        !w->pause_known || drv_redis_state(w->blk) != DRV_REDIS_READY)
         return;
     for (i = 0; i < w->nqueues; i++)
         if (active(w, i)) {

@@ -210,7 +210,8 @@ struct drv_worker {
     int64_t next_renew_ns;          /* lease renewal */
     int64_t next_pause_ns;          /* paused keys check */
     int64_t next_mover_ns;          /* delayed mover */
-    int pause_inflight;             /* EXISTS pipeline out */
+    int pause_inflight;             /* MGET of the paused keys out */
+    int pause_known;                /* the paused keys were read once */
     int renew_inflight;             /* renew calls out */
     int beat_inflight;              /* heartbeat out */
 

@@ -449,6 +449,7 @@ on_paused(struct drv_redis *r, int status, const redisReply *reply,
     if (status < 0 || reply->type != REDIS_REPLY_ARRAY ||
         reply->elements != w->nqueues)
         return;
+    w->pause_known = 1; /* fetching waits for this first answer */
     for (i = 0; i < w->nqueues; i++) {
         int p = reply->element[i]->type != REDIS_REPLY_NIL;
         if (p != w->queues[i].paused)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "droverd.h"
@@ -518,6 +519,80 @@ test_worker_exec_gets_fields_literally(void **st)
 }
 
 static void
+test_worker_paused_queue_is_not_fetched(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    drv_test_droverd_config(t, "",
+                            "queues: [hi, lo]\n"
+                            "jobs:\n  e:\n    handler: echo\n");
+    freeReplyObject(redisCommand(t->c, "SET t:{lo}:paused 1"));
+    drv_test_xadd(t, "lo", NULL, 0, "job", "e", NULL);
+    drv_test_xadd(t, "hi", NULL, 0, "job", "e", NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_stat(t, "hi", "processed", 1);
+    /* a paused queue is left alone (a negative check: it gets time) */
+    drv_test_sleep_ms(1500);
+    assert_int_equal(drv_test_stat(t, "lo", "processed"), 0);
+    assert_int_equal(drv_test_num(t, "XLEN t:{lo}:jobs"), 1);
+    /* resumed: noticed by the worker, the job runs */
+    freeReplyObject(redisCommand(t->c, "DEL t:{lo}:paused"));
+    drv_test_wait_stat(t, "lo", "processed", 1);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+static void
+test_worker_removes_stale_registry_entries(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char fresh[256];
+    int i;
+
+    drv_test_droverd_config(t, "",
+                            "queues: [default]\n"
+                            "jobs:\n  e:\n    handler: echo\n");
+    /* a worker dead for long (beat in 1970), and one that beat just now */
+    freeReplyObject(redisCommand(t->c, "HSET t:workers ghost %s",
+                                 "host=x pid=1 started=1 queues=default "
+                                 "busy=0 beat=1000"));
+    snprintf(fresh, sizeof fresh, "host=y pid=2 started=1 queues=default "
+             "busy=0 beat=%lld", (long long)time(NULL) * 1000);
+    freeReplyObject(redisCommand(t->c, "HSET t:workers alive %s", fresh));
+    drv_test_droverd_start(t, 0);
+    for (i = 0; i < 1500 && drv_test_num(t, "HEXISTS t:workers ghost") != 0;
+         i++)
+        drv_test_sleep_ms(20);
+    assert_int_equal(drv_test_num(t, "HEXISTS t:workers ghost"), 0);
+    assert_int_equal(drv_test_num(t, "HEXISTS t:workers alive"), 1);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+static void
+test_worker_started_while_redis_is_down(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    if (srv.external)
+        skip();
+    drv_test_droverd_config(t, "",
+                            "queues: [default]\n"
+                            "jobs:\n  e:\n    handler: echo\n");
+    redisFree(t->c);
+    t->c = NULL;
+    drv_test_redis_stop(&srv);
+    drv_test_droverd_start(t, 0);
+    /* it keeps running and retrying instead of exiting */
+    drv_test_sleep_ms(800);
+    assert_int_equal(drv_test_wait(&t->w[0], 10), -ETIMEDOUT);
+    assert_int_equal(drv_test_redis_restart(&srv), 0);
+    t->c = drv_test_redis_connect(&srv);
+    assert_non_null(t->c);
+    drv_test_xadd(t, "default", NULL, 0, "job", "e", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+static void
 test_worker_bad_usage_and_config_exit_2(void **st)
 {
     struct drv_test_droverd *t = *st;
@@ -553,6 +628,9 @@ main(void)
         T(test_worker_redis_restart_loses_no_job),
         T(test_worker_poison_job_dead_lettered),
         T(test_worker_exec_gets_fields_literally),
+        T(test_worker_paused_queue_is_not_fetched),
+        T(test_worker_removes_stale_registry_entries),
+        T(test_worker_started_while_redis_is_down),
         T(test_worker_bad_usage_and_config_exit_2),
     };
 #undef T
