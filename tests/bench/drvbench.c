@@ -773,7 +773,7 @@ case_latency(redisContext *c, int run)
 static double
 timed_batch(redisContext *c, const char *name, const struct conf *cf,
             long n, const char *type, const char *f, const char *v,
-            double *idle_kb, double *peak_kb)
+            double *idle_kb, double *peak_kb, double *cpu_s)
 {
     struct child ch;
     int64_t t0, t1;
@@ -790,6 +790,8 @@ timed_batch(redisContext *c, const char *name, const struct conf *cf,
     if (peak_kb != NULL)
         *peak_kb = proc_status_kb(ch.pid, "VmHWM");
     stop_droverd(&ch);
+    if (cpu_s != NULL)
+        *cpu_s = ru_cpu(&ch.ru); /* droverd and the children it reaped */
     check_processed(c, n);
     return (double)(t1 - t0) / 1e9;
 }
@@ -802,7 +804,7 @@ case_concurrency(redisContext *c, int run)
     double idle = 0, peak = 0, wall;
 
     wall = timed_batch(c, "sleep", &cf, 10000, "sleep", "ms", "1000", &idle,
-                       &peak);
+                       &peak, NULL);
     put(4, label, "wall s", 3, wall);
     put(4, label, "peak RSS MB", 1, peak / 1024);
     put(4, label, "KB per waiting job", 2, (peak - idle) / 10000);
@@ -818,7 +820,7 @@ case_pool(redisContext *c, int run)
     double wall, rate;
 
     wall = timed_batch(c, "block", &cf, 800, "block", "ms", "10", NULL,
-                       NULL);
+                       NULL, NULL);
     rate = 800 / wall;
     put(5, label, "jobs/s", 1, rate);
     put(5, label, "of ideal 400/s", 3, rate / 400);
@@ -833,10 +835,11 @@ case_exec(redisContext *c, int run)
     struct child ch;
     char path[512], log[512];
     const char *argv[5];
-    double wall, rate, lrate;
+    double wall, rate, lrate, cpu = 0;
     int64_t t0;
 
-    wall = timed_batch(c, "exec", &cf, 5000, "true", NULL, NULL, NULL, NULL);
+    wall = timed_batch(c, "exec", &cf, 5000, "true", NULL, NULL, NULL, NULL,
+                       &cpu);
     rate = 5000 / wall;
     snprintf(path, sizeof path, "%s/spawn_loop", opt.tools);
     snprintf(log, sizeof log, "%s/spawn_loop.log", opt.work);
@@ -853,6 +856,8 @@ case_exec(redisContext *c, int run)
     put(6, label, "jobs/s", 0, rate);
     put(6, label, "spawn loop /s", 0, lrate);
     put(6, label, "drover / loop", 3, rate / lrate);
+    put(6, label, "CPU ms/job, with child", 2, cpu / 5000 * 1000);
+    put(6, label, "loop CPU ms/spawn", 2, ru_cpu(&ch.ru) / 5000 * 1000);
     fprintf(stderr, "  [6] run %d: %.0f jobs/s, loop %.0f/s\n", run + 1,
             rate, lrate);
 }
