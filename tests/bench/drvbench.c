@@ -1037,11 +1037,16 @@ report(redisContext *c)
             snprintf(name, sizeof name, "%s", m->name);
         if (m->case_no != prev && prev != -1)
             printf("\n");
-        printf("%-2s  %-50s %-26s %10s  %-10s %s\n",
-               m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
-                                  : "",
-               lab, name, val, m->has_target ? m->target_txt : "",
-               m->has_target ? (met(m) ? "yes" : "NO") : "");
+        if (m->has_target)
+            printf("%-2s  %-50s %-26s %10s  %-10s %s\n",
+                   m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
+                                      : "",
+                   lab, name, val, m->target_txt, met(m) ? "yes" : "NO");
+        else
+            printf("%-2s  %-50s %-26s %10s\n",
+                   m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
+                                      : "",
+                   lab, name, val);
         prev = m->case_no;
     }
     fflush(stdout);
