@@ -83,10 +83,43 @@ static struct {
 
 /* ------------------------------------------------------------ helpers */
 
+/* Children not reaped yet: die() kills them, so a failed case never leaves
+ * a droverd running behind the bench. */
+static pid_t live_pids[8];
+
+static void
+live_add(pid_t pid)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+        if (live_pids[i] == 0) {
+            live_pids[i] = pid;
+            return;
+        }
+}
+
+static void
+live_del(pid_t pid)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+        if (live_pids[i] == pid)
+            live_pids[i] = 0;
+}
+
 static void
 die(const char *fmt, ...)
 {
     va_list ap;
+    size_t i;
+
+    for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+        if (live_pids[i] > 0) {
+            kill(live_pids[i], SIGKILL);
+            waitpid(live_pids[i], NULL, 0);
+        }
 
     fprintf(stderr, "drvbench: ");
     va_start(ap, fmt);
@@ -254,6 +287,7 @@ spawn(struct child *ch, const char *const *argv, const char *log,
     free(envp);
     if (rc != 0)
         die("spawn %s: %s", argv[0], strerror(rc));
+    live_add(ch->pid);
 }
 
 /* 1 if the child is still running. */
@@ -263,6 +297,7 @@ alive(struct child *ch)
     pid_t p = wait4(ch->pid, &ch->status, WNOHANG, &ch->ru);
 
     if (p == ch->pid) {
+        live_del(ch->pid);
         ch->pid = -ch->pid;
         return 0;
     }
@@ -278,6 +313,7 @@ reap(struct child *ch, int sig)
         kill(ch->pid, sig);
     while (wait4(ch->pid, &ch->status, 0, &ch->ru) < 0 && errno == EINTR)
         ;
+    live_del(ch->pid);
     ch->pid = -ch->pid;
 }
 
