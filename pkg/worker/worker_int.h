@@ -266,6 +266,8 @@ void drv__worker_http_task(struct drv_worker *w, struct wjob *j,
 
 /* worker_settle.c */
 void drv__worker_settle_queue(struct wjob *j);
+/* Off the live list, settle-side reference dropped (settled, or lost). */
+void drv__worker_job_settled(struct wjob *j);
 void drv__worker_settle_flush(struct drv_worker *w);
 void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
 struct drv_script_call;

@@ -499,15 +499,7 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
     drv__worker_settle_queue(j);
     return;
 drop:
-    if (j->prev != NULL)
-        j->prev->next = j->next;
-    else
-        w->live = j->next;
-    if (j->next != NULL)
-        j->next->prev = j->prev;
-    j->prev = j->next = NULL;
-    w->stats.live--;
-    drv__worker_job_unref(j);
+    drv__worker_job_settled(j);
     drv__worker_kick(w);
 }
 

@@ -66,8 +66,8 @@ struct settle_call {
 };
 
 /* The job's settle side is done: off the live list, drop its reference. */
-static void
-settled(struct wjob *j)
+void
+drv__worker_job_settled(struct wjob *j)
 {
     struct drv_worker *w = j->w;
 
@@ -133,7 +133,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
                 DRV_LOG_WARN("payload gone: entry acked", "queue=%s id=%s",
                              q->keys.name, j->job->id);
             }
-            settled(j);
+            drv__worker_job_settled(j);
         }
     }
     free(codes);
