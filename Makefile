@@ -18,8 +18,7 @@ PC_CFLAGS := $(shell pkg-config --cflags $(PKGS_PC) 2>/dev/null)
 PC_LIBS := $(shell pkg-config --libs $(PKGS_PC) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
-WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wwrite-strings \
-        -Wno-unused-parameter -Werror
+WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Werror
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iinclude -MMD -MP \
                  -pthread $(PC_CFLAGS)
 
@@ -38,7 +37,14 @@ else
 endif
 
 CFLAGS := $(CFLAGS_COMMON) $(OPT) $(EXTRA_CFLAGS)
-LDFLAGS := $(OPT) -pthread -rdynamic
+
+# Building needs the libraries; say so instead of failing at link time.
+pc-check:
+	@pkg-config --exists $(PKGS_PC) || { \
+	  echo "pkg-config cannot find: $(PKGS_PC)"; \
+	  echo "run 'make deps' (as root) or 'make run' / 'make test'," \
+	       "which install what is missing"; exit 1; }
+LDFLAGS := $(OPT) -pthread
 LDLIBS := $(PC_LIBS) -ldl -lm
 
 # ---------------------------------------------------------------- sources
@@ -68,18 +74,20 @@ PLUGIN_LIBS := $(PLUGIN_SRCS:tests/plugins/%.c=$(B)/plugins/lib%.so)
 ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) \
             $(foreach c,$(CMDS),$(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(c)/*.c)))
 
-.PHONY: all build tests deps run test check check-unit bench clean
+.PHONY: all build tests deps run test check check-unit bench bench-run clean pc-check
 .DEFAULT_GOAL := all
 
 all: build
 build: $(CMD_BINS)
 tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS) $(PLUGIN_LIBS)
 
-$(B)/%.o: %.c
+$(B)/%.o: %.c | pc-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/%.o: CFLAGS += -Itests/harness
+# Test callbacks implement fixed signatures and often ignore arguments; the
+# library and the binaries mark each ignored parameter with (void) instead.
+$(B)/tests/%.o: CFLAGS += -Itests/harness -Wno-unused-parameter
 
 .SECONDARY:
 
@@ -104,9 +112,11 @@ $(B)/tests/integration/%: $(B)/tests/integration/%.o $(HARNESS_OBJS) $(LIB)
 $(B)/tests/progs/%: $(B)/tests/progs/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# -z defs: a plugin links against nothing of drover (handler.h's promise);
+# every symbol it uses must come from libc or its own object.
 $(B)/plugins/lib%.so: tests/plugins/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+	$(CC) $(CFLAGS) -fPIC -shared -Wl,-z,defs -o $@ $<
 
 -include $(ALL_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(B)/%.d) \
          $(INTEG_SRCS:%.c=$(B)/%.d) $(PROG_SRCS:%.c=$(B)/%.d) \
@@ -167,13 +177,20 @@ $(BENCH_DIR)/%: tests/bench/%.c
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) \
 	  $(shell pkg-config --libs hiredis 2>/dev/null) -lm
 
-bench: deps build $(BENCH_TOOLS)
+bench: deps
 	@[ "$(VARIANT)" = release ] || \
 	  { echo "make bench measures the release build (no VARIANT=)"; exit 2; }
+	@$(MAKE) --no-print-directory VARIANT=release bench-run
+
+bench-run: build $(BENCH_TOOLS)
 	tests/bench/bench.sh $(BINDIR)/droverd $(BENCH_DIR)
 
 # ---------------------------------------------------------------- run
-run: deps build
+# run and bench install packages first, then build in a fresh make: the
+# pkg-config answers above are computed when this Makefile is read, which on
+# a new machine is before deps has installed anything.
+run: deps
+	@$(MAKE) --no-print-directory VARIANT=release build
 	@deploy/run-local.sh
 
 clean:

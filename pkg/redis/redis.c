@@ -443,6 +443,7 @@ setup_reply_ok(struct drv_redis *r, int status, const redisReply *reply,
 static void
 on_auth(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
+    (void)ctx;
     (void)setup_reply_ok(r, status, reply, "AUTH");
 }
 
@@ -450,6 +451,7 @@ static void
 on_select(struct drv_redis *r, int status, const redisReply *reply,
           void *ctx)
 {
+    (void)ctx;
     (void)setup_reply_ok(r, status, reply, "SELECT");
 }
 
@@ -457,6 +459,7 @@ static void
 on_setname(struct drv_redis *r, int status, const redisReply *reply,
            void *ctx)
 {
+    (void)ctx;
     (void)setup_reply_ok(r, status, reply, "CLIENT SETNAME");
 }
 
@@ -464,6 +467,7 @@ static void
 on_client_id(struct drv_redis *r, int status, const redisReply *reply,
              void *ctx)
 {
+    (void)ctx;
     if (!setup_reply_ok(r, status, reply, "CLIENT ID"))
         return;
     if (reply->type != REDIS_REPLY_INTEGER) {

@@ -162,6 +162,7 @@ start_sleep(struct drv_tg_task *t, void *ctx)
     struct wjob *j;
     struct timeval tv;
 
+    (void)t;
     DRV_CAST(j, ctx, WJOB_MAGIC);
     tv = drv_clock_tv_from_ns(drv__worker_job_ms(j->job) * DRV_NS_PER_MS);
     j->timer = evtimer_new(j->w->base, on_sleep_done, j);
