@@ -1,5 +1,5 @@
 /*
- * drover/config.h -- the YAML configuration (INTERFACE.md "Config").
+ * drover/config.h -- the YAML configuration (README "Configuration").
  *
  * drv_config_load reads a file into a struct drv_config with every default
  * filled in, or collects every error of the file (not just the first) as
@@ -14,7 +14,7 @@
  * `pipelines.thumbnail.steps[1].parallel[0]`.
  *
  * The structs below are public because the worker and the CLI read many
- * fields (STYLE rule 3); treat a loaded config as read-only, except that
+ * fields; treat a loaded config as read-only, except that
  * cmd/ may replace a field for a command-line override (a string field
  * then gets a drv_xstrdup copy, the old one freed). Every string and
  * array is owned by the config and freed by drv_config_free. Durations are
@@ -58,7 +58,7 @@
 
 /* --------------------------------------------------------------- types */
 
-/* The handler of a job type (`handler:`), INTERFACE.md "Handlers". */
+/* The handler of a job type (`handler:`), README "Handlers". */
 enum drv_handler_kind {
     DRV_HANDLER_NOOP = 0,
     DRV_HANDLER_ECHO,

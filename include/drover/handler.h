@@ -1,6 +1,6 @@
 /*
  * drover/handler.h -- the plugin ABI: C job handlers in a shared library
- * (`handler: plugin`, INTERFACE.md "Handlers").
+ * (`handler: plugin`; doc/plugins.md is the guide).
  *
  * This header is the whole contract between droverd and a plugin. A
  * plugin includes it and nothing else of drover, and links against

@@ -29,7 +29,7 @@
  * until it calls drv_tg_task_done or its cancel_grace expires (then it is
  * force-finished and an error is logged). REPORTED and RELEASED are kept
  * as flags next to the terminal state so the outcome stays readable (a
- * deliberate departure from one enum: clarity wins, STYLE preamble).
+ * deliberate departure from one enum: clarity wins).
  *
  * Group lifecycle:
  *

@@ -259,7 +259,7 @@ static void
 finish_free(struct drv_pool *p)
 {
     /* teardown: deliver what is left (cancelled jobs, late completions)
-     * from inside drv_pool_free -- STYLE rule 16c */
+     * from inside drv_pool_free: teardown drops no callback */
     p->in_callback++;
     while (drain_once(p) > 0)
         ;

@@ -8,7 +8,7 @@
  * trying first, else queueing its one embedded waiter (FIFO hand-off in
  * pkg/sem); holding all of them it is marked ready and queued to start.
  * Every user callback except a LOOP cancel hook (synchronous by spec,
- * REFERENCE 1.3) runs from the group's "kick" event: a user event
+ * asyncio and Trio run those synchronously too) runs from the group's "kick" event: a user event
  * activated with event_active (coalescing) that drains the attention
  * FIFO. So nothing runs inside drv_tg_spawn/close or a task's own done
  * call, and recursion stays flat however many tasks end synchronously.
