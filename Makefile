@@ -281,6 +281,7 @@ install: build
 	$(INSTALL) -m 0644 $(B)/drover.service $(DESTDIR)$(SYSTEMDUNITDIR)/
 	sed $(INSTALL_SED) deploy/bash-completion/drover > $(B)/drover.bash
 	$(INSTALL) -m 0644 $(B)/drover.bash $(DESTDIR)$(BASHCOMPDIR)/drover
+	ln -sf drover $(DESTDIR)$(BASHCOMPDIR)/droverd
 	$(INSTALL) -m 0644 config/drover.yaml $(EXAMPLES)/drover.yaml
 	$(INSTALL) -m 0644 tests/plugins/example.c $(EXAMPLES)/plugin/
 	sed $(INSTALL_SED) deploy/plugin-example.mk > $(B)/plugin-Makefile
@@ -307,11 +308,11 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man5/drover.yaml.5 \
 	  $(DESTDIR)$(MANDIR)/man8/droverd.8 \
 	  $(DESTDIR)$(SYSTEMDUNITDIR)/drover.service \
-	  $(DESTDIR)$(BASHCOMPDIR)/drover \
+	  $(DESTDIR)$(BASHCOMPDIR)/drover $(DESTDIR)$(BASHCOMPDIR)/droverd \
 	  $(EXAMPLES)/drover.yaml $(EXAMPLES)/plugin/example.c \
 	  $(EXAMPLES)/plugin/Makefile
-	-rmdir $(EXAMPLES)/plugin $(EXAMPLES) $(DESTDIR)$(DOCDIR) \
-	  $(DESTDIR)$(INCLUDEDIR)/drover $(CONF_DIR) 2>/dev/null
+	rmdir $(EXAMPLES)/plugin $(EXAMPLES) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(INCLUDEDIR)/drover $(CONF_DIR) 2>/dev/null || true
 
 # ---- dist: build/dist/drover-VERSION.tar.gz from git archive, plus the
 # VERSION file (the tarball has no .git to describe). Uncommitted changes
