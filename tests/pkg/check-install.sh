@@ -6,19 +6,15 @@
 # source against the installed header).
 set -u
 cd "$(dirname "$0")/../.."
+. tests/pkg/lib.sh
 make=${MAKE:-make}
 tmp=$(mktemp -d)
 root=$tmp/root
-fails=0
-dpid=
 cleanup() {
-    [ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
-    [ -f "$tmp/redis.pid" ] && kill "$(cat "$tmp/redis.pid")" 2>/dev/null
+    pkg_cleanup
     [ "${DROVER_TEST_KEEP:-0}" = 1 ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
 has() { [ -e "$root$1" ] && ok "installed $1" || fail "not installed: $1"; }
 
 # ---------------------------------------------- install, PREFIX=/usr
@@ -48,64 +44,17 @@ if command -v systemd-analyze >/dev/null; then
     [ -z "$out" ] && ok "systemd-analyze verify" ||
         fail "systemd-analyze verify: $out"
 fi
-grep -q "$(printf '%s' /etc/drover/drover.yaml)" \
+grep -q '"/etc/drover/drover.yaml"' \
     "$root/usr/share/bash-completion/completions/drover" &&
     ok "completion reads /etc/drover/drover.yaml" ||
     fail "completion: system config path not substituted"
 
-for b in droverd drover; do
-    out=$("$root/usr/bin/$b" --version) &&
-        [[ $out =~ ^$b\ [0-9]+\.[0-9]+\.[0-9]+ ]] &&
-        ok "$b --version: $out" || fail "$b --version: '$out'"
-    out=$("$root/usr/bin/$b" --version --verbose) &&
-        grep -q '^  hiredis ' <<<"$out" && grep -q '^  libevent ' <<<"$out" &&
-        grep -q '^  libyaml ' <<<"$out" && grep -q '^  libcurl ' <<<"$out" &&
-        ok "$b --version --verbose" || fail "$b --version --verbose: '$out'"
-done
+pkg_versions "$root"
 
 # ---------------------------------------------- a job, installed config
 conf=$root/etc/drover/drover.yaml
-redis-server --port 0 --unixsocket "$tmp/redis.sock" --save '' \
-    --appendonly no --daemonize yes --pidfile "$tmp/redis.pid" \
-    --dir "$tmp" --logfile "$tmp/redis.log" >/dev/null ||
-    { echo "FAIL: redis-server did not start"; exit 1; }
-for _ in $(seq 100); do
-    redis-cli -s "$tmp/redis.sock" ping 2>/dev/null | grep -q PONG && break
-    sleep 0.1
-done
-url=unix://$tmp/redis.sock
-drover() { "$root/usr/bin/drover" -c "$1" --redis "$url" "${@:2}"; }
-
-# wait_result CONF QUEUE ID -- the job's status once it is final
-wait_result() {
-    local st
-    for _ in $(seq 300); do
-        st=$(drover "$1" result "$2" "$3" --field status 2>/dev/null)
-        case $st in ok|dead|failed) echo "$st"; return ;; esac
-        sleep 0.1
-    done
-    echo "none"
-}
-
-"$root/usr/bin/droverd" -c "$conf" --redis "$url" 2>"$tmp/droverd.log" &
-dpid=$!
-id=$(drover "$conf" enqueue default demo-echo hello=installed) ||
-    fail "enqueue demo-echo"
-st=$(wait_result "$conf" default "$id")
-res=$(drover "$conf" result default "$id" --field result 2>/dev/null)
-[ "$st" = ok ] && [ "$res" = '{"hello":"installed"}' ] &&
-    ok "demo-echo ran: $res" || fail "demo-echo: status $st, result '$res'"
-id=$(drover "$conf" enqueue low demo-exec name=package) ||
-    fail "enqueue demo-exec"
-st=$(wait_result "$conf" low "$id")
-res=$(drover "$conf" result low "$id" --field result 2>/dev/null)
-[ "$st" = ok ] && [ "$res" = 'hello package' ] &&
-    ok "demo-exec ran: $res" || fail "demo-exec: status $st, result '$res'"
-kill -TERM "$dpid"
-wait "$dpid"; rc=$?
-dpid=
-[ "$rc" = 0 ] && ok "droverd stopped on SIGTERM, exit 0" ||
-    { fail "droverd exit $rc"; cat "$tmp/droverd.log"; }
+pkg_start_redis "$tmp" || exit 1
+pkg_run_demo "$root" "$conf" "$tmp/droverd.log"
 
 # ---------------------------------------------- the plugin example
 ex=$root/usr/share/doc/drover/examples/plugin
@@ -123,15 +72,10 @@ jobs:
     blocking: true
     result_ttl: 1h
 YAML
-    "$root/usr/bin/droverd" -c "$tmp/plugin.yaml" --redis "$url" \
-        2>"$tmp/droverd-plugin.log" &
-    dpid=$!
-    id=$(drover "$tmp/plugin.yaml" enqueue plugins checksum data=hello)
-    st=$(wait_result "$tmp/plugin.yaml" plugins "$id")
-    res=$(drover "$tmp/plugin.yaml" result plugins "$id" --field result)
-    [ "$st" = ok ] && [ "$res" = fnv1a64=a430d84680aabd0b ] &&
-        ok "plugin job ran: $res" || fail "plugin job: $st '$res'"
-    kill -TERM "$dpid"; wait "$dpid"; dpid=
+    pkg_droverd "$root" "$tmp/plugin.yaml" "$tmp/plugin.log"
+    pkg_job "$root" "$tmp/plugin.yaml" plugins fnv1a64=a430d84680aabd0b \
+        checksum data=hello
+    pkg_stop_droverd "$tmp/plugin.log"
 else
     fail "plugin example does not build"
 fi
