@@ -204,8 +204,9 @@ clean:
 .PHONY: install uninstall dist deb deb-deps deb-build check-pkg test-pkg FORCE
 
 # ---- version: VERSION file (release tarball) > git describe > changelog
-BASE_VERSION := $(shell sed -n '1s/^drover (\([^)-]*\).*/\1/p' \
-                  debian/changelog 2>/dev/null)
+# (0.0.0 when even debian/changelog is missing, as in a partial copy)
+BASE_VERSION := $(or $(shell sed -n '1s/^drover (\([^)-]*\).*/\1/p' \
+                  debian/changelog 2>/dev/null),0.0.0)
 DROVER_VERSION := $(shell \
   if [ -f VERSION ]; then head -n1 VERSION; \
   else v=$$(git describe --tags --always --dirty --match 'v[0-9]*' \
@@ -344,6 +345,9 @@ dist:
 
 # ---- deb: a binary package built by dpkg-buildpackage from the dist
 # tarball in build/deb/, then checked by lintian (errors fail the build).
+# The package build starts from a clean make environment (no MAKEFLAGS of
+# an enclosing make). DEB_BUILD_OPTIONS passes through (default
+# parallel=2).
 PKG_TOOLS := debhelper dpkg-dev fakeroot lintian mandoc groff-base \
              bash-completion git
 DEB_PKGS += $(PKG_TOOLS)
@@ -357,6 +361,7 @@ deb-build: dist
 	rm -rf build/deb && mkdir -p build/deb
 	tar -xzf $(DIST_TAR) -C build/deb
 	cd build/deb/$(DIST_NAME) && \
+	  env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 	  DEB_BUILD_OPTIONS="$${DEB_BUILD_OPTIONS:-parallel=2}" \
 	  dpkg-buildpackage -us -uc -b
 	lintian --fail-on error --info build/deb/*.changes \

@@ -16,7 +16,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! $make --no-print-directory deb-build > "$tmp/build.log" 2>&1; then
+# no -dbgsym package: nothing here looks at it
+if ! DEB_BUILD_OPTIONS="parallel=2 noddebs" \
+        $make --no-print-directory deb-build > "$tmp/build.log" 2>&1; then
     tail -n 40 "$tmp/build.log"
     echo "FAIL: make deb-build"
     exit 1
