@@ -195,3 +195,187 @@ run: deps
 
 clean:
 	rm -rf build bin
+
+# =============================================================== packaging
+# --version, make install/uninstall, make dist, make deb, and the tests of
+# all of them (man pages, completion, installed tree, Debian package). Kept
+# together at the end of the file. doc/install.md describes the targets.
+
+.PHONY: install uninstall dist deb deb-deps deb-build check-pkg test-pkg FORCE
+
+# ---- version: VERSION file (release tarball) > git describe > changelog
+# (0.0.0 when even debian/changelog is missing, as in a partial copy)
+BASE_VERSION := $(or $(shell sed -n '1s/^drover (\([^)-]*\).*/\1/p' \
+                  debian/changelog 2>/dev/null),0.0.0)
+DROVER_VERSION := $(shell \
+  if [ -f VERSION ]; then head -n1 VERSION; \
+  else v=$$(git describe --tags --always --dirty --match 'v[0-9]*' \
+              2>/dev/null); \
+    case "$$v" in \
+      (v[0-9]*) echo "$${v#v}" ;; \
+      (?*) echo "$(BASE_VERSION)-dev-g$$v" ;; \
+      (*) echo "$(BASE_VERSION)-dev" ;; \
+    esac; \
+  fi)
+
+# The version and the libyaml version (its header has no version macro)
+# go into a generated header, rewritten only when they change, so only
+# version.o is rebuilt after a commit.
+BUILD_H := $(B)/gen/drover_build.h
+$(BUILD_H): FORCE
+	@mkdir -p $(dir $@)
+	@{ echo '#define DRV_BUILD_VERSION "$(DROVER_VERSION)"'; \
+	   echo '#define DRV_BUILD_YAML_VERSION' \
+	        '"'"$$(pkg-config --modversion yaml-0.1)"'"'; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(B)/pkg/util/version.o: $(BUILD_H)
+$(B)/pkg/util/version.o: CFLAGS += -I$(B)/gen
+FORCE:
+
+# OpenSSL's version is shown when the build links it directly.
+ifneq ($(filter openssl libssl libcrypto,$(PKGS_PC)),)
+CFLAGS += -DDRV_HAVE_OPENSSL
+endif
+
+# Distribution builds add their hardening flags here (debian/rules does).
+LDFLAGS += $(EXTRA_LDFLAGS)
+
+# ---- install / uninstall
+# PREFIX (default /usr/local) and DESTDIR as usual; every directory below
+# can be set on its own. SYSCONFDIR is /etc for PREFIX=/usr, else
+# PREFIX/etc.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+INST_BINDIR ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/drover
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+INSTALL ?= install
+
+MAN_PAGES := man/drover.1 man/drover.yaml.5 man/droverd.8
+# include/drover/handler.h includes only the C library: it is the whole
+# public API
+PUBLIC_HEADERS := include/drover/handler.h
+CONF_DIR := $(DESTDIR)$(SYSCONFDIR)/drover
+EXAMPLES := $(DESTDIR)$(DOCDIR)/examples
+# what the installed files say instead of the checkout's paths
+INSTALL_SED := -e 's|/usr/local/bin/|$(INST_BINDIR)/|g' \
+               -e 's|/etc/drover/|$(SYSCONFDIR)/drover/|g' \
+               -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+               -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g'
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(INST_BINDIR) $(DESTDIR)$(INCLUDEDIR)/drover \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) \
+	  $(DESTDIR)$(BASHCOMPDIR) $(CONF_DIR) $(EXAMPLES)/plugin
+	$(INSTALL) -m 0755 $(BINDIR)/droverd $(BINDIR)/drover \
+	  $(DESTDIR)$(INST_BINDIR)/
+	$(INSTALL) -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/drover/
+	$(INSTALL) -m 0644 man/drover.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 man/drover.yaml.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 man/droverd.8 $(DESTDIR)$(MANDIR)/man8/
+	sed $(INSTALL_SED) deploy/drover.service > $(B)/drover.service
+	$(INSTALL) -m 0644 $(B)/drover.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	sed $(INSTALL_SED) deploy/bash-completion/drover > $(B)/drover.bash
+	$(INSTALL) -m 0644 $(B)/drover.bash $(DESTDIR)$(BASHCOMPDIR)/drover
+	ln -sf drover $(DESTDIR)$(BASHCOMPDIR)/droverd
+	$(INSTALL) -m 0644 config/drover.yaml $(EXAMPLES)/drover.yaml
+	$(INSTALL) -m 0644 tests/plugins/example.c $(EXAMPLES)/plugin/
+	sed $(INSTALL_SED) deploy/plugin-example.mk > $(B)/plugin-Makefile
+	$(INSTALL) -m 0644 $(B)/plugin-Makefile $(EXAMPLES)/plugin/Makefile
+	@if [ -e $(CONF_DIR)/drover.yaml ]; then \
+	  echo "kept $(CONF_DIR)/drover.yaml (it exists)"; \
+	else \
+	  echo "$(INSTALL) -m 0644 config/drover.yaml $(CONF_DIR)/drover.yaml"; \
+	  $(INSTALL) -m 0644 config/drover.yaml $(CONF_DIR)/drover.yaml; \
+	fi
+
+# uninstall removes what install wrote; the config stays when it differs
+# from the example install put there.
+uninstall:
+	@if [ -f $(CONF_DIR)/drover.yaml ] && \
+	    ! cmp -s $(CONF_DIR)/drover.yaml $(EXAMPLES)/drover.yaml; then \
+	  echo "kept $(CONF_DIR)/drover.yaml (changed since install)"; \
+	else \
+	  rm -f $(CONF_DIR)/drover.yaml; \
+	fi
+	rm -f $(DESTDIR)$(INST_BINDIR)/droverd $(DESTDIR)$(INST_BINDIR)/drover \
+	  $(PUBLIC_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%) \
+	  $(DESTDIR)$(MANDIR)/man1/drover.1 \
+	  $(DESTDIR)$(MANDIR)/man5/drover.yaml.5 \
+	  $(DESTDIR)$(MANDIR)/man8/droverd.8 \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/drover.service \
+	  $(DESTDIR)$(BASHCOMPDIR)/drover $(DESTDIR)$(BASHCOMPDIR)/droverd \
+	  $(EXAMPLES)/drover.yaml $(EXAMPLES)/plugin/example.c \
+	  $(EXAMPLES)/plugin/Makefile
+	rmdir $(EXAMPLES)/plugin $(EXAMPLES) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(INCLUDEDIR)/drover $(CONF_DIR) 2>/dev/null || true
+
+# ---- dist: build/dist/drover-VERSION.tar.gz from git archive, plus the
+# VERSION file (the tarball has no .git to describe). Uncommitted changes
+# to tracked files are included (git stash create); the version then ends
+# in -dirty.
+DIST_NAME := drover-$(DROVER_VERSION)
+DIST_TAR := build/dist/$(DIST_NAME).tar.gz
+
+dist:
+	@mkdir -p build/dist
+	rm -f build/dist/$(DIST_NAME).tar $(DIST_TAR)
+	@if [ -e .git ]; then \
+	  tree=$$(git stash create) && \
+	  git archive --format=tar --prefix=$(DIST_NAME)/ \
+	    -o build/dist/$(DIST_NAME).tar $${tree:-HEAD} && \
+	  printf '%s\n' '$(DROVER_VERSION)' > build/dist/VERSION && \
+	  tar -rf build/dist/$(DIST_NAME).tar -C build/dist --owner=0 \
+	    --group=0 --numeric-owner \
+	    --transform='s|^VERSION$$|$(DIST_NAME)/VERSION|' VERSION; \
+	elif [ -f VERSION ]; then \
+	  tar -cf build/dist/$(DIST_NAME).tar --owner=0 --group=0 \
+	    --numeric-owner --exclude=./build --exclude=./bin \
+	    --transform='s|^\.|$(DIST_NAME)|' .; \
+	else \
+	  echo "make dist needs a git checkout or a release tree"; exit 2; \
+	fi
+	gzip -9n build/dist/$(DIST_NAME).tar
+	@echo "wrote $(DIST_TAR)"
+
+# ---- deb: a binary package built by dpkg-buildpackage from the dist
+# tarball in build/deb/, then checked by lintian (errors fail the build).
+# The package build starts from a clean make environment (no MAKEFLAGS of
+# an enclosing make). DEB_BUILD_OPTIONS passes through (default
+# parallel=2).
+PKG_TOOLS := debhelper dpkg-dev fakeroot lintian mandoc groff-base \
+             bash-completion git
+DEB_PKGS += $(PKG_TOOLS)
+
+deb-deps: deps
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory deb-build
+
+deb-build: dist
+	rm -rf build/deb && mkdir -p build/deb
+	tar -xzf $(DIST_TAR) -C build/deb
+	cd build/deb/$(DIST_NAME) && \
+	  env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	  DEB_BUILD_OPTIONS="$${DEB_BUILD_OPTIONS:-parallel=2}" \
+	  dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info build/deb/*.changes \
+	  > build/deb/lintian.txt; rc=$$?; cat build/deb/lintian.txt; \
+	  exit $$rc
+	@ls build/deb/*.deb
+
+# ---- tests of the above; `make test` runs them after the three builds
+check-pkg: build
+	tests/pkg/check-man.sh $(BINDIR)
+	tests/pkg/check-completion.sh $(BINDIR)
+	tests/pkg/check-install.sh
+	tests/pkg/check-deb.sh
+
+test: test-pkg
+test-pkg: deps
+	@$(MAKE) --no-print-directory VARIANT=release check-pkg

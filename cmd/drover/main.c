@@ -2,6 +2,7 @@
  * drover -- the admin CLI.
  *
  *   drover [-c FILE] [--redis URL] COMMAND ...
+ *   drover --version [--verbose]
  *
  * Parses the global options, picks the command, runs it and maps its
  * result to the exit status: 0 ok, 2 bad usage or invalid config, 1
@@ -17,6 +18,7 @@
 #include "drover/common.h"
 #include "drover/config.h"
 #include "drover/error.h"
+#include "drover/version.h"
 
 #include "cli.h"
 
@@ -30,7 +32,8 @@ struct command {
 };
 
 static const char global_usage[] =
-    "usage: drover [-c FILE] [--redis URL] COMMAND [ARGS]\n";
+    "usage: drover [-c FILE] [--redis URL] COMMAND [ARGS]\n"
+    "       drover --version [--verbose]\n";
 
 static const char global_help[] =
     "\n"
@@ -63,6 +66,8 @@ static const char global_help[] =
     "                        redis://[user[:pass]@]IP[:port][/db] or\n"
     "                        unix:///path.sock[?db=N]; the password may\n"
     "                        come from $DROVER_REDIS_PASSWORD instead\n"
+    "  --version             print the version and exit\n"
+    "  --verbose             with --version: also the libraries' versions\n"
     "  -h, --help            help; `drover COMMAND --help` for one "
     "command\n"
     "\n"
@@ -285,13 +290,15 @@ main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"redis", required_argument, NULL, 'R'},
+        {"version", no_argument, NULL, 'V'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const struct command *cmd = NULL;
     struct drv_cli cli;
     char **sub_argv = NULL;
-    int sub_argc, c, rc;
+    int sub_argc, c, rc, version = 0, verbose = 0;
 
     memset(&cli, 0, sizeof cli);
     cli.magic = DRV_CLI_MAGIC;
@@ -306,6 +313,12 @@ main(int argc, char **argv)
             break;
         case 'R':
             cli.redis_url = optarg;
+            break;
+        case 'V':
+            version = 1;
+            break;
+        case 'v':
+            verbose = 1;
             break;
         case 'h':
             print_help(NULL, stdout);
@@ -324,6 +337,12 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    if (verbose && !version) {
+        drv__cli_usage_error(&cli, "--verbose goes with --version");
+        return 2;
+    }
+    if (version)
+        return drv_version_print(stdout, "drover", verbose) < 0 ? 1 : 0;
     if (optind >= argc) {
         drv__cli_usage_error(&cli, "no command given (drover --help "
                              "lists them)");
