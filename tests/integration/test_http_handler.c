@@ -19,8 +19,8 @@
  *   /hang            never answers (an EV_CLOSED watch sees the close:
  *                    evhttp itself cannot, libevent #78)
  *
- * Waits poll Redis with generous deadlines: hang guards, never speed
- * checks.
+ * Waits poll Redis or the server's record (wait_until) with generous
+ * deadlines: hang guards, never speed checks.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,8 +44,6 @@
 
 #define MAX_REQS 256
 #define MAX_HELD 32
-
-static struct drv_test_redis srv;
 
 /* ------------------------------------------------------------ server */
 
@@ -313,13 +311,7 @@ server_get(const int *field)
 static void
 wait_server(const int *field, int want, const char *what)
 {
-    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-
-    while (server_get(field) < want && drv_test_now_ms() < deadline)
-        drv_test_sleep_ms(10);
-    if (server_get(field) < want)
-        fail_msg("server: %s is %d, wanted %d", what, server_get(field),
-                 want);
+    wait_until_num(server_get(field), >=, want, what);
 }
 
 /* ------------------------------------------------------------ fixture */
@@ -338,17 +330,15 @@ static const struct drv_test_droverd_opts opts = {
 static int
 group_setup(void **st)
 {
-    (void)st;
     if (server_start() != 0)
         return -1;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
+    return drv_test_redis_group_setup(st);
 }
 
 static int
 group_teardown(void **st)
 {
-    (void)st;
-    drv_test_redis_cleanup(&srv);
+    drv_test_redis_group_teardown(st);
     server_stop();
     return 0;
 }
@@ -356,7 +346,7 @@ group_teardown(void **st)
 static int
 setup(void **st)
 {
-    *st = drv_test_droverd_new(&srv, &opts);
+    *st = drv_test_droverd_new(&drv_test_srv, &opts);
     server_reset();
     return 0;
 }
@@ -489,7 +479,6 @@ static void
 test_http_handler_retry_after_delays_retry(void **st)
 {
     struct drv_test_droverd *t = *st;
-    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
     long long score = 0, now_ms;
     redisReply *r;
     char *res;
@@ -506,18 +495,9 @@ test_http_handler_retry_after_delays_retry(void **st)
                   NULL);
     /* the retry waits in the delayed zset: due at least ~1 s after the
      * 429 was settled, whatever the machine's speed */
-    while (drv_test_now_ms() < deadline) {
-        r = redisCommand(t->c, "ZSCORE t:{default}:delayed thr-1");
-        assert_non_null(r);
-        if (r->type == REDIS_REPLY_STRING)
-            score = atoll(r->str);
-        freeReplyObject(r);
-        if (score > 0)
-            break;
-        drv_test_sleep_ms(5);
-    }
-    if (score == 0)
-        fail_msg("the retry never reached the delayed zset");
+    wait_until_num(score = drv_test_num(t, "ZSCORE t:{default}:delayed "
+                                           "thr-1"),
+                   >, 0, "score of the retry in the delayed zset");
     r = redisCommand(t->c, "TIME");
     assert_non_null(r);
     now_ms = atoll(r->element[0]->str) * 1000 +

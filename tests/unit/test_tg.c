@@ -24,61 +24,6 @@
 #define MS DRV_NS_PER_MS
 #define ORDER_MAX 2048
 
-/* ------------------------------------------------------------- watchdog */
-
-/* Aborts the binary if a test hangs; a guard, never a speed check. */
-struct watchdog {
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    int secs;
-};
-
-static struct watchdog wd;
-
-static void *
-watchdog_main(void *arg)
-{
-    struct watchdog *w = arg;
-    struct timespec ts;
-    int rc = 0;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += w->secs;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    if (!w->stop) {
-        fprintf(stderr, "watchdog: test hung for %d s\n", w->secs);
-        abort();
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-static void
-watchdog_start(int secs)
-{
-    memset(&wd, 0, sizeof wd);
-    wd.secs = secs;
-    pthread_mutex_init(&wd.mu, NULL);
-    pthread_cond_init(&wd.cv, NULL);
-    assert_int_equal(pthread_create(&wd.th, NULL, watchdog_main, &wd), 0);
-}
-
-static void
-watchdog_stop(void)
-{
-    pthread_mutex_lock(&wd.mu);
-    wd.stop = 1;
-    pthread_cond_signal(&wd.cv);
-    pthread_mutex_unlock(&wd.mu);
-    pthread_join(wd.th, NULL);
-    pthread_mutex_destroy(&wd.mu);
-    pthread_cond_destroy(&wd.cv);
-}
-
 /* ----------------------------------------------------------------- gate */
 
 struct gate {
@@ -204,7 +149,7 @@ setup(void **st)
     assert_int_equal(drv_pool_create(s->loop, &po, &s->pool), 0);
     pthread_mutex_init(&s->gate.mu, NULL);
     pthread_cond_init(&s->gate.cv, NULL);
-    watchdog_start(240);
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     *st = s;
     return 0;
 }
@@ -214,7 +159,7 @@ teardown(void **st)
 {
     struct state *s = *st;
 
-    watchdog_stop();
+    drv_test_watchdog_stop();
     gate_open(&s->gate); /* never leave a pool thread blocked */
     if (s->tg != NULL || s->tg2 != NULL) {
         /* the test failed half-way: leak rather than hang or abort */
@@ -1250,10 +1195,8 @@ block_until_two_done(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gate_open(&s->gate);
     /* keep the loop busy until both failures sit on the done-list */
-    do {
-        usleep(1000);
-        drv_pool_get_stats(s->pool, &ps);
-    } while (ps.done_pending < 2);
+    wait_until_num((drv_pool_get_stats(s->pool, &ps), ps.done_pending), >=, 2,
+                   "pool results waiting for the loop");
 }
 
 static void
@@ -1374,10 +1317,8 @@ wait_done_then_sleep(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    do {
-        usleep(1000);
-        drv_pool_get_stats(f->s->pool, &ps);
-    } while (ps.done_pending < 1);
+    wait_until_num((drv_pool_get_stats(f->s->pool, &ps), ps.done_pending), >=,
+                   1, "pool results waiting for the loop");
     usleep(60 * 1000); /* past the thread task's 20 ms timeout */
     ft_finish(f);
 }
