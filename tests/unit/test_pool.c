@@ -323,12 +323,20 @@ test_pool_stats_queue_depth_and_busy(void **st)
     drv_pool_free(s->pool);
 }
 
+/* A helper thread: opens the gate once drv_pool_free has begun (no
+ * cmocka asserts off the test's thread: a wait that times out opens the
+ * gate anyway, and the test's own asserts see what went wrong). */
 static void *
 open_later(void *arg)
 {
     struct state *s = arg;
+    struct drv_pool_stats ps;
+    struct drv_test_poll p;
 
-    usleep(100 * 1000);
+    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
+    do
+        drv_pool_get_stats(s->pool, &ps);
+    while (!ps.stopping && drv_test_poll_next(&p));
     gate_open(&s->gate);
     return NULL;
 }

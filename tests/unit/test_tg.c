@@ -1076,13 +1076,28 @@ test_tg_cancel_queued_pool_job_never_runs(void **st)
 }
 
 /* pool shut down under a group: queued work ends CANCELLED(SHUTDOWN) */
+
+/* What open_gate_later needs: the gate's state and the pool. */
+struct opener {
+    struct state *s;
+    struct drv_pool *pool;
+};
+
+/* A helper thread: opens the gate once drv_pool_free has begun (no
+ * cmocka asserts off the test's thread: a wait that times out opens the
+ * gate anyway, and the test's own asserts see what went wrong). */
 static void *
 open_gate_later(void *arg)
 {
-    struct state *s = arg;
+    struct opener *o = arg;
+    struct drv_pool_stats ps;
+    struct drv_test_poll p;
 
-    usleep(50 * 1000);
-    gate_open(&s->gate);
+    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
+    do
+        drv_pool_get_stats(o->pool, &ps);
+    while (!ps.stopping && drv_test_poll_next(&p));
+    gate_open(&o->s->gate);
     return NULL;
 }
 
@@ -1091,6 +1106,7 @@ pool_free_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct qcancel *q = arg;
     struct drv_pool_stats ps;
+    struct opener o;
     pthread_t th;
 
     (void)fd;
@@ -1100,7 +1116,9 @@ pool_free_poll(evutil_socket_t fd, short what, void *arg)
         later(q->s, 1, pool_free_poll, q);
         return;
     }
-    assert_int_equal(pthread_create(&th, NULL, open_gate_later, q->s), 0);
+    o.s = q->s;
+    o.pool = q->p1;
+    assert_int_equal(pthread_create(&th, NULL, open_gate_later, &o), 0);
     drv_pool_free(q->p1); /* joins a, completes b with -ECANCELED */
     q->p1 = NULL;
     pthread_join(th, NULL);
