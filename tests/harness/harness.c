@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "drover/loop.h"
+#include "drover/pool.h"
 
 /* ------------------------------------------------ children */
 
@@ -345,6 +346,15 @@ drv_test_redis_flush(const struct drv_test_redis *r)
     assert_non_null(c);
     freeReplyObject(drv_test_redis_cmd(c, "FLUSHALL"));
     redisFree(c);
+}
+
+void
+drv_test_filter_from_env(void)
+{
+    const char *f = getenv("DROVER_TEST_FILTER");
+
+    if (f != NULL && *f != '\0')
+        cmocka_set_test_filter(f);
 }
 
 /* ------------------------------------------------ the Redis fixture */
@@ -736,17 +746,17 @@ void
 drv_test_wait_failed(const char *file, int line, const struct drv_test_poll *p,
                      const char *what, ...)
 {
+    int64_t waited = drv_test_now_ms() - p->start_ms;
     char msg[1024];
     va_list ap;
 
+    if (wait_fail_fn != NULL)
+        wait_fail_fn(wait_fail_arg); /* the fixture's logs first */
     va_start(ap, what);
     vsnprintf(msg, sizeof msg, what, ap);
     va_end(ap);
-    if (wait_fail_fn != NULL)
-        wait_fail_fn(wait_fail_arg);
     fail_msg("%s:%d: timed out after %lld ms (%d tries) waiting for %s",
-             file, line, (long long)(drv_test_now_ms() - p->start_ms),
-             p->tries, msg);
+             file, line, (long long)waited, p->tries, msg);
 }
 
 /* A guarded loop run: the loop, and whether the guard fired. */
@@ -780,4 +790,17 @@ drv_test_loop_run(struct drv_loop *loop, int64_t timeout_ms)
     assert_int_equal(drv_loop_run(loop), 0);
     event_free(guard);
     return g.fired ? -ETIMEDOUT : 0;
+}
+
+int
+drv_test_pool_wait_stopping(struct drv_pool *pool)
+{
+    struct drv_pool_stats ps;
+    struct drv_test_poll p;
+
+    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
+    do
+        drv_pool_get_stats(pool, &ps);
+    while (!ps.stopping && drv_test_poll_next(&p));
+    return ps.stopping;
 }

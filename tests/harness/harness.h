@@ -149,6 +149,11 @@ int drv_test_file_contains(const char *path, const char *needle);
  * something uses wait_until on what it can observe). */
 void drv_test_sleep_ms(int64_t ms);
 
+/* drv_test_filter_from_env -- run only the tests whose names match
+ * $DROVER_TEST_FILTER (cmocka's pattern: * and ? wildcards), when set;
+ * call it in main before cmocka_run_group_tests. */
+void drv_test_filter_from_env(void);
+
 /* ------------------------------------------------ the Redis fixture */
 
 /*
@@ -259,6 +264,14 @@ void drv_test_on_wait_fail(void (*fn)(void *arg), void *arg);
         wait_until((v_ = (expr)) op w_, "%s %s %lld (last seen %lld)",     \
                    (what), #op, w_, v_);                                  \
     } while (0)
+
+/*
+ * drv_test_pool_wait_stopping -- poll pool's stats until drv_pool_free has
+ * begun (stopping), for at most DRV_TEST_WAIT_MS; 1 when it has, 0 on
+ * timeout. It asserts nothing, so a helper thread may call it.
+ */
+struct drv_pool;
+int drv_test_pool_wait_stopping(struct drv_pool *pool);
 
 /*
  * drv_test_loop_run -- drv_loop_run(loop) under the same hang guard as

@@ -1105,5 +1105,7 @@ main(void)
                                         teardown),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

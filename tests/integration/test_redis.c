@@ -1283,8 +1283,7 @@ main(void)
             test_redis_blocking_connection_unblock, setup, teardown),
     };
 
-    if (getenv("DROVER_TEST_FILTER") != NULL)
-        cmocka_set_test_filter(getenv("DROVER_TEST_FILTER"));
+    drv_test_filter_from_env();
     return cmocka_run_group_tests(tests, group_setup,
                                   drv_test_redis_group_teardown);
 }

@@ -622,6 +622,8 @@ main(void)
     };
 #undef T
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
                                   drv_test_redis_group_teardown);
 }

@@ -1068,5 +1068,7 @@ main(void)
     };
 #undef T
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,13 +330,8 @@ static void *
 open_later(void *arg)
 {
     struct state *s = arg;
-    struct drv_pool_stats ps;
-    struct drv_test_poll p;
 
-    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
-    do
-        drv_pool_get_stats(s->pool, &ps);
-    while (!ps.stopping && drv_test_poll_next(&p));
+    drv_test_pool_wait_stopping(s->pool);
     gate_open(&s->gate);
     return NULL;
 }
@@ -465,6 +460,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_pool_create_rejects_zero_threads, setup, teardown),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

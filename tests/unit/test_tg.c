@@ -1090,13 +1090,8 @@ static void *
 open_gate_later(void *arg)
 {
     struct opener *o = arg;
-    struct drv_pool_stats ps;
-    struct drv_test_poll p;
 
-    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
-    do
-        drv_pool_get_stats(o->pool, &ps);
-    while (!ps.stopping && drv_test_poll_next(&p));
+    drv_test_pool_wait_stopping(o->pool);
     gate_open(&o->s->gate);
     return NULL;
 }
@@ -1911,6 +1906,8 @@ main(void)
         T(test_tg_10000_concurrent_tasks),
         T(test_tg_10000_tasks_through_limit_100),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
