@@ -276,9 +276,10 @@ int drv_test_pool_wait_stopping(struct drv_pool *pool);
 /*
  * drv_test_loop_run -- drv_loop_run(loop) under the same hang guard as
  * wait_until: a timer on the loop's base stops the loop after timeout_ms
- * (DRV_TEST_WAIT_MS). 0 when the loop ended by itself (its callbacks
- * stopped it or it ran out of events), -ETIMEDOUT when the guard stopped
- * it; the guard's timer is gone from the base either way.
+ * (DRV_TEST_WAIT_MS). For a loop whose callbacks end it with
+ * drv_loop_stop (the guard's pending timer keeps it from running out of
+ * events). 0 when the callbacks stopped it, -ETIMEDOUT when the guard
+ * did; the guard's timer is gone from the base either way.
  */
 struct drv_loop;
 int drv_test_loop_run(struct drv_loop *loop, int64_t timeout_ms);

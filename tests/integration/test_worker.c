@@ -225,13 +225,15 @@ test_worker_concurrency_limits_hold_and_are_used(void **st)
     mkdir(da, 0700);
     mkdir(db, 0700);
     mkdir(dall, 0700);
+    /* each run holds its slot 1 s: the runs started together overlap even
+     * when a busy machine is slow to spawn them */
     snprintf(body, sizeof body,
              "queues: [default]\n"
              "jobs:\n"
              "  a:\n    handler: exec\n    concurrency: 2\n"
-             "    command: [%s, %s, %s, \"300\"]\n"
+             "    command: [%s, %s, %s, \"1000\"]\n"
              "  b:\n    handler: exec\n    concurrency: 10\n"
-             "    command: [%s, %s, %s, \"300\"]\n",
+             "    command: [%s, %s, %s, \"1000\"]\n",
              prog, da, dall, prog, db, dall);
     drv_test_droverd_config(t, "  concurrency: 4\n", body);
     for (i = 0; i < 8; i++) {
@@ -273,9 +275,11 @@ test_worker_blocking_jobs_do_not_delay_loop_jobs(void **st)
                             "  blk:\n    handler: block\n    result_ttl: 1m\n"
                             "  e:\n    handler: echo\n    result_ttl: 1m\n");
     drv_test_droverd_start(t, 0);
+    /* the pool jobs block 6 s: time enough for 20 loop jobs on a busy
+     * machine too */
     for (i = 0; i < 2; i++)
         drv_test_xadd(t, "default", blk[i], sizeof blk[i], "job", "blk",
-                      "ms", "1500", NULL);
+                      "ms", "6000", NULL);
     drv_test_wait_pending(t, "default", 2);
     for (i = 0; i < 20; i++)
         drv_test_xadd(t, "default", ech[i], sizeof ech[i], "job", "e", NULL);
