@@ -379,6 +379,7 @@ int
 drv_test_redis_group_teardown(void **st)
 {
     (void)st;
+    drv_test_watchdog_stop();
     drv_test_redis_cleanup(&drv_test_srv);
     return 0;
 }
@@ -389,6 +390,7 @@ drv_test_redis_fresh(void)
     if (drv_test_srv.pid == 0 && !drv_test_srv.external)
         assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
     drv_test_redis_flush(&drv_test_srv);
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
 }
 
 long long

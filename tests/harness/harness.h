@@ -163,8 +163,9 @@ void drv_test_filter_from_env(void);
  *                                   drv_test_redis_group_teardown);
  *
  * and drv_test_redis_fresh() in each test's setup (a test may stop, kill
- * or restart the server: the port and socket stay). A file with more to
- * set up calls the two from its own group functions.
+ * or restart the server: the port and socket stay); it also arms the
+ * watchdog for the test. A file with more to set up calls the two from its
+ * own group functions.
  * DROVER_TEST_REDIS_URL adopts an external server instead (tests that stop
  * it skip); DROVER_TEST_KEEP=1 keeps the temp dir.
  */
@@ -176,21 +177,25 @@ extern struct drv_test_redis drv_test_srv;
  * -1 (cmocka then fails the group) with the reason on stderr. */
 int drv_test_redis_group_setup(void **st);
 
-/* drv_test_redis_group_teardown -- stop drv_test_srv, remove its dir. */
+/* drv_test_redis_group_teardown -- stop the watchdog and drv_test_srv,
+ * remove the server's dir. */
 int drv_test_redis_group_teardown(void **st);
 
 /* drv_test_redis_fresh -- a clean server for the next test: started again
- * if a test left it stopped, then FLUSHALL. Asserts both. */
+ * if a test left it stopped, then FLUSHALL (asserts both); then the
+ * watchdog armed for DRV_TEST_WATCHDOG_S. */
 void drv_test_redis_fresh(void);
 
 /* ------------------------------------------------ watchdog */
 
 /*
  * One guard against hangs (never a speed check): a thread that, unless
- * drv_test_watchdog_stop comes first, prints what hung, SIGKILLs every
- * child drv_test_spawn started and the harness's redis-server, and
- * aborts the binary after secs seconds. Arm it in a test's setup, stop it
- * in the teardown (cmocka runs the teardown after a failed test too).
+ * drv_test_watchdog_stop comes first, says the test hung, SIGKILLs every
+ * child the harness started (drv_test_spawn, drv_test_run, redis-server)
+ * and aborts the binary after secs seconds. Arm it in a test's setup, stop
+ * it in the teardown (cmocka runs the teardown after a failed test too);
+ * starting it again re-arms it. drv_test_redis_fresh and the droverd
+ * fixture arm it.
  */
 #define DRV_TEST_WATCHDOG_S 300 /* default guard of one test */
 
