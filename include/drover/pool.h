@@ -62,6 +62,8 @@ struct drv_pool_stats {
     int queued;             /* submitted, waiting for a thread */
     int busy;               /* threads running work(w) now */
     int done_pending;       /* finished, done() not yet called */
+    int stopping;           /* drv_pool_free has begun: queued work will
+                             * not start (observable from any thread) */
     uint64_t submitted;     /* drv_pool_submit calls accepted */
     uint64_t completed;     /* work(w) calls that returned */
     uint64_t cancelled;     /* jobs completed with -ECANCELED */

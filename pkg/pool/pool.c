@@ -432,6 +432,7 @@ drv_pool_get_stats(struct drv_pool *p, struct drv_pool_stats *out)
     out->queued = p->n_queued;
     out->busy = p->n_busy;
     out->done_pending = p->n_done_pending;
+    out->stopping = p->stopping;
     out->submitted = p->n_submitted;
     out->completed = p->n_completed;
     out->cancelled = p->n_cancelled;

@@ -1005,5 +1005,7 @@ main(void)
         cmocka_unit_test(test_config_check_helpers),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,5 +112,7 @@ main(void)
         cmocka_unit_test(test_log_quote),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

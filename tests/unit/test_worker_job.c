@@ -241,5 +241,7 @@ main(void)
         cmocka_unit_test(test_worker_job_exec_argv_and_env),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, setup, teardown);
 }
