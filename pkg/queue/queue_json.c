@@ -84,8 +84,10 @@ fields_json(struct drv_json *j, const struct drv_job *job)
     drv_json_array_end(j);
 }
 
-void
-drv_queue_job_json(struct drv_json *j, const struct drv_job *job)
+/* "entry_id" (null when none) and "id" (the id field, else the entry
+ * id) of a record. */
+static void
+ids_json(struct drv_json *j, const struct drv_job *job)
 {
     const struct drv_field *id = drv_job_field(job, "id");
     const char *eid = job->entry_id[0] != '\0' ? job->entry_id : NULL;
@@ -95,6 +97,12 @@ drv_queue_job_json(struct drv_json *j, const struct drv_job *job)
         drv_json_member_bytes(j, "id", id->value, id->value_len);
     else /* no id field: the entry id is the job's id */
         drv_json_member_strz(j, "id", eid);
+}
+
+void
+drv_queue_job_json(struct drv_json *j, const struct drv_job *job)
+{
+    ids_json(j, job);
     fields_json(j, job);
 }
 
@@ -119,8 +127,9 @@ drv_queue_dead_page_json(struct drv_json *j, const char *queue,
         const struct drv_job *e = p->entry[i];
 
         drv_json_object_begin(j);
+        ids_json(j, e);
         summary_json(j, e, dead_names);
-        drv_queue_job_json(j, e);
+        fields_json(j, e);
         drv_json_object_end(j);
     }
     drv_json_array_end(j);
