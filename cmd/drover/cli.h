@@ -4,8 +4,12 @@
  * DESIGN. One process runs one command and exits, so the CLI talks to
  * Redis with hiredis's blocking API (no event loop): connect with a
  * deadline, AUTH, SELECT, then a few commands, each under the same
- * timeout (DRV_CLI_TIMEOUT_MS). Commands that need several replies
- * pipeline them (append all, then read all).
+ * timeout (DRV_CLI_TIMEOUT_MS). The CLI builds no Redis command itself:
+ * pkg/queue's builders fill a struct drv_queue_cmds, drv__cli_run sends
+ * it pipelined (append all, then read all), pkg/queue's parsers turn the
+ * replies into plain structs, and the command prints them -- as a table
+ * or text, or as one JSON document (--json, read commands only, in the
+ * shapes of pkg/queue/queue_json.c).
  *
  * Flow: main.c parses the global options and picks the command; the
  * command parses its own arguments first (so bad usage is reported

@@ -208,8 +208,8 @@ print_no_result(struct drv_cli *cli, const char *id,
     drv_buf_fini(&b);
 }
 
-/* Send the batch c and parse it as a lookup (build_lookup) or as a
- * result only; 0 or an error (printed). */
+/* Ask Redis for job id's result (into l->result) or, with lookup, for
+ * everything drover knows of it (into l); 0 or an error (printed). */
 static int
 fetch(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
       int lookup, struct drv_queue_lookup *l)

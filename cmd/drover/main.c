@@ -102,8 +102,8 @@ static const struct command commands[] = {
      "  FAILED     attempts that failed or timed out (all time)\n"
      "  RETRIED    retries scheduled (all time)\n"
      "  PAUSED     yes when the queue is paused\n"
-     "--json prints {\"queues\": [{\"name\", \"ready\", ..., \"dead_total\",\n"
-     "\"paused\"}]} instead (dead_total: jobs dead-lettered, all time).\n",
+     "--json prints one JSON document instead (doc/cli-json.md), which\n"
+     "also counts dead_total: jobs dead-lettered, all time.\n",
      1, drv__cli_stats},
     {"dead", "drover dead",
      "usage: drover dead list QUEUE [--count N] [--after ENTRY_ID] "
@@ -135,7 +135,7 @@ static const struct command commands[] = {
      "\nOne line per registered worker. BEAT is the time since its last\n"
      "heartbeat (every 5 s); STATE is stale when that is over 60 s\n"
      "(the worker is gone; any worker removes the entry).\n"
-     "--json prints {\"workers\": [...]} instead.\n",
+     "--json prints one JSON document instead (doc/cli-json.md).\n",
      1, drv__cli_workers},
     {"result", "drover result",
      "usage: drover result QUEUE ID [--field NAME | --json]\n",

@@ -37,28 +37,40 @@ static const char body[] =
     "  echo: {handler: echo, result_ttl: 1h}\n"
     "  boom: {handler: fail, retries: 0, result_ttl: 1h}\n";
 
-/* Parse the file argv[1] strictly, print the value at the dotted path
- * argv[2] (array indices as numbers; "" = the whole document; "#" as the
- * last part = its length) as JSON, or MISSING. */
-static const char py_get[] =
+/*
+ * Parse the file argv[1] strictly -- one compact document on one line,
+ * UTF-8 -- and print every node as "PATH<tab>JSON" (sorted keys; path
+ * parts joined with '.', array indices as numbers, "PATH.#" the length of
+ * an array; "" the whole document). One run per document: the C side
+ * looks paths up in what it printed.
+ */
+static const char py_flatten[] =
     "import json, sys\n"
     "raw = open(sys.argv[1], 'rb').read()\n"
-    "v = json.loads(raw.decode('utf-8'))\n"
-    "for p in [p for p in sys.argv[2].split('.') if p]:\n"
-    "    if p == '#':\n"
-    "        v = len(v)\n"
-    "    elif isinstance(v, list):\n"
-    "        v = v[int(p)] if int(p) < len(v) else 'MISSING'\n"
-    "    elif isinstance(v, dict) and p in v:\n"
-    "        v = v[p]\n"
-    "    else:\n"
-    "        print('MISSING'); sys.exit(0)\n"
-    "print(json.dumps(v, sort_keys=True))\n";
+    "assert raw.endswith(b'\\n') and raw.count(b'\\n') == 1, 'one line'\n"
+    "out = []\n"
+    "def walk(p, v):\n"
+    "    out.append(p + '\\t' + json.dumps(v, sort_keys=True))\n"
+    "    pre = p + '.' if p else ''\n"
+    "    if isinstance(v, list):\n"
+    "        out.append(pre + '#\\t' + str(len(v)))\n"
+    "        for i, x in enumerate(v):\n"
+    "            walk(pre + str(i), x)\n"
+    "    elif isinstance(v, dict):\n"
+    "        for k, x in v.items():\n"
+    "            walk(pre + k, x)\n"
+    "walk('', json.loads(raw.decode('utf-8')))\n"
+    "sys.stdout.write('\\n'.join(out) + '\\n')\n";
 
 struct cli_json {
     int status;          /* exit status of drover */
     char path[512];      /* its stdout, saved for the parser */
+    int parsed;          /* flat holds this document's lines */
 };
+
+/* The parser's "PATH\tJSON" lines of the document parsed last (one
+ * struct cli_json is looked at at a time). */
+static char flat[OUT_MAX];
 
 /* Run bin/drover -c CFG ARGS... (NULL-terminated); stdout to a file. */
 static void
@@ -77,6 +89,7 @@ run_cli(struct drv_test_droverd *t, struct cli_json *r, const char *name,
     while (*args != NULL && n < 23)
         argv[n++] = *args++;
     argv[n] = NULL;
+    r->parsed = 0;
     r->status = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
     snprintf(r->path, sizeof r->path, "%s/%s.json", t->dir, name);
     assert_int_equal(drv_test_write_file(r->path, out), 0);
@@ -89,29 +102,39 @@ run_cli(struct drv_test_droverd *t, struct cli_json *r, const char *name,
         run_cli((t), (r), (name), a_);                                    \
     } while (0)
 
-/* The value at path in r's document, as compact JSON (sorted keys). */
+/* The value at path in r's document, as compact JSON (sorted keys), or
+ * MISSING; a copy the caller frees. */
 static char *
-get(const struct cli_json *r, const char *path)
+get(struct cli_json *r, const char *path)
 {
-    const char *argv[] = {"python3", "-c", py_get, r->path, path, NULL};
-    char *out = malloc(OUT_MAX);
-    size_t n;
+    const char *argv[] = {"python3", "-c", py_flatten, r->path, NULL};
+    size_t plen = strlen(path);
+    const char *line = NULL, *end = NULL;
     int rc;
 
-    assert_non_null(out);
-    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    if (rc != 0)
-        fail_msg("%s is not one valid JSON document (python3 exit %d)",
-                 r->path, rc);
-    n = strlen(out);
-    if (n > 0 && out[n - 1] == '\n')
-        out[n - 1] = '\0';
-    return out;
+    /* Debian's python3 where it is (a version manager's shim on PATH
+     * can take seconds to start) */
+    if (access("/usr/bin/python3", X_OK) == 0)
+        argv[0] = "/usr/bin/python3";
+    if (!r->parsed) {
+        rc = drv_test_run(argv, flat, sizeof flat, DRV_TEST_WAIT_MS);
+        if (rc != 0)
+            fail_msg("%s is not one valid JSON document on one line "
+                     "(python3 exit %d)", r->path, rc);
+        r->parsed = 1;
+    }
+    for (line = flat; *line != '\0'; line = end + 1) {
+        end = strchr(line, '\n');
+        assert_non_null(end);
+        if (strncmp(line, path, plen) == 0 && line[plen] == '\t')
+            return strndup(line + plen + 1, (size_t)(end - line) - plen - 1);
+    }
+    return strdup("MISSING");
 }
 
 /* Assert the value at path is want (compact JSON, as json.dumps). */
 static void
-expect(const struct cli_json *r, const char *path, const char *want)
+expect(struct cli_json *r, const char *path, const char *want)
 {
     char *v = get(r, path);
 
@@ -122,7 +145,7 @@ expect(const struct cli_json *r, const char *path, const char *want)
 
 /* The integer at path. */
 static long long
-get_int(const struct cli_json *r, const char *path)
+get_int(struct cli_json *r, const char *path)
 {
     char *v = get(r, path), *end = NULL;
     long long n = strtoll(v, &end, 10);
@@ -179,7 +202,7 @@ static const char blob[] = "a\0b\xff\"\n";
 static void
 run_known_jobs(struct drv_test_droverd *t)
 {
-    struct cli_json r;
+    struct cli_json r = {0};
     redisReply *rep = NULL;
     int64_t deadline;
 
@@ -219,7 +242,7 @@ static void
 test_cli_json_stats(void **st)
 {
     struct drv_test_droverd *t = *st;
-    struct cli_json r;
+    struct cli_json r = {0};
 
     run_known_jobs(t);
     CLI(t, &r, "stats", "stats", "--json");
@@ -254,7 +277,7 @@ static void
 test_cli_json_workers(void **st)
 {
     struct drv_test_droverd *t = *st;
-    struct cli_json r;
+    struct cli_json r = {0};
     char pid[32];
     long long beat, started, now;
 
@@ -300,7 +323,7 @@ static void
 test_cli_json_dead_list(void **st)
 {
     struct drv_test_droverd *t = *st;
-    struct cli_json r;
+    struct cli_json r = {0};
     char *next = NULL, after[64];
 
     run_known_jobs(t);
@@ -361,7 +384,7 @@ test_cli_json_result(void **st)
 {
     struct drv_test_droverd *t = *st;
     long long now = (long long)drv_clock_unix_ms();
-    struct cli_json r;
+    struct cli_json r = {0};
     char eid[64];
 
     run_known_jobs(t);
@@ -459,7 +482,7 @@ test_cli_json_usage(void **st)
         {"dead", "list", "--help", NULL},
         {"result", "--help", NULL},
     };
-    struct cli_json r;
+    struct cli_json r = {0};
     size_t i;
 
     for (i = 0; i < DRV_ARRAY_LEN(cmds); i++) {
