@@ -72,34 +72,43 @@ struct cli_json {
  * struct cli_json is looked at at a time). */
 static char flat[OUT_MAX];
 
-/* Run bin/drover -c CFG ARGS... (NULL-terminated); stdout to a file. */
+/*
+ * Run bin/drover -c CFG ARGS... (NULL-terminated), its stdout saved in
+ * dir/NAME.json; assert it exits with want_status.
+ */
 static void
-run_cli(struct drv_test_droverd *t, struct cli_json *r, const char *name,
-        const char *const *args)
+run_cli(struct drv_test_droverd *t, struct cli_json *r, int want_status,
+        const char *name, const char *const *args)
 {
     char bin[512], *out = malloc(OUT_MAX);
     const char *argv[24];
     int n = 0;
 
     assert_non_null(out);
+    assert_non_null(args[0]);
     drv_test_bin("drover", bin, sizeof bin);
     argv[n++] = bin;
     argv[n++] = "-c";
     argv[n++] = t->cfg;
-    while (*args != NULL && n < 23)
-        argv[n++] = *args++;
+    while (args[n - 3] != NULL && n < 23) {
+        argv[n] = args[n - 3];
+        n++;
+    }
     argv[n] = NULL;
     r->parsed = 0;
     r->status = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
     snprintf(r->path, sizeof r->path, "%s/%s.json", t->dir, name);
     assert_int_equal(drv_test_write_file(r->path, out), 0);
+    if (r->status != want_status)
+        fail_msg("drover %s: exit %d, want %d; stdout: %s", args[0],
+                 r->status, want_status, out);
     free(out);
 }
 
-#define CLI(t, r, name, ...)                                              \
+#define CLI(t, r, want_status, name, ...)                                 \
     do {                                                                  \
         const char *const a_[] = {__VA_ARGS__, NULL};                     \
-        run_cli((t), (r), (name), a_);                                    \
+        run_cli((t), (r), (want_status), (name), a_);                     \
     } while (0)
 
 /* The value at path in r's document, as compact JSON (sorted keys), or
@@ -142,6 +151,22 @@ expect(struct cli_json *r, const char *path, const char *want)
         fail_msg("%s: %s = %s, want %s", r->path, path, v, want);
     free(v);
 }
+
+/* Assert every {path, want} of a table. */
+static void
+expect_all(struct cli_json *r, const char *const (*want)[2], size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        expect(r, want[i][0], want[i][1]);
+}
+
+#define EXPECT_ALL(r, ...)                                                \
+    do {                                                                  \
+        static const char *const w_[][2] = {__VA_ARGS__};                 \
+        expect_all((r), w_, DRV_ARRAY_LEN(w_));                           \
+    } while (0)
 
 /* The integer at path. */
 static long long
@@ -206,21 +231,16 @@ run_known_jobs(struct drv_test_droverd *t)
     redisReply *rep = NULL;
     int64_t deadline;
 
-    CLI(t, &r, "e1", "enqueue", "default", "echo", "--id", "e1", "n=1");
-    assert_int_equal(r.status, 0);
-    CLI(t, &r, "e2", "enqueue", "default", "echo", "--id", "e2");
-    assert_int_equal(r.status, 0);
-    CLI(t, &r, "e3", "enqueue", "default", "echo", "--id", "e3");
-    assert_int_equal(r.status, 0);
+    CLI(t, &r, 0, "e1", "enqueue", "default", "echo", "--id", "e1", "n=1");
+    CLI(t, &r, 0, "e2", "enqueue", "default", "echo", "--id", "e2");
+    CLI(t, &r, 0, "e3", "enqueue", "default", "echo", "--id", "e3");
     rep = drv_test_redis_cmd(t->c, "XADD t:{default}:jobs * job boom id f1 "
                              "error %s blob %b", "it broke", blob,
                              (size_t)BLOB_LEN);
     freeReplyObject(rep);
     /* paused before droverd starts: it never fetches from low */
-    CLI(t, &r, "pause", "pause", "low");
-    assert_int_equal(r.status, 0);
-    CLI(t, &r, "l1", "enqueue", "low", "echo", "--id", "l1");
-    assert_int_equal(r.status, 0);
+    CLI(t, &r, 0, "pause", "pause", "low");
+    CLI(t, &r, 0, "l1", "enqueue", "low", "echo", "--id", "l1");
     drv_test_droverd_start(t, 0);
     drv_test_wait_stat(t, "default", "processed", 3);
     drv_test_wait_stat(t, "default", "dead", 1);
@@ -231,9 +251,8 @@ run_known_jobs(struct drv_test_droverd *t)
             fail_msg("no registry entry after %d ms", DRV_TEST_WAIT_MS);
         drv_test_sleep_ms(20);
     }
-    CLI(t, &r, "d1", "enqueue", "default", "echo", "--id", "d1", "--delay",
+    CLI(t, &r, 0, "d1", "enqueue", "default", "echo", "--id", "d1", "--delay",
         "1h");
-    assert_int_equal(r.status, 0);
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -245,27 +264,26 @@ test_cli_json_stats(void **st)
     struct cli_json r = {0};
 
     run_known_jobs(t);
-    CLI(t, &r, "stats", "stats", "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "queues.#", "2");
-    expect(&r, "queues.0.name", "\"default\"");
-    expect(&r, "queues.0.ready", "0");
-    expect(&r, "queues.0.running", "0");
-    expect(&r, "queues.0.delayed", "1");
-    expect(&r, "queues.0.dead", "1");
-    expect(&r, "queues.0.processed", "3");
-    expect(&r, "queues.0.failed", "1");
-    expect(&r, "queues.0.retried", "0");
-    expect(&r, "queues.0.dead_total", "1");
-    expect(&r, "queues.0.paused", "false");
-    expect(&r, "queues.1.name", "\"low\"");
-    expect(&r, "queues.1.ready", "1");
-    expect(&r, "queues.1.paused", "true");
-    expect(&r, "queues.1.processed", "0");
+    CLI(t, &r, 0, "stats", "stats", "--json");
+    EXPECT_ALL(&r,
+               {"queues.#", "2"},
+               {"queues.0.name", "\"default\""},
+               {"queues.0.ready", "0"},
+               {"queues.0.running", "0"},
+               {"queues.0.delayed", "1"},
+               {"queues.0.dead", "1"},
+               {"queues.0.processed", "3"},
+               {"queues.0.failed", "1"},
+               {"queues.0.retried", "0"},
+               {"queues.0.dead_total", "1"},
+               {"queues.0.paused", "false"},
+               {"queues.1.name", "\"low\""},
+               {"queues.1.ready", "1"},
+               {"queues.1.paused", "true"},
+               {"queues.1.processed", "0"});
 
     /* --json also before the command, and for named queues */
-    CLI(t, &r, "stats-low", "--json", "stats", "low");
-    assert_int_equal(r.status, 0);
+    CLI(t, &r, 0, "stats-low", "--json", "stats", "low");
     expect(&r, "queues.#", "1");
     expect(&r, "queues.0.name", "\"low\"");
     drv_test_droverd_stop(t, 0, 0);
@@ -282,16 +300,16 @@ test_cli_json_workers(void **st)
     long long beat, started, now;
 
     run_known_jobs(t);
-    CLI(t, &r, "workers", "workers", "--json");
+    CLI(t, &r, 0, "workers", "workers", "--json");
     now = (long long)drv_clock_unix_ms();
-    assert_int_equal(r.status, 0);
     expect(&r, "stale_after_ms", "60000");
     expect(&r, "workers.#", "1");
     snprintf(pid, sizeof pid, "%ld", (long)t->w[0].pid);
     expect(&r, "workers.0.pid", pid);
-    expect(&r, "workers.0.queues", "[\"default\", \"low\"]");
-    expect(&r, "workers.0.busy", "0");
-    expect(&r, "workers.0.state", "\"ok\"");
+    EXPECT_ALL(&r,
+               {"workers.0.queues", "[\"default\", \"low\"]"},
+               {"workers.0.busy", "0"},
+               {"workers.0.state", "\"ok\""});
     beat = get_int(&r, "workers.0.beat_at");
     started = get_int(&r, "workers.0.started_at");
     assert_true(started <= beat && beat <= now);
@@ -307,13 +325,13 @@ test_cli_json_workers(void **st)
     freeReplyObject(drv_test_redis_cmd(t->c, "HSET t:workers zz-old %s",
                                        "host=\"a \\\"b\\\"\" pid=7 "
                                        "started=1 queues=q busy=0 beat=2"));
-    CLI(t, &r, "workers2", "workers", "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "workers.#", "2");
-    expect(&r, "workers.1.id", "\"zz-old\"");
-    expect(&r, "workers.1.host", "\"a \\\"b\\\"\"");
-    expect(&r, "workers.1.state", "\"stale\"");
-    expect(&r, "workers.1.beat_at", "2");
+    CLI(t, &r, 0, "workers2", "workers", "--json");
+    EXPECT_ALL(&r,
+               {"workers.#", "2"},
+               {"workers.1.id", "\"zz-old\""},
+               {"workers.1.host", "\"a \\\"b\\\"\""},
+               {"workers.1.state", "\"stale\""},
+               {"workers.1.beat_at", "2"});
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -328,51 +346,51 @@ test_cli_json_dead_list(void **st)
 
     run_known_jobs(t);
     drv_test_droverd_stop(t, 0, 0);
-    CLI(t, &r, "dead", "dead", "list", "default", "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "queue", "\"default\"");
-    expect(&r, "total", "1");
-    expect(&r, "count", "1");
-    expect(&r, "next", "null");
-    expect(&r, "entries.0.id", "\"f1\"");
-    expect(&r, "entries.0.job", "\"boom\"");
-    expect(&r, "entries.0.pipeline", "null");
-    expect(&r, "entries.0.error", "\"it broke\"");
-    expect(&r, "entries.0.attempts", "1");
+    CLI(t, &r, 0, "dead", "dead", "list", "default", "--json");
+    EXPECT_ALL(&r,
+               {"queue", "\"default\""},
+               {"total", "1"},
+               {"count", "1"},
+               {"next", "null"},
+               {"entries.0.id", "\"f1\""},
+               {"entries.0.job", "\"boom\""},
+               {"entries.0.pipeline", "null"},
+               {"entries.0.error", "\"it broke\""},
+               {"entries.0.attempts", "1"});
     assert_true(get_int(&r, "entries.0.failed_at") > 1700000000000LL);
     /* the job's fields byte for byte, in order */
     expect(&r, "entries.0.fields.0", "{\"name\": \"job\", "
            "\"value\": \"boom\"}");
-    expect(&r, "entries.0.fields.1.name", "\"blob\"");
-    expect(&r, "entries.0.fields.1.value", BLOB_JSON);
-    expect(&r, "entries.0.fields.1.value_b64", BLOB_B64);
-    expect(&r, "entries.0.fields.0.value_b64", "MISSING");
+    EXPECT_ALL(&r,
+               {"entries.0.fields.1.name", "\"blob\""},
+               {"entries.0.fields.1.value", BLOB_JSON},
+               {"entries.0.fields.1.value_b64", BLOB_B64},
+               {"entries.0.fields.0.value_b64", "MISSING"});
 
     /* pages: two more dead entries, two at a time */
     freeReplyObject(drv_test_redis_cmd(t->c, "XADD t:{default}:dead * "
                                        "job echo id x2 error e"));
     freeReplyObject(drv_test_redis_cmd(t->c, "XADD t:{default}:dead * "
                                        "job echo id x3 error e"));
-    CLI(t, &r, "page1", "dead", "list", "default", "--count", "2",
+    CLI(t, &r, 0, "page1", "dead", "list", "default", "--count", "2",
         "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "total", "3");
-    expect(&r, "count", "2");
-    expect(&r, "entries.1.id", "\"x2\"");
+    EXPECT_ALL(&r,
+               {"total", "3"},
+               {"count", "2"},
+               {"entries.1.id", "\"x2\""});
     next = get(&r, "next");
     assert_true(strlen(next) > 2 && next[0] == '"');
     snprintf(after, sizeof after, "%.*s", (int)strlen(next) - 2, next + 1);
     free(next);
-    CLI(t, &r, "page2", "dead", "list", "default", "--count", "2",
+    CLI(t, &r, 0, "page2", "dead", "list", "default", "--count", "2",
         "--after", after, "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "count", "1");
-    expect(&r, "entries.0.id", "\"x3\"");
-    expect(&r, "next", "null");
+    EXPECT_ALL(&r,
+               {"count", "1"},
+               {"entries.0.id", "\"x3\""},
+               {"next", "null"});
 
     /* an empty queue: a document with no entries, exit 0 */
-    CLI(t, &r, "none", "dead", "list", "low", "--json");
-    assert_int_equal(r.status, 0);
+    CLI(t, &r, 0, "none", "dead", "list", "low", "--json");
     expect(&r, "entries", "[]");
     expect(&r, "total", "0");
 }
@@ -390,35 +408,34 @@ test_cli_json_result(void **st)
     run_known_jobs(t);
     drv_test_droverd_stop(t, 0, 0);
 
-    CLI(t, &r, "e1", "result", "default", "e1", "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "found", "true");
-    expect(&r, "id", "\"e1\"");
-    expect(&r, "result.status", "\"ok\"");
-    expect(&r, "result.result", "\"{\\\"n\\\":\\\"1\\\"}\"");
-    expect(&r, "result.attempts", "1");
+    CLI(t, &r, 0, "e1", "result", "default", "e1", "--json");
+    EXPECT_ALL(&r,
+               {"found", "true"},
+               {"id", "\"e1\""},
+               {"result.status", "\"ok\""},
+               {"result.result", "\"{\\\"n\\\":\\\"1\\\"}\""},
+               {"result.attempts", "1"});
     assert_true(get_int(&r, "result.finished_at") >= now - 600000);
     expect(&r, "where", "\"none\"");
     expect(&r, "job", "null");
 
-    CLI(t, &r, "f1", "result", "default", "f1", "--json");
-    assert_int_equal(r.status, 0);
-    expect(&r, "result.status", "\"dead\"");
-    expect(&r, "where", "\"dead\"");
-    expect(&r, "job.id", "\"f1\"");
-    expect(&r, "job.fields.1.value_b64", BLOB_B64);
+    CLI(t, &r, 0, "f1", "result", "default", "f1", "--json");
+    EXPECT_ALL(&r,
+               {"result.status", "\"dead\""},
+               {"where", "\"dead\""},
+               {"job.id", "\"f1\""},
+               {"job.fields.1.value_b64", BLOB_B64});
 
     /* no result yet: exit 1, and the document says where it waits */
-    CLI(t, &r, "d1", "result", "default", "d1", "--json");
-    assert_int_equal(r.status, 1);
-    expect(&r, "found", "true");
-    expect(&r, "result", "null");
-    expect(&r, "where", "\"delayed\"");
+    CLI(t, &r, 1, "d1", "result", "default", "d1", "--json");
+    EXPECT_ALL(&r,
+               {"found", "true"},
+               {"result", "null"},
+               {"where", "\"delayed\""});
     assert_true(get_int(&r, "due_at") >= now + 3500 * 1000);
     expect(&r, "job.fields.0", "{\"name\": \"job\", \"value\": \"echo\"}");
 
-    CLI(t, &r, "l1", "result", "low", "l1", "--json");
-    assert_int_equal(r.status, 1);
+    CLI(t, &r, 1, "l1", "result", "low", "l1", "--json");
     expect(&r, "where", "\"ready\"");
     expect(&r, "deliveries", "null");
 
@@ -429,11 +446,11 @@ test_cli_json_result(void **st)
                                        "drover 0"));
     freeReplyObject(drv_test_redis_cmd(t->c, "XREADGROUP GROUP drover c1 "
                                        "COUNT 1 STREAMS t:{mid}:jobs >"));
-    CLI(t, &r, "m1", "result", "mid", "m1", "--json");
-    assert_int_equal(r.status, 1);
-    expect(&r, "where", "\"running\"");
-    expect(&r, "consumer", "\"c1\"");
-    expect(&r, "deliveries", "1");
+    CLI(t, &r, 1, "m1", "result", "mid", "m1", "--json");
+    EXPECT_ALL(&r,
+               {"where", "\"running\""},
+               {"consumer", "\"c1\""},
+               {"deliveries", "1"});
     {
         char want[80];
 
@@ -441,8 +458,7 @@ test_cli_json_result(void **st)
         expect(&r, "job.entry_id", want);
     }
 
-    CLI(t, &r, "gone", "result", "default", "nosuch", "--json");
-    assert_int_equal(r.status, 1);
+    CLI(t, &r, 1, "gone", "result", "default", "nosuch", "--json");
     expect(&r, "found", "false");
     expect(&r, "where", "\"none\"");
 }
@@ -488,19 +504,14 @@ test_cli_json_usage(void **st)
     for (i = 0; i < DRV_ARRAY_LEN(cmds); i++) {
         const char *a[5] = {cmds[i][0], cmds[i][1], cmds[i][2], NULL, NULL};
 
-        run_cli(t, &r, "help", a);
-        assert_int_equal(r.status, 0);
+        run_cli(t, &r, 0, "help", a);
         assert_true(drv_test_file_contains(r.path, "--json"));
     }
     /* commands that change things take no --json: bad usage, exit 2 */
-    CLI(t, &r, "bad1", "pause", "q", "--json");
-    assert_int_equal(r.status, 2);
-    CLI(t, &r, "bad2", "--json", "enqueue", "q", "echo");
-    assert_int_equal(r.status, 2);
-    CLI(t, &r, "bad3", "dead", "purge", "q", "--json");
-    assert_int_equal(r.status, 2);
-    CLI(t, &r, "bad4", "result", "q", "id", "--json", "--field", "x");
-    assert_int_equal(r.status, 2);
+    CLI(t, &r, 2, "bad1", "pause", "q", "--json");
+    CLI(t, &r, 2, "bad2", "--json", "enqueue", "q", "echo");
+    CLI(t, &r, 2, "bad3", "dead", "purge", "q", "--json");
+    CLI(t, &r, 2, "bad4", "result", "q", "id", "--json", "--field", "x");
     assert_int_equal(drv_test_num(t, "EXISTS t:{q}:paused"), 0);
     assert_int_equal(drv_test_num(t, "EXISTS t:{q}:jobs"), 0);
 }
