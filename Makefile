@@ -124,7 +124,8 @@ $(B)/plugins/lib%.so: tests/plugins/%.c
 
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
-            libcmocka-dev redis-server redis-tools libcurl4-openssl-dev
+            libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
+            python3
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

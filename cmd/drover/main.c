@@ -28,6 +28,7 @@ struct command {
     const char *prog;      /* for messages: "drover enqueue" */
     const char *usage;     /* "usage: ..." lines */
     const char *help;      /* what it does, options; after the usage */
+    int json;              /* a read command: takes --json */
     drv_cli_run_fn *run;   /* the command */
 };
 
@@ -42,17 +43,18 @@ static const char global_help[] =
     "  enqueue QUEUE --pipeline NAME [field=value ...] [--delay D] "
     "[--id ID]\n"
     "                        add a job (or a pipeline); prints its id\n"
-    "  stats [QUEUE ...]     per queue: ready, running, delayed, dead,\n"
+    "  stats [QUEUE ...] [--json]\n"
+    "                        per queue: ready, running, delayed, dead,\n"
     "                        processed, failed, retried, paused\n"
-    "  dead list QUEUE [--count N]\n"
+    "  dead list QUEUE [--count N] [--after ENTRY_ID] [--json]\n"
     "                        dead-lettered jobs, oldest first\n"
     "  dead retry QUEUE (ID|--all)\n"
     "                        put dead jobs back on their queue\n"
     "  dead purge QUEUE      delete every dead job of QUEUE\n"
     "  pause QUEUE           workers stop fetching from QUEUE\n"
     "  resume QUEUE          ... and start again\n"
-    "  workers               registered workers; stale ones marked\n"
-    "  result QUEUE ID [--field NAME]\n"
+    "  workers [--json]      registered workers; stale ones marked\n"
+    "  result QUEUE ID [--field NAME | --json]\n"
     "                        the kept result of a job\n"
     "  check-config FILE     validate a config file\n"
     "  help [COMMAND]        this text, or one command's\n"
@@ -68,6 +70,8 @@ static const char global_help[] =
     "                        come from $DROVER_REDIS_PASSWORD instead\n"
     "  --version             print the version and exit\n"
     "  --verbose             with --version: also the libraries' versions\n"
+    "  --json                (stats, workers, dead list, result) one JSON\n"
+    "                        document on stdout instead of the text\n"
     "  -h, --help            help; `drover COMMAND --help` for one "
     "command\n"
     "\n"
@@ -91,9 +95,9 @@ static const struct command commands[] = {
      "                  the same id is replaced\n"
      "  --pipeline NAME enqueue the pipeline NAME instead of a job\n"
      "With -c, JOB (or NAME) must be declared in the config.\n",
-     drv__cli_enqueue},
+     0, drv__cli_enqueue},
     {"stats", "drover stats",
-     "usage: drover stats [QUEUE ...]\n",
+     "usage: drover stats [QUEUE ...] [--json]\n",
      "\nOne line per queue (the config's queues unless named):\n"
      "  READY      entries not yet delivered to a worker\n"
      "  RUNNING    delivered, not yet acknowledged\n"
@@ -102,52 +106,60 @@ static const struct command commands[] = {
      "  PROCESSED  jobs that succeeded (all time)\n"
      "  FAILED     attempts that failed or timed out (all time)\n"
      "  RETRIED    retries scheduled (all time)\n"
-     "  PAUSED     yes when the queue is paused\n",
-     drv__cli_stats},
+     "  PAUSED     yes when the queue is paused\n"
+     "--json prints one JSON document instead (doc/cli-json.md), which\n"
+     "also counts dead_total: jobs dead-lettered, all time.\n",
+     1, drv__cli_stats},
     {"dead", "drover dead",
-     "usage: drover dead list QUEUE [--count N]\n"
+     "usage: drover dead list QUEUE [--count N] [--after ENTRY_ID] "
+     "[--json]\n"
      "       drover dead retry QUEUE (ID|--all)\n"
      "       drover dead purge QUEUE\n",
      "\nlist   one line per dead entry, oldest first: entry id, then\n"
      "       id, job, attempts, failed_at, error and the job's other\n"
      "       fields as logfmt (argument values cut at 1 KiB);\n"
-     "       --count N shows the first N only\n"
+     "       --count N shows the first N only, --after ENTRY_ID those\n"
+     "       after that entry (the next page); --json prints one JSON\n"
+     "       document: every field, byte for byte (see doc/cli-json.md)\n"
      "retry  moves the entry whose job id (or entry id) is ID, or every\n"
      "       entry with --all, back to the queue: same id, attempt reset\n"
      "       to 0; prints how many moved (none for ID: exit 1)\n"
      "purge  deletes the dead stream; prints how many entries it held\n",
-     drv__cli_dead},
+     0, drv__cli_dead},
     {"pause", "drover pause",
      "usage: drover pause QUEUE\n",
      "\nWorkers stop fetching from QUEUE within a second; running jobs\n"
      "finish. Undo with `drover resume QUEUE`.\n",
-     drv__cli_pause},
+     0, drv__cli_pause},
     {"resume", "drover resume",
      "usage: drover resume QUEUE\n",
      "\nWorkers fetch from QUEUE again.\n",
-     drv__cli_resume},
+     0, drv__cli_resume},
     {"workers", "drover workers",
-     "usage: drover workers\n",
+     "usage: drover workers [--json]\n",
      "\nOne line per registered worker. BEAT is the time since its last\n"
      "heartbeat (every 5 s); STATE is stale when that is over 60 s\n"
-     "(the worker is gone; any worker removes the entry).\n",
-     drv__cli_workers},
+     "(the worker is gone; any worker removes the entry).\n"
+     "--json prints one JSON document instead (doc/cli-json.md).\n",
+     1, drv__cli_workers},
     {"result", "drover result",
-     "usage: drover result QUEUE ID [--field NAME]\n",
+     "usage: drover result QUEUE ID [--field NAME | --json]\n",
      "\nPrints the result kept for job ID (status, attempts, finished_at,\n"
      "error, result). Kept only for job types with result_ttl > 0, until\n"
      "it expires. --field NAME prints that field's raw value only.\n"
-     "Exit 1 when there is none.\n",
-     drv__cli_result},
+     "Exit 1 when there is none; it then says where the job waits, if it\n"
+     "does (delayed, ready, running or dead). --json prints one JSON\n"
+     "document with the result (or null) and where the job waits.\n",
+     1, drv__cli_result},
     {"check-config", "drover check-config",
      "usage: drover check-config FILE\n",
      "\nPrints \"FILE: ok\", or every error as FILE:LINE:COL: KEY: message\n"
      "and exits 2.\n",
-     drv__cli_check_config},
+     0, drv__cli_check_config},
     {"help", "drover help",
      "usage: drover help [COMMAND]\n",
      "",
-     run_help},
+     0, run_help},
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -221,44 +233,89 @@ drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
     return -EINVAL;
 }
 
-int
-drv__cli_getopt(struct drv_cli *cli, int argc, char **argv,
-                const char *shortopts, const struct option *longopts,
-                int *first)
-{
-    char opts[64];
-    int c;
+/* The shared options: their values in getopt_long's val. */
+enum { OPT_REDIS = 'R', OPT_JSON = 'J', OPT_OWN = 1000 };
 
-    /* leading ':' -- report a missing value as ':' rather than '?';
-     * opterr 0 -- we print the messages ourselves */
-    snprintf(opts, sizeof opts, ":c:%s", shortopts);
-    if (*first) {
-        optind = 0; /* GNU: full re-initialisation */
-        opterr = 0;
-        *first = 0;
+int
+drv__cli_args(struct drv_cli *cli, int argc, char **argv,
+              const struct drv_cli_opt *opts, const char *const *names,
+              int nrequired, const char **out, int *rest)
+{
+    struct option longopts[24];
+    char shortopts[64];
+    size_t nl = 0, ns = 0, i, nnames = 0;
+    int c, k;
+
+    /* leading ':' -- report a missing value as ':' rather than '?' */
+    ns = (size_t)snprintf(shortopts, sizeof shortopts, ":c:");
+    for (i = 0; opts != NULL && opts[i].name != NULL; i++) {
+        DRV_ASSERT(nl + 4 < DRV_ARRAY_LEN(longopts) &&
+                   ns + 3 < sizeof shortopts);
+        longopts[nl++] = (struct option){opts[i].name,
+            opts[i].has_arg ? required_argument : no_argument, NULL,
+            OPT_OWN + (int)i};
+        if (opts[i].letter != 0) {
+            shortopts[ns++] = (char)opts[i].letter;
+            if (opts[i].has_arg)
+                shortopts[ns++] = ':';
+        }
+        *opts[i].value = NULL;
     }
-    for (;;) {
-        c = getopt_long(argc, argv, opts, longopts, NULL);
-        switch (c) {
-        case 'c':
+    shortopts[ns] = '\0';
+    longopts[nl++] = (struct option){"config", required_argument, NULL,
+                                     'c'};
+    longopts[nl++] = (struct option){"redis", required_argument, NULL,
+                                     OPT_REDIS};
+    if (cli->json_ok)
+        longopts[nl++] = (struct option){"json", no_argument, NULL,
+                                         OPT_JSON};
+    longopts[nl] = (struct option){NULL, 0, NULL, 0};
+    optind = 0; /* GNU: full re-initialisation */
+    opterr = 0; /* we print the messages ourselves */
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (c == 'c') {
             cli->file = optarg;
-            break;
-        case 'R':
+        } else if (c == OPT_REDIS) {
             cli->redis_url = optarg;
-            break;
-        case ':':
+        } else if (c == OPT_JSON) {
+            cli->json = 1;
+        } else if (c == ':') {
             return drv__cli_usage_error(cli, "option \"%s\" needs a value",
                                         argv[optind - 1]);
-        case '?':
-            if (optopt != 0)
+        } else if (c == '?') {
+            if (optopt != 0 && optopt < OPT_OWN)
                 return drv__cli_usage_error(cli, "unknown option \"-%c\"",
                                             optopt);
             return drv__cli_usage_error(cli, "unknown option \"%s\"",
                                         argv[optind - 1]);
-        default:
-            return c;
+        } else {
+            k = c >= OPT_OWN ? c - OPT_OWN : -1;
+            for (i = 0; k < 0 && opts != NULL && opts[i].name != NULL; i++)
+                if (opts[i].letter == c)
+                    k = (int)i;
+            DRV_ASSERT(k >= 0);
+            *opts[k].value = opts[k].has_arg ? optarg : "";
         }
     }
+    if (cli->json && !cli->json_ok) /* given before the command */
+        return drv__cli_usage_error(cli, "--json: this command has no "
+                                    "JSON output");
+    for (nnames = 0; names != NULL && names[nnames] != NULL; nnames++) {
+        out[nnames] = optind + (int)nnames < argc
+                          ? argv[optind + (int)nnames] : NULL;
+        if (out[nnames] == NULL && (int)nnames < nrequired)
+            return drv__cli_usage_error(cli, "missing %s", names[nnames]);
+        if (out[nnames] != NULL && strcmp(names[nnames], "QUEUE") == 0 &&
+            drv__cli_check_queue(cli, out[nnames]) < 0)
+            return -EINVAL;
+    }
+    k = optind + (int)nnames;
+    if (rest != NULL)
+        *rest = k < argc ? k : argc;
+    else if (k < argc)
+        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
+                                    argv[k]);
+    return 0;
 }
 
 int
@@ -292,6 +349,7 @@ main(int argc, char **argv)
         {"redis", required_argument, NULL, 'R'},
         {"version", no_argument, NULL, 'V'},
         {"verbose", no_argument, NULL, 'v'},
+        {"json", no_argument, NULL, 'J'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -319,6 +377,9 @@ main(int argc, char **argv)
             break;
         case 'v':
             verbose = 1;
+            break;
+        case 'J':
+            cli.json = 1;
             break;
         case 'h':
             print_help(NULL, stdout);
@@ -362,6 +423,7 @@ main(int argc, char **argv)
     }
     cli.prog = cmd->prog;
     cli.usage = cmd->usage;
+    cli.json_ok = cmd->json;
 
     /* hiredis writes with write(2): a server gone mid-command must be an
      * error return, not a SIGPIPE */

@@ -71,40 +71,36 @@ drv_queue_workers_key(const char *prefix)
  * value in there, or at entry_id.
  */
 struct drv_job *
-drv_job_from_entry(const redisReply *entry, struct drv_err *err)
+drv_job_from_fields(const char *entry_id, const redisReply *fv,
+                    struct drv_err *err)
 {
-    const redisReply *id, *fv;
     struct drv_job *job = NULL;
-    size_t i, total = 0, off = 0, nfields = 0;
+    size_t i, total = 0, off = 0, nfields = 0, idlen = strlen(entry_id);
     const struct drv_field *f;
     char *mem, *idval = NULL;
 
-    if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
-        entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
-        || entry->element[0]->len >= sizeof job->entry_id) {
-        drv_err_set(err, DRV_EPROTO, "stream entry of unexpected shape");
+    if (idlen >= sizeof job->entry_id) {
+        drv_err_set(err, DRV_EPROTO, "entry id of unexpected length");
         return NULL;
     }
-    id = entry->element[0];
-    fv = entry->element[1];
     if (fv->type == REDIS_REPLY_ARRAY) {
         if (fv->elements % 2 != 0) {
-            drv_err_set(err, DRV_EPROTO, "entry %.*s: fields of unexpected "
-                        "shape", (int)id->len, id->str);
+            drv_err_set(err, DRV_EPROTO, "entry %s: fields of unexpected "
+                        "shape", entry_id);
             return NULL;
         }
         for (i = 0; i < fv->elements; i++) {
             if (fv->element[i]->type != REDIS_REPLY_STRING) {
-                drv_err_set(err, DRV_EPROTO, "entry %.*s: field %zu not a "
-                            "string", (int)id->len, id->str, i);
+                drv_err_set(err, DRV_EPROTO, "entry %s: field %zu not a "
+                            "string", entry_id, i);
                 return NULL;
             }
             total += fv->element[i]->len + 1;
         }
         nfields = fv->elements / 2;
     } else if (fv->type != REDIS_REPLY_NIL) {
-        drv_err_set(err, DRV_EPROTO, "entry %.*s: fields of unexpected "
-                    "shape", (int)id->len, id->str);
+        drv_err_set(err, DRV_EPROTO, "entry %s: fields of unexpected "
+                    "shape", entry_id);
         return NULL;
     }
     mem = drv_xcalloc(1, sizeof *job + nfields * sizeof *job->fields +
@@ -112,8 +108,7 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
     job = (struct drv_job *)(void *)mem;
     job->magic = DRV_JOB_MAGIC;
     job->queue_index = -1;
-    memcpy(job->entry_id, id->str, id->len);
-    job->entry_id[id->len] = '\0';
+    memcpy(job->entry_id, entry_id, idlen + 1);
     job->id = job->entry_id;
     if (fv->type == REDIS_REPLY_NIL) {
         job->payload_gone = 1;
@@ -154,6 +149,23 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
             job->attempt_bad = 1;
     }
     return job;
+}
+
+struct drv_job *
+drv_job_from_entry(const redisReply *entry, struct drv_err *err)
+{
+    char eid[48];
+
+    if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
+        entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
+        || entry->element[0]->len >= sizeof eid ||
+        memchr(entry->element[0]->str, '\0', entry->element[0]->len)) {
+        drv_err_set(err, DRV_EPROTO, "stream entry of unexpected shape");
+        return NULL;
+    }
+    memcpy(eid, entry->element[0]->str, entry->element[0]->len);
+    eid[entry->element[0]->len] = '\0';
+    return drv_job_from_fields(eid, entry->element[1], err);
 }
 
 void

@@ -52,7 +52,6 @@ extern char **environ;
 
 #define TICK_MS 100
 #define BEAT_MS 5000
-#define STALE_MS 60000
 #define PAUSE_CHECK_MS 500
 
 /* ------------------------------------------------------------ helpers */

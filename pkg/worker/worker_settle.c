@@ -35,7 +35,6 @@
 #define MOVER_MS 100
 #define PAUSE_MS 500
 #define BEAT_MS 5000
-#define STALE_MS 60000
 
 /* ------------------------------------------------------------- settle */
 
@@ -504,15 +503,10 @@ on_workers(struct drv_redis *r, int status, const redisReply *reply,
     DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     if (status < 0 || reply->type != REDIS_REPLY_ARRAY)
         return;
-    /* remove entries of workers whose beat is older than STALE_MS */
+    /* remove entries of workers whose beat is stale */
     for (i = 0; i + 1 < reply->elements; i += 2) {
-        const char *line = reply->element[i + 1]->str;
-        const char *b = line ? strstr(line, "beat=") : NULL;
-        long long beat;
-
-        if (b == NULL || sscanf(b + 5, "%lld", &beat) != 1)
-            continue;
-        if (now - beat > STALE_MS) {
+        if (drv_queue_worker_line_stale(reply->element[i + 1]->str,
+                                        reply->element[i + 1]->len, now)) {
             DRV_LOG_INFO("removing stale worker entry", "worker=%s",
                          reply->element[i]->str);
             drv_redis_cmd(w->cmd, on_beat, w, "HDEL", w->workers_key,
@@ -524,21 +518,24 @@ on_workers(struct drv_redis *r, int status, const redisReply *reply,
 static void
 heartbeat(struct drv_worker *w)
 {
-    char line[1024], qs[512];
+    char qs[512];
+    struct drv_buf line;
     size_t i, o = 0;
 
     qs[0] = '\0';
     for (i = 0; i < w->nqueues && o + 2 < sizeof qs; i++)
         o += (size_t)snprintf(qs + o, sizeof qs - o, "%s%s", i ? "," : "",
                               w->queues[i].keys.name);
-    snprintf(line, sizeof line, "host=%s pid=%d started=%lld queues=%s "
-             "busy=%d beat=%lld", w->host, (int)getpid(),
-             (long long)w->started_ms, qs, w->stats.running,
-             (long long)drv_clock_unix_ms());
+    drv_buf_init(&line);
+    drv_queue_worker_format(&(struct drv_queue_worker){
+        .host = w->host, .pid = getpid(), .started_ms = w->started_ms,
+        .queues = qs, .busy = w->stats.running,
+        .beat_ms = drv_clock_unix_ms()}, &line);
     w->beat_inflight = 1;
     if (drv_redis_cmd(w->cmd, on_beat, w, "HSET", w->workers_key, w->id,
-                      line, (char *)NULL) < 0)
+                      line.data, (char *)NULL) < 0)
         w->beat_inflight = 0;
+    drv_buf_fini(&line);
     drv_redis_cmd(w->cmd, on_workers, w, "HGETALL", w->workers_key,
                   (char *)NULL);
 }
