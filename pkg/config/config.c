@@ -34,15 +34,15 @@
 /* Largest TCP port of worker.metrics. */
 #define PORT_MAX 65535
 
-static const char *const handler_names[DRV_HANDLER_COUNT] = {
-    [DRV_HANDLER_NOOP] = "noop",
-    [DRV_HANDLER_ECHO] = "echo",
-    [DRV_HANDLER_SLEEP] = "sleep",
-    [DRV_HANDLER_BLOCK] = "block",
-    [DRV_HANDLER_FAIL] = "fail",
-    [DRV_HANDLER_EXEC] = "exec",
-    [DRV_HANDLER_HTTP] = "http",
-    [DRV_HANDLER_PLUGIN] = "plugin",
+static const char *const handler_names[DRV_HKIND_COUNT] = {
+    [DRV_HKIND_NOOP] = "noop",
+    [DRV_HKIND_ECHO] = "echo",
+    [DRV_HKIND_SLEEP] = "sleep",
+    [DRV_HKIND_BLOCK] = "block",
+    [DRV_HKIND_FAIL] = "fail",
+    [DRV_HKIND_EXEC] = "exec",
+    [DRV_HKIND_HTTP] = "http",
+    [DRV_HKIND_PLUGIN] = "plugin",
 };
 
 /* ------------------------------------------------------------ checks */
@@ -91,9 +91,9 @@ check_metrics(const char *s, struct drv_err *err)
 }
 
 const char *
-drv_handler_kind_name(enum drv_handler_kind kind)
+drv_hkind_name(enum drv_hkind kind)
 {
-    if ((unsigned)kind >= DRV_HANDLER_COUNT)
+    if ((unsigned)kind >= DRV_HKIND_COUNT)
         return "?";
     return handler_names[kind];
 }
