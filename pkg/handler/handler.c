@@ -3,12 +3,11 @@
  * an attempt ends (drv_hrun_ok/_fail/_output), the one field lookup of
  * templates and plugins, and the fields as JSON.
  *
- * Adding a handler: write pkg/handler/<name>.c defining its struct
- * drv_handler_ops, add its kind to enum drv_hkind and its name to the
- * config's name table, and add one line to `table` below.
+ * Adding a handler (doc/handlers.md): write pkg/handler/handler_<name>.c
+ * defining its struct drv_handler_ops, add one line to `table` below,
+ * and give the config its kind (enum drv_hkind) and name.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +36,6 @@ const struct drv_handler_ops *
 drv_handler_ops_of(enum drv_hkind kind)
 {
     DRV_ASSERT((unsigned)kind < DRV_HKIND_COUNT && table[kind] != NULL);
-    DRV_ASSERT(table[kind]->kind == kind);
     return table[kind];
 }
 
@@ -51,6 +49,9 @@ drv_htype_load(struct drv_htype *ht, struct drv_handler_host *host,
     memset(ht, 0, sizeof *ht);
     ht->magic = DRV_HTYPE_MAGIC;
     ht->ops = drv_handler_ops_of(cfg->handler);
+    /* the table and the config agree on the kind and its name */
+    DRV_ASSERT(ht->ops->kind == cfg->handler);
+    DRV_ASSERT(strcmp(ht->ops->name, drv_hkind_name(cfg->handler)) == 0);
     ht->cfg = cfg;
     ht->host = host;
     if (ht->ops->load == NULL)
@@ -93,6 +94,23 @@ drv_handler_check(const struct drv_config_job *type,
 
 /* ------------------------------------------------------------- a run */
 
+/* v in decimal into out (at least 21 bytes); snprintf costs more on the
+ * path every job takes. */
+static void
+u64_str(uint64_t v, char *out)
+{
+    char tmp[24];
+    size_t n = 0, i;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+}
+
 void
 drv_hrun_init(struct drv_hrun *r, struct drv_htype *ht,
               const struct drv_job *job, const char *queue)
@@ -102,7 +120,7 @@ drv_hrun_init(struct drv_hrun *r, struct drv_htype *ht,
     r->ht = ht;
     r->job = job;
     r->queue = queue;
-    snprintf(r->attempt, sizeof r->attempt, "%" PRIu64, job->attempt + 1);
+    u64_str(job->attempt + 1, r->attempt);
 }
 
 void

@@ -95,7 +95,7 @@ retry_or_dead(const struct drv_config_policy *p,
 
     if (attempts <= (uint64_t)p->retries) {
         int64_t delay = drv_backoff_ms(attempts, p->backoff_ms,
-                                       p->backoff_max_ms, in->rnd);
+                                       p->backoff_max_ms, in->random());
 
         if (in->retry_after_ms > delay)
             delay = in->retry_after_ms;

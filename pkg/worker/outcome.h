@@ -25,7 +25,8 @@ struct drv_outcome_in {
     const struct drv_tg_outcome *o;  /* the attempt's outcome */
     uint64_t attempt;                /* attempts already made before it */
     int64_t now_ms;                  /* Unix ms */
-    uint64_t rnd;                    /* uniform random, for the jitter */
+    uint64_t (*random)(void);        /* uniform random source for the
+                                        jitter, called only for a retry */
     int64_t retry_after_ms;          /* the handler's floor for a retry's
                                         delay; 0 = backoff only */
     int lost;                        /* the lease was lost */

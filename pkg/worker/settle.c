@@ -231,7 +231,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     in.step = j->step;
     in.attempt = j->job->attempt;
     in.now_ms = drv_clock_unix_ms();
-    in.rnd = drv_random64();
+    in.random = drv_random64;
     in.retry_after_ms = j->run.retry_after_ms;
     in.lost = j->lost;
     drv_outcome_decide(&in, &j->dec);

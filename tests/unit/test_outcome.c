@@ -38,6 +38,13 @@ outcome(enum drv_tg_state st, int code, const char *msg, const char *result)
     return o;
 }
 
+/* The random source: 0, the low end of the jitter. */
+static uint64_t
+zero(void)
+{
+    return 0;
+}
+
 static struct drv_outcome_in
 input(const struct drv_tg_outcome *o, uint64_t attempt)
 {
@@ -49,7 +56,7 @@ input(const struct drv_tg_outcome *o, uint64_t attempt)
     in.o = o;
     in.attempt = attempt;
     in.now_ms = NOW;
-    in.rnd = 0;
+    in.random = zero;
     in.step = -1;
     return in;
 }
@@ -105,7 +112,7 @@ test_outcome_failure_is_retried_with_backoff(void **st)
     assert_int_equal(d.op.kind, DRV_SETTLE_RETRY);
     assert_int_equal(d.op.attempts, 1);
     assert_int_equal(d.op.count_failed, 0);
-    /* first retry: base 1000 ms with equal jitter, rnd 0 -> the low end */
+    /* first retry: base 1000 ms with equal jitter, random 0: the low end */
     assert_in_range(d.op.due_ms, NOW + 500, NOW + 1000);
     expect_text(&d, "the handler's error");
     drv_decision_fini(&d);
