@@ -37,10 +37,10 @@
 
 #include "drover/config.h"
 #include "drover/error.h"
-#include "drover/queue.h"
 #include "drover/tg.h"
 
 struct drv_handler_ops;
+struct drv_job;
 struct drv_http;
 struct drv_loop;
 struct drv_hplugins;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "drover/handlers.h"
+#include "drover/queue.h"
 
 /* handler_builtin.c */
 extern const struct drv_handler_ops drv__handler_noop;
