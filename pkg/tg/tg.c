@@ -8,10 +8,11 @@
  * trying first, else queueing its one embedded waiter (FIFO hand-off in
  * pkg/sem); holding all of them it is marked ready and queued to start.
  * Every user callback except a LOOP cancel hook (synchronous, so a
- * cancel reaches the work at once) runs from the group's "kick" event: a user event
- * activated with event_active (coalescing) that drains the attention
- * FIFO. So nothing runs inside drv_tg_spawn/close or a task's own done
- * call, and recursion stays flat however many tasks end synchronously.
+ * cancel reaches the work at once) runs from the group's "kick" event: a
+ * user event activated with event_active (coalescing) that drains the
+ * attention FIFO. So nothing runs inside drv_tg_spawn/close or a task's
+ * own done call, and recursion stays flat however many tasks end
+ * synchronously.
  * Exactly once: each state change is one function asserting the old
  * state; every path that could end a task checks the state first; a
  * task's timer is deleted when it ends. For THREAD tasks drv_pool_cancel

@@ -274,7 +274,8 @@ test_config_defaults(void **state)
     assert_int_equal(drv_config_pipeline(cfg, "p")->policy.retries, 3);
     assert_int_equal(drv_config_pipeline(cfg, "p")->policy.timeout_ms, 1800000);
     assert_int_equal(drv_config_pipeline(cfg, "p")->policy.backoff_ms, 1000);
-    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.backoff_max_ms, 3600000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.backoff_max_ms,
+                     3600000);
     assert_int_equal(drv_config_pipeline(cfg, "p")->policy.result_ttl_ms, 0);
     drv_config_free(cfg);
 }
