@@ -58,16 +58,28 @@
 
 /* --------------------------------------------------------------- types */
 
-/* The handler of a job type (`handler:`). */
+/*
+ * The handlers a job type can name (`handler:`), one line each:
+ * X(KIND, name). This list is the one table of handlers: it makes enum
+ * drv_hkind (DRV_HKIND_KIND), the names the config accepts (config.c) and
+ * the handler table (pkg/handler/handler.c: &drv__handler_name, defined
+ * in pkg/handler/handler_*.c). Order is the enum's.
+ */
+#define DRV_HKIND_LIST(X) \
+    X(NOOP, noop)         \
+    X(ECHO, echo)         \
+    X(SLEEP, sleep)       \
+    X(BLOCK, block)       \
+    X(FAIL, fail)         \
+    X(EXEC, exec)         \
+    X(HTTP, http)         \
+    X(PLUGIN, plugin)
+
+/* The handler of a job type: DRV_HKIND_NOOP, DRV_HKIND_ECHO, ... */
 enum drv_hkind {
-    DRV_HKIND_NOOP = 0,
-    DRV_HKIND_ECHO,
-    DRV_HKIND_SLEEP,
-    DRV_HKIND_BLOCK,
-    DRV_HKIND_FAIL,
-    DRV_HKIND_EXEC,
-    DRV_HKIND_HTTP,
-    DRV_HKIND_PLUGIN,
+#define DRV_HKIND_ENUM(kind, name) DRV_HKIND_##kind,
+    DRV_HKIND_LIST(DRV_HKIND_ENUM)
+#undef DRV_HKIND_ENUM
     DRV_HKIND_COUNT     /* number of kinds, not a kind */
 };
 

@@ -35,14 +35,9 @@
 #define PORT_MAX 65535
 
 static const char *const handler_names[DRV_HKIND_COUNT] = {
-    [DRV_HKIND_NOOP] = "noop",
-    [DRV_HKIND_ECHO] = "echo",
-    [DRV_HKIND_SLEEP] = "sleep",
-    [DRV_HKIND_BLOCK] = "block",
-    [DRV_HKIND_FAIL] = "fail",
-    [DRV_HKIND_EXEC] = "exec",
-    [DRV_HKIND_HTTP] = "http",
-    [DRV_HKIND_PLUGIN] = "plugin",
+#define HKIND_NAME(kind, name) [DRV_HKIND_##kind] = #name,
+    DRV_HKIND_LIST(HKIND_NAME)
+#undef HKIND_NAME
 };
 
 /* ------------------------------------------------------------ checks */

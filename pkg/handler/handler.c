@@ -4,8 +4,8 @@
  * templates and plugins, and the fields as JSON.
  *
  * Adding a handler (doc/handlers.md): write pkg/handler/handler_<name>.c
- * defining its struct drv_handler_ops, add one line to `table` below,
- * and give the config its kind (enum drv_hkind) and name.
+ * defining `const struct drv_handler_ops drv__handler_<name>`, and add
+ * its line to DRV_HKIND_LIST (include/drover/config.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,16 +18,16 @@
 #include "drover/parse.h"
 #include "handler_int.h"
 
-/* One entry per enum drv_hkind, in its order. */
+/* Each handler's table, one per line of DRV_HKIND_LIST (config.h). */
+#define HKIND_DECL(kind, name) \
+    extern const struct drv_handler_ops drv__handler_##name;
+DRV_HKIND_LIST(HKIND_DECL)
+#undef HKIND_DECL
+
 static const struct drv_handler_ops *const table[DRV_HKIND_COUNT] = {
-    [DRV_HKIND_NOOP] = &drv__handler_noop,
-    [DRV_HKIND_ECHO] = &drv__handler_echo,
-    [DRV_HKIND_SLEEP] = &drv__handler_sleep,
-    [DRV_HKIND_BLOCK] = &drv__handler_block,
-    [DRV_HKIND_FAIL] = &drv__handler_fail,
-    [DRV_HKIND_EXEC] = &drv__handler_exec,
-    [DRV_HKIND_HTTP] = &drv__handler_http,
-    [DRV_HKIND_PLUGIN] = &drv__handler_plugin,
+#define HKIND_ENTRY(kind, name) [DRV_HKIND_##kind] = &drv__handler_##name,
+    DRV_HKIND_LIST(HKIND_ENTRY)
+#undef HKIND_ENTRY
 };
 
 /* ------------------------------------------------------------ the table */

@@ -1,6 +1,7 @@
 /*
- * handler_int.h -- declarations shared by the handler files: each file's
- * table, and exec's pure helpers (unit-tested).
+ * handler_int.h -- declarations shared by the handler files: exec's pure
+ * helpers (unit-tested). Each handler's table is declared in handler.c
+ * from DRV_HKIND_LIST.
  */
 #ifndef DROVER_HANDLER_INT_H
 #define DROVER_HANDLER_INT_H
@@ -9,19 +10,6 @@
 
 #include "drover/handlers.h"
 #include "drover/queue.h"
-
-/* handler_builtin.c */
-extern const struct drv_handler_ops drv__handler_noop;
-extern const struct drv_handler_ops drv__handler_echo;
-extern const struct drv_handler_ops drv__handler_sleep;
-extern const struct drv_handler_ops drv__handler_block;
-extern const struct drv_handler_ops drv__handler_fail;
-/* handler_exec.c */
-extern const struct drv_handler_ops drv__handler_exec;
-/* handler_http.c */
-extern const struct drv_handler_ops drv__handler_http;
-/* handler_plugin.c */
-extern const struct drv_handler_ops drv__handler_plugin;
 
 /* exec's stdin JSON: every field, with id and attempt added when the
  * entry lacks them (caller frees). */
