@@ -224,7 +224,9 @@ struct drv_host {
     /*
      * field -- the value of the job field called name (NUL-terminated,
      * exact, case-sensitive), the last one when the entry repeats it;
-     * NULL when absent. The value is NUL-terminated and *len (len may be
+     * NULL when absent. "id" and "attempt" are always present and read
+     * as id() and attempt() give them (the same values the job type's
+     * templates see). The value is NUL-terminated and *len (len may be
      * NULL) is its length: values are byte strings and may hold NULs.
      */
     const char *(*field)(const struct drv_job_view *job, const char *name,

@@ -46,6 +46,7 @@
 
 #include "drover/buf.h"
 #include "drover/error.h"
+#include "drover/redis.h"
 
 struct redisReply;
 
@@ -138,25 +139,6 @@ const struct drv_field *drv_job_field(const struct drv_job *job,
 /* drv_job_field_str -- field value as a new NUL-terminated string, or
  * NULL when absent (caller frees). */
 char *drv_job_field_str(const struct drv_job *job, const char *name);
-
-/* ------------------------------------------------------- argv builder */
-
-/* A growable argv for redisAsyncCommandArgv / redisCommandArgv. */
-struct drv_argv {
-    int argc;          /* number of arguments */
-    int cap;           /* allocated slots */
-    char **argv;       /* owned: each argument (copies) */
-    size_t *argvlen;   /* owned: lengths */
-};
-
-void drv_argv_init(struct drv_argv *a);
-void drv_argv_fini(struct drv_argv *a);
-void drv_argv_reset(struct drv_argv *a);
-void drv_argv_add(struct drv_argv *a, const char *s, size_t len);
-void drv_argv_adds(struct drv_argv *a, const char *s);
-void drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void drv_argv_addll(struct drv_argv *a, long long v);
 
 /* -------------------------------------------------------------- scripts */
 
@@ -295,6 +277,29 @@ void drv_queue_dead_retry(struct drv_script_call *c,
  * (-BUSYGROUP means it exists already: fine). */
 void drv_queue_group_create(const struct drv_queue_keys *k,
                             struct drv_argv *out);
+
+/* ----------------------------------------------------------- fetching */
+
+/*
+ * drv_queue_read -- `XREADGROUP GROUP drover consumer COUNT count [BLOCK
+ * block_ms] STREAMS <jobs of each of qs[0..n)> > ...` into out (reset
+ * first); block_ms < 0 leaves BLOCK out. The reply, per stream: [name,
+ * [[entry id, [field, value, ...]], ...]], or nil when nothing came.
+ */
+void drv_queue_read(struct drv_argv *out, const char *consumer, int count,
+                    int64_t block_ms, const struct drv_queue_keys *const *qs,
+                    size_t n);
+
+/*
+ * drv_queue_paused_read -- `MGET <paused key of each of qs[0..n)>` into
+ * out (reset first). drv_queue_paused_parse reads its reply into
+ * paused[0..n) (1 = the queue is paused); 0, or DRV_EPROTO when the reply
+ * is not an array of n.
+ */
+void drv_queue_paused_read(struct drv_argv *out,
+                           const struct drv_queue_keys *const *qs, size_t n);
+int drv_queue_paused_parse(const struct redisReply *reply, size_t n,
+                           int *paused);
 
 /* ===================================================== admin operations
  *

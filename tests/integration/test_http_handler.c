@@ -571,7 +571,8 @@ test_http_handler_templating(void **st)
     assert_true(server_find("/echo/a", &s));
     assert_string_equal(s.method, "GET");
     assert_string_equal(s.uri, "/echo/a%20b?q=x%20y%26z%3D1%2F2");
-    assert_string_equal(s.xjob, "id-g1 attempt-0");
+    /* {attempt}: this attempt's number from 1, as DROVER_ATTEMPT */
+    assert_string_equal(s.xjob, "id-g1 attempt-1");
     assert_string_equal(s.xtoken, "s3cr3t");
     assert_string_equal(s.ctype, "(none)");
     assert_int_equal(s.body_len, 0);

@@ -802,9 +802,17 @@ down_poll(struct state *s)
         /* fail fast while down, callback on a later turn */
         CMD(s->a, on_fail_fast, s, "GET", "x");
         s->in_call = 1;
-        assert_int_equal(drv_redis_eval(s->a, down_script, 0, 1, 1,
-                                        (const char *const[]){"k"}, NULL,
-                                        on_fail_fast, s), 0);
+        {
+            struct drv_argv keys, args;
+
+            drv_argv_init(&keys);
+            drv_argv_init(&args);
+            drv_argv_adds(&keys, "k");
+            assert_int_equal(drv_redis_eval(s->a, down_script, 0, &keys,
+                                            &args, on_fail_fast, s), 0);
+            drv_argv_fini(&keys);
+            drv_argv_fini(&args);
+        }
         s->in_call = 0;
         assert_int_equal(s->errors, 0);
         assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
@@ -960,9 +968,19 @@ script_step(struct state *s, struct drv_redis *r)
         break;
     case 3:
     case 5:
-        assert_int_equal(drv_redis_eval(r, script, 0, 1, 2, args, lens,
+    {
+        struct drv_argv k, a;
+
+        drv_argv_init(&k);
+        drv_argv_init(&a);
+        drv_argv_add(&k, args[0], lens[0]);
+        drv_argv_add(&a, args[1], lens[1]);
+        assert_int_equal(drv_redis_eval(r, script, 0, &k, &a,
                                         on_script_step, s), 0);
+        drv_argv_fini(&k);
+        drv_argv_fini(&a);
         break;
+    }
     case 6:
         assert_int_equal(drv_redis_cmd(r, on_script_step, s, "SCRIPT",
                                        "LOAD", text, (char *)NULL), 0);
@@ -1023,22 +1041,26 @@ on_execabort(struct drv_redis *r, int status, const redisReply *reply,
 static void
 multi_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
 {
-    static const char *const set[] = {"SET", "m", "1"};
-    static const char *const incr[] = {"INCR", "m"};
-    static const char *const get[] = {"GET", "m"};
-    static const char *const bad[] = {"SET", "m"}; /* wrong arity */
-    const struct drv_redis_argv ok[] = {{3, set, NULL}, {2, incr, NULL},
-                                        {2, get, NULL}};
-    const struct drv_redis_argv abort_[] = {{2, incr, NULL},
-                                            {2, bad, NULL}};
-    const struct drv_redis_argv nested[] = {{1, (const char *const[]){
-                                                 "MULTI"}, NULL}};
+    static const char *const cmds[][4] = {
+        {"SET", "m", "1", NULL}, {"INCR", "m", NULL}, {"GET", "m", NULL},
+        {"INCR", "m", NULL}, {"SET", "m", NULL} /* wrong arity */,
+        {"MULTI", NULL}};
+    struct drv_argv v[6];
+    const struct drv_argv *ok = &v[0], *abort_ = &v[3], *nested = &v[5];
+    size_t i, k;
 
+    for (i = 0; i < 6; i++) {
+        drv_argv_init(&v[i]);
+        for (k = 0; cmds[i][k] != NULL; k++)
+            drv_argv_adds(&v[i], cmds[i][k]);
+    }
     s->in_call = 1;
     assert_int_equal(drv_redis_multi(r, 0, 3, ok, on_exec, s), 0);
     assert_int_equal(drv_redis_multi(r, 0, 2, abort_, on_execabort, s), 0);
     assert_int_equal(drv_redis_multi(r, 0, 1, nested, on_exec, s), -EINVAL);
     assert_int_equal(drv_redis_multi(r, 0, 0, ok, on_exec, s), -EINVAL);
+    for (i = 0; i < 6; i++)
+        drv_argv_fini(&v[i]);
     assert_int_equal(drv_redis_cmd(r, on_exec, s, "SUBSCRIBE", "ch",
                                    (char *)NULL), -EINVAL);
     s->in_call = 0;

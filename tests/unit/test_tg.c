@@ -348,7 +348,7 @@ ft_work(struct drv_tg_task *t, struct drv_err *err, void *ctx)
         usleep((useconds_t)f->sleep_us);
     atomic_fetch_sub(&s->thr_running, 1);
     if (f->result != NULL)
-        drv_tg_task_set_result(t, f->result);
+        drv_tg_task_set_result(t, f->result, strlen(f->result));
     atomic_store(&f->returned, 1);
     if (f->code != 0 && f->msg != NULL)
         snprintf(err->msg, sizeof err->msg, "%s", f->msg);
@@ -581,7 +581,7 @@ done_collect(struct state *s, struct drv_tg *tg,
         assert_string_equal(o->name, want);
         if (i == 3) {
             assert_int_equal(o->state, DRV_TG_FAILED);
-            assert_int_equal(o->code, DRV_EPERM);
+            assert_int_equal(o->code, DRV_EPERMANENT);
             assert_string_equal(o->msg, "bad input");
             assert_null(o->result);
         } else {
@@ -607,7 +607,7 @@ test_tg_collect_results_in_spawn_order(void **st)
         snprintf(results[i], sizeof results[i], "r%d", i);
         f[i].result = results[i];
         if (i == 3) {
-            f[i].code = DRV_EPERM; /* caller-defined: permanent */
+            f[i].code = DRV_EPERMANENT; /* caller-defined: permanent */
             f[i].msg = "bad input";
         }
         spawn_ok(s->tg, &f[i], 0);

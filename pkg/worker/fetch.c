@@ -1,6 +1,7 @@
 /*
- * worker_fetch.c -- fetching: XREADGROUP on the blocking connection, never
- * more than the free process permits.
+ * fetch.c -- fetching: reads on the blocking connection (built by
+ * drv_queue_read), never more than the free process permits; each reply
+ * becomes job records that run.c admits.
  *
  * DESIGN
  * Two kinds of read:
@@ -17,8 +18,8 @@
  *    COUNT = wanted / queues (at least 1), only when nothing else is out.
  *    It returns as soon as any queue has an entry. With fewer free
  *    permits than queues it may fetch up to one job per queue; those
- *    wait for a permit with their lease renewed (documented in README).
- * BLOCK is short (PAUSE_BLOCK_MS) so a pause or a stop is noticed within a
+ *    wait for a permit with their lease renewed.
+ * BLOCK is short (BLOCK_MS) so a pause or a stop is noticed within a
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
  * reconnect the READY callback kicks fetching again, so a restart or a
@@ -57,19 +58,14 @@ queue_of(const struct drv_worker *w, const char *name, size_t len)
     return -1;
 }
 
-/* Turn the entries of one XREADGROUP/XCLAIM-style reply into jobs and run
- * them as one batch. reply: [[stream, [entry...]]...] when by_name, else a
- * plain [entry...] of queue qi. Returns the number of entries. */
-int
+void
 drv__worker_entries(struct drv_worker *w, const redisReply *reply,
-                    int by_name, int qi)
+                    int by_name, int qi, struct wjobs *out)
 {
-    struct wjob **jobs = NULL;
-    int n = 0, cap = 0;
     size_t s, e, nstreams;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        return 0;
+        return;
     nstreams = by_name ? reply->elements : 1;
     for (s = 0; s < nstreams; s++) {
         const redisReply *entries = reply;
@@ -88,7 +84,6 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
         for (e = 0; e < entries->elements; e++) {
             struct drv_err err;
             struct drv_job *job;
-            struct wjob *j;
 
             drv_err_clear(&err);
             job = drv_job_from_entry(entries->element[e], &err);
@@ -99,28 +94,9 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
                 continue;
             }
             job->queue_index = q;
-            DRV_ALLOC_OBJ(j, WJOB_MAGIC);
-            j->w = w;
-            j->job = job;
-            j->qi = q;
-            j->refs = 2;
-            j->next = w->live;
-            if (w->live != NULL)
-                w->live->prev = j;
-            w->live = j;
-            w->stats.live++;
-            w->stats.fetched++;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 32;
-                jobs = drv_xrealloc(jobs, (size_t)cap * sizeof *jobs);
-            }
-            jobs[n++] = j;
+            drv__jobs_add(out, drv__job_create(w, job, q));
         }
     }
-    if (n > 0)
-        drv__worker_spawn_batch(w, jobs, n);
-    free(jobs);
-    return n;
 }
 
 /* One XREADGROUP out on blk: an idle read, or a pass over the queues. */
@@ -185,11 +161,14 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         end_read(w, f, 0);
         return;
     }
-    if (reply->type == REDIS_REPLY_NIL) {
-        /* BLOCK timed out, or CLIENT UNBLOCK; a pass queue was empty */
-        got = 0;
-    } else {
-        got = drv__worker_entries(w, reply, 1, -1);
+    got = 0; /* nil: BLOCK timed out, or CLIENT UNBLOCK; queue empty */
+    if (reply->type != REDIS_REPLY_NIL) {
+        struct wjobs jobs = {NULL, 0, 0};
+
+        drv__worker_entries(w, reply, 1, -1, &jobs);
+        got = jobs.n;
+        drv__worker_admit(w, &jobs);
+        drv__jobs_fini(&jobs);
     }
     if (!f->blocking) {
         /* the entries now count as inflight: no longer reserved */
@@ -221,38 +200,21 @@ static int
 send_read(struct drv_worker *w, struct fetch_read *f, int count)
 {
     struct drv_argv a;
-    size_t i;
-    int nq = 0, rc;
+    size_t i, nq = 0;
+    int rc;
 
-    drv_argv_init(&a);
-    drv_argv_adds(&a, "XREADGROUP");
-    drv_argv_adds(&a, "GROUP");
-    drv_argv_adds(&a, DRV_QUEUE_GROUP);
-    drv_argv_adds(&a, w->id);
-    drv_argv_adds(&a, "COUNT");
-    drv_argv_addll(&a, count);
-    if (f->blocking) {
-        drv_argv_adds(&a, "BLOCK");
-        drv_argv_addll(&a, BLOCK_MS);
-    }
-    drv_argv_adds(&a, "STREAMS");
     if (f->blocking) {
         for (i = 0; i < w->nqueues; i++)
-            if (active(w, i)) {
-                drv_argv_adds(&a, w->queues[i].keys.jobs);
-                nq++;
-            }
-        for (i = 0; i < (size_t)nq; i++)
-            drv_argv_adds(&a, ">");
+            if (active(w, i))
+                w->qkeys[nq++] = &w->queues[i].keys;
     } else {
-        drv_argv_adds(&a, w->queues[f->qi].keys.jobs);
-        drv_argv_adds(&a, ">");
+        w->qkeys[nq++] = &w->queues[f->qi].keys;
     }
-    rc = drv_redis_command_timeout(w->blk,
-                                   f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS
-                                               : 0,
-                                   a.argc, (const char *const *)a.argv,
-                                   a.argvlen, on_read, f);
+    drv_argv_init(&a);
+    drv_queue_read(&a, w->id, count, f->blocking ? BLOCK_MS : -1, w->qkeys,
+                   nq);
+    rc = drv_redis_send(w->blk, f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0,
+                        &a, on_read, f);
     drv_argv_fini(&a);
     return rc < 0 ? -1 : 0;
 }

@@ -1,45 +1,37 @@
 /*
- * worker_plugin.c -- the plugin handler (INTERFACE.md "plugin",
- * include/drover/handler.h): loading each plugin job type at start, and
- * running its jobs through the host table.
+ * handler_plugin.c -- the plugin handler: adapts a plugin's table (the
+ * public ABI, include/drover/handler.h) to drover's handler table, and
+ * gives the plugin its host table.
  *
- * DESIGN. w->types[i].plugin of a plugin job type is a `struct ptype`:
- * the loaded instance (pkg/plugin) and the host table handed to it
- * (embedded, so host->log finds its type by container_of). One plugin set
- * (every dlopen'ed library) is owned by the first plugin type.
+ * DESIGN. load opens the job type's library (pkg/plugin) into one set
+ * shared by every plugin type (host->plugins) and keeps a `struct ptype`
+ * in ht->state: the loaded instance and the host table handed to it
+ * (embedded, so host->log finds its type by container_of).
  *
- * Each job gets a `struct drv_job_view` -- the plugin's only handle on it
- * -- created when its task is spawned, kept in j->hdata and freed with the
- * job (hdata_free), on the loop thread. It reads the job from j->job,
- * which is immutable while the job lives, so a pool thread may read it.
+ * Each run gets a `struct drv_job_view` -- the plugin's only handle on
+ * the job -- in r->state, made when the attempt starts and freed by fini
+ * on the loop thread. It reads the job through r, immutable while the
+ * task lives, so a pool thread may read it.
  *
- *   async    a LOOP task: start_plugin calls h->start; host->done maps
- *            the plugin's status to drv_tg_task_done (0 / DRV_EPERM /
- *            DRV_EHANDLER). The tg cancel hook (timeout, shutdown) clears
+ *   async    a LOOP task: start calls h->start; host->done ends the
+ *            attempt (0 / DRV_EPERMANENT / DRV_EHANDLER) with the text
+ *            the plugin set. The cancel hook (timeout, shutdown) clears
  *            the job's host timers, then calls h->cancel, which calls
  *            done. A plugin that never calls done is force-finished by
  *            the task group after its cancel grace; its view is then
  *            parked as a "zombie" (inert, done -> -EALREADY) until the
  *            plugins are unloaded, so a late call is no use-after-free.
- *   blocking a THREAD task holding a w->thread_sem permit: work_plugin
- *            calls h->run on the pool thread. At timeout or cancel the
- *            task group abandons the thread (host->cancelled turns 1;
- *            the permit stays until it returns; the late result is
- *            dropped by the group).
+ *   blocking a THREAD task: work calls h->run on the pool thread and hands
+ *            the result or error text to the task group
+ *            (drv_hrun_output), which keeps it only if the task has not
+ *            timed out or been cancelled meanwhile (an abandoned thread's
+ *            text is dropped). Nothing waits for the loop.
  *
- * Result and error text reach Redis through j->op_text, which the
- * worker's on_outcome reads on the loop thread. A pool thread must not
- * write it: an abandoned thread would race on_outcome. So when run()
- * returns, the thread hands the text to the loop (drv_loop_defer) and
- * waits until the loop has taken it: on the loop, the copy is made only
- * while the task is still RUNNING, i.e. before any outcome exists; an
- * abandoned task's text is dropped. The wait is one loop turn; the loop
- * always runs while a task is unreleased.
- *
- * Lock order: view->mu only (leaf; held for the hand-off flag).
+ * Teardown: unload frees a type's zombies (their data_free may be plugin
+ * code); shutdown then frees the set (the libraries' shutdown() may still
+ * log through any type's host) and only then the types.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +44,7 @@
 #include "drover/log.h"
 #include "drover/loop.h"
 #include "drover/plugin.h"
-#include "drover/tg.h"
-#include "worker_int.h"
+#include "handler_int.h"
 
 #define ERROR_MAX 4096      /* host->set_error keeps this much */
 
@@ -75,42 +66,44 @@ struct drv_job_view {
     unsigned magic;
 #define VIEW_MAGIC 0x9111e002U
     struct ptype *pt;              /* borrowed: its job type */
-    struct wjob *j;                /* borrowed: owner (this is j->hdata);
+    struct drv_hrun *r;            /* borrowed: owner (this is r->state);
                                       NULL once a zombie */
-    const struct drv_job *job;     /* borrowed: j->job; NULL as zombie */
-    const char *queue;             /* borrowed: the worker's queue name */
-    struct drv_tg_task *task;      /* borrowed: set by start (loop) or
-                                      work (its pool thread) */
+    const char *queue;             /* borrowed: lives as long as the
+                                      worker */
+    struct drv_tg_task *task;      /* borrowed: the task (blocking: read
+                                      on its pool thread) */
     int blocking;                  /* run on the pool */
     int started;                   /* async: h->start was called */
     int finished;                  /* async: done ran (or we finished) */
-    int code;                      /* blocking: outcome for the hand-off */
     char *result;                  /* owned: set_result bytes */
     size_t result_len;             /* length of result */
     char *error;                   /* owned: set_error text */
     void *data;                    /* the plugin's (set_data) */
     drv_handler_free_fn *data_free; /* frees data; may be NULL */
     struct ptimer *timers;         /* owned: pending host timers */
-    pthread_mutex_t mu;            /* blocking: guards handed */
-    pthread_cond_t cv;             /* blocking: handed turned 1 */
-    int handed;                    /* blocking: the loop took the text */
     struct drv_job_view *next;     /* borrowed: zombie list */
 };
 
-/* A plugin job type. */
+/* A plugin job type: ht->state. */
 struct ptype {
     unsigned magic;
 #define PTYPE_MAGIC 0x9111e003U
     struct drv_host host;          /* handed to the plugin; embedded */
-    struct drv_worker *w;          /* borrowed: owner */
+    struct drv_htype *ht;          /* borrowed: its handler type */
     const struct drv_config_job *cfg; /* borrowed: config */
-    struct drv_plugin *plugin;     /* borrowed: owned by set; NULL until
-                                      loaded */
+    struct drv_plugin *plugin;     /* borrowed: owned by the set */
     const struct drv_handler *h;   /* borrowed: the checked table */
     void *state;                   /* the plugin's per-type state */
-    struct drv_plugin_set *set;    /* borrowed, or owned if owns_set */
-    int owns_set;                  /* 1 for the first plugin type */
     struct drv_job_view *zombies;  /* owned: never-finished async views */
+    struct ptype *next;            /* borrowed: list in drv_hplugins */
+};
+
+/* Every plugin type of a worker: host->plugins. */
+struct drv_hplugins {
+    unsigned magic;
+#define HPLUGINS_MAGIC 0x9111e004U
+    struct drv_plugin_set *set;    /* owned: every loaded library */
+    struct ptype *types;           /* owned: list, freed after the set */
 };
 
 /* ---------------------------------------------------------- helpers */
@@ -124,14 +117,14 @@ view_of(const struct drv_job_view *cv)
     return v;
 }
 
-/* A plugin status as a task code: 0, DRV_EPERM (dead at once) or
+/* A plugin status as a task code: 0, DRV_EPERMANENT (dead at once) or
  * DRV_EHANDLER (retried). */
 static int
 status_code(int status)
 {
     if (status == DRV_HANDLER_OK)
         return 0;
-    return status == DRV_HANDLER_PERMANENT ? DRV_EPERM : DRV_EHANDLER;
+    return status == DRV_HANDLER_PERMANENT ? DRV_EPERMANENT : DRV_EHANDLER;
 }
 
 static const char *
@@ -139,23 +132,8 @@ error_text(const struct drv_job_view *v, int code)
 {
     if (v->error != NULL)
         return v->error;
-    return code == DRV_EPERM ? "plugin failed permanently (no error set)"
-                             : "plugin failed (no error set)";
-}
-
-/* Loop thread: the outcome's text into the job (j->op_text). */
-static void
-publish(struct drv_job_view *v, int code)
-{
-    const char *e;
-
-    if (code == 0) {
-        if (v->result != NULL)
-            drv__worker_job_set_text(v->j, v->result, v->result_len);
-        return;
-    }
-    e = error_text(v, code);
-    drv__worker_job_set_text(v->j, e, strlen(e));
+    return code == DRV_EPERMANENT ? "plugin failed permanently (no error set)"
+                                  : "plugin failed (no error set)";
 }
 
 static void
@@ -171,20 +149,22 @@ timers_clear(struct drv_job_view *v)
     }
 }
 
-/* Loop thread, async: end the job with the plugin's status. */
+/* Loop thread, async: end the attempt with the plugin's status and text
+ * (the group drops the text if the task was cancelled meanwhile). */
 static void
 finish(struct drv_job_view *v, int status)
 {
-    struct drv_tg_task *t = v->j->task;
     int code = status_code(status);
+    const char *e;
 
     v->finished = 1;
     timers_clear(v);
-    DRV_AN(t);
-    /* cancelled: the group decides (timed out / requeued); keep no text */
-    if (!drv_tg_task_cancelled(t))
-        publish(v, code);
-    drv_tg_task_done(t, code, code != 0 ? error_text(v, code) : NULL, NULL);
+    if (code == 0) {
+        drv_hrun_ok(v->r, v->result, v->result_len);
+        return;
+    }
+    e = error_text(v, code);
+    drv_hrun_fail(v->r, code, e, strlen(e));
 }
 
 /* ------------------------------------------------------ the host table */
@@ -193,16 +173,15 @@ static const char *
 h_field(const struct drv_job_view *job, const char *name, size_t *len)
 {
     struct drv_job_view *v = view_of(job);
-    const struct drv_field *f;
+    const char *value = NULL;
+    size_t n = 0;
 
-    if (v->job == NULL || name == NULL)
-        return NULL;
-    f = drv_job_field(v->job, name);
-    if (f == NULL)
+    if (v->r == NULL || name == NULL ||
+        drv_hrun_lookup(name, strlen(name), &value, &n, v->r) < 0)
         return NULL;
     if (len != NULL)
-        *len = f->value_len;
-    return f->value;
+        *len = n;
+    return value;
 }
 
 static size_t
@@ -210,7 +189,7 @@ h_nfields(const struct drv_job_view *job)
 {
     struct drv_job_view *v = view_of(job);
 
-    return v->job != NULL ? v->job->nfields : 0;
+    return v->r != NULL ? v->r->job->nfields : 0;
 }
 
 static const char *
@@ -220,9 +199,9 @@ h_field_at(const struct drv_job_view *job, size_t i, const char **name,
     struct drv_job_view *v = view_of(job);
     const struct drv_field *f;
 
-    if (v->job == NULL || i >= v->job->nfields)
+    if (v->r == NULL || i >= v->r->job->nfields)
         return NULL;
-    f = &v->job->fields[i];
+    f = &v->r->job->fields[i];
     if (name != NULL)
         *name = f->name;
     if (name_len != NULL)
@@ -237,7 +216,7 @@ h_id(const struct drv_job_view *job)
 {
     struct drv_job_view *v = view_of(job);
 
-    return v->job != NULL ? v->job->id : "";
+    return v->r != NULL ? v->r->job->id : "";
 }
 
 static const char *
@@ -257,7 +236,7 @@ h_entry_id(const struct drv_job_view *job)
 {
     struct drv_job_view *v = view_of(job);
 
-    return v->job != NULL ? v->job->entry_id : "";
+    return v->r != NULL ? v->r->job->entry_id : "";
 }
 
 static uint64_t
@@ -265,7 +244,7 @@ h_attempt(const struct drv_job_view *job)
 {
     struct drv_job_view *v = view_of(job);
 
-    return v->job != NULL ? v->job->attempt + 1 : 0;
+    return v->r != NULL ? v->r->job->attempt + 1 : 0;
 }
 
 static int
@@ -273,9 +252,9 @@ h_set_result(struct drv_job_view *job, const void *data, size_t len)
 {
     struct drv_job_view *v = view_of(job);
 
-    if (v->j == NULL || (data == NULL && len > 0))
+    if (v->r == NULL || (data == NULL && len > 0))
         return -EINVAL;
-    if ((int64_t)len > v->pt->w->cfg->worker.max_job_bytes)
+    if ((int64_t)len > v->pt->ht->host->max_job_bytes)
         return -E2BIG;
     free(v->result);
     v->result = drv_xstrndup(len > 0 ? data : "", len);
@@ -288,7 +267,7 @@ h_set_error(struct drv_job_view *job, const char *msg)
 {
     struct drv_job_view *v = view_of(job);
 
-    if (v->j == NULL || msg == NULL)
+    if (v->r == NULL || msg == NULL)
         return -EINVAL;
     free(v->error);
     v->error = drv_xstrndup(msg, strnlen(msg, ERROR_MAX));
@@ -303,7 +282,7 @@ h_done(struct drv_job_view *job, int status)
 
     if (v->blocking)
         return -EINVAL;
-    if (v->j == NULL || v->finished || v->j->task == NULL) {
+    if (v->r == NULL || v->finished || v->r->task == NULL) {
         drv_log_quote(qid, sizeof qid, h_id(v), strlen(h_id(v)));
         DRV_LOG_WARN("plugin called done on a finished job; ignored",
                      "job=%s plugin=%s id=%s", v->pt->cfg->name,
@@ -319,9 +298,11 @@ h_cancelled(const struct drv_job_view *job)
 {
     struct drv_job_view *v = view_of(job);
 
-    if (v->j == NULL || (!v->blocking && v->finished))
+    if (v->r == NULL || (!v->blocking && v->finished))
         return 1;
-    return v->task != NULL && drv_tg_task_cancelled(v->task);
+    if (!v->blocking)   /* loop thread: NULL once the task is released */
+        return v->r->task == NULL || drv_tg_task_cancelled(v->r->task);
+    return drv_tg_task_cancelled(v->task);
 }
 
 static void
@@ -358,7 +339,7 @@ h_timer(struct drv_job_view *job, uint64_t ms, drv_handler_timer_fn *fn,
 
     if (v->blocking || fn == NULL)
         return -EINVAL;
-    if (v->j == NULL || v->finished)
+    if (v->r == NULL || v->finished)
         return -EALREADY;
     if (ms > (uint64_t)INT64_MAX / (uint64_t)DRV_NS_PER_MS)
         return -EINVAL;
@@ -366,7 +347,8 @@ h_timer(struct drv_job_view *job, uint64_t ms, drv_handler_timer_fn *fn,
     pt->v = v;
     pt->fn = fn;
     pt->arg = arg;
-    pt->ev = evtimer_new(v->pt->w->base, on_ptimer, pt);
+    pt->ev = evtimer_new(drv_loop_base(v->pt->ht->host->loop), on_ptimer,
+                         pt);
     if (pt->ev == NULL) {
         free(pt);
         return -ENOMEM;
@@ -458,72 +440,59 @@ view_free(struct drv_job_view *v)
         v->data_free(v->data);
     free(v->result);
     free(v->error);
-    if (v->blocking) {
-        DRV_AZ(pthread_mutex_destroy(&v->mu));
-        DRV_AZ(pthread_cond_destroy(&v->cv));
-    }
     v->magic = 0;
     free(v);
 }
 
-/* j->hdata_free: the job is gone (loop thread). An async job the plugin
- * never finished (force-finished after cancel grace) may still be held by
- * the plugin: park its view, inert, until unload. */
+static struct drv_job_view *
+view_create(struct drv_hrun *r)
+{
+    struct drv_job_view *v;
+
+    DRV_ALLOC_OBJ(v, VIEW_MAGIC);
+    DRV_CAST(v->pt, r->ht->state, PTYPE_MAGIC);
+    v->r = r;
+    v->queue = r->queue;
+    v->task = r->task;
+    v->blocking = r->ht->cfg->blocking;
+    r->state = v;
+    return v;
+}
+
+/* fini: the job is gone (loop thread). An async job the plugin never
+ * finished (force-finished after cancel grace) may still be held by the
+ * plugin: park its view, inert, until unload. */
 static void
-view_release(void *p)
+fini_plugin(struct drv_hrun *r)
 {
     struct drv_job_view *v;
     char qid[160];
 
-    DRV_CAST(v, p, VIEW_MAGIC);
+    DRV_CAST(v, r->state, VIEW_MAGIC);
     if (v->blocking || !v->started || v->finished) {
         view_free(v);
         return;
     }
-    drv_log_quote(qid, sizeof qid, v->job->id, strlen(v->job->id));
+    drv_log_quote(qid, sizeof qid, r->job->id, strlen(r->job->id));
     DRV_LOG_ERROR("plugin never called done; job view kept until exit",
                   "job=%s plugin=%s id=%s", v->pt->cfg->name,
                   v->pt->cfg->plugin.symbol, qid);
     timers_clear(v);
-    v->j = NULL;
-    v->job = NULL;
+    v->r = NULL;
     v->task = NULL;
     v->finished = 1;
     v->next = v->pt->zombies;
     v->pt->zombies = v;
 }
 
-static struct drv_job_view *
-view_create(struct ptype *pt, struct wjob *j)
-{
-    struct drv_job_view *v;
-
-    DRV_ALLOC_OBJ(v, VIEW_MAGIC);
-    v->pt = pt;
-    v->j = j;
-    v->job = j->job;
-    v->queue = pt->w->queues[j->qi].keys.name;
-    v->blocking = pt->cfg->blocking;
-    if (v->blocking) {
-        DRV_AZ(pthread_mutex_init(&v->mu, NULL));
-        DRV_AZ(pthread_cond_init(&v->cv, NULL));
-    }
-    return v;
-}
-
 /* ---------------------------------------------------------- async mode */
 
 static void
-start_plugin(struct drv_tg_task *t, void *ctx)
+start_plugin(struct drv_hrun *r)
 {
-    struct wjob *j;
-    struct drv_job_view *v;
+    struct drv_job_view *v = view_create(r);
     int rc;
 
-    DRV_CAST(j, ctx, WJOB_MAGIC);
-    drv__worker_job_started(t, j);
-    DRV_CAST(v, j->hdata, VIEW_MAGIC);
-    v->task = t;
     v->started = 1;
     rc = v->pt->h->start(v->pt->state, v);
     if (rc == DRV_HANDLER_OK)
@@ -538,15 +507,12 @@ start_plugin(struct drv_tg_task *t, void *ctx)
 }
 
 static void
-cancel_plugin(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
+cancel_plugin(struct drv_hrun *r, enum drv_tg_cause cause)
 {
-    struct wjob *j;
     struct drv_job_view *v;
 
-    (void)t;
     (void)cause;
-    DRV_CAST(j, ctx, WJOB_MAGIC);
-    DRV_CAST(v, j->hdata, VIEW_MAGIC);
+    DRV_CAST(v, r->state, VIEW_MAGIC);
     timers_clear(v);
     if (v->finished)
         return; /* its done is on the way */
@@ -560,165 +526,114 @@ cancel_plugin(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
 
 /* ------------------------------------------------------- blocking mode */
 
-/* Loop thread: the thread's text, taken only while no outcome exists. */
-static void
-on_handoff(void *ctx)
-{
-    struct drv_job_view *v;
-
-    DRV_CAST(v, ctx, VIEW_MAGIC);
-    if (drv_tg_task_outcome(v->task)->state == DRV_TG_RUNNING)
-        publish(v, v->code);
-    DRV_AZ(pthread_mutex_lock(&v->mu));
-    v->handed = 1;
-    DRV_AZ(pthread_cond_signal(&v->cv));
-    DRV_AZ(pthread_mutex_unlock(&v->mu));
-}
-
-/* Pool thread: run the plugin, then hand its text to the loop. */
+/* Pool thread: run the plugin and hand its text to the task group. */
 static int
-work_plugin(struct drv_tg_task *t, struct drv_err *err, void *ctx)
+work_plugin(struct drv_hrun *r, struct drv_err *err)
 {
-    struct wjob *j;
-    struct drv_job_view *v;
+    struct drv_job_view *v = view_create(r);
+    const char *e;
     int code;
 
-    /* the magics and these pointers are immutable while the task runs */
-    DRV_CAST(j, ctx, WJOB_MAGIC);
-    DRV_CAST(v, j->hdata, VIEW_MAGIC);
-    v->task = t;
     code = status_code(v->pt->h->run(v->pt->state, v));
-    v->code = code;
-    /* an abandoned task's text is never used: skip the round trip */
-    if (!drv_tg_task_cancelled(t)) {
-        if (drv_loop_defer(v->pt->w->loop, on_handoff, v) == 0) {
-            DRV_AZ(pthread_mutex_lock(&v->mu));
-            while (!v->handed)
-                DRV_AZ(pthread_cond_wait(&v->cv, &v->mu));
-            DRV_AZ(pthread_mutex_unlock(&v->mu));
-        } else if (code == 0) {
-            snprintf(err->msg, sizeof err->msg, "cannot hand the plugin's "
-                     "result to the loop: out of memory");
-            return DRV_EHANDLER;
-        }
+    if (code == 0) {
+        if (v->result != NULL)
+            drv_hrun_output(r, v->result, v->result_len);
+        return 0;
     }
-    if (code != 0)
-        snprintf(err->msg, sizeof err->msg, "%s", error_text(v, code));
+    e = error_text(v, code);
+    drv_hrun_output(r, e, strlen(e));
+    snprintf(err->msg, sizeof err->msg, "%s", e);
     return code;
 }
 
-/* ---------------------------------------------------------------- hooks */
+/* ------------------------------------------------------ load / unload */
 
-void
-drv__worker_plugin_task(struct drv_worker *w, struct wjob *j,
-                        struct drv_tg_task_opts *to)
+static int
+load_plugin(struct drv_htype *ht, struct drv_err *err)
 {
-    struct ptype *pt;
-    struct drv_job_view *v;
-
-    DRV_CAST(pt, j->type->plugin, PTYPE_MAGIC);
-    DRV_ASSERT(j->hdata == NULL);
-    v = view_create(pt, j);
-    j->hdata = v;
-    j->hdata_free = view_release;
-    if (v->blocking) {
-        to->kind = DRV_TG_THREAD;
-        to->work = work_plugin;
-        to->start = NULL;
-        to->cancel = NULL;
-        to->sems[to->nsems++] = w->thread_sem;
-    } else {
-        to->kind = DRV_TG_LOOP;
-        to->start = start_plugin;
-        to->cancel = cancel_plugin;
-    }
-}
-
-static struct ptype *
-ptype_create(struct drv_worker *w, const struct drv_config_job *cfg)
-{
-    struct ptype *pt;
-
-    DRV_ALLOC_OBJ(pt, PTYPE_MAGIC);
-    host_init(&pt->host);
-    pt->w = w;
-    pt->cfg = cfg;
-    return pt;
-}
-
-int
-drv__worker_plugins_load(struct drv_worker *w, struct drv_err *err)
-{
-    struct drv_plugin_set *set = NULL;
+    struct drv_handler_host *host = ht->host;
+    const struct drv_config_job *cfg = ht->cfg;
+    struct drv_hplugins *hp = host->plugins;
     struct drv_plugin_opts po;
-    struct drv_err e;
-    size_t i;
+    struct ptype *pt;
     int rc;
 
-    for (i = 0; i < w->ntypes; i++) {
-        const struct drv_config_job *cfg = w->types[i].cfg;
-        struct ptype *pt;
-
-        if (cfg->handler != DRV_HANDLER_PLUGIN)
-            continue;
-        pt = ptype_create(w, cfg);
-        w->types[i].plugin = pt;
-        if (set == NULL) {
-            set = drv_plugin_set_create();
-            pt->owns_set = 1;
-        }
-        pt->set = set;
-        memset(&po, 0, sizeof po);
-        po.library = cfg->plugin.library;
-        po.symbol = cfg->plugin.symbol;
-        po.config_file = w->cfg->file;
-        po.job_type = cfg->name;
-        po.blocking = cfg->blocking;
-        po.host = &pt->host;
-        drv_err_clear(&e);
-        rc = drv_plugin_load(set, &po, &pt->plugin, &e);
-        if (rc < 0)
-            return drv_err_set(err, DRV_ECONFIG, "jobs.%s: %s", cfg->name,
-                               e.msg);
-        pt->h = drv_plugin_handler(pt->plugin);
-        pt->state = drv_plugin_state(pt->plugin);
-        DRV_LOG_INFO("plugin loaded", "job=%s library=%s symbol=%s mode=%s",
-                     cfg->name, drv_plugin_path(pt->plugin),
-                     cfg->plugin.symbol, cfg->blocking ? "blocking"
-                                                       : "async");
+    if (hp == NULL) {
+        DRV_ALLOC_OBJ(hp, HPLUGINS_MAGIC);
+        hp->set = drv_plugin_set_create();
+        host->plugins = hp;
     }
+    DRV_ALLOC_OBJ(pt, PTYPE_MAGIC);
+    host_init(&pt->host);
+    pt->ht = ht;
+    pt->cfg = cfg;
+    pt->next = hp->types;
+    hp->types = pt;
+    ht->state = pt;
+    memset(&po, 0, sizeof po);
+    po.library = cfg->plugin.library;
+    po.symbol = cfg->plugin.symbol;
+    po.config_file = host->config_file;
+    po.job_type = cfg->name;
+    po.blocking = cfg->blocking;
+    po.host = &pt->host;
+    rc = drv_plugin_load(hp->set, &po, &pt->plugin, err);
+    if (rc < 0)
+        return DRV_ECONFIG;
+    pt->h = drv_plugin_handler(pt->plugin);
+    pt->state = drv_plugin_state(pt->plugin);
+    DRV_LOG_INFO("plugin loaded", "job=%s library=%s symbol=%s mode=%s",
+                 cfg->name, drv_plugin_path(pt->plugin), cfg->plugin.symbol,
+                 cfg->blocking ? "blocking" : "async");
     return 0;
 }
 
-void
-drv__worker_plugins_unload(struct drv_worker *w)
+/* Zombies first: their data_free may be plugin code. */
+static void
+unload_plugin(struct drv_htype *ht)
 {
-    struct drv_plugin_set *set = NULL;
     struct drv_job_view *v;
     struct ptype *pt;
-    size_t i;
 
-    if (w->types == NULL)
-        return;
-    /* zombies first: their data_free may be plugin code */
-    for (i = 0; i < w->ntypes; i++) {
-        if ((pt = w->types[i].plugin) == NULL)
-            continue;
-        DRV_CHECK_OBJ(pt, PTYPE_MAGIC);
-        while ((v = pt->zombies) != NULL) {
-            pt->zombies = v->next;
-            view_free(v);
-        }
-        if (pt->owns_set)
-            set = pt->set;
-    }
-    /* shutdown() may log through a type's host: types outlive the set */
-    drv_plugin_set_free(set);
-    for (i = 0; i < w->ntypes; i++) {
-        if ((pt = w->types[i].plugin) == NULL)
-            continue;
-        pt->magic = 0;
-        free(pt);
-        w->types[i].plugin = NULL;
+    DRV_CAST(pt, ht->state, PTYPE_MAGIC);
+    while ((v = pt->zombies) != NULL) {
+        pt->zombies = v->next;
+        view_free(v);
     }
 }
+
+/* The libraries' shutdown() may log through a type's host: the types
+ * outlive the set. */
+static void
+shutdown_plugin(struct drv_handler_host *host)
+{
+    struct drv_hplugins *hp = host->plugins;
+    struct ptype *pt;
+
+    if (hp == NULL)
+        return;
+    DRV_CHECK_OBJ(hp, HPLUGINS_MAGIC);
+    drv_plugin_set_free(hp->set);
+    while ((pt = hp->types) != NULL) {
+        hp->types = pt->next;
+        if (pt->ht != NULL)
+            pt->ht->state = NULL;
+        pt->magic = 0;
+        free(pt);
+    }
+    hp->magic = 0;
+    free(hp);
+    host->plugins = NULL;
+}
+
+const struct drv_handler_ops drv__handler_plugin = {
+    .name = "plugin",
+    .kind = DRV_HKIND_PLUGIN,
+    .load = load_plugin,
+    .unload = unload_plugin,
+    .shutdown = shutdown_plugin,
+    .start = start_plugin,
+    .cancel = cancel_plugin,
+    .work = work_plugin,
+    .fini = fini_plugin,
+};
