@@ -12,7 +12,10 @@ set -u
 secs=$1; dir=$2; shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$dir/artifacts" "$dir/logs"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# A 16 MB quarantine (default 256) still catches a use after free within
+# an input and the next ones, and makes the allocation-heavy targets
+# (config: libyaml's parser buffers) about three times faster.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 failed=()
