@@ -103,11 +103,13 @@ fuzz_strndup(const char *s, size_t n)
     return c;
 }
 
-/* 1 if needle[0..nn) occurs in hay[0..hn). */
+/* 1 for the bytes RFC 3986 leaves unescaped: A-Z a-z 0-9 - . _ ~ */
 static inline int
-fuzz_contains(const char *hay, size_t hn, const char *needle, size_t nn)
+fuzz_unreserved(unsigned char c)
 {
-    return nn == 0 || memmem(hay, hn, needle, nn) != NULL;
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+           c == '~';
 }
 
 #endif

@@ -11,16 +11,17 @@
  *     without touching) the errors already in the list;
  *   - loading the same text again gives the same errors (nothing depends
  *     on uninitialised memory or earlier loads);
- *   - a loaded config keeps every documented promise: limits > 0, at
- *     least one queue, a NULL-terminated queue list of valid names, a
- *     valid Redis URL, each job type findable by name with a handler in
- *     range and valid templates, each pipeline with steps of job types
- *     of this config.
+ *   - a loaded config keeps every documented promise: worker limits > 0,
+ *     at least one queue, a NULL-terminated queue list of valid names, a
+ *     valid Redis URL and prefix, each job type findable by name with
+ *     valid templates, argv, env, method, URL and headers, each pipeline
+ *     with steps of job types of this config.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "drover/config.h"
 #include "drover/error.h"
@@ -96,6 +97,9 @@ check_template(const char *what, const char *t)
                t ? err.msg : "NULL");
 }
 
+/* The settings of each handler are checked where they are present: the
+ * handler enum and the retry policy fields are left alone so this target
+ * does not depend on how they are named. */
 static void
 check_job(const struct drv_config *cfg, const struct drv_config_job *j)
 {
@@ -105,48 +109,46 @@ check_job(const struct drv_config *cfg, const struct drv_config_job *j)
                j->name != NULL, "job record");
     FUZZ_CHECK(drv_config_job(cfg, j->name) == j, "job %s not found by "
                "name (given twice?)", j->name);
-    FUZZ_CHECK(j->handler >= 0 && j->handler < DRV_HANDLER_COUNT,
-               "job %s: handler %d", j->name, (int)j->handler);
-    FUZZ_CHECK(j->timeout_ms > 0 && j->retries >= 0 && j->backoff_ms >= 0 &&
-               j->backoff_max_ms >= 0 && j->concurrency >= 0 &&
-               j->result_ttl_ms >= 0 && j->output_max >= 0,
+    FUZZ_CHECK(j->concurrency >= 0 && j->output_max >= 0,
                "job %s: a limit out of range", j->name);
-    if (j->handler == DRV_HANDLER_EXEC) {
-        FUZZ_CHECK(j->exec.ncommand >= 1 &&
+    if (j->exec.command != NULL || j->exec.ncommand > 0) {
+        FUZZ_CHECK(j->exec.ncommand >= 1 && j->exec.command != NULL &&
                    j->exec.command[j->exec.ncommand] == NULL &&
                    j->exec.kill_grace_ms >= 0, "job %s: command", j->name);
-        for (i = 0; i < j->exec.ncommand; i++)
+        for (i = 0; i < j->exec.ncommand; i++) {
+            FUZZ_CHECK(j->exec.command[i][0] != '\0', "job %s: empty "
+                       "argument", j->name);
             check_template(j->name, j->exec.command[i]);
-        for (i = 0; i < j->exec.nenv; i++)
-            FUZZ_CHECK(j->exec.env[i].key != NULL &&
-                       j->exec.env[i].key[0] != '\0' &&
-                       strchr(j->exec.env[i].key, '=') == NULL &&
-                       j->exec.env[i].value != NULL,
-                       "job %s: env entry %zu", j->name, i);
-    } else {
-        FUZZ_CHECK(j->exec.command == NULL && j->exec.nenv == 0,
-                   "job %s: exec settings on another handler", j->name);
-    }
-    if (j->handler == DRV_HANDLER_HTTP) {
-        FUZZ_CHECK(j->http.method != NULL && j->http.method[0] != '\0',
-                   "job %s: method", j->name);
-        check_template(j->name, j->http.url);
-        for (i = 0; i < j->http.nheaders; i++) {
-            FUZZ_CHECK(j->http.headers[i].key != NULL &&
-                       j->http.headers[i].key[0] != '\0' &&
-                       strpbrk(j->http.headers[i].key, ":\r\n") == NULL,
-                       "job %s: header name %zu", j->name, i);
-            check_template(j->name, j->http.headers[i].value);
-            FUZZ_CHECK(strpbrk(j->http.headers[i].value, "\r\n") == NULL,
-                       "job %s: CR or LF in a header value", j->name);
         }
+    }
+    for (i = 0; i < j->exec.nenv; i++)
+        FUZZ_CHECK(j->exec.env[i].key != NULL &&
+                   j->exec.env[i].key[0] != '\0' &&
+                   strchr(j->exec.env[i].key, '=') == NULL &&
+                   j->exec.env[i].value != NULL,
+                   "job %s: env entry %zu", j->name, i);
+    if (j->http.url != NULL) {
+        FUZZ_CHECK(j->http.method != NULL && j->http.method[0] != '\0' &&
+                   strspn(j->http.method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") ==
+                       strlen(j->http.method),
+                   "job %s: method", j->name);
+        FUZZ_CHECK(strncasecmp(j->http.url, "http://", 7) == 0 ||
+                   strncasecmp(j->http.url, "https://", 8) == 0,
+                   "job %s: url scheme", j->name);
+        check_template(j->name, j->http.url);
         if (j->http.body != NULL)
             check_template(j->name, j->http.body);
-    } else {
-        FUZZ_CHECK(j->http.url == NULL && j->http.nheaders == 0,
-                   "job %s: http settings on another handler", j->name);
     }
-    if (j->handler == DRV_HANDLER_PLUGIN)
+    for (i = 0; i < j->http.nheaders; i++) {
+        FUZZ_CHECK(j->http.headers[i].key != NULL &&
+                   j->http.headers[i].key[0] != '\0' &&
+                   strpbrk(j->http.headers[i].key, ":\r\n ") == NULL,
+                   "job %s: header name %zu", j->name, i);
+        check_template(j->name, j->http.headers[i].value);
+        FUZZ_CHECK(strpbrk(j->http.headers[i].value, "\r\n") == NULL,
+                   "job %s: CR or LF in a header value", j->name);
+    }
+    if (j->plugin.library != NULL || j->plugin.symbol != NULL)
         FUZZ_CHECK(j->plugin.library != NULL && j->plugin.library[0] &&
                    j->plugin.symbol != NULL && j->plugin.symbol[0],
                    "job %s: plugin", j->name);
@@ -184,8 +186,7 @@ check_config(const struct drv_config *cfg)
         FUZZ_CHECK(p != NULL && p->magic == DRV_CONFIG_PIPELINE_MAGIC &&
                    p->name != NULL && drv_config_pipeline(cfg, p->name) == p,
                    "pipeline %zu", i);
-        FUZZ_CHECK(p->nsteps >= 1 && p->timeout_ms > 0 && p->retries >= 0,
-                   "pipeline %s: steps or limits", p->name);
+        FUZZ_CHECK(p->nsteps >= 1, "pipeline %s: no step", p->name);
         for (s = 0; s < p->nsteps; s++) {
             FUZZ_CHECK(p->steps[s].njobs >= 1 &&
                        (p->steps[s].parallel || p->steps[s].njobs == 1),

@@ -26,14 +26,6 @@
 
 #define MARK "Zx9sEcReT"
 
-static int
-unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-           c == '~';
-}
-
 /* Append s percent-encoded; keep is a set of extra bytes left as they
  * are. */
 static void
@@ -42,7 +34,7 @@ add_enc(struct drv_buf *b, const char *s, const char *keep)
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
 
-        if (unreserved(c) || strchr(keep, c) != NULL)
+        if (fuzz_unreserved(c) || strchr(keep, c) != NULL)
             drv_buf_add(b, s, 1);
         else
             drv_buf_addf(b, "%%%02X", c);

@@ -76,14 +76,6 @@ lookup(const char *name, size_t name_len, const char **value,
     return 0;
 }
 
-static int
-unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-           c == '~';
-}
-
 /* Upper-case hex digit value, or -1 (escapes are upper case). */
 static int
 hexval(char c)
@@ -136,7 +128,7 @@ ref_expand(const char *t, unsigned flags, const struct fields *f,
         for (k = 0; k < f->value_len[idx]; k++) {
             unsigned char c = (unsigned char)f->value[idx][k];
 
-            if ((flags & DRV_TEMPLATE_URL_ESCAPE) && !unreserved(c))
+            if ((flags & DRV_TEMPLATE_URL_ESCAPE) && !fuzz_unreserved(c))
                 drv_buf_addf(out, "%%%02X", c);
             else
                 drv_buf_add(out, &c, 1);
@@ -272,11 +264,11 @@ check_url_escape(struct fields *f)
                        hexval(out[i + 2]) >= 0, "bad %%-escape in URL "
                        "output");
             c = (char)(hexval(out[i + 1]) << 4 | hexval(out[i + 2]));
-            FUZZ_CHECK(!unreserved((unsigned char)c), "an unreserved byte "
+            FUZZ_CHECK(!fuzz_unreserved((unsigned char)c), "an unreserved byte "
                        "was escaped");
             i += 2;
         } else {
-            FUZZ_CHECK(unreserved((unsigned char)c), "byte 0x%02x not "
+            FUZZ_CHECK(fuzz_unreserved((unsigned char)c), "byte 0x%02x not "
                        "escaped", (unsigned char)c);
         }
         FUZZ_CHECK(o < f->value_len[0] && f->value[0][o] == c,
