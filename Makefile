@@ -219,9 +219,8 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                -Wall -Wextra -Iinclude -MMD -MP -pthread $(PC_CFLAGS) \
                $(FUZZ_SAN)
-FUZZ_PKG_SRCS := $(sort $(wildcard pkg/util/*.c pkg/config/*.c \
-                   pkg/queue/*.c pkg/redis/*.c pkg/http/*.c pkg/log/*.c \
-                   pkg/loop/*.c))
+# All of pkg/: a target links only the archive members it needs.
+FUZZ_PKG_SRCS := $(PKG_SRCS)
 FUZZ_PKG_OBJS := $(FUZZ_PKG_SRCS:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_LIB := $(FUZZ_DIR)/libdrover_fuzz.a
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
