@@ -3,7 +3,9 @@
 #   make            build bin/droverd, bin/drover (release variant)
 #   make run        install what is missing, build, run droverd on config/drover.yaml
 #   make test       install what is missing, build, run every test in three builds:
-#                   release, ASan+UBSan, and TSan (threaded unit tests)
+#                   release, ASan+UBSan, and TSan (threaded unit tests), then
+#                   each fuzz target for a few seconds
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (doc/fuzzing.md)
 #   make bench      benchmark (see README "Performance")
 #
 # VARIANT selects the build: release (default), asan, tsan. Objects go to
@@ -125,7 +127,7 @@ $(B)/plugins/lib%.so: tests/plugins/%.c
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
             libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
-            python3
+            python3 clang-14 libclang-rt-14-dev
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -162,6 +164,7 @@ test: deps
 	$(MAKE) --no-print-directory VARIANT=release check
 	$(MAKE) --no-print-directory VARIANT=asan check
 	$(MAKE) --no-print-directory VARIANT=tsan check-unit
+	$(MAKE) --no-print-directory fuzz-check
 	@echo "make test: all variants passed"
 
 # ---------------------------------------------------------------- bench
@@ -380,3 +383,57 @@ check-pkg: build
 test: test-pkg
 test-pkg: deps
 	@$(MAKE) --no-print-directory VARIANT=release check-pkg
+
+# ---------------------------------------------------------------- fuzz
+# fuzz: libFuzzer targets (tests/fuzz/fuzz_<target>.c) built with Debian's
+# clang and ASan+UBSan, each run for FUZZ_SECONDS from its seed corpus
+# tests/fuzz/corpus/<target>/ (doc/fuzzing.md). The pkg/ sources they need
+# are compiled again with clang under build/fuzz/. Found crashes go to
+# build/fuzz/artifacts/; new corpus entries to build/fuzz/corpus/<target>/.
+# fuzz-check is the short run of `make test` (FUZZ_CHECK_SECONDS each).
+FUZZ_CC := clang-14
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 10
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,\
+                  $(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+# -Werror stays with the gcc builds: clang's extra warnings on pkg/ are
+# shown here, not fatal.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+               -Wall -Wextra -Iinclude -MMD -MP -pthread $(PC_CFLAGS) \
+               $(FUZZ_SAN)
+# All of pkg/: a target links only the archive members it needs.
+FUZZ_PKG_SRCS := $(PKG_SRCS)
+FUZZ_PKG_OBJS := $(FUZZ_PKG_SRCS:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_LIB := $(FUZZ_DIR)/libdrover_fuzz.a
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-run fuzz-check
+
+$(FUZZ_DIR)/pkg/%.o: pkg/%.c | pc-check
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_PKG_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -Itests/fuzz -fsanitize=fuzzer \
+	  -o $@ $< $(FUZZ_LIB) $(PC_LIBS) -ldl -lm
+
+-include $(FUZZ_PKG_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-run: fuzz-build
+	tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+fuzz-check: fuzz-build
+	tests/fuzz/run-fuzz.sh $(FUZZ_CHECK_SECONDS) $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+# deps first, then a fresh make (pkg-config is read when make starts)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run

@@ -426,6 +426,7 @@ report_syntax(struct drv__config_ctx *c, const yaml_parser_t *parser,
             }
         }
     }
+    drv__config_mark_clamp(&mark, text, len);
     if (parser->context != NULL)
         snprintf(msg, sizeof msg, "YAML syntax error: %s (%s at line %d, "
                  "column %d)", problem, parser->context,
@@ -497,6 +498,8 @@ drv_config_load_string(const char *name, const char *text, size_t len,
     c.file = name;
     c.cfg = config_create(name);
     c.errs = errs;
+    c.text = text;
+    c.len = len;
     drv__config_path_init(&c.path);
 
     parse(&c, text, len);

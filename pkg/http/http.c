@@ -304,8 +304,9 @@ on_header(char *p, size_t size, size_t nmemb, void *ud)
             ;
         while (i < len && p[i] == ' ')
             i++;
+        /* a NUL ends it too: the blanks before it are trimmed below */
         for (k = 0; i < len && p[i] != '\r' && p[i] != '\n' &&
-                    k + 1 < REASON_MAX; i++)
+                    p[i] != '\0' && k + 1 < REASON_MAX; i++)
             c->reason[k++] = p[i];
         while (k > 0 && c->reason[k - 1] == ' ')
             k--;
