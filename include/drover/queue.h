@@ -494,6 +494,19 @@ int drv_queue_worker_stale(const struct drv_queue_worker *w, int64_t now_ms);
 int drv_queue_worker_line_stale(const char *line, size_t len,
                                 int64_t now_ms);
 
+/*
+ * The worker's own registry commands, each into out (reset first):
+ * drv_queue_worker_beat -- `HSET P:workers id LINE` (w's line);
+ * drv_queue_worker_remove -- `HDEL P:workers id` (id_len bytes);
+ * drv_queue_workers_read -- `HGETALL P:workers` (field, line, ...).
+ * workers_key is drv_queue_workers_key's string.
+ */
+void drv_queue_worker_beat(struct drv_argv *out, const char *workers_key,
+                           const char *id, const struct drv_queue_worker *w);
+void drv_queue_worker_remove(struct drv_argv *out, const char *workers_key,
+                             const char *id, size_t id_len);
+void drv_queue_workers_read(struct drv_argv *out, const char *workers_key);
+
 struct drv_queue_workers {
     struct drv_queue_worker *w;  /* owned: n entries, sorted by id */
     size_t n;

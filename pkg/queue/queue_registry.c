@@ -107,6 +107,40 @@ drv_queue_worker_line_stale(const char *line, size_t len, int64_t now_ms)
 
 /* ------------------------------------------------------ the whole hash */
 
+void
+drv_queue_worker_beat(struct drv_argv *out, const char *workers_key,
+                      const char *id, const struct drv_queue_worker *w)
+{
+    struct drv_buf line;
+
+    drv_buf_init(&line);
+    drv_queue_worker_format(w, &line);
+    drv_argv_reset(out);
+    drv_argv_adds(out, "HSET");
+    drv_argv_adds(out, workers_key);
+    drv_argv_adds(out, id);
+    drv_argv_add(out, line.data, line.len);
+    drv_buf_fini(&line);
+}
+
+void
+drv_queue_worker_remove(struct drv_argv *out, const char *workers_key,
+                        const char *id, size_t id_len)
+{
+    drv_argv_reset(out);
+    drv_argv_adds(out, "HDEL");
+    drv_argv_adds(out, workers_key);
+    drv_argv_add(out, id, id_len);
+}
+
+void
+drv_queue_workers_read(struct drv_argv *out, const char *workers_key)
+{
+    drv_argv_reset(out);
+    drv_argv_adds(out, "HGETALL");
+    drv_argv_adds(out, workers_key);
+}
+
 int
 drv_queue_workers_build(struct drv_queue_cmds *c, const char *prefix)
 {

@@ -324,12 +324,21 @@ on_workers(struct drv_redis *r, int status, const redisReply *reply,
         return;
     /* remove entries of workers whose beat is stale */
     for (i = 0; i + 1 < reply->elements; i += 2) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING ||
+            reply->element[i + 1]->type != REDIS_REPLY_STRING)
+            continue;
         if (drv_queue_worker_line_stale(reply->element[i + 1]->str,
                                         reply->element[i + 1]->len, now)) {
             DRV_LOG_INFO("removing stale worker entry", "worker=%s",
                          reply->element[i]->str);
-            drv_redis_cmd(w->cmd, on_beat, w, "HDEL", w->workers_key,
-                          reply->element[i]->str, (char *)NULL);
+            struct drv_argv del;
+
+            drv_argv_init(&del);
+            drv_queue_worker_remove(&del, w->workers_key,
+                                    reply->element[i]->str,
+                                    reply->element[i]->len);
+            drv_redis_send(w->cmd, 0, &del, on_beat, w);
+            drv_argv_fini(&del);
         }
     }
 }
@@ -338,25 +347,25 @@ static void
 heartbeat(struct drv_worker *w)
 {
     char qs[512];
-    struct drv_buf line;
+    struct drv_argv a;
     size_t i, o = 0;
 
     qs[0] = '\0';
     for (i = 0; i < w->nqueues && o + 2 < sizeof qs; i++)
         o += (size_t)snprintf(qs + o, sizeof qs - o, "%s%s", i ? "," : "",
                               w->queues[i].keys.name);
-    drv_buf_init(&line);
-    drv_queue_worker_format(&(struct drv_queue_worker){
+    drv_argv_init(&a);
+    drv_queue_worker_beat(&a, w->workers_key, w->id,
+                          &(struct drv_queue_worker){
         .host = w->host, .pid = getpid(), .started_ms = w->started_ms,
         .queues = qs, .busy = w->stats.running,
-        .beat_ms = drv_clock_unix_ms()}, &line);
+        .beat_ms = drv_clock_unix_ms()});
     w->beat_inflight = 1;
-    if (drv_redis_cmd(w->cmd, on_beat, w, "HSET", w->workers_key, w->id,
-                      line.data, (char *)NULL) < 0)
+    if (drv_redis_send(w->cmd, 0, &a, on_beat, w) < 0)
         w->beat_inflight = 0;
-    drv_buf_fini(&line);
-    drv_redis_cmd(w->cmd, on_workers, w, "HGETALL", w->workers_key,
-                  (char *)NULL);
+    drv_queue_workers_read(&a, w->workers_key);
+    drv_redis_send(w->cmd, 0, &a, on_workers, w);
+    drv_argv_fini(&a);
 }
 
 void

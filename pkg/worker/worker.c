@@ -379,6 +379,8 @@ on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
 void
 drv__worker_check_stopped(struct drv_worker *w)
 {
+    struct drv_argv del;
+
     if (w->state != W_DRAINING || w->live != NULL || w->stop_ev != NULL)
         return;
     /* a pool job abandoned at its timeout still runs: give it until the
@@ -389,10 +391,12 @@ drv__worker_check_stopped(struct drv_worker *w)
         return; /* a read may still deliver entries: wait for it */
     /* drained: leave the registry, then report */
     w->state = W_STOPPED;
+    drv_argv_init(&del);
+    drv_queue_worker_remove(&del, w->workers_key, w->id, strlen(w->id));
     if (drv_redis_state(w->cmd) != DRV_REDIS_READY ||
-        drv_redis_cmd(w->cmd, on_unregistered, w, "HDEL", w->workers_key,
-                      w->id, (char *)NULL) < 0)
+        drv_redis_send(w->cmd, 0, &del, on_unregistered, w) < 0)
         deliver_stopped(w);
+    drv_argv_fini(&del);
 }
 
 static void
