@@ -164,9 +164,16 @@ deps:
 TEST_ENV := DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
             DROVER_PLUGIN_DIR=$(B)/plugins
 
+# The browser test (headless chromium driving the dashboard) runs in the
+# release build only; it saves a screenshot of the page to
+# $(B)/dashboard.png (doc/dashboard.png is one of those).
+BROWSER_TESTS := $(if $(filter release,$(VARIANT)),\
+                   $(sort $(wildcard tests/browser/test_*.py)))
+
 check: build tests
-	$(TEST_ENV) \
-	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS)
+	$(TEST_ENV) DROVER_SCREENSHOT=$(B)/dashboard.png \
+	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS) \
+	  $(BROWSER_TESTS)
 
 # check-unit: unit tests only (the TSan run: they hold the threaded tests).
 check-unit: $(UNIT_BINS) $(PROG_BINS) $(PLUGIN_LIBS)

@@ -355,7 +355,7 @@
       const retry = el('button', { class: 'btn btn-small btn-primary', type: 'button' }, 'Retry');
       retry.setAttribute('data-action', 'retry');
       retry.addEventListener('click', () => retryOne(e.id || e.entry_id));
-      const box = el('div', { class: 'dead', 'data-entry': e.entry_id }, [
+      const box = el('div', { class: 'dead-entry', 'data-entry': e.entry_id }, [
         el('div', { class: 'dead-head' }, [
           el('div', { class: 'title' }, [
             el('span', { class: 'job' }, e.job || e.pipeline || '(no job field)'),
