@@ -310,22 +310,49 @@ run_batch(struct drv_web *web, struct evhttp_request *req,
     return rc;
 }
 
-/* A parser's failure: 502, naming what Redis said. */
-static void
-bad_reply(struct evhttp_request *req, int rc, const struct drv_err *err)
-{
-    drv__web_error(req, 502, "Redis: %s", err->msg[0] != '\0' ? err->msg
-                   : drv_strerror(rc));
-}
+/* ------------------------------------------------------- one exchange */
 
-/* End the document in b and send it. */
+/*
+ * Every data endpoint is one exchange: build a batch (the caller), send
+ * it, parse the replies into ctx, write ctx as JSON. A parse callback
+ * returns 0, a negative code (Redis said no or answered oddly: 502), or an
+ * HTTP status with err->msg set (the thing asked for is not there: 404).
+ */
+typedef int web_parse_fn(redisReply **out, size_t n, void *ctx,
+                         struct drv_err *err);
+typedef void web_write_fn(struct drv_json *j, void *ctx);
+
 static void
-reply_json(struct evhttp_request *req, struct drv_json *j,
-           struct drv_buf *b)
+serve(struct drv_web *web, struct evhttp_request *req,
+      const struct drv_queue_cmds *c, web_parse_fn *parse,
+      web_write_fn *write, void *ctx)
 {
-    drv_json_fini(j);
-    drv_buf_add(b, "\n", 1);
-    drv__web_json(req, 200, b);
+    redisReply **out = NULL;
+    struct drv_err err;
+    struct drv_json j;
+    struct drv_buf b;
+    int rc;
+
+    drv_buf_init(&b);
+    if (run_batch(web, req, c, &out) < 0)
+        goto out;
+    drv_err_clear(&err);
+    rc = parse(out, c->n, ctx, &err);
+    if (rc < 0) {
+        drv__web_error(req, 502, "Redis: %s", err.msg[0] != '\0'
+                       ? err.msg : drv_strerror(rc));
+    } else if (rc > 0) {
+        drv__web_error(req, rc, "%s", err.msg);
+    } else {
+        drv_json_init(&j, &b);
+        write(&j, ctx);
+        drv_json_fini(&j);
+        drv_buf_add(&b, "\n", 1);
+        drv__web_json(req, 200, &b);
+    }
+out:
+    drv__cli_free_replies(c->n, out);
+    drv_buf_fini(&b);
 }
 
 /* ---------------------------------------------------------- endpoints */
@@ -353,93 +380,94 @@ get_session(struct drv_web *web, struct evhttp_request *req)
         drv_json_strz(&j, cfg->queues[i]);
     drv_json_array_end(&j);
     drv_json_object_end(&j);
-    reply_json(req, &j, &b);
+    drv_json_fini(&j);
+    drv_buf_add(&b, "\n", 1);
+    drv__web_json(req, 200, &b);
     drv_buf_fini(&b);
 }
 
 /* GET /api/queues: {"time", "queues": [stats of each config queue]}. */
+struct queues_ctx {
+    const struct drv_config *cfg;  /* borrowed */
+    struct drv_queue_stats *s;     /* owned: one per config queue */
+};
+
+static int
+queues_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    struct queues_ctx *q = ctx;
+    size_t i;
+    int rc = 0;
+
+    DRV_ASSERT(n == q->cfg->nqueues * DRV_QUEUE_STATS_CMDS);
+    for (i = 0; i < q->cfg->nqueues && rc == 0; i++)
+        rc = drv_queue_stats_parse(out + i * DRV_QUEUE_STATS_CMDS,
+                                   DRV_QUEUE_STATS_CMDS, &q->s[i], err);
+    return rc;
+}
+
+static void
+queues_write(struct drv_json *j, void *ctx)
+{
+    struct queues_ctx *q = ctx;
+    size_t i;
+
+    drv_json_object_begin(j);
+    drv_json_member_int(j, "time", drv_clock_unix_ms(), 0);
+    drv_json_key(j, "queues");
+    drv_json_array_begin(j);
+    for (i = 0; i < q->cfg->nqueues; i++)
+        drv_queue_stats_json(j, q->cfg->queues[i], &q->s[i]);
+    drv_json_array_end(j);
+    drv_json_object_end(j);
+}
+
 static void
 get_queues(struct drv_web *web, struct evhttp_request *req)
 {
     struct drv_config *cfg = web->cli->cfg;
-    struct drv_queue_keys *keys = NULL;
-    struct drv_queue_stats *s = NULL;
+    struct queues_ctx q = {cfg, NULL};
+    struct drv_queue_keys k;
     struct drv_queue_cmds c;
-    struct drv_err err;
-    struct drv_json j;
-    struct drv_buf b;
-    redisReply **out = NULL;
     size_t i;
-    int rc = 0;
 
     drv_queue_cmds_init(&c);
-    drv_buf_init(&b);
-    keys = drv_xcalloc(cfg->nqueues, sizeof *keys);
-    s = drv_xcalloc(cfg->nqueues, sizeof *s);
+    q.s = drv_xcalloc(cfg->nqueues, sizeof *q.s);
     for (i = 0; i < cfg->nqueues; i++) {
-        drv_queue_keys_init(&keys[i], cfg->redis.prefix, cfg->queues[i]);
-        drv_queue_stats_build(&c, &keys[i]);
+        drv_queue_keys_init(&k, cfg->redis.prefix, cfg->queues[i]);
+        drv_queue_stats_build(&c, &k);
+        drv_queue_keys_fini(&k);
     }
-    if (run_batch(web, req, &c, &out) < 0)
-        goto out;
-    for (i = 0; i < cfg->nqueues && rc == 0; i++)
-        rc = drv_queue_stats_parse(out + i * DRV_QUEUE_STATS_CMDS,
-                                   DRV_QUEUE_STATS_CMDS, &s[i], &err);
-    if (rc < 0) {
-        bad_reply(req, rc, &err);
-        goto out;
-    }
-    drv_json_init(&j, &b);
-    drv_json_object_begin(&j);
-    drv_json_member_int(&j, "time", drv_clock_unix_ms(), 0);
-    drv_json_key(&j, "queues");
-    drv_json_array_begin(&j);
-    for (i = 0; i < cfg->nqueues; i++)
-        drv_queue_stats_json(&j, cfg->queues[i], &s[i]);
-    drv_json_array_end(&j);
-    drv_json_object_end(&j);
-    reply_json(req, &j, &b);
-out:
-    drv__cli_free_replies(c.n, out);
-    for (i = 0; i < cfg->nqueues; i++)
-        drv_queue_keys_fini(&keys[i]);
-    free(keys);
-    free(s);
+    serve(web, req, &c, queues_parse, queues_write, &q);
+    free(q.s);
     drv_queue_cmds_fini(&c);
-    drv_buf_fini(&b);
 }
 
 /* GET /api/workers: the registry, stale entries marked. */
+static int
+workers_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    return drv_queue_workers_parse(out, n, ctx, err);
+}
+
+static void
+workers_write(struct drv_json *j, void *ctx)
+{
+    drv_queue_workers_json(j, ctx, drv_clock_unix_ms());
+}
+
 static void
 get_workers(struct drv_web *web, struct evhttp_request *req)
 {
     struct drv_queue_workers ws;
     struct drv_queue_cmds c;
-    struct drv_err err;
-    struct drv_json j;
-    struct drv_buf b;
-    redisReply **out = NULL;
-    int rc;
 
     memset(&ws, 0, sizeof ws);
     drv_queue_cmds_init(&c);
-    drv_buf_init(&b);
     drv_queue_workers_build(&c, web->cli->cfg->redis.prefix);
-    if (run_batch(web, req, &c, &out) < 0)
-        goto out;
-    rc = drv_queue_workers_parse(out, c.n, &ws, &err);
-    if (rc < 0) {
-        bad_reply(req, rc, &err);
-        goto out;
-    }
-    drv_json_init(&j, &b);
-    drv_queue_workers_json(&j, &ws, drv_clock_unix_ms());
-    reply_json(req, &j, &b);
-out:
+    serve(web, req, &c, workers_parse, workers_write, &ws);
     drv_queue_workers_fini(&ws);
-    drv__cli_free_replies(c.n, out);
     drv_queue_cmds_fini(&c);
-    drv_buf_fini(&b);
 }
 
 /* An entry id as XRANGE takes it: MS or MS-SEQ, digits only. */
@@ -461,6 +489,28 @@ entry_id_ok(const char *s)
 
 /* GET /api/queues/Q/dead?count=N&after=ENTRY_ID: one page, oldest
  * first; "next" is the after of the following page (null at the end). */
+struct dead_ctx {
+    const char *queue;                 /* borrowed */
+    int64_t count;                     /* page size asked for */
+    struct drv_queue_dead_page page;   /* owned */
+};
+
+static int
+dead_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    struct dead_ctx *d = ctx;
+
+    return drv_queue_dead_list_parse(out, n, d->count, &d->page, err);
+}
+
+static void
+dead_write(struct drv_json *j, void *ctx)
+{
+    struct dead_ctx *d = ctx;
+
+    drv_queue_dead_page_json(j, d->queue, &d->page);
+}
+
 static void
 get_dead(struct drv_web *web, struct evhttp_request *req,
          const struct drv_queue_keys *k)
@@ -468,20 +518,15 @@ get_dead(struct drv_web *web, struct evhttp_request *req,
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(
                                                  req));
     const char *count_s = NULL, *after = NULL;
-    struct drv_queue_dead_page page;
+    struct dead_ctx d;
     struct drv_queue_cmds c;
     struct evkeyvalq q;
-    struct drv_err err;
-    struct drv_json j;
-    struct drv_buf b;
-    redisReply **out = NULL;
-    int64_t count = DRV_WEB_DEAD_COUNT;
-    int rc;
 
-    memset(&page, 0, sizeof page);
+    memset(&d, 0, sizeof d);
+    d.queue = k->name;
+    d.count = DRV_WEB_DEAD_COUNT;
     TAILQ_INIT(&q);
     drv_queue_cmds_init(&c);
-    drv_buf_init(&b);
     if (query != NULL && evhttp_parse_query_str(query, &q) < 0) {
         drv__web_error(req, 400, "bad query string");
         goto out;
@@ -491,8 +536,8 @@ get_dead(struct drv_web *web, struct evhttp_request *req,
     /* n < 1 checked too: drv_parse_int does not apply min to numbers
      * without a '-' */
     if (count_s != NULL &&
-        (drv_parse_int(count_s, 1, DRV_WEB_DEAD_MAX, &count) < 0 ||
-         count < 1)) {
+        (drv_parse_int(count_s, 1, DRV_WEB_DEAD_MAX, &d.count) < 0 ||
+         d.count < 1)) {
         drv__web_error(req, 400, "count must be a number from 1 to %d",
                        DRV_WEB_DEAD_MAX);
         goto out;
@@ -502,23 +547,12 @@ get_dead(struct drv_web *web, struct evhttp_request *req,
                        "(MS-SEQ)");
         goto out;
     }
-    drv_queue_dead_list_build(&c, k, after, count);
-    if (run_batch(web, req, &c, &out) < 0)
-        goto out;
-    rc = drv_queue_dead_list_parse(out, c.n, count, &page, &err);
-    if (rc < 0) {
-        bad_reply(req, rc, &err);
-        goto out;
-    }
-    drv_json_init(&j, &b);
-    drv_queue_dead_page_json(&j, k->name, &page);
-    reply_json(req, &j, &b);
+    drv_queue_dead_list_build(&c, k, after, d.count);
+    serve(web, req, &c, dead_parse, dead_write, &d);
 out:
-    drv_queue_dead_page_fini(&page);
-    drv__cli_free_replies(c.n, out);
+    drv_queue_dead_page_fini(&d.page);
     evhttp_clear_headers(&q);
     drv_queue_cmds_fini(&c);
-    drv_buf_fini(&b);
 }
 
 /* The POST body as a struct body; on failure a 400 was sent. */
@@ -542,72 +576,59 @@ read_body(struct evhttp_request *req, struct body *body)
 }
 
 /*
- * A change (retry, purge, pause, resume): the batch in c, and its parser's
- * outcome as {"queue": Q, what: v} -- a count, or for pause and resume a
- * boolean. A retry of one id that moved nothing is a 404.
+ * A change (retry, purge, pause, resume), answered {"queue": Q, what: v}:
+ * a count, or for pause and resume a boolean. A retry of one id that
+ * moved nothing is a 404.
  */
-struct change {
-    const char *what;        /* member name of the outcome */
-    int boolean;             /* write v as a boolean */
+struct change_ctx {
+    const char *queue;       /* borrowed */
+    const char *op;          /* "retry", "purge", "pause", "resume" */
     const char *id;          /* retry of one id, or NULL */
+    int64_t v;               /* the outcome */
 };
 
 static int
-parse_change(const char *what, redisReply **out, size_t n, int64_t *v,
-             struct drv_err *err)
+change_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 {
+    struct change_ctx *ch = ctx;
     int was = 0, rc;
 
-    if (strcmp(what, "moved") == 0)
-        return drv_queue_dead_retry_parse(out, n, v, err);
-    if (strcmp(what, "purged") == 0)
-        return drv_queue_dead_purge_parse(out, n, v, err);
-    if (strcmp(what, "was_paused") == 0) {
-        rc = drv_queue_resume_parse(out, n, &was, err);
-        *v = was;
+    if (strcmp(ch->op, "retry") == 0) {
+        rc = drv_queue_dead_retry_parse(out, n, &ch->v, err);
+        if (rc == 0 && ch->id != NULL && ch->v == 0) {
+            drv_err_set(err, -ENOENT, "no dead entry with id %s in %s",
+                        ch->id, ch->queue);
+            return 404;
+        }
         return rc;
     }
-    *v = 1;
+    if (strcmp(ch->op, "purge") == 0)
+        return drv_queue_dead_purge_parse(out, n, &ch->v, err);
+    if (strcmp(ch->op, "resume") == 0) {
+        rc = drv_queue_resume_parse(out, n, &was, err);
+        ch->v = was;
+        return rc;
+    }
+    ch->v = 1;
     return drv_queue_pause_parse(out, n, err);
 }
 
 static void
-run_change(struct drv_web *web, struct evhttp_request *req,
-           const struct drv_queue_keys *k, const struct drv_queue_cmds *c,
-           const struct change *ch)
+change_write(struct drv_json *j, void *ctx)
 {
-    struct drv_err err;
-    struct drv_json j;
-    struct drv_buf b;
-    redisReply **out = NULL;
-    int64_t v = 0;
-    int rc;
+    struct change_ctx *ch = ctx;
 
-    drv_buf_init(&b);
-    if (run_batch(web, req, c, &out) < 0)
-        goto out;
-    rc = parse_change(ch->what, out, c->n, &v, &err);
-    if (rc < 0) {
-        bad_reply(req, rc, &err);
-        goto out;
-    }
-    if (ch->id != NULL && v == 0) {
-        drv__web_error(req, 404, "no dead entry with id %s in %s", ch->id,
-                       k->name);
-        goto out;
-    }
-    drv_json_init(&j, &b);
-    drv_json_object_begin(&j);
-    drv_json_member_strz(&j, "queue", k->name);
-    if (ch->boolean)
-        drv_json_member_bool(&j, ch->what, v != 0);
+    drv_json_object_begin(j);
+    drv_json_member_strz(j, "queue", ch->queue);
+    if (strcmp(ch->op, "retry") == 0)
+        drv_json_member_int(j, "moved", ch->v, 0);
+    else if (strcmp(ch->op, "purge") == 0)
+        drv_json_member_int(j, "purged", ch->v, 0);
+    else if (strcmp(ch->op, "pause") == 0)
+        drv_json_member_bool(j, "paused", 1);
     else
-        drv_json_member_int(&j, ch->what, v, 0);
-    drv_json_object_end(&j);
-    reply_json(req, &j, &b);
-out:
-    drv__cli_free_replies(c->n, out);
-    drv_buf_fini(&b);
+        drv_json_member_bool(j, "was_paused", ch->v != 0);
+    drv_json_object_end(j);
 }
 
 /* POST /api/queues/Q/dead/retry|purge, /pause, /resume. */
@@ -615,8 +636,8 @@ static void
 post_change(struct drv_web *web, struct evhttp_request *req,
             const struct drv_queue_keys *k, const char *op)
 {
+    struct change_ctx ch = {k->name, op, NULL, 0};
     struct drv_queue_cmds c;
-    struct change ch = {NULL, 0, NULL};
     struct body body;
 
     if (read_body(req, &body) < 0)
@@ -628,22 +649,16 @@ post_change(struct drv_web *web, struct evhttp_request *req,
                            "{\"all\": true}");
             goto out;
         }
-        ch.what = "moved";
         ch.id = body.id;
         drv_queue_dead_retry_build(&c, k, body.id);
     } else if (strcmp(op, "purge") == 0) {
-        ch.what = "purged";
         drv_queue_dead_purge_build(&c, k);
     } else if (strcmp(op, "pause") == 0) {
-        ch.what = "paused";
-        ch.boolean = 1;
         drv_queue_pause_build(&c, k, drv_clock_unix_ms());
     } else {
-        ch.what = "was_paused";
-        ch.boolean = 1;
         drv_queue_resume_build(&c, k);
     }
-    run_change(web, req, k, &c, &ch);
+    serve(web, req, &c, change_parse, change_write, &ch);
 out:
     drv_queue_cmds_fini(&c);
     free(body.id);
@@ -651,44 +666,52 @@ out:
 
 /* GET /api/queues/Q/jobs/ID: its result and where it waits; 404 when
  * drover knows nothing of it. */
+struct job_ctx {
+    const char *queue;             /* borrowed */
+    const char *id;                /* borrowed */
+    struct drv_queue_lookup l;     /* owned */
+};
+
+static int
+job_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    struct job_ctx *jc = ctx;
+    int rc;
+
+    rc = drv_queue_lookup_parse(out, n, &jc->l, err);
+    if (rc == 0 && jc->l.result == NULL &&
+        jc->l.where == DRV_QUEUE_NOWHERE) {
+        drv_err_set(err, -ENOENT, "drover knows nothing of job %s in %s%s",
+                    jc->id, jc->queue, jc->l.scan_incomplete
+                    ? " (the streams are longer than a lookup reads)" : "");
+        return 404;
+    }
+    return rc;
+}
+
+static void
+job_write(struct drv_json *j, void *ctx)
+{
+    struct job_ctx *jc = ctx;
+
+    drv_queue_lookup_json(j, jc->queue, jc->id, &jc->l);
+}
+
 static void
 get_job(struct drv_web *web, struct evhttp_request *req,
         const struct drv_queue_keys *k, const char *id)
 {
-    struct drv_queue_lookup l;
+    struct job_ctx jc;
     struct drv_queue_cmds c;
-    struct drv_err err;
-    struct drv_json j;
-    struct drv_buf b;
-    redisReply **out = NULL;
-    int rc;
 
-    memset(&l, 0, sizeof l);
+    memset(&jc, 0, sizeof jc);
+    jc.queue = k->name;
+    jc.id = id;
     drv_queue_cmds_init(&c);
-    drv_buf_init(&b);
     drv_queue_lookup_build(&c, k, id);
-    if (run_batch(web, req, &c, &out) < 0)
-        goto out;
-    rc = drv_queue_lookup_parse(out, c.n, &l, &err);
-    if (rc < 0) {
-        bad_reply(req, rc, &err);
-        goto out;
-    }
-    if (l.result == NULL && l.where == DRV_QUEUE_NOWHERE) {
-        drv__web_error(req, 404, "drover knows nothing of job %s in %s%s",
-                       id, k->name, l.scan_incomplete
-                       ? " (the streams are longer than a lookup reads)"
-                       : "");
-        goto out;
-    }
-    drv_json_init(&j, &b);
-    drv_queue_lookup_json(&j, k->name, id, &l);
-    reply_json(req, &j, &b);
-out:
-    drv_queue_lookup_fini(&l);
-    drv__cli_free_replies(c.n, out);
+    serve(web, req, &c, job_parse, job_write, &jc);
+    drv_queue_lookup_fini(&jc.l);
     drv_queue_cmds_fini(&c);
-    drv_buf_fini(&b);
 }
 
 /* ------------------------------------------------------------- routing */

@@ -345,20 +345,21 @@ def test_hostile_fields_are_text(c):
     assert "exit status 1: " + XSS_IMG in errors, errors
 
 
-def dead_ids(c):
+def ids_in(c, stream):
+    """The id field of every entry of a stream."""
     ids = []
-    for e in c.redis("XRANGE", "drover:{default}:dead", "-", "+"):
+    for e in c.redis("XRANGE", stream, "-", "+"):
         f = e[1]
         ids.append(dict(zip(f[::2], f[1::2])).get("id"))
     return ids
+
+
+def dead_ids(c):
+    return ids_in(c, "drover:{default}:dead")
 
 
 def stream_ids(c):
-    ids = []
-    for e in c.redis("XRANGE", "drover:{default}:jobs", "-", "+"):
-        f = e[1]
-        ids.append(dict(zip(f[::2], f[1::2])).get("id"))
-    return ids
+    return ids_in(c, "drover:{default}:jobs")
 
 
 def test_retry_puts_back_on_stream(c):
@@ -413,20 +414,22 @@ def test_post_without_csrf_changes_nothing(c):
              lambda: c.redis("EXISTS", "drover:{default}:paused") == 0)
 
 
+def look_up(b, job_id):
+    """Type job_id into "Find a job" (queue default) and submit."""
+    b.js("document.getElementById('lookup-queue').value = 'default';"
+         "document.getElementById('lookup-id').value = ''")
+    b.type("#lookup-id", job_id)
+    b.click("#lookup button[type=submit]")
+
+
 def test_job_lookup(c):
     b = c.browser
-    b.js("document.getElementById('lookup-queue').value = 'default'")
-    b.type("#lookup-id", "later-1")
-    b.click("#lookup button[type=submit]")
+    look_up(b, "later-1")
     wait_for("delayed state", lambda: b.text("#job .badge") == "delayed")
-    b.js("document.getElementById('lookup-id').value = ''")
-    b.type("#lookup-id", "done-1")
-    b.click("#lookup button[type=submit]")
+    look_up(b, "done-1")
     wait_for("ok state", lambda: b.text("#job .badge") == "ok")
     assert '{"pages": 12}' in b.text("#job table.fields")
-    b.js("document.getElementById('lookup-id').value = ''")
-    b.type("#lookup-id", "no-such-job")
-    b.click("#lookup button[type=submit]")
+    look_up(b, "no-such-job")
     wait_for("unknown job", lambda: "knows nothing" in b.text("#job"))
 
 
@@ -468,9 +471,7 @@ def take_screenshot(c, path):
             beat(c.redis)
         i += 1
         time.sleep(0.5)
-    b.js("document.getElementById('lookup-id').value = ''")
-    b.type("#lookup-id", "retry-me")
-    b.click("#lookup button[type=submit]")
+    look_up(b, "retry-me")
     wait_for("lookup shown", lambda: b.text("#job .badge") != "")
     b.js("window.scrollTo(0, 0)")
     time.sleep(0.3)

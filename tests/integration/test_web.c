@@ -312,23 +312,25 @@ group_teardown(void **st)
     return 0;
 }
 
+/* Per test: a fresh Redis, a client, the open server's CSRF token. */
 static int
 setup(void **st)
 {
-    struct state *s = calloc(1, sizeof *s);
+    static struct state state;
     struct resp r;
     const char *p;
 
     drv_test_redis_flush(&srv);
-    s->c = drv_test_redis_connect(&srv);
-    assert_non_null(s->c);
+    memset(&state, 0, sizeof state);
+    state.c = drv_test_redis_connect(&srv);
+    assert_non_null(state.c);
     get("/api/session", &r);
     assert_status(&r, 200);
     p = strstr(r.body, "\"csrf\":\"");
     assert_non_null(p);
-    snprintf(s->csrf, sizeof s->csrf, "%.64s", p + 8);
+    snprintf(state.csrf, sizeof state.csrf, "%.64s", p + 8);
     resp_free(&r);
-    *st = s;
+    *st = &state;
     return 0;
 }
 
@@ -338,7 +340,7 @@ teardown(void **st)
     struct state *s = *st;
 
     redisFree(s->c);
-    free(s);
+    s->c = NULL;
     return 0;
 }
 
@@ -752,6 +754,24 @@ test_web_nonloopback_needs_token(void **st)
 static void
 test_web_hostile_input(void **st)
 {
+    static const char *const bad_bodies[] = {
+        "{\"id\": ", "[1,2]", "{\"id\": {\"a\": 1}}",
+        "{\"id\": \"a\\u0000b\"}", "{\"evil\": true}", "{}",
+        "{\"id\": \"x\", \"all\": true}", "{\"all\": 1}",
+        "{\"id\": \"\\ud800\"}", "{\"id\": \"x\"} trailing",
+    };
+    static const struct {
+        const char *path;
+        int status;
+    } bad_gets[] = {
+        {"/api/nope", 404},
+        {"/api/queues/nosuchqueue/dead", 404},
+        {"/api/queues/default/dead/", 400},
+        {"/api/queues/de%00fault/dead", 400},
+        {"/api/queues/default/pause", 405},
+        {"/api/queues/default/jobs", 404},
+        {"/api/queues/default/dead?count=abc", 400},
+    };
     struct state *s = *st;
     char *big = NULL, h[200];
     struct resp r;
@@ -787,42 +807,21 @@ test_web_hostile_input(void **st)
     assert_int_equal(integer(s, "EXISTS drover:{default}:paused"), 0);
 
     /* bad JSON bodies */
-    post(s, "/api/queues/default/dead/retry", "{\"id\": ", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    post(s, "/api/queues/default/dead/retry", "[1,2]", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    post(s, "/api/queues/default/dead/retry", "{\"id\": {\"a\": 1}}", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    post(s, "/api/queues/default/dead/retry", "{\"id\": \"a\\u0000b\"}",
-         &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    post(s, "/api/queues/default/dead/retry", "{\"evil\": true}", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    post(s, "/api/queues/default/dead/retry", "{}", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
+    for (i = 0; i < (int)DRV_ARRAY_LEN(bad_bodies); i++) {
+        post(s, "/api/queues/default/dead/retry", bad_bodies[i], &r);
+        if (r.status != 400)
+            fail_msg("body %s got %d", bad_bodies[i], r.status);
+        resp_free(&r);
+    }
 
     /* unknown paths, queues, methods */
-    get("/api/nope", &r);
-    assert_status(&r, 404);
-    resp_free(&r);
-    get("/api/queues/nosuchqueue/dead", &r);
-    assert_status(&r, 404);
-    resp_free(&r);
-    get("/api/queues/default/dead/", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    get("/api/queues/de%00fault/dead", &r);
-    assert_status(&r, 400);
-    resp_free(&r);
-    get("/api/queues/default/pause", &r);
-    assert_status(&r, 405);
-    resp_free(&r);
+    for (i = 0; i < (int)DRV_ARRAY_LEN(bad_gets); i++) {
+        get(bad_gets[i].path, &r);
+        if (r.status != bad_gets[i].status)
+            fail_msg("GET %s got %d, want %d", bad_gets[i].path, r.status,
+                     bad_gets[i].status);
+        resp_free(&r);
+    }
     snprintf(h, sizeof h, "X-CSRF-Token: %s\r\n", s->csrf);
     request(open_web.port, "DELETE", "/api/queues/default/dead", h, NULL,
             &r);
