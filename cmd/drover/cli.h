@@ -126,7 +126,8 @@ void drv__cli_free_replies(size_t n, redisReply **out);
 
 /*
  * drv__cli_run -- send the batch c (pipelined) and read its replies into
- * a new array *out of c->n replies (free with drv__cli_free_replies). Returns 0, or DRV_EDOWN (message printed, *out NULL).
+ * a new array *out of c->n replies (free with drv__cli_free_replies).
+ * Returns 0, or DRV_EDOWN (message printed, *out NULL).
  */
 int drv__cli_run(struct drv_cli *cli, const struct drv_queue_cmds *c,
                  redisReply ***out);

@@ -3,9 +3,9 @@
  *
  * The arguments become a struct drv_queue_enqueue; pkg/queue builds the
  * commands (a new stream entry now, or the delayed set and hash the
- * worker's mover reads). The id printed is --id, else the new entry's id (a job's id
- * defaults to the entry id of its first enqueue). A delayed job always
- * has an id: one is generated when none is given.
+ * worker's mover reads). The id printed is --id, else the new entry's id
+ * (a job's id defaults to the entry id of its first enqueue). A delayed
+ * job always has an id: one is generated when none is given.
  */
 #include <errno.h>
 #include <inttypes.h>

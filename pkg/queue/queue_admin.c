@@ -86,6 +86,15 @@ drv__queue_check_reply(const redisReply *r, int want, const char *what,
     return 0;
 }
 
+int
+drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
+                     const char *what, struct drv_err *err)
+{
+    int rc = drv__queue_check_n(n, 1, what, err);
+
+    return rc == 0 ? drv__queue_check_reply(r[0], want, what, err) : rc;
+}
+
 /* The replies of MULTI ... EXEC: each queued command, then EXEC's array
  * of nexec results; 0 or the first error. */
 static int
@@ -170,9 +179,7 @@ drv_queue_enqueue_parse(struct redisReply *const *r, size_t n,
             *id = drv_xstrdup(e->id);
         return rc;
     }
-    rc = drv__queue_check_n(n, 1, "XADD", err);
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[0], REDIS_REPLY_STRING, "XADD", err);
+    rc = drv__queue_check_one(r, n, REDIS_REPLY_STRING, "XADD", err);
     if (rc == 0)
         *id = e->id != NULL ? drv_xstrdup(e->id)
                             : drv_xstrndup(r[0]->str, r[0]->len);
@@ -405,10 +412,9 @@ int
 drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
                            int64_t *moved, struct drv_err *err)
 {
-    int rc = drv__queue_check_n(n, 1, "dead retry", err);
+    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "dead retry",
+                                  err);
 
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[0], REDIS_REPLY_INTEGER, "dead retry", err);
     *moved = rc == 0 ? r[0]->integer : 0;
     return rc;
 }
@@ -456,9 +462,7 @@ int
 drv_queue_pause_parse(struct redisReply *const *r, size_t n,
                       struct drv_err *err)
 {
-    int rc = drv__queue_check_n(n, 1, "pause", err);
-
-    return rc == 0 ? drv__queue_check_reply(r[0], REDIS_REPLY_STATUS, "SET", err) : rc;
+    return drv__queue_check_one(r, n, REDIS_REPLY_STATUS, "pause", err);
 }
 
 int
@@ -473,10 +477,9 @@ int
 drv_queue_resume_parse(struct redisReply *const *r, size_t n,
                        int *was_paused, struct drv_err *err)
 {
-    int rc = drv__queue_check_n(n, 1, "resume", err);
+    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "resume",
+                                  err);
 
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[0], REDIS_REPLY_INTEGER, "DEL", err);
     *was_paused = rc == 0 && r[0]->integer > 0;
     return rc;
 }
@@ -492,28 +495,17 @@ drv_queue_result_build(struct drv_queue_cmds *c,
     return 1;
 }
 
-/* One HGETALL reply: NULL when empty, else its fields. */
-static int
-parse_hash(const redisReply *r, const char *what, struct drv_job **out,
-           struct drv_err *err)
-{
-    int rc = drv__queue_check_reply(r, REDIS_REPLY_ARRAY, what, err);
-
-    *out = NULL;
-    if (rc < 0 || r->elements == 0)
-        return rc;
-    *out = drv_job_from_fields("", r, err);
-    return *out != NULL ? 0 : DRV_EPROTO;
-}
-
 int
 drv_queue_result_parse(struct redisReply *const *r, size_t n,
                        struct drv_job **result, struct drv_err *err)
 {
-    int rc = drv__queue_check_n(n, 1, "result", err);
+    int rc = drv__queue_check_one(r, n, REDIS_REPLY_ARRAY, "result", err);
 
     *result = NULL;
-    return rc == 0 ? parse_hash(r[0], "result", result, err) : rc;
+    if (rc < 0 || r[0]->elements == 0)
+        return rc;
+    *result = drv_job_from_fields("", r[0], err);
+    return *result != NULL ? 0 : DRV_EPROTO;
 }
 
 const char *
@@ -601,7 +593,7 @@ drv_queue_lookup_parse(struct redisReply *const *r, size_t n,
     memset(l, 0, sizeof *l);
     rc = drv__queue_check_n(n, 2, "lookup", err);
     if (rc == 0)
-        rc = parse_hash(r[0], "result", &l->result, err);
+        rc = drv_queue_result_parse(r, 1, &l->result, err);
     if (rc == 0)
         rc = drv__queue_check_reply(r[1], REDIS_REPLY_ARRAY, "lookup", err);
     if (rc == 0)

@@ -20,4 +20,8 @@ int drv__queue_check_n(size_t n, size_t want, const char *what,
 int drv__queue_check_reply(const redisReply *r, int want, const char *what,
                            struct drv_err *err);
 
+/* drv__queue_check_one -- both: one reply, of type want. */
+int drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
+                         const char *what, struct drv_err *err);
+
 #endif

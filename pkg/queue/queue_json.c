@@ -9,22 +9,20 @@
 #include "drover/parse.h"
 #include "drover/queue.h"
 
-/* Member key: the last value of field name as bytes, or null. */
+/* Member name: the last value of field name as bytes, or null. */
 static void
-field_bytes(struct drv_json *j, const struct drv_job *job, const char *key,
-            const char *name)
+field_bytes(struct drv_json *j, const struct drv_job *job, const char *name)
 {
     const struct drv_field *f = drv_job_field(job, name);
 
-    drv_json_member_bytes(j, key, f ? f->value : NULL,
+    drv_json_member_bytes(j, name, f ? f->value : NULL,
                           f ? f->value_len : 0);
 }
 
-/* Member key: the last value of field name as an integer; null when
+/* Member name: the last value of field name as an integer; null when
  * absent or not a plain decimal number. */
 static void
-field_int(struct drv_json *j, const struct drv_job *job, const char *key,
-          const char *name)
+field_int(struct drv_json *j, const struct drv_job *job, const char *name)
 {
     const struct drv_field *f = drv_job_field(job, name);
     int64_t v = -1;
@@ -32,7 +30,21 @@ field_int(struct drv_json *j, const struct drv_job *job, const char *key,
     if (f != NULL && (f->value_len == 0 || f->value[0] == '-' ||
                       drv_parse_int(f->value, 0, INT64_MAX, &v) < 0))
         v = -1;
-    drv_json_member_int(j, key, v, 1);
+    drv_json_member_int(j, name, v, 1);
+}
+
+/* Five members from a record's fields: the first three as bytes, the
+ * last two as integers (names[i] is both key and field name). */
+static void
+summary_json(struct drv_json *j, const struct drv_job *job,
+             const char *const names[5])
+{
+    size_t i;
+
+    for (i = 0; i < 3; i++)
+        field_bytes(j, job, names[i]);
+    for (; i < 5; i++)
+        field_int(j, job, names[i]);
 }
 
 void
@@ -72,8 +84,10 @@ fields_json(struct drv_json *j, const struct drv_job *job)
     drv_json_array_end(j);
 }
 
-void
-drv_queue_job_json(struct drv_json *j, const struct drv_job *job)
+/* "entry_id" (null when none) and "id" (the id field, else the entry
+ * id) of a record. */
+static void
+ids_json(struct drv_json *j, const struct drv_job *job)
 {
     const struct drv_field *id = drv_job_field(job, "id");
     const char *eid = job->entry_id[0] != '\0' ? job->entry_id : NULL;
@@ -83,8 +97,18 @@ drv_queue_job_json(struct drv_json *j, const struct drv_job *job)
         drv_json_member_bytes(j, "id", id->value, id->value_len);
     else /* no id field: the entry id is the job's id */
         drv_json_member_strz(j, "id", eid);
+}
+
+void
+drv_queue_job_json(struct drv_json *j, const struct drv_job *job)
+{
+    ids_json(j, job);
     fields_json(j, job);
 }
+
+static const char *const dead_names[5] = {
+    "job", "pipeline", "error", "attempts", "failed_at",
+};
 
 void
 drv_queue_dead_page_json(struct drv_json *j, const char *queue,
@@ -103,12 +127,9 @@ drv_queue_dead_page_json(struct drv_json *j, const char *queue,
         const struct drv_job *e = p->entry[i];
 
         drv_json_object_begin(j);
-        field_bytes(j, e, "job", "job");
-        field_bytes(j, e, "pipeline", "pipeline");
-        field_bytes(j, e, "error", "error");
-        field_int(j, e, "attempts", "attempts");
-        field_int(j, e, "failed_at", "failed_at");
-        drv_queue_job_json(j, e);
+        ids_json(j, e);
+        summary_json(j, e, dead_names);
+        fields_json(j, e);
         drv_json_object_end(j);
     }
     drv_json_array_end(j);
@@ -169,6 +190,10 @@ drv_queue_workers_json(struct drv_json *j, const struct drv_queue_workers *ws,
     drv_json_object_end(j);
 }
 
+static const char *const result_names[5] = {
+    "status", "result", "error", "attempts", "finished_at",
+};
+
 void
 drv_queue_result_json(struct drv_json *j, const struct drv_job *r)
 {
@@ -177,11 +202,7 @@ drv_queue_result_json(struct drv_json *j, const struct drv_job *r)
         return;
     }
     drv_json_object_begin(j);
-    field_bytes(j, r, "status", "status");
-    field_bytes(j, r, "result", "result");
-    field_bytes(j, r, "error", "error");
-    field_int(j, r, "attempts", "attempts");
-    field_int(j, r, "finished_at", "finished_at");
+    summary_json(j, r, result_names);
     fields_json(j, r);
     drv_json_object_end(j);
 }

@@ -134,9 +134,7 @@ drv_queue_workers_parse(struct redisReply *const *r, size_t n,
     int rc;
 
     memset(ws, 0, sizeof *ws);
-    rc = drv__queue_check_n(n, 1, "workers", err);
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[0], REDIS_REPLY_ARRAY, "HGETALL", err);
+    rc = drv__queue_check_one(r, n, REDIS_REPLY_ARRAY, "workers", err);
     if (rc < 0)
         return rc;
     h = r[0];

@@ -2,7 +2,9 @@
  * logfmt.c -- writing and reading logfmt values (key=value pairs, a value
  * in double quotes when it needs them) in a struct drv_buf.
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "drover/buf.h"
@@ -58,16 +60,15 @@ drv_buf_logfmt(struct drv_buf *b, const char *s, size_t len, size_t max)
     drv_buf_add(b, "\"", 1);
 }
 
+/* The byte written \xNN at s[0..2) when both are hex digits, else -1. */
 static int
-hexval(char c)
+hex_byte(const char *s)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    char hex[3] = {s[0], s[1], '\0'};
+
+    if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
+        return -1;
+    return (int)strtoul(hex, NULL, 16);
 }
 
 /* The quoted value starting after its '"' at s[*i]; unescaped into val
@@ -76,7 +77,7 @@ static void
 quoted(const char *s, size_t end, size_t *i, struct drv_buf *val)
 {
     char c;
-    int hi, lo;
+    int v;
 
     while (*i < end && s[*i] != '"') {
         c = s[(*i)++];
@@ -87,10 +88,9 @@ quoted(const char *s, size_t end, size_t *i, struct drv_buf *val)
             case 't': c = '\t'; break;
             case 'r': c = '\r'; break;
             case 'x':
-                hi = *i + 1 < end ? hexval(s[*i]) : -1;
-                lo = *i + 1 < end ? hexval(s[*i + 1]) : -1;
-                if (hi >= 0 && lo >= 0) {
-                    c = (char)(hi << 4 | lo);
+                v = *i + 1 < end ? hex_byte(s + *i) : -1;
+                if (v >= 0) {
+                    c = (char)v;
                     *i += 2;
                 }
                 break;
