@@ -274,11 +274,16 @@ def seed(r):
       "path", "/srv/img/broken.png", "width", "0",
       "error", "convert: improper image header", "attempts", "4",
       "failed_at", str(now - 600000))
+    # the same job id dead twice: Retry on one entry moves that one only
+    r("XADD", dead, "*", "job", "resize", "id", "retry-me",
+      "path", "/srv/img/broken.png", "width", "0",
+      "error", "convert: improper image header", "attempts", "4",
+      "failed_at", str(now - 300000))
     r("XADD", dead, "*", "job", "resize", "id", "img-bad",
       "note", XSS_IMG, "error", "missing field width", "attempts", "1",
       "failed_at", str(now - 60000))
     r("HSET", "drover:{default}:stats", "processed", "18234", "failed",
-      "311", "retried", "240", "dead", "3")
+      "311", "retried", "240", "dead", "4")
     r("XADD", "drover:{emails}:jobs", "*", "job", "send-mail", "id", "m-1",
       "to", "ops@example.com")
     r("HSET", "drover:{emails}:stats", "processed", "5120", "failed", "12",
@@ -313,13 +318,13 @@ def test_queue_table(c):
     wait_for("queue table", lambda: b.text(row + "ready") == "5")
     assert b.text(row + "running") == "2", b.text(row + "running")
     assert b.text(row + "delayed") == "3"
-    assert b.text(row + "dead") == "3"
+    assert b.text(row + "dead") == "4"
     assert b.text(row + "processed") == "18,234"
     assert b.text(row + "failed") == "311"
     assert b.text('tr[data-queue="emails"] td.state') == "paused"
     assert b.text('tr[data-queue="emails"] td.ready') == "1"
     assert b.text('tr[data-queue="default"] td.state') == "active"
-    assert b.text("#t-dead") == "3"
+    assert b.text("#t-dead") == "4"
     # numbers follow Redis on the next poll
     c.redis("HINCRBY", "drover:{reports}:stats", "processed", "4")
     wait_for("reports processed 100",
@@ -331,7 +336,7 @@ def test_queue_table(c):
 
 def test_hostile_fields_are_text(c):
     b = c.browser
-    wait_for("dead list", lambda: len(b.find_all("#dead-list .dead-entry")) == 3)
+    wait_for("dead list", lambda: len(b.find_all("#dead-list .dead-entry")) == 4)
     cells = [b.s("GET", "/element/%s/text" % e)
              for e in b.find_all("#dead-list table.fields td")]
     assert XSS_SCRIPT in cells, cells
@@ -354,27 +359,27 @@ def ids_in(c, stream):
     return ids
 
 
-def dead_ids(c):
-    return ids_in(c, "drover:{default}:dead")
-
-
 def stream_ids(c):
     return ids_in(c, "drover:{default}:jobs")
 
 
 def test_retry_puts_back_on_stream(c):
     b = c.browser
-    entry = [e for e in c.redis("XRANGE", "drover:{default}:dead", "-", "+")
-             if "retry-me" in e[1]][0][0]
+    entries = [e[0] for e in c.redis("XRANGE", "drover:{default}:dead", "-",
+                                     "+") if "retry-me" in e[1]]
+    assert len(entries) == 2
     assert "retry-me" not in stream_ids(c)
     b.click('#dead-list .dead-entry[data-entry="%s"] button[data-action=retry]'
-            % entry)
+            % entries[0])
     wait_for("retry-me back on the stream",
              lambda: "retry-me" in stream_ids(c))
-    assert "retry-me" not in dead_ids(c)
-    assert c.redis("XLEN", "drover:{default}:dead") == 2
+    # that entry left dead; the other one with the same job id stayed
+    left = [e[0] for e in c.redis("XRANGE", "drover:{default}:dead", "-", "+")]
+    assert entries[0] not in left and entries[1] in left, left
+    assert stream_ids(c).count("retry-me") == 1
+    assert c.redis("XLEN", "drover:{default}:dead") == 3
     wait_for("dead list refreshed",
-             lambda: len(b.find_all("#dead-list .dead-entry")) == 2)
+             lambda: len(b.find_all("#dead-list .dead-entry")) == 3)
     wait_for("table ready 6",
              lambda: b.text('tr[data-queue="default"] td.ready') == "6")
 

@@ -354,7 +354,8 @@
     for (const e of data.entries) {
       const retry = el('button', { class: 'btn btn-small btn-primary', type: 'button' }, 'Retry');
       retry.setAttribute('data-action', 'retry');
-      retry.addEventListener('click', () => retryOne(e.id || e.entry_id));
+      // by entry id: exactly this entry, even when others share its job id
+      retry.addEventListener('click', () => retryOne(e.entry_id));
       const box = el('div', { class: 'dead-entry', 'data-entry': e.entry_id }, [
         el('div', { class: 'dead-head' }, [
           el('div', { class: 'title' }, [
