@@ -73,7 +73,14 @@ PROG_BINS := $(PROG_SRCS:%.c=$(B)/%)
 PLUGIN_SRCS := $(sort $(wildcard tests/plugins/*.c))
 PLUGIN_LIBS := $(PLUGIN_SRCS:tests/plugins/%.c=$(B)/plugins/lib%.so)
 
-ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) \
+# The dashboard's page (cmd/drover/web/) is compiled into bin/drover: a C
+# file generated from the files' bytes (xxd -i), no files at run time.
+WEB_ASSETS := $(sort $(wildcard cmd/drover/web/*.html cmd/drover/web/*.js \
+                cmd/drover/web/*.css cmd/drover/web/*.svg))
+WEB_ASSETS_C := $(B)/gen/cmd/drover/web_assets.c
+CMD_GEN_OBJS_drover := $(WEB_ASSETS_C:.c=.o)
+
+ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) $(CMD_GEN_OBJS_drover) \
             $(foreach c,$(CMDS),$(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(c)/*.c)))
 
 .PHONY: all build tests deps run test check check-unit bench bench-run clean pc-check
@@ -87,6 +94,13 @@ $(B)/%.o: %.c | pc-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+$(WEB_ASSETS_C): $(WEB_ASSETS) cmd/drover/web/embed.sh
+	@mkdir -p $(dir $@)
+	cmd/drover/web/embed.sh $@ $(WEB_ASSETS)
+
+$(B)/gen/%.o: $(B)/gen/%.c | pc-check
+	$(CC) $(CFLAGS) -Icmd/drover -c -o $@ $<
+
 # Test callbacks implement fixed signatures and often ignore arguments; the
 # library and the binaries mark each ignored parameter with (void) instead.
 $(B)/tests/%.o: CFLAGS += -Itests/harness -Wno-unused-parameter
@@ -99,7 +113,8 @@ $(LIB): $(PKG_OBJS)
 	ar rcs $@ $^
 
 define CMD_RULE
-$(BINDIR)/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB)
+$(BINDIR)/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(1)/*.c)) \
+               $(CMD_GEN_OBJS_$(1)) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
@@ -127,7 +142,7 @@ $(B)/plugins/lib%.so: tests/plugins/%.c
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
             libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
-            python3 clang-14 libclang-rt-14-dev
+            python3 clang-14 libclang-rt-14-dev xxd chromium chromium-driver
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -151,9 +166,16 @@ deps:
 TEST_ENV := DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
             DROVER_PLUGIN_DIR=$(B)/plugins
 
+# The browser test (headless chromium driving the dashboard) runs in the
+# release build only; it saves a screenshot of the page to
+# $(B)/dashboard.png (doc/dashboard.png is one of those).
+BROWSER_TESTS := $(if $(filter release,$(VARIANT)),\
+                   $(sort $(wildcard tests/browser/test_*.py)))
+
 check: build tests
-	$(TEST_ENV) \
-	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS)
+	$(TEST_ENV) DROVER_SCREENSHOT=$(B)/dashboard.png \
+	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS) \
+	  $(BROWSER_TESTS)
 
 # check-unit: unit tests only (the TSan run: they hold the threaded tests).
 check-unit: $(UNIT_BINS) $(PROG_BINS) $(PLUGIN_LIBS)

@@ -57,6 +57,8 @@ static const char global_help[] =
     "  result QUEUE ID [--field NAME | --json]\n"
     "                        the kept result of a job\n"
     "  check-config FILE     validate a config file\n"
+    "  web [--listen HOST:PORT] [--token-file FILE]\n"
+    "                        the web dashboard (default 127.0.0.1:8080)\n"
     "  help [COMMAND]        this text, or one command's\n"
     "\n"
     "options (before or after COMMAND):\n"
@@ -156,6 +158,17 @@ static const struct command commands[] = {
      "\nPrints \"FILE: ok\", or every error as FILE:LINE:COL: KEY: message\n"
      "and exits 2.\n",
      0, drv__cli_check_config},
+    {"web", "drover web",
+     "usage: drover web [--listen HOST:PORT] [--token-file FILE]\n",
+     "\nServes the dashboard and its JSON API for the config's queues\n"
+     "until SIGINT or SIGTERM. Prints its URL on stdout.\n"
+     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080);\n"
+     "                      port 0 picks a free one\n"
+     "  --token-file FILE   require the token on the first line of FILE:\n"
+     "                      header Authorization: Bearer TOKEN, or the\n"
+     "                      cookie /login?token=TOKEN sets; needed for an\n"
+     "                      address that is not loopback\n",
+     0, drv__cli_web},
     {"help", "drover help",
      "usage: drover help [COMMAND]\n",
      "",
