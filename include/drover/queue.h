@@ -209,6 +209,10 @@ struct drv_settle_op {
                                the pipeline's per-step record */
     const char *text;       /* ACK: result; RETRY/DEAD: error */
     size_t text_len;
+    int has_rusage;         /* 1: cpu_ms and max_rss_kb are known (exec)
+                               and go into the result hash */
+    int64_t cpu_ms;         /* the child's user+system CPU, ms */
+    int64_t max_rss_kb;     /* the child's peak resident set, KiB */
 };
 
 /*
@@ -275,5 +279,49 @@ void drv_queue_dead_retry(struct drv_script_call *c,
  * (-BUSYGROUP means it exists already: fine). */
 void drv_queue_group_create(const struct drv_queue_keys *k,
                             struct drv_argv *out);
+
+/* --------------------------------------------------------- sampling */
+
+/* Commands per queue of a sample. */
+#define DRV_QUEUE_SAMPLE_CMDS 4
+
+/* A queue's numbers; -1 = unknown. */
+struct drv_queue_sample {
+    int64_t ready;    /* in the stream, not yet delivered */
+    int64_t running;  /* delivered, not acked (the group's pending) */
+    int64_t delayed;  /* waiting for a retry or their time */
+    int64_t dead;     /* dead-lettered entries */
+};
+
+/*
+ * drv_queue_sample_cmds -- the commands that measure queue k, into
+ * cmds[0..3] (reset first): XLEN jobs, XINFO GROUPS jobs, ZCARD delayed,
+ * XLEN dead. Their keys share k's hash tag, so they may run in one MULTI.
+ */
+void drv_queue_sample_cmds(const struct drv_queue_keys *k,
+                           struct drv_argv cmds[DRV_QUEUE_SAMPLE_CMDS]);
+
+/*
+ * drv_queue_sample_parse -- EXEC's reply to those four commands into s.
+ * 0, or DRV_EREDIS / DRV_EPROTO with err filled.
+ */
+int drv_queue_sample_parse(const struct redisReply *reply,
+                           struct drv_queue_sample *s, struct drv_err *err);
+
+/*
+ * drv_queue_sample_ready_running -- ready and running of s from the
+ * replies to XLEN jobs and XINFO GROUPS jobs: ready is the group's lag
+ * when Redis knows it, else XLEN - pending; without the group, all of
+ * XLEN with nothing running. 0 or DRV_EREDIS / DRV_EPROTO.
+ */
+int drv_queue_sample_ready_running(const struct redisReply *xlen,
+                                   const struct redisReply *groups,
+                                   struct drv_queue_sample *s,
+                                   struct drv_err *err);
+
+/* drv_queue_reply_map_get -- the value after name in a flat [name,
+ * value, ...] array reply, or NULL. */
+const struct redisReply *drv_queue_reply_map_get(
+    const struct redisReply *m, const char *name);
 
 #endif

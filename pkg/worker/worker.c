@@ -296,6 +296,9 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     rc = drv__worker_http_init(w, err);
     if (rc < 0)
         goto fail;
+    rc = drv__worker_metrics_init(w, err);
+    if (rc < 0)
+        goto fail;
     w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
     w->base_env = drv__worker_base_env(environ, cfg->redis.url);
     w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
@@ -479,6 +482,7 @@ drv_worker_free(struct drv_worker *w)
         j->prev = j->next = NULL;
         j->w = NULL;
     }
+    drv__worker_metrics_fini(w);
     drv_proc_mgr_free(w->procs);
     w->procs = NULL;
     drv__worker_http_fini(w);

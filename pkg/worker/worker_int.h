@@ -132,6 +132,10 @@ struct wjob {
     char *op_text;                /* owned: result or error */
     size_t op_text_len;
     struct wjob *prev, *next;     /* borrowed: worker's live list */
+    /* resources of an exec child, for the result hash */
+    int has_rusage;               /* the fields below are known */
+    int64_t cpu_ms;               /* user+system CPU */
+    int64_t max_rss_kb;           /* peak resident set */
 };
 
 /* One fetched batch: a task group. */
@@ -188,6 +192,9 @@ struct drv_worker {
     void *http;                     /* owned by worker_http.c: the HTTP
                                        client, NULL until first needed */
     char *workers_key;              /* owned: P:workers */
+    void *metrics;                  /* owned by worker_metrics.c: metrics
+                                       and the HTTP endpoint, NULL when
+                                       worker.metrics is unset */
 
     struct wjob *live;              /* list of jobs not yet settled */
     struct wbatch *batches;         /* list of live task groups */
@@ -263,6 +270,24 @@ int drv__worker_http_init(struct drv_worker *w, struct drv_err *err);
 void drv__worker_http_fini(struct drv_worker *w);
 void drv__worker_http_task(struct drv_worker *w, struct wjob *j,
                            struct drv_tg_task_opts *to);
+
+/* worker_metrics.c: each hook does nothing when metrics are off */
+struct drv_proc_result;
+struct drv_tg_outcome;
+int drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err);
+void drv__worker_metrics_fini(struct drv_worker *w);
+/* The handler started (after j->start_ns and j->started_ms are set). */
+void drv__worker_metrics_started(struct wjob *j);
+/* An exec child was reaped: keep its resources for the result hash. */
+void drv__worker_metrics_rusage(struct wjob *j,
+                                const struct drv_proc_result *res);
+/* The outcome is decided (j->op filled, not yet queued for settle): count
+ * it; copies the child's resources into j->op. */
+void drv__worker_metrics_outcome(struct wjob *j,
+                                 const struct drv_tg_outcome *o);
+/* A member of a parallel step finished. */
+void drv__worker_metrics_member_done(struct wjob *j,
+                                     const struct drv_tg_outcome *o);
 
 /* worker_settle.c */
 void drv__worker_settle_queue(struct wjob *j);

@@ -383,6 +383,23 @@ env_set(char **env, size_t *n, const char *name, const char *value)
     return env;
 }
 
+/* W3C trace context: the job's field traceparent, unchanged, as
+ * TRACEPARENT (a value holding a NUL cannot be an environment value and
+ * is left out). */
+static char **
+env_traceparent(char **env, size_t *n, const struct drv_job *job)
+{
+    const struct drv_field *f = drv_job_field(job, "traceparent");
+    char *v;
+
+    if (f == NULL || memchr(f->value, '\0', f->value_len) != NULL)
+        return env;
+    v = drv_xstrndup(f->value, f->value_len);
+    env = env_set(env, n, "TRACEPARENT", v);
+    free(v);
+    return env;
+}
+
 char **
 drv__worker_exec_env(char *const *base, const struct drv_config_job *type,
                      const struct drv_job *job, const char *queue)
@@ -402,6 +419,7 @@ drv__worker_exec_env(char *const *base, const struct drv_config_job *type,
     snprintf(num, sizeof num, "%llu",
              (unsigned long long)(job->attempt + 1));
     env = env_set(env, &n, "DROVER_ATTEMPT", num);
+    env = env_traceparent(env, &n, job);
     for (i = 0; i < type->exec.nenv; i++)
         env = env_set(env, &n, type->exec.env[i].key,
                       type->exec.env[i].value);

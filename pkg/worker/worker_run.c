@@ -214,6 +214,8 @@ on_exec_done(struct drv_proc *p, int code, const struct drv_proc_result *res,
 
     (void)p;
     DRV_CAST(j, ctx, WJOB_MAGIC);
+    if (code == 0)
+        drv__worker_metrics_rusage(j, res);
     if (code == 0 && res->exit_code == 0 && !res->killed) {
         free(j->op_text);
         j->op_text = drv_xstrndup(res->out, res->out_len);
@@ -483,6 +485,7 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
         w->stats.requeued++;
         break;
     }
+    drv__worker_metrics_outcome(j, o);
     if (j->op.kind == DRV_SETTLE_RETRY || j->op.kind == DRV_SETTLE_DEAD) {
         drv_log_quote(qid, sizeof qid, j->job->id, strlen(j->job->id));
         drv_log_quote(qerr, sizeof qerr, j->op_text, j->op_text_len);
@@ -500,6 +503,7 @@ on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o, void *ctx)
     drv__worker_settle_queue(j);
     return;
 drop:
+    drv__worker_metrics_outcome(j, o);
     drv__worker_job_settled(j);
     drv__worker_kick(w);
 }
@@ -565,6 +569,7 @@ drv__worker_job_started(struct drv_tg_task *t, struct wjob *j)
     j->started_ms = drv_clock_unix_ms();
     j->w->stats.running++;
     j->w->stats.started++;
+    drv__worker_metrics_started(j);
     if (j->w->trace != NULL)
         drv__worker_trace_start(j->w, j);
 }
@@ -674,6 +679,7 @@ on_member_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
         m->running = 0;
         m->w->stats.running--;
     }
+    drv__worker_metrics_member_done(m, o);
     if (m->op_text != NULL) {
         p->mtext[i] = m->op_text;
         p->mtext_len[i] = m->op_text_len;
