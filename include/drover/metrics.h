@@ -135,7 +135,9 @@ drv_metrics_count(const struct drv_metrics_series *s)
 /*
  * drv_metrics_render -- append every family in the text format 0.0.4:
  * `# HELP`, `# TYPE`, then one line per series (histograms: _bucket lines
- * with `le`, cumulative, then _sum and _count). Label values escape \, "
+ * with `le`, cumulative, then _sum and _count; a histogram series with no
+ * observation yet is left out, which keeps a scrape of many label
+ * combinations small: its buckets would all read 0). Label values escape \, "
  * and newline; help text escapes \ and newline.
  */
 void drv_metrics_render(const struct drv_metrics *m, struct drv_buf *out);
@@ -182,6 +184,10 @@ struct drv_metrics_http_opts {
     drv_metrics_collect_fn *collect; /* may be NULL */
     void *ctx;                      /* borrowed: for the callbacks */
     int64_t timeout_ms;             /* idle connection; 0 = 5000 */
+    struct drv_metrics_series *scrape_seconds; /* borrowed, may be NULL: a
+                                       gauge set to the seconds each
+                                       scrape took to collect and render
+                                       (the next scrape shows it) */
 };
 
 struct drv_metrics_http;

@@ -340,7 +340,8 @@ drv_metrics_render(const struct drv_metrics *m, struct drv_buf *out)
         drv_buf_add(out, "\n", 1);
         for (s = f->series; s != NULL; s = s->_next) {
             if (f->type == DRV_METRICS_HISTOGRAM) {
-                render_histogram(out, f, s);
+                if (s->_count > 0)
+                    render_histogram(out, f, s);
                 continue;
             }
             add_head(out, f, "", 0, s, NULL);

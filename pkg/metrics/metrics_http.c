@@ -19,11 +19,13 @@
 #include <netinet/in.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "drover/buf.h"
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/loop.h"
 #include "drover/metrics.h"
@@ -31,6 +33,7 @@
 #define HEADERS_MAX 8192
 #define BODY_MAX 1024
 #define TIMEOUT_MS 5000
+#define WRITE_MAX (4 * 1024 * 1024)
 
 struct drv_metrics_http {
     unsigned magic;
@@ -53,7 +56,8 @@ reply_text(struct evhttp_request *req, int code, const char *reason,
                       "text/plain; charset=utf-8");
     evhttp_add_header(evhttp_request_get_output_headers(req),
                       "Cache-Control", "no-store");
-    evbuffer_add(b, body, len);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+        evbuffer_add(b, body, len); /* evhttp would send it for HEAD */
     evhttp_send_reply(req, code, reason, b);
     evbuffer_free(b);
 }
@@ -80,15 +84,28 @@ static void
 reply_metrics(struct drv_metrics_http *h, struct evhttp_request *req)
 {
     struct evbuffer *b = evbuffer_new();
+    struct bufferevent *bev;
+    int64_t t0;
 
     DRV_AN(b);
+    t0 = drv_clock_mono_ns();
     if (h->o.collect != NULL)
         h->o.collect(h->o.ctx);
     drv_buf_reset(&h->out);
     drv_metrics_render(h->o.metrics, &h->out);
+    if (h->o.scrape_seconds != NULL)
+        drv_metrics_set(h->o.scrape_seconds,
+                        (double)(drv_clock_mono_ns() - t0) / 1e9);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
-    evbuffer_add(b, h->out.data, h->out.len);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+        evbuffer_add(b, h->out.data, h->out.len);
+    /* a bufferevent writes at most 16 KiB per loop turn by default: a
+     * scrape of many series would take dozens of turns */
+    bev = evhttp_connection_get_bufferevent(
+        evhttp_request_get_connection(req));
+    if (bev != NULL)
+        bufferevent_set_max_single_write(bev, WRITE_MAX);
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
 }

@@ -92,7 +92,7 @@ struct wmetrics {
     size_t nlabels;                   /* job types + pipelines + unknown */
     struct cell *cells;               /* owned: [queue * nlabels + label] */
     struct qcell *qcells;             /* owned: per queue */
-    struct drv_metrics_series *concurrency, *pool_busy, *lag;
+    struct drv_metrics_series *concurrency, *pool_busy, *lag, *scrape;
     struct drv_metrics_series *up[2], *reconnects[2]; /* cmd, fetch */
     struct event *sample_ev;          /* owned: sample timer */
     int sample_sent;                  /* queues asked this round */
@@ -420,6 +420,10 @@ build(struct wmetrics *m)
         "drover_event_loop_lag_seconds", "Measured event loop lag.",
         DRV_METRICS_HISTOGRAM, NULL, lag_buckets,
         DRV_ARRAY_LEN(lag_buckets)), NULL);
+    m->scrape = drv_metrics_series_add(drv_metrics_family_add(r,
+        "drover_scrape_duration_seconds",
+        "Time the previous scrape took to collect and render.",
+        DRV_METRICS_GAUGE, NULL, NULL, 0), NULL);
     up = drv_metrics_family_add(r, "drover_redis_up",
         "1 when that Redis connection is up.", DRV_METRICS_GAUGE, conn,
         NULL, 0);
@@ -489,6 +493,7 @@ drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err)
     ho.ready = check_ready;
     ho.collect = collect;
     ho.ctx = m;
+    ho.scrape_seconds = m->scrape;
     w->metrics = m;
     rc = drv_metrics_http_start(w->loop, &ho, &m->http, err);
     if (rc < 0)
