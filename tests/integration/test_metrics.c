@@ -13,7 +13,9 @@
  * trickling connections) while a normal scrape still answers; exec jobs'
  * cpu_ms and max_rss_kb; the traceparent field reaching exec children
  * and http requests unchanged; and the time of a scrape of 50 job types
- * x 10 queues (printed, not asserted).
+ * x 10 queues (printed, not asserted). Also deploy/: the alert rules and
+ * manifests parse as YAML, and every expression of the alert rules and the
+ * Grafana dashboard names only metrics a real scrape declares.
  *
  * Waits poll with generous deadlines: hang guards, never speed checks.
  */
@@ -31,6 +33,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <yaml.h>
 
 #include "droverd.h"
 
@@ -845,6 +849,211 @@ test_metrics_scrape_of_50_types_10_queues(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* ------------------------------------------------------------ deploy */
+
+/* Names a PromQL expression may use besides droverd's metrics: functions,
+ * keywords, label names, and Prometheus's own `up`. */
+static const char *const promql_words[] = {
+    "sum", "max", "min", "count", "avg", "by", "without", "rate",
+    "increase", "delta", "irate", "histogram_quantile", "absent", "or",
+    "and", "unless", "le", "queue", "instance", "conn", "job", "reason",
+    "exported_job", "up", "__rate_interval", "queue", "scrape_job", NULL,
+};
+
+/* Fail unless every identifier of expr is a family the scrape declares
+ * (histograms also with _bucket, _sum, _count) or a PromQL word. Quoted
+ * strings (label values) are skipped. */
+static void
+check_expr(const char *expr, const char *families, const char *where)
+{
+    const char *p = expr;
+
+    while (*p != '\0') {
+        char word[128], line[160];
+        size_t n = 0;
+        int i, ok = 0;
+
+        if (*p == '"') {
+            for (p++; *p != '\0' && *p != '"'; p++)
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+            if (*p == '"')
+                p++;
+            continue;
+        }
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              *p == '_' || *p == '$')) {
+            if (*p >= '0' && *p <= '9')
+                while ((*p >= '0' && *p <= '9') || *p == '.' ||
+                       (*p >= 'a' && *p <= 'z'))
+                    p++; /* 0.99, 15m */
+            else
+                p++;
+            continue;
+        }
+        if (*p == '$')
+            p++;
+        while (((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9') || *p == '_' || *p == ':') &&
+               n < sizeof word - 1)
+            word[n++] = *p++;
+        word[n] = '\0';
+        for (i = 0; promql_words[i] != NULL && !ok; i++)
+            ok = strcmp(word, promql_words[i]) == 0;
+        if (!ok) {
+            static const char *const sfx[] = {"", "_bucket", "_sum",
+                                              "_count"};
+            size_t k;
+
+            for (k = 0; k < 4 && !ok; k++) {
+                size_t wl = strlen(word), sl = strlen(sfx[k]);
+
+                if (wl <= sl || strcmp(word + wl - sl, sfx[k]) != 0)
+                    continue;
+                /* the bare name: any type; a suffix: a histogram's */
+                snprintf(line, sizeof line, "\n# TYPE %.*s %s",
+                         (int)(wl - sl), word, k == 0 ? "" : "histogram\n");
+                ok = strstr(families, line) != NULL;
+            }
+        }
+        if (!ok)
+            fail_msg("%s: \"%s\" is no metric droverd exports (in: %s)",
+                     where, word, expr);
+    }
+}
+
+/* The scalar values of every `key:` in a YAML file (all documents),
+ * appended to out as NUL-separated strings; fails when it does not
+ * parse. */
+static int
+yaml_values(const char *path, const char *key, char *out, size_t n)
+{
+    yaml_parser_t ps;
+    yaml_event_t ev;
+    FILE *f = fopen(path, "r");
+    int want = 0, done = 0, count = 0, depth = 0, expect_key[64] = {0};
+    size_t used = 0;
+
+    assert_non_null(f);
+    assert_true(yaml_parser_initialize(&ps));
+    yaml_parser_set_input_file(&ps, f);
+    while (!done) {
+        if (!yaml_parser_parse(&ps, &ev))
+            fail_msg("%s: YAML does not parse: %s (line %zu)", path,
+                     ps.problem ? ps.problem : "?",
+                     ps.problem_mark.line + 1);
+        switch (ev.type) {
+        case YAML_MAPPING_START_EVENT:
+        case YAML_SEQUENCE_START_EVENT:
+            if (depth > 0 && expect_key[depth - 1] >= 0)
+                expect_key[depth - 1] = !expect_key[depth - 1];
+            want = 0;
+            depth++;
+            expect_key[depth - 1] =
+                ev.type == YAML_MAPPING_START_EVENT ? 1 : -1;
+            break;
+        case YAML_MAPPING_END_EVENT:
+        case YAML_SEQUENCE_END_EVENT:
+            depth--;
+            break;
+        case YAML_SCALAR_EVENT: {
+            const char *v = (const char *)ev.data.scalar.value;
+            int is_key = depth > 0 && expect_key[depth - 1] == 1;
+
+            if (!is_key && want) {
+                size_t l = strlen(v);
+                assert_true(used + l + 1 < n);
+                memcpy(out + used, v, l + 1);
+                used += l + 1;
+                count++;
+            }
+            want = is_key && strcmp(v, key) == 0;
+            if (depth > 0 && expect_key[depth - 1] >= 0)
+                expect_key[depth - 1] = !expect_key[depth - 1];
+            break;
+        }
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&ps);
+    fclose(f);
+    out[used] = '\0';
+    return count;
+}
+
+static void
+test_metrics_deploy_uses_only_exported_metrics(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    static const char *const manifests[] = {
+        "deploy/k8s/deployment.yaml", "deploy/k8s/configmap.yaml",
+        "deploy/k8s/podmonitor.yaml", "deploy/k8s/pdb.yaml",
+        "deploy/k8s/keda-scaledobject.yaml", NULL,
+    };
+    char *vals = malloc(1 << 20), *m, *json, *p;
+    const char *v;
+    size_t len = 0;
+    int port, n, i;
+    FILE *f;
+
+    assert_non_null(vals);
+    /* the families droverd declares, from a real scrape */
+    port = config_with_metrics(t, NULL, jobs_body);
+    drv_test_droverd_start(t, 0);
+    wait_http(t, port, "/healthz", 200, "ok");
+    m = scrape(port);
+    drv_test_droverd_stop(t, 0, 0);
+
+    /* alert rules: parse, and every expr names exported metrics */
+    n = yaml_values("deploy/prometheus/drover-alerts.yaml", "expr", vals,
+                    1 << 20);
+    assert_int_equal(n, 5);
+    for (v = vals; *v != '\0'; v += strlen(v) + 1)
+        check_expr(v, m, "drover-alerts.yaml");
+    n = yaml_values("deploy/prometheus/drover-alerts.yaml", "alert", vals,
+                    1 << 20);
+    assert_int_equal(n, 5);
+
+    /* the probes in the Deployment point at the endpoints */
+    assert_int_equal(yaml_values("deploy/k8s/deployment.yaml", "path", vals,
+                                 1 << 20), 2);
+    assert_string_equal(vals, "/healthz");
+    assert_string_equal(vals + strlen(vals) + 1, "/readyz");
+    for (i = 0; manifests[i] != NULL; i++)
+        yaml_values(manifests[i], "kind", vals, 1 << 20); /* parses */
+
+    /* Grafana: every "expr" of the JSON */
+    f = fopen("deploy/grafana/drover.json", "r");
+    assert_non_null(f);
+    json = malloc(1 << 20);
+    assert_non_null(json);
+    len = fread(json, 1, (1 << 20) - 1, f);
+    fclose(f);
+    json[len] = '\0';
+    n = 0;
+    for (p = json; (p = strstr(p, "\"expr\": \"")) != NULL; n++) {
+        char expr[2048];
+        size_t k = 0;
+
+        for (p += 9; *p != '\0' && *p != '"' && k < sizeof expr - 1; p++) {
+            if (*p == '\\' && p[1] != '\0')
+                p++; /* JSON escape: \" -> " */
+            expr[k++] = *p;
+        }
+        expr[k] = '\0';
+        check_expr(expr, m, "grafana/drover.json");
+    }
+    assert_true(n >= 10);
+    free(json);
+    free(m);
+    free(vals);
+}
+
 int
 main(void)
 {
@@ -857,6 +1066,7 @@ main(void)
         T(test_metrics_exec_resources),
         T(test_metrics_traceparent_reaches_exec_and_http),
         T(test_metrics_scrape_of_50_types_10_queues),
+        T(test_metrics_deploy_uses_only_exported_metrics),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
