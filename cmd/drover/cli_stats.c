@@ -10,11 +10,9 @@
  *   HMGET P:{Q}:stats processed failed retried
  *   EXISTS P:{Q}:paused
  *
- * READY (not yet delivered) is the group's lag when Redis knows it (7.0+;
- * nil when deletions make it unknown), else XLEN - pending: the worker
- * deletes the entries it settles, so what remains in the stream is ready
- * or pending. No group yet (no worker ever started): all of XLEN.
- * RUNNING is the group's pending count (delivered, not acked).
+ * READY (not yet delivered) and RUNNING (delivered, not acked) come from
+ * the first two as drv_queue_sample_ready_running reads them (the group's
+ * lag, else XLEN - pending; no group yet: all of XLEN).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -59,62 +57,24 @@ counter(const redisReply *r)
     return -1;
 }
 
-/* The value of field name in a flat [name, value, ...] array, or NULL. */
-static const redisReply *
-map_get(const redisReply *m, const char *name)
-{
-    size_t i;
-
-    if (m->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (i = 0; i + 1 < m->elements; i += 2)
-        if (m->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(m->element[i]->str, name) == 0)
-            return m->element[i + 1];
-    return NULL;
-}
-
-/* Fill ready and running from XLEN and XINFO GROUPS; 0 or an error. */
+/* Fill ready and running from XLEN and XINFO GROUPS (pkg/queue's rule,
+ * the same the worker's metrics use); 0 or an error, said on stderr. */
 static int
 ready_running(struct drv_cli *cli, const char *queue, const redisReply *xlen,
               const redisReply *groups, struct queue_stats *s)
 {
-    const redisReply *g = NULL, *name, *pending, *lag;
-    size_t i;
+    struct drv_queue_sample qs;
+    struct drv_err err;
+    int rc;
 
-    if (drv__cli_reply_check(cli, xlen, REDIS_REPLY_INTEGER, queue) < 0)
-        return DRV_EREDIS;
-    if (groups->type == REDIS_REPLY_ERROR && xlen->integer == 0) {
-        /* "no such key": nothing was ever enqueued */
-        s->ready = 0;
-        s->running = 0;
-        return 0;
+    drv_err_clear(&err);
+    rc = drv_queue_sample_ready_running(xlen, groups, &qs, &err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s: %s\n", cli->prog, queue, err.msg);
+        return rc;
     }
-    if (drv__cli_reply_check(cli, groups, REDIS_REPLY_ARRAY, queue) < 0)
-        return DRV_EREDIS;
-    for (i = 0; i < groups->elements && g == NULL; i++) {
-        name = map_get(groups->element[i], "name");
-        if (name != NULL && name->type == REDIS_REPLY_STRING &&
-            strcmp(name->str, DRV_QUEUE_GROUP) == 0)
-            g = groups->element[i];
-    }
-    if (g == NULL) {
-        /* no worker has created the group yet: nothing delivered */
-        s->ready = xlen->integer;
-        s->running = 0;
-        return 0;
-    }
-    pending = map_get(g, "pending");
-    lag = map_get(g, "lag");
-    s->running = pending != NULL && pending->type == REDIS_REPLY_INTEGER
-                     ? pending->integer : -1;
-    if (lag != NULL && lag->type == REDIS_REPLY_INTEGER)
-        s->ready = lag->integer;
-    else if (s->running >= 0)
-        s->ready = xlen->integer > s->running ? xlen->integer - s->running
-                                               : 0;
-    else
-        s->ready = -1;
+    s->ready = qs.ready;
+    s->running = qs.running;
     return 0;
 }
 
