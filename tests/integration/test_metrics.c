@@ -802,7 +802,7 @@ test_metrics_scrape_of_50_types_10_queues(void **st)
     wait_http(t, port, "/readyz", 200, "ready");
     /* one job of every type on every queue: every histogram series shows */
     for (q = 0; q < 10; q++) {
-        char qn[8], jn[32];
+        char qn[16], jn[32];
 
         snprintf(qn, sizeof qn, "q%d", q);
         for (i = 0; i < 50; i++) {
@@ -811,7 +811,7 @@ test_metrics_scrape_of_50_types_10_queues(void **st)
         }
     }
     for (q = 0; q < 10; q++) {
-        char qn[8];
+        char qn[16];
 
         snprintf(qn, sizeof qn, "q%d", q);
         drv_test_wait_stat(t, qn, "processed", 50);

@@ -163,7 +163,7 @@ test_metrics_render_time_50_types_10_queues(void **st)
     struct drv_metrics *m = drv_metrics_create();
     struct drv_metrics_family *f[7];
     struct drv_buf b;
-    char qn[16], jn[32];
+    char qn[24], jn[32];
     int q, j, k, i;
     double best = 1e9;
 
