@@ -331,8 +331,10 @@ drv_metrics_render(const struct drv_metrics *m, struct drv_buf *out)
     for (f = m->families; f != NULL; f = f->next) {
         drv_buf_add(out, "# HELP ", 7);
         drv_buf_adds(out, f->name);
-        drv_buf_add(out, " ", 1);
-        add_help(out, f->help);
+        if (f->help[0] != '\0') {
+            drv_buf_add(out, " ", 1);
+            add_help(out, f->help);
+        }
         drv_buf_add(out, "\n# TYPE ", 8);
         drv_buf_adds(out, f->name);
         drv_buf_add(out, " ", 1);

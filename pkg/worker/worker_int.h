@@ -136,6 +136,8 @@ struct wjob {
     int has_rusage;               /* the fields below are known */
     int64_t cpu_ms;               /* user+system CPU */
     int64_t max_rss_kb;           /* peak resident set */
+    void *mcell;                  /* borrowed: its metric series, found
+                                     when it started (worker_metrics.c) */
 };
 
 /* One fetched batch: a task group. */

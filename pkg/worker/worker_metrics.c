@@ -186,7 +186,8 @@ drv__worker_metrics_started(struct wjob *j)
 
     if (m == NULL)
         return;
-    drv_metrics_inc(cell_of(m, j)->running);
+    j->mcell = cell_of(m, j);
+    drv_metrics_inc(((struct cell *)j->mcell)->running);
     /* the entry id's time part: when it was added to the stream */
     for (p = j->job->entry_id; *p >= '0' && *p <= '9'; p++)
         enq_ms = enq_ms * 10 + (*p - '0');
@@ -221,8 +222,8 @@ drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
     }
     if (m == NULL)
         return;
-    c = cell_of(m, j);
-    if (j->start_ns != 0) { /* counted by drv__worker_metrics_started */
+    c = j->mcell != NULL ? j->mcell : cell_of(m, j);
+    if (j->mcell != NULL) { /* counted by drv__worker_metrics_started */
         drv_metrics_add(c->running, -1.0);
         if (o->state != DRV_TG_CANCELLED)
             observe_duration(m, c, j);
@@ -248,9 +249,9 @@ drv__worker_metrics_member_done(struct wjob *j,
     struct wmetrics *m = j->w->metrics;
     struct cell *c;
 
-    if (m == NULL || j->start_ns == 0)
+    if (m == NULL || j->mcell == NULL)
         return;
-    c = cell_of(m, j);
+    c = j->mcell;
     drv_metrics_add(c->running, -1.0);
     if (o->state != DRV_TG_CANCELLED)
         observe_duration(m, c, j);
