@@ -12,6 +12,48 @@
 
 /* ------------------------------------------------ fixture */
 
+static struct drv_test_redis *fixture_srv;             /* borrowed */
+static const struct drv_test_droverd_opts *fixture_opts; /* borrowed */
+
+void
+drv_test_droverd_fixtures(struct drv_test_redis *srv,
+                          const struct drv_test_droverd_opts *opts)
+{
+    fixture_srv = srv;
+    fixture_opts = opts;
+}
+
+int
+drv_test_droverd_group_setup(void **st)
+{
+    (void)st;
+    return drv_test_redis_start(fixture_srv) == 0 ? 0 : -1;
+}
+
+int
+drv_test_droverd_group_teardown(void **st)
+{
+    (void)st;
+    drv_test_redis_cleanup(fixture_srv);
+    return 0;
+}
+
+int
+drv_test_droverd_setup(void **st)
+{
+    if (fixture_srv->pid == 0 && !fixture_srv->external)
+        assert_int_equal(drv_test_redis_restart(fixture_srv), 0);
+    *st = drv_test_droverd_new(fixture_srv, fixture_opts);
+    return 0;
+}
+
+int
+drv_test_droverd_teardown(void **st)
+{
+    drv_test_droverd_free(*st);
+    return 0;
+}
+
 struct drv_test_droverd *
 drv_test_droverd_new(const struct drv_test_redis *srv,
                      const struct drv_test_droverd_opts *o)

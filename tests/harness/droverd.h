@@ -53,6 +53,22 @@ drv_test_droverd_new(const struct drv_test_redis *srv,
  * DROVER_TEST_KEEP=1, free t. NULL is a no-op. */
 void drv_test_droverd_free(struct drv_test_droverd *t);
 
+/*
+ * Ready-made cmocka fixtures for a test file whose tests each get a fresh
+ * droverd fixture on one redis-server shared by the file: call
+ * drv_test_droverd_fixtures(&srv, &opts) in main, then pass
+ * drv_test_droverd_group_setup/_group_teardown to cmocka_run_group_tests
+ * and drv_test_droverd_setup/_teardown to each test (its state is the
+ * struct drv_test_droverd *). setup restarts the server when a test
+ * stopped it. srv and opts are borrowed for the whole run.
+ */
+void drv_test_droverd_fixtures(struct drv_test_redis *srv,
+                               const struct drv_test_droverd_opts *opts);
+int drv_test_droverd_group_setup(void **st);
+int drv_test_droverd_group_teardown(void **st);
+int drv_test_droverd_setup(void **st);
+int drv_test_droverd_teardown(void **st);
+
 /* drv_test_droverd_config -- write t->cfg: redis (srv's URL, the prefix),
  * then "worker:" with the defaults that worker_extra (NULL: none) does not
  * name, then worker_extra (lines of two spaces), then body_head and body

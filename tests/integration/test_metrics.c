@@ -53,25 +53,6 @@ static const struct drv_test_droverd_opts opts = {
 
 /* ------------------------------------------------------------- HTTP */
 
-/* A free loopback port (bound and released: good enough for a test). */
-static int
-free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 /* A TCP connection to 127.0.0.1:port with a receive timeout of
  * timeout_ms; -1 if refused. */
 static int
@@ -285,44 +266,13 @@ wait_metric(struct drv_test_droverd *t, int port, const char *series,
 
 /* ---------------------------------------------------------- fixture */
 
-static int
-group_setup(void **st)
-{
-    (void)st;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(&srv);
-    return 0;
-}
-
-static int
-setup(void **st)
-{
-    if (srv.pid == 0 && !srv.external)
-        assert_int_equal(drv_test_redis_restart(&srv), 0);
-    *st = drv_test_droverd_new(&srv, &opts);
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
-
 /* Write the config with worker.metrics on a free port; returns it. */
 static int
 config_with_metrics(struct drv_test_droverd *t, const char *worker_extra,
                     const char *body)
 {
     char w[512];
-    int port = free_port();
+    int port = drv_test_free_port();
 
     snprintf(w, sizeof w, "  metrics: 127.0.0.1:%d\n%s", port,
              worker_extra != NULL ? worker_extra : "");
@@ -1057,7 +1007,9 @@ test_metrics_deploy_uses_only_exported_metrics(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name)                                                        \
+    cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup,          \
+                                    drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_metrics_every_family_after_known_jobs),
         T(test_metrics_queue_gauges_follow_redis),
@@ -1069,5 +1021,7 @@ main(void)
         T(test_metrics_deploy_uses_only_exported_metrics),
     };
 #undef T
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    drv_test_droverd_fixtures(&srv, &opts);
+    return cmocka_run_group_tests(tests, drv_test_droverd_group_setup,
+                                  drv_test_droverd_group_teardown);
 }

@@ -8,13 +8,8 @@
  * jobs (one fetched batch) the loop turns once, as it does in droverd, so
  * the burst's shared clock reading is paid once per burst.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -36,23 +31,6 @@ on_stopped(struct drv_worker *w, int hard, void *ctx)
 {
 }
 
-static int
-free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 /* ns per job of BURSTS x BURST jobs through the hooks (best of 5). */
 static double
@@ -94,25 +72,21 @@ static void
 test_worker_metrics_cost_per_job(void **st)
 {
     char yaml[512];
-    const char *const kv[] = {"job", "noop", NULL};
     struct drv_config *cfg = NULL;
     struct drv_loop *loop = drv_loop_create(NULL);
     struct drv_worker_opts wo;
     struct drv_worker *w = NULL;
     struct drv_err err;
     struct wjob *j;
-    redisReply id = {0}, fv = {0}, entry = {0}, f[2];
-    redisReply *els[2], *items[2];
     void *saved;
     double on, off;
-    int i;
 
     snprintf(yaml, sizeof yaml,
              "redis:\n  url: redis://127.0.0.1:1/0\n"
              "worker:\n  metrics: 127.0.0.1:%d\n"
              "queues: [bench]\n"
              "jobs:\n  noop: {handler: noop}\n  sleep: {handler: sleep}\n"
-             "  block: {handler: block}\n", free_port());
+             "  block: {handler: block}\n", drv_test_free_port());
     assert_int_equal(drv_config_load_string("t.yaml", yaml, strlen(yaml),
                                             &cfg, NULL), 0);
     assert_non_null(loop);
@@ -123,29 +97,12 @@ test_worker_metrics_cost_per_job(void **st)
     assert_int_equal(drv_worker_create(&wo, &w, &err), 0);
     assert_non_null(w->metrics);
 
-    /* a fetched job of type noop, as the fetch builds it */
-    memset(f, 0, sizeof f);
-    for (i = 0; i < 2; i++) {
-        f[i].type = REDIS_REPLY_STRING;
-        f[i].str = (char *)kv[i];
-        f[i].len = strlen(kv[i]);
-        items[i] = &f[i];
-    }
-    id.type = REDIS_REPLY_STRING;
-    id.str = (char *)"1796180000000-7";
-    id.len = strlen(id.str);
-    fv.type = REDIS_REPLY_ARRAY;
-    fv.elements = 2;
-    fv.element = items;
-    els[0] = &id;
-    els[1] = &fv;
-    entry.type = REDIS_REPLY_ARRAY;
-    entry.elements = 2;
-    entry.element = els;
+    /* a fetched job of type noop: the hooks read its entry id */
     DRV_ALLOC_OBJ(j, WJOB_MAGIC);
     j->w = w;
-    j->job = drv_job_from_entry(&entry, NULL);
-    assert_non_null(j->job);
+    DRV_ALLOC_OBJ(j->job, DRV_JOB_MAGIC);
+    snprintf(j->job->entry_id, sizeof j->job->entry_id, "1796180000000-7");
+    j->job->id = j->job->entry_id;
     j->qi = 0;
     j->type = &w->types[0];
 
