@@ -3,7 +3,9 @@
 #   make            build bin/droverd, bin/drover (release variant)
 #   make run        install what is missing, build, run droverd on config/drover.yaml
 #   make test       install what is missing, build, run every test in three builds:
-#                   release, ASan+UBSan, and TSan (threaded unit tests)
+#                   release, ASan+UBSan, and TSan (threaded unit tests), then
+#                   each fuzz target for a few seconds
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (doc/fuzzing.md)
 #   make bench      benchmark (see README "Performance")
 #
 # VARIANT selects the build: release (default), asan, tsan. Objects go to
@@ -71,7 +73,14 @@ PROG_BINS := $(PROG_SRCS:%.c=$(B)/%)
 PLUGIN_SRCS := $(sort $(wildcard tests/plugins/*.c))
 PLUGIN_LIBS := $(PLUGIN_SRCS:tests/plugins/%.c=$(B)/plugins/lib%.so)
 
-ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) \
+# The dashboard's page (cmd/drover/web/) is compiled into bin/drover: a C
+# file generated from the files' bytes (xxd -i), no files at run time.
+WEB_ASSETS := $(sort $(wildcard cmd/drover/web/*.html cmd/drover/web/*.js \
+                cmd/drover/web/*.css cmd/drover/web/*.svg))
+WEB_ASSETS_C := $(B)/gen/cmd/drover/web_assets.c
+CMD_GEN_OBJS_drover := $(WEB_ASSETS_C:.c=.o)
+
+ALL_OBJS := $(PKG_OBJS) $(HARNESS_OBJS) $(CMD_GEN_OBJS_drover) \
             $(foreach c,$(CMDS),$(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(c)/*.c)))
 
 .PHONY: all build tests deps run test check check-unit bench bench-run clean pc-check
@@ -85,6 +94,13 @@ $(B)/%.o: %.c | pc-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+$(WEB_ASSETS_C): $(WEB_ASSETS) cmd/drover/web/embed.sh
+	@mkdir -p $(dir $@)
+	cmd/drover/web/embed.sh $@ $(WEB_ASSETS)
+
+$(B)/gen/%.o: $(B)/gen/%.c | pc-check
+	$(CC) $(CFLAGS) -Icmd/drover -c -o $@ $<
+
 # Test callbacks implement fixed signatures and often ignore arguments; the
 # library and the binaries mark each ignored parameter with (void) instead.
 $(B)/tests/%.o: CFLAGS += -Itests/harness -Wno-unused-parameter
@@ -97,7 +113,8 @@ $(LIB): $(PKG_OBJS)
 	ar rcs $@ $^
 
 define CMD_RULE
-$(BINDIR)/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB)
+$(BINDIR)/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(1)/*.c)) \
+               $(CMD_GEN_OBJS_$(1)) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
@@ -124,7 +141,8 @@ $(B)/plugins/lib%.so: tests/plugins/%.c
 
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
-            libcmocka-dev redis-server redis-tools libcurl4-openssl-dev
+            libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
+            python3 clang-14 libclang-rt-14-dev xxd chromium chromium-driver
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -148,9 +166,16 @@ deps:
 TEST_ENV := DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
             DROVER_PLUGIN_DIR=$(B)/plugins
 
+# The browser test (headless chromium driving the dashboard) runs in the
+# release build only; it saves a screenshot of the page to
+# $(B)/dashboard.png (doc/dashboard.png is one of those).
+BROWSER_TESTS := $(if $(filter release,$(VARIANT)),\
+                   $(sort $(wildcard tests/browser/test_*.py)))
+
 check: build tests
-	$(TEST_ENV) \
-	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS)
+	$(TEST_ENV) DROVER_SCREENSHOT=$(B)/dashboard.png \
+	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS) \
+	  $(BROWSER_TESTS)
 
 # check-unit: unit tests only (the TSan run: they hold the threaded tests).
 check-unit: $(UNIT_BINS) $(PROG_BINS) $(PLUGIN_LIBS)
@@ -161,6 +186,7 @@ test: deps
 	$(MAKE) --no-print-directory VARIANT=release check
 	$(MAKE) --no-print-directory VARIANT=asan check
 	$(MAKE) --no-print-directory VARIANT=tsan check-unit
+	$(MAKE) --no-print-directory fuzz-check
 	@echo "make test: all variants passed"
 
 # ---------------------------------------------------------------- bench
@@ -195,3 +221,241 @@ run: deps
 
 clean:
 	rm -rf build bin
+
+# =============================================================== packaging
+# --version, make install/uninstall, make dist, make deb, and the tests of
+# all of them (man pages, completion, installed tree, Debian package). Kept
+# together at the end of the file. doc/install.md describes the targets.
+
+.PHONY: install uninstall dist deb deb-deps deb-build check-pkg test-pkg FORCE
+
+# ---- version: VERSION file (release tarball) > git describe > changelog
+# (0.0.0 when even debian/changelog is missing, as in a partial copy)
+BASE_VERSION := $(or $(shell sed -n '1s/^drover (\([^)-]*\).*/\1/p' \
+                  debian/changelog 2>/dev/null),0.0.0)
+DROVER_VERSION := $(shell \
+  if [ -f VERSION ]; then head -n1 VERSION; \
+  else v=$$(git describe --tags --always --dirty --match 'v[0-9]*' \
+              2>/dev/null); \
+    case "$$v" in \
+      (v[0-9]*) echo "$${v#v}" ;; \
+      (?*) echo "$(BASE_VERSION)-dev-g$$v" ;; \
+      (*) echo "$(BASE_VERSION)-dev" ;; \
+    esac; \
+  fi)
+
+# The version and the libyaml version (its header has no version macro)
+# go into a generated header, rewritten only when they change, so only
+# version.o is rebuilt after a commit.
+BUILD_H := $(B)/gen/drover_build.h
+$(BUILD_H): FORCE
+	@mkdir -p $(dir $@)
+	@{ echo '#define DRV_BUILD_VERSION "$(DROVER_VERSION)"'; \
+	   echo '#define DRV_BUILD_YAML_VERSION' \
+	        '"'"$$(pkg-config --modversion yaml-0.1)"'"'; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(B)/pkg/util/version.o: $(BUILD_H)
+$(B)/pkg/util/version.o: CFLAGS += -I$(B)/gen
+FORCE:
+
+# OpenSSL's version is shown when the build links it directly.
+ifneq ($(filter openssl libssl libcrypto,$(PKGS_PC)),)
+CFLAGS += -DDRV_HAVE_OPENSSL
+endif
+
+# Distribution builds add their hardening flags here (debian/rules does).
+LDFLAGS += $(EXTRA_LDFLAGS)
+
+# ---- install / uninstall
+# PREFIX (default /usr/local) and DESTDIR as usual; every directory below
+# can be set on its own. SYSCONFDIR is /etc for PREFIX=/usr, else
+# PREFIX/etc.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+INST_BINDIR ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/drover
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+INSTALL ?= install
+
+MAN_PAGES := man/drover.1 man/drover.yaml.5 man/droverd.8
+# include/drover/handler.h includes only the C library: it is the whole
+# public API
+PUBLIC_HEADERS := include/drover/handler.h
+CONF_DIR := $(DESTDIR)$(SYSCONFDIR)/drover
+EXAMPLES := $(DESTDIR)$(DOCDIR)/examples
+# what the installed files say instead of the checkout's paths
+INSTALL_SED := -e 's|/usr/local/bin/|$(INST_BINDIR)/|g' \
+               -e 's|/etc/drover/|$(SYSCONFDIR)/drover/|g' \
+               -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+               -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g'
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(INST_BINDIR) $(DESTDIR)$(INCLUDEDIR)/drover \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) \
+	  $(DESTDIR)$(BASHCOMPDIR) $(CONF_DIR) $(EXAMPLES)/plugin
+	$(INSTALL) -m 0755 $(BINDIR)/droverd $(BINDIR)/drover \
+	  $(DESTDIR)$(INST_BINDIR)/
+	$(INSTALL) -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/drover/
+	$(INSTALL) -m 0644 man/drover.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 man/drover.yaml.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 man/droverd.8 $(DESTDIR)$(MANDIR)/man8/
+	sed $(INSTALL_SED) deploy/drover.service > $(B)/drover.service
+	$(INSTALL) -m 0644 $(B)/drover.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	sed $(INSTALL_SED) deploy/bash-completion/drover > $(B)/drover.bash
+	$(INSTALL) -m 0644 $(B)/drover.bash $(DESTDIR)$(BASHCOMPDIR)/drover
+	ln -sf drover $(DESTDIR)$(BASHCOMPDIR)/droverd
+	$(INSTALL) -m 0644 config/drover.yaml $(EXAMPLES)/drover.yaml
+	$(INSTALL) -m 0644 tests/plugins/example.c $(EXAMPLES)/plugin/
+	sed $(INSTALL_SED) deploy/plugin-example.mk > $(B)/plugin-Makefile
+	$(INSTALL) -m 0644 $(B)/plugin-Makefile $(EXAMPLES)/plugin/Makefile
+	@if [ -e $(CONF_DIR)/drover.yaml ]; then \
+	  echo "kept $(CONF_DIR)/drover.yaml (it exists)"; \
+	else \
+	  echo "$(INSTALL) -m 0644 config/drover.yaml $(CONF_DIR)/drover.yaml"; \
+	  $(INSTALL) -m 0644 config/drover.yaml $(CONF_DIR)/drover.yaml; \
+	fi
+
+# uninstall removes what install wrote; the config stays when it differs
+# from the example install put there.
+uninstall:
+	@if [ -f $(CONF_DIR)/drover.yaml ] && \
+	    ! cmp -s $(CONF_DIR)/drover.yaml $(EXAMPLES)/drover.yaml; then \
+	  echo "kept $(CONF_DIR)/drover.yaml (changed since install)"; \
+	else \
+	  rm -f $(CONF_DIR)/drover.yaml; \
+	fi
+	rm -f $(DESTDIR)$(INST_BINDIR)/droverd $(DESTDIR)$(INST_BINDIR)/drover \
+	  $(PUBLIC_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%) \
+	  $(DESTDIR)$(MANDIR)/man1/drover.1 \
+	  $(DESTDIR)$(MANDIR)/man5/drover.yaml.5 \
+	  $(DESTDIR)$(MANDIR)/man8/droverd.8 \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/drover.service \
+	  $(DESTDIR)$(BASHCOMPDIR)/drover $(DESTDIR)$(BASHCOMPDIR)/droverd \
+	  $(EXAMPLES)/drover.yaml $(EXAMPLES)/plugin/example.c \
+	  $(EXAMPLES)/plugin/Makefile
+	rmdir $(EXAMPLES)/plugin $(EXAMPLES) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(INCLUDEDIR)/drover $(CONF_DIR) 2>/dev/null || true
+
+# ---- dist: build/dist/drover-VERSION.tar.gz from git archive, plus the
+# VERSION file (the tarball has no .git to describe). Uncommitted changes
+# to tracked files are included (git stash create); the version then ends
+# in -dirty.
+DIST_NAME := drover-$(DROVER_VERSION)
+DIST_TAR := build/dist/$(DIST_NAME).tar.gz
+
+dist:
+	@mkdir -p build/dist
+	rm -f build/dist/$(DIST_NAME).tar $(DIST_TAR)
+	@if [ -e .git ]; then \
+	  tree=$$(git stash create) && \
+	  git archive --format=tar --prefix=$(DIST_NAME)/ \
+	    -o build/dist/$(DIST_NAME).tar $${tree:-HEAD} && \
+	  printf '%s\n' '$(DROVER_VERSION)' > build/dist/VERSION && \
+	  tar -rf build/dist/$(DIST_NAME).tar -C build/dist --owner=0 \
+	    --group=0 --numeric-owner \
+	    --transform='s|^VERSION$$|$(DIST_NAME)/VERSION|' VERSION; \
+	elif [ -f VERSION ]; then \
+	  tar -cf build/dist/$(DIST_NAME).tar --owner=0 --group=0 \
+	    --numeric-owner --exclude=./build --exclude=./bin \
+	    --transform='s|^\.|$(DIST_NAME)|' .; \
+	else \
+	  echo "make dist needs a git checkout or a release tree"; exit 2; \
+	fi
+	gzip -9n build/dist/$(DIST_NAME).tar
+	@echo "wrote $(DIST_TAR)"
+
+# ---- deb: a binary package built by dpkg-buildpackage from the dist
+# tarball in build/deb/, then checked by lintian (errors fail the build).
+# The package build starts from a clean make environment (no MAKEFLAGS of
+# an enclosing make). DEB_BUILD_OPTIONS passes through (default
+# parallel=2).
+PKG_TOOLS := debhelper dpkg-dev fakeroot lintian mandoc groff-base \
+             bash-completion git
+DEB_PKGS += $(PKG_TOOLS)
+
+deb-deps: deps
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory deb-build
+
+deb-build: dist
+	rm -rf build/deb && mkdir -p build/deb
+	tar -xzf $(DIST_TAR) -C build/deb
+	cd build/deb/$(DIST_NAME) && \
+	  env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	  DEB_BUILD_OPTIONS="$${DEB_BUILD_OPTIONS:-parallel=2}" \
+	  dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info build/deb/*.changes \
+	  > build/deb/lintian.txt; rc=$$?; cat build/deb/lintian.txt; \
+	  exit $$rc
+	@ls build/deb/*.deb
+
+# ---- tests of the above; `make test` runs them after the three builds
+check-pkg: build
+	tests/pkg/check-man.sh $(BINDIR)
+	tests/pkg/check-completion.sh $(BINDIR)
+	tests/pkg/check-install.sh
+	tests/pkg/check-deb.sh
+
+test: test-pkg
+test-pkg: deps
+	@$(MAKE) --no-print-directory VARIANT=release check-pkg
+
+# ---------------------------------------------------------------- fuzz
+# fuzz: libFuzzer targets (tests/fuzz/fuzz_<target>.c) built with Debian's
+# clang and ASan+UBSan, each run for FUZZ_SECONDS from its seed corpus
+# tests/fuzz/corpus/<target>/ (doc/fuzzing.md). The pkg/ sources they need
+# are compiled again with clang under build/fuzz/. Found crashes go to
+# build/fuzz/artifacts/; new corpus entries to build/fuzz/corpus/<target>/.
+# fuzz-check is the short run of `make test` (FUZZ_CHECK_SECONDS each).
+FUZZ_CC := clang-14
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 10
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,\
+                  $(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+# -Werror stays with the gcc builds: clang's extra warnings on pkg/ are
+# shown here, not fatal.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+               -Wall -Wextra -Iinclude -MMD -MP -pthread $(PC_CFLAGS) \
+               $(FUZZ_SAN)
+# All of pkg/: a target links only the archive members it needs.
+FUZZ_PKG_SRCS := $(PKG_SRCS)
+FUZZ_PKG_OBJS := $(FUZZ_PKG_SRCS:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_LIB := $(FUZZ_DIR)/libdrover_fuzz.a
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-run fuzz-check
+
+$(FUZZ_DIR)/pkg/%.o: pkg/%.c | pc-check
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_PKG_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -Itests/fuzz -fsanitize=fuzzer \
+	  -o $@ $< $(FUZZ_LIB) $(PC_LIBS) -ldl -lm
+
+-include $(FUZZ_PKG_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-run: fuzz-build
+	tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+fuzz-check: fuzz-build
+	tests/fuzz/run-fuzz.sh $(FUZZ_CHECK_SECONDS) $(FUZZ_DIR) $(FUZZ_TARGETS)
+
+# deps first, then a fresh make (pkg-config is read when make starts)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run

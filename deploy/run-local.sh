@@ -14,7 +14,10 @@
 #    with --redis unix://$PWD/run/redis.sock.
 # 3. Prints copy-pasteable redis-cli lines that enqueue demo jobs and the
 #    commands that show what happened.
-# 4. Runs bin/droverd. Ctrl-C (SIGINT) or SIGTERM reaches droverd exactly
+# 4. Starts the dashboard, bin/drover web, on $DROVER_WEB_LISTEN (default
+#    127.0.0.1:8080; a free port when that one is taken) and prints its URL
+#    with the redis-cli lines; it is stopped when droverd stops.
+# 5. Runs bin/droverd. Ctrl-C (SIGINT) or SIGTERM reaches droverd exactly
 #    once per signal: the first is a graceful stop (drain up to
 #    worker.shutdown_timeout, then requeue; exit 0), a second one stops it at
 #    once. Then the private redis-server, if this script started it, is shut
@@ -200,6 +203,8 @@ pidfile=$run/redis.pid
 started_redis=0      # 1 = this script started the redis-server: stop it
 redis_pid=
 droverd_pid=
+web_pid=             # the dashboard (bin/drover web), when it started
+web_url=
 ping_error=
 
 stop_redis() {
@@ -215,7 +220,15 @@ stop_redis() {
     kill -TERM "$redis_pid" 2>/dev/null || true
 }
 
+stop_web() {
+    [ -n "$web_pid" ] || return 0
+    kill -TERM "$web_pid" 2>/dev/null
+    wait "$web_pid" 2>/dev/null
+    web_pid=
+}
+
 cleanup() {
+    stop_web
     if [ -n "$droverd_pid" ] && kill -0 "$droverd_pid" 2>/dev/null; then
         # the script itself is going away (an error, or killed): do not
         # leave a worker behind
@@ -281,6 +294,31 @@ else
     fi
 fi
 
+# ---------------------------------------------------------------- dashboard
+# start_web LISTEN: run bin/drover web in its own process group (Ctrl-C is
+# for droverd) and wait for the URL it prints; 1 if it did not start.
+start_web() {
+    mkdir -p "$run" || return 1
+    : > "$run/web.log"
+    set -m
+    "$root/bin/drover" -c "$config" --redis "$redis_url" web --listen "$1" \
+        </dev/null >"$run/web.log" 2>&1 &
+    web_pid=$!
+    set +m
+    for _ in $(seq 50); do
+        web_url=$(sed -n 's/^drover web: dashboard at \([^ ]*\).*/\1/p' "$run/web.log")
+        [ -n "$web_url" ] && return 0
+        kill -0 "$web_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    stop_web
+    return 1
+}
+if [ -x "$root/bin/drover" ]; then
+    start_web "${DROVER_WEB_LISTEN:-127.0.0.1:8080}" || start_web 127.0.0.1:0 ||
+        note "the dashboard did not start; see run/web.log"
+fi
+
 # ---------------------------------------------------------------- help text
 mapfile -t cli < <(cli_args "$redis_url")
 if [ "${cli[0]}" = -s ]; then
@@ -298,6 +336,9 @@ stream=$(q "$prefix:{$queue}:jobs")
     echo
     echo "drover: droverd on $config_show"
     echo "  Redis: $redis_note"
+    if [ -n "$web_url" ]; then
+        echo "  Dashboard: $web_url (log: run/web.log)"
+    fi
     echo
     if [ -n "$echo_job$exec_job$first_job" ]; then
         echo "Enqueue demo jobs (from another terminal, in $root):"
@@ -372,5 +413,6 @@ rc2=$?
 [ "$rc2" -ne 127 ] && rc=$rc2
 droverd_pid=
 note "droverd exited with status $rc"
+stop_web
 stop_redis
 exit "$rc"

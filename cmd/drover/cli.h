@@ -4,8 +4,12 @@
  * DESIGN. One process runs one command and exits, so the CLI talks to
  * Redis with hiredis's blocking API (no event loop): connect with a
  * deadline, AUTH, SELECT, then a few commands, each under the same
- * timeout (DRV_CLI_TIMEOUT_MS). Commands that need several replies
- * pipeline them (append all, then read all).
+ * timeout (DRV_CLI_TIMEOUT_MS). The CLI builds no Redis command itself:
+ * pkg/queue's builders fill a struct drv_queue_cmds, drv__cli_run sends
+ * it pipelined (append all, then read all), pkg/queue's parsers turn the
+ * replies into plain structs, and the command prints them -- as a table
+ * or text, or as one JSON document (--json, read commands only, in the
+ * shapes of pkg/queue/queue_json.c).
  *
  * Flow: main.c parses the global options and picks the command; the
  * command parses its own arguments first (so bad usage is reported
@@ -13,7 +17,7 @@
  * (drv__cli_config) and the connection (drv__cli_connect).
  *
  * Every command returns 0 or a negative code, and main maps it to the
- * exit status (INTERFACE.md "Binaries"):
+ * exit status:
  *
  *   0                      -> 0
  *   -EINVAL                -> 2  bad usage (message and usage already
@@ -40,9 +44,6 @@
 /* connect and per-command timeout */
 #define DRV_CLI_TIMEOUT_MS 5000
 
-/* a worker whose beat is older than this is stale (INTERFACE.md) */
-#define DRV_CLI_STALE_MS 60000
-
 struct drv_cli {
     unsigned magic;
 #define DRV_CLI_MAGIC 0xc11d0e5aU
@@ -51,6 +52,10 @@ struct drv_cli {
     const char *prog;          /* borrowed: "drover enqueue" and so on,
                                   for messages */
     const char *usage;         /* borrowed, static: the command's usage */
+    int json_ok;               /* the command takes --json (a read
+                                  command) */
+    int json;                  /* --json given: one JSON document on
+                                  stdout instead of the text */
     struct drv_config *cfg;    /* owned: from file, or the defaults;
                                   NULL until drv__cli_config */
     redisContext *rc;          /* owned: NULL until drv__cli_connect */
@@ -69,17 +74,29 @@ typedef int drv_cli_run_fn(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* One option of a command, beyond the shared ones. */
+struct drv_cli_opt {
+    const char *name;      /* long name: "count" for --count */
+    int letter;            /* short option letter, or 0 */
+    int has_arg;           /* 1: takes a value */
+    const char **value;    /* borrowed: gets the value (a flag: "") */
+};
+
 /*
- * drv__cli_getopt -- getopt_long over the command's argv with the options
- * every command shares (-c/--config, --redis) added to longopts' caller
- * list. Returns the option character as getopt_long does, -1 at the end,
- * and -EINVAL (usage already printed) for an unknown option or a missing
- * argument. Options may come before, between or after the operands; "--"
- * ends them. Call with *first = 1 the first time (it resets getopt).
+ * drv__cli_args -- parse a command's argv (argv[0] is its name): its own
+ * options (opts, ended by a NULL name; opts may be NULL), the shared ones
+ * (-c/--config, --redis, and --json when cli->json_ok), and its operands,
+ * named in names (NULL-terminated): operand i goes to out[i] (NULL when
+ * absent); the first nrequired must be given ("missing NAME"); more than
+ * names holds are bad usage unless rest is not NULL, which then gets the
+ * index in argv of the first operand past them (argc when none). An
+ * operand named QUEUE is checked as a queue name. Options may come
+ * before, between or after the operands; "--" ends them. Returns 0, or
+ * -EINVAL with the message and the usage printed.
  */
-int drv__cli_getopt(struct drv_cli *cli, int argc, char **argv,
-                    const char *shortopts, const struct option *longopts,
-                    int *first);
+int drv__cli_args(struct drv_cli *cli, int argc, char **argv,
+                  const struct drv_cli_opt *opts, const char *const *names,
+                  int nrequired, const char **out, int *rest);
 
 /* drv__cli_check_queue -- validate a QUEUE operand; -EINVAL (usage) if
  * bad. */
@@ -107,36 +124,20 @@ int drv__cli_connect(struct drv_cli *cli);
 /* drv__cli_disconnect -- close the connection and free the config. */
 void drv__cli_disconnect(struct drv_cli *cli);
 
-/*
- * drv__cli_command -- send one command and read its reply (owned by the
- * caller: freeReplyObject). NULL when the connection failed (message
- * printed; the connection is unusable after that).
- */
-redisReply *drv__cli_command(struct drv_cli *cli, const struct drv_argv *a);
-
-/* drv__cli_cmd -- drv__cli_command for NUL-terminated strings, ended by
- * NULL. */
-redisReply *drv__cli_cmd(struct drv_cli *cli, ...)
-    __attribute__((sentinel));
-
-/*
- * drv__cli_pipeline -- send n commands in one write and read the n
- * replies into out[0..n) (owned by the caller). Returns 0, or DRV_EDOWN
- * with every out[i] NULL (message printed).
- */
-int drv__cli_pipeline(struct drv_cli *cli, size_t n,
-                      const struct drv_argv *cmds, redisReply **out);
-
-/* drv__cli_free_replies -- freeReplyObject each non-NULL out[i]. */
+/* drv__cli_free_replies -- freeReplyObject each non-NULL out[i], then
+ * free out (NULL does nothing). */
 void drv__cli_free_replies(size_t n, redisReply **out);
 
 /*
- * drv__cli_reply_check -- 0 when r has the type want (or any non-error
- * type when want is -1); otherwise print "PROG: WHAT: <error text>" (or
- * "unexpected reply") and return DRV_EREDIS / DRV_EPROTO.
+ * drv__cli_run -- send the batch c (pipelined) and read its replies into
+ * a new array *out of c->n replies (free with drv__cli_free_replies).
+ * Returns 0, or DRV_EDOWN (message printed, *out NULL).
  */
-int drv__cli_reply_check(struct drv_cli *cli, const redisReply *r, int want,
-                         const char *what);
+int drv__cli_run(struct drv_cli *cli, const struct drv_queue_cmds *c,
+                 redisReply ***out);
+
+/* drv__cli_failed -- print "PROG: MESSAGE" of err; returns err->code. */
+int drv__cli_failed(struct drv_cli *cli, const struct drv_err *err);
 
 /* -------------------------------------------------------- cli_util.c */
 
@@ -146,14 +147,9 @@ char *drv__cli_time(int64_t ms, char *buf, size_t n);
 /* drv__cli_age -- a duration in ms as "3s", "5m12s", "2h3m", "4d1h". */
 char *drv__cli_age(int64_t ms, char *buf, size_t n);
 
-/*
- * drv__cli_quote -- append s[0..len) to b as a logfmt value: bare when it
- * holds only printable bytes other than space, '"', '=' and '\\', else
- * in double quotes with \" \\ \n \t \r and \xNN escapes. At most max
- * bytes of s are shown (0 = all); a cut value ends in "...".
- */
-void drv__cli_quote(struct drv_buf *b, const char *s, size_t len,
-                    size_t max);
+/* drv__cli_json_print -- end the JSON document in b: write it and a
+ * newline to stdout. */
+void drv__cli_json_print(const struct drv_buf *b);
 
 /*
  * A text table: rows of cells, printed with every column as wide as its
@@ -188,5 +184,7 @@ int drv__cli_pause(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_resume(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_result(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_check_config(struct drv_cli *cli, int argc, char **argv);
+/* web.c: the dashboard's HTTP server */
+int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 
 #endif

@@ -11,109 +11,89 @@
 #include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/config.h"
+#include "drover/json.h"
 #include "drover/parse.h"
 #include "drover/queue.h"
 
 #include "cli.h"
 
-/* Parse "COMMAND QUEUE" with no options of its own; 0 or -EINVAL. */
-static int
-one_queue(struct drv_cli *cli, int argc, char **argv, const char **queue)
-{
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
-    };
-    int first = 1, c;
-
-    c = drv__cli_getopt(cli, argc, argv, "", longopts, &first);
-    if (c != -1)
-        return c < 0 ? c : -EINVAL;
-    if (optind >= argc)
-        return drv__cli_usage_error(cli, "missing QUEUE");
-    if (optind + 1 < argc)
-        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
-                                    argv[optind + 1]);
-    *queue = argv[optind];
-    return drv__cli_check_queue(cli, *queue);
-}
-
 /* ------------------------------------------------------- pause, resume */
+
+/*
+ * pause and resume: parse "COMMAND QUEUE", send the one command, report.
+ * resume != 0: resume.
+ */
+static int
+pause_resume(struct drv_cli *cli, int argc, char **argv, int resume)
+{
+    static const char *const names[] = {"QUEUE", NULL};
+    struct drv_queue_keys k;
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **r = NULL;
+    const char *queue = NULL;
+    int rc, was_paused = 0;
+
+    rc = drv__cli_args(cli, argc, argv, NULL, names, 1, &queue, NULL);
+    if (rc == 0)
+        rc = drv__cli_connect(cli);
+    if (rc < 0)
+        return rc;
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
+    drv_queue_cmds_init(&c);
+    if (resume)
+        drv_queue_resume_build(&c, &k);
+    else
+        drv_queue_pause_build(&c, &k, drv_clock_unix_ms());
+    rc = drv__cli_run(cli, &c, &r);
+    if (rc == 0) {
+        rc = resume ? drv_queue_resume_parse(r, c.n, &was_paused, &err)
+                    : drv_queue_pause_parse(r, c.n, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
+    }
+    if (rc < 0)
+        ;
+    else if (!resume)
+        printf("paused %s\n", queue);
+    else if (was_paused)
+        printf("resumed %s\n", queue);
+    else
+        printf("%s was not paused\n", queue);
+    drv__cli_free_replies(c.n, r);
+    drv_queue_cmds_fini(&c);
+    drv_queue_keys_fini(&k);
+    return rc;
+}
 
 int
 drv__cli_pause(struct drv_cli *cli, int argc, char **argv)
 {
-    struct drv_queue_keys k;
-    redisReply *r = NULL;
-    const char *queue = NULL;
-    char now[32];
-    int rc;
-
-    rc = one_queue(cli, argc, argv, &queue);
-    if (rc < 0)
-        return rc;
-    rc = drv__cli_connect(cli);
-    if (rc < 0)
-        return rc;
-    /* the value is informative only (since when); presence is the flag */
-    snprintf(now, sizeof now, "%" PRId64, drv_clock_unix_ms());
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    r = drv__cli_cmd(cli, "SET", k.paused, now, (char *)NULL);
-    drv_queue_keys_fini(&k);
-    if (r == NULL)
-        return DRV_EDOWN;
-    rc = drv__cli_reply_check(cli, r, REDIS_REPLY_STATUS, "SET");
-    if (rc == 0)
-        printf("paused %s\n", queue);
-    freeReplyObject(r);
-    return rc;
+    return pause_resume(cli, argc, argv, 0);
 }
 
 int
 drv__cli_resume(struct drv_cli *cli, int argc, char **argv)
 {
-    struct drv_queue_keys k;
-    redisReply *r = NULL;
-    const char *queue = NULL;
-    int rc;
-
-    rc = one_queue(cli, argc, argv, &queue);
-    if (rc < 0)
-        return rc;
-    rc = drv__cli_connect(cli);
-    if (rc < 0)
-        return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    r = drv__cli_cmd(cli, "DEL", k.paused, (char *)NULL);
-    drv_queue_keys_fini(&k);
-    if (r == NULL)
-        return DRV_EDOWN;
-    rc = drv__cli_reply_check(cli, r, REDIS_REPLY_INTEGER, "DEL");
-    if (rc == 0 && r->integer > 0)
-        printf("resumed %s\n", queue);
-    else if (rc == 0)
-        printf("%s was not paused\n", queue);
-    freeReplyObject(r);
-    return rc;
+    return pause_resume(cli, argc, argv, 1);
 }
 
 /* -------------------------------------------------------------- result */
 
-/* Fields shown first, in this order; any others follow as stored. */
+/* Fields shown first, in this order; any others follow, sorted. */
 static const char *const result_fields[] = {
     "status", "attempts", "finished_at", "cpu_ms", "max_rss_kb", "error",
     "result",
 };
 
 static int
-is_result_field(const redisReply *name)
+is_result_field(const struct drv_field *f)
 {
     size_t i;
 
     for (i = 0; i < DRV_ARRAY_LEN(result_fields); i++)
-        if (name->len == strlen(result_fields[i]) &&
-            memcmp(name->str, result_fields[i], name->len) == 0)
+        if (f->name_len == strlen(result_fields[i]) &&
+            memcmp(f->name, result_fields[i], f->name_len) == 0)
             return 1;
     return 0;
 }
@@ -158,117 +138,166 @@ print_field(const char *name, const char *v, size_t len)
 static int
 cmp_names(const void *a, const void *b)
 {
-    const redisReply *x = *(const redisReply *const *)a;
-    const redisReply *y = *(const redisReply *const *)b;
+    const struct drv_field *x = *(const struct drv_field *const *)a;
+    const struct drv_field *y = *(const struct drv_field *const *)b;
 
-    return strcmp(x->str, y->str);
+    return strcmp(x->name, y->name);
 }
 
-/* The value of field name in an HGETALL reply, or NULL. */
-static const redisReply *
-hash_get(const redisReply *h, const char *name)
+static void
+print_result(const struct drv_job *res)
 {
-    size_t i;
+    const struct drv_field **rest = NULL, *f;
+    size_t i, n = 0;
 
-    for (i = 0; i + 1 < h->elements; i += 2)
-        if (h->element[i]->len == strlen(name) &&
-            memcmp(h->element[i]->str, name, h->element[i]->len) == 0)
-            return h->element[i + 1];
-    return NULL;
+    for (i = 0; i < DRV_ARRAY_LEN(result_fields); i++) {
+        f = drv_job_field(res, result_fields[i]);
+        if (f != NULL)
+            print_field(result_fields[i], f->value, f->value_len);
+    }
+    /* the rest (a pipeline's step, step.K.*) sorted by name */
+    rest = drv_xcalloc(res->nfields + 1, sizeof *rest);
+    for (i = 0; i < res->nfields; i++)
+        if (!is_result_field(&res->fields[i]) &&
+            drv_job_field(res, res->fields[i].name) == &res->fields[i])
+            rest[n++] = &res->fields[i];
+    qsort(rest, n, sizeof *rest, cmp_names);
+    for (i = 0; i < n; i++)
+        print_field(rest[i]->name, rest[i]->value, rest[i]->value_len);
+    free(rest);
+}
+
+/* No result kept: say so, and where the job waits if it does. */
+static void
+print_no_result(struct drv_cli *cli, const char *id,
+                const struct drv_queue_lookup *l)
+{
+    struct drv_buf b;
+    char when[40];
+    const struct drv_field *err = NULL;
+
+    drv_buf_init(&b);
+    switch (l->where) {
+    case DRV_QUEUE_NOWHERE:
+        drv_buf_adds(&b, "(result_ttl 0 keeps none, or it expired)");
+        break;
+    case DRV_QUEUE_DELAYED:
+        drv_buf_addf(&b, "yet: it is delayed until %s",
+                     drv__cli_time(l->due_ms, when, sizeof when));
+        break;
+    case DRV_QUEUE_READY:
+        drv_buf_addf(&b, "yet: it is ready in the stream (entry %s)",
+                     l->job->entry_id);
+        break;
+    case DRV_QUEUE_RUNNING:
+        drv_buf_addf(&b, "yet: it is running (entry %s, delivered %lld "
+                     "times, to ", l->job->entry_id,
+                     (long long)l->deliveries);
+        drv_buf_logfmt(&b, l->consumer, strlen(l->consumer), 0);
+        drv_buf_adds(&b, ")");
+        break;
+    case DRV_QUEUE_DEAD:
+        err = drv_job_field(l->job, "error");
+        drv_buf_addf(&b, "yet: it is dead (entry %s)", l->job->entry_id);
+        if (err != NULL) {
+            drv_buf_adds(&b, ": error=");
+            drv_buf_logfmt(&b, err->value, err->value_len, 200);
+        }
+        break;
+    }
+    fprintf(stderr, "%s: no result for %s %s\n", cli->prog, id, b.data);
+    drv_buf_fini(&b);
+}
+
+/* Ask Redis for job id's result (into l->result) or, with lookup, for
+ * everything drover knows of it (into l); 0 or an error (printed). */
+static int
+fetch(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
+      int lookup, struct drv_queue_lookup *l)
+{
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **r = NULL;
+    int rc;
+
+    memset(l, 0, sizeof *l);
+    drv_queue_cmds_init(&c);
+    if (lookup)
+        drv_queue_lookup_build(&c, k, id);
+    else
+        drv_queue_result_build(&c, k, id);
+    rc = drv__cli_run(cli, &c, &r);
+    if (rc == 0) {
+        rc = lookup ? drv_queue_lookup_parse(r, c.n, l, &err)
+                    : drv_queue_result_parse(r, c.n, &l->result, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
+    }
+    drv__cli_free_replies(c.n, r);
+    drv_queue_cmds_fini(&c);
+    return rc;
 }
 
 int
 drv__cli_result(struct drv_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"field", required_argument, NULL, 'f'},
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
+    static const char *const names[] = {"QUEUE", "ID", NULL};
+    const char *field = NULL, *ops[2] = {NULL, NULL};
+    const struct drv_cli_opt opts[] = {
+        {"field", 0, 1, &field},
+        {NULL, 0, 0, NULL},
     };
+    struct drv_queue_lookup l;
     struct drv_queue_keys k;
-    const redisReply *v = NULL;
-    redisReply *r = NULL;
-    const char *queue = NULL, *id = NULL, *field = NULL;
-    char *key = NULL;
-    size_t i;
-    int first = 1, c, rc;
+    const struct drv_field *v = NULL;
+    struct drv_json j;
+    struct drv_buf b;
+    int rc;
 
-    while ((c = drv__cli_getopt(cli, argc, argv, "", longopts,
-                                &first)) != -1) {
-        if (c != 'f')
-            return c < 0 ? c : -EINVAL;
-        field = optarg;
-    }
-    if (optind + 2 > argc)
-        return drv__cli_usage_error(cli, optind >= argc ? "missing QUEUE"
-                                                        : "missing ID");
-    if (optind + 2 < argc)
-        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
-                                    argv[optind + 2]);
-    queue = argv[optind];
-    id = argv[optind + 1];
-    rc = drv__cli_check_queue(cli, queue);
+    rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
     if (rc < 0)
         return rc;
-    if (id[0] == '\0')
+    if (ops[1][0] == '\0')
         return drv__cli_usage_error(cli, "ID must not be empty");
+    if (field != NULL && cli->json)
+        return drv__cli_usage_error(cli, "give either --field or --json");
     rc = drv__cli_connect(cli);
     if (rc < 0)
         return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    key = drv_xmalloc(strlen(k.result_prefix) + strlen(id) + 1);
-    strcpy(key, k.result_prefix);
-    strcat(key, id);
-    drv_queue_keys_fini(&k);
-    r = drv__cli_cmd(cli, "HGETALL", key, (char *)NULL);
-    free(key);
-    if (r == NULL)
-        return DRV_EDOWN;
-    rc = drv__cli_reply_check(cli, r, REDIS_REPLY_ARRAY, "HGETALL");
-    if (rc < 0)
-        goto out;
-    if (r->elements == 0) {
-        fprintf(stderr, "%s: no result for %s (result_ttl 0 keeps none, or "
-                "it expired)\n", cli->prog, id);
-        rc = -ENOENT;
-        goto out;
-    }
-    if (field != NULL) {
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
+    /* the result alone first: where a job waits costs a scan, asked
+     * only when there is no result (or for --json, which always says) */
+    rc = fetch(cli, &k, ops[1], cli->json, &l);
+    if (rc == 0 && l.result == NULL && !cli->json) {
+        rc = fetch(cli, &k, ops[1], 1, &l);
+        if (rc == 0)
+            print_no_result(cli, ops[1], &l);
+        if (rc == 0)
+            rc = -ENOENT;
+    } else if (rc == 0 && cli->json) {
+        drv_buf_init(&b);
+        drv_json_init(&j, &b);
+        drv_queue_lookup_json(&j, ops[0], ops[1], &l);
+        drv_json_fini(&j);
+        drv__cli_json_print(&b);
+        drv_buf_fini(&b);
+        if (l.result == NULL)
+            rc = -ENOENT;
+    } else if (rc == 0 && field != NULL) {
         /* raw bytes, nothing added: for scripts */
-        v = hash_get(r, field);
+        v = drv_job_field(l.result, field);
         if (v == NULL) {
             fprintf(stderr, "%s: the result of %s has no field \"%s\"\n",
-                    cli->prog, id, field);
+                    cli->prog, ops[1], field);
             rc = -ENOENT;
-            goto out;
+        } else {
+            fwrite(v->value, 1, v->value_len, stdout);
         }
-        fwrite(v->str, 1, v->len, stdout);
-        goto out;
+    } else if (rc == 0) {
+        print_result(l.result);
     }
-    for (i = 0; i < DRV_ARRAY_LEN(result_fields); i++) {
-        v = hash_get(r, result_fields[i]);
-        if (v != NULL)
-            print_field(result_fields[i], v->str, v->len);
-    }
-    /* the rest (a pipeline's step, step.K.*) sorted by name */
-    {
-        const redisReply **names = drv_xcalloc(r->elements / 2 + 1,
-                                               sizeof *names);
-        size_t n = 0, j;
-
-        for (i = 0; i + 1 < r->elements; i += 2)
-            if (!is_result_field(r->element[i]))
-                names[n++] = r->element[i];
-        qsort(names, n, sizeof *names, cmp_names);
-        for (j = 0; j < n; j++) {
-            v = hash_get(r, names[j]->str);
-            print_field(names[j]->str, v->str, v->len);
-        }
-        free(names);
-    }
-out:
-    freeReplyObject(r);
+    drv_queue_lookup_fini(&l);
+    drv_queue_keys_fini(&k);
     return rc;
 }
 
@@ -277,24 +306,18 @@ out:
 int
 drv__cli_check_config(struct drv_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
-    };
+    static const char *const names[] = {"FILE", NULL};
     struct drv_config_errors errs;
     struct drv_config *cfg = NULL;
     const char *file = NULL;
-    int first = 1, c, rc;
+    int rc;
 
-    c = drv__cli_getopt(cli, argc, argv, "", longopts, &first);
-    if (c != -1)
-        return c < 0 ? c : -EINVAL; /* no options of its own */
-    if (optind + 1 < argc)
-        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
-                                    argv[optind + 1]);
+    rc = drv__cli_args(cli, argc, argv, NULL, names, 0, &file, NULL);
+    if (rc < 0)
+        return rc;
     /* FILE, else the -c file: `drover -c FILE check-config` reads well */
-    file = optind < argc ? argv[optind] : cli->file;
+    if (file == NULL)
+        file = cli->file;
     if (file == NULL)
         return drv__cli_usage_error(cli, "missing FILE");
     drv_config_errors_init(&errs);

@@ -1,7 +1,7 @@
 /*
  * cli_dead.c -- `drover dead list|retry|purge QUEUE`: the dead stream
  * P:{Q}:dead, whose entries hold the job's fields plus error, attempts and
- * failed_at (INTERFACE.md "Redis keys").
+ * failed_at. pkg/queue builds the commands and parses the replies.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +11,7 @@
 
 #include "drover/buf.h"
 #include "drover/common.h"
+#include "drover/json.h"
 #include "drover/parse.h"
 #include "drover/queue.h"
 
@@ -20,7 +21,8 @@
 #define LIST_VALUE_MAX 1024
 
 static const char list_usage[] =
-    "usage: drover dead list QUEUE [--count N]\n";
+    "usage: drover dead list QUEUE [--count N] [--after ENTRY_ID] "
+    "[--json]\n";
 static const char retry_usage[] =
     "usage: drover dead retry QUEUE (ID|--all)\n";
 static const char purge_usage[] =
@@ -32,302 +34,251 @@ static const char *const lead_fields[] = {
 };
 
 static int
-is_lead(const redisReply *name)
+is_lead(const struct drv_field *f)
 {
     size_t i;
 
     for (i = 0; i < DRV_ARRAY_LEN(lead_fields); i++)
-        if (name->len == strlen(lead_fields[i]) &&
-            memcmp(name->str, lead_fields[i], name->len) == 0)
+        if (f->name_len == strlen(lead_fields[i]) &&
+            memcmp(f->name, lead_fields[i], f->name_len) == 0)
             return 1;
     return 0;
 }
 
-/* The last value of field name in a flat [f, v, ...] array, or NULL. */
-static const redisReply *
-last_field(const redisReply *f, const char *name)
-{
-    const redisReply *v = NULL;
-    size_t i;
-
-    for (i = 0; i + 1 < f->elements; i += 2)
-        if (f->element[i]->len == strlen(name) &&
-            memcmp(f->element[i]->str, name, f->element[i]->len) == 0)
-            v = f->element[i + 1];
-    return v;
-}
-
 static void
-print_entry(struct drv_buf *b, const redisReply *e)
+print_entry(struct drv_buf *b, const struct drv_job *e)
 {
-    const redisReply *f = e->element[1], *v;
+    const struct drv_field *v;
     char when[40];
     int64_t ms;
     size_t i;
 
     drv_buf_reset(b);
-    drv_buf_add(b, e->element[0]->str, e->element[0]->len);
-    if (f->type != REDIS_REPLY_ARRAY) {
+    drv_buf_adds(b, e->entry_id);
+    if (e->payload_gone) {
         drv_buf_adds(b, " (no fields)");
         printf("%s\n", b->data);
         return;
     }
     for (i = 0; i < DRV_ARRAY_LEN(lead_fields); i++) {
-        v = last_field(f, lead_fields[i]);
+        v = drv_job_field(e, lead_fields[i]);
         if (v == NULL)
             continue;
         drv_buf_addf(b, " %s=", lead_fields[i]);
         if (strcmp(lead_fields[i], "failed_at") == 0 &&
-            drv_parse_int(v->str, 0, INT64_MAX, &ms) == 0)
+            drv_parse_int(v->value, 0, INT64_MAX, &ms) == 0)
             drv_buf_adds(b, drv__cli_time(ms, when, sizeof when));
         else
-            drv__cli_quote(b, v->str, v->len, 0);
+            drv_buf_logfmt(b, v->value, v->value_len, 0);
     }
-    for (i = 0; i + 1 < f->elements; i += 2) {
-        if (is_lead(f->element[i]))
+    for (i = 0; i < e->nfields; i++) {
+        if (is_lead(&e->fields[i]))
             continue;
         drv_buf_add(b, " ", 1);
-        drv__cli_quote(b, f->element[i]->str, f->element[i]->len, 0);
+        drv_buf_logfmt(b, e->fields[i].name, e->fields[i].name_len, 0);
         drv_buf_add(b, "=", 1);
-        drv__cli_quote(b, f->element[i + 1]->str, f->element[i + 1]->len,
+        drv_buf_logfmt(b, e->fields[i].value, e->fields[i].value_len,
                        LIST_VALUE_MAX);
     }
     fwrite(b->data, 1, b->len, stdout);
     fputc('\n', stdout);
 }
 
-/* Entry replies are [id, [f, v, ...]]; check the shape before use. */
-static int
-entry_ok(const redisReply *e)
-{
-    size_t i;
-    const redisReply *f;
+/*
+ * The shared flow of the three subcommands: connect, build with the
+ * queue's keys, send, and hand the replies back (*out, c) to the caller's
+ * parser. 0 or an error (printed).
+ */
+typedef int drv_cli_dead_build_fn(struct drv_queue_cmds *c,
+                                  const struct drv_queue_keys *k,
+                                  const void *arg);
 
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING)
-        return 0;
-    f = e->element[1];
-    if (f->type == REDIS_REPLY_NIL)
-        return 1;
-    if (f->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (i = 0; i < f->elements; i++)
-        if (f->element[i]->type != REDIS_REPLY_STRING)
-            return 0;
-    return 1;
+static int
+exchange(struct drv_cli *cli, const char *queue, drv_cli_dead_build_fn *build,
+         const void *arg, struct drv_queue_cmds *c, redisReply ***out)
+{
+    struct drv_queue_keys k;
+    int rc;
+
+    drv_queue_cmds_init(c);
+    *out = NULL;
+    rc = drv__cli_connect(cli);
+    if (rc < 0)
+        return rc;
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
+    build(c, &k, arg);
+    drv_queue_keys_fini(&k);
+    return drv__cli_run(cli, c, out);
+}
+
+/* ----------------------------------------------------------------- list */
+
+struct list_args {
+    const char *after;  /* borrowed: --after, or NULL */
+    int64_t count;      /* --count, or 0 = all */
+};
+
+static int
+build_list(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+           const void *arg)
+{
+    const struct list_args *a = arg;
+
+    return drv_queue_dead_list_build(c, k, a->after, a->count);
+}
+
+static void
+print_page(struct drv_cli *cli, const char *queue,
+           const struct drv_queue_dead_page *p)
+{
+    struct drv_json j;
+    struct drv_buf b;
+    size_t i;
+
+    drv_buf_init(&b);
+    if (cli->json) {
+        drv_json_init(&j, &b);
+        drv_queue_dead_page_json(&j, queue, p);
+        drv_json_fini(&j);
+        drv__cli_json_print(&b);
+    } else {
+        for (i = 0; i < p->n; i++)
+            print_entry(&b, p->entry[i]);
+        if (p->n == 0)
+            fprintf(stderr, "%s: no dead entries in %s\n", cli->prog,
+                    queue);
+    }
+    drv_buf_fini(&b);
 }
 
 static int
 dead_list(struct drv_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"count", required_argument, NULL, 'n'},
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
+    static const char *const names[] = {"QUEUE", NULL};
+    const char *count = NULL, *queue = NULL;
+    struct list_args a = {NULL, 0};
+    const struct drv_cli_opt opts[] = {
+        {"count", 'n', 1, &count},
+        {"after", 0, 1, &a.after},
+        {NULL, 0, 0, NULL},
     };
-    struct drv_queue_keys k;
-    struct drv_argv a;
-    struct drv_buf b;
-    redisReply *r = NULL;
-    const char *queue = NULL, *count = NULL;
-    int64_t n = 0;
-    size_t i;
-    int first = 1, c, rc;
+    struct drv_queue_dead_page page;
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **out = NULL;
+    int rc;
 
-    while ((c = drv__cli_getopt(cli, argc, argv, "n:", longopts,
-                                &first)) != -1) {
-        if (c != 'n')
-            return c < 0 ? c : -EINVAL;
-        count = optarg;
-    }
-    if (optind >= argc)
-        return drv__cli_usage_error(cli, "missing QUEUE");
-    if (optind + 1 < argc)
-        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
-                                    argv[optind + 1]);
-    queue = argv[optind];
-    rc = drv__cli_check_queue(cli, queue);
+    rc = drv__cli_args(cli, argc, argv, opts, names, 1, &queue, NULL);
     if (rc < 0)
         return rc;
     /* n < 1 checked here too: drv_parse_int does not apply min to
      * numbers without a '-' */
     if (count != NULL &&
-        (drv_parse_int(count, 1, INT64_MAX, &n) < 0 || n < 1))
+        (drv_parse_int(count, 1, INT64_MAX, &a.count) < 0 || a.count < 1))
         return drv__cli_usage_error(cli, "--count \"%s\" is not a number "
                                     "above 0", count);
-    rc = drv__cli_connect(cli);
-    if (rc < 0)
-        return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    drv_argv_init(&a);
-    drv_argv_adds(&a, "XRANGE");
-    drv_argv_adds(&a, k.dead);
-    drv_argv_adds(&a, "-");
-    drv_argv_adds(&a, "+");
-    if (count != NULL) {
-        drv_argv_adds(&a, "COUNT");
-        drv_argv_addll(&a, (long long)n);
+    rc = exchange(cli, queue, build_list, &a, &c, &out);
+    if (rc == 0) {
+        rc = drv_queue_dead_list_parse(out, c.n, a.count, &page, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
     }
-    r = drv__cli_command(cli, &a);
-    drv_argv_fini(&a);
-    drv_buf_init(&b);
-    if (r == NULL) {
-        rc = DRV_EDOWN;
-        goto out;
+    if (rc == 0) {
+        print_page(cli, queue, &page);
+        drv_queue_dead_page_fini(&page);
     }
-    rc = drv__cli_reply_check(cli, r, REDIS_REPLY_ARRAY, "XRANGE");
-    for (i = 0; rc == 0 && i < r->elements; i++) {
-        if (!entry_ok(r->element[i])) {
-            fprintf(stderr, "%s: XRANGE: unexpected reply\n", cli->prog);
-            rc = DRV_EPROTO;
-            break;
-        }
-        print_entry(&b, r->element[i]);
-    }
-    if (rc == 0 && r->elements == 0)
-        fprintf(stderr, "%s: no dead entries in %s\n", cli->prog, queue);
-out:
-    if (r != NULL)
-        freeReplyObject(r);
-    drv_buf_fini(&b);
-    drv_queue_keys_fini(&k);
+    drv__cli_free_replies(c.n, out);
+    drv_queue_cmds_fini(&c);
     return rc;
+}
+
+/* ---------------------------------------------------------------- retry */
+
+static int
+build_retry(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+            const void *id)
+{
+    return drv_queue_dead_retry_build(c, k, id);
 }
 
 static int
 dead_retry(struct drv_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"all", no_argument, NULL, 'a'},
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
+    static const char *const names[] = {"QUEUE", "ID", NULL};
+    const char *all = NULL, *ops[2] = {NULL, NULL};
+    const struct drv_cli_opt opts[] = {
+        {"all", 0, 0, &all},
+        {NULL, 0, 0, NULL},
     };
-    struct drv_script_call call;
-    struct drv_queue_keys k;
-    struct drv_argv a;
-    redisReply *r = NULL;
-    const char *queue = NULL, *id = NULL;
-    int first = 1, all = 0, c, rc;
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **out = NULL;
+    int64_t moved = 0;
+    int rc;
 
-    while ((c = drv__cli_getopt(cli, argc, argv, "", longopts,
-                                &first)) != -1) {
-        if (c != 'a')
-            return c < 0 ? c : -EINVAL;
-        all = 1;
-    }
-    if (optind >= argc)
-        return drv__cli_usage_error(cli, "missing QUEUE");
-    queue = argv[optind];
-    if (optind + 1 < argc)
-        id = argv[optind + 1];
-    if (optind + 2 < argc)
-        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
-                                    argv[optind + 2]);
-    rc = drv__cli_check_queue(cli, queue);
+    rc = drv__cli_args(cli, argc, argv, opts, names, 1, ops, NULL);
     if (rc < 0)
         return rc;
-    if (all && id != NULL)
+    if (all != NULL && ops[1] != NULL)
         return drv__cli_usage_error(cli, "give either ID or --all");
-    if (!all && id == NULL)
+    if (all == NULL && ops[1] == NULL)
         return drv__cli_usage_error(cli, "missing ID (or --all)");
-    if (id != NULL && id[0] == '\0')
+    if (ops[1] != NULL && ops[1][0] == '\0')
         return drv__cli_usage_error(cli, "ID must not be empty");
-    rc = drv__cli_connect(cli);
-    if (rc < 0)
-        return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    drv_script_call_init(&call, &drv_queue_dead_retry_script);
-    drv_queue_dead_retry(&call, &k, id);
-    drv_argv_init(&a);
-    drv_script_call_eval(&call, &a);
-    r = drv__cli_command(cli, &a);
-    drv_argv_fini(&a);
-    drv_script_call_fini(&call);
-    if (r == NULL) {
-        rc = DRV_EDOWN;
-        goto out;
+    rc = exchange(cli, ops[0], build_retry, ops[1], &c, &out);
+    if (rc == 0) {
+        rc = drv_queue_dead_retry_parse(out, c.n, &moved, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
     }
-    rc = drv__cli_reply_check(cli, r, REDIS_REPLY_INTEGER, "dead retry");
-    if (rc < 0)
-        goto out;
-    if (id != NULL && r->integer == 0) {
+    if (rc == 0 && ops[1] != NULL && moved == 0) {
         fprintf(stderr, "%s: no dead entry with id %s in %s\n", cli->prog,
-                id, queue);
+                ops[1], ops[0]);
         rc = -ENOENT;
-        goto out;
+    } else if (rc == 0) {
+        printf("moved %" PRId64 " dead %s back to %s\n", moved,
+               moved == 1 ? "entry" : "entries", ops[0]);
     }
-    printf("moved %lld dead %s back to %s\n", r->integer,
-           r->integer == 1 ? "entry" : "entries", queue);
-out:
-    if (r != NULL)
-        freeReplyObject(r);
-    drv_queue_keys_fini(&k);
+    drv__cli_free_replies(c.n, out);
+    drv_queue_cmds_fini(&c);
     return rc;
+}
+
+/* ---------------------------------------------------------------- purge */
+
+static int
+build_purge(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+            const void *arg)
+{
+    (void)arg;
+    return drv_queue_dead_purge_build(c, k);
 }
 
 static int
 dead_purge(struct drv_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
-    };
-    struct drv_queue_keys k;
-    struct drv_argv cmds[4];
-    redisReply *out[4];
-    const redisReply *res = NULL;
+    static const char *const names[] = {"QUEUE", NULL};
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **out = NULL;
     const char *queue = NULL;
-    size_t i;
-    int first = 1, c, rc;
+    int64_t purged = 0;
+    int rc;
 
-    c = drv__cli_getopt(cli, argc, argv, "", longopts, &first);
-    if (c != -1)
-        return c < 0 ? c : -EINVAL; /* no options of its own */
-    if (optind >= argc)
-        return drv__cli_usage_error(cli, "missing QUEUE");
-    if (optind + 1 < argc)
-        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
-                                    argv[optind + 1]);
-    queue = argv[optind];
-    rc = drv__cli_check_queue(cli, queue);
+    rc = drv__cli_args(cli, argc, argv, NULL, names, 1, &queue, NULL);
     if (rc < 0)
         return rc;
-    rc = drv__cli_connect(cli);
-    if (rc < 0)
-        return rc;
-    /* count and delete in one transaction, so the count is what went */
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    for (i = 0; i < DRV_ARRAY_LEN(cmds); i++)
-        drv_argv_init(&cmds[i]);
-    drv_argv_adds(&cmds[0], "MULTI");
-    drv_argv_adds(&cmds[1], "XLEN");
-    drv_argv_adds(&cmds[1], k.dead);
-    drv_argv_adds(&cmds[2], "DEL");
-    drv_argv_adds(&cmds[2], k.dead);
-    drv_argv_adds(&cmds[3], "EXEC");
-    rc = drv__cli_pipeline(cli, DRV_ARRAY_LEN(cmds), cmds, out);
-    for (i = 0; i < DRV_ARRAY_LEN(cmds); i++)
-        drv_argv_fini(&cmds[i]);
-    drv_queue_keys_fini(&k);
-    if (rc < 0)
-        return rc;
-    for (i = 0; i < DRV_ARRAY_LEN(out) && rc == 0; i++)
-        rc = drv__cli_reply_check(cli, out[i], -1, "purge");
+    rc = exchange(cli, queue, build_purge, NULL, &c, &out);
     if (rc == 0) {
-        res = out[3];
-        if (res->type != REDIS_REPLY_ARRAY || res->elements != 2 ||
-            res->element[0]->type != REDIS_REPLY_INTEGER) {
-            fprintf(stderr, "%s: EXEC: unexpected reply\n", cli->prog);
-            rc = DRV_EPROTO;
-        }
+        rc = drv_queue_dead_purge_parse(out, c.n, &purged, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
     }
     if (rc == 0)
-        printf("purged %lld dead %s from %s\n", res->element[0]->integer,
-               res->element[0]->integer == 1 ? "entry" : "entries", queue);
-    drv__cli_free_replies(DRV_ARRAY_LEN(out), out);
+        printf("purged %" PRId64 " dead %s from %s\n", purged,
+               purged == 1 ? "entry" : "entries", queue);
+    drv__cli_free_replies(c.n, out);
+    drv_queue_cmds_fini(&c);
     return rc;
 }
 
@@ -338,11 +289,12 @@ drv__cli_dead(struct drv_cli *cli, int argc, char **argv)
         const char *name;        /* subcommand */
         const char *prog;        /* for messages */
         const char *usage;       /* its usage line */
+        int json;                /* a read command: takes --json */
         drv_cli_run_fn *run;     /* it */
     } subs[] = {
-        {"list", "drover dead list", list_usage, dead_list},
-        {"retry", "drover dead retry", retry_usage, dead_retry},
-        {"purge", "drover dead purge", purge_usage, dead_purge},
+        {"list", "drover dead list", list_usage, 1, dead_list},
+        {"retry", "drover dead retry", retry_usage, 0, dead_retry},
+        {"purge", "drover dead purge", purge_usage, 0, dead_purge},
     };
     size_t i;
 
@@ -352,6 +304,7 @@ drv__cli_dead(struct drv_cli *cli, int argc, char **argv)
         if (strcmp(argv[1], subs[i].name) == 0) {
             cli->prog = subs[i].prog;
             cli->usage = subs[i].usage;
+            cli->json_ok = subs[i].json;
             return subs[i].run(cli, argc - 1, argv + 1);
         }
     return drv__cli_usage_error(cli, "unknown subcommand \"%s\" (list, "

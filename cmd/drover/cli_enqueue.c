@@ -1,18 +1,11 @@
 /*
  * cli_enqueue.c -- `drover enqueue`: add a job (or a pipeline) to a queue.
  *
- * Now: XADD P:{Q}:jobs * job JOB f v ... [id ID]; the id printed is ID,
- * else the new entry's id (INTERFACE.md "A job": the id defaults to the
- * entry id of the first enqueue).
- *
- * Delayed: the job waits exactly as a retry does, in the representation
- * the worker's mover script reads (drv_queue_mover_script): member ID of
- * the zset P:{Q}:delayed scored with the due time (Unix ms), and the hash
- * P:{Q}:job:ID holding every field of the future entry, id included. So a
- * delayed job always has an id; one is generated when none is given. The
- * hash is written fresh (DEL first: a job with the same id that is still
- * waiting is replaced, never merged) in one MULTI/EXEC with the ZADD, so
- * the mover never sees one without the other.
+ * The arguments become a struct drv_queue_enqueue; pkg/queue builds the
+ * commands (a new stream entry now, or the delayed set and hash the
+ * worker's mover reads). The id printed is --id, else the new entry's id
+ * (a job's id defaults to the entry id of its first enqueue). A delayed
+ * job always has an id: one is generated when none is given.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,42 +46,25 @@ name_is(const char *arg, const char *eq, const char *name)
 static int
 parse_args(struct drv_cli *cli, struct enqueue *e, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"delay", required_argument, NULL, 'd'},
-        {"id", required_argument, NULL, 'i'},
-        {"pipeline", required_argument, NULL, 'p'},
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
+    static const char *const names[] = {"QUEUE", NULL};
+    const char *delay = NULL, *id_opt = NULL, *pipeline = NULL;
+    const struct drv_cli_opt opts[] = {
+        {"delay", 0, 1, &delay},
+        {"id", 0, 1, &id_opt},
+        {"pipeline", 0, 1, &pipeline},
+        {NULL, 0, 0, NULL},
     };
-    const char *delay = NULL, *id_opt = NULL, *eq = NULL;
-    int first = 1, c, rc, i;
+    const char *eq = NULL;
+    int rc, i;
 
     e->kind = "job";
-    while ((c = drv__cli_getopt(cli, argc, argv, "", longopts,
-                                &first)) != -1) {
-        switch (c) {
-        case 'd':
-            delay = optarg;
-            break;
-        case 'i':
-            id_opt = optarg;
-            break;
-        case 'p':
-            e->kind = "pipeline";
-            e->name = optarg;
-            break;
-        default:
-            return c < 0 ? c : -EINVAL;
-        }
-    }
-    i = optind;
-    if (i >= argc)
-        return drv__cli_usage_error(cli, "missing QUEUE");
-    e->queue = argv[i++];
-    rc = drv__cli_check_queue(cli, e->queue);
+    rc = drv__cli_args(cli, argc, argv, opts, names, 1, &e->queue, &i);
     if (rc < 0)
         return rc;
+    if (pipeline != NULL) {
+        e->kind = "pipeline";
+        e->name = pipeline;
+    }
     if (e->name == NULL) {
         if (i >= argc)
             return drv__cli_usage_error(cli, "missing JOB");
@@ -167,98 +143,38 @@ check_declared(struct drv_cli *cli, const struct enqueue *e)
     return 0;
 }
 
-/* The entry's fields in order: kind name, the fields, id ID. */
-static void
-add_fields(const struct enqueue *e, const char *id, struct drv_argv *a)
-{
-    int i;
-
-    drv_argv_adds(a, e->kind);
-    drv_argv_adds(a, e->name);
-    for (i = 0; i < e->fields.argc; i++)
-        drv_argv_add(a, e->fields.argv[i], e->fields.argvlen[i]);
-    if (id != NULL) {
-        drv_argv_adds(a, "id");
-        drv_argv_adds(a, id);
-    }
-}
-
 static int
-enqueue_now(struct drv_cli *cli, const struct enqueue *e,
-            const struct drv_queue_keys *k)
+send(struct drv_cli *cli, const struct enqueue *e,
+     const struct drv_queue_keys *k)
 {
-    struct drv_argv a;
-    redisReply *r = NULL;
+    struct drv_queue_enqueue q = {e->kind, e->name, &e->fields, e->id, 0};
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **out = NULL;
+    char gen[64], *id = NULL;
     int rc;
 
-    drv_argv_init(&a);
-    drv_argv_adds(&a, "XADD");
-    drv_argv_adds(&a, k->jobs);
-    drv_argv_adds(&a, "*");
-    add_fields(e, e->id, &a);
-    r = drv__cli_command(cli, &a);
-    drv_argv_fini(&a);
-    if (r == NULL)
-        return DRV_EDOWN;
-    rc = drv__cli_reply_check(cli, r, REDIS_REPLY_STRING, "XADD");
-    if (rc == 0)
-        printf("%s\n", e->id != NULL ? e->id : r->str);
-    freeReplyObject(r);
-    return rc;
-}
-
-static int
-enqueue_delayed(struct drv_cli *cli, const struct enqueue *e,
-                const struct drv_queue_keys *k)
-{
-    struct drv_argv cmds[5];
-    redisReply *out[5];
-    char gen[64], due[32];
-    const char *id = e->id;
-    size_t i;
-    int rc;
-
-    if (id == NULL) {
-        /* Unix ms, then 64 random bits: unique, and sorts by time. The
-         * '.' keeps it from looking like a stream entry id (ms-seq). */
-        snprintf(gen, sizeof gen, "%" PRId64 ".%016" PRIx64,
-                 drv_clock_unix_ms(), drv_random64());
-        id = gen;
+    if (e->has_delay) {
+        if (q.id == NULL) {
+            drv_queue_job_id_new(gen, sizeof gen, drv_clock_unix_ms());
+            q.id = gen;
+        }
+        q.due_ms = drv_clock_unix_ms() + e->delay_ms;
     }
-    snprintf(due, sizeof due, "%" PRId64, drv_clock_unix_ms() + e->delay_ms);
-    for (i = 0; i < DRV_ARRAY_LEN(cmds); i++)
-        drv_argv_init(&cmds[i]);
-    drv_argv_adds(&cmds[0], "MULTI");
-    drv_argv_adds(&cmds[1], "DEL");
-    drv_argv_addf(&cmds[1], "%s%s", k->job_prefix, id);
-    drv_argv_adds(&cmds[2], "HSET");
-    drv_argv_addf(&cmds[2], "%s%s", k->job_prefix, id);
-    add_fields(e, id, &cmds[2]);
-    drv_argv_adds(&cmds[3], "ZADD");
-    drv_argv_adds(&cmds[3], k->delayed);
-    drv_argv_adds(&cmds[3], due);
-    drv_argv_adds(&cmds[3], id);
-    drv_argv_adds(&cmds[4], "EXEC");
-    rc = drv__cli_pipeline(cli, DRV_ARRAY_LEN(cmds), cmds, out);
-    for (i = 0; i < DRV_ARRAY_LEN(cmds); i++)
-        drv_argv_fini(&cmds[i]);
-    if (rc < 0)
-        return rc;
-    /* a command refused while queueing shows as its own error reply
-     * (then EXEC says EXECABORT); check them in order */
-    for (i = 0; i < DRV_ARRAY_LEN(cmds) && rc == 0; i++)
-        rc = drv__cli_reply_check(cli, out[i], -1,
-                                  i + 1 < DRV_ARRAY_LEN(cmds) ? "MULTI"
-                                                              : "EXEC");
-    if (rc == 0 && out[4]->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "%s: EXEC: transaction not run\n", cli->prog);
-        rc = DRV_EPROTO;
+    drv_queue_cmds_init(&c);
+    rc = drv_queue_enqueue_build(&c, k, &q);
+    DRV_ASSERT(rc > 0); /* a delayed job has its id by now */
+    rc = drv__cli_run(cli, &c, &out);
+    if (rc == 0) {
+        rc = drv_queue_enqueue_parse(out, c.n, &q, &id, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
+        else
+            printf("%s\n", id);
     }
-    for (i = 0; rc == 0 && i < out[4]->elements; i++)
-        rc = drv__cli_reply_check(cli, out[4]->element[i], -1, "EXEC");
-    if (rc == 0)
-        printf("%s\n", id);
-    drv__cli_free_replies(DRV_ARRAY_LEN(out), out);
+    free(id);
+    drv__cli_free_replies(c.n, out);
+    drv_queue_cmds_fini(&c);
     return rc;
 }
 
@@ -285,10 +201,7 @@ drv__cli_enqueue(struct drv_cli *cli, int argc, char **argv)
         goto out;
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, e.queue);
     have_keys = 1;
-    if (e.has_delay)
-        rc = enqueue_delayed(cli, &e, &k);
-    else
-        rc = enqueue_now(cli, &e, &k);
+    rc = send(cli, &e, &k);
 out:
     if (have_keys)
         drv_queue_keys_fini(&k);

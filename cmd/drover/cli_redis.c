@@ -193,61 +193,36 @@ drv__cli_disconnect(struct drv_cli *cli)
 
 /* -------------------------------------------------------------- commands */
 
-redisReply *
-drv__cli_command(struct drv_cli *cli, const struct drv_argv *a)
-{
-    redisReply *r = NULL;
-
-    DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
-    DRV_AN(cli->rc);
-    r = redisCommandArgv(cli->rc, a->argc, (const char **)a->argv,
-                         a->argvlen);
-    if (r == NULL)
-        io_failed(cli, a->argv[0]);
-    return r;
-}
-
-redisReply *
-drv__cli_cmd(struct drv_cli *cli, ...)
-{
-    struct drv_argv a;
-    redisReply *r = NULL;
-    const char *s;
-    va_list ap;
-
-    drv_argv_init(&a);
-    va_start(ap, cli);
-    while ((s = va_arg(ap, const char *)) != NULL)
-        drv_argv_adds(&a, s);
-    va_end(ap);
-    r = drv__cli_command(cli, &a);
-    drv_argv_fini(&a);
-    return r;
-}
-
 int
-drv__cli_pipeline(struct drv_cli *cli, size_t n, const struct drv_argv *cmds,
-                  redisReply **out)
+drv__cli_run(struct drv_cli *cli, const struct drv_queue_cmds *c,
+             redisReply ***outp)
 {
+    const struct drv_argv *cmds = c->cmd;
+    redisReply **out = NULL;
+    size_t i, n = c->n;
     void *r = NULL;
-    size_t i;
+    int rc = 0;
 
     DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
     DRV_AN(cli->rc);
-    for (i = 0; i < n; i++)
-        out[i] = NULL;
-    for (i = 0; i < n; i++)
+    *outp = NULL;
+    out = drv_xcalloc(n + 1, sizeof *out);
+    for (i = 0; i < n && rc == 0; i++)
         if (redisAppendCommandArgv(cli->rc, cmds[i].argc,
                                    (const char **)cmds[i].argv,
                                    cmds[i].argvlen) != REDIS_OK)
-            return io_failed(cli, cmds[i].argv[0]);
-    for (i = 0; i < n; i++) {
-        if (redisGetReply(cli->rc, &r) != REDIS_OK) {
-            drv__cli_free_replies(n, out);
-            return io_failed(cli, cmds[i].argv[0]);
-        }
-        out[i] = r;
+            rc = io_failed(cli, cmds[i].argv[0]);
+    for (i = 0; i < n && rc == 0; i++) {
+        if (redisGetReply(cli->rc, &r) != REDIS_OK)
+            rc = io_failed(cli, cmds[i].argv[0]);
+        else
+            out[i] = r;
     }
+    if (rc < 0) {
+        drv__cli_free_replies(n, out);
+        return rc;
+    }
+    *outp = out;
     return 0;
 }
 
@@ -256,25 +231,17 @@ drv__cli_free_replies(size_t n, redisReply **out)
 {
     size_t i;
 
-    for (i = 0; i < n; i++) {
+    if (out == NULL)
+        return;
+    for (i = 0; i < n; i++)
         if (out[i] != NULL)
             freeReplyObject(out[i]);
-        out[i] = NULL;
-    }
+    free(out);
 }
 
 int
-drv__cli_reply_check(struct drv_cli *cli, const redisReply *r, int want,
-                     const char *what)
+drv__cli_failed(struct drv_cli *cli, const struct drv_err *err)
 {
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "%s: %s: %s\n", cli->prog, what, r->str);
-        return DRV_EREDIS;
-    }
-    if (want >= 0 && r->type != want) {
-        fprintf(stderr, "%s: %s: unexpected reply (type %d)\n", cli->prog,
-                what, r->type);
-        return DRV_EPROTO;
-    }
-    return 0;
+    fprintf(stderr, "%s: %s\n", cli->prog, err->msg);
+    return err->code;
 }

@@ -1,5 +1,5 @@
 /*
- * cli_util.c -- output helpers of the CLI: times, logfmt values, tables.
+ * cli_util.c -- output helpers of the CLI: times, JSON, tables.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,57 +52,13 @@ drv__cli_age(int64_t ms, char *buf, size_t n)
     return buf;
 }
 
-/* --------------------------------------------------------------- logfmt */
-
-static int
-needs_quotes(const char *s, size_t len)
-{
-    size_t i;
-
-    if (len == 0)
-        return 1;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
-            return 1;
-    }
-    return 0;
-}
+/* ----------------------------------------------------------------- JSON */
 
 void
-drv__cli_quote(struct drv_buf *b, const char *s, size_t len, size_t max)
+drv__cli_json_print(const struct drv_buf *b)
 {
-    int cut = (max > 0 && len > max);
-    size_t i, n = cut ? max : len;
-    char hex[8];
-
-    if (!cut && !needs_quotes(s, n)) {
-        drv_buf_add(b, s, n);
-        return;
-    }
-    drv_buf_add(b, "\"", 1);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        switch (c) {
-        case '"':  drv_buf_add(b, "\\\"", 2); break;
-        case '\\': drv_buf_add(b, "\\\\", 2); break;
-        case '\n': drv_buf_add(b, "\\n", 2); break;
-        case '\t': drv_buf_add(b, "\\t", 2); break;
-        case '\r': drv_buf_add(b, "\\r", 2); break;
-        default:
-            if (c < ' ' || c == 0x7f) {
-                snprintf(hex, sizeof hex, "\\x%02x", c);
-                drv_buf_adds(b, hex);
-            } else {
-                drv_buf_add(b, (const char *)&s[i], 1);
-            }
-        }
-    }
-    if (cut)
-        drv_buf_adds(b, "...");
-    drv_buf_add(b, "\"", 1);
+    fwrite(b->data, 1, b->len, stdout);
+    fputc('\n', stdout);
 }
 
 /* ----------------------------------------------------------------- table */

@@ -2,6 +2,7 @@
  * drover -- the admin CLI.
  *
  *   drover [-c FILE] [--redis URL] COMMAND ...
+ *   drover --version [--verbose]
  *
  * Parses the global options, picks the command, runs it and maps its
  * result to the exit status: 0 ok, 2 bad usage or invalid config, 1
@@ -17,6 +18,7 @@
 #include "drover/common.h"
 #include "drover/config.h"
 #include "drover/error.h"
+#include "drover/version.h"
 
 #include "cli.h"
 
@@ -26,11 +28,13 @@ struct command {
     const char *prog;      /* for messages: "drover enqueue" */
     const char *usage;     /* "usage: ..." lines */
     const char *help;      /* what it does, options; after the usage */
+    int json;              /* a read command: takes --json */
     drv_cli_run_fn *run;   /* the command */
 };
 
 static const char global_usage[] =
-    "usage: drover [-c FILE] [--redis URL] COMMAND [ARGS]\n";
+    "usage: drover [-c FILE] [--redis URL] COMMAND [ARGS]\n"
+    "       drover --version [--verbose]\n";
 
 static const char global_help[] =
     "\n"
@@ -39,19 +43,22 @@ static const char global_help[] =
     "  enqueue QUEUE --pipeline NAME [field=value ...] [--delay D] "
     "[--id ID]\n"
     "                        add a job (or a pipeline); prints its id\n"
-    "  stats [QUEUE ...]     per queue: ready, running, delayed, dead,\n"
+    "  stats [QUEUE ...] [--json]\n"
+    "                        per queue: ready, running, delayed, dead,\n"
     "                        processed, failed, retried, paused\n"
-    "  dead list QUEUE [--count N]\n"
+    "  dead list QUEUE [--count N] [--after ENTRY_ID] [--json]\n"
     "                        dead-lettered jobs, oldest first\n"
     "  dead retry QUEUE (ID|--all)\n"
     "                        put dead jobs back on their queue\n"
     "  dead purge QUEUE      delete every dead job of QUEUE\n"
     "  pause QUEUE           workers stop fetching from QUEUE\n"
     "  resume QUEUE          ... and start again\n"
-    "  workers               registered workers; stale ones marked\n"
-    "  result QUEUE ID [--field NAME]\n"
+    "  workers [--json]      registered workers; stale ones marked\n"
+    "  result QUEUE ID [--field NAME | --json]\n"
     "                        the kept result of a job\n"
     "  check-config FILE     validate a config file\n"
+    "  web [--listen HOST:PORT] [--token-file FILE]\n"
+    "                        the web dashboard (default 127.0.0.1:8080)\n"
     "  help [COMMAND]        this text, or one command's\n"
     "\n"
     "options (before or after COMMAND):\n"
@@ -63,6 +70,10 @@ static const char global_help[] =
     "                        redis://[user[:pass]@]IP[:port][/db] or\n"
     "                        unix:///path.sock[?db=N]; the password may\n"
     "                        come from $DROVER_REDIS_PASSWORD instead\n"
+    "  --version             print the version and exit\n"
+    "  --verbose             with --version: also the libraries' versions\n"
+    "  --json                (stats, workers, dead list, result) one JSON\n"
+    "                        document on stdout instead of the text\n"
     "  -h, --help            help; `drover COMMAND --help` for one "
     "command\n"
     "\n"
@@ -86,9 +97,9 @@ static const struct command commands[] = {
      "                  the same id is replaced\n"
      "  --pipeline NAME enqueue the pipeline NAME instead of a job\n"
      "With -c, JOB (or NAME) must be declared in the config.\n",
-     drv__cli_enqueue},
+     0, drv__cli_enqueue},
     {"stats", "drover stats",
-     "usage: drover stats [QUEUE ...]\n",
+     "usage: drover stats [QUEUE ...] [--json]\n",
      "\nOne line per queue (the config's queues unless named):\n"
      "  READY      entries not yet delivered to a worker\n"
      "  RUNNING    delivered, not yet acknowledged\n"
@@ -97,52 +108,71 @@ static const struct command commands[] = {
      "  PROCESSED  jobs that succeeded (all time)\n"
      "  FAILED     attempts that failed or timed out (all time)\n"
      "  RETRIED    retries scheduled (all time)\n"
-     "  PAUSED     yes when the queue is paused\n",
-     drv__cli_stats},
+     "  PAUSED     yes when the queue is paused\n"
+     "--json prints one JSON document instead (doc/cli-json.md), which\n"
+     "also counts dead_total: jobs dead-lettered, all time.\n",
+     1, drv__cli_stats},
     {"dead", "drover dead",
-     "usage: drover dead list QUEUE [--count N]\n"
+     "usage: drover dead list QUEUE [--count N] [--after ENTRY_ID] "
+     "[--json]\n"
      "       drover dead retry QUEUE (ID|--all)\n"
      "       drover dead purge QUEUE\n",
      "\nlist   one line per dead entry, oldest first: entry id, then\n"
      "       id, job, attempts, failed_at, error and the job's other\n"
      "       fields as logfmt (argument values cut at 1 KiB);\n"
-     "       --count N shows the first N only\n"
+     "       --count N shows the first N only, --after ENTRY_ID those\n"
+     "       after that entry (the next page); --json prints one JSON\n"
+     "       document: every field, byte for byte (see doc/cli-json.md)\n"
      "retry  moves the entry whose job id (or entry id) is ID, or every\n"
      "       entry with --all, back to the queue: same id, attempt reset\n"
      "       to 0; prints how many moved (none for ID: exit 1)\n"
      "purge  deletes the dead stream; prints how many entries it held\n",
-     drv__cli_dead},
+     0, drv__cli_dead},
     {"pause", "drover pause",
      "usage: drover pause QUEUE\n",
      "\nWorkers stop fetching from QUEUE within a second; running jobs\n"
      "finish. Undo with `drover resume QUEUE`.\n",
-     drv__cli_pause},
+     0, drv__cli_pause},
     {"resume", "drover resume",
      "usage: drover resume QUEUE\n",
      "\nWorkers fetch from QUEUE again.\n",
-     drv__cli_resume},
+     0, drv__cli_resume},
     {"workers", "drover workers",
-     "usage: drover workers\n",
+     "usage: drover workers [--json]\n",
      "\nOne line per registered worker. BEAT is the time since its last\n"
      "heartbeat (every 5 s); STATE is stale when that is over 60 s\n"
-     "(the worker is gone; any worker removes the entry).\n",
-     drv__cli_workers},
+     "(the worker is gone; any worker removes the entry).\n"
+     "--json prints one JSON document instead (doc/cli-json.md).\n",
+     1, drv__cli_workers},
     {"result", "drover result",
-     "usage: drover result QUEUE ID [--field NAME]\n",
+     "usage: drover result QUEUE ID [--field NAME | --json]\n",
      "\nPrints the result kept for job ID (status, attempts, finished_at,\n"
      "error, result). Kept only for job types with result_ttl > 0, until\n"
      "it expires. --field NAME prints that field's raw value only.\n"
-     "Exit 1 when there is none.\n",
-     drv__cli_result},
+     "Exit 1 when there is none; it then says where the job waits, if it\n"
+     "does (delayed, ready, running or dead). --json prints one JSON\n"
+     "document with the result (or null) and where the job waits.\n",
+     1, drv__cli_result},
     {"check-config", "drover check-config",
      "usage: drover check-config FILE\n",
      "\nPrints \"FILE: ok\", or every error as FILE:LINE:COL: KEY: message\n"
      "and exits 2.\n",
-     drv__cli_check_config},
+     0, drv__cli_check_config},
+    {"web", "drover web",
+     "usage: drover web [--listen HOST:PORT] [--token-file FILE]\n",
+     "\nServes the dashboard and its JSON API for the config's queues\n"
+     "until SIGINT or SIGTERM. Prints its URL on stdout.\n"
+     "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080);\n"
+     "                      port 0 picks a free one\n"
+     "  --token-file FILE   require the token on the first line of FILE:\n"
+     "                      header Authorization: Bearer TOKEN, or the\n"
+     "                      cookie /login?token=TOKEN sets; needed for an\n"
+     "                      address that is not loopback\n",
+     0, drv__cli_web},
     {"help", "drover help",
      "usage: drover help [COMMAND]\n",
      "",
-     run_help},
+     0, run_help},
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -216,44 +246,89 @@ drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
     return -EINVAL;
 }
 
-int
-drv__cli_getopt(struct drv_cli *cli, int argc, char **argv,
-                const char *shortopts, const struct option *longopts,
-                int *first)
-{
-    char opts[64];
-    int c;
+/* The shared options: their values in getopt_long's val. */
+enum { OPT_REDIS = 'R', OPT_JSON = 'J', OPT_OWN = 1000 };
 
-    /* leading ':' -- report a missing value as ':' rather than '?';
-     * opterr 0 -- we print the messages ourselves */
-    snprintf(opts, sizeof opts, ":c:%s", shortopts);
-    if (*first) {
-        optind = 0; /* GNU: full re-initialisation */
-        opterr = 0;
-        *first = 0;
+int
+drv__cli_args(struct drv_cli *cli, int argc, char **argv,
+              const struct drv_cli_opt *opts, const char *const *names,
+              int nrequired, const char **out, int *rest)
+{
+    struct option longopts[24];
+    char shortopts[64];
+    size_t nl = 0, ns = 0, i, nnames = 0;
+    int c, k;
+
+    /* leading ':' -- report a missing value as ':' rather than '?' */
+    ns = (size_t)snprintf(shortopts, sizeof shortopts, ":c:");
+    for (i = 0; opts != NULL && opts[i].name != NULL; i++) {
+        DRV_ASSERT(nl + 4 < DRV_ARRAY_LEN(longopts) &&
+                   ns + 3 < sizeof shortopts);
+        longopts[nl++] = (struct option){opts[i].name,
+            opts[i].has_arg ? required_argument : no_argument, NULL,
+            OPT_OWN + (int)i};
+        if (opts[i].letter != 0) {
+            shortopts[ns++] = (char)opts[i].letter;
+            if (opts[i].has_arg)
+                shortopts[ns++] = ':';
+        }
+        *opts[i].value = NULL;
     }
-    for (;;) {
-        c = getopt_long(argc, argv, opts, longopts, NULL);
-        switch (c) {
-        case 'c':
+    shortopts[ns] = '\0';
+    longopts[nl++] = (struct option){"config", required_argument, NULL,
+                                     'c'};
+    longopts[nl++] = (struct option){"redis", required_argument, NULL,
+                                     OPT_REDIS};
+    if (cli->json_ok)
+        longopts[nl++] = (struct option){"json", no_argument, NULL,
+                                         OPT_JSON};
+    longopts[nl] = (struct option){NULL, 0, NULL, 0};
+    optind = 0; /* GNU: full re-initialisation */
+    opterr = 0; /* we print the messages ourselves */
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (c == 'c') {
             cli->file = optarg;
-            break;
-        case 'R':
+        } else if (c == OPT_REDIS) {
             cli->redis_url = optarg;
-            break;
-        case ':':
+        } else if (c == OPT_JSON) {
+            cli->json = 1;
+        } else if (c == ':') {
             return drv__cli_usage_error(cli, "option \"%s\" needs a value",
                                         argv[optind - 1]);
-        case '?':
-            if (optopt != 0)
+        } else if (c == '?') {
+            if (optopt != 0 && optopt < OPT_OWN)
                 return drv__cli_usage_error(cli, "unknown option \"-%c\"",
                                             optopt);
             return drv__cli_usage_error(cli, "unknown option \"%s\"",
                                         argv[optind - 1]);
-        default:
-            return c;
+        } else {
+            k = c >= OPT_OWN ? c - OPT_OWN : -1;
+            for (i = 0; k < 0 && opts != NULL && opts[i].name != NULL; i++)
+                if (opts[i].letter == c)
+                    k = (int)i;
+            DRV_ASSERT(k >= 0);
+            *opts[k].value = opts[k].has_arg ? optarg : "";
         }
     }
+    if (cli->json && !cli->json_ok) /* given before the command */
+        return drv__cli_usage_error(cli, "--json: this command has no "
+                                    "JSON output");
+    for (nnames = 0; names != NULL && names[nnames] != NULL; nnames++) {
+        out[nnames] = optind + (int)nnames < argc
+                          ? argv[optind + (int)nnames] : NULL;
+        if (out[nnames] == NULL && (int)nnames < nrequired)
+            return drv__cli_usage_error(cli, "missing %s", names[nnames]);
+        if (out[nnames] != NULL && strcmp(names[nnames], "QUEUE") == 0 &&
+            drv__cli_check_queue(cli, out[nnames]) < 0)
+            return -EINVAL;
+    }
+    k = optind + (int)nnames;
+    if (rest != NULL)
+        *rest = k < argc ? k : argc;
+    else if (k < argc)
+        return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
+                                    argv[k]);
+    return 0;
 }
 
 int
@@ -285,13 +360,16 @@ main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"redis", required_argument, NULL, 'R'},
+        {"version", no_argument, NULL, 'V'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"json", no_argument, NULL, 'J'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const struct command *cmd = NULL;
     struct drv_cli cli;
     char **sub_argv = NULL;
-    int sub_argc, c, rc;
+    int sub_argc, c, rc, version = 0, verbose = 0;
 
     memset(&cli, 0, sizeof cli);
     cli.magic = DRV_CLI_MAGIC;
@@ -306,6 +384,15 @@ main(int argc, char **argv)
             break;
         case 'R':
             cli.redis_url = optarg;
+            break;
+        case 'V':
+            version = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'J':
+            cli.json = 1;
             break;
         case 'h':
             print_help(NULL, stdout);
@@ -324,6 +411,12 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    if (verbose && !version) {
+        drv__cli_usage_error(&cli, "--verbose goes with --version");
+        return 2;
+    }
+    if (version)
+        return drv_version_print(stdout, "drover", verbose) < 0 ? 1 : 0;
     if (optind >= argc) {
         drv__cli_usage_error(&cli, "no command given (drover --help "
                              "lists them)");
@@ -343,6 +436,7 @@ main(int argc, char **argv)
     }
     cli.prog = cmd->prog;
     cli.usage = cmd->usage;
+    cli.json_ok = cmd->json;
 
     /* hiredis writes with write(2): a server gone mid-command must be an
      * error return, not a SIGPIPE */

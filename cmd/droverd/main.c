@@ -3,6 +3,7 @@
  *
  *   droverd -c FILE [--redis URL] [--concurrency N] [--queues a,b]
  *           [--log-level L]
+ *   droverd --version [--verbose]
  *
  * Parses flags, loads the config, builds the loop and the worker, maps
  * signals to stops, runs. Exit: 0 clean stop, 2 bad usage or invalid
@@ -21,11 +22,35 @@
 #include "drover/log.h"
 #include "drover/loop.h"
 #include "drover/parse.h"
+#include "drover/version.h"
 #include "drover/worker.h"
 
 static const char usage[] =
     "usage: droverd -c FILE [--redis URL] [--concurrency N] "
-    "[--queues a,b] [--log-level error|warn|info|debug]\n";
+    "[--queues a,b] [--log-level error|warn|info|debug]\n"
+    "       droverd --version [--verbose]\n";
+
+static const char help[] =
+    "\n"
+    "Runs jobs from Redis queues until SIGTERM or SIGINT (graceful stop).\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE     the config file (required)\n"
+    "  --redis URL           Redis URL, overrides redis.url:\n"
+    "                        redis://[user[:pass]@]IP[:port][/db] or\n"
+    "                        unix:///path.sock[?db=N]; the password may\n"
+    "                        come from $DROVER_REDIS_PASSWORD instead\n"
+    "  --concurrency N       jobs running at once, overrides\n"
+    "                        worker.concurrency\n"
+    "  --queues a,b          the queues to work, by priority, overrides\n"
+    "                        queues\n"
+    "  --log-level L         error, warn, info (default) or debug\n"
+    "  --version             print the version and exit\n"
+    "  --verbose             with --version: also the libraries' versions\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "exit status: 0 clean stop, 1 fatal error or a second stop signal,\n"
+    "2 bad usage or invalid config\n";
 
 struct app {
     struct drv_loop *loop;     /* borrowed */
@@ -128,11 +153,14 @@ main(int argc, char **argv)
         {"concurrency", required_argument, NULL, 'n'},
         {"queues", required_argument, NULL, 'q'},
         {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'V'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *redis = NULL, *queues = NULL, *level = NULL;
     const char *conc = NULL;
+    int version = 0, verbose = 0;
     struct drv_config *cfg = NULL;
     struct drv_config_errors errs;
     struct drv_worker_opts wo;
@@ -149,14 +177,24 @@ main(int argc, char **argv)
         case 'n': conc = optarg; break;
         case 'q': queues = optarg; break;
         case 'l': level = optarg; break;
+        case 'V': version = 1; break;
+        case 'v': verbose = 1; break;
         case 'h':
             fputs(usage, stdout);
+            fputs(help, stdout);
             return 0;
         default:
             fputs(usage, stderr);
             return 2;
         }
     }
+    if (verbose && !version) {
+        fprintf(stderr, "droverd: --verbose goes with --version\n");
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (version && optind == argc)
+        return drv_version_print(stdout, "droverd", verbose) < 0 ? 1 : 0;
     if (optind != argc || file == NULL) {
         if (file == NULL)
             fprintf(stderr, "droverd: -c FILE is required\n");

@@ -33,6 +33,28 @@ char *drv_buf_take(struct drv_buf *b, size_t *len);
 /* drv_buf_json_str -- append s[0..n) as a JSON string literal. */
 void drv_buf_json_str(struct drv_buf *b, const char *s, size_t n);
 
+/* drv_utf8_valid -- 1 when s[0..n) is valid UTF-8 (no overlong forms,
+ * no surrogates), else 0. */
+int drv_utf8_valid(const char *s, size_t n);
+
+/*
+ * drv_buf_logfmt -- append s[0..len) as a logfmt value: bare when it
+ * holds only printable bytes other than space, '"', '=' and '\\', else
+ * in double quotes with \" \\ \n \t \r and \xNN escapes. At most max
+ * bytes of s are written (0 = all); a cut value ends in "...".
+ */
+void drv_buf_logfmt(struct drv_buf *b, const char *s, size_t len,
+                    size_t max);
+
+/*
+ * drv_logfmt_get -- the value of key in the logfmt line s[0..len)
+ * (key=value pairs, space-separated), unquoted and unescaped (the escapes
+ * drv_buf_logfmt writes), appended to val. Returns 1 when found, 0 when
+ * absent (val untouched). The first pair named key counts.
+ */
+int drv_logfmt_get(const char *s, size_t len, const char *key,
+                   struct drv_buf *val);
+
 /*
  * drv_backoff_ms -- delay before retry number `retry` (1 = first retry):
  * base * 2^(retry-1), capped at max, then "equal jitter": a uniform pick

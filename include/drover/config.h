@@ -1,5 +1,5 @@
 /*
- * drover/config.h -- the YAML configuration (INTERFACE.md "Config").
+ * drover/config.h -- the YAML configuration.
  *
  * drv_config_load reads a file into a struct drv_config with every default
  * filled in, or collects every error of the file (not just the first) as
@@ -14,7 +14,7 @@
  * `pipelines.thumbnail.steps[1].parallel[0]`.
  *
  * The structs below are public because the worker and the CLI read many
- * fields (STYLE rule 3); treat a loaded config as read-only, except that
+ * fields; treat a loaded config as read-only, except that
  * cmd/ may replace a field for a command-line override (a string field
  * then gets a drv_xstrdup copy, the old one freed). Every string and
  * array is owned by the config and freed by drv_config_free. Durations are
@@ -58,17 +58,29 @@
 
 /* --------------------------------------------------------------- types */
 
-/* The handler of a job type (`handler:`), INTERFACE.md "Handlers". */
-enum drv_handler_kind {
-    DRV_HANDLER_NOOP = 0,
-    DRV_HANDLER_ECHO,
-    DRV_HANDLER_SLEEP,
-    DRV_HANDLER_BLOCK,
-    DRV_HANDLER_FAIL,
-    DRV_HANDLER_EXEC,
-    DRV_HANDLER_HTTP,
-    DRV_HANDLER_PLUGIN,
-    DRV_HANDLER_COUNT     /* number of kinds, not a kind */
+/*
+ * The handlers a job type can name (`handler:`), one line each:
+ * X(KIND, name). This list is the one table of handlers: it makes enum
+ * drv_hkind (DRV_HKIND_KIND), the names the config accepts (config.c) and
+ * the handler table (pkg/handler/handler.c: &drv__handler_name, defined
+ * in pkg/handler/handler_*.c). Order is the enum's.
+ */
+#define DRV_HKIND_LIST(X) \
+    X(NOOP, noop)         \
+    X(ECHO, echo)         \
+    X(SLEEP, sleep)       \
+    X(BLOCK, block)       \
+    X(FAIL, fail)         \
+    X(EXEC, exec)         \
+    X(HTTP, http)         \
+    X(PLUGIN, plugin)
+
+/* The handler of a job type: DRV_HKIND_NOOP, DRV_HKIND_ECHO, ... */
+enum drv_hkind {
+#define DRV_HKIND_ENUM(kind, name) DRV_HKIND_##kind,
+    DRV_HKIND_LIST(DRV_HKIND_ENUM)
+#undef DRV_HKIND_ENUM
+    DRV_HKIND_COUNT     /* number of kinds, not a kind */
 };
 
 /* One `key: value` of an env or headers map, in file order. */
@@ -121,18 +133,27 @@ struct drv_config_plugin {
     char *symbol;   /* owned: exported name of the handler table */
 };
 
+/*
+ * How attempts of a job type (or of a pipeline's parallel steps) are
+ * bounded and retried; the same keys under jobs.X and pipelines.X.
+ */
+struct drv_config_policy {
+    int64_t timeout_ms;             /* per attempt, > 0 */
+    int retries;                    /* retries after the first attempt */
+    int64_t backoff_ms;             /* base of the exponential backoff */
+    int64_t backoff_max_ms;         /* cap of the backoff */
+    int64_t result_ttl_ms;          /* keep the result key, 0 = keep none */
+};
+
 /* One entry of `jobs:`. */
 struct drv_config_job {
     unsigned magic;
 #define DRV_CONFIG_JOB_MAGIC 0x10b7c0f9U
     char *name;                     /* owned: the key under jobs: */
-    enum drv_handler_kind handler;  /* `handler:` */
-    int64_t timeout_ms;             /* per attempt, > 0 */
-    int retries;                    /* retries after the first attempt */
-    int64_t backoff_ms;             /* base of the exponential backoff */
-    int64_t backoff_max_ms;         /* cap of the backoff */
+    enum drv_hkind handler;  /* `handler:` */
+    struct drv_config_policy policy; /* timeout, retries, backoff,
+                                        result_ttl */
     int concurrency;                /* most running at once, 0 = no limit */
-    int64_t result_ttl_ms;          /* keep the result key, 0 = keep none */
     bool blocking;                  /* runs on the thread pool: always for
                                        block, `blocking:` for plugin */
     int64_t output_max;             /* result bytes kept (exec, http) */
@@ -156,11 +177,9 @@ struct drv_config_pipeline {
     char *name;                     /* owned: the key under pipelines: */
     struct drv_config_step *steps;  /* owned: in order */
     size_t nsteps;                  /* >= 1 */
-    int64_t timeout_ms;             /* parallel steps, > 0 */
-    int retries;                    /* parallel steps, >= 0 */
-    int64_t backoff_ms;             /* parallel steps */
-    int64_t backoff_max_ms;         /* parallel steps */
-    int64_t result_ttl_ms;          /* the pipeline's final result */
+    struct drv_config_policy policy; /* timeout, retries and backoff of
+                                        its parallel steps; result_ttl of
+                                        its final result */
 };
 
 /* A loaded configuration. */
@@ -249,8 +268,8 @@ int drv_config_check_queue(const char *name, struct drv_err *err);
  */
 int drv_config_check_redis_url(const char *url, struct drv_err *err);
 
-/* drv_handler_kind_name -- "noop", "echo", ... ("?" when out of range). */
-const char *drv_handler_kind_name(enum drv_handler_kind kind);
+/* drv_hkind_name -- "noop", "echo", ... ("?" when out of range). */
+const char *drv_hkind_name(enum drv_hkind kind);
 
 /* drv_config_errors_init -- an empty error list. */
 void drv_config_errors_init(struct drv_config_errors *errs);

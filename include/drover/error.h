@@ -16,8 +16,7 @@ enum {
     DRV_ECONFIG = -4003,  /* invalid configuration */
     DRV_EHANDLER = -4004, /* a handler failed */
     DRV_EDOWN = -4005,    /* Redis connection is down */
-    DRV_EPERM = -4006,    /* permanent failure: do not retry */
-    DRV_ELOST = -4007,    /* lost ownership of a job (lease) */
+    DRV_EPERMANENT = -4006, /* permanent failure: do not retry */
     DRV_EBADJOB = -4008   /* a job that cannot run: bad or missing field */
 };
 

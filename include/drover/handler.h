@@ -1,6 +1,6 @@
 /*
  * drover/handler.h -- the plugin ABI: C job handlers in a shared library
- * (`handler: plugin`, INTERFACE.md "Handlers").
+ * (`handler: plugin`; doc/plugins.md is the guide).
  *
  * This header is the whole contract between droverd and a plugin. A
  * plugin includes it and nothing else of drover, and links against
@@ -224,7 +224,9 @@ struct drv_host {
     /*
      * field -- the value of the job field called name (NUL-terminated,
      * exact, case-sensitive), the last one when the entry repeats it;
-     * NULL when absent. The value is NUL-terminated and *len (len may be
+     * NULL when absent. "id" and "attempt" are always present and read
+     * as id() and attempt() give them (the same values the job type's
+     * templates see). The value is NUL-terminated and *len (len may be
      * NULL) is its length: values are byte strings and may hold NULs.
      */
     const char *(*field)(const struct drv_job_view *job, const char *name,

@@ -38,7 +38,7 @@ typedef void drv_pool_work_fn(struct drv_pool_work *w);
 typedef void drv_pool_done_fn(struct drv_pool_work *w, int status);
 
 /*
- * Embedded in the caller's struct (STYLE rule 19). Zero it before the
+ * Embedded in the caller's struct (no allocation per job). Zero it before the
  * first submit; members are private to the pool.
  */
 struct drv_pool_work {
@@ -62,6 +62,8 @@ struct drv_pool_stats {
     int queued;             /* submitted, waiting for a thread */
     int busy;               /* threads running work(w) now */
     int done_pending;       /* finished, done() not yet called */
+    int stopping;           /* drv_pool_free has begun: queued work will
+                             * not start (observable from any thread) */
     uint64_t submitted;     /* drv_pool_submit calls accepted */
     uint64_t completed;     /* work(w) calls that returned */
     uint64_t cancelled;     /* jobs completed with -ECANCELED */
@@ -84,8 +86,8 @@ int drv_pool_create(struct drv_loop *loop, const struct drv_pool_opts *opts,
  * Work still queued never runs: it is completed with -ECANCELED. Work
  * that is running cannot be interrupted: this call blocks until it
  * returns, then joins every thread. Every done() not yet delivered is
- * then called from inside this call (teardown, STYLE rule 16c: no
- * callback is dropped). Safe from inside a done() callback: the pool is
+ * then called from inside this call (teardown: no callback is
+ * dropped). Safe from inside a done() callback: the pool is
  * then released when that drain returns. Submits made from those done()
  * callbacks fail with -ESHUTDOWN.
  */

@@ -31,7 +31,12 @@
  * nothing and reports DRV_QUEUE_LOST.
  *
  * This module builds command argv vectors and parses replies; it sends
- * nothing itself, so the worker (async) and the CLI (blocking) share it.
+ * nothing itself, so the worker (async), the CLI (blocking) and the
+ * dashboard share it. The admin operations (enqueue, stats, dead letters,
+ * pause, workers, result and job lookup) each come as a builder that
+ * appends its commands to a struct drv_queue_cmds (sent pipelined, in
+ * order) and a parser that turns exactly those replies, in the same
+ * order, into a plain struct; see "admin operations" below.
  */
 #ifndef DROVER_QUEUE_H
 #define DROVER_QUEUE_H
@@ -39,7 +44,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "drover/buf.h"
 #include "drover/error.h"
+#include "drover/redis.h"
 
 struct redisReply;
 
@@ -65,6 +72,10 @@ void drv_queue_keys_fini(struct drv_queue_keys *k);
 
 /* drv_queue_workers_key -- "P:workers" into a new string (caller frees). */
 char *drv_queue_workers_key(const char *prefix);
+
+/* A worker whose beat is older than this is stale: it is gone, and anyone
+ * may remove its registry entry. Workers beat every 5 s. */
+#define DRV_QUEUE_WORKER_STALE_MS 60000
 
 /* ---------------------------------------------------------------- jobs */
 
@@ -106,6 +117,15 @@ struct drv_job {
 struct drv_job *drv_job_from_entry(const struct redisReply *entry,
                                    struct drv_err *err);
 
+/*
+ * drv_job_from_fields -- like drv_job_from_entry for a flat [f, v, ...]
+ * array (a hash's HGETALL, or an entry's fields), with entry_id (may be
+ * "") as the entry id. NULL and err (DRV_EPROTO) on a malformed reply.
+ */
+struct drv_job *drv_job_from_fields(const char *entry_id,
+                                    const struct redisReply *fv,
+                                    struct drv_err *err);
+
 /* drv_job_free -- free the job; NULL does nothing. */
 void drv_job_free(struct drv_job *job);
 
@@ -120,25 +140,6 @@ const struct drv_field *drv_job_field(const struct drv_job *job,
  * NULL when absent (caller frees). */
 char *drv_job_field_str(const struct drv_job *job, const char *name);
 
-/* ------------------------------------------------------- argv builder */
-
-/* A growable argv for redisAsyncCommandArgv / redisCommandArgv. */
-struct drv_argv {
-    int argc;          /* number of arguments */
-    int cap;           /* allocated slots */
-    char **argv;       /* owned: each argument (copies) */
-    size_t *argvlen;   /* owned: lengths */
-};
-
-void drv_argv_init(struct drv_argv *a);
-void drv_argv_fini(struct drv_argv *a);
-void drv_argv_reset(struct drv_argv *a);
-void drv_argv_add(struct drv_argv *a, const char *s, size_t len);
-void drv_argv_adds(struct drv_argv *a, const char *s);
-void drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void drv_argv_addll(struct drv_argv *a, long long v);
-
 /* -------------------------------------------------------------- scripts */
 
 struct drv_queue_script {
@@ -151,6 +152,7 @@ extern const struct drv_queue_script drv_queue_mover_script;
 extern const struct drv_queue_script drv_queue_reclaim_script;
 extern const struct drv_queue_script drv_queue_renew_script;
 extern const struct drv_queue_script drv_queue_dead_retry_script;
+extern const struct drv_queue_script drv_queue_lookup_script;
 
 /*
  * A script run: the script and its KEYS and ARGV. The worker hands it to
@@ -280,48 +282,339 @@ void drv_queue_dead_retry(struct drv_script_call *c,
 void drv_queue_group_create(const struct drv_queue_keys *k,
                             struct drv_argv *out);
 
-/* --------------------------------------------------------- sampling */
+/* ----------------------------------------------------------- fetching */
 
-/* Commands per queue of a sample. */
-#define DRV_QUEUE_SAMPLE_CMDS 4
+/*
+ * drv_queue_read -- `XREADGROUP GROUP drover consumer COUNT count [BLOCK
+ * block_ms] STREAMS <jobs of each of qs[0..n)> > ...` into out (reset
+ * first); block_ms < 0 leaves BLOCK out. The reply, per stream: [name,
+ * [[entry id, [field, value, ...]], ...]], or nil when nothing came.
+ */
+void drv_queue_read(struct drv_argv *out, const char *consumer, int count,
+                    int64_t block_ms, const struct drv_queue_keys *const *qs,
+                    size_t n);
 
-/* A queue's numbers; -1 = unknown. */
-struct drv_queue_sample {
-    int64_t ready;    /* in the stream, not yet delivered */
-    int64_t running;  /* delivered, not acked (the group's pending) */
-    int64_t delayed;  /* waiting for a retry or their time */
-    int64_t dead;     /* dead-lettered entries */
+/*
+ * drv_queue_paused_read -- `MGET <paused key of each of qs[0..n)>` into
+ * out (reset first). drv_queue_paused_parse reads its reply into
+ * paused[0..n) (1 = the queue is paused); 0, or DRV_EPROTO when the reply
+ * is not an array of n.
+ */
+void drv_queue_paused_read(struct drv_argv *out,
+                           const struct drv_queue_keys *const *qs, size_t n);
+int drv_queue_paused_parse(const struct redisReply *reply, size_t n,
+                           int *paused);
+
+/* ===================================================== admin operations
+ *
+ * Each operation: drv_queue_<op>_build appends its commands to a
+ * struct drv_queue_cmds and returns how many it appended (or a negative
+ * code for bad input); the caller sends them (pipelined, in order; many
+ * operations may share one batch) and hands exactly those replies, in
+ * that order, to drv_queue_<op>_parse. Parsers never print: a Redis error
+ * reply gives DRV_EREDIS with the text in err, a reply of unexpected
+ * shape DRV_EPROTO. Reply pointers are borrowed for the call; everything
+ * a parser returns is a copy the caller owns (free it with the matching
+ * _fini). Values from Redis are byte strings and stay byte strings
+ * (pointer + length; NUL, 0xff and newlines kept).
+ *
+ * Any thread may build and parse; nothing here is shared.
+ */
+
+/* A batch of commands, to send pipelined. */
+struct drv_queue_cmds {
+    struct drv_argv *cmd;  /* owned: n commands */
+    size_t n;              /* commands in the batch */
+    size_t cap;            /* allocated */
+};
+
+void drv_queue_cmds_init(struct drv_queue_cmds *c);
+void drv_queue_cmds_fini(struct drv_queue_cmds *c);
+/* drv_queue_cmds_add -- append an empty command and return it (valid
+ * until the next _add or _fini). */
+struct drv_argv *drv_queue_cmds_add(struct drv_queue_cmds *c);
+
+/* ------------------------------------------------------------ enqueue */
+
+struct drv_queue_enqueue {
+    const char *kind;             /* "job" or "pipeline" */
+    const char *name;             /* the job type or pipeline name */
+    const struct drv_argv *fields; /* borrowed: name, value pairs (NULL =
+                                     none); never job, pipeline or id */
+    const char *id;               /* the job's id; NULL = the new entry's
+                                     id (only when not delayed) */
+    int64_t due_ms;               /* 0 = now; else Unix ms before which
+                                     it must not run (delayed) */
 };
 
 /*
- * drv_queue_sample_cmds -- the commands that measure queue k, into
- * cmds[0..3] (reset first): XLEN jobs, XINFO GROUPS jobs, ZCARD delayed,
- * XLEN dead. Their keys share k's hash tag, so they may run in one MULTI.
+ * drv_queue_enqueue_build -- add a job. Now: one XADD P:{Q}:jobs of kind
+ * name, the fields, id ID. Delayed: the job waits as a retry does, in
+ * the zset P:{Q}:delayed (member ID, score due_ms) and the hash
+ * P:{Q}:job:ID holding every field of the future entry; the hash is
+ * written fresh (a waiting job with the same id is replaced, never
+ * merged) in one MULTI/EXEC with the ZADD. A delayed job needs an id
+ * (-EINVAL otherwise; drv_queue_job_id_new makes one).
  */
-void drv_queue_sample_cmds(const struct drv_queue_keys *k,
-                           struct drv_argv cmds[DRV_QUEUE_SAMPLE_CMDS]);
+int drv_queue_enqueue_build(struct drv_queue_cmds *c,
+                            const struct drv_queue_keys *k,
+                            const struct drv_queue_enqueue *e);
+
+/* drv_queue_enqueue_parse -- *id: the job's id (e->id, or the new entry's
+ * id), a new string the caller frees. */
+int drv_queue_enqueue_parse(struct redisReply *const *r, size_t n,
+                            const struct drv_queue_enqueue *e, char **id,
+                            struct drv_err *err);
+
+/* drv_queue_job_id_new -- a new job id into buf: Unix ms, '.', 64 random
+ * bits in hex (unique, sorts by time, never looks like an entry id). */
+void drv_queue_job_id_new(char *buf, size_t n, int64_t now_ms);
+
+/* -------------------------------------------------------------- stats */
+
+/* The numbers of one queue; -1 = Redis could not tell. */
+struct drv_queue_stats {
+    int64_t ready;       /* in the stream, not yet delivered */
+    int64_t running;     /* delivered, not acked (the group's PEL) */
+    int64_t delayed;     /* waiting for a retry or their time */
+    int64_t dead;        /* entries in the dead stream now */
+    int64_t processed;   /* stats hash: jobs that succeeded */
+    int64_t failed;      /* stats hash: attempts that failed */
+    int64_t retried;     /* stats hash: retries scheduled */
+    int64_t dead_total;  /* stats hash: jobs dead-lettered (all time) */
+    int paused;          /* 1: the paused key exists */
+};
 
 /*
- * drv_queue_sample_parse -- EXEC's reply to those four commands into s.
- * 0, or DRV_EREDIS / DRV_EPROTO with err filled.
+ * drv_queue_stats_build -- the counts of one queue. READY is the group's
+ * lag when Redis knows it, else stream length minus pending (settled
+ * entries are deleted); with no group yet (no worker ever ran) every
+ * entry is ready. Appends DRV_QUEUE_STATS_CMDS commands.
  */
-int drv_queue_sample_parse(const struct redisReply *reply,
-                           struct drv_queue_sample *s, struct drv_err *err);
+#define DRV_QUEUE_STATS_CMDS 6
+int drv_queue_stats_build(struct drv_queue_cmds *c,
+                          const struct drv_queue_keys *k);
+int drv_queue_stats_parse(struct redisReply *const *r, size_t n,
+                          struct drv_queue_stats *s, struct drv_err *err);
+
+/* ---------------------------------------------------------- dead list */
+
+/* One page of the dead stream, oldest first. */
+struct drv_queue_dead_page {
+    struct drv_job **entry;  /* owned: n dead entries (entry_id, fields
+                                binary-safe, duplicates kept) */
+    size_t n;                /* entries on this page */
+    int64_t total;           /* entries in the dead stream */
+    char next[48];           /* the last entry's id when the page is
+                                full (pass as after for the next page),
+                                else "" */
+};
 
 /*
- * drv_queue_sample_ready_running -- ready and running of s from the
- * replies to XLEN jobs and XINFO GROUPS jobs: ready is the group's lag
- * when Redis knows it, else XLEN - pending; without the group, all of
- * XLEN with nothing running. 0 or DRV_EREDIS / DRV_EPROTO.
+ * drv_queue_dead_list_build -- up to count entries (count <= 0: all)
+ * after the entry id after (NULL or "": from the start), and the
+ * stream's length. 2 commands.
  */
-int drv_queue_sample_ready_running(const struct redisReply *xlen,
-                                   const struct redisReply *groups,
-                                   struct drv_queue_sample *s,
-                                   struct drv_err *err);
+int drv_queue_dead_list_build(struct drv_queue_cmds *c,
+                              const struct drv_queue_keys *k,
+                              const char *after, int64_t count);
+int drv_queue_dead_list_parse(struct redisReply *const *r, size_t n,
+                              int64_t count, struct drv_queue_dead_page *p,
+                              struct drv_err *err);
+void drv_queue_dead_page_fini(struct drv_queue_dead_page *p);
 
-/* drv_queue_reply_map_get -- the value after name in a flat [name,
- * value, ...] array reply, or NULL. */
-const struct redisReply *drv_queue_reply_map_get(
-    const struct redisReply *m, const char *name);
+/*
+ * drv_queue_dead_retry_build -- move the dead entry whose job id (or
+ * entry id) is id, or every one when id is NULL, back to the stream:
+ * same id, fields error, attempts, failed_at and attempt dropped. One
+ * script run (EVAL). The parser gives the number moved.
+ */
+int drv_queue_dead_retry_build(struct drv_queue_cmds *c,
+                               const struct drv_queue_keys *k,
+                               const char *id);
+int drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
+                               int64_t *moved, struct drv_err *err);
+
+/* drv_queue_dead_purge_build -- delete the dead stream; the parser gives
+ * how many entries it held (counted in the same transaction). */
+int drv_queue_dead_purge_build(struct drv_queue_cmds *c,
+                               const struct drv_queue_keys *k);
+int drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
+                               int64_t *purged, struct drv_err *err);
+
+/* ------------------------------------------------------- pause, resume */
+
+/* drv_queue_pause_build -- set P:{Q}:paused (value: now_ms, since when);
+ * workers stop fetching from Q within a second. */
+int drv_queue_pause_build(struct drv_queue_cmds *c,
+                          const struct drv_queue_keys *k, int64_t now_ms);
+int drv_queue_pause_parse(struct redisReply *const *r, size_t n,
+                          struct drv_err *err);
+
+/* drv_queue_resume_build -- delete P:{Q}:paused; the parser's
+ * *was_paused says whether it existed. */
+int drv_queue_resume_build(struct drv_queue_cmds *c,
+                           const struct drv_queue_keys *k);
+int drv_queue_resume_parse(struct redisReply *const *r, size_t n,
+                           int *was_paused, struct drv_err *err);
+
+/* ------------------------------------------------------------ workers */
+
+/*
+ * One entry of the worker registry P:workers: worker id -> a logfmt line
+ * `host= pid= started= queues= busy= beat=` (times Unix ms; queues
+ * joined with ','). Strings are NULL and numbers -1 when the line lacks
+ * them or they do not parse.
+ */
+struct drv_queue_worker {
+    const char *id;       /* the hash field (not part of the line) */
+    const char *host;
+    const char *queues;   /* "default,low" */
+    int64_t pid;
+    int64_t started_ms;
+    int64_t busy;         /* jobs running */
+    int64_t beat_ms;      /* last heartbeat */
+    char *_mem;           /* owned when parsed: the strings above */
+};
+
+/* drv_queue_worker_format -- the registry line of w (id not included)
+ * into b (appended). Values that need it are quoted (logfmt). */
+void drv_queue_worker_format(const struct drv_queue_worker *w,
+                             struct drv_buf *b);
+
+/* drv_queue_worker_parse -- worker id (id_len bytes; NULL: none) and
+ * its registry line into w; free with drv_queue_worker_fini. Never
+ * fails: what is missing stays unknown. */
+void drv_queue_worker_parse(const char *id, size_t id_len,
+                            const char *line, size_t len,
+                            struct drv_queue_worker *w);
+void drv_queue_worker_fini(struct drv_queue_worker *w);
+
+/* drv_queue_worker_stale -- 1 when w's beat is known and older than
+ * DRV_QUEUE_WORKER_STALE_MS at now_ms. */
+int drv_queue_worker_stale(const struct drv_queue_worker *w, int64_t now_ms);
+
+/* drv_queue_worker_line_stale -- drv_queue_worker_stale of a raw line. */
+int drv_queue_worker_line_stale(const char *line, size_t len,
+                                int64_t now_ms);
+
+/*
+ * The worker's own registry commands, each into out (reset first):
+ * drv_queue_worker_beat -- `HSET P:workers id LINE` (w's line);
+ * drv_queue_worker_remove -- `HDEL P:workers id` (id_len bytes);
+ * drv_queue_workers_read -- `HGETALL P:workers` (field, line, ...).
+ * workers_key is drv_queue_workers_key's string.
+ */
+void drv_queue_worker_beat(struct drv_argv *out, const char *workers_key,
+                           const char *id, const struct drv_queue_worker *w);
+void drv_queue_worker_remove(struct drv_argv *out, const char *workers_key,
+                             const char *id, size_t id_len);
+void drv_queue_workers_read(struct drv_argv *out, const char *workers_key);
+
+struct drv_queue_workers {
+    struct drv_queue_worker *w;  /* owned: n entries, sorted by id */
+    size_t n;
+};
+
+/* drv_queue_workers_build -- read the registry (1 command). */
+int drv_queue_workers_build(struct drv_queue_cmds *c, const char *prefix);
+int drv_queue_workers_parse(struct redisReply *const *r, size_t n,
+                            struct drv_queue_workers *ws,
+                            struct drv_err *err);
+void drv_queue_workers_fini(struct drv_queue_workers *ws);
+
+/* ------------------------------------------------- result, job lookup */
+
+/* drv_queue_result_build -- the result hash of job id (1 command); the
+ * parser's *result is NULL when there is none (no result_ttl, expired,
+ * or unknown id), else its fields (entry_id ""). */
+int drv_queue_result_build(struct drv_queue_cmds *c,
+                           const struct drv_queue_keys *k, const char *id);
+int drv_queue_result_parse(struct redisReply *const *r, size_t n,
+                           struct drv_job **result, struct drv_err *err);
+
+/* Where a job waits. */
+enum drv_queue_where {
+    DRV_QUEUE_NOWHERE = 0, /* not waiting anywhere drover looks */
+    DRV_QUEUE_READY,       /* in the stream, not delivered */
+    DRV_QUEUE_RUNNING,     /* in the stream, delivered (pending) */
+    DRV_QUEUE_DELAYED,     /* in the delayed set */
+    DRV_QUEUE_DEAD         /* in the dead stream */
+};
+
+/* drv_queue_where_name -- "none", "ready", "running", "delayed", "dead". */
+const char *drv_queue_where_name(enum drv_queue_where w);
+
+struct drv_queue_lookup {
+    struct drv_job *result;    /* owned: the result hash, or NULL */
+    enum drv_queue_where where; /* where the job waits */
+    struct drv_job *job;       /* owned: its fields there (entry_id set
+                                  for a stream entry), or NULL */
+    int64_t due_ms;            /* DELAYED: when it may run */
+    int64_t deliveries;        /* RUNNING: times delivered */
+    char consumer[128];        /* RUNNING: the worker holding it */
+    int scan_incomplete;       /* 1: a stream was longer than the scan
+                                  limit and the job was not found in
+                                  the part read */
+};
+
+/*
+ * drv_queue_lookup_build -- everything drover knows of job id (its id
+ * field, or its entry id): the result hash, and where it waits -- the
+ * delayed set, else the stream, else the dead stream (first match; at
+ * most DRV_QUEUE_LOOKUP_SCAN entries of each stream are read, in one
+ * script run). 2 commands. Nothing known: result NULL and NOWHERE.
+ */
+#define DRV_QUEUE_LOOKUP_SCAN 100000
+int drv_queue_lookup_build(struct drv_queue_cmds *c,
+                           const struct drv_queue_keys *k, const char *id);
+int drv_queue_lookup_parse(struct redisReply *const *r, size_t n,
+                           struct drv_queue_lookup *l, struct drv_err *err);
+void drv_queue_lookup_fini(struct drv_queue_lookup *l);
+
+/* ------------------------------------------------------------- JSON */
+
+/*
+ * The JSON shape of each operation's answer, written with a struct
+ * drv_json, so the CLI's --json and the dashboard's API say the same
+ * thing. Byte values use drv_json_member_bytes (a NAME_b64 member joins
+ * a value that is not valid UTF-8). Times are Unix ms; a count Redis
+ * could not tell is null. The shapes are documented in doc/cli-json.md.
+ */
+struct drv_json;
+
+/* drv_queue_stats_json -- {"name", "ready", "running", "delayed",
+ * "dead", "processed", "failed", "retried", "dead_total", "paused"}. */
+void drv_queue_stats_json(struct drv_json *j, const char *queue,
+                          const struct drv_queue_stats *s);
+
+/* drv_queue_job_json -- the members of a job record: "entry_id" (null
+ * when it has none), "id", and "fields": [{"name", "value"}, ...] in
+ * order, duplicates kept (call inside an open object). */
+void drv_queue_job_json(struct drv_json *j, const struct drv_job *job);
+
+/* drv_queue_dead_page_json -- {"queue", "total", "count", "next",
+ * "entries": [{entry_id, id, job, error, attempts, failed_at, fields}]}.
+ */
+void drv_queue_dead_page_json(struct drv_json *j, const char *queue,
+                              const struct drv_queue_dead_page *p);
+
+/* drv_queue_workers_json -- {"stale_after_ms", "workers": [{"id",
+ * "host", "pid", "queues": [...], "busy", "started_at", "beat_at",
+ * "state"}]}; state is ok, stale or unknown at now_ms. */
+void drv_queue_workers_json(struct drv_json *j,
+                            const struct drv_queue_workers *ws,
+                            int64_t now_ms);
+
+/* drv_queue_result_json -- a result hash as an object: "status",
+ * "result", "error", "attempts", "finished_at", and "fields" (all of it);
+ * null for NULL. */
+void drv_queue_result_json(struct drv_json *j, const struct drv_job *r);
+
+/* drv_queue_lookup_json -- {"queue", "id", "found", "result": (as
+ * drv_queue_result_json), "where", "job": {entry_id, id, fields} or null,
+ * "due_at", "consumer", "deliveries", "scan_incomplete"}. */
+void drv_queue_lookup_json(struct drv_json *j, const char *queue,
+                           const char *id, const struct drv_queue_lookup *l);
 
 #endif

@@ -46,6 +46,29 @@ struct drv_loop;
 struct drv_redis;
 struct drv_redis_script;
 
+/* ------------------------------------------------------- argv builder */
+
+/*
+ * struct drv_argv -- a growable argument vector that owns a copy of each
+ * argument (binary-safe: pointer + length). Caller memory: _init/_fini;
+ * _reset empties it for reuse. Every command reaches Redis in this form.
+ */
+struct drv_argv {
+    int argc;          /* number of arguments */
+    int cap;           /* allocated slots */
+    char **argv;       /* owned: each argument (copies) */
+    size_t *argvlen;   /* owned: lengths */
+};
+
+void drv_argv_init(struct drv_argv *a);
+void drv_argv_fini(struct drv_argv *a);
+void drv_argv_reset(struct drv_argv *a);
+void drv_argv_add(struct drv_argv *a, const char *s, size_t len);
+void drv_argv_adds(struct drv_argv *a, const char *s);
+void drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void drv_argv_addll(struct drv_argv *a, long long v);
+
 /* ------------------------------------------------------------------ URL */
 
 #define DRV_REDIS_HOST_MAX 64  /* an IP literal, without brackets */
@@ -219,12 +242,13 @@ int drv_redis_command_timeout(struct drv_redis *r, int64_t timeout_ms,
 int drv_redis_cmd(struct drv_redis *r, drv_redis_reply_fn *cb, void *ctx,
                   ...) __attribute__((sentinel));
 
-/* One command of a batch: argc args, lengths may be NULL (strlen). */
-struct drv_redis_argv {
-    int argc;                  /* > 0 */
-    const char *const *argv;   /* borrowed for the call */
-    const size_t *argvlen;     /* borrowed; NULL = strlen */
-};
+/*
+ * drv_redis_send -- drv_redis_command_timeout with the command in a
+ * builder (a is only read; the caller keeps it). Same contracts (a)(b)(c).
+ */
+int drv_redis_send(struct drv_redis *r, int64_t timeout_ms,
+                   const struct drv_argv *a, drv_redis_reply_fn *cb,
+                   void *ctx);
 
 /*
  * drv_redis_multi -- MULTI, the n commands, EXEC, appended as one unit in
@@ -235,7 +259,7 @@ struct drv_redis_argv {
  * here. Same contracts (a)(b)(c) as drv_redis_command.
  */
 int drv_redis_multi(struct drv_redis *r, int64_t timeout_ms, size_t n,
-                    const struct drv_redis_argv *cmds,
+                    const struct drv_argv *cmds,
                     drv_redis_reply_fn *cb, void *ctx);
 
 /*
@@ -301,17 +325,18 @@ void drv_redis_script_free(struct drv_redis_script *s);
 const char *drv_redis_script_sha(const struct drv_redis_script *s);
 
 /*
- * drv_redis_eval -- EVALSHA sha numkeys argv...: the first numkeys of the
- * argc arguments are keys, the rest ARGV. On -NOSCRIPT (script cache empty:
- * server restart, SCRIPT FLUSH) it is sent again once as EVAL with the
- * text, transparently: cb sees one reply, under the original deadline
- * (timeout_ms as in drv_redis_command_timeout). The retry goes after
- * commands issued in between. s is borrowed until cb has run. Same
- * contracts (a)(b)(c) as drv_redis_command.
+ * drv_redis_eval -- EVALSHA sha numkeys KEYS... ARGV...: keys and args are
+ * copied (once, kept for the fallback), so the caller may free them on
+ * return. On -NOSCRIPT (script cache empty: server restart, SCRIPT FLUSH)
+ * it is sent again once as EVAL with the text, transparently: cb sees one
+ * reply, under the original deadline (timeout_ms as in
+ * drv_redis_command_timeout). The retry goes after commands issued in
+ * between. s is borrowed until cb has run. Same contracts (a)(b)(c) as
+ * drv_redis_command.
  */
 int drv_redis_eval(struct drv_redis *r, const struct drv_redis_script *s,
-                   int64_t timeout_ms, int numkeys, int argc,
-                   const char *const *argv, const size_t *argvlen,
-                   drv_redis_reply_fn *cb, void *ctx);
+                   int64_t timeout_ms, const struct drv_argv *keys,
+                   const struct drv_argv *args, drv_redis_reply_fn *cb,
+                   void *ctx);
 
 #endif

@@ -60,8 +60,8 @@ int drv_sem_create(struct drv_loop *loop, int limit, struct drv_sem **out);
 
 /*
  * drv_sem_free -- free s; NULL does nothing. Every pending waiter's
- * callback runs with -ECANCELED from inside this call (teardown, STYLE
- * rule 16c); a handed-off permit whose callback had not run is taken
+ * callback runs with -ECANCELED from inside this call (teardown drops no
+ * callback); a handed-off permit whose callback had not run is taken
  * back. Then no permit may be held: freeing a semaphore whose permits are
  * out is an assertion failure. Safe from inside a waiter callback.
  */

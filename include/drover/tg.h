@@ -29,7 +29,7 @@
  * until it calls drv_tg_task_done or its cancel_grace expires (then it is
  * force-finished and an error is logged). REPORTED and RELEASED are kept
  * as flags next to the terminal state so the outcome stays readable (a
- * deliberate departure from one enum: clarity wins, STYLE preamble).
+ * deliberate departure from one enum: clarity wins).
  *
  * Group lifecycle:
  *
@@ -160,11 +160,16 @@ struct drv_tg_outcome {
     enum drv_tg_state state;    /* OK, FAILED, TIMED_OUT or CANCELLED */
     enum drv_tg_cause cause;    /* CANCELLED: why; otherwise NONE */
     int code;                   /* 0; FAILED: the task's code (caller-
-                                   defined, e.g. DRV_EPERM = permanent);
+                                   defined, e.g. DRV_EPERMANENT = permanent);
                                    TIMED_OUT: -ETIMEDOUT; CANCELLED:
                                    -ECANCELED */
     const char *msg;            /* never NULL: "" when OK */
-    const char *result;         /* OK: the task's result string or NULL */
+    const char *result;         /* OK: the task's result; FAILED: the
+                                   detail of its failure, when the task
+                                   set one (drv_tg_task_set_result);
+                                   else NULL. NUL-terminated, but may
+                                   hold NULs: result_len counts */
+    size_t result_len;          /* bytes of result */
     const char *name;           /* the task's name, "" when none */
     size_t index;               /* spawn index in its group */
     const struct drv_tg_report *child; /* GROUP: the child's report */
@@ -338,8 +343,9 @@ void drv_tg_get_stats(const struct drv_tg *tg, struct drv_tg_stats *out);
 /* --------------------------------------------------------------- a task */
 
 /*
- * drv_tg_task_done -- a LOOP task finishes: code 0 (OK, result copied,
- * may be NULL) or negative (FAILED; msg copied, NULL = drv_strerror).
+ * drv_tg_task_done -- a LOOP task finishes: code 0 (OK; result, if not
+ * NULL, is copied as drv_tg_task_set_result would) or negative (FAILED;
+ * msg copied, NULL = drv_strerror; result ignored).
  * If the task was cancelled or timed out before, the outcome is that
  * (CANCELLED(cause) / TIMED_OUT), whatever code says. Returns 0, or
  * -EALREADY when the task already has its outcome (force-finished after
@@ -361,10 +367,15 @@ void drv_tg_task_cancel(struct drv_tg_task *t, enum drv_tg_cause cause);
  * task (sticky). Any thread: a THREAD task's work() polls it. */
 int drv_tg_task_cancelled(const struct drv_tg_task *t);
 
-/* drv_tg_task_set_result -- from inside work() (pool thread): the result
- * string reported if the task ends OK (copied; last call wins). */
-void drv_tg_task_set_result(struct drv_tg_task *t, const char *result);
-
+/*
+ * drv_tg_task_set_result -- the task's output bytes (len bytes at data,
+ * copied; last call wins; NULL clears): the result when the task ends OK,
+ * the detail of the failure when it ends FAILED, dropped when it times
+ * out or is cancelled. A THREAD task calls it from work() on its pool
+ * thread; a LOOP task on the loop thread before drv_tg_task_done.
+ */
+void drv_tg_task_set_result(struct drv_tg_task *t, const void *data,
+                            size_t len);
 /* drv_tg_task_deadline_ns -- the task's effective absolute deadline on
  * CLOCK_MONOTONIC: the earliest of start + timeout_ms and the deadlines
  * of its group and every ancestor; 0 when none. Any thread once the task

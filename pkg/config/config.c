@@ -34,15 +34,10 @@
 /* Largest TCP port of worker.metrics. */
 #define PORT_MAX 65535
 
-static const char *const handler_names[DRV_HANDLER_COUNT] = {
-    [DRV_HANDLER_NOOP] = "noop",
-    [DRV_HANDLER_ECHO] = "echo",
-    [DRV_HANDLER_SLEEP] = "sleep",
-    [DRV_HANDLER_BLOCK] = "block",
-    [DRV_HANDLER_FAIL] = "fail",
-    [DRV_HANDLER_EXEC] = "exec",
-    [DRV_HANDLER_HTTP] = "http",
-    [DRV_HANDLER_PLUGIN] = "plugin",
+static const char *const handler_names[DRV_HKIND_COUNT] = {
+#define HKIND_NAME(kind, name) [DRV_HKIND_##kind] = #name,
+    DRV_HKIND_LIST(HKIND_NAME)
+#undef HKIND_NAME
 };
 
 /* ------------------------------------------------------------ checks */
@@ -91,9 +86,9 @@ check_metrics(const char *s, struct drv_err *err)
 }
 
 const char *
-drv_handler_kind_name(enum drv_handler_kind kind)
+drv_hkind_name(enum drv_hkind kind)
 {
-    if ((unsigned)kind >= DRV_HANDLER_COUNT)
+    if ((unsigned)kind >= DRV_HKIND_COUNT)
         return "?";
     return handler_names[kind];
 }
@@ -431,6 +426,7 @@ report_syntax(struct drv__config_ctx *c, const yaml_parser_t *parser,
             }
         }
     }
+    drv__config_mark_clamp(&mark, text, len);
     if (parser->context != NULL)
         snprintf(msg, sizeof msg, "YAML syntax error: %s (%s at line %d, "
                  "column %d)", problem, parser->context,
@@ -502,6 +498,8 @@ drv_config_load_string(const char *name, const char *text, size_t len,
     c.file = name;
     c.cfg = config_create(name);
     c.errs = errs;
+    c.text = text;
+    c.len = len;
     drv__config_path_init(&c.path);
 
     parse(&c, text, len);

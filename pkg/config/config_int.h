@@ -41,6 +41,8 @@ struct drv__config_ctx {
     struct drv_config *cfg;         /* borrowed: being filled */
     struct drv_config_errors *errs; /* borrowed: where errors go */
     struct drv__config_path path;   /* current key path */
+    const char *text;               /* borrowed: the file's text */
+    size_t len;                     /* its bytes */
 };
 
 /* What a table-driven field holds. */
@@ -101,6 +103,13 @@ void drv__config_path_pop(struct drv__config_ctx *c, size_t len);
 int drv__config_report(struct drv__config_ctx *c, const yaml_node_t *node,
                        const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* drv__config_mark_clamp -- a mark past the end of text moved to the
+ * end: libyaml ends the stream with a line break of its own, so for a
+ * text whose last line has no line break its marks at the end name a
+ * line after the last. */
+void drv__config_mark_clamp(yaml_mark_t *mark, const char *text,
+                            size_t len);
 
 /* drv__config_error_add -- add an error at (line, col) (from 1, or 0 for
  * none) with path (may be ""); keeps errs sorted by place. */

@@ -20,7 +20,7 @@
 /* Room for "handlers exec and http" in a message. */
 #define HANDLER_LIST_MAX 128
 
-#define HMASK(k) (1u << (DRV_HANDLER_##k))
+#define HMASK(k) (1u << (DRV_HKIND_##k))
 
 /* ------------------------------------------------------------- checks */
 
@@ -95,6 +95,17 @@ check_http_url(const char *s, struct drv_err *err)
     return drv_err_set(err, -EINVAL, "must start with http:// or https://");
 }
 
+/* The defaults of a job type's and a pipeline's policy. */
+static void
+policy_defaults(struct drv_config_policy *p)
+{
+    p->timeout_ms = DRV_CONFIG_JOB_TIMEOUT_MS;
+    p->retries = DRV_CONFIG_JOB_RETRIES;
+    p->backoff_ms = DRV_CONFIG_JOB_BACKOFF_MS;
+    p->backoff_max_ms = DRV_CONFIG_JOB_BACKOFF_MAX_MS;
+    p->result_ttl_ms = 0;
+}
+
 /* ------------------------------------------------------------- tables */
 
 #define JOB_OFF(m) offsetof(struct drv_config_job, m)
@@ -102,17 +113,17 @@ check_http_url(const char *s, struct drv_err *err)
 static const struct drv__config_field job_fields[] = {
     {.name = "handler", .kind = DRV__CONFIG_SPECIAL},
     {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = JOB_OFF(timeout_ms)},
+     .off = JOB_OFF(policy.timeout_ms)},
     {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = JOB_OFF(retries)},
+     .off = JOB_OFF(policy.retries)},
     {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(backoff_ms)},
+     .off = JOB_OFF(policy.backoff_ms)},
     {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(backoff_max_ms)},
+     .off = JOB_OFF(policy.backoff_max_ms)},
     {.name = "concurrency", .kind = DRV__CONFIG_INT, .min = 1,
      .off = JOB_OFF(concurrency)},
     {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(result_ttl_ms)},
+     .off = JOB_OFF(policy.result_ttl_ms)},
     {.name = "blocking", .kind = DRV__CONFIG_BOOL,
      .off = JOB_OFF(blocking), .handlers = HMASK(PLUGIN)},
     {.name = "output_max", .kind = DRV__CONFIG_SIZE, .min = 0,
@@ -158,15 +169,15 @@ static const struct drv__config_field pipeline_fields[] = {
     {.name = "steps", .kind = DRV__CONFIG_SPECIAL,
      .flags = DRV__CONFIG_REQUIRED},
     {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = PIPE_OFF(timeout_ms)},
+     .off = PIPE_OFF(policy.timeout_ms)},
     {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = PIPE_OFF(retries)},
+     .off = PIPE_OFF(policy.retries)},
     {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(backoff_ms)},
+     .off = PIPE_OFF(policy.backoff_ms)},
     {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(backoff_max_ms)},
+     .off = PIPE_OFF(policy.backoff_max_ms)},
     {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(result_ttl_ms)},
+     .off = PIPE_OFF(policy.result_ttl_ms)},
 };
 
 static const struct drv__config_field step_fields[] = {
@@ -202,13 +213,9 @@ job_create(const char *name)
 
     DRV_ALLOC_OBJ(job, DRV_CONFIG_JOB_MAGIC);
     job->name = drv_xstrdup(name);
-    job->handler = DRV_HANDLER_NOOP;
-    job->timeout_ms = DRV_CONFIG_JOB_TIMEOUT_MS;
-    job->retries = DRV_CONFIG_JOB_RETRIES;
-    job->backoff_ms = DRV_CONFIG_JOB_BACKOFF_MS;
-    job->backoff_max_ms = DRV_CONFIG_JOB_BACKOFF_MAX_MS;
+    job->handler = DRV_HKIND_NOOP;
+    policy_defaults(&job->policy);
     job->concurrency = 0;
-    job->result_ttl_ms = 0;
     job->blocking = false;
     job->output_max = DRV_CONFIG_JOB_OUTPUT_MAX;
     job->exec.kill_grace_ms = DRV_CONFIG_JOB_KILL_GRACE_MS;
@@ -225,7 +232,7 @@ handler_list(unsigned mask, char *buf, size_t n)
     int k;
 
     len += (size_t)snprintf(buf, n, "%s", count > 1 ? "handlers" : "handler");
-    for (k = 0; k < DRV_HANDLER_COUNT && len < n; k++) {
+    for (k = 0; k < DRV_HKIND_COUNT && len < n; k++) {
         const char *sep = ", ";
 
         if (!(mask & (1u << k)))
@@ -236,8 +243,8 @@ handler_list(unsigned mask, char *buf, size_t n)
         else if (seen == count)
             sep = " and ";
         len += (size_t)snprintf(buf + len, n - len, "%s%s", sep,
-                                drv_handler_kind_name(
-                                    (enum drv_handler_kind)k));
+                                drv_hkind_name(
+                                    (enum drv_hkind)k));
     }
     return buf;
 }
@@ -274,8 +281,8 @@ read_handler(struct drv__config_ctx *c, yaml_node_t *map, bool *present)
     mark = drv__config_path_push_key(c, "handler");
     s = drv__config_scalar(c, val, "a handler name");
     if (s != NULL) {
-        for (k = 0; k < DRV_HANDLER_COUNT; k++)
-            if (strcmp(s, drv_handler_kind_name((enum drv_handler_kind)k))
+        for (k = 0; k < DRV_HKIND_COUNT; k++)
+            if (strcmp(s, drv_hkind_name((enum drv_hkind)k))
                 == 0)
                 kind = k;
         if (kind < 0)
@@ -316,7 +323,7 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
         return;
     kind = read_handler(c, node, &present);
     if (kind >= 0) {
-        job->handler = (enum drv_handler_kind)kind;
+        job->handler = (enum drv_hkind)kind;
         mask = 1u << kind;
     }
 
@@ -350,11 +357,11 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
         if ((job_fields[i].flags & DRV__CONFIG_REQUIRED) &&
             (job_fields[i].handlers & mask) && !seen[i])
             drv__config_report(c, knode, "handler %s requires key \"%s\"",
-                               drv_handler_kind_name(job->handler),
+                               drv_hkind_name(job->handler),
                                job_fields[i].name);
-    if (job->handler == DRV_HANDLER_BLOCK)
+    if (job->handler == DRV_HKIND_BLOCK)
         job->blocking = true;
-    if (job->handler == DRV_HANDLER_HTTP && job->http.method == NULL)
+    if (job->handler == DRV_HKIND_HTTP && job->http.method == NULL)
         job->http.method = drv_xstrdup(DRV_CONFIG_HTTP_METHOD);
 }
 
@@ -401,11 +408,7 @@ pipeline_create(const char *name)
 
     DRV_ALLOC_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC);
     pl->name = drv_xstrdup(name);
-    pl->timeout_ms = DRV_CONFIG_JOB_TIMEOUT_MS;
-    pl->retries = DRV_CONFIG_JOB_RETRIES;
-    pl->backoff_ms = DRV_CONFIG_JOB_BACKOFF_MS;
-    pl->backoff_max_ms = DRV_CONFIG_JOB_BACKOFF_MAX_MS;
-    pl->result_ttl_ms = 0;
+    policy_defaults(&pl->policy);
     return pl;
 }
 

@@ -202,19 +202,48 @@ drv__config_error_add(struct drv_config_errors *errs, const char *file,
     errs->n++;
 }
 
+void
+drv__config_mark_clamp(yaml_mark_t *mark, const char *text, size_t len)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    size_t i, line = 0, col = 0;
+
+    /* where the text ends; line breaks as libyaml counts them: LF,
+     * CR LF, CR, NEL, LS, PS */
+    for (i = 0; i < len; i++) {
+        if (t[i] == '\r' && i + 1 < len && t[i + 1] == '\n')
+            continue;
+        if (t[i] == '\n' || t[i] == '\r' ||
+            (t[i] == 0x85 && i > 0 && t[i - 1] == 0xc2) ||
+            ((t[i] == 0xa8 || t[i] == 0xa9) && i > 1 && t[i - 1] == 0x80 &&
+             t[i - 2] == 0xe2)) {
+            line++;
+            col = 0;
+        } else if ((t[i] & 0xc0) != 0x80) { /* not a UTF-8 tail byte */
+            col++;
+        }
+    }
+    if (mark->line > line || (mark->line == line && mark->column > col)) {
+        mark->line = line;
+        mark->column = col;
+    }
+}
+
 int
 drv__config_report(struct drv__config_ctx *c, const yaml_node_t *node,
                    const char *fmt, ...)
 {
     va_list ap;
     char *msg = NULL;
+    yaml_mark_t mark = node->start_mark;
 
     DRV_CHECK_OBJ(c, DRV__CONFIG_CTX_MAGIC);
     va_start(ap, fmt);
     msg = xvasprintf(fmt, ap);
     va_end(ap);
-    drv__config_error_add(c->errs, c->file, (int)node->start_mark.line + 1,
-                          (int)node->start_mark.column + 1, c->path.s, msg);
+    drv__config_mark_clamp(&mark, c->text, c->len);
+    drv__config_error_add(c->errs, c->file, (int)mark.line + 1,
+                          (int)mark.column + 1, c->path.s, msg);
     free(msg);
     return DRV_ECONFIG;
 }

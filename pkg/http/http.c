@@ -20,7 +20,7 @@
  * callback is never inside curl, never inside drv_http_request or
  * drv_http_cancel, and may freely start, cancel or free.
  *
- * Re-entrancy (STYLE rule 18): every libevent callback of the client runs
+ * Re-entrancy (freeing from inside a callback is safe): every libevent callback of the client runs
  * under in_callback; drv_http_free inside it only sets freeing and the
  * outermost callback destroys the client on its way out. destroy()
  * removes every ACTIVE call from the multi, delivers everything with
@@ -304,8 +304,9 @@ on_header(char *p, size_t size, size_t nmemb, void *ud)
             ;
         while (i < len && p[i] == ' ')
             i++;
+        /* a NUL ends it too: the blanks before it are trimmed below */
         for (k = 0; i < len && p[i] != '\r' && p[i] != '\n' &&
-                    k + 1 < REASON_MAX; i++)
+                    p[i] != '\0' && k + 1 < REASON_MAX; i++)
             c->reason[k++] = p[i];
         while (k > 0 && c->reason[k - 1] == ' ')
             k--;

@@ -259,7 +259,7 @@ static void
 finish_free(struct drv_pool *p)
 {
     /* teardown: deliver what is left (cancelled jobs, late completions)
-     * from inside drv_pool_free -- STYLE rule 16c */
+     * from inside drv_pool_free: teardown drops no callback */
     p->in_callback++;
     while (drain_once(p) > 0)
         ;
@@ -432,6 +432,7 @@ drv_pool_get_stats(struct drv_pool *p, struct drv_pool_stats *out)
     out->queued = p->n_queued;
     out->busy = p->n_busy;
     out->done_pending = p->n_done_pending;
+    out->stopping = p->stopping;
     out->submitted = p->n_submitted;
     out->completed = p->n_completed;
     out->cancelled = p->n_cancelled;

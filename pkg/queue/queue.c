@@ -71,40 +71,36 @@ drv_queue_workers_key(const char *prefix)
  * value in there, or at entry_id.
  */
 struct drv_job *
-drv_job_from_entry(const redisReply *entry, struct drv_err *err)
+drv_job_from_fields(const char *entry_id, const redisReply *fv,
+                    struct drv_err *err)
 {
-    const redisReply *id, *fv;
     struct drv_job *job = NULL;
-    size_t i, total = 0, off = 0, nfields = 0;
+    size_t i, total = 0, off = 0, nfields = 0, idlen = strlen(entry_id);
     const struct drv_field *f;
     char *mem, *idval = NULL;
 
-    if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
-        entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
-        || entry->element[0]->len >= sizeof job->entry_id) {
-        drv_err_set(err, DRV_EPROTO, "stream entry of unexpected shape");
+    if (idlen >= sizeof job->entry_id) {
+        drv_err_set(err, DRV_EPROTO, "entry id of unexpected length");
         return NULL;
     }
-    id = entry->element[0];
-    fv = entry->element[1];
     if (fv->type == REDIS_REPLY_ARRAY) {
         if (fv->elements % 2 != 0) {
-            drv_err_set(err, DRV_EPROTO, "entry %.*s: fields of unexpected "
-                        "shape", (int)id->len, id->str);
+            drv_err_set(err, DRV_EPROTO, "entry %s: fields of unexpected "
+                        "shape", entry_id);
             return NULL;
         }
         for (i = 0; i < fv->elements; i++) {
             if (fv->element[i]->type != REDIS_REPLY_STRING) {
-                drv_err_set(err, DRV_EPROTO, "entry %.*s: field %zu not a "
-                            "string", (int)id->len, id->str, i);
+                drv_err_set(err, DRV_EPROTO, "entry %s: field %zu not a "
+                            "string", entry_id, i);
                 return NULL;
             }
             total += fv->element[i]->len + 1;
         }
         nfields = fv->elements / 2;
     } else if (fv->type != REDIS_REPLY_NIL) {
-        drv_err_set(err, DRV_EPROTO, "entry %.*s: fields of unexpected "
-                    "shape", (int)id->len, id->str);
+        drv_err_set(err, DRV_EPROTO, "entry %s: fields of unexpected "
+                    "shape", entry_id);
         return NULL;
     }
     mem = drv_xcalloc(1, sizeof *job + nfields * sizeof *job->fields +
@@ -112,8 +108,7 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
     job = (struct drv_job *)(void *)mem;
     job->magic = DRV_JOB_MAGIC;
     job->queue_index = -1;
-    memcpy(job->entry_id, id->str, id->len);
-    job->entry_id[id->len] = '\0';
+    memcpy(job->entry_id, entry_id, idlen + 1);
     job->id = job->entry_id;
     if (fv->type == REDIS_REPLY_NIL) {
         job->payload_gone = 1;
@@ -156,6 +151,23 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
     return job;
 }
 
+struct drv_job *
+drv_job_from_entry(const redisReply *entry, struct drv_err *err)
+{
+    char eid[48];
+
+    if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
+        entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
+        || entry->element[0]->len >= sizeof eid ||
+        memchr(entry->element[0]->str, '\0', entry->element[0]->len)) {
+        drv_err_set(err, DRV_EPROTO, "stream entry of unexpected shape");
+        return NULL;
+    }
+    memcpy(eid, entry->element[0]->str, entry->element[0]->len);
+    eid[entry->element[0]->len] = '\0';
+    return drv_job_from_fields(eid, entry->element[1], err);
+}
+
 void
 drv_job_free(struct drv_job *job)
 {
@@ -186,83 +198,6 @@ drv_job_field_str(const struct drv_job *job, const char *name)
     const struct drv_field *f = drv_job_field(job, name);
 
     return f ? drv_xstrndup(f->value, f->value_len) : NULL;
-}
-
-/* ------------------------------------------------------------- argv */
-
-void
-drv_argv_init(struct drv_argv *a)
-{
-    memset(a, 0, sizeof *a);
-}
-
-void
-drv_argv_reset(struct drv_argv *a)
-{
-    int i;
-
-    for (i = 0; i < a->argc; i++)
-        free(a->argv[i]);
-    a->argc = 0;
-}
-
-void
-drv_argv_fini(struct drv_argv *a)
-{
-    drv_argv_reset(a);
-    free(a->argv);
-    free(a->argvlen);
-    memset(a, 0, sizeof *a);
-}
-
-void
-drv_argv_add(struct drv_argv *a, const char *s, size_t len)
-{
-    if (a->argc == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 16;
-        a->argv = drv_xrealloc(a->argv, (size_t)a->cap * sizeof *a->argv);
-        a->argvlen = drv_xrealloc(a->argvlen,
-                                  (size_t)a->cap * sizeof *a->argvlen);
-    }
-    a->argv[a->argc] = drv_xstrndup(s, len);
-    a->argvlen[a->argc] = len;
-    a->argc++;
-}
-
-void
-drv_argv_adds(struct drv_argv *a, const char *s)
-{
-    drv_argv_add(a, s, strlen(s));
-}
-
-void
-drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
-{
-    char buf[512], *big = NULL;
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    DRV_ASSERT(n >= 0);
-    if ((size_t)n < sizeof buf) {
-        drv_argv_add(a, buf, (size_t)n);
-        return;
-    }
-    /* longer (a key built from a long job id): format again on the heap */
-    big = drv_xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    drv_argv_add(a, big, (size_t)n);
-    free(big);
-}
-
-void
-drv_argv_addll(struct drv_argv *a, long long v)
-{
-    drv_argv_addf(a, "%lld", v);
 }
 
 /* ------------------------------------------------------- script calls */
@@ -525,4 +460,56 @@ drv_queue_group_create(const struct drv_queue_keys *k, struct drv_argv *out)
     drv_argv_adds(out, DRV_QUEUE_GROUP);
     drv_argv_adds(out, "0");
     drv_argv_adds(out, "MKSTREAM");
+}
+
+/* ----------------------------------------------------------- fetching */
+
+void
+drv_queue_read(struct drv_argv *out, const char *consumer, int count,
+               int64_t block_ms, const struct drv_queue_keys *const *qs,
+               size_t n)
+{
+    size_t i;
+
+    drv_argv_reset(out);
+    drv_argv_adds(out, "XREADGROUP");
+    drv_argv_adds(out, "GROUP");
+    drv_argv_adds(out, DRV_QUEUE_GROUP);
+    drv_argv_adds(out, consumer);
+    drv_argv_adds(out, "COUNT");
+    drv_argv_addll(out, count);
+    if (block_ms >= 0) {
+        drv_argv_adds(out, "BLOCK");
+        drv_argv_addll(out, (long long)block_ms);
+    }
+    drv_argv_adds(out, "STREAMS");
+    for (i = 0; i < n; i++)
+        drv_argv_adds(out, qs[i]->jobs);
+    for (i = 0; i < n; i++)
+        drv_argv_adds(out, ">");
+}
+
+void
+drv_queue_paused_read(struct drv_argv *out,
+                      const struct drv_queue_keys *const *qs, size_t n)
+{
+    size_t i;
+
+    drv_argv_reset(out);
+    drv_argv_adds(out, "MGET");
+    for (i = 0; i < n; i++)
+        drv_argv_adds(out, qs[i]->paused);
+}
+
+int
+drv_queue_paused_parse(const redisReply *reply, size_t n, int *paused)
+{
+    size_t i;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != n)
+        return DRV_EPROTO;
+    for (i = 0; i < n; i++)
+        paused[i] = reply->element[i]->type != REDIS_REPLY_NIL;
+    return 0;
 }

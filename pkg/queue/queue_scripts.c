@@ -334,3 +334,50 @@ const struct drv_queue_script drv_queue_dead_retry_script = {
     "end\n"
     "return moved\n"
 };
+
+/*
+ * lookup: KEYS = delayed, the job's delayed hash, jobs, dead. ARGV = id,
+ * most entries read per stream, group. Where job id (its id field, or its
+ * entry id) waits: {where, entry id, fields, due, consumer, deliveries,
+ * incomplete}, where = delayed | ready | running | dead | none;
+ * incomplete = 1 when a stream had more entries than were read. Reads
+ * only.
+ */
+const struct drv_queue_script drv_queue_lookup_script = {
+    "lookup",
+    "local id, maxn, group = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+    "local due = redis.call('ZSCORE', KEYS[1], id)\n"
+    "if due then\n"
+    "  return {'delayed', '', redis.call('HGETALL', KEYS[2]), due, '', 0, 0}\n"
+    "end\n"
+    "local incomplete = 0\n"
+    "local function find(key)\n"
+    "  local cursor, seen = '-', 0\n"
+    "  while seen < maxn do\n"
+    "    local batch = redis.call('XRANGE', key, cursor, '+', 'COUNT', 500)\n"
+    "    if #batch == 0 then return nil end\n"
+    "    for _, e in ipairs(batch) do\n"
+    "      local jid = e[1]\n"
+    "      for i = 1, #e[2], 2 do\n"
+    "        if e[2][i] == 'id' and e[2][i+1] ~= '' then jid = e[2][i+1] end\n"
+    "      end\n"
+    "      if jid == id or e[1] == id then return e end\n"
+    "    end\n"
+    "    seen = seen + #batch\n"
+    "    cursor = '(' .. batch[#batch][1]\n"
+    "  end\n"
+    "  incomplete = 1\n"
+    "  return nil\n"
+    "end\n"
+    "local e = find(KEYS[3])\n"
+    "if e then\n"
+    "  local p = redis.pcall('XPENDING', KEYS[3], group, e[1], e[1], 1)\n"
+    "  if type(p) == 'table' and p.err == nil and p[1] then\n"
+    "    return {'running', e[1], e[2], '', p[1][2], p[1][4], incomplete}\n"
+    "  end\n"
+    "  return {'ready', e[1], e[2], '', '', 0, incomplete}\n"
+    "end\n"
+    "e = find(KEYS[4])\n"
+    "if e then return {'dead', e[1], e[2], '', '', 0, incomplete} end\n"
+    "return {'none', '', {}, '', '', 0, incomplete}\n"
+};

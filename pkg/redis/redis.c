@@ -962,8 +962,17 @@ drv_redis_cmd(struct drv_redis *r, drv_redis_reply_fn *cb, void *ctx, ...)
 }
 
 int
+drv_redis_send(struct drv_redis *r, int64_t timeout_ms,
+               const struct drv_argv *a, drv_redis_reply_fn *cb, void *ctx)
+{
+    return drv_redis_command_timeout(r, timeout_ms, a->argc,
+                                     (const char *const *)a->argv,
+                                     a->argvlen, cb, ctx);
+}
+
+int
 drv_redis_multi(struct drv_redis *r, int64_t timeout_ms, size_t n,
-                const struct drv_redis_argv *cmds, drv_redis_reply_fn *cb,
+                const struct drv_argv *cmds, drv_redis_reply_fn *cb,
                 void *ctx)
 {
     static const char *const multi[] = {"MULTI"};
@@ -978,10 +987,11 @@ drv_redis_multi(struct drv_redis *r, int64_t timeout_ms, size_t n,
     if (n == 0 || cmds == NULL || n > INT32_MAX)
         return -EINVAL;
     for (i = 0; i < n; i++) {
-        rc = check_argv(cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+        rc = check_argv(cmds[i].argc, (const char *const *)cmds[i].argv,
+                        cmds[i].argvlen);
         if (rc < 0)
             return rc;
-        l0 = arglen(cmds[i].argv, cmds[i].argvlen, 0);
+        l0 = arglen((const char *const *)cmds[i].argv, cmds[i].argvlen, 0);
         if (arg_is(cmds[i].argv[0], l0, "MULTI") ||
             arg_is(cmds[i].argv[0], l0, "EXEC") ||
             arg_is(cmds[i].argv[0], l0, "DISCARD"))
@@ -1160,45 +1170,54 @@ send_script(struct drv_redis *r, struct cmd *c, int by_sha)
     return rc;
 }
 
+/* Append the arguments of a into c's saved vector (buffer at *off). */
+static void
+save_args(struct cmd *c, const struct drv_argv *a, size_t *off)
+{
+    int i;
+
+    for (i = 0; i < a->argc; i++) {
+        memcpy(c->argbuf + *off, a->argv[i], a->argvlen[i]);
+        c->argv[c->argc] = c->argbuf + *off;
+        c->argvlen[c->argc] = a->argvlen[i];
+        c->argc++;
+        *off += a->argvlen[i];
+    }
+}
+
 int
 drv_redis_eval(struct drv_redis *r, const struct drv_redis_script *s,
-               int64_t timeout_ms, int numkeys, int argc,
-               const char *const *argv, const size_t *argvlen,
-               drv_redis_reply_fn *cb, void *ctx)
+               int64_t timeout_ms, const struct drv_argv *keys,
+               const struct drv_argv *args, drv_redis_reply_fn *cb,
+               void *ctx)
 {
     struct cmd *c;
-    size_t total = 0, off = 0, l;
-    int i, rc;
+    size_t total = 0, off = 0;
+    int i, argc, rc;
 
     DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
     DRV_CHECK_OBJ(s, SCRIPT_MAGIC);
     if (r->freeing)
         return -ECANCELED;
-    if (argc < 0 || numkeys < 0 || numkeys > argc ||
-        (argc > 0 && argv == NULL) || argc > INT32_MAX - 3)
+    if (keys->argc < 0 || args->argc < 0 ||
+        keys->argc > INT32_MAX - 3 - args->argc)
         return -EINVAL;
-    for (i = 0; i < argc; i++) {
-        if (argv[i] == NULL)
-            return -EINVAL;
-        total += arglen(argv, argvlen, i);
-    }
+    argc = keys->argc + args->argc;
+    for (i = 0; i < keys->argc; i++)
+        total += keys->argvlen[i];
+    for (i = 0; i < args->argc; i++)
+        total += args->argvlen[i];
     c = cmd_new(r, timeout_ms, cb, ctx);
     c->script = s;
-    c->numkeys = numkeys;
-    c->argc = argc;
+    c->numkeys = keys->argc;
     /* Saved for the EVAL fallback, which runs after the caller's argv is
      * gone. */
     if (argc > 0) {
         c->argv = drv_xmalloc((size_t)argc * sizeof *c->argv);
         c->argvlen = drv_xmalloc((size_t)argc * sizeof *c->argvlen);
-        c->argbuf = drv_xmalloc(total);
-        for (i = 0; i < argc; i++) {
-            l = arglen(argv, argvlen, i);
-            memcpy(c->argbuf + off, argv[i], l);
-            c->argv[i] = c->argbuf + off;
-            c->argvlen[i] = l;
-            off += l;
-        }
+        c->argbuf = drv_xmalloc(total ? total : 1);
+        save_args(c, keys, &off);
+        save_args(c, args, &off);
     }
     if (!ready(r)) {
         fail_fast(r, c);

@@ -7,11 +7,12 @@
  * permits in a fixed order -- group limit, then each shared semaphore --
  * trying first, else queueing its one embedded waiter (FIFO hand-off in
  * pkg/sem); holding all of them it is marked ready and queued to start.
- * Every user callback except a LOOP cancel hook (synchronous by spec,
- * REFERENCE 1.3) runs from the group's "kick" event: a user event
- * activated with event_active (coalescing) that drains the attention
- * FIFO. So nothing runs inside drv_tg_spawn/close or a task's own done
- * call, and recursion stays flat however many tasks end synchronously.
+ * Every user callback except a LOOP cancel hook (synchronous, so a
+ * cancel reaches the work at once) runs from the group's "kick" event: a
+ * user event activated with event_active (coalescing) that drains the
+ * attention FIFO. So nothing runs inside drv_tg_spawn/close or a task's
+ * own done call, and recursion stays flat however many tasks end
+ * synchronously.
  * Exactly once: each state change is one function asserting the old
  * state; every path that could end a task checks the state first; a
  * task's timer is deleted when it ends. For THREAD tasks drv_pool_cancel
@@ -87,7 +88,9 @@ struct drv_tg_task {
     struct drv_tg_task *q_next;      /* borrowed: attention queue link */
     int thr_code;                    /* THREAD output (pool thread) */
     char *thr_msg;                   /* owned: THREAD output message */
-    char *thr_result;                /* owned: THREAD output result */
+    char *res;                       /* owned: drv_tg_task_set_result
+                                        bytes (+ NUL), until recorded */
+    size_t res_len;                  /* bytes of res */
     char *msg_owned;                 /* owned: out.msg when allocated */
     char *result_owned;              /* owned: out.result */
     struct drv_tg *child;            /* owned: GROUP kind */
@@ -378,13 +381,23 @@ task_record(struct drv_tg_task *t, enum drv_tg_state st)
     }
 }
 
-/* RUNNING -> OK; takes ownership of result (may be NULL). */
+/* The task's output bytes (drv_tg_task_set_result) into its outcome. */
 static void
-task_to_ok(struct drv_tg_task *t, char *result)
+take_result(struct drv_tg_task *t)
+{
+    t->result_owned = t->res;
+    t->out.result = t->res;
+    t->out.result_len = t->res_len;
+    t->res = NULL;
+    t->res_len = 0;
+}
+
+/* RUNNING -> OK, with the output bytes set so far. */
+static void
+task_to_ok(struct drv_tg_task *t)
 {
     DRV_ASSERT(t->state == DRV_TG_RUNNING);
-    t->result_owned = result;
-    t->out.result = result;
+    take_result(t);
     t->out.code = 0;
     t->out.msg = "";
     task_record(t, DRV_TG_OK);
@@ -395,6 +408,7 @@ static void
 task_to_failed(struct drv_tg_task *t, int code, char *msg)
 {
     DRV_ASSERT(t->state == DRV_TG_RUNNING);
+    take_result(t);
     t->msg_owned = msg;
     t->out.code = code;
     t->out.msg = msg != NULL ? msg : drv_strerror(code);
@@ -497,8 +511,7 @@ on_work_done(struct drv_pool_work *w, int status)
             t->work_cancelled = 1;
             task_to_cancelled(t, DRV_TG_CAUSE_SHUTDOWN);
         } else if (t->thr_code == 0) {
-            task_to_ok(t, t->thr_result);
-            t->thr_result = NULL;
+            task_to_ok(t);
         } else {
             task_to_failed(t, t->thr_code, t->thr_msg);
             t->thr_msg = NULL;
@@ -508,8 +521,8 @@ on_work_done(struct drv_pool_work *w, int status)
         log_task(DRV_LOG_WARN, "late completion ignored", t, t->thr_code);
     }
     free(t->thr_msg);
-    free(t->thr_result);
-    t->thr_msg = t->thr_result = NULL;
+    free(t->res);
+    t->thr_msg = t->res = NULL;
     task_reap(t);
 }
 
@@ -753,7 +766,7 @@ entry_child_done(struct drv_tg_task *e)
     } else if (r->n_cancelled > 0) {
         task_to_cancelled(e, DRV_TG_CAUSE_EXPLICIT);
     } else {
-        task_to_ok(e, NULL);
+        task_to_ok(e);
     }
 }
 
@@ -966,7 +979,7 @@ tg_destroy(struct drv_tg *tg)
         free(t->msg_owned);
         free(t->result_owned);
         free(t->thr_msg);
-        free(t->thr_result);
+        free(t->res);
         t->magic = 0;
         free(t);
     }
@@ -1158,7 +1171,9 @@ drv_tg_task_done(struct drv_tg_task *t, int code, const char *msg,
         else
             task_to_cancelled(t, t->cause);
     } else if (code == 0) {
-        task_to_ok(t, result != NULL ? drv_xstrdup(result) : NULL);
+        if (result != NULL)
+            drv_tg_task_set_result(t, result, strlen(result));
+        task_to_ok(t);
     } else {
         task_to_failed(t, code, msg != NULL ? drv_xstrdup(msg) : NULL);
     }
@@ -1181,12 +1196,18 @@ drv_tg_task_cancelled(const struct drv_tg_task *t)
 }
 
 void
-drv_tg_task_set_result(struct drv_tg_task *t, const char *result)
+drv_tg_task_set_result(struct drv_tg_task *t, const void *data, size_t len)
 {
     DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    DRV_ASSERT(t->kind == DRV_TG_THREAD);
-    free(t->thr_result);
-    t->thr_result = result != NULL ? drv_xstrdup(result) : NULL;
+    free(t->res);
+    t->res = NULL;
+    t->res_len = 0;
+    if (data == NULL)
+        return;
+    t->res = drv_xmalloc(len + 1);
+    memcpy(t->res, data, len);
+    t->res[len] = '\0';
+    t->res_len = len;
 }
 
 int64_t

@@ -129,6 +129,21 @@ utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+int
+drv_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, l;
+
+    while (i < n) {
+        l = utf8_len(p + i, n - i);
+        if (l == 0)
+            return 0;
+        i += l;
+    }
+    return 1;
+}
+
 void
 drv_buf_json_str(struct drv_buf *b, const char *s, size_t n)
 {

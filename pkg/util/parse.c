@@ -7,23 +7,27 @@
 
 #include "drover/parse.h"
 
-/* Parse leading digits of s; *end points past them. */
+/* Parse leading digits of s; *end points past them. -ERANGE when they
+ * overflow (*end is still set: text after them may be bad, which the
+ * caller reports first as -EINVAL). */
 static int
 digits(const char *s, const char **end, uint64_t *out)
 {
     uint64_t v = 0;
     const char *p = s;
+    int rc = 0;
 
     if (*p < '0' || *p > '9')
         return -EINVAL;
     for (; *p >= '0' && *p <= '9'; p++) {
         if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(*p - '0');
+            rc = -ERANGE;
+        else
+            v = v * 10 + (uint64_t)(*p - '0');
     }
     *end = p;
     *out = v;
-    return 0;
+    return rc;
 }
 
 static int
@@ -53,11 +57,11 @@ drv_parse_duration_ms(const char *s, int64_t *out_ms)
     if (s == NULL)
         return -EINVAL;
     rc = digits(s, &end, &v);
-    if (rc < 0)
+    if (rc == -EINVAL)
         return rc;
     for (i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcmp(end, units[i].unit) == 0)
-            return scale(v, units[i].ms, out_ms);
+            return rc < 0 ? rc : scale(v, units[i].ms, out_ms);
     return -EINVAL;
 }
 
@@ -81,11 +85,11 @@ drv_parse_size(const char *s, int64_t *out)
     if (s == NULL)
         return -EINVAL;
     rc = digits(s, &end, &v);
-    if (rc < 0)
+    if (rc == -EINVAL)
         return rc;
     for (i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcmp(end, units[i].unit) == 0)
-            return scale(v, units[i].mult, out);
+            return rc < 0 ? rc : scale(v, units[i].mult, out);
     return -EINVAL;
 }
 
@@ -94,17 +98,19 @@ drv_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
+    int over = 0;
 
     if (s == NULL || len == 0)
         return -EINVAL;
     for (i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
+            return -EINVAL; /* bad text wins over a value too large */
         if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+            over = 1;
+        else
+            v = v * 10 + (uint64_t)(s[i] - '0');
     }
-    if (v > max)
+    if (over || v > max)
         return -ERANGE;
     *out = v;
     return 0;
@@ -123,11 +129,13 @@ drv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
         neg = 1;
         s++;
     }
-    rc = drv_parse_uint(s, strlen(s), (uint64_t)INT64_MAX, &v);
+    /* a '-' reaches one further: INT64_MIN is -(INT64_MAX + 1) */
+    rc = drv_parse_uint(s, strlen(s), (uint64_t)INT64_MAX + (uint64_t)neg,
+                        &v);
     if (rc < 0)
         return rc;
     {
-        int64_t x = neg ? -(int64_t)v : (int64_t)v;
+        int64_t x = !neg ? (int64_t)v : v == 0 ? 0 : -(int64_t)(v - 1) - 1;
 
         if (x < min || x > max)
             return -ERANGE;

@@ -96,10 +96,8 @@ drv_strerror(int code)
         return "handler failed";
     case DRV_EDOWN:
         return "redis connection is down";
-    case DRV_EPERM:
+    case DRV_EPERMANENT:
         return "permanent failure";
-    case DRV_ELOST:
-        return "lost ownership of the job";
     case DRV_EBADJOB:
         return "bad job";
     case -ETIMEDOUT:

@@ -8,12 +8,9 @@
  * the rest (group creation, settle scripts, mover, reclaim, renewal,
  * registry, pause checks), so a blocked read never delays an outcome.
  *
- * A job is a `struct wjob` from the fetch reply until its settle op was
- * applied (or found lost). It is on the worker's live list all that time,
- * so lease renewal covers it while it runs AND while its outcome waits to
- * be written (e.g. during a Redis outage). It has two references: the
- * task (released by the task group once the task is quiesced) and the
- * settle side (dropped when the settle reply came back).
+ * A job is a `struct wjob` (job.c) from the fetch reply until its settle
+ * op was applied (or found lost); its path through the files is drawn in
+ * worker_int.h.
  *
  * drv__worker_kick() schedules one deferred pass (defer_ev, coalesced) that
  * flushes pending settle ops and tops up fetching; every event that can
@@ -48,12 +45,7 @@
 #include "drover/tg.h"
 #include "worker_int.h"
 
-extern char **environ;
-
 #define TICK_MS 100
-#define BEAT_MS 5000
-#define STALE_MS 60000
-#define PAUSE_CHECK_MS 500
 
 /* ------------------------------------------------------------ helpers */
 
@@ -164,8 +156,7 @@ drv__worker_create_groups(struct drv_worker *w)
     drv_argv_init(&a);
     for (i = 0; i < w->nqueues; i++) {
         drv_queue_group_create(&w->queues[i].keys, &a);
-        if (drv_redis_command(w->cmd, a.argc, (const char *const *)a.argv,
-                              a.argvlen, on_group_created, w) < 0)
+        if (drv_redis_send(w->cmd, 0, &a, on_group_created, w) < 0)
             w->groups_pending = -1;
     }
     drv_argv_fini(&a);
@@ -252,9 +243,6 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         drv_queue_reclaim_script.text, strlen(drv_queue_reclaim_script.text));
     w->scripts[SCRIPT_RENEW] = drv_redis_script_create(
         drv_queue_renew_script.text, strlen(drv_queue_renew_script.text));
-    w->scripts[SCRIPT_DEAD_RETRY] = drv_redis_script_create(
-        drv_queue_dead_retry_script.text,
-        strlen(drv_queue_dead_retry_script.text));
 
     memset(&po, 0, sizeof po);
     po.nthreads = cfg->worker.threads;
@@ -272,10 +260,18 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         drv_err_set(err, rc, "semaphore: %s", drv_strerror(rc));
         goto fail;
     }
+    w->hhost.magic = DRV_HANDLER_HOST_MAGIC;
+    w->hhost.loop = o->loop;
+    w->hhost.procs = w->procs;
+    w->hhost.redis_url = cfg->redis.url;
+    w->hhost.config_file = cfg->file;
+    w->hhost.max_job_bytes = cfg->worker.max_job_bytes;
     w->ntypes = cfg->njobs;
     w->types = drv_xcalloc(w->ntypes ? w->ntypes : 1, sizeof *w->types);
     for (i = 0; i < cfg->njobs; i++) {
-        w->types[i].cfg = cfg->jobs[i];
+        rc = drv_htype_load(&w->types[i].ht, &w->hhost, cfg->jobs[i], err);
+        if (rc < 0)
+            goto fail;
         if (cfg->jobs[i]->concurrency > 0) {
             rc = drv_sem_create(o->loop, cfg->jobs[i]->concurrency,
                                 &w->types[i].sem);
@@ -287,20 +283,14 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     }
     w->nqueues = cfg->nqueues;
     w->queues = drv_xcalloc(w->nqueues, sizeof *w->queues);
+    w->qkeys = drv_xcalloc(w->nqueues, sizeof *w->qkeys);
     for (i = 0; i < cfg->nqueues; i++)
         drv_queue_keys_init(&w->queues[i].keys, cfg->redis.prefix,
                             cfg->queues[i]);
-    rc = drv__worker_plugins_load(w, err);
-    if (rc < 0)
-        goto fail;
-    rc = drv__worker_http_init(w, err);
-    if (rc < 0)
-        goto fail;
     rc = drv__worker_metrics_init(w, err);
     if (rc < 0)
         goto fail;
     w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
-    w->base_env = drv__worker_base_env(environ, cfg->redis.url);
     w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
     DRV_AN(w->defer_ev);
     trace_open(w);
@@ -392,6 +382,8 @@ on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
 void
 drv__worker_check_stopped(struct drv_worker *w)
 {
+    struct drv_argv del;
+
     if (w->state != W_DRAINING || w->live != NULL || w->stop_ev != NULL)
         return;
     /* a pool job abandoned at its timeout still runs: give it until the
@@ -402,10 +394,12 @@ drv__worker_check_stopped(struct drv_worker *w)
         return; /* a read may still deliver entries: wait for it */
     /* drained: leave the registry, then report */
     w->state = W_STOPPED;
+    drv_argv_init(&del);
+    drv_queue_worker_remove(&del, w->workers_key, w->id, strlen(w->id));
     if (drv_redis_state(w->cmd) != DRV_REDIS_READY ||
-        drv_redis_cmd(w->cmd, on_unregistered, w, "HDEL", w->workers_key,
-                      w->id, (char *)NULL) < 0)
+        drv_redis_send(w->cmd, 0, &del, on_unregistered, w) < 0)
         deliver_stopped(w);
+    drv_argv_fini(&del);
 }
 
 static void
@@ -476,16 +470,10 @@ drv_worker_free(struct drv_worker *w)
     DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
     /* jobs still live (hard stop): their entries stay pending in Redis */
     drv__worker_cancel_all(w, 0);
-    while (w->live != NULL) {
-        struct wjob *j = w->live;
-        w->live = j->next;
-        j->prev = j->next = NULL;
-        j->w = NULL;
-    }
+    drv__job_detach_all(w);
     drv__worker_metrics_fini(w);
     drv_proc_mgr_free(w->procs);
     w->procs = NULL;
-    drv__worker_http_fini(w);
     drv_pool_free(w->pool);
     w->pool = NULL;
     while (w->batches != NULL) {
@@ -500,9 +488,12 @@ drv_worker_free(struct drv_worker *w)
         drv_queue_keys_fini(&w->queues[i].keys);
     }
     free(w->queues);
-    drv__worker_plugins_unload(w);
-    for (i = 0; i < w->ntypes; i++)
+    free(w->qkeys);
+    for (i = 0; i < w->ntypes; i++) {
+        drv_htype_unload(&w->types[i].ht);
         drv_sem_free(w->types[i].sem);
+    }
+    drv_handler_host_fini(&w->hhost);
     free(w->types);
     drv_sem_free(w->sem);
     drv_sem_free(w->thread_sem);
@@ -510,7 +501,6 @@ drv_worker_free(struct drv_worker *w)
     drv_redis_free(w->blk);
     for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)
         drv_redis_script_free(w->scripts[i]);
-    drv__worker_strv_free(w->base_env);
     free(w->workers_key);
     if (w->tick_ev != NULL)
         event_free(w->tick_ev);

@@ -13,15 +13,16 @@
  *
  * The job path calls three hooks (all do nothing when metrics are off):
  *   drv__worker_metrics_started   handler started: running+1, wait time
- *   drv__worker_metrics_rusage    an exec child was reaped: CPU seconds,
- *                                 and its numbers kept for the result hash
  *   drv__worker_metrics_outcome   the attempt's outcome is decided:
  *                                 running-1, run time, processed / failed
- *                                 (reason) / retried / dead
+ *                                 (reason) / retried / dead, an exec
+ *                                 child's CPU (and its resources copied
+ *                                 into the settle op for the result hash)
+ *   drv__worker_metrics_member_done  a parallel step's member finished
  *
  * Queue gauges come from Redis: every SAMPLE_MS one MULTI per queue of
- * the sample commands pkg/queue builds, all written in one loop turn (one
- * round trip), never per scrape. Redis, pool and process gauges are read
+ * the stats commands pkg/queue builds (those `drover stats` sends), all
+ * written in one loop turn (one round trip), never per scrape. Redis, pool and process gauges are read
  * when a scrape asks.
  */
 #include <errno.h>
@@ -172,7 +173,7 @@ burst_now_ns(struct wmetrics *m)
 static void
 observe_duration(struct wmetrics *m, struct cell *c, const struct wjob *j)
 {
-    int64_t d = burst_now_ns(m) - j->start_ns;
+    int64_t d = burst_now_ns(m) - j->mstart_ns;
 
     drv_metrics_observe(c->duration, d > 0 ? (double)d / 1e9 : 0.0);
 }
@@ -187,6 +188,7 @@ drv__worker_metrics_started(struct wjob *j)
     if (m == NULL)
         return;
     j->mcell = cell_of(m, j);
+    j->mstart_ns = burst_now_ns(m);
     drv_metrics_inc(((struct cell *)j->mcell)->running);
     /* the entry id's time part: when it was added to the stream */
     for (p = j->job->entry_id; *p >= '0' && *p <= '9'; p++)
@@ -197,32 +199,21 @@ drv__worker_metrics_started(struct wjob *j)
 }
 
 void
-drv__worker_metrics_rusage(struct wjob *j, const struct drv_proc_result *res)
-{
-    struct wmetrics *m = j->w->metrics;
-    int64_t cpu_ns = res->user_cpu_ns + res->sys_cpu_ns;
-
-    j->has_rusage = 1;
-    j->cpu_ms = cpu_ns / DRV_NS_PER_MS;
-    j->max_rss_kb = res->max_rss_kb;
-    if (m != NULL)
-        drv_metrics_add(cell_of(m, j)->cpu, (double)cpu_ns / 1e9);
-}
-
-void
 drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
 {
     struct wmetrics *m = j->w->metrics;
     struct cell *c;
 
-    if (j->has_rusage) {
-        j->op.has_rusage = 1;
-        j->op.cpu_ms = j->cpu_ms;
-        j->op.max_rss_kb = j->max_rss_kb;
+    if (j->run.has_rusage) {
+        j->dec.op.has_rusage = 1;
+        j->dec.op.cpu_ms = j->run.cpu_ns / DRV_NS_PER_MS;
+        j->dec.op.max_rss_kb = j->run.max_rss_kb;
     }
     if (m == NULL)
         return;
     c = j->mcell != NULL ? j->mcell : cell_of(m, j);
+    if (j->run.has_rusage)
+        drv_metrics_add(c->cpu, (double)j->run.cpu_ns / 1e9);
     if (j->mcell != NULL) { /* counted by drv__worker_metrics_started */
         drv_metrics_add(c->running, -1.0);
         if (o->state != DRV_TG_CANCELLED)
@@ -236,9 +227,9 @@ drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
         drv_metrics_inc(c->failed_timeout);
     if (o->state == DRV_TG_CANCELLED)
         return;
-    if (j->op.kind == DRV_SETTLE_RETRY)
+    if (j->dec.op.kind == DRV_SETTLE_RETRY)
         drv_metrics_inc(c->retried);
-    else if (j->op.kind == DRV_SETTLE_DEAD)
+    else if (j->dec.op.kind == DRV_SETTLE_DEAD)
         drv_metrics_inc(c->dead);
 }
 
@@ -252,6 +243,8 @@ drv__worker_metrics_member_done(struct wjob *j,
     if (m == NULL || j->mcell == NULL)
         return;
     c = j->mcell;
+    if (j->run.has_rusage)
+        drv_metrics_add(c->cpu, (double)j->run.cpu_ns / 1e9);
     drv_metrics_add(c->running, -1.0);
     if (o->state != DRV_TG_CANCELLED)
         observe_duration(m, c, j);
@@ -265,9 +258,10 @@ on_sample(struct drv_redis *r, int status, const redisReply *reply,
 {
     struct wmetrics *m;
     struct qcell *q;
-    struct drv_queue_sample s;
+    struct drv_queue_stats s;
     struct drv_err err;
     size_t qi;
+    int rc = DRV_EPROTO;
 
     (void)r;
     if (status == -ECANCELED)
@@ -276,10 +270,14 @@ on_sample(struct drv_redis *r, int status, const redisReply *reply,
     qi = (size_t)(m->sample_sent - m->sample_inflight);
     m->sample_inflight--;
     q = &m->qcells[qi];
-    if (status < 0 || drv_queue_sample_parse(reply, &s, &err) < 0) {
-        if (status == 0)
-            DRV_LOG_DEBUG("queue sample failed", "queue=%s error=\"%s\"",
-                          m->w->queues[qi].keys.name, err.msg);
+    drv_err_clear(&err);
+    if (status == 0 && reply->type == REDIS_REPLY_ARRAY)
+        rc = drv_queue_stats_parse(reply->element, reply->elements, &s,
+                                   &err);
+    if (rc < 0) {
+        DRV_LOG_DEBUG("queue sample failed", "queue=%s error=\"%s\"",
+                      m->w->queues[qi].keys.name,
+                      status < 0 ? drv_strerror(status) : err.msg);
         return; /* keep the last known numbers */
     }
     drv_metrics_set(q->ready, (double)s.ready);
@@ -288,18 +286,16 @@ on_sample(struct drv_redis *r, int status, const redisReply *reply,
     drv_metrics_set(q->dead, (double)s.dead);
 }
 
-/* One round: a MULTI of the sample commands per queue, all written in
- * this loop turn. The next round is due SAMPLE_MS later, or soon when
- * Redis was not ready. */
+/* One round: per queue, one MULTI of pkg/queue's stats commands (one hash
+ * tag, so also on a Redis Cluster), all written in this loop turn. The
+ * next round is due SAMPLE_MS later, or soon when Redis was not ready. */
 static void
 on_sample_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct wmetrics *m;
-    struct drv_argv a[DRV_QUEUE_SAMPLE_CMDS];
-    struct drv_redis_argv ra[DRV_QUEUE_SAMPLE_CMDS];
+    struct drv_queue_cmds c;
     struct timeval tv = {0, RETRY_MS * 1000};
     size_t qi;
-    int i;
 
     (void)fd;
     (void)what;
@@ -309,25 +305,20 @@ on_sample_tick(evutil_socket_t fd, short what, void *arg)
         DRV_AZ(event_add(m->sample_ev, &tv));
         return;
     }
-    for (i = 0; i < DRV_QUEUE_SAMPLE_CMDS; i++)
-        drv_argv_init(&a[i]);
     /* replies come back in order: the n-th answers queue n */
     m->sample_sent = 0;
     for (qi = 0; qi < m->w->nqueues; qi++) {
-        drv_queue_sample_cmds(&m->w->queues[qi].keys, a);
-        for (i = 0; i < DRV_QUEUE_SAMPLE_CMDS; i++) {
-            ra[i].argc = a[i].argc;
-            ra[i].argv = (const char *const *)a[i].argv;
-            ra[i].argvlen = a[i].argvlen;
-        }
-        if (drv_redis_multi(m->w->cmd, 0, DRV_QUEUE_SAMPLE_CMDS, ra,
-                            on_sample, m) < 0)
+        drv_queue_cmds_init(&c);
+        DRV_ASSERT(drv_queue_stats_build(&c, &m->w->queues[qi].keys) ==
+                   DRV_QUEUE_STATS_CMDS && c.n == DRV_QUEUE_STATS_CMDS);
+        if (drv_redis_multi(m->w->cmd, 0, c.n, c.cmd, on_sample, m) < 0) {
+            drv_queue_cmds_fini(&c);
             break; /* the rest waits for the next round */
+        }
+        drv_queue_cmds_fini(&c);
         m->sample_sent++;
         m->sample_inflight++;
     }
-    for (i = 0; i < DRV_QUEUE_SAMPLE_CMDS; i++)
-        drv_argv_fini(&a[i]);
     tv.tv_sec = SAMPLE_MS / 1000;
     tv.tv_usec = 0;
     DRV_AZ(event_add(m->sample_ev, &tv));

@@ -12,47 +12,7 @@
 
 /* ------------------------------------------------ fixture */
 
-static struct drv_test_redis *fixture_srv;             /* borrowed */
-static const struct drv_test_droverd_opts *fixture_opts; /* borrowed */
-
-void
-drv_test_droverd_fixtures(struct drv_test_redis *srv,
-                          const struct drv_test_droverd_opts *opts)
-{
-    fixture_srv = srv;
-    fixture_opts = opts;
-}
-
-int
-drv_test_droverd_group_setup(void **st)
-{
-    (void)st;
-    return drv_test_redis_start(fixture_srv) == 0 ? 0 : -1;
-}
-
-int
-drv_test_droverd_group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(fixture_srv);
-    return 0;
-}
-
-int
-drv_test_droverd_setup(void **st)
-{
-    if (fixture_srv->pid == 0 && !fixture_srv->external)
-        assert_int_equal(drv_test_redis_restart(fixture_srv), 0);
-    *st = drv_test_droverd_new(fixture_srv, fixture_opts);
-    return 0;
-}
-
-int
-drv_test_droverd_teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
+static void dump_running(void *arg);
 
 struct drv_test_droverd *
 drv_test_droverd_new(const struct drv_test_redis *srv,
@@ -63,10 +23,16 @@ drv_test_droverd_new(const struct drv_test_redis *srv,
     assert_non_null(t);
     t->o = *o;
     t->srv = srv;
-    drv_test_redis_flush(srv);
+    if (srv == &drv_test_srv)
+        drv_test_redis_fresh();
+    else
+        drv_test_redis_flush(srv);
     assert_int_equal(drv_test_tmpdir(o->tmpdir, t->dir, sizeof t->dir), 0);
+    snprintf(t->trace, sizeof t->trace, "%s/started.trace", t->dir);
     t->c = drv_test_redis_connect(srv);
     assert_non_null(t->c);
+    drv_test_on_wait_fail(dump_running, t);
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     return t;
 }
 
@@ -78,6 +44,8 @@ drv_test_droverd_free(struct drv_test_droverd *t)
 
     if (t == NULL)
         return;
+    drv_test_watchdog_stop();
+    drv_test_on_wait_fail(NULL, NULL);
     for (i = 0; i < DRV_TEST_NPROCS; i++)
         if (t->w[i].pid > 0) {
             drv_test_dump_log(t, t->w[i].log);
@@ -134,8 +102,9 @@ drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
 void
 drv_test_droverd_start(struct drv_test_droverd *t, int i)
 {
-    char bin[300];
+    char bin[300], trace_env[450];
     const char *argv[6];
+    const char *env[] = {trace_env, NULL};
 
     assert_true(i >= 0 && i < DRV_TEST_NPROCS);
     drv_test_bin("droverd", bin, sizeof bin);
@@ -147,7 +116,8 @@ drv_test_droverd_start(struct drv_test_droverd *t, int i)
     argv[3] = "--log-level";
     argv[4] = t->o.log_level;
     argv[5] = NULL;
-    assert_int_equal(drv_test_spawn(&t->w[i], argv, t->log, NULL), 0);
+    snprintf(trace_env, sizeof trace_env, "DROVER_TRACE_START=%s", t->trace);
+    assert_int_equal(drv_test_spawn(&t->w[i], argv, t->log, env), 0);
 }
 
 void
@@ -175,8 +145,9 @@ drv_test_dump_log(const struct drv_test_droverd *t, const char *log)
 
 /* The logs of the droverd processes still running (a failing wait). */
 static void
-dump_running(const struct drv_test_droverd *t)
+dump_running(void *arg)
 {
+    const struct drv_test_droverd *t = arg;
     int i;
 
     for (i = 0; i < DRV_TEST_NPROCS; i++)
@@ -249,18 +220,13 @@ void
 drv_test_wait_stat(struct drv_test_droverd *t, const char *q,
                    const char *name, long long want)
 {
-    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-    long long v = 0;
+    char what[256];
+    long long v;
 
-    while (drv_test_now_ms() < deadline) {
-        v = drv_test_stat(t, q, name);
-        if (v >= want)
-            break;
-        drv_test_sleep_ms(20);
-    }
+    snprintf(what, sizeof what, "stat %s of %s", name, q);
+    wait_until_num(drv_test_stat(t, q, name), >=, want, what);
     /* reached: a fresh read must agree (it must not have gone past) */
-    if (v == want)
-        v = drv_test_stat(t, q, name);
+    v = drv_test_stat(t, q, name);
     if (v != want) {
         dump_running(t);
         fail_msg("stat %s of %s is %lld, wanted %lld", name, q, v, want);
@@ -271,17 +237,30 @@ void
 drv_test_wait_pending(struct drv_test_droverd *t, const char *q,
                       long long want)
 {
-    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-    long long v = 0;
+    char what[256];
 
-    while (drv_test_now_ms() < deadline) {
-        v = drv_test_num(t, "XPENDING %s:{%s}:jobs drover", t->o.prefix, q);
-        if (v >= want)
-            return;
-        drv_test_sleep_ms(10);
-    }
-    dump_running(t);
-    fail_msg("pending of %s is %lld, wanted %lld", q, v, want);
+    snprintf(what, sizeof what, "pending of %s", q);
+    wait_until_num(drv_test_num(t, "XPENDING %s:{%s}:jobs drover",
+                                t->o.prefix, q),
+                   >=, want, what);
+}
+
+void
+drv_test_wait_log(struct drv_test_droverd *t, const char *needle, int n)
+{
+    wait_until_num(drv_test_file_count(t->log, needle), >=, n, needle);
+}
+
+int
+drv_test_started(const struct drv_test_droverd *t)
+{
+    return drv_test_file_lines(t->trace);
+}
+
+void
+drv_test_wait_started(struct drv_test_droverd *t, int n)
+{
+    wait_until_num(drv_test_started(t), >=, n, "jobs started (trace)");
 }
 
 /* The value of the last field name in a stream entry's field list, or
@@ -366,25 +345,4 @@ drv_test_result(struct drv_test_droverd *t, const char *q, const char *id,
     }
     freeReplyObject(r);
     return v;
-}
-
-/* ------------------------------------------------ processes */
-
-int
-drv_test_pid_alive(long pid)
-{
-    char path[64], buf[512];
-    FILE *f;
-    char *p;
-
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    p = fgets(buf, sizeof buf, f);
-    fclose(f);
-    if (p == NULL)
-        return 0;
-    p = strrchr(buf, ')');
-    return p != NULL && p[2] != 'Z'; /* a zombie is dead */
 }

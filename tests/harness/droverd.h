@@ -6,16 +6,18 @@
  * for that server, droverd processes started on it (each with a log file
  * in the temp dir) and stopped with SIGTERM, and helpers on the queue keys
  * PREFIX:{Q}:jobs, :stats, :dead and :result:ID. Everything runs on the
- * test's thread. Waits poll Redis with a generous deadline
- * (DRV_TEST_WAIT_MS): a guard against hangs, never a speed check. On a
- * failure the helpers show the tail of droverd's log, then fail the test.
+ * test's thread. Waits poll Redis (wait_until) with a generous deadline
+ * (DRV_TEST_WAIT_MS): a guard against hangs, never a speed check. While a
+ * fixture lives, the watchdog is armed and a wait that times out shows the
+ * tail of the logs of the droverd processes still running, then fails the
+ * test. Each droverd traces the jobs it starts (DROVER_TRACE_START) into
+ * dir/started.trace: drv_test_started counts them.
  */
 #ifndef DROVER_TEST_DROVERD_H
 #define DROVER_TEST_DROVERD_H
 
 #include "harness.h"
 
-#define DRV_TEST_WAIT_MS 30000 /* deadline of every wait (hang guard) */
 #define DRV_TEST_NPROCS 2      /* droverd processes one fixture can hold */
 
 /* What differs between the test files; copied by drv_test_droverd_new. */
@@ -39,35 +41,23 @@ struct drv_test_droverd {
     redisContext *c;                  /* blocking client on srv */
     struct drv_test_proc w[DRV_TEST_NPROCS]; /* droverd processes */
     int nstarted;                     /* starts so far: numbers the logs */
+    char trace[400];                  /* DROVER_TRACE_START file: a line
+                                       * per job a droverd started */
 };
 
-/* drv_test_droverd_new -- FLUSHALL on srv, make the temp dir, connect;
- * asserts each step. srv is borrowed and must outlive the fixture (it may
- * be restarted meanwhile: the port stays). Free with drv_test_droverd_free. */
+/* drv_test_droverd_new -- FLUSHALL on srv (drv_test_srv: restarted first
+ * when a test left it stopped), make the temp dir, connect, arm the
+ * watchdog; asserts each step. srv is borrowed and must outlive the
+ * fixture (it may be restarted meanwhile: the port stays). Free with
+ * drv_test_droverd_free. */
 struct drv_test_droverd *
 drv_test_droverd_new(const struct drv_test_redis *srv,
                      const struct drv_test_droverd_opts *o);
 
 /* drv_test_droverd_free -- SIGKILL any droverd still running (showing its
  * log first), close the client, remove the temp dir unless
- * DROVER_TEST_KEEP=1, free t. NULL is a no-op. */
+ * DROVER_TEST_KEEP=1, stop the watchdog, free t. NULL is a no-op. */
 void drv_test_droverd_free(struct drv_test_droverd *t);
-
-/*
- * Ready-made cmocka fixtures for a test file whose tests each get a fresh
- * droverd fixture on one redis-server shared by the file: call
- * drv_test_droverd_fixtures(&srv, &opts) in main, then pass
- * drv_test_droverd_group_setup/_group_teardown to cmocka_run_group_tests
- * and drv_test_droverd_setup/_teardown to each test (its state is the
- * struct drv_test_droverd *). setup restarts the server when a test
- * stopped it. srv and opts are borrowed for the whole run.
- */
-void drv_test_droverd_fixtures(struct drv_test_redis *srv,
-                               const struct drv_test_droverd_opts *opts);
-int drv_test_droverd_group_setup(void **st);
-int drv_test_droverd_group_teardown(void **st);
-int drv_test_droverd_setup(void **st);
-int drv_test_droverd_teardown(void **st);
 
 /* drv_test_droverd_config -- write t->cfg: redis (srv's URL, the prefix),
  * then "worker:" with the defaults that worker_extra (NULL: none) does not
@@ -115,6 +105,18 @@ void drv_test_wait_stat(struct drv_test_droverd *t, const char *q,
 void drv_test_wait_pending(struct drv_test_droverd *t, const char *q,
                            long long want);
 
+/* drv_test_wait_log -- wait until t->log (the droverd started last)
+ * contains needle at least n times. */
+void drv_test_wait_log(struct drv_test_droverd *t, const char *needle,
+                       int n);
+
+/* drv_test_started -- jobs the fixture's droverd processes have started
+ * so far (lines of t->trace; droverd writes them every tick, 100 ms). */
+int drv_test_started(const struct drv_test_droverd *t);
+
+/* drv_test_wait_started -- wait until drv_test_started reaches n. */
+void drv_test_wait_started(struct drv_test_droverd *t, int n);
+
 /* drv_test_dead_fields -- field name of every entry of q's dead stream,
  * each followed by '|', into out (size n; "" when none). */
 void drv_test_dead_fields(struct drv_test_droverd *t, const char *q,
@@ -135,8 +137,5 @@ char *drv_test_hget(struct drv_test_droverd *t, const char *key,
  * a copy the caller frees, or NULL. */
 char *drv_test_result(struct drv_test_droverd *t, const char *q,
                       const char *id, const char *field);
-
-/* drv_test_pid_alive -- 1 if pid runs (/proc/PID/stat); a zombie is dead. */
-int drv_test_pid_alive(long pid);
 
 #endif

@@ -1,10 +1,12 @@
 /*
- * harness.c -- a real redis-server for tests, and small file helpers.
+ * harness.c -- a real redis-server for tests (the Redis fixture), child
+ * processes, the watchdog, wait_until's polling, and small file helpers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +18,62 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "harness.h"
+#include "drover/loop.h"
+#include "drover/pool.h"
+
+/* ------------------------------------------------ children */
+
+/* Every child the harness started and has not reaped (test programs,
+ * droverd, redis-server): the watchdog kills them before it aborts, so a
+ * hung test leaves no process behind. */
+#define MAX_KIDS 64
+
+static pthread_mutex_t kids_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t kids[MAX_KIDS];
+
+static void
+kid_add(pid_t pid)
+{
+    size_t i;
+
+    pthread_mutex_lock(&kids_mu);
+    for (i = 0; i < MAX_KIDS; i++)
+        if (kids[i] == 0) {
+            kids[i] = pid;
+            break;
+        }
+    pthread_mutex_unlock(&kids_mu);
+}
+
+static void
+kid_del(pid_t pid)
+{
+    size_t i;
+
+    pthread_mutex_lock(&kids_mu);
+    for (i = 0; i < MAX_KIDS; i++)
+        if (kids[i] == pid)
+            kids[i] = 0;
+    pthread_mutex_unlock(&kids_mu);
+}
+
+/* SIGKILL every child still registered; the number killed. */
+static int
+kids_kill(void)
+{
+    size_t i;
+    int n = 0;
+
+    pthread_mutex_lock(&kids_mu);
+    for (i = 0; i < MAX_KIDS; i++)
+        if (kids[i] > 0 && kill(kids[i], SIGKILL) == 0)
+            n++;
+    pthread_mutex_unlock(&kids_mu);
+    return n;
+}
 
 int64_t
 drv_test_now_ms(void)
@@ -127,7 +184,7 @@ static int
 spawn_server(struct drv_test_redis *r)
 {
     char conf[400];
-    int64_t deadline;
+    struct drv_test_poll p;
     pid_t pid;
     int st;
 
@@ -151,18 +208,21 @@ spawn_server(struct drv_test_redis *r)
         _exit(127);
     }
     r->pid = pid;
-    deadline = drv_test_now_ms() + 10000;
-    while (drv_test_now_ms() < deadline) {
+    kid_add(pid);
+    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
+    do {
         if (ping_ok(r))
             return 0;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            kid_del(pid);
             r->pid = 0;
             fprintf(stderr, "harness: redis-server exited (see %s)\n",
                     r->dir);
             return -ECHILD;
         }
-        usleep(10000);
-    }
+    } while (drv_test_poll_next(&p));
+    fprintf(stderr, "harness: redis-server gave no PONG in %d ms (see %s)\n",
+            DRV_TEST_WAIT_MS, r->dir);
     return -ETIMEDOUT;
 }
 
@@ -215,6 +275,7 @@ reap(struct drv_test_redis *r, int sig)
      * continued: without this, waitpid would hang */
     kill(r->pid, SIGCONT);
     waitpid(r->pid, &st, 0);
+    kid_del(r->pid);
     r->pid = 0;
 }
 
@@ -287,28 +348,109 @@ drv_test_redis_flush(const struct drv_test_redis *r)
     redisFree(c);
 }
 
-/* ------------------------------------------------ child processes */
+void
+drv_test_filter_from_env(void)
+{
+    const char *f = getenv("DROVER_TEST_FILTER");
+
+    if (f != NULL && *f != '\0')
+        cmocka_set_test_filter(f);
+}
+
+/* ------------------------------------------------ the Redis fixture */
+
+struct drv_test_redis drv_test_srv;
 
 int
-drv_test_spawn(struct drv_test_proc *p, const char *const *argv,
-               const char *log_path, const char *const *env_extra)
+drv_test_redis_group_setup(void **st)
+{
+    int rc;
+
+    (void)st;
+    signal(SIGPIPE, SIG_IGN); /* a test may write to a closed socket */
+    rc = drv_test_redis_start(&drv_test_srv);
+    if (rc < 0)
+        fprintf(stderr, "harness: cannot start redis-server: %s\n",
+                strerror(-rc));
+    return rc == 0 ? 0 : -1;
+}
+
+int
+drv_test_redis_group_teardown(void **st)
+{
+    (void)st;
+    drv_test_watchdog_stop();
+    drv_test_redis_cleanup(&drv_test_srv);
+    return 0;
+}
+
+void
+drv_test_redis_fresh(void)
+{
+    if (drv_test_srv.pid == 0 && !drv_test_srv.external)
+        assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
+    drv_test_redis_flush(&drv_test_srv);
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
+}
+
+long long
+drv_test_redis_info(redisContext *c, const char *name)
+{
+    redisReply *r = drv_test_redis_cmd(c, "INFO");
+    size_t len = strlen(name);
+    long long v = -1;
+    const char *line;
+
+    for (line = r->type == REDIS_REPLY_STRING ? r->str : NULL;
+         line != NULL && *line != '\0'; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            v = atoll(line + len + 1);
+            break;
+        }
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+/* ------------------------------------------------ child processes */
+
+/* Open path for a child's output (NULL: /dev/null) onto fd. */
+static void
+child_output(const char *path, int flags, int fd)
+{
+    int o = path != NULL ? open(path, O_WRONLY | O_CREAT | flags, 0600)
+                         : open("/dev/null", O_WRONLY);
+
+    if (o >= 0) {
+        dup2(o, fd);
+        close(o);
+    }
+}
+
+/* Fork argv with its stdout and stderr in files (the same path: one file
+ * opened once, appended to); the pid into p. */
+static int
+spawn(struct drv_test_proc *p, const char *const *argv, const char *out,
+      const char *err, int flags, const char *const *env_extra)
 {
     pid_t pid;
 
     memset(p, 0, sizeof *p);
-    snprintf(p->log, sizeof p->log, "%s", log_path);
+    snprintf(p->log, sizeof p->log, "%s", out != NULL ? out : "");
     pid = fork();
     if (pid < 0)
         return -errno;
     if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         size_t i;
+        int fd;
 
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
+        child_output(out, flags, 1);
+        if (err != NULL && out != NULL && strcmp(err, out) == 0)
+            dup2(1, 2);
+        else
+            child_output(err, flags, 2);
         fd = open("/dev/null", O_RDONLY);
         if (fd >= 0) {
             dup2(fd, 0);
@@ -320,32 +462,55 @@ drv_test_spawn(struct drv_test_proc *p, const char *const *argv,
         _exit(127);
     }
     p->pid = pid;
+    kid_add(pid);
     return 0;
 }
 
 int
-drv_test_wait(struct drv_test_proc *p, int64_t timeout_ms)
+drv_test_spawn(struct drv_test_proc *p, const char *const *argv,
+               const char *log_path, const char *const *env_extra)
 {
-    int64_t deadline = drv_test_now_ms() + timeout_ms;
-    int st;
+    return spawn(p, argv, log_path, log_path, O_APPEND, env_extra);
+}
 
-    if (p->pid <= 0)
-        return -ECHILD;
-    for (;;) {
-        pid_t r = waitpid(p->pid, &st, WNOHANG);
-        if (r == p->pid)
-            break;
-        if (r < 0)
-            return -errno;
-        if (drv_test_now_ms() >= deadline)
-            return -ETIMEDOUT;
-        usleep(5000);
-    }
+int
+drv_test_spawn_io(struct drv_test_proc *p, const char *const *argv,
+                  const char *out_path, const char *err_path,
+                  const char *const *env_extra)
+{
+    return spawn(p, argv, out_path, err_path, O_TRUNC, env_extra);
+}
+
+/* Record p's wait status st; its exit code, or 128+signal. */
+static int
+reaped(struct drv_test_proc *p, int st)
+{
+    kid_del(p->pid);
     p->pid = 0;
     p->status = st;
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     return 128 + WTERMSIG(st);
+}
+
+int
+drv_test_wait(struct drv_test_proc *p, int64_t timeout_ms)
+{
+    struct drv_test_poll poll;
+    int st;
+
+    if (p->pid <= 0)
+        return -ECHILD;
+    drv_test_poll_init(&poll, timeout_ms);
+    for (;;) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid)
+            return reaped(p, st);
+        if (r < 0)
+            return -errno;
+        if (!drv_test_poll_next(&poll))
+            return -ETIMEDOUT;
+    }
 }
 
 void
@@ -358,8 +523,7 @@ drv_test_kill(struct drv_test_proc *p, int sig)
     kill(p->pid, sig);
     if (sig == SIGKILL) {
         waitpid(p->pid, &st, 0);
-        p->status = st;
-        p->pid = 0;
+        reaped(p, st);
     }
 }
 
@@ -384,6 +548,7 @@ drv_test_run(const char *const *argv, char *out, size_t n, int64_t timeout_ms)
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
+    kid_add(pid);
     close(fds[1]);
     for (;;) {
         ssize_t r;
@@ -406,37 +571,238 @@ drv_test_run(const char *const *argv, char *out, size_t n, int64_t timeout_ms)
     memset(&p, 0, sizeof p);
     p.pid = pid;
     rc = drv_test_wait(&p, timeout_ms);
-    if (rc == -ETIMEDOUT) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
+    if (rc == -ETIMEDOUT)
+        drv_test_kill(&p, SIGKILL);
     return rc;
+}
+
+int
+drv_test_pid_alive(long pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    char *p;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    p = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (p == NULL)
+        return 0;
+    p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* The file at path, NUL-terminated (caller frees), or NULL. */
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long len;
+
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)(len > 0 ? len : 0) + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return NULL;
+    }
+    len = (long)fread(buf, 1, (size_t)(len > 0 ? len : 0), f);
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int
+drv_test_file_count(const char *path, const char *needle)
+{
+    char *buf = slurp(path);
+    const char *at;
+    int n = 0;
+
+    for (at = buf; at != NULL && (at = strstr(at, needle)) != NULL;
+         at += strlen(needle))
+        n++;
+    free(buf);
+    return n;
 }
 
 int
 drv_test_file_contains(const char *path, const char *needle)
 {
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long len;
-    int found;
+    return drv_test_file_count(path, needle) > 0;
+}
 
-    if (f == NULL)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)len + 1);
-    len = (long)fread(buf, 1, (size_t)len, f);
-    buf[len] = '\0';
-    fclose(f);
-    found = strstr(buf, needle) != NULL;
-    free(buf);
-    return found;
+int
+drv_test_file_lines(const char *path)
+{
+    return drv_test_file_count(path, "\n");
 }
 
 void
 drv_test_sleep_ms(int64_t ms)
 {
     usleep((useconds_t)(ms * 1000));
+}
+
+/* ------------------------------------------------ watchdog */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int running;  /* th exists */
+    int stop;     /* disarmed: th ends */
+    int secs;     /* the guard */
+} wd = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *
+watchdog_main(void *arg)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    (void)arg;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&wd.mu);
+    ts.tv_sec += wd.secs;
+    while (!wd.stop && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&wd.cv, &wd.mu, &ts);
+    if (!wd.stop) {
+        fprintf(stderr, "watchdog: test hung for %d s: killed %d children, "
+                "aborting\n", wd.secs, kids_kill());
+        abort();
+    }
+    pthread_mutex_unlock(&wd.mu);
+    return NULL;
+}
+
+void
+drv_test_watchdog_start(int secs)
+{
+    drv_test_watchdog_stop();
+    pthread_mutex_lock(&wd.mu);
+    wd.stop = 0;
+    wd.secs = secs;
+    pthread_mutex_unlock(&wd.mu);
+    assert_int_equal(pthread_create(&wd.th, NULL, watchdog_main, NULL), 0);
+    wd.running = 1;
+}
+
+void
+drv_test_watchdog_stop(void)
+{
+    if (!wd.running)
+        return;
+    pthread_mutex_lock(&wd.mu);
+    wd.stop = 1;
+    pthread_cond_signal(&wd.cv);
+    pthread_mutex_unlock(&wd.mu);
+    pthread_join(wd.th, NULL);
+    wd.running = 0;
+}
+
+/* ------------------------------------------------ wait_until */
+
+static void (*wait_fail_fn)(void *arg);
+static void *wait_fail_arg;
+
+void
+drv_test_poll_init(struct drv_test_poll *p, int64_t timeout_ms)
+{
+    p->start_ms = drv_test_now_ms();
+    p->deadline_ms = p->start_ms + timeout_ms;
+    p->delay_ms = 1;
+    p->tries = 0;
+}
+
+int
+drv_test_poll_next(struct drv_test_poll *p)
+{
+    int64_t left = p->deadline_ms - drv_test_now_ms();
+
+    p->tries++;
+    if (left <= 0)
+        return 0;
+    /* the last pause ends at the deadline: one more try follows it */
+    drv_test_sleep_ms(left < p->delay_ms ? left : p->delay_ms);
+    if (p->delay_ms < 50)
+        p->delay_ms *= 2;
+    return 1;
+}
+
+void
+drv_test_on_wait_fail(void (*fn)(void *arg), void *arg)
+{
+    wait_fail_fn = fn;
+    wait_fail_arg = arg;
+}
+
+void
+drv_test_wait_failed(const char *file, int line, const struct drv_test_poll *p,
+                     const char *what, ...)
+{
+    int64_t waited = drv_test_now_ms() - p->start_ms;
+    char msg[1024];
+    va_list ap;
+
+    if (wait_fail_fn != NULL)
+        wait_fail_fn(wait_fail_arg); /* the fixture's logs first */
+    va_start(ap, what);
+    vsnprintf(msg, sizeof msg, what, ap);
+    va_end(ap);
+    fail_msg("%s:%d: timed out after %lld ms (%d tries) waiting for %s",
+             file, line, (long long)waited, p->tries, msg);
+}
+
+/* A guarded loop run: the loop, and whether the guard fired. */
+struct loop_guard {
+    struct drv_loop *loop;
+    int fired;
+};
+
+static void
+on_loop_guard(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_guard *g = arg;
+
+    (void)fd;
+    (void)what;
+    g->fired = 1;
+    drv_loop_stop(g->loop);
+}
+
+int
+drv_test_loop_run(struct drv_loop *loop, int64_t timeout_ms)
+{
+    struct timeval tv = {(time_t)(timeout_ms / 1000),
+                         (suseconds_t)(timeout_ms % 1000) * 1000};
+    struct loop_guard g = {loop, 0};
+    struct event *guard = evtimer_new(drv_loop_base(loop), on_loop_guard,
+                                      &g);
+
+    assert_non_null(guard);
+    assert_int_equal(evtimer_add(guard, &tv), 0);
+    assert_int_equal(drv_loop_run(loop), 0);
+    event_free(guard);
+    return g.fired ? -ETIMEDOUT : 0;
+}
+
+int
+drv_test_pool_wait_stopping(struct drv_pool *pool)
+{
+    struct drv_pool_stats ps;
+    struct drv_test_poll p;
+
+    drv_test_poll_init(&p, DRV_TEST_WAIT_MS);
+    do
+        drv_pool_get_stats(pool, &ps);
+    while (!ps.stopping && drv_test_poll_next(&p));
+    return ps.stopping;
 }

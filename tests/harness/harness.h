@@ -1,11 +1,13 @@
 /*
  * harness.h -- shared helpers for drover's cmocka tests.
  *
- * A real redis-server per test binary (group setup): a private temp dir
- * with a redis.conf (loopback port chosen free, unix socket, no
- * persistence), started and PINGed; stopped and removed at teardown unless
- * DROVER_TEST_KEEP=1. DROVER_TEST_REDIS_URL selects an external server
- * instead (then restart/kill tests skip).
+ * A real redis-server per test binary (the Redis fixture, group setup): a
+ * private temp dir with a redis.conf (loopback port chosen free, unix
+ * socket, no persistence), started and PINGed; stopped and removed at
+ * teardown unless DROVER_TEST_KEEP=1. DROVER_TEST_REDIS_URL selects an
+ * external server instead (then restart/kill tests skip). Child
+ * processes with their output in files; one watchdog against hangs; one
+ * wait_until that polls a condition with a deadline.
  */
 #ifndef DROVER_TEST_HARNESS_H
 #define DROVER_TEST_HARNESS_H
@@ -81,6 +83,18 @@ int drv_test_free_port(void);
 /* drv_test_now_ms -- monotonic ms, for watchdogs (never speed checks). */
 int64_t drv_test_now_ms(void);
 
+/* drv_test_file_count -- how many times needle occurs in the file at path
+ * (0 when it cannot be read). */
+int drv_test_file_count(const char *path, const char *needle);
+
+/* drv_test_file_lines -- the number of complete lines in the file at path
+ * (0 when it cannot be read). */
+int drv_test_file_lines(const char *path);
+
+/* drv_test_redis_info -- field name of INFO on c as a number (-1 when
+ * INFO has no such field). Asserts a reply. */
+long long drv_test_redis_info(redisContext *c, const char *name);
+
 /* assert_drv_ok -- assert rc == 0, printing drv_strerror and err->msg. */
 #define assert_drv_ok(rc, err)                                            \
     do {                                                                  \
@@ -90,8 +104,6 @@ int64_t drv_test_now_ms(void);
             fail_msg("%s = %d (%s) %s", #rc, rc_, drv_strerror(rc_),      \
                      e_ ? e_->msg : "");                                  \
     } while (0)
-
-#endif
 
 /* ------------------------------------------------ child processes */
 
@@ -109,6 +121,14 @@ struct drv_test_proc {
 int drv_test_spawn(struct drv_test_proc *p, const char *const *argv,
                    const char *log_path, const char *const *env_extra);
 
+/*
+ * drv_test_spawn_io -- drv_test_spawn with stdout truncated into out_path
+ * and stderr into err_path (either NULL: /dev/null). 0 or -errno.
+ */
+int drv_test_spawn_io(struct drv_test_proc *p, const char *const *argv,
+                      const char *out_path, const char *err_path,
+                      const char *const *env_extra);
+
 /* drv_test_wait -- wait up to timeout_ms for the child to exit; returns
  * its exit code, 128+signal when signalled, or -ETIMEDOUT. */
 int drv_test_wait(struct drv_test_proc *p, int64_t timeout_ms);
@@ -121,8 +141,156 @@ void drv_test_kill(struct drv_test_proc *p, int sig);
 int drv_test_run(const char *const *argv, char *out, size_t n,
                  int64_t timeout_ms);
 
+/* drv_test_pid_alive -- 1 if pid runs (/proc/PID/stat); a zombie or a
+ * process being torn down is dead (in a container, pid 1 may not reap
+ * orphans). */
+int drv_test_pid_alive(long pid);
+
 /* drv_test_file_contains -- 1 if the file at path contains needle. */
 int drv_test_file_contains(const char *path, const char *needle);
 
-/* drv_test_sleep_ms -- sleep. */
+/* drv_test_sleep_ms -- sleep: for pacing only (a test that waits for
+ * something uses wait_until on what it can observe). */
 void drv_test_sleep_ms(int64_t ms);
+
+/* drv_test_filter_from_env -- run only the tests whose names match
+ * $DROVER_TEST_FILTER (cmocka's pattern: * and ? wildcards), when set;
+ * call it in main before cmocka_run_group_tests. */
+void drv_test_filter_from_env(void);
+
+/* ------------------------------------------------ the Redis fixture */
+
+/*
+ * One private redis-server per test binary, for cmocka's group setup:
+ *
+ *     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+ *                                   drv_test_redis_group_teardown);
+ *
+ * and drv_test_redis_fresh() in each test's setup (a test may stop, kill
+ * or restart the server: the port and socket stay); it also arms the
+ * watchdog for the test. A file with more to set up calls the two from its
+ * own group functions.
+ * DROVER_TEST_REDIS_URL adopts an external server instead (tests that stop
+ * it skip); DROVER_TEST_KEEP=1 keeps the temp dir.
+ */
+
+/* drv_test_srv -- the binary's server (valid after the group setup). */
+extern struct drv_test_redis drv_test_srv;
+
+/* drv_test_redis_group_setup -- start drv_test_srv, ignore SIGPIPE; 0, or
+ * -1 (cmocka then fails the group) with the reason on stderr. */
+int drv_test_redis_group_setup(void **st);
+
+/* drv_test_redis_group_teardown -- stop the watchdog and drv_test_srv,
+ * remove the server's dir. */
+int drv_test_redis_group_teardown(void **st);
+
+/* drv_test_redis_fresh -- a clean server for the next test: started again
+ * if a test left it stopped, then FLUSHALL (asserts both); then the
+ * watchdog armed for DRV_TEST_WATCHDOG_S. */
+void drv_test_redis_fresh(void);
+
+/* ------------------------------------------------ watchdog */
+
+/*
+ * One guard against hangs (never a speed check): a thread that, unless
+ * drv_test_watchdog_stop comes first, says the test hung, SIGKILLs every
+ * child the harness started (drv_test_spawn, drv_test_run, redis-server)
+ * and aborts the binary after secs seconds. Arm it in a test's setup, stop
+ * it in the teardown (cmocka runs the teardown after a failed test too);
+ * starting it again re-arms it. drv_test_redis_fresh and the droverd
+ * fixture arm it.
+ */
+#define DRV_TEST_WATCHDOG_S 300 /* default guard of one test */
+
+/* drv_test_watchdog_start -- arm the guard for secs seconds. */
+void drv_test_watchdog_start(int secs);
+
+/* drv_test_watchdog_stop -- disarm it and join its thread. */
+void drv_test_watchdog_stop(void);
+
+/* ------------------------------------------------ wait_until */
+
+#define DRV_TEST_WAIT_MS 30000 /* deadline of every wait (hang guard) */
+
+/* One wait's progress: its deadline and the next pause between tries. */
+struct drv_test_poll {
+    int64_t start_ms;    /* when the wait began */
+    int64_t deadline_ms; /* when it gives up */
+    int delay_ms;        /* next pause: 1 ms, doubling up to 50 ms */
+    int tries;           /* conditions evaluated so far */
+};
+
+/* drv_test_poll_init -- a wait of at most timeout_ms from now. */
+void drv_test_poll_init(struct drv_test_poll *p, int64_t timeout_ms);
+
+/* drv_test_poll_next -- pause before the next try: 1, or 0 once the
+ * deadline has passed (then the condition gets no more tries). */
+int drv_test_poll_next(struct drv_test_poll *p);
+
+/* drv_test_wait_failed -- fail the test: "FILE:LINE: timed out after N ms
+ * waiting for WHAT" (what is a printf format), after running the
+ * diagnostics hook (drv_test_on_wait_fail). Does not return. */
+void drv_test_wait_failed(const char *file, int line,
+                          const struct drv_test_poll *p, const char *what,
+                          ...) __attribute__((format(printf, 4, 5)));
+
+/* drv_test_on_wait_fail -- fn(arg) runs when a wait times out, before the
+ * test fails (a fixture shows its logs); NULL removes it. */
+void drv_test_on_wait_fail(void (*fn)(void *arg), void *arg);
+
+/*
+ * wait_until -- evaluate cond until it holds, pausing between tries, for
+ * at most DRV_TEST_WAIT_MS (a hang guard: nothing is ever slow enough to
+ * fail it on a healthy run). On timeout the test fails naming what: a
+ * printf format and arguments evaluated after the last try, so they can
+ * show the value last seen (Redis's wait_for_condition is the model):
+ *
+ *     wait_until(drv_test_file_contains(log, "ready"), "%s to say ready",
+ *                log);
+ */
+#define wait_until(cond, ...)                                             \
+    do {                                                                  \
+        struct drv_test_poll p_;                                          \
+        drv_test_poll_init(&p_, DRV_TEST_WAIT_MS);                        \
+        while (!(cond))                                                   \
+            if (!drv_test_poll_next(&p_))                                 \
+                drv_test_wait_failed(__FILE__, __LINE__, &p_,             \
+                                     __VA_ARGS__);                        \
+    } while (0)
+
+/*
+ * wait_until_num -- wait_until for a number: evaluate expr (a long long)
+ * until `value op want` holds; on timeout the message names what, the
+ * comparison and the last value seen:
+ *
+ *     wait_until_num(drv_test_num(c, "XLEN q"), >=, 3, "length of q");
+ */
+#define wait_until_num(expr, op, want, what)                              \
+    do {                                                                  \
+        long long v_ = 0;                                                 \
+        long long w_ = (want);                                            \
+        wait_until((v_ = (expr)) op w_, "%s %s %lld (last seen %lld)",     \
+                   (what), #op, w_, v_);                                  \
+    } while (0)
+
+/*
+ * drv_test_pool_wait_stopping -- poll pool's stats until drv_pool_free has
+ * begun (stopping), for at most DRV_TEST_WAIT_MS; 1 when it has, 0 on
+ * timeout. It asserts nothing, so a helper thread may call it.
+ */
+struct drv_pool;
+int drv_test_pool_wait_stopping(struct drv_pool *pool);
+
+/*
+ * drv_test_loop_run -- drv_loop_run(loop) under the same hang guard as
+ * wait_until: a timer on the loop's base stops the loop after timeout_ms
+ * (DRV_TEST_WAIT_MS). For a loop whose callbacks end it with
+ * drv_loop_stop (the guard's pending timer keeps it from running out of
+ * events). 0 when the callbacks stopped it, -ETIMEDOUT when the guard
+ * did; the guard's timer is gone from the base either way.
+ */
+struct drv_loop;
+int drv_test_loop_run(struct drv_loop *loop, int64_t timeout_ms);
+
+#endif

@@ -20,9 +20,6 @@
 #include "drover/common.h"
 #include "drover/queue.h"
 
-#define RUN_TIMEOUT_MS 30000  /* watchdog: a hung CLI fails the test */
-
-static struct drv_test_redis srv;
 static char tmpdir[256];       /* config files and captured output */
 
 struct state {
@@ -79,9 +76,9 @@ run_argv(struct run *r, const char *env, const char *const *args)
 {
     char bin[512], outp[400], errp[400];
     const char *argv[64];
-    int64_t deadline;
-    pid_t pid, w;
-    int st = 0, n = 0, fd;
+    const char *envv[] = {env, NULL};
+    struct drv_test_proc p;
+    int n = 0;
 
     memset(r, 0, sizeof *r);
     drv_test_bin("drover", bin, sizeof bin);
@@ -93,35 +90,13 @@ run_argv(struct run *r, const char *env, const char *const *args)
         n++;
     }
     argv[n] = NULL;
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        fd = open("/dev/null", O_RDONLY);
-        dup2(fd, 0);
-        fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(fd, 1);
-        fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(fd, 2);
-        unsetenv("DROVER_REDIS_PASSWORD");
-        if (env != NULL)
-            putenv((char *)env);
-        execv(bin, (char *const *)argv);
-        _exit(127);
+    assert_int_equal(drv_test_spawn_io(&p, argv, outp, errp, envv), 0);
+    r->status = drv_test_wait(&p, DRV_TEST_WAIT_MS);
+    if (r->status == -ETIMEDOUT) {
+        drv_test_kill(&p, SIGKILL);
+        fail_msg("%s %s: still running after %d ms", bin, args[0],
+                 DRV_TEST_WAIT_MS);
     }
-    deadline = drv_test_now_ms() + RUN_TIMEOUT_MS;
-    for (;;) {
-        w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            break;
-        if (drv_test_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            fail_msg("%s %s: still running after %d ms", bin, args[0],
-                     RUN_TIMEOUT_MS);
-        }
-        usleep(2000);
-    }
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     r->out = slurp(outp);
     r->err = slurp(errp);
 }
@@ -134,7 +109,7 @@ run_argv(struct run *r, const char *env, const char *const *args)
     } while (0)
 
 /* RUN against the test server: --redis URL first. */
-#define RUN_R(r, ...) RUN((r), "--redis", srv.url, __VA_ARGS__)
+#define RUN_R(r, ...) RUN((r), "--redis", drv_test_srv.url, __VA_ARGS__)
 
 /* Assert the exit status, showing what the CLI said when it differs. */
 static void
@@ -242,10 +217,11 @@ line1(char *out)
 static int
 group_setup(void **st)
 {
-    (void)st;
+    /* the CLI runs with this environment: no password from outside */
+    unsetenv("DROVER_REDIS_PASSWORD");
     if (drv_test_tmpdir("drover-cli", tmpdir, sizeof tmpdir) < 0)
         return -1;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
+    return drv_test_redis_group_setup(st);
 }
 
 static int
@@ -253,8 +229,7 @@ group_teardown(void **st)
 {
     const char *keep = getenv("DROVER_TEST_KEEP");
 
-    (void)st;
-    drv_test_redis_cleanup(&srv);
+    drv_test_redis_group_teardown(st);
     if (!(keep && strcmp(keep, "1") == 0))
         drv_test_rm_rf(tmpdir);
     return 0;
@@ -266,8 +241,8 @@ setup(void **st)
     struct state *s = calloc(1, sizeof *s);
 
     assert_non_null(s);
-    drv_test_redis_flush(&srv);
-    s->c = drv_test_redis_connect(&srv);
+    drv_test_redis_fresh();
+    s->c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(s->c);
     *st = s;
     return 0;
@@ -1042,7 +1017,7 @@ test_cli_auth_select(void **st)
 
     /* user and password in the URL, db 3 */
     snprintf(url, sizeof url, "redis://clitest:s3cret@127.0.0.1:%d/3",
-             srv.port);
+             drv_test_srv.port);
     RUN(&r, "--redis", url, "enqueue", "default", "echo", "--id", "in3");
     expect_status(&r, 0);
     run_free(&r);
@@ -1052,7 +1027,8 @@ test_cli_auth_select(void **st)
     freeReplyObject(cmd(s, "SELECT 0"));
 
     /* the password from $DROVER_REDIS_PASSWORD */
-    snprintf(url, sizeof url, "redis://clitest@127.0.0.1:%d/0", srv.port);
+    snprintf(url, sizeof url, "redis://clitest@127.0.0.1:%d/0",
+             drv_test_srv.port);
     args[0] = "--redis";
     args[1] = url;
     args[2] = "pause";
@@ -1065,7 +1041,7 @@ test_cli_auth_select(void **st)
 
     /* a wrong password: exit 1, the password not shown */
     snprintf(url, sizeof url, "redis://clitest:wrong@127.0.0.1:%d/0",
-             srv.port);
+             drv_test_srv.port);
     RUN(&r, "--redis", url, "resume", "q");
     expect_status(&r, 1);
     expect_contains(r.err, "AUTH");
@@ -1083,9 +1059,9 @@ test_cli_unix_socket(void **st)
     struct state *s = *st;
     struct run r;
 
-    if (srv.external)
+    if (drv_test_srv.external)
         skip();
-    RUN(&r, "--redis", srv.sock_url, "pause", "viasock");
+    RUN(&r, "--redis", drv_test_srv.sock_url, "pause", "viasock");
     expect_status(&r, 0);
     run_free(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{viasock}:paused"), 1);
@@ -1128,6 +1104,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cli_unix_socket, setup,
                                         teardown),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -38,7 +38,6 @@
 
 #include "droverd.h"
 
-static struct drv_test_redis srv;
 
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-mt",
@@ -266,6 +265,20 @@ wait_metric(struct drv_test_droverd *t, int port, const char *series,
 
 /* ---------------------------------------------------------- fixture */
 
+static int
+setup(void **st)
+{
+    *st = drv_test_droverd_new(&drv_test_srv, &opts);
+    return 0;
+}
+
+static int
+teardown(void **st)
+{
+    drv_test_droverd_free(*st);
+    return 0;
+}
+
 /* Write the config with worker.metrics on a free port; returns it. */
 static int
 config_with_metrics(struct drv_test_droverd *t, const char *worker_extra,
@@ -465,7 +478,7 @@ test_metrics_readyz_follows_redis_and_stop(void **st)
     char *m;
     int port;
 
-    if (srv.external)
+    if (drv_test_srv.external)
         skip();
     port = config_with_metrics(t, NULL,
                                "queues: [default]\n"
@@ -474,15 +487,15 @@ test_metrics_readyz_follows_redis_and_stop(void **st)
     wait_http(t, port, "/readyz", 200, "ready");
     redisFree(t->c);
     t->c = NULL;
-    drv_test_redis_stop(&srv);
+    drv_test_redis_stop(&drv_test_srv);
     wait_http(t, port, "/readyz", 503, "redis down");
     wait_http(t, port, "/healthz", 200, "ok");
     m = scrape(port);
     assert_true(val(m, "drover_redis_up{conn=\"cmd\"}") == 0);
     assert_true(val(m, "drover_redis_up{conn=\"fetch\"}") == 0);
     free(m);
-    assert_int_equal(drv_test_redis_restart(&srv), 0);
-    t->c = drv_test_redis_connect(&srv);
+    assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
+    t->c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(t->c);
     wait_http(t, port, "/readyz", 200, "ready");
     m = scrape(port);
@@ -1007,9 +1020,7 @@ test_metrics_deploy_uses_only_exported_metrics(void **st)
 int
 main(void)
 {
-#define T(name)                                                        \
-    cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup,          \
-                                    drv_test_droverd_teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_metrics_every_family_after_known_jobs),
         T(test_metrics_queue_gauges_follow_redis),
@@ -1021,7 +1032,6 @@ main(void)
         T(test_metrics_deploy_uses_only_exported_metrics),
     };
 #undef T
-    drv_test_droverd_fixtures(&srv, &opts);
-    return cmocka_run_group_tests(tests, drv_test_droverd_group_setup,
-                                  drv_test_droverd_group_teardown);
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
 }

@@ -12,8 +12,6 @@
 
 #include "droverd.h"
 
-static struct drv_test_redis srv;
-
 /* every test's config starts its body with the one queue */
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-pt",
@@ -25,24 +23,9 @@ static const struct drv_test_droverd_opts opts = {
 };
 
 static int
-group_setup(void **st)
-{
-    (void)st;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(&srv);
-    return 0;
-}
-
-static int
 setup(void **st)
 {
-    *st = drv_test_droverd_new(&srv, &opts);
+    *st = drv_test_droverd_new(&drv_test_srv, &opts);
     return 0;
 }
 
@@ -103,7 +86,6 @@ test_pipeline_parallel_failure_cancels_sibling(void **st)
     struct drv_test_droverd *t = *st;
     char body[2048], pidf[400], id[64], v[4096];
     long pid = 0;
-    int64_t deadline;
     FILE *f;
 
     snprintf(pidf, sizeof pidf, "%s/slow.pid", t->dir);
@@ -139,10 +121,7 @@ test_pipeline_parallel_failure_cancels_sibling(void **st)
     assert_non_null(f);
     assert_int_equal(fscanf(f, "%ld", &pid), 1);
     fclose(f);
-    deadline = drv_test_now_ms() + 5000;
-    while (drv_test_pid_alive(pid) && drv_test_now_ms() < deadline)
-        drv_test_sleep_ms(20);
-    assert_false(drv_test_pid_alive(pid));
+    wait_until(!drv_test_pid_alive(pid), "slow's child %ld to die", pid);
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -175,13 +154,31 @@ test_pipeline_parallel_success_combines_results(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* 1 if q's stream holds exactly one entry, and its field step is 1. */
+static int
+only_entry_at_step1(struct drv_test_droverd *t)
+{
+    redisReply *r = redisCommand(t->c, "XRANGE t:{default}:jobs - +");
+    int at = 0;
+
+    assert_non_null(r);
+    if (r->elements == 1) {
+        redisReply *fv = r->element[0]->element[1];
+        size_t k;
+        for (k = 0; k + 1 < fv->elements; k += 2)
+            if (strcmp(fv->element[k]->str, "step") == 0 &&
+                strcmp(fv->element[k + 1]->str, "1") == 0)
+                at = 1;
+    }
+    freeReplyObject(r);
+    return at;
+}
+
 static void
 test_pipeline_kill9_between_steps_repeats_nothing(void **st)
 {
     struct drv_test_droverd *t = *st;
     char body[2048], log[400];
-    int64_t deadline;
-    redisReply *r;
     FILE *f;
     char buf[64];
     size_t n;
@@ -200,26 +197,10 @@ test_pipeline_kill9_between_steps_repeats_nothing(void **st)
     drv_test_droverd_config(t, "  visibility_timeout: 1s\n", body);
     drv_test_droverd_start(t, 0);
     drv_test_xadd(t, "default", NULL, 0, "pipeline", "p", "ms", "3000", NULL);
-    /* wait until step 1 (sleep) is running: its entry has step=1 */
-    deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-    for (;;) {
-        int running = 0;
-        r = redisCommand(t->c, "XRANGE t:{default}:jobs - +");
-        if (r != NULL && r->elements == 1) {
-            redisReply *fv = r->element[0]->element[1];
-            size_t k;
-            for (k = 0; k + 1 < fv->elements; k += 2)
-                if (strcmp(fv->element[k]->str, "step") == 0 &&
-                    strcmp(fv->element[k + 1]->str, "1") == 0)
-                    running = 1;
-        }
-        freeReplyObject(r);
-        if (running)
-            break;
-        assert_true(drv_test_now_ms() < deadline);
-        drv_test_sleep_ms(20);
-    }
-    drv_test_sleep_ms(200); /* delivered and started */
+    /* wait until step 1 (sleep) is running: its entry has step=1, and
+     * droverd has started a second job (step 0, then step 1) */
+    wait_until(only_entry_at_step1(t), "the one entry to reach step 1");
+    drv_test_wait_started(t, 2);
     drv_test_kill(&t->w[0], SIGKILL);
     drv_test_droverd_start(t, 1);
     drv_test_wait_stat(t, "default", "processed", 1);
@@ -245,5 +226,8 @@ main(void)
     };
 #undef T
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    drv_test_filter_from_env();
+
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
 }

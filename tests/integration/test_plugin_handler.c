@@ -7,8 +7,8 @@
  * cancellation keeps its thread permit until it returns; a graceful stop
  * requeues running plugin jobs; a plugin that ignores cancel is
  * force-finished without harm; a bad plugin config exits 2 naming the
- * library and symbol. Waits poll Redis or the log with generous deadlines
- * (hang guards, never speed checks).
+ * library and symbol. Waits poll Redis, the log or the fixture's
+ * start trace with generous deadlines (hang guards, never speed checks).
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,7 +19,6 @@
 
 #include "droverd.h"
 
-static struct drv_test_redis srv;
 static char plugin_dir[4096];     /* absolute $DROVER_PLUGIN_DIR */
 
 /* worker defaults unless a test's worker keys name them */
@@ -37,28 +36,19 @@ group_setup(void **st)
 {
     const char *d = getenv("DROVER_PLUGIN_DIR");
 
-    (void)st;
     if (realpath(d != NULL ? d : "build/release/plugins", plugin_dir) ==
         NULL) {
         fprintf(stderr, "test_plugin_handler: no plugin dir "
                 "(DROVER_PLUGIN_DIR)\n");
         return -1;
     }
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(&srv);
-    return 0;
+    return drv_test_redis_group_setup(st);
 }
 
 static int
 setup(void **st)
 {
-    *st = drv_test_droverd_new(&srv, &opts);
+    *st = drv_test_droverd_new(&drv_test_srv, &opts);
     return 0;
 }
 
@@ -96,33 +86,9 @@ write_config(struct drv_test_droverd *t, const char *worker_extra,
 static void
 wait_settled(struct drv_test_droverd *t, long long want)
 {
-    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-
-    while (drv_test_now_ms() < deadline) {
-        long long n = drv_test_stat(t, "default", "processed") +
-                      drv_test_stat(t, "default", "dead");
-
-        if (n >= want)
-            return;
-        drv_test_sleep_ms(20);
-    }
-    drv_test_dump_log(t, t->log);
-    fail_msg("fewer than %lld jobs settled", want);
-}
-
-/* Wait until droverd's log contains needle. */
-static void
-wait_log(struct drv_test_droverd *t, const char *needle)
-{
-    int64_t deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-
-    while (drv_test_now_ms() < deadline) {
-        if (drv_test_file_contains(t->log, needle))
-            return;
-        drv_test_sleep_ms(20);
-    }
-    drv_test_dump_log(t, t->log);
-    fail_msg("log never said \"%s\"", needle);
+    wait_until_num(drv_test_stat(t, "default", "processed") +
+                       drv_test_stat(t, "default", "dead"),
+                   >=, want, "jobs settled (processed + dead)");
 }
 
 static void
@@ -263,7 +229,7 @@ test_plugin_handler_blocking_timeout_polls_cancelled(void **st)
     drv_test_dead_field(t, "default", "id", id, "error", v, sizeof v);
     assert_string_equal(v, "timed out after 300 ms");
     /* the thread saw cancelled() and returned long before its 60 s */
-    wait_log(t, "example: stopped early: cancelled");
+    drv_test_wait_log(t, "example: stopped early: cancelled", 1);
     /* its one thread is free again: the next job runs */
     drv_test_xadd(t, "default", id2, sizeof id2, "job", "b", "data", "hello",
                   NULL);
@@ -345,7 +311,7 @@ test_plugin_handler_graceful_stop_requeues_running(void **st)
     drv_test_xadd(t, "default", NULL, 0, "job", "b", "ms", "60000", NULL);
     drv_test_wait_pending(t, "default", 2);
     /* both really running (the async one has armed its timer) */
-    drv_test_sleep_ms(100);
+    drv_test_wait_started(t, 2);
     drv_test_droverd_stop(t, 0, 0);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 2);
     assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"), 0);
@@ -389,7 +355,8 @@ test_plugin_handler_plugin_ignoring_cancel_is_force_finished(void **st)
     drv_test_wait_stat(t, "default", "dead", 1);
     drv_test_dead_field(t, "default", "id", id, "error", v, sizeof v);
     assert_string_equal(v, "timed out after 200 ms");
-    wait_log(t, "plugin never called done; job view kept until exit");
+    drv_test_wait_log(t, "plugin never called done; job view kept until exit",
+                      1);
     /* the worker is fine: other plugin jobs run, and it stops cleanly
      * (the parked view is freed at unload: ASan would see a leak) */
     drv_test_xadd(t, "default", NULL, 0, "job", "a", "echo", "still here",
@@ -478,5 +445,8 @@ main(void)
     };
 #undef T
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    drv_test_filter_from_env();
+
+    return cmocka_run_group_tests(tests, group_setup,
+                                  drv_test_redis_group_teardown);
 }

@@ -8,27 +8,10 @@
 #include "harness.h"
 #include "drover/queue.h"
 
-static struct drv_test_redis srv;
-
 struct state {
     redisContext *c;
     struct drv_queue_keys k;
 };
-
-static int
-group_setup(void **st)
-{
-    (void)st;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(&srv);
-    return 0;
-}
 
 static int
 setup(void **st)
@@ -37,8 +20,8 @@ setup(void **st)
     struct drv_argv a;
     redisReply *r;
 
-    drv_test_redis_flush(&srv);
-    s->c = drv_test_redis_connect(&srv);
+    drv_test_redis_fresh();
+    s->c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(s->c);
     drv_queue_keys_init(&s->k, "t", "q");
     drv_argv_init(&a);
@@ -725,5 +708,8 @@ main(void)
                                         teardown),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    drv_test_filter_from_env();
+
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
 }

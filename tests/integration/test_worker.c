@@ -2,8 +2,9 @@
  * test_worker.c -- real droverd processes against a real redis-server:
  * the job path, bad input, retries, timeouts, limits, the thread pool,
  * graceful stop, kill -9, a Redis restart, poison jobs and exec's
- * argument handling. Waits poll Redis with generous deadlines (they guard
- * against hangs; they are never speed checks).
+ * argument handling. Waits poll Redis, droverd's log or a file
+ * (wait_until) with generous deadlines (they guard against hangs; they are
+ * never speed checks).
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,8 +17,6 @@
 
 #include "droverd.h"
 
-static struct drv_test_redis srv;
-
 /* droverd's config: worker defaults unless a test's worker keys name them */
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-wt",
@@ -29,26 +28,9 @@ static const struct drv_test_droverd_opts opts = {
 };
 
 static int
-group_setup(void **st)
-{
-    (void)st;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(&srv);
-    return 0;
-}
-
-static int
 setup(void **st)
 {
-    if (srv.pid == 0 && !srv.external)
-        assert_int_equal(drv_test_redis_restart(&srv), 0);
-    *st = drv_test_droverd_new(&srv, &opts);
+    *st = drv_test_droverd_new(&drv_test_srv, &opts);
     return 0;
 }
 
@@ -92,9 +74,8 @@ test_worker_runs_jobs_enqueued_before_and_after_start(void **st)
     free(v);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     /* registered (heartbeat), and gone after a clean stop */
-    for (i = 0; i < 1000 && drv_test_num(t, "HLEN t:workers") != 1; i++)
-        drv_test_sleep_ms(20);
-    assert_int_equal(drv_test_num(t, "HLEN t:workers"), 1);
+    wait_until_num(drv_test_num(t, "HLEN t:workers"), ==, 1,
+                   "workers registered");
     drv_test_droverd_stop(t, 0, 0);
     assert_int_equal(drv_test_num(t, "HLEN t:workers"), 0);
 }
@@ -189,7 +170,6 @@ test_worker_exec_timeout_kills_child_and_grandchild(void **st)
     struct drv_test_droverd *t = *st;
     char body[2048], pidf[400], v[1024];
     long gc = 0;
-    int64_t deadline;
     FILE *f;
 
     snprintf(pidf, sizeof pidf, "%s/gc.pid", t->dir);
@@ -210,10 +190,7 @@ test_worker_exec_timeout_kills_child_and_grandchild(void **st)
     assert_non_null(f);
     assert_int_equal(fscanf(f, "%ld", &gc), 1);
     fclose(f);
-    deadline = drv_test_now_ms() + 5000;
-    while (drv_test_pid_alive(gc) && drv_test_now_ms() < deadline)
-        drv_test_sleep_ms(20);
-    assert_false(drv_test_pid_alive(gc));
+    wait_until(!drv_test_pid_alive(gc), "grandchild %ld to die", gc);
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -248,13 +225,15 @@ test_worker_concurrency_limits_hold_and_are_used(void **st)
     mkdir(da, 0700);
     mkdir(db, 0700);
     mkdir(dall, 0700);
+    /* each run holds its slot 1 s: the runs started together overlap even
+     * when a busy machine is slow to spawn them */
     snprintf(body, sizeof body,
              "queues: [default]\n"
              "jobs:\n"
              "  a:\n    handler: exec\n    concurrency: 2\n"
-             "    command: [%s, %s, %s, \"300\"]\n"
+             "    command: [%s, %s, %s, \"1000\"]\n"
              "  b:\n    handler: exec\n    concurrency: 10\n"
-             "    command: [%s, %s, %s, \"300\"]\n",
+             "    command: [%s, %s, %s, \"1000\"]\n",
              prog, da, dall, prog, db, dall);
     drv_test_droverd_config(t, "  concurrency: 4\n", body);
     for (i = 0; i < 8; i++) {
@@ -296,9 +275,11 @@ test_worker_blocking_jobs_do_not_delay_loop_jobs(void **st)
                             "  blk:\n    handler: block\n    result_ttl: 1m\n"
                             "  e:\n    handler: echo\n    result_ttl: 1m\n");
     drv_test_droverd_start(t, 0);
+    /* the pool jobs block 6 s: time enough for 20 loop jobs on a busy
+     * machine too */
     for (i = 0; i < 2; i++)
         drv_test_xadd(t, "default", blk[i], sizeof blk[i], "job", "blk",
-                      "ms", "1500", NULL);
+                      "ms", "6000", NULL);
     drv_test_wait_pending(t, "default", 2);
     for (i = 0; i < 20; i++)
         drv_test_xadd(t, "default", ech[i], sizeof ech[i], "job", "e", NULL);
@@ -396,7 +377,7 @@ test_worker_redis_restart_loses_no_job(void **st)
     redisReply *r;
     int i;
 
-    if (srv.external)
+    if (drv_test_srv.external)
         skip();
     /* persistence, so the restart keeps streams, groups and PELs */
     freeReplyObject(redisCommand(t->c, "CONFIG SET appendonly yes"));
@@ -410,12 +391,17 @@ test_worker_redis_restart_loses_no_job(void **st)
     for (i = 0; i < 6; i++)
         drv_test_xadd(t, "default", NULL, 0, "job", "s", "ms", "1500", NULL);
     drv_test_wait_pending(t, "default", 6);
+    /* wait for the AOF rewrite that appendonly started to finish (the PEL
+     * is then on disk: appendfsync always), then restart */
+    wait_until_num(drv_test_redis_info(t->c, "aof_rewrite_in_progress") +
+                       drv_test_redis_info(t->c, "aof_rewrite_scheduled"),
+                   ==, 0, "AOF rewrites running or scheduled");
+    wait_until_num(drv_test_redis_info(t->c, "aof_enabled"), ==, 1,
+                   "aof_enabled");
     redisFree(t->c);
     t->c = NULL;
-    /* wait for the AOF rewrite to finish, then restart */
-    drv_test_sleep_ms(300);
-    assert_int_equal(drv_test_redis_restart(&srv), 0);
-    t->c = drv_test_redis_connect(&srv);
+    assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
+    t->c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(t->c);
     drv_test_wait_stat(t, "default", "processed", 6);
     /* the same worker fetches again after the restart */
@@ -485,7 +471,8 @@ test_worker_exec_gets_fields_literally(void **st)
         drv_test_bin("droverd", bin, sizeof bin);
         argv[0] = bin;
         snprintf(log, sizeof log, "%s/droverd-lit.log", t->dir);
-        snprintf(url_env, sizeof url_env, "DROVER_REDIS_URL=%s", srv.url);
+        snprintf(url_env, sizeof url_env, "DROVER_REDIS_URL=%s",
+                 drv_test_srv.url);
         env[0] = url_env;
         assert_int_equal(drv_test_spawn(&t->w[0], argv, log, env), 0);
     }
@@ -514,7 +501,7 @@ test_worker_exec_gets_fields_literally(void **st)
     assert_true(drv_test_file_contains(envf, "DROVER_JOB_ID="));
     assert_true(drv_test_file_contains(envf, "EXTRA=yes\n"));
     assert_false(drv_test_file_contains(envf, "DROVER_REDIS_URL"));
-    assert_false(drv_test_file_contains(envf, srv.url));
+    assert_false(drv_test_file_contains(envf, drv_test_srv.url));
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -531,8 +518,14 @@ test_worker_paused_queue_is_not_fetched(void **st)
     drv_test_xadd(t, "hi", NULL, 0, "job", "e", NULL);
     drv_test_droverd_start(t, 0);
     drv_test_wait_stat(t, "hi", "processed", 1);
-    /* a paused queue is left alone (a negative check: it gets time) */
-    drv_test_sleep_ms(1500);
+    /* a paused queue is left alone (a negative check: it gets time). The
+     * worker knows lo is paused, then fetches hi twice more: each fetch
+     * would have taken lo's job too had it not skipped lo */
+    drv_test_wait_log(t, "msg=\"queue paused\" queue=lo", 1);
+    drv_test_xadd(t, "hi", NULL, 0, "job", "e", NULL);
+    drv_test_wait_stat(t, "hi", "processed", 2);
+    drv_test_xadd(t, "hi", NULL, 0, "job", "e", NULL);
+    drv_test_wait_stat(t, "hi", "processed", 3);
     assert_int_equal(drv_test_stat(t, "lo", "processed"), 0);
     assert_int_equal(drv_test_num(t, "XLEN t:{lo}:jobs"), 1);
     /* resumed: noticed by the worker, the job runs */
@@ -546,7 +539,6 @@ test_worker_removes_stale_registry_entries(void **st)
 {
     struct drv_test_droverd *t = *st;
     char fresh[256];
-    int i;
 
     drv_test_droverd_config(t, "",
                             "queues: [default]\n"
@@ -559,10 +551,8 @@ test_worker_removes_stale_registry_entries(void **st)
              "busy=0 beat=%lld", (long long)time(NULL) * 1000);
     freeReplyObject(redisCommand(t->c, "HSET t:workers alive %s", fresh));
     drv_test_droverd_start(t, 0);
-    for (i = 0; i < 1500 && drv_test_num(t, "HEXISTS t:workers ghost") != 0;
-         i++)
-        drv_test_sleep_ms(20);
-    assert_int_equal(drv_test_num(t, "HEXISTS t:workers ghost"), 0);
+    wait_until_num(drv_test_num(t, "HEXISTS t:workers ghost"), ==, 0,
+                   "ghost worker entry");
     assert_int_equal(drv_test_num(t, "HEXISTS t:workers alive"), 1);
     drv_test_droverd_stop(t, 0, 0);
 }
@@ -572,20 +562,21 @@ test_worker_started_while_redis_is_down(void **st)
 {
     struct drv_test_droverd *t = *st;
 
-    if (srv.external)
+    if (drv_test_srv.external)
         skip();
     drv_test_droverd_config(t, "",
                             "queues: [default]\n"
                             "jobs:\n  e:\n    handler: echo\n");
     redisFree(t->c);
     t->c = NULL;
-    drv_test_redis_stop(&srv);
+    drv_test_redis_stop(&drv_test_srv);
     drv_test_droverd_start(t, 0);
-    /* it keeps running and retrying instead of exiting */
-    drv_test_sleep_ms(800);
+    /* it keeps running and retrying instead of exiting: its log shows
+     * retries after failed connects, and it is still there */
+    drv_test_wait_log(t, "msg=\"redis retry scheduled\"", 3);
     assert_int_equal(drv_test_wait(&t->w[0], 10), -ETIMEDOUT);
-    assert_int_equal(drv_test_redis_restart(&srv), 0);
-    t->c = drv_test_redis_connect(&srv);
+    assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
+    t->c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(t->c);
     drv_test_xadd(t, "default", NULL, 0, "job", "e", NULL);
     drv_test_wait_stat(t, "default", "processed", 1);
@@ -635,5 +626,8 @@ main(void)
     };
 #undef T
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    drv_test_filter_from_env();
+
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
 }

@@ -66,5 +66,7 @@ main(void)
         cmocka_unit_test(test_buf_take_and_format),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

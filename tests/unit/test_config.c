@@ -11,7 +11,7 @@
 /* The name every string config is loaded as. */
 #define NAME "drover.yaml"
 
-/* INTERFACE.md's example, with the job types its pipeline names. */
+/* The README's full example, with the job types its pipeline names. */
 static const char example[] =
     "redis:\n"
     "  url: redis://127.0.0.1:6379/0    # or unix:///path/redis.sock\n"
@@ -146,18 +146,18 @@ test_config_example_loads(void **state)
     assert_non_null(j);
     assert_ptr_equal(j, cfg->jobs[0]);
     assert_string_equal(j->name, "resize");
-    assert_int_equal(j->handler, DRV_HANDLER_EXEC);
+    assert_int_equal(j->handler, DRV_HKIND_EXEC);
     assert_int_equal(j->exec.ncommand, 5);
     assert_string_equal(j->exec.command[0], "convert");
     assert_string_equal(j->exec.command[1], "{path}");
     assert_string_equal(j->exec.command[4], "{path}.out.png");
     assert_null(j->exec.command[5]);
-    assert_int_equal(j->timeout_ms, 30000);
-    assert_int_equal(j->retries, 5);
-    assert_int_equal(j->backoff_ms, 1000);
-    assert_int_equal(j->backoff_max_ms, 600000);
+    assert_int_equal(j->policy.timeout_ms, 30000);
+    assert_int_equal(j->policy.retries, 5);
+    assert_int_equal(j->policy.backoff_ms, 1000);
+    assert_int_equal(j->policy.backoff_max_ms, 600000);
     assert_int_equal(j->concurrency, 4);
-    assert_int_equal(j->result_ttl_ms, 24 * 3600 * 1000);
+    assert_int_equal(j->policy.result_ttl_ms, 24 * 3600 * 1000);
     assert_int_equal(j->exec.nenv, 1);
     assert_string_equal(j->exec.env[0].key, "MAGICK_THREAD_LIMIT");
     assert_string_equal(j->exec.env[0].value, "1");
@@ -168,14 +168,14 @@ test_config_example_loads(void **state)
 
     j = drv_config_job(cfg, "crunch");
     assert_non_null(j);
-    assert_int_equal(j->handler, DRV_HANDLER_PLUGIN);
+    assert_int_equal(j->handler, DRV_HKIND_PLUGIN);
     assert_string_equal(j->plugin.library, "./plugins/libcrunch.so");
     assert_string_equal(j->plugin.symbol, "crunch");
     assert_true(j->blocking);
 
     j = drv_config_job(cfg, "upload");
     assert_non_null(j);
-    assert_int_equal(j->handler, DRV_HANDLER_HTTP);
+    assert_int_equal(j->handler, DRV_HKIND_HTTP);
     assert_string_equal(j->http.method, "PUT");
     assert_string_equal(j->http.url, "https://store.test/put?path={path}");
     assert_int_equal(j->http.nheaders, 2);
@@ -200,11 +200,11 @@ test_config_example_loads(void **state)
     assert_string_equal(p->steps[1].jobs[1]->name, "notify");
     assert_false(p->steps[2].parallel);
     assert_string_equal(p->steps[2].jobs[0]->name, "cleanup");
-    assert_int_equal(p->retries, 1);
-    assert_int_equal(p->timeout_ms, 120000);
-    assert_int_equal(p->backoff_ms, 1000);
-    assert_int_equal(p->backoff_max_ms, 3600000);
-    assert_int_equal(p->result_ttl_ms, 0);
+    assert_int_equal(p->policy.retries, 1);
+    assert_int_equal(p->policy.timeout_ms, 120000);
+    assert_int_equal(p->policy.backoff_ms, 1000);
+    assert_int_equal(p->policy.backoff_max_ms, 3600000);
+    assert_int_equal(p->policy.result_ttl_ms, 0);
 
     drv_config_free(cfg);
 }
@@ -250,12 +250,12 @@ test_config_defaults(void **state)
     assert_int_equal(cfg->nqueues, 1);
 
     j = drv_config_job(cfg, "e");
-    assert_int_equal(j->timeout_ms, 30 * 60 * 1000);
-    assert_int_equal(j->retries, 3);
-    assert_int_equal(j->backoff_ms, 1000);
-    assert_int_equal(j->backoff_max_ms, 3600 * 1000);
+    assert_int_equal(j->policy.timeout_ms, 30 * 60 * 1000);
+    assert_int_equal(j->policy.retries, 3);
+    assert_int_equal(j->policy.backoff_ms, 1000);
+    assert_int_equal(j->policy.backoff_max_ms, 3600 * 1000);
     assert_int_equal(j->concurrency, 0);
-    assert_int_equal(j->result_ttl_ms, 0);
+    assert_int_equal(j->policy.result_ttl_ms, 0);
     assert_false(j->blocking);
     assert_int_equal(j->output_max, 1048576);
     assert_int_equal(j->exec.kill_grace_ms, 5000);
@@ -271,11 +271,12 @@ test_config_defaults(void **state)
     j = drv_config_job(cfg, "b");
     assert_true(j->blocking);      /* block always runs on the pool */
 
-    assert_int_equal(drv_config_pipeline(cfg, "p")->retries, 3);
-    assert_int_equal(drv_config_pipeline(cfg, "p")->timeout_ms, 1800000);
-    assert_int_equal(drv_config_pipeline(cfg, "p")->backoff_ms, 1000);
-    assert_int_equal(drv_config_pipeline(cfg, "p")->backoff_max_ms, 3600000);
-    assert_int_equal(drv_config_pipeline(cfg, "p")->result_ttl_ms, 0);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.retries, 3);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.timeout_ms, 1800000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.backoff_ms, 1000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.backoff_max_ms,
+                     3600000);
+    assert_int_equal(drv_config_pipeline(cfg, "p")->policy.result_ttl_ms, 0);
     drv_config_free(cfg);
 }
 
@@ -306,12 +307,12 @@ test_config_value_forms(void **state)
     assert_int_equal(cfg->worker.max_job_bytes, 512);
     j = drv_config_job(cfg, "a");
     assert_false(j->blocking);
-    assert_int_equal(j->retries, 0);
-    assert_int_equal(j->timeout_ms, 86400000);
-    assert_string_equal(drv_handler_kind_name(j->handler), "plugin");
+    assert_int_equal(j->policy.retries, 0);
+    assert_int_equal(j->policy.timeout_ms, 86400000);
+    assert_string_equal(drv_hkind_name(j->handler), "plugin");
     /* an alias is a copy of its anchor's value; quoted numbers count */
-    assert_int_equal(drv_config_job(cfg, "c")->handler, DRV_HANDLER_ECHO);
-    assert_int_equal(drv_config_job(cfg, "c")->retries, 2);
+    assert_int_equal(drv_config_job(cfg, "c")->handler, DRV_HKIND_ECHO);
+    assert_int_equal(drv_config_job(cfg, "c")->policy.retries, 2);
     assert_string_equal(drv_config_job(cfg, "c")->name, "c");
     drv_config_free(cfg);
 }
@@ -336,19 +337,19 @@ test_config_demo_file_loads(void **state)
     assert_string_equal(cfg->queues[1], "low");
     assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
     assert_int_equal(drv_config_job(cfg, "demo-echo")->handler,
-                     DRV_HANDLER_ECHO);
+                     DRV_HKIND_ECHO);
     assert_int_equal(drv_config_job(cfg, "demo-sleep")->handler,
-                     DRV_HANDLER_SLEEP);
+                     DRV_HKIND_SLEEP);
     assert_int_equal(drv_config_job(cfg, "demo-block")->handler,
-                     DRV_HANDLER_BLOCK);
+                     DRV_HKIND_BLOCK);
     assert_int_equal(drv_config_job(cfg, "demo-fail")->handler,
-                     DRV_HANDLER_FAIL);
+                     DRV_HKIND_FAIL);
     j = drv_config_job(cfg, "demo-exec");
-    assert_int_equal(j->handler, DRV_HANDLER_EXEC);
+    assert_int_equal(j->handler, DRV_HKIND_EXEC);
     assert_int_equal(j->exec.ncommand, 2);
     assert_string_equal(j->exec.command[0], "echo");
     assert_string_equal(j->exec.command[1], "hello {name}");
-    assert_int_equal(drv_config_job(cfg, "demo-echo")->result_ttl_ms,
+    assert_int_equal(drv_config_job(cfg, "demo-echo")->policy.result_ttl_ms,
                      3600000);
     drv_config_free(cfg);
     drv_config_errors_fini(&errs);
@@ -964,9 +965,9 @@ test_config_check_helpers(void **state)
     assert_int_equal(drv_config_check_redis_url("redis://h:1/0", &err), 0);
     assert_int_equal(drv_config_check_redis_url("rediss://h", &err),
                      -EINVAL);
-    assert_string_equal(drv_handler_kind_name(DRV_HANDLER_NOOP), "noop");
-    assert_string_equal(drv_handler_kind_name(DRV_HANDLER_HTTP), "http");
-    assert_string_equal(drv_handler_kind_name(DRV_HANDLER_COUNT), "?");
+    assert_string_equal(drv_hkind_name(DRV_HKIND_NOOP), "noop");
+    assert_string_equal(drv_hkind_name(DRV_HKIND_HTTP), "http");
+    assert_string_equal(drv_hkind_name(DRV_HKIND_COUNT), "?");
 }
 
 int
@@ -1004,6 +1005,8 @@ main(void)
         cmocka_unit_test(test_config_errors_accumulate),
         cmocka_unit_test(test_config_check_helpers),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

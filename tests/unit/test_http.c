@@ -22,7 +22,8 @@
  * (libevent #78, #666), so each unanswered request gets an EV_CLOSED
  * event of our own on its socket.
  *
- * Timing: the watchdog guards against hangs only; no speed assertions.
+ * Timing: hang guards (drv_test_loop_run, wait_until) only; no speed
+ * assertions.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -47,7 +48,6 @@
 #include "drover/http.h"
 #include "drover/loop.h"
 
-#define WATCHDOG_MS 60000 /* a hang guard only */
 #define MAX_PORTS 1024
 #define MAX_HELD 64
 
@@ -69,8 +69,6 @@ struct state {
     struct drv_http *h;           /* NULL once a test freed it */
     struct evhttp *http;          /* the server */
     int port;                     /* its port */
-    struct event *watchdog;       /* stops a hung loop */
-    int fired;                    /* the watchdog fired */
     int done;                     /* completions seen */
     int want_done;                /* completions that end the run */
     int want_closed;              /* held closes that end the run */
@@ -299,17 +297,6 @@ on_request(struct evhttp_request *req, void *arg)
 
 /* ------------------------------------------------------- fixtures */
 
-static void
-on_watchdog(evutil_socket_t fd, short what, void *arg)
-{
-    struct state *s = arg;
-
-    (void)fd;
-    (void)what;
-    s->fired = 1;
-    drv_loop_stop(s->loop);
-}
-
 static int
 setup(void **st)
 {
@@ -334,27 +321,29 @@ setup(void **st)
     assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs),
                                  (struct sockaddr *)&sin, &len), 0);
     s->port = ntohs(sin.sin_port);
-    s->watchdog = evtimer_new(s->base, on_watchdog, s);
-    assert_non_null(s->watchdog);
     s->events_before = count_events(s->base);
     assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
     *st = s;
     return 0;
 }
 
-/* Run the loop in short slices until cond(s) holds (watchdog-bounded). */
+/* Run the loop for a slice of 10 ms; 0 (a wait_until condition that
+ * only runs the loop). */
+static int
+spin(struct state *s)
+{
+    struct timeval tv = {0, 10000};
+
+    event_base_loopexit(s->base, &tv);
+    assert_int_equal(drv_loop_run(s->loop), 0);
+    return 0;
+}
+
+/* Run the loop in short slices until cond(s) holds (wait_until). */
 static void
 spin_until(struct state *s, int (*cond)(struct state *), const char *what)
 {
-    int64_t deadline = drv_test_now_ms() + WATCHDOG_MS;
-
-    while (!cond(s)) {
-        struct timeval tv = {0, 10000};
-        if (drv_test_now_ms() > deadline)
-            fail_msg("watchdog: waiting for %s", what);
-        event_base_loopexit(s->base, &tv);
-        assert_int_equal(drv_loop_run(s->loop), 0);
-    }
+    wait_until(cond(s) || spin(s), "%s", what);
 }
 
 static int
@@ -397,7 +386,6 @@ teardown(void **st)
         if (s->held[i].live)
             held_release(&s->held[i]);
     evhttp_free(s->http);
-    event_free(s->watchdog);
     /* nothing at all is left on the loop */
     assert_int_equal(count_events(s->base), 0);
     drv_loop_free(s->loop);
@@ -409,17 +397,12 @@ teardown(void **st)
 static void
 run_until(struct state *s, int want_done, int want_closed)
 {
-    struct timeval tv = {WATCHDOG_MS / 1000, 0};
-
     s->want_done = want_done;
     s->want_closed = want_closed;
     if (s->done >= want_done && s->closed >= want_closed)
         return;
-    assert_int_equal(evtimer_add(s->watchdog, &tv), 0);
-    assert_int_equal(drv_loop_run(s->loop), 0);
-    evtimer_del(s->watchdog);
-    if (s->fired)
-        fail_msg("watchdog: %d/%d done, %d/%d closed", s->done, want_done,
+    if (drv_test_loop_run(s->loop, DRV_TEST_WAIT_MS) != 0)
+        fail_msg("loop hung: %d/%d done, %d/%d closed", s->done, want_done,
                  s->closed, want_closed);
 }
 
@@ -1084,6 +1067,8 @@ main(void)
         T(test_http_names_resolve_off_loop),
     };
 #undef T
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

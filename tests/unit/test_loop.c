@@ -178,5 +178,7 @@ main(void)
                                         setup, teardown),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

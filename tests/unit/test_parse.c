@@ -85,6 +85,35 @@ test_parse_int_both_bounds(void **state)
     assert_int_equal(drv_parse_int("7", 1, 10, &v), 0);
     assert_int_equal(v, 7);
     assert_int_equal(drv_parse_int("x", 1, 10, &v), -EINVAL);
+    /* both ends of int64_t (INT64_MIN has no positive twin) */
+    assert_int_equal(drv_parse_int("-9223372036854775808", INT64_MIN,
+                                   INT64_MAX, &v), 0);
+    assert_true(v == INT64_MIN);
+    assert_int_equal(drv_parse_int("9223372036854775807", INT64_MIN,
+                                   INT64_MAX, &v), 0);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(drv_parse_int("-9223372036854775809", INT64_MIN,
+                                   INT64_MAX, &v), -ERANGE);
+}
+
+static void
+test_parse_bad_text_wins_over_range(void **state)
+{
+    int64_t v = 0;
+    uint64_t u = 0;
+
+    /* many digits then a bad unit: not a duration or size, whatever the
+     * number (config then says "is not a duration", not "too large") */
+    (void)state;
+    assert_int_equal(drv_parse_duration_ms("99999999999999999999x", &v),
+                     -EINVAL);
+    assert_int_equal(drv_parse_size("99999999999999999999d", &v), -EINVAL);
+    assert_int_equal(drv_parse_size("99999999999999999999KiB", &v),
+                     -ERANGE);
+    assert_int_equal(drv_parse_uint("99999999999999999999x", 21, 10, &u),
+                     -EINVAL);
+    assert_int_equal(drv_parse_uint("99999999999999999999", 20, UINT64_MAX,
+                                    &u), -ERANGE);
 }
 
 static void
@@ -109,8 +138,11 @@ main(void)
         cmocka_unit_test(test_parse_size_forms),
         cmocka_unit_test(test_parse_uint_strict),
         cmocka_unit_test(test_parse_int_both_bounds),
+        cmocka_unit_test(test_parse_bad_text_wins_over_range),
         cmocka_unit_test(test_log_quote),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@ struct drv_job_view {
     int has_result;
     char error[256];               /* set_error */
     atomic_int cancelled;          /* flipped by the test, any thread */
+    atomic_int polls;              /* host->cancelled calls so far */
     int ndone;                     /* done calls */
     int done_status;               /* the last done status */
     drv_handler_timer_fn *timer_fn; /* the one pending timer */
@@ -132,7 +133,10 @@ f_done(struct drv_job_view *job, int status)
 static int
 f_cancelled(const struct drv_job_view *job)
 {
-    return atomic_load(&((struct drv_job_view *)(uintptr_t)job)->cancelled);
+    struct drv_job_view *v = (struct drv_job_view *)(uintptr_t)job;
+
+    atomic_fetch_add(&v->polls, 1);
+    return atomic_load(&v->cancelled);
 }
 
 static int
@@ -206,6 +210,7 @@ view_init(struct drv_job_view *v, const char *const *fields)
     memset(v, 0, sizeof *v);
     v->fields = fields;
     atomic_init(&v->cancelled, 0);
+    atomic_init(&v->polls, 0);
 }
 
 /* The job is over: the host frees the plugin's per-job data. */
@@ -548,12 +553,14 @@ test_plugin_example_blocking_stops_when_cancelled(void **st)
     r.state = drv_plugin_state(p);
     r.v = &v;
     r.status = 0;
-    alarm(120); /* watchdog: a run() that never stops aborts the test */
+    /* a run() that never stops aborts the test */
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     assert_int_equal(pthread_create(&th, NULL, runner_main, &r), 0);
-    drv_test_sleep_ms(50);
+    /* run() is working: it has asked whether it is cancelled */
+    wait_until_num(atomic_load(&v.polls), >=, 1, "host->cancelled calls");
     atomic_store(&v.cancelled, 1); /* the timeout, from another thread */
     assert_int_equal(pthread_join(th, NULL), 0);
-    alarm(0);
+    drv_test_watchdog_stop();
     assert_int_equal(r.status, DRV_HANDLER_RETRY);
     assert_string_equal(v.error, "cancelled");
     assert_false(v.has_result);
@@ -644,6 +651,8 @@ main(void)
         T(test_plugin_example_async_timer_and_cancel),
     };
 #undef T
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

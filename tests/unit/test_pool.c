@@ -15,61 +15,6 @@
 #include "drover/loop.h"
 #include "drover/pool.h"
 
-/* ------------------------------------------------------------- watchdog */
-
-/* Aborts the test binary if a test hangs; never a speed check. */
-struct watchdog {
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    int secs;
-};
-
-static struct watchdog wd;
-
-static void *
-watchdog_main(void *arg)
-{
-    struct watchdog *w = arg;
-    struct timespec ts;
-    int rc = 0;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += w->secs;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    if (!w->stop) {
-        fprintf(stderr, "watchdog: test hung for %d s\n", w->secs);
-        abort();
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-static void
-watchdog_start(int secs)
-{
-    memset(&wd, 0, sizeof wd);
-    wd.secs = secs;
-    pthread_mutex_init(&wd.mu, NULL);
-    pthread_cond_init(&wd.cv, NULL);
-    assert_int_equal(pthread_create(&wd.th, NULL, watchdog_main, &wd), 0);
-}
-
-static void
-watchdog_stop(void)
-{
-    pthread_mutex_lock(&wd.mu);
-    wd.stop = 1;
-    pthread_cond_signal(&wd.cv);
-    pthread_mutex_unlock(&wd.mu);
-    pthread_join(wd.th, NULL);
-    pthread_mutex_destroy(&wd.mu);
-    pthread_cond_destroy(&wd.cv);
-}
-
 /* ----------------------------------------------------------------- gate */
 
 struct gate {
@@ -146,7 +91,7 @@ setup(void **st)
     assert_non_null(s->loop);
     s->loop_thread = pthread_self();
     gate_init(&s->gate);
-    watchdog_start(60);
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     *st = s;
     return 0;
 }
@@ -157,7 +102,7 @@ teardown(void **st)
     struct state *s = *st;
     struct event_base *base = drv_loop_base(s->loop);
 
-    watchdog_stop();
+    drv_test_watchdog_stop();
     gate_open(&s->gate); /* never leave a pool thread blocked */
     /* nothing may be left on the loop */
     assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED |
@@ -225,12 +170,9 @@ wait_for(struct drv_pool *p, int (*pred)(const struct drv_pool_stats *, int),
 {
     struct drv_pool_stats ps;
 
-    for (;;) {
-        drv_pool_get_stats(p, &ps);
-        if (pred(&ps, arg))
-            return;
-        usleep(1000);
-    }
+    wait_until((drv_pool_get_stats(p, &ps), pred(&ps, arg)),
+               "pool stats (last seen busy=%d queued=%d done_pending=%d)",
+               ps.busy, ps.queued, ps.done_pending);
 }
 
 static int
@@ -381,12 +323,15 @@ test_pool_stats_queue_depth_and_busy(void **st)
     drv_pool_free(s->pool);
 }
 
+/* A helper thread: opens the gate once drv_pool_free has begun (no
+ * cmocka asserts off the test's thread: a wait that times out opens the
+ * gate anyway, and the test's own asserts see what went wrong). */
 static void *
 open_later(void *arg)
 {
     struct state *s = arg;
 
-    usleep(100 * 1000);
+    drv_test_pool_wait_stopping(s->pool);
     gate_open(&s->gate);
     return NULL;
 }
@@ -515,6 +460,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_pool_create_rejects_zero_threads, setup, teardown),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * grace, process-group cleanup, drain of stray pipe holders, scale and fd
  * leaks, teardown. Children are tests/progs/proc_helper (see its modes).
  *
- * Timing: watchdogs guard against hangs (generous, never speed checks);
+ * Timing: hang guards (generous, never speed checks) bound every wait;
  * the only time assertions are lower bounds (a grace or a sleep that must
  * have passed).
  */
@@ -29,13 +29,10 @@
 
 extern char **environ;
 
-#define WATCHDOG_MS 60000 /* a hang guard only */
 
 struct state {
     struct drv_loop *loop;
     struct drv_proc_mgr *mgr;   /* NULL once a test freed it */
-    struct event *watchdog;     /* stops a hung loop */
-    int fired;                  /* the watchdog fired */
     int checkpoint;             /* completions seen */
     int want;                   /* completions that end the run */
     char prog[4096];            /* proc_helper, absolute path */
@@ -53,17 +50,6 @@ struct rec {
     char *err;                  /* owned copy of res.err */
     char desc[160];             /* drv_proc_describe */
 };
-
-static void
-on_watchdog(evutil_socket_t fd, short what, void *arg)
-{
-    struct state *s = arg;
-
-    (void)fd;
-    (void)what;
-    s->fired = 1;
-    drv_loop_stop(s->loop);
-}
 
 static int
 count_fds(void)
@@ -90,8 +76,6 @@ setup(void **st)
     s->loop = drv_loop_create(NULL);
     assert_non_null(s->loop);
     s->mgr = drv_proc_mgr_create(s->loop);
-    s->watchdog = evtimer_new(drv_loop_base(s->loop), on_watchdog, s);
-    assert_non_null(s->watchdog);
     /* absolute: a relative argv[0] is resolved in the child's cwd */
     drv_test_prog("proc_helper", rel, sizeof rel);
     assert_non_null(realpath(rel, s->prog));
@@ -107,7 +91,6 @@ teardown(void **st)
     struct state *s = *st;
 
     drv_proc_mgr_free(s->mgr);
-    event_free(s->watchdog);
     drv_loop_free(s->loop);
     drv_test_rm_rf(s->dir);
     free(s);
@@ -149,23 +132,18 @@ rec_fini(struct rec *r)
     r->out = r->err = NULL;
 }
 
-/* Run until `want` completions in all; then nothing may be left on the
- * loop but the watchdog, and no child in the manager. */
+/* Run until `want` completions in all (the hang guard of
+ * drv_test_loop_run bounds it); then nothing may be left on the loop, and
+ * no child in the manager. */
 static void
 run_until(struct state *s, int want)
 {
-    struct timeval tv = {WATCHDOG_MS / 1000, 0};
     struct event_base *base = drv_loop_base(s->loop);
 
     s->want = want;
-    if (s->checkpoint < want) {
-        assert_int_equal(event_add(s->watchdog, &tv), 0);
-        assert_int_equal(drv_loop_run(s->loop), 0);
-        assert_false(s->fired);
-        assert_int_equal(event_base_get_num_events(
-                             base, EVENT_BASE_COUNT_ADDED), 1);
-        event_del(s->watchdog);
-    }
+    if (s->checkpoint < want &&
+        drv_test_loop_run(s->loop, DRV_TEST_WAIT_MS) != 0)
+        fail_msg("loop hung: %d of %d completions", s->checkpoint, want);
     assert_int_equal(s->checkpoint, want);
     assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
                      0);
@@ -198,36 +176,11 @@ spawn_helper(struct state *s, struct rec *r, struct drv_proc_opts *o,
     o->argv = NULL;
 }
 
-/* dead = gone or a zombie (in a container pid 1 may not reap orphans) */
-static int
-pid_dead(pid_t pid)
-{
-    char path[64], buf[512], *rp;
-    FILE *f;
-    size_t n;
-
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return 1;
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    rp = strrchr(buf, ')');
-    return rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
-/* Wait (watchdog-bounded) until pid is dead; SIGKILL is asynchronous. */
+/* Wait until pid is dead; SIGKILL is asynchronous. */
 static void
 assert_pid_dies(pid_t pid)
 {
-    int64_t until = drv_test_now_ms() + WATCHDOG_MS;
-
-    while (!pid_dead(pid) && drv_test_now_ms() < until)
-        usleep(10 * 1000);
-    assert_true(pid_dead(pid));
+    wait_until(!drv_test_pid_alive(pid), "pid %ld to die", (long)pid);
 }
 
 /* ------------------------------------------------------- kill on ready */
@@ -966,7 +919,7 @@ on_cut_poll(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!pid_dead(c->kill_pid) || !pid_dead(c->free_pid)) {
+    if (drv_test_pid_alive(c->kill_pid) || drv_test_pid_alive(c->free_pid)) {
         assert_int_equal(event_add(c->ev, &tv), 0);
         return;
     }
@@ -993,7 +946,7 @@ test_proc_kill_and_free_cut_drain(void **st)
     pid_t gpid;
 
     memset(&o, 0, sizeof o);
-    o.drain_ms = 600000; /* far beyond the watchdog */
+    o.drain_ms = 600000; /* far beyond the hang guard */
     spawn_helper(s, &r[0], &o, "escape-holder", NULL);
     memset(&o, 0, sizeof o);
     o.drain_ms = 600000;
@@ -1143,6 +1096,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_proc_mgr_free_cancels, setup,
                                         teardown),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -371,5 +371,7 @@ main(void)
         cmocka_unit_test(test_redis_create_rejects_bad_options),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

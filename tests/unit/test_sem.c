@@ -361,5 +361,7 @@ main(void)
                                         teardown),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

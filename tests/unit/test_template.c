@@ -261,5 +261,7 @@ main(void)
         cmocka_unit_test(test_template_expand_rejects_bad_syntax),
     };
 
+    drv_test_filter_from_env();
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,61 +24,6 @@
 #define MS DRV_NS_PER_MS
 #define ORDER_MAX 2048
 
-/* ------------------------------------------------------------- watchdog */
-
-/* Aborts the binary if a test hangs; a guard, never a speed check. */
-struct watchdog {
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    int secs;
-};
-
-static struct watchdog wd;
-
-static void *
-watchdog_main(void *arg)
-{
-    struct watchdog *w = arg;
-    struct timespec ts;
-    int rc = 0;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += w->secs;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    if (!w->stop) {
-        fprintf(stderr, "watchdog: test hung for %d s\n", w->secs);
-        abort();
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-static void
-watchdog_start(int secs)
-{
-    memset(&wd, 0, sizeof wd);
-    wd.secs = secs;
-    pthread_mutex_init(&wd.mu, NULL);
-    pthread_cond_init(&wd.cv, NULL);
-    assert_int_equal(pthread_create(&wd.th, NULL, watchdog_main, &wd), 0);
-}
-
-static void
-watchdog_stop(void)
-{
-    pthread_mutex_lock(&wd.mu);
-    wd.stop = 1;
-    pthread_cond_signal(&wd.cv);
-    pthread_mutex_unlock(&wd.mu);
-    pthread_join(wd.th, NULL);
-    pthread_mutex_destroy(&wd.mu);
-    pthread_cond_destroy(&wd.cv);
-}
-
 /* ----------------------------------------------------------------- gate */
 
 struct gate {
@@ -204,7 +149,7 @@ setup(void **st)
     assert_int_equal(drv_pool_create(s->loop, &po, &s->pool), 0);
     pthread_mutex_init(&s->gate.mu, NULL);
     pthread_cond_init(&s->gate.cv, NULL);
-    watchdog_start(240);
+    drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     *st = s;
     return 0;
 }
@@ -214,7 +159,7 @@ teardown(void **st)
 {
     struct state *s = *st;
 
-    watchdog_stop();
+    drv_test_watchdog_stop();
     gate_open(&s->gate); /* never leave a pool thread blocked */
     if (s->tg != NULL || s->tg2 != NULL) {
         /* the test failed half-way: leak rather than hang or abort */
@@ -403,7 +348,7 @@ ft_work(struct drv_tg_task *t, struct drv_err *err, void *ctx)
         usleep((useconds_t)f->sleep_us);
     atomic_fetch_sub(&s->thr_running, 1);
     if (f->result != NULL)
-        drv_tg_task_set_result(t, f->result);
+        drv_tg_task_set_result(t, f->result, strlen(f->result));
     atomic_store(&f->returned, 1);
     if (f->code != 0 && f->msg != NULL)
         snprintf(err->msg, sizeof err->msg, "%s", f->msg);
@@ -636,7 +581,7 @@ done_collect(struct state *s, struct drv_tg *tg,
         assert_string_equal(o->name, want);
         if (i == 3) {
             assert_int_equal(o->state, DRV_TG_FAILED);
-            assert_int_equal(o->code, DRV_EPERM);
+            assert_int_equal(o->code, DRV_EPERMANENT);
             assert_string_equal(o->msg, "bad input");
             assert_null(o->result);
         } else {
@@ -662,7 +607,7 @@ test_tg_collect_results_in_spawn_order(void **st)
         snprintf(results[i], sizeof results[i], "r%d", i);
         f[i].result = results[i];
         if (i == 3) {
-            f[i].code = DRV_EPERM; /* caller-defined: permanent */
+            f[i].code = DRV_EPERMANENT; /* caller-defined: permanent */
             f[i].msg = "bad input";
         }
         spawn_ok(s->tg, &f[i], 0);
@@ -1131,13 +1076,23 @@ test_tg_cancel_queued_pool_job_never_runs(void **st)
 }
 
 /* pool shut down under a group: queued work ends CANCELLED(SHUTDOWN) */
+
+/* What open_gate_later needs: the gate's state and the pool. */
+struct opener {
+    struct state *s;
+    struct drv_pool *pool;
+};
+
+/* A helper thread: opens the gate once drv_pool_free has begun (no
+ * cmocka asserts off the test's thread: a wait that times out opens the
+ * gate anyway, and the test's own asserts see what went wrong). */
 static void *
 open_gate_later(void *arg)
 {
-    struct state *s = arg;
+    struct opener *o = arg;
 
-    usleep(50 * 1000);
-    gate_open(&s->gate);
+    drv_test_pool_wait_stopping(o->pool);
+    gate_open(&o->s->gate);
     return NULL;
 }
 
@@ -1146,6 +1101,7 @@ pool_free_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct qcancel *q = arg;
     struct drv_pool_stats ps;
+    struct opener o;
     pthread_t th;
 
     (void)fd;
@@ -1155,7 +1111,9 @@ pool_free_poll(evutil_socket_t fd, short what, void *arg)
         later(q->s, 1, pool_free_poll, q);
         return;
     }
-    assert_int_equal(pthread_create(&th, NULL, open_gate_later, q->s), 0);
+    o.s = q->s;
+    o.pool = q->p1;
+    assert_int_equal(pthread_create(&th, NULL, open_gate_later, &o), 0);
     drv_pool_free(q->p1); /* joins a, completes b with -ECANCELED */
     q->p1 = NULL;
     pthread_join(th, NULL);
@@ -1250,10 +1208,8 @@ block_until_two_done(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gate_open(&s->gate);
     /* keep the loop busy until both failures sit on the done-list */
-    do {
-        usleep(1000);
-        drv_pool_get_stats(s->pool, &ps);
-    } while (ps.done_pending < 2);
+    wait_until_num((drv_pool_get_stats(s->pool, &ps), ps.done_pending), >=, 2,
+                   "pool results waiting for the loop");
 }
 
 static void
@@ -1374,10 +1330,8 @@ wait_done_then_sleep(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    do {
-        usleep(1000);
-        drv_pool_get_stats(f->s->pool, &ps);
-    } while (ps.done_pending < 1);
+    wait_until_num((drv_pool_get_stats(f->s->pool, &ps), ps.done_pending), >=,
+                   1, "pool results waiting for the loop");
     usleep(60 * 1000); /* past the thread task's 20 ms timeout */
     ft_finish(f);
 }
@@ -1952,6 +1906,8 @@ main(void)
         T(test_tg_10000_concurrent_tasks),
         T(test_tg_10000_tasks_through_limit_100),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

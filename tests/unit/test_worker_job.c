@@ -1,13 +1,18 @@
 /*
- * test_worker_job.c -- the worker's pure job logic: validation of fetched
- * jobs (errors name the field), fields as JSON (last value wins), exec's
- * stdin, argv and environment (no secrets).
+ * test_worker_job.c -- the pure job logic of the worker and the handlers:
+ * validation of fetched jobs (errors name the field; pkg/worker/
+ * validate.c), fields as JSON (last value wins), the one field lookup
+ * with its `{id}` and `{attempt}` (pkg/handler/handler.c), exec's stdin,
+ * argv and environment (no secrets; pkg/handler/handler_exec.c).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
 #include "drover/config.h"
 #include "drover/queue.h"
+#include "drover/handlers.h"
+#include "../../pkg/handler/handler_int.h"
 #include "../../pkg/worker/worker_int.h"
 
 static const char yaml[] =
@@ -159,7 +164,13 @@ test_worker_job_validate_ok(void **st)
     assert_null(pipe);
     assert_non_null(type);
     assert_string_equal(type->name, "s");
-    assert_int_equal(drv__worker_job_ms(j), 250);
+    {
+        uint64_t ms = 0;
+
+        assert_int_equal(drv_handler_uint_field(j, "ms", 1000, 1, &ms, NULL),
+                         0);
+        assert_int_equal(ms, 250);
+    }
     drv_job_free(j);
 }
 
@@ -173,15 +184,55 @@ test_worker_job_json_last_value_wins(void **st)
     char *s;
 
     (void)st;
-    s = drv__worker_fields_json(j, 1, &n);
+    s = drv_handler_fields_json(j, 1, &n);
     assert_string_equal(s, "{\"a\":\"2\",\"b\":\"x\\\"y\"}");
     assert_int_equal(n, strlen(s));
     free(s);
-    s = drv__worker_exec_stdin(j, &n);
+    s = drv__exec_stdin(j, &n);
     assert_string_equal(s, "{\"job\":\"e\",\"a\":\"2\",\"b\":\"x\\\"y\","
                            "\"id\":\"myid\",\"attempt\":\"0\"}");
     free(s);
     drv_job_free(j);
+}
+
+/* Look name up in r: the value, or NULL when absent. */
+static const char *
+lookup(struct drv_hrun *r, const char *name, char *buf, size_t n)
+{
+    const char *v = NULL;
+    size_t len = 0;
+
+    if (drv_hrun_lookup(name, strlen(name), &v, &len, r) < 0)
+        return NULL;
+    snprintf(buf, n, "%.*s", (int)len, v);
+    return buf;
+}
+
+static void
+test_worker_job_lookup_id_and_attempt(void **st)
+{
+    const struct drv_config *cfg = *st;
+    const char *const bare[] = {"job", "x", "a", "1", "a", "2", NULL};
+    const char *const full[] = {"job", "x", "id", "myid", "attempt", "2",
+                                NULL};
+    struct drv_htype ht = {.magic = DRV_HTYPE_MAGIC,
+                           .cfg = drv_config_job(cfg, "x")};
+    struct drv_job *b = mkjob(bare), *f = mkjob(full);
+    struct drv_hrun r;
+    char buf[64];
+
+    /* no id field: the entry id; no attempt field: the first attempt */
+    drv_hrun_init(&r, &ht, b, "default");
+    assert_string_equal(lookup(&r, "id", buf, sizeof buf), "1-1");
+    assert_string_equal(lookup(&r, "attempt", buf, sizeof buf), "1");
+    assert_string_equal(lookup(&r, "a", buf, sizeof buf), "2");
+    assert_null(lookup(&r, "zz", buf, sizeof buf));
+    /* attempt=2 means two made: this is the third, as DROVER_ATTEMPT */
+    drv_hrun_init(&r, &ht, f, "default");
+    assert_string_equal(lookup(&r, "id", buf, sizeof buf), "myid");
+    assert_string_equal(lookup(&r, "attempt", buf, sizeof buf), "3");
+    drv_job_free(b);
+    drv_job_free(f);
 }
 
 static void
@@ -195,28 +246,32 @@ test_worker_job_exec_argv_and_env(void **st)
                               (char *)"DROVER_REDIS_PASSWORD=secret",
                               (char *)"OTHER=redis://127.0.0.1:1/0",
                               (char *)"DROVER_JOB=stale", NULL};
-    const struct drv_config_job *type = drv_config_job(cfg, "x");
+    struct drv_htype ht = {.magic = DRV_HTYPE_MAGIC,
+                           .cfg = drv_config_job(cfg, "x")};
     struct drv_job *j = mkjob(kv), *m = mkjob(missing);
+    struct drv_hrun r, rm;
     struct drv_err err;
     char **argv, **base, **env;
     size_t i;
     int seen_k = 0, seen_attempt = 0;
 
-    argv = drv__worker_exec_argv(type, j, &err);
+    drv_hrun_init(&r, &ht, j, "default");
+    drv_hrun_init(&rm, &ht, m, "default");
+    argv = drv__exec_argv(&r, &err);
     assert_non_null(argv);
     assert_string_equal(argv[0], "run");
     assert_string_equal(argv[1], "$(touch y)-{lit}");
     assert_string_equal(argv[2], "two words");
     assert_null(argv[3]);
-    drv__worker_strv_free(argv);
-    assert_null(drv__worker_exec_argv(type, m, &err));
+    drv__strv_free(argv);
+    assert_null(drv__exec_argv(&rm, &err));
     assert_int_equal(err.code, DRV_EBADJOB);
     assert_string_equal(err.msg, "missing field b");
 
-    base = drv__worker_base_env(environ_, "redis://127.0.0.1:1/0");
+    base = drv__exec_base_env(environ_, "redis://127.0.0.1:1/0");
     assert_string_equal(base[0], "PATH=/bin");
     assert_null(base[1]); /* password, URL and stale DROVER_* dropped */
-    env = drv__worker_exec_env(base, type, j, "default");
+    env = drv__exec_env(base, &r);
     for (i = 0; env[i] != NULL; i++) {
         seen_k += strcmp(env[i], "K=v") == 0;
         seen_attempt += strcmp(env[i], "DROVER_ATTEMPT=1") == 0;
@@ -224,8 +279,8 @@ test_worker_job_exec_argv_and_env(void **st)
     }
     assert_int_equal(seen_k, 1);
     assert_int_equal(seen_attempt, 1);
-    drv__worker_strv_free(base);
-    drv__worker_strv_free(env);
+    drv__strv_free(base);
+    drv__strv_free(env);
     drv_job_free(j);
     drv_job_free(m);
 }
@@ -238,8 +293,11 @@ main(void)
         cmocka_unit_test(test_worker_job_validate_ok),
         cmocka_unit_test(test_worker_job_validate_pipeline_jobs),
         cmocka_unit_test(test_worker_job_json_last_value_wins),
+        cmocka_unit_test(test_worker_job_lookup_id_and_attempt),
         cmocka_unit_test(test_worker_job_exec_argv_and_env),
     };
+
+    drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, setup, teardown);
 }

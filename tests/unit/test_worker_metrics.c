@@ -50,12 +50,11 @@ time_hooks(struct drv_loop *loop, struct wjob *j)
             int64_t t0 = drv_clock_mono_ns();
 
             for (i = 0; i < BURST; i++) {
-                j->start_ns = t0;
                 j->mcell = NULL;
                 j->started_ms = 1796180000123;
                 drv__worker_metrics_started(j);
-                memset(&j->op, 0, sizeof j->op);
-                j->op.kind = DRV_SETTLE_ACK;
+                memset(&j->dec.op, 0, sizeof j->dec.op);
+                j->dec.op.kind = DRV_SETTLE_ACK;
                 drv__worker_metrics_outcome(j, &o);
             }
             spent += drv_clock_mono_ns() - t0;

@@ -1,0 +1,280 @@
+/*
+ * fetch.c -- fetching: reads on the blocking connection (built by
+ * drv_queue_read), never more than the free process permits; each reply
+ * becomes job records that run.c admits.
+ *
+ * DESIGN
+ * Two kinds of read:
+ *  - a pass: non-blocking reads queue by queue in priority order, each
+ *    asking for what is still wanted, so earlier queues fill the batch
+ *    first. Used while the last read found work ("hot"). Up to
+ *    FETCH_DEPTH passes are out at once, so Redis already works on the
+ *    next batch while this one is parsed and run (one pass at a time
+ *    left Redis and the worker waiting for each other: half the drain
+ *    throughput). The permits a pass may still fill are reserved
+ *    (fetch_reserved), so the passes together never fetch more than the
+ *    free permits.
+ *  - an idle read: one XREADGROUP ... BLOCK over every unpaused queue,
+ *    COUNT = wanted / queues (at least 1), only when nothing else is out.
+ *    It returns as soon as any queue has an entry. With fewer free
+ *    permits than queues it may fetch up to one job per queue; those
+ *    wait for a permit with their lease renewed.
+ * BLOCK is short (BLOCK_MS) so a pause or a stop is noticed within a
+ * second even without CLIENT UNBLOCK, and the read has its own deadline
+ * (BLOCK + margin): a dead server cannot hold fetching forever. After a
+ * reconnect the READY callback kicks fetching again, so a restart or a
+ * failover never leaves the worker silently idle.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drover/common.h"
+#include "drover/log.h"
+#include "drover/redis.h"
+#include "worker_int.h"
+
+#define BLOCK_MS 500
+#define BLOCK_MARGIN_MS 3000
+#define FETCH_DEPTH 2   /* passes out at once while hot */
+
+static int
+active(const struct drv_worker *w, size_t qi)
+{
+    return !w->queues[qi].paused;
+}
+
+static int
+queue_of(const struct drv_worker *w, const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++) {
+        const char *k = w->queues[i].keys.jobs;
+        if (strlen(k) == len && memcmp(k, name, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+void
+drv__worker_entries(struct drv_worker *w, const redisReply *reply,
+                    int by_name, int qi, struct wjobs *out)
+{
+    size_t s, e, nstreams;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    nstreams = by_name ? reply->elements : 1;
+    for (s = 0; s < nstreams; s++) {
+        const redisReply *entries = reply;
+        int q = qi;
+
+        if (by_name) {
+            const redisReply *st = reply->element[s];
+            if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+                st->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            q = queue_of(w, st->element[0]->str, st->element[0]->len);
+            entries = st->element[1];
+            if (q < 0 || entries->type != REDIS_REPLY_ARRAY)
+                continue;
+        }
+        for (e = 0; e < entries->elements; e++) {
+            struct drv_err err;
+            struct drv_job *job;
+
+            drv_err_clear(&err);
+            job = drv_job_from_entry(entries->element[e], &err);
+            if (job == NULL) {
+                DRV_LOG_ERROR("unreadable stream entry", "queue=%s "
+                              "error=\"%s\"", w->queues[q].keys.name,
+                              err.msg);
+                continue;
+            }
+            job->queue_index = q;
+            drv__jobs_add(out, drv__job_create(w, job, q));
+        }
+    }
+}
+
+/* One XREADGROUP out on blk: an idle read, or a pass over the queues. */
+struct fetch_read {
+    unsigned magic;
+#define FETCH_READ_MAGIC 0xfe7c4ead
+    struct drv_worker *w;   /* borrowed */
+    int blocking;           /* the idle BLOCK read */
+    size_t qi;              /* pass: the queue being read */
+    int need;               /* pass: still wanted (reserved permits) */
+    int got;                /* pass: entries so far */
+};
+
+static int send_read(struct drv_worker *w, struct fetch_read *f,
+                     int count);
+
+static void
+end_read(struct drv_worker *w, struct fetch_read *f, int hot)
+{
+    w->fetch_inflight--;
+    if (f->blocking)
+        w->fetch_blocking = 0;
+    else
+        w->fetch_reserved -= f->need;
+    w->fetch_hot = hot;
+    f->magic = 0;
+    free(f);
+    drv__worker_kick(w);
+}
+
+static void
+on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+{
+    struct fetch_read *f;
+    struct drv_worker *w;
+    struct drv_err err;
+    int rc, got;
+    size_t qi;
+
+    (void)r;
+    DRV_CAST(f, ctx, FETCH_READ_MAGIC);
+    if (status == -ECANCELED) {
+        /* the worker is being freed */
+        f->magic = 0;
+        free(f);
+        return;
+    }
+    w = f->w;
+    rc = drv_redis_result(status, reply, &err);
+    if (rc < 0) {
+        if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
+                                 || drv_redis_reply_error_is(reply,
+                                                             "UNBLOCKED"))) {
+            /* stream or group gone (flush, restart without persistence):
+             * create them again, then fetch */
+            DRV_LOG_WARN("consumer group missing: recreating",
+                         "error=\"%s\"", err.msg);
+            drv__worker_create_groups(w);
+        } else if (rc != DRV_EDOWN) {
+            DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
+        }
+        end_read(w, f, 0);
+        return;
+    }
+    got = 0; /* nil: BLOCK timed out, or CLIENT UNBLOCK; queue empty */
+    if (reply->type != REDIS_REPLY_NIL) {
+        struct wjobs jobs = {NULL, 0, 0};
+
+        drv__worker_entries(w, reply, 1, -1, &jobs);
+        got = jobs.n;
+        drv__worker_admit(w, &jobs);
+        drv__jobs_fini(&jobs);
+    }
+    if (!f->blocking) {
+        /* the entries now count as inflight: no longer reserved */
+        if (got > f->need)
+            got = f->need; /* cannot happen: COUNT was need */
+        f->need -= got;
+        f->got += got;
+        w->fetch_reserved -= got;
+    }
+    if (!f->blocking && w->state == W_RUNNING) {
+        /* a pass: go on with the next queue while something is wanted */
+        for (qi = f->qi + 1; qi < w->nqueues; qi++)
+            if (active(w, qi))
+                break;
+        if (f->need > 0 && qi < w->nqueues) {
+            f->qi = qi;
+            if (send_read(w, f, f->need) == 0)
+                return;
+        }
+        end_read(w, f, f->got > 0);
+        return;
+    }
+    end_read(w, f, f->blocking ? got > 0 : f->got > 0);
+}
+
+/* Send f's read (on f->qi for a pass, on every active queue when
+ * blocking). 0, or -1 when it could not be sent (f untouched). */
+static int
+send_read(struct drv_worker *w, struct fetch_read *f, int count)
+{
+    struct drv_argv a;
+    size_t i, nq = 0;
+    int rc;
+
+    if (f->blocking) {
+        for (i = 0; i < w->nqueues; i++)
+            if (active(w, i))
+                w->qkeys[nq++] = &w->queues[i].keys;
+    } else {
+        w->qkeys[nq++] = &w->queues[f->qi].keys;
+    }
+    drv_argv_init(&a);
+    drv_queue_read(&a, w->id, count, f->blocking ? BLOCK_MS : -1, w->qkeys,
+                   nq);
+    rc = drv_redis_send(w->blk, f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0,
+                        &a, on_read, f);
+    drv_argv_fini(&a);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Start a read: a pass from queue `first` wanting `want`, or the idle
+ * read with COUNT `want`. */
+static int
+start_read(struct drv_worker *w, int blocking, size_t first, int want)
+{
+    struct fetch_read *f;
+
+    DRV_ALLOC_OBJ(f, FETCH_READ_MAGIC);
+    f->w = w;
+    f->blocking = blocking;
+    f->qi = first;
+    f->need = blocking ? 0 : want;
+    if (send_read(w, f, want) < 0) {
+        f->magic = 0;
+        free(f);
+        return -1;
+    }
+    w->fetch_inflight++;
+    if (blocking)
+        w->fetch_blocking = 1;
+    else
+        w->fetch_reserved += want;
+    return 0;
+}
+
+void
+drv__worker_fetch(struct drv_worker *w)
+{
+    int free_permits, want, nactive = 0;
+    size_t i, first = w->nqueues;
+
+    if (w->state != W_RUNNING || w->fetch_blocking || !w->groups_ready ||
+        !w->pause_known || drv_redis_state(w->blk) != DRV_REDIS_READY)
+        return;
+    for (i = 0; i < w->nqueues; i++)
+        if (active(w, i)) {
+            nactive++;
+            if (first == w->nqueues)
+                first = i;
+        }
+    if (nactive == 0)
+        return; /* all paused: the tick looks again */
+    while (w->fetch_inflight < FETCH_DEPTH) {
+        free_permits = drv__worker_free_permits(w) - w->fetch_reserved;
+        if (free_permits <= 0)
+            return;
+        want = free_permits < w->cfg->worker.batch ? free_permits
+                                                   : w->cfg->worker.batch;
+        if (!w->fetch_hot) {
+            /* idle: one blocking read, and only when nothing is out */
+            if (w->fetch_inflight == 0)
+                start_read(w, 1, first,
+                           want / nactive > 0 ? want / nactive : 1);
+            return;
+        }
+        if (start_read(w, 0, first, want) < 0)
+            return;
+    }
+}

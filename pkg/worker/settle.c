@@ -1,0 +1,266 @@
+/*
+ * settle.c -- an attempt's outcome becomes a settle op (outcome.c decides
+ * it), and the ops are written in pipelined settle script calls.
+ *
+ * DESIGN
+ * An outcome becomes a settle op queued on its queue at once. The
+ * deferred pass (drv__worker_kick) sends, per queue, one settle script
+ * call holding every op queued since the last one (at most SETTLE_MAX),
+ * so at load many jobs settle in one round trip while a lone job settles
+ * on the next loop turn. One call per queue is out at a time; ops that
+ * arrive meanwhile wait for the next one (coalescing).
+ *
+ * A failed call (connection lost, timeout) puts its jobs back in the
+ * queue's list; they are sent again when the connection is READY. The
+ * script checks ownership, so a resend after an unknown outcome cannot
+ * apply twice: the second run finds the entry acked and reports LOST.
+ * Until settled a job stays on the live list, so its lease is renewed and
+ * no other worker reclaims it while we retry.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drover/buf.h"
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/log.h"
+#include "drover/redis.h"
+#include "worker_int.h"
+
+#define SETTLE_MAX 512
+
+/* ------------------------------------------------------------- settle */
+
+static void
+settle_queue(struct wjob *j)
+{
+    struct drv_worker *w = j->w;
+    struct wqueue *q = &w->queues[j->qi];
+
+    DRV_ASSERT(!j->settle_pending);
+    if (q->npend == q->cappend) {
+        q->cappend = q->cappend ? q->cappend * 2 : 64;
+        q->pend = drv_xrealloc(q->pend, (size_t)q->cappend * sizeof *q->pend);
+    }
+    q->pend[q->npend++] = j;
+    j->settle_pending = 1;
+    drv__worker_kick(w);
+}
+
+/* A settle call in flight: the jobs whose ops it carries. */
+struct settle_call {
+    unsigned magic;
+#define SETTLE_CALL_MAGIC 0x5e771e00U
+    struct drv_worker *w;   /* borrowed */
+    int qi;                 /* queue */
+    struct wjob **jobs;     /* owned array of borrowed jobs */
+    int n;
+};
+
+static void
+on_settled(struct drv_redis *r, int status, const redisReply *reply,
+           void *ctx)
+{
+    struct settle_call *c;
+    struct drv_worker *w;
+    struct wqueue *q;
+    struct drv_err err;
+    int *codes = NULL;
+    int i, rc;
+
+    (void)r;
+    DRV_CAST(c, ctx, SETTLE_CALL_MAGIC);
+    if (status == -ECANCELED) {
+        /* the worker is being freed: the entries stay pending in Redis */
+        free(c->jobs);
+        c->magic = 0;
+        free(c);
+        return;
+    }
+    w = c->w;
+    q = &w->queues[c->qi];
+    q->settle_inflight = 0;
+    rc = drv_redis_result(status, reply, &err);
+    if (rc == 0) {
+        codes = drv_xcalloc((size_t)c->n, sizeof *codes);
+        rc = drv_settle_parse(reply, c->n, codes, &err);
+    }
+    if (rc < 0) {
+        /* unknown whether it applied: keep the jobs and send again */
+        if (rc != DRV_EDOWN)
+            DRV_LOG_WARN("settle failed: will retry", "queue=%s jobs=%d "
+                         "error=\"%s\"", q->keys.name, c->n, err.msg);
+        for (i = 0; i < c->n; i++) {
+            c->jobs[i]->settle_pending = 0;
+            settle_queue(c->jobs[i]);
+        }
+    } else {
+        for (i = 0; i < c->n; i++) {
+            struct wjob *j = c->jobs[i];
+            if (codes[i] == DRV_QUEUE_LOST) {
+                w->stats.lost++;
+                DRV_LOG_WARN("lost lease: outcome not written", "queue=%s "
+                             "job=%s id=%s entry=%s", q->keys.name,
+                             j->type ? j->type->ht.cfg->name : "-",
+                             j->job->id, j->job->entry_id);
+            } else if (codes[i] == DRV_QUEUE_GONE) {
+                DRV_LOG_WARN("payload gone: entry acked", "queue=%s id=%s",
+                             q->keys.name, j->job->id);
+            }
+            drv__job_settled(j);
+        }
+    }
+    free(codes);
+    free(c->jobs);
+    c->magic = 0;
+    free(c);
+    drv__worker_kick(w);
+}
+
+static void
+flush_queue(struct drv_worker *w, int qi)
+{
+    struct wqueue *q = &w->queues[qi];
+    struct drv_script_call call;
+    struct settle_call *c;
+    int i, n;
+
+    if (q->settle_inflight || q->npend == 0 ||
+        drv_redis_state(w->cmd) != DRV_REDIS_READY)
+        return;
+    n = q->npend < SETTLE_MAX ? q->npend : SETTLE_MAX;
+    DRV_ALLOC_OBJ(c, SETTLE_CALL_MAGIC);
+    c->w = w;
+    c->qi = qi;
+    c->n = n;
+    c->jobs = drv_xmalloc((size_t)n * sizeof *c->jobs);
+    drv_settle_init(&call, &q->keys, w->id, drv_clock_unix_ms());
+    for (i = 0; i < n; i++) {
+        c->jobs[i] = q->pend[i];
+        drv_settle_add(&call, &q->keys, &q->pend[i]->dec.op);
+    }
+    memmove(q->pend, q->pend + n, (size_t)(q->npend - n) * sizeof *q->pend);
+    q->npend -= n;
+    q->settle_inflight = 1;
+    if (drv__worker_script(w, SCRIPT_SETTLE, &call, on_settled, c) < 0) {
+        q->settle_inflight = 0;
+        for (i = 0; i < n; i++) {
+            c->jobs[i]->settle_pending = 0;
+            settle_queue(c->jobs[i]);
+        }
+        free(c->jobs);
+        free(c);
+    }
+}
+
+void
+drv__worker_settle_flush(struct drv_worker *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++)
+        flush_queue(w, (int)i);
+}
+
+/* Send a script call built by pkg/queue on the command connection. */
+int
+drv__worker_script(struct drv_worker *w, int which,
+                   struct drv_script_call *call, drv_redis_reply_fn *cb,
+                   void *ctx)
+{
+    int rc = drv_redis_eval(w->cmd, w->scripts[which], 0, &call->keys,
+                            &call->args, cb, ctx);
+
+    drv_script_call_fini(call);
+    return rc;
+}
+
+/* ------------------------------------------------------------ outcome */
+
+/* Log a failure that is retried or dead-lettered. */
+static void
+log_failure(const struct wjob *j)
+{
+    const struct drv_settle_op *op = &j->dec.op;
+    char qid[256], qerr[1024];
+    const char *name;
+
+    name = j->pipe ? j->pipe->name : j->type ? j->type->ht.cfg->name : "-";
+    drv_log_quote(qid, sizeof qid, j->job->id, strlen(j->job->id));
+    drv_log_quote(qerr, sizeof qerr, op->text != NULL ? op->text : "",
+                  op->text_len);
+    DRV_LOG_WARN(op->kind == DRV_SETTLE_RETRY ? "job failed: retrying"
+                                              : "job failed: dead",
+                 "queue=%s %s=%s id=%s attempt=%llu error=%s",
+                 j->w->queues[j->qi].keys.name,
+                 j->pipe ? "pipeline" : "job", name, qid,
+                 (unsigned long long)op->attempts, qerr);
+}
+
+void
+drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
+                       void *ctx)
+{
+    struct drv_outcome_in in;
+    struct drv_worker *w;
+    struct wjob *j;
+
+    (void)t;
+    DRV_CAST(j, ctx, WJOB_MAGIC);
+    w = j->w;
+    if (j->running) {
+        j->running = 0;
+        w->stats.running--;
+    }
+    memset(&in, 0, sizeof in);
+    in.o = o;
+    if (j->type != NULL)
+        in.policy = &j->type->ht.cfg->policy;
+    if (j->pipe != NULL) {
+        if (j->type == NULL)
+            in.policy = &j->pipe->policy; /* a parallel step */
+        in.result_ttl_ms = j->pipe->policy.result_ttl_ms;
+        in.nsteps = j->pipe->nsteps;
+        if (j->pipe->steps[j->step].parallel && j->type == NULL &&
+            j->bad.code == 0)
+            in.parallel = &j->pipe->steps[j->step];
+    } else if (j->type != NULL) {
+        in.result_ttl_ms = j->type->ht.cfg->policy.result_ttl_ms;
+    }
+    in.step = j->step;
+    in.attempt = j->job->attempt;
+    in.now_ms = drv_clock_unix_ms();
+    in.random = drv_random64;
+    in.retry_after_ms = j->run.retry_after_ms;
+    in.lost = j->lost;
+    drv_outcome_decide(&in, &j->dec);
+    drv__worker_metrics_outcome(j, o);
+    if (j->dec.drop) {
+        drv__job_settled(j);
+        drv__worker_kick(w);
+        return;
+    }
+    j->dec.op.entry_id = j->job->entry_id;
+    j->dec.op.job_id = j->job->id;
+    j->dec.op.started_at_ms = j->started_ms;
+    switch (j->dec.op.kind) {
+    case DRV_SETTLE_ACK:
+    case DRV_SETTLE_NEXT:
+        w->stats.ok++;
+        break;
+    case DRV_SETTLE_RETRY:
+        w->stats.retried++;
+        log_failure(j);
+        break;
+    case DRV_SETTLE_DEAD:
+        w->stats.dead++;
+        log_failure(j);
+        break;
+    case DRV_SETTLE_REQUEUE:
+        w->stats.requeued++;
+        break;
+    }
+    settle_queue(j);
+}
+

@@ -1,0 +1,411 @@
+/*
+ * upkeep.c -- the periodic work that keeps the queues healthy, run from
+ * the worker's tick (drv__worker_maintain), each on its own schedule and
+ * never twice at once:
+ *
+ *   pause     every PAUSE_MS: which queues are paused (fetching waits for
+ *             the first answer)
+ *   mover     every MOVER_MS: due delayed jobs back to their stream
+ *   renew     every visibility_timeout / 3: refresh the lease of every
+ *             live job; an entry found owned by another worker cancels
+ *             its job (lease lost: its outcome is dropped)
+ *   reclaim   every visibility_timeout / 4 (1 s .. 10 s): claim entries
+ *             of dead workers, as many as there are free permits; the
+ *             claimed jobs are admitted like fetched ones (run.c)
+ *   registry  every BEAT_MS: this worker's line in the workers hash, and
+ *             removal of stale lines (DRV_QUEUE_WORKER_STALE_MS)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/log.h"
+#include "drover/redis.h"
+#include "drover/sem.h"
+#include "worker_int.h"
+
+#define MOVER_LIMIT 1000
+#define MOVER_MS 100
+#define PAUSE_MS 500
+#define BEAT_MS 5000
+
+/* ------------------------------------------------------------- upkeep */
+
+/* A per-queue upkeep call: the worker, the queue, and the in-flight count
+ * it holds (the queue's flag, or the worker's renew count). */
+struct qctx {
+    unsigned magic;
+#define QCTX_MAGIC 0x0c7c0c7cU
+    struct drv_worker *w;   /* borrowed */
+    int qi;                 /* queue index */
+    int *inflight;          /* borrowed: raised while the call is out */
+};
+
+static void
+qctx_free(struct qctx *c)
+{
+    c->magic = 0;
+    free(c);
+}
+
+/* Send script call `which` for queue qi, counted in *inflight until its
+ * reply. The call is consumed. */
+static void
+qcall(struct drv_worker *w, int qi, int *inflight, int which,
+      struct drv_script_call *call, drv_redis_reply_fn *cb)
+{
+    struct qctx *c;
+
+    DRV_ALLOC_OBJ(c, QCTX_MAGIC);
+    c->w = w;
+    c->qi = qi;
+    c->inflight = inflight;
+    (*inflight)++;
+    if (drv__worker_script(w, which, call, cb, c) < 0) {
+        (*inflight)--;
+        qctx_free(c);
+    }
+}
+
+/* The start of every per-queue reply: NULL when the worker is being
+ * freed, or when the call failed (logged as what, unless Redis is down)
+ * or its reply is not of type `type`; else the call's context, no longer
+ * counted in flight. The caller frees it. */
+static struct qctx *
+qreply(int status, const redisReply *reply, void *ctx, int type,
+       const char *what)
+{
+    struct qctx *c;
+    struct drv_err err;
+
+    DRV_CAST(c, ctx, QCTX_MAGIC);
+    if (status == -ECANCELED) {
+        qctx_free(c);
+        return NULL;
+    }
+    (*c->inflight)--;
+    if (drv_redis_result(status, reply, &err) == 0 && reply->type != type)
+        drv_err_set(&err, DRV_EPROTO, "unexpected reply type %d",
+                    reply->type);
+    if (err.code < 0) {
+        if (status != DRV_EDOWN)
+            DRV_LOG_WARN(what, "queue=%s error=\"%s\"",
+                         c->w->queues[c->qi].keys.name, err.msg);
+        qctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void
+on_moved(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+{
+    struct qctx *c;
+    struct drv_worker *w;
+
+    (void)r;
+    c = qreply(status, reply, ctx, REDIS_REPLY_INTEGER,
+               "delayed mover failed");
+    if (c == NULL)
+        return;
+    w = c->w;
+    if (reply->integer > 0) {
+        DRV_LOG_DEBUG("delayed jobs due", "queue=%s n=%lld",
+                      w->queues[c->qi].keys.name, reply->integer);
+        if (reply->integer >= MOVER_LIMIT)
+            w->next_mover_ns = 0; /* more are due: again next tick */
+        w->fetch_hot = 1;
+    }
+    qctx_free(c);
+}
+
+static void
+run_mover(struct drv_worker *w)
+{
+    struct drv_script_call call;
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++) {
+        if (w->queues[i].mover_inflight)
+            continue;
+        drv_queue_mover(&call, &w->queues[i].keys, drv_clock_unix_ms(),
+                        MOVER_LIMIT);
+        qcall(w, (int)i, &w->queues[i].mover_inflight, SCRIPT_MOVER, &call,
+              on_moved);
+    }
+}
+
+/* Claimed entries are admitted like fetched ones. */
+static void
+on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
+             void *ctx)
+{
+    struct qctx *c;
+    struct drv_worker *w;
+    struct wjobs jobs = {NULL, 0, 0};
+
+    (void)r;
+    c = qreply(status, reply, ctx, REDIS_REPLY_ARRAY, "reclaim failed");
+    if (c == NULL)
+        return;
+    w = c->w;
+    if (reply->elements != 3) {
+        qctx_free(c);
+        return;
+    }
+    if (reply->element[1]->integer > 0)
+        DRV_LOG_WARN("poison jobs dead-lettered", "queue=%s n=%lld",
+                     w->queues[c->qi].keys.name, reply->element[1]->integer);
+    drv__worker_entries(w, reply->element[0], 0, c->qi, &jobs);
+    if (jobs.n > 0)
+        DRV_LOG_INFO("reclaimed jobs of a dead worker", "queue=%s n=%d",
+                     w->queues[c->qi].keys.name, jobs.n);
+    drv__worker_admit(w, &jobs);
+    drv__jobs_fini(&jobs);
+    qctx_free(c);
+}
+
+static void
+run_reclaim(struct drv_worker *w)
+{
+    struct drv_script_call call;
+    size_t i;
+    int free_permits = drv__worker_free_permits(w);
+
+    for (i = 0; i < w->nqueues && free_permits > 0; i++) {
+        int n = free_permits < w->cfg->worker.batch ? free_permits
+                                                    : w->cfg->worker.batch;
+
+        if (w->queues[i].reclaim_inflight || w->queues[i].paused)
+            continue;
+        drv_queue_reclaim(&call, &w->queues[i].keys, w->id,
+                          w->cfg->worker.visibility_timeout_ms, n,
+                          w->cfg->worker.max_deliveries, drv_clock_unix_ms());
+        qcall(w, (int)i, &w->queues[i].reclaim_inflight, SCRIPT_RECLAIM,
+              &call, on_reclaimed);
+    }
+}
+
+/* Entries this worker no longer owns: their jobs lost the lease. */
+static void
+on_renewed(struct drv_redis *r, int status, const redisReply *reply,
+           void *ctx)
+{
+    struct qctx *c;
+    struct drv_worker *w;
+    size_t i;
+    struct wjob *j;
+
+    (void)r;
+    c = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
+               "lease renewal failed");
+    if (c == NULL)
+        return;
+    w = c->w;
+    for (i = 0; i < reply->elements; i++) {
+        const redisReply *id = reply->element[i];
+        for (j = w->live; j != NULL; j = j->next) {
+            if (j->qi != c->qi || j->lost ||
+                strcmp(j->job->entry_id, id->str) != 0)
+                continue;
+            DRV_LOG_WARN("lease lost: job reclaimed by another worker",
+                         "queue=%s id=%s entry=%s",
+                         w->queues[c->qi].keys.name, j->job->id,
+                         j->job->entry_id);
+            j->lost = 1;
+            drv__worker_cancel_job(j);
+            break;
+        }
+    }
+    qctx_free(c);
+}
+
+static void
+run_renew(struct drv_worker *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++) {
+        struct drv_script_call call;
+        struct wjob *j;
+        int n = 0;
+
+        drv_queue_renew(&call, &w->queues[i].keys, w->id);
+        for (j = w->live; j != NULL; j = j->next)
+            if (j->qi == (int)i && !j->lost) {
+                drv_argv_adds(&call.args, j->job->entry_id);
+                n++;
+            }
+        if (n == 0) {
+            drv_script_call_fini(&call);
+            continue;
+        }
+        qcall(w, (int)i, &w->renew_inflight, SCRIPT_RENEW, &call,
+              on_renewed);
+    }
+}
+
+static void
+on_paused(struct drv_redis *r, int status, const redisReply *reply,
+          void *ctx)
+{
+    struct drv_worker *w;
+    int *paused;
+    size_t i;
+
+    (void)r;
+    if (status == -ECANCELED)
+        return;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    w->pause_inflight = 0;
+    paused = drv_xcalloc(w->nqueues, sizeof *paused);
+    if (status < 0 ||
+        drv_queue_paused_parse(reply, w->nqueues, paused) < 0) {
+        free(paused);
+        return;
+    }
+    w->pause_known = 1; /* fetching waits for this first answer */
+    for (i = 0; i < w->nqueues; i++) {
+        if (paused[i] != w->queues[i].paused)
+            DRV_LOG_INFO(paused[i] ? "queue paused" : "queue resumed",
+                         "queue=%s", w->queues[i].keys.name);
+        w->queues[i].paused = paused[i];
+    }
+    free(paused);
+    drv__worker_kick(w);
+}
+
+static void
+check_paused(struct drv_worker *w)
+{
+    struct drv_argv a;
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++)
+        w->qkeys[i] = &w->queues[i].keys;
+    drv_argv_init(&a);
+    drv_queue_paused_read(&a, w->qkeys, w->nqueues);
+    w->pause_inflight = 1;
+    if (drv_redis_send(w->cmd, 0, &a, on_paused, w) < 0)
+        w->pause_inflight = 0;
+    drv_argv_fini(&a);
+}
+
+static void
+on_beat(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+{
+    struct drv_worker *w;
+
+    (void)r;
+    (void)reply;
+    if (status == -ECANCELED)
+        return;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    w->beat_inflight = 0;
+}
+
+static void
+on_workers(struct drv_redis *r, int status, const redisReply *reply,
+           void *ctx)
+{
+    struct drv_worker *w;
+    size_t i;
+    int64_t now = drv_clock_unix_ms();
+
+    (void)r;
+    if (status == -ECANCELED)
+        return;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    if (status < 0 || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    /* remove entries of workers whose beat is stale */
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING ||
+            reply->element[i + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        if (drv_queue_worker_line_stale(reply->element[i + 1]->str,
+                                        reply->element[i + 1]->len, now)) {
+            DRV_LOG_INFO("removing stale worker entry", "worker=%s",
+                         reply->element[i]->str);
+            struct drv_argv del;
+
+            drv_argv_init(&del);
+            drv_queue_worker_remove(&del, w->workers_key,
+                                    reply->element[i]->str,
+                                    reply->element[i]->len);
+            drv_redis_send(w->cmd, 0, &del, on_beat, w);
+            drv_argv_fini(&del);
+        }
+    }
+}
+
+static void
+heartbeat(struct drv_worker *w)
+{
+    char qs[512];
+    struct drv_argv a;
+    size_t i, o = 0;
+
+    qs[0] = '\0';
+    for (i = 0; i < w->nqueues && o + 2 < sizeof qs; i++)
+        o += (size_t)snprintf(qs + o, sizeof qs - o, "%s%s", i ? "," : "",
+                              w->queues[i].keys.name);
+    drv_argv_init(&a);
+    drv_queue_worker_beat(&a, w->workers_key, w->id,
+                          &(struct drv_queue_worker){
+        .host = w->host, .pid = getpid(), .started_ms = w->started_ms,
+        .queues = qs, .busy = w->stats.running,
+        .beat_ms = drv_clock_unix_ms()});
+    w->beat_inflight = 1;
+    if (drv_redis_send(w->cmd, 0, &a, on_beat, w) < 0)
+        w->beat_inflight = 0;
+    drv_queue_workers_read(&a, w->workers_key);
+    drv_redis_send(w->cmd, 0, &a, on_workers, w);
+    drv_argv_fini(&a);
+}
+
+void
+drv__worker_maintain(struct drv_worker *w, int64_t now)
+{
+    int64_t vt = w->cfg->worker.visibility_timeout_ms * DRV_NS_PER_MS;
+
+    if (drv_redis_state(w->cmd) != DRV_REDIS_READY)
+        return;
+    if (!w->groups_ready && w->groups_pending <= 0 &&
+        now >= w->next_reclaim_ns) {
+        /* a group creation failed: try again now and then */
+        drv__worker_create_groups(w);
+        return;
+    }
+    if (!w->groups_ready)
+        return;
+    if (now >= w->next_pause_ns && !w->pause_inflight) {
+        check_paused(w);
+        w->next_pause_ns = now + PAUSE_MS * DRV_NS_PER_MS;
+    }
+    if (now >= w->next_mover_ns && w->state == W_RUNNING) {
+        run_mover(w);
+        w->next_mover_ns = now + MOVER_MS * DRV_NS_PER_MS;
+    }
+    if (now >= w->next_renew_ns && w->renew_inflight == 0) {
+        run_renew(w);
+        w->next_renew_ns = now + vt / 3;
+    }
+    if (now >= w->next_reclaim_ns && w->state == W_RUNNING) {
+        run_reclaim(w);
+        /* often enough that a dead worker's job waits little more than
+         * visibility_timeout; at least every second, at most every 10 s */
+        w->next_reclaim_ns = now + (vt / 4 < DRV_NS_PER_SEC ? DRV_NS_PER_SEC
+                                    : vt / 4 > 10 * DRV_NS_PER_SEC
+                                    ? 10 * DRV_NS_PER_SEC : vt / 4);
+    }
+    if (now >= w->next_beat_ns && !w->beat_inflight &&
+        w->state == W_RUNNING) {
+        heartbeat(w);
+        w->next_beat_ns = now + BEAT_MS * DRV_NS_PER_MS;
+    }
+}
