@@ -29,6 +29,7 @@
 #include "drover/common.h"
 #include "drover/loop.h"
 #include "drover/metrics.h"
+#include "drover/parse.h"
 
 #define HEADERS_MAX 8192
 #define BODY_MAX 1024
@@ -141,34 +142,6 @@ on_request(struct evhttp_request *req, void *arg)
         reply_metrics(h, req);
 }
 
-/* "HOST:PORT" or "[V6]:PORT" into host (no brackets) and port. */
-static int
-split_listen(const char *s, char *host, size_t n, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    const char *h = s;
-    size_t hl;
-    char *end;
-    long p;
-
-    if (colon == NULL)
-        return -EINVAL;
-    hl = (size_t)(colon - s);
-    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-        h = s + 1;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= n)
-        return -EINVAL;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] == '\0' || p < 0 || p > 65535)
-        return -EINVAL;
-    *port = (int)p;
-    return 0;
-}
-
 int
 drv_metrics_http_start(struct drv_loop *loop,
                        const struct drv_metrics_http_opts *opts,
@@ -182,7 +155,7 @@ drv_metrics_http_start(struct drv_loop *loop,
     int port, rc;
 
     *out = NULL;
-    rc = split_listen(opts->listen, host, sizeof host, &port);
+    rc = drv_parse_hostport(opts->listen, host, sizeof host, &port);
     if (rc < 0)
         return drv_err_set(err, rc, "metrics: \"%s\" is not HOST:PORT",
                            opts->listen);
