@@ -437,6 +437,10 @@ $(FUZZ_DIR)/pkg/%.o: pkg/%.c | pc-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+# version.c includes the generated header, as in the gcc builds
+$(FUZZ_DIR)/pkg/util/version.o: $(BUILD_H)
+$(FUZZ_DIR)/pkg/util/version.o: FUZZ_CFLAGS += -I$(B)/gen
+
 $(FUZZ_LIB): $(FUZZ_PKG_OBJS)
 	rm -f $@
 	ar rcs $@ $^

@@ -82,7 +82,8 @@ drv__cli_resume(struct drv_cli *cli, int argc, char **argv)
 
 /* Fields shown first, in this order; any others follow, sorted. */
 static const char *const result_fields[] = {
-    "status", "attempts", "finished_at", "error", "result",
+    "status", "attempts", "finished_at", "cpu_ms", "max_rss_kb", "error",
+    "result",
 };
 
 static int

@@ -25,6 +25,7 @@
 
 #include "drover/common.h"
 #include "drover/error.h"
+#include "drover/parse.h"
 
 #include "web.h"
 
@@ -190,37 +191,6 @@ read_token(struct drv_cli *cli, const char *file, char **out)
 }
 
 /* ---------------------------------------------------------- listening */
-
-/* Split "HOST:PORT" or "[V6]:PORT"; 0 or -EINVAL. */
-static int
-split_listen(const char *s, char *host, size_t hostn, int *port)
-{
-    const char *colon = strrchr(s, ':'), *h = s;
-    size_t hl;
-    char *end = NULL;
-    long p;
-
-    if (colon == NULL || colon == s)
-        return -EINVAL;
-    hl = (size_t)(colon - s);
-    if (s[0] == '[') {
-        if (colon[-1] != ']')
-            return -EINVAL;
-        h = s + 1;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= hostn)
-        return -EINVAL;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    errno = 0;
-    p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 0 ||
-        p > 65535)
-        return -EINVAL;
-    *port = (int)p;
-    return 0;
-}
 
 static int
 is_loopback(const struct sockaddr *sa)
@@ -614,7 +584,7 @@ drv__cli_web(struct drv_cli *cli, int argc, char **argv)
     rc = drv__cli_args(cli, argc, argv, opts, names, 0, NULL, NULL);
     if (rc < 0)
         return rc;
-    if (split_listen(listen_arg, host, sizeof host, &port) < 0)
+    if (drv_parse_hostport(listen_arg, host, sizeof host, &port) < 0)
         return drv__cli_usage_error(cli, "--listen \"%s\": want HOST:PORT "
                                     "(or [IPV6]:PORT)", listen_arg);
     loop = host_is_loopback(host);

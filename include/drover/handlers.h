@@ -89,6 +89,10 @@ struct drv_hrun {
     int64_t retry_after_ms;        /* set by the handler: a retry waits
                                       at least this long; 0 = backoff */
     char attempt[24];              /* this attempt's number, from 1 */
+    /* set by a handler that ran a child process (exec), once reaped */
+    int has_rusage;                /* 1: the two below are known */
+    int64_t cpu_ns;                /* the child's user+system CPU */
+    int64_t max_rss_kb;            /* its peak resident set, KiB */
 };
 
 struct drv_handler_ops {

@@ -86,6 +86,13 @@ void drv_loop_signals_clear(struct drv_loop *loop);
 /* drv_loop_stats -- lag meter numbers; loop thread. */
 void drv_loop_get_stats(struct drv_loop *loop, struct drv_loop_stats *out);
 
+/*
+ * drv_loop_on_lag -- call fn(lag_ns, ctx) on the loop thread after every
+ * lag meter tick (for a histogram); fn NULL removes it. One observer.
+ */
+typedef void drv_loop_lag_fn(int64_t lag_ns, void *ctx);
+void drv_loop_on_lag(struct drv_loop *loop, drv_loop_lag_fn *fn, void *ctx);
+
 /* drv_loop_now_ns -- monotonic now (fresh read, not the cached time). */
 int64_t drv_loop_now_ns(struct drv_loop *loop);
 

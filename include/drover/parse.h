@@ -31,4 +31,10 @@ int drv_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
  * an optional leading '-', within [min, max]. */
 int drv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/*
+ * drv_parse_hostport -- "HOST:PORT" or "[V6]:PORT" (a listen address) into
+ * host (size hostn, brackets removed) and *port (0..65535). 0 or -EINVAL.
+ */
+int drv_parse_hostport(const char *s, char *host, size_t hostn, int *port);
+
 #endif

@@ -211,6 +211,10 @@ struct drv_settle_op {
                                the pipeline's per-step record */
     const char *text;       /* ACK: result; RETRY/DEAD: error */
     size_t text_len;
+    int has_rusage;         /* 1: cpu_ms and max_rss_kb are known (exec)
+                               and go into the result hash */
+    int64_t cpu_ms;         /* the child's user+system CPU, ms */
+    int64_t max_rss_kb;     /* the child's peak resident set, KiB */
 };
 
 /*

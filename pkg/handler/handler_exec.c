@@ -151,6 +151,23 @@ env_set(char **env, size_t *n, const char *name, const char *value)
     return env;
 }
 
+/* W3C trace context: the job's field traceparent, unchanged, as
+ * TRACEPARENT (a value holding a NUL cannot be an environment value and
+ * is left out). */
+static char **
+env_traceparent(char **env, size_t *n, const struct drv_job *job)
+{
+    const struct drv_field *f = drv_job_field(job, "traceparent");
+    char *v;
+
+    if (f == NULL || memchr(f->value, '\0', f->value_len) != NULL)
+        return env;
+    v = drv_xstrndup(f->value, f->value_len);
+    env = env_set(env, n, "TRACEPARENT", v);
+    free(v);
+    return env;
+}
+
 char **
 drv__exec_env(char *const *base, const struct drv_hrun *r)
 {
@@ -167,6 +184,7 @@ drv__exec_env(char *const *base, const struct drv_hrun *r)
     env = env_set(env, &n, "DROVER_JOB", type->name);
     env = env_set(env, &n, "DROVER_QUEUE", r->queue);
     env = env_set(env, &n, "DROVER_ATTEMPT", r->attempt);
+    env = env_traceparent(env, &n, r->job);
     for (i = 0; i < type->exec.nenv; i++)
         env = env_set(env, &n, type->exec.env[i].key,
                       type->exec.env[i].value);
@@ -206,6 +224,13 @@ on_exec_done(struct drv_proc *p, int code, const struct drv_proc_result *res,
 
     (void)p;
     DRV_CAST(r, ctx, DRV_HRUN_MAGIC);
+    if (code == 0) {
+        /* reaped with wait4: what the child (and the descendants it
+         * waited for) cost, for the result hash and the metrics */
+        r->has_rusage = 1;
+        r->cpu_ns = res->user_cpu_ns + res->sys_cpu_ns;
+        r->max_rss_kb = res->max_rss_kb;
+    }
     if (code == 0 && res->exit_code == 0 && !res->killed) {
         drv_hrun_ok(r, res->out, res->out_len);
         return;

@@ -118,6 +118,31 @@ method_has_body(const char *m)
            strcmp(m, "PATCH") == 0;
 }
 
+/* W3C trace context: the job's field traceparent, unchanged, as header
+ * traceparent, unless the type's headers name it. A value holding a CR,
+ * LF or NUL would split the request and is left out. */
+static void
+add_traceparent(struct hreq *rq, const struct drv_job *job)
+{
+    const struct drv_field *f = drv_job_field(job, "traceparent");
+    struct drv_buf b;
+    size_t i;
+
+    if (f == NULL || f->value_len == 0 ||
+        memchr(f->value, '\r', f->value_len) != NULL ||
+        memchr(f->value, '\n', f->value_len) != NULL ||
+        memchr(f->value, '\0', f->value_len) != NULL)
+        return;
+    for (i = 0; i < rq->nheaders; i++)
+        if (strncasecmp(rq->headers[i], "traceparent", 11) == 0 &&
+            (rq->headers[i][11] == ':' || rq->headers[i][11] == ';'))
+            return;
+    drv_buf_init(&b);
+    drv_buf_adds(&b, "traceparent: ");
+    drv_buf_add(&b, f->value, f->value_len);
+    rq->headers[rq->nheaders++] = drv_buf_take(&b, NULL);
+}
+
 /* Build the request of run r. Returns 0, or DRV_EBADJOB with err saying
  * which field or header is wrong. */
 static int
@@ -132,7 +157,7 @@ req_build(struct drv_hrun *r, struct hreq *rq, struct drv_err *err)
                              drv_hrun_lookup, r, &rq->url, NULL, err);
     if (rc < 0)
         goto bad;
-    rq->headers = drv_xcalloc(ht->nheaders + 1, sizeof *rq->headers);
+    rq->headers = drv_xcalloc(ht->nheaders + 3, sizeof *rq->headers);
     for (i = 0; i < ht->nheaders; i++) {
         const struct drv_config_kv *kv = &ht->headers[i];
         char *value = NULL;
@@ -159,6 +184,7 @@ req_build(struct drv_hrun *r, struct hreq *rq, struct drv_err *err)
         rq->headers[rq->nheaders++] = drv_buf_take(&b, NULL);
         ctype |= strcasecmp(kv->key, "Content-Type") == 0;
     }
+    add_traceparent(rq, r->job);
     if (ht->body != NULL) {
         rc = drv_template_expand(ht->body, 0, drv_hrun_lookup, r, &rq->body,
                                  &rq->body_len, err);

@@ -60,6 +60,8 @@ struct drv_loop {
     int64_t lag_warn_ns;       /* warning threshold */
     int64_t lag_due_ns;        /* when the next tick is due */
     struct drv_loop_stats stats; /* lag numbers */
+    drv_loop_lag_fn *on_lag;   /* lag observer, or NULL */
+    void *on_lag_ctx;          /* borrowed: for on_lag */
     struct sig *sigs;          /* owned: registered signal events */
 };
 
@@ -157,6 +159,8 @@ on_lag_tick(evutil_socket_t fd, short what, void *arg)
                      (long long)(lag / DRV_NS_PER_MS),
                      (long long)(loop->lag_warn_ns / DRV_NS_PER_MS));
     }
+    if (loop->on_lag != NULL)
+        loop->on_lag(lag, loop->on_lag_ctx);
     /* The meter alone must not keep the loop alive. */
     if (event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ADDED) <=
             signal_events(loop) &&
@@ -330,4 +334,12 @@ drv_loop_now_ns(struct drv_loop *loop)
 {
     (void)loop;
     return drv_clock_mono_ns();
+}
+
+void
+drv_loop_on_lag(struct drv_loop *loop, drv_loop_lag_fn *fn, void *ctx)
+{
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    loop->on_lag = fn;
+    loop->on_lag_ctx = ctx;
 }

@@ -365,6 +365,13 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
         drv_argv_addll(&c->args, (long long)op->started_at_ms);
         drv_argv_add(&c->args, op->text ? op->text : "",
                      op->text ? op->text_len : 0);
+        if (op->has_rusage) {
+            drv_argv_addll(&c->args, (long long)op->cpu_ms);
+            drv_argv_addll(&c->args, (long long)op->max_rss_kb);
+        } else {
+            drv_argv_add(&c->args, "", 0);
+            drv_argv_add(&c->args, "", 0);
+        }
     }
     len = snprintf(n, sizeof n, "%d", drv_settle_nops(c) + 1);
     set_fixed_arg(&c->args, SETTLE_NOPS_ARG, n, (size_t)len);

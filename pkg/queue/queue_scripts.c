@@ -38,9 +38,10 @@
  * ack_min, ack_max, then the ops in order, each one of:
  *  - a plain ack (success, no result kept): its entry id alone (an entry
  *    id starts with a digit, a kind never does);
- *  - a full op, 10 values: kind, entry id, job id, attempts,
+ *  - a full op, 12 values: kind, entry id, job id, attempts,
  *    result_ttl_ms, due_ms, count_failed, step (-1 = not a pipeline step),
- *    started_at_ms, text.
+ *    started_at_ms, text, cpu_ms, max_rss_kb (the last two '' unless an
+ *    exec child's resources are known; then the result hash gets them).
  * ack_min/ack_max bound the plain acks' entry ids ('' when there are
  * none). Returns one code per op, in order (DRV_QUEUE_*).
  *
@@ -69,7 +70,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "local out = {}\n"
     "local processed, failed, retried, ndead = 0, 0, 0, 0\n"
     "local function result(rkey, ttl, status, res, err, attempts, step,\n"
-    "                      started)\n"
+    "                      started, cpu, rss)\n"
     "  if tonumber(ttl) <= 0 then return end\n"
     "  if step < 0 then\n"
     "    redis.call('DEL', rkey)\n"
@@ -88,13 +89,16 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  end\n"
     "  redis.call('HSET', rkey, 'status', status, 'result', res,\n"
     "    'error', err, 'attempts', attempts, 'finished_at', now)\n"
+    "  if cpu ~= '' then\n"
+    "    redis.call('HSET', rkey, 'cpu_ms', cpu, 'max_rss_kb', rss)\n"
+    "  end\n"
     "  redis.call('PEXPIRE', rkey, ttl)\n"
     "end\n"
     "local function full(b, rkey, hkey)\n"
     "  local kind, eid, jid = ARGV[b], ARGV[b+1], ARGV[b+2]\n"
     "  local attempts, ttl, due = ARGV[b+3], ARGV[b+4], ARGV[b+5]\n"
     "  local cf, step, started = ARGV[b+6], tonumber(ARGV[b+7]), ARGV[b+8]\n"
-    "  local text = ARGV[b+9]\n"
+    "  local text, cpu, rss = ARGV[b+9], ARGV[b+10], ARGV[b+11]\n"
     "  local stepf = {}\n"
     "  if step >= 0 then stepf = {'step', step} end\n"
     "  if not owned(jobs, group, eid, me) then return 0 end\n"
@@ -103,13 +107,15 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  if f == nil then code = 2 end\n"
     "  if kind == 'ack' then\n"
     "    processed = processed + 1\n"
-    "    result(rkey, ttl, 'ok', text, '', attempts, step, started)\n"
+    "    result(rkey, ttl, 'ok', text, '', attempts, step, started, cpu,\n"
+    "      rss)\n"
     "  elseif kind == 'next' then\n"
     "    if f ~= nil then\n"
     "      redis.call('XADD', jobs, '*', unpack(rebuild(f, {'id', jid,\n"
     "        'step', step + 1, 'input', text}, {'attempt'})))\n"
     "    end\n"
-    "    result(rkey, ttl, 'next', '', '', attempts, step, started)\n"
+    "    result(rkey, ttl, 'next', '', '', attempts, step, started, cpu,\n"
+    "      rss)\n"
     "  elseif kind == 'retry' then\n"
     "    failed = failed + 1\n"
     "    if f ~= nil then\n"
@@ -120,7 +126,8 @@ const struct drv_queue_script drv_queue_settle_script = {
     "      redis.call('HSET', hkey, unpack(rebuild(f, repl)))\n"
     "      redis.call('ZADD', delayed, due, jid)\n"
     "    end\n"
-    "    result(rkey, ttl, 'failed', '', text, attempts, step, started)\n"
+    "    result(rkey, ttl, 'failed', '', text, attempts, step, started,\n"
+    "      cpu, rss)\n"
     "  elseif kind == 'dead' then\n"
     "    if cf == '1' then failed = failed + 1 end\n"
     "    ndead = ndead + 1\n"
@@ -129,7 +136,8 @@ const struct drv_queue_script drv_queue_settle_script = {
     "    for _, v in ipairs({'error', text, 'attempts', attempts,\n"
     "                        'failed_at', now}) do repl[#repl+1] = v end\n"
     "    redis.call('XADD', dead, '*', unpack(rebuild(f or {}, repl)))\n"
-    "    result(rkey, ttl, 'dead', '', text, attempts, step, started)\n"
+    "    result(rkey, ttl, 'dead', '', text, attempts, step, started,\n"
+    "      cpu, rss)\n"
     "  elseif kind == 'requeue' then\n"
     "    if f ~= nil then\n"
     "      redis.call('XADD', jobs, '*', unpack(rebuild(f, {'id', jid})))\n"
@@ -163,7 +171,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  local v = ARGV[b]\n"
     "  if kinds[v] then\n"
     "    out[i] = full(b, KEYS[k], KEYS[k+1])\n"
-    "    b = b + 10\n"
+    "    b = b + 12\n"
     "    k = k + 2\n"
     "  else\n"
     "    na = na + 1\n"

@@ -143,3 +143,28 @@ drv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
     }
     return 0;
 }
+
+int
+drv_parse_hostport(const char *s, char *host, size_t hostn, int *port)
+{
+    const char *colon = strrchr(s, ':'), *h = s;
+    int64_t p;
+    size_t hl;
+
+    if (colon == NULL || colon == s)
+        return -EINVAL;
+    hl = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (colon[-1] != ']')
+            return -EINVAL;
+        h = s + 1;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= hostn ||
+        drv_parse_int(colon + 1, 0, 65535, &p) < 0)
+        return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}

@@ -25,12 +25,12 @@ on_member_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     struct wjob *m;
 
     (void)t;
-    (void)o;
     DRV_CAST(m, ctx, WJOB_MAGIC);
     if (m->running) {
         m->running = 0;
         m->w->stats.running--;
     }
+    drv__worker_metrics_member_done(m, o);
 }
 
 static void

@@ -30,6 +30,7 @@ drv__worker_job_started(struct wjob *j)
     j->started_ms = drv_clock_unix_ms();
     j->w->stats.running++;
     j->w->stats.started++;
+    drv__worker_metrics_started(j);
     if (j->w->trace != NULL)
         drv__worker_trace_start(j->w, j);
 }

@@ -235,6 +235,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     in.retry_after_ms = j->run.retry_after_ms;
     in.lost = j->lost;
     drv_outcome_decide(&in, &j->dec);
+    drv__worker_metrics_outcome(j, o);
     if (j->dec.drop) {
         drv__job_settled(j);
         drv__worker_kick(w);

@@ -287,6 +287,9 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     for (i = 0; i < cfg->nqueues; i++)
         drv_queue_keys_init(&w->queues[i].keys, cfg->redis.prefix,
                             cfg->queues[i]);
+    rc = drv__worker_metrics_init(w, err);
+    if (rc < 0)
+        goto fail;
     w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
     w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
     DRV_AN(w->defer_ev);
@@ -468,6 +471,7 @@ drv_worker_free(struct drv_worker *w)
     /* jobs still live (hard stop): their entries stay pending in Redis */
     drv__worker_cancel_all(w, 0);
     drv__job_detach_all(w);
+    drv__worker_metrics_fini(w);
     drv_proc_mgr_free(w->procs);
     w->procs = NULL;
     drv_pool_free(w->pool);

@@ -89,6 +89,10 @@ struct wjob {
     int settle_pending;           /* queued in its queue's settle list */
     struct drv_decision dec;      /* the decided op; its text owned */
     struct wjob *prev, *next;     /* borrowed: worker's live list */
+    void *mcell;                  /* borrowed: its metric series, found
+                                     when it started (worker_metrics.c) */
+    int64_t mstart_ns;            /* when it started, for its run time
+                                     (worker_metrics.c) */
 };
 
 /* One fetched batch: a task group. */
@@ -150,6 +154,9 @@ struct drv_worker {
     struct drv_handler_host hhost;  /* what handlers share (its http
                                        client and plugins owned by them) */
     char *workers_key;              /* owned: P:workers */
+    void *metrics;                  /* owned by worker_metrics.c: metrics
+                                       and the HTTP endpoint, NULL when
+                                       worker.metrics is unset */
 
     struct wjob *live;              /* list of jobs not yet settled */
     struct wbatch *batches;         /* list of live task groups */
@@ -190,6 +197,20 @@ void drv__worker_create_groups(struct drv_worker *w);
 /* One "unix_us queue entry_id" line for a started job, when
  * DROVER_TRACE_START names a file. */
 void drv__worker_trace_start(struct drv_worker *w, const struct wjob *j);
+
+/* worker_metrics.c: each hook does nothing when metrics are off */
+struct drv_tg_outcome;
+int drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err);
+void drv__worker_metrics_fini(struct drv_worker *w);
+/* The handler started (after j->started_ms is set). */
+void drv__worker_metrics_started(struct wjob *j);
+/* The outcome is decided (j->dec filled, not yet queued for settle):
+ * count it; copies an exec child's resources into j->dec.op. */
+void drv__worker_metrics_outcome(struct wjob *j,
+                                 const struct drv_tg_outcome *o);
+/* A member of a parallel step finished. */
+void drv__worker_metrics_member_done(struct wjob *j,
+                                     const struct drv_tg_outcome *o);
 
 /* job.c: the only owner of a job record */
 struct wjob *drv__job_create(struct drv_worker *w, struct drv_job *job,

@@ -13,6 +13,9 @@
  *   1  drain: N noop jobs enqueued, then one droverd timed from its start
  *      until the stream is empty (every entry acked and deleted);
  *      droverd CPU (rusage), Redis CPU (INFO cpu), droverd peak RSS.
+ *      Each run also drains once with worker.metrics on (scraped every
+ *      second, like an impatient Prometheus), right before or after (the
+ *      order alternates): "metrics on / off" is the ratio of the pair.
  *   2  the Redis limit on the same N: tools/redis_limit (XREADGROUP COUNT
  *      k + XACK + XDEL, pipelined), timed the same way; drover / limit.
  *      Also its XTRIM variant (XACK + XTRIM MINID, the deletion drover's
@@ -41,6 +44,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
@@ -385,13 +391,18 @@ struct conf {
     int batch;
     int threads;
     const char *queues;    /* YAML flow list body */
+    int metrics_port;      /* > 0: worker.metrics on 127.0.0.1:PORT */
 };
 
 static void
 write_conf(const char *path, const struct conf *c)
 {
     FILE *f = fopen(path, "w");
+    char metrics[64] = "";
 
+    if (c->metrics_port > 0)
+        snprintf(metrics, sizeof metrics, "  metrics: 127.0.0.1:%d\n",
+                 c->metrics_port);
     if (f == NULL)
         die("%s: %s", path, strerror(errno));
     fprintf(f,
@@ -403,6 +414,7 @@ write_conf(const char *path, const struct conf *c)
             "  batch: %d\n"
             "  threads: %d\n"
             "  shutdown_timeout: 5s\n"
+            "%s"
             "queues: [%s]\n"
             "jobs:\n"
             "  noop:\n"
@@ -418,7 +430,7 @@ write_conf(const char *path, const struct conf *c)
             "    handler: exec\n"
             "    command: [/bin/true]\n"
             "    retries: 0\n",
-            opt.sock, c->concurrency, c->batch, c->threads,
+            opt.sock, c->concurrency, c->batch, c->threads, metrics,
             c->queues ? c->queues : "bench");
     fclose(f);
 }
@@ -467,12 +479,62 @@ wait_ready(redisContext *c, struct child *ch)
     die("droverd not reading after 10 s (see %s)", opt.work);
 }
 
-/* Poll XLEN every ms until the stream is empty; returns mono ns then. */
+/* A free loopback port (bound, read back, released). */
+static int
+free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    if (port == 0)
+        die("no free port");
+    return port;
+}
+
+/* GET /metrics from droverd, read and thrown away (what Prometheus does,
+ * minus the parsing); returns the bytes read, 0 when not listening. */
+static size_t
+scrape_once(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: bench\r\n"
+                              "Connection: close\r\n\r\n";
+    struct sockaddr_in a;
+    char buf[65536];
+    size_t got = 0;
+    ssize_t r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return 0;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1))
+        while ((r = read(fd, buf, sizeof buf)) > 0)
+            got += (size_t)r;
+    close(fd);
+    return got;
+}
+
+/* Poll XLEN every ms until the stream is empty; returns mono ns then.
+ * scrape_port > 0: also scrape droverd's /metrics once a second. */
 static int64_t
-wait_drained(redisContext *c, struct child *ch, int64_t timeout_s)
+wait_drained(redisContext *c, struct child *ch, int64_t timeout_s,
+             int scrape_port)
 {
     int64_t deadline = mono_ns() + timeout_s * 1000000000LL;
-    int64_t t;
+    int64_t t, next_scrape = mono_ns() + 1000000000LL;
 
     for (;;) {
         long long n = rint_cmd(c, "XLEN %s", KEY);
@@ -480,6 +542,10 @@ wait_drained(redisContext *c, struct child *ch, int64_t timeout_s)
         t = mono_ns();
         if (n == 0)
             return t;
+        if (scrape_port > 0 && t >= next_scrape) {
+            scrape_once(scrape_port);
+            next_scrape = t + 1000000000LL;
+        }
         if (t > deadline)
             die("queue not drained after %lld s (%lld left)",
                 (long long)timeout_s, n);
@@ -601,32 +667,50 @@ met(const struct metric *m)
 /* ------------------------------------------------------------- case 1+2 */
 
 /* N noop jobs, then one droverd from start to an empty stream. The bench
- * configuration (batch 256, concurrency 1024); defaults = 1: the shipped
- * defaults (batch 32, concurrency 64), reported as one extra row. */
+ * configuration (batch 256, concurrency 1024); mode DRAIN_DEFAULTS: the
+ * shipped defaults (batch 32, concurrency 64), reported as one extra row;
+ * DRAIN_METRICS: the bench configuration with worker.metrics on, /metrics
+ * scraped once a second while it drains (the cost of metrics, compared
+ * run by run with DRAIN_BENCH). */
+enum { DRAIN_BENCH = 0, DRAIN_DEFAULTS, DRAIN_METRICS };
+
 static void
-case_drain(redisContext *c, int run, int defaults)
+case_drain(redisContext *c, int run, int mode)
 {
-    struct conf cf = {1024, 256, 1, NULL};
-    struct conf df = {64, 32, 4, NULL};
+    struct conf cf = {1024, 256, 1, NULL, 0};
+    struct conf df = {64, 32, 4, NULL, 0};
     struct child ch;
     const char *label = "drain N noop jobs (batch 256, conc. 1024)";
     int64_t t0, t1;
     double cpu0, cpu1, rate;
 
+    if (mode == DRAIN_METRICS)
+        cf.metrics_port = free_port();
     flushall(c);
     enqueue(c, opt.n, "noop", NULL, NULL);
     cpu0 = redis_cpu(c);
     t0 = mono_ns();
-    start_droverd(&ch, defaults ? "drain-defaults" : "drain",
-                  defaults ? &df : &cf, NULL);
-    t1 = wait_drained(c, &ch, 600);
+    start_droverd(&ch, mode == DRAIN_DEFAULTS ? "drain-defaults"
+                       : mode == DRAIN_METRICS ? "drain-metrics" : "drain",
+                  mode == DRAIN_DEFAULTS ? &df : &cf, NULL);
+    t1 = wait_drained(c, &ch, 600, cf.metrics_port);
     cpu1 = redis_cpu(c);
+    if (mode == DRAIN_METRICS && scrape_once(cf.metrics_port) == 0)
+        die("droverd's /metrics did not answer (see %s)", opt.work);
     stop_droverd(&ch);
     check_processed(c, opt.n);
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
-    if (defaults) {
+    if (mode == DRAIN_DEFAULTS) {
         put(1, label, "jobs/s, default config", 0, rate);
         fprintf(stderr, "  [1 defaults] run %d: %.0f jobs/s\n", run + 1,
+                rate);
+        return;
+    }
+    if (mode == DRAIN_METRICS) {
+        put(1, label, "jobs/s, metrics on", 0, rate);
+        put(1, label, "droverd CPU us/job, metr. on", 2,
+            ru_cpu(&ch.ru) / (double)opt.n * 1e6);
+        fprintf(stderr, "  [1 metrics] run %d: %.0f jobs/s\n", run + 1,
                 rate);
         return;
     }
@@ -716,7 +800,7 @@ static void
 case_latency(redisContext *c, int run)
 {
     const int rate = 2000, secs = 10, total = rate * secs;
-    struct conf cf = {64, 32, 4, NULL};
+    struct conf cf = {64, 32, 4, NULL, 0};
     struct sent *s = calloc((size_t)total, sizeof *s);
     int64_t *lat = calloc((size_t)total, sizeof *lat);
     const char *label = "pick-up latency at 2,000/s (batch 32, conc. 64)";
@@ -752,7 +836,7 @@ case_latency(redisContext *c, int run)
             die("XADD: unexpected reply");
         freeReplyObject(r);
     }
-    wait_drained(c, &ch, 60);
+    wait_drained(c, &ch, 60, 0);
     stop_droverd(&ch); /* flushes the trace */
     check_processed(c, total);
     f = fopen(trace, "r");
@@ -824,7 +908,7 @@ timed_batch(redisContext *c, const char *name, const struct conf *cf,
         *idle_kb = proc_status_kb(ch.pid, "VmRSS");
     t0 = mono_ns();
     enqueue(c, n, type, f, v);
-    t1 = wait_drained(c, &ch, 600);
+    t1 = wait_drained(c, &ch, 600, 0);
     if (peak_kb != NULL)
         *peak_kb = proc_status_kb(ch.pid, "VmHWM");
     stop_droverd(&ch);
@@ -837,7 +921,7 @@ timed_batch(redisContext *c, const char *name, const struct conf *cf,
 static void
 case_concurrency(redisContext *c, int run)
 {
-    struct conf cf = {10000, 256, 1, NULL};
+    struct conf cf = {10000, 256, 1, NULL, 0};
     const char *label = "10,000 sleep 1 s jobs, concurrency 10,000";
     double idle = 0, peak = 0, wall;
 
@@ -853,7 +937,7 @@ case_concurrency(redisContext *c, int run)
 static void
 case_pool(redisContext *c, int run)
 {
-    struct conf cf = {64, 32, 4, NULL};
+    struct conf cf = {64, 32, 4, NULL, 0};
     const char *label = "800 block 10 ms jobs, threads 4";
     double wall, rate;
 
@@ -868,7 +952,7 @@ case_pool(redisContext *c, int run)
 static void
 case_exec(redisContext *c, int run)
 {
-    struct conf cf = {64, 32, 1, NULL};
+    struct conf cf = {64, 32, 1, NULL, 0};
     const char *label = "5,000 exec /bin/true jobs (conc. 64)";
     struct child ch;
     char path[512], log[512];
@@ -920,7 +1004,7 @@ case_exec(redisContext *c, int run)
 static void
 case_idle(redisContext *c, int run)
 {
-    struct conf cf = {64, 32, 4, "bench, bench2, bench3"};
+    struct conf cf = {64, 32, 4, "bench, bench2, bench3", 0};
     const char *label = "idle 10 s, 3 queues";
     struct child ch;
     double cpu0, cpu1, r0, r1, rss, anon;
@@ -1196,8 +1280,12 @@ main(int argc, char **argv)
         fprintf(stderr, "case 1+2: drain %ld jobs, %d runs each, "
                 "interleaved\n", opt.n, opt.runs);
         for (r = 0; r < opt.runs; r++) {
-            if (opt.cases[1])
-                case_drain(c, r, 0);
+            if (opt.cases[1]) {
+                /* metrics off and on in turn, the order alternating, so
+                 * the machine's drift hits both alike */
+                case_drain(c, r, r % 2 ? DRAIN_METRICS : DRAIN_BENCH);
+                case_drain(c, r, r % 2 ? DRAIN_BENCH : DRAIN_METRICS);
+            }
             if (opt.cases[2]) {
                 case_limit(c, r, 0);
                 case_limit(c, r, 1);
@@ -1214,9 +1302,15 @@ main(int argc, char **argv)
             target(2, "drover / limit", 1, 0.8, ">= 0.80");
         }
         if (opt.cases[1]) {
+            struct metric *off = metric(1, "", "jobs/s", 0);
+            struct metric *on = metric(1, "", "jobs/s, metrics on", 0);
+
+            for (r = 0; r < off->n && r < on->n; r++)
+                put(1, "", "metrics on / off", 3, on->v[r] / off->v[r]);
+            target(1, "metrics on / off", 1, 0.97, ">= 0.97");
             /* context: the shipped defaults, fewer runs */
             for (r = 0; r < opt.slow_runs; r++)
-                case_drain(c, r, 1);
+                case_drain(c, r, DRAIN_DEFAULTS);
         }
     }
     if (opt.cases[3]) {

@@ -142,8 +142,8 @@ drv_test_prog(const char *name, char *buf, size_t n)
     return buf;
 }
 
-static int
-free_port(void)
+int
+drv_test_free_port(void)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof sa;
@@ -245,7 +245,7 @@ drv_test_redis_start(struct drv_test_redis *r)
     rc = drv_test_tmpdir("drover-redis", r->dir, sizeof r->dir);
     if (rc < 0)
         return rc;
-    r->port = free_port();
+    r->port = drv_test_free_port();
     if (r->port <= 0)
         return -EADDRNOTAVAIL;
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);

@@ -76,6 +76,10 @@ const char *drv_test_bin(const char *name, char *buf, size_t n);
 /* drv_test_prog -- path of a helper program built from tests/progs/. */
 const char *drv_test_prog(const char *name, char *buf, size_t n);
 
+/* drv_test_free_port -- a loopback TCP port that was free a moment ago
+ * (bound, read back, released); -1 on error. */
+int drv_test_free_port(void);
+
 /* drv_test_now_ms -- monotonic ms, for watchdogs (never speed checks). */
 int64_t drv_test_now_ms(void);
 

@@ -129,6 +129,39 @@ test_log_quote(void **state)
     assert_string_equal(drv_log_quote(buf, sizeof buf, "", 0), "\"\"");
 }
 
+static void
+test_parse_hostport(void **st)
+{
+    char host[64];
+    int port = -1;
+
+    (void)st;
+    assert_int_equal(drv_parse_hostport("127.0.0.1:9464", host, sizeof host,
+                                        &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9464);
+    assert_int_equal(drv_parse_hostport("[::1]:0", host, sizeof host, &port),
+                     0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(drv_parse_hostport("0.0.0.0:65535", host, sizeof host,
+                                        &port), 0);
+    assert_int_equal(port, 65535);
+    assert_int_equal(drv_parse_hostport("9464", host, sizeof host, &port),
+                     -EINVAL);
+    assert_int_equal(drv_parse_hostport(":9464", host, sizeof host, &port),
+                     -EINVAL);
+    assert_int_equal(drv_parse_hostport("h:", host, sizeof host, &port),
+                     -EINVAL);
+    assert_int_equal(drv_parse_hostport("h:65536", host, sizeof host, &port),
+                     -EINVAL);
+    assert_int_equal(drv_parse_hostport("h:12x", host, sizeof host, &port),
+                     -EINVAL);
+    assert_int_equal(drv_parse_hostport("[::1:80", host, sizeof host, &port),
+                     -EINVAL);
+    assert_int_equal(drv_parse_hostport("h:80", host, 1, &port), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -140,6 +173,7 @@ main(void)
         cmocka_unit_test(test_parse_int_both_bounds),
         cmocka_unit_test(test_parse_bad_text_wins_over_range),
         cmocka_unit_test(test_log_quote),
+        cmocka_unit_test(test_parse_hostport),
     };
 
     drv_test_filter_from_env();
