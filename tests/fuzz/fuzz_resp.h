@@ -65,8 +65,9 @@ fuzz_entry_ok(const redisReply *e)
 
     if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
         e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[0]->len >= sizeof ((struct drv_job *)0)->entry_id)
-        return 0;
+        e->element[0]->len >= sizeof ((struct drv_job *)0)->entry_id ||
+        memchr(e->element[0]->str, '\0', e->element[0]->len) != NULL)
+        return 0; /* an entry id never holds a NUL: refused as bad shape */
     fv = e->element[1];
     if (fv->type == REDIS_REPLY_NIL)
         return 1;
