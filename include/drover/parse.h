@@ -37,4 +37,11 @@ int drv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
  */
 int drv_parse_hostport(const char *s, char *host, size_t hostn, int *port);
 
+/*
+ * drv_parse_is_token -- 1 when s is an HTTP token (RFC 9110: one or more
+ * letters, digits and !#$%&'*+-.^_`|~), as a method or header name must
+ * be; else 0 (also for NULL and "").
+ */
+int drv_parse_is_token(const char *s);
+
 #endif

@@ -161,30 +161,35 @@ static const struct drv__config_field worker_fields[] = {
      .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
 };
 
+/* A mapping read against a table of plain fields into target. */
+struct fields_read {
+    const struct drv__config_field *table;
+    size_t n;
+    void *target;
+};
+
+static void
+field_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+           yaml_node_t *vnode, void *arg)
+{
+    const struct fields_read *r = arg;
+    const struct drv__config_field *f =
+        drv__config_field_find(r->table, r->n, key);
+
+    if (f == NULL)
+        drv__config_unknown_key(c, knode, r->table, r->n, 0);
+    else
+        drv__config_field_set(c, f, vnode, r->target);
+}
+
 /* Read a mapping whose keys are all plain fields of table. */
 static void
 read_fields(struct drv__config_ctx *c, yaml_node_t *node,
             const struct drv__config_field *table, size_t n, void *target)
 {
-    struct drv__config_iter it;
-    yaml_node_t *knode = NULL;
-    yaml_node_t *vnode = NULL;
-    const char *key = NULL;
-    size_t mark = 0;
+    struct fields_read r = {.table = table, .n = n, .target = target};
 
-    if (drv__config_expect_map(c, node) < 0)
-        return;
-    drv__config_iter_init(&it, node);
-    while (drv__config_iter_next(c, &it, &key, &knode, &vnode, &mark)) {
-        const struct drv__config_field *f =
-            drv__config_field_find(table, n, key);
-
-        if (f == NULL)
-            drv__config_unknown_key(c, knode, table, n, 0);
-        else
-            drv__config_field_set(c, f, vnode, target);
-        drv__config_path_pop(c, mark);
-    }
+    drv__config_each_pair(c, node, field_pair, &r);
 }
 
 /* ------------------------------------------------------------ queues */
@@ -264,14 +269,28 @@ static const char *const section_names[SEC_COUNT] = {
     [SEC_PIPELINES] = "pipelines",
 };
 
+/* Note a top-level key's section node in arg (yaml_node_t *[SEC_COUNT]). */
+static void
+root_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+          yaml_node_t *vnode, void *arg)
+{
+    yaml_node_t **sections = arg;
+    int i;
+
+    for (i = 0; i < SEC_COUNT; i++)
+        if (strcmp(key, section_names[i]) == 0)
+            break;
+    if (i == SEC_COUNT)
+        drv__config_report(c, knode, "unknown key (valid: redis, "
+                           "worker, queues, jobs, pipelines)");
+    else if (!drv__config_is_null(vnode))
+        sections[i] = vnode;    /* null = absent: the defaults hold */
+}
+
 static void
 read_root(struct drv__config_ctx *c, yaml_node_t *root)
 {
     yaml_node_t *sections[SEC_COUNT] = {NULL};
-    struct drv__config_iter it;
-    yaml_node_t *knode = NULL;
-    yaml_node_t *vnode = NULL;
-    const char *key = NULL;
     size_t mark = 0;
     int i;
 
@@ -282,18 +301,7 @@ read_root(struct drv__config_ctx *c, yaml_node_t *root)
                            drv__config_describe(root, buf));
         return;
     }
-    drv__config_iter_init(&it, root);
-    while (drv__config_iter_next(c, &it, &key, &knode, &vnode, &mark)) {
-        for (i = 0; i < SEC_COUNT; i++)
-            if (strcmp(key, section_names[i]) == 0)
-                break;
-        if (i == SEC_COUNT)
-            drv__config_report(c, knode, "unknown key (valid: redis, "
-                               "worker, queues, jobs, pipelines)");
-        else if (!drv__config_is_null(vnode))
-            sections[i] = vnode;    /* null = absent: the defaults hold */
-        drv__config_path_pop(c, mark);
-    }
+    drv__config_each_pair(c, root, root_pair, sections);
 
     /* fixed order: pipelines need every job type read first */
     for (i = 0; i < SEC_COUNT; i++) {

@@ -155,6 +155,25 @@ bool drv__config_iter_next(struct drv__config_ctx *c,
                            yaml_node_t **knode, yaml_node_t **vnode,
                            size_t *mark);
 
+/* What drv__config_each_pair calls for each pair; the path names key. */
+typedef void drv__config_pair_fn(struct drv__config_ctx *c, const char *key,
+                                 yaml_node_t *knode, yaml_node_t *vnode,
+                                 void *arg);
+
+/*
+ * drv__config_each_pair -- walk mapping node with drv__config_iter_*,
+ * calling fn(c, key, knode, vnode, arg) for each pair it yields, with the
+ * key pushed onto the path. Returns 0, or DRV_ECONFIG (reported, fn never
+ * called) when node is not a mapping.
+ */
+int drv__config_each_pair(struct drv__config_ctx *c, yaml_node_t *node,
+                          drv__config_pair_fn *fn, void *arg);
+
+/* drv__config_find_value -- the value of the scalar key called name in
+ * mapping map (no report, no path change), or NULL. */
+yaml_node_t *drv__config_find_value(struct drv__config_ctx *c,
+                                    yaml_node_t *map, const char *name);
+
 /* drv__config_field_find -- the field called key in table, or NULL. */
 const struct drv__config_field *
 drv__config_field_find(const struct drv__config_field *table, size_t n,

@@ -14,6 +14,7 @@
 #include "drover/common.h"
 #include "drover/config.h"
 #include "drover/error.h"
+#include "drover/parse.h"
 
 #include "config_int.h"
 
@@ -36,27 +37,15 @@ check_env_name(const char *s, struct drv_err *err)
     return 0;
 }
 
-/* RFC 9110 tchar: what a method or header name may hold. */
-static int
-is_tchar(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
 static int
 check_header_name(const char *s, struct drv_err *err)
 {
-    const char *p;
-
     if (s[0] == '\0')
         return drv_err_set(err, -EINVAL, "header name must not be empty");
-    for (p = s; *p != '\0'; p++)
-        if (!is_tchar((unsigned char)*p))
-            return drv_err_set(err, -EINVAL,
-                               "header name must be a token (letters, "
-                               "digits, !#$%%&'*+-.^_`|~)");
+    if (!drv_parse_is_token(s))
+        return drv_err_set(err, -EINVAL,
+                           "header name must be a token (letters, "
+                           "digits, !#$%%&'*+-.^_`|~)");
     return 0;
 }
 
@@ -257,24 +246,13 @@ static int
 read_handler(struct drv__config_ctx *c, yaml_node_t *map, bool *present)
 {
     char buf[DRV__CONFIG_QUOTE_BUF];
-    yaml_node_pair_t *pair;
-    yaml_node_t *val = NULL;
+    yaml_node_t *val = drv__config_find_value(c, map, "handler");
     const char *s = NULL;
     size_t mark;
     int kind = -1;
     int k;
 
     *present = false;
-    for (pair = map->data.mapping.pairs.start;
-         pair < map->data.mapping.pairs.top; pair++) {
-        yaml_node_t *key = drv__config_node(c, pair->key);
-
-        if (key->type == YAML_SCALAR_NODE &&
-            strcmp((const char *)key->data.scalar.value, "handler") == 0) {
-            val = drv__config_node(c, pair->value);
-            break;
-        }
-    }
     if (val == NULL)
         return -1;
     *present = true;
@@ -294,28 +272,55 @@ read_handler(struct drv__config_ctx *c, yaml_node_t *map, bool *present)
     return kind;
 }
 
+/* A job type's mapping being read: its handler mask and keys seen. */
+struct job_read {
+    struct drv_config_job *job;
+    unsigned mask;                          /* 1 << handler, 0 = unknown */
+    bool seen[DRV_ARRAY_LEN(job_fields)];   /* by index in job_fields */
+};
+
+/* Second pass over a job mapping: one key other than `handler:`. */
+static void
+job_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
+         yaml_node_t *v, void *arg)
+{
+    struct job_read *r = arg;
+    const struct drv__config_field *f =
+        drv__config_field_find(job_fields, DRV_ARRAY_LEN(job_fields), key);
+    char list[HANDLER_LIST_MAX];
+
+    if (f == NULL)
+        drv__config_unknown_key(c, k, job_fields,
+                                DRV_ARRAY_LEN(job_fields), r->mask);
+    else if (f->kind == DRV__CONFIG_SPECIAL)
+        ;   /* handler: read by the first pass */
+    else if (r->mask != 0 && f->handlers != 0 && !(f->handlers & r->mask))
+        drv__config_report(c, k, "key is only valid for %s",
+                           handler_list(f->handlers, list, sizeof list));
+    else {
+        r->seen[f - job_fields] = true;
+        drv__config_field_set(c, f, v, r->job);
+    }
+}
+
 /* Read job type `name` (key knode, value node); the path ends in name. */
 static void
 read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
-         yaml_node_t *node)
+         yaml_node_t *node, void *arg)
 {
-    bool seen[DRV_ARRAY_LEN(job_fields)] = {false};
     struct drv_config *cfg = c->cfg;
+    struct job_read r = {.mask = 0};
     struct drv_config_job *job = NULL;
-    struct drv__config_iter it;
-    yaml_node_t *k = NULL;
-    yaml_node_t *v = NULL;
-    const char *key = NULL;
-    unsigned mask = 0;
     bool present = false;
-    size_t mark = 0;
     size_t i;
     int kind;
 
+    (void)arg;
     /* kept even when bad, so pipeline steps naming it resolve quietly */
     job = job_create(name);
     cfg->jobs = drv_xrealloc(cfg->jobs, (cfg->njobs + 1) * sizeof *cfg->jobs);
     cfg->jobs[cfg->njobs++] = job;
+    r.job = job;
 
     if (name[0] == '\0')
         drv__config_report(c, knode, "job type name must not be empty");
@@ -324,38 +329,18 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
     kind = read_handler(c, node, &present);
     if (kind >= 0) {
         job->handler = (enum drv_hkind)kind;
-        mask = 1u << kind;
+        r.mask = 1u << kind;
     }
 
-    drv__config_iter_init(&it, node);
-    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
-        const struct drv__config_field *f =
-            drv__config_field_find(job_fields, DRV_ARRAY_LEN(job_fields),
-                                   key);
-        char list[HANDLER_LIST_MAX];
-
-        if (f == NULL)
-            drv__config_unknown_key(c, k, job_fields,
-                                    DRV_ARRAY_LEN(job_fields), mask);
-        else if (f->kind == DRV__CONFIG_SPECIAL)
-            ;   /* handler: read by the first pass */
-        else if (mask != 0 && f->handlers != 0 && !(f->handlers & mask))
-            drv__config_report(c, k, "key is only valid for %s",
-                               handler_list(f->handlers, list, sizeof list));
-        else {
-            seen[f - job_fields] = true;
-            drv__config_field_set(c, f, v, job);
-        }
-        drv__config_path_pop(c, mark);
-    }
+    drv__config_each_pair(c, node, job_pair, &r);
 
     if (!present) {
         drv__config_report(c, knode, "missing required key \"handler\"");
         return;
     }
-    for (i = 0; mask != 0 && i < DRV_ARRAY_LEN(job_fields); i++)
+    for (i = 0; r.mask != 0 && i < DRV_ARRAY_LEN(job_fields); i++)
         if ((job_fields[i].flags & DRV__CONFIG_REQUIRED) &&
-            (job_fields[i].handlers & mask) && !seen[i])
+            (job_fields[i].handlers & r.mask) && !r.seen[i])
             drv__config_report(c, knode, "handler %s requires key \"%s\"",
                                drv_hkind_name(job->handler),
                                job_fields[i].name);
@@ -368,19 +353,7 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
 void
 drv__config_jobs(struct drv__config_ctx *c, yaml_node_t *node)
 {
-    struct drv__config_iter it;
-    yaml_node_t *k = NULL;
-    yaml_node_t *v = NULL;
-    const char *key = NULL;
-    size_t mark = 0;
-
-    if (drv__config_expect_map(c, node) < 0)
-        return;
-    drv__config_iter_init(&it, node);
-    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
-        read_job(c, key, k, v);
-        drv__config_path_pop(c, mark);
-    }
+    drv__config_each_pair(c, node, read_job, NULL);
 }
 
 /* ---------------------------------------------------------- pipelines */
@@ -429,23 +402,6 @@ resolve(struct drv__config_ctx *c, yaml_node_t *node)
     return job;
 }
 
-/* Does mapping node have a key called name? */
-static bool
-has_key(struct drv__config_ctx *c, yaml_node_t *node, const char *name)
-{
-    yaml_node_pair_t *pair;
-
-    for (pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *key = drv__config_node(c, pair->key);
-
-        if (key->type == YAML_SCALAR_NODE &&
-            strcmp((const char *)key->data.scalar.value, name) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Read the sequence of `parallel:` into step; 0 or DRV_ECONFIG. */
 static int
 read_members(struct drv__config_ctx *c, yaml_node_t *node,
@@ -473,7 +429,7 @@ read_members(struct drv__config_ctx *c, yaml_node_t *node,
         const struct drv_config_job *job = NULL;
         size_t j;
 
-        if (e->type == YAML_MAPPING_NODE && has_key(c, e, "parallel")) {
+        if (e->type == YAML_MAPPING_NODE && drv__config_find_value(c, e, "parallel") != NULL) {
             rc = drv__config_report(c, e,
                                     "parallel steps cannot be nested");
         } else {
@@ -502,35 +458,41 @@ read_members(struct drv__config_ctx *c, yaml_node_t *node,
     return 0;
 }
 
+/* A step written as a mapping being read. */
+struct parallel_read {
+    struct drv_config_step *step;
+    bool present;       /* `parallel:` was there */
+    int rc;             /* 0 or DRV_ECONFIG */
+};
+
+static void
+parallel_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
+              yaml_node_t *v, void *arg)
+{
+    struct parallel_read *r = arg;
+
+    if (strcmp(key, "parallel") == 0) {
+        r->present = true;
+        if (read_members(c, v, r->step) < 0)
+            r->rc = DRV_ECONFIG;
+    } else {
+        r->rc = drv__config_unknown_key(c, k, step_fields,
+                                        DRV_ARRAY_LEN(step_fields), 0);
+    }
+}
+
 /* Read a step written as a mapping: `parallel: [a, b]`. */
 static int
 read_parallel(struct drv__config_ctx *c, yaml_node_t *node,
               struct drv_config_step *step)
 {
-    struct drv__config_iter it;
-    yaml_node_t *k = NULL;
-    yaml_node_t *v = NULL;
-    const char *key = NULL;
-    size_t mark = 0;
-    bool present = false;
-    int rc = 0;
+    struct parallel_read r = {.step = step, .present = false, .rc = 0};
 
-    drv__config_iter_init(&it, node);
-    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
-        if (strcmp(key, "parallel") == 0) {
-            present = true;
-            if (read_members(c, v, step) < 0)
-                rc = DRV_ECONFIG;
-        } else {
-            rc = drv__config_unknown_key(c, k, step_fields,
-                                         DRV_ARRAY_LEN(step_fields), 0);
-        }
-        drv__config_path_pop(c, mark);
-    }
-    if (!present)
-        rc = drv__config_report(c, node,
-                                "missing required key \"parallel\"");
-    return rc;
+    drv__config_each_pair(c, node, parallel_pair, &r);
+    if (!r.present)
+        r.rc = drv__config_report(c, node,
+                                  "missing required key \"parallel\"");
+    return r.rc;
 }
 
 static void
@@ -581,65 +543,58 @@ read_steps(struct drv__config_ctx *c, yaml_node_t *node,
     }
 }
 
+/* A pipeline's mapping being read. */
+struct pipeline_read {
+    struct drv_config_pipeline *pl;
+    bool steps;         /* `steps:` was there */
+};
+
+static void
+pipeline_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
+              yaml_node_t *v, void *arg)
+{
+    struct pipeline_read *r = arg;
+    const struct drv__config_field *f =
+        drv__config_field_find(pipeline_fields,
+                               DRV_ARRAY_LEN(pipeline_fields), key);
+
+    if (f == NULL) {
+        drv__config_unknown_key(c, k, pipeline_fields,
+                                DRV_ARRAY_LEN(pipeline_fields), 0);
+    } else if (f->kind == DRV__CONFIG_SPECIAL) {
+        r->steps = true;
+        read_steps(c, v, r->pl);
+    } else {
+        drv__config_field_set(c, f, v, r->pl);
+    }
+}
+
+/* Read pipeline `name` (key knode, value node); the path ends in name. */
 static void
 read_pipeline(struct drv__config_ctx *c, const char *name,
-              yaml_node_t *knode, yaml_node_t *node)
+              yaml_node_t *knode, yaml_node_t *node, void *arg)
 {
     struct drv_config *cfg = c->cfg;
-    struct drv_config_pipeline *pl = NULL;
-    struct drv__config_iter it;
-    yaml_node_t *k = NULL;
-    yaml_node_t *v = NULL;
-    const char *key = NULL;
-    size_t mark = 0;
-    bool steps = false;
+    struct pipeline_read r = {.steps = false};
 
-    pl = pipeline_create(name);
+    (void)arg;
+    r.pl = pipeline_create(name);
     cfg->pipelines = drv_xrealloc(cfg->pipelines, (cfg->npipelines + 1) *
                                   sizeof *cfg->pipelines);
-    cfg->pipelines[cfg->npipelines++] = pl;
+    cfg->pipelines[cfg->npipelines++] = r.pl;
 
     if (name[0] == '\0')
         drv__config_report(c, knode, "pipeline name must not be empty");
     else if (drv_config_job(cfg, name) != NULL)
         drv__config_report(c, knode, "name is already used by a job type");
-    if (drv__config_expect_map(c, node) < 0)
+    if (drv__config_each_pair(c, node, pipeline_pair, &r) < 0)
         return;
-    drv__config_iter_init(&it, node);
-    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
-        const struct drv__config_field *f =
-            drv__config_field_find(pipeline_fields,
-                                   DRV_ARRAY_LEN(pipeline_fields), key);
-
-        if (f == NULL) {
-            drv__config_unknown_key(c, k, pipeline_fields,
-                                    DRV_ARRAY_LEN(pipeline_fields), 0);
-        } else if (f->kind == DRV__CONFIG_SPECIAL) {
-            steps = true;
-            read_steps(c, v, pl);
-        } else {
-            drv__config_field_set(c, f, v, pl);
-        }
-        drv__config_path_pop(c, mark);
-    }
-    if (!steps)
+    if (!r.steps)
         drv__config_report(c, knode, "missing required key \"steps\"");
 }
 
 void
 drv__config_pipelines(struct drv__config_ctx *c, yaml_node_t *node)
 {
-    struct drv__config_iter it;
-    yaml_node_t *k = NULL;
-    yaml_node_t *v = NULL;
-    const char *key = NULL;
-    size_t mark = 0;
-
-    if (drv__config_expect_map(c, node) < 0)
-        return;
-    drv__config_iter_init(&it, node);
-    while (drv__config_iter_next(c, &it, &key, &k, &v, &mark)) {
-        read_pipeline(c, key, k, v);
-        drv__config_path_pop(c, mark);
-    }
+    drv__config_each_pair(c, node, read_pipeline, NULL);
 }

@@ -293,26 +293,29 @@ drv__config_describe(const yaml_node_t *node, char *buf)
     }
 }
 
-int
-drv__config_expect_map(struct drv__config_ctx *c, yaml_node_t *node)
+/* 0 when node is of type, else report "expected <what>, got ...". */
+static int
+expect_type(struct drv__config_ctx *c, yaml_node_t *node,
+            yaml_node_type_t type, const char *what)
 {
     char buf[DRV__CONFIG_QUOTE_BUF];
 
-    if (node->type == YAML_MAPPING_NODE)
+    if (node->type == type)
         return 0;
-    return drv__config_report(c, node, "expected a mapping, got %s",
+    return drv__config_report(c, node, "expected %s, got %s", what,
                               drv__config_describe(node, buf));
+}
+
+int
+drv__config_expect_map(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    return expect_type(c, node, YAML_MAPPING_NODE, "a mapping");
 }
 
 int
 drv__config_expect_seq(struct drv__config_ctx *c, yaml_node_t *node)
 {
-    char buf[DRV__CONFIG_QUOTE_BUF];
-
-    if (node->type == YAML_SEQUENCE_NODE)
-        return 0;
-    return drv__config_report(c, node, "expected a sequence, got %s",
-                              drv__config_describe(node, buf));
+    return expect_type(c, node, YAML_SEQUENCE_NODE, "a sequence");
 }
 
 const char *
@@ -403,6 +406,43 @@ drv__config_iter_next(struct drv__config_ctx *c, struct drv__config_iter *it,
         return true;
     }
     return false;
+}
+
+int
+drv__config_each_pair(struct drv__config_ctx *c, yaml_node_t *node,
+                      drv__config_pair_fn *fn, void *arg)
+{
+    struct drv__config_iter it;
+    yaml_node_t *knode = NULL;
+    yaml_node_t *vnode = NULL;
+    const char *key = NULL;
+    size_t mark = 0;
+
+    if (drv__config_expect_map(c, node) < 0)
+        return DRV_ECONFIG;
+    drv__config_iter_init(&it, node);
+    while (drv__config_iter_next(c, &it, &key, &knode, &vnode, &mark)) {
+        fn(c, key, knode, vnode, arg);
+        drv__config_path_pop(c, mark);
+    }
+    return 0;
+}
+
+yaml_node_t *
+drv__config_find_value(struct drv__config_ctx *c, yaml_node_t *map,
+                       const char *name)
+{
+    yaml_node_pair_t *pair;
+
+    for (pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = drv__config_node(c, pair->key);
+
+        if (key->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)key->data.scalar.value, name) == 0)
+            return drv__config_node(c, pair->value);
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------- fields */
@@ -595,56 +635,61 @@ read_strseq(struct drv__config_ctx *c, const struct drv__config_field *f,
     return 0;
 }
 
+/* A STRMAP being read: the field, the pairs kept so far, any error. */
+struct strmap_read {
+    const struct drv__config_field *f;
+    struct drv_config_kv *v;
+    size_t n;
+    int rc;
+};
+
+static void
+strmap_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+            yaml_node_t *vnode, void *arg)
+{
+    struct strmap_read *r = arg;
+    const char *s = NULL;
+    struct drv_err err;
+
+    drv_err_clear(&err);
+    if (r->f->key_check != NULL && r->f->key_check(key, &err) < 0) {
+        drv__config_report(c, knode, "%s", err.msg);
+        r->rc = DRV_ECONFIG;
+        return;
+    }
+    s = drv__config_scalar(c, vnode, "a string");
+    if (s == NULL || check_string(c, r->f, vnode, s, false) < 0) {
+        r->rc = DRV_ECONFIG;
+        return;
+    }
+    r->v[r->n].key = drv_xstrdup(key);
+    r->v[r->n].value = drv_xstrdup(s);
+    r->n++;
+}
+
 static int
 read_strmap(struct drv__config_ctx *c, const struct drv__config_field *f,
             yaml_node_t *val, struct drv_config_kv **out, size_t *nout)
 {
-    struct drv__config_iter it;
-    struct drv_config_kv *v = NULL;
-    struct drv_err err;
-    yaml_node_t *knode = NULL;
-    yaml_node_t *vnode = NULL;
-    const char *key = NULL;
-    size_t n = 0;
-    size_t mark = 0;
-    int rc = 0;
+    struct strmap_read r = {.f = f};
+    size_t npairs;
 
     if (drv__config_expect_map(c, val) < 0)
         return DRV_ECONFIG;
-    v = drv_xcalloc((size_t)(val->data.mapping.pairs.top -
-                             val->data.mapping.pairs.start),
-                    sizeof *v);
-    drv__config_iter_init(&it, val);
-    while (drv__config_iter_next(c, &it, &key, &knode, &vnode, &mark)) {
-        const char *s = NULL;
-
-        drv_err_clear(&err);
-        if (f->key_check != NULL && f->key_check(key, &err) < 0) {
-            drv__config_report(c, knode, "%s", err.msg);
-            rc = DRV_ECONFIG;
-        } else {
-            s = drv__config_scalar(c, vnode, "a string");
-            if (s == NULL || check_string(c, f, vnode, s, false) < 0) {
-                rc = DRV_ECONFIG;
-            } else {
-                v[n].key = drv_xstrdup(key);
-                v[n].value = drv_xstrdup(s);
-                n++;
-            }
-        }
-        drv__config_path_pop(c, mark);
-    }
+    npairs = (size_t)(val->data.mapping.pairs.top -
+                      val->data.mapping.pairs.start);
+    r.v = drv_xcalloc(npairs, sizeof *r.v);
+    drv__config_each_pair(c, val, strmap_pair, &r);
     /* a duplicate key was reported by the walk: the map is not used */
-    if (rc == 0 && n != (size_t)(val->data.mapping.pairs.top -
-                                 val->data.mapping.pairs.start))
-        rc = DRV_ECONFIG;
-    if (rc < 0) {
-        drv__config_kv_free(v, n);
-        return rc;
+    if (r.rc == 0 && r.n != npairs)
+        r.rc = DRV_ECONFIG;
+    if (r.rc < 0) {
+        drv__config_kv_free(r.v, r.n);
+        return r.rc;
     }
     drv__config_kv_free(*out, *nout);
-    *out = v;
-    *nout = n;
+    *out = r.v;
+    *nout = r.n;
     return 0;
 }
 

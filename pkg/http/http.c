@@ -51,6 +51,7 @@
 #include "drover/http.h"
 #include "drover/log.h"
 #include "drover/loop.h"
+#include "drover/parse.h"
 
 #define USER_AGENT "drover"
 #define IDLE_DEFAULT 64         /* connections kept open in the cache */
@@ -147,28 +148,6 @@ drv_http_async_dns(void)
     const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
 
     return (vi->features & CURL_VERSION_ASYNCHDNS) != 0;
-}
-
-/* RFC 9110 tchar (methods). */
-static int
-is_tchar(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static int
-is_token(const char *s)
-{
-    const char *p;
-
-    if (s[0] == '\0')
-        return 0;
-    for (p = s; *p != '\0'; p++)
-        if (!is_tchar((unsigned char)*p))
-            return 0;
-    return 1;
 }
 
 /* 1 if header line s names header name (case-insensitive), as "Name:"
@@ -806,7 +785,7 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
         (req->nheaders > 0 && req->headers == NULL) || req->timeout_ms < 0)
         return -EINVAL;
     method = req->method != NULL ? req->method : "GET";
-    if (!is_token(method))
+    if (!drv_parse_is_token(method))
         return -EINVAL;
     for (i = 0; i < req->nheaders; i++)
         if (req->headers[i] == NULL ||

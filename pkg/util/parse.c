@@ -39,16 +39,17 @@ scale(uint64_t v, uint64_t mult, int64_t *out)
     return 0;
 }
 
-int
-drv_parse_duration_ms(const char *s, int64_t *out_ms)
+/* A unit suffix and what one of it counts. */
+struct unit {
+    const char *suffix;
+    uint64_t mult;
+};
+
+/* Digits of s followed by exactly one of the n suffixes of units; the
+ * value times that suffix's multiplier into *out. */
+static int
+with_unit(const char *s, const struct unit *units, size_t n, int64_t *out)
 {
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = {
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
-        {"h", 3600000}, {"d", 86400000},
-    };
     const char *end = NULL;
     uint64_t v = 0;
     size_t i;
@@ -59,38 +60,56 @@ drv_parse_duration_ms(const char *s, int64_t *out_ms)
     rc = digits(s, &end, &v);
     if (rc == -EINVAL)
         return rc;
-    for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(end, units[i].unit) == 0)
-            return rc < 0 ? rc : scale(v, units[i].ms, out_ms);
+    for (i = 0; i < n; i++)
+        if (strcmp(end, units[i].suffix) == 0)
+            return rc < 0 ? rc : scale(v, units[i].mult, out);
     return -EINVAL;
+}
+
+int
+drv_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    static const struct unit units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+        {"h", 3600000}, {"d", 86400000},
+    };
+
+    return with_unit(s, units, sizeof units / sizeof units[0], out_ms);
 }
 
 int
 drv_parse_size(const char *s, int64_t *out)
 {
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = {
+    static const struct unit units[] = {
         {"", 1}, {"B", 1},
         {"K", 1024}, {"KiB", 1024}, {"KB", 1000},
         {"M", 1048576}, {"MiB", 1048576}, {"MB", 1000000},
         {"G", 1073741824}, {"GiB", 1073741824}, {"GB", 1000000000},
     };
-    const char *end = NULL;
-    uint64_t v = 0;
-    size_t i;
-    int rc;
 
-    if (s == NULL)
-        return -EINVAL;
-    rc = digits(s, &end, &v);
-    if (rc == -EINVAL)
-        return rc;
-    for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(end, units[i].unit) == 0)
-            return rc < 0 ? rc : scale(v, units[i].mult, out);
-    return -EINVAL;
+    return with_unit(s, units, sizeof units / sizeof units[0], out);
+}
+
+/* RFC 9110 tchar: a letter, a digit or one of !#$%&'*+-.^_`|~. */
+static int
+is_tchar(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+int
+drv_parse_is_token(const char *s)
+{
+    const char *p;
+
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    for (p = s; *p != '\0'; p++)
+        if (!is_tchar((unsigned char)*p))
+            return 0;
+    return 1;
 }
 
 int
