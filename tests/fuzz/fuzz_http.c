@@ -20,7 +20,7 @@
  *      well-formed status line; Retry-After is the one of the last
  *      response; the body kept is the first body_max bytes, and
  *      "truncated" says whether more came;
- *   3: the helpers: is_token and header_is against their definitions,
+ *   3: the helpers: drv_parse_is_token and header_is against their definitions,
  *      standard_reason for any status.
  */
 #include "../../pkg/http/http.c"
@@ -254,9 +254,9 @@ fz_helpers(struct fuzz_in *in)
 
     name = fuzz_piece(in, 0, &nlen);
     nm = fuzz_strndup(name, nlen);
-    FUZZ_CHECK(is_token(nm) == (nm[0] != '\0' &&
+    FUZZ_CHECK(drv_parse_is_token(nm) == (nm[0] != '\0' &&
                                 strspn(nm, tchars) == strlen(nm)),
-               "is_token(\"%s\")", nm);
+               "drv_parse_is_token(\"%s\")", nm);
     s = fuzz_strndup((const char *)in->p, in->n);
     slen = strlen(nm);
     FUZZ_CHECK(header_is(s, nm) ==
