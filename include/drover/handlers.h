@@ -59,6 +59,9 @@ struct drv_handler_host {
     const char *config_file;        /* borrowed: plugin paths resolve
                                        against its directory */
     int64_t max_job_bytes;          /* largest result a plugin may set */
+    int concurrency;                /* most tasks running at once (a
+                                       parallel step's members each
+                                       count): sizes shared caches */
     struct drv_http *http;          /* owned by http.c: the shared
                                        client, NULL until an http type */
     struct drv_hplugins *plugins;   /* owned by plugin.c: the loaded

@@ -60,8 +60,12 @@ struct drv_http_opts {
     long max_host_connections;  /* open connections per host; further
                                    requests wait for one; 0 = no limit */
     long max_total_connections; /* open connections in all; 0 = no limit */
-    long max_idle_connections;  /* connections kept for reuse (the oldest
-                                   idle one is closed beyond); 0 = 64 */
+    long max_kept_connections;  /* connections open at once, in use or
+                                   idle, that curl keeps: a finished one
+                                   beyond it closes (the oldest idle one
+                                   goes). Below the requests in flight,
+                                   connections are closed and reopened
+                                   all the time; 0 = 64 */
     const char *user_agent;     /* copied; NULL = "drover" */
 };
 

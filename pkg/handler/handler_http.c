@@ -5,7 +5,11 @@
  * DESIGN
  * The client is made by the first http job type's load and lives in
  * host->http until shutdown; all jobs share it, hence its connection and
- * TLS session cache. Each job is a LOOP task: start builds the request
+ * TLS session cache. curl counts the connections in use against that
+ * cache, so it holds the worker's concurrency plus IDLE_KEPT: each running
+ * job's connection stays open for the next job to the same host (a cache
+ * smaller than the jobs in flight would close nearly every connection
+ * after one request). Each job is a LOOP task: start builds the request
  * from the job type's settings and the job's fields and calls
  * drv_http_request; the completion ends the attempt. Per-run state
  * (struct hjob: the call handle) is r->state, freed by fini.
@@ -79,6 +83,8 @@
 
 #define SNIPPET_MAX 200         /* body bytes quoted in an error */
 #define CURL_SLACK_MS 1000      /* curl's timeout = task timeout + this */
+#define IDLE_KEPT 64            /* idle connections kept beyond one per
+                                   running task */
 
 /* Per-run state: r->state. */
 struct hjob {
@@ -298,11 +304,17 @@ static int
 load_http(struct drv_htype *ht, struct drv_err *err)
 {
     struct drv_handler_host *h = ht->host;
+    struct drv_http_opts o;
     int rc;
 
     if (h->http != NULL)
         return 0;
-    rc = drv_http_create(h->loop, NULL, &h->http);
+    /* curl counts the connections in use against its cache: one per task
+     * that may run, plus IDLE_KEPT idle ones for hosts no task is using */
+    memset(&o, 0, sizeof o);
+    o.max_kept_connections = (long)(h->concurrency > 0 ? h->concurrency : 0) +
+                             IDLE_KEPT;
+    rc = drv_http_create(h->loop, &o, &h->http);
     if (rc < 0)
         return drv_err_set(err, rc, "http client: %s", drv_strerror(rc));
     DRV_LOG_DEBUG("http client ready", "async_dns=%d", drv_http_async_dns());

@@ -54,7 +54,7 @@
 #include "drover/parse.h"
 
 #define USER_AGENT "drover"
-#define IDLE_DEFAULT 64         /* connections kept open in the cache */
+#define KEPT_DEFAULT 64         /* connections kept open in the cache */
 #define REASON_MAX 64           /* reason phrase kept */
 #define RETRY_AFTER_TEXT_MAX 64 /* longest Retry-After value parsed */
 
@@ -617,7 +617,7 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     if (opts != NULL)
         o = *opts;
     if (o.max_host_connections < 0 || o.max_total_connections < 0 ||
-        o.max_idle_connections < 0)
+        o.max_kept_connections < 0)
         return -EINVAL;
     DRV_AZ(pthread_once(&curl_once, init_curl));
     if (curl_init_rc != CURLE_OK)
@@ -655,9 +655,9 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
      * shrinks to nothing as a burst drains, closing the connections the
      * next burst would reuse */
     ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
-                                 o.max_idle_connections > 0
-                                     ? o.max_idle_connections
-                                     : (long)IDLE_DEFAULT) == CURLM_OK;
+                                 o.max_kept_connections > 0
+                                     ? o.max_kept_connections
+                                     : (long)KEPT_DEFAULT) == CURLM_OK;
 done:
     if (!ok) {
         destroy(h);

@@ -18,6 +18,8 @@
  *   /throttle/...    first hit 429 with Retry-After: 1, then 200 "finally"
  *   /hang            never answers (an EV_CLOSED watch sees the close:
  *                    evhttp itself cannot, libevent #78)
+ *   /slow/...        200 "slow", sent SLOW_MS after the request arrived
+ * and counts the connections it accepts (connection reuse).
  *
  * Waits poll Redis or the server's record (wait_until) with generous
  * deadlines: hang guards, never speed checks.
@@ -45,6 +47,7 @@
 
 #define MAX_REQS 256
 #define MAX_HELD 32
+#define SLOW_MS 20                /* /slow/ answers this late */
 
 /* ------------------------------------------------------------ server */
 
@@ -80,6 +83,8 @@ static struct {
     char throttled[MAX_REQS][256]; /* /throttle URIs hit once already */
     int nthrottled;
     long long throttled_ms;       /* wall clock (ms) of the last 429 */
+    int accepted;                 /* connections accepted */
+    int slow_done;                /* /slow/ responses sent */
 } hs;
 
 static void
@@ -136,6 +141,34 @@ hold(struct evhttp_request *req)
     hs.held[i].close_ev = event_new(hs.base, fd, EV_CLOSED, on_held_closed,
                                     &hs.held[i]);
     event_add(hs.held[i].close_ev, NULL);
+}
+
+/* evhttp's bufferevent factory: called once per accepted connection. */
+static struct bufferevent *
+on_accept_bev(struct event_base *base, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&hs.mu);
+    hs.accepted++;
+    pthread_mutex_unlock(&hs.mu);
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* The delayed answer of a /slow/ request. */
+static void
+on_slow_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct evhttp_request *req = arg;
+    struct evbuffer *out = evbuffer_new();
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&hs.mu);
+    hs.slow_done++;
+    pthread_mutex_unlock(&hs.mu);
+    evbuffer_add_printf(out, "slow");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
 }
 
 static void
@@ -209,6 +242,12 @@ on_request(struct evhttp_request *req, void *arg)
         }
     } else if (strcmp(uri, "/hang") == 0) {
         hold(req);
+    } else if (strncmp(uri, "/slow/", 6) == 0) {
+        struct timeval tv = {0, SLOW_MS * 1000};
+
+        if (event_base_once(hs.base, -1, EV_TIMEOUT, on_slow_timer, req,
+                            &tv) != 0)
+            abort();
     } else {
         evhttp_send_reply(req, 404, NULL, out);
     }
@@ -242,6 +281,7 @@ server_start(void)
                                             EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_PATCH);
     evhttp_set_gencb(hs.http, on_request, NULL);
+    evhttp_set_bevcb(hs.http, on_accept_bev, NULL);
     bs = evhttp_bind_socket_with_handle(hs.http, "127.0.0.1", 0);
     if (bs == NULL ||
         getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin,
@@ -275,6 +315,8 @@ server_reset(void)
     hs.hang_closed = 0;
     hs.nthrottled = 0;
     hs.throttled_ms = 0;
+    hs.accepted = 0;
+    hs.slow_done = 0;
     pthread_mutex_unlock(&hs.mu);
 }
 
@@ -639,6 +681,65 @@ test_http_handler_timeout_and_stop_cancel(void **st)
     assert_int_equal(drv_test_num(t, "HGET t:{default}:stats dead"), 1);
 }
 
+/*
+ * n jobs at worker concurrency c against /slow/, all queued before droverd
+ * starts so that c requests are in flight from the first fetch on; returns
+ * the connections the server accepted.
+ */
+static int
+connections_for(struct drv_test_droverd *t, int n, int c)
+{
+    char extra[64], id[32];
+    int i, accepted;
+
+    snprintf(extra, sizeof extra, "  concurrency: %d\n  batch: %d\n", c, c);
+    write_config(t, extra,
+                 "  slow:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/slow/{id}\n"
+                 "    timeout: 10m\n    retries: 0\n",
+                 hs.port);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        drv_test_xadd(t, "default", NULL, 0, "job", "slow", "id", id, NULL);
+    }
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_stat(t, "default", "processed", n);
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    accepted = server_get(&hs.accepted);
+    fprintf(stderr, "# %d jobs at concurrency %d: %d connections\n", n, c,
+            accepted);
+    return accepted;
+}
+
+/* Jobs to one host reuse their connections whatever the concurrency:
+ * about one connection per running job, not one per job (a connection
+ * cache smaller than the jobs in flight closes nearly every connection
+ * after one request). Counts only, no timing: on a slow machine fewer
+ * requests overlap, which opens fewer connections, never more. */
+static void
+test_http_handler_connections_reused(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    enum { N = 600, C = 100, C_SMALL = 10 };
+    int got;
+
+    got = connections_for(t, N, C);
+    if (got < 1 || got > C + C / 2)
+        fail_msg("%d jobs at concurrency %d opened %d connections, wanted "
+                 "at most %d", N, C, got, C + C / 2);
+    assert_int_equal(server_get(&hs.slow_done), N);
+
+    /* the second run on a fresh droverd */
+    server_reset();
+    drv_test_num(t, "DEL t:{default}:stats");
+    got = connections_for(t, N, C_SMALL);
+    if (got < 1 || got > C_SMALL + C_SMALL / 2)
+        fail_msg("%d jobs at concurrency %d opened %d connections, wanted "
+                 "at most %d", N, C_SMALL, got, C_SMALL + C_SMALL / 2);
+    assert_int_equal(server_get(&hs.slow_done), N);
+}
+
 int
 main(void)
 {
@@ -648,6 +749,7 @@ main(void)
         T(test_http_handler_retry_after_delays_retry),
         T(test_http_handler_templating),
         T(test_http_handler_timeout_and_stop_cancel),
+        T(test_http_handler_connections_reused),
     };
 #undef T
 
