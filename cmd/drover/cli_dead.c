@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "drover/buf.h"
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/json.h"
 #include "drover/parse.h"
@@ -26,7 +27,7 @@ static const char list_usage[] =
 static const char retry_usage[] =
     "usage: drover dead retry QUEUE (ID|--all)\n";
 static const char purge_usage[] =
-    "usage: drover dead purge QUEUE\n";
+    "usage: drover dead purge QUEUE [--older-than DURATION]\n";
 
 /* Fields shown first, in this order, each once (its last value). */
 static const char *const lead_fields[] = {
@@ -246,11 +247,15 @@ dead_retry(struct drv_cli *cli, int argc, char **argv)
 
 /* ---------------------------------------------------------------- purge */
 
+/* before: the --older-than bound (Unix ms), or NULL = every entry */
 static int
 build_purge(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
             const void *arg)
 {
-    (void)arg;
+    const int64_t *before = arg;
+
+    if (before != NULL)
+        return drv_queue_dead_trim_build(c, k, *before);
     return drv_queue_dead_purge_build(c, k);
 }
 
@@ -258,23 +263,39 @@ static int
 dead_purge(struct drv_cli *cli, int argc, char **argv)
 {
     static const char *const names[] = {"QUEUE", NULL};
+    const char *older = NULL, *queue = NULL;
+    const struct drv_cli_opt opts[] = {
+        {"older-than", 0, 1, &older},
+        {NULL, 0, 0, NULL},
+    };
     struct drv_queue_cmds c;
     struct drv_err err;
     redisReply **out = NULL;
-    const char *queue = NULL;
-    int64_t purged = 0;
+    int64_t age = 0, before = 0, purged = 0;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, names, 1, &queue, NULL);
+    rc = drv__cli_args(cli, argc, argv, opts, names, 1, &queue, NULL);
     if (rc < 0)
         return rc;
-    rc = exchange(cli, queue, build_purge, NULL, &c, &out);
+    if (older != NULL && drv_parse_duration_ms(older, &age) < 0)
+        return drv__cli_usage_error(cli, "--older-than \"%s\" is not a "
+                                    "duration (use 30s, 5m, 1h, 7d)", older);
+    /* an entry id is its write time (Redis's clock, in ms) */
+    before = drv_clock_unix_ms() - age;
+    rc = exchange(cli, queue, build_purge, older != NULL ? &before : NULL,
+                  &c, &out);
     if (rc == 0) {
-        rc = drv_queue_dead_purge_parse(out, c.n, &purged, &err);
+        if (older != NULL)
+            rc = drv_queue_dead_trim_parse(out, c.n, &purged, &err);
+        else
+            rc = drv_queue_dead_purge_parse(out, c.n, &purged, &err);
         if (rc < 0)
             drv__cli_failed(cli, &err);
     }
-    if (rc == 0)
+    if (rc == 0 && older != NULL)
+        printf("purged %" PRId64 " dead %s older than %s from %s\n", purged,
+               purged == 1 ? "entry" : "entries", older, queue);
+    else if (rc == 0)
         printf("purged %" PRId64 " dead %s from %s\n", purged,
                purged == 1 ? "entry" : "entries", queue);
     drv__cli_free_replies(c.n, out);

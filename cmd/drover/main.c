@@ -50,7 +50,8 @@ static const char global_help[] =
     "                        dead-lettered jobs, oldest first\n"
     "  dead retry QUEUE (ID|--all)\n"
     "                        put dead jobs back on their queue\n"
-    "  dead purge QUEUE      delete every dead job of QUEUE\n"
+    "  dead purge QUEUE [--older-than DURATION]\n"
+    "                        delete the dead jobs of QUEUE (the older ones)\n"
     "  pause QUEUE           workers stop fetching from QUEUE\n"
     "  resume QUEUE          ... and start again\n"
     "  workers [--json]      registered workers; stale ones marked\n"
@@ -116,7 +117,7 @@ static const struct command commands[] = {
      "usage: drover dead list QUEUE [--count N] [--after ENTRY_ID] "
      "[--json]\n"
      "       drover dead retry QUEUE (ID|--all)\n"
-     "       drover dead purge QUEUE\n",
+     "       drover dead purge QUEUE [--older-than DURATION]\n",
      "\nlist   one line per dead entry, oldest first: entry id, then\n"
      "       id, job, attempts, failed_at, error and the job's other\n"
      "       fields as logfmt (argument values cut at 1 KiB);\n"
@@ -126,7 +127,9 @@ static const struct command commands[] = {
      "retry  moves the entry whose job id (or entry id) is ID, or every\n"
      "       entry with --all, back to the queue: same id, attempt reset\n"
      "       to 0; prints how many moved (none for ID: exit 1)\n"
-     "purge  deletes the dead stream; prints how many entries it held\n",
+     "purge  deletes the dead stream; prints how many entries it held;\n"
+     "       --older-than DURATION (30m, 7d) deletes only the entries\n"
+     "       written longer ago than that\n",
      0, drv__cli_dead},
     {"pause", "drover pause",
      "usage: drover pause QUEUE\n",

@@ -218,14 +218,27 @@ struct drv_settle_op {
 };
 
 /*
+ * How much of the dead stream a script that writes dead entries keeps
+ * (worker.dead_max, worker.dead_max_age): the newest max entries, none
+ * older than max_age_ms. 0 in a field = no bound of that kind. The trims
+ * run inside the same script, right after its dead entries are written.
+ */
+struct drv_queue_dead_bound {
+    int64_t max;         /* entries kept, 0 = any number */
+    int64_t max_age_ms;  /* age of the oldest kept, 0 = any age */
+};
+
+/*
  * drv_settle_init -- start a batch of settle ops for ONE queue, run as one
  * script call (atomic per op, one round trip for the batch). A plain ack
  * (DRV_SETTLE_ACK, result_ttl_ms <= 0) costs two arguments, and all the
  * plain acks of a call share one ownership query, one XACK and one XDEL.
+ * A call that writes dead entries trims the dead stream to dead (NULL =
+ * not trimmed).
  */
 void drv_settle_init(struct drv_script_call *c,
                      const struct drv_queue_keys *k, const char *consumer,
-                     int64_t now_ms);
+                     int64_t now_ms, const struct drv_queue_dead_bound *dead);
 void drv_settle_add(struct drv_script_call *c,
                     const struct drv_queue_keys *k,
                     const struct drv_settle_op *op);
@@ -252,13 +265,15 @@ void drv_queue_mover(struct drv_script_call *c,
 /*
  * drv_queue_reclaim -- claim up to count entries idle longer than
  * min_idle_ms for consumer; an entry already delivered max_deliveries
- * times goes to dead with "poison: ...". Reply: [claimed entries,
+ * times goes to dead with "poison: ..." (the dead stream then trimmed to
+ * dead; NULL = not trimmed). Reply: [claimed entries,
  * poisoned count, gone count]; claimed entries are [id, fields] pairs.
  */
 void drv_queue_reclaim(struct drv_script_call *c,
                        const struct drv_queue_keys *k, const char *consumer,
                        int64_t min_idle_ms, int count,
-                       int64_t max_deliveries, int64_t now_ms);
+                       int64_t max_deliveries, int64_t now_ms,
+                       const struct drv_queue_dead_bound *dead);
 
 /*
  * drv_queue_renew -- refresh the PEL idle time of entries this consumer
@@ -441,6 +456,17 @@ int drv_queue_dead_purge_build(struct drv_queue_cmds *c,
                                const struct drv_queue_keys *k);
 int drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
                                int64_t *purged, struct drv_err *err);
+
+/*
+ * drv_queue_dead_trim_build -- delete the dead entries written before
+ * before_ms (Unix ms; an entry id is its write time): one exact XTRIM
+ * MINID. The parser gives how many went.
+ */
+int drv_queue_dead_trim_build(struct drv_queue_cmds *c,
+                              const struct drv_queue_keys *k,
+                              int64_t before_ms);
+int drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
+                              int64_t *purged, struct drv_err *err);
 
 /* ------------------------------------------------------- pause, resume */
 

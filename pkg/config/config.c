@@ -156,6 +156,10 @@ static const struct drv__config_field worker_fields[] = {
      .off = offsetof(struct drv_config_worker, max_deliveries)},
     {.name = "max_job_bytes", .kind = DRV__CONFIG_SIZE, .min = 1,
      .off = offsetof(struct drv_config_worker, max_job_bytes)},
+    {.name = "dead_max", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = offsetof(struct drv_config_worker, dead_max)},
+    {.name = "dead_max_age", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = offsetof(struct drv_config_worker, dead_max_age_ms)},
     {.name = "metrics", .kind = DRV__CONFIG_STRING,
      .off = offsetof(struct drv_config_worker, metrics),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
@@ -351,6 +355,8 @@ config_create(const char *name)
     w->visibility_timeout_ms = DRV_CONFIG_VISIBILITY_TIMEOUT_MS;
     w->max_deliveries = DRV_CONFIG_MAX_DELIVERIES;
     w->max_job_bytes = DRV_CONFIG_MAX_JOB_BYTES;
+    w->dead_max = DRV_CONFIG_DEAD_MAX;
+    w->dead_max_age_ms = DRV_CONFIG_DEAD_MAX_AGE_MS;
     w->metrics = NULL;
     cfg->queues = drv_xcalloc(2, sizeof *cfg->queues);
     cfg->queues[0] = drv_xstrdup(DRV_CONFIG_QUEUE);

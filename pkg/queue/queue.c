@@ -235,7 +235,8 @@ drv_script_call_eval(const struct drv_script_call *c, struct drv_argv *out)
 
 /* ------------------------------------------------------------ settle */
 
-/* ARGV: group, consumer, now, nops, ack_min, ack_max, then the ops. */
+/* ARGV: group, consumer, now, nops, ack_min, ack_max, dead_max,
+ * dead_minid, then the ops. */
 #define SETTLE_NOPS_ARG 3
 #define SETTLE_MIN_ARG 4
 #define SETTLE_MAX_ARG 5
@@ -276,9 +277,27 @@ set_fixed_arg(struct drv_argv *a, int i, const char *s, size_t len)
     a->argvlen[i] = len;
 }
 
+/* The two trim arguments of a script that writes dead entries: the most
+ * entries kept and the oldest id kept (ms), "0" for no bound. */
+static void
+add_dead_bound(struct drv_argv *a, const struct drv_queue_dead_bound *dead,
+               int64_t now_ms)
+{
+    int64_t max = 0, minid = 0;
+
+    if (dead != NULL) {
+        max = dead->max > 0 ? dead->max : 0;
+        if (dead->max_age_ms > 0 && now_ms > dead->max_age_ms)
+            minid = now_ms - dead->max_age_ms;
+    }
+    drv_argv_addll(a, (long long)max);
+    drv_argv_addll(a, (long long)minid);
+}
+
 void
 drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
-                const char *consumer, int64_t now_ms)
+                const char *consumer, int64_t now_ms,
+                const struct drv_queue_dead_bound *dead)
 {
     drv_script_call_init(c, &drv_queue_settle_script);
     drv_argv_adds(&c->keys, k->jobs);
@@ -295,6 +314,7 @@ drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
     fixed_buf(&c->args, SETTLE_NOPS_ARG);
     fixed_buf(&c->args, SETTLE_MIN_ARG);
     fixed_buf(&c->args, SETTLE_MAX_ARG);
+    add_dead_bound(&c->args, dead, now_ms);
 }
 
 int
@@ -416,7 +436,8 @@ drv_queue_mover(struct drv_script_call *c, const struct drv_queue_keys *k,
 void
 drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
                   const char *consumer, int64_t min_idle_ms, int count,
-                  int64_t max_deliveries, int64_t now_ms)
+                  int64_t max_deliveries, int64_t now_ms,
+                  const struct drv_queue_dead_bound *dead)
 {
     drv_script_call_init(c, &drv_queue_reclaim_script);
     drv_argv_adds(&c->keys, k->jobs);
@@ -428,6 +449,7 @@ drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
     drv_argv_addll(&c->args, count);
     drv_argv_addll(&c->args, (long long)max_deliveries);
     drv_argv_addll(&c->args, (long long)now_ms);
+    add_dead_bound(&c->args, dead, now_ms);
 }
 
 void

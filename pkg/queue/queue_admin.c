@@ -447,6 +447,28 @@ drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
     return rc;
 }
 
+int
+drv_queue_dead_trim_build(struct drv_queue_cmds *c,
+                          const struct drv_queue_keys *k, int64_t before_ms)
+{
+    struct drv_argv *a = add_cmd(c, "XTRIM", k->dead);
+
+    /* exact (no '~'): every entry older than the bound goes, none newer */
+    drv_argv_adds(a, "MINID");
+    drv_argv_addll(a, (long long)(before_ms > 0 ? before_ms : 0));
+    return 1;
+}
+
+int
+drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
+                          int64_t *purged, struct drv_err *err)
+{
+    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "purge", err);
+
+    *purged = rc == 0 ? r[0]->integer : 0;
+    return rc;
+}
+
 /* ------------------------------------------------------- pause, resume */
 
 int

@@ -33,9 +33,31 @@
     "end\n"
 
 /*
+ * Bound the dead stream after dead entries were written: keep the newest
+ * maxn entries (0 = any number) and none older than minid (a ms time,
+ * '0' = any age). Both trims are cheap: XTRIM with '~' drops whole stream
+ * nodes only, so it keeps up to one node (stream-node-max-entries, 100 by
+ * default) more than asked. Below 1000 entries that slack would be more
+ * than a tenth of the bound, so a small maxn is trimmed exactly; a write
+ * trims about one entry then, which costs no more than the XADD.
+ */
+#define LUA_DEAD_TRIM                                                      \
+    "local function trimdead(dead, maxn, minid)\n"                         \
+    "  if maxn >= 1000 then\n"                                             \
+    "    redis.call('XTRIM', dead, 'MAXLEN', '~', maxn)\n"                 \
+    "  elseif maxn > 0 then\n"                                             \
+    "    redis.call('XTRIM', dead, 'MAXLEN', maxn)\n"                      \
+    "  end\n"                                                              \
+    "  if minid ~= '0' then\n"                                             \
+    "    redis.call('XTRIM', dead, 'MINID', '~', minid)\n"                 \
+    "  end\n"                                                              \
+    "end\n"
+
+/*
  * settle: KEYS = jobs, delayed, dead, stats, then per full op: result
  * key, delayed-job hash key. ARGV = group, consumer, now_ms, nops,
- * ack_min, ack_max, then the ops in order, each one of:
+ * ack_min, ack_max, dead_max, dead_minid (the dead stream's bounds, see
+ * trimdead), then the ops in order, each one of:
  *  - a plain ack (success, no result kept): its entry id alone (an entry
  *    id starts with a digit, a kind never does);
  *  - a full op, 12 values: kind, entry id, job id, attempts,
@@ -64,6 +86,7 @@
 const struct drv_queue_script drv_queue_settle_script = {
     "settle",
     LUA_HELPERS
+    LUA_DEAD_TRIM
     "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local group, me, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local nops = tonumber(ARGV[4])\n"
@@ -166,7 +189,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "local kinds = {ack = true, retry = true, dead = true, requeue = true,\n"
     "               next = true}\n"
     "local aidx, aids, na = {}, {}, 0\n"
-    "local b, k = 7, 5\n"
+    "local b, k = 9, 5\n"
     "for i = 1, nops do\n"
     "  local v = ARGV[b]\n"
     "  if kinds[v] then\n"
@@ -233,7 +256,10 @@ const struct drv_queue_script drv_queue_settle_script = {
     "if processed > 0 then redis.call('HINCRBY', stats, 'processed', processed) end\n"
     "if failed > 0 then redis.call('HINCRBY', stats, 'failed', failed) end\n"
     "if retried > 0 then redis.call('HINCRBY', stats, 'retried', retried) end\n"
-    "if ndead > 0 then redis.call('HINCRBY', stats, 'dead', ndead) end\n"
+    "if ndead > 0 then\n"
+    "  redis.call('HINCRBY', stats, 'dead', ndead)\n"
+    "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
+    "end\n"
     "return out\n"
 };
 
@@ -254,11 +280,12 @@ const struct drv_queue_script drv_queue_mover_script = {
 
 /*
  * reclaim: KEYS = jobs, dead, stats. ARGV = group, consumer, min_idle_ms,
- * count, max_deliveries, now_ms.
+ * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead).
  */
 const struct drv_queue_script drv_queue_reclaim_script = {
     "reclaim",
     LUA_HELPERS
+    LUA_DEAD_TRIM
     "local jobs, dead, stats = KEYS[1], KEYS[2], KEYS[3]\n"
     "local group, me, idle = ARGV[1], ARGV[2], ARGV[3]\n"
     "local maxd, now = tonumber(ARGV[5]), ARGV[6]\n"
@@ -286,7 +313,10 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "    if r[1] then claimed[#claimed+1] = r[1] else gone = gone + 1 end\n"
     "  end\n"
     "end\n"
-    "if poisoned > 0 then redis.call('HINCRBY', stats, 'dead', poisoned) end\n"
+    "if poisoned > 0 then\n"
+    "  redis.call('HINCRBY', stats, 'dead', poisoned)\n"
+    "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
+    "end\n"
     "return {claimed, poisoned, gone}\n"
 };
 

@@ -135,7 +135,8 @@ flush_queue(struct drv_worker *w, int qi)
     c->qi = qi;
     c->n = n;
     c->jobs = drv_xmalloc((size_t)n * sizeof *c->jobs);
-    drv_settle_init(&call, &q->keys, w->id, drv_clock_unix_ms());
+    drv_settle_init(&call, &q->keys, w->id, drv_clock_unix_ms(),
+                    &w->dead_bound);
     for (i = 0; i < n; i++) {
         c->jobs[i] = q->pend[i];
         drv_settle_add(&call, &q->keys, &q->pend[i]->dec.op);

@@ -184,7 +184,8 @@ run_reclaim(struct drv_worker *w)
             continue;
         drv_queue_reclaim(&call, &w->queues[i].keys, w->id,
                           w->cfg->worker.visibility_timeout_ms, n,
-                          w->cfg->worker.max_deliveries, drv_clock_unix_ms());
+                          w->cfg->worker.max_deliveries, drv_clock_unix_ms(),
+                          &w->dead_bound);
         qcall(w, (int)i, &w->queues[i].reclaim_inflight, SCRIPT_RECLAIM,
               &call, on_reclaimed);
     }

@@ -206,6 +206,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     *out = NULL;
     DRV_ALLOC_OBJ(w, DRV_WORKER_MAGIC);
     w->cfg = cfg;
+    w->dead_bound.max = cfg->worker.dead_max;
+    w->dead_bound.max_age_ms = cfg->worker.dead_max_age_ms;
     w->loop = o->loop;
     w->base = drv_loop_base(o->loop);
     w->on_stopped = o->on_stopped;

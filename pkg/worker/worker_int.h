@@ -141,6 +141,7 @@ struct drv_worker {
                                        scratch for command builders */
     int groups_ready;               /* XGROUP CREATE done since READY */
     int groups_pending;             /* replies still due */
+    struct drv_queue_dead_bound dead_bound; /* worker.dead_max, _max_age */
 
     struct drv_pool *pool;          /* owned: thread pool */
     struct drv_proc_mgr *procs;     /* owned: children */

@@ -709,6 +709,54 @@ test_cli_dead_purge(void **st)
     run_free(&r);
 }
 
+/* --older-than: an exact trim by entry id (its write time); the entries
+ * written later than the bound all stay, whatever stream node they share
+ * with the old ones. */
+static void
+test_cli_dead_purge_older_than(void **st)
+{
+    struct state *s = *st;
+    int64_t now = drv_clock_unix_ms();
+    char id[64];
+    struct run r;
+    int i;
+
+    /* 150 entries written 10 days ago, 7 written an hour ago */
+    for (i = 0; i < 150; i++) {
+        snprintf(id, sizeof id, "%lld-%d",
+                 (long long)(now - 10LL * 86400000), i);
+        freeReplyObject(cmd(s, "XADD drover:{default}:dead %s job old "
+                            "error e", id));
+    }
+    for (i = 0; i < 7; i++) {
+        snprintf(id, sizeof id, "%lld-%d", (long long)(now - 3600000), i);
+        freeReplyObject(cmd(s, "XADD drover:{default}:dead %s job new "
+                            "error e", id));
+    }
+    RUN_R(&r, "dead", "purge", "default", "--older-than", "1d");
+    expect_status(&r, 0);
+    assert_string_equal(r.out, "purged 150 dead entries older than 1d from "
+                        "default\n");
+    run_free(&r);
+    assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 7);
+    /* nothing older left: the next run removes none */
+    RUN_R(&r, "dead", "purge", "default", "--older-than", "1d");
+    expect_status(&r, 0);
+    assert_string_equal(r.out, "purged 0 dead entries older than 1d from "
+                        "default\n");
+    run_free(&r);
+    RUN_R(&r, "dead", "purge", "default", "--older-than", "30m");
+    expect_status(&r, 0);
+    assert_string_equal(r.out, "purged 7 dead entries older than 30m from "
+                        "default\n");
+    run_free(&r);
+    assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 0);
+    RUN_R(&r, "dead", "purge", "default", "--older-than", "a week");
+    expect_status(&r, 2);
+    expect_contains(r.err, "--older-than \"a week\" is not a duration");
+    run_free(&r);
+}
+
 /* ------------------------------------------------------- pause, resume */
 
 static void
@@ -1088,6 +1136,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cli_dead_retry, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cli_dead_purge_older_than,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_dead_purge, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cli_pause_resume, setup,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "drover/clock.h"
 #include "drover/queue.h"
 
 struct state {
@@ -112,7 +113,7 @@ settle_one(struct state *s, const char *consumer, struct drv_settle_op *op)
     int code = -1;
     struct drv_err err;
 
-    drv_settle_init(&call, &s->k, consumer, 1700000000000LL);
+    drv_settle_init(&call, &s->k, consumer, 1700000000000LL, NULL);
     drv_settle_add(&call, &s->k, op);
     r = run(s, &call);
     assert_int_equal(drv_settle_parse(r, 1, &code, &err), 0);
@@ -315,17 +316,17 @@ test_queue_reclaim_and_poison(void **st)
     redisReply *r;
 
     /* B reclaims A's idle entry (min idle 0 here) */
-    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1);
+    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1, NULL);
     r = run(s, &call);
     assert_int_equal(r->element[0]->elements, 1);
     assert_int_equal(r->element[1]->integer, 0);
     freeReplyObject(r);
     /* delivered twice now; once more, then the 4th would exceed 3 */
-    drv_queue_reclaim(&call, &s->k, "C", 0, 10, 3, 1);
+    drv_queue_reclaim(&call, &s->k, "C", 0, 10, 3, 1, NULL);
     r = run(s, &call);
     assert_int_equal(r->element[0]->elements, 1);
     freeReplyObject(r);
-    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1);
+    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1, NULL);
     r = run(s, &call);
     assert_int_equal(r->element[0]->elements, 0);
     assert_int_equal(r->element[1]->integer, 1);
@@ -343,6 +344,38 @@ test_queue_reclaim_and_poison(void **st)
                 found = 1;
         assert_true(found);
     }
+    freeReplyObject(r);
+    drv_job_free(job);
+}
+
+/* The poison path trims the dead stream in the same script: a dead_max
+ * below 1000 is exact, and the new poison entry is among those kept. */
+static void
+test_queue_poison_trims_dead(void **st)
+{
+    struct state *s = *st;
+    const struct drv_queue_dead_bound bound = {3, 0};
+    struct drv_job *job;
+    struct drv_script_call call;
+    redisReply *r;
+    int i;
+
+    for (i = 0; i < 6; i++)
+        freeReplyObject(drv_test_redis_cmd(s->c, "XADD t:{q}:dead 1-%d "
+                                           "job echo n %d", i, i));
+    job = enqueue_and_read(s, "A", "n poison");
+    /* delivered once: max_deliveries 1 makes it poison at once */
+    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 1, drv_clock_unix_ms(),
+                      &bound);
+    r = run(s, &call);
+    assert_int_equal(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 3);
+    r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:dead - +");
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->element[0]->str, "1-4");
+    assert_string_equal(r->element[1]->element[0]->str, "1-5");
+    assert_string_not_equal(r->element[2]->element[0]->str, "1-5");
     freeReplyObject(r);
     drv_job_free(job);
 }
@@ -455,7 +488,7 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
     enqueue_n_read(s, "A", 10, a1);
     enqueue_n_read(s, "B", 10, b);  /* inside A's id range */
     enqueue_n_read(s, "A", 10, a2);
-    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
     /* out of order on purpose: the range must still cover them all */
     for (i = 9; i >= 0; i--, n++)
         plain_ack(&call, s, a2[i]);
@@ -513,7 +546,7 @@ test_queue_plain_acks_truncated_range(void **st)
     enqueue_n_read(s, "A", 100, a);
     enqueue_n_read(s, "B", 1, b);
     enqueue_n_read(s, "A", 1, a3);
-    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
     plain_ack(&call, s, a[0]);
     plain_ack(&call, s, b[0]);
     plain_ack(&call, s, a3[0]);
@@ -549,7 +582,7 @@ test_queue_plain_acks_trim_keeps_pending_and_undelivered(void **st)
         freeReplyObject(r);
     }
     /* A settles a1 and a2 together: B's two stay, with their payload */
-    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
     for (i = 0; i < 5; i++)
         plain_ack(&call, s, a1[i]);
     for (i = 0; i < 5; i++)
@@ -573,7 +606,7 @@ test_queue_plain_acks_trim_keeps_pending_and_undelivered(void **st)
     }
     /* B settles too: now nothing is pending, the undelivered three stay
      * and are delivered next, whole */
-    drv_settle_init(&call, &s->k, "B", 1700000000000LL);
+    drv_settle_init(&call, &s->k, "B", 1700000000000LL, NULL);
     plain_ack(&call, s, b[1]);
     plain_ack(&call, s, b[0]);
     r = run(s, &call);
@@ -610,7 +643,7 @@ test_queue_plain_acks_trim_across_nodes(void **st)
     enqueue_n_read(s, "A", 130, a1);
     enqueue_n_read(s, "B", 1, b);
     enqueue_n_read(s, "A", 130, a2);
-    drv_settle_init(&call, &s->k, "A", 1700000000000LL);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
     for (i = 129; i >= 0; i--) {
         plain_ack(&call, s, a2[i]);
         plain_ack(&call, s, a1[i]);
@@ -688,6 +721,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_queue_requeue_is_undelivered,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_reclaim_and_poison, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_poison_trims_dead, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_renew_never_steals, setup,
                                         teardown),

@@ -226,6 +226,8 @@ test_config_defaults(void **state)
     assert_int_equal(cfg->worker.visibility_timeout_ms, 300000);
     assert_int_equal(cfg->worker.max_deliveries, 5);
     assert_int_equal(cfg->worker.max_job_bytes, 16777216);
+    assert_int_equal(cfg->worker.dead_max, 10000);
+    assert_true(cfg->worker.dead_max_age_ms == 180LL * 86400 * 1000);
     assert_null(cfg->worker.metrics);
     assert_int_equal(cfg->nqueues, 1);
     assert_string_equal(cfg->queues[0], "default");
@@ -581,6 +583,38 @@ test_config_not_positive(void **state)
                   NAME ":14:14: jobs.a.retries: must not be negative\n");
 }
 
+/* worker.dead_max and worker.dead_max_age: set, then every bad form. */
+static void
+test_config_dead_bounds(void **state)
+{
+    struct drv_config *cfg = load_ok("worker:\n"
+                                     "  dead_max: 1000\n"
+                                     "  dead_max_age: 7d\n");
+
+    (void)state;
+    assert_int_equal(cfg->worker.dead_max, 1000);
+    assert_true(cfg->worker.dead_max_age_ms == 7LL * 86400 * 1000);
+    drv_config_free(cfg);
+    expect_errors("worker:\n"
+                  "  dead_max: 0\n"
+                  "  dead_max_age: 0s\n",
+                  NAME ":2:13: worker.dead_max: must be greater than 0\n"
+                  NAME ":3:17: worker.dead_max_age: must be greater than "
+                  "0\n");
+    expect_errors("worker:\n"
+                  "  dead_max: lots\n"
+                  "  dead_max_age: 6mo\n",
+                  NAME ":2:13: worker.dead_max: \"lots\" is not an integer\n"
+                  NAME ":3:17: worker.dead_max_age: \"6mo\" is not a "
+                  "duration (use 250ms, 30s, 5m, 1h)\n");
+    expect_errors("worker:\n"
+                  "  dead_max: -5\n"
+                  "  dead_max_age: [180d]\n",
+                  NAME ":2:13: worker.dead_max: must be greater than 0\n"
+                  NAME ":3:17: worker.dead_max_age: expected a duration, "
+                  "got a sequence\n");
+}
+
 static void
 test_config_unknown_handler(void **state)
 {
@@ -882,7 +916,7 @@ test_config_many_errors(void **state)
                   NAME ":5:10: worker.batch: must be greater than 0\n"
                   NAME ":6:3: worker.bogus: unknown key (valid: concurrency, "
                   "batch, threads, shutdown_timeout, visibility_timeout, "
-                  "max_deliveries, max_job_bytes, metrics)\n"
+                  "max_deliveries, max_job_bytes, dead_max, dead_max_age, metrics)\n"
                   NAME ":8:3: jobs.a: handler exec requires key "
                   "\"command\"\n"
                   NAME ":9:32: jobs.b.timeout: \"5x\" is not a duration (use "
@@ -988,6 +1022,7 @@ main(void)
         cmocka_unit_test(test_config_bad_size),
         cmocka_unit_test(test_config_bad_bool),
         cmocka_unit_test(test_config_not_positive),
+        cmocka_unit_test(test_config_dead_bounds),
         cmocka_unit_test(test_config_unknown_handler),
         cmocka_unit_test(test_config_missing_required_key),
         cmocka_unit_test(test_config_key_of_other_handler),
