@@ -319,6 +319,15 @@ drv__cli_dead(struct drv_cli *cli, int argc, char **argv)
     };
     size_t i;
 
+    /* `drover dead --json list Q`: the option came before the
+     * subcommand; swap them so the subcommand's parser sees it (and
+     * refuses it for retry and purge) */
+    if (argc >= 3 && strcmp(argv[1], "--json") == 0) {
+        char *opt = argv[1];
+
+        argv[1] = argv[2];
+        argv[2] = opt;
+    }
     if (argc < 2)
         return drv__cli_usage_error(cli, "missing list, retry or purge");
     for (i = 0; i < DRV_ARRAY_LEN(subs); i++)

@@ -153,7 +153,10 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
     if (c == NULL)
         return;
     w = c->w;
-    if (reply->elements != 3) {
+    /* the script's answer: [entries, poisoned count, ...]; a reply of
+     * another shape (a script from another version) is ignored */
+    if (reply->elements != 3 ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
         qctx_free(c);
         return;
     }
@@ -209,6 +212,9 @@ on_renewed(struct drv_redis *r, int status, const redisReply *reply,
     w = c->w;
     for (i = 0; i < reply->elements; i++) {
         const redisReply *id = reply->element[i];
+
+        if (id->type != REDIS_REPLY_STRING)
+            continue; /* the script answers entry ids only */
         for (j = w->live; j != NULL; j = j->next) {
             if (j->qi != c->qi || j->lost ||
                 strcmp(j->job->entry_id, id->str) != 0)

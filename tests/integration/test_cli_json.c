@@ -389,6 +389,13 @@ test_cli_json_dead_list(void **st)
                {"entries.0.id", "\"x3\""},
                {"next", "null"});
 
+    /* --json between dead and list reads the same */
+    CLI(t, &r, 0, "page2b", "dead", "--json", "list", "default", "--count",
+        "2", "--after", after);
+    EXPECT_ALL(&r,
+               {"count", "1"},
+               {"entries.0.id", "\"x3\""});
+
     /* an empty queue: a document with no entries, exit 0 */
     CLI(t, &r, 0, "none", "dead", "list", "low", "--json");
     expect(&r, "entries", "[]");
