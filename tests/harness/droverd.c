@@ -346,3 +346,23 @@ drv_test_result(struct drv_test_droverd *t, const char *q, const char *id,
     freeReplyObject(r);
     return v;
 }
+
+/* ------------------------------------------------- per-test fixture */
+
+const struct drv_test_droverd_opts *drv_test_droverd_fixture;
+
+int
+drv_test_droverd_setup(void **st)
+{
+    assert_non_null(drv_test_droverd_fixture);
+    *st = drv_test_droverd_new(&drv_test_srv, drv_test_droverd_fixture);
+    return 0;
+}
+
+int
+drv_test_droverd_teardown(void **st)
+{
+    drv_test_droverd_free(*st);
+    *st = NULL;
+    return 0;
+}

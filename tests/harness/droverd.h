@@ -59,6 +59,18 @@ drv_test_droverd_new(const struct drv_test_redis *srv,
  * DROVER_TEST_KEEP=1, stop the watchdog, free t. NULL is a no-op. */
 void drv_test_droverd_free(struct drv_test_droverd *t);
 
+/*
+ * The per-test fixture of a file whose tests each take a fresh fixture
+ * on drv_test_srv with the same options: point drv_test_droverd_fixture
+ * at them once (before cmocka_run_group_tests, with
+ * drv_test_redis_group_setup as the group setup), then pass
+ * drv_test_droverd_setup / drv_test_droverd_teardown to cmocka, or call
+ * them from a file's own setup/teardown that does more.
+ */
+extern const struct drv_test_droverd_opts *drv_test_droverd_fixture;
+int drv_test_droverd_setup(void **st);
+int drv_test_droverd_teardown(void **st);
+
 /* drv_test_droverd_config -- write t->cfg: redis (srv's URL, the prefix),
  * then "worker:" with the defaults that worker_extra (NULL: none) does not
  * name, then worker_extra (lines of two spaces), then body_head and body

@@ -19,8 +19,6 @@
 
 #define OUT_MAX (256 * 1024)   /* the most output a run may give */
 
-static struct drv_test_redis srv;
-
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-json",
     .prefix = "t",
@@ -182,34 +180,10 @@ get_int(struct cli_json *r, const char *path)
 }
 
 static int
-group_setup(void **st)
-{
-    (void)st;
-    return drv_test_redis_start(&srv) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **st)
-{
-    (void)st;
-    drv_test_redis_cleanup(&srv);
-    return 0;
-}
-
-static int
 setup(void **st)
 {
-    struct drv_test_droverd *t = drv_test_droverd_new(&srv, &opts);
-
-    drv_test_droverd_config(t, NULL, body);
-    *st = t;
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
+    drv_test_droverd_setup(st);
+    drv_test_droverd_config(*st, NULL, body);
     return 0;
 }
 
@@ -229,7 +203,6 @@ run_known_jobs(struct drv_test_droverd *t)
 {
     struct cli_json r = {0};
     redisReply *rep = NULL;
-    int64_t deadline;
 
     CLI(t, &r, 0, "e1", "enqueue", "default", "echo", "--id", "e1", "n=1");
     CLI(t, &r, 0, "e2", "enqueue", "default", "echo", "--id", "e2");
@@ -245,12 +218,8 @@ run_known_jobs(struct drv_test_droverd *t)
     drv_test_wait_stat(t, "default", "processed", 3);
     drv_test_wait_stat(t, "default", "dead", 1);
     /* the heartbeat's registry entry */
-    deadline = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-    while (drv_test_num(t, "HLEN t:workers") < 1) {
-        if (drv_test_now_ms() > deadline)
-            fail_msg("no registry entry after %d ms", DRV_TEST_WAIT_MS);
-        drv_test_sleep_ms(20);
-    }
+    wait_until_num(drv_test_num(t, "HLEN t:workers"), >=, 1,
+                   "registry entries");
     CLI(t, &r, 0, "d1", "enqueue", "default", "echo", "--id", "d1", "--delay",
         "1h");
 }
@@ -523,7 +492,8 @@ test_cli_json_usage(void **st)
     assert_int_equal(drv_test_num(t, "EXISTS t:{q}:jobs"), 0);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, \
+                                               drv_test_droverd_teardown)
 
 int
 main(void)
@@ -537,5 +507,8 @@ main(void)
         T(test_cli_json_usage),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    drv_test_droverd_fixture = &opts;
+    drv_test_filter_from_env();
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
 }

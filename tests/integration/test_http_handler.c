@@ -398,15 +398,8 @@ group_teardown(void **st)
 static int
 setup(void **st)
 {
-    *st = drv_test_droverd_new(&drv_test_srv, &opts);
+    drv_test_droverd_setup(st);
     server_reset();
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
     return 0;
 }
 
@@ -743,7 +736,8 @@ test_http_handler_connections_reused(void **st)
 int
 main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, \
+                                            drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_http_handler_status_mapping),
         T(test_http_handler_retry_after_delays_retry),
@@ -754,6 +748,7 @@ main(void)
 #undef T
 
     signal(SIGPIPE, SIG_IGN);
+    drv_test_droverd_fixture = &opts;
     drv_test_filter_from_env();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -265,20 +265,6 @@ wait_metric(struct drv_test_droverd *t, int port, const char *series,
 
 /* ---------------------------------------------------------- fixture */
 
-static int
-setup(void **st)
-{
-    *st = drv_test_droverd_new(&drv_test_srv, &opts);
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
-
 /* Write the config with worker.metrics on a free port; returns it. */
 static int
 config_with_metrics(struct drv_test_droverd *t, const char *worker_extra,
@@ -1020,7 +1006,8 @@ test_metrics_deploy_uses_only_exported_metrics(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_metrics_every_family_after_known_jobs),
         T(test_metrics_queue_gauges_follow_redis),
@@ -1032,6 +1019,9 @@ main(void)
         T(test_metrics_deploy_uses_only_exported_metrics),
     };
 #undef T
+
+    drv_test_droverd_fixture = &opts;
+    drv_test_filter_from_env();
     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
                                   drv_test_redis_group_teardown);
 }

@@ -22,20 +22,6 @@ static const struct drv_test_droverd_opts opts = {
     .tail_lines = 30,
 };
 
-static int
-setup(void **st)
-{
-    *st = drv_test_droverd_new(&drv_test_srv, &opts);
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
-
 static void
 test_pipeline_three_steps_pass_results(void **st)
 {
@@ -217,7 +203,8 @@ test_pipeline_kill9_between_steps_repeats_nothing(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_pipeline_three_steps_pass_results),
         T(test_pipeline_parallel_failure_cancels_sibling),
@@ -226,6 +213,7 @@ main(void)
     };
 #undef T
 
+    drv_test_droverd_fixture = &opts;
     drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,

@@ -45,20 +45,6 @@ group_setup(void **st)
     return drv_test_redis_group_setup(st);
 }
 
-static int
-setup(void **st)
-{
-    *st = drv_test_droverd_new(&drv_test_srv, &opts);
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
-
 /* The config (drv_test_droverd_config) with $P in body standing for the
  * plugin dir. */
 static void
@@ -433,7 +419,8 @@ test_plugin_handler_bad_plugin_config_exits_2(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_plugin_handler_both_modes_return_results_and_fail),
         T(test_plugin_handler_async_timeout_runs_cancel_hook),
@@ -445,6 +432,7 @@ main(void)
     };
 #undef T
 
+    drv_test_droverd_fixture = &opts;
     drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, group_setup,

@@ -20,20 +20,6 @@ static const struct drv_test_droverd_opts opts = {
     .tail_lines = 40,
 };
 
-static int
-setup(void **st)
-{
-    *st = drv_test_droverd_new(&drv_test_srv, &opts);
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
-
 /* Enqueue jobs from..to-1 of type f (fail, permanent: dead at once), each
  * with n = its number; pipelined, one reply read per job. */
 static void
@@ -179,13 +165,15 @@ test_retention_dead_max_age_trims_old_entries(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_retention_dead_max_keeps_the_newest),
         T(test_retention_dead_max_age_trims_old_entries),
     };
 #undef T
 
+    drv_test_droverd_fixture = &opts;
     drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,

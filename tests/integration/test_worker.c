@@ -27,20 +27,6 @@ static const struct drv_test_droverd_opts opts = {
     .tail_lines = 40,
 };
 
-static int
-setup(void **st)
-{
-    *st = drv_test_droverd_new(&drv_test_srv, &opts);
-    return 0;
-}
-
-static int
-teardown(void **st)
-{
-    drv_test_droverd_free(*st);
-    return 0;
-}
-
 /* ------------------------------------------------------------- tests */
 
 static void
@@ -605,7 +591,8 @@ test_worker_bad_usage_and_config_exit_2(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_worker_runs_jobs_enqueued_before_and_after_start),
         T(test_worker_bad_jobs_dead_with_reasons),
@@ -626,6 +613,7 @@ main(void)
     };
 #undef T
 
+    drv_test_droverd_fixture = &opts;
     drv_test_filter_from_env();
 
     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
