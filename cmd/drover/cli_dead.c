@@ -318,15 +318,21 @@ drv__cli_dead(struct drv_cli *cli, int argc, char **argv)
         {"purge", "drover dead purge", purge_usage, 0, dead_purge},
     };
     size_t i;
+    int k;
 
-    /* `drover dead --json list Q`: the option came before the
-     * subcommand; swap them so the subcommand's parser sees it (and
-     * refuses it for retry and purge) */
-    if (argc >= 3 && strcmp(argv[1], "--json") == 0) {
-        char *opt = argv[1];
+    /* Shared options may stand before the subcommand (`drover dead
+     * --json list Q`, `drover dead -c F list Q`): move the subcommand to
+     * argv[1], so its own parser reads those options (and refuses the
+     * ones it does not take) */
+    for (k = 1; k < argc && argv[k][0] == '-'; k++)
+        if (strcmp(argv[k], "-c") == 0 || strcmp(argv[k], "--config") == 0
+            || strcmp(argv[k], "--redis") == 0)
+            k++; /* and its value */
+    if (k > 1 && k < argc) {
+        char *sub = argv[k];
 
-        argv[1] = argv[2];
-        argv[2] = opt;
+        memmove(argv + 2, argv + 1, (size_t)(k - 1) * sizeof *argv);
+        argv[1] = sub;
     }
     if (argc < 2)
         return drv__cli_usage_error(cli, "missing list, retry or purge");
