@@ -236,6 +236,11 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     in.retry_after_ms = j->run.retry_after_ms;
     in.lost = j->lost;
     drv_outcome_decide(&in, &j->dec);
+    if (j->run.has_rusage) { /* an exec child's resources: result hash */
+        j->dec.op.has_rusage = 1;
+        j->dec.op.cpu_ms = j->run.cpu_ns / DRV_NS_PER_MS;
+        j->dec.op.max_rss_kb = j->run.max_rss_kb;
+    }
     drv__worker_metrics_outcome(j, o);
     if (j->dec.drop) {
         drv__job_settled(j);

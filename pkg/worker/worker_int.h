@@ -206,7 +206,7 @@ void drv__worker_metrics_fini(struct drv_worker *w);
 /* The handler started (after j->started_ms is set). */
 void drv__worker_metrics_started(struct wjob *j);
 /* The outcome is decided (j->dec filled, not yet queued for settle):
- * count it; copies an exec child's resources into j->dec.op. */
+ * count it. */
 void drv__worker_metrics_outcome(struct wjob *j,
                                  const struct drv_tg_outcome *o);
 /* A member of a parallel step finished. */

@@ -204,11 +204,6 @@ drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
     struct wmetrics *m = j->w->metrics;
     struct cell *c;
 
-    if (j->run.has_rusage) {
-        j->dec.op.has_rusage = 1;
-        j->dec.op.cpu_ms = j->run.cpu_ns / DRV_NS_PER_MS;
-        j->dec.op.max_rss_kb = j->run.max_rss_kb;
-    }
     if (m == NULL)
         return;
     c = j->mcell != NULL ? j->mcell : cell_of(m, j);
