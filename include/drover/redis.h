@@ -390,6 +390,15 @@ int drv_redis_reconnect(struct drv_redis *r, const char *why);
  */
 const char *drv_redis_peer(const struct drv_redis *r);
 
+/*
+ * drv_redis_last_error -- why the last attempt failed or the last
+ * connection was lost ("connect to 10.0.0.5:6379: Connection refused",
+ * "cannot resolve host 'redis': Name or service not known", "TLS:
+ * certificate verify failed: ..."), "" while none has. Borrowed until the
+ * next state change. Loop thread.
+ */
+const char *drv_redis_last_error(const struct drv_redis *r);
+
 /* drv_redis_state -- the current state. Loop thread. */
 enum drv_redis_state drv_redis_state(const struct drv_redis *r);
 
