@@ -822,6 +822,7 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
                 ossl = e;
         drv__redis_tls_describe(bufferevent_openssl_get_ssl(bev), ossl,
                                 (what & BEV_EVENT_EOF) ? 0 : sys,
+                                r->state != DRV_REDIS_READY,
                                 verify_name(r), why, sizeof why);
     } else if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof why, "connection closed by the server");

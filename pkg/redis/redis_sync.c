@@ -44,6 +44,7 @@ struct drv_redis_sync {
     redisReader *reader;       /* owned: reply parser */
     int64_t timeout_ns;        /* per read/write step */
     int broken;                /* an I/O error or timeout happened */
+    int answered;              /* a reply has come */
     char name[DRV_REDIS_HOST_MAX]; /* host (or path), for TLS messages */
 };
 
@@ -173,8 +174,8 @@ tls_step(struct drv_redis_sync *s, int ret, int64_t deadline_ns,
     }
     e = ERR_peek_error();
     drv__redis_tls_describe(s->ssl, e,
-                            code == SSL_ERROR_SYSCALL ? sys : 0, s->name,
-                            why, sizeof why);
+                            code == SSL_ERROR_SYSCALL ? sys : 0,
+                            !s->answered, s->name, why, sizeof why);
     return drv_err_set(err, DRV_EDOWN, "%s", why);
 }
 
@@ -182,15 +183,14 @@ static int
 tls_start(struct drv_redis_sync *s, const struct drv_redis_tls *tls,
           int64_t deadline_ns, struct drv_err *err)
 {
-    const char *name = tls != NULL && tls->server_name != NULL &&
-                       tls->server_name[0] != '\0' ? tls->server_name
-                                                   : s->name;
     int rc;
 
     s->ctx = drv__redis_tls_ctx(tls, err);
     if (s->ctx == NULL)
         return err->code;
-    snprintf(s->name, sizeof s->name, "%s", name);
+    if (tls != NULL && tls->server_name != NULL &&
+        tls->server_name[0] != '\0')
+        snprintf(s->name, sizeof s->name, "%s", tls->server_name);
     s->ssl = drv__redis_tls_ssl(s->ctx, s->name);
     if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
         return drv_err_set(err, -ENOMEM, "out of memory");
@@ -255,6 +255,7 @@ read_reply(struct drv_redis_sync *s, redisReply **out, struct drv_err *err)
             return drv_err_set(err, DRV_EPROTO, "protocol error: %s",
                                s->reader->errstr);
         if (reply != NULL) {
+            s->answered = 1;
             *out = reply;
             return 0;
         }

@@ -347,6 +347,28 @@ drv_test_redis_start_tls(struct drv_test_redis *r, int auth_clients)
     return redis_start(r, auth_clients ? 1 : 0);
 }
 
+int
+drv_test_hosts_entry(void)
+{
+    char line[512];
+    FILE *f = fopen("/etc/hosts", "r");
+    int found = 0;
+
+    if (f == NULL)
+        return -errno;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        if (line[0] != '#' && strstr(line, DRV_TEST_HOSTS_NAME) != NULL)
+            found = 1;
+    fclose(f);
+    if (found)
+        return 0;
+    f = fopen("/etc/hosts", "a");
+    if (f == NULL)
+        return -errno;
+    fprintf(f, "127.0.0.1 " DRV_TEST_HOSTS_NAME "\n");
+    return fclose(f) == 0 ? 0 : -errno;
+}
+
 static void
 reap(struct drv_test_redis *r, int sig)
 {

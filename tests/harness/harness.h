@@ -67,6 +67,18 @@ int drv_test_make_certs(const char *dir);
  * TLS (drv_test_redis_start_tls, no client certificates required). */
 int drv_test_redis_tls_group_setup(void **st);
 
+/* A host name for 127.0.0.1 that drv_test_hosts_entry puts into
+ * /etc/hosts; the TLS server's certificate names it. */
+#define DRV_TEST_HOSTS_NAME "drover-test-redis"
+
+/*
+ * drv_test_hosts_entry -- add "127.0.0.1 drover-test-redis" to /etc/hosts
+ * unless a line names it already (it is never removed: other tests may be
+ * using it). 0, or -errno when /etc/hosts cannot be read or written (the
+ * caller skips, saying why).
+ */
+int drv_test_hosts_entry(void);
+
 /* drv_test_redis_stop -- SIGTERM the server and wait; keep=1 keeps the dir. */
 void drv_test_redis_stop(struct drv_test_redis *r);
 

@@ -1366,31 +1366,7 @@ test_redis_host_names(void **st)
     assert_int_equal(s->ready[1], 0);
 }
 
-#define HOSTS_NAME "drover-test-redis"
-
-/* Add "127.0.0.1 drover-test-redis" to /etc/hosts unless a line has it
- * already. 0, or -errno when the file cannot be read or written. */
-static int
-hosts_entry(void)
-{
-    char line[512];
-    FILE *f = fopen("/etc/hosts", "r");
-    int found = 0;
-
-    if (f == NULL)
-        return -errno;
-    while (!found && fgets(line, sizeof line, f) != NULL)
-        if (strstr(line, HOSTS_NAME) != NULL && line[0] != '#')
-            found = 1;
-    fclose(f);
-    if (found)
-        return 0;
-    f = fopen("/etc/hosts", "a");
-    if (f == NULL)
-        return -errno;
-    fprintf(f, "127.0.0.1 " HOSTS_NAME "\n");
-    return fclose(f) == 0 ? 0 : -errno;
-}
+#define HOSTS_NAME DRV_TEST_HOSTS_NAME
 
 static void
 hosts_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
@@ -1411,7 +1387,7 @@ test_redis_host_name_etc_hosts(void **st)
 
     if (drv_test_srv.external)
         skip();
-    rc = hosts_entry();
+    rc = drv_test_hosts_entry();
     if (rc < 0) {
         printf("skipped: cannot add '127.0.0.1 " HOSTS_NAME "' to "
                "/etc/hosts: %s\n", strerror(-rc));
