@@ -91,11 +91,23 @@ struct drv_config_kv {
     char *value;    /* owned; a header value is a template */
 };
 
+/* `redis.tls:` (for rediss:// URLs); unset strings are NULL */
+struct drv_config_redis_tls {
+    char *ca_file;      /* owned: PEM CAs; NULL = the system store */
+    char *cert_file;    /* owned: PEM client certificate, or NULL */
+    char *key_file;     /* owned: its key; NULL = in cert_file */
+    char *server_name;  /* owned: name to verify and send (SNI); NULL =
+                           the host of the URL */
+    bool verify;        /* verify the server (default true) */
+};
+
 /* `redis:` */
 struct drv_config_redis {
-    char *url;      /* owned: redis://... or unix://... */
+    char *url;      /* owned: redis://..., rediss://... or unix://... */
     char *prefix;   /* owned: key prefix P, no braces */
+    struct drv_config_redis_tls tls; /* `tls:` */
 };
+
 
 /* `worker:` */
 struct drv_config_worker {
@@ -267,10 +279,18 @@ drv_config_pipeline(const struct drv_config *cfg, const char *name);
 int drv_config_check_queue(const char *name, struct drv_err *err);
 
 /*
- * drv_config_check_redis_url -- 0 if url starts with redis:// or
- * unix://, else -EINVAL with err (may be NULL). For --redis.
+ * drv_config_check_redis_url -- 0 if url starts with redis://, rediss://
+ * or unix://, else -EINVAL with err (may be NULL). For --redis.
  */
 int drv_config_check_redis_url(const char *url, struct drv_err *err);
+
+/*
+ * drv_config_redis_tls -- cfg's redis.tls as the settings pkg/redis
+ * takes (out borrows cfg's strings: valid while cfg is).
+ */
+struct drv_redis_tls;
+void drv_config_redis_tls(const struct drv_config *cfg,
+                          struct drv_redis_tls *out);
 
 /* drv_hkind_name -- "noop", "echo", ... ("?" when out of range). */
 const char *drv_hkind_name(enum drv_hkind kind);

@@ -26,6 +26,7 @@
 #include "drover/config.h"
 #include "drover/error.h"
 #include "drover/parse.h"
+#include "drover/redis.h"
 
 #include "config_int.h"
 
@@ -57,10 +58,11 @@ int
 drv_config_check_redis_url(const char *url, struct drv_err *err)
 {
     if (url != NULL && (strncmp(url, "redis://", strlen("redis://")) == 0 ||
+                        strncmp(url, "rediss://", strlen("rediss://")) == 0 ||
                         strncmp(url, "unix://", strlen("unix://")) == 0))
         return 0;
     return drv_err_set(err, -EINVAL,
-                       "must start with redis:// or unix://");
+                       "must start with redis://, rediss:// or unix://");
 }
 
 static int
@@ -139,6 +141,24 @@ static const struct drv__config_field redis_fields[] = {
     {.name = "prefix", .kind = DRV__CONFIG_STRING,
      .off = offsetof(struct drv_config_redis, prefix),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_prefix},
+    {.name = "tls", .kind = DRV__CONFIG_SPECIAL},
+};
+
+static const struct drv__config_field tls_fields[] = {
+    {.name = "ca_file", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, ca_file),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "cert_file", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, cert_file),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "key_file", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, key_file),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "server_name", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, server_name),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "verify", .kind = DRV__CONFIG_BOOL,
+     .off = offsetof(struct drv_config_redis_tls, verify)},
 };
 
 static const struct drv__config_field worker_fields[] = {
@@ -194,6 +214,67 @@ read_fields(struct drv__config_ctx *c, yaml_node_t *node,
     struct fields_read r = {.table = table, .n = n, .target = target};
 
     drv__config_each_pair(c, node, field_pair, &r);
+}
+
+/* `redis:`: plain fields, and `tls:` (a mapping of its own). */
+struct redis_read {
+    yaml_node_t *tls_key;       /* borrowed: the `tls` key, if present */
+};
+
+static void
+redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+           yaml_node_t *vnode, void *arg)
+{
+    struct redis_read *rr = arg;
+    struct drv_config_redis *red = &c->cfg->redis;
+    const struct drv__config_field *f =
+        drv__config_field_find(redis_fields, DRV_ARRAY_LEN(redis_fields),
+                               key);
+
+    if (f == NULL) {
+        drv__config_unknown_key(c, knode, redis_fields,
+                                DRV_ARRAY_LEN(redis_fields), 0);
+    } else if (f->kind == DRV__CONFIG_SPECIAL) {
+        rr->tls_key = knode;
+        if (!drv__config_is_null(vnode))
+            read_fields(c, vnode, tls_fields, DRV_ARRAY_LEN(tls_fields),
+                        &red->tls);
+    } else {
+        drv__config_field_set(c, f, vnode, red);
+    }
+}
+
+static void
+read_redis(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv_config_redis_tls *t = &c->cfg->redis.tls;
+    struct redis_read rr = {NULL};
+    size_t mark;
+
+    drv__config_each_pair(c, node, redis_pair, &rr);
+    if (rr.tls_key == NULL)
+        return;
+    mark = drv__config_path_push_key(c, "tls");
+    if (strncmp(c->cfg->redis.url, "rediss://", strlen("rediss://")) != 0)
+        drv__config_report(c, rr.tls_key, "TLS settings need a rediss:// "
+                           "url (redis.url is not one)");
+    else if (t->key_file != NULL && t->cert_file == NULL)
+        drv__config_report(c, rr.tls_key, "key_file needs cert_file");
+    drv__config_path_pop(c, mark);
+}
+
+void
+drv_config_redis_tls(const struct drv_config *cfg, struct drv_redis_tls *out)
+{
+    const struct drv_config_redis_tls *t = &cfg->redis.tls;
+
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    memset(out, 0, sizeof *out);
+    out->ca_file = t->ca_file;
+    out->cert_file = t->cert_file;
+    out->key_file = t->key_file;
+    out->server_name = t->server_name;
+    out->no_verify = !t->verify;
 }
 
 /* ------------------------------------------------------------ queues */
@@ -314,8 +395,7 @@ read_root(struct drv__config_ctx *c, yaml_node_t *root)
         mark = drv__config_path_push_key(c, section_names[i]);
         switch (i) {
         case SEC_REDIS:
-            read_fields(c, sections[i], redis_fields,
-                        DRV_ARRAY_LEN(redis_fields), &c->cfg->redis);
+            read_redis(c, sections[i]);
             break;
         case SEC_WORKER:
             read_fields(c, sections[i], worker_fields,
@@ -347,6 +427,7 @@ config_create(const char *name)
     cfg->file = drv_xstrdup(name);
     cfg->redis.url = drv_xstrdup(DRV_CONFIG_REDIS_URL);
     cfg->redis.prefix = drv_xstrdup(DRV_CONFIG_REDIS_PREFIX);
+    cfg->redis.tls.verify = true;
     w = &cfg->worker;
     w->concurrency = DRV_CONFIG_CONCURRENCY;
     w->batch = DRV_CONFIG_BATCH;
@@ -375,6 +456,10 @@ drv_config_free(struct drv_config *cfg)
     free(cfg->file);
     free(cfg->redis.url);
     free(cfg->redis.prefix);
+    free(cfg->redis.tls.ca_file);
+    free(cfg->redis.tls.cert_file);
+    free(cfg->redis.tls.key_file);
+    free(cfg->redis.tls.server_name);
     free(cfg->worker.metrics);
     drv__config_strv_free(cfg->queues, cfg->nqueues);
     for (i = 0; i < cfg->njobs; i++)

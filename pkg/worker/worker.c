@@ -198,6 +198,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     const struct drv_config *cfg = o->cfg;
     struct drv_worker *w = NULL;
     struct drv_redis_opts ro;
+    struct drv_redis_tls tls;
     struct drv_pool_opts po;
     char name[200];
     size_t i;
@@ -224,6 +225,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
 
     memset(&ro, 0, sizeof ro);
     ro.url = cfg->redis.url;
+    drv_config_redis_tls(cfg, &tls);
+    ro.tls = &tls;
     ro.on_state = on_cmd_state;
     ro.ctx = w;
     snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
