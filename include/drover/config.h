@@ -91,10 +91,24 @@ struct drv_config_kv {
     char *value;    /* owned; a header value is a template */
 };
 
+/* `redis.sentinel:` -- find the primary through Redis Sentinel. */
+struct drv_config_sentinel {
+    char *master;   /* owned: the name the sentinels monitor; NULL = no
+                       sentinel (connect to redis.url's host) */
+    char **addrs;   /* owned: "HOST[:PORT]" of each sentinel, in order,
+                       NULL-terminated */
+    size_t naddrs;  /* entries of addrs, >= 1 when master is set */
+    char *user;     /* owned: ACL user on the sentinels, NULL = none
+                       (password: $DROVER_SENTINEL_PASSWORD) */
+};
+
 /* `redis:` */
 struct drv_config_redis {
-    char *url;      /* owned: redis://... or unix://... */
+    char *url;      /* owned: redis://... or unix://...; with a sentinel
+                       only scheme, user and db: redis:///0 */
     char *prefix;   /* owned: key prefix P, no braces */
+    struct drv_config_sentinel sentinel; /* `sentinel:`; master NULL when
+                                            absent */
 };
 
 /* `worker:` */

@@ -26,6 +26,7 @@
 #include "drover/config.h"
 #include "drover/error.h"
 #include "drover/parse.h"
+#include "drover/redis_sentinel.h"
 
 #include "config_int.h"
 
@@ -139,6 +140,44 @@ static const struct drv__config_field redis_fields[] = {
     {.name = "prefix", .kind = DRV__CONFIG_STRING,
      .off = offsetof(struct drv_config_redis, prefix),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_prefix},
+    {.name = "sentinel", .kind = DRV__CONFIG_SPECIAL},
+};
+
+/* redis.sentinel.addrs[i]: HOST[:PORT] or [IPv6][:PORT]. */
+static int
+check_sentinel_addr(const char *s, struct drv_err *err)
+{
+    struct drv_redis_sentinel_addr a;
+
+    return drv_redis_sentinel_addr_parse(s, &a, err);
+}
+
+/* redis.sentinel.master: one word (it goes into SENTINEL commands and is
+ * matched against +switch-master messages, which split on spaces). */
+static int
+check_master_name(const char *s, struct drv_err *err)
+{
+    if (strlen(s) >= DRV_REDIS_SENTINEL_NAME_MAX)
+        return drv_err_set(err, -EINVAL, "must be shorter than %d bytes",
+                           DRV_REDIS_SENTINEL_NAME_MAX);
+    if (strpbrk(s, " \t\r\n") != NULL)
+        return drv_err_set(err, -EINVAL, "must not contain white space");
+    return 0;
+}
+
+static const struct drv__config_field sentinel_fields[] = {
+    {.name = "master", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_sentinel, master),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .check = check_master_name},
+    {.name = "addrs", .kind = DRV__CONFIG_STRSEQ,
+     .off = offsetof(struct drv_config_sentinel, addrs),
+     .count_off = offsetof(struct drv_config_sentinel, naddrs),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .check = check_sentinel_addr},
+    {.name = "user", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_sentinel, user),
+     .flags = DRV__CONFIG_NONEMPTY},
 };
 
 static const struct drv__config_field worker_fields[] = {
@@ -194,6 +233,96 @@ read_fields(struct drv__config_ctx *c, yaml_node_t *node,
     struct fields_read r = {.table = table, .n = n, .target = target};
 
     drv__config_each_pair(c, node, field_pair, &r);
+}
+
+/* Free what a drv_config_sentinel holds; it is empty after. */
+static void
+sentinel_clear(struct drv_config_sentinel *st)
+{
+    free(st->master);
+    drv__config_strv_free(st->addrs, st->naddrs);
+    free(st->user);
+    memset(st, 0, sizeof *st);
+}
+
+/* `redis.sentinel:` (vnode; knode is its key). Kept only when whole. */
+static void
+read_sentinel(struct drv__config_ctx *c, yaml_node_t *knode,
+              yaml_node_t *vnode)
+{
+    struct drv_config_sentinel *st = &c->cfg->redis.sentinel;
+    size_t before = c->errs->n;
+    size_t i;
+
+    if (drv__config_is_null(vnode))
+        return;             /* `sentinel:` with nothing: no sentinel */
+    read_fields(c, vnode, sentinel_fields, DRV_ARRAY_LEN(sentinel_fields),
+                st);
+    if (vnode->type == YAML_MAPPING_NODE)
+        for (i = 0; i < DRV_ARRAY_LEN(sentinel_fields); i++)
+            if ((sentinel_fields[i].flags & DRV__CONFIG_REQUIRED) &&
+                drv__config_find_value(c, vnode,
+                                       sentinel_fields[i].name) == NULL)
+                drv__config_report(c, knode, "missing required key \"%s\"",
+                                   sentinel_fields[i].name);
+    if (c->errs->n > before)
+        sentinel_clear(st);
+}
+
+static void
+redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+           yaml_node_t *vnode, void *arg)
+{
+    const struct drv__config_field *f =
+        drv__config_field_find(redis_fields, DRV_ARRAY_LEN(redis_fields),
+                               key);
+
+    (void)arg;
+    if (f == NULL)
+        drv__config_unknown_key(c, knode, redis_fields,
+                                DRV_ARRAY_LEN(redis_fields), 0);
+    else if (f->kind == DRV__CONFIG_SPECIAL)
+        read_sentinel(c, knode, vnode);
+    else
+        drv__config_field_set(c, f, vnode, &c->cfg->redis);
+}
+
+/*
+ * `redis:`. With a sentinel the URL carries only the scheme, the user and
+ * the db (redis:///0): a host there is an error, and the default URL
+ * (which names 127.0.0.1) becomes "redis:///0".
+ */
+static void
+read_redis(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv_config_redis *r = &c->cfg->redis;
+    yaml_node_t *url = NULL;
+    yaml_node_t *sn = NULL;
+    struct drv_err err;
+    size_t mark;
+
+    if (drv__config_each_pair(c, node, redis_pair, NULL) < 0)
+        return;
+    /* the URL is judged even when the sentinel section has errors */
+    sn = drv__config_find_value(c, node, "sentinel");
+    if (sn == NULL || drv__config_is_null(sn))
+        return;
+    url = drv__config_find_value(c, node, "url");
+    if (url == NULL) {
+        free(r->url);
+        r->url = drv_xstrdup("redis:///0");
+        return;
+    }
+    /* a URL refused by its own check was not stored: nothing to add */
+    if (url->type != YAML_SCALAR_NODE ||
+        strcmp((const char *)url->data.scalar.value, r->url) != 0)
+        return;
+    drv_err_clear(&err);
+    if (drv_redis_sentinel_url_check(r->url, &err) < 0) {
+        mark = drv__config_path_push_key(c, "url");
+        drv__config_report(c, url, "%s", err.msg);
+        drv__config_path_pop(c, mark);
+    }
 }
 
 /* ------------------------------------------------------------ queues */
@@ -314,8 +443,7 @@ read_root(struct drv__config_ctx *c, yaml_node_t *root)
         mark = drv__config_path_push_key(c, section_names[i]);
         switch (i) {
         case SEC_REDIS:
-            read_fields(c, sections[i], redis_fields,
-                        DRV_ARRAY_LEN(redis_fields), &c->cfg->redis);
+            read_redis(c, sections[i]);
             break;
         case SEC_WORKER:
             read_fields(c, sections[i], worker_fields,
@@ -375,6 +503,7 @@ drv_config_free(struct drv_config *cfg)
     free(cfg->file);
     free(cfg->redis.url);
     free(cfg->redis.prefix);
+    sentinel_clear(&cfg->redis.sentinel);
     free(cfg->worker.metrics);
     drv__config_strv_free(cfg->queues, cfg->nqueues);
     for (i = 0; i < cfg->njobs; i++)
