@@ -15,7 +15,8 @@ VARIANT ?= release
 B := build/$(VARIANT)
 
 CC := gcc
-PKGS_PC := libevent libevent_pthreads hiredis yaml-0.1 libcurl
+PKGS_PC := libevent libevent_pthreads libevent_openssl openssl hiredis yaml-0.1 \
+           libcurl
 PC_CFLAGS := $(shell pkg-config --cflags $(PKGS_PC) 2>/dev/null)
 PC_LIBS := $(shell pkg-config --libs $(PKGS_PC) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -142,6 +143,7 @@ $(B)/plugins/lib%.so: tests/plugins/%.c
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
             libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
+            libssl-dev openssl \
             python3 clang-14 libclang-rt-14-dev xxd chromium chromium-driver
 
 deps:

@@ -281,8 +281,8 @@ drv_config_pipeline(const struct drv_config *cfg, const char *name);
 int drv_config_check_queue(const char *name, struct drv_err *err);
 
 /*
- * drv_config_check_redis_url -- 0 if url starts with redis:// or
- * unix://, else -EINVAL with err (may be NULL). For --redis.
+ * drv_config_check_redis_url -- 0 if url starts with redis://, rediss://
+ * or unix://, else -EINVAL with err (may be NULL). For --redis.
  */
 int drv_config_check_redis_url(const char *url, struct drv_err *err);
 

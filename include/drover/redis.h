@@ -1,16 +1,32 @@
 /*
- * drover/redis.h -- an async Redis connection on the libevent loop
- * (hiredis 0.14.1). It knows nothing of jobs.
+ * drover/redis.h -- an async Redis connection on the libevent loop. It
+ * knows nothing of jobs.
+ *
+ * The transport is drover's own: a libevent bufferevent per connection,
+ * a plain socket (TCP or unix) or OpenSSL on top of one (rediss://), one
+ * code path for all three. hiredis (0.14.1) is used only for its RESP
+ * reader and its command formatting.
  *
  * One struct drv_redis is one connection with one role: the worker makes
  * two, a "command" connection (XACK, scripts, XAUTOCLAIM) and a
  * "blocking" one (XREADGROUP BLOCK), so a blocking read never delays a
  * command. Each connection:
  *
- *   - connects by URL (drv_redis_url_parse): redis://[user:pass@]IP:port/db
- *     or unix:///path[?db=N]. Host names are rejected, never resolved:
- *     hiredis resolves synchronously and would block the loop;
- *     "localhost" is taken as 127.0.0.1;
+ *   - connects by URL (drv_redis_url_parse): redis://[user:pass@]HOST:port/db,
+ *     rediss://... (TLS) or unix:///path[?db=N]. HOST is a name or an IP
+ *     literal. A name is resolved with getaddrinfo on a short-lived thread
+ *     (never on the loop), again before every attempt, and every address
+ *     it gives is tried in order; what a name resolved to is logged once
+ *     per change;
+ *   - with TLS, verifies the server's certificate (the CA file or the
+ *     system store) and its name or IP (or opts.tls->server_name), sends
+ *     SNI for names, presents a client certificate when one is set,
+ *     requires TLS 1.2 or later, and resumes the previous session on a
+ *     reconnect. A failed verification is a connection error like any
+ *     other ("TLS: certificate verify failed: ..."), retried with backoff;
+ *   - asks where to connect before each attempt: the target comes from the
+ *     URL, from drv_redis_set_target, or from opts.locate (see "Where to
+ *     connect" below) -- the hook Sentinel discovery and Cluster nodes use;
  *   - runs its setup after each connect: AUTH (user from the URL, password
  *     from the URL or else $DROVER_REDIS_PASSWORD), SELECT db (when != 0),
  *     CLIENT SETNAME (when a name is given), CLIENT ID (stored); then it is
@@ -19,7 +35,9 @@
  *     connection is dropped (a Redis connection is a FIFO: a late reply
  *     cannot be skipped), that command fails with -ETIMEDOUT and every
  *     other one pending on the connection with DRV_EDOWN;
- *   - reconnects by itself with exponential backoff and jitter.
+ *   - reconnects by itself with exponential backoff and jitter. The
+ *     connect timeout bounds each address's connect and TLS handshake, and
+ *     the name resolution.
  *
  * Commands issued while the connection is not READY fail fast: the call
  * returns 0 and the callback runs on a later loop turn with DRV_EDOWN.
@@ -27,10 +45,12 @@
  * on_state(READY). Any failed command (-ETIMEDOUT, DRV_EDOWN) may or may
  * not have been applied by Redis: make writes idempotent.
  *
- * Threads: everything here runs on the loop thread only.
+ * Threads: everything here runs on the loop thread only (the resolver
+ * thread touches nothing but its own request and, under a lock, the
+ * loop's event to wake it).
  *
- * SIGPIPE: hiredis 0.14 writes with write(2); the process must ignore
- * SIGPIPE (signal(SIGPIPE, SIG_IGN)) or a write to a dead server kills it.
+ * SIGPIPE: a write to a dead server raises SIGPIPE; the process must
+ * ignore it (signal(SIGPIPE, SIG_IGN)) or it is killed.
  */
 #ifndef DROVER_REDIS_H
 #define DROVER_REDIS_H
@@ -71,7 +91,8 @@ void drv_argv_addll(struct drv_argv *a, long long v);
 
 /* ------------------------------------------------------------------ URL */
 
-#define DRV_REDIS_HOST_MAX 64  /* an IP literal, without brackets */
+#define DRV_REDIS_HOST_MAX 256 /* a DNS name or an IP literal, without
+                                  brackets, and its NUL */
 #define DRV_REDIS_PATH_MAX 108 /* sizeof sun_path */
 #define DRV_REDIS_CRED_MAX 256 /* user name or password, decoded */
 
@@ -79,7 +100,8 @@ void drv_argv_addll(struct drv_argv *a, long long v);
  * password you are done with (explicit_bzero). */
 struct drv_redis_url {
     int is_unix;                        /* 1: unix socket, 0: TCP */
-    char host[DRV_REDIS_HOST_MAX];      /* TCP: IPv4/IPv6 literal */
+    int tls;                            /* 1: rediss:// (TLS over TCP) */
+    char host[DRV_REDIS_HOST_MAX];      /* TCP: name or IPv4/IPv6 literal */
     int port;                           /* TCP: 1..65535 (default 6379) */
     char path[DRV_REDIS_PATH_MAX];      /* unix: absolute socket path */
     int db;                             /* SELECT db; 0 = default */
@@ -90,16 +112,18 @@ struct drv_redis_url {
 /*
  * drv_redis_url_parse -- parse url into *out. Accepted forms:
  *
- *   redis://HOST[:PORT][/DB]          HOST: IPv4, [IPv6] or localhost
+ *   redis://HOST[:PORT][/DB]          HOST: a name, IPv4 or [IPv6]
  *   redis://[USER][:PASS]@HOST[:PORT][/DB]
+ *   rediss://...                      the same, over TLS
  *   unix:///abs/path.sock[?db=N]
  *   unix://[USER][:PASS]@/abs/path.sock[?db=N]
  *
  * USER, PASS and the path may be percent-encoded (%40 for '@'). The
  * user info ends at the last '@', so a raw '@', ':' or '/' inside the
- * password still parses. A host name other than localhost is an error
- * (nothing is resolved). Returns 0, or DRV_ECONFIG with err->msg naming
- * the problem (the URL in the message is redacted). Any thread.
+ * password still parses. A name must be a DNS name (letters, digits, '-',
+ * '_' and dots; labels of 1..63, at most 253 in all); nothing is resolved
+ * here. Returns 0, or DRV_ECONFIG with err->msg naming the problem (the
+ * URL in the message is redacted). Any thread.
  */
 int drv_redis_url_parse(const char *url, struct drv_redis_url *out,
                         struct drv_err *err);
@@ -111,6 +135,52 @@ int drv_redis_url_parse(const char *url, struct drv_redis_url *out,
  * does not parse. Returns buf. Any thread.
  */
 char *drv_redis_url_redact(const char *url, char *buf, size_t n);
+
+/* ------------------------------------------------------------ TLS */
+
+/*
+ * struct drv_redis_tls -- TLS settings of a rediss:// connection (the
+ * config's redis.tls). Every string is borrowed by the call it is passed
+ * to and copied or used before it returns; NULL or "" means unset.
+ */
+struct drv_redis_tls {
+    const char *ca_file;      /* PEM CAs to trust; unset = the system store */
+    const char *cert_file;    /* PEM client certificate (chain); unset = none */
+    const char *key_file;     /* its private key; unset = cert_file */
+    const char *server_name;  /* name to verify and send as SNI; unset = the
+                                 host connected to */
+    int no_verify;            /* 1 = do not verify the server (verify:
+                                 false); 0 (default) = verify */
+};
+
+/* ------------------------------------------------------- where to connect */
+
+/*
+ * struct drv_redis_target -- one place to connect to: a TCP host (a name
+ * or an IP literal) and port, or a unix socket path. TLS, the user, the
+ * password and the db always come from the URL.
+ */
+struct drv_redis_target {
+    int is_unix;                        /* 1: path, 0: host and port */
+    char host[DRV_REDIS_HOST_MAX];      /* TCP: name or IP literal */
+    int port;                           /* TCP: 1..65535 */
+    char path[DRV_REDIS_PATH_MAX];      /* unix: absolute socket path */
+};
+
+/*
+ * drv_redis_locate_fn -- "where to connect", asked on the loop thread
+ * before every connection attempt (the first and each reconnect), with
+ * *target holding the current target (the URL's, or the last one set).
+ * Change *target and return 0 to connect there; return a negative code
+ * (e.g. -EAGAIN: not known yet) to skip this attempt: it counts as a
+ * failed attempt and the next one comes after the usual backoff (or at
+ * once after drv_redis_reconnect). Must not call drv_redis_free on r (it
+ * may issue commands on other connections, and call drv_redis_set_target
+ * on r).
+ */
+struct drv_redis;
+typedef int drv_redis_locate_fn(struct drv_redis *r,
+                                struct drv_redis_target *target, void *ctx);
 
 /* ----------------------------------------------------------- connection */
 
@@ -156,8 +226,13 @@ struct drv_redis_opts {
                                    capped, drawn in [d/2, d]; 0 = 100 */
     int64_t backoff_max_ms;     /* cap of d; 0 = 5000 */
     int keepalive_s;            /* TCP keepalive idle; 0 = 15, <0 = off */
+    const struct drv_redis_tls *tls; /* rediss:// settings; NULL = the
+                                   defaults (system store, verify); only
+                                   read during drv_redis_create */
     drv_redis_state_fn *on_state; /* may be NULL */
     void *ctx;                  /* borrowed: for on_state */
+    drv_redis_locate_fn *locate; /* where to connect; NULL = the target */
+    void *locate_ctx;           /* borrowed: for locate */
 };
 
 struct drv_redis_stats {
@@ -165,8 +240,11 @@ struct drv_redis_stats {
     uint64_t connects;    /* times READY was reached */
     uint64_t disconnects; /* READY connections lost */
     uint64_t timeouts;    /* connections dropped by a deadline */
-    uint64_t commands;    /* commands handed to hiredis */
+    uint64_t commands;    /* commands written to the connection */
     uint64_t failed_fast; /* commands failed with DRV_EDOWN while down */
+    uint64_t resolves;    /* name resolutions started */
+    uint64_t tls_handshakes; /* TLS handshakes completed */
+    uint64_t tls_resumed; /* of which resumed a previous session */
 };
 
 /*
@@ -174,8 +252,10 @@ struct drv_redis_stats {
  * Returns at once; connecting starts on the first loop turn and goes on
  * (with backoff) until READY, and again after every loss. opts and its
  * strings are copied; opts->ctx is borrowed until drv_redis_free. Returns
- * 0; DRV_ECONFIG with err filled for a bad URL or option (*out stays
- * NULL). $DROVER_REDIS_PASSWORD is read here. Loop thread.
+ * 0; DRV_ECONFIG with err filled for a bad URL or option, or TLS files
+ * that cannot be loaded (*out stays NULL). $DROVER_REDIS_PASSWORD is read
+ * here, and the TLS CAs and client certificate are loaded here (a
+ * changed file is read again only by a new drv_redis). Loop thread.
  *
  * on_state contracts: (a) if create fails it never runs; (b) otherwise it
  * runs on the loop thread, never from inside a drv_redis_* call, once per
@@ -189,7 +269,7 @@ int drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
  * drv_redis_free -- close and release r; NULL does nothing. Callable from
  * anywhere on the loop thread, including r's own callbacks. Callbacks are
  * cleared first (on_state never runs again); the work finishes on a later
- * loop turn, outside any hiredis callback: every pending command callback
+ * loop turn, outside any I/O callback: every pending command callback
  * runs with -ECANCELED (replies that arrive in between are discarded and
  * reported -ECANCELED too), then the memory is freed. The loop must run
  * for that (drv_loop_run does not return before it is done). A second
@@ -200,7 +280,7 @@ void drv_redis_free(struct drv_redis *r);
 /*
  * drv_redis_command -- send one command, binary-safe: argc arguments
  * argv[i] of argvlen[i] bytes (argvlen NULL: strlen). argv is copied into
- * hiredis's buffer before returning. Default deadline
+ * the connection's output buffer before returning. Default deadline
  * (command_timeout_ms). Commands issued in one loop turn go out in one
  * write, and replies come back in order.
  *
@@ -208,8 +288,8 @@ void drv_redis_free(struct drv_redis *r);
  * change the connection's protocol or undo its setup. Do not send SELECT
  * or CLIENT REPLY either: the db is reapplied on reconnect from the URL
  * only, and every command must get exactly one reply. Replies nested
- * deeper than 7 levels are a protocol error in hiredis 0.14 and drop the
- * connection (pending commands get DRV_EDOWN). Loop thread only.
+ * deeper than 7 levels are a protocol error of hiredis 0.14's reader and
+ * drop the connection (pending commands get DRV_EDOWN). Loop thread only.
  *
  * Contracts: (a) on a negative return (-EINVAL bad arguments, -ECANCELED
  * r is being freed, -ENOMEM) cb never runs; (b) otherwise cb runs exactly
@@ -273,6 +353,42 @@ int drv_redis_multi(struct drv_redis *r, int64_t timeout_ms, size_t n,
  */
 int drv_redis_unblock(struct drv_redis *via, const struct drv_redis *blocked,
                       drv_redis_reply_fn *cb, void *ctx);
+
+/*
+ * Where to connect. A connection's target starts as the URL's host and
+ * port (or socket path). drv_redis_set_target replaces it for every later
+ * attempt (a Cluster node, a primary found through Sentinel); it does not
+ * touch the current connection. Called right after drv_redis_create, it
+ * decides the first attempt too. opts.locate, when set, is asked before
+ * each attempt and may change the target once more. With TLS the target's
+ * host is the name verified (unless tls->server_name is set).
+ */
+
+/* drv_redis_set_target -- use t from the next attempt on (copied).
+ * 0, or -EINVAL for an empty host/path or a bad port. Loop thread. */
+int drv_redis_set_target(struct drv_redis *r,
+                         const struct drv_redis_target *t);
+
+/* drv_redis_get_target -- copy the current target into *out. */
+void drv_redis_get_target(const struct drv_redis *r,
+                          struct drv_redis_target *out);
+
+/*
+ * drv_redis_reconnect -- drop the current connection, if any (its pending
+ * commands complete with DRV_EDOWN on a later turn, on_state(DOWN) runs if
+ * it was READY), and start a new attempt on the next loop turn without
+ * waiting for the backoff. why (static text) goes to the log. Never drops
+ * anything from inside this call. Returns 0, or -ECANCELED if r is being
+ * freed. Loop thread.
+ */
+int drv_redis_reconnect(struct drv_redis *r, const char *why);
+
+/*
+ * drv_redis_peer -- the address of the current connection, numeric:
+ * "127.0.0.1:6379", "[::1]:6379" or "/path/to.sock"; "" when there is
+ * none (not connected). Borrowed until the next state change. Loop thread.
+ */
+const char *drv_redis_peer(const struct drv_redis *r);
 
 /* drv_redis_state -- the current state. Loop thread. */
 enum drv_redis_state drv_redis_state(const struct drv_redis *r);

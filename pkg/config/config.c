@@ -58,10 +58,11 @@ int
 drv_config_check_redis_url(const char *url, struct drv_err *err)
 {
     if (url != NULL && (strncmp(url, "redis://", strlen("redis://")) == 0 ||
+                        strncmp(url, "rediss://", strlen("rediss://")) == 0 ||
                         strncmp(url, "unix://", strlen("unix://")) == 0))
         return 0;
     return drv_err_set(err, -EINVAL,
-                       "must start with redis:// or unix://");
+                       "must start with redis://, rediss:// or unix://");
 }
 
 static int

@@ -1,63 +1,85 @@
 /*
- * redis.c -- one async Redis connection on the libevent loop (hiredis
- * 0.14.1): setup, per-command deadlines, reconnect with backoff, scripts.
+ * redis.c -- one async Redis connection on the libevent loop: our own
+ * transport (bufferevents, plain or OpenSSL), setup, per-command
+ * deadlines, reconnect with backoff, scripts. hiredis only parses replies
+ * (redisReader) and formats commands (redisFormatCommandArgv).
  *
  * DESIGN
- * A struct drv_redis owns at most one live redisAsyncContext (r->ac, NULL
- * when down) and rebuilds a fresh one for every attempt (hiredis has no
- * reconnect). States: DOWN -> CONNECTING -> SETUP -> READY -> DOWN ...
- * lost() is the single "this context is gone" transition; it clears r->ac
- * first, so whatever runs later sees DOWN, and schedules the retry timer.
- * It is reached from hiredis's failed-connect callback (after which hiredis
- * frees the context and never calls the disconnect callback), from the
- * disconnect callback, from the first NULL reply of an error teardown, and
- * from drop(). A callback for a context that is no longer r->ac is stale.
+ * States: DOWN -> CONNECTING -> SETUP -> READY -> DOWN ... An attempt
+ * (one r->gen) goes through up to four steps, each owning its resource:
+ *   1. locate: opts.locate may change r->target (synchronous);
+ *   2. resolve: a name is looked up on a thread (redis_resolve.c; r->rq,
+ *      r->resolve_ev); an IP literal or a unix path needs no lookup;
+ *   3. connect: a non-blocking connect of each address in turn (r->fd,
+ *      r->conn_ev waiting for writability), the next address after a
+ *      refusal or a per-address timeout;
+ *   4. transport: the connected fd inside a bufferevent (r->bev), an
+ *      OpenSSL one for rediss:// whose BEV_EVENT_CONNECTED ends the
+ *      handshake; then SETUP (AUTH, SELECT, SETNAME, CLIENT ID) and READY.
+ * drop() is the single "this attempt or connection is gone" transition:
+ * close_transport() releases whatever step the attempt is in and moves
+ * every pending command to r->done (DRV_EDOWN, -ETIMEDOUT for one whose
+ * deadline passed, -ECANCELED when freeing), then lost() sets DOWN, logs
+ * and arms the retry timer. drop() may run inside our own bufferevent or
+ * event callbacks (libevent defers freeing a bufferevent that is inside
+ * its callback) but never runs user code: completions wait for the kick.
  *
- * We never free a context inside a hiredis callback: drop() (deadline,
- * failed setup, drv_redis_free) runs from our own timer or from the "kick"
- * event. Deadlines: each command stores an absolute deadline_ns; one lazy
- * timer is armed at the earliest one known and, when it fires, scans the
- * pending list (O(1) per command, O(n) per firing). A passed deadline
- * drops the whole connection: replies are FIFO, a late one cannot be
- * skipped.
- *
- * Completions: a reply is handed to the caller inside hiredis's reply
- * callback (it is borrowed from hiredis). Every other outcome (DRV_EDOWN
- * fail-fast, NULL replies of a dropped connection) goes on r->done and is
- * delivered by the kick event on a later turn, so user code never runs
- * inside hiredis's teardown nor inside the call that issued the command.
- * The kick drains only what was queued when it started, so a caller that
+ * Replies: the read callback feeds everything that arrived to the RESP
+ * reader and hands each reply to the oldest pending command (a Redis
+ * connection answers in order), inside that callback; the reply is freed
+ * when the callback returns. A MULTI unit is one command whose first
+ * `skip` replies (MULTI's OK, the QUEUED ones) are consumed silently. A
+ * reply with no command waiting (a server error at connect, such as max
+ * clients) and a parse error drop the connection. Every other outcome
+ * (DRV_EDOWN fail-fast, commands of a dropped connection) goes on r->done
+ * and is delivered by the kick event on a later turn, so user code never
+ * runs inside a teardown nor inside the call that issued the command. The
+ * kick drains only what was queued when it started, so a caller that
  * retries at once from its error callback cannot spin the loop.
  *
- * drv_redis_free only marks r freeing and kicks; the kick handler frees
- * the context (pending callbacks -> -ECANCELED) and then r. Until then r
- * stays valid for every callback that still names it, and every public
- * call on it fails at once with -ECANCELED.
+ * Deadlines: each command stores an absolute deadline_ns; one lazy timer
+ * is armed at the earliest one known and, when it fires, scans the
+ * pending list (O(1) per command, O(n) per firing). A passed deadline
+ * drops the whole connection: replies are FIFO, a late one cannot be
+ * skipped. The connect deadline bounds resolving, each address's connect
+ * and the TLS handshake.
  *
- * Invariants: at most one live context per drv_redis; the retry timer is
- * armed only while r->ac is NULL; every cmd is on exactly one of pending
- * (hiredis holds its callback) or done, or is being delivered; hiredis
- * calls on_reply exactly once per cmd, so each user callback runs once.
- * A real reply can only come from the live context: a context we let go
- * completes all its commands (NULL replies) before redisAsyncFree returns,
- * so commands need no generation tag; r->gen only names the context a
- * deferred drop is meant for.
+ * drv_redis_free only marks r freeing and kicks; the kick handler drops
+ * the connection (pending callbacks -> -ECANCELED) and then frees r. Until
+ * then r stays valid for every callback that still names it, and every
+ * public call on it fails at once with -ECANCELED.
  *
- * Loop thread only; no locks.
+ * Invariants: at most one attempt or connection per drv_redis; the retry
+ * timer is armed only while DOWN; every cmd is on exactly one of pending
+ * (written, awaiting its reply) or done, or is being delivered, so each
+ * user callback runs once. A reply can only come from the live bev, and a
+ * bev we let go takes no command with it (close_transport empties
+ * pending), so commands need no generation tag; r->gen only names the
+ * attempt a deferred drop is meant for.
+ *
+ * Loop thread only; no locks (the resolver thread is redis_resolve.c's).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "drover/buf.h"
 #include "drover/clock.h"
@@ -77,10 +99,13 @@
 #define NAME_MAX_LEN 128
 #define SMALL_ARGV 16
 #define MAX_TIMEOUT_MS (INT64_C(366) * 24 * 3600 * 1000) /* a year */
+#define PEEK_CHUNKS 16     /* input chunks fed to the reader per pass */
+#define PEER_MAX 128       /* "[v6]:port" or a socket path */
+#define WHY_MAX 320        /* text of a failure */
 
 enum cmd_where {
     CMD_NEW = 0,    /* not yet handed over */
-    CMD_PENDING,    /* in hiredis's callback list, on r->pending */
+    CMD_PENDING,    /* written, awaiting its reply, on r->pending */
     CMD_DONE        /* outcome decided, on r->done until the kick */
 };
 
@@ -93,6 +118,7 @@ struct cmd {
     int64_t deadline_ns;       /* absolute monotonic; 0 = none */
     int expired;               /* its deadline dropped the connection */
     int status;                /* outcome while on r->done */
+    size_t skip;               /* replies before ours to consume (MULTI) */
     drv_redis_reply_fn *cb;    /* completion; NULL = ignore */
     void *ctx;                 /* borrowed: the caller's */
     const struct drv_redis_script *script; /* borrowed: EVAL fallback */
@@ -131,17 +157,32 @@ struct drv_redis {
     int keepalive_s;           /* TCP keepalive idle; <= 0 off */
     drv_redis_state_fn *on_state; /* owner's hook; NULL after free */
     void *ctx;                 /* borrowed: for on_state */
+    drv_redis_locate_fn *locate; /* where to connect; NULL after free */
+    void *locate_ctx;          /* borrowed: for locate */
+    struct drv_redis_target target; /* where the next attempt goes */
 
-    redisAsyncContext *ac;     /* borrowed from hiredis (it frees it):
-                                  the live context, NULL when down */
-    uint64_t gen;              /* attempt counter: one per context */
+    SSL_CTX *ssl_ctx;          /* owned: rediss:// only, else NULL */
+    SSL_SESSION *session;      /* owned: the last TLS session, or NULL */
+    char *server_name;         /* owned: name to verify, or NULL = host */
+
+    uint64_t gen;              /* attempt counter */
     enum drv_redis_state state; /* see the DESIGN comment */
+    struct drv__redis_resolve *rq; /* step 2: the lookup, or NULL */
+    struct addrinfo *ai;       /* owned: addresses of this attempt */
+    struct addrinfo *ai_next;  /* borrowed from ai: next one to try */
+    int fd;                    /* step 3: the socket connecting, or -1 */
+    struct bufferevent *bev;   /* owned: step 4, the connection, or NULL */
+    redisReader *reader;       /* owned: its reply parser, or NULL */
+    char peer[PEER_MAX];       /* numeric address of fd/bev, or "" */
+    char why[WHY_MAX];         /* last address's failure, this attempt */
+    char addrs_log[512];       /* what the name last resolved to */
     int64_t connect_deadline_ns; /* CONNECTING: give up at; else 0 */
     int64_t client_id;         /* CLIENT ID of this connection, -1 */
-    uint64_t drop_gen;         /* drop context gen from the kick; 0 none */
+    uint64_t drop_gen;         /* drop attempt gen from the kick; 0 none */
     const char *drop_why;      /* static text: why */
     int notify_down;           /* on_state(DOWN) owed from the kick */
     int freeing;               /* drv_redis_free was called */
+    int retry_now;             /* next retry without backoff (reconnect) */
     unsigned fails;            /* failed attempts since the last READY */
 
     struct event *watch_ev;    /* owned: lazy deadline timer */
@@ -149,13 +190,20 @@ struct drv_redis {
     struct event *retry_ev;    /* owned: backoff timer -> start_connect */
     struct event *kick_ev;     /* owned: user event: done list, drop,
                                   DOWN notice, teardown */
-    struct cmd_list pending;   /* cmds inside hiredis, in send order */
+    struct event *resolve_ev;  /* owned: woken by the resolver thread */
+    struct event *conn_ev;     /* owned: writability of fd (assigned per
+                                  socket) */
+    struct cmd_list pending;   /* cmds written, in send order */
     struct cmd_list done;      /* decided outcomes awaiting the kick */
     struct drv_redis_stats stats; /* counters */
 };
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static void schedule_retry(struct drv_redis *r);
+static void teardown(struct drv_redis *r);
+static void on_watch(evutil_socket_t fd, short what, void *arg);
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+static void on_resolved(evutil_socket_t fd, short what, void *arg);
+static void on_conn(evutil_socket_t fd, short what, void *arg);
 
 /* --------------------------------------------------------------- helpers */
 
@@ -306,17 +354,35 @@ watch_arm(struct drv_redis *r, int64_t deadline_ns)
     DRV_AZ(event_add(r->watch_ev, &tv));
 }
 
-/* Hand c to hiredis on the live context. */
+/* Format argv into the connection's output buffer: one write per loop
+ * turn carries everything queued in it. 0 or -ENOMEM. */
+static int
+write_argv(struct drv_redis *r, int argc, const char **argv,
+           const size_t *argvlen)
+{
+    char *buf = NULL;
+    int len;
+
+    len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
+    if (len < 0 || buf == NULL)
+        return -ENOMEM;
+    if (evbuffer_add(bufferevent_get_output(r->bev), buf, (size_t)len) != 0)
+        len = -1;
+    redisFreeCommand(buf);
+    return len < 0 ? -ENOMEM : 0;
+}
+
+/* Write c's command on the live connection and queue c for its reply. */
 static int
 send_argv(struct drv_redis *r, struct cmd *c, int argc, const char **argv,
           const size_t *argvlen)
 {
-    DRV_AN(r->ac);
-    /* REDIS_ERR only for DISCONNECTING/FREEING (never the case for r->ac:
-     * lost() clears it before either) or out of memory. */
-    if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) !=
-        REDIS_OK)
-        return -ENOMEM;
+    int rc;
+
+    DRV_AN(r->bev);
+    rc = write_argv(r, argc, argv, argvlen);
+    if (rc < 0)
+        return rc;
     c->where = CMD_PENDING;
     TAILQ_INSERT_TAIL(&r->pending, c, link);
     r->stats.commands++;
@@ -327,16 +393,74 @@ send_argv(struct drv_redis *r, struct cmd *c, int argc, const char **argv,
 /* ------------------------------------------------------- state changes */
 
 /*
- * The live context is gone (or about to be freed by the caller). Clears
- * r->ac, never touches the context.
+ * Release whatever the current attempt holds (lookup, connecting socket,
+ * connection) and move every pending command to r->done. Runs no user
+ * code.
+ */
+static void
+close_transport(struct drv_redis *r)
+{
+    struct cmd *c;
+
+    if (r->rq != NULL) {
+        drv__redis_resolve_abandon(r->rq);
+        r->rq = NULL;
+    }
+    if (r->fd >= 0) {
+        event_del(r->conn_ev);
+        close(r->fd);
+        r->fd = -1;
+    }
+    if (r->bev != NULL) {
+        bufferevent_free(r->bev); /* closes the socket; SSL_free for TLS */
+        r->bev = NULL;
+    }
+    if (r->reader != NULL) {
+        redisReaderFree(r->reader);
+        r->reader = NULL;
+    }
+    if (r->ai != NULL) {
+        freeaddrinfo(r->ai);
+        r->ai = NULL;
+        r->ai_next = NULL;
+    }
+    r->peer[0] = '\0';
+    while ((c = TAILQ_FIRST(&r->pending)) != NULL) {
+        TAILQ_REMOVE(&r->pending, c, link);
+        c->where = CMD_NEW;
+        complete_later(r, c, r->freeing ? -ECANCELED
+                             : c->expired ? -ETIMEDOUT : DRV_EDOWN);
+    }
+}
+
+/* Log a failed attempt: loud on the 1st, 2nd, 4th, 8th... of a streak
+ * (a server that stays away is still reported, ever more rarely). */
+static void
+log_fail(struct drv_redis *r, const char *q, enum drv_redis_state prev)
+{
+    const char *step = prev == DRV_REDIS_SETUP ? "setup" : "connect";
+
+    r->fails++;
+    if ((r->fails & (r->fails - 1)) == 0)
+        DRV_LOG_WARN("redis connect failed",
+                     "conn=%s url=%s reason=%s state=%s attempt=%u",
+                     r->label, r->url_log, q, step, r->fails);
+    else
+        DRV_LOG_DEBUG("redis connect failed",
+                      "conn=%s reason=%s state=%s attempt=%u", r->label, q,
+                      step, r->fails);
+}
+
+/*
+ * The attempt or connection is gone (close_transport already ran): set
+ * DOWN, log, notify and arm the retry.
  */
 static void
 lost(struct drv_redis *r, const char *why)
 {
     enum drv_redis_state prev = r->state;
-    char q[160];
+    char q[WHY_MAX + 40];
 
-    r->ac = NULL;
     r->state = DRV_REDIS_DOWN;
     r->client_id = -1;
     r->connect_deadline_ns = 0;
@@ -355,32 +479,31 @@ lost(struct drv_redis *r, const char *why)
             r->notify_down = 1;
             kick(r);
         }
-    } else if (!r->freeing) {
-        r->fails++;
-        if (r->fails == 1)
-            DRV_LOG_WARN("redis connect failed",
-                          "conn=%s url=%s reason=%s state=%s", r->label,
-                          r->url_log, q,
-                          prev == DRV_REDIS_SETUP ? "setup" : "connect");
-        else
-            DRV_LOG_DEBUG("redis connect failed",
-                          "conn=%s reason=%s attempt=%u", r->label, q,
-                          r->fails);
+    } else if (!r->freeing && prev != DRV_REDIS_DOWN) {
+        log_fail(r, q, prev);
     }
-    if (!r->freeing)
+    if (r->freeing)
+        return;
+    if (r->retry_now) {
+        r->retry_now = 0;
+        event_active(r->retry_ev, EV_TIMEOUT, 0);
+    } else {
         schedule_retry(r);
+    }
 }
 
-/* Drop the live context; never from inside a hiredis callback. Every
- * pending command comes back through on_reply with NULL. */
+/* Drop the current attempt or connection. Never runs user code; safe
+ * inside our own I/O callbacks. */
 static void
 drop(struct drv_redis *r, const char *why)
 {
-    redisAsyncContext *ac = r->ac;
+    char copy[WHY_MAX];
 
-    DRV_AN(ac);
-    lost(r, why);
-    redisAsyncFree(ac);
+    /* why may point into r->why, which close_transport leaves alone, but
+     * keep our own copy all the same */
+    snprintf(copy, sizeof copy, "%s", why);
+    close_transport(r);
+    lost(r, copy);
 }
 
 static void
@@ -400,12 +523,15 @@ schedule_retry(struct drv_redis *r)
 }
 
 static void
-set_keepalive(int fd, int idle_s)
+set_tcp_options(int fd, int idle_s)
 {
     int on = 1, intvl = idle_s / 3 > 0 ? idle_s / 3 : 1, cnt = 3;
 
-    /* Best effort, and on the fd directly: hiredis's redisKeepAlive()
-     * would set c->err on failure and so kill the connection. */
+    /* Best effort: a socket option that fails is no reason to drop. No
+     * Nagle delay: commands are small and latency matters. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    if (idle_s <= 0)
+        return;
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
@@ -420,7 +546,7 @@ setup_reply_ok(struct drv_redis *r, int status, const redisReply *reply,
 {
     char q[300];
 
-    /* A failed status means the context is already gone: lost() ran. */
+    /* A failed status means the connection is already gone: lost() ran. */
     if (r->freeing || status < 0 || r->state != DRV_REDIS_SETUP ||
         r->drop_gen == r->gen)
         return 0;
@@ -483,8 +609,12 @@ on_client_id(struct drv_redis *r, int status, const redisReply *reply,
     r->retries = 0; /* only a full setup resets the backoff */
     r->stats.connects++;
     DRV_LOG_INFO("redis connected",
-                 "conn=%s url=%s client_id=%lld attempts=%u", r->label,
-                 r->url_log, (long long)r->client_id, r->fails + 1);
+                 "conn=%s url=%s peer=%s tls=%s client_id=%lld attempts=%u",
+                 r->label, r->url_log, r->peer,
+                 r->ssl_ctx == NULL ? "off"
+                 : SSL_session_reused(bufferevent_openssl_get_ssl(r->bev))
+                     ? "resumed" : "on",
+                 (long long)r->client_id, r->fails + 1);
     r->fails = 0;
     if (r->on_state != NULL)
         r->on_state(r, DRV_REDIS_READY, r->ctx);
@@ -539,72 +669,34 @@ send_setup(struct drv_redis *r)
     setup_cmd(r, on_client_id, 2, argv);
 }
 
-/* ------------------------------------------------- hiredis callbacks */
-
+/* Connected (and through the TLS handshake): run the setup commands,
+ * pipelined in one write. */
 static void
-on_connect(const redisAsyncContext *ac, int status)
+begin_setup(struct drv_redis *r)
 {
-    struct drv_redis *r;
-
-    DRV_CAST(r, ac->data, DRV_REDIS_MAGIC);
-    if (r->ac != ac)
-        return; /* stale: we already let it go */
-    if (status != REDIS_OK) {
-        /* hiredis frees ac when we return; no disconnect callback */
-        lost(r, ac->c.errstr);
-        return;
-    }
     r->state = DRV_REDIS_SETUP;
     r->connect_deadline_ns = 0;
-    DRV_LOG_DEBUG("redis socket connected", "conn=%s", r->label);
-    /* Commands issued here go out in the write hiredis does right after
-     * this callback returns. */
     send_setup(r);
 }
 
-static void
-on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct drv_redis *r;
-
-    (void)status;
-    DRV_CAST(r, ac->data, DRV_REDIS_MAGIC);
-    if (r->ac == ac)
-        lost(r, ac->c.errstr[0] ? ac->c.errstr : "connection closed");
-}
+/* ------------------------------------------------------------ replies */
 
 static int send_script(struct drv_redis *r, struct cmd *c, int by_sha);
 
+/* The reply to c (taken off pending) arrived on the live connection. */
 static void
-on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
+on_reply(struct drv_redis *r, struct cmd *c, const redisReply *reply)
 {
-    const redisReply *reply = reply_v;
-    struct drv_redis *r;
-    struct cmd *c;
     int rc;
 
-    DRV_CAST(c, privdata, CMD_MAGIC);
-    r = c->r;
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    DRV_ASSERT(c->where == CMD_PENDING);
-    TAILQ_REMOVE(&r->pending, c, link);
-    c->where = CMD_NEW;
-    if (reply == NULL) {
-        /* The context is being torn down. If it is still ours, hiredis
-         * found the error (EOF, reset): this is the first news of it. */
-        if (r->ac == ac)
-            lost(r, ac->c.errstr[0] ? ac->c.errstr : "connection closed");
-        complete_later(r, c, r->freeing ? -ECANCELED
-                             : c->expired ? -ETIMEDOUT : DRV_EDOWN);
-        return;
-    }
     if (r->freeing) {
         deliver(r, c, -ECANCELED, NULL);
         return;
     }
-    if (c->script != NULL && !c->retried && r->ac == ac && ready(r) &&
+    if (c->script != NULL && !c->retried && ready(r) &&
         drv_redis_reply_error_is(reply, "NOSCRIPT")) {
         c->retried = 1;
+        c->where = CMD_NEW;
         rc = send_script(r, c, 0);
         if (rc == 0)
             return;
@@ -614,45 +706,393 @@ on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
     deliver(r, c, 0, reply);
 }
 
-/* ------------------------------------------------------- our events */
+/* Hand every complete reply to its command, oldest first. */
+static void
+dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
+{
+    char why[WHY_MAX];
+    void *reply = NULL;
+    struct cmd *c;
+
+    for (;;) {
+        if (redisReaderGetReply(r->reader, &reply) != REDIS_OK) {
+            snprintf(why, sizeof why, "protocol error: %s",
+                     r->reader->errstr);
+            drop(r, why);
+            return;
+        }
+        if (reply == NULL)
+            return;
+        c = TAILQ_FIRST(&r->pending);
+        if (c == NULL) {
+            const redisReply *rp = reply;
+
+            /* an answer nobody asked for: the server is refusing us */
+            snprintf(why, sizeof why, "unexpected reply: %.*s",
+                     rp->type == REDIS_REPLY_ERROR ||
+                     rp->type == REDIS_REPLY_STATUS ? (int)rp->len : 0,
+                     rp->str != NULL ? rp->str : "");
+            freeReplyObject(reply);
+            drop(r, why);
+            return;
+        }
+        if (c->skip > 0) {
+            c->skip--; /* MULTI's OK or a QUEUED: EXEC tells all */
+            freeReplyObject(reply);
+            continue;
+        }
+        TAILQ_REMOVE(&r->pending, c, link);
+        c->where = CMD_NEW;
+        on_reply(r, c, reply);
+        freeReplyObject(reply);
+        if (r->bev != bev)
+            return; /* the callback's doing dropped it: the rest is moot */
+    }
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer_iovec v[PEEK_CHUNKS];
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct drv_redis *r;
+    size_t fed;
+    int n, i;
+
+    DRV_CAST(r, arg, DRV_REDIS_MAGIC);
+    DRV_ASSERT(r->bev == bev);
+    while (evbuffer_get_length(in) > 0) {
+        n = evbuffer_peek(in, -1, NULL, v, PEEK_CHUNKS);
+        if (n > PEEK_CHUNKS)
+            n = PEEK_CHUNKS;
+        fed = 0;
+        for (i = 0; i < n; i++) {
+            /* the reader copies; REDIS_ERR only for out of memory or an
+             * earlier error, which GetReply reports */
+            (void)redisReaderFeed(r->reader, v[i].iov_base, v[i].iov_len);
+            fed += v[i].iov_len;
+        }
+        evbuffer_drain(in, fed);
+    }
+    dispatch_replies(r, bev);
+}
+
+static void begin_setup(struct drv_redis *r);
+
+/* Name the certificate must carry: tls.server_name, else the host. */
+static const char *
+verify_name(const struct drv_redis *r)
+{
+    return r->server_name != NULL ? r->server_name : r->target.host;
+}
+
+static void
+on_bev_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct drv_redis *r;
+    char why[WHY_MAX];
+    unsigned long ossl = 0, e;
+    int sys = EVUTIL_SOCKET_ERROR();
+    SSL *ssl;
+
+    DRV_CAST(r, arg, DRV_REDIS_MAGIC);
+    DRV_ASSERT(r->bev == bev);
+    if (what & BEV_EVENT_CONNECTED) {
+        /* the TLS handshake is done (plain sockets never get here) */
+        ssl = bufferevent_openssl_get_ssl(bev);
+        r->stats.tls_handshakes++;
+        if (SSL_session_reused(ssl))
+            r->stats.tls_resumed++;
+        DRV_LOG_DEBUG("redis tls handshake done", "conn=%s peer=%s "
+                      "version=%s resumed=%d", r->label, r->peer,
+                      SSL_get_version(ssl), SSL_session_reused(ssl));
+        begin_setup(r);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (r->ssl_ctx != NULL) {
+        /* the oldest error is the cause; later ones are consequences */
+        while ((e = bufferevent_get_openssl_error(bev)) != 0)
+            if (ossl == 0)
+                ossl = e;
+        drv__redis_tls_describe(bufferevent_openssl_get_ssl(bev), ossl,
+                                (what & BEV_EVENT_EOF) ? 0 : sys,
+                                verify_name(r), why, sizeof why);
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(why, sizeof why, "connection closed by the server");
+    } else {
+        snprintf(why, sizeof why, "%s", strerror(sys));
+    }
+    drop(r, why);
+}
+
+/* ------------------------------------------------------------ connect */
+
+/* Numeric "host:port" ("[v6]:port") or the socket path of sa. */
+static void
+format_peer(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+
+    if (sa->sa_family == AF_UNIX) {
+        snprintf(buf, n, "%s", ((const struct sockaddr_un *)sa)->sun_path);
+        return;
+    }
+    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    snprintf(buf, n, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host,
+             port);
+}
+
+/* Step 4: fd is connected; wrap it and start TLS or the setup. */
+static void
+transport_up(struct drv_redis *r)
+{
+    SSL *ssl = NULL;
+    int fd = r->fd;
+
+    event_del(r->conn_ev);
+    r->fd = -1;
+    if (!r->target.is_unix)
+        set_tcp_options(fd, r->keepalive_s);
+    r->reader = redisReaderCreate();
+    if (r->reader == NULL)
+        goto oom;
+    if (r->ssl_ctx != NULL) {
+        ssl = drv__redis_tls_ssl(r->ssl_ctx, verify_name(r));
+        if (ssl == NULL)
+            goto oom;
+        if (r->session != NULL)
+            (void)SSL_set_session(ssl, r->session); /* resume if it can */
+        r->bev = bufferevent_openssl_socket_new(
+            r->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+            BEV_OPT_CLOSE_ON_FREE);
+        if (r->bev == NULL) {
+            SSL_free(ssl);
+            goto oom;
+        }
+        /* a server closing without close_notify is an EOF, not an error */
+        bufferevent_openssl_set_allow_dirty_shutdown(r->bev, 1);
+    } else {
+        r->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (r->bev == NULL)
+            goto oom;
+    }
+    bufferevent_setcb(r->bev, on_read, NULL, on_bev_event, r);
+    DRV_AZ(bufferevent_enable(r->bev, EV_READ | EV_WRITE));
+    DRV_LOG_DEBUG("redis socket connected", "conn=%s peer=%s tls=%d",
+                  r->label, r->peer, r->ssl_ctx != NULL);
+    if (r->ssl_ctx == NULL)
+        begin_setup(r);
+    /* else the handshake runs; BEV_EVENT_CONNECTED starts the setup */
+    return;
+oom:
+    close(fd);
+    drop(r, "out of memory");
+}
+
+/*
+ * Start a non-blocking connect to sa. 0: connected at once (unix) or in
+ * progress (r->fd, r->conn_ev armed); else -errno (failed at once, r->fd
+ * closed).
+ */
+static int
+try_addr(struct drv_redis *r, const struct sockaddr *sa, socklen_t len)
+{
+    int fd, e;
+
+    format_peer(sa, len, r->peer, sizeof r->peer);
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd < 0)
+        return -errno;
+    r->fd = fd;
+    if (connect(fd, sa, len) == 0) {
+        transport_up(r);
+        return 0;
+    }
+    e = errno;
+    if (e == EINPROGRESS || e == EAGAIN) {
+        /* a unix socket with a full backlog says EAGAIN: wait too */
+        event_assign(r->conn_ev, r->base, fd, EV_WRITE, on_conn, r);
+        DRV_AZ(event_add(r->conn_ev, NULL));
+        r->connect_deadline_ns = drv_clock_mono_ns() + r->connect_timeout_ns;
+        watch_arm(r, r->connect_deadline_ns);
+        return 0;
+    }
+    close(fd);
+    r->fd = -1;
+    return -e;
+}
+
+/* Try the remaining addresses of r->ai in order; drop when none is left. */
+static void
+next_addr(struct drv_redis *r)
+{
+    struct addrinfo *a;
+    int rc;
+
+    while ((a = r->ai_next) != NULL) {
+        r->ai_next = a->ai_next;
+        rc = try_addr(r, a->ai_addr, a->ai_addrlen);
+        if (rc == 0)
+            return;
+        snprintf(r->why, sizeof r->why, "connect to %s: %s", r->peer,
+                 strerror(-rc));
+    }
+    drop(r, r->why[0] != '\0' ? r->why : "no address to connect to");
+}
+
+static void
+on_conn(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_redis *r;
+    socklen_t len;
+    int e = 0;
+
+    (void)what;
+    DRV_CAST(r, arg, DRV_REDIS_MAGIC);
+    DRV_ASSERT(r->fd == fd);
+    len = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+        e = errno;
+    if (e == 0) {
+        transport_up(r);
+        return;
+    }
+    snprintf(r->why, sizeof r->why, "connect to %s: %s", r->peer,
+             strerror(e));
+    close(fd);
+    r->fd = -1;
+    if (r->target.is_unix)
+        drop(r, r->why);
+    else
+        next_addr(r);
+}
+
+/* Note what a name resolved to, in the log once per change. */
+static void
+log_addresses(struct drv_redis *r)
+{
+    char list[sizeof r->addrs_log], one[PEER_MAX], q[sizeof list + 8];
+    struct addrinfo *a;
+    size_t o = 0;
+
+    list[0] = '\0';
+    for (a = r->ai; a != NULL && o + 1 < sizeof list; a = a->ai_next) {
+        format_peer(a->ai_addr, a->ai_addrlen, one, sizeof one);
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s",
+                              o > 0 ? "," : "", one);
+    }
+    if (strcmp(list, r->addrs_log) == 0)
+        return;
+    snprintf(r->addrs_log, sizeof r->addrs_log, "%s", list);
+    DRV_LOG_INFO("redis host resolved", "conn=%s host=%s addresses=%s",
+                 r->label, r->target.host,
+                 drv_log_quote(q, sizeof q, list, strlen(list)));
+}
+
+static void
+on_resolved(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_redis *r;
+    struct addrinfo *ai = NULL;
+    int gai = 0;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(r, arg, DRV_REDIS_MAGIC);
+    if (r->rq == NULL || !drv__redis_resolve_take(r->rq, &ai, &gai))
+        return; /* a wake-up meant for a request we gave up on */
+    r->rq = NULL;
+    if (ai == NULL) {
+        snprintf(r->why, sizeof r->why, "cannot resolve host '%s': %s",
+                 r->target.host, gai_strerror(gai));
+        drop(r, r->why);
+        return;
+    }
+    r->ai = ai;
+    r->ai_next = ai;
+    log_addresses(r);
+    next_addr(r);
+}
+
+/* A numeric host as an address list, without any lookup; NULL if host
+ * is a name. */
+static struct addrinfo *
+numeric_addr(const char *host, int port)
+{
+    struct addrinfo hints, *ai = NULL;
+    char ps[8];
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    snprintf(ps, sizeof ps, "%d", port);
+    if (getaddrinfo(host, ps, &hints, &ai) != 0)
+        return NULL;
+    return ai;
+}
 
 static void
 start_connect(struct drv_redis *r)
 {
-    redisAsyncContext *ac;
-    char why[128];
+    struct drv_redis_target t;
+    struct sockaddr_un sun;
+    int rc;
 
     r->gen++;
     r->stats.attempts++;
     r->state = DRV_REDIS_CONNECTING;
-    if (r->url.is_unix)
-        ac = redisAsyncConnectUnix(r->url.path);
-    else
-        ac = redisAsyncConnect(r->url.host, r->url.port);
-    if (ac == NULL) {
-        lost(r, "out of memory");
-        return;
-    }
-    if (ac->err) {
-        /* Failed synchronously (a missing unix socket): no callback will
-         * ever run for it. */
-        snprintf(why, sizeof why, "%s", ac->c.errstr);
-        redisAsyncFree(ac);
-        lost(r, why);
-        return;
-    }
-    ac->data = r;
-    DRV_ASSERT(redisLibeventAttach(ac, r->base) == REDIS_OK);
-    DRV_ASSERT(redisAsyncSetConnectCallback(ac, on_connect) == REDIS_OK);
-    DRV_ASSERT(redisAsyncSetDisconnectCallback(ac, on_disconnect) ==
-               REDIS_OK);
-    if (!r->url.is_unix && r->keepalive_s > 0)
-        set_keepalive(ac->c.fd, r->keepalive_s);
-    r->ac = ac;
+    r->why[0] = '\0';
     r->connect_deadline_ns = drv_clock_mono_ns() + r->connect_timeout_ns;
     watch_arm(r, r->connect_deadline_ns);
+    if (r->locate != NULL) {
+        t = r->target;
+        rc = r->locate(r, &t, r->locate_ctx);
+        if (rc == 0)
+            rc = drv_redis_set_target(r, &t);
+        if (rc < 0) {
+            snprintf(r->why, sizeof r->why, "no target to connect to: %s",
+                     drv_strerror(rc));
+            drop(r, r->why);
+            return;
+        }
+    }
     DRV_LOG_DEBUG("redis connecting", "conn=%s url=%s gen=%llu", r->label,
                   r->url_log, (unsigned long long)r->gen);
+    if (r->target.is_unix) {
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", r->target.path);
+        rc = try_addr(r, (struct sockaddr *)&sun, sizeof sun);
+        if (rc < 0) {
+            /* failed at once (a missing socket): nothing runs for it */
+            snprintf(r->why, sizeof r->why, "connect to %s: %s", r->peer,
+                     strerror(-rc));
+            drop(r, r->why);
+        }
+        return;
+    }
+    r->ai = numeric_addr(r->target.host, r->target.port);
+    if (r->ai != NULL) {
+        r->ai_next = r->ai;
+        next_addr(r);
+        return;
+    }
+    r->stats.resolves++;
+    r->rq = drv__redis_resolve_start(r->target.host, r->target.port,
+                                     r->resolve_ev, &rc);
+    if (r->rq == NULL) {
+        snprintf(r->why, sizeof r->why, "cannot start resolving '%s': %s",
+                 r->target.host, strerror(-rc));
+        drop(r, r->why);
+    }
 }
 
 static void
@@ -663,8 +1103,21 @@ on_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
-    if (!r->freeing && r->ac == NULL)
+    if (!r->freeing && r->state == DRV_REDIS_DOWN)
         start_connect(r);
+}
+
+/* What the attempt was doing when its connect deadline passed. */
+static const char *
+connect_step(const struct drv_redis *r)
+{
+    if (r->rq != NULL)
+        return "resolving the host timed out";
+    if (r->fd >= 0)
+        return "connect timed out";
+    if (r->bev != NULL && r->ssl_ctx != NULL)
+        return "TLS handshake timed out";
+    return "connect timed out";
 }
 
 static void
@@ -679,13 +1132,23 @@ on_watch(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     r->watch_at_ns = 0;
-    if (r->ac == NULL || r->freeing)
+    if (r->state == DRV_REDIS_DOWN || r->freeing)
         return;
     now = drv_clock_mono_ns();
     if (r->connect_deadline_ns != 0) {
         if (now >= r->connect_deadline_ns) {
             r->stats.timeouts++;
-            drop(r, "connect timed out");
+            if (r->fd >= 0 && r->ai_next != NULL) {
+                /* this address does not answer: on to the next one */
+                snprintf(r->why, sizeof r->why, "connect to %s: timed out",
+                         r->peer);
+                event_del(r->conn_ev);
+                close(r->fd);
+                r->fd = -1;
+                next_addr(r);
+                return;
+            }
+            drop(r, connect_step(r));
             return;
         }
         next = r->connect_deadline_ns;
@@ -716,13 +1179,12 @@ static void
 teardown(struct drv_redis *r)
 {
     struct cmd *c;
-    redisAsyncContext *ac = r->ac;
 
     event_del(r->retry_ev);
     event_del(r->watch_ev);
-    if (ac != NULL) {
+    if (r->state != DRV_REDIS_DOWN) {
+        close_transport(r); /* pending -> r->done, -ECANCELED */
         lost(r, "closed");
-        redisAsyncFree(ac); /* pending -> on_reply(NULL) -> r->done */
     }
     while ((c = TAILQ_FIRST(&r->done)) != NULL) {
         TAILQ_REMOVE(&r->done, c, link);
@@ -730,10 +1192,18 @@ teardown(struct drv_redis *r)
         deliver(r, c, -ECANCELED, NULL);
     }
     DRV_ASSERT(TAILQ_EMPTY(&r->pending));
+    DRV_ASSERT(r->rq == NULL && r->bev == NULL && r->fd < 0);
     event_free(r->kick_ev);
     event_free(r->retry_ev);
     event_free(r->watch_ev);
+    event_free(r->resolve_ev);
+    event_free(r->conn_ev);
+    if (r->session != NULL)
+        SSL_SESSION_free(r->session);
+    if (r->ssl_ctx != NULL)
+        SSL_CTX_free(r->ssl_ctx);
     explicit_bzero(&r->url, sizeof r->url);
+    free(r->server_name);
     free(r->name);
     r->magic = 0;
     free(r);
@@ -750,7 +1220,7 @@ on_kick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (!r->freeing && r->drop_gen != 0 && r->drop_gen == r->gen &&
-        r->ac != NULL)
+        r->state != DRV_REDIS_DOWN)
         drop(r, r->drop_why);
     /* Only what is queued now: new failures wait for the next turn. */
     TAILQ_INIT(&batch);
@@ -767,6 +1237,21 @@ on_kick(evutil_socket_t fd, short what, void *arg)
     }
     if (r->freeing)
         teardown(r);
+}
+
+/* OpenSSL has a new session for r's connection: keep it (we own the
+ * reference we return 1 for) to resume on the next connect. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct drv_redis *r;
+
+    DRV_CAST(r, SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)),
+             DRV_REDIS_MAGIC);
+    if (r->session != NULL)
+        SSL_SESSION_free(r->session);
+    r->session = sess;
+    return 1;
 }
 
 /* ---------------------------------------------------------------- public */
@@ -855,14 +1340,41 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
                                             : opts->keepalive_s;
     r->on_state = opts->on_state;
     r->ctx = opts->ctx;
+    r->locate = opts->locate;
+    r->locate_ctx = opts->locate_ctx;
     r->state = DRV_REDIS_DOWN;
     r->client_id = -1;
+    r->fd = -1;
+    r->target.is_unix = url.is_unix;
+    r->target.port = url.port;
+    snprintf(r->target.host, sizeof r->target.host, "%s", url.host);
+    snprintf(r->target.path, sizeof r->target.path, "%s", url.path);
     TAILQ_INIT(&r->pending);
     TAILQ_INIT(&r->done);
+    if (url.tls) {
+        r->ssl_ctx = drv__redis_tls_ctx(opts->tls, err);
+        if (r->ssl_ctx == NULL) {
+            rc = err != NULL ? err->code : DRV_ECONFIG;
+            goto out;
+        }
+        /* keep each new session for the next connect (resumption): for
+         * TLS 1.3 the server sends it after the handshake */
+        SSL_CTX_set_session_cache_mode(r->ssl_ctx,
+                                       SSL_SESS_CACHE_CLIENT |
+                                       SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(r->ssl_ctx, on_new_session);
+        SSL_CTX_set_app_data(r->ssl_ctx, r);
+        if (opts->tls != NULL && opts->tls->server_name != NULL &&
+            opts->tls->server_name[0] != '\0')
+            r->server_name = drv_xstrdup(opts->tls->server_name);
+    }
     r->watch_ev = evtimer_new(r->base, on_watch, r);
     r->retry_ev = evtimer_new(r->base, on_retry, r);
     r->kick_ev = event_new(r->base, -1, 0, on_kick, r);
-    if (r->watch_ev == NULL || r->retry_ev == NULL || r->kick_ev == NULL) {
+    r->resolve_ev = event_new(r->base, -1, 0, on_resolved, r);
+    r->conn_ev = event_new(r->base, -1, 0, on_conn, r);
+    if (r->watch_ev == NULL || r->retry_ev == NULL || r->kick_ev == NULL ||
+        r->resolve_ev == NULL || r->conn_ev == NULL) {
         rc = drv_err_set(err, -ENOMEM, "redis: out of memory");
         goto out;
     }
@@ -880,7 +1392,14 @@ out:
             event_free(r->retry_ev);
         if (r->kick_ev != NULL)
             event_free(r->kick_ev);
+        if (r->resolve_ev != NULL)
+            event_free(r->resolve_ev);
+        if (r->conn_ev != NULL)
+            event_free(r->conn_ev);
+        if (r->ssl_ctx != NULL)
+            SSL_CTX_free(r->ssl_ctx);
         explicit_bzero(&r->url, sizeof r->url);
+        free(r->server_name);
         free(r->name);
         r->magic = 0;
         free(r);
@@ -899,6 +1418,8 @@ drv_redis_free(struct drv_redis *r)
     r->freeing = 1;
     r->on_state = NULL;
     r->ctx = NULL;
+    r->locate = NULL;
+    r->locate_ctx = NULL;
     r->notify_down = 0;
     event_del(r->retry_ev);
     kick(r);
@@ -923,7 +1444,7 @@ drv_redis_command_timeout(struct drv_redis *r, int64_t timeout_ms, int argc,
         fail_fast(r, c);
         return 0;
     }
-    /* hiredis takes char ** but only reads: the cast is safe. */
+    /* the formatter takes char ** but only reads: the cast is safe */
     rc = send_argv(r, c, argc, (const char **)argv, argvlen);
     if (rc < 0)
         cmd_free(c);
@@ -1002,20 +1523,19 @@ drv_redis_multi(struct drv_redis *r, int64_t timeout_ms, size_t n,
         fail_fast(r, c);
         return 0;
     }
-    /* MULTI and the QUEUED replies have no callback of ours (fn NULL):
-     * EXEC carries the deadline and the caller's callback. */
-    if (redisAsyncCommandArgv(r->ac, NULL, NULL, 1, (const char **)multi,
-                              NULL) != REDIS_OK)
+    /* MULTI's OK and the QUEUED replies are consumed by the EXEC command
+     * (c->skip), which carries the deadline and the caller's callback. */
+    if (write_argv(r, 1, (const char **)multi, NULL) != 0)
         goto oom;
     for (i = 0; i < n; i++)
-        if (redisAsyncCommandArgv(r->ac, NULL, NULL, cmds[i].argc,
-                                  (const char **)cmds[i].argv,
-                                  cmds[i].argvlen) != REDIS_OK)
+        if (write_argv(r, cmds[i].argc, (const char **)cmds[i].argv,
+                       cmds[i].argvlen) != 0)
             goto oom;
+    c->skip = n + 1;
     if (send_argv(r, c, 1, (const char **)exec, NULL) == 0)
         return 0;
 oom:
-    /* A half-queued transaction must not stay on this connection. */
+    /* A half-written transaction must not stay on this connection. */
     cmd_free(c);
     r->drop_gen = r->gen;
     r->drop_why = "out of memory in MULTI";
@@ -1038,6 +1558,63 @@ drv_redis_unblock(struct drv_redis *via, const struct drv_redis *blocked,
     argv[1] = "UNBLOCK";
     argv[2] = id;
     return drv_redis_command_timeout(via, 0, 3, argv, NULL, cb, ctx);
+}
+
+int
+drv_redis_set_target(struct drv_redis *r, const struct drv_redis_target *t)
+{
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    if (t->is_unix ? t->path[0] != '/' ||
+                         strnlen(t->path, sizeof t->path) == sizeof t->path
+                   : t->host[0] == '\0' || t->port <= 0 || t->port > 65535 ||
+                         strnlen(t->host, sizeof t->host) == sizeof t->host)
+        return -EINVAL;
+    if (r->session != NULL &&
+        (t->is_unix != r->target.is_unix ||
+         strcmp(t->host, r->target.host) != 0 ||
+         t->port != r->target.port)) {
+        /* a session is resumed only with the server it came from */
+        SSL_SESSION_free(r->session);
+        r->session = NULL;
+    }
+    if (t != &r->target)
+        r->target = *t;
+    return 0;
+}
+
+void
+drv_redis_get_target(const struct drv_redis *r, struct drv_redis_target *out)
+{
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    *out = r->target;
+}
+
+int
+drv_redis_reconnect(struct drv_redis *r, const char *why)
+{
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    if (r->freeing)
+        return -ECANCELED;
+    r->retries = 0;
+    if (r->state != DRV_REDIS_DOWN) {
+        /* dropped from the kick, never inside this call; lost() then
+         * starts the next attempt on the following turn */
+        r->drop_gen = r->gen;
+        r->drop_why = why != NULL ? why : "reconnect requested";
+        r->retry_now = 1;
+        kick(r);
+    } else {
+        event_del(r->retry_ev); /* no backoff wait */
+        event_active(r->retry_ev, EV_TIMEOUT, 0);
+    }
+    return 0;
+}
+
+const char *
+drv_redis_peer(const struct drv_redis *r)
+{
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    return r->state == DRV_REDIS_DOWN ? "" : r->peer;
 }
 
 enum drv_redis_state

@@ -8,10 +8,82 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
+#include "drover/error.h"
+#include "drover/redis.h"
+
+struct addrinfo;
+struct event;
+
 #define DRV__REDIS_SHA1_HEX 41 /* 40 hex digits and a NUL */
 
 /* drv__redis_sha1_hex -- SHA1 of data as lowercase hex into out. */
 void drv__redis_sha1_hex(const void *data, size_t len,
                          char out[DRV__REDIS_SHA1_HEX]);
+
+/* ------------------------------------------------------ redis_tls.c */
+
+/*
+ * drv__redis_tls_ctx -- a client SSL_CTX for tls (NULL = defaults): TLS
+ * 1.2 at least; unless tls->no_verify, peer verification against
+ * tls->ca_file or else the system store; the client certificate and key
+ * when cert_file is set. Returns NULL with err (DRV_ECONFIG, naming the
+ * file and OpenSSL's reason) when a file cannot be used; -ENOMEM aborts.
+ * The caller frees it with SSL_CTX_free. Any thread.
+ */
+SSL_CTX *drv__redis_tls_ctx(const struct drv_redis_tls *tls,
+                            struct drv_err *err);
+
+/*
+ * drv__redis_tls_ssl -- an SSL for one connection made from ctx, in
+ * client mode: name is what the certificate must match (an IP literal is
+ * checked as an IP address, anything else as a DNS name, also sent as
+ * SNI). NULL on out of memory. The caller owns it.
+ */
+SSL *drv__redis_tls_ssl(SSL_CTX *ctx, const char *name);
+
+/*
+ * drv__redis_tls_describe -- the text of a failed TLS handshake or I/O
+ * into buf: "TLS: certificate verify failed: REASON (host NAME)" when the
+ * peer's certificate was refused, else "TLS: " and OpenSSL's reason (ossl
+ * = an error code from the error queue, 0 for none), else "TLS: " and
+ * strerror(sys) (sys = errno, 0 for "connection closed"). Clears the
+ * thread's OpenSSL error queue.
+ */
+void drv__redis_tls_describe(SSL *ssl, unsigned long ossl, int sys,
+                             const char *name, char *buf, size_t n);
+
+/* -------------------------------------------------- redis_resolve.c */
+
+struct drv__redis_resolve;
+
+/*
+ * drv__redis_resolve_start -- resolve host:port (TCP) with getaddrinfo on
+ * a new detached thread, which calls event_active(done_ev) when it has
+ * the answer (done_ev belongs to the caller and must stay valid until
+ * drv__redis_resolve_take or _abandon). Returns the request, or NULL with
+ * *rc = -errno when the thread cannot start. Loop thread.
+ */
+struct drv__redis_resolve *drv__redis_resolve_start(const char *host,
+                                                    int port,
+                                                    struct event *done_ev,
+                                                    int *rc);
+
+/*
+ * drv__redis_resolve_take -- after done_ev fired: 1 with *ai (owned by
+ * the caller: freeaddrinfo) or *gai (getaddrinfo's code, *ai NULL), and
+ * the request is released; 0 when the answer is not there yet (a stale
+ * wake-up; the request stays).
+ */
+int drv__redis_resolve_take(struct drv__redis_resolve *q,
+                            struct addrinfo **ai, int *gai);
+
+/*
+ * drv__redis_resolve_abandon -- the caller no longer wants the answer:
+ * done_ev is never touched again and the thread frees everything when it
+ * ends. q is gone on return.
+ */
+void drv__redis_resolve_abandon(struct drv__redis_resolve *q);
 
 #endif

@@ -6,9 +6,8 @@
  * still parses; the redactor uses the same rule, widened to any last '@',
  * so it hides at least what the parser would read as a password.
  *
- * Host names are refused rather than resolved: hiredis 0.14 resolves with
- * a blocking getaddrinfo inside redisAsyncConnect, which would stall the
- * event loop on every reconnect. "localhost" is mapped to 127.0.0.1.
+ * A host is an IP literal or a DNS name; names are only checked for
+ * shape here. The connection resolves them off the event loop (redis.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -95,6 +94,40 @@ drv_redis_url_redact(const char *url, char *buf, size_t n)
 }
 
 /* ----------------------------------------------------------------- parse */
+
+/*
+ * A DNS name: labels of letters, digits, '-' and '_' (service names in
+ * container networks use it), 1..63 bytes each, not starting or ending
+ * with '-', at most 253 bytes in all; one trailing dot is allowed.
+ */
+static int
+valid_name(const char *h)
+{
+    size_t n = strlen(h), label = 0, i;
+
+    if (n > 0 && h[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = h[i];
+
+        if (c == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return 0;
+        if (c == '-' && label == 0)
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return label > 0 && h[n - 1] != '-';
+}
 
 static int
 hexval(char c)
@@ -238,15 +271,15 @@ parse_tcp(const char *rest, struct drv_redis_url *u, struct drv_err *err,
                            "redis url '%s': host too long", red);
     memcpy(u->host, hs, hlen);
     u->host[hlen] = '\0';
-    if (!v6 && strcasecmp(u->host, "localhost") == 0)
-        strcpy(u->host, "127.0.0.1");
-    else if (inet_pton(v6 ? AF_INET6 : AF_INET, u->host, addr) != 1)
+    if (v6 && inet_pton(AF_INET6, u->host, addr) != 1)
         return drv_err_set(err, DRV_ECONFIG,
-                           "redis url '%s': host '%s' is not an IP "
-                           "address; host names are not resolved (that "
-                           "would block the event loop): use an IP "
-                           "address, localhost or unix:///path", red,
-                           u->host);
+                           "redis url '%s': '%s' in brackets is not an "
+                           "IPv6 address", red, u->host);
+    if (!v6 && inet_pton(AF_INET, u->host, addr) != 1 &&
+        !valid_name(u->host))
+        return drv_err_set(err, DRV_ECONFIG,
+                           "redis url '%s': host '%s' is neither an IP "
+                           "address nor a valid host name", red, u->host);
     if (ps != NULL) {
         if (ps == end ||
             drv_parse_uint(ps, (size_t)(end - ps), 65535, &port) != 0 ||
@@ -327,21 +360,21 @@ drv_redis_url_parse(const char *url, struct drv_redis_url *out,
     sep = strstr(url, "://");
     if (sep == NULL)
         return drv_err_set(err, DRV_ECONFIG,
-                           "redis url '%s': expected redis://host:port/db "
-                           "or unix:///path", red);
+                           "redis url '%s': expected redis://host:port/db, "
+                           "rediss://host:port/db or unix:///path", red);
     slen = (size_t)(sep - url);
     if (slen == 5 && strncasecmp(url, "redis", 5) == 0)
         return parse_tcp(sep + 3, out, err, red);
+    if (slen == 6 && strncasecmp(url, "rediss", 6) == 0) {
+        out->tls = 1;
+        return parse_tcp(sep + 3, out, err, red);
+    }
     if (slen == 4 && strncasecmp(url, "unix", 4) == 0) {
         out->is_unix = 1;
         out->port = 0;
         return parse_unix(sep + 3, out, err, red);
     }
-    if (slen == 6 && strncasecmp(url, "rediss", 6) == 0)
-        return drv_err_set(err, DRV_ECONFIG,
-                           "redis url '%s': TLS (rediss://) is not "
-                           "supported", red);
     return drv_err_set(err, DRV_ECONFIG,
-                       "redis url '%s': unknown scheme (expected redis:// "
-                       "or unix://)", red);
+                       "redis url '%s': unknown scheme (expected redis://, "
+                       "rediss:// or unix://)", red);
 }

@@ -866,8 +866,8 @@ test_config_redis_checks(void **state)
                   "  prefix: \"a{b\"\n"
                   "worker:\n"
                   "  metrics: 9464\n",
-                  NAME ":2:8: redis.url: must start with redis:// or "
-                  "unix://\n"
+                  NAME ":2:8: redis.url: must start with redis://, "
+                  "rediss:// or unix://\n"
                   NAME ":3:11: redis.prefix: must not contain '{' or '}'\n"
                   NAME ":5:12: worker.metrics: must be HOST:PORT, e.g. "
                   "127.0.0.1:9464\n");
@@ -995,8 +995,8 @@ test_config_many_errors(void **state)
     expect_errors(text,
                   NAME ":2:15: pipelines.p.steps[0]: job type \"nope\" is "
                   "not declared under jobs\n"
-                  NAME ":3:14: redis.url: must start with redis:// or "
-                  "unix://\n"
+                  NAME ":3:14: redis.url: must start with redis://, "
+                  "rediss:// or unix://\n"
                   NAME ":5:10: worker.batch: must be greater than 0\n"
                   NAME ":6:3: worker.bogus: unknown key (valid: concurrency, "
                   "batch, threads, shutdown_timeout, visibility_timeout, "
@@ -1081,7 +1081,8 @@ test_config_check_helpers(void **state)
     assert_int_equal(drv_config_check_queue("a}", &err), -EINVAL);
     assert_int_equal(drv_config_check_redis_url("unix:///s", &err), 0);
     assert_int_equal(drv_config_check_redis_url("redis://h:1/0", &err), 0);
-    assert_int_equal(drv_config_check_redis_url("rediss://h", &err),
+    assert_int_equal(drv_config_check_redis_url("rediss://h", &err), 0);
+    assert_int_equal(drv_config_check_redis_url("http://h", &err),
                      -EINVAL);
     assert_string_equal(drv_hkind_name(DRV_HKIND_NOOP), "noop");
     assert_string_equal(drv_hkind_name(DRV_HKIND_HTTP), "http");

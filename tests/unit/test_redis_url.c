@@ -64,9 +64,23 @@ test_redis_url_tcp(void **st)
     parse_ok("redis://10.1.2.3/", &u);
     assert_int_equal(u.db, 0);
 
+    /* names are kept as they are: resolved at connect time, off the loop */
     parse_ok("REDIS://localhost:7000", &u);
-    assert_string_equal(u.host, "127.0.0.1");
+    assert_string_equal(u.host, "localhost");
     assert_int_equal(u.port, 7000);
+    assert_int_equal(u.tls, 0);
+
+    parse_ok("redis://redis-master.default.svc.cluster.local:6380/1", &u);
+    assert_string_equal(u.host, "redis-master.default.svc.cluster.local");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 1);
+
+    parse_ok("redis://my_redis_1/", &u); /* compose-style service name */
+    assert_string_equal(u.host, "my_redis_1");
+    assert_int_equal(u.port, 6379);
+
+    parse_ok("redis://redis.example.com.:6379", &u); /* absolute name */
+    assert_string_equal(u.host, "redis.example.com.");
 
     parse_ok("redis://[::1]:7001/3", &u);
     assert_string_equal(u.host, "::1");
@@ -76,6 +90,84 @@ test_redis_url_tcp(void **st)
     parse_ok("redis://[fe80::1]", &u);
     assert_string_equal(u.host, "fe80::1");
     assert_int_equal(u.port, 6379);
+}
+
+static void
+test_redis_url_tls(void **st)
+{
+    struct drv_redis_url u;
+
+    (void)st;
+    parse_ok("rediss://drover:pw@redis.example:6380/2", &u);
+    assert_int_equal(u.tls, 1);
+    assert_int_equal(u.is_unix, 0);
+    assert_string_equal(u.host, "redis.example");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 2);
+    assert_string_equal(u.user, "drover");
+    assert_string_equal(u.password, "pw");
+
+    parse_ok("REDISS://10.0.0.1", &u);
+    assert_int_equal(u.tls, 1);
+    assert_string_equal(u.host, "10.0.0.1");
+    assert_int_equal(u.port, 6379);
+
+    parse_ok("rediss://[::1]:7000", &u);
+    assert_int_equal(u.tls, 1);
+    assert_string_equal(u.host, "::1");
+
+    parse_ok("redis://10.0.0.1", &u);
+    assert_int_equal(u.tls, 0);
+    parse_ok("unix:///tmp/r.sock", &u);
+    assert_int_equal(u.tls, 0);
+}
+
+static void
+test_redis_url_host_names(void **st)
+{
+    char name[300], url[400];
+
+    (void)st;
+    parse_bad("redis://redis example:6379", "neither an IP address nor");
+    parse_bad("redis://bad!host", "neither an IP address nor");
+    parse_bad("redis://-redis", "valid host name");
+    parse_bad("redis://redis-.example", "valid host name");
+    parse_bad("redis://a..b", "valid host name");
+    parse_bad("redis://.example", "valid host name");
+    parse_bad("redis://a.b..", "valid host name");
+    parse_bad("rediss://exa%41mple", "valid host name");
+    /* a label of 63 is fine, 64 is not */
+    memset(name, 'a', 64);
+    name[63] = '\0';
+    snprintf(url, sizeof url, "redis://%s.example:1", name);
+    {
+        struct drv_redis_url u;
+
+        parse_ok(url, &u);
+        assert_string_equal(u.port == 1 ? "ok" : "bad", "ok");
+    }
+    name[63] = 'a';
+    name[64] = '\0';
+    snprintf(url, sizeof url, "redis://%s.example:1", name);
+    parse_bad(url, "valid host name");
+    /* 253 bytes in all at most */
+    memset(name, 'a', sizeof name);
+    for (int i = 50; i < 299; i += 51)
+        name[i] = '.';
+    name[299] = '\0';
+    snprintf(url, sizeof url, "redis://%s", name);
+    parse_bad(url, NULL); /* "host too long" (cut: the URL comes first) */
+    name[254] = '\0';
+    snprintf(url, sizeof url, "redis://%s", name);
+    parse_bad(url, NULL); /* 254 bytes: not a valid host name */
+    name[252] = '\0';
+    snprintf(url, sizeof url, "redis://%s", name);
+    {
+        struct drv_redis_url u;
+
+        parse_ok(url, &u);
+        assert_int_equal(strlen(u.host), 252);
+    }
 }
 
 static void
@@ -148,8 +240,8 @@ test_redis_url_errors(void **st)
     parse_bad("", "empty");
     parse_bad("127.0.0.1:6379", "expected");
     parse_bad("http://1.2.3.4", "unknown scheme");
-    parse_bad("rediss://1.2.3.4", "TLS");
-    parse_bad("redis://redis.example.com:6379/0", "not an IP address");
+    parse_bad("rediss:/1.2.3.4", "expected");
+    parse_bad("redisss://1.2.3.4", "unknown scheme");
     parse_bad("redis://", "missing host");
     parse_bad("redis://:6379", "missing host");
     parse_bad("redis://1.2.3.4:0", "port");
@@ -188,10 +280,10 @@ test_redis_url_error_hides_password(void **st)
     struct drv_err err = {0, ""};
 
     (void)st;
-    assert_int_equal(drv_redis_url_parse("redis://u:topsecret@db.example/0",
+    assert_int_equal(drv_redis_url_parse("redis://u:topsecret@db.example/x",
                                          &u, &err), DRV_ECONFIG);
     assert_null(strstr(err.msg, "topsecret"));
-    assert_non_null(strstr(err.msg, "u:***@db.example/0"));
+    assert_non_null(strstr(err.msg, "u:***@db.example/x"));
 }
 
 static void
@@ -332,8 +424,14 @@ test_redis_create_rejects_bad_options(void **st)
     memset(&o, 0, sizeof o);
     create_bad(loop, &o, "url is required");
     create_bad(loop, NULL, "url is required");
-    o.url = "redis://example.org";
-    create_bad(loop, &o, "not an IP");
+    o.url = "redis://exa_mple!.org";
+    create_bad(loop, &o, "nor a valid host name");
+    o.url = "rediss://127.0.0.1:1";
+    o.tls = &(struct drv_redis_tls){.ca_file = "/nonexistent/ca.pem"};
+    create_bad(loop, &o, "ca_file '/nonexistent/ca.pem'");
+    o.tls = &(struct drv_redis_tls){.key_file = "/nonexistent/key.pem"};
+    create_bad(loop, &o, "key_file is set but cert_file is not");
+    o.tls = NULL;
     o.url = "redis://127.0.0.1:1";
     o.name = "has space";
     create_bad(loop, &o, "name");
@@ -349,6 +447,30 @@ test_redis_create_rejects_bad_options(void **st)
     assert_int_equal(drv_redis_state(r), DRV_REDIS_DOWN);
     assert_int_equal(drv_redis_client_id(r), -1);
     assert_string_equal(drv_redis_name(r), "ok");
+    assert_string_equal(drv_redis_peer(r), "");
+    {
+        struct drv_redis_target t;
+
+        /* the target starts as the URL's; set_target checks its input */
+        drv_redis_get_target(r, &t);
+        assert_int_equal(t.is_unix, 0);
+        assert_string_equal(t.host, "127.0.0.1");
+        assert_int_equal(t.port, 1);
+        t.port = 0;
+        assert_int_equal(drv_redis_set_target(r, &t), -EINVAL);
+        t.port = 6380;
+        t.host[0] = '\0';
+        assert_int_equal(drv_redis_set_target(r, &t), -EINVAL);
+        snprintf(t.host, sizeof t.host, "redis-2.example");
+        assert_int_equal(drv_redis_set_target(r, &t), 0);
+        t.is_unix = 1;
+        snprintf(t.path, sizeof t.path, "relative.sock");
+        assert_int_equal(drv_redis_set_target(r, &t), -EINVAL);
+        drv_redis_get_target(r, &t);
+        assert_int_equal(t.is_unix, 0);
+        assert_string_equal(t.host, "redis-2.example");
+        assert_int_equal(t.port, 6380);
+    }
     drv_redis_free(r);
     assert_int_equal(drv_loop_run(loop), 0);
     assert_int_equal(event_base_get_num_events(
@@ -361,6 +483,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_url_tcp),
+        cmocka_unit_test(test_redis_url_tls),
+        cmocka_unit_test(test_redis_url_host_names),
         cmocka_unit_test(test_redis_url_credentials),
         cmocka_unit_test(test_redis_url_unix),
         cmocka_unit_test(test_redis_url_errors),
