@@ -113,13 +113,25 @@ int drv__cli_config(struct drv_cli *cli);
 
 /*
  * drv__cli_connect -- drv__cli_config if not done yet, then connect to
- * cli->cfg->redis.url (blocking, with DRV_CLI_TIMEOUT_MS for the connect
+ * cli->cfg->redis.url, or with redis.sentinel to the primary the
+ * sentinels name (drv__cli_sentinel_url) (blocking, with DRV_CLI_TIMEOUT_MS for the connect
  * and for every command), AUTH (URL password, else
  * $DROVER_REDIS_PASSWORD; with the URL's user) and SELECT. Prints a
  * message naming the redacted URL on failure and returns DRV_EDOWN (or
  * DRV_EREDIS when AUTH/SELECT is refused, DRV_ECONFIG for a bad URL).
  */
 int drv__cli_connect(struct drv_cli *cli);
+
+/* -------------------------------------------------------- cli_sentinel.c */
+
+/*
+ * drv__cli_sentinel_url -- with cli->cfg->redis.sentinel set: find the
+ * primary through the sentinels (in order, the unreachable skipped, ROLE
+ * checked; asked again for a few seconds while the node named is not the
+ * primary) and write redis.url with its host and port put in into out
+ * (size n). Returns 0, or DRV_EDOWN / DRV_ECONFIG (message printed).
+ */
+int drv__cli_sentinel_url(struct drv_cli *cli, char *out, size_t n);
 
 /* drv__cli_disconnect -- close the connection and free the config. */
 void drv__cli_disconnect(struct drv_cli *cli);

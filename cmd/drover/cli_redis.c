@@ -16,6 +16,7 @@
 #include "drover/config.h"
 #include "drover/error.h"
 #include "drover/redis.h"
+#include "drover/redis_sentinel.h"
 
 #include "cli.h"
 
@@ -53,6 +54,12 @@ drv__cli_config(struct drv_cli *cli)
     if (cli->redis_url != NULL) {
         free(cli->cfg->redis.url);
         cli->cfg->redis.url = drv_xstrdup(cli->redis_url);
+        /* --redis naming a host means that server, not the sentinels */
+        if (cli->cfg->redis.sentinel.master != NULL &&
+            drv_redis_sentinel_url_check(cli->redis_url, NULL) < 0) {
+            free(cli->cfg->redis.sentinel.master);
+            cli->cfg->redis.sentinel.master = NULL;
+        }
     }
     drv_redis_url_redact(cli->cfg->redis.url, cli->url_shown,
                          sizeof cli->url_shown);
@@ -113,7 +120,18 @@ drv__cli_connect(struct drv_cli *cli)
     if (cli->rc != NULL)
         return 0;
     memset(&url, 0, sizeof url);
-    rc = drv_redis_url_parse(cli->cfg->redis.url, &url, &err);
+    if (cli->cfg->redis.sentinel.master != NULL) {
+        char at[1024];
+
+        rc = drv__cli_sentinel_url(cli, at, sizeof at);
+        if (rc < 0)
+            return rc;
+        drv_redis_url_redact(at, cli->url_shown, sizeof cli->url_shown);
+        rc = drv_redis_url_parse(at, &url, &err);
+        explicit_bzero(at, sizeof at);
+    } else {
+        rc = drv_redis_url_parse(cli->cfg->redis.url, &url, &err);
+    }
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
         return DRV_ECONFIG;

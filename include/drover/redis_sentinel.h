@@ -111,4 +111,105 @@ int drv_redis_sentinel_parse_switch(const char *text, size_t len,
                                     struct drv_redis_sentinel_switch *out,
                                     struct drv_err *err);
 
+/* ----------------------------------------------------------- discovery */
+
+struct drv_loop;
+struct drv_redis;
+struct drv_redis_target;
+struct drv_redis_tls;
+struct drv_redis_sentinel;
+
+#define DRV_REDIS_SENTINEL_POLL_MS 500 /* default period of the asking */
+
+struct drv_redis_sentinel_opts {
+    const char *url;            /* required: the host-less data URL
+                                   (drv_redis_sentinel_url_check); copied */
+    const char *master;         /* required: the monitored name; copied */
+    const char *const *addrs;   /* required: "HOST[:PORT]" of each
+                                   sentinel, in the order to ask; copied */
+    size_t naddrs;              /* entries of addrs, >= 1 */
+    const char *user;           /* ACL user on the sentinels; NULL = none;
+                                   the password is read from
+                                   $DROVER_SENTINEL_PASSWORD; copied */
+    const struct drv_redis_tls *tls; /* for rediss://: used for the
+                                   sentinels and the ROLE check; NULL =
+                                   defaults; only read during create */
+    const char *name;           /* label for logs and CLIENT SETNAME;
+                                   NULL = "sentinel"; copied */
+    int64_t poll_ms;            /* period of the asking; 0 = default */
+    int64_t timeout_ms;         /* connect and command deadline of the
+                                   sentinel and ROLE connections;
+                                   0 = 1000 */
+};
+
+/*
+ * drv_redis_sentinel_create -- start finding the primary: connections to
+ * every sentinel and one to check ROLE, and a timer that asks every
+ * poll_ms. Returns 0 with *out set, or DRV_ECONFIG with err (a bad URL,
+ * address or option; *out stays NULL). Loop thread.
+ *
+ * Data connections follow it through drv_redis_sentinel_locate (their
+ * opts.locate, with this object as locate_ctx) and
+ * drv_redis_sentinel_attach, and are created with the URL of
+ * drv_redis_sentinel_data_url.
+ */
+int drv_redis_sentinel_create(struct drv_loop *loop,
+                              const struct drv_redis_sentinel_opts *opts,
+                              struct drv_redis_sentinel **out,
+                              struct drv_err *err);
+
+/*
+ * drv_redis_sentinel_free -- stop and release ds; NULL does nothing. Every
+ * attached connection must have been detached (or freed after it was
+ * detached) first; nothing of ds runs afterwards. Loop thread.
+ */
+void drv_redis_sentinel_free(struct drv_redis_sentinel *ds);
+
+/*
+ * drv_redis_sentinel_data_url -- the URL to create a data connection with
+ * (the host-less URL with a placeholder host in the reserved .invalid
+ * domain, never connected to: the target always comes from
+ * drv_redis_sentinel_locate). Borrowed for ds's lifetime.
+ */
+const char *drv_redis_sentinel_data_url(const struct drv_redis_sentinel *ds);
+
+/*
+ * drv_redis_sentinel_locate -- a drv_redis_locate_fn (ctx = ds): the
+ * primary confirmed last (ROLE master), or -EAGAIN while none is known.
+ * Each call also asks the sentinels again soon (on a later turn), so
+ * every reconnect checks where the primary is.
+ */
+int drv_redis_sentinel_locate(struct drv_redis *r,
+                              struct drv_redis_target *target, void *ctx);
+
+/*
+ * drv_redis_sentinel_attach -- r (borrowed until detached) follows ds:
+ * when the primary moves, or ds learns that the node r uses is no longer
+ * the primary, r is reconnected (drv_redis_reconnect) and its locate
+ * call then gives the new place. Loop thread.
+ */
+void drv_redis_sentinel_attach(struct drv_redis_sentinel *ds,
+                               struct drv_redis *r);
+
+/* drv_redis_sentinel_detach -- ds forgets r (before r is freed). */
+void drv_redis_sentinel_detach(struct drv_redis_sentinel *ds,
+                               struct drv_redis *r);
+
+/*
+ * drv_redis_sentinel_suspect -- a command got READONLY (or another sign
+ * that the node is not the primary): forget the primary, reconnect the
+ * attached connections (they wait in locate until the sentinels and ROLE
+ * confirm a primary again) and ask at once. why is static text for the
+ * log. Loop thread.
+ */
+void drv_redis_sentinel_suspect(struct drv_redis_sentinel *ds,
+                                const char *why);
+
+/*
+ * drv_redis_sentinel_primary -- the confirmed primary into *out: 0, or
+ * -EAGAIN when none is known. Loop thread.
+ */
+int drv_redis_sentinel_primary(const struct drv_redis_sentinel *ds,
+                               struct drv_redis_sentinel_addr *out);
+
 #endif
