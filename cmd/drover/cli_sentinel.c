@@ -2,9 +2,10 @@
  * cli_sentinel.c -- the CLI's (and the dashboard's) way to the primary
  * with redis.sentinel: ask the sentinels in order, each with a short
  * deadline (an unreachable one is skipped), SENTINEL
- * get-master-addr-by-name, then check ROLE on the node named; a node that
- * is not the primary (a sentinel that has not heard of a failover yet) is
- * asked about again after a pause, for a few seconds. The result is a URL
+ * get-master-addr-by-name, then check ROLE on the node named; when it is
+ * not the primary (a sentinel that has not heard of a failover yet, or a
+ * misconfigured one) the next sentinel is asked, and when none named the
+ * primary the round is repeated after a pause, for a few seconds. The result is a URL
  * with the host put in, which drv__cli_connect then uses as any other.
  * Blocking: a CLI run is one short conversation.
  */
@@ -173,7 +174,7 @@ drv__cli_sentinel_url(struct drv_cli *cli, char *out, size_t n)
                 ask_sentinel(cs, &sa, &primary, why, sizeof why) < 0)
                 continue;   /* the next sentinel */
             if (!is_primary(&primary, &url, why, sizeof why))
-                break;      /* stale or failing over: ask again later */
+                continue;   /* stale, or failing over: ask the others */
             rc = 0;
         }
     }

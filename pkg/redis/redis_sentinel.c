@@ -23,7 +23,8 @@
  *      it into a replica, seconds later, and writes there are lost).
  *      Anything else: when it was the known primary, it is forgotten and
  *      the attached connections wait in locate (-EAGAIN) for the next
- *      round.
+ *      round, which starts with the sentinel after the one that named
+ *      this node (it may be stale or misconfigured).
  * A round starts every poll_ms, at once when a sentinel connection
  * becomes READY while no primary is known, on every locate call (every
  * data connection attempt), and on drv_redis_sentinel_suspect (READONLY).
@@ -84,6 +85,7 @@ struct drv_redis_sentinel {
     int have_primary;               /* primary is confirmed */
     struct drv_redis_sentinel_addr primary; /* the confirmed primary */
     int none_logged;                /* "no sentinel answered" was said */
+    int64_t created_ns;             /* when ds was made (monotonic) */
     struct drv_redis **conns;       /* owned array of borrowed
                                        connections that follow ds */
     size_t nconns;                  /* entries of conns */
@@ -264,6 +266,8 @@ on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
                      err.msg);
         if (ds->have_primary && same_addr(&ds->primary, &ds->cand))
             forget(ds, "sentinel: ROLE is not master");
+        /* that sentinel may be stale: the next round asks another first */
+        ds->first = (ds->first + 1) % ds->ns;
     } else {
         DRV_LOG_DEBUG("ROLE check failed", "conn=%s node=%s error=\"%s\"",
                       ds->name, addr_str(&ds->cand, buf, sizeof buf),
@@ -359,11 +363,13 @@ ask_next(struct drv_redis_sentinel *ds)
                           (char *)NULL) == 0)
             return;
     }
-    if (!ds->none_logged)
+    /* at start the sentinel connections are still being made: quiet */
+    if (!ds->none_logged &&
+        drv_clock_mono_ns() - ds->created_ns > ds->round_ns)
         DRV_LOG_WARN("no sentinel named the primary",
                      "conn=%s master=%s sentinels=%zu", ds->name, ds->master,
                      ds->ns);
-    ds->none_logged = 1;
+    ds->none_logged = drv_clock_mono_ns() - ds->created_ns > ds->round_ns;
     round_end(ds);
 }
 
@@ -512,6 +518,7 @@ drv_redis_sentinel_create(struct drv_loop *loop,
         return drv_err_set(err, DRV_ECONFIG, "sentinel: url too long");
     DRV_ALLOC_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
     ds->loop = loop;
+    ds->created_ns = drv_clock_mono_ns();
     ds->master = drv_xstrdup(o->master);
     ds->name = drv_xstrdup(o->name != NULL ? o->name : "sentinel");
     ds->data_url = drv_xstrdup(url);

@@ -273,6 +273,32 @@ drv_test_sentinels_node_of(const struct drv_test_sentinels *s, int port)
     return -1;
 }
 
+/* Run a command on sentinel port that must answer +OK. */
+static void
+sentinel_ok(int port, const char *fmt, const char *a, int b)
+{
+    redisReply *r = ask(port, fmt, a, b);
+
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STATUS)
+        fail_msg("sentinel %d: %s: %s", port, fmt,
+                 r->str != NULL ? r->str : "?");
+    freeReplyObject(r);
+}
+
+void
+drv_test_sentinels_monitor(struct drv_test_sentinels *s, int i, int n)
+{
+    sentinel_ok(s->port[i], "SENTINEL REMOVE %s", DRV_TEST_SENTINEL_MASTER,
+                0);
+    sentinel_ok(s->port[i], "SENTINEL MONITOR %s 127.0.0.1 %d 2",
+                DRV_TEST_SENTINEL_MASTER, s->node_port[n]);
+    sentinel_ok(s->port[i], "SENTINEL SET %s down-after-milliseconds %d",
+                DRV_TEST_SENTINEL_MASTER, 1000);
+    wait_until_num(drv_test_sentinels_primary(s, i), ==, s->node_port[n],
+                   "port the sentinel names");
+}
+
 void
 drv_test_sentinels_kill(struct drv_test_sentinels *s, int i)
 {

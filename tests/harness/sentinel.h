@@ -53,6 +53,11 @@ int drv_test_sentinels_primary(const struct drv_test_sentinels *s, int i);
 /* drv_test_sentinels_node_of -- the index of the data node on port, or -1. */
 int drv_test_sentinels_node_of(const struct drv_test_sentinels *s, int port);
 
+/* drv_test_sentinels_monitor -- make sentinel i monitor data node n as
+ * the primary (SENTINEL REMOVE, then MONITOR): a misconfigured or stale
+ * sentinel when n is a replica. Waits until it names n; asserts. */
+void drv_test_sentinels_monitor(struct drv_test_sentinels *s, int i, int n);
+
 /* drv_test_sentinels_kill -- SIGKILL sentinel i (it stays down). */
 void drv_test_sentinels_kill(struct drv_test_sentinels *s, int i);
 

@@ -180,6 +180,64 @@ test_sentinel_runs_jobs_first_sentinel_down(void **st)
     redisFree(replica);
 }
 
+/* INFO section of c as text into out (size n). */
+static void
+info(redisContext *c, const char *section, char *out, size_t n)
+{
+    redisReply *r = redisCommand(c, "INFO %s", section);
+
+    assert_non_null(r);
+    snprintf(out, n, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
+static void
+test_sentinel_skips_a_sentinel_naming_a_replica(void **st)
+{
+    struct world *w = *st;
+    redisContext *primary = drv_test_sentinels_node(&w->s, 0);
+    redisContext *replica = drv_test_sentinels_node(&w->s, 1);
+    char bin[300], out[1024], text[8192];
+    const char *argv[] = {bin, "-c", w->t->cfg, "enqueue", Q, "e", NULL};
+    int i, rc;
+
+    /* sentinel 0, asked first, names the replica; the others cannot
+     * answer until it has been asked (stopped: their connections never
+     * get ready) */
+    drv_test_sentinels_monitor(&w->s, 0, 1);
+    kill(w->s.sentinel[1].pid, SIGSTOP);
+    kill(w->s.sentinel[2].pid, SIGSTOP);
+    write_config(w, "  concurrency: 8\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n");
+    drv_test_droverd_start(w->t, 0);
+    for (i = 0; i < 20; i++)
+        freeReplyObject(drv_test_redis_cmd(primary, "XADD t:{" Q "}:jobs * "
+                                           "job e id j%d", i));
+    drv_test_wait_log(w->t, "node named by the sentinel is not the primary",
+                      1);
+    kill(w->s.sentinel[1].pid, SIGCONT);
+    kill(w->s.sentinel[2].pid, SIGCONT);
+    wait_until_num(num(primary, "HGET t:{" Q "}:stats processed"), ==, 20,
+                   "jobs processed on the primary");
+    /* nothing of the queue ever ran on the replica */
+    info(replica, "commandstats", text, sizeof text);
+    assert_null(strstr(text, "cmdstat_xreadgroup"));
+    assert_null(strstr(text, "cmdstat_evalsha"));
+    info(replica, "errorstats", text, sizeof text);
+    assert_null(strstr(text, "READONLY"));
+    /* a write through the CLI reaches the primary too (on the replica it
+     * would be refused) */
+    drv_test_bin("drover", bin, sizeof bin);
+    rc = drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS);
+    if (rc != 0)
+        fail_msg("drover enqueue exit %d: %s", rc, out);
+    wait_until_num(num(primary, "HGET t:{" Q "}:stats processed"), ==, 21,
+                   "jobs processed on the primary");
+    drv_test_droverd_stop(w->t, 0, 0);
+    redisFree(primary);
+    redisFree(replica);
+}
+
 /* The kinds of job of the failover run, by number. */
 static char
 kind_of(int i)
@@ -379,6 +437,9 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_sentinel_runs_jobs_first_sentinel_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sentinel_skips_a_sentinel_naming_a_replica, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_sentinel_failover_mid_run_loses_nothing, setup, teardown),
     };
