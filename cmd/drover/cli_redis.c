@@ -16,7 +16,6 @@
 #include "drover/config.h"
 #include "drover/error.h"
 #include "drover/redis.h"
-#include "drover/redis_sentinel.h"
 
 #include "cli.h"
 
@@ -52,14 +51,7 @@ drv__cli_config(struct drv_cli *cli)
     }
     drv_config_errors_fini(&errs);
     if (cli->redis_url != NULL) {
-        free(cli->cfg->redis.url);
-        cli->cfg->redis.url = drv_xstrdup(cli->redis_url);
-        /* --redis naming a host means that server, not the sentinels */
-        if (cli->cfg->redis.sentinel.master != NULL &&
-            drv_redis_sentinel_url_check(cli->redis_url, NULL) < 0) {
-            free(cli->cfg->redis.sentinel.master);
-            cli->cfg->redis.sentinel.master = NULL;
-        }
+        drv_config_set_redis_url(cli->cfg, cli->redis_url);
     }
     drv_redis_url_redact(cli->cfg->redis.url, cli->url_shown,
                          sizeof cli->url_shown);

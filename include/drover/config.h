@@ -286,6 +286,15 @@ int drv_config_check_queue(const char *name, struct drv_err *err);
  */
 int drv_config_check_redis_url(const char *url, struct drv_err *err);
 
+/*
+ * drv_config_set_redis_url -- a command-line override of redis.url: url
+ * replaces it (copied). With redis.sentinel set, a url that names a host
+ * means that server: the sentinel settings are dropped; a url without a
+ * host (redis:///2) keeps them. Check url with drv_config_check_redis_url
+ * first.
+ */
+void drv_config_set_redis_url(struct drv_config *cfg, const char *url);
+
 /* drv_hkind_name -- "noop", "echo", ... ("?" when out of range). */
 const char *drv_hkind_name(enum drv_hkind kind);
 

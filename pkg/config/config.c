@@ -494,6 +494,17 @@ config_create(const char *name)
 }
 
 void
+drv_config_set_redis_url(struct drv_config *cfg, const char *url)
+{
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    free(cfg->redis.url);
+    cfg->redis.url = drv_xstrdup(url);
+    if (cfg->redis.sentinel.master != NULL &&
+        drv_redis_sentinel_url_check(url, NULL) < 0)
+        sentinel_clear(&cfg->redis.sentinel);
+}
+
+void
 drv_config_free(struct drv_config *cfg)
 {
     size_t i;

@@ -902,11 +902,43 @@ test_config_sentinel(void **state)
     assert_string_equal(cfg->redis.sentinel.user, "watcher");
     drv_config_free(cfg);
 
+    /* a command-line URL without a host keeps the sentinels; with a host
+     * it means that server */
+    cfg = load_ok("redis: {sentinel: {master: m, addrs: [a]}}\n");
+    drv_config_set_redis_url(cfg, "redis:///3");
+    assert_string_equal(cfg->redis.url, "redis:///3");
+    assert_string_equal(cfg->redis.sentinel.master, "m");
+    drv_config_set_redis_url(cfg, "redis://10.0.0.2:6379/0");
+    assert_string_equal(cfg->redis.url, "redis://10.0.0.2:6379/0");
+    assert_null(cfg->redis.sentinel.master);
+    assert_int_equal(cfg->redis.sentinel.naddrs, 0);
+    drv_config_free(cfg);
+
     /* absent or null: no sentinel, the url as before */
     cfg = load_ok("redis: {url: redis://10.1.1.1:7000/0, sentinel: ~}\n");
     assert_null(cfg->redis.sentinel.master);
     assert_int_equal(cfg->redis.sentinel.naddrs, 0);
     drv_config_free(cfg);
+}
+
+static void
+test_config_sentinel_example_loads(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    int rc;
+
+    (void)state;
+    drv_config_errors_init(&errs);
+    rc = drv_config_load("config/drover-sentinel.yaml", &cfg, &errs);
+    if (rc != 0)
+        drv_config_errors_print(&errs, stderr);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg->redis.url, "redis://drover@/0");
+    assert_string_equal(cfg->redis.sentinel.master, "mymaster");
+    assert_int_equal(cfg->redis.sentinel.naddrs, 3);
+    drv_config_free(cfg);
+    drv_config_errors_fini(&errs);
 }
 
 static void
@@ -1122,6 +1154,7 @@ main(void)
         cmocka_unit_test(test_config_redis_checks),
         cmocka_unit_test(test_config_sentinel),
         cmocka_unit_test(test_config_sentinel_errors),
+        cmocka_unit_test(test_config_sentinel_example_loads),
         cmocka_unit_test(test_config_top_level_shape),
         cmocka_unit_test(test_config_many_errors),
         cmocka_unit_test(test_config_errors_accumulate),
