@@ -14,8 +14,11 @@ for bin in "$@"; do
     start=$(date +%s)
     "$bin" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | tail -1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | tail -1)
+    # a binary may run several groups (plain and TLS): add them up
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" |
+        awk '{ s += $1 } END { if (NR) print s }')
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" |
+        awk '{ s += $1 } END { if (NR) print s }')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
     if [ "$rc" -ne 0 ] || [ -z "$p" ]; then
         bad_bins+=("$name (exit $rc)")

@@ -2,9 +2,9 @@
  * cli.h -- private declarations of the admin CLI (cmd/drover).
  *
  * DESIGN. One process runs one command and exits, so the CLI talks to
- * Redis with hiredis's blocking API (no event loop): connect with a
- * deadline, AUTH, SELECT, then a few commands, each under the same
- * timeout (DRV_CLI_TIMEOUT_MS). The CLI builds no Redis command itself:
+ * Redis with pkg/redis's blocking client (no event loop; plain, unix or
+ * TLS, host names): connect with a deadline, AUTH, SELECT, then a few
+ * commands, each under the same timeout (DRV_CLI_TIMEOUT_MS). The CLI builds no Redis command itself:
  * pkg/queue's builders fill a struct drv_queue_cmds, drv__cli_run sends
  * it pipelined (append all, then read all), pkg/queue's parsers turn the
  * replies into plain structs, and the command prints them -- as a table
@@ -58,7 +58,7 @@ struct drv_cli {
                                   stdout instead of the text */
     struct drv_config *cfg;    /* owned: from file, or the defaults;
                                   NULL until drv__cli_config */
-    redisContext *rc;          /* owned: NULL until drv__cli_connect */
+    struct drv_redis_sync *rs; /* owned: NULL until drv__cli_connect */
     char url_shown[512];       /* the URL with its password redacted */
 };
 
@@ -114,8 +114,9 @@ int drv__cli_config(struct drv_cli *cli);
 /*
  * drv__cli_connect -- drv__cli_config if not done yet, then connect to
  * cli->cfg->redis.url, or with redis.sentinel to the primary the
- * sentinels name (drv__cli_sentinel_url) (blocking, with DRV_CLI_TIMEOUT_MS for the connect
- * and for every command), AUTH (URL password, else
+ * sentinels name (drv__cli_sentinel_url) (blocking, with
+ * DRV_CLI_TIMEOUT_MS for the connect and for every command; TLS with
+ * redis.tls for rediss://), AUTH (URL password, else
  * $DROVER_REDIS_PASSWORD; with the URL's user) and SELECT. Prints a
  * message naming the redacted URL on failure and returns DRV_EDOWN (or
  * DRV_EREDIS when AUTH/SELECT is refused, DRV_ECONFIG for a bad URL).
@@ -128,10 +129,12 @@ int drv__cli_connect(struct drv_cli *cli);
  * drv__cli_sentinel_url -- with cli->cfg->redis.sentinel set: find the
  * primary through the sentinels (in order, the unreachable skipped, ROLE
  * checked; asked again for a few seconds while the node named is not the
- * primary) and write redis.url with its host and port put in into out
- * (size n). Returns 0, or DRV_EDOWN / DRV_ECONFIG (message printed).
+ * primary; TLS with tls for rediss://) and write redis.url with its
+ * host and port put in into out (size n). Returns 0, or DRV_EDOWN / DRV_ECONFIG (message printed).
  */
-int drv__cli_sentinel_url(struct drv_cli *cli, char *out, size_t n);
+struct drv_redis_tls;
+int drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
+                          char *out, size_t n);
 
 /* drv__cli_disconnect -- close the connection and free the config. */
 void drv__cli_disconnect(struct drv_cli *cli);

@@ -1,10 +1,10 @@
 /*
  * cli_redis.c -- the CLI's config and its blocking Redis connection.
  *
- * hiredis's blocking API: redisConnect*WithTimeout bounds the connect,
- * redisSetTimeout every later read and write (SO_RCVTIMEO/SO_SNDTIMEO).
- * After any I/O error the context is unusable; we report it and give up:
- * a CLI run is one short conversation, nothing to reconnect for.
+ * pkg/redis's blocking client (struct drv_redis_sync): the timeout bounds
+ * the connect and every later read and write. After any I/O error the
+ * connection is unusable; we report it and give up: a CLI run is one
+ * short conversation, nothing to reconnect for.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -50,9 +50,8 @@ drv__cli_config(struct drv_cli *cli)
         return DRV_ECONFIG;
     }
     drv_config_errors_fini(&errs);
-    if (cli->redis_url != NULL) {
+    if (cli->redis_url != NULL)
         drv_config_set_redis_url(cli->cfg, cli->redis_url);
-    }
     drv_redis_url_redact(cli->cfg->redis.url, cli->url_shown,
                          sizeof cli->url_shown);
     return 0;
@@ -60,133 +59,42 @@ drv__cli_config(struct drv_cli *cli)
 
 /* ------------------------------------------------------------ connection */
 
-/* The context failed: say why, naming the server. */
-static int
-io_failed(struct drv_cli *cli, const char *doing)
-{
-    const char *why = cli->rc->errstr;
-
-    /* a read past SO_RCVTIMEO reports EAGAIN's text: say what it means */
-    if (cli->rc->err == REDIS_ERR_IO && strcmp(why, strerror(EAGAIN)) == 0)
-        why = "timed out";
-    fprintf(stderr, "%s: Redis at %s: %s: %s\n", cli->prog, cli->url_shown,
-            doing, why[0] ? why : "connection failed");
-    return DRV_EDOWN;
-}
-
-/* Run one setup command (AUTH, SELECT); 0 or an error (printed). */
-static int
-setup_command(struct drv_cli *cli, const char *what, int argc,
-              const char **argv)
-{
-    redisReply *r = NULL;
-    int rc = 0;
-
-    r = redisCommandArgv(cli->rc, argc, argv, NULL);
-    if (r == NULL)
-        return io_failed(cli, what);
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "%s: Redis at %s: %s refused: %s\n", cli->prog,
-                cli->url_shown, what, r->str);
-        rc = DRV_EREDIS;
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
 int
 drv__cli_connect(struct drv_cli *cli)
 {
-    struct drv_redis_url url;
-    struct timeval tv;
+    struct drv_redis_tls tls;
     struct drv_err err;
-    const char *argv[3];
-    const char *envpw = NULL;
-    char db[16];
+    char at[1024];
     int rc;
 
     DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
     rc = drv__cli_config(cli);
     if (rc < 0)
         return rc;
-    if (cli->rc != NULL)
+    if (cli->rs != NULL)
         return 0;
-    memset(&url, 0, sizeof url);
+    drv_config_redis_tls(cli->cfg, &tls);
     if (cli->cfg->redis.sentinel.master != NULL) {
-        char at[1024];
-
-        rc = drv__cli_sentinel_url(cli, at, sizeof at);
+        rc = drv__cli_sentinel_url(cli, &tls, at, sizeof at);
         if (rc < 0)
             return rc;
         drv_redis_url_redact(at, cli->url_shown, sizeof cli->url_shown);
-        rc = drv_redis_url_parse(at, &url, &err);
-        explicit_bzero(at, sizeof at);
     } else {
-        rc = drv_redis_url_parse(cli->cfg->redis.url, &url, &err);
+        snprintf(at, sizeof at, "%s", cli->cfg->redis.url);
     }
-    if (rc < 0) {
+    rc = drv_redis_sync_connect(at, &tls, DRV_CLI_TIMEOUT_MS, &cli->rs,
+                                &err);
+    explicit_bzero(at, sizeof at);
+    if (rc == DRV_ECONFIG)
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
-        return DRV_ECONFIG;
-    }
-    envpw = getenv("DROVER_REDIS_PASSWORD");
-    if (url.password[0] == '\0' && envpw != NULL && envpw[0] != '\0') {
-        if (strlen(envpw) >= sizeof url.password) {
-            fprintf(stderr, "%s: DROVER_REDIS_PASSWORD is longer than %zu "
-                    "bytes\n", cli->prog, sizeof url.password - 1);
-            rc = DRV_ECONFIG;
-            goto out;
-        }
-        strcpy(url.password, envpw);
-    }
-    tv.tv_sec = DRV_CLI_TIMEOUT_MS / 1000;
-    tv.tv_usec = (DRV_CLI_TIMEOUT_MS % 1000) * 1000;
-    if (url.is_unix)
-        cli->rc = redisConnectUnixWithTimeout(url.path, tv);
-    else
-        cli->rc = redisConnectWithTimeout(url.host, url.port, tv);
-    if (cli->rc == NULL) {
-        fprintf(stderr, "%s: out of memory\n", cli->prog);
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (cli->rc->err) {
+    else if (rc == DRV_EREDIS)
+        fprintf(stderr, "%s: Redis at %s: %s\n", cli->prog, cli->url_shown,
+                err.msg);
+    else if (rc < 0)
         fprintf(stderr, "%s: cannot connect to Redis at %s: %s\n",
-                cli->prog, cli->url_shown, cli->rc->errstr);
+                cli->prog, cli->url_shown, err.msg);
+    if (rc == -ETIMEDOUT)
         rc = DRV_EDOWN;
-        goto out;
-    }
-    if (redisSetTimeout(cli->rc, tv) != REDIS_OK) {
-        rc = io_failed(cli, "setting the timeout");
-        goto out;
-    }
-    if (url.password[0] != '\0') {
-        argv[0] = "AUTH";
-        if (url.user[0] != '\0') {
-            argv[1] = url.user;
-            argv[2] = url.password;
-            rc = setup_command(cli, "AUTH", 3, argv);
-        } else {
-            argv[1] = url.password;
-            rc = setup_command(cli, "AUTH", 2, argv);
-        }
-        if (rc < 0)
-            goto out;
-    }
-    if (url.db != 0) {
-        snprintf(db, sizeof db, "%d", url.db);
-        argv[0] = "SELECT";
-        argv[1] = db;
-        rc = setup_command(cli, "SELECT", 2, argv);
-        if (rc < 0)
-            goto out;
-    }
-    rc = 0;
-out:
-    if (rc < 0 && cli->rc != NULL) {
-        redisFree(cli->rc);
-        cli->rc = NULL;
-    }
-    explicit_bzero(&url, sizeof url);
     return rc;
 }
 
@@ -194,9 +102,8 @@ void
 drv__cli_disconnect(struct drv_cli *cli)
 {
     DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
-    if (cli->rc != NULL)
-        redisFree(cli->rc);
-    cli->rc = NULL;
+    drv_redis_sync_free(cli->rs);
+    cli->rs = NULL;
     drv_config_free(cli->cfg);
     cli->cfg = NULL;
 }
@@ -207,30 +114,20 @@ int
 drv__cli_run(struct drv_cli *cli, const struct drv_queue_cmds *c,
              redisReply ***outp)
 {
-    const struct drv_argv *cmds = c->cmd;
     redisReply **out = NULL;
-    size_t i, n = c->n;
-    void *r = NULL;
-    int rc = 0;
+    struct drv_err err;
+    int rc;
 
     DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
-    DRV_AN(cli->rc);
+    DRV_AN(cli->rs);
     *outp = NULL;
-    out = drv_xcalloc(n + 1, sizeof *out);
-    for (i = 0; i < n && rc == 0; i++)
-        if (redisAppendCommandArgv(cli->rc, cmds[i].argc,
-                                   (const char **)cmds[i].argv,
-                                   cmds[i].argvlen) != REDIS_OK)
-            rc = io_failed(cli, cmds[i].argv[0]);
-    for (i = 0; i < n && rc == 0; i++) {
-        if (redisGetReply(cli->rc, &r) != REDIS_OK)
-            rc = io_failed(cli, cmds[i].argv[0]);
-        else
-            out[i] = r;
-    }
+    out = drv_xcalloc(c->n + 1, sizeof *out);
+    rc = drv_redis_sync_run(cli->rs, c->n, c->cmd, out, &err);
     if (rc < 0) {
-        drv__cli_free_replies(n, out);
-        return rc;
+        fprintf(stderr, "%s: Redis at %s: %s: %s\n", cli->prog,
+                cli->url_shown, c->n > 0 ? c->cmd[0].argv[0] : "", err.msg);
+        free(out);
+        return DRV_EDOWN;
     }
     *outp = out;
     return 0;

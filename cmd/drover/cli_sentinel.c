@@ -5,9 +5,10 @@
  * get-master-addr-by-name, then check ROLE on the node named; when it is
  * not the primary (a sentinel that has not heard of a failover yet, or a
  * misconfigured one) the next sentinel is asked, and when none named the
- * primary the round is repeated after a pause, for a few seconds. The result is a URL
- * with the host put in, which drv__cli_connect then uses as any other.
- * Blocking: a CLI run is one short conversation.
+ * primary the round is repeated after a pause, for a few seconds. The
+ * result is a URL with the host put in, which drv__cli_connect then uses
+ * as any other. Blocking (pkg/redis's drv_redis_sync, so names and TLS
+ * work as for the data connection): a CLI run is one short conversation.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,105 +27,38 @@
 #define RETRY_PAUSE_MS 250   /* before asking again */
 #define RETRIES 20           /* rounds before giving up (about 5 s) */
 
-/* A blocking connection to a with the ASK_TIMEOUT_MS deadlines, or NULL
- * (why in buf). */
-static redisContext *
-connect_to(const struct drv_redis_sentinel_addr *a, char *why, size_t n)
-{
-    struct timeval tv = {ASK_TIMEOUT_MS / 1000,
-                         (ASK_TIMEOUT_MS % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(a->host, a->port, tv);
+#define URL_MAX 1024
 
-    if (c == NULL) {
-        snprintf(why, n, "out of memory");
-        return NULL;
-    }
-    if (c->err || redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(why, n, "%s", c->errstr);
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* AUTH on c when a password is known; 0 or -1 (why in buf). */
+/*
+ * Run one command (NULL-terminated words) on a new connection to url;
+ * the reply into *out (caller frees), or -1 with why (size n) saying what
+ * failed.
+ */
 static int
-auth(redisContext *c, const char *user, const char *pw, char *why, size_t n)
+ask(const char *url, const struct drv_redis_tls *tls, redisReply **out,
+    char *why, size_t n, ...)
 {
-    redisReply *r = NULL;
-    int rc = 0;
-
-    if (pw == NULL || *pw == '\0')
-        return 0;
-    if (user != NULL && *user != '\0')
-        r = redisCommand(c, "AUTH %s %s", user, pw);
-    else
-        r = redisCommand(c, "AUTH %s", pw);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, n, "AUTH: %s", r != NULL ? r->str : c->errstr);
-        rc = -1;
-    }
-    if (r != NULL)
-        freeReplyObject(r);
-    return rc;
-}
-
-/* Ask sentinel a for the primary of master into *out; 0 or -1 (why). */
-static int
-ask_sentinel(const struct drv_config_sentinel *cs,
-             const struct drv_redis_sentinel_addr *a,
-             struct drv_redis_sentinel_addr *out, char *why, size_t n)
-{
-    redisContext *c = connect_to(a, why, n);
-    redisReply *r = NULL;
+    struct drv_redis_sync *s = NULL;
+    struct drv_argv a;
     struct drv_err err;
-    int rc = -1;
+    const char *w = NULL;
+    va_list ap;
+    int rc;
 
-    if (c == NULL)
-        return -1;
-    if (auth(c, cs->user, getenv("DROVER_SENTINEL_PASSWORD"), why, n) < 0)
-        goto out;
-    r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", cs->master);
-    if (r == NULL) {
-        snprintf(why, n, "%s", c->errstr);
-        goto out;
-    }
-    if (drv_redis_sentinel_parse_master(r, out, &err) < 0) {
+    *out = NULL;
+    drv_argv_init(&a);
+    va_start(ap, n);
+    while ((w = va_arg(ap, const char *)) != NULL)
+        drv_argv_adds(&a, w);
+    va_end(ap);
+    rc = drv_redis_sync_connect(url, tls, ASK_TIMEOUT_MS, &s, &err);
+    if (rc == 0)
+        rc = drv_redis_sync_run(s, 1, &a, out, &err);
+    if (rc < 0)
         snprintf(why, n, "%s", err.msg);
-        goto out;
-    }
-    rc = 0;
-out:
-    if (r != NULL)
-        freeReplyObject(r);
-    redisFree(c);
-    return rc;
-}
-
-/* ROLE of the node at a is master: 1, 0 (why says the role or the
- * error). url carries the credentials. */
-static int
-is_primary(const struct drv_redis_sentinel_addr *a,
-           const struct drv_redis_url *url, char *why, size_t n)
-{
-    redisContext *c = connect_to(a, why, n);
-    redisReply *r = NULL;
-    struct drv_err err;
-    int m = 0;
-
-    if (c == NULL)
-        return 0;
-    if (auth(c, url->user, url->password, why, n) < 0)
-        goto out;
-    r = redisCommand(c, "ROLE");
-    m = drv_redis_sentinel_parse_role(r, &err) == 1;
-    if (!m)
-        snprintf(why, n, "ROLE %.200s", r != NULL ? err.msg : c->errstr);
-out:
-    if (r != NULL)
-        freeReplyObject(r);
-    redisFree(c);
-    return m;
+    drv_redis_sync_free(s);
+    drv_argv_fini(&a);
+    return rc < 0 ? -1 : 0;
 }
 
 static void
@@ -136,57 +70,85 @@ pause_ms(long ms)
         ;
 }
 
-int
-drv__cli_sentinel_url(struct drv_cli *cli, char *out, size_t n)
+/* Ask sentinel addr (config text) for the primary into *a; 0 or -1. */
+static int
+ask_sentinel(struct drv_cli *cli, const struct drv_redis_tls *tls,
+             const char *addr, struct drv_redis_sentinel_addr *a, char *why,
+             size_t n)
 {
     const struct drv_config_sentinel *cs = &cli->cfg->redis.sentinel;
-    struct drv_redis_sentinel_addr sa, primary;
-    struct drv_redis_url url;
+    struct drv_redis_sentinel_addr sa;
+    redisReply *r = NULL;
     struct drv_err err;
-    const char *envpw = getenv("DROVER_REDIS_PASSWORD");
+    char url[URL_MAX];
+    int rc = -1;
+
+    if (drv_redis_sentinel_addr_parse(addr, &sa, &err) < 0 ||
+        drv_redis_sentinel_conn_url(cli->cfg->redis.url, cs->user, &sa, url,
+                                    sizeof url) < 0) {
+        snprintf(why, n, "sentinel %.80s: bad address", addr);
+        return -1;
+    }
+    if (ask(url, tls, &r, why, n, "SENTINEL", "get-master-addr-by-name",
+            cs->master, (char *)NULL) == 0) {
+        rc = drv_redis_sentinel_parse_master(r, a, &err) < 0 ? -1 : 0;
+        if (rc < 0)
+            snprintf(why, n, "sentinel %.80s: %.160s", addr, err.msg);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    explicit_bzero(url, sizeof url);
+    return rc;
+}
+
+/* The node at url is the primary (ROLE master): 1, or 0 with why. */
+static int
+is_primary(const char *url, const struct drv_redis_tls *tls, char *why,
+           size_t n)
+{
+    redisReply *r = NULL;
+    struct drv_err err;
+    int m = 0;
+
+    if (ask(url, tls, &r, why, n, "ROLE", (char *)NULL) == 0) {
+        m = drv_redis_sentinel_parse_role(r, &err) == 1;
+        if (!m)
+            snprintf(why, n, "the node named is not the primary: ROLE "
+                     "%.160s", err.msg);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return m;
+}
+
+int
+drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
+                      char *out, size_t n)
+{
+    const struct drv_config_sentinel *cs = &cli->cfg->redis.sentinel;
+    struct drv_redis_sentinel_addr a;
     char why[256] = "no sentinel configured";
-    char placeholder[600];
-    int round, rc = DRV_EDOWN;
+    int round;
     size_t i;
 
-    /* the credentials, for ROLE: the URL with a host put in parses */
-    memset(&primary, 0, sizeof primary);
-    snprintf(primary.host, sizeof primary.host, "127.0.0.1");
-    primary.port = 6379;
-    if (drv_redis_sentinel_url_at(cli->cfg->redis.url, &primary, placeholder,
-                                  sizeof placeholder) < 0 ||
-        drv_redis_url_parse(placeholder, &url, &err) < 0) {
-        fprintf(stderr, "%s: redis.url: %s\n", cli->prog,
-                drv_redis_sentinel_url_check(cli->cfg->redis.url, &err) < 0
-                    ? err.msg : "cannot be used with redis.sentinel");
-        explicit_bzero(placeholder, sizeof placeholder);
-        return DRV_ECONFIG;
-    }
-    explicit_bzero(placeholder, sizeof placeholder);
-    if (url.password[0] == '\0' && envpw != NULL &&
-        strlen(envpw) < sizeof url.password)
-        strcpy(url.password, envpw);
-    for (round = 0; round < RETRIES && rc < 0; round++) {
+    for (round = 0; round < RETRIES; round++) {
         if (round > 0)
             pause_ms(RETRY_PAUSE_MS);
-        for (i = 0; i < cs->naddrs && rc < 0; i++) {
-            if (drv_redis_sentinel_addr_parse(cs->addrs[i], &sa, &err) < 0 ||
-                ask_sentinel(cs, &sa, &primary, why, sizeof why) < 0)
+        for (i = 0; i < cs->naddrs; i++) {
+            if (ask_sentinel(cli, tls, cs->addrs[i], &a, why,
+                             sizeof why) < 0)
                 continue;   /* the next sentinel */
-            if (!is_primary(&primary, &url, why, sizeof why))
-                continue;   /* stale, or failing over: ask the others */
-            rc = 0;
+            if (drv_redis_sentinel_url_at(cli->cfg->redis.url, &a, out,
+                                          n) < 0) {
+                fprintf(stderr, "%s: redis.url too long\n", cli->prog);
+                return DRV_ECONFIG;
+            }
+            if (is_primary(out, tls, why, sizeof why))
+                return 0;
+            explicit_bzero(out, n); /* stale, or failing over: the next */
         }
     }
-    explicit_bzero(&url, sizeof url);
-    if (rc < 0) {
-        fprintf(stderr, "%s: no primary found through the sentinels of "
-                "%s: %s\n", cli->prog, cs->master, why);
-        return rc;
-    }
-    if (drv_redis_sentinel_url_at(cli->cfg->redis.url, &primary, out, n) < 0) {
-        fprintf(stderr, "%s: redis.url too long\n", cli->prog);
-        return DRV_ECONFIG;
-    }
-    return 0;
+    fprintf(stderr, "%s: no primary found through the sentinels of %s: "
+            "%s\n", cli->prog, cs->master, why);
+    return DRV_EDOWN;
 }

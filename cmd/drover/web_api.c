@@ -292,18 +292,16 @@ run_batch(struct drv_web *web, struct evhttp_request *req,
     int rc;
 
     *out = NULL;
-    if (cli->rc != NULL && cli->rc->err != 0) {
-        redisFree(cli->rc);
-        cli->rc = NULL;
+    if (cli->rs != NULL && drv_redis_sync_broken(cli->rs)) {
+        drv_redis_sync_free(cli->rs);
+        cli->rs = NULL;
     }
     rc = drv__cli_connect(cli);
     if (rc == 0)
         rc = drv__cli_run(cli, c, out);
     if (rc < 0) {
-        if (cli->rc != NULL) {
-            redisFree(cli->rc);
-            cli->rc = NULL;
-        }
+        drv_redis_sync_free(cli->rs);
+        cli->rs = NULL;
         drv__web_error(req, 503, "Redis at %s is not answering",
                        cli->url_shown);
     }

@@ -102,14 +102,27 @@ struct drv_config_sentinel {
                        (password: $DROVER_SENTINEL_PASSWORD) */
 };
 
+/* `redis.tls:` (for rediss:// URLs); unset strings are NULL */
+struct drv_config_redis_tls {
+    char *ca_file;      /* owned: PEM CAs; NULL = the system store */
+    char *cert_file;    /* owned: PEM client certificate, or NULL */
+    char *key_file;     /* owned: its key; NULL = in cert_file */
+    char *server_name;  /* owned: name to verify and send (SNI); NULL =
+                           the host of the URL */
+    bool verify;        /* verify the server (default true) */
+};
+
 /* `redis:` */
 struct drv_config_redis {
-    char *url;      /* owned: redis://... or unix://...; with a sentinel
-                       only scheme, user and db: redis:///0 */
+    char *url;      /* owned: redis://..., rediss://... or unix://...;
+                       with a sentinel only scheme, user and db:
+                       redis:///0 */
     char *prefix;   /* owned: key prefix P, no braces */
+    struct drv_config_redis_tls tls; /* `tls:` */
     struct drv_config_sentinel sentinel; /* `sentinel:`; master NULL when
                                             absent */
 };
+
 
 /* `worker:` */
 struct drv_config_worker {
@@ -294,6 +307,14 @@ int drv_config_check_redis_url(const char *url, struct drv_err *err);
  * first.
  */
 void drv_config_set_redis_url(struct drv_config *cfg, const char *url);
+
+/*
+ * drv_config_redis_tls -- cfg's redis.tls as the settings pkg/redis
+ * takes (out borrows cfg's strings: valid while cfg is).
+ */
+struct drv_redis_tls;
+void drv_config_redis_tls(const struct drv_config *cfg,
+                          struct drv_redis_tls *out);
 
 /* drv_hkind_name -- "noop", "echo", ... ("?" when out of range). */
 const char *drv_hkind_name(enum drv_hkind kind);

@@ -390,6 +390,15 @@ int drv_redis_reconnect(struct drv_redis *r, const char *why);
  */
 const char *drv_redis_peer(const struct drv_redis *r);
 
+/*
+ * drv_redis_last_error -- why the last attempt failed or the last
+ * connection was lost ("connect to 10.0.0.5:6379: Connection refused",
+ * "cannot resolve host 'redis': Name or service not known", "TLS:
+ * certificate verify failed: ..."), "" while none has. Borrowed until the
+ * next state change. Loop thread.
+ */
+const char *drv_redis_last_error(const struct drv_redis *r);
+
 /* drv_redis_state -- the current state. Loop thread. */
 enum drv_redis_state drv_redis_state(const struct drv_redis *r);
 
@@ -404,6 +413,47 @@ const char *drv_redis_name(const struct drv_redis *r);
 /* drv_redis_get_stats -- counters since create. Loop thread. */
 void drv_redis_get_stats(const struct drv_redis *r,
                          struct drv_redis_stats *out);
+
+/* ------------------------------------------------------ blocking client */
+
+/*
+ * A blocking connection for short conversations (the admin CLI, the
+ * dashboard): the same URLs, host names (resolved with getaddrinfo, which
+ * blocks: not for a loop that must stay responsive), every address tried
+ * in order, TLS settings and checks as the async connection, AUTH and
+ * SELECT at connect. Not thread-safe; one thread at a time.
+ */
+struct drv_redis_sync;
+
+/*
+ * drv_redis_sync_connect -- connect to url (TLS with tls for rediss://,
+ * NULL = defaults) and run AUTH (password from the URL or else
+ * $DROVER_REDIS_PASSWORD) and SELECT. timeout_ms (0 = 5000) bounds the
+ * whole connect and, later, each read or write. Returns 0 with *out (free
+ * with drv_redis_sync_free), or with err (required) filled: DRV_ECONFIG
+ * (bad URL or TLS files), DRV_EDOWN or -ETIMEDOUT (cannot connect, TLS
+ * refused: "TLS: certificate verify failed: ..."), DRV_EREDIS ("AUTH
+ * refused: ...").
+ */
+int drv_redis_sync_connect(const char *url, const struct drv_redis_tls *tls,
+                           int64_t timeout_ms, struct drv_redis_sync **out,
+                           struct drv_err *err);
+
+/*
+ * drv_redis_sync_run -- send the n commands of cmds in one write and read
+ * their n replies into replies[0..n-1] (each owned by the caller:
+ * freeReplyObject; error replies are replies). 0, or <0 with err filled
+ * and every replies[i] NULL: the connection is then broken.
+ */
+int drv_redis_sync_run(struct drv_redis_sync *s, size_t n,
+                       const struct drv_argv *cmds, redisReply **replies,
+                       struct drv_err *err);
+
+/* drv_redis_sync_broken -- an I/O error or timeout happened: free it. */
+int drv_redis_sync_broken(const struct drv_redis_sync *s);
+
+/* drv_redis_sync_free -- close; NULL does nothing. */
+void drv_redis_sync_free(struct drv_redis_sync *s);
 
 /* ---------------------------------------------------------------- reply */
 

@@ -76,6 +76,17 @@ int drv_redis_sentinel_url_at(const char *url,
                               char *out, size_t n);
 
 /*
+ * drv_redis_sentinel_conn_url -- the URL of the sentinel at a, into out
+ * (size n): the scheme of data_url (redis:// or rediss://), user (NULL or
+ * "" = none) and the password from $DROVER_SENTINEL_PASSWORD (both
+ * percent-encoded), no db. Returns 0, or -ENAMETOOLONG (out wiped). Any
+ * thread. Wipe out when done: it may hold a password.
+ */
+int drv_redis_sentinel_conn_url(const char *data_url, const char *user,
+                                const struct drv_redis_sentinel_addr *a,
+                                char *out, size_t n);
+
+/*
  * drv_redis_sentinel_parse_master -- the reply of SENTINEL
  * get-master-addr-by-name: a two-element array [host, port] fills *out and
  * gives 0; nil (the sentinel does not monitor that name) gives -ENOENT;

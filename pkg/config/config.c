@@ -26,6 +26,7 @@
 #include "drover/config.h"
 #include "drover/error.h"
 #include "drover/parse.h"
+#include "drover/redis.h"
 #include "drover/redis_sentinel.h"
 
 #include "config_int.h"
@@ -142,6 +143,7 @@ static const struct drv__config_field redis_fields[] = {
      .off = offsetof(struct drv_config_redis, prefix),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_prefix},
     {.name = "sentinel", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "tls", .kind = DRV__CONFIG_SPECIAL},
 };
 
 /* redis.sentinel.addrs[i]: HOST[:PORT] or [IPv6][:PORT]. */
@@ -179,6 +181,23 @@ static const struct drv__config_field sentinel_fields[] = {
     {.name = "user", .kind = DRV__CONFIG_STRING,
      .off = offsetof(struct drv_config_sentinel, user),
      .flags = DRV__CONFIG_NONEMPTY},
+};
+
+static const struct drv__config_field tls_fields[] = {
+    {.name = "ca_file", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, ca_file),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "cert_file", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, cert_file),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "key_file", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, key_file),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "server_name", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_redis_tls, server_name),
+     .flags = DRV__CONFIG_NONEMPTY},
+    {.name = "verify", .kind = DRV__CONFIG_BOOL,
+     .off = offsetof(struct drv_config_redis_tls, verify)},
 };
 
 static const struct drv__config_field worker_fields[] = {
@@ -270,31 +289,43 @@ read_sentinel(struct drv__config_ctx *c, yaml_node_t *knode,
         sentinel_clear(st);
 }
 
+/* `redis:`: plain fields, and `tls:` (a mapping of its own). */
+struct redis_read {
+    yaml_node_t *tls_key;       /* borrowed: the `tls` key, if present */
+};
+
 static void
 redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
            yaml_node_t *vnode, void *arg)
 {
+    struct redis_read *rr = arg;
+    struct drv_config_redis *red = &c->cfg->redis;
     const struct drv__config_field *f =
         drv__config_field_find(redis_fields, DRV_ARRAY_LEN(redis_fields),
                                key);
 
-    (void)arg;
-    if (f == NULL)
+    if (f == NULL) {
         drv__config_unknown_key(c, knode, redis_fields,
                                 DRV_ARRAY_LEN(redis_fields), 0);
-    else if (f->kind == DRV__CONFIG_SPECIAL)
+    } else if (strcmp(f->name, "sentinel") == 0) {
         read_sentinel(c, knode, vnode);
-    else
-        drv__config_field_set(c, f, vnode, &c->cfg->redis);
+    } else if (f->kind == DRV__CONFIG_SPECIAL) {
+        rr->tls_key = knode;
+        if (!drv__config_is_null(vnode))
+            read_fields(c, vnode, tls_fields, DRV_ARRAY_LEN(tls_fields),
+                        &red->tls);
+    } else {
+        drv__config_field_set(c, f, vnode, red);
+    }
 }
 
 /*
- * `redis:`. With a sentinel the URL carries only the scheme, the user and
- * the db (redis:///0): a host there is an error, and the default URL
- * (which names 127.0.0.1) becomes "redis:///0".
+ * With a sentinel the URL carries only the scheme, the user and the db
+ * (redis:///0): a host there is an error, and the default URL (which
+ * names 127.0.0.1) becomes "redis:///0".
  */
 static void
-read_redis(struct drv__config_ctx *c, yaml_node_t *node)
+check_sentinel_url(struct drv__config_ctx *c, yaml_node_t *node)
 {
     struct drv_config_redis *r = &c->cfg->redis;
     yaml_node_t *url = NULL;
@@ -302,8 +333,6 @@ read_redis(struct drv__config_ctx *c, yaml_node_t *node)
     struct drv_err err;
     size_t mark;
 
-    if (drv__config_each_pair(c, node, redis_pair, NULL) < 0)
-        return;
     /* the URL is judged even when the sentinel section has errors */
     sn = drv__config_find_value(c, node, "sentinel");
     if (sn == NULL || drv__config_is_null(sn))
@@ -324,6 +353,41 @@ read_redis(struct drv__config_ctx *c, yaml_node_t *node)
         drv__config_report(c, url, "%s", err.msg);
         drv__config_path_pop(c, mark);
     }
+}
+
+static void
+read_redis(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv_config_redis_tls *t = &c->cfg->redis.tls;
+    struct redis_read rr = {NULL};
+    size_t mark;
+
+    if (drv__config_each_pair(c, node, redis_pair, &rr) < 0)
+        return;
+    check_sentinel_url(c, node);
+    if (rr.tls_key == NULL)
+        return;
+    mark = drv__config_path_push_key(c, "tls");
+    if (strncmp(c->cfg->redis.url, "rediss://", strlen("rediss://")) != 0)
+        drv__config_report(c, rr.tls_key, "TLS settings need a rediss:// "
+                           "url (redis.url is not one)");
+    else if (t->key_file != NULL && t->cert_file == NULL)
+        drv__config_report(c, rr.tls_key, "key_file needs cert_file");
+    drv__config_path_pop(c, mark);
+}
+
+void
+drv_config_redis_tls(const struct drv_config *cfg, struct drv_redis_tls *out)
+{
+    const struct drv_config_redis_tls *t = &cfg->redis.tls;
+
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    memset(out, 0, sizeof *out);
+    out->ca_file = t->ca_file;
+    out->cert_file = t->cert_file;
+    out->key_file = t->key_file;
+    out->server_name = t->server_name;
+    out->no_verify = !t->verify;
 }
 
 /* ------------------------------------------------------------ queues */
@@ -476,6 +540,7 @@ config_create(const char *name)
     cfg->file = drv_xstrdup(name);
     cfg->redis.url = drv_xstrdup(DRV_CONFIG_REDIS_URL);
     cfg->redis.prefix = drv_xstrdup(DRV_CONFIG_REDIS_PREFIX);
+    cfg->redis.tls.verify = true;
     w = &cfg->worker;
     w->concurrency = DRV_CONFIG_CONCURRENCY;
     w->batch = DRV_CONFIG_BATCH;
@@ -515,6 +580,10 @@ drv_config_free(struct drv_config *cfg)
     free(cfg->file);
     free(cfg->redis.url);
     free(cfg->redis.prefix);
+    free(cfg->redis.tls.ca_file);
+    free(cfg->redis.tls.cert_file);
+    free(cfg->redis.tls.key_file);
+    free(cfg->redis.tls.server_name);
     sentinel_clear(&cfg->redis.sentinel);
     free(cfg->worker.metrics);
     drv__config_strv_free(cfg->queues, cfg->nqueues);

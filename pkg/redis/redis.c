@@ -176,6 +176,8 @@ struct drv_redis {
     char peer[PEER_MAX];       /* numeric address of fd/bev, or "" */
     char why[WHY_MAX];         /* last address's failure, this attempt */
     char addrs_log[512];       /* what the name last resolved to */
+    char last_err[WHY_MAX];    /* why the last attempt or connection
+                                  ended; "" until one did */
     int64_t connect_deadline_ns; /* CONNECTING: give up at; else 0 */
     int64_t client_id;         /* CLIENT ID of this connection, -1 */
     uint64_t drop_gen;         /* drop attempt gen from the kick; 0 none */
@@ -468,6 +470,8 @@ lost(struct drv_redis *r, const char *why)
     event_del(r->watch_ev);
     r->watch_at_ns = 0;
     quote(q, sizeof q, why);
+    if (!r->freeing && prev != DRV_REDIS_DOWN)
+        snprintf(r->last_err, sizeof r->last_err, "%s", why);
     if (prev == DRV_REDIS_READY) {
         r->stats.disconnects++;
         r->fails = 0;
@@ -818,6 +822,7 @@ on_bev_event(struct bufferevent *bev, short what, void *arg)
                 ossl = e;
         drv__redis_tls_describe(bufferevent_openssl_get_ssl(bev), ossl,
                                 (what & BEV_EVENT_EOF) ? 0 : sys,
+                                r->state != DRV_REDIS_READY,
                                 verify_name(r), why, sizeof why);
     } else if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof why, "connection closed by the server");
@@ -1239,19 +1244,27 @@ on_kick(evutil_socket_t fd, short what, void *arg)
         teardown(r);
 }
 
-/* OpenSSL has a new session for r's connection: keep it (we own the
- * reference we return 1 for) to resume on the next connect. */
+/*
+ * OpenSSL has a new session (TLS 1.3: a ticket, sent after the handshake)
+ * for r's connection: keep a copy to resume on the next connect. A copy,
+ * because freeing an SSL that was not shut down cleanly (the server went
+ * away, a deadline dropped it: our usual case) marks its own session not
+ * resumable. Returns 0: OpenSSL keeps its reference.
+ */
 static int
 on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
     struct drv_redis *r;
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
 
     DRV_CAST(r, SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)),
              DRV_REDIS_MAGIC);
+    if (copy == NULL)
+        return 0; /* out of memory: the next connect is a full one */
     if (r->session != NULL)
         SSL_SESSION_free(r->session);
-    r->session = sess;
-    return 1;
+    r->session = copy;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- public */
@@ -1608,6 +1621,13 @@ drv_redis_reconnect(struct drv_redis *r, const char *why)
         event_active(r->retry_ev, EV_TIMEOUT, 0);
     }
     return 0;
+}
+
+const char *
+drv_redis_last_error(const struct drv_redis *r)
+{
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    return r->last_err;
 }
 
 const char *

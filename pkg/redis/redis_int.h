@@ -48,11 +48,14 @@ SSL *drv__redis_tls_ssl(SSL_CTX *ctx, const char *name);
  * into buf: "TLS: certificate verify failed: REASON (host NAME)" when the
  * peer's certificate was refused, else "TLS: " and OpenSSL's reason (ossl
  * = an error code from the error queue, 0 for none), else "TLS: " and
- * strerror(sys) (sys = errno, 0 for "connection closed"). Clears the
- * thread's OpenSSL error queue.
+ * strerror(sys) (sys = errno, 0 for "connection closed"). early: it
+ * happened before the first reply (then, without a client certificate,
+ * the text says the server may want one). Clears the thread's OpenSSL
+ * error queue.
  */
 void drv__redis_tls_describe(SSL *ssl, unsigned long ossl, int sys,
-                             const char *name, char *buf, size_t n);
+                             int early, const char *name, char *buf,
+                             size_t n);
 
 /* -------------------------------------------------- redis_resolve.c */
 

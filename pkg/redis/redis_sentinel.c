@@ -113,57 +113,6 @@ addr_str(const struct drv_redis_sentinel_addr *a, char *buf, size_t n)
     return buf;
 }
 
-/* Append s percent-encoded (everything but unreserved characters). */
-static void
-pct_append(char *out, size_t n, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = strlen(out);
-
-    for (; *s != '\0' && o + 4 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-            c == '~') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = '\0';
-}
-
-/* The URL of a sentinel: the data URL's scheme, the sentinel user and
- * $DROVER_SENTINEL_PASSWORD, no db (sentinels have none). */
-static void
-sentinel_url(const char *data_url, const char *user,
-             const struct drv_redis_sentinel_addr *a, char *out, size_t n)
-{
-    const char *pw = getenv("DROVER_SENTINEL_PASSWORD");
-    char hp[DRV_REDIS_SENTINEL_HOST_MAX + 16];
-    int tls = strncmp(data_url, "rediss:", strlen("rediss:")) == 0 ||
-              strncmp(data_url, "REDISS:", strlen("REDISS:")) == 0;
-
-    snprintf(out, n, "%s", tls ? "rediss://" : "redis://");
-    if ((user != NULL && *user != '\0') || (pw != NULL && *pw != '\0')) {
-        if (user != NULL)
-            pct_append(out, n, user);
-        if (pw != NULL && *pw != '\0') {
-            if (strlen(out) + 1 < n)
-                strcat(out, ":");
-            pct_append(out, n, pw);
-        }
-        if (strlen(out) + 1 < n)
-            strcat(out, "@");
-    }
-    addr_str(a, hp, sizeof hp);
-    if (strlen(out) + strlen(hp) < n)
-        strcat(out, hp);
-}
-
 /* Index of s in ds->s. */
 static size_t
 sent_index(const struct drv_redis_sentinel *ds, const struct sent *s)
@@ -536,7 +485,12 @@ drv_redis_sentinel_create(struct drv_loop *loop,
                              i, aerr.msg);
             goto fail;
         }
-        sentinel_url(o->url, o->user, &s->addr, url, sizeof url);
+        if (drv_redis_sentinel_conn_url(o->url, o->user, &s->addr, url,
+                                        sizeof url) < 0) {
+            rc = drv_err_set(err, DRV_ECONFIG, "sentinel address %zu: URL "
+                             "too long", i);
+            goto fail;
+        }
         snprintf(label, sizeof label, "%s-s%zu", ds->name, i);
         rc = own_conn(ds, o, url, label, 0, &s->r, err);
         explicit_bzero(url, sizeof url);

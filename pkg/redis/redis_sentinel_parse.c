@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -158,6 +159,87 @@ drv_redis_sentinel_url_at(const char *url,
                  v6 ? "[" : "", a->host, v6 ? "]" : "", a->port, h);
     if (w < 0 || (size_t)w >= n)
         return -ENAMETOOLONG;
+    return 0;
+}
+
+/* A growing text in caller memory; full is set when something did not
+ * fit (the text is then cut). */
+struct text {
+    char *buf;      /* borrowed: the output */
+    size_t n;       /* its size */
+    size_t o;       /* bytes written */
+    int full;       /* something did not fit */
+};
+
+static void
+put(struct text *t, const char *s, size_t len)
+{
+    if (t->o + len >= t->n) {
+        t->full = 1;
+        len = t->o + 1 < t->n ? t->n - 1 - t->o : 0;
+    }
+    memcpy(t->buf + t->o, s, len);
+    t->o += len;
+    t->buf[t->o] = '\0';
+}
+
+/* Put s percent-encoded (all but unreserved characters). */
+static void
+put_pct(struct text *t, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char e[3];
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~') {
+            put(t, s, 1);
+        } else {
+            e[0] = '%';
+            e[1] = hex[c >> 4];
+            e[2] = hex[c & 15];
+            put(t, e, 3);
+        }
+    }
+}
+
+int
+drv_redis_sentinel_conn_url(const char *data_url, const char *user,
+                            const struct drv_redis_sentinel_addr *a,
+                            char *out, size_t n)
+{
+    const char *pw = getenv("DROVER_SENTINEL_PASSWORD");
+    struct text t = {out, n, 0, 0};
+    char port[16];
+    int tls = strncasecmp(data_url, "rediss:", strlen("rediss:")) == 0;
+    int v6 = strchr(a->host, ':') != NULL;
+
+    if (n == 0)
+        return -ENAMETOOLONG;
+    out[0] = '\0';
+    put(&t, tls ? "rediss://" : "redis://", tls ? 9 : 8);
+    if (user != NULL && *user != '\0')
+        put_pct(&t, user);
+    if (pw != NULL && *pw != '\0') {
+        put(&t, ":", 1);
+        put_pct(&t, pw);
+    }
+    if ((user != NULL && *user != '\0') || (pw != NULL && *pw != '\0'))
+        put(&t, "@", 1);
+    if (v6)
+        put(&t, "[", 1);
+    put(&t, a->host, strlen(a->host));
+    if (v6)
+        put(&t, "]", 1);
+    snprintf(port, sizeof port, ":%d", a->port);
+    put(&t, port, strlen(port));
+    if (t.full) {
+        explicit_bzero(out, n);
+        return -ENAMETOOLONG;
+    }
     return 0;
 }
 

@@ -140,23 +140,30 @@ fail:
 }
 
 void
-drv__redis_tls_describe(SSL *ssl, unsigned long ossl, int sys,
+drv__redis_tls_describe(SSL *ssl, unsigned long ossl, int sys, int early,
                         const char *name, char *buf, size_t n)
 {
-    char ebuf[160];
+    char ebuf[160], host[DRV_REDIS_HOST_MAX + 120];
     long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 
+    /* A server that wants a client certificate we did not send ends the
+     * connection right after the handshake; its alert is often lost in
+     * the reset (our first command was already on its way). */
+    if (early && ssl != NULL && SSL_get_certificate(ssl) == NULL)
+        snprintf(host, sizeof host, "host %s; if the server requires a "
+                 "client certificate, set tls cert_file and key_file", name);
+    else
+        snprintf(host, sizeof host, "host %s", name);
     if (ssl != NULL && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
         vr != X509_V_OK)
         snprintf(buf, n, "TLS: certificate verify failed: %s (host %s)",
                  X509_verify_cert_error_string(vr), name);
     else if (ossl != 0)
-        snprintf(buf, n, "TLS: %s (host %s)",
-                 ossl_reason(ossl, ebuf, sizeof ebuf, "error"), name);
+        snprintf(buf, n, "TLS: %s (%s)",
+                 ossl_reason(ossl, ebuf, sizeof ebuf, "error"), host);
     else if (sys != 0)
-        snprintf(buf, n, "TLS: %s (host %s)", strerror(sys), name);
+        snprintf(buf, n, "TLS: %s (%s)", strerror(sys), host);
     else
-        snprintf(buf, n, "TLS: connection closed by the server (host %s)",
-                 name);
+        snprintf(buf, n, "TLS: connection closed by the server (%s)", host);
     ERR_clear_error();
 }

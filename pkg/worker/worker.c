@@ -197,7 +197,7 @@ on_blk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
  * connections. */
 static int
 sentinel_create(struct drv_worker *w, struct drv_loop *loop,
-                struct drv_err *err)
+                const struct drv_redis_tls *tls, struct drv_err *err)
 {
     const struct drv_config_sentinel *cs = &w->cfg->redis.sentinel;
     struct drv_redis_sentinel_opts so;
@@ -209,6 +209,7 @@ sentinel_create(struct drv_worker *w, struct drv_loop *loop,
     so.addrs = (const char *const *)cs->addrs;
     so.naddrs = cs->naddrs;
     so.user = cs->user;
+    so.tls = tls;
     snprintf(name, sizeof name, "drover-sentinel-%d", (int)getpid());
     so.name = name;
     return drv_redis_sentinel_create(loop, &so, &w->sentinel, err);
@@ -236,6 +237,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     const struct drv_config *cfg = o->cfg;
     struct drv_worker *w = NULL;
     struct drv_redis_opts ro;
+    struct drv_redis_tls tls;
     struct drv_pool_opts po;
     char name[200];
     size_t i;
@@ -262,8 +264,10 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
 
     memset(&ro, 0, sizeof ro);
     ro.url = cfg->redis.url;
+    drv_config_redis_tls(cfg, &tls);
+    ro.tls = &tls;
     if (cfg->redis.sentinel.master != NULL) {
-        rc = sentinel_create(w, o->loop, err);
+        rc = sentinel_create(w, o->loop, &tls, err);
         if (rc < 0)
             goto fail;
         ro.url = drv_redis_sentinel_data_url(w->sentinel);

@@ -90,8 +90,8 @@ drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
 
     snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
     o = (size_t)snprintf(text, sizeof text,
-                         "redis:\n  url: %s\n  prefix: %s\nworker:\n",
-                         t->srv->url, t->o.prefix);
+                         "redis:\n  url: %s\n  prefix: %s\n%sworker:\n",
+                         t->srv->url, t->o.prefix, t->srv->tls_yaml);
     add_defaults(text, sizeof text, &o, t->o.worker_defaults, x);
     if (o < sizeof text)
         snprintf(text + o, sizeof text - o, "%s%s%s", x,

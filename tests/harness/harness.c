@@ -227,14 +227,79 @@ spawn_server(struct drv_test_redis *r)
 }
 
 int
-drv_test_redis_start(struct drv_test_redis *r)
+drv_test_make_certs(const char *dir)
+{
+    static const char script[] =
+        "set -e\n"
+        "cd \"$1\"\n"
+        "key() { openssl genpkey -algorithm EC "
+        "-pkeyopt ec_paramgen_curve:P-256 -out \"$1\" 2>/dev/null; }\n"
+        "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem "
+        "-days 2 -subj \"/CN=$2\"; }\n"
+        "leaf() {\n"
+        "  key $1.key\n"
+        "  openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"\n"
+        "  printf '%s\\n' \"$3\" > $1.ext\n"
+        "  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext 2>&1\n"
+        "}\n"
+        "ca ca 'drover test CA'\n"
+        "ca other-ca 'another CA'\n"
+        "leaf server localhost "
+        "'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:drover-test-redis'\n"
+        "leaf client 'drover client' 'extendedKeyUsage=clientAuth'\n";
+    char path[400], cmd[900];
+    int rc;
+
+    snprintf(path, sizeof path, "%s/make-certs.sh", dir);
+    rc = drv_test_write_file(path, script);
+    if (rc < 0)
+        return rc;
+    snprintf(cmd, sizeof cmd, "sh '%s' '%s' > '%s/make-certs.log' 2>&1",
+             path, dir, dir);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "cat '%s/make-certs.log' >&2", dir);
+        (void)system(cmd);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Write dir/redis.conf: plain TCP on r->port, or TLS there (tls_auth:
+ * -1 plain, 0 TLS, 1 TLS requiring client certificates). */
+static int
+write_conf(struct drv_test_redis *r, int tls_auth)
+{
+    char conf[400], text[2400];
+    int o;
+
+    snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
+    o = snprintf(text, sizeof text,
+                 "bind 127.0.0.1\nunixsocket %s\nunixsocketperm 700\n"
+                 "save \"\"\nappendonly no\ndir %s\npidfile %s/redis.pid\n"
+                 "daemonize no\nloglevel warning\nprotected-mode yes\n",
+                 r->sock, r->dir, r->dir);
+    if (tls_auth < 0)
+        snprintf(text + o, sizeof text - (size_t)o, "port %d\n", r->port);
+    else
+        snprintf(text + o, sizeof text - (size_t)o,
+                 "port 0\ntls-port %d\ntls-cert-file %s/server.pem\n"
+                 "tls-key-file %s/server.key\ntls-ca-cert-file %s/ca.pem\n"
+                 "tls-auth-clients %s\n", r->port, r->certs, r->certs,
+                 r->certs, tls_auth ? "yes" : "no");
+    return drv_test_write_file(conf, text);
+}
+
+static int
+redis_start(struct drv_test_redis *r, int tls_auth)
 {
     const char *ext = getenv("DROVER_TEST_REDIS_URL");
-    char conf[400], text[1200];
     int rc;
 
     memset(r, 0, sizeof *r);
     if (ext != NULL && *ext) {
+        if (tls_auth >= 0)
+            return -ENOTSUP;
         r->external = 1;
         snprintf(r->url, sizeof r->url, "%s", ext);
         snprintf(r->sock_url, sizeof r->sock_url, "%s", ext);
@@ -251,16 +316,57 @@ drv_test_redis_start(struct drv_test_redis *r)
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
     snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
     snprintf(r->sock_url, sizeof r->sock_url, "unix://%s", r->sock);
-    snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
-    snprintf(text, sizeof text,
-             "port %d\nbind 127.0.0.1\nunixsocket %s\nunixsocketperm 700\n"
-             "save \"\"\nappendonly no\ndir %s\npidfile %s/redis.pid\n"
-             "daemonize no\nloglevel warning\nprotected-mode yes\n",
-             r->port, r->sock, r->dir, r->dir);
-    rc = drv_test_write_file(conf, text);
+    if (tls_auth >= 0) {
+        r->tls = 1;
+        snprintf(r->certs, sizeof r->certs, "%s/certs", r->dir);
+        snprintf(r->ca, sizeof r->ca, "%s/ca.pem", r->certs);
+        snprintf(r->url, sizeof r->url, "rediss://127.0.0.1:%d/0", r->port);
+        snprintf(r->tls_yaml, sizeof r->tls_yaml,
+                 "  tls:\n    ca_file: %s\n", r->ca);
+        if (mkdir(r->certs, 0700) != 0)
+            return -errno;
+        rc = drv_test_make_certs(r->certs);
+        if (rc < 0)
+            return rc;
+    }
+    rc = write_conf(r, tls_auth);
     if (rc < 0)
         return rc;
     return spawn_server(r);
+}
+
+int
+drv_test_redis_start(struct drv_test_redis *r)
+{
+    return redis_start(r, -1);
+}
+
+int
+drv_test_redis_start_tls(struct drv_test_redis *r, int auth_clients)
+{
+    return redis_start(r, auth_clients ? 1 : 0);
+}
+
+int
+drv_test_hosts_entry(void)
+{
+    char line[512];
+    FILE *f = fopen("/etc/hosts", "r");
+    int found = 0;
+
+    if (f == NULL)
+        return -errno;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        if (line[0] != '#' && strstr(line, DRV_TEST_HOSTS_NAME) != NULL)
+            found = 1;
+    fclose(f);
+    if (found)
+        return 0;
+    f = fopen("/etc/hosts", "a");
+    if (f == NULL)
+        return -errno;
+    fprintf(f, "127.0.0.1 " DRV_TEST_HOSTS_NAME "\n");
+    return fclose(f) == 0 ? 0 : -errno;
 }
 
 static void
@@ -315,7 +421,9 @@ redisContext *
 drv_test_redis_connect(const struct drv_test_redis *r)
 {
     struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisContext *c = r->tls ? redisConnectUnixWithTimeout(r->sock, tv)
+                             : redisConnectWithTimeout("127.0.0.1", r->port,
+                                                       tv);
 
     if (c != NULL && c->err) {
         redisFree(c);
@@ -371,6 +479,20 @@ drv_test_redis_group_setup(void **st)
     rc = drv_test_redis_start(&drv_test_srv);
     if (rc < 0)
         fprintf(stderr, "harness: cannot start redis-server: %s\n",
+                strerror(-rc));
+    return rc == 0 ? 0 : -1;
+}
+
+int
+drv_test_redis_tls_group_setup(void **st)
+{
+    int rc;
+
+    (void)st;
+    signal(SIGPIPE, SIG_IGN);
+    rc = drv_test_redis_start_tls(&drv_test_srv, 0);
+    if (rc < 0)
+        fprintf(stderr, "harness: cannot start a TLS redis-server: %s\n",
                 strerror(-rc));
     return rc == 0 ? 0 : -1;
 }

@@ -31,11 +31,53 @@ struct drv_test_redis {
     int port;           /* loopback TCP port */
     pid_t pid;          /* server pid, 0 when stopped or external */
     int external;       /* 1 when DROVER_TEST_REDIS_URL is used */
+    int tls;            /* 1: TLS only on TCP (url is rediss://; the unix
+                           socket stays plain, the harness's own clients
+                           use it) */
+    char certs[300];    /* TLS: dir/certs, see drv_test_make_certs */
+    char ca[340];       /* TLS: certs/ca.pem, the CA that signed the
+                           server's certificate */
+    char tls_yaml[1200]; /* TLS: "  tls:\n    ca_file: ...\n", the lines
+                           a config's redis: section needs; "" if plain */
 };
 
 /* drv_test_redis_start -- start a private redis-server (or adopt the
  * external one); 0 or negative errno. */
 int drv_test_redis_start(struct drv_test_redis *r);
+
+/*
+ * drv_test_redis_start_tls -- like drv_test_redis_start, but the server
+ * speaks TLS only on TCP (port 0, tls-port PORT) with certificates made by
+ * drv_test_make_certs in dir/certs; auth_clients: it requires a client
+ * certificate (tls-auth-clients yes). 0 or negative errno. Skips (returns
+ * -ENOTSUP) with an external server.
+ */
+int drv_test_redis_start_tls(struct drv_test_redis *r, int auth_clients);
+
+/*
+ * drv_test_make_certs -- with the openssl command, in dir: ca.pem/ca.key
+ * (a test CA), server.pem/server.key (signed by it; SANs IP:127.0.0.1,
+ * DNS:localhost, DNS:drover-test-redis), client.pem/client.key (signed by
+ * it, for client authentication) and other-ca.pem (an unrelated CA). 0 or
+ * -EIO (the openssl output is printed).
+ */
+int drv_test_make_certs(const char *dir);
+
+/* drv_test_redis_tls_group_setup -- group setup with drv_test_srv over
+ * TLS (drv_test_redis_start_tls, no client certificates required). */
+int drv_test_redis_tls_group_setup(void **st);
+
+/* A host name for 127.0.0.1 that drv_test_hosts_entry puts into
+ * /etc/hosts; the TLS server's certificate names it. */
+#define DRV_TEST_HOSTS_NAME "drover-test-redis"
+
+/*
+ * drv_test_hosts_entry -- add "127.0.0.1 drover-test-redis" to /etc/hosts
+ * unless a line names it already (it is never removed: other tests may be
+ * using it). 0, or -errno when /etc/hosts cannot be read or written (the
+ * caller skips, saying why).
+ */
+int drv_test_hosts_entry(void);
 
 /* drv_test_redis_stop -- SIGTERM the server and wait; keep=1 keeps the dir. */
 void drv_test_redis_stop(struct drv_test_redis *r);
@@ -49,7 +91,8 @@ int drv_test_redis_restart(struct drv_test_redis *r);
 /* drv_test_redis_cleanup -- stop and remove the temp dir. */
 void drv_test_redis_cleanup(struct drv_test_redis *r);
 
-/* drv_test_redis_connect -- a blocking hiredis client (TCP); NULL on error. */
+/* drv_test_redis_connect -- a blocking hiredis client (TCP; the unix
+ * socket for a TLS server); NULL on error. */
 redisContext *drv_test_redis_connect(const struct drv_test_redis *r);
 
 /* drv_test_redis_cmd -- run a command on a blocking client, return the

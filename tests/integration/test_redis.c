@@ -4,7 +4,10 @@
  * a 1000-command pipeline, per-command timeouts, server kill and restart,
  * start while the server is down, a stopped (SIGSTOP) server, EVALSHA
  * fallback, MULTI/EXEC, free inside callbacks, and a blocking connection
- * ended by CLIENT UNBLOCK.
+ * ended by CLIENT UNBLOCK; host names (localhost, a name from /etc/hosts,
+ * one that does not resolve). The connection tests run a second time
+ * against a TLS-only server (rediss://, the "tls" group), which adds the
+ * TLS failures (wrong CA, wrong name) and session resumption.
  *
  * Every test runs the real loop under a guard timer that ticks every 10 ms:
  * it runs the test's poll hook, fails the test past a generous limit (a
@@ -193,12 +196,19 @@ on_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
         s->on_state(s, r, st);
 }
 
+/* TLS settings for the TLS group's server: its CA. */
+static struct drv_redis_tls srv_tls;
+
 static struct drv_redis *
 client_opts(struct state *s, struct drv_redis_opts *o)
 {
     struct drv_redis *r = NULL;
     struct drv_err err = {0, ""};
 
+    if (o->tls == NULL && drv_test_srv.tls) {
+        srv_tls.ca_file = drv_test_srv.ca;
+        o->tls = &srv_tls;
+    }
     o->on_state = on_state;
     o->ctx = s;
     if (o->backoff_initial_ms == 0)
@@ -279,6 +289,8 @@ on_set(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
     struct state *s = ctx;
 
+    if (s->done)
+        return; /* the test ended: freeing cancels what is in flight */
     expect_ok(status, reply);
     s->checkpoint++;
 }
@@ -895,7 +907,8 @@ test_redis_connect_timeout(void **st)
     int lfd, filler, port;
 
     lfd = full_listener(&port, &filler);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d",
+             drv_test_srv.tls ? "rediss" : "redis", port);
     memset(&o, 0, sizeof o);
     o.url = url;
     o.connect_timeout_ms = 100;
@@ -1273,6 +1286,229 @@ test_redis_blocking_connection_unblock(void **st)
     assert_int_equal(s->checkpoint, 102);
 }
 
+/* ------------------------------------------------------------ host names */
+
+static void
+on_ping_loop(struct drv_redis *r, int status, const redisReply *reply,
+             void *ctx)
+{
+    struct state *s = ctx;
+
+    if (s->done)
+        return; /* the test ended: freeing cancels what is in flight */
+    expect_ok(status, reply);
+    s->checkpoint++;
+}
+
+/* Client a (a name that resolves) pings on; b (one that does not) keeps
+ * failing: both make progress, so resolving never holds up the loop. */
+static void
+names_poll(struct state *s)
+{
+    struct drv_redis_stats st;
+
+    if (s->ready[0] > 0 && s->phase == 0) {
+        s->phase = 1;
+        s->in_call = 1;
+        assert_int_equal(drv_redis_cmd(s->a, on_ping_loop, s, "PING",
+                                       (char *)NULL), 0);
+        s->in_call = 0;
+    }
+    if (s->phase == 1 && s->checkpoint > 0 &&
+        drv_redis_state(s->a) == DRV_REDIS_READY) {
+        s->checkpoint = 0;
+        s->calls[0]++;
+        s->in_call = 1;
+        assert_int_equal(drv_redis_cmd(s->a, on_ping_loop, s, "PING",
+                                       (char *)NULL), 0);
+        s->in_call = 0;
+    }
+    drv_redis_get_stats(s->b, &st);
+    if (st.attempts >= 4 && s->calls[0] >= 4) {
+        char peer[64];
+
+        /* the name was looked up, not taken for an address */
+        snprintf(peer, sizeof peer, "127.0.0.1:%d", drv_test_srv.port);
+        assert_string_equal(drv_redis_peer(s->a), peer);
+        drv_redis_get_stats(s->a, &st);
+        assert_true(st.resolves >= 1);
+        drv_redis_get_stats(s->b, &st);
+        assert_true(st.resolves >= 4);
+        assert_int_equal(drv_redis_state(s->b) == DRV_REDIS_READY, 0);
+        if (strstr(drv_redis_last_error(s->b),
+                   "cannot resolve host 'no-such-host.invalid'") == NULL)
+            fail_msg("last error: '%s'", drv_redis_last_error(s->b));
+        finish(s);
+    }
+}
+
+static void
+test_redis_host_names(void **st)
+{
+    struct state *s = *st;
+    struct drv_redis_opts o;
+    char url[256];
+
+    if (drv_test_srv.external)
+        skip();
+    /* localhost: a name (resolved by getaddrinfo through /etc/hosts); the
+     * TLS server's certificate names it too */
+    snprintf(url, sizeof url, "%s://localhost:%d/0",
+             drv_test_srv.tls ? "rediss" : "redis", drv_test_srv.port);
+    s->a = client(s, url, "by-name");
+    memset(&o, 0, sizeof o);
+    o.url = "redis://no-such-host.invalid:6379";
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 40;
+    s->b = client_opts(s, &o);
+    s->poll = names_poll;
+    run(s);
+    assert_int_equal(s->ready[1], 0);
+}
+
+#define HOSTS_NAME DRV_TEST_HOSTS_NAME
+
+static void
+hosts_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
+{
+    char peer[64];
+
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", drv_test_srv.port);
+    assert_string_equal(drv_redis_peer(r), peer);
+    CMD(r, on_unix_set, s, "SET", "via-etc-hosts", "1");
+}
+
+static void
+test_redis_host_name_etc_hosts(void **st)
+{
+    struct state *s = *st;
+    char url[256];
+    int rc;
+
+    if (drv_test_srv.external)
+        skip();
+    rc = drv_test_hosts_entry();
+    if (rc < 0) {
+        printf("skipped: cannot add '127.0.0.1 " HOSTS_NAME "' to "
+               "/etc/hosts: %s\n", strerror(-rc));
+        skip();
+    }
+    snprintf(url, sizeof url, "%s://" HOSTS_NAME ":%d/0",
+             drv_test_srv.tls ? "rediss" : "redis", drv_test_srv.port);
+    s->on_state = hosts_ready;
+    s->a = client(s, url, NULL);
+    run(s);
+    assert_int_equal(s->checkpoint, 1);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+/* Two TLS connections in a row: the second resumes the first session. */
+static void
+resume_state(struct state *s, struct drv_redis *r, enum drv_redis_state st)
+{
+    struct drv_redis_stats rs;
+    redisContext *c;
+
+    if (st != DRV_REDIS_READY)
+        return;
+    drv_redis_get_stats(r, &rs);
+    if (s->ready[0] == 1) {
+        assert_int_equal(rs.tls_handshakes, 1);
+        assert_int_equal(rs.tls_resumed, 0);
+        /* the server drops us; on the way back we resume */
+        c = drv_test_redis_connect(&drv_test_srv);
+        assert_non_null(c);
+        freeReplyObject(drv_test_redis_cmd(c, "CLIENT KILL ID %lld",
+                                           (long long)drv_redis_client_id(r)));
+        redisFree(c);
+        return;
+    }
+    assert_int_equal(rs.tls_handshakes, 2);
+    assert_int_equal(rs.tls_resumed, 1);
+    finish(s);
+}
+
+static void
+test_redis_tls_session_resumed(void **st)
+{
+    struct state *s = *st;
+
+    s->on_state = resume_state;
+    s->a = client(s, drv_test_srv.url, NULL);
+    run(s);
+    assert_int_equal(s->ready[0], 2);
+}
+
+/* Poll: b keeps failing with the expected text, never READY. */
+static void
+refused_poll(struct state *s)
+{
+    struct drv_redis_stats st;
+
+    drv_redis_get_stats(s->a, &st);
+    if (st.attempts < 3)
+        return;
+    /* the reason is OpenSSL's; the frame is ours */
+    if (strncmp(drv_redis_last_error(s->a),
+                "TLS: certificate verify failed: ",
+                strlen("TLS: certificate verify failed: ")) != 0 ||
+        strstr(drv_redis_last_error(s->a), s->phase == 0
+               ? "(host 127.0.0.1)"
+               : "hostname mismatch (host wrong.example)") == NULL)
+        fail_msg("last error: '%s'", drv_redis_last_error(s->a));
+    finish(s);
+}
+
+static void
+test_redis_tls_verify_fails(void **st)
+{
+    struct state *s = *st;
+    struct drv_redis_tls tls = {0};
+    struct drv_redis_opts o;
+    char other[400];
+
+    /* a CA that did not sign the server's certificate */
+    snprintf(other, sizeof other, "%s/other-ca.pem", drv_test_srv.certs);
+    tls.ca_file = other;
+    memset(&o, 0, sizeof o);
+    o.url = drv_test_srv.url;
+    o.tls = &tls;
+    s->poll = refused_poll;
+    s->a = client_opts(s, &o);
+    run(s);
+    assert_int_equal(s->ready[0], 0);
+    teardown(st);
+    setup(st);
+    s = *st;
+
+    /* the right CA, but the certificate does not name what we ask for */
+    tls.ca_file = drv_test_srv.ca;
+    tls.server_name = "wrong.example";
+    memset(&o, 0, sizeof o);
+    o.url = drv_test_srv.url;
+    o.tls = &tls;
+    s->phase = 1;
+    s->poll = refused_poll;
+    s->a = client_opts(s, &o);
+    run(s);
+    assert_int_equal(s->ready[0], 0);
+}
+
+static int
+tls_group_setup(void **st)
+{
+    unsetenv("DROVER_REDIS_PASSWORD");
+    if (getenv("DROVER_TEST_REDIS_URL") != NULL) {
+        printf("skipped: the TLS group needs its own server\n");
+        return -1;
+    }
+    return drv_test_redis_tls_group_setup(st);
+}
+
+/* A test of both groups: the same function over plain TCP and over TLS. */
+#define BOTH(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 int
 main(void)
 {
@@ -1303,9 +1539,33 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_redis_blocking_connection_unblock, setup, teardown),
+        BOTH(test_redis_host_names),
+        BOTH(test_redis_host_name_etc_hosts),
     };
+    /* the same over TLS (rediss://), plus what only TLS has */
+    const struct CMUnitTest tls_tests[] = {
+        BOTH(test_redis_connect_tcp),
+        BOTH(test_redis_pipeline_1000),
+        BOTH(test_redis_command_timeout),
+        BOTH(test_redis_stopped_server),
+        BOTH(test_redis_server_killed_and_restarted),
+        BOTH(test_redis_connect_timeout),
+        BOTH(test_redis_evalsha_noscript_fallback),
+        BOTH(test_redis_multi_exec),
+        BOTH(test_redis_free_inside_callbacks),
+        BOTH(test_redis_blocking_connection_unblock),
+        BOTH(test_redis_host_names),
+        BOTH(test_redis_host_name_etc_hosts),
+        BOTH(test_redis_tls_session_resumed),
+        BOTH(test_redis_tls_verify_fails),
+    };
+    int rc;
 
     drv_test_filter_from_env();
-    return cmocka_run_group_tests(tests, group_setup,
-                                  drv_test_redis_group_teardown);
+    rc = cmocka_run_group_tests_name("plain", tests, group_setup,
+                                     drv_test_redis_group_teardown);
+    if (getenv("DROVER_TEST_REDIS_URL") == NULL)
+        rc |= cmocka_run_group_tests_name("tls", tls_tests, tls_group_setup,
+                                          drv_test_redis_group_teardown);
+    return rc;
 }

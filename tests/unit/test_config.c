@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "drover/buf.h"
 #include "drover/config.h"
+#include "drover/redis.h"
 #include "drover/error.h"
 
 /* The name every string config is loaded as. */
@@ -440,7 +441,7 @@ test_config_unknown_key(void **state)
                   "pipelines:\n"
                   "  p: {steps: [a], stepz: 1}\n",
                   NAME ":2:3: redis.host: unknown key (valid: url, prefix, "
-                  "sentinel)\n"
+                  "sentinel, tls)\n"
                   NAME ":3:1: workers: unknown key (valid: redis, worker, "
                   "queues, jobs, pipelines)\n"
                   NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
@@ -989,6 +990,73 @@ test_config_sentinel_errors(void **state)
 }
 
 static void
+test_config_redis_tls(void **state)
+{
+    struct drv_config *cfg;
+    struct drv_redis_tls t;
+
+    (void)state;
+    /* absent: verify on, nothing set */
+    cfg = load_ok("redis: {url: \"rediss://redis.example:6380/0\"}\n");
+    assert_true(cfg->redis.tls.verify);
+    assert_null(cfg->redis.tls.ca_file);
+    drv_config_redis_tls(cfg, &t);
+    assert_int_equal(t.no_verify, 0);
+    assert_null(t.ca_file);
+    drv_config_free(cfg);
+
+    cfg = load_ok("redis:\n"
+                  "  tls:\n"
+                  "    ca_file: /etc/drover/ca.pem\n"
+                  "    cert_file: /etc/drover/client.pem\n"
+                  "    key_file: /etc/drover/client.key\n"
+                  "    server_name: redis.internal\n"
+                  "    verify: false\n"
+                  "  url: rediss://drover@10.0.0.5:6380/1\n");
+    assert_string_equal(cfg->redis.tls.ca_file, "/etc/drover/ca.pem");
+    assert_string_equal(cfg->redis.tls.cert_file, "/etc/drover/client.pem");
+    assert_string_equal(cfg->redis.tls.key_file, "/etc/drover/client.key");
+    assert_string_equal(cfg->redis.tls.server_name, "redis.internal");
+    assert_false(cfg->redis.tls.verify);
+    drv_config_redis_tls(cfg, &t);
+    assert_string_equal(t.ca_file, "/etc/drover/ca.pem");
+    assert_string_equal(t.cert_file, "/etc/drover/client.pem");
+    assert_string_equal(t.key_file, "/etc/drover/client.key");
+    assert_string_equal(t.server_name, "redis.internal");
+    assert_int_equal(t.no_verify, 1);
+    drv_config_free(cfg);
+
+    /* an empty tls: mapping is allowed (the defaults) */
+    cfg = load_ok("redis: {url: \"rediss://r:6379\", tls: {}}\n");
+    assert_true(cfg->redis.tls.verify);
+    drv_config_free(cfg);
+
+    expect_errors("redis:\n"
+                  "  url: redis://10.0.0.5:6379\n"
+                  "  tls: {ca_file: /ca.pem}\n",
+                  NAME ":3:3: redis.tls: TLS settings need a rediss:// url "
+                  "(redis.url is not one)\n");
+    expect_errors("redis:\n"
+                  "  url: rediss://10.0.0.5:6379\n"
+                  "  tls:\n"
+                  "    key_file: /k.pem\n"
+                  "    verify: maybe\n"
+                  "    ca_file: \"\"\n"
+                  "    cafile: /x\n",
+                  NAME ":3:3: redis.tls: key_file needs cert_file\n"
+                  NAME ":5:13: redis.tls.verify: \"maybe\" is not a boolean "
+                  "(use true or false)\n"
+                  NAME ":6:14: redis.tls.ca_file: must not be empty\n"
+                  NAME ":7:5: redis.tls.cafile: unknown key (valid: "
+                  "ca_file, cert_file, key_file, server_name, verify)\n");
+    expect_errors("redis:\n"
+                  "  url: rediss://10.0.0.5:6379\n"
+                  "  tls: [a]\n",
+                  NAME ":3:8: redis.tls: expected a mapping, got a "
+                  "sequence\n");
+}
+
+static void
 test_config_top_level_shape(void **state)
 {
     (void)state;
@@ -1155,6 +1223,7 @@ main(void)
         cmocka_unit_test(test_config_sentinel),
         cmocka_unit_test(test_config_sentinel_errors),
         cmocka_unit_test(test_config_sentinel_example_loads),
+        cmocka_unit_test(test_config_redis_tls),
         cmocka_unit_test(test_config_top_level_shape),
         cmocka_unit_test(test_config_many_errors),
         cmocka_unit_test(test_config_errors_accumulate),

@@ -5,6 +5,7 @@
  * +switch-master message (replies built by hand, as hiredis builds them).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -138,6 +139,34 @@ test_redis_sentinel_url(void **state)
 }
 
 static void
+test_redis_sentinel_conn_url(void **state)
+{
+    struct drv_redis_sentinel_addr a = {"10.0.0.1", 26379};
+    struct drv_redis_sentinel_addr v6 = {"::1", 5000};
+    char out[128];
+
+    (void)state;
+    unsetenv("DROVER_SENTINEL_PASSWORD");
+    assert_int_equal(drv_redis_sentinel_conn_url("redis://u:p@/3", NULL, &a,
+                                                 out, sizeof out), 0);
+    assert_string_equal(out, "redis://10.0.0.1:26379");
+    assert_int_equal(drv_redis_sentinel_conn_url("rediss:///0", "watch er",
+                                                 &v6, out, sizeof out), 0);
+    assert_string_equal(out, "rediss://watch%20er@[::1]:5000");
+    setenv("DROVER_SENTINEL_PASSWORD", "p@ss:w/d", 1);
+    assert_int_equal(drv_redis_sentinel_conn_url("redis:///0", NULL, &a, out,
+                                                 sizeof out), 0);
+    assert_string_equal(out, "redis://:p%40ss%3Aw%2Fd@10.0.0.1:26379");
+    assert_int_equal(drv_redis_sentinel_conn_url("redis:///0", "w", &a, out,
+                                                 sizeof out), 0);
+    assert_string_equal(out, "redis://w:p%40ss%3Aw%2Fd@10.0.0.1:26379");
+    assert_int_equal(drv_redis_sentinel_conn_url("redis:///0", "w", &a, out,
+                                                 20), -ENAMETOOLONG);
+    assert_string_equal(out, "");
+    unsetenv("DROVER_SENTINEL_PASSWORD");
+}
+
+static void
 test_redis_sentinel_parse_master(void **state)
 {
     struct drv_redis_sentinel_addr a;
@@ -247,6 +276,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_sentinel_addr),
         cmocka_unit_test(test_redis_sentinel_url),
+        cmocka_unit_test(test_redis_sentinel_conn_url),
         cmocka_unit_test(test_redis_sentinel_parse_master),
         cmocka_unit_test(test_redis_sentinel_parse_role),
         cmocka_unit_test(test_redis_sentinel_parse_switch),
