@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/config.h"
 #include "drover/redis.h"
@@ -143,12 +144,23 @@ drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
                 fprintf(stderr, "%s: redis.url too long\n", cli->prog);
                 return DRV_ECONFIG;
             }
-            if (is_primary(out, tls, why, sizeof why))
+            if (is_primary(out, tls, why, sizeof why)) {
+                cli->found_ns = drv_clock_mono_ns();
                 return 0;
+            }
             explicit_bzero(out, n); /* stale, or failing over: the next */
         }
     }
     fprintf(stderr, "%s: no primary found through the sentinels of %s: "
             "%s\n", cli->prog, cs->master, why);
     return DRV_EDOWN;
+}
+
+int
+drv__cli_sentinel_stale(const struct drv_cli *cli)
+{
+    return cli->rs != NULL && cli->cfg != NULL &&
+           cli->cfg->redis.sentinel.master != NULL &&
+           drv_clock_mono_ns() - cli->found_ns >
+               DRV_CLI_SENTINEL_RECHECK_MS * DRV_NS_PER_MS;
 }

@@ -5,8 +5,8 @@
  * sentinel down; a forced failover in the middle of a 2,000-job run loses
  * no job, and droverd works on the new primary soon after the switch
  * (measured and printed: the time from the sentinel's +switch-master to
- * the first job acknowledged on the new primary); `drover stats` works
- * through the sentinels before and after.
+ * the first job acknowledged on the new primary); `drover stats` and
+ * `drover web` work through the sentinels before and after.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -142,6 +142,41 @@ cli_stats(struct world *w, long long min)
     if (atoll(p + strlen("\"processed\":")) < min)
         fail_msg("drover stats: processed < %lld: %s", min, out);
     fprintf(stderr, "drover stats through the sentinels: %.200s\n", out);
+}
+
+/* Start `drover -c CFG web` on a free port; its port. */
+static int
+web_start(struct world *w, struct drv_test_proc *p)
+{
+    char bin[300], log[420], listen[64];
+    int port = drv_test_free_port();
+    const char *argv[] = {bin, "-c", w->t->cfg, "web", "--listen", listen,
+                          NULL};
+
+    drv_test_bin("drover", bin, sizeof bin);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(log, sizeof log, "%s/web.log", w->t->dir);
+    assert_int_equal(drv_test_spawn(p, argv, log, NULL), 0);
+    wait_until(drv_test_file_count(log, "dashboard at http://") == 1,
+               "drover web to start (%s)", log);
+    return port;
+}
+
+/* GET /api/queues of the dashboard on port (with curl): it answers and
+ * names the queue. */
+static void
+web_queues(int port)
+{
+    char url[128], out[8192];
+    const char *argv[] = {"curl", "-sSf", "--max-time", "30", url, NULL};
+    int rc;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/queues", port);
+    rc = drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS);
+    if (rc != 0)
+        fail_msg("GET /api/queues: curl exit %d: %s", rc, out);
+    assert_non_null(strstr(out, "\"" Q "\""));
+    fprintf(stderr, "drover web through the sentinels: %.160s\n", out);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -307,7 +342,9 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
     redisReply *r = NULL;
     int64_t t0, t_switch, t_ack;
     long long before, acked_at_switch, readonly;
-    int i, n, lost = 0, dup_runs = 0, dup_dead = 0, starts_total = 0;
+    struct drv_test_proc web;
+    int i, n, wport, lost = 0, dup_runs = 0, dup_dead = 0;
+    int starts_total = 0;
     FILE *fp = NULL;
     char line[256];
 
@@ -343,6 +380,8 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
 
     drv_test_droverd_start(w->t, 0);
     cli_stats(w, 0);
+    wport = web_start(w, &web);
+    web_queues(wport);
     wait_until_num(num(c, "HGET t:{" Q "}:stats processed"), >=, NJOBS / 5,
                    "jobs processed before the failover");
     before = num(c, "HGET t:{" Q "}:stats processed");
@@ -368,6 +407,9 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
     /* the old primary became a replica of the new one */
     drv_test_sentinels_wait_replica(&w->s, 0);
     cli_stats(w, NJOBS / 2);
+    web_queues(wport);
+    drv_test_kill(&web, SIGTERM);
+    assert_int_equal(drv_test_wait(&web, DRV_TEST_WAIT_MS), 0);
     drv_test_droverd_stop(w->t, 0, 0);
 
     /* every job ended exactly once; extra runs only from at-least-once */
