@@ -86,24 +86,11 @@ write_config(struct world *w, const char *worker, const char *jobs)
     assert_int_equal(drv_test_write_file(w->t->cfg, text), 0);
 }
 
-/* A number from a command on c (integer or numeric string; 0 else). */
+/* The queue's processed counter on c's server. */
 static long long
-num(redisContext *c, const char *fmt, ...)
+processed(redisContext *c)
 {
-    redisReply *r = NULL;
-    long long v = 0;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = atoll(r->str);
-    freeReplyObject(r);
-    return v;
+    return drv_test_num_on(c, "HGET t:{" Q "}:stats processed");
 }
 
 /* How many clients named drover-* are connected to c's server. */
@@ -198,10 +185,10 @@ test_sentinel_runs_jobs_first_sentinel_down(void **st)
         freeReplyObject(drv_test_redis_cmd(w->t->c, "XADD t:{" Q "}:jobs * "
                                            "job e id j%d n %d", i, i));
     primary = drv_test_sentinels_node(&w->s, 0);
-    wait_until_num(num(primary, "HGET t:{" Q "}:stats processed"), ==, 50,
-                   "jobs processed on the primary");
-    wait_until_num(num(primary, "EXISTS t:{" Q "}:result:j49"), ==, 1,
-                   "result of the last job");
+    wait_until_num(processed(primary), ==, 50, "jobs processed on the "
+                   "primary");
+    wait_until_num(drv_test_num_on(primary, "EXISTS t:{" Q "}:result:j49"),
+                   ==, 1, "result of the last job");
     assert_true(drv_test_file_contains(w->t->log,
                                        "redis primary found (sentinel)"));
     /* both connections on the primary, none on the replica */
@@ -252,7 +239,7 @@ test_sentinel_skips_a_sentinel_naming_a_replica(void **st)
                       1);
     kill(w->s.sentinel[1].pid, SIGCONT);
     kill(w->s.sentinel[2].pid, SIGCONT);
-    wait_until_num(num(primary, "HGET t:{" Q "}:stats processed"), ==, 20,
+    wait_until_num(processed(primary), ==, 20,
                    "jobs processed on the primary");
     /* nothing of the queue ever ran on the replica */
     info(replica, "commandstats", text, sizeof text);
@@ -266,7 +253,7 @@ test_sentinel_skips_a_sentinel_naming_a_replica(void **st)
     rc = drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS);
     if (rc != 0)
         fail_msg("drover enqueue exit %d: %s", rc, out);
-    wait_until_num(num(primary, "HGET t:{" Q "}:stats processed"), ==, 21,
+    wait_until_num(processed(primary), ==, 21,
                    "jobs processed on the primary");
     drv_test_droverd_stop(w->t, 0, 0);
     redisFree(primary);
@@ -376,21 +363,21 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
         snprintf(entry[i], sizeof entry[i], "%s", r->str);
         freeReplyObject(r);
     }
-    assert_int_equal(num(c, "WAIT 1 10000"), 1);
+    assert_int_equal(drv_test_num_on(c, "WAIT 1 10000"), 1);
 
     drv_test_droverd_start(w->t, 0);
     cli_stats(w, 0);
     wport = web_start(w, &web);
     web_queues(wport);
-    wait_until_num(num(c, "HGET t:{" Q "}:stats processed"), >=, NJOBS / 5,
+    wait_until_num(processed(c), >=, NJOBS / 5,
                    "jobs processed before the failover");
-    before = num(c, "HGET t:{" Q "}:stats processed");
+    before = processed(c);
     t0 = drv_test_now_ms();
     n = drv_test_sentinels_failover(&w->s, 1, &t_switch);
     assert_int_equal(n, 1);
     np = drv_test_sentinels_node(&w->s, n);
-    acked_at_switch = num(np, "HGET t:{" Q "}:stats processed");
-    wait_until_num(num(np, "HGET t:{" Q "}:stats processed"), >,
+    acked_at_switch = processed(np);
+    wait_until_num(processed(np), >,
                    acked_at_switch, "a job acked on the new primary");
     t_ack = drv_test_now_ms();
     fprintf(stderr,
@@ -402,8 +389,8 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
 
     wait_until_num(ended(np, results, dead), ==, NJOBS,
                    "jobs ended on the new primary");
-    wait_until_num(num(np, "XPENDING t:{" Q "}:jobs drover"), ==, 0,
-                   "pending entries");
+    wait_until_num(drv_test_num_on(np, "XPENDING t:{" Q "}:jobs drover"),
+                   ==, 0, "pending entries");
     /* the old primary became a replica of the new one */
     drv_test_sentinels_wait_replica(&w->s, 0);
     cli_stats(w, NJOBS / 2);
