@@ -200,6 +200,29 @@ tls_start(struct drv_redis_sync *s, const struct drv_redis_tls *tls,
     return rc;
 }
 
+/* The same for a plain send/recv that returned n: 0 progress, 1 call
+ * again (interrupted, or the socket is ready now), <0 failed. */
+static int
+sock_step(struct drv_redis_sync *s, ssize_t n, short events,
+          int64_t deadline_ns, const char *doing, struct drv_err *err)
+{
+    int rc;
+
+    if (n > 0)
+        return 0;
+    if (n == 0)
+        return drv_err_set(err, DRV_EDOWN, "connection closed by the server");
+    if (errno == EINTR)
+        return 1;
+    if (errno != EAGAIN)
+        return drv_err_set(err, DRV_EDOWN, "%s: %s", doing, strerror(errno));
+    rc = wait_fd(s->fd, events, deadline_ns);
+    if (rc == 0)
+        return 1;
+    return drv_err_set(err, rc, "%s: %s", doing,
+                       rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+}
+
 /* Write all of buf. 0 or <0 (err filled, connection broken). */
 static int
 write_all(struct drv_redis_sync *s, const char *buf, size_t len,
@@ -220,19 +243,11 @@ write_all(struct drv_redis_sync *s, const char *buf, size_t len,
                 continue;
         } else {
             n = send(s->fd, buf, len, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN)
-                    return drv_err_set(err, DRV_EDOWN, "write: %s",
-                                       strerror(errno));
-                rc = wait_fd(s->fd, POLLOUT, deadline_ns);
-                if (rc < 0)
-                    return drv_err_set(err, rc, "write: %s",
-                                       rc == -ETIMEDOUT ? "timed out"
-                                                        : strerror(-rc));
+            rc = sock_step(s, n, POLLOUT, deadline_ns, "write", err);
+            if (rc < 0)
+                return rc;
+            if (rc == 1)
                 continue;
-            }
         }
         buf += n;
         len -= (size_t)n;
@@ -268,22 +283,11 @@ read_reply(struct drv_redis_sync *s, redisReply **out, struct drv_err *err)
                 continue;
         } else {
             n = recv(s->fd, buf, sizeof buf, 0);
-            if (n == 0)
-                return drv_err_set(err, DRV_EDOWN,
-                                   "connection closed by the server");
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN)
-                    return drv_err_set(err, DRV_EDOWN, "read: %s",
-                                       strerror(errno));
-                rc = wait_fd(s->fd, POLLIN, deadline_ns);
-                if (rc < 0)
-                    return drv_err_set(err, rc, "read: %s",
-                                       rc == -ETIMEDOUT ? "timed out"
-                                                        : strerror(-rc));
+            rc = sock_step(s, n, POLLIN, deadline_ns, "read", err);
+            if (rc < 0)
+                return rc;
+            if (rc == 1)
                 continue;
-            }
         }
         if (redisReaderFeed(s->reader, buf, (size_t)n) != REDIS_OK)
             return drv_err_set(err, -ENOMEM, "out of memory");

@@ -1288,18 +1288,6 @@ test_redis_blocking_connection_unblock(void **st)
 
 /* ------------------------------------------------------------ host names */
 
-static void
-on_ping_loop(struct drv_redis *r, int status, const redisReply *reply,
-             void *ctx)
-{
-    struct state *s = ctx;
-
-    if (s->done)
-        return; /* the test ended: freeing cancels what is in flight */
-    expect_ok(status, reply);
-    s->checkpoint++;
-}
-
 /* Client a (a name that resolves) pings on; b (one that does not) keeps
  * failing: both make progress, so resolving never holds up the loop. */
 static void
@@ -1310,7 +1298,7 @@ names_poll(struct state *s)
     if (s->ready[0] > 0 && s->phase == 0) {
         s->phase = 1;
         s->in_call = 1;
-        assert_int_equal(drv_redis_cmd(s->a, on_ping_loop, s, "PING",
+        assert_int_equal(drv_redis_cmd(s->a, on_set, s, "PING",
                                        (char *)NULL), 0);
         s->in_call = 0;
     }
@@ -1319,7 +1307,7 @@ names_poll(struct state *s)
         s->checkpoint = 0;
         s->calls[0]++;
         s->in_call = 1;
-        assert_int_equal(drv_redis_cmd(s->a, on_ping_loop, s, "PING",
+        assert_int_equal(drv_redis_cmd(s->a, on_set, s, "PING",
                                        (char *)NULL), 0);
         s->in_call = 0;
     }

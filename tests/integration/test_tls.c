@@ -11,7 +11,8 @@
  *     work, without them the CLI says why it was refused;
  *   - rediss://localhost and the /etc/hosts name (its certificate names
  *     both); a name that does not resolve: a clear error, retried, the
- *     loop still answering /healthz.
+ *     loop still answering /healthz;
+ *   - a ca_file that cannot be read stops the start (exit status 2).
  */
 #include <errno.h>
 #include <signal.h>
@@ -354,6 +355,22 @@ test_tls_unresolvable_host(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+static void
+test_tls_unreadable_ca_stops_the_start(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    struct drv_test_redis bad = drv_test_srv;
+
+    snprintf(bad.tls_yaml, sizeof bad.tls_yaml,
+             "  tls:\n    ca_file: %s/no-such-ca.pem\n", t->dir);
+    config_for(t, &bad);
+    drv_test_droverd_start(t, 0);
+    /* a config problem: exit status 2, naming the file */
+    assert_int_equal(drv_test_wait(&t->w[0], DRV_TEST_WAIT_MS), 2);
+    assert_true(drv_test_file_count(t->log, "cannot use ca_file") >= 1);
+    assert_true(drv_test_file_count(t->log, "no-such-ca.pem") >= 1);
+}
+
 int
 main(void)
 {
@@ -365,6 +382,7 @@ main(void)
         T(test_tls_client_certificate_required),
         T(test_tls_host_names),
         T(test_tls_unresolvable_host),
+        T(test_tls_unreadable_ca_stops_the_start),
     };
 
     if (getenv("DROVER_TEST_REDIS_URL") != NULL) {
