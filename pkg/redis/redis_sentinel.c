@@ -28,8 +28,9 @@
  * A round starts every poll_ms, at once when a sentinel connection
  * becomes READY while no primary is known, on every locate call (every
  * data connection attempt), and on drv_redis_sentinel_suspect (READONLY).
- * A round that has not ended after round_ms (the probe cannot connect) is
- * abandoned by the poll timer.
+ * The poll timer abandons a round whose probe attempt failed (the probe
+ * is DOWN again while ROLE waits to be sent) or that has taken longer
+ * than round_ns, and starts the next one.
  *
  * Callbacks of the owned connections carry a pointer into ds; they test
  * status == -ECANCELED (ds is being freed) before touching it. Loop thread
@@ -341,9 +342,15 @@ on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     DRV_CAST(ds, arg, DRV_REDIS_SENTINEL_MAGIC);
+    /* the probe's attempt on the candidate failed (it is DOWN again,
+     * waiting for its backoff), or the round took too long: give up on
+     * this candidate and ask the sentinels again now -- the answer may
+     * have changed (a crashed primary is being replaced) */
     if (ds->asking && !ds->role_sent &&
-        drv_clock_mono_ns() > ds->round_deadline_ns)
-        round_end(ds);      /* the probe could not reach the candidate */
+        ((ds->role_pending &&
+          drv_redis_state(ds->probe) == DRV_REDIS_DOWN) ||
+         drv_clock_mono_ns() > ds->round_deadline_ns))
+        round_end(ds);
     round_start(ds);
 }
 

@@ -327,26 +327,35 @@ failover_accepted(int port)
     return ok;
 }
 
-int
-drv_test_sentinels_failover(struct drv_test_sentinels *s, int i,
-                            int64_t *switch_ms)
+/* A client on sentinel i subscribed to +switch-master. */
+static redisContext *
+switch_subscribe(const struct drv_test_sentinels *s, int i)
 {
-    struct drv_redis_sentinel_switch sw;
     struct timeval tv = {DRV_TEST_WAIT_MS / 1000, 0};
     redisContext *sub = connect_port(s->port[i]);
     redisReply *r = NULL;
-    void *msg = NULL;
-    int n = -1;
 
     assert_non_null(sub);
     r = redisCommand(sub, "SUBSCRIBE +switch-master");
     assert_non_null(r);
     freeReplyObject(r);
     redisSetTimeout(sub, tv);
-    wait_until(failover_accepted(s->port[i]),
-               "sentinel %d to accept SENTINEL FAILOVER", i);
+    return sub;
+}
+
+/* Wait for the +switch-master message on sub (then freed): the index of
+ * the new primary, once it answers ROLE master; *switch_ms the arrival. */
+static int
+switch_wait(const struct drv_test_sentinels *s, redisContext *sub,
+            int64_t *switch_ms)
+{
+    struct drv_redis_sentinel_switch sw;
+    redisReply *r = NULL;
+    void *msg = NULL;
+    int n = -1;
+
     if (redisGetReply(sub, &msg) != REDIS_OK)
-        fail_msg("no +switch-master from sentinel %d: %s", i, sub->errstr);
+        fail_msg("no +switch-master: %s", sub->errstr);
     if (switch_ms != NULL)
         *switch_ms = drv_test_now_ms();
     r = msg;
@@ -364,6 +373,27 @@ drv_test_sentinels_failover(struct drv_test_sentinels *s, int i,
     wait_until(is_master(s->node_port[n]), "new primary %d to say ROLE "
                "master", n);
     return n;
+}
+
+int
+drv_test_sentinels_failover(struct drv_test_sentinels *s, int i,
+                            int64_t *switch_ms)
+{
+    redisContext *sub = switch_subscribe(s, i);
+
+    wait_until(failover_accepted(s->port[i]),
+               "sentinel %d to accept SENTINEL FAILOVER", i);
+    return switch_wait(s, sub, switch_ms);
+}
+
+int
+drv_test_sentinels_crash(struct drv_test_sentinels *s, int n, int i,
+                         int64_t *switch_ms)
+{
+    redisContext *sub = switch_subscribe(s, i);
+
+    drv_test_kill(&s->node[n], SIGKILL);
+    return switch_wait(s, sub, switch_ms);
 }
 
 void

@@ -72,6 +72,15 @@ void drv_test_sentinels_kill(struct drv_test_sentinels *s, int i);
 int drv_test_sentinels_failover(struct drv_test_sentinels *s, int i,
                                 int64_t *switch_ms);
 
+/*
+ * drv_test_sentinels_crash -- SIGKILL data node n (the primary) having
+ * subscribed to +switch-master on sentinel i, and wait until the sentinels
+ * have failed over on their own (down-after, quorum, election) and i
+ * announces it; returns the new primary as drv_test_sentinels_failover.
+ */
+int drv_test_sentinels_crash(struct drv_test_sentinels *s, int n, int i,
+                             int64_t *switch_ms);
+
 /* drv_test_sentinels_wait_all -- wait until every running sentinel names
  * data node n as primary and node n's ROLE is master. */
 void drv_test_sentinels_wait_all(const struct drv_test_sentinels *s, int n);

@@ -2,11 +2,12 @@
  * test_sentinel.c -- droverd and drover on a Redis Sentinel deployment
  * (tests/harness/sentinel.h: a primary, a replica, three sentinels), each
  * test on a fresh one: jobs run through the sentinels with the first
- * sentinel down; a forced failover in the middle of a 2,000-job run loses
- * no job, and droverd works on the new primary soon after the switch
- * (measured and printed: the time from the sentinel's +switch-master to
- * the first job acknowledged on the new primary); `drover stats` and
- * `drover web` work through the sentinels before and after.
+ * sentinel down, or with one naming the replica; a forced failover, and a
+ * crash of the primary, in the middle of a 2,000-job run lose no job, and
+ * droverd works on the new primary soon after the switch (measured and
+ * printed: the time from the sentinel's +switch-master to the first job
+ * acknowledged on the new primary); `drover stats` and `drover web` work
+ * through the sentinels before and after.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -318,32 +319,14 @@ ended(redisContext *c, int *results, int *dead)
     return n;
 }
 
+/* Enqueue the NJOBS jobs on c and wait until the replica has them; the
+ * entry id of each into entry. */
 static void
-test_sentinel_failover_mid_run_loses_nothing(void **st)
+enqueue_all(redisContext *c, char (*entry)[48])
 {
-    static int results[NJOBS], dead[NJOBS];
-    static char entry[NJOBS][48];
-    struct world *w = *st;
-    redisContext *c = w->t->c;
-    redisContext *np = NULL;
     redisReply *r = NULL;
-    int64_t t0, t_switch, t_ack;
-    long long before, acked_at_switch, readonly;
-    struct drv_test_proc web;
-    int i, n, wport, lost = 0, dup_runs = 0, dup_dead = 0;
-    int starts_total = 0;
-    FILE *fp = NULL;
-    char line[256];
+    int i;
 
-    write_config(w,
-                 "  concurrency: 4\n  visibility_timeout: 3s\n"
-                 "  max_deliveries: 10\n  shutdown_timeout: 5s\n",
-                 "  e: {handler: echo, result_ttl: 1h}\n"
-                 "  s: {handler: sleep, result_ttl: 1h}\n"
-                 "  f: {handler: fail, retries: 1, backoff: 100ms, "
-                 "backoff_max: 200ms}\n");
-    /* every job enqueued first, and on the replica too: a failover may
-     * lose only what did not reach the replica */
     for (i = 0; i < NJOBS; i++) {
         char k = kind_of(i);
 
@@ -363,8 +346,88 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
         snprintf(entry[i], sizeof entry[i], "%s", r->str);
         freeReplyObject(r);
     }
+    /* a failover may lose only what did not reach the replica */
     assert_int_equal(drv_test_num_on(c, "WAIT 1 10000"), 1);
+}
 
+/* Extra starts of echo and sleep jobs in the trace (they are never
+ * re-enqueued, so a second start of their entry is a redelivery); all
+ * starts into *total. */
+static int
+duplicate_runs(const char *trace, char (*entry)[48], int *total)
+{
+    static int starts[NJOBS];
+    char line[256];
+    FILE *fp = fopen(trace, "r");
+    int i, dup = 0;
+
+    assert_non_null(fp);
+    memset(starts, 0, sizeof starts);
+    *total = 0;
+    while (fgets(line, sizeof line, fp) != NULL) {
+        char *id = strrchr(line, ' ');
+
+        (*total)++;
+        if (id == NULL)
+            continue;
+        id[strcspn(id, "\n")] = '\0';
+        for (i = 0; i < NJOBS; i++)
+            if (kind_of(i) != 'f' && strcmp(entry[i], id + 1) == 0) {
+                starts[i]++;
+                break;
+            }
+    }
+    fclose(fp);
+    for (i = 0; i < NJOBS; i++)
+        dup += starts[i] > 1 ? starts[i] - 1 : 0;
+    return dup;
+}
+
+/* READONLY error replies data node i has sent. */
+static long long
+readonly_replies(struct world *w, int i)
+{
+    redisContext *c = drv_test_sentinels_node(&w->s, i);
+    redisReply *e = redisCommand(c, "INFO errorstats");
+    const char *p = NULL;
+    long long n = 0;
+
+    assert_non_null(e);
+    p = strstr(e->str, "errorstat_READONLY:count=");
+    if (p != NULL)
+        n = atoll(p + strlen("errorstat_READONLY:count="));
+    freeReplyObject(e);
+    redisFree(c);
+    return n;
+}
+
+/*
+ * A run of NJOBS jobs across a failover: forced with SENTINEL FAILOVER, or
+ * (crash) the primary SIGKILLed and the sentinels failing over on their
+ * own. Every job must end exactly once on the new primary (a result, or a
+ * dead entry for the failing kind); extra runs are counted and printed.
+ */
+static void
+failover_run(struct world *w, int crash)
+{
+    static int results[NJOBS], dead[NJOBS];
+    static char entry[NJOBS][48];
+    const char *how = crash ? "primary killed" : "SENTINEL FAILOVER";
+    redisContext *c = w->t->c;
+    redisContext *np = NULL;
+    struct drv_test_proc web;
+    int64_t t0, t_switch, t_ack;
+    long long before, acked, readonly = 0;
+    int i, n, wport, lost = 0, dup_runs, dup_dead = 0, starts;
+
+    write_config(w,
+                 "  concurrency: 4\n  visibility_timeout: 3s\n"
+                 "  max_deliveries: 10\n  shutdown_timeout: 5s\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n"
+                 "  s: {handler: sleep, result_ttl: 1h}\n"
+                 "  f: {handler: fail, retries: 1, backoff: 100ms, "
+                 "backoff_max: 200ms}\n");
+    enqueue_all(c, entry);
     drv_test_droverd_start(w->t, 0);
     cli_stats(w, 0);
     wport = web_start(w, &web);
@@ -373,26 +436,25 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
                    "jobs processed before the failover");
     before = processed(c);
     t0 = drv_test_now_ms();
-    n = drv_test_sentinels_failover(&w->s, 1, &t_switch);
+    n = crash ? drv_test_sentinels_crash(&w->s, 0, 1, &t_switch)
+              : drv_test_sentinels_failover(&w->s, 1, &t_switch);
     assert_int_equal(n, 1);
     np = drv_test_sentinels_node(&w->s, n);
-    acked_at_switch = processed(np);
-    wait_until_num(processed(np), >,
-                   acked_at_switch, "a job acked on the new primary");
+    acked = processed(np);
+    wait_until_num(processed(np), >, acked, "a job acked on the new "
+                   "primary");
     t_ack = drv_test_now_ms();
-    fprintf(stderr,
-            "failover: %lld jobs processed when it was asked; switch "
-            "%lld ms after SENTINEL FAILOVER; first job acked on the new "
-            "primary %lld ms after the switch\n",
-            before, (long long)(t_switch - t0),
+    fprintf(stderr, "failover (%s): %lld jobs processed before; switch "
+            "%lld ms after; first job acked on the new primary %lld ms "
+            "after the switch\n", how, before, (long long)(t_switch - t0),
             (long long)(t_ack - t_switch));
 
     wait_until_num(ended(np, results, dead), ==, NJOBS,
                    "jobs ended on the new primary");
     wait_until_num(drv_test_num_on(np, "XPENDING t:{" Q "}:jobs drover"),
                    ==, 0, "pending entries");
-    /* the old primary became a replica of the new one */
-    drv_test_sentinels_wait_replica(&w->s, 0);
+    if (!crash)     /* the old primary became a replica of the new one */
+        drv_test_sentinels_wait_replica(&w->s, 0);
     cli_stats(w, NJOBS / 2);
     web_queues(wport);
     drv_test_kill(&web, SIGTERM);
@@ -411,53 +473,29 @@ test_sentinel_failover_mid_run_loses_nothing(void **st)
             assert_int_equal(dead[i], 0);
         }
     }
-    /* runs of the same first entry (echo and sleep jobs are never
-     * re-enqueued, so a second start of their entry is a redelivery) */
-    fp = fopen(w->t->trace, "r");
-    assert_non_null(fp);
-    {
-        static int starts[NJOBS];
-
-        memset(starts, 0, sizeof starts);
-        while (fgets(line, sizeof line, fp) != NULL) {
-            char *id = strrchr(line, ' ');
-
-            starts_total++;
-            if (id == NULL)
-                continue;
-            id[strcspn(id, "\n")] = '\0';
-            for (i = 0; i < NJOBS; i++)
-                if (kind_of(i) != 'f' && strcmp(entry[i], id + 1) == 0) {
-                    starts[i]++;
-                    break;
-                }
-        }
-        for (i = 0; i < NJOBS; i++)
-            dup_runs += starts[i] > 1 ? starts[i] - 1 : 0;
-    }
-    fclose(fp);
+    dup_runs = duplicate_runs(w->t->trace, entry, &starts);
     /* droverd never ran a write on a replica: no READONLY anywhere */
-    readonly = 0;
-    {
-        redisContext *old = drv_test_sentinels_node(&w->s, 0);
-        redisReply *e = redisCommand(old, "INFO errorstats");
-        const char *p = NULL;
-
-        assert_non_null(e);
-        p = strstr(e->str, "errorstat_READONLY:count=");
-        if (p != NULL)
-            readonly = atoll(p + strlen("errorstat_READONLY:count="));
-        freeReplyObject(e);
-        redisFree(old);
-    }
-    fprintf(stderr,
-            "failover run: %d jobs, %d lost, %d duplicate runs of echo/sleep "
-            "jobs, %d duplicate dead entries, %d starts in all, %lld "
-            "READONLY replies on the demoted primary\n",
-            NJOBS, lost, dup_runs, dup_dead, starts_total, readonly);
+    if (!crash)
+        readonly = readonly_replies(w, 0);
+    fprintf(stderr, "failover run (%s): %d jobs, %d lost, %d duplicate "
+            "runs of echo/sleep jobs, %d duplicate dead entries, %d starts "
+            "in all, %lld READONLY replies on the demoted primary\n", how,
+            NJOBS, lost, dup_runs, dup_dead, starts, readonly);
     assert_int_equal(lost, 0);
     assert_int_equal(readonly, 0);
     redisFree(np);
+}
+
+static void
+test_sentinel_failover_mid_run_loses_nothing(void **st)
+{
+    failover_run(*st, 0);
+}
+
+static void
+test_sentinel_primary_crash_mid_run_loses_nothing(void **st)
+{
+    failover_run(*st, 1);
 }
 
 int
@@ -471,6 +509,9 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_sentinel_failover_mid_run_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sentinel_primary_crash_mid_run_loses_nothing, setup,
+            teardown),
     };
 
     drv_test_filter_from_env();
