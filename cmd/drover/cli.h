@@ -60,6 +60,8 @@ struct drv_cli {
                                   NULL until drv__cli_config */
     struct drv_redis_sync *rs; /* owned: NULL until drv__cli_connect */
     char url_shown[512];       /* the URL with its password redacted */
+    int64_t found_ns;          /* with redis.sentinel: when the primary of
+                                  the connection was found (monotonic) */
 };
 
 /* A command: parses argv (argv[0] is the command's name) and runs. */
@@ -113,13 +115,39 @@ int drv__cli_config(struct drv_cli *cli);
 
 /*
  * drv__cli_connect -- drv__cli_config if not done yet, then connect to
- * cli->cfg->redis.url (blocking, with DRV_CLI_TIMEOUT_MS for the connect
- * and for every command; TLS with redis.tls for rediss://), AUTH (URL password, else
+ * cli->cfg->redis.url, or with redis.sentinel to the primary the
+ * sentinels name (drv__cli_sentinel_url) (blocking, with
+ * DRV_CLI_TIMEOUT_MS for the connect and for every command; TLS with
+ * redis.tls for rediss://), AUTH (URL password, else
  * $DROVER_REDIS_PASSWORD; with the URL's user) and SELECT. Prints a
  * message naming the redacted URL on failure and returns DRV_EDOWN (or
  * DRV_EREDIS when AUTH/SELECT is refused, DRV_ECONFIG for a bad URL).
  */
 int drv__cli_connect(struct drv_cli *cli);
+
+/* -------------------------------------------------------- cli_sentinel.c */
+
+/*
+ * drv__cli_sentinel_url -- with cli->cfg->redis.sentinel set: find the
+ * primary through the sentinels (in order, the unreachable skipped, ROLE
+ * checked; asked again for a few seconds while the node named is not the
+ * primary; TLS with tls for rediss://) and write redis.url with its
+ * host and port put in into out (size n). Returns 0, or DRV_EDOWN / DRV_ECONFIG (message printed).
+ */
+struct drv_redis_tls;
+int drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
+                          char *out, size_t n);
+
+/*
+ * drv__cli_sentinel_stale -- with redis.sentinel: the primary of the open
+ * connection was found more than DRV_CLI_SENTINEL_RECHECK_MS ago, so a
+ * long-lived user (drover web) should connect anew (and so ask the
+ * sentinels again) before its next request: after a failover the old
+ * primary keeps answering for seconds before it becomes a replica. 0
+ * without sentinel or connection.
+ */
+#define DRV_CLI_SENTINEL_RECHECK_MS 1000
+int drv__cli_sentinel_stale(const struct drv_cli *cli);
 
 /* drv__cli_disconnect -- close the connection and free the config. */
 void drv__cli_disconnect(struct drv_cli *cli);

@@ -50,10 +50,8 @@ drv__cli_config(struct drv_cli *cli)
         return DRV_ECONFIG;
     }
     drv_config_errors_fini(&errs);
-    if (cli->redis_url != NULL) {
-        free(cli->cfg->redis.url);
-        cli->cfg->redis.url = drv_xstrdup(cli->redis_url);
-    }
+    if (cli->redis_url != NULL)
+        drv_config_set_redis_url(cli->cfg, cli->redis_url);
     drv_redis_url_redact(cli->cfg->redis.url, cli->url_shown,
                          sizeof cli->url_shown);
     return 0;
@@ -66,6 +64,7 @@ drv__cli_connect(struct drv_cli *cli)
 {
     struct drv_redis_tls tls;
     struct drv_err err;
+    char at[1024];
     int rc;
 
     DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
@@ -75,8 +74,17 @@ drv__cli_connect(struct drv_cli *cli)
     if (cli->rs != NULL)
         return 0;
     drv_config_redis_tls(cli->cfg, &tls);
-    rc = drv_redis_sync_connect(cli->cfg->redis.url, &tls,
-                                DRV_CLI_TIMEOUT_MS, &cli->rs, &err);
+    if (cli->cfg->redis.sentinel.master != NULL) {
+        rc = drv__cli_sentinel_url(cli, &tls, at, sizeof at);
+        if (rc < 0)
+            return rc;
+        drv_redis_url_redact(at, cli->url_shown, sizeof cli->url_shown);
+    } else {
+        snprintf(at, sizeof at, "%s", cli->cfg->redis.url);
+    }
+    rc = drv_redis_sync_connect(at, &tls, DRV_CLI_TIMEOUT_MS, &cli->rs,
+                                &err);
+    explicit_bzero(at, sizeof at);
     if (rc == DRV_ECONFIG)
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
     else if (rc == DRV_EREDIS)

@@ -282,7 +282,9 @@ out:
 /*
  * Send the batch and hand back its replies (*out, c->n of them, freed
  * with drv__cli_free_replies). A broken connection is dropped so the next
- * request connects anew; the request gets 503.
+ * request connects anew; the request gets 503. With redis.sentinel a
+ * connection older than a second is dropped too, so the sentinels are
+ * asked again and a failover is followed within about a second.
  */
 static int
 run_batch(struct drv_web *web, struct evhttp_request *req,
@@ -292,7 +294,8 @@ run_batch(struct drv_web *web, struct evhttp_request *req,
     int rc;
 
     *out = NULL;
-    if (cli->rs != NULL && drv_redis_sync_broken(cli->rs)) {
+    if (cli->rs != NULL && (drv_redis_sync_broken(cli->rs) ||
+                            drv__cli_sentinel_stale(cli))) {
         drv_redis_sync_free(cli->rs);
         cli->rs = NULL;
     }

@@ -222,8 +222,7 @@ main(int argc, char **argv)
             fprintf(stderr, "droverd: --redis: %s\n", err.msg);
             goto usage_error;
         }
-        free(cfg->redis.url);
-        cfg->redis.url = drv_xstrdup(redis);
+        drv_config_set_redis_url(cfg, redis);
     }
     if (conc != NULL) {
         if (drv_parse_int(conc, 1, 1000000, &n) < 0) {

@@ -91,6 +91,17 @@ struct drv_config_kv {
     char *value;    /* owned; a header value is a template */
 };
 
+/* `redis.sentinel:` -- find the primary through Redis Sentinel. */
+struct drv_config_sentinel {
+    char *master;   /* owned: the name the sentinels monitor; NULL = no
+                       sentinel (connect to redis.url's host) */
+    char **addrs;   /* owned: "HOST[:PORT]" of each sentinel, in order,
+                       NULL-terminated */
+    size_t naddrs;  /* entries of addrs, >= 1 when master is set */
+    char *user;     /* owned: ACL user on the sentinels, NULL = none
+                       (password: $DROVER_SENTINEL_PASSWORD) */
+};
+
 /* `redis.tls:` (for rediss:// URLs); unset strings are NULL */
 struct drv_config_redis_tls {
     char *ca_file;      /* owned: PEM CAs; NULL = the system store */
@@ -103,9 +114,13 @@ struct drv_config_redis_tls {
 
 /* `redis:` */
 struct drv_config_redis {
-    char *url;      /* owned: redis://..., rediss://... or unix://... */
+    char *url;      /* owned: redis://..., rediss://... or unix://...;
+                       with a sentinel only scheme, user and db:
+                       redis:///0 */
     char *prefix;   /* owned: key prefix P, no braces */
     struct drv_config_redis_tls tls; /* `tls:` */
+    struct drv_config_sentinel sentinel; /* `sentinel:`; master NULL when
+                                            absent */
 };
 
 
@@ -283,6 +298,15 @@ int drv_config_check_queue(const char *name, struct drv_err *err);
  * or unix://, else -EINVAL with err (may be NULL). For --redis.
  */
 int drv_config_check_redis_url(const char *url, struct drv_err *err);
+
+/*
+ * drv_config_set_redis_url -- a command-line override of redis.url: url
+ * replaces it (copied). With redis.sentinel set, a url that names a host
+ * means that server: the sentinel settings are dropped; a url without a
+ * host (redis:///2) keeps them. Check url with drv_config_check_redis_url
+ * first.
+ */
+void drv_config_set_redis_url(struct drv_config *cfg, const char *url);
 
 /*
  * drv_config_redis_tls -- cfg's redis.tls as the settings pkg/redis

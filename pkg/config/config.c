@@ -27,6 +27,7 @@
 #include "drover/error.h"
 #include "drover/parse.h"
 #include "drover/redis.h"
+#include "drover/redis_sentinel.h"
 
 #include "config_int.h"
 
@@ -141,7 +142,45 @@ static const struct drv__config_field redis_fields[] = {
     {.name = "prefix", .kind = DRV__CONFIG_STRING,
      .off = offsetof(struct drv_config_redis, prefix),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_prefix},
+    {.name = "sentinel", .kind = DRV__CONFIG_SPECIAL},
     {.name = "tls", .kind = DRV__CONFIG_SPECIAL},
+};
+
+/* redis.sentinel.addrs[i]: HOST[:PORT] or [IPv6][:PORT]. */
+static int
+check_sentinel_addr(const char *s, struct drv_err *err)
+{
+    struct drv_redis_sentinel_addr a;
+
+    return drv_redis_sentinel_addr_parse(s, &a, err);
+}
+
+/* redis.sentinel.master: one word (it goes into SENTINEL commands and is
+ * matched against +switch-master messages, which split on spaces). */
+static int
+check_master_name(const char *s, struct drv_err *err)
+{
+    if (strlen(s) >= DRV_REDIS_SENTINEL_NAME_MAX)
+        return drv_err_set(err, -EINVAL, "must be shorter than %d bytes",
+                           DRV_REDIS_SENTINEL_NAME_MAX);
+    if (strpbrk(s, " \t\r\n") != NULL)
+        return drv_err_set(err, -EINVAL, "must not contain white space");
+    return 0;
+}
+
+static const struct drv__config_field sentinel_fields[] = {
+    {.name = "master", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_sentinel, master),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .check = check_master_name},
+    {.name = "addrs", .kind = DRV__CONFIG_STRSEQ,
+     .off = offsetof(struct drv_config_sentinel, addrs),
+     .count_off = offsetof(struct drv_config_sentinel, naddrs),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .check = check_sentinel_addr},
+    {.name = "user", .kind = DRV__CONFIG_STRING,
+     .off = offsetof(struct drv_config_sentinel, user),
+     .flags = DRV__CONFIG_NONEMPTY},
 };
 
 static const struct drv__config_field tls_fields[] = {
@@ -216,6 +255,40 @@ read_fields(struct drv__config_ctx *c, yaml_node_t *node,
     drv__config_each_pair(c, node, field_pair, &r);
 }
 
+/* Free what a drv_config_sentinel holds; it is empty after. */
+static void
+sentinel_clear(struct drv_config_sentinel *st)
+{
+    free(st->master);
+    drv__config_strv_free(st->addrs, st->naddrs);
+    free(st->user);
+    memset(st, 0, sizeof *st);
+}
+
+/* `redis.sentinel:` (vnode; knode is its key). Kept only when whole. */
+static void
+read_sentinel(struct drv__config_ctx *c, yaml_node_t *knode,
+              yaml_node_t *vnode)
+{
+    struct drv_config_sentinel *st = &c->cfg->redis.sentinel;
+    size_t before = c->errs->n;
+    size_t i;
+
+    if (drv__config_is_null(vnode))
+        return;             /* `sentinel:` with nothing: no sentinel */
+    read_fields(c, vnode, sentinel_fields, DRV_ARRAY_LEN(sentinel_fields),
+                st);
+    if (vnode->type == YAML_MAPPING_NODE)
+        for (i = 0; i < DRV_ARRAY_LEN(sentinel_fields); i++)
+            if ((sentinel_fields[i].flags & DRV__CONFIG_REQUIRED) &&
+                drv__config_find_value(c, vnode,
+                                       sentinel_fields[i].name) == NULL)
+                drv__config_report(c, knode, "missing required key \"%s\"",
+                                   sentinel_fields[i].name);
+    if (c->errs->n > before)
+        sentinel_clear(st);
+}
+
 /* `redis:`: plain fields, and `tls:` (a mapping of its own). */
 struct redis_read {
     yaml_node_t *tls_key;       /* borrowed: the `tls` key, if present */
@@ -234,6 +307,8 @@ redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
     if (f == NULL) {
         drv__config_unknown_key(c, knode, redis_fields,
                                 DRV_ARRAY_LEN(redis_fields), 0);
+    } else if (strcmp(f->name, "sentinel") == 0) {
+        read_sentinel(c, knode, vnode);
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
         rr->tls_key = knode;
         if (!drv__config_is_null(vnode))
@@ -244,6 +319,42 @@ redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
     }
 }
 
+/*
+ * With a sentinel the URL carries only the scheme, the user and the db
+ * (redis:///0): a host there is an error, and the default URL (which
+ * names 127.0.0.1) becomes "redis:///0".
+ */
+static void
+check_sentinel_url(struct drv__config_ctx *c, yaml_node_t *node)
+{
+    struct drv_config_redis *r = &c->cfg->redis;
+    yaml_node_t *url = NULL;
+    yaml_node_t *sn = NULL;
+    struct drv_err err;
+    size_t mark;
+
+    /* the URL is judged even when the sentinel section has errors */
+    sn = drv__config_find_value(c, node, "sentinel");
+    if (sn == NULL || drv__config_is_null(sn))
+        return;
+    url = drv__config_find_value(c, node, "url");
+    if (url == NULL) {
+        free(r->url);
+        r->url = drv_xstrdup("redis:///0");
+        return;
+    }
+    /* a URL refused by its own check was not stored: nothing to add */
+    if (url->type != YAML_SCALAR_NODE ||
+        strcmp((const char *)url->data.scalar.value, r->url) != 0)
+        return;
+    drv_err_clear(&err);
+    if (drv_redis_sentinel_url_check(r->url, &err) < 0) {
+        mark = drv__config_path_push_key(c, "url");
+        drv__config_report(c, url, "%s", err.msg);
+        drv__config_path_pop(c, mark);
+    }
+}
+
 static void
 read_redis(struct drv__config_ctx *c, yaml_node_t *node)
 {
@@ -251,7 +362,9 @@ read_redis(struct drv__config_ctx *c, yaml_node_t *node)
     struct redis_read rr = {NULL};
     size_t mark;
 
-    drv__config_each_pair(c, node, redis_pair, &rr);
+    if (drv__config_each_pair(c, node, redis_pair, &rr) < 0)
+        return;
+    check_sentinel_url(c, node);
     if (rr.tls_key == NULL)
         return;
     mark = drv__config_path_push_key(c, "tls");
@@ -446,6 +559,17 @@ config_create(const char *name)
 }
 
 void
+drv_config_set_redis_url(struct drv_config *cfg, const char *url)
+{
+    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
+    free(cfg->redis.url);
+    cfg->redis.url = drv_xstrdup(url);
+    if (cfg->redis.sentinel.master != NULL &&
+        drv_redis_sentinel_url_check(url, NULL) < 0)
+        sentinel_clear(&cfg->redis.sentinel);
+}
+
+void
 drv_config_free(struct drv_config *cfg)
 {
     size_t i;
@@ -460,6 +584,7 @@ drv_config_free(struct drv_config *cfg)
     free(cfg->redis.tls.cert_file);
     free(cfg->redis.tls.key_file);
     free(cfg->redis.tls.server_name);
+    sentinel_clear(&cfg->redis.sentinel);
     free(cfg->worker.metrics);
     drv__config_strv_free(cfg->queues, cfg->nqueues);
     for (i = 0; i < cfg->njobs; i++)

@@ -98,6 +98,7 @@ static int
 is_secret(const char *kv, const char *redis_url)
 {
     static const char *const names[] = {"DROVER_REDIS_PASSWORD=",
+                                        "DROVER_SENTINEL_PASSWORD=",
                                         "DROVER_REDIS_URL=", "REDISCLI_AUTH="};
     size_t i;
 

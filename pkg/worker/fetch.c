@@ -147,6 +147,7 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     w = f->w;
     rc = drv_redis_result(status, reply, &err);
     if (rc < 0) {
+        drv__worker_redis_error(w, status, reply);
         if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
                                  || drv_redis_reply_error_is(reply,
                                                              "UNBLOCKED"))) {

@@ -87,6 +87,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
         rc = drv_settle_parse(reply, c->n, codes, &err);
     }
     if (rc < 0) {
+        drv__worker_redis_error(w, status, reply);
         /* unknown whether it applied: keep the jobs and send again */
         if (rc != DRV_EDOWN)
             DRV_LOG_WARN("settle failed: will retry", "queue=%s jobs=%d "

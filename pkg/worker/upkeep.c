@@ -92,6 +92,7 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
         drv_err_set(&err, DRV_EPROTO, "unexpected reply type %d",
                     reply->type);
     if (err.code < 0) {
+        drv__worker_redis_error(c->w, status, reply);
         if (status != DRV_EDOWN)
             DRV_LOG_WARN(what, "queue=%s error=\"%s\"",
                          c->w->queues[c->qi].keys.name, err.msg);

@@ -41,6 +41,7 @@
 #include "drover/pool.h"
 #include "drover/proc.h"
 #include "drover/redis.h"
+#include "drover/redis_sentinel.h"
 #include "drover/sem.h"
 #include "drover/tg.h"
 #include "worker_int.h"
@@ -131,6 +132,7 @@ on_group_created(struct drv_redis *r, int status, const redisReply *reply,
     if (rc == DRV_EREDIS && drv_redis_reply_error_is(reply, "BUSYGROUP"))
         rc = 0;
     if (rc < 0) {
+        drv__worker_redis_error(w, status, reply);
         DRV_LOG_WARN("consumer group not created", "error=\"%s\"", err.msg);
         w->groups_pending = -1;
         return;
@@ -189,6 +191,43 @@ on_blk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
         drv__worker_kick(w); /* re-arm the read after every reconnect */
 }
 
+/* ------------------------------------------------------------ sentinel */
+
+/* redis.sentinel: the object that finds the primary for both
+ * connections. */
+static int
+sentinel_create(struct drv_worker *w, struct drv_loop *loop,
+                const struct drv_redis_tls *tls, struct drv_err *err)
+{
+    const struct drv_config_sentinel *cs = &w->cfg->redis.sentinel;
+    struct drv_redis_sentinel_opts so;
+    char name[64];
+
+    memset(&so, 0, sizeof so);
+    so.url = w->cfg->redis.url;
+    so.master = cs->master;
+    so.addrs = (const char *const *)cs->addrs;
+    so.naddrs = cs->naddrs;
+    so.user = cs->user;
+    so.tls = tls;
+    snprintf(name, sizeof name, "drover-sentinel-%d", (int)getpid());
+    so.name = name;
+    return drv_redis_sentinel_create(loop, &so, &w->sentinel, err);
+}
+
+void
+drv__worker_redis_error(struct drv_worker *w, int status,
+                        const redisReply *reply)
+{
+    /* "READONLY You can't write against a read only replica." -- also
+     * inside a script's error text */
+    if (w->sentinel != NULL && status == 0 && reply != NULL &&
+        reply->type == REDIS_REPLY_ERROR && reply->str != NULL &&
+        strstr(reply->str, "READONLY") != NULL)
+        drv_redis_sentinel_suspect(w->sentinel,
+                                   "READONLY reply: the node is a replica");
+}
+
 /* -------------------------------------------------------------- create */
 
 int
@@ -227,6 +266,14 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     ro.url = cfg->redis.url;
     drv_config_redis_tls(cfg, &tls);
     ro.tls = &tls;
+    if (cfg->redis.sentinel.master != NULL) {
+        rc = sentinel_create(w, o->loop, &tls, err);
+        if (rc < 0)
+            goto fail;
+        ro.url = drv_redis_sentinel_data_url(w->sentinel);
+        ro.locate = drv_redis_sentinel_locate;
+        ro.locate_ctx = w->sentinel;
+    }
     ro.on_state = on_cmd_state;
     ro.ctx = w;
     snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
@@ -234,12 +281,16 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
     if (rc < 0)
         goto fail;
+    if (w->sentinel != NULL)
+        drv_redis_sentinel_attach(w->sentinel, w->cmd);
     ro.on_state = on_blk_state;
     snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
     ro.name = name;
     rc = drv_redis_create(o->loop, &ro, &w->blk, err);
     if (rc < 0)
         goto fail;
+    if (w->sentinel != NULL)
+        drv_redis_sentinel_attach(w->sentinel, w->blk);
     w->scripts[SCRIPT_SETTLE] = drv_redis_script_create(
         drv_queue_settle_script.text, strlen(drv_queue_settle_script.text));
     w->scripts[SCRIPT_MOVER] = drv_redis_script_create(
@@ -503,8 +554,15 @@ drv_worker_free(struct drv_worker *w)
     free(w->types);
     drv_sem_free(w->sem);
     drv_sem_free(w->thread_sem);
+    if (w->sentinel != NULL) {
+        if (w->cmd != NULL)
+            drv_redis_sentinel_detach(w->sentinel, w->cmd);
+        if (w->blk != NULL)
+            drv_redis_sentinel_detach(w->sentinel, w->blk);
+    }
     drv_redis_free(w->cmd);
     drv_redis_free(w->blk);
+    drv_redis_sentinel_free(w->sentinel);
     for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)
         drv_redis_script_free(w->scripts[i]);
     free(w->workers_key);

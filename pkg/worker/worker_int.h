@@ -33,6 +33,8 @@
 #include "drover/queue.h"
 #include "drover/worker.h"
 
+struct drv_redis_sentinel;
+
 struct drv_loop;
 struct drv_pool;
 struct drv_proc;
@@ -136,6 +138,8 @@ struct drv_worker {
 
     struct drv_redis *cmd;          /* owned: commands, scripts */
     struct drv_redis *blk;          /* owned: blocking reads */
+    struct drv_redis_sentinel *sentinel; /* owned: finds the primary
+                                       (redis.sentinel), else NULL */
     struct drv_redis_script *scripts[4]; /* owned: by SCRIPT_* */
     const struct drv_queue_keys **qkeys; /* owned array of borrowed keys:
                                        scratch for command builders */
@@ -280,5 +284,13 @@ void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
 #define SCRIPT_MOVER 1
 #define SCRIPT_RECLAIM 2
 #define SCRIPT_RENEW 3
+
+/*
+ * drv__worker_redis_error -- look at a failed Redis call: a READONLY
+ * error (the node is a replica now) makes the Sentinel layer find the
+ * primary again. status and reply as the reply callback got them.
+ */
+void drv__worker_redis_error(struct drv_worker *w, int status,
+                             const redisReply *reply);
 
 #endif

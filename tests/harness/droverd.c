@@ -188,16 +188,14 @@ drv_test_xadd(struct drv_test_droverd *t, const char *q, char *id,
     freeReplyObject(r);
 }
 
-long long
-drv_test_num(struct drv_test_droverd *t, const char *fmt, ...)
+/* drv_test_num's reading of a reply, for a command on c. */
+static long long
+vnum(redisContext *c, const char *fmt, va_list ap)
 {
-    va_list ap;
     redisReply *r;
     long long v = 0;
 
-    va_start(ap, fmt);
-    r = redisvCommand(t->c, fmt, ap);
-    va_end(ap);
+    r = redisvCommand(c, fmt, ap);
     assert_non_null(r);
     if (r->type == REDIS_REPLY_INTEGER)
         v = r->integer;
@@ -207,6 +205,30 @@ drv_test_num(struct drv_test_droverd *t, const char *fmt, ...)
              r->element[0]->type == REDIS_REPLY_INTEGER)
         v = r->element[0]->integer; /* XPENDING summary: count */
     freeReplyObject(r);
+    return v;
+}
+
+long long
+drv_test_num(struct drv_test_droverd *t, const char *fmt, ...)
+{
+    va_list ap;
+    long long v;
+
+    va_start(ap, fmt);
+    v = vnum(t->c, fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+long long
+drv_test_num_on(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    long long v;
+
+    va_start(ap, fmt);
+    v = vnum(c, fmt, ap);
+    va_end(ap);
     return v;
 }
 

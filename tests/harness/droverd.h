@@ -101,6 +101,10 @@ void drv_test_xadd(struct drv_test_droverd *t, const char *q, char *id,
  * anything else (nil). Asserts a reply. */
 long long drv_test_num(struct drv_test_droverd *t, const char *fmt, ...);
 
+/* drv_test_num_on -- drv_test_num on another server's client c (a
+ * replica, a new primary). */
+long long drv_test_num_on(redisContext *c, const char *fmt, ...);
+
 /* drv_test_stat -- field name of PREFIX:{q}:stats (0 when unset). */
 long long drv_test_stat(struct drv_test_droverd *t, const char *q,
                         const char *name);

@@ -441,7 +441,7 @@ test_config_unknown_key(void **state)
                   "pipelines:\n"
                   "  p: {steps: [a], stepz: 1}\n",
                   NAME ":2:3: redis.host: unknown key (valid: url, prefix, "
-                  "tls)\n"
+                  "sentinel, tls)\n"
                   NAME ":3:1: workers: unknown key (valid: redis, worker, "
                   "queues, jobs, pipelines)\n"
                   NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
@@ -875,6 +875,121 @@ test_config_redis_checks(void **state)
 }
 
 static void
+test_config_sentinel(void **state)
+{
+    struct drv_config *cfg = NULL;
+
+    (void)state;
+    /* no url: the default URL's host gives way to the sentinels */
+    cfg = load_ok("redis:\n"
+                  "  sentinel:\n"
+                  "    master: mymaster\n"
+                  "    addrs: [\"10.0.0.1:26379\", \"s2.example\", "
+                  "\"[::1]:5000\"]\n");
+    assert_string_equal(cfg->redis.url, "redis:///0");
+    assert_string_equal(cfg->redis.sentinel.master, "mymaster");
+    assert_int_equal(cfg->redis.sentinel.naddrs, 3);
+    assert_string_equal(cfg->redis.sentinel.addrs[1], "s2.example");
+    assert_null(cfg->redis.sentinel.addrs[3]);
+    assert_null(cfg->redis.sentinel.user);
+    drv_config_free(cfg);
+
+    /* the url carries user and db only */
+    cfg = load_ok("redis:\n"
+                  "  url: redis://drover@/2\n"
+                  "  sentinel: {master: m, addrs: [127.0.0.1], "
+                  "user: watcher}\n");
+    assert_string_equal(cfg->redis.url, "redis://drover@/2");
+    assert_string_equal(cfg->redis.sentinel.user, "watcher");
+    drv_config_free(cfg);
+
+    /* a command-line URL without a host keeps the sentinels; with a host
+     * it means that server */
+    cfg = load_ok("redis: {sentinel: {master: m, addrs: [a]}}\n");
+    drv_config_set_redis_url(cfg, "redis:///3");
+    assert_string_equal(cfg->redis.url, "redis:///3");
+    assert_string_equal(cfg->redis.sentinel.master, "m");
+    drv_config_set_redis_url(cfg, "redis://10.0.0.2:6379/0");
+    assert_string_equal(cfg->redis.url, "redis://10.0.0.2:6379/0");
+    assert_null(cfg->redis.sentinel.master);
+    assert_int_equal(cfg->redis.sentinel.naddrs, 0);
+    drv_config_free(cfg);
+
+    /* absent or null: no sentinel, the url as before */
+    cfg = load_ok("redis: {url: redis://10.1.1.1:7000/0, sentinel: ~}\n");
+    assert_null(cfg->redis.sentinel.master);
+    assert_int_equal(cfg->redis.sentinel.naddrs, 0);
+    drv_config_free(cfg);
+}
+
+static void
+test_config_sentinel_example_loads(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    int rc;
+
+    (void)state;
+    drv_config_errors_init(&errs);
+    rc = drv_config_load("config/drover-sentinel.yaml", &cfg, &errs);
+    if (rc != 0)
+        drv_config_errors_print(&errs, stderr);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg->redis.url, "redis://drover@/0");
+    assert_string_equal(cfg->redis.sentinel.master, "mymaster");
+    assert_int_equal(cfg->redis.sentinel.naddrs, 3);
+    drv_config_free(cfg);
+    drv_config_errors_fini(&errs);
+}
+
+static void
+test_config_sentinel_errors(void **state)
+{
+    (void)state;
+    expect_errors("redis:\n"
+                  "  url: redis://10.0.0.9:6379/0\n"
+                  "  sentinel:\n"
+                  "    master: m\n"
+                  "    addrs: [\"10.0.0.1:0\", \"::1\", \"\", h:26379]\n",
+                  NAME ":2:8: redis.url: with redis.sentinel the url names "
+                  "no host (the sentinels give it): write redis:///DB or "
+                  "redis://USER@/DB\n"
+                  NAME ":5:13: redis.sentinel.addrs[0]: port must be "
+                  "1..65535\n"
+                  NAME ":5:27: redis.sentinel.addrs[1]: an IPv6 address "
+                  "must be in brackets: [::1]:26379\n"
+                  NAME ":5:34: redis.sentinel.addrs[2]: must not be "
+                  "empty\n");
+    expect_errors("redis:\n"
+                  "  sentinel:\n"
+                  "    addrs: []\n"
+                  "    master: \"my master\"\n"
+                  "    password: x\n",
+                  NAME ":3:12: redis.sentinel.addrs: must not be an empty "
+                  "list\n"
+                  NAME ":4:13: redis.sentinel.master: must not contain "
+                  "white space\n"
+                  NAME ":5:5: redis.sentinel.password: unknown key (valid: "
+                  "master, addrs, user)\n");
+    expect_errors("redis:\n"
+                  "  sentinel: {master: m}\n"
+                  "  url: \"unix:///run/redis.sock\"\n",
+                  NAME ":2:3: redis.sentinel: missing required key "
+                  "\"addrs\"\n"
+                  NAME ":3:8: redis.url: with redis.sentinel the url must "
+                  "start with redis:// or rediss://\n");
+    expect_errors("redis:\n"
+                  "  sentinel: {master: m, addrs: [a]}\n"
+                  "  url: redis:///x\n",
+                  NAME ":3:8: redis.url: database must be a number "
+                  "0..1000000 (redis:///DB)\n");
+    expect_errors("redis:\n"
+                  "  sentinel: [a, b]\n",
+                  NAME ":2:13: redis.sentinel: expected a mapping, got a "
+                  "sequence\n");
+}
+
+static void
 test_config_redis_tls(void **state)
 {
     struct drv_config *cfg;
@@ -1105,6 +1220,9 @@ main(void)
         cmocka_unit_test(test_config_queue_names),
         cmocka_unit_test(test_config_name_clash),
         cmocka_unit_test(test_config_redis_checks),
+        cmocka_unit_test(test_config_sentinel),
+        cmocka_unit_test(test_config_sentinel_errors),
+        cmocka_unit_test(test_config_sentinel_example_loads),
         cmocka_unit_test(test_config_redis_tls),
         cmocka_unit_test(test_config_top_level_shape),
         cmocka_unit_test(test_config_many_errors),

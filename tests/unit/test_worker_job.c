@@ -244,6 +244,7 @@ test_worker_job_exec_argv_and_env(void **st)
     const char *const missing[] = {"job", "x", "a", "1", NULL};
     char *const environ_[] = {(char *)"PATH=/bin",
                               (char *)"DROVER_REDIS_PASSWORD=secret",
+                              (char *)"DROVER_SENTINEL_PASSWORD=secret2",
                               (char *)"OTHER=redis://127.0.0.1:1/0",
                               (char *)"DROVER_JOB=stale", NULL};
     struct drv_htype ht = {.magic = DRV_HTYPE_MAGIC,
