@@ -45,7 +45,8 @@ static const char global_help[] =
     "                        add a job (or a pipeline); prints its id\n"
     "  stats [QUEUE ...] [--json]\n"
     "                        per queue: ready, running, delayed, dead,\n"
-    "                        processed, failed, retried, paused\n"
+    "                        processed, failed, retried, paused,\n"
+    "                        dead_max\n"
     "  dead list QUEUE [--count N] [--after ENTRY_ID] [--json]\n"
     "                        dead-lettered jobs, oldest first\n"
     "  dead retry QUEUE (ID|--all)\n"
@@ -113,6 +114,8 @@ static const struct command commands[] = {
      "  FAILED     attempts that failed or timed out (all time)\n"
      "  RETRIED    retries scheduled (all time)\n"
      "  PAUSED     yes when the queue is paused\n"
+     "  DEAD_MAX   dead entries kept per queue (worker.dead_max of the\n"
+     "             config); older ones are trimmed as new ones come\n"
      "--json prints one JSON document instead (doc/cli-json.md), which\n"
      "also counts dead_total: jobs dead-lettered, all time.\n",
      1, drv__cli_stats},
