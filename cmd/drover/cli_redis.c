@@ -50,9 +50,16 @@ drv__cli_config(struct drv_cli *cli)
         return DRV_ECONFIG;
     }
     drv_config_errors_fini(&errs);
+    if (drv_config_secret_readable(cli->file, cli->cfg))
+        fprintf(stderr, "%s: warning: config %s is readable by others and "
+                "holds the Redis password; chmod 600 it\n", cli->prog,
+                cli->file);
     if (cli->redis_url != NULL) {
         free(cli->cfg->redis.url);
         cli->cfg->redis.url = drv_xstrdup(cli->redis_url);
+        /* the copy is made: ps need not show the password any more (the
+         * string is argv's) */
+        drv_redis_url_scrub((char *)cli->redis_url);
     }
     drv_redis_url_redact(cli->cfg->redis.url, cli->url_shown,
                          sizeof cli->url_shown);

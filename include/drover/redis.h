@@ -112,6 +112,14 @@ int drv_redis_url_parse(const char *url, struct drv_redis_url *out,
  */
 char *drv_redis_url_redact(const char *url, char *buf, size_t n);
 
+/*
+ * drv_redis_url_scrub -- overwrite the password in url in place (an
+ * argv string: afterwards ps and /proc/PID/cmdline show
+ * redis://user:***@host, the bytes freed at the end set to NUL; a
+ * password shorter than "***" becomes as many '*'). Copy the URL first.
+ */
+void drv_redis_url_scrub(char *url);
+
 /* ----------------------------------------------------------- connection */
 
 enum drv_redis_state {

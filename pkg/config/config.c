@@ -26,6 +26,7 @@
 #include "drover/config.h"
 #include "drover/error.h"
 #include "drover/parse.h"
+#include "drover/redis.h"
 
 #include "config_int.h"
 
@@ -61,6 +62,27 @@ drv_config_check_redis_url(const char *url, struct drv_err *err)
         return 0;
     return drv_err_set(err, -EINVAL,
                        "must start with redis:// or unix://");
+}
+
+int
+drv_config_secret_readable(const char *path, const struct drv_config *cfg)
+{
+    struct stat st;
+    size_t n;
+    char *red;
+    int has_password;
+
+    if (path == NULL || cfg == NULL || cfg->redis.url == NULL)
+        return 0;
+    /* redaction changes the URL exactly when it holds a password */
+    n = strlen(cfg->redis.url) + 16;
+    red = drv_xmalloc(n);
+    drv_redis_url_redact(cfg->redis.url, red, n);
+    has_password = strcmp(red, cfg->redis.url) != 0;
+    free(red);
+    if (!has_password || stat(path, &st) < 0)
+        return 0;
+    return (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
 }
 
 static int
