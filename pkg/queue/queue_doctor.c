@@ -554,8 +554,9 @@ queue_judge(const char *queue, struct redisReply *const *r,
         bad++;
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
                              "queue %s: key %s is a %s, not a %s "
-                             "(WRONGTYPE): droverd skips the queue while "
-                             "it is; save what it holds and delete it "
+                             "(WRONGTYPE): drover cannot use the queue "
+                             "while it is; save what it holds and delete "
+                             "it "
                              "(DEL %s)", queue, key_of(&k, i), t,
                              key_type[i], key_of(&k, i));
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -805,4 +806,49 @@ drv_test_pool_wait_stopping(struct drv_pool *pool)
         drv_pool_get_stats(pool, &ps);
     while (!ps.stopping && drv_test_poll_next(&p));
     return ps.stopping;
+}
+
+/* ------------------------------------------------ HTTP */
+
+int
+drv_test_http(int port, const char *method, const char *path,
+              const char *hdrs, const char *body, char *out, size_t n)
+{
+    struct timeval tv = {DRV_TEST_WAIT_MS / 1000, 0};
+    struct sockaddr_in sa;
+    char *req = NULL, clen[96] = "";
+    size_t got = 0, off = 0;
+    ssize_t k;
+    int fd, len;
+
+    assert_true(n > 0);
+    out[0] = '\0';
+    if (body != NULL)
+        snprintf(clen, sizeof clen, "Content-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n", strlen(body));
+    len = asprintf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                   "Connection: close\r\n%s%s\r\n%s", method, path, port,
+                   hdrs != NULL ? hdrs : "", clen, body != NULL ? body : "");
+    assert_true(len > 0);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        while (off < (size_t)len &&
+               (k = send(fd, req + off, (size_t)len - off, MSG_NOSIGNAL)) > 0)
+            off += (size_t)k;
+        while (got + 1 < n && (k = recv(fd, out + got, n - 1 - got, 0)) > 0)
+            got += (size_t)k;
+    }
+    close(fd);
+    free(req);
+    out[got] = '\0';
+    if (got > 12 && strncmp(out, "HTTP/1.", 7) == 0)
+        return atoi(out + 9);
+    return 0;
 }

@@ -158,6 +158,17 @@ void drv_test_sleep_ms(int64_t ms);
  * call it in main before cmocka_run_group_tests. */
 void drv_test_filter_from_env(void);
 
+/*
+ * drv_test_http -- one HTTP/1.1 request to 127.0.0.1:port (Connection:
+ * close): method, path, extra header lines (each "Name: value\r\n"; may
+ * be NULL) and a body (may be NULL; sent as application/json). The whole
+ * answer, head and body, into out (size n, NUL-terminated, cut when
+ * longer); returns its status code, or 0 when none came (refused,
+ * closed, or nothing within DRV_TEST_WAIT_MS).
+ */
+int drv_test_http(int port, const char *method, const char *path,
+                  const char *hdrs, const char *body, char *out, size_t n);
+
 /* ------------------------------------------------ the Redis fixture */
 
 /*
