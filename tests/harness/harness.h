@@ -169,6 +169,15 @@ void drv_test_filter_from_env(void);
 int drv_test_http(int port, const char *method, const char *path,
                   const char *hdrs, const char *body, char *out, size_t n);
 
+/* drv_test_dial -- a TCP socket connected to 127.0.0.1:port, reads and
+ * writes bounded by timeout_ms each; -errno when the connect fails. */
+int drv_test_dial(int port, int64_t timeout_ms);
+
+/* drv_test_http_request -- the bytes drv_test_http sends for those
+ * arguments (caller frees), their length in *len. */
+char *drv_test_http_request(int port, const char *method, const char *path,
+                            const char *hdrs, const char *body, size_t *len);
+
 /* ------------------------------------------------ the Redis fixture */
 
 /*
