@@ -50,8 +50,16 @@ drv__cli_config(struct drv_cli *cli)
         return DRV_ECONFIG;
     }
     drv_config_errors_fini(&errs);
-    if (cli->redis_url != NULL)
+    if (drv_config_secret_readable(cli->file, cli->cfg))
+        fprintf(stderr, "%s: warning: config %s is readable by others and "
+                "holds the Redis password; chmod 600 it\n", cli->prog,
+                cli->file);
+    if (cli->redis_url != NULL) {
         drv_config_set_redis_url(cli->cfg, cli->redis_url);
+        /* the copy is made: ps need not show the password any more (the
+         * string is argv's) */
+        drv_redis_url_scrub((char *)cli->redis_url);
+    }
     drv_redis_url_redact(cli->cfg->redis.url, cli->url_shown,
                          sizeof cli->url_shown);
     return 0;

@@ -22,21 +22,24 @@ static void
 add_row(struct drv_cli_table *t, const char *queue,
         const struct drv_queue_stats *s)
 {
-    const int64_t v[7] = {s->ready, s->running, s->delayed, s->dead,
-                          s->processed, s->failed, s->retried};
-    char num[7][24];
-    const char *cells[9];
+    const int64_t v[8] = {s->ready, s->running, s->delayed, s->dead,
+                          s->processed, s->failed, s->retried, s->dead_max};
+    char num[8][24];
+    const char *cells[10];
     size_t i;
 
     cells[0] = queue;
-    for (i = 0; i < 7; i++) {
+    for (i = 0; i < 8; i++) {
         if (v[i] < 0)
             snprintf(num[i], sizeof num[i], "?");
         else
             snprintf(num[i], sizeof num[i], "%" PRId64, v[i]);
         cells[i + 1] = num[i];
     }
+    /* PAUSED before DEAD_MAX: the columns a script read before DEAD_MAX
+     * was added keep their places */
     cells[8] = s->paused ? "yes" : "no";
+    cells[9] = num[7];
     drv__cli_table_add(t, cells);
 }
 
@@ -46,9 +49,9 @@ static int
 print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
             redisReply **out)
 {
-    static const char *const header[9] = {
+    static const char *const header[10] = {
         "QUEUE", "READY", "RUNNING", "DELAYED", "DEAD", "PROCESSED",
-        "FAILED", "RETRIED", "PAUSED",
+        "FAILED", "RETRIED", "PAUSED", "DEAD_MAX",
     };
     struct drv_queue_stats *s = drv_xcalloc(nq + 1, sizeof *s);
     struct drv_cli_table t;
@@ -63,6 +66,7 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
                                    DRV_QUEUE_STATS_CMDS, &s[i], &err);
         if (rc < 0)
             fprintf(stderr, "%s: %s: %s\n", cli->prog, queues[i], err.msg);
+        s[i].dead_max = cli->cfg->worker.dead_max;
     }
     if (rc == 0 && cli->json) {
         drv_buf_init(&b);
@@ -78,7 +82,8 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
         drv__cli_json_print(&b);
         drv_buf_fini(&b);
     } else if (rc == 0) {
-        drv__cli_table_init(&t, 9, 0xfeu); /* numbers right-aligned */
+        /* numbers right-aligned */
+        drv__cli_table_init(&t, 10, 0xfeu | (1u << 9));
         drv__cli_table_add(&t, header);
         for (i = 0; i < nq; i++)
             add_row(&t, queues[i], &s[i]);

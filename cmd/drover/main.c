@@ -45,7 +45,8 @@ static const char global_help[] =
     "                        add a job (or a pipeline); prints its id\n"
     "  stats [QUEUE ...] [--json]\n"
     "                        per queue: ready, running, delayed, dead,\n"
-    "                        processed, failed, retried, paused\n"
+    "                        processed, failed, retried, paused,\n"
+    "                        dead_max\n"
     "  dead list QUEUE [--count N] [--after ENTRY_ID] [--json]\n"
     "                        dead-lettered jobs, oldest first\n"
     "  dead retry QUEUE (ID|--all)\n"
@@ -58,6 +59,9 @@ static const char global_help[] =
     "  result QUEUE ID [--field NAME | --json]\n"
     "                        the kept result of a job\n"
     "  check-config FILE     validate a config file\n"
+    "  doctor [QUEUE ...] [--user NAME] [--acl-rule]\n"
+    "                        check the Redis for drover: version,\n"
+    "                        eviction, AOF, ACL, keys, worker clocks\n"
     "  web [--listen HOST:PORT] [--token-file FILE]\n"
     "                        the web dashboard (default 127.0.0.1:8080)\n"
     "  help [COMMAND]        this text, or one command's\n"
@@ -110,6 +114,8 @@ static const struct command commands[] = {
      "  FAILED     attempts that failed or timed out (all time)\n"
      "  RETRIED    retries scheduled (all time)\n"
      "  PAUSED     yes when the queue is paused\n"
+     "  DEAD_MAX   dead entries kept per queue (worker.dead_max of the\n"
+     "             config); older ones are trimmed as new ones come\n"
      "--json prints one JSON document instead (doc/cli-json.md), which\n"
      "also counts dead_total: jobs dead-lettered, all time.\n",
      1, drv__cli_stats},
@@ -161,6 +167,25 @@ static const struct command commands[] = {
      "\nPrints \"FILE: ok\", or every error as FILE:LINE:COL: KEY: message\n"
      "and exits 2.\n",
      0, drv__cli_check_config},
+    {"doctor", "drover doctor",
+     "usage: drover doctor [QUEUE ...] [--user NAME] [--acl-rule]\n",
+     "\nChecks the Redis for drover and prints one line per finding:\n"
+     "\"ok: ...\", \"problem: ...\" (with what to change) or\n"
+     "\"unchecked: ...\" (could not tell, e.g. a command the ACL\n"
+     "refuses; not a problem). Checks: the Redis version (6.2 or newer),\n"
+     "maxmemory-policy (noeviction), AOF (appendonly yes), the ACL\n"
+     "user's permissions (ACL DRYRUN, Redis 7.0+, against every command\n"
+     "drover sends), each queue's keys (types, consumer group, dead\n"
+     "entries kept against worker.dead_max) and the workers' clocks\n"
+     "against Redis's (more than 2 s off, stale entries).\n"
+     "Exit 0 when there is no problem, 1 when there is any.\n"
+     "  QUEUE ...       the queues to check (default: the config's)\n"
+     "  --user NAME     the ACL user to check (default: the URL's user,\n"
+     "                  else default); checking another user needs a\n"
+     "                  connection allowed to run ACL DRYRUN\n"
+     "  --acl-rule      print the ACL SETUSER line a drover user needs\n"
+     "                  (keys under redis.prefix) and exit\n",
+     0, drv__cli_doctor},
     {"web", "drover web",
      "usage: drover web [--listen HOST:PORT] [--token-file FILE]\n",
      "\nServes the dashboard and its JSON API for the config's queues\n"

@@ -401,9 +401,11 @@ queues_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
     int rc = 0;
 
     DRV_ASSERT(n == q->cfg->nqueues * DRV_QUEUE_STATS_CMDS);
-    for (i = 0; i < q->cfg->nqueues && rc == 0; i++)
+    for (i = 0; i < q->cfg->nqueues && rc == 0; i++) {
         rc = drv_queue_stats_parse(out + i * DRV_QUEUE_STATS_CMDS,
                                    DRV_QUEUE_STATS_CMDS, &q->s[i], err);
+        q->s[i].dead_max = q->cfg->worker.dead_max;
+    }
     return rc;
 }
 

@@ -22,6 +22,7 @@
 #include "drover/log.h"
 #include "drover/loop.h"
 #include "drover/parse.h"
+#include "drover/redis.h"
 #include "drover/version.h"
 #include "drover/worker.h"
 
@@ -217,12 +218,17 @@ main(int argc, char **argv)
         return 2;
     }
     drv_config_errors_fini(&errs);
+    if (drv_config_secret_readable(file, cfg))
+        DRV_LOG_WARN("config is readable by others and holds the Redis "
+                     "password; chmod 600 it", "file=%s", file);
     if (redis != NULL) {
         if (drv_config_check_redis_url(redis, &err) < 0) {
             fprintf(stderr, "droverd: --redis: %s\n", err.msg);
             goto usage_error;
         }
         drv_config_set_redis_url(cfg, redis);
+        /* the copy is made: ps need not show the password any more */
+        drv_redis_url_scrub((char *)redis);
     }
     if (conc != NULL) {
         if (drv_parse_int(conc, 1, 1000000, &n) < 0) {

@@ -316,6 +316,15 @@ struct drv_redis_tls;
 void drv_config_redis_tls(const struct drv_config *cfg,
                           struct drv_redis_tls *out);
 
+/*
+ * drv_config_secret_readable -- 1 when cfg's redis.url (as loaded from
+ * the file at path, before any --redis) holds a password and that file
+ * may be read by its group or by others; 0 otherwise (also when the file
+ * cannot be stat'ed). droverd and drover then warn once at start.
+ */
+int drv_config_secret_readable(const char *path,
+                               const struct drv_config *cfg);
+
 /* drv_hkind_name -- "noop", "echo", ... ("?" when out of range). */
 const char *drv_hkind_name(enum drv_hkind kind);
 

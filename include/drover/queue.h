@@ -398,6 +398,9 @@ struct drv_queue_stats {
     int64_t retried;     /* stats hash: retries scheduled */
     int64_t dead_total;  /* stats hash: jobs dead-lettered (all time) */
     int paused;          /* 1: the paused key exists */
+    int64_t dead_max;    /* not from Redis: the dead entries the workers
+                            keep (worker.dead_max), set by the caller
+                            from its config; -1 = not known (as parsed) */
 };
 
 /*
@@ -610,7 +613,8 @@ void drv_queue_lookup_fini(struct drv_queue_lookup *l);
 struct drv_json;
 
 /* drv_queue_stats_json -- {"name", "ready", "running", "delayed",
- * "dead", "processed", "failed", "retried", "dead_total", "paused"}. */
+ * "dead", "dead_max", "processed", "failed", "retried", "dead_total",
+ * "paused"}; dead_max is null when not known. */
 void drv_queue_stats_json(struct drv_json *j, const char *queue,
                           const struct drv_queue_stats *s);
 

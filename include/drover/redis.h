@@ -182,6 +182,14 @@ struct drv_redis;
 typedef int drv_redis_locate_fn(struct drv_redis *r,
                                 struct drv_redis_target *target, void *ctx);
 
+/*
+ * drv_redis_url_scrub -- overwrite the password in url in place (an
+ * argv string: afterwards ps and /proc/PID/cmdline show
+ * redis://user:***@host, the bytes freed at the end set to NUL; a
+ * password shorter than "***" becomes as many '*'). Copy the URL first.
+ */
+void drv_redis_url_scrub(char *url);
+
 /* ----------------------------------------------------------- connection */
 
 enum drv_redis_state {

@@ -66,6 +66,27 @@ drv_config_check_redis_url(const char *url, struct drv_err *err)
                        "must start with redis://, rediss:// or unix://");
 }
 
+int
+drv_config_secret_readable(const char *path, const struct drv_config *cfg)
+{
+    struct stat st;
+    size_t n;
+    char *red;
+    int has_password;
+
+    if (path == NULL || cfg == NULL || cfg->redis.url == NULL)
+        return 0;
+    /* redaction changes the URL exactly when it holds a password */
+    n = strlen(cfg->redis.url) + 16;
+    red = drv_xmalloc(n);
+    drv_redis_url_redact(cfg->redis.url, red, n);
+    has_password = strcmp(red, cfg->redis.url) != 0;
+    free(red);
+    if (!has_password || stat(path, &st) < 0)
+        return 0;
+    return (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+}
+
 static int
 check_prefix(const char *s, struct drv_err *err)
 {

@@ -301,6 +301,7 @@ drv_queue_stats_parse(struct redisReply *const *r, size_t n,
     int rc;
 
     memset(s, 0, sizeof *s);
+    s->dead_max = -1;
     rc = drv__queue_check_n(n, DRV_QUEUE_STATS_CMDS, "stats", err);
     if (rc == 0)
         rc = ready_running(r[0], r[1], s, err);

@@ -57,6 +57,7 @@ drv_queue_stats_json(struct drv_json *j, const char *queue,
     drv_json_member_int(j, "running", s->running, 1);
     drv_json_member_int(j, "delayed", s->delayed, 1);
     drv_json_member_int(j, "dead", s->dead, 1);
+    drv_json_member_int(j, "dead_max", s->dead_max, 1);
     drv_json_member_int(j, "processed", s->processed, 1);
     drv_json_member_int(j, "failed", s->failed, 1);
     drv_json_member_int(j, "retried", s->retried, 1);

@@ -10,10 +10,12 @@
  * shape here. The connection resolves them off the event loop (redis.c).
  */
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
 
+#include "drover/common.h"
 #include "drover/error.h"
 #include "drover/parse.h"
 #include "drover/redis.h"
@@ -91,6 +93,35 @@ drv_redis_url_redact(const char *url, char *buf, size_t n)
     put(&w, "***", 3);
     put(&w, at, strlen(at));
     return buf;
+}
+
+void
+drv_redis_url_scrub(char *url)
+{
+    size_t len, rl, i, tail;
+    char *red;
+
+    if (url == NULL)
+        return;
+    len = strlen(url);
+    red = drv_xmalloc(len + 8);
+    drv_redis_url_redact(url, red, len + 8);
+    rl = strlen(red);
+    if (strcmp(red, url) == 0) {
+        ; /* no password */
+    } else if (rl <= len) {
+        memcpy(url, red, rl);
+        memset(url + rl, 0, len - rl);
+    } else {
+        /* the password is shorter than "***": red and url share what
+         * comes before it and what follows "***" */
+        for (i = 0; i < len && url[i] == red[i]; i++)
+            ;
+        tail = rl - i - 3;
+        memset(url + i, '*', len - tail - i);
+    }
+    explicit_bzero(red, len + 8);
+    free(red);
 }
 
 /* ----------------------------------------------------------------- parse */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -927,4 +928,74 @@ drv_test_pool_wait_stopping(struct drv_pool *pool)
         drv_pool_get_stats(pool, &ps);
     while (!ps.stopping && drv_test_poll_next(&p));
     return ps.stopping;
+}
+
+/* ------------------------------------------------ HTTP */
+
+char *
+drv_test_http_request(int port, const char *method, const char *path,
+                      const char *hdrs, const char *body, size_t *len)
+{
+    char *req = NULL, clen[96] = "";
+    int n;
+
+    if (body != NULL)
+        snprintf(clen, sizeof clen, "Content-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n", strlen(body));
+    n = asprintf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                 "Connection: close\r\n%s%s\r\n%s", method, path, port,
+                 hdrs != NULL ? hdrs : "", clen, body != NULL ? body : "");
+    assert_true(n > 0);
+    *len = (size_t)n;
+    return req;
+}
+
+int
+drv_test_dial(int port, int64_t timeout_ms)
+{
+    struct timeval tv = {(time_t)(timeout_ms / 1000),
+                         (suseconds_t)(timeout_ms % 1000) * 1000};
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+int
+drv_test_http(int port, const char *method, const char *path,
+              const char *hdrs, const char *body, char *out, size_t n)
+{
+    size_t got = 0, off = 0, len;
+    char *req = drv_test_http_request(port, method, path, hdrs, body, &len);
+    ssize_t k;
+    int fd = drv_test_dial(port, DRV_TEST_WAIT_MS);
+
+    assert_true(n > 0);
+    out[0] = '\0';
+    if (fd >= 0) {
+        while (off < len &&
+               (k = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
+            off += (size_t)k;
+        while (got + 1 < n && (k = recv(fd, out + got, n - 1 - got, 0)) > 0)
+            got += (size_t)k;
+        close(fd);
+    }
+    free(req);
+    out[got] = '\0';
+    if (got > 12 && strncmp(out, "HTTP/1.", 7) == 0)
+        return atoi(out + 9);
+    return 0;
 }

@@ -201,6 +201,26 @@ void drv_test_sleep_ms(int64_t ms);
  * call it in main before cmocka_run_group_tests. */
 void drv_test_filter_from_env(void);
 
+/*
+ * drv_test_http -- one HTTP/1.1 request to 127.0.0.1:port (Connection:
+ * close): method, path, extra header lines (each "Name: value\r\n"; may
+ * be NULL) and a body (may be NULL; sent as application/json). The whole
+ * answer, head and body, into out (size n, NUL-terminated, cut when
+ * longer); returns its status code, or 0 when none came (refused,
+ * closed, or nothing within DRV_TEST_WAIT_MS).
+ */
+int drv_test_http(int port, const char *method, const char *path,
+                  const char *hdrs, const char *body, char *out, size_t n);
+
+/* drv_test_dial -- a TCP socket connected to 127.0.0.1:port, reads and
+ * writes bounded by timeout_ms each; -errno when the connect fails. */
+int drv_test_dial(int port, int64_t timeout_ms);
+
+/* drv_test_http_request -- the bytes drv_test_http sends for those
+ * arguments (caller frees), their length in *len. */
+char *drv_test_http_request(int port, const char *method, const char *path,
+                            const char *hdrs, const char *body, size_t *len);
+
 /* ------------------------------------------------ the Redis fixture */
 
 /*

@@ -544,7 +544,7 @@ test_cli_stats(void **st)
     {
         static const char header[] = "QUEUE    READY  RUNNING  DELAYED  "
                                      "DEAD  PROCESSED  FAILED  RETRIED  "
-                                     "PAUSED\ndefault ";
+                                     "PAUSED  DEAD_MAX\ndefault ";
 
         assert_true(strncmp(r.out, header, strlen(header)) == 0);
     }
@@ -559,6 +559,15 @@ test_cli_stats(void **st)
     assert_int_equal(v[5], 4);   /* failed */
     assert_int_equal(v[6], 3);   /* retried */
     assert_string_equal(paused, "no");
+    /* DEAD_MAX, the last column: worker.dead_max, 10000 by default */
+    {
+        const char *l = strstr(r.out, "\ndefault "), *e = NULL;
+
+        assert_non_null(l);
+        e = strchr(l + 1, '\n');
+        assert_non_null(e);
+        assert_true(e - l > 6 && memcmp(e - 6, " 10000", 6) == 0);
+    }
     stats_row(r.out, "low", v, paused);
     for (i = 0; i < 7; i++)
         assert_int_equal(v[i], 0);

@@ -241,6 +241,7 @@ test_cli_json_stats(void **st)
                {"queues.0.running", "0"},
                {"queues.0.delayed", "1"},
                {"queues.0.dead", "1"},
+               {"queues.0.dead_max", "10000"},
                {"queues.0.processed", "3"},
                {"queues.0.failed", "1"},
                {"queues.0.retried", "0"},

@@ -61,18 +61,9 @@ struct state {
 static int
 connect_port(int port)
 {
-    struct sockaddr_in sa;
-    struct timeval tv = {WATCHDOG_MS / 1000, 0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = drv_test_dial(port, WATCHDOG_MS);
 
     assert_true(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
 }
 
@@ -124,17 +115,10 @@ static void
 request(int port, const char *method, const char *path, const char *hdrs,
         const char *body, struct resp *r)
 {
-    char *raw = NULL, clen[80] = "";
-    int len;
+    size_t len;
+    char *raw = drv_test_http_request(port, method, path, hdrs, body, &len);
 
-    if (body != NULL)
-        snprintf(clen, sizeof clen, "Content-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n", strlen(body));
-    len = asprintf(&raw, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                   "Connection: close\r\n%s%s\r\n%s", method, path, port,
-                   hdrs != NULL ? hdrs : "", clen, body != NULL ? body : "");
-    assert_true(len > 0);
-    exchange(port, raw, (size_t)len, r);
+    exchange(port, raw, len, r);
     free(raw);
 }
 
@@ -445,8 +429,8 @@ test_web_queues(void **st)
     get("/api/queues", &r);
     assert_status(&r, 200);
     assert_body_has(&r, "{\"name\":\"default\",\"ready\":2,\"running\":1,"
-                    "\"delayed\":1,\"dead\":1,\"processed\":41,"
-                    "\"failed\":7,\"retried\":5,");
+                    "\"delayed\":1,\"dead\":1,\"dead_max\":10000,"
+                    "\"processed\":41,\"failed\":7,\"retried\":5,");
     assert_body_has(&r, "\"paused\":false}");
     assert_body_has(&r, "{\"name\":\"low\",\"ready\":0,");
     assert_body_has(&r, "\"paused\":true}");

@@ -478,6 +478,38 @@ test_redis_create_rejects_bad_options(void **st)
     drv_loop_free(loop);
 }
 
+/* scrub: the password overwritten in place, the rest kept */
+static void
+scrub_case(const char *url, const char *want)
+{
+    char buf[256];
+    size_t len = strlen(url);
+
+    memset(buf, 'Z', sizeof buf);
+    memcpy(buf, url, len + 1);
+    drv_redis_url_scrub(buf);
+    assert_string_equal(buf, want);
+    /* the bytes after the new end up to the old end are NULs */
+    assert_null(memchr(buf, 'Z', len + 1));
+}
+
+static void
+test_redis_url_scrub(void **st)
+{
+    scrub_case("redis://drover:s3cretpw@127.0.0.1:6379/0",
+               "redis://drover:***@127.0.0.1:6379/0");
+    scrub_case("redis://:s3cretpw@127.0.0.1", "redis://:***@127.0.0.1");
+    scrub_case("unix://u:p%40ss@/run/redis.sock",
+               "unix://u:***@/run/redis.sock");
+    /* shorter than "***": starred, same length */
+    scrub_case("redis://:ab@127.0.0.1", "redis://:**@127.0.0.1");
+    scrub_case("redis://u:x@127.0.0.1", "redis://u:*@127.0.0.1");
+    /* nothing to hide */
+    scrub_case("redis://drover@127.0.0.1:6379", "redis://drover@127.0.0.1:6379");
+    scrub_case("redis://127.0.0.1", "redis://127.0.0.1");
+    drv_redis_url_scrub(NULL);
+}
+
 int
 main(void)
 {
@@ -490,6 +522,7 @@ main(void)
         cmocka_unit_test(test_redis_url_errors),
         cmocka_unit_test(test_redis_url_error_hides_password),
         cmocka_unit_test(test_redis_url_redact),
+        cmocka_unit_test(test_redis_url_scrub),
         cmocka_unit_test(test_redis_sha1_vectors),
         cmocka_unit_test(test_redis_reply_helpers),
         cmocka_unit_test(test_redis_create_rejects_bad_options),

@@ -1,0 +1,112 @@
+/*
+ * cli_doctor.c -- `drover doctor`: checks a Redis for drover and says
+ * what to change. The checks (their commands and their judgement) are
+ * pkg/queue's table (drover/doctor.h); this file sends the one batch
+ * they build and prints their lines.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drover/common.h"
+#include "drover/doctor.h"
+#include "drover/queue.h"
+#include "drover/redis.h"
+
+#include "cli.h"
+
+/* The clock skew between a worker and Redis that is a problem. */
+#define SKEW_MAX_MS 2000
+
+/* The user whose permissions to check: --user, else the URL's, else
+ * fallback (into buf). */
+static const char *
+acl_user(struct drv_cli *cli, const char *given, const char *fallback,
+         char *buf, size_t n)
+{
+    struct drv_redis_url url;
+    struct drv_err err;
+
+    if (given != NULL)
+        return given;
+    snprintf(buf, n, "%s", fallback);
+    memset(&url, 0, sizeof url);
+    if (drv_redis_url_parse(cli->cfg->redis.url, &url, &err) == 0 &&
+        url.user[0] != '\0')
+        snprintf(buf, n, "%s", url.user);
+    explicit_bzero(&url, sizeof url);
+    return buf;
+}
+
+int
+drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
+{
+    const char *user_opt = NULL, *rule_opt = NULL;
+    const struct drv_cli_opt opts[] = {
+        {"user", 0, 1, &user_opt},
+        {"acl-rule", 0, 0, &rule_opt},
+        {NULL, 0, 0, NULL},
+    };
+    struct drv_queue_doctor_opts o;
+    struct drv_queue_doctor_report rep;
+    struct drv_queue_cmds c;
+    redisReply **out = NULL;
+    size_t *counts = NULL, i;
+    char user[DRV_REDIS_CRED_MAX];
+    struct drv_buf b;
+    int rest = 0, rc;
+
+    rc = drv__cli_args(cli, argc, argv, opts, NULL, 0, NULL, &rest);
+    for (i = (size_t)rest; rc == 0 && i < (size_t)argc; i++)
+        rc = drv__cli_check_queue(cli, argv[i]);
+    if (rc == 0 && user_opt != NULL && user_opt[0] == '\0')
+        rc = drv__cli_usage_error(cli, "--user: empty name");
+    if (rc == 0)
+        rc = drv__cli_config(cli);
+    if (rc < 0)
+        return rc;
+    if (rule_opt != NULL) {
+        drv_buf_init(&b);
+        drv_queue_acl_rule(&b, acl_user(cli, user_opt, "drover", user,
+                                        sizeof user),
+                           "PASSWORD", cli->cfg->redis.prefix);
+        printf("%.*s\n", (int)b.len, b.data);
+        drv_buf_fini(&b);
+        return 0;
+    }
+    rc = drv__cli_connect(cli);
+    if (rc < 0)
+        return rc;
+    memset(&o, 0, sizeof o);
+    o.prefix = cli->cfg->redis.prefix;
+    if (rest < argc) {
+        o.queues = (const char *const *)argv + rest;
+        o.nqueues = (size_t)(argc - rest);
+    } else {
+        o.queues = (const char *const *)cli->cfg->queues;
+        o.nqueues = cli->cfg->nqueues;
+    }
+    o.acl_user = acl_user(cli, user_opt, "default", user, sizeof user);
+    o.dead_max = cli->cfg->worker.dead_max;
+    o.skew_max_ms = SKEW_MAX_MS;
+    counts = drv_xcalloc(drv_queue_doctor_nchecks() + 1, sizeof *counts);
+    drv_queue_cmds_init(&c);
+    drv_queue_doctor_build(&c, &o, counts);
+    rc = drv__cli_run(cli, &c, &out);
+    if (rc == 0) {
+        drv_queue_doctor_report_init(&rep);
+        drv_queue_doctor_judge(out, c.n, &o, counts, &rep);
+        printf("%.*s", (int)rep.text.len, rep.text.data);
+        printf("%s: %d problem%s, %d unchecked\n", cli->prog, rep.problems,
+               rep.problems == 1 ? "" : "s", rep.unchecked);
+        /* a problem is exit 1 (failure), with nothing more on stderr:
+         * the lines above said it all */
+        rc = rep.problems > 0 ? DRV_EREDIS : 0;
+        drv_queue_doctor_report_fini(&rep);
+    }
+    drv__cli_free_replies(c.n, out);
+    drv_queue_cmds_fini(&c);
+    free(counts);
+    return rc;
+}

@@ -1,0 +1,813 @@
+/*
+ * queue_doctor.c -- what drover needs from a Redis: the list of commands
+ * an ACL user must be allowed (and the rule made from it), and the
+ * checks of `drover doctor`. Builders and judges only: nothing here
+ * sends a command (see drover/doctor.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "drover/common.h"
+#include "drover/doctor.h"
+#include "drover/parse.h"
+#include "drover/queue.h"
+
+/* ------------------------------------------------------------- the ACL */
+
+/*
+ * Every command droverd, drover and `drover web` send, with what for.
+ * The Lua scripts' own calls are here too: Redis checks a script's
+ * redis.call against the caller's ACL. AUTH needs no rule (it is always
+ * allowed). Keep the list sorted by purpose, then name.
+ */
+const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
+    /* connection setup */
+    {"+client|setname", "CLIENT SETNAME drover",
+     "names each connection (CLIENT LIST shows which is droverd's)"},
+    {"+client|id", "CLIENT ID",
+     "the blocking connection's id, for CLIENT UNBLOCK"},
+    {"+client|unblock", "CLIENT UNBLOCK 1",
+     "a graceful stop wakes the blocked fetch at once"},
+    {"+select", "SELECT 0", "a URL ending in /N (N > 0) selects database N"},
+    /* fetching */
+    {"+xgroup|create", "XGROUP CREATE KEY drover 0 MKSTREAM",
+     "creates each queue's consumer group"},
+    {"+xreadgroup", "XREADGROUP GROUP drover c COUNT 1 STREAMS KEY >",
+     "fetches jobs"},
+    {"+mget", "MGET KEY", "reads the queues' paused flags"},
+    /* the scripts (settle, mover, reclaim, renew, dead retry, lookup) */
+    {"+evalsha", "EVALSHA 0000000000000000000000000000000000000000 1 KEY",
+     "runs the scripts"},
+    {"+eval", "EVAL x 1 KEY",
+     "runs a script Redis does not know yet (NOSCRIPT), and the CLI's"},
+    {"+del", "DEL KEY", "deletes settled job hashes, a dead stream (purge), "
+     "the paused flag (resume)"},
+    {"+hgetall", "HGETALL KEY",
+     "reads delayed jobs, results and the worker registry"},
+    {"+hincrby", "HINCRBY KEY f 1", "counts processed, failed, retried, dead"},
+    {"+hset", "HSET KEY f v",
+     "writes delayed jobs, results and the worker registry"},
+    {"+pexpire", "PEXPIRE KEY 1", "expires results after result_ttl"},
+    {"+xack", "XACK KEY drover 0-1", "acknowledges finished jobs"},
+    {"+xadd", "XADD KEY * f v",
+     "enqueues jobs, retries, requeues and dead letters"},
+    {"+xclaim", "XCLAIM KEY drover c 0 0-1",
+     "takes over the jobs of a dead worker, renews leases"},
+    {"+xdel", "XDEL KEY 0-1", "deletes settled entries"},
+    {"+xpending", "XPENDING KEY drover", "checks ownership, finds idle jobs"},
+    {"+xrange", "XRANGE KEY - +", "reads dead letters and looks jobs up"},
+    {"+xtrim", "XTRIM KEY MAXLEN ~ 1", "keeps the dead streams bounded"},
+    {"+zadd", "ZADD KEY 1 m", "delays retries and scheduled jobs"},
+    {"+zrangebyscore", "ZRANGEBYSCORE KEY 0 1", "finds due delayed jobs"},
+    {"+zrem", "ZREM KEY m", "moves due delayed jobs back"},
+    {"+zscore", "ZSCORE KEY m", "looks a delayed job up"},
+    /* stats, the CLI, the dashboard, the metrics */
+    {"+exists", "EXISTS KEY", "tells whether a queue is paused"},
+    {"+hdel", "HDEL KEY f", "removes a worker from the registry"},
+    {"+hmget", "HMGET KEY f", "reads a queue's counters"},
+    {"+multi", "MULTI", "reads a queue's counts at one instant"},
+    {"+exec", "EXEC", "(MULTI's end)"},
+    {"+set", "SET KEY 1", "pauses a queue"},
+    {"+xinfo|groups", "XINFO GROUPS KEY", "counts ready and running jobs"},
+    {"+xlen", "XLEN KEY", "counts the entries of a stream"},
+    {"+zcard", "ZCARD KEY", "counts delayed jobs"},
+    /* drover doctor */
+    {"+info", "INFO server", "drover doctor: version, eviction policy, AOF"},
+    {"+time", "TIME", "drover doctor: the workers' clock skew"},
+    {"+type", "TYPE KEY", "drover doctor: each queue key's type"},
+};
+
+const size_t drv_queue_acl_ncmds =
+    sizeof drv_queue_acl_cmds / sizeof drv_queue_acl_cmds[0];
+
+void
+drv_queue_acl_rule(struct drv_buf *b, const char *user,
+                   const char *password, const char *prefix)
+{
+    size_t i;
+
+    drv_buf_addf(b, "ACL SETUSER %s on >%s ~%s:* -@all", user, password,
+                 prefix);
+    for (i = 0; i < drv_queue_acl_ncmds; i++)
+        drv_buf_addf(b, " %s", drv_queue_acl_cmds[i].rule);
+}
+
+/* ------------------------------------------------------------ the report */
+
+void
+drv_queue_doctor_report_init(struct drv_queue_doctor_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->magic = DRV_QUEUE_DOCTOR_REPORT_MAGIC;
+    drv_buf_init(&rep->text);
+}
+
+void
+drv_queue_doctor_report_fini(struct drv_queue_doctor_report *rep)
+{
+    DRV_CHECK_OBJ(rep, DRV_QUEUE_DOCTOR_REPORT_MAGIC);
+    drv_buf_fini(&rep->text);
+    memset(rep, 0, sizeof *rep);
+}
+
+void
+drv_queue_doctor_say(struct drv_queue_doctor_report *rep,
+                     enum drv_queue_doctor_level level, const char *fmt,
+                     ...)
+{
+    static const char *const names[] = {"ok", "unchecked", "problem"};
+    char line[1024];
+    va_list ap;
+
+    DRV_CHECK_OBJ(rep, DRV_QUEUE_DOCTOR_REPORT_MAGIC);
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    drv_buf_addf(&rep->text, "%s: %s\n", names[level], line);
+    if (level == DRV_QUEUE_DOCTOR_PROBLEM)
+        rep->problems++;
+    else if (level == DRV_QUEUE_DOCTOR_UNCHECKED)
+        rep->unchecked++;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static struct drv_argv *
+add_cmd(struct drv_queue_cmds *c, const char *name, const char *arg)
+{
+    struct drv_argv *a = drv_queue_cmds_add(c);
+
+    drv_argv_adds(a, name);
+    if (arg != NULL)
+        drv_argv_adds(a, arg);
+    return a;
+}
+
+/* A Redis error reply's text (NULL when r is no error). */
+static const char *
+error_text(const redisReply *r)
+{
+    if (r == NULL)
+        return "no reply";
+    return r->type == REDIS_REPLY_ERROR ? r->str : NULL;
+}
+
+/*
+ * The value of field name in an INFO reply ("name:value\r\n" lines) into
+ * out (size n); 0, or -ENOENT when absent.
+ */
+static int
+info_field(const redisReply *r, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name), len;
+    const char *p, *end, *eol;
+
+    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
+        return -ENOENT;
+    p = r->str;
+    end = r->str + r->len;
+    while (p < end) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        if ((size_t)(eol - p) > nl && memcmp(p, name, nl) == 0 &&
+            p[nl] == ':') {
+            p += nl + 1;
+            len = (size_t)(eol - p);
+            if (len > 0 && p[len - 1] == '\r')
+                len--;
+            if (len >= n)
+                len = n - 1;
+            memcpy(out, p, len);
+            out[len] = '\0';
+            return 0;
+        }
+        p = eol + 1;
+    }
+    return -ENOENT;
+}
+
+/*
+ * An INFO reply's field, or a line saying why it cannot be read:
+ * 0 with the value in out, else -1 after an "unchecked" line about what.
+ */
+static int
+info_or_say(const redisReply *r, const char *section, const char *name,
+            const char *what, char *out, size_t n,
+            struct drv_queue_doctor_report *rep)
+{
+    const char *e = error_text(r);
+
+    if (e != NULL) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "%s: INFO %s refused (%s)", what, section, e);
+        return -1;
+    }
+    if (info_field(r, name, out, n) < 0) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "%s: INFO %s has no %s field", what, section,
+                             name);
+        return -1;
+    }
+    return 0;
+}
+
+static size_t
+build_info(struct drv_queue_cmds *c, const char *section)
+{
+    add_cmd(c, "INFO", section);
+    return 1;
+}
+
+/* ------------------------------------------------------------- version */
+
+/* Redis 6.2 brought XPENDING IDLE and XTRIM MINID, which drover uses. */
+#define NEED_MAJOR 6
+#define NEED_MINOR 2
+
+static size_t
+version_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    (void)o;
+    return build_info(c, "server");
+}
+
+static void
+version_judge(struct redisReply *const *r, size_t n,
+              const struct drv_queue_doctor_opts *o,
+              struct drv_queue_doctor_report *rep)
+{
+    char v[64];
+    int major = 0, minor = 0;
+
+    (void)o;
+    DRV_ASSERT(n == 1);
+    if (info_or_say(r[0], "server", "redis_version", "the Redis version",
+                    v, sizeof v, rep) < 0)
+        return;
+    if (sscanf(v, "%d.%d", &major, &minor) != 2) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the Redis version: \"%s\" does not read as "
+                             "MAJOR.MINOR", v);
+        return;
+    }
+    if (major < NEED_MAJOR || (major == NEED_MAJOR && minor < NEED_MINOR))
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "Redis %s is too old: drover needs %d.%d or "
+                             "newer (XPENDING IDLE, XTRIM MINID); upgrade "
+                             "Redis", v, NEED_MAJOR, NEED_MINOR);
+    else
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "Redis %s (drover needs %d.%d or newer)", v,
+                             NEED_MAJOR, NEED_MINOR);
+}
+
+/* ------------------------------------------------------------ eviction */
+
+static size_t
+eviction_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    (void)o;
+    return build_info(c, "memory");
+}
+
+static void
+eviction_judge(struct redisReply *const *r, size_t n,
+               const struct drv_queue_doctor_opts *o,
+               struct drv_queue_doctor_report *rep)
+{
+    char policy[64], mem[64];
+
+    (void)o;
+    DRV_ASSERT(n == 1);
+    if (info_or_say(r[0], "memory", "maxmemory_policy",
+                    "the eviction policy", policy, sizeof policy, rep) < 0)
+        return;
+    if (info_field(r[0], "maxmemory_human", mem, sizeof mem) < 0)
+        snprintf(mem, sizeof mem, "?");
+    if (strcmp(policy, "noeviction") == 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "maxmemory-policy noeviction (maxmemory %s): "
+                             "a full Redis refuses writes, it never drops "
+                             "a job", mem);
+    else
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "maxmemory-policy %s (maxmemory %s): when "
+                             "memory runs short Redis silently evicts keys, "
+                             "jobs and their queues included; set "
+                             "maxmemory-policy noeviction (redis.conf, or "
+                             "CONFIG SET maxmemory-policy noeviction)",
+                             policy, mem);
+}
+
+/* --------------------------------------------------------- persistence */
+
+static size_t
+persistence_build(struct drv_queue_cmds *c,
+                  const struct drv_queue_doctor_opts *o)
+{
+    (void)o;
+    return build_info(c, "persistence");
+}
+
+static void
+persistence_judge(struct redisReply *const *r, size_t n,
+                  const struct drv_queue_doctor_opts *o,
+                  struct drv_queue_doctor_report *rep)
+{
+    char aof[16];
+
+    (void)o;
+    DRV_ASSERT(n == 1);
+    if (info_or_say(r[0], "persistence", "aof_enabled", "persistence", aof,
+                    sizeof aof, rep) < 0)
+        return;
+    if (strcmp(aof, "1") == 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "appendonly yes: an enqueued job survives a "
+                             "restart (appendfsync decides how much of the "
+                             "last second)");
+    else
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "appendonly no: a restart loses jobs acked as "
+                             "enqueued since the last RDB save; set "
+                             "appendonly yes (appendfsync everysec)");
+}
+
+/* ----------------------------------------------------------------- ACL */
+
+/* The key ACL DRYRUN names for KEY: the first queue's stream. */
+static char *
+sample_key(const struct drv_queue_doctor_opts *o)
+{
+    struct drv_queue_keys k;
+    char *key;
+
+    drv_queue_keys_init(&k, o->prefix,
+                        o->nqueues > 0 ? o->queues[0] : "default");
+    key = drv_xstrdup(k.jobs);
+    drv_queue_keys_fini(&k);
+    return key;
+}
+
+static size_t
+acl_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    char *key = sample_key(o), *words, *w, *save = NULL;
+    struct drv_argv *a;
+    size_t i;
+
+    for (i = 0; i < drv_queue_acl_ncmds; i++) {
+        a = add_cmd(c, "ACL", "DRYRUN");
+        drv_argv_adds(a, o->acl_user);
+        words = drv_xstrdup(drv_queue_acl_cmds[i].dryrun);
+        for (w = strtok_r(words, " ", &save); w != NULL;
+             w = strtok_r(NULL, " ", &save))
+            drv_argv_adds(a, strcmp(w, "KEY") == 0 ? key : w);
+        free(words);
+    }
+    free(key);
+    return drv_queue_acl_ncmds;
+}
+
+/* The first reply is an error: ACL DRYRUN itself did not run. */
+static void
+acl_refused(const char *e, const struct drv_queue_doctor_opts *o,
+            struct drv_queue_doctor_report *rep)
+{
+    if (strstr(e, "not found") != NULL)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "ACL user %s does not exist: create it "
+                             "(`drover doctor --acl-rule` prints the rule)",
+                             o->acl_user);
+    else if (strncmp(e, "NOPERM", 6) == 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the permissions of ACL user %s: this "
+                             "connection may not run ACL DRYRUN (%s); run "
+                             "drover doctor as an admin (--redis "
+                             "redis://ADMIN@HOST) with --user %s",
+                             o->acl_user, e, o->acl_user);
+    else if (strstr(e, "nknown subcommand") != NULL ||
+             strstr(e, "nknown command") != NULL)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the permissions of ACL user %s: ACL DRYRUN "
+                             "needs Redis 7.0 or newer", o->acl_user);
+    else
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the permissions of ACL user %s: ACL DRYRUN "
+                             "failed: %s", o->acl_user, e);
+}
+
+static void
+acl_judge(struct redisReply *const *r, size_t n,
+          const struct drv_queue_doctor_opts *o,
+          struct drv_queue_doctor_report *rep)
+{
+    struct drv_buf names, rules;
+    const char *e;
+    char *key = NULL;
+    size_t i, missing = 0;
+    int key_denied = 0;
+
+    DRV_ASSERT(n == drv_queue_acl_ncmds);
+    for (i = 0; i < n; i++) {
+        e = error_text(r[i]);
+        if (e != NULL) {
+            acl_refused(e, o, rep);
+            return;
+        }
+    }
+    drv_buf_init(&names);
+    drv_buf_init(&rules);
+    for (i = 0; i < n; i++) {
+        /* allowed: +OK; denied: a bulk string saying why */
+        if (r[i]->type == REDIS_REPLY_STATUS && strcmp(r[i]->str, "OK") == 0)
+            continue;
+        if (r[i]->type == REDIS_REPLY_STRING &&
+            strstr(r[i]->str, "access the") != NULL) {
+            key_denied = 1;
+            continue;
+        }
+        drv_buf_addf(&names, "%s%s", missing ? " " : "",
+                     drv_queue_acl_cmds[i].rule + 1);
+        drv_buf_addf(&rules, " %s", drv_queue_acl_cmds[i].rule);
+        missing++;
+    }
+    if (missing > 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "ACL user %s may not run %s: drover needs "
+                             "%s; grant %s: ACL SETUSER %s%s",
+                             o->acl_user, names.len ? names.data : "",
+                             missing == 1 ? "it" : "them",
+                             missing == 1 ? "it" : "them", o->acl_user,
+                             rules.len ? rules.data : "");
+    if (key_denied) {
+        key = sample_key(o);
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "ACL user %s may not access the key %s: grant "
+                             "the prefix's keys: ACL SETUSER %s ~%s:*",
+                             o->acl_user, key, o->acl_user, o->prefix);
+        free(key);
+    }
+    if (missing == 0 && !key_denied)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "ACL user %s may run the %zu commands drover "
+                             "sends on keys %s:*", o->acl_user, n,
+                             o->prefix);
+    drv_buf_fini(&names);
+    drv_buf_fini(&rules);
+}
+
+/* -------------------------------------------------------------- queues */
+
+/* The keys of a queue doctor looks at, and the type each must have. */
+enum { K_JOBS, K_DELAYED, K_DEAD, K_STATS, K_PAUSED, NKEYS };
+static const char *const key_type[NKEYS] = {
+    "stream", "zset", "stream", "hash", "string",
+};
+/* per queue: TYPE of each key, XINFO GROUPS jobs, XLEN dead */
+#define QUEUE_CMDS (NKEYS + 2)
+
+static const char *
+key_of(const struct drv_queue_keys *k, int i)
+{
+    const char *const keys[NKEYS] = {k->jobs, k->delayed, k->dead, k->stats,
+                                     k->paused};
+
+    return keys[i];
+}
+
+static size_t
+queues_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    struct drv_queue_keys k;
+    size_t q;
+    int i;
+
+    for (q = 0; q < o->nqueues; q++) {
+        drv_queue_keys_init(&k, o->prefix, o->queues[q]);
+        for (i = 0; i < NKEYS; i++)
+            add_cmd(c, "TYPE", key_of(&k, i));
+        drv_argv_adds(add_cmd(c, "XINFO", "GROUPS"), k.jobs);
+        add_cmd(c, "XLEN", k.dead);
+        drv_queue_keys_fini(&k);
+    }
+    return o->nqueues * QUEUE_CMDS;
+}
+
+/* 1 when an XINFO GROUPS reply lists the group drover. */
+static int
+has_group(const redisReply *r)
+{
+    const redisReply *g;
+    size_t i, j;
+
+    for (i = 0; i < r->elements; i++) {
+        g = r->element[i];
+        if (g->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (j = 0; j + 1 < g->elements; j += 2)
+            if (g->element[j]->type == REDIS_REPLY_STRING &&
+                strcmp(g->element[j]->str, "name") == 0 &&
+                g->element[j + 1]->type == REDIS_REPLY_STRING &&
+                strcmp(g->element[j + 1]->str, DRV_QUEUE_GROUP) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* One queue's replies (QUEUE_CMDS of them); returns problems found. */
+static int
+queue_judge(const char *queue, struct redisReply *const *r,
+            const struct drv_queue_doctor_opts *o,
+            struct drv_queue_doctor_report *rep)
+{
+    struct drv_queue_keys k;
+    const char *e, *t;
+    char group[96], dead[96];
+    int i, bad = 0, any = 0, jobs_ok = 0;
+
+    drv_queue_keys_init(&k, o->prefix, queue);
+    for (i = 0; i < NKEYS; i++) {
+        e = error_text(r[i]);
+        if (e != NULL || r[i]->type != REDIS_REPLY_STATUS) {
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                                 "queue %s: the type of %s: %s", queue,
+                                 key_of(&k, i), e ? e : "odd TYPE reply");
+            continue;
+        }
+        t = r[i]->str;
+        if (strcmp(t, "none") == 0)
+            continue;
+        any = 1;
+        if (strcmp(t, key_type[i]) == 0) {
+            if (i == K_JOBS)
+                jobs_ok = 1;
+            continue;
+        }
+        bad++;
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "queue %s: key %s is a %s, not a %s "
+                             "(WRONGTYPE): drover cannot use the queue "
+                             "while it is; save what it holds and delete "
+                             "it "
+                             "(DEL %s)", queue, key_of(&k, i), t,
+                             key_type[i], key_of(&k, i));
+    }
+    /* the consumer group, when the stream exists */
+    group[0] = '\0';
+    e = error_text(r[NKEYS]);
+    if (jobs_ok && e == NULL && r[NKEYS]->type == REDIS_REPLY_ARRAY) {
+        if (has_group(r[NKEYS])) {
+            snprintf(group, sizeof group, ", consumer group %s",
+                     DRV_QUEUE_GROUP);
+        } else {
+            bad++;
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                                 "queue %s: the stream %s has no consumer "
+                                 "group %s, so no worker ever served it: "
+                                 "its jobs wait until a droverd with queue "
+                                 "%s starts", queue, k.jobs,
+                                 DRV_QUEUE_GROUP, queue);
+        }
+    } else if (jobs_ok) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "queue %s: its consumer group: %s", queue,
+                             e ? e : "odd XINFO GROUPS reply");
+    }
+    /* how much of the dead stream is kept */
+    dead[0] = '\0';
+    e = error_text(r[NKEYS + 1]);
+    if (e == NULL && r[NKEYS + 1]->type == REDIS_REPLY_INTEGER) {
+        long long d = r[NKEYS + 1]->integer;
+
+        /* the trims are approximate (XTRIM ~): up to one stream node
+         * (100 entries) more may stay */
+        if (o->dead_max > 0 && d > o->dead_max + 100) {
+            bad++;
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                                 "queue %s: %lld dead entries kept, more "
+                                 "than worker.dead_max %" PRId64 ": the "
+                                 "workers run with a larger dead_max, or "
+                                 "none has written a dead entry since; "
+                                 "`drover dead purge %s --older-than "
+                                 "DURATION` trims it now", queue, d,
+                                 o->dead_max, queue);
+        } else if (o->dead_max > 0) {
+            snprintf(dead, sizeof dead, ", dead %lld/%" PRId64 " kept", d,
+                     o->dead_max);
+        } else {
+            snprintf(dead, sizeof dead, ", dead %lld kept", d);
+        }
+    }
+    if (bad == 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK, "queue %s: %s%s%s",
+                             queue, any ? "keys of the right types"
+                                        : "no keys yet",
+                             group, dead);
+    drv_queue_keys_fini(&k);
+    return bad;
+}
+
+static void
+queues_judge(struct redisReply *const *r, size_t n,
+             const struct drv_queue_doctor_opts *o,
+             struct drv_queue_doctor_report *rep)
+{
+    size_t q;
+
+    DRV_ASSERT(n == o->nqueues * QUEUE_CMDS);
+    for (q = 0; q < o->nqueues; q++)
+        queue_judge(o->queues[q], r + q * QUEUE_CMDS, o, rep);
+}
+
+/* ------------------------------------------------------------- workers */
+
+/* Workers beat this often; a beat older than it plus the allowed skew
+ * means a clock behind Redis's, or a stuck worker. */
+#define BEAT_EVERY_MS 5000
+
+static size_t
+workers_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    char *key = drv_queue_workers_key(o->prefix);
+
+    add_cmd(c, "TIME", NULL);
+    add_cmd(c, "HGETALL", key);
+    free(key);
+    return 2;
+}
+
+/* Redis's TIME reply as Unix ms; -1 when it does not read. */
+static int64_t
+time_ms(const redisReply *r)
+{
+    int64_t s, us;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING ||
+        drv_parse_int(r->element[0]->str, 0, INT64_MAX / 1000, &s) < 0 ||
+        drv_parse_int(r->element[1]->str, 0, 999999, &us) < 0)
+        return -1;
+    return s * 1000 + us / 1000;
+}
+
+/* One worker against Redis's clock; 1 when it is a problem. */
+static int
+worker_judge(const struct drv_queue_worker *w, int64_t now,
+             const struct drv_queue_doctor_opts *o,
+             struct drv_queue_doctor_report *rep)
+{
+    char who[256];
+    int64_t age;
+
+    snprintf(who, sizeof who, "worker %s (host %s, pid %" PRId64 ")", w->id,
+             w->host ? w->host : "?", w->pid);
+    if (w->beat_ms < 0) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "%s: its registry entry has no beat time; a "
+                             "program other than droverd wrote it", who);
+        return 1;
+    }
+    age = now - w->beat_ms;
+    if (-age > o->skew_max_ms) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "%s: its clock is %.1f s ahead of Redis's "
+                             "(more than %.1f s): retry delays, leases and "
+                             "dead ages come from the workers' clocks; sync "
+                             "it (NTP)", who, (double)-age / 1000.0,
+                             (double)o->skew_max_ms / 1000.0);
+        return 1;
+    }
+    if (age > DRV_QUEUE_WORKER_STALE_MS) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "%s is stale: its last beat is %" PRId64 " s "
+                             "old by Redis's clock; if it still runs its "
+                             "clock is far behind or it is stuck, else it "
+                             "died without a clean stop (its jobs are "
+                             "reclaimed, its entry is removed by the next "
+                             "worker that beats)", who, age / 1000);
+        return 1;
+    }
+    if (age > BEAT_EVERY_MS + o->skew_max_ms) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "%s: its last beat is %.1f s old but workers "
+                             "beat every %d s: its clock is %.1f to %.1f s "
+                             "behind Redis's, or it is stuck; sync it "
+                             "(NTP)", who, (double)age / 1000.0,
+                             BEAT_EVERY_MS / 1000,
+                             (double)(age - BEAT_EVERY_MS) / 1000.0,
+                             (double)age / 1000.0);
+        return 1;
+    }
+    return 0;
+}
+
+static void
+workers_judge(struct redisReply *const *r, size_t n,
+              const struct drv_queue_doctor_opts *o,
+              struct drv_queue_doctor_report *rep)
+{
+    struct drv_queue_workers ws;
+    struct drv_err err;
+    const char *e;
+    int64_t now;
+    size_t i;
+    int bad = 0;
+
+    DRV_ASSERT(n == 2);
+    e = error_text(r[0]);
+    now = e == NULL ? time_ms(r[0]) : -1;
+    if (now < 0) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the workers' clocks: Redis's TIME: %s",
+                             e ? e : "odd reply");
+        return;
+    }
+    if (drv_queue_workers_parse(&r[1], 1, &ws, &err) < 0) {
+        /* a registry key of another type is a problem; a refused
+         * HGETALL only leaves the clocks unchecked */
+        drv_queue_doctor_say(rep, strstr(err.msg, "WRONGTYPE") != NULL
+                                 ? DRV_QUEUE_DOCTOR_PROBLEM
+                                 : DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the worker registry: %s", err.msg);
+        return;
+    }
+    for (i = 0; i < ws.n; i++)
+        bad += worker_judge(&ws.w[i], now, o, rep);
+    if (ws.n == 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "no workers registered");
+    else if (bad == 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "%zu worker%s beating, clock%s within %.1f s "
+                             "of Redis's", ws.n, ws.n == 1 ? "" : "s",
+                             ws.n == 1 ? "" : "s",
+                             (double)o->skew_max_ms / 1000.0);
+    drv_queue_workers_fini(&ws);
+}
+
+/* ------------------------------------------------------------ the table */
+
+/*
+ * The checks, in the order their lines appear. Add a check here: its
+ * builder, its judge. Planned: "sentinels" (each sentinel's primary
+ * against the connected one), "cluster" (each queue's slot and node),
+ * "tls" (the server certificate's expiry).
+ */
+const struct drv_queue_doctor_check drv_queue_doctor_checks[] = {
+    {"version", version_build, version_judge},
+    {"eviction", eviction_build, eviction_judge},
+    {"persistence", persistence_build, persistence_judge},
+    {"acl", acl_build, acl_judge},
+    {"queues", queues_build, queues_judge},
+    {"workers", workers_build, workers_judge},
+    {NULL, NULL, NULL},
+};
+
+size_t
+drv_queue_doctor_nchecks(void)
+{
+    size_t n = 0;
+
+    while (drv_queue_doctor_checks[n].name != NULL)
+        n++;
+    return n;
+}
+
+void
+drv_queue_doctor_build(struct drv_queue_cmds *c,
+                       const struct drv_queue_doctor_opts *o,
+                       size_t *counts)
+{
+    size_t i, before;
+
+    for (i = 0; drv_queue_doctor_checks[i].name != NULL; i++) {
+        before = c->n;
+        counts[i] = drv_queue_doctor_checks[i].build(c, o);
+        DRV_ASSERT(c->n - before == counts[i]);
+    }
+}
+
+void
+drv_queue_doctor_judge(struct redisReply *const *r, size_t n,
+                       const struct drv_queue_doctor_opts *o,
+                       const size_t *counts,
+                       struct drv_queue_doctor_report *rep)
+{
+    size_t i, off = 0;
+
+    for (i = 0; drv_queue_doctor_checks[i].name != NULL; i++) {
+        DRV_ASSERT(off + counts[i] <= n);
+        drv_queue_doctor_checks[i].judge(r + off, counts[i], o, rep);
+        off += counts[i];
+    }
+    DRV_ASSERT(off == n);
+}
