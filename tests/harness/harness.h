@@ -146,6 +146,14 @@ int drv_test_run(const char *const *argv, char *out, size_t n,
  * orphans). */
 int drv_test_pid_alive(long pid);
 
+/* drv_test_pgid_alive -- how many processes of process group pgid run
+ * (zombies do not count), from /proc/PID/stat of every process. */
+int drv_test_pgid_alive(long pgid);
+
+/* drv_test_child_named -- the pid of a running child of ppid whose name
+ * (/proc/PID/comm) is comm, or -1. */
+long drv_test_child_named(long ppid, const char *comm);
+
 /* drv_test_file_contains -- 1 if the file at path contains needle. */
 int drv_test_file_contains(const char *path, const char *needle);
 
