@@ -128,8 +128,9 @@ struct drv_proc_mgr {
     struct drv_proc *head;      /* borrowed: procs not DONE (the caller or,
                                    when detached/auto, the proc owns it) */
     size_t live;                /* length of the list */
-    void *stack;                /* owned: the spawned child's stack
-                                   (NULL where spawning forks) */
+    void *stack;                /* owned: the stack children run on
+                                   until their exec (NULL: mmap failed,
+                                   retried at the next spawn) */
     int no_pidfd;               /* pidfd_open refused for good: poll */
     int closing;                /* drv_proc_mgr_free is running */
 };

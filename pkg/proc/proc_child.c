@@ -3,17 +3,19 @@
  *
  * DESIGN
  * posix_spawn cannot set PR_SET_PDEATHSIG, so the child is started by
- * hand. Release and ASan builds use clone(CLONE_VM | CLONE_VFORK) on a
- * stack the manager owns, the way glibc's posix_spawn does: no page
- * tables are copied and the calling thread sleeps until the child has
- * exec'd or exited. TSan builds use fork(): TSan's clone interceptor
- * treats every clone as a fork and would reset its shared state from
- * inside a CLONE_VM child.
+ * hand: clone(CLONE_VM | CLONE_VFORK) on a stack the manager owns, the
+ * way glibc's posix_spawn does. No page tables are copied (a fork of a
+ * large worker costs far more) and the calling thread sleeps until the
+ * child has exec'd or exited. Under ThreadSanitizer, libc's own clone is
+ * called (looked up with dlsym): TSan's clone interceptor treats every
+ * clone as a fork and would reset its state, shared with a CLONE_VM
+ * child, from inside the child.
  *
- * Between clone/fork and execve the child runs only raw system calls (no
- * libc function that takes a lock, allocates or is intercepted by a
- * sanitizer), since it shares the parent's memory (vfork) or is a copy of
- * a multithreaded process (fork). Its steps, in order:
+ * Between clone and execve the child shares the parent's memory, so it
+ * runs only raw system calls through syscall(2) (which only sets the
+ * suspended thread's errno): no libc function that takes a lock,
+ * allocates or is intercepted by a sanitizer, and its two functions are
+ * built without sanitizer instrumentation. Its steps, in order:
  *   1. its own process group (pgid = pid);
  *   2. PR_SET_PDEATHSIG = SIGKILL, then getppid() against the pid taken
  *      before the clone: if the worker died before the prctl, the signal
@@ -36,6 +38,7 @@
  * both gaps.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -57,15 +60,18 @@
 #define CLOSE_FALLBACK_MAX 65536     /* fds closed one by one at most */
 
 #if defined(__SANITIZE_THREAD__)
-#define SPAWN_BY_FORK 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SPAWN_BY_FORK 1
+#define USE_LIBC_CLONE 1       /* bypass TSan's clone interceptor */
+#include <dlfcn.h>
+#else
+#define USE_LIBC_CLONE 0
 #endif
-#endif
-#ifndef SPAWN_BY_FORK
-#define SPAWN_BY_FORK 0
-#endif
+
+/* Code that runs in the CLONE_VM child: no sanitizer instrumentation
+ * (it would update the parent's per-thread sanitizer state). */
+#define CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_thread))
+
+typedef int clone_fn(int (*fn)(void *), void *stack, int flags, void *arg,
+                     ...);
 
 /* The kernel's struct sigaction for rt_sigaction(2) (x86_64, aarch64:
  * no sa_restorer needed for SIG_DFL). */
@@ -79,7 +85,7 @@ struct ksigaction {
 /* --------------------------------------------------------- the child */
 
 /* Report errno e to the parent and exit. Never returns. */
-__attribute__((noreturn, no_sanitize_address)) static void
+__attribute__((noreturn)) CHILD_CODE static void
 child_fail(const struct drv__proc_child *c, int e)
 {
     (void)syscall(SYS_write, c->err_fd, &e, sizeof e);
@@ -89,7 +95,7 @@ child_fail(const struct drv__proc_child *c, int e)
 }
 
 /* The child between clone and exec: raw system calls only (see DESIGN). */
-__attribute__((no_sanitize_address)) static int
+CHILD_CODE static int
 child_main(void *arg)
 {
     const struct drv__proc_child *c = arg;
@@ -163,13 +169,38 @@ child_main(void *arg)
 
 /* ------------------------------------------------------- the parent */
 
+#if USE_LIBC_CLONE
+static pthread_once_t libc_clone_once = PTHREAD_ONCE_INIT;
+static clone_fn *libc_clone_fn;
+
+static void
+find_libc_clone(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+
+    DRV_AN(libc);
+    *(void **)&libc_clone_fn = dlsym(libc, "clone");
+    DRV_AN(libc_clone_fn);
+}
+#endif
+
+/* clone(2) of libc itself (see DESIGN). */
+static clone_fn *
+libc_clone(void)
+{
+#if USE_LIBC_CLONE
+    DRV_AZ(pthread_once(&libc_clone_once, find_libc_clone));
+    return libc_clone_fn;
+#else
+    return clone;
+#endif
+}
+
 void *
 drv__proc_child_stack_create(void)
 {
     void *st;
 
-    if (SPAWN_BY_FORK)
-        return NULL;
     st = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     return st == MAP_FAILED ? NULL : st;
@@ -233,7 +264,7 @@ drv__proc_child_spawn(struct drv__proc_child *c, void *stack, pid_t *pid)
     ssize_t n;
     pid_t child;
 
-    if (!SPAWN_BY_FORK && stack == NULL)
+    if (stack == NULL)
         return -ENOMEM; /* the manager could not map one */
     if (pipe2(efd, O_CLOEXEC) < 0)
         return -errno;
@@ -255,14 +286,8 @@ drv__proc_child_spawn(struct drv__proc_child *c, void *stack, pid_t *pid)
      * it unblocks right before execve. */
     DRV_AZ(sigfillset(&all));
     DRV_AZ(pthread_sigmask(SIG_SETMASK, &all, &old));
-    if (SPAWN_BY_FORK) {
-        child = fork();
-        if (child == 0)
-            child_main(c);
-    } else {
-        child = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                      CLONE_VM | CLONE_VFORK | SIGCHLD, c);
-    }
+    child = libc_clone()(child_main, (char *)stack + CHILD_STACK_SIZE,
+                         CLONE_VM | CLONE_VFORK | SIGCHLD, c);
     if (child < 0)
         rc = -errno;
     DRV_AZ(pthread_sigmask(SIG_SETMASK, &old, NULL));

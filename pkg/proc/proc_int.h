@@ -47,8 +47,8 @@ struct drv__proc_child {
 int drv__proc_child_spawn(struct drv__proc_child *c, void *stack,
                           pid_t *pid);
 
-/* drv__proc_child_stack_create -- the child's stack (NULL where the
- * build spawns by fork, or when out of memory); one per manager.
+/* drv__proc_child_stack_create -- the child's stack (NULL when out of
+ * memory); one per manager.
  * drv__proc_child_stack_free releases it (NULL: nothing). */
 void *drv__proc_child_stack_create(void);
 void drv__proc_child_stack_free(void *stack);
