@@ -654,6 +654,32 @@ drv_test_pgid_alive(long pgid)
     return c.n;
 }
 
+struct zombie_count {
+    long ppid;                  /* the parent */
+    int n;                      /* zombies seen */
+};
+
+static long
+count_zombie(long pid, void *arg)
+{
+    struct zombie_count *c = arg;
+    long ppid, pgid;
+    char st;
+
+    if (proc_stat(pid, &st, &ppid, &pgid) && ppid == c->ppid && st == 'Z')
+        c->n++;
+    return 0;
+}
+
+int
+drv_test_zombie_children(long ppid)
+{
+    struct zombie_count c = {ppid, 0};
+
+    (void)each_pid(count_zombie, &c);
+    return c.n;
+}
+
 struct named_child {
     long ppid;                  /* the parent */
     const char *comm;           /* the name wanted */

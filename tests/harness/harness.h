@@ -154,6 +154,10 @@ int drv_test_pgid_alive(long pgid);
  * (/proc/PID/comm) is comm, or -1. */
 long drv_test_child_named(long ppid, const char *comm);
 
+/* drv_test_zombie_children -- how many children of ppid are zombies
+ * (exited, not yet reaped by it). */
+int drv_test_zombie_children(long ppid);
+
 /* drv_test_file_contains -- 1 if the file at path contains needle. */
 int drv_test_file_contains(const char *path, const char *needle);
 
