@@ -220,6 +220,61 @@ test_children_no_reaper_without_exec_jobs(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* A droverd frozen past its visibility timeout while its exec job runs:
+ * another droverd reclaims the job and finishes it; when the first is
+ * thawed, its child has finished too, but its outcome must be dropped,
+ * never written over the new owner's (result and stats). */
+static void
+test_children_frozen_worker_outcome_dropped(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char body[2048], lock[600], done[600];
+    char *v;
+
+    snprintf(lock, sizeof lock, "%s/lock", t->dir);
+    snprintf(done, sizeof done, "%s/first-done", t->dir);
+    /* the first run takes the lock, works 2 s and answers "first"; a run
+     * that finds the lock taken answers "second" at once */
+    snprintf(body, sizeof body,
+             "queues: [default]\n"
+             "jobs:\n  once:\n    handler: exec\n    retries: 0\n"
+             "    result_ttl: 1m\n"
+             "    command: [sh, -c, \"if mkdir %s 2>/dev/null; then sleep 2; "
+             "echo first; touch %s; else echo second; fi\"]\n",
+             lock, done);
+    drv_test_droverd_config(t, "  visibility_timeout: 1s\n", body);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "once", "id", "frozen-1",
+                  NULL);
+    wait_until(access(lock, F_OK) == 0, "the first run to start");
+    assert_int_equal(kill(t->w[0].pid, SIGSTOP), 0);
+
+    drv_test_droverd_start(t, 1);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    v = drv_test_result(t, "default", "frozen-1", "result");
+    assert_non_null(v);
+    assert_string_equal(v, "second\n");
+    free(v);
+    /* the frozen worker's child ends meanwhile (it is not frozen) */
+    wait_until(access(done, F_OK) == 0, "the first run to finish");
+
+    assert_int_equal(kill(t->w[0].pid, SIGCONT), 0);
+    /* it sends its stale outcome and the settle script refuses it */
+    wait_until(drv_test_file_contains(t->w[0].log, "lost lease: outcome "
+                                      "not written"),
+               "the thawed droverd's outcome to be refused");
+    drv_test_droverd_stop(t, 0, 0);
+    v = drv_test_result(t, "default", "frozen-1", "result");
+    assert_non_null(v);
+    assert_string_equal(v, "second\n");
+    free(v);
+    assert_int_equal(drv_test_stat(t, "default", "processed"), 1);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    drv_test_droverd_stop(t, 1, 0);
+}
+
 int
 main(void)
 {
@@ -230,6 +285,7 @@ main(void)
         T(test_children_graceful_stop_kills_group_reaper_exits),
         T(test_children_normal_exits_leave_nothing),
         T(test_children_no_reaper_without_exec_jobs),
+        T(test_children_frozen_worker_outcome_dropped),
     };
 #undef T
 
