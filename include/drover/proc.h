@@ -171,8 +171,8 @@ int drv_proc_reaper_start(struct drv_err *err);
 /*
  * drv_proc_reaper_stop -- clean exit: tell the reaper to quit and wait
  * for it (it SIGKILLs any group still listed, which a freed manager never
- * leaves). Call after every manager is freed; NULL-safe to call without
- * a reaper.
+ * leaves). Call after every manager is freed, from the main thread;
+ * without a reaper it does nothing.
  */
 void drv_proc_reaper_stop(void);
 

@@ -73,8 +73,9 @@
 typedef int clone_fn(int (*fn)(void *), void *stack, int flags, void *arg,
                      ...);
 
-/* The kernel's struct sigaction for rt_sigaction(2) (x86_64, aarch64:
- * no sa_restorer needed for SIG_DFL). */
+/* The kernel's struct sigaction for rt_sigaction(2), as on x86_64. Only
+ * the handler is ever nonzero, so architectures whose struct has no
+ * sa_restorer (the mask then sits where restorer is) read the same. */
 struct ksigaction {
     void *handler;            /* SIG_DFL */
     unsigned long flags;      /* 0 */
