@@ -627,20 +627,27 @@ each_pid(long (*fn)(long pid, void *arg), void *arg)
     return rc;
 }
 
-struct pgid_count {
-    long pgid;                  /* the group */
-    int n;                      /* live members seen */
+/* Processes to count: those of a parent, or of a group, live or zombie. */
+struct proc_filter {
+    long ppid;                  /* parent wanted, or -1 for any */
+    long pgid;                  /* group wanted, or -1 for any */
+    int zombies;                /* count zombies (1) or live ones (0) */
+    int n;                      /* matches seen */
 };
 
 static long
-count_member(long pid, void *arg)
+count_match(long pid, void *arg)
 {
-    struct pgid_count *c = arg;
+    struct proc_filter *c = arg;
     long ppid, pgid;
     char st;
+    int zombie;
 
-    if (proc_stat(pid, &st, &ppid, &pgid) && pgid == c->pgid &&
-        st != 'Z' && st != 'X')
+    if (!proc_stat(pid, &st, &ppid, &pgid))
+        return 0;
+    zombie = st == 'Z' || st == 'X';
+    if ((c->ppid < 0 || ppid == c->ppid) &&
+        (c->pgid < 0 || pgid == c->pgid) && zombie == c->zombies)
         c->n++;
     return 0;
 }
@@ -648,36 +655,38 @@ count_member(long pid, void *arg)
 int
 drv_test_pgid_alive(long pgid)
 {
-    struct pgid_count c = {pgid, 0};
+    struct proc_filter c = {-1, pgid, 0, 0};
 
-    (void)each_pid(count_member, &c);
+    (void)each_pid(count_match, &c);
     return c.n;
-}
-
-struct zombie_count {
-    long ppid;                  /* the parent */
-    int n;                      /* zombies seen */
-};
-
-static long
-count_zombie(long pid, void *arg)
-{
-    struct zombie_count *c = arg;
-    long ppid, pgid;
-    char st;
-
-    if (proc_stat(pid, &st, &ppid, &pgid) && ppid == c->ppid && st == 'Z')
-        c->n++;
-    return 0;
 }
 
 int
 drv_test_zombie_children(long ppid)
 {
-    struct zombie_count c = {ppid, 0};
+    struct proc_filter c = {ppid, -1, 1, 0};
 
-    (void)each_pid(count_zombie, &c);
+    (void)each_pid(count_match, &c);
     return c.n;
+}
+
+int
+drv_test_fd_count(long pid)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return pid == (long)getpid() ? n - 1 : n; /* not the DIR's own fd */
 }
 
 struct named_child {

@@ -158,6 +158,10 @@ long drv_test_child_named(long ppid, const char *comm);
  * (exited, not yet reaped by it). */
 int drv_test_zombie_children(long ppid);
 
+/* drv_test_fd_count -- open fds of process pid (/proc/PID/fd; the
+ * caller's own count leaves out the fd used to read it), -1 if none. */
+int drv_test_fd_count(long pid);
+
 /* drv_test_file_contains -- 1 if the file at path contains needle. */
 int drv_test_file_contains(const char *path, const char *needle);
 

@@ -12,7 +12,6 @@
  * generous deadline; the time the group took to die is printed, never
  * asserted (the promise is 2 s).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -99,25 +98,6 @@ reaper_of(struct drv_test_droverd *t, int i)
     return rp;
 }
 
-/* Open fds of process pid. */
-static int
-count_fds_of(long pid)
-{
-    char path[64];
-    struct dirent *e;
-    DIR *d;
-    int n = 0;
-
-    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
-    d = opendir(path);
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 /* ------------------------------------------------------------- tests */
 
 static void
@@ -190,11 +170,11 @@ test_children_normal_exits_leave_nothing(void **st)
     rp = reaper_of(t, 0);
     drv_test_xadd(t, "default", NULL, 0, "job", "t", NULL);
     drv_test_wait_stat(t, "default", "processed", 1);
-    fds = count_fds_of(wpid);
+    fds = drv_test_fd_count(wpid);
     for (i = 0; i < 30; i++)
         drv_test_xadd(t, "default", NULL, 0, "job", "t", NULL);
     drv_test_wait_stat(t, "default", "processed", 31);
-    assert_int_equal(count_fds_of(wpid), fds);
+    assert_int_equal(drv_test_fd_count(wpid), fds);
     assert_int_equal(drv_test_zombie_children(wpid), 0);
     assert_true(drv_test_pid_alive(rp));
     /* Every group was taken off the reaper's list: killed now, droverd

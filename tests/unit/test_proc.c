@@ -52,21 +52,6 @@ struct rec {
 };
 
 static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
-}
-
-static int
 setup(void **st)
 {
     struct state *s = calloc(1, sizeof *s);
@@ -513,7 +498,7 @@ test_proc_spawn_errors(void **st)
     struct drv_proc *p = NULL;
     struct rec r;
     const char *preload = getenv("LD_PRELOAD");
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
 
     /* Valgrind runs posix_spawn as a plain fork: exec errors then arrive
      * as exit status 127, not as a return code (see proc.h). */
@@ -562,7 +547,7 @@ test_proc_spawn_errors(void **st)
     assert_int_equal(drv_proc_mgr_live(s->mgr), 0);
     assert_int_equal(event_base_get_num_events(drv_loop_base(s->loop),
                                                EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
 }
 
 static void
@@ -742,7 +727,7 @@ test_proc_many_at_once_no_fd_leak(void **st)
     enum { N = 200 };
     struct rec *r = calloc(N, sizeof *r);
     struct drv_proc_opts o;
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
     int i;
 
     for (i = 0; i < N; i++) {
@@ -757,7 +742,7 @@ test_proc_many_at_once_no_fd_leak(void **st)
         assert_int_equal(r[i].res.out_len, 100);
         rec_fini(&r[i]);
     }
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
     free(r);
 }
 
@@ -807,14 +792,14 @@ test_proc_sequential_scale(void **st)
 {
     struct state *s = *st;
     struct chain c = {s, 0, 1000, 0};
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
     int i;
 
     for (i = 0; i < 8; i++)
         spawn_next(&c);
     run_until(s, c.total);
     assert_int_equal(c.failed, 0);
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
 }
 
 static int
@@ -1128,14 +1113,14 @@ test_proc_reaper_start_stop(void **st)
     unsigned long long ign = 0, cgt = 0;
     pid_t rp;
     FILE *f;
-    int i, fds_before = count_fds();
+    int i, fds_before = drv_test_fd_count((long)getpid());
 
     assert_int_equal(drv_proc_reaper_pid(), -1);
     assert_drv_ok(drv_proc_reaper_start(&err), &err);
     assert_drv_ok(drv_proc_reaper_start(&err), &err); /* once is enough */
     rp = drv_proc_reaper_pid();
     assert_true(rp > 0);
-    assert_int_equal(count_fds(), fds_before + 1); /* the pipe's end */
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before + 1); /* the pipe's end */
     wait_until(drv_test_child_named((long)getpid(), "drover-reaper") == rp,
                "reaper %ld to be named drover-reaper", (long)rp);
     assert_int_equal(getpgid(rp), rp);
@@ -1166,7 +1151,7 @@ test_proc_reaper_start_stop(void **st)
     /* reaped by the stop: not even a zombie is left */
     assert_int_equal(kill(rp, 0), -1);
     assert_int_equal(errno, ESRCH);
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
 }
 
 /* A reaper killed from outside: children still run (their registration
@@ -1180,7 +1165,7 @@ test_proc_reaper_killed(void **st)
     struct drv_err err;
     struct rec r;
     pid_t rp;
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
 
     assert_drv_ok(drv_proc_reaper_start(&err), &err);
     rp = drv_proc_reaper_pid();
@@ -1195,7 +1180,7 @@ test_proc_reaper_killed(void **st)
     assert_int_equal(drv_proc_reaper_pid(), -1);
     assert_int_equal(kill(rp, 0), -1); /* reaped */
     drv_proc_reaper_stop();
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
 }
 
 /* The whole mechanism in a process of its own: an "owner" (a fork of
