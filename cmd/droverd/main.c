@@ -22,6 +22,7 @@
 #include "drover/log.h"
 #include "drover/loop.h"
 #include "drover/parse.h"
+#include "drover/proc.h"
 #include "drover/redis.h"
 #include "drover/version.h"
 #include "drover/worker.h"
@@ -88,6 +89,7 @@ on_stop_signal(struct drv_loop *loop, int signo, void *ctx)
      * are reclaimed after visibility_timeout */
     DRV_LOG_WARN("second signal: stopping now", "signal=%s",
                  signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    drv_proc_reaper_stop(); /* kills the children's groups */
     _exit(1);
 }
 
@@ -99,6 +101,18 @@ on_hup(struct drv_loop *loop, int signo, void *ctx)
     (void)ctx;
     drv_log_reopen();
     DRV_LOG_INFO("signal: logs reopened", NULL);
+}
+
+/* 1 if a job type of cfg runs child processes (handler exec). */
+static int
+has_exec(const struct drv_config *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->njobs; i++)
+        if (cfg->jobs[i]->handler == DRV_HKIND_EXEC)
+            return 1;
+    return 0;
 }
 
 /* Replace cfg->queues with the comma-separated list. 0 or -EINVAL. */
@@ -242,10 +256,17 @@ main(int argc, char **argv)
         goto usage_error;
 
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread exists (the reaper is a fork of this process):
+     * if droverd dies, even by kill -9, the reaper kills the process
+     * groups of its exec children. */
+    if (has_exec(cfg) && drv_proc_reaper_start(&err) < 0)
+        DRV_LOG_WARN("no reaper: children of exec jobs would outlive a "
+                     "crash of droverd", "error=\"%s\"", err.msg);
     memset(&app, 0, sizeof app);
     app.loop = drv_loop_create(NULL);
     if (app.loop == NULL) {
         fprintf(stderr, "droverd: cannot create the event loop\n");
+        drv_proc_reaper_stop();
         drv_config_free(cfg);
         return 1;
     }
@@ -260,6 +281,7 @@ main(int argc, char **argv)
         fprintf(stderr, "droverd: %s: %s\n", file, err.msg);
         drv_loop_run(app.loop); /* let the freed connections finish */
         drv_loop_free(app.loop);
+        drv_proc_reaper_stop();
         drv_config_free(cfg);
         return rc == DRV_ECONFIG ? 2 : 1;
     }
@@ -278,9 +300,11 @@ main(int argc, char **argv)
          * cannot be joined, only left behind by exiting */
         DRV_LOG_WARN("exiting with work still running", "unreleased=%d "
                      "live=%d", st.unreleased, st.live);
+        drv_proc_reaper_stop();
         _exit(app.hard ? 1 : 0);
     }
-    drv_worker_free(app.worker);
+    drv_worker_free(app.worker); /* every child killed and reaped */
+    drv_proc_reaper_stop();
     drv_loop_signals_clear(app.loop);
     drv_loop_run(app.loop); /* let the Redis connections finish closing */
     drv_loop_free(app.loop);

@@ -1,11 +1,19 @@
 /*
  * drover/proc.h -- child processes on the event loop.
  *
- * A drv_proc is one child started with posix_spawn (never a shell) from an
- * argv array and an explicit environment, in its own process group, with
- * three pipes: stdin is written from a caller buffer, stdout is kept up to
- * output_max bytes, and the last DRV_PROC_ERR_TAIL bytes of stderr are
- * kept. Everything runs on the loop thread without blocking it.
+ * A drv_proc is one child started from an argv array (never a shell) and
+ * an explicit environment, in its own process group, with three pipes:
+ * stdin is written from a caller buffer, stdout is kept up to output_max
+ * bytes, and the last DRV_PROC_ERR_TAIL bytes of stderr are kept.
+ * Everything runs on the loop thread without blocking it.
+ *
+ * No child outlives its worker. Each child is started with
+ * PR_SET_PDEATHSIG = SIGKILL (it dies with the thread that spawned it:
+ * the loop thread), and, when drv_proc_reaper_start was called, its
+ * process group is listed with the reaper, a small process that SIGKILLs
+ * every listed group when the worker dies, by kill -9 included
+ * (pkg/proc/proc_reaper.c). Grandchildren that stay in the job's group
+ * die with it; a process that leaves the group (setsid) does not.
  *
  * A drv_proc_mgr owns the bookkeeping of every live child of one loop and
  * is the teardown point: drv_proc_mgr_free SIGKILLs and reaps whatever is
@@ -56,7 +64,7 @@ struct drv_proc_mgr;
 struct drv_proc_opts {
     const char *const *argv;  /* NULL-terminated; argv[0] is the command,
                                  searched in the worker's PATH when it has
-                                 no '/' (posix_spawnp, like execvpe); a
+                                 no '/' (execvp's rules); a
                                  relative path with '/' is resolved in
                                  cwd, as by the child's execve */
     const char *const *envp;  /* NULL-terminated: the child's whole
@@ -148,12 +156,39 @@ void drv_proc_mgr_kill_all(struct drv_proc_mgr *mgr);
 size_t drv_proc_mgr_live(const struct drv_proc_mgr *mgr);
 
 /*
+ * drv_proc_reaper_start -- fork the reaper of this process's children:
+ * from then on, when this process exits without drv_proc_reaper_stop
+ * (a crash, kill -9, _exit), the reaper SIGKILLs the process group of
+ * every child of every manager that had not been reaped, and logs it.
+ * Call it once, early, from the main thread, before other threads exist
+ * (the reaper is a fork of the process at that moment); a second call
+ * does nothing. Returns 0, or -errno with err set (no reaper: children
+ * still die with the worker by PR_SET_PDEATHSIG, their own children do
+ * not).
+ */
+int drv_proc_reaper_start(struct drv_err *err);
+
+/*
+ * drv_proc_reaper_stop -- clean exit: tell the reaper to quit and wait
+ * for it (it SIGKILLs any group still listed, which a freed manager never
+ * leaves). Call after every manager is freed, from the main thread;
+ * without a reaper it does nothing.
+ */
+void drv_proc_reaper_stop(void);
+
+/* drv_proc_reaper_pid -- the reaper's pid, or -1 when none runs (never
+ * started, stopped, or found gone). */
+pid_t drv_proc_reaper_pid(void);
+
+/*
  * drv_proc_spawn -- start opts->argv as a child of mgr and call
  * cb(p, code, res, ctx) when it has exited and its output is collected.
  *
- * The child: its own process group (pgid = pid); signal mask empty and
- * every signal at its default disposition; fds 0/1/2 are the pipes and
- * every other fd is closed; environment exactly opts->envp.
+ * The child: its own process group (pgid = pid); PR_SET_PDEATHSIG =
+ * SIGKILL (so the calling thread must live as long as the child may: the
+ * loop thread); signal mask empty and every signal at its default
+ * disposition; fds 0/1/2 are the pipes and every other fd is closed;
+ * environment exactly opts->envp.
  *
  * Returns 0 and the handle in *out (owned by the caller, free it with
  * drv_proc_free; out may be NULL: the proc then frees itself after the
@@ -163,9 +198,8 @@ size_t drv_proc_mgr_live(const struct drv_proc_mgr *mgr);
  *   -ENOENT command not found or cwd missing; -EACCES, -ENOTDIR, -ENOEXEC,
  *   -E2BIG ... as execve(2) would fail; -EMFILE/-ENFILE/-EAGAIN/-ENOMEM
  *   out of fds or processes.
- * Exec failures are synchronous: glibc >= 2.24 spawns with CLONE_VFORK and
- * returns the child's exec errno. (Where posix_spawn is a plain fork, as
- * under valgrind, they complete instead with exit status 127.)
+ * Exec failures are synchronous: the child reports its exec errno
+ * through a close-on-exec pipe before this call returns.
  *
  * Contracts (rule 16): (a) on error cb never runs and nothing is left;
  * (b) otherwise cb runs exactly once, on the loop thread, never from

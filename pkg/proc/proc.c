@@ -1,5 +1,5 @@
 /*
- * proc.c -- child processes: posix_spawn, pipes, pidfd exit watch, kill.
+ * proc.c -- child processes: spawn, pipes, pidfd exit watch, kill.
  *
  * DESIGN
  * One struct drv_proc per child, with its six libevent events embedded:
@@ -38,7 +38,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -129,6 +128,9 @@ struct drv_proc_mgr {
     struct drv_proc *head;      /* borrowed: procs not DONE (the caller or,
                                    when detached/auto, the proc owns it) */
     size_t live;                /* length of the list */
+    void *stack;                /* owned: the stack children run on
+                                   until their exec (NULL: mmap failed,
+                                   retried at the next spawn) */
     int no_pidfd;               /* pidfd_open refused for good: poll */
     int closing;                /* drv_proc_mgr_free is running */
 };
@@ -164,8 +166,8 @@ close_fd(int *fd)
 /* Move a child-side pipe end off 0/1/2 (possible when the worker runs with
  * a closed stdio), so dup2 onto 0/1/2 never meets itself and keeps the
  * close-on-exec flag. Returns the fd or -errno (fd closed). */
-static int
-above_stdio(int fd)
+int
+drv__proc_above_stdio(int fd)
 {
     int nfd;
 
@@ -292,8 +294,8 @@ maybe_done(struct drv_proc *p)
 }
 
 /* write(2) that cannot raise SIGPIPE in the worker (see DESIGN). */
-static ssize_t
-write_nosigpipe(int fd, const void *buf, size_t n)
+ssize_t
+drv__proc_write_nosigpipe(int fd, const void *buf, size_t n)
 {
     sigset_t pipe_set, old, pending;
     struct timespec zero = {0, 0};
@@ -323,7 +325,7 @@ on_in(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
     while (p->in_off < p->in_len) {
-        n = write_nosigpipe(p->in_fd, p->in_buf + p->in_off,
+        n = drv__proc_write_nosigpipe(p->in_fd, p->in_buf + p->in_off,
                             p->in_len - p->in_off);
         if (n > 0) {
             p->in_off += (size_t)n;
@@ -473,14 +475,17 @@ reap(struct drv_proc *p, int block)
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) {
         /* ECHILD: reaped behind our back; the pgid may be reused now,
-         * so it must not be signalled any more. */
+         * so it must not be signalled any more, by us or the reaper. */
         p->status_lost = 1;
+        drv__proc_reaper_ended(p->pid);
         return 1;
     }
     if (si.si_pid == 0)
         return 0;
-    /* The zombie still pins the pgid: clear out the rest of the job. */
+    /* The zombie still pins the pgid: clear out the rest of the job, and
+     * drop it from the reaper's list while the number is still ours. */
     signal_group(p, SIGKILL);
+    drv__proc_reaper_ended(p->pid);
     do {
         rc = wait4(p->pid, &p->wstatus, 0, &p->ru);
     } while (rc < 0 && errno == EINTR);
@@ -727,6 +732,7 @@ drv_proc_mgr_create(struct drv_loop *loop)
     DRV_ALLOC_OBJ(mgr, DRV_PROC_MGR_MAGIC);
     mgr->loop = loop;
     mgr->base = drv_loop_base(loop);
+    mgr->stack = drv__proc_child_stack_create(); /* NULL: retried later */
     return mgr;
 }
 
@@ -745,6 +751,7 @@ drv_proc_mgr_free(struct drv_proc_mgr *mgr)
     while ((p = mgr->head) != NULL)
         force_finish(p);
     DRV_ASSERT(mgr->live == 0);
+    drv__proc_child_stack_free(mgr->stack);
     mgr->magic = 0;
     free(mgr);
 }
@@ -782,7 +789,7 @@ make_pipe(int *parent, int *child, int child_reads)
         return -errno;
     *parent = child_reads ? fds[1] : fds[0];
     *child = child_reads ? fds[0] : fds[1];
-    *child = above_stdio(*child);
+    *child = drv__proc_above_stdio(*child);
     if (*child < 0) {
         rc = *child;
         close_fd(parent);
@@ -805,62 +812,40 @@ spawn_error(struct drv_err *err, int code, const char *cmd)
                        drv_strerror(code));
 }
 
-/* posix_spawn with our file actions and attributes; 0 or -errno. */
+/* Start the child (proc_child.c): 0 or -errno. A child whose exec
+ * failed has exited; it is taken off the reaper's list and reaped here. */
 static int
-do_spawn(struct drv_proc *p, const struct drv_proc_opts *opts,
-         const int child_fd[3])
+do_spawn(struct drv_proc_mgr *mgr, struct drv_proc *p,
+         const struct drv_proc_opts *opts, const int child_fd[3])
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t empty, all;
+    struct drv__proc_child c;
     char *const empty_env[] = {NULL};
-    char *const *argv = (char *const *)opts->argv;
-    char *const *envp = opts->envp ? (char *const *)opts->envp : empty_env;
-    int rc = 0, i;
+    char **paths = NULL;
+    pid_t pid = -1;
+    int rc, i;
 
-    DRV_AZ(posix_spawn_file_actions_init(&fa));
-    DRV_AZ(posix_spawnattr_init(&attr));
-    for (i = 0; i < 3 && rc == 0; i++)
-        rc = posix_spawn_file_actions_adddup2(&fa, child_fd[i], i);
-#if __GLIBC_PREREQ(2, 29)
-    if (rc == 0 && opts->cwd != NULL)
-        rc = posix_spawn_file_actions_addchdir_np(&fa, opts->cwd);
-#else
-    if (rc == 0 && opts->cwd != NULL)
-        rc = ENOSYS; /* no chdir action before glibc 2.29 */
-#endif
-#if __GLIBC_PREREQ(2, 34)
-    /* Libraries (hiredis 0.14) open sockets without O_CLOEXEC: the child
-     * gets 0/1/2 and nothing else. (Older glibc: O_CLOEXEC only.) */
-    if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-    DRV_AZ(sigemptyset(&empty));
-    DRV_AZ(sigfillset(&all));
-    if (rc == 0)
-        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-                                                 POSIX_SPAWN_SETSIGMASK |
-                                                 POSIX_SPAWN_SETSIGDEF);
-    if (rc == 0)
-        rc = posix_spawnattr_setpgroup(&attr, 0);
-    if (rc == 0)
-        rc = posix_spawnattr_setsigmask(&attr, &empty);
-    /* Every signal to SIG_DFL: the worker ignores SIGPIPE and handles
-     * SIGTERM/SIGINT/SIGHUP/SIGCHLD...; an ignored disposition would
-     * survive exec. */
-    if (rc == 0)
-        rc = posix_spawnattr_setsigdefault(&attr, &all);
-    if (rc == 0) {
-        p->spawn_ns = drv_clock_mono_ns();
-        if (strchr(opts->argv[0], '/') != NULL)
-            rc = posix_spawn(&p->pid, opts->argv[0], &fa, &attr, argv, envp);
-        else
-            rc = posix_spawnp(&p->pid, opts->argv[0], &fa, &attr, argv,
-                              envp);
+    if (mgr->stack == NULL)
+        mgr->stack = drv__proc_child_stack_create();
+    paths = drv__proc_child_paths(opts->argv[0]);
+    memset(&c, 0, sizeof c);
+    c.paths = paths;
+    c.argv = (char *const *)opts->argv;
+    c.envp = opts->envp ? (char *const *)opts->envp : empty_env;
+    c.cwd = opts->cwd;
+    for (i = 0; i < 3; i++)
+        c.fd[i] = child_fd[i];
+    c.reaper_fd = drv__proc_reaper_fd();
+    p->spawn_ns = drv_clock_mono_ns();
+    rc = drv__proc_child_spawn(&c, mgr->stack, &pid);
+    free(paths);
+    if (rc < 0 && pid > 0) {
+        drv__proc_reaper_ended(pid);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
     }
-    DRV_AZ(posix_spawnattr_destroy(&attr));
-    DRV_AZ(posix_spawn_file_actions_destroy(&fa));
-    return -rc;
+    if (rc == 0)
+        p->pid = pid;
+    return rc;
 }
 
 int
@@ -944,7 +929,7 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
         goto fail;
     }
 
-    rc = do_spawn(p, opts, child_fd);
+    rc = do_spawn(mgr, p, opts, child_fd);
     if (rc < 0) {
         spawn_error(err, rc, opts->argv[0]);
         goto fail;

@@ -3,6 +3,7 @@
  * processes, the watchdog, wait_until's polling, and small file helpers.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -699,8 +700,9 @@ drv_test_run(const char *const *argv, char *out, size_t n, int64_t timeout_ms)
     return rc;
 }
 
-int
-drv_test_pid_alive(long pid)
+/* /proc/PID/stat of pid: *state, *ppid and *pgid (0 when unreadable). */
+static int
+proc_stat(long pid, char *state, long *ppid, long *pgid)
 {
     char path[64], buf[512];
     FILE *f;
@@ -712,10 +714,139 @@ drv_test_pid_alive(long pid)
         return 0;
     p = fgets(buf, sizeof buf, f);
     fclose(f);
-    if (p == NULL)
+    if (p == NULL || (p = strrchr(buf, ')')) == NULL)
         return 0;
-    p = strrchr(buf, ')');
-    return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    return sscanf(p + 1, " %c %ld %ld", state, ppid, pgid) == 3;
+}
+
+int
+drv_test_pid_alive(long pid)
+{
+    long ppid, pgid;
+    char st;
+
+    return proc_stat(pid, &st, &ppid, &pgid) && st != 'Z' && st != 'X';
+}
+
+/* Call fn(pid, arg) for every process; stops when fn returns nonzero
+ * and returns that value. */
+static long
+each_pid(long (*fn)(long pid, void *arg), void *arg)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long rc = 0;
+    char *end;
+    long pid;
+
+    if (d == NULL)
+        return 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        pid = strtol(e->d_name, &end, 10);
+        if (*end == '\0' && pid > 0)
+            rc = fn(pid, arg);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Processes to count: those of a parent, or of a group, live or zombie. */
+struct proc_filter {
+    long ppid;                  /* parent wanted, or -1 for any */
+    long pgid;                  /* group wanted, or -1 for any */
+    int zombies;                /* count zombies (1) or live ones (0) */
+    int n;                      /* matches seen */
+};
+
+static long
+count_match(long pid, void *arg)
+{
+    struct proc_filter *c = arg;
+    long ppid, pgid;
+    char st;
+    int zombie;
+
+    if (!proc_stat(pid, &st, &ppid, &pgid))
+        return 0;
+    zombie = st == 'Z' || st == 'X';
+    if ((c->ppid < 0 || ppid == c->ppid) &&
+        (c->pgid < 0 || pgid == c->pgid) && zombie == c->zombies)
+        c->n++;
+    return 0;
+}
+
+int
+drv_test_pgid_alive(long pgid)
+{
+    struct proc_filter c = {-1, pgid, 0, 0};
+
+    (void)each_pid(count_match, &c);
+    return c.n;
+}
+
+int
+drv_test_zombie_children(long ppid)
+{
+    struct proc_filter c = {ppid, -1, 1, 0};
+
+    (void)each_pid(count_match, &c);
+    return c.n;
+}
+
+int
+drv_test_fd_count(long pid)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return pid == (long)getpid() ? n - 1 : n; /* not the DIR's own fd */
+}
+
+struct named_child {
+    long ppid;                  /* the parent */
+    const char *comm;           /* the name wanted */
+};
+
+static long
+match_child(long pid, void *arg)
+{
+    struct named_child *c = arg;
+    char path[64], name[64] = "";
+    long ppid, pgid;
+    char st;
+    FILE *f;
+
+    if (!proc_stat(pid, &st, &ppid, &pgid) || ppid != c->ppid ||
+        st == 'Z' || st == 'X')
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fgets(name, sizeof name, f) == NULL)
+        name[0] = '\0';
+    fclose(f);
+    name[strcspn(name, "\n")] = '\0';
+    return strcmp(name, c->comm) == 0 ? pid : 0;
+}
+
+long
+drv_test_child_named(long ppid, const char *comm)
+{
+    struct named_child c = {ppid, comm};
+    long pid = each_pid(match_child, &c);
+
+    return pid > 0 ? pid : -1;
 }
 
 /* The file at path, NUL-terminated (caller frees), or NULL. */

@@ -189,6 +189,22 @@ int drv_test_run(const char *const *argv, char *out, size_t n,
  * orphans). */
 int drv_test_pid_alive(long pid);
 
+/* drv_test_pgid_alive -- how many processes of process group pgid run
+ * (zombies do not count), from /proc/PID/stat of every process. */
+int drv_test_pgid_alive(long pgid);
+
+/* drv_test_child_named -- the pid of a running child of ppid whose name
+ * (/proc/PID/comm) is comm, or -1. */
+long drv_test_child_named(long ppid, const char *comm);
+
+/* drv_test_zombie_children -- how many children of ppid are zombies
+ * (exited, not yet reaped by it). */
+int drv_test_zombie_children(long ppid);
+
+/* drv_test_fd_count -- open fds of process pid (/proc/PID/fd; the
+ * caller's own count leaves out the fd used to read it), -1 if none. */
+int drv_test_fd_count(long pid);
+
 /* drv_test_file_contains -- 1 if the file at path contains needle. */
 int drv_test_file_contains(const char *path, const char *needle);
 

@@ -23,6 +23,7 @@
  *                     (setsid) first and waits at most 60 s
  *   close-stdout MS   close stdout and stderr, sleep MS, exit 7
  *   pgid              print "PID PGID"
+ *   pdeathsig         print the parent-death signal (PR_GET_PDEATHSIG)
  *   sigstate          per signal NAME=<D|I|H><0|1>: disposition default,
  *                     ignored or handled, and blocked or not
  *   fds               print the open fd numbers, one a line
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -286,6 +288,14 @@ main(int argc, char **argv)
     }
     if (strcmp(mode, "pgid") == 0) {
         printf("%ld %ld", (long)getpid(), (long)getpgid(0));
+        return 0;
+    }
+    if (strcmp(mode, "pdeathsig") == 0) {
+        int sig = -1;
+
+        if (prctl(PR_GET_PDEATHSIG, &sig) < 0)
+            return 1;
+        printf("%d", sig);
         return 0;
     }
     if (strcmp(mode, "sigstate") == 0) {

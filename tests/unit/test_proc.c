@@ -52,21 +52,6 @@ struct rec {
 };
 
 static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
-}
-
-static int
 setup(void **st)
 {
     struct state *s = calloc(1, sizeof *s);
@@ -513,7 +498,7 @@ test_proc_spawn_errors(void **st)
     struct drv_proc *p = NULL;
     struct rec r;
     const char *preload = getenv("LD_PRELOAD");
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
 
     /* Valgrind runs posix_spawn as a plain fork: exec errors then arrive
      * as exit status 127, not as a return code (see proc.h). */
@@ -562,7 +547,7 @@ test_proc_spawn_errors(void **st)
     assert_int_equal(drv_proc_mgr_live(s->mgr), 0);
     assert_int_equal(event_base_get_num_events(drv_loop_base(s->loop),
                                                EVENT_BASE_COUNT_ADDED), 0);
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
 }
 
 static void
@@ -742,7 +727,7 @@ test_proc_many_at_once_no_fd_leak(void **st)
     enum { N = 200 };
     struct rec *r = calloc(N, sizeof *r);
     struct drv_proc_opts o;
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
     int i;
 
     for (i = 0; i < N; i++) {
@@ -757,7 +742,7 @@ test_proc_many_at_once_no_fd_leak(void **st)
         assert_int_equal(r[i].res.out_len, 100);
         rec_fini(&r[i]);
     }
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
     free(r);
 }
 
@@ -807,14 +792,14 @@ test_proc_sequential_scale(void **st)
 {
     struct state *s = *st;
     struct chain c = {s, 0, 1000, 0};
-    int fds_before = count_fds();
+    int fds_before = drv_test_fd_count((long)getpid());
     int i;
 
     for (i = 0; i < 8; i++)
         spawn_next(&c);
     run_until(s, c.total);
     assert_int_equal(c.failed, 0);
-    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
 }
 
 static int
@@ -1047,6 +1032,219 @@ test_proc_mgr_free_cancels(void **st)
                                                EVENT_BASE_COUNT_ADDED), 0);
 }
 
+/* ----------------------------------------------- dying with the worker */
+
+static void
+test_proc_pdeathsig_set(void **st)
+{
+    struct state *s = *st;
+    struct drv_proc_opts o;
+    struct rec r;
+    char want[16];
+
+    memset(&o, 0, sizeof o);
+    spawn_helper(s, &r, &o, "pdeathsig", NULL);
+    run_until(s, 1);
+    assert_int_equal(r.res.exit_code, 0);
+    snprintf(want, sizeof want, "%d", SIGKILL);
+    assert_string_equal(r.out, want);
+    rec_fini(&r);
+}
+
+/* A bare command name is searched in the worker's PATH with execvp's
+ * rules: a file that is not executable is passed over (and reported as
+ * EACCES only when nothing else is found). */
+static void
+test_proc_path_search(void **st)
+{
+    struct state *s = *st;
+    const char *argv[] = {"drv-path-probe", NULL};
+    char a[512], b[512], fa[600], fb[600], path[1100];
+    char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    struct drv_proc *p = NULL;
+    struct drv_proc_opts o;
+    struct drv_err err;
+    struct rec r;
+
+    snprintf(a, sizeof a, "%s/a", s->dir);
+    snprintf(b, sizeof b, "%s/b", s->dir);
+    assert_int_equal(mkdir(a, 0755), 0);
+    assert_int_equal(mkdir(b, 0755), 0);
+    snprintf(fa, sizeof fa, "%s/drv-path-probe", a);
+    snprintf(fb, sizeof fb, "%s/drv-path-probe", b);
+    assert_int_equal(drv_test_write_file(fa, "#!/bin/sh\necho a\n"), 0);
+    assert_int_equal(drv_test_write_file(fb, "#!/bin/sh\necho b\n"), 0);
+    assert_int_equal(chmod(fa, 0644), 0);
+    assert_int_equal(chmod(fb, 0755), 0);
+
+    snprintf(path, sizeof path, "/nonexistent-dir:%s:%s", a, b);
+    assert_int_equal(setenv("PATH", path, 1), 0);
+    memset(&o, 0, sizeof o);
+    o.argv = argv;
+    spawn_ok(s, &r, &o);
+    run_until(s, 1);
+    assert_int_equal(r.res.exit_code, 0);
+    assert_string_equal(r.out, "b\n");
+    rec_fini(&r);
+
+    assert_int_equal(setenv("PATH", a, 1), 0);
+    assert_int_equal(drv_proc_spawn(s->mgr, &o, on_done, &r, &p, &err),
+                     -EACCES);
+    assert_null(p);
+    if (old != NULL)
+        assert_int_equal(setenv("PATH", old, 1), 0);
+    else
+        assert_int_equal(unsetenv("PATH"), 0);
+    free(old);
+    assert_int_equal(drv_proc_mgr_live(s->mgr), 0);
+}
+
+/* The reaper runs in its own group, named, ignoring the signals a stop
+ * of the worker's group sends; children that end normally leave nothing
+ * behind; a stop makes it exit (reaped: no zombie). */
+static void
+test_proc_reaper_start_stop(void **st)
+{
+    struct state *s = *st;
+    struct drv_proc_opts o;
+    struct drv_err err;
+    struct rec r[5];
+    char path[64], line[256];
+    unsigned long long ign = 0, cgt = 0;
+    pid_t rp;
+    FILE *f;
+    int i, fds_before = drv_test_fd_count((long)getpid());
+
+    assert_int_equal(drv_proc_reaper_pid(), -1);
+    assert_drv_ok(drv_proc_reaper_start(&err), &err);
+    assert_drv_ok(drv_proc_reaper_start(&err), &err); /* once is enough */
+    rp = drv_proc_reaper_pid();
+    assert_true(rp > 0);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before + 1); /* the pipe's end */
+    wait_until(drv_test_child_named((long)getpid(), "drover-reaper") == rp,
+               "reaper %ld to be named drover-reaper", (long)rp);
+    assert_int_equal(getpgid(rp), rp);
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)rp);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        (void)sscanf(line, "SigIgn: %llx", &ign);
+        (void)sscanf(line, "SigCgt: %llx", &cgt);
+    }
+    fclose(f);
+    assert_true(ign & (1ULL << (SIGTERM - 1)));
+    assert_true(ign & (1ULL << (SIGINT - 1)));
+    assert_true(ign & (1ULL << (SIGHUP - 1)));
+    assert_true(cgt & (1ULL << (SIGUSR1 - 1)));
+
+    for (i = 0; i < 5; i++) {
+        memset(&o, 0, sizeof o);
+        spawn_helper(s, &r[i], &o, "exit", "0");
+    }
+    run_until(s, 5);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(r[i].res.exit_code, 0);
+        rec_fini(&r[i]);
+    }
+    drv_proc_reaper_stop();
+    assert_int_equal(drv_proc_reaper_pid(), -1);
+    /* reaped by the stop: not even a zombie is left */
+    assert_int_equal(kill(rp, 0), -1);
+    assert_int_equal(errno, ESRCH);
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
+}
+
+/* A reaper killed from outside: children still run (their registration
+ * write meets a closed pipe and must not kill them with SIGPIPE), the
+ * worker notices on its next record, forgets the reaper and reaps it. */
+static void
+test_proc_reaper_killed(void **st)
+{
+    struct state *s = *st;
+    struct drv_proc_opts o;
+    struct drv_err err;
+    struct rec r;
+    pid_t rp;
+    int fds_before = drv_test_fd_count((long)getpid());
+
+    assert_drv_ok(drv_proc_reaper_start(&err), &err);
+    rp = drv_proc_reaper_pid();
+    assert_true(rp > 0);
+    assert_int_equal(kill(rp, SIGKILL), 0);
+    wait_until(!drv_test_pid_alive(rp), "reaper %ld to die", (long)rp);
+    memset(&o, 0, sizeof o);
+    spawn_helper(s, &r, &o, "exit", "3");
+    run_until(s, 1);
+    assert_int_equal(r.res.exit_code, 3);
+    rec_fini(&r);
+    assert_int_equal(drv_proc_reaper_pid(), -1);
+    assert_int_equal(kill(rp, 0), -1); /* reaped */
+    drv_proc_reaper_stop();
+    assert_int_equal(drv_test_fd_count((long)getpid()), fds_before);
+}
+
+/* The whole mechanism in a process of its own: an "owner" (a fork of
+ * this test) starts a reaper, spawns `sh` that starts two grandchildren
+ * in its group, and is killed with SIGKILL; every process of the group
+ * must then go (the promise is 2 s; the wait is the usual guard and the
+ * time is printed). */
+static void
+test_proc_owner_killed_group_dies(void **st)
+{
+    struct state *s = *st;
+    char script[2048], ready[300], buf[64];
+    const char *argv[] = {"/bin/sh", "-c", script, NULL};
+    struct drv_proc_opts o;
+    struct drv_loop *loop;
+    struct drv_proc_mgr *mgr;
+    struct drv_err err;
+    struct rec r;
+    pid_t owner, rp;
+    long pgid = 0;
+    int64_t t0;
+    FILE *f;
+
+    snprintf(ready, sizeof ready, "%s/pgid", s->dir);
+    snprintf(script, sizeof script,
+             "sleep 1000 & sleep 1000 & echo $$ > %s.tmp && mv %s.tmp %s; "
+             "wait", ready, ready, ready);
+    owner = fork();
+    assert_true(owner >= 0);
+    if (owner == 0) {
+        if (drv_proc_reaper_start(&err) < 0)
+            _exit(2);
+        loop = drv_loop_create(NULL);
+        mgr = drv_proc_mgr_create(loop);
+        memset(&o, 0, sizeof o);
+        memset(&r, 0, sizeof r);
+        o.argv = argv;
+        if (drv_proc_spawn(mgr, &o, on_done, &r, &r.p, &err) < 0)
+            _exit(3);
+        drv_loop_run(loop); /* until killed */
+        _exit(4);
+    }
+    wait_until(access(ready, F_OK) == 0, "the job's pgid in %s", ready);
+    f = fopen(ready, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    pgid = strtol(buf, NULL, 10);
+    assert_true(pgid > 1);
+    wait_until(drv_test_pgid_alive(pgid) == 3, "sh and 2 sleeps in group "
+               "%ld (%d)", pgid, drv_test_pgid_alive(pgid));
+    rp = (pid_t)drv_test_child_named((long)owner, "drover-reaper");
+    assert_true(rp > 0);
+
+    t0 = drv_clock_mono_ns();
+    assert_int_equal(kill(owner, SIGKILL), 0);
+    assert_int_equal(waitpid(owner, NULL, 0), owner);
+    wait_until(drv_test_pgid_alive(pgid) == 0, "group %ld to die (%d left)",
+               pgid, drv_test_pgid_alive(pgid));
+    print_message("group of 3 gone %.1f ms after the owner's SIGKILL\n",
+                  (double)(drv_clock_mono_ns() - t0) / 1e6);
+    wait_until(!drv_test_pid_alive(rp), "reaper %ld to exit", (long)rp);
+}
+
 int
 main(void)
 {
@@ -1095,6 +1293,16 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proc_mgr_free_cancels, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_proc_pdeathsig_set, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proc_path_search, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proc_reaper_start_stop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proc_reaper_killed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proc_owner_killed_group_dies,
+                                        setup, teardown),
     };
 
     drv_test_filter_from_env();
