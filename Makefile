@@ -142,7 +142,8 @@ $(B)/plugins/lib%.so: tests/plugins/%.c
 # ---------------------------------------------------------------- packages
 DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
             libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
-            python3 clang-14 libclang-rt-14-dev xxd chromium chromium-driver
+            python3 clang-14 libclang-rt-14-dev xxd chromium chromium-driver \
+            tzdata
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
