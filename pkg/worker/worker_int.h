@@ -43,6 +43,7 @@ struct drv_sem;
 struct drv_tg;
 struct drv_tg_task;
 struct drv_tg_task_opts;
+struct wscheds;
 
 enum wstate {
     W_NEW = 0,      /* created, not started */
@@ -158,6 +159,9 @@ struct drv_worker {
     void *metrics;                  /* owned by worker_metrics.c: metrics
                                        and the HTTP endpoint, NULL when
                                        worker.metrics is unset */
+
+    struct wscheds *schedules;      /* owned by schedule.c: the config's
+                                       schedules, NULL when none */
 
     struct wjob *live;              /* list of jobs not yet settled */
     struct wbatch *batches;         /* list of live task groups */
@@ -275,6 +279,13 @@ int drv__worker_script(struct drv_worker *w, int which,
 
 /* upkeep.c */
 void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
+
+/* schedule.c: _init at create (never fails), _fini after the command
+ * connection is freed; drv__worker_schedules from the upkeep, while
+ * Redis is up: enqueues the due ticks. */
+void drv__worker_schedules_init(struct drv_worker *w);
+void drv__worker_schedules_fini(struct drv_worker *w);
+void drv__worker_schedules(struct drv_worker *w);
 
 #define SCRIPT_SETTLE 0
 #define SCRIPT_MOVER 1
