@@ -160,10 +160,13 @@ on_tick_enqueued(struct drv_redis *r, int status, const redisReply *reply,
         s->next_ms = s->firing_ms;
         return;
     }
-    if (reply->integer == 1)
+    if (reply->integer == 1) {
         DRV_LOG_DEBUG("schedule tick enqueued", "schedule=%s queue=%s "
                       "tick=%lld", s->cfg->name, s->cfg->queue,
                       (long long)s->firing_ms);
+        drv__worker_metrics_schedule_tick(s->all->w,
+                                          (size_t)(s - s->all->v));
+    }
     s->next_ms = next_tick(s, s->firing_ms);
 }
 

@@ -213,6 +213,8 @@ void drv__worker_metrics_started(struct wjob *j);
  * count it. */
 void drv__worker_metrics_outcome(struct wjob *j,
                                  const struct drv_tg_outcome *o);
+/* Schedule i of the config: this worker enqueued one of its ticks. */
+void drv__worker_metrics_schedule_tick(struct drv_worker *w, size_t i);
 /* A member of a parallel step finished. */
 void drv__worker_metrics_member_done(struct wjob *j,
                                      const struct drv_tg_outcome *o);
