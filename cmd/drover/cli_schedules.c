@@ -130,7 +130,6 @@ print_json(const struct drv_config *cfg, const int64_t *last, int64_t now)
     drv_buf_init(&b);
     drv_json_init(&j, &b);
     drv_json_object_begin(&j);
-    drv_json_member_int(&j, "now", now, 0);
     drv_json_key(&j, "schedules");
     drv_json_array_begin(&j);
     for (i = 0; i < cfg->nschedules; i++) {

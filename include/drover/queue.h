@@ -703,8 +703,8 @@ struct drv_queue_schedule_info {
 };
 
 /* drv_queue_schedule_json -- {"name", "cron" (or null), "every_ms" (or
- * null), "timezone", "queue", "job", "pipeline", "last_tick",
- * "next_tick"} (times Unix ms, null when unknown). */
+ * null), "timezone", "queue", "job", "pipeline", "last_tick_at",
+ * "next_tick_at"} (times Unix ms, null when unknown). */
 void drv_queue_schedule_json(struct drv_json *j,
                              const struct drv_queue_schedule_info *s);
 

@@ -104,7 +104,7 @@ drv_queue_schedule_json(struct drv_json *j,
     drv_json_member_strz(j, "queue", s->queue);
     drv_json_member_strz(j, "job", s->job);
     drv_json_member_strz(j, "pipeline", s->pipeline);
-    drv_json_member_int(j, "last_tick", s->last_ms, 1);
-    drv_json_member_int(j, "next_tick", s->next_ms, 1);
+    drv_json_member_int(j, "last_tick_at", s->last_ms, 1);
+    drv_json_member_int(j, "next_tick_at", s->next_ms, 1);
     drv_json_object_end(j);
 }

@@ -332,28 +332,29 @@ test_schedules_cli(void **state)
     if (strstr(out, "\"name\":\"nightly\",\"cron\":\"30 2 * * *\","
                     "\"every_ms\":null,\"timezone\":\"Asia/Kolkata\","
                     "\"queue\":\"low\",\"job\":null,\"pipeline\":\"p\","
-                    "\"last_tick\":null,\"next_tick\":") == NULL ||
+                    "\"last_tick_at\":null,\"next_tick_at\":") == NULL ||
         strstr(out, "\"name\":\"often\",\"cron\":null,\"every_ms\":600000,"
                     "\"timezone\":\"UTC\",\"queue\":\"default\","
                     "\"job\":\"report\",\"pipeline\":null,"
-                    "\"last_tick\":1796189400000,\"next_tick\":") == NULL)
+                    "\"last_tick_at\":1796189400000,"
+                    "\"next_tick_at\":") == NULL)
         fail_msg("drover schedules --json printed:\n%s", out);
     /* next ticks: often on a multiple of 10 min within 10 min; nightly
      * at 21:00 UTC (02:30 +05:30) within a day */
     {
         const char *p = strstr(out, "\"often\"");
-        const char *n = strstr(p, "\"next_tick\":");
-        long long next = atoll(n + strlen("\"next_tick\":"));
+        const char *n = strstr(p, "\"next_tick_at\":");
+        long long next = atoll(n + strlen("\"next_tick_at\":"));
 
         assert_int_equal(next % 600000, 0);
         assert_true(next > now && next <= now + 600000 + 5000);
         p = strstr(out, "\"nightly\"");
-        n = strstr(p, "\"next_tick\":");
-        next = atoll(n + strlen("\"next_tick\":"));
+        n = strstr(p, "\"next_tick_at\":");
+        next = atoll(n + strlen("\"next_tick_at\":"));
         assert_int_equal(next % 86400000, 21 * 3600000);
         assert_true(next > now && next <= now + 86400000 + 5000);
     }
-    assert_non_null(strstr(out, "{\"now\":"));
+    assert_non_null(strstr(out, "{\"schedules\":[{"));
     free(out);
 }
 
