@@ -67,6 +67,17 @@ field(const redisReply *fv, const char *name)
     return v;
 }
 
+/* Fail unless the entry's field name is want. */
+static void
+field_is(const redisReply *fv, const char *name, const char *want)
+{
+    const redisReply *v = field(fv, name);
+
+    if (v == NULL || strcmp(v->str, want) != 0)
+        fail_msg("field %s: \"%s\", want \"%s\"", name,
+                 v != NULL ? v->str : "(none)", want);
+}
+
 /*
  * Read every entry of t:{q}:jobs; each must be a tick of schedule name:
  * job report, schedule NAME, id NAME@MS with MS a whole second, the
@@ -85,7 +96,6 @@ read_ticks(struct drv_test_droverd *t, const char *q, const char *name,
     for (i = 0; i < r->elements && out->n < TICKS_MAX; i++) {
         const redisReply *fv = r->element[i]->element[1];
         const redisReply *id = field(fv, "id");
-        const redisReply *v = NULL;
         int64_t ms = 0;
 
         assert_non_null(id);
@@ -94,19 +104,11 @@ read_ticks(struct drv_test_droverd *t, const char *q, const char *name,
             fail_msg("entry %zu: id \"%s\" is not %s@MS", i, id->str, name);
         if (ms % 1000 != 0)
             fail_msg("tick %s is not on a whole second", id->str);
-        v = field(fv, "schedule");
-        assert_non_null(v);
-        assert_string_equal(v->str, name);
-        v = field(fv, "job");
-        assert_non_null(v);
-        assert_string_equal(v->str, "report");
+        field_is(fv, "schedule", name);
+        field_is(fv, "job", "report");
         if (want_kind != NULL) {
-            v = field(fv, "kind");
-            assert_non_null(v);
-            assert_string_equal(v->str, want_kind);
-            v = field(fv, "n");
-            assert_non_null(v);
-            assert_string_equal(v->str, "7");
+            field_is(fv, "kind", want_kind);
+            field_is(fv, "n", "7");
         }
         out->ms[out->n++] = ms;
     }
