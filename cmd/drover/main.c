@@ -58,6 +58,8 @@ static const char global_help[] =
     "  workers [--json]      registered workers; stale ones marked\n"
     "  result QUEUE ID [--field NAME | --json]\n"
     "                        the kept result of a job\n"
+    "  schedules [--json]    the config's schedules: spec, zone, queue,\n"
+    "                        job, last and next tick\n"
     "  check-config FILE     validate a config file\n"
     "  doctor [QUEUE ...] [--user NAME] [--acl-rule]\n"
     "                        check the Redis for drover: version,\n"
@@ -77,8 +79,9 @@ static const char global_help[] =
     "                        come from $DROVER_REDIS_PASSWORD instead\n"
     "  --version             print the version and exit\n"
     "  --verbose             with --version: also the libraries' versions\n"
-    "  --json                (stats, workers, dead list, result) one JSON\n"
-    "                        document on stdout instead of the text\n"
+    "  --json                (stats, workers, dead list, result,\n"
+    "                        schedules) one JSON document on stdout\n"
+    "                        instead of the text\n"
     "  -h, --help            help; `drover COMMAND --help` for one "
     "command\n"
     "\n"
@@ -162,6 +165,19 @@ static const struct command commands[] = {
      "does (delayed, ready, running or dead). --json prints one JSON\n"
      "document with the result (or null) and where the job waits.\n",
      1, drv__cli_result},
+    {"schedules", "drover schedules",
+     "usage: drover schedules [--json]\n",
+     "\nOne line per schedule of the config (-c FILE):\n"
+     "  NAME      the key under schedules:\n"
+     "  SPEC      cron FIVE FIELDS, or every INTERVAL\n"
+     "  TIMEZONE  the zone its cron spec is read in\n"
+     "  QUEUE     where its ticks are enqueued\n"
+     "  JOB       the job type (or pipeline NAME) each tick enqueues\n"
+     "  LAST      the last tick enqueued (from Redis), - for never\n"
+     "  NEXT      the next tick\n"
+     "Times are local in the schedule's zone, with their UTC offset.\n"
+     "--json prints one JSON document instead (Unix ms; doc/cli-json.md).\n",
+     1, drv__cli_schedules},
     {"check-config", "drover check-config",
      "usage: drover check-config FILE\n",
      "\nPrints \"FILE: ok\", or every error as FILE:LINE:COL: KEY: message\n"

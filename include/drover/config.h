@@ -31,6 +31,9 @@
 
 #include "drover/error.h"
 
+struct drv_cron;
+struct drv_tz;
+
 /* ------------------------------------------------------------ defaults */
 
 #define DRV_CONFIG_REDIS_URL "redis://127.0.0.1:6379/0"
@@ -213,6 +216,26 @@ struct drv_config_pipeline {
                                         its final result */
 };
 
+/*
+ * One entry of `schedules:`: a job (or pipeline) enqueued on a queue at
+ * each tick of a cron spec in a time zone, or every interval.
+ */
+struct drv_config_schedule {
+    unsigned magic;
+#define DRV_CONFIG_SCHEDULE_MAGIC 0x5c4ed01eU
+    char *name;                     /* owned: the key under schedules: */
+    struct drv_cron *cron;          /* owned: `cron:`, NULL for every */
+    int64_t every_ms;               /* `every:`, 0 for cron */
+    struct drv_tz *tz;              /* owned: `timezone:` (default UTC) */
+    char *queue;                    /* owned: `queue:` (default: the first
+                                       of queues) */
+    const struct drv_config_job *job;     /* borrowed: `job:`, or NULL */
+    const struct drv_config_pipeline *pipeline; /* borrowed: `pipeline:`,
+                                                   or NULL */
+    struct drv_config_kv *fields;   /* owned: `fields:`, in file order */
+    size_t nfields;                 /* entries of fields */
+};
+
 /* A loaded configuration. */
 struct drv_config {
     unsigned magic;
@@ -226,6 +249,8 @@ struct drv_config {
     size_t njobs;                   /* entries of jobs */
     struct drv_config_pipeline **pipelines; /* owned: in file order */
     size_t npipelines;              /* entries of pipelines */
+    struct drv_config_schedule **schedules; /* owned: in file order */
+    size_t nschedules;              /* entries of schedules */
 };
 
 /* One error found in a config file. */

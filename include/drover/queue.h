@@ -647,4 +647,69 @@ void drv_queue_result_json(struct drv_json *j, const struct drv_job *r);
 void drv_queue_lookup_json(struct drv_json *j, const char *queue,
                            const char *id, const struct drv_queue_lookup *l);
 
+/* ----------------------------------------------------------- schedules
+ *
+ * A schedule (config `schedules:`) enqueues one entry per tick on its
+ * queue. Each tick goes through ONE script run on the key
+ * P:{Q}:sched:NAME, which holds the schedule's last enqueued tick (Unix
+ * ms): if the stored tick is older, the script stores the new one and
+ * adds the entry; otherwise it does nothing. However many workers try the
+ * same tick, exactly one entry is added, and a worker that comes late
+ * (a slow clock, a long pause) can never add an older tick after a newer
+ * one. The key shares the queue's hash tag {Q}. No leader is needed.
+ */
+
+/* drv_queue_schedule_key -- "P:{Q}:sched:NAME" into a new string (caller
+ * frees). */
+char *drv_queue_schedule_key(const char *prefix, const char *queue,
+                             const char *name);
+
+extern const struct drv_queue_script drv_queue_schedule_script;
+
+/* One tick of a schedule. Strings borrowed for the call. */
+struct drv_queue_tick {
+    const char *schedule;          /* the schedule's name */
+    const char *kind;              /* "job" or "pipeline" */
+    const char *target;            /* the job type or pipeline */
+    const struct drv_argv *fields; /* name, value pairs (NULL = none) */
+    int64_t tick_ms;               /* the tick's time, Unix ms */
+};
+
+/*
+ * drv_queue_schedule_tick -- the script run that enqueues tick t on queue
+ * k once: the entry is `kind target`, the fields, `schedule NAME` and
+ * `id NAME@TICK_MS`. Reply: integer 1 = this call added it, 0 = the tick
+ * (or a later one) was already enqueued.
+ */
+void drv_queue_schedule_tick(struct drv_script_call *c,
+                             const struct drv_queue_keys *k,
+                             const char *sched_key,
+                             const struct drv_queue_tick *t);
+
+/* drv_queue_schedule_last_build -- read a schedule's last tick (1
+ * command); the parser's *last_ms is -1 when it never ticked. */
+int drv_queue_schedule_last_build(struct drv_queue_cmds *c,
+                                  const char *sched_key);
+int drv_queue_schedule_last_parse(struct redisReply *const *r, size_t n,
+                                  int64_t *last_ms, struct drv_err *err);
+
+/* What `drover schedules` shows of one schedule. */
+struct drv_queue_schedule_info {
+    const char *name;
+    const char *cron;      /* the cron spec, or NULL */
+    int64_t every_ms;      /* the interval, or 0 */
+    const char *timezone;
+    const char *queue;
+    const char *job;       /* or NULL */
+    const char *pipeline;  /* or NULL */
+    int64_t last_ms;       /* last tick enqueued, -1 = never */
+    int64_t next_ms;       /* next tick, -1 = none */
+};
+
+/* drv_queue_schedule_json -- {"name", "cron" (or null), "every_ms" (or
+ * null), "timezone", "queue", "job", "pipeline", "last_tick_at",
+ * "next_tick_at"} (times Unix ms, null when unknown). */
+void drv_queue_schedule_json(struct drv_json *j,
+                             const struct drv_queue_schedule_info *s);
+
 #endif

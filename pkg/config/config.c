@@ -477,6 +477,7 @@ enum section {
     SEC_QUEUES,
     SEC_JOBS,
     SEC_PIPELINES,
+    SEC_SCHEDULES,
     SEC_COUNT
 };
 
@@ -486,6 +487,7 @@ static const char *const section_names[SEC_COUNT] = {
     [SEC_QUEUES] = "queues",
     [SEC_JOBS] = "jobs",
     [SEC_PIPELINES] = "pipelines",
+    [SEC_SCHEDULES] = "schedules",
 };
 
 /* Note a top-level key's section node in arg (yaml_node_t *[SEC_COUNT]). */
@@ -501,7 +503,7 @@ root_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
             break;
     if (i == SEC_COUNT)
         drv__config_report(c, knode, "unknown key (valid: redis, "
-                           "worker, queues, jobs, pipelines)");
+                           "worker, queues, jobs, pipelines, schedules)");
     else if (!drv__config_is_null(vnode))
         sections[i] = vnode;    /* null = absent: the defaults hold */
 }
@@ -522,7 +524,8 @@ read_root(struct drv__config_ctx *c, yaml_node_t *root)
     }
     drv__config_each_pair(c, root, root_pair, sections);
 
-    /* fixed order: pipelines need every job type read first */
+    /* fixed order: pipelines need every job type read first, schedules
+     * every queue, job type and pipeline */
     for (i = 0; i < SEC_COUNT; i++) {
         if (sections[i] == NULL)
             continue;
@@ -541,8 +544,11 @@ read_root(struct drv__config_ctx *c, yaml_node_t *root)
         case SEC_JOBS:
             drv__config_jobs(c, sections[i]);
             break;
-        default:
+        case SEC_PIPELINES:
             drv__config_pipelines(c, sections[i]);
+            break;
+        default:
+            drv__config_schedules(c, sections[i]);
             break;
         }
         drv__config_path_pop(c, mark);
@@ -614,6 +620,9 @@ drv_config_free(struct drv_config *cfg)
     for (i = 0; i < cfg->npipelines; i++)
         drv__config_pipeline_free(cfg->pipelines[i]);
     free(cfg->pipelines);
+    for (i = 0; i < cfg->nschedules; i++)
+        drv__config_schedule_free(cfg->schedules[i]);
+    free(cfg->schedules);
     cfg->magic = 0;
     free(cfg);
 }

@@ -214,4 +214,13 @@ void drv__config_pipelines(struct drv__config_ctx *c, yaml_node_t *node);
 void drv__config_job_free(struct drv_config_job *job);
 void drv__config_pipeline_free(struct drv_config_pipeline *pl);
 
+/* -------------------------------------------------- config_schedules.c */
+
+/* drv__config_schedules -- read `schedules:`; runs after queues, jobs and
+ * pipelines. */
+void drv__config_schedules(struct drv__config_ctx *c, yaml_node_t *node);
+
+/* drv__config_schedule_free -- free one entry; NULL is ok. */
+void drv__config_schedule_free(struct drv_config_schedule *s);
+
 #endif

@@ -14,6 +14,7 @@
  *             claimed jobs are admitted like fetched ones (run.c)
  *   registry  every BEAT_MS: this worker's line in the workers hash, and
  *             removal of stale lines (DRV_QUEUE_WORKER_STALE_MS)
+ *   schedules every tick: the due schedule ticks (schedule.c)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -391,6 +392,7 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     }
     if (!w->groups_ready)
         return;
+    drv__worker_schedules(w);
     if (now >= w->next_pause_ns && !w->pause_inflight) {
         check_paused(w);
         w->next_pause_ns = now + PAUSE_MS * DRV_NS_PER_MS;

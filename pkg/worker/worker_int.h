@@ -45,6 +45,7 @@ struct drv_sem;
 struct drv_tg;
 struct drv_tg_task;
 struct drv_tg_task_opts;
+struct wscheds;
 
 enum wstate {
     W_NEW = 0,      /* created, not started */
@@ -163,6 +164,9 @@ struct drv_worker {
                                        and the HTTP endpoint, NULL when
                                        worker.metrics is unset */
 
+    struct wscheds *schedules;      /* owned by schedule.c: the config's
+                                       schedules, NULL when none */
+
     struct wjob *live;              /* list of jobs not yet settled */
     struct wbatch *batches;         /* list of live task groups */
 
@@ -213,6 +217,8 @@ void drv__worker_metrics_started(struct wjob *j);
  * count it. */
 void drv__worker_metrics_outcome(struct wjob *j,
                                  const struct drv_tg_outcome *o);
+/* Schedule i of the config: this worker enqueued one of its ticks. */
+void drv__worker_metrics_schedule_tick(struct drv_worker *w, size_t i);
 /* A member of a parallel step finished. */
 void drv__worker_metrics_member_done(struct wjob *j,
                                      const struct drv_tg_outcome *o);
@@ -279,6 +285,13 @@ int drv__worker_script(struct drv_worker *w, int which,
 
 /* upkeep.c */
 void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
+
+/* schedule.c: _init at create (never fails), _fini after the command
+ * connection is freed; drv__worker_schedules from the upkeep, while
+ * Redis is up: enqueues the due ticks. */
+void drv__worker_schedules_init(struct drv_worker *w);
+void drv__worker_schedules_fini(struct drv_worker *w);
+void drv__worker_schedules(struct drv_worker *w);
 
 #define SCRIPT_SETTLE 0
 #define SCRIPT_MOVER 1

@@ -95,6 +95,7 @@ struct wmetrics {
     struct qcell *qcells;             /* owned: per queue */
     struct drv_metrics_series *concurrency, *pool_busy, *lag, *scrape;
     struct drv_metrics_series *up[2], *reconnects[2]; /* cmd, fetch */
+    struct drv_metrics_series **ticks; /* owned array: per schedule */
     struct event *sample_ev;          /* owned: sample timer */
     struct event *now_ev;             /* owned: ends the cached now */
     int64_t now_ns;                   /* cached monotonic now ... */
@@ -495,7 +496,26 @@ build(struct wmetrics *m)
             c->cpu = drv_metrics_series_add(f[6], v);
         }
     }
+    f[7] = drv_metrics_family_add(r, "drover_schedule_ticks_total",
+        "Schedule ticks this worker enqueued (first to the tick).",
+        DRV_METRICS_COUNTER, (const char *const[]){"schedule", NULL}, NULL,
+        0);
+    m->ticks = drv_xcalloc(cfg->nschedules + 1, sizeof *m->ticks);
+    for (i = 0; i < cfg->nschedules; i++) {
+        const char *v[] = {cfg->schedules[i]->name, NULL};
+
+        m->ticks[i] = drv_metrics_series_add(f[7], v);
+    }
     m->proc = drv_metrics_process_add(r);
+}
+
+void
+drv__worker_metrics_schedule_tick(struct drv_worker *w, size_t i)
+{
+    struct wmetrics *m = w->metrics;
+
+    if (m != NULL)
+        drv_metrics_inc(m->ticks[i]);
 }
 
 int
@@ -553,6 +573,7 @@ drv__worker_metrics_fini(struct drv_worker *w)
     drv_metrics_free(m->reg);
     free(m->cells);
     free(m->qcells);
+    free(m->ticks);
     m->magic = 0;
     free(m);
     w->metrics = NULL;

@@ -18,7 +18,7 @@
 
 #include "harness.h"
 
-#define DRV_TEST_NPROCS 2      /* droverd processes one fixture can hold */
+#define DRV_TEST_NPROCS 3      /* droverd processes one fixture can hold */
 
 /* What differs between the test files; copied by drv_test_droverd_new. */
 struct drv_test_droverd_opts {

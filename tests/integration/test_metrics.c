@@ -1003,6 +1003,34 @@ test_metrics_deploy_uses_only_exported_metrics(void **st)
     free(vals);
 }
 
+/* drover_schedule_ticks_total{schedule}: the ticks this worker enqueued;
+ * alone on an empty stream, it enqueued every entry there. */
+static void
+test_metrics_schedule_ticks(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char *m = NULL;
+    int port;
+
+    port = config_with_metrics(t, NULL,
+                               "queues: [default, sched]\n"
+                               "jobs:\n  ok:\n    handler: noop\n"
+                               "schedules:\n"
+                               "  tick: {every: 1s, queue: sched, job: ok}\n"
+                               "  leap: {cron: \"0 0 29 2 *\", job: ok}\n");
+    freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{sched}:paused 1"));
+    drv_test_droverd_start(t, 0);
+    wait_metric(t, port, "drover_schedule_ticks_total{schedule=\"tick\"}",
+                3);
+    assert_true(drv_test_num(t, "XLEN t:{sched}:jobs") >= 3);
+    m = scrape(port);
+    assert_family(m, "drover_schedule_ticks_total", "counter");
+    assert_true(val(m, "drover_schedule_ticks_total{schedule=\"leap\"}")
+                == 0);
+    free(m);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 int
 main(void)
 {
@@ -1017,6 +1045,7 @@ main(void)
         T(test_metrics_traceparent_reaches_exec_and_http),
         T(test_metrics_scrape_of_50_types_10_queues),
         T(test_metrics_deploy_uses_only_exported_metrics),
+        T(test_metrics_schedule_ticks),
     };
 #undef T
 

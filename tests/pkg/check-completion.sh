@@ -78,6 +78,9 @@ complete_words "--pipeline" drover $c enqueue q --pi
 complete_words "--config --count" drover dead list q --co
 complete_words "--verbose --version" drover --ver
 complete_words "enqueue" drover help enq
+complete_words "schedules" drover $c sche
+complete_words "--json" drover $c schedules --j
+complete_words "" drover $c schedules ""
 # no -c and no system config: no queue names, no error
 complete_words "" drover pause ""
 # the system config when -c is absent

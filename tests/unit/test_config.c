@@ -8,6 +8,7 @@
 #include "drover/config.h"
 #include "drover/redis.h"
 #include "drover/error.h"
+#include "drover/tz.h"
 
 /* The name every string config is loaded as. */
 #define NAME "drover.yaml"
@@ -443,7 +444,7 @@ test_config_unknown_key(void **state)
                   NAME ":2:3: redis.host: unknown key (valid: url, prefix, "
                   "sentinel, tls)\n"
                   NAME ":3:1: workers: unknown key (valid: redis, worker, "
-                  "queues, jobs, pipelines)\n"
+                  "queues, jobs, pipelines, schedules)\n"
                   NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
                   "timeout, retries, backoff, backoff_max, concurrency, "
                   "result_ttl)\n"
@@ -1189,6 +1190,97 @@ test_config_check_helpers(void **state)
     assert_string_equal(drv_hkind_name(DRV_HKIND_COUNT), "?");
 }
 
+/* ---------------------------------------------------------- schedules */
+
+static void
+test_config_schedules(void **state)
+{
+    struct drv_config *cfg = NULL;
+    const struct drv_config_schedule *s = NULL;
+
+    (void)state;
+    cfg = load_ok("queues: [default, low]\n"
+                  "jobs:\n"
+                  "  report: {handler: echo}\n"
+                  "pipelines:\n"
+                  "  p: {steps: [report]}\n"
+                  "schedules:\n"
+                  "  nightly:\n"
+                  "    cron: \"0 3 * * *\"\n"
+                  "    timezone: Europe/Berlin\n"
+                  "    queue: low\n"
+                  "    job: report\n"
+                  "    fields: {kind: daily, n: 5}\n"
+                  "  often:\n"
+                  "    every: 10m\n"
+                  "    pipeline: p\n");
+    assert_int_equal(cfg->nschedules, 2);
+    s = cfg->schedules[0];
+    assert_string_equal(s->name, "nightly");
+    assert_non_null(s->cron);
+    assert_int_equal(s->every_ms, 0);
+    assert_string_equal(drv_tz_name(s->tz), "Europe/Berlin");
+    assert_string_equal(s->queue, "low");
+    assert_ptr_equal(s->job, drv_config_job(cfg, "report"));
+    assert_null(s->pipeline);
+    assert_int_equal(s->nfields, 2);
+    assert_string_equal(s->fields[1].key, "n");
+    assert_string_equal(s->fields[1].value, "5");
+    s = cfg->schedules[1];
+    assert_null(s->cron);
+    assert_int_equal(s->every_ms, 600000);
+    assert_string_equal(drv_tz_name(s->tz), "UTC");  /* defaults */
+    assert_string_equal(s->queue, "default");
+    assert_null(s->job);
+    assert_ptr_equal(s->pipeline, drv_config_pipeline(cfg, "p"));
+    drv_config_free(cfg);
+}
+
+static void
+test_config_schedule_errors(void **state)
+{
+    (void)state;
+    expect_errors("jobs:\n"
+                  "  report: {handler: echo}\n"
+                  "schedules:\n"
+                  "  a: {cron: \"61 * * * *\", job: report}\n"
+                  "  b: {cron: \"0 3 * * *\", timezone: Mars/Olympus, "
+                  "job: report}\n"
+                  "  c: {every: 1m, queue: nope, job: nope}\n"
+                  "  d: {cron: \"* * * * *\", every: 1m, job: report, "
+                  "pipeline: report}\n"
+                  "  e: {timezone: UTC}\n"
+                  "  f: {every: 500ms, job: report, fields: {id: x}}\n"
+                  "  g@x: {every: 1s, job: report, when: now}\n",
+                  NAME ":4:13: schedules.a.cron: minute field: \"61\" is "
+                  "out of range 0-59\n"
+                  NAME ":5:36: schedules.b.timezone: time zone "
+                  "\"Mars/Olympus\": unknown time zone (no file "
+                  "/usr/share/zoneinfo/Mars/Olympus; is the tzdata "
+                  "package installed?)\n"
+                  NAME ":6:25: schedules.c.queue: queue \"nope\" is not "
+                  "listed under queues\n"
+                  NAME ":6:36: schedules.c.job: job type \"nope\" is not "
+                  "declared under jobs\n"
+                  NAME ":7:26: schedules.d.every: give \"cron\" or "
+                  "\"every\", not both\n"
+                  NAME ":7:50: schedules.d.pipeline: give \"job\" or "
+                  "\"pipeline\", not both\n"
+                  NAME ":7:60: schedules.d.pipeline: pipeline \"report\" "
+                  "is not declared under pipelines\n"
+                  NAME ":8:3: schedules.e: missing required key \"cron\" or "
+                  "\"every\"\n"
+                  NAME ":8:3: schedules.e: missing required key \"job\" or "
+                  "\"pipeline\"\n"
+                  NAME ":9:14: schedules.f.every: must be at least 1s\n"
+                  NAME ":9:43: schedules.f.fields.id: field \"id\" is set "
+                  "by the schedule itself\n"
+                  NAME ":10:3: schedules.g@x: schedule name must not "
+                  "contain spaces, control characters, '{', '}' or '@'\n"
+                  NAME ":10:33: schedules.g@x.when: unknown key (valid: "
+                  "cron, every, timezone, queue, job, pipeline, fields)\n");
+}
+
 int
 main(void)
 {
@@ -1228,6 +1320,8 @@ main(void)
         cmocka_unit_test(test_config_many_errors),
         cmocka_unit_test(test_config_errors_accumulate),
         cmocka_unit_test(test_config_check_helpers),
+        cmocka_unit_test(test_config_schedules),
+        cmocka_unit_test(test_config_schedule_errors),
     };
 
     drv_test_filter_from_env();

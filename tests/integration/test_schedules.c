@@ -1,0 +1,380 @@
+/*
+ * test_schedules.c -- schedules against a real redis-server and real
+ * droverd processes: each tick enqueued exactly once however many
+ * workers run, ids NAME@MS on the interval's multiples, missed ticks not
+ * caught up, the script's fence on its own, and `drover schedules`.
+ *
+ * Ticks are read where they land: the schedule's queue is paused, so no
+ * worker fetches its entries and the stream keeps every one (schedules
+ * still enqueue on a paused queue). Time-sensitive cases use `every: 1s`;
+ * cron and DST are covered by tests/unit/test_cron.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "droverd.h"
+#include "drover/clock.h"
+#include "drover/common.h"
+#include "drover/parse.h"
+#include "drover/queue.h"
+
+#define OUT_MAX (64 * 1024)
+#define TICKS_MAX 4096
+
+static const struct drv_test_droverd_opts opts = {
+    .tmpdir = "drover-sched",
+    .prefix = "t",
+    .log_level = "debug",
+    .worker_defaults = "  shutdown_timeout: 5s\n",
+    .body_head = NULL,
+    .tail_lines = 40,
+};
+
+/* Two queues: `work` is run, `sched` is paused (its ticks stay). */
+static const char body[] =
+    "queues: [work, sched]\n"
+    "jobs:\n"
+    "  report: {handler: echo, result_ttl: 1h}\n"
+    "schedules:\n"
+    "  tick:\n"
+    "    every: 1s\n"
+    "    queue: sched\n"
+    "    job: report\n"
+    "    fields: {kind: tick, n: \"7\"}\n"
+    "  run:\n"
+    "    every: 1s\n"
+    "    queue: work\n"
+    "    job: report\n";
+
+/* The ticks found in a stream: each entry's id field's MS, in order. */
+struct ticks {
+    int64_t ms[TICKS_MAX];
+    int n;
+};
+
+/* The value of field name in an XRANGE entry's field array, or NULL. */
+static const redisReply *
+field(const redisReply *fv, const char *name)
+{
+    const redisReply *v = NULL;
+    size_t i;
+
+    for (i = 0; i + 1 < fv->elements; i += 2)
+        if (strcmp(fv->element[i]->str, name) == 0)
+            v = fv->element[i + 1];
+    return v;
+}
+
+/* Fail unless the entry's field name is want. */
+static void
+field_is(const redisReply *fv, const char *name, const char *want)
+{
+    const redisReply *v = field(fv, name);
+
+    if (v == NULL || strcmp(v->str, want) != 0)
+        fail_msg("field %s: \"%s\", want \"%s\"", name,
+                 v != NULL ? v->str : "(none)", want);
+}
+
+/*
+ * Read every entry of t:{q}:jobs; each must be a tick of schedule name:
+ * job report, schedule NAME, id NAME@MS with MS a whole second, the
+ * extra fields want_kind (NULL: none). Fills out in stream order.
+ */
+static void
+read_ticks(struct drv_test_droverd *t, const char *q, const char *name,
+           const char *want_kind, struct ticks *out)
+{
+    redisReply *r = drv_test_redis_cmd(t->c, "XRANGE t:{%s}:jobs - +", q);
+    size_t i, nl = strlen(name);
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    out->n = 0;
+    for (i = 0; i < r->elements && out->n < TICKS_MAX; i++) {
+        const redisReply *fv = r->element[i]->element[1];
+        const redisReply *id = field(fv, "id");
+        int64_t ms = 0;
+
+        assert_non_null(id);
+        if (strncmp(id->str, name, nl) != 0 || id->str[nl] != '@' ||
+            drv_parse_int(id->str + nl + 1, 1, INT64_MAX, &ms) < 0)
+            fail_msg("entry %zu: id \"%s\" is not %s@MS", i, id->str, name);
+        if (ms % 1000 != 0)
+            fail_msg("tick %s is not on a whole second", id->str);
+        field_is(fv, "schedule", name);
+        field_is(fv, "job", "report");
+        if (want_kind != NULL) {
+            field_is(fv, "kind", want_kind);
+            field_is(fv, "n", "7");
+        }
+        out->ms[out->n++] = ms;
+    }
+    freeReplyObject(r);
+}
+
+/* Fail unless every tick of tk is unique (sorted ascending by stream
+ * order, as the fence makes them). */
+static void
+assert_unique_ascending(const struct ticks *tk)
+{
+    int i;
+
+    for (i = 1; i < tk->n; i++)
+        if (tk->ms[i] <= tk->ms[i - 1])
+            fail_msg("tick %d (%lld) after tick %lld: a tick enqueued "
+                     "twice or out of order", i, (long long)tk->ms[i],
+                     (long long)tk->ms[i - 1]);
+}
+
+static int
+setup(void **st)
+{
+    struct drv_test_droverd *t = NULL;
+
+    drv_test_droverd_setup(st);
+    t = *st;
+    drv_test_droverd_config(t, NULL, body);
+    freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{sched}:paused 1"));
+    return 0;
+}
+
+/* ------------------------------------------------------------- tests */
+
+/* Three workers, about six ticks: each tick in the stream once; the
+ * processed ticks of `run` each ran once (a duplicate would count twice
+ * in processed but share one result key). */
+static void
+test_schedules_once_across_three_workers(void **state)
+{
+    struct drv_test_droverd *t = *state;
+    struct ticks tk;
+    redisReply *r = NULL;
+    long long processed;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        drv_test_droverd_start(t, i);
+    wait_until_num(drv_test_num(t, "XLEN t:{sched}:jobs"), >=, 6,
+                   "ticks enqueued");
+    wait_until_num(drv_test_stat(t, "work", "processed"), >=, 5,
+                   "ticks of run processed");
+    for (i = 0; i < 3; i++)
+        drv_test_droverd_stop(t, i, 0);
+
+    read_ticks(t, "sched", "tick", "tick", &tk);
+    assert_true(tk.n >= 6);
+    assert_unique_ascending(&tk);
+    /* the key holds the newest tick */
+    assert_int_equal(drv_test_num(t, "GET t:{sched}:sched:tick"),
+                     tk.ms[tk.n - 1]);
+
+    /* `run` was processed: one result per tick, processed = results */
+    processed = drv_test_stat(t, "work", "processed");
+    r = drv_test_redis_cmd(t->c, "KEYS t:{work}:result:run@*");
+    assert_non_null(r);
+    assert_true(processed >= 5);
+    assert_int_equal((long long)r->elements, processed);
+    freeReplyObject(r);
+    assert_int_equal(drv_test_stat(t, "work", "failed"), 0);
+}
+
+/* A worker stopped for several intervals: on restart it enqueues only
+ * the tick that is still in grace (at most 1 s old), not the ones it
+ * missed. */
+static void
+test_schedules_missed_ticks_not_caught_up(void **state)
+{
+    struct drv_test_droverd *t = *state;
+    struct ticks tk;
+    int64_t last, restart;
+    int i, n_before;
+
+    drv_test_droverd_start(t, 0);
+    wait_until_num(drv_test_num(t, "XLEN t:{sched}:jobs"), >=, 2,
+                   "ticks enqueued");
+    drv_test_droverd_stop(t, 0, 0);
+    read_ticks(t, "sched", "tick", "tick", &tk);
+    n_before = tk.n;
+    last = tk.ms[tk.n - 1];
+
+    /* pacing: several ticks pass with no worker */
+    wait_until(drv_clock_unix_ms() >= last + 4500, "4.5 s after the last "
+               "tick (now %lld)", (long long)drv_clock_unix_ms());
+    restart = drv_clock_unix_ms();
+    drv_test_droverd_start(t, 0);
+    wait_until_num(drv_test_num(t, "XLEN t:{sched}:jobs"), >=,
+                   n_before + 2, "ticks after the restart");
+    drv_test_droverd_stop(t, 0, 0);
+
+    read_ticks(t, "sched", "tick", "tick", &tk);
+    assert_unique_ascending(&tk);
+    /* the gap holds at least three ticks that could have been caught up:
+     * none was; the first tick after it is at most 1 s before restart */
+    assert_true(restart - 1000 - last >= 3000);
+    for (i = n_before; i < tk.n; i++)
+        if (tk.ms[i] < restart - 1000)
+            fail_msg("tick %lld caught up after the restart at %lld "
+                     "(last before the stop: %lld)", (long long)tk.ms[i],
+                     (long long)restart, (long long)last);
+}
+
+/* The script on its own: a tick at or before the stored one adds
+ * nothing; a later one adds one entry and moves the key. */
+static void
+test_schedules_script_fences_ticks(void **state)
+{
+    struct drv_test_droverd *t = *state;
+    static const int64_t tick[] = {2000, 2000, 1000, 3000, 3000, 2500};
+    static const long long want[] = {1, 0, 0, 1, 0, 0};
+    struct drv_queue_keys k;
+    struct drv_script_call call;
+    struct drv_argv eval, fields;
+    struct drv_queue_tick tk;
+    redisReply *r = NULL;
+    char *key = NULL;
+    size_t i;
+
+    drv_queue_keys_init(&k, "t", "sched");
+    key = drv_queue_schedule_key("t", "sched", "fence");
+    assert_string_equal(key, "t:{sched}:sched:fence");
+    drv_argv_init(&fields);
+    drv_argv_adds(&fields, "kind");
+    drv_argv_add(&fields, "a\0b", 3);
+    for (i = 0; i < DRV_ARRAY_LEN(tick); i++) {
+        memset(&tk, 0, sizeof tk);
+        tk.schedule = "fence";
+        tk.kind = "pipeline";
+        tk.target = "p";
+        tk.fields = &fields;
+        tk.tick_ms = tick[i];
+        drv_queue_schedule_tick(&call, &k, key, &tk);
+        drv_argv_init(&eval);
+        drv_script_call_eval(&call, &eval);
+        r = redisCommandArgv(t->c, eval.argc, (const char **)eval.argv,
+                             eval.argvlen);
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_INTEGER || r->integer != want[i])
+            fail_msg("tick %lld: reply type %d value %lld, want %lld",
+                     (long long)tick[i], r->type, r->integer, want[i]);
+        freeReplyObject(r);
+        drv_argv_fini(&eval);
+        drv_script_call_fini(&call);
+    }
+    assert_int_equal(drv_test_num(t, "XLEN t:{sched}:jobs"), 2);
+    assert_int_equal(drv_test_num(t, "GET t:{sched}:sched:fence"), 3000);
+    /* the entry: pipeline, fields byte for byte, schedule, id */
+    r = drv_test_redis_cmd(t->c, "XRANGE t:{sched}:jobs - + COUNT 1");
+    assert_non_null(r);
+    assert_int_equal(r->element[0]->element[1]->elements, 8);
+    assert_string_equal(field(r->element[0]->element[1], "pipeline")->str,
+                        "p");
+    assert_int_equal(field(r->element[0]->element[1], "kind")->len, 3);
+    assert_memory_equal(field(r->element[0]->element[1], "kind")->str,
+                        "a\0b", 3);
+    assert_string_equal(field(r->element[0]->element[1], "id")->str,
+                        "fence@2000");
+    freeReplyObject(r);
+    drv_argv_fini(&fields);
+    free(key);
+    drv_queue_keys_fini(&k);
+}
+
+/* `drover schedules`: the next tick computed, the last tick from Redis
+ * ("-" before any), in the schedule's zone; --json the same in ms. */
+static void
+test_schedules_cli(void **state)
+{
+    struct drv_test_droverd *t = *state;
+    char bin[512], *out = malloc(OUT_MAX);
+    const char *argv[6];
+    int64_t now = drv_clock_unix_ms();
+    int rc;
+
+    assert_non_null(out);
+    drv_test_droverd_config(t, NULL,
+                            "queues: [default, low]\n"
+                            "jobs:\n"
+                            "  report: {handler: echo}\n"
+                            "pipelines:\n"
+                            "  p: {steps: [report]}\n"
+                            "schedules:\n"
+                            "  nightly:\n"
+                            "    cron: \"30 2 * * *\"\n"
+                            "    timezone: Asia/Kolkata\n"
+                            "    queue: low\n"
+                            "    pipeline: p\n"
+                            "  often: {every: 10m, job: report}\n");
+    freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{default}:sched:often "
+                                       "1796189400000"));
+    drv_test_bin("drover", bin, sizeof bin);
+    argv[0] = bin;
+    argv[1] = "-c";
+    argv[2] = t->cfg;
+    argv[3] = "schedules";
+    argv[4] = NULL;
+    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
+    assert_int_equal(rc, 0);
+    /* India has no DST: 02:30 is always +05:30 */
+    if (strstr(out, "nightly  cron 30 2 * * *  Asia/Kolkata  low") == NULL ||
+        strstr(out, "pipeline p") == NULL ||
+        strstr(out, "T02:30:00+05:30") == NULL ||
+        strstr(out, "often    every 10m") == NULL ||
+        strstr(out, "2026-12-02T05:30:00+00:00") == NULL)
+        fail_msg("drover schedules printed:\n%s", out);
+    /* nightly never ticked */
+    assert_non_null(strstr(out, "  -  "));
+
+    argv[4] = "--json";
+    argv[5] = NULL;
+    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
+    assert_int_equal(rc, 0);
+    if (strstr(out, "\"name\":\"nightly\",\"cron\":\"30 2 * * *\","
+                    "\"every_ms\":null,\"timezone\":\"Asia/Kolkata\","
+                    "\"queue\":\"low\",\"job\":null,\"pipeline\":\"p\","
+                    "\"last_tick_at\":null,\"next_tick_at\":") == NULL ||
+        strstr(out, "\"name\":\"often\",\"cron\":null,\"every_ms\":600000,"
+                    "\"timezone\":\"UTC\",\"queue\":\"default\","
+                    "\"job\":\"report\",\"pipeline\":null,"
+                    "\"last_tick_at\":1796189400000,"
+                    "\"next_tick_at\":") == NULL)
+        fail_msg("drover schedules --json printed:\n%s", out);
+    /* next ticks: often on a multiple of 10 min within 10 min; nightly
+     * at 21:00 UTC (02:30 +05:30) within a day */
+    {
+        const char *p = strstr(out, "\"often\"");
+        const char *n = strstr(p, "\"next_tick_at\":");
+        long long next = atoll(n + strlen("\"next_tick_at\":"));
+
+        assert_int_equal(next % 600000, 0);
+        assert_true(next > now && next <= now + 600000 + 5000);
+        p = strstr(out, "\"nightly\"");
+        n = strstr(p, "\"next_tick_at\":");
+        next = atoll(n + strlen("\"next_tick_at\":"));
+        assert_int_equal(next % 86400000, 21 * 3600000);
+        assert_true(next > now && next <= now + 86400000 + 5000);
+    }
+    assert_non_null(strstr(out, "{\"schedules\":[{"));
+    free(out);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, \
+                                               drv_test_droverd_teardown)
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_schedules_once_across_three_workers),
+        T(test_schedules_missed_ticks_not_caught_up),
+        T(test_schedules_script_fences_ticks),
+        T(test_schedules_cli),
+    };
+
+    drv_test_droverd_fixture = &opts;
+    drv_test_filter_from_env();
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
+}
