@@ -103,7 +103,10 @@ struct drv_job {
                                  fields point into */
     size_t bytes;             /* total field bytes (names + values) */
     char *id;                 /* job id: the id field's value in buf, or
-                                 entry_id (not separately allocated) */
+                                 entry_id (not separately allocated);
+                                 NUL-terminated, but a byte string: it
+                                 may hold NULs, id_len is its length */
+    size_t id_len;            /* bytes of id */
     uint64_t attempt;         /* attempts already made (field attempt) */
     int attempt_bad;          /* 1: field attempt present but invalid */
     int payload_gone;         /* 1: PEL entry whose payload was deleted */
@@ -199,7 +202,8 @@ enum {
 struct drv_settle_op {
     enum drv_settle_kind kind;
     const char *entry_id;   /* stream entry */
-    const char *job_id;     /* the job's id */
+    const char *job_id;     /* the job's id (job_id_len bytes, any) */
+    size_t job_id_len;
     uint64_t attempts;      /* attempts made, this one included (RETRY:
                                becomes the delayed job's attempt field) */
     int64_t result_ttl_ms;  /* 0 = keep no result */

@@ -159,6 +159,7 @@ test_queue_ack_checks_ownership(void **st)
     op.kind = DRV_SETTLE_ACK;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 1;
     op.result_ttl_ms = 60000;
     op.text = "the result";
@@ -195,6 +196,7 @@ test_queue_retry_then_mover(void **st)
     op.kind = DRV_SETTLE_RETRY;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 1;
     op.due_ms = 5000;
     op.text = "boom";
@@ -246,6 +248,7 @@ test_queue_dead_keeps_fields(void **st)
     op.kind = DRV_SETTLE_DEAD;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 3;
     op.count_failed = 1;
     op.text = "permanent: nope";
@@ -289,6 +292,7 @@ test_queue_requeue_is_undelivered(void **st)
     op.kind = DRV_SETTLE_REQUEUE;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
     r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover");
     assert_int_equal(r->element[0]->integer, 0);
@@ -467,6 +471,7 @@ plain_ack(struct drv_script_call *call, struct state *s, const char *id)
     op.kind = DRV_SETTLE_ACK;
     op.entry_id = id;
     op.job_id = id;
+    op.job_id_len = strlen(id);
     op.attempts = 1;
     drv_settle_add(call, &s->k, &op);
 }
@@ -497,6 +502,7 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
     op.kind = DRV_SETTLE_DEAD;         /* a full op in between */
     op.entry_id = a1[0];
     op.job_id = a1[0];
+    op.job_id_len = strlen(a1[0]);
     op.attempts = 1;
     op.text = "boom";
     op.text_len = 4;
@@ -679,6 +685,7 @@ test_queue_long_job_id(void **st)
     op.kind = DRV_SETTLE_RETRY;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 1;
     op.due_ms = 5000;
     op.result_ttl_ms = 60000;
