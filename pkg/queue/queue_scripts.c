@@ -54,8 +54,36 @@
     "end\n"
 
 /*
+ * Where a job waits in the delayed set: the member for job id jid and the
+ * key of its hash. hkey is P:{Q}:job:JID, so its prefix is P:{Q}:job:.
+ * The member is jid itself while no waiting job holds that member (the
+ * usual case: the documented P:{Q}:job:ID), else jid .. '#' .. tag, tag
+ * being the stream entry id of the entry being retried (never reused in
+ * a stream) or a new token for a delayed enqueue; should even that be
+ * taken (an id written to look like one), '#2', '#3', ... follow. A
+ * member is never written over another, so two jobs that share an id
+ * keep a life each. Whatever its form, the mover takes a member as it
+ * is: the hash at prefix .. member holds the job's fields, id included.
+ * (A job type that asks for deduplication would decide here to keep the
+ * waiting job instead of adding one.)
+ */
+#define LUA_DELAYED_SLOT                                                   \
+    "local function slot(delayed, hkey, jid, tag)\n"                       \
+    "  local pre = string.sub(hkey, 1, #hkey - #jid)\n"                    \
+    "  local m, n = jid, 1\n"                                              \
+    "  while redis.call('ZSCORE', delayed, m) or\n"                        \
+    "        redis.call('EXISTS', pre .. m) == 1 do\n"                     \
+    "    n = n + 1\n"                                                      \
+    "    m = jid .. '#' .. tag\n"                                          \
+    "    if n > 2 then m = m .. '#' .. n end\n"                            \
+    "  end\n"                                                              \
+    "  return m, pre .. m\n"                                               \
+    "end\n"
+
+/*
  * settle: KEYS = jobs, delayed, dead, stats, then per full op: result
- * key, delayed-job hash key. ARGV = group, consumer, now_ms, nops,
+ * key, delayed-job hash key of the job id (a retry waits there, or under
+ * another member when that is taken: see slot). ARGV = group, consumer, now_ms, nops,
  * ack_min, ack_max, dead_max, dead_minid (the dead stream's bounds, see
  * trimdead), then the ops in order, each one of:
  *  - a plain ack (success, no result kept): its entry id alone (an entry
@@ -87,6 +115,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "settle",
     LUA_HELPERS
     LUA_DEAD_TRIM
+    LUA_DELAYED_SLOT
     "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local group, me, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local nops = tonumber(ARGV[4])\n"
@@ -145,9 +174,9 @@ const struct drv_queue_script drv_queue_settle_script = {
     "      retried = retried + 1\n"
     "      local repl = {'id', jid, 'attempt', attempts}\n"
     "      for _, v in ipairs(stepf) do repl[#repl+1] = v end\n"
-    "      redis.call('DEL', hkey)\n"
-    "      redis.call('HSET', hkey, unpack(rebuild(f, repl)))\n"
-    "      redis.call('ZADD', delayed, due, jid)\n"
+    "      local m, mkey = slot(delayed, hkey, jid, eid)\n"
+    "      redis.call('HSET', mkey, unpack(rebuild(f, repl)))\n"
+    "      redis.call('ZADD', delayed, due, m)\n"
     "    end\n"
     "    result(rkey, ttl, 'failed', '', text, attempts, step, started,\n"
     "      cpu, rss)\n"
