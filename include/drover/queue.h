@@ -156,6 +156,7 @@ extern const struct drv_queue_script drv_queue_reclaim_script;
 extern const struct drv_queue_script drv_queue_renew_script;
 extern const struct drv_queue_script drv_queue_dead_retry_script;
 extern const struct drv_queue_script drv_queue_lookup_script;
+extern const struct drv_queue_script drv_queue_enqueue_script;
 
 /*
  * A script run: the script and its KEYS and ARGV. The worker hands it to
@@ -369,11 +370,11 @@ struct drv_queue_enqueue {
 /*
  * drv_queue_enqueue_build -- add a job. Now: one XADD P:{Q}:jobs of kind
  * name, the fields, id ID. Delayed: the job waits as a retry does, in
- * the zset P:{Q}:delayed (member ID, score due_ms) and the hash
- * P:{Q}:job:ID holding every field of the future entry; the hash is
- * written fresh (a waiting job with the same id is replaced, never
- * merged) in one MULTI/EXEC with the ZADD. A delayed job needs an id
- * (-EINVAL otherwise; drv_queue_job_id_new makes one).
+ * the zset P:{Q}:delayed (score due_ms) and a hash holding every field
+ * of the future entry, written by one script run: member ID and hash
+ * P:{Q}:job:ID, or, when a job with the same id already waits there,
+ * member ID#TOKEN and hash P:{Q}:job:ID#TOKEN (both jobs run). A delayed
+ * job needs an id (-EINVAL otherwise; drv_queue_job_id_new makes one).
  */
 int drv_queue_enqueue_build(struct drv_queue_cmds *c,
                             const struct drv_queue_keys *k,

@@ -292,6 +292,21 @@ const struct drv_queue_script drv_queue_settle_script = {
     "return out\n"
 };
 
+/*
+ * enqueue (delayed): KEYS = delayed, the job hash key of the id. ARGV =
+ * due_ms, id, tag (a new token: see slot), then the fields of the future
+ * entry. The job waits under its own member, whatever else waits with
+ * the same id. Returns the member.
+ */
+const struct drv_queue_script drv_queue_enqueue_script = {
+    "enqueue",
+    LUA_DELAYED_SLOT
+    "local m, mkey = slot(KEYS[1], KEYS[2], ARGV[2], ARGV[3])\n"
+    "redis.call('HSET', mkey, unpack(ARGV, 4))\n"
+    "redis.call('ZADD', KEYS[1], ARGV[1], m)\n"
+    "return m\n"
+};
+
 /* mover: KEYS = jobs, delayed. ARGV = now_ms, limit, job hash prefix. */
 const struct drv_queue_script drv_queue_mover_script = {
     "mover",
