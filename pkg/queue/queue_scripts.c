@@ -411,20 +411,48 @@ const struct drv_queue_script drv_queue_dead_retry_script = {
 
 /*
  * lookup: KEYS = delayed, the job's delayed hash, jobs, dead. ARGV = id,
- * most entries read per stream, group. Where job id (its id field, or its
- * entry id) waits: {where, entry id, fields, due, consumer, deliveries,
- * incomplete}, where = delayed | ready | running | dead | none;
- * incomplete = 1 when a stream had more entries than were read. Reads
+ * most entries read per stream (and members of the delayed set), group.
+ * Where job id (its id field, or its entry id) waits: {where, entry id,
+ * fields, due, consumer, deliveries, incomplete}, where = delayed | ready
+ * | running | dead | none; incomplete = 1 when a stream or the delayed
+ * set had more than were read. A delayed job is found under member id,
+ * else under a member id#... (see slot) whose hash holds that id. Reads
  * only.
  */
 const struct drv_queue_script drv_queue_lookup_script = {
     "lookup",
     "local id, maxn, group = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local due = redis.call('ZSCORE', KEYS[1], id)\n"
-    "if due then\n"
-    "  return {'delayed', '', redis.call('HGETALL', KEYS[2]), due, '', 0, 0}\n"
-    "end\n"
     "local incomplete = 0\n"
+    "local pre = string.sub(KEYS[2], 1, #KEYS[2] - #id)\n"
+    "local function waiting(m)\n"
+    "  local f = redis.call('HGETALL', pre .. m)\n"
+    "  local jid = m\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
+    "  end\n"
+    "  if jid == id then return f end\n"
+    "  return nil\n"
+    "end\n"
+    "local due = redis.call('ZSCORE', KEYS[1], id)\n"
+    "local f = due and waiting(id)\n"
+    "if not f then\n"
+    "  local pat = (string.gsub(id, '[%*%?%[%]\\\\]', '\\\\%0')) .. '#*'\n"
+    "  local cur, seen = '0', 0\n"
+    "  repeat\n"
+    "    local r = redis.call('ZSCAN', KEYS[1], cur, 'MATCH', pat,\n"
+    "      'COUNT', 1000)\n"
+    "    cur = r[1]\n"
+    "    for i = 1, #r[2], 2 do\n"
+    "      if not f then\n"
+    "        f = waiting(r[2][i])\n"
+    "        due = r[2][i+1]\n"
+    "      end\n"
+    "    end\n"
+    "    seen = seen + 1000\n"
+    "  until f or cur == '0' or seen >= maxn\n"
+    "  if not f and cur ~= '0' then incomplete = 1 end\n"
+    "end\n"
+    "if f then return {'delayed', '', f, due, '', 0, incomplete} end\n"
     "local function find(key)\n"
     "  local cursor, seen = '-', 0\n"
     "  while seen < maxn do\n"
