@@ -113,9 +113,9 @@
  */
 const struct drv_queue_script drv_queue_settle_script = {
     "settle",
+    LUA_DELAYED_SLOT
     LUA_HELPERS
     LUA_DEAD_TRIM
-    LUA_DELAYED_SLOT
     "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local group, me, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local nops = tonumber(ARGV[4])\n"
