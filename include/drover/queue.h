@@ -6,8 +6,11 @@
  * {Q}, so a queue lives on one cluster slot):
  *
  *   P:{Q}:jobs      stream of ready jobs, consumer group "drover"
- *   P:{Q}:delayed   zset: job id -> due time (Unix ms)
- *   P:{Q}:job:ID    hash: the fields of a delayed job while it waits
+ *   P:{Q}:delayed   zset: member -> due time (Unix ms); the member is
+ *                   the job id, or ID#TAG when a job with that id
+ *                   already waits (two jobs sharing an id each wait)
+ *   P:{Q}:job:M     hash: the fields of the delayed job of member M,
+ *                   its id included, while it waits
  *   P:{Q}:dead      stream of dead-lettered jobs
  *   P:{Q}:result:ID hash: status, result, error, attempts, finished_at
  *   P:{Q}:stats     hash: processed, failed, retried, dead
@@ -261,7 +264,8 @@ int drv_settle_parse(const struct redisReply *reply, int nops, int *codes,
 
 /*
  * drv_queue_mover -- move up to limit due jobs (score <= now_ms) from the
- * delayed set back to the stream. Reply: integer, jobs moved.
+ * delayed set back to the stream: the hash P:{Q}:job:MEMBER of each due
+ * member, whatever the member's form. Reply: integer, jobs moved.
  */
 void drv_queue_mover(struct drv_script_call *c,
                      const struct drv_queue_keys *k, int64_t now_ms,
