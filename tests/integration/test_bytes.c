@@ -13,10 +13,12 @@
  * NUL): each keeps its own retries and dead entry, delayed ones included,
  * also next to a delayed job written in the old member format.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/buf.h"
 #include "droverd.h"
 
 static const struct drv_test_droverd_opts opts = {
@@ -169,9 +171,10 @@ slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* droverd's log holds want at least once and no raw NUL, 0xff or other
- * byte outside printable ASCII (every line is logfmt of escaped values;
- * the values here hold nothing else). */
+/* droverd's log holds want at least once, is valid UTF-8 and holds no
+ * control byte but the newlines that end its lines: every value in it
+ * was escaped (a NUL, 0xff or lone byte >= 0x80 as \xNN, CR/LF as \r
+ * \n), none written raw. */
 static void
 assert_log_escaped(struct drv_test_droverd *t, const char *want)
 {
@@ -180,9 +183,12 @@ assert_log_escaped(struct drv_test_droverd *t, const char *want)
 
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)log[i];
-        if ((c < ' ' && c != '\n') || c >= 0x7f)
+        if ((c < ' ' && c != '\n') || c == 0x7f)
             fail_msg("raw byte 0x%02x at offset %zu of %s", c, i, t->log);
     }
+    if (!drv_utf8_valid(log, len))
+        fail_msg("log %s is not valid UTF-8: a byte was written raw",
+                 t->log);
     if (strstr(log, want) == NULL)
         fail_msg("log %s lacks %s", t->log, want);
     free(log);
@@ -436,6 +442,94 @@ test_bytes_pipeline_hand_off(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/*
+ * 300 hostile entries (random bytes in job, id, an argument's name and
+ * value; an unknown job type each, so all go to dead): every dead entry
+ * carries every field it was sent with, byte for byte.
+ */
+#define NHOSTILE 300
+#define HOSTILE_MAX 24
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* 1..HOSTILE_MAX random bytes into buf, NUL, 0xff, CR, LF, '"' and '\'
+ * more likely than the rest; returns the length. */
+static size_t
+hostile_bytes(uint64_t *s, char *buf)
+{
+    static const char pick[] = {'\0', '\xff', '\r', '\n', '"', '\\'};
+    size_t n = 1 + xorshift(s) % HOSTILE_MAX, i;
+
+    for (i = 0; i < n; i++) {
+        uint64_t r = xorshift(s);
+        buf[i] = (r & 1) ? pick[(r >> 1) % sizeof pick] : (char)(r >> 8);
+    }
+    return n;
+}
+
+static void
+test_bytes_hostile_entries_all_kept(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    static char val[NHOSTILE][4][HOSTILE_MAX + 2];
+    static size_t len[NHOSTILE][4];
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    struct bytes fv[8];
+    char num[16];
+    redisReply *r;
+    size_t i, k;
+
+    drv_test_droverd_config(t, "", "jobs:\n  e:\n    handler: echo\n");
+    for (i = 0; i < NHOSTILE; i++) {
+        for (k = 0; k < 4; k++)
+            len[i][k] = hostile_bytes(&seed, val[i][k]);
+        val[i][0][0] = '\0'; /* a job type no config declares */
+        val[i][2][0] = 'x';  /* no name of the worker's own fields */
+        snprintf(num, sizeof num, "%zu", i);
+        fv[0] = S("job");
+        fv[1] = (struct bytes){val[i][0], len[i][0]};
+        fv[2] = S("id");
+        fv[3] = (struct bytes){val[i][1], len[i][1]};
+        fv[4] = (struct bytes){val[i][2], len[i][2]};
+        fv[5] = (struct bytes){val[i][3], len[i][3]};
+        fv[6] = S("n");
+        fv[7] = S(num);
+        xadd_bytes(t, "t:{default}:jobs", NULL, 0, 8, fv);
+    }
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_stat(t, "default", "dead", NHOSTILE);
+    r = entries(t, "t:{default}:dead");
+    assert_int_equal(r->elements, NHOSTILE);
+    for (k = 0; k < r->elements; k++) {
+        const redisReply *f = r->element[k]->element[1], *n, *v = NULL;
+        size_t j;
+
+        n = field_of(f, "n");
+        assert_non_null(n);
+        i = (size_t)atoi(n->str);
+        assert_true(i < NHOSTILE);
+        assert_field(f, "job", (struct bytes){val[i][0], len[i][0]});
+        assert_field(f, "id", (struct bytes){val[i][1], len[i][1]});
+        for (j = 0; j + 1 < f->elements; j += 2)
+            if (f->element[j]->len == len[i][2] &&
+                memcmp(f->element[j]->str, val[i][2], len[i][2]) == 0)
+                v = f->element[j + 1];
+        assert_non_null(v);
+        assert_int_equal(v->len, len[i][3]);
+        assert_memory_equal(v->str, val[i][3], len[i][3]);
+    }
+    freeReplyObject(r);
+    assert_log_escaped(t, "job failed: dead");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 /* --------------------------------------------------- one id, two jobs */
 
 /* Two failing jobs with the ids a and b each, retries 2: six failures,
@@ -588,6 +682,7 @@ main(void)
         T(test_bytes_requeue_on_graceful_stop),
         T(test_bytes_dead_retry_cli),
         T(test_bytes_pipeline_hand_off),
+        T(test_bytes_hostile_entries_all_kept),
         T(test_bytes_same_id_two_failing_jobs),
         T(test_bytes_ids_differing_after_nul),
         T(test_bytes_delayed_enqueue_same_id_both_run),
