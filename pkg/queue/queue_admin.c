@@ -514,8 +514,8 @@ int
 drv_queue_result_build(struct drv_queue_cmds *c,
                        const struct drv_queue_keys *k, const char *id)
 {
-    drv_argv_addf(add_cmd(c, "HGETALL", NULL), "%s%s", k->result_prefix,
-                  id);
+    drv_argv_addcat(add_cmd(c, "HGETALL", NULL), k->result_prefix, id,
+                    strlen(id));
     return 1;
 }
 
@@ -550,7 +550,7 @@ drv_queue_lookup_build(struct drv_queue_cmds *c,
     drv_queue_result_build(c, k, id);
     drv_script_call_init(&call, &drv_queue_lookup_script);
     drv_argv_adds(&call.keys, k->delayed);
-    drv_argv_addf(&call.keys, "%s%s", k->job_prefix, id);
+    drv_argv_addcat(&call.keys, k->job_prefix, id, strlen(id));
     drv_argv_adds(&call.keys, k->jobs);
     drv_argv_adds(&call.keys, k->dead);
     drv_argv_adds(&call.args, id);
