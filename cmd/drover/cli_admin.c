@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/buf.h"
 #include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/config.h"
@@ -99,6 +100,31 @@ is_result_field(const struct drv_field *f)
 }
 
 /*
+ * v[0..len) on stdout as text a terminal shows safely: valid UTF-8 and
+ * quotes as they are, a backslash as \\, every control byte (but '\n',
+ * which the caller lays out) and every byte outside a valid UTF-8
+ * character as an escape (\t, \r, \xNN), so a NUL or a terminal escape
+ * sequence in a result is seen, not obeyed, and the bytes can be told
+ * apart.
+ */
+static void
+put_escaped(const char *v, size_t len)
+{
+    char esc[DRV_LOGFMT_CHAR_MAX];
+    size_t i, used, w;
+
+    for (i = 0; i < len; i += used) {
+        if (v[i] == '"') {
+            fputc('"', stdout);
+            used = 1;
+            continue;
+        }
+        w = drv_logfmt_char(v + i, len - i, esc, &used);
+        fwrite(esc, 1, w, stdout);
+    }
+}
+
+/*
  * "name: value". A value of several lines (a program's output) goes on
  * the lines below, each indented by two spaces, so it stays readable and
  * the next field is still found at the start of a line.
@@ -118,7 +144,7 @@ print_field(const char *name, const char *v, size_t len)
     }
     if (memchr(v, '\n', len) == NULL) {
         printf("%s: ", name);
-        fwrite(v, 1, len, stdout);
+        put_escaped(v, len);
         fputc('\n', stdout);
         return;
     }
@@ -128,7 +154,7 @@ print_field(const char *name, const char *v, size_t len)
             continue;
         if (i > start || i < len) {
             fputs("  ", stdout);
-            fwrite(v + start, 1, i - start, stdout);
+            put_escaped(v + start, i - start);
             fputc('\n', stdout);
         }
         start = i + 1;

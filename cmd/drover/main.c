@@ -101,8 +101,8 @@ static const struct command commands[] = {
      "                  is taken byte for byte and may be empty\n"
      "  --delay D       run no earlier than D from now (250ms, 30s, 5m,\n"
      "                  1h, 1d; a bare number is seconds)\n"
-     "  --id ID         the job's id (its result key); a delayed job with\n"
-     "                  the same id is replaced\n"
+     "  --id ID         the job's id (its result key); jobs that share an\n"
+     "                  id are still each run, delayed or not\n"
      "  --pipeline NAME enqueue the pipeline NAME instead of a job\n"
      "With -c, JOB (or NAME) must be declared in the config.\n",
      0, drv__cli_enqueue},

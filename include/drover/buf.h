@@ -37,14 +37,33 @@ void drv_buf_json_str(struct drv_buf *b, const char *s, size_t n);
  * no surrogates), else 0. */
 int drv_utf8_valid(const char *s, size_t n);
 
+/* drv_utf8_char_len -- length of the valid UTF-8 character at s (n > 0
+ * bytes left), 0 when s does not start one. */
+size_t drv_utf8_char_len(const char *s, size_t n);
+
 /*
- * drv_buf_logfmt -- append s[0..len) as a logfmt value: bare when it
- * holds only printable bytes other than space, '"', '=' and '\\', else
- * in double quotes with \" \\ \n \t \r and \xNN escapes. At most max
- * bytes of s are written (0 = all); a cut value ends in "...".
+ * drv_buf_logfmt -- append s[0..len) as a logfmt value: bare when it is
+ * valid UTF-8 without control bytes, space, '"', '=' and '\\', else in
+ * double quotes with \" \\ \n \t \r and \xNN escapes (\xNN for every
+ * other control byte and every byte that is not part of a valid UTF-8
+ * character: NUL is \x00, a lone 0xff \xff). At most max bytes of s are
+ * written (0 = all); a cut value ends in "...". Every byte of s can be
+ * read back from the result (drv_logfmt_get).
  */
 void drv_buf_logfmt(struct drv_buf *b, const char *s, size_t len,
                     size_t max);
+
+/* drv_logfmt_needs_quotes -- 1 when drv_buf_logfmt would quote s. */
+int drv_logfmt_needs_quotes(const char *s, size_t len);
+
+/*
+ * drv_logfmt_char -- the logfmt form (inside quotes) of the character at
+ * s (n > 0 bytes left) into out (DRV_LOGFMT_CHAR_MAX bytes, not
+ * NUL-terminated): its length is returned and *used says how many bytes
+ * of s it stands for (a valid UTF-8 character is kept whole).
+ */
+#define DRV_LOGFMT_CHAR_MAX 8
+size_t drv_logfmt_char(const char *s, size_t n, char *out, size_t *used);
 
 /*
  * drv_logfmt_get -- the value of key in the logfmt line s[0..len)

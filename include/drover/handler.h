@@ -246,7 +246,9 @@ struct drv_host {
                             const char **name, size_t *name_len,
                             size_t *value_len);
 
-    /* id -- the job id (field `id`, else the first entry id). */
+    /* id -- the job id (field `id`, else the first entry id),
+     * NUL-terminated. An id is a byte string and may hold a NUL: read
+     * field(job, "id", &len) for every byte and its length. */
     const char *(*id)(const struct drv_job_view *job);
 
     /* queue -- the queue name the job was fetched from. */

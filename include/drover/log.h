@@ -39,9 +39,11 @@ void drv_log(enum drv_log_level lvl, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * drv_log_quote -- write value as a logfmt value into buf (quoted and
- * escaped when it holds spaces, quotes, '=' or control bytes; cut at
- * bufsz). Returns buf.
+ * drv_log_quote -- write value (len bytes, any) as a logfmt value into
+ * buf: bare when it is valid UTF-8 without spaces, quotes, '=', '\\' or
+ * control bytes, else quoted with \" \\ \n \t \r and \xNN escapes (NUL
+ * and every byte outside a valid UTF-8 character as \xNN); cut at bufsz.
+ * Returns buf.
  */
 char *drv_log_quote(char *buf, size_t bufsz, const char *value, size_t len);
 

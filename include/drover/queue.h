@@ -6,8 +6,11 @@
  * {Q}, so a queue lives on one cluster slot):
  *
  *   P:{Q}:jobs      stream of ready jobs, consumer group "drover"
- *   P:{Q}:delayed   zset: job id -> due time (Unix ms)
- *   P:{Q}:job:ID    hash: the fields of a delayed job while it waits
+ *   P:{Q}:delayed   zset: member -> due time (Unix ms); the member is
+ *                   the job id, or ID#TAG when a job with that id
+ *                   already waits (two jobs sharing an id each wait)
+ *   P:{Q}:job:M     hash: the fields of the delayed job of member M,
+ *                   its id included, while it waits
  *   P:{Q}:dead      stream of dead-lettered jobs
  *   P:{Q}:result:ID hash: status, result, error, attempts, finished_at
  *   P:{Q}:stats     hash: processed, failed, retried, dead
@@ -103,7 +106,10 @@ struct drv_job {
                                  fields point into */
     size_t bytes;             /* total field bytes (names + values) */
     char *id;                 /* job id: the id field's value in buf, or
-                                 entry_id (not separately allocated) */
+                                 entry_id (not separately allocated);
+                                 NUL-terminated, but a byte string: it
+                                 may hold NULs, id_len is its length */
+    size_t id_len;            /* bytes of id */
     uint64_t attempt;         /* attempts already made (field attempt) */
     int attempt_bad;          /* 1: field attempt present but invalid */
     int payload_gone;         /* 1: PEL entry whose payload was deleted */
@@ -153,6 +159,7 @@ extern const struct drv_queue_script drv_queue_reclaim_script;
 extern const struct drv_queue_script drv_queue_renew_script;
 extern const struct drv_queue_script drv_queue_dead_retry_script;
 extern const struct drv_queue_script drv_queue_lookup_script;
+extern const struct drv_queue_script drv_queue_enqueue_script;
 
 /*
  * A script run: the script and its KEYS and ARGV. The worker hands it to
@@ -199,7 +206,8 @@ enum {
 struct drv_settle_op {
     enum drv_settle_kind kind;
     const char *entry_id;   /* stream entry */
-    const char *job_id;     /* the job's id */
+    const char *job_id;     /* the job's id (job_id_len bytes, any) */
+    size_t job_id_len;
     uint64_t attempts;      /* attempts made, this one included (RETRY:
                                becomes the delayed job's attempt field) */
     int64_t result_ttl_ms;  /* 0 = keep no result */
@@ -256,7 +264,8 @@ int drv_settle_parse(const struct redisReply *reply, int nops, int *codes,
 
 /*
  * drv_queue_mover -- move up to limit due jobs (score <= now_ms) from the
- * delayed set back to the stream. Reply: integer, jobs moved.
+ * delayed set back to the stream: the hash P:{Q}:job:MEMBER of each due
+ * member, whatever the member's form. Reply: integer, jobs moved.
  */
 void drv_queue_mover(struct drv_script_call *c,
                      const struct drv_queue_keys *k, int64_t now_ms,
@@ -365,11 +374,11 @@ struct drv_queue_enqueue {
 /*
  * drv_queue_enqueue_build -- add a job. Now: one XADD P:{Q}:jobs of kind
  * name, the fields, id ID. Delayed: the job waits as a retry does, in
- * the zset P:{Q}:delayed (member ID, score due_ms) and the hash
- * P:{Q}:job:ID holding every field of the future entry; the hash is
- * written fresh (a waiting job with the same id is replaced, never
- * merged) in one MULTI/EXEC with the ZADD. A delayed job needs an id
- * (-EINVAL otherwise; drv_queue_job_id_new makes one).
+ * the zset P:{Q}:delayed (score due_ms) and a hash holding every field
+ * of the future entry, written by one script run: member ID and hash
+ * P:{Q}:job:ID, or, when a job with the same id already waits there,
+ * member ID#TOKEN and hash P:{Q}:job:ID#TOKEN (both jobs run). A delayed
+ * job needs an id (-EINVAL otherwise; drv_queue_job_id_new makes one).
  */
 int drv_queue_enqueue_build(struct drv_queue_cmds *c,
                             const struct drv_queue_keys *k,

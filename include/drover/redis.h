@@ -88,6 +88,10 @@ void drv_argv_adds(struct drv_argv *a, const char *s);
 void drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void drv_argv_addll(struct drv_argv *a, long long v);
+/* drv_argv_addcat -- one argument: prefix (NUL-terminated) followed by
+ * s[0..len) (binary-safe: a key name built from a job id). */
+void drv_argv_addcat(struct drv_argv *a, const char *prefix, const char *s,
+                     size_t len);
 
 /* ------------------------------------------------------------------ URL */
 

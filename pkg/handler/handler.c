@@ -170,7 +170,7 @@ drv_hrun_lookup(const char *name, size_t name_len, const char **value,
 
     if (name_len == 2 && memcmp(name, "id", 2) == 0) {
         *value = job->id;
-        *value_len = strlen(job->id);
+        *value_len = job->id_len;
         return 0;
     }
     if (name_len == 7 && memcmp(name, "attempt", 7) == 0) {

@@ -47,7 +47,7 @@ drv__exec_stdin(const struct drv_job *job, size_t *len)
     id = drv_job_field(job, "id");
     if (id == NULL || id->value_len == 0) {
         drv_buf_adds(&b, n > 2 ? ",\"id\":" : "\"id\":");
-        drv_buf_json_str(&b, job->id, strlen(job->id));
+        drv_buf_json_str(&b, job->id, job->id_len);
         n = 3;
     }
     if (drv_job_field(job, "attempt") == NULL) {

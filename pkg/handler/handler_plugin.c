@@ -219,6 +219,17 @@ h_id(const struct drv_job_view *job)
     return v->r != NULL ? v->r->job->id : "";
 }
 
+/* The job id as a logfmt value into buf (every byte, escaped). */
+static const char *
+quote_id(const struct drv_job_view *job, char *buf, size_t n)
+{
+    struct drv_job_view *v = view_of(job);
+
+    if (v->r == NULL)
+        return drv_log_quote(buf, n, "", 0);
+    return drv_log_quote(buf, n, v->r->job->id, v->r->job->id_len);
+}
+
 static const char *
 h_queue(const struct drv_job_view *job)
 {
@@ -283,7 +294,7 @@ h_done(struct drv_job_view *job, int status)
     if (v->blocking)
         return -EINVAL;
     if (v->r == NULL || v->finished || v->r->task == NULL) {
-        drv_log_quote(qid, sizeof qid, h_id(v), strlen(h_id(v)));
+        quote_id(v, qid, sizeof qid);
         DRV_LOG_WARN("plugin called done on a finished job; ignored",
                      "job=%s plugin=%s id=%s", v->pt->cfg->name,
                      v->pt->cfg->plugin.symbol, qid);
@@ -395,8 +406,7 @@ h_log(const struct drv_host *host, const struct drv_job_view *job, int level,
     if (!drv_log_enabled(level))
         return;
     if (job != NULL) {
-        const char *id = h_id(job);
-        drv_log_quote(qid, sizeof qid, id, strlen(id));
+        quote_id(job, qid, sizeof qid);
         drv_log((enum drv_log_level)level, msg != NULL ? msg : "",
                 "job=%s plugin=%s id=%s", pt->cfg->name,
                 pt->cfg->plugin.symbol, qid);
@@ -473,7 +483,7 @@ fini_plugin(struct drv_hrun *r)
         view_free(v);
         return;
     }
-    drv_log_quote(qid, sizeof qid, r->job->id, strlen(r->job->id));
+    drv_log_quote(qid, sizeof qid, r->job->id, r->job->id_len);
     DRV_LOG_ERROR("plugin never called done; job view kept until exit",
                   "job=%s plugin=%s id=%s", v->pt->cfg->name,
                   v->pt->cfg->plugin.symbol, qid);

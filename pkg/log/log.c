@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drover/buf.h"
 #include "drover/log.h"
 
 int drv_log_level_current = DRV_LOG_INFO;
@@ -51,17 +52,12 @@ drv_log_reopen(void)
 char *
 drv_log_quote(char *buf, size_t bufsz, const char *value, size_t len)
 {
-    size_t i, o = 0;
-    int need = (len == 0);
+    char esc[DRV_LOGFMT_CHAR_MAX];
+    size_t i, o = 0, used, w;
 
-    for (i = 0; i < len && !need; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
-            need = 1;
-    }
     if (bufsz == 0)
         return buf;
-    if (!need) {
+    if (!drv_logfmt_needs_quotes(value, len)) {
         o = len < bufsz - 1 ? len : bufsz - 1;
         memcpy(buf, value, o);
         buf[o] = '\0';
@@ -69,19 +65,12 @@ drv_log_quote(char *buf, size_t bufsz, const char *value, size_t len)
     }
     if (o + 1 < bufsz)
         buf[o++] = '"';
-    for (i = 0; i < len && o + 5 < bufsz; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c == '\n') {
-            buf[o++] = '\\';
-            buf[o++] = 'n';
-        } else if (c < ' ' || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
+    for (i = 0; i < len; i += used) {
+        w = drv_logfmt_char(value + i, len - i, esc, &used);
+        if (o + w + 2 > bufsz)
+            break; /* cut: room is kept for the closing quote */
+        memcpy(buf + o, esc, w);
+        o += w;
     }
     if (o + 1 < bufsz)
         buf[o++] = '"';

@@ -78,6 +78,7 @@ drv_job_from_fields(const char *entry_id, const redisReply *fv,
     size_t i, total = 0, off = 0, nfields = 0, idlen = strlen(entry_id);
     const struct drv_field *f;
     char *mem, *idval = NULL;
+    size_t idval_len = 0;
 
     if (idlen >= sizeof job->entry_id) {
         drv_err_set(err, DRV_EPROTO, "entry id of unexpected length");
@@ -110,6 +111,7 @@ drv_job_from_fields(const char *entry_id, const redisReply *fv,
     job->queue_index = -1;
     memcpy(job->entry_id, entry_id, idlen + 1);
     job->id = job->entry_id;
+    job->id_len = idlen;
     if (fv->type == REDIS_REPLY_NIL) {
         job->payload_gone = 1;
         return job;
@@ -133,13 +135,16 @@ drv_job_from_fields(const char *entry_id, const redisReply *fv,
             job->fields[i / 2].value_len = e->len;
             /* the last id field wins; empty counts as absent */
             if (job->fields[i / 2].name_len == 2 &&
-                memcmp(job->fields[i / 2].name, "id", 2) == 0)
+                memcmp(job->fields[i / 2].name, "id", 2) == 0) {
                 idval = e->len > 0 ? p : NULL;
+                idval_len = e->len;
+            }
         }
     }
-    if (idval != NULL)
-        job->id = idval; /* NUL-terminated in buf (a value holding a NUL
-                            byte ends the id there, as before) */
+    if (idval != NULL) {
+        job->id = idval; /* in buf, every byte (NULs too) */
+        job->id_len = idval_len;
+    }
     f = drv_job_field(job, "attempt");
     if (f != NULL) {
         uint64_t a = 0;
@@ -372,11 +377,13 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
             id_cmp(op->entry_id, c->args.argv[SETTLE_MAX_ARG]) > 0)
             set_fixed_arg(&c->args, SETTLE_MAX_ARG, op->entry_id, idlen);
     } else {
-        drv_argv_addf(&c->keys, "%s%s", k->result_prefix, op->job_id);
-        drv_argv_addf(&c->keys, "%s%s", k->job_prefix, op->job_id);
+        drv_argv_addcat(&c->keys, k->result_prefix, op->job_id,
+                        op->job_id_len);
+        drv_argv_addcat(&c->keys, k->job_prefix, op->job_id,
+                        op->job_id_len);
         drv_argv_adds(&c->args, settle_kinds[op->kind]);
         drv_argv_adds(&c->args, op->entry_id);
-        drv_argv_adds(&c->args, op->job_id);
+        drv_argv_add(&c->args, op->job_id, op->job_id_len);
         drv_argv_addll(&c->args, (long long)op->attempts);
         drv_argv_addll(&c->args, (long long)op->result_ttl_ms);
         drv_argv_addll(&c->args, (long long)op->due_ms);

@@ -13,6 +13,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/parse.h"
 #include "drover/queue.h"
@@ -140,7 +141,9 @@ drv_queue_enqueue_build(struct drv_queue_cmds *c,
                         const struct drv_queue_keys *k,
                         const struct drv_queue_enqueue *e)
 {
+    struct drv_script_call call;
     struct drv_argv *a = NULL;
+    char tag[48];
 
     if (e->due_ms <= 0) {
         a = add_cmd(c, "XADD", k->jobs);
@@ -150,17 +153,17 @@ drv_queue_enqueue_build(struct drv_queue_cmds *c,
     }
     if (e->id == NULL || e->id[0] == '\0')
         return -EINVAL;
-    add_cmd(c, "MULTI", NULL);
-    a = add_cmd(c, "DEL", NULL);
-    drv_argv_addf(a, "%s%s", k->job_prefix, e->id);
-    a = add_cmd(c, "HSET", NULL);
-    drv_argv_addf(a, "%s%s", k->job_prefix, e->id);
-    add_fields(a, e, e->id);
-    a = add_cmd(c, "ZADD", k->delayed);
-    drv_argv_addll(a, (long long)e->due_ms);
-    drv_argv_adds(a, e->id);
-    add_cmd(c, "EXEC", NULL);
-    return 5;
+    drv_script_call_init(&call, &drv_queue_enqueue_script);
+    drv_argv_adds(&call.keys, k->delayed);
+    drv_argv_addcat(&call.keys, k->job_prefix, e->id, strlen(e->id));
+    drv_argv_addll(&call.args, (long long)e->due_ms);
+    drv_argv_adds(&call.args, e->id);
+    drv_queue_job_id_new(tag, sizeof tag, drv_clock_unix_ms());
+    drv_argv_adds(&call.args, tag);
+    add_fields(&call.args, e, e->id);
+    drv_script_call_eval(&call, drv_queue_cmds_add(c));
+    drv_script_call_fini(&call);
+    return 1;
 }
 
 int
@@ -172,9 +175,8 @@ drv_queue_enqueue_parse(struct redisReply *const *r, size_t n,
 
     *id = NULL;
     if (e->due_ms > 0) {
-        rc = drv__queue_check_n(n, 5, "enqueue", err);
-        if (rc == 0)
-            rc = check_transaction(r, n, 3, "enqueue", err);
+        rc = drv__queue_check_one(r, n, REDIS_REPLY_STRING, "enqueue",
+                                  err);
         if (rc == 0)
             *id = drv_xstrdup(e->id);
         return rc;
@@ -513,8 +515,8 @@ int
 drv_queue_result_build(struct drv_queue_cmds *c,
                        const struct drv_queue_keys *k, const char *id)
 {
-    drv_argv_addf(add_cmd(c, "HGETALL", NULL), "%s%s", k->result_prefix,
-                  id);
+    drv_argv_addcat(add_cmd(c, "HGETALL", NULL), k->result_prefix, id,
+                    strlen(id));
     return 1;
 }
 
@@ -549,7 +551,7 @@ drv_queue_lookup_build(struct drv_queue_cmds *c,
     drv_queue_result_build(c, k, id);
     drv_script_call_init(&call, &drv_queue_lookup_script);
     drv_argv_adds(&call.keys, k->delayed);
-    drv_argv_addf(&call.keys, "%s%s", k->job_prefix, id);
+    drv_argv_addcat(&call.keys, k->job_prefix, id, strlen(id));
     drv_argv_adds(&call.keys, k->jobs);
     drv_argv_adds(&call.keys, k->dead);
     drv_argv_adds(&call.args, id);

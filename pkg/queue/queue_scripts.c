@@ -54,8 +54,36 @@
     "end\n"
 
 /*
+ * Where a job waits in the delayed set: the member for job id jid and the
+ * key of its hash. hkey is P:{Q}:job:JID, so its prefix is P:{Q}:job:.
+ * The member is jid itself while no waiting job holds that member (the
+ * usual case: the documented P:{Q}:job:ID), else jid .. '#' .. tag, tag
+ * being the stream entry id of the entry being retried (never reused in
+ * a stream) or a new token for a delayed enqueue; should even that be
+ * taken (an id written to look like one), '#2', '#3', ... follow. A
+ * member is never written over another, so two jobs that share an id
+ * keep a life each. Whatever its form, the mover takes a member as it
+ * is: the hash at prefix .. member holds the job's fields, id included.
+ * (A job type that asks for deduplication would decide here to keep the
+ * waiting job instead of adding one.)
+ */
+#define LUA_DELAYED_SLOT                                                   \
+    "local function slot(delayed, hkey, jid, tag)\n"                       \
+    "  local pre = string.sub(hkey, 1, #hkey - #jid)\n"                    \
+    "  local m, n = jid, 1\n"                                              \
+    "  while redis.call('ZSCORE', delayed, m) or\n"                        \
+    "        redis.call('EXISTS', pre .. m) == 1 do\n"                     \
+    "    n = n + 1\n"                                                      \
+    "    m = jid .. '#' .. tag\n"                                          \
+    "    if n > 2 then m = m .. '#' .. n end\n"                            \
+    "  end\n"                                                              \
+    "  return m, pre .. m\n"                                               \
+    "end\n"
+
+/*
  * settle: KEYS = jobs, delayed, dead, stats, then per full op: result
- * key, delayed-job hash key. ARGV = group, consumer, now_ms, nops,
+ * key, delayed-job hash key of the job id (a retry waits there, or under
+ * another member when that is taken: see slot). ARGV = group, consumer, now_ms, nops,
  * ack_min, ack_max, dead_max, dead_minid (the dead stream's bounds, see
  * trimdead), then the ops in order, each one of:
  *  - a plain ack (success, no result kept): its entry id alone (an entry
@@ -85,6 +113,7 @@
  */
 const struct drv_queue_script drv_queue_settle_script = {
     "settle",
+    LUA_DELAYED_SLOT
     LUA_HELPERS
     LUA_DEAD_TRIM
     "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
@@ -145,9 +174,9 @@ const struct drv_queue_script drv_queue_settle_script = {
     "      retried = retried + 1\n"
     "      local repl = {'id', jid, 'attempt', attempts}\n"
     "      for _, v in ipairs(stepf) do repl[#repl+1] = v end\n"
-    "      redis.call('DEL', hkey)\n"
-    "      redis.call('HSET', hkey, unpack(rebuild(f, repl)))\n"
-    "      redis.call('ZADD', delayed, due, jid)\n"
+    "      local m, mkey = slot(delayed, hkey, jid, eid)\n"
+    "      redis.call('HSET', mkey, unpack(rebuild(f, repl)))\n"
+    "      redis.call('ZADD', delayed, due, m)\n"
     "    end\n"
     "    result(rkey, ttl, 'failed', '', text, attempts, step, started,\n"
     "      cpu, rss)\n"
@@ -263,6 +292,21 @@ const struct drv_queue_script drv_queue_settle_script = {
     "return out\n"
 };
 
+/*
+ * enqueue (delayed): KEYS = delayed, the job hash key of the id. ARGV =
+ * due_ms, id, tag (a new token: see slot), then the fields of the future
+ * entry. The job waits under its own member, whatever else waits with
+ * the same id. Returns the member.
+ */
+const struct drv_queue_script drv_queue_enqueue_script = {
+    "enqueue",
+    LUA_DELAYED_SLOT
+    "local m, mkey = slot(KEYS[1], KEYS[2], ARGV[2], ARGV[3])\n"
+    "redis.call('HSET', mkey, unpack(ARGV, 4))\n"
+    "redis.call('ZADD', KEYS[1], ARGV[1], m)\n"
+    "return m\n"
+};
+
 /* mover: KEYS = jobs, delayed. ARGV = now_ms, limit, job hash prefix. */
 const struct drv_queue_script drv_queue_mover_script = {
     "mover",
@@ -367,20 +411,48 @@ const struct drv_queue_script drv_queue_dead_retry_script = {
 
 /*
  * lookup: KEYS = delayed, the job's delayed hash, jobs, dead. ARGV = id,
- * most entries read per stream, group. Where job id (its id field, or its
- * entry id) waits: {where, entry id, fields, due, consumer, deliveries,
- * incomplete}, where = delayed | ready | running | dead | none;
- * incomplete = 1 when a stream had more entries than were read. Reads
+ * most entries read per stream (and members of the delayed set), group.
+ * Where job id (its id field, or its entry id) waits: {where, entry id,
+ * fields, due, consumer, deliveries, incomplete}, where = delayed | ready
+ * | running | dead | none; incomplete = 1 when a stream or the delayed
+ * set had more than were read. A delayed job is found under member id,
+ * else under a member id#... (see slot) whose hash holds that id. Reads
  * only.
  */
 const struct drv_queue_script drv_queue_lookup_script = {
     "lookup",
     "local id, maxn, group = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local due = redis.call('ZSCORE', KEYS[1], id)\n"
-    "if due then\n"
-    "  return {'delayed', '', redis.call('HGETALL', KEYS[2]), due, '', 0, 0}\n"
-    "end\n"
     "local incomplete = 0\n"
+    "local pre = string.sub(KEYS[2], 1, #KEYS[2] - #id)\n"
+    "local function waiting(m)\n"
+    "  local f = redis.call('HGETALL', pre .. m)\n"
+    "  local jid = m\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
+    "  end\n"
+    "  if jid == id then return f end\n"
+    "  return nil\n"
+    "end\n"
+    "local due = redis.call('ZSCORE', KEYS[1], id)\n"
+    "local f = due and waiting(id)\n"
+    "if not f then\n"
+    "  local pat = (string.gsub(id, '[%*%?%[%]\\\\]', '\\\\%0')) .. '#*'\n"
+    "  local cur, seen = '0', 0\n"
+    "  repeat\n"
+    "    local r = redis.call('ZSCAN', KEYS[1], cur, 'MATCH', pat,\n"
+    "      'COUNT', 1000)\n"
+    "    cur = r[1]\n"
+    "    for i = 1, #r[2], 2 do\n"
+    "      if not f then\n"
+    "        f = waiting(r[2][i])\n"
+    "        due = r[2][i+1]\n"
+    "      end\n"
+    "    end\n"
+    "    seen = seen + 1000\n"
+    "  until f or cur == '0' or seen >= maxn\n"
+    "  if not f and cur ~= '0' then incomplete = 1 end\n"
+    "end\n"
+    "if f then return {'delayed', '', f, due, '', 0, incomplete} end\n"
     "local function find(key)\n"
     "  local cursor, seen = '-', 0\n"
     "  while seen < maxn do\n"

@@ -60,6 +60,20 @@ drv_argv_adds(struct drv_argv *a, const char *s)
 }
 
 void
+drv_argv_addcat(struct drv_argv *a, const char *prefix, const char *s,
+                size_t len)
+{
+    size_t plen = strlen(prefix);
+    char *p = drv_xmalloc(plen + len + 1);
+
+    memcpy(p, prefix, plen);
+    memcpy(p + plen, s, len);
+    p[plen + len] = '\0';
+    drv_argv_add(a, p, plen + len);
+    free(p);
+}
+
+void
 drv_argv_addf(struct drv_argv *a, const char *fmt, ...)
 {
     char buf[512], *big = NULL;

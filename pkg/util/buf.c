@@ -129,6 +129,12 @@ utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t
+drv_utf8_char_len(const char *s, size_t n)
+{
+    return n > 0 ? utf8_len((const unsigned char *)s, n) : 0;
+}
+
 int
 drv_utf8_valid(const char *s, size_t n)
 {

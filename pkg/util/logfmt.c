@@ -9,8 +9,8 @@
 
 #include "drover/buf.h"
 
-static int
-needs_quotes(const char *s, size_t len)
+int
+drv_logfmt_needs_quotes(const char *s, size_t len)
 {
     size_t i;
 
@@ -22,38 +22,56 @@ needs_quotes(const char *s, size_t len)
         if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
             return 1;
     }
-    return 0;
+    return !drv_utf8_valid(s, len);
+}
+
+size_t
+drv_logfmt_char(const char *s, size_t n, char *out, size_t *used)
+{
+    unsigned char c = (unsigned char)s[0];
+    size_t l;
+
+    *used = 1;
+    switch (c) {
+    case '"':  memcpy(out, "\\\"", 2); return 2;
+    case '\\': memcpy(out, "\\\\", 2); return 2;
+    case '\n': memcpy(out, "\\n", 2); return 2;
+    case '\t': memcpy(out, "\\t", 2); return 2;
+    case '\r': memcpy(out, "\\r", 2); return 2;
+    default: break;
+    }
+    if (c >= ' ' && c < 0x7f) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c >= 0x80) {
+        l = drv_utf8_char_len(s, n);
+        if (l > 0) { /* a whole valid UTF-8 character: as it is */
+            memcpy(out, s, l);
+            *used = l;
+            return l;
+        }
+    }
+    /* a control byte, or a byte that starts no valid UTF-8 character */
+    snprintf(out, 5, "\\x%02x", c);
+    return 4;
 }
 
 void
 drv_buf_logfmt(struct drv_buf *b, const char *s, size_t len, size_t max)
 {
     int cut = (max > 0 && len > max);
-    size_t i, n = cut ? max : len;
-    char hex[8];
+    size_t i, n = cut ? max : len, used, w;
+    char esc[DRV_LOGFMT_CHAR_MAX];
 
-    if (!cut && !needs_quotes(s, n)) {
+    if (!cut && !drv_logfmt_needs_quotes(s, n)) {
         drv_buf_add(b, s, n);
         return;
     }
     drv_buf_add(b, "\"", 1);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        switch (c) {
-        case '"':  drv_buf_add(b, "\\\"", 2); break;
-        case '\\': drv_buf_add(b, "\\\\", 2); break;
-        case '\n': drv_buf_add(b, "\\n", 2); break;
-        case '\t': drv_buf_add(b, "\\t", 2); break;
-        case '\r': drv_buf_add(b, "\\r", 2); break;
-        default:
-            if (c < ' ' || c == 0x7f) {
-                snprintf(hex, sizeof hex, "\\x%02x", c);
-                drv_buf_adds(b, hex);
-            } else {
-                drv_buf_add(b, (const char *)&s[i], 1);
-            }
-        }
+    for (i = 0; i < n; i += used) {
+        w = drv_logfmt_char(s + i, n - i, esc, &used);
+        drv_buf_add(b, esc, w);
     }
     if (cut)
         drv_buf_adds(b, "...");

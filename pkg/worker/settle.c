@@ -99,15 +99,19 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     } else {
         for (i = 0; i < c->n; i++) {
             struct wjob *j = c->jobs[i];
+            char qid[256];
+
+            if (codes[i] != DRV_QUEUE_DONE)
+                drv_log_quote(qid, sizeof qid, j->job->id, j->job->id_len);
             if (codes[i] == DRV_QUEUE_LOST) {
                 w->stats.lost++;
                 DRV_LOG_WARN("lost lease: outcome not written", "queue=%s "
                              "job=%s id=%s entry=%s", q->keys.name,
                              j->type ? j->type->ht.cfg->name : "-",
-                             j->job->id, j->job->entry_id);
+                             qid, j->job->entry_id);
             } else if (codes[i] == DRV_QUEUE_GONE) {
                 DRV_LOG_WARN("payload gone: entry acked", "queue=%s id=%s",
-                             q->keys.name, j->job->id);
+                             q->keys.name, qid);
             }
             drv__job_settled(j);
         }
@@ -189,7 +193,7 @@ log_failure(const struct wjob *j)
     const char *name;
 
     name = j->pipe ? j->pipe->name : j->type ? j->type->ht.cfg->name : "-";
-    drv_log_quote(qid, sizeof qid, j->job->id, strlen(j->job->id));
+    drv_log_quote(qid, sizeof qid, j->job->id, j->job->id_len);
     drv_log_quote(qerr, sizeof qerr, op->text != NULL ? op->text : "",
                   op->text_len);
     DRV_LOG_WARN(op->kind == DRV_SETTLE_RETRY ? "job failed: retrying"
@@ -250,6 +254,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     }
     j->dec.op.entry_id = j->job->entry_id;
     j->dec.op.job_id = j->job->id;
+    j->dec.op.job_id_len = j->job->id_len;
     j->dec.op.started_at_ms = j->started_ms;
     switch (j->dec.op.kind) {
     case DRV_SETTLE_ACK:

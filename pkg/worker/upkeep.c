@@ -218,12 +218,15 @@ on_renewed(struct drv_redis *r, int status, const redisReply *reply,
         if (id->type != REDIS_REPLY_STRING)
             continue; /* the script answers entry ids only */
         for (j = w->live; j != NULL; j = j->next) {
+            char qid[256];
+
             if (j->qi != c->qi || j->lost ||
                 strcmp(j->job->entry_id, id->str) != 0)
                 continue;
+            drv_log_quote(qid, sizeof qid, j->job->id, j->job->id_len);
             DRV_LOG_WARN("lease lost: job reclaimed by another worker",
                          "queue=%s id=%s entry=%s",
-                         w->queues[c->qi].keys.name, j->job->id,
+                         w->queues[c->qi].keys.name, qid,
                          j->job->entry_id);
             j->lost = 1;
             drv__worker_cancel_job(j);

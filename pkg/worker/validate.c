@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/buf.h"
 #include "drover/common.h"
 #include "drover/config.h"
 #include "drover/handlers.h"
@@ -30,6 +31,29 @@ name_field(const struct drv_field *f, char *buf, size_t n,
     return 0;
 }
 
+/* A name from a job (len bytes) in double quotes, every byte that is
+ * not printable UTF-8 (and '"', '\\') escaped, into buf (cut to fit): an
+ * error text shows what the job held without carrying raw CR/LF or
+ * invalid UTF-8 into logs and terminals. */
+static const char *
+quoted(char *buf, size_t n, const char *s, size_t len)
+{
+    char esc[DRV_LOGFMT_CHAR_MAX];
+    size_t i, o = 0, used, w;
+
+    buf[o++] = '"';
+    for (i = 0; i < len; i += used) {
+        w = drv_logfmt_char(s + i, len - i, esc, &used);
+        if (o + w + 2 > n)
+            break;
+        memcpy(buf + o, esc, w);
+        o += w;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
 static int
 validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
                   const struct drv_field *f,
@@ -38,7 +62,7 @@ validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
 {
     const struct drv_config_pipeline *pipe;
     const struct drv_config_step *st;
-    char name[256];
+    char name[256], q[256];
     uint64_t step = 0;
     size_t i;
     int rc;
@@ -49,7 +73,8 @@ validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
     pipe = drv_config_pipeline(cfg, name);
     if (pipe == NULL)
         return drv_err_set(err, DRV_EBADJOB, "field pipeline: unknown "
-                           "pipeline \"%s\"", name);
+                           "pipeline %s", quoted(q, sizeof q, f->value,
+                                                 f->value_len));
     rc = drv_handler_uint_field(job, "step", (uint64_t)INT32_MAX, 0, &step,
                                 err);
     if (rc < 0)
@@ -78,7 +103,7 @@ drv__worker_job_validate(const struct drv_config *cfg,
 {
     const struct drv_config_job *type = NULL;
     const struct drv_field *f, *pf;
-    char name[256];
+    char name[256], q[256];
     int rc;
 
     *type_out = NULL;
@@ -110,7 +135,7 @@ drv__worker_job_validate(const struct drv_config *cfg,
     type = drv_config_job(cfg, name);
     if (type == NULL)
         return drv_err_set(err, DRV_EBADJOB, "field job: unknown job type "
-                           "\"%s\"", name);
+                           "%s", quoted(q, sizeof q, f->value, f->value_len));
     rc = drv_handler_check(type, job, err);
     if (rc < 0)
         return rc;

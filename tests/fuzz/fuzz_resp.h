@@ -147,13 +147,14 @@ fuzz_check_job(const redisReply *e, const char *const *names, size_t nnames)
     /* the id: the last non-empty id field's value, else the entry id */
     v = fuzz_entry_field(fv, "id");
     if (v != NULL && v->len > 0) {
-        size_t shown = strnlen(v->str, v->len);
-
-        FUZZ_CHECK(strlen(job->id) == shown &&
-                   memcmp(job->id, v->str, shown) == 0,
-                   "job id is not the id field");
+        FUZZ_CHECK(job->id_len == v->len &&
+                   memcmp(job->id, v->str, v->len) == 0 &&
+                   job->id[job->id_len] == '\0',
+                   "job id is not the id field, byte for byte");
     } else {
-        FUZZ_CHECK(job->id == job->entry_id, "job id is not the entry id");
+        FUZZ_CHECK(job->id == job->entry_id &&
+                   job->id_len == strlen(job->entry_id),
+                   "job id is not the entry id");
     }
     /* attempt: plain digits up to UINT32_MAX, else attempt_bad */
     v = fuzz_entry_field(fv, "attempt");

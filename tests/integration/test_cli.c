@@ -397,13 +397,17 @@ test_cli_enqueue_delay(void **st)
     run_free(&r);
 }
 
+/* Two delayed jobs with the same id are two jobs: the first waits under
+ * member d1 (hash job:d1), the second under d1#TOKEN with its own hash. */
 static void
-test_cli_enqueue_delay_same_id_replaces(void **st)
+test_cli_enqueue_delay_same_id_two_jobs(void **st)
 {
     struct state *s = *st;
-    static const char *const want[] = {"job", "echo", "b", "2", "id", "d1",
-                                       NULL};
-    redisReply *rep = NULL;
+    static const char *const first[] = {"job", "echo", "a", "1", "id", "d1",
+                                        NULL};
+    static const char *const second[] = {"job", "echo", "b", "2", "id",
+                                         "d1", NULL};
+    redisReply *rep = NULL, *m = NULL;
     struct run r;
 
     RUN_R(&r, "enqueue", "default", "echo", "--id", "d1", "--delay", "1h",
@@ -414,11 +418,20 @@ test_cli_enqueue_delay_same_id_replaces(void **st)
     RUN_R(&r, "enqueue", "default", "echo", "b=2", "--delay", "2h", "--id",
           "d1");
     expect_status(&r, 0);
+    assert_string_equal(r.out, "d1\n");
     run_free(&r);
     rep = cmd(s, "HGETALL drover:{default}:job:d1");
-    expect_fields(rep, want); /* replaced, not merged */
+    expect_fields(rep, first); /* kept, not replaced or merged */
     freeReplyObject(rep);
-    assert_int_equal(int_of(s, "ZCARD %s", "drover:{default}:delayed"), 1);
+    assert_int_equal(int_of(s, "ZCARD %s", "drover:{default}:delayed"), 2);
+    m = cmd(s, "ZRANGE drover:{default}:delayed 1 1");
+    assert_int_equal(m->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(m->elements, 1);
+    assert_true(strncmp(m->element[0]->str, "d1#", 3) == 0);
+    rep = cmd(s, "HGETALL drover:{default}:job:%s", m->element[0]->str);
+    expect_fields(rep, second);
+    freeReplyObject(rep);
+    freeReplyObject(m);
 
     /* generated ids differ */
     RUN_R(&r, "enqueue", "default", "echo", "--delay", "1s");
@@ -427,7 +440,7 @@ test_cli_enqueue_delay_same_id_replaces(void **st)
     RUN_R(&r, "enqueue", "default", "echo", "--delay", "1s");
     expect_status(&r, 0);
     run_free(&r);
-    assert_int_equal(int_of(s, "ZCARD %s", "drover:{default}:delayed"), 3);
+    assert_int_equal(int_of(s, "ZCARD %s", "drover:{default}:delayed"), 4);
 }
 
 static void
@@ -1135,7 +1148,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cli_enqueue_delay, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
-            test_cli_enqueue_delay_same_id_replaces, setup, teardown),
+            test_cli_enqueue_delay_same_id_two_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_enqueue_pipeline, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cli_enqueue_checks_config,

@@ -3,6 +3,8 @@
  * ownership-checked settle (ack, retry, dead, requeue), the delayed mover,
  * reclaim with poison detection, lease renewal and dead retry.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -159,6 +161,7 @@ test_queue_ack_checks_ownership(void **st)
     op.kind = DRV_SETTLE_ACK;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 1;
     op.result_ttl_ms = 60000;
     op.text = "the result";
@@ -195,6 +198,7 @@ test_queue_retry_then_mover(void **st)
     op.kind = DRV_SETTLE_RETRY;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 1;
     op.due_ms = 5000;
     op.text = "boom";
@@ -246,6 +250,7 @@ test_queue_dead_keeps_fields(void **st)
     op.kind = DRV_SETTLE_DEAD;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 3;
     op.count_failed = 1;
     op.text = "permanent: nope";
@@ -289,6 +294,7 @@ test_queue_requeue_is_undelivered(void **st)
     op.kind = DRV_SETTLE_REQUEUE;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     assert_int_equal(settle_one(s, "A", &op), DRV_QUEUE_DONE);
     r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover");
     assert_int_equal(r->element[0]->integer, 0);
@@ -467,6 +473,7 @@ plain_ack(struct drv_script_call *call, struct state *s, const char *id)
     op.kind = DRV_SETTLE_ACK;
     op.entry_id = id;
     op.job_id = id;
+    op.job_id_len = strlen(id);
     op.attempts = 1;
     drv_settle_add(call, &s->k, &op);
 }
@@ -497,6 +504,7 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
     op.kind = DRV_SETTLE_DEAD;         /* a full op in between */
     op.entry_id = a1[0];
     op.job_id = a1[0];
+    op.job_id_len = strlen(a1[0]);
     op.attempts = 1;
     op.text = "boom";
     op.text_len = 4;
@@ -679,6 +687,7 @@ test_queue_long_job_id(void **st)
     op.kind = DRV_SETTLE_RETRY;
     op.entry_id = job->entry_id;
     op.job_id = job->id;
+    op.job_id_len = job->id_len;
     op.attempts = 1;
     op.due_ms = 5000;
     op.result_ttl_ms = 60000;
@@ -706,6 +715,113 @@ test_queue_job_parse_last_field_wins(void **st)
     assert_string_equal(job->id, job->entry_id); /* empty id = absent */
     assert_int_equal(job->attempt_bad, 1);
     drv_job_free(job);
+}
+
+/* Send a batch of admin commands in order; replies into r[0..c->n). */
+static void
+send_cmds(struct state *s, const struct drv_queue_cmds *c, redisReply **r)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++) {
+        r[i] = redisCommandArgv(s->c, c->cmd[i].argc,
+                                (const char **)c->cmd[i].argv,
+                                c->cmd[i].argvlen);
+        assert_non_null(r[i]);
+    }
+}
+
+/* Enqueue a job of type e with id and field n = nval, due at due_ms. */
+static void
+enqueue_delayed(struct state *s, const char *id, const char *nval,
+                int64_t due_ms)
+{
+    struct drv_queue_cmds c;
+    struct drv_argv f;
+    struct drv_queue_enqueue e = {"job", "e", NULL, id, due_ms};
+    struct drv_err err;
+    redisReply *r[1];
+    char *got = NULL;
+
+    drv_argv_init(&f);
+    drv_argv_adds(&f, "n");
+    drv_argv_adds(&f, nval);
+    e.fields = &f;
+    drv_queue_cmds_init(&c);
+    assert_int_equal(drv_queue_enqueue_build(&c, &s->k, &e), 1);
+    send_cmds(s, &c, r);
+    assert_drv_ok(drv_queue_enqueue_parse(r, 1, &e, &got, &err), &err);
+    assert_string_equal(got, id);
+    free(got);
+    freeReplyObject(r[0]);
+    drv_queue_cmds_fini(&c);
+    drv_argv_fini(&f);
+}
+
+/* Look id up; its where and its field n (or "" with no job). */
+static enum drv_queue_where
+lookup(struct state *s, const char *id, char *n, size_t nn)
+{
+    struct drv_queue_cmds c;
+    struct drv_queue_lookup l;
+    struct drv_err err;
+    redisReply *r[2];
+    enum drv_queue_where w;
+    char *v = NULL;
+
+    drv_queue_cmds_init(&c);
+    assert_int_equal(drv_queue_lookup_build(&c, &s->k, id), 2);
+    send_cmds(s, &c, r);
+    assert_drv_ok(drv_queue_lookup_parse(r, 2, &l, &err), &err);
+    w = l.where;
+    v = l.job != NULL ? drv_job_field_str(l.job, "n") : NULL;
+    snprintf(n, nn, "%s", v != NULL ? v : "");
+    if (l.job != NULL)
+        assert_memory_equal(l.job->id, id, strlen(id) + 1);
+    free(v);
+    drv_queue_lookup_fini(&l);
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    drv_queue_cmds_fini(&c);
+    return w;
+}
+
+/*
+ * Delayed jobs sharing an id each wait under their own member; a lookup
+ * by id finds member ID, else a member ID#... whose hash holds that id
+ * (never one whose id only looks like it: a job with id "a#x"); the mover
+ * moves every form.
+ */
+static void
+test_queue_delayed_same_id_members_and_lookup(void **st)
+{
+    struct state *s = *st;
+    struct drv_script_call call;
+    redisReply *r;
+    char n[16];
+
+    /* the decoy is due first, so a scan meets it before a#TOKEN */
+    enqueue_delayed(s, "a#x", "decoy", 500);
+    enqueue_delayed(s, "a", "1", 1000);
+    enqueue_delayed(s, "a", "2", 1000);
+    assert_int_equal(int_cmd(s, "ZCARD %s", s->k.delayed), 3);
+    assert_int_equal(int_cmd(s, "HLEN %s", "t:{q}:job:a"), 3);
+    assert_int_equal(lookup(s, "a", n, sizeof n), DRV_QUEUE_DELAYED);
+    assert_string_equal(n, "1");
+    assert_int_equal(lookup(s, "a#x", n, sizeof n), DRV_QUEUE_DELAYED);
+    assert_string_equal(n, "decoy");
+    /* the first one gone: the second is found under a#TOKEN */
+    freeReplyObject(drv_test_redis_cmd(s->c, "ZREM t:{q}:delayed a"));
+    freeReplyObject(drv_test_redis_cmd(s->c, "DEL t:{q}:job:a"));
+    assert_int_equal(lookup(s, "a", n, sizeof n), DRV_QUEUE_DELAYED);
+    assert_string_equal(n, "2");
+    assert_int_equal(lookup(s, "b", n, sizeof n), DRV_QUEUE_NOWHERE);
+    drv_queue_mover(&call, &s->k, 1000, 100);
+    r = run(s, &call);
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 2);
+    assert_int_equal(int_cmd(s, "ZCARD %s", s->k.delayed), 0);
 }
 
 int
@@ -741,6 +857,8 @@ main(void)
             test_queue_plain_acks_trim_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_long_job_id, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queue_delayed_same_id_members_and_lookup, setup, teardown),
     };
 
     drv_test_filter_from_env();

@@ -93,7 +93,7 @@ test_json_base64(void **st)
 static void
 test_json_logfmt_round_trip(void **st)
 {
-    static const char v[] = "a b=\"c\"\\\n\t\r\x01\xff";
+    static const char v[] = "a b=\"c\"\\\n\t\r\x01\xff\0\xc3\xa9\xe2\x82";
     struct drv_buf line, got;
 
     (void)st;
@@ -101,6 +101,9 @@ test_json_logfmt_round_trip(void **st)
     drv_buf_init(&got);
     drv_buf_adds(&line, "k=");
     drv_buf_logfmt(&line, v, sizeof v - 1, 0);
+    /* raw only what is printable UTF-8; every other byte escaped */
+    assert_non_null(strstr(line.data, "\\x01\\xff\\x00\xc3\xa9\\xe2\\x82\""));
+    assert_null(memchr(line.data, '\0', line.len));
     drv_buf_adds(&line, " bare=x other=");
     drv_buf_logfmt(&line, "", 0, 0);
     assert_int_equal(drv_logfmt_get(line.data, line.len, "k", &got), 1);

@@ -127,6 +127,19 @@ test_log_quote(void **state)
     assert_string_equal(drv_log_quote(buf, sizeof buf, "a\"b\n", 4),
                         "\"a\\\"b\\n\"");
     assert_string_equal(drv_log_quote(buf, sizeof buf, "", 0), "\"\"");
+    /* NUL, bytes outside UTF-8, CR/LF, quotes, backslashes: escaped */
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "\0\xff\"\\\r\n", 6),
+                        "\"\\x00\\xff\\\"\\\\\\r\\n\"");
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "a\xff" "b", 3),
+                        "\"a\\xffb\"");
+    /* valid UTF-8 stays as it is (bare when nothing else needs quotes) */
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "\xc3\xa9t\xc3\xa9",
+                                      5), "\xc3\xa9t\xc3\xa9");
+    assert_string_equal(drv_log_quote(buf, sizeof buf, "\xc3\xa9 \xc3", 4),
+                        "\"\xc3\xa9 \\xc3\"");
+    /* cut at the buffer: never half an escape, always closed */
+    assert_string_equal(drv_log_quote(buf, 8, "\xff\xff\xff", 3),
+                        "\"\\xff\"");
 }
 
 static void

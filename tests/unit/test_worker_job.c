@@ -101,6 +101,7 @@ test_worker_job_validate_names_the_field(void **st)
     const struct drv_config *cfg = *st;
     const char *const none[] = {"a", "1", NULL};
     const char *const unknown[] = {"job", "zz", NULL};
+    const char *const hostile[] = {"job", "z\xff\r\n\"\\", NULL};
     const char *const noms[] = {"job", "s", NULL};
     const char *const badms[] = {"job", "s", "ms", "-5", NULL};
     const char *const perm[] = {"job", "f", "permanent", "2", NULL};
@@ -111,6 +112,9 @@ test_worker_job_validate_names_the_field(void **st)
 
     expect_bad(cfg, none, "missing field job");
     expect_bad(cfg, unknown, "field job: unknown job type \"zz\"");
+    /* the name as the job held it, escaped: no raw CR/LF or 0xff */
+    expect_bad(cfg, hostile, "field job: unknown job type "
+                             "\"z\\xff\\r\\n\\\"\\\\\"");
     expect_bad(cfg, noms, "missing field ms");
     expect_bad(cfg, badms, "field ms: \"-5\" is not a plain decimal integer");
     expect_bad(cfg, perm, "field permanent: 2 is out of range (at most 1)");

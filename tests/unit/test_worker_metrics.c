@@ -102,6 +102,7 @@ test_worker_metrics_cost_per_job(void **st)
     DRV_ALLOC_OBJ(j->job, DRV_JOB_MAGIC);
     snprintf(j->job->entry_id, sizeof j->job->entry_id, "1796180000000-7");
     j->job->id = j->job->entry_id;
+    j->job->id_len = strlen(j->job->entry_id);
     j->qi = 0;
     j->type = &w->types[0];
 
