@@ -434,7 +434,7 @@ acl_judge(struct redisReply *const *r, size_t n,
             key_denied = 1;
             continue;
         }
-        drv_buf_addf(&names, "%s%s", missing ? " " : "",
+        drv_buf_addf(&names, "%s%s", missing ? ", " : "",
                      drv_queue_acl_cmds[i].rule + 1);
         drv_buf_addf(&rules, " %s", drv_queue_acl_cmds[i].rule);
         missing++;
