@@ -23,6 +23,7 @@
 #include "drover/buf.h"
 #include "drover/common.h"
 #include "drover/proc.h"
+#include "drover/redis.h"
 #include "drover/template.h"
 #include "handler_int.h"
 
@@ -93,10 +94,12 @@ drv__strv_free(char **v)
     free(v);
 }
 
-/* Is this variable of the worker's environment a secret for children? */
+/* Is this variable of the worker's environment a secret for children?
+ * password: the Redis password ("" = none). */
 static int
-is_secret(const char *kv, const char *redis_url)
+is_secret(const char *kv, const char *redis_url, const char *password)
 {
+    const char *eq = strchr(kv, '=');
     static const char *const names[] = {"DROVER_REDIS_PASSWORD=",
                                         "DROVER_SENTINEL_PASSWORD=",
                                         "DROVER_REDIS_URL=", "REDISCLI_AUTH="};
@@ -105,17 +108,43 @@ is_secret(const char *kv, const char *redis_url)
     for (i = 0; i < DRV_ARRAY_LEN(names); i++)
         if (strncmp(kv, names[i], strlen(names[i])) == 0)
             return 1;
+    /* nor the password itself, under whatever name */
+    if (password[0] != '\0' && eq != NULL && strcmp(eq + 1, password) == 0)
+        return 1;
     /* the Redis URL is never passed, under whatever name */
     return redis_url != NULL && *redis_url != '\0' &&
            strstr(kv, redis_url) != NULL;
+}
+
+/* The Redis password into pw (size n; "" = none): the URL's, else
+ * DROVER_REDIS_PASSWORD of environ_. */
+static void
+redis_password(char *const *environ_, const char *redis_url, char *pw,
+               size_t n)
+{
+    static const char name[] = "DROVER_REDIS_PASSWORD=";
+    struct drv_redis_url url;
+    struct drv_err err;
+    size_t i;
+
+    pw[0] = '\0';
+    memset(&url, 0, sizeof url);
+    if (redis_url != NULL && drv_redis_url_parse(redis_url, &url, &err) == 0)
+        snprintf(pw, n, "%s", url.password);
+    explicit_bzero(&url, sizeof url);
+    for (i = 0; pw[0] == '\0' && environ_ != NULL && environ_[i] != NULL;
+         i++)
+        if (strncmp(environ_[i], name, sizeof name - 1) == 0)
+            snprintf(pw, n, "%s", environ_[i] + sizeof name - 1);
 }
 
 char **
 drv__exec_base_env(char *const *environ_, const char *redis_url)
 {
     size_t n = 0, i, o = 0;
-    char **env;
+    char **env, pw[DRV_REDIS_CRED_MAX];
 
+    redis_password(environ_, redis_url, pw, sizeof pw);
     while (environ_ != NULL && environ_[n] != NULL)
         n++;
     env = drv_xcalloc(n + 1, sizeof *env);
@@ -123,10 +152,11 @@ drv__exec_base_env(char *const *environ_, const char *redis_url)
         if (strncmp(environ_[i], "DROVER_JOB", 10) == 0 ||
             strncmp(environ_[i], "DROVER_QUEUE=", 13) == 0 ||
             strncmp(environ_[i], "DROVER_ATTEMPT=", 15) == 0 ||
-            is_secret(environ_[i], redis_url))
+            is_secret(environ_[i], redis_url, pw))
             continue;
         env[o++] = drv_xstrdup(environ_[i]);
     }
+    explicit_bzero(pw, sizeof pw);
     return env;
 }
 

@@ -72,7 +72,7 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+hdel", "HDEL KEY f", "removes a worker from the registry"},
     {"+hmget", "HMGET KEY f", "reads a queue's counters"},
     {"+multi", "MULTI", "reads a queue's counts at one instant"},
-    {"+exec", "EXEC", "(MULTI's end)"},
+    {"+exec", "EXEC", "ends that MULTI"},
     {"+set", "SET KEY 1", "pauses a queue"},
     {"+xinfo|groups", "XINFO GROUPS KEY", "counts ready and running jobs"},
     {"+xlen", "XLEN KEY", "counts the entries of a stream"},
@@ -434,7 +434,7 @@ acl_judge(struct redisReply *const *r, size_t n,
             key_denied = 1;
             continue;
         }
-        drv_buf_addf(&names, "%s%s", missing ? " " : "",
+        drv_buf_addf(&names, "%s%s", missing ? ", " : "",
                      drv_queue_acl_cmds[i].rule + 1);
         drv_buf_addf(&rules, " %s", drv_queue_acl_cmds[i].rule);
         missing++;

@@ -57,6 +57,9 @@ setup(void **st)
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     nchecked = 0;
+    /* the password under a name of the operator's own: exec children
+     * must not get it either */
+    assert_int_equal(setenv("APP_REDIS_PASSWORD", SECRET, 1), 0);
     *st = t;
     return 0;
 }
@@ -68,6 +71,7 @@ teardown(void **st)
 
     freeReplyObject(redisCommand(t->c, "CONFIG SET requirepass %s", ""));
     unsetenv("DROVER_REDIS_PASSWORD");
+    unsetenv("APP_REDIS_PASSWORD");
     drv_test_droverd_free(t);
     return 0;
 }
@@ -192,6 +196,8 @@ run_worker_and_check(struct drv_test_droverd *t, int by_env)
                                        "DROVER_JOB="));
     assert_false(drv_test_file_contains(checked[nchecked - 1],
                                         "DROVER_REDIS_PASSWORD"));
+    assert_false(drv_test_file_contains(checked[nchecked - 1],
+                                        "APP_REDIS_PASSWORD"));
     assert_int_equal(http_save(mport, "/metrics", NULL,
                                check_later(t, "metrics.txt")), 200);
     assert_int_equal(http_save(mport, "/readyz", NULL,

@@ -250,7 +250,8 @@ test_worker_job_exec_argv_and_env(void **st)
                               (char *)"DROVER_REDIS_PASSWORD=secret",
                               (char *)"DROVER_SENTINEL_PASSWORD=secret2",
                               (char *)"OTHER=redis://127.0.0.1:1/0",
-                              (char *)"DROVER_JOB=stale", NULL};
+                              (char *)"DROVER_JOB=stale",
+                              (char *)"MY_REDIS_PW=secret", NULL};
     struct drv_htype ht = {.magic = DRV_HTYPE_MAGIC,
                            .cfg = drv_config_job(cfg, "x")};
     struct drv_job *j = mkjob(kv), *m = mkjob(missing);
@@ -275,7 +276,22 @@ test_worker_job_exec_argv_and_env(void **st)
 
     base = drv__exec_base_env(environ_, "redis://127.0.0.1:1/0");
     assert_string_equal(base[0], "PATH=/bin");
-    assert_null(base[1]); /* password, URL and stale DROVER_* dropped */
+    /* the password (by name, and its value under any other name), the
+     * URL and stale DROVER_* dropped */
+    assert_null(base[1]);
+    drv__strv_free(base);
+    /* the URL's password, under any name */
+    {
+        char *const e2[] = {(char *)"PATH=/bin", (char *)"PW2=hunter2",
+                            (char *)"NOTPW=hunter", NULL};
+
+        base = drv__exec_base_env(e2, "redis://u:hunter2@127.0.0.1:1/0");
+        assert_string_equal(base[0], "PATH=/bin");
+        assert_string_equal(base[1], "NOTPW=hunter");
+        assert_null(base[2]);
+        drv__strv_free(base);
+    }
+    base = drv__exec_base_env(environ_, "redis://127.0.0.1:1/0");
     env = drv__exec_env(base, &r);
     for (i = 0; env[i] != NULL; i++) {
         seen_k += strcmp(env[i], "K=v") == 0;
