@@ -20,8 +20,8 @@
  * it; one started at 03:05 waits for the next.
  *
  * A failed run (Redis down, an error reply) leaves the tick due: it is
- * tried again on a later tick while still in grace. At most one run per
- * schedule is out at a time.
+ * tried again a second later while still in grace (its warning logged at
+ * most every 10 s). At most one run per schedule is out at a time.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +36,9 @@
 
 /* How late a tick may still be enqueued. */
 #define GRACE_MS INT64_C(60000)
+/* After a failed run: the next try, and the quiet time of its warning. */
+#define RETRY_MS INT64_C(1000)
+#define WARN_EVERY_MS INT64_C(10000)
 
 /* One schedule as the worker runs it. */
 struct wsched {
@@ -50,6 +53,8 @@ struct wsched {
     int64_t next_ms;                /* next tick to fire; -1 = not yet
                                        computed */
     int64_t firing_ms;              /* the tick of the run out */
+    int64_t retry_ms;               /* after a failed run: not before */
+    int64_t warned_ms;              /* the last failure logged */
     int inflight;                   /* a run is out */
 };
 
@@ -152,12 +157,18 @@ on_tick_enqueued(struct drv_redis *r, int status, const redisReply *reply,
         drv_err_set(&err, DRV_EPROTO, "unexpected reply type %d",
                     reply->type);
     if (err.code < 0) {
-        /* the tick stays due: tried again while in grace */
-        if (status != DRV_EDOWN)
+        /* the tick stays due: tried again in a second while in grace
+         * (a key of the wrong type fails every time: warn now and then) */
+        int64_t now = drv_clock_unix_ms();
+
+        if (status != DRV_EDOWN && now - s->warned_ms >= WARN_EVERY_MS) {
             DRV_LOG_WARN("schedule tick not enqueued", "schedule=%s "
-                         "tick=%lld error=\"%s\"", s->cfg->name,
-                         (long long)s->firing_ms, err.msg);
+                         "queue=%s tick=%lld error=\"%s\"", s->cfg->name,
+                         s->cfg->queue, (long long)s->firing_ms, err.msg);
+            s->warned_ms = now;
+        }
         s->next_ms = s->firing_ms;
+        s->retry_ms = now + RETRY_MS;
         return;
     }
     if (reply->integer == 1) {
@@ -179,7 +190,7 @@ run_schedule(struct wsched *s, int64_t now)
     struct drv_script_call call;
     int64_t tick, nt;
 
-    if (s->inflight)
+    if (s->inflight || now < s->retry_ms)
         return;
     if (s->next_ms < 0)
         s->next_ms = next_tick(s, now - s->grace_ms - 1);

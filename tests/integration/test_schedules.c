@@ -282,6 +282,67 @@ test_schedules_script_fences_ticks(void **state)
     drv_queue_keys_fini(&k);
 }
 
+/* Entries of t:{q}:jobs whose id starts with prefix. */
+static long long
+count_ids(struct drv_test_droverd *t, const char *q, const char *prefix)
+{
+    redisReply *r = drv_test_redis_cmd(t->c, "XRANGE t:{%s}:jobs - +", q);
+    long long n = 0;
+    size_t i;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *id = field(r->element[i]->element[1], "id");
+
+        if (id != NULL && strncmp(id->str, prefix, strlen(prefix)) == 0)
+            n++;
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* A schedule key of the wrong type: that schedule's ticks fail (warned
+ * once per 10 s, not on every try), the other schedule keeps ticking,
+ * and once the key is gone the schedule ticks again. */
+static void
+test_schedules_wrong_type_key_skipped(void **state)
+{
+    struct drv_test_droverd *t = *state;
+    long long n;
+    int64_t t0;
+    int warned;
+
+    drv_test_droverd_config(t, NULL,
+                            "queues: [work, sched]\n"
+                            "jobs:\n"
+                            "  report: {handler: echo}\n"
+                            "schedules:\n"
+                            "  bad: {every: 1s, queue: sched, job: report}\n"
+                            "  tick: {every: 1s, queue: sched, job: report}\n");
+    freeReplyObject(drv_test_redis_cmd(t->c, "HSET t:{sched}:sched:bad a b"));
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "schedule tick not enqueued", 1);
+    t0 = drv_test_now_ms();
+    assert_true(drv_test_file_contains(t->log, "WRONGTYPE"));
+    /* three more ticks of the other schedule: the bad one was tried
+     * again meanwhile (every second), and warned once per 10 s at most
+     * (normally not again: the ticks take about 3 s) */
+    n = count_ids(t, "sched", "tick@");
+    wait_until_num(count_ids(t, "sched", "tick@"), >=, n + 3,
+                   "ticks of the other schedule");
+    warned = drv_test_file_count(t->log, "schedule tick not enqueued");
+    if (warned > 1 + (drv_test_now_ms() - t0) / 10000)
+        fail_msg("warned %d times in %lld ms", warned,
+                 (long long)(drv_test_now_ms() - t0));
+    assert_int_equal(count_ids(t, "sched", "bad@"), 0);
+    /* the key gone: it ticks again */
+    freeReplyObject(drv_test_redis_cmd(t->c, "DEL t:{sched}:sched:bad"));
+    wait_until_num(count_ids(t, "sched", "bad@"), >=, 1,
+                   "ticks of the repaired schedule");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 /* `drover schedules`: the next tick computed, the last tick from Redis
  * ("-" before any), in the schedule's zone; --json the same in ms. */
 static void
@@ -370,6 +431,7 @@ main(void)
         T(test_schedules_once_across_three_workers),
         T(test_schedules_missed_ticks_not_caught_up),
         T(test_schedules_script_fences_ticks),
+        T(test_schedules_wrong_type_key_skipped),
         T(test_schedules_cli),
     };
 
