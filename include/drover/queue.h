@@ -151,6 +151,7 @@ extern const struct drv_queue_script drv_queue_settle_script;
 extern const struct drv_queue_script drv_queue_mover_script;
 extern const struct drv_queue_script drv_queue_reclaim_script;
 extern const struct drv_queue_script drv_queue_renew_script;
+extern const struct drv_queue_script drv_queue_prepare_script;
 extern const struct drv_queue_script drv_queue_dead_retry_script;
 extern const struct drv_queue_script drv_queue_lookup_script;
 
@@ -291,6 +292,15 @@ void drv_queue_renew(struct drv_script_call *c,
  */
 void drv_queue_dead_retry(struct drv_script_call *c,
                           const struct drv_queue_keys *k, const char *id);
+
+/*
+ * drv_queue_prepare -- check the types of the queue's keys (jobs,
+ * delayed, dead, stats) and create its consumer group when missing
+ * (without writing when it exists). Reply: integer 1 created, 0 existed;
+ * or an error reply "WRONGTYPE key K holds a T, not a U".
+ */
+void drv_queue_prepare(struct drv_script_call *c,
+                       const struct drv_queue_keys *k);
 
 /* drv_queue_group_create -- XGROUP CREATE jobs drover 0 MKSTREAM into out
  * (-BUSYGROUP means it exists already: fine). */

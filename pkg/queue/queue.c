@@ -473,6 +473,17 @@ drv_queue_dead_retry(struct drv_script_call *c,
 }
 
 void
+drv_queue_prepare(struct drv_script_call *c, const struct drv_queue_keys *k)
+{
+    drv_script_call_init(c, &drv_queue_prepare_script);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->keys, k->delayed);
+    drv_argv_adds(&c->keys, k->dead);
+    drv_argv_adds(&c->keys, k->stats);
+    drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+}
+
+void
 drv_queue_group_create(const struct drv_queue_keys *k, struct drv_argv *out)
 {
     drv_argv_reset(out);

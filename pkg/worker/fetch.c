@@ -42,7 +42,7 @@
 static int
 active(const struct drv_worker *w, size_t qi)
 {
-    return !w->queues[qi].paused;
+    return drv__worker_queue_active(w, qi);
 }
 
 static int
@@ -149,12 +149,18 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     if (rc < 0) {
         if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
                                  || drv_redis_reply_error_is(reply,
-                                                             "UNBLOCKED"))) {
-            /* stream or group gone (flush, restart without persistence):
-             * create them again, then fetch */
-            DRV_LOG_WARN("consumer group missing: recreating",
-                         "error=\"%s\"", err.msg);
-            drv__worker_create_groups(w);
+                                                             "UNBLOCKED")
+                                 || drv_redis_reply_error_is(reply,
+                                                             "WRONGTYPE"))) {
+            /* stream or group gone (flush, restart without persistence)
+             * or a stream key replaced by another type: prepare the
+             * queues read again (key types checked, group created), then
+             * fetch; a queue with a bad key stays out */
+            DRV_LOG_WARN("consumer group or stream missing: preparing the "
+                         "queue again", "queue=%s error=\"%s\"",
+                         f->blocking ? "*" : w->queues[f->qi].keys.name,
+                         err.msg);
+            drv__worker_prepare(w, f->blocking ? -1 : (int)f->qi);
         } else if (rc != DRV_EDOWN) {
             DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
         }
