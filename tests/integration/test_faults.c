@@ -149,6 +149,169 @@ test_faults_noperm_outcomes_wait_with_backoff(void **st)
                    "ACL SETUSER default +@all");
 }
 
+/* ------------------------------------------------------ wrong types */
+
+/* Queues bad and good; in bad: e (echo, result kept), f (fails for good:
+ * dead), r (fails: one retry, an hour later). */
+#define WRONGTYPE_BODY                                                   \
+    "queues: [bad, good]\n"                                              \
+    "jobs:\n"                                                            \
+    "  e:\n    handler: echo\n    result_ttl: 1m\n"                      \
+    "  f:\n    handler: fail\n"                                          \
+    "  r:\n    handler: fail\n    retries: 1\n    backoff: 1h\n"
+
+/* n echo jobs on good, and wait until good has processed want. */
+static void
+good_flows(struct drv_test_droverd *t, int n, long long want)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        drv_test_xadd(t, "good", NULL, 0, "job", "e", "n", "1", NULL);
+    drv_test_wait_stat(t, "good", "processed", want);
+}
+
+/*
+ * A key of queue bad gets the wrong type after droverd has prepared the
+ * queue; then a job is enqueued on bad whose outcome needs that key.
+ * The settle script finds the type before writing anything: the log
+ * names the key, the entry stays pending, nothing of the outcome is
+ * written, queue good keeps flowing, droverd keeps running. Once the
+ * key is deleted the queue recovers and the outcome is written once.
+ */
+static void
+wrongtype_in_settle(struct drv_test_droverd *t, const char *key,
+                    const char *job, char *id, size_t idn)
+{
+    char needle[128];
+
+    drv_test_droverd_config(t, "", WRONGTYPE_BODY);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "queue ready", 2);
+    good_flows(t, 5, 5);
+    ok_cmd(t, "SET %s x", key);
+    drv_test_xadd(t, "bad", id, idn, "job", job, "permanent",
+                  strcmp(job, "f") == 0 ? "1" : "0", NULL);
+    snprintf(needle, sizeof needle, "WRONGTYPE key %s holds a string", key);
+    drv_test_wait_log(t, needle, 1);
+    /* the outcome waits: its entry stays pending */
+    assert_int_equal(pending(t, "bad"), 1);
+    /* the other queue goes on, several times over */
+    good_flows(t, 20, 25);
+    good_flows(t, 20, 45);
+    assert_int_equal(drv_test_file_count(t->log, needle), 1);
+    assert_true(drv_test_pid_alive(t->w[0].pid));
+    assert_int_equal(pending(t, "bad"), 1);
+    if (id != NULL) /* nothing of the outcome written */
+        assert_int_equal(drv_test_num(t, "EXISTS t:{bad}:result:%s", id),
+                         0);
+    ok_cmd(t, "DEL %s", key);
+    drv_test_wait_log(t, "queue keys fixed", 1);
+}
+
+static void
+test_faults_wrongtype_delayed_key(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    wrongtype_in_settle(t, "t:{bad}:delayed", "r", NULL, 0);
+    drv_test_wait_stat(t, "bad", "retried", 1);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{bad}:delayed"), 1);
+    assert_int_equal(drv_test_stat(t, "bad", "failed"), 1);
+    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+static void
+test_faults_wrongtype_dead_key(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    wrongtype_in_settle(t, "t:{bad}:dead", "f", NULL, 0);
+    drv_test_wait_stat(t, "bad", "dead", 1);
+    assert_int_equal(drv_test_num(t, "XLEN t:{bad}:dead"), 1);
+    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+static void
+test_faults_wrongtype_stats_key(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char id[64], key[128];
+    char *v;
+
+    wrongtype_in_settle(t, "t:{bad}:stats", "e", id, sizeof id);
+    drv_test_wait_stat(t, "bad", "processed", 1);
+    snprintf(key, sizeof key, "t:{bad}:result:%s", id);
+    v = drv_test_hget(t, key, "status");
+    assert_non_null(v);
+    assert_string_equal(v, "ok");
+    free(v);
+    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/*
+ * The stream key of bad is a string before droverd starts: bad is
+ * skipped (logged with the key's name, not every turn), good runs;
+ * after DEL, bad's group is created and its jobs run, without a
+ * restart.
+ */
+static void
+test_faults_wrongtype_jobs_key(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    const char *needle = "WRONGTYPE key t:{bad}:jobs holds a string";
+    int i;
+
+    drv_test_droverd_config(t, "", WRONGTYPE_BODY);
+    ok_cmd(t, "SET t:{bad}:jobs x");
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, needle, 1);
+    good_flows(t, 20, 20);
+    /* pacing: several prepare retries (one a second) happen meanwhile */
+    drv_test_sleep_ms(2500);
+    good_flows(t, 20, 40);
+    assert_int_equal(drv_test_file_count(t->log, needle), 1);
+    assert_true(drv_test_pid_alive(t->w[0].pid));
+    ok_cmd(t, "DEL t:{bad}:jobs");
+    drv_test_wait_log(t, "queue keys fixed", 1);
+    for (i = 0; i < 5; i++)
+        drv_test_xadd(t, "bad", NULL, 0, "job", "e", NULL);
+    drv_test_wait_stat(t, "bad", "processed", 5);
+    good_flows(t, 5, 45);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/*
+ * The stream key of bad is replaced by a string while droverd runs (its
+ * blocking read is cut short by Redis): bad is skipped, good goes on;
+ * DEL brings bad back.
+ */
+static void
+test_faults_wrongtype_jobs_key_at_runtime(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    const char *needle = "WRONGTYPE key t:{bad}:jobs holds a string";
+
+    drv_test_droverd_config(t, "", WRONGTYPE_BODY);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "queue ready", 2);
+    drv_test_xadd(t, "bad", NULL, 0, "job", "e", NULL);
+    drv_test_wait_stat(t, "bad", "processed", 1);
+    ok_cmd(t, "DEL t:{bad}:jobs");
+    ok_cmd(t, "SET t:{bad}:jobs x");
+    drv_test_wait_log(t, needle, 1);
+    good_flows(t, 20, 20);
+    assert_true(drv_test_pid_alive(t->w[0].pid));
+    ok_cmd(t, "DEL t:{bad}:jobs");
+    drv_test_wait_log(t, "queue keys fixed", 1);
+    drv_test_xadd(t, "bad", NULL, 0, "job", "e", NULL);
+    drv_test_wait_stat(t, "bad", "processed", 2);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 /* -------------------------------------------------------------- main */
 
 static int
@@ -180,6 +343,11 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_faults_oom_outcomes_wait_with_backoff),
         T(test_faults_noperm_outcomes_wait_with_backoff),
+        T(test_faults_wrongtype_jobs_key),
+        T(test_faults_wrongtype_jobs_key_at_runtime),
+        T(test_faults_wrongtype_delayed_key),
+        T(test_faults_wrongtype_dead_key),
+        T(test_faults_wrongtype_stats_key),
     };
 #undef T
 
