@@ -312,6 +312,114 @@ test_faults_wrongtype_jobs_key_at_runtime(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* ------------------------------------------------ killed and paused */
+
+/* CLIENT ID of the connection whose name starts with name (CLIENT LIST);
+ * -1 when there is none. */
+static long long
+client_id(struct drv_test_droverd *t, const char *name)
+{
+    redisReply *r = redisCommand(t->c, "CLIENT LIST");
+    char needle[64];
+    const char *p, *line;
+    long long id = -1;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    snprintf(needle, sizeof needle, " name=%s", name);
+    p = strstr(r->str, needle);
+    if (p != NULL) {
+        line = p;
+        while (line > r->str && line[-1] != '\n')
+            line--;
+        if (strncmp(line, "id=", 3) == 0)
+            id = atoll(line + 3);
+    }
+    freeReplyObject(r);
+    return id;
+}
+
+/* n sleep jobs of ms each on queue default. */
+static void
+enqueue_sleeps(struct drv_test_droverd *t, int n, const char *ms)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "s", "ms", ms, NULL);
+}
+
+/* Every job of n done once, nothing pending, the stream empty. */
+static void
+all_done(struct drv_test_droverd *t, int n)
+{
+    drv_test_wait_stat(t, "default", "processed", n);
+    wait_until_num(pending(t, "default"), ==, 0, "pending entries");
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    drv_test_wait_started(t, n);
+}
+
+/*
+ * CLIENT KILL of the command connection, then of the fetch connection,
+ * while jobs run: droverd reconnects each, and every job is done (a
+ * fetch reply lost with its connection leaves its entries pending: the
+ * reclaim brings them back after the visibility timeout).
+ */
+static void
+test_faults_client_kill_both_connections(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    long long id;
+    int n = 300;
+
+    drv_test_droverd_config(t, "  concurrency: 8\n",
+                            "queues: [default]\n"
+                            "jobs:\n  s:\n    handler: sleep\n");
+    drv_test_droverd_start(t, 0);
+    enqueue_sleeps(t, n, "10");
+    wait_until_num(drv_test_stat(t, "default", "processed"), >=, 20,
+                   "jobs processed");
+    id = client_id(t, "drover-cmd-");
+    assert_true(id > 0);
+    ok_cmd(t, "CLIENT KILL ID %lld", id);
+    drv_test_wait_log(t, "redis connection lost", 1);
+    wait_until(client_id(t, "drover-cmd-") > 0, "cmd connection back");
+    wait_until_num(drv_test_stat(t, "default", "processed"), >=, 120,
+                   "jobs processed");
+    id = client_id(t, "drover-fetch-");
+    assert_true(id > 0);
+    ok_cmd(t, "CLIENT KILL ID %lld", id);
+    drv_test_wait_log(t, "redis connection lost", 2);
+    all_done(t, n);
+    assert_true(drv_test_file_count(t->log, "redis connected") >= 4);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/*
+ * CLIENT PAUSE for longer than a command's deadline while jobs run:
+ * commands time out, the connections are dropped and made again, and
+ * once the pause ends every job is done.
+ */
+static void
+test_faults_client_pause_longer_than_deadline(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    int n = 200;
+
+    drv_test_droverd_config(t, "  concurrency: 8\n",
+                            "queues: [default]\n"
+                            "jobs:\n  s:\n    handler: sleep\n");
+    drv_test_droverd_start(t, 0);
+    enqueue_sleeps(t, n, "10");
+    wait_until_num(drv_test_stat(t, "default", "processed"), >=, 20,
+                   "jobs processed");
+    /* 7 s: past the fetch read's (3.5 s) and a command's (5 s) deadline */
+    ok_cmd(t, "CLIENT PAUSE 7000 ALL");
+    drv_test_wait_log(t, "redis connection lost", 2);
+    all_done(t, n);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 /* -------------------------------------------------------------- main */
 
 static int
@@ -348,6 +456,8 @@ main(void)
         T(test_faults_wrongtype_delayed_key),
         T(test_faults_wrongtype_dead_key),
         T(test_faults_wrongtype_stats_key),
+        T(test_faults_client_kill_both_connections),
+        T(test_faults_client_pause_longer_than_deadline),
     };
 #undef T
 
