@@ -156,6 +156,10 @@ struct drv_redis_opts {
                                    capped, drawn in [d/2, d]; 0 = 100 */
     int64_t backoff_max_ms;     /* cap of d; 0 = 5000 */
     int keepalive_s;            /* TCP keepalive idle; 0 = 15, <0 = off */
+    size_t max_string_bytes;    /* a string reply (also inside an array)
+                                   longer than this arrives empty, its
+                                   length kept (drv_redis_reply_len);
+                                   0 = no limit */
     drv_redis_state_fn *on_state; /* may be NULL */
     void *ctx;                  /* borrowed: for on_state */
 };
@@ -293,6 +297,13 @@ void drv_redis_get_stats(const struct drv_redis *r,
 
 /* drv_redis_reply_is_error -- reply is an error reply (not NULL). */
 int drv_redis_reply_is_error(const redisReply *reply);
+
+/*
+ * drv_redis_reply_len -- the length of a string reply as Redis sent it:
+ * reply->len, or for a string cut by max_string_bytes (it arrives with
+ * len 0) its real length.
+ */
+size_t drv_redis_reply_len(const redisReply *reply);
 
 /*
  * drv_redis_reply_error_is -- reply is an error reply whose code (first

@@ -19,7 +19,9 @@
  * timer is armed at the earliest one known and, when it fires, scans the
  * pending list (O(1) per command, O(n) per firing). A passed deadline
  * drops the whole connection: replies are FIFO, a late one cannot be
- * skipped.
+ * skipped. Unless a reply is still arriving (a large one takes longer
+ * than any deadline meant for waiting): then the deadline moves on,
+ * PROGRESS_NS at a time, while bytes keep coming.
  *
  * Completions: a reply is handed to the caller inside hiredis's reply
  * callback (it is borrowed from hiredis). Every other outcome (DRV_EDOWN
@@ -76,6 +78,7 @@
 #define DEF_KEEPALIVE_S 15
 #define NAME_MAX_LEN 128
 #define SMALL_ARGV 16
+#define PROGRESS_NS (INT64_C(1000) * DRV_NS_PER_MS) /* see receiving() */
 #define MAX_TIMEOUT_MS (INT64_C(366) * 24 * 3600 * 1000) /* a year */
 
 enum cmd_where {
@@ -141,6 +144,12 @@ struct drv_redis {
     uint64_t drop_gen;         /* drop context gen from the kick; 0 none */
     const char *drop_why;      /* static text: why */
     int notify_down;           /* on_state(DOWN) owed from the kick */
+    size_t rx_seen;            /* reader bytes at the last deadline check */
+    size_t max_string;         /* opts.max_string_bytes; 0 = no limit */
+    redisReplyObjectFunctions fns; /* the reader's, createString wrapped
+                                  (when max_string) */
+    void *(*create_string)(const redisReadTask *, char *, size_t);
+                               /* hiredis's own createString */
     int freeing;               /* drv_redis_free was called */
     unsigned fails;            /* failed attempts since the last READY */
 
@@ -616,6 +625,27 @@ on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
 
 /* ------------------------------------------------------- our events */
 
+/*
+ * The reader's createString when max_string is set: a string reply
+ * longer than that becomes an empty one whose integer holds its length
+ * (drv_redis_reply_len), so the bytes are not copied once more out of
+ * the read buffer into a reply nobody will use.
+ */
+static void *
+create_string(const redisReadTask *task, char *str, size_t len)
+{
+    struct drv_redis *r;
+    redisReply *reply;
+
+    DRV_CAST(r, task->privdata, DRV_REDIS_MAGIC);
+    if (task->type != REDIS_REPLY_STRING || len <= r->max_string)
+        return r->create_string(task, str, len);
+    reply = r->create_string(task, str, 0);
+    if (reply != NULL)
+        reply->integer = (long long)len;
+    return reply;
+}
+
 static void
 start_connect(struct drv_redis *r)
 {
@@ -642,6 +672,13 @@ start_connect(struct drv_redis *r)
         return;
     }
     ac->data = r;
+    if (r->max_string > 0) {
+        r->fns = *ac->c.reader->fn;
+        r->create_string = r->fns.createString;
+        r->fns.createString = create_string;
+        ac->c.reader->fn = &r->fns;
+        ac->c.reader->privdata = r;
+    }
     DRV_ASSERT(redisLibeventAttach(ac, r->base) == REDIS_OK);
     DRV_ASSERT(redisAsyncSetConnectCallback(ac, on_connect) == REDIS_OK);
     DRV_ASSERT(redisAsyncSetDisconnectCallback(ac, on_disconnect) ==
@@ -665,6 +702,18 @@ on_retry(evutil_socket_t fd, short what, void *arg)
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (!r->freeing && r->ac == NULL)
         start_connect(r);
+}
+
+/* A reply has been arriving since the last deadline check: the reader
+ * holds more (or other) unparsed bytes than then. */
+static int
+receiving(struct drv_redis *r)
+{
+    size_t len = r->ac->c.reader->len;
+    int moved = len > 0 && len != r->rx_seen;
+
+    r->rx_seen = len;
+    return moved;
 }
 
 static void
@@ -700,6 +749,17 @@ on_watch(evutil_socket_t fd, short what, void *arg)
         } else if (next == 0 || c->deadline_ns < next) {
             next = c->deadline_ns;
         }
+    }
+    if (expired > 0 && receiving(r)) {
+        /* a reply is still arriving (a big one): it gets PROGRESS_NS
+         * more from now, as long as bytes keep coming */
+        TAILQ_FOREACH(c, &r->pending, link)
+            if (c->expired) {
+                c->expired = 0;
+                c->deadline_ns = now + PROGRESS_NS;
+            }
+        watch_arm(r, now + PROGRESS_NS);
+        return;
     }
     if (expired > 0) {
         r->stats.timeouts++;
@@ -855,6 +915,7 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
                                             : opts->keepalive_s;
     r->on_state = opts->on_state;
     r->ctx = opts->ctx;
+    r->max_string = opts->max_string_bytes;
     r->state = DRV_REDIS_DOWN;
     r->client_id = -1;
     TAILQ_INIT(&r->pending);
@@ -1074,6 +1135,15 @@ int
 drv_redis_reply_is_error(const redisReply *reply)
 {
     return reply != NULL && reply->type == REDIS_REPLY_ERROR;
+}
+
+size_t
+drv_redis_reply_len(const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_STRING && reply->len == 0 &&
+        reply->integer > 0)
+        return (size_t)reply->integer; /* cut: see create_string */
+    return reply->len;
 }
 
 int

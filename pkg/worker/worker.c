@@ -336,6 +336,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     ro.url = cfg->redis.url;
     ro.on_state = on_cmd_state;
     ro.ctx = w;
+    /* a larger job is refused anyway: never copied out of the reader */
+    ro.max_string_bytes = (size_t)cfg->worker.max_job_bytes;
     snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
     ro.name = name;
     rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
