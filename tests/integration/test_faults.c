@@ -420,6 +420,92 @@ test_faults_client_pause_longer_than_deadline(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* ----------------------------------------------------------- big job */
+
+/* The largest lag_ms of droverd's "event loop blocked" lines (0: none). */
+static long
+max_loop_lag_ms(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    char line[4096];
+    long max = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *p = strstr(line, "event loop blocked");
+
+        if (p != NULL && (p = strstr(p, "lag_ms=")) != NULL &&
+            atol(p + 7) > max)
+            max = atol(p + 7);
+    }
+    fclose(f);
+    return max;
+}
+
+/*
+ * A 100 MB job between small ones: it goes dead with an error naming
+ * its size and the limit, its dead entry holds every field (the 100 MB
+ * value byte for byte: its first, middle and last bytes and its length
+ * are checked inside Redis, so the test does not read it back), the
+ * small jobs all run, and droverd's loop is never blocked for a second.
+ */
+static void
+test_faults_huge_job_dead_without_stalling(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    size_t n = 100u * 1000 * 1000;
+    char *data = malloc(n), err[256];
+    redisReply *r;
+    long lag;
+
+    assert_non_null(data);
+    memset(data, 'a', n);
+    data[0] = '<';
+    data[n / 2] = '\0';
+    data[n - 1] = '>';
+    drv_test_droverd_config(t, "",
+                            "queues: [default]\n"
+                            "jobs:\n  s:\n    handler: sleep\n");
+    drv_test_droverd_start(t, 0);
+    enqueue_sleeps(t, 20, "20");
+    r = redisCommand(t->c, "XADD t:{default}:jobs * job s ms 10 id big "
+                     "data %b", data, n);
+    free(data);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    enqueue_sleeps(t, 20, "20");
+    drv_test_wait_stat(t, "default", "processed", 40);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    wait_until_num(pending(t, "default"), ==, 0, "pending entries");
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 1);
+    drv_test_dead_field(t, "default", NULL, NULL, "error", err, sizeof err);
+    fprintf(stderr, "# dead: %s\n", err);
+    assert_non_null(strstr(err, "job is 100000017 bytes, more than "
+                                "max_job_bytes 16777216"));
+    r = redisCommand(t->c, "EVAL %s 1 t:{default}:dead",
+        "local f = redis.call('XRANGE', KEYS[1], '-', '+')[1][2]\n"
+        "local v = {}\n"
+        "for i = 1, #f, 2 do v[f[i]] = f[i+1] end\n"
+        "local d = v['data']\n"
+        "return {v['job'], v['ms'], v['id'], #d, string.sub(d, 1, 1),\n"
+        "  string.byte(d, #d / 2 + 1), string.sub(d, -1)}");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[0]->str, "s");
+    assert_string_equal(r->element[1]->str, "10");
+    assert_string_equal(r->element[2]->str, "big");
+    assert_int_equal(r->element[3]->integer, (long long)n);
+    assert_string_equal(r->element[4]->str, "<");
+    assert_int_equal(r->element[5]->integer, 0);
+    assert_string_equal(r->element[6]->str, ">");
+    freeReplyObject(r);
+    lag = max_loop_lag_ms(t->log);
+    fprintf(stderr, "# largest loop lag logged: %ld ms\n", lag);
+    assert_true(lag < 1000);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 /* -------------------------------------------------------------- main */
 
 static int
@@ -458,6 +544,7 @@ main(void)
         T(test_faults_wrongtype_stats_key),
         T(test_faults_client_kill_both_connections),
         T(test_faults_client_pause_longer_than_deadline),
+        T(test_faults_huge_job_dead_without_stalling),
     };
 #undef T
 
