@@ -496,12 +496,39 @@ on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
     deliver_stopped(w);
 }
 
+/* After the drain deadline: every job still live only waits for an
+ * outcome Redis refuses to take (count them into *n). */
+static int
+only_refused_left(struct drv_worker *w, int *n)
+{
+    struct wjob *j;
+
+    *n = 0;
+    for (j = w->live; j != NULL; j = j->next, (*n)++)
+        if (!j->settle_pending || w->queues[j->qi].settle_fails == 0)
+            return 0;
+    return 1;
+}
+
 void
 drv__worker_check_stopped(struct drv_worker *w)
 {
     struct drv_argv del;
+    int n;
 
-    if (w->state != W_DRAINING || w->live != NULL || w->stop_ev != NULL)
+    if (w->state != W_DRAINING || w->stop_ev != NULL)
+        return;
+    if (w->live != NULL && w->drain_expired && only_refused_left(w, &n) &&
+        !w->fetch_inflight) {
+        /* Redis refuses them: stop anyway; their entries stay pending
+         * and another worker reclaims them (at-least-once) */
+        DRV_LOG_WARN("stopping with outcomes Redis refused: their entries "
+                     "stay pending and will be reclaimed", "worker=%s "
+                     "jobs=%d", w->id, n);
+        deliver_stopped(w);
+        return;
+    }
+    if (w->live != NULL)
         return;
     /* a pool job abandoned at its timeout still runs: give it until the
      * drain deadline to return, so plugins can shut down cleanly */

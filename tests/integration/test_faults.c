@@ -149,6 +149,41 @@ test_faults_noperm_outcomes_wait_with_backoff(void **st)
                    "ACL SETUSER default +@all");
 }
 
+/*
+ * SIGTERM while Redis refuses the outcomes: droverd stops after its
+ * shutdown_timeout instead of waiting forever; the entries stay pending
+ * (a later worker reclaims them), none is lost.
+ */
+static void
+test_faults_stop_while_writes_refused(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    long long held;
+    int i;
+
+    drv_test_droverd_config(t, "  concurrency: 4\n  shutdown_timeout: 1s\n",
+                            "queues: [default]\n"
+                            "jobs:\n  f:\n    handler: fail\n");
+    ok_cmd(t, "SET t:{default}:paused 1");
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "queue paused", 1);
+    for (i = 0; i < 10; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "f", "permanent", "1",
+                      NULL);
+    ok_cmd(t, "CONFIG SET maxmemory 1");
+    ok_cmd(t, "DEL t:{default}:paused");
+    drv_test_wait_log(t, "Redis refuses writes", 1);
+    held = pending(t, "default");
+    assert_true(held > 0);
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_file_count(t->log, "stopping with outcomes "
+                                         "Redis refused"), 1);
+    ok_cmd(t, "CONFIG SET maxmemory 0");
+    assert_int_equal(pending(t, "default"), held);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 10);
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+}
+
 /* ------------------------------------------------------ wrong types */
 
 /* Queues bad and good; in bad: e (echo, result kept), f (fails for good:
@@ -537,6 +572,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_faults_oom_outcomes_wait_with_backoff),
         T(test_faults_noperm_outcomes_wait_with_backoff),
+        T(test_faults_stop_while_writes_refused),
         T(test_faults_wrongtype_jobs_key),
         T(test_faults_wrongtype_jobs_key_at_runtime),
         T(test_faults_wrongtype_delayed_key),
