@@ -25,22 +25,6 @@ static const struct drv_test_droverd_opts opts = {
 
 /* ------------------------------------------------------------ helpers */
 
-/* Run a command on the test's client and check it did not fail. */
-static void
-ok_cmd(struct drv_test_droverd *t, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(t->c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("%s: %s", fmt, r->str);
-    freeReplyObject(r);
-}
-
 /* EVALSHA calls Redis saw, executed or rejected (INFO commandstats). */
 static long long
 evalsha_calls(struct drv_test_droverd *t)
@@ -74,6 +58,35 @@ pending(struct drv_test_droverd *t, const char *q)
 /* ---------------------------------------------------- refused writes */
 
 /*
+ * droverd (worker keys extra) on n jobs of type f that go dead at once,
+ * and Redis refusing writes (the command refuse) from the moment they are
+ * let run: returns once droverd logged the refusal, with the EVALSHA
+ * calls counted when it began.
+ */
+static long long
+refused_run(struct drv_test_droverd *t, const char *extra, int n,
+            const char *refuse)
+{
+    long long calls0;
+    int i;
+
+    drv_test_droverd_config(t, extra,
+                            "queues: [default]\n"
+                            "jobs:\n  f:\n    handler: fail\n");
+    drv_test_redis_ok(t->c, "SET t:{default}:paused 1");
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "queue paused", 1);
+    for (i = 0; i < n; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "f", "permanent", "1",
+                      "error", "boom", NULL);
+    drv_test_redis_ok(t->c, refuse);
+    calls0 = evalsha_calls(t);
+    drv_test_redis_ok(t->c, "DEL t:{default}:paused");
+    drv_test_wait_log(t, "Redis refuses writes", 1);
+    return calls0;
+}
+
+/*
  * Redis refuses writes while jobs run (refuse: the command that makes it
  * so; accept: the one that ends it). 40 jobs that go dead (the dead XADD
  * is the settle's first write, so it is refused) with concurrency 4: the
@@ -86,21 +99,9 @@ refused_writes(struct drv_test_droverd *t, const char *refuse,
                const char *accept)
 {
     long long calls0, calls, held;
-    int n = 40, i;
+    int n = 40;
 
-    drv_test_droverd_config(t, "  concurrency: 4\n",
-                            "queues: [default]\n"
-                            "jobs:\n  f:\n    handler: fail\n");
-    ok_cmd(t, "SET t:{default}:paused 1");
-    drv_test_droverd_start(t, 0);
-    drv_test_wait_log(t, "queue paused", 1);
-    for (i = 0; i < n; i++)
-        drv_test_xadd(t, "default", NULL, 0, "job", "f", "permanent", "1",
-                      "error", "boom", NULL);
-    ok_cmd(t, refuse);
-    calls0 = evalsha_calls(t);
-    ok_cmd(t, "DEL t:{default}:paused");
-    drv_test_wait_log(t, "Redis refuses writes", 1);
+    calls0 = refused_run(t, "  concurrency: 4\n", n, refuse);
     /* pacing: let the worker retry for a while (it would spin thousands
      * of times a second if it did not back off) */
     drv_test_sleep_ms(1000);
@@ -118,7 +119,7 @@ refused_writes(struct drv_test_droverd *t, const char *refuse,
     assert_int_equal(pending(t, "default"), held);
     assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
 
-    ok_cmd(t, accept);
+    drv_test_redis_ok(t->c, accept);
     drv_test_wait_stat(t, "default", "dead", n);
     drv_test_wait_log(t, "Redis accepts writes again", 1);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), n);
@@ -136,7 +137,7 @@ test_faults_oom_outcomes_wait_with_backoff(void **st)
     struct drv_test_droverd *t = *st;
 
     /* noeviction is Redis's default policy; 1 byte is below any use */
-    ok_cmd(t, "CONFIG SET maxmemory-policy noeviction");
+    drv_test_redis_ok(t->c, "CONFIG SET maxmemory-policy noeviction");
     refused_writes(t, "CONFIG SET maxmemory 1", "CONFIG SET maxmemory 0");
 }
 
@@ -159,26 +160,15 @@ test_faults_stop_while_writes_refused(void **st)
 {
     struct drv_test_droverd *t = *st;
     long long held;
-    int i;
 
-    drv_test_droverd_config(t, "  concurrency: 4\n  shutdown_timeout: 1s\n",
-                            "queues: [default]\n"
-                            "jobs:\n  f:\n    handler: fail\n");
-    ok_cmd(t, "SET t:{default}:paused 1");
-    drv_test_droverd_start(t, 0);
-    drv_test_wait_log(t, "queue paused", 1);
-    for (i = 0; i < 10; i++)
-        drv_test_xadd(t, "default", NULL, 0, "job", "f", "permanent", "1",
-                      NULL);
-    ok_cmd(t, "CONFIG SET maxmemory 1");
-    ok_cmd(t, "DEL t:{default}:paused");
-    drv_test_wait_log(t, "Redis refuses writes", 1);
+    refused_run(t, "  concurrency: 4\n  shutdown_timeout: 1s\n", 10,
+                "CONFIG SET maxmemory 1");
     held = pending(t, "default");
     assert_true(held > 0);
     drv_test_droverd_stop(t, 0, 0);
     assert_int_equal(drv_test_file_count(t->log, "stopping with outcomes "
                                          "Redis refused"), 1);
-    ok_cmd(t, "CONFIG SET maxmemory 0");
+    drv_test_redis_ok(t->c, "CONFIG SET maxmemory 0");
     assert_int_equal(pending(t, "default"), held);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 10);
     assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
@@ -212,11 +202,12 @@ good_flows(struct drv_test_droverd *t, int n, long long want)
  * The settle script finds the type before writing anything: the log
  * names the key, the entry stays pending, nothing of the outcome is
  * written, queue good keeps flowing, droverd keeps running. Once the
- * key is deleted the queue recovers and the outcome is written once.
+ * key is deleted the queue recovers and the outcome is written once
+ * (stat of bad becomes 1, nothing pending).
  */
 static void
 wrongtype_in_settle(struct drv_test_droverd *t, const char *key,
-                    const char *job, char *id, size_t idn)
+                    const char *job, const char *stat, char *id, size_t idn)
 {
     char needle[128];
 
@@ -224,7 +215,7 @@ wrongtype_in_settle(struct drv_test_droverd *t, const char *key,
     drv_test_droverd_start(t, 0);
     drv_test_wait_log(t, "queue ready", 2);
     good_flows(t, 5, 5);
-    ok_cmd(t, "SET %s x", key);
+    drv_test_redis_ok(t->c, "SET %s x", key);
     drv_test_xadd(t, "bad", id, idn, "job", job, "permanent",
                   strcmp(job, "f") == 0 ? "1" : "0", NULL);
     snprintf(needle, sizeof needle, "WRONGTYPE key %s holds a string", key);
@@ -240,8 +231,10 @@ wrongtype_in_settle(struct drv_test_droverd *t, const char *key,
     if (id != NULL) /* nothing of the outcome written */
         assert_int_equal(drv_test_num(t, "EXISTS t:{bad}:result:%s", id),
                          0);
-    ok_cmd(t, "DEL %s", key);
+    drv_test_redis_ok(t->c, "DEL %s", key);
     drv_test_wait_log(t, "queue keys fixed", 1);
+    drv_test_wait_stat(t, "bad", stat, 1);
+    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
 }
 
 static void
@@ -249,11 +242,9 @@ test_faults_wrongtype_delayed_key(void **st)
 {
     struct drv_test_droverd *t = *st;
 
-    wrongtype_in_settle(t, "t:{bad}:delayed", "r", NULL, 0);
-    drv_test_wait_stat(t, "bad", "retried", 1);
+    wrongtype_in_settle(t, "t:{bad}:delayed", "r", "retried", NULL, 0);
     assert_int_equal(drv_test_num(t, "ZCARD t:{bad}:delayed"), 1);
     assert_int_equal(drv_test_stat(t, "bad", "failed"), 1);
-    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -262,10 +253,8 @@ test_faults_wrongtype_dead_key(void **st)
 {
     struct drv_test_droverd *t = *st;
 
-    wrongtype_in_settle(t, "t:{bad}:dead", "f", NULL, 0);
-    drv_test_wait_stat(t, "bad", "dead", 1);
+    wrongtype_in_settle(t, "t:{bad}:dead", "f", "dead", NULL, 0);
     assert_int_equal(drv_test_num(t, "XLEN t:{bad}:dead"), 1);
-    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -276,14 +265,13 @@ test_faults_wrongtype_stats_key(void **st)
     char id[64], key[128];
     char *v;
 
-    wrongtype_in_settle(t, "t:{bad}:stats", "e", id, sizeof id);
-    drv_test_wait_stat(t, "bad", "processed", 1);
+    wrongtype_in_settle(t, "t:{bad}:stats", "e", "processed", id,
+                        sizeof id);
     snprintf(key, sizeof key, "t:{bad}:result:%s", id);
     v = drv_test_hget(t, key, "status");
     assert_non_null(v);
     assert_string_equal(v, "ok");
     free(v);
-    wait_until_num(pending(t, "bad"), ==, 0, "pending entries of bad");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -301,7 +289,7 @@ test_faults_wrongtype_jobs_key(void **st)
     int i;
 
     drv_test_droverd_config(t, "", WRONGTYPE_BODY);
-    ok_cmd(t, "SET t:{bad}:jobs x");
+    drv_test_redis_ok(t->c, "SET t:{bad}:jobs x");
     drv_test_droverd_start(t, 0);
     drv_test_wait_log(t, needle, 1);
     good_flows(t, 20, 20);
@@ -310,7 +298,7 @@ test_faults_wrongtype_jobs_key(void **st)
     good_flows(t, 20, 40);
     assert_int_equal(drv_test_file_count(t->log, needle), 1);
     assert_true(drv_test_pid_alive(t->w[0].pid));
-    ok_cmd(t, "DEL t:{bad}:jobs");
+    drv_test_redis_ok(t->c, "DEL t:{bad}:jobs");
     drv_test_wait_log(t, "queue keys fixed", 1);
     for (i = 0; i < 5; i++)
         drv_test_xadd(t, "bad", NULL, 0, "job", "e", NULL);
@@ -335,12 +323,12 @@ test_faults_wrongtype_jobs_key_at_runtime(void **st)
     drv_test_wait_log(t, "queue ready", 2);
     drv_test_xadd(t, "bad", NULL, 0, "job", "e", NULL);
     drv_test_wait_stat(t, "bad", "processed", 1);
-    ok_cmd(t, "DEL t:{bad}:jobs");
-    ok_cmd(t, "SET t:{bad}:jobs x");
+    drv_test_redis_ok(t->c, "DEL t:{bad}:jobs");
+    drv_test_redis_ok(t->c, "SET t:{bad}:jobs x");
     drv_test_wait_log(t, needle, 1);
     good_flows(t, 20, 20);
     assert_true(drv_test_pid_alive(t->w[0].pid));
-    ok_cmd(t, "DEL t:{bad}:jobs");
+    drv_test_redis_ok(t->c, "DEL t:{bad}:jobs");
     drv_test_wait_log(t, "queue keys fixed", 1);
     drv_test_xadd(t, "bad", NULL, 0, "job", "e", NULL);
     drv_test_wait_stat(t, "bad", "processed", 2);
@@ -394,6 +382,19 @@ all_done(struct drv_test_droverd *t, int n)
     drv_test_wait_started(t, n);
 }
 
+/* droverd with concurrency 8 on n sleep jobs of 10 ms, 20 of them done. */
+static void
+sleepers_running(struct drv_test_droverd *t, int n)
+{
+    drv_test_droverd_config(t, "  concurrency: 8\n",
+                            "queues: [default]\n"
+                            "jobs:\n  s:\n    handler: sleep\n");
+    drv_test_droverd_start(t, 0);
+    enqueue_sleeps(t, n, "10");
+    wait_until_num(drv_test_stat(t, "default", "processed"), >=, 20,
+                   "jobs processed");
+}
+
 /*
  * CLIENT KILL of the command connection, then of the fetch connection,
  * while jobs run: droverd reconnects each, and every job is done (a
@@ -407,23 +408,17 @@ test_faults_client_kill_both_connections(void **st)
     long long id;
     int n = 300;
 
-    drv_test_droverd_config(t, "  concurrency: 8\n",
-                            "queues: [default]\n"
-                            "jobs:\n  s:\n    handler: sleep\n");
-    drv_test_droverd_start(t, 0);
-    enqueue_sleeps(t, n, "10");
-    wait_until_num(drv_test_stat(t, "default", "processed"), >=, 20,
-                   "jobs processed");
+    sleepers_running(t, n);
     id = client_id(t, "drover-cmd-");
     assert_true(id > 0);
-    ok_cmd(t, "CLIENT KILL ID %lld", id);
+    drv_test_redis_ok(t->c, "CLIENT KILL ID %lld", id);
     drv_test_wait_log(t, "redis connection lost", 1);
     wait_until(client_id(t, "drover-cmd-") > 0, "cmd connection back");
     wait_until_num(drv_test_stat(t, "default", "processed"), >=, 120,
                    "jobs processed");
     id = client_id(t, "drover-fetch-");
     assert_true(id > 0);
-    ok_cmd(t, "CLIENT KILL ID %lld", id);
+    drv_test_redis_ok(t->c, "CLIENT KILL ID %lld", id);
     drv_test_wait_log(t, "redis connection lost", 2);
     all_done(t, n);
     assert_true(drv_test_file_count(t->log, "redis connected") >= 4);
@@ -441,15 +436,9 @@ test_faults_client_pause_longer_than_deadline(void **st)
     struct drv_test_droverd *t = *st;
     int n = 200;
 
-    drv_test_droverd_config(t, "  concurrency: 8\n",
-                            "queues: [default]\n"
-                            "jobs:\n  s:\n    handler: sleep\n");
-    drv_test_droverd_start(t, 0);
-    enqueue_sleeps(t, n, "10");
-    wait_until_num(drv_test_stat(t, "default", "processed"), >=, 20,
-                   "jobs processed");
+    sleepers_running(t, n);
     /* 7 s: past the fetch read's (3.5 s) and a command's (5 s) deadline */
-    ok_cmd(t, "CLIENT PAUSE 7000 ALL");
+    drv_test_redis_ok(t->c, "CLIENT PAUSE 7000 ALL");
     drv_test_wait_log(t, "redis connection lost", 2);
     all_done(t, n);
     drv_test_droverd_stop(t, 0, 0);
