@@ -144,7 +144,8 @@ struct drv_redis {
     uint64_t drop_gen;         /* drop context gen from the kick; 0 none */
     const char *drop_why;      /* static text: why */
     int notify_down;           /* on_state(DOWN) owed from the kick */
-    size_t rx_seen;            /* reader bytes at the last deadline check */
+    size_t rx_seen;            /* unparsed reader bytes at the last
+                                  deadline check */
     size_t max_string;         /* opts.max_string_bytes; 0 = no limit */
     redisReplyObjectFunctions fns; /* the reader's, createString wrapped
                                   (when max_string) */
@@ -705,11 +706,12 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A reply has been arriving since the last deadline check: the reader
- * holds more (or other) unparsed bytes than then. */
+ * holds unparsed bytes, and more (or other) than then. */
 static int
 receiving(struct drv_redis *r)
 {
-    size_t len = r->ac->c.reader->len;
+    const redisReader *rd = r->ac->c.reader;
+    size_t len = rd->len - rd->pos;
     int moved = len > 0 && len != r->rx_seen;
 
     r->rx_seen = len;
