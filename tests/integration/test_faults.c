@@ -526,7 +526,11 @@ test_faults_huge_job_dead_without_stalling(void **st)
     freeReplyObject(r);
     lag = max_loop_lag_ms(t->log);
     fprintf(stderr, "# largest loop lag logged: %ld ms\n", lag);
+#ifndef __SANITIZE_ADDRESS__
+    /* (not under ASan: its realloc copies every time, so hiredis's read
+     * buffer growing to 100 MB costs gigabytes of copies there) */
     assert_true(lag < 1000);
+#endif
     drv_test_droverd_stop(t, 0, 0);
 }
 
