@@ -277,6 +277,15 @@ void drv_queue_reclaim(struct drv_script_call *c,
                        const struct drv_queue_dead_bound *dead);
 
 /*
+ * drv_queue_reclaim_limit -- right after drv_queue_reclaim: a claimed
+ * entry whose fields hold more than max_job_bytes bytes goes to dead
+ * inside Redis ("job is N bytes, more than max_job_bytes M") instead of
+ * being returned; the reply gets a 4th element, their count.
+ */
+void drv_queue_reclaim_limit(struct drv_script_call *c,
+                             int64_t max_job_bytes);
+
+/*
  * drv_queue_renew -- refresh the PEL idle time of entries this consumer
  * still owns (ids added with drv_argv_adds(&c->args, id) after this call).
  * Reply: array of the ids it no longer owns.

@@ -453,6 +453,12 @@ drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
 }
 
 void
+drv_queue_reclaim_limit(struct drv_script_call *c, int64_t max_job_bytes)
+{
+    drv_argv_addll(&c->args, (long long)max_job_bytes);
+}
+
+void
 drv_queue_renew(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const char *consumer)
 {

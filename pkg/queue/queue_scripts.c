@@ -318,7 +318,10 @@ const struct drv_queue_script drv_queue_mover_script = {
 
 /*
  * reclaim: KEYS = jobs, dead, stats. ARGV = group, consumer, min_idle_ms,
- * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead).
+ * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead),
+ * and optionally max_job_bytes: a claimed entry larger than that goes to
+ * dead here, copied inside Redis, instead of crossing the network in the
+ * reply. Returns {claimed entries, poisoned, gone, oversized}.
  */
 const struct drv_queue_script drv_queue_reclaim_script = {
     "reclaim",
@@ -330,35 +333,49 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "if bad then return redis.error_reply(bad) end\n"
     "local group, me, idle = ARGV[1], ARGV[2], ARGV[3]\n"
     "local maxd, now = tonumber(ARGV[5]), ARGV[6]\n"
+    "local maxb = tonumber(ARGV[9] or '0')\n"
     "local p = redis.call('XPENDING', jobs, group, 'IDLE', idle, '-', '+',\n"
     "  ARGV[4])\n"
-    "local claimed, poisoned, gone = {}, 0, 0\n"
+    "local claimed, poisoned, gone, big = {}, 0, 0, 0\n"
+    "local function todead(id, f, why)\n"
+    "  local jid, att = id, 0\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
+    "    if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
+    "  end\n"
+    "  redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
+    "    'error', why, 'attempts', att + 1, 'failed_at', now})))\n"
+    "  redis.call('XACK', jobs, group, id)\n"
+    "  redis.call('XDEL', jobs, id)\n"
+    "end\n"
     "for _, e in ipairs(p) do\n"
     "  local id, cnt = e[1], tonumber(e[4])\n"
     "  if cnt >= maxd then\n"
-    "    local f = payload(jobs, id) or {}\n"
-    "    local jid, att = id, 0\n"
-    "    for i = 1, #f, 2 do\n"
-    "      if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
-    "      if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
-    "    end\n"
-    "    redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
-    "      'error', 'poison: delivered ' .. cnt ..\n"
-    "      ' times without an outcome (max_deliveries ' .. maxd .. ')',\n"
-    "      'attempts', att + 1, 'failed_at', now})))\n"
-    "    redis.call('XACK', jobs, group, id)\n"
-    "    redis.call('XDEL', jobs, id)\n"
+    "    todead(id, payload(jobs, id) or {}, 'poison: delivered ' .. cnt ..\n"
+    "      ' times without an outcome (max_deliveries ' .. maxd .. ')')\n"
     "    poisoned = poisoned + 1\n"
     "  else\n"
     "    local r = redis.call('XCLAIM', jobs, group, me, idle, id)\n"
-    "    if r[1] then claimed[#claimed+1] = r[1] else gone = gone + 1 end\n"
+    "    local n = 0\n"
+    "    if r[1] and maxb > 0 then\n"
+    "      for _, v in ipairs(r[1][2]) do n = n + #v end\n"
+    "    end\n"
+    "    if not r[1] then\n"
+    "      gone = gone + 1\n"
+    "    elseif n > maxb then\n"
+    "      todead(id, r[1][2], 'job is ' .. n ..\n"
+    "        ' bytes, more than max_job_bytes ' .. maxb)\n"
+    "      big = big + 1\n"
+    "    else\n"
+    "      claimed[#claimed+1] = r[1]\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "if poisoned > 0 then\n"
-    "  redis.call('HINCRBY', stats, 'dead', poisoned)\n"
+    "if poisoned + big > 0 then\n"
+    "  redis.call('HINCRBY', stats, 'dead', poisoned + big)\n"
     "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
     "end\n"
-    "return {claimed, poisoned, gone}\n"
+    "return {claimed, poisoned, gone, big}\n"
 };
 
 /* renew: KEYS = jobs. ARGV = group, consumer, ids... */

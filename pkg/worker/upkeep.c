@@ -168,9 +168,10 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
     if (c == NULL)
         return;
     w = c->w;
-    /* the script's answer: [entries, poisoned count, ...]; a reply of
-     * another shape (a script from another version) is ignored */
-    if (reply->elements != 3 ||
+    /* the script's answer: [entries, poisoned count, gone count,
+     * oversized count]; a reply of another shape (a script from another
+     * version) is ignored */
+    if (reply->elements < 3 ||
         reply->element[1]->type != REDIS_REPLY_INTEGER) {
         qctx_free(c);
         return;
@@ -178,6 +179,11 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
     if (reply->element[1]->integer > 0)
         DRV_LOG_WARN("poison jobs dead-lettered", "queue=%s n=%lld",
                      w->queues[c->qi].keys.name, reply->element[1]->integer);
+    if (reply->elements >= 4 && reply->element[3]->type ==
+        REDIS_REPLY_INTEGER && reply->element[3]->integer > 0)
+        DRV_LOG_WARN("jobs larger than max_job_bytes dead-lettered",
+                     "queue=%s n=%lld", w->queues[c->qi].keys.name,
+                     reply->element[3]->integer);
     drv__worker_entries(w, reply->element[0], 0, c->qi, &jobs);
     if (jobs.n > 0)
         DRV_LOG_INFO("reclaimed jobs of a dead worker", "queue=%s n=%d",
@@ -205,6 +211,7 @@ run_reclaim(struct drv_worker *w)
                           w->cfg->worker.visibility_timeout_ms, n,
                           w->cfg->worker.max_deliveries, drv_clock_unix_ms(),
                           &w->dead_bound);
+        drv_queue_reclaim_limit(&call, w->cfg->worker.max_job_bytes);
         qcall(w, (int)i, &w->queues[i].reclaim_inflight, SCRIPT_RECLAIM,
               &call, on_reclaimed);
     }
