@@ -157,6 +157,7 @@ extern const struct drv_queue_script drv_queue_settle_script;
 extern const struct drv_queue_script drv_queue_mover_script;
 extern const struct drv_queue_script drv_queue_reclaim_script;
 extern const struct drv_queue_script drv_queue_renew_script;
+extern const struct drv_queue_script drv_queue_prepare_script;
 extern const struct drv_queue_script drv_queue_dead_retry_script;
 extern const struct drv_queue_script drv_queue_lookup_script;
 extern const struct drv_queue_script drv_queue_enqueue_script;
@@ -285,6 +286,15 @@ void drv_queue_reclaim(struct drv_script_call *c,
                        const struct drv_queue_dead_bound *dead);
 
 /*
+ * drv_queue_reclaim_limit -- right after drv_queue_reclaim: a claimed
+ * entry whose fields hold more than max_job_bytes bytes goes to dead
+ * inside Redis ("job is N bytes, more than max_job_bytes M") instead of
+ * being returned; the reply gets a 4th element, their count.
+ */
+void drv_queue_reclaim_limit(struct drv_script_call *c,
+                             int64_t max_job_bytes);
+
+/*
  * drv_queue_renew -- refresh the PEL idle time of entries this consumer
  * still owns (ids added with drv_argv_adds(&c->args, id) after this call).
  * Reply: array of the ids it no longer owns.
@@ -300,6 +310,15 @@ void drv_queue_renew(struct drv_script_call *c,
  */
 void drv_queue_dead_retry(struct drv_script_call *c,
                           const struct drv_queue_keys *k, const char *id);
+
+/*
+ * drv_queue_prepare -- check the types of the queue's keys (jobs,
+ * delayed, dead, stats) and create its consumer group when missing
+ * (without writing when it exists). Reply: integer 1 created, 0 existed;
+ * or an error reply "WRONGTYPE key K holds a T, not a U".
+ */
+void drv_queue_prepare(struct drv_script_call *c,
+                       const struct drv_queue_keys *k);
 
 /* drv_queue_group_create -- XGROUP CREATE jobs drover 0 MKSTREAM into out
  * (-BUSYGROUP means it exists already: fine). */

@@ -241,6 +241,10 @@ struct drv_redis_opts {
     const struct drv_redis_tls *tls; /* rediss:// settings; NULL = the
                                    defaults (system store, verify); only
                                    read during drv_redis_create */
+    size_t max_string_bytes;    /* a string reply (also inside an array)
+                                   longer than this arrives empty, its
+                                   length kept (drv_redis_reply_len);
+                                   0 = no limit */
     drv_redis_state_fn *on_state; /* may be NULL */
     void *ctx;                  /* borrowed: for on_state */
     drv_redis_locate_fn *locate; /* where to connect; NULL = the target */
@@ -471,6 +475,13 @@ void drv_redis_sync_free(struct drv_redis_sync *s);
 
 /* drv_redis_reply_is_error -- reply is an error reply (not NULL). */
 int drv_redis_reply_is_error(const redisReply *reply);
+
+/*
+ * drv_redis_reply_len -- the length of a string reply as Redis sent it:
+ * reply->len, or for a string cut by max_string_bytes (it arrives with
+ * len 0) its real length.
+ */
+size_t drv_redis_reply_len(const redisReply *reply);
 
 /*
  * drv_redis_reply_error_is -- reply is an error reply whose code (first

@@ -460,6 +460,12 @@ drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
 }
 
 void
+drv_queue_reclaim_limit(struct drv_script_call *c, int64_t max_job_bytes)
+{
+    drv_argv_addll(&c->args, (long long)max_job_bytes);
+}
+
+void
 drv_queue_renew(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const char *consumer)
 {
@@ -477,6 +483,17 @@ drv_queue_dead_retry(struct drv_script_call *c,
     drv_argv_adds(&c->keys, k->dead);
     drv_argv_adds(&c->keys, k->jobs);
     drv_argv_adds(&c->args, id ? id : "");
+}
+
+void
+drv_queue_prepare(struct drv_script_call *c, const struct drv_queue_keys *k)
+{
+    drv_script_call_init(c, &drv_queue_prepare_script);
+    drv_argv_adds(&c->keys, k->jobs);
+    drv_argv_adds(&c->keys, k->delayed);
+    drv_argv_adds(&c->keys, k->dead);
+    drv_argv_adds(&c->keys, k->stats);
+    drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
 }
 
 void

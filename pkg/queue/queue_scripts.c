@@ -33,6 +33,25 @@
     "end\n"
 
 /*
+ * Key types, checked before a script writes anything: a key of another
+ * type would make a write fail halfway through the script (Redis keeps
+ * the writes before the failing one). checktypes(key, type, ...) returns
+ * nil, or an error text naming the first key that exists with another
+ * type; the script returns it as an error reply starting with WRONGTYPE.
+ */
+#define LUA_CHECK_TYPES                                                    \
+    "local function checktypes(...)\n"                                    \
+    "  local a = {...}\n"                                                 \
+    "  for i = 1, #a, 2 do\n"                                             \
+    "    local t = redis.call('TYPE', a[i])['ok']\n"                      \
+    "    if t ~= 'none' and t ~= a[i+1] then\n"                           \
+    "      return 'WRONGTYPE key ' .. a[i] .. ' holds a ' .. t ..\n"      \
+    "        ', not a ' .. a[i+1]\n"                                      \
+    "    end\n"                                                           \
+    "  end\n"                                                             \
+    "end\n"
+
+/*
  * Bound the dead stream after dead entries were written: keep the newest
  * maxn entries (0 = any number) and none older than minid (a ms time,
  * '0' = any age). Both trims are cheap: XTRIM with '~' drops whole stream
@@ -116,9 +135,25 @@ const struct drv_queue_script drv_queue_settle_script = {
     LUA_DELAYED_SLOT
     LUA_HELPERS
     LUA_DEAD_TRIM
+    LUA_CHECK_TYPES
     "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local group, me, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local nops = tonumber(ARGV[4])\n"
+    "local bad = checktypes(jobs, 'stream', delayed, 'zset', dead, 'stream',\n"
+    "  stats, 'hash')\n"
+    "do -- a pipeline step's result hash is written without a DEL first\n"
+    "  local b, k = 9, 5\n"
+    "  for i = 1, nops do\n"
+    "    if bad then break end\n"
+    "    if string.find(ARGV[b], '^%d') then b = b + 1 else\n"
+    "      if tonumber(ARGV[b+7]) >= 0 and tonumber(ARGV[b+4]) > 0 then\n"
+    "        bad = checktypes(KEYS[k], 'hash')\n"
+    "      end\n"
+    "      b, k = b + 12, k + 2\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if bad then return redis.error_reply(bad) end\n"
     "local out = {}\n"
     "local processed, failed, retried, ndead = 0, 0, 0, 0\n"
     "local function result(rkey, ttl, status, res, err, attempts, step,\n"
@@ -310,6 +345,9 @@ const struct drv_queue_script drv_queue_enqueue_script = {
 /* mover: KEYS = jobs, delayed. ARGV = now_ms, limit, job hash prefix. */
 const struct drv_queue_script drv_queue_mover_script = {
     "mover",
+    LUA_CHECK_TYPES
+    "local bad = checktypes(KEYS[1], 'stream', KEYS[2], 'zset')\n"
+    "if bad then return redis.error_reply(bad) end\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1],\n"
     "  'LIMIT', 0, ARGV[2])\n"
     "for _, jid in ipairs(due) do\n"
@@ -324,50 +362,73 @@ const struct drv_queue_script drv_queue_mover_script = {
 
 /*
  * reclaim: KEYS = jobs, dead, stats. ARGV = group, consumer, min_idle_ms,
- * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead).
+ * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead),
+ * and optionally max_job_bytes: a claimed entry larger than that goes to
+ * dead here, copied inside Redis, instead of crossing the network in the
+ * reply. Returns {claimed entries, poisoned, gone, oversized}.
  */
 const struct drv_queue_script drv_queue_reclaim_script = {
     "reclaim",
     LUA_HELPERS
     LUA_DEAD_TRIM
+    LUA_CHECK_TYPES
     "local jobs, dead, stats = KEYS[1], KEYS[2], KEYS[3]\n"
+    "local bad = checktypes(jobs, 'stream', dead, 'stream', stats, 'hash')\n"
+    "if bad then return redis.error_reply(bad) end\n"
     "local group, me, idle = ARGV[1], ARGV[2], ARGV[3]\n"
     "local maxd, now = tonumber(ARGV[5]), ARGV[6]\n"
+    "local maxb = tonumber(ARGV[9] or '0')\n"
     "local p = redis.call('XPENDING', jobs, group, 'IDLE', idle, '-', '+',\n"
     "  ARGV[4])\n"
-    "local claimed, poisoned, gone = {}, 0, 0\n"
+    "local claimed, poisoned, gone, big = {}, 0, 0, 0\n"
+    "local function todead(id, f, why)\n"
+    "  local jid, att = id, 0\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
+    "    if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
+    "  end\n"
+    "  redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
+    "    'error', why, 'attempts', att + 1, 'failed_at', now})))\n"
+    "  redis.call('XACK', jobs, group, id)\n"
+    "  redis.call('XDEL', jobs, id)\n"
+    "end\n"
     "for _, e in ipairs(p) do\n"
     "  local id, cnt = e[1], tonumber(e[4])\n"
     "  if cnt >= maxd then\n"
-    "    local f = payload(jobs, id) or {}\n"
-    "    local jid, att = id, 0\n"
-    "    for i = 1, #f, 2 do\n"
-    "      if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
-    "      if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
-    "    end\n"
-    "    redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
-    "      'error', 'poison: delivered ' .. cnt ..\n"
-    "      ' times without an outcome (max_deliveries ' .. maxd .. ')',\n"
-    "      'attempts', att + 1, 'failed_at', now})))\n"
-    "    redis.call('XACK', jobs, group, id)\n"
-    "    redis.call('XDEL', jobs, id)\n"
+    "    todead(id, payload(jobs, id) or {}, 'poison: delivered ' .. cnt ..\n"
+    "      ' times without an outcome (max_deliveries ' .. maxd .. ')')\n"
     "    poisoned = poisoned + 1\n"
     "  else\n"
     "    local r = redis.call('XCLAIM', jobs, group, me, idle, id)\n"
-    "    if r[1] then claimed[#claimed+1] = r[1] else gone = gone + 1 end\n"
+    "    local n = 0\n"
+    "    if r[1] and maxb > 0 then\n"
+    "      for _, v in ipairs(r[1][2]) do n = n + #v end\n"
+    "    end\n"
+    "    if not r[1] then\n"
+    "      gone = gone + 1\n"
+    "    elseif n > maxb then\n"
+    "      todead(id, r[1][2], 'job is ' .. n ..\n"
+    "        ' bytes, more than max_job_bytes ' .. maxb)\n"
+    "      big = big + 1\n"
+    "    else\n"
+    "      claimed[#claimed+1] = r[1]\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "if poisoned > 0 then\n"
-    "  redis.call('HINCRBY', stats, 'dead', poisoned)\n"
+    "if poisoned + big > 0 then\n"
+    "  redis.call('HINCRBY', stats, 'dead', poisoned + big)\n"
     "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
     "end\n"
-    "return {claimed, poisoned, gone}\n"
+    "return {claimed, poisoned, gone, big}\n"
 };
 
 /* renew: KEYS = jobs. ARGV = group, consumer, ids... */
 const struct drv_queue_script drv_queue_renew_script = {
     "renew",
     LUA_HELPERS
+    LUA_CHECK_TYPES
+    "local bad = checktypes(KEYS[1], 'stream')\n"
+    "if bad then return redis.error_reply(bad) end\n"
     "local lost = {}\n"
     "for i = 3, #ARGV do\n"
     "  if owned(KEYS[1], ARGV[1], ARGV[i], ARGV[2]) then\n"
@@ -378,6 +439,28 @@ const struct drv_queue_script drv_queue_renew_script = {
     "  end\n"
     "end\n"
     "return lost\n"
+};
+
+/*
+ * prepare: KEYS = jobs, delayed, dead, stats. ARGV = group. A queue is
+ * ready for the worker when its keys have the right types and its stream
+ * has the group: creates the group (and the stream) when missing and
+ * returns 1, returns 0 when it exists (no write: this works while Redis
+ * refuses writes, out of memory), or a WRONGTYPE error naming the key.
+ */
+const struct drv_queue_script drv_queue_prepare_script = {
+    "prepare",
+    LUA_CHECK_TYPES
+    "local bad = checktypes(KEYS[1], 'stream', KEYS[2], 'zset', KEYS[3],\n"
+    "  'stream', KEYS[4], 'hash')\n"
+    "if bad then return redis.error_reply(bad) end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
+    "    if g[2] == ARGV[1] then return 0 end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')\n"
+    "return 1\n"
 };
 
 /* dead retry: KEYS = dead, jobs. ARGV = id (job id or entry id) or ''

@@ -42,7 +42,9 @@
  * pending list (O(1) per command, O(n) per firing). A passed deadline
  * drops the whole connection: replies are FIFO, a late one cannot be
  * skipped. The connect deadline bounds resolving, each address's connect
- * and the TLS handshake.
+ * and the TLS handshake. Unless a reply is still arriving (a large one
+ * takes longer than any deadline meant for waiting): then the deadline
+ * moves on, PROGRESS_NS at a time, while bytes keep coming.
  *
  * drv_redis_free only marks r freeing and kicks; the kick handler drops
  * the connection (pending callbacks -> -ECANCELED) and then frees r. Until
@@ -98,6 +100,7 @@
 #define DEF_KEEPALIVE_S 15
 #define NAME_MAX_LEN 128
 #define SMALL_ARGV 16
+#define PROGRESS_NS (INT64_C(1000) * DRV_NS_PER_MS) /* see receiving() */
 #define MAX_TIMEOUT_MS (INT64_C(366) * 24 * 3600 * 1000) /* a year */
 #define PEEK_CHUNKS 16     /* input chunks fed to the reader per pass */
 #define PEER_MAX 128       /* "[v6]:port" or a socket path */
@@ -183,6 +186,13 @@ struct drv_redis {
     uint64_t drop_gen;         /* drop attempt gen from the kick; 0 none */
     const char *drop_why;      /* static text: why */
     int notify_down;           /* on_state(DOWN) owed from the kick */
+    size_t rx_seen;            /* unparsed reader bytes at the last
+                                  deadline check */
+    size_t max_string;         /* opts.max_string_bytes; 0 = no limit */
+    redisReplyObjectFunctions fns; /* the reader's, createString wrapped
+                                  (when max_string) */
+    void *(*create_string)(const redisReadTask *, char *, size_t);
+                               /* hiredis's own createString */
     int freeing;               /* drv_redis_free was called */
     int retry_now;             /* next retry without backoff (reconnect) */
     unsigned fails;            /* failed attempts since the last READY */
@@ -867,6 +877,14 @@ transport_up(struct drv_redis *r)
     r->reader = redisReaderCreate();
     if (r->reader == NULL)
         goto oom;
+    if (r->max_string > 0) {
+        /* wrap createString: see create_string() */
+        r->fns = *r->reader->fn;
+        r->create_string = r->fns.createString;
+        r->fns.createString = create_string;
+        r->reader->fn = &r->fns;
+        r->reader->privdata = r;
+    }
     if (r->ssl_ctx != NULL) {
         ssl = drv__redis_tls_ssl(r->ssl_ctx, verify_name(r));
         if (ssl == NULL)
@@ -1044,6 +1062,27 @@ numeric_addr(const char *host, int port)
     return ai;
 }
 
+/*
+ * The reader's createString when max_string is set: a string reply
+ * longer than that becomes an empty one whose integer holds its length
+ * (drv_redis_reply_len), so the bytes are not copied once more out of
+ * the read buffer into a reply nobody will use.
+ */
+static void *
+create_string(const redisReadTask *task, char *str, size_t len)
+{
+    struct drv_redis *r;
+    redisReply *reply;
+
+    DRV_CAST(r, task->privdata, DRV_REDIS_MAGIC);
+    if (task->type != REDIS_REPLY_STRING || len <= r->max_string)
+        return r->create_string(task, str, len);
+    reply = r->create_string(task, str, 0);
+    if (reply != NULL)
+        reply->integer = (long long)len;
+    return reply;
+}
+
 static void
 start_connect(struct drv_redis *r)
 {
@@ -1125,6 +1164,19 @@ connect_step(const struct drv_redis *r)
     return "connect timed out";
 }
 
+/* A reply has been arriving since the last deadline check: the reader
+ * holds unparsed bytes, and more (or other) than then. */
+static int
+receiving(struct drv_redis *r)
+{
+    const redisReader *rd = r->reader;
+    size_t len = rd != NULL ? rd->len - rd->pos : 0;
+    int moved = len > 0 && len != r->rx_seen;
+
+    r->rx_seen = len;
+    return moved;
+}
+
 static void
 on_watch(evutil_socket_t fd, short what, void *arg)
 {
@@ -1168,6 +1220,17 @@ on_watch(evutil_socket_t fd, short what, void *arg)
         } else if (next == 0 || c->deadline_ns < next) {
             next = c->deadline_ns;
         }
+    }
+    if (expired > 0 && receiving(r)) {
+        /* a reply is still arriving (a big one): it gets PROGRESS_NS
+         * more from now, as long as bytes keep coming */
+        TAILQ_FOREACH(c, &r->pending, link)
+            if (c->expired) {
+                c->expired = 0;
+                c->deadline_ns = now + PROGRESS_NS;
+            }
+        watch_arm(r, now + PROGRESS_NS);
+        return;
     }
     if (expired > 0) {
         r->stats.timeouts++;
@@ -1355,6 +1418,7 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     r->ctx = opts->ctx;
     r->locate = opts->locate;
     r->locate_ctx = opts->locate_ctx;
+    r->max_string = opts->max_string_bytes;
     r->state = DRV_REDIS_DOWN;
     r->client_id = -1;
     r->fd = -1;
@@ -1671,6 +1735,15 @@ int
 drv_redis_reply_is_error(const redisReply *reply)
 {
     return reply != NULL && reply->type == REDIS_REPLY_ERROR;
+}
+
+size_t
+drv_redis_reply_len(const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_STRING && reply->len == 0 &&
+        reply->integer > 0)
+        return (size_t)reply->integer; /* cut: see create_string */
+    return reply->len;
 }
 
 int

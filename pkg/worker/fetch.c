@@ -42,7 +42,7 @@
 static int
 active(const struct drv_worker *w, size_t qi)
 {
-    return !w->queues[qi].paused;
+    return drv__worker_queue_active(w, qi);
 }
 
 static int
@@ -56,6 +56,64 @@ queue_of(const struct drv_worker *w, const char *name, size_t len)
             return (int)i;
     }
     return -1;
+}
+
+/* Bytes of an entry's field names and values; 0 unless it has the shape
+ * [id, [f, v, ...]] of strings. */
+static size_t
+entry_bytes(const redisReply *entry)
+{
+    const redisReply *f;
+    size_t i, n = 0;
+
+    if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
+        entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING
+        || entry->element[1]->type != REDIS_REPLY_ARRAY)
+        return 0;
+    f = entry->element[1];
+    for (i = 0; i < f->elements; i++) {
+        if (f->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+        n += drv_redis_reply_len(f->element[i]);
+    }
+    return n;
+}
+
+/*
+ * An entry larger than max_job_bytes (both connections cut its strings
+ * longer than that: they arrive empty, see max_string_bytes) becomes a job record of its entry id
+ * and its id field alone (when that is short), with bytes set to its
+ * real size, so validation refuses it and it goes dead naming its size
+ * and the limit. The rest is never copied: the dead-lettering copies the
+ * whole entry inside Redis (the settle script reads it from the stream).
+ */
+static struct drv_job *
+job_oversized(const redisReply *entry, size_t bytes, struct drv_err *err)
+{
+    const redisReply *f = entry->element[1];
+    redisReply small, *kept[2];
+    struct drv_job *job;
+    char eid[48];
+    size_t i;
+
+    if (entry->element[0]->len >= sizeof eid)
+        return drv_job_from_entry(entry, err); /* refuses it */
+    memcpy(eid, entry->element[0]->str, entry->element[0]->len);
+    eid[entry->element[0]->len] = '\0';
+    memset(&small, 0, sizeof small);
+    small.type = REDIS_REPLY_ARRAY;
+    small.element = kept;
+    for (i = 0; i + 1 < f->elements; i += 2) /* the last id field wins */
+        if (f->element[i]->len == 2 && memcmp(f->element[i]->str, "id", 2)
+            == 0 && drv_redis_reply_len(f->element[i + 1]) <= 1024) {
+            kept[0] = f->element[i];
+            kept[1] = f->element[i + 1];
+            small.elements = 2;
+        }
+    job = drv_job_from_fields(eid, &small, err);
+    if (job != NULL)
+        job->bytes = bytes;
+    return job;
 }
 
 void
@@ -85,8 +143,13 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
             struct drv_err err;
             struct drv_job *job;
 
+            size_t bytes = entry_bytes(entries->element[e]);
+
             drv_err_clear(&err);
-            job = drv_job_from_entry(entries->element[e], &err);
+            if ((int64_t)bytes > w->cfg->worker.max_job_bytes)
+                job = job_oversized(entries->element[e], bytes, &err);
+            else
+                job = drv_job_from_entry(entries->element[e], &err);
             if (job == NULL) {
                 DRV_LOG_ERROR("unreadable stream entry", "queue=%s "
                               "error=\"%s\"", w->queues[q].keys.name,
@@ -150,12 +213,18 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         drv__worker_redis_error(w, status, reply);
         if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
                                  || drv_redis_reply_error_is(reply,
-                                                             "UNBLOCKED"))) {
-            /* stream or group gone (flush, restart without persistence):
-             * create them again, then fetch */
-            DRV_LOG_WARN("consumer group missing: recreating",
-                         "error=\"%s\"", err.msg);
-            drv__worker_create_groups(w);
+                                                             "UNBLOCKED")
+                                 || drv_redis_reply_error_is(reply,
+                                                             "WRONGTYPE"))) {
+            /* stream or group gone (flush, restart without persistence)
+             * or a stream key replaced by another type: prepare the
+             * queues read again (key types checked, group created), then
+             * fetch; a queue with a bad key stays out */
+            DRV_LOG_WARN("consumer group or stream missing: preparing the "
+                         "queue again", "queue=%s error=\"%s\"",
+                         f->blocking ? "*" : w->queues[f->qi].keys.name,
+                         err.msg);
+            drv__worker_prepare(w, f->blocking ? -1 : (int)f->qi);
         } else if (rc != DRV_EDOWN) {
             DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
         }

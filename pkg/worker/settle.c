@@ -16,6 +16,15 @@
  * apply twice: the second run finds the entry acked and reports LOST.
  * Until settled a job stays on the live list, so its lease is renewed and
  * no other worker reclaims it while we retry.
+ *
+ * A call Redis answers with an error (it ran nothing: the scripts check
+ * key types before they write, and out of memory refuses the first
+ * write) is not sent again at once: the queue's next call waits
+ * REFUSED_BASE_MS doubling to REFUSED_MAX_MS, with jitter, and the
+ * queue fetches nothing while its outcomes wait. WRONGTYPE concerns one
+ * queue (it is skipped, worker.c); any other error (OOM, NOPERM,
+ * READONLY, ...) all of Redis: the worker stops fetching, the mover and
+ * reclaim wait, and one line says when it began and one when it ended.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +38,8 @@
 #include "worker_int.h"
 
 #define SETTLE_MAX 512
+#define REFUSED_BASE_MS 100
+#define REFUSED_MAX_MS 5000
 
 /* ------------------------------------------------------------- settle */
 
@@ -58,6 +69,70 @@ struct settle_call {
     int n;
 };
 
+/* Outcomes not yet written, on every queue. */
+static int
+waiting(const struct drv_worker *w)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < w->nqueues; i++)
+        n += w->queues[i].npend;
+    return n;
+}
+
+/* Redis answered c with an error: its jobs wait with backoff. */
+static void
+settle_refused(struct settle_call *c, const redisReply *reply,
+               const struct drv_err *err)
+{
+    struct drv_worker *w = c->w;
+    struct wqueue *q = &w->queues[c->qi];
+    int64_t now = drv_clock_mono_ns();
+    int i;
+
+    for (i = 0; i < c->n; i++) {
+        c->jobs[i]->settle_pending = 0;
+        settle_queue(c->jobs[i]);
+    }
+    q->settle_fails++;
+    q->settle_retry_ns = now + drv_backoff_ms(q->settle_fails,
+                                              REFUSED_BASE_MS, REFUSED_MAX_MS,
+                                              drv_random64()) * DRV_NS_PER_MS;
+    if (drv_redis_reply_error_is(reply, "WRONGTYPE")) {
+        drv__worker_queue_bad(w, c->qi, err->msg);
+        return;
+    }
+    if (drv_redis_reply_error_is(reply, "NOGROUP"))
+        drv__worker_prepare(w, c->qi);
+    if (w->refused_ns != 0)
+        return;
+    w->refused_ns = now;
+    w->refused_waiting = waiting(w);
+    DRV_LOG_ERROR("Redis refuses writes: outcomes wait, retried with "
+                  "backoff; fetching paused", "queue=%s waiting=%d "
+                  "error=\"%s\"", q->keys.name, w->refused_waiting, err->msg);
+}
+
+/* A call went through: the end of a refusal, if there was one. */
+static void
+settle_accepted(struct settle_call *c)
+{
+    struct drv_worker *w = c->w;
+    struct wqueue *q = &w->queues[c->qi];
+    int64_t now = drv_clock_mono_ns();
+
+    q->settle_fails = 0;
+    q->settle_retry_ns = 0;
+    if (w->refused_ns == 0)
+        return;
+    DRV_LOG_INFO("Redis accepts writes again", "queue=%s after_s=%.1f "
+                 "written=%d waiting=%d", q->keys.name,
+                 (double)(now - w->refused_ns) / DRV_NS_PER_SEC, c->n,
+                 waiting(w));
+    w->refused_ns = 0;
+}
+
 static void
 on_settled(struct drv_redis *r, int status, const redisReply *reply,
            void *ctx)
@@ -86,8 +161,11 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
         codes = drv_xcalloc((size_t)c->n, sizeof *codes);
         rc = drv_settle_parse(reply, c->n, codes, &err);
     }
-    if (rc < 0) {
+    if (rc < 0)
         drv__worker_redis_error(w, status, reply);
+    if (rc == DRV_EREDIS && status == 0 && reply->type == REDIS_REPLY_ERROR) {
+        settle_refused(c, reply, &err);
+    } else if (rc < 0) {
         /* unknown whether it applied: keep the jobs and send again */
         if (rc != DRV_EDOWN)
             DRV_LOG_WARN("settle failed: will retry", "queue=%s jobs=%d "
@@ -97,6 +175,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
             settle_queue(c->jobs[i]);
         }
     } else {
+        settle_accepted(c);
         for (i = 0; i < c->n; i++) {
             struct wjob *j = c->jobs[i];
             char qid[256];
@@ -134,6 +213,8 @@ flush_queue(struct drv_worker *w, int qi)
     if (q->settle_inflight || q->npend == 0 ||
         drv_redis_state(w->cmd) != DRV_REDIS_READY)
         return;
+    if (q->settle_retry_ns != 0 && drv_clock_mono_ns() < q->settle_retry_ns)
+        return; /* refused: the tick kicks again */
     n = q->npend < SETTLE_MAX ? q->npend : SETTLE_MAX;
     DRV_ALLOC_OBJ(c, SETTLE_CALL_MAGIC);
     c->w = w;

@@ -12,6 +12,8 @@
  *   reclaim   every visibility_timeout / 4 (1 s .. 10 s): claim entries
  *             of dead workers, as many as there are free permits; the
  *             claimed jobs are admitted like fetched ones (run.c)
+ *   prepare   a queue not ready (after a connect, a lost group, a key
+ *             of the wrong type): again every second (worker.c)
  *   registry  every BEAT_MS: this worker's line in the workers hash, and
  *             removal of stale lines (DRV_QUEUE_WORKER_STALE_MS)
  *   schedules every tick: the due schedule ticks (schedule.c)
@@ -93,10 +95,23 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
         drv_err_set(&err, DRV_EPROTO, "unexpected reply type %d",
                     reply->type);
     if (err.code < 0) {
+        struct wqueue *q = &c->w->queues[c->qi];
+        int64_t now = drv_clock_mono_ns();
+
         drv__worker_redis_error(c->w, status, reply);
-        if (status != DRV_EDOWN)
-            DRV_LOG_WARN(what, "queue=%s error=\"%s\"",
-                         c->w->queues[c->qi].keys.name, err.msg);
+        if (drv_redis_reply_error_is(reply, "WRONGTYPE")) {
+            drv__worker_queue_bad(c->w, c->qi, err.msg);
+        } else if (drv_redis_reply_error_is(reply, "NOGROUP")) {
+            drv__worker_prepare(c->w, c->qi);
+        } else if (status != DRV_EDOWN &&
+                   (q->upkeep_logged_ns == 0 ||
+                    now - q->upkeep_logged_ns >= BAD_LOG_NS)) {
+            /* at most every BAD_LOG_NS: Redis refusing writes fails
+             * these on every turn */
+            q->upkeep_logged_ns = now;
+            DRV_LOG_WARN(what, "queue=%s error=\"%s\"", q->keys.name,
+                         err.msg);
+        }
         qctx_free(c);
         return NULL;
     }
@@ -132,7 +147,7 @@ run_mover(struct drv_worker *w)
     size_t i;
 
     for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].mover_inflight)
+        if (w->queues[i].mover_inflight || !w->queues[i].ready)
             continue;
         drv_queue_mover(&call, &w->queues[i].keys, drv_clock_unix_ms(),
                         MOVER_LIMIT);
@@ -155,9 +170,10 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
     if (c == NULL)
         return;
     w = c->w;
-    /* the script's answer: [entries, poisoned count, ...]; a reply of
-     * another shape (a script from another version) is ignored */
-    if (reply->elements != 3 ||
+    /* the script's answer: [entries, poisoned count, gone count,
+     * oversized count]; a reply of another shape (a script from another
+     * version) is ignored */
+    if (reply->elements < 3 ||
         reply->element[1]->type != REDIS_REPLY_INTEGER) {
         qctx_free(c);
         return;
@@ -165,6 +181,11 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
     if (reply->element[1]->integer > 0)
         DRV_LOG_WARN("poison jobs dead-lettered", "queue=%s n=%lld",
                      w->queues[c->qi].keys.name, reply->element[1]->integer);
+    if (reply->elements >= 4 && reply->element[3]->type ==
+        REDIS_REPLY_INTEGER && reply->element[3]->integer > 0)
+        DRV_LOG_WARN("jobs larger than max_job_bytes dead-lettered",
+                     "queue=%s n=%lld", w->queues[c->qi].keys.name,
+                     reply->element[3]->integer);
     drv__worker_entries(w, reply->element[0], 0, c->qi, &jobs);
     if (jobs.n > 0)
         DRV_LOG_INFO("reclaimed jobs of a dead worker", "queue=%s n=%d",
@@ -185,12 +206,14 @@ run_reclaim(struct drv_worker *w)
         int n = free_permits < w->cfg->worker.batch ? free_permits
                                                     : w->cfg->worker.batch;
 
-        if (w->queues[i].reclaim_inflight || w->queues[i].paused)
+        if (w->queues[i].reclaim_inflight ||
+            !drv__worker_queue_active(w, i))
             continue;
         drv_queue_reclaim(&call, &w->queues[i].keys, w->id,
                           w->cfg->worker.visibility_timeout_ms, n,
                           w->cfg->worker.max_deliveries, drv_clock_unix_ms(),
                           &w->dead_bound);
+        drv_queue_reclaim_limit(&call, w->cfg->worker.max_job_bytes);
         qcall(w, (int)i, &w->queues[i].reclaim_inflight, SCRIPT_RECLAIM,
               &call, on_reclaimed);
     }
@@ -246,6 +269,8 @@ run_renew(struct drv_worker *w)
         struct wjob *j;
         int n = 0;
 
+        if (w->queues[i].bad[0] != '\0')
+            continue; /* its stream may be gone: the jobs wait */
         drv_queue_renew(&call, &w->queues[i].keys, w->id);
         for (j = w->live; j != NULL; j = j->next)
             if (j->qi == (int)i && !j->lost) {
@@ -387,20 +412,16 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
 
     if (drv_redis_state(w->cmd) != DRV_REDIS_READY)
         return;
-    if (!w->groups_ready && w->groups_pending <= 0 &&
-        now >= w->next_reclaim_ns) {
-        /* a group creation failed: try again now and then */
-        drv__worker_create_groups(w);
-        return;
-    }
-    if (!w->groups_ready)
-        return;
+    drv__worker_prepare_due(w, now);
     drv__worker_schedules(w);
     if (now >= w->next_pause_ns && !w->pause_inflight) {
         check_paused(w);
         w->next_pause_ns = now + PAUSE_MS * DRV_NS_PER_MS;
     }
-    if (now >= w->next_mover_ns && w->state == W_RUNNING) {
+    /* the mover and reclaim write: they wait while Redis refuses writes
+     * (the settle retries find out when it accepts them again) */
+    if (now >= w->next_mover_ns && w->state == W_RUNNING &&
+        w->refused_ns == 0) {
         run_mover(w);
         w->next_mover_ns = now + MOVER_MS * DRV_NS_PER_MS;
     }
@@ -408,7 +429,8 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
         run_renew(w);
         w->next_renew_ns = now + vt / 3;
     }
-    if (now >= w->next_reclaim_ns && w->state == W_RUNNING) {
+    if (now >= w->next_reclaim_ns && w->state == W_RUNNING &&
+        w->refused_ns == 0) {
         run_reclaim(w);
         /* often enough that a dead worker's job waits little more than
          * visibility_timeout; at least every second, at most every 10 s */

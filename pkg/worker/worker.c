@@ -116,67 +116,178 @@ drv__worker_trace_start(struct drv_worker *w, const struct wjob *j)
 
 /* --------------------------------------------------------- Redis setup */
 
+/*
+ * Each queue is prepared on its own after every (re)connect (key types
+ * checked, group created when missing: drv_queue_prepare), and again
+ * after a fetch found its group or stream gone. A queue that fails stays
+ * not ready and is tried again every PREPARE_RETRY_NS while the others
+ * work; one with a key of the wrong type is logged by name.
+ */
+#define PREPARE_RETRY_NS DRV_NS_PER_SEC
+
+/* A prepare call out: the worker and its queue. */
+struct prep_call {
+    unsigned magic;
+#define PREP_CALL_MAGIC 0x93e9ca11U
+    struct drv_worker *w;   /* borrowed */
+    int qi;                 /* queue index */
+};
+
 static void
-on_group_created(struct drv_redis *r, int status, const redisReply *reply,
-                 void *ctx)
+set_ready(struct drv_worker *w, struct wqueue *q, int ready)
 {
+    if (q->ready == ready)
+        return;
+    q->ready = ready;
+    w->groups_ready += ready ? 1 : -1;
+}
+
+void
+drv__worker_queue_bad(struct drv_worker *w, int qi, const char *why)
+{
+    struct wqueue *q = &w->queues[qi];
+    int64_t now = drv_clock_mono_ns();
+
+    set_ready(w, q, 0);
+    if (q->next_prepare_ns < now + PREPARE_RETRY_NS)
+        q->next_prepare_ns = now + PREPARE_RETRY_NS;
+    snprintf(q->bad, sizeof q->bad, "%s", why);
+    if (q->bad_logged_ns != 0 && now - q->bad_logged_ns < BAD_LOG_NS)
+        return;
+    q->bad_logged_ns = now;
+    DRV_LOG_ERROR("queue key of the wrong type: queue skipped until it is "
+                  "fixed", "queue=%s error=\"%s\"", q->keys.name, why);
+}
+
+int
+drv__worker_queue_active(const struct drv_worker *w, size_t qi)
+{
+    const struct wqueue *q = &w->queues[qi];
+
+    return q->ready && !q->paused && q->settle_fails == 0 &&
+           w->refused_ns == 0;
+}
+
+static void
+on_prepared(struct drv_redis *r, int status, const redisReply *reply,
+            void *ctx)
+{
+    struct prep_call *c;
     struct drv_worker *w;
+    struct wqueue *q;
     struct drv_err err;
-    int rc;
+    int64_t now;
+    int rc, qi;
 
     (void)r;
+    DRV_CAST(c, ctx, PREP_CALL_MAGIC);
+    w = c->w;
+    qi = c->qi;
+    c->magic = 0;
+    free(c);
     if (status == -ECANCELED)
-        return; /* the worker is being freed */
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+        return; /* the worker is being freed: w is gone */
+    q = &w->queues[qi];
+    q->prepare_inflight = 0;
+    now = drv_clock_mono_ns();
     rc = drv_redis_result(status, reply, &err);
-    if (rc == DRV_EREDIS && drv_redis_reply_error_is(reply, "BUSYGROUP"))
-        rc = 0;
-    if (rc < 0) {
+    if (rc < 0)
         drv__worker_redis_error(w, status, reply);
-        DRV_LOG_WARN("consumer group not created", "error=\"%s\"", err.msg);
-        w->groups_pending = -1;
+    if (rc == DRV_EREDIS && drv_redis_reply_error_is(reply, "WRONGTYPE")) {
+        drv__worker_queue_bad(w, qi, err.msg);
         return;
     }
-    if (w->groups_pending > 0 && --w->groups_pending == 0) {
-        w->groups_ready = 1;
-        DRV_LOG_DEBUG("consumer groups ready", NULL);
-        /* read the paused keys now: fetching waits for them */
-        w->next_pause_ns = 0;
-        drv__worker_maintain(w, drv_clock_mono_ns());
-        drv__worker_kick(w);
+    if (rc < 0) {
+        q->next_prepare_ns = now + PREPARE_RETRY_NS;
+        if (rc != DRV_EDOWN && (q->upkeep_logged_ns == 0 ||
+                                now - q->upkeep_logged_ns >= BAD_LOG_NS)) {
+            q->upkeep_logged_ns = now;
+            DRV_LOG_WARN("consumer group not created", "queue=%s "
+                         "error=\"%s\"", q->keys.name, err.msg);
+        }
+        return;
+    }
+    if (q->bad[0] != '\0') {
+        DRV_LOG_INFO("queue keys fixed: queue resumed", "queue=%s",
+                     q->keys.name);
+        q->bad[0] = '\0';
+        q->bad_logged_ns = 0;
+        q->settle_retry_ns = 0; /* stuck outcomes: try them now */
+    }
+    set_ready(w, q, 1);
+    DRV_LOG_DEBUG("queue ready", "queue=%s", q->keys.name);
+    /* fetching waits for the paused keys too: read them now */
+    w->next_pause_ns = 0;
+    drv__worker_maintain(w, now);
+    drv__worker_kick(w);
+}
+
+static void
+prepare_queue(struct drv_worker *w, int qi)
+{
+    struct wqueue *q = &w->queues[qi];
+    struct drv_script_call call;
+    struct prep_call *c;
+
+    if (q->prepare_inflight)
+        return;
+    DRV_ALLOC_OBJ(c, PREP_CALL_MAGIC);
+    c->w = w;
+    c->qi = qi;
+    drv_queue_prepare(&call, &q->keys);
+    q->prepare_inflight = 1;
+    if (drv__worker_script(w, SCRIPT_PREPARE, &call, on_prepared, c) < 0) {
+        q->prepare_inflight = 0;
+        q->next_prepare_ns = drv_clock_mono_ns() + PREPARE_RETRY_NS;
+        c->magic = 0;
+        free(c);
     }
 }
 
 void
-drv__worker_create_groups(struct drv_worker *w)
+drv__worker_prepare(struct drv_worker *w, int qi)
 {
-    struct drv_argv a;
     size_t i;
 
-    w->groups_ready = 0;
-    w->groups_pending = (int)w->nqueues;
-    drv_argv_init(&a);
     for (i = 0; i < w->nqueues; i++) {
-        drv_queue_group_create(&w->queues[i].keys, &a);
-        if (drv_redis_send(w->cmd, 0, &a, on_group_created, w) < 0)
-            w->groups_pending = -1;
+        if (qi >= 0 && (size_t)qi != i)
+            continue;
+        set_ready(w, &w->queues[i], 0);
+        w->queues[i].next_prepare_ns = 0;
+        prepare_queue(w, (int)i);
     }
-    drv_argv_fini(&a);
+}
+
+/* Queues not ready: prepare them again when their retry is due. */
+void
+drv__worker_prepare_due(struct drv_worker *w, int64_t now)
+{
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++) {
+        struct wqueue *q = &w->queues[i];
+
+        if (!q->ready && !q->prepare_inflight && now >= q->next_prepare_ns)
+            prepare_queue(w, (int)i);
+    }
 }
 
 static void
 on_cmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 {
     struct drv_worker *w;
+    size_t i;
 
     (void)r;
     DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     if (st == DRV_REDIS_READY) {
-        drv__worker_create_groups(w);
+        drv__worker_prepare(w, -1);
         w->next_beat_ns = 0;
+        w->next_pause_ns = 0;
         drv__worker_kick(w);
     } else {
-        w->groups_ready = 0;
+        for (i = 0; i < w->nqueues; i++)
+            set_ready(w, &w->queues[i], 0);
     }
 }
 
@@ -276,6 +387,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     }
     ro.on_state = on_cmd_state;
     ro.ctx = w;
+    /* a larger job is refused anyway: never copied out of the reader */
+    ro.max_string_bytes = (size_t)cfg->worker.max_job_bytes;
     snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
     ro.name = name;
     rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
@@ -299,6 +412,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         drv_queue_reclaim_script.text, strlen(drv_queue_reclaim_script.text));
     w->scripts[SCRIPT_RENEW] = drv_redis_script_create(
         drv_queue_renew_script.text, strlen(drv_queue_renew_script.text));
+    w->scripts[SCRIPT_PREPARE] = drv_redis_script_create(
+        drv_queue_prepare_script.text, strlen(drv_queue_prepare_script.text));
 
     memset(&po, 0, sizeof po);
     po.nthreads = cfg->worker.threads;
@@ -437,12 +552,39 @@ on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
     deliver_stopped(w);
 }
 
+/* After the drain deadline: every job still live only waits for an
+ * outcome Redis refuses to take (count them into *n). */
+static int
+only_refused_left(struct drv_worker *w, int *n)
+{
+    struct wjob *j;
+
+    *n = 0;
+    for (j = w->live; j != NULL; j = j->next, (*n)++)
+        if (!j->settle_pending || w->queues[j->qi].settle_fails == 0)
+            return 0;
+    return 1;
+}
+
 void
 drv__worker_check_stopped(struct drv_worker *w)
 {
     struct drv_argv del;
+    int n;
 
-    if (w->state != W_DRAINING || w->live != NULL || w->stop_ev != NULL)
+    if (w->state != W_DRAINING || w->stop_ev != NULL)
+        return;
+    if (w->live != NULL && w->drain_expired && only_refused_left(w, &n) &&
+        !w->fetch_inflight) {
+        /* Redis refuses them: stop anyway; their entries stay pending
+         * and another worker reclaims them (at-least-once) */
+        DRV_LOG_WARN("stopping with outcomes Redis refused: their entries "
+                     "stay pending and will be reclaimed", "worker=%s "
+                     "jobs=%d", w->id, n);
+        deliver_stopped(w);
+        return;
+    }
+    if (w->live != NULL)
         return;
     /* a pool job abandoned at its timeout still runs: give it until the
      * drain deadline to return, so plugins can shut down cleanly */

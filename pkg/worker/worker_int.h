@@ -121,7 +121,26 @@ struct wqueue {
     int settle_inflight;          /* a settle call is out */
     int mover_inflight;           /* a mover call is out */
     int reclaim_inflight;         /* a reclaim call is out */
+    /* readiness (worker.c): fetch, mover and reclaim run only on a ready
+     * queue; the others go on without it */
+    int ready;                    /* prepared (key types right, group
+                                     there) since the cmd connection
+                                     became READY */
+    int prepare_inflight;         /* a prepare call is out */
+    int64_t next_prepare_ns;      /* retry of a failed prepare */
+    char bad[DRV_ERR_MSG_MAX];    /* a key of the wrong type: the error
+                                     naming it; "" when none */
+    int64_t bad_logged_ns;        /* last log of bad (at most every
+                                     BAD_LOG_NS) */
+    int64_t upkeep_logged_ns;     /* last log of a failed mover, reclaim
+                                     or renew call (same limit) */
+    /* settle calls Redis refused (settle.c) */
+    unsigned settle_fails;        /* refused in a row: backoff exponent */
+    int64_t settle_retry_ns;      /* next settle call not before */
 };
+
+/* Problems that repeat are logged at most this often per queue. */
+#define BAD_LOG_NS (10 * DRV_NS_PER_SEC)
 
 struct drv_worker {
     unsigned magic;
@@ -141,11 +160,15 @@ struct drv_worker {
     struct drv_redis *blk;          /* owned: blocking reads */
     struct drv_redis_sentinel *sentinel; /* owned: finds the primary
                                        (redis.sentinel), else NULL */
-    struct drv_redis_script *scripts[4]; /* owned: by SCRIPT_* */
+    struct drv_redis_script *scripts[5]; /* owned: by SCRIPT_* */
     const struct drv_queue_keys **qkeys; /* owned array of borrowed keys:
                                        scratch for command builders */
-    int groups_ready;               /* XGROUP CREATE done since READY */
-    int groups_pending;             /* replies still due */
+    int groups_ready;               /* queues ready (wqueue.ready) */
+    int64_t refused_ns;             /* Redis refuses writes (OOM, NOPERM,
+                                       ...): since when (monotonic), 0 when
+                                       not; outcomes wait, fetching and
+                                       the writing upkeep pause */
+    int refused_waiting;            /* outcomes waiting when it began */
     struct drv_queue_dead_bound dead_bound; /* worker.dead_max, _max_age */
 
     struct drv_pool *pool;          /* owned: thread pool */
@@ -202,7 +225,17 @@ struct drv_worker {
 void drv__worker_kick(struct drv_worker *w);
 void drv__worker_check_stopped(struct drv_worker *w);
 int drv__worker_free_permits(struct drv_worker *w);
-void drv__worker_create_groups(struct drv_worker *w);
+/* Prepare queue qi again (all when qi < 0): not ready until it answers. */
+void drv__worker_prepare(struct drv_worker *w, int qi);
+/* A key of queue qi has the wrong type (why names it, from a WRONGTYPE
+ * error): the queue is skipped until a prepare finds its keys right;
+ * logged at most every BAD_LOG_NS. */
+void drv__worker_queue_bad(struct drv_worker *w, int qi, const char *why);
+/* A queue can take jobs: ready, not paused, its outcomes not stuck, and
+ * Redis not refusing writes. */
+int drv__worker_queue_active(const struct drv_worker *w, size_t qi);
+/* Prepare the queues not ready whose retry is due (the tick). */
+void drv__worker_prepare_due(struct drv_worker *w, int64_t now);
 /* One "unix_us queue entry_id" line for a started job, when
  * DROVER_TRACE_START names a file. */
 void drv__worker_trace_start(struct drv_worker *w, const struct wjob *j);
@@ -297,6 +330,7 @@ void drv__worker_schedules(struct drv_worker *w);
 #define SCRIPT_MOVER 1
 #define SCRIPT_RECLAIM 2
 #define SCRIPT_RENEW 3
+#define SCRIPT_PREPARE 4
 
 /*
  * drv__worker_redis_error -- look at a failed Redis call: a READONLY

@@ -385,7 +385,8 @@ check_ready(char *buf, size_t n, void *ctx)
     else if (drv_redis_state(w->blk) != DRV_REDIS_READY)
         snprintf(buf, n, "redis down: fetch connection not ready");
     else if (!w->groups_ready)
-        snprintf(buf, n, "consumer groups not created yet");
+        snprintf(buf, n, "no queue ready: consumer groups not created "
+                 "yet, or every queue has a key of the wrong type");
     else
         return 0;
     return 1;

@@ -449,6 +449,28 @@ drv_test_redis_cmd(redisContext *c, const char *fmt, ...)
 }
 
 void
+drv_test_redis_vok(redisContext *c, const char *fmt, va_list ap)
+{
+    redisReply *rep = redisvCommand(c, fmt, ap);
+
+    if (rep == NULL)
+        fail_msg("redis command failed: %s (%s)", fmt, c->errstr);
+    if (rep->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s: %s", fmt, rep->str);
+    freeReplyObject(rep);
+}
+
+void
+drv_test_redis_ok(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    drv_test_redis_vok(c, fmt, ap);
+    va_end(ap);
+}
+
+void
 drv_test_redis_flush(const struct drv_test_redis *r)
 {
     redisContext *c = drv_test_redis_connect(r);

@@ -99,6 +99,13 @@ redisContext *drv_test_redis_connect(const struct drv_test_redis *r);
  * reply (caller frees with freeReplyObject). Asserts the reply is not NULL. */
 redisReply *drv_test_redis_cmd(redisContext *c, const char *fmt, ...);
 
+/* drv_test_redis_ok -- run a command on a blocking client and fail the
+ * test, naming the command and the error, unless Redis answered without
+ * an error; the reply is freed. drv_test_redis_vok: the same with a
+ * va_list. */
+void drv_test_redis_ok(redisContext *c, const char *fmt, ...);
+void drv_test_redis_vok(redisContext *c, const char *fmt, va_list ap);
+
 /* drv_test_redis_flush -- FLUSHALL on the test server. */
 void drv_test_redis_flush(const struct drv_test_redis *r);
 

@@ -354,6 +354,50 @@ test_queue_reclaim_and_poison(void **st)
     drv_job_free(job);
 }
 
+/* With a byte limit, the reclaim dead-letters a larger entry inside
+ * Redis (every field kept, the error naming both sizes) and claims the
+ * smaller one. */
+static void
+test_queue_reclaim_oversized(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *small = enqueue_and_read(s, "A", "x y"); /* 11 bytes */
+    struct drv_job *big = enqueue_and_read(s, "A", "big "
+        "0123456789012345678901234567890123456789");       /* 52 bytes */
+    struct drv_script_call call;
+    char err[128];
+    redisReply *r;
+
+    drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1, NULL);
+    drv_queue_reclaim_limit(&call, 20);
+    r = run(s, &call);
+    assert_int_equal(r->elements, 4);
+    assert_int_equal(r->element[0]->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->element[0]->str,
+                        small->entry_id);
+    assert_int_equal(r->element[3]->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 1);
+    r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:dead - +");
+    {
+        redisReply *f = r->element[0]->element[1];
+        size_t i;
+
+        err[0] = '\0';
+        for (i = 0; i + 1 < f->elements; i += 2) {
+            if (strcmp(f->element[i]->str, "error") == 0)
+                snprintf(err, sizeof err, "%s", f->element[i + 1]->str);
+            if (strcmp(f->element[i]->str, "big") == 0)
+                assert_int_equal(f->element[i + 1]->len, 40);
+        }
+    }
+    freeReplyObject(r);
+    assert_string_equal(err, "job is 52 bytes, more than max_job_bytes 20");
+    assert_int_equal(int_cmd(s, "HGET %s dead", s->k.stats), 1);
+    drv_job_free(small);
+    drv_job_free(big);
+}
+
 /* The poison path trims the dead stream in the same script: a dead_max
  * below 1000 is exact, and the new poison entry is among those kept. */
 static void
@@ -837,6 +881,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_queue_requeue_is_undelivered,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_reclaim_and_poison, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_reclaim_oversized, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_poison_trims_dead, setup,
                                         teardown),

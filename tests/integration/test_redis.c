@@ -323,6 +323,69 @@ test_redis_connect_tcp(void **st)
     assert_int_equal(s->down[0], 0);
 }
 
+/* max_string_bytes 8: a longer string (in an array too) arrives empty
+ * with its length kept, a short one whole, an error reply whole. */
+static void
+on_cut_hget(struct drv_redis *r, int status, const redisReply *reply,
+            void *ctx)
+{
+    struct state *s = ctx;
+
+    assert_int_equal(status, 0);
+    assert_int_equal(reply->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(reply->str, "WRONGTYPE"));
+    s->checkpoint++;
+    finish(s);
+}
+
+static void
+on_cut_mget(struct drv_redis *r, int status, const redisReply *reply,
+            void *ctx)
+{
+    struct state *s = ctx;
+
+    expect_ok(status, reply);
+    assert_int_equal(reply->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(reply->elements, 2);
+    assert_string_equal(reply->element[0]->str, "abcdefgh");
+    assert_int_equal(drv_redis_reply_len(reply->element[0]), 8);
+    assert_int_equal(reply->element[1]->type, REDIS_REPLY_STRING);
+    assert_int_equal(reply->element[1]->len, 0);
+    assert_int_equal(drv_redis_reply_len(reply->element[1]), 100000);
+    s->checkpoint++;
+}
+
+static void
+cut_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
+{
+    CMD(r, on_cut_mget, s, "MGET", "short", "long");
+    CMD(r, on_cut_hget, s, "HGET", "long", "f");
+}
+
+static void
+test_redis_max_string_cuts_long_strings(void **st)
+{
+    struct state *s = *st;
+    struct drv_redis_opts o;
+    redisContext *c = drv_test_redis_connect(&drv_test_srv);
+    char *big = malloc(100000);
+
+    assert_non_null(c);
+    assert_non_null(big);
+    memset(big, 'x', 100000);
+    drv_test_redis_ok(c, "SET short abcdefgh");
+    drv_test_redis_ok(c, "SET long %b", big, (size_t)100000);
+    free(big);
+    redisFree(c);
+    memset(&o, 0, sizeof o);
+    o.url = drv_test_srv.url;
+    o.max_string_bytes = 8;
+    s->on_state = cut_ready;
+    s->a = client_opts(s, &o);
+    run(s);
+    assert_int_equal(s->checkpoint, 2);
+}
+
 static void
 on_unix_set(struct drv_redis *r, int status, const redisReply *reply,
             void *ctx)
@@ -1503,6 +1566,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_redis_connect_tcp, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_redis_max_string_cuts_long_strings,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_connect_unix_db, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redis_auth_and_select, setup,
