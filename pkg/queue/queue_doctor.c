@@ -67,6 +67,9 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+zrangebyscore", "ZRANGEBYSCORE KEY 0 1", "finds due delayed jobs"},
     {"+zrem", "ZREM KEY m", "moves due delayed jobs back"},
     {"+zscore", "ZSCORE KEY m", "looks a delayed job up"},
+    {"+zscan", "ZSCAN KEY 0 MATCH m", "finds delayed jobs sharing an id"},
+    {"+get", "GET KEY", "reads a schedule's last tick"},
+    {"+role", "ROLE", "with Sentinel: checks a node really is the primary"},
     /* stats, the CLI, the dashboard, the metrics */
     {"+exists", "EXISTS KEY", "tells whether a queue is paused"},
     {"+hdel", "HDEL KEY f", "removes a worker from the registry"},
@@ -80,7 +83,8 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     /* drover doctor */
     {"+info", "INFO server", "drover doctor: version, eviction policy, AOF"},
     {"+time", "TIME", "drover doctor: the workers' clock skew"},
-    {"+type", "TYPE KEY", "drover doctor: each queue key's type"},
+    {"+type", "TYPE KEY", "checks each queue key's type before writing; "
+     "drover doctor names a wrong one"},
 };
 
 const size_t drv_queue_acl_ncmds =

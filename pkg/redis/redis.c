@@ -863,6 +863,27 @@ format_peer(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
              port);
 }
 
+/*
+ * The reader's createString when max_string is set: a string reply
+ * longer than that becomes an empty one whose integer holds its length
+ * (drv_redis_reply_len), so the bytes are not copied once more out of
+ * the read buffer into a reply nobody will use.
+ */
+static void *
+create_string(const redisReadTask *task, char *str, size_t len)
+{
+    struct drv_redis *r;
+    redisReply *reply;
+
+    DRV_CAST(r, task->privdata, DRV_REDIS_MAGIC);
+    if (task->type != REDIS_REPLY_STRING || len <= r->max_string)
+        return r->create_string(task, str, len);
+    reply = r->create_string(task, str, 0);
+    if (reply != NULL)
+        reply->integer = (long long)len;
+    return reply;
+}
+
 /* Step 4: fd is connected; wrap it and start TLS or the setup. */
 static void
 transport_up(struct drv_redis *r)
@@ -1060,27 +1081,6 @@ numeric_addr(const char *host, int port)
     if (getaddrinfo(host, ps, &hints, &ai) != 0)
         return NULL;
     return ai;
-}
-
-/*
- * The reader's createString when max_string is set: a string reply
- * longer than that becomes an empty one whose integer holds its length
- * (drv_redis_reply_len), so the bytes are not copied once more out of
- * the read buffer into a reply nobody will use.
- */
-static void *
-create_string(const redisReadTask *task, char *str, size_t len)
-{
-    struct drv_redis *r;
-    redisReply *reply;
-
-    DRV_CAST(r, task->privdata, DRV_REDIS_MAGIC);
-    if (task->type != REDIS_REPLY_STRING || len <= r->max_string)
-        return r->create_string(task, str, len);
-    reply = r->create_string(task, str, 0);
-    if (reply != NULL)
-        reply->integer = (long long)len;
-    return reply;
 }
 
 static void
