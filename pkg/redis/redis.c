@@ -365,20 +365,22 @@ watch_arm(struct drv_redis *r, int64_t deadline_ns)
 }
 
 /* Format argv into the connection's output buffer: one write per loop
- * turn carries everything queued in it. 0 or -ENOMEM. */
+ * turn carries everything queued in it. The sds formatter is the one
+ * hiredis's async API used (its plain one calls sprintf twice per
+ * argument). 0 or -ENOMEM. */
 static int
 write_argv(struct drv_redis *r, int argc, const char **argv,
            const size_t *argvlen)
 {
-    char *buf = NULL;
+    sds cmd = NULL;
     int len;
 
-    len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
-    if (len < 0 || buf == NULL)
+    len = redisFormatSdsCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0 || cmd == NULL)
         return -ENOMEM;
-    if (evbuffer_add(bufferevent_get_output(r->bev), buf, (size_t)len) != 0)
+    if (evbuffer_add(bufferevent_get_output(r->bev), cmd, (size_t)len) != 0)
         len = -1;
-    redisFreeCommand(buf);
+    redisFreeSdsCommand(cmd);
     return len < 0 ? -ENOMEM : 0;
 }
 
