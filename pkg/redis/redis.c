@@ -24,9 +24,12 @@
  * event callbacks (libevent defers freeing a bufferevent that is inside
  * its callback) but never runs user code: completions wait for the kick.
  *
- * Replies: the read callback feeds everything that arrived to the RESP
- * reader and hands each reply to the oldest pending command (a Redis
- * connection answers in order), inside that callback; the reply is freed
+ * Replies: what arrives (read from a plain socket by our own read event,
+ * up to 64 KB a time, since libevent 2.1's bufferevent reads 4 KB per
+ * callback; from the OpenSSL bufferevent's input for TLS) is fed to the
+ * RESP reader 16 KB at a time, and each complete reply handed to the
+ * oldest pending command (a Redis connection answers in order), inside
+ * that callback; the reply is freed
  * when the callback returns. A MULTI unit is one command whose first
  * `skip` replies (MULTI's OK, the QUEUED ones) are consumed silently. A
  * reply with no command waiting (a server error at connect, such as max
@@ -103,6 +106,8 @@
 #define PROGRESS_NS (INT64_C(1000) * DRV_NS_PER_MS) /* see receiving() */
 #define MAX_TIMEOUT_MS (INT64_C(366) * 24 * 3600 * 1000) /* a year */
 #define PEEK_CHUNKS 16     /* input chunks fed to the reader per pass */
+#define READ_CHUNK 65536   /* plain sockets: bytes per read(2) */
+#define FEED_SLICE 16384   /* bytes fed to the reader between dispatches */
 #define PEER_MAX 128       /* "[v6]:port" or a socket path */
 #define WHY_MAX 320        /* text of a failure */
 
@@ -175,6 +180,9 @@ struct drv_redis {
     struct addrinfo *ai_next;  /* borrowed from ai: next one to try */
     int fd;                    /* step 3: the socket connecting, or -1 */
     struct bufferevent *bev;   /* owned: step 4, the connection, or NULL */
+    struct event *read_ev;     /* owned: plain sockets, reading bev's fd
+                                  (assigned per connection) */
+    int read_armed;            /* read_ev is added */
     redisReader *reader;       /* owned: its reply parser, or NULL */
     char peer[PEER_MAX];       /* numeric address of fd/bev, or "" */
     char why[WHY_MAX];         /* last address's failure, this attempt */
@@ -367,20 +375,22 @@ watch_arm(struct drv_redis *r, int64_t deadline_ns)
 }
 
 /* Format argv into the connection's output buffer: one write per loop
- * turn carries everything queued in it. 0 or -ENOMEM. */
+ * turn carries everything queued in it. The sds formatter is the one
+ * hiredis's async API used (its plain one calls sprintf twice per
+ * argument). 0 or -ENOMEM. */
 static int
 write_argv(struct drv_redis *r, int argc, const char **argv,
            const size_t *argvlen)
 {
-    char *buf = NULL;
+    sds cmd = NULL;
     int len;
 
-    len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
-    if (len < 0 || buf == NULL)
+    len = redisFormatSdsCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0 || cmd == NULL)
         return -ENOMEM;
-    if (evbuffer_add(bufferevent_get_output(r->bev), buf, (size_t)len) != 0)
+    if (evbuffer_add(bufferevent_get_output(r->bev), cmd, (size_t)len) != 0)
         len = -1;
-    redisFreeCommand(buf);
+    redisFreeSdsCommand(cmd);
     return len < 0 ? -ENOMEM : 0;
 }
 
@@ -422,6 +432,10 @@ close_transport(struct drv_redis *r)
         event_del(r->conn_ev);
         close(r->fd);
         r->fd = -1;
+    }
+    if (r->read_armed) {
+        event_del(r->read_ev);
+        r->read_armed = 0;
     }
     if (r->bev != NULL) {
         bufferevent_free(r->bev); /* closes the socket; SSL_free for TLS */
@@ -764,6 +778,34 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
     }
 }
 
+/*
+ * Feed len bytes that arrived on bev to the reader, FEED_SLICE at a time,
+ * handing out the replies after each slice: hiredis 0.14's reader moves
+ * the unread rest of its buffer down on every reply once 1 KB is consumed,
+ * so a small buffer keeps that cheap (as hiredis's own 16 KB reads did).
+ * 0, or -1 when the connection was dropped meanwhile.
+ */
+static int
+feed(struct drv_redis *r, struct bufferevent *bev, const char *data,
+     size_t len)
+{
+    size_t n;
+
+    while (len > 0) {
+        n = len < FEED_SLICE ? len : FEED_SLICE;
+        /* REDIS_ERR only for out of memory or an earlier error, which
+         * GetReply reports */
+        (void)redisReaderFeed(r->reader, data, n);
+        data += n;
+        len -= n;
+        dispatch_replies(r, bev);
+        if (r->bev != bev)
+            return -1;
+    }
+    return 0;
+}
+
+/* TLS: the OpenSSL bufferevent decrypted data into its input buffer. */
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
@@ -780,15 +822,52 @@ on_read(struct bufferevent *bev, void *arg)
         if (n > PEEK_CHUNKS)
             n = PEEK_CHUNKS;
         fed = 0;
-        for (i = 0; i < n; i++) {
-            /* the reader copies; REDIS_ERR only for out of memory or an
-             * earlier error, which GetReply reports */
-            (void)redisReaderFeed(r->reader, v[i].iov_base, v[i].iov_len);
+        for (i = 0; i < n; i++)
             fed += v[i].iov_len;
-        }
+        for (i = 0; i < n; i++)
+            if (feed(r, bev, v[i].iov_base, v[i].iov_len) < 0)
+                return; /* bev is gone with its buffer */
         evbuffer_drain(in, fed);
     }
-    dispatch_replies(r, bev);
+}
+
+/*
+ * Plain sockets: read the socket ourselves. libevent 2.1 reads at most
+ * 4 KB per bufferevent callback (EVBUFFER_MAX_READ), four times the loop
+ * turns and syscalls of hiredis's 16 KB reads for a big XREADGROUP reply;
+ * here one read takes up to READ_CHUNK. The bufferevent still writes and
+ * reports write errors.
+ */
+static void
+on_sock_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_redis *r;
+    struct bufferevent *bev;
+    char buf[READ_CHUNK], why[WHY_MAX];
+    ssize_t n;
+
+    (void)what;
+    DRV_CAST(r, arg, DRV_REDIS_MAGIC);
+    bev = r->bev;
+    DRV_AN(bev);
+    for (;;) {
+        n = read(fd, buf, sizeof buf);
+        if (n > 0) {
+            if (feed(r, bev, buf, (size_t)n) < 0)
+                return;
+            if ((size_t)n < sizeof buf)
+                return; /* drained: the next bytes wake us again */
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        snprintf(why, sizeof why, "%s", n == 0
+                 ? "connection closed by the server" : strerror(errno));
+        drop(r, why);
+        return;
+    }
 }
 
 static void begin_setup(struct drv_redis *r);
@@ -927,7 +1006,16 @@ transport_up(struct drv_redis *r)
             goto oom;
     }
     bufferevent_setcb(r->bev, on_read, NULL, on_bev_event, r);
-    DRV_AZ(bufferevent_enable(r->bev, EV_READ | EV_WRITE));
+    if (r->ssl_ctx != NULL) {
+        DRV_AZ(bufferevent_enable(r->bev, EV_READ | EV_WRITE));
+    } else {
+        DRV_AZ(bufferevent_disable(r->bev, EV_READ));
+        DRV_AZ(bufferevent_enable(r->bev, EV_WRITE));
+        event_assign(r->read_ev, r->base, fd, EV_READ | EV_PERSIST,
+                     on_sock_read, r);
+        DRV_AZ(event_add(r->read_ev, NULL));
+        r->read_armed = 1;
+    }
     DRV_LOG_DEBUG("redis socket connected", "conn=%s peer=%s tls=%d",
                   r->label, r->peer, r->ssl_ctx != NULL);
     if (r->ssl_ctx == NULL)
@@ -1266,6 +1354,7 @@ teardown(struct drv_redis *r)
     event_free(r->watch_ev);
     event_free(r->resolve_ev);
     event_free(r->conn_ev);
+    event_free(r->read_ev);
     if (r->session != NULL)
         SSL_SESSION_free(r->session);
     if (r->ssl_ctx != NULL)
@@ -1450,8 +1539,9 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     r->kick_ev = event_new(r->base, -1, 0, on_kick, r);
     r->resolve_ev = event_new(r->base, -1, 0, on_resolved, r);
     r->conn_ev = event_new(r->base, -1, 0, on_conn, r);
+    r->read_ev = event_new(r->base, -1, 0, on_sock_read, r);
     if (r->watch_ev == NULL || r->retry_ev == NULL || r->kick_ev == NULL ||
-        r->resolve_ev == NULL || r->conn_ev == NULL) {
+        r->resolve_ev == NULL || r->conn_ev == NULL || r->read_ev == NULL) {
         rc = drv_err_set(err, -ENOMEM, "redis: out of memory");
         goto out;
     }
@@ -1473,6 +1563,8 @@ out:
             event_free(r->resolve_ev);
         if (r->conn_ev != NULL)
             event_free(r->conn_ev);
+        if (r->read_ev != NULL)
+            event_free(r->read_ev);
         if (r->ssl_ctx != NULL)
             SSL_CTX_free(r->ssl_ctx);
         explicit_bzero(&r->url, sizeof r->url);
