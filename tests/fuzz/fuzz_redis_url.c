@@ -48,7 +48,8 @@ format_url(const struct drv_redis_url *u)
     struct drv_buf b;
 
     drv_buf_init(&b);
-    drv_buf_adds(&b, u->is_unix ? "unix://" : "redis://");
+    drv_buf_adds(&b, u->is_unix ? "unix://" : u->tls ? "rediss://"
+                                                      : "redis://");
     if (u->user[0] != '\0' || u->password[0] != '\0') {
         add_enc(&b, u->user, "");
         drv_buf_adds(&b, ":");
@@ -77,7 +78,8 @@ check_round_trip(const struct drv_redis_url *u)
     drv_err_clear(&err);
     rc = drv_redis_url_parse(url, &v, &err);
     FUZZ_CHECK(rc == 0, "formatted URL does not parse: %s", err.msg);
-    FUZZ_CHECK(v.is_unix == u->is_unix && v.port == u->port &&
+    FUZZ_CHECK(v.is_unix == u->is_unix && v.tls == u->tls &&
+               v.port == u->port &&
                v.db == u->db && strcmp(v.host, u->host) == 0 &&
                strcmp(v.path, u->path) == 0 &&
                strcmp(v.user, u->user) == 0 &&
