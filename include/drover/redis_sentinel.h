@@ -216,11 +216,4 @@ void drv_redis_sentinel_detach(struct drv_redis_sentinel *ds,
 void drv_redis_sentinel_suspect(struct drv_redis_sentinel *ds,
                                 const char *why);
 
-/*
- * drv_redis_sentinel_primary -- the confirmed primary into *out: 0, or
- * -EAGAIN when none is known. Loop thread.
- */
-int drv_redis_sentinel_primary(const struct drv_redis_sentinel *ds,
-                               struct drv_redis_sentinel_addr *out);
-
 #endif

@@ -588,14 +588,3 @@ drv_redis_sentinel_suspect(struct drv_redis_sentinel *ds, const char *why)
     forget(ds, why);
     ask_soon(ds);
 }
-
-int
-drv_redis_sentinel_primary(const struct drv_redis_sentinel *ds,
-                           struct drv_redis_sentinel_addr *out)
-{
-    DRV_CHECK_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
-    if (!ds->have_primary)
-        return -EAGAIN;
-    *out = ds->primary;
-    return 0;
-}

@@ -287,10 +287,24 @@ sentinel_ok(int port, const char *fmt, const char *a, int b)
 }
 
 void
+drv_test_sentinels_forget(struct drv_test_sentinels *s)
+{
+    int i;
+
+    for (i = 0; i < DRV_TEST_SENTINELS; i++)
+        if (s->sentinel[i].pid > 0)
+            sentinel_ok(s->port[i], "SENTINEL REMOVE %s",
+                        DRV_TEST_SENTINEL_MASTER, 0);
+}
+
+void
 drv_test_sentinels_monitor(struct drv_test_sentinels *s, int i, int n)
 {
-    sentinel_ok(s->port[i], "SENTINEL REMOVE %s", DRV_TEST_SENTINEL_MASTER,
-                0);
+    redisReply *r = ask(s->port[i], "SENTINEL REMOVE %s",
+                        DRV_TEST_SENTINEL_MASTER);
+
+    if (r != NULL)          /* ERR No such master after _forget */
+        freeReplyObject(r);
     sentinel_ok(s->port[i], "SENTINEL MONITOR %s 127.0.0.1 %d 2",
                 DRV_TEST_SENTINEL_MASTER, s->node_port[n]);
     sentinel_ok(s->port[i], "SENTINEL SET %s down-after-milliseconds %d",

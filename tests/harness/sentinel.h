@@ -58,6 +58,10 @@ int drv_test_sentinels_node_of(const struct drv_test_sentinels *s, int port);
  * sentinel when n is a replica. Waits until it names n; asserts. */
 void drv_test_sentinels_monitor(struct drv_test_sentinels *s, int i, int n);
 
+/* drv_test_sentinels_forget -- SENTINEL REMOVE the master on every
+ * running sentinel: none names a primary until _monitor. Asserts. */
+void drv_test_sentinels_forget(struct drv_test_sentinels *s);
+
 /* drv_test_sentinels_kill -- SIGKILL sentinel i (it stays down). */
 void drv_test_sentinels_kill(struct drv_test_sentinels *s, int i);
 

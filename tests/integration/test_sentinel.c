@@ -261,6 +261,41 @@ test_sentinel_skips_a_sentinel_naming_a_replica(void **st)
     redisFree(replica);
 }
 
+static void
+test_sentinel_readonly_finds_the_primary_again(void **st)
+{
+    struct world *w = *st;
+    redisContext *n0 = drv_test_sentinels_node(&w->s, 0);
+    redisContext *n1 = drv_test_sentinels_node(&w->s, 1);
+    int i;
+
+    write_config(w, "  concurrency: 8\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n");
+    drv_test_droverd_start(w->t, 0);
+    for (i = 0; i < 10; i++)
+        freeReplyObject(drv_test_redis_cmd(n0, "XADD t:{" Q "}:jobs * "
+                                           "job e id j%d", i));
+    wait_until_num(processed(n0), ==, 10, "jobs processed on node 0");
+    /* the roles swap behind the sentinels' back (they name no primary
+     * meanwhile): node 0 refuses droverd's writes with READONLY */
+    drv_test_sentinels_forget(&w->s);
+    freeReplyObject(drv_test_redis_cmd(n1, "REPLICAOF NO ONE"));
+    freeReplyObject(drv_test_redis_cmd(n0, "REPLICAOF 127.0.0.1 %d",
+                                       w->s.node_port[1]));
+    drv_test_wait_log(w->t, "READONLY reply: the node is a replica", 1);
+    /* the sentinels name node 1 again: droverd works there */
+    for (i = 0; i < DRV_TEST_SENTINELS; i++)
+        drv_test_sentinels_monitor(&w->s, i, 1);
+    for (i = 10; i < 20; i++)
+        freeReplyObject(drv_test_redis_cmd(n1, "XADD t:{" Q "}:jobs * "
+                                           "job e id j%d", i));
+    wait_until_num(processed(n1), >=, 20, "jobs processed on node 1");
+    assert_int_equal(drv_test_num_on(n1, "EXISTS t:{" Q "}:result:j19"), 1);
+    drv_test_droverd_stop(w->t, 0, 0);
+    redisFree(n0);
+    redisFree(n1);
+}
+
 /* The kinds of job of the failover run, by number. */
 static char
 kind_of(int i)
@@ -506,6 +541,9 @@ main(void)
             test_sentinel_runs_jobs_first_sentinel_down, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_sentinel_skips_a_sentinel_naming_a_replica, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sentinel_readonly_finds_the_primary_again, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             test_sentinel_failover_mid_run_loses_nothing, setup, teardown),
