@@ -18,7 +18,14 @@
  * yet reaped. The zombie pins the pid and so the pgid; once reaped, the
  * number may be reused by a new group (even one of ours). Hence on exit:
  * waitid(WNOWAIT) sees it, SIGKILL goes to whatever is left in the group,
- * and only then wait4 reaps it (with rusage).
+ * the group is taken off the reaper's list, and only then wait4 reaps it
+ * (with rusage).
+ *
+ * Dying with the worker: the child itself is started by proc_child.c
+ * (PR_SET_PDEATHSIG, chosen there over posix_spawn, which cannot set it)
+ * and its group listed with the reaper of proc_reaper.c, which kills the
+ * groups still listed when the worker dies. Their DESIGN comments say why
+ * both are needed and what neither covers.
  *
  * States: RUNNING -> EXITED (reaped, pipes draining, drain timer armed)
  * -> DONE (events deleted, fds closed, callback run). The callback runs
