@@ -50,6 +50,13 @@ drv__cli_args(struct drv_cli *cli, int argc, char **argv,
 }
 
 int
+drv__cli_sentinel_stale(const struct drv_cli *cli)
+{
+    (void)cli;
+    return 0;
+}
+
+int
 drv__cli_config(struct drv_cli *cli)
 {
     (void)cli;
