@@ -130,6 +130,14 @@ $(B)/tests/integration/%: $(B)/tests/integration/%.o $(HARNESS_OBJS) $(LIB)
 $(B)/tests/progs/%: $(B)/tests/progs/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# proc_helper is the child the proc tests spawn, not code under test, and
+# it uses nothing of drover: built without sanitizers in every variant, so
+# its signal handlers run when a signal arrives (ThreadSanitizer defers a
+# handler to the program's next intercepted call).
+$(B)/tests/progs/proc_helper: tests/progs/proc_helper.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -o $@ $<
+
 # -z defs: a plugin links against nothing of drover (handler.h's promise);
 # every symbol it uses must come from libc or its own object.
 $(B)/plugins/lib%.so: tests/plugins/%.c

@@ -147,7 +147,6 @@ reaper_main(int fd, pid_t owner)
 
     memset(&r, 0, sizeof r);
     (void)setpgid(0, 0);
-    (void)prctl(PR_SET_NAME, "drover-reaper", 0, 0, 0);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     for (sig = 1; sig < NSIG; sig++)
@@ -160,6 +159,9 @@ reaper_main(int fd, pid_t owner)
     DRV_AZ(sigemptyset(&none));
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)prctl(PR_SET_PDEATHSIG, PDEATH_SIG, 0, 0, 0);
+    /* named last: the name says the signals above are set (a test waits
+     * for it before it reads them) */
+    (void)prctl(PR_SET_NAME, "drover-reaper", 0, 0, 0);
 
     /* Nothing of the worker's but stderr (for the log line) and the
      * pipe: fd 3. */
