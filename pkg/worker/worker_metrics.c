@@ -384,9 +384,10 @@ check_ready(char *buf, size_t n, void *ctx)
         snprintf(buf, n, "redis down: command connection not ready");
     else if (drv_redis_state(w->blk) != DRV_REDIS_READY)
         snprintf(buf, n, "redis down: fetch connection not ready");
-    else if (!w->groups_ready)
-        snprintf(buf, n, "no queue ready: consumer groups not created "
-                 "yet, or every queue has a key of the wrong type");
+    else if ((size_t)w->groups_ready < w->nqueues)
+        snprintf(buf, n, "queues not ready: %zu of %zu (consumer groups "
+                 "not created yet, or a queue key of the wrong type)",
+                 w->nqueues - (size_t)w->groups_ready, w->nqueues);
     else
         return 0;
     return 1;
