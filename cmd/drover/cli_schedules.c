@@ -3,6 +3,7 @@
  * last tick (from Redis) and its next tick (computed here, as a worker
  * computes it).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,7 +153,7 @@ drv__cli_schedules(struct drv_cli *cli, int argc, char **argv)
     redisReply **out = NULL;
     int64_t *last = NULL;
     size_t i;
-    int rc;
+    int rc, bad = 0;
 
     rc = drv__cli_args(cli, argc, argv, NULL, NULL, 0, NULL, NULL);
     if (rc == 0)
@@ -175,10 +176,14 @@ drv__cli_schedules(struct drv_cli *cli, int argc, char **argv)
     last = drv_xcalloc(cfg->nschedules + 1, sizeof *last);
     if (c.n > 0)
         rc = drv__cli_run(cli, &c, &out);
+    /* a schedule whose key cannot be read is named on stderr and shown
+     * as never ticked; the others are still listed, and the exit is 1 */
     for (i = 0; rc == 0 && i < cfg->nschedules; i++) {
-        rc = drv_queue_schedule_last_parse(out + i, 1, &last[i], &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
+        if (drv_queue_schedule_last_parse(out + i, 1, &last[i], &err) < 0) {
+            fprintf(stderr, "%s: schedule %s: %s\n", cli->prog,
+                    cfg->schedules[i]->name, err.msg);
+            bad = -EIO;
+        }
     }
     if (rc == 0 && cli->json)
         print_json(cfg, last, drv_clock_unix_ms());
@@ -190,5 +195,5 @@ drv__cli_schedules(struct drv_cli *cli, int argc, char **argv)
     free(last);
     drv__cli_free_replies(c.n, out);
     drv_queue_cmds_fini(&c);
-    return rc;
+    return rc < 0 ? rc : bad;
 }

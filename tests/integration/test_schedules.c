@@ -418,6 +418,24 @@ test_schedules_cli(void **state)
         assert_true(next > now && next <= now + 86400000 + 5000);
     }
     assert_non_null(strstr(out, "{\"schedules\":[{"));
+
+    /* one schedule's key of the wrong type: the other is still listed,
+     * the bad one named, and the exit is 1 */
+    freeReplyObject(drv_test_redis_cmd(t->c, "DEL t:{low}:sched:nightly"));
+    freeReplyObject(drv_test_redis_cmd(t->c, "LPUSH t:{low}:sched:nightly "
+                                       "x"));
+    {
+        /* stderr too: through sh */
+        const char *sh[] = {"/bin/sh", "-c", "\"$0\" -c \"$1\" schedules 2>&1",
+                            bin, t->cfg, NULL};
+
+        rc = drv_test_run(sh, out, OUT_MAX, DRV_TEST_WAIT_MS);
+    }
+    assert_int_equal(rc, 1);
+    if (strstr(out, "often    every 10m") == NULL ||
+        strstr(out, "schedule nightly: ") == NULL ||
+        strstr(out, "WRONGTYPE") == NULL)
+        fail_msg("drover schedules printed:\n%s", out);
     free(out);
 }
 
