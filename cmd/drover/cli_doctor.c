@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "drover/common.h"
 #include "drover/doctor.h"
@@ -51,6 +52,8 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     struct drv_queue_doctor_opts o;
     struct drv_queue_doctor_report rep;
     struct drv_queue_cmds c;
+    struct drv_queue_doctor_sentinel *sents = NULL;
+    struct drv_redis_tls tls;
     redisReply **out = NULL;
     size_t *counts = NULL, i;
     char user[DRV_REDIS_CRED_MAX];
@@ -90,6 +93,23 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     o.acl_user = acl_user(cli, user_opt, "default", user, sizeof user);
     o.dead_max = cli->cfg->worker.dead_max;
     o.skew_max_ms = SKEW_MAX_MS;
+    if (cli->cfg->redis.sentinel.master != NULL) {
+        /* each sentinel's view, against the primary connected to */
+        drv_config_redis_tls(cli->cfg, &tls);
+        sents = drv_xcalloc(cli->cfg->redis.sentinel.naddrs + 1,
+                            sizeof *sents);
+        drv__cli_sentinel_survey(cli, &tls, sents);
+        o.sentinel_master = cli->cfg->redis.sentinel.master;
+        o.sentinels = sents;
+        o.nsentinels = cli->cfg->redis.sentinel.naddrs;
+        o.primary = cli->primary[0] ? cli->primary : NULL;
+    }
+    if (drv_redis_sync_cert_expiry(cli->rs, &o.cert_not_after) !=
+        -ENOTCONN) {
+        o.tls = 1;
+        o.now_s = (int64_t)time(NULL);
+        o.cert_warn_s = DRV_QUEUE_DOCTOR_CERT_WARN_S;
+    }
     counts = drv_xcalloc(drv_queue_doctor_nchecks() + 1, sizeof *counts);
     drv_queue_cmds_init(&c);
     drv_queue_doctor_build(&c, &o, counts);
@@ -108,5 +128,6 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     drv__cli_free_replies(c.n, out);
     drv_queue_cmds_fini(&c);
     free(counts);
+    free(sents);
     return rc;
 }
