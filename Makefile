@@ -230,10 +230,9 @@ bench-run: build $(BENCH_TOOLS)
 # on stdout, the samples in soak-results/soak-DATE.csv. Not part of test.
 SOAK_BIN := $(B)/soak/soak
 
-$(SOAK_BIN): tests/soak/soak.c
+$(SOAK_BIN): $(B)/tests/soak/soak.o $(HARNESS_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) \
-	  $(shell pkg-config --libs hiredis libevent libevent_pthreads 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
 .PHONY: soak soak-run
 soak: deps

@@ -57,6 +57,8 @@
 #include <event2/thread.h>
 #include <hiredis/hiredis.h>
 
+#include "harness.h"
+
 #define QKEY(s) "soak:{soak}:" s /* the queue's keys (prefix soak) */
 #define NWORKERS 2
 #define CHUNK 500          /* XADDs sent in one pipeline */
@@ -175,30 +177,13 @@ static struct {
     atomic_int stop;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static void
 say(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "soak: %7.1fs ", (double)(now_ms() - S.t0) / 1000.0);
+    fprintf(stderr, "soak: %7.1fs ",
+            (double)(drv_test_now_ms() - S.t0) / 1000.0);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -306,14 +291,14 @@ redis_start(void)
 {
     char log[400];
     const char *argv[] = {"redis-server", S.conf, NULL};
-    int64_t until = now_ms() + 120000;
+    int64_t until = drv_test_now_ms() + 120000;
 
     snprintf(log, sizeof log, "%s/redis.out", S.dir);
     unlink(S.sock);
     S.redis = spawn(argv, log);
     if (S.redis < 0)
         return -1;
-    while (now_ms() < until) {
+    while (drv_test_now_ms() < until) {
         redisContext *c = connect_redis();
 
         if (c != NULL) {
@@ -329,7 +314,7 @@ redis_start(void)
             S.redis = 0;
             return -1;
         }
-        sleep_ms(20);
+        drv_test_sleep_ms(20);
     }
     return -1;
 }
@@ -392,26 +377,6 @@ proc_status(long pid, long *rss_kb, long *threads)
             *threads = strtol(line + 8, NULL, 10);
     }
     fclose(f);
-}
-
-/* Open fds of pid, -1 when it is gone. */
-static long
-proc_fds(long pid)
-{
-    char path[64];
-    DIR *d;
-    struct dirent *e;
-    long n = 0;
-
-    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
-    d = opendir(path);
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
 }
 
 static int
@@ -499,7 +464,7 @@ static void *
 sampler_main(void *arg)
 {
     redisContext *c = NULL;
-    int64_t next = now_ms();
+    int64_t next = drv_test_now_ms();
 
     (void)arg;
     while (!atomic_load(&S.stop)) {
@@ -522,11 +487,11 @@ sampler_main(void *arg)
         }
         s.enq = atomic_load(&S.enqueued);
         pthread_mutex_lock(&S.mu);
-        s.t = (double)(now_ms() - S.t0) / 1000.0;
+        s.t = (double)(drv_test_now_ms() - S.t0) / 1000.0;
         for (int i = 0; i < NWORKERS; i++) {
             s.w[i].pid = S.worker[i];
             proc_status(s.w[i].pid, &s.w[i].rss_kb, &s.w[i].threads);
-            s.w[i].fds = proc_fds(s.w[i].pid);
+            s.w[i].fds = drv_test_fd_count(s.w[i].pid);
             s.w[i].http = proc_http_conns(s.w[i].pid);
         }
         snprintf(s.event, sizeof s.event, "%s", S.event);
@@ -541,10 +506,10 @@ sampler_main(void *arg)
         pthread_mutex_unlock(&S.mu);
         csv_row(&s);
         next += 1000;
-        if (next > now_ms())
-            sleep_ms(next - now_ms());
+        if (next > drv_test_now_ms())
+            drv_test_sleep_ms(next - drv_test_now_ms());
         else
-            next = now_ms();
+            next = drv_test_now_ms();
     }
     if (c != NULL)
         redisFree(c);
@@ -674,7 +639,7 @@ xadd_chunk(redisContext *c, long from, long to)
          * written, part of it maybe applied, no reply read yet */
         while (!done && redisBufferWrite(c, &done) == REDIS_OK)
             ;
-        sleep_ms(1);
+        drv_test_sleep_ms(1);
         kill(S.redis, SIGKILL);
         atomic_store(&S.kill_at, -1); /* once: not when sent again */
         atomic_store(&S.redis_killed, 1);
@@ -716,16 +681,16 @@ enqueue_main(void *arg)
         long to, got, limit = atomic_load(&S.limit);
 
         if (c == NULL && (c = connect_redis()) == NULL) {
-            sleep_ms(100);
+            drv_test_sleep_ms(100);
             continue;
         }
         if (next >= limit || num(c, "XLEN " QKEY("jobs")) >= BACKLOG) {
-            sleep_ms(20);
+            drv_test_sleep_ms(20);
         } else if (!c->err) {
             to = next + CHUNK < limit ? next + CHUNK : limit;
             got = xadd_chunk(c, next, to);
             if (got < to)
-                sleep_ms(100); /* Redis is loading, or gone */
+                drv_test_sleep_ms(100); /* Redis is loading, or gone */
             next = got;
         }
         if (c->err) {
@@ -1049,28 +1014,29 @@ static int
 drain(void)
 {
     redisContext *c = NULL;
-    int64_t last_progress = now_ms();
+    int64_t last_progress = drv_test_now_ms();
     long long last_left = -1;
     int quiet = 0, rc = 0;
 
     while (quiet < 2) {
         long long left;
 
-        sleep_ms(1000);
+        drv_test_sleep_ms(1000);
         if (c != NULL && c->err) {
             redisFree(c);
             c = NULL;
         }
         if (c == NULL && (c = connect_redis()) == NULL)
             continue;
-        left = num(c, "XLEN " QKEY("jobs")) + num(c, "ZCARD " QKEY("delayed")) +
+        left = num(c, "XLEN " QKEY("jobs")) +
+               num(c, "ZCARD " QKEY("delayed")) +
                num(c, "XPENDING " QKEY("jobs") " drover") +
                (atomic_load(&S.limit) - atomic_load(&S.enqueued));
         quiet = left == 0 ? quiet + 1 : 0;
         if (left != last_left) {
             last_left = left;
-            last_progress = now_ms();
-        } else if (now_ms() - last_progress > STALL_S * 1000) {
+            last_progress = drv_test_now_ms();
+        } else if (drv_test_now_ms() - last_progress > STALL_S * 1000) {
             say("stuck: %lld entries left for %d s", left, STALL_S);
             rc = -1;
             break;
@@ -1088,13 +1054,13 @@ idle_sample(const char *what)
 {
     size_t n;
 
-    sleep_ms(IDLE_S * 1000);
+    drv_test_sleep_ms(IDLE_S * 1000);
     mark(what);
     pthread_mutex_lock(&S.mu);
     n = S.nsamples;
     pthread_mutex_unlock(&S.mu);
     for (;;) {
-        sleep_ms(200);
+        drv_test_sleep_ms(200);
         pthread_mutex_lock(&S.mu);
         if (S.nsamples > n) {
             pthread_mutex_unlock(&S.mu);
@@ -1111,7 +1077,7 @@ enqueue_until(long pct, long limit_pct)
 {
     atomic_store(&S.limit, S.jobs * limit_pct / 100);
     while (atomic_load(&S.enqueued) < S.jobs * pct / 100)
-        sleep_ms(5);
+        drv_test_sleep_ms(5);
 }
 
 int
@@ -1153,7 +1119,7 @@ main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
-    S.t0 = now_ms();
+    S.t0 = drv_test_now_ms();
     S.csvf = fopen(S.csv, "w");
     if (S.csvf == NULL) {
         perror(S.csv);
@@ -1179,7 +1145,7 @@ main(int argc, char **argv)
     c = connect_redis();
     for (int i = 0; c && i < 300 && num(c, "HLEN soak:workers") < NWORKERS;
          i++)
-        sleep_ms(100);
+        drv_test_sleep_ms(100);
     if (c)
         redisFree(c);
     pthread_create(&sampler, NULL, sampler_main, NULL);
@@ -1196,11 +1162,11 @@ main(int argc, char **argv)
     atomic_store(&S.kill_at, S.jobs * 35 / 100 + CHUNK / 2);
     atomic_store(&S.limit, S.jobs);
     while (!atomic_load(&S.redis_killed))
-        sleep_ms(5);
+        drv_test_sleep_ms(5);
     mark("redis-kill-9");
     stop_proc(S.redis, SIGKILL);
     S.redis = 0;
-    sleep_ms(1000);
+    drv_test_sleep_ms(1000);
     if (redis_start() != 0) {
         fprintf(stderr, "soak: redis-server did not come back\n");
         atomic_store(&S.stop, 1);
@@ -1214,7 +1180,7 @@ main(int argc, char **argv)
     pthread_mutex_lock(&S.mu);
     S.worker[1] = 0;
     pthread_mutex_unlock(&S.mu);
-    sleep_ms(2000);
+    drv_test_sleep_ms(2000);
     if (worker_start(1) != 0) {
         atomic_store(&S.stop, 1);
         cleanup();

@@ -541,7 +541,8 @@ test_doctor_sentinels(void **st)
     assert_int_equal(s[0].quorum, 2);
     assert_string_equal(s[0].flags, "master");
     assert_string_equal(s[0].error, "");
-    sentinel_from(&s[1], "b:26379", "$-1\r\n", MASTER("6\r\nmaster", "2", "2"));
+    sentinel_from(&s[1], "b:26379", "$-1\r\n",
+                  MASTER("6\r\nmaster", "2", "2"));
     assert_non_null(strstr(s[1].error, "monitors no master of that name"));
     sentinel_from(&s[1], "b:26379", "-NOPERM no\r\n",
                   MASTER("6\r\nmaster", "2", "2"));
