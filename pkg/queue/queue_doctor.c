@@ -894,11 +894,16 @@ sentinels_judge(struct redisReply *const *r, size_t n,
         const struct drv_queue_doctor_sentinel *s = &o->sentinels[i];
 
         if (s->error[0] != '\0') {
+            int down = strncmp(s->error, "unreachable", 11) == 0;
+
             drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
                                  "sentinel %s: %s: it takes no part in "
                                  "finding the primary or in a failover; "
-                                 "start it, or fix redis.sentinel.addrs",
-                                 s->addr, s->error);
+                                 "%s%s%s, or fix redis.sentinel", s->addr,
+                                 s->error,
+                                 down ? "start it" : "make it monitor ",
+                                 down ? "" : o->sentinel_master,
+                                 down ? "" : " (SENTINEL MONITOR)");
             bad++;
             continue;
         }
@@ -911,8 +916,8 @@ sentinels_judge(struct redisReply *const *r, size_t n,
     }
     if (answered * 2 <= o->nsentinels) {
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
-                             "only %zu of the %zu sentinels of %s answer: a "
-                             "failover needs a majority of them",
+                             "only %zu of the %zu sentinels of %s name a "
+                             "primary: a failover needs a majority of them",
                              answered, o->nsentinels, o->sentinel_master);
         bad++;
     }

@@ -595,6 +595,16 @@ test_sentinel_doctor_reports_each_sentinel(void **st)
                w->s.node_port[1], DRV_TEST_SENTINEL_MASTER,
                w->s.node_port[0]);
     assert_null(strstr(out, "ok: the 3 sentinels"));
+
+    /* no sentinel names a primary: the sentinels' lines say why */
+    drv_test_sentinels_forget(&w->s);
+    assert_int_equal(doctor(w, out, sizeof out), 1);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d: it monitors no master "
+               "of that name", w->s.port[1]);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d: it monitors no master "
+               "of that name", w->s.port[2]);
+    assert_has(out, "problem: only 0 of the 3 sentinels of %s name a "
+               "primary", DRV_TEST_SENTINEL_MASTER);
 }
 
 int

@@ -585,7 +585,8 @@ test_doctor_sentinels(void **st)
     s[2].addr = "c:26379";
     judge_sentinels(s, 3, NULL, &rep);
     expect_counts(&rep, 3, 0);
-    expect_text(&rep, "only 1 of the 3 sentinels of mymaster answer");
+    expect_text(&rep,
+                "only 1 of the 3 sentinels of mymaster name a primary");
     drv_queue_doctor_report_fini(&rep);
 
     /* no sentinels configured: no line */
