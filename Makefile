@@ -7,6 +7,7 @@
 #                   each fuzz target for a few seconds
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (doc/fuzzing.md)
 #   make bench      benchmark (see README "Performance")
+#   make soak       a long run of mixed jobs through faults (doc/soak.md)
 #
 # VARIANT selects the build: release (default), asan, tsan. Objects go to
 # build/$(VARIANT)/; the release binaries are also at bin/.
@@ -221,6 +222,28 @@ bench: deps
 
 bench-run: build $(BENCH_TOOLS)
 	tests/bench/bench.sh $(BINDIR)/droverd $(BENCH_DIR)
+
+# ---------------------------------------------------------------- soak
+# soak: the release droverd and tests/soak/soak.c (hiredis, libevent), then
+# one long run (doc/soak.md): SOAK_JOBS jobs (default 1,000,000) through two
+# droverd with a Redis kill -9 and a droverd kill -9 on the way; the table
+# on stdout, the samples in soak-results/soak-DATE.csv. Not part of test.
+SOAK_BIN := $(B)/soak/soak
+
+$(SOAK_BIN): $(B)/tests/soak/soak.o $(HARNESS_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+.PHONY: soak soak-run
+soak: deps
+	@[ "$(VARIANT)" = release ] || \
+	  { echo "make soak runs the release build (no VARIANT=)"; exit 2; }
+	@$(MAKE) --no-print-directory VARIANT=release soak-run
+
+soak-run: build $(SOAK_BIN)
+	@mkdir -p soak-results
+	nice -n 10 $(SOAK_BIN) --droverd $(BINDIR)/droverd \
+	  --csv soak-results/soak-$$(date +%Y%m%d-%H%M%S).csv
 
 # ---------------------------------------------------------------- run
 # run and bench install packages first, then build in a fresh make: the

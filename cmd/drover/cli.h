@@ -62,6 +62,8 @@ struct drv_cli {
     char url_shown[512];       /* the URL with its password redacted */
     int64_t found_ns;          /* with redis.sentinel: when the primary of
                                   the connection was found (monotonic) */
+    char primary[300];         /* with redis.sentinel: "host:port" of that
+                                  primary, as the sentinel named it */
 };
 
 /* A command: parses argv (argv[0] is the command's name) and runs. */
@@ -148,6 +150,18 @@ int drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
  */
 #define DRV_CLI_SENTINEL_RECHECK_MS 1000
 int drv__cli_sentinel_stale(const struct drv_cli *cli);
+
+/*
+ * drv__cli_sentinel_survey -- for `drover doctor`: ask every sentinel of
+ * redis.sentinel.addrs (each with a short deadline) for the primary and
+ * its view of the master (SENTINEL get-master-addr-by-name, SENTINEL
+ * master), one entry of out per address, in order; an unreachable one
+ * gets its error. TLS with tls for rediss://.
+ */
+struct drv_queue_doctor_sentinel;
+void drv__cli_sentinel_survey(struct drv_cli *cli,
+                              const struct drv_redis_tls *tls,
+                              struct drv_queue_doctor_sentinel *out);
 
 /* drv__cli_disconnect -- close the connection and free the config. */
 void drv__cli_disconnect(struct drv_cli *cli);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "drover/common.h"
 #include "drover/doctor.h"
@@ -39,6 +40,45 @@ acl_user(struct drv_cli *cli, const char *given, const char *fallback,
     return buf;
 }
 
+/* Every sentinel's view into o (sents holds one per address: the caller
+ * frees it). */
+static void
+survey(struct drv_cli *cli, struct drv_queue_doctor_opts *o,
+       struct drv_queue_doctor_sentinel **sents)
+{
+    struct drv_redis_tls tls;
+
+    drv_config_redis_tls(cli->cfg, &tls);
+    *sents = drv_xcalloc(cli->cfg->redis.sentinel.naddrs + 1,
+                         sizeof **sents);
+    drv__cli_sentinel_survey(cli, &tls, *sents);
+    o->sentinel_master = cli->cfg->redis.sentinel.master;
+    o->sentinels = *sents;
+    o->nsentinels = cli->cfg->redis.sentinel.naddrs;
+    o->primary = cli->primary[0] ? cli->primary : NULL;
+}
+
+/* No primary found through the sentinels (the reason is printed): what
+ * each sentinel says is the diagnosis. */
+static void
+sentinels_only(struct drv_cli *cli)
+{
+    struct drv_queue_doctor_opts o;
+    struct drv_queue_doctor_sentinel *sents = NULL;
+    struct drv_queue_doctor_report rep;
+    size_t i;
+
+    memset(&o, 0, sizeof o);
+    survey(cli, &o, &sents);
+    drv_queue_doctor_report_init(&rep);
+    for (i = 0; drv_queue_doctor_checks[i].name != NULL; i++)
+        if (strcmp(drv_queue_doctor_checks[i].name, "sentinels") == 0)
+            drv_queue_doctor_checks[i].judge(NULL, 0, &o, &rep);
+    printf("%.*s", (int)rep.text.len, rep.text.data);
+    drv_queue_doctor_report_fini(&rep);
+    free(sents);
+}
+
 int
 drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
 {
@@ -51,6 +91,7 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     struct drv_queue_doctor_opts o;
     struct drv_queue_doctor_report rep;
     struct drv_queue_cmds c;
+    struct drv_queue_doctor_sentinel *sents = NULL;
     redisReply **out = NULL;
     size_t *counts = NULL, i;
     char user[DRV_REDIS_CRED_MAX];
@@ -76,6 +117,8 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
         return 0;
     }
     rc = drv__cli_connect(cli);
+    if (rc < 0 && cli->cfg->redis.sentinel.master != NULL)
+        sentinels_only(cli);
     if (rc < 0)
         return rc;
     memset(&o, 0, sizeof o);
@@ -90,6 +133,14 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     o.acl_user = acl_user(cli, user_opt, "default", user, sizeof user);
     o.dead_max = cli->cfg->worker.dead_max;
     o.skew_max_ms = SKEW_MAX_MS;
+    if (cli->cfg->redis.sentinel.master != NULL)
+        survey(cli, &o, &sents); /* against the primary connected to */
+    if (drv_redis_sync_cert_expiry(cli->rs, &o.cert_not_after) !=
+        -ENOTCONN) {
+        o.tls = 1;
+        o.now_s = (int64_t)time(NULL);
+        o.cert_warn_s = DRV_QUEUE_DOCTOR_CERT_WARN_S;
+    }
     counts = drv_xcalloc(drv_queue_doctor_nchecks() + 1, sizeof *counts);
     drv_queue_cmds_init(&c);
     drv_queue_doctor_build(&c, &o, counts);
@@ -108,5 +159,6 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     drv__cli_free_replies(c.n, out);
     drv_queue_cmds_fini(&c);
     free(counts);
+    free(sents);
     return rc;
 }

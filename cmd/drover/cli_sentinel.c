@@ -19,6 +19,7 @@
 #include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/config.h"
+#include "drover/doctor.h"
 #include "drover/redis.h"
 #include "drover/redis_sentinel.h"
 
@@ -146,6 +147,8 @@ drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
             }
             if (is_primary(out, tls, why, sizeof why)) {
                 cli->found_ns = drv_clock_mono_ns();
+                snprintf(cli->primary, sizeof cli->primary, "%s:%d", a.host,
+                         a.port);
                 return 0;
             }
             explicit_bzero(out, n); /* stale, or failing over: the next */
@@ -154,6 +157,56 @@ drv__cli_sentinel_url(struct drv_cli *cli, const struct drv_redis_tls *tls,
     fprintf(stderr, "%s: no primary found through the sentinels of %s: "
             "%s\n", cli->prog, cs->master, why);
     return DRV_EDOWN;
+}
+
+void
+drv__cli_sentinel_survey(struct drv_cli *cli, const struct drv_redis_tls *tls,
+                         struct drv_queue_doctor_sentinel *out)
+{
+    const struct drv_config_sentinel *cs = &cli->cfg->redis.sentinel;
+    struct drv_redis_sentinel_addr sa;
+    struct drv_redis_sync *s = NULL;
+    redisReply *r[2] = {NULL, NULL};
+    struct drv_argv a[2];
+    struct drv_err err;
+    char url[URL_MAX];
+    size_t i;
+
+    for (i = 0; i < cs->naddrs; i++) {
+        struct drv_queue_doctor_sentinel *o = &out[i];
+
+        memset(o, 0, sizeof *o);
+        o->addr = cs->addrs[i];
+        o->quorum = o->known = -1;
+        if (drv_redis_sentinel_addr_parse(cs->addrs[i], &sa, &err) < 0 ||
+            drv_redis_sentinel_conn_url(cli->cfg->redis.url, cs->user, &sa,
+                                        url, sizeof url) < 0) {
+            snprintf(o->error, sizeof o->error, "a bad address");
+            continue;
+        }
+        drv_argv_init(&a[0]);
+        drv_argv_init(&a[1]);
+        drv_argv_adds(&a[0], "SENTINEL");
+        drv_argv_adds(&a[0], "get-master-addr-by-name");
+        drv_argv_adds(&a[0], cs->master);
+        drv_argv_adds(&a[1], "SENTINEL");
+        drv_argv_adds(&a[1], "master");
+        drv_argv_adds(&a[1], cs->master);
+        if (drv_redis_sync_connect(url, tls, ASK_TIMEOUT_MS, &s, &err) < 0 ||
+            drv_redis_sync_run(s, 2, a, r, &err) < 0)
+            snprintf(o->error, sizeof o->error, "unreachable: %.200s",
+                     err.msg);
+        else
+            drv_queue_doctor_sentinel_parse(o, r[0], r[1]);
+        freeReplyObject(r[0]);
+        freeReplyObject(r[1]);
+        r[0] = r[1] = NULL;
+        drv_redis_sync_free(s);
+        s = NULL;
+        drv_argv_fini(&a[0]);
+        drv_argv_fini(&a[1]);
+        explicit_bzero(url, sizeof url);
+    }
 }
 
 int

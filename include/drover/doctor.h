@@ -55,6 +55,36 @@ void drv_queue_acl_rule(struct drv_buf *b, const char *user,
 
 /* ------------------------------------------------------------ the checks */
 
+/*
+ * What one sentinel said, for the "sentinels" check: the caller asks each
+ * configured sentinel SENTINEL get-master-addr-by-name MASTER and
+ * SENTINEL master MASTER (drv_queue_doctor_sentinel_parse reads the
+ * replies), or notes why it could not.
+ */
+#define DRV_QUEUE_DOCTOR_SENTINEL_TEXT 256
+struct drv_queue_doctor_sentinel {
+    const char *addr;          /* as configured (redis.sentinel.addrs) */
+    char error[DRV_QUEUE_DOCTOR_SENTINEL_TEXT]; /* "" when it answered;
+                                  else why not (unreachable, refused, the
+                                  master unknown to it) */
+    char primary[DRV_QUEUE_DOCTOR_SENTINEL_TEXT]; /* "host:port" it names */
+    long long quorum;          /* its quorum for the master; -1 unknown */
+    long long known;           /* sentinels it knows, itself included
+                                  (num-other-sentinels + 1); -1 unknown */
+    char flags[64];            /* the master's flags as it sees them
+                                  ("master", "master,s_down", ...) */
+};
+
+/*
+ * drv_queue_doctor_sentinel_parse -- fill s (addr already set, the rest
+ * zeroed) from the replies of SENTINEL get-master-addr-by-name (addr_r)
+ * and SENTINEL master (master_r); an error reply or an odd shape goes
+ * into s->error. Pure.
+ */
+void drv_queue_doctor_sentinel_parse(struct drv_queue_doctor_sentinel *s,
+                                     const struct redisReply *addr_r,
+                                     const struct redisReply *master_r);
+
 /* What the checks look at. Borrowed for the duration of the calls. */
 struct drv_queue_doctor_opts {
     const char *prefix;            /* redis.prefix */
@@ -64,7 +94,22 @@ struct drv_queue_doctor_opts {
     int64_t dead_max;              /* worker.dead_max (0 = no bound) */
     int64_t skew_max_ms;           /* a worker clock off by more than
                                       this is a problem (2000) */
+    /* redis.sentinel (nsentinels 0: not configured, no line) */
+    const char *sentinel_master;   /* redis.sentinel.master */
+    const struct drv_queue_doctor_sentinel *sentinels; /* one per addr */
+    size_t nsentinels;
+    const char *primary;           /* "host:port" the connection uses */
+    /* TLS (tls 0: a plain connection, no line) */
+    int tls;
+    int64_t cert_not_after;        /* the server certificate's notAfter,
+                                      Unix seconds; -1 when unknown */
+    int64_t now_s;                 /* the time to judge it against */
+    int64_t cert_warn_s;           /* expiring sooner is a problem
+                                      (DRV_QUEUE_DOCTOR_CERT_WARN_S) */
 };
+
+/* A server certificate that expires within 14 days is a problem. */
+#define DRV_QUEUE_DOCTOR_CERT_WARN_S (14 * 86400)
 
 /* The levels of a report line. */
 enum drv_queue_doctor_level {
@@ -98,11 +143,11 @@ void drv_queue_doctor_say(struct drv_queue_doctor_report *rep,
  * may be a Redis error: the check decides what it means) and writes its
  * lines into rep.
  *
- * Checks that other parts of drover add here: the sentinels' view (each
- * sentinel's idea of the primary against the one connected), cluster
- * slots (each queue's slot and the node serving it), TLS certificate
- * expiry (the server certificate's notAfter). They need what the
- * connection knows, so they take it through opts.
+ * Checks that need what the connection knows take it through opts and
+ * build no command: "sentinels" (each sentinel's idea of the primary
+ * against the one connected, and its quorum) and "tls" (the server
+ * certificate's notAfter). Still to come: cluster slots (each queue's
+ * slot and the node serving it).
  */
 struct drv_queue_doctor_check {
     const char *name;   /* "version", "eviction", ... */

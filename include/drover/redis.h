@@ -468,6 +468,14 @@ int drv_redis_sync_run(struct drv_redis_sync *s, size_t n,
 /* drv_redis_sync_broken -- an I/O error or timeout happened: free it. */
 int drv_redis_sync_broken(const struct drv_redis_sync *s);
 
+/*
+ * drv_redis_sync_cert_expiry -- the notAfter of the certificate the
+ * server showed on this TLS connection, as Unix seconds, into *out.
+ * Returns 0; -ENOTCONN on a plain connection; -ENOENT when the server
+ * showed none or its date does not read (*out is then -1).
+ */
+int drv_redis_sync_cert_expiry(const struct drv_redis_sync *s, int64_t *out);
+
 /* drv_redis_sync_free -- close; NULL does nothing. */
 void drv_redis_sync_free(struct drv_redis_sync *s);
 

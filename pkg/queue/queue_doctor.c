@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -758,13 +759,224 @@ workers_judge(struct redisReply *const *r, size_t n,
     drv_queue_workers_fini(&ws);
 }
 
+/* ----------------------------------------------------------- sentinels */
+
+/* The checks that judge what the caller learnt elsewhere send nothing. */
+static size_t
+none_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    (void)c;
+    (void)o;
+    return 0;
+}
+
+/* The text of reply r's string, or NULL when r is no string. */
+static const char *
+str_of(const redisReply *r)
+{
+    return r != NULL && (r->type == REDIS_REPLY_STRING ||
+                         r->type == REDIS_REPLY_STATUS)
+               ? r->str
+               : NULL;
+}
+
+void
+drv_queue_doctor_sentinel_parse(struct drv_queue_doctor_sentinel *s,
+                                const redisReply *addr_r,
+                                const redisReply *master_r)
+{
+    const char *e, *k, *v;
+    int64_t num;
+    size_t i;
+
+    s->quorum = s->known = -1;
+    e = error_text(addr_r);
+    if (e != NULL) {
+        snprintf(s->error, sizeof s->error,
+                 "SENTINEL get-master-addr-by-name: %s", e);
+        return;
+    }
+    if (addr_r->type == REDIS_REPLY_NIL) {
+        snprintf(s->error, sizeof s->error,
+                 "it monitors no master of that name");
+        return;
+    }
+    if (addr_r->type != REDIS_REPLY_ARRAY || addr_r->elements != 2 ||
+        str_of(addr_r->element[0]) == NULL ||
+        str_of(addr_r->element[1]) == NULL) {
+        snprintf(s->error, sizeof s->error,
+                 "SENTINEL get-master-addr-by-name: an odd reply");
+        return;
+    }
+    snprintf(s->primary, sizeof s->primary, "%s:%s",
+             addr_r->element[0]->str, addr_r->element[1]->str);
+    e = error_text(master_r);
+    if (e != NULL) {
+        snprintf(s->error, sizeof s->error, "SENTINEL master: %s", e);
+        return;
+    }
+    if (master_r->type != REDIS_REPLY_ARRAY) {
+        snprintf(s->error, sizeof s->error, "SENTINEL master: an odd reply");
+        return;
+    }
+    for (i = 0; i + 1 < master_r->elements; i += 2) {
+        k = str_of(master_r->element[i]);
+        v = str_of(master_r->element[i + 1]);
+        if (k == NULL || v == NULL)
+            continue;
+        if (strcmp(k, "quorum") == 0 &&
+            drv_parse_int(v, 0, INT32_MAX, &num) == 0)
+            s->quorum = num;
+        else if (strcmp(k, "num-other-sentinels") == 0 &&
+                 drv_parse_int(v, 0, INT32_MAX, &num) == 0)
+            s->known = num + 1;
+        else if (strcmp(k, "flags") == 0)
+            snprintf(s->flags, sizeof s->flags, "%s", v);
+    }
+}
+
+/* One sentinel that answered against the primary the others (or the
+ * connection) agree on; 1 when it is a problem. */
+static int
+sentinel_judge(const struct drv_queue_doctor_sentinel *s, const char *want,
+               const struct drv_queue_doctor_opts *o,
+               struct drv_queue_doctor_report *rep)
+{
+    int bad = 0;
+
+    if (want != NULL && strcmp(s->primary, want) != 0) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "sentinel %s names %s as the primary of %s, "
+                             "not %s: it has not heard of a failover, or it "
+                             "watches another deployment; point it at the "
+                             "primary (SENTINEL REMOVE %s, then SENTINEL "
+                             "MONITOR %s ...)", s->addr, s->primary,
+                             o->sentinel_master, want, o->sentinel_master,
+                             o->sentinel_master);
+        bad = 1;
+    }
+    if (s->quorum >= 0 && s->known >= 0 && s->known < s->quorum) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "sentinel %s sees %lld sentinel%s (itself "
+                             "included), fewer than its quorum %lld: it can "
+                             "never agree that the primary is down, so no "
+                             "failover starts; let the sentinels reach each "
+                             "other (their port, announce-ip) or lower the "
+                             "quorum", s->addr, s->known,
+                             s->known == 1 ? "" : "s", s->quorum);
+        bad = 1;
+    }
+    if (strstr(s->flags, "s_down") != NULL ||
+        strstr(s->flags, "o_down") != NULL) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "sentinel %s sees the primary %s as down "
+                             "(flags %s)", s->addr, s->primary, s->flags);
+        bad = 1;
+    }
+    return bad;
+}
+
+static void
+sentinels_judge(struct redisReply *const *r, size_t n,
+                const struct drv_queue_doctor_opts *o,
+                struct drv_queue_doctor_report *rep)
+{
+    const struct drv_queue_doctor_sentinel *first = NULL;
+    const char *want = o->primary;
+    size_t i, answered = 0;
+    int bad = 0;
+
+    (void)r;
+    DRV_ASSERT(n == 0);
+    if (o->nsentinels == 0)
+        return;
+    for (i = 0; i < o->nsentinels; i++) {
+        const struct drv_queue_doctor_sentinel *s = &o->sentinels[i];
+
+        if (s->error[0] != '\0') {
+            int down = strncmp(s->error, "unreachable", 11) == 0;
+
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                                 "sentinel %s: %s: it takes no part in "
+                                 "finding the primary or in a failover; "
+                                 "%s%s%s, or fix redis.sentinel", s->addr,
+                                 s->error,
+                                 down ? "start it" : "make it monitor ",
+                                 down ? "" : o->sentinel_master,
+                                 down ? "" : " (SENTINEL MONITOR)");
+            bad++;
+            continue;
+        }
+        answered++;
+        if (first == NULL)
+            first = s;
+        if (want == NULL)
+            want = s->primary; /* no connection: the first answer */
+        bad += sentinel_judge(s, want, o, rep);
+    }
+    if (answered * 2 <= o->nsentinels) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "only %zu of the %zu sentinels of %s name a "
+                             "primary: a failover needs a majority of them",
+                             answered, o->nsentinels, o->sentinel_master);
+        bad++;
+    }
+    if (bad == 0 && first != NULL)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "the %zu sentinels of %s answer, each names "
+                             "%s as the primary and sees %lld sentinels "
+                             "(quorum %lld)", o->nsentinels,
+                             o->sentinel_master, want, first->known,
+                             first->quorum);
+}
+
+/* ----------------------------------------------------------------- TLS */
+
+static void
+tls_judge(struct redisReply *const *r, size_t n,
+          const struct drv_queue_doctor_opts *o,
+          struct drv_queue_doctor_report *rep)
+{
+    time_t t = (time_t)o->cert_not_after;
+    int64_t left = o->cert_not_after - o->now_s;
+    char date[64];
+    struct tm tm;
+
+    (void)r;
+    DRV_ASSERT(n == 0);
+    if (!o->tls)
+        return;
+    if (o->cert_not_after < 0 || gmtime_r(&t, &tm) == NULL) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the server certificate's expiry: the TLS "
+                             "connection showed no readable certificate");
+        return;
+    }
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (left <= 0)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "the server certificate expired on %s (%.1f "
+                             "days ago): every client that verifies it is "
+                             "refused; renew it", date,
+                             (double)-left / 86400.0);
+    else if (left < o->cert_warn_s)
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                             "the server certificate expires on %s, in "
+                             "%.1f days (less than %" PRId64 "): renew it "
+                             "before every client that verifies it is "
+                             "refused", date, (double)left / 86400.0,
+                             o->cert_warn_s / 86400);
+    else
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                             "the server certificate is valid until %s "
+                             "(%" PRId64 " days)", date, left / 86400);
+}
+
 /* ------------------------------------------------------------ the table */
 
 /*
  * The checks, in the order their lines appear. Add a check here: its
- * builder, its judge. Planned: "sentinels" (each sentinel's primary
- * against the connected one), "cluster" (each queue's slot and node),
- * "tls" (the server certificate's expiry).
+ * builder, its judge. Planned: "cluster" (each queue's slot and node).
  */
 const struct drv_queue_doctor_check drv_queue_doctor_checks[] = {
     {"version", version_build, version_judge},
@@ -773,6 +985,8 @@ const struct drv_queue_doctor_check drv_queue_doctor_checks[] = {
     {"acl", acl_build, acl_judge},
     {"queues", queues_build, queues_judge},
     {"workers", workers_build, workers_judge},
+    {"sentinels", none_build, sentinels_judge},
+    {"tls", none_build, tls_judge},
     {NULL, NULL, NULL},
 };
 

@@ -228,12 +228,15 @@ spawn_server(struct drv_test_redis *r)
     return -ETIMEDOUT;
 }
 
-int
-drv_test_make_certs(const char *dir)
+/* The certificates of drv_test_make_certs, or (server_days > 0) only a new
+ * server certificate valid that many days, signed by the CA there. */
+static int
+make_certs(const char *dir, int server_days)
 {
     static const char script[] =
         "set -e\n"
         "cd \"$1\"\n"
+        "days=2\n"
         "key() { openssl genpkey -algorithm EC "
         "-pkeyopt ec_paramgen_curve:P-256 -out \"$1\" 2>/dev/null; }\n"
         "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem "
@@ -243,28 +246,45 @@ drv_test_make_certs(const char *dir)
         "  openssl req -new -key $1.key -out $1.csr -subj \"/CN=$2\"\n"
         "  printf '%s\\n' \"$3\" > $1.ext\n"
         "  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -out $1.pem -days 2 -extfile $1.ext 2>&1\n"
+        "-CAcreateserial -out $1.pem -days $days -extfile $1.ext 2>&1\n"
         "}\n"
+        "san='subjectAltName=IP:127.0.0.1,DNS:localhost,"
+        "DNS:drover-test-redis'\n"
+        "if [ -n \"$2\" ]; then days=$2; leaf server localhost \"$san\"; "
+        "exit 0; fi\n"
         "ca ca 'drover test CA'\n"
         "ca other-ca 'another CA'\n"
-        "leaf server localhost "
-        "'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:drover-test-redis'\n"
+        "leaf server localhost \"$san\"\n"
         "leaf client 'drover client' 'extendedKeyUsage=clientAuth'\n";
-    char path[400], cmd[900];
+    char path[400], cmd[900], days[16] = "";
     int rc;
 
     snprintf(path, sizeof path, "%s/make-certs.sh", dir);
     rc = drv_test_write_file(path, script);
     if (rc < 0)
         return rc;
-    snprintf(cmd, sizeof cmd, "sh '%s' '%s' > '%s/make-certs.log' 2>&1",
-             path, dir, dir);
+    if (server_days > 0)
+        snprintf(days, sizeof days, "%d", server_days);
+    snprintf(cmd, sizeof cmd, "sh '%s' '%s' '%s' > '%s/make-certs.log' 2>&1",
+             path, dir, days, dir);
     if (system(cmd) != 0) {
         snprintf(cmd, sizeof cmd, "cat '%s/make-certs.log' >&2", dir);
         (void)system(cmd);
         return -EIO;
     }
     return 0;
+}
+
+int
+drv_test_make_certs(const char *dir)
+{
+    return make_certs(dir, 0);
+}
+
+int
+drv_test_make_server_cert(const char *dir, int days)
+{
+    return make_certs(dir, days > 0 ? days : 1);
 }
 
 /* Write dir/redis.conf: plain TCP on r->port, or TLS there (tls_auth:

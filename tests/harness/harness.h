@@ -63,6 +63,15 @@ int drv_test_redis_start_tls(struct drv_test_redis *r, int auth_clients);
  */
 int drv_test_make_certs(const char *dir);
 
+/*
+ * drv_test_make_server_cert -- in dir (made by drv_test_make_certs): a new
+ * server.pem/server.key, the same names, signed by the same CA, valid for
+ * days days from now (a short-lived certificate for expiry checks); the
+ * server reads it when it starts again (drv_test_redis_restart). 0 or
+ * -EIO.
+ */
+int drv_test_make_server_cert(const char *dir, int days);
+
 /* drv_test_redis_tls_group_setup -- group setup with drv_test_srv over
  * TLS (drv_test_redis_start_tls, no client certificates required). */
 int drv_test_redis_tls_group_setup(void **st);

@@ -7,7 +7,9 @@
  * droverd works on the new primary soon after the switch (measured and
  * printed: the time from the sentinel's +switch-master to the first job
  * acknowledged on the new primary); `drover stats` and `drover web` work
- * through the sentinels before and after.
+ * through the sentinels before and after; `drover doctor` reports each
+ * sentinel that is unreachable, names another primary, or sees fewer
+ * sentinels than its quorum.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -533,6 +535,78 @@ test_sentinel_primary_crash_mid_run_loses_nothing(void **st)
     failover_run(*st, 1);
 }
 
+/* `drover -c CFG doctor`: its stdout into out (size n); its exit code. */
+static int
+doctor(struct world *w, char *out, size_t n)
+{
+    char bin[300];
+    const char *argv[] = {bin, "-c", w->t->cfg, "doctor", NULL};
+    int rc;
+
+    drv_test_bin("drover", bin, sizeof bin);
+    rc = drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
+    fprintf(stderr, "drover doctor (exit %d):\n%s", rc, out);
+    return rc;
+}
+
+#define assert_has(text, ...)                                             \
+    do {                                                                  \
+        char want_[512];                                                  \
+        snprintf(want_, sizeof want_, __VA_ARGS__);                       \
+        if (strstr((text), want_) == NULL)                                \
+            fail_msg("doctor's report lacks '%s'", want_);                \
+    } while (0)
+
+static void
+test_sentinel_doctor_reports_each_sentinel(void **st)
+{
+    struct world *w = *st;
+    char out[16384];
+    redisContext *c;
+    redisReply *r;
+
+    write_config(w, "", "  e: {handler: echo}\n");
+    /* a healthy deployment: every sentinel agrees */
+    doctor(w, out, sizeof out);
+    assert_has(out, "ok: the 3 sentinels of %s answer, each names "
+               "127.0.0.1:%d as the primary and sees 3 sentinels (quorum "
+               "2)", DRV_TEST_SENTINEL_MASTER, w->s.node_port[0]);
+    assert_null(strstr(out, "problem: sentinel"));
+
+    /* sentinel 1 with a quorum it can never reach */
+    c = redisConnect("127.0.0.1", w->s.port[1]);
+    assert_true(c != NULL && c->err == 0);
+    r = redisCommand(c, "SENTINEL SET %s quorum 4", DRV_TEST_SENTINEL_MASTER);
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    /* sentinel 2 naming the replica (a stale or misconfigured one) */
+    drv_test_sentinels_monitor(&w->s, 2, 1);
+    /* sentinel 0 down */
+    drv_test_sentinels_kill(&w->s, 0);
+
+    assert_int_equal(doctor(w, out, sizeof out), 1);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d: unreachable: ",
+               w->s.port[0]);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d sees 3 sentinels "
+               "(itself included), fewer than its quorum 4", w->s.port[1]);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d names 127.0.0.1:%d as "
+               "the primary of %s, not 127.0.0.1:%d", w->s.port[2],
+               w->s.node_port[1], DRV_TEST_SENTINEL_MASTER,
+               w->s.node_port[0]);
+    assert_null(strstr(out, "ok: the 3 sentinels"));
+
+    /* no sentinel names a primary: the sentinels' lines say why */
+    drv_test_sentinels_forget(&w->s);
+    assert_int_equal(doctor(w, out, sizeof out), 1);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d: it monitors no master "
+               "of that name", w->s.port[1]);
+    assert_has(out, "problem: sentinel 127.0.0.1:%d: it monitors no master "
+               "of that name", w->s.port[2]);
+    assert_has(out, "problem: only 0 of the 3 sentinels of %s name a "
+               "primary", DRV_TEST_SENTINEL_MASTER);
+}
+
 int
 main(void)
 {
@@ -550,6 +624,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_sentinel_primary_crash_mid_run_loses_nothing, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sentinel_doctor_reports_each_sentinel, setup, teardown),
     };
 
     drv_test_filter_from_env();

@@ -12,7 +12,9 @@
  *   - rediss://localhost and the /etc/hosts name (its certificate names
  *     both); a name that does not resolve: a clear error, retried, the
  *     loop still answering /healthz;
- *   - a ca_file that cannot be read stops the start (exit status 2).
+ *   - a ca_file that cannot be read stops the start (exit status 2);
+ *   - drover doctor reads the server certificate's expiry: a certificate
+ *     valid for 3 more days is a problem, one valid for 90 is fine.
  */
 #include <errno.h>
 #include <signal.h>
@@ -371,6 +373,67 @@ test_tls_unreadable_ca_stops_the_start(void **st)
     assert_true(drv_test_file_count(t->log, "no-such-ca.pem") >= 1);
 }
 
+/* The server on a new certificate valid for days days (same CA). */
+static void
+server_cert_days(int days)
+{
+    assert_int_equal(drv_test_make_server_cert(drv_test_srv.certs, days), 0);
+    assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
+}
+
+/* drover doctor's line about the certificate (from "ok: " or "problem: "
+ * up to the end of the line) into line (size n); its exit code. */
+static int
+doctor_cert_line(struct drv_test_droverd *t, char *line, size_t n)
+{
+    char out[16384], err[8192];
+    const char *p, *start, *eol;
+    int rc;
+
+    rc = cli(t, NULL, NULL, out, err, sizeof out, "doctor", NULL);
+    p = strstr(out, "server certificate");
+    if (p == NULL)
+        fail_msg("drover doctor (exit %d) said nothing of the certificate:"
+                 "\n%s\n%s", rc, out, err);
+    start = p;
+    while (start > out && start[-1] != '\n')
+        start--;
+    eol = strchr(p, '\n');
+    snprintf(line, n, "%.*s", (int)(eol ? eol - start : (long)strlen(start)),
+             start);
+    fprintf(stderr, "drover doctor: %s\n", line);
+    return rc;
+}
+
+static void
+test_tls_doctor_certificate_expiry(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char line[1024];
+    const char *p;
+    int days;
+
+    config_for(t, &drv_test_srv);
+    /* short-lived: expires in less than 14 days */
+    server_cert_days(3);
+    assert_int_equal(doctor_cert_line(t, line, sizeof line), 1);
+    assert_has(line, "problem: the server certificate expires on ");
+    assert_has(line, " days (less than 14): renew it");
+    /* valid for long enough */
+    server_cert_days(90);
+    doctor_cert_line(t, line, sizeof line);
+    assert_has(line, "ok: the server certificate is valid until ");
+    /* whole days left: 90 in the second the certificate was made, 89
+     * after */
+    p = strstr(line, "UTC (");
+    assert_non_null(p);
+    days = atoi(p + 5);
+    if (days != 89 && days != 90)
+        fail_msg("%d days left, want 89 or 90: %s", days, line);
+    /* the other tests' certificate again */
+    server_cert_days(2);
+}
+
 int
 main(void)
 {
@@ -383,6 +446,7 @@ main(void)
         T(test_tls_host_names),
         T(test_tls_unresolvable_host),
         T(test_tls_unreadable_ca_stops_the_start),
+        T(test_tls_doctor_certificate_expiry),
     };
 
     if (getenv("DROVER_TEST_REDIS_URL") != NULL) {

@@ -488,6 +488,170 @@ test_doctor_workers(void **st)
 
 /* ------------------------------------------------------------ the table */
 
+/* ------------------------------------------------- sentinels and TLS */
+
+/* A sentinel at addr parsed from RESP texts of its two replies. */
+static void
+sentinel_from(struct drv_queue_doctor_sentinel *s, const char *addr,
+              const char *addr_text, const char *master_text)
+{
+    redisReply *a = resp(addr_text), *m = resp(master_text);
+
+    memset(s, 0, sizeof *s);
+    s->addr = addr;
+    drv_queue_doctor_sentinel_parse(s, a, m);
+    freeReplyObject(a);
+    freeReplyObject(m);
+}
+
+#define ADDR_P "*2\r\n$8\r\n10.0.0.5\r\n$4\r\n6379\r\n"
+#define ADDR_R "*2\r\n$8\r\n10.0.0.6\r\n$4\r\n6379\r\n"
+/* SENTINEL master: flags, num-other-sentinels, quorum (and a field
+ * the check ignores) */
+#define MASTER(flags, others, quorum)                                    \
+    "*8\r\n$5\r\nflags\r\n$" flags "\r\n"                              \
+    "$19\r\nnum-other-sentinels\r\n$1\r\n" others "\r\n"                 \
+    "$6\r\nquorum\r\n$1\r\n" quorum "\r\n"                               \
+    "$4\r\nname\r\n$8\r\nmymaster\r\n"
+
+static void
+judge_sentinels(const struct drv_queue_doctor_sentinel *s, size_t n,
+                const char *primary, struct drv_queue_doctor_report *rep)
+{
+    struct drv_queue_doctor_opts o;
+
+    opts_init(&o, 1);
+    o.sentinel_master = "mymaster";
+    o.sentinels = s;
+    o.nsentinels = n;
+    o.primary = primary;
+    run_check("sentinels", NULL, 0, &o, rep);
+}
+
+static void
+test_doctor_sentinels(void **st)
+{
+    struct drv_queue_doctor_sentinel s[3];
+    struct drv_queue_doctor_report rep;
+
+    /* the replies read */
+    sentinel_from(&s[0], "a:26379", ADDR_P, MASTER("6\r\nmaster", "2", "2"));
+    assert_string_equal(s[0].primary, "10.0.0.5:6379");
+    assert_int_equal(s[0].known, 3);
+    assert_int_equal(s[0].quorum, 2);
+    assert_string_equal(s[0].flags, "master");
+    assert_string_equal(s[0].error, "");
+    sentinel_from(&s[1], "b:26379", "$-1\r\n",
+                  MASTER("6\r\nmaster", "2", "2"));
+    assert_non_null(strstr(s[1].error, "monitors no master of that name"));
+    sentinel_from(&s[1], "b:26379", "-NOPERM no\r\n",
+                  MASTER("6\r\nmaster", "2", "2"));
+    assert_non_null(strstr(s[1].error, "NOPERM no"));
+    sentinel_from(&s[1], "b:26379", ADDR_P, "-ERR No such master\r\n");
+    assert_non_null(strstr(s[1].error, "SENTINEL master: ERR No such"));
+
+    /* all agree: one ok line */
+    sentinel_from(&s[1], "b:26379", ADDR_P, MASTER("6\r\nmaster", "2", "2"));
+    sentinel_from(&s[2], "c:26379", ADDR_P, MASTER("6\r\nmaster", "2", "2"));
+    judge_sentinels(s, 3, "10.0.0.5:6379", &rep);
+    expect_counts(&rep, 0, 0);
+    expect_text(&rep, "ok: the 3 sentinels of mymaster answer, each names "
+                "10.0.0.5:6379 as the primary and sees 3 sentinels "
+                "(quorum 2)");
+    drv_queue_doctor_report_fini(&rep);
+
+    /* one unreachable, one naming another node, one below its quorum
+     * and seeing the primary down */
+    memset(&s[0], 0, sizeof s[0]);
+    s[0].addr = "a:26379";
+    snprintf(s[0].error, sizeof s[0].error, "unreachable: refused");
+    sentinel_from(&s[1], "b:26379", ADDR_R, MASTER("6\r\nmaster", "2", "2"));
+    sentinel_from(&s[2], "c:26379", ADDR_P,
+                  MASTER("13\r\nmaster,s_down", "0", "2"));
+    judge_sentinels(s, 3, "10.0.0.5:6379", &rep);
+    expect_counts(&rep, 4, 0);
+    expect_text(&rep, "problem: sentinel a:26379: unreachable: refused");
+    expect_text(&rep, "problem: sentinel b:26379 names 10.0.0.6:6379 as the "
+                "primary of mymaster, not 10.0.0.5:6379");
+    expect_text(&rep, "problem: sentinel c:26379 sees 1 sentinel (itself "
+                "included), fewer than its quorum 2");
+    expect_text(&rep, "problem: sentinel c:26379 sees the primary "
+                "10.0.0.5:6379 as down (flags master,s_down)");
+    drv_queue_doctor_report_fini(&rep);
+
+    /* no connection to compare with: the first answer is the reference;
+     * only one of three answering is no majority */
+    s[2] = s[0];
+    s[2].addr = "c:26379";
+    judge_sentinels(s, 3, NULL, &rep);
+    expect_counts(&rep, 3, 0);
+    expect_text(&rep,
+                "only 1 of the 3 sentinels of mymaster name a primary");
+    drv_queue_doctor_report_fini(&rep);
+
+    /* no sentinels configured: no line */
+    judge_sentinels(s, 0, NULL, &rep);
+    assert_int_equal(rep.text.len, 0);
+    drv_queue_doctor_report_fini(&rep);
+    (void)st;
+}
+
+static void
+judge_tls(int tls, int64_t not_after, struct drv_queue_doctor_report *rep)
+{
+    struct drv_queue_doctor_opts o;
+
+    opts_init(&o, 1);
+    o.tls = tls;
+    o.cert_not_after = not_after;
+    o.now_s = 1800000000;        /* 2027-01-15 08:00:00 UTC */
+    o.cert_warn_s = DRV_QUEUE_DOCTOR_CERT_WARN_S;
+    run_check("tls", NULL, 0, &o, rep);
+}
+
+static void
+test_doctor_tls(void **st)
+{
+    struct drv_queue_doctor_report rep;
+
+    judge_tls(1, 1800000000 + 90 * 86400 + 5, &rep);
+    expect_counts(&rep, 0, 0);
+    expect_text(&rep, "ok: the server certificate is valid until 2027-04-15 "
+                "08:00:05 UTC (90 days)");
+    drv_queue_doctor_report_fini(&rep);
+
+    judge_tls(1, 1800000000 + 3 * 86400, &rep);
+    expect_counts(&rep, 1, 0);
+    expect_text(&rep, "problem: the server certificate expires on "
+                "2027-01-18 08:00:00 UTC, in 3.0 days (less than 14)");
+    drv_queue_doctor_report_fini(&rep);
+
+    /* the boundary: exactly 14 days left is fine, a second less is not */
+    judge_tls(1, 1800000000 + 14 * 86400, &rep);
+    expect_counts(&rep, 0, 0);
+    drv_queue_doctor_report_fini(&rep);
+    judge_tls(1, 1800000000 + 14 * 86400 - 1, &rep);
+    expect_counts(&rep, 1, 0);
+    drv_queue_doctor_report_fini(&rep);
+
+    judge_tls(1, 1800000000 - 86400 / 2, &rep);
+    expect_counts(&rep, 1, 0);
+    expect_text(&rep, "problem: the server certificate expired on "
+                "2027-01-14 20:00:00 UTC (0.5 days ago)");
+    drv_queue_doctor_report_fini(&rep);
+
+    judge_tls(1, -1, &rep);
+    expect_counts(&rep, 0, 1);
+    expect_text(&rep, "unchecked: the server certificate's expiry");
+    drv_queue_doctor_report_fini(&rep);
+
+    /* a plain connection: no line */
+    judge_tls(0, -1, &rep);
+    assert_int_equal(rep.text.len, 0);
+    drv_queue_doctor_report_fini(&rep);
+    (void)st;
+}
+
 /* build and judge over the whole table: each check gets its own replies */
 static void
 test_doctor_table(void **st)
@@ -530,6 +694,8 @@ main(void)
         cmocka_unit_test(test_doctor_info_checks),
         cmocka_unit_test(test_doctor_queues),
         cmocka_unit_test(test_doctor_workers),
+        cmocka_unit_test(test_doctor_sentinels),
+        cmocka_unit_test(test_doctor_tls),
         cmocka_unit_test(test_doctor_table),
     };
 
