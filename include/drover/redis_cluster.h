@@ -106,4 +106,97 @@ struct drv_redis_cluster_redirect {
 int drv_redis_cluster_redirect_parse(const redisReply *reply,
                                      struct drv_redis_cluster_redirect *out);
 
+/*
+ * drv_redis_cluster_transient -- 1 when reply is an error that means "not
+ * here, not now" on a cluster: MOVED, ASK, TRYAGAIN (a multi-key command
+ * during a migration), CLUSTERDOWN. The command was not applied.
+ */
+int drv_redis_cluster_transient(const redisReply *reply);
+
+/* ----------------------------------------------------------- the map */
+
+/*
+ * struct drv_redis_cluster -- keeps the slot map of a cluster and points
+ * data connections at the master of their slot (loop thread only):
+ *
+ *   - one connection of its own to a seed node (the configured nodes,
+ *     tried in turn) asks CLUSTER SLOTS when it is READY, every
+ *     DRV_REDIS_CLUSTER_POLL_MS, and soon after any redirection or data
+ *     connection attempt;
+ *   - a data connection is created with drv_redis_cluster_locate as its
+ *     locate hook and a route (drv_redis_cluster_route: one slot) as its
+ *     ctx, then attached to the route: before every attempt it is pointed
+ *     at the master of its slot (-EAGAIN while the map has no owner);
+ *   - when the map changes the owner of a route's slot, its connection is
+ *     reconnected (a MOVED reply does this at once: drv_redis_cluster_
+ *     redirected records the new owner from the reply itself).
+ * It never sends anything on the data connections.
+ */
+struct drv_loop;
+struct drv_redis;
+struct drv_redis_target;
+struct drv_redis_tls;
+struct drv_redis_cluster;
+struct drv_redis_cluster_route;
+
+#define DRV_REDIS_CLUSTER_POLL_MS 5000 /* CLUSTER SLOTS while connected */
+
+struct drv_redis_cluster_opts {
+    const char *url;            /* required: the host-less URL
+                                   (drv_redis_cluster_url_check); copied */
+    const char *const *nodes;   /* required: "HOST[:PORT]" of each seed
+                                   node; copied */
+    size_t nnodes;              /* >= 1 */
+    const struct drv_redis_tls *tls; /* rediss:// settings, or NULL */
+    const char *name;           /* log label and CLIENT SETNAME of the seed
+                                   connection; NULL = "cluster" */
+    int64_t timeout_ms;         /* connect and command timeout of the seed
+                                   connection; 0 = 2000 */
+};
+
+/* drv_redis_cluster_create -- 0, or DRV_ECONFIG with err for a bad url or
+ * node address. Starts connecting to the first seed. */
+int drv_redis_cluster_create(struct drv_loop *loop,
+                             const struct drv_redis_cluster_opts *o,
+                             struct drv_redis_cluster **out,
+                             struct drv_err *err);
+
+/* drv_redis_cluster_free -- every route must be detached first (the data
+ * connections freed or detached). NULL does nothing. */
+void drv_redis_cluster_free(struct drv_redis_cluster *c);
+
+/* drv_redis_cluster_data_url -- the URL to create data connections with
+ * (the host-less URL with a first seed's address put in; locate picks the
+ * real target). Borrowed from c. */
+const char *drv_redis_cluster_data_url(const struct drv_redis_cluster *c);
+
+/* drv_redis_cluster_route -- a new route for slot, owned by c (freed with
+ * it): the ctx of drv_redis_cluster_locate for one data connection. */
+struct drv_redis_cluster_route *
+drv_redis_cluster_route(struct drv_redis_cluster *c, int slot);
+
+/* drv_redis_cluster_attach -- r (created with route as its locate ctx) is
+ * reconnected when the owner of the route's slot changes. _detach before
+ * r is freed. */
+void drv_redis_cluster_attach(struct drv_redis_cluster_route *route,
+                              struct drv_redis *r);
+void drv_redis_cluster_detach(struct drv_redis_cluster_route *route);
+
+/* drv_redis_cluster_locate -- the locate hook of data connections (ctx:
+ * their route). */
+int drv_redis_cluster_locate(struct drv_redis *r,
+                             struct drv_redis_target *target, void *ctx);
+
+/*
+ * drv_redis_cluster_redirected -- look at a failed command's reply: a
+ * MOVED records the slot's new owner (reconnecting the routes of that
+ * slot) and asks for the whole map soon; CLUSTERDOWN asks for the map.
+ * Returns drv_redis_cluster_transient(reply).
+ */
+int drv_redis_cluster_redirected(struct drv_redis_cluster *c,
+                                 const redisReply *reply);
+
+/* drv_redis_cluster_known -- 1 once a map has been read. */
+int drv_redis_cluster_known(const struct drv_redis_cluster *c);
+
 #endif

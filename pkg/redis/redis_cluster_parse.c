@@ -267,3 +267,19 @@ drv_redis_cluster_redirect_parse(const redisReply *reply,
     }
     return 1;
 }
+
+int
+drv_redis_cluster_transient(const redisReply *reply)
+{
+    static const char *const codes[] = {"MOVED ", "ASK ", "TRYAGAIN",
+                                        "CLUSTERDOWN"};
+    size_t i;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR ||
+        reply->str == NULL)
+        return 0;
+    for (i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strncmp(reply->str, codes[i], strlen(codes[i])) == 0)
+            return 1;
+    return 0;
+}

@@ -89,6 +89,66 @@ teardown(void **st)
     return 0;
 }
 
+/* Write the droverd config: the cluster's nodes, no host in the URL, the
+ * world's three queues. */
+static void
+write_config(struct world *w, const char *worker, const char *jobs)
+{
+    char text[4096];
+
+    snprintf(w->t->cfg, sizeof w->t->cfg, "%s/drover.yaml", w->t->dir);
+    snprintf(text, sizeof text,
+             "redis:\n"
+             "  url: redis:///0\n"
+             "  prefix: t\n"
+             "  cluster:\n"
+             "    nodes: %s\n"
+             "worker:\n%s"
+             "queues: [%s, %s, %s]\n"
+             "jobs:\n%s",
+             w->cl.nodes, worker, w->q[0], w->q[1], w->q[2], jobs);
+    assert_int_equal(drv_test_write_file(w->t->cfg, text), 0);
+}
+
+/* A blocking client on the node that serves queue k now. */
+static redisContext *
+queue_node(struct world *w, int k)
+{
+    int owner = drv_test_cluster_owner(&w->cl, 0, w->slot[k]);
+
+    assert_true(owner >= 0);
+    return drv_test_cluster_node(&w->cl, owner);
+}
+
+/* HGET t:{Q}:stats FIELD of queue k, on the node that serves it now. */
+static long long
+qstat(struct world *w, int k, const char *field)
+{
+    redisContext *c = queue_node(w, k);
+    long long v = drv_test_num_on(c, "HGET t:{%s}:stats %s", w->q[k], field);
+
+    redisFree(c);
+    return v;
+}
+
+/* XADD n jobs "e" with ids <prefix><i> to queue k, on its node. */
+static void
+add_jobs(struct world *w, int k, const char *prefix, int from, int n)
+{
+    redisContext *c = queue_node(w, k);
+    int i;
+
+    for (i = from; i < from + n; i++) {
+        redisReply *r = drv_test_redis_cmd(c, "XADD t:{%s}:jobs * job e "
+                                           "id %s%d", w->q[k], prefix, i);
+
+        if (r->type == REDIS_REPLY_ERROR)
+            fail_msg("XADD: %s", r->str);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void
@@ -114,12 +174,42 @@ test_cluster_slots_match_keyslot(void **st)
     }
 }
 
+static void
+test_cluster_queues_drain_on_their_masters(void **st)
+{
+    struct world *w = *st;
+    int k;
+
+    write_config(w, "  concurrency: 16\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n");
+    drv_test_droverd_start(w->t, 0);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        add_jobs(w, k, "j", 0, 300);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        wait_until_num(qstat(w, k, "processed"), ==, 300,
+                       "jobs processed of the queue");
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        redisContext *c = drv_test_cluster_node(&w->cl, k);
+
+        /* each queue's keys are on its own master, nothing pending */
+        assert_int_equal(drv_test_num_on(c, "EXISTS t:{%s}:result:j299",
+                                         w->q[k]), 1);
+        assert_int_equal(drv_test_num_on(c, "XLEN t:{%s}:dead", w->q[k]),
+                         0);
+        redisFree(c);
+        assert_int_equal(qstat(w, k, "failed"), 0);
+    }
+    drv_test_droverd_stop(w->t, 0, 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_slots_match_keyslot,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cluster_queues_drain_on_their_masters, setup, teardown),
     };
 
     drv_test_filter_from_env();
