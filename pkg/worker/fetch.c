@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/log.h"
 #include "drover/redis.h"
@@ -44,10 +45,14 @@
 #define BLOCK_MARGIN_MS 3000
 #define FETCH_DEPTH 2   /* passes out at once while hot */
 
+#define REDIRECT_PAUSE_NS (50 * DRV_NS_PER_MS) /* after ASK, TRYAGAIN */
+
 static int
 active(const struct drv_worker *w, size_t qi)
 {
-    return drv__worker_queue_active(w, qi);
+    return drv__worker_queue_active(w, qi) &&
+           (w->cluster == NULL ||
+            drv_clock_mono_ns() >= w->queues[qi].fetch_retry_ns);
 }
 
 static int
@@ -218,8 +223,11 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     if (rc < 0) {
         int all = f->blocking && w->cluster == NULL; /* read every queue */
 
-        drv__worker_redis_error(w, status, reply);
-        if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
+        if (drv__worker_redis_error(w, status, reply)) {
+            /* not served here now (a migration): read it again soon */
+            w->queues[f->qi].fetch_retry_ns = drv_clock_mono_ns() +
+                                              REDIRECT_PAUSE_NS;
+        } else if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
                                  || drv_redis_reply_error_is(reply,
                                                              "UNBLOCKED")
                                  || drv_redis_reply_error_is(reply,

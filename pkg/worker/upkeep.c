@@ -98,12 +98,15 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
         struct wqueue *q = &c->w->queues[c->qi];
         int64_t now = drv_clock_mono_ns();
 
-        drv__worker_redis_error(c->w, status, reply);
+        /* a cluster redirection (a migration) is not worth a warning:
+         * the next tick sends it again, on the right node */
+        int redirected = drv__worker_redis_error(c->w, status, reply);
+
         if (drv_redis_reply_error_is(reply, "WRONGTYPE")) {
             drv__worker_queue_bad(c->w, c->qi, err.msg);
         } else if (drv_redis_reply_error_is(reply, "NOGROUP")) {
             drv__worker_prepare(c->w, c->qi);
-        } else if (status != DRV_EDOWN &&
+        } else if (status != DRV_EDOWN && !redirected &&
                    (q->upkeep_logged_ns == 0 ||
                     now - q->upkeep_logged_ns >= BAD_LOG_NS)) {
             /* at most every BAD_LOG_NS: Redis refusing writes fails

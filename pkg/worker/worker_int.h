@@ -137,6 +137,9 @@ struct wqueue {
     struct wqconn conn;           /* ctx of the own connections' states */
     int paused;                   /* P:{Q}:paused exists */
     int pause_known;              /* cluster: paused read once */
+    int64_t fetch_retry_ns;       /* cluster: a read was redirected (ASK,
+                                     TRYAGAIN during a migration): no read
+                                     before this */
     struct wjob **pend;           /* owned array: jobs awaiting settle */
     int npend, cappend;
     int settle_inflight;          /* a settle call is out */

@@ -202,6 +202,151 @@ test_cluster_queues_drain_on_their_masters(void **st)
     drv_test_droverd_stop(w->t, 0, 0);
 }
 
+#define NJOBS 1500
+
+/* Results of queue k's jobs j<i> on the node serving it now, by number,
+ * into results[]; how many jobs have one. */
+static int
+tally(struct world *w, int k, int *results)
+{
+    redisContext *c = queue_node(w, k);
+    redisReply *r = redisCommand(c, "KEYS t:{%s}:result:j*", w->q[k]);
+    size_t i;
+    int n = 0;
+
+    assert_non_null(r);
+    memset(results, 0, NJOBS * sizeof *results);
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        int j = atoi(strstr(r->element[i]->str, ":result:j") + 9);
+
+        if (j >= 0 && j < NJOBS && results[j]++ == 0)
+            n++;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* Extra starts of job entries in the trace (none is re-enqueued, so a
+ * second start is a redelivery); all starts into *total. */
+static int
+duplicate_starts(const char *trace, int *total)
+{
+    char line[256], (*seen)[48] = calloc(4 * NJOBS, sizeof *seen);
+    FILE *fp = fopen(trace, "r");
+    int n = 0, i, dup = 0;
+
+    assert_non_null(fp);
+    assert_non_null(seen);
+    *total = 0;
+    while (fgets(line, sizeof line, fp) != NULL) {
+        char *id = strrchr(line, ' ');
+
+        (*total)++;
+        if (id == NULL)
+            continue;
+        id[strcspn(id, "\n")] = '\0';
+        for (i = 0; i < n; i++)
+            if (strcmp(seen[i], id + 1) == 0)
+                break;
+        if (i < n)
+            dup++;
+        else if (n < 4 * NJOBS)
+            snprintf(seen[n++], sizeof seen[0], "%s", id + 1);
+    }
+    fclose(fp);
+    free(seen);
+    return dup;
+}
+
+/* A client named drover-cmd-*-q<k> (queue k's command connection) is
+ * connected to node i. */
+static int
+queue_conn_on(struct world *w, int i, int k)
+{
+    redisContext *c = drv_test_cluster_node(&w->cl, i);
+    redisReply *r = redisCommand(c, "CLIENT LIST");
+    char want[32];
+    const char *p;
+    int found = 0;
+
+    assert_non_null(r);
+    snprintf(want, sizeof want, "-q%d ", k);
+    for (p = r->str; (p = strstr(p, " name=drover-cmd-")) != NULL; p++) {
+        const char *end = strchr(p + 1, ' ');
+
+        if (end != NULL && (size_t)(end - p) > strlen(want) &&
+            strncmp(end - strlen(want) + 1, want, strlen(want)) == 0)
+            found = 1;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return found;
+}
+
+static void
+test_cluster_slot_migration_loses_no_job(void **st)
+{
+    struct world *w = *st;
+    static int results[NJOBS];
+    const int to = 1;
+    int i, moved, total, dup;
+    redisContext *c;
+
+    write_config(w, "  concurrency: 8\n",
+                 "  s: {handler: sleep, result_ttl: 1h}\n"
+                 "  e: {handler: echo, result_ttl: 1h}\n");
+    drv_test_droverd_start(w->t, 0);
+    /* queue 0 (on node 0): NJOBS jobs of 10..29 ms, about 4 s of work */
+    c = queue_node(w, 0);
+    for (i = 0; i < NJOBS - 100; i++)
+        redisAppendCommand(c, "XADD t:{%s}:jobs * job s id j%d ms %d",
+                           w->q[0], i, 10 + i % 20);
+    for (i = 0; i < NJOBS - 100; i++) {
+        redisReply *r = NULL;
+
+        assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    wait_until_num(qstat(w, 0, "processed"), >=, 200,
+                   "jobs processed before the migration");
+    /* move the queue's slot to node 1 while its jobs run */
+    drv_test_cluster_migrate_begin(&w->cl, w->slot[0], to);
+    moved = drv_test_cluster_migrate_keys(&w->cl, w->slot[0], to);
+    drv_test_cluster_migrate_end(&w->cl, w->slot[0], to);
+    fprintf(stderr, "slot %d moved to node %d with %d keys while jobs ran "
+            "(%lld processed)\n", w->slot[0], to, moved,
+            qstat(w, 0, "processed"));
+    assert_true(moved > 0);
+    /* droverd follows the slot: MOVED, then its connections on node 1 */
+    wait_until(queue_conn_on(w, to, 0), "queue 0's connection on node %d",
+               to);
+    /* jobs enqueued on the new owner run too */
+    add_jobs(w, 0, "j", NJOBS - 100, 100);
+    wait_until_num(tally(w, 0, results), ==, NJOBS,
+                   "jobs with a result on the new owner");
+    wait_until_num(qstat(w, 0, "processed"), >=, NJOBS, "processed");
+    c = drv_test_cluster_node(&w->cl, to);
+    wait_until_num(drv_test_num_on(c, "XLEN t:{%s}:dead", w->q[0]), ==, 0,
+                   "dead entries");
+    redisFree(c);
+    drv_test_droverd_stop(w->t, 0, 0);
+    dup = duplicate_starts(w->t->trace, &total);
+    fprintf(stderr, "slot migration run: %d jobs, 0 lost, %d duplicate "
+            "starts (%d starts), %lld processed\n", NJOBS, dup, total,
+            qstat(w, 0, "processed"));
+    assert_true(drv_test_file_contains(w->t->log, "cluster slot served "
+                                       "elsewhere: reconnecting") ||
+                drv_test_file_contains(w->t->log, "MOVED: following"));
+    /* nothing of the queue is left on node 0 */
+    c = drv_test_cluster_node(&w->cl, 0);
+    assert_int_equal(drv_test_num_on(c, "CLUSTER COUNTKEYSINSLOT %d",
+                                     w->slot[0]), 0);
+    redisFree(c);
+}
+
 int
 main(void)
 {
@@ -210,6 +355,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cluster_queues_drain_on_their_masters, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cluster_slot_migration_loses_no_job, setup, teardown),
     };
 
     drv_test_filter_from_env();
