@@ -90,6 +90,7 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     o.acl_user = acl_user(cli, user_opt, "default", user, sizeof user);
     o.dead_max = cli->cfg->worker.dead_max;
     o.skew_max_ms = SKEW_MAX_MS;
+    o.cluster = cli->cfg->redis.cluster.nnodes > 0;
     counts = drv_xcalloc(drv_queue_doctor_nchecks() + 1, sizeof *counts);
     drv_queue_cmds_init(&c);
     drv_queue_doctor_build(&c, &o, counts);

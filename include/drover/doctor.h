@@ -64,6 +64,9 @@ struct drv_queue_doctor_opts {
     int64_t dead_max;              /* worker.dead_max (0 = no bound) */
     int64_t skew_max_ms;           /* a worker clock off by more than
                                       this is a problem (2000) */
+    int cluster;                   /* redis.cluster is set: check the
+                                      cluster's state and that each
+                                      queue's slot is served */
 };
 
 /* The levels of a report line. */

@@ -8,6 +8,7 @@
  * to the new owner; the CLI works on every queue's node.
  */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,117 @@ test_cluster_queues_drain_on_their_masters(void **st)
     drv_test_droverd_stop(w->t, 0, 0);
 }
 
+/* Run `drover -c CFG ARGS...` (NULL-terminated); its exit code, its
+ * stdout into out. */
+static int
+cli(struct world *w, char *out, size_t n, ...)
+{
+    const char *argv[16];
+    char bin[300];
+    va_list ap;
+    int i = 0;
+
+    drv_test_bin("drover", bin, sizeof bin);
+    argv[i++] = bin;
+    argv[i++] = "-c";
+    argv[i++] = w->t->cfg;
+    va_start(ap, n);
+    while (i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL)
+        i++;
+    va_end(ap);
+    argv[i] = NULL;
+    return drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
+}
+
+/* `drover ARGS...` must exit 0; its stdout into out. */
+#define CLI_OK(w, out, ...)                                               \
+    do {                                                                  \
+        int rc_ = cli((w), (out), sizeof(out), __VA_ARGS__, NULL);        \
+        if (rc_ != 0)                                                     \
+            fail_msg("drover exit %d: %s", rc_, (out));                   \
+    } while (0)
+
+static void
+test_cluster_cli_on_every_queue(void **st)
+{
+    struct world *w = *st;
+    char out[16384], key[64];
+    int k;
+
+    write_config(w, "  concurrency: 4\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n"
+                 "  f: {handler: fail, retries: 0}\n");
+    /* enqueue through the CLI: each job lands on its queue's master */
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        char id[32];
+        redisContext *c = drv_test_cluster_node(&w->cl, k);
+
+        snprintf(id, sizeof id, "c%d", k);
+        CLI_OK(w, out, "enqueue", w->q[k], "e", "x=1", "--id", id);
+        CLI_OK(w, out, "enqueue", w->q[k], "f", "--id", "bad");
+        snprintf(key, sizeof key, "t:{%s}:jobs", w->q[k]);
+        assert_int_equal(drv_test_num_on(c, "XLEN %s", key), 2);
+        redisFree(c);
+    }
+    /* nothing runs yet: stats of the three queues, from three masters */
+    CLI_OK(w, out, "stats", "--json");
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        assert_non_null(strstr(out, w->q[k]));
+    assert_non_null(strstr(out, "\"ready\":2"));
+    assert_null(strstr(out, "\"ready\":0"));
+    drv_test_droverd_start(w->t, 0);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        wait_until_num(qstat(w, k, "processed"), ==, 1, "processed");
+        wait_until_num(qstat(w, k, "dead"), ==, 1, "dead");
+    }
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        char id[32];
+
+        snprintf(id, sizeof id, "c%d", k);
+        CLI_OK(w, out, "result", w->q[k], id, "--json");
+        assert_non_null(strstr(out, "x"));
+        CLI_OK(w, out, "dead", "list", w->q[k], "--json");
+        assert_non_null(strstr(out, "\"bad\""));
+        CLI_OK(w, out, "dead", "retry", w->q[k], "--all");
+    }
+    /* retried: failed and dead once more */
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        wait_until_num(qstat(w, k, "dead"), ==, 2, "dead");
+    CLI_OK(w, out, "workers", "--json");
+    assert_non_null(strstr(out, w->q[2]));
+    drv_test_droverd_stop(w->t, 0, 0);
+    /* doctor: the cluster is ok and names each queue's master (its exit
+     * may be 1 for the test nodes' missing AOF) */
+    (void)cli(w, out, sizeof out, "doctor", NULL);
+    fprintf(stderr, "drover doctor on the cluster:\n%s", out);
+    assert_non_null(strstr(out, "ok: cluster_state ok"));
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        char line[128];
+
+        snprintf(line, sizeof line, "ok: queue %s: hash slot %d on master "
+                 "127.0.0.1:%d", w->q[k], w->slot[k], w->cl.port[k]);
+        assert_non_null(strstr(out, line));
+    }
+    /* a slot no master serves (forgotten by every node): the doctor says
+     * so */
+    {
+        char line[128];
+
+        for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+            redisContext *c = drv_test_cluster_node(&w->cl, k);
+
+            drv_test_redis_ok(c, "CLUSTER DELSLOTS %d", w->slot[2]);
+            redisFree(c);
+        }
+        wait_until(cli(w, out, sizeof out, "doctor", NULL) == 1 &&
+                   strstr(out, "served by no master") != NULL,
+                   "doctor to find the slot unserved: %s", out);
+        snprintf(line, sizeof line, "problem: queue %s: its hash slot %d is "
+                 "served by no master", w->q[2], w->slot[2]);
+        assert_non_null(strstr(out, line));
+    }
+}
+
 #define NJOBS 1500
 
 /* Results of queue k's jobs j<i> on the node serving it now, by number,
@@ -357,6 +469,8 @@ main(void)
             test_cluster_queues_drain_on_their_masters, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cluster_slot_migration_loses_no_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_cli_on_every_queue,
+                                        setup, teardown),
     };
 
     drv_test_filter_from_env();
