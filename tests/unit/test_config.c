@@ -1030,6 +1030,26 @@ test_config_cluster(void **state)
 }
 
 static void
+test_config_cluster_example_loads(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    int rc;
+
+    (void)state;
+    drv_config_errors_init(&errs);
+    rc = drv_config_load("config/drover-cluster.yaml", &cfg, &errs);
+    if (rc != 0)
+        drv_config_errors_print(&errs, stderr);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg->redis.url, "redis://drover@/0");
+    assert_int_equal(cfg->redis.cluster.nnodes, 3);
+    assert_int_equal(cfg->nqueues, 3);
+    drv_config_free(cfg);
+    drv_config_errors_fini(&errs);
+}
+
+static void
 test_config_cluster_errors(void **state)
 {
     (void)state;
@@ -1393,6 +1413,7 @@ main(void)
         cmocka_unit_test(test_config_sentinel),
         cmocka_unit_test(test_config_sentinel_errors),
         cmocka_unit_test(test_config_cluster),
+        cmocka_unit_test(test_config_cluster_example_loads),
         cmocka_unit_test(test_config_cluster_errors),
         cmocka_unit_test(test_config_sentinel_example_loads),
         cmocka_unit_test(test_config_redis_tls),
