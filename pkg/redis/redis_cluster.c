@@ -25,6 +25,7 @@
 
 #include <event2/event.h>
 
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/log.h"
 #include "drover/loop.h"
@@ -63,7 +64,10 @@ struct drv_redis_cluster {
     struct event *poll_ev;              /* owned: every POLL_MS */
     struct event *soon_ev;              /* owned: a refresh soon */
     struct drv_redis_cluster_route *routes; /* owned list */
+    int64_t migrating_logged_ns;        /* last "being migrated" line */
 };
+
+#define MIGRATING_LOG_NS (10 * DRV_NS_PER_SEC)
 
 static void
 refresh_soon(struct drv_redis_cluster *c)
@@ -364,8 +368,21 @@ drv_redis_cluster_redirected(struct drv_redis_cluster *c,
             reroute(c);
     }
     if (strncmp(reply->str, "ASK ", 4) != 0 &&
-        strncmp(reply->str, "TRYAGAIN", 8) != 0)
+        strncmp(reply->str, "TRYAGAIN", 8) != 0) {
         refresh_soon(c);
+    } else {
+        /* said at most every MIGRATING_LOG_NS: a migration left half
+         * done holds its queue, and that must show */
+        int64_t now = drv_clock_mono_ns();
+
+        if (c->migrating_logged_ns == 0 ||
+            now - c->migrating_logged_ns >= MIGRATING_LOG_NS) {
+            c->migrating_logged_ns = now;
+            DRV_LOG_INFO("cluster slot being migrated: its commands wait "
+                         "for the migration to end", "name=%s reply=\"%.80s\"",
+                         c->name, reply->str);
+        }
+    }
     return 1;
 }
 

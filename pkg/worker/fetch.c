@@ -227,11 +227,10 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
             /* not served here now (a migration): read it again soon */
             w->queues[f->qi].fetch_retry_ns = drv_clock_mono_ns() +
                                               REDIRECT_PAUSE_NS;
-        } else if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
-                                 || drv_redis_reply_error_is(reply,
-                                                             "UNBLOCKED")
-                                 || drv_redis_reply_error_is(reply,
-                                                             "WRONGTYPE"))) {
+        } else if (rc == DRV_EREDIS &&
+                   (drv_redis_reply_error_is(reply, "NOGROUP") ||
+                    drv_redis_reply_error_is(reply, "UNBLOCKED") ||
+                    drv_redis_reply_error_is(reply, "WRONGTYPE"))) {
             /* stream or group gone (flush, restart without persistence)
              * or a stream key replaced by another type: prepare the
              * queues read again (key types checked, group created), then
