@@ -31,6 +31,7 @@
 #include "drover/loop.h"
 #include "drover/redis.h"
 #include "drover/redis_cluster.h"
+#include "redis_int.h"
 
 #define DEFAULT_TIMEOUT_MS 2000
 #define URL_MAX 1024
@@ -182,9 +183,7 @@ seed_locate(struct drv_redis *r, struct drv_redis_target *target, void *ctx)
     DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
     c->seed_at = c->seeds[c->next_seed];
     c->next_seed = (c->next_seed + 1) % c->nseeds;
-    memset(target, 0, sizeof *target);
-    snprintf(target->host, sizeof target->host, "%s", c->seed_at.host);
-    target->port = c->seed_at.port;
+    drv__redis_target_at(target, &c->seed_at);
     return 0;
 }
 
@@ -206,9 +205,7 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
     }
     rt->at = *a;
     rt->located = 1;
-    memset(target, 0, sizeof *target);
-    snprintf(target->host, sizeof target->host, "%s", a->host);
-    target->port = a->port;
+    drv__redis_target_at(target, a);
     return 0;
 }
 

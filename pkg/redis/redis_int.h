@@ -99,4 +99,9 @@ void drv__redis_resolve_abandon(struct drv__redis_resolve *q);
 int drv__redis_hostless_url_check(const char *url, const char *what,
                                   const char *givers, struct drv_err *err);
 
+/* drv__redis_target_at -- *t (wiped first) pointed at host and port a. */
+struct drv_redis_sentinel_addr;
+void drv__redis_target_at(struct drv_redis_target *t,
+                          const struct drv_redis_sentinel_addr *a);
+
 #endif

@@ -98,6 +98,15 @@ drv_redis_sentinel_addr_parse(const char *s,
     return set_port(out, colon + 1, (size_t)(end - colon - 1), err);
 }
 
+void
+drv__redis_target_at(struct drv_redis_target *t,
+                     const struct drv_redis_sentinel_addr *a)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->host, sizeof t->host, "%s", a->host);
+    t->port = a->port;
+}
+
 /* ---------------------------------------------------------------- URL */
 
 /* Where the host would start in url (after "scheme://" and any user

@@ -1189,6 +1189,15 @@ drv_test_ask(int port, const char *fmt, ...)
     return r;
 }
 
+void
+drv_test_redis_external(struct drv_test_redis *r, int port)
+{
+    memset(r, 0, sizeof *r);
+    r->port = port;
+    r->external = 1;
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", port);
+}
+
 /* PING answered with PONG. */
 int
 drv_test_pings(int port)

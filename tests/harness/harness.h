@@ -305,6 +305,11 @@ redisContext *drv_test_connect_port(int port);
  * (caller frees), or NULL when the server does not answer. */
 redisReply *drv_test_ask(int port, const char *fmt, ...);
 
+/* drv_test_redis_external -- *r (zeroed first) stands for a server the
+ * test started itself on 127.0.0.1:port (db 0): the fixtures use it,
+ * never stop it. */
+void drv_test_redis_external(struct drv_test_redis *r, int port);
+
 /* drv_test_pings -- the server on port answers PING with PONG. */
 int drv_test_pings(int port);
 

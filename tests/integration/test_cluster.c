@@ -54,10 +54,7 @@ setup(void **st)
     assert_non_null(w);
     drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     drv_test_cluster_start(&w->cl);
-    w->srv.port = w->cl.port[0];
-    w->srv.external = 1;
-    snprintf(w->srv.url, sizeof w->srv.url, "redis://127.0.0.1:%d/0",
-             w->srv.port);
+    drv_test_redis_external(&w->srv, w->cl.port[0]);
     w->t = drv_test_droverd_new(&w->srv, &opts);
     /* q<n>: the first name served by each node */
     for (i = 0; found < DRV_TEST_CLUSTER_NODES && i < 1000; i++) {
