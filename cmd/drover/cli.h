@@ -60,6 +60,10 @@ struct drv_cli {
                                   NULL until drv__cli_config */
     struct drv_redis_sync *rs; /* owned: NULL until drv__cli_connect */
     char url_shown[512];       /* the URL with its password redacted */
+    struct drv__cli_cluster *cluster; /* owned: with redis.cluster, the
+                                  slot map and the node connections (cli_
+                                  cluster.c); rs is then the first node
+                                  that answered */
     int64_t found_ns;          /* with redis.sentinel: when the primary of
                                   the connection was found (monotonic) */
     char primary[300];         /* with redis.sentinel: "host:port" of that
@@ -126,6 +130,34 @@ int drv__cli_config(struct drv_cli *cli);
  * DRV_EREDIS when AUTH/SELECT is refused, DRV_ECONFIG for a bad URL).
  */
 int drv__cli_connect(struct drv_cli *cli);
+
+/* -------------------------------------------------------- cli_cluster.c */
+
+struct drv__cli_cluster;
+
+/*
+ * drv__cli_cluster_connect -- with cli->cfg->redis.cluster set: connect to
+ * the first configured node that answers and read the slot map; cli->rs
+ * becomes that connection and cli->cluster the map (a previous one is
+ * freed). 0, or <0 with err.
+ */
+int drv__cli_cluster_connect(struct drv_cli *cli,
+                             const struct drv_redis_tls *tls,
+                             struct drv_err *err);
+
+/*
+ * drv__cli_cluster_run -- drv_redis_sync_run of a batch on a cluster: each
+ * command (a MULTI ... EXEC block as one) on the master of its key's
+ * slot, MOVED and ASK followed, TRYAGAIN and CLUSTERDOWN waited out for a
+ * few seconds. 0 with the n replies in out, or <0 with err and every
+ * out[i] NULL.
+ */
+int drv__cli_cluster_run(struct drv_cli *cli, size_t n,
+                         const struct drv_argv *cmds, redisReply **out,
+                         struct drv_err *err);
+
+/* drv__cli_cluster_free -- close its node connections; NULL does nothing. */
+void drv__cli_cluster_free(struct drv__cli_cluster *cl);
 
 /* -------------------------------------------------------- cli_sentinel.c */
 

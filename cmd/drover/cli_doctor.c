@@ -141,6 +141,7 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
         o.now_s = (int64_t)time(NULL);
         o.cert_warn_s = DRV_QUEUE_DOCTOR_CERT_WARN_S;
     }
+    o.cluster = cli->cfg->redis.cluster.nnodes > 0;
     counts = drv_xcalloc(drv_queue_doctor_nchecks() + 1, sizeof *counts);
     drv_queue_cmds_init(&c);
     drv_queue_doctor_build(&c, &o, counts);

@@ -82,6 +82,13 @@ drv__cli_connect(struct drv_cli *cli)
     if (cli->rs != NULL)
         return 0;
     drv_config_redis_tls(cli->cfg, &tls);
+    if (cli->cfg->redis.cluster.nnodes > 0) {
+        rc = drv__cli_cluster_connect(cli, &tls, &err);
+        if (rc < 0)
+            fprintf(stderr, "%s: cannot reach the Redis Cluster: %s\n",
+                    cli->prog, err.msg);
+        return rc == -ETIMEDOUT ? DRV_EDOWN : rc;
+    }
     if (cli->cfg->redis.sentinel.master != NULL) {
         rc = drv__cli_sentinel_url(cli, &tls, at, sizeof at);
         if (rc < 0)
@@ -112,6 +119,8 @@ drv__cli_disconnect(struct drv_cli *cli)
     DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
     drv_redis_sync_free(cli->rs);
     cli->rs = NULL;
+    drv__cli_cluster_free(cli->cluster);
+    cli->cluster = NULL;
     drv_config_free(cli->cfg);
     cli->cfg = NULL;
 }
@@ -130,7 +139,10 @@ drv__cli_run(struct drv_cli *cli, const struct drv_queue_cmds *c,
     DRV_AN(cli->rs);
     *outp = NULL;
     out = drv_xcalloc(c->n + 1, sizeof *out);
-    rc = drv_redis_sync_run(cli->rs, c->n, c->cmd, out, &err);
+    if (cli->cluster != NULL)
+        rc = drv__cli_cluster_run(cli, c->n, c->cmd, out, &err);
+    else
+        rc = drv_redis_sync_run(cli->rs, c->n, c->cmd, out, &err);
     if (rc < 0) {
         fprintf(stderr, "%s: Redis at %s: %s: %s\n", cli->prog,
                 cli->url_shown, c->n > 0 ? c->cmd[0].argv[0] : "", err.msg);

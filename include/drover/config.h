@@ -105,6 +105,14 @@ struct drv_config_sentinel {
                        (password: $DROVER_SENTINEL_PASSWORD) */
 };
 
+/* `redis.cluster:` -- Redis Cluster: the slot map comes from any of the
+ * seed nodes; each queue is served by the master of its slot. */
+struct drv_config_cluster {
+    char **nodes;   /* owned: "HOST[:PORT]" of each seed node, in order,
+                       NULL-terminated; NULL = no cluster */
+    size_t nnodes;  /* entries of nodes, >= 1 when set */
+};
+
 /* `redis.tls:` (for rediss:// URLs); unset strings are NULL */
 struct drv_config_redis_tls {
     char *ca_file;      /* owned: PEM CAs; NULL = the system store */
@@ -124,6 +132,9 @@ struct drv_config_redis {
     struct drv_config_redis_tls tls; /* `tls:` */
     struct drv_config_sentinel sentinel; /* `sentinel:`; master NULL when
                                             absent */
+    struct drv_config_cluster cluster; /* `cluster:`; nnodes 0 when absent;
+                                          never set with sentinel (the url
+                                          then has db 0) */
 };
 
 
@@ -328,7 +339,8 @@ int drv_config_check_redis_url(const char *url, struct drv_err *err);
  * drv_config_set_redis_url -- a command-line override of redis.url: url
  * replaces it (copied). With redis.sentinel set, a url that names a host
  * means that server: the sentinel settings are dropped; a url without a
- * host (redis:///2) keeps them. Check url with drv_config_check_redis_url
+ * host (redis:///2) keeps them. redis.cluster likewise (a url with a
+ * host or a db other than 0 drops it). Check url with drv_config_check_redis_url
  * first.
  */
 void drv_config_set_redis_url(struct drv_config *cfg, const char *url);

@@ -106,6 +106,9 @@ struct drv_queue_doctor_opts {
     int64_t now_s;                 /* the time to judge it against */
     int64_t cert_warn_s;           /* expiring sooner is a problem
                                       (DRV_QUEUE_DOCTOR_CERT_WARN_S) */
+    int cluster;                   /* redis.cluster is set: check the
+                                      cluster's state and that each
+                                      queue's slot is served */
 };
 
 /* A server certificate that expires within 14 days is a problem. */

@@ -27,6 +27,7 @@
 #include "drover/error.h"
 #include "drover/parse.h"
 #include "drover/redis.h"
+#include "drover/redis_cluster.h"
 #include "drover/redis_sentinel.h"
 
 #include "config_int.h"
@@ -164,7 +165,25 @@ static const struct drv__config_field redis_fields[] = {
      .off = offsetof(struct drv_config_redis, prefix),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_prefix},
     {.name = "sentinel", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "cluster", .kind = DRV__CONFIG_SPECIAL},
     {.name = "tls", .kind = DRV__CONFIG_SPECIAL},
+};
+
+/* redis.cluster.nodes[i]: HOST[:PORT] or [IPv6][:PORT]. */
+static int
+check_cluster_node(const char *s, struct drv_err *err)
+{
+    struct drv_redis_sentinel_addr a;
+
+    return drv_redis_cluster_addr_parse(s, &a, err);
+}
+
+static const struct drv__config_field cluster_fields[] = {
+    {.name = "nodes", .kind = DRV__CONFIG_STRSEQ,
+     .off = offsetof(struct drv_config_cluster, nodes),
+     .count_off = offsetof(struct drv_config_cluster, nnodes),
+     .flags = DRV__CONFIG_NONEMPTY | DRV__CONFIG_REQUIRED,
+     .check = check_cluster_node},
 };
 
 /* redis.sentinel.addrs[i]: HOST[:PORT] or [IPv6][:PORT]. */
@@ -286,6 +305,31 @@ sentinel_clear(struct drv_config_sentinel *st)
     memset(st, 0, sizeof *st);
 }
 
+/* Free what a drv_config_cluster holds; it is empty after. */
+static void
+cluster_clear(struct drv_config_cluster *cl)
+{
+    drv__config_strv_free(cl->nodes, cl->nnodes);
+    memset(cl, 0, sizeof *cl);
+}
+
+/* Missing required keys of table in the mapping vnode (knode its key). */
+static void
+check_required(struct drv__config_ctx *c, yaml_node_t *knode,
+               yaml_node_t *vnode, const struct drv__config_field *table,
+               size_t n)
+{
+    size_t i;
+
+    if (vnode->type != YAML_MAPPING_NODE)
+        return;
+    for (i = 0; i < n; i++)
+        if ((table[i].flags & DRV__CONFIG_REQUIRED) &&
+            drv__config_find_value(c, vnode, table[i].name) == NULL)
+            drv__config_report(c, knode, "missing required key \"%s\"",
+                               table[i].name);
+}
+
 /* `redis.sentinel:` (vnode; knode is its key). Kept only when whole. */
 static void
 read_sentinel(struct drv__config_ctx *c, yaml_node_t *knode,
@@ -293,21 +337,32 @@ read_sentinel(struct drv__config_ctx *c, yaml_node_t *knode,
 {
     struct drv_config_sentinel *st = &c->cfg->redis.sentinel;
     size_t before = c->errs->n;
-    size_t i;
 
     if (drv__config_is_null(vnode))
         return;             /* `sentinel:` with nothing: no sentinel */
     read_fields(c, vnode, sentinel_fields, DRV_ARRAY_LEN(sentinel_fields),
                 st);
-    if (vnode->type == YAML_MAPPING_NODE)
-        for (i = 0; i < DRV_ARRAY_LEN(sentinel_fields); i++)
-            if ((sentinel_fields[i].flags & DRV__CONFIG_REQUIRED) &&
-                drv__config_find_value(c, vnode,
-                                       sentinel_fields[i].name) == NULL)
-                drv__config_report(c, knode, "missing required key \"%s\"",
-                                   sentinel_fields[i].name);
+    check_required(c, knode, vnode, sentinel_fields,
+                   DRV_ARRAY_LEN(sentinel_fields));
     if (c->errs->n > before)
         sentinel_clear(st);
+}
+
+/* `redis.cluster:` (vnode; knode is its key). Kept only when whole. */
+static void
+read_cluster(struct drv__config_ctx *c, yaml_node_t *knode,
+             yaml_node_t *vnode)
+{
+    struct drv_config_cluster *cl = &c->cfg->redis.cluster;
+    size_t before = c->errs->n;
+
+    if (drv__config_is_null(vnode))
+        return;             /* `cluster:` with nothing: no cluster */
+    read_fields(c, vnode, cluster_fields, DRV_ARRAY_LEN(cluster_fields), cl);
+    check_required(c, knode, vnode, cluster_fields,
+                   DRV_ARRAY_LEN(cluster_fields));
+    if (c->errs->n > before)
+        cluster_clear(cl);
 }
 
 /* `redis:`: plain fields, and `tls:` (a mapping of its own). */
@@ -330,6 +385,8 @@ redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
                                 DRV_ARRAY_LEN(redis_fields), 0);
     } else if (strcmp(f->name, "sentinel") == 0) {
         read_sentinel(c, knode, vnode);
+    } else if (strcmp(f->name, "cluster") == 0) {
+        read_cluster(c, knode, vnode);
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
         rr->tls_key = knode;
         if (!drv__config_is_null(vnode))
@@ -341,23 +398,38 @@ redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
 }
 
 /*
- * With a sentinel the URL carries only the scheme, the user and the db
- * (redis:///0): a host there is an error, and the default URL (which
- * names 127.0.0.1) becomes "redis:///0".
+ * With a sentinel or a cluster the URL carries only the scheme, the user
+ * and the db (redis:///0; a cluster has db 0 only): a host there is an
+ * error, and the default URL (which names 127.0.0.1) becomes "redis:///0".
+ * The two exclude each other.
  */
 static void
-check_sentinel_url(struct drv__config_ctx *c, yaml_node_t *node)
+check_hostless_url(struct drv__config_ctx *c, yaml_node_t *node)
 {
     struct drv_config_redis *r = &c->cfg->redis;
     yaml_node_t *url = NULL;
     yaml_node_t *sn = NULL;
+    yaml_node_t *cn = NULL;
     struct drv_err err;
     size_t mark;
+    int rc;
 
-    /* the URL is judged even when the sentinel section has errors */
+    /* the URL is judged even when the sections have errors */
     sn = drv__config_find_value(c, node, "sentinel");
-    if (sn == NULL || drv__config_is_null(sn))
+    if (sn != NULL && drv__config_is_null(sn))
+        sn = NULL;
+    cn = drv__config_find_value(c, node, "cluster");
+    if (cn != NULL && drv__config_is_null(cn))
+        cn = NULL;
+    if (sn == NULL && cn == NULL)
         return;
+    if (sn != NULL && cn != NULL) {
+        mark = drv__config_path_push_key(c, "cluster");
+        drv__config_report(c, cn, "redis.sentinel and redis.cluster "
+                           "exclude each other: keep one");
+        drv__config_path_pop(c, mark);
+        cluster_clear(&r->cluster);
+    }
     url = drv__config_find_value(c, node, "url");
     if (url == NULL) {
         free(r->url);
@@ -369,7 +441,11 @@ check_sentinel_url(struct drv__config_ctx *c, yaml_node_t *node)
         strcmp((const char *)url->data.scalar.value, r->url) != 0)
         return;
     drv_err_clear(&err);
-    if (drv_redis_sentinel_url_check(r->url, &err) < 0) {
+    if (sn != NULL)
+        rc = drv_redis_sentinel_url_check(r->url, &err);
+    else
+        rc = drv_redis_cluster_url_check(r->url, &err);
+    if (rc < 0) {
         mark = drv__config_path_push_key(c, "url");
         drv__config_report(c, url, "%s", err.msg);
         drv__config_path_pop(c, mark);
@@ -385,7 +461,7 @@ read_redis(struct drv__config_ctx *c, yaml_node_t *node)
 
     if (drv__config_each_pair(c, node, redis_pair, &rr) < 0)
         return;
-    check_sentinel_url(c, node);
+    check_hostless_url(c, node);
     if (rr.tls_key == NULL)
         return;
     mark = drv__config_path_push_key(c, "tls");
@@ -594,6 +670,9 @@ drv_config_set_redis_url(struct drv_config *cfg, const char *url)
     if (cfg->redis.sentinel.master != NULL &&
         drv_redis_sentinel_url_check(url, NULL) < 0)
         sentinel_clear(&cfg->redis.sentinel);
+    if (cfg->redis.cluster.nnodes > 0 &&
+        drv_redis_cluster_url_check(url, NULL) < 0)
+        cluster_clear(&cfg->redis.cluster);
 }
 
 void
@@ -612,6 +691,7 @@ drv_config_free(struct drv_config *cfg)
     free(cfg->redis.tls.key_file);
     free(cfg->redis.tls.server_name);
     sentinel_clear(&cfg->redis.sentinel);
+    cluster_clear(&cfg->redis.cluster);
     free(cfg->worker.metrics);
     drv__config_strv_free(cfg->queues, cfg->nqueues);
     for (i = 0; i < cfg->njobs; i++)

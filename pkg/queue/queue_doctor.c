@@ -18,6 +18,7 @@
 #include "drover/doctor.h"
 #include "drover/parse.h"
 #include "drover/queue.h"
+#include "drover/redis_cluster.h"
 
 /* ------------------------------------------------------------- the ACL */
 
@@ -71,6 +72,10 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+zscan", "ZSCAN KEY 0 MATCH m", "finds delayed jobs sharing an id"},
     {"+get", "GET KEY", "reads a schedule's last tick"},
     {"+role", "ROLE", "with Sentinel: checks a node really is the primary"},
+    {"+cluster|slots", "CLUSTER SLOTS",
+     "on a Redis Cluster: finds the master of each queue's slot"},
+    {"+asking", "ASKING",
+     "on a Redis Cluster: the CLI follows an ASK during a slot migration"},
     /* stats, the CLI, the dashboard, the metrics */
     {"+exists", "EXISTS KEY", "tells whether a queue is paused"},
     {"+hdel", "HDEL KEY f", "removes a worker from the registry"},
@@ -84,6 +89,8 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     /* drover doctor */
     {"+info", "INFO server", "drover doctor: version, eviction policy, AOF"},
     {"+time", "TIME", "drover doctor: the workers' clock skew"},
+    {"+cluster|info", "CLUSTER INFO",
+     "drover doctor on a Redis Cluster: the cluster's state"},
     {"+type", "TYPE KEY", "checks each queue key's type before writing; "
      "drover doctor names a wrong one"},
 };
@@ -972,11 +979,79 @@ tls_judge(struct redisReply *const *r, size_t n,
                              "(%" PRId64 " days)", date, left / 86400);
 }
 
+/* ----------------------------------------------------------- cluster */
+
+/* On a cluster: CLUSTER INFO and CLUSTER SLOTS (nothing otherwise). */
+static size_t
+cluster_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
+{
+    if (!o->cluster)
+        return 0;
+    add_cmd(c, "CLUSTER", "INFO");
+    add_cmd(c, "CLUSTER", "SLOTS");
+    return 2;
+}
+
+/* cluster_state:ok, and every queue's slot served by a master. */
+static void
+cluster_judge(struct redisReply *const *r, size_t n,
+              const struct drv_queue_doctor_opts *o,
+              struct drv_queue_doctor_report *rep)
+{
+    struct drv_redis_cluster_map *m = NULL;
+    const struct drv_redis_sentinel_addr *a;
+    char state[32];
+    struct drv_err err;
+    size_t i;
+
+    if (n == 0)
+        return;
+    DRV_ASSERT(n == 2);
+    if (info_or_say(r[0], "cluster", "cluster_state", "the cluster's state",
+                    state, sizeof state, rep) == 0) {
+        if (strcmp(state, "ok") == 0)
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                                 "cluster_state ok");
+        else
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                                 "cluster_state %s: the cluster refuses "
+                                 "commands (a slot without a master, or "
+                                 "no majority of masters); see CLUSTER "
+                                 "INFO and CLUSTER NODES", state);
+    }
+    m = drv_xmalloc(sizeof *m);
+    drv_err_clear(&err);
+    if (drv_redis_cluster_map_parse(m, r[1], NULL, &err) < 0) {
+        drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
+                             "the queues' slots: %s", err.msg);
+        free(m);
+        return;
+    }
+    for (i = 0; i < o->nqueues; i++) {
+        int slot = drv_redis_cluster_slot(o->queues[i],
+                                          strlen(o->queues[i]));
+
+        a = drv_redis_cluster_map_node(m, slot);
+        if (a == NULL)
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_PROBLEM,
+                                 "queue %s: its hash slot %d is served by "
+                                 "no master: assign it (CLUSTER "
+                                 "ADDSLOTS %d on a master, or redis-cli "
+                                 "--cluster fix)", o->queues[i], slot,
+                                 slot);
+        else
+            drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
+                                 "queue %s: hash slot %d on master %s:%d",
+                                 o->queues[i], slot, a->host, a->port);
+    }
+    free(m);
+}
+
 /* ------------------------------------------------------------ the table */
 
 /*
  * The checks, in the order their lines appear. Add a check here: its
- * builder, its judge. Planned: "cluster" (each queue's slot and node).
+ * builder, its judge.
  */
 const struct drv_queue_doctor_check drv_queue_doctor_checks[] = {
     {"version", version_build, version_judge},
@@ -987,6 +1062,7 @@ const struct drv_queue_doctor_check drv_queue_doctor_checks[] = {
     {"workers", workers_build, workers_judge},
     {"sentinels", none_build, sentinels_judge},
     {"tls", none_build, tls_judge},
+    {"cluster", cluster_build, cluster_judge},
     {NULL, NULL, NULL},
 };
 

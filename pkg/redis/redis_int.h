@@ -89,4 +89,19 @@ int drv__redis_resolve_take(struct drv__redis_resolve *q,
  */
 void drv__redis_resolve_abandon(struct drv__redis_resolve *q);
 
+/*
+ * drv__redis_hostless_url_check -- the URL of a setup whose nodes come from
+ * elsewhere (Sentinel, Cluster): redis:// or rediss://, optional user
+ * info, no host, optional /DB. Returns the db (0 when absent), or -EINVAL
+ * with err (may be NULL) naming `what` (the config key, "redis.sentinel")
+ * and `givers` (who gives the host, "sentinels").
+ */
+int drv__redis_hostless_url_check(const char *url, const char *what,
+                                  const char *givers, struct drv_err *err);
+
+/* drv__redis_target_at -- *t (wiped first) pointed at host and port a. */
+struct drv_redis_sentinel_addr;
+void drv__redis_target_at(struct drv_redis_target *t,
+                          const struct drv_redis_sentinel_addr *a);
+
 #endif

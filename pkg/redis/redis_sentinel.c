@@ -49,6 +49,7 @@
 #include "drover/loop.h"
 #include "drover/redis.h"
 #include "drover/redis_sentinel.h"
+#include "redis_int.h"
 
 #define DEFAULT_TIMEOUT_MS 1000
 #define URL_MAX 1024
@@ -395,9 +396,7 @@ probe_locate(struct drv_redis *r, struct drv_redis_target *target, void *ctx)
     DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
     if (!ds->have_cand)
         return -EAGAIN;
-    memset(target, 0, sizeof *target);
-    snprintf(target->host, sizeof target->host, "%s", ds->cand.host);
-    target->port = ds->cand.port;
+    drv__redis_target_at(target, &ds->cand);
     return 0;
 }
 
@@ -412,9 +411,7 @@ drv_redis_sentinel_locate(struct drv_redis *r,
     ask_soon(ds);           /* every (re)connect checks again */
     if (!ds->have_primary)
         return -EAGAIN;
-    memset(target, 0, sizeof *target);
-    snprintf(target->host, sizeof target->host, "%s", ds->primary.host);
-    target->port = ds->primary.port;
+    drv__redis_target_at(target, &ds->primary);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "drover/error.h"
 #include "drover/parse.h"
 #include "drover/redis_sentinel.h"
+#include "redis_int.h"
 
 #define PORT_MAX 65535
 #define DB_MAX 1000000 /* as the URL parser: far above any "databases" */
@@ -97,6 +98,15 @@ drv_redis_sentinel_addr_parse(const char *s,
     return set_port(out, colon + 1, (size_t)(end - colon - 1), err);
 }
 
+void
+drv__redis_target_at(struct drv_redis_target *t,
+                     const struct drv_redis_sentinel_addr *a)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->host, sizeof t->host, "%s", a->host);
+    t->port = a->port;
+}
+
 /* ---------------------------------------------------------------- URL */
 
 /* Where the host would start in url (after "scheme://" and any user
@@ -121,27 +131,37 @@ host_start(const char *url)
 }
 
 int
-drv_redis_sentinel_url_check(const char *url, struct drv_err *err)
+drv__redis_hostless_url_check(const char *url, const char *what,
+                              const char *givers, struct drv_err *err)
 {
     const char *h = NULL;
     uint64_t db = 0;
 
     if (url == NULL || (h = host_start(url)) == NULL)
         return drv_err_set(err, -EINVAL,
-                           "with redis.sentinel the url must start with "
-                           "redis:// or rediss://");
+                           "with %s the url must start with "
+                           "redis:// or rediss://", what);
     if (*h != '\0' && *h != '/')
         return drv_err_set(err, -EINVAL,
-                           "with redis.sentinel the url names no host (the "
-                           "sentinels give it): write redis:///DB or "
-                           "redis://USER@/DB");
+                           "with %s the url names no host (the "
+                           "%s give it): write redis:///DB or "
+                           "redis://USER@/DB", what, givers);
     if (*h == '\0' || h[1] == '\0')
         return 0;
     if (drv_parse_uint(h + 1, strlen(h + 1), DB_MAX, &db) != 0)
         return drv_err_set(err, -EINVAL,
                            "database must be a number 0..%d "
                            "(redis:///DB)", DB_MAX);
-    return 0;
+    return (int)(db > INT32_MAX ? INT32_MAX : db);
+}
+
+int
+drv_redis_sentinel_url_check(const char *url, struct drv_err *err)
+{
+    int rc = drv__redis_hostless_url_check(url, "redis.sentinel",
+                                           "sentinels", err);
+
+    return rc < 0 ? rc : 0;
 }
 
 int

@@ -19,6 +19,11 @@
  *    It returns as soon as any queue has an entry. With fewer free
  *    permits than queues it may fetch up to one job per queue; those
  *    wait for a permit with their lease renewed.
+ * On a Redis Cluster every queue has its own connections, to the master
+ * of its slot, and streams of several slots cannot go into one read: the
+ * idle read is one BLOCK read per active queue, each on its queue's
+ * blocking connection, and the passes read on each queue's command
+ * connection (so they need not wait for the BLOCK reads to end).
  * BLOCK is short (BLOCK_MS) so a pause or a stop is noticed within a
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/log.h"
 #include "drover/redis.h"
@@ -39,10 +45,14 @@
 #define BLOCK_MARGIN_MS 3000
 #define FETCH_DEPTH 2   /* passes out at once while hot */
 
+#define REDIRECT_PAUSE_NS (50 * DRV_NS_PER_MS) /* after ASK, TRYAGAIN */
+
 static int
 active(const struct drv_worker *w, size_t qi)
 {
-    return drv__worker_queue_active(w, qi);
+    return drv__worker_queue_active(w, qi) &&
+           (w->cluster == NULL ||
+            drv_clock_mono_ns() >= w->queues[qi].fetch_retry_ns);
 }
 
 static int
@@ -168,7 +178,8 @@ struct fetch_read {
 #define FETCH_READ_MAGIC 0xfe7c4ead
     struct drv_worker *w;   /* borrowed */
     int blocking;           /* the idle BLOCK read */
-    size_t qi;              /* pass: the queue being read */
+    size_t qi;              /* pass: the queue being read; cluster: the
+                               queue of a BLOCK read */
     int need;               /* pass: still wanted (reserved permits) */
     int got;                /* pass: entries so far */
 };
@@ -181,7 +192,7 @@ end_read(struct drv_worker *w, struct fetch_read *f, int hot)
 {
     w->fetch_inflight--;
     if (f->blocking)
-        w->fetch_blocking = 0;
+        w->fetch_blocking--;
     else
         w->fetch_reserved -= f->need;
     w->fetch_hot = hot;
@@ -210,21 +221,24 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     w = f->w;
     rc = drv_redis_result(status, reply, &err);
     if (rc < 0) {
-        drv__worker_redis_error(w, status, reply);
-        if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
-                                 || drv_redis_reply_error_is(reply,
-                                                             "UNBLOCKED")
-                                 || drv_redis_reply_error_is(reply,
-                                                             "WRONGTYPE"))) {
+        int all = f->blocking && w->cluster == NULL; /* read every queue */
+
+        if (drv__worker_redis_error(w, status, reply)) {
+            /* not served here now (a migration): read it again soon */
+            w->queues[f->qi].fetch_retry_ns = drv_clock_mono_ns() +
+                                              REDIRECT_PAUSE_NS;
+        } else if (rc == DRV_EREDIS &&
+                   (drv_redis_reply_error_is(reply, "NOGROUP") ||
+                    drv_redis_reply_error_is(reply, "UNBLOCKED") ||
+                    drv_redis_reply_error_is(reply, "WRONGTYPE"))) {
             /* stream or group gone (flush, restart without persistence)
              * or a stream key replaced by another type: prepare the
              * queues read again (key types checked, group created), then
              * fetch; a queue with a bad key stays out */
             DRV_LOG_WARN("consumer group or stream missing: preparing the "
                          "queue again", "queue=%s error=\"%s\"",
-                         f->blocking ? "*" : w->queues[f->qi].keys.name,
-                         err.msg);
-            drv__worker_prepare(w, f->blocking ? -1 : (int)f->qi);
+                         all ? "*" : w->queues[f->qi].keys.name, err.msg);
+            drv__worker_prepare(w, all ? -1 : (int)f->qi);
         } else if (rc != DRV_EDOWN) {
             DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
         }
@@ -264,27 +278,30 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     end_read(w, f, f->blocking ? got > 0 : f->got > 0);
 }
 
-/* Send f's read (on f->qi for a pass, on every active queue when
- * blocking). 0, or -1 when it could not be sent (f untouched). */
+/* Send f's read (on f->qi for a pass or a cluster's BLOCK read, on every
+ * active queue for the one BLOCK read). 0, or -1 when it could not be
+ * sent (f untouched). */
 static int
 send_read(struct drv_worker *w, struct fetch_read *f, int count)
 {
+    struct wqueue *q = &w->queues[f->qi];
     struct drv_argv a;
     size_t i, nq = 0;
     int rc;
 
-    if (f->blocking) {
+    if (f->blocking && w->cluster == NULL) {
         for (i = 0; i < w->nqueues; i++)
             if (active(w, i))
                 w->qkeys[nq++] = &w->queues[i].keys;
     } else {
-        w->qkeys[nq++] = &w->queues[f->qi].keys;
+        w->qkeys[nq++] = &q->keys;
     }
     drv_argv_init(&a);
     drv_queue_read(&a, w->id, count, f->blocking ? BLOCK_MS : -1, w->qkeys,
                    nq);
-    rc = drv_redis_send(w->blk, f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0,
-                        &a, on_read, f);
+    rc = drv_redis_send(f->blocking ? q->blk : q->fetch,
+                        f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0, &a,
+                        on_read, f);
     drv_argv_fini(&a);
     return rc < 0 ? -1 : 0;
 }
@@ -308,10 +325,23 @@ start_read(struct drv_worker *w, int blocking, size_t first, int want)
     }
     w->fetch_inflight++;
     if (blocking)
-        w->fetch_blocking = 1;
+        w->fetch_blocking++;
     else
         w->fetch_reserved += want;
     return 0;
+}
+
+/* The idle reads of a cluster: a BLOCK read of COUNT `count` on each
+ * active queue whose blocking connection is READY. */
+static void
+start_blocking_each(struct drv_worker *w, int count)
+{
+    size_t i;
+
+    for (i = 0; i < w->nqueues; i++)
+        if (active(w, i) &&
+            drv_redis_state(w->queues[i].blk) == DRV_REDIS_READY)
+            start_read(w, 1, i, count);
 }
 
 void
@@ -320,8 +350,10 @@ drv__worker_fetch(struct drv_worker *w)
     int free_permits, want, nactive = 0;
     size_t i, first = w->nqueues;
 
-    if (w->state != W_RUNNING || w->fetch_blocking || !w->groups_ready ||
-        !w->pause_known || drv_redis_state(w->blk) != DRV_REDIS_READY)
+    if (w->state != W_RUNNING || !w->groups_ready || !w->pause_known)
+        return;
+    if (w->cluster == NULL && (w->fetch_blocking ||
+                               drv_redis_state(w->blk) != DRV_REDIS_READY))
         return;
     for (i = 0; i < w->nqueues; i++)
         if (active(w, i)) {
@@ -331,15 +363,22 @@ drv__worker_fetch(struct drv_worker *w)
         }
     if (nactive == 0)
         return; /* all paused: the tick looks again */
-    while (w->fetch_inflight < FETCH_DEPTH) {
+    /* the passes out (a cluster's BLOCK reads do not count) */
+    while (w->fetch_inflight - w->fetch_blocking < FETCH_DEPTH) {
         free_permits = drv__worker_free_permits(w) - w->fetch_reserved;
         if (free_permits <= 0)
             return;
         want = free_permits < w->cfg->worker.batch ? free_permits
                                                    : w->cfg->worker.batch;
         if (!w->fetch_hot) {
-            /* idle: one blocking read, and only when nothing is out */
-            if (w->fetch_inflight == 0)
+            /* idle: one blocking read (a cluster: one per queue), and only
+             * when nothing is out */
+            if (w->fetch_inflight > 0)
+                return;
+            if (w->cluster != NULL)
+                start_blocking_each(w, want / nactive > 0 ? want / nactive
+                                                          : 1);
+            else
                 start_read(w, 1, first,
                            want / nactive > 0 ? want / nactive : 1);
             return;

@@ -56,6 +56,8 @@ struct wsched {
     int64_t retry_ms;               /* after a failed run: not before */
     int64_t warned_ms;              /* the last failure logged */
     int inflight;                   /* a run is out */
+    int qi;                         /* its queue among the worker's (its
+                                       connection on a cluster), or -1 */
 };
 
 struct wscheds {
@@ -114,6 +116,10 @@ drv__worker_schedules_init(struct drv_worker *w)
         s->grace_ms = sc->every_ms > 0 && sc->every_ms < GRACE_MS
                           ? sc->every_ms : GRACE_MS;
         s->next_ms = -1;
+        s->qi = -1;
+        for (f = 0; f < w->nqueues; f++)
+            if (strcmp(w->queues[f].keys.name, sc->queue) == 0)
+                s->qi = (int)f;
     }
     w->schedules = all;
 }
@@ -220,7 +226,8 @@ run_schedule(struct wsched *s, int64_t now)
     drv_queue_schedule_tick(&call, &s->keys, s->key, &t);
     s->firing_ms = tick;
     s->inflight = 1;
-    if (drv_redis_eval(w->cmd, s->all->script, 0, &call.keys, &call.args,
+    if (drv_redis_eval(s->qi >= 0 ? w->queues[s->qi].cmd : w->cmd,
+                       s->all->script, 0, &call.keys, &call.args,
                        on_tick_enqueued, s) < 0) {
         s->inflight = 0;
         s->next_ms = tick;  /* due again next time */

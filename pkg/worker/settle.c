@@ -40,6 +40,7 @@
 #define SETTLE_MAX 512
 #define REFUSED_BASE_MS 100
 #define REFUSED_MAX_MS 5000
+#define REDIRECT_RETRY_NS (50 * DRV_NS_PER_MS) /* ASK, TRYAGAIN: again */
 
 /* ------------------------------------------------------------- settle */
 
@@ -161,9 +162,17 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
         codes = drv_xcalloc((size_t)c->n, sizeof *codes);
         rc = drv_settle_parse(reply, c->n, codes, &err);
     }
-    if (rc < 0)
-        drv__worker_redis_error(w, status, reply);
-    if (rc == DRV_EREDIS && status == 0 && reply->type == REDIS_REPLY_ERROR) {
+    if (rc < 0 && drv__worker_redis_error(w, status, reply)) {
+        /* a cluster redirection: not applied; send again once the slot's
+         * connection points at its owner (MOVED), or after a short pause
+         * (ASK, TRYAGAIN: the slot is being migrated) */
+        q->settle_retry_ns = drv_clock_mono_ns() + REDIRECT_RETRY_NS;
+        for (i = 0; i < c->n; i++) {
+            c->jobs[i]->settle_pending = 0;
+            settle_queue(c->jobs[i]);
+        }
+    } else if (rc == DRV_EREDIS && status == 0 &&
+               reply->type == REDIS_REPLY_ERROR) {
         settle_refused(c, reply, &err);
     } else if (rc < 0) {
         /* unknown whether it applied: keep the jobs and send again */
@@ -211,7 +220,7 @@ flush_queue(struct drv_worker *w, int qi)
     int i, n;
 
     if (q->settle_inflight || q->npend == 0 ||
-        drv_redis_state(w->cmd) != DRV_REDIS_READY)
+        drv_redis_state(q->cmd) != DRV_REDIS_READY)
         return;
     if (q->settle_retry_ns != 0 && drv_clock_mono_ns() < q->settle_retry_ns)
         return; /* refused: the tick kicks again */
@@ -230,7 +239,7 @@ flush_queue(struct drv_worker *w, int qi)
     memmove(q->pend, q->pend + n, (size_t)(q->npend - n) * sizeof *q->pend);
     q->npend -= n;
     q->settle_inflight = 1;
-    if (drv__worker_script(w, SCRIPT_SETTLE, &call, on_settled, c) < 0) {
+    if (drv__worker_script(w, qi, SCRIPT_SETTLE, &call, on_settled, c) < 0) {
         q->settle_inflight = 0;
         for (i = 0; i < n; i++) {
             c->jobs[i]->settle_pending = 0;
@@ -250,14 +259,15 @@ drv__worker_settle_flush(struct drv_worker *w)
         flush_queue(w, (int)i);
 }
 
-/* Send a script call built by pkg/queue on the command connection. */
+/* Send a script call built by pkg/queue on queue qi's command
+ * connection. */
 int
-drv__worker_script(struct drv_worker *w, int which,
+drv__worker_script(struct drv_worker *w, int qi, int which,
                    struct drv_script_call *call, drv_redis_reply_fn *cb,
                    void *ctx)
 {
-    int rc = drv_redis_eval(w->cmd, w->scripts[which], 0, &call->keys,
-                            &call->args, cb, ctx);
+    int rc = drv_redis_eval(w->queues[qi].cmd, w->scripts[which], 0,
+                            &call->keys, &call->args, cb, ctx);
 
     drv_script_call_fini(call);
     return rc;

@@ -68,7 +68,7 @@ qcall(struct drv_worker *w, int qi, int *inflight, int which,
     c->qi = qi;
     c->inflight = inflight;
     (*inflight)++;
-    if (drv__worker_script(w, which, call, cb, c) < 0) {
+    if (drv__worker_script(w, qi, which, call, cb, c) < 0) {
         (*inflight)--;
         qctx_free(c);
     }
@@ -98,12 +98,15 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
         struct wqueue *q = &c->w->queues[c->qi];
         int64_t now = drv_clock_mono_ns();
 
-        drv__worker_redis_error(c->w, status, reply);
+        /* a cluster redirection (a migration) is not worth a warning:
+         * the next tick sends it again, on the right node */
+        int redirected = drv__worker_redis_error(c->w, status, reply);
+
         if (drv_redis_reply_error_is(reply, "WRONGTYPE")) {
             drv__worker_queue_bad(c->w, c->qi, err.msg);
         } else if (drv_redis_reply_error_is(reply, "NOGROUP")) {
             drv__worker_prepare(c->w, c->qi);
-        } else if (status != DRV_EDOWN &&
+        } else if (status != DRV_EDOWN && !redirected &&
                    (q->upkeep_logged_ns == 0 ||
                     now - q->upkeep_logged_ns >= BAD_LOG_NS)) {
             /* at most every BAD_LOG_NS: Redis refusing writes fails
@@ -316,11 +319,70 @@ on_paused(struct drv_redis *r, int status, const redisReply *reply,
     drv__worker_kick(w);
 }
 
+/* One queue's paused key on a cluster (keys of several slots cannot go
+ * into one MGET): the answers fill the queues one by one. */
+static void
+on_paused_one(struct drv_redis *r, int status, const redisReply *reply,
+              void *ctx)
+{
+    struct wqconn *qc;
+    struct drv_worker *w;
+    struct wqueue *q;
+    int paused = 0;
+    size_t i;
+
+    (void)r;
+    if (status == -ECANCELED)
+        return;
+    DRV_CAST(qc, ctx, WQCONN_MAGIC);
+    w = qc->w;
+    q = &w->queues[qc->qi];
+    w->pause_inflight--;
+    if (status < 0 || drv_queue_paused_parse(reply, 1, &paused) < 0) {
+        drv__worker_redis_error(w, status, reply);
+        return;
+    }
+    if (paused != q->paused)
+        DRV_LOG_INFO(paused ? "queue paused" : "queue resumed", "queue=%s",
+                     q->keys.name);
+    q->paused = paused;
+    q->pause_known = 1;
+    for (i = 0; i < w->nqueues; i++)
+        if (!w->queues[i].pause_known)
+            break;
+    w->pause_known = i == w->nqueues;
+    drv__worker_kick(w);
+}
+
+static void
+check_paused_cluster(struct drv_worker *w)
+{
+    struct drv_argv a;
+    size_t i;
+
+    drv_argv_init(&a);
+    for (i = 0; i < w->nqueues; i++) {
+        const struct drv_queue_keys *k = &w->queues[i].keys;
+
+        drv_argv_reset(&a);
+        drv_queue_paused_read(&a, &k, 1);
+        if (drv_redis_send(w->queues[i].cmd, 0, &a, on_paused_one,
+                           &w->queues[i].conn) == 0)
+            w->pause_inflight++;
+    }
+    drv_argv_fini(&a);
+}
+
 static void
 check_paused(struct drv_worker *w)
 {
     struct drv_argv a;
     size_t i;
+
+    if (w->cluster != NULL) {
+        check_paused_cluster(w);
+        return;
+    }
 
     for (i = 0; i < w->nqueues; i++)
         w->qkeys[i] = &w->queues[i].keys;

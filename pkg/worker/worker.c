@@ -41,6 +41,7 @@
 #include "drover/pool.h"
 #include "drover/proc.h"
 #include "drover/redis.h"
+#include "drover/redis_cluster.h"
 #include "drover/redis_sentinel.h"
 #include "drover/sem.h"
 #include "drover/tg.h"
@@ -236,7 +237,8 @@ prepare_queue(struct drv_worker *w, int qi)
     c->qi = qi;
     drv_queue_prepare(&call, &q->keys);
     q->prepare_inflight = 1;
-    if (drv__worker_script(w, SCRIPT_PREPARE, &call, on_prepared, c) < 0) {
+    if (drv__worker_script(w, qi, SCRIPT_PREPARE, &call, on_prepared, c) <
+        0) {
         q->prepare_inflight = 0;
         q->next_prepare_ns = drv_clock_mono_ns() + PREPARE_RETRY_NS;
         c->magic = 0;
@@ -280,6 +282,14 @@ on_cmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 
     (void)r;
     DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    if (w->cluster != NULL) {
+        /* the registry's connection: the queues have their own */
+        if (st == DRV_REDIS_READY) {
+            w->next_beat_ns = 0;
+            drv__worker_kick(w);
+        }
+        return;
+    }
     if (st == DRV_REDIS_READY) {
         drv__worker_prepare(w, -1);
         w->next_beat_ns = 0;
@@ -289,6 +299,37 @@ on_cmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
         for (i = 0; i < w->nqueues; i++)
             set_ready(w, &w->queues[i], 0);
     }
+}
+
+/* A queue's own command connection (cluster): prepare that queue after
+ * every connect; not ready while it is down. */
+static void
+on_qcmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+{
+    struct wqconn *qc;
+    struct drv_worker *w;
+
+    (void)r;
+    DRV_CAST(qc, ctx, WQCONN_MAGIC);
+    w = qc->w;
+    if (st == DRV_REDIS_READY) {
+        drv__worker_prepare(w, qc->qi);
+        w->next_pause_ns = 0;
+        drv__worker_kick(w);
+    } else {
+        set_ready(w, &w->queues[qc->qi], 0);
+    }
+}
+
+static void
+on_qblk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+{
+    struct wqconn *qc;
+
+    (void)r;
+    DRV_CAST(qc, ctx, WQCONN_MAGIC);
+    if (st == DRV_REDIS_READY)
+        drv__worker_kick(qc->w);
 }
 
 static void
@@ -326,10 +367,13 @@ sentinel_create(struct drv_worker *w, struct drv_loop *loop,
     return drv_redis_sentinel_create(loop, &so, &w->sentinel, err);
 }
 
-void
+int
 drv__worker_redis_error(struct drv_worker *w, int status,
                         const redisReply *reply)
 {
+    if (w->cluster != NULL)
+        return status == 0 && drv_redis_cluster_redirected(w->cluster,
+                                                           reply);
     /* "READONLY You can't write against a read only replica." -- also
      * inside a script's error text */
     if (w->sentinel != NULL && status == 0 && reply != NULL &&
@@ -337,6 +381,83 @@ drv__worker_redis_error(struct drv_worker *w, int status,
         strstr(reply->str, "READONLY") != NULL)
         drv_redis_sentinel_suspect(w->sentinel,
                                    "READONLY reply: the node is a replica");
+    return 0;
+}
+
+/* ------------------------------------------------------------- cluster */
+
+/* redis.cluster: the slot map object. */
+static int
+cluster_create(struct drv_worker *w, struct drv_loop *loop,
+               const struct drv_redis_tls *tls, struct drv_err *err)
+{
+    const struct drv_config_cluster *cc = &w->cfg->redis.cluster;
+    struct drv_redis_cluster_opts co;
+    char name[64];
+
+    memset(&co, 0, sizeof co);
+    co.url = w->cfg->redis.url;
+    co.nodes = (const char *const *)cc->nodes;
+    co.nnodes = cc->nnodes;
+    co.tls = tls;
+    snprintf(name, sizeof name, "drover-cluster-%d", (int)getpid());
+    co.name = name;
+    return drv_redis_cluster_create(loop, &co, &w->cluster, err);
+}
+
+/* One connection routed to slot's master: ro (url, tls, limits set) with
+ * the route as locate ctx and the given name and state callback. */
+static int
+cluster_conn(struct drv_worker *w, struct drv_redis_opts *ro, int slot,
+             const char *name, drv_redis_state_fn *on_state, void *ctx,
+             struct drv_redis_cluster_route **route, struct drv_redis **out,
+             struct drv_err *err)
+{
+    int rc;
+
+    *route = drv_redis_cluster_route(w->cluster, slot);
+    ro->locate = drv_redis_cluster_locate;
+    ro->locate_ctx = *route;
+    ro->name = name;
+    ro->on_state = on_state;
+    ro->ctx = ctx;
+    rc = drv_redis_create(w->loop, ro, out, err);
+    if (rc == 0)
+        drv_redis_cluster_attach(*route, *out);
+    return rc;
+}
+
+/* Each queue's pair of connections, to the master of its slot. */
+static int
+cluster_queue_conns(struct drv_worker *w, struct drv_redis_opts *ro,
+                    struct drv_err *err)
+{
+    char name[200];
+    size_t i;
+    int rc;
+
+    for (i = 0; i < w->nqueues; i++) {
+        struct wqueue *q = &w->queues[i];
+        int slot = drv_redis_cluster_slot(q->keys.jobs,
+                                          strlen(q->keys.jobs));
+
+        q->conn.magic = WQCONN_MAGIC;
+        q->conn.w = w;
+        q->conn.qi = (int)i;
+        snprintf(name, sizeof name, "drover-cmd-%d-q%zu", (int)getpid(), i);
+        rc = cluster_conn(w, ro, slot, name, on_qcmd_state, &q->conn,
+                          &q->rcmd, &q->cmd, err);
+        if (rc < 0)
+            return rc;
+        snprintf(name, sizeof name, "drover-fetch-%d-q%zu", (int)getpid(),
+                 i);
+        rc = cluster_conn(w, ro, slot, name, on_qblk_state, &q->conn,
+                          &q->rblk, &q->blk, err);
+        if (rc < 0)
+            return rc;
+        q->fetch = q->cmd;
+    }
+    return 0;
 }
 
 /* -------------------------------------------------------------- create */
@@ -389,21 +510,43 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     ro.ctx = w;
     /* a larger job is refused anyway: never copied out of the reader */
     ro.max_string_bytes = (size_t)cfg->worker.max_job_bytes;
-    snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
-    ro.name = name;
-    rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
-    if (rc < 0)
-        goto fail;
-    if (w->sentinel != NULL)
-        drv_redis_sentinel_attach(w->sentinel, w->cmd);
-    ro.on_state = on_blk_state;
-    snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
-    ro.name = name;
-    rc = drv_redis_create(o->loop, &ro, &w->blk, err);
-    if (rc < 0)
-        goto fail;
-    if (w->sentinel != NULL)
-        drv_redis_sentinel_attach(w->sentinel, w->blk);
+    if (cfg->redis.cluster.nnodes > 0) {
+        /* cmd and blk serve the registry: routed to its key's slot */
+        char *wk = drv_queue_workers_key(cfg->redis.prefix);
+        int slot = drv_redis_cluster_slot(wk, strlen(wk));
+
+        free(wk);
+        rc = cluster_create(w, o->loop, &tls, err);
+        if (rc < 0)
+            goto fail;
+        ro.url = drv_redis_cluster_data_url(w->cluster);
+        snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
+        rc = cluster_conn(w, &ro, slot, name, on_cmd_state, w, &w->rreg_cmd,
+                          &w->cmd, err);
+        if (rc < 0)
+            goto fail;
+        snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
+        rc = cluster_conn(w, &ro, slot, name, on_blk_state, w, &w->rreg_blk,
+                          &w->blk, err);
+        if (rc < 0)
+            goto fail;
+    } else {
+        snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
+        ro.name = name;
+        rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
+        if (rc < 0)
+            goto fail;
+        if (w->sentinel != NULL)
+            drv_redis_sentinel_attach(w->sentinel, w->cmd);
+        ro.on_state = on_blk_state;
+        snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
+        ro.name = name;
+        rc = drv_redis_create(o->loop, &ro, &w->blk, err);
+        if (rc < 0)
+            goto fail;
+        if (w->sentinel != NULL)
+            drv_redis_sentinel_attach(w->sentinel, w->blk);
+    }
     w->scripts[SCRIPT_SETTLE] = drv_redis_script_create(
         drv_queue_settle_script.text, strlen(drv_queue_settle_script.text));
     w->scripts[SCRIPT_MOVER] = drv_redis_script_create(
@@ -456,9 +599,21 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     w->nqueues = cfg->nqueues;
     w->queues = drv_xcalloc(w->nqueues, sizeof *w->queues);
     w->qkeys = drv_xcalloc(w->nqueues, sizeof *w->qkeys);
-    for (i = 0; i < cfg->nqueues; i++)
-        drv_queue_keys_init(&w->queues[i].keys, cfg->redis.prefix,
-                            cfg->queues[i]);
+    for (i = 0; i < cfg->nqueues; i++) {
+        struct wqueue *q = &w->queues[i];
+
+        drv_queue_keys_init(&q->keys, cfg->redis.prefix, cfg->queues[i]);
+        if (w->cluster == NULL) {
+            q->cmd = w->cmd;
+            q->blk = w->blk;
+            q->fetch = w->blk;
+        }
+    }
+    if (w->cluster != NULL) {
+        rc = cluster_queue_conns(w, &ro, err);
+        if (rc < 0)
+            goto fail;
+    }
     rc = drv__worker_metrics_init(w, err);
     if (rc < 0)
         goto fail;
@@ -644,7 +799,10 @@ drv_worker_stop(struct drv_worker *w, int hard)
     DRV_LOG_INFO("graceful stop: draining", "worker=%s live=%d "
                  "shutdown_timeout_ms=%lld", w->id, w->stats.live,
                  (long long)w->cfg->worker.shutdown_timeout_ms);
-    if (w->fetch_inflight && w->fetch_blocking && !w->unblock_sent) {
+    /* on a cluster the per-queue BLOCK reads end within their short BLOCK
+     * time by themselves */
+    if (w->fetch_inflight && w->fetch_blocking && !w->unblock_sent &&
+        w->cluster == NULL) {
         w->unblock_sent = 1;
         drv_redis_unblock(w->cmd, w->blk, on_unblocked, w);
     }
@@ -684,8 +842,18 @@ drv_worker_free(struct drv_worker *w)
         free(b);
     }
     for (i = 0; i < w->nqueues; i++) {
-        free(w->queues[i].pend);
-        drv_queue_keys_fini(&w->queues[i].keys);
+        struct wqueue *q = &w->queues[i];
+
+        if (w->cluster != NULL) {
+            if (q->rcmd != NULL)
+                drv_redis_cluster_detach(q->rcmd);
+            if (q->rblk != NULL)
+                drv_redis_cluster_detach(q->rblk);
+            drv_redis_free(q->cmd);
+            drv_redis_free(q->blk);
+        }
+        free(q->pend);
+        drv_queue_keys_fini(&q->keys);
     }
     free(w->queues);
     free(w->qkeys);
@@ -703,10 +871,15 @@ drv_worker_free(struct drv_worker *w)
         if (w->blk != NULL)
             drv_redis_sentinel_detach(w->sentinel, w->blk);
     }
+    if (w->rreg_cmd != NULL)
+        drv_redis_cluster_detach(w->rreg_cmd);
+    if (w->rreg_blk != NULL)
+        drv_redis_cluster_detach(w->rreg_blk);
     drv_redis_free(w->cmd);
     drv_redis_free(w->blk);
     drv__worker_schedules_fini(w); /* its runs were cancelled above */
     drv_redis_sentinel_free(w->sentinel);
+    drv_redis_cluster_free(w->cluster);
     for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)
         drv_redis_script_free(w->scripts[i]);
     free(w->workers_key);

@@ -34,6 +34,8 @@
 #include "drover/worker.h"
 
 struct drv_redis_sentinel;
+struct drv_redis_cluster;
+struct drv_redis_cluster_route;
 
 struct drv_loop;
 struct drv_pool;
@@ -113,9 +115,31 @@ struct wjobs {
     int n, cap;
 };
 
+/* The connection-state ctx of a queue's own connections (Cluster). */
+struct wqconn {
+    unsigned magic;
+#define WQCONN_MAGIC 0x0c0aa0c0U
+    struct drv_worker *w;         /* borrowed: owner */
+    int qi;                       /* the queue */
+};
+
 struct wqueue {
     struct drv_queue_keys keys;   /* key names */
+    /* where the queue's commands go. One Redis: borrowed, the worker's
+     * cmd and blk (fetch = blk). Cluster: owned, a command and a blocking
+     * connection to the master of the queue's slot (fetch = cmd: the
+     * non-blocking reads), each with its route (owned by the cluster
+     * object) */
+    struct drv_redis *cmd;        /* scripts, pause check */
+    struct drv_redis *blk;        /* the BLOCK read */
+    struct drv_redis *fetch;      /* the non-blocking reads of a pass */
+    struct drv_redis_cluster_route *rcmd, *rblk; /* borrowed: routes */
+    struct wqconn conn;           /* ctx of the own connections' states */
     int paused;                   /* P:{Q}:paused exists */
+    int pause_known;              /* cluster: paused read once */
+    int64_t fetch_retry_ns;       /* cluster: a read was redirected (ASK,
+                                     TRYAGAIN during a migration): no read
+                                     before this */
     struct wjob **pend;           /* owned array: jobs awaiting settle */
     int npend, cappend;
     int settle_inflight;          /* a settle call is out */
@@ -160,6 +184,11 @@ struct drv_worker {
     struct drv_redis *blk;          /* owned: blocking reads */
     struct drv_redis_sentinel *sentinel; /* owned: finds the primary
                                        (redis.sentinel), else NULL */
+    struct drv_redis_cluster *cluster; /* owned: the slot map
+                                       (redis.cluster), else NULL; cmd and
+                                       blk then serve the registry */
+    struct drv_redis_cluster_route *rreg_cmd, *rreg_blk; /* borrowed:
+                                       routes of cmd and blk (cluster) */
     struct drv_redis_script *scripts[5]; /* owned: by SCRIPT_* */
     const struct drv_queue_keys **qkeys; /* owned array of borrowed keys:
                                        scratch for command builders */
@@ -195,7 +224,8 @@ struct drv_worker {
 
     /* fetching */
     int fetch_inflight;             /* reads out on blk */
-    int fetch_blocking;             /* one of them is the BLOCK read */
+    int fetch_blocking;             /* BLOCK reads among them (one, or on a
+                                       cluster one per queue) */
     int fetch_hot;                  /* last read returned entries */
     int fetch_reserved;             /* permits the passes out may fill */
     int unblock_sent;               /* CLIENT UNBLOCK sent this stop */
@@ -310,7 +340,7 @@ void drv__worker_on_outcome(struct drv_tg_task *t,
                             const struct drv_tg_outcome *o, void *ctx);
 void drv__worker_settle_flush(struct drv_worker *w);
 struct drv_script_call;
-int drv__worker_script(struct drv_worker *w, int which,
+int drv__worker_script(struct drv_worker *w, int qi, int which,
                        struct drv_script_call *call,
                        void (*cb)(struct drv_redis *, int, const redisReply *,
                                   void *),
@@ -335,9 +365,12 @@ void drv__worker_schedules(struct drv_worker *w);
 /*
  * drv__worker_redis_error -- look at a failed Redis call: a READONLY
  * error (the node is a replica now) makes the Sentinel layer find the
- * primary again. status and reply as the reply callback got them.
+ * primary again; on a cluster a MOVED points the slot's connections at
+ * the new owner. status and reply as the reply callback got them.
+ * Returns 1 when the reply was a cluster redirection (MOVED, ASK,
+ * TRYAGAIN, CLUSTERDOWN: not applied, to be sent again), else 0.
  */
-void drv__worker_redis_error(struct drv_worker *w, int status,
-                             const redisReply *reply);
+int drv__worker_redis_error(struct drv_worker *w, int status,
+                            const redisReply *reply);
 
 #endif

@@ -248,24 +248,16 @@ drv__worker_metrics_member_done(struct wjob *j,
 
 /* ---------------------------------------------------------- sampling */
 
+/* The reply of queue qi's MULTI into its gauges. */
 static void
-on_sample(struct drv_redis *r, int status, const redisReply *reply,
-          void *ctx)
+sample_apply(struct wmetrics *m, size_t qi, int status,
+             const redisReply *reply)
 {
-    struct wmetrics *m;
-    struct qcell *q;
+    struct qcell *q = &m->qcells[qi];
     struct drv_queue_stats s;
     struct drv_err err;
-    size_t qi;
     int rc = DRV_EPROTO;
 
-    (void)r;
-    if (status == -ECANCELED)
-        return; /* the worker is being freed */
-    DRV_CAST(m, ctx, WMETRICS_MAGIC);
-    qi = (size_t)(m->sample_sent - m->sample_inflight);
-    m->sample_inflight--;
-    q = &m->qcells[qi];
     drv_err_clear(&err);
     if (status == 0 && reply->type == REDIS_REPLY_ARRAY)
         rc = drv_queue_stats_parse(reply->element, reply->elements, &s,
@@ -280,6 +272,40 @@ on_sample(struct drv_redis *r, int status, const redisReply *reply,
     drv_metrics_set(q->running, (double)s.running);
     drv_metrics_set(q->delayed, (double)s.delayed);
     drv_metrics_set(q->dead, (double)s.dead);
+}
+
+static void
+on_sample(struct drv_redis *r, int status, const redisReply *reply,
+          void *ctx)
+{
+    struct wmetrics *m;
+    size_t qi;
+
+    (void)r;
+    if (status == -ECANCELED)
+        return; /* the worker is being freed */
+    DRV_CAST(m, ctx, WMETRICS_MAGIC);
+    qi = (size_t)(m->sample_sent - m->sample_inflight);
+    m->sample_inflight--;
+    sample_apply(m, qi, status, reply);
+}
+
+/* A cluster's sample: each queue on its own connection, so the replies
+ * come in any order; ctx names the queue. */
+static void
+on_sample_q(struct drv_redis *r, int status, const redisReply *reply,
+            void *ctx)
+{
+    struct wqconn *qc;
+    struct wmetrics *m;
+
+    (void)r;
+    if (status == -ECANCELED)
+        return; /* the worker is being freed */
+    DRV_CAST(qc, ctx, WQCONN_MAGIC);
+    DRV_CAST(m, qc->w->metrics, WMETRICS_MAGIC);
+    m->sample_inflight--;
+    sample_apply(m, (size_t)qc->qi, status, reply);
 }
 
 /* One round: per queue, one MULTI of pkg/queue's stats commands (one hash
@@ -307,6 +333,15 @@ on_sample_tick(evutil_socket_t fd, short what, void *arg)
         drv_queue_cmds_init(&c);
         DRV_ASSERT(drv_queue_stats_build(&c, &m->w->queues[qi].keys) ==
                    DRV_QUEUE_STATS_CMDS && c.n == DRV_QUEUE_STATS_CMDS);
+        if (m->w->cluster != NULL) {
+            struct wqueue *q = &m->w->queues[qi];
+
+            if (drv_redis_multi(q->cmd, 0, c.n, c.cmd, on_sample_q,
+                                &q->conn) == 0)
+                m->sample_inflight++;
+            drv_queue_cmds_fini(&c);
+            continue;
+        }
         if (drv_redis_multi(m->w->cmd, 0, c.n, c.cmd, on_sample, m) < 0) {
             drv_queue_cmds_fini(&c);
             break; /* the rest waits for the next round */

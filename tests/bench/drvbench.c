@@ -37,6 +37,12 @@
  *   7  idle: droverd with 3 queues and no jobs for 10 s: CPU time (sum of
  *      its threads' schedstat), RSS (and its private part, RssAnon: the
  *      rest is shared library pages), and the Redis CPU it causes.
+ *   8  Redis Cluster: 3 queues of N/4 noop jobs each drained by one
+ *      droverd, on a 3-master cluster (each queue's slot on another
+ *      master) and on one plain Redis, both over TCP on loopback, both
+ *      started by this case; cluster / one Redis is the ratio of the two.
+ *      All on the one machine: with fewer cores than Redis processes the
+ *      masters share them.
  *
  * Every run starts from FLUSHALL. All processes share the machine: Redis,
  * droverd and this program (which only sleeps, or polls XLEN every ms).
@@ -999,6 +1005,237 @@ case_exec(redisContext *c, int run)
             rate, lrate);
 }
 
+/* ------------------------------------------------------------- case 8 */
+
+#define CL_NODES 3
+
+/* A redis-server on a free TCP port (cluster-enabled, its bus port into
+ * *bus, when bus != NULL), in dir. */
+static int
+start_tcp_redis(struct child *ch, const char *dir, int *bus_out)
+{
+    int cl = bus_out != NULL;
+    char conf[600], log[600], text[1024];
+    const char *argv[3] = {"/usr/bin/redis-server", conf, NULL};
+    int port = free_port(), bus = free_port();
+    FILE *f;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        die("%s: %s", dir, strerror(errno));
+    snprintf(conf, sizeof conf, "%s/redis.conf", dir);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    snprintf(text, sizeof text,
+             "port %d\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
+             "dir %s\ndaemonize no\n%s", port, dir,
+             cl ? "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+                : "");
+    if (cl) {
+        snprintf(text + strlen(text), sizeof text - strlen(text),
+                 "cluster-port %d\n", bus);
+        *bus_out = bus;
+    }
+    f = fopen(conf, "w");
+    if (f == NULL)
+        die("%s: %s", conf, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+    spawn(ch, argv, log, NULL);
+    return port;
+}
+
+/* A client on 127.0.0.1:port, waiting up to 10 s for it to answer. */
+static redisContext *
+tcp_connect(int port)
+{
+    int64_t deadline = mono_ns() + 10 * 1000000000LL;
+
+    for (;;) {
+        redisContext *c = redisConnect("127.0.0.1", port);
+
+        if (c != NULL && c->err == 0) {
+            redisReply *r = redisCommand(c, "PING");
+
+            if (r != NULL) {
+                freeReplyObject(r);
+                return c;
+            }
+        }
+        if (c != NULL)
+            redisFree(c);
+        if (mono_ns() > deadline)
+            die("redis on port %d does not answer", port);
+        sleep_ms(20);
+    }
+}
+
+/* The cluster state of node c is ok and it knows every node. */
+static int
+cluster_ok(redisContext *c)
+{
+    redisReply *r = rcmd(c, "CLUSTER INFO");
+    int ok = r->type == REDIS_REPLY_STRING &&
+             strstr(r->str, "cluster_state:ok") != NULL &&
+             strstr(r->str, "cluster_known_nodes:3") != NULL;
+
+    freeReplyObject(r);
+    return ok;
+}
+
+/* Enqueue n noop jobs on queue q through c (pipelined). */
+static void
+enqueue_q(redisContext *c, const char *q, long n)
+{
+    long i;
+
+    for (i = 0; i < n; i++)
+        redisAppendCommand(c, "XADD drover:{%s}:jobs * job noop", q);
+    for (i = 0; i < n; i++) {
+        void *r = NULL;
+
+        if (redisGetReply(c, &r) != REDIS_OK || r == NULL)
+            die("XADD: %s", c->errstr);
+        if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
+            die("XADD %s: %s", q, ((redisReply *)r)->str);
+        freeReplyObject(r);
+    }
+}
+
+/* Drain 3 queues of n jobs each: q[i] lives on c[i] (the same server
+ * three times for one Redis). Returns jobs/s. */
+static double
+drain3(redisContext **c, char (*q)[16], long n, const char *name,
+       const char *redis_yaml)
+{
+    char conf[512], log[512];
+    const char *argv[4] = {opt.droverd, "-c", conf, NULL};
+    struct child ch;
+    int64_t t0, t1;
+    FILE *f;
+    int i;
+
+    for (i = 0; i < CL_NODES; i++)
+        enqueue_q(c[i], q[i], n);
+    snprintf(conf, sizeof conf, "%s/%s.yaml", opt.work, name);
+    snprintf(log, sizeof log, "%s/%s.log", opt.work, name);
+    f = fopen(conf, "w");
+    if (f == NULL)
+        die("%s: %s", conf, strerror(errno));
+    fprintf(f, "%s  prefix: drover\nworker:\n  concurrency: 1024\n"
+            "  batch: 256\n  threads: 1\n  shutdown_timeout: 5s\n"
+            "queues: [%s, %s, %s]\njobs:\n  noop:\n    handler: noop\n"
+            "    retries: 0\n", redis_yaml, q[0], q[1], q[2]);
+    fclose(f);
+    t0 = mono_ns();
+    spawn(&ch, argv, log, NULL);
+    for (;;) {
+        long long left = 0;
+
+        for (i = 0; i < CL_NODES; i++)
+            left += rint_cmd(c[i], "XLEN drover:{%s}:jobs", q[i]);
+        t1 = mono_ns();
+        if (left == 0)
+            break;
+        if (!alive(&ch))
+            die("droverd exited early (see %s)", log);
+        if (t1 - t0 > 600 * 1000000000LL)
+            die("3 queues not drained after 600 s (%lld left)", left);
+        sleep_ms(1);
+    }
+    stop_droverd(&ch);
+    for (i = 0; i < CL_NODES; i++)
+        if (rint_cmd(c[i], "HGET drover:{%s}:stats processed", q[i]) != n)
+            die("%s: queue %s: not every job processed", name, q[i]);
+    return 3.0 * (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static void
+case_cluster(int runs)
+{
+    const char *label = "3 queues: 3-master cluster vs one Redis";
+    struct child node[CL_NODES], one;
+    redisContext *c[CL_NODES], *oc[CL_NODES], *o;
+    char dir[600], q[CL_NODES][16], yaml[512], id[CL_NODES][64];
+    int port[CL_NODES], bus[CL_NODES], oport, i, k, r, found = 0;
+    long n = opt.n / 4;
+    size_t off = 0;
+    double rc = 0, ro = 1;
+
+    for (i = 0; i < CL_NODES; i++) {
+        redisReply *rep;
+
+        snprintf(dir, sizeof dir, "%s/cluster%d", opt.work, i);
+        port[i] = start_tcp_redis(&node[i], dir, &bus[i]);
+        c[i] = tcp_connect(port[i]);
+        rep = rcmd(c[i], "CLUSTER MYID");
+        snprintf(id[i], sizeof id[i], "%s", rep->str);
+        freeReplyObject(rep);
+        freeReplyObject(rcmd(c[i], "CLUSTER SET-CONFIG-EPOCH %d", i + 1));
+        freeReplyObject(rcmd(c[i], "CLUSTER ADDSLOTSRANGE %d %d",
+                             i * 5461, i == 2 ? 16383 : i * 5461 + 5460));
+    }
+    for (i = 1; i < CL_NODES; i++)
+        freeReplyObject(rcmd(c[0], "CLUSTER MEET 127.0.0.1 %d %d", port[i],
+                             bus[i]));
+    for (i = 0; i < CL_NODES; i++)
+        while (!cluster_ok(c[i]))
+            sleep_ms(50);
+    /* a queue name per master: the first q<k> whose slot it serves */
+    memset(q, 0, sizeof q);
+    for (k = 0; found < CL_NODES && k < 1000; k++) {
+        char name[16];
+        long long slot;
+
+        snprintf(name, sizeof name, "q%d", k);
+        slot = rint_cmd(c[0], "CLUSTER KEYSLOT %s", name);
+        i = slot < 5461 ? 0 : slot < 10922 ? 1 : 2;
+        if (q[i][0] == '\0') {
+            snprintf(q[i], sizeof q[i], "%s", name);
+            found++;
+        }
+    }
+    snprintf(dir, sizeof dir, "%s/one", opt.work);
+    oport = start_tcp_redis(&one, dir, NULL);
+    o = tcp_connect(oport);
+    for (i = 0; i < CL_NODES; i++)
+        oc[i] = o;
+    for (r = 0; r < runs; r++) {
+        /* alternate the order: neither side always runs first */
+        for (k = 0; k < 2; k++) {
+            if ((k == 0) == (r % 2 == 0)) {
+                off = (size_t)snprintf(yaml, sizeof yaml,
+                                       "redis:\n  url: redis:///0\n"
+                                       "  cluster:\n    nodes: [");
+                for (i = 0; i < CL_NODES; i++)
+                    off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                            "%s\"127.0.0.1:%d\"",
+                                            i ? ", " : "", port[i]);
+                snprintf(yaml + off, sizeof yaml - off, "]\n");
+                for (i = 0; i < CL_NODES; i++)
+                    freeReplyObject(rcmd(c[i], "FLUSHALL"));
+                rc = drain3(c, q, n, "cluster", yaml);
+                put(8, label, "jobs/s, cluster", 0, rc);
+                fprintf(stderr, "  [8 cluster] run %d: %.0f jobs/s\n",
+                        r + 1, rc);
+            } else {
+                snprintf(yaml, sizeof yaml,
+                         "redis:\n  url: redis://127.0.0.1:%d/0\n", oport);
+                freeReplyObject(rcmd(o, "FLUSHALL"));
+                ro = drain3(oc, q, n, "one-redis", yaml);
+                put(8, label, "jobs/s, one Redis", 0, ro);
+                fprintf(stderr, "  [8 one Redis] run %d: %.0f jobs/s\n",
+                        r + 1, ro);
+            }
+        }
+        put(8, label, "cluster / one Redis", 2, rc / ro);
+    }
+    redisFree(o);
+    reap(&one, SIGTERM);
+    for (i = 0; i < CL_NODES; i++) {
+        redisFree(c[i]);
+        reap(&node[i], SIGTERM);
+    }
+}
+
 /* ------------------------------------------------------------- case 7 */
 
 static void
@@ -1232,7 +1469,7 @@ main(int argc, char **argv)
     opt.runs = 5;
     opt.slow_runs = 3;
     opt.n = 200000;
-    for (i = 1; i <= 7; i++)
+    for (i = 1; i <= 8; i++)
         opt.cases[i] = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1253,7 +1490,7 @@ main(int argc, char **argv)
             const char *p;
             memset(opt.cases, 0, sizeof opt.cases);
             for (p = v; *p; p++)
-                if (*p >= '1' && *p <= '7')
+                if (*p >= '1' && *p <= '8')
                     opt.cases[*p - '0'] = 1;
         } else
             usage();
@@ -1346,6 +1583,12 @@ main(int argc, char **argv)
             case_idle(c, r);
         target(7, "RSS MB", 0, 8, "< 8");
         target(7, "droverd CPU %", 0, 0.5, "< 0.5");
+    }
+    if (opt.cases[8]) {
+        fprintf(stderr, "case 8: 3 queues on a 3-master cluster and on one "
+                "Redis, %ld jobs per queue, %d runs\n", opt.n / 4,
+                opt.runs);
+        case_cluster(opt.runs);
     }
     report(c);
     redisFree(c);

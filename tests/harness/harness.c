@@ -1172,3 +1172,60 @@ drv_test_http(int port, const char *method, const char *path,
         return atoi(out + 9);
     return 0;
 }
+
+/* --------------------------------------------- servers by port */
+
+/* A blocking client on a loopback port, NULL when it cannot connect. */
+redisContext *
+drv_test_connect_port(int port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+
+    if (c != NULL && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    if (c != NULL)
+        redisSetTimeout(c, tv);
+    return c;
+}
+
+/* One command on a fresh connection to port: the reply, or NULL when the
+ * server does not answer. */
+redisReply *
+drv_test_ask(int port, const char *fmt, ...)
+{
+    redisContext *c = drv_test_connect_port(port);
+    redisReply *r = NULL;
+    va_list ap;
+
+    if (c == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+void
+drv_test_redis_external(struct drv_test_redis *r, int port)
+{
+    memset(r, 0, sizeof *r);
+    r->port = port;
+    r->external = 1;
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", port);
+}
+
+/* PING answered with PONG. */
+int
+drv_test_pings(int port)
+{
+    redisReply *r = drv_test_ask(port, "PING");
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok;
+}

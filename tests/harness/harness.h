@@ -304,6 +304,24 @@ void drv_test_watchdog_start(int secs);
 /* drv_test_watchdog_stop -- disarm it and join its thread. */
 void drv_test_watchdog_stop(void);
 
+/* ------------------------------------------------ servers by port */
+
+/* drv_test_connect_port -- a blocking client on 127.0.0.1:port (2 s
+ * timeouts), NULL when it cannot connect. */
+redisContext *drv_test_connect_port(int port);
+
+/* drv_test_ask -- one command on a fresh connection to port: the reply
+ * (caller frees), or NULL when the server does not answer. */
+redisReply *drv_test_ask(int port, const char *fmt, ...);
+
+/* drv_test_redis_external -- *r (zeroed first) stands for a server the
+ * test started itself on 127.0.0.1:port (db 0): the fixtures use it,
+ * never stop it. */
+void drv_test_redis_external(struct drv_test_redis *r, int port);
+
+/* drv_test_pings -- the server on port answers PING with PONG. */
+int drv_test_pings(int port);
+
 /* ------------------------------------------------ wait_until */
 
 #define DRV_TEST_WAIT_MS 30000 /* deadline of every wait (hang guard) */

@@ -14,57 +14,11 @@
 #include "sentinel.h"
 #include "drover/redis_sentinel.h"
 
-/* A blocking client on a loopback port, NULL when it cannot connect. */
-static redisContext *
-connect_port(int port)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-
-    if (c != NULL && c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    if (c != NULL)
-        redisSetTimeout(c, tv);
-    return c;
-}
-
-/* One command on a fresh connection to port: the reply, or NULL when the
- * server does not answer. */
-static redisReply *
-ask(int port, const char *fmt, ...)
-{
-    redisContext *c = connect_port(port);
-    redisReply *r = NULL;
-    va_list ap;
-
-    if (c == NULL)
-        return NULL;
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return r;
-}
-
-/* PING answered with PONG. */
-static int
-pings(int port)
-{
-    redisReply *r = ask(port, "PING");
-    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-
-    if (r != NULL)
-        freeReplyObject(r);
-    return ok;
-}
-
 /* Field name of INFO replication of port as text into out ("" if none). */
 static void
 info_field(int port, const char *name, char *out, size_t n)
 {
-    redisReply *r = ask(port, "INFO replication");
+    redisReply *r = drv_test_ask(port, "INFO replication");
     const char *p = NULL;
     size_t len = strlen(name);
 
@@ -88,7 +42,7 @@ info_field(int port, const char *name, char *out, size_t n)
 static int
 is_master(int port)
 {
-    redisReply *r = ask(port, "ROLE");
+    redisReply *r = drv_test_ask(port, "ROLE");
     int m = drv_redis_sentinel_parse_role(r, NULL) == 1;
 
     if (r != NULL)
@@ -126,8 +80,8 @@ start_node(struct drv_test_sentinels *s, int i)
     snprintf(conf, sizeof conf, "%s/redis.conf", dir);
     snprintf(log, sizeof log, "%s/node%d.log", s->dir, i);
     assert_int_equal(drv_test_spawn(&s->node[i], argv, log, NULL), 0);
-    wait_until(pings(s->node_port[i]), "data node %d to answer (see %s)",
-               i, log);
+    wait_until(drv_test_pings(s->node_port[i]),
+               "data node %d to answer (see %s)", i, log);
 }
 
 static void
@@ -150,10 +104,11 @@ start_sentinel(struct drv_test_sentinels *s, int i)
     snprintf(conf, sizeof conf, "%s/sentinel.conf", dir);
     snprintf(log, sizeof log, "%s/sentinel%d.log", s->dir, i);
     assert_int_equal(drv_test_spawn(&s->sentinel[i], argv, log, NULL), 0);
-    wait_until(pings(s->port[i]), "sentinel %d to answer (see %s)", i, log);
+    wait_until(drv_test_pings(s->port[i]), "sentinel %d to answer (see %s)",
+               i, log);
     /* INFO every second instead of ten: a forced failover then finds the
      * replica's INFO fresh (else it answers NOGOODSLAVE for a while) */
-    r = ask(s->port[i], "SENTINEL DEBUG info-period 1000");
+    r = drv_test_ask(s->port[i], "SENTINEL DEBUG info-period 1000");
     assert_non_null(r);
     if (r->type == REDIS_REPLY_ERROR)
         fail_msg("SENTINEL DEBUG: %s", r->str);
@@ -165,7 +120,8 @@ start_sentinel(struct drv_test_sentinels *s, int i)
 static long long
 master_field(int port, const char *name)
 {
-    redisReply *r = ask(port, "SENTINEL MASTER %s", DRV_TEST_SENTINEL_MASTER);
+    redisReply *r = drv_test_ask(port, "SENTINEL MASTER %s",
+                                 DRV_TEST_SENTINEL_MASTER);
     long long v = -1;
     size_t i;
 
@@ -238,7 +194,7 @@ drv_test_sentinels_stop(struct drv_test_sentinels *s)
 redisContext *
 drv_test_sentinels_node(const struct drv_test_sentinels *s, int i)
 {
-    redisContext *c = connect_port(s->node_port[i]);
+    redisContext *c = drv_test_connect_port(s->node_port[i]);
 
     assert_non_null(c);
     return c;
@@ -253,7 +209,7 @@ drv_test_sentinels_primary(const struct drv_test_sentinels *s, int i)
 
     if (s->sentinel[i].pid <= 0)
         return 0;
-    r = ask(s->port[i], "SENTINEL get-master-addr-by-name %s",
+    r = drv_test_ask(s->port[i], "SENTINEL get-master-addr-by-name %s",
             DRV_TEST_SENTINEL_MASTER);
     if (drv_redis_sentinel_parse_master(r, &a, NULL) == 0)
         port = a.port;
@@ -277,7 +233,7 @@ drv_test_sentinels_node_of(const struct drv_test_sentinels *s, int port)
 static void
 sentinel_ok(int port, const char *fmt, const char *a, int b)
 {
-    redisReply *r = ask(port, fmt, a, b);
+    redisReply *r = drv_test_ask(port, fmt, a, b);
 
     assert_non_null(r);
     if (r->type != REDIS_REPLY_STATUS)
@@ -300,7 +256,7 @@ drv_test_sentinels_forget(struct drv_test_sentinels *s)
 void
 drv_test_sentinels_monitor(struct drv_test_sentinels *s, int i, int n)
 {
-    redisReply *r = ask(s->port[i], "SENTINEL REMOVE %s",
+    redisReply *r = drv_test_ask(s->port[i], "SENTINEL REMOVE %s",
                         DRV_TEST_SENTINEL_MASTER);
 
     if (r != NULL)          /* ERR No such master after _forget */
@@ -324,7 +280,7 @@ drv_test_sentinels_kill(struct drv_test_sentinels *s, int i)
 static int
 failover_accepted(int port)
 {
-    redisReply *r = ask(port, "SENTINEL FAILOVER %s",
+    redisReply *r = drv_test_ask(port, "SENTINEL FAILOVER %s",
                         DRV_TEST_SENTINEL_MASTER);
     int ok = 0;
 
@@ -346,7 +302,7 @@ static redisContext *
 switch_subscribe(const struct drv_test_sentinels *s, int i)
 {
     struct timeval tv = {DRV_TEST_WAIT_MS / 1000, 0};
-    redisContext *sub = connect_port(s->port[i]);
+    redisContext *sub = drv_test_connect_port(s->port[i]);
     redisReply *r = NULL;
 
     assert_non_null(sub);

@@ -47,10 +47,7 @@ setup(void **st)
     assert_non_null(w);
     drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     drv_test_sentinels_start(&w->s);
-    w->srv.port = w->s.node_port[0];
-    w->srv.external = 1;
-    snprintf(w->srv.url, sizeof w->srv.url, "redis://127.0.0.1:%d/0",
-             w->srv.port);
+    drv_test_redis_external(&w->srv, w->s.node_port[0]);
     w->t = drv_test_droverd_new(&w->srv, &opts);
     *st = w;
     return 0;

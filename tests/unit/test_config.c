@@ -442,7 +442,7 @@ test_config_unknown_key(void **state)
                   "pipelines:\n"
                   "  p: {steps: [a], stepz: 1}\n",
                   NAME ":2:3: redis.host: unknown key (valid: url, prefix, "
-                  "sentinel, tls)\n"
+                  "sentinel, cluster, tls)\n"
                   NAME ":3:1: workers: unknown key (valid: redis, worker, "
                   "queues, jobs, pipelines, schedules)\n"
                   NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
@@ -991,6 +991,104 @@ test_config_sentinel_errors(void **state)
 }
 
 static void
+test_config_cluster(void **state)
+{
+    struct drv_config *cfg = NULL;
+
+    (void)state;
+    /* no url: the default URL's host gives way to the nodes */
+    cfg = load_ok("redis:\n"
+                  "  cluster:\n"
+                  "    nodes: [\"10.0.0.1:7000\", redis-1.svc, "
+                  "\"[::1]:7002\"]\n");
+    assert_string_equal(cfg->redis.url, "redis:///0");
+    assert_int_equal(cfg->redis.cluster.nnodes, 3);
+    assert_string_equal(cfg->redis.cluster.nodes[1], "redis-1.svc");
+    assert_null(cfg->redis.cluster.nodes[3]);
+    assert_null(cfg->redis.sentinel.master);
+    drv_config_free(cfg);
+
+    /* the url carries scheme and user; db 0 */
+    cfg = load_ok("redis:\n"
+                  "  url: rediss://drover@/0\n"
+                  "  cluster: {nodes: [127.0.0.1:7000]}\n");
+    assert_string_equal(cfg->redis.url, "rediss://drover@/0");
+    assert_int_equal(cfg->redis.cluster.nnodes, 1);
+    /* a command-line URL without a host keeps the nodes; with a host it
+     * means that server */
+    drv_config_set_redis_url(cfg, "redis:///0");
+    assert_int_equal(cfg->redis.cluster.nnodes, 1);
+    drv_config_set_redis_url(cfg, "redis://10.0.0.2:6379/0");
+    assert_int_equal(cfg->redis.cluster.nnodes, 0);
+    assert_null(cfg->redis.cluster.nodes);
+    drv_config_free(cfg);
+
+    /* absent or null: no cluster */
+    cfg = load_ok("redis: {url: redis://10.1.1.1:7000/0, cluster: ~}\n");
+    assert_int_equal(cfg->redis.cluster.nnodes, 0);
+    drv_config_free(cfg);
+}
+
+static void
+test_config_cluster_example_loads(void **state)
+{
+    struct drv_config_errors errs;
+    struct drv_config *cfg = NULL;
+    int rc;
+
+    (void)state;
+    drv_config_errors_init(&errs);
+    rc = drv_config_load("config/drover-cluster.yaml", &cfg, &errs);
+    if (rc != 0)
+        drv_config_errors_print(&errs, stderr);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg->redis.url, "redis://drover@/0");
+    assert_int_equal(cfg->redis.cluster.nnodes, 3);
+    assert_int_equal(cfg->nqueues, 3);
+    drv_config_free(cfg);
+    drv_config_errors_fini(&errs);
+}
+
+static void
+test_config_cluster_errors(void **state)
+{
+    (void)state;
+    expect_errors("redis:\n"
+                  "  url: redis://10.0.0.9:6379/0\n"
+                  "  cluster:\n"
+                  "    nodes: [\"10.0.0.1:0\", \"::1\", \"\"]\n",
+                  NAME ":2:8: redis.url: with redis.cluster the url names "
+                  "no host (the nodes give it): write redis:///DB or "
+                  "redis://USER@/DB\n"
+                  NAME ":4:13: redis.cluster.nodes[0]: port must be "
+                  "1..65535\n"
+                  NAME ":4:27: redis.cluster.nodes[1]: an IPv6 address "
+                  "must be in brackets: [::1]:26379\n"
+                  NAME ":4:34: redis.cluster.nodes[2]: must not be "
+                  "empty\n");
+    expect_errors("redis:\n"
+                  "  url: redis:///3\n"
+                  "  cluster: {nodes: [a]}\n",
+                  NAME ":2:8: redis.url: a Redis Cluster has only "
+                  "database 0: write redis:/// or redis:///0\n");
+    expect_errors("redis:\n"
+                  "  cluster: {seeds: [a]}\n",
+                  NAME ":2:3: redis.cluster: missing required key "
+                  "\"nodes\"\n"
+                  NAME ":2:13: redis.cluster.seeds: unknown key (valid: "
+                  "nodes)\n");
+    expect_errors("redis:\n"
+                  "  sentinel: {master: m, addrs: [a]}\n"
+                  "  cluster: {nodes: [b]}\n",
+                  NAME ":3:12: redis.cluster: redis.sentinel and "
+                  "redis.cluster exclude each other: keep one\n");
+    expect_errors("redis:\n"
+                  "  cluster: [a, b]\n",
+                  NAME ":2:12: redis.cluster: expected a mapping, got a "
+                  "sequence\n");
+}
+
+static void
 test_config_redis_tls(void **state)
 {
     struct drv_config *cfg;
@@ -1314,6 +1412,9 @@ main(void)
         cmocka_unit_test(test_config_redis_checks),
         cmocka_unit_test(test_config_sentinel),
         cmocka_unit_test(test_config_sentinel_errors),
+        cmocka_unit_test(test_config_cluster),
+        cmocka_unit_test(test_config_cluster_example_loads),
+        cmocka_unit_test(test_config_cluster_errors),
         cmocka_unit_test(test_config_sentinel_example_loads),
         cmocka_unit_test(test_config_redis_tls),
         cmocka_unit_test(test_config_top_level_shape),
