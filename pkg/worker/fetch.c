@@ -19,6 +19,8 @@
  *    It returns as soon as any queue has an entry. With fewer free
  *    permits than queues it may fetch up to one job per queue; those
  *    wait for a permit with their lease renewed.
+ * With weighted queues (the map form of `queues`) a pass is the one of
+ * fetch_weighted.c instead: every queue with a share at once.
  * BLOCK is short (BLOCK_MS) so a pause or a stop is noticed within a
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
@@ -190,13 +192,40 @@ end_read(struct drv_worker *w, struct fetch_read *f, int hot)
     drv__worker_kick(w);
 }
 
+int
+drv__worker_read_result(struct drv_worker *w, int status,
+                        const redisReply *reply, int qi)
+{
+    struct drv_err err;
+    int rc;
+
+    rc = drv_redis_result(status, reply, &err);
+    if (rc == 0)
+        return 0;
+    drv__worker_redis_error(w, status, reply);
+    if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP") ||
+                             drv_redis_reply_error_is(reply, "UNBLOCKED") ||
+                             drv_redis_reply_error_is(reply, "WRONGTYPE"))) {
+        /* stream or group gone (flush, restart without persistence) or a
+         * stream key replaced by another type: prepare the queues read
+         * again (key types checked, group created), then fetch; a queue
+         * with a bad key stays out */
+        DRV_LOG_WARN("consumer group or stream missing: preparing the "
+                     "queue again", "queue=%s error=\"%s\"",
+                     qi < 0 ? "*" : w->queues[qi].keys.name, err.msg);
+        drv__worker_prepare(w, qi);
+    } else if (rc != DRV_EDOWN) {
+        DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
+    }
+    return rc;
+}
+
 static void
 on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
     struct fetch_read *f;
     struct drv_worker *w;
-    struct drv_err err;
-    int rc, got;
+    int got;
     size_t qi;
 
     (void)r;
@@ -208,26 +237,8 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         return;
     }
     w = f->w;
-    rc = drv_redis_result(status, reply, &err);
-    if (rc < 0) {
-        drv__worker_redis_error(w, status, reply);
-        if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP")
-                                 || drv_redis_reply_error_is(reply,
-                                                             "UNBLOCKED")
-                                 || drv_redis_reply_error_is(reply,
-                                                             "WRONGTYPE"))) {
-            /* stream or group gone (flush, restart without persistence)
-             * or a stream key replaced by another type: prepare the
-             * queues read again (key types checked, group created), then
-             * fetch; a queue with a bad key stays out */
-            DRV_LOG_WARN("consumer group or stream missing: preparing the "
-                         "queue again", "queue=%s error=\"%s\"",
-                         f->blocking ? "*" : w->queues[f->qi].keys.name,
-                         err.msg);
-            drv__worker_prepare(w, f->blocking ? -1 : (int)f->qi);
-        } else if (rc != DRV_EDOWN) {
-            DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
-        }
+    if (drv__worker_read_result(w, status, reply,
+                                f->blocking ? -1 : (int)f->qi) < 0) {
         end_read(w, f, 0);
         return;
     }
@@ -338,13 +349,17 @@ drv__worker_fetch(struct drv_worker *w)
         want = free_permits < w->cfg->worker.batch ? free_permits
                                                    : w->cfg->worker.batch;
         if (!w->fetch_hot) {
-            /* idle: one blocking read, and only when nothing is out */
+            /* idle: one blocking read, and only when nothing is out;
+             * weighted queues take one entry each from it, so a burst
+             * that ends the idle time is split by weight too */
             if (w->fetch_inflight == 0)
                 start_read(w, 1, first,
-                           want / nactive > 0 ? want / nactive : 1);
+                           w->weighted != NULL || want / nactive < 1
+                           ? 1 : want / nactive);
             return;
         }
-        if (start_read(w, 0, first, want) < 0)
+        if ((w->weighted != NULL ? drv__worker_fetch_weighted(w, want)
+                                 : start_read(w, 0, first, want)) < 0)
             return;
     }
 }

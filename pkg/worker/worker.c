@@ -459,6 +459,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     for (i = 0; i < cfg->nqueues; i++)
         drv_queue_keys_init(&w->queues[i].keys, cfg->redis.prefix,
                             cfg->queues[i]);
+    drv__worker_weighted_init(w);
     rc = drv__worker_metrics_init(w, err);
     if (rc < 0)
         goto fail;
@@ -689,6 +690,7 @@ drv_worker_free(struct drv_worker *w)
     }
     free(w->queues);
     free(w->qkeys);
+    drv__worker_weighted_fini(w);
     for (i = 0; i < w->ntypes; i++) {
         drv_htype_unload(&w->types[i].ht);
         drv_sem_free(w->types[i].sem);

@@ -46,6 +46,7 @@ struct drv_tg;
 struct drv_tg_task;
 struct drv_tg_task_opts;
 struct wscheds;
+struct wweights;
 
 enum wstate {
     W_NEW = 0,      /* created, not started */
@@ -199,6 +200,9 @@ struct drv_worker {
     int fetch_hot;                  /* last read returned entries */
     int fetch_reserved;             /* permits the passes out may fill */
     int unblock_sent;               /* CLIENT UNBLOCK sent this stop */
+    struct wweights *weighted;      /* owned by fetch_weighted.c: the
+                                       share of each queue; NULL for
+                                       strict priority */
 
     /* timers */
     struct event *tick_ev;          /* every TICK_MS: pause, mover, ... */
@@ -279,6 +283,19 @@ int drv__worker_job_validate(const struct drv_config *cfg,
 
 /* fetch.c */
 void drv__worker_fetch(struct drv_worker *w);
+/* The result of a read of queue qi (every queue read when qi < 0): 0, or
+ * the error code after logging it and preparing the queues again when
+ * their group or stream is gone. */
+int drv__worker_read_result(struct drv_worker *w, int status,
+                            const redisReply *reply, int qi);
+
+/* fetch_weighted.c: weighted queues (cfg->queue_weights set). _init at
+ * create (nothing for the list form), _fini at free. _fetch starts a
+ * pass wanting `want` jobs (counted in fetch_inflight, want reserved);
+ * -1 when nothing could be sent. */
+void drv__worker_weighted_init(struct drv_worker *w);
+void drv__worker_weighted_fini(struct drv_worker *w);
+int drv__worker_fetch_weighted(struct drv_worker *w, int want);
 /* The entries of a reply as new job records into out (nothing runs).
  * reply: [[stream, [entry...]]...] when by_name, else [entry...] of qi. */
 void drv__worker_entries(struct drv_worker *w, const redisReply *reply,
