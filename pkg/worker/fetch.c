@@ -160,6 +160,8 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
             }
             job->queue_index = q;
             drv__jobs_add(out, drv__job_create(w, job, q));
+            if (e == 0)
+                drv__worker_due_busy(w, q);
         }
     }
 }
