@@ -83,28 +83,43 @@ assert_share(const char *q, int count, int n, double want)
         fail_msg("queue %s: share %.4f, want %.4f +- 0.02", q, got, want);
 }
 
+/* Config worker (worker: lines) and queues, noop jobs; per[k] jobs on
+ * names[k], enqueued in that order; one droverd until window jobs
+ * started; the starts per queue of the window into count. */
+static void
+backlog_run(struct drv_test_droverd *t, const char *worker,
+            const char *queues, const char *const *names, const int *per,
+            int nq, int window, int *count)
+{
+    char body[256];
+    int k;
+
+    snprintf(body, sizeof body, "queues: %s\njobs:\n  e:\n    handler: "
+             "noop\n", queues);
+    drv_test_droverd_config(t, worker, body);
+    for (k = 0; k < nq; k++)
+        enqueue_many(t, names[k], per[k]);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_started(t, window);
+    drv_test_droverd_stop(t, 0, 0);
+    count_starts(t, window, names, nq, count, NULL);
+}
+
 static void
 test_weighted_shares_follow_weights(void **st)
 {
     struct drv_test_droverd *t = *st;
     static const char *const names[] = {"critical", "default", "low"};
-    const int per_queue = 2500, window = 3000;
+    static const int per[] = {2500, 2500, 2500};
+    const int window = 3000;
     int count[3];
 
     /* few permits and small batches: many fetches, each sharing out a
-     * few permits */
-    drv_test_droverd_config(t, "  concurrency: 8\n  batch: 4\n",
-                            "queues: {critical: 6, default: 3, low: 1}\n"
-                            "jobs:\n  e:\n    handler: noop\n");
-    enqueue_many(t, "critical", per_queue);
-    enqueue_many(t, "default", per_queue);
-    enqueue_many(t, "low", per_queue);
-    drv_test_droverd_start(t, 0);
-    /* critical's share of the window (1800) is less than it holds: all
-     * three stay backlogged through it */
-    drv_test_wait_started(t, window);
-    drv_test_droverd_stop(t, 0, 0);
-    count_starts(t, window, names, 3, count, NULL);
+     * few permits. critical's share of the window (1800) is less than it
+     * holds: all three stay backlogged through it */
+    backlog_run(t, "  concurrency: 8\n  batch: 4\n",
+                "{critical: 6, default: 3, low: 1}", names, per, 3, window,
+                count);
     assert_share("critical", count[0], window, 0.6);
     assert_share("default", count[1], window, 0.3);
     assert_share("low", count[2], window, 0.1);
@@ -116,18 +131,12 @@ test_weighted_shares_large_batches(void **st)
 {
     struct drv_test_droverd *t = *st;
     static const char *const names[] = {"a", "b"};
+    static const int per[] = {2000, 2000};
     const int window = 2000;
     int count[2];
 
-    drv_test_droverd_config(t, "  concurrency: 64\n  batch: 32\n",
-                            "queues: {a: 1, b: 3}\n"
-                            "jobs:\n  e:\n    handler: noop\n");
-    enqueue_many(t, "a", 2000);
-    enqueue_many(t, "b", 2000);
-    drv_test_droverd_start(t, 0);
-    drv_test_wait_started(t, window);
-    drv_test_droverd_stop(t, 0, 0);
-    count_starts(t, window, names, 2, count, NULL);
+    backlog_run(t, "  concurrency: 64\n  batch: 32\n", "{a: 1, b: 3}",
+                names, per, 2, window, count);
     assert_share("a", count[0], window, 0.25);
     assert_share("b", count[1], window, 0.75);
 }
@@ -229,20 +238,17 @@ static void
 test_list_form_stays_strict(void **st)
 {
     struct drv_test_droverd *t = *st;
-    static const char *const names[] = {"a", "b", "c"};
+    /* enqueued in the reverse of priority order */
+    static const char *const names[] = {"c", "b", "a"};
+    static const int per[] = {1000, 1000, 1000};
     const int per_queue = 1000;
-    int count[3];
+    int cba[3], count[3];
 
-    drv_test_droverd_config(t, "  concurrency: 8\n  batch: 6\n",
-                            "queues: [a, b, c]\n"
-                            "jobs:\n  e:\n    handler: noop\n");
-    enqueue_many(t, "c", per_queue);
-    enqueue_many(t, "b", per_queue);
-    enqueue_many(t, "a", per_queue);
-    drv_test_droverd_start(t, 0);
-    drv_test_wait_started(t, per_queue);
-    drv_test_droverd_stop(t, 0, 0);
-    count_starts(t, per_queue, names, 3, count, NULL);
+    backlog_run(t, "  concurrency: 8\n  batch: 6\n", "[a, b, c]", names, per,
+                3, per_queue, cba);
+    count[0] = cba[2];
+    count[1] = cba[1];
+    count[2] = cba[0];
     fprintf(stderr, "  first %d starts: a %d, b %d, c %d\n", per_queue,
             count[0], count[1], count[2]);
     assert_true(count[1] <= 2);
