@@ -87,11 +87,34 @@ jitter(int64_t ivl)
     return ivl / 2 + (int64_t)(drv_random64() % (uint64_t)(ivl / 2 + 1));
 }
 
+/* A due time further ahead than this counts as this far: the mover then
+ * runs early, finds nothing due, and the head look after it learns the
+ * time again (a score may be any number: no overflow). */
+#define DUE_HORIZON_MS (3600 * 1000)
+
+/* A zset score as Unix ms: Redis writes scores as doubles ("1e+20",
+ * "inf" for the far future), so read them as one, within +-2^62. */
+static int64_t
+score_ms(const char *s)
+{
+    double v = strtod(s, NULL);
+
+    if (!(v > -4.6e18))
+        return -((int64_t)1 << 62);
+    if (v > 4.6e18)
+        return (int64_t)1 << 62;
+    return (int64_t)v;
+}
+
 /* The monotonic time of Unix ms t (now_ns and now_ms: the same instant). */
 static int64_t
 mono_of(int64_t t_ms, int64_t now_ns, int64_t now_ms)
 {
-    return t_ms <= now_ms ? now_ns : now_ns + (t_ms - now_ms) * DRV_NS_PER_MS;
+    if (t_ms <= now_ms)
+        return now_ns;
+    if (t_ms - now_ms > DUE_HORIZON_MS)
+        t_ms = now_ms + DUE_HORIZON_MS;
+    return now_ns + (t_ms - now_ms) * DRV_NS_PER_MS;
 }
 
 static void
@@ -187,7 +210,7 @@ on_head(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     }
     if (reply->elements >= 2 && reply->element[1]->type ==
         REDIS_REPLY_STRING) {
-        int64_t due = strtoll(reply->element[1]->str, NULL, 10);
+        int64_t due = score_ms(reply->element[1]->str);
 
         want_mover(q, mono_of(due, now, drv_clock_unix_ms()));
     }
@@ -301,9 +324,9 @@ on_due(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         if (qi >= 0) {
             add_hint(&w->queues[qi], m);
             want_mover(&w->queues[qi],
-                       mono_of(strtoll(reply->element[i + 1]->str, NULL, 10),
+                       mono_of(score_ms(reply->element[i + 1]->str),
                                drv_clock_mono_ns(), now_ms));
-        } else if (strtoll(reply->element[i + 1]->str, NULL, 10) <
+        } else if (score_ms(reply->element[i + 1]->str) <
                    now_ms - DUE_STALE_MS) {
             if (stale.argc == 0) {
                 drv_argv_adds(&stale, "ZREM");
