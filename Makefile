@@ -19,7 +19,9 @@ CC := gcc
 PKGS_PC := libevent libevent_pthreads libevent_openssl openssl hiredis yaml-0.1 \
            libcurl
 PC_CFLAGS := $(shell pkg-config --cflags $(PKGS_PC) 2>/dev/null)
-PC_LIBS := $(shell pkg-config --libs $(PKGS_PC) 2>/dev/null)
+# libcurl is not linked: pkg/http/http_curl.c loads it when first used
+PC_LIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS_PC)) \
+             2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Werror
@@ -125,8 +127,10 @@ $(foreach c,$(CMDS),$(eval $(call CMD_RULE,$(c))))
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(HARNESS_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
+# the tests that are curl clients themselves (test_tls) link it
 $(B)/tests/integration/%: $(B)/tests/integration/%.o $(HARNESS_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS) \
+	  $(shell pkg-config --libs libcurl 2>/dev/null)
 
 $(B)/tests/progs/%: $(B)/tests/progs/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

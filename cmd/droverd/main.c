@@ -148,6 +148,8 @@ set_queues(struct drv_config *cfg, const char *list)
     for (i = 0; i < cfg->nqueues; i++)
         free(cfg->queues[i]);
     free(cfg->queues);
+    free(cfg->queue_weights); /* the list given is by priority */
+    cfg->queue_weights = NULL;
     cfg->queues = q;
     cfg->nqueues = n;
     return 0;

@@ -254,7 +254,13 @@ struct drv_config {
     char *file;                     /* owned: the name it was loaded as */
     struct drv_config_redis redis;  /* `redis:` */
     struct drv_config_worker worker; /* `worker:` */
-    char **queues;                  /* owned: by priority, NULL-terminated */
+    char **queues;                  /* owned: by priority (list form) or
+                                       in file order (map form),
+                                       NULL-terminated */
+    int *queue_weights;             /* owned: the map form's weight of
+                                       each queue (> 0), in the order of
+                                       queues; NULL for the list form
+                                       (strict priority) */
     size_t nqueues;                 /* >= 1 */
     struct drv_config_job **jobs;   /* owned: in file order */
     size_t njobs;                   /* entries of jobs */

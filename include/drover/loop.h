@@ -18,6 +18,7 @@
 #define DROVER_LOOP_H
 
 #include <stdint.h>
+#include <sys/time.h>
 
 struct event_base;
 struct drv_loop;
@@ -82,6 +83,16 @@ int drv_loop_on_signal(struct drv_loop *loop, int signo,
 /* drv_loop_signals_clear -- remove every signal event registered with
  * drv_loop_on_signal (so the loop can run empty at teardown). */
 void drv_loop_signals_clear(struct drv_loop *loop);
+
+/*
+ * drv_loop_grid_delay -- the time from now_ns (monotonic) to the next
+ * multiple of interval_ns (> 0) after it, as a timeval; its monotonic
+ * time into *due_ns (may be NULL). Periodic timers of the same interval
+ * armed this way fire at the same instants, so the process wakes once
+ * for all of them (the lag meter uses it).
+ */
+struct timeval drv_loop_grid_delay(int64_t now_ns, int64_t interval_ns,
+                                   int64_t *due_ns);
 
 /* drv_loop_stats -- lag meter numbers; loop thread. */
 void drv_loop_get_stats(struct drv_loop *loop, struct drv_loop_stats *out);

@@ -66,6 +66,8 @@ struct drv_queue_keys {
     char *paused;     /* owned: P:{Q}:paused */
     char *job_prefix; /* owned: P:{Q}:job: */
     char *result_prefix; /* owned: P:{Q}:result: */
+    char *due;        /* owned: P:due, the fleet's index of when delayed
+                         jobs fall due (not a key of the queue's slot) */
 };
 
 /* drv_queue_keys_init -- fill k for prefix and queue (caller memory). */
@@ -277,13 +279,45 @@ void drv_queue_mover(struct drv_script_call *c,
  * min_idle_ms for consumer; an entry already delivered max_deliveries
  * times goes to dead with "poison: ..." (the dead stream then trimmed to
  * dead; NULL = not trimmed). Reply: [claimed entries,
- * poisoned count, gone count]; claimed entries are [id, fields] pairs.
+ * poisoned count, gone count, oversized count, entries still pending];
+ * claimed entries are [id, fields] pairs. No entry pending means none can
+ * be idle longer than min_idle_ms before min_idle_ms from now.
  */
 void drv_queue_reclaim(struct drv_script_call *c,
                        const struct drv_queue_keys *k, const char *consumer,
                        int64_t min_idle_ms, int count,
                        int64_t max_deliveries, int64_t now_ms,
                        const struct drv_queue_dead_bound *dead);
+
+/*
+ * The due index P:due: a zset whoever delays a job also writes (a
+ * separate command after the job's own, never in the same script: it is
+ * not in the queue's slot), member "QUEUE@DUE_MS", score DUE_MS. Workers
+ * read the members due with one command per tick instead of looking at
+ * every queue's delayed set, run the mover of the queues named and
+ * remove the members they handled. A member is written after its job is
+ * in the delayed set, and a writer's DUE_MS is always later than when it
+ * writes, so a member a worker read and handled can never stand for a
+ * job written after that worker's mover ran.
+ */
+
+/* drv_queue_due_note -- out: ZADD P:due DUE_MS QUEUE@DUE_MS. */
+void drv_queue_due_note(struct drv_argv *out, const struct drv_queue_keys *k,
+                        int64_t due_ms);
+
+/* drv_queue_due_read -- out: the members due by now_ms, at most limit,
+ * with scores (ZRANGEBYSCORE P:due -inf NOW WITHSCORES LIMIT 0 N). */
+void drv_queue_due_read(struct drv_argv *out, const char *due_key,
+                        int64_t now_ms, int limit);
+
+/* drv_queue_due_member_queue -- the queue part of a member (the bytes
+ * before its last '@'): its length, or -1 when member has no '@'. */
+long drv_queue_due_member_queue(const char *member, size_t len);
+
+/* drv_queue_delayed_head -- out: the first member of P:{Q}:delayed with
+ * its score (the next job to fall due). */
+void drv_queue_delayed_head(struct drv_argv *out,
+                            const struct drv_queue_keys *k);
 
 /*
  * drv_queue_reclaim_limit -- right after drv_queue_reclaim: a claimed

@@ -489,60 +489,137 @@ drv_config_redis_tls(const struct drv_config *cfg, struct drv_redis_tls *out)
 
 /* ------------------------------------------------------------ queues */
 
+/* A weight of the map form of queues: a positive integer. */
+static const struct drv__config_field weight_field = {
+    "weight", DRV__CONFIG_INT, 0, 0, 1, 0, 0, NULL, NULL
+};
+
+/* The queues read so far: names and (map form) weights. */
+struct queues_read {
+    char **names;       /* owned: NULL-terminated */
+    int *weights;       /* owned: map form only, else NULL */
+    size_t n;
+    int bad;            /* an error was reported */
+};
+
+/* Check name (at node e) and add it to r unless it is bad or listed
+ * already; 0 when added. */
+static int
+queue_add(struct drv__config_ctx *c, yaml_node_t *e, const char *name,
+          struct queues_read *r)
+{
+    char buf[DRV__CONFIG_QUOTE_BUF];
+    struct drv_err err;
+    size_t j;
+
+    drv_err_clear(&err);
+    if (drv_config_check_queue(name, &err) < 0) {
+        drv__config_report(c, e, "%s", err.msg);
+        r->bad = 1;
+        return -1;
+    }
+    for (j = 0; j < r->n && strcmp(r->names[j], name) != 0; j++)
+        ;
+    if (j < r->n) {
+        drv__config_report(c, e, "duplicate queue %s",
+                           drv__config_quote(buf, name, strlen(name)));
+        r->bad = 1;
+        return -1;
+    }
+    r->names[r->n++] = drv_xstrdup(name);
+    return 0;
+}
+
+/* One `name: weight` of the map form. */
+static void
+queue_weight_pair(struct drv__config_ctx *c, const char *key,
+                  yaml_node_t *knode, yaml_node_t *vnode, void *arg)
+{
+    struct queues_read *r = arg;
+    int weight = 0;
+
+    if (drv__config_field_set(c, &weight_field, vnode, &weight) < 0)
+        r->bad = 1;
+    if (queue_add(c, knode, key, r) == 0)
+        r->weights[r->n - 1] = weight;
+}
+
+/* The map form, `{critical: 6, default: 3, low: 1}`: weighted queues. */
+static void
+read_queue_weights(struct drv__config_ctx *c, yaml_node_t *node,
+                   struct queues_read *r)
+{
+    size_t max = (size_t)(node->data.mapping.pairs.top -
+                          node->data.mapping.pairs.start);
+
+    if (max == 0) {
+        drv__config_report(c, node, "must list at least one queue");
+        r->bad = 1;
+        return;
+    }
+    r->names = drv_xcalloc(max + 1, sizeof *r->names);
+    r->weights = drv_xcalloc(max, sizeof *r->weights);
+    drv__config_each_pair(c, node, queue_weight_pair, r);
+}
+
+/* The list form, `[default, low]`: strict priority. */
+static void
+read_queue_list(struct drv__config_ctx *c, yaml_node_t *node,
+                struct queues_read *r)
+{
+    yaml_node_item_t *item;
+    size_t i = 0;
+
+    if (node->data.sequence.items.start == node->data.sequence.items.top) {
+        drv__config_report(c, node, "must list at least one queue");
+        r->bad = 1;
+        return;
+    }
+    r->names = drv_xcalloc((size_t)(node->data.sequence.items.top -
+                                    node->data.sequence.items.start) + 1,
+                           sizeof *r->names);
+    for (item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top; item++, i++) {
+        yaml_node_t *e = drv__config_node(c, *item);
+        size_t old = drv__config_path_push_index(c, i);
+        const char *s = drv__config_scalar(c, e, "a queue name");
+
+        if (s == NULL)
+            r->bad = 1;
+        else
+            queue_add(c, e, s, r);
+        drv__config_path_pop(c, old);
+    }
+}
+
+/* `queues:`, a list (by priority) or a map (queue: weight). */
 static void
 read_queues(struct drv__config_ctx *c, yaml_node_t *node)
 {
     struct drv_config *cfg = c->cfg;
-    yaml_node_item_t *item;
-    char **v = NULL;
-    size_t n = 0;
-    size_t i = 0;
-    int bad = 0;
+    struct queues_read r = {NULL, NULL, 0, 0};
+    char buf[DRV__CONFIG_QUOTE_BUF];
 
-    if (drv__config_expect_seq(c, node) < 0)
-        return;
-    if (node->data.sequence.items.start == node->data.sequence.items.top) {
-        drv__config_report(c, node, "must list at least one queue");
+    if (node->type == YAML_MAPPING_NODE) {
+        read_queue_weights(c, node, &r);
+    } else if (node->type == YAML_SEQUENCE_NODE) {
+        read_queue_list(c, node, &r);
+    } else {
+        drv__config_report(c, node, "expected a sequence (by priority) or "
+                           "a mapping (queue: weight), got %s",
+                           drv__config_describe(node, buf));
         return;
     }
-    v = drv_xcalloc((size_t)(node->data.sequence.items.top -
-                             node->data.sequence.items.start) + 1,
-                    sizeof *v);
-    for (item = node->data.sequence.items.start;
-         item < node->data.sequence.items.top; item++, i++) {
-        char buf[DRV__CONFIG_QUOTE_BUF];
-        yaml_node_t *e = drv__config_node(c, *item);
-        size_t old = drv__config_path_push_index(c, i);
-        const char *s = drv__config_scalar(c, e, "a queue name");
-        struct drv_err err;
-        size_t j;
-
-        drv_err_clear(&err);
-        if (s == NULL) {
-            bad = 1;
-        } else if (drv_config_check_queue(s, &err) < 0) {
-            drv__config_report(c, e, "%s", err.msg);
-            bad = 1;
-        } else {
-            for (j = 0; j < n && strcmp(v[j], s) != 0; j++)
-                ;
-            if (j < n) {
-                drv__config_report(c, e, "duplicate queue %s",
-                                   drv__config_quote(buf, s, strlen(s)));
-                bad = 1;
-            } else {
-                v[n++] = drv_xstrdup(s);
-            }
-        }
-        drv__config_path_pop(c, old);
-    }
-    if (bad) {
-        drv__config_strv_free(v, n);
+    if (r.bad || r.n == 0) {
+        drv__config_strv_free(r.names, r.n);
+        free(r.weights);
         return;
     }
     drv__config_strv_free(cfg->queues, cfg->nqueues);
-    cfg->queues = v;
-    cfg->nqueues = n;
+    free(cfg->queue_weights);
+    cfg->queues = r.names;
+    cfg->queue_weights = r.weights;
+    cfg->nqueues = r.n;
 }
 
 /* ------------------------------------------------------------- top */
@@ -694,6 +771,7 @@ drv_config_free(struct drv_config *cfg)
     cluster_clear(&cfg->redis.cluster);
     free(cfg->worker.metrics);
     drv__config_strv_free(cfg->queues, cfg->nqueues);
+    free(cfg->queue_weights);
     for (i = 0; i < cfg->njobs; i++)
         drv__config_job_free(cfg->jobs[i]);
     free(cfg->jobs);

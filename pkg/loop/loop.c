@@ -166,8 +166,7 @@ on_lag_tick(evutil_socket_t fd, short what, void *arg)
             signal_events(loop) &&
         event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ACTIVE) == 0)
         return;
-    loop->lag_due_ns = now + loop->lag_interval_ns;
-    tv = drv_clock_tv_from_ns(loop->lag_interval_ns);
+    tv = drv_loop_grid_delay(now, loop->lag_interval_ns, &loop->lag_due_ns);
     DRV_AZ(event_add(loop->lag_ev, &tv));
 }
 
@@ -178,9 +177,19 @@ lag_arm(struct drv_loop *loop)
 
     if (loop->lag_ev == NULL)
         return;
-    loop->lag_due_ns = drv_clock_mono_ns() + loop->lag_interval_ns;
-    tv = drv_clock_tv_from_ns(loop->lag_interval_ns);
+    tv = drv_loop_grid_delay(drv_clock_mono_ns(), loop->lag_interval_ns,
+                             &loop->lag_due_ns);
     DRV_AZ(event_add(loop->lag_ev, &tv));
+}
+
+struct timeval
+drv_loop_grid_delay(int64_t now_ns, int64_t interval_ns, int64_t *due_ns)
+{
+    int64_t due = (now_ns / interval_ns + 1) * interval_ns;
+
+    if (due_ns != NULL)
+        *due_ns = due;
+    return drv_clock_tv_from_ns(due - now_ns);
 }
 
 /* ---------------------------------------------------------------- public */

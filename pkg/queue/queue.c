@@ -37,6 +37,8 @@ drv_queue_keys_init(struct drv_queue_keys *k, const char *prefix,
     k->paused = key_of(prefix, queue, "paused");
     k->job_prefix = key_of(prefix, queue, "job:");
     k->result_prefix = key_of(prefix, queue, "result:");
+    k->due = drv_xmalloc(strlen(prefix) + sizeof ":due");
+    sprintf(k->due, "%s:due", prefix);
 }
 
 void
@@ -50,6 +52,7 @@ drv_queue_keys_fini(struct drv_queue_keys *k)
     free(k->paused);
     free(k->job_prefix);
     free(k->result_prefix);
+    free(k->due);
     memset(k, 0, sizeof *k);
 }
 

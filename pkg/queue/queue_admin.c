@@ -163,7 +163,9 @@ drv_queue_enqueue_build(struct drv_queue_cmds *c,
     add_fields(&call.args, e, e->id);
     drv_script_call_eval(&call, drv_queue_cmds_add(c));
     drv_script_call_fini(&call);
-    return 1;
+    /* then the due index, so a worker moves it on time */
+    drv_queue_due_note(drv_queue_cmds_add(c), k, e->due_ms);
+    return 2;
 }
 
 int
@@ -175,8 +177,13 @@ drv_queue_enqueue_parse(struct redisReply *const *r, size_t n,
 
     *id = NULL;
     if (e->due_ms > 0) {
-        rc = drv__queue_check_one(r, n, REDIS_REPLY_STRING, "enqueue",
-                                  err);
+        rc = drv__queue_check_n(n, 2, "enqueue", err);
+        if (rc == 0)
+            rc = drv__queue_check_reply(r[0], REDIS_REPLY_STRING, "enqueue",
+                                        err);
+        if (rc == 0)
+            rc = drv__queue_check_reply(r[1], REDIS_REPLY_INTEGER,
+                                        "ZADD due", err);
         if (rc == 0)
             *id = drv_xstrdup(e->id);
         return rc;

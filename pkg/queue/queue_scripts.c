@@ -365,7 +365,8 @@ const struct drv_queue_script drv_queue_mover_script = {
  * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead),
  * and optionally max_job_bytes: a claimed entry larger than that goes to
  * dead here, copied inside Redis, instead of crossing the network in the
- * reply. Returns {claimed entries, poisoned, gone, oversized}.
+ * reply. Returns {claimed entries, poisoned, gone, oversized, entries
+ * still pending}.
  */
 const struct drv_queue_script drv_queue_reclaim_script = {
     "reclaim",
@@ -419,7 +420,8 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "  redis.call('HINCRBY', stats, 'dead', poisoned + big)\n"
     "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
     "end\n"
-    "return {claimed, poisoned, gone, big}\n"
+    "local left = redis.call('XPENDING', jobs, group)[1]\n"
+    "return {claimed, poisoned, gone, big, left}\n"
 };
 
 /* renew: KEYS = jobs. ARGV = group, consumer, ids... */

@@ -24,6 +24,9 @@
  * idle read is one BLOCK read per active queue, each on its queue's
  * blocking connection, and the passes read on each queue's command
  * connection (so they need not wait for the BLOCK reads to end).
+ *
+ * With weighted queues (the map form of `queues`) a pass is the one of
+ * fetch_weighted.c instead: every queue with a share at once.
  * BLOCK is short (BLOCK_MS) so a pause or a stop is noticed within a
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
@@ -168,6 +171,8 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
             }
             job->queue_index = q;
             drv__jobs_add(out, drv__job_create(w, job, q));
+            if (e == 0)
+                drv__worker_due_busy(w, q);
         }
     }
 }
@@ -201,13 +206,44 @@ end_read(struct drv_worker *w, struct fetch_read *f, int hot)
     drv__worker_kick(w);
 }
 
+int
+drv__worker_read_result(struct drv_worker *w, int status,
+                        const redisReply *reply, int qi)
+{
+    struct drv_err err;
+    int rc;
+
+    rc = drv_redis_result(status, reply, &err);
+    if (rc == 0)
+        return 0;
+    if (drv__worker_redis_error(w, status, reply)) {
+        /* not served here now (a migration): read it again soon */
+        if (qi >= 0)
+            w->queues[qi].fetch_retry_ns = drv_clock_mono_ns() +
+                                           REDIRECT_PAUSE_NS;
+    } else if (rc == DRV_EREDIS && (drv_redis_reply_error_is(reply, "NOGROUP") ||
+                             drv_redis_reply_error_is(reply, "UNBLOCKED") ||
+                             drv_redis_reply_error_is(reply, "WRONGTYPE"))) {
+        /* stream or group gone (flush, restart without persistence) or a
+         * stream key replaced by another type: prepare the queues read
+         * again (key types checked, group created), then fetch; a queue
+         * with a bad key stays out */
+        DRV_LOG_WARN("consumer group or stream missing: preparing the "
+                     "queue again", "queue=%s error=\"%s\"",
+                     qi < 0 ? "*" : w->queues[qi].keys.name, err.msg);
+        drv__worker_prepare(w, qi);
+    } else if (rc != DRV_EDOWN) {
+        DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
+    }
+    return rc;
+}
+
 static void
 on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
     struct fetch_read *f;
     struct drv_worker *w;
-    struct drv_err err;
-    int rc, got;
+    int got;
     size_t qi;
 
     (void)r;
@@ -219,29 +255,10 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         return;
     }
     w = f->w;
-    rc = drv_redis_result(status, reply, &err);
-    if (rc < 0) {
-        int all = f->blocking && w->cluster == NULL; /* read every queue */
-
-        if (drv__worker_redis_error(w, status, reply)) {
-            /* not served here now (a migration): read it again soon */
-            w->queues[f->qi].fetch_retry_ns = drv_clock_mono_ns() +
-                                              REDIRECT_PAUSE_NS;
-        } else if (rc == DRV_EREDIS &&
-                   (drv_redis_reply_error_is(reply, "NOGROUP") ||
-                    drv_redis_reply_error_is(reply, "UNBLOCKED") ||
-                    drv_redis_reply_error_is(reply, "WRONGTYPE"))) {
-            /* stream or group gone (flush, restart without persistence)
-             * or a stream key replaced by another type: prepare the
-             * queues read again (key types checked, group created), then
-             * fetch; a queue with a bad key stays out */
-            DRV_LOG_WARN("consumer group or stream missing: preparing the "
-                         "queue again", "queue=%s error=\"%s\"",
-                         all ? "*" : w->queues[f->qi].keys.name, err.msg);
-            drv__worker_prepare(w, all ? -1 : (int)f->qi);
-        } else if (rc != DRV_EDOWN) {
-            DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
-        }
+    /* a blocking read covers every queue, except on a cluster */
+    if (drv__worker_read_result(w, status, reply,
+                                f->blocking && w->cluster == NULL
+                                ? -1 : (int)f->qi) < 0) {
         end_read(w, f, 0);
         return;
     }
@@ -372,18 +389,23 @@ drv__worker_fetch(struct drv_worker *w)
                                                    : w->cfg->worker.batch;
         if (!w->fetch_hot) {
             /* idle: one blocking read (a cluster: one per queue), and only
-             * when nothing is out */
+             * when nothing is out; weighted queues take one entry each
+             * from it, so a burst that ends the idle time is split by
+             * weight too */
             if (w->fetch_inflight > 0)
                 return;
             if (w->cluster != NULL)
-                start_blocking_each(w, want / nactive > 0 ? want / nactive
-                                                          : 1);
+                start_blocking_each(w, w->weighted != NULL ||
+                                       want / nactive < 1
+                                       ? 1 : want / nactive);
             else
                 start_read(w, 1, first,
-                           want / nactive > 0 ? want / nactive : 1);
+                           w->weighted != NULL || want / nactive < 1
+                           ? 1 : want / nactive);
             return;
         }
-        if (start_read(w, 0, first, want) < 0)
+        if ((w->weighted != NULL ? drv__worker_fetch_weighted(w, want)
+                                 : start_read(w, 0, first, want)) < 0)
             return;
     }
 }

@@ -355,6 +355,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     case DRV_SETTLE_RETRY:
         w->stats.retried++;
         log_failure(j);
+        drv__worker_due_retry(w, j->qi, j->dec.op.due_ms);
         break;
     case DRV_SETTLE_DEAD:
         w->stats.dead++;

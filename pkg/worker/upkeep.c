@@ -5,13 +5,16 @@
  *
  *   pause     every PAUSE_MS: which queues are paused (fetching waits for
  *             the first answer)
- *   mover     every MOVER_MS: due delayed jobs back to their stream
+ *   mover     due delayed jobs back to their stream, on the queues that
+ *             have some falling due (upkeep_due.c says which and when)
  *   renew     every visibility_timeout / 3: refresh the lease of every
  *             live job; an entry found owned by another worker cancels
  *             its job (lease lost: its outcome is dropped)
- *   reclaim   every visibility_timeout / 4 (1 s .. 10 s): claim entries
- *             of dead workers, as many as there are free permits; the
- *             claimed jobs are admitted like fetched ones (run.c)
+ *   reclaim   every visibility_timeout / 4 (1 s .. 10 s) on a queue with
+ *             entries pending, every visibility_timeout on one without
+ *             (upkeep_due.c): claim entries of dead workers, as many as
+ *             there are free permits; the claimed jobs are admitted like
+ *             fetched ones (run.c)
  *   prepare   a queue not ready (after a connect, a lost group, a key
  *             of the wrong type): again every second (worker.c)
  *   registry  every BEAT_MS: this worker's line in the workers hash, and
@@ -32,7 +35,6 @@
 #include "worker_int.h"
 
 #define MOVER_LIMIT 1000
-#define MOVER_MS 100
 #define PAUSE_MS 500
 #define BEAT_MS 5000
 
@@ -136,27 +138,38 @@ on_moved(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     if (reply->integer > 0) {
         DRV_LOG_DEBUG("delayed jobs due", "queue=%s n=%lld",
                       w->queues[c->qi].keys.name, reply->integer);
-        if (reply->integer >= MOVER_LIMIT)
-            w->next_mover_ns = 0; /* more are due: again next tick */
         w->fetch_hot = 1;
     }
+    /* more are due: again next tick; else look when the next falls due */
+    drv__worker_due_moved(w, c->qi, reply->integer >= MOVER_LIMIT);
     qctx_free(c);
 }
 
-static void
-run_mover(struct drv_worker *w)
+void
+drv__worker_run_mover(struct drv_worker *w, size_t qi)
 {
+    struct wqueue *q = &w->queues[qi];
     struct drv_script_call call;
-    size_t i;
+    struct drv_argv a;
+    int i;
 
-    for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].mover_inflight || !w->queues[i].ready)
-            continue;
-        drv_queue_mover(&call, &w->queues[i].keys, drv_clock_unix_ms(),
-                        MOVER_LIMIT);
-        qcall(w, (int)i, &w->queues[i].mover_inflight, SCRIPT_MOVER, &call,
-              on_moved);
-    }
+    /* should the call fail, the head look finds the jobs again soon */
+    if (q->head_at_ns > drv_clock_mono_ns() + DRV_NS_PER_SEC)
+        q->head_at_ns = drv_clock_mono_ns() + DRV_NS_PER_SEC;
+    drv_queue_mover(&call, &q->keys, drv_clock_unix_ms(), MOVER_LIMIT);
+    qcall(w, (int)qi, &q->mover_inflight, SCRIPT_MOVER, &call, on_moved);
+    if (q->hints.argc == 0)
+        return;
+    /* after the mover on the same connection: the jobs they stand for
+     * are moved by then */
+    drv_argv_init(&a);
+    drv_argv_adds(&a, "ZREM");
+    drv_argv_adds(&a, q->keys.due);
+    for (i = 0; i < q->hints.argc; i++)
+        drv_argv_add(&a, q->hints.argv[i], q->hints.argvlen[i]);
+    drv_redis_send(w->cmd, 0, &a, NULL, NULL);
+    drv_argv_fini(&a);
+    drv_argv_reset(&q->hints);
 }
 
 /* Claimed entries are admitted like fetched ones. */
@@ -189,6 +202,9 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
         DRV_LOG_WARN("jobs larger than max_job_bytes dead-lettered",
                      "queue=%s n=%lld", w->queues[c->qi].keys.name,
                      reply->element[3]->integer);
+    drv__worker_due_reclaimed(w, c->qi, reply->elements >= 5 &&
+                              reply->element[4]->type == REDIS_REPLY_INTEGER
+                              ? reply->element[4]->integer : -1);
     drv__worker_entries(w, reply->element[0], 0, c->qi, &jobs);
     if (jobs.n > 0)
         DRV_LOG_INFO("reclaimed jobs of a dead worker", "queue=%s n=%d",
@@ -198,28 +214,18 @@ on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
     qctx_free(c);
 }
 
-static void
-run_reclaim(struct drv_worker *w)
+void
+drv__worker_run_reclaim(struct drv_worker *w, size_t qi, int n)
 {
     struct drv_script_call call;
-    size_t i;
-    int free_permits = drv__worker_free_permits(w);
 
-    for (i = 0; i < w->nqueues && free_permits > 0; i++) {
-        int n = free_permits < w->cfg->worker.batch ? free_permits
-                                                    : w->cfg->worker.batch;
-
-        if (w->queues[i].reclaim_inflight ||
-            !drv__worker_queue_active(w, i))
-            continue;
-        drv_queue_reclaim(&call, &w->queues[i].keys, w->id,
-                          w->cfg->worker.visibility_timeout_ms, n,
-                          w->cfg->worker.max_deliveries, drv_clock_unix_ms(),
-                          &w->dead_bound);
-        drv_queue_reclaim_limit(&call, w->cfg->worker.max_job_bytes);
-        qcall(w, (int)i, &w->queues[i].reclaim_inflight, SCRIPT_RECLAIM,
-              &call, on_reclaimed);
-    }
+    drv_queue_reclaim(&call, &w->queues[qi].keys, w->id,
+                      w->cfg->worker.visibility_timeout_ms, n,
+                      w->cfg->worker.max_deliveries, drv_clock_unix_ms(),
+                      &w->dead_bound);
+    drv_queue_reclaim_limit(&call, w->cfg->worker.max_job_bytes);
+    qcall(w, (int)qi, &w->queues[qi].reclaim_inflight, SCRIPT_RECLAIM,
+          &call, on_reclaimed);
 }
 
 /* Entries this worker no longer owns: their jobs lost the lease. */
@@ -478,27 +484,16 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     drv__worker_schedules(w);
     if (now >= w->next_pause_ns && !w->pause_inflight) {
         check_paused(w);
-        w->next_pause_ns = now + PAUSE_MS * DRV_NS_PER_MS;
+        /* on the PAUSE_MS grid, with the read of the due index, so the
+         * two replies wake the worker once */
+        w->next_pause_ns = (now / (PAUSE_MS * DRV_NS_PER_MS) + 1) *
+                           (PAUSE_MS * DRV_NS_PER_MS);
     }
-    /* the mover and reclaim write: they wait while Redis refuses writes
-     * (the settle retries find out when it accepts them again) */
-    if (now >= w->next_mover_ns && w->state == W_RUNNING &&
-        w->refused_ns == 0) {
-        run_mover(w);
-        w->next_mover_ns = now + MOVER_MS * DRV_NS_PER_MS;
-    }
+    /* the mover and reclaim, on the queues that need them */
+    drv__worker_due_tick(w, now);
     if (now >= w->next_renew_ns && w->renew_inflight == 0) {
         run_renew(w);
         w->next_renew_ns = now + vt / 3;
-    }
-    if (now >= w->next_reclaim_ns && w->state == W_RUNNING &&
-        w->refused_ns == 0) {
-        run_reclaim(w);
-        /* often enough that a dead worker's job waits little more than
-         * visibility_timeout; at least every second, at most every 10 s */
-        w->next_reclaim_ns = now + (vt / 4 < DRV_NS_PER_SEC ? DRV_NS_PER_SEC
-                                    : vt / 4 > 10 * DRV_NS_PER_SEC
-                                    ? 10 * DRV_NS_PER_SEC : vt / 4);
     }
     if (now >= w->next_beat_ns && !w->beat_inflight &&
         w->state == W_RUNNING) {

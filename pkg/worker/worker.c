@@ -614,6 +614,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         if (rc < 0)
             goto fail;
     }
+    drv__worker_weighted_init(w);
+    drv__worker_due_init(w);
     rc = drv__worker_metrics_init(w, err);
     if (rc < 0)
         goto fail;
@@ -631,6 +633,17 @@ fail:
 
 /* ---------------------------------------------------------------- tick */
 
+/* The next tick, on the TICK_MS grid of the monotonic clock: the lag
+ * meter's instants, so both wake the process once. */
+static void
+tick_arm(struct drv_worker *w)
+{
+    struct timeval tv = drv_loop_grid_delay(drv_clock_mono_ns(),
+                                            TICK_MS * DRV_NS_PER_MS, NULL);
+
+    DRV_AZ(event_add(w->tick_ev, &tv));
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -639,6 +652,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
+    tick_arm(w);
     drv__worker_maintain(w, drv_clock_mono_ns());
     if (w->trace != NULL)
         fflush(w->trace);
@@ -648,14 +662,12 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 int
 drv_worker_start(struct drv_worker *w)
 {
-    struct timeval tv = {0, TICK_MS * 1000};
-
     DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
     DRV_ASSERT(w->state == W_NEW);
     w->state = W_RUNNING;
-    w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    w->tick_ev = evtimer_new(w->base, on_tick, w);
     DRV_AN(w->tick_ev);
-    DRV_AZ(event_add(w->tick_ev, &tv));
+    tick_arm(w);
     DRV_LOG_INFO("worker started", "worker=%s queues=%zu concurrency=%d "
                  "threads=%d", w->id, w->nqueues, w->cfg->worker.concurrency,
                  w->cfg->worker.threads);
@@ -841,6 +853,8 @@ drv_worker_free(struct drv_worker *w)
         b->magic = 0;
         free(b);
     }
+    if (w->queues != NULL)
+        drv__worker_due_fini(w);
     for (i = 0; i < w->nqueues; i++) {
         struct wqueue *q = &w->queues[i];
 
@@ -857,6 +871,7 @@ drv_worker_free(struct drv_worker *w)
     }
     free(w->queues);
     free(w->qkeys);
+    drv__worker_weighted_fini(w);
     for (i = 0; i < w->ntypes; i++) {
         drv_htype_unload(&w->types[i].ht);
         drv_sem_free(w->types[i].sem);

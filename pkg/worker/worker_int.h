@@ -31,6 +31,7 @@
 
 #include "drover/config.h"
 #include "drover/queue.h"
+#include "drover/redis.h"
 #include "drover/worker.h"
 
 struct drv_redis_sentinel;
@@ -48,6 +49,7 @@ struct drv_tg;
 struct drv_tg_task;
 struct drv_tg_task_opts;
 struct wscheds;
+struct wweights;
 
 enum wstate {
     W_NEW = 0,      /* created, not started */
@@ -158,6 +160,16 @@ struct wqueue {
                                      BAD_LOG_NS) */
     int64_t upkeep_logged_ns;     /* last log of a failed mover, reclaim
                                      or renew call (same limit) */
+    /* when the mover and reclaim look at the queue (upkeep_due.c) */
+    int64_t mover_at_ns;          /* run the mover then (monotonic);
+                                     INT64_MAX: no job known to fall due */
+    int64_t head_at_ns;           /* next look at the delayed set's head */
+    int64_t head_ivl_ns;          /* its backoff while nothing changes */
+    int head_inflight;            /* that look is out */
+    int64_t reclaim_at_ns;        /* next reclaim call */
+    struct drv_argv hints;        /* owned: members of the due index that
+                                     name this queue, removed once the
+                                     next mover call is sent */
     /* settle calls Redis refused (settle.c) */
     unsigned settle_fails;        /* refused in a row: backoff exponent */
     int64_t settle_retry_ns;      /* next settle call not before */
@@ -229,6 +241,9 @@ struct drv_worker {
     int fetch_hot;                  /* last read returned entries */
     int fetch_reserved;             /* permits the passes out may fill */
     int unblock_sent;               /* CLIENT UNBLOCK sent this stop */
+    struct wweights *weighted;      /* owned by fetch_weighted.c: the
+                                       share of each queue; NULL for
+                                       strict priority */
 
     /* timers */
     struct event *tick_ev;          /* every TICK_MS: pause, mover, ... */
@@ -237,14 +252,17 @@ struct drv_worker {
     int drain_expired;              /* drain_ev fired */
     struct event *stop_ev;          /* deliver on_stopped */
     int64_t next_beat_ns;           /* registry heartbeat */
-    int64_t next_reclaim_ns;        /* reclaim pass */
     int64_t next_renew_ns;          /* lease renewal */
     int64_t next_pause_ns;          /* paused keys check */
-    int64_t next_mover_ns;          /* delayed mover */
     int pause_inflight;             /* MGET of the paused keys out */
     int pause_known;                /* the paused keys were read once */
     int renew_inflight;             /* renew calls out */
     int beat_inflight;              /* heartbeat out */
+    int due_inflight;               /* read of the due index out */
+    int64_t next_due_read_ns;       /* next read of the due index */
+    struct drv_argv due_notes;      /* owned: ZADD of the due index for
+                                       retries delayed since the last
+                                       tick (upkeep_due.c) */
 
     struct drv_worker_stats stats;
     FILE *trace;                    /* owned: DROVER_TRACE_START file, or
@@ -309,6 +327,19 @@ int drv__worker_job_validate(const struct drv_config *cfg,
 
 /* fetch.c */
 void drv__worker_fetch(struct drv_worker *w);
+/* The result of a read of queue qi (every queue read when qi < 0): 0, or
+ * the error code after logging it and preparing the queues again when
+ * their group or stream is gone. */
+int drv__worker_read_result(struct drv_worker *w, int status,
+                            const redisReply *reply, int qi);
+
+/* fetch_weighted.c: weighted queues (cfg->queue_weights set). _init at
+ * create (nothing for the list form), _fini at free. _fetch starts a
+ * pass wanting `want` jobs (counted in fetch_inflight, want reserved);
+ * -1 when nothing could be sent. */
+void drv__worker_weighted_init(struct drv_worker *w);
+void drv__worker_weighted_fini(struct drv_worker *w);
+int drv__worker_fetch_weighted(struct drv_worker *w, int want);
 /* The entries of a reply as new job records into out (nothing runs).
  * reply: [[stream, [entry...]]...] when by_name, else [entry...] of qi. */
 void drv__worker_entries(struct drv_worker *w, const redisReply *reply,
@@ -348,6 +379,25 @@ int drv__worker_script(struct drv_worker *w, int qi, int which,
 
 /* upkeep.c */
 void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
+/* The mover call for queue qi, then the removal of its due index members
+ * (upkeep.c). */
+void drv__worker_run_mover(struct drv_worker *w, size_t qi);
+/* A reclaim call for queue qi, claiming at most n (upkeep.c). */
+void drv__worker_run_reclaim(struct drv_worker *w, size_t qi, int n);
+
+/* upkeep_due.c: which queues the mover and reclaim look at, and when.
+ * _init at create; _fini at free; _tick from the upkeep; the others are
+ * what the worker learns: a retry it delayed into qi (due Unix ms), a
+ * fetch that found jobs in qi, a mover reply (moved: jobs moved, more:
+ * the limit was reached), a reclaim reply (left: entries still pending,
+ * -1 unknown). */
+void drv__worker_due_init(struct drv_worker *w);
+void drv__worker_due_fini(struct drv_worker *w);
+void drv__worker_due_tick(struct drv_worker *w, int64_t now_ns);
+void drv__worker_due_retry(struct drv_worker *w, int qi, int64_t due_ms);
+void drv__worker_due_busy(struct drv_worker *w, int qi);
+void drv__worker_due_moved(struct drv_worker *w, int qi, int more);
+void drv__worker_due_reclaimed(struct drv_worker *w, int qi, long long left);
 
 /* schedule.c: _init at create (never fails), _fini after the command
  * connection is freed; drv__worker_schedules from the upkeep, while

@@ -371,11 +371,13 @@ test_queue_reclaim_oversized(void **st)
     drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1, NULL);
     drv_queue_reclaim_limit(&call, 20);
     r = run(s, &call);
-    assert_int_equal(r->elements, 4);
+    assert_int_equal(r->elements, 5);
     assert_int_equal(r->element[0]->elements, 1);
     assert_string_equal(r->element[0]->element[0]->element[0]->str,
                         small->entry_id);
     assert_int_equal(r->element[3]->integer, 1);
+    /* the entry claimed is pending (the big one went dead) */
+    assert_int_equal(r->element[4]->integer, 1);
     freeReplyObject(r);
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 1);
     r = drv_test_redis_cmd(s->c, "XRANGE t:{q}:dead - +");
@@ -784,19 +786,26 @@ enqueue_delayed(struct state *s, const char *id, const char *nval,
     struct drv_argv f;
     struct drv_queue_enqueue e = {"job", "e", NULL, id, due_ms};
     struct drv_err err;
-    redisReply *r[1];
-    char *got = NULL;
+    redisReply *r[2];
+    char *got = NULL, member[64];
 
     drv_argv_init(&f);
     drv_argv_adds(&f, "n");
     drv_argv_adds(&f, nval);
     e.fields = &f;
     drv_queue_cmds_init(&c);
-    assert_int_equal(drv_queue_enqueue_build(&c, &s->k, &e), 1);
+    /* the script, then the due index */
+    assert_int_equal(drv_queue_enqueue_build(&c, &s->k, &e), 2);
     send_cmds(s, &c, r);
-    assert_drv_ok(drv_queue_enqueue_parse(r, 1, &e, &got, &err), &err);
+    assert_drv_ok(drv_queue_enqueue_parse(r, 2, &e, &got, &err), &err);
     assert_string_equal(got, id);
     free(got);
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    snprintf(member, sizeof member, "%s@%lld", s->k.name, (long long)due_ms);
+    r[0] = drv_test_redis_cmd(s->c, "ZSCORE %s %s", s->k.due, member);
+    assert_int_equal(r[0]->type, REDIS_REPLY_STRING);
+    assert_int_equal(atoll(r[0]->str), due_ms);
     freeReplyObject(r[0]);
     drv_queue_cmds_fini(&c);
     drv_argv_fini(&f);

@@ -484,8 +484,8 @@ test_config_wrong_type(void **state)
                   "sequence\n"
                   NAME ":7:19: worker.max_deliveries: \"99999999999\" is out "
                   "of range (at most 2147483647)\n"
-                  NAME ":8:9: queues: expected a sequence, got "
-                  "\"default\"\n"
+                  NAME ":8:9: queues: expected a sequence (by priority) or a "
+                  "mapping (queue: weight), got \"default\"\n"
                   NAME ":9:7: jobs: expected a mapping, got a sequence\n");
     expect_errors("jobs:\n"
                   "  a: echo\n"
@@ -844,6 +844,84 @@ test_config_queue_names(void **state)
                   "'}'\n");
     expect_errors("queues: []\n",
                   NAME ":1:9: queues: must list at least one queue\n");
+}
+
+/* The map form of queues: weights in file order; the list form has
+ * none. */
+static void
+test_config_queue_weights(void **state)
+{
+    struct drv_config *cfg;
+
+    (void)state;
+    cfg = load_ok("queues: {critical: 6, default: 3, low: 1}\n");
+    assert_int_equal(cfg->nqueues, 3);
+    assert_string_equal(cfg->queues[0], "critical");
+    assert_string_equal(cfg->queues[1], "default");
+    assert_string_equal(cfg->queues[2], "low");
+    assert_null(cfg->queues[3]);
+    assert_non_null(cfg->queue_weights);
+    assert_int_equal(cfg->queue_weights[0], 6);
+    assert_int_equal(cfg->queue_weights[1], 3);
+    assert_int_equal(cfg->queue_weights[2], 1);
+    drv_config_free(cfg);
+
+    cfg = load_ok("queues:\n"
+                  "  low: 1\n"
+                  "  high: 2147483647\n");
+    assert_int_equal(cfg->nqueues, 2);
+    assert_string_equal(cfg->queues[0], "low");
+    assert_int_equal(cfg->queue_weights[1], 2147483647);
+    drv_config_free(cfg);
+
+    cfg = load_ok("queues: [a, b]\n");
+    assert_null(cfg->queue_weights);
+    drv_config_free(cfg);
+    cfg = load_ok("# defaults\n");
+    assert_null(cfg->queue_weights);
+    drv_config_free(cfg);
+}
+
+static void
+test_config_queue_weight_errors(void **state)
+{
+    (void)state;
+    expect_errors("queues:\n"
+                  "  a: 0\n"
+                  "  b: -2\n"
+                  "  c: 1.5\n"
+                  "  d: many\n"
+                  "  e:\n"
+                  "  f: [1]\n"
+                  "  \"g{x}\": 1\n"
+                  "  \"\": 1\n"
+                  "  h: 99999999999\n"
+                  "  a: 2\n",
+                  NAME ":2:6: queues.a: must be greater than 0\n"
+                  NAME ":3:6: queues.b: must be greater than 0\n"
+                  NAME ":4:6: queues.c: \"1.5\" is not an integer\n"
+                  NAME ":5:6: queues.d: \"many\" is not an integer\n"
+                  NAME ":6:5: queues.e: expected an integer, got null\n"
+                  NAME ":7:6: queues.f: expected an integer, got a "
+                  "sequence\n"
+                  NAME ":8:3: queues.g{x}: queue name must not contain '{' "
+                  "or '}'\n"
+                  NAME ":9:3: queues.\"\": queue name must not be empty\n"
+                  NAME ":10:6: queues.h: \"99999999999\" is out of range "
+                  "(at most 2147483647)\n"
+                  NAME ":11:3: queues.a: duplicate key (first at line 2)\n");
+    expect_errors("queues: {}\n",
+                  NAME ":1:9: queues: must list at least one queue\n");
+    expect_errors("queues: 3\n",
+                  NAME ":1:9: queues: expected a sequence (by priority) or a "
+                  "mapping (queue: weight), got \"3\"\n");
+    /* a schedule's queue must be one of the map's */
+    expect_errors("queues: {a: 1}\n"
+                  "jobs: {r: {handler: noop}}\n"
+                  "schedules:\n"
+                  "  s: {every: 1m, job: r, queue: b}\n",
+                  NAME ":4:33: schedules.s.queue: queue \"b\" is not listed "
+                  "under queues\n");
 }
 
 static void
@@ -1408,6 +1486,8 @@ main(void)
         cmocka_unit_test(test_config_empty_steps),
         cmocka_unit_test(test_config_nested_parallel),
         cmocka_unit_test(test_config_queue_names),
+        cmocka_unit_test(test_config_queue_weights),
+        cmocka_unit_test(test_config_queue_weight_errors),
         cmocka_unit_test(test_config_name_clash),
         cmocka_unit_test(test_config_redis_checks),
         cmocka_unit_test(test_config_sentinel),

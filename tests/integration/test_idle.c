@@ -1,0 +1,279 @@
+/*
+ * test_idle.c -- what an idle droverd costs, and that idling loses no
+ * promise: the Redis commands it sends do not grow with its number of
+ * queues (INFO commandstats deltas), and a delayed job enqueued by
+ * another process into a queue idle for a while still moves when due,
+ * not when the slow look at idle queues comes round.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "droverd.h"
+
+static const struct drv_test_droverd_opts opts = {
+    .tmpdir = "drover-idle",
+    .prefix = "t",
+    .log_level = "info",
+    .worker_defaults = "  shutdown_timeout: 5s\n  visibility_timeout: 5m\n",
+    .body_head = NULL,
+    .tail_lines = 40,
+};
+
+/* Calls of every command in INFO commandstats (scripts' own commands
+ * included), but INFO itself. */
+static long long
+redis_calls(struct drv_test_droverd *t)
+{
+    redisReply *r = redisCommand(t->c, "INFO commandstats");
+    const char *p;
+    long long n = 0;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    for (p = r->str; (p = strstr(p, "cmdstat_")) != NULL;) {
+        const char *calls = strstr(p, ":calls=");
+
+        if (calls == NULL)
+            break;
+        if (strncmp(p, "cmdstat_info:", 13) != 0)
+            n += strtoll(calls + 7, NULL, 10);
+        p = calls;
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Write the config (body), start droverd 0 and wait until it runs and
+ * its queue named last has been prepared. */
+static void
+start_idle(struct drv_test_droverd *t, const char *body, const char *last)
+{
+    drv_test_droverd_config(t, "", body);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "worker started", 1);
+    /* its group created: the queue is prepared */
+    wait_until_num(drv_test_num(t, "EXISTS t:{%s}:jobs", last), ==, 1,
+                   "queues prepared");
+}
+
+/* Commands per second an idle droverd with nq queues sends, over 4 s once
+ * it has been running for 2 s. */
+static double
+idle_rate(struct drv_test_droverd *t, int nq)
+{
+    char *body = malloc((size_t)nq * 16 + 128), last[16];
+    size_t o;
+    long long n0, n1;
+    int q;
+
+    o = (size_t)sprintf(body, "queues: [");
+    for (q = 0; q < nq; q++)
+        o += (size_t)sprintf(body + o, "%sq%d", q ? ", " : "", q);
+    sprintf(body + o, "]\njobs:\n  e:\n    handler: noop\n");
+    snprintf(last, sizeof last, "q%d", nq - 1);
+    start_idle(t, body, last);
+    free(body);
+    sleep_ms(2000);
+    n0 = redis_calls(t);
+    sleep_ms(4000);
+    n1 = redis_calls(t);
+    drv_test_droverd_stop(t, 0, 0);
+    fprintf(stderr, "  %d queue(s): %.1f commands/s\n", nq,
+            (double)(n1 - n0) / 4);
+    return (double)(n1 - n0) / 4;
+}
+
+/* 200 idle queues cost about what one does (before: about 25 commands/s
+ * more per queue, the mover and its commands every 100 ms). */
+static void
+test_idle_commands_do_not_grow_with_queues(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    double one, many;
+
+    one = idle_rate(t, 1);
+    freeReplyObject(redisCommand(t->c, "FLUSHALL"));
+    many = idle_rate(t, 200);
+    /* generous: the per-queue cost left is a look every 30-60 s */
+    if (many > one * 3 + 30)
+        fail_msg("200 idle queues: %.1f commands/s, 1 queue: %.1f", many,
+                 one);
+}
+
+/* A job delayed by `drover enqueue --delay` into a queue that has been
+ * idle: moved when due. Without the due index it would wait for the look
+ * at idle queues, 30 s or more after droverd started. */
+static void
+test_idle_delayed_job_from_cli_moves_when_due(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char bin[512], out[256], *v;
+    const char *argv[10];
+    long long due, started;
+    redisReply *r;
+
+    start_idle(t, "queues: [a, b, c]\n"
+               "jobs:\n  e:\n    handler: echo\n    result_ttl: 1h\n", "c");
+    sleep_ms(1500); /* idle: the first looks at the queues are over */
+    argv[0] = drv_test_bin("drover", bin, sizeof bin);
+    argv[1] = "-c";
+    argv[2] = t->cfg;
+    argv[3] = "enqueue";
+    argv[4] = "b";
+    argv[5] = "e";
+    argv[6] = "--delay";
+    argv[7] = "1s";
+    argv[8] = NULL;
+    assert_int_equal(drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS),
+                     0);
+    out[strcspn(out, "\n")] = '\0';
+    /* the index holds it until a worker moved it */
+    r = redisCommand(t->c, "ZRANGE t:due 0 -1 WITHSCORES");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 2);
+    due = strtoll(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    drv_test_wait_stat(t, "b", "processed", 1);
+    v = drv_test_result(t, "b", out, "status");
+    assert_non_null(v);
+    assert_string_equal(v, "ok");
+    free(v);
+    wait_until_num(drv_test_started(t), ==, 1, "start traced");
+    {
+        FILE *f = fopen(t->trace, "r");
+
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "%lld", &started), 1);
+        fclose(f);
+    }
+    /* not a speed check: the look at idle queues comes 30 s or more after
+     * the start, so a job found only by it would be that late */
+    fprintf(stderr, "  started %lld ms after it fell due\n",
+            started / 1000 - due);
+    assert_true(started / 1000 >= due);
+    assert_true(started / 1000 - due < 15000);
+    wait_until_num(drv_test_num(t, "ZCARD t:due"), ==, 0,
+                   "index member removed");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* A retry is indexed, so another worker moves it when due although it
+ * never ran that job and its own look at the queue came before the job
+ * existed: the worker that delayed it stops first. */
+static void
+test_idle_retry_moved_by_other_worker(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char log0[512];
+    int ran;
+
+    drv_test_droverd_config(t, "",
+                            "queues: [a, b]\n"
+                            "jobs:\n  f:\n    handler: fail\n"
+                            "    retries: 1\n    backoff: 4s\n"
+                            "    backoff_max: 4s\n");
+    drv_test_droverd_start(t, 0); /* logs to droverd0.log */
+    drv_test_droverd_start(t, 1); /* logs to droverd1.log */
+    drv_test_wait_log(t, "worker started", 1);
+    snprintf(log0, sizeof log0, "%s/droverd0.log", t->dir);
+    wait_until(drv_test_file_contains(log0, "worker started"),
+               "first worker started");
+    wait_until_num(drv_test_num(t, "EXISTS t:{b}:jobs"), ==, 1,
+                   "queues prepared");
+    sleep_ms(1500); /* both idle: their first looks are over */
+    drv_test_xadd(t, "b", NULL, 0, "job", "f", NULL);
+    drv_test_wait_stat(t, "b", "retried", 1);
+    wait_until_num(drv_test_num(t, "ZCARD t:due"), ==, 1, "retry indexed");
+    ran = drv_test_file_contains(log0, "job failed: retrying") ? 0 : 1;
+    drv_test_droverd_stop(t, ran, 0);
+    /* moved when due (4 s), not at the other's next look (30 s on) */
+    drv_test_wait_stat(t, "b", "dead", 1);
+    drv_test_droverd_stop(t, 1 - ran, 0);
+}
+
+/* Sum of field name (a count) of /proc/PID/task/T/status over the
+ * threads of pid. */
+static long long
+task_status_sum(pid_t pid, const char *name)
+{
+    char path[64], p2[600], line[256];
+    long long sum = 0;
+    size_t n = strlen(name);
+    struct dirent *e;
+    DIR *d;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p2, sizeof p2, "%s/%s/status", path, e->d_name);
+        f = fopen(p2, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, name, n) == 0 && line[n] == ':')
+                sum += strtoll(line + n + 1, NULL, 10);
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* An idle droverd with no http job type never maps libcurl, and wakes
+ * up at most about 15 times a second (the 100 ms tick, the paused flags
+ * and the due index every 500 ms, the blocking read every 500 ms; it
+ * was 30). */
+static void
+test_idle_no_libcurl_few_wakeups(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char maps[64];
+    long long v0, v1;
+
+    start_idle(t, "queues: [a, b, c]\n"
+               "jobs:\n  e:\n    handler: noop\n"
+               "  x:\n    handler: exec\n    command: [/bin/true]\n", "c");
+    sleep_ms(1000);
+    snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
+    assert_false(drv_test_file_contains(maps, "libcurl"));
+    v0 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
+    sleep_ms(5000);
+    v1 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
+    fprintf(stderr, "  idle: %.1f wakeups/s\n", (double)(v1 - v0) / 5);
+    /* generous: a wakeup per 100 ms tick and per reply is 16 */
+    assert_true(v1 - v0 < 22 * 5);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+int
+main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_idle_commands_do_not_grow_with_queues),
+        T(test_idle_delayed_job_from_cli_moves_when_due),
+        T(test_idle_retry_moved_by_other_worker),
+        T(test_idle_no_libcurl_few_wakeups),
+    };
+#undef T
+
+    drv_test_droverd_fixture = &opts;
+    drv_test_filter_from_env();
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
+}
