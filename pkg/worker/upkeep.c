@@ -427,6 +427,8 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     }
     if (now >= w->next_renew_ns && w->renew_inflight == 0) {
         run_renew(w);
+        if (w->admit != NULL)
+            drv__admit_renew(w);
         w->next_renew_ns = now + vt / 3;
     }
     if (now >= w->next_reclaim_ns && w->state == W_RUNNING &&
