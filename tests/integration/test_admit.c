@@ -14,6 +14,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,6 +168,243 @@ test_admit_dedupe(void **st)
     stop_all(t, 3);
 }
 
+/* -------------------------------------------------- global_concurrency */
+
+/*
+ * global_concurrency 4 held by three workers of 4 permits each; then a
+ * worker holding all 4 slots (so it fetches no more) is killed -9: the
+ * jobs the others hold wait
+ * (none starts) until its leases expire (visibility_timeout), then run.
+ * Its own entries go dead on reclaim (max_deliveries 1), so only the
+ * slots are recovered here, not the jobs.
+ */
+static void
+test_admit_global_concurrency(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char prog[300], body[1024], a[400], b[400], c[400];
+    int i;
+
+    (void)drv_test_prog("drv_concur", prog, sizeof prog);
+    snprintf(a, sizeof a, "%s/a", t->dir);
+    snprintf(b, sizeof b, "%s/b", t->dir);
+    snprintf(c, sizeof c, "%s/c", t->dir);
+    assert_int_equal(mkdir(a, 0700), 0);
+    assert_int_equal(mkdir(b, 0700), 0);
+    assert_int_equal(mkdir(c, 0700), 0);
+    snprintf(body, sizeof body,
+             "jobs:\n"
+             "  slow:\n"
+             "    handler: exec\n"
+             "    command: [\"%s\", \"{dir}\", \"{ms}\"]\n"
+             "    global_concurrency: 4\n", prog);
+    drv_test_droverd_config(t, "  concurrency: 4\n"
+                               "  visibility_timeout: 3s\n"
+                               "  max_deliveries: 1\n", body);
+    start_all(t, 3);
+    pause_q(t, "default");
+    for (i = 0; i < 24; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "slow", "dir", a,
+                      "ms", "300", NULL);
+    resume_q(t, "default");
+    drv_test_wait_stat(t, "default", "processed", 24);
+    fprintf(stderr, "most running at once: %ld\n", file_num(a, "max"));
+    assert_true(file_num(a, "max") >= 1);
+    assert_true(file_num(a, "max") <= 4);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
+
+    /* worker 0 alone takes all four slots */
+    drv_test_droverd_stop(t, 1, 0);
+    drv_test_droverd_stop(t, 2, 0);
+    for (i = 0; i < 4; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "slow", "dir", b,
+                      "ms", "600000", NULL);
+    wait_until_num(file_num(b, "cur"), ==, 4, "long jobs running");
+    /* the others fetch eight more and are refused a slot */
+    drv_test_droverd_start(t, 1);
+    drv_test_droverd_start(t, 2);
+    for (i = 0; i < 8; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "slow", "dir", c,
+                      "ms", "100", NULL);
+    drv_test_wait_pending(t, "default", 12);
+    wait_until(drv_test_file_count(t->w[1].log, "no fleet-wide slot free")
+               + drv_test_file_count(t->w[2].log, "no fleet-wide slot free")
+               >= 1, "a job refused a slot");
+    assert_int_equal(file_num(c, "max"), 0);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:conc:slow"), 4);
+
+    /* kill -9 the holder: its slots come back within the lease */
+    drv_test_kill(&t->w[0], SIGKILL);
+    drv_test_wait_stat(t, "default", "processed", 32);
+    drv_test_wait_stat(t, "default", "dead", 4);
+    assert_true(file_num(c, "max") >= 1);
+    assert_true(file_num(c, "max") <= 4);
+    /* settled: no lease left, and an empty zset is no key at all */
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:conc:slow"), 0);
+    stop_all(t, 3);
+}
+
+/* ---------------------------------------------------------------- rate */
+
+/* One "job admitted" line: its entry and its slot (Redis time, ms). */
+struct slot {
+    char entry[48];
+    long long ms;
+};
+
+static int
+slot_cmp(const void *x, const void *y)
+{
+    const struct slot *a = x, *b = y;
+
+    return (a->ms > b->ms) - (a->ms < b->ms);
+}
+
+/* Every "job admitted" line of the logs of droverd 0..n-1 into v. */
+static int
+read_slots(struct drv_test_droverd *t, int n, struct slot *v, int max)
+{
+    char line[4096];
+    int i, k = 0;
+
+    for (i = 0; i < n; i++) {
+        FILE *f = fopen(t->w[i].log, "r");
+
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f) != NULL && k < max) {
+            const char *e = strstr(line, " entry=");
+            const char *m = strstr(line, " slot_ms=");
+
+            if (strstr(line, "msg=\"job admitted\"") == NULL || e == NULL
+                || m == NULL)
+                continue;
+            assert_int_equal(sscanf(e, " entry=%47s", v[k].entry), 1);
+            v[k].ms = atoll(m + strlen(" slot_ms="));
+            k++;
+        }
+        fclose(f);
+    }
+    return k;
+}
+
+/* When entry started (the trace, Unix us), or -1. */
+static long long
+started_us(struct drv_test_droverd *t, const char *entry)
+{
+    char line[512], q[64], e[64];
+    long long us, found = -1;
+    FILE *f = fopen(t->trace, "r");
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "%lld %63s %63s", &us, q, e) == 3 &&
+            strcmp(e, entry) == 0)
+            found = us;
+    fclose(f);
+    return found;
+}
+
+/*
+ * rate 20/s held by three workers: 100 jobs released at once; every one
+ * gets exactly one slot, no 1 s window of slots holds more than 20, the
+ * slots span at least 99 intervals, each job starts no earlier than its
+ * slot, and nothing fails.
+ */
+static void
+test_admit_rate(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    static struct slot v[NJOBS_MAX];
+    int i, n;
+
+    drv_test_droverd_config(t, "  concurrency: 16\n",
+                            "jobs:\n"
+                            "  tick: {handler: noop, rate: 20/s}\n");
+    start_all(t, 3);
+    pause_q(t, "default");
+    for (i = 0; i < 100; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "tick", NULL);
+    resume_q(t, "default");
+    drv_test_wait_stat(t, "default", "processed", 100);
+    stop_all(t, 3);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
+    assert_int_equal(drv_test_stat(t, "default", "retried"), 0);
+    n = read_slots(t, 3, v, NJOBS_MAX);
+    assert_int_equal(n, 100);
+    qsort(v, (size_t)n, sizeof *v, slot_cmp);
+    for (i = 0; i + 20 < n; i++)
+        if (v[i + 20].ms - v[i].ms < 1000)
+            fail_msg("21 starts within %lld ms (slots %d..%d)",
+                     v[i + 20].ms - v[i].ms, i, i + 20);
+    assert_true(v[n - 1].ms - v[0].ms >= 99 * 50);
+    for (i = 0; i < n; i++) {
+        long long us = started_us(t, v[i].entry);
+
+        assert_true(us >= 0);
+        if (us / 1000 < v[i].ms)
+            fail_msg("entry %s started at %lld ms, before its slot %lld",
+                     v[i].entry, us / 1000, v[i].ms);
+    }
+}
+
+/* ----------------------------------------------------------- limit_key */
+
+/*
+ * global_concurrency 1 and a rate per tenant: while tenant A's one slot
+ * is held by a long job (its other jobs waiting), tenant B's jobs all
+ * run; each tenant has its own keys, and they expire.
+ */
+static void
+test_admit_keyed(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char prog[300], body[1024], a[400], a2[400], b[400];
+    int i;
+
+    (void)drv_test_prog("drv_concur", prog, sizeof prog);
+    snprintf(a, sizeof a, "%s/a", t->dir);
+    snprintf(a2, sizeof a2, "%s/a2", t->dir);
+    snprintf(b, sizeof b, "%s/b", t->dir);
+    assert_int_equal(mkdir(a, 0700), 0);
+    assert_int_equal(mkdir(a2, 0700), 0);
+    assert_int_equal(mkdir(b, 0700), 0);
+    snprintf(body, sizeof body,
+             "jobs:\n"
+             "  work:\n"
+             "    handler: exec\n"
+             "    command: [\"%s\", \"{dir}\", \"{ms}\"]\n"
+             "    global_concurrency: 1\n"
+             "    rate: 50/s\n"
+             "    limit_key: \"{tenant}\"\n", prog);
+    drv_test_droverd_config(t, "  visibility_timeout: 3s\n", body);
+    start_all(t, 3);
+    drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "A",
+                  "dir", a, "ms", "600000", NULL);
+    wait_until_num(file_num(a, "cur"), ==, 1, "tenant A's long job");
+    for (i = 0; i < 3; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "A",
+                      "dir", a2, "ms", "50", NULL);
+    for (i = 0; i < 5; i++)
+        drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "B",
+                      "dir", b, "ms", "50", NULL);
+    drv_test_wait_stat(t, "default", "processed", 5);
+    assert_int_equal(file_num(b, "max"), 1);
+    assert_int_equal(file_num(a, "cur"), 1);
+    assert_int_equal(file_num(a2, "max"), 0);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:conc:work:A"), 1);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:conc:work:B"), 0);
+    /* a held slot's key expires 2 leases after its last renewal */
+    assert_true(drv_test_num(t, "PTTL t:{default}:conc:work:A") > 0);
+    assert_true(drv_test_num(t, "PTTL t:{default}:conc:work:A") <= 6000);
+    /* rate keys per tenant, expiring once idle (TAT + 1 s) */
+    assert_true(drv_test_num(t, "EXISTS t:{default}:rate:work:A") == 1);
+    wait_until_num(drv_test_num(t, "EXISTS t:{default}:rate:work:B"), ==,
+                   0, "tenant B's rate key to expire");
+    /* the long job goes back on the queue at the stop */
+    for (i = 0; i < 3; i++)
+        drv_test_kill(&t->w[i], SIGKILL);
+}
+
 /* -------------------------------------------------------------- cost */
 
 /*
@@ -210,6 +448,15 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_admit_dedupe,
+                                        drv_test_droverd_setup,
+                                        drv_test_droverd_teardown),
+        cmocka_unit_test_setup_teardown(test_admit_global_concurrency,
+                                        drv_test_droverd_setup,
+                                        drv_test_droverd_teardown),
+        cmocka_unit_test_setup_teardown(test_admit_rate,
+                                        drv_test_droverd_setup,
+                                        drv_test_droverd_teardown),
+        cmocka_unit_test_setup_teardown(test_admit_keyed,
                                         drv_test_droverd_setup,
                                         drv_test_droverd_teardown),
         cmocka_unit_test_setup_teardown(test_admit_unlimited_cost,
