@@ -2,6 +2,9 @@
  * queue_admit.c -- the admission scripts (deduplication, fleet-wide
  * concurrency, rate limits) and their builders; see drover/queue_admit.h.
  *
+ * The scripts use only commands the documented ACL rule already grants
+ * (expired leases are found with ZRANGEBYSCORE and removed with ZREM).
+ *
  * Numbers: Lua numbers are doubles, exact up to 2^53; Redis time in
  * microseconds (about 1.8e15) fits. Lua 5.1 prints a double with 14
  * digits, so every number written back to Redis goes through
@@ -63,7 +66,8 @@ const struct drv_queue_script drv_queue_admit_script = {
     "    end\n"
     "  end\n"
     "  if code == 1 and ck then\n"
-    "    redis.call('ZREMRANGEBYSCORE', ck, '-inf', now)\n"
+    "    local old = redis.call('ZRANGEBYSCORE', ck, '-inf', now)\n"
+    "    if #old > 0 then redis.call('ZREM', ck, unpack(old)) end\n"
     "    if redis.call('ZSCORE', ck, mem) or\n"
     "       redis.call('ZCARD', ck) < cn then\n"
     "      redis.call('ZADD', ck, now + lease, mem)\n"

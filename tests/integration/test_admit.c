@@ -148,6 +148,16 @@ test_admit_dedupe(void **st)
     assert_int_equal(drv_test_stat(t, "default", "processed"), 1);
     assert_true(drv_test_num(t, "PTTL t:{default}:unique:once:dup-1") >
                 3000000);
+    {
+        char bin[300], out[8192];
+        const char *argv[] = {bin, "-c", t->cfg, "stats", "--json", NULL};
+
+        drv_test_bin("drover", bin, sizeof bin);
+        assert_int_equal(drv_test_run(argv, out, sizeof out,
+                                      DRV_TEST_WAIT_MS), 0);
+        if (strstr(out, "\"deduped\":10,") == NULL)
+            fail_msg("drover stats --json printed:\n%s", out);
+    }
 
     /* dead frees the id: the next entry of it runs */
     drv_test_xadd(t, "default", NULL, 0, "job", "maybe", "id", "dup-2",
