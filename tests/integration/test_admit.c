@@ -88,6 +88,17 @@ cmd_calls(struct drv_test_droverd *t, const char *name)
     return v;
 }
 
+/* 1 when string key holds exactly want. */
+static int
+key_is(struct drv_test_droverd *t, const char *key, const char *want)
+{
+    redisReply *r = drv_test_redis_cmd(t->c, "GET %s", key);
+    int is = r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0;
+
+    freeReplyObject(r);
+    return is;
+}
+
 /* Pause queue q, so entries added now are fetched all at once after
  * resume(). */
 static void
@@ -128,7 +139,13 @@ test_admit_dedupe(void **st)
              "    handler: exec\n"
              "    command: [sh, -c, \"sleep 0.2; exit $0\", \"{code}\"]\n"
              "    unique_for: 1h\n"
-             "    retries: 0\n", prog);
+             "    retries: 0\n"
+             "  flaky:\n"
+             "    handler: exec\n"
+             "    command: [sh, -c, \"exit 1\"]\n"
+             "    unique_for: 1h\n"
+             "    retries: 1\n"
+             "    backoff: 2s\n", prog);
     drv_test_droverd_config(t, NULL, body);
     start_all(t, 3);
     pause_q(t, "default");
@@ -175,6 +192,28 @@ test_admit_dedupe(void **st)
     assert_int_equal(drv_test_num(t, "EVAL %s 0 %s",
                                   "return(#redis.call('KEYS',ARGV[1]))",
                                   "t:{default}:unique:*"), 2);
+
+    /* a retry keeps the id: a duplicate during its delay is dropped; the
+     * retry itself runs, and its death frees the id */
+    drv_test_xadd(t, "default", NULL, 0, "job", "flaky", "id", "dup-3",
+                  NULL);
+    drv_test_wait_stat(t, "default", "retried", 1);
+    /* held for the retry, whose attempt field will be 1 */
+    wait_until(key_is(t, "t:{default}:unique:flaky:dup-3", "w:1"),
+               "the retry's id claim");
+    drv_test_xadd(t, "default", NULL, 0, "job", "flaky", "id", "dup-3",
+                  NULL);
+    drv_test_wait_stat(t, "default", "deduped", 11);
+    drv_test_wait_stat(t, "default", "dead", 2);
+    {
+        char att[32];
+
+        drv_test_dead_field(t, "default", "id", "dup-3", "attempts", att,
+                            sizeof att);
+        assert_string_equal(att, "2");
+    }
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:unique:flaky:"
+                                     "dup-3"), 0);
     stop_all(t, 3);
 }
 
@@ -406,10 +445,12 @@ test_admit_keyed(void **st)
     /* a held slot's key expires 2 leases after its last renewal */
     assert_true(drv_test_num(t, "PTTL t:{default}:conc:work:A") > 0);
     assert_true(drv_test_num(t, "PTTL t:{default}:conc:work:A") <= 6000);
-    /* rate keys per tenant, expiring once idle (TAT + 1 s) */
-    assert_true(drv_test_num(t, "EXISTS t:{default}:rate:work:A") == 1);
-    wait_until_num(drv_test_num(t, "EXISTS t:{default}:rate:work:B"), ==,
-                   0, "tenant B's rate key to expire");
+    /* rate keys per tenant expire once idle (a second after their last
+     * slot), although tenant A still has jobs waiting */
+    wait_until_num(drv_test_num(t, "EXISTS t:{default}:rate:work:A") +
+                   drv_test_num(t, "EXISTS t:{default}:rate:work:B"), ==,
+                   0, "the tenants' rate keys to expire");
+    assert_int_equal(file_num(a2, "max"), 0);
     /* the long job goes back on the queue at the stop */
     for (i = 0; i < 3; i++)
         drv_test_kill(&t->w[i], SIGKILL);
