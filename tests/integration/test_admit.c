@@ -451,9 +451,15 @@ test_admit_keyed(void **st)
                    drv_test_num(t, "EXISTS t:{default}:rate:work:B"), ==,
                    0, "the tenants' rate keys to expire");
     assert_int_equal(file_num(a2, "max"), 0);
-    /* the long job goes back on the queue at the stop */
-    for (i = 0; i < 3; i++)
-        drv_test_kill(&t->w[i], SIGKILL);
+    /* a graceful stop gives back the jobs waiting for admission at
+     * once, and the long one at shutdown_timeout: all four wait on the
+     * stream again, none pending, no attempt counted */
+    stop_all(t, 3);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 4);
+    assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"),
+                     0);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:conc:work:A"), 0);
 }
 
 /* -------------------------------------------------------------- cost */
