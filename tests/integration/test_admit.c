@@ -113,6 +113,29 @@ resume_q(struct drv_test_droverd *t, const char *q)
     freeReplyObject(drv_test_redis_cmd(t->c, "DEL t:{%s}:paused", q));
 }
 
+/* A new directory t->dir/name for drv_concur (its path into out). */
+static void
+concur_dir(struct drv_test_droverd *t, const char *name, char *out)
+{
+    snprintf(out, 400, "%s/%s", t->dir, name);
+    assert_int_equal(mkdir(out, 0700), 0);
+}
+
+/* The jobs: section of one exec type `name` running drv_concur {dir}
+ * {ms}, with more keys (lines of four spaces), into body. */
+static void
+concur_job(char *body, size_t n, const char *name, const char *more)
+{
+    char prog[300];
+
+    (void)drv_test_prog("drv_concur", prog, sizeof prog);
+    snprintf(body, n, "jobs:\n"
+                      "  %s:\n"
+                      "    handler: exec\n"
+                      "    command: [\"%s\", \"{dir}\", \"{ms}\"]\n"
+                      "%s", name, prog, more);
+}
+
 /* ------------------------------------------------------------- dedupe */
 
 /*
@@ -231,22 +254,13 @@ static void
 test_admit_global_concurrency(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char prog[300], body[1024], a[400], b[400], c[400];
+    char body[1024], a[400], b[400], c[400];
     int i;
 
-    (void)drv_test_prog("drv_concur", prog, sizeof prog);
-    snprintf(a, sizeof a, "%s/a", t->dir);
-    snprintf(b, sizeof b, "%s/b", t->dir);
-    snprintf(c, sizeof c, "%s/c", t->dir);
-    assert_int_equal(mkdir(a, 0700), 0);
-    assert_int_equal(mkdir(b, 0700), 0);
-    assert_int_equal(mkdir(c, 0700), 0);
-    snprintf(body, sizeof body,
-             "jobs:\n"
-             "  slow:\n"
-             "    handler: exec\n"
-             "    command: [\"%s\", \"{dir}\", \"{ms}\"]\n"
-             "    global_concurrency: 4\n", prog);
+    concur_dir(t, "a", a);
+    concur_dir(t, "b", b);
+    concur_dir(t, "c", c);
+    concur_job(body, sizeof body, "slow", "    global_concurrency: 4\n");
     drv_test_droverd_config(t, "  concurrency: 4\n"
                                "  visibility_timeout: 3s\n"
                                "  max_deliveries: 1\n", body);
@@ -407,24 +421,15 @@ static void
 test_admit_keyed(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char prog[300], body[1024], a[400], a2[400], b[400];
+    char body[1024], a[400], a2[400], b[400];
     int i;
 
-    (void)drv_test_prog("drv_concur", prog, sizeof prog);
-    snprintf(a, sizeof a, "%s/a", t->dir);
-    snprintf(a2, sizeof a2, "%s/a2", t->dir);
-    snprintf(b, sizeof b, "%s/b", t->dir);
-    assert_int_equal(mkdir(a, 0700), 0);
-    assert_int_equal(mkdir(a2, 0700), 0);
-    assert_int_equal(mkdir(b, 0700), 0);
-    snprintf(body, sizeof body,
-             "jobs:\n"
-             "  work:\n"
-             "    handler: exec\n"
-             "    command: [\"%s\", \"{dir}\", \"{ms}\"]\n"
-             "    global_concurrency: 1\n"
-             "    rate: 50/s\n"
-             "    limit_key: \"{tenant}\"\n", prog);
+    concur_dir(t, "a", a);
+    concur_dir(t, "a2", a2);
+    concur_dir(t, "b", b);
+    concur_job(body, sizeof body, "work", "    global_concurrency: 1\n"
+                                          "    rate: 50/s\n"
+                                          "    limit_key: \"{tenant}\"\n");
     drv_test_droverd_config(t, "  visibility_timeout: 3s\n", body);
     start_all(t, 3);
     drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "A",
