@@ -3,6 +3,8 @@
  *
  * A job moves one way through them:
  *   fetch.c / upkeep.c (reclaim)  a reply becomes job records (job.c)
+ *   admit.c                       limited job types: deduplication,
+ *                                 rate and fleet-wide slots (Redis)
  *   run.c                         admitted: a batch task group, permits,
  *                                 the handler through its table
  *                                 (pipeline.c for a parallel step)
