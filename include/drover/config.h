@@ -56,6 +56,7 @@ struct drv_tz;
 #define DRV_CONFIG_JOB_BACKOFF_MAX_MS 3600000       /* 1h */
 #define DRV_CONFIG_JOB_OUTPUT_MAX (1024 * 1024)     /* 1MiB */
 #define DRV_CONFIG_JOB_KILL_GRACE_MS 5000           /* 5s */
+#define DRV_CONFIG_RATE_MAX 1000000                 /* most N of rate: N/period */
 #define DRV_CONFIG_HTTP_METHOD "GET"
 
 /* Largest config file read, so a wrong path cannot eat the memory. */
@@ -199,6 +200,15 @@ struct drv_config_job {
     struct drv_config_policy policy; /* timeout, retries, backoff,
                                         result_ttl */
     int concurrency;                /* most running at once, 0 = no limit */
+    /* admission across every worker (pkg/worker/admit.c); 0/NULL = off */
+    int64_t unique_for_ms;          /* `unique_for`: dedupe by id */
+    char *rate;                     /* owned: `rate` as written, "N/s" */
+    int rate_n;                     /* its N (starts per period) */
+    int64_t rate_period_ms;         /* its period: 1000, 60000, 3600000 */
+    int global_concurrency;         /* `global_concurrency`: fleet-wide */
+    char *limit_key;                /* owned: `limit_key` as written,
+                                       "{FIELD}" */
+    char *limit_field;              /* owned: FIELD of limit_key */
     bool blocking;                  /* runs on the thread pool: always for
                                        block, `blocking:` for plugin */
     int64_t output_max;             /* result bytes kept (exec, http) */

@@ -459,6 +459,8 @@ struct drv_queue_stats {
     int64_t failed;      /* stats hash: attempts that failed */
     int64_t retried;     /* stats hash: retries scheduled */
     int64_t dead_total;  /* stats hash: jobs dead-lettered (all time) */
+    int64_t deduped;     /* stats hash: duplicates acked without running
+                            (unique_for; all time) */
     int paused;          /* 1: the paused key exists */
     int64_t dead_max;    /* not from Redis: the dead entries the workers
                             keep (worker.dead_max), set by the caller

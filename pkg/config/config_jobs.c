@@ -84,6 +84,57 @@ check_http_url(const char *s, struct drv_err *err)
     return drv_err_set(err, -EINVAL, "must start with http:// or https://");
 }
 
+/* rate: N/s, N/m or N/h with N a positive integer. */
+static int
+parse_rate(const char *s, int *n, int64_t *period_ms)
+{
+    const char *slash = strchr(s, '/');
+    uint64_t v = 0;
+
+    if (slash == NULL || slash == s ||
+        drv_parse_uint(s, (size_t)(slash - s), DRV_CONFIG_RATE_MAX, &v) < 0
+        || v == 0)
+        return -EINVAL;
+    if (strcmp(slash + 1, "s") == 0)
+        *period_ms = 1000;
+    else if (strcmp(slash + 1, "m") == 0)
+        *period_ms = 60000;
+    else if (strcmp(slash + 1, "h") == 0)
+        *period_ms = 3600000;
+    else
+        return -EINVAL;
+    *n = (int)v;
+    return 0;
+}
+
+static int
+check_rate(const char *s, struct drv_err *err)
+{
+    char buf[DRV__CONFIG_QUOTE_BUF];
+    int64_t period;
+    int n;
+
+    if (parse_rate(s, &n, &period) == 0)
+        return 0;
+    return drv_err_set(err, -EINVAL, "%s is not a rate (use N/s, N/m or "
+                       "N/h, N from 1 to %d)",
+                       drv__config_quote(buf, s, strlen(s)),
+                       DRV_CONFIG_RATE_MAX);
+}
+
+/* limit_key: exactly one field, written {FIELD}. */
+static int
+check_limit_key(const char *s, struct drv_err *err)
+{
+    size_t n = strlen(s);
+
+    if (n >= 3 && s[0] == '{' && s[n - 1] == '}' &&
+        strcspn(s + 1, "{}") == n - 2)
+        return 0;
+    return drv_err_set(err, -EINVAL, "must name one job field, written "
+                       "{FIELD}");
+}
+
 /* The defaults of a job type's and a pipeline's policy. */
 static void
 policy_defaults(struct drv_config_policy *p)
@@ -113,6 +164,14 @@ static const struct drv__config_field job_fields[] = {
      .off = JOB_OFF(concurrency)},
     {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
      .off = JOB_OFF(policy.result_ttl_ms)},
+    {.name = "unique_for", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = JOB_OFF(unique_for_ms)},
+    {.name = "rate", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(rate),
+     .check = check_rate},
+    {.name = "global_concurrency", .kind = DRV__CONFIG_INT, .min = 1,
+     .off = JOB_OFF(global_concurrency)},
+    {.name = "limit_key", .kind = DRV__CONFIG_STRING,
+     .off = JOB_OFF(limit_key), .check = check_limit_key},
     {.name = "blocking", .kind = DRV__CONFIG_BOOL,
      .off = JOB_OFF(blocking), .handlers = HMASK(PLUGIN)},
     {.name = "output_max", .kind = DRV__CONFIG_SIZE, .min = 0,
@@ -182,6 +241,9 @@ drv__config_job_free(struct drv_config_job *job)
         return;
     DRV_CHECK_OBJ(job, DRV_CONFIG_JOB_MAGIC);
     free(job->name);
+    free(job->rate);
+    free(job->limit_key);
+    free(job->limit_field);
     drv__config_strv_free(job->exec.command, job->exec.ncommand);
     drv__config_kv_free(job->exec.env, job->exec.nenv);
     free(job->exec.cwd);
@@ -344,6 +406,21 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
             drv__config_report(c, knode, "handler %s requires key \"%s\"",
                                drv_hkind_name(job->handler),
                                job_fields[i].name);
+    if (job->rate != NULL)
+        DRV_AZ(parse_rate(job->rate, &job->rate_n, &job->rate_period_ms));
+    if (job->limit_key != NULL) {
+        size_t n = strlen(job->limit_key);
+
+        job->limit_field = drv_xstrndup(job->limit_key + 1, n - 2);
+        if (job->rate == NULL && job->global_concurrency == 0) {
+            size_t mark = drv__config_path_push_key(c, "limit_key");
+
+            drv__config_report(c, drv__config_find_value(c, node,
+                                                         "limit_key"),
+                               "needs rate or global_concurrency");
+            drv__config_path_pop(c, mark);
+        }
+    }
     if (job->handler == DRV_HKIND_BLOCK)
         job->blocking = true;
     if (job->handler == DRV_HKIND_HTTP && job->http.method == NULL)

@@ -70,7 +70,8 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+zrem", "ZREM KEY m", "moves due delayed jobs back"},
     {"+zscore", "ZSCORE KEY m", "looks a delayed job up"},
     {"+zscan", "ZSCAN KEY 0 MATCH m", "finds delayed jobs sharing an id"},
-    {"+get", "GET KEY", "reads a schedule's last tick"},
+    {"+get", "GET KEY", "reads a schedule's last tick, an id's holder "
+     "(unique_for), a rate's state"},
     {"+role", "ROLE", "with Sentinel: checks a node really is the primary"},
     {"+cluster|slots", "CLUSTER SLOTS",
      "on a Redis Cluster: finds the master of each queue's slot"},
@@ -82,13 +83,15 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+hmget", "HMGET KEY f", "reads a queue's counters"},
     {"+multi", "MULTI", "reads a queue's counts at one instant"},
     {"+exec", "EXEC", "ends that MULTI"},
-    {"+set", "SET KEY 1", "pauses a queue"},
+    {"+set", "SET KEY 1", "pauses a queue; holds an id (unique_for), a "
+     "rate's state"},
     {"+xinfo|groups", "XINFO GROUPS KEY", "counts ready and running jobs"},
     {"+xlen", "XLEN KEY", "counts the entries of a stream"},
-    {"+zcard", "ZCARD KEY", "counts delayed jobs"},
+    {"+zcard", "ZCARD KEY", "counts delayed jobs and fleet-wide leases"},
     /* drover doctor */
     {"+info", "INFO server", "drover doctor: version, eviction policy, AOF"},
-    {"+time", "TIME", "drover doctor: the workers' clock skew"},
+    {"+time", "TIME", "drover doctor: the workers' clock skew; the "
+     "admission scripts' clock (rate, global_concurrency)"},
     {"+cluster|info", "CLUSTER INFO",
      "drover doctor on a Redis Cluster: the cluster's state"},
     {"+type", "TYPE KEY", "checks each queue key's type before writing; "

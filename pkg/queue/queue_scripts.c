@@ -100,6 +100,39 @@
     "end\n"
 
 /*
+ * What a settled job held through admission (drover/queue_admit.h),
+ * released in the same run as its op: after the ops, ARGV may go on with
+ * 'admit', count, then per record: op index, entry id, unique action (''
+ * none, '-' free the id, else the value to set for ttl ms), ttl, lease
+ * member ('' none); KEYS go on with the record's unique key (when it has
+ * an action) and its conc key (when it has a member). The id moves on
+ * only when the op applied and the key still names this entry; the
+ * lease goes whatever the op's code. Runs without admission add nothing:
+ * one comparison per run.
+ */
+#define LUA_SETTLE_ADMIT                                                   \
+    "if ARGV[b] == 'admit' then\n"                                         \
+    "  local m = tonumber(ARGV[b+1])\n"                                    \
+    "  b = b + 2\n"                                                        \
+    "  for r = 1, m do\n"                                                  \
+    "    local i, eid, ua = tonumber(ARGV[b]), ARGV[b+1], ARGV[b+2]\n"     \
+    "    local ttl, mem = ARGV[b+3], ARGV[b+4]\n"                          \
+    "    b = b + 5\n"                                                      \
+    "    if ua ~= '' then\n"                                               \
+    "      if out[i] ~= 0 and redis.call('GET', KEYS[k]) == eid then\n"    \
+    "        if ua == '-' then redis.call('DEL', KEYS[k])\n"               \
+    "        else redis.call('SET', KEYS[k], ua, 'PX', ttl) end\n"         \
+    "      end\n"                                                          \
+    "      k = k + 1\n"                                                    \
+    "    end\n"                                                            \
+    "    if mem ~= '' then\n"                                              \
+    "      redis.call('ZREM', KEYS[k], mem)\n"                             \
+    "      k = k + 1\n"                                                    \
+    "    end\n"                                                            \
+    "  end\n"                                                              \
+    "end\n"
+
+/*
  * settle: KEYS = jobs, delayed, dead, stats, then per full op: result
  * key, delayed-job hash key of the job id (a retry waits there, or under
  * another member when that is taken: see slot). ARGV = group, consumer, now_ms, nops,
@@ -324,6 +357,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  redis.call('HINCRBY', stats, 'dead', ndead)\n"
     "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
     "end\n"
+    LUA_SETTLE_ADMIT
     "return out\n"
 };
 

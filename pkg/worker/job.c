@@ -59,6 +59,7 @@ job_free(struct wjob *j)
     struct wjob *parent = j->parent;
 
     drv_hrun_fini(&j->run);
+    drv__admit_job_free(j);
     if (parent == NULL)
         drv_job_free(j->job);
     drv_decision_fini(&j->dec);

@@ -242,6 +242,14 @@ drv__worker_spawn(struct drv_tg *tg, const struct drv_tg_task_opts *to,
 void
 drv__worker_admit(struct drv_worker *w, struct wjobs *jobs)
 {
+    if (w->admit != NULL && jobs->n > 0)
+        drv__admit_take(w, jobs); /* limited types ask Redis first */
+    drv__worker_admit_now(w, jobs);
+}
+
+void
+drv__worker_admit_now(struct drv_worker *w, struct wjobs *jobs)
+{
     struct drv_tg *tg;
     int i;
 
@@ -268,6 +276,8 @@ drv__worker_cancel_all(struct drv_worker *w, int pending_only)
     struct wjob *j, *next;
     struct wbatch *b, *bn;
 
+    if (pending_only)
+        drv__admit_drain(w); /* jobs waiting for admission: back too */
     if (!pending_only) {
         for (b = w->batches; b != NULL; b = bn) {
             bn = b->next;

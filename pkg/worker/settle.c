@@ -236,6 +236,8 @@ flush_queue(struct drv_worker *w, int qi)
         c->jobs[i] = q->pend[i];
         drv_settle_add(&call, &q->keys, &q->pend[i]->dec.op);
     }
+    if (w->admit != NULL)
+        drv__admit_settle_tail(w, &call, c->jobs, n);
     memmove(q->pend, q->pend + n, (size_t)(q->npend - n) * sizeof *q->pend);
     q->npend -= n;
     q->settle_inflight = 1;

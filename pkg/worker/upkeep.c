@@ -493,6 +493,8 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     drv__worker_due_tick(w, now);
     if (now >= w->next_renew_ns && w->renew_inflight == 0) {
         run_renew(w);
+        if (w->admit != NULL)
+            drv__admit_renew(w);
         w->next_renew_ns = now + vt / 3;
     }
     if (now >= w->next_beat_ns && !w->beat_inflight &&

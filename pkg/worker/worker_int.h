@@ -3,6 +3,8 @@
  *
  * A job moves one way through them:
  *   fetch.c / upkeep.c (reclaim)  a reply becomes job records (job.c)
+ *   admit.c                       limited job types: deduplication,
+ *                                 rate and fleet-wide slots (Redis)
  *   run.c                         admitted: a batch task group, permits,
  *                                 the handler through its table
  *                                 (pipeline.c for a parallel step)
@@ -100,6 +102,9 @@ struct wjob {
                                      when it started (worker_metrics.c) */
     int64_t mstart_ns;            /* when it started, for its run time
                                      (worker_metrics.c) */
+    void *admit;                  /* owned by admit.c: what it asks or
+                                     holds fleet-wide, NULL if its type
+                                     sets no admission key */
 };
 
 /* One fetched batch: a task group. */
@@ -230,6 +235,9 @@ struct drv_worker {
 
     struct wscheds *schedules;      /* owned by schedule.c: the config's
                                        schedules, NULL when none */
+    void *admit;                    /* owned by admit.c: deduplication,
+                                       rate and fleet-wide limits, NULL
+                                       when no job type sets them */
 
     struct wjob *live;              /* list of jobs not yet settled */
     struct wbatch *batches;         /* list of live task groups */
@@ -298,6 +306,8 @@ void drv__worker_metrics_started(struct wjob *j);
  * count it. */
 void drv__worker_metrics_outcome(struct wjob *j,
                                  const struct drv_tg_outcome *o);
+/* A duplicate was acked without running (admit.c). */
+void drv__worker_metrics_deduped(struct wjob *j);
 /* Schedule i of the config: this worker enqueued one of its ticks. */
 void drv__worker_metrics_schedule_tick(struct drv_worker *w, size_t i);
 /* A member of a parallel step finished. */
@@ -345,8 +355,10 @@ int drv__worker_fetch_weighted(struct drv_worker *w, int want);
 void drv__worker_entries(struct drv_worker *w, const redisReply *reply,
                          int by_name, int qi, struct wjobs *out);
 
-/* run.c */
+/* run.c: _admit passes the jobs of limited types through admit.c first;
+ * _admit_now spawns them all at once */
 void drv__worker_admit(struct drv_worker *w, struct wjobs *jobs);
+void drv__worker_admit_now(struct drv_worker *w, struct wjobs *jobs);
 void drv__worker_task_opts(struct drv_worker *w, struct wjob *j,
                            struct drv_tg_task_opts *to);
 void drv__worker_job_started(struct wjob *j);
@@ -398,6 +410,23 @@ void drv__worker_due_retry(struct drv_worker *w, int qi, int64_t due_ms);
 void drv__worker_due_busy(struct drv_worker *w, int qi);
 void drv__worker_due_moved(struct drv_worker *w, int qi, int more);
 void drv__worker_due_reclaimed(struct drv_worker *w, int qi, long long left);
+
+/* admit.c (only while w->admit is set, except _init, _fini, _drain):
+ * _take moves the jobs of limited types out of a fetched batch and asks
+ * Redis about them; _settle_tail appends to a settle call what its jobs
+ * hold (after every op); _renew extends it (with the lease renewal);
+ * _drain gives held jobs back at a stop; _job_free frees a job's state.
+ * _init at create (after the queues), _fini after the command
+ * connection is freed. */
+void drv__admit_init(struct drv_worker *w);
+void drv__admit_fini(struct drv_worker *w);
+void drv__admit_take(struct drv_worker *w, struct wjobs *jobs);
+void drv__admit_settle_tail(struct drv_worker *w,
+                            struct drv_script_call *call,
+                            struct wjob **jobs, int n);
+void drv__admit_renew(struct drv_worker *w);
+void drv__admit_drain(struct drv_worker *w);
+void drv__admit_job_free(struct wjob *j);
 
 /* schedule.c: _init at create (never fails), _fini after the command
  * connection is freed; drv__worker_schedules from the upkeep, while

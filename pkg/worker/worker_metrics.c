@@ -72,6 +72,7 @@ struct cell {
     struct drv_metrics_series *running;
     struct drv_metrics_series *duration;
     struct drv_metrics_series *cpu;
+    struct drv_metrics_series *deduped;
 };
 
 /* The series of one queue. */
@@ -227,6 +228,15 @@ drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
         drv_metrics_inc(c->retried);
     else if (j->dec.op.kind == DRV_SETTLE_DEAD)
         drv_metrics_inc(c->dead);
+}
+
+void
+drv__worker_metrics_deduped(struct wjob *j)
+{
+    struct wmetrics *m = j->w->metrics;
+
+    if (m != NULL)
+        drv_metrics_inc(cell_of(m, j)->deduped);
 }
 
 void
@@ -459,6 +469,9 @@ build(struct wmetrics *m)
     f[6] = drv_metrics_family_add(r, "drover_job_cpu_seconds_total",
         "User and system CPU of exec jobs' child processes.",
         DRV_METRICS_COUNTER, qj, NULL, 0);
+    f[7] = drv_metrics_family_add(r, "drover_jobs_deduped_total",
+        "Duplicates acked without running (unique_for).",
+        DRV_METRICS_COUNTER, qj, NULL, 0);
     qf[0] = drv_metrics_family_add(r, "drover_job_wait_seconds",
         "Enqueue (the stream entry id's time) to start.",
         DRV_METRICS_HISTOGRAM, q, wait_buckets, DRV_ARRAY_LEN(wait_buckets));
@@ -531,6 +544,7 @@ build(struct wmetrics *m)
             c->running = drv_metrics_series_add(f[4], v);
             c->duration = drv_metrics_series_add(f[5], v);
             c->cpu = drv_metrics_series_add(f[6], v);
+            c->deduped = drv_metrics_series_add(f[7], v);
         }
     }
     f[7] = drv_metrics_family_add(r, "drover_schedule_ticks_total",

@@ -447,7 +447,8 @@ test_config_unknown_key(void **state)
                   "queues, jobs, pipelines, schedules)\n"
                   NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
                   "timeout, retries, backoff, backoff_max, concurrency, "
-                  "result_ttl)\n"
+                  "result_ttl, unique_for, rate, global_concurrency, "
+                  "limit_key)\n"
                   NAME ":9:19: pipelines.p.stepz: unknown key (valid: steps, "
                   "timeout, retries, backoff, backoff_max, result_ttl)\n");
 }
@@ -584,6 +585,70 @@ test_config_not_positive(void **state)
                   NAME ":12:18: jobs.a.concurrency: must be greater than 0\n"
                   NAME ":13:14: jobs.a.timeout: must be greater than 0\n"
                   NAME ":14:14: jobs.a.retries: must not be negative\n");
+}
+
+/* unique_for, rate, global_concurrency, limit_key: read, then bad. */
+static void
+test_config_admission(void **state)
+{
+    struct drv_config *cfg = load_ok("jobs:\n"
+                                     "  a:\n"
+                                     "    handler: noop\n"
+                                     "    unique_for: 1h\n"
+                                     "    rate: 20/s\n"
+                                     "    global_concurrency: 4\n"
+                                     "    limit_key: \"{tenant}\"\n"
+                                     "  b: {handler: noop, rate: 7/m}\n"
+                                     "  c: {handler: noop, rate: 1/h}\n"
+                                     "  d: {handler: noop}\n");
+    const struct drv_config_job *j;
+
+    (void)state;
+    j = drv_config_job(cfg, "a");
+    assert_true(j->unique_for_ms == 3600000);
+    assert_int_equal(j->rate_n, 20);
+    assert_true(j->rate_period_ms == 1000);
+    assert_int_equal(j->global_concurrency, 4);
+    assert_string_equal(j->limit_field, "tenant");
+    j = drv_config_job(cfg, "b");
+    assert_int_equal(j->rate_n, 7);
+    assert_true(j->rate_period_ms == 60000);
+    j = drv_config_job(cfg, "c");
+    assert_true(j->rate_period_ms == 3600000);
+    j = drv_config_job(cfg, "d");
+    assert_true(j->unique_for_ms == 0);
+    assert_int_equal(j->rate_n, 0);
+    assert_int_equal(j->global_concurrency, 0);
+    assert_null(j->limit_field);
+    drv_config_free(cfg);
+
+    expect_errors("jobs:\n"
+                  "  a:\n"
+                  "    handler: noop\n"
+                  "    unique_for: 0s\n"
+                  "    rate: 20/d\n"
+                  "    global_concurrency: 0\n"
+                  "    limit_key: tenant\n"
+                  "  b: {handler: noop, rate: 0/s, limit_key: \"{a}{b}\"}\n"
+                  "  c: {handler: noop, rate: x/s, limit_key: \"{}\"}\n"
+                  "  d: {handler: noop, limit_key: \"{t}\"}\n",
+                  NAME ":4:17: jobs.a.unique_for: must be greater than 0\n"
+                  NAME ":5:11: jobs.a.rate: \"20/d\" is not a rate (use "
+                  "N/s, N/m or N/h, N from 1 to 1000000)\n"
+                  NAME ":6:25: jobs.a.global_concurrency: must be greater "
+                  "than 0\n"
+                  NAME ":7:16: jobs.a.limit_key: must name one job field, "
+                  "written {FIELD}\n"
+                  NAME ":8:28: jobs.b.rate: \"0/s\" is not a rate (use "
+                  "N/s, N/m or N/h, N from 1 to 1000000)\n"
+                  NAME ":8:44: jobs.b.limit_key: must name one job field, "
+                  "written {FIELD}\n"
+                  NAME ":9:28: jobs.c.rate: \"x/s\" is not a rate (use "
+                  "N/s, N/m or N/h, N from 1 to 1000000)\n"
+                  NAME ":9:44: jobs.c.limit_key: must name one job field, "
+                  "written {FIELD}\n"
+                  NAME ":10:33: jobs.d.limit_key: needs rate or "
+                  "global_concurrency\n");
 }
 
 /* worker.dead_max and worker.dead_max_age: set, then every bad form. */
@@ -1476,6 +1541,7 @@ main(void)
         cmocka_unit_test(test_config_bad_bool),
         cmocka_unit_test(test_config_not_positive),
         cmocka_unit_test(test_config_dead_bounds),
+        cmocka_unit_test(test_config_admission),
         cmocka_unit_test(test_config_unknown_handler),
         cmocka_unit_test(test_config_missing_required_key),
         cmocka_unit_test(test_config_key_of_other_handler),
