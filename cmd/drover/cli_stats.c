@@ -22,14 +22,15 @@ static void
 add_row(struct drv_cli_table *t, const char *queue,
         const struct drv_queue_stats *s)
 {
-    const int64_t v[8] = {s->ready, s->running, s->delayed, s->dead,
-                          s->processed, s->failed, s->retried, s->dead_max};
-    char num[8][24];
-    const char *cells[10];
+    const int64_t v[9] = {s->ready, s->running, s->delayed, s->dead,
+                          s->processed, s->failed, s->retried, s->dead_max,
+                          s->cancelled};
+    char num[9][24];
+    const char *cells[11];
     size_t i;
 
     cells[0] = queue;
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < 9; i++) {
         if (v[i] < 0)
             snprintf(num[i], sizeof num[i], "?");
         else
@@ -40,6 +41,7 @@ add_row(struct drv_cli_table *t, const char *queue,
      * was added keep their places */
     cells[8] = s->paused ? "yes" : "no";
     cells[9] = num[7];
+    cells[10] = num[8]; /* added last, for the same reason */
     drv__cli_table_add(t, cells);
 }
 
@@ -49,9 +51,9 @@ static int
 print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
             redisReply **out)
 {
-    static const char *const header[10] = {
+    static const char *const header[11] = {
         "QUEUE", "READY", "RUNNING", "DELAYED", "DEAD", "PROCESSED",
-        "FAILED", "RETRIED", "PAUSED", "DEAD_MAX",
+        "FAILED", "RETRIED", "PAUSED", "DEAD_MAX", "CANCELLED",
     };
     struct drv_queue_stats *s = drv_xcalloc(nq + 1, sizeof *s);
     struct drv_cli_table t;
@@ -83,7 +85,7 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
         drv_buf_fini(&b);
     } else if (rc == 0) {
         /* numbers right-aligned */
-        drv__cli_table_init(&t, 10, 0xfeu | (1u << 9));
+        drv__cli_table_init(&t, 11, 0xfeu | (3u << 9));
         drv__cli_table_add(&t, header);
         for (i = 0; i < nq; i++)
             add_row(&t, queues[i], &s[i]);

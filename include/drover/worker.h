@@ -48,6 +48,7 @@ struct drv_worker_stats {
     uint64_t dead;         /* outcomes: dead-lettered */
     uint64_t requeued;     /* outcomes: put back at shutdown */
     uint64_t lost;         /* settle found the entry owned by another */
+    uint64_t cancelled;    /* outcomes: cancelled (drover cancel) */
     int running;           /* jobs holding a process permit now */
     int live;              /* jobs fetched and not yet settled */
     int unreleased;        /* tasks not yet quiesced (abandoned pool

@@ -86,6 +86,8 @@ struct wjob {
     int started;                  /* the handler was started */
     int running;                  /* counted in stats.running */
     int lost;                     /* lease lost: outcome discarded */
+    int cancel_req;               /* drover cancel marked its entry: the
+                                     outcome becomes a cancel (cancel.c) */
     int64_t started_ms;           /* Unix ms the attempt started */
     struct drv_hrun run;          /* the handler's view of the attempt;
                                      its state freed with the job */
@@ -121,6 +123,8 @@ struct wqueue {
     int settle_inflight;          /* a settle call is out */
     int mover_inflight;           /* a mover call is out */
     int reclaim_inflight;         /* a reclaim call is out */
+    int cancel_inflight;          /* a read of its cancel markers is out
+                                     (cancel.c) */
     /* readiness (worker.c): fetch, mover and reclaim run only on a ready
      * queue; the others go on without it */
     int ready;                    /* prepared (key types right, group
@@ -211,6 +215,7 @@ struct drv_worker {
     int64_t next_renew_ns;          /* lease renewal */
     int64_t next_pause_ns;          /* paused keys check */
     int64_t next_mover_ns;          /* delayed mover */
+    int64_t next_cancel_ns;         /* cancel markers check (cancel.c) */
     int pause_inflight;             /* MGET of the paused keys out */
     int pause_known;                /* the paused keys were read once */
     int renew_inflight;             /* renew calls out */
@@ -318,6 +323,11 @@ int drv__worker_script(struct drv_worker *w, int which,
 
 /* upkeep.c */
 void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
+
+/* cancel.c: from the upkeep, while Redis is up: every
+ * DRV_QUEUE_CANCEL_CHECK_MS, the cancel markers of each queue this worker
+ * holds jobs of; a marked job's task is cancelled. */
+void drv__worker_cancel_check(struct drv_worker *w, int64_t now_ns);
 
 /* schedule.c: _init at create (never fails), _fini after the command
  * connection is freed; drv__worker_schedules from the upkeep, while

@@ -72,6 +72,7 @@ struct cell {
     struct drv_metrics_series *running;
     struct drv_metrics_series *duration;
     struct drv_metrics_series *cpu;
+    struct drv_metrics_series *cancelled;
 };
 
 /* The series of one queue. */
@@ -221,6 +222,8 @@ drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
         drv_metrics_inc(c->failed_error);
     else if (o->state == DRV_TG_TIMED_OUT)
         drv_metrics_inc(c->failed_timeout);
+    if (j->dec.op.kind == DRV_SETTLE_CANCEL)
+        drv_metrics_inc(c->cancelled);
     if (o->state == DRV_TG_CANCELLED)
         return;
     if (j->dec.op.kind == DRV_SETTLE_RETRY)
@@ -424,6 +427,9 @@ build(struct wmetrics *m)
     f[6] = drv_metrics_family_add(r, "drover_job_cpu_seconds_total",
         "User and system CPU of exec jobs' child processes.",
         DRV_METRICS_COUNTER, qj, NULL, 0);
+    f[7] = drv_metrics_family_add(r, "drover_jobs_cancelled_total",
+        "Jobs cancelled (drover cancel) while this process held them.",
+        DRV_METRICS_COUNTER, qj, NULL, 0);
     qf[0] = drv_metrics_family_add(r, "drover_job_wait_seconds",
         "Enqueue (the stream entry id's time) to start.",
         DRV_METRICS_HISTOGRAM, q, wait_buckets, DRV_ARRAY_LEN(wait_buckets));
@@ -496,6 +502,7 @@ build(struct wmetrics *m)
             c->running = drv_metrics_series_add(f[4], v);
             c->duration = drv_metrics_series_add(f[5], v);
             c->cpu = drv_metrics_series_add(f[6], v);
+            c->cancelled = drv_metrics_series_add(f[7], v);
         }
     }
     f[7] = drv_metrics_family_add(r, "drover_schedule_ticks_total",
