@@ -78,6 +78,31 @@ look(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
     return rc;
 }
 
+/* A running job's progress on stderr, when it changed since last (a
+ * "PCT% MSG" text kept in last). */
+static void
+show_progress(struct drv_cli *cli, const struct drv_job *res,
+              struct drv_buf *last)
+{
+    const struct drv_field *p, *m;
+    struct drv_buf now;
+
+    if (res == NULL || (p = drv_job_field(res, "progress")) == NULL)
+        return;
+    m = drv_job_field(res, "progress_msg");
+    drv_buf_init(&now);
+    drv_buf_add(&now, p->value, p->value_len);
+    drv_buf_adds(&now, "% ");
+    if (m != NULL)
+        drv_buf_logfmt(&now, m->value, m->value_len, 200);
+    if (last->len != now.len || memcmp(last->data, now.data, now.len) != 0) {
+        fprintf(stderr, "%s: progress %s\n", cli->prog, now.data);
+        drv_buf_reset(last);
+        drv_buf_add(last, now.data, now.len);
+    }
+    drv_buf_fini(&now);
+}
+
 /* A message on the subscribed channel that names key. */
 static int
 names_key(const redisReply *m, const char *key, size_t len)
@@ -190,7 +215,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     struct drv_redis_sync *sub = NULL;
     struct drv_queue_lookup l;
     struct drv_queue_keys k;
-    struct drv_buf rkey;
+    struct drv_buf rkey, shown;
     int64_t timeout_ms = WAIT_DEFAULT_MS, deadline = 0;
     int rc, timed_out = 0;
 
@@ -219,6 +244,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     memset(&l, 0, sizeof l);
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
     drv_buf_init(&rkey);
+    drv_buf_init(&shown);
     drv_buf_adds(&rkey, k.result_prefix);
     drv_buf_adds(&rkey, ops[1]);
     rc = subscribe(cli, sub, &k);
@@ -227,6 +253,8 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
         rc = look(cli, &k, ops[1], &l);
         if (rc < 0 || final_status(l.result) != NULL)
             break;
+        if (!cli->json)
+            show_progress(cli, l.result, &shown);
         if (l.result == NULL && l.where == DRV_QUEUE_NOWHERE) {
             rc = -ENOENT;
             if (!cli->json)
@@ -272,6 +300,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     if (rc == 0 && (st == NULL || strcmp(st, "ok") != 0))
         rc = -ECANCELED; /* an outcome other than ok: exit 1 */
     drv_buf_fini(&rkey);
+    drv_buf_fini(&shown);
     drv_queue_lookup_fini(&l);
     drv_queue_keys_fini(&k);
     drv_redis_sync_free(sub);

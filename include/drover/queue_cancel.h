@@ -1,6 +1,6 @@
 /*
- * drover/queue_cancel.h -- cancelling jobs, and the notice of a settled
- * job that `drover wait` listens for.
+ * drover/queue_cancel.h -- cancelling jobs, a running job's progress, and
+ * the notice of a settled job that `drover wait` listens for.
  *
  * Keys (every one in the queue's slot {Q}):
  *
@@ -91,6 +91,40 @@ void drv_queue_cancel_read(struct drv_argv *out,
  * key P:{Q}:result:ID. drover wait subscribes to it.
  */
 char *drv_queue_done_channel(const struct drv_queue_keys *k);
+
+/* ------------------------------------------------------------ progress
+ *
+ * While a job that reports progress runs, its worker writes the last
+ * report to P:{Q}:result:ID at most every DRV_QUEUE_PROGRESS_MS: status
+ * running, progress (0..100), progress_msg, worker, started_at; the hash
+ * expires after the job type's result_ttl, at least
+ * DRV_QUEUE_PROGRESS_TTL_MS after the last report (a worker that died
+ * leaves no "running" for ever). The settle of the job writes its final
+ * result over it (or deletes it when the type keeps no result). Each
+ * write is announced on P:{Q}:done like a final outcome, so drover wait
+ * can show it.
+ */
+#define DRV_QUEUE_PROGRESS_MS 250
+#define DRV_QUEUE_PROGRESS_TTL_MS 3600000
+
+/* A progress report, as the worker writes it. Borrowed for the call. */
+struct drv_queue_progress {
+    const char *id;        /* the job id, id_len bytes */
+    size_t id_len;
+    int pct;               /* 0..100 */
+    const char *msg;       /* msg_len bytes */
+    size_t msg_len;
+    const char *worker;    /* the worker id */
+    int64_t started_ms;    /* when the attempt started */
+    int64_t ttl_ms;        /* the hash's expiry */
+};
+
+/* drv_queue_progress_build -- HSET, PEXPIRE, PUBLISH of report p (3
+ * commands, sent pipelined with whatever else goes out). */
+#define DRV_QUEUE_PROGRESS_CMDS 3
+void drv_queue_progress_build(struct drv_queue_cmds *c,
+                              const struct drv_queue_keys *k,
+                              const struct drv_queue_progress *p);
 
 /* drv_queue_cancel_json -- {"queue", "id", "found", "ready", "delayed",
  * "running", "scan_incomplete"}. */

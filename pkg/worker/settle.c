@@ -334,6 +334,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
         j->dec.op.max_rss_kb = j->run.max_rss_kb;
     }
     drv__worker_metrics_outcome(j, o);
+    drv__worker_progress_end(j);
     if (j->dec.drop) {
         drv__job_settled(j);
         drv__worker_kick(w);

@@ -419,6 +419,7 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
         w->next_pause_ns = now + PAUSE_MS * DRV_NS_PER_MS;
     }
     drv__worker_cancel_check(w, now);
+    drv__worker_progress_flush(w, now);
     /* the mover and reclaim write: they wait while Redis refuses writes
      * (the settle retries find out when it accepts them again) */
     if (now >= w->next_mover_ns && w->state == W_RUNNING &&

@@ -88,6 +88,9 @@ struct wjob {
     int lost;                     /* lease lost: outcome discarded */
     int cancel_req;               /* drover cancel marked its entry: the
                                      outcome becomes a cancel (cancel.c) */
+    unsigned progress_seq;        /* the run's last report taken */
+    int64_t progress_next_ns;     /* no progress write before (mono) */
+    int progress_written;         /* the result hash holds progress */
     int64_t started_ms;           /* Unix ms the attempt started */
     struct drv_hrun run;          /* the handler's view of the attempt;
                                      its state freed with the job */
@@ -328,6 +331,13 @@ void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
  * DRV_QUEUE_CANCEL_CHECK_MS, the cancel markers of each queue this worker
  * holds jobs of; a marked job's task is cancelled. */
 void drv__worker_cancel_check(struct drv_worker *w, int64_t now_ns);
+
+/* progress.c: from the upkeep, every tick while Redis is up: the new
+ * progress reports of running jobs, each job at most every
+ * DRV_QUEUE_PROGRESS_MS; _end when j's outcome is decided (deletes a
+ * progress-only result hash of a type that keeps no result). */
+void drv__worker_progress_flush(struct drv_worker *w, int64_t now_ns);
+void drv__worker_progress_end(struct wjob *j);
 
 /* schedule.c: _init at create (never fails), _fini after the command
  * connection is freed; drv__worker_schedules from the upkeep, while

@@ -157,8 +157,16 @@ config(struct drv_test_droverd *t, const char *worker_extra)
              "  pooled:\n    handler: plugin\n"
              "    library: %s/libexample.so\n"
              "    symbol: example_blocking\n    blocking: true\n"
-             "    retries: 3\n    result_ttl: 1h\n",
-             t->dir, t->dir, t->dir, plugin_dir, plugin_dir);
+             "    retries: 3\n    result_ttl: 1h\n"
+             "  prog:\n    handler: exec\n    kill_grace: 200ms\n"
+             "    command: [sh, -c, \"echo '42 half way' >&$DROVER_PROGRESS_FD"
+             " && echo $$ > %s/ppid.tmp && mv %s/ppid.tmp %s/ppid; "
+             "exec sleep 1000\"]\n"
+             "  old:\n    handler: plugin\n"
+             "    library: %s/liboldminor.so\n"
+             "    symbol: oldminor_async\n    result_ttl: 1h\n",
+             t->dir, t->dir, t->dir, plugin_dir, plugin_dir, t->dir, t->dir,
+             t->dir, plugin_dir);
     drv_test_droverd_config(t, worker_extra, body);
 }
 
@@ -382,6 +390,133 @@ test_wait_exit_codes(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* ----------------------------------------------------------- progress */
+
+/* The result field of id once it equals want (waits for it). */
+static void
+wait_result(struct drv_test_droverd *t, const char *id, const char *field,
+            const char *want)
+{
+    char *v = NULL;
+
+    wait_until((free(v), v = drv_test_result(t, "default", id, field),
+                v != NULL && strcmp(v, want) == 0),
+               "result %s of %s to be %s (is %s)", field, id, want,
+               v != NULL ? v : "(none)");
+    free(v);
+}
+
+/* An exec child's progress line, while it runs: in the result hash, in
+ * drover result and drover wait; a job that reports nothing has no
+ * result hash while it runs (result_ttl 0 here: none afterwards
+ * either). */
+static void
+test_progress_exec(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char bin[400], out[400], err[400], *v;
+    const char *argv[10];
+    struct drv_test_proc p;
+    long pid, quiet;
+    char *o;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "quiet", NULL);
+    quiet = read_num_file(t, "pid");
+    drv_test_xadd(t, "default", NULL, 0, "job", "prog", "id", "p1", NULL);
+    pid = read_num_file(t, "ppid");
+    wait_result(t, "p1", "progress", "42");
+    expect_result(t, "p1", "status", "running");
+    expect_result(t, "p1", "progress_msg", "half way");
+    v = drv_test_result(t, "default", "p1", "worker");
+    assert_non_null(v);
+    assert_non_null(strstr(v, ":"));
+    free(v);
+    v = drv_test_result(t, "default", "p1", "started_at");
+    assert_non_null(v);
+    assert_true(strtoll(v, NULL, 10) > 1700000000000LL);
+    free(v);
+    assert_true(drv_test_num(t, "PTTL t:{default}:result:p1") > 0);
+    /* the quiet job, running as long, wrote nothing */
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:result:quiet"), 0);
+
+    o = CLI_EXIT(t, 0, "result", "default", "p1");
+    assert_non_null(strstr(o, "status: running"));
+    assert_non_null(strstr(o, "progress: 42"));
+    assert_non_null(strstr(o, "progress_msg: half way"));
+    free(o);
+    o = CLI_EXIT(t, 0, "result", "default", "p1", "--field", "progress");
+    assert_string_equal(o, "42");
+    free(o);
+    o = CLI_EXIT(t, 0, "result", "default", "p1", "--json");
+    assert_non_null(strstr(o, "\"status\":\"running\""));
+    assert_non_null(strstr(o, "\"name\":\"progress_msg\",\"value\":"
+                              "\"half way\""));
+    free(o);
+
+    /* drover wait shows it, then the outcome */
+    argv[0] = drv_test_bin("drover", bin, sizeof bin);
+    argv[1] = "-c";
+    argv[2] = t->cfg;
+    argv[3] = "wait";
+    argv[4] = "default";
+    argv[5] = "p1";
+    argv[6] = NULL;
+    snprintf(out, sizeof out, "%s/waitp.out", t->dir);
+    snprintf(err, sizeof err, "%s/waitp.err", t->dir);
+    assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
+    wait_until(drv_test_file_contains(err, "progress 42% \"half way\""),
+               "drover wait to show the progress");
+    free(CLI_EXIT(t, 0, "cancel", "default", "p1"));
+    assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
+    wait_until(kill((pid_t)pid, 0) < 0 && errno == ESRCH, "child gone");
+    expect_result(t, "p1", "status", "cancelled");
+    /* the final result replaced the progress fields */
+    assert_null(drv_test_result(t, "default", "p1", "progress"));
+    free(CLI_EXIT(t, 0, "cancel", "default", "quiet"));
+    wait_until(kill((pid_t)quiet, 0) < 0 && errno == ESRCH, "child gone");
+    drv_test_wait_stat(t, "default", "cancelled", 2);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* A plugin's host->progress (async and blocking), and a plugin built
+ * against the host table of minor 0 still loads and runs. */
+static void
+test_progress_plugin(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char *v;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "old", "id", "o1", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "async", "id", "pa", "ms",
+                  "3600000", "progress", "17", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "pooled", "id", "pb", "ms",
+                  "3600000", NULL);
+    wait_result(t, "pa", "progress", "17");
+    expect_result(t, "pa", "progress_msg", "waiting");
+    expect_result(t, "pa", "status", "running");
+    wait_result(t, "pb", "progress_msg", "working");
+    expect_result(t, "pb", "status", "running");
+    drv_test_wait_stat(t, "default", "processed", 1);
+    v = drv_test_result(t, "default", "o1", "result");
+    assert_non_null(v);
+    {
+        size_t host = 0, mine = 0;
+
+        assert_int_equal(sscanf(v, "host size %zu, mine %zu", &host, &mine),
+                         2);
+        assert_true(host > mine); /* a newer host than the plugin knew */
+    }
+    free(v);
+    free(CLI_EXIT(t, 0, "cancel", "default", "pa"));
+    free(CLI_EXIT(t, 0, "cancel", "default", "pb"));
+    drv_test_wait_stat(t, "default", "cancelled", 2);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 int
 main(void)
 {
@@ -394,6 +529,8 @@ main(void)
         T(test_cancel_running_plugin),
         T(test_cancel_reclaimed_entry),
         T(test_wait_exit_codes),
+        T(test_progress_exec),
+        T(test_progress_plugin),
     };
 #undef T
 
