@@ -79,6 +79,8 @@ drv_hrun_progress_line(struct drv_hrun *r, const char *line, size_t len)
     size_t i = 0;
     long pct = 0;
 
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+        len--;
     while (i < len && line[i] == ' ')
         i++;
     if (i == len || line[i] < '0' || line[i] > '9')
@@ -97,8 +99,6 @@ drv_hrun_progress_line(struct drv_hrun *r, const char *line, size_t len)
         return -EINVAL;
     if (i < len)
         i++;
-    while (len > i && (line[len - 1] == '\r' || line[len - 1] == ' '))
-        len--;
     drv_hrun_progress(r, (int)(pct > 100 ? 100 : pct), line + i, len - i);
     return 0;
 }
