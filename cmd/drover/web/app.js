@@ -140,7 +140,7 @@
     if (r) return r;
     r = { cells: {}, paused: false };
     const tr = el('tr', { 'data-queue': name }, el('td', { class: 'qname' }, name));
-    for (const k of ['ready', 'running', 'delayed', 'dead', 'processed', 'failed', 'retried']) {
+    for (const k of ['ready', 'running', 'delayed', 'dead', 'processed', 'failed', 'retried', 'cancelled']) {
       r.cells[k] = el('td', { class: 'num ' + k });
       tr.appendChild(r.cells[k]);
     }
