@@ -261,6 +261,11 @@ int drv__cli_check_config(struct drv_cli *cli, int argc, char **argv);
 /* cli_doctor.c: checks the Redis for drover */
 int drv__cli_doctor(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_schedules(struct drv_cli *cli, int argc, char **argv);
+/* cli_admin.c: a result hash as `drover result` prints it */
+void drv__cli_print_result(const struct drv_job *res);
+/* cli_cancel.c, cli_wait.c */
+int drv__cli_cancel(struct drv_cli *cli, int argc, char **argv);
+int drv__cli_wait(struct drv_cli *cli, int argc, char **argv);
 /* web.c: the dashboard's HTTP server */
 int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 

@@ -170,8 +170,8 @@ cmp_names(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static void
-print_result(const struct drv_job *res)
+void
+drv__cli_print_result(const struct drv_job *res)
 {
     const struct drv_field **rest = NULL, *f;
     size_t i, n = 0;
@@ -320,7 +320,7 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
             fwrite(v->value, 1, v->value_len, stdout);
         }
     } else if (rc == 0) {
-        print_result(l.result);
+        drv__cli_print_result(l.result);
     }
     drv_queue_lookup_fini(&l);
     drv_queue_keys_fini(&k);

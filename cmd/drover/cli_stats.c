@@ -22,15 +22,15 @@ static void
 add_row(struct drv_cli_table *t, const char *queue,
         const struct drv_queue_stats *s)
 {
-    const int64_t v[9] = {s->ready, s->running, s->delayed, s->dead,
+    const int64_t v[10] = {s->ready, s->running, s->delayed, s->dead,
                           s->processed, s->failed, s->retried, s->dead_max,
-                          s->deduped};
-    char num[9][24];
-    const char *cells[11];
+                          s->deduped, s->cancelled};
+    char num[10][24];
+    const char *cells[12];
     size_t i;
 
     cells[0] = queue;
-    for (i = 0; i < 9; i++) {
+    for (i = 0; i < 10; i++) {
         if (v[i] < 0)
             snprintf(num[i], sizeof num[i], "?");
         else
@@ -42,6 +42,7 @@ add_row(struct drv_cli_table *t, const char *queue,
     cells[8] = s->paused ? "yes" : "no";
     cells[9] = num[7];
     cells[10] = num[8]; /* DEDUPED: added after DEAD_MAX, likewise */
+    cells[11] = num[9]; /* CANCELLED: added last, likewise */
     drv__cli_table_add(t, cells);
 }
 
@@ -51,9 +52,9 @@ static int
 print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
             redisReply **out)
 {
-    static const char *const header[11] = {
+    static const char *const header[12] = {
         "QUEUE", "READY", "RUNNING", "DELAYED", "DEAD", "PROCESSED",
-        "FAILED", "RETRIED", "PAUSED", "DEAD_MAX", "DEDUPED",
+        "FAILED", "RETRIED", "PAUSED", "DEAD_MAX", "DEDUPED", "CANCELLED",
     };
     struct drv_queue_stats *s = drv_xcalloc(nq + 1, sizeof *s);
     struct drv_cli_table t;
@@ -85,7 +86,7 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
         drv_buf_fini(&b);
     } else if (rc == 0) {
         /* numbers right-aligned */
-        drv__cli_table_init(&t, 11, 0xfeu | (1u << 9) | (1u << 10));
+        drv__cli_table_init(&t, 12, 0xfeu | (7u << 9));
         drv__cli_table_add(&t, header);
         for (i = 0; i < nq; i++)
             add_row(&t, queues[i], &s[i]);

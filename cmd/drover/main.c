@@ -58,6 +58,10 @@ static const char global_help[] =
     "  workers [--json]      registered workers; stale ones marked\n"
     "  result QUEUE ID [--field NAME | --json]\n"
     "                        the kept result of a job\n"
+    "  cancel QUEUE ID [--json]\n"
+    "                        cancel a waiting, delayed or running job\n"
+    "  wait QUEUE ID [--timeout D] [--json]\n"
+    "                        block until the job's final outcome\n"
     "  schedules [--json]    the config's schedules: spec, zone, queue,\n"
     "                        job, last and next tick\n"
     "  check-config FILE     validate a config file\n"
@@ -119,6 +123,7 @@ static const struct command commands[] = {
      "  PAUSED     yes when the queue is paused\n"
      "  DEAD_MAX   dead entries kept per queue (worker.dead_max of the\n"
      "             config); older ones are trimmed as new ones come\n"
+     "  CANCELLED  jobs cancelled with drover cancel (all time)\n"
      "--json prints one JSON document instead (doc/cli-json.md), which\n"
      "also counts dead_total: jobs dead-lettered, all time.\n",
      1, drv__cli_stats},
@@ -165,6 +170,29 @@ static const struct command commands[] = {
      "does (delayed, ready, running or dead). --json prints one JSON\n"
      "document with the result (or null) and where the job waits.\n",
      1, drv__cli_result},
+    {"cancel", "drover cancel",
+     "usage: drover cancel QUEUE ID [--json]\n",
+     "\nCancels every unfinished job of QUEUE whose id (or stream entry id)\n"
+     "is ID: a waiting or delayed one is removed and never starts; a\n"
+     "running one is cancelled by the worker running it within a second\n"
+     "(an exec child is killed) and not retried. Their result hash gets\n"
+     "status cancelled (kept 24 h, or result_ttl when longer); stats count\n"
+     "them as cancelled. The steps of a pipeline run share its id: the\n"
+     "whole run is cancelled. A job that succeeds before its worker sees\n"
+     "the cancel stays ok.\n"
+     "Exit 0 when a job was found, 1 when no unfinished job has that id.\n"
+     "--json prints one JSON document (doc/cli-json.md).\n",
+     1, drv__cli_cancel},
+    {"wait", "drover wait",
+     "usage: drover wait QUEUE ID [--timeout D] [--json]\n",
+     "\nBlocks until job ID has its final outcome (ok, dead or cancelled)\n"
+     "and prints its result like `drover result`. Needs result_ttl > 0 on\n"
+     "the job type (else no outcome is kept to wait for).\n"
+     "  --timeout D     give up after D (default 30s; 0 = wait forever)\n"
+     "Exit 0 when the outcome is ok, 1 for any other outcome, a timeout,\n"
+     "or a job drover knows nothing of. --json prints the result as\n"
+     "`drover result --json` does, plus \"timed_out\".\n",
+     1, drv__cli_wait},
     {"schedules", "drover schedules",
      "usage: drover schedules [--json]\n",
      "\nOne line per schedule of the config (-c FILE):\n"

@@ -9,6 +9,8 @@
  *   POST /api/queues/Q/dead/purge
  *   POST /api/queues/Q/pause | /resume
  *   GET  /api/queues/Q/jobs/ID             404 when drover knows nothing
+ *   POST /api/queues/Q/jobs/ID/cancel      404 when no unfinished job
+ *                                          has that id
  *
  * Q must be one of the config's queues (404 otherwise), so a request can
  * only reach the keys of the queues drover web was started for. Every
@@ -28,6 +30,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "drover/clock.h"
+#include "drover/queue_cancel.h"
 #include "drover/common.h"
 #include "drover/json.h"
 #include "drover/parse.h"
@@ -717,6 +720,52 @@ get_job(struct drv_web *web, struct evhttp_request *req,
     drv_queue_cmds_fini(&c);
 }
 
+/* POST /api/queues/Q/jobs/ID/cancel: as drover cancel --json; 404 when
+ * no unfinished job has that id. */
+struct cancel_ctx {
+    const char *queue;             /* borrowed */
+    const char *id;                /* borrowed */
+    struct drv_queue_cancel cn;
+};
+
+static int
+cancel_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    struct cancel_ctx *cc = ctx;
+    int rc = drv_queue_cancel_parse(out, n, &cc->cn, err);
+
+    if (rc == 0 && drv_queue_cancel_total(&cc->cn) == 0) {
+        drv_err_set(err, -ENOENT, "no unfinished job %s in %s", cc->id,
+                    cc->queue);
+        return 404;
+    }
+    return rc;
+}
+
+static void
+cancel_write(struct drv_json *j, void *ctx)
+{
+    struct cancel_ctx *cc = ctx;
+
+    drv_queue_cancel_json(j, cc->queue, cc->id, &cc->cn);
+}
+
+static void
+post_cancel(struct drv_web *web, struct evhttp_request *req,
+            const struct drv_queue_keys *k, const char *id)
+{
+    struct cancel_ctx cc;
+    struct drv_queue_cmds c;
+
+    memset(&cc, 0, sizeof cc);
+    cc.queue = k->name;
+    cc.id = id;
+    drv_queue_cmds_init(&c);
+    drv_queue_cancel_build(&c, k, id, strlen(id));
+    serve(web, req, &c, cancel_parse, cancel_write, &cc);
+    drv_queue_cmds_fini(&c);
+}
+
 /* ------------------------------------------------------------- routing */
 
 /* The config's queue named name, or NULL. */
@@ -763,6 +812,11 @@ queue_api(struct drv_web *web, struct evhttp_request *req,
             get_job(web, req, k, segs[1]);
         else
             drv__web_error(req, 405, "use GET");
+    } else if (n == 3 && is(segs[0], "jobs") && is(segs[2], "cancel")) {
+        if (post)
+            post_cancel(web, req, k, segs[1]);
+        else
+            drv__web_error(req, 405, "use POST");
     } else {
         drv__web_error(req, 404, "no such API path");
     }

@@ -109,6 +109,16 @@ extern "C" {
 
 #define DRV_HANDLER_ABI_VERSION 1u
 
+/*
+ * The compatible additions to version 1 this header knows, counted: a
+ * host table of minor m has every member listed for m and below (check
+ * with DRV_HOST_HAS; a plugin built against an older minor keeps loading
+ * and never sees the newer members).
+ *   0  the first version-1 host
+ *   1  progress
+ */
+#define DRV_HANDLER_ABI_MINOR 1u
+
 /* Outcomes (see OUTCOMES above). Chosen apart from every -errno so that a
  * plugin returning -ENOENT never means "permanent" by accident. */
 #define DRV_HANDLER_OK 0
@@ -330,6 +340,20 @@ struct drv_host {
      */
     void (*log)(const struct drv_host *host, const struct drv_job_view *job,
                 int level, const char *msg);
+
+    /* -------- added in minor 1: check DRV_HOST_HAS(host, progress) */
+
+    /*
+     * progress -- the job is percent (0..100, clamped) done; msg (NULL
+     * or NUL-terminated, cut at 256 bytes) says what it does. While the
+     * job runs, droverd writes the last report to the job's result hash
+     * (`status running`, `progress`, `progress_msg`, `worker`,
+     * `started_at`) at most every 250 ms; reports in between are
+     * coalesced. Cheap: call it as often as you like. The thread that
+     * owns the job (run() on its pool thread, or the loop thread).
+     * Returns 0, or -EINVAL (no job view, or a finished job).
+     */
+    int (*progress)(struct drv_job_view *job, int percent, const char *msg);
 };
 
 /* 1 if host provides member m (a host newer than this header may add

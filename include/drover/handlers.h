@@ -79,6 +79,10 @@ struct drv_htype {
 };
 
 /* One attempt of one job, as its handler sees it (caller memory). */
+#define DRV_HRUN_PROGRESS_MSG_MAX 256  /* bytes of a progress message kept */
+
+struct drv_hprogress;
+
 struct drv_hrun {
     unsigned magic;
 #define DRV_HRUN_MAGIC 0x4a7e0002U
@@ -96,6 +100,10 @@ struct drv_hrun {
     int has_rusage;                /* 1: the two below are known */
     int64_t cpu_ns;                /* the child's user+system CPU */
     int64_t max_rss_kb;            /* its peak resident set, KiB */
+    struct drv_hprogress *progress; /* owned: the last report
+                                      (drv_hrun_progress, any thread),
+                                      allocated by the first one; read
+                                      and set atomically; NULL = none */
 };
 
 struct drv_handler_ops {
@@ -182,6 +190,34 @@ void drv_hrun_output(struct drv_hrun *r, const void *data, size_t len);
  */
 int drv_hrun_lookup(const char *name, size_t name_len, const char **value,
                     size_t *value_len, void *ctx);
+
+/*
+ * drv_hrun_progress -- the job reports pct (clamped to 0..100) and msg
+ * (len bytes, cut at DRV_HRUN_PROGRESS_MSG_MAX; NULL = none). Any thread
+ * while the run lives; the last report wins.
+ */
+void drv_hrun_progress(struct drv_hrun *r, int pct, const char *msg,
+                       size_t len);
+
+/*
+ * drv_hrun_progress_line -- one line an exec child wrote to its progress
+ * pipe, "PERCENT [MESSAGE]" (len bytes, no newline): PERCENT a decimal
+ * number (a fraction is cut), MESSAGE the rest after one space. Returns
+ * 0, or -EINVAL (nothing reported) for a line that does not start with a
+ * number.
+ */
+int drv_hrun_progress_line(struct drv_hrun *r, const char *line,
+                           size_t len);
+
+/*
+ * drv_hrun_progress_take -- loop thread: when a report came since *seq,
+ * copy it (pct, msg into buf of DRV_HRUN_PROGRESS_MSG_MAX bytes, its
+ * length into *len), update *seq and return 1; else 0. A run that never
+ * reports costs one atomic load here and nothing else (the report's
+ * store is allocated by the first report).
+ */
+int drv_hrun_progress_take(struct drv_hrun *r, unsigned *seq, int *pct,
+                           char *buf, size_t *len);
 
 /* ----------------------------------------------------------- job fields */
 

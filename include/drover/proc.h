@@ -82,6 +82,10 @@ struct drv_proc_opts {
     int64_t deadline_ns;      /* monotonic deadline: then the child is
                                  killed as by drv_proc_kill and timed_out
                                  is set; 0 = none */
+    int fd3;                  /* > 0: an fd of the worker the child gets
+                                 as its fd 3 (a pipe's write end; the
+                                 caller keeps and closes its own); 0 =
+                                 none (fd 3 closed like every other) */
 };
 
 /* The outcome, borrowed by the callback until it returns. */

@@ -13,7 +13,7 @@
  *                   its id included, while it waits
  *   P:{Q}:dead      stream of dead-lettered jobs
  *   P:{Q}:result:ID hash: status, result, error, attempts, finished_at
- *   P:{Q}:stats     hash: processed, failed, retried, dead
+ *   P:{Q}:stats     hash: processed, failed, retried, dead, cancelled
  *   P:{Q}:paused    string: present = do not fetch
  *   P:workers       hash: worker id -> logfmt status line
  *
@@ -68,6 +68,7 @@ struct drv_queue_keys {
     char *result_prefix; /* owned: P:{Q}:result: */
     char *due;        /* owned: P:due, the fleet's index of when delayed
                          jobs fall due (not a key of the queue's slot) */
+    char *cancel;     /* owned: P:{Q}:cancel (drover/queue_cancel.h) */
 };
 
 /* drv_queue_keys_init -- fill k for prefix and queue (caller memory). */
@@ -189,17 +190,22 @@ enum drv_settle_kind {
     DRV_SETTLE_RETRY,     /* failed attempt: delayed with attempt+1 */
     DRV_SETTLE_DEAD,      /* dead-lettered */
     DRV_SETTLE_REQUEUE,   /* unfinished at shutdown: new entry, same attempt */
-    DRV_SETTLE_NEXT       /* pipeline step done: ack + the next step's entry
+    DRV_SETTLE_NEXT,      /* pipeline step done: ack + the next step's entry
                              (step+1, input = text, attempt reset) */
+    DRV_SETTLE_CANCEL     /* cancelled (drover cancel): acked, not retried,
+                             result status cancelled, stats cancelled+1 */
 };
 
 /* Result codes per op, as the settle script returns them. */
 enum {
     DRV_QUEUE_LOST = 0,   /* not owned by us (reclaimed): nothing changed */
     DRV_QUEUE_DONE = 1,   /* applied */
-    DRV_QUEUE_GONE = 2    /* owned, but the payload was deleted: acked
+    DRV_QUEUE_GONE = 2,   /* owned, but the payload was deleted: acked
                              (ops that need the payload, and acks that keep
                              a result; a plain ack reports DONE) */
+    DRV_QUEUE_CANCELLED = 3 /* a retry, requeue or next step applied as a
+                             cancel: a cancel of the entry was asked
+                             (drover/queue_cancel.h) */
 };
 
 /*
@@ -461,6 +467,7 @@ struct drv_queue_stats {
     int64_t dead_total;  /* stats hash: jobs dead-lettered (all time) */
     int64_t deduped;     /* stats hash: duplicates acked without running
                             (unique_for; all time) */
+    int64_t cancelled;   /* stats hash: jobs cancelled (all time) */
     int paused;          /* 1: the paused key exists */
     int64_t dead_max;    /* not from Redis: the dead entries the workers
                             keep (worker.dead_max), set by the caller
@@ -678,6 +685,7 @@ struct drv_json;
 
 /* drv_queue_stats_json -- {"name", "ready", "running", "delayed",
  * "dead", "dead_max", "processed", "failed", "retried", "dead_total",
+ * "cancelled",
  * "paused"}; dead_max is null when not known. */
 void drv_queue_stats_json(struct drv_json *j, const char *queue,
                           const struct drv_queue_stats *s);

@@ -465,6 +465,15 @@ int drv_redis_sync_run(struct drv_redis_sync *s, size_t n,
                        const struct drv_argv *cmds, redisReply **replies,
                        struct drv_err *err);
 
+/*
+ * drv_redis_sync_read -- read one more reply that no command of ours
+ * asked for (a pub/sub message after SUBSCRIBE), waiting at most
+ * timeout_ms for it. 0 with *reply (caller frees), or <0 (-ETIMEDOUT when
+ * nothing came) with err filled: the connection is then broken.
+ */
+int drv_redis_sync_read(struct drv_redis_sync *s, int64_t timeout_ms,
+                        redisReply **reply, struct drv_err *err);
+
 /* drv_redis_sync_broken -- an I/O error or timeout happened: free it. */
 int drv_redis_sync_broken(const struct drv_redis_sync *s);
 

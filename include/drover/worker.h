@@ -50,6 +50,7 @@ struct drv_worker_stats {
     uint64_t lost;         /* settle found the entry owned by another */
     uint64_t deduped;      /* duplicates acked without running
                               (unique_for) */
+    uint64_t cancelled;    /* outcomes: cancelled (drover cancel) */
     int running;           /* jobs holding a process permit now */
     int live;              /* jobs fetched and not yet settled */
     int unreleased;        /* tasks not yet quiesced (abandoned pool

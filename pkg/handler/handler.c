@@ -131,6 +131,7 @@ drv_hrun_fini(struct drv_hrun *r)
     if (r->state != NULL && r->ht->ops->fini != NULL)
         r->ht->ops->fini(r);
     r->state = NULL;
+    drv__hrun_progress_free(r);
     r->magic = 0;
 }
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "drover/buf.h"
 #include "drover/common.h"
@@ -152,6 +153,7 @@ drv__exec_base_env(char *const *environ_, const char *redis_url)
         if (strncmp(environ_[i], "DROVER_JOB", 10) == 0 ||
             strncmp(environ_[i], "DROVER_QUEUE=", 13) == 0 ||
             strncmp(environ_[i], "DROVER_ATTEMPT=", 15) == 0 ||
+            strncmp(environ_[i], "DROVER_PROGRESS_FD=", 19) == 0 ||
             is_secret(environ_[i], redis_url, pw))
             continue;
         env[o++] = drv_xstrdup(environ_[i]);
@@ -215,6 +217,7 @@ drv__exec_env(char *const *base, const struct drv_hrun *r)
     env = env_set(env, &n, "DROVER_JOB", type->name);
     env = env_set(env, &n, "DROVER_QUEUE", r->queue);
     env = env_set(env, &n, "DROVER_ATTEMPT", r->attempt);
+    env = env_set(env, &n, "DROVER_PROGRESS_FD", DRV__EXEC_PROGRESS_FD);
     env = env_traceparent(env, &n, r->job);
     for (i = 0; i < type->exec.nenv; i++)
         env = env_set(env, &n, type->exec.env[i].key,
@@ -225,6 +228,14 @@ drv__exec_env(char *const *base, const struct drv_hrun *r)
 /* ------------------------------------------------------------ the run */
 
 extern char **environ;
+
+/* One run's state (r->state): the child and its progress pipe. */
+struct exec_run {
+    unsigned magic;
+#define EXEC_RUN_MAGIC 0xe8ec0001U
+    struct drv_proc *proc;              /* owned */
+    struct drv__exec_progress *progress; /* owned */
+};
 
 static int
 load_exec(struct drv_htype *ht, struct drv_err *err)
@@ -292,11 +303,13 @@ start_exec(struct drv_hrun *r)
 {
     const struct drv_config_job *type = r->ht->cfg;
     struct drv_proc *proc = NULL;
+    struct drv__exec_progress *progress = NULL;
+    struct exec_run *er;
     struct drv_proc_opts po;
     struct drv_err err;
     char **argv = NULL, **env = NULL, *in = NULL;
     size_t in_len = 0;
-    int rc;
+    int rc, pfd = -1;
 
     drv_err_clear(&err);
     argv = drv__exec_argv(r, &err);
@@ -315,36 +328,58 @@ start_exec(struct drv_hrun *r)
     po.output_max = (size_t)type->output_max;
     po.kill_grace_ms = type->exec.kill_grace_ms > 0 ? type->exec.kill_grace_ms
                                                     : -1;
-    rc = drv_proc_spawn(r->ht->host->procs, &po, on_exec_done, r, &proc,
-                        &err);
+    rc = drv__exec_progress_open(r, &progress, &pfd);
+    if (rc < 0)
+        drv_err_set(&err, rc, "progress pipe: %s", drv_strerror(rc));
+    po.fd3 = pfd;
+    if (rc == 0)
+        rc = drv_proc_spawn(r->ht->host->procs, &po, on_exec_done, r, &proc,
+                            &err);
+    if (pfd >= 0)
+        close(pfd); /* the child holds its copy */
     drv__strv_free(argv);
     drv__strv_free(env);
     free(in);
     if (rc < 0) {
         char msg[DRV_ERR_MSG_MAX + 32];
+
+        drv__exec_progress_free(progress);
         snprintf(msg, sizeof msg, "cannot start: %s", err.msg);
         drv_hrun_fail(r, rc, msg, strlen(msg));
         return;
     }
-    r->state = proc;
+    DRV_ALLOC_OBJ(er, EXEC_RUN_MAGIC);
+    er->proc = proc;
+    er->progress = progress;
+    r->state = er;
 }
 
 static void
 cancel_exec(struct drv_hrun *r, enum drv_tg_cause cause)
 {
+    struct exec_run *er;
+
     (void)cause;
     /* the child's exit ends the task; a kill after it exited is a no-op
      * and its completion is already on its way */
-    if (r->state == NULL)
+    if (r->state == NULL) {
         drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
-    else
-        (void)drv_proc_kill(r->state);
+        return;
+    }
+    DRV_CAST(er, r->state, EXEC_RUN_MAGIC);
+    (void)drv_proc_kill(er->proc);
 }
 
 static void
 fini_exec(struct drv_hrun *r)
 {
-    drv_proc_free(r->state);
+    struct exec_run *er;
+
+    DRV_CAST(er, r->state, EXEC_RUN_MAGIC);
+    drv_proc_free(er->proc);
+    drv__exec_progress_free(er->progress);
+    er->magic = 0;
+    free(er);
 }
 
 const struct drv_handler_ops drv__handler_exec = {

@@ -29,4 +29,22 @@ char **drv__exec_env(char *const *base, const struct drv_hrun *r);
 
 void drv__strv_free(char **v);
 
+/* The run's progress store (handler_progress.c): freed with the run, once
+ * no thread can report any more. */
+void drv__hrun_progress_free(struct drv_hrun *r);
+
+/*
+ * exec's progress pipe (handler_exec_progress.c): a pipe whose read end
+ * is read on the loop, each line a report to r (drv_hrun_progress_line).
+ * *child_fd is the write end for the child's fd 3: close it once the
+ * child is spawned. 0 or -errno. _free closes the read end (NULL: no-op).
+ */
+struct drv__exec_progress;
+int drv__exec_progress_open(struct drv_hrun *r,
+                            struct drv__exec_progress **out, int *child_fd);
+void drv__exec_progress_free(struct drv__exec_progress *p);
+
+/* The number of the progress pipe in an exec child (DROVER_PROGRESS_FD). */
+#define DRV__EXEC_PROGRESS_FD "3"
+
 #endif

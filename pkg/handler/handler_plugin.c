@@ -316,6 +316,17 @@ h_cancelled(const struct drv_job_view *job)
     return drv_tg_task_cancelled(v->task);
 }
 
+static int
+h_progress(struct drv_job_view *job, int percent, const char *msg)
+{
+    struct drv_job_view *v = view_of(job);
+
+    if (v->r == NULL || (!v->blocking && v->finished))
+        return -EINVAL;
+    drv_hrun_progress(v->r, percent, msg, msg != NULL ? strlen(msg) : 0);
+    return 0;
+}
+
 static void
 on_ptimer(evutil_socket_t fd, short what, void *arg)
 {
@@ -438,6 +449,7 @@ host_init(struct drv_host *h)
     h->set_data = h_set_data;
     h->data = h_data;
     h->log = h_log;
+    h->progress = h_progress;
 }
 
 /* ----------------------------------------------------------- job views */

@@ -842,8 +842,17 @@ do_spawn(struct drv_proc_mgr *mgr, struct drv_proc *p,
     for (i = 0; i < 3; i++)
         c.fd[i] = child_fd[i];
     c.reaper_fd = drv__proc_reaper_fd();
+    c.fd3 = -1;
+    /* a copy above 3, so the child's dup3 onto 3 never meets itself */
+    if (opts->fd3 > 0 &&
+        (c.fd3 = fcntl(opts->fd3, F_DUPFD_CLOEXEC, 4)) < 0) {
+        free(paths);
+        return -errno;
+    }
     p->spawn_ns = drv_clock_mono_ns();
     rc = drv__proc_child_spawn(&c, mgr->stack, &pid);
+    if (c.fd3 >= 0)
+        close(c.fd3);
     free(paths);
     if (rc < 0 && pid > 0) {
         drv__proc_reaper_ended(pid);

@@ -104,7 +104,7 @@ child_main(void *arg)
     uint64_t empty = 0;
     uint32_t rec[2];
     struct rlimit rl;
-    long pid, i, max;
+    long pid, i, max, first;
     int e, eacces = 0, closed = 0;
 
     /* 1. own group */
@@ -130,9 +130,17 @@ child_main(void *arg)
             child_fail(c, errno);
     if (c->cwd != NULL && syscall(SYS_chdir, c->cwd) < 0)
         child_fail(c, errno);
-    /* err_fd (> 2, close-on-exec) stays open until the exec */
+    /* fd3 (> 3) is kept as fd 3; err_fd (> 3 then, close-on-exec)
+     * stays open until the exec */
+    first = 3;
+    if (c->fd3 >= 0) {
+        if (syscall(SYS_dup3, c->fd3, 3, 0) < 0)
+            child_fail(c, errno);
+        first = 4;
+    }
 #ifdef SYS_close_range
-    closed = syscall(SYS_close_range, 3, c->err_fd - 1, 0) == 0 &&
+    closed = (c->err_fd == first ||
+              syscall(SYS_close_range, first, c->err_fd - 1, 0) == 0) &&
              syscall(SYS_close_range, c->err_fd + 1, ~0U, 0) == 0;
 #endif
     if (!closed) {
@@ -140,7 +148,7 @@ child_main(void *arg)
         if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 &&
             rl.rlim_cur < (rlim_t)max)
             max = (long)rl.rlim_cur;
-        for (i = 3; i < max; i++)
+        for (i = first; i < max; i++)
             if (i != c->err_fd)
                 (void)syscall(SYS_close, i);
     }
@@ -280,6 +288,19 @@ drv__proc_child_spawn(struct drv__proc_child *c, void *stack, pid_t *pid)
                 close(efd[0]);
             return rc;
         }
+    }
+    if (c->fd3 >= 0 && efd[1] == 3) {
+        /* the child's fd 3 is taken: the error pipe goes above it */
+        int nfd = fcntl(efd[1], F_DUPFD_CLOEXEC, 4);
+
+        if (nfd < 0) {
+            rc = -errno;
+            close(efd[0]);
+            close(efd[1]);
+            return rc;
+        }
+        close(efd[1]);
+        efd[1] = nfd;
     }
     c->err_fd = efd[1];
     c->parent = getpid();

@@ -39,6 +39,7 @@ drv_queue_keys_init(struct drv_queue_keys *k, const char *prefix,
     k->result_prefix = key_of(prefix, queue, "result:");
     k->due = drv_xmalloc(strlen(prefix) + sizeof ":due");
     sprintf(k->due, "%s:due", prefix);
+    k->cancel = key_of(prefix, queue, "cancel");
 }
 
 void
@@ -53,6 +54,7 @@ drv_queue_keys_fini(struct drv_queue_keys *k)
     free(k->job_prefix);
     free(k->result_prefix);
     free(k->due);
+    free(k->cancel);
     memset(k, 0, sizeof *k);
 }
 
@@ -250,7 +252,7 @@ drv_script_call_eval(const struct drv_script_call *c, struct drv_argv *out)
 #define SETTLE_MAX_ARG 5
 
 static const char *const settle_kinds[] = {"ack", "retry", "dead",
-                                           "requeue", "next"};
+                                           "requeue", "next", "cancel"};
 
 /* nops, ack_min and ack_max change with every op: they live in buffers
  * of FIXED_MAX bytes, rewritten in place (an argument of that length or
@@ -365,7 +367,7 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     char n[32];
     int len;
 
-    DRV_ASSERT(op->kind <= DRV_SETTLE_NEXT);
+    DRV_ASSERT(op->kind <= DRV_SETTLE_CANCEL);
     if (op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0 &&
         op->entry_id[0] >= '0' && op->entry_id[0] <= '9') {
         /* a plain ack: its entry id alone; the script settles these

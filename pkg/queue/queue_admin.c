@@ -252,6 +252,7 @@ drv_queue_stats_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k)
     drv_argv_adds(a, "retried");
     drv_argv_adds(a, "dead");
     drv_argv_adds(a, "deduped");
+    drv_argv_adds(a, "cancelled");
     add_cmd(c, "EXISTS", k->paused);
     return DRV_QUEUE_STATS_CMDS;
 }
@@ -326,7 +327,7 @@ drv_queue_stats_parse(struct redisReply *const *r, size_t n,
     if (rc < 0)
         return rc;
     h = r[4];
-    if (h->elements != 5)
+    if (h->elements != 6)
         return drv_err_set(err, DRV_EPROTO, "HMGET: unexpected reply");
     s->delayed = r[2]->integer;
     s->dead = r[3]->integer;
@@ -335,6 +336,7 @@ drv_queue_stats_parse(struct redisReply *const *r, size_t n,
     s->retried = counter(h->element[2]);
     s->dead_total = counter(h->element[3]);
     s->deduped = counter(h->element[4]);
+    s->cancelled = counter(h->element[5]);
     s->paused = r[5]->integer > 0;
     return 0;
 }

@@ -96,6 +96,10 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
      "drover doctor on a Redis Cluster: the cluster's state"},
     {"+type", "TYPE KEY", "checks each queue key's type before writing; "
      "drover doctor names a wrong one"},
+    /* cancel and wait (channels P:{Q}:done, allowed by &P:*) */
+    {"+zrange", "ZRANGE KEY 0 -1", "reads a queue's cancel markers"},
+    {"+publish", "PUBLISH KEY m", "announces a job's final outcome"},
+    {"+subscribe", "SUBSCRIBE KEY", "drover wait: hears of the outcome"},
 };
 
 const size_t drv_queue_acl_ncmds =
@@ -107,8 +111,8 @@ drv_queue_acl_rule(struct drv_buf *b, const char *user,
 {
     size_t i;
 
-    drv_buf_addf(b, "ACL SETUSER %s on >%s ~%s:* -@all", user, password,
-                 prefix);
+    drv_buf_addf(b, "ACL SETUSER %s on >%s ~%s:* &%s:* -@all", user,
+                 password, prefix, prefix);
     for (i = 0; i < drv_queue_acl_ncmds; i++)
         drv_buf_addf(b, " %s", drv_queue_acl_cmds[i].rule);
 }

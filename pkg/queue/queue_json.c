@@ -63,6 +63,7 @@ drv_queue_stats_json(struct drv_json *j, const char *queue,
     drv_json_member_int(j, "retried", s->retried, 1);
     drv_json_member_int(j, "dead_total", s->dead_total, 1);
     drv_json_member_int(j, "deduped", s->deduped, 1);
+    drv_json_member_int(j, "cancelled", s->cancelled, 1);
     drv_json_member_bool(j, "paused", s->paused);
     drv_json_object_end(j);
 }

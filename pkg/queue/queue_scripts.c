@@ -7,6 +7,7 @@
  * Scripts validate before they write: they never fail halfway.
  */
 #include "drover/queue.h"
+#include "drover/queue_cancel.h"
 
 /* Shared Lua helpers, prepended to the scripts that need them. */
 #define LUA_HELPERS                                                        \
@@ -162,6 +163,18 @@
  * Pipeline steps keep one result hash for the whole pipeline: it is not
  * reset between steps, and each step adds step.K.status, .attempts,
  * .started_at, .finished_at (and .error).
+ *
+ * Cancel (drover/queue_cancel.h): a full op 'cancel' acks the entry, its
+ * result gets status cancelled (kept at least DRV_QUEUE_CANCEL_TTL_MS)
+ * and stats cancelled+1; its marker in P:{Q}:cancel goes. A retry,
+ * requeue or next op of an entry that has a marker becomes that cancel
+ * (code DRV_QUEUE_CANCELLED), so a cancel asked while the outcome was on
+ * its way is not lost. Both keys are named from the stats key (same
+ * slot). Plain acks never look at the markers.
+ *
+ * A result written with a final status (ok, dead, cancelled) is
+ * announced with PUBLISH P:{Q}:done RESULT_KEY, for drover wait: one
+ * more call per op that keeps a result, none for plain acks.
  */
 const struct drv_queue_script drv_queue_settle_script = {
     "settle",
@@ -172,14 +185,21 @@ const struct drv_queue_script drv_queue_settle_script = {
     "local jobs, delayed, dead, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local group, me, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local nops = tonumber(ARGV[4])\n"
+    "local cancelk = string.sub(stats, 1, #stats - 5) .. 'cancel'\n"
+    "local donech = string.sub(stats, 1, #stats - 5) .. 'done'\n"
     "local bad = checktypes(jobs, 'stream', delayed, 'zset', dead, 'stream',\n"
     "  stats, 'hash')\n"
     "do -- a pipeline step's result hash is written without a DEL first\n"
-    "  local b, k = 9, 5\n"
+    "  local b, k, ckc = 9, 5, false\n"
     "  for i = 1, nops do\n"
     "    if bad then break end\n"
     "    if string.find(ARGV[b], '^%d') then b = b + 1 else\n"
-    "      if tonumber(ARGV[b+7]) >= 0 and tonumber(ARGV[b+4]) > 0 then\n"
+    "      if not ckc then -- full ops may read the cancel markers\n"
+    "        ckc = true\n"
+    "        bad = checktypes(cancelk, 'zset')\n"
+    "      end\n"
+    "      if not bad and tonumber(ARGV[b+7]) >= 0 and\n"
+    "         tonumber(ARGV[b+4]) > 0 then\n"
     "        bad = checktypes(KEYS[k], 'hash')\n"
     "      end\n"
     "      b, k = b + 12, k + 2\n"
@@ -188,7 +208,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "end\n"
     "if bad then return redis.error_reply(bad) end\n"
     "local out = {}\n"
-    "local processed, failed, retried, ndead = 0, 0, 0, 0\n"
+    "local processed, failed, retried, ndead, ncancel = 0, 0, 0, 0, 0\n"
     "local function result(rkey, ttl, status, res, err, attempts, step,\n"
     "                      started, cpu, rss)\n"
     "  if tonumber(ttl) <= 0 then return end\n"
@@ -213,6 +233,8 @@ const struct drv_queue_script drv_queue_settle_script = {
     "    redis.call('HSET', rkey, 'cpu_ms', cpu, 'max_rss_kb', rss)\n"
     "  end\n"
     "  redis.call('PEXPIRE', rkey, ttl)\n"
+    "  -- a final outcome: tell drover wait (the message is the key)\n"
+    "  if status ~= 'failed' then redis.call('PUBLISH', donech, rkey) end\n"
     "end\n"
     "local function full(b, rkey, hkey)\n"
     "  local kind, eid, jid = ARGV[b], ARGV[b+1], ARGV[b+2]\n"
@@ -225,7 +247,22 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  local f = payload(jobs, eid)\n"
     "  local code = 1\n"
     "  if f == nil then code = 2 end\n"
-    "  if kind == 'ack' then\n"
+    "  -- a cancel asked while the attempt ran: nothing comes after it\n"
+    "  if (kind == 'retry' or kind == 'requeue' or kind == 'next') and\n"
+    "     redis.call('ZSCORE', cancelk, eid) then\n"
+    "    if kind ~= 'retry' then text = '' end\n"
+    "    kind, code = 'cancel', 3\n"
+    "  end\n"
+    "  if kind == 'cancel' then\n"
+    "    ncancel = ncancel + 1\n"
+    "    if text == '' then text = 'cancelled' end\n"
+    "    if tonumber(ttl) < " DRV_QUEUE_CANCEL_TTL_STR " then\n"
+    "      ttl = " DRV_QUEUE_CANCEL_TTL_STR "\n"
+    "    end\n"
+    "    redis.call('ZREM', cancelk, eid)\n"
+    "    result(rkey, ttl, 'cancelled', '', text, attempts, step, started,\n"
+    "      cpu, rss)\n"
+    "  elseif kind == 'ack' then\n"
     "    processed = processed + 1\n"
     "    result(rkey, ttl, 'ok', text, '', attempts, step, started, cpu,\n"
     "      rss)\n"
@@ -284,7 +321,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  return numlt(string.sub(x, i + 1), string.sub(y, j + 1))\n"
     "end\n"
     "local kinds = {ack = true, retry = true, dead = true, requeue = true,\n"
-    "               next = true}\n"
+    "               next = true, cancel = true}\n"
     "local aidx, aids, na = {}, {}, 0\n"
     "local b, k = 9, 5\n"
     "for i = 1, nops do\n"
@@ -353,6 +390,7 @@ const struct drv_queue_script drv_queue_settle_script = {
     "if processed > 0 then redis.call('HINCRBY', stats, 'processed', processed) end\n"
     "if failed > 0 then redis.call('HINCRBY', stats, 'failed', failed) end\n"
     "if retried > 0 then redis.call('HINCRBY', stats, 'retried', retried) end\n"
+    "if ncancel > 0 then redis.call('HINCRBY', stats, 'cancelled', ncancel) end\n"
     "if ndead > 0 then\n"
     "  redis.call('HINCRBY', stats, 'dead', ndead)\n"
     "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"

@@ -429,6 +429,26 @@ drv_redis_sync_run(struct drv_redis_sync *s, size_t n,
 }
 
 int
+drv_redis_sync_read(struct drv_redis_sync *s, int64_t timeout_ms,
+                    redisReply **reply, struct drv_err *err)
+{
+    int64_t saved;
+    int rc;
+
+    DRV_CHECK_OBJ(s, DRV_REDIS_SYNC_MAGIC);
+    *reply = NULL;
+    if (s->broken)
+        return drv_err_set(err, DRV_EDOWN, "the connection is broken");
+    saved = s->timeout_ns;
+    s->timeout_ns = timeout_ms * DRV_NS_PER_MS;
+    rc = read_reply(s, reply, err);
+    s->timeout_ns = saved;
+    if (rc < 0)
+        s->broken = 1;
+    return rc;
+}
+
+int
 drv_redis_sync_broken(const struct drv_redis_sync *s)
 {
     DRV_CHECK_OBJ(s, DRV_REDIS_SYNC_MAGIC);

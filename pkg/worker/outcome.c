@@ -8,6 +8,7 @@
 
 #include "drover/buf.h"
 #include "drover/common.h"
+#include "drover/queue_cancel.h"
 #include "outcome.h"
 
 static void
@@ -86,6 +87,16 @@ parallel_errors(const struct drv_outcome_in *in, struct drv_decision *d)
     drv_buf_fini(&b);
 }
 
+/* Error text is kept up to DRV_OUTCOME_TEXT_MAX bytes. */
+static void
+cut_text(struct drv_decision *d)
+{
+    if (d->op.text_len > DRV_OUTCOME_TEXT_MAX) {
+        d->op.text_len = DRV_OUTCOME_TEXT_MAX;
+        d->text[DRV_OUTCOME_TEXT_MAX] = '\0';
+    }
+}
+
 /* A failed or timed-out attempt: retried while retries are left. */
 static void
 retry_or_dead(const struct drv_config_policy *p,
@@ -120,6 +131,19 @@ drv_outcome_decide(const struct drv_outcome_in *in, struct drv_decision *d)
     d->op.result_ttl_ms = in->result_ttl_ms;
     d->op.pipeline = in->nsteps > 0;
     d->op.step = in->step;
+    if (in->cancel_requested && o->state != DRV_TG_OK) {
+        /* the error (or "cancelled") is the result's error */
+        d->op.kind = DRV_SETTLE_CANCEL;
+        d->drop = in->lost;
+        if (o->state == DRV_TG_FAILED && o->result != NULL)
+            set_text(d, o->result, o->result_len);
+        else
+            set_text(d, "cancelled", strlen("cancelled"));
+        if (d->op.result_ttl_ms < DRV_QUEUE_CANCEL_TTL_MS)
+            d->op.result_ttl_ms = DRV_QUEUE_CANCEL_TTL_MS;
+        cut_text(d);
+        return;
+    }
     switch (o->state) {
     case DRV_TG_OK:
         d->op.kind = DRV_SETTLE_ACK;
@@ -159,10 +183,7 @@ drv_outcome_decide(const struct drv_outcome_in *in, struct drv_decision *d)
         d->drop = in->lost;
         return;
     }
-    if (d->op.text_len > DRV_OUTCOME_TEXT_MAX) {
-        d->op.text_len = DRV_OUTCOME_TEXT_MAX;
-        d->text[DRV_OUTCOME_TEXT_MAX] = '\0';
-    }
+    cut_text(d);
 }
 
 void

@@ -30,6 +30,7 @@ struct drv_outcome_in {
     int64_t retry_after_ms;          /* the handler's floor for a retry's
                                         delay; 0 = backoff only */
     int lost;                        /* the lease was lost */
+    int cancel_requested;            /* drover cancel asked for it */
     size_t nsteps;                   /* pipeline steps; 0 = not one */
     int64_t step;                    /* pipeline step index */
     const struct drv_config_step *parallel; /* a parallel step (its
@@ -60,6 +61,8 @@ struct drv_decision {
  *               step: every member's state and error)
  *   TIMED_OUT   as a retried failure, "timed out after N ms"
  *   CANCELLED   REQUEUE (no attempt counted); drop when lost
+ * With cancel_requested, any outcome but OK is CANCEL (not retried, the
+ * attempt counted; drop when lost); an OK stays OK.
  * Error text is cut at DRV_OUTCOME_TEXT_MAX bytes.
  */
 void drv_outcome_decide(const struct drv_outcome_in *in,

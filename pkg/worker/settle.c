@@ -200,6 +200,11 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
             } else if (codes[i] == DRV_QUEUE_GONE) {
                 DRV_LOG_WARN("payload gone: entry acked", "queue=%s id=%s",
                              q->keys.name, qid);
+            } else if (codes[i] == DRV_QUEUE_CANCELLED) {
+                w->stats.cancelled++;
+                DRV_LOG_INFO("job cancelled (drover cancel) instead of "
+                             "its next run", "queue=%s id=%s", q->keys.name,
+                             qid);
             }
             drv__job_settled(j);
         }
@@ -333,6 +338,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     in.random = drv_random64;
     in.retry_after_ms = j->run.retry_after_ms;
     in.lost = j->lost;
+    in.cancel_requested = j->cancel_req;
     drv_outcome_decide(&in, &j->dec);
     if (j->run.has_rusage) { /* an exec child's resources: result hash */
         j->dec.op.has_rusage = 1;
@@ -340,6 +346,7 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
         j->dec.op.max_rss_kb = j->run.max_rss_kb;
     }
     drv__worker_metrics_outcome(j, o);
+    drv__worker_progress_end(j);
     if (j->dec.drop) {
         drv__job_settled(j);
         drv__worker_kick(w);
@@ -365,6 +372,9 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
         break;
     case DRV_SETTLE_REQUEUE:
         w->stats.requeued++;
+        break;
+    case DRV_SETTLE_CANCEL:
+        w->stats.cancelled++;
         break;
     }
     settle_queue(j);

@@ -92,6 +92,11 @@ struct wjob {
     int started;                  /* the handler was started */
     int running;                  /* counted in stats.running */
     int lost;                     /* lease lost: outcome discarded */
+    int cancel_req;               /* drover cancel marked its entry: the
+                                     outcome becomes a cancel (cancel.c) */
+    unsigned progress_seq;        /* the run's last report taken */
+    int64_t progress_next_ns;     /* no progress write before (mono) */
+    int progress_written;         /* the result hash holds progress */
     int64_t started_ms;           /* Unix ms the attempt started */
     struct drv_hrun run;          /* the handler's view of the attempt;
                                      its state freed with the job */
@@ -152,6 +157,8 @@ struct wqueue {
     int settle_inflight;          /* a settle call is out */
     int mover_inflight;           /* a mover call is out */
     int reclaim_inflight;         /* a reclaim call is out */
+    int cancel_inflight;          /* a read of its cancel markers is out
+                                     (cancel.c) */
     /* readiness (worker.c): fetch, mover and reclaim run only on a ready
      * queue; the others go on without it */
     int ready;                    /* prepared (key types right, group
@@ -262,6 +269,7 @@ struct drv_worker {
     int64_t next_beat_ns;           /* registry heartbeat */
     int64_t next_renew_ns;          /* lease renewal */
     int64_t next_pause_ns;          /* paused keys check */
+    int64_t next_cancel_ns;         /* cancel markers check (cancel.c) */
     int pause_inflight;             /* MGET of the paused keys out */
     int pause_known;                /* the paused keys were read once */
     int renew_inflight;             /* renew calls out */
@@ -427,6 +435,18 @@ void drv__admit_settle_tail(struct drv_worker *w,
 void drv__admit_renew(struct drv_worker *w);
 void drv__admit_drain(struct drv_worker *w);
 void drv__admit_job_free(struct wjob *j);
+
+/* cancel.c: from the upkeep, while Redis is up: every
+ * DRV_QUEUE_CANCEL_CHECK_MS, the cancel markers of each queue this worker
+ * holds jobs of; a marked job's task is cancelled. */
+void drv__worker_cancel_check(struct drv_worker *w, int64_t now_ns);
+
+/* progress.c: from the upkeep, every tick while Redis is up: the new
+ * progress reports of running jobs, each job at most every
+ * DRV_QUEUE_PROGRESS_MS; _end when j's outcome is decided (deletes a
+ * progress-only result hash of a type that keeps no result). */
+void drv__worker_progress_flush(struct drv_worker *w, int64_t now_ns);
+void drv__worker_progress_end(struct wjob *j);
 
 /* schedule.c: _init at create (never fails), _fini after the command
  * connection is freed; drv__worker_schedules from the upkeep, while

@@ -73,6 +73,7 @@ struct cell {
     struct drv_metrics_series *duration;
     struct drv_metrics_series *cpu;
     struct drv_metrics_series *deduped;
+    struct drv_metrics_series *cancelled;
 };
 
 /* The series of one queue. */
@@ -222,6 +223,8 @@ drv__worker_metrics_outcome(struct wjob *j, const struct drv_tg_outcome *o)
         drv_metrics_inc(c->failed_error);
     else if (o->state == DRV_TG_TIMED_OUT)
         drv_metrics_inc(c->failed_timeout);
+    if (j->dec.op.kind == DRV_SETTLE_CANCEL)
+        drv_metrics_inc(c->cancelled);
     if (o->state == DRV_TG_CANCELLED)
         return;
     if (j->dec.op.kind == DRV_SETTLE_RETRY)
@@ -449,7 +452,7 @@ build(struct wmetrics *m)
     static const char *const conn[] = {"conn", NULL};
     const struct drv_config *cfg = m->w->cfg;
     struct drv_metrics *r = m->reg;
-    struct drv_metrics_family *f[8], *qf[5], *up, *rc;
+    struct drv_metrics_family *f[9], *qf[5], *up, *rc;
     size_t qi, li, i;
 
     f[0] = drv_metrics_family_add(r, "drover_jobs_processed_total",
@@ -471,6 +474,9 @@ build(struct wmetrics *m)
         DRV_METRICS_COUNTER, qj, NULL, 0);
     f[7] = drv_metrics_family_add(r, "drover_jobs_deduped_total",
         "Duplicates acked without running (unique_for).",
+        DRV_METRICS_COUNTER, qj, NULL, 0);
+    f[8] = drv_metrics_family_add(r, "drover_jobs_cancelled_total",
+        "Jobs cancelled (drover cancel) while this process held them.",
         DRV_METRICS_COUNTER, qj, NULL, 0);
     qf[0] = drv_metrics_family_add(r, "drover_job_wait_seconds",
         "Enqueue (the stream entry id's time) to start.",
@@ -545,6 +551,7 @@ build(struct wmetrics *m)
             c->duration = drv_metrics_series_add(f[5], v);
             c->cpu = drv_metrics_series_add(f[6], v);
             c->deduped = drv_metrics_series_add(f[7], v);
+            c->cancelled = drv_metrics_series_add(f[8], v);
         }
     }
     f[7] = drv_metrics_family_add(r, "drover_schedule_ticks_total",

@@ -557,7 +557,7 @@ test_cli_stats(void **st)
     {
         static const char header[] = "QUEUE    READY  RUNNING  DELAYED  "
                                      "DEAD  PROCESSED  FAILED  RETRIED  "
-                                     "PAUSED  DEAD_MAX  DEDUPED\n"
+                                     "PAUSED  DEAD_MAX  DEDUPED  CANCELLED\n"
                                      "default ";
 
         assert_true(strncmp(r.out, header, strlen(header)) == 0);
@@ -573,15 +573,25 @@ test_cli_stats(void **st)
     assert_int_equal(v[5], 4);   /* failed */
     assert_int_equal(v[6], 3);   /* retried */
     assert_string_equal(paused, "no");
-    /* DEAD_MAX, then DEDUPED, the last columns: worker.dead_max, 10000
-     * by default, and no duplicates */
+    /* DEAD_MAX, DEDUPED, then CANCELLED, the last columns:
+     * worker.dead_max, 10000 by default, no duplicates, none cancelled */
     {
         const char *l = strstr(r.out, "\ndefault "), *e = NULL;
 
         assert_non_null(l);
         e = strchr(l + 1, '\n');
         assert_non_null(e);
-        assert_true(e - l > 15 && memcmp(e - 15, " 10000        0", 15) == 0);
+        while (e[-1] == ' ')
+            e--;
+        e--; /* the 0 of CANCELLED, right-aligned */
+        assert_true(e[0] == '0' && e[-1] == ' ');
+        while (e[-1] == ' ')
+            e--;
+        e--; /* the 0 of DEDUPED */
+        assert_true(e[0] == '0' && e[-1] == ' ');
+        while (e[-1] == ' ')
+            e--;
+        assert_true(e - l > 6 && memcmp(e - 6, " 10000", 6) == 0);
     }
     stats_row(r.out, "low", v, paused);
     for (i = 0; i < 7; i++)

@@ -633,6 +633,47 @@ test_web_csrf_refused_changes_nothing(void **st)
     assert_int_equal(integer(s, "EXISTS drover:{default}:paused"), 1);
 }
 
+/* Cancel from the dashboard: a waiting and a delayed job go, the result
+ * says cancelled, a POST without the CSRF token changes nothing. */
+static void
+test_web_cancel(void **st)
+{
+    struct state *s = *st;
+    struct resp r;
+
+    cmd(s, "XADD drover:{default}:jobs * job resize id c/1");
+    cmd(s, "ZADD drover:{default}:delayed 4102444800000 c2");
+    cmd(s, "HSET drover:{default}:job:c2 job resize id c2 attempt 1");
+    request(open_web.port, "POST", "/api/queues/default/jobs/c%2F1/cancel",
+            NULL, "{}", &r);
+    assert_status(&r, 403);
+    resp_free(&r);
+    assert_int_equal(integer(s, "XLEN drover:{default}:jobs"), 1);
+    post(s, "/api/queues/default/jobs/c%2F1/cancel", NULL, &r);
+    assert_status(&r, 200);
+    assert_body_has(&r, "\"ready\":1");
+    assert_body_has(&r, "\"id\":\"c/1\"");
+    resp_free(&r);
+    assert_int_equal(integer(s, "XLEN drover:{default}:jobs"), 0);
+    post(s, "/api/queues/default/jobs/c2/cancel", NULL, &r);
+    assert_status(&r, 200);
+    assert_body_has(&r, "\"delayed\":1");
+    resp_free(&r);
+    assert_int_equal(integer(s, "ZCARD drover:{default}:delayed"), 0);
+    assert_int_equal(integer(s, "HINCRBY drover:{default}:stats cancelled 0"),
+                     2);
+    get("/api/queues/default/jobs/c2", &r);
+    assert_status(&r, 200);
+    assert_body_has(&r, "\"status\":\"cancelled\"");
+    resp_free(&r);
+    post(s, "/api/queues/default/jobs/c2/cancel", NULL, &r);
+    assert_status(&r, 404);
+    resp_free(&r);
+    get("/api/queues/default/jobs/c2/cancel", &r);
+    assert_status(&r, 405);
+    resp_free(&r);
+}
+
 static void
 test_web_host_header_checked(void **st)
 {
@@ -879,6 +920,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_web_csrf_refused_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_web_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_web_host_header_checked, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_web_token_and_cookie, setup,

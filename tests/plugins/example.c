@@ -15,6 +15,12 @@
  *                     `ignore_cancel: 1` makes it ignore cancellation (it
  *                     stands for code that cannot be interrupted).
  *
+ * Progress (a host of ABI minor 1 or later, checked with DRV_HOST_HAS):
+ * example_async reports field `progress` (a percent) with the message
+ * "waiting" when it starts; example_blocking reports how far its steps
+ * are after each one ("working"), 100 times a second: the host writes
+ * the last report at most every 250 ms.
+ *
  * Both: field `fail` makes the job fail with that text as its error
  * (retried), and `permanent: 1` with it makes the failure permanent (dead
  * at once). A bad `ms` is a permanent failure naming the field.
@@ -212,6 +218,9 @@ async_start(void *state, struct drv_job_view *job)
     }
     wt->ms = ms;
     host->set_data(job, wt, free);
+    if (DRV_HOST_HAS(host, progress) && host->field(job, "progress", NULL))
+        host->progress(job, atoi(host->field(job, "progress", NULL)),
+                       "waiting");
     rc = host->timer(job, ms, on_wait_over, st);
     if (rc != 0) {
         host->set_error(job, "cannot arm a timer");
@@ -317,6 +326,8 @@ blocking_run(void *state, struct drv_job_view *job)
         }
         sleep_ms(step);
         waited += step;
+        if (DRV_HOST_HAS(host, progress))
+            host->progress(job, (int)(waited * 100 / ms), "working");
     }
     atomic_fetch_add(&st->jobs, 1);
     status = requested_failure(host, job);

@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "drover/loop.h"
+#include "drover/queue_cancel.h"
 #include "drover/tg.h"
 #include "../../pkg/worker/outcome.h"
 
@@ -444,11 +445,57 @@ test_outcome_parallel_step_failure_is_aggregated(void **st)
     par_fini(&p);
 }
 
+/* drover cancel asked for the job: any outcome but OK is a CANCEL (not
+ * retried, result kept at least a day); OK stays OK; a lost lease writes
+ * nothing. */
+static void
+test_outcome_cancel_requested(void **st)
+{
+    struct drv_tg_outcome failed = outcome(DRV_TG_FAILED, -EIO, "x",
+                                           "boom");
+    struct drv_tg_outcome cancelled = outcome(DRV_TG_CANCELLED, 0, NULL,
+                                              NULL);
+    struct drv_tg_outcome ok = outcome(DRV_TG_OK, 0, NULL, "fine");
+    struct drv_outcome_in in;
+    struct drv_decision d;
+
+    (void)st;
+    in = input(&failed, 0);
+    in.cancel_requested = 1;
+    drv_outcome_decide(&in, &d);
+    assert_int_equal(d.op.kind, DRV_SETTLE_CANCEL);
+    assert_false(d.drop);
+    assert_int_equal(d.op.attempts, 1);
+    assert_true(d.op.result_ttl_ms >= DRV_QUEUE_CANCEL_TTL_MS);
+    expect_text(&d, "boom");
+    drv_decision_fini(&d);
+
+    in = input(&cancelled, 2);
+    in.cancel_requested = 1;
+    drv_outcome_decide(&in, &d);
+    assert_int_equal(d.op.kind, DRV_SETTLE_CANCEL);
+    expect_text(&d, "cancelled");
+    drv_decision_fini(&d);
+
+    in.lost = 1;
+    drv_outcome_decide(&in, &d);
+    assert_true(d.drop);
+    drv_decision_fini(&d);
+
+    in = input(&ok, 0);
+    in.cancel_requested = 1;
+    drv_outcome_decide(&in, &d);
+    assert_int_equal(d.op.kind, DRV_SETTLE_ACK);
+    expect_text(&d, "fine");
+    drv_decision_fini(&d);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcome_ok_acks_with_the_result),
+        cmocka_unit_test(test_outcome_cancel_requested),
         cmocka_unit_test(test_outcome_failure_is_retried_with_backoff),
         cmocka_unit_test(test_outcome_dead_after_the_last_retry),
         cmocka_unit_test(test_outcome_permanent_and_bad_are_dead_at_once),

@@ -31,6 +31,8 @@ struct drv_job_view {
     char error[256];               /* set_error */
     atomic_int cancelled;          /* flipped by the test, any thread */
     atomic_int polls;              /* host->cancelled calls so far */
+    atomic_int progress;           /* the last host->progress percent */
+    atomic_int nprogress;          /* host->progress calls so far */
     int ndone;                     /* done calls */
     int done_status;               /* the last done status */
     drv_handler_timer_fn *timer_fn; /* the one pending timer */
@@ -183,6 +185,15 @@ f_log(const struct drv_host *host, const struct drv_job_view *job, int level,
     pthread_mutex_unlock(&logs.mu);
 }
 
+static int
+f_progress(struct drv_job_view *job, int percent, const char *msg)
+{
+    (void)msg;
+    atomic_store(&job->progress, percent);
+    atomic_fetch_add(&job->nprogress, 1);
+    return 0;
+}
+
 static const struct drv_host host = {
     .size = sizeof(struct drv_host),
     .abi_version = DRV_HANDLER_ABI_VERSION,
@@ -202,6 +213,7 @@ static const struct drv_host host = {
     .set_data = f_set_data,
     .data = f_data,
     .log = f_log,
+    .progress = f_progress,
 };
 
 static void
@@ -211,6 +223,8 @@ view_init(struct drv_job_view *v, const char *const *fields)
     v->fields = fields;
     atomic_init(&v->cancelled, 0);
     atomic_init(&v->polls, 0);
+    atomic_init(&v->progress, -1);
+    atomic_init(&v->nprogress, 0);
 }
 
 /* The job is over: the host frees the plugin's per-job data. */
@@ -500,6 +514,7 @@ test_plugin_example_blocking_outcomes(void **st)
     struct pt *t = *st;
     struct drv_job_view v;
     const char *ok[] = {"job", "b", "data", "hello", NULL};
+    const char *steps[] = {"ms", "25", NULL};
     const char *last[] = {"data", "x", "data", "hello", NULL};
     const char *fail[] = {"fail", "boom", NULL};
     const char *perm[] = {"fail", "boom", "permanent", "1", NULL};
@@ -517,6 +532,10 @@ test_plugin_example_blocking_outcomes(void **st)
     assert_int_equal(run_blocking(t, bad, &v), DRV_HANDLER_PERMANENT);
     assert_non_null(strstr(v.error, "field ms: \"12x\""));
     assert_int_equal(v.ndone, 0); /* blocking jobs never call done */
+    /* 25 ms of work in 10 ms steps: progress after each, 100 at the end */
+    assert_int_equal(run_blocking(t, steps, &v), DRV_HANDLER_OK);
+    assert_int_equal(atomic_load(&v.nprogress), 3);
+    assert_int_equal(atomic_load(&v.progress), 100);
 }
 
 struct runner {

@@ -140,7 +140,7 @@
     if (r) return r;
     r = { cells: {}, paused: false };
     const tr = el('tr', { 'data-queue': name }, el('td', { class: 'qname' }, name));
-    for (const k of ['ready', 'running', 'delayed', 'dead', 'processed', 'failed', 'retried']) {
+    for (const k of ['ready', 'running', 'delayed', 'dead', 'processed', 'failed', 'retried', 'cancelled']) {
       r.cells[k] = el('td', { class: 'num ' + k });
       tr.appendChild(r.cells[k]);
     }
@@ -449,6 +449,11 @@
       data.consumer ? el('span', { class: 'hint' }, 'on ' + data.consumer) : null,
     ]);
     out.appendChild(head);
+    if (data.where === 'ready' || data.where === 'running' || data.where === 'delayed') {
+      const cancel = el('button', { class: 'btn btn-small btn-danger', type: 'button', id: 'job-cancel' }, 'Cancel');
+      armed(cancel, 'Cancel', () => cancelJob(queue, id));
+      head.appendChild(cancel);
+    }
     if (data.result) {
       const pr = fieldOf(data.result.fields, 'progress');
       if (pr !== null && pr !== '') {
@@ -462,6 +467,19 @@
       out.appendChild(el('h3', { class: 'hint' }, 'fields'));
       out.appendChild(fieldsTable(data.job.fields));
     }
+  }
+
+  // a waiting or delayed job is removed, a running one stopped by its worker
+  async function cancelJob(queue, id) {
+    try {
+      const r = await api('POST', '/api/queues/' + q(queue) + '/jobs/' + q(id) + '/cancel');
+      toast('Cancelled ' + id + ': ' + r.ready + ' waiting, ' + r.delayed + ' delayed, ' +
+            r.running + ' running');
+    } catch (e) {
+      toast('Cancel failed: ' + e.message, true);
+    }
+    pollQueues();
+    $('lookup').requestSubmit();
   }
 
   // ------------------------------------------------------------ start

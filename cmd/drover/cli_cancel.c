@@ -1,0 +1,73 @@
+/*
+ * cli_cancel.c -- drover cancel QUEUE ID [--json]: one cancel script run
+ * (pkg/queue/queue_cancel.c). Exit 0 when an unfinished job had that id,
+ * 1 when none had.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "drover/buf.h"
+#include "drover/json.h"
+#include "drover/queue_cancel.h"
+
+#include "cli.h"
+
+int
+drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
+{
+    static const char *const names[] = {"QUEUE", "ID", NULL};
+    const char *ops[2] = {NULL, NULL};
+    struct drv_queue_cancel cn;
+    struct drv_queue_keys k;
+    struct drv_queue_cmds c;
+    struct drv_err err;
+    redisReply **r = NULL;
+    int rc;
+
+    rc = drv__cli_args(cli, argc, argv, NULL, names, 2, ops, NULL);
+    if (rc < 0)
+        return rc;
+    if (ops[1][0] == '\0')
+        return drv__cli_usage_error(cli, "ID must not be empty");
+    rc = drv__cli_connect(cli);
+    if (rc < 0)
+        return rc;
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
+    drv_queue_cmds_init(&c);
+    drv_queue_cancel_build(&c, &k, ops[1], strlen(ops[1]));
+    rc = drv__cli_run(cli, &c, &r);
+    if (rc == 0) {
+        rc = drv_queue_cancel_parse(r, c.n, &cn, &err);
+        if (rc < 0)
+            drv__cli_failed(cli, &err);
+    }
+    if (rc == 0 && cli->json) {
+        struct drv_buf b;
+        struct drv_json j;
+
+        drv_buf_init(&b);
+        drv_json_init(&j, &b);
+        drv_queue_cancel_json(&j, ops[0], ops[1], &cn);
+        drv_json_fini(&j);
+        drv__cli_json_print(&b);
+        drv_buf_fini(&b);
+    } else if (rc == 0 && drv_queue_cancel_total(&cn) > 0) {
+        printf("cancelled: %lld waiting, %lld delayed removed; %lld running "
+               "(its worker stops it within a second)\n",
+               (long long)cn.ready, (long long)cn.delayed,
+               (long long)cn.running);
+    }
+    if (rc == 0 && drv_queue_cancel_total(&cn) == 0) {
+        if (!cli->json)
+            fprintf(stderr, "%s: no unfinished job %s in queue %s%s\n",
+                    cli->prog, ops[1], ops[0], cn.scan_incomplete
+                    ? " (the stream is longer than the part looked at)"
+                    : "");
+        rc = -ENOENT;
+    }
+    drv__cli_free_replies(c.n, r);
+    drv_queue_cmds_fini(&c);
+    drv_queue_keys_fini(&k);
+    return rc;
+}

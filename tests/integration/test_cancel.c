@@ -1,0 +1,546 @@
+/*
+ * test_cancel.c -- drover cancel, drover wait and job progress against
+ * real droverd processes and a real redis-server.
+ *
+ * Cancel: a waiting and a delayed job are removed and never start; a
+ * running exec job's child is killed (its pid, which it wrote, is gone)
+ * on whichever of two droverd runs it, and the job is not retried; a
+ * plugin job's cancel hook ends it and a blocking (pool) plugin job sees
+ * the flag; the result hash says cancelled and stats count it; exit 0
+ * when found, 1 when not. Wait: exit 0 for ok, 1 for dead and for a
+ * timeout. Progress: an exec child's and a plugin's progress are in the
+ * result hash (and drover result) while the job runs.
+ *
+ * Every wait polls something observable (wait_until); nothing asserts a
+ * duration.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "droverd.h"
+
+static const struct drv_test_droverd_opts opts = {
+    .tmpdir = "drover-cancel",
+    .prefix = "t",
+    .log_level = "debug",
+    .worker_defaults = "  shutdown_timeout: 5s\n  visibility_timeout: 30s\n",
+    .body_head = NULL,
+    .tail_lines = 60,
+};
+
+static char plugin_dir[4096]; /* absolute $DROVER_PLUGIN_DIR */
+
+/* A drover run: exit code and stdout (owned). */
+struct run {
+    int rc;
+    char *out;
+};
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *s;
+    long n;
+
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    rewind(f);
+    s = calloc(1, (size_t)n + 1);
+    assert_non_null(s);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* bin/drover -c CFG ARGS... (NULL-terminated) to completion. */
+static struct run
+cli_argv(struct drv_test_droverd *t, const char *const *args)
+{
+    static int runs;
+    char bin[400], out[400], err[400], *e;
+    const char *argv[24];
+    struct drv_test_proc p;
+    struct run r;
+    int n = 0;
+
+    argv[n++] = drv_test_bin("drover", bin, sizeof bin);
+    argv[n++] = "-c";
+    argv[n++] = t->cfg;
+    while (*args != NULL && n < 23)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    snprintf(out, sizeof out, "%s/cli%d.out", t->dir, runs);
+    snprintf(err, sizeof err, "%s/cli%d.err", t->dir, runs++);
+    assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
+    r.rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
+    r.out = slurp(out);
+    e = slurp(err);
+    if (e[0] != '\0')
+        fprintf(stderr, "drover %s: stderr: %s", argv[3], e);
+    free(e);
+    return r;
+}
+
+#define CLI(t, ...)                                                       \
+    ({                                                                    \
+        const char *const a_[] = {__VA_ARGS__, NULL};                     \
+        cli_argv((t), a_);                                                \
+    })
+
+/* drover ARGS must exit with want; its stdout is returned (caller
+ * frees). */
+#define CLI_EXIT(t, want, ...)                                            \
+    ({                                                                    \
+        struct run r_ = CLI((t), __VA_ARGS__);                            \
+        if (r_.rc != (want))                                              \
+            fail_msg("drover exit %d, want %d; stdout: %s", r_.rc,        \
+                     (want), r_.out);                                     \
+        r_.out;                                                           \
+    })
+
+static void
+expect_result(struct drv_test_droverd *t, const char *id, const char *field,
+              const char *want)
+{
+    char *v = drv_test_result(t, "default", id, field);
+
+    if (v == NULL || strcmp(v, want) != 0)
+        fail_msg("result %s of %s: \"%s\", want \"%s\"", field, id,
+                 v != NULL ? v : "(none)", want);
+    free(v);
+}
+
+/* The number in file DIR/name once it exists (waits for it). */
+static long
+read_num_file(struct drv_test_droverd *t, const char *name)
+{
+    char path[600];
+    long v = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", t->dir, name);
+    wait_until(access(path, F_OK) == 0, "file %s", path);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%ld", &v), 1);
+    fclose(f);
+    return v;
+}
+
+static void
+config(struct drv_test_droverd *t, const char *worker_extra)
+{
+    char body[16384];
+
+    snprintf(body, sizeof body,
+             "queues: [default]\n"
+             "jobs:\n"
+             "  long:\n    handler: exec\n    retries: 3\n"
+             "    backoff: 10ms\n    kill_grace: 200ms\n"
+             "    result_ttl: 1h\n"
+             "    command: [sh, -c, \"echo $$ > %s/pid.tmp && "
+             "mv %s/pid.tmp %s/pid; exec sleep 1000\"]\n"
+             "  quick:\n    handler: echo\n    result_ttl: 1h\n"
+             "  bad:\n    handler: fail\n    retries: 0\n"
+             "    result_ttl: 1h\n"
+             "  async:\n    handler: plugin\n"
+             "    library: %s/libexample.so\n"
+             "    symbol: example_async\n    retries: 3\n"
+             "    result_ttl: 1h\n"
+             "  pooled:\n    handler: plugin\n"
+             "    library: %s/libexample.so\n"
+             "    symbol: example_blocking\n    blocking: true\n"
+             "    retries: 3\n    result_ttl: 1h\n"
+             "  prog:\n    handler: exec\n    kill_grace: 200ms\n"
+             "    command: [sh, -c, \"echo '42 half way' >&$DROVER_PROGRESS_FD"
+             " && echo $$ > %s/ppid.tmp && mv %s/ppid.tmp %s/ppid; "
+             "exec sleep 1000\"]\n"
+             "  old:\n    handler: plugin\n"
+             "    library: %s/liboldminor.so\n"
+             "    symbol: oldminor_async\n    result_ttl: 1h\n",
+             t->dir, t->dir, t->dir, plugin_dir, plugin_dir, t->dir, t->dir,
+             t->dir, plugin_dir);
+    drv_test_droverd_config(t, worker_extra, body);
+}
+
+/* Subscribers of channel (PUBSUB NUMSUB). */
+static long long
+numsub(struct drv_test_droverd *t, const char *channel)
+{
+    redisReply *r = redisCommand(t->c, "PUBSUB NUMSUB %s", channel);
+    long long n = -1;
+
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER)
+        n = r->element[1]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* ------------------------------------------------------------- cancel */
+
+static void
+test_cancel_waiting_and_delayed(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char *o;
+
+    config(t, NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "quick", "id", "w1", NULL);
+    o = CLI_EXIT(t, 0, "enqueue", "default", "quick", "--delay", "1h",
+                 "--id", "d1");
+    free(o);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 1);
+
+    o = CLI_EXIT(t, 0, "cancel", "default", "w1");
+    assert_non_null(strstr(o, "1 waiting"));
+    free(o);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    expect_result(t, "w1", "status", "cancelled");
+
+    o = CLI_EXIT(t, 0, "cancel", "default", "d1", "--json");
+    assert_non_null(strstr(o, "\"delayed\":1"));
+    assert_non_null(strstr(o, "\"found\":true"));
+    free(o);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:job:d1"), 0);
+    expect_result(t, "d1", "status", "cancelled");
+    assert_int_equal(drv_test_stat(t, "default", "cancelled"), 2);
+
+    /* nothing unfinished has these ids any more */
+    free(CLI_EXIT(t, 1, "cancel", "default", "w1"));
+    free(CLI_EXIT(t, 1, "cancel", "default", "nope"));
+    o = CLI_EXIT(t, 0, "stats", "--json");
+    assert_non_null(strstr(o, "\"cancelled\":2"));
+    free(o);
+
+    /* a worker started now runs the next job only: the cancelled ones
+     * never start */
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "quick", "id", "after",
+                  NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    expect_result(t, "after", "status", "ok");
+    drv_test_wait_started(t, 1);
+    assert_int_equal(drv_test_started(t), 1);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* A running exec job, two workers: its child dies, it is not retried. */
+static void
+test_cancel_running_exec(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    long pid;
+    char *o;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_droverd_start(t, 1);
+    drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "r1", NULL);
+    pid = read_num_file(t, "pid");
+    assert_true(pid > 1);
+    assert_int_equal(kill((pid_t)pid, 0), 0);
+
+    o = CLI_EXIT(t, 0, "cancel", "default", "r1");
+    assert_non_null(strstr(o, "1 running"));
+    free(o);
+    wait_until(kill((pid_t)pid, 0) < 0 && errno == ESRCH,
+               "the child %ld to be gone", pid);
+    drv_test_wait_stat(t, "default", "cancelled", 1);
+    expect_result(t, "r1", "status", "cancelled");
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 0);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:cancel"), 0);
+    assert_int_equal(drv_test_stat(t, "default", "retried"), 0);
+    /* and it never ran again: one start over both workers */
+    drv_test_xadd(t, "default", NULL, 0, "job", "quick", "id", "q", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_wait_started(t, 2);
+    assert_int_equal(drv_test_started(t), 2);
+    free(CLI_EXIT(t, 1, "cancel", "default", "r1"));
+    drv_test_droverd_stop(t, 0, 0);
+    drv_test_droverd_stop(t, 1, 0);
+}
+
+/* Plugin jobs: the async one's cancel hook ends it, the pool one polls
+ * the flag; neither is retried. */
+static void
+test_cancel_running_plugin(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "async", "id", "pa", "ms",
+                  "3600000", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "pooled", "id", "pb", "ms",
+                  "3600000", NULL);
+    drv_test_wait_started(t, 2);
+    free(CLI_EXIT(t, 0, "cancel", "default", "pa"));
+    free(CLI_EXIT(t, 0, "cancel", "default", "pb"));
+    drv_test_wait_stat(t, "default", "cancelled", 2);
+    expect_result(t, "pa", "status", "cancelled");
+    expect_result(t, "pb", "status", "cancelled");
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
+    assert_int_equal(drv_test_stat(t, "default", "retried"), 0);
+    /* the pool thread ended too: the worker stops cleanly at once */
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_started(t), 2);
+}
+
+/* A marker that comes while the outcome is on its way: the settle
+ * script turns the retry into the cancel. Simulated exactly: the entry
+ * is delivered to a consumer that is no worker, marked, then a droverd
+ * reclaims it (its check finds the marker). */
+static void
+test_cancel_reclaimed_entry(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char *o;
+
+    config(t, "  visibility_timeout: 1s\n");
+    drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "gone", NULL);
+    freeReplyObject(redisCommand(t->c, "XGROUP CREATE t:{default}:jobs "
+                                 "drover 0 MKSTREAM"));
+    freeReplyObject(redisCommand(t->c, "XREADGROUP GROUP drover ghost "
+                                 "COUNT 1 STREAMS t:{default}:jobs >"));
+    o = CLI_EXIT(t, 0, "cancel", "default", "gone");
+    assert_non_null(strstr(o, "1 running"));
+    free(o);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:cancel"), 1);
+    /* the owner died: a worker reclaims it after visibility_timeout and
+     * sees the marker (before or after starting it) */
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_stat(t, "default", "cancelled", 1);
+    expect_result(t, "gone", "status", "cancelled");
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:cancel"), 0);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* --------------------------------------------------------------- wait */
+
+static void
+test_wait_exit_codes(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    struct run r;
+    char *o;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    /* ok, already finished: printed at once */
+    drv_test_xadd(t, "default", NULL, 0, "job", "quick", "id", "k1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    o = CLI_EXIT(t, 0, "wait", "default", "k1");
+    assert_non_null(strstr(o, "status: ok"));
+    free(o);
+    /* dead */
+    drv_test_xadd(t, "default", NULL, 0, "job", "bad", "id", "x1", NULL);
+    o = CLI_EXIT(t, 1, "wait", "default", "x1", "--json");
+    assert_non_null(strstr(o, "\"status\":\"dead\""));
+    assert_non_null(strstr(o, "\"timed_out\":false"));
+    free(o);
+    /* timeout: a job delayed an hour */
+    free(CLI_EXIT(t, 0, "enqueue", "default", "quick", "--delay", "1h",
+                  "--id", "later"));
+    o = CLI_EXIT(t, 1, "wait", "default", "later", "--timeout", "300ms",
+                 "--json");
+    assert_non_null(strstr(o, "\"timed_out\":true"));
+    assert_non_null(strstr(o, "\"where\":\"delayed\""));
+    free(o);
+    /* unknown */
+    free(CLI_EXIT(t, 1, "wait", "default", "nobody"));
+    /* cancelled while waited for: exit 1 with its status */
+    drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "c1", NULL);
+    (void)read_num_file(t, "pid");
+    {
+        char bin[400], out[400], err[400];
+        const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
+                              t->cfg, "wait", "default", "c1", "--timeout",
+                              "60s", NULL};
+        struct drv_test_proc p;
+
+        snprintf(out, sizeof out, "%s/wait.out", t->dir);
+        snprintf(err, sizeof err, "%s/wait.err", t->dir);
+        assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
+        /* it blocks, subscribed, without asking Redis again */
+        wait_until(numsub(t, "t:{default}:done") == 1,
+                   "drover wait to subscribe");
+        r = CLI(t, "cancel", "default", "c1");
+        assert_int_equal(r.rc, 0);
+        free(r.out);
+        assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
+        o = slurp(out);
+        if (strstr(o, "status: cancelled") == NULL)
+            fail_msg("drover wait printed: %s", o);
+        free(o);
+    }
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* ----------------------------------------------------------- progress */
+
+/* The result field of id once it equals want (waits for it). */
+static void
+wait_result(struct drv_test_droverd *t, const char *id, const char *field,
+            const char *want)
+{
+    char *v = NULL;
+
+    wait_until((free(v), v = drv_test_result(t, "default", id, field),
+                v != NULL && strcmp(v, want) == 0),
+               "result %s of %s to be %s (is %s)", field, id, want,
+               v != NULL ? v : "(none)");
+    free(v);
+}
+
+/* An exec child's progress line, while it runs: in the result hash, in
+ * drover result and drover wait; a job that reports nothing has no
+ * result hash while it runs (result_ttl 0 here: none afterwards
+ * either). */
+static void
+test_progress_exec(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char bin[400], out[400], err[400], *v;
+    const char *argv[10];
+    struct drv_test_proc p;
+    long pid, quiet;
+    char *o;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "quiet", NULL);
+    quiet = read_num_file(t, "pid");
+    drv_test_xadd(t, "default", NULL, 0, "job", "prog", "id", "p1", NULL);
+    pid = read_num_file(t, "ppid");
+    wait_result(t, "p1", "progress", "42");
+    expect_result(t, "p1", "status", "running");
+    expect_result(t, "p1", "progress_msg", "half way");
+    v = drv_test_result(t, "default", "p1", "worker");
+    assert_non_null(v);
+    assert_non_null(strstr(v, ":"));
+    free(v);
+    v = drv_test_result(t, "default", "p1", "started_at");
+    assert_non_null(v);
+    assert_true(strtoll(v, NULL, 10) > 1700000000000LL);
+    free(v);
+    assert_true(drv_test_num(t, "PTTL t:{default}:result:p1") > 0);
+    /* the quiet job, running as long, wrote nothing */
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:result:quiet"), 0);
+
+    o = CLI_EXIT(t, 0, "result", "default", "p1");
+    assert_non_null(strstr(o, "status: running"));
+    assert_non_null(strstr(o, "progress: 42"));
+    assert_non_null(strstr(o, "progress_msg: half way"));
+    free(o);
+    o = CLI_EXIT(t, 0, "result", "default", "p1", "--field", "progress");
+    assert_string_equal(o, "42");
+    free(o);
+    o = CLI_EXIT(t, 0, "result", "default", "p1", "--json");
+    assert_non_null(strstr(o, "\"status\":\"running\""));
+    assert_non_null(strstr(o, "\"name\":\"progress_msg\",\"value\":"
+                              "\"half way\""));
+    free(o);
+
+    /* drover wait shows it, then the outcome */
+    argv[0] = drv_test_bin("drover", bin, sizeof bin);
+    argv[1] = "-c";
+    argv[2] = t->cfg;
+    argv[3] = "wait";
+    argv[4] = "default";
+    argv[5] = "p1";
+    argv[6] = NULL;
+    snprintf(out, sizeof out, "%s/waitp.out", t->dir);
+    snprintf(err, sizeof err, "%s/waitp.err", t->dir);
+    assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
+    wait_until(drv_test_file_contains(err, "progress 42% \"half way\""),
+               "drover wait to show the progress");
+    free(CLI_EXIT(t, 0, "cancel", "default", "p1"));
+    assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
+    wait_until(kill((pid_t)pid, 0) < 0 && errno == ESRCH, "child gone");
+    expect_result(t, "p1", "status", "cancelled");
+    /* the final result replaced the progress fields */
+    assert_null(drv_test_result(t, "default", "p1", "progress"));
+    free(CLI_EXIT(t, 0, "cancel", "default", "quiet"));
+    wait_until(kill((pid_t)quiet, 0) < 0 && errno == ESRCH, "child gone");
+    drv_test_wait_stat(t, "default", "cancelled", 2);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* A plugin's host->progress (async and blocking), and a plugin built
+ * against the host table of minor 0 still loads and runs. */
+static void
+test_progress_plugin(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char *v;
+
+    config(t, NULL);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "old", "id", "o1", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "async", "id", "pa", "ms",
+                  "3600000", "progress", "17", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "pooled", "id", "pb", "ms",
+                  "3600000", NULL);
+    wait_result(t, "pa", "progress", "17");
+    expect_result(t, "pa", "progress_msg", "waiting");
+    expect_result(t, "pa", "status", "running");
+    wait_result(t, "pb", "progress_msg", "working");
+    expect_result(t, "pb", "status", "running");
+    drv_test_wait_stat(t, "default", "processed", 1);
+    v = drv_test_result(t, "default", "o1", "result");
+    assert_non_null(v);
+    {
+        size_t host = 0, mine = 0;
+
+        assert_int_equal(sscanf(v, "host size %zu, mine %zu", &host, &mine),
+                         2);
+        assert_true(host > mine); /* a newer host than the plugin knew */
+    }
+    free(v);
+    free(CLI_EXIT(t, 0, "cancel", "default", "pa"));
+    free(CLI_EXIT(t, 0, "cancel", "default", "pb"));
+    drv_test_wait_stat(t, "default", "cancelled", 2);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+int
+main(void)
+{
+    const char *d = getenv("DROVER_PLUGIN_DIR");
+#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
+                                               drv_test_droverd_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_cancel_waiting_and_delayed),
+        T(test_cancel_running_exec),
+        T(test_cancel_running_plugin),
+        T(test_cancel_reclaimed_entry),
+        T(test_wait_exit_codes),
+        T(test_progress_exec),
+        T(test_progress_plugin),
+    };
+#undef T
+
+    if (realpath(d != NULL ? d : "build/release/plugins", plugin_dir) ==
+        NULL) {
+        fprintf(stderr, "test_cancel: no plugin dir (DROVER_PLUGIN_DIR)\n");
+        return 1;
+    }
+    drv_test_droverd_fixture = &opts;
+    drv_test_filter_from_env();
+    return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
+                                  drv_test_redis_group_teardown);
+}
