@@ -464,6 +464,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         goto fail;
     w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
     drv__worker_schedules_init(w);
+    drv__worker_graph_init(w);
     w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
     DRV_AN(w->defer_ev);
     trace_open(w);
@@ -706,6 +707,7 @@ drv_worker_free(struct drv_worker *w)
     drv_redis_free(w->cmd);
     drv_redis_free(w->blk);
     drv__worker_schedules_fini(w); /* its runs were cancelled above */
+    drv__worker_graph_fini(w);
     drv_redis_sentinel_free(w->sentinel);
     for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)
         drv_redis_script_free(w->scripts[i]);
