@@ -215,6 +215,8 @@ int drv__cli_check_config(struct drv_cli *cli, int argc, char **argv);
 /* cli_doctor.c: checks the Redis for drover */
 int drv__cli_doctor(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_schedules(struct drv_cli *cli, int argc, char **argv);
+/* cli_pipeline.c: a graph pipeline run, its cancel */
+int drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv);
 /* web.c: the dashboard's HTTP server */
 int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 

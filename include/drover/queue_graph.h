@@ -40,13 +40,16 @@
 struct redisReply;
 
 extern const struct drv_queue_script drv_queue_graph_script;
+extern const struct drv_queue_script drv_queue_graph_cancel_script;
 
 /* What a graph entry's attempt came to. */
 enum drv_graph_kind {
     DRV_GRAPH_START = 0,    /* a run's first entry: create the run */
     DRV_GRAPH_OK,           /* the node (or item) succeeded */
     DRV_GRAPH_RETRY,        /* failed attempt: delayed with attempt+1 */
-    DRV_GRAPH_DEAD          /* dead: the run ends dead */
+    DRV_GRAPH_DEAD,         /* dead: the run ends dead */
+    DRV_GRAPH_CANCEL        /* cancelled (a cancel of the entry was
+                               asked): the run ends cancelled */
 };
 
 /* One graph settle. Text fields are borrowed for the builder's call. */
@@ -92,6 +95,22 @@ void drv_queue_graph_settle(struct drv_script_call *c,
  * string (caller frees).
  */
 char *drv_queue_graph_spec(const struct drv_config_pipeline *pl);
+
+/*
+ * drv_queue_graph_cancel -- the graph cancel script call for run (run_len
+ * bytes) enqueued on queue: one atomic run that ends a running run as
+ * cancelled (waiting nodes cancelled, no more items released) and takes
+ * back each node entry out: a delayed retry removed, an undelivered entry
+ * deleted, a delivered one marked in its queue's P:{Q}:cancel (the
+ * worker that runs it cancels it when it reads the mark). Reply:
+ * [status, removed, delayed, marked, changed]: the run's status after
+ * the call ("cancelled", or "ok", "dead" for a run that had ended,
+ * "none" for no run) and changed 1 when this call cancelled it. c is
+ * initialised here.
+ */
+void drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
+                            const char *queue, const char *run,
+                            size_t run_len, int64_t now_ms);
 
 /* drv_queue_run_key -- "P:{Q}:run:RUN" (run_len bytes) into a new
  * string (caller frees). */

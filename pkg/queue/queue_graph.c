@@ -211,7 +211,8 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  local nx = tonumber(R(n .. '.next'))\n"
     "  if nx >= tonumber(R(n .. '.items')) then return end\n"
     "  RS(n .. '.next', nx + 1)\n"
-    "  enqueue(n, nil, nx, redis.call('LINDEX', ikey(n, 'items'), nx))\n"
+    "  local x = enqueue(n, nil, nx, redis.call('LINDEX', ikey(n, 'items'), nx))\n"
+    "  redis.call('HSET', ikey(n, 'live'), nx, x)\n"
     "end\n"
     "\n"
     "-- every need of n finished: run it, skip it, or fan it out\n"
@@ -234,7 +235,7 @@ const struct drv_queue_script drv_queue_graph_script = {
     "        ', not a JSON array'\n"
     "    end\n"
     "    local k, count = ikey(n, 'items'), #arr\n"
-    "    redis.call('DEL', k, ikey(n, 'res'))\n"
+    "    redis.call('DEL', k, ikey(n, 'res'), ikey(n, 'live'))\n"
     "    for s = 1, count, 1000 do\n"
     "      local chunk = {}\n"
     "      for t = s, math.min(s + 999, count) do chunk[#chunk+1] = str(arr[t]) end\n"
@@ -269,24 +270,28 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  redis.call('PEXPIRE', run, ms)\n"
     "end\n"
     "\n"
-    "-- node n ended the run dead with err: the nodes still waiting never run,\n"
-    "-- the fan-outs release no more items, the on_failure nodes start\n"
-    "local function rundead(n, err)\n"
+    "-- node n ended the run (status dead or cancelled) with err: the nodes\n"
+    "-- still waiting never run, the fan-outs release no more items, and for a\n"
+    "-- dead run the on_failure nodes start\n"
+    "local function runend(n, err, status)\n"
     "  if R('status') ~= 'running' then return end\n"
-    "  RS('status', 'dead', 'error', err, 'dead_node', n, 'finished_at', now)\n"
+    "  RS('status', status, 'error', err, 'dead_node', n, 'finished_at', now)\n"
     "  local input = cjson.encode({node = n, error = err})\n"
     "  for _, m in ipairs(spec.order) do\n"
     "    local st = R(m .. '.state')\n"
-    "    if spec.nodes[m].of then\n"
+    "    if spec.nodes[m].of and status ~= 'dead' then\n"
+    "      RS(m .. '.state', 'cancelled')\n"
+    "    elseif spec.nodes[m].of then\n"
     "      RS(m .. '.state', 'queued')\n"
     "      enqueue(m, input, nil, nil)\n"
     "    elseif st == 'waiting' or (st == 'running' and m ~= n) then\n"
     "      RS(m .. '.state', 'cancelled')\n"
     "    end\n"
-    "    redis.call('DEL', ikey(m, 'items'), ikey(m, 'res'))\n"
+    "    redis.call('DEL', ikey(m, 'items'), ikey(m, 'res'), ikey(m, 'live'))\n"
     "  end\n"
     "  expire()\n"
     "end\n"
+    "local function rundead(n, err) runend(n, err, 'dead') end\n"
     "\n"
     "-- node n reached state st (ok or skipped) with result res: record it and\n"
     "-- hand off to its dependants (each starts when its last need finished)\n"
@@ -330,7 +335,8 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  fields = rebuild(ctl, {})\n"
     "  local left = 0\n"
     "  RS('pipeline', spec.name, 'status', 'running', 'created_at', now,\n"
-    "    'spec', ARGV[13], 'fields', cjson.encode(fields), 'home', home)\n"
+    "    'spec', ARGV[13], 'fields', cjson.encode(fields), 'home', home,\n"
+    "    'run', rid, 'ttl', ttl, 'order', table.concat(spec.order, ','))\n"
     "  for _, n in ipairs(spec.order) do\n"
     "    local nd = spec.nodes[n]\n"
     "    if nd.of then\n"
@@ -358,10 +364,31 @@ const struct drv_queue_script drv_queue_graph_script = {
     "end\n"
     "load_run()\n"
     "local st = R(node .. '.state')\n"
+    "-- a cancel asked for this entry (drover cancel marks a delivered entry\n"
+    "-- in P:{Q}:cancel): a retry becomes a cancel\n"
+    "local marks = string.sub(jobs, 1, #jobs - 4) .. 'cancel'\n"
+    "if kind == 'retry' and redis.call('ZSCORE', marks, eid) then\n"
+    "  kind = 'cancel'\n"
+    "end\n"
+    "redis.call('ZREM', marks, eid)\n"
     "local nd = spec.nodes[node]\n"
     "local live = (idx == nil and st == 'queued') or\n"
     "             (idx ~= nil and st == 'running' and R('status') == 'running')\n"
     "if nd == nil then live = false end\n"
+    "\n"
+    "if idx ~= nil and kind ~= 'retry' then\n"
+    "  redis.call('HDEL', ikey(node, 'live'), idx)\n"
+    "end\n"
+    "\n"
+    "if kind == 'cancel' then\n"
+    "  redis.call('HINCRBY', stats, 'cancelled', 1)\n"
+    "  if live then\n"
+    "    RS(node .. '.state', 'cancelled', node .. '.finished_at', now)\n"
+    "    if not nd.of then runend(node, 'cancelled', 'cancelled') end\n"
+    "  end\n"
+    "  done_entry()\n"
+    "  return 1\n"
+    "end\n"
     "\n"
     "if kind == 'retry' then\n"
     "  if not live and idx ~= nil then\n"
@@ -421,7 +448,8 @@ const struct drv_queue_script drv_queue_graph_script = {
     "        local got = redis.call('HMGET', ikey(node, 'res'), unpack(want))\n"
     "        for t = 1, #want do parts[#parts+1] = embed(got[t]) end\n"
     "      end\n"
-    "      redis.call('DEL', ikey(node, 'items'), ikey(node, 'res'))\n"
+    "      redis.call('DEL', ikey(node, 'items'), ikey(node, 'res'),\n"
+    "        ikey(node, 'live'))\n"
     "      finish(node, 'ok', '[' .. table.concat(parts, ',') .. ']')\n"
     "    end\n"
     "  end\n"
@@ -430,7 +458,73 @@ const struct drv_queue_script drv_queue_graph_script = {
     "return 1\n"
 };
 
-static const char *const kinds[] = {"start", "ok", "retry", "dead"};
+/*
+ * graph cancel: KEYS = the run's hash. ARGV = prefix, now_ms, group. A
+ * running run becomes cancelled: waiting nodes never start, fan-outs
+ * release no more items, and each node entry out is taken back: a
+ * delayed retry removed, an entry not yet delivered deleted, a delivered
+ * one marked in its queue's P:{Q}:cancel for its worker. Returns
+ * {status after, removed, delayed, marked, changed (1: this run
+ * cancelled it)}.
+ */
+const struct drv_queue_script drv_queue_graph_cancel_script = {
+    "graph_cancel",
+    "local run = KEYS[1]\n"
+    "local P, now, group = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local t = redis.call('TYPE', run)['ok']\n"
+    "if t ~= 'hash' then return {'none', 0, 0, 0, 0} end\n"
+    "local function R(f) return redis.call('HGET', run, f) end\n"
+    "local status = R('status')\n"
+    "if status ~= 'running' then return {status or 'none', 0, 0, 0, 0} end\n"
+    "local spec = cjson.decode(R('spec'))\n"
+    "local rid, home, ttl = R('run'), R('home'), tonumber(R('ttl') or '0')\n"
+    "redis.call('HSET', run, 'status', 'cancelled', 'error', 'cancelled',\n"
+    "  'finished_at', now)\n"
+    "local removed, delayed, marked = 0, 0, 0\n"
+    "local function qkey(q, what) return P .. ':{' .. q .. '}:' .. what end\n"
+    "-- the job jid of queue q, whose entry was eid: out of the delayed set, out\n"
+    "-- of the stream when not delivered, else marked for its worker\n"
+    "local function drop(q, eid, jid)\n"
+    "  if redis.call('ZREM', qkey(q, 'delayed'), jid) == 1 then\n"
+    "    redis.call('DEL', qkey(q, 'job:') .. jid)\n"
+    "    delayed = delayed + 1\n"
+    "    return\n"
+    "  end\n"
+    "  if eid == nil or eid == false or eid == '' then return end\n"
+    "  local p = redis.pcall('XPENDING', qkey(q, 'jobs'), group, eid, eid, 1)\n"
+    "  if type(p) == 'table' and p.err == nil and p[1] then\n"
+    "    redis.call('ZADD', qkey(q, 'cancel'), now, eid)\n"
+    "    marked = marked + 1\n"
+    "  elseif redis.call('XDEL', qkey(q, 'jobs'), eid) == 1 then\n"
+    "    removed = removed + 1\n"
+    "  end\n"
+    "end\n"
+    "for _, n in ipairs(spec.order) do\n"
+    "  local st = R(n .. '.state')\n"
+    "  local q = R(n .. '.queue') or home\n"
+    "  local base = run .. ':'\n"
+    "  if st == 'waiting' or st == 'standby' then\n"
+    "    redis.call('HSET', run, n .. '.state', 'cancelled')\n"
+    "  elseif st == 'queued' then\n"
+    "    drop(q, R(n .. '.entry'), rid .. '/' .. n)\n"
+    "    redis.call('HSET', run, n .. '.state', 'cancelled')\n"
+    "  elseif st == 'running' then\n"
+    "    local live = redis.call('HGETALL', base .. 'live:' .. n)\n"
+    "    for i = 1, #live, 2 do\n"
+    "      drop(q, live[i+1], rid .. '/' .. n .. '/' .. live[i])\n"
+    "    end\n"
+    "    redis.call('HSET', run, n .. '.state', 'cancelled')\n"
+    "    redis.call('DEL', base .. 'items:' .. n, base .. 'res:' .. n,\n"
+    "      base .. 'live:' .. n)\n"
+    "  end\n"
+    "end\n"
+    "if ttl <= 0 then ttl = 86400000 end\n"
+    "redis.call('PEXPIRE', run, ttl)\n"
+    "return {'cancelled', removed, delayed, marked, 1}\n"
+};
+
+static const char *const kinds[] = {"start", "ok", "retry", "dead",
+                                    "cancel"};
 
 char *
 drv_queue_run_key(const char *prefix, const char *queue, const char *run,
@@ -453,7 +547,7 @@ drv_queue_graph_settle(struct drv_script_call *c,
     char *run = drv_queue_run_key(prefix, op->home, op->run_id,
                                   op->run_id_len);
 
-    DRV_ASSERT(op->kind <= DRV_GRAPH_DEAD);
+    DRV_ASSERT(op->kind <= DRV_GRAPH_CANCEL);
     drv_script_call_init(c, &drv_queue_graph_script);
     drv_argv_adds(&c->keys, k->jobs);
     drv_argv_adds(&c->keys, k->delayed);
@@ -538,4 +632,19 @@ drv_queue_graph_spec(const struct drv_config_pipeline *pl)
     drv_json_object_end(&j);
     drv_json_fini(&j);
     return drv_buf_take(&b, NULL);
+}
+
+void
+drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
+                       const char *queue, const char *run, size_t run_len,
+                       int64_t now_ms)
+{
+    char *key = drv_queue_run_key(prefix, queue, run, run_len);
+
+    drv_script_call_init(c, &drv_queue_graph_cancel_script);
+    drv_argv_adds(&c->keys, key);
+    free(key);
+    drv_argv_adds(&c->args, prefix);
+    drv_argv_addll(&c->args, (long long)now_ms);
+    drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
 }

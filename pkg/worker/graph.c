@@ -280,12 +280,23 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     drv__worker_kick(w);
 }
 
-static const enum drv_graph_kind kind_of[] = {
-    [DRV_SETTLE_ACK] = DRV_GRAPH_OK,
-    [DRV_SETTLE_RETRY] = DRV_GRAPH_RETRY,
-    [DRV_SETTLE_DEAD] = DRV_GRAPH_DEAD,
-    [DRV_SETTLE_NEXT] = DRV_GRAPH_OK,
-};
+/* The graph op of a decided settle kind. REQUEUE never comes here; any
+ * other kind (a cancel of the entry) ends the node cancelled. */
+static enum drv_graph_kind
+kind_of(enum drv_settle_kind k)
+{
+    switch (k) {
+    case DRV_SETTLE_ACK:
+    case DRV_SETTLE_NEXT:
+        return DRV_GRAPH_OK;
+    case DRV_SETTLE_RETRY:
+        return DRV_GRAPH_RETRY;
+    case DRV_SETTLE_DEAD:
+        return DRV_GRAPH_DEAD;
+    default:
+        return DRV_GRAPH_CANCEL;
+    }
+}
 
 /* Build and send j's graph call; on failure to send, retried later. */
 static void
@@ -303,7 +314,7 @@ send_settle(struct wjob *j)
     size_t pi;
 
     memset(&op, 0, sizeof op);
-    op.kind = kind_of[d->kind];
+    op.kind = kind_of(d->kind);
     op.entry_id = j->job->entry_id;
     op.job_id = j->job->id;
     op.job_id_len = j->job->id_len;

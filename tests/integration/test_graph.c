@@ -538,6 +538,87 @@ test_graph_kill9_loop_loses_and_repeats_nothing(void **st)
     drv_test_droverd_stop(t, 1, 0);
 }
 
+/* drover pipeline QUEUE ID [args...] with the fixture's config: exit
+ * code, stdout into out. */
+static int
+drover_pipeline(struct drv_test_droverd *t, const char *id, const char *a1,
+                const char *a2, char *out, size_t n)
+{
+    char bin[512];
+    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
+                          t->cfg, "pipeline", "default", id, a1, a2, NULL};
+
+    return drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
+}
+
+static void
+test_graph_view_and_cancel(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char body[4096], out[8192], path[512];
+
+    snprintf(path, sizeof path, "%s/ran", t->dir);
+    snprintf(body, sizeof body,
+             "queues: [default]\n"
+             "jobs:\n"
+             "  three:\n    handler: exec\n"
+             "    command: [printf, \"[1,2,3,4,5,6]\"]\n"
+             "  hold:\n    handler: exec\n"
+             "    command: [sh, -c, 'echo $DROVER_JOB_ID >> %s; "
+             "while [ ! -e %s/release ]; do sleep 0.02; done']\n"
+             "  mark:\n    handler: exec\n"
+             "    command: [sh, -c, 'echo after >> %s']\n"
+             "pipelines:\n"
+             "  p:\n    graph:\n"
+             "      a: {job: three}\n"
+             "      h: {job: hold, needs: a, when: \"{input.0} == 1\"}\n"
+             "      after: {job: mark, needs: h}\n"
+             "      f: {job: hold, needs: a, for_each: \"{input}\", "
+             "max_parallel: 2}\n",
+             path, t->dir, path);
+    drv_test_droverd_config(t, "", body);
+    drv_test_droverd_start(t, 0);
+    start_run(t, "p", "c1");
+    wait_until(drv_test_file_lines(path) >= 3, "h and two items to run");
+    /* the view while it runs */
+    assert_int_equal(drover_pipeline(t, "c1", NULL, NULL, out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, "status running"));
+    assert_non_null(strstr(out, "after  waiting"));
+    assert_non_null(strstr(out, "0/6"));
+    assert_int_equal(drover_pipeline(t, "c1", "--json", NULL, out,
+                                     sizeof out), 0);
+    assert_non_null(strstr(out, "\"status\":\"running\""));
+    assert_non_null(strstr(out, "{\"name\":\"h\",\"state\":\"queued\""));
+    /* cancel: waiting nodes cancelled, running entries marked */
+    assert_int_equal(drover_pipeline(t, "c1", "--cancel", NULL, out,
+                                     sizeof out), 0);
+    assert_non_null(strstr(out, "3 running entries marked"));
+    assert_run(t, "c1", "status", "cancelled");
+    assert_run(t, "c1", "after.state", "cancelled");
+    assert_run(t, "c1", "f.state", "cancelled");
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:cancel"), 3);
+    /* a second cancel changes nothing: exit 1 */
+    assert_int_equal(drover_pipeline(t, "c1", "--cancel", "--json", out,
+                                     sizeof out), 1);
+    assert_non_null(strstr(out, "\"cancelled\":false"));
+    /* the running jobs end: nothing more is released or handed off */
+    snprintf(out, sizeof out, "%s/release", t->dir);
+    drv_test_write_file(out, "");
+    wait_until_num(drv_test_num(t, "XLEN t:{default}:jobs"), ==, 0,
+                   "the entries to settle");
+    wait_until_num(drv_test_num(t, "ZCARD t:{default}:cancel"), ==, 0,
+                   "the marks to go with their entries");
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_file_lines(path), 3);
+    assert_int_equal(drv_test_file_count(path, "after"), 0);
+    assert_run(t, "c1", "f.enqueued", "2");
+    assert_run(t, "c1", "status", "cancelled");
+    /* no such run: exit 1 */
+    assert_int_equal(drover_pipeline(t, "nope", NULL, NULL, out, sizeof out),
+                     1);
+}
+
 int
 main(void)
 {
@@ -551,6 +632,7 @@ main(void)
         T(test_graph_dead_node_runs_on_failure_once),
         T(test_graph_dead_item_stops_fan_out),
         T(test_graph_kill9_loop_loses_and_repeats_nothing),
+        T(test_graph_view_and_cancel),
     };
 #undef T
 
