@@ -619,6 +619,47 @@ test_graph_view_and_cancel(void **st)
                      1);
 }
 
+static void
+test_graph_example_runs(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char text[8192], file[512], *body = NULL, *v = NULL;
+    FILE *f = fopen("config/graph-example.yaml", "r");
+    size_t n;
+
+    /* the example as shipped, but for its redis: section */
+    assert_non_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    assert_true(n > 0 && n < sizeof text - 1);
+    text[n] = '\0';
+    body = strstr(text, "\nqueues:");
+    assert_non_null(body);
+    drv_test_droverd_config(t, "", body + 1);
+    snprintf(file, sizeof file, "%s/text", t->dir);
+    assert_int_equal(drv_test_write_file(file, "B a b, c\nb a.\n"), 0);
+    drv_test_droverd_start(t, 0);
+    drv_test_droverd_start(t, 1);
+    drv_test_xadd(t, "default", NULL, 0, "pipeline", "wordcount", "id", "e1",
+                  "file", file, NULL);
+    wait_until(run_ended(t, "e1"), "run e1 to end");
+    assert_run(t, "e1", "status", "ok");
+    assert_run(t, "e1", "fetch.result", "{\"words\": [\"b\",\"a\",\"c\"]}");
+    assert_run(t, "e1", "count.result",
+               "[{\"word\": \"b\", \"n\": 3},{\"word\": \"a\", \"n\": 2},"
+               "{\"word\": \"c\", \"n\": 1}]");
+    assert_run(t, "e1", "total.result", "6");
+    assert_run(t, "e1", "top.result", "3 b\n2 a\n1 c\n");
+    assert_run(t, "e1", "note.result", "run e1 counted 6 words\n");
+    assert_run(t, "e1", "undo.state", "standby");
+    v = run_get(t, "e1", "report.result");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"input\":\"{\\\"total\\\":6,"));
+    free(v);
+    drv_test_droverd_stop(t, 0, 0);
+    drv_test_droverd_stop(t, 1, 0);
+}
+
 int
 main(void)
 {
@@ -633,6 +674,7 @@ main(void)
         T(test_graph_dead_item_stops_fan_out),
         T(test_graph_kill9_loop_loses_and_repeats_nothing),
         T(test_graph_view_and_cancel),
+        T(test_graph_example_runs),
     };
 #undef T
 
