@@ -78,24 +78,6 @@ start_run(struct drv_test_droverd *t, const char *p, const char *r)
     drv_test_xadd(t, "default", NULL, 0, "pipeline", p, "id", r, NULL);
 }
 
-/* The number in the file at path (a pid a job wrote), or -1. */
-static long
-file_num(const char *dir, const char *name)
-{
-    char path[512];
-    long v = -1;
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    if (fscanf(f, "%ld", &v) != 1)
-        v = -1;
-    fclose(f);
-    return v;
-}
-
 /* ---------------------------------------------------------------- tests */
 
 static void
@@ -138,8 +120,8 @@ test_graph_diamond_two_workers_join_once(void **st)
     assert_run(t, "r1", "result", "{\"b\":\"b\",\"c\":\"c\"}");
     assert_run(t, "r1", "d.enqueued", "1");
     /* b and c ran on the two workers, one each */
-    pb = file_num(t->dir, "b.pid");
-    pc = file_num(t->dir, "c.pid");
+    pb = drv_test_file_num(t->dir, "b.pid");
+    pc = drv_test_file_num(t->dir, "c.pid");
     assert_true(pb == t->w[0].pid || pb == t->w[1].pid);
     assert_true(pc == t->w[0].pid || pc == t->w[1].pid);
     assert_true(pb != pc);
@@ -322,9 +304,9 @@ test_graph_node_on_other_queue(void **st)
     assert_run(t, "x", "status", "ok");
     assert_run(t, "x", "g.queue", "gpu");
     assert_run(t, "x", "z.result", "z<g<a<seed>>>");
-    assert_int_equal(file_num(t->dir, "a.pid"), t->w[0].pid);
-    assert_int_equal(file_num(t->dir, "g.pid"), t->w[1].pid);
-    assert_int_equal(file_num(t->dir, "z.pid"), t->w[0].pid);
+    assert_int_equal(drv_test_file_num(t->dir, "a.pid"), t->w[0].pid);
+    assert_int_equal(drv_test_file_num(t->dir, "g.pid"), t->w[1].pid);
+    assert_int_equal(drv_test_file_num(t->dir, "z.pid"), t->w[0].pid);
     assert_int_equal(drv_test_stat(t, "gpu", "processed"), 1);
     drv_test_droverd_stop(t, 0, 0);
     drv_test_droverd_stop(t, 1, 0);
