@@ -47,6 +47,8 @@ struct wgraph {
                                        call failed: sent again */
     int nretry, capretry;
     struct event *retry_ev;         /* owned: RETRY_MS timer */
+    int64_t logged_ns;              /* last log of a failed call (at most
+                                       every BAD_LOG_NS) */
 };
 
 /* One graph call out. */
@@ -262,10 +264,15 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
                          "shape");
     if (rc < 0) {
         drv__worker_redis_error(w, status, reply);
-        if (rc != DRV_EDOWN)
+        DRV_LOG_DEBUG("graph settle: no answer, sent again later",
+                      "entry=%s error=\"%s\"", j->job->entry_id, err.msg);
+        if (rc != DRV_EDOWN &&
+            drv_clock_mono_ns() - w->graph->logged_ns >= BAD_LOG_NS) {
+            w->graph->logged_ns = drv_clock_mono_ns();
             DRV_LOG_WARN("graph settle failed: will retry", "queue=%s "
                          "entry=%s error=\"%s\"", w->queues[j->qi].keys.name,
                          j->job->entry_id, err.msg);
+        }
         retry_later(w->graph, j);
         return;
     }

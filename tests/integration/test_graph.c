@@ -520,6 +520,58 @@ test_graph_kill9_loop_loses_and_repeats_nothing(void **st)
     drv_test_droverd_stop(t, 1, 0);
 }
 
+static void
+test_graph_connection_kills_lose_and_repeat_nothing(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    enum { RUNS = 20 };
+    char body[4096], r[16];
+    redisReply *rep;
+    int i, k;
+
+    snprintf(body, sizeof body,
+             "queues: [default]\n"
+             "jobs:\n"
+             "  three:\n    handler: exec\n"
+             "    command: [printf, \"[1,2,3,4]\"]\n"
+             "  e:\n    handler: echo\n"
+             "pipelines:\n"
+             "  p:\n    graph:\n"
+             "      a: {job: three}\n"
+             "      f: {job: e, needs: a, for_each: \"{input}\", "
+             "max_parallel: 2}\n"
+             "      b: {job: e, needs: a}\n"
+             "      d: {job: e, needs: [f, b]}\n");
+    drv_test_droverd_config(t, "  visibility_timeout: 1s\n"
+                            "  max_deliveries: 1000\n", body);
+    drv_test_droverd_start(t, 0);
+    for (i = 0; i < RUNS; i++) {
+        snprintf(r, sizeof r, "r%d", i);
+        start_run(t, "p", r);
+    }
+    /* drop droverd's connections while settles are out: a call lost
+     * with its connection is sent again, and applies once */
+    for (k = 0; k < 30 && !all_ok(t, RUNS); k++) {
+        drv_test_sleep_ms(10 + k % 7 * 10);
+        rep = redisCommand(t->c, "CLIENT KILL TYPE normal SKIPME yes");
+        assert_non_null(rep);
+        freeReplyObject(rep);
+    }
+    wait_until(all_ok(t, RUNS), "every run to end ok");
+    for (i = 0; i < RUNS; i++) {
+        snprintf(r, sizeof r, "r%d", i);
+        assert_run(t, r, "f.enqueued", "4");
+        assert_run(t, r, "b.enqueued", "1");
+        assert_run(t, r, "d.enqueued", "1");
+        assert_run(t, r, "f.items", "4");
+        assert_run(t, r, "f.done", "4");
+    }
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    wait_until_num(drv_test_num(t, "XLEN t:{default}:jobs"), ==, 0,
+                   "entries left in the stream");
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 /* drover pipeline QUEUE ID [args...] with the fixture's config: exit
  * code, stdout into out. */
 static int
@@ -655,6 +707,7 @@ main(void)
         T(test_graph_dead_node_runs_on_failure_once),
         T(test_graph_dead_item_stops_fan_out),
         T(test_graph_kill9_loop_loses_and_repeats_nothing),
+        T(test_graph_connection_kills_lose_and_repeat_nothing),
         T(test_graph_view_and_cancel),
         T(test_graph_example_runs),
     };
