@@ -266,6 +266,8 @@ void drv__cli_print_result(const struct drv_job *res);
 /* cli_cancel.c, cli_wait.c */
 int drv__cli_cancel(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_wait(struct drv_cli *cli, int argc, char **argv);
+/* cli_pipeline.c: a graph pipeline run, its cancel */
+int drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv);
 /* web.c: the dashboard's HTTP server */
 int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 

@@ -1,6 +1,8 @@
 /*
  * cli_cancel.c -- drover cancel QUEUE ID [--json]: one cancel script run
- * (pkg/queue/queue_cancel.c). Exit 0 when an unfinished job had that id,
+ * (pkg/queue/queue_cancel.c), after the graph cancel script for a graph
+ * pipeline run of that id (pkg/queue/queue_graph.c; nothing when there
+ * is none). Exit 0 when an unfinished job or a running run had that id,
  * 1 when none had.
  */
 #include <errno.h>
@@ -9,9 +11,33 @@
 
 #include "drover/buf.h"
 #include "drover/json.h"
+#include "drover/clock.h"
 #include "drover/queue_cancel.h"
+#include "drover/queue_graph.h"
 
 #include "cli.h"
+
+/* The graph cancel's reply [status, removed, delayed, marked, changed]:
+ * *changed = 1 when it cancelled a running run. */
+static int
+graph_cancelled(const redisReply *r, int *changed, struct drv_err *err)
+{
+    size_t i;
+
+    *changed = 0;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        return drv_err_set(err, DRV_EREDIS, "cancel of a pipeline run: %s",
+                           r->str);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+        return drv_err_set(err, DRV_EPROTO, "cancel of a pipeline run: a "
+                           "reply of unexpected shape");
+    for (i = 1; i < 5; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return drv_err_set(err, DRV_EPROTO, "cancel of a pipeline run: "
+                               "a reply of unexpected shape");
+    *changed = r->element[4]->integer == 1;
+    return 0;
+}
 
 int
 drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
@@ -22,8 +48,9 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     struct drv_queue_keys k;
     struct drv_queue_cmds c;
     struct drv_err err;
+    struct drv_script_call call;
     redisReply **r = NULL;
-    int rc;
+    int rc, run_cancelled = 0;
 
     rc = drv__cli_args(cli, argc, argv, NULL, names, 2, ops, NULL);
     if (rc < 0)
@@ -35,10 +62,18 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
         return rc;
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
     drv_queue_cmds_init(&c);
+    /* first a graph pipeline run of that id, if there is one: its
+     * waiting nodes never start, its items stop being released */
+    drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, ops[0], ops[1],
+                           strlen(ops[1]), drv_clock_unix_ms());
+    drv_script_call_eval(&call, drv_queue_cmds_add(&c));
+    drv_script_call_fini(&call);
     drv_queue_cancel_build(&c, &k, ops[1], strlen(ops[1]));
     rc = drv__cli_run(cli, &c, &r);
     if (rc == 0) {
-        rc = drv_queue_cancel_parse(r, c.n, &cn, &err);
+        rc = graph_cancelled(r[0], &run_cancelled, &err);
+        if (rc == 0)
+            rc = drv_queue_cancel_parse(r + 1, c.n - 1, &cn, &err);
         if (rc < 0)
             drv__cli_failed(cli, &err);
     }
@@ -58,7 +93,10 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
                (long long)cn.ready, (long long)cn.delayed,
                (long long)cn.running);
     }
-    if (rc == 0 && drv_queue_cancel_total(&cn) == 0) {
+    if (rc == 0 && run_cancelled && !cli->json &&
+        drv_queue_cancel_total(&cn) == 0)
+        printf("cancelled: the pipeline run (no job entry was out)\n");
+    if (rc == 0 && drv_queue_cancel_total(&cn) == 0 && !run_cancelled) {
         if (!cli->json)
             fprintf(stderr, "%s: no unfinished job %s in queue %s%s\n",
                     cli->prog, ops[1], ops[0], cn.scan_incomplete

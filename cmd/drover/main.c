@@ -62,6 +62,9 @@ static const char global_help[] =
     "                        cancel a waiting, delayed or running job\n"
     "  wait QUEUE ID [--timeout D] [--json]\n"
     "                        block until the job's final outcome\n"
+    "  pipeline QUEUE ID [--cancel] [--json]\n"
+    "                        a graph pipeline run: each node's state,\n"
+    "                        attempts, times, errors; --cancel ends it\n"
     "  schedules [--json]    the config's schedules: spec, zone, queue,\n"
     "                        job, last and next tick\n"
     "  check-config FILE     validate a config file\n"
@@ -84,7 +87,8 @@ static const char global_help[] =
     "  --version             print the version and exit\n"
     "  --verbose             with --version: also the libraries' versions\n"
     "  --json                (stats, workers, dead list, result,\n"
-    "                        schedules) one JSON document on stdout\n"
+    "                        schedules, pipeline) one JSON document on\n"
+    "                        stdout\n"
     "                        instead of the text\n"
     "  -h, --help            help; `drover COMMAND --help` for one "
     "command\n"
@@ -193,6 +197,23 @@ static const struct command commands[] = {
      "or a job drover knows nothing of. --json prints the result as\n"
      "`drover result --json` does, plus \"timed_out\".\n",
      1, drv__cli_wait},
+    {"pipeline", "drover pipeline",
+     "usage: drover pipeline QUEUE ID [--cancel] [--json]\n",
+     "\nThe run ID of a graph pipeline enqueued on QUEUE: its status\n"
+     "(running, ok, dead, cancelled), then one line per node:\n"
+     "  STATE     waiting, queued (its entry is out), running (a\n"
+     "            for_each node with items out), ok, skipped, dead,\n"
+     "            cancelled, standby (on_failure, not needed)\n"
+     "  ATTEMPTS  attempts of its last job; QUEUE where it ran\n"
+     "  STARTED, FINISHED, ITEMS (done/all of a for_each), ERROR\n"
+     "  --cancel  first cancel the run: waiting nodes never start, no\n"
+     "            more items are released, entries not yet delivered\n"
+     "            and delayed retries are removed, delivered ones are\n"
+     "            marked for their workers; exit 1 when the run had\n"
+     "            ended already\n"
+     "--json prints one JSON document instead (doc/cli-json.md).\n"
+     "Exit 1 when there is no such run.\n",
+     1, drv__cli_pipeline},
     {"schedules", "drover schedules",
      "usage: drover schedules [--json]\n",
      "\nOne line per schedule of the config (-c FILE):\n"

@@ -225,13 +225,56 @@ struct drv_config_step {
     size_t njobs;                   /* 1 for a plain step, >= 1 parallel */
 };
 
+/* `when:` of a graph node: `TEMPLATE == LITERAL` or `TEMPLATE != LITERAL`. */
+enum drv_config_when_op {
+    DRV_CONFIG_WHEN_NONE = 0,       /* no `when:`: the node always runs */
+    DRV_CONFIG_WHEN_EQ,             /* == */
+    DRV_CONFIG_WHEN_NE              /* != */
+};
+
+/* Most for_each items of one node in flight at once, unless set. */
+#define DRV_CONFIG_GRAPH_MAX_PARALLEL 10
+
+/*
+ * One node of a pipeline's `graph:` (see doc/pipeline-graphs.md). Its
+ * needs are indexes into the pipeline's graph array; the config loader
+ * has proved the graph acyclic and every node reachable.
+ */
+struct drv_config_gnode {
+    char *name;                     /* owned: the key under graph: */
+    const struct drv_config_job *job; /* borrowed: `job:` (in the config) */
+    size_t *needs;                  /* owned: indexes of `needs:`, in
+                                       file order */
+    size_t nneeds;                  /* entries of needs */
+    char *queue;                    /* owned: `queue:`, NULL = the queue
+                                       the run was enqueued on */
+    struct drv_config_policy policy; /* the job type's, with the node's
+                                        timeout, retries, backoff and
+                                        backoff_max over it; result_ttl
+                                        the pipeline's */
+    enum drv_config_when_op when_op; /* DRV_CONFIG_WHEN_NONE = no when */
+    char *when_value;               /* owned: the templated side of
+                                       `when:` (a {field} template) */
+    char *when_literal;             /* owned: the literal side (quotes
+                                       removed) */
+    char *for_each;                 /* owned: `for_each:` path after
+                                       "input" ("" for {input}, ".a.b" for
+                                       {input.a.b}); NULL = no fan-out */
+    int max_parallel;               /* for_each items in flight, >= 1 */
+    bool on_failure;                /* runs once when the run ends dead */
+};
+
 /* One entry of `pipelines:`. */
 struct drv_config_pipeline {
     unsigned magic;
 #define DRV_CONFIG_PIPELINE_MAGIC 0x919e11e5U
     char *name;                     /* owned: the key under pipelines: */
     struct drv_config_step *steps;  /* owned: in order */
-    size_t nsteps;                  /* >= 1 */
+    size_t nsteps;                  /* >= 1 for a `steps:` pipeline, 0
+                                       for a `graph:` one */
+    struct drv_config_gnode *graph; /* owned: `graph:` nodes in file
+                                       order, NULL for `steps:` */
+    size_t ngraph;                  /* entries of graph (0 = steps) */
     struct drv_config_policy policy; /* timeout, retries and backoff of
                                         its parallel steps; result_ttl of
                                         its final result */
@@ -337,6 +380,14 @@ const struct drv_config_job *drv_config_job(const struct drv_config *cfg,
 /* drv_config_pipeline -- the pipeline called name, or NULL (as above). */
 const struct drv_config_pipeline *
 drv_config_pipeline(const struct drv_config *cfg, const char *name);
+
+/*
+ * drv_config_gnode -- the node called name of graph pipeline pl, or NULL;
+ * its index into pl->graph in *index (may be NULL). Borrowed as above.
+ */
+const struct drv_config_gnode *
+drv_config_gnode(const struct drv_config_pipeline *pl, const char *name,
+                 size_t *index);
 
 /*
  * drv_config_check_queue -- 0 if name can be a queue (non-empty, no '{'

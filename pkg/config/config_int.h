@@ -214,6 +214,16 @@ void drv__config_pipelines(struct drv__config_ctx *c, yaml_node_t *node);
 void drv__config_job_free(struct drv_config_job *job);
 void drv__config_pipeline_free(struct drv_config_pipeline *pl);
 
+/* ------------------------------------------------------ config_graph.c */
+
+/* drv__config_graph -- read `graph:` (node) of pipeline pl; runs after
+ * the jobs. */
+void drv__config_graph(struct drv__config_ctx *c, yaml_node_t *node,
+                       struct drv_config_pipeline *pl);
+
+/* drv__config_graph_free -- free pl's graph nodes. */
+void drv__config_graph_free(struct drv_config_pipeline *pl);
+
 /* -------------------------------------------------- config_schedules.c */
 
 /* drv__config_schedules -- read `schedules:`; runs after queues, jobs and

@@ -447,6 +447,7 @@ drv__config_pipeline_free(struct drv_config_pipeline *pl)
     for (i = 0; i < pl->nsteps; i++)
         free((void *)pl->steps[i].jobs);
     free(pl->steps);
+    drv__config_graph_free(pl);
     pl->magic = 0;
     free(pl);
 }
@@ -624,6 +625,7 @@ read_steps(struct drv__config_ctx *c, yaml_node_t *node,
 struct pipeline_read {
     struct drv_config_pipeline *pl;
     bool steps;         /* `steps:` was there */
+    yaml_node_t *graph; /* `graph:` key (config_graph.c), or NULL */
 };
 
 static void
@@ -635,7 +637,10 @@ pipeline_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
         drv__config_field_find(pipeline_fields,
                                DRV_ARRAY_LEN(pipeline_fields), key);
 
-    if (f == NULL) {
+    if (strcmp(key, "graph") == 0) {
+        r->graph = k;
+        drv__config_graph(c, v, r->pl);
+    } else if (f == NULL) {
         drv__config_unknown_key(c, k, pipeline_fields,
                                 DRV_ARRAY_LEN(pipeline_fields), 0);
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
@@ -652,7 +657,7 @@ read_pipeline(struct drv__config_ctx *c, const char *name,
               yaml_node_t *knode, yaml_node_t *node, void *arg)
 {
     struct drv_config *cfg = c->cfg;
-    struct pipeline_read r = {.steps = false};
+    struct pipeline_read r = {.steps = false, .graph = NULL};
 
     (void)arg;
     r.pl = pipeline_create(name);
@@ -666,7 +671,9 @@ read_pipeline(struct drv__config_ctx *c, const char *name,
         drv__config_report(c, knode, "name is already used by a job type");
     if (drv__config_each_pair(c, node, pipeline_pair, &r) < 0)
         return;
-    if (!r.steps)
+    if (r.steps && r.graph != NULL)
+        drv__config_report(c, r.graph, "give steps or graph, not both");
+    else if (!r.steps && r.graph == NULL)
         drv__config_report(c, knode, "missing required key \"steps\"");
 }
 

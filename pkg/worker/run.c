@@ -215,6 +215,8 @@ admit_one(struct drv_worker *w, struct drv_tg *tg, struct wjob *j)
         to.start = start_bad;
         to.cancel = cancel_bad;
         to.ctx = j;
+    } else if (j->pipe != NULL && j->pipe->ngraph > 0) {
+        drv__graph_task_opts(w, j, &to);
     } else if (j->pipe != NULL && j->pipe->steps[j->step].parallel) {
         drv__worker_spawn_parallel(w, tg, j);
         return;

@@ -321,7 +321,9 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
     in.o = o;
     if (j->type != NULL)
         in.policy = &j->type->ht.cfg->policy;
-    if (j->pipe != NULL) {
+    if (j->pipe != NULL && j->pipe->ngraph > 0) {
+        in.policy = drv__graph_policy(j);
+    } else if (j->pipe != NULL) {
         if (j->type == NULL)
             in.policy = &j->pipe->policy; /* a parallel step */
         in.result_ttl_ms = j->pipe->policy.result_ttl_ms;
@@ -377,6 +379,9 @@ drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
         w->stats.cancelled++;
         break;
     }
-    settle_queue(j);
+    if (drv__graph_settles(j))
+        drv__graph_settle(j);
+    else
+        settle_queue(j);
 }
 

@@ -75,6 +75,10 @@ validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
         return drv_err_set(err, DRV_EBADJOB, "field pipeline: unknown "
                            "pipeline %s", quoted(q, sizeof q, f->value,
                                                  f->value_len));
+    if (pipe->ngraph > 0) { /* set even on error: the run learns of it */
+        *pipe_out = pipe;
+        return drv__graph_validate(job, pipe, step_out, err);
+    }
     rc = drv_handler_uint_field(job, "step", (uint64_t)INT32_MAX, 0, &step,
                                 err);
     if (rc < 0)

@@ -622,6 +622,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     w->workers_key = drv_queue_workers_key(cfg->redis.prefix);
     drv__worker_schedules_init(w);
     drv__admit_init(w);
+    drv__worker_graph_init(w);
     w->defer_ev = event_new(w->base, -1, 0, on_defer_ev, w);
     DRV_AN(w->defer_ev);
     trace_open(w);
@@ -895,6 +896,7 @@ drv_worker_free(struct drv_worker *w)
     drv_redis_free(w->blk);
     drv__worker_schedules_fini(w); /* its runs were cancelled above */
     drv__admit_fini(w);
+    drv__worker_graph_fini(w);
     drv_redis_sentinel_free(w->sentinel);
     drv_redis_cluster_free(w->cluster);
     for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)

@@ -52,6 +52,7 @@ struct drv_tg_task;
 struct drv_tg_task_opts;
 struct wscheds;
 struct wweights;
+struct wgraph;
 
 enum wstate {
     W_NEW = 0,      /* created, not started */
@@ -245,6 +246,8 @@ struct drv_worker {
     void *admit;                    /* owned by admit.c: deduplication,
                                        rate and fleet-wide limits, NULL
                                        when no job type sets them */
+    struct wgraph *graph;           /* owned by graph.c: NULL when the
+                                       config has no graph pipeline */
 
     struct wjob *live;              /* list of jobs not yet settled */
     struct wbatch *batches;         /* list of live task groups */
@@ -454,6 +457,22 @@ void drv__worker_progress_end(struct wjob *j);
 void drv__worker_schedules_init(struct drv_worker *w);
 void drv__worker_schedules_fini(struct drv_worker *w);
 void drv__worker_schedules(struct drv_worker *w);
+
+/* graph.c: graph pipelines. _init at create (never fails), _fini with
+ * the worker. A graph entry is validated by drv__graph_validate (step =
+ * its node's index, -1 for the run's first entry), admitted with
+ * drv__graph_task_opts, decided with drv__graph_policy, and settled by
+ * drv__graph_settle when drv__graph_settles(j) (all but a requeue). */
+void drv__worker_graph_init(struct drv_worker *w);
+void drv__worker_graph_fini(struct drv_worker *w);
+int drv__graph_validate(const struct drv_job *job,
+                        const struct drv_config_pipeline *pipe,
+                        int64_t *step_out, struct drv_err *err);
+void drv__graph_task_opts(struct drv_worker *w, struct wjob *j,
+                          struct drv_tg_task_opts *to);
+const struct drv_config_policy *drv__graph_policy(const struct wjob *j);
+int drv__graph_settles(const struct wjob *j);
+void drv__graph_settle(struct wjob *j);
 
 #define SCRIPT_SETTLE 0
 #define SCRIPT_MOVER 1

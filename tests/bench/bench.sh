@@ -82,3 +82,8 @@ cases=()
     --n "${BENCH_N:-200000}" "${cases[@]}" "$@" | tee "$table"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || die "drvbench failed (exit $rc); DROVER_BENCH_KEEP=1 keeps $dir"
+# graph pipelines against the same work as plain jobs (tests/bench/graphbench.c)
+echo
+"$tools/graphbench" --sock "$sock" --droverd "$droverd" --work "$dir" \
+    --runs "${BENCH_RUNS:-5}" | tee -a "$table"
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "graphbench failed; DROVER_BENCH_KEEP=1 keeps $dir"

@@ -941,6 +941,23 @@ drv_test_file_lines(const char *path)
     return drv_test_file_count(path, "\n");
 }
 
+long
+drv_test_file_num(const char *dir, const char *name)
+{
+    char path[600];
+    FILE *f;
+    long v = 0;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    if (fscanf(f, "%ld", &v) != 1)
+        v = -1;
+    fclose(f);
+    return v;
+}
+
 void
 drv_test_sleep_ms(int64_t ms)
 {

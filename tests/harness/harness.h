@@ -150,6 +150,10 @@ int drv_test_file_count(const char *path, const char *needle);
  * (0 when it cannot be read). */
 int drv_test_file_lines(const char *path);
 
+/* drv_test_file_num -- the number the file dir/name starts with (a pid or
+ * a count a job wrote), or -1 when it is missing or holds none. */
+long drv_test_file_num(const char *dir, const char *name);
+
 /* drv_test_redis_info -- field name of INFO on c as a number (-1 when
  * INFO has no such field). Asserts a reply. */
 long long drv_test_redis_info(redisContext *c, const char *name);

@@ -183,18 +183,7 @@ test_worker_exec_timeout_kills_child_and_grandchild(void **st)
 static long
 read_max(const char *dir)
 {
-    char path[400];
-    FILE *f;
-    long v = 0;
-
-    snprintf(path, sizeof path, "%s/max", dir);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    if (fscanf(f, "%ld", &v) != 1)
-        v = -1;
-    fclose(f);
-    return v;
+    return drv_test_file_num(dir, "max");
 }
 
 static void

@@ -1522,6 +1522,156 @@ test_config_schedule_errors(void **state)
                   "cron, every, timezone, queue, job, pipeline, fields)\n");
 }
 
+/* ------------------------------------------------------------- graphs */
+
+static void
+test_config_graph_loads(void **state)
+{
+    struct drv_config *cfg = NULL;
+    const struct drv_config_pipeline *p = NULL;
+    const struct drv_config_gnode *n = NULL;
+    size_t i = 0;
+
+    (void)state;
+    cfg = load_ok("jobs:\n"
+                  "  dl: {handler: echo, timeout: 10s, retries: 5}\n"
+                  "  work: {handler: echo}\n"
+                  "pipelines:\n"
+                  "  publish:\n"
+                  "    result_ttl: 1h\n"
+                  "    graph:\n"
+                  "      fetch: {job: dl}\n"
+                  "      thumbs: {job: work, needs: [fetch], "
+                  "for_each: \"{input.images}\", max_parallel: 20}\n"
+                  "      gpu: {job: work, needs: fetch, queue: gpu, "
+                  "timeout: 2h, retries: 0, backoff: 3s}\n"
+                  "      index: {job: work, needs: [thumbs, gpu]}\n"
+                  "      notify: {job: work, needs: [index], "
+                  "when: \"{input.status} == 'ready'\"}\n"
+                  "      undo: {job: work, on_failure: true}\n");
+    p = drv_config_pipeline(cfg, "publish");
+    assert_non_null(p);
+    assert_int_equal(p->nsteps, 0);
+    assert_int_equal(p->ngraph, 6);
+    n = drv_config_gnode(p, "fetch", &i);
+    assert_int_equal(i, 0);
+    assert_int_equal(n->nneeds, 0);
+    assert_int_equal(n->policy.timeout_ms, 10000);
+    assert_int_equal(n->policy.retries, 5);
+    assert_int_equal(n->policy.result_ttl_ms, 3600000);
+    assert_null(n->queue);
+    n = drv_config_gnode(p, "thumbs", &i);
+    assert_string_equal(n->for_each, ".images");
+    assert_int_equal(n->max_parallel, 20);
+    assert_int_equal(n->nneeds, 1);
+    assert_int_equal(n->needs[0], 0);
+    n = drv_config_gnode(p, "gpu", NULL);
+    assert_string_equal(n->queue, "gpu");
+    assert_int_equal(n->policy.timeout_ms, 7200000);
+    assert_int_equal(n->policy.retries, 0);
+    assert_int_equal(n->policy.backoff_ms, 3000);
+    assert_int_equal(n->nneeds, 1);
+    assert_null(n->for_each);
+    assert_int_equal(n->max_parallel, DRV_CONFIG_GRAPH_MAX_PARALLEL);
+    n = drv_config_gnode(p, "index", NULL);
+    assert_int_equal(n->nneeds, 2);
+    assert_int_equal(n->needs[0], 1);
+    assert_int_equal(n->needs[1], 2);
+    n = drv_config_gnode(p, "notify", NULL);
+    assert_int_equal(n->when_op, DRV_CONFIG_WHEN_EQ);
+    assert_string_equal(n->when_value, "{input.status}");
+    assert_string_equal(n->when_literal, "ready");
+    n = drv_config_gnode(p, "undo", NULL);
+    assert_true(n->on_failure);
+    assert_int_equal(n->when_op, DRV_CONFIG_WHEN_NONE);
+    assert_null(drv_config_gnode(p, "nope", NULL));
+    drv_config_free(cfg);
+}
+
+static void
+test_config_graph_errors(void **state)
+{
+    (void)state;
+    /* unknown needs, self, twice, cycle, node behind a cycle */
+    expect_errors("jobs:\n"
+                  "  a: {handler: echo}\n"
+                  "pipelines:\n"
+                  "  p:\n"
+                  "    graph:\n"
+                  "      s: {job: a}\n"
+                  "      x: {job: a, needs: [s, nope, x, s]}\n"
+                  "      c1: {job: a, needs: [c2]}\n"
+                  "      c2: {job: a, needs: [c3]}\n"
+                  "      c3: {job: a, needs: [c1]}\n"
+                  "      d: {job: a, needs: [c3]}\n",
+                  NAME ":7:30: pipelines.p.graph.x.needs[1]: \"nope\" is "
+                  "not a node of this graph\n"
+                  NAME ":7:36: pipelines.p.graph.x.needs[2]: a node cannot "
+                  "need itself\n"
+                  NAME ":7:39: pipelines.p.graph.x.needs[3]: \"s\" is "
+                  "needed twice\n"
+                  NAME ":8:7: pipelines.p.graph.c1: cycle: c1 -> c2 -> c3 "
+                  "-> c1 (each needs the next)\n"
+                  NAME ":11:7: pipelines.p.graph.d: unreachable: it needs "
+                  "c3, which is on a cycle or behind one\n");
+    /* for_each without needs, bad for_each, max_parallel alone, bad
+     * when, unknown job, missing job, on_failure rules */
+    expect_errors("jobs:\n"
+                  "  a: {handler: echo}\n"
+                  "pipelines:\n"
+                  "  p:\n"
+                  "    graph:\n"
+                  "      r: {job: a, for_each: \"{input.x}\"}\n"
+                  "      f: {job: a, needs: r, for_each: \"{items}\"}\n"
+                  "      m: {job: a, needs: r, max_parallel: 3}\n"
+                  "      w1: {job: a, needs: r, when: \"{input.x}\"}\n"
+                  "      w2: {job: a, needs: r, when: \"x == 1\"}\n"
+                  "      w3: {job: a, needs: r, when: \"{a.b} != 1\"}\n"
+                  "      w4: {job: a, needs: r, when: \"{input} == 1 == 2\"}\n"
+                  "      j: {job: zz}\n"
+                  "      k: {queue: q}\n"
+                  "      u: {job: a, on_failure: true, needs: [r]}\n"
+                  "      v: {job: a, needs: [u]}\n"
+                  "      bad.name: {job: a}\n",
+                  NAME ":6:19: pipelines.p.graph.r: for_each needs a node "
+                  "with needs: it fans out over their result\n"
+                  NAME ":7:39: pipelines.p.graph.f.for_each: \"{items}\" "
+                  "must be {input} or {input.FIELD} (a JSON array in the "
+                  "input)\n"
+                  NAME ":8:29: pipelines.p.graph.m: max_parallel is only "
+                  "valid with for_each\n"
+                  NAME ":9:36: pipelines.p.graph.w1.when: must be one "
+                  "comparison: \"{input.FIELD} == VALUE\" or \"... != ...\"\n"
+                  NAME ":10:36: pipelines.p.graph.w2.when: the left side "
+                  "must be a {field} template such as {input.status}\n"
+                  NAME ":11:36: pipelines.p.graph.w3.when: a field must be "
+                  "{input}, {input.NAME...} or a field of the run\n"
+                  NAME ":12:36: pipelines.p.graph.w4.when: only one "
+                  "comparison is allowed\n"
+                  NAME ":13:16: pipelines.p.graph.j.job: job type \"zz\" is "
+                  "not declared under jobs\n"
+                  NAME ":14:7: pipelines.p.graph.k: missing required key "
+                  "\"job\"\n"
+                  NAME ":15:19: pipelines.p.graph.u: an on_failure node "
+                  "takes no needs: it runs when the run ends dead\n"
+                  NAME ":16:27: pipelines.p.graph.v.needs[0]: unreachable: "
+                  "\"u\" is an on_failure node, which nothing waits for\n"
+                  NAME ":17:7: pipelines.p.graph.bad.name: node name must "
+                  "be letters, digits, '_' or '-'\n");
+    /* graph and steps, an empty graph, no node that can start */
+    expect_errors("jobs:\n"
+                  "  a: {handler: echo}\n"
+                  "pipelines:\n"
+                  "  p: {steps: [a], graph: {x: {job: a}}}\n"
+                  "  q: {graph: {}}\n"
+                  "  r: {graph: {u: {job: a, on_failure: true}}}\n",
+                  NAME ":4:19: pipelines.p: give steps or graph, not both\n"
+                  NAME ":5:14: pipelines.q.graph: must declare at least one "
+                  "node\n"
+                  NAME ":6:14: pipelines.r.graph: no node can start: every "
+                  "node has needs or is on_failure\n");
+}
+
 int
 main(void)
 {
@@ -1569,6 +1719,8 @@ main(void)
         cmocka_unit_test(test_config_check_helpers),
         cmocka_unit_test(test_config_schedules),
         cmocka_unit_test(test_config_schedule_errors),
+        cmocka_unit_test(test_config_graph_loads),
+        cmocka_unit_test(test_config_graph_errors),
     };
 
     drv_test_filter_from_env();

@@ -1,0 +1,120 @@
+/*
+ * drover/queue_graph.h -- the Redis side of graph pipelines: the run's
+ * state, the settle script of graph entries, and the graph's spec.
+ *
+ * Keys (P = prefix, Q = the queue the run was enqueued on, its home):
+ *
+ *   P:{Q}:run:RUN           hash: the run (status, spec, fields, result)
+ *                           and per node N: N.state, N.pending (needs not
+ *                           yet finished), N.result, N.error,
+ *                           N.attempts, N.started_at, N.finished_at,
+ *                           N.entry, N.queue, N.enqueued (hand-offs
+ *                           made: 1, or the items released for a
+ *                           fan-out), and for a fan-out N.items, N.next,
+ *                           N.done
+ *   P:{Q}:run:RUN:items:N   list: the items of fan-out node N
+ *   P:{Q}:run:RUN:res:N     hash: index -> result of each finished item
+ *
+ * A run starts from a plain entry whose field pipeline names a graph
+ * pipeline (the run id is its job id); every node is then an entry of
+ * its own with fields pipeline, run, node, home and id RUN/N (RUN/N/I
+ * for item I of a fan-out). Node states: waiting -> queued (its entry
+ * exists) -> ok | dead, or skipped (when: false), cancelled (the run
+ * ended dead first); a fan-out node is running while its items are out;
+ * an on_failure node is standby until the run ends dead.
+ *
+ * Like pkg/queue, this builds commands and parses replies; it sends
+ * nothing.
+ */
+#ifndef DROVER_QUEUE_GRAPH_H
+#define DROVER_QUEUE_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "drover/buf.h"
+#include "drover/config.h"
+#include "drover/error.h"
+#include "drover/queue.h"
+
+struct redisReply;
+
+extern const struct drv_queue_script drv_queue_graph_script;
+extern const struct drv_queue_script drv_queue_graph_cancel_script;
+
+/* What a graph entry's attempt came to. */
+enum drv_graph_kind {
+    DRV_GRAPH_START = 0,    /* a run's first entry: create the run */
+    DRV_GRAPH_OK,           /* the node (or item) succeeded */
+    DRV_GRAPH_RETRY,        /* failed attempt: delayed with attempt+1 */
+    DRV_GRAPH_DEAD,         /* dead: the run ends dead */
+    DRV_GRAPH_CANCEL        /* cancelled (a cancel of the entry was
+                               asked): the run ends cancelled */
+};
+
+/* One graph settle. Text fields are borrowed for the builder's call. */
+struct drv_graph_op {
+    enum drv_graph_kind kind;
+    const char *entry_id;   /* the stream entry */
+    const char *job_id;     /* its job id (job_id_len bytes) */
+    size_t job_id_len;
+    const char *home;       /* the run's queue (START: this queue) */
+    const char *run_id;     /* the run (START: the job id) */
+    size_t run_id_len;
+    uint64_t attempts;      /* attempts made, this one included */
+    const char *text;       /* OK: result; RETRY, DEAD: error */
+    size_t text_len;
+    int64_t due_ms;         /* RETRY: when to run again (Unix ms) */
+    int64_t started_at_ms;  /* when the attempt started (Unix ms) */
+    int64_t state_ttl_ms;   /* keep the run's state this long after it
+                               ends; 0 = one day */
+    const char *spec;       /* START: drv_queue_graph_spec of the
+                               pipeline; else NULL */
+    int64_t dead_max;       /* dead entries kept, 0 = any number */
+};
+
+/*
+ * drv_queue_graph_settle -- the graph script call for op on the entry's
+ * queue k (prefix P) by consumer, at now_ms: one atomic script run that
+ * checks the entry is still the consumer's (else changes nothing and
+ * replies DRV_QUEUE_LOST), records the outcome in the run, hands off to
+ * the nodes that became ready (each new entry written once: the entry
+ * being settled is acknowledged in the same run), releases the next item
+ * of a fan-out and acknowledges the entry. Reply: integer DRV_QUEUE_*.
+ * c is initialised here (drv_script_call_fini it).
+ */
+void drv_queue_graph_settle(struct drv_script_call *c,
+                            const struct drv_queue_keys *k,
+                            const char *prefix, const char *consumer,
+                            int64_t now_ms, const struct drv_graph_op *op);
+
+/*
+ * drv_queue_graph_spec -- the graph of pipeline pl as the JSON the
+ * script keeps in the run: {"name", "order": [names], "nodes": {name:
+ * {"needs", "deps", "queue"?, "when"?, "fe"?, "mp", "of"?}}}. A new
+ * string (caller frees).
+ */
+char *drv_queue_graph_spec(const struct drv_config_pipeline *pl);
+
+/*
+ * drv_queue_graph_cancel -- the graph cancel script call for run (run_len
+ * bytes) enqueued on queue: one atomic run that ends a running run as
+ * cancelled (waiting nodes cancelled, no more items released) and takes
+ * back each node entry out: a delayed retry removed, an undelivered entry
+ * deleted, a delivered one marked in its queue's P:{Q}:cancel (the
+ * worker that runs it cancels it when it reads the mark). Reply:
+ * [status, removed, delayed, marked, changed]: the run's status after
+ * the call ("cancelled", or "ok", "dead" for a run that had ended,
+ * "none" for no run) and changed 1 when this call cancelled it. c is
+ * initialised here.
+ */
+void drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
+                            const char *queue, const char *run,
+                            size_t run_len, int64_t now_ms);
+
+/* drv_queue_run_key -- "P:{Q}:run:RUN" (run_len bytes) into a new
+ * string (caller frees). */
+char *drv_queue_run_key(const char *prefix, const char *queue,
+                        const char *run, size_t run_len);
+
+#endif
