@@ -168,7 +168,13 @@ test_admit_dedupe(void **st)
              "    command: [sh, -c, \"exit 1\"]\n"
              "    unique_for: 1h\n"
              "    retries: 1\n"
-             "    backoff: 2s\n", prog);
+             "    backoff: 2s\n"
+             "  slow:\n"
+             "    handler: exec\n"
+             "    command: [sh, -c, \"exit 1\"]\n"
+             "    unique_for: 1h\n"
+             "    retries: 1\n"
+             "    backoff: 1h\n", prog);
     drv_test_droverd_config(t, NULL, body);
     start_all(t, 3);
     pause_q(t, "default");
@@ -237,6 +243,24 @@ test_admit_dedupe(void **st)
     }
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:unique:flaky:"
                                      "dup-3"), 0);
+
+    /* a cancelled retry frees the id too */
+    drv_test_xadd(t, "default", NULL, 0, "job", "slow", "id", "dup-4",
+                  NULL);
+    drv_test_wait_stat(t, "default", "retried", 2);
+    wait_until(key_is(t, "t:{default}:unique:slow:dup-4", "w:1"),
+               "the delayed retry's id claim");
+    {
+        char bin[300], out[8192];
+        const char *argv[] = {bin, "-c", t->cfg, "cancel", "default",
+                              "dup-4", NULL};
+
+        drv_test_bin("drover", bin, sizeof bin);
+        assert_int_equal(drv_test_run(argv, out, sizeof out,
+                                      DRV_TEST_WAIT_MS), 0);
+    }
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:unique:slow:"
+                                     "dup-4"), 0);
     stop_all(t, 3);
 }
 
