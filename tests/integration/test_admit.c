@@ -484,7 +484,11 @@ test_admit_keyed(void **st)
      * once, and the long one at shutdown_timeout: all four wait on the
      * stream again, none pending, no attempt counted */
     stop_all(t, 3);
-    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 4);
+    /* (the workers stop one after the other: when the long job's slot
+     * comes free at its worker's stop, a worker still running may admit
+     * and run one of A's waiting jobs; that one is processed, not lost) */
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs") +
+                     drv_test_stat(t, "default", "processed") - 5, 4);
     assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"),
                      0);
     assert_int_equal(drv_test_stat(t, "default", "failed"), 0);

@@ -125,6 +125,43 @@ test_weighted_shares_follow_weights(void **st)
     assert_share("low", count[2], window, 0.1);
 }
 
+/* Two droverd on the same queues: each splits its own starts by weight,
+ * so the starts of both do too. Counted from the queues' processed
+ * counters (the two workers' trace lines would share one file), with
+ * backlogs far larger than what runs before both have stopped. */
+static void
+test_weighted_shares_two_workers(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    static const char *const names[] = {"critical", "default", "low"};
+    char body[256];
+    long long done[3], total = 0;
+    int k;
+
+    snprintf(body, sizeof body, "queues: {critical: 6, default: 3, low: 1}"
+             "\njobs:\n  e:\n    handler: noop\n");
+    drv_test_droverd_config(t, "  concurrency: 8\n  batch: 4\n", body);
+    for (k = 0; k < 3; k++)
+        enqueue_many(t, names[k], 20000);
+    drv_test_droverd_start(t, 0);
+    drv_test_droverd_start(t, 1);
+    drv_test_wait_started(t, 3000);
+    drv_test_droverd_stop(t, 0, 0);
+    drv_test_droverd_stop(t, 1, 0);
+    /* both took part: each logged batches it ran */
+    assert_true(drv_test_file_count(t->w[0].log, "batch done") > 0);
+    assert_true(drv_test_file_count(t->w[1].log, "batch done") > 0);
+    for (k = 0; k < 3; k++) {
+        done[k] = drv_test_stat(t, names[k], "processed");
+        total += done[k];
+    }
+    /* every queue still had jobs waiting when both had stopped */
+    assert_true(done[0] < 20000);
+    assert_share("critical", (int)done[0], (int)total, 0.6);
+    assert_share("default", (int)done[1], (int)total, 0.3);
+    assert_share("low", (int)done[2], (int)total, 0.1);
+}
+
 /* With larger batches: one fetch shares out many permits at once. */
 static void
 test_weighted_shares_large_batches(void **st)
@@ -263,6 +300,7 @@ main(void)
                                                drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
         T(test_weighted_shares_follow_weights),
+        T(test_weighted_shares_two_workers),
         T(test_weighted_shares_large_batches),
         T(test_weighted_empty_and_paused_shares_go_to_others),
         T(test_weighted_queue_refilled_gets_its_share),
