@@ -17,28 +17,6 @@
 
 #include "cli.h"
 
-/* The graph cancel's reply [status, removed, delayed, marked, changed]:
- * *changed = 1 when it cancelled a running run. */
-static int
-graph_cancelled(const redisReply *r, int *changed, struct drv_err *err)
-{
-    size_t i;
-
-    *changed = 0;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        return drv_err_set(err, DRV_EREDIS, "cancel of a pipeline run: %s",
-                           r->str);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
-        return drv_err_set(err, DRV_EPROTO, "cancel of a pipeline run: a "
-                           "reply of unexpected shape");
-    for (i = 1; i < 5; i++)
-        if (r->element[i]->type != REDIS_REPLY_INTEGER)
-            return drv_err_set(err, DRV_EPROTO, "cancel of a pipeline run: "
-                               "a reply of unexpected shape");
-    *changed = r->element[4]->integer == 1;
-    return 0;
-}
-
 int
 drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
 {
@@ -50,7 +28,8 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     struct drv_err err;
     struct drv_script_call call;
     redisReply **r = NULL;
-    int rc, run_cancelled = 0;
+    struct drv_queue_graph_cancelled gc = {0};
+    int rc;
 
     rc = drv__cli_args(cli, argc, argv, NULL, names, 2, ops, NULL);
     if (rc < 0)
@@ -71,7 +50,7 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     drv_queue_cancel_build(&c, &k, ops[1], strlen(ops[1]));
     rc = drv__cli_run(cli, &c, &r);
     if (rc == 0) {
-        rc = graph_cancelled(r[0], &run_cancelled, &err);
+        rc = drv_queue_graph_cancel_parse(r[0], &gc, &err);
         if (rc == 0)
             rc = drv_queue_cancel_parse(r + 1, c.n - 1, &cn, &err);
         if (rc < 0)
@@ -93,10 +72,10 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
                (long long)cn.ready, (long long)cn.delayed,
                (long long)cn.running);
     }
-    if (rc == 0 && run_cancelled && !cli->json &&
+    if (rc == 0 && gc.changed && !cli->json &&
         drv_queue_cancel_total(&cn) == 0)
         printf("cancelled: the pipeline run (no job entry was out)\n");
-    if (rc == 0 && drv_queue_cancel_total(&cn) == 0 && !run_cancelled) {
+    if (rc == 0 && drv_queue_cancel_total(&cn) == 0 && !gc.changed) {
         if (!cli->json)
             fprintf(stderr, "%s: no unfinished job %s in queue %s%s\n",
                     cli->prog, ops[1], ops[0], cn.scan_incomplete

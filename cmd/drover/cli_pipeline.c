@@ -199,7 +199,7 @@ member_field(struct drv_json *j, const char *key, const struct drv_field *f)
 
 static void
 print_json(const char *queue, const char *id, const struct drv_job *run,
-           char **names, const redisReply *cancel)
+           char **names, const struct drv_queue_graph_cancelled *cancel)
 {
     struct drv_json j;
     struct drv_buf b;
@@ -220,11 +220,10 @@ print_json(const char *queue, const char *id, const struct drv_job *run,
     if (cancel != NULL) {
         drv_json_key(&j, "cancel");
         drv_json_object_begin(&j);
-        drv_json_member_bool(&j, "cancelled",
-                             cancel->element[4]->integer == 1);
-        drv_json_member_int(&j, "removed", cancel->element[1]->integer, 0);
-        drv_json_member_int(&j, "delayed", cancel->element[2]->integer, 0);
-        drv_json_member_int(&j, "marked", cancel->element[3]->integer, 0);
+        drv_json_member_bool(&j, "cancelled", cancel->changed);
+        drv_json_member_int(&j, "removed", cancel->removed, 0);
+        drv_json_member_int(&j, "delayed", cancel->delayed, 0);
+        drv_json_member_int(&j, "marked", cancel->marked, 0);
         drv_json_object_end(&j);
     }
     drv_json_key(&j, "nodes");
@@ -253,22 +252,6 @@ print_json(const char *queue, const char *id, const struct drv_job *run,
     drv_buf_fini(&b);
 }
 
-/* The cancel reply has its shape: [status, removed, delayed, marked,
- * changed]. */
-static int
-cancel_reply_ok(const redisReply *r)
-{
-    size_t i;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return 0;
-    for (i = 1; i < 5; i++)
-        if (r->element[i]->type != REDIS_REPLY_INTEGER)
-            return 0;
-    return 1;
-}
-
 int
 drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
 {
@@ -283,7 +266,8 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     struct drv_job *run = NULL;
     struct drv_err err;
     redisReply **out = NULL;
-    const redisReply *cr = NULL;
+    struct drv_queue_graph_cancelled gc;
+    const struct drv_queue_graph_cancelled *cr = NULL;
     char **nodes = NULL;
     char *key = NULL;
     size_t hi = 0;
@@ -313,19 +297,11 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     if (rc < 0)
         goto done;
     if (cancel != NULL) {
-        cr = out[0];
-        if (cr->type == REDIS_REPLY_ERROR) {
-            rc = drv_err_set(&err, DRV_EREDIS, "cancel: %.*s", (int)cr->len,
-                             cr->str);
+        if (drv_queue_graph_cancel_parse(out[0], &gc, &err) < 0) {
             rc = drv__cli_failed(cli, &err);
             goto done;
         }
-        if (!cancel_reply_ok(cr)) {
-            drv_err_set(&err, DRV_EPROTO, "cancel: reply of unexpected "
-                        "shape");
-            rc = drv__cli_failed(cli, &err);
-            goto done;
-        }
+        cr = &gc;
     }
     run = drv_job_from_fields("", out[hi], &err);
     if (run == NULL) {
@@ -343,17 +319,15 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     if (cli->json) {
         print_json(ops[0], ops[1], run, nodes, cr);
     } else {
-        if (cr != NULL && cr->element[4]->integer == 1)
+        if (cr != NULL && cr->changed)
             printf("cancelled: %lld waiting entries removed, %lld delayed "
                    "retries removed, %lld running entries marked\n",
-                   cr->element[1]->integer, cr->element[2]->integer,
-                   cr->element[3]->integer);
+                   cr->removed, cr->delayed, cr->marked);
         else if (cr != NULL)
-            printf("not cancelled: the run is %.*s\n", (int)cr->element[0]->len,
-                   cr->element[0]->str);
+            printf("not cancelled: the run is %s\n", cr->status);
         print_text(ops[1], run, nodes);
     }
-    if (cr != NULL && cr->element[4]->integer != 1)
+    if (cr != NULL && !cr->changed)
         rc = -EALREADY;
 done:
     if (nodes != NULL)

@@ -112,6 +112,23 @@ void drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
                             const char *queue, const char *run,
                             size_t run_len, int64_t now_ms);
 
+/* What a graph cancel call did (its reply, parsed). */
+struct drv_queue_graph_cancelled {
+    char status[16];     /* the run's status after the call: cancelled,
+                            ok, dead, none (no run) */
+    long long removed;   /* node entries not yet delivered, deleted */
+    long long delayed;   /* delayed retries removed */
+    long long marked;    /* delivered entries marked for their workers */
+    int changed;         /* 1: this call cancelled the run */
+};
+
+/* drv_queue_graph_cancel_parse -- the graph cancel call's reply r into
+ * *out: 0, or DRV_EREDIS (Redis refused it) / DRV_EPROTO (a reply of
+ * another shape) with err set. */
+int drv_queue_graph_cancel_parse(const struct redisReply *r,
+                                 struct drv_queue_graph_cancelled *out,
+                                 struct drv_err *err);
+
 /* drv_queue_run_key -- "P:{Q}:run:RUN" (run_len bytes) into a new
  * string (caller frees). */
 char *drv_queue_run_key(const char *prefix, const char *queue,

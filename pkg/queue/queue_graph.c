@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "drover/buf.h"
 #include "drover/common.h"
 #include "drover/json.h"
@@ -663,4 +665,32 @@ drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
     drv_argv_adds(&c->args, prefix);
     drv_argv_addll(&c->args, (long long)now_ms);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+}
+
+int
+drv_queue_graph_cancel_parse(const redisReply *r,
+                             struct drv_queue_graph_cancelled *out,
+                             struct drv_err *err)
+{
+    size_t i;
+
+    memset(out, 0, sizeof *out);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        return drv_err_set(err, DRV_EREDIS, "cancel: %.*s", (int)r->len,
+                           r->str);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return drv_err_set(err, DRV_EPROTO, "cancel: reply of unexpected "
+                           "shape");
+    for (i = 1; i < 5; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return drv_err_set(err, DRV_EPROTO, "cancel: reply of "
+                               "unexpected shape");
+    snprintf(out->status, sizeof out->status, "%.*s",
+             (int)r->element[0]->len, r->element[0]->str);
+    out->removed = r->element[1]->integer;
+    out->delayed = r->element[2]->integer;
+    out->marked = r->element[3]->integer;
+    out->changed = r->element[4]->integer == 1;
+    return 0;
 }
