@@ -198,11 +198,15 @@ check-unit: $(UNIT_BINS) $(PROG_BINS) $(PLUGIN_LIBS)
 	$(TEST_ENV) \
 	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS)
 
+# The builds use every core unless a -j was given; the test binaries run
+# DROVER_TEST_JOBS at once (tests/run-tests.sh), the fuzz targets FUZZ_JOBS.
+TEST_J := $(if $(filter -j% --jobserver%,$(MAKEFLAGS)),,-j$(shell nproc))
+
 test: deps
-	$(MAKE) --no-print-directory VARIANT=release check
-	$(MAKE) --no-print-directory VARIANT=asan check
-	$(MAKE) --no-print-directory VARIANT=tsan check-unit
-	$(MAKE) --no-print-directory fuzz-check
+	$(MAKE) --no-print-directory $(TEST_J) VARIANT=release check
+	$(MAKE) --no-print-directory $(TEST_J) VARIANT=asan check
+	$(MAKE) --no-print-directory $(TEST_J) VARIANT=tsan check-unit
+	$(MAKE) --no-print-directory $(TEST_J) fuzz-check
 	@echo "make test: all variants passed"
 
 # ---------------------------------------------------------------- bench

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run-fuzz.sh SECONDS DIR TARGET... -- run each libFuzzer target DIR/fuzz_T
-# for SECONDS, one after the other, at the lowest CPU priority.
+# for SECONDS at the lowest CPU priority, FUZZ_JOBS targets at once (default:
+# one per core); each target's report is printed whole, in the order given.
 #
 # Corpus: new inputs go to DIR/corpus/T/ (kept between runs), the checked-in
 # seeds tests/fuzz/corpus/T/ are read only. A crash, a sanitizer report, a
@@ -18,16 +19,21 @@ mkdir -p "$dir/artifacts" "$dir/logs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-failed=()
-printf '%-12s %8s %12s %10s %6s %7s  %s\n' target seconds execs 'execs/s' \
-    cov corpus result > "$dir/summary.txt"
-for t in "$@"; do
+jobs=${FUZZ_JOBS:-$(nproc)}
+case $jobs in ''|*[!0-9]*|0) echo "FUZZ_JOBS: a whole number >= 1, not '$jobs'" >&2; exit 2 ;; esac
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# run_target T: run one target; its report in $out/T.txt, its summary line
+# in $out/T.line, and $out/T.failed when it failed
+run_target() {
+    local t=$1 bin seeds work log start rc took execs eps cov ncorp result art
     bin="$dir/fuzz_$t"
     seeds="$here/corpus/$t"
     work="$dir/corpus/$t"
     log="$dir/logs/$t.log"
     mkdir -p "$work"
-    [ -d "$seeds" ] || { echo "run-fuzz: no seed corpus $seeds" >&2; exit 2; }
+    exec > "$out/$t.txt" 2>&1
     echo "=== [fuzz] $t: ${secs}s"
     start=$(date +%s)
     nice -n 19 "$bin" -max_total_time="$secs" -timeout=10 -max_len=8192 \
@@ -43,7 +49,7 @@ for t in "$@"; do
         result=ok
     else
         result="FAILED (exit $rc)"
-        failed+=("$t")
+        : > "$out/$t.failed"
         echo "--- [fuzz] $t failed; what it found ($log):"
         grep -m 8 -E 'check failed|property failed|ERROR:|runtime error|'`
             `'SUMMARY|DRV_ASSERT|assertion' "$log"
@@ -55,13 +61,33 @@ for t in "$@"; do
             echo "--- [fuzz] replay it: $bin $art"
         fi
     fi
-    line=$(printf '%-12s %8s %12s %10s %6s %7s  %s' "$t" "$took" \
-        "${execs:-?}" "${eps:-?}" "${cov:-?}" "$ncorp" "$result")
-    echo "$line" >> "$dir/summary.txt"
+    printf '%-12s %8s %12s %10s %6s %7s  %s' "$t" "$took" \
+        "${execs:-?}" "${eps:-?}" "${cov:-?}" "$ncorp" "$result" > "$out/$t.line"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" \
         "$took" "${execs:-}" "${eps:-}" "${cov:-}" "$ncorp" "$result" \
-        >> "$dir/results.tsv"
-    echo "--- [fuzz] $line"
+        > "$out/$t.tsv"
+    echo "--- [fuzz] $(cat "$out/$t.line")"
+}
+
+for t in "$@"; do
+    [ -d "$here/corpus/$t" ] || { echo "run-fuzz: no seed corpus $here/corpus/$t" >&2; exit 2; }
+done
+targets=("$@")
+i=0
+while [ "$i" -lt "${#targets[@]}" ]; do
+    batch=("${targets[@]:i:jobs}")
+    for t in "${batch[@]}"; do run_target "$t" & done
+    wait
+    i=$((i + jobs))
+done
+failed=()
+printf '%-12s %8s %12s %10s %6s %7s  %s\n' target seconds execs 'execs/s' \
+    cov corpus result > "$dir/summary.txt"
+for t in "${targets[@]}"; do
+    cat "$out/$t.txt"
+    cat "$out/$t.line" >> "$dir/summary.txt"; echo >> "$dir/summary.txt"
+    cat "$out/$t.tsv" >> "$dir/results.tsv"
+    [ -e "$out/$t.failed" ] && failed+=("$t")
 done
 echo
 cat "$dir/summary.txt"

