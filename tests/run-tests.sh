@@ -73,7 +73,9 @@ wait
 echo
 echo "[$variant] $passed passed, $failed failed"
 if [ ${#bad_bins[@]} -ne 0 ]; then
-    printf '[%s] failing binary: %s\n' "$variant" "${bad_bins[@]}"
+    for b in "${bad_bins[@]}"; do
+        echo "[$variant] failing binary: $b"
+    done
     exit 1
 fi
 exit 0
