@@ -188,9 +188,17 @@ TEST_ENV := DROVER_BIN_DIR=$(BINDIR) DROVER_PROG_DIR=$(B)/tests/progs \
 BROWSER_TESTS := $(if $(filter release,$(VARIANT)),\
                    $(sort $(wildcard tests/browser/test_*.py)))
 
+# The longest integration binaries start first, so that the ones that run
+# side by side with them (run-tests.sh) do not leave one running alone at
+# the end.
+INTEG_FIRST := $(filter $(addprefix $(B)/tests/integration/,test_faults \
+                 test_graph test_sentinel test_admit test_cluster test_idle),\
+                 $(INTEG_BINS))
+
 check: build tests
 	$(TEST_ENV) DROVER_SCREENSHOT=$(B)/dashboard.png \
-	  tests/run-tests.sh $(VARIANT) $(UNIT_BINS) $(INTEG_BINS) \
+	  tests/run-tests.sh $(VARIANT) $(INTEG_FIRST) \
+	  $(filter-out $(INTEG_FIRST),$(INTEG_BINS)) $(UNIT_BINS) \
 	  $(BROWSER_TESTS)
 
 # check-unit: unit tests only (the TSan run: they hold the threaded tests).
