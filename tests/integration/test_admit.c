@@ -555,6 +555,7 @@ main(void)
     };
 
     drv_test_droverd_fixture = &opts;
+    drv_test_filter_from_env();
     return cmocka_run_group_tests(tests, drv_test_redis_group_setup,
                                   drv_test_redis_group_teardown);
 }

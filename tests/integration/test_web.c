@@ -934,5 +934,6 @@ main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
+    drv_test_filter_from_env();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
