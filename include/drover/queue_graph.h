@@ -22,8 +22,8 @@
  * exists) -> ok | dead, or skipped (when: false), cancelled (the run
  * ended dead first); a fan-out node is running while its items are out;
  * an on_failure node is standby until the run ends dead.
- * A run's start and its end are announced with PUBLISH P:{Q}:done
- * RUNKEY (Q = home), for drover wait.
+ * A run's end is announced with PUBLISH P:{Q}:done RUNKEY (Q = home),
+ * for drover wait.
  *
  * Like pkg/queue, this builds commands and parses replies; it sends
  * nothing.

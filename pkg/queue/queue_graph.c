@@ -17,9 +17,9 @@
  *     results in order;
  *   - on a dead node ends the run dead: waiting nodes are cancelled, no
  *     item is released any more, the on_failure nodes are enqueued.
- * When a run starts or ends (and when a cancel ends it), the script
- * PUBLISHes the run's key on its home queue's P:{Q}:done, the channel
- * drover wait listens on (as it does for a job's result key).
+ * When a run ends (and when a cancel ends it), the script PUBLISHes the
+ * run's key on its home queue's P:{Q}:done, the channel drover wait
+ * listens on (as it does for a job's result key).
  * A hand-off therefore happens exactly when the entry that causes it is
  * acknowledged: a crash before the script leaves the entry pending (it is
  * reclaimed and run again, and settled then), a crash after it finds the
@@ -108,8 +108,8 @@ const struct drv_queue_script drv_queue_graph_script = {
     "local spec, fields\n"
     "\n"
     "local function qkey(q, what) return P .. ':{' .. q .. '}:' .. what end\n"
-    "-- a run started or ended: drover wait (subscribed on the home queue's\n"
-    "-- done channel) reads it again\n"
+    "-- a run ended: drover wait (subscribed on the home queue's done\n"
+    "-- channel) reads it again\n"
     "local function announce() redis.call('PUBLISH', qkey(home, 'done'), run) end\n"
     "local function embed(s)\n"
     "  if s == nil or s == false then return 'null' end\n"
@@ -338,7 +338,6 @@ const struct drv_queue_script drv_queue_graph_script = {
     "      {'id', jid, 'error', 'run ' .. rid .. ' exists already', 'attempts',\n"
     "       attempts, 'failed_at', now})))\n"
     "    redis.call('HINCRBY', stats, 'dead', 1)\n"
-    "    announce()\n"
     "    done_entry()\n"
     "    return 1\n"
     "  end\n"
@@ -356,7 +355,6 @@ const struct drv_queue_script drv_queue_graph_script = {
     "       'that needs one Redis, not Redis Cluster', 'attempts', attempts,\n"
     "       'failed_at', now})))\n"
     "    redis.call('HINCRBY', stats, 'dead', 1)\n"
-    "    announce()\n"
     "    done_entry()\n"
     "    return 1\n"
     "  end\n"
@@ -381,7 +379,6 @@ const struct drv_queue_script drv_queue_graph_script = {
     "      ready(n)\n"
     "    end\n"
     "  end\n"
-    "  announce()\n"
     "  done_entry()\n"
     "  return 1\n"
     "end\n"
