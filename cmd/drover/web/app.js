@@ -493,7 +493,7 @@
                                'skipped', 'cancelled', 'standby']);
   const RUN_POLL_MS = 2000;
   const NODE_W = 168, NODE_H = 56, COL_GAP = 64, ROW_GAP = 18, PAD = 12;
-  const run = { queue: null, id: null, selected: null, timer: null, seq: 0 };
+  const run = { queue: null, id: null, selected: null, timer: null, seq: 0, last: null };
 
   function svg(tag, attrs, text) {
     const e = document.createElementNS(SVG_NS, tag);
@@ -654,7 +654,10 @@
       return;
     }
     if (seq !== run.seq) return;   // another run was asked for meanwhile
-    renderRun(data);
+    // redraw only what changed: a tooltip or a click survives a poll
+    const text = JSON.stringify(data);
+    if (!again || text !== run.last) renderRun(data);
+    run.last = text;
     if (data.status === 'running') {
       run.timer = setTimeout(() => showRun(queue, id, true), RUN_POLL_MS);
     }
