@@ -182,31 +182,11 @@ print_run(const struct drv_queue_graph_run *run)
     drv_buf_fini(&b);
 }
 
-static void
-print_run_json(const char *queue, const char *id, int timed_out,
-               const struct drv_queue_graph_run *run)
-{
-    struct drv_buf b;
-    struct drv_json j;
-
-    drv_buf_init(&b);
-    drv_json_init(&j, &b);
-    drv_json_object_begin(&j);
-    drv_json_member_bytes(&j, "queue", queue, strlen(queue));
-    drv_json_member_bytes(&j, "id", id, strlen(id));
-    drv_json_member_bool(&j, "timed_out", timed_out);
-    drv_json_member_strz(&j, "status", drv_queue_graph_run_final(run));
-    drv_json_key(&j, "run");
-    drv_queue_graph_run_json(&j, queue, id, run, NULL);
-    drv_json_object_end(&j);
-    drv_json_fini(&j);
-    drv__cli_json_print(&b);
-    drv_buf_fini(&b);
-}
-
+/* The --json document: a job's outcome, or a run's (when run->hash). */
 static void
 print_json(const char *queue, const char *id, int timed_out,
-           const struct drv_queue_lookup *l)
+           const struct drv_queue_lookup *l,
+           const struct drv_queue_graph_run *run)
 {
     struct drv_buf b;
     struct drv_json j;
@@ -217,10 +197,16 @@ print_json(const char *queue, const char *id, int timed_out,
     drv_json_member_bytes(&j, "queue", queue, strlen(queue));
     drv_json_member_bytes(&j, "id", id, strlen(id));
     drv_json_member_bool(&j, "timed_out", timed_out);
-    drv_json_member_strz(&j, "status", final_status(l->result));
-    drv_json_member_strz(&j, "where", drv_queue_where_name(l->where));
-    drv_json_key(&j, "result");
-    drv_queue_result_json(&j, l->result);
+    if (run->hash != NULL) {
+        drv_json_member_strz(&j, "status", drv_queue_graph_run_final(run));
+        drv_json_key(&j, "run");
+        drv_queue_graph_run_json(&j, queue, id, run, NULL);
+    } else {
+        drv_json_member_strz(&j, "status", final_status(l->result));
+        drv_json_member_strz(&j, "where", drv_queue_where_name(l->where));
+        drv_json_key(&j, "result");
+        drv_queue_result_json(&j, l->result);
+    }
     drv_json_object_end(&j);
     drv_json_fini(&j);
     drv__cli_json_print(&b);
@@ -390,9 +376,8 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     }
     st = run.hash != NULL ? drv_queue_graph_run_final(&run)
                           : final_status(l.result);
-    if (run.hash != NULL && cli->json &&
-        (rc == 0 || rc == -ETIMEDOUT)) {
-        print_run_json(ops[0], ops[1], timed_out && st == NULL, &run);
+    if (cli->json && (rc == 0 || rc == -ENOENT || rc == -ETIMEDOUT)) {
+        print_json(ops[0], ops[1], timed_out && st == NULL, &l, &run);
     } else if (run.hash != NULL && rc == 0 && st != NULL) {
         print_run(&run);
     } else if (run.hash != NULL && rc == -ETIMEDOUT) {
@@ -400,9 +385,6 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
                 "running (%zu of %zu nodes settled)\n", cli->prog,
                 timeout != NULL ? timeout : "30s", ops[1],
                 settled_nodes(&run), run.nnodes);
-    } else if (cli->json && (rc == 0 || rc == -ENOENT ||
-                             rc == -ETIMEDOUT)) {
-        print_json(ops[0], ops[1], timed_out && st == NULL, &l);
     } else if (rc == 0 && st != NULL) {
         drv__cli_print_result(l.result);
     } else if (rc == -ETIMEDOUT) {

@@ -461,12 +461,19 @@ def test_post_without_csrf_changes_nothing(c):
              lambda: c.redis("EXISTS", "drover:{default}:paused") == 0)
 
 
+def submit(b, form, field, queue, text):
+    """Pick queue in select FIELD-queue, type text into input FIELD-id,
+    submit form FORM."""
+    b.js("document.getElementById(arguments[0] + '-queue').value = "
+         "arguments[1]; document.getElementById(arguments[0] + '-id')"
+         ".value = ''", field, queue)
+    b.type("#%s-id" % field, text)
+    b.click("#%s button[type=submit]" % form)
+
+
 def look_up(b, job_id):
     """Type job_id into "Find a job" (queue default) and submit."""
-    b.js("document.getElementById('lookup-queue').value = 'default';"
-         "document.getElementById('lookup-id').value = ''")
-    b.type("#lookup-id", job_id)
-    b.click("#lookup button[type=submit]")
+    submit(b, "lookup", "lookup", "default", job_id)
 
 
 def test_job_lookup(c):
@@ -482,10 +489,7 @@ def test_job_lookup(c):
 
 def show_run(b, run_id):
     """Type run_id into "Pipeline run" (queue graphs) and submit."""
-    b.js("document.getElementById('run-queue').value = 'graphs';"
-         "document.getElementById('run-id').value = ''")
-    b.type("#run-id", run_id)
-    b.click("#run-lookup button[type=submit]")
+    submit(b, "run-lookup", "run", "graphs", run_id)
 
 
 NODES_JS = """
