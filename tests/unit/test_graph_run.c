@@ -35,6 +35,12 @@ resp(const char *text, size_t len)
     return r;
 }
 
+static redisReply *
+respz(const char *text)
+{
+    return resp(text, strlen(text));
+}
+
 static void
 bulk(struct drv_buf *b, const char *s, size_t n)
 {
@@ -194,19 +200,19 @@ test_graph_run_none_and_bad_replies(void **st)
 
     (void)st;
     /* no run: both arrays empty */
-    r = resp("*2\r\n*0\r\n*0\r\n", 14);
+    r = respz("*2\r\n*0\r\n*0\r\n");
     assert_int_equal(drv_queue_graph_run_parse(r, &run, &err), 0);
     assert_null(run.hash);
     assert_null(drv_queue_graph_run_final(&run));
     drv_queue_graph_run_fini(&run);
     freeReplyObject(r);
     /* Redis said no */
-    r = resp("-WRONGTYPE key t:{q}:run:x holds a string\r\n", 43);
+    r = respz("-WRONGTYPE key t:{q}:run:x holds a string\r\n");
     assert_int_equal(drv_queue_graph_run_parse(r, &run, &err), DRV_EREDIS);
     assert_non_null(strstr(err.msg, "WRONGTYPE"));
     freeReplyObject(r);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = resp(bad[i], strlen(bad[i]));
+        r = respz(bad[i]);
         drv_err_clear(&err);
         if (drv_queue_graph_run_parse(r, &run, &err) != DRV_EPROTO)
             fail_msg("bad reply %zu was not refused", i);
