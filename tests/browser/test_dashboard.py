@@ -556,6 +556,15 @@ def test_graph_runs(c):
         wait_for("node details", lambda: "thumbs" in b.text("#run-node"))
         assert '["t1","t2","t3"]' in b.text("#run-node")
 
+        # "Find a job" with a run's id leads to the run
+        show_run(b, "no-such-run")
+        wait_for("unknown run", lambda: "No pipeline run" in b.text("#run"))
+        submit(b, "lookup", "lookup", "graphs", "pub-1")
+        wait_for("lookup says run", lambda: "graph pipeline run" in
+                 b.text("#job"))
+        b.click("#job-show-run")
+        wait_for("pub-1 shown again", lambda: len(graph_nodes(b)) == 5)
+
         # the dead run: its id and error are hostile, shown as text
         show_run(b, XSS_SCRIPT)
         wait_for("graph of the fragile run",
@@ -571,10 +580,6 @@ def test_graph_runs(c):
         assert b.js("return window.__drover_pwned === undefined") is True
         assert b.js("return document.querySelectorAll("
                     "'#run img, #run script').length") == 0
-
-        # no such run
-        show_run(b, "no-such-run")
-        wait_for("unknown run", lambda: "No pipeline run" in b.text("#run"))
 
         # a running run is followed until it ends
         c.redis("XADD", jobs, "*", "pipeline", "slow", "id", "slow-1")

@@ -435,6 +435,18 @@
     try {
       data = await api('GET', '/api/queues/' + q(queue) + '/jobs/' + q(id));
     } catch (e) {
+      if (e.status === 404 && await isRun(queue, id)) {
+        // a graph run's first entry leaves the stream when the run starts
+        const show = el('button', { class: 'btn btn-small', type: 'button', id: 'job-show-run' }, 'Show the run');
+        show.addEventListener('click', () => {
+          $('run-queue').value = queue;
+          $('run-id').value = id;
+          showRun(queue, id, false);
+          $('run').scrollIntoView();
+        });
+        out.appendChild(el('p', { class: 'empty' }, [id + ' is a graph pipeline run in ' + queue + '. ', show]));
+        return;
+      }
       out.appendChild(el('p', { class: 'empty' },
         e.status === 404 ? 'drover knows nothing of ' + id + ' in ' + queue + '.' : 'Error: ' + e.message));
       return;
@@ -638,6 +650,15 @@
     }
   }
 
+  async function isRun(queue, id) {
+    try {
+      await api('GET', '/api/queues/' + q(queue) + '/runs/' + q(id));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
   async function showRun(queue, id, again) {
     const seq = again ? run.seq : ++run.seq;
     if (!again) { run.queue = queue; run.id = id; run.selected = null; }
@@ -647,6 +668,10 @@
       data = await api('GET', '/api/queues/' + q(queue) + '/runs/' + q(id));
     } catch (e) {
       if (seq !== run.seq) return;
+      if (again && e.status !== 404) {  // keep the graph; try again
+        run.timer = setTimeout(() => showRun(queue, id, true), RUN_POLL_MS);
+        return;
+      }
       const out = $('run');
       clear(out);
       out.appendChild(el('p', { class: 'empty' },
