@@ -70,25 +70,6 @@ config(struct drv_test_droverd *t)
 
 /* ------------------------------------------------------------ helpers */
 
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *s;
-    long n;
-
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    rewind(f);
-    s = calloc(1, (size_t)n + 1);
-    assert_non_null(s);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Start `drover -c CFG wait default ID [A1 [A2 [--json]]]` in the
  * background; its stdout to dir/NAME.out, stderr to dir/NAME.err. NAME
  * ending in "j" adds --json. */
@@ -121,9 +102,9 @@ wait_run(struct drv_test_droverd *t, const char *name, const char *id,
     wait_spawn(t, &p, name, id, a1, a2);
     rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
     snprintf(path, sizeof path, "%s/%s.out", t->dir, name);
-    *out = slurp(path);
+    *out = drv_test_slurp(path);
     snprintf(path, sizeof path, "%s/%s.err", t->dir, name);
-    *err = slurp(path);
+    *err = drv_test_slurp(path);
     return rc;
 }
 
@@ -182,7 +163,7 @@ web_start(struct drv_test_droverd *t, struct web *w)
     assert_int_equal(drv_test_spawn(&w->proc, argv, w->log, NULL), 0);
     drv_test_poll_init(&poll, DRV_TEST_WAIT_MS);
     for (;;) {
-        text = access(w->log, R_OK) == 0 ? slurp(w->log) : strdup("");
+        text = drv_test_slurp(w->log);
         if (strstr(text, "dashboard at ") != NULL) {
             free(text);
             break;
@@ -239,7 +220,7 @@ test_graph_view_wait_and_api_diamond(void **st)
     drv_test_droverd_start(t, 0);
     assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 0);
     snprintf(path, sizeof path, "%s/w1.out", t->dir);
-    out = slurp(path);
+    out = drv_test_slurp(path);
     expect_in("drover wait r1", out, "status: ok\n");
     expect_in("drover wait r1", out, "result: d\n");
     expect_in("drover wait r1", out,
@@ -389,7 +370,7 @@ test_graph_view_wait_timeout_and_cancel(void **st)
     }
     assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
     snprintf(path, sizeof path, "%s/c1.out", t->dir);
-    out = slurp(path);
+    out = drv_test_slurp(path);
     expect_in("drover wait (cancelled)", out, "status: cancelled\n");
     expect_in("drover wait (cancelled)", out, "nodes: h=");
     free(out);
