@@ -261,8 +261,10 @@ int drv__cli_check_config(struct drv_cli *cli, int argc, char **argv);
 /* cli_doctor.c: checks the Redis for drover */
 int drv__cli_doctor(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_schedules(struct drv_cli *cli, int argc, char **argv);
-/* cli_admin.c: a result hash as `drover result` prints it */
+/* cli_admin.c: a result hash as `drover result` prints it; one of its
+ * "name: value" lines (times, escapes and multi-line values as there) */
 void drv__cli_print_result(const struct drv_job *res);
+void drv__cli_print_field(const char *name, const char *v, size_t len);
 /* cli_cancel.c, cli_wait.c */
 int drv__cli_cancel(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_wait(struct drv_cli *cli, int argc, char **argv);

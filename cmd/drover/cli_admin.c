@@ -161,6 +161,12 @@ print_field(const char *name, const char *v, size_t len)
     }
 }
 
+void
+drv__cli_print_field(const char *name, const char *v, size_t len)
+{
+    print_field(name, v, len);
+}
+
 static int
 cmp_names(const void *a, const void *b)
 {

@@ -9,6 +9,14 @@
  * the subscription is in the result; one written after it comes as a
  * message, upon which the result is read again. Exit 0 for ok, 1 for any
  * other outcome, a timeout, or a job drover knows nothing of.
+ *
+ * ID may also be a graph pipeline run (the id its first entry was
+ * enqueued with). Each read also reads the run (pkg/queue's
+ * drv_queue_graph_run_build, as drover pipeline does); once the run
+ * exists, wait is for the run. The graph scripts PUBLISH the run's key
+ * on the same channel when the run ends (ok, dead, cancelled), so the
+ * same subscription serves both: a waiter that found the run's first
+ * entry still waiting is woken by the run's end. Same exit codes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +25,11 @@
 
 #include "drover/buf.h"
 #include "drover/clock.h"
+#include "drover/common.h"
 #include "drover/json.h"
 #include "drover/parse.h"
 #include "drover/queue_cancel.h"
+#include "drover/queue_graph.h"
 #include "drover/redis.h"
 
 #include "cli.h"
@@ -44,11 +54,12 @@ final_status(const struct drv_job *res)
     return NULL;
 }
 
-/* Where job id waits and its result, read in that order (a job that
- * settles between the two reads then shows its result). */
+/* Where job id waits, its result and the graph run of that id, read in
+ * that order (a job that settles, or a run that starts, between the reads
+ * then shows its later state). */
 static int
 look(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
-     struct drv_queue_lookup *l)
+     struct drv_queue_lookup *l, struct drv_queue_graph_run *run)
 {
     struct drv_queue_cmds c;
     struct drv_err err;
@@ -56,6 +67,7 @@ look(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
     int rc;
 
     memset(l, 0, sizeof *l);
+    memset(run, 0, sizeof *run);
     drv_queue_cmds_init(&c);
     drv_queue_lookup_build(&c, k, id);
     /* the builder puts the result first: send the lookup first */
@@ -65,11 +77,15 @@ look(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
         c.cmd[0] = c.cmd[1];
         c.cmd[1] = t;
     }
+    drv_queue_graph_run_build(&c, cli->cfg->redis.prefix, k->name, id,
+                              strlen(id));
     rc = drv__cli_run(cli, &c, &r);
     if (rc == 0) {
         swapped[0] = r[1];
         swapped[1] = r[0];
-        rc = drv_queue_lookup_parse(swapped, c.n, l, &err);
+        rc = drv_queue_lookup_parse(swapped, 2, l, &err);
+        if (rc == 0)
+            rc = drv_queue_graph_run_parse(r[2], run, &err);
         if (rc < 0)
             drv__cli_failed(cli, &err);
     }
@@ -115,9 +131,62 @@ names_key(const redisReply *m, const char *key, size_t len)
            memcmp(m->element[2]->str, key, len) == 0;
 }
 
+/* Nodes of the run that have settled (ok, dead, skipped, cancelled). */
+static size_t
+settled_nodes(const struct drv_queue_graph_run *run)
+{
+    static const char *const done[] = {"ok", "dead", "skipped",
+                                       "cancelled"};
+    const struct drv_field *f;
+    size_t i, k, n = 0;
+
+    for (i = 0; i < run->nnodes; i++) {
+        f = drv_queue_graph_node_field(run, run->nodes[i].name, "state");
+        for (k = 0; f != NULL && k < DRV_ARRAY_LEN(done); k++)
+            if (f->value_len == strlen(done[k]) &&
+                memcmp(f->value, done[k], f->value_len) == 0) {
+                n++;
+                break;
+            }
+    }
+    return n;
+}
+
+/* A finished run as drover wait prints it: "name: value" lines like a
+ * job's result, then each node's state. */
+static void
+print_run(const struct drv_queue_graph_run *run)
+{
+    static const char *const names[] = {"status", "result", "error",
+                                        "dead_node", "created_at",
+                                        "finished_at"};
+    const struct drv_field *f;
+    struct drv_buf b;
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++) {
+        f = drv_queue_graph_node_field(run, NULL, names[i]);
+        if (f != NULL)
+            drv__cli_print_field(names[i], f->value, f->value_len);
+    }
+    drv_buf_init(&b);
+    for (i = 0; i < run->nnodes; i++) {
+        f = drv_queue_graph_node_field(run, run->nodes[i].name, "state");
+        drv_buf_addf(&b, "%s%s=", i > 0 ? " " : "", run->nodes[i].name);
+        if (f != NULL)
+            drv_buf_add(&b, f->value, f->value_len);
+        else
+            drv_buf_adds(&b, "-");
+    }
+    drv__cli_print_field("nodes", b.data != NULL ? b.data : "", b.len);
+    drv_buf_fini(&b);
+}
+
+/* The --json document: a job's outcome, or a run's (when run->hash). */
 static void
 print_json(const char *queue, const char *id, int timed_out,
-           const struct drv_queue_lookup *l)
+           const struct drv_queue_lookup *l,
+           const struct drv_queue_graph_run *run)
 {
     struct drv_buf b;
     struct drv_json j;
@@ -128,10 +197,16 @@ print_json(const char *queue, const char *id, int timed_out,
     drv_json_member_bytes(&j, "queue", queue, strlen(queue));
     drv_json_member_bytes(&j, "id", id, strlen(id));
     drv_json_member_bool(&j, "timed_out", timed_out);
-    drv_json_member_strz(&j, "status", final_status(l->result));
-    drv_json_member_strz(&j, "where", drv_queue_where_name(l->where));
-    drv_json_key(&j, "result");
-    drv_queue_result_json(&j, l->result);
+    if (run->hash != NULL) {
+        drv_json_member_strz(&j, "status", drv_queue_graph_run_final(run));
+        drv_json_key(&j, "run");
+        drv_queue_graph_run_json(&j, queue, id, run, NULL);
+    } else {
+        drv_json_member_strz(&j, "status", final_status(l->result));
+        drv_json_member_strz(&j, "where", drv_queue_where_name(l->where));
+        drv_json_key(&j, "result");
+        drv_queue_result_json(&j, l->result);
+    }
     drv_json_object_end(&j);
     drv_json_fini(&j);
     drv__cli_json_print(&b);
@@ -168,11 +243,12 @@ subscribe(struct drv_cli *cli, struct drv_redis_sync *sub,
     return rc;
 }
 
-/* Wait for the message that names rkey, until deadline_ns (0 = never). 0
- * when it came, -ETIMEDOUT, or another error (printed). */
+/* Wait for the message that names rkey or runkey, until deadline_ns (0 =
+ * never). 0 when it came, -ETIMEDOUT, or another error (printed). */
 static int
-await_done(struct drv_cli *cli, struct drv_redis_sync *sub, const char *rkey,
-           size_t rlen, int64_t deadline_ns)
+await_done(struct drv_cli *cli, struct drv_redis_sync *sub,
+           const struct drv_buf *rkey, const char *runkey,
+           int64_t deadline_ns)
 {
     struct drv_err err;
     redisReply *m = NULL;
@@ -196,7 +272,8 @@ await_done(struct drv_cli *cli, struct drv_redis_sync *sub, const char *rkey,
                 drv__cli_failed(cli, &err);
             return rc;
         }
-        hit = names_key(m, rkey, rlen);
+        hit = names_key(m, rkey->data, rkey->len) ||
+              names_key(m, runkey, strlen(runkey));
         freeReplyObject(m);
         if (hit)
             return 0;
@@ -214,8 +291,10 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     };
     struct drv_redis_sync *sub = NULL;
     struct drv_queue_lookup l;
+    struct drv_queue_graph_run run;
     struct drv_queue_keys k;
     struct drv_buf rkey, shown;
+    char *runkey = NULL;
     int64_t timeout_ms = WAIT_DEFAULT_MS, deadline = 0;
     int rc, timed_out = 0;
 
@@ -242,7 +321,10 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
         return rc;
     }
     memset(&l, 0, sizeof l);
+    memset(&run, 0, sizeof run);
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
+    runkey = drv_queue_run_key(cli->cfg->redis.prefix, ops[0], ops[1],
+                               strlen(ops[1]));
     drv_buf_init(&rkey);
     drv_buf_init(&shown);
     drv_buf_adds(&rkey, k.result_prefix);
@@ -250,20 +332,23 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     rc = subscribe(cli, sub, &k);
     while (rc == 0) {
         drv_queue_lookup_fini(&l);
-        rc = look(cli, &k, ops[1], &l);
-        if (rc < 0 || final_status(l.result) != NULL)
+        drv_queue_graph_run_fini(&run);
+        rc = look(cli, &k, ops[1], &l, &run);
+        if (rc < 0 || final_status(l.result) != NULL ||
+            drv_queue_graph_run_final(&run) != NULL)
             break;
         if (!cli->json)
             show_progress(cli, l.result, &shown);
-        if (l.result == NULL && l.where == DRV_QUEUE_NOWHERE) {
+        if (l.result == NULL && l.where == DRV_QUEUE_NOWHERE &&
+            run.hash == NULL) {
             rc = -ENOENT;
             if (!cli->json)
-                fprintf(stderr, "%s: drover knows no job %s in queue %s "
-                        "(no result kept, not waiting anywhere)\n",
-                        cli->prog, ops[1], ops[0]);
+                fprintf(stderr, "%s: drover knows no job or pipeline run "
+                        "%s in queue %s (no result kept, not waiting "
+                        "anywhere)\n", cli->prog, ops[1], ops[0]);
             break;
         }
-        rc = await_done(cli, sub, rkey.data, rkey.len, deadline);
+        rc = await_done(cli, sub, &rkey, runkey, deadline);
         if (rc == -EAGAIN) {
             drv_redis_sync_free(sub);
             sub = NULL;
@@ -279,16 +364,27 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
         } else if (rc == -ETIMEDOUT) {
             timed_out = 1;
             drv_queue_lookup_fini(&l);
-            rc = look(cli, &k, ops[1], &l) < 0 ? DRV_EDOWN : -ETIMEDOUT;
-            if (rc == -ETIMEDOUT && final_status(l.result) != NULL)
+            drv_queue_graph_run_fini(&run);
+            rc = look(cli, &k, ops[1], &l, &run) < 0 ? DRV_EDOWN
+                                                     : -ETIMEDOUT;
+            if (rc == -ETIMEDOUT && (final_status(l.result) != NULL ||
+                                     drv_queue_graph_run_final(&run) != NULL))
                 rc = 0; /* it ended just as time ran out */
             else
                 break;
         }
     }
-    st = final_status(l.result);
+    st = run.hash != NULL ? drv_queue_graph_run_final(&run)
+                          : final_status(l.result);
     if (cli->json && (rc == 0 || rc == -ENOENT || rc == -ETIMEDOUT)) {
-        print_json(ops[0], ops[1], timed_out && st == NULL, &l);
+        print_json(ops[0], ops[1], timed_out && st == NULL, &l, &run);
+    } else if (run.hash != NULL && rc == 0 && st != NULL) {
+        print_run(&run);
+    } else if (run.hash != NULL && rc == -ETIMEDOUT) {
+        fprintf(stderr, "%s: timed out after %s; pipeline run %s is "
+                "running (%zu of %zu nodes settled)\n", cli->prog,
+                timeout != NULL ? timeout : "30s", ops[1],
+                settled_nodes(&run), run.nnodes);
     } else if (rc == 0 && st != NULL) {
         drv__cli_print_result(l.result);
     } else if (rc == -ETIMEDOUT) {
@@ -302,7 +398,9 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     drv_buf_fini(&rkey);
     drv_buf_fini(&shown);
     drv_queue_lookup_fini(&l);
+    drv_queue_graph_run_fini(&run);
     drv_queue_keys_fini(&k);
     drv_redis_sync_free(sub);
+    free(runkey);
     return rc;
 }

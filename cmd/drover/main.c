@@ -61,7 +61,8 @@ static const char global_help[] =
     "  cancel QUEUE ID [--json]\n"
     "                        cancel a waiting, delayed or running job\n"
     "  wait QUEUE ID [--timeout D] [--json]\n"
-    "                        block until the job's final outcome\n"
+    "                        block until the job's (or the graph\n"
+    "                        run's) final outcome\n"
     "  pipeline QUEUE ID [--cancel] [--json]\n"
     "                        a graph pipeline run: each node's state,\n"
     "                        attempts, times, errors; --cancel ends it\n"
@@ -191,11 +192,15 @@ static const struct command commands[] = {
      "usage: drover wait QUEUE ID [--timeout D] [--json]\n",
      "\nBlocks until job ID has its final outcome (ok, dead or cancelled)\n"
      "and prints its result like `drover result`. Needs result_ttl > 0 on\n"
-     "the job type (else no outcome is kept to wait for).\n"
+     "the job type (else no outcome is kept to wait for). When ID is a\n"
+     "graph pipeline run, blocks until the run ends (ok, dead or\n"
+     "cancelled) and prints its status, result, error and each node's\n"
+     "state.\n"
      "  --timeout D     give up after D (default 30s; 0 = wait forever)\n"
      "Exit 0 when the outcome is ok, 1 for any other outcome, a timeout,\n"
-     "or a job drover knows nothing of. --json prints the result as\n"
-     "`drover result --json` does, plus \"timed_out\".\n",
+     "or a job or run drover knows nothing of. --json prints the result as\n"
+     "`drover result --json` does, plus \"timed_out\" (for a run: queue,\n"
+     "id, timed_out, status and \"run\" as `drover pipeline --json`).\n",
      1, drv__cli_wait},
     {"pipeline", "drover pipeline",
      "usage: drover pipeline QUEUE ID [--cancel] [--json]\n",

@@ -11,6 +11,9 @@
  *   GET  /api/queues/Q/jobs/ID             404 when drover knows nothing
  *   POST /api/queues/Q/jobs/ID/cancel      404 when no unfinished job
  *                                          has that id
+ *   GET  /api/queues/Q/runs/ID             a graph pipeline run, as
+ *                                          drover pipeline --json; 404
+ *                                          when there is no such run
  *
  * Q must be one of the config's queues (404 otherwise), so a request can
  * only reach the keys of the queues drover web was started for. Every
@@ -35,6 +38,7 @@
 #include "drover/json.h"
 #include "drover/parse.h"
 #include "drover/queue.h"
+#include "drover/queue_graph.h"
 
 #include "web.h"
 
@@ -766,6 +770,56 @@ post_cancel(struct drv_web *web, struct evhttp_request *req,
     drv_queue_cmds_fini(&c);
 }
 
+/* GET /api/queues/Q/runs/ID: a graph run, as drover pipeline --json. */
+struct run_ctx {
+    const char *queue;             /* borrowed */
+    const char *id;                /* borrowed */
+    struct drv_queue_graph_run run; /* owned */
+};
+
+static int
+run_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    struct run_ctx *rc = ctx;
+    int r;
+
+    DRV_ASSERT(n == DRV_QUEUE_GRAPH_RUN_CMDS);
+    r = drv_queue_graph_run_parse(out[0], &rc->run, err);
+    if (r == 0 && rc->run.hash == NULL) {
+        drv_err_set(err, -ENOENT, "no pipeline run %s on queue %s (a run's "
+                    "state is kept result_ttl, or a day, after it ends)",
+                    rc->id, rc->queue);
+        return 404;
+    }
+    return r;
+}
+
+static void
+run_write(struct drv_json *j, void *ctx)
+{
+    struct run_ctx *rc = ctx;
+
+    drv_queue_graph_run_json(j, rc->queue, rc->id, &rc->run, NULL);
+}
+
+static void
+get_run(struct drv_web *web, struct evhttp_request *req,
+        const struct drv_queue_keys *k, const char *id)
+{
+    struct run_ctx rc;
+    struct drv_queue_cmds c;
+
+    memset(&rc, 0, sizeof rc);
+    rc.queue = k->name;
+    rc.id = id;
+    drv_queue_cmds_init(&c);
+    drv_queue_graph_run_build(&c, web->cli->cfg->redis.prefix, k->name, id,
+                              strlen(id));
+    serve(web, req, &c, run_parse, run_write, &rc);
+    drv_queue_graph_run_fini(&rc.run);
+    drv_queue_cmds_fini(&c);
+}
+
 /* ------------------------------------------------------------- routing */
 
 /* The config's queue named name, or NULL. */
@@ -810,6 +864,11 @@ queue_api(struct drv_web *web, struct evhttp_request *req,
     } else if (n == 2 && is(segs[0], "jobs")) {
         if (get)
             get_job(web, req, k, segs[1]);
+        else
+            drv__web_error(req, 405, "use GET");
+    } else if (n == 2 && is(segs[0], "runs")) {
+        if (get)
+            get_run(web, req, k, segs[1]);
         else
             drv__web_error(req, 405, "use GET");
     } else if (n == 3 && is(segs[0], "jobs") && is(segs[2], "cancel")) {

@@ -22,6 +22,8 @@
  * exists) -> ok | dead, or skipped (when: false), cancelled (the run
  * ended dead first); a fan-out node is running while its items are out;
  * an on_failure node is standby until the run ends dead.
+ * A run's end is announced with PUBLISH P:{Q}:done RUNKEY (Q = home),
+ * for drover wait.
  *
  * Like pkg/queue, this builds commands and parses replies; it sends
  * nothing.
@@ -133,5 +135,80 @@ int drv_queue_graph_cancel_parse(const struct redisReply *r,
  * string (caller frees). */
 char *drv_queue_run_key(const char *prefix, const char *queue,
                         const char *run, size_t run_len);
+
+/* ------------------------------------------------------- a run, shown */
+
+/* Longest node name read back (config names are letters, digits, '_'
+ * and '-'). */
+#define DRV_QUEUE_GRAPH_NAME_MAX 128
+
+/* One node of a run as drover shows it (its state is in the run's hash,
+ * fields NAME.state, NAME.attempts, ...). */
+struct drv_queue_graph_node {
+    char *name;          /* owned */
+    char **needs;        /* owned: nneeds owned names */
+    size_t nneeds;
+    int on_failure;      /* 1: a compensation node (on_failure: true) */
+    int for_each;        /* 1: a fan-out node */
+};
+
+/* A run, read (drv_queue_graph_run_parse); fini it. */
+struct drv_queue_graph_run {
+    struct drv_job *hash;               /* owned: the run's hash; NULL
+                                           when there is no such run */
+    struct drv_queue_graph_node *nodes; /* owned: in the pipeline's
+                                           order */
+    size_t nnodes;
+};
+
+/*
+ * drv_queue_graph_run_build -- the read of run (run_len bytes) enqueued
+ * on queue: one script run that replies the run's hash and each node's
+ * name, needs and kind from the graph the run keeps. Appends
+ * DRV_QUEUE_GRAPH_RUN_CMDS commands to c.
+ */
+#define DRV_QUEUE_GRAPH_RUN_CMDS 1
+int drv_queue_graph_run_build(struct drv_queue_cmds *c, const char *prefix,
+                              const char *queue, const char *run,
+                              size_t run_len);
+
+/*
+ * drv_queue_graph_run_parse -- that reply r into *out (out->hash NULL
+ * when there is no run): 0, or DRV_EREDIS / DRV_EPROTO with err set (out
+ * then holds nothing). The caller owns *out (drv_queue_graph_run_fini).
+ */
+int drv_queue_graph_run_parse(const struct redisReply *r,
+                              struct drv_queue_graph_run *out,
+                              struct drv_err *err);
+void drv_queue_graph_run_fini(struct drv_queue_graph_run *r);
+
+/* drv_queue_graph_run_final -- "ok", "dead" or "cancelled" when the run
+ * has ended, else NULL (running, or no run). */
+const char *drv_queue_graph_run_final(const struct drv_queue_graph_run *r);
+
+/* drv_queue_graph_node_field -- field NODE.what of the run (the run's own
+ * field what when node is NULL), borrowed from r; NULL when absent. */
+const struct drv_field *drv_queue_graph_node_field(
+    const struct drv_queue_graph_run *r, const char *node, const char *what);
+
+/* drv_queue_graph_node_num -- that field as a number, -1 when absent or
+ * not a number. */
+int64_t drv_queue_graph_node_num(const struct drv_queue_graph_run *r,
+                                 const char *node, const char *what);
+
+/*
+ * drv_queue_graph_run_json -- the run as JSON (drover pipeline --json,
+ * the dashboard's /api/queues/Q/runs/ID): queue, id, pipeline, status,
+ * created_at, finished_at, error, dead_node, result, cancel (when cancel
+ * is not NULL) and nodes: [{name, state, queue, needs, on_failure,
+ * for_each, attempts, started_at, finished_at, error, enqueued, items,
+ * items_done, result}]. Values from Redis are written as bytes (escaped;
+ * a _b64 twin for bytes that are not UTF-8); absent numbers are null.
+ */
+struct drv_json;
+void drv_queue_graph_run_json(struct drv_json *j, const char *queue,
+                              const char *id,
+                              const struct drv_queue_graph_run *r,
+                              const struct drv_queue_graph_cancelled *cancel);
 
 #endif

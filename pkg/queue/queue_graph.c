@@ -17,6 +17,9 @@
  *     results in order;
  *   - on a dead node ends the run dead: waiting nodes are cancelled, no
  *     item is released any more, the on_failure nodes are enqueued.
+ * When a run ends (and when a cancel ends it), the script PUBLISHes the
+ * run's key on its home queue's P:{Q}:done, the channel drover wait
+ * listens on (as it does for a job's result key).
  * A hand-off therefore happens exactly when the entry that causes it is
  * acknowledged: a crash before the script leaves the entry pending (it is
  * reclaimed and run again, and settled then), a crash after it finds the
@@ -105,6 +108,9 @@ const struct drv_queue_script drv_queue_graph_script = {
     "local spec, fields\n"
     "\n"
     "local function qkey(q, what) return P .. ':{' .. q .. '}:' .. what end\n"
+    "-- a run ended: drover wait (subscribed on the home queue's done\n"
+    "-- channel) reads it again\n"
+    "local function announce() redis.call('PUBLISH', qkey(home, 'done'), run) end\n"
     "local function embed(s)\n"
     "  if s == nil or s == false then return 'null' end\n"
     "  if pcall(cjson.decode, s) then return s end\n"
@@ -278,6 +284,7 @@ const struct drv_queue_script drv_queue_graph_script = {
     "local function runend(n, err, status)\n"
     "  if R('status') ~= 'running' then return end\n"
     "  RS('status', status, 'error', err, 'dead_node', n, 'finished_at', now)\n"
+    "  announce()\n"
     "  local input = cjson.encode({node = n, error = err})\n"
     "  for _, m in ipairs(spec.order) do\n"
     "    local st = R(m .. '.state')\n"
@@ -314,6 +321,7 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  if redis.call('HINCRBY', run, 'left', -1) == 0 and\n"
     "     R('status') == 'running' then\n"
     "    RS('status', 'ok', 'result', run_result(), 'finished_at', now)\n"
+    "    announce()\n"
     "    expire()\n"
     "  end\n"
     "end\n"
@@ -538,6 +546,7 @@ const struct drv_queue_script drv_queue_graph_cancel_script = {
     "end\n"
     "if ttl <= 0 then ttl = 86400000 end\n"
     "redis.call('PEXPIRE', run, ttl)\n"
+    "redis.call('PUBLISH', qkey(home, 'done'), run)\n"
     "return {'cancelled', removed, delayed, marked, 1}\n"
 };
 

@@ -7,12 +7,15 @@ WebDriver HTTP protocol (urllib only, no selenium), against a real
 does: the queue table's numbers, retry of a dead letter (checked in
 Redis), hostile job fields shown as text and never run, a POST without
 the CSRF token refused with nothing changed, job lookup, pause/resume,
-and that the page breaks its own Content-Security-Policy nowhere.
+graph pipeline runs that a real droverd ran drawn as SVG with each
+node's state (and followed while one runs), and that the page breaks
+its own Content-Security-Policy nowhere.
 
 Prints cmocka-style lines ("[  PASSED  ] N test(s).") so
 tests/run-tests.sh counts the results. Environment:
   DROVER_BIN_DIR     where bin/drover is (default bin)
-  DROVER_SCREENSHOT  where to save a PNG of the dashboard (default: none)
+  DROVER_SCREENSHOT  where to save a PNG of the dashboard (default: none);
+                     the graph view goes next to it, NAME-graph.png
   DROVER_TEST_KEEP=1 keep the temp dir (logs)
 """
 import base64
@@ -230,13 +233,52 @@ def start_chromedriver(tmp):
     return proc, port
 
 
+# graph pipelines for droverd (queue graphs) to run: a diamond with a
+# fan-out and a compensation node, one whose middle node dies with markup
+# in its error, one whose fan-out items hold until a file exists
+GRAPH_CONFIG = """\
+  fetch: {handler: exec, command: [printf, '[1,2,3]']}
+  thumb: {handler: exec, command: [sh, -c, 'printf "t%%s" "$1"', sh, '{item}']}
+  probe: {handler: exec, command: [printf, ok]}
+  report: {handler: exec, command: [printf, done]}
+  cleanup: {handler: exec, command: [printf, cleaned]}
+  broken: {handler: exec, command: [sh, -c, 'echo "%(xss)s" >&2; exit 3']}
+  hold: {handler: exec, command: [sh, -c, 'while [ ! -e "$0" ]; do sleep 0.05; done', '%(release)s']}
+pipelines:
+  publish:
+    retries: 0
+    graph:
+      fetch: {job: fetch}
+      thumbs: {job: thumb, needs: fetch, for_each: "{input}", max_parallel: 2}
+      probe: {job: probe, needs: fetch}
+      report: {job: report, needs: [thumbs, probe]}
+      undo: {job: cleanup, on_failure: true}
+  fragile:
+    retries: 0
+    graph:
+      fetch: {job: fetch}
+      convert: {job: broken, needs: fetch}
+      report: {job: report, needs: convert}
+      undo: {job: cleanup, on_failure: true}
+  slow:
+    graph:
+      fetch: {job: fetch}
+      thumbs: {job: hold, needs: fetch, for_each: "{input}", max_parallel: 2}
+      probe: {job: probe, needs: fetch}
+      report: {job: report, needs: [thumbs, probe]}
+      undo: {job: cleanup, on_failure: true}
+"""
+
+
 def start_web(tmp, redis_port):
     conf = os.path.join(tmp, "drover.yaml")
     with open(conf, "w") as f:
         f.write("redis:\n  url: redis://127.0.0.1:%d/0\n"
-                "queues: [default, emails, reports]\n"
+                "queues: [default, emails, reports, graphs]\n"
                 "jobs:\n  resize: {handler: noop}\n"
                 "  send-mail: {handler: noop}\n" % redis_port)
+        f.write(GRAPH_CONFIG % {"xss": XSS_IMG.replace('"', '\\"'),
+                                "release": os.path.join(tmp, "release")})
     binary = os.path.join(os.environ.get("DROVER_BIN_DIR", "bin"), "drover")
     log = open(os.path.join(tmp, "web.log"), "w")
     proc = subprocess.Popen([binary, "-c", conf, "web", "--listen",
@@ -419,12 +461,19 @@ def test_post_without_csrf_changes_nothing(c):
              lambda: c.redis("EXISTS", "drover:{default}:paused") == 0)
 
 
+def submit(b, form, field, queue, text):
+    """Pick queue in select FIELD-queue, type text into input FIELD-id,
+    submit form FORM."""
+    b.js("document.getElementById(arguments[0] + '-queue').value = "
+         "arguments[1]; document.getElementById(arguments[0] + '-id')"
+         ".value = ''", field, queue)
+    b.type("#%s-id" % field, text)
+    b.click("#%s button[type=submit]" % form)
+
+
 def look_up(b, job_id):
     """Type job_id into "Find a job" (queue default) and submit."""
-    b.js("document.getElementById('lookup-queue').value = 'default';"
-         "document.getElementById('lookup-id').value = ''")
-    b.type("#lookup-id", job_id)
-    b.click("#lookup button[type=submit]")
+    submit(b, "lookup", "lookup", "default", job_id)
 
 
 def test_job_lookup(c):
@@ -436,6 +485,148 @@ def test_job_lookup(c):
     assert '{"pages": 12}' in b.text("#job table.fields")
     look_up(b, "no-such-job")
     wait_for("unknown job", lambda: "knows nothing" in b.text("#job"))
+
+
+def show_run(b, run_id):
+    """Type run_id into "Pipeline run" (queue graphs) and submit."""
+    submit(b, "run-lookup", "run", "graphs", run_id)
+
+
+NODES_JS = """
+return Array.from(document.querySelectorAll('#run-graph g.gnode')).map(g =>
+  [g.getAttribute('data-node'), g.getAttribute('data-state'),
+   g.querySelector('text.gstate').textContent,
+   g.querySelector('title').textContent]);
+"""
+
+
+def graph_nodes(b):
+    """{node: (state, state line, tooltip)} of the SVG drawn."""
+    return {n[0]: tuple(n[1:]) for n in b.js(NODES_JS)}
+
+
+def graph_edges(b):
+    return sorted(b.js("return Array.from(document.querySelectorAll("
+                       "'#run-graph path.gedge')).map(e => "
+                       "e.getAttribute('data-from') + '>' + "
+                       "e.getAttribute('data-to'))"))
+
+
+def run_status(c, run_id):
+    return c.redis("HGET", "drover:{graphs}:run:" + run_id, "status")
+
+
+def test_graph_runs(c):
+    b = c.browser
+    binary = os.path.join(os.environ.get("DROVER_BIN_DIR", "bin"), "droverd")
+    log = open(os.path.join(c.tmp, "droverd.log"), "w")
+    droverd = subprocess.Popen([binary, "-c", c.conf, "--queues", "graphs"],
+                               stdout=log, stderr=log)
+    c.droverd = droverd
+    try:
+        jobs = "drover:{graphs}:jobs"
+        c.redis("XADD", jobs, "*", "pipeline", "publish", "id", "pub-1")
+        c.redis("XADD", jobs, "*", "pipeline", "fragile", "id", XSS_SCRIPT)
+        wait_for("run pub-1 ok", lambda: run_status(c, "pub-1") == "ok")
+        wait_for("the fragile run dead",
+                 lambda: run_status(c, XSS_SCRIPT) == "dead")
+
+        # the diamond: every node drawn, by state, with its edges
+        show_run(b, "pub-1")
+        wait_for("graph of pub-1", lambda: len(graph_nodes(b)) == 5)
+        nodes = graph_nodes(b)
+        assert {n: v[0] for n, v in nodes.items()} == {
+            "fetch": "ok", "thumbs": "ok", "probe": "ok", "report": "ok",
+            "undo": "standby"}, nodes
+        assert nodes["thumbs"][1] == "ok \u00b7 3/3", nodes["thumbs"]
+        assert "attempts: 1" in nodes["fetch"][2], nodes["fetch"]
+        assert "needs: thumbs, probe" in nodes["report"][2], nodes["report"]
+        assert graph_edges(b) == ["fetch>probe", "fetch>thumbs",
+                                  "probe>report", "thumbs>report"]
+        assert b.text("#run-status") == "ok"
+        # columns by depth: fetch, then thumbs and probe, then report
+        xs = b.js("const x = n => document.querySelector("
+                  "'#run-graph g.gnode[data-node=\"' + n + '\"]')"
+                  ".transform.baseVal[0].matrix.e;"
+                  "return ['fetch', 'thumbs', 'probe', 'report', 'undo']"
+                  ".map(x)")
+        assert xs[0] < xs[1] == xs[2] < xs[3] < xs[4], xs
+        # a click shows the node's details
+        b.click('#run-graph g.gnode[data-node="thumbs"]')
+        wait_for("node details", lambda: "thumbs" in b.text("#run-node"))
+        assert '["t1","t2","t3"]' in b.text("#run-node")
+
+        # "Find a job" with a run's id leads to the run
+        show_run(b, "no-such-run")
+        wait_for("unknown run", lambda: "No pipeline run" in b.text("#run"))
+        submit(b, "lookup", "lookup", "graphs", "pub-1")
+        wait_for("lookup says run", lambda: "graph pipeline run" in
+                 b.text("#job"))
+        b.click("#job-show-run")
+        wait_for("pub-1 shown again", lambda: len(graph_nodes(b)) == 5)
+
+        # the dead run: its id and error are hostile, shown as text
+        show_run(b, XSS_SCRIPT)
+        wait_for("graph of the fragile run",
+                 lambda: graph_nodes(b).get("convert", ("",))[0] == "dead")
+        nodes = graph_nodes(b)
+        assert nodes["report"][0] == "cancelled", nodes
+        wait_for("compensation ran", lambda: run_status(c, XSS_SCRIPT)
+                 and c.redis("HGET", "drover:{graphs}:run:" + XSS_SCRIPT,
+                             "undo.state") == "ok")
+        assert XSS_IMG in nodes["convert"][2], nodes["convert"]
+        assert XSS_SCRIPT in b.text("#run .job-state")
+        assert XSS_IMG in b.text("#run .dead-error")
+        assert b.js("return window.__drover_pwned === undefined") is True
+        assert b.js("return document.querySelectorAll("
+                    "'#run img, #run script').length") == 0
+
+        # a running run is followed until it ends
+        c.redis("XADD", jobs, "*", "pipeline", "slow", "id", "slow-1")
+        wait_for("slow-1 fanned out and probed", lambda: c.redis(
+            "HMGET", "drover:{graphs}:run:slow-1", "thumbs.state",
+            "probe.state") == ["running", "ok"])
+        show_run(b, "slow-1")
+        wait_for("slow-1 drawn running",
+                 lambda: graph_nodes(b).get("thumbs", ("",))[0] == "running")
+        nodes = graph_nodes(b)
+        assert nodes["thumbs"][1] == "running \u00b7 0/3", nodes["thumbs"]
+        assert nodes["report"][0] == "waiting", nodes
+        assert b.text("#run-status") == "running"
+        b.click('#run-graph g.gnode[data-node="thumbs"]')
+        wait_for("thumbs' details", lambda: "0/3" in b.text("#run-node"))
+        if os.environ.get("DROVER_SCREENSHOT"):
+            shot_graph(c, "a run mid-way")
+        open(os.path.join(c.tmp, "release"), "w").close()
+        wait_for("slow-1 drawn ok", lambda: b.text("#run-status") == "ok")
+        assert graph_nodes(b)["report"][0] == "ok"
+
+    finally:
+        droverd.send_signal(signal.SIGTERM)
+        try:
+            droverd.wait(30)
+        except subprocess.TimeoutExpired:
+            droverd.kill()
+            droverd.wait()
+        log.close()
+    assert droverd.returncode == 0, droverd.returncode
+
+
+def shot_graph(c, what):
+    """The "Pipeline run" card as NAME-graph.png (NAME.png being
+    DROVER_SCREENSHOT)."""
+    b = c.browser
+    base, ext = os.path.splitext(os.environ["DROVER_SCREENSHOT"])
+    path = base + "-graph" + (ext or ".png")
+    card = b.js("const e = document.getElementById('run').closest('.card');"
+                "e.scrollIntoView(); return e")
+    time.sleep(0.3)
+    png = base64.b64decode(b.s("GET", "/element/%s/screenshot" %
+                               card[ELEMENT]))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(png)
+    print("graph screenshot (%s) saved to %s" % (what, path))
 
 
 def test_page_obeys_its_csp(c):
@@ -491,6 +682,7 @@ TESTS = [
     test_retry_puts_back_on_stream,
     test_post_without_csrf_changes_nothing,
     test_job_lookup,
+    test_graph_runs,
     test_page_obeys_its_csp,
 ]
 
@@ -499,6 +691,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="drover-browser-")
     procs = []
     c = Ctx()
+    c.tmp = tmp
+    c.conf = os.path.join(tmp, "drover.yaml")
     passed, failed = [], []
     print("[==========] Running %d test(s)." % len(TESTS))
     sys.stdout.flush()

@@ -276,7 +276,7 @@
   }
 
   function fillQueueSelects() {
-    for (const id of ['chart-queue', 'dead-queue', 'lookup-queue']) {
+    for (const id of ['chart-queue', 'dead-queue', 'lookup-queue', 'run-queue']) {
       const s = $(id);
       const keep = s.value;
       for (const n of state.queues) s.appendChild(el('option', { value: n }, n));
@@ -435,6 +435,18 @@
     try {
       data = await api('GET', '/api/queues/' + q(queue) + '/jobs/' + q(id));
     } catch (e) {
+      if (e.status === 404 && await isRun(queue, id)) {
+        // a graph run's first entry leaves the stream when the run starts
+        const show = el('button', { class: 'btn btn-small', type: 'button', id: 'job-show-run' }, 'Show the run');
+        show.addEventListener('click', () => {
+          $('run-queue').value = queue;
+          $('run-id').value = id;
+          showRun(queue, id, false);
+          $('run').scrollIntoView();
+        });
+        out.appendChild(el('p', { class: 'empty' }, [id + ' is a graph pipeline run in ' + queue + '. ', show]));
+        return;
+      }
       out.appendChild(el('p', { class: 'empty' },
         e.status === 404 ? 'drover knows nothing of ' + id + ' in ' + queue + '.' : 'Error: ' + e.message));
       return;
@@ -482,6 +494,207 @@
     $('lookup').requestSubmit();
   }
 
+  // ------------------------------------------------------------ graph run
+  // A graph pipeline run drawn as SVG: one column per depth (a node sits
+  // one column right of its deepest need), edges from each need, each
+  // node coloured by its state; on_failure (compensation) nodes in a last
+  // column of their own. Hover shows a node's details as a tooltip, a
+  // click shows them below the graph. Refreshed while the run runs.
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const NODE_STATES = new Set(['waiting', 'queued', 'running', 'ok', 'dead',
+                               'skipped', 'cancelled', 'standby']);
+  const RUN_POLL_MS = 2000;
+  const NODE_W = 168, NODE_H = 56, COL_GAP = 64, ROW_GAP = 18, PAD = 12;
+  const run = { queue: null, id: null, selected: null, timer: null, seq: 0, last: null };
+
+  function svg(tag, attrs, text) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+
+  function nodeState(n) {
+    return NODE_STATES.has(n.state) ? n.state : 'unknown';
+  }
+
+  // "ok · 2 attempts", "running · 3/10"
+  function nodeLine(n) {
+    let s = n.state === null ? '?' : n.state;
+    if (n.for_each && n.items !== null) s += ' · ' + (n.items_done || 0) + '/' + n.items;
+    else if (n.attempts) s += ' · ' + n.attempts + (n.attempts === 1 ? ' attempt' : ' attempts');
+    return s;
+  }
+
+  // label: value rows of a node's details (text only)
+  function nodeDetails(n) {
+    const rows = [['state', n.state], ['queue', n.queue],
+                  ['needs', n.needs.length ? n.needs.join(', ') : '–'],
+                  ['attempts', n.attempts], ['started', n.started_at ? fmtTime(n.started_at) : null],
+                  ['finished', n.finished_at ? fmtTime(n.finished_at) : null]];
+    if (n.for_each) rows.push(['items', (n.items_done || 0) + '/' + (n.items === null ? '?' : n.items)]);
+    if (n.on_failure) rows.push(['kind', 'compensation (on_failure)']);
+    rows.push(['error', n.error]);
+    return rows.filter(r => r[1] !== null && r[1] !== undefined && r[1] !== '');
+  }
+
+  // the column of each node: 0 without needs, else one past its deepest
+  // need; compensation nodes after every other column
+  function layout(nodes) {
+    const byName = new Map(nodes.map(n => [n.name, n]));
+    const depth = new Map();
+    function d(n, seen) {
+      if (depth.has(n.name)) return depth.get(n.name);
+      if (seen.has(n.name)) return 0;           // a cycle: config refuses it
+      seen.add(n.name);
+      let v = 0;
+      for (const m of n.needs) if (byName.has(m)) v = Math.max(v, d(byName.get(m), seen) + 1);
+      depth.set(n.name, v);
+      return v;
+    }
+    nodes.forEach(n => d(n, new Set()));
+    let last = 0;
+    nodes.forEach(n => { if (!n.on_failure) last = Math.max(last, depth.get(n.name)); });
+    const cols = [];
+    nodes.forEach(n => {
+      const c = n.on_failure ? last + 1 : depth.get(n.name);
+      (cols[c] = cols[c] || []).push(n);
+    });
+    const pos = new Map();
+    cols.forEach((col, c) => (col || []).forEach((n, r) => pos.set(n.name, {
+      x: PAD + c * (NODE_W + COL_GAP), y: PAD + r * (NODE_H + ROW_GAP) })));
+    const rows = Math.max(1, ...cols.map(col => (col || []).length));
+    return { pos, width: 2 * PAD + cols.length * NODE_W + (cols.length - 1) * COL_GAP,
+             height: 2 * PAD + rows * NODE_H + (rows - 1) * ROW_GAP };
+  }
+
+  function drawGraph(data) {
+    const lay = layout(data.nodes);
+    const g = svg('svg', { id: 'run-graph', width: lay.width, height: lay.height,
+                           viewBox: '0 0 ' + lay.width + ' ' + lay.height,
+                           role: 'img', 'aria-label': 'graph of run ' + data.id });
+    const defs = svg('defs');
+    const marker = svg('marker', { id: 'run-arrow', viewBox: '0 0 10 10', refX: 10, refY: 5,
+                                   markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+    marker.appendChild(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow' }));
+    defs.appendChild(marker);
+    g.appendChild(defs);
+    for (const n of data.nodes) {
+      const to = lay.pos.get(n.name);
+      for (const m of n.needs) {
+        const from = lay.pos.get(m);
+        if (!from) continue;
+        const x1 = from.x + NODE_W, y1 = from.y + NODE_H / 2, x2 = to.x, y2 = to.y + NODE_H / 2;
+        const mx = (x1 + x2) / 2;
+        g.appendChild(svg('path', { class: 'gedge', 'data-from': m, 'data-to': n.name,
+                                    d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`,
+                                    'marker-end': 'url(#run-arrow)' }));
+      }
+    }
+    for (const n of data.nodes) {
+      const p = lay.pos.get(n.name);
+      const st = nodeState(n);
+      const cls = 'gnode state-' + st + (n.on_failure ? ' compensation' : '') +
+                  (run.selected === n.name ? ' selected' : '');
+      const node = svg('g', { class: cls, 'data-node': n.name, 'data-state': st,
+                              transform: `translate(${p.x} ${p.y})`, tabindex: 0 });
+      node.appendChild(svg('title', {}, n.name + '\n' +
+        nodeDetails(n).map(r => r[0] + ': ' + r[1]).join('\n')));
+      node.appendChild(svg('rect', { width: NODE_W, height: NODE_H, rx: 8, ry: 8 }));
+      node.appendChild(svg('text', { x: 12, y: 22, class: 'gname' },
+                           n.name.length > 20 ? n.name.slice(0, 19) + '…' : n.name));
+      node.appendChild(svg('text', { x: 12, y: 42, class: 'gstate' }, nodeLine(n)));
+      if (n.for_each && n.items) {
+        const w = NODE_W - 24, done = Math.min(1, (n.items_done || 0) / n.items);
+        node.appendChild(svg('rect', { x: 12, y: NODE_H - 8, width: w, height: 3, class: 'gbar' }));
+        node.appendChild(svg('rect', { x: 12, y: NODE_H - 8, width: w * done, height: 3, class: 'gbar-done' }));
+      }
+      const pick = () => { run.selected = n.name; renderRun(data); };
+      node.addEventListener('click', pick);
+      node.addEventListener('keydown', ev => { if (ev.key === 'Enter') pick(); });
+      g.appendChild(node);
+    }
+    return g;
+  }
+
+  function renderRun(data) {
+    const out = $('run');
+    clear(out);
+    const status = data.status || '?';
+    const head = el('div', { class: 'job-state' }, [
+      el('span', { class: 'badge ' + (KNOWN_STATES.has(status) ? status : ''), id: 'run-status' }, status),
+      el('span', { class: 'mono' }, data.id),
+      el('span', { class: 'hint' }, 'pipeline ' + (data.pipeline || '?')),
+      el('span', { class: 'hint' }, 'created ' + fmtTime(data.created_at)),
+      data.finished_at ? el('span', { class: 'hint' }, 'finished ' + fmtTime(data.finished_at)) : null,
+    ]);
+    out.appendChild(head);
+    if (data.error) out.appendChild(el('div', { class: 'dead-error' },
+      (data.dead_node ? data.dead_node + ': ' : '') + data.error));
+    out.appendChild(el('div', { class: 'graph-wrap' }, drawGraph(data)));
+    const legend = el('div', { class: 'graph-legend' });
+    for (const s of NODE_STATES) {
+      legend.appendChild(el('span', { class: 'gkey state-' + s }, s));
+    }
+    legend.appendChild(el('span', { class: 'gkey compensation' }, 'compensation'));
+    out.appendChild(legend);
+    const sel = data.nodes.find(n => n.name === run.selected);
+    if (sel) {
+      const t = el('table', { class: 'fields', id: 'run-node' });
+      t.appendChild(el('tr', {}, [el('th', {}, 'node'), el('td', {}, sel.name)]));
+      for (const [k, v] of nodeDetails(sel)) t.appendChild(el('tr', {}, [el('th', {}, k), el('td', {}, v)]));
+      if (sel.result !== null) t.appendChild(el('tr', {}, [el('th', {}, 'result'), el('td', {}, sel.result)]));
+      out.appendChild(t);
+    } else {
+      out.appendChild(el('p', { class: 'hint' }, 'Click a node for its details.'));
+    }
+  }
+
+  async function isRun(queue, id) {
+    try {
+      await api('GET', '/api/queues/' + q(queue) + '/runs/' + q(id));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  async function showRun(queue, id, again) {
+    const seq = again ? run.seq : ++run.seq;
+    if (!again) { run.queue = queue; run.id = id; run.selected = null; }
+    clearTimeout(run.timer);
+    let data;
+    try {
+      data = await api('GET', '/api/queues/' + q(queue) + '/runs/' + q(id));
+    } catch (e) {
+      if (seq !== run.seq) return;
+      if (again && e.status !== 404) {  // keep the graph; try again
+        run.timer = setTimeout(() => showRun(queue, id, true), RUN_POLL_MS);
+        return;
+      }
+      const out = $('run');
+      clear(out);
+      out.appendChild(el('p', { class: 'empty' },
+        e.status === 404 ? 'No pipeline run ' + id + ' on ' + queue + '.' : 'Error: ' + e.message));
+      return;
+    }
+    if (seq !== run.seq) return;   // another run was asked for meanwhile
+    // redraw only what changed: a tooltip or a click survives a poll
+    const text = JSON.stringify(data);
+    if (!again || text !== run.last) renderRun(data);
+    run.last = text;
+    if (data.status === 'running') {
+      run.timer = setTimeout(() => showRun(queue, id, true), RUN_POLL_MS);
+    }
+  }
+
+  function runLookup(ev) {
+    ev.preventDefault();
+    const id = $('run-id').value.trim();
+    clear($('run'));
+    if (id) showRun($('run-queue').value, id, false);
+  }
+
   // ------------------------------------------------------------ start
   async function start() {
     let s;
@@ -523,6 +736,7 @@
       pollQueues();
     });
     $('lookup').addEventListener('submit', lookup);
+    $('run-lookup').addEventListener('submit', runLookup);
     window.addEventListener('resize', drawChart);
     showDead(state.queues[0], '');
     pollQueues();
