@@ -35,6 +35,7 @@
     X(curl_free, void, (void *))                                           \
     X(curl_easy_init, CURL *, (void))                                      \
     X(curl_easy_cleanup, void, (CURL *))                                   \
+    X(curl_easy_reset, void, (CURL *))                                     \
     X(curl_easy_setopt, CURLcode, (CURL *, CURLoption, ...))               \
     X(curl_easy_getinfo, CURLcode, (CURL *, CURLINFO, ...))                \
     X(curl_easy_strerror, const char *, (CURLcode))                        \
@@ -157,6 +158,13 @@ curl_easy_cleanup(CURL *h)
 {
     if (h != NULL && ready())
         fn.curl_easy_cleanup(h);
+}
+
+void
+curl_easy_reset(CURL *h)
+{
+    if (h != NULL && ready())
+        fn.curl_easy_reset(h);
 }
 
 CURLcode
