@@ -13,8 +13,13 @@
  *
  * A call is one easy handle: ACTIVE while it is in the multi, DONE once
  * finished or cancelled (removed from the multi, outcome recorded, queued
- * on the done list), CALLING while its callback runs; it is freed right
- * after. Completions are delivered only from our own libevent callbacks
+ * on the done list), CALLING while its callback runs; right after, it
+ * goes on the client's spare list (a different magic, so a stale handle
+ * still fails its check) with its easy handle reset and its buffers
+ * emptied, and the next request takes it from there: no easy handle,
+ * header list or body copy is made per request once the client has seen
+ * its peak concurrency. The list holds at most max_kept_connections
+ * calls, and is cut to SPARE_IDLE whenever no call is pending. Completions are delivered only from our own libevent callbacks
  * (socket, timer, or the done_ev user event that drv_http_cancel
  * activates), after curl_multi_socket_action has returned -- so a user
  * callback is never inside curl, never inside drv_http_request or

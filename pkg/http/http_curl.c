@@ -51,9 +51,6 @@
     X(curl_share_init, CURLSH *, (void))                                   \
     X(curl_share_cleanup, CURLSHcode, (CURLSH *))                          \
     X(curl_share_setopt, CURLSHcode, (CURLSH *, CURLSHoption, ...))        \
-    X(curl_slist_append, struct curl_slist *,                              \
-      (struct curl_slist *, const char *))                                 \
-    X(curl_slist_free_all, void, (struct curl_slist *))                    \
     X(curl_url, CURLU *, (void))                                           \
     X(curl_url_cleanup, void, (CURLU *))                                   \
     X(curl_url_set, CURLUcode,                                             \
@@ -275,19 +272,6 @@ curl_share_setopt(CURLSH *s, CURLSHoption opt, ...)
         rc = fn.curl_share_setopt(s, opt, va_arg(ap, void *));
     va_end(ap);
     return rc;
-}
-
-struct curl_slist *
-curl_slist_append(struct curl_slist *l, const char *s)
-{
-    return ready() ? fn.curl_slist_append(l, s) : NULL;
-}
-
-void
-curl_slist_free_all(struct curl_slist *l)
-{
-    if (l != NULL && ready())
-        fn.curl_slist_free_all(l);
 }
 
 CURLU *
