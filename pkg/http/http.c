@@ -19,7 +19,8 @@
  * emptied, and the next request takes it from there: no easy handle,
  * header list or body copy is made per request once the client has seen
  * its peak concurrency. The list holds at most max_kept_connections
- * calls, and is cut to SPARE_IDLE whenever no call is pending. Completions are delivered only from our own libevent callbacks
+ * calls, and is cut to SPARE_IDLE whenever no call is pending.
+ * Completions are delivered only from our own libevent callbacks
  * (socket, timer, or the done_ev user event that drv_http_cancel
  * activates), after curl_multi_socket_action has returned -- so a user
  * callback is never inside curl, never inside drv_http_request or
@@ -36,7 +37,8 @@
  * Connections live in the multi's cache, so they outlive the easy handle
  * that opened them; TLS sessions are shared through a CURLSH. Idle cached
  * connections have no event on the loop (curl un-watches a socket when no
- * transfer uses it), so a client without calls never keeps the loop alive.
+ * transfer uses it; its hsock stays, unwatched, for the next transfer on
+ * that fd), so a client without calls never keeps the loop alive.
  *
  * Loop thread only; no locks.
  */

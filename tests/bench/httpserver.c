@@ -264,7 +264,8 @@ header(const char *h, size_t n, const char *name, size_t *vlen)
     const char *p = memchr(h, '\n', n), *end = h + n;
 
     while (p != NULL && p + 1 < end) {
-        const char *line = p + 1, *eol = memchr(line, '\r', (size_t)(end - line));
+        const char *line = p + 1;
+        const char *eol = memchr(line, '\r', (size_t)(end - line));
 
         if (eol == NULL)
             return NULL;
@@ -479,7 +480,8 @@ setup(int port, const char *body)
                                         "Content-Length: %zu\r\n"
                                         "Connection: close\r\n\r\n%s",
                                         strlen(body), body);
-    if (S.resp_len >= sizeof S.resp || S.resp_close_len >= sizeof S.resp_close) {
+    if (S.resp_len >= sizeof S.resp ||
+        S.resp_close_len >= sizeof S.resp_close) {
         fprintf(stderr, "httpserver: --body too long\n");
         exit(2);
     }
