@@ -16,7 +16,7 @@
 # default 3), BENCH_N (jobs of the drain case, default 200000), BENCH_CASES
 # (e.g. 1,2,3; "http" names the webhook cases: BENCH_CASES=http runs only
 # them, 1,http case 1 and them), BENCH_HTTP_N (jobs of each webhook case,
-# default 20000).
+# default 20000), BENCH_HTTP_BATCH (their worker.batch, default drover's).
 set -u -o pipefail
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
