@@ -13,8 +13,14 @@
  *
  * A call is one easy handle: ACTIVE while it is in the multi, DONE once
  * finished or cancelled (removed from the multi, outcome recorded, queued
- * on the done list), CALLING while its callback runs; it is freed right
- * after. Completions are delivered only from our own libevent callbacks
+ * on the done list), CALLING while its callback runs; right after, it
+ * goes on the client's spare list (a different magic, so a stale handle
+ * still fails its check) with its easy handle reset and its buffers
+ * emptied, and the next request takes it from there: no easy handle,
+ * header list or body copy is made per request once the client has seen
+ * its peak concurrency. The list holds at most max_kept_connections
+ * calls, and is cut to SPARE_IDLE whenever no call is pending.
+ * Completions are delivered only from our own libevent callbacks
  * (socket, timer, or the done_ev user event that drv_http_cancel
  * activates), after curl_multi_socket_action has returned -- so a user
  * callback is never inside curl, never inside drv_http_request or
@@ -31,7 +37,8 @@
  * Connections live in the multi's cache, so they outlive the easy handle
  * that opened them; TLS sessions are shared through a CURLSH. Idle cached
  * connections have no event on the loop (curl un-watches a socket when no
- * transfer uses it), so a client without calls never keeps the loop alive.
+ * transfer uses it; its hsock stays, unwatched, for the next transfer on
+ * that fd), so a client without calls never keeps the loop alive.
  *
  * Loop thread only; no locks.
  */
@@ -55,6 +62,8 @@
 
 #define USER_AGENT "drover"
 #define KEPT_DEFAULT 64         /* connections kept open in the cache */
+#define SPARE_IDLE 16           /* spare calls kept while none is pending */
+#define SPARE_BUF_MAX 65536     /* a spare call's buffers above this go */
 #define REASON_MAX 64           /* reason phrase kept */
 #define RETRY_AFTER_TEXT_MAX 64 /* longest Retry-After value parsed */
 
@@ -67,11 +76,17 @@ enum call_state {
 struct drv_http_call {
     unsigned magic;
 #define DRV_HTTP_CALL_MAGIC 0x477bca11U
+#define SPARE_CALL_MAGIC 0x477b5a4eU /* on the client's spare list */
     struct drv_http *h;         /* borrowed: the client */
     enum call_state state;      /* see DESIGN */
-    CURL *easy;                 /* owned: the transfer */
-    struct curl_slist *hdrs;    /* owned: request header lines */
-    char *body;                 /* owned: copy of the request body */
+    CURL *easy;                 /* owned: the transfer; kept (reset) by a
+                                   spare call */
+    struct curl_slist *hdr;     /* owned: nodes of the header list curl
+                                   reads, hdr_cap of them; their data
+                                   point into hdr_text */
+    size_t hdr_cap;             /* nodes allocated in hdr */
+    struct drv_buf hdr_text;    /* owned: the header lines, NUL after each */
+    struct drv_buf body;        /* owned: copy of the request body */
     drv_http_done_fn *cb;       /* completion */
     void *ctx;                  /* borrowed: the caller's */
     int code;                   /* outcome, once DONE */
@@ -88,12 +103,16 @@ struct drv_http_call {
     struct drv_http_call *next; /* borrowed: active or done list link */
 };
 
-/* A socket curl asked us to watch. */
+/* A socket curl asked us to watch. Kept (unwatched) after curl's
+ * CURL_POLL_REMOVE, for the next transfer on the same fd: a kept-alive
+ * connection is removed after every transfer and added again by the
+ * next one. */
 struct hsock {
     unsigned magic;
 #define HSOCK_MAGIC 0x450cce75U
     struct drv_http *h;         /* borrowed: the client */
     curl_socket_t fd;           /* curl's socket (curl closes it) */
+    int added;                  /* ev is on the loop */
     struct event ev;            /* EV_PERSIST, READ and/or WRITE */
     struct hsock *prev;         /* borrowed: h->socks links */
     struct hsock *next;         /* borrowed: same */
@@ -109,7 +128,14 @@ struct drv_http {
     char *user_agent;           /* owned */
     struct event timer_ev;      /* curl's timeout */
     struct event done_ev;       /* user event: deliver the done list */
-    struct hsock *socks;        /* owned: watched sockets */
+    struct hsock *socks;        /* owned: sockets curl told us of */
+    struct hsock **sock_by_fd;  /* owned array: socks indexed by fd */
+    size_t nsock_by_fd;         /* entries of sock_by_fd */
+    struct drv_http_call *spare; /* owned: finished calls kept with their
+                                   easy handle and buffers for reuse */
+    size_t nspare;              /* calls on spare */
+    size_t spare_max;           /* most calls kept on spare */
+    struct drv_buf url_ok;      /* the last URL check_url accepted */
     struct drv_http_call *active; /* owned: calls in the multi */
     struct drv_http_call *done_head; /* owned: callbacks due, FIFO */
     struct drv_http_call *done_tail; /* borrowed: last of the FIFO */
@@ -301,16 +327,96 @@ on_header(char *p, size_t size, size_t nmemb, void *ud)
 /* ------------------------------------------------------------- calls */
 
 static void
-call_free(struct drv_http_call *c)
+call_destroy(struct drv_http_call *c)
 {
     if (c->easy != NULL)
         curl_easy_cleanup(c->easy);
-    curl_slist_free_all(c->hdrs);
-    free(c->body);
+    free(c->hdr);
+    drv_buf_fini(&c->hdr_text);
+    drv_buf_fini(&c->body);
     drv_buf_fini(&c->rbody);
     free(c->location);
     c->magic = 0;
     free(c);
+}
+
+/* A call for a new request: a spare one (its easy handle reset, its
+ * buffers emptied) or a new one; NULL when out of memory. */
+static struct drv_http_call *
+call_get(struct drv_http *h)
+{
+    struct drv_http_call *c = h->spare, keep;
+
+    if (c == NULL) {
+        DRV_ALLOC_OBJ(c, DRV_HTTP_CALL_MAGIC);
+        drv_buf_init(&c->hdr_text);
+        drv_buf_init(&c->body);
+        drv_buf_init(&c->rbody);
+        c->easy = curl_easy_init();
+        if (c->easy == NULL) {
+            call_destroy(c);
+            return NULL;
+        }
+    } else {
+        DRV_CHECK_OBJ(c, SPARE_CALL_MAGIC);
+        h->spare = c->next;
+        h->nspare--;
+        keep = *c;
+        memset(c, 0, sizeof *c);
+        c->magic = DRV_HTTP_CALL_MAGIC;
+        c->easy = keep.easy;
+        c->hdr = keep.hdr;
+        c->hdr_cap = keep.hdr_cap;
+        c->hdr_text = keep.hdr_text;
+        c->body = keep.body;
+        c->rbody = keep.rbody;
+        drv_buf_reset(&c->hdr_text);
+        drv_buf_reset(&c->body);
+        drv_buf_reset(&c->rbody);
+    }
+    c->h = h;
+    c->retry_after_ms = -1;
+    return c;
+}
+
+/* A call whose callback has returned: kept on the spare list with its
+ * easy handle (curl_easy_reset drops the options, keeps the handle's
+ * buffers), or freed when the list is full or the client is going. */
+static void
+call_release(struct drv_http *h, struct drv_http_call *c)
+{
+    free(c->location);
+    c->location = NULL;
+    if (h->freeing || h->nspare >= h->spare_max) {
+        call_destroy(c);
+        return;
+    }
+    curl_easy_reset(c->easy);
+    /* a large body is not kept for ever for a rare big request */
+    if (c->body.cap > SPARE_BUF_MAX)
+        drv_buf_fini(&c->body);
+    if (c->rbody.cap > SPARE_BUF_MAX)
+        drv_buf_fini(&c->rbody);
+    if (c->hdr_text.cap > SPARE_BUF_MAX)
+        drv_buf_fini(&c->hdr_text);
+    c->magic = SPARE_CALL_MAGIC;
+    c->next = h->spare;
+    h->spare = c;
+    h->nspare++;
+}
+
+/* Free spare calls until at most keep are left. */
+static void
+spare_trim(struct drv_http *h, size_t keep)
+{
+    while (h->nspare > keep) {
+        struct drv_http_call *c = h->spare;
+
+        DRV_CHECK_OBJ(c, SPARE_CALL_MAGIC);
+        h->spare = c->next;
+        h->nspare--;
+        call_destroy(c);
+    }
 }
 
 static void
@@ -460,8 +566,11 @@ deliver(struct drv_http *h)
         }
         c->cb(c, c->code, &r, c->ctx);
         h->pending--;
-        call_free(c);
+        call_release(h, c);
     }
+    /* idle: the spare calls of a burst go, but for a few */
+    if (h->pending == 0)
+        spare_trim(h, SPARE_IDLE);
 }
 
 /* Leave one of our libevent callbacks: destroy if freed inside it. */
@@ -539,8 +648,40 @@ sock_free(struct drv_http *h, struct hsock *s)
         h->socks = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
+    h->sock_by_fd[s->fd] = NULL;
     s->magic = 0;
     free(s);
+}
+
+/* The hsock of fd, made on first use. */
+static struct hsock *
+sock_get(struct drv_http *h, curl_socket_t fd)
+{
+    struct hsock *s;
+
+    DRV_ASSERT(fd >= 0);
+    if ((size_t)fd >= h->nsock_by_fd) {
+        size_t n = h->nsock_by_fd ? h->nsock_by_fd : 64;
+
+        while (n <= (size_t)fd)
+            n *= 2;
+        h->sock_by_fd = drv_xrealloc(h->sock_by_fd, n * sizeof *h->sock_by_fd);
+        memset(h->sock_by_fd + h->nsock_by_fd, 0,
+               (n - h->nsock_by_fd) * sizeof *h->sock_by_fd);
+        h->nsock_by_fd = n;
+    }
+    s = h->sock_by_fd[fd];
+    if (s == NULL) {
+        DRV_ALLOC_OBJ(s, HSOCK_MAGIC);
+        s->h = h;
+        s->fd = fd;
+        s->next = h->socks;
+        if (h->socks != NULL)
+            h->socks->prev = s;
+        h->socks = s;
+        h->sock_by_fd[fd] = s;
+    }
+    return s;
 }
 
 /* CURLMOPT_SOCKETFUNCTION: watch fd for what (or stop watching it). */
@@ -556,30 +697,29 @@ on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
     DRV_CAST(h, userp, DRV_HTTP_MAGIC);
     if (s != NULL)
         DRV_CHECK_OBJ(s, HSOCK_MAGIC);
+    /* the hsock stays for the fd's next transfer: curl removes a kept
+     * connection after each one and adds it again for the next */
     if (what == CURL_POLL_REMOVE) {
-        if (s != NULL)
-            sock_free(h, s);
+        if (s != NULL && s->added) {
+            DRV_AZ(event_del(&s->ev));
+            s->added = 0;
+        }
         return 0;
     }
     if (s == NULL) {
-        DRV_ALLOC_OBJ(s, HSOCK_MAGIC);
-        s->h = h;
-        s->fd = fd;
-        s->next = h->socks;
-        if (h->socks != NULL)
-            h->socks->prev = s;
-        h->socks = s;
+        s = sock_get(h, fd);
         DRV_AZ(curl_multi_assign(h->multi, fd, s));
-    } else {
-        DRV_AZ(event_del(&s->ev));
     }
+    if (s->added)
+        DRV_AZ(event_del(&s->ev));
     if (what & CURL_POLL_IN)
         flags |= EV_READ;
     if (what & CURL_POLL_OUT)
         flags |= EV_WRITE;
     DRV_AZ(event_assign(&s->ev, h->base, fd, flags | EV_PERSIST, on_sock_ev,
                         s));
-    if (flags != 0)
+    s->added = flags != 0;
+    if (s->added)
         DRV_AZ(event_add(&s->ev, NULL));
     return 0;
 }
@@ -627,6 +767,7 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     h->loop = loop;
     h->base = drv_loop_base(loop);
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
+    drv_buf_init(&h->url_ok);
     evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
     event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
     h->multi = curl_multi_init();
@@ -654,10 +795,10 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     /* a fixed cache: curl's default (4 x the transfers in the multi)
      * shrinks to nothing as a burst drains, closing the connections the
      * next burst would reuse */
+    h->spare_max = o.max_kept_connections > 0
+                       ? (size_t)o.max_kept_connections : KEPT_DEFAULT;
     ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
-                                 o.max_kept_connections > 0
-                                     ? o.max_kept_connections
-                                     : (long)KEPT_DEFAULT) == CURLM_OK;
+                                 (long)h->spare_max) == CURLM_OK;
 done:
     if (!ok) {
         destroy(h);
@@ -680,15 +821,18 @@ destroy(struct drv_http *h)
     deliver(h);
     h->in_callback--;
     DRV_ASSERT(h->pending == 0);
+    spare_trim(h, 0); /* before the share their handles still use */
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi); /* closes idle connections */
     h->multi = NULL;
     while (h->socks != NULL)
         sock_free(h, h->socks);
+    free(h->sock_by_fd);
     if (h->share != NULL)
         curl_share_cleanup(h->share);
     event_del(&h->timer_ev);
     event_del(&h->done_ev);
+    drv_buf_fini(&h->url_ok);
     free(h->user_agent);
     h->magic = 0;
     free(h);
@@ -734,36 +878,43 @@ check_url(const char *url)
     return rc;
 }
 
-/* The request's header list: the caller's lines, then "Expect:" (no
- * 100-continue) and, when a body goes out without a Content-Type,
- * "Content-Type:" (none of curl's form type). NULL when out of memory. */
-static struct curl_slist *
-build_headers(const struct drv_http_req *req, int has_body, int *ok)
+/* The request's header list, in c's own memory (no allocation once a
+ * spare call's buffers are big enough; curl only reads the list): the
+ * caller's lines, then "Expect:" (no 100-continue) and, when a body goes
+ * out without a Content-Type, "Content-Type:" (none of curl's form
+ * type). Never empty. */
+static void
+build_headers(struct drv_http_call *c, const struct drv_http_req *req,
+              int has_body)
 {
-    struct curl_slist *l = NULL, *n;
     int expect = 0, ctype = 0;
-    size_t i;
+    size_t i, n = 0;
+    char *p;
 
-    for (i = 0; i < req->nheaders && *ok; i++) {
+    for (i = 0; i < req->nheaders; i++, n++) {
         expect |= header_is(req->headers[i], "Expect");
         ctype |= header_is(req->headers[i], "Content-Type");
-        n = curl_slist_append(l, req->headers[i]);
-        if (n == NULL)
-            *ok = 0;
-        else
-            l = n;
+        drv_buf_add(&c->hdr_text, req->headers[i],
+                    strlen(req->headers[i]) + 1);
     }
-    if (*ok && !expect) {
-        n = curl_slist_append(l, "Expect:");
-        *ok = n != NULL;
-        l = n != NULL ? n : l;
+    if (!expect) {
+        drv_buf_add(&c->hdr_text, "Expect:", sizeof "Expect:");
+        n++;
     }
-    if (*ok && has_body && !ctype) {
-        n = curl_slist_append(l, "Content-Type:");
-        *ok = n != NULL;
-        l = n != NULL ? n : l;
+    if (has_body && !ctype) {
+        drv_buf_add(&c->hdr_text, "Content-Type:", sizeof "Content-Type:");
+        n++;
     }
-    return l;
+    if (n > c->hdr_cap) {
+        c->hdr = drv_xrealloc(c->hdr, n * sizeof *c->hdr);
+        c->hdr_cap = n;
+    }
+    p = c->hdr_text.data;
+    for (i = 0; i < n; i++) {
+        c->hdr[i].data = p;
+        c->hdr[i].next = i + 1 < n ? &c->hdr[i + 1] : NULL;
+        p += strlen(p) + 1;
+    }
 }
 
 int
@@ -791,9 +942,14 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
         if (req->headers[i] == NULL ||
             strpbrk(req->headers[i], "\r\n") != NULL)
             return -EINVAL;
-    rc = check_url(req->url);
-    if (rc < 0)
-        return rc;
+    /* a job type's URL is the same for every job: parse it once */
+    if (h->url_ok.data == NULL || strcmp(h->url_ok.data, req->url) != 0) {
+        rc = check_url(req->url);
+        if (rc < 0)
+            return rc;
+        drv_buf_reset(&h->url_ok);
+        drv_buf_adds(&h->url_ok, req->url);
+    }
 
     is_head = strcmp(method, "HEAD") == 0;
     body = req->body;
@@ -806,19 +962,13 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
         body = "";
     has_body = body != NULL && !is_head;
 
-    DRV_ALLOC_OBJ(c, DRV_HTTP_CALL_MAGIC);
-    c->h = h;
+    c = call_get(h);
+    if (c == NULL)
+        return -ENOMEM;
     c->cb = cb;
     c->ctx = ctx;
     c->body_max = req->body_max;
-    c->retry_after_ms = -1;
-    drv_buf_init(&c->rbody);
-    c->easy = curl_easy_init();
-    if (c->easy == NULL) {
-        call_free(c);
-        return -ENOMEM;
-    }
-    c->hdrs = build_headers(req, has_body, &ok);
+    build_headers(c, req, has_body);
 
 #define SET(opt, val) (ok = ok && curl_easy_setopt(c->easy, opt, val) == \
                                       CURLE_OK)
@@ -836,7 +986,7 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
     SET(CURLOPT_WRITEDATA, (void *)c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)c);
-    SET(CURLOPT_HTTPHEADER, c->hdrs);
+    SET(CURLOPT_HTTPHEADER, c->hdr);
     if (req->timeout_ms > 0)
         SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     /* over TLS, wait for a connection being set up to the same host to
@@ -846,11 +996,9 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
     if (is_head) {
         SET(CURLOPT_NOBODY, 1L);
     } else if (has_body) {
-        c->body = drv_xmalloc(body_len + 1);
-        memcpy(c->body, body, body_len);
-        c->body[body_len] = '\0';
+        drv_buf_add(&c->body, body, body_len); /* data set even if 0 */
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        SET(CURLOPT_POSTFIELDS, c->body);
+        SET(CURLOPT_POSTFIELDS, c->body.data);
         if (strcmp(method, "POST") != 0)
             SET(CURLOPT_CUSTOMREQUEST, method);
     } else {
@@ -860,7 +1008,7 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
     }
 #undef SET
     if (!ok || curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
-        call_free(c);
+        call_destroy(c);
         return -ENOMEM;
     }
     c->state = CALL_ACTIVE;

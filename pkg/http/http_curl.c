@@ -35,6 +35,7 @@
     X(curl_free, void, (void *))                                           \
     X(curl_easy_init, CURL *, (void))                                      \
     X(curl_easy_cleanup, void, (CURL *))                                   \
+    X(curl_easy_reset, void, (CURL *))                                     \
     X(curl_easy_setopt, CURLcode, (CURL *, CURLoption, ...))               \
     X(curl_easy_getinfo, CURLcode, (CURL *, CURLINFO, ...))                \
     X(curl_easy_strerror, const char *, (CURLcode))                        \
@@ -50,9 +51,6 @@
     X(curl_share_init, CURLSH *, (void))                                   \
     X(curl_share_cleanup, CURLSHcode, (CURLSH *))                          \
     X(curl_share_setopt, CURLSHcode, (CURLSH *, CURLSHoption, ...))        \
-    X(curl_slist_append, struct curl_slist *,                              \
-      (struct curl_slist *, const char *))                                 \
-    X(curl_slist_free_all, void, (struct curl_slist *))                    \
     X(curl_url, CURLU *, (void))                                           \
     X(curl_url_cleanup, void, (CURLU *))                                   \
     X(curl_url_set, CURLUcode,                                             \
@@ -157,6 +155,13 @@ curl_easy_cleanup(CURL *h)
 {
     if (h != NULL && ready())
         fn.curl_easy_cleanup(h);
+}
+
+void
+curl_easy_reset(CURL *h)
+{
+    if (h != NULL && ready())
+        fn.curl_easy_reset(h);
 }
 
 CURLcode
@@ -267,19 +272,6 @@ curl_share_setopt(CURLSH *s, CURLSHoption opt, ...)
         rc = fn.curl_share_setopt(s, opt, va_arg(ap, void *));
     va_end(ap);
     return rc;
-}
-
-struct curl_slist *
-curl_slist_append(struct curl_slist *l, const char *s)
-{
-    return ready() ? fn.curl_slist_append(l, s) : NULL;
-}
-
-void
-curl_slist_free_all(struct curl_slist *l)
-{
-    if (l != NULL && ready())
-        fn.curl_slist_free_all(l);
 }
 
 CURLU *

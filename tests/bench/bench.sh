@@ -12,8 +12,11 @@
 # unless DROVER_BENCH_KEEP=1 (then droverd's configs, logs and traces stay).
 #
 # Environment: BENCH_RUNS (runs of the quick cases, default 5),
-# BENCH_SLOW_RUNS (runs of the 10-second cases, default 3), BENCH_N (jobs
-# of the drain case, default 200000), BENCH_CASES (e.g. 1,2,3).
+# BENCH_SLOW_RUNS (runs of the 10-second cases and of the webhook cases,
+# default 3), BENCH_N (jobs of the drain case, default 200000), BENCH_CASES
+# (e.g. 1,2,3; "http" names the webhook cases: BENCH_CASES=http runs only
+# them, 1,http case 1 and them), BENCH_HTTP_N (jobs of each webhook case,
+# default 20000), BENCH_HTTP_BATCH (their worker.batch, default drover's).
 set -u -o pipefail
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -74,6 +77,22 @@ fi
 info="libevent $(pkg-config --modversion libevent 2>/dev/null || echo ?)"
 info="$info, $(gcc --version | head -1 | sed 's/ (.*)//'), drover $rev"
 
+# the webhook cases (tests/bench/httpbench.c): a local HTTP server, alone
+# and against droverd's http handler
+run_http() {
+    echo
+    "$tools/httpbench" --sock "$sock" --droverd "$droverd" --tools "$tools" \
+        --work "$dir" --json "${json%.json}-http.json" \
+        --runs "${BENCH_SLOW_RUNS:-3}" --n "${BENCH_HTTP_N:-20000}" \
+        ${BENCH_HTTP_BATCH:+--batch "$BENCH_HTTP_BATCH"} |
+        tee -a "$table"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "httpbench failed; DROVER_BENCH_KEEP=1 keeps $dir"
+}
+if [ "${BENCH_CASES:-}" = http ]; then
+    run_http
+    exit 0
+fi
+
 cases=()
 [ -n "${BENCH_CASES:-}" ] && cases=(--cases "$BENCH_CASES")
 "$tools/drvbench" --sock "$sock" --droverd "$droverd" --tools "$tools" \
@@ -87,3 +106,6 @@ echo
 "$tools/graphbench" --sock "$sock" --droverd "$droverd" --work "$dir" \
     --runs "${BENCH_RUNS:-5}" | tee -a "$table"
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "graphbench failed; DROVER_BENCH_KEEP=1 keeps $dir"
+case ",${BENCH_CASES:-http}," in
+*,http,*) run_http ;;
+esac

@@ -860,6 +860,64 @@ test_http_many_concurrent_reuse(void **st)
     free(r);
 }
 
+/* One request at a time, so each runs on the call (and easy handle) the
+ * one before left: nothing of a request may leak into the next one --
+ * method, body, headers, HEAD's no-body, the timeout. */
+static void
+test_http_reused_call_forgets_last_request(void **st)
+{
+    struct state *s = *st;
+    struct rec r[8];
+    const char *json[] = {"Content-Type: application/json", "X-Test: 1",
+                          "Expect: 100-continue"};
+    static const char plain_get[] = "GET\nx-test=(none)\nctype=(none)\n"
+                                    "expect=(none)\nclen=(none)\n\n";
+    int i;
+
+    for (i = 0; i < 8; i++)
+        rec_init(&r[i], s);
+    start(s, &r[0], "POST", "/echo", json, 3, "{\"a\":1}", 7, 10000, 4096);
+    run_until(s, 1, 0);
+    assert_int_equal(r[0].code, 0);
+    assert_string_equal(r[0].body, "POST\nx-test=1\nctype=application/json\n"
+                                   "expect=100-continue\nclen=7\n\n{\"a\":1}");
+    start(s, &r[1], "GET", "/echo", NULL, 0, NULL, 0, 0, 4096);
+    run_until(s, 2, 0);
+    assert_string_equal(r[1].body, plain_get);
+    start(s, &r[2], "HEAD", "/echo", NULL, 0, NULL, 0, 10000, 4096);
+    run_until(s, 3, 0);
+    assert_int_equal(r[2].status, 200);
+    assert_int_equal(r[2].body_len, 0);
+    start(s, &r[3], "DELETE", "/echo", NULL, 0, NULL, 0, 10000, 4096);
+    run_until(s, 4, 0);
+    assert_string_equal(r[3].body, "DELETE\nx-test=(none)\nctype=(none)\n"
+                                   "expect=(none)\nclen=(none)\n\n");
+    start(s, &r[4], NULL, "/echo", NULL, 0, NULL, 0, 0, 4096);
+    run_until(s, 5, 0);
+    assert_string_equal(r[4].body, plain_get);
+    /* a short timeout, then none: the next request must not inherit it */
+    start(s, &r[5], "GET", "/delay?ms=30000", NULL, 0, NULL, 0, 300, 4096);
+    run_until(s, 6, 1);
+    assert_int_equal(r[5].code, -ETIMEDOUT);
+    start(s, &r[6], "GET", "/delay?ms=600", NULL, 0, NULL, 0, 0, 4096);
+    run_until(s, 7, 1);
+    assert_int_equal(r[6].code, 0);
+    assert_string_equal(r[6].body, "late");
+    /* an error text does not stay behind either */
+    assert_string_equal(r[6].error, "");
+    start(s, &r[7], "PUT", "/echo", NULL, 0, "p", 1, 10000, 4);
+    run_until(s, 8, 1);
+    assert_int_equal(r[7].code, 0);
+    assert_int_equal(r[7].truncated, 1);
+    assert_int_equal(r[7].body_len, 4);
+    assert_memory_equal(r[7].body, "PUT\n", 4);
+    for (i = 0; i < 8; i++) {
+        assert_int_equal(r[i].ncb, 1);
+        rec_fini(&r[i]);
+    }
+    assert_int_equal(drv_http_pending(s->h), 0);
+}
+
 static void
 test_http_unlimited_concurrency(void **st)
 {
@@ -1060,6 +1118,7 @@ main(void)
         T(test_http_timeout),
         T(test_http_cancel_mid_transfer),
         T(test_http_many_concurrent_reuse),
+        T(test_http_reused_call_forgets_last_request),
         T(test_http_unlimited_concurrency),
         T(test_http_free_completes_pending),
         T(test_http_free_inside_callback),
