@@ -491,6 +491,7 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     }
     drv__worker_cancel_check(w, now);
     drv__worker_progress_flush(w, now);
+    drv__graph_upkeep(w, now);
     /* the mover and reclaim, on the queues that need them */
     drv__worker_due_tick(w, now);
     if (now >= w->next_renew_ns && w->renew_inflight == 0) {
