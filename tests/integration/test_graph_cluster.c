@@ -257,6 +257,7 @@ boxes_empty(void)
  * and its input in brackets */
 #define CHAIN \
     "jobs:\n" \
+    "  noop: {handler: echo}\n" \
     "  who:\n    handler: exec\n" \
     "    command: [sh, -c, 'printf %%s \"$PPID\" > %s/$1.pid; " \
     "printf \"%%s<%%s>\" \"$1\" \"$2\"', sh, '{node}', '{input}']\n" \
@@ -277,7 +278,7 @@ test_graph_cluster_node_on_another_slot(void **st)
     int i;
 
     snprintf(body, sizeof body, CHAIN, w->t->dir, qt);
-    write_configs(w, "", body);
+    write_configs(w, "  visibility_timeout: 4s\n", body);
     /* two workers serve H, one serves T (the only one that may run g) */
     start(w, 0, 0);
     start(w, 1, 1);
@@ -308,11 +309,45 @@ test_graph_cluster_node_on_another_slot(void **st)
     assert_int_equal(qnum(qt, "HGET t:{%s}:stats processed"), RUNS);
     assert_int_equal(qnum(qh, "XLEN t:{%s}:jobs"), 0);
     assert_int_equal(qnum(qt, "XLEN t:{%s}:jobs"), 0);
+
+    /* what a crash leaves in a box is delivered by the workers' scan, and
+     * a record delivered twice writes once: an outbox record (as a
+     * worker killed after the settle leaves it) twice */
+    snprintf(body, sizeof body, "[\"%s\",\"t:{%s}:handoff:probe\",60000,"
+             "[\"job\",\"noop\",\"id\",\"probe\"]]", qt, qt);
+    for (i = 0; i < 2; i++) {
+        redisContext *c = node_of(qh);
+        redisReply *rep = drv_test_redis_cmd(c, "ZADD t:{%s}:graph:outbox 0 "
+                                             "%s", qh, body);
+
+        freeReplyObject(rep);
+        redisFree(c);
+        wait_until(boxes_empty(), "the outbox record to be delivered");
+        wait_until_num(qnum(qt, "HGET t:{%s}:stats processed"), ==,
+                       RUNS + 1, "the hand-off's entry processed");
+        assert_int_equal(entries_added(qt), RUNS + 1);
+    }
+    /* an inbox record of g of r0 applied again changes nothing */
+    snprintf(body, sizeof body, "[\"%s\",\"r0\",\"g\",\"\",\"ok\",\"1\","
+             "\"again\",\"0\",\"0\",\"0-1\"]", qh);
+    {
+        redisContext *c = node_of(qt);
+        redisReply *rep = drv_test_redis_cmd(c, "ZADD t:{%s}:graph:inbox 0 "
+                                             "%s", qt, body);
+
+        freeReplyObject(rep);
+        redisFree(c);
+    }
+    wait_until(boxes_empty(), "the inbox record to be applied");
+    assert_run("r0", "g.result", "g<a<s0>>");
+    assert_run("r0", "z.enqueued", "1");
+    assert_int_equal(entries_added(qh), 3 * RUNS);
+
     drv_test_droverd_stop(w->t, 0, 0);
     drv_test_droverd_stop(w->t, 1, 0);
     drv_test_droverd_stop(w->t, 2, 0);
-    /* every node started exactly once: 3 jobs per run */
-    assert_int_equal(drv_test_started(w->t), 3 * RUNS);
+    /* every node started exactly once: 3 jobs per run (and the probe) */
+    assert_int_equal(drv_test_started(w->t), 3 * RUNS + 1);
     assert_int_equal(qnum(qh, "XLEN t:{%s}:dead"), 0);
     assert_int_equal(qnum(qt, "XLEN t:{%s}:dead"), 0);
 }
