@@ -26,8 +26,11 @@
  *
  * The script builds the keys of the run's hash, its item keys and the
  * streams of nodes on other queues from the prefix: on one Redis that
- * is one atomic run. (On Redis Cluster a node on another queue is in
- * another slot; see doc/pipeline-graphs.md for what that needs.)
+ * is one atomic run. On Redis Cluster (ARGV xslot) a node on another
+ * queue is in another slot: its entry goes into the run queue's outbox
+ * instead, the settle of its entry puts the outcome into its own queue's
+ * inbox, and the same script applies that record to the run later (kind
+ * apply); the steps between are in queue_graph_xslot.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +46,12 @@
 /*
  * graph: KEYS = jobs, delayed, dead, stats (of the entry's queue), the
  * delayed-job hash of the job id, the run's hash. ARGV = kind (start, ok,
- * retry, dead), group, consumer, entry id, job id, now_ms, prefix,
+ * retry, dead, cancel, apply), group, consumer, entry id, job id, now_ms, prefix,
  * attempts, text, due_ms, started_at_ms, state ttl ms, spec (start
- * only), dead_max, home queue (start only). Returns DRV_QUEUE_*.
+ * only), dead_max, home queue (start only), xslot ("1" on Redis
+ * Cluster), the inbox record (apply only; KEYS are then the run queue's
+ * and the run's hash twice). Returns DRV_QUEUE_*, or with hand-offs put
+ * in a box [DRV_QUEUE_*, [kind, queue, key, record]...].
  */
 const struct drv_queue_script drv_queue_graph_script = {
     "graph",
@@ -539,13 +545,16 @@ const struct drv_queue_script drv_queue_graph_script = {
 };
 
 /*
- * graph cancel: KEYS = the run's hash. ARGV = prefix, now_ms, group. A
+ * graph cancel: KEYS = the run's hash. ARGV = prefix, now_ms, group,
+ * xslot ("1" on Redis Cluster). A
  * running run becomes cancelled: waiting nodes never start, fan-outs
  * release no more items, and each node entry out is taken back: a
  * delayed retry removed, an entry not yet delivered deleted, a delivered
- * one marked in its queue's P:{Q}:cancel for its worker. Returns
- * {status after, removed, delayed, marked, changed (1: this run
- * cancelled it)}.
+ * one marked in its queue's P:{Q}:cancel for its worker; with xslot
+ * (Redis Cluster) the node entries on other queues are returned for a
+ * take-back in their slots instead. Returns {status after, removed,
+ * delayed, marked, changed (1: this run cancelled it), [[queue, marker,
+ * job id]...]}.
  */
 const struct drv_queue_script drv_queue_graph_cancel_script = {
     "graph_cancel",

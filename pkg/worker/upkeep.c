@@ -20,6 +20,8 @@
  *   registry  every BEAT_MS: this worker's line in the workers hash, and
  *             removal of stale lines (DRV_QUEUE_WORKER_STALE_MS)
  *   schedules every tick: the due schedule ticks (schedule.c)
+ *   graph     Redis Cluster only: the boxes of graph hand-offs between
+ *             slots, every visibility_timeout / 4 (graph_xslot.c)
  */
 #include <errno.h>
 #include <stdio.h>
