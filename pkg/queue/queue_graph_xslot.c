@@ -184,13 +184,27 @@ add_box(const redisReply *e, struct drv_queue_graph_boxes *out,
     return 0;
 }
 
-int
-drv_queue_graph_reply(const redisReply *r, long long *code,
-                      struct drv_queue_graph_boxes *out, struct drv_err *err)
+/* Elements from..end of array r, each [kind, queue, key, record], into
+ * out. */
+static int
+add_boxes(const redisReply *r, size_t from, struct drv_queue_graph_boxes *out,
+          struct drv_err *err)
 {
     size_t i;
     int rc;
 
+    for (i = from; i < r->elements; i++) {
+        rc = add_box(r->element[i], out, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
+drv_queue_graph_reply(const redisReply *r, long long *code,
+                      struct drv_queue_graph_boxes *out, struct drv_err *err)
+{
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
         return drv_err_set(err, DRV_EREDIS, "graph: %.*s", (int)r->len,
                            r->str);
@@ -203,12 +217,7 @@ drv_queue_graph_reply(const redisReply *r, long long *code,
         return drv_err_set(err, DRV_EPROTO, "graph: reply of unexpected "
                            "shape");
     *code = r->element[0]->integer;
-    for (i = 1; i < r->elements; i++) {
-        rc = add_box(r->element[i], out, err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return add_boxes(r, 1, out, err);
 }
 
 int
@@ -216,21 +225,13 @@ drv_queue_graph_scan_parse(const redisReply *r,
                            struct drv_queue_graph_boxes *out,
                            struct drv_err *err)
 {
-    size_t i;
-    int rc;
-
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
         return drv_err_set(err, DRV_EREDIS, "graph scan: %.*s", (int)r->len,
                            r->str);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         return drv_err_set(err, DRV_EPROTO, "graph scan: reply of "
                            "unexpected shape");
-    for (i = 0; i < r->elements; i++) {
-        rc = add_box(r->element[i], out, err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return add_boxes(r, 0, out, err);
 }
 
 void
