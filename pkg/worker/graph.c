@@ -37,6 +37,7 @@
 #include "drover/queue_graph.h"
 #include "drover/redis.h"
 #include "drover/tg.h"
+#include "graph_int.h"
 #include "worker_int.h"
 
 #define RETRY_MS 250
@@ -49,9 +50,6 @@ struct gcall {
 };
 
 static void send_settle(struct wjob *j);
-
-/* the worker's graph state is also read by graph_xslot.c */
-#include "graph_int.h"
 
 /* ------------------------------------------------------------ helpers */
 
