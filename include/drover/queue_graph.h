@@ -132,6 +132,9 @@ struct drv_queue_graph_box {
 struct drv_queue_graph_boxes {
     struct drv_queue_graph_box *v;
     size_t n, cap;
+    size_t oversized;       /* records the reply left out: longer than
+                               the connection's max_string_bytes (they
+                               stay in their box) */
 };
 
 /* drv_queue_graph_boxes_fini -- free every box of b (b itself is the

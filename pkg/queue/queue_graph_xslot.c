@@ -34,6 +34,7 @@
 #include "drover/buf.h"
 #include "drover/common.h"
 #include "drover/queue_graph.h"
+#include "drover/redis.h"
 
 /*
  * graph_handoff: KEYS = the target queue's jobs, the marker. ARGV = the
@@ -171,6 +172,11 @@ add_box(const redisReply *e, struct drv_queue_graph_boxes *out,
         if (e->element[i]->type != REDIS_REPLY_STRING)
             return drv_err_set(err, DRV_EPROTO, "graph: hand-off of "
                                "unexpected shape");
+    if (drv_redis_reply_len(e->element[3]) > e->element[3]->len) {
+        /* cut by the connection's max_string_bytes: it stays in its box */
+        out->oversized++;
+        return 0;
+    }
     if (out->n == out->cap) {
         out->cap = out->cap ? out->cap * 2 : 4;
         out->v = drv_xrealloc(out->v, out->cap * sizeof *out->v);

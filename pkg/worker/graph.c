@@ -240,7 +240,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     struct wjob *j;
     struct drv_worker *w;
     struct drv_err err;
-    struct drv_queue_graph_boxes boxes = {NULL, 0, 0};
+    struct drv_queue_graph_boxes boxes = {NULL, 0, 0, 0};
     long long code = 0;
     char qid[256];
     int rc;

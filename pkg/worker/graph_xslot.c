@@ -191,7 +191,7 @@ on_step(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
     struct gstep *s;
     struct wgraph *g;
-    struct drv_queue_graph_boxes more = {NULL, 0, 0};
+    struct drv_queue_graph_boxes more = {NULL, 0, 0, 0};
     struct drv_err err;
     long long code;
     int rc;
@@ -289,6 +289,11 @@ drv__graph_deliver(struct wgraph *g, const char *src,
 {
     size_t i;
 
+    if (b->oversized > 0)
+        DRV_LOG_ERROR("graph hand-off between slots larger than "
+                      "worker.max_job_bytes: it stays in its box until "
+                      "max_job_bytes is raised", "queue=%s n=%zu", src,
+                      b->oversized);
     for (i = 0; i < b->n; i++) {
         const struct drv_queue_graph_box *x = &b->v[i];
         struct gstep *s = NULL;
@@ -321,7 +326,7 @@ on_scanned(struct drv_redis *r, int status, const redisReply *reply,
 {
     struct gscan *c;
     struct wgraph *g;
-    struct drv_queue_graph_boxes b = {NULL, 0, 0};
+    struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
     struct drv_err err;
 
     (void)r;

@@ -59,7 +59,7 @@ r_arr(redisReply **v, size_t n)
 static void
 test_queue_graph_reply_integer_has_no_boxes(void **state)
 {
-    struct drv_queue_graph_boxes b = {NULL, 0, 0};
+    struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
     struct drv_err err;
     long long code = -1;
     redisReply r = r_int(1);
@@ -75,7 +75,7 @@ static void
 test_queue_graph_reply_boxes_kept_byte_for_byte(void **state)
 {
     static const char rec[] = "[\"gpu\",\0\xff]";
-    struct drv_queue_graph_boxes b = {NULL, 0, 0};
+    struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
     struct drv_err err;
     long long code = -1;
     redisReply code_r = r_int(1);
@@ -108,7 +108,7 @@ test_queue_graph_reply_boxes_kept_byte_for_byte(void **state)
     assert_string_equal(b.v[1].key, "t:{default}:run:r");
     /* a scan answers the same tuples without the code */
     {
-        struct drv_queue_graph_boxes s = {NULL, 0, 0};
+        struct drv_queue_graph_boxes s = {NULL, 0, 0, 0};
         redisReply *sv[] = {&in, &out};
         redisReply sr = r_arr(sv, 2);
 
@@ -123,10 +123,39 @@ test_queue_graph_reply_boxes_kept_byte_for_byte(void **state)
     assert_null(b.v);
 }
 
+/* A record the connection cut (longer than its max_string_bytes: empty,
+ * its length kept) is left out and counted, the others delivered. */
+static void
+test_queue_graph_reply_counts_cut_records(void **state)
+{
+    struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
+    struct drv_err err;
+    long long code = -1;
+    redisReply code_r = r_int(1);
+    redisReply o0 = r_str(REDIS_REPLY_STRING, "out", 3);
+    redisReply o1 = r_str(REDIS_REPLY_STRING, "gpu", 3);
+    redisReply o2 = r_str(REDIS_REPLY_STRING, "m", 1);
+    redisReply cut = r_str(REDIS_REPLY_STRING, "", 0);
+    redisReply whole = r_str(REDIS_REPLY_STRING, "[]", 2);
+    redisReply *cv[] = {&o0, &o1, &o2, &cut};
+    redisReply *wv[] = {&o0, &o1, &o2, &whole};
+    redisReply c = r_arr(cv, 4), w = r_arr(wv, 4);
+    redisReply *v[] = {&code_r, &c, &w};
+    redisReply r = r_arr(v, 3);
+
+    (void)state;
+    cut.integer = 5000000; /* how pkg/redis marks a cut string */
+    assert_int_equal(drv_queue_graph_reply(&r, &code, &b, &err), 0);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.oversized, 1);
+    assert_memory_equal(b.v[0].rec, "[]", 2);
+    drv_queue_graph_boxes_fini(&b);
+}
+
 static void
 test_queue_graph_reply_refuses_other_shapes(void **state)
 {
-    struct drv_queue_graph_boxes b = {NULL, 0, 0};
+    struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
     struct drv_err err;
     long long code;
     redisReply e = r_str(REDIS_REPLY_ERROR, "OOM no", 6);
@@ -207,6 +236,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_graph_reply_integer_has_no_boxes),
         cmocka_unit_test(test_queue_graph_reply_boxes_kept_byte_for_byte),
+        cmocka_unit_test(test_queue_graph_reply_counts_cut_records),
         cmocka_unit_test(test_queue_graph_reply_refuses_other_shapes),
         cmocka_unit_test(test_queue_graph_cancel_names_entries_away),
     };
