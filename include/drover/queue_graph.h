@@ -256,8 +256,9 @@ void drv_queue_graph_takeback(struct drv_script_call *c, const char *prefix,
                               int64_t now_ms);
 
 /* drv_queue_graph_cancel_parse -- the graph cancel call's reply r into
- * *out (drv_queue_graph_cancelled_fini it, also after an error): 0, or DRV_EREDIS (Redis refused it) / DRV_EPROTO (a reply of
- * another shape) with err set. */
+ * *out (drv_queue_graph_cancelled_fini it, also after an error): 0, or
+ * DRV_EREDIS (Redis refused it) / DRV_EPROTO (a reply of another shape)
+ * with err set. */
 int drv_queue_graph_cancel_parse(const struct redisReply *r,
                                  struct drv_queue_graph_cancelled *out,
                                  struct drv_err *err);
