@@ -270,6 +270,13 @@ int drv__cli_cancel(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_wait(struct drv_cli *cli, int argc, char **argv);
 /* cli_pipeline.c: a graph pipeline run, its cancel */
 int drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv);
+/* drv__cli_graph_takeback -- on Redis Cluster, after a graph cancel: take
+ * back gc's entries on other queues (each in its own slot), counted into
+ * gc. 0, or <0 with err. */
+struct drv_queue_graph_cancelled;
+int drv__cli_graph_takeback(struct drv_cli *cli,
+                            struct drv_queue_graph_cancelled *gc,
+                            struct drv_err *err);
 /* web.c: the dashboard's HTTP server */
 int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 

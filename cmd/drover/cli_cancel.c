@@ -44,13 +44,16 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     /* first a graph pipeline run of that id, if there is one: its
      * waiting nodes never start, its items stop being released */
     drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, ops[0], ops[1],
-                           strlen(ops[1]), drv_clock_unix_ms());
+                           strlen(ops[1]), drv_clock_unix_ms(),
+                           cli->cfg->redis.cluster.nnodes > 0);
     drv_script_call_eval(&call, drv_queue_cmds_add(&c));
     drv_script_call_fini(&call);
     drv_queue_cancel_build(&c, &k, ops[1], strlen(ops[1]));
     rc = drv__cli_run(cli, &c, &r);
     if (rc == 0) {
         rc = drv_queue_graph_cancel_parse(r[0], &gc, &err);
+        if (rc == 0)
+            rc = drv__cli_graph_takeback(cli, &gc, &err);
         if (rc == 0)
             rc = drv_queue_cancel_parse(r + 1, c.n - 1, &cn, &err);
         if (rc < 0)
@@ -83,6 +86,7 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
                     : "");
         rc = -ENOENT;
     }
+    drv_queue_graph_cancelled_fini(&gc);
     drv__cli_free_replies(c.n, r);
     drv_queue_cmds_fini(&c);
     drv_queue_keys_fini(&k);

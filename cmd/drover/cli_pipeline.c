@@ -136,6 +136,51 @@ print_json(const char *queue, const char *id,
 }
 
 int
+drv__cli_graph_takeback(struct drv_cli *cli,
+                        struct drv_queue_graph_cancelled *gc,
+                        struct drv_err *err)
+{
+    struct drv_queue_cmds c;
+    struct drv_script_call call;
+    redisReply **out = NULL;
+    size_t i;
+    int rc;
+
+    if (gc->naway == 0)
+        return 0;
+    drv_queue_cmds_init(&c);
+    for (i = 0; i < gc->naway; i++) {
+        drv_queue_graph_takeback(&call, cli->cfg->redis.prefix,
+                                 &gc->away[i], drv_clock_unix_ms());
+        drv_script_call_eval(&call, drv_queue_cmds_add(&c));
+        drv_script_call_fini(&call);
+    }
+    rc = drv__cli_run(cli, &c, &out);
+    for (i = 0; rc == 0 && i < c.n; i++) {
+        if (out[i]->type != REDIS_REPLY_INTEGER) {
+            rc = drv_err_set(err, out[i]->type == REDIS_REPLY_ERROR
+                             ? DRV_EREDIS : DRV_EPROTO, "cancel: take-back "
+                             "on queue %s: %s", gc->away[i].queue,
+                             out[i]->type == REDIS_REPLY_ERROR ? out[i]->str
+                             : "reply of unexpected shape");
+            break;
+        }
+        if (out[i]->integer == 1)
+            gc->removed++;
+        else if (out[i]->integer == 2)
+            gc->delayed++;
+        else if (out[i]->integer == 3)
+            gc->marked++;
+    }
+    if (rc == DRV_EDOWN)
+        drv_err_set(err, rc, "cancel: the take-back on other queues was "
+                    "not sent (Redis down)");
+    drv__cli_free_replies(c.n, out);
+    drv_queue_cmds_fini(&c);
+    return rc;
+}
+
+int
 drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
 {
     static const char *const names[] = {"QUEUE", "ID", NULL};
@@ -154,6 +199,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     size_t hi = 0;
     int rc;
 
+    memset(&gc, 0, sizeof gc);
     rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
     if (rc < 0)
         return rc;
@@ -166,7 +212,8 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     drv_queue_cmds_init(&c);
     if (cancel != NULL) {
         drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, ops[0],
-                               ops[1], strlen(ops[1]), drv_clock_unix_ms());
+                               ops[1], strlen(ops[1]), drv_clock_unix_ms(),
+                               cli->cfg->redis.cluster.nnodes > 0);
         drv_script_call_eval(&call, drv_queue_cmds_add(&c));
         drv_script_call_fini(&call);
         hi = 1;
@@ -177,7 +224,8 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     if (rc < 0)
         goto done;
     if (cancel != NULL) {
-        if (drv_queue_graph_cancel_parse(out[0], &gc, &err) < 0) {
+        if (drv_queue_graph_cancel_parse(out[0], &gc, &err) < 0 ||
+            drv__cli_graph_takeback(cli, &gc, &err) < 0) {
             rc = drv__cli_failed(cli, &err);
             goto done;
         }
@@ -209,6 +257,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
         rc = -EALREADY;
 done:
     drv_queue_graph_run_fini(&run);
+    drv_queue_graph_cancelled_fini(&gc);
     drv__cli_free_replies(c.n, out);
     drv_queue_cmds_fini(&c);
     return rc;

@@ -70,6 +70,11 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+zrem", "ZREM KEY m", "moves due delayed jobs back"},
     {"+zscore", "ZSCORE KEY m", "looks a delayed job up"},
     {"+zscan", "ZSCAN KEY 0 MATCH m", "finds delayed jobs sharing an id"},
+    /* graph pipelines (the graph scripts) */
+    {"+hget", "HGET KEY f", "reads a graph run's state"},
+    {"+hsetnx", "HSETNX KEY f v", "keeps a fan-out item's result once"},
+    {"+lindex", "LINDEX KEY 0", "reads the next item of a fan-out"},
+    {"+rpush", "RPUSH KEY v", "keeps a fan-out's items in a list"},
     {"+get", "GET KEY", "reads a schedule's last tick, an id's holder "
      "(unique_for), a rate's state"},
     {"+role", "ROLE", "with Sentinel: checks a node really is the primary"},

@@ -29,8 +29,11 @@
  *
  * The script builds the keys of the run's hash, its item keys and the
  * streams of nodes on other queues from the prefix: on one Redis that
- * is one atomic run. (On Redis Cluster a node on another queue is in
- * another slot; see doc/pipeline-graphs.md for what that needs.)
+ * is one atomic run. On Redis Cluster (ARGV xslot) a node on another
+ * queue is in another slot: its entry goes into the run queue's outbox
+ * instead, the settle of its entry puts the outcome into its own queue's
+ * inbox, and the same script applies that record to the run later (kind
+ * apply); the steps between are in queue_graph_xslot.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +49,12 @@
 /*
  * graph: KEYS = jobs, delayed, dead, stats (of the entry's queue), the
  * delayed-job hash of the job id, the run's hash. ARGV = kind (start, ok,
- * retry, dead), group, consumer, entry id, job id, now_ms, prefix,
+ * retry, dead, cancel, apply), group, consumer, entry id, job id, now_ms, prefix,
  * attempts, text, due_ms, started_at_ms, state ttl ms, spec (start
- * only), dead_max, home queue (start only). Returns DRV_QUEUE_*.
+ * only), dead_max, home queue (start only), xslot ("1" on Redis
+ * Cluster), the inbox record (apply only; KEYS are then the run queue's
+ * and the run's hash twice). Returns DRV_QUEUE_*, or with hand-offs put
+ * in a box [DRV_QUEUE_*, [kind, queue, key, record]...].
  */
 const struct drv_queue_script drv_queue_graph_script = {
     "graph",
@@ -59,6 +65,20 @@ const struct drv_queue_script drv_queue_graph_script = {
     "local P, attempts, text, due, started = ARGV[7], ARGV[8], ARGV[9],\n"
     "  ARGV[10], ARGV[11]\n"
     "local ttl, deadmax = tonumber(ARGV[12]), tonumber(ARGV[14])\n"
+    "-- xslot: on Redis Cluster (a node on another queue is in another slot);\n"
+    "-- apply: the outcome of such a node, recorded in its queue's inbox\n"
+    "-- (ARGV[17]), applied to the run: no entry of this slot is touched\n"
+    "local xslot, applying = ARGV[16] == '1', kind == 'apply'\n"
+    "-- hand-offs to other slots this run wrote into a box: {'out', queue,\n"
+    "-- marker, record} (an entry for another queue), {'in', home, run key,\n"
+    "-- record} (an outcome for a run in another slot)\n"
+    "local outs = {}\n"
+    "local function reply(code)\n"
+    "  if #outs == 0 then return code end\n"
+    "  local r = {code}\n"
+    "  for i = 1, #outs do r[#r+1] = outs[i] end\n"
+    "  return r\n"
+    "end\n"
     "for _, kt in ipairs({{jobs, 'stream'}, {delayed, 'zset'}, {dead, 'stream'},\n"
     "                     {stats, 'hash'}, {run, 'hash'}}) do\n"
     "  local t = redis.call('TYPE', kt[1])['ok']\n"
@@ -69,15 +89,21 @@ const struct drv_queue_script drv_queue_graph_script = {
     "end\n"
     "-- the entry must still be ours: an entry another worker reclaimed is\n"
     "-- settled by that worker, so nothing here runs twice\n"
-    "local pe = redis.call('XPENDING', jobs, group, eid, eid, 1)\n"
-    "if pe[1] == nil or pe[1][2] ~= me then return 0 end\n"
-    "local fe = redis.call('XRANGE', jobs, eid, eid)\n"
-    "local f = fe[1] and fe[1][2]\n"
+    "local f, rec = nil, nil\n"
+    "if applying then\n"
+    "  rec = cjson.decode(ARGV[17])\n"
+    "else\n"
+    "  local pe = redis.call('XPENDING', jobs, group, eid, eid, 1)\n"
+    "  if pe[1] == nil or pe[1][2] ~= me then return 0 end\n"
+    "  local fe = redis.call('XRANGE', jobs, eid, eid)\n"
+    "  f = fe[1] and fe[1][2]\n"
+    "end\n"
     "local function done_entry()\n"
+    "  if applying then return end\n"
     "  redis.call('XACK', jobs, group, eid)\n"
     "  redis.call('XDEL', jobs, eid)\n"
     "end\n"
-    "if f == nil then\n"
+    "if f == nil and not applying then\n"
     "  done_entry()\n"
     "  return 2\n"
     "end\n"
@@ -100,8 +126,15 @@ const struct drv_queue_script drv_queue_graph_script = {
     "             index = true}\n"
     "\n"
     "-- ------------------------------------------------------------ the run\n"
-    "local rid, node, idx = fget('run'), fget('node'), fget('index')\n"
-    "local home = fget('home')\n"
+    "local rid, node, idx, home\n"
+    "if applying then\n"
+    "  home, rid, node, idx = rec[1], rec[2], rec[3], rec[4]\n"
+    "  if idx == '' then idx = nil end\n"
+    "  kind, attempts, text, started, now = rec[5], rec[6], rec[7], rec[8], rec[9]\n"
+    "else\n"
+    "  rid, node, idx = fget('run'), fget('node'), fget('index')\n"
+    "  home = fget('home')\n"
+    "end\n"
     "if kind == 'start' then rid, home = jid, ARGV[15] end\n"
     "local function R(field) return redis.call('HGET', run, field) end\n"
     "local function RS(...) redis.call('HSET', run, ...) end\n"
@@ -194,6 +227,22 @@ const struct drv_queue_script drv_queue_graph_script = {
     "    end\n"
     "  end\n"
     "  for k = 1, #add do e[#e+1] = add[k] end\n"
+    "  if q ~= home and xslot then\n"
+    "    -- another slot: into the run's outbox; the worker XADDs it there\n"
+    "    -- once (guarded by the marker) and then takes it out of the box\n"
+    "    local tail = n\n"
+    "    if i ~= nil then tail = n .. '/' .. i end\n"
+    "    local marker = qkey(q, 'handoff:') .. #home .. ':' .. home .. ':' ..\n"
+    "      (R('nonce') or rid) .. ':' .. tail\n"
+    "    local mttl = ttl\n"
+    "    if mttl < 86400000 then mttl = 86400000 end\n"
+    "    local r = cjson.encode({q, marker, mttl, e})\n"
+    "    redis.call('ZADD', qkey(home, 'graph:outbox'), now, r)\n"
+    "    outs[#outs+1] = {'out', q, marker, r}\n"
+    "    RS(n .. '.queue', q)\n"
+    "    redis.call('HINCRBY', run, n .. '.enqueued', 1)\n"
+    "    return ''\n"
+    "  end\n"
     "  local x = redis.call('XADD', qkey(q, 'jobs'), '*', unpack(e))\n"
     "  RS(n .. '.entry', x, n .. '.queue', q)\n"
     "  redis.call('HINCRBY', run, n .. '.enqueued', 1)\n"
@@ -342,27 +391,12 @@ const struct drv_queue_script drv_queue_graph_script = {
     "    return 1\n"
     "  end\n"
     "  spec = cjson.decode(ARGV[13])\n"
-    "  -- a node on another queue is in another slot on Redis Cluster, which\n"
-    "  -- one script cannot reach: such a run is refused before it starts\n"
-    "  local other = nil\n"
-    "  for _, n in ipairs(spec.order) do\n"
-    "    local q = spec.nodes[n].queue\n"
-    "    if q and q ~= home then other = n end\n"
-    "  end\n"
-    "  if other and type(redis.pcall('CLUSTER', 'MYID')) == 'string' then\n"
-    "    redis.call('XADD', dead, '*', unpack(rebuild({id = true, error = true},\n"
-    "      {'id', jid, 'error', 'node ' .. other .. ' runs on another queue: ' ..\n"
-    "       'that needs one Redis, not Redis Cluster', 'attempts', attempts,\n"
-    "       'failed_at', now})))\n"
-    "    redis.call('HINCRBY', stats, 'dead', 1)\n"
-    "    done_entry()\n"
-    "    return 1\n"
-    "  end\n"
     "  fields = rebuild(ctl, {})\n"
     "  local left = 0\n"
     "  RS('pipeline', spec.name, 'status', 'running', 'created_at', now,\n"
     "    'spec', ARGV[13], 'fields', cjson.encode(fields), 'home', home,\n"
-    "    'run', rid, 'ttl', ttl, 'order', table.concat(spec.order, ','))\n"
+    "    'run', rid, 'ttl', ttl, 'order', table.concat(spec.order, ','),\n"
+    "    'nonce', eid)\n"
     "  for _, n in ipairs(spec.order) do\n"
     "    local nd = spec.nodes[n]\n"
     "    if nd.of then\n"
@@ -380,7 +414,50 @@ const struct drv_queue_script drv_queue_graph_script = {
     "    end\n"
     "  end\n"
     "  done_entry()\n"
-    "  return 1\n"
+    "  return reply(1)\n"
+    "end\n"
+    "\n"
+    "local marks = string.sub(jobs, 1, #jobs - 4) .. 'cancel'\n"
+    "local function dead_entry()\n"
+    "  redis.call('XADD', dead, '*', unpack(rebuild({id = true, error = true,\n"
+    "    attempts = true, failed_at = true}, {'id', jid, 'error', text,\n"
+    "    'attempts', attempts, 'failed_at', now})))\n"
+    "  redis.call('HINCRBY', stats, 'dead', 1)\n"
+    "  redis.call('HINCRBY', stats, 'failed', 1)\n"
+    "  if deadmax > 0 then\n"
+    "    redis.call('XTRIM', dead, 'MAXLEN', '~', deadmax)\n"
+    "  end\n"
+    "end\n"
+    "local function retry_entry()\n"
+    "  redis.call('HINCRBY', stats, 'failed', 1)\n"
+    "  redis.call('HINCRBY', stats, 'retried', 1)\n"
+    "  redis.call('HSET', hkey, unpack(rebuild({id = true, attempt = true},\n"
+    "    {'id', jid, 'attempt', attempts})))\n"
+    "  redis.call('ZADD', delayed, due, jid)\n"
+    "end\n"
+    "if not applying and xslot and qkey(home, 'jobs') ~= jobs then\n"
+    "  -- a node on another queue than its run's, on Redis Cluster: the run is\n"
+    "  -- in another slot. The entry is settled here; its outcome goes into\n"
+    "  -- this queue's inbox, and the worker applies it to the run (guarded by\n"
+    "  -- the node's state there) and then takes it out of the box\n"
+    "  if kind == 'retry' and redis.call('ZSCORE', marks, eid) then\n"
+    "    kind = 'cancel'\n"
+    "  end\n"
+    "  redis.call('ZREM', marks, eid)\n"
+    "  if kind == 'retry' then\n"
+    "    retry_entry()\n"
+    "    done_entry()\n"
+    "    return 1\n"
+    "  end\n"
+    "  if kind == 'dead' then dead_entry() end\n"
+    "  if kind == 'ok' then redis.call('HINCRBY', stats, 'processed', 1) end\n"
+    "  if kind == 'cancel' then redis.call('HINCRBY', stats, 'cancelled', 1) end\n"
+    "  local r = cjson.encode({home, rid, node, idx or '', kind, attempts, text,\n"
+    "    started, now, eid})\n"
+    "  redis.call('ZADD', string.sub(jobs, 1, #jobs - 4) .. 'graph:inbox', now, r)\n"
+    "  outs[#outs+1] = {'in', home, qkey(home, 'run:') .. rid, r}\n"
+    "  done_entry()\n"
+    "  return reply(1)\n"
     "end\n"
     "\n"
     "if redis.call('EXISTS', run) == 0 then\n"
@@ -389,14 +466,16 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  return 1\n"
     "end\n"
     "load_run()\n"
+    "if applying then ttl = tonumber(R('ttl') or '0') end\n"
     "local st = R(node .. '.state')\n"
     "-- a cancel asked for this entry (drover cancel marks a delivered entry\n"
     "-- in P:{Q}:cancel): a retry becomes a cancel\n"
-    "local marks = string.sub(jobs, 1, #jobs - 4) .. 'cancel'\n"
-    "if kind == 'retry' and redis.call('ZSCORE', marks, eid) then\n"
-    "  kind = 'cancel'\n"
+    "if not applying then\n"
+    "  if kind == 'retry' and redis.call('ZSCORE', marks, eid) then\n"
+    "    kind = 'cancel'\n"
+    "  end\n"
+    "  redis.call('ZREM', marks, eid)\n"
     "end\n"
-    "redis.call('ZREM', marks, eid)\n"
     "local nd = spec.nodes[node]\n"
     "local live = (idx == nil and st == 'queued') or\n"
     "             (idx ~= nil and st == 'running' and R('status') == 'running')\n"
@@ -407,13 +486,13 @@ const struct drv_queue_script drv_queue_graph_script = {
     "end\n"
     "\n"
     "if kind == 'cancel' then\n"
-    "  redis.call('HINCRBY', stats, 'cancelled', 1)\n"
+    "  if not applying then redis.call('HINCRBY', stats, 'cancelled', 1) end\n"
     "  if live then\n"
     "    RS(node .. '.state', 'cancelled', node .. '.finished_at', now)\n"
     "    if not nd.of then runend(node, 'cancelled', 'cancelled') end\n"
     "  end\n"
     "  done_entry()\n"
-    "  return 1\n"
+    "  return reply(1)\n"
     "end\n"
     "\n"
     "if kind == 'retry' then\n"
@@ -426,24 +505,13 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  if live then\n"
     "    RS(node .. '.attempts', attempts, node .. '.error', text)\n"
     "  end\n"
-    "  redis.call('HINCRBY', stats, 'failed', 1)\n"
-    "  redis.call('HINCRBY', stats, 'retried', 1)\n"
-    "  redis.call('HSET', hkey, unpack(rebuild({id = true, attempt = true},\n"
-    "    {'id', jid, 'attempt', attempts})))\n"
-    "  redis.call('ZADD', delayed, due, jid)\n"
+    "  retry_entry()\n"
     "  done_entry()\n"
     "  return 1\n"
     "end\n"
     "\n"
     "if kind == 'dead' then\n"
-    "  redis.call('XADD', dead, '*', unpack(rebuild({id = true, error = true,\n"
-    "    attempts = true, failed_at = true}, {'id', jid, 'error', text,\n"
-    "    'attempts', attempts, 'failed_at', now})))\n"
-    "  redis.call('HINCRBY', stats, 'dead', 1)\n"
-    "  redis.call('HINCRBY', stats, 'failed', 1)\n"
-    "  if deadmax > 0 then\n"
-    "    redis.call('XTRIM', dead, 'MAXLEN', '~', deadmax)\n"
-    "  end\n"
+    "  if not applying then dead_entry() end\n"
     "  if live then\n"
     "    local err = text\n"
     "    if idx ~= nil then err = 'item ' .. idx .. ': ' .. text end\n"
@@ -453,11 +521,11 @@ const struct drv_queue_script drv_queue_graph_script = {
     "    if not nd.of then rundead(node, err) end\n"
     "  end\n"
     "  done_entry()\n"
-    "  return 1\n"
+    "  return reply(1)\n"
     "end\n"
     "\n"
     "-- ok\n"
-    "redis.call('HINCRBY', stats, 'processed', 1)\n"
+    "if not applying then redis.call('HINCRBY', stats, 'processed', 1) end\n"
     "if live and idx == nil then\n"
     "  RS(node .. '.attempts', attempts, node .. '.started_at', started)\n"
     "  finish(node, 'ok', text)\n"
@@ -481,36 +549,48 @@ const struct drv_queue_script drv_queue_graph_script = {
     "  end\n"
     "end\n"
     "done_entry()\n"
-    "return 1\n"
+    "return reply(1)\n"
 };
 
 /*
- * graph cancel: KEYS = the run's hash. ARGV = prefix, now_ms, group. A
+ * graph cancel: KEYS = the run's hash. ARGV = prefix, now_ms, group,
+ * xslot ("1" on Redis Cluster). A
  * running run becomes cancelled: waiting nodes never start, fan-outs
  * release no more items, and each node entry out is taken back: a
  * delayed retry removed, an entry not yet delivered deleted, a delivered
- * one marked in its queue's P:{Q}:cancel for its worker. Returns
- * {status after, removed, delayed, marked, changed (1: this run
- * cancelled it)}.
+ * one marked in its queue's P:{Q}:cancel for its worker; with xslot
+ * (Redis Cluster) the node entries on other queues are returned for a
+ * take-back in their slots instead. Returns {status after, removed,
+ * delayed, marked, changed (1: this run cancelled it), [[queue, marker,
+ * job id]...]}.
  */
 const struct drv_queue_script drv_queue_graph_cancel_script = {
     "graph_cancel",
     "local run = KEYS[1]\n"
-    "local P, now, group = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local P, now, group, xslot = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'\n"
     "local t = redis.call('TYPE', run)['ok']\n"
-    "if t ~= 'hash' then return {'none', 0, 0, 0, 0} end\n"
+    "if t ~= 'hash' then return {'none', 0, 0, 0, 0, {}} end\n"
     "local function R(f) return redis.call('HGET', run, f) end\n"
     "local status = R('status')\n"
-    "if status ~= 'running' then return {status or 'none', 0, 0, 0, 0} end\n"
+    "if status ~= 'running' then return {status or 'none', 0, 0, 0, 0, {}} end\n"
     "local spec = cjson.decode(R('spec'))\n"
     "local rid, home, ttl = R('run'), R('home'), tonumber(R('ttl') or '0')\n"
     "redis.call('HSET', run, 'status', 'cancelled', 'error', 'cancelled',\n"
     "  'finished_at', now)\n"
     "local removed, delayed, marked = 0, 0, 0\n"
+    "-- on Redis Cluster, entries on another queue are in another slot: each\n"
+    "-- is returned as {queue, marker, job id} for a take-back there\n"
+    "local away = {}\n"
+    "local nonce = R('nonce') or rid\n"
     "local function qkey(q, what) return P .. ':{' .. q .. '}:' .. what end\n"
     "-- the job jid of queue q, whose entry was eid: out of the delayed set, out\n"
     "-- of the stream when not delivered, else marked for its worker\n"
-    "local function drop(q, eid, jid)\n"
+    "local function drop(q, eid, jid, tail)\n"
+    "  if xslot and q ~= home then\n"
+    "    away[#away+1] = {q, qkey(q, 'handoff:') .. #home .. ':' .. home .. ':' ..\n"
+    "      nonce .. ':' .. tail, jid}\n"
+    "    return\n"
+    "  end\n"
     "  if redis.call('ZREM', qkey(q, 'delayed'), jid) == 1 then\n"
     "    redis.call('DEL', qkey(q, 'job:') .. jid)\n"
     "    delayed = delayed + 1\n"
@@ -532,12 +612,13 @@ const struct drv_queue_script drv_queue_graph_cancel_script = {
     "  if st == 'waiting' or st == 'standby' then\n"
     "    redis.call('HSET', run, n .. '.state', 'cancelled')\n"
     "  elseif st == 'queued' then\n"
-    "    drop(q, R(n .. '.entry'), rid .. '/' .. n)\n"
+    "    drop(q, R(n .. '.entry'), rid .. '/' .. n, n)\n"
     "    redis.call('HSET', run, n .. '.state', 'cancelled')\n"
     "  elseif st == 'running' then\n"
     "    local live = redis.call('HGETALL', base .. 'live:' .. n)\n"
     "    for i = 1, #live, 2 do\n"
-    "      drop(q, live[i+1], rid .. '/' .. n .. '/' .. live[i])\n"
+    "      drop(q, live[i+1], rid .. '/' .. n .. '/' .. live[i],\n"
+    "        n .. '/' .. live[i])\n"
     "    end\n"
     "    redis.call('HSET', run, n .. '.state', 'cancelled')\n"
     "    redis.call('DEL', base .. 'items:' .. n, base .. 'res:' .. n,\n"
@@ -547,11 +628,11 @@ const struct drv_queue_script drv_queue_graph_cancel_script = {
     "if ttl <= 0 then ttl = 86400000 end\n"
     "redis.call('PEXPIRE', run, ttl)\n"
     "redis.call('PUBLISH', qkey(home, 'done'), run)\n"
-    "return {'cancelled', removed, delayed, marked, 1}\n"
+    "return {'cancelled', removed, delayed, marked, 1, away}\n"
 };
 
 static const char *const kinds[] = {"start", "ok", "retry", "dead",
-                                    "cancel"};
+                                    "cancel", "apply"};
 
 char *
 drv_queue_run_key(const char *prefix, const char *queue, const char *run,
@@ -573,15 +654,23 @@ drv_queue_graph_settle(struct drv_script_call *c,
 {
     char *run = drv_queue_run_key(prefix, op->home, op->run_id,
                                   op->run_id_len);
+    /* Cluster, an entry whose run is on another queue: the run's key is
+     * in another slot, not passed (the script puts the outcome in this
+     * queue's inbox); the job's hash stands in (a hash of this slot) */
+    int away = op->xslot && op->kind != DRV_GRAPH_START &&
+               strcmp(op->home, k->name) != 0;
 
-    DRV_ASSERT(op->kind <= DRV_GRAPH_CANCEL);
+    DRV_ASSERT(op->kind < DRV_GRAPH_APPLY);
     drv_script_call_init(c, &drv_queue_graph_script);
     drv_argv_adds(&c->keys, k->jobs);
     drv_argv_adds(&c->keys, k->delayed);
     drv_argv_adds(&c->keys, k->dead);
     drv_argv_adds(&c->keys, k->stats);
     drv_argv_addcat(&c->keys, k->job_prefix, op->job_id, op->job_id_len);
-    drv_argv_adds(&c->keys, run);
+    if (away)
+        drv_argv_addcat(&c->keys, k->job_prefix, op->job_id, op->job_id_len);
+    else
+        drv_argv_adds(&c->keys, run);
     free(run);
     drv_argv_adds(&c->args, kinds[op->kind]);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
@@ -599,6 +688,7 @@ drv_queue_graph_settle(struct drv_script_call *c,
     drv_argv_adds(&c->args, op->spec != NULL ? op->spec : "");
     drv_argv_addll(&c->args, (long long)op->dead_max);
     drv_argv_adds(&c->args, op->kind == DRV_GRAPH_START ? op->home : "");
+    drv_argv_adds(&c->args, op->xslot ? "1" : "0");
 }
 
 char *
@@ -664,7 +754,7 @@ drv_queue_graph_spec(const struct drv_config_pipeline *pl)
 void
 drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
                        const char *queue, const char *run, size_t run_len,
-                       int64_t now_ms)
+                       int64_t now_ms, int xslot)
 {
     char *key = drv_queue_run_key(prefix, queue, run, run_len);
 
@@ -674,6 +764,66 @@ drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
     drv_argv_adds(&c->args, prefix);
     drv_argv_addll(&c->args, (long long)now_ms);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+    drv_argv_adds(&c->args, xslot ? "1" : "0");
+}
+
+void
+drv_queue_graph_cancelled_fini(struct drv_queue_graph_cancelled *out)
+{
+    size_t i;
+
+    for (i = 0; i < out->naway; i++) {
+        free(out->away[i].queue);
+        free(out->away[i].marker);
+        free(out->away[i].job_id);
+    }
+    free(out->away);
+    out->away = NULL;
+    out->naway = 0;
+}
+
+/* A string element of a reply as a new NUL-terminated copy, or NULL. */
+static char *
+dup_str(const redisReply *e)
+{
+    if (e == NULL || e->type != REDIS_REPLY_STRING)
+        return NULL;
+    return drv_xstrndup(e->str, e->len);
+}
+
+/* The 6th element of a cancel reply: [[queue, marker, job id]...]. */
+static int
+parse_away(const redisReply *r, struct drv_queue_graph_cancelled *out,
+           struct drv_err *err)
+{
+    size_t i, k;
+
+    if (r->type != REDIS_REPLY_ARRAY)
+        return drv_err_set(err, DRV_EPROTO, "cancel: reply of unexpected "
+                           "shape");
+    if (r->elements == 0)
+        return 0;
+    out->away = drv_xcalloc(r->elements, sizeof *out->away);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        struct drv_queue_graph_away *a = &out->away[out->naway];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 3)
+            return drv_err_set(err, DRV_EPROTO, "cancel: reply of "
+                               "unexpected shape");
+        for (k = 0; k < 3; k++)
+            if (e->element[k]->type != REDIS_REPLY_STRING)
+                return drv_err_set(err, DRV_EPROTO, "cancel: reply of "
+                                   "unexpected shape");
+        a->queue = dup_str(e->element[0]);
+        a->marker = dup_str(e->element[1]);
+        a->job_id = drv_xmalloc(e->element[2]->len + 1);
+        memcpy(a->job_id, e->element[2]->str, e->element[2]->len);
+        a->job_id[e->element[2]->len] = '\0';
+        a->job_id_len = e->element[2]->len;
+        out->naway++;
+    }
+    return 0;
 }
 
 int
@@ -687,7 +837,7 @@ drv_queue_graph_cancel_parse(const redisReply *r,
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
         return drv_err_set(err, DRV_EREDIS, "cancel: %.*s", (int)r->len,
                            r->str);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 5 ||
         r->element[0]->type != REDIS_REPLY_STRING)
         return drv_err_set(err, DRV_EPROTO, "cancel: reply of unexpected "
                            "shape");
@@ -701,5 +851,7 @@ drv_queue_graph_cancel_parse(const redisReply *r,
     out->delayed = r->element[2]->integer;
     out->marked = r->element[3]->integer;
     out->changed = r->element[4]->integer == 1;
+    if (r->elements >= 6)
+        return parse_away(r->element[5], out, err);
     return 0;
 }

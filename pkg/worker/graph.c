@@ -16,7 +16,13 @@
  * is sent again after RETRY_MS until Redis answers: the script is
  * idempotent for an entry (once it ran, the entry is no longer ours and
  * a second run changes nothing), and the job stays on the live list
- * meanwhile, so its lease keeps being renewed.
+ * meanwhile, so its lease keeps being renewed. A call Redis refused
+ * (OOM, NOPERM) marks the job graph_refused, so a graceful stop past its
+ * deadline does not wait for it (worker.c).
+ *
+ * On Redis Cluster a hand-off to or from a node on another queue (another
+ * slot) comes back in the reply as a box record (pkg/queue/
+ * queue_graph_xslot.c); graph_xslot.c takes the steps that deliver it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,25 +37,10 @@
 #include "drover/queue_graph.h"
 #include "drover/redis.h"
 #include "drover/tg.h"
+#include "graph_int.h"
 #include "worker_int.h"
 
 #define RETRY_MS 250
-
-/* The worker's graph state (w->graph). */
-struct wgraph {
-    unsigned magic;
-#define WGRAPH_MAGIC 0x9a4f9a4fU
-    struct drv_worker *w;           /* borrowed: owner */
-    struct drv_redis_script *script; /* owned: the graph script */
-    char **specs;                   /* owned: spec JSON per pipeline of
-                                       the config (NULL for steps) */
-    struct wjob **retry;            /* owned array of borrowed jobs whose
-                                       call failed: sent again */
-    int nretry, capretry;
-    struct event *retry_ev;         /* owned: RETRY_MS timer */
-    int64_t logged_ns;              /* last log of a failed call (at most
-                                       every BAD_LOG_NS) */
-};
 
 /* One graph call out. */
 struct gcall {
@@ -135,6 +126,7 @@ drv__worker_graph_init(struct drv_worker *w)
     g->retry_ev = event_new(w->base, -1, 0, on_retry, g);
     DRV_AN(g->retry_ev);
     w->graph = g;
+    drv__graph_xslot_init(g);
 }
 
 void
@@ -146,6 +138,7 @@ drv__worker_graph_fini(struct drv_worker *w)
     if (g == NULL)
         return;
     DRV_CHECK_OBJ(g, WGRAPH_MAGIC);
+    drv__graph_xslot_fini(g);
     event_free(g->retry_ev);
     /* jobs waiting for a resend stay pending in Redis: job.c detaches
      * them with every live job */
@@ -247,6 +240,8 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     struct wjob *j;
     struct drv_worker *w;
     struct drv_err err;
+    struct drv_queue_graph_boxes boxes = {NULL, 0, 0, 0};
+    long long code = 0;
     char qid[256];
     int rc;
 
@@ -259,11 +254,14 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
         return; /* the worker is being freed: the entry stays pending */
     w = j->w;
     rc = drv_redis_result(status, reply, &err);
-    if (rc == 0 && reply->type != REDIS_REPLY_INTEGER)
-        rc = drv_err_set(&err, DRV_EPROTO, "graph: reply of unexpected "
-                         "shape");
+    if (rc == 0)
+        rc = drv_queue_graph_reply(reply, &code, &boxes, &err);
     if (rc < 0) {
-        drv__worker_redis_error(w, status, reply);
+        /* Redis answered with an error (not a redirection): refused */
+        j->graph_refused = !drv__worker_redis_error(w, status, reply) &&
+                           status == 0 && reply != NULL &&
+                           reply->type == REDIS_REPLY_ERROR;
+        drv_queue_graph_boxes_fini(&boxes);
         DRV_LOG_DEBUG("graph settle: no answer, sent again later",
                       "entry=%s error=\"%s\"", j->job->entry_id, err.msg);
         if (rc != DRV_EDOWN &&
@@ -274,9 +272,14 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
                          j->job->entry_id, err.msg);
         }
         retry_later(w->graph, j);
+        drv__worker_check_stopped(w);
         return;
     }
-    if (reply->integer == DRV_QUEUE_LOST) {
+    j->graph_refused = 0;
+    /* hand-offs to other slots (Cluster): delivered from here on */
+    drv__graph_deliver(w->graph, w->queues[j->qi].keys.name, &boxes);
+    drv_queue_graph_boxes_fini(&boxes);
+    if (code == DRV_QUEUE_LOST) {
         w->stats.lost++;
         drv_log_quote(qid, sizeof qid, j->job->id, j->job->id_len);
         DRV_LOG_WARN("lost lease: outcome not written", "queue=%s "
@@ -332,6 +335,7 @@ send_settle(struct wjob *j)
     op.started_at_ms = j->started_ms;
     op.state_ttl_ms = j->pipe->policy.result_ttl_ms;
     op.dead_max = w->dead_bound.max;
+    op.xslot = w->cluster != NULL;
     if (run == NULL) {
         /* the run's first entry: the run is its job id, on this queue */
         for (pi = 0; w->cfg->pipelines[pi] != j->pipe; pi++)

@@ -20,6 +20,8 @@
  *   registry  every BEAT_MS: this worker's line in the workers hash, and
  *             removal of stale lines (DRV_QUEUE_WORKER_STALE_MS)
  *   schedules every tick: the due schedule ticks (schedule.c)
+ *   graph     Redis Cluster only: the boxes of graph hand-offs between
+ *             slots, every visibility_timeout / 4 (graph_xslot.c)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -491,6 +493,7 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     }
     drv__worker_cancel_check(w, now);
     drv__worker_progress_flush(w, now);
+    drv__graph_upkeep(w, now);
     /* the mover and reclaim, on the queues that need them */
     drv__worker_due_tick(w, now);
     if (now >= w->next_renew_ns && w->renew_inflight == 0) {

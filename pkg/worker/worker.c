@@ -730,7 +730,8 @@ only_refused_left(struct drv_worker *w, int *n)
 
     *n = 0;
     for (j = w->live; j != NULL; j = j->next, (*n)++)
-        if (!j->settle_pending || w->queues[j->qi].settle_fails == 0)
+        if (!j->graph_refused && (!j->settle_pending ||
+                                  w->queues[j->qi].settle_fails == 0))
             return 0;
     return 1;
 }

@@ -95,6 +95,9 @@ struct wjob {
     int lost;                     /* lease lost: outcome discarded */
     int cancel_req;               /* drover cancel marked its entry: the
                                      outcome becomes a cancel (cancel.c) */
+    int graph_refused;            /* its graph settle call was refused by
+                                     Redis (OOM, NOPERM): sent again later
+                                     (graph.c) */
     unsigned progress_seq;        /* the run's last report taken */
     int64_t progress_next_ns;     /* no progress write before (mono) */
     int progress_written;         /* the result hash holds progress */
@@ -473,6 +476,9 @@ void drv__graph_task_opts(struct drv_worker *w, struct wjob *j,
 const struct drv_config_policy *drv__graph_policy(const struct wjob *j);
 int drv__graph_settles(const struct wjob *j);
 void drv__graph_settle(struct wjob *j);
+/* graph_xslot.c: on Redis Cluster, from the upkeep: the boxes of
+ * hand-offs between slots left by a worker that died, delivered. */
+void drv__graph_upkeep(struct drv_worker *w, int64_t now_ns);
 
 #define SCRIPT_SETTLE 0
 #define SCRIPT_MOVER 1

@@ -45,8 +45,13 @@ static const char body[] =
     "  ok: {handler: echo, result_ttl: 1h}\n"
     "  bad: {handler: fail, retries: 1, backoff: 10ms, result_ttl: 1h}\n"
     "  s: {handler: sleep}\n"
+    "  list: {handler: exec, command: [printf, \"[1,2]\"]}\n"
     "pipelines:\n"
-    "  p: {steps: [ok, ok], result_ttl: 1h}\n";
+    "  p: {steps: [ok, ok], result_ttl: 1h}\n"
+    "  g:\n    graph:\n"
+    "      a: {job: list}\n"
+    "      f: {job: ok, needs: a, for_each: \"{input}\"}\n"
+    "      z: {job: ok, needs: f}\n";
 
 /* drv_test_srv, with the drover user's URL (the fixture writes it into
  * the config). */
@@ -352,6 +357,39 @@ test_acl_everything_works_under_the_rule(void **st)
 
 /* A user missing one command: droverd's log names it (NOPERM), and so
  * does the CLI's error. */
+/* 1 when graph run g1 has ended (ok or dead). */
+static int
+g1_ended(struct drv_test_droverd *t)
+{
+    char *v = drv_test_hget(t, "drover:{default}:run:g1", "status");
+    int ended = v != NULL && (strcmp(v, "ok") == 0 ||
+                              strcmp(v, "dead") == 0);
+
+    free(v);
+    return ended;
+}
+
+/* A graph pipeline (fan-out, fan-in, its view and cancel) as the drover
+ * user: the graph scripts' own calls are in the rule. */
+static void
+test_acl_graph_runs_under_the_rule(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char *v;
+
+    create_users(t, NULL);
+    drv_test_droverd_start(t, 0);
+    free(CLI(t, 0, "enqueue", "default", "--pipeline", "g", "--id", "g1"));
+    wait_until(g1_ended(t), "graph run g1 to end");
+    v = drv_test_hget(t, "drover:{default}:run:g1", "status");
+    assert_string_equal(v, "ok");
+    free(v);
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    CLI_HAS(t, "f", "pipeline", "default", "g1");
+    free(CLI(t, 1, "pipeline", "default", "g1", "--cancel"));
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 static void
 test_acl_missing_command_is_named(void **st)
 {
@@ -495,6 +533,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_acl_everything_works_under_the_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acl_graph_runs_under_the_rule,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_missing_command_is_named,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_doc_line_is_the_rule,

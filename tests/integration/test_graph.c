@@ -747,6 +747,39 @@ test_graph_example_runs(void **st)
     drv_test_droverd_stop(t, 1, 0);
 }
 
+/*
+ * SIGTERM while Redis refuses a graph settle (out of memory): droverd
+ * stops after its shutdown_timeout instead of waiting for Redis forever;
+ * the entry stays pending (a later worker takes it), nothing is lost.
+ */
+static void
+test_graph_stop_while_settle_refused(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    drv_test_droverd_config(t, "  shutdown_timeout: 1s\n",
+                            "queues: [default]\n"
+                            "jobs:\n  e: {handler: echo}\n"
+                            "pipelines:\n"
+                            "  p:\n    graph:\n"
+                            "      a: {job: e}\n");
+    drv_test_redis_ok(t->c, "SET t:{default}:paused 1");
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "queue paused", 1);
+    start_run(t, "p", "r");
+    drv_test_redis_ok(t->c, "CONFIG SET maxmemory-policy noeviction");
+    drv_test_redis_ok(t->c, "CONFIG SET maxmemory 1");
+    drv_test_redis_ok(t->c, "DEL t:{default}:paused");
+    drv_test_wait_log(t, "graph settle failed: will retry", 1);
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_file_count(t->log, "stopping with outcomes "
+                                         "Redis refused"), 1);
+    drv_test_redis_ok(t->c, "CONFIG SET maxmemory 0");
+    assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"),
+                     1);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:run:r"), 0);
+}
+
 int
 main(void)
 {
@@ -764,6 +797,7 @@ main(void)
         T(test_graph_view_and_cancel),
         T(test_graph_drover_cancel_stops_running_nodes),
         T(test_graph_example_runs),
+        T(test_graph_stop_while_settle_refused),
     };
 #undef T
 
