@@ -34,18 +34,6 @@ static const char *const lead_fields[] = {
     "id", "job", "pipeline", "step", "attempts", "failed_at", "error",
 };
 
-static int
-is_lead(const struct drv_field *f)
-{
-    size_t i;
-
-    for (i = 0; i < DRV_ARRAY_LEN(lead_fields); i++)
-        if (f->name_len == strlen(lead_fields[i]) &&
-            memcmp(f->name, lead_fields[i], f->name_len) == 0)
-            return 1;
-    return 0;
-}
-
 static void
 print_entry(struct drv_buf *b, const struct drv_job *e)
 {
@@ -73,7 +61,8 @@ print_entry(struct drv_buf *b, const struct drv_job *e)
             drv_buf_logfmt(b, v->value, v->value_len, 0);
     }
     for (i = 0; i < e->nfields; i++) {
-        if (is_lead(&e->fields[i]))
+        if (drv_field_name_in(&e->fields[i], lead_fields,
+                              DRV_ARRAY_LEN(lead_fields)))
             continue;
         drv_buf_add(b, " ", 1);
         drv_buf_logfmt(b, e->fields[i].name, e->fields[i].name_len, 0);
@@ -132,23 +121,20 @@ static void
 print_page(struct drv_cli *cli, const char *queue,
            const struct drv_queue_dead_page *p)
 {
-    struct drv_json j;
+    struct drv_cli_json o;
     struct drv_buf b;
     size_t i;
 
-    drv_buf_init(&b);
     if (cli->json) {
-        drv_json_init(&j, &b);
-        drv_queue_dead_page_json(&j, queue, p);
-        drv_json_fini(&j);
-        drv__cli_json_print(&b);
-    } else {
-        for (i = 0; i < p->n; i++)
-            print_entry(&b, p->entry[i]);
-        if (p->n == 0)
-            fprintf(stderr, "%s: no dead entries in %s\n", cli->prog,
-                    queue);
+        drv_queue_dead_page_json(drv__cli_json_begin(&o), queue, p);
+        drv__cli_json_end(&o);
+        return;
     }
+    drv_buf_init(&b);
+    for (i = 0; i < p->n; i++)
+        print_entry(&b, p->entry[i]);
+    if (p->n == 0)
+        fprintf(stderr, "%s: no dead entries in %s\n", cli->prog, queue);
     drv_buf_fini(&b);
 }
 
@@ -179,11 +165,10 @@ dead_list(struct drv_cli *cli, int argc, char **argv)
         return drv__cli_usage_error(cli, "--count \"%s\" is not a number "
                                     "above 0", count);
     rc = exchange(cli, queue, build_list, &a, &c, &out);
-    if (rc == 0) {
-        rc = drv_queue_dead_list_parse(out, c.n, a.count, &page, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_dead_list_parse(out, c.n, a.count,
+                                                            &page, &err),
+                             &err);
     if (rc == 0) {
         print_page(cli, queue, &page);
         drv_queue_dead_page_fini(&page);
@@ -224,14 +209,10 @@ dead_retry(struct drv_cli *cli, int argc, char **argv)
         return drv__cli_usage_error(cli, "give either ID or --all");
     if (all == NULL && ops[1] == NULL)
         return drv__cli_usage_error(cli, "missing ID (or --all)");
-    if (ops[1] != NULL && ops[1][0] == '\0')
-        return drv__cli_usage_error(cli, "ID must not be empty");
     rc = exchange(cli, ops[0], build_retry, ops[1], &c, &out);
-    if (rc == 0) {
-        rc = drv_queue_dead_retry_parse(out, c.n, &moved, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_dead_retry_parse(out, c.n, &moved,
+                                                             &err), &err);
     if (rc == 0 && ops[1] != NULL && moved == 0) {
         fprintf(stderr, "%s: no dead entry with id %s in %s\n", cli->prog,
                 ops[1], ops[0]);
@@ -284,14 +265,13 @@ dead_purge(struct drv_cli *cli, int argc, char **argv)
     before = drv_clock_unix_ms() - age;
     rc = exchange(cli, queue, build_purge, older != NULL ? &before : NULL,
                   &c, &out);
-    if (rc == 0) {
-        if (older != NULL)
-            rc = drv_queue_dead_trim_parse(out, c.n, &purged, &err);
-        else
-            rc = drv_queue_dead_purge_parse(out, c.n, &purged, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (rc == 0 && older != NULL)
+        rc = drv__cli_parsed(cli, drv_queue_dead_trim_parse(out, c.n, &purged,
+                                                            &err), &err);
+    else if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_dead_purge_parse(out, c.n,
+                                                             &purged, &err),
+                             &err);
     if (rc == 0 && older != NULL)
         printf("purged %" PRId64 " dead %s older than %s from %s\n", purged,
                purged == 1 ? "entry" : "entries", older, queue);

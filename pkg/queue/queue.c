@@ -210,6 +210,19 @@ drv_job_field_str(const struct drv_job *job, const char *name)
     return f ? drv_xstrndup(f->value, f->value_len) : NULL;
 }
 
+int
+drv_field_name_in(const struct drv_field *f, const char *const *names,
+                  size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (f->name_len == strlen(names[i]) &&
+            memcmp(f->name, names[i], f->name_len) == 0)
+            return 1;
+    return 0;
+}
+
 /* ------------------------------------------------------- script calls */
 
 void
