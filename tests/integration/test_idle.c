@@ -46,14 +46,6 @@ redis_calls(struct drv_test_droverd *t)
     return n;
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* Write the config (body), start droverd 0 and wait until it runs and
  * its queue named last has been prepared. */
 static void
@@ -84,9 +76,9 @@ idle_rate(struct drv_test_droverd *t, int nq)
     snprintf(last, sizeof last, "q%d", nq - 1);
     start_idle(t, body, last);
     free(body);
-    sleep_ms(2000);
+    drv_test_sleep_ms(2000);
     n0 = redis_calls(t);
-    sleep_ms(4000);
+    drv_test_sleep_ms(4000);
     n1 = redis_calls(t);
     drv_test_droverd_stop(t, 0, 0);
     fprintf(stderr, "  %d queue(s): %.1f commands/s\n", nq,
@@ -125,7 +117,7 @@ test_idle_delayed_job_from_cli_moves_when_due(void **st)
 
     start_idle(t, "queues: [a, b, c]\n"
                "jobs:\n  e:\n    handler: echo\n    result_ttl: 1h\n", "c");
-    sleep_ms(1500); /* idle: the first looks at the queues are over */
+    drv_test_sleep_ms(1500); /* idle: the first looks at queues are over */
     argv[0] = drv_test_bin("drover", bin, sizeof bin);
     argv[1] = "-c";
     argv[2] = t->cfg;
@@ -191,7 +183,7 @@ test_idle_retry_moved_by_other_worker(void **st)
                "first worker started");
     wait_until_num(drv_test_num(t, "EXISTS t:{b}:jobs"), ==, 1,
                    "queues prepared");
-    sleep_ms(1500); /* both idle: their first looks are over */
+    drv_test_sleep_ms(1500); /* both idle: their first looks are over */
     drv_test_xadd(t, "b", NULL, 0, "job", "f", NULL);
     drv_test_wait_stat(t, "b", "retried", 1);
     wait_until_num(drv_test_num(t, "ZCARD t:due"), ==, 1, "retry indexed");
@@ -247,11 +239,11 @@ test_idle_no_libcurl_few_wakeups(void **st)
     start_idle(t, "queues: [a, b, c]\n"
                "jobs:\n  e:\n    handler: noop\n"
                "  x:\n    handler: exec\n    command: [/bin/true]\n", "c");
-    sleep_ms(1000);
+    drv_test_sleep_ms(1000);
     snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
     assert_false(drv_test_file_contains(maps, "libcurl"));
     v0 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
-    sleep_ms(5000);
+    drv_test_sleep_ms(5000);
     v1 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
     fprintf(stderr, "  idle: %.1f wakeups/s\n", (double)(v1 - v0) / 5);
     /* generous: a wakeup per 100 ms tick and per reply is 16 */

@@ -202,12 +202,9 @@ write_config(const char *path)
 static void
 web_start(struct web *w, const char *name, const char *const *extra)
 {
-    char bin[512], conf[400], *text = NULL, *p;
+    char bin[512], conf[400], *text = NULL, *p, *slash, *colon;
     const char *argv[16];
-    int64_t deadline = drv_test_now_ms() + WATCHDOG_MS;
     size_t i = 0, j;
-    FILE *f;
-    long sz;
 
     snprintf(conf, sizeof conf, "%s/drover.yaml", tmpdir);
     write_config(conf);
@@ -221,33 +218,21 @@ web_start(struct web *w, const char *name, const char *const *extra)
         argv[i++] = extra[j];
     argv[i] = NULL;
     assert_int_equal(drv_test_spawn(&w->proc, argv, w->log, NULL), 0);
-    w->port = 0;
-    while (w->port == 0) {
-        if (drv_test_now_ms() > deadline)
-            fail_msg("drover web (%s) printed no URL", name);
-        drv_test_sleep_ms(20);
-        f = fopen(w->log, "r");
-        if (f == NULL)
-            continue;
-        fseek(f, 0, SEEK_END);
-        sz = ftell(f);
-        rewind(f);
-        text = calloc(1, (size_t)sz + 1);
-        /* "dashboard at http://HOST:PORT/": the port after the last ':'
-         * of the authority */
-        if (fread(text, 1, (size_t)sz, f) == (size_t)sz &&
-            (p = strstr(text, "dashboard at http://")) != NULL) {
-            char *slash = strchr(p + 20, '/'), *colon = NULL;
-
-            for (colon = slash; colon != NULL && colon > p && *colon != ':';
-                 colon--)
-                ;
-            if (slash != NULL && colon != NULL && colon > p)
-                w->port = atoi(colon + 1);
-        }
-        free(text);
-        fclose(f);
-    }
+    /* "dashboard at http://HOST:PORT/ (Redis ...)" */
+    wait_until(drv_test_file_contains(w->log, "dashboard at http://") &&
+                   drv_test_file_contains(w->log, " (Redis "),
+               "drover web (%s) to print its URL", name);
+    text = drv_test_slurp(w->log, NULL);
+    p = strstr(text, "dashboard at http://");
+    slash = strchr(p + 20, '/');
+    assert_non_null(slash);
+    /* the port after the last ':' of the authority */
+    for (colon = slash; colon > p && *colon != ':'; colon--)
+        ;
+    assert_true(colon > p);
+    w->port = atoi(colon + 1);
+    free(text);
+    assert_true(w->port > 0);
 }
 
 /* SIGTERM and wait: its exit status (0 = clean stop; under ASan a leak
