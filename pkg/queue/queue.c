@@ -13,6 +13,8 @@
 #include "drover/parse.h"
 #include "drover/queue.h"
 
+#include "queue_int.h"
+
 /* ---------------------------------------------------------------- keys */
 
 static char *
@@ -426,22 +428,11 @@ int
 drv_settle_parse(const redisReply *reply, int nops, int *codes,
                  struct drv_err *err)
 {
-    int i;
+    int i, rc = drv__queue_check_ints(reply, (size_t)nops, "settle", err);
 
-    if (reply == NULL)
-        return drv_err_set(err, DRV_EPROTO, "settle: no reply");
-    if (reply->type == REDIS_REPLY_ERROR)
-        return drv_err_set(err, DRV_EREDIS, "settle: %.*s",
-                           (int)reply->len, reply->str);
-    if (reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != nops)
-        return drv_err_set(err, DRV_EPROTO,
-                           "settle: reply of unexpected shape");
-    for (i = 0; i < nops; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
-            return drv_err_set(err, DRV_EPROTO, "settle: op %d not int", i);
+    for (i = 0; rc == 0 && i < nops; i++)
         codes[i] = (int)reply->element[i]->integer;
-    }
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------ other scripts */
@@ -515,15 +506,23 @@ drv_queue_prepare(struct drv_script_call *c, const struct drv_queue_keys *k)
 }
 
 void
+drv__queue_command(struct drv_argv *out, ...)
+{
+    const char *s;
+    va_list ap;
+
+    drv_argv_reset(out);
+    va_start(ap, out);
+    while ((s = va_arg(ap, const char *)) != NULL)
+        drv_argv_adds(out, s);
+    va_end(ap);
+}
+
+void
 drv_queue_group_create(const struct drv_queue_keys *k, struct drv_argv *out)
 {
-    drv_argv_reset(out);
-    drv_argv_adds(out, "XGROUP");
-    drv_argv_adds(out, "CREATE");
-    drv_argv_adds(out, k->jobs);
-    drv_argv_adds(out, DRV_QUEUE_GROUP);
-    drv_argv_adds(out, "0");
-    drv_argv_adds(out, "MKSTREAM");
+    drv__queue_command(out, "XGROUP", "CREATE", k->jobs, DRV_QUEUE_GROUP,
+                       "0", "MKSTREAM", NULL);
 }
 
 /* ----------------------------------------------------------- fetching */

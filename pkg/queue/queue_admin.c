@@ -88,6 +88,23 @@ drv__queue_check_reply(const redisReply *r, int want, const char *what,
 }
 
 int
+drv__queue_check_ints(const redisReply *r, size_t n, const char *what,
+                      struct drv_err *err)
+{
+    size_t i;
+    int rc = drv__queue_check_reply(r, REDIS_REPLY_ARRAY, what, err);
+
+    if (rc == 0 && r->elements != n)
+        return drv_err_set(err, DRV_EPROTO, "%s: %zu values, want %zu",
+                           what, r->elements, n);
+    for (i = 0; rc == 0 && i < n; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return drv_err_set(err, DRV_EPROTO, "%s: value %zu is no "
+                               "integer", what, i);
+    return rc;
+}
+
+int
 drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
                      const char *what, struct drv_err *err)
 {

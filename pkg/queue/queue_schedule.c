@@ -66,10 +66,7 @@ drv_queue_schedule_tick(struct drv_script_call *c,
 int
 drv_queue_schedule_last_build(struct drv_queue_cmds *c, const char *sched_key)
 {
-    struct drv_argv *a = drv_queue_cmds_add(c);
-
-    drv_argv_adds(a, "GET");
-    drv_argv_adds(a, sched_key);
+    drv__queue_command(drv_queue_cmds_add(c), "GET", sched_key, NULL);
     return 1;
 }
 
