@@ -30,7 +30,6 @@
 #define WATCHDOG_MS 20000      /* a server that does not answer fails */
 #define TOKEN "t0k3n-for-the-web-test"
 
-static struct drv_test_redis srv;
 static char tmpdir[256];
 
 /* One running `drover web`. */
@@ -194,7 +193,7 @@ write_config(const char *path)
     snprintf(text, sizeof text,
              "redis:\n  url: %s\n  prefix: drover\n"
              "queues: [default, low]\n"
-             "jobs:\n  resize: {handler: noop}\n", srv.url);
+             "jobs:\n  resize: {handler: noop}\n", drv_test_srv.url);
     assert_int_equal(drv_test_write_file(path, text), 0);
 }
 
@@ -263,10 +262,9 @@ group_setup(void **st)
     const char *tok_args[] = {"--listen", "127.0.0.1:0", "--token-file",
                               tokfile, NULL};
 
-    (void)st;
     if (drv_test_tmpdir("drover-web", tmpdir, sizeof tmpdir) < 0)
         return -1;
-    if (drv_test_redis_start(&srv) != 0)
+    if (drv_test_redis_group_setup(st) != 0)
         return -1;
     snprintf(tokfile, sizeof tokfile, "%s/token", tmpdir);
     if (drv_test_write_file(tokfile, TOKEN "\n") != 0)
@@ -283,10 +281,9 @@ group_teardown(void **st)
 
     int rc = 0;
 
-    (void)st;
     if (web_stop(&open_web) != 0 || web_stop(&token_web) != 0)
         rc = -1;        /* the logs stay for a look */
-    drv_test_redis_cleanup(&srv);
+    drv_test_redis_group_teardown(st);
     if (rc == 0 && (keep == NULL || strcmp(keep, "1") != 0))
         drv_test_rm_rf(tmpdir);
     return rc;
@@ -300,9 +297,9 @@ setup(void **st)
     struct resp r;
     const char *p;
 
-    drv_test_redis_flush(&srv);
+    drv_test_redis_fresh();
     memset(&state, 0, sizeof state);
-    state.c = drv_test_redis_connect(&srv);
+    state.c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(state.c);
     get("/api/session", &r);
     assert_status(&r, 200);
@@ -868,12 +865,12 @@ test_web_redis_down_and_back(void **st)
     struct resp r;
 
     (void)st;
-    if (srv.external)
+    if (drv_test_srv.external)
         skip();
     get("/api/queues", &r);
     assert_status(&r, 200);
     resp_free(&r);
-    drv_test_redis_kill(&srv);
+    drv_test_redis_kill(&drv_test_srv);
     get("/api/queues", &r);
     assert_status(&r, 503);
     assert_body_has(&r, "\"error\":");
@@ -881,7 +878,7 @@ test_web_redis_down_and_back(void **st)
     get("/", &r);                     /* the page itself still loads */
     assert_status(&r, 200);
     resp_free(&r);
-    assert_int_equal(drv_test_redis_restart(&srv), 0);
+    assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
     get("/api/queues", &r);
     assert_status(&r, 200);
     resp_free(&r);
