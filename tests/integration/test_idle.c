@@ -110,25 +110,15 @@ static void
 test_idle_delayed_job_from_cli_moves_when_due(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char bin[512], out[256], *v;
-    const char *argv[10];
+    const char *const args[] = {"enqueue", "b", "e", "--delay", "1s", NULL};
+    char *out, *v;
     long long due, started;
     redisReply *r;
 
     start_idle(t, "queues: [a, b, c]\n"
                "jobs:\n  e:\n    handler: echo\n    result_ttl: 1h\n", "c");
     drv_test_sleep_ms(1500); /* idle: the first looks at queues are over */
-    argv[0] = drv_test_bin("drover", bin, sizeof bin);
-    argv[1] = "-c";
-    argv[2] = t->cfg;
-    argv[3] = "enqueue";
-    argv[4] = "b";
-    argv[5] = "e";
-    argv[6] = "--delay";
-    argv[7] = "1s";
-    argv[8] = NULL;
-    assert_int_equal(drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS),
-                     0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, args);
     out[strcspn(out, "\n")] = '\0';
     /* the index holds it until a worker moved it */
     r = redisCommand(t->c, "ZRANGE t:due 0 -1 WITHSCORES");
@@ -141,6 +131,7 @@ test_idle_delayed_job_from_cli_moves_when_due(void **st)
     assert_non_null(v);
     assert_string_equal(v, "ok");
     free(v);
+    free(out);
     wait_until_num(drv_test_started(t), ==, 1, "start traced");
     {
         FILE *f = fopen(t->trace, "r");

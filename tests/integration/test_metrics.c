@@ -589,8 +589,8 @@ static void
 test_metrics_exec_resources(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char prog[300], body[2048], bin[300], out[8192], *v, *m;
-    const char *argv[] = {NULL, "-c", NULL, "result", "default", "b1", NULL};
+    char prog[300], body[2048], *out, *v, *m;
+    const char *const args[] = {"result", "default", "b1", NULL};
     long long cpu, rss;
     int port;
 
@@ -624,12 +624,10 @@ test_metrics_exec_resources(void **st)
                        "job=\"burn\"}") >= 0.29);
     free(m);
     /* drover result shows them */
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[0] = bin;
-    argv[2] = t->cfg;
-    assert_int_equal(drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, args);
     assert_non_null(strstr(out, "cpu_ms: "));
     assert_non_null(strstr(out, "max_rss_kb: "));
+    free(out);
     drv_test_droverd_stop(t, 0, 0);
 }
 
