@@ -59,6 +59,7 @@ drv_test_cli_run(struct drv_test_cli *r, const char *dir, const char *cfg,
     int n = 0;
 
     memset(r, 0, sizeof *r);
+    snprintf(r->cmd, sizeof r->cmd, "%s", args[0] != NULL ? args[0] : "");
     argv[n++] = drv_test_bin("drover", bin, sizeof bin);
     if (cfg != NULL) {
         argv[n++] = "-c";
@@ -76,8 +77,8 @@ drv_test_cli_run(struct drv_test_cli *r, const char *dir, const char *cfg,
     r->status = drv_test_wait(&p, DRV_TEST_WAIT_MS);
     if (r->status == -ETIMEDOUT) {
         drv_test_kill(&p, SIGKILL);
-        fail_msg("%s %s: still running after %d ms", bin,
-                 argv[cfg != NULL ? 3 : 1], DRV_TEST_WAIT_MS);
+        fail_msg("drover %s: still running after %d ms", r->cmd,
+                 DRV_TEST_WAIT_MS);
     }
     r->out = drv_test_slurp(outp, NULL);
     r->err = drv_test_slurp(errp, NULL);
@@ -92,18 +93,25 @@ drv_test_cli_fini(struct drv_test_cli *r)
 }
 
 char *
+drv_test_cli_take(struct drv_test_cli *r, int want)
+{
+    char *out;
+
+    if (r->status != want)
+        fail_msg("drover %s: exit %d, want %d\nstdout: %s\nstderr: %s",
+                 r->cmd, r->status, want, r->out, r->err);
+    out = r->out;
+    r->out = NULL;
+    drv_test_cli_fini(r);
+    return out;
+}
+
+char *
 drv_test_cli_out(const char *dir, const char *cfg, int want,
                  const char *const *args)
 {
     struct drv_test_cli r;
-    char *out;
 
     drv_test_cli_run(&r, dir, cfg, NULL, args);
-    if (r.status != want)
-        fail_msg("drover %s: exit %d, want %d\nstdout: %s\nstderr: %s",
-                 args[0], r.status, want, r.out, r.err);
-    out = r.out;
-    r.out = NULL;
-    drv_test_cli_fini(&r);
-    return out;
+    return drv_test_cli_take(&r, want);
 }

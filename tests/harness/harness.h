@@ -270,6 +270,7 @@ long drv_test_wait_file_num(const char *dir, const char *name);
 
 /* One run of the drover CLI. */
 struct drv_test_cli {
+    char cmd[64]; /* the command (its first argument), for messages */
     int status; /* exit code, or 128+signal */
     char *out;  /* owned: all it wrote on stdout */
     char *err;  /* owned: all it wrote on stderr */
@@ -290,9 +291,13 @@ void drv_test_cli_run(struct drv_test_cli *r, const char *dir,
 /* drv_test_cli_fini -- free r's out and err. */
 void drv_test_cli_fini(struct drv_test_cli *r);
 
-/* drv_test_cli_out -- drv_test_cli_run without env; fails the test,
- * showing stdout and stderr, unless the exit code is want. Its stdout
- * (caller frees). */
+/* drv_test_cli_take -- fail the test, showing stdout and stderr, unless
+ * r's exit code is want; else r's stdout (caller frees), the rest of r
+ * freed. */
+char *drv_test_cli_take(struct drv_test_cli *r, int want);
+
+/* drv_test_cli_out -- drv_test_cli_run without env, then
+ * drv_test_cli_take. */
 char *drv_test_cli_out(const char *dir, const char *cfg, int want,
                        const char *const *args);
 
