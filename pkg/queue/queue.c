@@ -325,10 +325,7 @@ drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const struct drv_queue_dead_bound *dead)
 {
     drv_script_call_init(c, &drv_queue_settle_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, k->dead, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)now_ms);
@@ -442,8 +439,7 @@ drv_queue_mover(struct drv_script_call *c, const struct drv_queue_keys *k,
                 int64_t now_ms, int limit)
 {
     drv_script_call_init(c, &drv_queue_mover_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, NULL);
     drv_argv_addll(&c->args, (long long)now_ms);
     drv_argv_addll(&c->args, limit);
     drv_argv_adds(&c->args, k->job_prefix);
@@ -456,9 +452,7 @@ drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
                   const struct drv_queue_dead_bound *dead)
 {
     drv_script_call_init(c, &drv_queue_reclaim_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->dead, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)min_idle_ms);
@@ -489,8 +483,7 @@ drv_queue_dead_retry(struct drv_script_call *c,
                      const struct drv_queue_keys *k, const char *id)
 {
     drv_script_call_init(c, &drv_queue_dead_retry_script);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->jobs);
+    drv__queue_adds(&c->keys, k->dead, k->jobs, NULL);
     drv_argv_adds(&c->args, id ? id : "");
 }
 
@@ -498,23 +491,37 @@ void
 drv_queue_prepare(struct drv_script_call *c, const struct drv_queue_keys *k)
 {
     drv_script_call_init(c, &drv_queue_prepare_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, k->dead, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+}
+
+static void
+adds_v(struct drv_argv *a, va_list ap)
+{
+    const char *s;
+
+    while ((s = va_arg(ap, const char *)) != NULL)
+        drv_argv_adds(a, s);
+}
+
+void
+drv__queue_adds(struct drv_argv *a, ...)
+{
+    va_list ap;
+
+    va_start(ap, a);
+    adds_v(a, ap);
+    va_end(ap);
 }
 
 void
 drv__queue_command(struct drv_argv *out, ...)
 {
-    const char *s;
     va_list ap;
 
     drv_argv_reset(out);
     va_start(ap, out);
-    while ((s = va_arg(ap, const char *)) != NULL)
-        drv_argv_adds(out, s);
+    adds_v(out, ap);
     va_end(ap);
 }
 

@@ -580,8 +580,7 @@ drv_queue_lookup_build(struct drv_queue_cmds *c,
     drv_script_call_init(&call, &drv_queue_lookup_script);
     drv_argv_adds(&call.keys, k->delayed);
     drv_argv_addcat(&call.keys, k->job_prefix, id, strlen(id));
-    drv_argv_adds(&call.keys, k->jobs);
-    drv_argv_adds(&call.keys, k->dead);
+    drv__queue_adds(&call.keys, k->jobs, k->dead, NULL);
     drv_argv_adds(&call.args, id);
     drv_argv_addll(&call.args, DRV_QUEUE_LOOKUP_SCAN);
     drv_argv_adds(&call.args, DRV_QUEUE_GROUP);

@@ -181,9 +181,7 @@ drv_queue_admit_init(struct drv_script_call *c,
                      int64_t lease_ms)
 {
     drv_script_call_init(c, &drv_queue_admit_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)lease_ms);

@@ -145,10 +145,8 @@ drv_queue_cancel_build(struct drv_queue_cmds *c,
     struct drv_script_call call;
 
     drv_script_call_init(&call, &drv_queue_cancel_script);
-    drv_argv_adds(&call.keys, k->jobs);
-    drv_argv_adds(&call.keys, k->delayed);
-    drv_argv_adds(&call.keys, k->cancel);
-    drv_argv_adds(&call.keys, k->stats);
+    drv__queue_adds(&call.keys, k->jobs, k->delayed, k->cancel, k->stats,
+                    NULL);
     drv_argv_addcat(&call.keys, k->result_prefix, id, id_len);
     drv_argv_addcat(&call.keys, k->job_prefix, id, id_len);
     drv_argv_add(&call.args, id, id_len);

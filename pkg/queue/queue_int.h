@@ -36,9 +36,13 @@ struct drv_json;
 void drv__queue_json_job_begin(struct drv_json *j, const char *queue,
                                const char *id, int found);
 
+/* drv__queue_adds -- add the strings that follow (ended by NULL) to a:
+ * a script's keys, a command's arguments. */
+struct drv_argv;
+void drv__queue_adds(struct drv_argv *a, ...) __attribute__((sentinel));
+
 /* drv__queue_command -- out emptied, then the strings that follow (a
  * command and its arguments, ended by NULL) added. */
-struct drv_argv;
 void drv__queue_command(struct drv_argv *out, ...)
     __attribute__((sentinel));
 
