@@ -39,6 +39,7 @@
 
 #include "drover/buf.h"
 #include "drover/config.h"
+#include "drover/json.h"
 #include "drover/queue.h"
 
 /* connect and per-command timeout */
@@ -98,9 +99,10 @@ struct drv_cli_opt {
  * absent); the first nrequired must be given ("missing NAME"); more than
  * names holds are bad usage unless rest is not NULL, which then gets the
  * index in argv of the first operand past them (argc when none). An
- * operand named QUEUE is checked as a queue name. Options may come
- * before, between or after the operands; "--" ends them. Returns 0, or
- * -EINVAL with the message and the usage printed.
+ * operand named QUEUE is checked as a queue name; one named ID must not
+ * be empty. Options may come before, between or after the operands; "--"
+ * ends them. Returns 0, or -EINVAL with the message and the usage
+ * printed.
  */
 int drv__cli_args(struct drv_cli *cli, int argc, char **argv,
                   const struct drv_cli_opt *opts, const char *const *names,
@@ -213,6 +215,11 @@ int drv__cli_run(struct drv_cli *cli, const struct drv_queue_cmds *c,
 /* drv__cli_failed -- print "PROG: MESSAGE" of err; returns err->code. */
 int drv__cli_failed(struct drv_cli *cli, const struct drv_err *err);
 
+/* drv__cli_parsed -- rc as a reply parser returned it; when it is < 0,
+ * print err first (drv__cli_failed). For `rc = drv__cli_parsed(cli,
+ * drv_queue_X_parse(r, n, ..., &err), &err);`. */
+int drv__cli_parsed(struct drv_cli *cli, int rc, const struct drv_err *err);
+
 /* -------------------------------------------------------- cli_util.c */
 
 /* drv__cli_time -- Unix ms as "2024-11-25T18:40:07.123Z" into buf. */
@@ -224,6 +231,21 @@ char *drv__cli_age(int64_t ms, char *buf, size_t n);
 /* drv__cli_json_print -- end the JSON document in b: write it and a
  * newline to stdout. */
 void drv__cli_json_print(const struct drv_buf *b);
+
+/*
+ * One JSON document for stdout: drv__cli_json_begin returns the writer,
+ * drv__cli_json_end ends it, prints it (drv__cli_json_print) and frees
+ * it.
+ */
+struct drv_cli_json {
+    unsigned magic;
+#define DRV_CLI_JSON_MAGIC 0xc1150a0dU
+    struct drv_buf b;   /* the document */
+    struct drv_json j;  /* writes into b */
+};
+
+struct drv_json *drv__cli_json_begin(struct drv_cli_json *o);
+void drv__cli_json_end(struct drv_cli_json *o);
 
 /*
  * A text table: rows of cells, printed with every column as wide as its

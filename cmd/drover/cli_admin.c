@@ -47,12 +47,11 @@ pause_resume(struct drv_cli *cli, int argc, char **argv, int resume)
     else
         drv_queue_pause_build(&c, &k, drv_clock_unix_ms());
     rc = drv__cli_run(cli, &c, &r);
-    if (rc == 0) {
-        rc = resume ? drv_queue_resume_parse(r, c.n, &was_paused, &err)
-                    : drv_queue_pause_parse(r, c.n, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (rc == 0 && resume)
+        rc = drv__cli_parsed(cli, drv_queue_resume_parse(r, c.n, &was_paused,
+                                                         &err), &err);
+    else if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_pause_parse(r, c.n, &err), &err);
     if (rc < 0)
         ;
     else if (!resume)
@@ -86,18 +85,6 @@ static const char *const result_fields[] = {
     "status", "attempts", "finished_at", "cpu_ms", "max_rss_kb", "error",
     "result",
 };
-
-static int
-is_result_field(const struct drv_field *f)
-{
-    size_t i;
-
-    for (i = 0; i < DRV_ARRAY_LEN(result_fields); i++)
-        if (f->name_len == strlen(result_fields[i]) &&
-            memcmp(f->name, result_fields[i], f->name_len) == 0)
-            return 1;
-    return 0;
-}
 
 /*
  * v[0..len) on stdout as text a terminal shows safely: valid UTF-8 and
@@ -190,7 +177,8 @@ drv__cli_print_result(const struct drv_job *res)
     /* the rest (a pipeline's step, step.K.*) sorted by name */
     rest = drv_xcalloc(res->nfields + 1, sizeof *rest);
     for (i = 0; i < res->nfields; i++)
-        if (!is_result_field(&res->fields[i]) &&
+        if (!drv_field_name_in(&res->fields[i], result_fields,
+                               DRV_ARRAY_LEN(result_fields)) &&
             drv_job_field(res, res->fields[i].name) == &res->fields[i])
             rest[n++] = &res->fields[i];
     qsort(rest, n, sizeof *rest, cmp_names);
@@ -259,12 +247,12 @@ fetch(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
     else
         drv_queue_result_build(&c, k, id);
     rc = drv__cli_run(cli, &c, &r);
-    if (rc == 0) {
-        rc = lookup ? drv_queue_lookup_parse(r, c.n, l, &err)
-                    : drv_queue_result_parse(r, c.n, &l->result, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (rc == 0 && lookup)
+        rc = drv__cli_parsed(cli, drv_queue_lookup_parse(r, c.n, l, &err),
+                             &err);
+    else if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_result_parse(r, c.n, &l->result,
+                                                         &err), &err);
     drv__cli_free_replies(c.n, r);
     drv_queue_cmds_fini(&c);
     return rc;
@@ -282,15 +270,12 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
     struct drv_queue_lookup l;
     struct drv_queue_keys k;
     const struct drv_field *v = NULL;
-    struct drv_json j;
-    struct drv_buf b;
+    struct drv_cli_json o;
     int rc;
 
     rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
     if (rc < 0)
         return rc;
-    if (ops[1][0] == '\0')
-        return drv__cli_usage_error(cli, "ID must not be empty");
     if (field != NULL && cli->json)
         return drv__cli_usage_error(cli, "give either --field or --json");
     rc = drv__cli_connect(cli);
@@ -307,12 +292,8 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
         if (rc == 0)
             rc = -ENOENT;
     } else if (rc == 0 && cli->json) {
-        drv_buf_init(&b);
-        drv_json_init(&j, &b);
-        drv_queue_lookup_json(&j, ops[0], ops[1], &l);
-        drv_json_fini(&j);
-        drv__cli_json_print(&b);
-        drv_buf_fini(&b);
+        drv_queue_lookup_json(drv__cli_json_begin(&o), ops[0], ops[1], &l);
+        drv__cli_json_end(&o);
         if (l.result == NULL)
             rc = -ENOENT;
     } else if (rc == 0 && field != NULL) {

@@ -29,14 +29,12 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     struct drv_script_call call;
     redisReply **r = NULL;
     struct drv_queue_graph_cancelled gc = {0};
+    struct drv_cli_json o;
     int rc;
 
     rc = drv__cli_args(cli, argc, argv, NULL, names, 2, ops, NULL);
-    if (rc < 0)
-        return rc;
-    if (ops[1][0] == '\0')
-        return drv__cli_usage_error(cli, "ID must not be empty");
-    rc = drv__cli_connect(cli);
+    if (rc == 0)
+        rc = drv__cli_connect(cli);
     if (rc < 0)
         return rc;
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
@@ -56,19 +54,11 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
             rc = drv__cli_graph_takeback(cli, &gc, &err);
         if (rc == 0)
             rc = drv_queue_cancel_parse(r + 1, c.n - 1, &cn, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
+        rc = drv__cli_parsed(cli, rc, &err);
     }
     if (rc == 0 && cli->json) {
-        struct drv_buf b;
-        struct drv_json j;
-
-        drv_buf_init(&b);
-        drv_json_init(&j, &b);
-        drv_queue_cancel_json(&j, ops[0], ops[1], &cn);
-        drv_json_fini(&j);
-        drv__cli_json_print(&b);
-        drv_buf_fini(&b);
+        drv_queue_cancel_json(drv__cli_json_begin(&o), ops[0], ops[1], &cn);
+        drv__cli_json_end(&o);
     } else if (rc == 0 && drv_queue_cancel_total(&cn) > 0) {
         printf("cancelled: %lld waiting, %lld delayed removed; %lld running "
                "(its worker stops it within a second)\n",

@@ -34,18 +34,6 @@ static const char *const lead_fields[] = {
     "id", "job", "pipeline", "step", "attempts", "failed_at", "error",
 };
 
-static int
-is_lead(const struct drv_field *f)
-{
-    size_t i;
-
-    for (i = 0; i < DRV_ARRAY_LEN(lead_fields); i++)
-        if (f->name_len == strlen(lead_fields[i]) &&
-            memcmp(f->name, lead_fields[i], f->name_len) == 0)
-            return 1;
-    return 0;
-}
-
 static void
 print_entry(struct drv_buf *b, const struct drv_job *e)
 {
@@ -73,7 +61,8 @@ print_entry(struct drv_buf *b, const struct drv_job *e)
             drv_buf_logfmt(b, v->value, v->value_len, 0);
     }
     for (i = 0; i < e->nfields; i++) {
-        if (is_lead(&e->fields[i]))
+        if (drv_field_name_in(&e->fields[i], lead_fields,
+                              DRV_ARRAY_LEN(lead_fields)))
             continue;
         drv_buf_add(b, " ", 1);
         drv_buf_logfmt(b, e->fields[i].name, e->fields[i].name_len, 0);
@@ -86,69 +75,66 @@ print_entry(struct drv_buf *b, const struct drv_job *e)
 }
 
 /*
- * The shared flow of the three subcommands: connect, build with the
- * queue's keys, send, and hand the replies back (*out, c) to the caller's
- * parser. 0 or an error (printed).
+ * The shared flow of the three subcommands: dead_begin connects and
+ * readies the queue's keys and an empty batch; the subcommand adds its
+ * commands, sends them (dead_send) and parses d.out; dead_end frees it
+ * all.
  */
-typedef int drv_cli_dead_build_fn(struct drv_queue_cmds *c,
-                                  const struct drv_queue_keys *k,
-                                  const void *arg);
+struct dead_call {
+    struct drv_queue_keys k;  /* the queue's keys */
+    struct drv_queue_cmds c;  /* the batch */
+    redisReply **out;         /* owned: its replies after dead_send */
+    struct drv_err err;       /* a parser's error */
+};
 
+/* 0, or the connection's error (printed; nothing to end then) */
 static int
-exchange(struct drv_cli *cli, const char *queue, drv_cli_dead_build_fn *build,
-         const void *arg, struct drv_queue_cmds *c, redisReply ***out)
+dead_begin(struct drv_cli *cli, const char *queue, struct dead_call *d)
 {
-    struct drv_queue_keys k;
-    int rc;
+    int rc = drv__cli_connect(cli);
 
-    drv_queue_cmds_init(c);
-    *out = NULL;
-    rc = drv__cli_connect(cli);
     if (rc < 0)
         return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
-    build(c, &k, arg);
-    drv_queue_keys_fini(&k);
-    return drv__cli_run(cli, c, out);
+    drv_queue_keys_init(&d->k, cli->cfg->redis.prefix, queue);
+    drv_queue_cmds_init(&d->c);
+    d->out = NULL;
+    return 0;
+}
+
+static int
+dead_send(struct drv_cli *cli, struct dead_call *d)
+{
+    return drv__cli_run(cli, &d->c, &d->out);
+}
+
+static void
+dead_end(struct dead_call *d)
+{
+    drv__cli_free_replies(d->c.n, d->out);
+    drv_queue_cmds_fini(&d->c);
+    drv_queue_keys_fini(&d->k);
 }
 
 /* ----------------------------------------------------------------- list */
-
-struct list_args {
-    const char *after;  /* borrowed: --after, or NULL */
-    int64_t count;      /* --count, or 0 = all */
-};
-
-static int
-build_list(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-           const void *arg)
-{
-    const struct list_args *a = arg;
-
-    return drv_queue_dead_list_build(c, k, a->after, a->count);
-}
 
 static void
 print_page(struct drv_cli *cli, const char *queue,
            const struct drv_queue_dead_page *p)
 {
-    struct drv_json j;
+    struct drv_cli_json o;
     struct drv_buf b;
     size_t i;
 
-    drv_buf_init(&b);
     if (cli->json) {
-        drv_json_init(&j, &b);
-        drv_queue_dead_page_json(&j, queue, p);
-        drv_json_fini(&j);
-        drv__cli_json_print(&b);
-    } else {
-        for (i = 0; i < p->n; i++)
-            print_entry(&b, p->entry[i]);
-        if (p->n == 0)
-            fprintf(stderr, "%s: no dead entries in %s\n", cli->prog,
-                    queue);
+        drv_queue_dead_page_json(drv__cli_json_begin(&o), queue, p);
+        drv__cli_json_end(&o);
+        return;
     }
+    drv_buf_init(&b);
+    for (i = 0; i < p->n; i++)
+        print_entry(&b, p->entry[i]);
+    if (p->n == 0)
+        fprintf(stderr, "%s: no dead entries in %s\n", cli->prog, queue);
     drv_buf_fini(&b);
 }
 
@@ -156,17 +142,15 @@ static int
 dead_list(struct drv_cli *cli, int argc, char **argv)
 {
     static const char *const names[] = {"QUEUE", NULL};
-    const char *count = NULL, *queue = NULL;
-    struct list_args a = {NULL, 0};
+    const char *count = NULL, *queue = NULL, *after = NULL;
     const struct drv_cli_opt opts[] = {
         {"count", 'n', 1, &count},
-        {"after", 0, 1, &a.after},
+        {"after", 0, 1, &after},
         {NULL, 0, 0, NULL},
     };
     struct drv_queue_dead_page page;
-    struct drv_queue_cmds c;
-    struct drv_err err;
-    redisReply **out = NULL;
+    struct dead_call d;
+    int64_t n = 0;
     int rc;
 
     rc = drv__cli_args(cli, argc, argv, opts, names, 1, &queue, NULL);
@@ -175,32 +159,27 @@ dead_list(struct drv_cli *cli, int argc, char **argv)
     /* n < 1 checked here too: drv_parse_int does not apply min to
      * numbers without a '-' */
     if (count != NULL &&
-        (drv_parse_int(count, 1, INT64_MAX, &a.count) < 0 || a.count < 1))
+        (drv_parse_int(count, 1, INT64_MAX, &n) < 0 || n < 1))
         return drv__cli_usage_error(cli, "--count \"%s\" is not a number "
                                     "above 0", count);
-    rc = exchange(cli, queue, build_list, &a, &c, &out);
-    if (rc == 0) {
-        rc = drv_queue_dead_list_parse(out, c.n, a.count, &page, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    rc = dead_begin(cli, queue, &d);
+    if (rc < 0)
+        return rc;
+    drv_queue_dead_list_build(&d.c, &d.k, after, n);
+    rc = dead_send(cli, &d);
+    if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_dead_list_parse(d.out, d.c.n, n,
+                                                            &page, &d.err),
+                             &d.err);
     if (rc == 0) {
         print_page(cli, queue, &page);
         drv_queue_dead_page_fini(&page);
     }
-    drv__cli_free_replies(c.n, out);
-    drv_queue_cmds_fini(&c);
+    dead_end(&d);
     return rc;
 }
 
 /* ---------------------------------------------------------------- retry */
-
-static int
-build_retry(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-            const void *id)
-{
-    return drv_queue_dead_retry_build(c, k, id);
-}
 
 static int
 dead_retry(struct drv_cli *cli, int argc, char **argv)
@@ -211,9 +190,7 @@ dead_retry(struct drv_cli *cli, int argc, char **argv)
         {"all", 0, 0, &all},
         {NULL, 0, 0, NULL},
     };
-    struct drv_queue_cmds c;
-    struct drv_err err;
-    redisReply **out = NULL;
+    struct dead_call d;
     int64_t moved = 0;
     int rc;
 
@@ -224,14 +201,15 @@ dead_retry(struct drv_cli *cli, int argc, char **argv)
         return drv__cli_usage_error(cli, "give either ID or --all");
     if (all == NULL && ops[1] == NULL)
         return drv__cli_usage_error(cli, "missing ID (or --all)");
-    if (ops[1] != NULL && ops[1][0] == '\0')
-        return drv__cli_usage_error(cli, "ID must not be empty");
-    rc = exchange(cli, ops[0], build_retry, ops[1], &c, &out);
-    if (rc == 0) {
-        rc = drv_queue_dead_retry_parse(out, c.n, &moved, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    rc = dead_begin(cli, ops[0], &d);
+    if (rc < 0)
+        return rc;
+    drv_queue_dead_retry_build(&d.c, &d.k, ops[1]);
+    rc = dead_send(cli, &d);
+    if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_dead_retry_parse(d.out, d.c.n,
+                                                             &moved, &d.err),
+                             &d.err);
     if (rc == 0 && ops[1] != NULL && moved == 0) {
         fprintf(stderr, "%s: no dead entry with id %s in %s\n", cli->prog,
                 ops[1], ops[0]);
@@ -240,24 +218,11 @@ dead_retry(struct drv_cli *cli, int argc, char **argv)
         printf("moved %" PRId64 " dead %s back to %s\n", moved,
                moved == 1 ? "entry" : "entries", ops[0]);
     }
-    drv__cli_free_replies(c.n, out);
-    drv_queue_cmds_fini(&c);
+    dead_end(&d);
     return rc;
 }
 
 /* ---------------------------------------------------------------- purge */
-
-/* before: the --older-than bound (Unix ms), or NULL = every entry */
-static int
-build_purge(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-            const void *arg)
-{
-    const int64_t *before = arg;
-
-    if (before != NULL)
-        return drv_queue_dead_trim_build(c, k, *before);
-    return drv_queue_dead_purge_build(c, k);
-}
 
 static int
 dead_purge(struct drv_cli *cli, int argc, char **argv)
@@ -268,10 +233,8 @@ dead_purge(struct drv_cli *cli, int argc, char **argv)
         {"older-than", 0, 1, &older},
         {NULL, 0, 0, NULL},
     };
-    struct drv_queue_cmds c;
-    struct drv_err err;
-    redisReply **out = NULL;
-    int64_t age = 0, before = 0, purged = 0;
+    struct dead_call d;
+    int64_t age = 0, purged = 0;
     int rc;
 
     rc = drv__cli_args(cli, argc, argv, opts, names, 1, &queue, NULL);
@@ -280,26 +243,30 @@ dead_purge(struct drv_cli *cli, int argc, char **argv)
     if (older != NULL && drv_parse_duration_ms(older, &age) < 0)
         return drv__cli_usage_error(cli, "--older-than \"%s\" is not a "
                                     "duration (use 30s, 5m, 1h, 7d)", older);
+    rc = dead_begin(cli, queue, &d);
+    if (rc < 0)
+        return rc;
     /* an entry id is its write time (Redis's clock, in ms) */
-    before = drv_clock_unix_ms() - age;
-    rc = exchange(cli, queue, build_purge, older != NULL ? &before : NULL,
-                  &c, &out);
-    if (rc == 0) {
-        if (older != NULL)
-            rc = drv_queue_dead_trim_parse(out, c.n, &purged, &err);
-        else
-            rc = drv_queue_dead_purge_parse(out, c.n, &purged, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (older != NULL)
+        drv_queue_dead_trim_build(&d.c, &d.k, drv_clock_unix_ms() - age);
+    else
+        drv_queue_dead_purge_build(&d.c, &d.k);
+    rc = dead_send(cli, &d);
+    if (rc == 0 && older != NULL)
+        rc = drv__cli_parsed(cli, drv_queue_dead_trim_parse(d.out, d.c.n,
+                                                            &purged, &d.err),
+                             &d.err);
+    else if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_dead_purge_parse(d.out, d.c.n,
+                                                             &purged, &d.err),
+                             &d.err);
     if (rc == 0 && older != NULL)
         printf("purged %" PRId64 " dead %s older than %s from %s\n", purged,
                purged == 1 ? "entry" : "entries", older, queue);
     else if (rc == 0)
         printf("purged %" PRId64 " dead %s from %s\n", purged,
                purged == 1 ? "entry" : "entries", queue);
-    drv__cli_free_replies(c.n, out);
-    drv_queue_cmds_fini(&c);
+    dead_end(&d);
     return rc;
 }
 

@@ -165,13 +165,11 @@ send(struct drv_cli *cli, const struct enqueue *e,
     rc = drv_queue_enqueue_build(&c, k, &q);
     DRV_ASSERT(rc > 0); /* a delayed job has its id by now */
     rc = drv__cli_run(cli, &c, &out);
-    if (rc == 0) {
-        rc = drv_queue_enqueue_parse(out, c.n, &q, &id, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-        else
-            printf("%s\n", id);
-    }
+    if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_enqueue_parse(out, c.n, &q, &id,
+                                                          &err), &err);
+    if (rc == 0)
+        printf("%s\n", id);
     free(id);
     drv__cli_free_replies(c.n, out);
     drv_queue_cmds_fini(&c);

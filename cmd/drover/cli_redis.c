@@ -172,3 +172,11 @@ drv__cli_failed(struct drv_cli *cli, const struct drv_err *err)
     fprintf(stderr, "%s: %s\n", cli->prog, err->msg);
     return err->code;
 }
+
+int
+drv__cli_parsed(struct drv_cli *cli, int rc, const struct drv_err *err)
+{
+    if (rc < 0)
+        drv__cli_failed(cli, err);
+    return rc;
+}

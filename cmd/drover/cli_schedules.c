@@ -124,24 +124,20 @@ static void
 print_json(const struct drv_config *cfg, const int64_t *last, int64_t now)
 {
     struct drv_queue_schedule_info in;
-    struct drv_json j;
-    struct drv_buf b;
+    struct drv_cli_json o;
+    struct drv_json *j = drv__cli_json_begin(&o);
     size_t i;
 
-    drv_buf_init(&b);
-    drv_json_init(&j, &b);
-    drv_json_object_begin(&j);
-    drv_json_key(&j, "schedules");
-    drv_json_array_begin(&j);
+    drv_json_object_begin(j);
+    drv_json_key(j, "schedules");
+    drv_json_array_begin(j);
     for (i = 0; i < cfg->nschedules; i++) {
         info(cfg->schedules[i], last[i], now, &in);
-        drv_queue_schedule_json(&j, &in);
+        drv_queue_schedule_json(j, &in);
     }
-    drv_json_array_end(&j);
-    drv_json_object_end(&j);
-    drv_json_fini(&j);
-    drv__cli_json_print(&b);
-    drv_buf_fini(&b);
+    drv_json_array_end(j);
+    drv_json_object_end(j);
+    drv__cli_json_end(&o);
 }
 
 int

@@ -58,8 +58,8 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
     };
     struct drv_queue_stats *s = drv_xcalloc(nq + 1, sizeof *s);
     struct drv_cli_table t;
-    struct drv_json j;
-    struct drv_buf b;
+    struct drv_cli_json o;
+    struct drv_json *j;
     struct drv_err err;
     size_t i;
     int rc = 0;
@@ -72,18 +72,15 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
         s[i].dead_max = cli->cfg->worker.dead_max;
     }
     if (rc == 0 && cli->json) {
-        drv_buf_init(&b);
-        drv_json_init(&j, &b);
-        drv_json_object_begin(&j);
-        drv_json_key(&j, "queues");
-        drv_json_array_begin(&j);
+        j = drv__cli_json_begin(&o);
+        drv_json_object_begin(j);
+        drv_json_key(j, "queues");
+        drv_json_array_begin(j);
         for (i = 0; i < nq; i++)
-            drv_queue_stats_json(&j, queues[i], &s[i]);
-        drv_json_array_end(&j);
-        drv_json_object_end(&j);
-        drv_json_fini(&j);
-        drv__cli_json_print(&b);
-        drv_buf_fini(&b);
+            drv_queue_stats_json(j, queues[i], &s[i]);
+        drv_json_array_end(j);
+        drv_json_object_end(j);
+        drv__cli_json_end(&o);
     } else if (rc == 0) {
         /* numbers right-aligned */
         drv__cli_table_init(&t, 12, 0xfeu | (7u << 9));
@@ -184,17 +181,12 @@ print_workers(struct drv_cli *cli, const struct drv_queue_workers *ws)
     };
     int64_t now = drv_clock_unix_ms();
     struct drv_cli_table t;
-    struct drv_json j;
-    struct drv_buf b;
+    struct drv_cli_json o;
     size_t i;
 
     if (cli->json) {
-        drv_buf_init(&b);
-        drv_json_init(&j, &b);
-        drv_queue_workers_json(&j, ws, now);
-        drv_json_fini(&j);
-        drv__cli_json_print(&b);
-        drv_buf_fini(&b);
+        drv_queue_workers_json(drv__cli_json_begin(&o), ws, now);
+        drv__cli_json_end(&o);
         return;
     }
     drv__cli_table_init(&t, 8, (1u << 2) | (1u << 4));
@@ -222,11 +214,9 @@ drv__cli_workers(struct drv_cli *cli, int argc, char **argv)
     drv_queue_cmds_init(&c);
     drv_queue_workers_build(&c, cli->cfg->redis.prefix);
     rc = drv__cli_run(cli, &c, &out);
-    if (rc == 0) {
-        rc = drv_queue_workers_parse(out, c.n, &ws, &err);
-        if (rc < 0)
-            drv__cli_failed(cli, &err);
-    }
+    if (rc == 0)
+        rc = drv__cli_parsed(cli, drv_queue_workers_parse(out, c.n, &ws,
+                                                          &err), &err);
     if (rc == 0) {
         print_workers(cli, &ws);
         drv_queue_workers_fini(&ws);

@@ -9,6 +9,7 @@
 
 #include "drover/buf.h"
 #include "drover/common.h"
+#include "drover/json.h"
 
 #include "cli.h"
 
@@ -59,6 +60,25 @@ drv__cli_json_print(const struct drv_buf *b)
 {
     fwrite(b->data, 1, b->len, stdout);
     fputc('\n', stdout);
+}
+
+struct drv_json *
+drv__cli_json_begin(struct drv_cli_json *o)
+{
+    o->magic = DRV_CLI_JSON_MAGIC;
+    drv_buf_init(&o->b);
+    drv_json_init(&o->j, &o->b);
+    return &o->j;
+}
+
+void
+drv__cli_json_end(struct drv_cli_json *o)
+{
+    DRV_CHECK_OBJ(o, DRV_CLI_JSON_MAGIC);
+    drv_json_fini(&o->j);
+    drv__cli_json_print(&o->b);
+    drv_buf_fini(&o->b);
+    o->magic = 0;
 }
 
 /* ----------------------------------------------------------------- table */

@@ -419,6 +419,9 @@ drv__cli_args(struct drv_cli *cli, int argc, char **argv,
         if (out[nnames] != NULL && strcmp(names[nnames], "QUEUE") == 0 &&
             drv__cli_check_queue(cli, out[nnames]) < 0)
             return -EINVAL;
+        if (out[nnames] != NULL && strcmp(names[nnames], "ID") == 0 &&
+            out[nnames][0] == '\0')
+            return drv__cli_usage_error(cli, "ID must not be empty");
     }
     k = optind + (int)nnames;
     if (rest != NULL)

@@ -149,6 +149,10 @@ const struct drv_field *drv_job_field(const struct drv_job *job,
  * NULL when absent (caller frees). */
 char *drv_job_field_str(const struct drv_job *job, const char *name);
 
+/* drv_field_name_in -- 1 if f's name is one of names[0..n), else 0. */
+int drv_field_name_in(const struct drv_field *f, const char *const *names,
+                      size_t n);
+
 /* -------------------------------------------------------------- scripts */
 
 struct drv_queue_script {

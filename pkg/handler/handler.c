@@ -226,13 +226,8 @@ is_worker_field(const struct drv_field *f)
 {
     static const char *const names[] = {"job", "pipeline", "id", "attempt",
                                         "step"};
-    size_t i;
 
-    for (i = 0; i < DRV_ARRAY_LEN(names); i++)
-        if (f->name_len == strlen(names[i]) &&
-            memcmp(f->name, names[i], f->name_len) == 0)
-            return 1;
-    return 0;
+    return drv_field_name_in(f, names, DRV_ARRAY_LEN(names));
 }
 
 static int

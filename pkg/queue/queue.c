@@ -13,6 +13,8 @@
 #include "drover/parse.h"
 #include "drover/queue.h"
 
+#include "queue_int.h"
+
 /* ---------------------------------------------------------------- keys */
 
 static char *
@@ -210,6 +212,19 @@ drv_job_field_str(const struct drv_job *job, const char *name)
     return f ? drv_xstrndup(f->value, f->value_len) : NULL;
 }
 
+int
+drv_field_name_in(const struct drv_field *f, const char *const *names,
+                  size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (f->name_len == strlen(names[i]) &&
+            memcmp(f->name, names[i], f->name_len) == 0)
+            return 1;
+    return 0;
+}
+
 /* ------------------------------------------------------- script calls */
 
 void
@@ -310,10 +325,7 @@ drv_settle_init(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const struct drv_queue_dead_bound *dead)
 {
     drv_script_call_init(c, &drv_queue_settle_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, k->dead, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)now_ms);
@@ -413,22 +425,11 @@ int
 drv_settle_parse(const redisReply *reply, int nops, int *codes,
                  struct drv_err *err)
 {
-    int i;
+    int i, rc = drv__queue_check_ints(reply, (size_t)nops, "settle", err);
 
-    if (reply == NULL)
-        return drv_err_set(err, DRV_EPROTO, "settle: no reply");
-    if (reply->type == REDIS_REPLY_ERROR)
-        return drv_err_set(err, DRV_EREDIS, "settle: %.*s",
-                           (int)reply->len, reply->str);
-    if (reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != nops)
-        return drv_err_set(err, DRV_EPROTO,
-                           "settle: reply of unexpected shape");
-    for (i = 0; i < nops; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
-            return drv_err_set(err, DRV_EPROTO, "settle: op %d not int", i);
+    for (i = 0; rc == 0 && i < nops; i++)
         codes[i] = (int)reply->element[i]->integer;
-    }
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------ other scripts */
@@ -438,8 +439,7 @@ drv_queue_mover(struct drv_script_call *c, const struct drv_queue_keys *k,
                 int64_t now_ms, int limit)
 {
     drv_script_call_init(c, &drv_queue_mover_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, NULL);
     drv_argv_addll(&c->args, (long long)now_ms);
     drv_argv_addll(&c->args, limit);
     drv_argv_adds(&c->args, k->job_prefix);
@@ -452,9 +452,7 @@ drv_queue_reclaim(struct drv_script_call *c, const struct drv_queue_keys *k,
                   const struct drv_queue_dead_bound *dead)
 {
     drv_script_call_init(c, &drv_queue_reclaim_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->dead, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)min_idle_ms);
@@ -485,8 +483,7 @@ drv_queue_dead_retry(struct drv_script_call *c,
                      const struct drv_queue_keys *k, const char *id)
 {
     drv_script_call_init(c, &drv_queue_dead_retry_script);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->jobs);
+    drv__queue_adds(&c->keys, k->dead, k->jobs, NULL);
     drv_argv_adds(&c->args, id ? id : "");
 }
 
@@ -494,23 +491,45 @@ void
 drv_queue_prepare(struct drv_script_call *c, const struct drv_queue_keys *k)
 {
     drv_script_call_init(c, &drv_queue_prepare_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
-    drv_argv_adds(&c->keys, k->dead);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, k->dead, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
+}
+
+static void
+adds_v(struct drv_argv *a, va_list ap)
+{
+    const char *s;
+
+    while ((s = va_arg(ap, const char *)) != NULL)
+        drv_argv_adds(a, s);
+}
+
+void
+drv__queue_adds(struct drv_argv *a, ...)
+{
+    va_list ap;
+
+    va_start(ap, a);
+    adds_v(a, ap);
+    va_end(ap);
+}
+
+void
+drv__queue_command(struct drv_argv *out, ...)
+{
+    va_list ap;
+
+    drv_argv_reset(out);
+    va_start(ap, out);
+    adds_v(out, ap);
+    va_end(ap);
 }
 
 void
 drv_queue_group_create(const struct drv_queue_keys *k, struct drv_argv *out)
 {
-    drv_argv_reset(out);
-    drv_argv_adds(out, "XGROUP");
-    drv_argv_adds(out, "CREATE");
-    drv_argv_adds(out, k->jobs);
-    drv_argv_adds(out, DRV_QUEUE_GROUP);
-    drv_argv_adds(out, "0");
-    drv_argv_adds(out, "MKSTREAM");
+    drv__queue_command(out, "XGROUP", "CREATE", k->jobs, DRV_QUEUE_GROUP,
+                       "0", "MKSTREAM", NULL);
 }
 
 /* ----------------------------------------------------------- fetching */

@@ -88,6 +88,23 @@ drv__queue_check_reply(const redisReply *r, int want, const char *what,
 }
 
 int
+drv__queue_check_ints(const redisReply *r, size_t n, const char *what,
+                      struct drv_err *err)
+{
+    size_t i;
+    int rc = drv__queue_check_reply(r, REDIS_REPLY_ARRAY, what, err);
+
+    if (rc == 0 && r->elements != n)
+        return drv_err_set(err, DRV_EPROTO, "%s: %zu values, want %zu",
+                           what, r->elements, n);
+    for (i = 0; rc == 0 && i < n; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return drv_err_set(err, DRV_EPROTO, "%s: value %zu is no "
+                               "integer", what, i);
+    return rc;
+}
+
+int
 drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
                      const char *what, struct drv_err *err)
 {
@@ -563,8 +580,7 @@ drv_queue_lookup_build(struct drv_queue_cmds *c,
     drv_script_call_init(&call, &drv_queue_lookup_script);
     drv_argv_adds(&call.keys, k->delayed);
     drv_argv_addcat(&call.keys, k->job_prefix, id, strlen(id));
-    drv_argv_adds(&call.keys, k->jobs);
-    drv_argv_adds(&call.keys, k->dead);
+    drv__queue_adds(&call.keys, k->jobs, k->dead, NULL);
     drv_argv_adds(&call.args, id);
     drv_argv_addll(&call.args, DRV_QUEUE_LOOKUP_SCAN);
     drv_argv_adds(&call.args, DRV_QUEUE_GROUP);

@@ -19,6 +19,8 @@
 #include "drover/common.h"
 #include "drover/queue_admit.h"
 
+#include "queue_int.h"
+
 
 /*
  * admit: KEYS = jobs, delayed, stats, then per job its unique, conc and
@@ -179,9 +181,7 @@ drv_queue_admit_init(struct drv_script_call *c,
                      int64_t lease_ms)
 {
     drv_script_call_init(c, &drv_queue_admit_script);
-    drv_argv_adds(&c->keys, k->jobs);
-    drv_argv_adds(&c->keys, k->delayed);
-    drv_argv_adds(&c->keys, k->stats);
+    drv__queue_adds(&c->keys, k->jobs, k->delayed, k->stats, NULL);
     drv_argv_adds(&c->args, DRV_QUEUE_GROUP);
     drv_argv_adds(&c->args, consumer);
     drv_argv_addll(&c->args, (long long)lease_ms);
@@ -213,33 +213,19 @@ drv_queue_admit_parse(const redisReply *reply, int n,
                       struct drv_queue_admit_answer *out,
                       struct drv_err *err)
 {
-    int i;
+    int i, rc = drv__queue_check_ints(reply, (size_t)n * 3, "admit", err);
 
-    if (reply == NULL)
-        return drv_err_set(err, DRV_EPROTO, "admit: no reply");
-    if (reply->type == REDIS_REPLY_ERROR)
-        return drv_err_set(err, DRV_EREDIS, "admit: %.*s",
-                           (int)reply->len, reply->str);
-    if (reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements != (size_t)n * 3)
-        return drv_err_set(err, DRV_EPROTO,
-                           "admit: reply of unexpected shape");
-    for (i = 0; i < n; i++) {
-        const redisReply *code = reply->element[3 * i];
-        const redisReply *delay = reply->element[3 * i + 1];
-        const redisReply *at = reply->element[3 * i + 2];
+    for (i = 0; rc == 0 && i < n; i++) {
+        long long code = reply->element[3 * i]->integer;
 
-        if (code->type != REDIS_REPLY_INTEGER ||
-            delay->type != REDIS_REPLY_INTEGER ||
-            at->type != REDIS_REPLY_INTEGER || code->integer < 0 ||
-            code->integer > DRV_QUEUE_ADMIT_WAIT)
-            return drv_err_set(err, DRV_EPROTO, "admit: job %d: answer "
-                               "of unexpected shape", i);
-        out[i].code = (enum drv_queue_admit_code)code->integer;
-        out[i].delay_ms = delay->integer;
-        out[i].at_ms = at->integer;
+        if (code < 0 || code > DRV_QUEUE_ADMIT_WAIT)
+            return drv_err_set(err, DRV_EPROTO, "admit: job %d: code %lld",
+                               i, code);
+        out[i].code = (enum drv_queue_admit_code)code;
+        out[i].delay_ms = reply->element[3 * i + 1]->integer;
+        out[i].at_ms = reply->element[3 * i + 2]->integer;
     }
-    return 0;
+    return rc;
 }
 
 void

@@ -145,10 +145,8 @@ drv_queue_cancel_build(struct drv_queue_cmds *c,
     struct drv_script_call call;
 
     drv_script_call_init(&call, &drv_queue_cancel_script);
-    drv_argv_adds(&call.keys, k->jobs);
-    drv_argv_adds(&call.keys, k->delayed);
-    drv_argv_adds(&call.keys, k->cancel);
-    drv_argv_adds(&call.keys, k->stats);
+    drv__queue_adds(&call.keys, k->jobs, k->delayed, k->cancel, k->stats,
+                    NULL);
     drv_argv_addcat(&call.keys, k->result_prefix, id, id_len);
     drv_argv_addcat(&call.keys, k->job_prefix, id, id_len);
     drv_argv_add(&call.args, id, id_len);
@@ -164,25 +162,17 @@ int
 drv_queue_cancel_parse(struct redisReply *const *r, size_t n,
                        struct drv_queue_cancel *out, struct drv_err *err)
 {
-    int64_t v[4];
-    size_t i;
-    int rc;
+    int rc = drv__queue_check_n(n, 1, "cancel", err);
 
     memset(out, 0, sizeof *out);
-    rc = drv__queue_check_one(r, n, REDIS_REPLY_ARRAY, "cancel", err);
+    if (rc == 0)
+        rc = drv__queue_check_ints(r[0], 4, "cancel", err);
     if (rc < 0)
         return rc;
-    if (r[0]->elements != 4)
-        return drv_err_set(err, DRV_EPROTO, "cancel: unexpected reply");
-    for (i = 0; i < 4; i++) {
-        if (r[0]->element[i]->type != REDIS_REPLY_INTEGER)
-            return drv_err_set(err, DRV_EPROTO, "cancel: unexpected reply");
-        v[i] = r[0]->element[i]->integer;
-    }
-    out->ready = v[0];
-    out->delayed = v[1];
-    out->running = v[2];
-    out->scan_incomplete = v[3] != 0;
+    out->ready = r[0]->element[0]->integer;
+    out->delayed = r[0]->element[1]->integer;
+    out->running = r[0]->element[2]->integer;
+    out->scan_incomplete = r[0]->element[3]->integer != 0;
     return 0;
 }
 
@@ -195,11 +185,7 @@ drv_queue_cancel_total(const struct drv_queue_cancel *cn)
 void
 drv_queue_cancel_read(struct drv_argv *out, const struct drv_queue_keys *k)
 {
-    drv_argv_reset(out);
-    drv_argv_adds(out, "ZRANGE");
-    drv_argv_adds(out, k->cancel);
-    drv_argv_adds(out, "0");
-    drv_argv_adds(out, "-1");
+    drv__queue_command(out, "ZRANGE", k->cancel, "0", "-1", NULL);
 }
 
 char *
@@ -218,10 +204,7 @@ void
 drv_queue_cancel_json(struct drv_json *j, const char *queue, const char *id,
                       const struct drv_queue_cancel *cn)
 {
-    drv_json_object_begin(j);
-    drv_json_member_bytes(j, "queue", queue, strlen(queue));
-    drv_json_member_bytes(j, "id", id, strlen(id));
-    drv_json_member_bool(j, "found", drv_queue_cancel_total(cn) > 0);
+    drv__queue_json_job_begin(j, queue, id, drv_queue_cancel_total(cn) > 0);
     drv_json_member_int(j, "ready", cn->ready, 0);
     drv_json_member_int(j, "delayed", cn->delayed, 0);
     drv_json_member_int(j, "running", cn->running, 0);

@@ -11,6 +11,8 @@
 #include "drover/queue.h"
 #include "drover/redis.h"
 
+#include "queue_int.h"
+
 void
 drv_queue_due_note(struct drv_argv *out, const struct drv_queue_keys *k,
                    int64_t due_ms)
@@ -18,10 +20,7 @@ drv_queue_due_note(struct drv_argv *out, const struct drv_queue_keys *k,
     char ms[24];
 
     snprintf(ms, sizeof ms, "%" PRId64, due_ms);
-    drv_argv_reset(out);
-    drv_argv_adds(out, "ZADD");
-    drv_argv_adds(out, k->due);
-    drv_argv_adds(out, ms);
+    drv__queue_command(out, "ZADD", k->due, ms, NULL);
     drv_argv_addf(out, "%s@%s", k->name, ms);
 }
 
@@ -54,13 +53,6 @@ drv_queue_due_member_queue(const char *member, size_t len)
 void
 drv_queue_delayed_head(struct drv_argv *out, const struct drv_queue_keys *k)
 {
-    drv_argv_reset(out);
-    drv_argv_adds(out, "ZRANGEBYSCORE");
-    drv_argv_adds(out, k->delayed);
-    drv_argv_adds(out, "-inf");
-    drv_argv_adds(out, "+inf");
-    drv_argv_adds(out, "WITHSCORES");
-    drv_argv_adds(out, "LIMIT");
-    drv_argv_adds(out, "0");
-    drv_argv_adds(out, "1");
+    drv__queue_command(out, "ZRANGEBYSCORE", k->delayed, "-inf", "+inf",
+                       "WITHSCORES", "LIMIT", "0", "1", NULL);
 }

@@ -24,4 +24,26 @@ int drv__queue_check_reply(const redisReply *r, int want, const char *what,
 int drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
                          const char *what, struct drv_err *err);
 
+/* drv__queue_check_ints -- 0 when r is an array of n integers; else
+ * DRV_EREDIS with the error text, or DRV_EPROTO (what names the
+ * operation). */
+int drv__queue_check_ints(const redisReply *r, size_t n, const char *what,
+                          struct drv_err *err);
+
+/* drv__queue_json_job_begin -- open the object of an answer about one
+ * job: its "queue", "id" and "found" members. */
+struct drv_json;
+void drv__queue_json_job_begin(struct drv_json *j, const char *queue,
+                               const char *id, int found);
+
+/* drv__queue_adds -- add the strings that follow (ended by NULL) to a:
+ * a script's keys, a command's arguments. */
+struct drv_argv;
+void drv__queue_adds(struct drv_argv *a, ...) __attribute__((sentinel));
+
+/* drv__queue_command -- out emptied, then the strings that follow (a
+ * command and its arguments, ended by NULL) added. */
+void drv__queue_command(struct drv_argv *out, ...)
+    __attribute__((sentinel));
+
 #endif

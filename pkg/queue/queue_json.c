@@ -9,6 +9,8 @@
 #include "drover/parse.h"
 #include "drover/queue.h"
 
+#include "queue_int.h"
+
 /* Member name: the last value of field name as bytes, or null. */
 static void
 field_bytes(struct drv_json *j, const struct drv_job *job, const char *name)
@@ -211,14 +213,21 @@ drv_queue_result_json(struct drv_json *j, const struct drv_job *r)
 }
 
 void
+drv__queue_json_job_begin(struct drv_json *j, const char *queue,
+                          const char *id, int found)
+{
+    drv_json_object_begin(j);
+    drv_json_member_strz(j, "queue", queue);
+    drv_json_member_strz(j, "id", id);
+    drv_json_member_bool(j, "found", found);
+}
+
+void
 drv_queue_lookup_json(struct drv_json *j, const char *queue, const char *id,
                       const struct drv_queue_lookup *l)
 {
-    drv_json_object_begin(j);
-    drv_json_member_bytes(j, "queue", queue, strlen(queue));
-    drv_json_member_bytes(j, "id", id, strlen(id));
-    drv_json_member_bool(j, "found", l->result != NULL ||
-                                         l->where != DRV_QUEUE_NOWHERE);
+    drv__queue_json_job_begin(j, queue, id, l->result != NULL ||
+                                                l->where != DRV_QUEUE_NOWHERE);
     drv_json_key(j, "result");
     drv_queue_result_json(j, l->result);
     drv_json_member_strz(j, "where", drv_queue_where_name(l->where));

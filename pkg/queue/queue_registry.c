@@ -136,9 +136,7 @@ drv_queue_worker_remove(struct drv_argv *out, const char *workers_key,
 void
 drv_queue_workers_read(struct drv_argv *out, const char *workers_key)
 {
-    drv_argv_reset(out);
-    drv_argv_adds(out, "HGETALL");
-    drv_argv_adds(out, workers_key);
+    drv__queue_command(out, "HGETALL", workers_key, NULL);
 }
 
 int

@@ -50,8 +50,7 @@ drv_queue_schedule_tick(struct drv_script_call *c,
     int i;
 
     drv_script_call_init(c, &drv_queue_schedule_script);
-    drv_argv_adds(&c->keys, sched_key);
-    drv_argv_adds(&c->keys, k->jobs);
+    drv__queue_adds(&c->keys, sched_key, k->jobs, NULL);
     drv_argv_addll(&c->args, (long long)t->tick_ms);
     drv_argv_adds(&c->args, t->kind);
     drv_argv_adds(&c->args, t->target);
@@ -66,10 +65,7 @@ drv_queue_schedule_tick(struct drv_script_call *c,
 int
 drv_queue_schedule_last_build(struct drv_queue_cmds *c, const char *sched_key)
 {
-    struct drv_argv *a = drv_queue_cmds_add(c);
-
-    drv_argv_adds(a, "GET");
-    drv_argv_adds(a, sched_key);
+    drv__queue_command(drv_queue_cmds_add(c), "GET", sched_key, NULL);
     return 1;
 }
 

@@ -261,6 +261,50 @@ int drv_test_dial(int port, int64_t timeout_ms);
 char *drv_test_http_request(int port, const char *method, const char *path,
                             const char *hdrs, const char *body, size_t *len);
 
+/* ------------------------------------------------ files and the CLI */
+
+/* drv_test_slurp -- the whole file at path, NUL-terminated (caller
+ * frees), its length in *len (len may be NULL); fails the test when the
+ * file cannot be read. */
+char *drv_test_slurp(const char *path, size_t *len);
+
+/* drv_test_wait_file_num -- wait_until the file dir/name holds a number
+ * (drv_test_file_num: a pid or a count a job wrote), and return it. */
+long drv_test_wait_file_num(const char *dir, const char *name);
+
+/* One run of the drover CLI. */
+struct drv_test_cli {
+    char cmd[64]; /* the command (its first argument), for messages */
+    int status; /* exit code, or 128+signal */
+    char *out;  /* owned: all it wrote on stdout */
+    char *err;  /* owned: all it wrote on stderr */
+};
+
+/*
+ * drv_test_cli_run -- run bin/drover (drv_test_bin) with args
+ * (NULL-terminated, at most 60), after "-c CFG" when cfg is not NULL,
+ * with env (NAME=VALUE, NULL-terminated; may be NULL) added, to its end.
+ * Its stdout and stderr go through dir/cliN.out and dir/cliN.err (left
+ * there for a look after a failure) into r; free with drv_test_cli_fini.
+ * A run still going after DRV_TEST_WAIT_MS is killed and fails the test.
+ */
+void drv_test_cli_run(struct drv_test_cli *r, const char *dir,
+                      const char *cfg, const char *const *env,
+                      const char *const *args);
+
+/* drv_test_cli_fini -- free r's out and err. */
+void drv_test_cli_fini(struct drv_test_cli *r);
+
+/* drv_test_cli_take -- fail the test, showing stdout and stderr, unless
+ * r's exit code is want; else r's stdout (caller frees), the rest of r
+ * freed. */
+char *drv_test_cli_take(struct drv_test_cli *r, int want);
+
+/* drv_test_cli_out -- drv_test_cli_run without env, then
+ * drv_test_cli_take. */
+char *drv_test_cli_out(const char *dir, const char *cfg, int want,
+                       const char *const *args);
+
 /* ------------------------------------------------ the Redis fixture */
 
 /*

@@ -139,27 +139,6 @@ teardown(void **st)
 
 /* ----------------------------------------------------------------- drover */
 
-/* A file's text (caller frees); "" when it cannot be read. */
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *s = NULL;
-    long n;
-
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    s = calloc(1, (size_t)n + 1);
-    assert_non_null(s);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
 /*
  * Run bin/drover -c CFG ARGS... (NULL-terminated args); assert it exits
  * with want and that its stderr says nothing of missing permissions.
@@ -168,30 +147,14 @@ slurp(const char *path)
 static char *
 cli_run(struct drv_test_droverd *t, int want, const char *const *args)
 {
-    static int runs;
-    char bin[400], out[400], err[400], *o, *e;
-    const char *argv[24];
-    struct drv_test_proc p;
-    int n = 0, rc;
+    struct drv_test_cli r;
 
-    argv[n++] = drv_test_bin("drover", bin, sizeof bin);
-    argv[n++] = "-c";
-    argv[n++] = t->cfg;
-    while (*args != NULL && n < 23)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    snprintf(out, sizeof out, "%s/cli%d.out", t->dir, runs);
-    snprintf(err, sizeof err, "%s/cli%d.err", t->dir, runs++);
-    assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
-    rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
-    o = slurp(out);
-    e = slurp(err);
-    if (rc != want || strstr(e, "NOPERM") != NULL ||
-        strstr(e, "no permissions") != NULL)
-        fail_msg("drover %s: exit %d, want %d\nstdout: %s\nstderr: %s",
-                 argv[3], rc, want, o, e);
-    free(e);
-    return o;
+    drv_test_cli_run(&r, t->dir, t->cfg, NULL, args);
+    if (strstr(r.err, "NOPERM") != NULL ||
+        strstr(r.err, "no permissions") != NULL)
+        fail_msg("drover %s: a command was refused\nstderr: %s", args[0],
+                 r.err);
+    return drv_test_cli_take(&r, want);
 }
 
 #define CLI(t, want, ...)                                                 \
@@ -242,7 +205,7 @@ web_start(struct drv_test_droverd *t, struct drv_test_proc *p, char *log,
     assert_int_equal(drv_test_spawn(p, argv, log, NULL), 0);
     wait_until(drv_test_file_contains(log, "dashboard at http://127.0.0.1:"),
                "drover web to print its URL");
-    text = slurp(log);
+    text = drv_test_slurp(log, NULL);
     at = strstr(text, "dashboard at http://127.0.0.1:");
     port = atoi(at + strlen("dashboard at http://127.0.0.1:"));
     free(text);
@@ -394,10 +357,8 @@ static void
 test_acl_missing_command_is_named(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char bin[400], out[400], err[400], *e;
-    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
-                          t->cfg, "stats", NULL};
-    struct drv_test_proc p;
+    const char *const args[] = {"stats", NULL};
+    struct drv_test_cli r;
 
     create_users(t, "+xreadgroup");
     drv_test_droverd_start(t, 0);
@@ -406,14 +367,11 @@ test_acl_missing_command_is_named(void **st)
     drv_test_droverd_stop(t, 0, 0);
 
     cmd_words(t, "ACL SETUSER drover -xlen");
-    snprintf(out, sizeof out, "%s/stats.out", t->dir);
-    snprintf(err, sizeof err, "%s/stats.err", t->dir);
-    assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
-    assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
-    e = slurp(err);
-    if (strstr(e, "NOPERM") == NULL || strstr(e, "'xlen'") == NULL)
-        fail_msg("stderr does not name xlen: %s", e);
-    free(e);
+    drv_test_cli_run(&r, t->dir, t->cfg, NULL, args);
+    assert_int_equal(r.status, 1);
+    if (strstr(r.err, "NOPERM") == NULL || strstr(r.err, "'xlen'") == NULL)
+        fail_msg("stderr does not name xlen: %s", r.err);
+    drv_test_cli_fini(&r);
 }
 
 /* The line the documentation shows is the rule these tests use. */
@@ -429,9 +387,7 @@ test_acl_doc_line_is_the_rule(void **st)
     drv_buf_init(&b);
     drv_queue_acl_rule(&b, "drover", "PASSWORD", "drover");
     for (i = 0; i < sizeof docs / sizeof docs[0]; i++) {
-        doc = slurp(docs[i]);
-        if (doc[0] == '\0')
-            fail_msg("cannot read %s (run from the source tree)", docs[i]);
+        doc = drv_test_slurp(docs[i], NULL); /* run from the source tree */
         p = strstr(doc, b.data);
         if (p == NULL || (p != doc && p[-1] != '\n' && p[-1] != ' ') ||
             p[b.len] != '\n')

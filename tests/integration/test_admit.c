@@ -195,14 +195,12 @@ test_admit_dedupe(void **st)
     assert_true(drv_test_num(t, "PTTL t:{default}:unique:once:dup-1") >
                 3000000);
     {
-        char bin[300], out[8192];
-        const char *argv[] = {bin, "-c", t->cfg, "stats", "--json", NULL};
+        const char *const args[] = {"stats", "--json", NULL};
+        char *out = drv_test_cli_out(t->dir, t->cfg, 0, args);
 
-        drv_test_bin("drover", bin, sizeof bin);
-        assert_int_equal(drv_test_run(argv, out, sizeof out,
-                                      DRV_TEST_WAIT_MS), 0);
         if (strstr(out, "\"deduped\":10,") == NULL)
             fail_msg("drover stats --json printed:\n%s", out);
+        free(out);
     }
 
     /* dead frees the id: the next entry of it runs */
@@ -251,13 +249,9 @@ test_admit_dedupe(void **st)
     wait_until(key_is(t, "t:{default}:unique:slow:dup-4", "w:1"),
                "the delayed retry's id claim");
     {
-        char bin[300], out[8192];
-        const char *argv[] = {bin, "-c", t->cfg, "cancel", "default",
-                              "dup-4", NULL};
+        const char *const args[] = {"cancel", "default", "dup-4", NULL};
 
-        drv_test_bin("drover", bin, sizeof bin);
-        assert_int_equal(drv_test_run(argv, out, sizeof out,
-                                      DRV_TEST_WAIT_MS), 0);
+        free(drv_test_cli_out(t->dir, t->cfg, 0, args));
     }
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:unique:slow:"
                                      "dup-4"), 0);

@@ -149,28 +149,6 @@ entries(struct drv_test_droverd *t, const char *key)
     return r;
 }
 
-/* The file at path, whole (NUL-terminated; *len its length). */
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* droverd's log holds want at least once, is valid UTF-8 and holds no
  * control byte but the newlines that end its lines: every value in it
  * was escaped (a NUL, 0xff or lone byte >= 0x80 as \xNN, CR/LF as \r
@@ -179,7 +157,7 @@ static void
 assert_log_escaped(struct drv_test_droverd *t, const char *want)
 {
     size_t len, i;
-    char *log = slurp(t->log, &len);
+    char *log = drv_test_slurp(t->log, &len);
 
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)log[i];
@@ -192,24 +170,6 @@ assert_log_escaped(struct drv_test_droverd *t, const char *want)
     if (strstr(log, want) == NULL)
         fail_msg("log %s lacks %s", t->log, want);
     free(log);
-}
-
-/* Run drover with argv[0..] after `-c CFG` (NULL-terminated, at most 8);
- * stdout into out. Returns its exit code. */
-static int
-run_cli(struct drv_test_droverd *t, char *out, size_t n, const char **args)
-{
-    const char *argv[12];
-    char bin[256];
-    int i = 0, k;
-
-    argv[i++] = drv_test_bin("drover", bin, sizeof bin);
-    argv[i++] = "-c";
-    argv[i++] = t->cfg;
-    for (k = 0; args[k] != NULL && i < 11; k++)
-        argv[i++] = args[k];
-    argv[i] = NULL;
-    return drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
 }
 
 /* ------------------------------------------------------------- bytes */
@@ -359,25 +319,27 @@ test_bytes_dead_retry_cli(void **st)
         S("job"), B(TYPE_BYTES), S("id"), B(ID_BYTES), S("arg"),
         B(ARG_BYTES), S("error"), S("x"),
     };
-    const char *by_id[] = {"dead", "retry", "default", id2, NULL};
-    const char *all[] = {"dead", "retry", "default", "--all", NULL};
-    char out[512];
+    const char *const by_id[] = {"dead", "retry", "default", id2, NULL};
+    const char *const all[] = {"dead", "retry", "default", "--all", NULL};
+    char *out;
     redisReply *r;
     size_t i;
 
     drv_test_droverd_config(t, "", "jobs:\n  e:\n    handler: echo\n");
     xadd_bytes(t, "t:{default}:dead", NULL, 0, 14, a);
     xadd_bytes(t, "t:{default}:dead", NULL, 0, 8, b);
-    assert_int_equal(run_cli(t, out, sizeof out, by_id), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, by_id);
     assert_non_null(strstr(out, "moved 1 "));
+    free(out);
     r = entries(t, "t:{default}:jobs");
     assert_int_equal(r->elements, 1);
     assert_field(r->element[0]->element[1], "id", S(id2));
     assert_field(r->element[0]->element[1], "arg", B(ARG_BYTES));
     assert_field(r->element[0]->element[1], "job", S("e"));
     freeReplyObject(r);
-    assert_int_equal(run_cli(t, out, sizeof out, all), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, all);
     assert_non_null(strstr(out, "moved 1 "));
+    free(out);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 0);
     r = entries(t, "t:{default}:jobs");
     assert_int_equal(r->elements, 2);
@@ -593,30 +555,33 @@ static void
 test_bytes_delayed_enqueue_same_id_both_run(void **st)
 {
     struct drv_test_droverd *t = *st;
-    const char *e1[] = {"enqueue", "default", "e", "--id", "same",
+    const char *const e1[] = {"enqueue", "default", "e", "--id", "same",
                         "--delay", "1ms", "n=1", NULL};
-    const char *e2[] = {"enqueue", "default", "e", "--id", "same",
+    const char *const e2[] = {"enqueue", "default", "e", "--id", "same",
                         "--delay", "1h", "n=2", NULL};
-    const char *res[] = {"result", "default", "same", "--json", NULL};
-    char out[4096];
+    const char *const res[] = {"result", "default", "same", "--json", NULL};
+    char *out;
     redisReply *r;
 
     drv_test_droverd_config(t, "",
                             "jobs:\n  e:\n    handler: echo\n"
                             "    result_ttl: 1m\n");
-    assert_int_equal(run_cli(t, out, sizeof out, e1), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, e1);
     assert_string_equal(out, "same\n");
-    assert_int_equal(run_cli(t, out, sizeof out, e2), 0);
+    free(out);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, e2);
     assert_string_equal(out, "same\n");
+    free(out);
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 2);
     drv_test_droverd_start(t, 0);
     drv_test_wait_stat(t, "default", "processed", 1);
     /* the second still waits, under its own member */
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 1);
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:job:same"), 0);
-    assert_int_equal(run_cli(t, out, sizeof out, res), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, res);
     assert_non_null(strstr(out, "\"where\":\"delayed\""));
     assert_non_null(strstr(out, "\"value\":\"2\""));
+    free(out);
     /* due now: it runs too */
     r = redisCommand(t->c, "ZRANGE t:{default}:delayed 0 0");
     assert_int_equal(r->elements, 1);
@@ -628,9 +593,10 @@ test_bytes_delayed_enqueue_same_id_both_run(void **st)
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
     assert_int_equal(drv_test_num(t, "KEYS t:{default}:job:*"), 0);
     /* one result key for the id: the last writer's */
-    assert_int_equal(run_cli(t, out, sizeof out, res), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, res);
     assert_non_null(strstr(out, "\"status\":\"ok\""));
     assert_non_null(strstr(out, "{\\\"n\\\":\\\"2\\\"}"));
+    free(out);
     drv_test_droverd_stop(t, 0, 0);
 }
 

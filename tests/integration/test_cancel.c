@@ -34,75 +34,12 @@ static const struct drv_test_droverd_opts opts = {
 
 static char plugin_dir[4096]; /* absolute $DROVER_PLUGIN_DIR */
 
-/* A drover run: exit code and stdout (owned). */
-struct run {
-    int rc;
-    char *out;
-};
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *s;
-    long n;
-
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    rewind(f);
-    s = calloc(1, (size_t)n + 1);
-    assert_non_null(s);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* bin/drover -c CFG ARGS... (NULL-terminated) to completion. */
-static struct run
-cli_argv(struct drv_test_droverd *t, const char *const *args)
-{
-    static int runs;
-    char bin[400], out[400], err[400], *e;
-    const char *argv[24];
-    struct drv_test_proc p;
-    struct run r;
-    int n = 0;
-
-    argv[n++] = drv_test_bin("drover", bin, sizeof bin);
-    argv[n++] = "-c";
-    argv[n++] = t->cfg;
-    while (*args != NULL && n < 23)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    snprintf(out, sizeof out, "%s/cli%d.out", t->dir, runs);
-    snprintf(err, sizeof err, "%s/cli%d.err", t->dir, runs++);
-    assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
-    r.rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
-    r.out = slurp(out);
-    e = slurp(err);
-    if (e[0] != '\0')
-        fprintf(stderr, "drover %s: stderr: %s", argv[3], e);
-    free(e);
-    return r;
-}
-
-#define CLI(t, ...)                                                       \
-    ({                                                                    \
-        const char *const a_[] = {__VA_ARGS__, NULL};                     \
-        cli_argv((t), a_);                                                \
-    })
-
-/* drover ARGS must exit with want; its stdout is returned (caller
- * frees). */
+/* drover -c CFG ARGS... must exit with want; its stdout is returned
+ * (caller frees). */
 #define CLI_EXIT(t, want, ...)                                            \
     ({                                                                    \
-        struct run r_ = CLI((t), __VA_ARGS__);                            \
-        if (r_.rc != (want))                                              \
-            fail_msg("drover exit %d, want %d; stdout: %s", r_.rc,        \
-                     (want), r_.out);                                     \
-        r_.out;                                                           \
+        const char *const a_[] = {__VA_ARGS__, NULL};                     \
+        drv_test_cli_out((t)->dir, (t)->cfg, (want), a_);                 \
     })
 
 static void
@@ -115,23 +52,6 @@ expect_result(struct drv_test_droverd *t, const char *id, const char *field,
         fail_msg("result %s of %s: \"%s\", want \"%s\"", field, id,
                  v != NULL ? v : "(none)", want);
     free(v);
-}
-
-/* The number in file DIR/name once it exists (waits for it). */
-static long
-read_num_file(struct drv_test_droverd *t, const char *name)
-{
-    char path[600];
-    long v = 0;
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", t->dir, name);
-    wait_until(access(path, F_OK) == 0, "file %s", path);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%ld", &v), 1);
-    fclose(f);
-    return v;
 }
 
 static void
@@ -246,7 +166,7 @@ test_cancel_running_exec(void **st)
     drv_test_droverd_start(t, 0);
     drv_test_droverd_start(t, 1);
     drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "r1", NULL);
-    pid = read_num_file(t, "pid");
+    pid = drv_test_wait_file_num(t->dir, "pid");
     assert_true(pid > 1);
     assert_int_equal(kill((pid_t)pid, 0), 0);
 
@@ -335,7 +255,6 @@ static void
 test_wait_exit_codes(void **st)
 {
     struct drv_test_droverd *t = *st;
-    struct run r;
     char *o;
 
     config(t, NULL);
@@ -364,7 +283,7 @@ test_wait_exit_codes(void **st)
     free(CLI_EXIT(t, 1, "wait", "default", "nobody"));
     /* cancelled while waited for: exit 1 with its status */
     drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "c1", NULL);
-    (void)read_num_file(t, "pid");
+    (void)drv_test_wait_file_num(t->dir, "pid");
     {
         char bin[400], out[400], err[400];
         const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
@@ -378,11 +297,9 @@ test_wait_exit_codes(void **st)
         /* it blocks, subscribed, without asking Redis again */
         wait_until(numsub(t, "t:{default}:done") == 1,
                    "drover wait to subscribe");
-        r = CLI(t, "cancel", "default", "c1");
-        assert_int_equal(r.rc, 0);
-        free(r.out);
+        free(CLI_EXIT(t, 0, "cancel", "default", "c1"));
         assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
-        o = slurp(out);
+        o = drv_test_slurp(out, NULL);
         if (strstr(o, "status: cancelled") == NULL)
             fail_msg("drover wait printed: %s", o);
         free(o);
@@ -423,9 +340,9 @@ test_progress_exec(void **st)
     config(t, NULL);
     drv_test_droverd_start(t, 0);
     drv_test_xadd(t, "default", NULL, 0, "job", "long", "id", "quiet", NULL);
-    quiet = read_num_file(t, "pid");
+    quiet = drv_test_wait_file_num(t->dir, "pid");
     drv_test_xadd(t, "default", NULL, 0, "job", "prog", "id", "p1", NULL);
-    pid = read_num_file(t, "ppid");
+    pid = drv_test_wait_file_num(t->dir, "ppid");
     wait_result(t, "p1", "progress", "42");
     expect_result(t, "p1", "status", "running");
     expect_result(t, "p1", "progress_msg", "half way");

@@ -54,23 +54,6 @@ config_family(struct drv_test_droverd *t, const char *worker, int escape)
     drv_test_droverd_config(t, worker, body);
 }
 
-/* The number in file DIR/name once it exists (waits for it). */
-static long
-read_num_file(struct drv_test_droverd *t, const char *name)
-{
-    char path[600];
-    long v = 0;
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", t->dir, name);
-    wait_until(access(path, F_OK) == 0, "file %s", path);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%ld", &v), 1);
-    fclose(f);
-    return v;
-}
-
 /* Start the family job and wait until its group holds sh, the sleep, the
  * inner sh and its sleep. Returns the group. */
 static long
@@ -79,7 +62,7 @@ start_family(struct drv_test_droverd *t)
     long pgid;
 
     drv_test_xadd(t, "default", NULL, 0, "job", "family", NULL);
-    pgid = read_num_file(t, "pgid");
+    pgid = drv_test_wait_file_num(t->dir, "pgid");
     assert_true(pgid > 1);
     wait_until(drv_test_pgid_alive(pgid) >= 4, "4 processes in group %ld "
                "(%d)", pgid, drv_test_pgid_alive(pgid));
@@ -111,7 +94,7 @@ test_children_die_with_killed_worker(void **st)
     config_family(t, "", 1);
     drv_test_droverd_start(t, 0);
     pgid = start_family(t);
-    esc = read_num_file(t, "escaped");
+    esc = drv_test_wait_file_num(t->dir, "escaped");
     wait_until(drv_test_pid_alive(esc), "escaped process %ld", esc);
     rp = reaper_of(t, 0);
 

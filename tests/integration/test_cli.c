@@ -26,79 +26,14 @@ struct state {
     redisContext *c;           /* owned: blocking client, db 0 */
 };
 
-/* What one run of the CLI produced. */
-struct run {
-    int status;                /* exit status; 128+N for a signal */
-    char *out;                 /* owned: stdout, NUL-terminated */
-    char *err;                 /* owned: stderr, NUL-terminated */
-};
-
-/* ------------------------------------------------------------- helpers */
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-
-    assert_non_null(f);
-    for (;;) {
-        if (cap - n < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-        got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
+/* Run bin/drover with args (NULL-terminated); env "NAME=value" (or NULL)
+ * is added to the child's environment. */
 static void
-run_free(struct run *r)
+run_argv(struct drv_test_cli *r, const char *env, const char *const *args)
 {
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
-}
-
-/*
- * Run bin/drover with args (NULL-terminated); env "NAME=value" (or NULL)
- * is added to the child's environment.
- */
-static void
-run_argv(struct run *r, const char *env, const char *const *args)
-{
-    char bin[512], outp[400], errp[400];
-    const char *argv[64];
     const char *envv[] = {env, NULL};
-    struct drv_test_proc p;
-    int n = 0;
 
-    memset(r, 0, sizeof *r);
-    drv_test_bin("drover", bin, sizeof bin);
-    snprintf(outp, sizeof outp, "%s/stdout", tmpdir);
-    snprintf(errp, sizeof errp, "%s/stderr", tmpdir);
-    argv[n++] = bin;
-    while (args[n - 1] != NULL && n < 63) {
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    assert_int_equal(drv_test_spawn_io(&p, argv, outp, errp, envv), 0);
-    r->status = drv_test_wait(&p, DRV_TEST_WAIT_MS);
-    if (r->status == -ETIMEDOUT) {
-        drv_test_kill(&p, SIGKILL);
-        fail_msg("%s %s: still running after %d ms", bin, args[0],
-                 DRV_TEST_WAIT_MS);
-    }
-    r->out = slurp(outp);
-    r->err = slurp(errp);
+    drv_test_cli_run(r, tmpdir, NULL, envv, args);
 }
 
 /* Run with args ended by NULL, no extra environment. */
@@ -113,7 +48,7 @@ run_argv(struct run *r, const char *env, const char *const *args)
 
 /* Assert the exit status, showing what the CLI said when it differs. */
 static void
-expect_status(const struct run *r, int want)
+expect_status(const struct drv_test_cli *r, int want)
 {
     if (r->status != want)
         fail_msg("exit %d, want %d\nstdout: %s\nstderr: %s", r->status,
@@ -272,7 +207,7 @@ test_cli_enqueue_fields_literal(void **st)
     char shell[1024], trap[400];
     const redisReply *f;
     redisReply *hold = NULL;
-    struct run r;
+    struct drv_test_cli r;
 
     /* a value a shell would run must land as it is and run nothing */
     snprintf(trap, sizeof trap, "%s/pwned", tmpdir);
@@ -289,7 +224,7 @@ test_cli_enqueue_fields_literal(void **st)
     assert_string_equal(line1(r.out), hold->element[0]->element[0]->str);
     assert_int_equal(access(trap, F_OK), -1);
     freeReplyObject(hold);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 static void
@@ -302,7 +237,7 @@ test_cli_enqueue_id(void **st)
                                         NULL};
     const redisReply *f;
     redisReply *hold = NULL;
-    struct run r;
+    struct drv_test_cli r;
 
     RUN_R(&r, "enqueue", "q1", "echo", "--id", "my-id", "a=1");
     expect_status(&r, 0);
@@ -310,7 +245,7 @@ test_cli_enqueue_id(void **st)
     f = only_entry(s, "drover:{q1}:jobs", &hold);
     expect_fields(f, want1);
     freeReplyObject(hold);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* id=... as a field works as --id; the last one counts */
     RUN_R(&r, "enqueue", "q2", "echo", "id=first", "id=from-field");
@@ -319,13 +254,13 @@ test_cli_enqueue_id(void **st)
     f = only_entry(s, "drover:{q2}:jobs", &hold);
     expect_fields(f, want2);
     freeReplyObject(hold);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* an empty id counts as absent: not allowed as --id */
     RUN_R(&r, "enqueue", "q3", "echo", "--id", "");
     expect_status(&r, 2);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{q3}:jobs"), 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 static void
@@ -342,7 +277,7 @@ test_cli_enqueue_delay(void **st)
     redisReply *rep = NULL, *hold = NULL;
     char key[512], *id = NULL;
     int64_t before, after, score;
-    struct run r;
+    struct drv_test_cli r;
 
     before = drv_clock_unix_ms();
     RUN_R(&r, "enqueue", "default", "resize", "path=/a b", "--delay", "10s",
@@ -394,7 +329,7 @@ test_cli_enqueue_delay(void **st)
     assert_int_equal(int_of(s, "EXISTS %s", key), 0);
     assert_int_equal(int_of(s, "ZCARD %s", "drover:{default}:delayed"), 0);
     free(id);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* Two delayed jobs with the same id are two jobs: the first waits under
@@ -408,18 +343,18 @@ test_cli_enqueue_delay_same_id_two_jobs(void **st)
     static const char *const second[] = {"job", "echo", "b", "2", "id",
                                          "d1", NULL};
     redisReply *rep = NULL, *m = NULL;
-    struct run r;
+    struct drv_test_cli r;
 
     RUN_R(&r, "enqueue", "default", "echo", "--id", "d1", "--delay", "1h",
           "a=1");
     expect_status(&r, 0);
     assert_string_equal(r.out, "d1\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN_R(&r, "enqueue", "default", "echo", "b=2", "--delay", "2h", "--id",
           "d1");
     expect_status(&r, 0);
     assert_string_equal(r.out, "d1\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     rep = cmd(s, "HGETALL drover:{default}:job:d1");
     expect_fields(rep, first); /* kept, not replaced or merged */
     freeReplyObject(rep);
@@ -436,10 +371,10 @@ test_cli_enqueue_delay_same_id_two_jobs(void **st)
     /* generated ids differ */
     RUN_R(&r, "enqueue", "default", "echo", "--delay", "1s");
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN_R(&r, "enqueue", "default", "echo", "--delay", "1s");
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "ZCARD %s", "drover:{default}:delayed"), 4);
 }
 
@@ -451,14 +386,14 @@ test_cli_enqueue_pipeline(void **st)
                                        NULL};
     const redisReply *f;
     redisReply *hold = NULL;
-    struct run r;
+    struct drv_test_cli r;
 
     RUN_R(&r, "enqueue", "default", "--pipeline", "thumb", "path=/p");
     expect_status(&r, 0);
     f = only_entry(s, "drover:{default}:jobs", &hold);
     expect_fields(f, want);
     freeReplyObject(hold);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 static void
@@ -472,26 +407,26 @@ test_cli_enqueue_checks_config(void **st)
                                    "  resize: {handler: noop}\n"
                                    "pipelines:\n"
                                    "  p: {steps: [resize]}\n");
-    struct run r;
+    struct drv_test_cli r;
 
     RUN_R(&r, "-c", cfg, "enqueue", "main", "nosuch", "a=1");
     expect_status(&r, 2);
     expect_contains(r.err, "\"nosuch\"");
     assert_string_equal(r.out, "");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN_R(&r, "-c", cfg, "enqueue", "main", "--pipeline", "nope");
     expect_status(&r, 2);
     expect_contains(r.err, "\"nope\"");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "app:{main}:jobs"), 0);
 
     /* declared: accepted, under the config's prefix; -c may follow */
     RUN_R(&r, "enqueue", "main", "resize", "a=1", "-c", cfg);
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN_R(&r, "-c", cfg, "enqueue", "main", "--pipeline", "p");
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "XLEN %s", "app:{main}:jobs"), 2);
 }
 
@@ -526,7 +461,7 @@ test_cli_stats(void **st)
     redisReply *rep = NULL;
     long long v[7];
     char paused[8], *eid = NULL;
-    struct run r;
+    struct drv_test_cli r;
     int i;
 
     /* default: 5 added, 3 delivered, 1 of them acked and deleted (as the
@@ -600,7 +535,7 @@ test_cli_stats(void **st)
     stats_row(r.out, "fresh", v, paused);
     assert_int_equal(v[0], 2);
     assert_int_equal(v[1], 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* queues named on the command line instead of the config's */
     RUN_R(&r, "stats", "fresh");
@@ -608,14 +543,14 @@ test_cli_stats(void **st)
     stats_row(r.out, "fresh", v, paused);
     assert_int_equal(v[0], 2);
     assert_null(strstr(r.out, "default"));
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* no config: the default queue */
     RUN_R(&r, "stats");
     expect_status(&r, 0);
     stats_row(r.out, "default", v, paused);
     assert_int_equal(v[0], 2);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* ----------------------------------------------------------------- dead */
@@ -638,13 +573,13 @@ test_cli_dead_list(void **st)
 {
     struct state *s = *st;
     char *big = NULL;
-    struct run r;
+    struct drv_test_cli r;
     char *l2;
 
     RUN_R(&r, "dead", "list", "default");
     expect_status(&r, 0);
     assert_string_equal(r.out, "");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     add_dead(s);
     RUN_R(&r, "dead", "list", "default");
@@ -661,13 +596,13 @@ test_cli_dead_list(void **st)
     l2 = strchr(l2 + 1, '\n');
     assert_non_null(l2);
     assert_int_equal(l2[1], '\0'); /* three lines */
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     RUN_R(&r, "dead", "list", "default", "--count", "1");
     expect_status(&r, 0);
     expect_contains(r.out, "id=j1");
     assert_null(strstr(r.out, "id=j2"));
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* a huge argument is cut in the listing */
     big = malloc(5000);
@@ -680,7 +615,7 @@ test_cli_dead_list(void **st)
     expect_status(&r, 0);
     expect_contains(r.out, "aaa...\"\n");
     assert_true(strlen(r.out) < 1200);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     free(big);
 }
 
@@ -692,13 +627,13 @@ test_cli_dead_retry(void **st)
                                        "j2", NULL};
     const redisReply *f;
     redisReply *hold = NULL;
-    struct run r;
+    struct drv_test_cli r;
 
     add_dead(s);
     RUN_R(&r, "dead", "retry", "default", "j2");
     expect_status(&r, 0);
     assert_string_equal(r.out, "moved 1 dead entry back to default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 2);
     /* same id; error, attempts, failed_at and attempt dropped */
     f = only_entry(s, "drover:{default}:jobs", &hold);
@@ -708,13 +643,13 @@ test_cli_dead_retry(void **st)
     RUN_R(&r, "dead", "retry", "default", "nosuch");
     expect_status(&r, 1);
     expect_contains(r.err, "nosuch");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 2);
 
     RUN_R(&r, "dead", "retry", "default", "--all");
     expect_status(&r, 0);
     assert_string_equal(r.out, "moved 2 dead entries back to default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 0);
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:jobs"), 3);
 
@@ -722,25 +657,25 @@ test_cli_dead_retry(void **st)
     RUN_R(&r, "dead", "retry", "default", "--all");
     expect_status(&r, 0);
     assert_string_equal(r.out, "moved 0 dead entries back to default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 static void
 test_cli_dead_purge(void **st)
 {
     struct state *s = *st;
-    struct run r;
+    struct drv_test_cli r;
 
     add_dead(s);
     RUN_R(&r, "dead", "purge", "default");
     expect_status(&r, 0);
     assert_string_equal(r.out, "purged 3 dead entries from default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{default}:dead"), 0);
     RUN_R(&r, "dead", "purge", "default");
     expect_status(&r, 0);
     assert_string_equal(r.out, "purged 0 dead entries from default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* --older-than: an exact trim by entry id (its write time); the entries
@@ -752,7 +687,7 @@ test_cli_dead_purge_older_than(void **st)
     struct state *s = *st;
     int64_t now = drv_clock_unix_ms();
     char id[64];
-    struct run r;
+    struct drv_test_cli r;
     int i;
 
     /* 150 entries written 10 days ago, 7 written an hour ago */
@@ -771,24 +706,24 @@ test_cli_dead_purge_older_than(void **st)
     expect_status(&r, 0);
     assert_string_equal(r.out, "purged 150 dead entries older than 1d from "
                         "default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 7);
     /* nothing older left: the next run removes none */
     RUN_R(&r, "dead", "purge", "default", "--older-than", "1d");
     expect_status(&r, 0);
     assert_string_equal(r.out, "purged 0 dead entries older than 1d from "
                         "default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN_R(&r, "dead", "purge", "default", "--older-than", "30m");
     expect_status(&r, 0);
     assert_string_equal(r.out, "purged 7 dead entries older than 30m from "
                         "default\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:dead"), 0);
     RUN_R(&r, "dead", "purge", "default", "--older-than", "a week");
     expect_status(&r, 2);
     expect_contains(r.err, "--older-than \"a week\" is not a duration");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* ------------------------------------------------------- pause, resume */
@@ -798,25 +733,25 @@ test_cli_pause_resume(void **st)
 {
     struct state *s = *st;
     int64_t before = drv_clock_unix_ms(), v;
-    struct run r;
+    struct drv_test_cli r;
 
     RUN_R(&r, "pause", "low");
     expect_status(&r, 0);
     assert_string_equal(r.out, "paused low\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     v = int_of(s, "GET %s", "drover:{low}:paused");
     assert_true(v >= before && v <= drv_clock_unix_ms());
 
     RUN_R(&r, "resume", "low");
     expect_status(&r, 0);
     assert_string_equal(r.out, "resumed low\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{low}:paused"), 0);
 
     RUN_R(&r, "resume", "low");
     expect_status(&r, 0);
     assert_string_equal(r.out, "low was not paused\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* -------------------------------------------------------------- workers */
@@ -828,12 +763,12 @@ test_cli_workers(void **st)
     int64_t now = drv_clock_unix_ms();
     char fresh[256], old[256];
     const char *l;
-    struct run r;
+    struct drv_test_cli r;
 
     RUN_R(&r, "workers");
     expect_status(&r, 0);
     assert_true(strncmp(r.out, "ID  HOST  PID", 13) == 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     snprintf(fresh, sizeof fresh, "host=box1 pid=4242 started=%lld "
              "queues=default,low busy=7 beat=%lld", (long long)now - 60000,
@@ -855,7 +790,7 @@ test_cli_workers(void **st)
     assert_non_null(l);
     expect_contains(l, "box2    99  default         0");
     expect_contains(l, " stale\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* --------------------------------------------------------------- result */
@@ -864,7 +799,7 @@ static void
 test_cli_result(void **st)
 {
     struct state *s = *st;
-    struct run r;
+    struct drv_test_cli r;
 
     freeReplyObject(cmd(s, "HSET drover:{default}:result:r1 status ok "
                         "result %s error %s attempts 2 finished_at "
@@ -876,18 +811,18 @@ test_cli_result(void **st)
                                "finished_at: 2023-11-14T22:13:20.123Z\n"
                                "error: \n"
                                "result: {\"a\":\"1\"}\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     freeReplyObject(cmd(s, "HSET drover:{default}:result:r2 status ok "
                         "result %s", "line1\nline2\n"));
     RUN_R(&r, "result", "default", "r2");
     expect_status(&r, 0);
     assert_string_equal(r.out, "status: ok\nresult:\n  line1\n  line2\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN_R(&r, "result", "default", "r2", "--field", "result");
     expect_status(&r, 0);
     assert_string_equal(r.out, "line1\nline2\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* a pipeline's step records: sorted by name, times readable */
     freeReplyObject(cmd(s, "HSET drover:{default}:result:p1 status running "
@@ -898,14 +833,14 @@ test_cli_result(void **st)
     assert_string_equal(r.out, "status: running\nstep: 2\n"
                                "step.0.finished_at: 1970-01-01T00:00:00.000Z\n"
                                "step.0.status: ok\nstep.1.status: ok\n");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     RUN_R(&r, "result", "default", "gone");
     expect_status(&r, 1);
     assert_string_equal(r.out, "");
     expect_contains(r.err, "no result for gone (result_ttl 0 keeps none, "
                     "or it expired)");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* --------------------------------------------------------- check-config */
@@ -915,7 +850,7 @@ test_cli_check_config(void **st)
 {
     const char *good = NULL, *bad = NULL;
     char want[512], badp[400];
-    struct run r;
+    struct drv_test_cli r;
 
     (void)st;
     good = write_config("good.yaml", "queues: [a]\n"
@@ -925,7 +860,7 @@ test_cli_check_config(void **st)
     expect_status(&r, 0);
     snprintf(want, sizeof want, "%s: ok\n", good);
     assert_string_equal(r.out, want);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     bad = write_config("bad.yaml", "queues: [a]\n"
                                    "jobs:\n"
@@ -941,18 +876,18 @@ test_cli_check_config(void **st)
     snprintf(want, sizeof want, "%s:6:16: jobs.s.handler", badp);
     expect_contains(r.err, want);
     assert_string_equal(r.out, "");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     /* a bad -c file stops any command with the same errors */
     RUN_R(&r, "-c", badp, "stats");
     expect_status(&r, 2);
     expect_contains(r.err, "jobs.r.timeout");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 
     RUN(&r, "check-config", "/nonexistent/drover.yaml");
     expect_status(&r, 2);
     expect_contains(r.err, "/nonexistent/drover.yaml");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* ------------------------------------------------------- help and usage */
@@ -965,7 +900,7 @@ test_cli_help(void **st)
         "check-config",
     };
     char want[64];
-    struct run r;
+    struct drv_test_cli r;
     size_t i;
 
     (void)st;
@@ -975,21 +910,21 @@ test_cli_help(void **st)
     for (i = 0; i < DRV_ARRAY_LEN(cmds); i++)
         expect_contains(r.out, cmds[i]);
     assert_string_equal(r.err, "");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     for (i = 0; i < DRV_ARRAY_LEN(cmds); i++) {
         RUN(&r, cmds[i], "--help");
         expect_status(&r, 0);
         snprintf(want, sizeof want, "usage: drover %s", cmds[i]);
         expect_contains(r.out, want);
-        run_free(&r);
+        drv_test_cli_fini(&r);
     }
     RUN(&r, "help", "dead");
     expect_status(&r, 0);
     expect_contains(r.out, "drover dead retry QUEUE (ID|--all)");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN(&r, "dead", "list", "-h");
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 static void
@@ -1032,12 +967,18 @@ test_cli_bad_usage(void **st)
         {"workers", "x", NULL},
         {"result", "q", NULL},
         {"result", "q", "id", "x", NULL},
+        /* an empty ID, in every command that takes one */
+        {"result", "q", "", NULL},
+        {"cancel", "q", "", NULL},
+        {"wait", "q", "", NULL},
+        {"pipeline", "q", "", NULL},
+        {"dead", "retry", "q", "", NULL},
         {"check-config", NULL},
         {"check-config", "a", "b", NULL},
         {"help", "nosuch", NULL},
     };
     const char *args[12];
-    struct run r;
+    struct drv_test_cli r;
     size_t i, j;
 
     (void)st;
@@ -1054,12 +995,12 @@ test_cli_bad_usage(void **st)
                      cases[i][0] && cases[i][1] ? cases[i][1] : "",
                      r.status, r.err);
         assert_string_equal(r.out, "");
-        run_free(&r);
+        drv_test_cli_fini(&r);
     }
     /* a --redis that is not a Redis URL is bad usage too */
     RUN(&r, "--redis", "http://127.0.0.1/", "stats");
     expect_status(&r, 2);
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 /* ------------------------------------------------------ the connection */
@@ -1067,7 +1008,7 @@ test_cli_bad_usage(void **st)
 static void
 test_cli_unreachable(void **st)
 {
-    struct run r;
+    struct drv_test_cli r;
 
     (void)st;
     RUN(&r, "--redis", "redis://someone:hunter2@127.0.0.1:1/0", "stats");
@@ -1075,15 +1016,15 @@ test_cli_unreachable(void **st)
     expect_contains(r.err, "redis://someone:***@127.0.0.1:1/0");
     assert_null(strstr(r.err, "hunter2"));
     assert_string_equal(r.out, "");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN(&r, "--redis", "redis://127.0.0.1:1/0", "enqueue", "q", "j");
     expect_status(&r, 1);
     expect_contains(r.err, "127.0.0.1:1");
-    run_free(&r);
+    drv_test_cli_fini(&r);
     RUN(&r, "--redis", "unix:///nonexistent/redis.sock", "workers");
     expect_status(&r, 1);
     expect_contains(r.err, "unix:///nonexistent/redis.sock");
-    run_free(&r);
+    drv_test_cli_fini(&r);
 }
 
 static void
@@ -1093,7 +1034,7 @@ test_cli_auth_select(void **st)
     char url[512];
     const char *args[8];
     redisReply *rep = NULL;
-    struct run r;
+    struct drv_test_cli r;
 
     freeReplyObject(cmd(s, "ACL SETUSER clitest on >s3cret ~* &* +@all"));
 
@@ -1102,7 +1043,7 @@ test_cli_auth_select(void **st)
              drv_test_srv.port);
     RUN(&r, "--redis", url, "enqueue", "default", "echo", "--id", "in3");
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{default}:jobs"), 0);
     freeReplyObject(cmd(s, "SELECT 3"));
     assert_int_equal(int_of(s, "XLEN %s", "drover:{default}:jobs"), 1);
@@ -1118,7 +1059,7 @@ test_cli_auth_select(void **st)
     args[4] = NULL;
     run_argv(&r, "DROVER_REDIS_PASSWORD=s3cret", args);
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{q}:paused"), 1);
 
     /* a wrong password: exit 1, the password not shown */
@@ -1128,7 +1069,7 @@ test_cli_auth_select(void **st)
     expect_status(&r, 1);
     expect_contains(r.err, "AUTH");
     assert_null(strstr(r.err, "wrong@"));
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{q}:paused"), 1);
 
     rep = cmd(s, "ACL DELUSER clitest");
@@ -1139,13 +1080,13 @@ static void
 test_cli_unix_socket(void **st)
 {
     struct state *s = *st;
-    struct run r;
+    struct drv_test_cli r;
 
     if (drv_test_srv.external)
         skip();
     RUN(&r, "--redis", drv_test_srv.sock_url, "pause", "viasock");
     expect_status(&r, 0);
-    run_free(&r);
+    drv_test_cli_fini(&r);
     assert_int_equal(int_of(s, "EXISTS %s", "drover:{viasock}:paused"), 1);
 }
 

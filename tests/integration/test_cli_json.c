@@ -61,7 +61,6 @@ static const char py_flatten[] =
     "sys.stdout.write('\\n'.join(out) + '\\n')\n";
 
 struct cli_json {
-    int status;          /* exit status of drover */
     char path[512];      /* its stdout, saved for the parser */
     int parsed;          /* flat holds this document's lines */
 };
@@ -78,28 +77,11 @@ static void
 run_cli(struct drv_test_droverd *t, struct cli_json *r, int want_status,
         const char *name, const char *const *args)
 {
-    char bin[512], *out = malloc(OUT_MAX);
-    const char *argv[24];
-    int n = 0;
+    char *out = drv_test_cli_out(t->dir, t->cfg, want_status, args);
 
-    assert_non_null(out);
-    assert_non_null(args[0]);
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[n++] = bin;
-    argv[n++] = "-c";
-    argv[n++] = t->cfg;
-    while (args[n - 3] != NULL && n < 23) {
-        argv[n] = args[n - 3];
-        n++;
-    }
-    argv[n] = NULL;
     r->parsed = 0;
-    r->status = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
     snprintf(r->path, sizeof r->path, "%s/%s.json", t->dir, name);
     assert_int_equal(drv_test_write_file(r->path, out), 0);
-    if (r->status != want_status)
-        fail_msg("drover %s: exit %d, want %d; stdout: %s", args[0],
-                 r->status, want_status, out);
     free(out);
 }
 
@@ -445,22 +427,19 @@ static void
 test_cli_json_result_text_where(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char bin[512], cmdline[1500], out[4096];
-    const char *argv[] = {"/bin/sh", "-c", cmdline, NULL};
-    int rc;
+    const char *const args[] = {"result", "default", "w1", NULL};
+    struct drv_test_cli r;
 
     freeReplyObject(drv_test_redis_cmd(t->c, "ZADD t:{default}:delayed "
                                        "4102444800000 w1"));
     freeReplyObject(drv_test_redis_cmd(t->c, "HSET t:{default}:job:w1 "
                                        "job echo id w1"));
-    drv_test_bin("drover", bin, sizeof bin);
-    snprintf(cmdline, sizeof cmdline, "exec '%s' -c '%s' result default w1 "
-             "2>&1", bin, t->cfg);
-    rc = drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS);
-    assert_int_equal(rc, 1);
-    if (strstr(out, "no result for w1 yet: it is delayed until "
-                    "2100-01-01T00:00:00.000Z") == NULL)
-        fail_msg("unexpected output: %s", out);
+    drv_test_cli_run(&r, t->dir, t->cfg, NULL, args);
+    assert_int_equal(r.status, 1);
+    if (strstr(r.err, "no result for w1 yet: it is delayed until "
+                      "2100-01-01T00:00:00.000Z") == NULL)
+        fail_msg("unexpected output: %s", r.err);
+    drv_test_cli_fini(&r);
 }
 
 /* ----------------------------------------------------- usage and help */

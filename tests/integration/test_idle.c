@@ -46,14 +46,6 @@ redis_calls(struct drv_test_droverd *t)
     return n;
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* Write the config (body), start droverd 0 and wait until it runs and
  * its queue named last has been prepared. */
 static void
@@ -84,9 +76,9 @@ idle_rate(struct drv_test_droverd *t, int nq)
     snprintf(last, sizeof last, "q%d", nq - 1);
     start_idle(t, body, last);
     free(body);
-    sleep_ms(2000);
+    drv_test_sleep_ms(2000);
     n0 = redis_calls(t);
-    sleep_ms(4000);
+    drv_test_sleep_ms(4000);
     n1 = redis_calls(t);
     drv_test_droverd_stop(t, 0, 0);
     fprintf(stderr, "  %d queue(s): %.1f commands/s\n", nq,
@@ -118,25 +110,15 @@ static void
 test_idle_delayed_job_from_cli_moves_when_due(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char bin[512], out[256], *v;
-    const char *argv[10];
+    const char *const args[] = {"enqueue", "b", "e", "--delay", "1s", NULL};
+    char *out, *v;
     long long due, started;
     redisReply *r;
 
     start_idle(t, "queues: [a, b, c]\n"
                "jobs:\n  e:\n    handler: echo\n    result_ttl: 1h\n", "c");
-    sleep_ms(1500); /* idle: the first looks at the queues are over */
-    argv[0] = drv_test_bin("drover", bin, sizeof bin);
-    argv[1] = "-c";
-    argv[2] = t->cfg;
-    argv[3] = "enqueue";
-    argv[4] = "b";
-    argv[5] = "e";
-    argv[6] = "--delay";
-    argv[7] = "1s";
-    argv[8] = NULL;
-    assert_int_equal(drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS),
-                     0);
+    drv_test_sleep_ms(1500); /* idle: the first looks at queues are over */
+    out = drv_test_cli_out(t->dir, t->cfg, 0, args);
     out[strcspn(out, "\n")] = '\0';
     /* the index holds it until a worker moved it */
     r = redisCommand(t->c, "ZRANGE t:due 0 -1 WITHSCORES");
@@ -149,6 +131,7 @@ test_idle_delayed_job_from_cli_moves_when_due(void **st)
     assert_non_null(v);
     assert_string_equal(v, "ok");
     free(v);
+    free(out);
     wait_until_num(drv_test_started(t), ==, 1, "start traced");
     {
         FILE *f = fopen(t->trace, "r");
@@ -191,7 +174,7 @@ test_idle_retry_moved_by_other_worker(void **st)
                "first worker started");
     wait_until_num(drv_test_num(t, "EXISTS t:{b}:jobs"), ==, 1,
                    "queues prepared");
-    sleep_ms(1500); /* both idle: their first looks are over */
+    drv_test_sleep_ms(1500); /* both idle: their first looks are over */
     drv_test_xadd(t, "b", NULL, 0, "job", "f", NULL);
     drv_test_wait_stat(t, "b", "retried", 1);
     wait_until_num(drv_test_num(t, "ZCARD t:due"), ==, 1, "retry indexed");
@@ -247,11 +230,11 @@ test_idle_no_libcurl_few_wakeups(void **st)
     start_idle(t, "queues: [a, b, c]\n"
                "jobs:\n  e:\n    handler: noop\n"
                "  x:\n    handler: exec\n    command: [/bin/true]\n", "c");
-    sleep_ms(1000);
+    drv_test_sleep_ms(1000);
     snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
     assert_false(drv_test_file_contains(maps, "libcurl"));
     v0 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
-    sleep_ms(5000);
+    drv_test_sleep_ms(5000);
     v1 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
     fprintf(stderr, "  idle: %.1f wakeups/s\n", (double)(v1 - v0) / 5);
     /* generous: a wakeup per 100 ms tick and per reply is 16 */

@@ -168,19 +168,14 @@ static void
 wait_http(struct drv_test_droverd *t, int port, const char *path, int want,
           const char *needle)
 {
-    char body[4096];
-    int64_t end = drv_test_now_ms() + DRV_TEST_WAIT_MS;
+    char body[4096] = "";
     int code = 0;
 
-    while (drv_test_now_ms() < end) {
-        code = http_get(port, "GET", path, body, sizeof body);
-        if (code == want && (needle == NULL || strstr(body, needle)))
-            return;
-        drv_test_sleep_ms(50);
-    }
-    drv_test_dump_log(t, t->log);
-    fail_msg("%s: want %d (%s), last %d \"%s\"", path, want,
-             needle ? needle : "", code, body);
+    (void)t; /* a failed wait shows droverd's log (the fixture's hook) */
+    wait_until((code = http_get(port, "GET", path, body, sizeof body)) ==
+                   want && (needle == NULL || strstr(body, needle)),
+               "%s to answer %d (%s); last %d \"%s\"", path, want,
+               needle ? needle : "", code, body);
 }
 
 /* --------------------------------------------------------- exposition */
@@ -212,6 +207,21 @@ value_of(const char *body, const char *series)
     return NAN;
 }
 
+/* The value of series in a scrape of port now; NAN when the scrape is
+ * refused or fails, or has no such line. */
+static double
+scraped(int port, const char *series)
+{
+    char *b = malloc(BODY_MAX);
+    double v = NAN;
+
+    assert_non_null(b);
+    if (http_get(port, "GET", "/metrics", b, BODY_MAX) == 200)
+        v = value_of(b, series);
+    free(b);
+    return v;
+}
+
 /* value_of with a printf-formed series name. */
 static double
 val(const char *body, const char *fmt, ...)
@@ -241,26 +251,12 @@ static void
 wait_metric(struct drv_test_droverd *t, int port, const char *series,
             double want)
 {
-    int64_t end = drv_test_now_ms() + DRV_TEST_WAIT_MS;
     double v = NAN;
 
-    char *b = malloc(BODY_MAX);
-
-    assert_non_null(b);
-    while (drv_test_now_ms() < end) {
-        /* refused (not listening yet) or not yet sampled: try again */
-        if (http_get(port, "GET", "/metrics", b, BODY_MAX) == 200) {
-            v = value_of(b, series);
-            if (v == want) {
-                free(b);
-                return;
-            }
-        }
-        drv_test_sleep_ms(100);
-    }
-    free(b);
-    drv_test_dump_log(t, t->log);
-    fail_msg("%s: want %g, last %g", series, want, v);
+    (void)t; /* a failed wait shows droverd's log (the fixture's hook) */
+    /* refused (not listening yet) or not yet sampled: try again */
+    wait_until((v = scraped(port, series)) == want, "%s to be %g; last %g",
+               series, want, v);
 }
 
 /* ---------------------------------------------------------- fixture */
@@ -593,8 +589,8 @@ static void
 test_metrics_exec_resources(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char prog[300], body[2048], bin[300], out[8192], *v, *m;
-    const char *argv[] = {NULL, "-c", NULL, "result", "default", "b1", NULL};
+    char prog[300], body[2048], *out, *v, *m;
+    const char *const args[] = {"result", "default", "b1", NULL};
     long long cpu, rss;
     int port;
 
@@ -628,12 +624,10 @@ test_metrics_exec_resources(void **st)
                        "job=\"burn\"}") >= 0.29);
     free(m);
     /* drover result shows them */
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[0] = bin;
-    argv[2] = t->cfg;
-    assert_int_equal(drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS), 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, args);
     assert_non_null(strstr(out, "cpu_ms: "));
     assert_non_null(strstr(out, "max_rss_kb: "));
+    free(out);
     drv_test_droverd_stop(t, 0, 0);
 }
 

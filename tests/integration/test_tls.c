@@ -103,35 +103,25 @@ static int
 cli(struct drv_test_droverd *t, const char *cfg, const char *redis,
     char *out, char *err, size_t n, ...)
 {
-    char bin[512], op[420], ep[420];
-    const char *argv[32];
-    struct drv_test_proc p;
+    const char *args[32];
+    struct drv_test_cli r;
     va_list ap;
-    FILE *f;
     int i = 0, rc;
 
-    argv[i++] = drv_test_bin("drover", bin, sizeof bin);
-    argv[i++] = "-c";
-    argv[i++] = cfg != NULL ? cfg : t->cfg;
     if (redis != NULL) {
-        argv[i++] = "--redis";
-        argv[i++] = redis;
+        args[i++] = "--redis";
+        args[i++] = redis;
     }
     va_start(ap, n);
-    while (i < 31 && (argv[i] = va_arg(ap, const char *)) != NULL)
+    while (i < 31 && (args[i] = va_arg(ap, const char *)) != NULL)
         i++;
     va_end(ap);
-    argv[i] = NULL;
-    snprintf(op, sizeof op, "%s/cli.out", t->dir);
-    snprintf(ep, sizeof ep, "%s/cli.err", t->dir);
-    assert_int_equal(drv_test_spawn_io(&p, argv, op, ep, NULL), 0);
-    rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
-    f = fopen(op, "r");
-    out[fread(out, 1, n - 1, f)] = '\0';
-    fclose(f);
-    f = fopen(ep, "r");
-    err[fread(err, 1, n - 1, f)] = '\0';
-    fclose(f);
+    args[i] = NULL;
+    drv_test_cli_run(&r, t->dir, cfg != NULL ? cfg : t->cfg, NULL, args);
+    snprintf(out, n, "%s", r.out);
+    snprintf(err, n, "%s", r.err);
+    rc = r.status;
+    drv_test_cli_fini(&r);
     return rc;
 }
 

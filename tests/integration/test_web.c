@@ -30,7 +30,6 @@
 #define WATCHDOG_MS 20000      /* a server that does not answer fails */
 #define TOKEN "t0k3n-for-the-web-test"
 
-static struct drv_test_redis srv;
 static char tmpdir[256];
 
 /* One running `drover web`. */
@@ -194,7 +193,7 @@ write_config(const char *path)
     snprintf(text, sizeof text,
              "redis:\n  url: %s\n  prefix: drover\n"
              "queues: [default, low]\n"
-             "jobs:\n  resize: {handler: noop}\n", srv.url);
+             "jobs:\n  resize: {handler: noop}\n", drv_test_srv.url);
     assert_int_equal(drv_test_write_file(path, text), 0);
 }
 
@@ -202,12 +201,9 @@ write_config(const char *path)
 static void
 web_start(struct web *w, const char *name, const char *const *extra)
 {
-    char bin[512], conf[400], *text = NULL, *p;
+    char bin[512], conf[400], *text = NULL, *p, *slash, *colon;
     const char *argv[16];
-    int64_t deadline = drv_test_now_ms() + WATCHDOG_MS;
     size_t i = 0, j;
-    FILE *f;
-    long sz;
 
     snprintf(conf, sizeof conf, "%s/drover.yaml", tmpdir);
     write_config(conf);
@@ -221,33 +217,21 @@ web_start(struct web *w, const char *name, const char *const *extra)
         argv[i++] = extra[j];
     argv[i] = NULL;
     assert_int_equal(drv_test_spawn(&w->proc, argv, w->log, NULL), 0);
-    w->port = 0;
-    while (w->port == 0) {
-        if (drv_test_now_ms() > deadline)
-            fail_msg("drover web (%s) printed no URL", name);
-        drv_test_sleep_ms(20);
-        f = fopen(w->log, "r");
-        if (f == NULL)
-            continue;
-        fseek(f, 0, SEEK_END);
-        sz = ftell(f);
-        rewind(f);
-        text = calloc(1, (size_t)sz + 1);
-        /* "dashboard at http://HOST:PORT/": the port after the last ':'
-         * of the authority */
-        if (fread(text, 1, (size_t)sz, f) == (size_t)sz &&
-            (p = strstr(text, "dashboard at http://")) != NULL) {
-            char *slash = strchr(p + 20, '/'), *colon = NULL;
-
-            for (colon = slash; colon != NULL && colon > p && *colon != ':';
-                 colon--)
-                ;
-            if (slash != NULL && colon != NULL && colon > p)
-                w->port = atoi(colon + 1);
-        }
-        free(text);
-        fclose(f);
-    }
+    /* "dashboard at http://HOST:PORT/ (Redis ...)" */
+    wait_until(drv_test_file_contains(w->log, "dashboard at http://") &&
+                   drv_test_file_contains(w->log, " (Redis "),
+               "drover web (%s) to print its URL", name);
+    text = drv_test_slurp(w->log, NULL);
+    p = strstr(text, "dashboard at http://");
+    slash = strchr(p + 20, '/');
+    assert_non_null(slash);
+    /* the port after the last ':' of the authority */
+    for (colon = slash; colon > p && *colon != ':'; colon--)
+        ;
+    assert_true(colon > p);
+    w->port = atoi(colon + 1);
+    free(text);
+    assert_true(w->port > 0);
 }
 
 /* SIGTERM and wait: its exit status (0 = clean stop; under ASan a leak
@@ -278,10 +262,9 @@ group_setup(void **st)
     const char *tok_args[] = {"--listen", "127.0.0.1:0", "--token-file",
                               tokfile, NULL};
 
-    (void)st;
     if (drv_test_tmpdir("drover-web", tmpdir, sizeof tmpdir) < 0)
         return -1;
-    if (drv_test_redis_start(&srv) != 0)
+    if (drv_test_redis_group_setup(st) != 0)
         return -1;
     snprintf(tokfile, sizeof tokfile, "%s/token", tmpdir);
     if (drv_test_write_file(tokfile, TOKEN "\n") != 0)
@@ -298,10 +281,9 @@ group_teardown(void **st)
 
     int rc = 0;
 
-    (void)st;
     if (web_stop(&open_web) != 0 || web_stop(&token_web) != 0)
         rc = -1;        /* the logs stay for a look */
-    drv_test_redis_cleanup(&srv);
+    drv_test_redis_group_teardown(st);
     if (rc == 0 && (keep == NULL || strcmp(keep, "1") != 0))
         drv_test_rm_rf(tmpdir);
     return rc;
@@ -315,9 +297,9 @@ setup(void **st)
     struct resp r;
     const char *p;
 
-    drv_test_redis_flush(&srv);
+    drv_test_redis_fresh();
     memset(&state, 0, sizeof state);
-    state.c = drv_test_redis_connect(&srv);
+    state.c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(state.c);
     get("/api/session", &r);
     assert_status(&r, 200);
@@ -883,12 +865,12 @@ test_web_redis_down_and_back(void **st)
     struct resp r;
 
     (void)st;
-    if (srv.external)
+    if (drv_test_srv.external)
         skip();
     get("/api/queues", &r);
     assert_status(&r, 200);
     resp_free(&r);
-    drv_test_redis_kill(&srv);
+    drv_test_redis_kill(&drv_test_srv);
     get("/api/queues", &r);
     assert_status(&r, 503);
     assert_body_has(&r, "\"error\":");
@@ -896,7 +878,7 @@ test_web_redis_down_and_back(void **st)
     get("/", &r);                     /* the page itself still loads */
     assert_status(&r, 200);
     resp_free(&r);
-    assert_int_equal(drv_test_redis_restart(&srv), 0);
+    assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
     get("/api/queues", &r);
     assert_status(&r, 200);
     resp_free(&r);
