@@ -935,29 +935,6 @@ drv_test_file_contains(const char *path, const char *needle)
     return drv_test_file_count(path, needle) > 0;
 }
 
-char *
-drv_test_slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *s = NULL;
-    long n;
-
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0) {
-        if (f != NULL)
-            fclose(f);
-        s = strdup("");
-        assert_non_null(s);
-        return s;
-    }
-    rewind(f);
-    s = calloc(1, (size_t)n + 1);
-    assert_non_null(s);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
 int
 drv_test_file_lines(const char *path)
 {

@@ -228,10 +228,6 @@ int drv_test_fd_count(long pid);
 /* drv_test_file_contains -- 1 if the file at path contains needle. */
 int drv_test_file_contains(const char *path, const char *needle);
 
-/* drv_test_slurp -- the whole file at path, NUL-terminated (caller
- * frees); "" when it cannot be read. */
-char *drv_test_slurp(const char *path);
-
 /* drv_test_sleep_ms -- sleep: for pacing only (a test that waits for
  * something uses wait_until on what it can observe). */
 void drv_test_sleep_ms(int64_t ms);

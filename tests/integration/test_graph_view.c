@@ -102,9 +102,9 @@ wait_run(struct drv_test_droverd *t, const char *name, const char *id,
     wait_spawn(t, &p, name, id, a1, a2);
     rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
     snprintf(path, sizeof path, "%s/%s.out", t->dir, name);
-    *out = drv_test_slurp(path);
+    *out = drv_test_slurp(path, NULL);
     snprintf(path, sizeof path, "%s/%s.err", t->dir, name);
-    *err = drv_test_slurp(path);
+    *err = drv_test_slurp(path, NULL);
     return rc;
 }
 
@@ -163,7 +163,7 @@ web_start(struct drv_test_droverd *t, struct web *w)
     assert_int_equal(drv_test_spawn(&w->proc, argv, w->log, NULL), 0);
     drv_test_poll_init(&poll, DRV_TEST_WAIT_MS);
     for (;;) {
-        text = drv_test_slurp(w->log);
+        text = drv_test_slurp(w->log, NULL);
         if (strstr(text, "dashboard at ") != NULL) {
             free(text);
             break;
@@ -220,7 +220,7 @@ test_graph_view_wait_and_api_diamond(void **st)
     drv_test_droverd_start(t, 0);
     assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 0);
     snprintf(path, sizeof path, "%s/w1.out", t->dir);
-    out = drv_test_slurp(path);
+    out = drv_test_slurp(path, NULL);
     expect_in("drover wait r1", out, "status: ok\n");
     expect_in("drover wait r1", out, "result: d\n");
     expect_in("drover wait r1", out,
@@ -370,7 +370,7 @@ test_graph_view_wait_timeout_and_cancel(void **st)
     }
     assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
     snprintf(path, sizeof path, "%s/c1.out", t->dir);
-    out = drv_test_slurp(path);
+    out = drv_test_slurp(path, NULL);
     expect_in("drover wait (cancelled)", out, "status: cancelled\n");
     expect_in("drover wait (cancelled)", out, "nodes: h=");
     free(out);
