@@ -152,7 +152,7 @@ struct web {
 static void
 web_start(struct drv_test_droverd *t, struct web *w)
 {
-    char bin[400], listen[64], *text;
+    char bin[400], listen[64];
     const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
                           t->cfg, "web", "--listen", listen, NULL};
     struct drv_test_poll poll;
@@ -162,16 +162,10 @@ web_start(struct drv_test_droverd *t, struct web *w)
     snprintf(w->log, sizeof w->log, "%s/web.log", t->dir);
     assert_int_equal(drv_test_spawn(&w->proc, argv, w->log, NULL), 0);
     drv_test_poll_init(&poll, DRV_TEST_WAIT_MS);
-    for (;;) {
-        text = drv_test_slurp(w->log, NULL);
-        if (strstr(text, "dashboard at ") != NULL) {
-            free(text);
-            break;
-        }
-        free(text);
+    /* the log appears when drover web first writes to it */
+    while (!drv_test_file_contains(w->log, "dashboard at "))
         if (!drv_test_poll_next(&poll))
             fail_msg("drover web printed no URL (log %s)", w->log);
-    }
 }
 
 static void
