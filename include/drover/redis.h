@@ -261,6 +261,7 @@ struct drv_redis_stats {
     uint64_t resolves;    /* name resolutions started */
     uint64_t tls_handshakes; /* TLS handshakes completed */
     uint64_t tls_resumed; /* of which resumed a previous session */
+    uint64_t asks;        /* Cluster: commands sent again after -ASK */
 };
 
 /*

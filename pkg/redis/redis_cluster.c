@@ -339,6 +339,7 @@ drv_redis_cluster_attach(struct drv_redis_cluster_route *route,
 {
     DRV_CHECK_OBJ(route, ROUTE_MAGIC);
     route->r = r;
+    drv__redis_follow_ask(r);
 }
 
 void
