@@ -200,6 +200,21 @@ test_cluster_queues_drain_on_their_masters(void **st)
     drv_test_droverd_stop(w->t, 0, 0);
 }
 
+/* Node i's CLUSTER INFO says cluster_state:STATE. */
+static int
+cluster_state_is(struct world *w, int i, const char *state)
+{
+    redisReply *r = drv_test_ask(w->cl.port[i], "CLUSTER INFO");
+    char want[64];
+    int yes;
+
+    assert_non_null(r);
+    snprintf(want, sizeof want, "cluster_state:%s\r", state);
+    yes = r->type == REDIS_REPLY_STRING && strstr(r->str, want) != NULL;
+    freeReplyObject(r);
+    return yes;
+}
+
 /* Run `drover -c CFG ARGS...` (NULL-terminated); its exit code, its
  * stdout into out. */
 static int
@@ -302,9 +317,15 @@ test_cluster_cli_on_every_queue(void **st)
             drv_test_redis_ok(c, "CLUSTER DELSLOTS %d", w->slot[2]);
             redisFree(c);
         }
+        /* every node refuses commands now (CLUSTERDOWN): the doctor
+         * reports it at once instead of waiting for the cluster */
+        for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+            wait_until(cluster_state_is(w, k, "fail"),
+                       "node %d to say cluster_state:fail", k);
         wait_until(cli(w, out, sizeof out, "doctor", NULL) == 1 &&
                    strstr(out, "served by no master") != NULL,
                    "doctor to find the slot unserved: %s", out);
+        assert_non_null(strstr(out, "problem: cluster_state fail"));
         snprintf(line, sizeof line, "problem: queue %s: its hash slot %d is "
                  "served by no master", w->q[2], w->slot[2]);
         assert_non_null(strstr(out, line));
@@ -368,6 +389,23 @@ duplicate_starts(const char *trace, int *total)
     return dup;
 }
 
+/* "calls=N" of cmdstat_NAME in node i's INFO commandstats, or 0. */
+static long long
+cmd_calls(struct world *w, int i, const char *name)
+{
+    redisReply *r = drv_test_ask(w->cl.port[i], "INFO commandstats");
+    char want[64];
+    const char *p;
+    long long n = 0;
+
+    assert_non_null(r);
+    snprintf(want, sizeof want, "cmdstat_%s:calls=", name);
+    if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, want)) != NULL)
+        n = atoll(p + strlen(want));
+    freeReplyObject(r);
+    return n;
+}
+
 /* A client named drover-cmd-*-q<k> (queue k's command connection) is
  * connected to node i. */
 static int
@@ -400,6 +438,7 @@ test_cluster_slot_migration_loses_no_job(void **st)
     static int results[NJOBS];
     const int to = 1;
     int i, moved, total, dup;
+    long long asking0, asked;
     redisContext *c;
 
     write_config(w, "  concurrency: 8\n",
@@ -422,12 +461,22 @@ test_cluster_slot_migration_loses_no_job(void **st)
     wait_until_num(qstat(w, 0, "processed"), >=, 200,
                    "jobs processed before the migration");
     /* move the queue's slot to node 1 while its jobs run */
+    asking0 = cmd_calls(w, to, "asking");
     drv_test_cluster_migrate_begin(&w->cl, w->slot[0], to);
     moved = drv_test_cluster_migrate_keys(&w->cl, w->slot[0], to);
+    /* the keys are on node 1, the slot still node 0's: droverd's
+     * commands get -ASK there and go to node 1 after ASKING (nobody else
+     * sends ASKING here) */
+    wait_until_num(cmd_calls(w, to, "asking") - asking0, >, 0,
+                   "ASKING calls on the importing node");
+    wait_until(drv_test_file_contains(w->t->log, "ASK: sending the "
+                                      "command to the node importing"),
+               "droverd to log the ASK it followed");
+    asked = cmd_calls(w, to, "asking") - asking0;
     drv_test_cluster_migrate_end(&w->cl, w->slot[0], to);
     fprintf(stderr, "slot %d moved to node %d with %d keys while jobs ran "
-            "(%lld processed)\n", w->slot[0], to, moved,
-            qstat(w, 0, "processed"));
+            "(%lld processed, %lld ASKING from droverd)\n", w->slot[0], to,
+            moved, qstat(w, 0, "processed"), asked);
     assert_true(moved > 0);
     /* droverd follows the slot: MOVED, then its connections on node 1 */
     wait_until(queue_conn_on(w, to, 0), "queue 0's connection on node %d",
@@ -446,6 +495,7 @@ test_cluster_slot_migration_loses_no_job(void **st)
     fprintf(stderr, "slot migration run: %d jobs, 0 lost, %d duplicate "
             "starts (%d starts), %lld processed\n", NJOBS, dup, total,
             qstat(w, 0, "processed"));
+    assert_int_equal(dup, 0);
     assert_true(drv_test_file_contains(w->t->log, "cluster slot served "
                                        "elsewhere: reconnecting") ||
                 drv_test_file_contains(w->t->log, "MOVED: following"));
