@@ -332,6 +332,123 @@ test_cluster_cli_on_every_queue(void **st)
     }
 }
 
+/* `drover web` on the world's config: its child into *proc, its port. */
+static int
+web_start(struct world *w, struct drv_test_proc *proc)
+{
+    char bin[300], log[400], *text = NULL, *p;
+    const char *argv[8];
+    int port = 0;
+
+    snprintf(log, sizeof log, "%s/web.log", w->t->dir);
+    argv[0] = drv_test_bin("drover", bin, sizeof bin);
+    argv[1] = "-c";
+    argv[2] = w->t->cfg;
+    argv[3] = "web";
+    argv[4] = "--listen";
+    argv[5] = "127.0.0.1:0";
+    argv[6] = NULL;
+    assert_int_equal(drv_test_spawn(proc, argv, log, NULL), 0);
+    wait_until(drv_test_file_contains(log, "dashboard at http://127.0.0.1:"),
+               "drover web to print its URL");
+    text = calloc(1, 4096);
+    assert_non_null(text);
+    {
+        FILE *f = fopen(log, "r");
+
+        assert_non_null(f);
+        (void)!fread(text, 1, 4095, f);
+        fclose(f);
+    }
+    p = strstr(text, "dashboard at http://127.0.0.1:");
+    port = atoi(p + strlen("dashboard at http://127.0.0.1:"));
+    free(text);
+    assert_true(port > 0);
+    return port;
+}
+
+/* GET (or POST with the CSRF header) on drover web: status 200 wanted;
+ * the body into out. */
+static void
+web_call(int port, const char *method, const char *path, const char *hdrs,
+         const char *body, char *out, size_t n)
+{
+    int st = drv_test_http(port, method, path, hdrs, body, out, n);
+
+    if (st != 200)
+        fail_msg("%s %s: status %d: %s", method, path, st, out);
+}
+
+static void
+test_cluster_web_api_on_every_queue(void **st)
+{
+    struct world *w = *st;
+    struct drv_test_proc web;
+    static char out[65536];
+    char path[128], want[128], hdr[160], csrf[80];
+    const char *p;
+    int k, port;
+
+    write_config(w, "  concurrency: 4\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n"
+                 "  f: {handler: fail, retries: 0}\n");
+    /* per queue: one done job, one dead, then 2 + k waiting */
+    drv_test_droverd_start(w->t, 0);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        redisContext *c = queue_node(w, k);
+
+        drv_test_redis_ok(c, "XADD t:{%s}:jobs * job e id done%d x 1",
+                          w->q[k], k);
+        drv_test_redis_ok(c, "XADD t:{%s}:jobs * job f id bad%d", w->q[k],
+                          k);
+        redisFree(c);
+    }
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        wait_until_num(qstat(w, k, "processed"), ==, 1, "processed");
+        wait_until_num(qstat(w, k, "dead"), ==, 1, "dead");
+    }
+    drv_test_droverd_stop(w->t, 0, 0);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        add_jobs(w, k, "w", 0, 2 + k);
+
+    memset(&web, 0, sizeof web);
+    port = web_start(w, &web);
+    /* counts of three queues, each read on its own master */
+    web_call(port, "GET", "/api/queues", NULL, NULL, out, sizeof out);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        snprintf(want, sizeof want, "{\"name\":\"%s\",\"ready\":%d,"
+                 "\"running\":0,\"delayed\":0,\"dead\":1,", w->q[k], 2 + k);
+        if (strstr(out, want) == NULL)
+            fail_msg("/api/queues has no %s: %s", want, out);
+    }
+    web_call(port, "GET", "/api/workers", NULL, NULL, out, sizeof out);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        snprintf(path, sizeof path, "/api/queues/%s/dead", w->q[k]);
+        web_call(port, "GET", path, NULL, NULL, out, sizeof out);
+        snprintf(want, sizeof want, "\"bad%d\"", k);
+        assert_non_null(strstr(out, want));
+        snprintf(path, sizeof path, "/api/queues/%s/jobs/done%d", w->q[k],
+                 k);
+        web_call(port, "GET", path, NULL, NULL, out, sizeof out);
+        assert_non_null(strstr(out, "done"));
+    }
+    /* a write, on the third queue's master */
+    web_call(port, "GET", "/api/session", NULL, NULL, out, sizeof out);
+    p = strstr(out, "\"csrf\":\"");
+    assert_non_null(p);
+    snprintf(csrf, sizeof csrf, "%.64s", p + 8);
+    snprintf(hdr, sizeof hdr, "X-CSRF-Token: %s\r\n", csrf);
+    snprintf(path, sizeof path, "/api/queues/%s/dead/retry", w->q[2]);
+    web_call(port, "POST", path, hdr, "{\"all\":true}", out, sizeof out);
+    web_call(port, "GET", "/api/queues", NULL, NULL, out, sizeof out);
+    snprintf(want, sizeof want, "{\"name\":\"%s\",\"ready\":5,"
+             "\"running\":0,\"delayed\":0,\"dead\":0,", w->q[2]);
+    if (strstr(out, want) == NULL)
+        fail_msg("/api/queues after the retry has no %s: %s", want, out);
+    drv_test_kill(&web, SIGTERM);
+    assert_int_equal(drv_test_wait(&web, DRV_TEST_WAIT_MS), 0);
+}
+
 #define NJOBS 1500
 
 /* Results of queue k's jobs j<i> on the node serving it now, by number,
@@ -517,6 +634,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_cluster_slot_migration_loses_no_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_cli_on_every_queue,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_web_api_on_every_queue,
                                         setup, teardown),
     };
 
