@@ -76,7 +76,17 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+cluster|slots", "CLUSTER SLOTS",
      "on a Redis Cluster: finds the master of each queue's slot"},
     {"+asking", "ASKING",
-     "on a Redis Cluster: the CLI follows an ASK during a slot migration"},
+     "on a Redis Cluster: droverd and the CLI follow an ASK during a slot "
+     "migration"},
+    /* graph pipelines (the run's hash, its item lists, node results) */
+    {"+hget", "HGET KEY f", "graph pipelines: reads a run's fields"},
+    {"+hsetnx", "HSETNX KEY f v",
+     "graph pipelines: records a for_each item's result once"},
+    {"+lindex", "LINDEX KEY 0", "graph pipelines: reads a for_each item"},
+    {"+rpush", "RPUSH KEY v", "graph pipelines: stores a for_each array"},
+    {"+cluster|myid", "CLUSTER MYID",
+     "graph pipelines: a run with a node on another queue is refused on a "
+     "Redis Cluster (the start script asks whether it runs on one)"},
     /* stats, the CLI, the dashboard, the metrics */
     {"+exists", "EXISTS KEY", "tells whether a queue is paused"},
     {"+hdel", "HDEL KEY f", "removes a worker from the registry"},

@@ -46,7 +46,12 @@ static const char body[] =
     "  bad: {handler: fail, retries: 1, backoff: 10ms, result_ttl: 1h}\n"
     "  s: {handler: sleep}\n"
     "pipelines:\n"
-    "  p: {steps: [ok, ok], result_ttl: 1h}\n";
+    "  p: {steps: [ok, ok], result_ttl: 1h}\n"
+    "  g:\n"
+    "    result_ttl: 1h\n"
+    "    graph:\n"
+    "      a: {job: ok}\n"
+    "      b: {job: ok, needs: a, queue: low}\n";
 
 /* drv_test_srv, with the drover user's URL (the fixture writes it into
  * the config). */
@@ -221,6 +226,20 @@ assert_no_noperm(struct drv_test_droverd *t)
     }
 }
 
+/* The graph run RUN of queue default has status ok. */
+static int
+run_status_ok(struct drv_test_droverd *t, const char *run)
+{
+    redisReply *r = redisCommand(t->c, "HGET drover:{default}:run:%s "
+                                 "status", run);
+    int ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+             strcmp(r->str, "ok") == 0;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ web */
 
 /* drover web on a free port: its process and port. */
@@ -274,6 +293,33 @@ test_acl_everything_works_under_the_rule(void **st)
              "d1"));
     free(CLI(t, 0, "enqueue", "default", "--pipeline", "p", "--id", "p1"));
     drv_test_wait_stat(t, "default", "processed", 3);
+    /* a graph run with a node on another queue: its start script asks
+     * CLUSTER MYID (through redis.pcall, whose refusal only the ACL log
+     * shows) */
+    freeReplyObject(redisCommand(t->c, "ACL LOG RESET"));
+    free(CLI(t, 0, "enqueue", "default", "--pipeline", "g", "--id", "g1"));
+    drv_test_wait_stat(t, "low", "processed", 1);
+    wait_until(run_status_ok(t, "g1"), "graph run g1 to end ok");
+    CLI_HAS(t, "\"status\":\"ok\"", "pipeline", "default", "g1", "--json");
+    {
+        redisReply *r = redisCommand(t->c, "ACL LOG");
+
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 0) {
+            size_t i, j;
+
+            for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements;
+                 i++)
+                for (j = 0; j < r->element[i]->elements; j++)
+                    if (r->element[i]->element[j]->type ==
+                        REDIS_REPLY_STRING)
+                        fprintf(stderr, "ACL LOG: %s\n",
+                                r->element[i]->element[j]->str);
+            fail_msg("the ACL log has %zu entries after a graph run",
+                     r->elements);
+        }
+        freeReplyObject(r);
+    }
     drv_test_wait_stat(t, "default", "dead", 1);
     assert_int_equal(drv_test_stat(t, "default", "retried"), 1);
 
@@ -298,7 +344,7 @@ test_acl_everything_works_under_the_rule(void **st)
     drv_test_wait_log(t, "queue paused", 1);
     free(CLI(t, 0, "enqueue", "low", "ok", "--id", "l1"));
     CLI_HAS(t, "resumed low", "resume", "low");
-    drv_test_wait_stat(t, "low", "processed", 1);
+    drv_test_wait_stat(t, "low", "processed", 2);
 
     /* the dashboard: its API, and a dead retry through it */
     free(CLI(t, 0, "enqueue", "default", "bad", "--id", "b2"));
@@ -345,7 +391,7 @@ test_acl_everything_works_under_the_rule(void **st)
     drv_test_wait_pending(t, "default", 2);
     drv_test_kill(&t->w[0], SIGKILL);
     drv_test_droverd_start(t, 1);
-    drv_test_wait_stat(t, "default", "processed", 5);
+    drv_test_wait_stat(t, "default", "processed", 6);
     drv_test_droverd_stop(t, 1, 0);
     assert_no_noperm(t);
 }
