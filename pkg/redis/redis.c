@@ -217,6 +217,10 @@ struct drv_redis {
                                /* hiredis's own createString */
     int freeing;               /* drv_redis_free was called */
     int retry_now;             /* next retry without backoff (reconnect) */
+    int waiting;               /* this attempt ended because locate has no
+                                  target yet (-EAGAIN): not a failure to
+                                  warn about (the locate's owner says
+                                  what it waits for) */
     unsigned fails;            /* failed attempts since the last READY */
 
     struct event *watch_ev;    /* owned: lazy deadline timer */
@@ -514,6 +518,12 @@ log_fail(struct drv_redis *r, const char *q, enum drv_redis_state prev)
 {
     const char *step = prev == DRV_REDIS_SETUP ? "setup" : "connect";
 
+    if (r->waiting) {
+        r->waiting = 0;
+        DRV_LOG_DEBUG("redis waiting for a target", "conn=%s reason=%s",
+                      r->label, q);
+        return;
+    }
     r->fails++;
     if ((r->fails & (r->fails - 1)) == 0)
         DRV_LOG_WARN("redis connect failed",
@@ -1553,6 +1563,10 @@ start_connect(struct drv_redis *r)
         if (rc < 0) {
             snprintf(r->why, sizeof r->why, "no target to connect to: %s",
                      drv_strerror(rc));
+            /* -EAGAIN: not known yet (a cluster's slot map, Sentinel's
+             * primary, still being read): its owner reconnects r as soon
+             * as it is, and logs what goes wrong on its own side */
+            r->waiting = rc == -EAGAIN;
             drop(r, r->why);
             return;
         }
