@@ -240,30 +240,6 @@ run_status_ok(struct drv_test_droverd *t, const char *run)
     return ok;
 }
 
-/* ------------------------------------------------------------------ web */
-
-/* drover web on a free port: its process and port. */
-static int
-web_start(struct drv_test_droverd *t, struct drv_test_proc *p, char *log,
-          size_t logn)
-{
-    char bin[400], *text = NULL, *at;
-    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
-                          t->cfg, "web", "--listen", "127.0.0.1:0", NULL};
-    int port = 0;
-
-    snprintf(log, logn, "%s/web.log", t->dir);
-    assert_int_equal(drv_test_spawn(p, argv, log, NULL), 0);
-    wait_until(drv_test_file_contains(log, "dashboard at http://127.0.0.1:"),
-               "drover web to print its URL");
-    text = slurp(log);
-    at = strstr(text, "dashboard at http://127.0.0.1:");
-    port = atoi(at + strlen("dashboard at http://127.0.0.1:"));
-    free(text);
-    assert_true(port > 0);
-    return port;
-}
-
 /* ------------------------------------------------------------------ tests */
 
 /*
@@ -349,7 +325,7 @@ test_acl_everything_works_under_the_rule(void **st)
     /* the dashboard: its API, and a dead retry through it */
     free(CLI(t, 0, "enqueue", "default", "bad", "--id", "b2"));
     drv_test_wait_stat(t, "default", "dead", 3);
-    port = web_start(t, &web, weblog, sizeof weblog);
+    port = drv_test_web_start(t, &web, weblog, sizeof weblog);
     assert_int_equal(drv_test_http(port, "GET", "/api/queues", NULL, NULL,
                                    buf, sizeof buf), 200);
     assert_non_null(strstr(buf, "\"name\":\"default\""));

@@ -335,41 +335,6 @@ test_cluster_cli_on_every_queue(void **st)
     }
 }
 
-/* `drover web` on the world's config: its child into *proc, its port. */
-static int
-web_start(struct world *w, struct drv_test_proc *proc)
-{
-    char bin[300], log[400], *text = NULL, *p;
-    const char *argv[8];
-    int port = 0;
-
-    snprintf(log, sizeof log, "%s/web.log", w->t->dir);
-    argv[0] = drv_test_bin("drover", bin, sizeof bin);
-    argv[1] = "-c";
-    argv[2] = w->t->cfg;
-    argv[3] = "web";
-    argv[4] = "--listen";
-    argv[5] = "127.0.0.1:0";
-    argv[6] = NULL;
-    assert_int_equal(drv_test_spawn(proc, argv, log, NULL), 0);
-    wait_until(drv_test_file_contains(log, "dashboard at http://127.0.0.1:"),
-               "drover web to print its URL");
-    text = calloc(1, 4096);
-    assert_non_null(text);
-    {
-        FILE *f = fopen(log, "r");
-
-        assert_non_null(f);
-        (void)!fread(text, 1, 4095, f);
-        fclose(f);
-    }
-    p = strstr(text, "dashboard at http://127.0.0.1:");
-    port = atoi(p + strlen("dashboard at http://127.0.0.1:"));
-    free(text);
-    assert_true(port > 0);
-    return port;
-}
-
 /* GET (or POST with the CSRF header) on drover web: status 200 wanted;
  * the body into out. */
 static void
@@ -388,7 +353,7 @@ test_cluster_web_api_on_every_queue(void **st)
     struct world *w = *st;
     struct drv_test_proc web;
     static char out[65536];
-    char path[128], want[128], hdr[160], csrf[80];
+    char path[128], want[128], hdr[160], csrf[80], log[400];
     const char *p;
     int k, port;
 
@@ -415,7 +380,7 @@ test_cluster_web_api_on_every_queue(void **st)
         add_jobs(w, k, "w", 0, 2 + k);
 
     memset(&web, 0, sizeof web);
-    port = web_start(w, &web);
+    port = drv_test_web_start(w->t, &web, log, sizeof log);
     /* counts of three queues, each read on its own master */
     web_call(port, "GET", "/api/queues", NULL, NULL, out, sizeof out);
     for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
@@ -509,23 +474,6 @@ duplicate_starts(const char *trace, int *total)
     return dup;
 }
 
-/* "calls=N" of cmdstat_NAME in node i's INFO commandstats, or 0. */
-static long long
-cmd_calls(struct world *w, int i, const char *name)
-{
-    redisReply *r = drv_test_ask(w->cl.port[i], "INFO commandstats");
-    char want[64];
-    const char *p;
-    long long n = 0;
-
-    assert_non_null(r);
-    snprintf(want, sizeof want, "cmdstat_%s:calls=", name);
-    if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, want)) != NULL)
-        n = atoll(p + strlen(want));
-    freeReplyObject(r);
-    return n;
-}
-
 /* A client named drover-cmd-*-q<k> (queue k's command connection) is
  * connected to node i. */
 static int
@@ -581,18 +529,18 @@ test_cluster_slot_migration_loses_no_job(void **st)
     wait_until_num(qstat(w, 0, "processed"), >=, 200,
                    "jobs processed before the migration");
     /* move the queue's slot to node 1 while its jobs run */
-    asking0 = cmd_calls(w, to, "asking");
+    asking0 = drv_test_cluster_cmd_calls(&w->cl, to, "asking");
     drv_test_cluster_migrate_begin(&w->cl, w->slot[0], to);
     moved = drv_test_cluster_migrate_keys(&w->cl, w->slot[0], to);
     /* the keys are on node 1, the slot still node 0's: droverd's
      * commands get -ASK there and go to node 1 after ASKING (nobody else
      * sends ASKING here) */
-    wait_until_num(cmd_calls(w, to, "asking") - asking0, >, 0,
+    wait_until_num(drv_test_cluster_cmd_calls(&w->cl, to, "asking") - asking0, >, 0,
                    "ASKING calls on the importing node");
     wait_until(drv_test_file_contains(w->t->log, "ASK: sending the "
                                       "command to the node importing"),
                "droverd to log the ASK it followed");
-    asked = cmd_calls(w, to, "asking") - asking0;
+    asked = drv_test_cluster_cmd_calls(&w->cl, to, "asking") - asking0;
     drv_test_cluster_migrate_end(&w->cl, w->slot[0], to);
     fprintf(stderr, "slot %d moved to node %d with %d keys while jobs ran "
             "(%lld processed, %lld ASKING from droverd)\n", w->slot[0], to,

@@ -49,23 +49,6 @@ struct state {
 /* Tags of the commands, index of calls[]. */
 enum { T_GET, T_EVAL, T_MULTI, T_TIMEOUT, T_FREE1, T_FREE2 };
 
-/* "calls=N" of cmdstat_NAME in node i's INFO commandstats, or 0. */
-static long long
-cmd_calls(struct state *s, int i, const char *name)
-{
-    redisReply *r = drv_test_ask(s->cl.port[i], "INFO commandstats");
-    char want[64];
-    const char *p;
-    long long n = 0;
-
-    assert_non_null(r);
-    snprintf(want, sizeof want, "cmdstat_%s:calls=", name);
-    if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, want)) != NULL)
-        n = atoll(p + strlen(want));
-    freeReplyObject(r);
-    return n;
-}
-
 static void
 record(struct state *s, int tag, int status, const redisReply *reply)
 {
@@ -258,7 +241,7 @@ test_cluster_ask_followed_exactly_once(void **st)
     drv_test_redis_ok(ctx, "SCRIPT FLUSH"); /* NOSCRIPT there */
     redisFree(ctx);
     for (i = 0; i < DRV_TEST_CLUSTER_NODES; i++)
-        asking_before[i] = cmd_calls(s, i, "asking");
+        asking_before[i] = drv_test_cluster_cmd_calls(&s->cl, i, "asking");
 
     s->loop = drv_loop_create(&lo);
     assert_non_null(s->loop);
@@ -326,14 +309,14 @@ test_cluster_ask_followed_exactly_once(void **st)
     /* ASKING went to the importing node only; the script was loaded
      * there by the EVAL fallback */
     for (i = 0; i < DRV_TEST_CLUSTER_NODES; i++) {
-        long long n = cmd_calls(s, i, "asking") - asking_before[i];
+        long long n = drv_test_cluster_cmd_calls(&s->cl, i, "asking") - asking_before[i];
 
         if (i == s->to)
             assert_true(n >= 4);
         else
             assert_int_equal(n, 0);
     }
-    assert_true(cmd_calls(s, s->to, "eval") >= 1);
+    assert_true(drv_test_cluster_cmd_calls(&s->cl, s->to, "eval") >= 1);
     drv_test_cluster_migrate_end(&s->cl, s->slot, s->to);
 }
 
