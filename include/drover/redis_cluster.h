@@ -107,6 +107,16 @@ int drv_redis_cluster_redirect_parse(const redisReply *reply,
                                      struct drv_redis_cluster_redirect *out);
 
 /*
+ * drv_redis_cluster_ask_to -- where an -ASK sends a failed command: 1 and
+ * *to filled when reply is "ASK slot host:port", or the EXECABORT of a
+ * MULTI block one of whose queued commands got an ASK (queued: that
+ * ASK's node, NULL when none did); else 0 (MOVED, any other reply, NULL).
+ */
+int drv_redis_cluster_ask_to(const redisReply *reply,
+                             const struct drv_redis_sentinel_addr *queued,
+                             struct drv_redis_sentinel_addr *to);
+
+/*
  * drv_redis_cluster_transient -- 1 when reply is an error that means "not
  * here, not now" on a cluster: MOVED, ASK, TRYAGAIN (a multi-key command
  * during a migration), CLUSTERDOWN. The command was not applied.

@@ -441,11 +441,13 @@ queue_sent(struct drv_redis *r, struct cmd *c)
 }
 
 /* The command c carries may be sent again after -ASK: keep its bytes
- * (a script keeps its arguments anyway). */
+ * (a script keeps its arguments anyway; the setup commands, AUTH's
+ * password among them, are never ASKed). */
 static struct cmd *
 keep_of(const struct drv_redis *r, struct cmd *c)
 {
-    return r->follow_ask && c->script == NULL ? c : NULL;
+    return r->follow_ask && c->script == NULL &&
+           r->state == DRV_REDIS_READY ? c : NULL;
 }
 
 /* Write c's command on the live connection and queue c for its reply. */
@@ -792,25 +794,6 @@ static int write_script(struct drv_redis *r, const struct cmd *c,
                         int by_sha);
 static int conn_events(struct drv_redis *r);
 
-/* The node an -ASK reply to c names into *to: the reply itself, or for
- * a MULTI unit an EXECABORT after an -ASK among its queued replies. */
-static int
-ask_target(const struct cmd *c, const redisReply *reply,
-           struct drv_redis_sentinel_addr *to)
-{
-    struct drv_redis_cluster_redirect rd;
-
-    if (drv_redis_cluster_redirect_parse(reply, &rd) && rd.ask) {
-        *to = rd.to;
-        return 1;
-    }
-    if (c->ask_to != NULL && drv_redis_reply_error_is(reply, "EXECABORT")) {
-        *to = *c->ask_to;
-        return 1;
-    }
-    return 0;
-}
-
 /* A queued reply of c's MULTI unit: note an -ASK. */
 static void
 note_ask(struct cmd *c, const redisReply *reply)
@@ -1095,7 +1078,8 @@ on_reply(struct drv_redis *r, struct cmd *c, const redisReply *reply)
         return;
     }
     if (r->follow_ask && !c->asked && reply->type == REDIS_REPLY_ERROR &&
-        (c->wire != NULL || c->script != NULL) && ask_target(c, reply, &to)) {
+        (c->wire != NULL || c->script != NULL) &&
+        drv_redis_cluster_ask_to(reply, c->ask_to, &to)) {
         forward(r, c, &to);
         return;
     }
