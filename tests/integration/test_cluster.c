@@ -4,8 +4,11 @@
  * computes for a queue is the one the cluster gives; queues whose slots
  * live on different masters all drain, each on its own master; a slot
  * moved (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) while its queue's
- * jobs run loses none of them, and droverd follows the MOVED replies
- * to the new owner; the CLI works on every queue's node.
+ * jobs run loses none of them and starts none twice, droverd following
+ * the ASK replies while the slot is half-migrated (ASKING counted on the
+ * importing node) and the MOVED replies after; the CLI and the
+ * dashboard's API work on every queue's node; the doctor reports an
+ * unserved slot at once.
  */
 #include <signal.h>
 #include <stdarg.h>
