@@ -65,6 +65,10 @@ struct drv_cli {
                                   slot map and the node connections (cli_
                                   cluster.c); rs is then the first node
                                   that answered */
+    int cluster_report;        /* with redis.cluster: TRYAGAIN and
+                                  CLUSTERDOWN replies stand at once (a
+                                  doctor reports them, it does not wait
+                                  for the cluster to recover) */
     int64_t found_ns;          /* with redis.sentinel: when the primary of
                                   the connection was found (monotonic) */
     char primary[300];         /* with redis.sentinel: "host:port" of that

@@ -8,8 +8,9 @@
  * MOVED reply records the slot's new owner and the segment is sent
  * there; an ASK reply sends that one command again to the named node,
  * after ASKING; TRYAGAIN and CLUSTERDOWN (a migration under way, a
- * failover) are retried after a pause, for a few seconds. Blocking: a CLI
- * run is one short conversation.
+ * failover) are retried after a pause, for a few seconds (not for `drover
+ * doctor`, which reports them: cli->cluster_report). Blocking: a CLI run
+ * is one short conversation.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -342,7 +343,8 @@ drv__cli_cluster_run(struct drv_cli *cli, size_t n,
     int rc = 0;
 
     DRV_CHECK_OBJ(cl, CLI_CLUSTER_MAGIC);
-    cl->wait_until_ns = drv_clock_mono_ns() + WAIT_MS * DRV_NS_PER_MS;
+    cl->wait_until_ns = drv_clock_mono_ns() +
+                        (cli->cluster_report ? 0 : WAIT_MS * DRV_NS_PER_MS);
     while (i < n && rc == 0) {
         size_t end = i + 1;
         int slot = cmd_slot(&cmds[i]);

@@ -145,6 +145,7 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     counts = drv_xcalloc(drv_queue_doctor_nchecks() + 1, sizeof *counts);
     drv_queue_cmds_init(&c);
     drv_queue_doctor_build(&c, &o, counts);
+    cli->cluster_report = 1; /* a CLUSTERDOWN is a line, not a wait */
     rc = drv__cli_run(cli, &c, &out);
     if (rc == 0) {
         drv_queue_doctor_report_init(&rep);

@@ -37,7 +37,11 @@
  *     other one pending on the connection with DRV_EDOWN;
  *   - reconnects by itself with exponential backoff and jitter. The
  *     connect timeout bounds each address's connect and TLS handshake, and
- *     the name resolution.
+ *     the name resolution;
+ *   - on Redis Cluster, once attached to a route (drv_redis_cluster_
+ *     attach), follows -ASK: the command goes again, after ASKING, to the
+ *     node named, on a companion connection, and its callback gets that
+ *     node's reply (stats.asks counts them).
  *
  * Commands issued while the connection is not READY fail fast: the call
  * returns 0 and the callback runs on a later loop turn with DRV_EDOWN.
@@ -261,6 +265,7 @@ struct drv_redis_stats {
     uint64_t resolves;    /* name resolutions started */
     uint64_t tls_handshakes; /* TLS handshakes completed */
     uint64_t tls_resumed; /* of which resumed a previous session */
+    uint64_t asks;        /* Cluster: commands sent again after -ASK */
 };
 
 /*

@@ -107,6 +107,16 @@ int drv_redis_cluster_redirect_parse(const redisReply *reply,
                                      struct drv_redis_cluster_redirect *out);
 
 /*
+ * drv_redis_cluster_ask_to -- where an -ASK sends a failed command: 1 and
+ * *to filled when reply is "ASK slot host:port", or the EXECABORT of a
+ * MULTI block one of whose queued commands got an ASK (queued: that
+ * ASK's node, NULL when none did); else 0 (MOVED, any other reply, NULL).
+ */
+int drv_redis_cluster_ask_to(const redisReply *reply,
+                             const struct drv_redis_sentinel_addr *queued,
+                             struct drv_redis_sentinel_addr *to);
+
+/*
  * drv_redis_cluster_transient -- 1 when reply is an error that means "not
  * here, not now" on a cluster: MOVED, ASK, TRYAGAIN (a multi-key command
  * during a migration), CLUSTERDOWN. The command was not applied.
@@ -129,7 +139,13 @@ int drv_redis_cluster_transient(const redisReply *reply);
  *     at the master of its slot (-EAGAIN while the map has no owner);
  *   - when the map changes the owner of a route's slot, its connection is
  *     reconnected (a MOVED reply does this at once: drv_redis_cluster_
- *     redirected records the new owner from the reply itself).
+ *     redirected records the new owner from the reply itself);
+ *   - an attached connection follows -ASK by itself (a slot being
+ *     migrated, the key on the importing node): ASKING and the same
+ *     command go to that node on a companion connection with the same
+ *     settings, under the command's deadline, and the command's callback
+ *     gets the reply from there (a script not loaded there falls back to
+ *     EVAL; one hop: an -ASK from the importing node reaches the caller).
  * It never sends anything on the data connections.
  */
 struct drv_loop;
@@ -176,8 +192,8 @@ struct drv_redis_cluster_route *
 drv_redis_cluster_route(struct drv_redis_cluster *c, int slot);
 
 /* drv_redis_cluster_attach -- r (created with route as its locate ctx) is
- * reconnected when the owner of the route's slot changes. _detach before
- * r is freed. */
+ * reconnected when the owner of the route's slot changes, and follows
+ * -ASK from now on (see above). _detach before r is freed. */
 void drv_redis_cluster_attach(struct drv_redis_cluster_route *route,
                               struct drv_redis *r);
 void drv_redis_cluster_detach(struct drv_redis_cluster_route *route);
@@ -190,7 +206,9 @@ int drv_redis_cluster_locate(struct drv_redis *r,
 /*
  * drv_redis_cluster_redirected -- look at a failed command's reply: a
  * MOVED records the slot's new owner (reconnecting the routes of that
- * slot) and asks for the whole map soon; CLUSTERDOWN asks for the map.
+ * slot) and asks for the whole map soon; CLUSTERDOWN asks for the map;
+ * TRYAGAIN (and an ASK that was not followed) is logged, at most every
+ * 10 s, as a migration its commands wait for.
  * Returns drv_redis_cluster_transient(reply).
  */
 int drv_redis_cluster_redirected(struct drv_redis_cluster *c,

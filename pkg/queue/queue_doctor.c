@@ -81,7 +81,8 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     {"+cluster|slots", "CLUSTER SLOTS",
      "on a Redis Cluster: finds the master of each queue's slot"},
     {"+asking", "ASKING",
-     "on a Redis Cluster: the CLI follows an ASK during a slot migration"},
+     "on a Redis Cluster: droverd and the CLI follow an ASK during a slot "
+     "migration"},
     /* stats, the CLI, the dashboard, the metrics */
     {"+exists", "EXISTS KEY", "tells whether a queue is paused"},
     {"+hdel", "HDEL KEY f", "removes a worker from the registry"},

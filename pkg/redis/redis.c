@@ -93,6 +93,7 @@
 #include "drover/log.h"
 #include "drover/loop.h"
 #include "drover/redis.h"
+#include "drover/redis_cluster.h"
 
 #include "redis_int.h"
 
@@ -114,7 +115,9 @@
 enum cmd_where {
     CMD_NEW = 0,    /* not yet handed over */
     CMD_PENDING,    /* written, awaiting its reply, on r->pending */
-    CMD_DONE        /* outcome decided, on r->done until the kick */
+    CMD_DONE,       /* outcome decided, on r->done until the kick */
+    CMD_ASKED       /* sent again after -ASK: on r->asked, waiting for
+                       the companion (fwd NULL) or for its reply there */
 };
 
 struct cmd {
@@ -136,6 +139,17 @@ struct cmd {
     const char **argv;         /* owned: pointers into argbuf */
     size_t *argvlen;           /* owned */
     char *argbuf;              /* owned: the argument bytes */
+    char *wire;                /* owned: follow_ask only: the command as
+                                  written (RESP bytes, MULTI unit whole),
+                                  to send again after -ASK; else NULL */
+    size_t wirelen;            /* its length */
+    size_t nskip;              /* skip as written (MULTI: n + 1) */
+    int asked;                 /* sent again after -ASK once already */
+    struct drv_redis_sentinel_addr *ask_to; /* owned: MULTI: an -ASK
+                                  among the queued replies, or NULL */
+    struct cmd *fwd;           /* CMD_ASKED: its copy on r->comp (alive
+                                  until that one's callback), or NULL
+                                  while waiting for the companion */
 };
 
 TAILQ_HEAD(cmd_list, cmd);
@@ -203,6 +217,10 @@ struct drv_redis {
                                /* hiredis's own createString */
     int freeing;               /* drv_redis_free was called */
     int retry_now;             /* next retry without backoff (reconnect) */
+    int waiting;               /* this attempt ended because locate has no
+                                  target yet (-EAGAIN): not a failure to
+                                  warn about (the locate's owner says
+                                  what it waits for) */
     unsigned fails;            /* failed attempts since the last READY */
 
     struct event *watch_ev;    /* owned: lazy deadline timer */
@@ -216,6 +234,16 @@ struct drv_redis {
     struct cmd_list pending;   /* cmds written, in send order */
     struct cmd_list done;      /* decided outcomes awaiting the kick */
     struct drv_redis_stats stats; /* counters */
+
+    int follow_ask;            /* Cluster: send a command again after
+                                  -ASK (drv__redis_follow_ask) */
+    struct drv_redis *comp;    /* owned: the companion connection to the
+                                  node of the last -ASK, or NULL */
+    struct cmd_list asked;     /* CMD_ASKED commands, in ASK order */
+    struct event *ask_ev;      /* owned: deadlines of the commands
+                                  waiting for comp; comp's idle close */
+    int64_t ask_last_ns;       /* the last -ASK followed (monotonic) */
+    int64_t ask_logged_ns;     /* the last "ASK" log line */
 };
 
 static void schedule_retry(struct drv_redis *r);
@@ -324,6 +352,8 @@ cmd_free(struct cmd *c)
     free(c->argv);
     free(c->argvlen);
     free(c->argbuf);
+    free(c->wire);
+    free(c->ask_to);
     c->magic = 0;
     free(c);
 }
@@ -377,10 +407,11 @@ watch_arm(struct drv_redis *r, int64_t deadline_ns)
 /* Format argv into the connection's output buffer: one write per loop
  * turn carries everything queued in it. The sds formatter is the one
  * hiredis's async API used (its plain one calls sprintf twice per
- * argument). 0 or -ENOMEM. */
+ * argument). With keep (follow_ask), the bytes are also appended to
+ * keep->wire, to send them again after an -ASK. 0 or -ENOMEM. */
 static int
 write_argv(struct drv_redis *r, int argc, const char **argv,
-           const size_t *argvlen)
+           const size_t *argvlen, struct cmd *keep)
 {
     sds cmd = NULL;
     int len;
@@ -390,8 +421,33 @@ write_argv(struct drv_redis *r, int argc, const char **argv,
         return -ENOMEM;
     if (evbuffer_add(bufferevent_get_output(r->bev), cmd, (size_t)len) != 0)
         len = -1;
+    if (len >= 0 && keep != NULL) {
+        keep->wire = drv_xrealloc(keep->wire, keep->wirelen + (size_t)len);
+        memcpy(keep->wire + keep->wirelen, cmd, (size_t)len);
+        keep->wirelen += (size_t)len;
+    }
     redisFreeSdsCommand(cmd);
     return len < 0 ? -ENOMEM : 0;
+}
+
+/* Queue c, just written, for its reply. */
+static void
+queue_sent(struct drv_redis *r, struct cmd *c)
+{
+    c->where = CMD_PENDING;
+    TAILQ_INSERT_TAIL(&r->pending, c, link);
+    r->stats.commands++;
+    watch_arm(r, c->deadline_ns);
+}
+
+/* The command c carries may be sent again after -ASK: keep its bytes
+ * (a script keeps its arguments anyway; the setup commands, AUTH's
+ * password among them, are never ASKed). */
+static struct cmd *
+keep_of(const struct drv_redis *r, struct cmd *c)
+{
+    return r->follow_ask && c->script == NULL &&
+           r->state == DRV_REDIS_READY ? c : NULL;
 }
 
 /* Write c's command on the live connection and queue c for its reply. */
@@ -402,13 +458,11 @@ send_argv(struct drv_redis *r, struct cmd *c, int argc, const char **argv,
     int rc;
 
     DRV_AN(r->bev);
-    rc = write_argv(r, argc, argv, argvlen);
+    rc = write_argv(r, argc, argv, argvlen, keep_of(r, c));
     if (rc < 0)
         return rc;
-    c->where = CMD_PENDING;
-    TAILQ_INSERT_TAIL(&r->pending, c, link);
-    r->stats.commands++;
-    watch_arm(r, c->deadline_ns);
+    c->nskip = c->skip;
+    queue_sent(r, c);
     return 0;
 }
 
@@ -466,6 +520,12 @@ log_fail(struct drv_redis *r, const char *q, enum drv_redis_state prev)
 {
     const char *step = prev == DRV_REDIS_SETUP ? "setup" : "connect";
 
+    if (r->waiting) {
+        r->waiting = 0;
+        DRV_LOG_DEBUG("redis waiting for a target", "conn=%s reason=%s",
+                      r->label, q);
+        return;
+    }
     r->fails++;
     if ((r->fails & (r->fails - 1)) == 0)
         DRV_LOG_WARN("redis connect failed",
@@ -707,6 +767,291 @@ begin_setup(struct drv_redis *r)
     send_setup(r);
 }
 
+/* ------------------------------------------------------ ASK (Cluster) */
+
+/*
+ * A node that answers "-ASK slot host:port" is migrating the slot away:
+ * the key is already on the importing node, which serves it to a client
+ * that says ASKING first, for that one command. r then sends ASKING and
+ * the same command (its kept bytes, or the script with its saved
+ * arguments) on its companion: a second connection, to that node, made
+ * with r's own settings (URL, password, db, TLS context, timeouts,
+ * max_string) the first time and kept for the next ASK (pointed at
+ * another node when an ASK names one; closed after ASK_IDLE_NS without
+ * ASK). The command waits on r->asked: for the companion to be READY
+ * (under its deadline, ask_ev), then for its reply there, which goes to
+ * the caller's callback, with r, as if r had answered. Only one hop: an
+ * -ASK from the importing node goes to the caller. A script the
+ * importing node has not loaded (-NOSCRIPT) goes there again as EVAL.
+ * -ECANCELED is the caller's only when r itself is freed: a companion
+ * closed under a command makes it DRV_EDOWN.
+ */
+#define ASK_IDLE_NS (30 * DRV_NS_PER_SEC)
+#define ASK_LOG_NS (10 * DRV_NS_PER_SEC)
+
+static void send_forward(struct drv_redis *r, struct cmd *c);
+static int write_script(struct drv_redis *r, const struct cmd *c,
+                        int by_sha);
+static int conn_events(struct drv_redis *r);
+
+/* A queued reply of c's MULTI unit: note an -ASK. */
+static void
+note_ask(struct cmd *c, const redisReply *reply)
+{
+    struct drv_redis_cluster_redirect rd;
+
+    if (c->ask_to == NULL && drv_redis_cluster_redirect_parse(reply, &rd) &&
+        rd.ask) {
+        c->ask_to = drv_xmalloc(sizeof *c->ask_to);
+        *c->ask_to = rd.to;
+    }
+}
+
+static void
+ask_arm(struct drv_redis *r)
+{
+    struct timeval tv;
+    struct cmd *c;
+    int64_t next = 0;
+
+    TAILQ_FOREACH(c, &r->asked, link)
+        if (c->fwd == NULL && c->deadline_ns != 0 &&
+            (next == 0 || c->deadline_ns < next))
+            next = c->deadline_ns;
+    if (r->comp != NULL && (next == 0 || r->ask_last_ns + ASK_IDLE_NS < next))
+        next = r->ask_last_ns + ASK_IDLE_NS;
+    if (next == 0) {
+        event_del(r->ask_ev);
+        return;
+    }
+    tv = drv_clock_tv_until(next);
+    DRV_AZ(event_add(r->ask_ev, &tv));
+}
+
+/* ask_ev: commands that waited for the companion past their deadline
+ * fail; an idle companion is closed. */
+static void
+on_ask_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_redis *r;
+    struct cmd *c, *next;
+    int64_t now = drv_clock_mono_ns();
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(r, arg, DRV_REDIS_MAGIC);
+    if (r->freeing)
+        return;
+    for (c = TAILQ_FIRST(&r->asked); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->fwd != NULL || c->deadline_ns == 0 || c->deadline_ns > now)
+            continue;
+        TAILQ_REMOVE(&r->asked, c, link);
+        c->where = CMD_NEW;
+        complete_later(r, c, -ETIMEDOUT);
+    }
+    if (r->comp != NULL && TAILQ_EMPTY(&r->asked) &&
+        now >= r->ask_last_ns + ASK_IDLE_NS) {
+        DRV_LOG_DEBUG("redis ASK connection idle: closed", "conn=%s",
+                      r->label);
+        drv_redis_free(r->comp);
+        r->comp = NULL;
+    }
+    ask_arm(r);
+}
+
+/* The companion is READY: send what waits for it. */
+static void
+on_comp_state(struct drv_redis *a, enum drv_redis_state st, void *ctx)
+{
+    struct drv_redis *r;
+    struct cmd *c;
+
+    (void)a;
+    DRV_CAST(r, ctx, DRV_REDIS_MAGIC);
+    if (st != DRV_REDIS_READY)
+        return;
+    TAILQ_FOREACH(c, &r->asked, link)
+        if (c->fwd == NULL && !r->freeing)
+            send_forward(r, c);
+    ask_arm(r);
+}
+
+/* A connection like r (r's settings), to `to`, for ASKed commands. */
+static struct drv_redis *
+companion_new(struct drv_redis *r, const struct drv_redis_sentinel_addr *to)
+{
+    struct drv_redis *a = NULL;
+    char name[NAME_MAX_LEN + 8];
+
+    DRV_ALLOC_OBJ(a, DRV_REDIS_MAGIC);
+    a->loop = r->loop;
+    a->base = r->base;
+    a->url = r->url;
+    memcpy(a->url_log, r->url_log, sizeof a->url_log);
+    snprintf(name, sizeof name, "%s-ask", r->label);
+    a->name = strlen(name) <= NAME_MAX_LEN ? drv_xstrdup(name) : NULL;
+    a->label = a->name != NULL ? a->name : "redis-ask";
+    a->connect_timeout_ns = r->connect_timeout_ns;
+    a->command_timeout_ns = r->command_timeout_ns;
+    a->backoff_initial_ms = r->backoff_initial_ms;
+    a->backoff_max_ms = r->backoff_max_ms;
+    a->keepalive_s = r->keepalive_s;
+    a->max_string = r->max_string;
+    a->on_state = on_comp_state;
+    a->ctx = r;
+    a->state = DRV_REDIS_DOWN;
+    a->client_id = -1;
+    a->fd = -1;
+    drv__redis_target_at(&a->target, to);
+    TAILQ_INIT(&a->pending);
+    TAILQ_INIT(&a->done);
+    TAILQ_INIT(&a->asked);
+    if (r->ssl_ctx != NULL) {
+        DRV_ASSERT(SSL_CTX_up_ref(r->ssl_ctx) == 1);
+        a->ssl_ctx = r->ssl_ctx;
+        if (r->server_name != NULL)
+            a->server_name = drv_xstrdup(r->server_name);
+    }
+    DRV_AZ(conn_events(a)); /* out of memory aborts, as DRV_ALLOC_OBJ */
+    return a;
+}
+
+/* c (off every list, where CMD_NEW) got -ASK naming `to`: send it there
+ * after ASKING, through the companion. */
+static void
+forward(struct drv_redis *r, struct cmd *c,
+        const struct drv_redis_sentinel_addr *to)
+{
+    struct drv_redis_target t;
+    int64_t now = drv_clock_mono_ns();
+
+    c->asked = 1;
+    r->stats.asks++;
+    r->ask_last_ns = now;
+    if (c->deadline_ns != 0 && now >= c->deadline_ns) {
+        deliver(r, c, -ETIMEDOUT, NULL);
+        return;
+    }
+    if (r->comp == NULL) {
+        r->comp = companion_new(r, to);
+    } else {
+        drv_redis_get_target(r->comp, &t);
+        if (t.port != to->port || strcmp(t.host, to->host) != 0) {
+            drv__redis_target_at(&t, to);
+            DRV_AZ(drv_redis_set_target(r->comp, &t));
+            (void)drv_redis_reconnect(r->comp, "ASK names another node");
+        }
+    }
+    if (r->ask_logged_ns == 0 || now - r->ask_logged_ns >= ASK_LOG_NS) {
+        r->ask_logged_ns = now;
+        DRV_LOG_INFO("ASK: sending the command to the node importing the "
+                     "slot", "conn=%s node=%s:%d asks=%llu", r->label,
+                     to->host, to->port,
+                     (unsigned long long)r->stats.asks);
+    }
+    c->where = CMD_ASKED;
+    TAILQ_INSERT_TAIL(&r->asked, c, link);
+    if (ready(r->comp))
+        send_forward(r, c);
+    ask_arm(r);
+}
+
+/* The reply (or failure) of c's copy on the companion a. */
+static void
+on_forwarded(struct drv_redis *a, int status, const redisReply *reply,
+             void *ctx)
+{
+    struct drv_redis *r;
+    struct cmd *c;
+
+    DRV_CAST(c, ctx, CMD_MAGIC);
+    r = c->r;
+    DRV_ASSERT(c->where == CMD_ASKED && c->fwd != NULL);
+    TAILQ_REMOVE(&r->asked, c, link);
+    c->where = CMD_NEW;
+    c->fwd = NULL;
+    if (r->freeing) {
+        deliver(r, c, -ECANCELED, NULL);
+        return;
+    }
+    if (status == -ECANCELED)
+        status = DRV_EDOWN; /* the companion went, not r */
+    if (status == 0 && c->script != NULL && !c->retried &&
+        drv_redis_reply_error_is(reply, "NOSCRIPT")) {
+        /* not loaded on the importing node: EVAL there */
+        c->retried = 1;
+        c->where = CMD_ASKED;
+        TAILQ_INSERT_TAIL(&r->asked, c, link);
+        if (ready(a))
+            send_forward(r, c);
+        ask_arm(r);
+        return;
+    }
+    deliver(r, c, status, reply);
+}
+
+/* Write ASKING and c's command on the READY companion. */
+static void
+send_forward(struct drv_redis *r, struct cmd *c)
+{
+    static const char *const asking[] = {"ASKING"};
+    struct drv_redis *a = r->comp;
+    struct cmd *f;
+    int rc;
+
+    DRV_ASSERT(c->where == CMD_ASKED && c->fwd == NULL && ready(a));
+    f = cmd_new(a, 0, on_forwarded, c);
+    f->deadline_ns = c->deadline_ns;
+    rc = write_argv(a, 1, (const char **)asking, NULL, NULL);
+    if (rc == 0 && c->script != NULL)
+        rc = write_script(a, c, !c->retried);
+    else if (rc == 0 &&
+             evbuffer_add(bufferevent_get_output(a->bev), c->wire,
+                          c->wirelen) != 0)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        /* a half-written pair must not stay there: drop the companion;
+         * c waits for it to come back */
+        cmd_free(f);
+        a->drop_gen = a->gen;
+        a->drop_why = "out of memory in ASK";
+        kick(a);
+        return;
+    }
+    f->skip = 1 + c->nskip; /* ASKING's OK (and a MULTI's QUEUED) */
+    queue_sent(a, f);
+    c->fwd = f;
+}
+
+/* Teardown of r: every ASKed command ends -ECANCELED; a copy still out
+ * on the companion is disowned (the companion's teardown frees it). */
+static void
+ask_teardown(struct drv_redis *r)
+{
+    struct cmd *c;
+
+    while ((c = TAILQ_FIRST(&r->asked)) != NULL) {
+        TAILQ_REMOVE(&r->asked, c, link);
+        if (c->fwd != NULL) {
+            c->fwd->cb = NULL;
+            c->fwd->ctx = NULL;
+            c->fwd = NULL;
+        }
+        c->where = CMD_NEW;
+        deliver(r, c, -ECANCELED, NULL);
+    }
+    drv_redis_free(r->comp);
+    r->comp = NULL;
+}
+
+void
+drv__redis_follow_ask(struct drv_redis *r)
+{
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    r->follow_ask = 1;
+}
+
 /* ------------------------------------------------------------ replies */
 
 static int send_script(struct drv_redis *r, struct cmd *c, int by_sha);
@@ -715,6 +1060,7 @@ static int send_script(struct drv_redis *r, struct cmd *c, int by_sha);
 static void
 on_reply(struct drv_redis *r, struct cmd *c, const redisReply *reply)
 {
+    struct drv_redis_sentinel_addr to;
     int rc;
 
     if (r->freeing) {
@@ -729,6 +1075,12 @@ on_reply(struct drv_redis *r, struct cmd *c, const redisReply *reply)
         if (rc == 0)
             return;
         deliver(r, c, rc, NULL);
+        return;
+    }
+    if (r->follow_ask && !c->asked && reply->type == REDIS_REPLY_ERROR &&
+        (c->wire != NULL || c->script != NULL) &&
+        drv_redis_cluster_ask_to(reply, c->ask_to, &to)) {
+        forward(r, c, &to);
         return;
     }
     deliver(r, c, 0, reply);
@@ -766,6 +1118,8 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
         }
         if (c->skip > 0) {
             c->skip--; /* MULTI's OK or a QUEUED: EXEC tells all */
+            if (c->wire != NULL)
+                note_ask(c, reply); /* for an EXECABORT to come */
             freeReplyObject(reply);
             continue;
         }
@@ -989,6 +1343,7 @@ transport_up(struct drv_redis *r)
         ssl = drv__redis_tls_ssl(r->ssl_ctx, verify_name(r));
         if (ssl == NULL)
             goto oom;
+        SSL_set_app_data(ssl, r); /* for on_new_session */
         if (r->session != NULL)
             (void)SSL_set_session(ssl, r->session); /* resume if it can */
         r->bev = bufferevent_openssl_socket_new(
@@ -1192,6 +1547,10 @@ start_connect(struct drv_redis *r)
         if (rc < 0) {
             snprintf(r->why, sizeof r->why, "no target to connect to: %s",
                      drv_strerror(rc));
+            /* -EAGAIN: not known yet (a cluster's slot map, Sentinel's
+             * primary, still being read): its owner reconnects r as soon
+             * as it is, and logs what goes wrong on its own side */
+            r->waiting = rc == -EAGAIN;
             drop(r, r->why);
             return;
         }
@@ -1347,6 +1706,7 @@ teardown(struct drv_redis *r)
         c->where = CMD_NEW;
         deliver(r, c, -ECANCELED, NULL);
     }
+    ask_teardown(r);
     DRV_ASSERT(TAILQ_EMPTY(&r->pending));
     DRV_ASSERT(r->rq == NULL && r->bev == NULL && r->fd < 0);
     event_free(r->kick_ev);
@@ -1355,6 +1715,7 @@ teardown(struct drv_redis *r)
     event_free(r->resolve_ev);
     event_free(r->conn_ev);
     event_free(r->read_ev);
+    event_free(r->ask_ev);
     if (r->session != NULL)
         SSL_SESSION_free(r->session);
     if (r->ssl_ctx != NULL)
@@ -1409,8 +1770,8 @@ on_new_session(SSL *ssl, SSL_SESSION *sess)
     struct drv_redis *r;
     SSL_SESSION *copy = SSL_SESSION_dup(sess);
 
-    DRV_CAST(r, SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)),
-             DRV_REDIS_MAGIC);
+    /* the SSL's, not the SSL_CTX's: an ASK companion shares the ctx */
+    DRV_CAST(r, SSL_get_app_data(ssl), DRV_REDIS_MAGIC);
     if (copy == NULL)
         return 0; /* out of memory: the next connect is a full one */
     if (r->session != NULL)
@@ -1420,6 +1781,26 @@ on_new_session(SSL *ssl, SSL_SESSION *sess)
 }
 
 /* ---------------------------------------------------------------- public */
+
+/* r's events (r->base set); then its first attempt is due on the first
+ * loop turn, not in here. 0, or -ENOMEM (the caller frees those made). */
+static int
+conn_events(struct drv_redis *r)
+{
+    r->watch_ev = evtimer_new(r->base, on_watch, r);
+    r->retry_ev = evtimer_new(r->base, on_retry, r);
+    r->kick_ev = event_new(r->base, -1, 0, on_kick, r);
+    r->resolve_ev = event_new(r->base, -1, 0, on_resolved, r);
+    r->conn_ev = event_new(r->base, -1, 0, on_conn, r);
+    r->read_ev = event_new(r->base, -1, 0, on_sock_read, r);
+    r->ask_ev = evtimer_new(r->base, on_ask_timer, r);
+    if (r->watch_ev == NULL || r->retry_ev == NULL || r->kick_ev == NULL ||
+        r->resolve_ev == NULL || r->conn_ev == NULL || r->read_ev == NULL ||
+        r->ask_ev == NULL)
+        return -ENOMEM;
+    event_active(r->retry_ev, EV_TIMEOUT, 0);
+    return 0;
+}
 
 static int
 check_name(const char *name)
@@ -1517,6 +1898,7 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     snprintf(r->target.path, sizeof r->target.path, "%s", url.path);
     TAILQ_INIT(&r->pending);
     TAILQ_INIT(&r->done);
+    TAILQ_INIT(&r->asked);
     if (url.tls) {
         r->ssl_ctx = drv__redis_tls_ctx(opts->tls, err);
         if (r->ssl_ctx == NULL) {
@@ -1529,24 +1911,14 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
                                        SSL_SESS_CACHE_CLIENT |
                                        SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(r->ssl_ctx, on_new_session);
-        SSL_CTX_set_app_data(r->ssl_ctx, r);
         if (opts->tls != NULL && opts->tls->server_name != NULL &&
             opts->tls->server_name[0] != '\0')
             r->server_name = drv_xstrdup(opts->tls->server_name);
     }
-    r->watch_ev = evtimer_new(r->base, on_watch, r);
-    r->retry_ev = evtimer_new(r->base, on_retry, r);
-    r->kick_ev = event_new(r->base, -1, 0, on_kick, r);
-    r->resolve_ev = event_new(r->base, -1, 0, on_resolved, r);
-    r->conn_ev = event_new(r->base, -1, 0, on_conn, r);
-    r->read_ev = event_new(r->base, -1, 0, on_sock_read, r);
-    if (r->watch_ev == NULL || r->retry_ev == NULL || r->kick_ev == NULL ||
-        r->resolve_ev == NULL || r->conn_ev == NULL || r->read_ev == NULL) {
+    if (conn_events(r) < 0) {
         rc = drv_err_set(err, -ENOMEM, "redis: out of memory");
         goto out;
     }
-    /* The first attempt runs on the first loop turn, not in here. */
-    event_active(r->retry_ev, EV_TIMEOUT, 0);
     *out = r;
     r = NULL;
     rc = 0;
@@ -1565,6 +1937,8 @@ out:
             event_free(r->conn_ev);
         if (r->read_ev != NULL)
             event_free(r->read_ev);
+        if (r->ask_ev != NULL)
+            event_free(r->ask_ev);
         if (r->ssl_ctx != NULL)
             SSL_CTX_free(r->ssl_ctx);
         explicit_bzero(&r->url, sizeof r->url);
@@ -1694,11 +2068,11 @@ drv_redis_multi(struct drv_redis *r, int64_t timeout_ms, size_t n,
     }
     /* MULTI's OK and the QUEUED replies are consumed by the EXEC command
      * (c->skip), which carries the deadline and the caller's callback. */
-    if (write_argv(r, 1, (const char **)multi, NULL) != 0)
+    if (write_argv(r, 1, (const char **)multi, NULL, keep_of(r, c)) != 0)
         goto oom;
     for (i = 0; i < n; i++)
         if (write_argv(r, cmds[i].argc, (const char **)cmds[i].argv,
-                       cmds[i].argvlen) != 0)
+                       cmds[i].argvlen, keep_of(r, c)) != 0)
             goto oom;
     c->skip = n + 1;
     if (send_argv(r, c, 1, (const char **)exec, NULL) == 0)
@@ -1897,9 +2271,10 @@ drv_redis_script_sha(const struct drv_redis_script *s)
     return s->sha;
 }
 
-/* EVALSHA sha|EVAL text, numkeys, saved args; on the live context. */
+/* Write EVALSHA sha|EVAL text, numkeys, c's saved args on r's live
+ * connection (r may be the companion of c's connection). */
 static int
-send_script(struct drv_redis *r, struct cmd *c, int by_sha)
+write_script(struct drv_redis *r, const struct cmd *c, int by_sha)
 {
     const struct drv_redis_script *s = c->script;
     const char *small[SMALL_ARGV];
@@ -1924,11 +2299,24 @@ send_script(struct drv_redis *r, struct cmd *c, int by_sha)
         argv[i + 3] = c->argv[i];
         argvlen[i + 3] = c->argvlen[i];
     }
-    rc = send_argv(r, c, n, argv, argvlen);
+    rc = write_argv(r, n, argv, argvlen, NULL);
     if (argv != small) {
         free(argv);
         free(argvlen);
     }
+    return rc;
+}
+
+/* EVALSHA sha|EVAL text, numkeys, saved args; on the live context. */
+static int
+send_script(struct drv_redis *r, struct cmd *c, int by_sha)
+{
+    int rc;
+
+    DRV_AN(r->bev);
+    rc = write_script(r, c, by_sha);
+    if (rc == 0)
+        queue_sent(r, c);
     return rc;
 }
 

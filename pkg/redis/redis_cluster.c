@@ -45,6 +45,7 @@ struct drv_redis_cluster_route {
                                            or NULL */
     struct drv_redis_sentinel_addr at;  /* where locate pointed r last */
     int located;                        /* at is set */
+    int64_t unserved_logged_ns;         /* last "served by no master" */
     struct drv_redis_cluster_route *next; /* owned: c's list */
 };
 
@@ -194,12 +195,24 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
     struct drv_redis_cluster_route *rt;
     const struct drv_redis_sentinel_addr *a;
 
-    (void)r;
     DRV_CAST(rt, ctx, ROUTE_MAGIC);
     refresh_soon(rt->c);    /* every (re)connect checks the map again */
     a = rt->c->known ? drv_redis_cluster_map_node(rt->c->map, rt->slot)
                      : NULL;
     if (a == NULL) {
+        /* before the first map: quiet (the seed says why it has none);
+         * a map without an owner for the slot is a problem to show,
+         * every MIGRATING_LOG_NS */
+        int64_t now = drv_clock_mono_ns();
+
+        if (rt->c->known && (rt->unserved_logged_ns == 0 ||
+                             now - rt->unserved_logged_ns >=
+                                 MIGRATING_LOG_NS)) {
+            rt->unserved_logged_ns = now;
+            DRV_LOG_WARN("cluster slot served by no master: waiting",
+                         "name=%s slot=%d conn=%s", rt->c->name, rt->slot,
+                         drv_redis_name(r));
+        }
         rt->located = 0;
         return -EAGAIN;
     }
@@ -339,6 +352,7 @@ drv_redis_cluster_attach(struct drv_redis_cluster_route *route,
 {
     DRV_CHECK_OBJ(route, ROUTE_MAGIC);
     route->r = r;
+    drv__redis_follow_ask(r);
 }
 
 void

@@ -269,6 +269,29 @@ drv_redis_cluster_redirect_parse(const redisReply *reply,
 }
 
 int
+drv_redis_cluster_ask_to(const redisReply *reply,
+                         const struct drv_redis_sentinel_addr *queued,
+                         struct drv_redis_sentinel_addr *to)
+{
+    struct drv_redis_cluster_redirect rd;
+
+    if (drv_redis_cluster_redirect_parse(reply, &rd)) {
+        if (!rd.ask)
+            return 0;
+        *to = rd.to;
+        return 1;
+    }
+    if (queued != NULL && reply != NULL &&
+        reply->type == REDIS_REPLY_ERROR && reply->str != NULL &&
+        strncmp(reply->str, "EXECABORT", 9) == 0 &&
+        (reply->str[9] == ' ' || reply->str[9] == '\0')) {
+        *to = *queued;
+        return 1;
+    }
+    return 0;
+}
+
+int
 drv_redis_cluster_transient(const redisReply *reply)
 {
     static const char *const codes[] = {"MOVED ", "ASK ", "TRYAGAIN",

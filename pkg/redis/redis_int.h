@@ -99,6 +99,16 @@ void drv__redis_resolve_abandon(struct drv__redis_resolve *q);
 int drv__redis_hostless_url_check(const char *url, const char *what,
                                   const char *givers, struct drv_err *err);
 
+/*
+ * drv__redis_follow_ask -- from now on, a command of r answered "-ASK
+ * slot host:port" (Redis Cluster: the slot is being migrated and the key
+ * is on the importing node) is sent again, after ASKING, to that node on
+ * a companion connection with r's settings, and its callback gets the
+ * reply from there (redis.c, "ASK"). Costs a copy of each command's
+ * bytes. Loop thread.
+ */
+void drv__redis_follow_ask(struct drv_redis *r);
+
 /* drv__redis_target_at -- *t (wiped first) pointed at host and port a. */
 struct drv_redis_sentinel_addr;
 void drv__redis_target_at(struct drv_redis_target *t,

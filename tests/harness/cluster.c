@@ -168,6 +168,23 @@ drv_test_cluster_keyslot(const struct drv_test_cluster *c, const char *key)
     return slot;
 }
 
+long long
+drv_test_cluster_cmd_calls(const struct drv_test_cluster *c, int i,
+                           const char *name)
+{
+    redisReply *r = drv_test_ask(c->port[i], "INFO commandstats");
+    char want[64];
+    const char *p;
+    long long n = 0;
+
+    assert_non_null(r);
+    snprintf(want, sizeof want, "cmdstat_%s:calls=", name);
+    if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, want)) != NULL)
+        n = atoll(p + strlen(want));
+    freeReplyObject(r);
+    return n;
+}
+
 int
 drv_test_cluster_owner(const struct drv_test_cluster *c, int asked,
                        int slot)

@@ -41,6 +41,11 @@ redisContext *drv_test_cluster_node(const struct drv_test_cluster *c,
 int drv_test_cluster_keyslot(const struct drv_test_cluster *c,
                              const char *key);
 
+/* drv_test_cluster_cmd_calls -- "calls=N" of cmdstat_NAME in node i's
+ * INFO commandstats ("asking": how many ASKING it was sent), or 0. */
+long long drv_test_cluster_cmd_calls(const struct drv_test_cluster *c,
+                                     int i, const char *name);
+
 /* drv_test_cluster_owner -- the index of the node that node `asked` says
  * serves slot (CLUSTER SLOTS), or -1. */
 int drv_test_cluster_owner(const struct drv_test_cluster *c, int asked,

@@ -388,3 +388,32 @@ drv_test_droverd_teardown(void **st)
     *st = NULL;
     return 0;
 }
+
+int
+drv_test_web_start(struct drv_test_droverd *t, struct drv_test_proc *p,
+                   char *log, size_t logn)
+{
+    static const char url[] = "dashboard at http://127.0.0.1:";
+    char bin[400], text[4096];
+    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
+                          t->cfg, "web", "--listen", "127.0.0.1:0", NULL};
+    const char *at;
+    size_t n;
+    FILE *f;
+    int port;
+
+    snprintf(log, logn, "%s/web.log", t->dir);
+    assert_int_equal(drv_test_spawn(p, argv, log, NULL), 0);
+    wait_until(drv_test_file_contains(log, url),
+               "drover web to print its URL");
+    f = fopen(log, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    at = strstr(text, url);
+    assert_non_null(at);
+    port = atoi(at + strlen(url));
+    assert_true(port > 0);
+    return port;
+}

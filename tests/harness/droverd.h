@@ -87,6 +87,12 @@ void drv_test_droverd_start(struct drv_test_droverd *t, int i);
  * test (showing the log) unless it exits with want_exit in time. */
 void drv_test_droverd_stop(struct drv_test_droverd *t, int i, int want_exit);
 
+/* drv_test_web_start -- `drover -c CFG web --listen 127.0.0.1:0` as p,
+ * logging to dir/web.log (path into log, size logn); waits for its URL
+ * line and returns its port (asserts each step). */
+int drv_test_web_start(struct drv_test_droverd *t, struct drv_test_proc *p,
+                       char *log, size_t logn);
+
 /* drv_test_dump_log -- the last lines of log on stderr (diagnostics). */
 void drv_test_dump_log(const struct drv_test_droverd *t, const char *log);
 

@@ -4,8 +4,11 @@
  * computes for a queue is the one the cluster gives; queues whose slots
  * live on different masters all drain, each on its own master; a slot
  * moved (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) while its queue's
- * jobs run loses none of them, and droverd follows the MOVED replies
- * to the new owner; the CLI works on every queue's node.
+ * jobs run loses none of them and starts none twice, droverd following
+ * the ASK replies while the slot is half-migrated (ASKING counted on the
+ * importing node) and the MOVED replies after; the CLI and the
+ * dashboard's API work on every queue's node; the doctor reports an
+ * unserved slot at once.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -198,6 +201,24 @@ test_cluster_queues_drain_on_their_masters(void **st)
         assert_int_equal(qstat(w, k, "failed"), 0);
     }
     drv_test_droverd_stop(w->t, 0, 0);
+    /* the data connections waited for the slot map quietly: no failed
+     * attempts to warn about at start */
+    assert_false(drv_test_file_contains(w->t->log, "redis connect failed"));
+}
+
+/* Node i's CLUSTER INFO says cluster_state:STATE. */
+static int
+cluster_state_is(struct world *w, int i, const char *state)
+{
+    redisReply *r = drv_test_ask(w->cl.port[i], "CLUSTER INFO");
+    char want[64];
+    int yes;
+
+    assert_non_null(r);
+    snprintf(want, sizeof want, "cluster_state:%s\r", state);
+    yes = r->type == REDIS_REPLY_STRING && strstr(r->str, want) != NULL;
+    freeReplyObject(r);
+    return yes;
 }
 
 /* Run `drover -c CFG ARGS...` (NULL-terminated); its exit code, its
@@ -302,13 +323,101 @@ test_cluster_cli_on_every_queue(void **st)
             drv_test_redis_ok(c, "CLUSTER DELSLOTS %d", w->slot[2]);
             redisFree(c);
         }
+        /* every node refuses commands now (CLUSTERDOWN): the doctor
+         * reports it at once instead of waiting for the cluster */
+        for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+            wait_until(cluster_state_is(w, k, "fail"),
+                       "node %d to say cluster_state:fail", k);
         wait_until(cli(w, out, sizeof out, "doctor", NULL) == 1 &&
                    strstr(out, "served by no master") != NULL,
                    "doctor to find the slot unserved: %s", out);
+        assert_non_null(strstr(out, "problem: cluster_state fail"));
         snprintf(line, sizeof line, "problem: queue %s: its hash slot %d is "
                  "served by no master", w->q[2], w->slot[2]);
         assert_non_null(strstr(out, line));
     }
+}
+
+/* GET (or POST with the CSRF header) on drover web: status 200 wanted;
+ * the body into out. */
+static void
+web_call(int port, const char *method, const char *path, const char *hdrs,
+         const char *body, char *out, size_t n)
+{
+    int st = drv_test_http(port, method, path, hdrs, body, out, n);
+
+    if (st != 200)
+        fail_msg("%s %s: status %d: %s", method, path, st, out);
+}
+
+static void
+test_cluster_web_api_on_every_queue(void **st)
+{
+    struct world *w = *st;
+    struct drv_test_proc web;
+    static char out[65536];
+    char path[128], want[128], hdr[160], csrf[80], log[400];
+    const char *p;
+    int k, port;
+
+    write_config(w, "  concurrency: 4\n",
+                 "  e: {handler: echo, result_ttl: 1h}\n"
+                 "  f: {handler: fail, retries: 0}\n");
+    /* per queue: one done job, one dead, then 2 + k waiting */
+    drv_test_droverd_start(w->t, 0);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        redisContext *c = queue_node(w, k);
+
+        drv_test_redis_ok(c, "XADD t:{%s}:jobs * job e id done%d x 1",
+                          w->q[k], k);
+        drv_test_redis_ok(c, "XADD t:{%s}:jobs * job f id bad%d", w->q[k],
+                          k);
+        redisFree(c);
+    }
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        wait_until_num(qstat(w, k, "processed"), ==, 1, "processed");
+        wait_until_num(qstat(w, k, "dead"), ==, 1, "dead");
+    }
+    drv_test_droverd_stop(w->t, 0, 0);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        add_jobs(w, k, "w", 0, 2 + k);
+
+    memset(&web, 0, sizeof web);
+    port = drv_test_web_start(w->t, &web, log, sizeof log);
+    /* counts of three queues, each read on its own master */
+    web_call(port, "GET", "/api/queues", NULL, NULL, out, sizeof out);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        snprintf(want, sizeof want, "{\"name\":\"%s\",\"ready\":%d,"
+                 "\"running\":0,\"delayed\":0,\"dead\":1,", w->q[k], 2 + k);
+        if (strstr(out, want) == NULL)
+            fail_msg("/api/queues has no %s: %s", want, out);
+    }
+    web_call(port, "GET", "/api/workers", NULL, NULL, out, sizeof out);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        snprintf(path, sizeof path, "/api/queues/%s/dead", w->q[k]);
+        web_call(port, "GET", path, NULL, NULL, out, sizeof out);
+        snprintf(want, sizeof want, "\"bad%d\"", k);
+        assert_non_null(strstr(out, want));
+        snprintf(path, sizeof path, "/api/queues/%s/jobs/done%d", w->q[k],
+                 k);
+        web_call(port, "GET", path, NULL, NULL, out, sizeof out);
+        assert_non_null(strstr(out, "done"));
+    }
+    /* a write, on the third queue's master */
+    web_call(port, "GET", "/api/session", NULL, NULL, out, sizeof out);
+    p = strstr(out, "\"csrf\":\"");
+    assert_non_null(p);
+    snprintf(csrf, sizeof csrf, "%.64s", p + 8);
+    snprintf(hdr, sizeof hdr, "X-CSRF-Token: %s\r\n", csrf);
+    snprintf(path, sizeof path, "/api/queues/%s/dead/retry", w->q[2]);
+    web_call(port, "POST", path, hdr, "{\"all\":true}", out, sizeof out);
+    web_call(port, "GET", "/api/queues", NULL, NULL, out, sizeof out);
+    snprintf(want, sizeof want, "{\"name\":\"%s\",\"ready\":5,"
+             "\"running\":0,\"delayed\":0,\"dead\":0,", w->q[2]);
+    if (strstr(out, want) == NULL)
+        fail_msg("/api/queues after the retry has no %s: %s", want, out);
+    drv_test_kill(&web, SIGTERM);
+    assert_int_equal(drv_test_wait(&web, DRV_TEST_WAIT_MS), 0);
 }
 
 #define NJOBS 1500
@@ -400,6 +509,7 @@ test_cluster_slot_migration_loses_no_job(void **st)
     static int results[NJOBS];
     const int to = 1;
     int i, moved, total, dup;
+    long long asking0, asked;
     redisContext *c;
 
     write_config(w, "  concurrency: 8\n",
@@ -422,12 +532,22 @@ test_cluster_slot_migration_loses_no_job(void **st)
     wait_until_num(qstat(w, 0, "processed"), >=, 200,
                    "jobs processed before the migration");
     /* move the queue's slot to node 1 while its jobs run */
+    asking0 = drv_test_cluster_cmd_calls(&w->cl, to, "asking");
     drv_test_cluster_migrate_begin(&w->cl, w->slot[0], to);
     moved = drv_test_cluster_migrate_keys(&w->cl, w->slot[0], to);
+    /* the keys are on node 1, the slot still node 0's: droverd's
+     * commands get -ASK there and go to node 1 after ASKING (nobody else
+     * sends ASKING here) */
+    wait_until_num(drv_test_cluster_cmd_calls(&w->cl, to, "asking") - asking0, >, 0,
+                   "ASKING calls on the importing node");
+    wait_until(drv_test_file_contains(w->t->log, "ASK: sending the "
+                                      "command to the node importing"),
+               "droverd to log the ASK it followed");
+    asked = drv_test_cluster_cmd_calls(&w->cl, to, "asking") - asking0;
     drv_test_cluster_migrate_end(&w->cl, w->slot[0], to);
     fprintf(stderr, "slot %d moved to node %d with %d keys while jobs ran "
-            "(%lld processed)\n", w->slot[0], to, moved,
-            qstat(w, 0, "processed"));
+            "(%lld processed, %lld ASKING from droverd)\n", w->slot[0], to,
+            moved, qstat(w, 0, "processed"), asked);
     assert_true(moved > 0);
     /* droverd follows the slot: MOVED, then its connections on node 1 */
     wait_until(queue_conn_on(w, to, 0), "queue 0's connection on node %d",
@@ -446,6 +566,7 @@ test_cluster_slot_migration_loses_no_job(void **st)
     fprintf(stderr, "slot migration run: %d jobs, 0 lost, %d duplicate "
             "starts (%d starts), %lld processed\n", NJOBS, dup, total,
             qstat(w, 0, "processed"));
+    assert_int_equal(dup, 0);
     assert_true(drv_test_file_contains(w->t->log, "cluster slot served "
                                        "elsewhere: reconnecting") ||
                 drv_test_file_contains(w->t->log, "MOVED: following"));
@@ -467,6 +588,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_cluster_slot_migration_loses_no_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_cli_on_every_queue,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_web_api_on_every_queue,
                                         setup, teardown),
     };
 

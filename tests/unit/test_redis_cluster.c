@@ -204,6 +204,51 @@ test_redis_cluster_redirect(void **state)
     assert_int_equal(drv_redis_cluster_redirect_parse(NULL, &rd), 0);
 }
 
+static void
+test_redis_cluster_ask_to(void **state)
+{
+    struct drv_redis_sentinel_addr to, queued = {"10.0.0.9", 7002};
+    redisReply *r;
+
+    (void)state;
+    r = resp("-ASK 3999 127.0.0.1:6381\r\n");
+    assert_int_equal(drv_redis_cluster_ask_to(r, NULL, &to), 1);
+    assert_string_equal(to.host, "127.0.0.1");
+    assert_int_equal(to.port, 6381);
+    /* the reply's own node wins over a queued one */
+    assert_int_equal(drv_redis_cluster_ask_to(r, &queued, &to), 1);
+    assert_int_equal(to.port, 6381);
+    freeReplyObject(r);
+    /* MOVED is not an ASK, even after a queued ASK */
+    r = resp("-MOVED 3999 127.0.0.1:6381\r\n");
+    assert_int_equal(drv_redis_cluster_ask_to(r, &queued, &to), 0);
+    freeReplyObject(r);
+    /* a MULTI block aborted for an ASKed command goes to that node */
+    r = resp("-EXECABORT Transaction discarded because of previous "
+             "errors.\r\n");
+    memset(&to, 0, sizeof to);
+    assert_int_equal(drv_redis_cluster_ask_to(r, &queued, &to), 1);
+    assert_string_equal(to.host, "10.0.0.9");
+    assert_int_equal(to.port, 7002);
+    /* aborted for another reason: the caller gets it */
+    assert_int_equal(drv_redis_cluster_ask_to(r, NULL, &to), 0);
+    freeReplyObject(r);
+    r = resp("-EXECABORTED x\r\n");
+    assert_int_equal(drv_redis_cluster_ask_to(r, &queued, &to), 0);
+    freeReplyObject(r);
+    /* not an error, or a bad ASK: nothing to follow */
+    r = resp("+ASK 1 h:1\r\n");
+    assert_int_equal(drv_redis_cluster_ask_to(r, &queued, &to), 0);
+    freeReplyObject(r);
+    r = resp("-ASK 1 h:0\r\n");
+    assert_int_equal(drv_redis_cluster_ask_to(r, NULL, &to), 0);
+    freeReplyObject(r);
+    r = resp("-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
+    assert_int_equal(drv_redis_cluster_ask_to(r, NULL, &to), 0);
+    freeReplyObject(r);
+    assert_int_equal(drv_redis_cluster_ask_to(NULL, &queued, &to), 0);
+}
+
 int
 main(void)
 {
@@ -214,6 +259,7 @@ main(void)
         cmocka_unit_test(test_redis_cluster_url),
         cmocka_unit_test(test_redis_cluster_map),
         cmocka_unit_test(test_redis_cluster_redirect),
+        cmocka_unit_test(test_redis_cluster_ask_to),
     };
 
     drv_test_filter_from_env();
