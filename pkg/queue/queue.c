@@ -348,8 +348,8 @@ id_parse(const char *s, uint64_t *ms, uint64_t *seq)
         *seq = *seq * 10 + (uint64_t)(*s++ - '0');
 }
 
-static int
-id_cmp(const char *a, const char *b)
+int
+drv_queue_id_cmp(const char *a, const char *b)
 {
     uint64_t am, as, bm, bs;
 
@@ -360,6 +360,13 @@ id_cmp(const char *a, const char *b)
     return as < bs ? -1 : as > bs;
 }
 
+int
+drv_settle_plain(const struct drv_settle_op *op)
+{
+    return op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0 &&
+           op->entry_id[0] >= '0' && op->entry_id[0] <= '9';
+}
+
 void
 drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
                const struct drv_settle_op *op)
@@ -368,18 +375,19 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     int len;
 
     DRV_ASSERT(op->kind <= DRV_SETTLE_CANCEL);
-    if (op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0 &&
-        op->entry_id[0] >= '0' && op->entry_id[0] <= '9') {
+    if (drv_settle_plain(op)) {
         /* a plain ack: its entry id alone; the script settles these
          * together (an id starts with a digit, a kind never does) */
         size_t idlen = strlen(op->entry_id);
 
         drv_argv_add(&c->args, op->entry_id, idlen);
         if (c->args.argvlen[SETTLE_MIN_ARG] == 0 ||
-            id_cmp(op->entry_id, c->args.argv[SETTLE_MIN_ARG]) < 0)
+            drv_queue_id_cmp(op->entry_id,
+                             c->args.argv[SETTLE_MIN_ARG]) < 0)
             set_fixed_arg(&c->args, SETTLE_MIN_ARG, op->entry_id, idlen);
         if (c->args.argvlen[SETTLE_MAX_ARG] == 0 ||
-            id_cmp(op->entry_id, c->args.argv[SETTLE_MAX_ARG]) > 0)
+            drv_queue_id_cmp(op->entry_id,
+                             c->args.argv[SETTLE_MAX_ARG]) > 0)
             set_fixed_arg(&c->args, SETTLE_MAX_ARG, op->entry_id, idlen);
     } else {
         drv_argv_addcat(&c->keys, k->result_prefix, op->job_id,
@@ -420,6 +428,12 @@ drv_settle_parse(const redisReply *reply, int nops, int *codes,
     if (reply->type == REDIS_REPLY_ERROR)
         return drv_err_set(err, DRV_EREDIS, "settle: %.*s",
                            (int)reply->len, reply->str);
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == nops) {
+        /* every op applied: the script says so with one integer */
+        for (i = 0; i < nops; i++)
+            codes[i] = DRV_QUEUE_DONE;
+        return 0;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != nops)
         return drv_err_set(err, DRV_EPROTO,
                            "settle: reply of unexpected shape");

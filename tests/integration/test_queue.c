@@ -715,6 +715,73 @@ test_queue_plain_acks_trim_across_nodes(void **st)
     freeReplyObject(r);
 }
 
+/* Plain acks last and in id order (as the worker sends them): when they
+ * are exactly this consumer's pending entries in their range the script
+ * answers with one integer; when as many entries are pending there but
+ * not the same ones (one of ours still running, one acked id another
+ * consumer's), every code is still right and the running one stays. */
+static void
+test_queue_plain_acks_in_order_fast_path(void **st)
+{
+    struct state *s = *st;
+    char a[6][48], b[1][48], a2[2][48];
+    struct drv_script_call call;
+    struct drv_settle_op op = {0};
+    int codes[8], i;
+    struct drv_err err;
+    redisReply *r;
+
+    enqueue_n_read(s, "A", 6, a);
+    /* a full op first, then the acks in order: all applied, one integer */
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    op.kind = DRV_SETTLE_DEAD;
+    op.entry_id = a[0];
+    op.job_id = a[0];
+    op.job_id_len = strlen(a[0]);
+    op.attempts = 1;
+    op.text = "boom";
+    op.text_len = 4;
+    drv_settle_add(&call, &s->k, &op);
+    for (i = 1; i < 4; i++)
+        plain_ack(&call, s, a[i]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 4);
+    memset(codes, 0, sizeof codes);
+    assert_int_equal(drv_settle_parse(r, 4, codes, &err), 0);
+    freeReplyObject(r);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 2);
+    /* a[4] and a2[0] are A's, b[0] B's, all inside [a[5], a2[1]]: A acks
+     * a[5], b[0], a2[1] (three), and three of A's are pending in that
+     * range (a[5], a2[0], a2[1]) */
+    enqueue_n_read(s, "B", 1, b);
+    enqueue_n_read(s, "A", 2, a2);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, a[5]);
+    plain_ack(&call, s, b[0]);
+    plain_ack(&call, s, a2[1]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(drv_settle_parse(r, 3, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_DONE);
+    assert_int_equal(codes[1], DRV_QUEUE_LOST);
+    assert_int_equal(codes[2], DRV_QUEUE_DONE);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 100 A");
+    assert_int_equal(r->elements, 2); /* a[4] and a2[0], still running */
+    assert_string_equal(r->element[0]->element[0]->str, a[4]);
+    assert_string_equal(r->element[1]->element[0]->str, a2[0]);
+    freeReplyObject(r);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 100 B");
+    assert_int_equal(r->elements, 1);
+    freeReplyObject(r);
+    /* the still-pending three keep their payload */
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 5);
+}
+
 /* A long job id (keys longer than any fixed buffer) settles like any
  * other: a retry keeps it, and so does its result key. */
 static void
@@ -903,6 +970,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_queue_plain_acks_batch_checks_ownership, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queue_plain_acks_in_order_fast_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_plain_acks_truncated_range,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
