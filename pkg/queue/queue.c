@@ -348,8 +348,53 @@ id_parse(const char *s, uint64_t *ms, uint64_t *seq)
         *seq = *seq * 10 + (uint64_t)(*s++ - '0');
 }
 
+static int id_cmp_parsed(const char *a, const char *b);
+
+/* Digits at s, and whether they are canonical (no leading zero). */
+static size_t
+id_digits(const char *s, int *canon)
+{
+    size_t n = 0;
+
+    while (s[n] >= '0' && s[n] <= '9')
+        n++;
+    *canon = n > 0 && (s[0] != '0' || n == 1);
+    return n;
+}
+
+/* Two canonical decimal numbers of na and nb digits. */
+static int
+num_cmp(const char *a, size_t na, const char *b, size_t nb)
+{
+    int c;
+
+    if (na != nb)
+        return na < nb ? -1 : 1;
+    c = memcmp(a, b, na);
+    return (c > 0) - (c < 0);
+}
+
 int
 drv_queue_id_cmp(const char *a, const char *b)
+{
+    int ca, cb, sa, sb;
+    size_t am = id_digits(a, &ca), bm = id_digits(b, &cb), as, bs;
+
+    /* ids as Redis prints them: compared as text, digit counts first */
+    if (ca && cb && a[am] == '-' && b[bm] == '-') {
+        as = id_digits(a + am + 1, &sa);
+        bs = id_digits(b + bm + 1, &sb);
+        if (sa && sb && a[am + 1 + as] == '\0' && b[bm + 1 + bs] == '\0') {
+            int c = num_cmp(a, am, b, bm);
+
+            return c != 0 ? c : num_cmp(a + am + 1, as, b + bm + 1, bs);
+        }
+    }
+    return id_cmp_parsed(a, b);
+}
+
+static int
+id_cmp_parsed(const char *a, const char *b)
 {
     uint64_t am, as, bm, bs;
 

@@ -380,6 +380,8 @@ drv__worker_fetch(struct drv_worker *w)
         }
     if (nactive == 0)
         return; /* all paused: the tick looks again */
+    if (w->settle_waiting >= SETTLE_BACKLOG)
+        return; /* outcomes first: a settle reply kicks again */
     /* the passes out (a cluster's BLOCK reads do not count) */
     while (w->fetch_inflight - w->fetch_blocking < FETCH_DEPTH) {
         free_permits = drv__worker_free_permits(w) - w->fetch_reserved;

@@ -56,6 +56,7 @@ settle_queue(struct wjob *j)
         q->pend = drv_xrealloc(q->pend, (size_t)q->cappend * sizeof *q->pend);
     }
     q->pend[q->npend++] = j;
+    w->settle_waiting++;
     j->settle_pending = 1;
     drv__worker_kick(w);
 }
@@ -74,12 +75,7 @@ struct settle_call {
 static int
 waiting(const struct drv_worker *w)
 {
-    size_t i;
-    int n = 0;
-
-    for (i = 0; i < w->nqueues; i++)
-        n += w->queues[i].npend;
-    return n;
+    return w->settle_waiting;
 }
 
 /* Redis answered c with an error: its jobs wait with backoff. */
@@ -277,6 +273,7 @@ flush_queue(struct drv_worker *w, int qi)
         drv__admit_settle_tail(w, &call, c->jobs, n);
     memmove(q->pend, q->pend + n, (size_t)(q->npend - n) * sizeof *q->pend);
     q->npend -= n;
+    w->settle_waiting -= n;
     q->settle_inflight = 1;
     if (drv__worker_script(w, qi, SCRIPT_SETTLE, &call, on_settled, c) < 0) {
         q->settle_inflight = 0;

@@ -188,6 +188,12 @@ struct wqueue {
     int64_t settle_retry_ns;      /* next settle call not before */
 };
 
+/* Outcomes waiting for a settle call (all queues) at which fetching
+ * pauses: at load Redis is the limit, and jobs fetched faster than their
+ * outcomes can be written only pile up (memory, and every walk of the
+ * live list); two full settle calls' worth keeps the next call ready. */
+#define SETTLE_BACKLOG 1024
+
 /* Problems that repeat are logged at most this often per queue. */
 #define BAD_LOG_NS (10 * DRV_NS_PER_SEC)
 
@@ -258,6 +264,9 @@ struct drv_worker {
                                        cluster one per queue) */
     int fetch_hot;                  /* last read returned entries */
     int fetch_reserved;             /* permits the passes out may fill */
+    int settle_waiting;             /* outcomes queued, not yet in a
+                                       settle call (all queues); fetching
+                                       pauses at SETTLE_BACKLOG */
     int unblock_sent;               /* CLIENT UNBLOCK sent this stop */
     struct wweights *weighted;      /* owned by fetch_weighted.c: the
                                        share of each queue; NULL for

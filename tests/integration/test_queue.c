@@ -715,6 +715,25 @@ test_queue_plain_acks_trim_across_nodes(void **st)
     freeReplyObject(r);
 }
 
+/* Entry ids compare as numbers, digit counts first; anything not as Redis
+ * prints ids is parsed (malformed reads as 0-0). */
+static void
+test_queue_id_cmp(void **st)
+{
+    (void)st;
+    assert_true(drv_queue_id_cmp("1-1", "1-2") < 0);
+    assert_true(drv_queue_id_cmp("10-0", "9-5") > 0);
+    assert_true(drv_queue_id_cmp("5-10", "5-9") > 0);
+    assert_int_equal(drv_queue_id_cmp("1700000000000-3", "1700000000000-3"),
+                     0);
+    assert_true(drv_queue_id_cmp("18446744073709551615-0",
+                                 "18446744073709551614-99") > 0);
+    assert_true(drv_queue_id_cmp("0-1", "0-0") > 0);
+    assert_true(drv_queue_id_cmp("01-5", "1-4") > 0); /* parsed: 1-5 */
+    assert_int_equal(drv_queue_id_cmp("x", "0-0"), 0);
+    assert_true(drv_queue_id_cmp("2-1x", "2-0") > 0);
+}
+
 /* Plain acks last and in id order (as the worker sends them): when they
  * are exactly this consumer's pending entries in their range the script
  * answers with one integer; when as many entries are pending there but
@@ -970,6 +989,7 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_queue_plain_acks_batch_checks_ownership, setup, teardown),
+        cmocka_unit_test(test_queue_id_cmp),
         cmocka_unit_test_setup_teardown(
             test_queue_plain_acks_in_order_fast_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_plain_acks_truncated_range,
