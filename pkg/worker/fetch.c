@@ -54,6 +54,7 @@ static int
 active(const struct drv_worker *w, size_t qi)
 {
     return drv__worker_queue_active(w, qi) &&
+           w->queues[qi].npend < SETTLE_BACKLOG &&
            (w->cluster == NULL ||
             drv_clock_mono_ns() >= w->queues[qi].fetch_retry_ns);
 }
@@ -380,8 +381,6 @@ drv__worker_fetch(struct drv_worker *w)
         }
     if (nactive == 0)
         return; /* all paused: the tick looks again */
-    if (w->settle_waiting >= SETTLE_BACKLOG)
-        return; /* outcomes first: a settle reply kicks again */
     /* the passes out (a cluster's BLOCK reads do not count) */
     while (w->fetch_inflight - w->fetch_blocking < FETCH_DEPTH) {
         free_permits = drv__worker_free_permits(w) - w->fetch_reserved;
