@@ -524,6 +524,22 @@ plain_ack(struct drv_script_call *call, struct state *s, const char *id)
     drv_settle_add(call, &s->k, &op);
 }
 
+/* A dead op for entry id (error "boom"): a full op among plain acks. */
+static void
+dead_op(struct drv_script_call *call, struct state *s, const char *id)
+{
+    struct drv_settle_op op = {0};
+
+    op.kind = DRV_SETTLE_DEAD;
+    op.entry_id = id;
+    op.job_id = id;
+    op.job_id_len = strlen(id);
+    op.attempts = 1;
+    op.text = "boom";
+    op.text_len = 4;
+    drv_settle_add(call, &s->k, &op);
+}
+
 /* Plain acks (no result kept) settle together in one XPENDING + XACK +
  * XDEL, still checked one by one for ownership, and mixed in order with
  * full ops. */
@@ -533,7 +549,6 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
     struct state *s = *st;
     char a1[10][48], b[10][48], a2[10][48];
     struct drv_script_call call;
-    struct drv_settle_op op = {0};
     int codes[32], i, n = 0;
     struct drv_err err;
     redisReply *r;
@@ -547,14 +562,7 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
         plain_ack(&call, s, a2[i]);
     for (i = 0; i < 10; i++, n++)
         plain_ack(&call, s, b[i]);     /* B's: lost, untouched */
-    op.kind = DRV_SETTLE_DEAD;         /* a full op in between */
-    op.entry_id = a1[0];
-    op.job_id = a1[0];
-    op.job_id_len = strlen(a1[0]);
-    op.attempts = 1;
-    op.text = "boom";
-    op.text_len = 4;
-    drv_settle_add(&call, &s->k, &op);
+    dead_op(&call, s, a1[0]);          /* a full op in between */
     n++;
     for (i = 1; i < 10; i++, n++)
         plain_ack(&call, s, a1[i]);
@@ -745,7 +753,6 @@ test_queue_plain_acks_in_order_fast_path(void **st)
     struct state *s = *st;
     char a[6][48], b[1][48], a2[2][48];
     struct drv_script_call call;
-    struct drv_settle_op op = {0};
     int codes[8], i;
     struct drv_err err;
     redisReply *r;
@@ -753,14 +760,7 @@ test_queue_plain_acks_in_order_fast_path(void **st)
     enqueue_n_read(s, "A", 6, a);
     /* a full op first, then the acks in order: all applied, one integer */
     drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
-    op.kind = DRV_SETTLE_DEAD;
-    op.entry_id = a[0];
-    op.job_id = a[0];
-    op.job_id_len = strlen(a[0]);
-    op.attempts = 1;
-    op.text = "boom";
-    op.text_len = 4;
-    drv_settle_add(&call, &s->k, &op);
+    dead_op(&call, s, a[0]);
     for (i = 1; i < 4; i++)
         plain_ack(&call, s, a[i]);
     r = run(s, &call);
