@@ -33,10 +33,10 @@
 #define BIG (CHUNK / 4)
 #define ALIGN 16
 
-struct chunk {
-    struct chunk *next;          /* owned: next chunk (or block) */
-    size_t size;                 /* bytes of data */
-    size_t used;                 /* bytes handed out */
+struct drv__redis_chunk {
+    struct drv__redis_chunk *next; /* owned: next chunk (or block) */
+    size_t size;                   /* bytes of data */
+    size_t used;                   /* bytes handed out */
     _Alignas(ALIGN) unsigned char data[]; /* the pieces */
 };
 
@@ -48,10 +48,10 @@ drv__redis_arena_init(struct drv__redis_arena *a, size_t max_string)
 }
 
 static void
-free_list(struct chunk *c)
+free_list(struct drv__redis_chunk *c)
 {
     while (c != NULL) {
-        struct chunk *n = c->next;
+        struct drv__redis_chunk *n = c->next;
 
         free(c);
         c = n;
@@ -61,7 +61,7 @@ free_list(struct chunk *c)
 void
 drv__redis_arena_reset(struct drv__redis_arena *a)
 {
-    struct chunk *c, *last = NULL;
+    struct drv__redis_chunk *c, *last = NULL;
     int kept = 0;
 
     free_list(a->big);
@@ -90,7 +90,7 @@ drv__redis_arena_fini(struct drv__redis_arena *a)
 static void *
 take(struct drv__redis_arena *a, size_t n)
 {
-    struct chunk *c;
+    struct drv__redis_chunk *c;
 
     n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     if (n > BIG) {

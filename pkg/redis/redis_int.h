@@ -104,10 +104,11 @@ int drv__redis_hostless_url_check(const char *url, const char *what,
 
 /* The reply objects of one connection's reader (see redis_arena.c). */
 struct drv__redis_arena {
-    struct chunk *chunks;      /* owned: the chunks, kept across resets */
-    struct chunk *cur;         /* borrowed from chunks: being filled */
-    struct chunk *big;         /* owned: blocks of large pieces */
-    size_t max_string;         /* longer strings arrive empty; 0 = none */
+    struct drv__redis_chunk *chunks; /* owned: kept across resets */
+    struct drv__redis_chunk *cur;    /* borrowed from chunks: filling */
+    struct drv__redis_chunk *big;    /* owned: blocks of large pieces */
+    size_t max_string;               /* longer strings arrive empty;
+                                        0 = no limit */
 };
 
 /* drv__redis_arena_init -- an empty arena (allocates nothing yet). */
