@@ -265,10 +265,23 @@ void drv_settle_add(struct drv_script_call *c,
                     const struct drv_settle_op *op);
 /* drv_settle_nops -- ops added so far. */
 int drv_settle_nops(const struct drv_script_call *c);
+/*
+ * drv_settle_plain -- 1 if op is a plain ack (success, no result kept),
+ * which the script settles together with the call's other plain acks.
+ * They cost least added last, in entry id order (drv_queue_id_cmp): the
+ * script then proves ownership of all of them with one comparison of
+ * this consumer's pending entries against its arguments. Any other order
+ * is settled the same, only with more work inside Redis.
+ */
+int drv_settle_plain(const struct drv_settle_op *op);
+/* drv_queue_id_cmp -- <0, 0, >0 as stream entry id a is below, equal to
+ * or above b ("MS-SEQ"; malformed reads as 0-0). */
+int drv_queue_id_cmp(const char *a, const char *b);
 
 /*
  * drv_settle_parse -- the reply of a settle run: an array of nops integers
- * (DRV_QUEUE_*) into codes[nops]. 0 or DRV_EPROTO / DRV_EREDIS.
+ * (DRV_QUEUE_*), or the integer nops when every op was applied (DONE),
+ * into codes[nops]. 0 or DRV_EPROTO / DRV_EREDIS.
  */
 int drv_settle_parse(const struct redisReply *reply, int nops, int *codes,
                      struct drv_err *err);

@@ -360,8 +360,53 @@ id_parse(const char *s, uint64_t *ms, uint64_t *seq)
         *seq = *seq * 10 + (uint64_t)(*s++ - '0');
 }
 
+static int id_cmp_parsed(const char *a, const char *b);
+
+/* Digits at s, and whether they are canonical (no leading zero). */
+static size_t
+id_digits(const char *s, int *canon)
+{
+    size_t n = 0;
+
+    while (s[n] >= '0' && s[n] <= '9')
+        n++;
+    *canon = n > 0 && (s[0] != '0' || n == 1);
+    return n;
+}
+
+/* Two canonical decimal numbers of na and nb digits. */
 static int
-id_cmp(const char *a, const char *b)
+num_cmp(const char *a, size_t na, const char *b, size_t nb)
+{
+    int c;
+
+    if (na != nb)
+        return na < nb ? -1 : 1;
+    c = memcmp(a, b, na);
+    return (c > 0) - (c < 0);
+}
+
+int
+drv_queue_id_cmp(const char *a, const char *b)
+{
+    int ca, cb, sa, sb;
+    size_t am = id_digits(a, &ca), bm = id_digits(b, &cb), as, bs;
+
+    /* ids as Redis prints them: compared as text, digit counts first */
+    if (ca && cb && a[am] == '-' && b[bm] == '-') {
+        as = id_digits(a + am + 1, &sa);
+        bs = id_digits(b + bm + 1, &sb);
+        if (sa && sb && a[am + 1 + as] == '\0' && b[bm + 1 + bs] == '\0') {
+            int c = num_cmp(a, am, b, bm);
+
+            return c != 0 ? c : num_cmp(a + am + 1, as, b + bm + 1, bs);
+        }
+    }
+    return id_cmp_parsed(a, b);
+}
+
+static int
+id_cmp_parsed(const char *a, const char *b)
 {
     uint64_t am, as, bm, bs;
 
@@ -372,6 +417,13 @@ id_cmp(const char *a, const char *b)
     return as < bs ? -1 : as > bs;
 }
 
+int
+drv_settle_plain(const struct drv_settle_op *op)
+{
+    return op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0 &&
+           op->entry_id[0] >= '0' && op->entry_id[0] <= '9';
+}
+
 void
 drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
                const struct drv_settle_op *op)
@@ -380,18 +432,19 @@ drv_settle_add(struct drv_script_call *c, const struct drv_queue_keys *k,
     int len;
 
     DRV_ASSERT(op->kind <= DRV_SETTLE_CANCEL);
-    if (op->kind == DRV_SETTLE_ACK && op->result_ttl_ms <= 0 &&
-        op->entry_id[0] >= '0' && op->entry_id[0] <= '9') {
+    if (drv_settle_plain(op)) {
         /* a plain ack: its entry id alone; the script settles these
          * together (an id starts with a digit, a kind never does) */
         size_t idlen = strlen(op->entry_id);
 
         drv_argv_add(&c->args, op->entry_id, idlen);
         if (c->args.argvlen[SETTLE_MIN_ARG] == 0 ||
-            id_cmp(op->entry_id, c->args.argv[SETTLE_MIN_ARG]) < 0)
+            drv_queue_id_cmp(op->entry_id,
+                             c->args.argv[SETTLE_MIN_ARG]) < 0)
             set_fixed_arg(&c->args, SETTLE_MIN_ARG, op->entry_id, idlen);
         if (c->args.argvlen[SETTLE_MAX_ARG] == 0 ||
-            id_cmp(op->entry_id, c->args.argv[SETTLE_MAX_ARG]) > 0)
+            drv_queue_id_cmp(op->entry_id,
+                             c->args.argv[SETTLE_MAX_ARG]) > 0)
             set_fixed_arg(&c->args, SETTLE_MAX_ARG, op->entry_id, idlen);
     } else {
         drv_argv_addcat(&c->keys, k->result_prefix, op->job_id,
@@ -425,8 +478,16 @@ int
 drv_settle_parse(const redisReply *reply, int nops, int *codes,
                  struct drv_err *err)
 {
-    int i, rc = drv__queue_check_ints(reply, (size_t)nops, "settle", err);
+    int i, rc;
 
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer == nops) {
+        /* every op applied: the script says so with one integer */
+        for (i = 0; i < nops; i++)
+            codes[i] = DRV_QUEUE_DONE;
+        return 0;
+    }
+    rc = drv__queue_check_ints(reply, (size_t)nops, "settle", err);
     for (i = 0; rc == 0 && i < nops; i++)
         codes[i] = (int)reply->element[i]->integer;
     return rc;

@@ -211,10 +211,8 @@ struct drv_redis {
     size_t rx_seen;            /* unparsed reader bytes at the last
                                   deadline check */
     size_t max_string;         /* opts.max_string_bytes; 0 = no limit */
-    redisReplyObjectFunctions fns; /* the reader's, createString wrapped
-                                  (when max_string) */
-    void *(*create_string)(const redisReadTask *, char *, size_t);
-                               /* hiredis's own createString */
+    struct drv__redis_arena arena; /* the reader's reply objects, rewound
+                                  after each reply is handed out */
     int freeing;               /* drv_redis_free was called */
     int retry_now;             /* next retry without backoff (reconnect) */
     int waiting;               /* this attempt ended because locate has no
@@ -498,6 +496,7 @@ close_transport(struct drv_redis *r)
     if (r->reader != NULL) {
         redisReaderFree(r->reader);
         r->reader = NULL;
+        drv__redis_arena_reset(&r->arena); /* a reply half read */
     }
     if (r->ai != NULL) {
         freeaddrinfo(r->ai);
@@ -1112,7 +1111,7 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
                      rp->type == REDIS_REPLY_ERROR ||
                      rp->type == REDIS_REPLY_STATUS ? (int)rp->len : 0,
                      rp->str != NULL ? rp->str : "");
-            freeReplyObject(reply);
+            drv__redis_arena_reset(&r->arena);
             drop(r, why);
             return;
         }
@@ -1120,13 +1119,15 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
             c->skip--; /* MULTI's OK or a QUEUED: EXEC tells all */
             if (c->wire != NULL)
                 note_ask(c, reply); /* for an EXECABORT to come */
-            freeReplyObject(reply);
+            drv__redis_arena_reset(&r->arena);
             continue;
         }
         TAILQ_REMOVE(&r->pending, c, link);
         c->where = CMD_NEW;
         on_reply(r, c, reply);
-        freeReplyObject(reply);
+        /* the reply is gone (borrowed by the callback only); the reader
+         * holds nothing else between replies */
+        drv__redis_arena_reset(&r->arena);
         if (r->bev != bev)
             return; /* the callback's doing dropped it: the rest is moot */
     }
@@ -1296,27 +1297,6 @@ format_peer(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
              port);
 }
 
-/*
- * The reader's createString when max_string is set: a string reply
- * longer than that becomes an empty one whose integer holds its length
- * (drv_redis_reply_len), so the bytes are not copied once more out of
- * the read buffer into a reply nobody will use.
- */
-static void *
-create_string(const redisReadTask *task, char *str, size_t len)
-{
-    struct drv_redis *r;
-    redisReply *reply;
-
-    DRV_CAST(r, task->privdata, DRV_REDIS_MAGIC);
-    if (task->type != REDIS_REPLY_STRING || len <= r->max_string)
-        return r->create_string(task, str, len);
-    reply = r->create_string(task, str, 0);
-    if (reply != NULL)
-        reply->integer = (long long)len;
-    return reply;
-}
-
 /* Step 4: fd is connected; wrap it and start TLS or the setup. */
 static void
 transport_up(struct drv_redis *r)
@@ -1328,17 +1308,10 @@ transport_up(struct drv_redis *r)
     r->fd = -1;
     if (!r->target.is_unix)
         set_tcp_options(fd, r->keepalive_s);
-    r->reader = redisReaderCreate();
+    drv__redis_arena_reset(&r->arena);
+    r->reader = drv__redis_arena_reader(&r->arena);
     if (r->reader == NULL)
         goto oom;
-    if (r->max_string > 0) {
-        /* wrap createString: see create_string() */
-        r->fns = *r->reader->fn;
-        r->create_string = r->fns.createString;
-        r->fns.createString = create_string;
-        r->reader->fn = &r->fns;
-        r->reader->privdata = r;
-    }
     if (r->ssl_ctx != NULL) {
         ssl = drv__redis_tls_ssl(r->ssl_ctx, verify_name(r));
         if (ssl == NULL)
@@ -1723,6 +1696,7 @@ teardown(struct drv_redis *r)
     explicit_bzero(&r->url, sizeof r->url);
     free(r->server_name);
     free(r->name);
+    drv__redis_arena_fini(&r->arena);
     r->magic = 0;
     free(r);
 }
@@ -1889,6 +1863,7 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     r->locate = opts->locate;
     r->locate_ctx = opts->locate_ctx;
     r->max_string = opts->max_string_bytes;
+    drv__redis_arena_init(&r->arena, r->max_string);
     r->state = DRV_REDIS_DOWN;
     r->client_id = -1;
     r->fd = -1;

@@ -110,6 +110,29 @@ int drv__redis_hostless_url_check(const char *url, const char *what,
 void drv__redis_follow_ask(struct drv_redis *r);
 
 /* drv__redis_target_at -- *t (wiped first) pointed at host and port a. */
+/* ---------------------------------------------------- redis_arena.c */
+
+/* The reply objects of one connection's reader (see redis_arena.c). */
+struct drv__redis_arena {
+    struct drv__redis_chunk *chunks; /* owned: kept across resets */
+    struct drv__redis_chunk *cur;    /* borrowed from chunks: filling */
+    struct drv__redis_chunk *big;    /* owned: blocks of large pieces */
+    size_t max_string;               /* longer strings arrive empty;
+                                        0 = no limit */
+};
+
+/* drv__redis_arena_init -- an empty arena (allocates nothing yet). */
+void drv__redis_arena_init(struct drv__redis_arena *a, size_t max_string);
+/* drv__redis_arena_reader -- a hiredis reader whose replies come from a
+ * (NULL on out of memory). Its replies must not be passed to
+ * freeReplyObject: they live until drv__redis_arena_reset. */
+struct redisReader;
+struct redisReader *drv__redis_arena_reader(struct drv__redis_arena *a);
+/* drv__redis_arena_reset -- every reply of a is gone; call it only
+ * between complete replies. */
+void drv__redis_arena_reset(struct drv__redis_arena *a);
+void drv__redis_arena_fini(struct drv__redis_arena *a);
+
 struct drv_redis_sentinel_addr;
 void drv__redis_target_at(struct drv_redis_target *t,
                           const struct drv_redis_sentinel_addr *a);

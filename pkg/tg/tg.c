@@ -97,6 +97,9 @@ struct drv_tg_task {
     struct drv_pool_work pw;         /* embedded: THREAD */
     struct drv_sem_waiter waiter;    /* embedded: one permit at a time */
     struct event timer;              /* embedded: own timeout, then grace */
+    int timer_armed;                 /* timer added, not fired or deleted:
+                                        a task that ends before its start
+                                        hook returns never touches it */
     struct drv_tg_outcome out;       /* the record in the report */
     char name[];                     /* NUL-terminated copy */
 };
@@ -288,7 +291,19 @@ static void
 arm_timer_at(struct drv_tg_task *t, int64_t deadline_ns)
 {
     t->deadline_ns = deadline_ns;
+    t->timer_armed = 1;
     arm_at(t->tg->base, &t->timer, deadline_ns);
+}
+
+/* Delete the task's timer if it is armed (event_del takes the base's
+ * lock even for an event that is not pending). */
+static void
+disarm_timer(struct drv_tg_task *t)
+{
+    if (t->timer_armed) {
+        t->timer_armed = 0;
+        event_del(&t->timer);
+    }
 }
 
 /* ---------------------------------------------------------- transitions */
@@ -320,11 +335,18 @@ task_run(struct drv_tg_task *t)
         /* the timeout starts now, not at spawn: permit waits are free */
         t->own_deadline_ns = drv_clock_mono_ns() +
                              t->timeout_ms * DRV_NS_PER_MS;
-        arm_timer_at(t, t->own_deadline_ns);
+        if (t->kind != DRV_TG_LOOP)
+            arm_timer_at(t, t->own_deadline_ns);
     }
     switch (t->kind) {
     case DRV_TG_LOOP:
         t->start(t, t->ctx);
+        /* armed only once the hook returned: a task that finished inside
+         * it (noop, a refused job) never adds and deletes a timer; no
+         * timer can fire before this anyway (same loop turn) */
+        if (t->state == DRV_TG_RUNNING && t->own_deadline_ns != 0 &&
+            !t->timer_armed)
+            arm_timer_at(t, t->own_deadline_ns);
         break;
     case DRV_TG_THREAD:
         rc = drv_pool_submit(tg->pool, &t->pw, run_work, on_work_done);
@@ -352,7 +374,7 @@ task_record(struct drv_tg_task *t, enum drv_tg_state st)
     else
         tg->n_running--;
     t->state = t->out.state = st;
-    event_del(&t->timer);
+    disarm_timer(t);
     if (t->busy && !t->work_cancelled) {
         t->abandoned = 1;
         tg->n_abandoned++;
@@ -562,6 +584,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(t, arg, DRV_TG_TASK_MAGIC);
     tg = t->tg;
+    t->timer_armed = 0; /* fired: no longer pending */
     if (t->state != DRV_TG_RUNNING)
         return; /* the completion ran first this turn */
     if (drv_clock_mono_ns() < t->deadline_ns) {
@@ -975,7 +998,7 @@ tg_destroy(struct drv_tg *tg)
         DRV_ASSERT(t->released && t->n_held == 0);
         if (t->child != NULL)
             tg_destroy(t->child);
-        event_del(&t->timer);
+        disarm_timer(t);
         free(t->msg_owned);
         free(t->result_owned);
         free(t->thr_msg);

@@ -54,6 +54,7 @@ static int
 active(const struct drv_worker *w, size_t qi)
 {
     return drv__worker_queue_active(w, qi) &&
+           w->queues[qi].npend < SETTLE_BACKLOG &&
            (w->cluster == NULL ||
             drv_clock_mono_ns() >= w->queues[qi].fetch_retry_ns);
 }

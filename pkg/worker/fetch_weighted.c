@@ -112,6 +112,7 @@ candidates(struct drv_worker *w, int64_t now, int any, char *cand)
 
     for (i = 0; i < w->nqueues; i++) {
         cand[i] = drv__worker_queue_active(w, i) &&
+                  w->queues[i].npend < SETTLE_BACKLOG &&
                   (any || ww->cold_until[i] <= now);
         n += (size_t)cand[i];
     }

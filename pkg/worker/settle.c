@@ -56,6 +56,7 @@ settle_queue(struct wjob *j)
         q->pend = drv_xrealloc(q->pend, (size_t)q->cappend * sizeof *q->pend);
     }
     q->pend[q->npend++] = j;
+    w->settle_waiting++;
     j->settle_pending = 1;
     drv__worker_kick(w);
 }
@@ -74,12 +75,7 @@ struct settle_call {
 static int
 waiting(const struct drv_worker *w)
 {
-    size_t i;
-    int n = 0;
-
-    for (i = 0; i < w->nqueues; i++)
-        n += w->queues[i].npend;
-    return n;
+    return w->settle_waiting;
 }
 
 /* Redis answered c with an error: its jobs wait with backoff. */
@@ -216,6 +212,38 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     drv__worker_kick(w);
 }
 
+static int
+cmp_plain(const void *a, const void *b)
+{
+    const struct wjob *x = *(struct wjob *const *)a;
+    const struct wjob *y = *(struct wjob *const *)b;
+
+    return drv_queue_id_cmp(x->dec.op.entry_id, y->dec.op.entry_id);
+}
+
+/* The call's ops in the order the script settles cheapest: the full ops
+ * as they came, then the plain acks in entry id order (jobs finish
+ * mostly in fetch order, so they are usually sorted already). */
+static void
+order_ops(struct wjob **jobs, int n)
+{
+    int i, nfull = 0, sorted = 1;
+    struct wjob *t;
+
+    for (i = 0; i < n; i++)
+        if (!drv_settle_plain(&jobs[i]->dec.op)) {
+            /* stable: rotate the full op down over the acks before it */
+            t = jobs[i];
+            memmove(jobs + nfull + 1, jobs + nfull,
+                    (size_t)(i - nfull) * sizeof *jobs);
+            jobs[nfull++] = t;
+        }
+    for (i = nfull + 1; i < n && sorted; i++)
+        sorted = cmp_plain(&jobs[i - 1], &jobs[i]) <= 0;
+    if (!sorted)
+        qsort(jobs + nfull, (size_t)(n - nfull), sizeof *jobs, cmp_plain);
+}
+
 static void
 flush_queue(struct drv_worker *w, int qi)
 {
@@ -237,14 +265,15 @@ flush_queue(struct drv_worker *w, int qi)
     c->jobs = drv_xmalloc((size_t)n * sizeof *c->jobs);
     drv_settle_init(&call, &q->keys, w->id, drv_clock_unix_ms(),
                     &w->dead_bound);
-    for (i = 0; i < n; i++) {
-        c->jobs[i] = q->pend[i];
-        drv_settle_add(&call, &q->keys, &q->pend[i]->dec.op);
-    }
+    memcpy(c->jobs, q->pend, (size_t)n * sizeof *c->jobs);
+    order_ops(c->jobs, n);
+    for (i = 0; i < n; i++)
+        drv_settle_add(&call, &q->keys, &c->jobs[i]->dec.op);
     if (w->admit != NULL)
         drv__admit_settle_tail(w, &call, c->jobs, n);
     memmove(q->pend, q->pend + n, (size_t)(q->npend - n) * sizeof *q->pend);
     q->npend -= n;
+    w->settle_waiting -= n;
     q->settle_inflight = 1;
     if (drv__worker_script(w, qi, SCRIPT_SETTLE, &call, on_settled, c) < 0) {
         q->settle_inflight = 0;

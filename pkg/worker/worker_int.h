@@ -191,6 +191,14 @@ struct wqueue {
     int64_t settle_retry_ns;      /* next settle call not before */
 };
 
+/* Outcomes of one queue waiting for a settle call at which that queue
+ * is not read (the others are: no head-of-line blocking of a quiet
+ * queue behind a busy one): at load Redis is the limit, and jobs fetched
+ * faster than their outcomes can be written only pile up (memory, and
+ * every walk of the live list); two full settle calls' worth keeps the
+ * next call ready. A settle reply kicks fetching again. */
+#define SETTLE_BACKLOG 1024
+
 /* Problems that repeat are logged at most this often per queue. */
 #define BAD_LOG_NS (10 * DRV_NS_PER_SEC)
 
@@ -261,6 +269,8 @@ struct drv_worker {
                                        cluster one per queue) */
     int fetch_hot;                  /* last read returned entries */
     int fetch_reserved;             /* permits the passes out may fill */
+    int settle_waiting;             /* outcomes queued, not yet in a
+                                       settle call (all queues) */
     int unblock_sent;               /* CLIENT UNBLOCK sent this stop */
     struct wweights *weighted;      /* owned by fetch_weighted.c: the
                                        share of each queue; NULL for

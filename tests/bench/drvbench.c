@@ -19,11 +19,16 @@
  *   2  the Redis limit on the same N: tools/redis_limit (XREADGROUP COUNT
  *      k + XACK + XDEL, pipelined), timed the same way; drover / limit.
  *      Also its XTRIM variant (XACK + XTRIM MINID, the deletion drover's
- *      settle uses), for context.
+ *      settle uses); each round also drains with the shipped defaults
+ *      (batch 32, concurrency 64): drover / XTRIM variant with the bench
+ *      config and with the defaults are targets, run by run.
  *   3  pick-up latency: droverd idle, jobs XADDed at a steady 2,000/s for
  *      10 s; droverd runs with DROVER_TRACE_START=FILE and writes when each
  *      handler started; the enqueuer noted when it sent each XADD and the
  *      entry id it got; latency = start - send, joined on the entry id.
+ *      Then the same under load: a child process XADDs 50,000 jobs/s to a
+ *      second queue of the same droverd (after the measured one in
+ *      priority order) from 1 s before until the measured jobs are done.
  *   4  concurrency: droverd idle (concurrency 10000), then 10,000 sleep
  *      jobs of 1 s enqueued at once; wall time from the first XADD until
  *      the stream is empty; peak RSS, and RSS per waiting job above the
@@ -82,7 +87,7 @@ extern char **environ;
 #define KEY "drover:{bench}:jobs"
 #define STATS_KEY "drover:{bench}:stats"
 #define MAXRUNS 32
-#define MAXMETRICS 64
+#define MAXMETRICS 96
 
 /* ------------------------------------------------------------ options */
 
@@ -723,6 +728,10 @@ case_drain(redisContext *c, int run, int mode)
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
     if (mode == DRAIN_DEFAULTS) {
         put(1, label, "jobs/s, default config", 0, rate);
+        put(1, label, "droverd CPU us/job, defaults", 2,
+            ru_cpu(&ch.ru) / (double)opt.n * 1e6);
+        put(1, label, "Redis CPU us/job, defaults", 2,
+            (cpu1 - cpu0) / (double)opt.n * 1e6);
         fprintf(stderr, "  [1 defaults] run %d: %.0f jobs/s\n", run + 1,
                 rate);
         return;
@@ -780,6 +789,8 @@ case_limit(redisContext *c, int run, int trim)
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
     if (trim) {
         put(2, label, "jobs/s, XTRIM variant", 0, rate);
+        put(2, label, "Redis CPU us/job, XTRIM variant", 2,
+            (cpu1 - cpu0) / (double)opt.n * 1e6);
     } else {
         put(2, label, "jobs/s", 0, rate);
         put(2, label, "Redis CPU s", 2, cpu1 - cpu0);
@@ -817,10 +828,69 @@ cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * The load of case 3's second part: a child process that XADDs `rate`
+ * noop jobs a second to BULK_KEY (a pipelined write every ms) for `secs`
+ * seconds, then exits. Its own connection; returns its pid.
+ */
+#define BULK_KEY "drover:{bulk}:jobs"
+
+static pid_t
+bulk_enqueuer(int rate, int secs)
+{
+    pid_t pid = fork();
+    redisContext *b;
+    struct timespec next;
+    int64_t sent = 0, end_ns;
+    int i;
+
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid > 0) {
+        live_add(pid);
+        return pid;
+    }
+    b = redisConnectUnix(opt.sock);
+    if (b == NULL || b->err)
+        _exit(1);
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    end_ns = mono_ns() + (int64_t)secs * 1000000000LL;
+    while (mono_ns() < end_ns) {
+        /* as many as are due by now: a late tick catches up */
+        int64_t due = (int64_t)rate * (mono_ns() - (end_ns -
+                      (int64_t)secs * 1000000000LL)) / 1000000000LL;
+        int n = (int)(due - sent);
+
+        for (i = 0; i < n; i++)
+            redisAppendCommand(b, "XADD %s * job noop", BULK_KEY);
+        for (i = 0; i < n; i++) {
+            void *r = NULL;
+            if (redisGetReply(b, &r) != REDIS_OK || r == NULL)
+                _exit(1);
+            freeReplyObject(r);
+        }
+        sent += n;
+        next.tv_nsec += 1000000L;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next,
+                               NULL) == EINTR)
+            ;
+    }
+    redisFree(b);
+    _exit(0);
+}
+
+/* loaded = 0: droverd idle but for the 2,000/s; 1: droverd also drains
+ * 50,000 jobs/s from a second queue (BULK_KEY, after the measured one in
+ * priority order). */
 static void
-case_latency(redisContext *c, int run)
+case_latency(redisContext *c, int run, int loaded)
 {
     const int rate = 2000, secs = 10, total = rate * secs;
+    const int bulk_rate = 50000;
     struct conf cf = {64, 32, 4, NULL, 0};
     struct sent *s = calloc((size_t)total, sizeof *s);
     int64_t *lat = calloc((size_t)total, sizeof *lat);
@@ -830,13 +900,28 @@ case_latency(redisContext *c, int run)
     struct timespec next;
     FILE *f;
     int i, nlat = 0;
+    pid_t bulk = 0;
+    long long bulk_done = 0;
+    int64_t t_load0 = 0, t_load1 = 0;
+    double cpu0 = 0, cpu1 = 0;
 
-    snprintf(trace, sizeof trace, "%s/trace-%d.txt", opt.work, run);
+    snprintf(trace, sizeof trace, "%s/trace-%s%d.txt", opt.work,
+             loaded ? "loaded-" : "", run);
     unlink(trace);
     snprintf(env, sizeof env, "DROVER_TRACE_START=%s", trace);
     flushall(c);
-    start_droverd(&ch, "latency", &cf, env);
+    if (loaded)
+        cf.queues = "bench, bulk";
+    start_droverd(&ch, loaded ? "latency-loaded" : "latency", &cf, env);
     wait_ready(c, &ch);
+    if (loaded) {
+        /* the load first, settled for a second, then the measured jobs */
+        bulk = bulk_enqueuer(bulk_rate, secs + 2);
+        sleep_ms(1000);
+        t_load0 = mono_ns();
+        cpu0 = proc_cpu_s(ch.pid);
+        bulk_done = rint_cmd(c, "HGET drover:{bulk}:stats processed");
+    }
     sleep_ms(300);
     clock_gettime(CLOCK_MONOTONIC, &next);
     for (i = 0; i < total; i++) {
@@ -858,6 +943,13 @@ case_latency(redisContext *c, int run)
         freeReplyObject(r);
     }
     wait_drained(c, &ch, 60, 0);
+    if (loaded) {
+        t_load1 = mono_ns();
+        cpu1 = proc_cpu_s(ch.pid);
+        bulk_done = rint_cmd(c, "HGET drover:{bulk}:stats processed") -
+                    bulk_done;
+        reap(&(struct child){.pid = bulk}, 0);
+    }
     stop_droverd(&ch); /* flushes the trace */
     check_processed(c, total);
     f = fopen(trace, "r");
@@ -870,7 +962,7 @@ case_latency(redisContext *c, int run)
         int lo = 0, hi = total - 1;
 
         if (sscanf(line, "%lld %63s %63s", &us, q, id) != 3 ||
-            parse_id(id, &ms, &seq) < 0)
+            strcmp(q, "bench") != 0 || parse_id(id, &ms, &seq) < 0)
             continue;
         while (lo <= hi) { /* ids were sent in increasing order */
             int mid = (lo + hi) / 2;
@@ -898,6 +990,25 @@ case_latency(redisContext *c, int run)
         fclose(f);
     }
     qsort(lat, (size_t)nlat, sizeof *lat, cmp_i64);
+    if (loaded) {
+        double bulk_rate_got = (double)bulk_done /
+                               ((double)(t_load1 - t_load0) / 1e9);
+
+        put(3, label, "50k/s load: p50 ms", 3, lat[nlat / 2] / 1000.0);
+        put(3, label, "50k/s load: p99 ms", 3,
+            lat[(int)(nlat * 0.99)] / 1000.0);
+        put(3, label, "50k/s load: max ms", 3, lat[nlat - 1] / 1000.0);
+        put(3, label, "50k/s load: bulk jobs/s", 0, bulk_rate_got);
+        put(3, label, "50k/s load: droverd CPU %", 1,
+            (cpu1 - cpu0) / ((double)(t_load1 - t_load0) / 1e9) * 100);
+        fprintf(stderr, "  [3 loaded] run %d: p50 %.3f p99 %.3f max %.3f "
+                "ms, bulk %.0f/s\n", run + 1, lat[nlat / 2] / 1000.0,
+                lat[(int)(nlat * 0.99)] / 1000.0, lat[nlat - 1] / 1000.0,
+                bulk_rate_got);
+        free(s);
+        free(lat);
+        return;
+    }
     put(3, label, "p50 ms", 3, lat[nlat / 2] / 1000.0);
     put(3, label, "p99 ms", 3, lat[(int)(nlat * 0.99)] / 1000.0);
     put(3, label, "max ms", 3, lat[nlat - 1] / 1000.0);
@@ -1469,7 +1580,7 @@ report(redisContext *c)
         printf("WARNING: the machine was busy with other work: numbers are "
                "low and noisy\n");
     printf("\n");
-    printf("%-2s  %-50s %-26s %10s  %-10s %s\n", "#", "case", "metric",
+    printf("%-2s  %-50s %-38s %10s  %-10s %s\n", "#", "case", "metric",
            "median", "target", "met");
     for (i = 0; i < nmetrics; i++) {
         const struct metric *m = &metrics[i];
@@ -1489,12 +1600,12 @@ report(redisContext *c)
         if (m->case_no != prev && prev != -1)
             printf("\n");
         if (m->has_target)
-            printf("%-2s  %-50s %-26s %10s  %-10s %s\n",
+            printf("%-2s  %-50s %-38s %10s  %-10s %s\n",
                    m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
                                       : "",
                    lab, name, val, m->target_txt, met(m) ? "yes" : "NO");
         else
-            printf("%-2s  %-50s %-26s %10s\n",
+            printf("%-2s  %-50s %-38s %10s\n",
                    m->case_no != prev ? (char[]){(char)('0' + m->case_no), 0}
                                       : "",
                    lab, name, val);
@@ -1621,6 +1732,10 @@ main(int argc, char **argv)
                 case_limit(c, r, 0);
                 case_limit(c, r, 1);
             }
+            /* the shipped defaults, in the same rounds: their ratio to the
+             * XTRIM variant is a target */
+            if (opt.cases[1])
+                case_drain(c, r, DRAIN_DEFAULTS);
         }
         if (opt.cases[1] && opt.cases[2]) {
             struct metric *d = metric(1, "", "jobs/s", 0);
@@ -1628,9 +1743,17 @@ main(int argc, char **argv)
             struct metric *t = metric(2, "", "jobs/s, XTRIM variant", 0);
             for (r = 0; r < d->n && r < l->n; r++)
                 put(2, "", "drover / limit", 3, d->v[r] / l->v[r]);
+            struct metric *df = metric(1, "", "jobs/s, default config", 0);
             for (r = 0; r < d->n && r < t->n; r++)
-                put(2, "", "drover / XTRIM variant", 3, d->v[r] / t->v[r]);
+                put(2, "", "drover / XTRIM variant (bench config)", 3,
+                    d->v[r] / t->v[r]);
+            for (r = 0; r < df->n && r < t->n; r++)
+                put(2, "", "default config / XTRIM variant", 3,
+                    df->v[r] / t->v[r]);
             target(2, "drover / limit", 1, 0.8, ">= 0.80");
+            target(2, "drover / XTRIM variant (bench config)", 1, 0.9,
+                   ">= 0.90");
+            target(2, "default config / XTRIM variant", 1, 0.6, ">= 0.60");
         }
         if (opt.cases[1]) {
             struct metric *off = metric(1, "", "jobs/s", 0);
@@ -1639,17 +1762,17 @@ main(int argc, char **argv)
             for (r = 0; r < off->n && r < on->n; r++)
                 put(1, "", "metrics on / off", 3, on->v[r] / off->v[r]);
             target(1, "metrics on / off", 1, 0.97, ">= 0.97");
-            /* context: the shipped defaults, fewer runs */
-            for (r = 0; r < opt.slow_runs; r++)
-                case_drain(c, r, DRAIN_DEFAULTS);
         }
     }
     if (opt.cases[3]) {
         fprintf(stderr, "case 3: latency, %d runs of 10 s\n", opt.slow_runs);
-        for (r = 0; r < opt.slow_runs; r++)
-            case_latency(c, r);
+        for (r = 0; r < opt.slow_runs; r++) {
+            case_latency(c, r, 0);
+            case_latency(c, r, 1);
+        }
         target(3, "p50 ms", 0, 0.5, "< 0.5");
         target(3, "p99 ms", 0, 2.0, "< 2");
+        target(3, "50k/s load: p99 ms", 0, 1.0, "< 1");
     }
     if (opt.cases[4]) {
         fprintf(stderr, "case 4: concurrency, %d runs\n", opt.runs);

@@ -524,6 +524,22 @@ plain_ack(struct drv_script_call *call, struct state *s, const char *id)
     drv_settle_add(call, &s->k, &op);
 }
 
+/* A dead op for entry id (error "boom"): a full op among plain acks. */
+static void
+dead_op(struct drv_script_call *call, struct state *s, const char *id)
+{
+    struct drv_settle_op op = {0};
+
+    op.kind = DRV_SETTLE_DEAD;
+    op.entry_id = id;
+    op.job_id = id;
+    op.job_id_len = strlen(id);
+    op.attempts = 1;
+    op.text = "boom";
+    op.text_len = 4;
+    drv_settle_add(call, &s->k, &op);
+}
+
 /* Plain acks (no result kept) settle together in one XPENDING + XACK +
  * XDEL, still checked one by one for ownership, and mixed in order with
  * full ops. */
@@ -533,7 +549,6 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
     struct state *s = *st;
     char a1[10][48], b[10][48], a2[10][48];
     struct drv_script_call call;
-    struct drv_settle_op op = {0};
     int codes[32], i, n = 0;
     struct drv_err err;
     redisReply *r;
@@ -547,14 +562,7 @@ test_queue_plain_acks_batch_checks_ownership(void **st)
         plain_ack(&call, s, a2[i]);
     for (i = 0; i < 10; i++, n++)
         plain_ack(&call, s, b[i]);     /* B's: lost, untouched */
-    op.kind = DRV_SETTLE_DEAD;         /* a full op in between */
-    op.entry_id = a1[0];
-    op.job_id = a1[0];
-    op.job_id_len = strlen(a1[0]);
-    op.attempts = 1;
-    op.text = "boom";
-    op.text_len = 4;
-    drv_settle_add(&call, &s->k, &op);
+    dead_op(&call, s, a1[0]);          /* a full op in between */
     n++;
     for (i = 1; i < 10; i++, n++)
         plain_ack(&call, s, a1[i]);
@@ -713,6 +721,84 @@ test_queue_plain_acks_trim_across_nodes(void **st)
     assert_string_equal(r->element[0]->element[0]->str, b[0]);
     assert_int_equal(r->element[0]->element[1]->elements, 4);
     freeReplyObject(r);
+}
+
+/* Entry ids compare as numbers, digit counts first; anything not as Redis
+ * prints ids is parsed (malformed reads as 0-0). */
+static void
+test_queue_id_cmp(void **st)
+{
+    (void)st;
+    assert_true(drv_queue_id_cmp("1-1", "1-2") < 0);
+    assert_true(drv_queue_id_cmp("10-0", "9-5") > 0);
+    assert_true(drv_queue_id_cmp("5-10", "5-9") > 0);
+    assert_int_equal(drv_queue_id_cmp("1700000000000-3", "1700000000000-3"),
+                     0);
+    assert_true(drv_queue_id_cmp("18446744073709551615-0",
+                                 "18446744073709551614-99") > 0);
+    assert_true(drv_queue_id_cmp("0-1", "0-0") > 0);
+    assert_true(drv_queue_id_cmp("01-5", "1-4") > 0); /* parsed: 1-5 */
+    assert_int_equal(drv_queue_id_cmp("x", "0-0"), 0);
+    assert_true(drv_queue_id_cmp("2-1x", "2-0") > 0);
+}
+
+/* Plain acks last and in id order (as the worker sends them): when they
+ * are exactly this consumer's pending entries in their range the script
+ * answers with one integer; when as many entries are pending there but
+ * not the same ones (one of ours still running, one acked id another
+ * consumer's), every code is still right and the running one stays. */
+static void
+test_queue_plain_acks_in_order_fast_path(void **st)
+{
+    struct state *s = *st;
+    char a[6][48], b[1][48], a2[2][48];
+    struct drv_script_call call;
+    int codes[8], i;
+    struct drv_err err;
+    redisReply *r;
+
+    enqueue_n_read(s, "A", 6, a);
+    /* a full op first, then the acks in order: all applied, one integer */
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    dead_op(&call, s, a[0]);
+    for (i = 1; i < 4; i++)
+        plain_ack(&call, s, a[i]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 4);
+    memset(codes, 0, sizeof codes);
+    assert_int_equal(drv_settle_parse(r, 4, codes, &err), 0);
+    freeReplyObject(r);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(codes[i], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 2);
+    /* a[4] and a2[0] are A's, b[0] B's, all inside [a[5], a2[1]]: A acks
+     * a[5], b[0], a2[1] (three), and three of A's are pending in that
+     * range (a[5], a2[0], a2[1]) */
+    enqueue_n_read(s, "B", 1, b);
+    enqueue_n_read(s, "A", 2, a2);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, a[5]);
+    plain_ack(&call, s, b[0]);
+    plain_ack(&call, s, a2[1]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(drv_settle_parse(r, 3, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_DONE);
+    assert_int_equal(codes[1], DRV_QUEUE_LOST);
+    assert_int_equal(codes[2], DRV_QUEUE_DONE);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 100 A");
+    assert_int_equal(r->elements, 2); /* a[4] and a2[0], still running */
+    assert_string_equal(r->element[0]->element[0]->str, a[4]);
+    assert_string_equal(r->element[1]->element[0]->str, a2[0]);
+    freeReplyObject(r);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 100 B");
+    assert_int_equal(r->elements, 1);
+    freeReplyObject(r);
+    /* the still-pending three keep their payload */
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 5);
 }
 
 /* A long job id (keys longer than any fixed buffer) settles like any
@@ -903,6 +989,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_queue_plain_acks_batch_checks_ownership, setup, teardown),
+        cmocka_unit_test(test_queue_id_cmp),
+        cmocka_unit_test_setup_teardown(
+            test_queue_plain_acks_in_order_fast_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_plain_acks_truncated_range,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
