@@ -431,10 +431,13 @@ test_graph_dead_item_stops_fan_out(void **st)
     assert_non_null(v);
     assert_non_null(strstr(v, "item 3: "));
     free(v);
-    /* items 0-3 and at most the one beside item 3 were released */
+    /* items 0-3 and whatever the other slot went through while item 3
+     * ran (a number that depends on the machine's speed) were released,
+     * never all 50: the rest were cancelled when item 3 died */
     v = run_get(t, "i", "fan.enqueued");
     assert_non_null(v);
-    assert_true(atoi(v) >= 4 && atoi(v) <= 5);
+    fprintf(stderr, "# items released: %s of 50\n", v);
+    assert_true(atoi(v) >= 4 && atoi(v) < 50);
     free(v);
     drv_test_droverd_stop(t, 0, 0);
 }
