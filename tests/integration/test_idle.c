@@ -233,7 +233,8 @@ task_status_sum(pid_t pid, const char *name)
     return sum;
 }
 
-/* An idle droverd with no http job type never maps libcurl, and wakes
+/* An idle droverd with no http job type never maps libcurl, without a
+ * rediss:// URL never maps OpenSSL, and wakes
  * up at most about 15 times a second (the 100 ms tick, the paused flags
  * and the due index every 500 ms, the blocking read every 500 ms; it
  * was 30). */
@@ -250,6 +251,9 @@ test_idle_no_libcurl_few_wakeups(void **st)
     sleep_ms(1000);
     snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
     assert_false(drv_test_file_contains(maps, "libcurl"));
+    /* nor OpenSSL without a rediss:// URL */
+    assert_false(drv_test_file_contains(maps, "libssl"));
+    assert_false(drv_test_file_contains(maps, "libcrypto"));
     v0 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
     sleep_ms(5000);
     v1 = task_status_sum(t->w[0].pid, "voluntary_ctxt_switches");
