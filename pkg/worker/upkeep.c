@@ -20,6 +20,10 @@
  *   registry  every BEAT_MS: this worker's line in the workers hash, and
  *             removal of stale lines (DRV_QUEUE_WORKER_STALE_MS)
  *   schedules every tick: the due schedule ticks (schedule.c)
+ *
+ * The tick comes every TICK_MS while anything runs or waits; an idle
+ * worker (drv__worker_idle_until) ticks on the PAUSE_MS grid, and sooner
+ * only when one of the times above falls due.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -471,6 +475,38 @@ heartbeat(struct drv_worker *w)
     drv_queue_workers_read(&a, w->workers_key);
     drv_redis_send(w->cmd, 0, &a, on_workers, w);
     drv_argv_fini(&a);
+}
+
+static int64_t
+min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+int64_t
+drv__worker_idle_until(const struct drv_worker *w)
+{
+    int64_t t;
+    size_t i;
+
+    /* anything that runs or waits, or needs the tick's every look:
+     * schedules, graph runs, a cluster (movers every tick), queues not
+     * prepared, Redis down or refusing writes, due notes to write */
+    if (w->state != W_RUNNING || w->inflight > 0 || w->live != NULL ||
+        w->batches != NULL || w->schedules != NULL || w->graph != NULL ||
+        w->cluster != NULL || w->refused_ns != 0 ||
+        w->groups_ready < (int)w->nqueues || w->due_notes.argc > 0 ||
+        drv_redis_state(w->cmd) != DRV_REDIS_READY)
+        return -1;
+    t = min64(min64(w->next_beat_ns, w->next_renew_ns),
+              min64(w->next_pause_ns, w->next_due_read_ns));
+    for (i = 0; i < w->nqueues; i++) {
+        const struct wqueue *q = &w->queues[i];
+
+        t = min64(t, min64(q->mover_at_ns,
+                           min64(q->head_at_ns, q->reclaim_at_ns)));
+    }
+    return t;
 }
 
 void

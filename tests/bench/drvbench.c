@@ -37,7 +37,7 @@
  *   7  idle: droverd with 3 queues and no jobs for 10 s: CPU time (sum of
  *      its threads' schedstat), RSS (and its private part, RssAnon: the
  *      rest is shared library pages), the Redis CPU it causes, and its
- *      wakeups per second (times its threads were put on a CPU).
+ *      wakeups per second (its threads' voluntary context switches).
  *   8  idle cost by queue count: droverd with 1, 10, 100 and 1000 empty
  *      queues: the Redis commands per second it sends (INFO commandstats
  *      deltas over 10 s, and for 1000 queues also over 70 s, which holds
@@ -370,6 +370,42 @@ proc_schedstat(pid_t pid, int idx)
             continue;
         if (fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) == 3)
             s += (double)v[idx];
+        fclose(f);
+    }
+    closedir(d);
+    return s;
+}
+
+/* Sum over every thread of a count in /proc/PID/task/T/status
+ * (voluntary_ctxt_switches: each is a sleep, so a wakeup after it; unlike
+ * schedstat's count of times put on a CPU it does not grow with
+ * preemption on a busy machine). */
+static double
+proc_task_count(pid_t pid, const char *name)
+{
+    char path[128], line[256];
+    size_t n = strlen(name);
+    DIR *d;
+    struct dirent *e;
+    double s = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char p2[600];
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p2, sizeof p2, "%s/%s/status", path, e->d_name);
+        f = fopen(p2, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, name, n) == 0 && line[n] == ':')
+                s += strtod(line + n + 1, NULL);
         fclose(f);
     }
     closedir(d);
@@ -1266,11 +1302,11 @@ case_idle(redisContext *c, int run)
     wait_ready(c, &ch);
     sleep_ms(1000);
     cpu0 = proc_cpu_s(ch.pid);
-    w0 = proc_schedstat(ch.pid, 2);
+    w0 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
     r0 = redis_cpu(c);
     sleep_ms(10000);
     cpu1 = proc_cpu_s(ch.pid);
-    w1 = proc_schedstat(ch.pid, 2);
+    w1 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
     r1 = redis_cpu(c);
     rss = proc_status_kb(ch.pid, "VmRSS");
     anon = proc_status_kb(ch.pid, "RssAnon");
@@ -1677,6 +1713,11 @@ main(int argc, char **argv)
             case_idle(c, r);
         target(7, "RSS MB", 0, 4, "< 4");
         target(7, "droverd CPU %", 0, 0.1, "< 0.1");
+        /* what the contract's 1 s windows (a pause noticed, a SIGTERM
+         * obeyed) need with a look every 500 ms: per 500 ms the tick, the
+         * reply to its read of the paused flags, the blocking read's
+         * timeout; per 5 s the heartbeat and its reply */
+        target(7, "droverd wakeups/s", 0, 6.4 + 1e-9, "<= 6.4");
     }
     if (opt.cases[8]) {
         fprintf(stderr, "case 8: idle cost by queue count, %d runs\n",
