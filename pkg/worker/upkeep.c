@@ -538,6 +538,10 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     if (now >= w->next_beat_ns && !w->beat_inflight &&
         w->state == W_RUNNING) {
         heartbeat(w);
-        w->next_beat_ns = now + BEAT_MS * DRV_NS_PER_MS;
+        /* every BEAT_MS, on the PAUSE_MS grid: sent with the paused
+         * flags' read, so the replies wake an idle worker once */
+        w->next_beat_ns = (now + BEAT_MS * DRV_NS_PER_MS) /
+                          (PAUSE_MS * DRV_NS_PER_MS) *
+                          (PAUSE_MS * DRV_NS_PER_MS);
     }
 }

@@ -1051,6 +1051,10 @@ case_exec(redisContext *c, int run)
     put(6, label, "drover / loop", 3, rate / lrate);
     put(6, label, "CPU ms/job, with child", 2, cpu / 5000 * 1000);
     put(6, label, "loop CPU ms/spawn", 2, lcpu / 5000 * 1000);
+    /* the same comparison in CPU, which a busy machine distorts less
+     * than rates (a serial loop loses more to other work than 64
+     * children at once do) */
+    put(6, label, "CPU: loop / drover", 3, lcpu / cpu);
     put(6, label, "two loops at once /s", 0, prate);
     fprintf(stderr, "  [6] run %d: %.0f jobs/s, loop %.0f/s\n", run + 1,
             rate, lrate);
@@ -1705,7 +1709,7 @@ main(int argc, char **argv)
         fprintf(stderr, "case 6: exec, %d runs\n", opt.slow_runs);
         for (r = 0; r < opt.slow_runs; r++)
             case_exec(c, r);
-        target(6, "drover / loop", 1, 0.7, ">= 0.70");
+        target(6, "drover / loop", 1, 0.9, ">= 0.90");
     }
     if (opt.cases[7]) {
         fprintf(stderr, "case 7: idle, %d runs of 10 s\n", opt.slow_runs);
