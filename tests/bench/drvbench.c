@@ -343,10 +343,11 @@ ru_cpu(const struct rusage *ru)
            (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
 }
 
-/* Sum over every thread of field idx of /proc/PID/task/T/schedstat: 0 =
- * on-CPU ns, 2 = times it was put on a CPU (each wakeup is one). */
+/* Sum over the threads of pid of what get reads from each one's file
+ * /proc/PID/task/T/NAME. */
 static double
-proc_schedstat(pid_t pid, int idx)
+task_sum(pid_t pid, const char *name,
+         double (*get)(FILE *f, const void *arg), const void *arg)
 {
     char path[128];
     DIR *d;
@@ -360,20 +361,49 @@ proc_schedstat(pid_t pid, int idx)
     while ((e = readdir(d)) != NULL) {
         char p2[600];
         FILE *f;
-        unsigned long long v[3] = {0, 0, 0};
 
         if (e->d_name[0] == '.')
             continue;
-        snprintf(p2, sizeof p2, "%s/%s/schedstat", path, e->d_name);
+        snprintf(p2, sizeof p2, "%s/%s/%s", path, e->d_name, name);
         f = fopen(p2, "r");
         if (f == NULL)
             continue;
-        if (fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) == 3)
-            s += (double)v[idx];
+        s += get(f, arg);
         fclose(f);
     }
     closedir(d);
     return s;
+}
+
+static double
+get_schedstat(FILE *f, const void *arg)
+{
+    unsigned long long v[3] = {0, 0, 0};
+
+    if (fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) != 3)
+        return 0;
+    return (double)v[*(const int *)arg];
+}
+
+/* Sum over every thread of field idx of /proc/PID/task/T/schedstat: 0 =
+ * on-CPU ns, 2 = times it was put on a CPU (each wakeup is one). */
+static double
+proc_schedstat(pid_t pid, int idx)
+{
+    return task_sum(pid, "schedstat", get_schedstat, &idx);
+}
+
+static double
+get_status_count(FILE *f, const void *arg)
+{
+    const char *name = arg;
+    size_t n = strlen(name);
+    char line[256];
+
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            return strtod(line + n + 1, NULL);
+    return 0;
 }
 
 /* Sum over every thread of a count in /proc/PID/task/T/status
@@ -383,33 +413,7 @@ proc_schedstat(pid_t pid, int idx)
 static double
 proc_task_count(pid_t pid, const char *name)
 {
-    char path[128], line[256];
-    size_t n = strlen(name);
-    DIR *d;
-    struct dirent *e;
-    double s = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    d = opendir(path);
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        char p2[600];
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p2, sizeof p2, "%s/%s/status", path, e->d_name);
-        f = fopen(p2, "r");
-        if (f == NULL)
-            continue;
-        while (fgets(line, sizeof line, f) != NULL)
-            if (strncmp(line, name, n) == 0 && line[n] == ':')
-                s += strtod(line + n + 1, NULL);
-        fclose(f);
-    }
-    closedir(d);
-    return s;
+    return task_sum(pid, "status", get_status_count, name);
 }
 
 /* Sum of every thread's on-CPU ns (schedstat), a finer clock than ticks. */
