@@ -35,6 +35,7 @@ test_redis_ossl_missing_library(void **st)
     o.url = "redis://127.0.0.1:1";
     assert_drv_ok(drv_redis_create(loop, &o, &r, &err), &err);
     drv_redis_free(r);
+    assert_int_equal(drv_loop_run(loop), 0); /* the free completes */
     r = NULL;
     /* rediss:// says what is missing, every time it is asked */
     o.url = "rediss://127.0.0.1:1";
