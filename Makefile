@@ -19,9 +19,10 @@ CC := gcc
 PKGS_PC := libevent libevent_pthreads libevent_openssl openssl hiredis yaml-0.1 \
            libcurl
 PC_CFLAGS := $(shell pkg-config --cflags $(PKGS_PC) 2>/dev/null)
-# libcurl is not linked: pkg/http/http_curl.c loads it when first used
-PC_LIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS_PC)) \
-             2>/dev/null)
+# libcurl is not linked: pkg/http/http_curl.c loads it when first used;
+# nor is OpenSSL: pkg/redis/redis_ossl.c loads it for rediss:// only
+PC_LIBS := $(shell pkg-config --libs $(filter-out libcurl libevent_openssl \
+             openssl,$(PKGS_PC)) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Werror

@@ -104,6 +104,15 @@ void drv_loop_get_stats(struct drv_loop *loop, struct drv_loop_stats *out);
 typedef void drv_loop_lag_fn(int64_t lag_ns, void *ctx);
 void drv_loop_on_lag(struct drv_loop *loop, drv_loop_lag_fn *fn, void *ctx);
 
+/*
+ * drv_loop_set_lag_interval -- the lag meter's period from now on:
+ * interval_ms > 0, or 0 for the one given at create (an owner with
+ * nothing to do stretches it so an idle process wakes less; a meter
+ * that is off stays off). A running meter moves to the new grid at once.
+ * Loop thread.
+ */
+void drv_loop_set_lag_interval(struct drv_loop *loop, int64_t interval_ms);
+
 /* drv_loop_now_ns -- monotonic now (fresh read, not the cached time). */
 int64_t drv_loop_now_ns(struct drv_loop *loop);
 

@@ -56,7 +56,8 @@ struct drv_loop {
     struct deferred *defer_head; /* owned: FIFO of pending defers */
     struct deferred *defer_tail; /* borrowed: last of the FIFO */
     struct event *lag_ev;      /* owned: meter tick, NULL when off */
-    int64_t lag_interval_ns;   /* meter period */
+    int64_t lag_interval_ns;   /* meter period now */
+    int64_t lag_base_ns;       /* the period given at create */
     int64_t lag_warn_ns;       /* warning threshold */
     int64_t lag_due_ns;        /* when the next tick is due */
     struct drv_loop_stats stats; /* lag numbers */
@@ -221,6 +222,7 @@ drv_loop_create(const struct drv_loop_opts *opts)
         goto fail;
     if (interval_ms > 0) {
         loop->lag_interval_ns = interval_ms * DRV_NS_PER_MS;
+        loop->lag_base_ns = loop->lag_interval_ns;
         loop->lag_warn_ns = warn_ms * DRV_NS_PER_MS;
         loop->lag_ev = evtimer_new(loop->base, on_lag_tick, loop);
         if (loop->lag_ev == NULL)
@@ -336,6 +338,23 @@ drv_loop_get_stats(struct drv_loop *loop, struct drv_loop_stats *out)
 {
     DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
     *out = loop->stats;
+}
+
+void
+drv_loop_set_lag_interval(struct drv_loop *loop, int64_t interval_ms)
+{
+    int64_t ns;
+
+    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
+    if (loop->lag_ev == NULL)
+        return; /* the meter is off */
+    ns = interval_ms > 0 ? interval_ms * DRV_NS_PER_MS : loop->lag_base_ns;
+    if (ns == loop->lag_interval_ns)
+        return;
+    loop->lag_interval_ns = ns;
+    /* a running meter moves to the new grid now */
+    if (event_pending(loop->lag_ev, EV_TIMEOUT, NULL))
+        lag_arm(loop);
 }
 
 int64_t

@@ -22,6 +22,21 @@ struct event;
 void drv__redis_sha1_hex(const void *data, size_t len,
                          char out[DRV__REDIS_SHA1_HEX]);
 
+/* ----------------------------------------------------- redis_ossl.c */
+
+/*
+ * drv__redis_tls_load -- open OpenSSL and libevent's OpenSSL bufferevent
+ * (dlopen, once per process; drover does not link them). 0, or
+ * DRV_ECONFIG with err saying what could not be loaded. Called by
+ * drv__redis_tls_ctx before any other OpenSSL call. Any thread.
+ */
+int drv__redis_tls_load(struct drv_err *err);
+
+/* drv__redis_ossl_soname -- what drv__redis_tls_load opens. Swappable for
+ * fault injection: a test names a library that does not exist, before
+ * the first load. */
+extern const char *drv__redis_ossl_soname;
+
 /* ------------------------------------------------------ redis_tls.c */
 
 /*
@@ -29,7 +44,8 @@ void drv__redis_sha1_hex(const void *data, size_t len,
  * 1.2 at least; unless tls->no_verify, peer verification against
  * tls->ca_file or else the system store; the client certificate and key
  * when cert_file is set. Returns NULL with err (DRV_ECONFIG, naming the
- * file and OpenSSL's reason) when a file cannot be used; -ENOMEM aborts.
+ * file and OpenSSL's reason) when a file cannot be used or OpenSSL
+ * cannot be loaded (drv__redis_tls_load); -ENOMEM aborts.
  * The caller frees it with SSL_CTX_free. Any thread.
  */
 SSL_CTX *drv__redis_tls_ctx(const struct drv_redis_tls *tls,

@@ -63,6 +63,8 @@ drv__redis_tls_ctx(const struct drv_redis_tls *tls, struct drv_err *err)
     SSL_CTX *ctx = NULL;
     const char *key;
 
+    if (drv__redis_tls_load(err) < 0)
+        return NULL;
     if (tls == NULL)
         tls = &defaults;
     ctx = SSL_CTX_new(TLS_client_method());

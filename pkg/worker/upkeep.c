@@ -22,6 +22,10 @@
  *   schedules every tick: the due schedule ticks (schedule.c)
  *   graph     Redis Cluster only: the boxes of graph hand-offs between
  *             slots, every visibility_timeout / 4 (graph_xslot.c)
+ *
+ * The tick comes every TICK_MS while anything runs or waits; an idle
+ * worker (drv__worker_idle_until) ticks on the PAUSE_MS grid, and sooner
+ * only when one of the times above falls due.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -475,6 +479,38 @@ heartbeat(struct drv_worker *w)
     drv_argv_fini(&a);
 }
 
+static int64_t
+min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+int64_t
+drv__worker_idle_until(const struct drv_worker *w)
+{
+    int64_t t;
+    size_t i;
+
+    /* anything that runs or waits, or needs the tick's every look:
+     * schedules, graph runs, a cluster (movers every tick), queues not
+     * prepared, Redis down or refusing writes, due notes to write */
+    if (w->state != W_RUNNING || w->inflight > 0 || w->live != NULL ||
+        w->batches != NULL || w->schedules != NULL || w->graph != NULL ||
+        w->cluster != NULL || w->refused_ns != 0 ||
+        w->groups_ready < (int)w->nqueues || w->due_notes.argc > 0 ||
+        drv_redis_state(w->cmd) != DRV_REDIS_READY)
+        return -1;
+    t = min64(min64(w->next_beat_ns, w->next_renew_ns),
+              min64(w->next_pause_ns, w->next_due_read_ns));
+    for (i = 0; i < w->nqueues; i++) {
+        const struct wqueue *q = &w->queues[i];
+
+        t = min64(t, min64(q->mover_at_ns,
+                           min64(q->head_at_ns, q->reclaim_at_ns)));
+    }
+    return t;
+}
+
 void
 drv__worker_maintain(struct drv_worker *w, int64_t now)
 {
@@ -505,6 +541,10 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     if (now >= w->next_beat_ns && !w->beat_inflight &&
         w->state == W_RUNNING) {
         heartbeat(w);
-        w->next_beat_ns = now + BEAT_MS * DRV_NS_PER_MS;
+        /* every BEAT_MS, on the PAUSE_MS grid: sent with the paused
+         * flags' read, so the replies wake an idle worker once */
+        w->next_beat_ns = (now + BEAT_MS * DRV_NS_PER_MS) /
+                          (PAUSE_MS * DRV_NS_PER_MS) *
+                          (PAUSE_MS * DRV_NS_PER_MS);
     }
 }

@@ -48,6 +48,7 @@
 #include "worker_int.h"
 
 #define TICK_MS 100
+#define IDLE_TICK_MS 500 /* the paused flags' grid (upkeep.c PAUSE_MS) */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -64,11 +65,16 @@ on_defer_ev(evutil_socket_t fd, short what, void *arg)
     drv__worker_check_stopped(w);
 }
 
+static void tick_arm(struct drv_worker *w);
+
 void
 drv__worker_kick(struct drv_worker *w)
 {
     if (w->defer_ev != NULL)
         event_active(w->defer_ev, EV_TIMEOUT, 0);
+    /* work came while the tick was on the idle grid */
+    if (w->tick_idle && w->tick_ev != NULL && drv__worker_idle_until(w) < 0)
+        tick_arm(w);
 }
 
 /* Fetch only what can start now: every job fetched counts until its task
@@ -636,13 +642,34 @@ fail:
 /* ---------------------------------------------------------------- tick */
 
 /* The next tick, on the TICK_MS grid of the monotonic clock: the lag
- * meter's instants, so both wake the process once. */
+ * meter's instants, so both wake the process once. An idle worker
+ * (drv__worker_idle_until) ticks on the IDLE_TICK_MS grid, where the
+ * paused flags are read, and the lag meter with it; a periodic call that
+ * falls due before then brings the tick forward (on the TICK_MS grid),
+ * and work arriving brings back the TICK_MS grid at once
+ * (drv__worker_kick). */
 static void
 tick_arm(struct drv_worker *w)
 {
-    struct timeval tv = drv_loop_grid_delay(drv_clock_mono_ns(),
-                                            TICK_MS * DRV_NS_PER_MS, NULL);
+    int64_t now = drv_clock_mono_ns(), at, until = drv__worker_idle_until(w);
+    struct timeval tv;
 
+    w->tick_idle = until >= 0;
+    drv_loop_set_lag_interval(w->loop, w->tick_idle ? IDLE_TICK_MS : 0);
+    if (!w->tick_idle) {
+        tv = drv_loop_grid_delay(now, TICK_MS * DRV_NS_PER_MS, NULL);
+        DRV_AZ(event_add(w->tick_ev, &tv));
+        return;
+    }
+    (void)drv_loop_grid_delay(now, IDLE_TICK_MS * DRV_NS_PER_MS, &at);
+    if (until < at) {
+        /* the first TICK_MS instant at or after until, and after now */
+        (void)drv_loop_grid_delay((until > now ? until : now) - 1,
+                                  TICK_MS * DRV_NS_PER_MS, &at);
+        if (at <= now)
+            (void)drv_loop_grid_delay(now, TICK_MS * DRV_NS_PER_MS, &at);
+    }
+    tv = drv_clock_tv_from_ns(at - now);
     DRV_AZ(event_add(w->tick_ev, &tv));
 }
 
@@ -654,8 +681,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
-    tick_arm(w);
     drv__worker_maintain(w, drv_clock_mono_ns());
+    tick_arm(w); /* after the calls: their next times are set */
     if (w->trace != NULL)
         fflush(w->trace);
     drv__worker_kick(w);

@@ -277,7 +277,9 @@ struct drv_worker {
                                        strict priority */
 
     /* timers */
-    struct event *tick_ev;          /* every TICK_MS: pause, mover, ... */
+    struct event *tick_ev;          /* every TICK_MS: pause, mover, ...
+                                       (IDLE_TICK_MS while idle) */
+    int tick_idle;                  /* tick_ev is on the idle grid */
     struct event *defer_ev;         /* settle flush + fetch, next turn */
     struct event *drain_ev;         /* shutdown_timeout deadline */
     int drain_expired;              /* drain_ev fired */
@@ -415,6 +417,11 @@ int drv__worker_script(struct drv_worker *w, int qi, int which,
 
 /* upkeep.c */
 void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
+/* -1 while the worker is busy (a job fetched or running, schedules,
+ * graph runs, a cluster, Redis not ready, a queue not prepared): the tick
+ * then comes every TICK_MS. Else idle: the earliest monotonic time one of
+ * the periodic upkeep calls falls due. */
+int64_t drv__worker_idle_until(const struct drv_worker *w);
 /* The mover call for queue qi, then the removal of its due index members
  * (upkeep.c). */
 void drv__worker_run_mover(struct drv_worker *w, size_t qi);

@@ -42,7 +42,7 @@
  *   7  idle: droverd with 3 queues and no jobs for 10 s: CPU time (sum of
  *      its threads' schedstat), RSS (and its private part, RssAnon: the
  *      rest is shared library pages), the Redis CPU it causes, and its
- *      wakeups per second (times its threads were put on a CPU).
+ *      wakeups per second (its threads' voluntary context switches).
  *   8  idle cost by queue count: droverd with 1, 10, 100 and 1000 empty
  *      queues: the Redis commands per second it sends (INFO commandstats
  *      deltas over 10 s, and for 1000 queues also over 70 s, which holds
@@ -348,10 +348,11 @@ ru_cpu(const struct rusage *ru)
            (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
 }
 
-/* Sum over every thread of field idx of /proc/PID/task/T/schedstat: 0 =
- * on-CPU ns, 2 = times it was put on a CPU (each wakeup is one). */
+/* Sum over the threads of pid of what get reads from each one's file
+ * /proc/PID/task/T/NAME. */
 static double
-proc_schedstat(pid_t pid, int idx)
+task_sum(pid_t pid, const char *name,
+         double (*get)(FILE *f, const void *arg), const void *arg)
 {
     char path[128];
     DIR *d;
@@ -365,20 +366,59 @@ proc_schedstat(pid_t pid, int idx)
     while ((e = readdir(d)) != NULL) {
         char p2[600];
         FILE *f;
-        unsigned long long v[3] = {0, 0, 0};
 
         if (e->d_name[0] == '.')
             continue;
-        snprintf(p2, sizeof p2, "%s/%s/schedstat", path, e->d_name);
+        snprintf(p2, sizeof p2, "%s/%s/%s", path, e->d_name, name);
         f = fopen(p2, "r");
         if (f == NULL)
             continue;
-        if (fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) == 3)
-            s += (double)v[idx];
+        s += get(f, arg);
         fclose(f);
     }
     closedir(d);
     return s;
+}
+
+static double
+get_schedstat(FILE *f, const void *arg)
+{
+    unsigned long long v[3] = {0, 0, 0};
+
+    if (fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) != 3)
+        return 0;
+    return (double)v[*(const int *)arg];
+}
+
+/* Sum over every thread of field idx of /proc/PID/task/T/schedstat: 0 =
+ * on-CPU ns, 2 = times it was put on a CPU (each wakeup is one). */
+static double
+proc_schedstat(pid_t pid, int idx)
+{
+    return task_sum(pid, "schedstat", get_schedstat, &idx);
+}
+
+static double
+get_status_count(FILE *f, const void *arg)
+{
+    const char *name = arg;
+    size_t n = strlen(name);
+    char line[256];
+
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            return strtod(line + n + 1, NULL);
+    return 0;
+}
+
+/* Sum over every thread of a count in /proc/PID/task/T/status
+ * (voluntary_ctxt_switches: each is a sleep, so a wakeup after it; unlike
+ * schedstat's count of times put on a CPU it does not grow with
+ * preemption on a busy machine). */
+static double
+proc_task_count(pid_t pid, const char *name)
+{
+    return task_sum(pid, "status", get_status_count, name);
 }
 
 /* Sum of every thread's on-CPU ns (schedstat), a finer clock than ticks. */
@@ -1126,6 +1166,10 @@ case_exec(redisContext *c, int run)
     put(6, label, "drover / loop", 3, rate / lrate);
     put(6, label, "CPU ms/job, with child", 2, cpu / 5000 * 1000);
     put(6, label, "loop CPU ms/spawn", 2, lcpu / 5000 * 1000);
+    /* the same comparison in CPU, which a busy machine distorts less
+     * than rates (a serial loop loses more to other work than 64
+     * children at once do) */
+    put(6, label, "CPU: loop / drover", 3, lcpu / cpu);
     put(6, label, "two loops at once /s", 0, prate);
     fprintf(stderr, "  [6] run %d: %.0f jobs/s, loop %.0f/s\n", run + 1,
             rate, lrate);
@@ -1377,11 +1421,11 @@ case_idle(redisContext *c, int run)
     wait_ready(c, &ch);
     sleep_ms(1000);
     cpu0 = proc_cpu_s(ch.pid);
-    w0 = proc_schedstat(ch.pid, 2);
+    w0 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
     r0 = redis_cpu(c);
     sleep_ms(10000);
     cpu1 = proc_cpu_s(ch.pid);
-    w1 = proc_schedstat(ch.pid, 2);
+    w1 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
     r1 = redis_cpu(c);
     rss = proc_status_kb(ch.pid, "VmRSS");
     anon = proc_status_kb(ch.pid, "RssAnon");
@@ -1792,7 +1836,7 @@ main(int argc, char **argv)
         fprintf(stderr, "case 6: exec, %d runs\n", opt.slow_runs);
         for (r = 0; r < opt.slow_runs; r++)
             case_exec(c, r);
-        target(6, "drover / loop", 1, 0.7, ">= 0.70");
+        target(6, "drover / loop", 1, 0.9, ">= 0.90");
     }
     if (opt.cases[7]) {
         fprintf(stderr, "case 7: idle, %d runs of 10 s\n", opt.slow_runs);
@@ -1800,6 +1844,11 @@ main(int argc, char **argv)
             case_idle(c, r);
         target(7, "RSS MB", 0, 4, "< 4");
         target(7, "droverd CPU %", 0, 0.1, "< 0.1");
+        /* what the contract's 1 s windows (a pause noticed, a SIGTERM
+         * obeyed) need with a look every 500 ms: per 500 ms the tick, the
+         * reply to its read of the paused flags, the blocking read's
+         * timeout; per 5 s the heartbeat and its reply */
+        target(7, "droverd wakeups/s", 0, 6.4 + 1e-9, "<= 6.4");
     }
     if (opt.cases[8]) {
         fprintf(stderr, "case 8: idle cost by queue count, %d runs\n",

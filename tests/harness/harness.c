@@ -896,20 +896,26 @@ static char *
 slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
-    char *buf;
-    long len;
+    char *buf = NULL, *nb;
+    size_t len = 0, cap = 0, n;
 
     if (f == NULL)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)(len > 0 ? len : 0) + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return NULL;
-    }
-    len = (long)fread(buf, 1, (size_t)(len > 0 ? len : 0), f);
+    /* read to EOF: /proc files have no size */
+    do {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 65536;
+            nb = realloc(buf, cap + 1);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0);
     buf[len] = '\0';
     fclose(f);
     return buf;

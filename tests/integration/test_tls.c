@@ -2,7 +2,8 @@
  * test_tls.c -- droverd, drover and drover web against a TLS-only
  * redis-server (rediss://; a CA and certificates made with openssl when
  * the group starts), and by host name:
- *   - droverd runs jobs over rediss://, drover enqueue and stats and the
+ *   - droverd runs jobs over rediss:// (OpenSSL, which drover does not
+ *     link, is loaded for it), drover enqueue and stats and the
  *     dashboard's /api/queues work over it too;
  *   - a CA that did not sign the server's certificate: every client says
  *     "certificate verify failed"; droverd keeps retrying (the log says it
@@ -178,7 +179,7 @@ test_tls_droverd_cli_and_web(void **st)
 {
     struct drv_test_droverd *t = *st;
     struct drv_test_proc web;
-    char out[8192], err[8192];
+    char out[8192], err[8192], maps[64];
     int i, port;
 
     config_for(t, &drv_test_srv);
@@ -189,6 +190,9 @@ test_tls_droverd_cli_and_web(void **st)
         drv_test_xadd(t, "default", NULL, 0, "job", "e", "n", "1", NULL);
     drv_test_wait_stat(t, "default", "processed", 5);
     drv_test_wait_log(t, "tls=on", 2); /* both connections */
+    /* OpenSSL is not linked: rediss:// loaded it */
+    snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
+    assert_true(drv_test_file_contains(maps, "libssl"));
 
     assert_int_equal(cli(t, NULL, NULL, out, err, sizeof out, "stats",
                          "default", "--json", NULL), 0);

@@ -1,4 +1,5 @@
-/* test_loop.c -- deferred calls from threads, lag meter, empty-loop exit. */
+/* test_loop.c -- deferred calls from threads, lag meter (and its idle
+ * period), empty-loop exit. */
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -128,6 +129,58 @@ test_loop_lag_meter_warns(void **st)
 }
 
 static void
+count_lag(int64_t lag_ns, void *ctx)
+{
+    struct state *s = ctx;
+
+    (void)lag_ns;
+    s->checkpoint++;
+}
+
+/* A stretched meter ticks on its own grid: in a run of T seconds at most
+ * one tick per 500 ms instant, T / 0.5 + 1 (the default 100 ms would give
+ * five times as many). */
+static void
+test_loop_lag_interval_stretched(void **st)
+{
+    struct state *s = *st;
+    struct event *after;
+    struct timeval tv = {1, 200 * 1000};
+    int64_t t0, t1;
+
+    drv_loop_on_lag(s->loop, count_lag, s);
+    drv_loop_set_lag_interval(s->loop, 500);
+    after = evtimer_new(drv_loop_base(s->loop), on_after, s);
+    event_add(after, &tv);
+    t0 = drv_loop_now_ns(s->loop);
+    assert_int_equal(drv_loop_run(s->loop), 0);
+    t1 = drv_loop_now_ns(s->loop);
+    assert_in_range(s->checkpoint, 1, (t1 - t0) / 500000000 + 1);
+    event_free(after);
+}
+
+/* A meter that is off stays off. */
+static void
+test_loop_lag_interval_meter_off(void **st)
+{
+    struct drv_loop_opts o = {.lag_interval_ms = -1};
+    struct drv_loop *loop = drv_loop_create(&o);
+    struct state *s = *st;
+    struct event *after;
+    struct timeval tv = {0, 300 * 1000};
+
+    assert_non_null(loop);
+    drv_loop_on_lag(loop, count_lag, s);
+    drv_loop_set_lag_interval(loop, 100);
+    after = evtimer_new(drv_loop_base(loop), on_after, s);
+    event_add(after, &tv);
+    assert_int_equal(drv_loop_run(loop), 0);
+    assert_int_equal(s->checkpoint, 0);
+    event_free(after);
+    drv_loop_free(loop);
+}
+
+static void
 test_loop_exits_when_empty(void **st)
 {
     struct state *s = *st;
@@ -172,6 +225,10 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_lag_meter_warns, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_loop_lag_interval_stretched,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_lag_interval_meter_off,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_exits_when_empty, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_signal_on_loop_thread,
