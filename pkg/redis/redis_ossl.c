@@ -63,8 +63,9 @@ const char *drv__redis_ossl_soname = "libevent_openssl-2.1.so.7";
     X(int, SSL_CTX_check_private_key, (const SSL_CTX *c), (c))             \
     V(SSL_CTX_sess_set_new_cb,                                             \
       (SSL_CTX *c, int (*cb)(struct ssl_st *, SSL_SESSION *)), (c, cb))    \
-    X(int, SSL_CTX_set_ex_data, (SSL_CTX *c, int i, void *d), (c, i, d))   \
-    X(void *, SSL_CTX_get_ex_data, (const SSL_CTX *c, int i), (c, i))      \
+    X(int, SSL_CTX_up_ref, (SSL_CTX *c), (c))                              \
+    X(int, SSL_set_ex_data, (SSL *s, int i, void *d), (s, i, d))           \
+    X(void *, SSL_get_ex_data, (const SSL *s, int i), (s, i))              \
     X(SSL *, SSL_new, (SSL_CTX *c), (c))                                   \
     V(SSL_free, (SSL *s), (s))                                             \
     X(long, SSL_ctrl, (SSL *s, int cmd, long l, void *p), (s, cmd, l, p))  \
