@@ -3,10 +3,12 @@
  * then every reply (and every element of it, down to the reader's depth
  * limit) into each reply parser of pkg/queue and pkg/redis:
  *
- *   drv_settle_parse      0 only for an array of exactly nops integers,
- *                         then codes[] holds them and nothing past nops
- *                         is written; DRV_EREDIS for an error reply,
- *                         DRV_EPROTO otherwise; the record agrees;
+ *   drv_settle_parse      0 only for an array of exactly nops integers
+ *                         (then codes[] holds them) or the integer nops
+ *                         (every op applied: codes[] all DONE), and
+ *                         nothing past nops is written; DRV_EREDIS for an
+ *                         error reply, DRV_EPROTO otherwise; the record
+ *                         agrees;
  *   drv_job_from_entry    fuzz_check_job (fuzz_resp.h), also on the
  *                         entries of XREADGROUP- and reclaim-shaped
  *                         replies;
@@ -46,7 +48,12 @@ check_settle(const redisReply *r, int nops)
     ok = r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)nops;
     for (i = 0; ok && i < r->elements; i++)
         ok = r->element[i]->type == REDIS_REPLY_INTEGER;
-    if (ok) {
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == nops) {
+        FUZZ_CHECK(rc == 0, "settle's all-applied answer refused: %s",
+                   err.msg);
+        for (i = 0; i < (size_t)nops; i++)
+            FUZZ_CHECK(codes[i] == DRV_QUEUE_DONE, "code %zu", i);
+    } else if (ok) {
         FUZZ_CHECK(rc == 0, "settle reply of good shape refused: %s",
                    err.msg);
         for (i = 0; i < (size_t)nops; i++)
