@@ -270,15 +270,17 @@ sample_apply(struct wmetrics *m, size_t qi, int status,
     struct drv_queue_stats s;
     struct drv_err err;
     int rc = DRV_EPROTO;
+    char qe[DRV_LOG_Q_MAX];
 
     drv_err_clear(&err);
     if (status == 0 && reply->type == REDIS_REPLY_ARRAY)
         rc = drv_queue_stats_parse(reply->element, reply->elements, &s,
                                    &err);
     if (rc < 0) {
-        DRV_LOG_DEBUG("queue sample failed", "queue=%s error=\"%s\"",
+        DRV_LOG_DEBUG("queue sample failed", "queue=%s error=%s",
                       m->w->queues[qi].keys.name,
-                      status < 0 ? drv_strerror(status) : err.msg);
+                      drv_log_q(qe, sizeof qe, status < 0
+                                ? drv_strerror(status) : err.msg));
         return; /* keep the last known numbers */
     }
     drv_metrics_set(q->ready, (double)s.ready);
