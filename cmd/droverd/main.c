@@ -237,7 +237,8 @@ main(int argc, char **argv)
     drv_config_errors_fini(&errs);
     if (drv_config_secret_readable(file, cfg))
         DRV_LOG_WARN("config is readable by others and holds the Redis "
-                     "password; chmod 600 it", "file=%s", file);
+                     "password; chmod 600 it", "file=%s",
+                     drv_log_q(qe, sizeof qe, file));
     if (redis != NULL) {
         if (drv_config_check_redis_url(redis, &err) < 0) {
             fprintf(stderr, "droverd: --redis: %s\n", err.msg);

@@ -217,7 +217,7 @@ on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         DRV_LOG_WARN("node named by the sentinel is not the primary",
                      "conn=%s master=%s node=%s role=%s", ds->name,
                      ds->master, addr_str(&ds->cand, buf, sizeof buf),
-                     err.msg);
+                     drv_log_q(qe, sizeof qe, err.msg));
         if (ds->have_primary && same_addr(&ds->primary, &ds->cand))
             forget(ds, "sentinel: ROLE is not master");
         /* that sentinel may be stale: the next round asks another first */

@@ -585,6 +585,7 @@ drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err)
     struct wmetrics *m;
     struct timeval tv = {0, RETRY_MS * 1000};
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     if (w->cfg->worker.metrics == NULL)
         return 0;
@@ -611,7 +612,8 @@ drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err)
     DRV_AZ(event_add(m->sample_ev, &tv));
     drv_loop_on_lag(w->loop, on_lag, m);
     DRV_LOG_INFO("metrics endpoint listening", "listen=%s port=%d",
-                 w->cfg->worker.metrics, drv_metrics_http_port(m->http));
+                 drv_log_q(qe, sizeof qe, w->cfg->worker.metrics),
+                 drv_metrics_http_port(m->http));
     return 0;
 }
 
