@@ -186,6 +186,7 @@ main(int argc, char **argv)
     struct app app;
     int64_t n;
     int c, rc;
+    char qe[DRV_LOG_Q_MAX];
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -236,7 +237,8 @@ main(int argc, char **argv)
     drv_config_errors_fini(&errs);
     if (drv_config_secret_readable(file, cfg))
         DRV_LOG_WARN("config is readable by others and holds the Redis "
-                     "password; chmod 600 it", "file=%s", file);
+                     "password; chmod 600 it", "file=%s",
+                     drv_log_q(qe, sizeof qe, file));
     if (redis != NULL) {
         if (drv_config_check_redis_url(redis, &err) < 0) {
             fprintf(stderr, "droverd: --redis: %s\n", err.msg);
@@ -263,7 +265,8 @@ main(int argc, char **argv)
      * groups of its exec children. */
     if (has_exec(cfg) && drv_proc_reaper_start(&err) < 0)
         DRV_LOG_WARN("no reaper: children of exec jobs would outlive a "
-                     "crash of droverd", "error=\"%s\"", err.msg);
+                     "crash of droverd", "error=%s",
+                     drv_log_q(qe, sizeof qe, err.msg));
     memset(&app, 0, sizeof app);
     app.loop = drv_loop_create(NULL);
     if (app.loop == NULL) {
@@ -293,7 +296,8 @@ main(int argc, char **argv)
     drv_worker_start(app.worker);
     rc = drv_loop_run(app.loop);
     if (rc < 0 || !app.stopped) {
-        DRV_LOG_ERROR("event loop failed", "error=\"%s\"", drv_strerror(rc));
+        DRV_LOG_ERROR("event loop failed", "error=%s",
+                      drv_log_q(qe, sizeof qe, drv_strerror(rc)));
         return 1;
     }
     drv_worker_get_stats(app.worker, &st);

@@ -47,6 +47,22 @@ void drv_log(enum drv_log_level lvl, const char *msg, const char *fmt, ...)
  */
 char *drv_log_quote(char *buf, size_t bufsz, const char *value, size_t len);
 
+/*
+ * drv_log_q -- drv_log_quote() of a NUL-terminated string (NULL as ""),
+ * the one idiom for text that may hold anything (a Redis error, errno
+ * text, a path, a config string): the key takes a bare %s and the value
+ * comes quoted when it needs it, so a '"' or a newline in it cannot break
+ * the line:
+ *
+ *   char qe[DRV_LOG_Q_MAX];
+ *   DRV_LOG_WARN("fetch failed", "error=%s", drv_log_q(qe, sizeof qe, msg));
+ *
+ * DRV_LOG_Q_MAX holds a 256-byte text escaped at worst (\xNN per byte);
+ * longer values are cut. Returns buf.
+ */
+#define DRV_LOG_Q_MAX 1040
+const char *drv_log_q(char *buf, size_t bufsz, const char *s);
+
 #define DRV_LOG_ERROR(msg, ...) drv_log(DRV_LOG_ERROR, msg, __VA_ARGS__)
 #define DRV_LOG_WARN(msg, ...) drv_log(DRV_LOG_WARN, msg, __VA_ARGS__)
 #define DRV_LOG_INFO(msg, ...)                                          \

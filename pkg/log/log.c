@@ -78,6 +78,14 @@ drv_log_quote(char *buf, size_t bufsz, const char *value, size_t len)
     return buf;
 }
 
+const char *
+drv_log_q(char *buf, size_t bufsz, const char *s)
+{
+    if (s == NULL)
+        s = "";
+    return drv_log_quote(buf, bufsz, s, strlen(s));
+}
+
 void
 drv_log(enum drv_log_level lvl, const char *msg, const char *fmt, ...)
 {

@@ -249,6 +249,7 @@ send_record(uint32_t op, pid_t pgid)
     uint32_t rec[2] = {op, (uint32_t)pgid};
     ssize_t n;
     int e;
+    char qe[DRV_LOG_Q_MAX];
 
     if (reaper_wfd < 0)
         return;
@@ -263,8 +264,8 @@ send_record(uint32_t op, pid_t pgid)
     if (op == DRV__REAPER_QUIT)
         return;
     DRV_LOG_ERROR("reaper gone: grandchildren of running jobs would outlive "
-                  "a crash of this worker", "reaper_pid=%ld error=\"%s\"",
-                  (long)reaper_pid, strerror(e));
+                  "a crash of this worker", "reaper_pid=%ld error=%s",
+                  (long)reaper_pid, drv_log_q(qe, sizeof qe, strerror(e)));
     if (reaper_pid > 0 && waitpid(reaper_pid, NULL, WNOHANG) == reaper_pid)
         reaper_pid = -1;
 }

@@ -109,6 +109,7 @@ on_slots(struct drv_redis *r, int status, const redisReply *reply,
     struct drv_redis_cluster *c;
     struct drv_redis_cluster_map *m;
     struct drv_err err;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     if (status == -ECANCELED)
@@ -117,14 +118,14 @@ on_slots(struct drv_redis *r, int status, const redisReply *reply,
     c->asking = 0;
     if (drv_redis_result(status, reply, &err) < 0) {
         if (status != DRV_EDOWN)
-            DRV_LOG_WARN("CLUSTER SLOTS failed", "name=%s error=\"%s\"",
-                         c->name, err.msg);
+            DRV_LOG_WARN("CLUSTER SLOTS failed", "name=%s error=%s",
+                         c->name, drv_log_q(qe, sizeof qe, err.msg));
         return;
     }
     m = drv_xmalloc(sizeof *m);
     if (drv_redis_cluster_map_parse(m, reply, &c->seed_at, &err) < 0) {
-        DRV_LOG_WARN("CLUSTER SLOTS unreadable", "name=%s error=\"%s\"",
-                     c->name, err.msg);
+        DRV_LOG_WARN("CLUSTER SLOTS unreadable", "name=%s error=%s",
+                     c->name, drv_log_q(qe, sizeof qe, err.msg));
         free(m);
         return;
     }

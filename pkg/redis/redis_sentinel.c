@@ -173,12 +173,14 @@ static void
 forget(struct drv_redis_sentinel *ds, const char *why)
 {
     char was[DRV_REDIS_SENTINEL_HOST_MAX + 16];
+    char qe[DRV_LOG_Q_MAX];
 
     if (!ds->have_primary)
         return;
     DRV_LOG_WARN("redis primary forgotten (sentinel)",
-                 "conn=%s master=%s was=%s why=\"%s\"", ds->name, ds->master,
-                 addr_str(&ds->primary, was, sizeof was), why);
+                 "conn=%s master=%s was=%s why=%s", ds->name, ds->master,
+                 addr_str(&ds->primary, was, sizeof was),
+                 drv_log_q(qe, sizeof qe, why));
     ds->have_primary = 0;
     steer(ds, why);
 }
@@ -199,6 +201,7 @@ on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
     struct drv_err err;
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     if (status == -ECANCELED)
@@ -214,15 +217,15 @@ on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         DRV_LOG_WARN("node named by the sentinel is not the primary",
                      "conn=%s master=%s node=%s role=%s", ds->name,
                      ds->master, addr_str(&ds->cand, buf, sizeof buf),
-                     err.msg);
+                     drv_log_q(qe, sizeof qe, err.msg));
         if (ds->have_primary && same_addr(&ds->primary, &ds->cand))
             forget(ds, "sentinel: ROLE is not master");
         /* that sentinel may be stale: the next round asks another first */
         ds->first = (ds->first + 1) % ds->ns;
     } else {
-        DRV_LOG_DEBUG("ROLE check failed", "conn=%s node=%s error=\"%s\"",
+        DRV_LOG_DEBUG("ROLE check failed", "conn=%s node=%s error=%s",
                       ds->name, addr_str(&ds->cand, buf, sizeof buf),
-                      err.msg);
+                      drv_log_q(qe, sizeof qe, err.msg));
     }
     round_end(ds);
 }
@@ -276,6 +279,7 @@ on_addr(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     struct sent *s;
     struct drv_err err;
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     if (status == -ECANCELED)
@@ -289,8 +293,9 @@ on_addr(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
 
         DRV_LOG_DEBUG("sentinel gave no primary",
-                      "conn=%s sentinel=%s error=\"%s\"", ds->name,
-                      addr_str(&s->addr, buf, sizeof buf), err.msg);
+                      "conn=%s sentinel=%s error=%s", ds->name,
+                      addr_str(&s->addr, buf, sizeof buf),
+                      drv_log_q(qe, sizeof qe, err.msg));
         ask_next(ds);
         return;
     }

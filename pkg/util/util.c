@@ -11,14 +11,19 @@
 #include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/error.h"
+#include "drover/log.h"
 
 /* ---------------------------------------------------------------- asserts */
 
 void
 drv_assert_fail(const char *expr, const char *file, int line, const char *func)
 {
+    char qe[DRV_LOG_Q_MAX];
+
+    /* expr is source text: it may hold a string literal's quotes */
     fprintf(stderr, "ts=- level=error msg=\"assertion failed\" "
-            "expr=\"%s\" at=%s:%d func=%s\n", expr, file, line, func);
+            "expr=%s at=%s:%d func=%s\n", drv_log_q(qe, sizeof qe, expr),
+            file, line, func);
     fflush(stderr);
     abort();
 }

@@ -255,6 +255,7 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
     struct drv_err err;
     int64_t now;
     int i, rc;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     DRV_CAST(c, ctx, ACALL_MAGIC);
@@ -276,7 +277,7 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
         drv__worker_redis_error(c->w, status, reply);
         if (rc != DRV_EDOWN)
             DRV_LOG_WARN("admission call failed: asking again", "jobs=%d "
-                         "error=\"%s\"", c->n, err.msg);
+                         "error=%s", c->n, drv_log_q(qe, sizeof qe, err.msg));
     }
     for (i = 0; i < c->n; i++) {
         struct wjob *j = c->jobs[i];

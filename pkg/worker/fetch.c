@@ -135,6 +135,7 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
                     int by_name, int qi, struct wjobs *out)
 {
     size_t s, e, nstreams;
+    char qe[DRV_LOG_Q_MAX];
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return;
@@ -166,8 +167,8 @@ drv__worker_entries(struct drv_worker *w, const redisReply *reply,
                 job = drv_job_from_entry(entries->element[e], &err);
             if (job == NULL) {
                 DRV_LOG_ERROR("unreadable stream entry", "queue=%s "
-                              "error=\"%s\"", w->queues[q].keys.name,
-                              err.msg);
+                              "error=%s", w->queues[q].keys.name,
+                              drv_log_q(qe, sizeof qe, err.msg));
                 continue;
             }
             job->queue_index = q;
@@ -213,6 +214,7 @@ drv__worker_read_result(struct drv_worker *w, int status,
 {
     struct drv_err err;
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     rc = drv_redis_result(status, reply, &err);
     if (rc == 0)
@@ -230,11 +232,13 @@ drv__worker_read_result(struct drv_worker *w, int status,
          * again (key types checked, group created), then fetch; a queue
          * with a bad key stays out */
         DRV_LOG_WARN("consumer group or stream missing: preparing the "
-                     "queue again", "queue=%s error=\"%s\"",
-                     qi < 0 ? "*" : w->queues[qi].keys.name, err.msg);
+                     "queue again", "queue=%s error=%s",
+                     qi < 0 ? "*" : w->queues[qi].keys.name,
+                     drv_log_q(qe, sizeof qe, err.msg));
         drv__worker_prepare(w, qi);
     } else if (rc != DRV_EDOWN) {
-        DRV_LOG_WARN("fetch failed", "error=\"%s\"", err.msg);
+        DRV_LOG_WARN("fetch failed", "error=%s",
+                     drv_log_q(qe, sizeof qe, err.msg));
     }
     return rc;
 }

@@ -244,6 +244,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     long long code = 0;
     char qid[256];
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     DRV_CAST(c, ctx, GCALL_MAGIC);
@@ -263,13 +264,14 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
                            reply->type == REDIS_REPLY_ERROR;
         drv_queue_graph_boxes_fini(&boxes);
         DRV_LOG_DEBUG("graph settle: no answer, sent again later",
-                      "entry=%s error=\"%s\"", j->job->entry_id, err.msg);
+                      "entry=%s error=%s", j->job->entry_id,
+                      drv_log_q(qe, sizeof qe, err.msg));
         if (rc != DRV_EDOWN &&
             drv_clock_mono_ns() - w->graph->logged_ns >= BAD_LOG_NS) {
             w->graph->logged_ns = drv_clock_mono_ns();
             DRV_LOG_WARN("graph settle failed: will retry", "queue=%s "
-                         "entry=%s error=\"%s\"", w->queues[j->qi].keys.name,
-                         j->job->entry_id, err.msg);
+                         "entry=%s error=%s", w->queues[j->qi].keys.name,
+                         j->job->entry_id, drv_log_q(qe, sizeof qe, err.msg));
         }
         retry_later(w->graph, j);
         drv__worker_check_stopped(w);

@@ -107,6 +107,7 @@ conn_for(struct wgraph *g, const char *queue)
     char name[200];
     size_t i;
     int n = 0;
+    char qe[DRV_LOG_Q_MAX];
 
     for (i = 0; i < w->nqueues; i++)
         if (strcmp(w->queues[i].keys.name, queue) == 0)
@@ -136,7 +137,7 @@ conn_for(struct wgraph *g, const char *queue)
     ro.name = name;
     if (drv_redis_create(w->loop, &ro, &c->r, &err) < 0) {
         DRV_LOG_WARN("graph: no connection for another queue", "queue=%s "
-                     "error=\"%s\"", queue, err.msg);
+                     "error=%s", queue, drv_log_q(qe, sizeof qe, err.msg));
         free(c->queue);
         free(c);
         return NULL;
@@ -195,6 +196,7 @@ on_step(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     struct drv_err err;
     long long code;
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     DRV_CAST(s, ctx, GSTEP_MAGIC);
@@ -221,9 +223,9 @@ on_step(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         if (now - g->xlogged_ns >= BAD_LOG_NS) {
             g->xlogged_ns = now;
             DRV_LOG_WARN("graph hand-off to another slot failed: its box "
-                         "is tried again later", "queue=%s error=\"%s\"",
+                         "is tried again later", "queue=%s error=%s",
                          s->kind == STEP_UNBOX ? s->src : s->box.queue,
-                         err.msg);
+                         drv_log_q(qe, sizeof qe, err.msg));
         }
         step_free(s);
         return;

@@ -152,6 +152,7 @@ on_tick_enqueued(struct drv_redis *r, int status, const redisReply *reply,
 {
     struct wsched *s;
     struct drv_err err;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     if (status == -ECANCELED)
@@ -169,8 +170,9 @@ on_tick_enqueued(struct drv_redis *r, int status, const redisReply *reply,
 
         if (status != DRV_EDOWN && now - s->warned_ms >= WARN_EVERY_MS) {
             DRV_LOG_WARN("schedule tick not enqueued", "schedule=%s "
-                         "queue=%s tick=%lld error=\"%s\"", s->cfg->name,
-                         s->cfg->queue, (long long)s->firing_ms, err.msg);
+                         "queue=%s tick=%lld error=%s", s->cfg->name,
+                         s->cfg->queue, (long long)s->firing_ms,
+                         drv_log_q(qe, sizeof qe, err.msg));
             s->warned_ms = now;
         }
         s->next_ms = s->firing_ms;

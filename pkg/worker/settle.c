@@ -87,6 +87,7 @@ settle_refused(struct settle_call *c, const redisReply *reply,
     struct wqueue *q = &w->queues[c->qi];
     int64_t now = drv_clock_mono_ns();
     int i;
+    char qe[DRV_LOG_Q_MAX];
 
     for (i = 0; i < c->n; i++) {
         c->jobs[i]->settle_pending = 0;
@@ -108,7 +109,8 @@ settle_refused(struct settle_call *c, const redisReply *reply,
     w->refused_waiting = waiting(w);
     DRV_LOG_ERROR("Redis refuses writes: outcomes wait, retried with "
                   "backoff; fetching paused", "queue=%s waiting=%d "
-                  "error=\"%s\"", q->keys.name, w->refused_waiting, err->msg);
+                  "error=%s", q->keys.name, w->refused_waiting,
+                  drv_log_q(qe, sizeof qe, err->msg));
 }
 
 /* A call went through: the end of a refusal, if there was one. */
@@ -140,6 +142,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     struct drv_err err;
     int *codes = NULL;
     int i, rc;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     DRV_CAST(c, ctx, SETTLE_CALL_MAGIC);
@@ -174,7 +177,8 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
         /* unknown whether it applied: keep the jobs and send again */
         if (rc != DRV_EDOWN)
             DRV_LOG_WARN("settle failed: will retry", "queue=%s jobs=%d "
-                         "error=\"%s\"", q->keys.name, c->n, err.msg);
+                         "error=%s", q->keys.name, c->n,
+                         drv_log_q(qe, sizeof qe, err.msg));
         for (i = 0; i < c->n; i++) {
             c->jobs[i]->settle_pending = 0;
             settle_queue(c->jobs[i]);

@@ -92,6 +92,7 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
 {
     struct qctx *c;
     struct drv_err err;
+    char qe[DRV_LOG_Q_MAX];
 
     DRV_CAST(c, ctx, QCTX_MAGIC);
     if (status == -ECANCELED) {
@@ -120,8 +121,8 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
             /* at most every BAD_LOG_NS: Redis refusing writes fails
              * these on every turn */
             q->upkeep_logged_ns = now;
-            DRV_LOG_WARN(what, "queue=%s error=\"%s\"", q->keys.name,
-                         err.msg);
+            DRV_LOG_WARN(what, "queue=%s error=%s", q->keys.name,
+                         drv_log_q(qe, sizeof qe, err.msg));
         }
         qctx_free(c);
         return NULL;

@@ -98,13 +98,15 @@ static void
 trace_open(struct drv_worker *w)
 {
     const char *path = getenv("DROVER_TRACE_START");
+    char qf[DRV_LOG_Q_MAX], qe[DRV_LOG_Q_MAX];
 
     if (path == NULL || path[0] == '\0')
         return;
     w->trace = fopen(path, "a");
     if (w->trace == NULL) {
         DRV_LOG_WARN("DROVER_TRACE_START: cannot open: not tracing",
-                     "file=\"%s\" error=\"%s\"", path, strerror(errno));
+                     "file=%s error=%s", drv_log_q(qf, sizeof qf, path),
+                     drv_log_q(qe, sizeof qe, strerror(errno)));
         return;
     }
     setvbuf(w->trace, NULL, _IOFBF, 1 << 16);
@@ -154,6 +156,7 @@ drv__worker_queue_bad(struct drv_worker *w, int qi, const char *why)
 {
     struct wqueue *q = &w->queues[qi];
     int64_t now = drv_clock_mono_ns();
+    char qe[DRV_LOG_Q_MAX];
 
     set_ready(w, q, 0);
     if (q->next_prepare_ns < now + PREPARE_RETRY_NS)
@@ -163,7 +166,8 @@ drv__worker_queue_bad(struct drv_worker *w, int qi, const char *why)
         return;
     q->bad_logged_ns = now;
     DRV_LOG_ERROR("queue key of the wrong type: queue skipped until it is "
-                  "fixed", "queue=%s error=\"%s\"", q->keys.name, why);
+                  "fixed", "queue=%s error=%s", q->keys.name,
+                  drv_log_q(qe, sizeof qe, why));
 }
 
 int
@@ -185,6 +189,7 @@ on_prepared(struct drv_redis *r, int status, const redisReply *reply,
     struct drv_err err;
     int64_t now;
     int rc, qi;
+    char qe[DRV_LOG_Q_MAX];
 
     (void)r;
     DRV_CAST(c, ctx, PREP_CALL_MAGIC);
@@ -210,7 +215,8 @@ on_prepared(struct drv_redis *r, int status, const redisReply *reply,
                                 now - q->upkeep_logged_ns >= BAD_LOG_NS)) {
             q->upkeep_logged_ns = now;
             DRV_LOG_WARN("consumer group not created", "queue=%s "
-                         "error=\"%s\"", q->keys.name, err.msg);
+                         "error=%s", q->keys.name,
+                         drv_log_q(qe, sizeof qe, err.msg));
         }
         return;
     }

@@ -270,15 +270,17 @@ sample_apply(struct wmetrics *m, size_t qi, int status,
     struct drv_queue_stats s;
     struct drv_err err;
     int rc = DRV_EPROTO;
+    char qe[DRV_LOG_Q_MAX];
 
     drv_err_clear(&err);
     if (status == 0 && reply->type == REDIS_REPLY_ARRAY)
         rc = drv_queue_stats_parse(reply->element, reply->elements, &s,
                                    &err);
     if (rc < 0) {
-        DRV_LOG_DEBUG("queue sample failed", "queue=%s error=\"%s\"",
+        DRV_LOG_DEBUG("queue sample failed", "queue=%s error=%s",
                       m->w->queues[qi].keys.name,
-                      status < 0 ? drv_strerror(status) : err.msg);
+                      drv_log_q(qe, sizeof qe, status < 0
+                                ? drv_strerror(status) : err.msg));
         return; /* keep the last known numbers */
     }
     drv_metrics_set(q->ready, (double)s.ready);
@@ -583,6 +585,7 @@ drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err)
     struct wmetrics *m;
     struct timeval tv = {0, RETRY_MS * 1000};
     int rc;
+    char qe[DRV_LOG_Q_MAX];
 
     if (w->cfg->worker.metrics == NULL)
         return 0;
@@ -609,7 +612,8 @@ drv__worker_metrics_init(struct drv_worker *w, struct drv_err *err)
     DRV_AZ(event_add(m->sample_ev, &tv));
     drv_loop_on_lag(w->loop, on_lag, m);
     DRV_LOG_INFO("metrics endpoint listening", "listen=%s port=%d",
-                 w->cfg->worker.metrics, drv_metrics_http_port(m->http));
+                 drv_log_q(qe, sizeof qe, w->cfg->worker.metrics),
+                 drv_metrics_http_port(m->http));
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "droverd.h"
+#include "drover/buf.h"
 
 /* droverd's config: worker defaults unless a test's worker keys name them */
 static const struct drv_test_droverd_opts opts = {
@@ -532,6 +533,50 @@ test_worker_removes_stale_registry_entries(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* A value that may hold anything is written through drv_log_q: a path
+ * with a quote, '=' and a newline in it (the DROVER_TRACE_START file,
+ * which cannot be opened) leaves the warning one line whose file= and
+ * error= read back whole. */
+static void
+test_worker_log_values_stay_one_pair(void **st)
+{
+    static const char needle[] =
+        "msg=\"DROVER_TRACE_START: cannot open: not tracing\"";
+    struct drv_test_droverd *t = *st;
+    struct drv_buf got;
+    char *log, *line, *end;
+
+    drv_test_droverd_config(t, "",
+                            "queues: [default]\n"
+                            "jobs:\n  e:\n    handler: echo\n");
+    snprintf(t->trace, sizeof t->trace, "%s/no \"such\"\ndir=x/trace",
+             t->dir);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, needle, 1);
+    drv_test_droverd_stop(t, 0, 0);
+    log = drv_test_slurp(t->log, NULL);
+    assert_non_null(log);
+    line = strstr(log, needle);
+    assert_non_null(line);
+    while (line > log && line[-1] != '\n')
+        line--;
+    end = strchr(line, '\n');
+    assert_non_null(end);
+    drv_buf_init(&got);
+    assert_int_equal(drv_logfmt_get(line, (size_t)(end - line), "file",
+                                     &got), 1);
+    assert_string_equal(got.data, t->trace);
+    drv_buf_reset(&got);
+    assert_int_equal(drv_logfmt_get(line, (size_t)(end - line), "error",
+                                     &got), 1);
+    assert_string_equal(got.data, strerror(ENOENT));
+    drv_buf_reset(&got);
+    assert_int_equal(drv_logfmt_get(line, (size_t)(end - line), "dir",
+                                     &got), 0);
+    drv_buf_fini(&got);
+    free(log);
+}
+
 static void
 test_worker_started_while_redis_is_down(void **st)
 {
@@ -597,6 +642,7 @@ main(void)
         T(test_worker_exec_gets_fields_literally),
         T(test_worker_paused_queue_is_not_fetched),
         T(test_worker_removes_stale_registry_entries),
+        T(test_worker_log_values_stay_one_pair),
         T(test_worker_started_while_redis_is_down),
         T(test_worker_bad_usage_and_config_exit_2),
     };
