@@ -233,6 +233,20 @@ drv_test_num_on(redisContext *c, const char *fmt, ...)
 }
 
 long long
+drv_test_numsub(struct drv_test_droverd *t, const char *channel)
+{
+    redisReply *r = redisCommand(t->c, "PUBSUB NUMSUB %s", channel);
+    long long n = -1;
+
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER)
+        n = r->element[1]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+long long
 drv_test_stat(struct drv_test_droverd *t, const char *q, const char *name)
 {
     return drv_test_num(t, "HGET %s:{%s}:stats %s", t->o.prefix, q, name);

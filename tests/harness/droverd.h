@@ -111,6 +111,10 @@ long long drv_test_num(struct drv_test_droverd *t, const char *fmt, ...);
  * replica, a new primary). */
 long long drv_test_num_on(redisContext *c, const char *fmt, ...);
 
+/* drv_test_numsub -- how many clients subscribe to channel (PUBSUB
+ * NUMSUB); -1 for a reply of another shape. */
+long long drv_test_numsub(struct drv_test_droverd *t, const char *channel);
+
 /* drv_test_stat -- field name of PREFIX:{q}:stats (0 when unset). */
 long long drv_test_stat(struct drv_test_droverd *t, const char *q,
                         const char *name);

@@ -90,21 +90,6 @@ config(struct drv_test_droverd *t, const char *worker_extra)
     drv_test_droverd_config(t, worker_extra, body);
 }
 
-/* Subscribers of channel (PUBSUB NUMSUB). */
-static long long
-numsub(struct drv_test_droverd *t, const char *channel)
-{
-    redisReply *r = redisCommand(t->c, "PUBSUB NUMSUB %s", channel);
-    long long n = -1;
-
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_INTEGER)
-        n = r->element[1]->integer;
-    freeReplyObject(r);
-    return n;
-}
-
 /* ------------------------------------------------------------- cancel */
 
 static void
@@ -295,7 +280,7 @@ test_wait_exit_codes(void **st)
         snprintf(err, sizeof err, "%s/wait.err", t->dir);
         assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
         /* it blocks, subscribed, without asking Redis again */
-        wait_until(numsub(t, "t:{default}:done") == 1,
+        wait_until(drv_test_numsub(t, "t:{default}:done") == 1,
                    "drover wait to subscribe");
         free(CLI_EXIT(t, 0, "cancel", "default", "c1"));
         assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);

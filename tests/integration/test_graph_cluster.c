@@ -401,33 +401,13 @@ test_graph_cluster_kill9_loses_and_repeats_nothing(void **st)
     drv_test_droverd_stop(w->t, 2, 0);
 }
 
-/* Run `drover -c CFG_H ARGS...`: its exit code, its stdout into out. */
-static int
-cli(struct world *w, char *out, size_t n, ...)
-{
-    const char *argv[16];
-    char bin[300];
-    va_list ap;
-    int i = 0;
-
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[i++] = bin;
-    argv[i++] = "-c";
-    argv[i++] = w->cfg_h;
-    va_start(ap, n);
-    while (i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL)
-        i++;
-    va_end(ap);
-    argv[i] = NULL;
-    return drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
-}
-
 static void
 test_graph_cluster_cancel_takes_back_both_slots(void **st)
 {
     struct world *w = *st;
-    char body[4096], out[16384];
-    int rc;
+    const char *cancel[] = {"pipeline", qh, "x", "--cancel", NULL};
+    struct drv_test_cli r;
+    char body[4096], *out;
 
     /* one job at a time on H: of c and c2 one runs, one waits in H's
      * stream; no worker serves T, so g waits in T's stream */
@@ -452,12 +432,12 @@ test_graph_cluster_cancel_takes_back_both_slots(void **st)
                (drv_test_file_num(w->t->dir, "c.started") >= 0 ||
                 drv_test_file_num(w->t->dir, "c2.started") >= 0) &&
                boxes_empty(), "g on T and c or c2 running");
-    rc = cli(w, out, sizeof out, "pipeline", qh, "x", "--cancel", NULL);
-    if (rc != 0)
-        fail_msg("drover pipeline --cancel: exit %d: %s", rc, out);
+    drv_test_cli_run(&r, w->t->dir, w->cfg_h, NULL, cancel);
+    out = drv_test_cli_take(&r, 0);
     if (strstr(out, "cancelled: 2 waiting entries removed, 0 delayed "
                "retries removed, 1 running entries marked") == NULL)
         fail_msg("cancel output: %s", out);
+    free(out);
     assert_run("x", "status", "cancelled");
     assert_run("x", "g.state", "cancelled");
     assert_run("x", "z.state", "cancelled");

@@ -89,23 +89,22 @@ wait_spawn(struct drv_test_droverd *t, struct drv_test_proc *p,
     assert_int_equal(drv_test_spawn_io(p, argv, out, err, NULL), 0);
 }
 
-/* drover wait default ID ARGS to completion: its exit code; stdout and
- * stderr into *out and *err (caller frees). */
+/* drover wait default ID ARGS to completion (NAME ending in "j" adds
+ * --json, as for wait_spawn): its exit code; stdout and stderr into *out
+ * and *err (caller frees). */
 static int
 wait_run(struct drv_test_droverd *t, const char *name, const char *id,
          const char *a1, const char *a2, char **out, char **err)
 {
-    struct drv_test_proc p;
-    char path[400];
-    int rc;
+    int json = name[strlen(name) - 1] == 'j';
+    const char *args[] = {"wait", "default", id, json ? "--json" : a1,
+                          json ? a1 : a2, json ? a2 : NULL, NULL};
+    struct drv_test_cli r;
 
-    wait_spawn(t, &p, name, id, a1, a2);
-    rc = drv_test_wait(&p, DRV_TEST_WAIT_MS);
-    snprintf(path, sizeof path, "%s/%s.out", t->dir, name);
-    *out = drv_test_slurp(path, NULL);
-    snprintf(path, sizeof path, "%s/%s.err", t->dir, name);
-    *err = drv_test_slurp(path, NULL);
-    return rc;
+    drv_test_cli_run(&r, t->dir, t->cfg, NULL, args);
+    *out = r.out;
+    *err = r.err;
+    return r.status;
 }
 
 static void
@@ -113,20 +112,6 @@ expect_in(const char *what, const char *text, const char *needle)
 {
     if (strstr(text, needle) == NULL)
         fail_msg("%s lacks %s; it is: %s", what, needle, text);
-}
-
-static long long
-numsub(struct drv_test_droverd *t, const char *channel)
-{
-    redisReply *r = redisCommand(t->c, "PUBSUB NUMSUB %s", channel);
-    long long n = -1;
-
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_INTEGER)
-        n = r->element[1]->integer;
-    freeReplyObject(r);
-    return n;
 }
 
 static int
@@ -209,7 +194,7 @@ test_graph_view_wait_and_api_diamond(void **st)
     drv_test_xadd(t, "default", NULL, 0, "pipeline", "diamond", "id", "r1",
                   NULL);
     wait_spawn(t, &p, "w1", "r1", "--timeout", "60s");
-    wait_until(numsub(t, "t:{default}:done") == 1,
+    wait_until(drv_test_numsub(t, "t:{default}:done") == 1,
                "drover wait to subscribe");
     drv_test_droverd_start(t, 0);
     assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 0);
@@ -352,7 +337,7 @@ test_graph_view_wait_timeout_and_cancel(void **st)
     free(err);
 
     wait_spawn(t, &p, "c1", "h1", "--timeout", "60s");
-    wait_until(numsub(t, "t:{default}:done") == 1,
+    wait_until(drv_test_numsub(t, "t:{default}:done") == 1,
                "drover wait to subscribe");
     {
         char bin[400], o[4096];
