@@ -83,6 +83,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -1140,6 +1141,23 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
  * so a small buffer keeps that cheap (as hiredis's own 16 KB reads did).
  * 0, or -1 when the connection was dropped meanwhile.
  */
+/* Room for n more bytes in the reader's buffer, doubling it: past 1 MB
+ * sds grows a buffer by only 1 MB at a time (SDS_MAX_PREALLOC), so a
+ * reply of 100 MB fed in slices was copied about a hundred times. */
+static void
+grow_reader(redisReader *rd, size_t n)
+{
+    size_t have;
+    sds b;
+
+    if (rd->buf == NULL || sdsavail(rd->buf) >= n)
+        return;
+    have = sdslen(rd->buf);
+    b = sdsMakeRoomFor(rd->buf, have > n ? have : n);
+    if (b != NULL) /* else the feed fails and GetReply says so */
+        rd->buf = b;
+}
+
 static int
 feed(struct drv_redis *r, struct bufferevent *bev, const char *data,
      size_t len)
@@ -1148,6 +1166,7 @@ feed(struct drv_redis *r, struct bufferevent *bev, const char *data,
 
     while (len > 0) {
         n = len < FEED_SLICE ? len : FEED_SLICE;
+        grow_reader(r->reader, n);
         /* REDIS_ERR only for out of memory or an earlier error, which
          * GetReply reports */
         (void)redisReaderFeed(r->reader, data, n);
