@@ -492,9 +492,10 @@ slowest_command_us(struct drv_test_droverd *t)
 }
 
 /*
- * A 100 MB job between small ones: it goes dead with an error naming
- * its size and the limit, its dead entry holds every field (the 100 MB
- * value byte for byte: its first, middle and last bytes and its length
+ * A 24 MB job (over max_job_bytes, 16 MiB) between small ones: it goes
+ * dead with an error naming its size and the limit, its dead entry holds
+ * every field (the 24 MB value byte for byte: its first, middle and
+ * last bytes and its length
  * are checked inside Redis, so the test does not read it back), the
  * small jobs all run, and no command deadline trips nor connection drops
  * while the big reply is read (the loop's largest lag is reported).
@@ -503,7 +504,7 @@ static void
 test_faults_huge_job_dead_without_stalling(void **st)
 {
     struct drv_test_droverd *t = *st;
-    size_t n = 100u * 1000 * 1000;
+    size_t n = 24u * 1000 * 1000;
     char *data = malloc(n), err[256];
     redisReply *r;
     long long slow;
@@ -533,7 +534,7 @@ test_faults_huge_job_dead_without_stalling(void **st)
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 1);
     drv_test_dead_field(t, "default", NULL, NULL, "error", err, sizeof err);
     fprintf(stderr, "# dead: %s\n", err);
-    assert_non_null(strstr(err, "job is 100000017 bytes, more than "
+    assert_non_null(strstr(err, "job is 24000017 bytes, more than "
                                 "max_job_bytes 16777216"));
     r = redisCommand(t->c, "EVAL %s 1 t:{default}:dead",
         "local f = redis.call('XRANGE', KEYS[1], '-', '+')[1][2]\n"
@@ -555,14 +556,16 @@ test_faults_huge_job_dead_without_stalling(void **st)
     lag = max_loop_lag_ms(t->log);
     fprintf(stderr, "# largest loop lag logged: %ld ms\n", lag);
     /* the stall this guards against showed as command deadlines tripped
-     * and the connections dropped while the 100 MB reply was read; a
+     * and the connections dropped while a 100 MB reply was read; a
      * loop lag is a time and depends on the machine's load, so it is
-     * only reported here (make bench measures times). On a machine so
-     * loaded that Redis itself spent more than a second on one command
-     * (moving the 100 MB entry), a deadline may trip for Redis's sake:
-     * then the counts are reported, not checked. */
+     * only reported here (make bench measures times). Redis itself
+     * blocks every client while it moves the big entry; if that one
+     * command took longer than the shortest deadline droverd keeps (the
+     * fetch read's, 3.5 s) less a second for droverd's own work, a
+     * deadline may trip for Redis's sake, and the counts are reported,
+     * not checked. A quiet machine spends well under that on 24 MB. */
     fprintf(stderr, "# slowest Redis command: %lld us\n", slow);
-    if (slow < 1000 * 1000) {
+    if (slow < 2500 * 1000) {
         assert_int_equal(drv_test_file_count(t->log,
                                              "redis command timed out"), 0);
         assert_int_equal(drv_test_file_count(t->log,
