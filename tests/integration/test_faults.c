@@ -495,9 +495,8 @@ slowest_command_us(struct drv_test_droverd *t)
  * A 24 MB job (over max_job_bytes, 16 MiB) between small ones: it goes
  * dead with an error naming its size and the limit, its dead entry holds
  * every field (the 24 MB value byte for byte: its first, middle and
- * last bytes and its length
- * are checked inside Redis, so the test does not read it back), the
- * small jobs all run, and no command deadline trips nor connection drops
+ * last bytes and its length are checked inside Redis, so the test does
+ * not read it back), the small jobs all run, and no command deadline trips nor connection drops
  * while the big reply is read (the loop's largest lag is reported).
  */
 static void
