@@ -36,6 +36,25 @@ struct drv_json;
 void drv__queue_json_job_begin(struct drv_json *j, const char *queue,
                                const char *id, int found);
 
+/* drv__queue_add_cmd -- a new command of batch c: name, then key (or
+ * another argument; NULL = none). Returns it for more arguments (valid
+ * until the next command is added). */
+struct drv_queue_cmds;
+struct drv_argv *drv__queue_add_cmd(struct drv_queue_cmds *c,
+                                    const char *name, const char *key);
+
+/* drv__queue_cmds_eval -- call (its EVAL) appended to batch c, and
+ * finished (drv_script_call_fini). */
+struct drv_script_call;
+void drv__queue_cmds_eval(struct drv_queue_cmds *c,
+                          struct drv_script_call *call);
+
+/* drv__queue_scan_args -- the arguments of a script that finds job id
+ * wherever it is (lookup, cancel): the id, DRV_QUEUE_LOOKUP_SCAN and the
+ * group. */
+void drv__queue_scan_args(struct drv_argv *args, const char *id,
+                          size_t id_len);
+
 /* drv__queue_adds -- add the strings that follow (ended by NULL) to a:
  * a script's keys, a command's arguments. */
 struct drv_argv;
