@@ -57,7 +57,6 @@
 #define PLACEHOLDER_HOST "primary-from-sentinel.invalid"
 
 struct sent {
-    struct drv_redis_sentinel *ds;      /* borrowed: the owner */
     struct drv_redis *r;                /* borrowed from ds->watch:
                                            connection to it */
     struct drv_redis_sentinel_addr addr; /* where it is */
@@ -93,14 +92,22 @@ struct drv_redis_sentinel {
 };
 
 static void round_start(struct drv_redis_sentinel *ds);
+static void on_reply(struct drv_redis *r, int status,
+                     const redisReply *reply, void *ctx);
 
 /* ------------------------------------------------------------ helpers */
 
-/* Index of s in ds->s. */
+/* The index in ds->s of the sentinel that r connects to. */
 static size_t
-sent_index(const struct drv_redis_sentinel *ds, const struct sent *s)
+sent_of(const struct drv_redis_sentinel *ds, const struct drv_redis *r)
 {
-    return (size_t)(s - ds->s);
+    size_t i;
+
+    for (i = 0; i < ds->ns; i++)
+        if (ds->s[i].r == r)
+            return i;
+    DRV_ASSERT(!"a reply on a connection that is no sentinel's");
+    return 0;
 }
 
 /* ------------------------------------------------------ the followers */
@@ -174,23 +181,15 @@ round_end(struct drv_redis_sentinel *ds)
     ds->role_pending = 0;
 }
 
+/* ROLE answered on the probe: rc is drv_redis_sentinel_parse_role's (or
+ * the failed status), err says why. */
 static void
-on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+got_role(struct drv_redis_sentinel *ds, int rc, const struct drv_err *err)
 {
-    struct drv_redis_sentinel *ds;
     char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
-    struct drv_err err;
-    int rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
-    if (status == -ECANCELED)
-        return;             /* ds is being freed */
-    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
     ds->role_sent = 0;
-    drv_err_clear(&err);
-    rc = status < 0 ? drv_err_set(&err, status, "%s", drv_strerror(status))
-                    : drv_redis_sentinel_parse_role(reply, &err);
     if (rc == 1) {
         confirm(ds, &ds->cand);
     } else if (rc == 0) {
@@ -198,7 +197,7 @@ on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
                      "conn=%s master=%s node=%s role=%s", ds->name,
                      ds->master,
                      drv__redis_addr_str(&ds->cand, buf, sizeof buf),
-                     drv_log_q(qe, sizeof qe, err.msg));
+                     drv_log_q(qe, sizeof qe, err->msg));
         if (ds->have_primary && drv__redis_addr_same(&ds->primary, &ds->cand))
             forget(ds, "sentinel: ROLE is not master");
         /* that sentinel may be stale: the next round asks another first */
@@ -207,7 +206,7 @@ on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
         DRV_LOG_DEBUG("ROLE check failed", "conn=%s node=%s error=%s",
                       ds->name,
                       drv__redis_addr_str(&ds->cand, buf, sizeof buf),
-                      drv_log_q(qe, sizeof qe, err.msg));
+                      drv_log_q(qe, sizeof qe, err->msg));
     }
     round_end(ds);
 }
@@ -227,7 +226,7 @@ role_send(struct drv_redis_sentinel *ds)
         return;
     }
     ds->role_pending = 0;
-    if (drv_redis_cmd(ds->probe, on_role, ds, "ROLE", (char *)NULL) == 0)
+    if (drv_redis_cmd(ds->probe, on_reply, ds, "ROLE", (char *)NULL) == 0)
         ds->role_sent = 1;
     else
         round_end(ds);
@@ -253,37 +252,54 @@ role_check(struct drv_redis_sentinel *ds,
 
 static void ask_next(struct drv_redis_sentinel *ds);
 
+/* get-master-addr-by-name answered by sentinel i: rc is
+ * drv_redis_sentinel_parse_master's (or the failed status) with the
+ * address in a, err says why not. */
 static void
-on_addr(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+got_addr(struct drv_redis_sentinel *ds, size_t i, int rc,
+         const struct drv_redis_sentinel_addr *a, const struct drv_err *err)
 {
-    struct drv_redis_sentinel_addr a;
-    struct drv_redis_sentinel *ds;
-    struct sent *s;
-    struct drv_err err;
-    int rc;
+    char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
-    if (status == -ECANCELED)
-        return;             /* ds is being freed */
-    s = ctx;
-    DRV_CAST(ds, s->ds, DRV_REDIS_SENTINEL_MAGIC);
-    drv_err_clear(&err);
-    rc = status < 0 ? drv_err_set(&err, status, "%s", drv_strerror(status))
-                    : drv_redis_sentinel_parse_master(reply, &a, &err);
     if (rc < 0) {
-        char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
-
         DRV_LOG_DEBUG("sentinel gave no primary",
                       "conn=%s sentinel=%s error=%s", ds->name,
-                      drv__redis_addr_str(&s->addr, buf, sizeof buf),
-                      drv_log_q(qe, sizeof qe, err.msg));
+                      drv__redis_addr_str(&ds->s[i].addr, buf, sizeof buf),
+                      drv_log_q(qe, sizeof qe, err->msg));
         ask_next(ds);
         return;
     }
-    ds->first = sent_index(ds, s);
+    ds->first = i;
     ds->none_logged = 0;
-    role_check(ds, &a);
+    role_check(ds, a);
+}
+
+/* Every reply of ds's commands: ROLE on the probe, get-master-addr-by-name
+ * on a sentinel connection. */
+static void
+on_reply(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+{
+    struct drv_redis_sentinel_addr a;
+    struct drv_redis_sentinel *ds;
+    struct drv_err err;
+
+    if (status == -ECANCELED)
+        return;             /* ds is being freed */
+    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
+    drv_err_clear(&err);
+    if (status < 0)
+        drv_err_set(&err, status, "%s", drv_strerror(status));
+    if (r == ds->probe)
+        got_role(ds, status < 0 ? status
+                                : drv_redis_sentinel_parse_role(reply, &err),
+                 &err);
+    else
+        got_addr(ds, sent_of(ds, r),
+                 status < 0 ? status
+                            : drv_redis_sentinel_parse_master(reply, &a,
+                                                              &err),
+                 &a, &err);
 }
 
 /* Ask the next READY sentinel of this round; end it when none is left. */
@@ -296,7 +312,7 @@ ask_next(struct drv_redis_sentinel *ds)
         ds->asked++;
         if (drv_redis_state(s->r) != DRV_REDIS_READY)
             continue;       /* unreachable (its connection retries) */
-        if (drv_redis_cmd(s->r, on_addr, s, "SENTINEL",
+        if (drv_redis_cmd(s->r, on_reply, ds, "SENTINEL",
                           "get-master-addr-by-name", ds->master,
                           (char *)NULL) == 0)
             return;
@@ -428,7 +444,6 @@ drv_redis_sentinel_create(struct drv_loop *loop,
     for (i = 0; i < o->naddrs; i++) {
         struct sent *s = &ds->s[i];
 
-        s->ds = ds;
         rc = drv_redis_sentinel_addr_parse(o->addrs[i], &s->addr, &aerr);
         if (rc < 0) {
             rc = drv_err_set(err, DRV_ECONFIG, "sentinel address %zu: %s",
