@@ -120,6 +120,29 @@ drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
     return rc == 0 ? drv__queue_check_reply(r[0], want, what, err) : rc;
 }
 
+int
+drv__queue_strings(const redisReply *e, size_t n)
+{
+    size_t i;
+
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (e->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+int
+drv__queue_check_int(struct redisReply *const *r, size_t n, const char *what,
+                     int64_t *v, struct drv_err *err)
+{
+    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, what, err);
+
+    *v = rc == 0 ? r[0]->integer : 0;
+    return rc;
+}
+
 /* The replies of MULTI ... EXEC: each queued command, then EXEC's array
  * of nexec results; 0 or the first error. */
 static int
@@ -448,11 +471,7 @@ int
 drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
                            int64_t *moved, struct drv_err *err)
 {
-    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "dead retry",
-                                  err);
-
-    *moved = rc == 0 ? r[0]->integer : 0;
-    return rc;
+    return drv__queue_check_int(r, n, "dead retry", moved, err);
 }
 
 int
@@ -499,10 +518,7 @@ int
 drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
                           int64_t *purged, struct drv_err *err)
 {
-    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "purge", err);
-
-    *purged = rc == 0 ? r[0]->integer : 0;
-    return rc;
+    return drv__queue_check_int(r, n, "purge", purged, err);
 }
 
 /* ------------------------------------------------------- pause, resume */
@@ -535,10 +551,10 @@ int
 drv_queue_resume_parse(struct redisReply *const *r, size_t n,
                        int *was_paused, struct drv_err *err)
 {
-    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "resume",
-                                  err);
+    int64_t deleted;
+    int rc = drv__queue_check_int(r, n, "resume", &deleted, err);
 
-    *was_paused = rc == 0 && r[0]->integer > 0;
+    *was_paused = deleted > 0;
     return rc;
 }
 

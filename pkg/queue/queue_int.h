@@ -5,6 +5,7 @@
 #define DROVER_QUEUE_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/hiredis.h>
 
@@ -23,6 +24,14 @@ int drv__queue_check_reply(const redisReply *r, int want, const char *what,
 /* drv__queue_check_one -- both: one reply, of type want. */
 int drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
                          const char *what, struct drv_err *err);
+
+/* drv__queue_strings -- 1 when e is an array of exactly n strings. */
+int drv__queue_strings(const redisReply *e, size_t n);
+
+/* drv__queue_check_int -- drv__queue_check_one for one integer: 0 with
+ * *v, or the error with *v = 0. */
+int drv__queue_check_int(struct redisReply *const *r, size_t n,
+                         const char *what, int64_t *v, struct drv_err *err);
 
 /* drv__queue_check_ints -- 0 when r is an array of n integers; else
  * DRV_EREDIS with the error text, or DRV_EPROTO (what names the
