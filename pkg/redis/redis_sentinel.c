@@ -33,9 +33,9 @@
  * is DOWN again while ROLE waits to be sent) or that has taken longer
  * than round_ns, and starts the next one.
  *
- * Callbacks of the owned connections carry a pointer into ds; they test
- * status == -ECANCELED (ds is being freed) before touching it. Loop thread
- * only.
+ * Every command's reply comes to on_reply with ds; it tests status ==
+ * -ECANCELED (ds is being freed) before touching it, and tells ROLE from
+ * get-master-addr-by-name by the connection. Loop thread only.
  */
 #include <errno.h>
 #include <stdio.h>

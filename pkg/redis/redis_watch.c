@@ -56,13 +56,10 @@ drv__redis_watch_init(struct drv__redis_watch *w, struct drv_loop *loop,
     struct timeval tv = {(time_t)(poll_ms / 1000),
                          (suseconds_t)(poll_ms % 1000) * 1000};
 
-    memset(w, 0, sizeof *w);
-    w->magic = DRV__REDIS_WATCH_MAGIC;
-    w->loop = loop;
-    w->tls = tls;
-    w->timeout_ms = timeout_ms;
-    w->pass = pass;
-    w->ctx = ctx;
+    *w = (struct drv__redis_watch){.magic = DRV__REDIS_WATCH_MAGIC,
+                                   .loop = loop, .tls = tls,
+                                   .timeout_ms = timeout_ms, .pass = pass,
+                                   .ctx = ctx};
     w->poll_ev = event_new(drv_loop_base(loop), -1, EV_PERSIST, on_event,
                            w);
     w->soon_ev = event_new(drv_loop_base(loop), -1, 0, on_event, w);
