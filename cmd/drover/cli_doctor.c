@@ -73,7 +73,8 @@ sentinels_only(struct drv_cli *cli)
     drv_queue_doctor_report_init(&rep);
     for (i = 0; drv_queue_doctor_checks[i].name != NULL; i++)
         if (strcmp(drv_queue_doctor_checks[i].name, "sentinels") == 0)
-            drv_queue_doctor_checks[i].judge(NULL, 0, &o, &rep);
+            drv_queue_doctor_check_judge(&drv_queue_doctor_checks[i], NULL,
+                                         0, &o, &rep);
     printf("%.*s", (int)rep.text.len, rep.text.data);
     drv_queue_doctor_report_fini(&rep);
     free(sents);

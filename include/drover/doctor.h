@@ -141,10 +141,16 @@ void drv_queue_doctor_say(struct drv_queue_doctor_report *rep,
 
 /*
  * One check. build appends the commands it needs to c and returns how
- * many (0 is fine: a check may judge from opts, or from what its caller
+ * many (NULL: none; a check may judge from opts, or from what its caller
  * learnt elsewhere); judge gets exactly those replies, in order (a reply
  * may be a Redis error: the check decides what it means) and writes its
  * lines into rep.
+ *
+ * A check of one INFO field has neither: it names the section (info) and
+ * the field; its one command is INFO <info>, and judge_info gets the
+ * field's value and the whole reply (for other fields of the section)
+ * after an "unchecked" line has been written instead when INFO was
+ * refused or lacks the field ("WHAT: INFO <info> refused (...)").
  *
  * Checks that need what the connection knows take it through opts and
  * build no command: "sentinels" (each sentinel's idea of the primary
@@ -159,10 +165,28 @@ struct drv_queue_doctor_check {
     void (*judge)(struct redisReply *const *r, size_t n,
                   const struct drv_queue_doctor_opts *o,
                   struct drv_queue_doctor_report *rep);
+    const char *info;   /* INFO check: the section, or NULL */
+    const char *field;  /* INFO check: the field judged */
+    const char *what;   /* INFO check: what the field tells, for the
+                           "unchecked" lines */
+    void (*judge_info)(const char *value, const redisReply *info,
+                       struct drv_queue_doctor_report *rep);
 };
 
 /* The checks, in the order they run; ends with a NULL name. */
 extern const struct drv_queue_doctor_check drv_queue_doctor_checks[];
+
+/*
+ * drv_queue_doctor_check_build -- check ck's commands into c; returns how
+ * many. drv_queue_doctor_check_judge -- hand ck its n replies.
+ */
+size_t drv_queue_doctor_check_build(const struct drv_queue_doctor_check *ck,
+                                    struct drv_queue_cmds *c,
+                                    const struct drv_queue_doctor_opts *o);
+void drv_queue_doctor_check_judge(const struct drv_queue_doctor_check *ck,
+                                  struct redisReply *const *r, size_t n,
+                                  const struct drv_queue_doctor_opts *o,
+                                  struct drv_queue_doctor_report *rep);
 
 /*
  * drv_queue_doctor_build -- every check's commands into c; counts[i]

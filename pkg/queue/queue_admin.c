@@ -49,9 +49,9 @@ drv_queue_cmds_add(struct drv_queue_cmds *c)
     return &c->cmd[c->n++];
 }
 
-/* A new command of the batch: name, then key (NULL = none). */
-static struct drv_argv *
-add_cmd(struct drv_queue_cmds *c, const char *name, const char *key)
+struct drv_argv *
+drv__queue_add_cmd(struct drv_queue_cmds *c, const char *name,
+                   const char *key)
 {
     struct drv_argv *a = drv_queue_cmds_add(c);
 
@@ -59,6 +59,13 @@ add_cmd(struct drv_queue_cmds *c, const char *name, const char *key)
     if (key != NULL)
         drv_argv_adds(a, key);
     return a;
+}
+
+void
+drv__queue_cmds_eval(struct drv_queue_cmds *c, struct drv_script_call *call)
+{
+    drv_script_call_eval(call, drv_queue_cmds_add(c));
+    drv_script_call_fini(call);
 }
 
 /* --------------------------------------------------------- reply checks */
@@ -113,6 +120,29 @@ drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
     return rc == 0 ? drv__queue_check_reply(r[0], want, what, err) : rc;
 }
 
+int
+drv__queue_strings(const redisReply *e, size_t n)
+{
+    size_t i;
+
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (e->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+int
+drv__queue_check_int(struct redisReply *const *r, size_t n, const char *what,
+                     int64_t *v, struct drv_err *err)
+{
+    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, what, err);
+
+    *v = rc == 0 ? r[0]->integer : 0;
+    return rc;
+}
+
 /* The replies of MULTI ... EXEC: each queued command, then EXEC's array
  * of nexec results; 0 or the first error. */
 static int
@@ -163,7 +193,7 @@ drv_queue_enqueue_build(struct drv_queue_cmds *c,
     char tag[48];
 
     if (e->due_ms <= 0) {
-        a = add_cmd(c, "XADD", k->jobs);
+        a = drv__queue_add_cmd(c, "XADD", k->jobs);
         drv_argv_adds(a, "*");
         add_fields(a, e, e->id);
         return 1;
@@ -178,8 +208,7 @@ drv_queue_enqueue_build(struct drv_queue_cmds *c,
     drv_queue_job_id_new(tag, sizeof tag, drv_clock_unix_ms());
     drv_argv_adds(&call.args, tag);
     add_fields(&call.args, e, e->id);
-    drv_script_call_eval(&call, drv_queue_cmds_add(c));
-    drv_script_call_fini(&call);
+    drv__queue_cmds_eval(c, &call);
     /* then the due index, so a worker moves it on time */
     drv_queue_due_note(drv_queue_cmds_add(c), k, e->due_ms);
     return 2;
@@ -258,19 +287,19 @@ drv_queue_stats_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k)
 {
     struct drv_argv *a = NULL;
 
-    add_cmd(c, "XLEN", k->jobs);
-    a = add_cmd(c, "XINFO", "GROUPS");
+    drv__queue_add_cmd(c, "XLEN", k->jobs);
+    a = drv__queue_add_cmd(c, "XINFO", "GROUPS");
     drv_argv_adds(a, k->jobs);
-    add_cmd(c, "ZCARD", k->delayed);
-    add_cmd(c, "XLEN", k->dead);
-    a = add_cmd(c, "HMGET", k->stats);
+    drv__queue_add_cmd(c, "ZCARD", k->delayed);
+    drv__queue_add_cmd(c, "XLEN", k->dead);
+    a = drv__queue_add_cmd(c, "HMGET", k->stats);
     drv_argv_adds(a, "processed");
     drv_argv_adds(a, "failed");
     drv_argv_adds(a, "retried");
     drv_argv_adds(a, "dead");
     drv_argv_adds(a, "deduped");
     drv_argv_adds(a, "cancelled");
-    add_cmd(c, "EXISTS", k->paused);
+    drv__queue_add_cmd(c, "EXISTS", k->paused);
     return DRV_QUEUE_STATS_CMDS;
 }
 
@@ -365,7 +394,7 @@ drv_queue_dead_list_build(struct drv_queue_cmds *c,
                           const struct drv_queue_keys *k, const char *after,
                           int64_t count)
 {
-    struct drv_argv *a = add_cmd(c, "XRANGE", k->dead);
+    struct drv_argv *a = drv__queue_add_cmd(c, "XRANGE", k->dead);
 
     if (after != NULL && after[0] != '\0')
         drv_argv_addf(a, "(%s", after); /* exclusive: the next one on */
@@ -376,7 +405,7 @@ drv_queue_dead_list_build(struct drv_queue_cmds *c,
         drv_argv_adds(a, "COUNT");
         drv_argv_addll(a, (long long)count);
     }
-    add_cmd(c, "XLEN", k->dead);
+    drv__queue_add_cmd(c, "XLEN", k->dead);
     return 2;
 }
 
@@ -434,8 +463,7 @@ drv_queue_dead_retry_build(struct drv_queue_cmds *c,
     struct drv_script_call call;
 
     drv_queue_dead_retry(&call, k, id);
-    drv_script_call_eval(&call, drv_queue_cmds_add(c));
-    drv_script_call_fini(&call);
+    drv__queue_cmds_eval(c, &call);
     return 1;
 }
 
@@ -443,11 +471,7 @@ int
 drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
                            int64_t *moved, struct drv_err *err)
 {
-    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "dead retry",
-                                  err);
-
-    *moved = rc == 0 ? r[0]->integer : 0;
-    return rc;
+    return drv__queue_check_int(r, n, "dead retry", moved, err);
 }
 
 int
@@ -455,10 +479,10 @@ drv_queue_dead_purge_build(struct drv_queue_cmds *c,
                            const struct drv_queue_keys *k)
 {
     /* count and delete in one transaction, so the count is what went */
-    add_cmd(c, "MULTI", NULL);
-    add_cmd(c, "XLEN", k->dead);
-    add_cmd(c, "DEL", k->dead);
-    add_cmd(c, "EXEC", NULL);
+    drv__queue_add_cmd(c, "MULTI", NULL);
+    drv__queue_add_cmd(c, "XLEN", k->dead);
+    drv__queue_add_cmd(c, "DEL", k->dead);
+    drv__queue_add_cmd(c, "EXEC", NULL);
     return 4;
 }
 
@@ -482,7 +506,7 @@ int
 drv_queue_dead_trim_build(struct drv_queue_cmds *c,
                           const struct drv_queue_keys *k, int64_t before_ms)
 {
-    struct drv_argv *a = add_cmd(c, "XTRIM", k->dead);
+    struct drv_argv *a = drv__queue_add_cmd(c, "XTRIM", k->dead);
 
     /* exact (no '~'): every entry older than the bound goes, none newer */
     drv_argv_adds(a, "MINID");
@@ -494,10 +518,7 @@ int
 drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
                           int64_t *purged, struct drv_err *err)
 {
-    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "purge", err);
-
-    *purged = rc == 0 ? r[0]->integer : 0;
-    return rc;
+    return drv__queue_check_int(r, n, "purge", purged, err);
 }
 
 /* ------------------------------------------------------- pause, resume */
@@ -507,7 +528,7 @@ drv_queue_pause_build(struct drv_queue_cmds *c,
                       const struct drv_queue_keys *k, int64_t now_ms)
 {
     /* the value is informative only (since when); presence is the flag */
-    drv_argv_addll(add_cmd(c, "SET", k->paused), (long long)now_ms);
+    drv_argv_addll(drv__queue_add_cmd(c, "SET", k->paused), (long long)now_ms);
     return 1;
 }
 
@@ -522,7 +543,7 @@ int
 drv_queue_resume_build(struct drv_queue_cmds *c,
                        const struct drv_queue_keys *k)
 {
-    add_cmd(c, "DEL", k->paused);
+    drv__queue_add_cmd(c, "DEL", k->paused);
     return 1;
 }
 
@@ -530,10 +551,10 @@ int
 drv_queue_resume_parse(struct redisReply *const *r, size_t n,
                        int *was_paused, struct drv_err *err)
 {
-    int rc = drv__queue_check_one(r, n, REDIS_REPLY_INTEGER, "resume",
-                                  err);
+    int64_t deleted;
+    int rc = drv__queue_check_int(r, n, "resume", &deleted, err);
 
-    *was_paused = rc == 0 && r[0]->integer > 0;
+    *was_paused = deleted > 0;
     return rc;
 }
 
@@ -543,8 +564,9 @@ int
 drv_queue_result_build(struct drv_queue_cmds *c,
                        const struct drv_queue_keys *k, const char *id)
 {
-    drv_argv_addcat(add_cmd(c, "HGETALL", NULL), k->result_prefix, id,
-                    strlen(id));
+    struct drv_argv *a = drv__queue_add_cmd(c, "HGETALL", NULL);
+
+    drv_argv_addcat(a, k->result_prefix, id, strlen(id));
     return 1;
 }
 
@@ -581,12 +603,17 @@ drv_queue_lookup_build(struct drv_queue_cmds *c,
     drv_argv_adds(&call.keys, k->delayed);
     drv_argv_addcat(&call.keys, k->job_prefix, id, strlen(id));
     drv__queue_adds(&call.keys, k->jobs, k->dead, NULL);
-    drv_argv_adds(&call.args, id);
-    drv_argv_addll(&call.args, DRV_QUEUE_LOOKUP_SCAN);
-    drv_argv_adds(&call.args, DRV_QUEUE_GROUP);
-    drv_script_call_eval(&call, drv_queue_cmds_add(c));
-    drv_script_call_fini(&call);
+    drv__queue_scan_args(&call.args, id, strlen(id));
+    drv__queue_cmds_eval(c, &call);
     return 2;
+}
+
+void
+drv__queue_scan_args(struct drv_argv *args, const char *id, size_t id_len)
+{
+    drv_argv_add(args, id, id_len);
+    drv_argv_addll(args, DRV_QUEUE_LOOKUP_SCAN);
+    drv_argv_adds(args, DRV_QUEUE_GROUP);
 }
 
 void

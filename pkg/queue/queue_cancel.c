@@ -149,12 +149,9 @@ drv_queue_cancel_build(struct drv_queue_cmds *c,
                     NULL);
     drv_argv_addcat(&call.keys, k->result_prefix, id, id_len);
     drv_argv_addcat(&call.keys, k->job_prefix, id, id_len);
-    drv_argv_add(&call.args, id, id_len);
-    drv_argv_addll(&call.args, DRV_QUEUE_LOOKUP_SCAN);
-    drv_argv_adds(&call.args, DRV_QUEUE_GROUP);
+    drv__queue_scan_args(&call.args, id, id_len);
     drv_argv_addll(&call.args, DRV_QUEUE_CANCEL_STALE_MS);
-    drv_script_call_eval(&call, drv_queue_cmds_add(c));
-    drv_script_call_fini(&call);
+    drv__queue_cmds_eval(c, &call);
     return 1;
 }
 

@@ -19,6 +19,7 @@
 #include "drover/parse.h"
 #include "drover/queue.h"
 #include "drover/redis_cluster.h"
+#include "queue_int.h"
 
 /* ------------------------------------------------------------- the ACL */
 
@@ -163,17 +164,6 @@ drv_queue_doctor_say(struct drv_queue_doctor_report *rep,
 
 /* ------------------------------------------------------------- helpers */
 
-static struct drv_argv *
-add_cmd(struct drv_queue_cmds *c, const char *name, const char *arg)
-{
-    struct drv_argv *a = drv_queue_cmds_add(c);
-
-    drv_argv_adds(a, name);
-    if (arg != NULL)
-        drv_argv_adds(a, arg);
-    return a;
-}
-
 /* A Redis error reply's text (NULL when r is no error). */
 static const char *
 error_text(const redisReply *r)
@@ -243,39 +233,20 @@ info_or_say(const redisReply *r, const char *section, const char *name,
     return 0;
 }
 
-static size_t
-build_info(struct drv_queue_cmds *c, const char *section)
-{
-    add_cmd(c, "INFO", section);
-    return 1;
-}
-
 /* ------------------------------------------------------------- version */
 
 /* Redis 6.2 brought XPENDING IDLE and XTRIM MINID, which drover uses. */
 #define NEED_MAJOR 6
 #define NEED_MINOR 2
 
-static size_t
-version_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
-{
-    (void)o;
-    return build_info(c, "server");
-}
-
+/* v: INFO server's redis_version */
 static void
-version_judge(struct redisReply *const *r, size_t n,
-              const struct drv_queue_doctor_opts *o,
+version_judge(const char *v, const redisReply *info,
               struct drv_queue_doctor_report *rep)
 {
-    char v[64];
     int major = 0, minor = 0;
 
-    (void)o;
-    DRV_ASSERT(n == 1);
-    if (info_or_say(r[0], "server", "redis_version", "the Redis version",
-                    v, sizeof v, rep) < 0)
-        return;
+    (void)info;
     if (sscanf(v, "%d.%d", &major, &minor) != 2) {
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
                              "the Redis version: \"%s\" does not read as "
@@ -295,26 +266,14 @@ version_judge(struct redisReply *const *r, size_t n,
 
 /* ------------------------------------------------------------ eviction */
 
-static size_t
-eviction_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
-{
-    (void)o;
-    return build_info(c, "memory");
-}
-
+/* policy: INFO memory's maxmemory_policy */
 static void
-eviction_judge(struct redisReply *const *r, size_t n,
-               const struct drv_queue_doctor_opts *o,
+eviction_judge(const char *policy, const redisReply *info,
                struct drv_queue_doctor_report *rep)
 {
-    char policy[64], mem[64];
+    char mem[64];
 
-    (void)o;
-    DRV_ASSERT(n == 1);
-    if (info_or_say(r[0], "memory", "maxmemory_policy",
-                    "the eviction policy", policy, sizeof policy, rep) < 0)
-        return;
-    if (info_field(r[0], "maxmemory_human", mem, sizeof mem) < 0)
+    if (info_field(info, "maxmemory_human", mem, sizeof mem) < 0)
         snprintf(mem, sizeof mem, "?");
     if (strcmp(policy, "noeviction") == 0)
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
@@ -333,26 +292,12 @@ eviction_judge(struct redisReply *const *r, size_t n,
 
 /* --------------------------------------------------------- persistence */
 
-static size_t
-persistence_build(struct drv_queue_cmds *c,
-                  const struct drv_queue_doctor_opts *o)
-{
-    (void)o;
-    return build_info(c, "persistence");
-}
-
+/* aof: INFO persistence's aof_enabled */
 static void
-persistence_judge(struct redisReply *const *r, size_t n,
-                  const struct drv_queue_doctor_opts *o,
+persistence_judge(const char *aof, const redisReply *info,
                   struct drv_queue_doctor_report *rep)
 {
-    char aof[16];
-
-    (void)o;
-    DRV_ASSERT(n == 1);
-    if (info_or_say(r[0], "persistence", "aof_enabled", "persistence", aof,
-                    sizeof aof, rep) < 0)
-        return;
+    (void)info;
     if (strcmp(aof, "1") == 0)
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
                              "appendonly yes: an enqueued job survives a "
@@ -389,7 +334,7 @@ acl_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
     size_t i;
 
     for (i = 0; i < drv_queue_acl_ncmds; i++) {
-        a = add_cmd(c, "ACL", "DRYRUN");
+        a = drv__queue_add_cmd(c, "ACL", "DRYRUN");
         drv_argv_adds(a, o->acl_user);
         words = drv_xstrdup(drv_queue_acl_cmds[i].dryrun);
         for (w = strtok_r(words, " ", &save); w != NULL;
@@ -518,9 +463,9 @@ queues_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
     for (q = 0; q < o->nqueues; q++) {
         drv_queue_keys_init(&k, o->prefix, o->queues[q]);
         for (i = 0; i < NKEYS; i++)
-            add_cmd(c, "TYPE", key_of(&k, i));
-        drv_argv_adds(add_cmd(c, "XINFO", "GROUPS"), k.jobs);
-        add_cmd(c, "XLEN", k.dead);
+            drv__queue_add_cmd(c, "TYPE", key_of(&k, i));
+        drv_argv_adds(drv__queue_add_cmd(c, "XINFO", "GROUPS"), k.jobs);
+        drv__queue_add_cmd(c, "XLEN", k.dead);
         drv_queue_keys_fini(&k);
     }
     return o->nqueues * QUEUE_CMDS;
@@ -663,8 +608,8 @@ workers_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
 {
     char *key = drv_queue_workers_key(o->prefix);
 
-    add_cmd(c, "TIME", NULL);
-    add_cmd(c, "HGETALL", key);
+    drv__queue_add_cmd(c, "TIME", NULL);
+    drv__queue_add_cmd(c, "HGETALL", key);
     free(key);
     return 2;
 }
@@ -780,15 +725,6 @@ workers_judge(struct redisReply *const *r, size_t n,
 }
 
 /* ----------------------------------------------------------- sentinels */
-
-/* The checks that judge what the caller learnt elsewhere send nothing. */
-static size_t
-none_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
-{
-    (void)c;
-    (void)o;
-    return 0;
-}
 
 /* The text of reply r's string, or NULL when r is no string. */
 static const char *
@@ -1000,8 +936,8 @@ cluster_build(struct drv_queue_cmds *c, const struct drv_queue_doctor_opts *o)
 {
     if (!o->cluster)
         return 0;
-    add_cmd(c, "CLUSTER", "INFO");
-    add_cmd(c, "CLUSTER", "SLOTS");
+    drv__queue_add_cmd(c, "CLUSTER", "INFO");
+    drv__queue_add_cmd(c, "CLUSTER", "SLOTS");
     return 2;
 }
 
@@ -1064,20 +1000,55 @@ cluster_judge(struct redisReply *const *r, size_t n,
 
 /*
  * The checks, in the order their lines appear. Add a check here: its
- * builder, its judge.
+ * builder and its judge, or for one field of INFO the section, the field,
+ * what it tells and the judge of its value. The checks that judge what
+ * the caller learnt elsewhere have no builder.
  */
 const struct drv_queue_doctor_check drv_queue_doctor_checks[] = {
-    {"version", version_build, version_judge},
-    {"eviction", eviction_build, eviction_judge},
-    {"persistence", persistence_build, persistence_judge},
-    {"acl", acl_build, acl_judge},
-    {"queues", queues_build, queues_judge},
-    {"workers", workers_build, workers_judge},
-    {"sentinels", none_build, sentinels_judge},
-    {"tls", none_build, tls_judge},
-    {"cluster", cluster_build, cluster_judge},
-    {NULL, NULL, NULL},
+    {.name = "version", .info = "server", .field = "redis_version",
+     .what = "the Redis version", .judge_info = version_judge},
+    {.name = "eviction", .info = "memory", .field = "maxmemory_policy",
+     .what = "the eviction policy", .judge_info = eviction_judge},
+    {.name = "persistence", .info = "persistence", .field = "aof_enabled",
+     .what = "persistence", .judge_info = persistence_judge},
+    {.name = "acl", .build = acl_build, .judge = acl_judge},
+    {.name = "queues", .build = queues_build, .judge = queues_judge},
+    {.name = "workers", .build = workers_build, .judge = workers_judge},
+    {.name = "sentinels", .judge = sentinels_judge},
+    {.name = "tls", .judge = tls_judge},
+    {.name = "cluster", .build = cluster_build, .judge = cluster_judge},
+    {.name = NULL},
 };
+
+size_t
+drv_queue_doctor_check_build(const struct drv_queue_doctor_check *ck,
+                             struct drv_queue_cmds *c,
+                             const struct drv_queue_doctor_opts *o)
+{
+    if (ck->info != NULL) {
+        drv__queue_add_cmd(c, "INFO", ck->info);
+        return 1;
+    }
+    return ck->build != NULL ? ck->build(c, o) : 0;
+}
+
+void
+drv_queue_doctor_check_judge(const struct drv_queue_doctor_check *ck,
+                             struct redisReply *const *r, size_t n,
+                             const struct drv_queue_doctor_opts *o,
+                             struct drv_queue_doctor_report *rep)
+{
+    char v[64];
+
+    if (ck->info == NULL) {
+        ck->judge(r, n, o, rep);
+        return;
+    }
+    DRV_ASSERT(n == 1);
+    if (info_or_say(r[0], ck->info, ck->field, ck->what, v, sizeof v,
+                    rep) == 0)
+        ck->judge_info(v, r[0], rep);
+}
 
 size_t
 drv_queue_doctor_nchecks(void)
@@ -1098,7 +1069,8 @@ drv_queue_doctor_build(struct drv_queue_cmds *c,
 
     for (i = 0; drv_queue_doctor_checks[i].name != NULL; i++) {
         before = c->n;
-        counts[i] = drv_queue_doctor_checks[i].build(c, o);
+        counts[i] = drv_queue_doctor_check_build(&drv_queue_doctor_checks[i],
+                                                 c, o);
         DRV_ASSERT(c->n - before == counts[i]);
     }
 }
@@ -1113,7 +1085,8 @@ drv_queue_doctor_judge(struct redisReply *const *r, size_t n,
 
     for (i = 0; drv_queue_doctor_checks[i].name != NULL; i++) {
         DRV_ASSERT(off + counts[i] <= n);
-        drv_queue_doctor_checks[i].judge(r + off, counts[i], o, rep);
+        drv_queue_doctor_check_judge(&drv_queue_doctor_checks[i], r + off,
+                                     counts[i], o, rep);
         off += counts[i];
     }
     DRV_ASSERT(off == n);

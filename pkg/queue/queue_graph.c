@@ -45,6 +45,7 @@
 #include "drover/common.h"
 #include "drover/json.h"
 #include "drover/queue_graph.h"
+#include "queue_int.h"
 
 /*
  * graph: KEYS = jobs, delayed, dead, stats (of the entry's queue), the
@@ -796,7 +797,7 @@ static int
 parse_away(const redisReply *r, struct drv_queue_graph_cancelled *out,
            struct drv_err *err)
 {
-    size_t i, k;
+    size_t i;
 
     if (r->type != REDIS_REPLY_ARRAY)
         return drv_err_set(err, DRV_EPROTO, "cancel: reply of unexpected "
@@ -808,18 +809,12 @@ parse_away(const redisReply *r, struct drv_queue_graph_cancelled *out,
         const redisReply *e = r->element[i];
         struct drv_queue_graph_away *a = &out->away[out->naway];
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 3)
+        if (!drv__queue_strings(e, 3))
             return drv_err_set(err, DRV_EPROTO, "cancel: reply of "
                                "unexpected shape");
-        for (k = 0; k < 3; k++)
-            if (e->element[k]->type != REDIS_REPLY_STRING)
-                return drv_err_set(err, DRV_EPROTO, "cancel: reply of "
-                                   "unexpected shape");
         a->queue = dup_str(e->element[0]);
         a->marker = dup_str(e->element[1]);
-        a->job_id = drv_xmalloc(e->element[2]->len + 1);
-        memcpy(a->job_id, e->element[2]->str, e->element[2]->len);
-        a->job_id[e->element[2]->len] = '\0';
+        a->job_id = dup_str(e->element[2]);
         a->job_id_len = e->element[2]->len;
         out->naway++;
     }

@@ -21,6 +21,7 @@
 #include "drover/json.h"
 #include "drover/parse.h"
 #include "drover/queue_graph.h"
+#include "queue_int.h"
 
 /*
  * graph view: KEYS = the run's hash. Returns {HGETALL of the run, {{name,
@@ -63,8 +64,7 @@ drv_queue_graph_run_build(struct drv_queue_cmds *c, const char *prefix,
 
     drv_script_call_init(&call, &graph_view_script);
     drv_argv_adds(&call.keys, key);
-    drv_script_call_eval(&call, drv_queue_cmds_add(c));
-    drv_script_call_fini(&call);
+    drv__queue_cmds_eval(c, &call);
     free(key);
     return DRV_QUEUE_GRAPH_RUN_CMDS;
 }

@@ -35,6 +35,7 @@
 #include "drover/common.h"
 #include "drover/queue_graph.h"
 #include "drover/redis.h"
+#include "queue_int.h"
 
 /*
  * graph_handoff: KEYS = the target queue's jobs, the marker. ARGV = the
@@ -133,16 +134,6 @@ qkey(const char *prefix, const char *queue, const char *what)
     return drv_buf_take(&b, NULL);
 }
 
-static char *
-copy_bytes(const char *s, size_t n)
-{
-    char *p = drv_xmalloc(n + 1);
-
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 void
 drv_queue_graph_boxes_fini(struct drv_queue_graph_boxes *b)
 {
@@ -163,15 +154,10 @@ add_box(const redisReply *e, struct drv_queue_graph_boxes *out,
         struct drv_err *err)
 {
     struct drv_queue_graph_box *b;
-    size_t i;
 
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 4)
+    if (!drv__queue_strings(e, 4))
         return drv_err_set(err, DRV_EPROTO, "graph: hand-off of unexpected "
                            "shape");
-    for (i = 0; i < 4; i++)
-        if (e->element[i]->type != REDIS_REPLY_STRING)
-            return drv_err_set(err, DRV_EPROTO, "graph: hand-off of "
-                               "unexpected shape");
     if (drv_redis_reply_len(e->element[3]) > e->element[3]->len) {
         /* cut by the connection's max_string_bytes: it stays in its box */
         out->oversized++;
@@ -183,9 +169,9 @@ add_box(const redisReply *e, struct drv_queue_graph_boxes *out,
     }
     b = &out->v[out->n++];
     b->in = strcmp(e->element[0]->str, "in") == 0;
-    b->queue = copy_bytes(e->element[1]->str, e->element[1]->len);
-    b->key = copy_bytes(e->element[2]->str, e->element[2]->len);
-    b->rec = copy_bytes(e->element[3]->str, e->element[3]->len);
+    b->queue = drv_xstrndup(e->element[1]->str, e->element[1]->len);
+    b->key = drv_xstrndup(e->element[2]->str, e->element[2]->len);
+    b->rec = drv_xstrndup(e->element[3]->str, e->element[3]->len);
     b->rec_len = e->element[3]->len;
     return 0;
 }

@@ -5,6 +5,7 @@
 #define DROVER_QUEUE_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/hiredis.h>
 
@@ -24,6 +25,14 @@ int drv__queue_check_reply(const redisReply *r, int want, const char *what,
 int drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
                          const char *what, struct drv_err *err);
 
+/* drv__queue_strings -- 1 when e is an array of exactly n strings. */
+int drv__queue_strings(const redisReply *e, size_t n);
+
+/* drv__queue_check_int -- drv__queue_check_one for one integer: 0 with
+ * *v, or the error with *v = 0. */
+int drv__queue_check_int(struct redisReply *const *r, size_t n,
+                         const char *what, int64_t *v, struct drv_err *err);
+
 /* drv__queue_check_ints -- 0 when r is an array of n integers; else
  * DRV_EREDIS with the error text, or DRV_EPROTO (what names the
  * operation). */
@@ -35,6 +44,25 @@ int drv__queue_check_ints(const redisReply *r, size_t n, const char *what,
 struct drv_json;
 void drv__queue_json_job_begin(struct drv_json *j, const char *queue,
                                const char *id, int found);
+
+/* drv__queue_add_cmd -- a new command of batch c: name, then key (or
+ * another argument; NULL = none). Returns it for more arguments (valid
+ * until the next command is added). */
+struct drv_queue_cmds;
+struct drv_argv *drv__queue_add_cmd(struct drv_queue_cmds *c,
+                                    const char *name, const char *key);
+
+/* drv__queue_cmds_eval -- call (its EVAL) appended to batch c, and
+ * finished (drv_script_call_fini). */
+struct drv_script_call;
+void drv__queue_cmds_eval(struct drv_queue_cmds *c,
+                          struct drv_script_call *call);
+
+/* drv__queue_scan_args -- the arguments of a script that finds job id
+ * wherever it is (lookup, cancel): the id, DRV_QUEUE_LOOKUP_SCAN and the
+ * group. */
+void drv__queue_scan_args(struct drv_argv *args, const char *id,
+                          size_t id_len);
 
 /* drv__queue_adds -- add the strings that follow (ended by NULL) to a:
  * a script's keys, a command's arguments. */

@@ -654,35 +654,19 @@ setup_reply_ok(struct drv_redis *r, int status, const redisReply *reply,
     return 0;
 }
 
+/* AUTH, SELECT, CLIENT SETNAME: ctx is the step's name (setup_cmd). */
 static void
-on_auth(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_setup_step(struct drv_redis *r, int status, const redisReply *reply,
+              void *ctx)
 {
-    (void)ctx;
-    (void)setup_reply_ok(r, status, reply, "AUTH");
-}
-
-static void
-on_select(struct drv_redis *r, int status, const redisReply *reply,
-          void *ctx)
-{
-    (void)ctx;
-    (void)setup_reply_ok(r, status, reply, "SELECT");
-}
-
-static void
-on_setname(struct drv_redis *r, int status, const redisReply *reply,
-           void *ctx)
-{
-    (void)ctx;
-    (void)setup_reply_ok(r, status, reply, "CLIENT SETNAME");
+    (void)setup_reply_ok(r, status, reply, ctx);
 }
 
 static void
 on_client_id(struct drv_redis *r, int status, const redisReply *reply,
              void *ctx)
 {
-    (void)ctx;
-    if (!setup_reply_ok(r, status, reply, "CLIENT ID"))
+    if (!setup_reply_ok(r, status, reply, ctx))
         return;
     if (reply->type != REDIS_REPLY_INTEGER) {
         DRV_LOG_ERROR("redis setup failed", "conn=%s step=\"CLIENT ID\" "
@@ -708,11 +692,12 @@ on_client_id(struct drv_redis *r, int status, const redisReply *reply,
         r->on_state(r, DRV_REDIS_READY, r->ctx);
 }
 
+/* Send setup step `step` (its name, for the logs: fn's ctx). */
 static void
-setup_cmd(struct drv_redis *r, drv_redis_reply_fn *fn, int argc,
-          const char **argv)
+setup_cmd(struct drv_redis *r, drv_redis_reply_fn *fn, const char *step,
+          int argc, const char **argv)
 {
-    struct cmd *c = cmd_new(r, 0, fn, NULL);
+    struct cmd *c = cmd_new(r, 0, fn, (void *)step);
 
     if (send_argv(r, c, argc, argv, NULL) != 0) {
         cmd_free(c);
@@ -734,27 +719,27 @@ send_setup(struct drv_redis *r)
         if (r->url.user[0] != '\0') {
             argv[1] = r->url.user;
             argv[2] = r->url.password;
-            setup_cmd(r, on_auth, 3, argv);
+            setup_cmd(r, on_setup_step, "AUTH", 3, argv);
         } else {
             argv[1] = r->url.password;
-            setup_cmd(r, on_auth, 2, argv);
+            setup_cmd(r, on_setup_step, "AUTH", 2, argv);
         }
     }
     if (r->url.db != 0) {
         snprintf(db, sizeof db, "%d", r->url.db);
         argv[0] = "SELECT";
         argv[1] = db;
-        setup_cmd(r, on_select, 2, argv);
+        setup_cmd(r, on_setup_step, "SELECT", 2, argv);
     }
     if (r->name != NULL) {
         argv[0] = "CLIENT";
         argv[1] = "SETNAME";
         argv[2] = r->name;
-        setup_cmd(r, on_setname, 3, argv);
+        setup_cmd(r, on_setup_step, "CLIENT SETNAME", 3, argv);
     }
     argv[0] = "CLIENT";
     argv[1] = "ID";
-    setup_cmd(r, on_client_id, 2, argv);
+    setup_cmd(r, on_client_id, "CLIENT ID", 2, argv);
 }
 
 /* Connected (and through the TLS handshake): run the setup commands,

@@ -3,11 +3,12 @@
  * data connections (drover/redis_cluster.h).
  *
  * DESIGN
- * One struct drv_redis_cluster owns a "seed" drv_redis connection (its
- * locate hook walks the configured nodes: each attempt goes to the next
- * one, so a dead seed is skipped), a poll timer and a "soon" event. The
- * seed asks CLUSTER SLOTS when it becomes READY, on every poll, and soon
- * after a data connection attempt or a redirection. A reply replaces the
+ * One struct drv_redis_cluster is built on a watch (redis_watch.c) that
+ * owns its "seed" drv_redis connection (its locate hook walks the
+ * configured nodes: each attempt goes to the next one, so a dead seed is
+ * skipped), a poll timer and a "soon" event. The seed asks CLUSTER SLOTS
+ * when it becomes READY, on every poll, and soon after a data connection
+ * attempt or a redirection. A reply replaces the
  * map; every route whose slot got another owner than the one its
  * connection was pointed at is reconnected (a route still waiting for a
  * first owner too). A MOVED reply updates its slot in the map at once,
@@ -22,8 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <event2/event.h>
 
 #include "drover/clock.h"
 #include "drover/common.h"
@@ -52,31 +51,23 @@ struct drv_redis_cluster_route {
 struct drv_redis_cluster {
     unsigned magic;
 #define DRV_REDIS_CLUSTER_MAGIC 0xc1a5c1a5U
-    struct drv_loop *loop;              /* borrowed */
     char *name;                         /* owned: log label */
     char *data_url;                     /* owned */
     struct drv_redis_sentinel_addr *seeds; /* owned: the configured nodes */
     size_t nseeds;
     size_t next_seed;                   /* tried by the next attempt */
     struct drv_redis_sentinel_addr seed_at; /* where the seed points */
-    struct drv_redis *seed;             /* owned: asks CLUSTER SLOTS */
+    struct drv__redis_watch watch;      /* owns seed, polls */
+    struct drv_redis *seed;             /* borrowed from watch: asks
+                                           CLUSTER SLOTS */
     struct drv_redis_cluster_map *map;  /* owned */
     int known;                          /* map read once */
     int asking;                         /* CLUSTER SLOTS out */
-    struct event *poll_ev;              /* owned: every POLL_MS */
-    struct event *soon_ev;              /* owned: a refresh soon */
     struct drv_redis_cluster_route *routes; /* owned list */
     int64_t migrating_logged_ns;        /* last "being migrated" line */
 };
 
 #define MIGRATING_LOG_NS (10 * DRV_NS_PER_SEC)
-
-static void
-refresh_soon(struct drv_redis_cluster *c)
-{
-    if (!event_pending(c->soon_ev, EV_TIMEOUT, NULL))
-        event_active(c->soon_ev, EV_TIMEOUT, 0);
-}
 
 /* Point every route whose slot has another owner than where its
  * connection went at the new one. */
@@ -91,8 +82,7 @@ reroute(struct drv_redis_cluster *c)
 
         if (rt->r == NULL || a == NULL)
             continue;
-        if (rt->located && a->port == rt->at.port &&
-            strcmp(a->host, rt->at.host) == 0)
+        if (rt->located && drv__redis_addr_same(a, &rt->at))
             continue;
         if (rt->located)
             DRV_LOG_INFO("cluster slot served elsewhere: reconnecting",
@@ -138,11 +128,15 @@ on_slots(struct drv_redis *r, int status, const redisReply *reply,
     reroute(c);
 }
 
+/* The watch's pass (a poll, a refresh soon, the seed READY). */
 static void
-ask_slots(struct drv_redis_cluster *c)
+ask_slots(void *ctx, struct drv_redis *ready)
 {
+    struct drv_redis_cluster *c;
     struct drv_argv a;
 
+    (void)ready;
+    DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
     if (c->asking || drv_redis_state(c->seed) != DRV_REDIS_READY)
         return;
     drv_argv_init(&a);
@@ -151,28 +145,6 @@ ask_slots(struct drv_redis_cluster *c)
     if (drv_redis_send(c->seed, 0, &a, on_slots, c) == 0)
         c->asking = 1;
     drv_argv_fini(&a);
-}
-
-static void
-on_poll(evutil_socket_t fd, short what, void *arg)
-{
-    struct drv_redis_cluster *c;
-
-    (void)fd;
-    (void)what;
-    DRV_CAST(c, arg, DRV_REDIS_CLUSTER_MAGIC);
-    ask_slots(c);
-}
-
-static void
-on_seed_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
-{
-    struct drv_redis_cluster *c;
-
-    (void)r;
-    DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
-    if (st == DRV_REDIS_READY)
-        ask_slots(c);
 }
 
 /* The seed's locate: the configured nodes in turn. */
@@ -185,8 +157,7 @@ seed_locate(struct drv_redis *r, struct drv_redis_target *target, void *ctx)
     DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
     c->seed_at = c->seeds[c->next_seed];
     c->next_seed = (c->next_seed + 1) % c->nseeds;
-    drv__redis_target_at(target, &c->seed_at);
-    return 0;
+    return drv__redis_locate_at(target, &c->seed_at);
 }
 
 int
@@ -197,7 +168,8 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
     const struct drv_redis_sentinel_addr *a;
 
     DRV_CAST(rt, ctx, ROUTE_MAGIC);
-    refresh_soon(rt->c);    /* every (re)connect checks the map again */
+    /* every (re)connect checks the map again */
+    drv__redis_watch_soon(&rt->c->watch);
     a = rt->c->known ? drv_redis_cluster_map_node(rt->c->map, rt->slot)
                      : NULL;
     if (a == NULL) {
@@ -215,12 +187,11 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
                          drv_redis_name(r));
         }
         rt->located = 0;
-        return -EAGAIN;
+    } else {
+        rt->at = *a;
+        rt->located = 1;
     }
-    rt->at = *a;
-    rt->located = 1;
-    drv__redis_target_at(target, a);
-    return 0;
+    return drv__redis_locate_at(target, a);
 }
 
 int
@@ -229,11 +200,9 @@ drv_redis_cluster_create(struct drv_loop *loop,
                          struct drv_redis_cluster **out, struct drv_err *err)
 {
     struct drv_redis_cluster *c = NULL;
-    struct drv_redis_opts ro;
     struct drv_err aerr;
     char url[URL_MAX];
     char label[160];
-    int64_t t = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     size_t i;
     int rc;
 
@@ -245,7 +214,6 @@ drv_redis_cluster_create(struct drv_loop *loop,
         return drv_err_set(err, DRV_ECONFIG, "cluster: at least one node "
                            "address is required");
     DRV_ALLOC_OBJ(c, DRV_REDIS_CLUSTER_MAGIC);
-    c->loop = loop;
     c->name = drv_xstrdup(o->name != NULL ? o->name : "cluster");
     c->seeds = drv_xcalloc(o->nnodes, sizeof *c->seeds);
     c->map = drv_xmalloc(sizeof *c->map);
@@ -265,32 +233,15 @@ drv_redis_cluster_create(struct drv_loop *loop,
         goto fail;
     }
     c->data_url = drv_xstrdup(url);
-    c->poll_ev = event_new(drv_loop_base(loop), -1, EV_PERSIST, on_poll, c);
-    c->soon_ev = event_new(drv_loop_base(loop), -1, 0, on_poll, c);
-    DRV_AN(c->poll_ev);
-    DRV_AN(c->soon_ev);
-    memset(&ro, 0, sizeof ro);
-    ro.url = c->data_url;
+    drv__redis_watch_init(&c->watch, loop, o->tls,
+                          o->timeout_ms > 0 ? o->timeout_ms
+                                            : DEFAULT_TIMEOUT_MS,
+                          DRV_REDIS_CLUSTER_POLL_MS, ask_slots, c);
     snprintf(label, sizeof label, "%s-slots", c->name);
-    ro.name = label;
-    ro.connect_timeout_ms = t;
-    ro.command_timeout_ms = t;
-    ro.backoff_initial_ms = 100;
-    ro.backoff_max_ms = 2000;
-    ro.tls = o->tls;
-    ro.on_state = on_seed_state;
-    ro.ctx = c;
-    ro.locate = seed_locate;
-    ro.locate_ctx = c;
-    rc = drv_redis_create(loop, &ro, &c->seed, err);
+    rc = drv__redis_watch_conn(&c->watch, c->data_url, label, seed_locate,
+                               &c->seed, err);
     if (rc < 0)
         goto fail;
-    {
-        struct timeval tv = {DRV_REDIS_CLUSTER_POLL_MS / 1000,
-                             (DRV_REDIS_CLUSTER_POLL_MS % 1000) * 1000};
-
-        DRV_AZ(event_add(c->poll_ev, &tv));
-    }
     *out = c;
     return 0;
 fail:
@@ -306,17 +257,13 @@ drv_redis_cluster_free(struct drv_redis_cluster *c)
     if (c == NULL)
         return;
     DRV_CHECK_OBJ(c, DRV_REDIS_CLUSTER_MAGIC);
-    drv_redis_free(c->seed);
+    drv__redis_watch_fini(&c->watch);
     for (rt = c->routes; rt != NULL; rt = next) {
         DRV_ASSERT(rt->r == NULL);
         next = rt->next;
         rt->magic = 0;
         free(rt);
     }
-    if (c->poll_ev != NULL)
-        event_free(c->poll_ev);
-    if (c->soon_ev != NULL)
-        event_free(c->soon_ev);
     free(c->seeds);
     free(c->map);
     free(c->name);
@@ -381,7 +328,7 @@ drv_redis_cluster_redirected(struct drv_redis_cluster *c,
     }
     if (strncmp(reply->str, "ASK ", 4) != 0 &&
         strncmp(reply->str, "TRYAGAIN", 8) != 0) {
-        refresh_soon(c);
+        drv__redis_watch_soon(&c->watch);
     } else {
         /* said at most every MIGRATING_LOG_NS: a migration left half
          * done holds its queue, and that must show */

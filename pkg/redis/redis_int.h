@@ -125,7 +125,6 @@ int drv__redis_hostless_url_check(const char *url, const char *what,
  */
 void drv__redis_follow_ask(struct drv_redis *r);
 
-/* drv__redis_target_at -- *t (wiped first) pointed at host and port a. */
 /* ---------------------------------------------------- redis_arena.c */
 
 /* The reply objects of one connection's reader (see redis_arena.c). */
@@ -149,7 +148,93 @@ struct redisReader *drv__redis_arena_reader(struct drv__redis_arena *a);
 void drv__redis_arena_reset(struct drv__redis_arena *a);
 void drv__redis_arena_fini(struct drv__redis_arena *a);
 
+/* ---------------------------------------------------- redis_watch.c */
+
+struct drv_loop;
 struct drv_redis_sentinel_addr;
+
+/*
+ * drv__redis_watch_fn -- the pass of a layer that follows where the data
+ * lives: run on the loop thread by its watch on every poll, once after
+ * drv__redis_watch_soon (ready NULL), and when one of the watch's own
+ * connections becomes READY (ready = that connection).
+ */
+typedef void drv__redis_watch_fn(void *ctx, struct drv_redis *ready);
+
+/* The part a cluster or sentinel layer is built on (redis_watch.c):
+ * embedded in the layer, zeroed with it. */
+struct drv__redis_watch {
+    unsigned magic;
+#define DRV__REDIS_WATCH_MAGIC 0x3a7c4e55U
+    struct drv_loop *loop;           /* borrowed */
+    const struct drv_redis_tls *tls; /* borrowed until the last
+                                        drv__redis_watch_conn: own
+                                        connections' rediss:// settings */
+    int64_t timeout_ms;              /* own connections: connect and
+                                        command deadline */
+    drv__redis_watch_fn *pass;       /* the layer's pass */
+    void *ctx;                       /* borrowed: for pass and the own
+                                        connections' locate */
+    struct drv_redis **conns;        /* owned: the own connections, each
+                                        owned */
+    size_t nconns;                   /* entries of conns */
+    struct event *poll_ev;           /* owned: every poll_ms */
+    struct event *soon_ev;           /* owned: a pass soon (activated) */
+};
+
+/*
+ * drv__redis_watch_init -- w (zeroed or not) made a watch on loop whose
+ * poll runs pass(ctx, NULL) every poll_ms (> 0) from the next loop turn
+ * on; its own connections will use tls (NULL = defaults) and timeout_ms
+ * (> 0).
+ */
+void drv__redis_watch_init(struct drv__redis_watch *w, struct drv_loop *loop,
+                           const struct drv_redis_tls *tls,
+                           int64_t timeout_ms, int64_t poll_ms,
+                           drv__redis_watch_fn *pass, void *ctx);
+
+/* drv__redis_watch_fini -- free the own connections (their pending
+ * callbacks run later with -ECANCELED: the layer's reply callbacks test
+ * for it before touching the layer) and the events. A zeroed w (never
+ * initialised) is fine. */
+void drv__redis_watch_fini(struct drv__redis_watch *w);
+
+/*
+ * drv__redis_watch_conn -- create an own connection to url (named label),
+ * owned by w, into *out (borrowed by the caller until
+ * drv__redis_watch_fini): the watch's timeout_ms for connecting and
+ * commands, a backoff of 100 ms to 2 s, its tls; locate (with its ctx;
+ * NULL = the URL's target) picks where each attempt goes. Returns
+ * drv_redis_create's code.
+ */
+int drv__redis_watch_conn(struct drv__redis_watch *w, const char *url,
+                          const char *label, drv_redis_locate_fn *locate,
+                          struct drv_redis **out, struct drv_err *err);
+
+/* drv__redis_watch_soon -- run the pass on a coming loop turn (once, however
+ * often it is asked before). */
+void drv__redis_watch_soon(struct drv__redis_watch *w);
+
+/* drv__redis_addr_same -- 1 when a and b are the same host and port. */
+int drv__redis_addr_same(const struct drv_redis_sentinel_addr *a,
+                         const struct drv_redis_sentinel_addr *b);
+
+/* drv__redis_target_is -- 1 when t is the TCP target at host and port a. */
+int drv__redis_target_is(const struct drv_redis_target *t,
+                         const struct drv_redis_sentinel_addr *a);
+
+/* drv__redis_addr_str -- "host:port" (brackets around an IPv6 host) into
+ * buf (size n); returns buf. */
+const char *drv__redis_addr_str(const struct drv_redis_sentinel_addr *a,
+                                char *buf, size_t n);
+
+/* drv__redis_locate_at -- how a locate hook ends: *t pointed at a and 0,
+ * or -EAGAIN (wait: nowhere known yet) when a is NULL. */
+int drv__redis_locate_at(struct drv_redis_target *t,
+                         const struct drv_redis_sentinel_addr *a);
+
+/* drv__redis_target_at -- *t (wiped first) pointed at host and port a
+ * (redis_sentinel_parse.c). */
 void drv__redis_target_at(struct drv_redis_target *t,
                           const struct drv_redis_sentinel_addr *a);
 

@@ -3,9 +3,10 @@
  * Sentinel: a layer above single connections (drover/redis_sentinel.h).
  *
  * DESIGN
- * One struct drv_redis_sentinel owns a drv_redis connection to each
- * sentinel, one "probe" connection that checks ROLE on the node the
- * sentinels name, and a poll timer. It hands the confirmed primary to the
+ * One struct drv_redis_sentinel is built on a watch (redis_watch.c) that
+ * owns a drv_redis connection to each sentinel, one "probe" connection
+ * that checks ROLE on the node the sentinels name, and a poll timer. It
+ * hands the confirmed primary to the
  * data connections through their locate hook and reconnects them when it
  * changes; it never issues anything on them.
  *
@@ -32,16 +33,14 @@
  * is DOWN again while ROLE waits to be sent) or that has taken longer
  * than round_ns, and starts the next one.
  *
- * Callbacks of the owned connections carry a pointer into ds; they test
- * status == -ECANCELED (ds is being freed) before touching it. Loop thread
- * only.
+ * Every command's reply comes to on_reply with ds; it tests status ==
+ * -ECANCELED (ds is being freed) before touching it, and tells ROLE from
+ * get-master-addr-by-name by the connection. Loop thread only.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <event2/event.h>
 
 #include "drover/clock.h"
 #include "drover/common.h"
@@ -58,24 +57,23 @@
 #define PLACEHOLDER_HOST "primary-from-sentinel.invalid"
 
 struct sent {
-    struct drv_redis_sentinel *ds;      /* borrowed: the owner */
-    struct drv_redis *r;                /* owned: connection to it */
+    struct drv_redis *r;                /* borrowed from ds->watch:
+                                           connection to it */
     struct drv_redis_sentinel_addr addr; /* where it is */
 };
 
 struct drv_redis_sentinel {
     unsigned magic;
 #define DRV_REDIS_SENTINEL_MAGIC 0x5e471e1aU
-    struct drv_loop *loop;          /* borrowed */
+    struct drv__redis_watch watch;  /* owns the connections, polls */
     char *master;                   /* owned: the monitored name */
     char *name;                     /* owned: log label */
     char *data_url;                 /* owned: URL for data connections */
     struct sent *s;                 /* owned: the sentinels */
     size_t ns;                      /* entries of s */
     size_t first;                   /* sentinel asked first */
-    struct drv_redis *probe;        /* owned: the ROLE check connection */
-    struct event *poll_ev;          /* owned: every poll_ms */
-    struct event *ask_ev;           /* owned: a round soon (activated) */
+    struct drv_redis *probe;        /* borrowed from watch: the ROLE
+                                       check connection */
     int64_t round_ns;               /* how long a round may take */
     int asking;                     /* a round is under way */
     size_t asked;                   /* sentinels tried in this round */
@@ -94,32 +92,22 @@ struct drv_redis_sentinel {
 };
 
 static void round_start(struct drv_redis_sentinel *ds);
+static void on_reply(struct drv_redis *r, int status,
+                     const redisReply *reply, void *ctx);
 
 /* ------------------------------------------------------------ helpers */
 
-static int
-same_addr(const struct drv_redis_sentinel_addr *a,
-          const struct drv_redis_sentinel_addr *b)
-{
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
-}
-
-/* "host:port" (brackets around IPv6) into buf. */
-static const char *
-addr_str(const struct drv_redis_sentinel_addr *a, char *buf, size_t n)
-{
-    int v6 = strchr(a->host, ':') != NULL;
-
-    snprintf(buf, n, "%s%s%s:%d", v6 ? "[" : "", a->host, v6 ? "]" : "",
-             a->port);
-    return buf;
-}
-
-/* Index of s in ds->s. */
+/* The index in ds->s of the sentinel that r connects to. */
 static size_t
-sent_index(const struct drv_redis_sentinel *ds, const struct sent *s)
+sent_of(const struct drv_redis_sentinel *ds, const struct drv_redis *r)
 {
-    return (size_t)(s - ds->s);
+    size_t i;
+
+    for (i = 0; i < ds->ns; i++)
+        if (ds->s[i].r == r)
+            return i;
+    DRV_ASSERT(!"a reply on a connection that is no sentinel's");
+    return 0;
 }
 
 /* ------------------------------------------------------ the followers */
@@ -137,9 +125,8 @@ steer(struct drv_redis_sentinel *ds, const char *why)
         enum drv_redis_state st = drv_redis_state(r);
 
         drv_redis_get_target(r, &t);
-        if (ds->have_primary && st != DRV_REDIS_DOWN && !t.is_unix &&
-            t.port == ds->primary.port &&
-            strcmp(t.host, ds->primary.host) == 0)
+        if (ds->have_primary && st != DRV_REDIS_DOWN &&
+            drv__redis_target_is(&t, &ds->primary))
             continue;       /* already there (or connecting there) */
         if (!ds->have_primary && st == DRV_REDIS_DOWN)
             continue;       /* waits in locate for a primary */
@@ -153,17 +140,17 @@ confirm(struct drv_redis_sentinel *ds, const struct drv_redis_sentinel_addr *a)
     char now[DRV_REDIS_SENTINEL_HOST_MAX + 16];
     char was[DRV_REDIS_SENTINEL_HOST_MAX + 16];
 
-    if (ds->have_primary && same_addr(&ds->primary, a))
+    if (ds->have_primary && drv__redis_addr_same(&ds->primary, a))
         return;
     if (ds->have_primary)
         DRV_LOG_WARN("redis primary moved (sentinel)",
                      "conn=%s master=%s primary=%s was=%s", ds->name,
-                     ds->master, addr_str(a, now, sizeof now),
-                     addr_str(&ds->primary, was, sizeof was));
+                     ds->master, drv__redis_addr_str(a, now, sizeof now),
+                     drv__redis_addr_str(&ds->primary, was, sizeof was));
     else
         DRV_LOG_INFO("redis primary found (sentinel)",
                      "conn=%s master=%s primary=%s", ds->name, ds->master,
-                     addr_str(a, now, sizeof now));
+                     drv__redis_addr_str(a, now, sizeof now));
     ds->primary = *a;
     ds->have_primary = 1;
     steer(ds, "sentinel: the primary moved");
@@ -179,7 +166,7 @@ forget(struct drv_redis_sentinel *ds, const char *why)
         return;
     DRV_LOG_WARN("redis primary forgotten (sentinel)",
                  "conn=%s master=%s was=%s why=%s", ds->name, ds->master,
-                 addr_str(&ds->primary, was, sizeof was),
+                 drv__redis_addr_str(&ds->primary, was, sizeof was),
                  drv_log_q(qe, sizeof qe, why));
     ds->have_primary = 0;
     steer(ds, why);
@@ -194,38 +181,32 @@ round_end(struct drv_redis_sentinel *ds)
     ds->role_pending = 0;
 }
 
+/* ROLE answered on the probe: rc is drv_redis_sentinel_parse_role's (or
+ * the failed status), err says why. */
 static void
-on_role(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+got_role(struct drv_redis_sentinel *ds, int rc, const struct drv_err *err)
 {
-    struct drv_redis_sentinel *ds;
     char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
-    struct drv_err err;
-    int rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
-    if (status == -ECANCELED)
-        return;             /* ds is being freed */
-    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
     ds->role_sent = 0;
-    drv_err_clear(&err);
-    rc = status < 0 ? drv_err_set(&err, status, "%s", drv_strerror(status))
-                    : drv_redis_sentinel_parse_role(reply, &err);
     if (rc == 1) {
         confirm(ds, &ds->cand);
     } else if (rc == 0) {
         DRV_LOG_WARN("node named by the sentinel is not the primary",
                      "conn=%s master=%s node=%s role=%s", ds->name,
-                     ds->master, addr_str(&ds->cand, buf, sizeof buf),
-                     drv_log_q(qe, sizeof qe, err.msg));
-        if (ds->have_primary && same_addr(&ds->primary, &ds->cand))
+                     ds->master,
+                     drv__redis_addr_str(&ds->cand, buf, sizeof buf),
+                     drv_log_q(qe, sizeof qe, err->msg));
+        if (ds->have_primary && drv__redis_addr_same(&ds->primary, &ds->cand))
             forget(ds, "sentinel: ROLE is not master");
         /* that sentinel may be stale: the next round asks another first */
         ds->first = (ds->first + 1) % ds->ns;
     } else {
         DRV_LOG_DEBUG("ROLE check failed", "conn=%s node=%s error=%s",
-                      ds->name, addr_str(&ds->cand, buf, sizeof buf),
-                      drv_log_q(qe, sizeof qe, err.msg));
+                      ds->name,
+                      drv__redis_addr_str(&ds->cand, buf, sizeof buf),
+                      drv_log_q(qe, sizeof qe, err->msg));
     }
     round_end(ds);
 }
@@ -240,12 +221,12 @@ role_send(struct drv_redis_sentinel *ds)
         drv_redis_state(ds->probe) != DRV_REDIS_READY)
         return;
     drv_redis_get_target(ds->probe, &t);
-    if (t.port != ds->cand.port || strcmp(t.host, ds->cand.host) != 0) {
+    if (!drv__redis_target_is(&t, &ds->cand)) {
         drv_redis_reconnect(ds->probe, "sentinel: check another node");
         return;
     }
     ds->role_pending = 0;
-    if (drv_redis_cmd(ds->probe, on_role, ds, "ROLE", (char *)NULL) == 0)
+    if (drv_redis_cmd(ds->probe, on_reply, ds, "ROLE", (char *)NULL) == 0)
         ds->role_sent = 1;
     else
         round_end(ds);
@@ -263,7 +244,7 @@ role_check(struct drv_redis_sentinel *ds,
     ds->role_pending = 1;
     drv_redis_get_target(ds->probe, &t);
     if (drv_redis_state(ds->probe) == DRV_REDIS_DOWN ||
-        t.port != a->port || strcmp(t.host, a->host) != 0)
+        !drv__redis_target_is(&t, a))
         drv_redis_reconnect(ds->probe, "sentinel: check the named node");
     else
         role_send(ds);
@@ -271,37 +252,54 @@ role_check(struct drv_redis_sentinel *ds,
 
 static void ask_next(struct drv_redis_sentinel *ds);
 
+/* get-master-addr-by-name answered by sentinel i: rc is
+ * drv_redis_sentinel_parse_master's (or the failed status) with the
+ * address in a, err says why not. */
 static void
-on_addr(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+got_addr(struct drv_redis_sentinel *ds, size_t i, int rc,
+         const struct drv_redis_sentinel_addr *a, const struct drv_err *err)
 {
-    struct drv_redis_sentinel_addr a;
-    struct drv_redis_sentinel *ds;
-    struct sent *s;
-    struct drv_err err;
-    int rc;
+    char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
-    if (status == -ECANCELED)
-        return;             /* ds is being freed */
-    s = ctx;
-    DRV_CAST(ds, s->ds, DRV_REDIS_SENTINEL_MAGIC);
-    drv_err_clear(&err);
-    rc = status < 0 ? drv_err_set(&err, status, "%s", drv_strerror(status))
-                    : drv_redis_sentinel_parse_master(reply, &a, &err);
     if (rc < 0) {
-        char buf[DRV_REDIS_SENTINEL_HOST_MAX + 16];
-
         DRV_LOG_DEBUG("sentinel gave no primary",
                       "conn=%s sentinel=%s error=%s", ds->name,
-                      addr_str(&s->addr, buf, sizeof buf),
-                      drv_log_q(qe, sizeof qe, err.msg));
+                      drv__redis_addr_str(&ds->s[i].addr, buf, sizeof buf),
+                      drv_log_q(qe, sizeof qe, err->msg));
         ask_next(ds);
         return;
     }
-    ds->first = sent_index(ds, s);
+    ds->first = i;
     ds->none_logged = 0;
-    role_check(ds, &a);
+    role_check(ds, a);
+}
+
+/* Every reply of ds's commands: ROLE on the probe, get-master-addr-by-name
+ * on a sentinel connection. */
+static void
+on_reply(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+{
+    struct drv_redis_sentinel_addr a;
+    struct drv_redis_sentinel *ds;
+    struct drv_err err;
+
+    if (status == -ECANCELED)
+        return;             /* ds is being freed */
+    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
+    drv_err_clear(&err);
+    if (status < 0)
+        drv_err_set(&err, status, "%s", drv_strerror(status));
+    if (r == ds->probe)
+        got_role(ds, status < 0 ? status
+                                : drv_redis_sentinel_parse_role(reply, &err),
+                 &err);
+    else
+        got_addr(ds, sent_of(ds, r),
+                 status < 0 ? status
+                            : drv_redis_sentinel_parse_master(reply, &a,
+                                                              &err),
+                 &a, &err);
 }
 
 /* Ask the next READY sentinel of this round; end it when none is left. */
@@ -314,7 +312,7 @@ ask_next(struct drv_redis_sentinel *ds)
         ds->asked++;
         if (drv_redis_state(s->r) != DRV_REDIS_READY)
             continue;       /* unreachable (its connection retries) */
-        if (drv_redis_cmd(s->r, on_addr, s, "SENTINEL",
+        if (drv_redis_cmd(s->r, on_reply, ds, "SENTINEL",
                           "get-master-addr-by-name", ds->master,
                           (char *)NULL) == 0)
             return;
@@ -341,13 +339,30 @@ round_start(struct drv_redis_sentinel *ds)
 }
 
 static void
-on_poll(evutil_socket_t fd, short what, void *arg)
+ask_soon(struct drv_redis_sentinel *ds)
+{
+    if (!ds->asking)
+        drv__redis_watch_soon(&ds->watch);
+}
+
+/* The watch's pass: the probe READY sends ROLE; a sentinel READY with no
+ * primary known starts a round soon; a poll or that round (ready NULL)
+ * abandons a stuck round and starts the next. */
+static void
+on_watch(void *ctx, struct drv_redis *ready)
 {
     struct drv_redis_sentinel *ds;
 
-    (void)fd;
-    (void)what;
-    DRV_CAST(ds, arg, DRV_REDIS_SENTINEL_MAGIC);
+    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
+    if (ready == ds->probe) {
+        role_send(ds);
+        return;
+    }
+    if (ready != NULL) {
+        if (!ds->have_primary)
+            ask_soon(ds);
+        return;
+    }
     /* the probe's attempt on the candidate failed (it is DOWN again,
      * waiting for its backoff), or the round took too long: give up on
      * this candidate and ask the sentinels again now -- the answer may
@@ -360,36 +375,7 @@ on_poll(evutil_socket_t fd, short what, void *arg)
     round_start(ds);
 }
 
-static void
-ask_soon(struct drv_redis_sentinel *ds)
-{
-    if (!ds->asking)
-        event_active(ds->ask_ev, EV_TIMEOUT, 0);
-}
-
 /* ----------------------------------------------------------- callbacks */
-
-static void
-on_sentinel_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
-{
-    struct drv_redis_sentinel *ds;
-
-    (void)r;
-    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
-    if (st == DRV_REDIS_READY && !ds->have_primary)
-        ask_soon(ds);
-}
-
-static void
-on_probe_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
-{
-    struct drv_redis_sentinel *ds;
-
-    (void)r;
-    DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
-    if (st == DRV_REDIS_READY)
-        role_send(ds);
-}
 
 /* The probe's locate: the candidate. */
 static int
@@ -399,10 +385,7 @@ probe_locate(struct drv_redis *r, struct drv_redis_target *target, void *ctx)
 
     (void)r;
     DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
-    if (!ds->have_cand)
-        return -EAGAIN;
-    drv__redis_target_at(target, &ds->cand);
-    return 0;
+    return drv__redis_locate_at(target, ds->have_cand ? &ds->cand : NULL);
 }
 
 int
@@ -414,40 +397,11 @@ drv_redis_sentinel_locate(struct drv_redis *r,
     (void)r;
     DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
     ask_soon(ds);           /* every (re)connect checks again */
-    if (!ds->have_primary)
-        return -EAGAIN;
-    drv__redis_target_at(target, &ds->primary);
-    return 0;
+    return drv__redis_locate_at(target,
+                                ds->have_primary ? &ds->primary : NULL);
 }
 
 /* ------------------------------------------------------------ lifecycle */
-
-/* A connection owned by ds: to a sentinel (s != NULL) or the probe. */
-static int
-own_conn(struct drv_redis_sentinel *ds,
-         const struct drv_redis_sentinel_opts *o, const char *url,
-         const char *label, int probe, struct drv_redis **out,
-         struct drv_err *err)
-{
-    struct drv_redis_opts ro;
-    int64_t t = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
-
-    memset(&ro, 0, sizeof ro);
-    ro.url = url;
-    ro.name = label;
-    ro.connect_timeout_ms = t;
-    ro.command_timeout_ms = t;
-    ro.backoff_initial_ms = 100;
-    ro.backoff_max_ms = 2000;
-    ro.tls = o->tls;
-    ro.on_state = probe ? on_probe_state : on_sentinel_state;
-    ro.ctx = ds;
-    if (probe) {
-        ro.locate = probe_locate;
-        ro.locate_ctx = ds;
-    }
-    return drv_redis_create(ds->loop, &ro, out, err);
-}
 
 int
 drv_redis_sentinel_create(struct drv_loop *loop,
@@ -461,6 +415,8 @@ drv_redis_sentinel_create(struct drv_loop *loop,
     struct drv_err aerr;
     char url[URL_MAX];
     char label[160];
+    int64_t timeout_ms = o->timeout_ms > 0 ? o->timeout_ms
+                                           : DEFAULT_TIMEOUT_MS;
     size_t i;
     int rc;
 
@@ -475,19 +431,19 @@ drv_redis_sentinel_create(struct drv_loop *loop,
     if (drv_redis_sentinel_url_at(o->url, &placeholder, url, sizeof url) < 0)
         return drv_err_set(err, DRV_ECONFIG, "sentinel: url too long");
     DRV_ALLOC_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
-    ds->loop = loop;
     ds->created_ns = drv_clock_mono_ns();
     ds->master = drv_xstrdup(o->master);
     ds->name = drv_xstrdup(o->name != NULL ? o->name : "sentinel");
     ds->data_url = drv_xstrdup(url);
-    ds->round_ns = 3 * (o->timeout_ms > 0 ? o->timeout_ms
-                                           : DEFAULT_TIMEOUT_MS) *
-                   DRV_NS_PER_MS;
+    drv__redis_watch_init(&ds->watch, loop, o->tls, timeout_ms,
+                          o->poll_ms > 0 ? o->poll_ms
+                                         : DRV_REDIS_SENTINEL_POLL_MS,
+                          on_watch, ds);
+    ds->round_ns = 3 * timeout_ms * DRV_NS_PER_MS;
     ds->s = drv_xcalloc(o->naddrs, sizeof *ds->s);
     for (i = 0; i < o->naddrs; i++) {
         struct sent *s = &ds->s[i];
 
-        s->ds = ds;
         rc = drv_redis_sentinel_addr_parse(o->addrs[i], &s->addr, &aerr);
         if (rc < 0) {
             rc = drv_err_set(err, DRV_ECONFIG, "sentinel address %zu: %s",
@@ -501,28 +457,18 @@ drv_redis_sentinel_create(struct drv_loop *loop,
             goto fail;
         }
         snprintf(label, sizeof label, "%s-s%zu", ds->name, i);
-        rc = own_conn(ds, o, url, label, 0, &s->r, err);
+        rc = drv__redis_watch_conn(&ds->watch, url, label, NULL, &s->r,
+                                   err);
         explicit_bzero(url, sizeof url);
         if (rc < 0)
             goto fail;
         ds->ns++;
     }
     snprintf(label, sizeof label, "%s-role", ds->name);
-    rc = own_conn(ds, o, ds->data_url, label, 1, &ds->probe, err);
+    rc = drv__redis_watch_conn(&ds->watch, ds->data_url, label,
+                               probe_locate, &ds->probe, err);
     if (rc < 0)
         goto fail;
-    ds->poll_ev = event_new(drv_loop_base(loop), -1, EV_PERSIST, on_poll,
-                            ds);
-    ds->ask_ev = event_new(drv_loop_base(loop), -1, 0, on_poll, ds);
-    DRV_AN(ds->poll_ev);
-    DRV_AN(ds->ask_ev);
-    {
-        int64_t ms = o->poll_ms > 0 ? o->poll_ms : DRV_REDIS_SENTINEL_POLL_MS;
-        struct timeval tv = {(time_t)(ms / 1000),
-                             (suseconds_t)(ms % 1000) * 1000};
-
-        DRV_AZ(event_add(ds->poll_ev, &tv));
-    }
     *out = ds;
     return 0;
 fail:
@@ -533,19 +479,11 @@ fail:
 void
 drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
 {
-    size_t i;
-
     if (ds == NULL)
         return;
     DRV_CHECK_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
     DRV_ASSERT(ds->nconns == 0);
-    for (i = 0; i < ds->ns; i++)
-        drv_redis_free(ds->s[i].r);
-    drv_redis_free(ds->probe);
-    if (ds->poll_ev != NULL)
-        event_free(ds->poll_ev);
-    if (ds->ask_ev != NULL)
-        event_free(ds->ask_ev);
+    drv__redis_watch_fini(&ds->watch);
     free(ds->s);
     free(ds->conns);
     free(ds->master);

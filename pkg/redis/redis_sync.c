@@ -153,6 +153,20 @@ connect_any(struct drv_redis_sync *s, const struct drv_redis_url *u,
     return rc < 0 ? err->code : 0;
 }
 
+/* Wait for events on the socket, bounded by deadline: 1 (call again), or
+ * <0 with err saying what was being done. */
+static int
+wait_step(struct drv_redis_sync *s, short events, int64_t deadline_ns,
+          const char *doing, struct drv_err *err)
+{
+    int rc = wait_fd(s->fd, events, deadline_ns);
+
+    if (rc == 0)
+        return 1;
+    return drv_err_set(err, rc, "%s: %s", doing,
+                       rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+}
+
 /* Run one OpenSSL call (ret = its result) to completion: wait for what it
  * wants, bounded by deadline. 1 when it should be called again, 0 done,
  * <0 failed (err filled). */
@@ -162,18 +176,13 @@ tls_step(struct drv_redis_sync *s, int ret, int64_t deadline_ns,
 {
     char why[320];
     unsigned long e;
-    int rc, code = SSL_get_error(s->ssl, ret), sys = errno;
+    int code = SSL_get_error(s->ssl, ret), sys = errno;
 
     if (ret > 0)
         return 0;
-    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
-        rc = wait_fd(s->fd, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
-                     deadline_ns);
-        if (rc == 0)
-            return 1;
-        return drv_err_set(err, rc, "%s: %s", doing,
-                           rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
-    }
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE)
+        return wait_step(s, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
+                         deadline_ns, doing, err);
     e = ERR_peek_error();
     drv__redis_tls_describe(s->ssl, e,
                             code == SSL_ERROR_SYSCALL ? sys : 0,
@@ -208,8 +217,6 @@ static int
 sock_step(struct drv_redis_sync *s, ssize_t n, short events,
           int64_t deadline_ns, const char *doing, struct drv_err *err)
 {
-    int rc;
-
     if (n > 0)
         return 0;
     if (n == 0)
@@ -218,11 +225,28 @@ sock_step(struct drv_redis_sync *s, ssize_t n, short events,
         return 1;
     if (errno != EAGAIN)
         return drv_err_set(err, DRV_EDOWN, "%s: %s", doing, strerror(errno));
-    rc = wait_fd(s->fd, events, deadline_ns);
-    if (rc == 0)
-        return 1;
-    return drv_err_set(err, rc, "%s: %s", doing,
-                       rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+    return wait_step(s, events, deadline_ns, doing, err);
+}
+
+/* One write of out (in == NULL) or read into in (out == NULL), of at most
+ * len bytes, over TLS or plain: 0 with *n bytes done, 1 call again, <0
+ * failed (err filled). */
+static int
+io_step(struct drv_redis_sync *s, const void *out, void *in, size_t len,
+        int64_t deadline_ns, ssize_t *n, struct drv_err *err)
+{
+    const char *doing = out != NULL ? "write" : "read";
+    int max = len > INT32_MAX ? INT32_MAX : (int)len;
+
+    if (s->ssl != NULL) {
+        *n = out != NULL ? SSL_write(s->ssl, out, max)
+                         : SSL_read(s->ssl, in, max);
+        return tls_step(s, (int)*n, deadline_ns, doing, err);
+    }
+    *n = out != NULL ? send(s->fd, out, len, MSG_NOSIGNAL)
+                     : recv(s->fd, in, len, 0);
+    return sock_step(s, *n, out != NULL ? POLLOUT : POLLIN, deadline_ns,
+                     doing, err);
 }
 
 /* Write all of buf. 0 or <0 (err filled, connection broken). */
@@ -235,22 +259,11 @@ write_all(struct drv_redis_sync *s, const char *buf, size_t len,
     int rc;
 
     while (len > 0) {
-        if (s->ssl != NULL) {
-            n = SSL_write(s->ssl, buf, len > INT32_MAX ? INT32_MAX
-                                                        : (int)len);
-            rc = tls_step(s, (int)n, deadline_ns, "write", err);
-            if (rc < 0)
-                return rc;
-            if (rc == 1)
-                continue;
-        } else {
-            n = send(s->fd, buf, len, MSG_NOSIGNAL);
-            rc = sock_step(s, n, POLLOUT, deadline_ns, "write", err);
-            if (rc < 0)
-                return rc;
-            if (rc == 1)
-                continue;
-        }
+        rc = io_step(s, buf, NULL, len, deadline_ns, &n, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            continue;
         buf += n;
         len -= (size_t)n;
     }
@@ -276,21 +289,11 @@ read_reply(struct drv_redis_sync *s, redisReply **out, struct drv_err *err)
             *out = reply;
             return 0;
         }
-        if (s->ssl != NULL) {
-            n = SSL_read(s->ssl, buf, sizeof buf);
-            rc = tls_step(s, (int)n, deadline_ns, "read", err);
-            if (rc < 0)
-                return rc;
-            if (rc == 1)
-                continue;
-        } else {
-            n = recv(s->fd, buf, sizeof buf, 0);
-            rc = sock_step(s, n, POLLIN, deadline_ns, "read", err);
-            if (rc < 0)
-                return rc;
-            if (rc == 1)
-                continue;
-        }
+        rc = io_step(s, NULL, buf, sizeof buf, deadline_ns, &n, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            continue;
         if (redisReaderFeed(s->reader, buf, (size_t)n) != REDIS_OK)
             return drv_err_set(err, -ENOMEM, "out of memory");
     }

@@ -86,13 +86,13 @@ run_check(const char *name, const char *const *texts, size_t n,
 
     assert_non_null(r);
     drv_queue_cmds_init(&c);
-    assert_int_equal(ck->build(&c, o), n);
+    assert_int_equal(drv_queue_doctor_check_build(ck, &c, o), n);
     assert_int_equal(c.n, n);
     drv_queue_cmds_fini(&c);
     for (i = 0; i < n; i++)
         r[i] = resp(texts[i]);
     drv_queue_doctor_report_init(rep);
-    ck->judge(r, n, o, rep);
+    drv_queue_doctor_check_judge(ck, r, n, o, rep);
     for (i = 0; i < n; i++)
         freeReplyObject(r[i]);
     free(r);
@@ -155,7 +155,8 @@ test_doctor_acl_build(void **st)
 
     opts_init(&o, 2);
     drv_queue_cmds_init(&c);
-    assert_int_equal(check_named("acl")->build(&c, &o), drv_queue_acl_ncmds);
+    assert_int_equal(drv_queue_doctor_check_build(check_named("acl"), &c, &o),
+                     drv_queue_acl_ncmds);
     for (i = 0; i < c.n; i++) {
         assert_true(c.cmd[i].argc >= 4);
         assert_string_equal(c.cmd[i].argv[0], "ACL");
