@@ -6,6 +6,10 @@
  * hiredis or the pool into a typed pointer and asserts its magic, so a
  * use-after-free fails at the guilty line instead of much later.
  *
+ * DRV_ALLOC_OBJ, DRV_NO_OBJ and DRV_FREE_OBJ are the three steps of such an
+ * object's life on the heap: calloc and set the magic, the NULL check at
+ * the head of its _free, and the wipe of the magic before free().
+ *
  * DRV_AN / DRV_AZ wrap calls that cannot fail on valid arguments
  * (pthread_mutex_lock, event_add on a valid event). They stay on in release
  * builds: they check invariants, never input.
@@ -56,6 +60,31 @@ char *drv_xstrndup(const char *s, size_t n);
     do {                                                                \
         (p) = drv_xcalloc(1, sizeof *(p));                              \
         (p)->magic = (m);                                               \
+    } while (0)
+
+/*
+ * The head of a _free or _fini that accepts NULL:
+ *
+ *     if (DRV_NO_OBJ(p, DRV_X_MAGIC))
+ *         return;
+ *
+ * True when p is NULL; otherwise asserts p's magic and is false.
+ */
+#define DRV_NO_OBJ(p, m)                                                \
+    ((p) == NULL ||                                                     \
+     ((p)->magic == (m) ? 0                                             \
+      : (drv_assert_fail(#p "->magic == " #m, __FILE__, __LINE__,       \
+                         __func__), 0)))
+
+/*
+ * The tail of a _free: wipe the magic, so that a stale pointer fails its
+ * next DRV_CHECK_OBJ or DRV_CAST at the guilty line, free, and clear p.
+ */
+#define DRV_FREE_OBJ(p)                                                 \
+    do {                                                                \
+        (p)->magic = 0;                                                 \
+        free(p);                                                        \
+        (p) = NULL;                                                     \
     } while (0)
 
 #endif

@@ -1003,15 +1003,13 @@ tg_destroy(struct drv_tg *tg)
         free(t->result_owned);
         free(t->thr_msg);
         free(t->res);
-        t->magic = 0;
-        free(t);
+        DRV_FREE_OBJ(t);
     }
     free(tg->tasks);
     event_del(&tg->kick_ev);
     event_del(&tg->deadline_ev);
     drv_sem_free(tg->limit_sem);
-    tg->magic = 0;
-    free(tg);
+    DRV_FREE_OBJ(tg);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -1075,9 +1073,8 @@ drv_tg_create_child(struct drv_tg *parent, const struct drv_tg_opts *opts,
 void
 drv_tg_free(struct drv_tg *tg)
 {
-    if (tg == NULL)
+    if (DRV_NO_OBJ(tg, DRV_TG_MAGIC))
         return;
-    DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
     DRV_ASSERT(tg->parent == NULL); /* children go with their parent */
     if (tg->freeing)
         return;
