@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -83,8 +84,7 @@ struct drv_proc {
     unsigned magic;
 #define DRV_PROC_MAGIC 0x9c0c5e11U
     struct drv_proc_mgr *mgr;   /* borrowed: NULL once DONE */
-    struct drv_proc *prev;      /* borrowed: mgr's list of procs not DONE */
-    struct drv_proc *next;      /* borrowed: same */
+    LIST_ENTRY(drv_proc) link;  /* on mgr->procs while not DONE */
     enum proc_state state;      /* see DESIGN */
     enum kill_phase kill_phase; /* see enum */
     pid_t pid;                  /* child pid = its pgid */
@@ -132,8 +132,9 @@ struct drv_proc_mgr {
 #define DRV_PROC_MGR_MAGIC 0x9c0c3a61U
     struct drv_loop *loop;      /* borrowed: outlives the manager */
     struct event_base *base;    /* borrowed: the loop's */
-    struct drv_proc *head;      /* borrowed: procs not DONE (the caller or,
-                                   when detached/auto, the proc owns it) */
+    LIST_HEAD(, drv_proc) procs; /* borrowed: procs not DONE (the caller
+                                   or, when detached/auto, the proc owns
+                                   it); calloc'd empty */
     size_t live;                /* length of the list */
     void *stack;                /* owned: the stack children run on
                                    until their exec (NULL: mmap failed,
@@ -220,11 +221,7 @@ static void
 mgr_link(struct drv_proc_mgr *mgr, struct drv_proc *p)
 {
     p->mgr = mgr;
-    p->prev = NULL;
-    p->next = mgr->head;
-    if (mgr->head != NULL)
-        mgr->head->prev = p;
-    mgr->head = p;
+    LIST_INSERT_HEAD(&mgr->procs, p, link);
     mgr->live++;
 }
 
@@ -235,13 +232,7 @@ mgr_unlink(struct drv_proc *p)
 
     if (mgr == NULL)
         return;
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        mgr->head = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
+    LIST_REMOVE(p, link);
     mgr->live--;
     p->mgr = NULL;
 }
@@ -252,8 +243,7 @@ destroy(struct drv_proc *p)
     DRV_ASSERT(p->state == ST_DONE);
     free(p->in_buf);
     free(p->out_buf);
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
 }
 
 /* ----------------------------------------------------------------- pipes */
@@ -748,19 +738,17 @@ drv_proc_mgr_free(struct drv_proc_mgr *mgr)
 {
     struct drv_proc *p;
 
-    if (mgr == NULL)
+    if (DRV_NO_OBJ(mgr, DRV_PROC_MGR_MAGIC))
         return;
-    DRV_CHECK_OBJ(mgr, DRV_PROC_MGR_MAGIC);
     DRV_ASSERT(!mgr->closing);
     mgr->closing = 1;
     /* finish() unlinks p; callbacks may free or detach others, which
      * stay linked until their turn here. */
-    while ((p = mgr->head) != NULL)
+    while ((p = LIST_FIRST(&mgr->procs)) != NULL)
         force_finish(p);
     DRV_ASSERT(mgr->live == 0);
     drv__proc_child_stack_free(mgr->stack);
-    mgr->magic = 0;
-    free(mgr);
+    DRV_FREE_OBJ(mgr);
 }
 
 void
@@ -769,7 +757,7 @@ drv_proc_mgr_kill_all(struct drv_proc_mgr *mgr)
     struct drv_proc *p;
 
     DRV_CHECK_OBJ(mgr, DRV_PROC_MGR_MAGIC);
-    for (p = mgr->head; p != NULL; p = p->next) {
+    LIST_FOREACH(p, &mgr->procs, link) {
         if (p->state == ST_RUNNING && p->kill_phase == KILL_NONE)
             start_kill(p);
     }
@@ -1017,9 +1005,8 @@ drv_proc_pid(const struct drv_proc *p)
 void
 drv_proc_free(struct drv_proc *p)
 {
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, DRV_PROC_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, DRV_PROC_MAGIC);
     if (p->in_callback) {
         p->freeing = 1;
         return;
