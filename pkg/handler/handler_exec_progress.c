@@ -127,10 +127,8 @@ drv__exec_progress_open(struct drv_hrun *r, struct drv__exec_progress **out,
 void
 drv__exec_progress_free(struct drv__exec_progress *p)
 {
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, EXEC_PROGRESS_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, EXEC_PROGRESS_MAGIC);
     close_reader(p);
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
 }
