@@ -535,9 +535,8 @@ drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
 {
     size_t i;
 
-    if (ds == NULL)
+    if (DRV_NO_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC))
         return;
-    DRV_CHECK_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
     DRV_ASSERT(ds->nconns == 0);
     for (i = 0; i < ds->ns; i++)
         drv_redis_free(ds->s[i].r);
@@ -551,8 +550,7 @@ drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
     free(ds->master);
     free(ds->name);
     free(ds->data_url);
-    ds->magic = 0;
-    free(ds);
+    DRV_FREE_OBJ(ds);
 }
 
 const char *
