@@ -81,8 +81,7 @@ on_markers(struct drv_redis *r, int status, const redisReply *reply,
             drv__worker_redis_error(w, status, reply);
         }
     }
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 void
@@ -113,8 +112,7 @@ drv__worker_cancel_check(struct drv_worker *w, int64_t now)
         w->queues[qi].cancel_inflight = 1;
         if (drv_redis_send(w->queues[qi].cmd, 0, &a, on_markers, c) < 0) {
             w->queues[qi].cancel_inflight = 0;
-            c->magic = 0;
-            free(c);
+            DRV_FREE_OBJ(c);
         }
     }
     drv_argv_fini(&a);

@@ -63,8 +63,7 @@ job_free(struct wjob *j)
     if (parent == NULL)
         drv_job_free(j->job);
     drv_decision_fini(&j->dec);
-    j->magic = 0;
-    free(j);
+    DRV_FREE_OBJ(j);
     if (parent != NULL)
         drv__job_unref(parent);
 }

@@ -170,8 +170,7 @@ on_batch_quiesced(struct drv_tg *tg, void *ctx)
     if (b->next != NULL)
         b->next->prev = b->prev;
     drv_tg_free(tg);
-    b->magic = 0;
-    free(b);
+    DRV_FREE_OBJ(b);
     drv__worker_kick(w);
 }
 

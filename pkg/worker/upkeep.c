@@ -59,8 +59,7 @@ struct qctx {
 static void
 qctx_free(struct qctx *c)
 {
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 /* Send script call `which` for queue qi, counted in *inflight until its

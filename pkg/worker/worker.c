@@ -195,8 +195,7 @@ on_prepared(struct drv_redis *r, int status, const redisReply *reply,
     DRV_CAST(c, ctx, PREP_CALL_MAGIC);
     w = c->w;
     qi = c->qi;
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
     if (status == -ECANCELED)
         return; /* the worker is being freed: w is gone */
     q = &w->queues[qi];
@@ -253,8 +252,7 @@ prepare_queue(struct drv_worker *w, int qi)
         0) {
         q->prepare_inflight = 0;
         q->next_prepare_ns = drv_clock_mono_ns() + PREPARE_RETRY_NS;
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
     }
 }
 
@@ -871,9 +869,8 @@ drv_worker_free(struct drv_worker *w)
 {
     size_t i;
 
-    if (w == NULL)
+    if (DRV_NO_OBJ(w, DRV_WORKER_MAGIC))
         return;
-    DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
     /* jobs still live (hard stop): their entries stay pending in Redis */
     drv__worker_cancel_all(w, 0);
     drv__job_detach_all(w);
@@ -886,8 +883,7 @@ drv_worker_free(struct drv_worker *w)
         struct wbatch *b = w->batches;
         w->batches = b->next;
         drv_tg_free(b->tg);
-        b->magic = 0;
-        free(b);
+        DRV_FREE_OBJ(b);
     }
     if (w->queues != NULL)
         drv__worker_due_fini(w);
@@ -946,8 +942,7 @@ drv_worker_free(struct drv_worker *w)
         event_free(w->stop_ev);
     if (w->trace != NULL)
         fclose(w->trace);
-    w->magic = 0;
-    free(w);
+    DRV_FREE_OBJ(w);
 }
 
 void
