@@ -629,7 +629,7 @@ drv__admit_renew(struct drv_worker *w)
 
         drv_queue_admit_renew_init(&call,
                                    w->cfg->worker.visibility_timeout_ms);
-        for (j = w->live; j != NULL; j = j->next) {
+        LIST_FOREACH(j, &w->live, link) {
             struct wadmit *s;
 
             if (j->qi != (int)qi || j->admit == NULL || j->lost)

@@ -44,7 +44,7 @@ mark(struct drv_worker *w, int qi, const char *eid, size_t len)
     struct wjob *j;
     char qid[256];
 
-    for (j = w->live; j != NULL; j = j->next) {
+    LIST_FOREACH(j, &w->live, link) {
         if (j->qi != qi || j->lost || j->cancel_req ||
             strlen(j->job->entry_id) != len ||
             memcmp(j->job->entry_id, eid, len) != 0)
@@ -100,7 +100,7 @@ drv__worker_cancel_check(struct drv_worker *w, int64_t now)
 
         if (w->queues[qi].cancel_inflight || w->queues[qi].bad[0] != '\0')
             continue;
-        for (j = w->live; j != NULL; j = j->next)
+        LIST_FOREACH(j, &w->live, link)
             if (j->qi == (int)qi && !j->lost && !j->cancel_req)
                 break;
         if (j == NULL)

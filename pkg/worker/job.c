@@ -26,10 +26,7 @@ drv__job_create(struct drv_worker *w, struct drv_job *job, int qi)
     j->qi = qi;
     j->step = -1;
     j->refs = 2;
-    j->next = w->live;
-    if (w->live != NULL)
-        w->live->prev = j;
-    w->live = j;
+    LIST_INSERT_HEAD(&w->live, j, link);
     w->stats.live++;
     w->stats.fetched++;
     return j;
@@ -83,13 +80,7 @@ drv__job_settled(struct wjob *j)
     struct drv_worker *w = j->w;
 
     j->settle_pending = 0;
-    if (j->prev != NULL)
-        j->prev->next = j->next;
-    else
-        w->live = j->next;
-    if (j->next != NULL)
-        j->next->prev = j->prev;
-    j->prev = j->next = NULL;
+    LIST_REMOVE(j, link);
     w->stats.live--;
     drv__job_unref(j);
 }
@@ -97,11 +88,10 @@ drv__job_settled(struct wjob *j)
 void
 drv__job_detach_all(struct drv_worker *w)
 {
-    while (w->live != NULL) {
-        struct wjob *j = w->live;
+    while (!LIST_EMPTY(&w->live)) {
+        struct wjob *j = LIST_FIRST(&w->live);
 
-        w->live = j->next;
-        j->prev = j->next = NULL;
+        LIST_REMOVE(j, link);
         j->w = NULL;
     }
 }

@@ -760,7 +760,7 @@ only_refused_left(struct drv_worker *w, int *n)
     struct wjob *j;
 
     *n = 0;
-    for (j = w->live; j != NULL; j = j->next, (*n)++)
+    for (j = LIST_FIRST(&w->live); j != NULL; j = LIST_NEXT(j, link), (*n)++)
         if (!j->graph_refused && (!j->settle_pending ||
                                   w->queues[j->qi].settle_fails == 0))
             return 0;
@@ -775,7 +775,7 @@ drv__worker_check_stopped(struct drv_worker *w)
 
     if (w->state != W_DRAINING || w->stop_ev != NULL)
         return;
-    if (w->live != NULL && w->drain_expired && only_refused_left(w, &n) &&
+    if (!LIST_EMPTY(&w->live) && w->drain_expired && only_refused_left(w, &n) &&
         !w->fetch_inflight) {
         /* Redis refuses them: stop anyway; their entries stay pending
          * and another worker reclaims them (at-least-once) */
@@ -785,7 +785,7 @@ drv__worker_check_stopped(struct drv_worker *w)
         deliver_stopped(w);
         return;
     }
-    if (w->live != NULL)
+    if (!LIST_EMPTY(&w->live))
         return;
     /* a pool job abandoned at its timeout still runs: give it until the
      * drain deadline to return, so plugins can shut down cleanly */
@@ -879,9 +879,9 @@ drv_worker_free(struct drv_worker *w)
     w->procs = NULL;
     drv_pool_free(w->pool);
     w->pool = NULL;
-    while (w->batches != NULL) {
-        struct wbatch *b = w->batches;
-        w->batches = b->next;
+    while (!LIST_EMPTY(&w->batches)) {
+        struct wbatch *b = LIST_FIRST(&w->batches);
+        LIST_REMOVE(b, link);
         drv_tg_free(b->tg);
         DRV_FREE_OBJ(b);
     }
