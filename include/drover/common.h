@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #define drv_container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -55,6 +56,13 @@ void *drv_xcalloc(size_t n, size_t size);
 void *drv_xrealloc(void *p, size_t n);
 char *drv_xstrdup(const char *s);
 char *drv_xstrndup(const char *s, size_t n);
+
+/*
+ * drv_read_nb -- read(2) from a non-blocking fd, retrying EINTR. Returns
+ * the bytes read (> 0), 0 at EOF, -EAGAIN when nothing is there yet, or
+ * another -errno. Any thread.
+ */
+ssize_t drv_read_nb(int fd, void *buf, size_t len);
 
 #define DRV_ALLOC_OBJ(p, m)                                             \
     do {                                                                \

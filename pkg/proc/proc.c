@@ -368,19 +368,19 @@ read_out(struct drv_proc *p, int budget)
     while (p->out_fd >= 0 && budget-- > 0) {
         if (p->out_len < p->out_max) {
             out_reserve(p);
-            n = read(p->out_fd, p->out_buf + p->out_len,
-                     p->out_cap - p->out_len);
+            n = drv_read_nb(p->out_fd, p->out_buf + p->out_len,
+                            p->out_cap - p->out_len);
             if (n > 0)
                 p->out_len += (size_t)n;
         } else {
             /* over the cap: drain so the child never blocks on us */
-            n = read(p->out_fd, scratch, sizeof scratch);
+            n = drv_read_nb(p->out_fd, scratch, sizeof scratch);
             if (n > 0)
                 p->out_truncated = 1;
         }
-        if (n > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == -EAGAIN)
             return;
         close_out(p); /* EOF, or an error that ends the stream alike */
     }
@@ -415,16 +415,13 @@ read_err(struct drv_proc *p, int budget)
     ssize_t n;
 
     while (p->err_fd >= 0 && budget-- > 0) {
-        n = read(p->err_fd, scratch, sizeof scratch);
-        if (n > 0) {
+        n = drv_read_nb(p->err_fd, scratch, sizeof scratch);
+        if (n > 0)
             err_append(p, scratch, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        else if (n == -EAGAIN)
             return;
-        close_err(p);
+        else
+            close_err(p); /* EOF, or an error that ends the stream alike */
     }
 }
 
