@@ -425,27 +425,19 @@ read_err(struct drv_proc *p, int budget)
     }
 }
 
+/* stdout or stderr is readable (its event is deleted when it closes, so
+ * fd is still the open one). */
 static void
-on_out(evutil_socket_t fd, short what, void *arg)
+on_output(evutil_socket_t fd, short what, void *arg)
 {
     struct drv_proc *p;
 
-    (void)fd;
     (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
-    read_out(p, READ_BUDGET);
-    (void)maybe_done(p); /* p may be gone: nothing after this */
-}
-
-static void
-on_err(evutil_socket_t fd, short what, void *arg)
-{
-    struct drv_proc *p;
-
-    (void)fd;
-    (void)what;
-    DRV_CAST(p, arg, DRV_PROC_MAGIC);
-    read_err(p, READ_BUDGET);
+    if (fd == p->out_fd)
+        read_out(p, READ_BUDGET);
+    else
+        read_err(p, READ_BUDGET);
     (void)maybe_done(p); /* p may be gone: nothing after this */
 }
 
@@ -916,9 +908,9 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
     DRV_AZ(event_assign(&p->in_ev, mgr->base, p->in_fd,
                         EV_WRITE | EV_PERSIST, on_in, p));
     DRV_AZ(event_assign(&p->out_ev, mgr->base, p->out_fd,
-                        EV_READ | EV_PERSIST, on_out, p));
+                        EV_READ | EV_PERSIST, on_output, p));
     DRV_AZ(event_assign(&p->err_ev, mgr->base, p->err_fd,
-                        EV_READ | EV_PERSIST, on_err, p));
+                        EV_READ | EV_PERSIST, on_output, p));
     DRV_AZ(event_assign(&p->exit_ev, mgr->base, -1, 0, on_exit_ready, p));
     DRV_AZ(event_assign(&p->kill_ev, mgr->base, -1, 0, on_kill_timer, p));
     DRV_AZ(event_assign(&p->drain_ev, mgr->base, -1, 0, on_drain, p));
