@@ -248,35 +248,26 @@ destroy(struct drv_proc *p)
 
 /* ----------------------------------------------------------------- pipes */
 
+/* Stop watching a parent end of a pipe and close it, once. */
+static void
+close_watched(struct event *ev, int *fd)
+{
+    if (*fd < 0)
+        return;
+    DRV_AZ(event_del(ev));
+    close_fd(fd);
+}
+
 static void
 close_in(struct drv_proc *p)
 {
     if (p->in_fd < 0)
         return;
-    DRV_AZ(event_del(&p->in_ev));
-    close_fd(&p->in_fd);
+    close_watched(&p->in_ev, &p->in_fd);
     if (p->in_off < p->in_len && p->in_code == 0)
         p->in_code = -EPIPE;
     free(p->in_buf);
     p->in_buf = NULL;
-}
-
-static void
-close_out(struct drv_proc *p)
-{
-    if (p->out_fd < 0)
-        return;
-    DRV_AZ(event_del(&p->out_ev));
-    close_fd(&p->out_fd);
-}
-
-static void
-close_err(struct drv_proc *p)
-{
-    if (p->err_fd < 0)
-        return;
-    DRV_AZ(event_del(&p->err_ev));
-    close_fd(&p->err_fd);
 }
 
 /* Complete if the exit is seen and both output pipes are done. Returns 1
@@ -382,7 +373,8 @@ read_out(struct drv_proc *p, int budget)
             continue;
         if (n == -EAGAIN)
             return;
-        close_out(p); /* EOF, or an error that ends the stream alike */
+        /* EOF, or an error that ends the stream alike */
+        close_watched(&p->out_ev, &p->out_fd);
     }
 }
 
@@ -420,8 +412,8 @@ read_err(struct drv_proc *p, int budget)
             err_append(p, scratch, (size_t)n);
         else if (n == -EAGAIN)
             return;
-        else
-            close_err(p); /* EOF, or an error that ends the stream alike */
+        else /* EOF, or an error that ends the stream alike */
+            close_watched(&p->err_ev, &p->err_fd);
     }
 }
 
@@ -492,8 +484,8 @@ after_exit(struct drv_proc *p)
     /* Its stdin reader is gone; nothing else of the job may read it. */
     close_in(p);
     if (p->detached) {
-        close_out(p);
-        close_err(p);
+        close_watched(&p->out_ev, &p->out_fd);
+        close_watched(&p->err_ev, &p->err_fd);
     }
     if (maybe_done(p))
         return;
@@ -540,8 +532,8 @@ on_drain(evutil_socket_t fd, short what, void *arg)
      * hold them open left the job's group. */
     read_out(p, READ_BUDGET);
     read_err(p, READ_BUDGET);
-    close_out(p);
-    close_err(p);
+    close_watched(&p->out_ev, &p->out_fd);
+    close_watched(&p->err_ev, &p->err_fd);
     finish(p, 0);
 }
 
@@ -672,8 +664,8 @@ finish(struct drv_proc *p, int code)
 
     DRV_ASSERT(p->state == ST_EXITED);
     close_in(p);
-    close_out(p);
-    close_err(p);
+    close_watched(&p->out_ev, &p->out_fd);
+    close_watched(&p->err_ev, &p->err_fd);
     DRV_AZ(event_del(&p->exit_ev));
     DRV_AZ(event_del(&p->kill_ev));
     DRV_AZ(event_del(&p->drain_ev));
