@@ -133,16 +133,6 @@ qkey(const char *prefix, const char *queue, const char *what)
     return drv_buf_take(&b, NULL);
 }
 
-static char *
-copy_bytes(const char *s, size_t n)
-{
-    char *p = drv_xmalloc(n + 1);
-
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 void
 drv_queue_graph_boxes_fini(struct drv_queue_graph_boxes *b)
 {
@@ -183,9 +173,9 @@ add_box(const redisReply *e, struct drv_queue_graph_boxes *out,
     }
     b = &out->v[out->n++];
     b->in = strcmp(e->element[0]->str, "in") == 0;
-    b->queue = copy_bytes(e->element[1]->str, e->element[1]->len);
-    b->key = copy_bytes(e->element[2]->str, e->element[2]->len);
-    b->rec = copy_bytes(e->element[3]->str, e->element[3]->len);
+    b->queue = drv_xstrndup(e->element[1]->str, e->element[1]->len);
+    b->key = drv_xstrndup(e->element[2]->str, e->element[2]->len);
+    b->rec = drv_xstrndup(e->element[3]->str, e->element[3]->len);
     b->rec_len = e->element[3]->len;
     return 0;
 }
