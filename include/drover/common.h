@@ -85,6 +85,27 @@ ssize_t drv_read_nb(int fd, void *buf, size_t len);
                          __func__), 0)))
 
 /*
+ * drv_free_now -- for an object that its own callbacks may free: it keeps
+ * in_callback, the depth of its dispatch on the stack, and a freeing flag.
+ * Marks *freeing and returns 1 when the caller frees the object now; 0
+ * when a free was asked before, or when a dispatch is on the stack, which
+ * then finishes the free on its way out. Loop thread.
+ */
+static inline int
+drv_free_now(int *freeing, int in_callback)
+{
+    if (*freeing)
+        return 0;
+    *freeing = 1;
+    return in_callback == 0;
+}
+
+/* The head of the _free of such an object p (NULL allowed), with its
+ * fields named freeing and in_callback: true when the caller frees it. */
+#define DRV_FREE_NOW(p, m)                                              \
+    (!DRV_NO_OBJ((p), (m)) && drv_free_now(&(p)->freeing, (p)->in_callback))
+
+/*
  * The tail of a _free: wipe the magic, so that a stale pointer fails its
  * next DRV_CHECK_OBJ or DRV_CAST at the guilty line, free, and clear p.
  */

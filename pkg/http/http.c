@@ -811,14 +811,8 @@ destroy(struct drv_http *h)
 void
 drv_http_free(struct drv_http *h)
 {
-    if (DRV_NO_OBJ(h, DRV_HTTP_MAGIC))
-        return;
-    if (h->freeing)
-        return;
-    h->freeing = 1;
-    if (h->in_callback > 0)
-        return; /* leave() destroys it on the way out */
-    destroy(h);
+    if (DRV_FREE_NOW(h, DRV_HTTP_MAGIC))
+        destroy(h); /* else leave() destroys it on the way out */
 }
 
 size_t

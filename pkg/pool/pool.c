@@ -82,7 +82,7 @@ struct drv_pool {
     size_t outstanding;             /* loop: submitted, done not yet run */
     int ev_added;                   /* loop: ev is added */
     int in_callback;                /* loop: inside the drain */
-    int freeing;                    /* loop: free requested in a callback */
+    int freeing;                    /* loop: drv_pool_free called */
     char name[16];                  /* thread name prefix */
 };
 
@@ -337,12 +337,9 @@ drv_pool_free(struct drv_pool *p)
     if (p->freeing)
         return;
     stop_threads(p);
-    if (p->in_callback > 0) {
-        /* called from a done(): the drain on the stack finishes it */
-        p->freeing = 1;
-        return;
-    }
-    finish_free(p);
+    /* else called from a done(): the drain on the stack finishes it */
+    if (drv_free_now(&p->freeing, p->in_callback))
+        finish_free(p);
 }
 
 int

@@ -197,14 +197,8 @@ drv_sem_create(struct drv_loop *loop, int limit, struct drv_sem **out)
 void
 drv_sem_free(struct drv_sem *s)
 {
-    if (DRV_NO_OBJ(s, DRV_SEM_MAGIC))
-        return;
-    if (s->freeing)
-        return;
-    s->freeing = 1;
-    if (s->in_callback > 0)
-        return; /* on_deliver finishes it on its way out */
-    finish_free(s);
+    if (DRV_FREE_NOW(s, DRV_SEM_MAGIC))
+        finish_free(s); /* else on_deliver finishes it on its way out */
 }
 
 int

@@ -1082,10 +1082,8 @@ drv_tg_free(struct drv_tg *tg)
     DRV_ASSERT(tg->n_released == tg->report.n_tasks);
     tg->on_done = NULL;
     tg->on_quiesced = NULL;
-    tg->freeing = 1;
-    if (tg->in_callback > 0)
-        return; /* on_kick destroys it on its way out */
-    tg_destroy(tg);
+    if (drv_free_now(&tg->freeing, tg->in_callback))
+        tg_destroy(tg); /* else on_kick destroys it on its way out */
 }
 
 int
