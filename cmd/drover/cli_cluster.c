@@ -224,13 +224,11 @@ drv__cli_cluster_free(struct drv__cli_cluster *cl)
 {
     int i;
 
-    if (cl == NULL)
+    if (DRV_NO_OBJ(cl, CLI_CLUSTER_MAGIC))
         return;
-    DRV_CHECK_OBJ(cl, CLI_CLUSTER_MAGIC);
     for (i = 0; i < cl->nnodes; i++)
         drv_redis_sync_free(cl->nodes[i].rs);
-    cl->magic = 0;
-    free(cl);
+    DRV_FREE_OBJ(cl);
 }
 
 /* The first redirection among n replies: 'M' (MOVED, *rd filled), 'A'

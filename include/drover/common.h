@@ -6,6 +6,10 @@
  * hiredis or the pool into a typed pointer and asserts its magic, so a
  * use-after-free fails at the guilty line instead of much later.
  *
+ * DRV_ALLOC_OBJ, DRV_NO_OBJ and DRV_FREE_OBJ are the three steps of such an
+ * object's life on the heap: calloc and set the magic, the NULL check at
+ * the head of its _free, and the wipe of the magic before free().
+ *
  * DRV_AN / DRV_AZ wrap calls that cannot fail on valid arguments
  * (pthread_mutex_lock, event_add on a valid event). They stay on in release
  * builds: they check invariants, never input.
@@ -17,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #define drv_container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -52,10 +57,63 @@ void *drv_xrealloc(void *p, size_t n);
 char *drv_xstrdup(const char *s);
 char *drv_xstrndup(const char *s, size_t n);
 
+/*
+ * drv_read_nb -- read(2) from a non-blocking fd, retrying EINTR. Returns
+ * the bytes read (> 0), 0 at EOF, -EAGAIN when nothing is there yet, or
+ * another -errno. Any thread.
+ */
+ssize_t drv_read_nb(int fd, void *buf, size_t len);
+
 #define DRV_ALLOC_OBJ(p, m)                                             \
     do {                                                                \
         (p) = drv_xcalloc(1, sizeof *(p));                              \
         (p)->magic = (m);                                               \
+    } while (0)
+
+/*
+ * The head of a _free or _fini that accepts NULL:
+ *
+ *     if (DRV_NO_OBJ(p, DRV_X_MAGIC))
+ *         return;
+ *
+ * True when p is NULL; otherwise asserts p's magic and is false.
+ */
+#define DRV_NO_OBJ(p, m)                                                \
+    ((p) == NULL ||                                                     \
+     ((p)->magic == (m) ? 0                                             \
+      : (drv_assert_fail(#p "->magic == " #m, __FILE__, __LINE__,       \
+                         __func__), 0)))
+
+/*
+ * drv_free_now -- for an object that its own callbacks may free: it keeps
+ * in_callback, the depth of its dispatch on the stack, and a freeing flag.
+ * Marks *freeing and returns 1 when the caller frees the object now; 0
+ * when a free was asked before, or when a dispatch is on the stack, which
+ * then finishes the free on its way out. Loop thread.
+ */
+static inline int
+drv_free_now(int *freeing, int in_callback)
+{
+    if (*freeing)
+        return 0;
+    *freeing = 1;
+    return in_callback == 0;
+}
+
+/* The head of the _free of such an object p (NULL allowed), with its
+ * fields named freeing and in_callback: true when the caller frees it. */
+#define DRV_FREE_NOW(p, m)                                              \
+    (!DRV_NO_OBJ((p), (m)) && drv_free_now(&(p)->freeing, (p)->in_callback))
+
+/*
+ * The tail of a _free: wipe the magic, so that a stale pointer fails its
+ * next DRV_CHECK_OBJ or DRV_CAST at the guilty line, free, and clear p.
+ */
+#define DRV_FREE_OBJ(p)                                                 \
+    do {                                                                \
+        (p)->magic = 0;                                                 \
+        free(p);                                                        \
+        (p) = NULL;                                                     \
     } while (0)
 
 #endif

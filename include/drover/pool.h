@@ -27,6 +27,7 @@
 #define DROVER_POOL_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct drv_loop;
 struct drv_pool;
@@ -48,8 +49,7 @@ struct drv_pool_work {
     drv_pool_work_fn *_work;     /* runs on a pool thread */
     drv_pool_done_fn *_done;     /* runs on the loop thread */
     struct drv_pool *_pool;      /* borrowed: the pool it was submitted to */
-    struct drv_pool_work *_next; /* borrowed: queue or done-list link */
-    struct drv_pool_work *_prev; /* borrowed: queue link (unlink on cancel) */
+    TAILQ_ENTRY(drv_pool_work) _link; /* on the pool's queue or done-list */
 };
 
 struct drv_pool_opts {

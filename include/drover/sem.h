@@ -19,6 +19,7 @@
 #define DROVER_SEM_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct drv_loop;
 struct drv_sem;
@@ -38,8 +39,7 @@ struct drv_sem_waiter {
     struct drv_sem *_sem;         /* borrowed: the semaphore waited on */
     drv_sem_fn *_fn;              /* callback */
     void *_ctx;                   /* borrowed: the caller's */
-    struct drv_sem_waiter *_next; /* borrowed: wait or grant list link */
-    struct drv_sem_waiter *_prev; /* borrowed: wait or grant list link */
+    TAILQ_ENTRY(drv_sem_waiter) _link; /* on the wait or grant list */
 };
 
 struct drv_sem_stats {

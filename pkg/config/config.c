@@ -757,9 +757,8 @@ drv_config_free(struct drv_config *cfg)
 {
     size_t i;
 
-    if (cfg == NULL)
+    if (DRV_NO_OBJ(cfg, DRV_CONFIG_MAGIC))
         return;
-    DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
     free(cfg->file);
     free(cfg->redis.url);
     free(cfg->redis.prefix);
@@ -781,8 +780,7 @@ drv_config_free(struct drv_config *cfg)
     for (i = 0; i < cfg->nschedules; i++)
         drv__config_schedule_free(cfg->schedules[i]);
     free(cfg->schedules);
-    cfg->magic = 0;
-    free(cfg);
+    DRV_FREE_OBJ(cfg);
 }
 
 const struct drv_config_job *

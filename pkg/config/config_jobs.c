@@ -237,9 +237,8 @@ static const struct drv__config_field step_fields[] = {
 void
 drv__config_job_free(struct drv_config_job *job)
 {
-    if (job == NULL)
+    if (DRV_NO_OBJ(job, DRV_CONFIG_JOB_MAGIC))
         return;
-    DRV_CHECK_OBJ(job, DRV_CONFIG_JOB_MAGIC);
     free(job->name);
     free(job->rate);
     free(job->limit_key);
@@ -253,8 +252,7 @@ drv__config_job_free(struct drv_config_job *job)
     free(job->http.body);
     free(job->plugin.library);
     free(job->plugin.symbol);
-    job->magic = 0;
-    free(job);
+    DRV_FREE_OBJ(job);
 }
 
 static struct drv_config_job *
@@ -440,16 +438,14 @@ drv__config_pipeline_free(struct drv_config_pipeline *pl)
 {
     size_t i;
 
-    if (pl == NULL)
+    if (DRV_NO_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC))
         return;
-    DRV_CHECK_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC);
     free(pl->name);
     for (i = 0; i < pl->nsteps; i++)
         free((void *)pl->steps[i].jobs);
     free(pl->steps);
     drv__config_graph_free(pl);
-    pl->magic = 0;
-    free(pl);
+    DRV_FREE_OBJ(pl);
 }
 
 static struct drv_config_pipeline *

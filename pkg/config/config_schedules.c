@@ -83,16 +83,14 @@ check_name(const char *s, struct drv_err *err)
 void
 drv__config_schedule_free(struct drv_config_schedule *s)
 {
-    if (s == NULL)
+    if (DRV_NO_OBJ(s, DRV_CONFIG_SCHEDULE_MAGIC))
         return;
-    DRV_CHECK_OBJ(s, DRV_CONFIG_SCHEDULE_MAGIC);
     free(s->name);
     drv_cron_free(s->cron);
     drv_tz_free(s->tz);
     free(s->queue);
     drv__config_kv_free(s->fields, s->nfields);
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }
 
 /* A schedule's mapping being read: which keys came, at which nodes. */

@@ -315,11 +315,9 @@ out:
 void
 drv_cron_free(struct drv_cron *c)
 {
-    if (c == NULL)
+    if (DRV_NO_OBJ(c, DRV_CRON_MAGIC))
         return;
-    DRV_CHECK_OBJ(c, DRV_CRON_MAGIC);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 const char *

@@ -378,8 +378,7 @@ fini_exec(struct drv_hrun *r)
     DRV_CAST(er, r->state, EXEC_RUN_MAGIC);
     drv_proc_free(er->proc);
     drv__exec_progress_free(er->progress);
-    er->magic = 0;
-    free(er);
+    DRV_FREE_OBJ(er);
 }
 
 const struct drv_handler_ops drv__handler_exec = {

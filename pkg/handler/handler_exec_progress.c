@@ -76,14 +76,12 @@ on_readable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(p, arg, EXEC_PROGRESS_MAGIC);
     for (;;) {
-        n = read(fd, buf, sizeof buf);
+        n = drv_read_nb(fd, buf, sizeof buf);
         if (n > 0) {
             on_bytes(p, buf, (size_t)n);
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == -EAGAIN)
             return;
         /* EOF (every copy of the write end closed) or an error */
         if (p->len > 0)
@@ -127,10 +125,8 @@ drv__exec_progress_open(struct drv_hrun *r, struct drv__exec_progress **out,
 void
 drv__exec_progress_free(struct drv__exec_progress *p)
 {
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, EXEC_PROGRESS_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, EXEC_PROGRESS_MAGIC);
     close_reader(p);
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
 }

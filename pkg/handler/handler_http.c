@@ -396,8 +396,7 @@ fini_http(struct drv_hrun *r)
     struct hjob *hj;
 
     DRV_CAST(hj, r->state, HJOB_MAGIC);
-    hj->magic = 0;
-    free(hj);
+    DRV_FREE_OBJ(hj);
 }
 
 const struct drv_handler_ops drv__handler_http = {

@@ -144,8 +144,7 @@ timers_clear(struct drv_job_view *v)
     while ((pt = v->timers) != NULL) {
         v->timers = pt->next;
         event_free(pt->ev);
-        pt->magic = 0;
-        free(pt);
+        DRV_FREE_OBJ(pt);
     }
 }
 
@@ -345,8 +344,7 @@ on_ptimer(evutil_socket_t fd, short what, void *arg)
         DRV_AN(*pp);
     *pp = pt->next;
     event_free(pt->ev);
-    pt->magic = 0;
-    free(pt);
+    DRV_FREE_OBJ(pt);
     /* finished jobs have no timers left: this job is live */
     fn(v, parg);
 }
@@ -462,8 +460,7 @@ view_free(struct drv_job_view *v)
         v->data_free(v->data);
     free(v->result);
     free(v->error);
-    v->magic = 0;
-    free(v);
+    DRV_FREE_OBJ(v);
 }
 
 static struct drv_job_view *
@@ -632,19 +629,16 @@ shutdown_plugin(struct drv_handler_host *host)
     struct drv_hplugins *hp = host->plugins;
     struct ptype *pt;
 
-    if (hp == NULL)
+    if (DRV_NO_OBJ(hp, HPLUGINS_MAGIC))
         return;
-    DRV_CHECK_OBJ(hp, HPLUGINS_MAGIC);
     drv_plugin_set_free(hp->set);
     while ((pt = hp->types) != NULL) {
         hp->types = pt->next;
         if (pt->ht != NULL)
             pt->ht->state = NULL;
-        pt->magic = 0;
-        free(pt);
+        DRV_FREE_OBJ(pt);
     }
-    hp->magic = 0;
-    free(hp);
+    DRV_FREE_OBJ(hp);
     host->plugins = NULL;
 }
 

@@ -126,11 +126,9 @@ drv__hrun_progress_free(struct drv_hrun *r)
 {
     struct drv_hprogress *p = r->progress;
 
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, DRV_HPROGRESS_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, DRV_HPROGRESS_MAGIC);
     DRV_AZ(pthread_mutex_destroy(&p->mu));
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
     r->progress = NULL;
 }

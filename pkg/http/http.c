@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -99,8 +100,7 @@ struct drv_http_call {
     char reason[REASON_MAX];    /* reason phrase of the last status line */
     char *location;             /* owned: 3xx target, NULL */
     char errbuf[CURL_ERROR_SIZE]; /* curl's detailed error text */
-    struct drv_http_call *prev; /* borrowed: active list link */
-    struct drv_http_call *next; /* borrowed: active or done list link */
+    TAILQ_ENTRY(drv_http_call) link; /* on h->active, done or spare */
 };
 
 /* A socket curl asked us to watch. Kept (unwatched) after curl's
@@ -114,9 +114,10 @@ struct hsock {
     curl_socket_t fd;           /* curl's socket (curl closes it) */
     int added;                  /* ev is on the loop */
     struct event ev;            /* EV_PERSIST, READ and/or WRITE */
-    struct hsock *prev;         /* borrowed: h->socks links */
-    struct hsock *next;         /* borrowed: same */
+    LIST_ENTRY(hsock) link;     /* on h->socks */
 };
+
+TAILQ_HEAD(call_list, drv_http_call);
 
 struct drv_http {
     unsigned magic;
@@ -128,17 +129,16 @@ struct drv_http {
     char *user_agent;           /* owned */
     struct event timer_ev;      /* curl's timeout */
     struct event done_ev;       /* user event: deliver the done list */
-    struct hsock *socks;        /* owned: sockets curl told us of */
+    LIST_HEAD(, hsock) socks;   /* owned: sockets curl told us of */
     struct hsock **sock_by_fd;  /* owned array: socks indexed by fd */
     size_t nsock_by_fd;         /* entries of sock_by_fd */
-    struct drv_http_call *spare; /* owned: finished calls kept with their
+    struct call_list spare;     /* owned: finished calls kept with their
                                    easy handle and buffers for reuse */
     size_t nspare;              /* calls on spare */
     size_t spare_max;           /* most calls kept on spare */
     struct drv_buf url_ok;      /* the last URL check_url accepted */
-    struct drv_http_call *active; /* owned: calls in the multi */
-    struct drv_http_call *done_head; /* owned: callbacks due, FIFO */
-    struct drv_http_call *done_tail; /* borrowed: last of the FIFO */
+    struct call_list active;    /* owned: calls in the multi */
+    struct call_list done;      /* owned: callbacks due, FIFO */
     size_t pending;             /* calls whose callback has not returned */
     int in_callback;            /* depth of our libevent callbacks */
     int freeing;                /* drv_http_free was called */
@@ -336,8 +336,7 @@ call_destroy(struct drv_http_call *c)
     drv_buf_fini(&c->body);
     drv_buf_fini(&c->rbody);
     free(c->location);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 /* A call for a new request: a spare one (its easy handle reset, its
@@ -345,7 +344,7 @@ call_destroy(struct drv_http_call *c)
 static struct drv_http_call *
 call_get(struct drv_http *h)
 {
-    struct drv_http_call *c = h->spare, keep;
+    struct drv_http_call *c = TAILQ_FIRST(&h->spare), keep;
 
     if (c == NULL) {
         DRV_ALLOC_OBJ(c, DRV_HTTP_CALL_MAGIC);
@@ -359,7 +358,7 @@ call_get(struct drv_http *h)
         }
     } else {
         DRV_CHECK_OBJ(c, SPARE_CALL_MAGIC);
-        h->spare = c->next;
+        TAILQ_REMOVE(&h->spare, c, link);
         h->nspare--;
         keep = *c;
         memset(c, 0, sizeof *c);
@@ -400,8 +399,7 @@ call_release(struct drv_http *h, struct drv_http_call *c)
     if (c->hdr_text.cap > SPARE_BUF_MAX)
         drv_buf_fini(&c->hdr_text);
     c->magic = SPARE_CALL_MAGIC;
-    c->next = h->spare;
-    h->spare = c;
+    TAILQ_INSERT_HEAD(&h->spare, c, link);
     h->nspare++;
 }
 
@@ -410,25 +408,13 @@ static void
 spare_trim(struct drv_http *h, size_t keep)
 {
     while (h->nspare > keep) {
-        struct drv_http_call *c = h->spare;
+        struct drv_http_call *c = TAILQ_FIRST(&h->spare);
 
         DRV_CHECK_OBJ(c, SPARE_CALL_MAGIC);
-        h->spare = c->next;
+        TAILQ_REMOVE(&h->spare, c, link);
         h->nspare--;
         call_destroy(c);
     }
-}
-
-static void
-active_unlink(struct drv_http *h, struct drv_http_call *c)
-{
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        h->active = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
 }
 
 /* An ACTIVE call leaves the multi and joins the done list with code. */
@@ -439,14 +425,10 @@ call_finish(struct drv_http_call *c, int code)
 
     DRV_ASSERT(c->state == CALL_ACTIVE);
     DRV_AZ(curl_multi_remove_handle(h->multi, c->easy));
-    active_unlink(h, c);
+    TAILQ_REMOVE(&h->active, c, link);
     c->state = CALL_DONE;
     c->code = code;
-    if (h->done_tail != NULL)
-        h->done_tail->next = c;
-    else
-        h->done_head = c;
-    h->done_tail = c;
+    TAILQ_INSERT_TAIL(&h->done, c, link);
 }
 
 /* curl's result of a finished transfer as our code. */
@@ -536,13 +518,10 @@ deliver(struct drv_http *h)
 {
     struct drv_http_call *c;
 
-    while ((c = h->done_head) != NULL) {
+    while ((c = TAILQ_FIRST(&h->done)) != NULL) {
         struct drv_http_resp r;
 
-        h->done_head = c->next;
-        if (h->done_head == NULL)
-            h->done_tail = NULL;
-        c->next = NULL;
+        TAILQ_REMOVE(&h->done, c, link);
         c->state = CALL_CALLING;
         memset(&r, 0, sizeof r);
         r.retry_after_ms = -1;
@@ -642,15 +621,9 @@ static void
 sock_free(struct drv_http *h, struct hsock *s)
 {
     DRV_AZ(event_del(&s->ev));
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        h->socks = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     h->sock_by_fd[s->fd] = NULL;
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }
 
 /* The hsock of fd, made on first use. */
@@ -675,10 +648,7 @@ sock_get(struct drv_http *h, curl_socket_t fd)
         DRV_ALLOC_OBJ(s, HSOCK_MAGIC);
         s->h = h;
         s->fd = fd;
-        s->next = h->socks;
-        if (h->socks != NULL)
-            h->socks->prev = s;
-        h->socks = s;
+        LIST_INSERT_HEAD(&h->socks, s, link);
         h->sock_by_fd[fd] = s;
     }
     return s;
@@ -768,6 +738,9 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     h->base = drv_loop_base(loop);
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
     drv_buf_init(&h->url_ok);
+    TAILQ_INIT(&h->active);
+    TAILQ_INIT(&h->done);
+    TAILQ_INIT(&h->spare);
     evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
     event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
     h->multi = curl_multi_init();
@@ -814,10 +787,8 @@ destroy(struct drv_http *h)
 {
     h->freeing = 1;
     h->in_callback++; /* a drv_http_free from the callbacks below: no-op */
-    while (h->active != NULL) {
-        struct drv_http_call *c = h->active;
-        call_finish(c, -ECANCELED);
-    }
+    while (!TAILQ_EMPTY(&h->active))
+        call_finish(TAILQ_FIRST(&h->active), -ECANCELED);
     deliver(h);
     h->in_callback--;
     DRV_ASSERT(h->pending == 0);
@@ -825,8 +796,8 @@ destroy(struct drv_http *h)
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi); /* closes idle connections */
     h->multi = NULL;
-    while (h->socks != NULL)
-        sock_free(h, h->socks);
+    while (!LIST_EMPTY(&h->socks))
+        sock_free(h, LIST_FIRST(&h->socks));
     free(h->sock_by_fd);
     if (h->share != NULL)
         curl_share_cleanup(h->share);
@@ -834,22 +805,14 @@ destroy(struct drv_http *h)
     event_del(&h->done_ev);
     drv_buf_fini(&h->url_ok);
     free(h->user_agent);
-    h->magic = 0;
-    free(h);
+    DRV_FREE_OBJ(h);
 }
 
 void
 drv_http_free(struct drv_http *h)
 {
-    if (h == NULL)
-        return;
-    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
-    if (h->freeing)
-        return;
-    h->freeing = 1;
-    if (h->in_callback > 0)
-        return; /* leave() destroys it on the way out */
-    destroy(h);
+    if (DRV_FREE_NOW(h, DRV_HTTP_MAGIC))
+        destroy(h); /* else leave() destroys it on the way out */
 }
 
 size_t
@@ -1012,10 +975,7 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
         return -ENOMEM;
     }
     c->state = CALL_ACTIVE;
-    c->next = h->active;
-    if (h->active != NULL)
-        h->active->prev = c;
-    h->active = c;
+    TAILQ_INSERT_HEAD(&h->active, c, link);
     h->pending++;
     if (out != NULL)
         *out = c;
@@ -1027,9 +987,8 @@ drv_http_cancel(struct drv_http_call *c)
 {
     struct drv_http *h;
 
-    if (c == NULL)
+    if (DRV_NO_OBJ(c, DRV_HTTP_CALL_MAGIC))
         return;
-    DRV_CHECK_OBJ(c, DRV_HTTP_CALL_MAGIC);
     h = c->h;
     switch (c->state) {
     case CALL_ACTIVE:

@@ -243,8 +243,7 @@ drv_loop_signals_clear(struct drv_loop *loop)
     for (s = loop->sigs; s != NULL; s = sn) {
         sn = s->next;
         event_free(s->ev);
-        s->magic = 0;
-        free(s);
+        DRV_FREE_OBJ(s);
     }
     loop->sigs = NULL;
 }
@@ -254,9 +253,8 @@ drv_loop_free(struct drv_loop *loop)
 {
     struct deferred *d, *dn;
 
-    if (loop == NULL)
+    if (DRV_NO_OBJ(loop, DRV_LOOP_MAGIC))
         return;
-    DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
     drv_loop_signals_clear(loop);
     for (d = loop->defer_head; d != NULL; d = dn) {
         dn = d->next;
@@ -269,8 +267,7 @@ drv_loop_free(struct drv_loop *loop)
     if (loop->base != NULL)
         event_base_free(loop->base);
     DRV_AZ(pthread_mutex_destroy(&loop->defer_mu));
-    loop->magic = 0;
-    free(loop);
+    DRV_FREE_OBJ(loop);
 }
 
 struct event_base *

@@ -82,8 +82,7 @@ family_free(struct drv_metrics_family *f)
         sn = s->_next;
         free(s->_buckets);
         free(s->_labels);
-        s->magic = 0;
-        free(s);
+        DRV_FREE_OBJ(s);
     }
     for (i = 0; i < f->nlabels; i++)
         free(f->labels[i]);
@@ -91,8 +90,7 @@ family_free(struct drv_metrics_family *f)
         free(f->le[i]);
     free(f->name);
     free(f->help);
-    f->magic = 0;
-    free(f);
+    DRV_FREE_OBJ(f);
 }
 
 void
@@ -100,15 +98,13 @@ drv_metrics_free(struct drv_metrics *m)
 {
     struct drv_metrics_family *f, *fn;
 
-    if (m == NULL)
+    if (DRV_NO_OBJ(m, DRV_METRICS_MAGIC))
         return;
-    DRV_CHECK_OBJ(m, DRV_METRICS_MAGIC);
     for (f = m->families; f != NULL; f = fn) {
         fn = f->next;
         family_free(f);
     }
-    m->magic = 0;
-    free(m);
+    DRV_FREE_OBJ(m);
 }
 
 /* A double as Prometheus reads it: integers plainly, +Inf, -Inf, NaN,

@@ -197,13 +197,11 @@ drv_metrics_http_start(struct drv_loop *loop,
 void
 drv_metrics_http_stop(struct drv_metrics_http *h)
 {
-    if (h == NULL)
+    if (DRV_NO_OBJ(h, HTTP_MAGIC))
         return;
-    DRV_CHECK_OBJ(h, HTTP_MAGIC);
     evhttp_free(h->http);
     drv_buf_fini(&h->out);
-    h->magic = 0;
-    free(h);
+    DRV_FREE_OBJ(h);
 }
 
 int

@@ -146,9 +146,7 @@ drv_metrics_process_update(struct drv_metrics_process *p)
 void
 drv_metrics_process_free(struct drv_metrics_process *p)
 {
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, PROCESS_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, PROCESS_MAGIC);
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
 }

@@ -114,8 +114,7 @@ plib_free(struct plib *l)
     free(l->path);
     free(l->library);
     free(l->symbol);
-    l->magic = 0;
-    free(l);
+    DRV_FREE_OBJ(l);
 }
 
 static struct plib *
@@ -206,23 +205,20 @@ drv_plugin_set_free(struct drv_plugin_set *s)
     struct drv_plugin *p;
     struct plib *l;
 
-    if (s == NULL)
+    if (DRV_NO_OBJ(s, DRV_PLUGIN_SET_MAGIC))
         return;
-    DRV_CHECK_OBJ(s, DRV_PLUGIN_SET_MAGIC);
     while ((p = s->instances) != NULL) {
         s->instances = p->next;
         if (p->lib->table.shutdown != NULL)
             p->lib->table.shutdown(p->state);
         free(p->job_type);
-        p->magic = 0;
-        free(p);
+        DRV_FREE_OBJ(p);
     }
     while ((l = s->libs) != NULL) {
         s->libs = l->next;
         plib_free(l);
     }
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }
 
 int

@@ -56,6 +56,8 @@ enum work_state {
     WORK_DONE         /* on the done-list, or detached and being delivered */
 };
 
+TAILQ_HEAD(work_list, drv_pool_work);
+
 struct drv_pool {
     unsigned magic;
     struct drv_loop *loop;          /* borrowed: must outlive the pool */
@@ -65,10 +67,8 @@ struct drv_pool {
     int nthreads;                   /* requested */
     int nstarted;                   /* actually started */
     int stopping;                   /* set by drv_pool_free (mu) */
-    struct drv_pool_work *q_head;   /* borrowed: queue head (mu) */
-    struct drv_pool_work *q_tail;   /* borrowed: queue tail (mu) */
-    struct drv_pool_work *d_head;   /* borrowed: done-list head (mu) */
-    struct drv_pool_work *d_tail;   /* borrowed: done-list tail (mu) */
+    struct work_list queue;         /* borrowed: work to run (mu) */
+    struct work_list done;          /* borrowed: done-list (mu) */
     int n_queued;                   /* length of the queue (mu) */
     int n_busy;                     /* threads inside work() (mu) */
     int n_done_pending;             /* length of the done-list (mu) */
@@ -82,7 +82,7 @@ struct drv_pool {
     size_t outstanding;             /* loop: submitted, done not yet run */
     int ev_added;                   /* loop: ev is added */
     int in_callback;                /* loop: inside the drain */
-    int freeing;                    /* loop: free requested in a callback */
+    int freeing;                    /* loop: drv_pool_free called */
     char name[16];                  /* thread name prefix */
 };
 
@@ -97,19 +97,14 @@ push_done(struct drv_pool *p, struct drv_pool_work *w, int status)
 
     w->_state = WORK_DONE;
     w->_status = status;
-    w->_next = NULL;
-    w->_prev = NULL;
-    if (p->d_tail != NULL) {
-        p->d_tail->_next = w;
-    } else {
-        p->d_head = w;
+    if (TAILQ_EMPTY(&p->done)) {
         /* the only wakeup: the loop drains everything pushed until it
          * detaches, and anything pushed after finds the list empty */
         n = write(p->efd, &one, sizeof one);
         DRV_ASSERT(n == (ssize_t)sizeof one || errno == EAGAIN);
         p->n_wakeups++;
     }
-    p->d_tail = w;
+    TAILQ_INSERT_TAIL(&p->done, w, _link);
     p->n_done_pending++;
 }
 
@@ -117,15 +112,7 @@ push_done(struct drv_pool *p, struct drv_pool_work *w, int status)
 static void
 queue_unlink(struct drv_pool *p, struct drv_pool_work *w)
 {
-    if (w->_prev != NULL)
-        w->_prev->_next = w->_next;
-    else
-        p->q_head = w->_next;
-    if (w->_next != NULL)
-        w->_next->_prev = w->_prev;
-    else
-        p->q_tail = w->_prev;
-    w->_next = w->_prev = NULL;
+    TAILQ_REMOVE(&p->queue, w, _link);
     p->n_queued--;
 }
 
@@ -140,13 +127,13 @@ worker(void *arg)
     DRV_CAST(p, arg, DRV_POOL_MAGIC);
     DRV_AZ(pthread_mutex_lock(&p->mu));
     for (;;) {
-        while (p->q_head == NULL && !p->stopping)
+        while (TAILQ_EMPTY(&p->queue) && !p->stopping)
             DRV_AZ(pthread_cond_wait(&p->cond, &p->mu));
         /* drv_pool_free moved the queue to the done-list before setting
          * stopping, so there is nothing left to run */
         if (p->stopping)
             break;
-        w = p->q_head;
+        w = TAILQ_FIRST(&p->queue);
         queue_unlink(p, w);
         w->_state = WORK_RUNNING;
         p->n_busy++;
@@ -181,20 +168,20 @@ ev_update(struct drv_pool *p)
 static size_t
 drain_once(struct drv_pool *p)
 {
-    struct drv_pool_work *w, *next;
+    struct work_list batch;
+    struct drv_pool_work *w;
     size_t n = 0;
 
+    TAILQ_INIT(&batch);
     DRV_AZ(pthread_mutex_lock(&p->mu));
-    w = p->d_head;
-    p->d_head = p->d_tail = NULL;
+    TAILQ_CONCAT(&batch, &p->done, _link);
     p->n_done_pending = 0;
-    if (w != NULL)
+    if (!TAILQ_EMPTY(&batch))
         p->n_drains++;
     DRV_AZ(pthread_mutex_unlock(&p->mu));
 
-    for (; w != NULL; w = next) {
-        next = w->_next;
-        w->_next = NULL;
+    while ((w = TAILQ_FIRST(&batch)) != NULL) {
+        TAILQ_REMOVE(&batch, w, _link);
         DRV_ASSERT(w->_state == WORK_DONE);
         w->_state = WORK_IDLE;
         DRV_ASSERT(p->outstanding > 0);
@@ -241,7 +228,7 @@ stop_threads(struct drv_pool *p)
 
     DRV_AZ(pthread_mutex_lock(&p->mu));
     /* queued work never runs: complete it with -ECANCELED */
-    while ((w = p->q_head) != NULL) {
+    while ((w = TAILQ_FIRST(&p->queue)) != NULL) {
         queue_unlink(p, w);
         p->n_cancelled++;
         push_done(p, w, -ECANCELED);
@@ -275,8 +262,7 @@ finish_free(struct drv_pool *p)
     DRV_AZ(pthread_cond_destroy(&p->cond));
     DRV_AZ(pthread_mutex_destroy(&p->mu));
     free(p->threads);
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
 }
 
 int
@@ -292,6 +278,8 @@ drv_pool_create(struct drv_loop *loop, const struct drv_pool_opts *opts,
     if (opts == NULL || opts->nthreads < 1)
         return -EINVAL;
     DRV_ALLOC_OBJ(p, DRV_POOL_MAGIC);
+    TAILQ_INIT(&p->queue);
+    TAILQ_INIT(&p->done);
     p->loop = loop;
     p->nthreads = opts->nthreads;
     p->efd = -1;
@@ -344,18 +332,14 @@ fail:
 void
 drv_pool_free(struct drv_pool *p)
 {
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, DRV_POOL_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, DRV_POOL_MAGIC);
     if (p->freeing)
         return;
     stop_threads(p);
-    if (p->in_callback > 0) {
-        /* called from a done(): the drain on the stack finishes it */
-        p->freeing = 1;
-        return;
-    }
-    finish_free(p);
+    /* else called from a done(): the drain on the stack finishes it */
+    if (drv_free_now(&p->freeing, p->in_callback))
+        finish_free(p);
 }
 
 int
@@ -373,13 +357,7 @@ drv_pool_submit(struct drv_pool *p, struct drv_pool_work *w,
     w->_done = done;
     w->_pool = p;
     w->_status = 0;
-    w->_next = NULL;
-    w->_prev = p->q_tail;
-    if (p->q_tail != NULL)
-        p->q_tail->_next = w;
-    else
-        p->q_head = w;
-    p->q_tail = w;
+    TAILQ_INSERT_TAIL(&p->queue, w, _link);
     w->_state = WORK_QUEUED;
     p->n_queued++;
     p->n_submitted++;

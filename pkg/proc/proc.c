@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -83,8 +84,7 @@ struct drv_proc {
     unsigned magic;
 #define DRV_PROC_MAGIC 0x9c0c5e11U
     struct drv_proc_mgr *mgr;   /* borrowed: NULL once DONE */
-    struct drv_proc *prev;      /* borrowed: mgr's list of procs not DONE */
-    struct drv_proc *next;      /* borrowed: same */
+    LIST_ENTRY(drv_proc) link;  /* on mgr->procs while not DONE */
     enum proc_state state;      /* see DESIGN */
     enum kill_phase kill_phase; /* see enum */
     pid_t pid;                  /* child pid = its pgid */
@@ -132,8 +132,9 @@ struct drv_proc_mgr {
 #define DRV_PROC_MGR_MAGIC 0x9c0c3a61U
     struct drv_loop *loop;      /* borrowed: outlives the manager */
     struct event_base *base;    /* borrowed: the loop's */
-    struct drv_proc *head;      /* borrowed: procs not DONE (the caller or,
-                                   when detached/auto, the proc owns it) */
+    LIST_HEAD(, drv_proc) procs; /* borrowed: procs not DONE (the caller
+                                   or, when detached/auto, the proc owns
+                                   it); calloc'd empty */
     size_t live;                /* length of the list */
     void *stack;                /* owned: the stack children run on
                                    until their exec (NULL: mmap failed,
@@ -220,11 +221,7 @@ static void
 mgr_link(struct drv_proc_mgr *mgr, struct drv_proc *p)
 {
     p->mgr = mgr;
-    p->prev = NULL;
-    p->next = mgr->head;
-    if (mgr->head != NULL)
-        mgr->head->prev = p;
-    mgr->head = p;
+    LIST_INSERT_HEAD(&mgr->procs, p, link);
     mgr->live++;
 }
 
@@ -235,13 +232,7 @@ mgr_unlink(struct drv_proc *p)
 
     if (mgr == NULL)
         return;
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        mgr->head = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
+    LIST_REMOVE(p, link);
     mgr->live--;
     p->mgr = NULL;
 }
@@ -252,41 +243,31 @@ destroy(struct drv_proc *p)
     DRV_ASSERT(p->state == ST_DONE);
     free(p->in_buf);
     free(p->out_buf);
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
 }
 
 /* ----------------------------------------------------------------- pipes */
+
+/* Stop watching a parent end of a pipe and close it, once. */
+static void
+close_watched(struct event *ev, int *fd)
+{
+    if (*fd < 0)
+        return;
+    DRV_AZ(event_del(ev));
+    close_fd(fd);
+}
 
 static void
 close_in(struct drv_proc *p)
 {
     if (p->in_fd < 0)
         return;
-    DRV_AZ(event_del(&p->in_ev));
-    close_fd(&p->in_fd);
+    close_watched(&p->in_ev, &p->in_fd);
     if (p->in_off < p->in_len && p->in_code == 0)
         p->in_code = -EPIPE;
     free(p->in_buf);
     p->in_buf = NULL;
-}
-
-static void
-close_out(struct drv_proc *p)
-{
-    if (p->out_fd < 0)
-        return;
-    DRV_AZ(event_del(&p->out_ev));
-    close_fd(&p->out_fd);
-}
-
-static void
-close_err(struct drv_proc *p)
-{
-    if (p->err_fd < 0)
-        return;
-    DRV_AZ(event_del(&p->err_ev));
-    close_fd(&p->err_fd);
 }
 
 /* Complete if the exit is seen and both output pipes are done. Returns 1
@@ -378,21 +359,22 @@ read_out(struct drv_proc *p, int budget)
     while (p->out_fd >= 0 && budget-- > 0) {
         if (p->out_len < p->out_max) {
             out_reserve(p);
-            n = read(p->out_fd, p->out_buf + p->out_len,
-                     p->out_cap - p->out_len);
+            n = drv_read_nb(p->out_fd, p->out_buf + p->out_len,
+                            p->out_cap - p->out_len);
             if (n > 0)
                 p->out_len += (size_t)n;
         } else {
             /* over the cap: drain so the child never blocks on us */
-            n = read(p->out_fd, scratch, sizeof scratch);
+            n = drv_read_nb(p->out_fd, scratch, sizeof scratch);
             if (n > 0)
                 p->out_truncated = 1;
         }
-        if (n > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == -EAGAIN)
             return;
-        close_out(p); /* EOF, or an error that ends the stream alike */
+        /* EOF, or an error that ends the stream alike */
+        close_watched(&p->out_ev, &p->out_fd);
     }
 }
 
@@ -425,40 +407,29 @@ read_err(struct drv_proc *p, int budget)
     ssize_t n;
 
     while (p->err_fd >= 0 && budget-- > 0) {
-        n = read(p->err_fd, scratch, sizeof scratch);
-        if (n > 0) {
+        n = drv_read_nb(p->err_fd, scratch, sizeof scratch);
+        if (n > 0)
             err_append(p, scratch, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        else if (n == -EAGAIN)
             return;
-        close_err(p);
+        else /* EOF, or an error that ends the stream alike */
+            close_watched(&p->err_ev, &p->err_fd);
     }
 }
 
+/* stdout or stderr is readable (its event is deleted when it closes, so
+ * fd is still the open one). */
 static void
-on_out(evutil_socket_t fd, short what, void *arg)
+on_output(evutil_socket_t fd, short what, void *arg)
 {
     struct drv_proc *p;
 
-    (void)fd;
     (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
-    read_out(p, READ_BUDGET);
-    (void)maybe_done(p); /* p may be gone: nothing after this */
-}
-
-static void
-on_err(evutil_socket_t fd, short what, void *arg)
-{
-    struct drv_proc *p;
-
-    (void)fd;
-    (void)what;
-    DRV_CAST(p, arg, DRV_PROC_MAGIC);
-    read_err(p, READ_BUDGET);
+    if (fd == p->out_fd)
+        read_out(p, READ_BUDGET);
+    else
+        read_err(p, READ_BUDGET);
     (void)maybe_done(p); /* p may be gone: nothing after this */
 }
 
@@ -513,8 +484,8 @@ after_exit(struct drv_proc *p)
     /* Its stdin reader is gone; nothing else of the job may read it. */
     close_in(p);
     if (p->detached) {
-        close_out(p);
-        close_err(p);
+        close_watched(&p->out_ev, &p->out_fd);
+        close_watched(&p->err_ev, &p->err_fd);
     }
     if (maybe_done(p))
         return;
@@ -561,8 +532,8 @@ on_drain(evutil_socket_t fd, short what, void *arg)
      * hold them open left the job's group. */
     read_out(p, READ_BUDGET);
     read_err(p, READ_BUDGET);
-    close_out(p);
-    close_err(p);
+    close_watched(&p->out_ev, &p->out_fd);
+    close_watched(&p->err_ev, &p->err_fd);
     finish(p, 0);
 }
 
@@ -693,8 +664,8 @@ finish(struct drv_proc *p, int code)
 
     DRV_ASSERT(p->state == ST_EXITED);
     close_in(p);
-    close_out(p);
-    close_err(p);
+    close_watched(&p->out_ev, &p->out_fd);
+    close_watched(&p->err_ev, &p->err_fd);
     DRV_AZ(event_del(&p->exit_ev));
     DRV_AZ(event_del(&p->kill_ev));
     DRV_AZ(event_del(&p->drain_ev));
@@ -748,19 +719,17 @@ drv_proc_mgr_free(struct drv_proc_mgr *mgr)
 {
     struct drv_proc *p;
 
-    if (mgr == NULL)
+    if (DRV_NO_OBJ(mgr, DRV_PROC_MGR_MAGIC))
         return;
-    DRV_CHECK_OBJ(mgr, DRV_PROC_MGR_MAGIC);
     DRV_ASSERT(!mgr->closing);
     mgr->closing = 1;
     /* finish() unlinks p; callbacks may free or detach others, which
      * stay linked until their turn here. */
-    while ((p = mgr->head) != NULL)
+    while ((p = LIST_FIRST(&mgr->procs)) != NULL)
         force_finish(p);
     DRV_ASSERT(mgr->live == 0);
     drv__proc_child_stack_free(mgr->stack);
-    mgr->magic = 0;
-    free(mgr);
+    DRV_FREE_OBJ(mgr);
 }
 
 void
@@ -769,7 +738,7 @@ drv_proc_mgr_kill_all(struct drv_proc_mgr *mgr)
     struct drv_proc *p;
 
     DRV_CHECK_OBJ(mgr, DRV_PROC_MGR_MAGIC);
-    for (p = mgr->head; p != NULL; p = p->next) {
+    LIST_FOREACH(p, &mgr->procs, link) {
         if (p->state == ST_RUNNING && p->kill_phase == KILL_NONE)
             start_kill(p);
     }
@@ -931,9 +900,9 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
     DRV_AZ(event_assign(&p->in_ev, mgr->base, p->in_fd,
                         EV_WRITE | EV_PERSIST, on_in, p));
     DRV_AZ(event_assign(&p->out_ev, mgr->base, p->out_fd,
-                        EV_READ | EV_PERSIST, on_out, p));
+                        EV_READ | EV_PERSIST, on_output, p));
     DRV_AZ(event_assign(&p->err_ev, mgr->base, p->err_fd,
-                        EV_READ | EV_PERSIST, on_err, p));
+                        EV_READ | EV_PERSIST, on_output, p));
     DRV_AZ(event_assign(&p->exit_ev, mgr->base, -1, 0, on_exit_ready, p));
     DRV_AZ(event_assign(&p->kill_ev, mgr->base, -1, 0, on_kill_timer, p));
     DRV_AZ(event_assign(&p->drain_ev, mgr->base, -1, 0, on_drain, p));
@@ -1017,9 +986,8 @@ drv_proc_pid(const struct drv_proc *p)
 void
 drv_proc_free(struct drv_proc *p)
 {
-    if (p == NULL)
+    if (DRV_NO_OBJ(p, DRV_PROC_MAGIC))
         return;
-    DRV_CHECK_OBJ(p, DRV_PROC_MAGIC);
     if (p->in_callback) {
         p->freeing = 1;
         return;

@@ -183,9 +183,8 @@ drv_job_from_entry(const redisReply *entry, struct drv_err *err)
 void
 drv_job_free(struct drv_job *job)
 {
-    if (job == NULL)
+    if (DRV_NO_OBJ(job, DRV_JOB_MAGIC))
         return;
-    DRV_CHECK_OBJ(job, DRV_JOB_MAGIC);
     job->magic = 0;
     free(job); /* fields, names, values and id live in the same block */
 }

@@ -353,8 +353,7 @@ cmd_free(struct cmd *c)
     free(c->argbuf);
     free(c->wire);
     free(c->ask_to);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 /* Run the caller's callback; the cmd is gone before it runs. */
@@ -1701,8 +1700,7 @@ teardown(struct drv_redis *r)
     free(r->server_name);
     free(r->name);
     drv__redis_arena_fini(&r->arena);
-    r->magic = 0;
-    free(r);
+    DRV_FREE_OBJ(r);
 }
 
 static void
@@ -1923,8 +1921,7 @@ out:
         explicit_bzero(&r->url, sizeof r->url);
         free(r->server_name);
         free(r->name);
-        r->magic = 0;
-        free(r);
+        DRV_FREE_OBJ(r);
     }
     return rc;
 }
@@ -1932,9 +1929,8 @@ out:
 void
 drv_redis_free(struct drv_redis *r)
 {
-    if (r == NULL)
+    if (DRV_NO_OBJ(r, DRV_REDIS_MAGIC))
         return;
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
     if (r->freeing)
         return;
     r->freeing = 1;
@@ -2235,12 +2231,10 @@ drv_redis_script_create(const char *text, size_t len)
 void
 drv_redis_script_free(struct drv_redis_script *s)
 {
-    if (s == NULL)
+    if (DRV_NO_OBJ(s, SCRIPT_MAGIC))
         return;
-    DRV_CHECK_OBJ(s, SCRIPT_MAGIC);
     free(s->text);
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }
 
 const char *

@@ -254,22 +254,19 @@ drv_redis_cluster_free(struct drv_redis_cluster *c)
 {
     struct drv_redis_cluster_route *rt, *next;
 
-    if (c == NULL)
+    if (DRV_NO_OBJ(c, DRV_REDIS_CLUSTER_MAGIC))
         return;
-    DRV_CHECK_OBJ(c, DRV_REDIS_CLUSTER_MAGIC);
     drv__redis_watch_fini(&c->watch);
     for (rt = c->routes; rt != NULL; rt = next) {
         DRV_ASSERT(rt->r == NULL);
         next = rt->next;
-        rt->magic = 0;
-        free(rt);
+        DRV_FREE_OBJ(rt);
     }
     free(c->seeds);
     free(c->map);
     free(c->name);
     free(c->data_url);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 const char *

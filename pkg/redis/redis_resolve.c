@@ -62,8 +62,7 @@ unref_unlock(struct drv__redis_resolve *q)
         return;
     if (q->ai != NULL)
         freeaddrinfo(q->ai);
-    q->magic = 0;
-    free(q);
+    DRV_FREE_OBJ(q);
 }
 
 static void *
@@ -114,8 +113,7 @@ drv__redis_resolve_start(const char *host, int port, struct event *done_ev,
     DRV_AZ(pthread_sigmask(SIG_SETMASK, &old, NULL));
     DRV_AZ(pthread_attr_destroy(&attr));
     if (e != 0) {
-        q->magic = 0;
-        free(q);
+        DRV_FREE_OBJ(q);
         *rc = -e;
         return NULL;
     }
@@ -144,9 +142,8 @@ drv__redis_resolve_take(struct drv__redis_resolve *q, struct addrinfo **ai,
 void
 drv__redis_resolve_abandon(struct drv__redis_resolve *q)
 {
-    if (q == NULL)
+    if (DRV_NO_OBJ(q, RESOLVE_MAGIC))
         return;
-    DRV_CHECK_OBJ(q, RESOLVE_MAGIC);
     DRV_AZ(pthread_mutex_lock(&mu));
     q->done_ev = NULL;
     unref_unlock(q);

@@ -479,9 +479,8 @@ fail:
 void
 drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
 {
-    if (ds == NULL)
+    if (DRV_NO_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC))
         return;
-    DRV_CHECK_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
     DRV_ASSERT(ds->nconns == 0);
     drv__redis_watch_fini(&ds->watch);
     free(ds->s);
@@ -489,8 +488,7 @@ drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
     free(ds->master);
     free(ds->name);
     free(ds->data_url);
-    ds->magic = 0;
-    free(ds);
+    DRV_FREE_OBJ(ds);
 }
 
 const char *

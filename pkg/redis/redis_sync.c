@@ -486,9 +486,8 @@ drv_redis_sync_cert_expiry(const struct drv_redis_sync *s, int64_t *out)
 void
 drv_redis_sync_free(struct drv_redis_sync *s)
 {
-    if (s == NULL)
+    if (DRV_NO_OBJ(s, DRV_REDIS_SYNC_MAGIC))
         return;
-    DRV_CHECK_OBJ(s, DRV_REDIS_SYNC_MAGIC);
     if (s->ssl != NULL)
         SSL_free(s->ssl); /* no close_notify: we are leaving anyway */
     if (s->ctx != NULL)
@@ -497,6 +496,5 @@ drv_redis_sync_free(struct drv_redis_sync *s)
         close(s->fd);
     if (s->reader != NULL)
         redisReaderFree(s->reader);
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }

@@ -43,9 +43,8 @@ enum waiter_state {
 };
 
 struct wlist {
-    struct drv_sem_waiter *head; /* borrowed: first */
-    struct drv_sem_waiter *tail; /* borrowed: last */
-    int len;                     /* number of entries */
+    TAILQ_HEAD(, drv_sem_waiter) q; /* borrowed: oldest first */
+    int len;                        /* number of entries */
 };
 
 struct drv_sem {
@@ -66,28 +65,14 @@ struct drv_sem {
 static void
 wl_push(struct wlist *l, struct drv_sem_waiter *w)
 {
-    w->_next = NULL;
-    w->_prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->_next = w;
-    else
-        l->head = w;
-    l->tail = w;
+    TAILQ_INSERT_TAIL(&l->q, w, _link);
     l->len++;
 }
 
 static void
 wl_unlink(struct wlist *l, struct drv_sem_waiter *w)
 {
-    if (w->_prev != NULL)
-        w->_prev->_next = w->_next;
-    else
-        l->head = w->_next;
-    if (w->_next != NULL)
-        w->_next->_prev = w->_prev;
-    else
-        l->tail = w->_prev;
-    w->_next = w->_prev = NULL;
+    TAILQ_REMOVE(&l->q, w, _link);
     l->len--;
 }
 
@@ -117,7 +102,7 @@ pump(struct drv_sem *s)
 
     if (s->freeing)
         return;
-    while ((w = s->wait.head) != NULL && has_room(s)) {
+    while ((w = TAILQ_FIRST(&s->wait.q)) != NULL && has_room(s)) {
         wl_unlink(&s->wait, w);
         take(s);
         w->_state = W_GRANTED;
@@ -144,7 +129,8 @@ on_deliver(evutil_socket_t fd, short what, void *arg)
     /* deliver only what was granted before this turn; grants made by the
      * callbacks below wait for the next turn (fairness to other events) */
     n = s->grant.len;
-    while (n-- > 0 && (w = s->grant.head) != NULL && !s->freeing) {
+    while (n-- > 0 && (w = TAILQ_FIRST(&s->grant.q)) != NULL &&
+           !s->freeing) {
         DRV_ASSERT(w->_magic == DRV_SEM_WAITER_MAGIC);
         wl_unlink(&s->grant, w);
         w->_state = W_IDLE;
@@ -155,7 +141,7 @@ on_deliver(evutil_socket_t fd, short what, void *arg)
         finish_free(s);
         return;
     }
-    if (s->grant.head != NULL)
+    if (!TAILQ_EMPTY(&s->grant.q))
         event_active(s->ev, EV_READ, 0);
 }
 
@@ -167,10 +153,10 @@ finish_free(struct drv_sem *s)
 
     s->in_callback++;
     for (;;) {
-        if ((w = s->grant.head) != NULL) {
+        if ((w = TAILQ_FIRST(&s->grant.q)) != NULL) {
             wl_unlink(&s->grant, w);
             s->in_use--; /* the permit was never delivered: take it back */
-        } else if ((w = s->wait.head) != NULL) {
+        } else if ((w = TAILQ_FIRST(&s->wait.q)) != NULL) {
             wl_unlink(&s->wait, w);
         } else {
             break;
@@ -182,8 +168,7 @@ finish_free(struct drv_sem *s)
     /* a holder would release into freed memory later */
     DRV_ASSERT(s->in_use == 0);
     event_free(s->ev);
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -197,6 +182,8 @@ drv_sem_create(struct drv_loop *loop, int limit, struct drv_sem **out)
     if (limit < -1)
         return -EINVAL;
     DRV_ALLOC_OBJ(s, DRV_SEM_MAGIC);
+    TAILQ_INIT(&s->wait.q);
+    TAILQ_INIT(&s->grant.q);
     s->limit = limit;
     s->ev = event_new(drv_loop_base(loop), -1, 0, on_deliver, s);
     if (s->ev == NULL) {
@@ -210,22 +197,15 @@ drv_sem_create(struct drv_loop *loop, int limit, struct drv_sem **out)
 void
 drv_sem_free(struct drv_sem *s)
 {
-    if (s == NULL)
-        return;
-    DRV_CHECK_OBJ(s, DRV_SEM_MAGIC);
-    if (s->freeing)
-        return;
-    s->freeing = 1;
-    if (s->in_callback > 0)
-        return; /* on_deliver finishes it on its way out */
-    finish_free(s);
+    if (DRV_FREE_NOW(s, DRV_SEM_MAGIC))
+        finish_free(s); /* else on_deliver finishes it on its way out */
 }
 
 int
 drv_sem_try_acquire(struct drv_sem *s)
 {
     DRV_CHECK_OBJ(s, DRV_SEM_MAGIC);
-    if (s->freeing || s->wait.head != NULL || !has_room(s))
+    if (s->freeing || !TAILQ_EMPTY(&s->wait.q) || !has_room(s))
         return -EAGAIN;
     take(s);
     return 0;

@@ -1003,15 +1003,13 @@ tg_destroy(struct drv_tg *tg)
         free(t->result_owned);
         free(t->thr_msg);
         free(t->res);
-        t->magic = 0;
-        free(t);
+        DRV_FREE_OBJ(t);
     }
     free(tg->tasks);
     event_del(&tg->kick_ev);
     event_del(&tg->deadline_ev);
     drv_sem_free(tg->limit_sem);
-    tg->magic = 0;
-    free(tg);
+    DRV_FREE_OBJ(tg);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -1075,9 +1073,8 @@ drv_tg_create_child(struct drv_tg *parent, const struct drv_tg_opts *opts,
 void
 drv_tg_free(struct drv_tg *tg)
 {
-    if (tg == NULL)
+    if (DRV_NO_OBJ(tg, DRV_TG_MAGIC))
         return;
-    DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
     DRV_ASSERT(tg->parent == NULL); /* children go with their parent */
     if (tg->freeing)
         return;
@@ -1085,10 +1082,8 @@ drv_tg_free(struct drv_tg *tg)
     DRV_ASSERT(tg->n_released == tg->report.n_tasks);
     tg->on_done = NULL;
     tg->on_quiesced = NULL;
-    tg->freeing = 1;
-    if (tg->in_callback > 0)
-        return; /* on_kick destroys it on its way out */
-    tg_destroy(tg);
+    if (drv_free_now(&tg->freeing, tg->in_callback))
+        tg_destroy(tg); /* else on_kick destroys it on its way out */
 }
 
 int

@@ -413,12 +413,10 @@ tz_free_parts(struct drv_tz *tz)
 void
 drv_tz_free(struct drv_tz *tz)
 {
-    if (tz == NULL)
+    if (DRV_NO_OBJ(tz, DRV_TZ_MAGIC))
         return;
-    DRV_CHECK_OBJ(tz, DRV_TZ_MAGIC);
     tz_free_parts(tz);
-    tz->magic = 0;
-    free(tz);
+    DRV_FREE_OBJ(tz);
 }
 
 static void

@@ -1,5 +1,6 @@
 /*
- * util.c -- allocation that cannot fail, assertions, error texts, clocks.
+ * util.c -- allocation that cannot fail, assertions, error texts, clocks,
+ * non-blocking reads.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "drover/clock.h"
 #include "drover/common.h"
@@ -81,6 +83,21 @@ drv_xstrndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+/* ------------------------------------------------------------------ reads */
+
+ssize_t
+drv_read_nb(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = read(fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
 /* ---------------------------------------------------------------- errors */

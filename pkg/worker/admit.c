@@ -262,8 +262,7 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
     if (status == -ECANCELED) {
         /* the worker is being freed: drv__admit_fini frees the jobs */
         free(c->jobs);
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
         return;
     }
     a = admits(c->w);
@@ -327,8 +326,7 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
     }
     free(ans);
     free(c->jobs);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
     if (run.n > 0)
         drv__worker_admit_now(a->w, &run);
     drv__jobs_fini(&run);
@@ -392,8 +390,7 @@ ask(struct wadmits *a, int qi, struct wjob **v, int n)
             state_of(v[i])->due_ns = due;
         }
         free(c->jobs);
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
     }
 }
 
@@ -632,7 +629,7 @@ drv__admit_renew(struct drv_worker *w)
 
         drv_queue_admit_renew_init(&call,
                                    w->cfg->worker.visibility_timeout_ms);
-        for (j = w->live; j != NULL; j = j->next) {
+        LIST_FOREACH(j, &w->live, link) {
             struct wadmit *s;
 
             if (j->qi != (int)qi || j->admit == NULL || j->lost)
@@ -716,8 +713,7 @@ drv__admit_fini(struct drv_worker *w)
     event_free(a->timer);
     drv_redis_script_free(a->admit);
     drv_redis_script_free(a->renew);
-    a->magic = 0;
-    free(a);
+    DRV_FREE_OBJ(a);
     w->admit = NULL;
 }
 
@@ -733,7 +729,6 @@ drv__admit_job_free(struct wjob *j)
     free(s->ckey);
     free(s->rkey);
     free(s->member);
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
     j->admit = NULL;
 }

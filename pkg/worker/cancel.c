@@ -44,7 +44,7 @@ mark(struct drv_worker *w, int qi, const char *eid, size_t len)
     struct wjob *j;
     char qid[256];
 
-    for (j = w->live; j != NULL; j = j->next) {
+    LIST_FOREACH(j, &w->live, link) {
         if (j->qi != qi || j->lost || j->cancel_req ||
             strlen(j->job->entry_id) != len ||
             memcmp(j->job->entry_id, eid, len) != 0)
@@ -81,8 +81,7 @@ on_markers(struct drv_redis *r, int status, const redisReply *reply,
             drv__worker_redis_error(w, status, reply);
         }
     }
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 void
@@ -101,7 +100,7 @@ drv__worker_cancel_check(struct drv_worker *w, int64_t now)
 
         if (w->queues[qi].cancel_inflight || w->queues[qi].bad[0] != '\0')
             continue;
-        for (j = w->live; j != NULL; j = j->next)
+        LIST_FOREACH(j, &w->live, link)
             if (j->qi == (int)qi && !j->lost && !j->cancel_req)
                 break;
         if (j == NULL)
@@ -113,8 +112,7 @@ drv__worker_cancel_check(struct drv_worker *w, int64_t now)
         w->queues[qi].cancel_inflight = 1;
         if (drv_redis_send(w->queues[qi].cmd, 0, &a, on_markers, c) < 0) {
             w->queues[qi].cancel_inflight = 0;
-            c->magic = 0;
-            free(c);
+            DRV_FREE_OBJ(c);
         }
     }
     drv_argv_fini(&a);

@@ -203,8 +203,7 @@ end_read(struct drv_worker *w, struct fetch_read *f, int hot)
     else
         w->fetch_reserved -= f->need;
     w->fetch_hot = hot;
-    f->magic = 0;
-    free(f);
+    DRV_FREE_OBJ(f);
     drv__worker_kick(w);
 }
 
@@ -255,8 +254,7 @@ on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     DRV_CAST(f, ctx, FETCH_READ_MAGIC);
     if (status == -ECANCELED) {
         /* the worker is being freed */
-        f->magic = 0;
-        free(f);
+        DRV_FREE_OBJ(f);
         return;
     }
     w = f->w;
@@ -341,8 +339,7 @@ start_read(struct drv_worker *w, int blocking, size_t first, int want)
     f->qi = first;
     f->need = blocking ? 0 : want;
     if (send_read(w, f, want) < 0) {
-        f->magic = 0;
-        free(f);
+        DRV_FREE_OBJ(f);
         return -1;
     }
     w->fetch_inflight++;

@@ -92,13 +92,11 @@ drv__worker_weighted_fini(struct drv_worker *w)
 {
     struct wweights *ww = w->weighted;
 
-    if (ww == NULL)
+    if (DRV_NO_OBJ(ww, WWEIGHTS_MAGIC))
         return;
-    DRV_CHECK_OBJ(ww, WWEIGHTS_MAGIC);
     free(ww->credit);
     free(ww->cold_until);
-    ww->magic = 0;
-    free(ww);
+    DRV_FREE_OBJ(ww);
     w->weighted = NULL;
 }
 
@@ -177,8 +175,7 @@ send_round(struct wpass *p, const char *cand)
         w->qkeys[0] = &w->queues[i].keys;
         drv_queue_read(&a, w->id, plan[i], -1, w->qkeys, 1);
         if (drv_redis_send(w->queues[i].fetch, 0, &a, on_wread, rd) < 0) {
-            rd->magic = 0;
-            free(rd);
+            DRV_FREE_OBJ(rd);
             continue;
         }
         p->out++;
@@ -209,8 +206,7 @@ round_done(struct wpass *p)
     w->fetch_inflight--;
     w->fetch_reserved -= p->need;
     w->fetch_hot = p->got > 0;
-    p->magic = 0;
-    free(p);
+    DRV_FREE_OBJ(p);
     drv__worker_kick(w);
 }
 
@@ -229,15 +225,13 @@ on_wread(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     p = rd->p;
     qi = rd->qi;
     count = rd->count;
-    rd->magic = 0;
-    free(rd);
+    DRV_FREE_OBJ(rd);
     DRV_CHECK_OBJ(p, WPASS_MAGIC);
     p->out--;
     if (status == -ECANCELED) {
         /* the worker is being freed: p->w is gone */
         if (p->out == 0) {
-            p->magic = 0;
-            free(p);
+            DRV_FREE_OBJ(p);
         }
         return;
     }
@@ -287,8 +281,7 @@ drv__worker_fetch_weighted(struct drv_worker *w, int want)
     if (send_round(p, cand) == 0) {
         w->fetch_reserved -= want;
         w->fetch_inflight--;
-        p->magic = 0;
-        free(p);
+        DRV_FREE_OBJ(p);
         free(cand);
         return -1;
     }

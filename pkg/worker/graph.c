@@ -135,9 +135,8 @@ drv__worker_graph_fini(struct drv_worker *w)
     struct wgraph *g = w->graph;
     size_t i;
 
-    if (g == NULL)
+    if (DRV_NO_OBJ(g, WGRAPH_MAGIC))
         return;
-    DRV_CHECK_OBJ(g, WGRAPH_MAGIC);
     drv__graph_xslot_fini(g);
     event_free(g->retry_ev);
     /* jobs waiting for a resend stay pending in Redis: job.c detaches
@@ -147,8 +146,7 @@ drv__worker_graph_fini(struct drv_worker *w)
     for (i = 0; i < w->cfg->npipelines; i++)
         free(g->specs[i]);
     free(g->specs);
-    g->magic = 0;
-    free(g);
+    DRV_FREE_OBJ(g);
     w->graph = NULL;
 }
 
@@ -249,8 +247,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     (void)r;
     DRV_CAST(c, ctx, GCALL_MAGIC);
     j = c->j;
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
     if (status == -ECANCELED)
         return; /* the worker is being freed: the entry stays pending */
     w = j->w;
@@ -363,8 +360,7 @@ send_settle(struct wjob *j)
     if (drv_redis_eval(w->queues[j->qi].cmd, g->script, 0, &call.keys,
                        &call.args,
                        on_settled, c) < 0) {
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
         retry_later(g, j);
     }
     drv_script_call_fini(&call);

@@ -77,8 +77,7 @@ step_free(struct gstep *s)
     free(s->box.queue);
     free(s->box.key);
     free(s->box.rec);
-    s->magic = 0;
-    free(s);
+    DRV_FREE_OBJ(s);
 }
 
 /* The scan period: that of reclaim, visibility_timeout / 4 in 1..10 s. */
@@ -335,8 +334,7 @@ on_scanned(struct drv_redis *r, int status, const redisReply *reply,
     DRV_CAST(c, ctx, GSCAN_MAGIC);
     g = c->g;
     if (status == -ECANCELED) {
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
         return;
     }
     g->scan_inflight[c->qi] = 0;
@@ -351,8 +349,7 @@ on_scanned(struct drv_redis *r, int status, const redisReply *reply,
         drv__worker_redis_error(g->w, status, reply);
     }
     drv_queue_graph_boxes_fini(&b);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 void
@@ -383,8 +380,7 @@ drv__graph_upkeep(struct drv_worker *w, int64_t now_ns)
                            &call.args, on_scanned, c) == 0) {
             g->scan_inflight[i] = 1;
         } else {
-            c->magic = 0;
-            free(c);
+            DRV_FREE_OBJ(c);
         }
         drv_script_call_fini(&call);
     }

@@ -26,10 +26,7 @@ drv__job_create(struct drv_worker *w, struct drv_job *job, int qi)
     j->qi = qi;
     j->step = -1;
     j->refs = 2;
-    j->next = w->live;
-    if (w->live != NULL)
-        w->live->prev = j;
-    w->live = j;
+    LIST_INSERT_HEAD(&w->live, j, link);
     w->stats.live++;
     w->stats.fetched++;
     return j;
@@ -63,8 +60,7 @@ job_free(struct wjob *j)
     if (parent == NULL)
         drv_job_free(j->job);
     drv_decision_fini(&j->dec);
-    j->magic = 0;
-    free(j);
+    DRV_FREE_OBJ(j);
     if (parent != NULL)
         drv__job_unref(parent);
 }
@@ -84,13 +80,7 @@ drv__job_settled(struct wjob *j)
     struct drv_worker *w = j->w;
 
     j->settle_pending = 0;
-    if (j->prev != NULL)
-        j->prev->next = j->next;
-    else
-        w->live = j->next;
-    if (j->next != NULL)
-        j->next->prev = j->prev;
-    j->prev = j->next = NULL;
+    LIST_REMOVE(j, link);
     w->stats.live--;
     drv__job_unref(j);
 }
@@ -98,11 +88,10 @@ drv__job_settled(struct wjob *j)
 void
 drv__job_detach_all(struct drv_worker *w)
 {
-    while (w->live != NULL) {
-        struct wjob *j = w->live;
+    while (!LIST_EMPTY(&w->live)) {
+        struct wjob *j = LIST_FIRST(&w->live);
 
-        w->live = j->next;
-        j->prev = j->next = NULL;
+        LIST_REMOVE(j, link);
         j->w = NULL;
     }
 }

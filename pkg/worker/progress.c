@@ -85,7 +85,7 @@ drv__worker_progress_flush(struct drv_worker *w, int64_t now)
     size_t len;
     int pct;
 
-    for (j = w->live; j != NULL; j = j->next) {
+    LIST_FOREACH(j, &w->live, link) {
         if (!j->running || j->lost || j->type == NULL ||
             now < j->progress_next_ns)
             continue;

@@ -163,15 +163,9 @@ on_batch_quiesced(struct drv_tg *tg, void *ctx)
 
     DRV_CAST(b, ctx, WBATCH_MAGIC);
     w = b->w;
-    if (b->prev != NULL)
-        b->prev->next = b->next;
-    else
-        w->batches = b->next;
-    if (b->next != NULL)
-        b->next->prev = b->prev;
+    LIST_REMOVE(b, link);
     drv_tg_free(tg);
-    b->magic = 0;
-    free(b);
+    DRV_FREE_OBJ(b);
     drv__worker_kick(w);
 }
 
@@ -191,10 +185,7 @@ batch_create(struct drv_worker *w)
     go.ctx = b;
     go.name = "batch";
     DRV_AZ(drv_tg_create(w->loop, w->pool, &go, &b->tg));
-    b->next = w->batches;
-    if (w->batches != NULL)
-        w->batches->prev = b;
-    w->batches = b;
+    LIST_INSERT_HEAD(&w->batches, b, link);
     return b->tg;
 }
 
@@ -281,14 +272,14 @@ drv__worker_cancel_all(struct drv_worker *w, int pending_only)
     if (pending_only)
         drv__admit_drain(w); /* jobs waiting for admission: back too */
     if (!pending_only) {
-        for (b = w->batches; b != NULL; b = bn) {
-            bn = b->next;
+        for (b = LIST_FIRST(&w->batches); b != NULL; b = bn) {
+            bn = LIST_NEXT(b, link);
             drv_tg_cancel(b->tg, DRV_TG_CAUSE_SHUTDOWN);
         }
         return;
     }
-    for (j = w->live; j != NULL; j = next) {
-        next = j->next;
+    for (j = LIST_FIRST(&w->live); j != NULL; j = next) {
+        next = LIST_NEXT(j, link);
         if (j->task != NULL && !j->started &&
             drv_tg_task_outcome(j->task)->state <= DRV_TG_WAITING)
             drv_tg_task_cancel(j->task, DRV_TG_CAUSE_SHUTDOWN);

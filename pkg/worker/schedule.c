@@ -130,9 +130,8 @@ drv__worker_schedules_fini(struct drv_worker *w)
     struct wscheds *all = w->schedules;
     size_t i;
 
-    if (all == NULL)
+    if (DRV_NO_OBJ(all, WSCHEDS_MAGIC))
         return;
-    DRV_CHECK_OBJ(all, WSCHEDS_MAGIC);
     for (i = 0; i < all->n; i++) {
         drv_queue_keys_fini(&all->v[i].keys);
         free(all->v[i].key);
@@ -141,8 +140,7 @@ drv__worker_schedules_fini(struct drv_worker *w)
     }
     free(all->v);
     drv_redis_script_free(all->script);
-    all->magic = 0;
-    free(all);
+    DRV_FREE_OBJ(all);
     w->schedules = NULL;
 }
 

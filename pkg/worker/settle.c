@@ -149,8 +149,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     if (status == -ECANCELED) {
         /* the worker is being freed: the entries stay pending in Redis */
         free(c->jobs);
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
         return;
     }
     w = c->w;
@@ -211,8 +210,7 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     }
     free(codes);
     free(c->jobs);
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
     drv__worker_kick(w);
 }
 

@@ -59,8 +59,7 @@ struct qctx {
 static void
 qctx_free(struct qctx *c)
 {
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
 }
 
 /* Send script call `which` for queue qi, counted in *inflight until its
@@ -256,7 +255,7 @@ on_renewed(struct drv_redis *r, int status, const redisReply *reply,
 
         if (id->type != REDIS_REPLY_STRING)
             continue; /* the script answers entry ids only */
-        for (j = w->live; j != NULL; j = j->next) {
+        LIST_FOREACH(j, &w->live, link) {
             char qid[256];
 
             if (j->qi != c->qi || j->lost ||
@@ -288,7 +287,7 @@ run_renew(struct drv_worker *w)
         if (w->queues[i].bad[0] != '\0')
             continue; /* its stream may be gone: the jobs wait */
         drv_queue_renew(&call, &w->queues[i].keys, w->id);
-        for (j = w->live; j != NULL; j = j->next)
+        LIST_FOREACH(j, &w->live, link)
             if (j->qi == (int)i && !j->lost) {
                 drv_argv_adds(&call.args, j->job->entry_id);
                 n++;
@@ -495,8 +494,8 @@ drv__worker_idle_until(const struct drv_worker *w)
     /* anything that runs or waits, or needs the tick's every look:
      * schedules, graph runs, a cluster (movers every tick), queues not
      * prepared, Redis down or refusing writes, due notes to write */
-    if (w->state != W_RUNNING || w->inflight > 0 || w->live != NULL ||
-        w->batches != NULL || w->schedules != NULL || w->graph != NULL ||
+    if (w->state != W_RUNNING || w->inflight > 0 || !LIST_EMPTY(&w->live) ||
+        !LIST_EMPTY(&w->batches) || w->schedules != NULL || w->graph != NULL ||
         w->cluster != NULL || w->refused_ns != 0 ||
         w->groups_ready < (int)w->nqueues || w->due_notes.argc > 0 ||
         drv_redis_state(w->cmd) != DRV_REDIS_READY)

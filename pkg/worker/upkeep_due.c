@@ -198,8 +198,7 @@ on_head(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     DRV_CAST(c, ctx, HEAD_CALL_MAGIC);
     w = c->w;
     q = status == -ECANCELED ? NULL : &w->queues[c->qi];
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
     if (q == NULL)
         return; /* the worker is being freed */
     q->head_inflight = 0;
@@ -238,8 +237,7 @@ look_at_head(struct drv_worker *w, size_t qi)
     q->head_inflight = 1;
     if (drv_redis_send(q->cmd, 0, &a, on_head, c) < 0) {
         q->head_inflight = 0;
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
     }
     drv_argv_fini(&a);
 }

@@ -195,8 +195,7 @@ on_prepared(struct drv_redis *r, int status, const redisReply *reply,
     DRV_CAST(c, ctx, PREP_CALL_MAGIC);
     w = c->w;
     qi = c->qi;
-    c->magic = 0;
-    free(c);
+    DRV_FREE_OBJ(c);
     if (status == -ECANCELED)
         return; /* the worker is being freed: w is gone */
     q = &w->queues[qi];
@@ -253,8 +252,7 @@ prepare_queue(struct drv_worker *w, int qi)
         0) {
         q->prepare_inflight = 0;
         q->next_prepare_ns = drv_clock_mono_ns() + PREPARE_RETRY_NS;
-        c->magic = 0;
-        free(c);
+        DRV_FREE_OBJ(c);
     }
 }
 
@@ -762,7 +760,7 @@ only_refused_left(struct drv_worker *w, int *n)
     struct wjob *j;
 
     *n = 0;
-    for (j = w->live; j != NULL; j = j->next, (*n)++)
+    for (j = LIST_FIRST(&w->live); j != NULL; j = LIST_NEXT(j, link), (*n)++)
         if (!j->graph_refused && (!j->settle_pending ||
                                   w->queues[j->qi].settle_fails == 0))
             return 0;
@@ -777,7 +775,7 @@ drv__worker_check_stopped(struct drv_worker *w)
 
     if (w->state != W_DRAINING || w->stop_ev != NULL)
         return;
-    if (w->live != NULL && w->drain_expired && only_refused_left(w, &n) &&
+    if (!LIST_EMPTY(&w->live) && w->drain_expired && only_refused_left(w, &n) &&
         !w->fetch_inflight) {
         /* Redis refuses them: stop anyway; their entries stay pending
          * and another worker reclaims them (at-least-once) */
@@ -787,7 +785,7 @@ drv__worker_check_stopped(struct drv_worker *w)
         deliver_stopped(w);
         return;
     }
-    if (w->live != NULL)
+    if (!LIST_EMPTY(&w->live))
         return;
     /* a pool job abandoned at its timeout still runs: give it until the
      * drain deadline to return, so plugins can shut down cleanly */
@@ -871,9 +869,8 @@ drv_worker_free(struct drv_worker *w)
 {
     size_t i;
 
-    if (w == NULL)
+    if (DRV_NO_OBJ(w, DRV_WORKER_MAGIC))
         return;
-    DRV_CHECK_OBJ(w, DRV_WORKER_MAGIC);
     /* jobs still live (hard stop): their entries stay pending in Redis */
     drv__worker_cancel_all(w, 0);
     drv__job_detach_all(w);
@@ -882,12 +879,11 @@ drv_worker_free(struct drv_worker *w)
     w->procs = NULL;
     drv_pool_free(w->pool);
     w->pool = NULL;
-    while (w->batches != NULL) {
-        struct wbatch *b = w->batches;
-        w->batches = b->next;
+    while (!LIST_EMPTY(&w->batches)) {
+        struct wbatch *b = LIST_FIRST(&w->batches);
+        LIST_REMOVE(b, link);
         drv_tg_free(b->tg);
-        b->magic = 0;
-        free(b);
+        DRV_FREE_OBJ(b);
     }
     if (w->queues != NULL)
         drv__worker_due_fini(w);
@@ -946,8 +942,7 @@ drv_worker_free(struct drv_worker *w)
         event_free(w->stop_ev);
     if (w->trace != NULL)
         fclose(w->trace);
-    w->magic = 0;
-    free(w);
+    DRV_FREE_OBJ(w);
 }
 
 void

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/queue.h>
 
 #include <hiredis/hiredis.h>
 
@@ -106,7 +107,7 @@ struct wjob {
                                      its state freed with the job */
     int settle_pending;           /* queued in its queue's settle list */
     struct drv_decision dec;      /* the decided op; its text owned */
-    struct wjob *prev, *next;     /* borrowed: worker's live list */
+    LIST_ENTRY(wjob) link;        /* on the worker's live list */
     void *mcell;                  /* borrowed: its metric series, found
                                      when it started (worker_metrics.c) */
     int64_t mstart_ns;            /* when it started, for its run time
@@ -122,7 +123,7 @@ struct wbatch {
 #define WBATCH_MAGIC 0xba7cba7cU
     struct drv_worker *w;         /* borrowed: owner */
     struct drv_tg *tg;            /* owned */
-    struct wbatch *prev, *next;   /* borrowed: worker's batch list */
+    LIST_ENTRY(wbatch) link;      /* on the worker's batch list */
 };
 
 /* Jobs read by one reply, on their way to admission. */
@@ -260,8 +261,8 @@ struct drv_worker {
     struct wgraph *graph;           /* owned by graph.c: NULL when the
                                        config has no graph pipeline */
 
-    struct wjob *live;              /* list of jobs not yet settled */
-    struct wbatch *batches;         /* list of live task groups */
+    LIST_HEAD(, wjob) live;         /* jobs not yet settled */
+    LIST_HEAD(, wbatch) batches;    /* live task groups */
 
     /* fetching */
     int fetch_inflight;             /* reads out on blk */

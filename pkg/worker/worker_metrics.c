@@ -622,9 +622,8 @@ drv__worker_metrics_fini(struct drv_worker *w)
 {
     struct wmetrics *m = w->metrics;
 
-    if (m == NULL)
+    if (DRV_NO_OBJ(m, WMETRICS_MAGIC))
         return;
-    DRV_CHECK_OBJ(m, WMETRICS_MAGIC);
     drv_loop_on_lag(w->loop, NULL, NULL);
     if (m->sample_ev != NULL)
         event_free(m->sample_ev);
@@ -636,7 +635,6 @@ drv__worker_metrics_fini(struct drv_worker *w)
     free(m->cells);
     free(m->qcells);
     free(m->ticks);
-    m->magic = 0;
-    free(m);
+    DRV_FREE_OBJ(m);
     w->metrics = NULL;
 }

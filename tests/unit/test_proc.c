@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1245,10 +1246,30 @@ test_proc_owner_killed_group_dies(void **st)
     wait_until(!drv_test_pid_alive(rp), "reaper %ld to exit", (long)rp);
 }
 
+/* drv_read_nb on a non-blocking pipe: nothing yet, bytes, EOF, a bad fd. */
+static void
+test_proc_read_nb_states(void **state)
+{
+    int fds[2];
+    char buf[8];
+
+    (void)state;
+    assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_int_equal(drv_read_nb(fds[0], buf, sizeof buf), -EAGAIN);
+    assert_int_equal(write(fds[1], "abc", 3), 3);
+    assert_int_equal(drv_read_nb(fds[0], buf, sizeof buf), 3);
+    assert_memory_equal(buf, "abc", 3);
+    close(fds[1]);
+    assert_int_equal(drv_read_nb(fds[0], buf, sizeof buf), 0);
+    close(fds[0]);
+    assert_int_equal(drv_read_nb(fds[0], buf, sizeof buf), -EBADF);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proc_read_nb_states),
         cmocka_unit_test_setup_teardown(test_proc_exit_codes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proc_killed_by_signal, setup,
