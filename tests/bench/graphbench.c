@@ -35,28 +35,15 @@
 
 #include <hiredis/hiredis.h>
 
+#define BENCH_PROG "graphbench"
+#include "bench.h"
+
 extern char **environ;
 
 #define MAXRUNS 15
 
 static const char *opt_sock, *opt_droverd, *opt_work;
 static int opt_runs = 3;
-
-static void
-die(const char *msg)
-{
-    fprintf(stderr, "graphbench: %s\n", msg);
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static redisReply *
 cmd(redisContext *c, const char *fmt, ...)
@@ -68,7 +55,7 @@ cmd(redisContext *c, const char *fmt, ...)
     r = redisvCommand(c, fmt, ap);
     va_end(ap);
     if (r == NULL)
-        die("redis command failed");
+        bench_die("redis command failed");
     return r;
 }
 
@@ -154,7 +141,7 @@ start_droverd(redisContext *c)
     snprintf(log, sizeof log, "%s/graphbench.log", opt_work);
     f = fopen(cfg, "w");
     if (f == NULL)
-        die("cannot write the config");
+        bench_die("cannot write the config");
     fprintf(f, config_head, opt_sock);
     fclose(f);
     posix_spawn_file_actions_init(&fa);
@@ -162,7 +149,7 @@ start_droverd(redisContext *c)
                                      O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     if (posix_spawn(&pid, opt_droverd, &fa, NULL, argv, environ) != 0)
-        die("cannot start droverd");
+        bench_die("cannot start droverd");
     posix_spawn_file_actions_destroy(&fa);
     /* ready once its consumer group exists */
     for (i = 0; i < 5000; i++) {
@@ -176,7 +163,7 @@ start_droverd(redisContext *c)
             return pid;
         usleep(2000);
     }
-    die("droverd did not get ready");
+    bench_die("droverd did not get ready");
     return -1;
 }
 
@@ -209,7 +196,7 @@ run_case(redisContext *c, int fan, int graph, struct result *out)
     freeReplyObject(cmd(c, "FLUSHALL"));
     pid = start_droverd(c);
     counters_read(c, &a);
-    t0 = now_s();
+    t0 = bench_now_s();
     if (!fan && graph) {
         for (i = 0; i < 300; i++)
             freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * pipeline "
@@ -239,7 +226,7 @@ run_case(redisContext *c, int fan, int graph, struct result *out)
         polls++;
         usleep(2000);
     }
-    out->secs = now_s() - t0;
+    out->secs = bench_now_s() - t0;
     polls++;
     counters_read(c, &b);
     stop_droverd(pid);
@@ -295,16 +282,16 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--runs") == 0)
             opt_runs = atoi(argv[i + 1]);
         else
-            die("usage: graphbench --sock S --droverd BIN --work DIR "
+            bench_die("usage: graphbench --sock S --droverd BIN --work DIR "
                 "[--runs N]");
     }
     if (opt_sock == NULL || opt_droverd == NULL || opt_work == NULL)
-        die("usage: graphbench --sock S --droverd BIN --work DIR [--runs N]");
+        bench_die("usage: graphbench --sock S --droverd BIN --work DIR [--runs N]");
     if (opt_runs < 1 || opt_runs > MAXRUNS)
-        die("--runs must be 1 to 15");
+        bench_die("--runs must be 1 to 15");
     c = redisConnectUnix(opt_sock);
     if (c == NULL || c->err)
-        die("cannot connect to redis");
+        bench_die("cannot connect to redis");
     printf("graph pipelines vs plain jobs (median of %d runs; per node or "
            "plain job)\n", opt_runs);
     printf("%-10s %-6s %6s %8s %9s %9s %9s %9s %9s\n", "case", "kind",
