@@ -392,6 +392,8 @@ drv_test_droverd_setup(void **st)
 {
     assert_non_null(drv_test_droverd_fixture);
     *st = drv_test_droverd_new(&drv_test_srv, drv_test_droverd_fixture);
+    if (drv_test_droverd_fixture->setup != NULL)
+        drv_test_droverd_fixture->setup(*st);
     return 0;
 }
 

@@ -20,6 +20,8 @@
 
 #define DRV_TEST_NPROCS 3      /* droverd processes one fixture can hold */
 
+struct drv_test_droverd;
+
 /* What differs between the test files; copied by drv_test_droverd_new. */
 struct drv_test_droverd_opts {
     const char *tmpdir;          /* temp dir name prefix ("drover-wt") */
@@ -30,6 +32,9 @@ struct drv_test_droverd_opts {
     const char *body_head;       /* text before every config body, or
                                   * NULL ("queues: [default]\n") */
     int tail_lines;              /* log lines drv_test_dump_log shows */
+    void (*setup)(struct drv_test_droverd *t); /* the file's own part of
+                                  * drv_test_droverd_setup, run last; or
+                                  * NULL */
 };
 
 struct drv_test_droverd {
@@ -65,11 +70,16 @@ void drv_test_droverd_free(struct drv_test_droverd *t);
  * at them once (before cmocka_run_group_tests, with
  * drv_test_redis_group_setup as the group setup), then pass
  * drv_test_droverd_setup / drv_test_droverd_teardown to cmocka, or call
- * them from a file's own setup/teardown that does more.
+ * them from a file's own setup/teardown that does more. A file whose
+ * tests each need more (a config, keys) says so in the options' setup.
+ * TD(name) is an entry of a CMUnitTest table with this fixture.
  */
 extern const struct drv_test_droverd_opts *drv_test_droverd_fixture;
 int drv_test_droverd_setup(void **st);
 int drv_test_droverd_teardown(void **st);
+#define TD(name)                                                          \
+    cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup,        \
+                                    drv_test_droverd_teardown)
 
 /* drv_test_droverd_config -- write t->cfg: redis (srv's URL, the prefix),
  * then "worker:" with the defaults that worker_extra (NULL: none) does not

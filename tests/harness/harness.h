@@ -158,6 +158,13 @@ long drv_test_file_num(const char *dir, const char *name);
  * INFO has no such field). Asserts a reply. */
 long long drv_test_redis_info(redisContext *c, const char *name);
 
+/*
+ * T(name) -- an entry of a file's CMUnitTest table: the test with the
+ * file's own per-test fixture, its functions setup and teardown (the
+ * droverd fixture's entries are TD(name), droverd.h).
+ */
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 /* assert_drv_ok -- assert rc == 0, printing drv_strerror and err->msg. */
 #define assert_drv_ok(rc, err)                                            \
     do {                                                                  \

@@ -786,21 +786,19 @@ test_graph_stop_while_settle_refused(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_graph_diamond_two_workers_join_once),
-        T(test_graph_for_each_1000_max_parallel_10),
-        T(test_graph_node_on_other_queue),
-        T(test_graph_false_when_skips),
-        T(test_graph_dead_node_runs_on_failure_once),
-        T(test_graph_dead_item_stops_fan_out),
-        T(test_graph_kill9_loop_loses_and_repeats_nothing),
-        T(test_graph_connection_kills_lose_and_repeat_nothing),
-        T(test_graph_view_and_cancel),
-        T(test_graph_drover_cancel_stops_running_nodes),
-        T(test_graph_example_runs),
-        T(test_graph_stop_while_settle_refused),
+        TD(test_graph_diamond_two_workers_join_once),
+        TD(test_graph_for_each_1000_max_parallel_10),
+        TD(test_graph_node_on_other_queue),
+        TD(test_graph_false_when_skips),
+        TD(test_graph_dead_node_runs_on_failure_once),
+        TD(test_graph_dead_item_stops_fan_out),
+        TD(test_graph_kill9_loop_loses_and_repeats_nothing),
+        TD(test_graph_connection_kills_lose_and_repeat_nothing),
+        TD(test_graph_view_and_cancel),
+        TD(test_graph_drover_cancel_stops_running_nodes),
+        TD(test_graph_example_runs),
+        TD(test_graph_stop_while_settle_refused),
     };
 #undef T
 

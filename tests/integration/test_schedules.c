@@ -23,6 +23,8 @@
 #define OUT_MAX (64 * 1024)
 #define TICKS_MAX 4096
 
+static void setup(struct drv_test_droverd *t);
+
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-sched",
     .prefix = "t",
@@ -30,6 +32,7 @@ static const struct drv_test_droverd_opts opts = {
     .worker_defaults = "  shutdown_timeout: 5s\n",
     .body_head = NULL,
     .tail_lines = 40,
+    .setup = setup,
 };
 
 /* Two queues: `work` is run, `sched` is paused (its ticks stay). */
@@ -129,16 +132,11 @@ assert_unique_ascending(const struct ticks *tk)
                      (long long)tk->ms[i - 1]);
 }
 
-static int
-setup(void **st)
+static void
+setup(struct drv_test_droverd *t)
 {
-    struct drv_test_droverd *t = NULL;
-
-    drv_test_droverd_setup(st);
-    t = *st;
     drv_test_droverd_config(t, NULL, body);
     freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{sched}:paused 1"));
-    return 0;
 }
 
 /* ------------------------------------------------------------- tests */
@@ -439,18 +437,15 @@ test_schedules_cli(void **state)
     free(out);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, \
-                                               drv_test_droverd_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_schedules_once_across_three_workers),
-        T(test_schedules_missed_ticks_not_caught_up),
-        T(test_schedules_script_fences_ticks),
-        T(test_schedules_wrong_type_key_skipped),
-        T(test_schedules_cli),
+        TD(test_schedules_once_across_three_workers),
+        TD(test_schedules_missed_ticks_not_caught_up),
+        TD(test_schedules_script_fences_ticks),
+        TD(test_schedules_wrong_type_key_skipped),
+        TD(test_schedules_cli),
     };
 
     drv_test_droverd_fixture = &opts;
