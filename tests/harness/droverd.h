@@ -90,8 +90,11 @@ void drv_test_droverd_config(struct drv_test_droverd *t,
 
 /* drv_test_droverd_start -- spawn droverd -c CFG --log-level LEVEL as
  * process i, logging to dir/droverdN.log (N counts this fixture's starts;
- * the path is also in t->log). */
+ * the path is also in t->log). drv_test_droverd_start_args: with args
+ * (NULL-terminated, at most 8; may be NULL) after those. */
 void drv_test_droverd_start(struct drv_test_droverd *t, int i);
+void drv_test_droverd_start_args(struct drv_test_droverd *t, int i,
+                                 const char *const *args);
 
 /* drv_test_droverd_stop -- SIGTERM process i and wait for it: fails the
  * test (showing the log) unless it exits with want_exit in time. */
@@ -102,6 +105,11 @@ void drv_test_droverd_stop(struct drv_test_droverd *t, int i, int want_exit);
  * line and returns its port (asserts each step). */
 int drv_test_web_start(struct drv_test_droverd *t, struct drv_test_proc *p,
                        char *log, size_t logn);
+/* drv_test_web_start_args -- drv_test_web_start with args
+ * (NULL-terminated, at most 8) after its own. */
+int drv_test_web_start_args(struct drv_test_droverd *t,
+                            struct drv_test_proc *p, char *log, size_t logn,
+                            const char *const *args);
 
 /* drv_test_dump_log -- the last lines of log on stderr (diagnostics). */
 void drv_test_dump_log(const struct drv_test_droverd *t, const char *log);

@@ -221,26 +221,26 @@ cluster_state_is(struct world *w, int i, const char *state)
     return yes;
 }
 
-/* Run `drover -c CFG ARGS...` (NULL-terminated); its exit code, its
- * stdout into out. */
+/* Run `drover -c CFG ARGS...` (NULL-terminated, at most 15); its exit
+ * code, its stdout into out. */
 static int
 cli(struct world *w, char *out, size_t n, ...)
 {
-    const char *argv[16];
-    char bin[300];
+    const char *args[16];
+    struct drv_test_cli r;
     va_list ap;
-    int i = 0;
+    int i = 0, status;
 
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[i++] = bin;
-    argv[i++] = "-c";
-    argv[i++] = w->t->cfg;
     va_start(ap, n);
-    while (i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL)
+    while (i < 15 && (args[i] = va_arg(ap, const char *)) != NULL)
         i++;
     va_end(ap);
-    argv[i] = NULL;
-    return drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
+    args[i] = NULL;
+    drv_test_cli_run(&r, w->t->dir, w->t->cfg, NULL, args);
+    snprintf(out, n, "%s", r.out);
+    status = r.status;
+    drv_test_cli_fini(&r);
+    return status;
 }
 
 /* `drover ARGS...` must exit 0; its stdout into out. */

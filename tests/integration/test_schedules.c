@@ -347,12 +347,12 @@ static void
 test_schedules_cli(void **state)
 {
     struct drv_test_droverd *t = *state;
-    char bin[512], *out = malloc(OUT_MAX);
-    const char *argv[6];
+    static const char *const text[] = {"schedules", NULL};
+    static const char *const json[] = {"schedules", "--json", NULL};
+    struct drv_test_cli r;
+    char *out = NULL;
     int64_t now = drv_clock_unix_ms();
-    int rc;
 
-    assert_non_null(out);
     drv_test_droverd_config(t, NULL,
                             "queues: [default, low]\n"
                             "jobs:\n"
@@ -368,14 +368,7 @@ test_schedules_cli(void **state)
                             "  often: {every: 10m, job: report}\n");
     freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{default}:sched:often "
                                        "1796189400000"));
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[0] = bin;
-    argv[1] = "-c";
-    argv[2] = t->cfg;
-    argv[3] = "schedules";
-    argv[4] = NULL;
-    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    assert_int_equal(rc, 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, text);
     /* India has no DST: 02:30 is always +05:30 */
     if (strstr(out, "nightly  cron 30 2 * * *  Asia/Kolkata  low") == NULL ||
         strstr(out, "pipeline p") == NULL ||
@@ -385,11 +378,9 @@ test_schedules_cli(void **state)
         fail_msg("drover schedules printed:\n%s", out);
     /* nightly never ticked */
     assert_non_null(strstr(out, "  -  "));
+    free(out);
 
-    argv[4] = "--json";
-    argv[5] = NULL;
-    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    assert_int_equal(rc, 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, json);
     if (strstr(out, "\"name\":\"nightly\",\"cron\":\"30 2 * * *\","
                     "\"every_ms\":null,\"timezone\":\"Asia/Kolkata\","
                     "\"queue\":\"low\",\"job\":null,\"pipeline\":\"p\","
@@ -416,25 +407,20 @@ test_schedules_cli(void **state)
         assert_true(next > now && next <= now + 86400000 + 5000);
     }
     assert_non_null(strstr(out, "{\"schedules\":[{"));
+    free(out);
 
     /* one schedule's key of the wrong type: the other is still listed,
      * the bad one named, and the exit is 1 */
     freeReplyObject(drv_test_redis_cmd(t->c, "DEL t:{low}:sched:nightly"));
     freeReplyObject(drv_test_redis_cmd(t->c, "LPUSH t:{low}:sched:nightly "
                                        "x"));
-    {
-        /* stderr too: through sh */
-        const char *sh[] = {"/bin/sh", "-c", "\"$0\" -c \"$1\" schedules 2>&1",
-                            bin, t->cfg, NULL};
-
-        rc = drv_test_run(sh, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    }
-    assert_int_equal(rc, 1);
-    if (strstr(out, "often    every 10m") == NULL ||
-        strstr(out, "schedule nightly: ") == NULL ||
-        strstr(out, "WRONGTYPE") == NULL)
-        fail_msg("drover schedules printed:\n%s", out);
-    free(out);
+    drv_test_cli_run(&r, t->dir, t->cfg, NULL, text);
+    if (strstr(r.out, "often    every 10m") == NULL ||
+        strstr(r.err, "schedule nightly: ") == NULL ||
+        strstr(r.err, "WRONGTYPE") == NULL)
+        fail_msg("drover schedules printed:\n%s\nand on stderr:\n%s",
+                 r.out, r.err);
+    free(drv_test_cli_take(&r, 1));
 }
 
 int
