@@ -1,6 +1,7 @@
 /*
  * bench.h -- what the bench tools share: a fatal error that first kills
- * the children still running, and the clocks. Each tool is one .c file
+ * the children still running, the clocks, and a few blocking Redis
+ * calls (hiredis: every tool links it). Each tool is one .c file
  * built on its own (make bench), so the code stands here, static; a tool
  * defines BENCH_PROG, the prefix of its messages, before including it.
  */
@@ -18,8 +19,85 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <hiredis/hiredis.h>
+
 #ifndef BENCH_PROG
 #error "define BENCH_PROG (the tool's name) before including bench.h"
+/* bench_sleep_ms -- sleep ms, through signals. */
+static inline void
+bench_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* bench_vcmd, bench_cmd -- a command on c: its reply (caller frees);
+ * dies when the connection fails or Redis answers an error. */
+static inline redisReply *
+bench_vcmd(redisContext *c, const char *fmt, va_list ap)
+{
+    redisReply *r = redisvCommand(c, fmt, ap);
+
+    if (r == NULL)
+        bench_die("redis: %s", c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        bench_die("redis: %s: %s", fmt, r->str);
+    return r;
+}
+
+static inline redisReply *
+bench_cmd(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = bench_vcmd(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* bench_num -- bench_cmd's reply as a number: an integer, a string's
+ * leading number, else (nil) 0. */
+static inline long long
+bench_num(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    long long v = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = bench_vcmd(c, fmt, ap);
+    va_end(ap);
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+/* bench_redis_cpu -- Redis's CPU seconds so far (used_cpu_sys +
+ * used_cpu_user: every thread). */
+static inline double
+bench_redis_cpu(redisContext *c)
+{
+    redisReply *r = bench_cmd(c, "INFO cpu");
+    const char *p;
+    double v = 0;
+
+    if (r->type != REDIS_REPLY_STRING)
+        bench_die("INFO cpu: not a string");
+    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
+        v += strtod(p + 13, NULL);
+    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
+        v += strtod(p + 14, NULL);
+    freeReplyObject(r);
+    return v;
+}
+
 #endif
 
 /* Children not reaped yet: bench_die kills them, so a failed run never
@@ -101,6 +179,81 @@ bench_now_s(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* bench_sleep_ms -- sleep ms, through signals. */
+static inline void
+bench_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* bench_vcmd, bench_cmd -- a command on c: its reply (caller frees);
+ * dies when the connection fails or Redis answers an error. */
+static inline redisReply *
+bench_vcmd(redisContext *c, const char *fmt, va_list ap)
+{
+    redisReply *r = redisvCommand(c, fmt, ap);
+
+    if (r == NULL)
+        bench_die("redis: %s", c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        bench_die("redis: %s: %s", fmt, r->str);
+    return r;
+}
+
+static inline redisReply *
+bench_cmd(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = bench_vcmd(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* bench_num -- bench_cmd's reply as a number: an integer, a string's
+ * leading number, else (nil) 0. */
+static inline long long
+bench_num(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    long long v = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = bench_vcmd(c, fmt, ap);
+    va_end(ap);
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+/* bench_redis_cpu -- Redis's CPU seconds so far (used_cpu_sys +
+ * used_cpu_user: every thread). */
+static inline double
+bench_redis_cpu(redisContext *c)
+{
+    redisReply *r = bench_cmd(c, "INFO cpu");
+    const char *p;
+    double v = 0;
+
+    if (r->type != REDIS_REPLY_STRING)
+        bench_die("INFO cpu: not a string");
+    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
+        v += strtod(p + 13, NULL);
+    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
+        v += strtod(p + 14, NULL);
+    freeReplyObject(r);
+    return v;
 }
 
 #endif

@@ -119,15 +119,6 @@ real_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void
-sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static redisContext *
 rconnect(void)
 {
@@ -138,62 +129,10 @@ rconnect(void)
     return c;
 }
 
-static redisReply *
-rcmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        bench_die("redis: %s", c->errstr);
-    if (r->type == REDIS_REPLY_ERROR)
-        bench_die("redis: %s: %s", fmt, r->str);
-    return r;
-}
-
-static long long
-rint_cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        bench_die("redis: %s", c->errstr);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
-    return v;
-}
-
 static void
 flushall(redisContext *c)
 {
-    freeReplyObject(rcmd(c, "FLUSHALL"));
-}
-
-/* Redis CPU seconds so far (user + sys, every thread). */
-static double
-redis_cpu(redisContext *c)
-{
-    redisReply *r = rcmd(c, "INFO cpu");
-    const char *p;
-    double v = 0;
-
-    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
-        v += strtod(p + 13, NULL);
-    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
-        v += strtod(p + 14, NULL);
-    freeReplyObject(r);
-    return v;
+    freeReplyObject(bench_cmd(c, "FLUSHALL"));
 }
 
 /* XADD n jobs "job TYPE [f v]" pipelined, 1000 a write. */
@@ -477,7 +416,7 @@ wait_ready(redisContext *c, struct child *ch)
 
     snprintf(name, sizeof name, "name=drover-fetch-%d ", (int)ch->pid);
     while (bench_now_ns() < deadline) {
-        redisReply *r = rcmd(c, "CLIENT LIST");
+        redisReply *r = bench_cmd(c, "CLIENT LIST");
         const char *p = strstr(r->str, name);
         const char *eol = p ? strchr(p, '\n') : NULL;
         const char *cmd = p ? strstr(p, "cmd=xreadgroup") : NULL;
@@ -488,7 +427,7 @@ wait_ready(redisContext *c, struct child *ch)
             return;
         if (!alive(ch))
             bench_die("droverd exited at start (see %s)", opt.work);
-        sleep_ms(2);
+        bench_sleep_ms(2);
     }
     bench_die("droverd not reading after 10 s (see %s)", opt.work);
 }
@@ -551,7 +490,7 @@ wait_drained(redisContext *c, struct child *ch, int64_t timeout_s,
     int64_t t, next_scrape = bench_now_ns() + 1000000000LL;
 
     for (;;) {
-        long long n = rint_cmd(c, "XLEN %s", KEY);
+        long long n = bench_num(c, "XLEN %s", KEY);
 
         t = bench_now_ns();
         if (n == 0)
@@ -562,10 +501,10 @@ wait_drained(redisContext *c, struct child *ch, int64_t timeout_s,
         }
         if (t > deadline)
             bench_die("queue not drained after %lld s (%lld left)",
-                (long long)timeout_s, n);
+                      (long long)timeout_s, n);
         if (ch != NULL && ch->pid > 0 && !alive(ch))
             bench_die("droverd exited early (see %s)", opt.work);
-        sleep_ms(1);
+        bench_sleep_ms(1);
     }
 }
 
@@ -580,7 +519,7 @@ stop_droverd(struct child *ch)
 static void
 check_processed(redisContext *c, long want)
 {
-    long long got = rint_cmd(c, "HGET %s processed", STATS_KEY);
+    long long got = bench_num(c, "HGET %s processed", STATS_KEY);
 
     if (got != want)
         bench_die("processed = %lld, want %ld", got, want);
@@ -702,13 +641,13 @@ case_drain(redisContext *c, int run, int mode)
         cf.metrics_port = free_port();
     flushall(c);
     enqueue(c, opt.n, "noop", NULL, NULL);
-    cpu0 = redis_cpu(c);
+    cpu0 = bench_redis_cpu(c);
     t0 = bench_now_ns();
     start_droverd(&ch, mode == DRAIN_DEFAULTS ? "drain-defaults"
                        : mode == DRAIN_METRICS ? "drain-metrics" : "drain",
                   mode == DRAIN_DEFAULTS ? &df : &cf, NULL);
     t1 = wait_drained(c, &ch, 600, cf.metrics_port);
-    cpu1 = redis_cpu(c);
+    cpu1 = bench_redis_cpu(c);
     if (mode == DRAIN_METRICS && scrape_once(cf.metrics_port) == 0)
         bench_die("droverd's /metrics did not answer (see %s)", opt.work);
     stop_droverd(&ch);
@@ -758,7 +697,7 @@ case_limit(redisContext *c, int run, int trim)
     snprintf(log, sizeof log, "%s/redis_limit.log", opt.work);
     flushall(c);
     enqueue(c, opt.n, "noop", NULL, NULL);
-    cpu0 = redis_cpu(c);
+    cpu0 = bench_redis_cpu(c);
     argv[0] = path;
     argv[1] = opt.sock;
     argv[2] = KEY;
@@ -769,10 +708,10 @@ case_limit(redisContext *c, int run, int trim)
     spawn(&ch, argv, log, NULL);
     reap(&ch, 0);
     t1 = bench_now_ns();
-    cpu1 = redis_cpu(c);
+    cpu1 = bench_redis_cpu(c);
     if (!WIFEXITED(ch.status) || WEXITSTATUS(ch.status) != 0)
         bench_die("redis_limit failed (see %s)", log);
-    if (rint_cmd(c, "XLEN %s", KEY) != 0)
+    if (bench_num(c, "XLEN %s", KEY) != 0)
         bench_die("redis_limit left entries behind");
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
     if (trim) {
@@ -905,12 +844,12 @@ case_latency(redisContext *c, int run, int loaded)
     if (loaded) {
         /* the load first, settled for a second, then the measured jobs */
         bulk = bulk_enqueuer(bulk_rate, secs + 2);
-        sleep_ms(1000);
+        bench_sleep_ms(1000);
         t_load0 = bench_now_ns();
         cpu0 = proc_cpu_s(ch.pid);
-        bulk_done = rint_cmd(c, "HGET drover:{bulk}:stats processed");
+        bulk_done = bench_num(c, "HGET drover:{bulk}:stats processed");
     }
-    sleep_ms(300);
+    bench_sleep_ms(300);
     clock_gettime(CLOCK_MONOTONIC, &next);
     for (i = 0; i < total; i++) {
         redisReply *r;
@@ -924,7 +863,7 @@ case_latency(redisContext *c, int run, int loaded)
                                NULL) == EINTR)
             ;
         s[i].us = real_us();
-        r = rcmd(c, "XADD %s * job noop", KEY);
+        r = bench_cmd(c, "XADD %s * job noop", KEY);
         if (r->type != REDIS_REPLY_STRING ||
             parse_id(r->str, &s[i].ms, &s[i].seq) < 0)
             bench_die("XADD: unexpected reply");
@@ -934,7 +873,7 @@ case_latency(redisContext *c, int run, int loaded)
     if (loaded) {
         t_load1 = bench_now_ns();
         cpu1 = proc_cpu_s(ch.pid);
-        bulk_done = rint_cmd(c, "HGET drover:{bulk}:stats processed") -
+        bulk_done = bench_num(c, "HGET drover:{bulk}:stats processed") -
                     bulk_done;
         reap(&(struct child){.pid = bulk}, 0);
     }
@@ -1023,7 +962,7 @@ timed_batch(redisContext *c, const char *name, const struct conf *cf,
     flushall(c);
     start_droverd(&ch, name, cf, NULL);
     wait_ready(c, &ch);
-    sleep_ms(200);
+    bench_sleep_ms(200);
     if (idle_kb != NULL)
         *idle_kb = proc_status_kb(ch.pid, "VmRSS");
     t0 = bench_now_ns();
@@ -1182,7 +1121,7 @@ tcp_connect(int port)
             redisFree(c);
         if (bench_now_ns() > deadline)
             bench_die("redis on port %d does not answer", port);
-        sleep_ms(20);
+        bench_sleep_ms(20);
     }
 }
 
@@ -1190,7 +1129,7 @@ tcp_connect(int port)
 static int
 cluster_ok(redisContext *c)
 {
-    redisReply *r = rcmd(c, "CLUSTER INFO");
+    redisReply *r = bench_cmd(c, "CLUSTER INFO");
     int ok = r->type == REDIS_REPLY_STRING &&
              strstr(r->str, "cluster_state:ok") != NULL &&
              strstr(r->str, "cluster_known_nodes:3") != NULL;
@@ -1249,7 +1188,7 @@ drain3(redisContext **c, char (*q)[16], long n, const char *name,
         long long left = 0;
 
         for (i = 0; i < CL_NODES; i++)
-            left += rint_cmd(c[i], "XLEN drover:{%s}:jobs", q[i]);
+            left += bench_num(c[i], "XLEN drover:{%s}:jobs", q[i]);
         t1 = bench_now_ns();
         if (left == 0)
             break;
@@ -1257,11 +1196,11 @@ drain3(redisContext **c, char (*q)[16], long n, const char *name,
             bench_die("droverd exited early (see %s)", log);
         if (t1 - t0 > 600 * 1000000000LL)
             bench_die("3 queues not drained after 600 s (%lld left)", left);
-        sleep_ms(1);
+        bench_sleep_ms(1);
     }
     stop_droverd(&ch);
     for (i = 0; i < CL_NODES; i++)
-        if (rint_cmd(c[i], "HGET drover:{%s}:stats processed", q[i]) != n)
+        if (bench_num(c[i], "HGET drover:{%s}:stats processed", q[i]) != n)
             bench_die("%s: queue %s: not every job processed", name, q[i]);
     return 3.0 * (double)n / ((double)(t1 - t0) / 1e9);
 }
@@ -1284,19 +1223,19 @@ case_cluster(int runs)
         snprintf(dir, sizeof dir, "%s/cluster%d", opt.work, i);
         port[i] = start_tcp_redis(&node[i], dir, &bus[i]);
         c[i] = tcp_connect(port[i]);
-        rep = rcmd(c[i], "CLUSTER MYID");
+        rep = bench_cmd(c[i], "CLUSTER MYID");
         snprintf(id[i], sizeof id[i], "%s", rep->str);
         freeReplyObject(rep);
-        freeReplyObject(rcmd(c[i], "CLUSTER SET-CONFIG-EPOCH %d", i + 1));
-        freeReplyObject(rcmd(c[i], "CLUSTER ADDSLOTSRANGE %d %d",
-                             i * 5461, i == 2 ? 16383 : i * 5461 + 5460));
+        freeReplyObject(bench_cmd(c[i], "CLUSTER SET-CONFIG-EPOCH %d", i + 1));
+        freeReplyObject(bench_cmd(c[i], "CLUSTER ADDSLOTSRANGE %d %d",
+                                  i * 5461, i == 2 ? 16383 : i * 5461 + 5460));
     }
     for (i = 1; i < CL_NODES; i++)
-        freeReplyObject(rcmd(c[0], "CLUSTER MEET 127.0.0.1 %d %d", port[i],
-                             bus[i]));
+        freeReplyObject(bench_cmd(c[0], "CLUSTER MEET 127.0.0.1 %d %d",
+                                  port[i], bus[i]));
     for (i = 0; i < CL_NODES; i++)
         while (!cluster_ok(c[i]))
-            sleep_ms(50);
+            bench_sleep_ms(50);
     /* a queue name per master: the first q<k> whose slot it serves */
     memset(q, 0, sizeof q);
     for (k = 0; found < CL_NODES && k < 1000; k++) {
@@ -1304,7 +1243,7 @@ case_cluster(int runs)
         long long slot;
 
         snprintf(name, sizeof name, "q%d", k);
-        slot = rint_cmd(c[0], "CLUSTER KEYSLOT %s", name);
+        slot = bench_num(c[0], "CLUSTER KEYSLOT %s", name);
         i = slot < 5461 ? 0 : slot < 10922 ? 1 : 2;
         if (q[i][0] == '\0') {
             snprintf(q[i], sizeof q[i], "%s", name);
@@ -1329,7 +1268,7 @@ case_cluster(int runs)
                                             i ? ", " : "", port[i]);
                 snprintf(yaml + off, sizeof yaml - off, "]\n");
                 for (i = 0; i < CL_NODES; i++)
-                    freeReplyObject(rcmd(c[i], "FLUSHALL"));
+                    freeReplyObject(bench_cmd(c[i], "FLUSHALL"));
                 rc = drain3(c, q, n, "cluster", yaml);
                 put(9, label, "jobs/s, cluster", 0, rc);
                 fprintf(stderr, "  [9 cluster] run %d: %.0f jobs/s\n",
@@ -1337,7 +1276,7 @@ case_cluster(int runs)
             } else {
                 snprintf(yaml, sizeof yaml,
                          "redis:\n  url: redis://127.0.0.1:%d/0\n", oport);
-                freeReplyObject(rcmd(o, "FLUSHALL"));
+                freeReplyObject(bench_cmd(o, "FLUSHALL"));
                 ro = drain3(oc, q, n, "one-redis", yaml);
                 put(9, label, "jobs/s, one Redis", 0, ro);
                 fprintf(stderr, "  [9 one Redis] run %d: %.0f jobs/s\n",
@@ -1367,14 +1306,14 @@ case_idle(redisContext *c, int run)
     flushall(c);
     start_droverd(&ch, "idle", &cf, NULL);
     wait_ready(c, &ch);
-    sleep_ms(1000);
+    bench_sleep_ms(1000);
     cpu0 = proc_cpu_s(ch.pid);
     w0 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
-    r0 = redis_cpu(c);
-    sleep_ms(10000);
+    r0 = bench_redis_cpu(c);
+    bench_sleep_ms(10000);
     cpu1 = proc_cpu_s(ch.pid);
     w1 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
-    r1 = redis_cpu(c);
+    r1 = bench_redis_cpu(c);
     rss = proc_status_kb(ch.pid, "VmRSS");
     anon = proc_status_kb(ch.pid, "RssAnon");
     stop_droverd(&ch);
@@ -1394,7 +1333,7 @@ case_idle(redisContext *c, int run)
 static double
 redis_calls(redisContext *c)
 {
-    redisReply *r = rcmd(c, "INFO commandstats");
+    redisReply *r = bench_cmd(c, "INFO commandstats");
     const char *p = r->str;
     double n = 0;
 
@@ -1438,15 +1377,15 @@ case_idle_queues(redisContext *c, int run)
         flushall(c);
         start_droverd(&ch, "idleq", &cf, NULL);
         wait_ready(c, &ch);
-        sleep_ms(3000);
+        bench_sleep_ms(3000);
         n0 = redis_calls(c);
         cpu0 = proc_cpu_s(ch.pid);
-        sleep_ms(10000);
+        bench_sleep_ms(10000);
         n1 = redis_calls(c);
         cpu1 = proc_cpu_s(ch.pid);
         if (counts[i] == 1000) {
             /* the slow per-queue looks (every 30-60 s) too: 60 s more */
-            sleep_ms(60000);
+            bench_sleep_ms(60000);
             put(8, label, "Redis cmds/s, 1000 queues, 70 s", 1,
                 (redis_calls(c) - n0) / 70);
         }
@@ -1495,7 +1434,7 @@ machine(char *out, size_t n, redisContext *c)
     struct utsname u;
     char model[128] = "?", line[256];
     FILE *f = fopen("/proc/cpuinfo", "r");
-    redisReply *r = rcmd(c, "INFO server");
+    redisReply *r = bench_cmd(c, "INFO server");
     const char *p = strstr(r->str, "redis_version:");
     char rv[32] = "?";
 

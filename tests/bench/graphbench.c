@@ -45,20 +45,6 @@ extern char **environ;
 static const char *opt_sock, *opt_droverd, *opt_work;
 static int opt_runs = 3;
 
-static redisReply *
-cmd(redisContext *c, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        bench_die("redis command failed");
-    return r;
-}
-
 /* Redis's counters: calls of the commands we follow, all calls, CPU. */
 struct counters {
     long long lua, fetch, hget, info, total;
@@ -68,7 +54,7 @@ struct counters {
 static void
 counters_read(redisContext *c, struct counters *k)
 {
-    redisReply *r = cmd(c, "INFO commandstats");
+    redisReply *r = bench_cmd(c, "INFO commandstats");
     char *line, *save = NULL, *text = strdup(r->str);
     double user = 0, sys = 0;
 
@@ -92,7 +78,7 @@ counters_read(redisContext *c, struct counters *k)
     }
     free(text);
     freeReplyObject(r);
-    r = cmd(c, "INFO cpu");
+    r = bench_cmd(c, "INFO cpu");
     sscanf(strstr(r->str, "used_cpu_sys:"), "used_cpu_sys:%lf", &sys);
     sscanf(strstr(r->str, "used_cpu_user:"), "used_cpu_user:%lf", &user);
     k->cpu = sys + user;
@@ -102,7 +88,7 @@ counters_read(redisContext *c, struct counters *k)
 static long long
 processed(redisContext *c)
 {
-    redisReply *r = cmd(c, "HGET drover:{bench}:stats processed");
+    redisReply *r = bench_cmd(c, "HGET drover:{bench}:stats processed");
     long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
 
     freeReplyObject(r);
@@ -193,32 +179,33 @@ run_case(redisContext *c, int fan, int graph, struct result *out)
     pid_t pid;
     int i, k;
 
-    freeReplyObject(cmd(c, "FLUSHALL"));
+    freeReplyObject(bench_cmd(c, "FLUSHALL"));
     pid = start_droverd(c);
     counters_read(c, &a);
     t0 = bench_now_s();
     if (!fan && graph) {
         for (i = 0; i < 300; i++)
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * pipeline "
-                                "chain id r%d", i));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "pipeline chain id r%d", i));
         want = 900;
     } else if (!fan) {
         for (i = 0; i < 900; i++)
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job e n %d",
-                                i));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "job e n %d", i));
         want = 900;
     } else if (graph) {
         for (i = 0; i < 10; i++)
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * pipeline fan "
-                                "id f%d", i));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "pipeline fan id f%d", i));
         want = 1020;
     } else {
         for (i = 0; i < 10; i++) {
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job list"));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "job list"));
             for (k = 0; k < 100; k++)
-                freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job e "
-                                    "item %d index %d", k, k));
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job e"));
+                freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                          "job e item %d index %d", k, k));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * job e"));
         }
         want = 1020;
     }
@@ -283,10 +270,11 @@ main(int argc, char **argv)
             opt_runs = atoi(argv[i + 1]);
         else
             bench_die("usage: graphbench --sock S --droverd BIN --work DIR "
-                "[--runs N]");
+                      "[--runs N]");
     }
     if (opt_sock == NULL || opt_droverd == NULL || opt_work == NULL)
-        bench_die("usage: graphbench --sock S --droverd BIN --work DIR [--runs N]");
+        bench_die("usage: graphbench --sock S --droverd BIN --work DIR "
+                  "[--runs N]");
     if (opt_runs < 1 || opt_runs > MAXRUNS)
         bench_die("--runs must be 1 to 15");
     c = redisConnectUnix(opt_sock);

@@ -62,53 +62,6 @@ static struct {
 } opt = {NULL, NULL, NULL, NULL, NULL, 3, 20000, 0};
 
 
-static void
-nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static long long
-rnum(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        bench_die("redis %s: %s", fmt, r ? r->str : c->errstr);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = atoll(r->str);
-    freeReplyObject(r);
-    return v;
-}
-
-/* Redis's used_cpu_sys + used_cpu_user. */
-static double
-redis_cpu(redisContext *c)
-{
-    redisReply *r = redisCommand(c, "INFO cpu");
-    const char *p;
-    double v = 0;
-
-    if (r == NULL || r->type != REDIS_REPLY_STRING)
-        bench_die("INFO cpu failed");
-    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
-        v += strtod(p + 13, NULL);
-    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
-        v += strtod(p + 14, NULL);
-    freeReplyObject(r);
-    return v;
-}
-
 /* prog argv with stdout and stderr appended to log; returns its pid. */
 static pid_t
 start(const char *const *argv, const char *log)
@@ -213,7 +166,7 @@ server_start(struct server *s, int delay_ms, const char *name)
             s->port = atoi(p + 20);
             return;
         }
-        nap_ms(1);
+        bench_sleep_ms(1);
     }
     bench_die("httpserver did not start (see %s)", s->log);
 }
@@ -264,7 +217,7 @@ wait_reading(redisContext *c, pid_t pid, const char *log)
             return;
         if (waitpid(pid, NULL, WNOHANG) == pid)
             bench_die("droverd exited at start (see %s)", log);
-        nap_ms(2);
+        bench_sleep_ms(2);
     }
     bench_die("droverd not reading after 10 s (see %s)", log);
 }
@@ -297,11 +250,11 @@ run_drover(redisContext *c, int delay_ms, struct drun *out)
             "    url: http://127.0.0.1:%d/hook\n    retries: 0\n",
             opt.sock, CONCURRENCY, batch, s.port);
     fclose(f);
-    rnum(c, "FLUSHALL");
+    bench_num(c, "FLUSHALL");
     pid = start(argv, log);
     wait_reading(c, pid, log);
     cpu0 = cpu_of(pid);
-    rcpu0 = redis_cpu(c);
+    rcpu0 = bench_redis_cpu(c);
     scpu0 = cpu_of(s.pid);
     t0 = bench_now_s();
     /* XADD pipelined, 1000 a write: droverd starts on the first ones */
@@ -320,26 +273,27 @@ run_drover(redisContext *c, int delay_ms, struct drun *out)
         }
         got = sent;
     }
-    while (rnum(c, "XLEN %s", KEY) > 0) {
+    while (bench_num(c, "XLEN %s", KEY) > 0) {
         if (bench_now_s() - t0 > 600)
             bench_die("not drained after 600 s (see %s)", log);
         if (waitpid(pid, NULL, WNOHANG) == pid)
             bench_die("droverd exited (see %s)", log);
-        nap_ms(1);
+        bench_sleep_ms(1);
     }
     out->rate = (double)opt.n / (bench_now_s() - t0);
     out->cpu_per_k = (cpu_of(pid) - cpu0) / (double)opt.n * 1000;
-    out->redis_per_k = (redis_cpu(c) - rcpu0) / (double)opt.n * 1000;
+    out->redis_per_k = (bench_redis_cpu(c) - rcpu0) / (double)opt.n * 1000;
     out->server_per_k = (cpu_of(s.pid) - scpu0) / (double)opt.n * 1000;
-    if (rnum(c, "HGET drover:{bench}:stats processed") != opt.n ||
-        rnum(c, "HGET drover:{bench}:stats dead") != 0)
+    if (bench_num(c, "HGET drover:{bench}:stats processed") != opt.n ||
+        bench_num(c, "HGET drover:{bench}:stats dead") != 0)
         bench_die("not every job succeeded (see %s)", log);
     i = stop(pid, SIGTERM);
     if (!WIFEXITED(i) || WEXITSTATUS(i) != 0)
         bench_die("droverd did not stop cleanly (see %s)", log);
     server_stop(&s, &out->conns, &served);
     if (served != opt.n)
-        bench_die("the server answered %lld requests for %ld jobs", served, opt.n);
+        bench_die("the server answered %lld requests for %ld jobs", served,
+                  opt.n);
 }
 
 /* httpload against a fresh server: what the server serves alone. */
