@@ -690,12 +690,16 @@ struct by_id_ops {
     /* adds the batch on b->id to c; as pkg/queue's builders return */
     int (*build)(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
                  const struct by_id *b);
-    web_parse_fn *parse;            /* ctx: the struct by_id */
-    web_write_fn *write;            /* ctx: the struct by_id */
+    /* the replies into b->u: as a web_parse_fn */
+    int (*parse)(redisReply **out, size_t n, struct by_id *b,
+                 struct drv_err *err);
+    /* b->u as JSON */
+    void (*write)(struct drv_json *j, const struct by_id *b);
     void (*fini)(struct by_id *b);  /* frees b->u; NULL: nothing to */
 };
 
 struct by_id {
+    const struct by_id_ops *ops;    /* borrowed, static */
     const char *queue;              /* borrowed */
     const char *id;                 /* borrowed: from the path */
     const char *prefix;             /* borrowed: redis.prefix */
@@ -716,9 +720,9 @@ job_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
 }
 
 static int
-job_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+job_parse(redisReply **out, size_t n, struct by_id *b,
+          struct drv_err *err)
 {
-    struct by_id *b = ctx;
     int rc;
 
     rc = drv_queue_lookup_parse(out, n, &b->u.l, err);
@@ -733,10 +737,8 @@ job_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 }
 
 static void
-job_write(struct drv_json *j, void *ctx)
+job_write(struct drv_json *j, const struct by_id *b)
 {
-    struct by_id *b = ctx;
-
     drv_queue_lookup_json(j, b->queue, b->id, &b->u.l);
 }
 
@@ -755,9 +757,9 @@ cancel_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
 }
 
 static int
-cancel_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+cancel_parse(redisReply **out, size_t n, struct by_id *b,
+             struct drv_err *err)
 {
-    struct by_id *b = ctx;
     int rc = drv_queue_cancel_parse(out, n, &b->u.cn, err);
 
     if (rc == 0 && drv_queue_cancel_total(&b->u.cn) == 0) {
@@ -769,10 +771,8 @@ cancel_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 }
 
 static void
-cancel_write(struct drv_json *j, void *ctx)
+cancel_write(struct drv_json *j, const struct by_id *b)
 {
-    struct by_id *b = ctx;
-
     drv_queue_cancel_json(j, b->queue, b->id, &b->u.cn);
 }
 
@@ -786,9 +786,9 @@ run_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
 }
 
 static int
-run_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+run_parse(redisReply **out, size_t n, struct by_id *b,
+          struct drv_err *err)
 {
-    struct by_id *b = ctx;
     int rc;
 
     DRV_ASSERT(n == DRV_QUEUE_GRAPH_RUN_CMDS);
@@ -803,10 +803,8 @@ run_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 }
 
 static void
-run_write(struct drv_json *j, void *ctx)
+run_write(struct drv_json *j, const struct by_id *b)
 {
-    struct by_id *b = ctx;
-
     drv_queue_graph_run_json(j, b->queue, b->id, &b->u.run, NULL);
 }
 
@@ -826,6 +824,22 @@ static const struct by_id_ops run_ops = {
     run_build, run_parse, run_write, run_fini,
 };
 
+static int
+by_id_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+{
+    struct by_id *b = ctx;
+
+    return b->ops->parse(out, n, b, err);
+}
+
+static void
+by_id_write(struct drv_json *j, void *ctx)
+{
+    const struct by_id *b = ctx;
+
+    b->ops->write(j, b);
+}
+
 static void
 serve_by_id(struct drv_web *web, struct evhttp_request *req,
           const struct drv_queue_keys *k, const char *id,
@@ -835,12 +849,13 @@ serve_by_id(struct drv_web *web, struct evhttp_request *req,
     struct drv_queue_cmds c;
 
     memset(&b, 0, sizeof b);
+    b.ops = ops;
     b.queue = k->name;
     b.id = id;
     b.prefix = web->cli->cfg->redis.prefix;
     drv_queue_cmds_init(&c);
     ops->build(&c, k, &b);
-    serve(web, req, &c, ops->parse, ops->write, &b);
+    serve(web, req, &c, by_id_parse, by_id_write, &b);
     if (ops->fini != NULL)
         ops->fini(&b);
     drv_queue_cmds_fini(&c);
