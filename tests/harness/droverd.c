@@ -85,14 +85,23 @@ void
 drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
                         const char *body)
 {
+    char redis[2048];
+
+    snprintf(redis, sizeof redis, "  url: %s\n  prefix: %s\n%s",
+             t->srv->url, t->o.prefix, t->srv->tls_yaml);
+    drv_test_droverd_config_redis(t, redis, worker_extra, body);
+}
+
+void
+drv_test_droverd_config_redis(struct drv_test_droverd *t, const char *redis,
+                              const char *worker_extra, const char *body)
+{
     const char *x = worker_extra != NULL ? worker_extra : "";
     char text[8192];
     size_t o;
 
     snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
-    o = (size_t)snprintf(text, sizeof text,
-                         "redis:\n  url: %s\n  prefix: %s\n%sworker:\n",
-                         t->srv->url, t->o.prefix, t->srv->tls_yaml);
+    o = (size_t)snprintf(text, sizeof text, "redis:\n%sworker:\n", redis);
     add_defaults(text, sizeof text, &o, t->o.worker_defaults, x);
     if (o < sizeof text)
         snprintf(text + o, sizeof text - o, "%s%s%s", x,

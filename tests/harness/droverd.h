@@ -88,6 +88,14 @@ int drv_test_droverd_teardown(void **st);
 void drv_test_droverd_config(struct drv_test_droverd *t,
                              const char *worker_extra, const char *body);
 
+/* drv_test_droverd_config_redis -- the same with the redis: section's
+ * lines given (a cluster's nodes, sentinels; each indented by two
+ * spaces) instead of srv's URL and the prefix. */
+void drv_test_droverd_config_redis(struct drv_test_droverd *t,
+                                   const char *redis,
+                                   const char *worker_extra,
+                                   const char *body);
+
 /* drv_test_droverd_start -- spawn droverd -c CFG --log-level LEVEL as
  * process i, logging to dir/droverdN.log (N counts this fixture's starts;
  * the path is also in t->log). drv_test_droverd_start_args: with args

@@ -95,20 +95,16 @@ teardown(void **st)
 static void
 write_config(struct world *w, const char *worker, const char *jobs)
 {
-    char text[4096];
+    char redis[1024], body[4096];
 
-    snprintf(w->t->cfg, sizeof w->t->cfg, "%s/drover.yaml", w->t->dir);
-    snprintf(text, sizeof text,
-             "redis:\n"
+    snprintf(redis, sizeof redis,
              "  url: redis:///0\n"
              "  prefix: t\n"
              "  cluster:\n"
-             "    nodes: %s\n"
-             "worker:\n%s"
-             "queues: [%s, %s, %s]\n"
-             "jobs:\n%s",
-             w->cl.nodes, worker, w->q[0], w->q[1], w->q[2], jobs);
-    assert_int_equal(drv_test_write_file(w->t->cfg, text), 0);
+             "    nodes: %s\n", w->cl.nodes);
+    snprintf(body, sizeof body, "queues: [%s, %s, %s]\njobs:\n%s",
+             w->q[0], w->q[1], w->q[2], jobs);
+    drv_test_droverd_config_redis(w->t, redis, worker, body);
 }
 
 /* A blocking client on the node that serves queue k now. */

@@ -69,21 +69,16 @@ teardown(void **st)
 static void
 write_config(struct world *w, const char *worker, const char *jobs)
 {
-    char text[4096];
+    char redis[1024], body[4096];
 
-    snprintf(w->t->cfg, sizeof w->t->cfg, "%s/drover.yaml", w->t->dir);
-    snprintf(text, sizeof text,
-             "redis:\n"
+    snprintf(redis, sizeof redis,
              "  url: redis:///0\n"
              "  prefix: t\n"
              "  sentinel:\n"
              "    master: %s\n"
-             "    addrs: %s\n"
-             "worker:\n%s"
-             "queues: [" Q "]\n"
-             "jobs:\n%s",
-             DRV_TEST_SENTINEL_MASTER, w->s.addrs, worker, jobs);
-    assert_int_equal(drv_test_write_file(w->t->cfg, text), 0);
+             "    addrs: %s\n", DRV_TEST_SENTINEL_MASTER, w->s.addrs);
+    snprintf(body, sizeof body, "queues: [" Q "]\njobs:\n%s", jobs);
+    drv_test_droverd_config_redis(w->t, redis, worker, body);
 }
 
 /* The queue's processed counter on c's server. */
