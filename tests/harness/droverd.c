@@ -85,15 +85,13 @@ void
 drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
                         const char *body)
 {
-    char redis[2048];
-
-    snprintf(redis, sizeof redis, "  url: %s\n  prefix: %s\n%s",
-             t->srv->url, t->o.prefix, t->srv->tls_yaml);
-    drv_test_droverd_config_redis(t, redis, worker_extra, body);
+    drv_test_droverd_config_redis(t, t->srv->url, t->srv->tls_yaml,
+                                  worker_extra, body);
 }
 
 void
-drv_test_droverd_config_redis(struct drv_test_droverd *t, const char *redis,
+drv_test_droverd_config_redis(struct drv_test_droverd *t, const char *url,
+                              const char *redis_extra,
                               const char *worker_extra, const char *body)
 {
     const char *x = worker_extra != NULL ? worker_extra : "";
@@ -101,7 +99,9 @@ drv_test_droverd_config_redis(struct drv_test_droverd *t, const char *redis,
     size_t o;
 
     snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
-    o = (size_t)snprintf(text, sizeof text, "redis:\n%sworker:\n", redis);
+    o = (size_t)snprintf(text, sizeof text,
+                         "redis:\n  url: %s\n  prefix: %s\n%sworker:\n",
+                         url, t->o.prefix, redis_extra);
     add_defaults(text, sizeof text, &o, t->o.worker_defaults, x);
     if (o < sizeof text)
         snprintf(text + o, sizeof text - o, "%s%s%s", x,

@@ -88,11 +88,11 @@ int drv_test_droverd_teardown(void **st);
 void drv_test_droverd_config(struct drv_test_droverd *t,
                              const char *worker_extra, const char *body);
 
-/* drv_test_droverd_config_redis -- the same with the redis: section's
- * lines given (a cluster's nodes, sentinels; each indented by two
- * spaces) instead of srv's URL and the prefix. */
+/* drv_test_droverd_config_redis -- the same with url instead of srv's
+ * and redis_extra (a cluster's nodes, sentinels: lines indented by two
+ * spaces, or "") after the prefix instead of srv's TLS lines. */
 void drv_test_droverd_config_redis(struct drv_test_droverd *t,
-                                   const char *redis,
+                                   const char *url, const char *redis_extra,
                                    const char *worker_extra,
                                    const char *body);
 

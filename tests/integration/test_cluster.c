@@ -95,16 +95,13 @@ teardown(void **st)
 static void
 write_config(struct world *w, const char *worker, const char *jobs)
 {
-    char redis[1024], body[4096];
+    char nodes[512], body[4096];
 
-    snprintf(redis, sizeof redis,
-             "  url: redis:///0\n"
-             "  prefix: t\n"
-             "  cluster:\n"
-             "    nodes: %s\n", w->cl.nodes);
+    snprintf(nodes, sizeof nodes, "  cluster:\n    nodes: %s\n",
+             w->cl.nodes);
     snprintf(body, sizeof body, "queues: [%s, %s, %s]\njobs:\n%s",
              w->q[0], w->q[1], w->q[2], jobs);
-    drv_test_droverd_config_redis(w->t, redis, worker, body);
+    drv_test_droverd_config_redis(w->t, "redis:///0", nodes, worker, body);
 }
 
 /* A blocking client on the node that serves queue k now. */

@@ -69,16 +69,14 @@ teardown(void **st)
 static void
 write_config(struct world *w, const char *worker, const char *jobs)
 {
-    char redis[1024], body[4096];
+    char sentinel[512], body[4096];
 
-    snprintf(redis, sizeof redis,
-             "  url: redis:///0\n"
-             "  prefix: t\n"
-             "  sentinel:\n"
-             "    master: %s\n"
-             "    addrs: %s\n", DRV_TEST_SENTINEL_MASTER, w->s.addrs);
+    snprintf(sentinel, sizeof sentinel,
+             "  sentinel:\n    master: %s\n    addrs: %s\n",
+             DRV_TEST_SENTINEL_MASTER, w->s.addrs);
     snprintf(body, sizeof body, "queues: [" Q "]\njobs:\n%s", jobs);
-    drv_test_droverd_config_redis(w->t, redis, worker, body);
+    drv_test_droverd_config_redis(w->t, "redis:///0", sentinel, worker,
+                                  body);
 }
 
 /* The queue's processed counter on c's server. */
