@@ -112,6 +112,15 @@ int drv__cli_args(struct drv_cli *cli, int argc, char **argv,
                   const struct drv_cli_opt *opts, const char *const *names,
                   int nrequired, const char **out, int *rest);
 
+/*
+ * drv__cli_args_connect -- for a command with no options of its own:
+ * drv__cli_args (no opts, no rest), then drv__cli_connect. 0, or the
+ * first one's error (printed).
+ */
+int drv__cli_args_connect(struct drv_cli *cli, int argc, char **argv,
+                          const char *const *names, int nrequired,
+                          const char **out);
+
 /* drv__cli_check_queue -- validate a QUEUE operand; -EINVAL (usage) if
  * bad. */
 int drv__cli_check_queue(struct drv_cli *cli, const char *queue);

@@ -35,9 +35,7 @@ pause_resume(struct drv_cli *cli, int argc, char **argv, int resume)
     const char *queue = NULL;
     int rc, was_paused = 0;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, names, 1, &queue, NULL);
-    if (rc == 0)
-        rc = drv__cli_connect(cli);
+    rc = drv__cli_args_connect(cli, argc, argv, names, 1, &queue);
     if (rc < 0)
         return rc;
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);

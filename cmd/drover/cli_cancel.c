@@ -32,9 +32,7 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     struct drv_cli_json o;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, names, 2, ops, NULL);
-    if (rc == 0)
-        rc = drv__cli_connect(cli);
+    rc = drv__cli_args_connect(cli, argc, argv, names, 2, ops);
     if (rc < 0)
         return rc;
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);

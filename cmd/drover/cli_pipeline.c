@@ -119,22 +119,6 @@ print_text(const char *id, const struct drv_queue_graph_run *run)
     drv__cli_table_fini(&t);
 }
 
-static void
-print_json(const char *queue, const char *id,
-           const struct drv_queue_graph_run *run,
-           const struct drv_queue_graph_cancelled *cancel)
-{
-    struct drv_json j;
-    struct drv_buf b;
-
-    drv_buf_init(&b);
-    drv_json_init(&j, &b);
-    drv_queue_graph_run_json(&j, queue, id, run, cancel);
-    drv_json_fini(&j);
-    drv__cli_json_print(&b);
-    drv_buf_fini(&b);
-}
-
 int
 drv__cli_graph_takeback(struct drv_cli *cli,
                         struct drv_queue_graph_cancelled *gc,
@@ -196,6 +180,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     redisReply **out = NULL;
     struct drv_queue_graph_cancelled gc;
     const struct drv_queue_graph_cancelled *cr = NULL;
+    struct drv_cli_json o;
     size_t hi = 0;
     int rc;
 
@@ -203,8 +188,6 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
     if (rc < 0)
         return rc;
-    if (ops[1][0] == '\0')
-        return drv__cli_usage_error(cli, "ID must not be empty");
     rc = drv__cli_connect(cli);
     if (rc < 0)
         return rc;
@@ -243,7 +226,9 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
         goto done;
     }
     if (cli->json) {
-        print_json(ops[0], ops[1], &run, cr);
+        drv_queue_graph_run_json(drv__cli_json_begin(&o), ops[0], ops[1],
+                                 &run, cr);
+        drv__cli_json_end(&o);
     } else {
         if (cr != NULL && cr->changed)
             printf("cancelled: %lld waiting entries removed, %lld delayed "

@@ -206,9 +206,7 @@ drv__cli_workers(struct drv_cli *cli, int argc, char **argv)
     redisReply **out = NULL;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, NULL, 0, NULL, NULL);
-    if (rc == 0)
-        rc = drv__cli_connect(cli);
+    rc = drv__cli_args_connect(cli, argc, argv, NULL, 0, NULL);
     if (rc < 0)
         return rc;
     drv_queue_cmds_init(&c);

@@ -188,29 +188,25 @@ print_json(const char *queue, const char *id, int timed_out,
            const struct drv_queue_lookup *l,
            const struct drv_queue_graph_run *run)
 {
-    struct drv_buf b;
-    struct drv_json j;
+    struct drv_cli_json o;
+    struct drv_json *j = drv__cli_json_begin(&o);
 
-    drv_buf_init(&b);
-    drv_json_init(&j, &b);
-    drv_json_object_begin(&j);
-    drv_json_member_bytes(&j, "queue", queue, strlen(queue));
-    drv_json_member_bytes(&j, "id", id, strlen(id));
-    drv_json_member_bool(&j, "timed_out", timed_out);
+    drv_json_object_begin(j);
+    drv_json_member_bytes(j, "queue", queue, strlen(queue));
+    drv_json_member_bytes(j, "id", id, strlen(id));
+    drv_json_member_bool(j, "timed_out", timed_out);
     if (run->hash != NULL) {
-        drv_json_member_strz(&j, "status", drv_queue_graph_run_final(run));
-        drv_json_key(&j, "run");
-        drv_queue_graph_run_json(&j, queue, id, run, NULL);
+        drv_json_member_strz(j, "status", drv_queue_graph_run_final(run));
+        drv_json_key(j, "run");
+        drv_queue_graph_run_json(j, queue, id, run, NULL);
     } else {
-        drv_json_member_strz(&j, "status", final_status(l->result));
-        drv_json_member_strz(&j, "where", drv_queue_where_name(l->where));
-        drv_json_key(&j, "result");
-        drv_queue_result_json(&j, l->result);
+        drv_json_member_strz(j, "status", final_status(l->result));
+        drv_json_member_strz(j, "where", drv_queue_where_name(l->where));
+        drv_json_key(j, "result");
+        drv_queue_result_json(j, l->result);
     }
-    drv_json_object_end(&j);
-    drv_json_fini(&j);
-    drv__cli_json_print(&b);
-    drv_buf_fini(&b);
+    drv_json_object_end(j);
+    drv__cli_json_end(&o);
 }
 
 /* SUBSCRIBE sub to the queue's done channel. */
@@ -301,8 +297,6 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
     if (rc < 0)
         return rc;
-    if (ops[1][0] == '\0')
-        return drv__cli_usage_error(cli, "ID must not be empty");
     if (timeout != NULL && drv_parse_duration_ms(timeout, &timeout_ms) < 0)
         return drv__cli_usage_error(cli, "--timeout \"%s\": not a duration "
                                     "(250ms, 30s, 5m, 1h, 1d; 0 = "

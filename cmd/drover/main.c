@@ -347,18 +347,25 @@ drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
 /* The shared options: their values in getopt_long's val. */
 enum { OPT_REDIS = 'R', OPT_JSON = 'J', OPT_OWN = 1000 };
 
-int
-drv__cli_args(struct drv_cli *cli, int argc, char **argv,
-              const struct drv_cli_opt *opts, const char *const *names,
-              int nrequired, const char **out, int *rest)
+/*
+ * The options of argv (opts and the shared ones) into opts' values and
+ * cli; in_order: stop at the first operand (the global options, before
+ * COMMAND), else take options anywhere before "--". 0, with optind at
+ * the first operand, or -EINVAL with the message and the usage printed.
+ */
+static int
+parse_options(struct drv_cli *cli, int argc, char **argv,
+              const struct drv_cli_opt *opts, int in_order)
 {
     struct option longopts[24];
     char shortopts[64];
-    size_t nl = 0, ns = 0, i, nnames = 0;
+    size_t nl = 0, ns = 0, i;
     int c, k;
 
-    /* leading ':' -- report a missing value as ':' rather than '?' */
-    ns = (size_t)snprintf(shortopts, sizeof shortopts, ":c:");
+    /* '+' -- stop at the first operand; leading ':' -- report a missing
+     * value as ':' rather than '?' */
+    ns = (size_t)snprintf(shortopts, sizeof shortopts, "%s:c:",
+                          in_order ? "+" : "");
     for (i = 0; opts != NULL && opts[i].name != NULL; i++) {
         DRV_ASSERT(nl + 4 < DRV_ARRAY_LEN(longopts) &&
                    ns + 3 < sizeof shortopts);
@@ -411,6 +418,19 @@ drv__cli_args(struct drv_cli *cli, int argc, char **argv,
     if (cli->json && !cli->json_ok) /* given before the command */
         return drv__cli_usage_error(cli, "--json: this command has no "
                                     "JSON output");
+    return 0;
+}
+
+int
+drv__cli_args(struct drv_cli *cli, int argc, char **argv,
+              const struct drv_cli_opt *opts, const char *const *names,
+              int nrequired, const char **out, int *rest)
+{
+    size_t nnames = 0;
+    int k;
+
+    if (parse_options(cli, argc, argv, opts, 0) < 0)
+        return -EINVAL;
     for (nnames = 0; names != NULL && names[nnames] != NULL; nnames++) {
         out[nnames] = optind + (int)nnames < argc
                           ? argv[optind + (int)nnames] : NULL;
@@ -430,6 +450,17 @@ drv__cli_args(struct drv_cli *cli, int argc, char **argv,
         return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
                                     argv[k]);
     return 0;
+}
+
+int
+drv__cli_args_connect(struct drv_cli *cli, int argc, char **argv,
+                      const char *const *names, int nrequired,
+                      const char **out)
+{
+    int rc = drv__cli_args(cli, argc, argv, NULL, names, nrequired, out,
+                           NULL);
+
+    return rc < 0 ? rc : drv__cli_connect(cli);
 }
 
 int
@@ -458,66 +489,38 @@ exit_status(int rc)
 int
 main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'R'},
-        {"version", no_argument, NULL, 'V'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const char *version = NULL, *verbose = NULL, *help = NULL;
+    const struct drv_cli_opt opts[] = {
+        {"version", 0, 0, &version},
+        {"verbose", 0, 0, &verbose},
+        {"help", 'h', 0, &help},
+        {NULL, 0, 0, NULL},
     };
     const struct command *cmd = NULL;
     struct drv_cli cli;
     char **sub_argv = NULL;
-    int sub_argc, c, rc, version = 0, verbose = 0;
+    int sub_argc, rc;
 
     memset(&cli, 0, sizeof cli);
     cli.magic = DRV_CLI_MAGIC;
     cli.prog = "drover";
     cli.usage = global_usage;
-    opterr = 0;
-    /* '+': stop at the command; its own options are parsed by it */
-    while ((c = getopt_long(argc, argv, "+:c:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cli.file = optarg;
-            break;
-        case 'R':
-            cli.redis_url = optarg;
-            break;
-        case 'V':
-            version = 1;
-            break;
-        case 'v':
-            verbose = 1;
-            break;
-        case 'J':
-            cli.json = 1;
-            break;
-        case 'h':
-            print_help(NULL, stdout);
-            return 0;
-        case ':':
-            drv__cli_usage_error(&cli, "option \"%s\" needs a value",
-                                 argv[optind - 1]);
-            return 2;
-        default:
-            if (optopt != 0)
-                drv__cli_usage_error(&cli, "unknown option \"-%c\"",
-                                     optopt);
-            else
-                drv__cli_usage_error(&cli, "unknown option \"%s\"",
-                                     argv[optind - 1]);
-            return 2;
-        }
+    /* --json may stand before the command; the command's own parser
+     * refuses it when the command has no JSON output */
+    cli.json_ok = 1;
+    if (parse_options(&cli, argc, argv, opts, 1) < 0)
+        return 2;
+    if (help != NULL) {
+        print_help(NULL, stdout);
+        return 0;
     }
-    if (verbose && !version) {
+    if (verbose != NULL && version == NULL) {
         drv__cli_usage_error(&cli, "--verbose goes with --version");
         return 2;
     }
-    if (version)
-        return drv_version_print(stdout, "drover", verbose) < 0 ? 1 : 0;
+    if (version != NULL)
+        return drv_version_print(stdout, "drover", verbose != NULL) < 0
+               ? 1 : 0;
     if (optind >= argc) {
         drv__cli_usage_error(&cli, "no command given (drover --help "
                              "lists them)");

@@ -523,7 +523,7 @@ dead_write(struct drv_json *j, void *ctx)
 
 static void
 get_dead(struct drv_web *web, struct evhttp_request *req,
-         const struct drv_queue_keys *k)
+         const struct drv_queue_keys *k, const char *arg)
 {
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(
                                                  req));
@@ -532,6 +532,7 @@ get_dead(struct drv_web *web, struct evhttp_request *req,
     struct drv_queue_cmds c;
     struct evkeyvalq q;
 
+    (void)arg;
     memset(&d, 0, sizeof d);
     d.queue = k->name;
     d.count = DRV_WEB_DEAD_COUNT;
@@ -674,25 +675,61 @@ out:
     free(body.id);
 }
 
-/* GET /api/queues/Q/jobs/ID: its result and where it waits; 404 when
- * drover knows nothing of it. */
-struct job_ctx {
-    const char *queue;             /* borrowed */
-    const char *id;                /* borrowed */
-    struct drv_queue_lookup l;     /* owned */
+/* ---------------------------------------------- one job or run by ID */
+
+/*
+ * GET jobs/ID, POST jobs/ID/cancel and GET runs/ID are one exchange on
+ * the ID of the path: its batch, its replies parsed into one member of
+ * by_id.u, a 404 naming the ID when it names nothing, else the JSON
+ * (as drover result --json, cancel --json and pipeline --json print it).
+ * Each is a struct by_id_ops; serve_by_id runs one.
+ */
+struct by_id;
+
+struct by_id_ops {
+    /* adds the batch on b->id to c; as pkg/queue's builders return */
+    int (*build)(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+                 const struct by_id *b);
+    /* the replies into b->u: as a web_parse_fn */
+    int (*parse)(redisReply **out, size_t n, struct by_id *b,
+                 struct drv_err *err);
+    /* b->u as JSON */
+    void (*write)(struct drv_json *j, const struct by_id *b);
+    void (*fini)(struct by_id *b);  /* frees b->u; NULL: nothing to */
 };
 
+struct by_id {
+    const struct by_id_ops *ops;    /* borrowed, static */
+    const char *queue;              /* borrowed */
+    const char *id;                 /* borrowed: from the path */
+    const char *prefix;             /* borrowed: redis.prefix */
+    union {
+        struct drv_queue_lookup l;      /* jobs/ID; owned */
+        struct drv_queue_cancel cn;     /* jobs/ID/cancel */
+        struct drv_queue_graph_run run; /* runs/ID; owned */
+    } u;
+};
+
+/* GET jobs/ID: its result and where it waits; 404 when drover knows
+ * nothing of it. */
 static int
-job_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+job_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+          const struct by_id *b)
 {
-    struct job_ctx *jc = ctx;
+    return drv_queue_lookup_build(c, k, b->id);
+}
+
+static int
+job_parse(redisReply **out, size_t n, struct by_id *b,
+          struct drv_err *err)
+{
     int rc;
 
-    rc = drv_queue_lookup_parse(out, n, &jc->l, err);
-    if (rc == 0 && jc->l.result == NULL &&
-        jc->l.where == DRV_QUEUE_NOWHERE) {
+    rc = drv_queue_lookup_parse(out, n, &b->u.l, err);
+    if (rc == 0 && b->u.l.result == NULL &&
+        b->u.l.where == DRV_QUEUE_NOWHERE) {
         drv_err_set(err, -ENOENT, "drover knows nothing of job %s in %s%s",
-                    jc->id, jc->queue, jc->l.scan_incomplete
+                    b->id, b->queue, b->u.l.scan_incomplete
                     ? " (the streams are longer than a lookup reads)" : "");
         return 404;
     }
@@ -700,123 +737,127 @@ job_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 }
 
 static void
-job_write(struct drv_json *j, void *ctx)
+job_write(struct drv_json *j, const struct by_id *b)
 {
-    struct job_ctx *jc = ctx;
-
-    drv_queue_lookup_json(j, jc->queue, jc->id, &jc->l);
+    drv_queue_lookup_json(j, b->queue, b->id, &b->u.l);
 }
 
 static void
-get_job(struct drv_web *web, struct evhttp_request *req,
-        const struct drv_queue_keys *k, const char *id)
+job_fini(struct by_id *b)
 {
-    struct job_ctx jc;
-    struct drv_queue_cmds c;
-
-    memset(&jc, 0, sizeof jc);
-    jc.queue = k->name;
-    jc.id = id;
-    drv_queue_cmds_init(&c);
-    drv_queue_lookup_build(&c, k, id);
-    serve(web, req, &c, job_parse, job_write, &jc);
-    drv_queue_lookup_fini(&jc.l);
-    drv_queue_cmds_fini(&c);
+    drv_queue_lookup_fini(&b->u.l);
 }
 
-/* POST /api/queues/Q/jobs/ID/cancel: as drover cancel --json; 404 when
- * no unfinished job has that id. */
-struct cancel_ctx {
-    const char *queue;             /* borrowed */
-    const char *id;                /* borrowed */
-    struct drv_queue_cancel cn;
-};
+/* POST jobs/ID/cancel: 404 when no unfinished job has that id. */
+static int
+cancel_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+             const struct by_id *b)
+{
+    return drv_queue_cancel_build(c, k, b->id, strlen(b->id));
+}
 
 static int
-cancel_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+cancel_parse(redisReply **out, size_t n, struct by_id *b,
+             struct drv_err *err)
 {
-    struct cancel_ctx *cc = ctx;
-    int rc = drv_queue_cancel_parse(out, n, &cc->cn, err);
+    int rc = drv_queue_cancel_parse(out, n, &b->u.cn, err);
 
-    if (rc == 0 && drv_queue_cancel_total(&cc->cn) == 0) {
-        drv_err_set(err, -ENOENT, "no unfinished job %s in %s", cc->id,
-                    cc->queue);
+    if (rc == 0 && drv_queue_cancel_total(&b->u.cn) == 0) {
+        drv_err_set(err, -ENOENT, "no unfinished job %s in %s", b->id,
+                    b->queue);
         return 404;
     }
     return rc;
 }
 
 static void
-cancel_write(struct drv_json *j, void *ctx)
+cancel_write(struct drv_json *j, const struct by_id *b)
 {
-    struct cancel_ctx *cc = ctx;
+    drv_queue_cancel_json(j, b->queue, b->id, &b->u.cn);
+}
 
-    drv_queue_cancel_json(j, cc->queue, cc->id, &cc->cn);
+/* GET runs/ID: a graph run; 404 when there is no such run. */
+static int
+run_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
+          const struct by_id *b)
+{
+    return drv_queue_graph_run_build(c, b->prefix, k->name, b->id,
+                                     strlen(b->id));
+}
+
+static int
+run_parse(redisReply **out, size_t n, struct by_id *b,
+          struct drv_err *err)
+{
+    int rc;
+
+    DRV_ASSERT(n == DRV_QUEUE_GRAPH_RUN_CMDS);
+    rc = drv_queue_graph_run_parse(out[0], &b->u.run, err);
+    if (rc == 0 && b->u.run.hash == NULL) {
+        drv_err_set(err, -ENOENT, "no pipeline run %s on queue %s (a run's "
+                    "state is kept result_ttl, or a day, after it ends)",
+                    b->id, b->queue);
+        return 404;
+    }
+    return rc;
 }
 
 static void
-post_cancel(struct drv_web *web, struct evhttp_request *req,
-            const struct drv_queue_keys *k, const char *id)
+run_write(struct drv_json *j, const struct by_id *b)
 {
-    struct cancel_ctx cc;
-    struct drv_queue_cmds c;
-
-    memset(&cc, 0, sizeof cc);
-    cc.queue = k->name;
-    cc.id = id;
-    drv_queue_cmds_init(&c);
-    drv_queue_cancel_build(&c, k, id, strlen(id));
-    serve(web, req, &c, cancel_parse, cancel_write, &cc);
-    drv_queue_cmds_fini(&c);
+    drv_queue_graph_run_json(j, b->queue, b->id, &b->u.run, NULL);
 }
 
-/* GET /api/queues/Q/runs/ID: a graph run, as drover pipeline --json. */
-struct run_ctx {
-    const char *queue;             /* borrowed */
-    const char *id;                /* borrowed */
-    struct drv_queue_graph_run run; /* owned */
+static void
+run_fini(struct by_id *b)
+{
+    drv_queue_graph_run_fini(&b->u.run);
+}
+
+static const struct by_id_ops job_ops = {
+    job_build, job_parse, job_write, job_fini,
+};
+static const struct by_id_ops cancel_ops = {
+    cancel_build, cancel_parse, cancel_write, NULL,
+};
+static const struct by_id_ops run_ops = {
+    run_build, run_parse, run_write, run_fini,
 };
 
 static int
-run_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
+by_id_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 {
-    struct run_ctx *rc = ctx;
-    int r;
+    struct by_id *b = ctx;
 
-    DRV_ASSERT(n == DRV_QUEUE_GRAPH_RUN_CMDS);
-    r = drv_queue_graph_run_parse(out[0], &rc->run, err);
-    if (r == 0 && rc->run.hash == NULL) {
-        drv_err_set(err, -ENOENT, "no pipeline run %s on queue %s (a run's "
-                    "state is kept result_ttl, or a day, after it ends)",
-                    rc->id, rc->queue);
-        return 404;
-    }
-    return r;
+    return b->ops->parse(out, n, b, err);
 }
 
 static void
-run_write(struct drv_json *j, void *ctx)
+by_id_write(struct drv_json *j, void *ctx)
 {
-    struct run_ctx *rc = ctx;
+    const struct by_id *b = ctx;
 
-    drv_queue_graph_run_json(j, rc->queue, rc->id, &rc->run, NULL);
+    b->ops->write(j, b);
 }
 
 static void
-get_run(struct drv_web *web, struct evhttp_request *req,
-        const struct drv_queue_keys *k, const char *id)
+serve_by_id(struct drv_web *web, struct evhttp_request *req,
+          const struct drv_queue_keys *k, const char *id,
+          const struct by_id_ops *ops)
 {
-    struct run_ctx rc;
+    struct by_id b;
     struct drv_queue_cmds c;
 
-    memset(&rc, 0, sizeof rc);
-    rc.queue = k->name;
-    rc.id = id;
+    memset(&b, 0, sizeof b);
+    b.ops = ops;
+    b.queue = k->name;
+    b.id = id;
+    b.prefix = web->cli->cfg->redis.prefix;
     drv_queue_cmds_init(&c);
-    drv_queue_graph_run_build(&c, web->cli->cfg->redis.prefix, k->name, id,
-                              strlen(id));
-    serve(web, req, &c, run_parse, run_write, &rc);
-    drv_queue_graph_run_fini(&rc.run);
+    ops->build(&c, k, &b);
+    serve(web, req, &c, by_id_parse, by_id_write, &b);
+    if (ops->fini != NULL)
+        ops->fini(&b);
     drv_queue_cmds_fini(&c);
 }
 
@@ -841,44 +882,64 @@ is(const char *seg, const char *word)
     return strcmp(seg, word) == 0;
 }
 
-/* A queue's sub-resource: segs are what follows /api/queues/Q. */
+/*
+ * A queue's endpoints: the path after /api/queues/Q, "*" standing for a
+ * job or run ID. A by-ID endpoint is served by serve_by_id with its ops;
+ * any other by fn, with arg the last segment (the change's op).
+ */
+typedef void queue_api_fn(struct drv_web *web, struct evhttp_request *req,
+                          const struct drv_queue_keys *k, const char *arg);
+
+static const struct queue_route {
+    const char *path[3];             /* segments, NULL after the last */
+    int post;                        /* POST, else GET */
+    queue_api_fn *fn;                /* or NULL: a by-ID endpoint */
+    const struct by_id_ops *by_id;   /* its ops, or NULL */
+} queue_routes[] = {
+    {{"dead", NULL, NULL}, 0, get_dead, NULL},
+    {{"dead", "retry", NULL}, 1, post_change, NULL},
+    {{"dead", "purge", NULL}, 1, post_change, NULL},
+    {{"pause", NULL, NULL}, 1, post_change, NULL},
+    {{"resume", NULL, NULL}, 1, post_change, NULL},
+    {{"jobs", "*", NULL}, 0, NULL, &job_ops},
+    {{"jobs", "*", "cancel"}, 1, NULL, &cancel_ops},
+    {{"runs", "*", NULL}, 0, NULL, &run_ops},
+};
+
+/* The route of segs (what follows /api/queues/Q), or NULL. */
+static const struct queue_route *
+find_route(char **segs, size_t n)
+{
+    const struct queue_route *r;
+    size_t i, j;
+
+    for (i = 0; i < DRV_ARRAY_LEN(queue_routes); i++) {
+        r = &queue_routes[i];
+        for (j = 0; j < n && j < DRV_ARRAY_LEN(r->path); j++)
+            if (r->path[j] == NULL ||
+                (!is(r->path[j], "*") && !is(segs[j], r->path[j])))
+                break;
+        if (j == n && (j == DRV_ARRAY_LEN(r->path) || r->path[j] == NULL))
+            return r;
+    }
+    return NULL;
+}
+
 static void
 queue_api(struct drv_web *web, struct evhttp_request *req,
           const struct drv_queue_keys *k, char **segs, size_t n)
 {
-    int get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
-    int post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+    const struct queue_route *r = find_route(segs, n);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
 
-    if (n == 1 && is(segs[0], "dead")) {
-        if (get)
-            get_dead(web, req, k);
-        else
-            drv__web_error(req, 405, "use GET");
-    } else if ((n == 2 && is(segs[0], "dead") &&
-                (is(segs[1], "retry") || is(segs[1], "purge"))) ||
-               (n == 1 && (is(segs[0], "pause") || is(segs[0], "resume")))) {
-        if (post)
-            post_change(web, req, k, segs[n - 1]);
-        else
-            drv__web_error(req, 405, "use POST");
-    } else if (n == 2 && is(segs[0], "jobs")) {
-        if (get)
-            get_job(web, req, k, segs[1]);
-        else
-            drv__web_error(req, 405, "use GET");
-    } else if (n == 2 && is(segs[0], "runs")) {
-        if (get)
-            get_run(web, req, k, segs[1]);
-        else
-            drv__web_error(req, 405, "use GET");
-    } else if (n == 3 && is(segs[0], "jobs") && is(segs[2], "cancel")) {
-        if (post)
-            post_cancel(web, req, k, segs[1]);
-        else
-            drv__web_error(req, 405, "use POST");
-    } else {
+    if (r == NULL)
         drv__web_error(req, 404, "no such API path");
-    }
+    else if (m != (r->post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET))
+        drv__web_error(req, 405, r->post ? "use POST" : "use GET");
+    else if (r->by_id != NULL)
+        serve_by_id(web, req, k, segs[1], r->by_id);
+    else
+        r->fn(web, req, k, segs[n - 1]);
 }
 
 void

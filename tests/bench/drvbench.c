@@ -82,6 +82,9 @@
 
 #include <hiredis/hiredis.h>
 
+#define BENCH_PROG "drvbench"
+#include "bench.h"
+
 extern char **environ;
 
 #define KEY "drover:{bench}:jobs"
@@ -107,61 +110,6 @@ static struct {
 
 /* ------------------------------------------------------------ helpers */
 
-/* Children not reaped yet: die() kills them, so a failed case never leaves
- * a droverd running behind the bench. */
-static pid_t live_pids[8];
-
-static void
-live_add(pid_t pid)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
-        if (live_pids[i] == 0) {
-            live_pids[i] = pid;
-            return;
-        }
-}
-
-static void
-live_del(pid_t pid)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
-        if (live_pids[i] == pid)
-            live_pids[i] = 0;
-}
-
-static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-    size_t i;
-
-    for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
-        if (live_pids[i] > 0) {
-            kill(live_pids[i], SIGKILL);
-            waitpid(live_pids[i], NULL, 0);
-        }
-
-    fprintf(stderr, "drvbench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
-}
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t
 real_us(void)
 {
@@ -171,81 +119,20 @@ real_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void
-sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static redisContext *
 rconnect(void)
 {
     redisContext *c = redisConnectUnix(opt.sock);
 
     if (c == NULL || c->err)
-        die("connect %s: %s", opt.sock, c ? c->errstr : "out of memory");
+        bench_die("connect %s: %s", opt.sock, c ? c->errstr : "out of memory");
     return c;
-}
-
-static redisReply *
-rcmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        die("redis: %s", c->errstr);
-    if (r->type == REDIS_REPLY_ERROR)
-        die("redis: %s: %s", fmt, r->str);
-    return r;
-}
-
-static long long
-rint_cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        die("redis: %s", c->errstr);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
-    return v;
 }
 
 static void
 flushall(redisContext *c)
 {
-    freeReplyObject(rcmd(c, "FLUSHALL"));
-}
-
-/* Redis CPU seconds so far (user + sys, every thread). */
-static double
-redis_cpu(redisContext *c)
-{
-    redisReply *r = rcmd(c, "INFO cpu");
-    const char *p;
-    double v = 0;
-
-    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
-        v += strtod(p + 13, NULL);
-    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
-        v += strtod(p + 14, NULL);
-    freeReplyObject(r);
-    return v;
+    freeReplyObject(bench_cmd(c, "FLUSHALL"));
 }
 
 /* XADD n jobs "job TYPE [f v]" pipelined, 1000 a write. */
@@ -267,9 +154,9 @@ enqueue(redisContext *c, long n, const char *type, const char *f,
         for (i = got; i < sent; i++) {
             void *r = NULL;
             if (redisGetReply(c, &r) != REDIS_OK || r == NULL)
-                die("XADD: %s", c->errstr);
+                bench_die("XADD: %s", c->errstr);
             if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
-                die("XADD: %s", ((redisReply *)r)->str);
+                bench_die("XADD: %s", ((redisReply *)r)->str);
             freeReplyObject(r);
         }
         got = sent;
@@ -310,8 +197,8 @@ spawn(struct child *ch, const char *const *argv, const char *log,
     posix_spawn_file_actions_destroy(&fa);
     free(envp);
     if (rc != 0)
-        die("spawn %s: %s", argv[0], strerror(rc));
-    live_add(ch->pid);
+        bench_die("spawn %s: %s", argv[0], strerror(rc));
+    bench_kid_add(ch->pid);
 }
 
 /* 1 if the child is still running. */
@@ -321,7 +208,7 @@ alive(struct child *ch)
     pid_t p = wait4(ch->pid, &ch->status, WNOHANG, &ch->ru);
 
     if (p == ch->pid) {
-        live_del(ch->pid);
+        bench_kid_del(ch->pid);
         ch->pid = -ch->pid;
         return 0;
     }
@@ -337,7 +224,7 @@ reap(struct child *ch, int sig)
         kill(ch->pid, sig);
     while (wait4(ch->pid, &ch->status, 0, &ch->ru) < 0 && errno == EINTR)
         ;
-    live_del(ch->pid);
+    bench_kid_del(ch->pid);
     ch->pid = -ch->pid;
 }
 
@@ -470,7 +357,7 @@ write_conf(const char *path, const struct conf *c)
         snprintf(metrics, sizeof metrics, "  metrics: 127.0.0.1:%d\n",
                  c->metrics_port);
     if (f == NULL)
-        die("%s: %s", path, strerror(errno));
+        bench_die("%s: %s", path, strerror(errno));
     fprintf(f,
             "redis:\n"
             "  url: unix://%s\n"
@@ -524,12 +411,12 @@ start_droverd(struct child *ch, const char *name, const struct conf *c,
 static void
 wait_ready(redisContext *c, struct child *ch)
 {
-    int64_t deadline = mono_ns() + 10 * 1000000000LL;
+    int64_t deadline = bench_now_ns() + 10 * 1000000000LL;
     char name[64];
 
     snprintf(name, sizeof name, "name=drover-fetch-%d ", (int)ch->pid);
-    while (mono_ns() < deadline) {
-        redisReply *r = rcmd(c, "CLIENT LIST");
+    while (bench_now_ns() < deadline) {
+        redisReply *r = bench_cmd(c, "CLIENT LIST");
         const char *p = strstr(r->str, name);
         const char *eol = p ? strchr(p, '\n') : NULL;
         const char *cmd = p ? strstr(p, "cmd=xreadgroup") : NULL;
@@ -539,10 +426,10 @@ wait_ready(redisContext *c, struct child *ch)
         if (ok)
             return;
         if (!alive(ch))
-            die("droverd exited at start (see %s)", opt.work);
-        sleep_ms(2);
+            bench_die("droverd exited at start (see %s)", opt.work);
+        bench_sleep_ms(2);
     }
-    die("droverd not reading after 10 s (see %s)", opt.work);
+    bench_die("droverd not reading after 10 s (see %s)", opt.work);
 }
 
 /* A free loopback port (bound, read back, released). */
@@ -562,7 +449,7 @@ free_port(void)
     if (fd >= 0)
         close(fd);
     if (port == 0)
-        die("no free port");
+        bench_die("no free port");
     return port;
 }
 
@@ -599,13 +486,13 @@ static int64_t
 wait_drained(redisContext *c, struct child *ch, int64_t timeout_s,
              int scrape_port)
 {
-    int64_t deadline = mono_ns() + timeout_s * 1000000000LL;
-    int64_t t, next_scrape = mono_ns() + 1000000000LL;
+    int64_t deadline = bench_now_ns() + timeout_s * 1000000000LL;
+    int64_t t, next_scrape = bench_now_ns() + 1000000000LL;
 
     for (;;) {
-        long long n = rint_cmd(c, "XLEN %s", KEY);
+        long long n = bench_num(c, "XLEN %s", KEY);
 
-        t = mono_ns();
+        t = bench_now_ns();
         if (n == 0)
             return t;
         if (scrape_port > 0 && t >= next_scrape) {
@@ -613,11 +500,11 @@ wait_drained(redisContext *c, struct child *ch, int64_t timeout_s,
             next_scrape = t + 1000000000LL;
         }
         if (t > deadline)
-            die("queue not drained after %lld s (%lld left)",
-                (long long)timeout_s, n);
+            bench_die("queue not drained after %lld s (%lld left)",
+                      (long long)timeout_s, n);
         if (ch != NULL && ch->pid > 0 && !alive(ch))
-            die("droverd exited early (see %s)", opt.work);
-        sleep_ms(1);
+            bench_die("droverd exited early (see %s)", opt.work);
+        bench_sleep_ms(1);
     }
 }
 
@@ -626,16 +513,16 @@ stop_droverd(struct child *ch)
 {
     reap(ch, SIGTERM);
     if (!WIFEXITED(ch->status) || WEXITSTATUS(ch->status) != 0)
-        die("droverd did not stop cleanly (status %d)", ch->status);
+        bench_die("droverd did not stop cleanly (status %d)", ch->status);
 }
 
 static void
 check_processed(redisContext *c, long want)
 {
-    long long got = rint_cmd(c, "HGET %s processed", STATS_KEY);
+    long long got = bench_num(c, "HGET %s processed", STATS_KEY);
 
     if (got != want)
-        die("processed = %lld, want %ld", got, want);
+        bench_die("processed = %lld, want %ld", got, want);
 }
 
 /* ------------------------------------------------------------ metrics */
@@ -668,7 +555,7 @@ metric(int case_no, const char *label, const char *name, int prec)
             strcmp(metrics[i].name, name) == 0)
             return &metrics[i];
     if (nmetrics == MAXMETRICS)
-        die("too many metrics");
+        bench_die("too many metrics");
     m = &metrics[nmetrics++];
     memset(m, 0, sizeof *m);
     m->case_no = case_no;
@@ -754,15 +641,15 @@ case_drain(redisContext *c, int run, int mode)
         cf.metrics_port = free_port();
     flushall(c);
     enqueue(c, opt.n, "noop", NULL, NULL);
-    cpu0 = redis_cpu(c);
-    t0 = mono_ns();
+    cpu0 = bench_redis_cpu(c);
+    t0 = bench_now_ns();
     start_droverd(&ch, mode == DRAIN_DEFAULTS ? "drain-defaults"
                        : mode == DRAIN_METRICS ? "drain-metrics" : "drain",
                   mode == DRAIN_DEFAULTS ? &df : &cf, NULL);
     t1 = wait_drained(c, &ch, 600, cf.metrics_port);
-    cpu1 = redis_cpu(c);
+    cpu1 = bench_redis_cpu(c);
     if (mode == DRAIN_METRICS && scrape_once(cf.metrics_port) == 0)
-        die("droverd's /metrics did not answer (see %s)", opt.work);
+        bench_die("droverd's /metrics did not answer (see %s)", opt.work);
     stop_droverd(&ch);
     check_processed(c, opt.n);
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
@@ -810,22 +697,22 @@ case_limit(redisContext *c, int run, int trim)
     snprintf(log, sizeof log, "%s/redis_limit.log", opt.work);
     flushall(c);
     enqueue(c, opt.n, "noop", NULL, NULL);
-    cpu0 = redis_cpu(c);
+    cpu0 = bench_redis_cpu(c);
     argv[0] = path;
     argv[1] = opt.sock;
     argv[2] = KEY;
     argv[3] = "256";
     argv[4] = trim ? "trim" : NULL;
     argv[5] = NULL;
-    t0 = mono_ns();
+    t0 = bench_now_ns();
     spawn(&ch, argv, log, NULL);
     reap(&ch, 0);
-    t1 = mono_ns();
-    cpu1 = redis_cpu(c);
+    t1 = bench_now_ns();
+    cpu1 = bench_redis_cpu(c);
     if (!WIFEXITED(ch.status) || WEXITSTATUS(ch.status) != 0)
-        die("redis_limit failed (see %s)", log);
-    if (rint_cmd(c, "XLEN %s", KEY) != 0)
-        die("redis_limit left entries behind");
+        bench_die("redis_limit failed (see %s)", log);
+    if (bench_num(c, "XLEN %s", KEY) != 0)
+        bench_die("redis_limit left entries behind");
     rate = (double)opt.n / ((double)(t1 - t0) / 1e9);
     if (trim) {
         put(2, label, "jobs/s, XTRIM variant", 0, rate);
@@ -885,19 +772,19 @@ bulk_enqueuer(int rate, int secs)
     int i;
 
     if (pid < 0)
-        die("fork: %s", strerror(errno));
+        bench_die("fork: %s", strerror(errno));
     if (pid > 0) {
-        live_add(pid);
+        bench_kid_add(pid);
         return pid;
     }
     b = redisConnectUnix(opt.sock);
     if (b == NULL || b->err)
         _exit(1);
     clock_gettime(CLOCK_MONOTONIC, &next);
-    end_ns = mono_ns() + (int64_t)secs * 1000000000LL;
-    while (mono_ns() < end_ns) {
+    end_ns = bench_now_ns() + (int64_t)secs * 1000000000LL;
+    while (bench_now_ns() < end_ns) {
         /* as many as are due by now: a late tick catches up */
-        int64_t due = (int64_t)rate * (mono_ns() - (end_ns -
+        int64_t due = (int64_t)rate * (bench_now_ns() - (end_ns -
                       (int64_t)secs * 1000000000LL)) / 1000000000LL;
         int n = (int)(due - sent);
 
@@ -957,12 +844,12 @@ case_latency(redisContext *c, int run, int loaded)
     if (loaded) {
         /* the load first, settled for a second, then the measured jobs */
         bulk = bulk_enqueuer(bulk_rate, secs + 2);
-        sleep_ms(1000);
-        t_load0 = mono_ns();
+        bench_sleep_ms(1000);
+        t_load0 = bench_now_ns();
         cpu0 = proc_cpu_s(ch.pid);
-        bulk_done = rint_cmd(c, "HGET drover:{bulk}:stats processed");
+        bulk_done = bench_num(c, "HGET drover:{bulk}:stats processed");
     }
-    sleep_ms(300);
+    bench_sleep_ms(300);
     clock_gettime(CLOCK_MONOTONIC, &next);
     for (i = 0; i < total; i++) {
         redisReply *r;
@@ -976,17 +863,17 @@ case_latency(redisContext *c, int run, int loaded)
                                NULL) == EINTR)
             ;
         s[i].us = real_us();
-        r = rcmd(c, "XADD %s * job noop", KEY);
+        r = bench_cmd(c, "XADD %s * job noop", KEY);
         if (r->type != REDIS_REPLY_STRING ||
             parse_id(r->str, &s[i].ms, &s[i].seq) < 0)
-            die("XADD: unexpected reply");
+            bench_die("XADD: unexpected reply");
         freeReplyObject(r);
     }
     wait_drained(c, &ch, 60, 0);
     if (loaded) {
-        t_load1 = mono_ns();
+        t_load1 = bench_now_ns();
         cpu1 = proc_cpu_s(ch.pid);
-        bulk_done = rint_cmd(c, "HGET drover:{bulk}:stats processed") -
+        bulk_done = bench_num(c, "HGET drover:{bulk}:stats processed") -
                     bulk_done;
         reap(&(struct child){.pid = bulk}, 0);
     }
@@ -994,7 +881,7 @@ case_latency(redisContext *c, int run, int loaded)
     check_processed(c, total);
     f = fopen(trace, "r");
     if (f == NULL)
-        die("%s: %s", trace, strerror(errno));
+        bench_die("%s: %s", trace, strerror(errno));
     while (fgets(line, sizeof line, f) != NULL) {
         long long us;
         char q[64], id[64];
@@ -1018,7 +905,7 @@ case_latency(redisContext *c, int run, int loaded)
     }
     fclose(f);
     if (nlat != total)
-        die("trace has %d of %d jobs", nlat, total);
+        bench_die("trace has %d of %d jobs", nlat, total);
     /* per job, in send order, for a closer look (DROVER_BENCH_KEEP=1) */
     snprintf(line, sizeof line, "%s/latency-%d.txt", opt.work, run);
     f = fopen(line, "w");
@@ -1075,10 +962,10 @@ timed_batch(redisContext *c, const char *name, const struct conf *cf,
     flushall(c);
     start_droverd(&ch, name, cf, NULL);
     wait_ready(c, &ch);
-    sleep_ms(200);
+    bench_sleep_ms(200);
     if (idle_kb != NULL)
         *idle_kb = proc_status_kb(ch.pid, "VmRSS");
-    t0 = mono_ns();
+    t0 = bench_now_ns();
     enqueue(c, n, type, f, v);
     t1 = wait_drained(c, &ch, 600, 0);
     if (peak_kb != NULL)
@@ -1141,12 +1028,12 @@ case_exec(redisContext *c, int run)
     argv[1] = "5000";
     argv[2] = "/bin/true";
     argv[3] = NULL;
-    t0 = mono_ns();
+    t0 = bench_now_ns();
     spawn(&ch, argv, log, NULL);
     reap(&ch, 0);
     if (!WIFEXITED(ch.status) || WEXITSTATUS(ch.status) != 0)
-        die("spawn_loop failed (see %s)", log);
-    lrate = 5000 / ((double)(mono_ns() - t0) / 1e9);
+        bench_die("spawn_loop failed (see %s)", log);
+    lrate = 5000 / ((double)(bench_now_ns() - t0) / 1e9);
     lcpu = ru_cpu(&ch.ru);
     {
         /* context: two loops side by side, 2,500 spawns each -- does
@@ -1154,12 +1041,12 @@ case_exec(redisContext *c, int run)
         struct child ch2;
 
         argv[1] = "2500";
-        t0 = mono_ns();
+        t0 = bench_now_ns();
         spawn(&ch, argv, log, NULL);
         spawn(&ch2, argv, log, NULL);
         reap(&ch, 0);
         reap(&ch2, 0);
-        prate = 5000 / ((double)(mono_ns() - t0) / 1e9);
+        prate = 5000 / ((double)(bench_now_ns() - t0) / 1e9);
     }
     put(6, label, "jobs/s", 0, rate);
     put(6, label, "spawn loop /s", 0, lrate);
@@ -1191,7 +1078,7 @@ start_tcp_redis(struct child *ch, const char *dir, int *bus_out)
     FILE *f;
 
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        die("%s: %s", dir, strerror(errno));
+        bench_die("%s: %s", dir, strerror(errno));
     snprintf(conf, sizeof conf, "%s/redis.conf", dir);
     snprintf(log, sizeof log, "%s/redis.log", dir);
     snprintf(text, sizeof text,
@@ -1206,7 +1093,7 @@ start_tcp_redis(struct child *ch, const char *dir, int *bus_out)
     }
     f = fopen(conf, "w");
     if (f == NULL)
-        die("%s: %s", conf, strerror(errno));
+        bench_die("%s: %s", conf, strerror(errno));
     fputs(text, f);
     fclose(f);
     spawn(ch, argv, log, NULL);
@@ -1217,7 +1104,7 @@ start_tcp_redis(struct child *ch, const char *dir, int *bus_out)
 static redisContext *
 tcp_connect(int port)
 {
-    int64_t deadline = mono_ns() + 10 * 1000000000LL;
+    int64_t deadline = bench_now_ns() + 10 * 1000000000LL;
 
     for (;;) {
         redisContext *c = redisConnect("127.0.0.1", port);
@@ -1232,9 +1119,9 @@ tcp_connect(int port)
         }
         if (c != NULL)
             redisFree(c);
-        if (mono_ns() > deadline)
-            die("redis on port %d does not answer", port);
-        sleep_ms(20);
+        if (bench_now_ns() > deadline)
+            bench_die("redis on port %d does not answer", port);
+        bench_sleep_ms(20);
     }
 }
 
@@ -1242,7 +1129,7 @@ tcp_connect(int port)
 static int
 cluster_ok(redisContext *c)
 {
-    redisReply *r = rcmd(c, "CLUSTER INFO");
+    redisReply *r = bench_cmd(c, "CLUSTER INFO");
     int ok = r->type == REDIS_REPLY_STRING &&
              strstr(r->str, "cluster_state:ok") != NULL &&
              strstr(r->str, "cluster_known_nodes:3") != NULL;
@@ -1263,9 +1150,9 @@ enqueue_q(redisContext *c, const char *q, long n)
         void *r = NULL;
 
         if (redisGetReply(c, &r) != REDIS_OK || r == NULL)
-            die("XADD: %s", c->errstr);
+            bench_die("XADD: %s", c->errstr);
         if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
-            die("XADD %s: %s", q, ((redisReply *)r)->str);
+            bench_die("XADD %s: %s", q, ((redisReply *)r)->str);
         freeReplyObject(r);
     }
 }
@@ -1289,32 +1176,32 @@ drain3(redisContext **c, char (*q)[16], long n, const char *name,
     snprintf(log, sizeof log, "%s/%s.log", opt.work, name);
     f = fopen(conf, "w");
     if (f == NULL)
-        die("%s: %s", conf, strerror(errno));
+        bench_die("%s: %s", conf, strerror(errno));
     fprintf(f, "%s  prefix: drover\nworker:\n  concurrency: 1024\n"
             "  batch: 256\n  threads: 1\n  shutdown_timeout: 5s\n"
             "queues: [%s, %s, %s]\njobs:\n  noop:\n    handler: noop\n"
             "    retries: 0\n", redis_yaml, q[0], q[1], q[2]);
     fclose(f);
-    t0 = mono_ns();
+    t0 = bench_now_ns();
     spawn(&ch, argv, log, NULL);
     for (;;) {
         long long left = 0;
 
         for (i = 0; i < CL_NODES; i++)
-            left += rint_cmd(c[i], "XLEN drover:{%s}:jobs", q[i]);
-        t1 = mono_ns();
+            left += bench_num(c[i], "XLEN drover:{%s}:jobs", q[i]);
+        t1 = bench_now_ns();
         if (left == 0)
             break;
         if (!alive(&ch))
-            die("droverd exited early (see %s)", log);
+            bench_die("droverd exited early (see %s)", log);
         if (t1 - t0 > 600 * 1000000000LL)
-            die("3 queues not drained after 600 s (%lld left)", left);
-        sleep_ms(1);
+            bench_die("3 queues not drained after 600 s (%lld left)", left);
+        bench_sleep_ms(1);
     }
     stop_droverd(&ch);
     for (i = 0; i < CL_NODES; i++)
-        if (rint_cmd(c[i], "HGET drover:{%s}:stats processed", q[i]) != n)
-            die("%s: queue %s: not every job processed", name, q[i]);
+        if (bench_num(c[i], "HGET drover:{%s}:stats processed", q[i]) != n)
+            bench_die("%s: queue %s: not every job processed", name, q[i]);
     return 3.0 * (double)n / ((double)(t1 - t0) / 1e9);
 }
 
@@ -1336,19 +1223,19 @@ case_cluster(int runs)
         snprintf(dir, sizeof dir, "%s/cluster%d", opt.work, i);
         port[i] = start_tcp_redis(&node[i], dir, &bus[i]);
         c[i] = tcp_connect(port[i]);
-        rep = rcmd(c[i], "CLUSTER MYID");
+        rep = bench_cmd(c[i], "CLUSTER MYID");
         snprintf(id[i], sizeof id[i], "%s", rep->str);
         freeReplyObject(rep);
-        freeReplyObject(rcmd(c[i], "CLUSTER SET-CONFIG-EPOCH %d", i + 1));
-        freeReplyObject(rcmd(c[i], "CLUSTER ADDSLOTSRANGE %d %d",
-                             i * 5461, i == 2 ? 16383 : i * 5461 + 5460));
+        freeReplyObject(bench_cmd(c[i], "CLUSTER SET-CONFIG-EPOCH %d", i + 1));
+        freeReplyObject(bench_cmd(c[i], "CLUSTER ADDSLOTSRANGE %d %d",
+                                  i * 5461, i == 2 ? 16383 : i * 5461 + 5460));
     }
     for (i = 1; i < CL_NODES; i++)
-        freeReplyObject(rcmd(c[0], "CLUSTER MEET 127.0.0.1 %d %d", port[i],
-                             bus[i]));
+        freeReplyObject(bench_cmd(c[0], "CLUSTER MEET 127.0.0.1 %d %d",
+                                  port[i], bus[i]));
     for (i = 0; i < CL_NODES; i++)
         while (!cluster_ok(c[i]))
-            sleep_ms(50);
+            bench_sleep_ms(50);
     /* a queue name per master: the first q<k> whose slot it serves */
     memset(q, 0, sizeof q);
     for (k = 0; found < CL_NODES && k < 1000; k++) {
@@ -1356,7 +1243,7 @@ case_cluster(int runs)
         long long slot;
 
         snprintf(name, sizeof name, "q%d", k);
-        slot = rint_cmd(c[0], "CLUSTER KEYSLOT %s", name);
+        slot = bench_num(c[0], "CLUSTER KEYSLOT %s", name);
         i = slot < 5461 ? 0 : slot < 10922 ? 1 : 2;
         if (q[i][0] == '\0') {
             snprintf(q[i], sizeof q[i], "%s", name);
@@ -1381,7 +1268,7 @@ case_cluster(int runs)
                                             i ? ", " : "", port[i]);
                 snprintf(yaml + off, sizeof yaml - off, "]\n");
                 for (i = 0; i < CL_NODES; i++)
-                    freeReplyObject(rcmd(c[i], "FLUSHALL"));
+                    freeReplyObject(bench_cmd(c[i], "FLUSHALL"));
                 rc = drain3(c, q, n, "cluster", yaml);
                 put(9, label, "jobs/s, cluster", 0, rc);
                 fprintf(stderr, "  [9 cluster] run %d: %.0f jobs/s\n",
@@ -1389,7 +1276,7 @@ case_cluster(int runs)
             } else {
                 snprintf(yaml, sizeof yaml,
                          "redis:\n  url: redis://127.0.0.1:%d/0\n", oport);
-                freeReplyObject(rcmd(o, "FLUSHALL"));
+                freeReplyObject(bench_cmd(o, "FLUSHALL"));
                 ro = drain3(oc, q, n, "one-redis", yaml);
                 put(9, label, "jobs/s, one Redis", 0, ro);
                 fprintf(stderr, "  [9 one Redis] run %d: %.0f jobs/s\n",
@@ -1419,14 +1306,14 @@ case_idle(redisContext *c, int run)
     flushall(c);
     start_droverd(&ch, "idle", &cf, NULL);
     wait_ready(c, &ch);
-    sleep_ms(1000);
+    bench_sleep_ms(1000);
     cpu0 = proc_cpu_s(ch.pid);
     w0 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
-    r0 = redis_cpu(c);
-    sleep_ms(10000);
+    r0 = bench_redis_cpu(c);
+    bench_sleep_ms(10000);
     cpu1 = proc_cpu_s(ch.pid);
     w1 = proc_task_count(ch.pid, "voluntary_ctxt_switches");
-    r1 = redis_cpu(c);
+    r1 = bench_redis_cpu(c);
     rss = proc_status_kb(ch.pid, "VmRSS");
     anon = proc_status_kb(ch.pid, "RssAnon");
     stop_droverd(&ch);
@@ -1446,7 +1333,7 @@ case_idle(redisContext *c, int run)
 static double
 redis_calls(redisContext *c)
 {
-    redisReply *r = rcmd(c, "INFO commandstats");
+    redisReply *r = bench_cmd(c, "INFO commandstats");
     const char *p = r->str;
     double n = 0;
 
@@ -1490,15 +1377,15 @@ case_idle_queues(redisContext *c, int run)
         flushall(c);
         start_droverd(&ch, "idleq", &cf, NULL);
         wait_ready(c, &ch);
-        sleep_ms(3000);
+        bench_sleep_ms(3000);
         n0 = redis_calls(c);
         cpu0 = proc_cpu_s(ch.pid);
-        sleep_ms(10000);
+        bench_sleep_ms(10000);
         n1 = redis_calls(c);
         cpu1 = proc_cpu_s(ch.pid);
         if (counts[i] == 1000) {
             /* the slow per-queue looks (every 30-60 s) too: 60 s more */
-            sleep_ms(60000);
+            bench_sleep_ms(60000);
             put(8, label, "Redis cmds/s, 1000 queues, 70 s", 1,
                 (redis_calls(c) - n0) / 70);
         }
@@ -1547,7 +1434,7 @@ machine(char *out, size_t n, redisContext *c)
     struct utsname u;
     char model[128] = "?", line[256];
     FILE *f = fopen("/proc/cpuinfo", "r");
-    redisReply *r = rcmd(c, "INFO server");
+    redisReply *r = bench_cmd(c, "INFO server");
     const char *p = strstr(r->str, "redis_version:");
     char rv[32] = "?";
 
@@ -1659,7 +1546,7 @@ report(redisContext *c)
 
     f = fopen(opt.json, "w");
     if (f == NULL)
-        die("%s: %s", opt.json, strerror(errno));
+        bench_die("%s: %s", opt.json, strerror(errno));
     fprintf(f, "{\n  \"machine\": ");
     json_str(f, mach);
     fprintf(f, ",\n  \"cores\": %ld,\n  \"n\": %ld,\n  \"load_start\": %.2f,"

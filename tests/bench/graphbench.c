@@ -35,42 +35,15 @@
 
 #include <hiredis/hiredis.h>
 
+#define BENCH_PROG "graphbench"
+#include "bench.h"
+
 extern char **environ;
 
 #define MAXRUNS 15
 
 static const char *opt_sock, *opt_droverd, *opt_work;
 static int opt_runs = 3;
-
-static void
-die(const char *msg)
-{
-    fprintf(stderr, "graphbench: %s\n", msg);
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static redisReply *
-cmd(redisContext *c, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        die("redis command failed");
-    return r;
-}
 
 /* Redis's counters: calls of the commands we follow, all calls, CPU. */
 struct counters {
@@ -81,7 +54,7 @@ struct counters {
 static void
 counters_read(redisContext *c, struct counters *k)
 {
-    redisReply *r = cmd(c, "INFO commandstats");
+    redisReply *r = bench_cmd(c, "INFO commandstats");
     char *line, *save = NULL, *text = strdup(r->str);
     double user = 0, sys = 0;
 
@@ -105,7 +78,7 @@ counters_read(redisContext *c, struct counters *k)
     }
     free(text);
     freeReplyObject(r);
-    r = cmd(c, "INFO cpu");
+    r = bench_cmd(c, "INFO cpu");
     sscanf(strstr(r->str, "used_cpu_sys:"), "used_cpu_sys:%lf", &sys);
     sscanf(strstr(r->str, "used_cpu_user:"), "used_cpu_user:%lf", &user);
     k->cpu = sys + user;
@@ -115,7 +88,7 @@ counters_read(redisContext *c, struct counters *k)
 static long long
 processed(redisContext *c)
 {
-    redisReply *r = cmd(c, "HGET drover:{bench}:stats processed");
+    redisReply *r = bench_cmd(c, "HGET drover:{bench}:stats processed");
     long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
 
     freeReplyObject(r);
@@ -154,7 +127,7 @@ start_droverd(redisContext *c)
     snprintf(log, sizeof log, "%s/graphbench.log", opt_work);
     f = fopen(cfg, "w");
     if (f == NULL)
-        die("cannot write the config");
+        bench_die("cannot write the config");
     fprintf(f, config_head, opt_sock);
     fclose(f);
     posix_spawn_file_actions_init(&fa);
@@ -162,7 +135,7 @@ start_droverd(redisContext *c)
                                      O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     if (posix_spawn(&pid, opt_droverd, &fa, NULL, argv, environ) != 0)
-        die("cannot start droverd");
+        bench_die("cannot start droverd");
     posix_spawn_file_actions_destroy(&fa);
     /* ready once its consumer group exists */
     for (i = 0; i < 5000; i++) {
@@ -176,7 +149,7 @@ start_droverd(redisContext *c)
             return pid;
         usleep(2000);
     }
-    die("droverd did not get ready");
+    bench_die("droverd did not get ready");
     return -1;
 }
 
@@ -206,32 +179,33 @@ run_case(redisContext *c, int fan, int graph, struct result *out)
     pid_t pid;
     int i, k;
 
-    freeReplyObject(cmd(c, "FLUSHALL"));
+    freeReplyObject(bench_cmd(c, "FLUSHALL"));
     pid = start_droverd(c);
     counters_read(c, &a);
-    t0 = now_s();
+    t0 = bench_now_s();
     if (!fan && graph) {
         for (i = 0; i < 300; i++)
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * pipeline "
-                                "chain id r%d", i));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "pipeline chain id r%d", i));
         want = 900;
     } else if (!fan) {
         for (i = 0; i < 900; i++)
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job e n %d",
-                                i));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "job e n %d", i));
         want = 900;
     } else if (graph) {
         for (i = 0; i < 10; i++)
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * pipeline fan "
-                                "id f%d", i));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "pipeline fan id f%d", i));
         want = 1020;
     } else {
         for (i = 0; i < 10; i++) {
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job list"));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                      "job list"));
             for (k = 0; k < 100; k++)
-                freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job e "
-                                    "item %d index %d", k, k));
-            freeReplyObject(cmd(c, "XADD drover:{bench}:jobs * job e"));
+                freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * "
+                                          "job e item %d index %d", k, k));
+            freeReplyObject(bench_cmd(c, "XADD drover:{bench}:jobs * job e"));
         }
         want = 1020;
     }
@@ -239,7 +213,7 @@ run_case(redisContext *c, int fan, int graph, struct result *out)
         polls++;
         usleep(2000);
     }
-    out->secs = now_s() - t0;
+    out->secs = bench_now_s() - t0;
     polls++;
     counters_read(c, &b);
     stop_droverd(pid);
@@ -295,16 +269,17 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--runs") == 0)
             opt_runs = atoi(argv[i + 1]);
         else
-            die("usage: graphbench --sock S --droverd BIN --work DIR "
-                "[--runs N]");
+            bench_die("usage: graphbench --sock S --droverd BIN --work DIR "
+                      "[--runs N]");
     }
     if (opt_sock == NULL || opt_droverd == NULL || opt_work == NULL)
-        die("usage: graphbench --sock S --droverd BIN --work DIR [--runs N]");
+        bench_die("usage: graphbench --sock S --droverd BIN --work DIR "
+                  "[--runs N]");
     if (opt_runs < 1 || opt_runs > MAXRUNS)
-        die("--runs must be 1 to 15");
+        bench_die("--runs must be 1 to 15");
     c = redisConnectUnix(opt_sock);
     if (c == NULL || c->err)
-        die("cannot connect to redis");
+        bench_die("cannot connect to redis");
     printf("graph pipelines vs plain jobs (median of %d runs; per node or "
            "plain job)\n", opt_runs);
     printf("%-10s %-6s %6s %8s %9s %9s %9s %9s %9s\n", "case", "kind",

@@ -45,6 +45,9 @@
 
 #include <hiredis/hiredis.h>
 
+#define BENCH_PROG "httpbench"
+#include "bench.h"
+
 extern char **environ;
 
 #define KEY "drover:{bench}:jobs"
@@ -58,82 +61,6 @@ static struct {
     int batch;                  /* worker.batch; 0 = drover's default */
 } opt = {NULL, NULL, NULL, NULL, NULL, 3, 20000, 0};
 
-static pid_t kids[4]; /* still running: die() kills them */
-
-static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-    size_t i;
-
-    for (i = 0; i < sizeof kids / sizeof kids[0]; i++)
-        if (kids[i] > 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-        }
-    fprintf(stderr, "httpbench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static long long
-rnum(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        die("redis %s: %s", fmt, r ? r->str : c->errstr);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = atoll(r->str);
-    freeReplyObject(r);
-    return v;
-}
-
-/* Redis's used_cpu_sys + used_cpu_user. */
-static double
-redis_cpu(redisContext *c)
-{
-    redisReply *r = redisCommand(c, "INFO cpu");
-    const char *p;
-    double v = 0;
-
-    if (r == NULL || r->type != REDIS_REPLY_STRING)
-        die("INFO cpu failed");
-    if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
-        v += strtod(p + 13, NULL);
-    if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
-        v += strtod(p + 14, NULL);
-    freeReplyObject(r);
-    return v;
-}
 
 /* prog argv with stdout and stderr appended to log; returns its pid. */
 static pid_t
@@ -141,7 +68,6 @@ start(const char *const *argv, const char *log)
 {
     posix_spawn_file_actions_t fa;
     pid_t pid;
-    size_t i;
     int rc;
 
     posix_spawn_file_actions_init(&fa);
@@ -151,12 +77,8 @@ start(const char *const *argv, const char *log)
     rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0)
-        die("start %s: %s", argv[0], strerror(rc));
-    for (i = 0; i < sizeof kids / sizeof kids[0]; i++)
-        if (kids[i] == 0) {
-            kids[i] = pid;
-            break;
-        }
+        bench_die("start %s: %s", argv[0], strerror(rc));
+    bench_kid_add(pid);
     return pid;
 }
 
@@ -164,16 +86,13 @@ start(const char *const *argv, const char *log)
 static int
 stop(pid_t pid, int sig)
 {
-    size_t i;
     int st = 0;
 
     if (sig != 0)
         kill(pid, sig);
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
-    for (i = 0; i < sizeof kids / sizeof kids[0]; i++)
-        if (kids[i] == pid)
-            kids[i] = 0;
+    bench_kid_del(pid);
     return st;
 }
 
@@ -247,9 +166,9 @@ server_start(struct server *s, int delay_ms, const char *name)
             s->port = atoi(p + 20);
             return;
         }
-        nap_ms(1);
+        bench_sleep_ms(1);
     }
-    die("httpserver did not start (see %s)", s->log);
+    bench_die("httpserver did not start (see %s)", s->log);
 }
 
 /* Stop it; the connections it accepted and the answers it sent. */
@@ -264,7 +183,7 @@ server_stop(struct server *s, long long *accepted, long long *served)
     p = strstr(out, "accepted ");
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || p == NULL ||
         sscanf(p, "accepted %lld served %lld", accepted, served) != 2)
-        die("httpserver failed (see %s)", s->log);
+        bench_die("httpserver failed (see %s)", s->log);
 }
 
 /* ------------------------------------------------------------- drover */
@@ -297,10 +216,10 @@ wait_reading(redisContext *c, pid_t pid, const char *log)
         if (ok)
             return;
         if (waitpid(pid, NULL, WNOHANG) == pid)
-            die("droverd exited at start (see %s)", log);
-        nap_ms(2);
+            bench_die("droverd exited at start (see %s)", log);
+        bench_sleep_ms(2);
     }
-    die("droverd not reading after 10 s (see %s)", log);
+    bench_die("droverd not reading after 10 s (see %s)", log);
 }
 
 static void
@@ -320,7 +239,7 @@ run_drover(redisContext *c, int delay_ms, struct drun *out)
     snprintf(conf, sizeof conf, "%s/http.yaml", opt.work);
     snprintf(log, sizeof log, "%s/droverd-http.log", opt.work);
     if ((f = fopen(conf, "w")) == NULL)
-        die("%s: %s", conf, strerror(errno));
+        bench_die("%s: %s", conf, strerror(errno));
     if (opt.batch > 0)
         snprintf(batch, sizeof batch, "  batch: %d\n", opt.batch);
     fprintf(f,
@@ -331,13 +250,13 @@ run_drover(redisContext *c, int delay_ms, struct drun *out)
             "    url: http://127.0.0.1:%d/hook\n    retries: 0\n",
             opt.sock, CONCURRENCY, batch, s.port);
     fclose(f);
-    rnum(c, "FLUSHALL");
+    bench_num(c, "FLUSHALL");
     pid = start(argv, log);
     wait_reading(c, pid, log);
     cpu0 = cpu_of(pid);
-    rcpu0 = redis_cpu(c);
+    rcpu0 = bench_redis_cpu(c);
     scpu0 = cpu_of(s.pid);
-    t0 = now_s();
+    t0 = bench_now_s();
     /* XADD pipelined, 1000 a write: droverd starts on the first ones */
     while (got < opt.n) {
         while (sent < opt.n && sent - got < 1000) {
@@ -349,31 +268,32 @@ run_drover(redisContext *c, int delay_ms, struct drun *out)
             void *r = NULL;
 
             if (redisGetReply(c, &r) != REDIS_OK || r == NULL)
-                die("XADD: %s", c->errstr);
+                bench_die("XADD: %s", c->errstr);
             freeReplyObject(r);
         }
         got = sent;
     }
-    while (rnum(c, "XLEN %s", KEY) > 0) {
-        if (now_s() - t0 > 600)
-            die("not drained after 600 s (see %s)", log);
+    while (bench_num(c, "XLEN %s", KEY) > 0) {
+        if (bench_now_s() - t0 > 600)
+            bench_die("not drained after 600 s (see %s)", log);
         if (waitpid(pid, NULL, WNOHANG) == pid)
-            die("droverd exited (see %s)", log);
-        nap_ms(1);
+            bench_die("droverd exited (see %s)", log);
+        bench_sleep_ms(1);
     }
-    out->rate = (double)opt.n / (now_s() - t0);
+    out->rate = (double)opt.n / (bench_now_s() - t0);
     out->cpu_per_k = (cpu_of(pid) - cpu0) / (double)opt.n * 1000;
-    out->redis_per_k = (redis_cpu(c) - rcpu0) / (double)opt.n * 1000;
+    out->redis_per_k = (bench_redis_cpu(c) - rcpu0) / (double)opt.n * 1000;
     out->server_per_k = (cpu_of(s.pid) - scpu0) / (double)opt.n * 1000;
-    if (rnum(c, "HGET drover:{bench}:stats processed") != opt.n ||
-        rnum(c, "HGET drover:{bench}:stats dead") != 0)
-        die("not every job succeeded (see %s)", log);
+    if (bench_num(c, "HGET drover:{bench}:stats processed") != opt.n ||
+        bench_num(c, "HGET drover:{bench}:stats dead") != 0)
+        bench_die("not every job succeeded (see %s)", log);
     i = stop(pid, SIGTERM);
     if (!WIFEXITED(i) || WEXITSTATUS(i) != 0)
-        die("droverd did not stop cleanly (see %s)", log);
+        bench_die("droverd did not stop cleanly (see %s)", log);
     server_stop(&s, &out->conns, &served);
     if (served != opt.n)
-        die("the server answered %lld requests for %ld jobs", served, opt.n);
+        bench_die("the server answered %lld requests for %ld jobs", served,
+                  opt.n);
 }
 
 /* httpload against a fresh server: what the server serves alone. */
@@ -401,7 +321,7 @@ run_alone(int delay_ms, double *server_per_k)
     p = strstr(out, "req/s ");
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || p == NULL ||
         sscanf(p, "req/s %lf", &rate) != 1)
-        die("httpload failed (see %s)", log);
+        bench_die("httpload failed (see %s)", log);
     server_stop(&s, &acc, &served);
     return rate;
 }
@@ -469,7 +389,7 @@ report(void)
     int i, k;
 
     if (f == NULL)
-        die("%s: %s", opt.json, strerror(errno));
+        bench_die("%s: %s", opt.json, strerror(errno));
     printf("\nwebhooks: %ld http POST jobs, worker concurrency %d, median "
            "of %d runs\n\n", opt.n, CONCURRENCY, opt.runs);
     printf("%-3s %-50s %-30s %10s  %-10s %s\n", "#", "case", "metric",
@@ -539,7 +459,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     c = redisConnectUnix(opt.sock);
     if (c == NULL || c->err)
-        die("connect %s", opt.sock);
+        bench_die("connect %s", opt.sock);
 
     h1_rate = row("h1", l1, "jobs/s", 0, NULL, 0, 0);
     h1_bound = row("h1", l1, "of the bound 5,000/s", 3, ">= 0.90", 1, 0.9);

@@ -33,6 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_PROG "httpload"
+#include "bench.h"
+
 #define IN_MAX 8192
 
 struct lconn {
@@ -42,22 +45,6 @@ struct lconn {
     int busy;                   /* a request is out */
     char in[IN_MAX];
 };
-
-static void
-die(const char *what)
-{
-    fprintf(stderr, "httpload: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static char req[2048];
 static size_t req_len;
@@ -151,8 +138,8 @@ main(int argc, char **argv)
     evs = calloc((size_t)conns, sizeof *evs);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (cs == NULL || evs == NULL || ep < 0)
-        die("setup");
-    t0 = now_s();
+        bench_die_errno("setup");
+    t0 = bench_now_s();
     for (i = 0; i < conns; i++) {
         struct sockaddr_in a;
         struct epoll_event ev;
@@ -164,16 +151,16 @@ main(int argc, char **argv)
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         cs[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         if (cs[i].fd < 0)
-            die("socket");
+            bench_die_errno("socket");
         setsockopt(cs[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(cs[i].fd, (struct sockaddr *)&a, sizeof a) < 0 &&
             errno != EINPROGRESS)
-            die("connect");
+            bench_die_errno("connect");
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN | EPOLLOUT;
         ev.data.ptr = &cs[i];
         if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) < 0)
-            die("epoll_ctl");
+            bench_die_errno("epoll_ctl");
     }
     while (done < requests) {
         int n = epoll_wait(ep, evs, (int)conns, 10000);
@@ -181,13 +168,13 @@ main(int argc, char **argv)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            die(n == 0 ? "no answer for 10 s" : "epoll_wait");
+            bench_die_errno(n == 0 ? "no answer for 10 s" : "epoll_wait");
         for (i = 0; i < n; i++) {
             struct lconn *c = evs[i].data.ptr;
 
             if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
                 errno = ECONNRESET;
-                die("connection");
+                bench_die_errno("connection");
             }
             if ((evs[i].events & EPOLLOUT) && !c->busy) {
                 if (started == requests) {
@@ -197,7 +184,7 @@ main(int argc, char **argv)
                     ev.events = EPOLLIN;
                     ev.data.ptr = c;
                     if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-                        die("epoll_ctl");
+                        bench_die_errno("epoll_ctl");
                     continue;
                 }
                 c->busy = 1;
@@ -208,13 +195,13 @@ main(int argc, char **argv)
                 struct epoll_event ev;
 
                 if (send_req(c) < 0)
-                    die("send");
+                    bench_die_errno("send");
                 if (c->sent == req_len) {
                     memset(&ev, 0, sizeof ev);
                     ev.events = EPOLLIN;
                     ev.data.ptr = c;
                     if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-                        die("epoll_ctl");
+                        bench_die_errno("epoll_ctl");
                 }
             }
             if (evs[i].events & EPOLLIN) {
@@ -224,7 +211,7 @@ main(int argc, char **argv)
 
                 if (r <= 0) {
                     errno = r == 0 ? ECONNRESET : errno;
-                    die("read");
+                    bench_die_errno("read");
                 }
                 c->in_len += (size_t)r;
                 while ((k = answer_done(c)) == 1) {
@@ -240,7 +227,7 @@ main(int argc, char **argv)
                     c->sent = 0;
                     started++;
                     if (send_req(c) < 0)
-                        die("send");
+                        bench_die_errno("send");
                     if (c->sent < req_len) {
                         struct epoll_event ev;
 
@@ -248,13 +235,13 @@ main(int argc, char **argv)
                         ev.events = EPOLLIN | EPOLLOUT;
                         ev.data.ptr = c;
                         if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-                            die("epoll_ctl");
+                            bench_die_errno("epoll_ctl");
                     }
                 }
             }
         }
     }
-    t1 = now_s();
+    t1 = bench_now_s();
     getrusage(RUSAGE_SELF, &ru);
     printf("requests %ld seconds %.4f req/s %.1f connections %ld cpu_s %.3f\n",
            done, t1 - t0, (double)done / (t1 - t0), conns,

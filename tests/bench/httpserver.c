@@ -47,6 +47,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_PROG "httpserver"
+#include "bench.h"
+
 #define IN_MAX 16384            /* request head bytes buffered per conn */
 #define EVENTS_MAX 512          /* epoll events per wait */
 #define TAG_LISTEN UINT64_MAX   /* epoll data of the listening socket */
@@ -93,22 +96,6 @@ static struct {
 } S;
 
 static void
-die(const char *what)
-{
-    fprintf(stderr, "httpserver: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
 ep_ctl(int op, int fd, uint32_t events, uint64_t tag)
 {
     struct epoll_event ev;
@@ -117,7 +104,7 @@ ep_ctl(int op, int fd, uint32_t events, uint64_t tag)
     ev.events = events;
     ev.data.u64 = tag;
     if (epoll_ctl(S.ep, op, fd, &ev) < 0)
-        die("epoll_ctl");
+        bench_die_errno("epoll_ctl");
 }
 
 /* ---------------------------------------------------------------- ring */
@@ -132,7 +119,7 @@ ring_push(int64_t at, int fd, uint32_t gen, int close_after)
         struct due *n = malloc(ncap * sizeof *n);
 
         if (n == NULL)
-            die("malloc");
+            bench_die_errno("malloc");
         for (i = 0; i < S.len; i++)
             n[i] = S.ring[(S.head + i) & (S.cap - 1)];
         free(S.ring);
@@ -161,7 +148,7 @@ arm(void)
     its.it_value.tv_sec = at / 1000000000;
     its.it_value.tv_nsec = at % 1000000000;
     if (timerfd_settime(S.tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
-        die("timerfd_settime");
+        bench_die_errno("timerfd_settime");
     S.armed_ns = at;
 }
 
@@ -177,13 +164,13 @@ conn_of(int fd)
             n *= 2;
         S.conns = realloc(S.conns, n * sizeof *S.conns);
         if (S.conns == NULL)
-            die("realloc");
+            bench_die_errno("realloc");
         memset(S.conns + S.nconns, 0, (n - S.nconns) * sizeof *S.conns);
         S.nconns = n;
     }
     if (S.conns[fd] == NULL && (S.conns[fd] = calloc(1, sizeof **S.conns))
                                    == NULL)
-        die("calloc");
+        bench_die_errno("calloc");
     return S.conns[fd];
 }
 
@@ -221,7 +208,7 @@ conn_send(int fd, struct conn *c, const char *b, size_t n)
     if ((size_t)w < n) {
         c->out = realloc(c->out, c->out_len + n - (size_t)w);
         if (c->out == NULL)
-            die("realloc");
+            bench_die_errno("realloc");
         memcpy(c->out + c->out_len, b + w, n - (size_t)w);
         c->out_len += n - (size_t)w;
         if (!c->want_out) {
@@ -394,7 +381,7 @@ on_accept(void)
                 fprintf(stderr, "httpserver: out of file descriptors\n");
                 return;
             }
-            die("accept4");
+            bench_die_errno("accept4");
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c = conn_of(fd);
@@ -489,27 +476,27 @@ setup(int port, const char *body)
     S.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     S.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (S.ep < 0 || S.lfd < 0 || S.tfd < 0)
-        die("setup");
+        bench_die_errno("setup");
     setsockopt(S.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(S.lfd, (struct sockaddr *)&a, sizeof a) < 0)
-        die("bind");
+        bench_die_errno("bind");
     if (listen(S.lfd, 4096) < 0)
-        die("listen");
+        bench_die_errno("listen");
     if (getsockname(S.lfd, (struct sockaddr *)&a, &al) < 0)
-        die("getsockname");
+        bench_die_errno("getsockname");
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        die("sigprocmask");
+        bench_die_errno("sigprocmask");
     S.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (S.sfd < 0)
-        die("signalfd");
+        bench_die_errno("signalfd");
     ep_ctl(EPOLL_CTL_ADD, S.lfd, EPOLLIN, TAG_LISTEN);
     ep_ctl(EPOLL_CTL_ADD, S.tfd, EPOLLIN, TAG_TIMER);
     ep_ctl(EPOLL_CTL_ADD, S.sfd, EPOLLIN, TAG_SIGNAL);
@@ -554,8 +541,8 @@ main(int argc, char **argv)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            die("epoll_wait");
-        now = now_ns();
+            bench_die_errno("epoll_wait");
+        now = bench_now_ns();
         for (i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64, ticks;
             struct conn *c;
@@ -564,7 +551,7 @@ main(int argc, char **argv)
                 on_accept();
             } else if (tag == TAG_TIMER) {
                 if (read(S.tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-                    die("read timerfd");
+                    bench_die_errno("read timerfd");
                 S.armed_ns = 0; /* fired: a disarmed one-shot */
             } else if (tag == TAG_SIGNAL) {
                 if (!on_signal())
@@ -582,7 +569,7 @@ main(int argc, char **argv)
                     on_readable((int)tag, c, now);
             }
         }
-        answer_due(now_ns());
+        answer_due(bench_now_ns());
         arm();
     }
 }

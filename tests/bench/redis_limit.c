@@ -25,13 +25,16 @@
 
 #include <hiredis/hiredis.h>
 
+#define BENCH_PROG "redis_limit"
+#include "bench.h"
+
+/* Fail naming what, with Redis's error (or the connection's). */
 static void
 die(const char *what, const redisContext *c, const redisReply *r)
 {
-    fprintf(stderr, "redis_limit: %s: %s\n", what,
-            r != NULL && r->type == REDIS_REPLY_ERROR ? r->str
-            : c != NULL && c->err ? c->errstr : "unexpected reply");
-    exit(1);
+    bench_die("%s: %s", what, r != NULL && r->type == REDIS_REPLY_ERROR
+              ? r->str : c != NULL && c->err ? c->errstr
+              : "unexpected reply");
 }
 
 static redisReply *

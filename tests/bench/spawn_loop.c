@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#define BENCH_PROG "spawn_loop"
+#include "bench.h"
+
 extern char **environ;
 
 int
@@ -30,15 +33,11 @@ main(int argc, char **argv)
         int st, rc;
 
         rc = posix_spawn(&pid, argv[2], NULL, NULL, argv + 2, environ);
-        if (rc != 0) {
-            fprintf(stderr, "spawn_loop: %s: %s\n", argv[2], strerror(rc));
-            return 1;
-        }
+        if (rc != 0)
+            bench_die("%s: %s", argv[2], strerror(rc));
         if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-            WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "spawn_loop: %s failed\n", argv[2]);
-            return 1;
-        }
+            WEXITSTATUS(st) != 0)
+            bench_die("%s failed", argv[2]);
     }
     printf("%ld\n", n);
     return 0;

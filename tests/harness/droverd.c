@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "droverd.h"
+#include "drover/common.h"
 
 /* ------------------------------------------------ fixture */
 
@@ -84,6 +85,15 @@ void
 drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
                         const char *body)
 {
+    drv_test_droverd_config_redis(t, t->srv->url, t->srv->tls_yaml,
+                                  worker_extra, body);
+}
+
+void
+drv_test_droverd_config_redis(struct drv_test_droverd *t, const char *url,
+                              const char *redis_extra,
+                              const char *worker_extra, const char *body)
+{
     const char *x = worker_extra != NULL ? worker_extra : "";
     char text[8192];
     size_t o;
@@ -91,7 +101,7 @@ drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
     snprintf(t->cfg, sizeof t->cfg, "%s/drover.yaml", t->dir);
     o = (size_t)snprintf(text, sizeof text,
                          "redis:\n  url: %s\n  prefix: %s\n%sworker:\n",
-                         t->srv->url, t->o.prefix, t->srv->tls_yaml);
+                         url, t->o.prefix, redis_extra);
     add_defaults(text, sizeof text, &o, t->o.worker_defaults, x);
     if (o < sizeof text)
         snprintf(text + o, sizeof text - o, "%s%s%s", x,
@@ -99,11 +109,30 @@ drv_test_droverd_config(struct drv_test_droverd *t, const char *worker_extra,
     assert_int_equal(drv_test_write_file(t->cfg, text), 0);
 }
 
+/* argv[n..] = args (NULL-terminated, at most max - n - 1; may be NULL),
+ * then NULL. */
+static void
+append_args(const char **argv, size_t n, size_t max, const char *const *args)
+{
+    for (; args != NULL && *args != NULL; args++) {
+        assert_true(n + 1 < max);
+        argv[n++] = *args;
+    }
+    argv[n] = NULL;
+}
+
 void
 drv_test_droverd_start(struct drv_test_droverd *t, int i)
 {
+    drv_test_droverd_start_args(t, i, NULL);
+}
+
+void
+drv_test_droverd_start_args(struct drv_test_droverd *t, int i,
+                            const char *const *args)
+{
     char bin[300], trace_env[450];
-    const char *argv[6];
+    const char *argv[14];
     const char *env[] = {trace_env, NULL};
 
     assert_true(i >= 0 && i < DRV_TEST_NPROCS);
@@ -115,7 +144,7 @@ drv_test_droverd_start(struct drv_test_droverd *t, int i)
     argv[2] = t->cfg;
     argv[3] = "--log-level";
     argv[4] = t->o.log_level;
-    argv[5] = NULL;
+    append_args(argv, 5, DRV_ARRAY_LEN(argv), args);
     snprintf(trace_env, sizeof trace_env, "DROVER_TRACE_START=%s", t->trace);
     assert_int_equal(drv_test_spawn(&t->w[i], argv, t->log, env), 0);
 }
@@ -392,6 +421,8 @@ drv_test_droverd_setup(void **st)
 {
     assert_non_null(drv_test_droverd_fixture);
     *st = drv_test_droverd_new(&drv_test_srv, drv_test_droverd_fixture);
+    if (drv_test_droverd_fixture->setup != NULL)
+        drv_test_droverd_fixture->setup(*st);
     return 0;
 }
 
@@ -407,15 +438,23 @@ int
 drv_test_web_start(struct drv_test_droverd *t, struct drv_test_proc *p,
                    char *log, size_t logn)
 {
+    return drv_test_web_start_args(t, p, log, logn, NULL);
+}
+
+int
+drv_test_web_start_args(struct drv_test_droverd *t, struct drv_test_proc *p,
+                        char *log, size_t logn, const char *const *args)
+{
     static const char url[] = "dashboard at http://127.0.0.1:";
     char bin[400], text[4096];
-    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
-                          t->cfg, "web", "--listen", "127.0.0.1:0", NULL};
+    const char *argv[16] = {drv_test_bin("drover", bin, sizeof bin), "-c",
+                            t->cfg, "web", "--listen", "127.0.0.1:0", NULL};
     const char *at;
     size_t n;
     FILE *f;
     int port;
 
+    append_args(argv, 6, DRV_ARRAY_LEN(argv), args);
     snprintf(log, logn, "%s/web.log", t->dir);
     assert_int_equal(drv_test_spawn(p, argv, log, NULL), 0);
     wait_until(drv_test_file_contains(log, url),

@@ -20,6 +20,8 @@
 
 #define DRV_TEST_NPROCS 3      /* droverd processes one fixture can hold */
 
+struct drv_test_droverd;
+
 /* What differs between the test files; copied by drv_test_droverd_new. */
 struct drv_test_droverd_opts {
     const char *tmpdir;          /* temp dir name prefix ("drover-wt") */
@@ -30,6 +32,9 @@ struct drv_test_droverd_opts {
     const char *body_head;       /* text before every config body, or
                                   * NULL ("queues: [default]\n") */
     int tail_lines;              /* log lines drv_test_dump_log shows */
+    void (*setup)(struct drv_test_droverd *t); /* the file's own part of
+                                  * drv_test_droverd_setup, run last; or
+                                  * NULL */
 };
 
 struct drv_test_droverd {
@@ -65,11 +70,16 @@ void drv_test_droverd_free(struct drv_test_droverd *t);
  * at them once (before cmocka_run_group_tests, with
  * drv_test_redis_group_setup as the group setup), then pass
  * drv_test_droverd_setup / drv_test_droverd_teardown to cmocka, or call
- * them from a file's own setup/teardown that does more.
+ * them from a file's own setup/teardown that does more. A file whose
+ * tests each need more (a config, keys) says so in the options' setup.
+ * TD(name) is an entry of a CMUnitTest table with this fixture.
  */
 extern const struct drv_test_droverd_opts *drv_test_droverd_fixture;
 int drv_test_droverd_setup(void **st);
 int drv_test_droverd_teardown(void **st);
+#define TD(name)                                                          \
+    cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup,        \
+                                    drv_test_droverd_teardown)
 
 /* drv_test_droverd_config -- write t->cfg: redis (srv's URL, the prefix),
  * then "worker:" with the defaults that worker_extra (NULL: none) does not
@@ -78,10 +88,21 @@ int drv_test_droverd_teardown(void **st);
 void drv_test_droverd_config(struct drv_test_droverd *t,
                              const char *worker_extra, const char *body);
 
+/* drv_test_droverd_config_redis -- the same with url instead of srv's
+ * and redis_extra (a cluster's nodes, sentinels: lines indented by two
+ * spaces, or "") after the prefix instead of srv's TLS lines. */
+void drv_test_droverd_config_redis(struct drv_test_droverd *t,
+                                   const char *url, const char *redis_extra,
+                                   const char *worker_extra,
+                                   const char *body);
+
 /* drv_test_droverd_start -- spawn droverd -c CFG --log-level LEVEL as
  * process i, logging to dir/droverdN.log (N counts this fixture's starts;
- * the path is also in t->log). */
+ * the path is also in t->log). drv_test_droverd_start_args: with args
+ * (NULL-terminated, at most 8; may be NULL) after those. */
 void drv_test_droverd_start(struct drv_test_droverd *t, int i);
+void drv_test_droverd_start_args(struct drv_test_droverd *t, int i,
+                                 const char *const *args);
 
 /* drv_test_droverd_stop -- SIGTERM process i and wait for it: fails the
  * test (showing the log) unless it exits with want_exit in time. */
@@ -92,6 +113,11 @@ void drv_test_droverd_stop(struct drv_test_droverd *t, int i, int want_exit);
  * line and returns its port (asserts each step). */
 int drv_test_web_start(struct drv_test_droverd *t, struct drv_test_proc *p,
                        char *log, size_t logn);
+/* drv_test_web_start_args -- drv_test_web_start with args
+ * (NULL-terminated, at most 8) after its own. */
+int drv_test_web_start_args(struct drv_test_droverd *t,
+                            struct drv_test_proc *p, char *log, size_t logn,
+                            const char *const *args);
 
 /* drv_test_dump_log -- the last lines of log on stderr (diagnostics). */
 void drv_test_dump_log(const struct drv_test_droverd *t, const char *log);

@@ -158,6 +158,13 @@ long drv_test_file_num(const char *dir, const char *name);
  * INFO has no such field). Asserts a reply. */
 long long drv_test_redis_info(redisContext *c, const char *name);
 
+/*
+ * T(name) -- an entry of a file's CMUnitTest table: the test with the
+ * file's own per-test fixture, its functions setup and teardown (the
+ * droverd fixture's entries are TD(name), droverd.h).
+ */
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 /* assert_drv_ok -- assert rc == 0, printing drv_strerror and err->msg. */
 #define assert_drv_ok(rc, err)                                            \
     do {                                                                  \
@@ -411,9 +418,14 @@ void drv_test_on_wait_fail(void (*fn)(void *arg), void *arg);
  *                log);
  */
 #define wait_until(cond, ...)                                             \
+    wait_until_ms(DRV_TEST_WAIT_MS, cond, __VA_ARGS__)
+
+/* wait_until_ms -- wait_until with a hang guard of timeout_ms instead
+ * (for a wait on something long, such as a thousand jobs). */
+#define wait_until_ms(timeout_ms, cond, ...)                              \
     do {                                                                  \
         struct drv_test_poll p_;                                          \
-        drv_test_poll_init(&p_, DRV_TEST_WAIT_MS);                        \
+        drv_test_poll_init(&p_, (timeout_ms));                            \
         while (!(cond))                                                   \
             if (!drv_test_poll_next(&p_))                                 \
                 drv_test_wait_failed(__FILE__, __LINE__, &p_,             \

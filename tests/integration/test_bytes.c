@@ -640,19 +640,17 @@ test_bytes_old_member_kept_beside_retry(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_bytes_dead_bad_job_type_keeps_every_byte),
-        T(test_bytes_retry_dead_and_result_key),
-        T(test_bytes_requeue_on_graceful_stop),
-        T(test_bytes_dead_retry_cli),
-        T(test_bytes_pipeline_hand_off),
-        T(test_bytes_hostile_entries_all_kept),
-        T(test_bytes_same_id_two_failing_jobs),
-        T(test_bytes_ids_differing_after_nul),
-        T(test_bytes_delayed_enqueue_same_id_both_run),
-        T(test_bytes_old_member_kept_beside_retry),
+        TD(test_bytes_dead_bad_job_type_keeps_every_byte),
+        TD(test_bytes_retry_dead_and_result_key),
+        TD(test_bytes_requeue_on_graceful_stop),
+        TD(test_bytes_dead_retry_cli),
+        TD(test_bytes_pipeline_hand_off),
+        TD(test_bytes_hostile_entries_all_kept),
+        TD(test_bytes_same_id_two_failing_jobs),
+        TD(test_bytes_ids_differing_after_nul),
+        TD(test_bytes_delayed_enqueue_same_id_both_run),
+        TD(test_bytes_old_member_kept_beside_retry),
     };
 #undef T
 

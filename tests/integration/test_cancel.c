@@ -423,16 +423,14 @@ int
 main(void)
 {
     const char *d = getenv("DROVER_PLUGIN_DIR");
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_cancel_waiting_and_delayed),
-        T(test_cancel_running_exec),
-        T(test_cancel_running_plugin),
-        T(test_cancel_reclaimed_entry),
-        T(test_wait_exit_codes),
-        T(test_progress_exec),
-        T(test_progress_plugin),
+        TD(test_cancel_waiting_and_delayed),
+        TD(test_cancel_running_exec),
+        TD(test_cancel_running_plugin),
+        TD(test_cancel_reclaimed_entry),
+        TD(test_wait_exit_codes),
+        TD(test_progress_exec),
+        TD(test_progress_plugin),
     };
 #undef T
 

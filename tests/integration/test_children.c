@@ -241,14 +241,12 @@ test_children_frozen_worker_outcome_dropped(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_children_die_with_killed_worker),
-        T(test_children_graceful_stop_kills_group_reaper_exits),
-        T(test_children_normal_exits_leave_nothing),
-        T(test_children_no_reaper_without_exec_jobs),
-        T(test_children_frozen_worker_outcome_dropped),
+        TD(test_children_die_with_killed_worker),
+        TD(test_children_graceful_stop_kills_group_reaper_exits),
+        TD(test_children_normal_exits_leave_nothing),
+        TD(test_children_no_reaper_without_exec_jobs),
+        TD(test_children_frozen_worker_outcome_dropped),
     };
 #undef T
 

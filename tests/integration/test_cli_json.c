@@ -19,6 +19,8 @@
 
 #define OUT_MAX (256 * 1024)   /* the most output a run may give */
 
+static void setup(struct drv_test_droverd *t);
+
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-json",
     .prefix = "t",
@@ -26,6 +28,7 @@ static const struct drv_test_droverd_opts opts = {
     .worker_defaults = "  shutdown_timeout: 5s\n",
     .body_head = NULL,
     .tail_lines = 40,
+    .setup = setup,
 };
 
 /* The config: echo succeeds and keeps a result, boom dies at once. */
@@ -161,12 +164,11 @@ get_int(struct cli_json *r, const char *path)
     return n;
 }
 
-static int
-setup(void **st)
+/* Every test's config. */
+static void
+setup(struct drv_test_droverd *t)
 {
-    drv_test_droverd_setup(st);
-    drv_test_droverd_config(*st, NULL, body);
-    return 0;
+    drv_test_droverd_config(t, NULL, body);
 }
 
 /* A dead job whose blob holds NUL, 0xff, a quote and a newline. */
@@ -472,19 +474,16 @@ test_cli_json_usage(void **st)
     assert_int_equal(drv_test_num(t, "EXISTS t:{q}:jobs"), 0);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, \
-                                               drv_test_droverd_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_cli_json_stats),
-        T(test_cli_json_workers),
-        T(test_cli_json_dead_list),
-        T(test_cli_json_result),
-        T(test_cli_json_result_text_where),
-        T(test_cli_json_usage),
+        TD(test_cli_json_stats),
+        TD(test_cli_json_workers),
+        TD(test_cli_json_dead_list),
+        TD(test_cli_json_result),
+        TD(test_cli_json_result_text_where),
+        TD(test_cli_json_usage),
     };
 
     drv_test_droverd_fixture = &opts;

@@ -95,20 +95,13 @@ teardown(void **st)
 static void
 write_config(struct world *w, const char *worker, const char *jobs)
 {
-    char text[4096];
+    char nodes[512], body[4096];
 
-    snprintf(w->t->cfg, sizeof w->t->cfg, "%s/drover.yaml", w->t->dir);
-    snprintf(text, sizeof text,
-             "redis:\n"
-             "  url: redis:///0\n"
-             "  prefix: t\n"
-             "  cluster:\n"
-             "    nodes: %s\n"
-             "worker:\n%s"
-             "queues: [%s, %s, %s]\n"
-             "jobs:\n%s",
-             w->cl.nodes, worker, w->q[0], w->q[1], w->q[2], jobs);
-    assert_int_equal(drv_test_write_file(w->t->cfg, text), 0);
+    snprintf(nodes, sizeof nodes, "  cluster:\n    nodes: %s\n",
+             w->cl.nodes);
+    snprintf(body, sizeof body, "queues: [%s, %s, %s]\njobs:\n%s",
+             w->q[0], w->q[1], w->q[2], jobs);
+    drv_test_droverd_config_redis(w->t, "redis:///0", nodes, worker, body);
 }
 
 /* A blocking client on the node that serves queue k now. */
@@ -221,26 +214,26 @@ cluster_state_is(struct world *w, int i, const char *state)
     return yes;
 }
 
-/* Run `drover -c CFG ARGS...` (NULL-terminated); its exit code, its
- * stdout into out. */
+/* Run `drover -c CFG ARGS...` (NULL-terminated, at most 15); its exit
+ * code, its stdout into out. */
 static int
 cli(struct world *w, char *out, size_t n, ...)
 {
-    const char *argv[16];
-    char bin[300];
+    const char *args[16];
+    struct drv_test_cli r;
     va_list ap;
-    int i = 0;
+    int i = 0, status;
 
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[i++] = bin;
-    argv[i++] = "-c";
-    argv[i++] = w->t->cfg;
     va_start(ap, n);
-    while (i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL)
+    while (i < 15 && (args[i] = va_arg(ap, const char *)) != NULL)
         i++;
     va_end(ap);
-    argv[i] = NULL;
-    return drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
+    args[i] = NULL;
+    drv_test_cli_run(&r, w->t->dir, w->t->cfg, NULL, args);
+    snprintf(out, n, "%s", r.out);
+    status = r.status;
+    drv_test_cli_fini(&r);
+    return status;
 }
 
 /* `drover ARGS...` must exit 0; its stdout into out. */

@@ -605,7 +605,6 @@ teardown(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_faults_oom_outcomes_wait_with_backoff),
         T(test_faults_noperm_outcomes_wait_with_backoff),

@@ -460,7 +460,6 @@ test_graph_cluster_cancel_takes_back_both_slots(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_graph_cluster_node_on_another_slot),
         T(test_graph_cluster_kill9_loses_and_repeats_nothing),

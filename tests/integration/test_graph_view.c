@@ -361,12 +361,10 @@ test_graph_view_wait_timeout_and_cancel(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_graph_view_wait_and_api_diamond),
-        T(test_graph_view_dead_run_escaped),
-        T(test_graph_view_wait_timeout_and_cancel),
+        TD(test_graph_view_wait_and_api_diamond),
+        TD(test_graph_view_dead_run_escaped),
+        TD(test_graph_view_wait_timeout_and_cancel),
     };
 #undef T
 

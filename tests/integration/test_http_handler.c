@@ -370,6 +370,8 @@ wait_server(const int *field, int want, const char *what)
 
 /* every config: the queue, then the jobs; worker defaults unless a test's
  * worker keys name them */
+static void setup(struct drv_test_droverd *t);
+
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-ht",
     .prefix = "t",
@@ -377,6 +379,7 @@ static const struct drv_test_droverd_opts opts = {
     .worker_defaults = "  visibility_timeout: 10s\n  shutdown_timeout: 5s\n",
     .body_head = "queues: [default]\njobs:\n",
     .tail_lines = 40,
+    .setup = setup,
 };
 
 static int
@@ -395,12 +398,10 @@ group_teardown(void **st)
     return 0;
 }
 
-static int
-setup(void **st)
+static void
+setup(struct drv_test_droverd *t)
 {
-    drv_test_droverd_setup(st);
     server_reset();
-    return 0;
 }
 
 /* The config (drv_test_droverd_config; extra NULL: the defaults) with the
@@ -738,14 +739,12 @@ test_http_handler_connections_reused(void **st)
 int
 main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, \
-                                            drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_http_handler_status_mapping),
-        T(test_http_handler_retry_after_delays_retry),
-        T(test_http_handler_templating),
-        T(test_http_handler_timeout_and_stop_cancel),
-        T(test_http_handler_connections_reused),
+        TD(test_http_handler_status_mapping),
+        TD(test_http_handler_retry_after_delays_retry),
+        TD(test_http_handler_templating),
+        TD(test_http_handler_timeout_and_stop_cancel),
+        TD(test_http_handler_connections_reused),
     };
 #undef T
 

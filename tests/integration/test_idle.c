@@ -260,13 +260,11 @@ test_idle_no_libcurl_few_wakeups(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_idle_commands_do_not_grow_with_queues),
-        T(test_idle_delayed_job_from_cli_moves_when_due),
-        T(test_idle_retry_moved_by_other_worker),
-        T(test_idle_no_libcurl_few_wakeups),
+        TD(test_idle_commands_do_not_grow_with_queues),
+        TD(test_idle_delayed_job_from_cli_moves_when_due),
+        TD(test_idle_retry_moved_by_other_worker),
+        TD(test_idle_no_libcurl_few_wakeups),
     };
 #undef T
 

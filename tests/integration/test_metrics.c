@@ -1028,18 +1028,16 @@ test_metrics_schedule_ticks(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_metrics_every_family_after_known_jobs),
-        T(test_metrics_queue_gauges_follow_redis),
-        T(test_metrics_readyz_follows_redis_and_stop),
-        T(test_metrics_hostile_http),
-        T(test_metrics_exec_resources),
-        T(test_metrics_traceparent_reaches_exec_and_http),
-        T(test_metrics_scrape_of_50_types_10_queues),
-        T(test_metrics_deploy_uses_only_exported_metrics),
-        T(test_metrics_schedule_ticks),
+        TD(test_metrics_every_family_after_known_jobs),
+        TD(test_metrics_queue_gauges_follow_redis),
+        TD(test_metrics_readyz_follows_redis_and_stop),
+        TD(test_metrics_hostile_http),
+        TD(test_metrics_exec_resources),
+        TD(test_metrics_traceparent_reaches_exec_and_http),
+        TD(test_metrics_scrape_of_50_types_10_queues),
+        TD(test_metrics_deploy_uses_only_exported_metrics),
+        TD(test_metrics_schedule_ticks),
     };
 #undef T
 

@@ -203,13 +203,11 @@ test_pipeline_kill9_between_steps_repeats_nothing(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_pipeline_three_steps_pass_results),
-        T(test_pipeline_parallel_failure_cancels_sibling),
-        T(test_pipeline_parallel_success_combines_results),
-        T(test_pipeline_kill9_between_steps_repeats_nothing),
+        TD(test_pipeline_three_steps_pass_results),
+        TD(test_pipeline_parallel_failure_cancels_sibling),
+        TD(test_pipeline_parallel_success_combines_results),
+        TD(test_pipeline_kill9_between_steps_repeats_nothing),
     };
 #undef T
 

@@ -419,16 +419,14 @@ test_plugin_handler_bad_plugin_config_exits_2(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_plugin_handler_both_modes_return_results_and_fail),
-        T(test_plugin_handler_async_timeout_runs_cancel_hook),
-        T(test_plugin_handler_blocking_timeout_polls_cancelled),
-        T(test_plugin_handler_blocking_ignoring_cancel_keeps_permit),
-        T(test_plugin_handler_graceful_stop_requeues_running),
-        T(test_plugin_handler_plugin_ignoring_cancel_is_force_finished),
-        T(test_plugin_handler_bad_plugin_config_exits_2),
+        TD(test_plugin_handler_both_modes_return_results_and_fail),
+        TD(test_plugin_handler_async_timeout_runs_cancel_hook),
+        TD(test_plugin_handler_blocking_timeout_polls_cancelled),
+        TD(test_plugin_handler_blocking_ignoring_cancel_keeps_permit),
+        TD(test_plugin_handler_graceful_stop_requeues_running),
+        TD(test_plugin_handler_plugin_ignoring_cancel_is_force_finished),
+        TD(test_plugin_handler_bad_plugin_config_exits_2),
     };
 #undef T
 

@@ -165,11 +165,9 @@ test_retention_dead_max_age_trims_old_entries(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_retention_dead_max_keeps_the_newest),
-        T(test_retention_dead_max_age_trims_old_entries),
+        TD(test_retention_dead_max_keeps_the_newest),
+        TD(test_retention_dead_max_age_trims_old_entries),
     };
 #undef T
 

@@ -23,6 +23,8 @@
 #define OUT_MAX (64 * 1024)
 #define TICKS_MAX 4096
 
+static void setup(struct drv_test_droverd *t);
+
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-sched",
     .prefix = "t",
@@ -30,6 +32,7 @@ static const struct drv_test_droverd_opts opts = {
     .worker_defaults = "  shutdown_timeout: 5s\n",
     .body_head = NULL,
     .tail_lines = 40,
+    .setup = setup,
 };
 
 /* Two queues: `work` is run, `sched` is paused (its ticks stay). */
@@ -129,16 +132,11 @@ assert_unique_ascending(const struct ticks *tk)
                      (long long)tk->ms[i - 1]);
 }
 
-static int
-setup(void **st)
+static void
+setup(struct drv_test_droverd *t)
 {
-    struct drv_test_droverd *t = NULL;
-
-    drv_test_droverd_setup(st);
-    t = *st;
     drv_test_droverd_config(t, NULL, body);
     freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{sched}:paused 1"));
-    return 0;
 }
 
 /* ------------------------------------------------------------- tests */
@@ -349,12 +347,12 @@ static void
 test_schedules_cli(void **state)
 {
     struct drv_test_droverd *t = *state;
-    char bin[512], *out = malloc(OUT_MAX);
-    const char *argv[6];
+    static const char *const text[] = {"schedules", NULL};
+    static const char *const json[] = {"schedules", "--json", NULL};
+    struct drv_test_cli r;
+    char *out = NULL;
     int64_t now = drv_clock_unix_ms();
-    int rc;
 
-    assert_non_null(out);
     drv_test_droverd_config(t, NULL,
                             "queues: [default, low]\n"
                             "jobs:\n"
@@ -370,14 +368,7 @@ test_schedules_cli(void **state)
                             "  often: {every: 10m, job: report}\n");
     freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{default}:sched:often "
                                        "1796189400000"));
-    drv_test_bin("drover", bin, sizeof bin);
-    argv[0] = bin;
-    argv[1] = "-c";
-    argv[2] = t->cfg;
-    argv[3] = "schedules";
-    argv[4] = NULL;
-    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    assert_int_equal(rc, 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, text);
     /* India has no DST: 02:30 is always +05:30 */
     if (strstr(out, "nightly  cron 30 2 * * *  Asia/Kolkata  low") == NULL ||
         strstr(out, "pipeline p") == NULL ||
@@ -387,11 +378,9 @@ test_schedules_cli(void **state)
         fail_msg("drover schedules printed:\n%s", out);
     /* nightly never ticked */
     assert_non_null(strstr(out, "  -  "));
+    free(out);
 
-    argv[4] = "--json";
-    argv[5] = NULL;
-    rc = drv_test_run(argv, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    assert_int_equal(rc, 0);
+    out = drv_test_cli_out(t->dir, t->cfg, 0, json);
     if (strstr(out, "\"name\":\"nightly\",\"cron\":\"30 2 * * *\","
                     "\"every_ms\":null,\"timezone\":\"Asia/Kolkata\","
                     "\"queue\":\"low\",\"job\":null,\"pipeline\":\"p\","
@@ -418,39 +407,31 @@ test_schedules_cli(void **state)
         assert_true(next > now && next <= now + 86400000 + 5000);
     }
     assert_non_null(strstr(out, "{\"schedules\":[{"));
+    free(out);
 
     /* one schedule's key of the wrong type: the other is still listed,
      * the bad one named, and the exit is 1 */
     freeReplyObject(drv_test_redis_cmd(t->c, "DEL t:{low}:sched:nightly"));
     freeReplyObject(drv_test_redis_cmd(t->c, "LPUSH t:{low}:sched:nightly "
                                        "x"));
-    {
-        /* stderr too: through sh */
-        const char *sh[] = {"/bin/sh", "-c", "\"$0\" -c \"$1\" schedules 2>&1",
-                            bin, t->cfg, NULL};
-
-        rc = drv_test_run(sh, out, OUT_MAX, DRV_TEST_WAIT_MS);
-    }
-    assert_int_equal(rc, 1);
-    if (strstr(out, "often    every 10m") == NULL ||
-        strstr(out, "schedule nightly: ") == NULL ||
-        strstr(out, "WRONGTYPE") == NULL)
-        fail_msg("drover schedules printed:\n%s", out);
-    free(out);
+    drv_test_cli_run(&r, t->dir, t->cfg, NULL, text);
+    if (strstr(r.out, "often    every 10m") == NULL ||
+        strstr(r.err, "schedule nightly: ") == NULL ||
+        strstr(r.err, "WRONGTYPE") == NULL)
+        fail_msg("drover schedules printed:\n%s\nand on stderr:\n%s",
+                 r.out, r.err);
+    free(drv_test_cli_take(&r, 1));
 }
-
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, \
-                                               drv_test_droverd_teardown)
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_schedules_once_across_three_workers),
-        T(test_schedules_missed_ticks_not_caught_up),
-        T(test_schedules_script_fences_ticks),
-        T(test_schedules_wrong_type_key_skipped),
-        T(test_schedules_cli),
+        TD(test_schedules_once_across_three_workers),
+        TD(test_schedules_missed_ticks_not_caught_up),
+        TD(test_schedules_script_fences_ticks),
+        TD(test_schedules_wrong_type_key_skipped),
+        TD(test_schedules_cli),
     };
 
     drv_test_droverd_fixture = &opts;

@@ -86,6 +86,14 @@ check_later(struct drv_test_droverd *t, const char *name)
     return checked[nchecked++];
 }
 
+/* The log of the droverd started last, to search at the end. */
+static void
+check_log(struct drv_test_droverd *t)
+{
+    assert_true(nchecked < 32);
+    snprintf(checked[nchecked++], sizeof checked[0], "%s", t->log);
+}
+
 /* The secret's bytes appear in none of the files, and each exists. */
 static void
 assert_nowhere(const char *secret)
@@ -138,23 +146,25 @@ http_save(int port, const char *path, const char *hdrs, const char *file)
     return status;
 }
 
-/* Run argv (NULL-terminated) with stdout and stderr into NAME.out and
- * NAME.err (both checked later); its exit status. */
+/* Run drover with args (NULL-terminated; after -c cfg unless cfg is
+ * NULL), its stdout and stderr kept in NAME.out and NAME.err (both
+ * checked later, NAME.err last); its exit status. */
 static int
-run_saved(struct drv_test_droverd *t, const char *name,
-          const char *const *argv)
+run_saved(struct drv_test_droverd *t, const char *name, const char *cfg,
+          const char *const *args)
 {
+    struct drv_test_cli r;
     char o[64], e[64];
-    struct drv_test_proc p;
+    int status;
 
     snprintf(o, sizeof o, "%s.out", name);
     snprintf(e, sizeof e, "%s.err", name);
-    {
-        const char *out = check_later(t, o), *err = check_later(t, e);
-
-        assert_int_equal(drv_test_spawn_io(&p, argv, out, err, NULL), 0);
-    }
-    return drv_test_wait(&p, DRV_TEST_WAIT_MS);
+    drv_test_cli_run(&r, t->dir, cfg, NULL, args);
+    assert_int_equal(drv_test_write_file(check_later(t, o), r.out), 0);
+    assert_int_equal(drv_test_write_file(check_later(t, e), r.err), 0);
+    status = r.status;
+    drv_test_cli_fini(&r);
+    return status;
 }
 
 /* The config: an exec job that dumps its environment into env.txt, and
@@ -182,8 +192,8 @@ config(struct drv_test_droverd *t, int port)
 static void
 run_worker_and_check(struct drv_test_droverd *t, int by_env)
 {
-    char bin[400], closed_url[200], wrong_url[200];
-    const char *drover = drv_test_bin("drover", bin, sizeof bin);
+    static const char *const stats[] = {"stats", NULL};
+    char closed_url[200], wrong_url[200];
     int mport = drv_test_free_port(), cport = drv_test_free_port();
 
     config(t, mport);
@@ -204,33 +214,29 @@ run_worker_and_check(struct drv_test_droverd *t, int by_env)
                                check_later(t, "readyz.txt")), 200);
     save_cmdline(t->w[0].pid, check_later(t, "droverd.cmdline"));
     drv_test_droverd_stop(t, 0, 0);
-    snprintf(checked[nchecked++], sizeof checked[0], "%s", t->log);
+    check_log(t);
 
     /* the CLI: a command that works, one against a closed port, one with
      * a wrong password -- each error names the (redacted) URL */
-    {
-        const char *argv[] = {drover, "-c", t->cfg, "stats", NULL};
-
-        assert_int_equal(run_saved(t, "stats", argv), 0);
-    }
+    assert_int_equal(run_saved(t, "stats", t->cfg, stats), 0);
     snprintf(closed_url, sizeof closed_url, "redis://:%s@127.0.0.1:%d/0",
              by_env ? "" : SECRET, cport);
     if (by_env)
         snprintf(closed_url, sizeof closed_url, "redis://127.0.0.1:%d/0",
                  cport);
     {
-        const char *argv[] = {drover, "--redis", closed_url, "stats", NULL};
+        const char *args[] = {"--redis", closed_url, "stats", NULL};
 
-        assert_int_equal(run_saved(t, "closed", argv), 1);
+        assert_int_equal(run_saved(t, "closed", NULL, args), 1);
         assert_true(drv_test_file_contains(checked[nchecked - 1],
                                            "cannot connect to Redis at"));
     }
     snprintf(wrong_url, sizeof wrong_url, "redis://:%s@127.0.0.1:%d/0",
              WRONG, drv_test_srv.port);
     {
-        const char *argv[] = {drover, "--redis", wrong_url, "stats", NULL};
+        const char *args[] = {"--redis", wrong_url, "stats", NULL};
 
-        assert_int_equal(run_saved(t, "wrongpw", argv), 1);
+        assert_int_equal(run_saved(t, "wrongpw", NULL, args), 1);
         assert_true(drv_test_file_contains(checked[nchecked - 1],
                                            "AUTH refused"));
     }
@@ -268,47 +274,39 @@ static void
 test_secrets_droverd_argv_and_errors(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char bin[400], url[200];
-    const char *argv[] = {drv_test_bin("droverd", bin, sizeof bin), "-c",
-                          t->cfg, "--redis", url, "--log-level", "debug",
-                          NULL};
-    struct drv_test_proc p;
-    const char *log;
+    char url[200];
+    const char *args[] = {"--redis", url, NULL};
 
     snprintf(url_srv.url, sizeof url_srv.url, "redis://127.0.0.1:%d/0",
              drv_test_srv.port);
     config(t, drv_test_free_port());
     snprintf(url, sizeof url, "redis://:" SECRET "@127.0.0.1:%d/0",
              drv_test_srv.port);
-    log = check_later(t, "argv.log");
-    assert_int_equal(drv_test_spawn(&p, argv, log, NULL), 0);
-    wait_until(drv_test_file_contains(log, "msg=\"redis connected\""),
-               "droverd to connect");
-    save_cmdline(p.pid, check_later(t, "argv.cmdline"));
+    drv_test_droverd_start_args(t, 0, args);
+    check_log(t);
+    drv_test_wait_log(t, "msg=\"redis connected\"", 1);
+    save_cmdline(t->w[0].pid, check_later(t, "argv.cmdline"));
     assert_true(drv_test_file_contains(checked[nchecked - 1], ":***@"));
-    drv_test_kill(&p, SIGTERM);
-    assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 0);
+    drv_test_droverd_stop(t, 0, 0);
 
     /* a wrong password: AUTH fails, logged with the URL redacted */
     snprintf(url, sizeof url, "redis://:" WRONG "@127.0.0.1:%d/0",
              drv_test_srv.port);
-    log = check_later(t, "wrongpw.log");
-    assert_int_equal(drv_test_spawn(&p, argv, log, NULL), 0);
-    wait_until(drv_test_file_contains(log, "redis setup failed"),
-               "droverd to fail AUTH");
-    drv_test_kill(&p, SIGTERM);
-    drv_test_wait(&p, DRV_TEST_WAIT_MS);
+    drv_test_droverd_start_args(t, 0, args);
+    check_log(t);
+    drv_test_wait_log(t, "redis setup failed", 1);
+    drv_test_kill(&t->w[0], SIGTERM);
+    drv_test_wait(&t->w[0], DRV_TEST_WAIT_MS);
 
     /* nothing listening: the connection errors, logged */
     snprintf(url, sizeof url, "redis://:" SECRET "@127.0.0.1:%d/0",
              drv_test_free_port());
-    log = check_later(t, "closed.log");
-    assert_int_equal(drv_test_spawn(&p, argv, log, NULL), 0);
-    wait_until(drv_test_file_count(log, "127.0.0.1") >= 2,
-               "droverd to log its connection failures");
-    drv_test_kill(&p, SIGTERM);
-    drv_test_wait(&p, DRV_TEST_WAIT_MS);
-    assert_true(drv_test_file_contains(log, ":***@127.0.0.1"));
+    drv_test_droverd_start_args(t, 0, args);
+    check_log(t);
+    drv_test_wait_log(t, "127.0.0.1", 2);
+    drv_test_kill(&t->w[0], SIGTERM);
+    drv_test_wait(&t->w[0], DRV_TEST_WAIT_MS);
+    assert_true(drv_test_file_contains(t->log, ":***@127.0.0.1"));
     assert_nowhere(SECRET);
     assert_nowhere(WRONG);
 }
@@ -319,14 +317,9 @@ static void
 test_secrets_dashboard(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char bin[400], url[200], tokfile[400], hdr[160], *text;
-    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
-                          t->cfg, "--redis", url, "web", "--listen",
-                          "127.0.0.1:0", "--token-file", tokfile, NULL};
+    char url[200], tokfile[400], hdr[160], log[420];
+    const char *args[] = {"--redis", url, "--token-file", tokfile, NULL};
     struct drv_test_proc p;
-    const char *log, *at;
-    FILE *f;
-    long n;
     int port;
 
     snprintf(url_srv.url, sizeof url_srv.url, "redis://127.0.0.1:%d/0",
@@ -338,22 +331,8 @@ test_secrets_dashboard(void **st)
     assert_int_equal(drv_test_write_file(tokfile, TOKEN "\n"), 0);
     assert_int_equal(chmod(tokfile, 0600), 0);
     drv_test_xadd(t, "default", NULL, 0, "job", "ok", NULL);
-    log = check_later(t, "web.log");
-    assert_int_equal(drv_test_spawn(&p, argv, log, NULL), 0);
-    wait_until(drv_test_file_contains(log, "dashboard at http://"),
-               "drover web to print its URL");
-    f = fopen(log, "r");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    text = calloc(1, (size_t)n + 1);
-    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    at = strstr(text, "dashboard at http://127.0.0.1:");
-    assert_non_null(at);
-    port = atoi(at + strlen("dashboard at http://127.0.0.1:"));
-    free(text);
+    port = drv_test_web_start_args(t, &p, log, sizeof log, args);
+    check_later(t, "web.log");
     save_cmdline(p.pid, check_later(t, "web.cmdline"));
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", TOKEN);
     assert_int_equal(http_save(port, "/", hdr, check_later(t, "page.html")),
@@ -383,9 +362,7 @@ test_secrets_config_permission_warning(void **st)
     struct drv_test_droverd *t = *st;
     static const char warn[] = "readable by others and holds the Redis "
                                "password";
-    char bin[400];
-    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
-                          t->cfg, "stats", NULL};
+    static const char *const stats[] = {"stats", NULL};
 
     snprintf(url_srv.url, sizeof url_srv.url,
              "redis://:" SECRET "@127.0.0.1:%d/0", drv_test_srv.port);
@@ -396,15 +373,15 @@ test_secrets_config_permission_warning(void **st)
     drv_test_droverd_stop(t, 0, 0);
     assert_int_equal(drv_test_file_count(t->log, warn), 1);
     assert_true(drv_test_file_contains(t->log, "chmod 600"));
-    assert_int_equal(run_saved(t, "warn", argv), 0);
+    assert_int_equal(run_saved(t, "warn", t->cfg, stats), 0);
     assert_int_equal(drv_test_file_count(checked[nchecked - 1], warn), 1);
 
     /* group-readable is warned about too; 0600 is quiet */
     assert_int_equal(chmod(t->cfg, 0640), 0);
-    assert_int_equal(run_saved(t, "warn640", argv), 0);
+    assert_int_equal(run_saved(t, "warn640", t->cfg, stats), 0);
     assert_int_equal(drv_test_file_count(checked[nchecked - 1], warn), 1);
     assert_int_equal(chmod(t->cfg, 0600), 0);
-    assert_int_equal(run_saved(t, "quiet", argv), 0);
+    assert_int_equal(run_saved(t, "quiet", t->cfg, stats), 0);
     assert_int_equal(drv_test_file_count(checked[nchecked - 1], warn), 0);
     drv_test_droverd_start(t, 0);
     drv_test_wait_log(t, "msg=\"redis connected\"", 2);
@@ -417,7 +394,7 @@ test_secrets_config_permission_warning(void **st)
     config(t, drv_test_free_port());
     assert_int_equal(chmod(t->cfg, 0644), 0);
     assert_int_equal(setenv("DROVER_REDIS_PASSWORD", SECRET, 1), 0);
-    assert_int_equal(run_saved(t, "envpw", argv), 0);
+    assert_int_equal(run_saved(t, "envpw", t->cfg, stats), 0);
     assert_int_equal(drv_test_file_count(checked[nchecked - 1], warn), 0);
     assert_nowhere(SECRET);
 }

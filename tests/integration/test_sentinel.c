@@ -69,21 +69,14 @@ teardown(void **st)
 static void
 write_config(struct world *w, const char *worker, const char *jobs)
 {
-    char text[4096];
+    char sentinel[512], body[4096];
 
-    snprintf(w->t->cfg, sizeof w->t->cfg, "%s/drover.yaml", w->t->dir);
-    snprintf(text, sizeof text,
-             "redis:\n"
-             "  url: redis:///0\n"
-             "  prefix: t\n"
-             "  sentinel:\n"
-             "    master: %s\n"
-             "    addrs: %s\n"
-             "worker:\n%s"
-             "queues: [" Q "]\n"
-             "jobs:\n%s",
-             DRV_TEST_SENTINEL_MASTER, w->s.addrs, worker, jobs);
-    assert_int_equal(drv_test_write_file(w->t->cfg, text), 0);
+    snprintf(sentinel, sizeof sentinel,
+             "  sentinel:\n    master: %s\n    addrs: %s\n",
+             DRV_TEST_SENTINEL_MASTER, w->s.addrs);
+    snprintf(body, sizeof body, "queues: [" Q "]\njobs:\n%s", jobs);
+    drv_test_droverd_config_redis(w->t, "redis:///0", sentinel, worker,
+                                  body);
 }
 
 /* The queue's processed counter on c's server. */
@@ -114,39 +107,17 @@ drover_clients(redisContext *c)
 static void
 cli_stats(struct world *w, long long min)
 {
-    char bin[300], out[8192];
-    const char *argv[] = {bin, "-c", w->t->cfg, "--json", "stats", NULL};
+    static const char *const args[] = {"--json", "stats", NULL};
+    char *out = drv_test_cli_out(w->t->dir, w->t->cfg, 0, args);
     const char *p = NULL;
-    int rc;
 
-    drv_test_bin("drover", bin, sizeof bin);
-    rc = drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS);
-    if (rc != 0)
-        fail_msg("drover stats exit %d: %s", rc, out);
     assert_non_null(strstr(out, "\"" Q "\""));
     p = strstr(out, "\"processed\":");
     assert_non_null(p);
     if (atoll(p + strlen("\"processed\":")) < min)
         fail_msg("drover stats: processed < %lld: %s", min, out);
     fprintf(stderr, "drover stats through the sentinels: %.200s\n", out);
-}
-
-/* Start `drover -c CFG web` on a free port; its port. */
-static int
-web_start(struct world *w, struct drv_test_proc *p)
-{
-    char bin[300], log[420], listen[64];
-    int port = drv_test_free_port();
-    const char *argv[] = {bin, "-c", w->t->cfg, "web", "--listen", listen,
-                          NULL};
-
-    drv_test_bin("drover", bin, sizeof bin);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(log, sizeof log, "%s/web.log", w->t->dir);
-    assert_int_equal(drv_test_spawn(p, argv, log, NULL), 0);
-    wait_until(drv_test_file_count(log, "dashboard at http://") == 1,
-               "drover web to start (%s)", log);
-    return port;
+    free(out);
 }
 
 /* GET /api/queues of the dashboard on port (with curl): it answers and
@@ -219,9 +190,9 @@ test_sentinel_skips_a_sentinel_naming_a_replica(void **st)
     struct world *w = *st;
     redisContext *primary = drv_test_sentinels_node(&w->s, 0);
     redisContext *replica = drv_test_sentinels_node(&w->s, 1);
-    char bin[300], out[1024], text[8192];
-    const char *argv[] = {bin, "-c", w->t->cfg, "enqueue", Q, "e", NULL};
-    int i, rc;
+    static const char *const args[] = {"enqueue", Q, "e", NULL};
+    char text[8192];
+    int i;
 
     /* sentinel 0, asked first, names the replica; the others cannot
      * answer until it has been asked (stopped: their connections never
@@ -249,10 +220,7 @@ test_sentinel_skips_a_sentinel_naming_a_replica(void **st)
     assert_null(strstr(text, "READONLY"));
     /* a write through the CLI reaches the primary too (on the replica it
      * would be refused) */
-    drv_test_bin("drover", bin, sizeof bin);
-    rc = drv_test_run(argv, out, sizeof out, DRV_TEST_WAIT_MS);
-    if (rc != 0)
-        fail_msg("drover enqueue exit %d: %s", rc, out);
+    free(drv_test_cli_out(w->t->dir, w->t->cfg, 0, args));
     wait_until_num(processed(primary), ==, 21,
                    "jobs processed on the primary");
     drv_test_droverd_stop(w->t, 0, 0);
@@ -450,6 +418,7 @@ failover_run(struct world *w, int crash)
     redisContext *c = w->t->c;
     redisContext *np = NULL;
     struct drv_test_proc web;
+    char web_log[420];
     int64_t t0, t_switch, t_ack;
     long long before, acked, readonly = 0;
     int i, n, wport, lost = 0, dup_runs, dup_dead = 0, starts;
@@ -464,7 +433,7 @@ failover_run(struct world *w, int crash)
     enqueue_all(c, entry);
     drv_test_droverd_start(w->t, 0);
     cli_stats(w, 0);
-    wport = web_start(w, &web);
+    wport = drv_test_web_start(w->t, &web, web_log, sizeof web_log);
     web_queues(wport);
     wait_until_num(processed(c), >=, NJOBS / 5,
                    "jobs processed before the failover");
@@ -536,12 +505,14 @@ test_sentinel_primary_crash_mid_run_loses_nothing(void **st)
 static int
 doctor(struct world *w, char *out, size_t n)
 {
-    char bin[300];
-    const char *argv[] = {bin, "-c", w->t->cfg, "doctor", NULL};
+    static const char *const args[] = {"doctor", NULL};
+    struct drv_test_cli r;
     int rc;
 
-    drv_test_bin("drover", bin, sizeof bin);
-    rc = drv_test_run(argv, out, n, DRV_TEST_WAIT_MS);
+    drv_test_cli_run(&r, w->t->dir, w->t->cfg, NULL, args);
+    snprintf(out, n, "%s", r.out);
+    rc = r.status;
+    drv_test_cli_fini(&r);
     fprintf(stderr, "drover doctor (exit %d):\n%s", rc, out);
     return rc;
 }

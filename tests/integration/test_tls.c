@@ -431,16 +431,14 @@ test_tls_doctor_certificate_expiry(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_tls_droverd_cli_and_web),
-        T(test_tls_wrong_ca_is_refused_and_retried),
-        T(test_tls_client_certificate_required),
-        T(test_tls_host_names),
-        T(test_tls_unresolvable_host),
-        T(test_tls_unreadable_ca_stops_the_start),
-        T(test_tls_doctor_certificate_expiry),
+        TD(test_tls_droverd_cli_and_web),
+        TD(test_tls_wrong_ca_is_refused_and_retried),
+        TD(test_tls_client_certificate_required),
+        TD(test_tls_host_names),
+        TD(test_tls_unresolvable_host),
+        TD(test_tls_unreadable_ca_stops_the_start),
+        TD(test_tls_doctor_certificate_expiry),
     };
 
     if (getenv("DROVER_TEST_REDIS_URL") != NULL) {

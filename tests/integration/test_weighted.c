@@ -296,15 +296,13 @@ test_list_form_stays_strict(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_weighted_shares_follow_weights),
-        T(test_weighted_shares_two_workers),
-        T(test_weighted_shares_large_batches),
-        T(test_weighted_empty_and_paused_shares_go_to_others),
-        T(test_weighted_queue_refilled_gets_its_share),
-        T(test_list_form_stays_strict),
+        TD(test_weighted_shares_follow_weights),
+        TD(test_weighted_shares_two_workers),
+        TD(test_weighted_shares_large_batches),
+        TD(test_weighted_empty_and_paused_shares_go_to_others),
+        TD(test_weighted_queue_refilled_gets_its_share),
+        TD(test_list_form_stays_strict),
     };
 #undef T
 

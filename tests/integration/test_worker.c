@@ -625,26 +625,24 @@ test_worker_bad_usage_and_config_exit_2(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, drv_test_droverd_setup, \
-                                               drv_test_droverd_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_worker_runs_jobs_enqueued_before_and_after_start),
-        T(test_worker_bad_jobs_dead_with_reasons),
-        T(test_worker_retries_end_in_dead_with_attempts),
-        T(test_worker_exec_timeout_kills_child_and_grandchild),
-        T(test_worker_concurrency_limits_hold_and_are_used),
-        T(test_worker_blocking_jobs_do_not_delay_loop_jobs),
-        T(test_worker_graceful_stop_drains_running_jobs),
-        T(test_worker_graceful_stop_requeues_unfinished),
-        T(test_worker_kill9_loses_no_job),
-        T(test_worker_redis_restart_loses_no_job),
-        T(test_worker_poison_job_dead_lettered),
-        T(test_worker_exec_gets_fields_literally),
-        T(test_worker_paused_queue_is_not_fetched),
-        T(test_worker_removes_stale_registry_entries),
-        T(test_worker_log_values_stay_one_pair),
-        T(test_worker_started_while_redis_is_down),
-        T(test_worker_bad_usage_and_config_exit_2),
+        TD(test_worker_runs_jobs_enqueued_before_and_after_start),
+        TD(test_worker_bad_jobs_dead_with_reasons),
+        TD(test_worker_retries_end_in_dead_with_attempts),
+        TD(test_worker_exec_timeout_kills_child_and_grandchild),
+        TD(test_worker_concurrency_limits_hold_and_are_used),
+        TD(test_worker_blocking_jobs_do_not_delay_loop_jobs),
+        TD(test_worker_graceful_stop_drains_running_jobs),
+        TD(test_worker_graceful_stop_requeues_unfinished),
+        TD(test_worker_kill9_loses_no_job),
+        TD(test_worker_redis_restart_loses_no_job),
+        TD(test_worker_poison_job_dead_lettered),
+        TD(test_worker_exec_gets_fields_literally),
+        TD(test_worker_paused_queue_is_not_fetched),
+        TD(test_worker_removes_stale_registry_entries),
+        TD(test_worker_log_values_stay_one_pair),
+        TD(test_worker_started_while_redis_is_down),
+        TD(test_worker_bad_usage_and_config_exit_2),
     };
 #undef T
 

@@ -1106,7 +1106,6 @@ test_http_names_resolve_off_loop(void **st)
 int
 main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_http_get_and_headers),
         T(test_http_methods_and_bodies),

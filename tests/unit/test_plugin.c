@@ -657,7 +657,6 @@ test_plugin_example_async_timer_and_cancel(void **st)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_plugin_loads_both_entry_points_once_each),
         T(test_plugin_missing_file_is_a_clear_error),

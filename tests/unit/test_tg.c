@@ -1869,8 +1869,6 @@ test_tg_10000_tasks_through_limit_100(void **st)
         assert_outcome(&f[i], DRV_TG_OK, DRV_TG_CAUSE_NONE);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-
 int
 main(void)
 {
