@@ -266,7 +266,7 @@ on_http_done(struct drv_http_call *call, int code,
     DRV_CAST(hj, r->state, HJOB_MAGIC);
     hj->call = NULL;
     if (code == -ECANCELED) {
-        drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
+        drv_hrun_cancelled(r);
         return;
     }
     drv_buf_init(&b);
@@ -379,15 +379,14 @@ start_http(struct drv_hrun *r)
 static void
 cancel_http(struct drv_hrun *r, enum drv_tg_cause cause)
 {
-    struct hjob *hj = NULL;
+    struct hjob *hj;
 
     (void)cause;
-    if (r->state != NULL)
-        DRV_CAST(hj, r->state, HJOB_MAGIC);
-    if (hj != NULL && hj->call != NULL)
+    DRV_CAST(hj, r->state, HJOB_MAGIC);
+    if (hj->call != NULL)
         drv_http_cancel(hj->call); /* on_http_done ends the task */
     else
-        drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
+        drv_hrun_cancelled(r);
 }
 
 static void
