@@ -241,18 +241,8 @@ drv__config_job_free(struct drv_config_job *job)
         return;
     DRV_CHECK_OBJ(job, DRV_CONFIG_JOB_MAGIC);
     free(job->name);
-    free(job->rate);
-    free(job->limit_key);
     free(job->limit_field);
-    drv__config_strv_free(job->exec.command, job->exec.ncommand);
-    drv__config_kv_free(job->exec.env, job->exec.nenv);
-    free(job->exec.cwd);
-    free(job->http.method);
-    free(job->http.url);
-    drv__config_kv_free(job->http.headers, job->http.nheaders);
-    free(job->http.body);
-    free(job->plugin.library);
-    free(job->plugin.symbol);
+    drv__config_fields_free(job_fields, DRV_ARRAY_LEN(job_fields), job);
     job->magic = 0;
     free(job);
 }

@@ -731,6 +731,28 @@ drv__config_field_set(struct drv__config_ctx *c,
 }
 
 void
+drv__config_fields_free(const struct drv__config_field *table, size_t n,
+                        void *target)
+{
+    char *base = target;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const struct drv__config_field *f = &table[i];
+        size_t *count = (size_t *)(void *)(base + f->count_off);
+
+        if (f->kind == DRV__CONFIG_STRING)
+            free(*(char **)(void *)(base + f->off));
+        else if (f->kind == DRV__CONFIG_STRSEQ)
+            drv__config_strv_free(*(char ***)(void *)(base + f->off),
+                                  *count);
+        else if (f->kind == DRV__CONFIG_STRMAP)
+            drv__config_kv_free(
+                *(struct drv_config_kv **)(void *)(base + f->off), *count);
+    }
+}
+
+void
 drv__config_strv_free(char **v, size_t n)
 {
     size_t i;
