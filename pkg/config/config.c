@@ -277,11 +277,9 @@ field_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
 {
     const struct fields_read *r = arg;
     const struct drv__config_field *f =
-        drv__config_field_find(r->table, r->n, key);
+        drv__config_field_known(c, knode, key, r->table, r->n, 0);
 
-    if (f == NULL)
-        drv__config_unknown_key(c, knode, r->table, r->n, 0);
-    else
+    if (f != NULL)
         drv__config_field_set(c, f, vnode, r->target);
 }
 
@@ -378,12 +376,11 @@ redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
     struct redis_read *rr = arg;
     struct drv_config_redis *red = &c->cfg->redis;
     const struct drv__config_field *f =
-        drv__config_field_find(redis_fields, DRV_ARRAY_LEN(redis_fields),
-                               key);
+        drv__config_field_known(c, knode, key, redis_fields,
+                                DRV_ARRAY_LEN(redis_fields), 0);
 
     if (f == NULL) {
-        drv__config_unknown_key(c, knode, redis_fields,
-                                DRV_ARRAY_LEN(redis_fields), 0);
+        return;
     } else if (strcmp(f->name, "sentinel") == 0) {
         read_part(c, knode, vnode, &sentinel_part);
     } else if (strcmp(f->name, "cluster") == 0) {

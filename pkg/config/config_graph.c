@@ -268,13 +268,11 @@ node_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
 {
     struct graph_read *r = arg;
     const struct drv__config_field *f =
-        drv__config_field_find(node_fields, DRV_ARRAY_LEN(node_fields), key);
-
-    if (f == NULL) {
-        drv__config_unknown_key(c, k, node_fields,
+        drv__config_field_known(c, k, key, node_fields,
                                 DRV_ARRAY_LEN(node_fields), 0);
+
+    if (f == NULL)
         return;
-    }
     if (strcmp(key, "for_each") == 0)
         r->at[r->i].for_each = k;
     else if (strcmp(key, "max_parallel") == 0)

@@ -189,6 +189,16 @@ int drv__config_field_set(struct drv__config_ctx *c,
                           yaml_node_t *val, void *target);
 
 /*
+ * drv__config_field_known -- the field called key in table, or NULL
+ * after reporting key (knode) as drv__config_unknown_key does.
+ */
+const struct drv__config_field *
+drv__config_field_known(struct drv__config_ctx *c, const yaml_node_t *knode,
+                        const char *key,
+                        const struct drv__config_field *table, size_t n,
+                        unsigned handler_mask);
+
+/*
  * drv__config_unknown_key -- report "unknown key (valid: a, b, ...)" at
  * knode, listing the fields of table allowed for handler mask (0 = all
  * fields). Returns DRV_ECONFIG.

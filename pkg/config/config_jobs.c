@@ -148,22 +148,27 @@ policy_defaults(struct drv_config_policy *p)
 
 /* ------------------------------------------------------------- tables */
 
+/* The keys of the retry policy, the same in a job type and a pipeline;
+ * OFF(m) is the offset of m in the struct that holds `policy`. */
+#define POLICY_FIELDS(OFF)                                               \
+    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,          \
+     .off = OFF(policy.timeout_ms)},                                     \
+    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,               \
+     .off = OFF(policy.retries)},                                        \
+    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,          \
+     .off = OFF(policy.backoff_ms)},                                     \
+    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,      \
+     .off = OFF(policy.backoff_max_ms)},                                 \
+    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,       \
+     .off = OFF(policy.result_ttl_ms)}
+
 #define JOB_OFF(m) offsetof(struct drv_config_job, m)
 
 static const struct drv__config_field job_fields[] = {
     {.name = "handler", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = JOB_OFF(policy.timeout_ms)},
-    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = JOB_OFF(policy.retries)},
-    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(policy.backoff_ms)},
-    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(policy.backoff_max_ms)},
+    POLICY_FIELDS(JOB_OFF),
     {.name = "concurrency", .kind = DRV__CONFIG_INT, .min = 1,
      .off = JOB_OFF(concurrency)},
-    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(policy.result_ttl_ms)},
     {.name = "unique_for", .kind = DRV__CONFIG_DURATION, .min = 1,
      .off = JOB_OFF(unique_for_ms)},
     {.name = "rate", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(rate),
@@ -216,16 +221,7 @@ static const struct drv__config_field job_fields[] = {
 static const struct drv__config_field pipeline_fields[] = {
     {.name = "steps", .kind = DRV__CONFIG_SPECIAL,
      .flags = DRV__CONFIG_REQUIRED},
-    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = PIPE_OFF(policy.timeout_ms)},
-    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = PIPE_OFF(policy.retries)},
-    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(policy.backoff_ms)},
-    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(policy.backoff_max_ms)},
-    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(policy.result_ttl_ms)},
+    POLICY_FIELDS(PIPE_OFF),
 };
 
 static const struct drv__config_field step_fields[] = {
@@ -338,12 +334,12 @@ job_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
 {
     struct job_read *r = arg;
     const struct drv__config_field *f =
-        drv__config_field_find(job_fields, DRV_ARRAY_LEN(job_fields), key);
+        drv__config_field_known(c, k, key, job_fields,
+                                DRV_ARRAY_LEN(job_fields), r->mask);
     char list[HANDLER_LIST_MAX];
 
     if (f == NULL)
-        drv__config_unknown_key(c, k, job_fields,
-                                DRV_ARRAY_LEN(job_fields), r->mask);
+        return;
     else if (f->kind == DRV__CONFIG_SPECIAL)
         ;   /* handler: read by the first pass */
     else if (r->mask != 0 && f->handlers != 0 && !(f->handlers & r->mask))
@@ -623,16 +619,17 @@ pipeline_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
               yaml_node_t *v, void *arg)
 {
     struct pipeline_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_find(pipeline_fields,
-                               DRV_ARRAY_LEN(pipeline_fields), key);
+    const struct drv__config_field *f;
 
     if (strcmp(key, "graph") == 0) {
         r->graph = k;
         drv__config_graph(c, v, r->pl);
-    } else if (f == NULL) {
-        drv__config_unknown_key(c, k, pipeline_fields,
+        return;
+    }
+    f = drv__config_field_known(c, k, key, pipeline_fields,
                                 DRV_ARRAY_LEN(pipeline_fields), 0);
+    if (f == NULL) {
+        return;
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
         r->steps = true;
         read_steps(c, v, r->pl);

@@ -207,12 +207,11 @@ schedule_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
 {
     struct schedule_read *r = arg;
     const struct drv__config_field *f =
-        drv__config_field_find(schedule_fields,
-                               DRV_ARRAY_LEN(schedule_fields), key);
+        drv__config_field_known(c, k, key, schedule_fields,
+                                DRV_ARRAY_LEN(schedule_fields), 0);
 
     if (f == NULL) {
-        drv__config_unknown_key(c, k, schedule_fields,
-                                DRV_ARRAY_LEN(schedule_fields), 0);
+        return;
     } else if (strcmp(key, "cron") == 0) {
         r->cron = k;
         read_cron(c, v, r);

@@ -459,6 +459,19 @@ drv__config_field_find(const struct drv__config_field *table, size_t n,
     return NULL;
 }
 
+const struct drv__config_field *
+drv__config_field_known(struct drv__config_ctx *c, const yaml_node_t *knode,
+                        const char *key,
+                        const struct drv__config_field *table, size_t n,
+                        unsigned handler_mask)
+{
+    const struct drv__config_field *f = drv__config_field_find(table, n, key);
+
+    if (f == NULL)
+        drv__config_unknown_key(c, knode, table, n, handler_mask);
+    return f;
+}
+
 int
 drv__config_unknown_key(struct drv__config_ctx *c, const yaml_node_t *knode,
                         const struct drv__config_field *table, size_t n,
