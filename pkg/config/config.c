@@ -264,23 +264,12 @@ static const struct drv__config_field worker_fields[] = {
      .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
 };
 
-/* A mapping read against a table of plain fields into target. */
-struct fields_read {
-    const struct drv__config_field *table;
-    size_t n;
-    void *target;
-};
-
 static void
-field_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
-           yaml_node_t *vnode, void *arg)
+set_field(struct drv__config_ctx *c, const struct drv__config_field *f,
+          yaml_node_t *knode, yaml_node_t *vnode, void *target)
 {
-    const struct fields_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_known(c, knode, key, r->table, r->n, 0);
-
-    if (f != NULL)
-        drv__config_field_set(c, f, vnode, r->target);
+    (void)knode;
+    drv__config_field_set(c, f, vnode, target);
 }
 
 /* Read a mapping whose keys are all plain fields of table. */
@@ -288,9 +277,7 @@ static void
 read_fields(struct drv__config_ctx *c, yaml_node_t *node,
             const struct drv__config_field *table, size_t n, void *target)
 {
-    struct fields_read r = {.table = table, .n = n, .target = target};
-
-    drv__config_each_pair(c, node, field_pair, &r);
+    drv__config_each_field(c, node, table, n, 0, set_field, target);
 }
 
 /* A part of redis: kept only when whole (sentinel, cluster): its table,
@@ -370,18 +357,13 @@ struct redis_read {
 };
 
 static void
-redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
-           yaml_node_t *vnode, void *arg)
+redis_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+           yaml_node_t *knode, yaml_node_t *vnode, void *arg)
 {
     struct redis_read *rr = arg;
     struct drv_config_redis *red = &c->cfg->redis;
-    const struct drv__config_field *f =
-        drv__config_field_known(c, knode, key, redis_fields,
-                                DRV_ARRAY_LEN(redis_fields), 0);
 
-    if (f == NULL) {
-        return;
-    } else if (strcmp(f->name, "sentinel") == 0) {
+    if (strcmp(f->name, "sentinel") == 0) {
         read_part(c, knode, vnode, &sentinel_part);
     } else if (strcmp(f->name, "cluster") == 0) {
         read_part(c, knode, vnode, &cluster_part);
@@ -457,7 +439,9 @@ read_redis(struct drv__config_ctx *c, yaml_node_t *node)
     struct redis_read rr = {NULL};
     size_t mark;
 
-    if (drv__config_each_pair(c, node, redis_pair, &rr) < 0)
+    if (drv__config_each_field(c, node, redis_fields,
+                               DRV_ARRAY_LEN(redis_fields), 0, redis_pair,
+                               &rr) < 0)
         return;
     check_hostless_url(c, node);
     if (rr.tls_key == NULL)

@@ -263,16 +263,12 @@ read_needs(struct drv__config_ctx *c, struct graph_read *r, yaml_node_t *v)
 }
 
 static void
-node_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-          yaml_node_t *v, void *arg)
+node_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+          yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct graph_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_known(c, k, key, node_fields,
-                                DRV_ARRAY_LEN(node_fields), 0);
+    const char *key = f->name;
 
-    if (f == NULL)
-        return;
     if (strcmp(key, "for_each") == 0)
         r->at[r->i].for_each = k;
     else if (strcmp(key, "max_parallel") == 0)
@@ -317,7 +313,8 @@ read_node(struct drv__config_ctx *c, struct graph_read *r, yaml_node_t *v)
     r->cur.backoff_max_ms = -1;
     r->cur.retries = -1;
     r->cur.max_parallel = -1;
-    if (drv__config_each_pair(c, v, node_pair, r) < 0) {
+    if (drv__config_each_field(c, v, node_fields, DRV_ARRAY_LEN(node_fields),
+                               0, node_pair, r) < 0) {
         at->bad = 1;
         return;
     }

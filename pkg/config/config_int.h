@@ -169,6 +169,24 @@ typedef void drv__config_pair_fn(struct drv__config_ctx *c, const char *key,
 int drv__config_each_pair(struct drv__config_ctx *c, yaml_node_t *node,
                           drv__config_pair_fn *fn, void *arg);
 
+/* What drv__config_each_field calls for each known key (its field f);
+ * the path names the key. */
+typedef void drv__config_field_fn(struct drv__config_ctx *c,
+                                  const struct drv__config_field *f,
+                                  yaml_node_t *knode, yaml_node_t *vnode,
+                                  void *arg);
+
+/*
+ * drv__config_each_field -- drv__config_each_pair over a mapping whose
+ * keys are the fields of table: fn(c, f, knode, vnode, arg) for each key
+ * found there; any other key is reported by drv__config_unknown_key
+ * (handler_mask). Returns what drv__config_each_pair returns.
+ */
+int drv__config_each_field(struct drv__config_ctx *c, yaml_node_t *node,
+                           const struct drv__config_field *table, size_t n,
+                           unsigned handler_mask, drv__config_field_fn *fn,
+                           void *arg);
+
 /* drv__config_find_value -- the value of the scalar key called name in
  * mapping map (no report, no path change), or NULL. */
 yaml_node_t *drv__config_find_value(struct drv__config_ctx *c,
@@ -187,16 +205,6 @@ drv__config_field_find(const struct drv__config_field *table, size_t n,
 int drv__config_field_set(struct drv__config_ctx *c,
                           const struct drv__config_field *f,
                           yaml_node_t *val, void *target);
-
-/*
- * drv__config_field_known -- the field called key in table, or NULL
- * after reporting key (knode) as drv__config_unknown_key does.
- */
-const struct drv__config_field *
-drv__config_field_known(struct drv__config_ctx *c, const yaml_node_t *knode,
-                        const char *key,
-                        const struct drv__config_field *table, size_t n,
-                        unsigned handler_mask);
 
 /*
  * drv__config_unknown_key -- report "unknown key (valid: a, b, ...)" at

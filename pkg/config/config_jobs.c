@@ -221,6 +221,7 @@ static const struct drv__config_field job_fields[] = {
 static const struct drv__config_field pipeline_fields[] = {
     {.name = "steps", .kind = DRV__CONFIG_SPECIAL,
      .flags = DRV__CONFIG_REQUIRED},
+    {.name = "graph", .kind = DRV__CONFIG_SPECIAL},
     POLICY_FIELDS(PIPE_OFF),
 };
 
@@ -329,18 +330,13 @@ struct job_read {
 
 /* Second pass over a job mapping: one key other than `handler:`. */
 static void
-job_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-         yaml_node_t *v, void *arg)
+job_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+         yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct job_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_known(c, k, key, job_fields,
-                                DRV_ARRAY_LEN(job_fields), r->mask);
     char list[HANDLER_LIST_MAX];
 
-    if (f == NULL)
-        return;
-    else if (f->kind == DRV__CONFIG_SPECIAL)
+    if (f->kind == DRV__CONFIG_SPECIAL)
         ;   /* handler: read by the first pass */
     else if (r->mask != 0 && f->handlers != 0 && !(f->handlers & r->mask))
         drv__config_report(c, k, "key is only valid for %s",
@@ -380,7 +376,8 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
         r.mask = 1u << kind;
     }
 
-    drv__config_each_pair(c, node, job_pair, &r);
+    drv__config_each_field(c, node, job_fields, DRV_ARRAY_LEN(job_fields),
+                           r.mask, job_pair, &r);
 
     if (!present) {
         drv__config_report(c, knode, "missing required key \"handler\"");
@@ -615,21 +612,14 @@ struct pipeline_read {
 };
 
 static void
-pipeline_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-              yaml_node_t *v, void *arg)
+pipeline_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+              yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct pipeline_read *r = arg;
-    const struct drv__config_field *f;
 
-    if (strcmp(key, "graph") == 0) {
+    if (strcmp(f->name, "graph") == 0) {
         r->graph = k;
         drv__config_graph(c, v, r->pl);
-        return;
-    }
-    f = drv__config_field_known(c, k, key, pipeline_fields,
-                                DRV_ARRAY_LEN(pipeline_fields), 0);
-    if (f == NULL) {
-        return;
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
         r->steps = true;
         read_steps(c, v, r->pl);
@@ -656,7 +646,9 @@ read_pipeline(struct drv__config_ctx *c, const char *name,
         drv__config_report(c, knode, "pipeline name must not be empty");
     else if (drv_config_job(cfg, name) != NULL)
         drv__config_report(c, knode, "name is already used by a job type");
-    if (drv__config_each_pair(c, node, pipeline_pair, &r) < 0)
+    if (drv__config_each_field(c, node, pipeline_fields,
+                               DRV_ARRAY_LEN(pipeline_fields), 0,
+                               pipeline_pair, &r) < 0)
         return;
     if (r.steps && r.graph != NULL)
         drv__config_report(c, r.graph, "give steps or graph, not both");

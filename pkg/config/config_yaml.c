@@ -459,17 +459,38 @@ drv__config_field_find(const struct drv__config_field *table, size_t n,
     return NULL;
 }
 
-const struct drv__config_field *
-drv__config_field_known(struct drv__config_ctx *c, const yaml_node_t *knode,
-                        const char *key,
-                        const struct drv__config_field *table, size_t n,
-                        unsigned handler_mask)
+/* drv__config_each_field's walk: the table, and whom to call. */
+struct fields_walk {
+    const struct drv__config_field *table;
+    size_t n;
+    unsigned handler_mask;
+    drv__config_field_fn *fn;
+    void *arg;
+};
+
+static void
+field_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+           yaml_node_t *vnode, void *arg)
 {
-    const struct drv__config_field *f = drv__config_field_find(table, n, key);
+    const struct fields_walk *w = arg;
+    const struct drv__config_field *f =
+        drv__config_field_find(w->table, w->n, key);
 
     if (f == NULL)
-        drv__config_unknown_key(c, knode, table, n, handler_mask);
-    return f;
+        drv__config_unknown_key(c, knode, w->table, w->n, w->handler_mask);
+    else
+        w->fn(c, f, knode, vnode, w->arg);
+}
+
+int
+drv__config_each_field(struct drv__config_ctx *c, yaml_node_t *node,
+                       const struct drv__config_field *table, size_t n,
+                       unsigned handler_mask, drv__config_field_fn *fn,
+                       void *arg)
+{
+    struct fields_walk w = {table, n, handler_mask, fn, arg};
+
+    return drv__config_each_pair(c, node, field_pair, &w);
 }
 
 int

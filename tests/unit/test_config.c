@@ -450,7 +450,8 @@ test_config_unknown_key(void **state)
                   "concurrency, unique_for, rate, global_concurrency, "
                   "limit_key)\n"
                   NAME ":9:19: pipelines.p.stepz: unknown key (valid: steps, "
-                  "timeout, retries, backoff, backoff_max, result_ttl)\n");
+                  "graph, timeout, retries, backoff, backoff_max, "
+                  "result_ttl)\n");
 }
 
 static void
