@@ -306,14 +306,13 @@ static void
 on_paused(struct drv_redis *r, int status, const redisReply *reply,
           void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
     int *paused;
     size_t i;
 
     (void)r;
-    if (status == -ECANCELED)
+    if (w == NULL)
         return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     w->pause_inflight = 0;
     paused = drv_xcalloc(w->nqueues, sizeof *paused);
     if (status < 0 ||
@@ -410,29 +409,24 @@ check_paused(struct drv_worker *w)
 static void
 on_beat(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
 
     (void)r;
     (void)reply;
-    if (status == -ECANCELED)
-        return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
-    w->beat_inflight = 0;
+    if (w != NULL)
+        w->beat_inflight = 0;
 }
 
 static void
 on_workers(struct drv_redis *r, int status, const redisReply *reply,
            void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
     size_t i;
     int64_t now = drv_clock_unix_ms();
 
     (void)r;
-    if (status == -ECANCELED)
-        return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
-    if (status < 0 || reply->type != REDIS_REPLY_ARRAY)
+    if (w == NULL || status < 0 || reply->type != REDIS_REPLY_ARRAY)
         return;
     /* remove entries of workers whose beat is stale */
     for (i = 0; i + 1 < reply->elements; i += 2) {

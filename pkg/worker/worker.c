@@ -333,17 +333,7 @@ on_qcmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
     }
 }
 
-static void
-on_qblk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
-{
-    struct wqconn *qc;
-
-    (void)r;
-    DRV_CAST(qc, ctx, WQCONN_MAGIC);
-    if (st == DRV_REDIS_READY)
-        drv__worker_kick(qc->w);
-}
-
+/* A fetch connection, the worker's or a queue's own (cluster). */
 static void
 on_blk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 {
@@ -377,6 +367,17 @@ sentinel_create(struct drv_worker *w, struct drv_loop *loop,
     snprintf(name, sizeof name, "drover-sentinel-%d", (int)getpid());
     so.name = name;
     return drv_redis_sentinel_create(loop, &so, &w->sentinel, err);
+}
+
+struct drv_worker *
+drv__worker_of_reply(int status, void *ctx)
+{
+    struct drv_worker *w;
+
+    if (status == -ECANCELED)
+        return NULL;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    return w;
 }
 
 int
@@ -463,8 +464,8 @@ cluster_queue_conns(struct drv_worker *w, struct drv_redis_opts *ro,
             return rc;
         snprintf(name, sizeof name, "drover-fetch-%d-q%zu", (int)getpid(),
                  i);
-        rc = cluster_conn(w, ro, slot, name, on_qblk_state, &q->conn,
-                          &q->rblk, &q->blk, err);
+        rc = cluster_conn(w, ro, slot, name, on_blk_state, w, &q->rblk,
+                          &q->blk, err);
         if (rc < 0)
             return rc;
         q->fetch = q->cmd;
@@ -744,14 +745,12 @@ static void
 on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
                 void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
 
     (void)r;
     (void)reply;
-    if (status == -ECANCELED)
-        return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
-    deliver_stopped(w);
+    if (w != NULL)
+        deliver_stopped(w);
 }
 
 /* After the drain deadline: every job still live only waits for an
