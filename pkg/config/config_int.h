@@ -65,6 +65,21 @@ enum {
     DRV__CONFIG_REQUIRED = 1 << 2   /* must be present (with its handler) */
 };
 
+/*
+ * The retry keys of a job type, a pipeline and a graph node, as field
+ * table rows: OFF is the table's offset macro and P what comes before
+ * the member names (`policy.`, or nothing for a graph node).
+ */
+#define DRV__CONFIG_RETRY_FIELDS(OFF, P)                                  \
+    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,          \
+     .off = OFF(P timeout_ms)},                                          \
+    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,               \
+     .off = OFF(P retries)},                                             \
+    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,          \
+     .off = OFF(P backoff_ms)},                                          \
+    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,      \
+     .off = OFF(P backoff_max_ms)}
+
 /* Extra check of a string: 0, or -EINVAL with err->msg saying why. */
 typedef int drv__config_check_fn(const char *s, struct drv_err *err);
 

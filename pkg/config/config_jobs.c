@@ -148,17 +148,10 @@ policy_defaults(struct drv_config_policy *p)
 
 /* ------------------------------------------------------------- tables */
 
-/* The keys of the retry policy, the same in a job type and a pipeline;
- * OFF(m) is the offset of m in the struct that holds `policy`. */
+/* The keys of the policy, the same in a job type and a pipeline; OFF(m)
+ * is the offset of m in the struct that holds `policy`. */
 #define POLICY_FIELDS(OFF)                                               \
-    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,          \
-     .off = OFF(policy.timeout_ms)},                                     \
-    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,               \
-     .off = OFF(policy.retries)},                                        \
-    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,          \
-     .off = OFF(policy.backoff_ms)},                                     \
-    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,      \
-     .off = OFF(policy.backoff_max_ms)},                                 \
+    DRV__CONFIG_RETRY_FIELDS(OFF, policy.),                              \
     {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,       \
      .off = OFF(policy.result_ttl_ms)}
 
