@@ -449,7 +449,9 @@ static const char *const qj[] = {"queue", "job", NULL};
 static const char *const qjr[] = {"queue", "job", "reason", NULL};
 static const char *const q[] = {"queue", NULL};
 
-/* A family to declare: drv_metrics_family_add's arguments. */
+/* A family to declare: drv_metrics_family_add's arguments. A row states
+ * what differs from the defaults: a counter, the table's labels, no
+ * buckets. */
 struct family {
     const char *name;
     const char *help;
@@ -460,60 +462,55 @@ struct family {
 };
 
 /* The families of a cell (queue x job label), in struct cell's order
- * (failed_* share one family, split by reason). */
+ * (failed_* share one family, split by reason); labels qj. */
 static const struct family cell_families[] = {
-    {"drover_jobs_processed_total", "Attempts that succeeded.",
-     DRV_METRICS_COUNTER, qj, NULL, 0},
-    {"drover_jobs_failed_total",
-     "Attempts that failed (reason error or timeout).",
-     DRV_METRICS_COUNTER, qjr, NULL, 0},
-    {"drover_jobs_retried_total", "Retries scheduled.",
-     DRV_METRICS_COUNTER, qj, NULL, 0},
-    {"drover_jobs_dead_total", "Jobs moved to dead.",
-     DRV_METRICS_COUNTER, qj, NULL, 0},
-    {"drover_jobs_running", "Jobs running in this process now.",
-     DRV_METRICS_GAUGE, qj, NULL, 0},
-    {"drover_job_duration_seconds", "Run time of each finished attempt.",
-     DRV_METRICS_HISTOGRAM, qj, run_buckets, DRV_ARRAY_LEN(run_buckets)},
-    {"drover_job_cpu_seconds_total",
-     "User and system CPU of exec jobs' child processes.",
-     DRV_METRICS_COUNTER, qj, NULL, 0},
-    {"drover_jobs_deduped_total",
-     "Duplicates acked without running (unique_for).",
-     DRV_METRICS_COUNTER, qj, NULL, 0},
-    {"drover_jobs_cancelled_total",
-     "Jobs cancelled (drover cancel) while this process held them.",
-     DRV_METRICS_COUNTER, qj, NULL, 0},
+    {.name = "drover_jobs_processed_total",
+     .help = "Attempts that succeeded."},
+    {.name = "drover_jobs_failed_total", .labels = qjr,
+     .help = "Attempts that failed (reason error or timeout)."},
+    {.name = "drover_jobs_retried_total", .help = "Retries scheduled."},
+    {.name = "drover_jobs_dead_total", .help = "Jobs moved to dead."},
+    {.name = "drover_jobs_running", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs running in this process now."},
+    {.name = "drover_job_duration_seconds", .type = DRV_METRICS_HISTOGRAM,
+     .help = "Run time of each finished attempt.",
+     .buckets = run_buckets, .nbuckets = DRV_ARRAY_LEN(run_buckets)},
+    {.name = "drover_job_cpu_seconds_total",
+     .help = "User and system CPU of exec jobs' child processes."},
+    {.name = "drover_jobs_deduped_total",
+     .help = "Duplicates acked without running (unique_for)."},
+    {.name = "drover_jobs_cancelled_total",
+     .help = "Jobs cancelled (drover cancel) while this process held them."},
 };
 
-/* The families of a queue, in struct qcell's order. */
+/* The families of a queue, in struct qcell's order; labels q. */
 static const struct family queue_families[] = {
-    {"drover_job_wait_seconds",
-     "Enqueue (the stream entry id's time) to start.",
-     DRV_METRICS_HISTOGRAM, q, wait_buckets, DRV_ARRAY_LEN(wait_buckets)},
-    {"drover_queue_ready", "Jobs in the stream not yet delivered (sampled).",
-     DRV_METRICS_GAUGE, q, NULL, 0},
-    {"drover_queue_running",
-     "Jobs delivered and not yet acked, all workers (sampled).",
-     DRV_METRICS_GAUGE, q, NULL, 0},
-    {"drover_queue_delayed",
-     "Jobs waiting for a retry or their time (sampled).",
-     DRV_METRICS_GAUGE, q, NULL, 0},
-    {"drover_queue_dead", "Dead-lettered jobs (sampled).",
-     DRV_METRICS_GAUGE, q, NULL, 0},
+    {.name = "drover_job_wait_seconds", .type = DRV_METRICS_HISTOGRAM,
+     .help = "Enqueue (the stream entry id's time) to start.",
+     .buckets = wait_buckets, .nbuckets = DRV_ARRAY_LEN(wait_buckets)},
+    {.name = "drover_queue_ready", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs in the stream not yet delivered (sampled)."},
+    {.name = "drover_queue_running", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs delivered and not yet acked, all workers (sampled)."},
+    {.name = "drover_queue_delayed", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs waiting for a retry or their time (sampled)."},
+    {.name = "drover_queue_dead", .type = DRV_METRICS_GAUGE,
+     .help = "Dead-lettered jobs (sampled)."},
 };
 
-/* Declare the n families of table into out[]. */
+/* Declare the n families of table into out[]; labels where a row names
+ * none. */
 static void
 families_add(struct drv_metrics *r, const struct family *table, size_t n,
-             struct drv_metrics_family **out)
+             const char *const *labels, struct drv_metrics_family **out)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
-        out[i] = drv_metrics_family_add(r, table[i].name, table[i].help,
-                                        table[i].type, table[i].labels,
-                                        table[i].buckets, table[i].nbuckets);
+        out[i] = drv_metrics_family_add(
+            r, table[i].name, table[i].help, table[i].type,
+            table[i].labels != NULL ? table[i].labels : labels,
+            table[i].buckets, table[i].nbuckets);
 }
 
 static void
@@ -527,8 +524,8 @@ build(struct wmetrics *m)
     struct drv_metrics_family *up, *rc, *ticks;
     size_t qi, li, i;
 
-    families_add(r, cell_families, DRV_ARRAY_LEN(cell_families), f);
-    families_add(r, queue_families, DRV_ARRAY_LEN(queue_families), qf);
+    families_add(r, cell_families, DRV_ARRAY_LEN(cell_families), qj, f);
+    families_add(r, queue_families, DRV_ARRAY_LEN(queue_families), q, qf);
     m->concurrency = drv_metrics_series_add(drv_metrics_family_add(r,
         "drover_worker_concurrency", "The process limit of running jobs.",
         DRV_METRICS_GAUGE, NULL, NULL, 0), NULL);
