@@ -9,7 +9,8 @@
  *                                       make a shared client); optional
  *   fetch/validate  ops->check(type, job) the fields this handler needs,
  *                                       so a bad job is dead at once
- *   task runs       LOOP types:   ops->start(r), ops->cancel(r, cause);
+ *   task runs       LOOP types:   ops->start(r), drv_hrun_cancel(r,
+ *                                 cause) -> ops->cancel;
  *                                 the handler ends the attempt with
  *                                 drv_hrun_ok / drv_hrun_fail
  *                   THREAD types: ops->work(r, err) on a pool thread,
@@ -123,7 +124,9 @@ struct drv_handler_ops {
      * later. */
     void (*start)(struct drv_hrun *r);
     /* LOOP: stop it (timeout, shutdown, lease lost, a sibling failed);
-     * the attempt must still end with drv_hrun_ok/_fail. */
+     * the attempt must still end with drv_hrun_ok/_fail/_cancelled.
+     * Called only while r->state is set (drv_hrun_cancel); NULL = the
+     * handler never has anything pending once start returns. */
     void (*cancel)(struct drv_hrun *r, enum drv_tg_cause cause);
     /* THREAD: run it on a pool thread; 0 or a negative code, err->msg the
      * short reason. Touches no loop object. NULL for loop-only types. */
@@ -174,6 +177,16 @@ void drv_hrun_ok(struct drv_hrun *r, const void *data, size_t len);
  */
 void drv_hrun_fail(struct drv_hrun *r, int code, const char *text,
                    size_t len);
+
+/*
+ * drv_hrun_cancel -- stop a LOOP attempt. With no ops->cancel, or no
+ * r->state yet (nothing was started), nothing is pending: the attempt
+ * ends cancelled now. Otherwise ops->cancel(r, cause).
+ */
+void drv_hrun_cancel(struct drv_hrun *r, enum drv_tg_cause cause);
+
+/* drv_hrun_cancelled -- a LOOP attempt ended cancelled (-ECANCELED). */
+void drv_hrun_cancelled(struct drv_hrun *r);
 
 /*
  * drv_hrun_output -- a THREAD attempt's result (ok) or error text

@@ -264,25 +264,12 @@ static const struct drv__config_field worker_fields[] = {
      .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
 };
 
-/* A mapping read against a table of plain fields into target. */
-struct fields_read {
-    const struct drv__config_field *table;
-    size_t n;
-    void *target;
-};
-
 static void
-field_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
-           yaml_node_t *vnode, void *arg)
+set_field(struct drv__config_ctx *c, const struct drv__config_field *f,
+          yaml_node_t *knode, yaml_node_t *vnode, void *target)
 {
-    const struct fields_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_find(r->table, r->n, key);
-
-    if (f == NULL)
-        drv__config_unknown_key(c, knode, r->table, r->n, 0);
-    else
-        drv__config_field_set(c, f, vnode, r->target);
+    (void)knode;
+    drv__config_field_set(c, f, vnode, target);
 }
 
 /* Read a mapping whose keys are all plain fields of table. */
@@ -290,27 +277,44 @@ static void
 read_fields(struct drv__config_ctx *c, yaml_node_t *node,
             const struct drv__config_field *table, size_t n, void *target)
 {
-    struct fields_read r = {.table = table, .n = n, .target = target};
-
-    drv__config_each_pair(c, node, field_pair, &r);
+    drv__config_each_field(c, node, table, n, 0, set_field, target);
 }
 
-/* Free what a drv_config_sentinel holds; it is empty after. */
-static void
-sentinel_clear(struct drv_config_sentinel *st)
+/* A part of redis: kept only when whole (sentinel, cluster): its table,
+ * and where it stands in struct drv_config_redis. */
+struct redis_part {
+    const struct drv__config_field *table;
+    size_t n;
+    size_t off;
+    size_t size;
+};
+
+static const struct redis_part sentinel_part = {
+    sentinel_fields, DRV_ARRAY_LEN(sentinel_fields),
+    offsetof(struct drv_config_redis, sentinel),
+    sizeof(struct drv_config_sentinel),
+};
+
+static const struct redis_part cluster_part = {
+    cluster_fields, DRV_ARRAY_LEN(cluster_fields),
+    offsetof(struct drv_config_redis, cluster),
+    sizeof(struct drv_config_cluster),
+};
+
+static void *
+part_target(struct drv_config_redis *red, const struct redis_part *s)
 {
-    free(st->master);
-    drv__config_strv_free(st->addrs, st->naddrs);
-    free(st->user);
-    memset(st, 0, sizeof *st);
+    return (char *)red + s->off;
 }
 
-/* Free what a drv_config_cluster holds; it is empty after. */
+/* Free what the part holds; it is empty after. */
 static void
-cluster_clear(struct drv_config_cluster *cl)
+part_clear(struct drv_config_redis *red, const struct redis_part *s)
 {
-    drv__config_strv_free(cl->nodes, cl->nnodes);
-    memset(cl, 0, sizeof *cl);
+    void *target = part_target(red, s);
+
+    drv__config_fields_free(s->table, s->n, target);
+    memset(target, 0, s->size);
 }
 
 /* Missing required keys of table in the mapping vnode (knode its key). */
@@ -330,39 +334,21 @@ check_required(struct drv__config_ctx *c, yaml_node_t *knode,
                                table[i].name);
 }
 
-/* `redis.sentinel:` (vnode; knode is its key). Kept only when whole. */
+/* `redis.sentinel:` or `redis.cluster:` (vnode; knode is its key): the
+ * key with nothing is no part; any error in it clears it all. */
 static void
-read_sentinel(struct drv__config_ctx *c, yaml_node_t *knode,
-              yaml_node_t *vnode)
+read_part(struct drv__config_ctx *c, yaml_node_t *knode,
+          yaml_node_t *vnode, const struct redis_part *s)
 {
-    struct drv_config_sentinel *st = &c->cfg->redis.sentinel;
+    struct drv_config_redis *red = &c->cfg->redis;
     size_t before = c->errs->n;
 
     if (drv__config_is_null(vnode))
-        return;             /* `sentinel:` with nothing: no sentinel */
-    read_fields(c, vnode, sentinel_fields, DRV_ARRAY_LEN(sentinel_fields),
-                st);
-    check_required(c, knode, vnode, sentinel_fields,
-                   DRV_ARRAY_LEN(sentinel_fields));
+        return;
+    read_fields(c, vnode, s->table, s->n, part_target(red, s));
+    check_required(c, knode, vnode, s->table, s->n);
     if (c->errs->n > before)
-        sentinel_clear(st);
-}
-
-/* `redis.cluster:` (vnode; knode is its key). Kept only when whole. */
-static void
-read_cluster(struct drv__config_ctx *c, yaml_node_t *knode,
-             yaml_node_t *vnode)
-{
-    struct drv_config_cluster *cl = &c->cfg->redis.cluster;
-    size_t before = c->errs->n;
-
-    if (drv__config_is_null(vnode))
-        return;             /* `cluster:` with nothing: no cluster */
-    read_fields(c, vnode, cluster_fields, DRV_ARRAY_LEN(cluster_fields), cl);
-    check_required(c, knode, vnode, cluster_fields,
-                   DRV_ARRAY_LEN(cluster_fields));
-    if (c->errs->n > before)
-        cluster_clear(cl);
+        part_clear(red, s);
 }
 
 /* `redis:`: plain fields, and `tls:` (a mapping of its own). */
@@ -371,22 +357,16 @@ struct redis_read {
 };
 
 static void
-redis_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
-           yaml_node_t *vnode, void *arg)
+redis_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+           yaml_node_t *knode, yaml_node_t *vnode, void *arg)
 {
     struct redis_read *rr = arg;
     struct drv_config_redis *red = &c->cfg->redis;
-    const struct drv__config_field *f =
-        drv__config_field_find(redis_fields, DRV_ARRAY_LEN(redis_fields),
-                               key);
 
-    if (f == NULL) {
-        drv__config_unknown_key(c, knode, redis_fields,
-                                DRV_ARRAY_LEN(redis_fields), 0);
-    } else if (strcmp(f->name, "sentinel") == 0) {
-        read_sentinel(c, knode, vnode);
+    if (strcmp(f->name, "sentinel") == 0) {
+        read_part(c, knode, vnode, &sentinel_part);
     } else if (strcmp(f->name, "cluster") == 0) {
-        read_cluster(c, knode, vnode);
+        read_part(c, knode, vnode, &cluster_part);
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
         rr->tls_key = knode;
         if (!drv__config_is_null(vnode))
@@ -428,7 +408,7 @@ check_hostless_url(struct drv__config_ctx *c, yaml_node_t *node)
         drv__config_report(c, cn, "redis.sentinel and redis.cluster "
                            "exclude each other: keep one");
         drv__config_path_pop(c, mark);
-        cluster_clear(&r->cluster);
+        part_clear(r, &cluster_part);
     }
     url = drv__config_find_value(c, node, "url");
     if (url == NULL) {
@@ -459,7 +439,9 @@ read_redis(struct drv__config_ctx *c, yaml_node_t *node)
     struct redis_read rr = {NULL};
     size_t mark;
 
-    if (drv__config_each_pair(c, node, redis_pair, &rr) < 0)
+    if (drv__config_each_field(c, node, redis_fields,
+                               DRV_ARRAY_LEN(redis_fields), 0, redis_pair,
+                               &rr) < 0)
         return;
     check_hostless_url(c, node);
     if (rr.tls_key == NULL)
@@ -746,10 +728,10 @@ drv_config_set_redis_url(struct drv_config *cfg, const char *url)
     cfg->redis.url = drv_xstrdup(url);
     if (cfg->redis.sentinel.master != NULL &&
         drv_redis_sentinel_url_check(url, NULL) < 0)
-        sentinel_clear(&cfg->redis.sentinel);
+        part_clear(&cfg->redis, &sentinel_part);
     if (cfg->redis.cluster.nnodes > 0 &&
         drv_redis_cluster_url_check(url, NULL) < 0)
-        cluster_clear(&cfg->redis.cluster);
+        part_clear(&cfg->redis, &cluster_part);
 }
 
 void
@@ -760,15 +742,14 @@ drv_config_free(struct drv_config *cfg)
     if (DRV_NO_OBJ(cfg, DRV_CONFIG_MAGIC))
         return;
     free(cfg->file);
-    free(cfg->redis.url);
-    free(cfg->redis.prefix);
-    free(cfg->redis.tls.ca_file);
-    free(cfg->redis.tls.cert_file);
-    free(cfg->redis.tls.key_file);
-    free(cfg->redis.tls.server_name);
-    sentinel_clear(&cfg->redis.sentinel);
-    cluster_clear(&cfg->redis.cluster);
-    free(cfg->worker.metrics);
+    drv__config_fields_free(redis_fields, DRV_ARRAY_LEN(redis_fields),
+                            &cfg->redis);
+    drv__config_fields_free(tls_fields, DRV_ARRAY_LEN(tls_fields),
+                            &cfg->redis.tls);
+    part_clear(&cfg->redis, &sentinel_part);
+    part_clear(&cfg->redis, &cluster_part);
+    drv__config_fields_free(worker_fields, DRV_ARRAY_LEN(worker_fields),
+                            &cfg->worker);
     drv__config_strv_free(cfg->queues, cfg->nqueues);
     free(cfg->queue_weights);
     for (i = 0; i < cfg->njobs; i++)

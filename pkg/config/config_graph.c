@@ -47,14 +47,7 @@ static const struct drv__config_field node_fields[] = {
     {.name = "needs", .kind = DRV__CONFIG_SPECIAL},
     {.name = "queue", .kind = DRV__CONFIG_STRING, .off = GR_OFF(queue),
      .check = check_queue},
-    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = GR_OFF(timeout_ms)},
-    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = GR_OFF(retries)},
-    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = GR_OFF(backoff_ms)},
-    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = GR_OFF(backoff_max_ms)},
+    DRV__CONFIG_RETRY_FIELDS(GR_OFF, ),
     {.name = "when", .kind = DRV__CONFIG_STRING, .off = GR_OFF(when),
      .flags = DRV__CONFIG_NONEMPTY},
     {.name = "on_failure", .kind = DRV__CONFIG_BOOL,
@@ -263,18 +256,12 @@ read_needs(struct drv__config_ctx *c, struct graph_read *r, yaml_node_t *v)
 }
 
 static void
-node_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-          yaml_node_t *v, void *arg)
+node_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+          yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct graph_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_find(node_fields, DRV_ARRAY_LEN(node_fields), key);
+    const char *key = f->name;
 
-    if (f == NULL) {
-        drv__config_unknown_key(c, k, node_fields,
-                                DRV_ARRAY_LEN(node_fields), 0);
-        return;
-    }
     if (strcmp(key, "for_each") == 0)
         r->at[r->i].for_each = k;
     else if (strcmp(key, "max_parallel") == 0)
@@ -319,7 +306,8 @@ read_node(struct drv__config_ctx *c, struct graph_read *r, yaml_node_t *v)
     r->cur.backoff_max_ms = -1;
     r->cur.retries = -1;
     r->cur.max_parallel = -1;
-    if (drv__config_each_pair(c, v, node_pair, r) < 0) {
+    if (drv__config_each_field(c, v, node_fields, DRV_ARRAY_LEN(node_fields),
+                               0, node_pair, r) < 0) {
         at->bad = 1;
         return;
     }

@@ -65,6 +65,21 @@ enum {
     DRV__CONFIG_REQUIRED = 1 << 2   /* must be present (with its handler) */
 };
 
+/*
+ * The retry keys of a job type, a pipeline and a graph node, as field
+ * table rows: OFF is the table's offset macro and P what comes before
+ * the member names (`policy.`, or nothing for a graph node).
+ */
+#define DRV__CONFIG_RETRY_FIELDS(OFF, P)                                  \
+    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,          \
+     .off = OFF(P timeout_ms)},                                          \
+    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,               \
+     .off = OFF(P retries)},                                             \
+    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,          \
+     .off = OFF(P backoff_ms)},                                          \
+    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,      \
+     .off = OFF(P backoff_max_ms)}
+
 /* Extra check of a string: 0, or -EINVAL with err->msg saying why. */
 typedef int drv__config_check_fn(const char *s, struct drv_err *err);
 
@@ -169,6 +184,24 @@ typedef void drv__config_pair_fn(struct drv__config_ctx *c, const char *key,
 int drv__config_each_pair(struct drv__config_ctx *c, yaml_node_t *node,
                           drv__config_pair_fn *fn, void *arg);
 
+/* What drv__config_each_field calls for each known key (its field f);
+ * the path names the key. */
+typedef void drv__config_field_fn(struct drv__config_ctx *c,
+                                  const struct drv__config_field *f,
+                                  yaml_node_t *knode, yaml_node_t *vnode,
+                                  void *arg);
+
+/*
+ * drv__config_each_field -- drv__config_each_pair over a mapping whose
+ * keys are the fields of table: fn(c, f, knode, vnode, arg) for each key
+ * found there; any other key is reported by drv__config_unknown_key
+ * (handler_mask). Returns what drv__config_each_pair returns.
+ */
+int drv__config_each_field(struct drv__config_ctx *c, yaml_node_t *node,
+                           const struct drv__config_field *table, size_t n,
+                           unsigned handler_mask, drv__config_field_fn *fn,
+                           void *arg);
+
 /* drv__config_find_value -- the value of the scalar key called name in
  * mapping map (no report, no path change), or NULL. */
 yaml_node_t *drv__config_find_value(struct drv__config_ctx *c,
@@ -199,6 +232,10 @@ int drv__config_unknown_key(struct drv__config_ctx *c,
                             unsigned handler_mask);
 
 /* drv__config_strv_free / _kv_free -- free what STRSEQ / STRMAP hold. */
+/* Free what the STRING, STRSEQ and STRMAP fields of table hold in
+ * target; they are left dangling (free or zero target after). */
+void drv__config_fields_free(const struct drv__config_field *table,
+                             size_t n, void *target);
 void drv__config_strv_free(char **v, size_t n);
 void drv__config_kv_free(struct drv_config_kv *v, size_t n);
 

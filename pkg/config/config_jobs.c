@@ -148,22 +148,20 @@ policy_defaults(struct drv_config_policy *p)
 
 /* ------------------------------------------------------------- tables */
 
+/* The keys of the policy, the same in a job type and a pipeline; OFF(m)
+ * is the offset of m in the struct that holds `policy`. */
+#define POLICY_FIELDS(OFF)                                               \
+    DRV__CONFIG_RETRY_FIELDS(OFF, policy.),                              \
+    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,       \
+     .off = OFF(policy.result_ttl_ms)}
+
 #define JOB_OFF(m) offsetof(struct drv_config_job, m)
 
 static const struct drv__config_field job_fields[] = {
     {.name = "handler", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = JOB_OFF(policy.timeout_ms)},
-    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = JOB_OFF(policy.retries)},
-    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(policy.backoff_ms)},
-    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(policy.backoff_max_ms)},
+    POLICY_FIELDS(JOB_OFF),
     {.name = "concurrency", .kind = DRV__CONFIG_INT, .min = 1,
      .off = JOB_OFF(concurrency)},
-    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = JOB_OFF(policy.result_ttl_ms)},
     {.name = "unique_for", .kind = DRV__CONFIG_DURATION, .min = 1,
      .off = JOB_OFF(unique_for_ms)},
     {.name = "rate", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(rate),
@@ -216,16 +214,8 @@ static const struct drv__config_field job_fields[] = {
 static const struct drv__config_field pipeline_fields[] = {
     {.name = "steps", .kind = DRV__CONFIG_SPECIAL,
      .flags = DRV__CONFIG_REQUIRED},
-    {.name = "timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = PIPE_OFF(policy.timeout_ms)},
-    {.name = "retries", .kind = DRV__CONFIG_INT, .min = 0,
-     .off = PIPE_OFF(policy.retries)},
-    {.name = "backoff", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(policy.backoff_ms)},
-    {.name = "backoff_max", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(policy.backoff_max_ms)},
-    {.name = "result_ttl", .kind = DRV__CONFIG_DURATION, .min = 0,
-     .off = PIPE_OFF(policy.result_ttl_ms)},
+    {.name = "graph", .kind = DRV__CONFIG_SPECIAL},
+    POLICY_FIELDS(PIPE_OFF),
 };
 
 static const struct drv__config_field step_fields[] = {
@@ -240,18 +230,8 @@ drv__config_job_free(struct drv_config_job *job)
     if (DRV_NO_OBJ(job, DRV_CONFIG_JOB_MAGIC))
         return;
     free(job->name);
-    free(job->rate);
-    free(job->limit_key);
     free(job->limit_field);
-    drv__config_strv_free(job->exec.command, job->exec.ncommand);
-    drv__config_kv_free(job->exec.env, job->exec.nenv);
-    free(job->exec.cwd);
-    free(job->http.method);
-    free(job->http.url);
-    drv__config_kv_free(job->http.headers, job->http.nheaders);
-    free(job->http.body);
-    free(job->plugin.library);
-    free(job->plugin.symbol);
+    drv__config_fields_free(job_fields, DRV_ARRAY_LEN(job_fields), job);
     DRV_FREE_OBJ(job);
 }
 
@@ -341,18 +321,13 @@ struct job_read {
 
 /* Second pass over a job mapping: one key other than `handler:`. */
 static void
-job_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-         yaml_node_t *v, void *arg)
+job_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+         yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct job_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_find(job_fields, DRV_ARRAY_LEN(job_fields), key);
     char list[HANDLER_LIST_MAX];
 
-    if (f == NULL)
-        drv__config_unknown_key(c, k, job_fields,
-                                DRV_ARRAY_LEN(job_fields), r->mask);
-    else if (f->kind == DRV__CONFIG_SPECIAL)
+    if (f->kind == DRV__CONFIG_SPECIAL)
         ;   /* handler: read by the first pass */
     else if (r->mask != 0 && f->handlers != 0 && !(f->handlers & r->mask))
         drv__config_report(c, k, "key is only valid for %s",
@@ -392,7 +367,8 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
         r.mask = 1u << kind;
     }
 
-    drv__config_each_pair(c, node, job_pair, &r);
+    drv__config_each_field(c, node, job_fields, DRV_ARRAY_LEN(job_fields),
+                           r.mask, job_pair, &r);
 
     if (!present) {
         drv__config_report(c, knode, "missing required key \"handler\"");
@@ -625,20 +601,14 @@ struct pipeline_read {
 };
 
 static void
-pipeline_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-              yaml_node_t *v, void *arg)
+pipeline_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+              yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct pipeline_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_find(pipeline_fields,
-                               DRV_ARRAY_LEN(pipeline_fields), key);
 
-    if (strcmp(key, "graph") == 0) {
+    if (strcmp(f->name, "graph") == 0) {
         r->graph = k;
         drv__config_graph(c, v, r->pl);
-    } else if (f == NULL) {
-        drv__config_unknown_key(c, k, pipeline_fields,
-                                DRV_ARRAY_LEN(pipeline_fields), 0);
     } else if (f->kind == DRV__CONFIG_SPECIAL) {
         r->steps = true;
         read_steps(c, v, r->pl);
@@ -665,7 +635,9 @@ read_pipeline(struct drv__config_ctx *c, const char *name,
         drv__config_report(c, knode, "pipeline name must not be empty");
     else if (drv_config_job(cfg, name) != NULL)
         drv__config_report(c, knode, "name is already used by a job type");
-    if (drv__config_each_pair(c, node, pipeline_pair, &r) < 0)
+    if (drv__config_each_field(c, node, pipeline_fields,
+                               DRV_ARRAY_LEN(pipeline_fields), 0,
+                               pipeline_pair, &r) < 0)
         return;
     if (r.steps && r.graph != NULL)
         drv__config_report(c, r.graph, "give steps or graph, not both");

@@ -200,18 +200,13 @@ read_target(struct drv__config_ctx *c, yaml_node_t *v,
 }
 
 static void
-schedule_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-              yaml_node_t *v, void *arg)
+schedule_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
+              yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     struct schedule_read *r = arg;
-    const struct drv__config_field *f =
-        drv__config_field_find(schedule_fields,
-                               DRV_ARRAY_LEN(schedule_fields), key);
+    const char *key = f->name;
 
-    if (f == NULL) {
-        drv__config_unknown_key(c, k, schedule_fields,
-                                DRV_ARRAY_LEN(schedule_fields), 0);
-    } else if (strcmp(key, "cron") == 0) {
+    if (strcmp(key, "cron") == 0) {
         r->cron = k;
         read_cron(c, v, r);
     } else if (strcmp(key, "every") == 0) {
@@ -276,7 +271,9 @@ read_schedule(struct drv__config_ctx *c, const char *name,
     drv_err_clear(&err);
     if (check_name(name, &err) < 0)
         drv__config_report(c, knode, "%s", err.msg);
-    if (drv__config_each_pair(c, node, schedule_pair, &r) < 0)
+    if (drv__config_each_field(c, node, schedule_fields,
+                               DRV_ARRAY_LEN(schedule_fields), 0,
+                               schedule_pair, &r) < 0)
         return;
     one_of(c, knode, r.cron, "cron", r.every, "every");
     one_of(c, knode, r.job, "job", r.pipeline, "pipeline");

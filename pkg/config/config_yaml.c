@@ -459,6 +459,40 @@ drv__config_field_find(const struct drv__config_field *table, size_t n,
     return NULL;
 }
 
+/* drv__config_each_field's walk: the table, and whom to call. */
+struct fields_walk {
+    const struct drv__config_field *table;
+    size_t n;
+    unsigned handler_mask;
+    drv__config_field_fn *fn;
+    void *arg;
+};
+
+static void
+field_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
+           yaml_node_t *vnode, void *arg)
+{
+    const struct fields_walk *w = arg;
+    const struct drv__config_field *f =
+        drv__config_field_find(w->table, w->n, key);
+
+    if (f == NULL)
+        drv__config_unknown_key(c, knode, w->table, w->n, w->handler_mask);
+    else
+        w->fn(c, f, knode, vnode, w->arg);
+}
+
+int
+drv__config_each_field(struct drv__config_ctx *c, yaml_node_t *node,
+                       const struct drv__config_field *table, size_t n,
+                       unsigned handler_mask, drv__config_field_fn *fn,
+                       void *arg)
+{
+    struct fields_walk w = {table, n, handler_mask, fn, arg};
+
+    return drv__config_each_pair(c, node, field_pair, &w);
+}
+
 int
 drv__config_unknown_key(struct drv__config_ctx *c, const yaml_node_t *knode,
                         const struct drv__config_field *table, size_t n,
@@ -728,6 +762,28 @@ drv__config_field_set(struct drv__config_ctx *c,
     }
     DRV_ASSERT(!"special fields are read by their section");
     return DRV_ECONFIG;
+}
+
+void
+drv__config_fields_free(const struct drv__config_field *table, size_t n,
+                        void *target)
+{
+    char *base = target;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const struct drv__config_field *f = &table[i];
+        size_t *count = (size_t *)(void *)(base + f->count_off);
+
+        if (f->kind == DRV__CONFIG_STRING)
+            free(*(char **)(void *)(base + f->off));
+        else if (f->kind == DRV__CONFIG_STRSEQ)
+            drv__config_strv_free(*(char ***)(void *)(base + f->off),
+                                  *count);
+        else if (f->kind == DRV__CONFIG_STRMAP)
+            drv__config_kv_free(
+                *(struct drv_config_kv **)(void *)(base + f->off), *count);
+    }
 }
 
 void

@@ -156,6 +156,21 @@ drv_hrun_fail(struct drv_hrun *r, int code, const char *text, size_t len)
 }
 
 void
+drv_hrun_cancel(struct drv_hrun *r, enum drv_tg_cause cause)
+{
+    if (r->ht->ops->cancel == NULL || r->state == NULL)
+        drv_hrun_cancelled(r);
+    else
+        r->ht->ops->cancel(r, cause);
+}
+
+void
+drv_hrun_cancelled(struct drv_hrun *r)
+{
+    drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
+}
+
+void
 drv_hrun_output(struct drv_hrun *r, const void *data, size_t len)
 {
     drv_tg_task_set_result(r->task, data, len);

@@ -46,14 +46,6 @@ check_ms(const struct drv_config_job *type, const struct drv_job *job,
     return rc < 0 ? rc : 0;
 }
 
-/* A loop handler with nothing to stop: it already finished. */
-static void
-cancel_nothing(struct drv_hrun *r, enum drv_tg_cause cause)
-{
-    (void)cause;
-    drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
-}
-
 /* --------------------------------------------------------------- noop */
 
 static void
@@ -66,7 +58,6 @@ const struct drv_handler_ops drv__handler_noop = {
     .name = "noop",
     .kind = DRV_HKIND_NOOP,
     .start = start_noop,
-    .cancel = cancel_nothing,
 };
 
 /* --------------------------------------------------------------- echo */
@@ -85,7 +76,6 @@ const struct drv_handler_ops drv__handler_echo = {
     .name = "echo",
     .kind = DRV_HKIND_ECHO,
     .start = start_echo,
-    .cancel = cancel_nothing,
 };
 
 /* -------------------------------------------------------------- sleep */
@@ -118,9 +108,8 @@ static void
 cancel_sleep(struct drv_hrun *r, enum drv_tg_cause cause)
 {
     (void)cause;
-    if (r->state != NULL)
-        event_del(r->state);
-    drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
+    event_del(r->state);
+    drv_hrun_cancelled(r);
 }
 
 static void
@@ -198,5 +187,4 @@ const struct drv_handler_ops drv__handler_fail = {
     .kind = DRV_HKIND_FAIL,
     .check = check_fail,
     .start = start_fail,
-    .cancel = cancel_nothing,
 };

@@ -362,10 +362,6 @@ cancel_exec(struct drv_hrun *r, enum drv_tg_cause cause)
     (void)cause;
     /* the child's exit ends the task; a kill after it exited is a no-op
      * and its completion is already on its way */
-    if (r->state == NULL) {
-        drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
-        return;
-    }
     DRV_CAST(er, r->state, EXEC_RUN_MAGIC);
     (void)drv_proc_kill(er->proc);
 }

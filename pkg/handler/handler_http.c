@@ -11,8 +11,8 @@
  * smaller than the jobs in flight would close nearly every connection
  * after one request). Each job is a LOOP task: start builds the request
  * from the job type's settings and the job's fields and calls
- * drv_http_request; the completion ends the attempt. Per-run state
- * (struct hjob: the call handle) is r->state, freed by fini.
+ * drv_http_request; the completion ends the attempt. The call handle is
+ * r->state (borrowed: valid until its callback, which clears it).
  *
  * Request:
  *   method   `method`, default GET.
@@ -85,13 +85,6 @@
 #define CURL_SLACK_MS 1000      /* curl's timeout = task timeout + this */
 #define IDLE_KEPT 64            /* idle connections kept beyond one per
                                    running task */
-
-/* Per-run state: r->state. */
-struct hjob {
-    unsigned magic;
-#define HJOB_MAGIC 0x477b10b5U
-    struct drv_http_call *call; /* borrowed: valid until its callback */
-};
 
 /* The request being built; every pointer owned, freed by req_fini. */
 struct hreq {
@@ -257,16 +250,14 @@ on_http_done(struct drv_http_call *call, int code,
              const struct drv_http_resp *resp, void *ctx)
 {
     struct drv_hrun *r;
-    struct hjob *hj;
     struct drv_buf b;
     size_t keep;
 
-    (void)call;
     DRV_CAST(r, ctx, DRV_HRUN_MAGIC);
-    DRV_CAST(hj, r->state, HJOB_MAGIC);
-    hj->call = NULL;
+    DRV_ASSERT(r->state == call);
+    r->state = NULL;
     if (code == -ECANCELED) {
-        drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
+        drv_hrun_cancelled(r);
         return;
     }
     drv_buf_init(&b);
@@ -336,7 +327,7 @@ static void
 start_http(struct drv_hrun *r)
 {
     const struct drv_config_job *type = r->ht->cfg;
-    struct hjob *hj;
+    struct drv_http_call *call;
     struct hreq rq;
     struct drv_http_req req;
     struct drv_err err;
@@ -344,8 +335,6 @@ start_http(struct drv_hrun *r)
     int rc;
 
     DRV_AN(r->ht->host->http); /* made by load */
-    DRV_ALLOC_OBJ(hj, HJOB_MAGIC);
-    r->state = hj;
     drv_err_clear(&err);
     rc = req_build(r, &rq, &err);
     if (rc < 0) {
@@ -363,9 +352,10 @@ start_http(struct drv_hrun *r)
     /* enough for the result, and for an error's snippet */
     req.body_max = type->output_max > SNIPPET_MAX ? (size_t)type->output_max
                                                   : SNIPPET_MAX;
-    rc = drv_http_request(r->ht->host->http, &req, on_http_done, r,
-                          &hj->call);
-    if (rc < 0) {
+    rc = drv_http_request(r->ht->host->http, &req, on_http_done, r, &call);
+    if (rc == 0) {
+        r->state = call; /* on_http_done runs later, never in the call */
+    } else {
         if (rc == -EINVAL)
             snprintf(msg, sizeof msg, "bad url: %s", rq.url);
         else
@@ -376,27 +366,13 @@ start_http(struct drv_hrun *r)
     req_fini(&rq);
 }
 
+/* Only while the call is out (drv_hrun_cancel): on_http_done ends the
+ * task. */
 static void
 cancel_http(struct drv_hrun *r, enum drv_tg_cause cause)
 {
-    struct hjob *hj = NULL;
-
     (void)cause;
-    if (r->state != NULL)
-        DRV_CAST(hj, r->state, HJOB_MAGIC);
-    if (hj != NULL && hj->call != NULL)
-        drv_http_cancel(hj->call); /* on_http_done ends the task */
-    else
-        drv_tg_task_done(r->task, -ECANCELED, NULL, NULL);
-}
-
-static void
-fini_http(struct drv_hrun *r)
-{
-    struct hjob *hj;
-
-    DRV_CAST(hj, r->state, HJOB_MAGIC);
-    DRV_FREE_OBJ(hj);
+    drv_http_cancel(r->state);
 }
 
 const struct drv_handler_ops drv__handler_http = {
@@ -406,5 +382,4 @@ const struct drv_handler_ops drv__handler_http = {
     .shutdown = shutdown_http,
     .start = start_http,
     .cancel = cancel_http,
-    .fini = fini_http,
 };

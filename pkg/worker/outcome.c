@@ -20,33 +20,80 @@ set_text(struct drv_decision *d, const char *s, size_t n)
     d->op.text_len = n;
 }
 
+/* One member of a parallel step into b: its job type's name and its
+ * outcome (m NULL: the group reported none). */
+typedef void member_fn(struct drv_buf *b, const char *name,
+                       const struct drv_tg_outcome *m);
+
+/* Every member of the parallel step, in declared order, sep between. */
+static void
+each_member(const struct drv_outcome_in *in, struct drv_buf *b,
+            const char *sep, member_fn *fn)
+{
+    const struct drv_config_step *st = in->parallel;
+    size_t i;
+
+    for (i = 0; i < st->njobs; i++) {
+        if (i > 0)
+            drv_buf_adds(b, sep);
+        fn(b, st->jobs[i]->name,
+           in->o->child ? drv_tg_report_at(in->o->child, i) : NULL);
+    }
+}
+
+/* b becomes the decision's text; b is empty after. */
+static void
+take_text(struct drv_decision *d, struct drv_buf *b)
+{
+    set_text(d, b->data, b->len);
+    drv_buf_fini(b);
+}
+
+static void
+result_member(struct drv_buf *b, const char *name,
+              const struct drv_tg_outcome *m)
+{
+    drv_buf_json_str(b, name, strlen(name));
+    drv_buf_adds(b, ":");
+    if (m != NULL && m->result != NULL)
+        drv_buf_json_str(b, m->result, m->result_len);
+    else
+        drv_buf_json_str(b, "", 0);
+}
+
 /* A parallel step's result: member job type -> its result, in declared
  * order, as one JSON object. */
 static void
 parallel_result(const struct drv_outcome_in *in, struct drv_decision *d)
 {
-    const struct drv_config_step *st = in->parallel;
     struct drv_buf b;
-    size_t i;
 
     drv_buf_init(&b);
-    drv_buf_add(&b, "{", 1);
-    for (i = 0; i < st->njobs; i++) {
-        const struct drv_tg_outcome *m =
-            in->o->child ? drv_tg_report_at(in->o->child, i) : NULL;
+    drv_buf_adds(&b, "{");
+    each_member(in, &b, ",", result_member);
+    drv_buf_adds(&b, "}");
+    take_text(d, &b);
+}
 
-        if (i > 0)
-            drv_buf_add(&b, ",", 1);
-        drv_buf_json_str(&b, st->jobs[i]->name, strlen(st->jobs[i]->name));
-        drv_buf_add(&b, ":", 1);
-        if (m != NULL && m->result != NULL)
-            drv_buf_json_str(&b, m->result, m->result_len);
-        else
-            drv_buf_json_str(&b, "", 0);
+static void
+error_member(struct drv_buf *b, const char *name,
+             const struct drv_tg_outcome *m)
+{
+    drv_buf_addf(b, "%s: ", name);
+    if (m == NULL) {
+        drv_buf_adds(b, "no outcome");
+        return;
     }
-    drv_buf_add(&b, "}", 1);
-    set_text(d, b.data, b.len);
-    drv_buf_fini(&b);
+    drv_buf_adds(b, drv_tg_state_name(m->state));
+    if (m->state == DRV_TG_CANCELLED)
+        drv_buf_addf(b, " (%s)", drv_tg_cause_name(m->cause));
+    if (m->state == DRV_TG_FAILED || m->state == DRV_TG_TIMED_OUT) {
+        drv_buf_adds(b, ": ");
+        if (m->result != NULL && m->result_len > 0)
+            drv_buf_add(b, m->result, m->result_len);
+        else
+            drv_buf_adds(b, m->msg);
+    }
 }
 
 /* A parallel step's failure: every member's outcome, like an
@@ -55,36 +102,12 @@ parallel_result(const struct drv_outcome_in *in, struct drv_decision *d)
 static void
 parallel_errors(const struct drv_outcome_in *in, struct drv_decision *d)
 {
-    const struct drv_config_step *st = in->parallel;
     struct drv_buf b;
-    size_t i;
 
     drv_buf_init(&b);
     drv_buf_addf(&b, "parallel step %lld failed: ", (long long)in->step);
-    for (i = 0; i < st->njobs; i++) {
-        const struct drv_tg_outcome *m =
-            in->o->child ? drv_tg_report_at(in->o->child, i) : NULL;
-
-        if (i > 0)
-            drv_buf_adds(&b, "; ");
-        drv_buf_addf(&b, "%s: ", st->jobs[i]->name);
-        if (m == NULL) {
-            drv_buf_adds(&b, "no outcome");
-            continue;
-        }
-        drv_buf_adds(&b, drv_tg_state_name(m->state));
-        if (m->state == DRV_TG_CANCELLED)
-            drv_buf_addf(&b, " (%s)", drv_tg_cause_name(m->cause));
-        if (m->state == DRV_TG_FAILED || m->state == DRV_TG_TIMED_OUT) {
-            drv_buf_adds(&b, ": ");
-            if (m->result != NULL && m->result_len > 0)
-                drv_buf_add(&b, m->result, m->result_len);
-            else
-                drv_buf_adds(&b, m->msg);
-        }
-    }
-    set_text(d, b.data, b.len);
-    drv_buf_fini(&b);
+    each_member(in, &b, "; ", error_member);
+    take_text(d, &b);
 }
 
 /* Error text is kept up to DRV_OUTCOME_TEXT_MAX bytes. */

@@ -54,7 +54,7 @@ cancel_task(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
 
     (void)t;
     DRV_CAST(j, ctx, WJOB_MAGIC);
-    j->run.ht->ops->cancel(&j->run, cause);
+    drv_hrun_cancel(&j->run, cause);
 }
 
 /* THREAD: the handler's work, on a pool thread. The job's run record is

@@ -81,15 +81,16 @@ qcall(struct drv_worker *w, int qi, int *inflight, int which,
     }
 }
 
-/* The start of every per-queue reply: NULL when the worker is being
- * freed, or when the call failed (logged as what, unless Redis is down)
- * or its reply is not of type `type`; else the call's context, no longer
- * counted in flight. The caller frees it. */
-static struct qctx *
+/* The start of every per-queue reply; frees the call's context: NULL
+ * when the worker is being freed, or when the call failed (logged as
+ * what, unless Redis is down) or its reply is not of type `type`; else
+ * the worker, with the call's queue index in *qi. */
+static struct drv_worker *
 qreply(int status, const redisReply *reply, void *ctx, int type,
-       const char *what)
+       const char *what, int *qi)
 {
     struct qctx *c;
+    struct drv_worker *w;
     struct drv_err err;
     char qe[DRV_LOG_Q_MAX];
 
@@ -126,29 +127,30 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
         qctx_free(c);
         return NULL;
     }
-    return c;
+    w = c->w;
+    *qi = c->qi;
+    qctx_free(c);
+    return w;
 }
 
 static void
 on_moved(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
-    struct qctx *c;
     struct drv_worker *w;
+    int qi;
 
     (void)r;
-    c = qreply(status, reply, ctx, REDIS_REPLY_INTEGER,
-               "delayed mover failed");
-    if (c == NULL)
+    w = qreply(status, reply, ctx, REDIS_REPLY_INTEGER,
+               "delayed mover failed", &qi);
+    if (w == NULL)
         return;
-    w = c->w;
     if (reply->integer > 0) {
         DRV_LOG_DEBUG("delayed jobs due", "queue=%s n=%lld",
-                      w->queues[c->qi].keys.name, reply->integer);
+                      w->queues[qi].keys.name, reply->integer);
         w->fetch_hot = 1;
     }
     /* more are due: again next tick; else look when the next falls due */
-    drv__worker_due_moved(w, c->qi, reply->integer >= MOVER_LIMIT);
-    qctx_free(c);
+    drv__worker_due_moved(w, qi, reply->integer >= MOVER_LIMIT);
 }
 
 void
@@ -183,41 +185,37 @@ static void
 on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
              void *ctx)
 {
-    struct qctx *c;
     struct drv_worker *w;
     struct wjobs jobs = {NULL, 0, 0};
+    int qi;
 
     (void)r;
-    c = qreply(status, reply, ctx, REDIS_REPLY_ARRAY, "reclaim failed");
-    if (c == NULL)
+    w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY, "reclaim failed", &qi);
+    if (w == NULL)
         return;
-    w = c->w;
     /* the script's answer: [entries, poisoned count, gone count,
      * oversized count]; a reply of another shape (a script from another
      * version) is ignored */
     if (reply->elements < 3 ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER) {
-        qctx_free(c);
+        reply->element[1]->type != REDIS_REPLY_INTEGER)
         return;
-    }
     if (reply->element[1]->integer > 0)
         DRV_LOG_WARN("poison jobs dead-lettered", "queue=%s n=%lld",
-                     w->queues[c->qi].keys.name, reply->element[1]->integer);
+                     w->queues[qi].keys.name, reply->element[1]->integer);
     if (reply->elements >= 4 && reply->element[3]->type ==
         REDIS_REPLY_INTEGER && reply->element[3]->integer > 0)
         DRV_LOG_WARN("jobs larger than max_job_bytes dead-lettered",
-                     "queue=%s n=%lld", w->queues[c->qi].keys.name,
+                     "queue=%s n=%lld", w->queues[qi].keys.name,
                      reply->element[3]->integer);
-    drv__worker_due_reclaimed(w, c->qi, reply->elements >= 5 &&
+    drv__worker_due_reclaimed(w, qi, reply->elements >= 5 &&
                               reply->element[4]->type == REDIS_REPLY_INTEGER
                               ? reply->element[4]->integer : -1);
-    drv__worker_entries(w, reply->element[0], 0, c->qi, &jobs);
+    drv__worker_entries(w, reply->element[0], 0, qi, &jobs);
     if (jobs.n > 0)
         DRV_LOG_INFO("reclaimed jobs of a dead worker", "queue=%s n=%d",
-                     w->queues[c->qi].keys.name, jobs.n);
+                     w->queues[qi].keys.name, jobs.n);
     drv__worker_admit(w, &jobs);
     drv__jobs_fini(&jobs);
-    qctx_free(c);
 }
 
 void
@@ -239,17 +237,16 @@ static void
 on_renewed(struct drv_redis *r, int status, const redisReply *reply,
            void *ctx)
 {
-    struct qctx *c;
     struct drv_worker *w;
     size_t i;
     struct wjob *j;
+    int qi;
 
     (void)r;
-    c = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
-               "lease renewal failed");
-    if (c == NULL)
+    w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
+               "lease renewal failed", &qi);
+    if (w == NULL)
         return;
-    w = c->w;
     for (i = 0; i < reply->elements; i++) {
         const redisReply *id = reply->element[i];
 
@@ -258,20 +255,19 @@ on_renewed(struct drv_redis *r, int status, const redisReply *reply,
         LIST_FOREACH(j, &w->live, link) {
             char qid[256];
 
-            if (j->qi != c->qi || j->lost ||
+            if (j->qi != qi || j->lost ||
                 strcmp(j->job->entry_id, id->str) != 0)
                 continue;
             drv_log_quote(qid, sizeof qid, j->job->id, j->job->id_len);
             DRV_LOG_WARN("lease lost: job reclaimed by another worker",
                          "queue=%s id=%s entry=%s",
-                         w->queues[c->qi].keys.name, qid,
+                         w->queues[qi].keys.name, qid,
                          j->job->entry_id);
             j->lost = 1;
             drv__worker_cancel_job(j);
             break;
         }
     }
-    qctx_free(c);
 }
 
 static void
@@ -305,14 +301,13 @@ static void
 on_paused(struct drv_redis *r, int status, const redisReply *reply,
           void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
     int *paused;
     size_t i;
 
     (void)r;
-    if (status == -ECANCELED)
+    if (w == NULL)
         return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     w->pause_inflight = 0;
     paused = drv_xcalloc(w->nqueues, sizeof *paused);
     if (status < 0 ||
@@ -409,29 +404,24 @@ check_paused(struct drv_worker *w)
 static void
 on_beat(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
 
     (void)r;
     (void)reply;
-    if (status == -ECANCELED)
-        return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
-    w->beat_inflight = 0;
+    if (w != NULL)
+        w->beat_inflight = 0;
 }
 
 static void
 on_workers(struct drv_redis *r, int status, const redisReply *reply,
            void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
     size_t i;
     int64_t now = drv_clock_unix_ms();
 
     (void)r;
-    if (status == -ECANCELED)
-        return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
-    if (status < 0 || reply->type != REDIS_REPLY_ARRAY)
+    if (w == NULL || status < 0 || reply->type != REDIS_REPLY_ARRAY)
         return;
     /* remove entries of workers whose beat is stale */
     for (i = 0; i + 1 < reply->elements; i += 2) {

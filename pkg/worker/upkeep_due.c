@@ -298,15 +298,14 @@ run_movers(struct drv_worker *w, int64_t now)
 static void
 on_due(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
     struct drv_argv stale;
     int64_t now_ms;
     size_t i;
 
     (void)r;
-    if (status == -ECANCELED)
+    if (w == NULL)
         return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     w->due_inflight = 0;
     if (status < 0 || reply->type != REDIS_REPLY_ARRAY)
         return; /* the head looks still find the jobs */

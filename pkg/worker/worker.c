@@ -331,17 +331,7 @@ on_qcmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
     }
 }
 
-static void
-on_qblk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
-{
-    struct wqconn *qc;
-
-    (void)r;
-    DRV_CAST(qc, ctx, WQCONN_MAGIC);
-    if (st == DRV_REDIS_READY)
-        drv__worker_kick(qc->w);
-}
-
+/* A fetch connection, the worker's or a queue's own (cluster). */
 static void
 on_blk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 {
@@ -375,6 +365,17 @@ sentinel_create(struct drv_worker *w, struct drv_loop *loop,
     snprintf(name, sizeof name, "drover-sentinel-%d", (int)getpid());
     so.name = name;
     return drv_redis_sentinel_create(loop, &so, &w->sentinel, err);
+}
+
+struct drv_worker *
+drv__worker_of_reply(int status, void *ctx)
+{
+    struct drv_worker *w;
+
+    if (status == -ECANCELED)
+        return NULL;
+    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
+    return w;
 }
 
 int
@@ -437,6 +438,32 @@ cluster_conn(struct drv_worker *w, struct drv_redis_opts *ro, int slot,
     return rc;
 }
 
+/* The worker's own connection drover-WHAT-PID (cmd or fetch): routed to
+ * slot's master on a cluster (*route set), else to redis.url or the
+ * primary the sentinel finds. */
+static int
+worker_conn(struct drv_worker *w, struct drv_redis_opts *ro, int slot,
+            const char *what, drv_redis_state_fn *on_state,
+            struct drv_redis_cluster_route **route, struct drv_redis **out,
+            struct drv_err *err)
+{
+    char name[64];
+    int rc;
+
+    snprintf(name, sizeof name, "drover-%s-%d", what, (int)getpid());
+    if (w->cluster != NULL) {
+        rc = cluster_conn(w, ro, slot, name, on_state, w, route, out, err);
+    } else {
+        ro->name = name;
+        ro->on_state = on_state;
+        rc = drv_redis_create(w->loop, ro, out, err);
+        if (rc == 0 && w->sentinel != NULL)
+            drv_redis_sentinel_attach(w->sentinel, *out);
+    }
+    ro->name = NULL; /* name dies here; the connection keeps a copy */
+    return rc;
+}
+
 /* Each queue's pair of connections, to the master of its slot. */
 static int
 cluster_queue_conns(struct drv_worker *w, struct drv_redis_opts *ro,
@@ -461,8 +488,8 @@ cluster_queue_conns(struct drv_worker *w, struct drv_redis_opts *ro,
             return rc;
         snprintf(name, sizeof name, "drover-fetch-%d-q%zu", (int)getpid(),
                  i);
-        rc = cluster_conn(w, ro, slot, name, on_qblk_state, &q->conn,
-                          &q->rblk, &q->blk, err);
+        rc = cluster_conn(w, ro, slot, name, on_blk_state, w, &q->rblk,
+                          &q->blk, err);
         if (rc < 0)
             return rc;
         q->fetch = q->cmd;
@@ -481,9 +508,8 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     struct drv_redis_opts ro;
     struct drv_redis_tls tls;
     struct drv_pool_opts po;
-    char name[200];
     size_t i;
-    int rc;
+    int slot = -1, rc;
 
     *out = NULL;
     DRV_ALLOC_OBJ(w, DRV_WORKER_MAGIC);
@@ -516,47 +542,28 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         ro.locate = drv_redis_sentinel_locate;
         ro.locate_ctx = w->sentinel;
     }
-    ro.on_state = on_cmd_state;
     ro.ctx = w;
     /* a larger job is refused anyway: never copied out of the reader */
     ro.max_string_bytes = (size_t)cfg->worker.max_job_bytes;
     if (cfg->redis.cluster.nnodes > 0) {
         /* cmd and blk serve the registry: routed to its key's slot */
         char *wk = drv_queue_workers_key(cfg->redis.prefix);
-        int slot = drv_redis_cluster_slot(wk, strlen(wk));
 
+        slot = drv_redis_cluster_slot(wk, strlen(wk));
         free(wk);
         rc = cluster_create(w, o->loop, &tls, err);
         if (rc < 0)
             goto fail;
         ro.url = drv_redis_cluster_data_url(w->cluster);
-        snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
-        rc = cluster_conn(w, &ro, slot, name, on_cmd_state, w, &w->rreg_cmd,
-                          &w->cmd, err);
-        if (rc < 0)
-            goto fail;
-        snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
-        rc = cluster_conn(w, &ro, slot, name, on_blk_state, w, &w->rreg_blk,
-                          &w->blk, err);
-        if (rc < 0)
-            goto fail;
-    } else {
-        snprintf(name, sizeof name, "drover-cmd-%d", (int)getpid());
-        ro.name = name;
-        rc = drv_redis_create(o->loop, &ro, &w->cmd, err);
-        if (rc < 0)
-            goto fail;
-        if (w->sentinel != NULL)
-            drv_redis_sentinel_attach(w->sentinel, w->cmd);
-        ro.on_state = on_blk_state;
-        snprintf(name, sizeof name, "drover-fetch-%d", (int)getpid());
-        ro.name = name;
-        rc = drv_redis_create(o->loop, &ro, &w->blk, err);
-        if (rc < 0)
-            goto fail;
-        if (w->sentinel != NULL)
-            drv_redis_sentinel_attach(w->sentinel, w->blk);
     }
+    rc = worker_conn(w, &ro, slot, "cmd", on_cmd_state, &w->rreg_cmd,
+                     &w->cmd, err);
+    if (rc < 0)
+        goto fail;
+    rc = worker_conn(w, &ro, slot, "fetch", on_blk_state, &w->rreg_blk,
+                     &w->blk, err);
+    if (rc < 0)
+        goto fail;
     w->scripts[SCRIPT_SETTLE] = drv_redis_script_create(
         drv_queue_settle_script.text, strlen(drv_queue_settle_script.text));
     w->scripts[SCRIPT_MOVER] = drv_redis_script_create(
@@ -742,14 +749,12 @@ static void
 on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
                 void *ctx)
 {
-    struct drv_worker *w;
+    struct drv_worker *w = drv__worker_of_reply(status, ctx);
 
     (void)r;
     (void)reply;
-    if (status == -ECANCELED)
-        return;
-    DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
-    deliver_stopped(w);
+    if (w != NULL)
+        deliver_stopped(w);
 }
 
 /* After the drain deadline: every job still live only waits for an

@@ -505,6 +505,13 @@ void drv__graph_upkeep(struct drv_worker *w, int64_t now_ns);
 #define SCRIPT_PREPARE 4
 
 /*
+ * drv__worker_of_reply -- the worker that a reply callback's ctx is, or
+ * NULL when status is -ECANCELED (the worker is being freed: touch
+ * nothing).
+ */
+struct drv_worker *drv__worker_of_reply(int status, void *ctx);
+
+/*
  * drv__worker_redis_error -- look at a failed Redis call: a READONLY
  * error (the node is a replica now) makes the Sentinel layer find the
  * primary again; on a cluster a MOVED points the slot's connections at

@@ -445,55 +445,87 @@ check_ready(char *buf, size_t n, void *ctx)
 
 /* -------------------------------------------------------------- build */
 
+static const char *const qj[] = {"queue", "job", NULL};
+static const char *const qjr[] = {"queue", "job", "reason", NULL};
+static const char *const q[] = {"queue", NULL};
+
+/* A family to declare: drv_metrics_family_add's arguments. A row states
+ * what differs from the defaults: a counter, the table's labels, no
+ * buckets. */
+struct family {
+    const char *name;
+    const char *help;
+    enum drv_metrics_type type;
+    const char *const *labels;
+    const double *buckets;
+    size_t nbuckets;
+};
+
+/* The families of a cell (queue x job label), in struct cell's order
+ * (failed_* share one family, split by reason); labels qj. */
+static const struct family cell_families[] = {
+    {.name = "drover_jobs_processed_total",
+     .help = "Attempts that succeeded."},
+    {.name = "drover_jobs_failed_total", .labels = qjr,
+     .help = "Attempts that failed (reason error or timeout)."},
+    {.name = "drover_jobs_retried_total", .help = "Retries scheduled."},
+    {.name = "drover_jobs_dead_total", .help = "Jobs moved to dead."},
+    {.name = "drover_jobs_running", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs running in this process now."},
+    {.name = "drover_job_duration_seconds", .type = DRV_METRICS_HISTOGRAM,
+     .help = "Run time of each finished attempt.",
+     .buckets = run_buckets, .nbuckets = DRV_ARRAY_LEN(run_buckets)},
+    {.name = "drover_job_cpu_seconds_total",
+     .help = "User and system CPU of exec jobs' child processes."},
+    {.name = "drover_jobs_deduped_total",
+     .help = "Duplicates acked without running (unique_for)."},
+    {.name = "drover_jobs_cancelled_total",
+     .help = "Jobs cancelled (drover cancel) while this process held them."},
+};
+
+/* The families of a queue, in struct qcell's order; labels q. */
+static const struct family queue_families[] = {
+    {.name = "drover_job_wait_seconds", .type = DRV_METRICS_HISTOGRAM,
+     .help = "Enqueue (the stream entry id's time) to start.",
+     .buckets = wait_buckets, .nbuckets = DRV_ARRAY_LEN(wait_buckets)},
+    {.name = "drover_queue_ready", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs in the stream not yet delivered (sampled)."},
+    {.name = "drover_queue_running", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs delivered and not yet acked, all workers (sampled)."},
+    {.name = "drover_queue_delayed", .type = DRV_METRICS_GAUGE,
+     .help = "Jobs waiting for a retry or their time (sampled)."},
+    {.name = "drover_queue_dead", .type = DRV_METRICS_GAUGE,
+     .help = "Dead-lettered jobs (sampled)."},
+};
+
+/* Declare the n families of table into out[]; labels where a row names
+ * none. */
+static void
+families_add(struct drv_metrics *r, const struct family *table, size_t n,
+             const char *const *labels, struct drv_metrics_family **out)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        out[i] = drv_metrics_family_add(
+            r, table[i].name, table[i].help, table[i].type,
+            table[i].labels != NULL ? table[i].labels : labels,
+            table[i].buckets, table[i].nbuckets);
+}
+
 static void
 build(struct wmetrics *m)
 {
-    static const char *const qj[] = {"queue", "job", NULL};
-    static const char *const qjr[] = {"queue", "job", "reason", NULL};
-    static const char *const q[] = {"queue", NULL};
     static const char *const conn[] = {"conn", NULL};
     const struct drv_config *cfg = m->w->cfg;
     struct drv_metrics *r = m->reg;
-    struct drv_metrics_family *f[9], *qf[5], *up, *rc;
+    struct drv_metrics_family *f[DRV_ARRAY_LEN(cell_families)];
+    struct drv_metrics_family *qf[DRV_ARRAY_LEN(queue_families)];
+    struct drv_metrics_family *up, *rc, *ticks;
     size_t qi, li, i;
 
-    f[0] = drv_metrics_family_add(r, "drover_jobs_processed_total",
-        "Attempts that succeeded.", DRV_METRICS_COUNTER, qj, NULL, 0);
-    f[1] = drv_metrics_family_add(r, "drover_jobs_failed_total",
-        "Attempts that failed (reason error or timeout).",
-        DRV_METRICS_COUNTER, qjr, NULL, 0);
-    f[2] = drv_metrics_family_add(r, "drover_jobs_retried_total",
-        "Retries scheduled.", DRV_METRICS_COUNTER, qj, NULL, 0);
-    f[3] = drv_metrics_family_add(r, "drover_jobs_dead_total",
-        "Jobs moved to dead.", DRV_METRICS_COUNTER, qj, NULL, 0);
-    f[4] = drv_metrics_family_add(r, "drover_jobs_running",
-        "Jobs running in this process now.", DRV_METRICS_GAUGE, qj, NULL, 0);
-    f[5] = drv_metrics_family_add(r, "drover_job_duration_seconds",
-        "Run time of each finished attempt.", DRV_METRICS_HISTOGRAM, qj,
-        run_buckets, DRV_ARRAY_LEN(run_buckets));
-    f[6] = drv_metrics_family_add(r, "drover_job_cpu_seconds_total",
-        "User and system CPU of exec jobs' child processes.",
-        DRV_METRICS_COUNTER, qj, NULL, 0);
-    f[7] = drv_metrics_family_add(r, "drover_jobs_deduped_total",
-        "Duplicates acked without running (unique_for).",
-        DRV_METRICS_COUNTER, qj, NULL, 0);
-    f[8] = drv_metrics_family_add(r, "drover_jobs_cancelled_total",
-        "Jobs cancelled (drover cancel) while this process held them.",
-        DRV_METRICS_COUNTER, qj, NULL, 0);
-    qf[0] = drv_metrics_family_add(r, "drover_job_wait_seconds",
-        "Enqueue (the stream entry id's time) to start.",
-        DRV_METRICS_HISTOGRAM, q, wait_buckets, DRV_ARRAY_LEN(wait_buckets));
-    qf[1] = drv_metrics_family_add(r, "drover_queue_ready",
-        "Jobs in the stream not yet delivered (sampled).", DRV_METRICS_GAUGE,
-        q, NULL, 0);
-    qf[2] = drv_metrics_family_add(r, "drover_queue_running",
-        "Jobs delivered and not yet acked, all workers (sampled).",
-        DRV_METRICS_GAUGE, q, NULL, 0);
-    qf[3] = drv_metrics_family_add(r, "drover_queue_delayed",
-        "Jobs waiting for a retry or their time (sampled).",
-        DRV_METRICS_GAUGE, q, NULL, 0);
-    qf[4] = drv_metrics_family_add(r, "drover_queue_dead",
-        "Dead-lettered jobs (sampled).", DRV_METRICS_GAUGE, q, NULL, 0);
+    families_add(r, cell_families, DRV_ARRAY_LEN(cell_families), qj, f);
+    families_add(r, queue_families, DRV_ARRAY_LEN(queue_families), q, qf);
     m->concurrency = drv_metrics_series_add(drv_metrics_family_add(r,
         "drover_worker_concurrency", "The process limit of running jobs.",
         DRV_METRICS_GAUGE, NULL, NULL, 0), NULL);
@@ -556,7 +588,7 @@ build(struct wmetrics *m)
             c->cancelled = drv_metrics_series_add(f[8], v);
         }
     }
-    f[7] = drv_metrics_family_add(r, "drover_schedule_ticks_total",
+    ticks = drv_metrics_family_add(r, "drover_schedule_ticks_total",
         "Schedule ticks this worker enqueued (first to the tick).",
         DRV_METRICS_COUNTER, (const char *const[]){"schedule", NULL}, NULL,
         0);
@@ -564,7 +596,7 @@ build(struct wmetrics *m)
     for (i = 0; i < cfg->nschedules; i++) {
         const char *v[] = {cfg->schedules[i]->name, NULL};
 
-        m->ticks[i] = drv_metrics_series_add(f[7], v);
+        m->ticks[i] = drv_metrics_series_add(ticks, v);
     }
     m->proc = drv_metrics_process_add(r);
 }

@@ -446,11 +446,12 @@ test_config_unknown_key(void **state)
                   NAME ":3:1: workers: unknown key (valid: redis, worker, "
                   "queues, jobs, pipelines, schedules)\n"
                   NAME ":7:5: jobs.a.timout: unknown key (valid: handler, "
-                  "timeout, retries, backoff, backoff_max, concurrency, "
-                  "result_ttl, unique_for, rate, global_concurrency, "
+                  "timeout, retries, backoff, backoff_max, result_ttl, "
+                  "concurrency, unique_for, rate, global_concurrency, "
                   "limit_key)\n"
                   NAME ":9:19: pipelines.p.stepz: unknown key (valid: steps, "
-                  "timeout, retries, backoff, backoff_max, result_ttl)\n");
+                  "graph, timeout, retries, backoff, backoff_max, "
+                  "result_ttl)\n");
 }
 
 static void
