@@ -867,14 +867,16 @@ static void
 test_http_reused_call_forgets_last_request(void **st)
 {
     struct state *s = *st;
-    struct rec r[8];
+    struct rec r[10];
     const char *json[] = {"Content-Type: application/json", "X-Test: 1",
                           "Expect: 100-continue"};
     static const char plain_get[] = "GET\nx-test=(none)\nctype=(none)\n"
                                     "expect=(none)\nclen=(none)\n\n";
+    struct drv_http_req rq;
+    char url[128], loc[128];
     int i;
 
-    for (i = 0; i < 8; i++)
+    for (i = 0; i < 10; i++)
         rec_init(&r[i], s);
     start(s, &r[0], "POST", "/echo", json, 3, "{\"a\":1}", 7, 10000, 4096);
     run_until(s, 1, 0);
@@ -911,7 +913,28 @@ test_http_reused_call_forgets_last_request(void **st)
     assert_int_equal(r[7].truncated, 1);
     assert_int_equal(r[7].body_len, 4);
     assert_memory_equal(r[7].body, "PUT\n", 4);
-    for (i = 0; i < 8; i++) {
+    /* a reused call keeps its last URL parsed: a URL curl rejects fails
+     * on it, and another URL (another host name) replaces the kept one,
+     * the relative Location resolved against it */
+    memset(&rq, 0, sizeof rq);
+    rq.url = "not a url";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[8], NULL),
+                     -EINVAL);
+    snprintf(url, sizeof url, "http://localhost:%d/redirect", s->port);
+    rq.url = url;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[8], &r[8].call),
+                     0);
+    run_until(s, 9, 1);
+    assert_int_equal(r[8].code, 0);
+    assert_int_equal(r[8].status, 302);
+    snprintf(loc, sizeof loc, "http://localhost:%d/echo", s->port);
+    assert_string_equal(r[8].location, loc);
+    start(s, &r[9], "GET", "/conn", NULL, 0, NULL, 0, 10000, 4096);
+    run_until(s, 10, 1);
+    assert_int_equal(r[9].code, 0);
+    assert_string_equal(r[9].body, "ok");
+    assert_string_equal(r[9].location, "");
+    for (i = 0; i < 10; i++) {
         assert_int_equal(r[i].ncb, 1);
         rec_fini(&r[i]);
     }
