@@ -19,7 +19,11 @@
  * emptied, and the next request takes it from there: no easy handle,
  * header list or body copy is made per request once the client has seen
  * its peak concurrency. The list holds at most max_kept_connections
- * calls, and is cut to SPARE_IDLE whenever no call is pending.
+ * calls, and is cut to SPARE_IDLE once no call has been pending for
+ * SPARE_IDLE_MS (trim_ev, a one-shot timer armed when the last pending
+ * call is delivered: a worker between two batches has no call pending
+ * for a moment, and would otherwise free and make again hundreds of easy
+ * handles per batch).
  * Completions are delivered only from our own libevent callbacks
  * (socket, timer, or the done_ev user event that drv_http_cancel
  * activates), after curl_multi_socket_action has returned -- so a user
@@ -38,7 +42,8 @@
  * that opened them; TLS sessions are shared through a CURLSH. Idle cached
  * connections have no event on the loop (curl un-watches a socket when no
  * transfer uses it; its hsock stays, unwatched, for the next transfer on
- * that fd), so a client without calls never keeps the loop alive.
+ * that fd), so a client without calls keeps the loop alive only until
+ * trim_ev (at most SPARE_IDLE_MS after its last call).
  *
  * Loop thread only; no locks.
  */
@@ -63,6 +68,7 @@
 #define USER_AGENT "drover"
 #define KEPT_DEFAULT 64         /* connections kept open in the cache */
 #define SPARE_IDLE 16           /* spare calls kept while none is pending */
+#define SPARE_IDLE_MS 1000      /* ... for this long (drover/http.h) */
 #define SPARE_BUF_MAX 65536     /* a spare call's buffers above this go */
 #define REASON_MAX 64           /* reason phrase kept */
 #define RETRY_AFTER_TEXT_MAX 64 /* longest Retry-After value parsed */
@@ -129,8 +135,10 @@ struct drv_http {
     CURLM *multi;               /* owned: transfers, connection cache */
     CURLSH *share;              /* owned: TLS session cache */
     char *user_agent;           /* owned */
+    int proxy_env;              /* a proxy variable was set at creation */
     struct event timer_ev;      /* curl's timeout */
     struct event done_ev;       /* user event: deliver the done list */
+    struct event trim_ev;       /* one-shot: cut the spare list */
     struct hsock *socks;        /* owned: sockets curl told us of */
     struct hsock **sock_by_fd;  /* owned array: socks indexed by fd */
     size_t nsock_by_fd;         /* entries of sock_by_fd */
@@ -176,6 +184,24 @@ drv_http_async_dns(void)
     const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
 
     return (vi->features & CURL_VERSION_ASYNCHDNS) != 0;
+}
+
+/* 1 if any variable libcurl reads for its proxy is set (it reads them
+ * per transfer unless told the proxy; HTTP_PROXY it ignores, but a set
+ * one leaves the reading to curl all the same). */
+static int
+proxy_in_env(void)
+{
+    static const char *const names[] = {
+        "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+        "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+    };
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++)
+        if (getenv(names[i]) != NULL)
+            return 1;
+    return 0;
 }
 
 /* 1 if header line s names header name (case-insensitive), as "Name:"
@@ -367,6 +393,12 @@ easy_setup(struct drv_http *h, struct drv_http_call *c)
     SET(CURLOPT_WRITEDATA, (void *)c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)c);
+    /* no proxy variable in the environment: say so, or curl reads them
+     * all again for every transfer */
+    if (!h->proxy_env) {
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_NOPROXY, "");
+    }
 #undef SET
     return ok ? 0 : -ENOMEM;
 }
@@ -603,9 +635,15 @@ deliver(struct drv_http *h)
         h->pending--;
         call_release(h, c);
     }
-    /* idle: the spare calls of a burst go, but for a few */
-    if (h->pending == 0)
-        spare_trim(h, SPARE_IDLE);
+    /* idle: the spare calls of a burst go, but for a few, unless calls
+     * come again meanwhile */
+    if (h->pending == 0 && h->nspare > SPARE_IDLE && !h->freeing &&
+        !evtimer_pending(&h->trim_ev, NULL)) {
+        struct timeval tv = drv_clock_tv_from_ns(
+            (int64_t)SPARE_IDLE_MS * DRV_NS_PER_MS);
+
+        DRV_AZ(evtimer_add(&h->trim_ev, &tv));
+    }
 }
 
 /* Leave one of our libevent callbacks: destroy if freed inside it. */
@@ -658,6 +696,18 @@ on_timer_ev(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(h, arg, DRV_HTTP_MAGIC);
     drive(h, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void
+on_trim_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_http *h;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(h, arg, DRV_HTTP_MAGIC);
+    if (h->pending == 0)
+        spare_trim(h, SPARE_IDLE);
 }
 
 static void
@@ -802,8 +852,10 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     h->loop = loop;
     h->base = drv_loop_base(loop);
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
+    h->proxy_env = proxy_in_env();
     evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
     event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
+    evtimer_assign(&h->trim_ev, h->base, on_trim_ev, h);
     h->multi = curl_multi_init();
     h->share = curl_share_init();
     if (h->multi == NULL || h->share == NULL) {
@@ -866,6 +918,7 @@ destroy(struct drv_http *h)
         curl_share_cleanup(h->share);
     event_del(&h->timer_ev);
     event_del(&h->done_ev);
+    event_del(&h->trim_ev);
     free(h->user_agent);
     h->magic = 0;
     free(h);
@@ -890,6 +943,13 @@ drv_http_pending(const struct drv_http *h)
 {
     DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
     return h->pending;
+}
+
+size_t
+drv_http_spare(const struct drv_http *h)
+{
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    return h->nspare;
 }
 
 /* c's URL parsed (c->url, curl's CURLOPT_CURLU): kept from the call's

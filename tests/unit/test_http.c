@@ -6,7 +6,8 @@
  * HTTP-date), connection refused, timeout, cancel mid-transfer (the
  * server sees its connection closed), teardown with calls pending, free
  * from inside a callback, 200 concurrent requests over few reused
- * connections, and nothing left on the loop afterwards.
+ * connections, a proxy named in the environment, and nothing left on
+ * the loop afterwards.
  *
  * The server's routes (path, then query):
  *   /echo            200, body "METHOD\nx-test=..\nctype=..\nexpect=..\n
@@ -823,6 +824,12 @@ test_http_cancel_mid_transfer(void **st)
     rec_fini(&b);
 }
 
+static int
+spare_trimmed(struct state *s)
+{
+    return drv_http_spare(s->h) <= 16;
+}
+
 static void
 test_http_many_concurrent_reuse(void **st)
 {
@@ -842,6 +849,10 @@ test_http_many_concurrent_reuse(void **st)
     }
     assert_int_equal(drv_http_pending(s->h), N);
     run_until(s, N, 0);
+    /* the finished calls are kept (64 by default) for the next wave, also
+     * while none is pending between the two */
+    assert_int_equal(drv_http_pending(s->h), 0);
+    assert_int_equal(drv_http_spare(s->h), 64);
     /* a second wave reuses the cached connections */
     for (i = N; i < 2 * N; i++) {
         rec_init(&r[i], s);
@@ -857,6 +868,9 @@ test_http_many_concurrent_reuse(void **st)
     assert_int_equal(s->requests, 2 * N);
     if (s->nports > 8)
         fail_msg("%d connections for %d requests", s->nports, 2 * N);
+    /* idle a second: the spare calls go, but for 16 */
+    spin_until(s, spare_trimmed, "the spare calls to be cut to 16");
+    assert_int_equal(drv_http_spare(s->h), 16);
     free(r);
 }
 
@@ -1064,6 +1078,58 @@ test_http_bad_requests(void **st)
     rec_fini(&r);
 }
 
+/* A proxy named in the environment is used (the client tells curl there
+ * is none only when no proxy variable is set): with http_proxy pointing
+ * at the test server, a request to a closed port reaches the server. */
+static void
+test_http_proxy_from_environment(void **st)
+{
+    struct state *s = *st;
+    static const char *const names[] = {"no_proxy", "NO_PROXY",
+                                        "all_proxy", "ALL_PROXY"};
+    char *saved[DRV_ARRAY_LEN(names)], *saved_http;
+    char proxy[64], url[128];
+    struct drv_http_req rq;
+    struct rec r;
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++) {
+        saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
+        unsetenv(names[i]);
+    }
+    saved_http = getenv("http_proxy") ? strdup(getenv("http_proxy")) : NULL;
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", s->port);
+    setenv("http_proxy", proxy, 1);
+    drv_http_free(s->h);
+    assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
+
+    rec_init(&r, s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", closed_port());
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.body_max = 4096;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, &r.call), 0);
+    run_until(s, 1, 0);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "GET\nx-test=(none)\nctype=(none)\n"
+                                "expect=(none)\nclen=(none)\n\n");
+    assert_int_equal(s->requests, 1);
+    rec_fini(&r);
+    /* curl reads the variables for each transfer: restored only now */
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++)
+        if (saved[i] != NULL) {
+            setenv(names[i], saved[i], 1);
+            free(saved[i]);
+        }
+    if (saved_http != NULL) {
+        setenv("http_proxy", saved_http, 1);
+        free(saved_http);
+    } else {
+        unsetenv("http_proxy");
+    }
+}
+
 /* A host name (not "localhost", which curl answers itself) that the
  * system resolves to 127.0.0.1, or NULL. */
 static const char *
@@ -1146,6 +1212,7 @@ main(void)
         T(test_http_free_completes_pending),
         T(test_http_free_inside_callback),
         T(test_http_bad_requests),
+        T(test_http_proxy_from_environment),
         T(test_http_names_resolve_off_loop),
     };
 #undef T
