@@ -483,6 +483,22 @@ start(struct state *s, struct rec *rc, const char *method, const char *path,
     assert_non_null(rc->call);
 }
 
+/* GET http://host:port/path of the test server, host a name for it. */
+static void
+start_host(struct state *s, struct rec *rc, const char *host,
+           const char *path)
+{
+    char url[400];
+    struct drv_http_req rq;
+
+    snprintf(url, sizeof url, "http://%s:%d%s", host, s->port, path);
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.timeout_ms = 20000;
+    rq.body_max = 4096;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, rc, &rc->call), 0);
+}
+
 /* -------------------------------------------------------------- tests */
 
 static void
@@ -754,21 +770,31 @@ closed_port(void)
     return ntohs(sin.sin_port);
 }
 
+/* GET path on a closed port of 127.0.0.1 into r, run until it is done. */
+static void
+get_closed_port(struct state *s, struct rec *r, const char *path,
+                int64_t timeout_ms, size_t body_max)
+{
+    char url[128];
+    struct drv_http_req rq;
+
+    rec_init(r, s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", closed_port(), path);
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.timeout_ms = timeout_ms;
+    rq.body_max = body_max;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, r, &r->call), 0);
+    run_until(s, 1, 0);
+}
+
 static void
 test_http_connection_refused(void **st)
 {
     struct state *s = *st;
     struct rec r;
-    char url[128];
-    struct drv_http_req rq;
 
-    rec_init(&r, s);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", closed_port());
-    memset(&rq, 0, sizeof rq);
-    rq.url = url;
-    rq.timeout_ms = 10000;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, &r.call), 0);
-    run_until(s, 1, 0);
+    get_closed_port(s, &r, "/x", 10000, 0);
     assert_int_equal(r.ncb, 1);
     assert_int_equal(r.code, -ECONNREFUSED);
     assert_int_equal(r.status, 0);
@@ -887,7 +913,7 @@ test_http_reused_call_forgets_last_request(void **st)
     static const char plain_get[] = "GET\nx-test=(none)\nctype=(none)\n"
                                     "expect=(none)\nclen=(none)\n\n";
     struct drv_http_req rq;
-    char url[128], loc[128];
+    char loc[128];
     int i;
 
     for (i = 0; i < 10; i++)
@@ -934,10 +960,7 @@ test_http_reused_call_forgets_last_request(void **st)
     rq.url = "not a url";
     assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[8], NULL),
                      -EINVAL);
-    snprintf(url, sizeof url, "http://localhost:%d/redirect", s->port);
-    rq.url = url;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[8], &r[8].call),
-                     0);
+    start_host(s, &r[8], "localhost", "/redirect");
     run_until(s, 9, 1);
     assert_int_equal(r[8].code, 0);
     assert_int_equal(r[8].status, 302);
@@ -1088,8 +1111,7 @@ test_http_proxy_from_environment(void **st)
     static const char *const names[] = {"no_proxy", "NO_PROXY",
                                         "all_proxy", "ALL_PROXY"};
     char *saved[DRV_ARRAY_LEN(names)], *saved_http;
-    char proxy[64], url[128];
-    struct drv_http_req rq;
+    char proxy[64];
     struct rec r;
     size_t i;
 
@@ -1103,13 +1125,7 @@ test_http_proxy_from_environment(void **st)
     drv_http_free(s->h);
     assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
 
-    rec_init(&r, s);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", closed_port());
-    memset(&rq, 0, sizeof rq);
-    rq.url = url;
-    rq.body_max = 4096;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, &r.call), 0);
-    run_until(s, 1, 0);
+    get_closed_port(s, &r, "/echo", 0, 4096);
     assert_int_equal(r.code, 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "GET\nx-test=(none)\nctype=(none)\n"
@@ -1157,8 +1173,7 @@ test_http_names_resolve_off_loop(void **st)
 {
     struct state *s = *st;
     struct rec r[2];
-    char url[400], name[256];
-    struct drv_http_req rq;
+    char name[256];
     const char *host;
     int i;
 
@@ -1166,22 +1181,14 @@ test_http_names_resolve_off_loop(void **st)
     assert_int_equal(drv_http_async_dns(), 1);
     for (i = 0; i < 2; i++)
         rec_init(&r[i], s);
-    memset(&rq, 0, sizeof rq);
-    rq.timeout_ms = 20000;
-    rq.body_max = 100;
-    snprintf(url, sizeof url, "http://localhost:%d/conn", s->port);
-    rq.url = url;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[0], &r[0].call),
-                     0);
+    start_host(s, &r[0], "localhost", "/conn");
     run_until(s, 1, 0);
     assert_int_equal(r[0].code, 0);
     assert_string_equal(r[0].body, "ok");
     /* a name the resolver thread looks up, if this host has one */
     host = loopback_name(name, sizeof name);
     if (host != NULL) {
-        snprintf(url, sizeof url, "http://%s:%d/conn", host, s->port);
-        assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[1],
-                                          &r[1].call), 0);
+        start_host(s, &r[1], host, "/conn");
         run_until(s, 2, 0);
         assert_int_equal(r[1].code, 0);
         assert_string_equal(r[1].body, "ok");
