@@ -184,6 +184,11 @@ void drv_http_cancel(struct drv_http_call *call);
 /* drv_http_pending -- calls whose callback has not run yet. */
 size_t drv_http_pending(const struct drv_http *h);
 
+/* drv_http_spare -- finished calls kept for the next requests, each with
+ * its easy handle and buffers: at most max_kept_connections; cut to a few
+ * once no call has been pending for a second. */
+size_t drv_http_spare(const struct drv_http *h);
+
 /* drv_http_async_dns -- 1 when the libcurl in use resolves names off the
  * loop (CURL_VERSION_ASYNCHDNS), else 0. Any thread. */
 int drv_http_async_dns(void);

@@ -19,7 +19,11 @@
  * emptied, and the next request takes it from there: no easy handle,
  * header list or body copy is made per request once the client has seen
  * its peak concurrency. The list holds at most max_kept_connections
- * calls, and is cut to SPARE_IDLE whenever no call is pending.
+ * calls, and is cut to SPARE_IDLE once no call has been pending for
+ * SPARE_IDLE_MS (trim_ev, a one-shot timer armed when the last pending
+ * call is delivered: a worker between two batches has no call pending
+ * for a moment, and would otherwise free and make again hundreds of easy
+ * handles per batch).
  * Completions are delivered only from our own libevent callbacks
  * (socket, timer, or the done_ev user event that drv_http_cancel
  * activates), after curl_multi_socket_action has returned -- so a user
@@ -38,7 +42,8 @@
  * that opened them; TLS sessions are shared through a CURLSH. Idle cached
  * connections have no event on the loop (curl un-watches a socket when no
  * transfer uses it; its hsock stays, unwatched, for the next transfer on
- * that fd), so a client without calls never keeps the loop alive.
+ * that fd), so a client without calls keeps the loop alive only until
+ * trim_ev (at most SPARE_IDLE_MS after its last call).
  *
  * Loop thread only; no locks.
  */
@@ -64,6 +69,7 @@
 #define USER_AGENT "drover"
 #define KEPT_DEFAULT 64         /* connections kept open in the cache */
 #define SPARE_IDLE 16           /* spare calls kept while none is pending */
+#define SPARE_IDLE_MS 1000      /* ... for this long (drover/http.h) */
 #define SPARE_BUF_MAX 65536     /* a spare call's buffers above this go */
 #define REASON_MAX 64           /* reason phrase kept */
 #define RETRY_AFTER_TEXT_MAX 64 /* longest Retry-After value parsed */
@@ -80,8 +86,11 @@ struct drv_http_call {
 #define SPARE_CALL_MAGIC 0x477b5a4eU /* on the client's spare list */
     struct drv_http *h;         /* borrowed: the client */
     enum call_state state;      /* see DESIGN */
-    CURL *easy;                 /* owned: the transfer; kept (reset) by a
-                                   spare call */
+    CURL *easy;                 /* owned: the transfer; kept by a spare
+                                   call with its constant options */
+    CURLU *url;                 /* owned: url_text parsed, curl's
+                                   CURLOPT_CURLU; kept by a spare call */
+    struct drv_buf url_text;    /* owned: the URL url holds, "" none */
     struct curl_slist *hdr;     /* owned: nodes of the header list curl
                                    reads, hdr_cap of them; their data
                                    point into hdr_text */
@@ -127,8 +136,10 @@ struct drv_http {
     CURLM *multi;               /* owned: transfers, connection cache */
     CURLSH *share;              /* owned: TLS session cache */
     char *user_agent;           /* owned */
+    int proxy_env;              /* a proxy variable was set at creation */
     struct event timer_ev;      /* curl's timeout */
     struct event done_ev;       /* user event: deliver the done list */
+    struct event trim_ev;       /* one-shot: cut the spare list */
     LIST_HEAD(, hsock) socks;   /* owned: sockets curl told us of */
     struct hsock **sock_by_fd;  /* owned array: socks indexed by fd */
     size_t nsock_by_fd;         /* entries of sock_by_fd */
@@ -136,7 +147,6 @@ struct drv_http {
                                    easy handle and buffers for reuse */
     size_t nspare;              /* calls on spare */
     size_t spare_max;           /* most calls kept on spare */
-    struct drv_buf url_ok;      /* the last URL check_url accepted */
     struct call_list active;    /* owned: calls in the multi */
     struct call_list done;      /* owned: callbacks due, FIFO */
     size_t pending;             /* calls whose callback has not returned */
@@ -174,6 +184,24 @@ drv_http_async_dns(void)
     const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
 
     return (vi->features & CURL_VERSION_ASYNCHDNS) != 0;
+}
+
+/* 1 if any variable libcurl reads for its proxy is set (it reads them
+ * per transfer unless told the proxy; HTTP_PROXY it ignores, but a set
+ * one leaves the reading to curl all the same). */
+static int
+proxy_in_env(void)
+{
+    static const char *const names[] = {
+        "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+        "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+    };
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++)
+        if (getenv(names[i]) != NULL)
+            return 1;
+    return 0;
 }
 
 /* 1 if header line s names header name (case-insensitive), as "Name:"
@@ -331,6 +359,8 @@ call_destroy(struct drv_http_call *c)
 {
     if (c->easy != NULL)
         curl_easy_cleanup(c->easy);
+    curl_url_cleanup(c->url);
+    drv_buf_fini(&c->url_text);
     free(c->hdr);
     drv_buf_fini(&c->hdr_text);
     drv_buf_fini(&c->body);
@@ -339,8 +369,42 @@ call_destroy(struct drv_http_call *c)
     DRV_FREE_OBJ(c);
 }
 
-/* A call for a new request: a spare one (its easy handle reset, its
- * buffers emptied) or a new one; NULL when out of memory. */
+/* The options of c's easy handle that are the same for every request
+ * (c keeps its address while spare): set once, when c is made; 0, or
+ * -ENOMEM. */
+static int
+easy_setup(struct drv_http *h, struct drv_http_call *c)
+{
+    int ok = 1;
+
+#define SET(opt, val) (ok = ok && curl_easy_setopt(c->easy, opt, val) == \
+                                      CURLE_OK)
+    SET(CURLOPT_PRIVATE, (void *)c);
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_SHARE, h->share);
+    SET(CURLOPT_USERAGENT, h->user_agent);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, (void *)c);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, (void *)c);
+    /* no proxy variable in the environment: say so, or curl reads them
+     * all again for every transfer */
+    if (!h->proxy_env) {
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_NOPROXY, "");
+    }
+#undef SET
+    return ok ? 0 : -ENOMEM;
+}
+
+/* A call for a new request: a spare one (its easy handle with its
+ * constant options, its parsed URL, its buffers emptied) or a new one;
+ * NULL when out of memory. */
 static struct drv_http_call *
 call_get(struct drv_http *h)
 {
@@ -348,11 +412,12 @@ call_get(struct drv_http *h)
 
     if (c == NULL) {
         DRV_ALLOC_OBJ(c, DRV_HTTP_CALL_MAGIC);
+        drv_buf_init(&c->url_text);
         drv_buf_init(&c->hdr_text);
         drv_buf_init(&c->body);
         drv_buf_init(&c->rbody);
         c->easy = curl_easy_init();
-        if (c->easy == NULL) {
+        if (c->easy == NULL || easy_setup(h, c) < 0) {
             call_destroy(c);
             return NULL;
         }
@@ -364,6 +429,8 @@ call_get(struct drv_http *h)
         memset(c, 0, sizeof *c);
         c->magic = DRV_HTTP_CALL_MAGIC;
         c->easy = keep.easy;
+        c->url = keep.url;
+        c->url_text = keep.url_text;
         c->hdr = keep.hdr;
         c->hdr_cap = keep.hdr_cap;
         c->hdr_text = keep.hdr_text;
@@ -379,8 +446,9 @@ call_get(struct drv_http *h)
 }
 
 /* A call whose callback has returned: kept on the spare list with its
- * easy handle (curl_easy_reset drops the options, keeps the handle's
- * buffers), or freed when the list is full or the client is going. */
+ * easy handle (its options stay: the next request sets the ones that
+ * vary) and its parsed URL, or freed when the list is full or the
+ * client is going. */
 static void
 call_release(struct drv_http *h, struct drv_http_call *c)
 {
@@ -390,7 +458,6 @@ call_release(struct drv_http *h, struct drv_http_call *c)
         call_destroy(c);
         return;
     }
-    curl_easy_reset(c->easy);
     /* a large body is not kept for ever for a rare big request */
     if (c->body.cap > SPARE_BUF_MAX)
         drv_buf_fini(&c->body);
@@ -547,9 +614,15 @@ deliver(struct drv_http *h)
         h->pending--;
         call_release(h, c);
     }
-    /* idle: the spare calls of a burst go, but for a few */
-    if (h->pending == 0)
-        spare_trim(h, SPARE_IDLE);
+    /* idle: the spare calls of a burst go, but for a few, unless calls
+     * come again meanwhile */
+    if (h->pending == 0 && h->nspare > SPARE_IDLE && !h->freeing &&
+        !evtimer_pending(&h->trim_ev, NULL)) {
+        struct timeval tv = drv_clock_tv_from_ns(
+            (int64_t)SPARE_IDLE_MS * DRV_NS_PER_MS);
+
+        DRV_AZ(evtimer_add(&h->trim_ev, &tv));
+    }
 }
 
 /* Leave one of our libevent callbacks: destroy if freed inside it. */
@@ -602,6 +675,18 @@ on_timer_ev(evutil_socket_t fd, short what, void *arg)
     (void)what;
     DRV_CAST(h, arg, DRV_HTTP_MAGIC);
     drive(h, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void
+on_trim_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct drv_http *h;
+
+    (void)fd;
+    (void)what;
+    DRV_CAST(h, arg, DRV_HTTP_MAGIC);
+    if (h->pending == 0)
+        spare_trim(h, SPARE_IDLE);
 }
 
 static void
@@ -737,12 +822,13 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     h->loop = loop;
     h->base = drv_loop_base(loop);
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
-    drv_buf_init(&h->url_ok);
+    h->proxy_env = proxy_in_env();
     TAILQ_INIT(&h->active);
     TAILQ_INIT(&h->done);
     TAILQ_INIT(&h->spare);
     evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
     event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
+    evtimer_assign(&h->trim_ev, h->base, on_trim_ev, h);
     h->multi = curl_multi_init();
     h->share = curl_share_init();
     if (h->multi == NULL || h->share == NULL) {
@@ -803,7 +889,7 @@ destroy(struct drv_http *h)
         curl_share_cleanup(h->share);
     event_del(&h->timer_ev);
     event_del(&h->done_ev);
-    drv_buf_fini(&h->url_ok);
+    event_del(&h->trim_ev);
     free(h->user_agent);
     DRV_FREE_OBJ(h);
 }
@@ -822,23 +908,51 @@ drv_http_pending(const struct drv_http *h)
     return h->pending;
 }
 
-/* http or https only, and a URL curl can parse. */
-static int
-check_url(const char *url)
+size_t
+drv_http_spare(const struct drv_http *h)
 {
-    CURLU *u = curl_url();
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    return h->nspare;
+}
+
+/* c's URL parsed (c->url, curl's CURLOPT_CURLU): kept from the call's
+ * last request when it is the same text (a job type's URL is the same
+ * for every job), so curl neither parses it nor builds it again per
+ * transfer. 0; -EINVAL when curl cannot parse it or it is not http or
+ * https; -ENOMEM. */
+static int
+call_url(struct drv_http_call *c, const char *url)
+{
     char *scheme = NULL;
+    CURLU *u;
     int rc = -EINVAL;
 
-    if (u == NULL)
+    if (c->url != NULL && c->url_text.len > 0 &&
+        strcmp(c->url_text.data, url) == 0)
+        return 0;
+    /* a new handle: curl_url_set on one that holds a URL would take a
+     * relative one ("not a url") as relative to it */
+    if ((u = curl_url()) == NULL)
         return -ENOMEM;
     if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0))
         rc = 0;
     curl_free(scheme);
-    curl_url_cleanup(u);
-    return rc;
+    if (rc < 0) {
+        curl_url_cleanup(u);
+        return rc;
+    }
+    curl_url_cleanup(c->url);
+    c->url = u;
+    drv_buf_reset(&c->url_text);
+    /* curl 7.88 keeps the text of the handle's last URL across
+     * CURLOPT_CURLU; clearing CURLOPT_URL makes it take the new one */
+    if (curl_easy_setopt(c->easy, CURLOPT_URL, (char *)NULL) != CURLE_OK ||
+        curl_easy_setopt(c->easy, CURLOPT_CURLU, c->url) != CURLE_OK)
+        return -ENOMEM;
+    drv_buf_adds(&c->url_text, url);
+    return 0;
 }
 
 /* The request's header list, in c's own memory (no allocation once a
@@ -905,15 +1019,6 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
         if (req->headers[i] == NULL ||
             strpbrk(req->headers[i], "\r\n") != NULL)
             return -EINVAL;
-    /* a job type's URL is the same for every job: parse it once */
-    if (h->url_ok.data == NULL || strcmp(h->url_ok.data, req->url) != 0) {
-        rc = check_url(req->url);
-        if (rc < 0)
-            return rc;
-        drv_buf_reset(&h->url_ok);
-        drv_buf_adds(&h->url_ok, req->url);
-    }
-
     is_head = strcmp(method, "HEAD") == 0;
     body = req->body;
     body_len = req->body != NULL ? req->body_len : 0;
@@ -928,47 +1033,37 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
     c = call_get(h);
     if (c == NULL)
         return -ENOMEM;
+    rc = call_url(c, req->url);
+    if (rc < 0) {
+        call_release(h, c);
+        return rc;
+    }
     c->cb = cb;
     c->ctx = ctx;
     c->body_max = req->body_max;
     build_headers(c, req, has_body);
 
+/* the options that vary: every one a request may set, set or unset */
 #define SET(opt, val) (ok = ok && curl_easy_setopt(c->easy, opt, val) == \
                                       CURLE_OK)
-    SET(CURLOPT_PRIVATE, (void *)c);
-    SET(CURLOPT_ERRORBUFFER, c->errbuf);
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_SHARE, h->share);
-    SET(CURLOPT_USERAGENT, h->user_agent);
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, (void *)c);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, (void *)c);
     SET(CURLOPT_HTTPHEADER, c->hdr);
-    if (req->timeout_ms > 0)
-        SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, (long)req->timeout_ms); /* 0: none */
     /* over TLS, wait for a connection being set up to the same host to
      * say whether it multiplexes (HTTP/2) instead of opening another */
-    if (strncasecmp(req->url, "https:", 6) == 0)
-        SET(CURLOPT_PIPEWAIT, 1L);
-    if (is_head) {
-        SET(CURLOPT_NOBODY, 1L);
-    } else if (has_body) {
+    SET(CURLOPT_PIPEWAIT, strncasecmp(req->url, "https:", 6) == 0 ? 1L : 0L);
+    if (has_body) {
         drv_buf_add(&c->body, body, body_len); /* data set even if 0 */
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        SET(CURLOPT_POSTFIELDS, c->body.data);
-        if (strcmp(method, "POST") != 0)
-            SET(CURLOPT_CUSTOMREQUEST, method);
+        SET(CURLOPT_POSTFIELDS, c->body.data); /* the method: POST */
     } else {
-        SET(CURLOPT_HTTPGET, 1L);
-        if (strcmp(method, "GET") != 0)
-            SET(CURLOPT_CUSTOMREQUEST, method);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        SET(CURLOPT_POSTFIELDS, (char *)NULL);
+        SET(CURLOPT_HTTPGET, 1L); /* the method: GET */
     }
+    SET(CURLOPT_NOBODY, is_head ? 1L : 0L); /* 1: the method is HEAD */
+    SET(CURLOPT_CUSTOMREQUEST,
+        is_head || strcmp(method, has_body ? "POST" : "GET") == 0
+            ? (char *)NULL : method);
 #undef SET
     if (!ok || curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
         call_destroy(c);

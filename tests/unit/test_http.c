@@ -6,7 +6,8 @@
  * HTTP-date), connection refused, timeout, cancel mid-transfer (the
  * server sees its connection closed), teardown with calls pending, free
  * from inside a callback, 200 concurrent requests over few reused
- * connections, and nothing left on the loop afterwards.
+ * connections, a proxy named in the environment, and nothing left on
+ * the loop afterwards.
  *
  * The server's routes (path, then query):
  *   /echo            200, body "METHOD\nx-test=..\nctype=..\nexpect=..\n
@@ -482,6 +483,22 @@ start(struct state *s, struct rec *rc, const char *method, const char *path,
     assert_non_null(rc->call);
 }
 
+/* GET http://host:port/path of the test server, host a name for it. */
+static void
+start_host(struct state *s, struct rec *rc, const char *host,
+           const char *path)
+{
+    char url[400];
+    struct drv_http_req rq;
+
+    snprintf(url, sizeof url, "http://%s:%d%s", host, s->port, path);
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.timeout_ms = 20000;
+    rq.body_max = 4096;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, rc, &rc->call), 0);
+}
+
 /* -------------------------------------------------------------- tests */
 
 static void
@@ -753,21 +770,31 @@ closed_port(void)
     return ntohs(sin.sin_port);
 }
 
+/* GET path on a closed port of 127.0.0.1 into r, run until it is done. */
+static void
+get_closed_port(struct state *s, struct rec *r, const char *path,
+                int64_t timeout_ms, size_t body_max)
+{
+    char url[128];
+    struct drv_http_req rq;
+
+    rec_init(r, s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", closed_port(), path);
+    memset(&rq, 0, sizeof rq);
+    rq.url = url;
+    rq.timeout_ms = timeout_ms;
+    rq.body_max = body_max;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, r, &r->call), 0);
+    run_until(s, 1, 0);
+}
+
 static void
 test_http_connection_refused(void **st)
 {
     struct state *s = *st;
     struct rec r;
-    char url[128];
-    struct drv_http_req rq;
 
-    rec_init(&r, s);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", closed_port());
-    memset(&rq, 0, sizeof rq);
-    rq.url = url;
-    rq.timeout_ms = 10000;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, &r.call), 0);
-    run_until(s, 1, 0);
+    get_closed_port(s, &r, "/x", 10000, 0);
     assert_int_equal(r.ncb, 1);
     assert_int_equal(r.code, -ECONNREFUSED);
     assert_int_equal(r.status, 0);
@@ -823,6 +850,12 @@ test_http_cancel_mid_transfer(void **st)
     rec_fini(&b);
 }
 
+static int
+spare_trimmed(struct state *s)
+{
+    return drv_http_spare(s->h) <= 16;
+}
+
 static void
 test_http_many_concurrent_reuse(void **st)
 {
@@ -842,6 +875,10 @@ test_http_many_concurrent_reuse(void **st)
     }
     assert_int_equal(drv_http_pending(s->h), N);
     run_until(s, N, 0);
+    /* the finished calls are kept (64 by default) for the next wave, also
+     * while none is pending between the two */
+    assert_int_equal(drv_http_pending(s->h), 0);
+    assert_int_equal(drv_http_spare(s->h), 64);
     /* a second wave reuses the cached connections */
     for (i = N; i < 2 * N; i++) {
         rec_init(&r[i], s);
@@ -857,6 +894,9 @@ test_http_many_concurrent_reuse(void **st)
     assert_int_equal(s->requests, 2 * N);
     if (s->nports > 8)
         fail_msg("%d connections for %d requests", s->nports, 2 * N);
+    /* idle a second: the spare calls go, but for 16 */
+    spin_until(s, spare_trimmed, "the spare calls to be cut to 16");
+    assert_int_equal(drv_http_spare(s->h), 16);
     free(r);
 }
 
@@ -867,14 +907,16 @@ static void
 test_http_reused_call_forgets_last_request(void **st)
 {
     struct state *s = *st;
-    struct rec r[8];
+    struct rec r[10];
     const char *json[] = {"Content-Type: application/json", "X-Test: 1",
                           "Expect: 100-continue"};
     static const char plain_get[] = "GET\nx-test=(none)\nctype=(none)\n"
                                     "expect=(none)\nclen=(none)\n\n";
+    struct drv_http_req rq;
+    char loc[128];
     int i;
 
-    for (i = 0; i < 8; i++)
+    for (i = 0; i < 10; i++)
         rec_init(&r[i], s);
     start(s, &r[0], "POST", "/echo", json, 3, "{\"a\":1}", 7, 10000, 4096);
     run_until(s, 1, 0);
@@ -911,7 +953,25 @@ test_http_reused_call_forgets_last_request(void **st)
     assert_int_equal(r[7].truncated, 1);
     assert_int_equal(r[7].body_len, 4);
     assert_memory_equal(r[7].body, "PUT\n", 4);
-    for (i = 0; i < 8; i++) {
+    /* a reused call keeps its last URL parsed: a URL curl rejects fails
+     * on it, and another URL (another host name) replaces the kept one,
+     * the relative Location resolved against it */
+    memset(&rq, 0, sizeof rq);
+    rq.url = "not a url";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[8], NULL),
+                     -EINVAL);
+    start_host(s, &r[8], "localhost", "/redirect");
+    run_until(s, 9, 1);
+    assert_int_equal(r[8].code, 0);
+    assert_int_equal(r[8].status, 302);
+    snprintf(loc, sizeof loc, "http://localhost:%d/echo", s->port);
+    assert_string_equal(r[8].location, loc);
+    start(s, &r[9], "GET", "/conn", NULL, 0, NULL, 0, 10000, 4096);
+    run_until(s, 10, 1);
+    assert_int_equal(r[9].code, 0);
+    assert_string_equal(r[9].body, "ok");
+    assert_string_equal(r[9].location, "");
+    for (i = 0; i < 10; i++) {
         assert_int_equal(r[i].ncb, 1);
         rec_fini(&r[i]);
     }
@@ -1041,6 +1101,51 @@ test_http_bad_requests(void **st)
     rec_fini(&r);
 }
 
+/* A proxy named in the environment is used (the client tells curl there
+ * is none only when no proxy variable is set): with http_proxy pointing
+ * at the test server, a request to a closed port reaches the server. */
+static void
+test_http_proxy_from_environment(void **st)
+{
+    struct state *s = *st;
+    static const char *const names[] = {"no_proxy", "NO_PROXY",
+                                        "all_proxy", "ALL_PROXY"};
+    char *saved[DRV_ARRAY_LEN(names)], *saved_http;
+    char proxy[64];
+    struct rec r;
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++) {
+        saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
+        unsetenv(names[i]);
+    }
+    saved_http = getenv("http_proxy") ? strdup(getenv("http_proxy")) : NULL;
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", s->port);
+    setenv("http_proxy", proxy, 1);
+    drv_http_free(s->h);
+    assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
+
+    get_closed_port(s, &r, "/echo", 0, 4096);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "GET\nx-test=(none)\nctype=(none)\n"
+                                "expect=(none)\nclen=(none)\n\n");
+    assert_int_equal(s->requests, 1);
+    rec_fini(&r);
+    /* curl reads the variables for each transfer: restored only now */
+    for (i = 0; i < DRV_ARRAY_LEN(names); i++)
+        if (saved[i] != NULL) {
+            setenv(names[i], saved[i], 1);
+            free(saved[i]);
+        }
+    if (saved_http != NULL) {
+        setenv("http_proxy", saved_http, 1);
+        free(saved_http);
+    } else {
+        unsetenv("http_proxy");
+    }
+}
+
 /* A host name (not "localhost", which curl answers itself) that the
  * system resolves to 127.0.0.1, or NULL. */
 static const char *
@@ -1068,8 +1173,7 @@ test_http_names_resolve_off_loop(void **st)
 {
     struct state *s = *st;
     struct rec r[2];
-    char url[400], name[256];
-    struct drv_http_req rq;
+    char name[256];
     const char *host;
     int i;
 
@@ -1077,22 +1181,14 @@ test_http_names_resolve_off_loop(void **st)
     assert_int_equal(drv_http_async_dns(), 1);
     for (i = 0; i < 2; i++)
         rec_init(&r[i], s);
-    memset(&rq, 0, sizeof rq);
-    rq.timeout_ms = 20000;
-    rq.body_max = 100;
-    snprintf(url, sizeof url, "http://localhost:%d/conn", s->port);
-    rq.url = url;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[0], &r[0].call),
-                     0);
+    start_host(s, &r[0], "localhost", "/conn");
     run_until(s, 1, 0);
     assert_int_equal(r[0].code, 0);
     assert_string_equal(r[0].body, "ok");
     /* a name the resolver thread looks up, if this host has one */
     host = loopback_name(name, sizeof name);
     if (host != NULL) {
-        snprintf(url, sizeof url, "http://%s:%d/conn", host, s->port);
-        assert_int_equal(drv_http_request(s->h, &rq, on_done, &r[1],
-                                          &r[1].call), 0);
+        start_host(s, &r[1], host, "/conn");
         run_until(s, 2, 0);
         assert_int_equal(r[1].code, 0);
         assert_string_equal(r[1].body, "ok");
@@ -1122,6 +1218,7 @@ main(void)
         T(test_http_free_completes_pending),
         T(test_http_free_inside_callback),
         T(test_http_bad_requests),
+        T(test_http_proxy_from_environment),
         T(test_http_names_resolve_off_loop),
     };
 #undef T
