@@ -167,10 +167,11 @@
  * cost of a drain). Acked ids at or above that bound are XDELed. A plain
  * ack needs no payload, so it reports DONE or LOST, never GONE (the entry
  * is deleted either way). On the sole-consumer path the bound is the
- * oldest entry still pending after the XACK, or with nothing pending the
- * group's last delivered id (XINFO GROUPS): every delivered entry below
- * it was settled, whatever the order of the acks. Full ops check
- * ownership one by one as before.
+ * oldest entry still pending after the XACK (every ack below it goes with
+ * the trim: the usual case in a drain, where newer jobs still run), or
+ * with nothing pending the last ack; when the trim removed fewer entries
+ * than were acked, the acks are XDELed too, so whatever their order every
+ * acked entry goes. Full ops check ownership one by one as before.
  * When the plain acks come last and in id order (the worker sends them
  * so: drv_settle_plain), and this consumer's pending entries in the range
  * are exactly those ids, the proof is one comparison per id against
@@ -390,24 +391,16 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  end\n"
     "  processed = processed + nok\n"
     "  if hi then\n"
-    "    -- delete as below: entries older than the oldest pending one were\n"
-    "    -- settled; with nothing pending, every delivered entry was\n"
+    "    -- delete as below: entries older than the oldest pending one (or,\n"
+    "    -- with nothing pending, than hi) were settled. The trim counts\n"
+    "    -- what it removed: fewer than the acks (some at or above the\n"
+    "    -- bound, in any order) and they are XDELed\n"
     "    local s = redis.call('XPENDING', jobs, group)\n"
-    "    if s[1] > 0 then\n"
-    "      redis.call('XTRIM', jobs, 'MINID', s[2])\n"
-    "      if idlt(s[2], hi) then\n"
-    "        if ok then redis.call('XDEL', jobs, unpack(ok))\n"
-    "        else redis.call('XDEL', jobs, unpack(ARGV, a0, last)) end\n"
-    "      end\n"
-    "    else\n"
-    "      local ld = hi\n"
-    "      for _, g in ipairs(redis.call('XINFO', 'GROUPS', jobs)) do\n"
-    "        local f = {}\n"
-    "        for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
-    "        if f['name'] == group then ld = f['last-delivered-id'] end\n"
-    "      end\n"
-    "      redis.call('XTRIM', jobs, 'MINID', ld)\n"
-    "      redis.call('XDEL', jobs, ld)\n"
+    "    local bound = s[1] > 0 and s[2] or hi\n"
+    "    local t = redis.call('XTRIM', jobs, 'MINID', bound)\n"
+    "    if t ~= (ok and #ok or na) then\n"
+    "      if ok then redis.call('XDEL', jobs, unpack(ok))\n"
+    "      else redis.call('XDEL', jobs, unpack(ARGV, a0, last)) end\n"
     "    end\n"
     "  end\n"
     "elseif na > 0 then\n"

@@ -865,6 +865,18 @@ test_queue_plain_acks_sole_consumer(void **st)
     assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 9);
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
 
+    /* acks out of order around an entry of ours still running: the
+     * one above it goes too */
+    enqueue_n_read(s, "A", 3, c);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, c[2]);
+    plain_ack(&call, s, c[0]);
+    freeReplyObject(run(s, &call));
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, c[1]);
+    freeReplyObject(run(s, &call));
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
     /* acks out of order, with older and newer entries of ours still
      * running and one entry not delivered: only the acked ones go */
     enqueue_n_read(s, "A", 4, d);
@@ -905,7 +917,7 @@ test_queue_plain_acks_sole_consumer(void **st)
     assert_int_equal(r->element[0]->element[1]->element[0]->element[1]
                      ->elements, 4);
     freeReplyObject(r);
-    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 13);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 16);
 }
 
 /* A long job id (keys longer than any fixed buffer) settles like any
