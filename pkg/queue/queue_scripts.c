@@ -148,17 +148,30 @@
  * ack_min/ack_max bound the plain acks' entry ids ('' when there are
  * none). Returns one code per op, in order (DRV_QUEUE_*), or nops.
  *
- * Plain acks are the hot path and are settled together: ONE XPENDING over
- * this consumer's PEL between ack_min and ack_max proves ownership of all
- * of them (a truncated answer falls back to one check per id it did not
- * cover), then ONE XACK carries every owned id. Deleting them: every
+ * Plain acks are the hot path and are settled together. When they come
+ * last (the worker sends them so) and no other consumer of the group has
+ * an entry pending (XPENDING's summary names the consumers that do), a
+ * pending ack can only be ours: ONE XACK of all of them is the proof and
+ * the ack, and no Lua table is built per ack. It acks every id when all
+ * were pending; when fewer, the ones it acked are the ones whose entries
+ * still exist (every settle deletes the entry it acks, so an entry
+ * reclaimed and settled by another worker, or acked by an earlier run of
+ * a call sent again, is gone) and the others are LOST. Otherwise ONE
+ * XPENDING over this consumer's PEL between ack_min and ack_max proves
+ * ownership of all of them (a truncated answer falls back to one check
+ * per id it did not cover), then ONE XACK carries every owned id. Deleting them: every
  * entry older than both the newest id acked here and the oldest entry
  * still pending (any consumer) was delivered and is pending nowhere, so
  * it was settled and must go; one XTRIM MINID removes those by whole
  * stream nodes (an XDEL walks a node's listpack for every id: the largest
  * cost of a drain). Acked ids at or above that bound are XDELed. A plain
  * ack needs no payload, so it reports DONE or LOST, never GONE (the entry
- * is deleted either way). Full ops check ownership one by one as before.
+ * is deleted either way). On the sole-consumer path the bound is the
+ * oldest entry still pending after the XACK (every ack below it goes with
+ * the trim: the usual case in a drain, where newer jobs still run), or
+ * with nothing pending the last ack; when the trim removed fewer entries
+ * than were acked, the acks are XDELed too, so whatever their order every
+ * acked entry goes. Full ops check ownership one by one as before.
  * When the plain acks come last and in id order (the worker sends them
  * so: drv_settle_plain), and this consumer's pending entries in the range
  * are exactly those ids, the proof is one comparison per id against
@@ -348,7 +361,54 @@ const struct drv_queue_script drv_queue_settle_script = {
     "  end\n"
     "end\n"
     "local bend = b -- where the admission records start\n"
-    "if na > 0 then\n"
+    "-- sole: no other consumer has an entry pending, so every pending ack\n"
+    "-- is ours and one XACK both proves and acks them\n"
+    "local sole = false\n"
+    "if na > 0 and tail then\n"
+    "  local s = redis.call('XPENDING', jobs, group)\n"
+    "  sole = s[1] == 0 or (#s[4] == 1 and s[4][1][1] == me)\n"
+    "end\n"
+    "if sole then\n"
+    "  local last = a0 + na - 1\n"
+    "  local nok = redis.call('XACK', jobs, group, unpack(ARGV, a0, last))\n"
+    "  local ok, hi = nil, ARGV[last]\n"
+    "  if nok < na then\n"
+    "    -- some were pending nowhere (a lease that expired and was settled\n"
+    "    -- elsewhere, a call sent again). Every settle deletes the entry it\n"
+    "    -- acks, so the ones just acked are those that still exist\n"
+    "    ok, hi = {}, nil\n"
+    "    for j = 1, na do\n"
+    "      local id = ARGV[a0 + j - 1]\n"
+    "      if nok > 0 and redis.call('XRANGE', jobs, id, id)[1] then\n"
+    "        out[nops - na + j] = 1\n"
+    "        ok[#ok + 1] = id\n"
+    "        hi = id\n"
+    "      else\n"
+    "        out[nops - na + j] = 0\n"
+    "        alldone = false\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  processed = processed + nok\n"
+    "  if hi then\n"
+    "    -- delete as below: entries older than the oldest pending one (or,\n"
+    "    -- with nothing pending, than hi) were settled. The trim counts\n"
+    "    -- what it removed: fewer than the acks (some at or above the\n"
+    "    -- bound, in any order) and they are XDELed\n"
+    "    local s = redis.call('XPENDING', jobs, group)\n"
+    "    local t, want = 0, ok and #ok or na\n"
+    "    if s[1] > 0 then\n"
+    "      t = redis.call('XTRIM', jobs, 'MINID', s[2])\n"
+    "    else -- hi stays: the trim keeps its bound\n"
+    "      t = redis.call('XTRIM', jobs, 'MINID', hi) +\n"
+    "        redis.call('XDEL', jobs, hi)\n"
+    "    end\n"
+    "    if t ~= want then\n"
+    "      if ok then redis.call('XDEL', jobs, unpack(ok))\n"
+    "      else redis.call('XDEL', jobs, unpack(ARGV, a0, last)) end\n"
+    "    end\n"
+    "  end\n"
+    "elseif na > 0 then\n"
     "  local lim = na * 2 + 16\n"
     "  local p = redis.call('XPENDING', jobs, group, ARGV[5], ARGV[6], lim, me)\n"
     "  -- fast path: this consumer's pending entries in [ack_min, ack_max]\n"

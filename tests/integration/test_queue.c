@@ -801,6 +801,125 @@ test_queue_plain_acks_in_order_fast_path(void **st)
     assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 5);
 }
 
+/* Plain acks of the only consumer with entries pending: one XACK proves
+ * and acks them. An entry claimed by hand (XCLAIM) by another consumer is
+ * never acked by the old owner, whether the new owner still holds it or
+ * has settled it since; every code is exact and the stream keeps what is
+ * pending or undelivered, whatever the order of the acks. */
+static void
+test_queue_plain_acks_sole_consumer(void **st)
+{
+    struct state *s = *st;
+    char a[4][48], c[5][48], d[4][48], u[48];
+    struct drv_script_call call;
+    int codes[5], i;
+    struct drv_err err;
+    redisReply *r;
+
+    /* B holds a[1] (claimed by hand): A is not alone, a[1] is lost */
+    enqueue_n_read(s, "A", 4, a);
+    freeReplyObject(drv_test_redis_cmd(s->c, "XCLAIM t:{q}:jobs drover B 0 "
+                                       "%s JUSTID", a[1]));
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    for (i = 0; i < 4; i++)
+        plain_ack(&call, s, a[i]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 4, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_DONE);
+    assert_int_equal(codes[1], DRV_QUEUE_LOST);
+    assert_int_equal(codes[2], DRV_QUEUE_DONE);
+    assert_int_equal(codes[3], DRV_QUEUE_DONE);
+    r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 10 B");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->str, a[1]);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    /* B, now the only one with entries pending, settles it: one integer */
+    drv_settle_init(&call, &s->k, "B", 1700000000000LL, NULL);
+    plain_ack(&call, s, a[1]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 4);
+
+    /* c[1] claimed by hand and settled by B: A is alone again, its XACK
+     * takes four of five, and c[1] (gone) is the lost one */
+    enqueue_n_read(s, "A", 5, c);
+    freeReplyObject(drv_test_redis_cmd(s->c, "XCLAIM t:{q}:jobs drover B 0 "
+                                       "%s JUSTID", c[1]));
+    drv_settle_init(&call, &s->k, "B", 1700000000000LL, NULL);
+    plain_ack(&call, s, c[1]);
+    freeReplyObject(run(s, &call));
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    for (i = 0; i < 5; i++)
+        plain_ack(&call, s, c[i]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(drv_settle_parse(r, 5, codes, &err), 0);
+    freeReplyObject(r);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(codes[i], i == 1 ? DRV_QUEUE_LOST : DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 9);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+
+    /* acks out of order around an entry of ours still running: the
+     * one above it goes too */
+    enqueue_n_read(s, "A", 3, c);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, c[2]);
+    plain_ack(&call, s, c[0]);
+    freeReplyObject(run(s, &call));
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, c[1]);
+    freeReplyObject(run(s, &call));
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 0);
+    /* acks out of order, with older and newer entries of ours still
+     * running and one entry not delivered: only the acked ones go */
+    enqueue_n_read(s, "A", 4, d);
+    r = drv_test_redis_cmd(s->c, "XADD t:{q}:jobs * job noop u 1");
+    snprintf(u, sizeof u, "%s", r->str);
+    freeReplyObject(r);
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, d[3]);
+    plain_ack(&call, s, d[1]);
+    r = run(s, &call);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3); /* d0 d2 u */
+    /* a call sent again: nothing of it is pending, nothing is touched */
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, d[1]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 1, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_LOST);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3);
+    /* the last two, out of order: nothing is pending after them, the
+     * undelivered entry stays and is delivered next, whole */
+    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
+    plain_ack(&call, s, d[2]);
+    plain_ack(&call, s, d[0]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, 2, codes, &err), 0);
+    freeReplyObject(r);
+    assert_int_equal(codes[0], DRV_QUEUE_DONE);
+    assert_int_equal(codes[1], DRV_QUEUE_DONE);
+    assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover A COUNT 10 "
+                           "STREAMS t:{q}:jobs >");
+    assert_int_equal(r->element[0]->element[1]->elements, 1);
+    assert_string_equal(r->element[0]->element[1]->element[0]->element[0]
+                        ->str, u);
+    assert_int_equal(r->element[0]->element[1]->element[0]->element[1]
+                     ->elements, 4);
+    freeReplyObject(r);
+    assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 16);
+}
+
 /* A long job id (keys longer than any fixed buffer) settles like any
  * other: a retry keeps it, and so does its result key. */
 static void
@@ -999,6 +1118,8 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_queue_plain_acks_trim_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_plain_acks_sole_consumer,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_long_job_id, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
