@@ -107,7 +107,9 @@ struct drv_proc_result {
                                  NUL-terminated; never NULL */
     size_t err_len;           /* bytes at err, <= DRV_PROC_ERR_TAIL */
     uint64_t err_total;       /* stderr bytes seen in all */
-    size_t in_written;        /* stdin bytes the child accepted */
+    size_t in_written;        /* stdin bytes the child's pipe accepted
+                                 (up to its capacity are written before
+                                 the child starts) */
     int in_code;              /* 0, or -EPIPE etc. if stdin was cut short */
     int64_t wall_ns;          /* spawn to exit */
     int64_t user_cpu_ns;      /* rusage of the child (and the descendants

@@ -188,12 +188,12 @@ drv__proc_above_stdio(int fd)
     return nfd;
 }
 
+/* A pipe end made by make_pipe has no other status flag to keep (its
+ * access mode is not changed by F_SETFL): one call, no F_GETFL. */
 static int
 set_nonblock(int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
         return -errno;
     return 0;
 }
@@ -487,6 +487,11 @@ after_exit(struct drv_proc *p)
         close_watched(&p->out_ev, &p->out_fd);
         close_watched(&p->err_ev, &p->err_fd);
     }
+    /* Usually the pipes are at EOF already (the child closed them when it
+     * exited): read them now rather than arm the drain timer and come
+     * back for their events. */
+    read_out(p, READ_BUDGET);
+    read_err(p, READ_BUDGET);
     if (maybe_done(p))
         return;
     arm_timer(&p->drain_ev, p->drain_ms);
@@ -843,6 +848,8 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
     struct timeval tv;
     int child_fd[3] = {-1, -1, -1};
     int rc, i, assigned = 0;
+    size_t pre = 0;
+    ssize_t n;
 
     DRV_CHECK_OBJ(mgr, DRV_PROC_MGR_MAGIC);
     drv_err_clear(err);
@@ -895,6 +902,16 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
         goto fail;
     }
 
+    /* Stdin up to the pipe's capacity is written now, while this process
+     * holds the read end too (no SIGPIPE possible, no event needed): the
+     * child finds it waiting. Only a longer input is written as the child
+     * reads. */
+    if (opts->in_len > 0) {
+        n = write(p->in_fd, opts->in, opts->in_len);
+        if (n > 0)
+            pre = (size_t)n;
+    }
+
     /* Every event that can fail to add is added before the child exists,
      * so a failure leaves nothing to kill. */
     DRV_AZ(event_assign(&p->in_ev, mgr->base, p->in_fd,
@@ -908,7 +925,7 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
     DRV_AZ(event_assign(&p->drain_ev, mgr->base, -1, 0, on_drain, p));
     assigned = 1;
     if (event_add(&p->out_ev, NULL) < 0 || event_add(&p->err_ev, NULL) < 0 ||
-        (opts->in_len > 0 && event_add(&p->in_ev, NULL) < 0)) {
+        (opts->in_len > pre && event_add(&p->in_ev, NULL) < 0)) {
         rc = drv_err_set(err, -ENOMEM, "spawn %.200s: event_add failed",
                          opts->argv[0]);
         goto fail;
@@ -922,12 +939,13 @@ drv_proc_spawn(struct drv_proc_mgr *mgr, const struct drv_proc_opts *opts,
     for (i = 0; i < 3; i++)
         close_fd(&child_fd[i]);
 
-    if (opts->in_len > 0) {
+    p->in_len = opts->in_len;
+    p->in_off = pre;
+    if (opts->in_len > pre) {
         p->in_buf = drv_xmalloc(opts->in_len);
         memcpy(p->in_buf, opts->in, opts->in_len);
-        p->in_len = opts->in_len;
     } else {
-        close_fd(&p->in_fd); /* the child reads EOF at once */
+        close_fd(&p->in_fd); /* the child reads EOF after the input */
     }
     watch_exit(mgr, p);
     if (opts->deadline_ns > 0) {

@@ -27,8 +27,11 @@
  *   5. every signal to SIG_DFL (a handler of the parent must never run on
  *      the shared memory), the mask emptied, then execve along the
  *      candidate paths (PATH resolved in the parent, execvp's rules).
- * A failure writes the errno into the error pipe (close-on-exec: EOF
- * means the exec succeeded) and exits 127.
+ * A failure stores the errno in the spawn's record, which the child
+ * shares with the parent (the way glibc's posix_spawn reports it; no
+ * pipe to create and close per spawn), and exits 127: the parent resumes
+ * only once the child has exec'd or exited (CLONE_VFORK), so it reads
+ * the record after the child's last write to it.
  *
  * PR_SET_PDEATHSIG fires when the *thread* that created the child exits,
  * not the process: spawn only from a thread that lives as long as its
@@ -87,9 +90,9 @@ struct ksigaction {
 
 /* Report errno e to the parent and exit. Never returns. */
 __attribute__((noreturn)) CHILD_CODE static void
-child_fail(const struct drv__proc_child *c, int e)
+child_fail(struct drv__proc_child *c, int e)
 {
-    (void)syscall(SYS_write, c->err_fd, &e, sizeof e);
+    *(volatile int *)&c->err = e;
     (void)syscall(SYS_exit_group, 127);
     for (;;)
         ;
@@ -99,7 +102,7 @@ child_fail(const struct drv__proc_child *c, int e)
 CHILD_CODE static int
 child_main(void *arg)
 {
-    const struct drv__proc_child *c = arg;
+    struct drv__proc_child *c = arg;
     struct ksigaction dfl = {SIG_DFL, 0, NULL, 0};
     uint64_t empty = 0;
     uint32_t rec[2];
@@ -130,8 +133,7 @@ child_main(void *arg)
             child_fail(c, errno);
     if (c->cwd != NULL && syscall(SYS_chdir, c->cwd) < 0)
         child_fail(c, errno);
-    /* fd3 (> 3) is kept as fd 3; err_fd (> 3 then, close-on-exec)
-     * stays open until the exec */
+    /* fd3 (> 3) is kept as fd 3 */
     first = 3;
     if (c->fd3 >= 0) {
         if (syscall(SYS_dup3, c->fd3, 3, 0) < 0)
@@ -139,9 +141,7 @@ child_main(void *arg)
         first = 4;
     }
 #ifdef SYS_close_range
-    closed = (c->err_fd == first ||
-              syscall(SYS_close_range, first, c->err_fd - 1, 0) == 0) &&
-             syscall(SYS_close_range, c->err_fd + 1, ~0U, 0) == 0;
+    closed = syscall(SYS_close_range, first, ~0U, 0) == 0;
 #endif
     if (!closed) {
         max = CLOSE_FALLBACK_MAX;
@@ -149,8 +149,7 @@ child_main(void *arg)
             rl.rlim_cur < (rlim_t)max)
             max = (long)rl.rlim_cur;
         for (i = first; i < max; i++)
-            if (i != c->err_fd)
-                (void)syscall(SYS_close, i);
+            (void)syscall(SYS_close, i);
     }
     /* 5. signals: SIG_IGN first discards a pending SIGPIPE of step 3 */
     dfl.handler = SIG_IGN;
@@ -269,40 +268,12 @@ int
 drv__proc_child_spawn(struct drv__proc_child *c, void *stack, pid_t *pid)
 {
     sigset_t all, old;
-    int efd[2], e = 0, rc = 0, i;
-    ssize_t n;
+    int rc = 0;
     pid_t child;
 
     if (stack == NULL)
         return -ENOMEM; /* the manager could not map one */
-    if (pipe2(efd, O_CLOEXEC) < 0)
-        return -errno;
-    /* above stdio, so the child's dup3 onto 0/1/2 never meets it */
-    for (i = 0; i < 2; i++) {
-        efd[i] = drv__proc_above_stdio(efd[i]);
-        if (efd[i] < 0) {
-            rc = efd[i];
-            if (i == 0)
-                close(efd[1]);
-            else
-                close(efd[0]);
-            return rc;
-        }
-    }
-    if (c->fd3 >= 0 && efd[1] == 3) {
-        /* the child's fd 3 is taken: the error pipe goes above it */
-        int nfd = fcntl(efd[1], F_DUPFD_CLOEXEC, 4);
-
-        if (nfd < 0) {
-            rc = -errno;
-            close(efd[0]);
-            close(efd[1]);
-            return rc;
-        }
-        close(efd[1]);
-        efd[1] = nfd;
-    }
-    c->err_fd = efd[1];
+    c->err = 0;
     c->parent = getpid();
     /* No handler may run in the child before its dispositions are reset;
      * it unblocks right before execve. */
@@ -313,18 +284,10 @@ drv__proc_child_spawn(struct drv__proc_child *c, void *stack, pid_t *pid)
     if (child < 0)
         rc = -errno;
     DRV_AZ(pthread_sigmask(SIG_SETMASK, &old, NULL));
-    close(efd[1]);
-    if (rc < 0) {
-        close(efd[0]);
+    if (rc < 0)
         return rc;
-    }
-    /* EOF: exec'd (the write end was close-on-exec); else its errno. */
-    do {
-        n = read(efd[0], &e, sizeof e);
-    } while (n < 0 && errno == EINTR);
-    close(efd[0]);
+    /* The child has exec'd or exited (CLONE_VFORK): 0, or its errno. */
     *pid = child;
-    if (n == (ssize_t)sizeof e && e > 0)
-        return -e;
-    return 0;
+    rc = *(volatile int *)&c->err;
+    return rc > 0 ? -rc : 0;
 }

@@ -32,7 +32,8 @@ struct drv__proc_child {
     int fd[3];                /* become the child's 0, 1, 2 (all > 2) */
     int reaper_fd;            /* the reaper's pipe, or -1 */
     int fd3;                  /* becomes the child's fd 3 (> 3), or -1 */
-    int err_fd;               /* set by the spawn: the error pipe */
+    int err;                  /* set by the child: the errno of its
+                                 failed step or exec, 0 if it exec'd */
     pid_t parent;             /* set by the spawn: the worker's pid */
 };
 

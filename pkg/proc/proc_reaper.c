@@ -53,6 +53,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drover/common.h"
@@ -62,6 +63,7 @@
 
 #define PID_SPACE (1u << 22)       /* PID_MAX_LIMIT on 64-bit Linux */
 #define PDEATH_SIG SIGUSR1         /* the reaper's parent-death signal */
+#define PAUSE_NS 20000000L         /* after a read: let records pile up */
 
 static int reaper_wfd = -1;        /* write end; -1: no reaper */
 static pid_t reaper_pid = -1;      /* the reaper, until reaped */
@@ -111,7 +113,7 @@ listen_pipe(struct reaper *r, int fd, pid_t owner)
     uint32_t buf[1024];
     size_t have = 0, i, whole;
     ssize_t n;
-    int gone = getppid() != owner;
+    int gone = getppid() != owner, full;
 
     while (!r->quit) {
         if (gone)
@@ -123,12 +125,24 @@ listen_pipe(struct reaper *r, int fd, pid_t owner)
             gone = getppid() != owner;
             continue;
         }
+        full = (size_t)n == sizeof buf - have; /* more may be waiting */
         have += (size_t)n;
         whole = have / (2 * sizeof buf[0]);
         for (i = 0; i < whole && !r->quit; i++)
             apply(r, buf[2 * i], buf[2 * i + 1]);
         have -= whole * 2 * sizeof buf[0];
         memmove(buf, buf + 2 * whole, have);
+        /* The list is only needed once the worker is gone: pause, so
+         * that one read takes the records of many children instead of
+         * this process waking twice per child. The pipe holds 8,192
+         * records (400,000 a second at this pause); the parent-death
+         * signal cuts the pause short, and a clean stop waits for it. */
+        if (!gone && !r->quit && !full) {
+            struct timespec pause = {0, PAUSE_NS};
+
+            if (nanosleep(&pause, NULL) < 0)
+                gone = getppid() != owner;
+        }
     }
 }
 

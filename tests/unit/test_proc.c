@@ -335,6 +335,37 @@ test_proc_stdin_and_argv_literal(void **st)
         rec_fini(&r[i]);
 }
 
+/* A stdin that fits the pipe is there before the child starts, and its
+ * EOF too: the child reads both while the loop does not run. */
+static void
+test_proc_stdin_waits_in_pipe(void **st)
+{
+    struct state *s = *st;
+    static const char in[] = "{\"id\":\"1-0\",\"attempt\":\"1\"}";
+    struct drv_proc_opts o;
+    struct rec r;
+    siginfo_t si;
+    pid_t pid;
+
+    memset(&o, 0, sizeof o);
+    o.in = in;
+    o.in_len = sizeof in - 1;
+    spawn_helper(s, &r, &o, "cat", NULL);
+    pid = drv_proc_pid(r.p);
+    /* not reaped here (WNOWAIT): the manager still owns the child */
+    memset(&si, 0, sizeof si);
+    wait_until(waitid(P_PID, (id_t)pid, &si,
+                      WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid,
+               "cat of its stdin to exit before the loop runs");
+    run_until(s, 1);
+    assert_int_equal(r.res.exit_code, 0);
+    assert_int_equal(r.res.out_len, sizeof in - 1);
+    assert_memory_equal(r.out, in, sizeof in - 1);
+    assert_int_equal(r.res.in_written, sizeof in - 1);
+    assert_int_equal(r.res.in_code, 0);
+    rec_fini(&r);
+}
+
 static void
 test_proc_stdin_epipe_tolerated(void **st)
 {
@@ -1275,6 +1306,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_proc_killed_by_signal, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proc_stdin_and_argv_literal,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proc_stdin_waits_in_pipe,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proc_stdin_epipe_tolerated,
                                         setup, teardown),
