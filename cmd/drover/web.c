@@ -467,12 +467,10 @@ on_request(struct evhttp_request *req, void *ctx)
 /* ---------------------------------------------------------- command */
 
 static void
-on_signal(evutil_socket_t sig, short what, void *ctx)
+on_signal(evutil_socket_t sig DRV_UNUSED, short what DRV_UNUSED, void *ctx)
 {
     struct drv_web *web = NULL;
 
-    (void)sig;
-    (void)what;
     DRV_CAST(web, ctx, DRV_WEB_MAGIC);
     event_base_loopbreak(web->base);
 }

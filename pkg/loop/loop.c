@@ -77,13 +77,11 @@ use_pthreads(void)
 /* ---------------------------------------------------------------- defer */
 
 static void
-on_defer(evutil_socket_t fd, short what, void *arg)
+on_defer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_loop *loop;
     struct deferred *d, *next;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
     DRV_AZ(pthread_mutex_lock(&loop->defer_mu));
     d = loop->defer_head;
@@ -138,14 +136,12 @@ signal_events(const struct drv_loop *loop)
 }
 
 static void
-on_lag_tick(evutil_socket_t fd, short what, void *arg)
+on_lag_tick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_loop *loop;
     struct timeval tv;
     int64_t now, lag;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
     now = drv_clock_mono_ns();
     lag = now - loop->lag_due_ns;
@@ -298,11 +294,10 @@ drv_loop_stop(struct drv_loop *loop)
 }
 
 static void
-on_signal(evutil_socket_t fd, short what, void *arg)
+on_signal(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct sig *s;
 
-    (void)what;
     DRV_CAST(s, arg, SIG_MAGIC);
     s->fn(s->loop, (int)fd, s->ctx);
 }
@@ -355,9 +350,8 @@ drv_loop_set_lag_interval(struct drv_loop *loop, int64_t interval_ms)
 }
 
 int64_t
-drv_loop_now_ns(struct drv_loop *loop)
+drv_loop_now_ns(struct drv_loop *loop DRV_UNUSED)
 {
-    (void)loop;
     return drv_clock_mono_ns();
 }
 

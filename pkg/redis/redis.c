@@ -815,14 +815,12 @@ ask_arm(struct drv_redis *r)
 /* ask_ev: commands that waited for the companion past their deadline
  * fail; an idle companion is closed. */
 static void
-on_ask_timer(evutil_socket_t fd, short what, void *arg)
+on_ask_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct cmd *c, *next;
     int64_t now = drv_clock_mono_ns();
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (r->freeing)
         return;
@@ -846,12 +844,12 @@ on_ask_timer(evutil_socket_t fd, short what, void *arg)
 
 /* The companion is READY: send what waits for it. */
 static void
-on_comp_state(struct drv_redis *a, enum drv_redis_state st, void *ctx)
+on_comp_state(struct drv_redis *a DRV_UNUSED, enum drv_redis_state st,
+              void *ctx)
 {
     struct drv_redis *r;
     struct cmd *c;
 
-    (void)a;
     DRV_CAST(r, ctx, DRV_REDIS_MAGIC);
     if (st != DRV_REDIS_READY)
         return;
@@ -1197,14 +1195,13 @@ on_read(struct bufferevent *bev, void *arg)
  * reports write errors.
  */
 static void
-on_sock_read(evutil_socket_t fd, short what, void *arg)
+on_sock_read(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct bufferevent *bev;
     char buf[READ_CHUNK], why[WHY_MAX];
     ssize_t n;
 
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     bev = r->bev;
     DRV_AN(bev);
@@ -1411,13 +1408,12 @@ next_addr(struct drv_redis *r)
 }
 
 static void
-on_conn(evutil_socket_t fd, short what, void *arg)
+on_conn(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     socklen_t len;
     int e = 0;
 
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     DRV_ASSERT(r->fd == fd);
     len = sizeof e;
@@ -1460,14 +1456,12 @@ log_addresses(struct drv_redis *r)
 }
 
 static void
-on_resolved(evutil_socket_t fd, short what, void *arg)
+on_resolved(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct addrinfo *ai = NULL;
     int gai = 0;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (r->rq == NULL || !drv__redis_resolve_take(r->rq, &ai, &gai))
         return; /* a wake-up meant for a request we gave up on */
@@ -1563,12 +1557,10 @@ start_connect(struct drv_redis *r)
 }
 
 static void
-on_retry(evutil_socket_t fd, short what, void *arg)
+on_retry(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (!r->freeing && r->state == DRV_REDIS_DOWN)
         start_connect(r);
@@ -1601,15 +1593,13 @@ receiving(struct drv_redis *r)
 }
 
 static void
-on_watch(evutil_socket_t fd, short what, void *arg)
+on_watch(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct cmd *c;
     int64_t now, next = 0;
     int expired = 0, npending = 0;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     r->watch_at_ns = 0;
     if (r->state == DRV_REDIS_DOWN || r->freeing)
@@ -1704,14 +1694,12 @@ teardown(struct drv_redis *r)
 }
 
 static void
-on_kick(evutil_socket_t fd, short what, void *arg)
+on_kick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct cmd_list batch;
     struct cmd *c;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (!r->freeing && r->drop_gen != 0 && r->drop_gen == r->gen &&
         r->state != DRV_REDIS_DOWN)

@@ -575,13 +575,11 @@ thread_stop(struct drv_tg_task *t, enum drv_tg_state st,
 /* ---------------------------------------------------------------- timer */
 
 static void
-on_timer(evutil_socket_t fd, short what, void *arg)
+on_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_tg_task *t;
     struct drv_tg *tg;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(t, arg, DRV_TG_TASK_MAGIC);
     tg = t->tg;
     t->timer_armed = 0; /* fired: no longer pending */
@@ -679,12 +677,10 @@ tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
 }
 
 static void
-on_deadline(evutil_socket_t fd, short what, void *arg)
+on_deadline(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_tg *tg;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(tg, arg, DRV_TG_MAGIC);
     if (drv_clock_mono_ns() < tg->deadline_ns) {
         arm_at(tg->base, &tg->deadline_ev, tg->deadline_ns);
@@ -724,14 +720,12 @@ check_quiesced(struct drv_tg *tg)
 }
 
 static void
-on_kick(evutil_socket_t fd, short what, void *arg)
+on_kick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_tg *tg;
     struct drv_tg_task *t;
     size_t n;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(tg, arg, DRV_TG_MAGIC);
     tg->in_callback++;
     /* only what was queued before this turn; the rest gets a new kick */
@@ -901,11 +895,10 @@ acquire_next(struct drv_tg_task *t)
 }
 
 static void
-on_permit(struct drv_sem_waiter *w, int status, void *ctx)
+on_permit(struct drv_sem_waiter *w DRV_UNUSED, int status, void *ctx)
 {
     struct drv_tg_task *t;
 
-    (void)w;
     DRV_CAST(t, ctx, DRV_TG_TASK_MAGIC);
     DRV_ASSERT(t->state == DRV_TG_WAITING && !t->ready);
     if (status < 0) {
