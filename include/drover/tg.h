@@ -56,9 +56,9 @@
  * the pool at least as large as the limits that feed it.
  *
  * Threads: every function runs on the loop thread, except
- * drv_tg_task_cancelled, drv_tg_task_ctx, drv_tg_task_name,
- * drv_tg_task_deadline_ns and drv_tg_task_set_result, which a THREAD
- * task's work() may call from its pool thread.
+ * drv_tg_task_cancelled, drv_tg_task_deadline_ns and
+ * drv_tg_task_set_result, which a THREAD task's work() may call from its
+ * pool thread.
  *
  * Memory: a group keeps every task record (its outcome) until it is
  * freed, so the report can list them in spawn order; a long stream of
@@ -381,11 +381,6 @@ void drv_tg_task_set_result(struct drv_tg_task *t, const void *data,
  * of its group and every ancestor; 0 when none. Any thread once the task
  * runs (hand it to blocking work as its own bound). */
 int64_t drv_tg_task_deadline_ns(const struct drv_tg_task *t);
-
-/* drv_tg_task_ctx / drv_tg_task_name -- the spawn ctx and name ("" if
- * none). Any thread while the task is unreleased. */
-void *drv_tg_task_ctx(const struct drv_tg_task *t);
-const char *drv_tg_task_name(const struct drv_tg_task *t);
 
 /* drv_tg_task_outcome -- the task's outcome record (state is not
  * terminal while it runs). Loop thread. */

@@ -656,6 +656,15 @@ task_cancel(struct drv_tg_task *t, enum drv_tg_cause cause)
     }
 }
 
+/* A cause a caller of drv_tg_cancel or drv_tg_task_cancel may give: not
+ * NONE, and not TIMEOUT, which only a task's own timer gives. */
+static enum drv_tg_cause
+asked_cause(enum drv_tg_cause cause)
+{
+    DRV_ASSERT(cause > DRV_TG_CAUSE_NONE && cause < DRV_TG_CAUSE_TIMEOUT);
+    return cause;
+}
+
 static void
 tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
 {
@@ -1107,8 +1116,7 @@ void
 drv_tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
 {
     DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
-    DRV_ASSERT(cause > DRV_TG_CAUSE_NONE && cause < DRV_TG_CAUSE_TIMEOUT);
-    tg_cancel(tg, cause);
+    tg_cancel(tg, asked_cause(cause));
 }
 
 int
@@ -1196,8 +1204,7 @@ void
 drv_tg_task_cancel(struct drv_tg_task *t, enum drv_tg_cause cause)
 {
     DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    DRV_ASSERT(cause > DRV_TG_CAUSE_NONE && cause < DRV_TG_CAUSE_TIMEOUT);
-    task_cancel(t, cause);
+    task_cancel(t, asked_cause(cause));
 }
 
 int
@@ -1234,20 +1241,6 @@ drv_tg_task_deadline_ns(const struct drv_tg_task *t)
         if (g->deadline_ns > 0 && (d == 0 || g->deadline_ns < d))
             d = g->deadline_ns;
     return d;
-}
-
-void *
-drv_tg_task_ctx(const struct drv_tg_task *t)
-{
-    DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    return t->ctx;
-}
-
-const char *
-drv_tg_task_name(const struct drv_tg_task *t)
-{
-    DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    return t->name;
 }
 
 const struct drv_tg_outcome *
