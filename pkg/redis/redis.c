@@ -2116,20 +2116,6 @@ drv_redis_reconnect(struct drv_redis *r, const char *why)
     return 0;
 }
 
-const char *
-drv_redis_last_error(const struct drv_redis *r)
-{
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->last_err;
-}
-
-const char *
-drv_redis_peer(const struct drv_redis *r)
-{
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->state == DRV_REDIS_DOWN ? "" : r->peer;
-}
-
 enum drv_redis_state
 drv_redis_state(const struct drv_redis *r)
 {
@@ -2137,18 +2123,15 @@ drv_redis_state(const struct drv_redis *r)
     return r->state;
 }
 
-int64_t
-drv_redis_client_id(const struct drv_redis *r)
+void
+drv_redis_get_info(const struct drv_redis *r, struct drv_redis_info *out)
 {
     DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->state == DRV_REDIS_READY ? r->client_id : -1;
-}
-
-const char *
-drv_redis_name(const struct drv_redis *r)
-{
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->label;
+    out->state = r->state;
+    out->client_id = r->state == DRV_REDIS_READY ? r->client_id : -1;
+    out->peer = r->state == DRV_REDIS_DOWN ? "" : r->peer;
+    out->last_error = r->last_err;
+    out->name = r->label;
 }
 
 void

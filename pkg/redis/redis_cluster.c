@@ -175,14 +175,16 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
          * a map without an owner for the slot is a problem to show,
          * every MIGRATING_LOG_NS */
         int64_t now = drv_clock_mono_ns();
+        struct drv_redis_info ri;
 
         if (rt->c->known && (rt->unserved_logged_ns == 0 ||
                              now - rt->unserved_logged_ns >=
                                  MIGRATING_LOG_NS)) {
             rt->unserved_logged_ns = now;
+            drv_redis_get_info(r, &ri);
             DRV_LOG_WARN("cluster slot served by no master: waiting",
                          "name=%s slot=%d conn=%s", rt->c->name, rt->slot,
-                         drv_redis_name(r));
+                         ri.name);
         }
         rt->located = 0;
     } else {

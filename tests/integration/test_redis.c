@@ -63,6 +63,16 @@ struct state {
     int norder;
 };
 
+/* r's drv_redis_get_info, to read one field in an assertion */
+static struct drv_redis_info
+info(const struct drv_redis *r)
+{
+    struct drv_redis_info ri;
+
+    drv_redis_get_info(r, &ri);
+    return ri;
+}
+
 /* -------------------------------------------------------------- fixture */
 
 static int
@@ -186,7 +196,7 @@ on_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
     assert_int_equal(s->in_call, 0);
     if (st == DRV_REDIS_READY) {
         assert_int_equal(drv_redis_state(r), DRV_REDIS_READY);
-        assert_true(drv_redis_client_id(r) > 0);
+        assert_true(info(r).client_id > 0);
         s->ready[idx(s, r)]++;
     } else {
         assert_int_equal(st, DRV_REDIS_DOWN);
@@ -1285,7 +1295,7 @@ on_b_id(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
     /* B's CLIENT ID went behind nothing: B is not yet blocked */
     expect_ok(status, reply);
-    assert_int_equal(reply->integer, drv_redis_client_id(r));
+    assert_int_equal(reply->integer, info(r).client_id);
 }
 
 static void
@@ -1314,7 +1324,7 @@ block_state(struct state *s, struct drv_redis *r, enum drv_redis_state st)
     assert_int_equal(st, DRV_REDIS_READY);
     if (s->ready[0] != 1 || s->ready[1] != 1)
         return; /* wait for both */
-    assert_true(drv_redis_client_id(s->a) != drv_redis_client_id(s->b));
+    assert_true(info(s->a).client_id != info(s->b).client_id);
     CMD(s->b, on_b_id, s, "CLIENT", "ID");
     s->in_call = 1;
     assert_int_equal(drv_redis_command_timeout(s->b, 100 + 5000, 6, xshort,
@@ -1380,15 +1390,15 @@ names_poll(struct state *s)
 
         /* the name was looked up, not taken for an address */
         snprintf(peer, sizeof peer, "127.0.0.1:%d", drv_test_srv.port);
-        assert_string_equal(drv_redis_peer(s->a), peer);
+        assert_string_equal(info(s->a).peer, peer);
         drv_redis_get_stats(s->a, &st);
         assert_true(st.resolves >= 1);
         drv_redis_get_stats(s->b, &st);
         assert_true(st.resolves >= 4);
         assert_int_equal(drv_redis_state(s->b) == DRV_REDIS_READY, 0);
-        if (strstr(drv_redis_last_error(s->b),
+        if (strstr(info(s->b).last_error,
                    "cannot resolve host 'no-such-host.invalid'") == NULL)
-            fail_msg("last error: '%s'", drv_redis_last_error(s->b));
+            fail_msg("last error: '%s'", info(s->b).last_error);
         finish(s);
     }
 }
@@ -1425,7 +1435,7 @@ hosts_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
     char peer[64];
 
     snprintf(peer, sizeof peer, "127.0.0.1:%d", drv_test_srv.port);
-    assert_string_equal(drv_redis_peer(r), peer);
+    assert_string_equal(info(r).peer, peer);
     CMD(r, on_unix_set, s, "SET", "via-etc-hosts", "1");
 }
 
@@ -1471,7 +1481,7 @@ resume_state(struct state *s, struct drv_redis *r, enum drv_redis_state st)
         c = drv_test_redis_connect(&drv_test_srv);
         assert_non_null(c);
         freeReplyObject(drv_test_redis_cmd(c, "CLIENT KILL ID %lld",
-                                           (long long)drv_redis_client_id(r)));
+                                           (long long)info(r).client_id));
         redisFree(c);
         return;
     }
@@ -1501,13 +1511,13 @@ refused_poll(struct state *s)
     if (st.attempts < 3)
         return;
     /* the reason is OpenSSL's; the frame is ours */
-    if (strncmp(drv_redis_last_error(s->a),
+    if (strncmp(info(s->a).last_error,
                 "TLS: certificate verify failed: ",
                 strlen("TLS: certificate verify failed: ")) != 0 ||
-        strstr(drv_redis_last_error(s->a), s->phase == 0
+        strstr(info(s->a).last_error, s->phase == 0
                ? "(host 127.0.0.1)"
                : "hostname mismatch (host wrong.example)") == NULL)
-        fail_msg("last error: '%s'", drv_redis_last_error(s->a));
+        fail_msg("last error: '%s'", info(s->a).last_error);
     finish(s);
 }
 

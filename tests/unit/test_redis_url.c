@@ -445,9 +445,16 @@ test_redis_create_rejects_bad_options(void **st)
     /* a good one, freed before it ever connects */
     assert_drv_ok(drv_redis_create(loop, &o, &r, &err), &err);
     assert_int_equal(drv_redis_state(r), DRV_REDIS_DOWN);
-    assert_int_equal(drv_redis_client_id(r), -1);
-    assert_string_equal(drv_redis_name(r), "ok");
-    assert_string_equal(drv_redis_peer(r), "");
+    {
+        struct drv_redis_info ri;
+
+        drv_redis_get_info(r, &ri);
+        assert_int_equal(ri.state, DRV_REDIS_DOWN);
+        assert_int_equal(ri.client_id, -1);
+        assert_string_equal(ri.name, "ok");
+        assert_string_equal(ri.peer, "");
+        assert_string_equal(ri.last_error, "");
+    }
     {
         struct drv_redis_target t;
 
