@@ -1656,6 +1656,29 @@ on_watch(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
     watch_arm(r, next);
 }
 
+/* Free r and what it owns: the end of teardown, and the undoing of a
+ * create that failed part way (an event not made yet is NULL). */
+static void
+destroy(struct drv_redis *r)
+{
+    struct event *evs[] = {r->kick_ev, r->retry_ev, r->watch_ev,
+                           r->resolve_ev, r->conn_ev, r->read_ev, r->ask_ev};
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(evs); i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    if (r->session != NULL)
+        SSL_SESSION_free(r->session);
+    if (r->ssl_ctx != NULL)
+        SSL_CTX_free(r->ssl_ctx);
+    explicit_bzero(&r->url, sizeof r->url);
+    free(r->server_name);
+    free(r->name);
+    drv__redis_arena_fini(&r->arena);
+    DRV_FREE_OBJ(r);
+}
+
 static void
 teardown(struct drv_redis *r)
 {
@@ -1675,22 +1698,7 @@ teardown(struct drv_redis *r)
     ask_teardown(r);
     DRV_ASSERT(TAILQ_EMPTY(&r->pending));
     DRV_ASSERT(r->rq == NULL && r->bev == NULL && r->fd < 0);
-    event_free(r->kick_ev);
-    event_free(r->retry_ev);
-    event_free(r->watch_ev);
-    event_free(r->resolve_ev);
-    event_free(r->conn_ev);
-    event_free(r->read_ev);
-    event_free(r->ask_ev);
-    if (r->session != NULL)
-        SSL_SESSION_free(r->session);
-    if (r->ssl_ctx != NULL)
-        SSL_CTX_free(r->ssl_ctx);
-    explicit_bzero(&r->url, sizeof r->url);
-    free(r->server_name);
-    free(r->name);
-    drv__redis_arena_fini(&r->arena);
-    DRV_FREE_OBJ(r);
+    destroy(r);
 }
 
 static void
@@ -1889,28 +1897,8 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     rc = 0;
 out:
     explicit_bzero(&url, sizeof url);
-    if (r != NULL) {
-        if (r->watch_ev != NULL)
-            event_free(r->watch_ev);
-        if (r->retry_ev != NULL)
-            event_free(r->retry_ev);
-        if (r->kick_ev != NULL)
-            event_free(r->kick_ev);
-        if (r->resolve_ev != NULL)
-            event_free(r->resolve_ev);
-        if (r->conn_ev != NULL)
-            event_free(r->conn_ev);
-        if (r->read_ev != NULL)
-            event_free(r->read_ev);
-        if (r->ask_ev != NULL)
-            event_free(r->ask_ev);
-        if (r->ssl_ctx != NULL)
-            SSL_CTX_free(r->ssl_ctx);
-        explicit_bzero(&r->url, sizeof r->url);
-        free(r->server_name);
-        free(r->name);
-        DRV_FREE_OBJ(r);
-    }
+    if (r != NULL)
+        destroy(r);
     return rc;
 }
 
