@@ -137,9 +137,10 @@ struct cmd {
     int retried;               /* the EVAL fallback was sent */
     int numkeys;               /* script: number of keys in argv */
     int argc;                  /* script: saved arguments */
-    const char **argv;         /* owned: pointers into argbuf */
-    size_t *argvlen;           /* owned */
-    char *argbuf;              /* owned: the argument bytes */
+    size_t *argvlen;           /* owned: one allocation for argvlen,
+                                  argv and argbuf */
+    const char **argv;         /* in argvlen's: pointers into argbuf */
+    char *argbuf;              /* in argvlen's: the argument bytes */
     char *wire;                /* owned: follow_ask only: the command as
                                   written (RESP bytes, MULTI unit whole),
                                   to send again after -ASK; else NULL */
@@ -348,9 +349,7 @@ cmd_new(struct drv_redis *r, int64_t timeout_ms, drv_redis_reply_fn *cb,
 static void
 cmd_free(struct cmd *c)
 {
-    free(c->argv);
-    free(c->argvlen);
-    free(c->argbuf);
+    free(c->argvlen); /* and argv, argbuf */
     free(c->wire);
     free(c->ask_to);
     DRV_FREE_OBJ(c);
@@ -2295,9 +2294,13 @@ drv_redis_eval(struct drv_redis *r, const struct drv_redis_script *s,
     /* Saved for the EVAL fallback, which runs after the caller's argv is
      * gone. */
     if (argc > 0) {
-        c->argv = drv_xmalloc((size_t)argc * sizeof *c->argv);
-        c->argvlen = drv_xmalloc((size_t)argc * sizeof *c->argvlen);
-        c->argbuf = drv_xmalloc(total ? total : 1);
+        /* lengths, then pointers (aligned after them), then bytes */
+        _Static_assert(sizeof(size_t) % _Alignof(const char *) == 0,
+                       "argv follows argvlen");
+        c->argvlen = drv_xmalloc((size_t)argc * (sizeof *c->argvlen +
+                                                 sizeof *c->argv) + total);
+        c->argv = (const char **)(void *)(c->argvlen + argc);
+        c->argbuf = (char *)(c->argv + argc);
         save_args(c, keys, &off);
         save_args(c, args, &off);
     }
