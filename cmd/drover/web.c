@@ -25,6 +25,7 @@
 
 #include "drover/common.h"
 #include "drover/error.h"
+#include "drover/loop.h"
 #include "drover/parse.h"
 
 #include "web.h"
@@ -550,10 +551,8 @@ web_setup(struct drv_web *web, const char *host, int port)
 static void
 web_teardown(struct drv_web *web)
 {
-    if (web->sig_int != NULL)
-        event_free(web->sig_int);
-    if (web->sig_term != NULL)
-        event_free(web->sig_term);
+    drv_loop_event_free(web->sig_int);
+    drv_loop_event_free(web->sig_term);
     if (web->http != NULL)
         evhttp_free(web->http);
     if (web->base != NULL)

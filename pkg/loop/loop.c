@@ -245,6 +245,13 @@ drv_loop_signals_clear(struct drv_loop *loop)
 }
 
 void
+drv_loop_event_free(struct event *ev)
+{
+    if (ev != NULL)
+        event_free(ev);
+}
+
+void
 drv_loop_free(struct drv_loop *loop)
 {
     struct deferred *d, *dn;
@@ -256,10 +263,8 @@ drv_loop_free(struct drv_loop *loop)
         dn = d->next;
         free(d);
     }
-    if (loop->lag_ev != NULL)
-        event_free(loop->lag_ev);
-    if (loop->defer_ev != NULL)
-        event_free(loop->defer_ev);
+    drv_loop_event_free(loop->lag_ev);
+    drv_loop_event_free(loop->defer_ev);
     if (loop->base != NULL)
         event_base_free(loop->base);
     DRV_AZ(pthread_mutex_destroy(&loop->defer_mu));

@@ -1665,8 +1665,7 @@ destroy(struct drv_redis *r)
     size_t i;
 
     for (i = 0; i < DRV_ARRAY_LEN(evs); i++)
-        if (evs[i] != NULL)
-            event_free(evs[i]);
+        drv_loop_event_free(evs[i]);
     if (r->session != NULL)
         SSL_SESSION_free(r->session);
     if (r->ssl_ctx != NULL)
