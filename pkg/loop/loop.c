@@ -245,13 +245,6 @@ drv_loop_signals_clear(struct drv_loop *loop)
 }
 
 void
-drv_loop_event_free(struct event *ev)
-{
-    if (ev != NULL)
-        event_free(ev);
-}
-
-void
 drv_loop_free(struct drv_loop *loop)
 {
     struct deferred *d, *dn;
@@ -276,6 +269,13 @@ drv_loop_base(struct drv_loop *loop)
 {
     DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
     return loop->base;
+}
+
+void
+drv_loop_event_free(struct event *ev)
+{
+    if (ev != NULL)
+        event_free(ev);
 }
 
 int
