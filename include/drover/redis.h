@@ -530,9 +530,6 @@ struct drv_redis_script *drv_redis_script_create(const char *text,
  * pending (the script is borrowed by drv_redis_eval until its callback). */
 void drv_redis_script_free(struct drv_redis_script *s);
 
-/* drv_redis_script_sha -- the 40 lowercase hex digits; borrowed. */
-const char *drv_redis_script_sha(const struct drv_redis_script *s);
-
 /*
  * drv_redis_eval -- EVALSHA sha numkeys KEYS... ARGV...: keys and args are
  * copied (once, kept for the fallback), so the caller may free them on

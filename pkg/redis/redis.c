@@ -2194,13 +2194,6 @@ drv_redis_script_free(struct drv_redis_script *s)
     DRV_FREE_OBJ(s);
 }
 
-const char *
-drv_redis_script_sha(const struct drv_redis_script *s)
-{
-    DRV_CHECK_OBJ(s, SCRIPT_MAGIC);
-    return s->sha;
-}
-
 /* Write EVALSHA sha|EVAL text, numkeys, c's saved args on r's live
  * connection (r may be the companion of c's connection). */
 static int

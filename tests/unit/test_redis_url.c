@@ -357,9 +357,8 @@ test_redis_sha1_vectors(void **st)
     for (i = 0; i < DRV_ARRAY_LEN(as); i++)
         sha_is(a, as[i].n, as[i].sha);
     free(a);
+    sha_is("return 1", 8, "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     s = drv_redis_script_create("return 1", 8);
-    assert_string_equal(drv_redis_script_sha(s),
-                        "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     drv_redis_script_free(s);
     drv_redis_script_free(NULL);
 }
