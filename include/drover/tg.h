@@ -226,6 +226,8 @@ struct drv_tg_stats {
     size_t abandoned;             /* terminal, body still running */
     int permits_in_use;           /* group limit permits held */
     int permits_hwm;              /* highest permits_in_use seen */
+    int quiesced;                 /* 1 once on_quiesced has run
+                                     (drv_tg_free allowed) */
 };
 
 /* ------------------------------------------------------------ the group */
@@ -330,9 +332,6 @@ const struct drv_tg_report *drv_tg_report(const struct drv_tg *tg);
  * task is unfinished. */
 const struct drv_tg_outcome *drv_tg_report_at(const struct drv_tg_report *r,
                                               size_t i);
-
-/* drv_tg_quiesced -- 1 once on_quiesced has run (drv_tg_free allowed). */
-int drv_tg_quiesced(const struct drv_tg *tg);
 
 /* drv_tg_cause -- the group's sticky cancel cause, or NONE. */
 enum drv_tg_cause drv_tg_cause(const struct drv_tg *tg);

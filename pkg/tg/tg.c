@@ -1144,13 +1144,6 @@ drv_tg_report_at(const struct drv_tg_report *r, size_t i)
     return &r->_tg->tasks[i]->out;
 }
 
-int
-drv_tg_quiesced(const struct drv_tg *tg)
-{
-    DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
-    return tg->quiesced_fired;
-}
-
 enum drv_tg_cause
 drv_tg_cause(const struct drv_tg *tg)
 {
@@ -1170,6 +1163,7 @@ drv_tg_get_stats(const struct drv_tg *tg, struct drv_tg_stats *out)
     out->abandoned = tg->n_abandoned;
     out->permits_in_use = ss.in_use;
     out->permits_hwm = ss.hwm;
+    out->quiesced = tg->quiesced_fired;
 }
 
 int
