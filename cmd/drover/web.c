@@ -25,6 +25,7 @@
 
 #include "drover/common.h"
 #include "drover/error.h"
+#include "drover/loop.h"
 #include "drover/parse.h"
 
 #include "web.h"
@@ -467,12 +468,10 @@ on_request(struct evhttp_request *req, void *ctx)
 /* ---------------------------------------------------------- command */
 
 static void
-on_signal(evutil_socket_t sig, short what, void *ctx)
+on_signal(evutil_socket_t sig DRV_UNUSED, short what DRV_UNUSED, void *ctx)
 {
     struct drv_web *web = NULL;
 
-    (void)sig;
-    (void)what;
     DRV_CAST(web, ctx, DRV_WEB_MAGIC);
     event_base_loopbreak(web->base);
 }
@@ -552,10 +551,8 @@ web_setup(struct drv_web *web, const char *host, int port)
 static void
 web_teardown(struct drv_web *web)
 {
-    if (web->sig_int != NULL)
-        event_free(web->sig_int);
-    if (web->sig_term != NULL)
-        event_free(web->sig_term);
+    drv_loop_event_free(web->sig_int);
+    drv_loop_event_free(web->sig_term);
     if (web->http != NULL)
         evhttp_free(web->http);
     if (web->base != NULL)

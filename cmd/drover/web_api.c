@@ -523,7 +523,7 @@ dead_write(struct drv_json *j, void *ctx)
 
 static void
 get_dead(struct drv_web *web, struct evhttp_request *req,
-         const struct drv_queue_keys *k, const char *arg)
+         const struct drv_queue_keys *k, const char *arg DRV_UNUSED)
 {
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(
                                                  req));
@@ -532,7 +532,6 @@ get_dead(struct drv_web *web, struct evhttp_request *req,
     struct drv_queue_cmds c;
     struct evkeyvalq q;
 
-    (void)arg;
     memset(&d, 0, sizeof d);
     d.queue = k->name;
     d.count = DRV_WEB_DEAD_COUNT;

@@ -63,22 +63,20 @@ struct app {
 };
 
 static void
-on_stopped(struct drv_worker *w, int hard, void *ctx)
+on_stopped(struct drv_worker *w DRV_UNUSED, int hard, void *ctx)
 {
     struct app *app = ctx;
 
-    (void)w;
     app->stopped = 1;
     app->hard = hard;
     drv_loop_stop(app->loop);
 }
 
 static void
-on_stop_signal(struct drv_loop *loop, int signo, void *ctx)
+on_stop_signal(struct drv_loop *loop DRV_UNUSED, int signo, void *ctx)
 {
     struct app *app = ctx;
 
-    (void)loop;
     if (++app->signals == 1) {
         DRV_LOG_INFO("signal: graceful stop", "signal=%s",
                      signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -94,11 +92,9 @@ on_stop_signal(struct drv_loop *loop, int signo, void *ctx)
 }
 
 static void
-on_hup(struct drv_loop *loop, int signo, void *ctx)
+on_hup(struct drv_loop *loop DRV_UNUSED, int signo DRV_UNUSED,
+       void *ctx DRV_UNUSED)
 {
-    (void)loop;
-    (void)signo;
-    (void)ctx;
     drv_log_reopen();
     DRV_LOG_INFO("signal: logs reopened", NULL);
 }

@@ -53,10 +53,6 @@ void drv_cron_free(struct drv_cron *c);
 /* drv_cron_text -- the spec as it was given; borrowed from c. */
 const char *drv_cron_text(const struct drv_cron *c);
 
-/* drv_cron_wildcard -- 1 when the minute or hour field starts with `*`
- * (the DST rule above), else 0. */
-int drv_cron_wildcard(const struct drv_cron *c);
-
 /*
  * drv_cron_next -- the first tick of c in zone tz strictly after
  * after_ms (Unix ms) into *out_ms (a whole second; a minute boundary in

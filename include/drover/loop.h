@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/time.h>
 
+struct event;
 struct event_base;
 struct drv_loop;
 
@@ -52,6 +53,11 @@ void drv_loop_free(struct drv_loop *loop);
 
 /* drv_loop_base -- the libevent base, borrowed for the loop's lifetime. */
 struct event_base *drv_loop_base(struct drv_loop *loop);
+
+/* drv_loop_event_free -- event_free(ev), and NULL does nothing (libevent's
+ * own would crash), for the _free of an object whose create may have
+ * failed before making all its events. Thread of ev's base. */
+void drv_loop_event_free(struct event *ev);
 
 /*
  * drv_loop_run -- dispatch until drv_loop_stop() or until no events are

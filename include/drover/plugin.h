@@ -72,18 +72,17 @@ void drv_plugin_set_free(struct drv_plugin_set *s);
 int drv_plugin_load(struct drv_plugin_set *s, const struct drv_plugin_opts *o,
                     struct drv_plugin **out, struct drv_err *err);
 
-/* drv_plugin_handler -- the instance's checked table: members beyond the
- * plugin's size read NULL. Borrowed until the set is freed. */
-const struct drv_handler *drv_plugin_handler(const struct drv_plugin *p);
+/* What a loaded instance gives its user. */
+struct drv_plugin_info {
+    const struct drv_handler *handler; /* the checked table: members beyond
+                                          the plugin's size read NULL */
+    void *state;                       /* what init() stored (may be NULL) */
+    const char *path;                  /* the library path as dlopen got it */
+};
 
-/* drv_plugin_state -- what init() stored (may be NULL). */
-void *drv_plugin_state(const struct drv_plugin *p);
-
-/* drv_plugin_name -- the table's name, else the symbol (for logs). */
-const char *drv_plugin_name(const struct drv_plugin *p);
-
-/* drv_plugin_path -- the library path as dlopen got it. */
-const char *drv_plugin_path(const struct drv_plugin *p);
+/* drv_plugin_info -- the instance's table, state and path; borrowed (all
+ * of it) until the set is freed. */
+const struct drv_plugin_info *drv_plugin_info(const struct drv_plugin *p);
 
 /* drv_plugin_set_nlibs -- distinct (library, symbol) pairs loaded. */
 size_t drv_plugin_set_nlibs(const struct drv_plugin_set *s);

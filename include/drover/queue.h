@@ -57,18 +57,19 @@ struct redisReply;
 
 /* ---------------------------------------------------------------- keys */
 
+/* Every name is in one allocation, owned through name: free none alone. */
 struct drv_queue_keys {
-    char *name;       /* owned: queue name Q */
-    char *jobs;       /* owned: P:{Q}:jobs */
-    char *delayed;    /* owned: P:{Q}:delayed */
-    char *dead;       /* owned: P:{Q}:dead */
-    char *stats;      /* owned: P:{Q}:stats */
-    char *paused;     /* owned: P:{Q}:paused */
-    char *job_prefix; /* owned: P:{Q}:job: */
-    char *result_prefix; /* owned: P:{Q}:result: */
-    char *due;        /* owned: P:due, the fleet's index of when delayed
-                         jobs fall due (not a key of the queue's slot) */
-    char *cancel;     /* owned: P:{Q}:cancel (drover/queue_cancel.h) */
+    char *name;       /* owned: queue name Q, and the names below */
+    char *jobs;       /* P:{Q}:jobs */
+    char *delayed;    /* P:{Q}:delayed */
+    char *dead;       /* P:{Q}:dead */
+    char *stats;      /* P:{Q}:stats */
+    char *paused;     /* P:{Q}:paused */
+    char *job_prefix; /* P:{Q}:job: */
+    char *result_prefix; /* P:{Q}:result: */
+    char *due;        /* P:due, the fleet's index of when delayed jobs fall
+                         due (not a key of the queue's slot) */
+    char *cancel;     /* P:{Q}:cancel (drover/queue_cancel.h) */
 };
 
 /* drv_queue_keys_init -- fill k for prefix and queue (caller memory). */

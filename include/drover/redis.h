@@ -404,32 +404,30 @@ void drv_redis_get_target(const struct drv_redis *r,
  */
 int drv_redis_reconnect(struct drv_redis *r, const char *why);
 
-/*
- * drv_redis_peer -- the address of the current connection, numeric:
- * "127.0.0.1:6379", "[::1]:6379" or "/path/to.sock"; "" when there is
- * none (not connected). Borrowed until the next state change. Loop thread.
- */
-const char *drv_redis_peer(const struct drv_redis *r);
-
-/*
- * drv_redis_last_error -- why the last attempt failed or the last
- * connection was lost ("connect to 10.0.0.5:6379: Connection refused",
- * "cannot resolve host 'redis': Name or service not known", "TLS:
- * certificate verify failed: ..."), "" while none has. Borrowed until the
- * next state change. Loop thread.
- */
-const char *drv_redis_last_error(const struct drv_redis *r);
-
 /* drv_redis_state -- the current state. Loop thread. */
 enum drv_redis_state drv_redis_state(const struct drv_redis *r);
 
-/* drv_redis_client_id -- CLIENT ID of the current connection, read during
- * setup; -1 when not READY. Loop thread. */
-int64_t drv_redis_client_id(const struct drv_redis *r);
+/* What a connection says of itself; the strings are borrowed until its
+ * next state change (name: for its lifetime). */
+struct drv_redis_info {
+    enum drv_redis_state state; /* as drv_redis_state */
+    int64_t client_id;  /* CLIENT ID of the connection, read during setup;
+                           -1 when not READY */
+    const char *peer;   /* the address of the connection, numeric:
+                           "127.0.0.1:6379", "[::1]:6379" or
+                           "/path/to.sock"; "" when not connected */
+    const char *last_error; /* why the last attempt failed or the last
+                               connection was lost ("connect to
+                               10.0.0.5:6379: Connection refused",
+                               "cannot resolve host 'redis': Name or
+                               service not known", "TLS: certificate verify
+                               failed: ..."); "" while none has */
+    const char *name;   /* the label given in opts ("redis" if none) */
+};
 
-/* drv_redis_name -- the label given in opts ("redis" if none); borrowed
- * for r's lifetime. */
-const char *drv_redis_name(const struct drv_redis *r);
+/* drv_redis_get_info -- fill out with r's state, client id, peer, last
+ * error and name. Loop thread. */
+void drv_redis_get_info(const struct drv_redis *r, struct drv_redis_info *out);
 
 /* drv_redis_get_stats -- counters since create. Loop thread. */
 void drv_redis_get_stats(const struct drv_redis *r,
@@ -531,9 +529,6 @@ struct drv_redis_script *drv_redis_script_create(const char *text,
 /* drv_redis_script_free -- NULL does nothing. No call using it may be
  * pending (the script is borrowed by drv_redis_eval until its callback). */
 void drv_redis_script_free(struct drv_redis_script *s);
-
-/* drv_redis_script_sha -- the 40 lowercase hex digits; borrowed. */
-const char *drv_redis_script_sha(const struct drv_redis_script *s);
 
 /*
  * drv_redis_eval -- EVALSHA sha numkeys KEYS... ARGV...: keys and args are

@@ -56,9 +56,9 @@
  * the pool at least as large as the limits that feed it.
  *
  * Threads: every function runs on the loop thread, except
- * drv_tg_task_cancelled, drv_tg_task_ctx, drv_tg_task_name,
- * drv_tg_task_deadline_ns and drv_tg_task_set_result, which a THREAD
- * task's work() may call from its pool thread.
+ * drv_tg_task_cancelled, drv_tg_task_deadline_ns and
+ * drv_tg_task_set_result, which a THREAD task's work() may call from its
+ * pool thread.
  *
  * Memory: a group keeps every task record (its outcome) until it is
  * freed, so the report can list them in spawn order; a long stream of
@@ -226,6 +226,8 @@ struct drv_tg_stats {
     size_t abandoned;             /* terminal, body still running */
     int permits_in_use;           /* group limit permits held */
     int permits_hwm;              /* highest permits_in_use seen */
+    int quiesced;                 /* 1 once on_quiesced has run
+                                     (drv_tg_free allowed) */
 };
 
 /* ------------------------------------------------------------ the group */
@@ -331,9 +333,6 @@ const struct drv_tg_report *drv_tg_report(const struct drv_tg *tg);
 const struct drv_tg_outcome *drv_tg_report_at(const struct drv_tg_report *r,
                                               size_t i);
 
-/* drv_tg_quiesced -- 1 once on_quiesced has run (drv_tg_free allowed). */
-int drv_tg_quiesced(const struct drv_tg *tg);
-
 /* drv_tg_cause -- the group's sticky cancel cause, or NONE. */
 enum drv_tg_cause drv_tg_cause(const struct drv_tg *tg);
 
@@ -381,11 +380,6 @@ void drv_tg_task_set_result(struct drv_tg_task *t, const void *data,
  * of its group and every ancestor; 0 when none. Any thread once the task
  * runs (hand it to blocking work as its own bound). */
 int64_t drv_tg_task_deadline_ns(const struct drv_tg_task *t);
-
-/* drv_tg_task_ctx / drv_tg_task_name -- the spawn ctx and name ("" if
- * none). Any thread while the task is unreleased. */
-void *drv_tg_task_ctx(const struct drv_tg_task *t);
-const char *drv_tg_task_name(const struct drv_tg_task *t);
 
 /* drv_tg_task_outcome -- the task's outcome record (state is not
  * terminal while it runs). Loop thread. */

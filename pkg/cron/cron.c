@@ -327,19 +327,19 @@ drv_cron_text(const struct drv_cron *c)
     return c->text;
 }
 
-int
-drv_cron_wildcard(const struct drv_cron *c)
-{
-    DRV_CHECK_OBJ(c, DRV_CRON_MAGIC);
-    return c->star[F_MIN] || c->star[F_HOUR];
-}
-
 /* ------------------------------------------------------------- next */
 
 static int
 has(const struct drv_cron *c, enum field f, int v)
 {
     return (c->bits[f] >> v) & 1;
+}
+
+/* The minute or hour field starts with `*`: the DST rule of cron.h. */
+static int
+wildcard(const struct drv_cron *c)
+{
+    return c->star[F_MIN] || c->star[F_HOUR];
 }
 
 static int
@@ -424,7 +424,7 @@ drv_cron_next(const struct drv_cron *c, const struct drv_tz *tz,
     int wild, n, i;
 
     DRV_CHECK_OBJ(c, DRV_CRON_MAGIC);
-    wild = drv_cron_wildcard(c);
+    wild = wildcard(c);
     drv_tz_offset_range(tz, &mn, &mx);
     /* an instant after a has a wall time of at least a + 1 + mn */
     w = floor_div(a + 1 + mn, SECS_PER_MIN) * SECS_PER_MIN;

@@ -574,6 +574,7 @@ load_plugin(struct drv_htype *ht, struct drv_err *err)
     const struct drv_config_job *cfg = ht->cfg;
     struct drv_hplugins *hp = host->plugins;
     struct drv_plugin_opts po;
+    const struct drv_plugin_info *info = NULL;
     struct ptype *pt;
     int rc;
 
@@ -599,10 +600,11 @@ load_plugin(struct drv_htype *ht, struct drv_err *err)
     rc = drv_plugin_load(hp->set, &po, &pt->plugin, err);
     if (rc < 0)
         return DRV_ECONFIG;
-    pt->h = drv_plugin_handler(pt->plugin);
-    pt->state = drv_plugin_state(pt->plugin);
+    info = drv_plugin_info(pt->plugin);
+    pt->h = info->handler;
+    pt->state = info->state;
     DRV_LOG_INFO("plugin loaded", "job=%s library=%s symbol=%s mode=%s",
-                 cfg->name, drv_plugin_path(pt->plugin), cfg->plugin.symbol,
+                 cfg->name, info->path, cfg->plugin.symbol,
                  cfg->blocking ? "blocking" : "async");
     return 0;
 }

@@ -77,13 +77,11 @@ use_pthreads(void)
 /* ---------------------------------------------------------------- defer */
 
 static void
-on_defer(evutil_socket_t fd, short what, void *arg)
+on_defer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_loop *loop;
     struct deferred *d, *next;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
     DRV_AZ(pthread_mutex_lock(&loop->defer_mu));
     d = loop->defer_head;
@@ -138,14 +136,12 @@ signal_events(const struct drv_loop *loop)
 }
 
 static void
-on_lag_tick(evutil_socket_t fd, short what, void *arg)
+on_lag_tick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_loop *loop;
     struct timeval tv;
     int64_t now, lag;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
     now = drv_clock_mono_ns();
     lag = now - loop->lag_due_ns;
@@ -260,10 +256,8 @@ drv_loop_free(struct drv_loop *loop)
         dn = d->next;
         free(d);
     }
-    if (loop->lag_ev != NULL)
-        event_free(loop->lag_ev);
-    if (loop->defer_ev != NULL)
-        event_free(loop->defer_ev);
+    drv_loop_event_free(loop->lag_ev);
+    drv_loop_event_free(loop->defer_ev);
     if (loop->base != NULL)
         event_base_free(loop->base);
     DRV_AZ(pthread_mutex_destroy(&loop->defer_mu));
@@ -275,6 +269,13 @@ drv_loop_base(struct drv_loop *loop)
 {
     DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
     return loop->base;
+}
+
+void
+drv_loop_event_free(struct event *ev)
+{
+    if (ev != NULL)
+        event_free(ev);
 }
 
 int
@@ -298,11 +299,10 @@ drv_loop_stop(struct drv_loop *loop)
 }
 
 static void
-on_signal(evutil_socket_t fd, short what, void *arg)
+on_signal(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct sig *s;
 
-    (void)what;
     DRV_CAST(s, arg, SIG_MAGIC);
     s->fn(s->loop, (int)fd, s->ctx);
 }
@@ -355,9 +355,8 @@ drv_loop_set_lag_interval(struct drv_loop *loop, int64_t interval_ms)
 }
 
 int64_t
-drv_loop_now_ns(struct drv_loop *loop)
+drv_loop_now_ns(struct drv_loop *loop DRV_UNUSED)
 {
-    (void)loop;
     return drv_clock_mono_ns();
 }
 

@@ -44,7 +44,8 @@ struct drv_plugin {
 #define DRV_PLUGIN_MAGIC 0x9111b002U
     struct plib *lib;           /* borrowed: owned by the set */
     char *job_type;             /* owned */
-    void *state;                /* the plugin's: freed by its shutdown() */
+    struct drv_plugin_info info; /* table and path borrowed from lib; state
+                                    the plugin's: freed by its shutdown() */
     struct drv_plugin *next;    /* borrowed: set's list, newest first */
 };
 
@@ -210,7 +211,7 @@ drv_plugin_set_free(struct drv_plugin_set *s)
     while ((p = s->instances) != NULL) {
         s->instances = p->next;
         if (p->lib->table.shutdown != NULL)
-            p->lib->table.shutdown(p->state);
+            p->lib->table.shutdown(p->info.state);
         free(p->job_type);
         DRV_FREE_OBJ(p);
     }
@@ -274,41 +275,20 @@ drv_plugin_load(struct drv_plugin_set *s, const struct drv_plugin_opts *o,
     DRV_ALLOC_OBJ(p, DRV_PLUGIN_MAGIC);
     p->lib = l;
     p->job_type = drv_xstrdup(o->job_type != NULL ? o->job_type : "");
-    p->state = state;
+    p->info.handler = &l->table;
+    p->info.state = state;
+    p->info.path = l->path;
     p->next = s->instances;
     s->instances = p;
     *out = p;
     return 0;
 }
 
-const struct drv_handler *
-drv_plugin_handler(const struct drv_plugin *p)
+const struct drv_plugin_info *
+drv_plugin_info(const struct drv_plugin *p)
 {
     DRV_CHECK_OBJ(p, DRV_PLUGIN_MAGIC);
-    return &p->lib->table;
-}
-
-void *
-drv_plugin_state(const struct drv_plugin *p)
-{
-    DRV_CHECK_OBJ(p, DRV_PLUGIN_MAGIC);
-    return p->state;
-}
-
-const char *
-drv_plugin_name(const struct drv_plugin *p)
-{
-    DRV_CHECK_OBJ(p, DRV_PLUGIN_MAGIC);
-    if (p->lib->table.name != NULL && p->lib->table.name[0] != '\0')
-        return p->lib->table.name;
-    return p->lib->symbol;
-}
-
-const char *
-drv_plugin_path(const struct drv_plugin *p)
-{
-    DRV_CHECK_OBJ(p, DRV_PLUGIN_MAGIC);
-    return p->lib->path;
+    return &p->info;
 }
 
 size_t

@@ -196,13 +196,12 @@ drain_once(struct drv_pool *p)
 static void finish_free(struct drv_pool *p);
 
 static void
-on_wakeup(evutil_socket_t fd, short what, void *arg)
+on_wakeup(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv_pool *p;
     uint64_t v;
     ssize_t n;
 
-    (void)what;
     DRV_CAST(p, arg, DRV_POOL_MAGIC);
     /* reset the counter before detaching: a push after the detach finds
      * the list empty and writes again */

@@ -17,13 +17,13 @@
 
 /* ---------------------------------------------------------------- keys */
 
+/* Write "P:{Q}:suffix" at *at, move *at past its NUL, return the key. */
 static char *
-key_of(const char *prefix, const char *queue, const char *suffix)
+put_key(char **at, const char *prefix, const char *queue, const char *suffix)
 {
-    size_t n = strlen(prefix) + strlen(queue) + strlen(suffix) + 8;
-    char *k = drv_xmalloc(n);
+    char *k = *at;
 
-    snprintf(k, n, "%s:{%s}:%s", prefix, queue, suffix);
+    *at += sprintf(k, "%s:{%s}:%s", prefix, queue, suffix) + 1;
     return k;
 }
 
@@ -31,32 +31,28 @@ void
 drv_queue_keys_init(struct drv_queue_keys *k, const char *prefix,
                     const char *queue)
 {
-    k->name = drv_xstrdup(queue);
-    k->jobs = key_of(prefix, queue, "jobs");
-    k->delayed = key_of(prefix, queue, "delayed");
-    k->dead = key_of(prefix, queue, "dead");
-    k->stats = key_of(prefix, queue, "stats");
-    k->paused = key_of(prefix, queue, "paused");
-    k->job_prefix = key_of(prefix, queue, "job:");
-    k->result_prefix = key_of(prefix, queue, "result:");
-    k->due = drv_xmalloc(strlen(prefix) + sizeof ":due");
+    /* ten names, none longer than P:{Q}:result: (the longest suffix) */
+    size_t max = strlen(prefix) + strlen(queue) + sizeof ":{}:result:";
+    char *at = drv_xmalloc(10 * max);
+
+    k->name = at;
+    at += sprintf(at, "%s", queue) + 1;
+    k->jobs = put_key(&at, prefix, queue, "jobs");
+    k->delayed = put_key(&at, prefix, queue, "delayed");
+    k->dead = put_key(&at, prefix, queue, "dead");
+    k->stats = put_key(&at, prefix, queue, "stats");
+    k->paused = put_key(&at, prefix, queue, "paused");
+    k->job_prefix = put_key(&at, prefix, queue, "job:");
+    k->result_prefix = put_key(&at, prefix, queue, "result:");
+    k->cancel = put_key(&at, prefix, queue, "cancel");
+    k->due = at;
     sprintf(k->due, "%s:due", prefix);
-    k->cancel = key_of(prefix, queue, "cancel");
 }
 
 void
 drv_queue_keys_fini(struct drv_queue_keys *k)
 {
-    free(k->name);
-    free(k->jobs);
-    free(k->delayed);
-    free(k->dead);
-    free(k->stats);
-    free(k->paused);
-    free(k->job_prefix);
-    free(k->result_prefix);
-    free(k->due);
-    free(k->cancel);
+    free(k->name); /* the one allocation holding every name */
     memset(k, 0, sizeof *k);
 }
 

@@ -241,12 +241,11 @@ info_or_say(const redisReply *r, const char *section, const char *name,
 
 /* v: INFO server's redis_version */
 static void
-version_judge(const char *v, const redisReply *info,
+version_judge(const char *v, const redisReply *info DRV_UNUSED,
               struct drv_queue_doctor_report *rep)
 {
     int major = 0, minor = 0;
 
-    (void)info;
     if (sscanf(v, "%d.%d", &major, &minor) != 2) {
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_UNCHECKED,
                              "the Redis version: \"%s\" does not read as "
@@ -294,10 +293,9 @@ eviction_judge(const char *policy, const redisReply *info,
 
 /* aof: INFO persistence's aof_enabled */
 static void
-persistence_judge(const char *aof, const redisReply *info,
+persistence_judge(const char *aof, const redisReply *info DRV_UNUSED,
                   struct drv_queue_doctor_report *rep)
 {
-    (void)info;
     if (strcmp(aof, "1") == 0)
         drv_queue_doctor_say(rep, DRV_QUEUE_DOCTOR_OK,
                              "appendonly yes: an enqueued job survives a "
@@ -833,7 +831,7 @@ sentinel_judge(const struct drv_queue_doctor_sentinel *s, const char *want,
 }
 
 static void
-sentinels_judge(struct redisReply *const *r, size_t n,
+sentinels_judge(struct redisReply *const *r DRV_UNUSED, size_t n,
                 const struct drv_queue_doctor_opts *o,
                 struct drv_queue_doctor_report *rep)
 {
@@ -842,7 +840,6 @@ sentinels_judge(struct redisReply *const *r, size_t n,
     size_t i, answered = 0;
     int bad = 0;
 
-    (void)r;
     DRV_ASSERT(n == 0);
     if (o->nsentinels == 0)
         return;
@@ -889,7 +886,7 @@ sentinels_judge(struct redisReply *const *r, size_t n,
 /* ----------------------------------------------------------------- TLS */
 
 static void
-tls_judge(struct redisReply *const *r, size_t n,
+tls_judge(struct redisReply *const *r DRV_UNUSED, size_t n,
           const struct drv_queue_doctor_opts *o,
           struct drv_queue_doctor_report *rep)
 {
@@ -898,7 +895,6 @@ tls_judge(struct redisReply *const *r, size_t n,
     char date[64];
     struct tm tm;
 
-    (void)r;
     DRV_ASSERT(n == 0);
     if (!o->tls)
         return;

@@ -137,9 +137,10 @@ struct cmd {
     int retried;               /* the EVAL fallback was sent */
     int numkeys;               /* script: number of keys in argv */
     int argc;                  /* script: saved arguments */
-    const char **argv;         /* owned: pointers into argbuf */
-    size_t *argvlen;           /* owned */
-    char *argbuf;              /* owned: the argument bytes */
+    size_t *argvlen;           /* owned: one allocation for argvlen,
+                                  argv and argbuf */
+    const char **argv;         /* in argvlen's: pointers into argbuf */
+    char *argbuf;              /* in argvlen's: the argument bytes */
     char *wire;                /* owned: follow_ask only: the command as
                                   written (RESP bytes, MULTI unit whole),
                                   to send again after -ASK; else NULL */
@@ -348,9 +349,7 @@ cmd_new(struct drv_redis *r, int64_t timeout_ms, drv_redis_reply_fn *cb,
 static void
 cmd_free(struct cmd *c)
 {
-    free(c->argv);
-    free(c->argvlen);
-    free(c->argbuf);
+    free(c->argvlen); /* and argv, argbuf */
     free(c->wire);
     free(c->ask_to);
     DRV_FREE_OBJ(c);
@@ -815,14 +814,12 @@ ask_arm(struct drv_redis *r)
 /* ask_ev: commands that waited for the companion past their deadline
  * fail; an idle companion is closed. */
 static void
-on_ask_timer(evutil_socket_t fd, short what, void *arg)
+on_ask_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct cmd *c, *next;
     int64_t now = drv_clock_mono_ns();
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (r->freeing)
         return;
@@ -846,12 +843,12 @@ on_ask_timer(evutil_socket_t fd, short what, void *arg)
 
 /* The companion is READY: send what waits for it. */
 static void
-on_comp_state(struct drv_redis *a, enum drv_redis_state st, void *ctx)
+on_comp_state(struct drv_redis *a DRV_UNUSED, enum drv_redis_state st,
+              void *ctx)
 {
     struct drv_redis *r;
     struct cmd *c;
 
-    (void)a;
     DRV_CAST(r, ctx, DRV_REDIS_MAGIC);
     if (st != DRV_REDIS_READY)
         return;
@@ -1197,14 +1194,13 @@ on_read(struct bufferevent *bev, void *arg)
  * reports write errors.
  */
 static void
-on_sock_read(evutil_socket_t fd, short what, void *arg)
+on_sock_read(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct bufferevent *bev;
     char buf[READ_CHUNK], why[WHY_MAX];
     ssize_t n;
 
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     bev = r->bev;
     DRV_AN(bev);
@@ -1411,13 +1407,12 @@ next_addr(struct drv_redis *r)
 }
 
 static void
-on_conn(evutil_socket_t fd, short what, void *arg)
+on_conn(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     socklen_t len;
     int e = 0;
 
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     DRV_ASSERT(r->fd == fd);
     len = sizeof e;
@@ -1460,14 +1455,12 @@ log_addresses(struct drv_redis *r)
 }
 
 static void
-on_resolved(evutil_socket_t fd, short what, void *arg)
+on_resolved(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct addrinfo *ai = NULL;
     int gai = 0;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (r->rq == NULL || !drv__redis_resolve_take(r->rq, &ai, &gai))
         return; /* a wake-up meant for a request we gave up on */
@@ -1563,12 +1556,10 @@ start_connect(struct drv_redis *r)
 }
 
 static void
-on_retry(evutil_socket_t fd, short what, void *arg)
+on_retry(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (!r->freeing && r->state == DRV_REDIS_DOWN)
         start_connect(r);
@@ -1601,15 +1592,13 @@ receiving(struct drv_redis *r)
 }
 
 static void
-on_watch(evutil_socket_t fd, short what, void *arg)
+on_watch(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct cmd *c;
     int64_t now, next = 0;
     int expired = 0, npending = 0;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     r->watch_at_ns = 0;
     if (r->state == DRV_REDIS_DOWN || r->freeing)
@@ -1666,6 +1655,28 @@ on_watch(evutil_socket_t fd, short what, void *arg)
     watch_arm(r, next);
 }
 
+/* Free r and what it owns: the end of teardown, and the undoing of a
+ * create that failed part way (an event not made yet is NULL). */
+static void
+destroy(struct drv_redis *r)
+{
+    struct event *evs[] = {r->kick_ev, r->retry_ev, r->watch_ev,
+                           r->resolve_ev, r->conn_ev, r->read_ev, r->ask_ev};
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(evs); i++)
+        drv_loop_event_free(evs[i]);
+    if (r->session != NULL)
+        SSL_SESSION_free(r->session);
+    if (r->ssl_ctx != NULL)
+        SSL_CTX_free(r->ssl_ctx);
+    explicit_bzero(&r->url, sizeof r->url);
+    free(r->server_name);
+    free(r->name);
+    drv__redis_arena_fini(&r->arena);
+    DRV_FREE_OBJ(r);
+}
+
 static void
 teardown(struct drv_redis *r)
 {
@@ -1685,33 +1696,16 @@ teardown(struct drv_redis *r)
     ask_teardown(r);
     DRV_ASSERT(TAILQ_EMPTY(&r->pending));
     DRV_ASSERT(r->rq == NULL && r->bev == NULL && r->fd < 0);
-    event_free(r->kick_ev);
-    event_free(r->retry_ev);
-    event_free(r->watch_ev);
-    event_free(r->resolve_ev);
-    event_free(r->conn_ev);
-    event_free(r->read_ev);
-    event_free(r->ask_ev);
-    if (r->session != NULL)
-        SSL_SESSION_free(r->session);
-    if (r->ssl_ctx != NULL)
-        SSL_CTX_free(r->ssl_ctx);
-    explicit_bzero(&r->url, sizeof r->url);
-    free(r->server_name);
-    free(r->name);
-    drv__redis_arena_fini(&r->arena);
-    DRV_FREE_OBJ(r);
+    destroy(r);
 }
 
 static void
-on_kick(evutil_socket_t fd, short what, void *arg)
+on_kick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_redis *r;
     struct cmd_list batch;
     struct cmd *c;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_REDIS_MAGIC);
     if (!r->freeing && r->drop_gen != 0 && r->drop_gen == r->gen &&
         r->state != DRV_REDIS_DOWN)
@@ -1901,28 +1895,8 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     rc = 0;
 out:
     explicit_bzero(&url, sizeof url);
-    if (r != NULL) {
-        if (r->watch_ev != NULL)
-            event_free(r->watch_ev);
-        if (r->retry_ev != NULL)
-            event_free(r->retry_ev);
-        if (r->kick_ev != NULL)
-            event_free(r->kick_ev);
-        if (r->resolve_ev != NULL)
-            event_free(r->resolve_ev);
-        if (r->conn_ev != NULL)
-            event_free(r->conn_ev);
-        if (r->read_ev != NULL)
-            event_free(r->read_ev);
-        if (r->ask_ev != NULL)
-            event_free(r->ask_ev);
-        if (r->ssl_ctx != NULL)
-            SSL_CTX_free(r->ssl_ctx);
-        explicit_bzero(&r->url, sizeof r->url);
-        free(r->server_name);
-        free(r->name);
-        DRV_FREE_OBJ(r);
-    }
+    if (r != NULL)
+        destroy(r);
     return rc;
 }
 
@@ -2128,20 +2102,6 @@ drv_redis_reconnect(struct drv_redis *r, const char *why)
     return 0;
 }
 
-const char *
-drv_redis_last_error(const struct drv_redis *r)
-{
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->last_err;
-}
-
-const char *
-drv_redis_peer(const struct drv_redis *r)
-{
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->state == DRV_REDIS_DOWN ? "" : r->peer;
-}
-
 enum drv_redis_state
 drv_redis_state(const struct drv_redis *r)
 {
@@ -2149,18 +2109,15 @@ drv_redis_state(const struct drv_redis *r)
     return r->state;
 }
 
-int64_t
-drv_redis_client_id(const struct drv_redis *r)
+void
+drv_redis_get_info(const struct drv_redis *r, struct drv_redis_info *out)
 {
     DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->state == DRV_REDIS_READY ? r->client_id : -1;
-}
-
-const char *
-drv_redis_name(const struct drv_redis *r)
-{
-    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
-    return r->label;
+    out->state = r->state;
+    out->client_id = r->state == DRV_REDIS_READY ? r->client_id : -1;
+    out->peer = r->state == DRV_REDIS_DOWN ? "" : r->peer;
+    out->last_error = r->last_err;
+    out->name = r->label;
 }
 
 void
@@ -2235,13 +2192,6 @@ drv_redis_script_free(struct drv_redis_script *s)
         return;
     free(s->text);
     DRV_FREE_OBJ(s);
-}
-
-const char *
-drv_redis_script_sha(const struct drv_redis_script *s)
-{
-    DRV_CHECK_OBJ(s, SCRIPT_MAGIC);
-    return s->sha;
 }
 
 /* Write EVALSHA sha|EVAL text, numkeys, c's saved args on r's live
@@ -2336,9 +2286,13 @@ drv_redis_eval(struct drv_redis *r, const struct drv_redis_script *s,
     /* Saved for the EVAL fallback, which runs after the caller's argv is
      * gone. */
     if (argc > 0) {
-        c->argv = drv_xmalloc((size_t)argc * sizeof *c->argv);
-        c->argvlen = drv_xmalloc((size_t)argc * sizeof *c->argvlen);
-        c->argbuf = drv_xmalloc(total ? total : 1);
+        /* lengths, then pointers (aligned after them), then bytes */
+        _Static_assert(sizeof(size_t) % _Alignof(const char *) == 0,
+                       "argv follows argvlen");
+        c->argvlen = drv_xmalloc((size_t)argc * (sizeof *c->argvlen +
+                                                 sizeof *c->argv) + total);
+        c->argv = (const char **)(void *)(c->argvlen + argc);
+        c->argbuf = (char *)(c->argv + argc);
         save_args(c, keys, &off);
         save_args(c, args, &off);
     }

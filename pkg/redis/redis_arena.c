@@ -185,10 +185,10 @@ create_nil(const redisReadTask *task)
     return new_reply(task, REDIS_REPLY_NIL);
 }
 
+/* Nothing to do: the reply is rewound with the arena. */
 static void
-free_object(void *reply)
+free_object(void *reply DRV_UNUSED)
 {
-    (void)reply; /* rewound with the arena */
 }
 
 static redisReplyObjectFunctions arena_fns = {

@@ -93,7 +93,7 @@ reroute(struct drv_redis_cluster *c)
 }
 
 static void
-on_slots(struct drv_redis *r, int status, const redisReply *reply,
+on_slots(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
          void *ctx)
 {
     struct drv_redis_cluster *c;
@@ -101,7 +101,6 @@ on_slots(struct drv_redis *r, int status, const redisReply *reply,
     struct drv_err err;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     if (status == -ECANCELED)
         return;
     DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
@@ -130,12 +129,11 @@ on_slots(struct drv_redis *r, int status, const redisReply *reply,
 
 /* The watch's pass (a poll, a refresh soon, the seed READY). */
 static void
-ask_slots(void *ctx, struct drv_redis *ready)
+ask_slots(void *ctx, struct drv_redis *ready DRV_UNUSED)
 {
     struct drv_redis_cluster *c;
     struct drv_argv a;
 
-    (void)ready;
     DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
     if (c->asking || drv_redis_state(c->seed) != DRV_REDIS_READY)
         return;
@@ -149,11 +147,11 @@ ask_slots(void *ctx, struct drv_redis *ready)
 
 /* The seed's locate: the configured nodes in turn. */
 static int
-seed_locate(struct drv_redis *r, struct drv_redis_target *target, void *ctx)
+seed_locate(struct drv_redis *r DRV_UNUSED, struct drv_redis_target *target,
+            void *ctx)
 {
     struct drv_redis_cluster *c;
 
-    (void)r;
     DRV_CAST(c, ctx, DRV_REDIS_CLUSTER_MAGIC);
     c->seed_at = c->seeds[c->next_seed];
     c->next_seed = (c->next_seed + 1) % c->nseeds;
@@ -177,14 +175,16 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
          * a map without an owner for the slot is a problem to show,
          * every MIGRATING_LOG_NS */
         int64_t now = drv_clock_mono_ns();
+        struct drv_redis_info ri;
 
         if (rt->c->known && (rt->unserved_logged_ns == 0 ||
                              now - rt->unserved_logged_ns >=
                                  MIGRATING_LOG_NS)) {
             rt->unserved_logged_ns = now;
+            drv_redis_get_info(r, &ri);
             DRV_LOG_WARN("cluster slot served by no master: waiting",
                          "name=%s slot=%d conn=%s", rt->c->name, rt->slot,
-                         drv_redis_name(r));
+                         ri.name);
         }
         rt->located = 0;
     } else {

@@ -379,22 +379,21 @@ on_watch(void *ctx, struct drv_redis *ready)
 
 /* The probe's locate: the candidate. */
 static int
-probe_locate(struct drv_redis *r, struct drv_redis_target *target, void *ctx)
+probe_locate(struct drv_redis *r DRV_UNUSED, struct drv_redis_target *target,
+             void *ctx)
 {
     struct drv_redis_sentinel *ds;
 
-    (void)r;
     DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
     return drv__redis_locate_at(target, ds->have_cand ? &ds->cand : NULL);
 }
 
 int
-drv_redis_sentinel_locate(struct drv_redis *r,
+drv_redis_sentinel_locate(struct drv_redis *r DRV_UNUSED,
                           struct drv_redis_target *target, void *ctx)
 {
     struct drv_redis_sentinel *ds;
 
-    (void)r;
     DRV_CAST(ds, ctx, DRV_REDIS_SENTINEL_MAGIC);
     ask_soon(ds);           /* every (re)connect checks again */
     return drv__redis_locate_at(target,

@@ -28,12 +28,10 @@
 #include "redis_int.h"
 
 static void
-on_event(evutil_socket_t fd, short what, void *arg)
+on_event(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv__redis_watch *w;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(w, arg, DRV__REDIS_WATCH_MAGIC);
     w->pass(w->ctx, NULL);
 }

@@ -116,14 +116,12 @@ pump(struct drv_sem *s)
 static void finish_free(struct drv_sem *s);
 
 static void
-on_deliver(evutil_socket_t fd, short what, void *arg)
+on_deliver(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_sem *s;
     struct drv_sem_waiter *w;
     int n;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(s, arg, DRV_SEM_MAGIC);
     s->in_callback++;
     /* deliver only what was granted before this turn; grants made by the

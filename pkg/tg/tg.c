@@ -575,13 +575,11 @@ thread_stop(struct drv_tg_task *t, enum drv_tg_state st,
 /* ---------------------------------------------------------------- timer */
 
 static void
-on_timer(evutil_socket_t fd, short what, void *arg)
+on_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_tg_task *t;
     struct drv_tg *tg;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(t, arg, DRV_TG_TASK_MAGIC);
     tg = t->tg;
     t->timer_armed = 0; /* fired: no longer pending */
@@ -658,6 +656,15 @@ task_cancel(struct drv_tg_task *t, enum drv_tg_cause cause)
     }
 }
 
+/* A cause a caller of drv_tg_cancel or drv_tg_task_cancel may give: not
+ * NONE, and not TIMEOUT, which only a task's own timer gives. */
+static enum drv_tg_cause
+asked_cause(enum drv_tg_cause cause)
+{
+    DRV_ASSERT(cause > DRV_TG_CAUSE_NONE && cause < DRV_TG_CAUSE_TIMEOUT);
+    return cause;
+}
+
 static void
 tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
 {
@@ -679,12 +686,10 @@ tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
 }
 
 static void
-on_deadline(evutil_socket_t fd, short what, void *arg)
+on_deadline(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_tg *tg;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(tg, arg, DRV_TG_MAGIC);
     if (drv_clock_mono_ns() < tg->deadline_ns) {
         arm_at(tg->base, &tg->deadline_ev, tg->deadline_ns);
@@ -724,14 +729,12 @@ check_quiesced(struct drv_tg *tg)
 }
 
 static void
-on_kick(evutil_socket_t fd, short what, void *arg)
+on_kick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_tg *tg;
     struct drv_tg_task *t;
     size_t n;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(tg, arg, DRV_TG_MAGIC);
     tg->in_callback++;
     /* only what was queued before this turn; the rest gets a new kick */
@@ -901,11 +904,10 @@ acquire_next(struct drv_tg_task *t)
 }
 
 static void
-on_permit(struct drv_sem_waiter *w, int status, void *ctx)
+on_permit(struct drv_sem_waiter *w DRV_UNUSED, int status, void *ctx)
 {
     struct drv_tg_task *t;
 
-    (void)w;
     DRV_CAST(t, ctx, DRV_TG_TASK_MAGIC);
     DRV_ASSERT(t->state == DRV_TG_WAITING && !t->ready);
     if (status < 0) {
@@ -1114,8 +1116,7 @@ void
 drv_tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
 {
     DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
-    DRV_ASSERT(cause > DRV_TG_CAUSE_NONE && cause < DRV_TG_CAUSE_TIMEOUT);
-    tg_cancel(tg, cause);
+    tg_cancel(tg, asked_cause(cause));
 }
 
 int
@@ -1143,13 +1144,6 @@ drv_tg_report_at(const struct drv_tg_report *r, size_t i)
     return &r->_tg->tasks[i]->out;
 }
 
-int
-drv_tg_quiesced(const struct drv_tg *tg)
-{
-    DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
-    return tg->quiesced_fired;
-}
-
 enum drv_tg_cause
 drv_tg_cause(const struct drv_tg *tg)
 {
@@ -1169,6 +1163,7 @@ drv_tg_get_stats(const struct drv_tg *tg, struct drv_tg_stats *out)
     out->abandoned = tg->n_abandoned;
     out->permits_in_use = ss.in_use;
     out->permits_hwm = ss.hwm;
+    out->quiesced = tg->quiesced_fired;
 }
 
 int
@@ -1203,8 +1198,7 @@ void
 drv_tg_task_cancel(struct drv_tg_task *t, enum drv_tg_cause cause)
 {
     DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    DRV_ASSERT(cause > DRV_TG_CAUSE_NONE && cause < DRV_TG_CAUSE_TIMEOUT);
-    task_cancel(t, cause);
+    task_cancel(t, asked_cause(cause));
 }
 
 int
@@ -1241,20 +1235,6 @@ drv_tg_task_deadline_ns(const struct drv_tg_task *t)
         if (g->deadline_ns > 0 && (d == 0 || g->deadline_ns < d))
             d = g->deadline_ns;
     return d;
-}
-
-void *
-drv_tg_task_ctx(const struct drv_tg_task *t)
-{
-    DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    return t->ctx;
-}
-
-const char *
-drv_tg_task_name(const struct drv_tg_task *t)
-{
-    DRV_CHECK_OBJ(t, DRV_TG_TASK_MAGIC);
-    return t->name;
 }
 
 const struct drv_tg_outcome *

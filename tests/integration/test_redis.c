@@ -63,6 +63,16 @@ struct state {
     int norder;
 };
 
+/* r's drv_redis_get_info, to read one field in an assertion */
+static struct drv_redis_info
+info(const struct drv_redis *r)
+{
+    struct drv_redis_info ri;
+
+    drv_redis_get_info(r, &ri);
+    return ri;
+}
+
 /* -------------------------------------------------------------- fixture */
 
 static int
@@ -186,7 +196,7 @@ on_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
     assert_int_equal(s->in_call, 0);
     if (st == DRV_REDIS_READY) {
         assert_int_equal(drv_redis_state(r), DRV_REDIS_READY);
-        assert_true(drv_redis_client_id(r) > 0);
+        assert_true(info(r).client_id > 0);
         s->ready[idx(s, r)]++;
     } else {
         assert_int_equal(st, DRV_REDIS_DOWN);
@@ -986,6 +996,8 @@ test_redis_connect_timeout(void **st)
 /* ------------------------------------------------------------- scripts */
 
 static struct drv_redis_script *script;
+/* SHA1 of script_step's text: what EVALSHA and SCRIPT LOAD name it by */
+#define SCRIPT_SHA "d006f1a90249474274c76f5be725b8f5804a346b"
 
 static void script_step(struct state *s, struct drv_redis *r);
 
@@ -1015,7 +1027,7 @@ on_script_step(struct drv_redis *r, int status, const redisReply *reply,
         break;
     case 6: /* SCRIPT LOAD agrees with our SHA1 */
         assert_int_equal(reply->type, REDIS_REPLY_STRING);
-        assert_string_equal(reply->str, drv_redis_script_sha(script));
+        assert_string_equal(reply->str, SCRIPT_SHA);
         finish(s);
         return;
     }
@@ -1035,7 +1047,7 @@ script_step(struct state *s, struct drv_redis *r)
     case 1:
     case 4:
         assert_int_equal(drv_redis_cmd(r, on_script_step, s, "SCRIPT",
-                                       "EXISTS", drv_redis_script_sha(script),
+                                       "EXISTS", SCRIPT_SHA,
                                        (char *)NULL), 0);
         break;
     case 2:
@@ -1285,7 +1297,7 @@ on_b_id(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
 {
     /* B's CLIENT ID went behind nothing: B is not yet blocked */
     expect_ok(status, reply);
-    assert_int_equal(reply->integer, drv_redis_client_id(r));
+    assert_int_equal(reply->integer, info(r).client_id);
 }
 
 static void
@@ -1314,7 +1326,7 @@ block_state(struct state *s, struct drv_redis *r, enum drv_redis_state st)
     assert_int_equal(st, DRV_REDIS_READY);
     if (s->ready[0] != 1 || s->ready[1] != 1)
         return; /* wait for both */
-    assert_true(drv_redis_client_id(s->a) != drv_redis_client_id(s->b));
+    assert_true(info(s->a).client_id != info(s->b).client_id);
     CMD(s->b, on_b_id, s, "CLIENT", "ID");
     s->in_call = 1;
     assert_int_equal(drv_redis_command_timeout(s->b, 100 + 5000, 6, xshort,
@@ -1380,15 +1392,15 @@ names_poll(struct state *s)
 
         /* the name was looked up, not taken for an address */
         snprintf(peer, sizeof peer, "127.0.0.1:%d", drv_test_srv.port);
-        assert_string_equal(drv_redis_peer(s->a), peer);
+        assert_string_equal(info(s->a).peer, peer);
         drv_redis_get_stats(s->a, &st);
         assert_true(st.resolves >= 1);
         drv_redis_get_stats(s->b, &st);
         assert_true(st.resolves >= 4);
         assert_int_equal(drv_redis_state(s->b) == DRV_REDIS_READY, 0);
-        if (strstr(drv_redis_last_error(s->b),
+        if (strstr(info(s->b).last_error,
                    "cannot resolve host 'no-such-host.invalid'") == NULL)
-            fail_msg("last error: '%s'", drv_redis_last_error(s->b));
+            fail_msg("last error: '%s'", info(s->b).last_error);
         finish(s);
     }
 }
@@ -1425,7 +1437,7 @@ hosts_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
     char peer[64];
 
     snprintf(peer, sizeof peer, "127.0.0.1:%d", drv_test_srv.port);
-    assert_string_equal(drv_redis_peer(r), peer);
+    assert_string_equal(info(r).peer, peer);
     CMD(r, on_unix_set, s, "SET", "via-etc-hosts", "1");
 }
 
@@ -1471,7 +1483,7 @@ resume_state(struct state *s, struct drv_redis *r, enum drv_redis_state st)
         c = drv_test_redis_connect(&drv_test_srv);
         assert_non_null(c);
         freeReplyObject(drv_test_redis_cmd(c, "CLIENT KILL ID %lld",
-                                           (long long)drv_redis_client_id(r)));
+                                           (long long)info(r).client_id));
         redisFree(c);
         return;
     }
@@ -1501,13 +1513,13 @@ refused_poll(struct state *s)
     if (st.attempts < 3)
         return;
     /* the reason is OpenSSL's; the frame is ours */
-    if (strncmp(drv_redis_last_error(s->a),
+    if (strncmp(info(s->a).last_error,
                 "TLS: certificate verify failed: ",
                 strlen("TLS: certificate verify failed: ")) != 0 ||
-        strstr(drv_redis_last_error(s->a), s->phase == 0
+        strstr(info(s->a).last_error, s->phase == 0
                ? "(host 127.0.0.1)"
                : "hostname mismatch (host wrong.example)") == NULL)
-        fail_msg("last error: '%s'", drv_redis_last_error(s->a));
+        fail_msg("last error: '%s'", info(s->a).last_error);
     finish(s);
 }
 

@@ -217,6 +217,29 @@ test_loop_signal_on_loop_thread(void **st)
     assert_int_equal(s->checkpoint, 1);
 }
 
+static void
+on_never(evutil_socket_t fd, short what, void *arg)
+{
+    fail_msg("a freed event ran");
+}
+
+/* drv_loop_event_free takes NULL (a create that failed part way), and
+ * frees a pending event: it never runs and the loop has nothing left. */
+static void
+test_loop_event_free(void **st)
+{
+    struct state *s = *st;
+    struct timeval tv = {0, 0};
+    struct event *ev = NULL;
+
+    drv_loop_event_free(NULL);
+    ev = evtimer_new(drv_loop_base(s->loop), on_never, NULL);
+    assert_non_null(ev);
+    assert_int_equal(evtimer_add(ev, &tv), 0);
+    drv_loop_event_free(ev);
+    assert_int_equal(drv_loop_run(s->loop), 0);
+}
+
 int
 main(void)
 {
@@ -233,6 +256,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_signal_on_loop_thread,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_event_free, setup,
+                                        teardown),
     };
 
     drv_test_filter_from_env();

@@ -346,19 +346,20 @@ test_plugin_loads_both_entry_points_once_each(void **st)
     assert_int_equal(drv_plugin_set_nlibs(t->set), 2);
     assert_int_equal(logs_get(&logs.ready), 3);
     assert_true(a != c);
-    assert_ptr_not_equal(drv_plugin_state(a), drv_plugin_state(c));
+    assert_ptr_not_equal(drv_plugin_info(a)->state,
+                         drv_plugin_info(c)->state);
 
-    h = drv_plugin_handler(a);
+    h = drv_plugin_info(a)->handler;
     assert_non_null(h->start);
     assert_non_null(h->cancel);
     assert_null(h->run);
     assert_int_equal(h->abi_version, DRV_HANDLER_ABI_VERSION);
-    assert_string_equal(drv_plugin_name(a), "example_async");
-    h = drv_plugin_handler(b);
+    assert_string_equal(h->name, "example_async");
+    h = drv_plugin_info(b)->handler;
     assert_non_null(h->run);
     assert_null(h->start);
-    assert_string_equal(drv_plugin_name(b), "example_blocking");
-    assert_string_equal(drv_plugin_path(b), t->example);
+    assert_string_equal(h->name, "example_blocking");
+    assert_string_equal(drv_plugin_info(b)->path, t->example);
 
     /* shutdown once per init, at free */
     drv_plugin_set_free(t->set);
@@ -503,7 +504,7 @@ run_blocking(struct pt *t, const char *const *fields,
     assert_drv_ok(load(t, t->example, "example_blocking", 1, &p, &err),
                   &err);
     view_init(v, fields);
-    rc = drv_plugin_handler(p)->run(drv_plugin_state(p), v);
+    rc = drv_plugin_info(p)->handler->run(drv_plugin_info(p)->state, v);
     view_fini(v);
     return rc;
 }
@@ -568,8 +569,8 @@ test_plugin_example_blocking_stops_when_cancelled(void **st)
     assert_drv_ok(load(t, t->example, "example_blocking", 1, &p, &err),
                   &err);
     view_init(&v, fields);
-    r.h = drv_plugin_handler(p);
-    r.state = drv_plugin_state(p);
+    r.h = drv_plugin_info(p)->handler;
+    r.state = drv_plugin_info(p)->state;
     r.v = &v;
     r.status = 0;
     /* a run() that never stops aborts the test */
@@ -605,8 +606,8 @@ test_plugin_example_async_timer_and_cancel(void **st)
     void *state;
 
     assert_drv_ok(load(t, t->example, "example_async", 0, &p, &err), &err);
-    h = drv_plugin_handler(p);
-    state = drv_plugin_state(p);
+    h = drv_plugin_info(p)->handler;
+    state = drv_plugin_info(p)->state;
 
     /* start arms a timer and returns; the timer finishes the job */
     view_init(&v, echo);

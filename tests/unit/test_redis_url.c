@@ -357,9 +357,8 @@ test_redis_sha1_vectors(void **st)
     for (i = 0; i < DRV_ARRAY_LEN(as); i++)
         sha_is(a, as[i].n, as[i].sha);
     free(a);
+    sha_is("return 1", 8, "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     s = drv_redis_script_create("return 1", 8);
-    assert_string_equal(drv_redis_script_sha(s),
-                        "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     drv_redis_script_free(s);
     drv_redis_script_free(NULL);
 }
@@ -445,9 +444,16 @@ test_redis_create_rejects_bad_options(void **st)
     /* a good one, freed before it ever connects */
     assert_drv_ok(drv_redis_create(loop, &o, &r, &err), &err);
     assert_int_equal(drv_redis_state(r), DRV_REDIS_DOWN);
-    assert_int_equal(drv_redis_client_id(r), -1);
-    assert_string_equal(drv_redis_name(r), "ok");
-    assert_string_equal(drv_redis_peer(r), "");
+    {
+        struct drv_redis_info ri;
+
+        drv_redis_get_info(r, &ri);
+        assert_int_equal(ri.state, DRV_REDIS_DOWN);
+        assert_int_equal(ri.client_id, -1);
+        assert_string_equal(ri.name, "ok");
+        assert_string_equal(ri.peer, "");
+        assert_string_equal(ri.last_error, "");
+    }
     {
         struct drv_redis_target t;
 
