@@ -667,35 +667,29 @@ on_sock_ev(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-on_timer_ev(evutil_socket_t fd, short what, void *arg)
+on_timer_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_http *h;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(h, arg, DRV_HTTP_MAGIC);
     drive(h, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void
-on_trim_ev(evutil_socket_t fd, short what, void *arg)
+on_trim_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_http *h;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(h, arg, DRV_HTTP_MAGIC);
     if (h->pending == 0)
         spare_trim(h, SPARE_IDLE);
 }
 
 static void
-on_done_ev(evutil_socket_t fd, short what, void *arg)
+on_done_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_http *h;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(h, arg, DRV_HTTP_MAGIC);
     h->in_callback++;
     deliver(h);
@@ -741,14 +735,13 @@ sock_get(struct drv_http *h, curl_socket_t fd)
 
 /* CURLMOPT_SOCKETFUNCTION: watch fd for what (or stop watching it). */
 static int
-on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
+on_curl_socket(CURL *easy DRV_UNUSED, curl_socket_t fd, int what, void *userp,
                void *sockp)
 {
     struct drv_http *h;
     struct hsock *s = sockp;
     short flags = 0;
 
-    (void)easy;
     DRV_CAST(h, userp, DRV_HTTP_MAGIC);
     if (s != NULL)
         DRV_CHECK_OBJ(s, HSOCK_MAGIC);
@@ -781,12 +774,11 @@ on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 
 /* CURLMOPT_TIMERFUNCTION: wake curl after timeout_ms (-1 = never). */
 static int
-on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+on_curl_timer(CURLM *multi DRV_UNUSED, long timeout_ms, void *userp)
 {
     struct drv_http *h;
     struct timeval tv;
 
-    (void)multi;
     DRV_CAST(h, userp, DRV_HTTP_MAGIC);
     if (timeout_ms < 0) {
         DRV_AZ(event_del(&h->timer_ev));

@@ -150,14 +150,13 @@ static void finish(struct drv_proc *p, int code);
 /* --------------------------------------------------------------- helpers */
 
 int
-drv__proc_pidfd_open_sys(pid_t pid)
+drv__proc_pidfd_open_sys(pid_t pid DRV_UNUSED)
 {
 #ifdef SYS_pidfd_open
     long fd = syscall(SYS_pidfd_open, pid, 0);
 
     return fd < 0 ? -errno : (int)fd;
 #else
-    (void)pid;
     return -ENOSYS;
 #endif
 }
@@ -304,13 +303,11 @@ drv__proc_write_nosigpipe(int fd, const void *buf, size_t n)
 }
 
 static void
-on_in(evutil_socket_t fd, short what, void *arg)
+on_in(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_proc *p;
     ssize_t n;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
     while (p->in_off < p->in_len) {
         n = drv__proc_write_nosigpipe(p->in_fd, p->in_buf + p->in_off,
@@ -420,11 +417,10 @@ read_err(struct drv_proc *p, int budget)
 /* stdout or stderr is readable (its event is deleted when it closes, so
  * fd is still the open one). */
 static void
-on_output(evutil_socket_t fd, short what, void *arg)
+on_output(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv_proc *p;
 
-    (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
     if (fd == p->out_fd)
         read_out(p, READ_BUDGET);
@@ -498,13 +494,11 @@ after_exit(struct drv_proc *p)
 }
 
 static void
-on_exit_ready(evutil_socket_t fd, short what, void *arg)
+on_exit_ready(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_proc *p;
     struct timeval tv;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
     DRV_ASSERT(p->state == ST_RUNNING);
     if (reap(p, 0)) {
@@ -525,12 +519,10 @@ on_exit_ready(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-on_drain(evutil_socket_t fd, short what, void *arg)
+on_drain(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_proc *p;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
     DRV_ASSERT(p->state == ST_EXITED);
     /* Whatever is already in the pipes is kept; the writers that still
@@ -588,12 +580,10 @@ start_kill(struct drv_proc *p)
 }
 
 static void
-on_kill_timer(evutil_socket_t fd, short what, void *arg)
+on_kill_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_proc *p;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(p, arg, DRV_PROC_MAGIC);
     DRV_ASSERT(p->state == ST_RUNNING);
     if (p->kill_phase == KILL_NONE) {
