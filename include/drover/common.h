@@ -28,6 +28,17 @@
 
 #define DRV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * DRV_UNUSED -- after a parameter a callback must take but does not read
+ * (libevent's fd and what, a table's shared signature):
+ *
+ *     on_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, ...)
+ *
+ * Like Linux's __maybe_unused or GLib's G_GNUC_UNUSED: -Wunused-parameter
+ * stays on for every other parameter.
+ */
+#define DRV_UNUSED __attribute__((unused))
+
 void drv_assert_fail(const char *expr, const char *file, int line,
                      const char *func);
 

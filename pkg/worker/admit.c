@@ -245,8 +245,8 @@ deduped(struct wadmits *a, struct wjob *j)
 static void ask(struct wadmits *a, int qi, struct wjob **v, int n);
 
 static void
-on_admitted(struct drv_redis *r, int status, const redisReply *reply,
-            void *ctx)
+on_admitted(struct drv_redis *r DRV_UNUSED, int status,
+            const redisReply *reply, void *ctx)
 {
     struct drv_queue_admit_answer *ans = NULL;
     struct wjobs run = {NULL, 0, 0};
@@ -257,7 +257,6 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
     int i, rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     DRV_CAST(c, ctx, ACALL_MAGIC);
     if (status == -ECANCELED) {
         /* the worker is being freed: drv__admit_fini frees the jobs */
@@ -432,12 +431,10 @@ ask_due(struct wadmits *a, int64_t now)
 }
 
 static void
-on_timer(evutil_socket_t fd, short what, void *arg)
+on_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct wadmits *a;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(a, arg, WADMITS_MAGIC);
     ask_due(a, drv_clock_mono_ns());
     arm(a);
