@@ -54,8 +54,6 @@ start_noop(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_noop = {
-    .name = "noop",
-    .kind = DRV_HKIND_NOOP,
     .start = start_noop,
 };
 
@@ -72,8 +70,6 @@ start_echo(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_echo = {
-    .name = "echo",
-    .kind = DRV_HKIND_ECHO,
     .start = start_echo,
 };
 
@@ -115,8 +111,6 @@ fini_sleep(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_sleep = {
-    .name = "sleep",
-    .kind = DRV_HKIND_SLEEP,
     .check = check_ms,
     .start = start_sleep,
     .cancel = cancel_sleep,
@@ -140,8 +134,6 @@ work_block(struct drv_hrun *r, struct drv_err *err DRV_UNUSED)
 }
 
 const struct drv_handler_ops drv__handler_block = {
-    .name = "block",
-    .kind = DRV_HKIND_BLOCK,
     .check = check_ms,
     .work = work_block,
 };
@@ -177,8 +169,6 @@ start_fail(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_fail = {
-    .name = "fail",
-    .kind = DRV_HKIND_FAIL,
     .check = check_fail,
     .start = start_fail,
 };

@@ -375,8 +375,6 @@ fini_exec(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_exec = {
-    .name = "exec",
-    .kind = DRV_HKIND_EXEC,
     .load = load_exec,
     .shutdown = shutdown_exec,
     .start = start_exec,

@@ -375,8 +375,6 @@ cancel_http(struct drv_hrun *r, enum drv_tg_cause cause DRV_UNUSED)
 }
 
 const struct drv_handler_ops drv__handler_http = {
-    .name = "http",
-    .kind = DRV_HKIND_HTTP,
     .load = load_http,
     .shutdown = shutdown_http,
     .start = start_http,

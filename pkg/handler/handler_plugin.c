@@ -640,8 +640,6 @@ shutdown_plugin(struct drv_handler_host *host)
 }
 
 const struct drv_handler_ops drv__handler_plugin = {
-    .name = "plugin",
-    .kind = DRV_HKIND_PLUGIN,
     .load = load_plugin,
     .unload = unload_plugin,
     .shutdown = shutdown_plugin,
