@@ -106,6 +106,13 @@ struct acall {
     int n;
 };
 
+static void
+acall_free(struct acall *c)
+{
+    free(c->jobs);
+    DRV_FREE_OBJ(c);
+}
+
 static struct wadmits *
 admits(struct drv_worker *w)
 {
@@ -239,8 +246,7 @@ on_admitted(struct drv_redis *r DRV_UNUSED, int status,
     DRV_CAST(c, ctx, ACALL_MAGIC);
     if (status == -ECANCELED) {
         /* the worker is being freed: drv__admit_fini frees the jobs */
-        free(c->jobs);
-        DRV_FREE_OBJ(c);
+        acall_free(c);
         return;
     }
     a = admits(c->w);
@@ -303,8 +309,7 @@ on_admitted(struct drv_redis *r DRV_UNUSED, int status,
             hand_over(a, &run, j);
     }
     free(ans);
-    free(c->jobs);
-    DRV_FREE_OBJ(c);
+    acall_free(c);
     if (run.n > 0)
         drv__worker_admit_now(a->w, &run);
     drv__jobs_fini(&run);
@@ -367,8 +372,7 @@ ask(struct wadmits *a, int qi, struct wjob **v, int n)
             state_of(v[i])->state = A_WAIT;
             state_of(v[i])->due_ns = due;
         }
-        free(c->jobs);
-        DRV_FREE_OBJ(c);
+        acall_free(c);
     }
 }
 
