@@ -89,7 +89,8 @@ drv__config_schedule_free(struct drv_config_schedule *s)
     drv_cron_free(s->cron);
     drv_tz_free(s->tz);
     free(s->queue);
-    drv__config_kv_free(s->fields, s->nfields);
+    drv__config_fields_free(schedule_fields, DRV_ARRAY_LEN(schedule_fields),
+                            s);
     DRV_FREE_OBJ(s);
 }
 
