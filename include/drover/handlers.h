@@ -107,9 +107,9 @@ struct drv_hrun {
                                       and set atomically; NULL = none */
 };
 
+/* A handler's table; its name and kind are its line of DRV_HKIND_LIST
+ * (config.h). */
 struct drv_handler_ops {
-    const char *name;              /* as in `handler:` */
-    enum drv_hkind kind;           /* its config kind */
     /* The fields this handler needs, present and well-formed: 0, or
      * DRV_EBADJOB with err naming the field. NULL = any job runs. */
     int (*check)(const struct drv_config_job *type,

@@ -266,9 +266,8 @@ static const struct drv__config_field worker_fields[] = {
 
 static void
 set_field(struct drv__config_ctx *c, const struct drv__config_field *f,
-          yaml_node_t *knode, yaml_node_t *vnode, void *target)
+          yaml_node_t *knode DRV_UNUSED, yaml_node_t *vnode, void *target)
 {
-    (void)knode;
     drv__config_field_set(c, f, vnode, target);
 }
 

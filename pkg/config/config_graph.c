@@ -220,13 +220,12 @@ parse_for_each(const char *s)
 /* The names, first pass: node i's name and place. */
 static void
 name_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *k,
-          yaml_node_t *v, void *arg)
+          yaml_node_t *v DRV_UNUSED, void *arg)
 {
     struct graph_read *r = arg;
     struct drv_config_gnode *n = &r->pl->graph[r->pl->ngraph];
     struct drv_err err;
 
-    (void)v;
     n->name = drv_xstrdup(key);
     n->max_parallel = DRV_CONFIG_GRAPH_MAX_PARALLEL;
     r->at[r->pl->ngraph].key = k;

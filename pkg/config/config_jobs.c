@@ -341,7 +341,7 @@ job_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
 /* Read job type `name` (key knode, value node); the path ends in name. */
 static void
 read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
-         yaml_node_t *node, void *arg)
+         yaml_node_t *node, void *arg DRV_UNUSED)
 {
     struct drv_config *cfg = c->cfg;
     struct job_read r = {.mask = 0};
@@ -350,7 +350,6 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
     size_t i;
     int kind;
 
-    (void)arg;
     /* kept even when bad, so pipeline steps naming it resolve quietly */
     job = job_create(name);
     cfg->jobs = drv_xrealloc(cfg->jobs, (cfg->njobs + 1) * sizeof *cfg->jobs);
@@ -620,12 +619,11 @@ pipeline_pair(struct drv__config_ctx *c, const struct drv__config_field *f,
 /* Read pipeline `name` (key knode, value node); the path ends in name. */
 static void
 read_pipeline(struct drv__config_ctx *c, const char *name,
-              yaml_node_t *knode, yaml_node_t *node, void *arg)
+              yaml_node_t *knode, yaml_node_t *node, void *arg DRV_UNUSED)
 {
     struct drv_config *cfg = c->cfg;
     struct pipeline_read r = {.steps = false, .graph = NULL};
 
-    (void)arg;
     r.pl = pipeline_create(name);
     cfg->pipelines = drv_xrealloc(cfg->pipelines, (cfg->npipelines + 1) *
                                   sizeof *cfg->pipelines);

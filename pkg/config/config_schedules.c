@@ -89,7 +89,8 @@ drv__config_schedule_free(struct drv_config_schedule *s)
     drv_cron_free(s->cron);
     drv_tz_free(s->tz);
     free(s->queue);
-    drv__config_kv_free(s->fields, s->nfields);
+    drv__config_fields_free(schedule_fields, DRV_ARRAY_LEN(schedule_fields),
+                            s);
     DRV_FREE_OBJ(s);
 }
 
@@ -253,14 +254,13 @@ one_of(struct drv__config_ctx *c, yaml_node_t *knode, yaml_node_t *a,
 /* Read schedule `name` (key knode, value node); the path ends in name. */
 static void
 read_schedule(struct drv__config_ctx *c, const char *name,
-              yaml_node_t *knode, yaml_node_t *node, void *arg)
+              yaml_node_t *knode, yaml_node_t *node, void *arg DRV_UNUSED)
 {
     struct drv_config *cfg = c->cfg;
     struct schedule_read r = {.s = NULL};
     struct drv_config_schedule *s = NULL;
     struct drv_err err;
 
-    (void)arg;
     DRV_ALLOC_OBJ(s, DRV_CONFIG_SCHEDULE_MAGIC);
     s->name = drv_xstrdup(name);
     r.s = s;

@@ -35,13 +35,12 @@ job_ms(const struct drv_job *job)
 }
 
 static int
-check_ms(const struct drv_config_job *type, const struct drv_job *job,
-         struct drv_err *err)
+check_ms(const struct drv_config_job *type DRV_UNUSED,
+         const struct drv_job *job, struct drv_err *err)
 {
     uint64_t v;
     int rc;
 
-    (void)type;
     rc = drv_handler_uint_field(job, "ms", (uint64_t)INT32_MAX, 1, &v, err);
     return rc < 0 ? rc : 0;
 }
@@ -55,8 +54,6 @@ start_noop(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_noop = {
-    .name = "noop",
-    .kind = DRV_HKIND_NOOP,
     .start = start_noop,
 };
 
@@ -73,20 +70,16 @@ start_echo(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_echo = {
-    .name = "echo",
-    .kind = DRV_HKIND_ECHO,
     .start = start_echo,
 };
 
 /* -------------------------------------------------------------- sleep */
 
 static void
-on_sleep_done(evutil_socket_t fd, short what, void *arg)
+on_sleep_done(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_hrun *r;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(r, arg, DRV_HRUN_MAGIC);
     drv_hrun_ok(r, NULL, 0);
 }
@@ -105,9 +98,8 @@ start_sleep(struct drv_hrun *r)
 }
 
 static void
-cancel_sleep(struct drv_hrun *r, enum drv_tg_cause cause)
+cancel_sleep(struct drv_hrun *r, enum drv_tg_cause cause DRV_UNUSED)
 {
-    (void)cause;
     event_del(r->state);
     drv_hrun_cancelled(r);
 }
@@ -119,8 +111,6 @@ fini_sleep(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_sleep = {
-    .name = "sleep",
-    .kind = DRV_HKIND_SLEEP,
     .check = check_ms,
     .start = start_sleep,
     .cancel = cancel_sleep,
@@ -131,12 +121,11 @@ const struct drv_handler_ops drv__handler_sleep = {
 
 /* Pool thread: blocks for the whole time, reading only the job. */
 static int
-work_block(struct drv_hrun *r, struct drv_err *err)
+work_block(struct drv_hrun *r, struct drv_err *err DRV_UNUSED)
 {
     int64_t ms = job_ms(r->job);
     struct timespec ts, rem;
 
-    (void)err;
     ts.tv_sec = (time_t)(ms / 1000);
     ts.tv_nsec = (long)(ms % 1000) * 1000000L;
     while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
@@ -145,8 +134,6 @@ work_block(struct drv_hrun *r, struct drv_err *err)
 }
 
 const struct drv_handler_ops drv__handler_block = {
-    .name = "block",
-    .kind = DRV_HKIND_BLOCK,
     .check = check_ms,
     .work = work_block,
 };
@@ -154,13 +141,12 @@ const struct drv_handler_ops drv__handler_block = {
 /* --------------------------------------------------------------- fail */
 
 static int
-check_fail(const struct drv_config_job *type, const struct drv_job *job,
-           struct drv_err *err)
+check_fail(const struct drv_config_job *type DRV_UNUSED,
+           const struct drv_job *job, struct drv_err *err)
 {
     uint64_t v;
     int rc;
 
-    (void)type;
     rc = drv_handler_uint_field(job, "permanent", 1, 0, &v, err);
     return rc < 0 ? rc : 0;
 }
@@ -183,8 +169,6 @@ start_fail(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_fail = {
-    .name = "fail",
-    .kind = DRV_HKIND_FAIL,
     .check = check_fail,
     .start = start_fail,
 };

@@ -238,11 +238,10 @@ struct exec_run {
 };
 
 static int
-load_exec(struct drv_htype *ht, struct drv_err *err)
+load_exec(struct drv_htype *ht, struct drv_err *err DRV_UNUSED)
 {
     struct drv_handler_host *h = ht->host;
 
-    (void)err;
     if (h->base_env == NULL)
         h->base_env = drv__exec_base_env(environ, h->redis_url);
     return 0;
@@ -256,15 +255,14 @@ shutdown_exec(struct drv_handler_host *h)
 }
 
 static void
-on_exec_done(struct drv_proc *p, int code, const struct drv_proc_result *res,
-             void *ctx)
+on_exec_done(struct drv_proc *p DRV_UNUSED, int code,
+             const struct drv_proc_result *res, void *ctx)
 {
     struct drv_hrun *r;
     struct drv_buf b;
     char how[128];
     int rc;
 
-    (void)p;
     DRV_CAST(r, ctx, DRV_HRUN_MAGIC);
     if (code == 0) {
         /* reaped with wait4: what the child (and the descendants it
@@ -355,11 +353,10 @@ start_exec(struct drv_hrun *r)
 }
 
 static void
-cancel_exec(struct drv_hrun *r, enum drv_tg_cause cause)
+cancel_exec(struct drv_hrun *r, enum drv_tg_cause cause DRV_UNUSED)
 {
     struct exec_run *er;
 
-    (void)cause;
     /* the child's exit ends the task; a kill after it exited is a no-op
      * and its completion is already on its way */
     DRV_CAST(er, r->state, EXEC_RUN_MAGIC);
@@ -378,8 +375,6 @@ fini_exec(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_exec = {
-    .name = "exec",
-    .kind = DRV_HKIND_EXEC,
     .load = load_exec,
     .shutdown = shutdown_exec,
     .start = start_exec,

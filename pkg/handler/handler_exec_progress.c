@@ -67,13 +67,12 @@ on_bytes(struct drv__exec_progress *p, const char *b, size_t n)
 }
 
 static void
-on_readable(evutil_socket_t fd, short what, void *arg)
+on_readable(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
 {
     struct drv__exec_progress *p;
     char buf[4096];
     ssize_t n;
 
-    (void)what;
     DRV_CAST(p, arg, EXEC_PROGRESS_MAGIC);
     for (;;) {
         n = drv_read_nb(fd, buf, sizeof buf);

@@ -369,15 +369,12 @@ start_http(struct drv_hrun *r)
 /* Only while the call is out (drv_hrun_cancel): on_http_done ends the
  * task. */
 static void
-cancel_http(struct drv_hrun *r, enum drv_tg_cause cause)
+cancel_http(struct drv_hrun *r, enum drv_tg_cause cause DRV_UNUSED)
 {
-    (void)cause;
     drv_http_cancel(r->state);
 }
 
 const struct drv_handler_ops drv__handler_http = {
-    .name = "http",
-    .kind = DRV_HKIND_HTTP,
     .load = load_http,
     .shutdown = shutdown_http,
     .start = start_http,

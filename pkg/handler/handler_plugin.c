@@ -327,15 +327,13 @@ h_progress(struct drv_job_view *job, int percent, const char *msg)
 }
 
 static void
-on_ptimer(evutil_socket_t fd, short what, void *arg)
+on_ptimer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct ptimer *pt, **pp;
     struct drv_job_view *v;
     drv_handler_timer_fn *fn;
     void *parg;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(pt, arg, PTIMER_MAGIC);
     v = pt->v;
     fn = pt->fn;
@@ -526,11 +524,10 @@ start_plugin(struct drv_hrun *r)
 }
 
 static void
-cancel_plugin(struct drv_hrun *r, enum drv_tg_cause cause)
+cancel_plugin(struct drv_hrun *r, enum drv_tg_cause cause DRV_UNUSED)
 {
     struct drv_job_view *v;
 
-    (void)cause;
     DRV_CAST(v, r->state, VIEW_MAGIC);
     timers_clear(v);
     if (v->finished)
@@ -645,8 +642,6 @@ shutdown_plugin(struct drv_handler_host *host)
 }
 
 const struct drv_handler_ops drv__handler_plugin = {
-    .name = "plugin",
-    .kind = DRV_HKIND_PLUGIN,
     .load = load_plugin,
     .unload = unload_plugin,
     .shutdown = shutdown_plugin,

@@ -82,7 +82,8 @@ struct wadmit {
     enum astate state;
     int64_t due_ns;             /* A_WAIT, A_SLOT: monotonic */
     unsigned refused;           /* conc refusals in a row (backoff) */
-    struct wjob *prev, *next;   /* borrowed: the held list */
+    struct wjob *job;           /* borrowed: whose state this is */
+    LIST_ENTRY(wadmit) link;    /* on the held list until A_RUN */
 };
 
 /* The worker's admission (w->admit). */
@@ -93,7 +94,7 @@ struct wadmits {
     struct drv_redis_script *admit; /* owned */
     struct drv_redis_script *renew; /* owned */
     struct event *timer;            /* owned: the earliest due */
-    struct wjob *held;              /* list of jobs held here */
+    LIST_HEAD(, wadmit) held;       /* the states of the jobs held here */
 };
 
 /* One admit call out: the jobs it decides. */
@@ -104,6 +105,13 @@ struct acall {
     struct wjob **jobs;     /* owned array of borrowed (held) jobs */
     int n;
 };
+
+static void
+acall_free(struct acall *c)
+{
+    free(c->jobs);
+    DRV_FREE_OBJ(c);
+}
 
 static struct wadmits *
 admits(struct drv_worker *w)
@@ -132,30 +140,14 @@ limited(const struct drv_config_job *t)
 
 /* ------------------------------------------------------------ held list */
 
+/* Off the held list: the job leaves admission (A_RUN). */
 static void
-held_add(struct wadmits *a, struct wjob *j)
+unhold(struct wjob *j)
 {
     struct wadmit *s = state_of(j);
 
-    s->prev = NULL;
-    s->next = a->held;
-    if (a->held != NULL)
-        state_of(a->held)->prev = j;
-    a->held = j;
-}
-
-static void
-held_remove(struct wadmits *a, struct wjob *j)
-{
-    struct wadmit *s = state_of(j);
-
-    if (s->prev != NULL)
-        state_of(s->prev)->next = s->next;
-    else
-        a->held = s->next;
-    if (s->next != NULL)
-        state_of(s->next)->prev = s->prev;
-    s->prev = s->next = NULL;
+    LIST_REMOVE(s, link);
+    s->state = A_RUN;
 }
 
 /* Arm the timer for the earliest due of a waiting job. */
@@ -164,14 +156,11 @@ arm(struct wadmits *a)
 {
     int64_t first = 0, now = drv_clock_mono_ns();
     struct timeval tv;
-    struct wjob *j;
+    struct wadmit *s;
 
-    for (j = a->held; j != NULL; j = state_of(j)->next) {
-        struct wadmit *s = state_of(j);
-
+    LIST_FOREACH(s, &a->held, link)
         if (s->state != A_CALL && (first == 0 || s->due_ns < first))
             first = s->due_ns;
-    }
     event_del(a->timer);
     if (first == 0)
         return;
@@ -185,8 +174,7 @@ arm(struct wadmits *a)
 static void
 hand_over(struct wadmits *a, struct wjobs *run, struct wjob *j)
 {
-    held_remove(a, j);
-    state_of(j)->state = A_RUN;
+    unhold(j);
     a->w->inflight--; /* run.c counts it again */
     drv__jobs_add(run, j);
 }
@@ -195,12 +183,11 @@ hand_over(struct wadmits *a, struct wjobs *run, struct wjob *j)
  * as a job that waited for a permit at a stop; what it holds is released
  * by its settle run. */
 static void
-give_back(struct wadmits *a, struct wjob *j)
+give_back(struct wjob *j)
 {
     struct drv_tg_outcome o;
 
-    held_remove(a, j);
-    state_of(j)->state = A_RUN;
+    unhold(j);
     memset(&o, 0, sizeof o);
     o.state = DRV_TG_CANCELLED;
     o.cause = DRV_TG_CAUSE_SHUTDOWN;
@@ -230,8 +217,7 @@ deduped(struct wadmits *a, struct wjob *j)
 {
     struct drv_worker *w = a->w;
 
-    held_remove(a, j);
-    state_of(j)->state = A_RUN;
+    unhold(j);
     state_of(j)->claimed = 0;
     w->stats.deduped++;
     drv__worker_metrics_deduped(j);
@@ -245,8 +231,8 @@ deduped(struct wadmits *a, struct wjob *j)
 static void ask(struct wadmits *a, int qi, struct wjob **v, int n);
 
 static void
-on_admitted(struct drv_redis *r, int status, const redisReply *reply,
-            void *ctx)
+on_admitted(struct drv_redis *r DRV_UNUSED, int status,
+            const redisReply *reply, void *ctx)
 {
     struct drv_queue_admit_answer *ans = NULL;
     struct wjobs run = {NULL, 0, 0};
@@ -257,12 +243,10 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
     int i, rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     DRV_CAST(c, ctx, ACALL_MAGIC);
     if (status == -ECANCELED) {
         /* the worker is being freed: drv__admit_fini frees the jobs */
-        free(c->jobs);
-        DRV_FREE_OBJ(c);
+        acall_free(c);
         return;
     }
     a = admits(c->w);
@@ -292,7 +276,7 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
             continue;
         case DRV_QUEUE_ADMIT_LOST:
             j->lost = 1;
-            give_back(a, j);
+            give_back(j);
             continue;
         case DRV_QUEUE_ADMIT_RUN:
             log_job(c->w, j, "job admitted", ans[i].at_ms);
@@ -320,13 +304,12 @@ on_admitted(struct drv_redis *r, int status, const redisReply *reply,
             break;
         }
         if (c->w->state != W_RUNNING || j->lost)
-            give_back(a, j);
+            give_back(j);
         else if (s->state == A_SLOT && s->due_ns <= now)
             hand_over(a, &run, j);
     }
     free(ans);
-    free(c->jobs);
-    DRV_FREE_OBJ(c);
+    acall_free(c);
     if (run.n > 0)
         drv__worker_admit_now(a->w, &run);
     drv__jobs_fini(&run);
@@ -389,8 +372,7 @@ ask(struct wadmits *a, int qi, struct wjob **v, int n)
             state_of(v[i])->state = A_WAIT;
             state_of(v[i])->due_ns = due;
         }
-        free(c->jobs);
-        DRV_FREE_OBJ(c);
+        acall_free(c);
     }
 }
 
@@ -401,20 +383,20 @@ ask_due(struct wadmits *a, int64_t now)
 {
     struct drv_worker *w = a->w;
     struct wjobs run = {NULL, 0, 0};
-    struct wjob **v = NULL, *j, *next;
+    struct wjob **v = NULL, *j;
+    struct wadmit *s, *next;
     size_t qi;
     int n;
 
     for (qi = 0; qi < w->nqueues; qi++) {
         n = 0;
-        for (j = a->held; j != NULL; j = next) {
-            struct wadmit *s = state_of(j);
-
-            next = s->next;
+        for (s = LIST_FIRST(&a->held); s != NULL; s = next) {
+            next = LIST_NEXT(s, link);
+            j = s->job;
             if ((int)qi != j->qi || s->state == A_CALL || s->due_ns > now)
                 continue;
             if (w->state != W_RUNNING || j->lost) {
-                give_back(a, j);
+                give_back(j);
             } else if (s->state == A_SLOT) {
                 hand_over(a, &run, j);
             } else {
@@ -432,12 +414,10 @@ ask_due(struct wadmits *a, int64_t now)
 }
 
 static void
-on_timer(evutil_socket_t fd, short what, void *arg)
+on_timer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct wadmits *a;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(a, arg, WADMITS_MAGIC);
     ask_due(a, drv_clock_mono_ns());
     arm(a);
@@ -457,6 +437,7 @@ state_create(struct drv_worker *w, struct wjob *j,
     struct wadmit *s;
 
     DRV_ALLOC_OBJ(s, WADMIT_MAGIC);
+    s->job = j;
     /* an id field makes duplicates possible; without one the id is the
      * entry id, never shared: nothing to hold. Pipeline steps carry the
      * pipeline's id: deduplication applies to plain jobs only */
@@ -512,7 +493,7 @@ drv__admit_take(struct drv_worker *w, struct wjobs *jobs)
         state_of(j)->state = A_WAIT;
         state_of(j)->due_ns = 0;
         w->inflight++;
-        held_add(a, j);
+        LIST_INSERT_HEAD(&a->held, state_of(j), link);
         taken++;
     }
     jobs->n = kept;
@@ -520,14 +501,15 @@ drv__admit_take(struct drv_worker *w, struct wjobs *jobs)
         return;
     /* one call per queue for what was just taken (due 0) */
     for (qi = 0; qi < w->nqueues; qi++) {
-        struct wjob **v = NULL, *j;
+        struct wjob **v = NULL;
+        struct wadmit *s;
         int n = 0;
 
-        for (j = a->held; j != NULL; j = state_of(j)->next)
-            if (j->qi == (int)qi && state_of(j)->state == A_WAIT &&
-                state_of(j)->due_ns == 0) {
+        LIST_FOREACH(s, &a->held, link)
+            if (s->job->qi == (int)qi && s->state == A_WAIT &&
+                s->due_ns == 0) {
                 v = drv_xrealloc(v, (size_t)(n + 1) * sizeof *v);
-                v[n++] = j;
+                v[n++] = s->job;
             }
         if (n > 0)
             ask(a, (int)qi, v, n);
@@ -601,14 +583,13 @@ drv__admit_settle_tail(struct drv_worker *w, struct drv_script_call *call,
     /* slots come free with this run: jobs waiting for one ask again on
      * the next turn, after it (same connection, in order) */
     {
-        struct wjob *j;
+        struct wadmit *s;
         int64_t now = drv_clock_mono_ns();
 
-        for (j = a->held; j != NULL; j = state_of(j)->next)
-            if (state_of(j)->state == A_WAIT && state_of(j)->ckey != NULL &&
-                state_of(j)->refused > 0) {
-                state_of(j)->due_ns = now;
-                state_of(j)->refused = 0;
+        LIST_FOREACH(s, &a->held, link)
+            if (s->state == A_WAIT && s->ckey != NULL && s->refused > 0) {
+                s->due_ns = now;
+                s->refused = 0;
             }
         arm(a);
     }
@@ -656,15 +637,15 @@ void
 drv__admit_drain(struct drv_worker *w)
 {
     struct wadmits *a;
-    struct wjob *j, *next;
+    struct wadmit *s, *next;
 
     if (w->admit == NULL)
         return;
     a = admits(w);
-    for (j = a->held; j != NULL; j = next) {
-        next = state_of(j)->next;
-        if (state_of(j)->state != A_CALL)
-            give_back(a, j); /* in a call: given back at its reply */
+    for (s = LIST_FIRST(&a->held); s != NULL; s = next) {
+        next = LIST_NEXT(s, link);
+        if (s->state != A_CALL)
+            give_back(s->job); /* in a call: given back at its reply */
     }
     arm(a);
 }
@@ -683,6 +664,7 @@ drv__admit_init(struct drv_worker *w)
         return;
     DRV_ALLOC_OBJ(a, WADMITS_MAGIC);
     a->w = w;
+    LIST_INIT(&a->held);
     a->admit = drv_redis_script_create(drv_queue_admit_script.text,
                                        strlen(drv_queue_admit_script.text));
     a->renew = drv_redis_script_create(
@@ -702,11 +684,10 @@ drv__admit_fini(struct drv_worker *w)
         return;
     a = admits(w);
     /* the jobs still held: their entries stay pending in Redis */
-    while (a->held != NULL) {
-        struct wjob *j = a->held;
+    while (!LIST_EMPTY(&a->held)) {
+        struct wjob *j = LIST_FIRST(&a->held)->job;
 
-        held_remove(a, j);
-        state_of(j)->state = A_RUN;
+        unhold(j);
         drv__job_unref(j); /* task side */
         drv__job_unref(j); /* settle side (already off the live list) */
     }

@@ -60,14 +60,13 @@ mark(struct drv_worker *w, int qi, const char *eid, size_t len)
 }
 
 static void
-on_markers(struct drv_redis *r, int status, const redisReply *reply,
+on_markers(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
     struct cctx *c;
     struct drv_worker *w;
     size_t i;
 
-    (void)r;
     DRV_CAST(c, ctx, CCTX_MAGIC);
     w = c->w;
     if (status != -ECANCELED) {

@@ -243,14 +243,14 @@ drv__worker_read_result(struct drv_worker *w, int status,
 }
 
 static void
-on_read(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_read(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
+        void *ctx)
 {
     struct fetch_read *f;
     struct drv_worker *w;
     int got;
     size_t qi;
 
-    (void)r;
     DRV_CAST(f, ctx, FETCH_READ_MAGIC);
     if (status == -ECANCELED) {
         /* the worker is being freed */

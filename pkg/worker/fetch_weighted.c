@@ -211,7 +211,8 @@ round_done(struct wpass *p)
 }
 
 static void
-on_wread(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_wread(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
+         void *ctx)
 {
     struct wread *rd;
     struct wpass *p;
@@ -220,7 +221,6 @@ on_wread(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     size_t qi;
     int count;
 
-    (void)r;
     DRV_CAST(rd, ctx, WREAD_MAGIC);
     p = rd->p;
     qi = rd->qi;

@@ -67,14 +67,12 @@ field(const struct wjob *j, const char *name)
 }
 
 static void
-on_retry(evutil_socket_t fd, short what, void *ctx)
+on_retry(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *ctx)
 {
     struct wgraph *g;
     struct wjob **v;
     int i, n;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(g, ctx, WGRAPH_MAGIC);
     v = g->retry;
     n = g->nretry;
@@ -180,18 +178,16 @@ drv__graph_validate(const struct drv_job *job,
 
 /* The first entry's task: nothing to run, its settle starts the run. */
 static void
-start_run(struct drv_tg_task *t, void *ctx)
+start_run(struct drv_tg_task *t, void *ctx DRV_UNUSED)
 {
-    (void)ctx;
     drv_tg_task_done(t, 0, NULL, NULL);
 }
 
+/* Nothing to stop: start_run finishes it at once. */
 static void
-cancel_run(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
+cancel_run(struct drv_tg_task *t DRV_UNUSED,
+           enum drv_tg_cause cause DRV_UNUSED, void *ctx DRV_UNUSED)
 {
-    (void)t;
-    (void)cause;
-    (void)ctx; /* start_run finishes it at once */
 }
 
 void
@@ -231,7 +227,7 @@ drv__graph_settles(const struct wjob *j)
 /* --------------------------------------------------------------- settle */
 
 static void
-on_settled(struct drv_redis *r, int status, const redisReply *reply,
+on_settled(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
     struct gcall *c;
@@ -244,7 +240,6 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     int rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     DRV_CAST(c, ctx, GCALL_MAGIC);
     j = c->j;
     DRV_FREE_OBJ(c);

@@ -148,13 +148,11 @@ conn_for(struct wgraph *g, const char *queue)
 }
 
 static void
-on_later(evutil_socket_t fd, short what, void *ctx)
+on_later(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *ctx)
 {
     struct wgraph *g;
     struct gstep *s;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(g, ctx, WGRAPH_MAGIC);
     s = g->later;
     g->later = NULL;
@@ -187,7 +185,8 @@ step_later(struct gstep *s)
 /* ---------------------------------------------------------------- steps */
 
 static void
-on_step(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_step(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
+        void *ctx)
 {
     struct gstep *s;
     struct wgraph *g;
@@ -197,7 +196,6 @@ on_step(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
     int rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     DRV_CAST(s, ctx, GSTEP_MAGIC);
     if (status == -ECANCELED) {
         step_free(s); /* the worker is being freed: the record waits */
@@ -322,7 +320,7 @@ struct gscan {
 };
 
 static void
-on_scanned(struct drv_redis *r, int status, const redisReply *reply,
+on_scanned(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
     struct gscan *c;
@@ -330,7 +328,6 @@ on_scanned(struct drv_redis *r, int status, const redisReply *reply,
     struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
     struct drv_err err;
 
-    (void)r;
     DRV_CAST(c, ctx, GSCAN_MAGIC);
     g = c->g;
     if (status == -ECANCELED) {

@@ -19,12 +19,11 @@
 
 /* A member finished: it no longer holds a process permit. */
 static void
-on_member_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
-                  void *ctx)
+on_member_outcome(struct drv_tg_task *t DRV_UNUSED,
+                  const struct drv_tg_outcome *o, void *ctx)
 {
     struct wjob *m;
 
-    (void)t;
     DRV_CAST(m, ctx, WJOB_MAGIC);
     if (m->running) {
         m->running = 0;
@@ -34,11 +33,10 @@ on_member_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
 }
 
 static void
-on_member_release(struct drv_tg_task *t, void *ctx)
+on_member_release(struct drv_tg_task *t DRV_UNUSED, void *ctx)
 {
     struct wjob *m;
 
-    (void)t;
     DRV_CAST(m, ctx, WJOB_MAGIC);
     m->task = NULL;
     m->run.task = NULL;

@@ -29,13 +29,9 @@
 #include "worker_int.h"
 
 static void
-on_written(struct drv_redis *r, int status, const redisReply *reply,
-           void *ctx)
+on_written(struct drv_redis *r DRV_UNUSED, int status DRV_UNUSED,
+           const redisReply *reply DRV_UNUSED, void *ctx DRV_UNUSED)
 {
-    (void)r;
-    (void)status;
-    (void)reply;
-    (void)ctx;
     /* nothing to do: the next report (or the settle) writes again */
 }
 

@@ -37,22 +37,21 @@ drv__worker_job_started(struct wjob *j)
 
 /* LOOP: count the job as running, then its handler's start. */
 static void
-start_task(struct drv_tg_task *t, void *ctx)
+start_task(struct drv_tg_task *t DRV_UNUSED, void *ctx)
 {
     struct wjob *j;
 
-    (void)t;
     DRV_CAST(j, ctx, WJOB_MAGIC);
     drv__worker_job_started(j);
     j->run.ht->ops->start(&j->run);
 }
 
 static void
-cancel_task(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
+cancel_task(struct drv_tg_task *t DRV_UNUSED, enum drv_tg_cause cause,
+            void *ctx)
 {
     struct wjob *j;
 
-    (void)t;
     DRV_CAST(j, ctx, WJOB_MAGIC);
     drv_hrun_cancel(&j->run, cause);
 }
@@ -60,11 +59,10 @@ cancel_task(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
 /* THREAD: the handler's work, on a pool thread. The job's run record is
  * immutable while the task lives. */
 static int
-work_task(struct drv_tg_task *t, struct drv_err *err, void *ctx)
+work_task(struct drv_tg_task *t DRV_UNUSED, struct drv_err *err, void *ctx)
 {
     struct wjob *j = ctx;
 
-    (void)t;
     return j->run.ht->ops->work(&j->run, err);
 }
 
@@ -80,20 +78,18 @@ start_bad(struct drv_tg_task *t, void *ctx)
 }
 
 static void
-cancel_bad(struct drv_tg_task *t, enum drv_tg_cause cause, void *ctx)
+cancel_bad(struct drv_tg_task *t, enum drv_tg_cause cause DRV_UNUSED,
+           void *ctx DRV_UNUSED)
 {
-    (void)cause;
-    (void)ctx;
     drv_tg_task_done(t, -ECANCELED, NULL, NULL);
 }
 
 void
-drv__worker_on_release(struct drv_tg_task *t, void *ctx)
+drv__worker_on_release(struct drv_tg_task *t DRV_UNUSED, void *ctx)
 {
     struct wjob *j;
     struct drv_worker *w;
 
-    (void)t;
     DRV_CAST(j, ctx, WJOB_MAGIC);
     w = j->w;
     j->task = NULL;
@@ -144,11 +140,11 @@ drv__worker_task_opts(struct drv_worker *w, struct wjob *j,
 /* ------------------------------------------------------------ batches */
 
 static void
-on_batch_done(struct drv_tg *tg, const struct drv_tg_report *r, void *ctx)
+on_batch_done(struct drv_tg *tg DRV_UNUSED, const struct drv_tg_report *r,
+              void *ctx)
 {
     struct wbatch *b;
 
-    (void)tg;
     DRV_CAST(b, ctx, WBATCH_MAGIC);
     DRV_LOG_INFO("batch done", "worker=%s jobs=%zu ok=%zu failed=%zu "
                  "timed_out=%zu cancelled=%zu", b->w->id, r->n_tasks,

@@ -145,14 +145,13 @@ drv__worker_schedules_fini(struct drv_worker *w)
 }
 
 static void
-on_tick_enqueued(struct drv_redis *r, int status, const redisReply *reply,
-                 void *ctx)
+on_tick_enqueued(struct drv_redis *r DRV_UNUSED, int status,
+                 const redisReply *reply, void *ctx)
 {
     struct wsched *s;
     struct drv_err err;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     if (status == -ECANCELED)
         return;     /* the worker is being freed */
     DRV_CAST(s, ctx, WSCHED_MAGIC);

@@ -133,7 +133,7 @@ settle_accepted(struct settle_call *c)
 }
 
 static void
-on_settled(struct drv_redis *r, int status, const redisReply *reply,
+on_settled(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
     struct settle_call *c;
@@ -144,7 +144,6 @@ on_settled(struct drv_redis *r, int status, const redisReply *reply,
     int i, rc;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     DRV_CAST(c, ctx, SETTLE_CALL_MAGIC);
     if (status == -ECANCELED) {
         /* the worker is being freed: the entries stay pending in Redis */
@@ -334,14 +333,13 @@ log_failure(const struct wjob *j)
 }
 
 void
-drv__worker_on_outcome(struct drv_tg_task *t, const struct drv_tg_outcome *o,
-                       void *ctx)
+drv__worker_on_outcome(struct drv_tg_task *t DRV_UNUSED,
+                       const struct drv_tg_outcome *o, void *ctx)
 {
     struct drv_outcome_in in;
     struct drv_worker *w;
     struct wjob *j;
 
-    (void)t;
     DRV_CAST(j, ctx, WJOB_MAGIC);
     w = j->w;
     if (j->running) {

@@ -134,12 +134,12 @@ qreply(int status, const redisReply *reply, void *ctx, int type,
 }
 
 static void
-on_moved(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_moved(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
+         void *ctx)
 {
     struct drv_worker *w;
     int qi;
 
-    (void)r;
     w = qreply(status, reply, ctx, REDIS_REPLY_INTEGER,
                "delayed mover failed", &qi);
     if (w == NULL)
@@ -182,14 +182,13 @@ drv__worker_run_mover(struct drv_worker *w, size_t qi)
 
 /* Claimed entries are admitted like fetched ones. */
 static void
-on_reclaimed(struct drv_redis *r, int status, const redisReply *reply,
-             void *ctx)
+on_reclaimed(struct drv_redis *r DRV_UNUSED, int status,
+             const redisReply *reply, void *ctx)
 {
     struct drv_worker *w;
     struct wjobs jobs = {NULL, 0, 0};
     int qi;
 
-    (void)r;
     w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY, "reclaim failed", &qi);
     if (w == NULL)
         return;
@@ -234,7 +233,7 @@ drv__worker_run_reclaim(struct drv_worker *w, size_t qi, int n)
 
 /* Entries this worker no longer owns: their jobs lost the lease. */
 static void
-on_renewed(struct drv_redis *r, int status, const redisReply *reply,
+on_renewed(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
     struct drv_worker *w;
@@ -242,7 +241,6 @@ on_renewed(struct drv_redis *r, int status, const redisReply *reply,
     struct wjob *j;
     int qi;
 
-    (void)r;
     w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
                "lease renewal failed", &qi);
     if (w == NULL)
@@ -298,14 +296,13 @@ run_renew(struct drv_worker *w)
 }
 
 static void
-on_paused(struct drv_redis *r, int status, const redisReply *reply,
+on_paused(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
           void *ctx)
 {
     struct drv_worker *w = drv__worker_of_reply(status, ctx);
     int *paused;
     size_t i;
 
-    (void)r;
     if (w == NULL)
         return;
     w->pause_inflight = 0;
@@ -329,8 +326,8 @@ on_paused(struct drv_redis *r, int status, const redisReply *reply,
 /* One queue's paused key on a cluster (keys of several slots cannot go
  * into one MGET): the answers fill the queues one by one. */
 static void
-on_paused_one(struct drv_redis *r, int status, const redisReply *reply,
-              void *ctx)
+on_paused_one(struct drv_redis *r DRV_UNUSED, int status,
+              const redisReply *reply, void *ctx)
 {
     struct wqconn *qc;
     struct drv_worker *w;
@@ -338,7 +335,6 @@ on_paused_one(struct drv_redis *r, int status, const redisReply *reply,
     int paused = 0;
     size_t i;
 
-    (void)r;
     if (status == -ECANCELED)
         return;
     DRV_CAST(qc, ctx, WQCONN_MAGIC);
@@ -402,25 +398,23 @@ check_paused(struct drv_worker *w)
 }
 
 static void
-on_beat(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_beat(struct drv_redis *r DRV_UNUSED, int status,
+        const redisReply *reply DRV_UNUSED, void *ctx)
 {
     struct drv_worker *w = drv__worker_of_reply(status, ctx);
 
-    (void)r;
-    (void)reply;
     if (w != NULL)
         w->beat_inflight = 0;
 }
 
 static void
-on_workers(struct drv_redis *r, int status, const redisReply *reply,
+on_workers(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
     struct drv_worker *w = drv__worker_of_reply(status, ctx);
     size_t i;
     int64_t now = drv_clock_unix_ms();
 
-    (void)r;
     if (w == NULL || status < 0 || reply->type != REDIS_REPLY_ARRAY)
         return;
     /* remove entries of workers whose beat is stale */

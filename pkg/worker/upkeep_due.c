@@ -187,14 +187,14 @@ struct head_call {
 };
 
 static void
-on_head(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_head(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
+        void *ctx)
 {
     struct head_call *c;
     struct drv_worker *w;
     struct wqueue *q;
     int64_t now = drv_clock_mono_ns();
 
-    (void)r;
     DRV_CAST(c, ctx, HEAD_CALL_MAGIC);
     w = c->w;
     q = status == -ECANCELED ? NULL : &w->queues[c->qi];
@@ -296,14 +296,14 @@ run_movers(struct drv_worker *w, int64_t now)
 }
 
 static void
-on_due(struct drv_redis *r, int status, const redisReply *reply, void *ctx)
+on_due(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
+       void *ctx)
 {
     struct drv_worker *w = drv__worker_of_reply(status, ctx);
     struct drv_argv stale;
     int64_t now_ms;
     size_t i;
 
-    (void)r;
     if (w == NULL)
         return;
     w->due_inflight = 0;

@@ -53,12 +53,10 @@
 /* ------------------------------------------------------------ helpers */
 
 static void
-on_defer_ev(evutil_socket_t fd, short what, void *arg)
+on_defer_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_worker *w;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
     drv__worker_settle_flush(w);
     drv__worker_fetch(w);
@@ -180,8 +178,8 @@ drv__worker_queue_active(const struct drv_worker *w, size_t qi)
 }
 
 static void
-on_prepared(struct drv_redis *r, int status, const redisReply *reply,
-            void *ctx)
+on_prepared(struct drv_redis *r DRV_UNUSED, int status,
+            const redisReply *reply, void *ctx)
 {
     struct prep_call *c;
     struct drv_worker *w;
@@ -191,7 +189,6 @@ on_prepared(struct drv_redis *r, int status, const redisReply *reply,
     int rc, qi;
     char qe[DRV_LOG_Q_MAX];
 
-    (void)r;
     DRV_CAST(c, ctx, PREP_CALL_MAGIC);
     w = c->w;
     qi = c->qi;
@@ -285,12 +282,12 @@ drv__worker_prepare_due(struct drv_worker *w, int64_t now)
 }
 
 static void
-on_cmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+on_cmd_state(struct drv_redis *r DRV_UNUSED, enum drv_redis_state st,
+             void *ctx)
 {
     struct drv_worker *w;
     size_t i;
 
-    (void)r;
     DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     if (w->cluster != NULL) {
         /* the registry's connection: the queues have their own */
@@ -314,12 +311,12 @@ on_cmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 /* A queue's own command connection (cluster): prepare that queue after
  * every connect; not ready while it is down. */
 static void
-on_qcmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+on_qcmd_state(struct drv_redis *r DRV_UNUSED, enum drv_redis_state st,
+              void *ctx)
 {
     struct wqconn *qc;
     struct drv_worker *w;
 
-    (void)r;
     DRV_CAST(qc, ctx, WQCONN_MAGIC);
     w = qc->w;
     if (st == DRV_REDIS_READY) {
@@ -333,11 +330,11 @@ on_qcmd_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 
 /* A fetch connection, the worker's or a queue's own (cluster). */
 static void
-on_blk_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
+on_blk_state(struct drv_redis *r DRV_UNUSED, enum drv_redis_state st,
+             void *ctx)
 {
     struct drv_worker *w;
 
-    (void)r;
     DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     if (st == DRV_REDIS_READY)
         drv__worker_kick(w); /* re-arm the read after every reconnect */
@@ -685,12 +682,10 @@ tick_arm(struct drv_worker *w)
 }
 
 static void
-on_tick(evutil_socket_t fd, short what, void *arg)
+on_tick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_worker *w;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
     drv__worker_maintain(w, drv_clock_mono_ns());
     tick_arm(w); /* after the calls: their next times are set */
@@ -717,12 +712,10 @@ drv_worker_start(struct drv_worker *w)
 /* ---------------------------------------------------------------- stop */
 
 static void
-on_stop_ev(evutil_socket_t fd, short what, void *arg)
+on_stop_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_worker *w;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
     if (w->tick_ev != NULL)
         event_del(w->tick_ev);
@@ -746,13 +739,11 @@ deliver_stopped(struct drv_worker *w)
 }
 
 static void
-on_unregistered(struct drv_redis *r, int status, const redisReply *reply,
-                void *ctx)
+on_unregistered(struct drv_redis *r DRV_UNUSED, int status,
+                const redisReply *reply DRV_UNUSED, void *ctx)
 {
     struct drv_worker *w = drv__worker_of_reply(status, ctx);
 
-    (void)r;
-    (void)reply;
     if (w != NULL)
         deliver_stopped(w);
 }
@@ -809,12 +800,11 @@ drv__worker_check_stopped(struct drv_worker *w)
 }
 
 static void
-on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+on_drain_deadline(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED,
+                  void *arg)
 {
     struct drv_worker *w;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(w, arg, DRV_WORKER_MAGIC);
     w->drain_expired = 1;
     DRV_LOG_WARN("shutdown timeout: cancelling running jobs",
@@ -824,13 +814,9 @@ on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-on_unblocked(struct drv_redis *r, int status, const redisReply *reply,
-             void *ctx)
+on_unblocked(struct drv_redis *r DRV_UNUSED, int status DRV_UNUSED,
+             const redisReply *reply DRV_UNUSED, void *ctx DRV_UNUSED)
 {
-    (void)r;
-    (void)status;
-    (void)reply;
-    (void)ctx;
 }
 
 void

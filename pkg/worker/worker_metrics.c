@@ -151,12 +151,10 @@ cell_of(const struct wmetrics *m, const struct wjob *j)
  * first bucket).
  */
 static void
-on_now_expired(evutil_socket_t fd, short what, void *arg)
+on_now_expired(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct wmetrics *m;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(m, arg, WMETRICS_MAGIC);
     m->now_valid = 0;
 }
@@ -290,13 +288,12 @@ sample_apply(struct wmetrics *m, size_t qi, int status,
 }
 
 static void
-on_sample(struct drv_redis *r, int status, const redisReply *reply,
+on_sample(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
           void *ctx)
 {
     struct wmetrics *m;
     size_t qi;
 
-    (void)r;
     if (status == -ECANCELED)
         return; /* the worker is being freed */
     DRV_CAST(m, ctx, WMETRICS_MAGIC);
@@ -308,13 +305,12 @@ on_sample(struct drv_redis *r, int status, const redisReply *reply,
 /* A cluster's sample: each queue on its own connection, so the replies
  * come in any order; ctx names the queue. */
 static void
-on_sample_q(struct drv_redis *r, int status, const redisReply *reply,
-            void *ctx)
+on_sample_q(struct drv_redis *r DRV_UNUSED, int status,
+            const redisReply *reply, void *ctx)
 {
     struct wqconn *qc;
     struct wmetrics *m;
 
-    (void)r;
     if (status == -ECANCELED)
         return; /* the worker is being freed */
     DRV_CAST(qc, ctx, WQCONN_MAGIC);
@@ -327,15 +323,13 @@ on_sample_q(struct drv_redis *r, int status, const redisReply *reply,
  * tag, so also on a Redis Cluster), all written in this loop turn. The
  * next round is due SAMPLE_MS later, or soon when Redis was not ready. */
 static void
-on_sample_tick(evutil_socket_t fd, short what, void *arg)
+on_sample_tick(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct wmetrics *m;
     struct drv_queue_cmds c;
     struct timeval tv = {0, RETRY_MS * 1000};
     size_t qi;
 
-    (void)fd;
-    (void)what;
     DRV_CAST(m, arg, WMETRICS_MAGIC);
     if (m->sample_inflight > 0 ||
         drv_redis_state(m->w->cmd) != DRV_REDIS_READY) {
