@@ -320,8 +320,7 @@ drv_loop_on_signal(struct drv_loop *loop, int signo, drv_loop_signal_fn *fn,
     s->ctx = ctx;
     s->ev = evsignal_new(loop->base, signo, on_signal, s);
     if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
-        if (s->ev != NULL)
-            event_free(s->ev);
+        drv_loop_event_free(s->ev);
         free(s);
         return -EINVAL;
     }

@@ -33,6 +33,7 @@
 #include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/log.h"
+#include "drover/loop.h"
 #include "drover/redis_cluster.h"
 #include "graph_int.h"
 
@@ -419,8 +420,7 @@ drv__graph_xslot_fini(struct wgraph *g)
         free(c->queue);
         free(c);
     }
-    if (g->later_ev != NULL)
-        event_free(g->later_ev);
+    drv_loop_event_free(g->later_ev);
     drv_redis_script_free(g->handoff);
     drv_redis_script_free(g->scan);
     free(g->scan_inflight);

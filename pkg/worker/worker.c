@@ -923,14 +923,10 @@ drv_worker_free(struct drv_worker *w)
     for (i = 0; i < DRV_ARRAY_LEN(w->scripts); i++)
         drv_redis_script_free(w->scripts[i]);
     free(w->workers_key);
-    if (w->tick_ev != NULL)
-        event_free(w->tick_ev);
-    if (w->defer_ev != NULL)
-        event_free(w->defer_ev);
-    if (w->drain_ev != NULL)
-        event_free(w->drain_ev);
-    if (w->stop_ev != NULL)
-        event_free(w->stop_ev);
+    drv_loop_event_free(w->tick_ev);
+    drv_loop_event_free(w->defer_ev);
+    drv_loop_event_free(w->drain_ev);
+    drv_loop_event_free(w->stop_ev);
     if (w->trace != NULL)
         fclose(w->trace);
     DRV_FREE_OBJ(w);

@@ -651,10 +651,8 @@ drv__worker_metrics_fini(struct drv_worker *w)
     if (DRV_NO_OBJ(m, WMETRICS_MAGIC))
         return;
     drv_loop_on_lag(w->loop, NULL, NULL);
-    if (m->sample_ev != NULL)
-        event_free(m->sample_ev);
-    if (m->now_ev != NULL)
-        event_free(m->now_ev);
+    drv_loop_event_free(m->sample_ev);
+    drv_loop_event_free(m->now_ev);
     drv_metrics_http_stop(m->http);
     drv_metrics_process_free(m->proc);
     drv_metrics_free(m->reg);
