@@ -8,7 +8,8 @@
  * fields its type refuses, a job that fails for good whose type keeps no
  * result (kept a day), a poisoned job and one larger than max_job_bytes
  * (dead-lettered by the reclaim script), and a graph start whose run id
- * exists already (the existing run is left as it was; wait reports it).
+ * exists already (the existing run is left as it was; wait reports the
+ * run: its outcome, or it waits for it while it runs).
  * Every wait is given an hour: one that runs to its timeout is killed by
  * the harness and fails the test. Nothing asserts a duration.
  */
@@ -40,7 +41,9 @@ static const struct drv_test_droverd_opts opts = {
     "  bad:\n    handler: fail\n    retries: 0\n"                         \
     "pipelines:\n"                                                        \
     "  g:\n    result_ttl: 1h\n    graph:\n"                              \
-    "      a: {job: quick}\n"
+    "      a: {job: quick}\n"                                          \
+    "  h:\n    result_ttl: 1h\n    graph:\n"                              \
+    "      a: {job: slow}\n"
 
 /* drover -c CFG ARGS... must exit with want; its stdout is returned
  * (caller frees). */
@@ -205,6 +208,22 @@ test_graph_start_of_an_existing_run(void **st)
     o = CLI_EXIT(t, 0, "result", "default", "r1");
     assert_non_null(strstr(o, "status: dead"));
     assert_non_null(strstr(o, "run r1 exists already"));
+    free(o);
+    /* while the run still runs, wait is for the run, not the dead start */
+    drv_test_xadd(t, "default", NULL, 0, "pipeline", "h", "id", "r2", "ms",
+                  "600000", NULL);
+    drv_test_wait_started(t, 1);
+    drv_test_xadd(t, "default", NULL, 0, "pipeline", "h", "id", "r2", NULL);
+    drv_test_wait_stat(t, "default", "dead", 2);
+    (void)expect_dead(t, "r2", "run r2 exists already", HOUR_MS);
+    o = CLI_EXIT(t, 1, "wait", "default", "r2", "--timeout", "300ms",
+                 "--json");
+    assert_non_null(strstr(o, "\"timed_out\":true"));
+    assert_non_null(strstr(o, "\"run\""));
+    free(o);
+    free(CLI_EXIT(t, 0, "cancel", "default", "r2"));
+    o = CLI_EXIT(t, 1, "wait", "default", "r2", "--timeout", "1h");
+    assert_non_null(strstr(o, "status: cancelled"));
     free(o);
     drv_test_droverd_stop(t, 0, 0);
 }
