@@ -54,6 +54,16 @@ final_status(const struct drv_job *res)
     return NULL;
 }
 
+/* The job's result is final and no graph run has its id (a run's end is
+ * what a wait for it waits for: a start that found the run existing
+ * keeps a dead result of its own under the run's id). */
+static int
+job_final(const struct drv_queue_lookup *l,
+          const struct drv_queue_graph_run *run)
+{
+    return run->hash == NULL && final_status(l->result) != NULL;
+}
+
 /* Where job id waits, its result and the graph run of that id, read in
  * that order (a job that settles, or a run that starts, between the reads
  * then shows its later state). */
@@ -328,7 +338,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
         drv_queue_lookup_fini(&l);
         drv_queue_graph_run_fini(&run);
         rc = look(cli, &k, ops[1], &l, &run);
-        if (rc < 0 || final_status(l.result) != NULL ||
+        if (rc < 0 || job_final(&l, &run) ||
             drv_queue_graph_run_final(&run) != NULL)
             break;
         if (!cli->json)
@@ -361,7 +371,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
             drv_queue_graph_run_fini(&run);
             rc = look(cli, &k, ops[1], &l, &run) < 0 ? DRV_EDOWN
                                                      : -ETIMEDOUT;
-            if (rc == -ETIMEDOUT && (final_status(l.result) != NULL ||
+            if (rc == -ETIMEDOUT && (job_final(&l, &run) ||
                                      drv_queue_graph_run_final(&run) != NULL))
                 rc = 0; /* it ended just as time ran out */
             else

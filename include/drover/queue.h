@@ -190,6 +190,12 @@ void drv_script_call_eval(const struct drv_script_call *c,
 
 /* ---------------------------------------------------------- settle ops */
 
+/* How long a dead job's result hash is kept when no result_ttl applies
+ * (its type keeps none, or it names no known type): 24 h. Every job
+ * that ends dead gets a result with status dead and its error. */
+#define DRV_QUEUE_DEAD_TTL_MS 86400000
+#define DRV_QUEUE_DEAD_TTL_STR "86400000"
+
 enum drv_settle_kind {
     DRV_SETTLE_ACK = 0,   /* success: XACK+XDEL, processed+1, result ok */
     DRV_SETTLE_RETRY,     /* failed attempt: delayed with attempt+1 */
@@ -224,7 +230,8 @@ struct drv_settle_op {
     size_t job_id_len;
     uint64_t attempts;      /* attempts made, this one included (RETRY:
                                becomes the delayed job's attempt field) */
-    int64_t result_ttl_ms;  /* 0 = keep no result */
+    int64_t result_ttl_ms;  /* 0 = keep no result (a DEAD op always
+                               keeps one: DRV_QUEUE_DEAD_TTL_MS) */
     int64_t due_ms;         /* RETRY: when to run again (Unix ms) */
     int count_failed;       /* DEAD: 1 = also count a failed attempt */
     int pipeline;           /* 1: a pipeline step (step is meaningful) */
@@ -351,6 +358,17 @@ void drv_queue_delayed_head(struct drv_argv *out,
  */
 void drv_queue_reclaim_limit(struct drv_script_call *c,
                              int64_t max_job_bytes);
+
+/*
+ * drv_queue_reclaim_ttl -- after drv_queue_reclaim_limit, once per job
+ * type (pipeline 0) or pipeline (1) name: a job that the reclaim sends
+ * to dead (poison, or too large) and whose fields name it keeps its
+ * result hash (status dead, its error) result_ttl_ms; one that names
+ * none given here keeps it DRV_QUEUE_DEAD_TTL_MS. A ttl <= 0 adds
+ * nothing (the default applies).
+ */
+void drv_queue_reclaim_ttl(struct drv_script_call *c, int pipeline,
+                           const char *name, int64_t result_ttl_ms);
 
 /*
  * drv_queue_renew -- refresh the PEL idle time of entries this consumer

@@ -525,6 +525,16 @@ drv_queue_reclaim_limit(struct drv_script_call *c, int64_t max_job_bytes)
 }
 
 void
+drv_queue_reclaim_ttl(struct drv_script_call *c, int pipeline,
+                      const char *name, int64_t result_ttl_ms)
+{
+    if (result_ttl_ms <= 0)
+        return; /* the script's default applies */
+    drv_argv_addcat(&c->args, pipeline ? "p" : "j", name, strlen(name));
+    drv_argv_addll(&c->args, (long long)result_ttl_ms);
+}
+
+void
 drv_queue_renew(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const char *consumer)
 {

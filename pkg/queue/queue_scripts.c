@@ -542,8 +542,15 @@ const struct drv_queue_script drv_queue_mover_script = {
  * count, max_deliveries, now_ms, dead_max, dead_minid (see trimdead),
  * and optionally max_job_bytes: a claimed entry larger than that goes to
  * dead here, copied inside Redis, instead of crossing the network in the
- * reply. Returns {claimed entries, poisoned, gone, oversized, entries
- * still pending}.
+ * reply. Then optionally pairs of 'j' .. job type or 'p' .. pipeline and
+ * its result_ttl ms. Returns {claimed entries, poisoned, gone, oversized,
+ * entries still pending}.
+ *
+ * Each job sent to dead here gets a result as the settle script writes
+ * one (status dead, error, attempts, finished_at; published on
+ * P:{Q}:done): kept the result_ttl of the type or pipeline its fields
+ * name when one was given, else DRV_QUEUE_DEAD_TTL_MS. A pipeline
+ * step's result hash keeps its step records.
  */
 const struct drv_queue_script drv_queue_reclaim_script = {
     "reclaim",
@@ -559,14 +566,35 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "local p = redis.call('XPENDING', jobs, group, 'IDLE', idle, '-', '+',\n"
     "  ARGV[4])\n"
     "local claimed, poisoned, gone, big = {}, 0, 0, 0\n"
+    "local ttls, qp = {}, string.sub(stats, 1, #stats - 5)\n"
+    "for i = 10, #ARGV - 1, 2 do ttls[ARGV[i]] = ARGV[i+1] end\n"
+    "-- the dead job's result, kept its type's result_ttl or a day\n"
+    "local function deadresult(jid, ttl, step, why, att)\n"
+    "  local rkey = qp .. 'result:' .. jid\n"
+    "  local t = redis.call('TYPE', rkey)['ok']\n"
+    "  if not step or t ~= 'hash' then redis.call('DEL', rkey) end\n"
+    "  if step then\n"
+    "    local p = 'step.' .. step .. '.'\n"
+    "    redis.call('HSET', rkey, 'step', step, p .. 'status', 'dead',\n"
+    "      p .. 'attempts', att, p .. 'finished_at', now, p .. 'error', why)\n"
+    "  end\n"
+    "  redis.call('HSET', rkey, 'status', 'dead', 'result', '', 'error', why,\n"
+    "    'attempts', att, 'finished_at', now)\n"
+    "  redis.call('PEXPIRE', rkey, ttl or " DRV_QUEUE_DEAD_TTL_STR ")\n"
+    "  redis.call('PUBLISH', qp .. 'done', rkey)\n"
+    "end\n"
     "local function todead(id, f, why)\n"
-    "  local jid, att = id, 0\n"
+    "  local jid, att, ttl, step = id, 0, nil, nil\n"
     "  for i = 1, #f, 2 do\n"
     "    if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
     "    if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
+    "    if f[i] == 'job' then ttl = ttls['j' .. f[i+1]] end\n"
+    "    if f[i] == 'pipeline' then ttl = ttls['p' .. f[i+1]] end\n"
+    "    if f[i] == 'step' then step = tonumber(f[i+1]) end\n"
     "  end\n"
     "  redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
     "    'error', why, 'attempts', att + 1, 'failed_at', now})))\n"
+    "  deadresult(jid, ttl, step, why, att + 1)\n"
     "  redis.call('XACK', jobs, group, id)\n"
     "  redis.call('XDEL', jobs, id)\n"
     "end\n"

@@ -206,6 +206,9 @@ drv_outcome_decide(const struct drv_outcome_in *in, struct drv_decision *d)
         d->drop = in->lost;
         return;
     }
+    /* a dead job always keeps a result (drover wait, drover result) */
+    if (d->op.kind == DRV_SETTLE_DEAD && d->op.result_ttl_ms <= 0)
+        d->op.result_ttl_ms = DRV_QUEUE_DEAD_TTL_MS;
     cut_text(d);
 }
 

@@ -63,7 +63,8 @@ struct drv_decision {
  *   CANCELLED   REQUEUE (no attempt counted); drop when lost
  * With cancel_requested, any outcome but OK is CANCEL (not retried, the
  * attempt counted; drop when lost); an OK stays OK.
- * Error text is cut at DRV_OUTCOME_TEXT_MAX bytes.
+ * A DEAD op keeps its result result_ttl_ms, or DRV_QUEUE_DEAD_TTL_MS
+ * when that is 0. Error text is cut at DRV_OUTCOME_TEXT_MAX bytes.
  */
 void drv_outcome_decide(const struct drv_outcome_in *in,
                         struct drv_decision *out);

@@ -362,6 +362,8 @@ drv__worker_on_outcome(struct drv_tg_task *t DRV_UNUSED,
             in.parallel = &j->pipe->steps[j->step];
     } else if (j->type != NULL) {
         in.result_ttl_ms = j->type->ht.cfg->policy.result_ttl_ms;
+    } else { /* cannot run: the ttl of the type it names, if known */
+        in.result_ttl_ms = drv__worker_named_ttl(w->cfg, j->job);
     }
     in.step = j->step;
     in.attempt = j->job->attempt;

@@ -221,12 +221,19 @@ void
 drv__worker_run_reclaim(struct drv_worker *w, size_t qi, int n)
 {
     struct drv_script_call call;
+    size_t i;
 
     drv_queue_reclaim(&call, &w->queues[qi].keys, w->id,
                       w->cfg->worker.visibility_timeout_ms, n,
                       w->cfg->worker.max_deliveries, drv_clock_unix_ms(),
                       &w->dead_bound);
     drv_queue_reclaim_limit(&call, w->cfg->worker.max_job_bytes);
+    for (i = 0; i < w->cfg->njobs; i++)
+        drv_queue_reclaim_ttl(&call, 0, w->cfg->jobs[i]->name,
+                              w->cfg->jobs[i]->policy.result_ttl_ms);
+    for (i = 0; i < w->cfg->npipelines; i++)
+        drv_queue_reclaim_ttl(&call, 1, w->cfg->pipelines[i]->name,
+                              w->cfg->pipelines[i]->policy.result_ttl_ms);
     qcall(w, (int)qi, &w->queues[qi].reclaim_inflight, SCRIPT_RECLAIM,
           &call, on_reclaimed);
 }

@@ -146,3 +146,26 @@ drv__worker_job_validate(const struct drv_config *cfg,
     *type_out = type;
     return 0;
 }
+
+int64_t
+drv__worker_named_ttl(const struct drv_config *cfg, const struct drv_job *job)
+{
+    const struct drv_config_pipeline *pipe;
+    const struct drv_config_job *type;
+    const struct drv_field *f;
+    struct drv_err err;
+    char name[256];
+
+    drv_err_clear(&err);
+    if ((f = drv_job_field(job, "pipeline")) != NULL) {
+        if (name_field(f, name, sizeof name, &err) < 0 ||
+            (pipe = drv_config_pipeline(cfg, name)) == NULL)
+            return 0;
+        return pipe->policy.result_ttl_ms;
+    }
+    if ((f = drv_job_field(job, "job")) == NULL ||
+        name_field(f, name, sizeof name, &err) < 0 ||
+        (type = drv_config_job(cfg, name)) == NULL)
+        return 0;
+    return type->policy.result_ttl_ms;
+}

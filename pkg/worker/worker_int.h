@@ -361,6 +361,11 @@ int drv__worker_job_validate(const struct drv_config *cfg,
                              const struct drv_config_job **type,
                              const struct drv_config_pipeline **pipe,
                              int64_t *step, struct drv_err *err);
+/* validate.c: the result_ttl (ms) of the job type or pipeline that a
+ * job that cannot run names in its job or pipeline field; 0 when it
+ * names none that the config knows. */
+int64_t drv__worker_named_ttl(const struct drv_config *cfg,
+                              const struct drv_job *job);
 
 /* fetch.c */
 void drv__worker_fetch(struct drv_worker *w);

@@ -176,7 +176,35 @@ test_outcome_permanent_and_bad_are_dead_at_once(void **st)
     drv_outcome_decide(&in, &d);
     assert_int_equal(d.op.kind, DRV_SETTLE_DEAD);
     expect_text(&d, "missing field ms");
+    /* no result_ttl applies: a dead job keeps its result a day */
+    assert_int_equal(d.op.result_ttl_ms, DRV_QUEUE_DEAD_TTL_MS);
     drv_decision_fini(&d);
+
+    /* the type's result_ttl when it has one; other outcomes keep none
+     * without one */
+    o = outcome(DRV_TG_FAILED, DRV_EPERMANENT, "no", NULL);
+    in = input(&o, 0);
+    drv_outcome_decide(&in, &d);
+    assert_int_equal(d.op.kind, DRV_SETTLE_DEAD);
+    assert_int_equal(d.op.result_ttl_ms, policy.result_ttl_ms);
+    drv_decision_fini(&d);
+    {
+        const struct drv_tg_outcome others[2] = {
+            outcome(DRV_TG_FAILED, EIO, "again", NULL),
+            outcome(DRV_TG_OK, 0, "", "fine")};
+        const enum drv_settle_kind kinds[2] = {DRV_SETTLE_RETRY,
+                                               DRV_SETTLE_ACK};
+        int i;
+
+        for (i = 0; i < 2; i++) {
+            in = input(&others[i], 0);
+            in.result_ttl_ms = 0;
+            drv_outcome_decide(&in, &d);
+            assert_int_equal(d.op.kind, kinds[i]);
+            assert_int_equal(d.op.result_ttl_ms, 0);
+            drv_decision_fini(&d);
+        }
+    }
 }
 
 /* The poison case: reclaim dead-letters an entry delivered too often, in
