@@ -524,6 +524,45 @@ plain_ack(struct drv_script_call *call, struct state *s, const char *id)
     drv_settle_add(call, &s->k, &op);
 }
 
+/* consumer's plain acks of ids[0..n) in one settle call: the code of
+ * each into codes. */
+static void
+settle_acks(struct state *s, const char *consumer, const char *const *ids,
+            int n, int *codes)
+{
+    struct drv_script_call call;
+    struct drv_err err;
+    redisReply *r;
+    int i;
+
+    drv_settle_init(&call, &s->k, consumer, 1700000000000LL, NULL);
+    for (i = 0; i < n; i++)
+        plain_ack(&call, s, ids[i]);
+    r = run(s, &call);
+    assert_int_equal(drv_settle_parse(r, n, codes, &err), 0);
+    freeReplyObject(r);
+}
+
+/* The next read of consumer A gets exactly ids[0..n), whole (each with
+ * its two fields). */
+static void
+expect_delivered_next(struct state *s, const char *const *ids, size_t n)
+{
+    redisReply *r;
+    size_t i;
+
+    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover A COUNT 10 "
+                           "STREAMS t:{q}:jobs >");
+    assert_int_equal(r->element[0]->element[1]->elements, n);
+    for (i = 0; i < n; i++) {
+        const redisReply *e = r->element[0]->element[1]->element[i];
+
+        assert_string_equal(e->element[0]->str, ids[i]);
+        assert_int_equal(e->element[1]->elements, 4);
+    }
+    freeReplyObject(r);
+}
+
 /* A dead op for entry id (error "boom"): a full op among plain acks. */
 static void
 dead_op(struct drv_script_call *call, struct state *s, const char *id)
@@ -668,24 +707,12 @@ test_queue_plain_acks_trim_keeps_pending_and_undelivered(void **st)
     }
     /* B settles too: now nothing is pending, the undelivered three stay
      * and are delivered next, whole */
-    drv_settle_init(&call, &s->k, "B", 1700000000000LL, NULL);
-    plain_ack(&call, s, b[1]);
-    plain_ack(&call, s, b[0]);
-    r = run(s, &call);
-    assert_int_equal(drv_settle_parse(r, 2, codes, &err), 0);
-    freeReplyObject(r);
+    settle_acks(s, "B", (const char *[]){b[1], b[0]}, 2, codes);
     assert_int_equal(codes[0], DRV_QUEUE_DONE);
     assert_int_equal(codes[1], DRV_QUEUE_DONE);
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3);
-    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover A COUNT 10 "
-                           "STREAMS t:{q}:jobs >");
-    assert_int_equal(r->element[0]->element[1]->elements, 3);
-    for (i = 0; i < 3; i++) {
-        const redisReply *e = r->element[0]->element[1]->element[i];
-        assert_string_equal(e->element[0]->str, later[i]);
-        assert_int_equal(e->element[1]->elements, 4); /* job noop u i */
-    }
-    freeReplyObject(r);
+    expect_delivered_next(s, (const char *[]){later[0], later[1], later[2]},
+                          3);
     assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 12);
 }
 
@@ -891,32 +918,16 @@ test_queue_plain_acks_sole_consumer(void **st)
     freeReplyObject(r);
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3); /* d0 d2 u */
     /* a call sent again: nothing of it is pending, nothing is touched */
-    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
-    plain_ack(&call, s, d[1]);
-    r = run(s, &call);
-    assert_int_equal(drv_settle_parse(r, 1, codes, &err), 0);
-    freeReplyObject(r);
+    settle_acks(s, "A", (const char *[]){d[1]}, 1, codes);
     assert_int_equal(codes[0], DRV_QUEUE_LOST);
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 3);
     /* the last two, out of order: nothing is pending after them, the
      * undelivered entry stays and is delivered next, whole */
-    drv_settle_init(&call, &s->k, "A", 1700000000000LL, NULL);
-    plain_ack(&call, s, d[2]);
-    plain_ack(&call, s, d[0]);
-    r = run(s, &call);
-    assert_int_equal(drv_settle_parse(r, 2, codes, &err), 0);
-    freeReplyObject(r);
+    settle_acks(s, "A", (const char *[]){d[2], d[0]}, 2, codes);
     assert_int_equal(codes[0], DRV_QUEUE_DONE);
     assert_int_equal(codes[1], DRV_QUEUE_DONE);
     assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
-    r = drv_test_redis_cmd(s->c, "XREADGROUP GROUP drover A COUNT 10 "
-                           "STREAMS t:{q}:jobs >");
-    assert_int_equal(r->element[0]->element[1]->elements, 1);
-    assert_string_equal(r->element[0]->element[1]->element[0]->element[0]
-                        ->str, u);
-    assert_int_equal(r->element[0]->element[1]->element[0]->element[1]
-                     ->elements, 4);
-    freeReplyObject(r);
+    expect_delivered_next(s, (const char *[]){u}, 1);
     assert_int_equal(int_cmd(s, "HGET %s processed", s->k.stats), 16);
 }
 
