@@ -68,54 +68,6 @@ same_addr(const struct drv_redis_sentinel_addr *a,
     return a->port == b->port && strcmp(a->host, b->host) == 0;
 }
 
-/* Commands whose arguments hold no key (they go to any node). */
-static int
-keyless(const struct drv_argv *a)
-{
-    static const char *const words[] = {
-        "MULTI", "EXEC", "DISCARD", "PING", "INFO", "CONFIG", "ACL",
-        "SCRIPT", "CLUSTER", "CLIENT", "TIME", "ROLE", "DBSIZE", "COMMAND",
-        "HELLO", "AUTH", "SELECT", "WAIT", "LASTSAVE", "MEMORY"};
-    size_t i;
-
-    if (a->argc < 2)
-        return 1;
-    for (i = 0; i < DRV_ARRAY_LEN(words); i++)
-        if (strcasecmp(a->argv[0], words[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* The slot of a command's first key, or -1 when it has none. */
-static int
-cmd_slot(const struct drv_argv *a)
-{
-    int i;
-
-    if (keyless(a))
-        return -1;
-    if (strcasecmp(a->argv[0], "EVALSHA") == 0 ||
-        strcasecmp(a->argv[0], "EVAL") == 0) {
-        if (a->argc < 4 || strcmp(a->argv[2], "0") == 0)
-            return -1;
-        return drv_redis_cluster_slot(a->argv[3], a->argvlen[3]);
-    }
-    if (strcasecmp(a->argv[0], "XREADGROUP") == 0 ||
-        strcasecmp(a->argv[0], "XREAD") == 0) {
-        for (i = 1; i + 1 < a->argc; i++)
-            if (strcasecmp(a->argv[i], "STREAMS") == 0)
-                return drv_redis_cluster_slot(a->argv[i + 1],
-                                              a->argvlen[i + 1]);
-        return -1;
-    }
-    if (strcasecmp(a->argv[0], "XINFO") == 0 ||
-        strcasecmp(a->argv[0], "XGROUP") == 0 ||
-        strcasecmp(a->argv[0], "OBJECT") == 0)
-        return a->argc < 3 ? -1 : drv_redis_cluster_slot(a->argv[2],
-                                                         a->argvlen[2]);
-    return drv_redis_cluster_slot(a->argv[1], a->argvlen[1]);
-}
-
 /* The connection to the node at `at` (made when new), or NULL with err. */
 static struct drv_redis_sync *
 node_conn(struct drv_cli *cli, struct drv__cli_cluster *cl,
@@ -345,14 +297,16 @@ drv__cli_cluster_run(struct drv_cli *cli, size_t n,
                         (cli->cluster_report ? 0 : WAIT_MS * DRV_NS_PER_MS);
     while (i < n && rc == 0) {
         size_t end = i + 1;
-        int slot = cmd_slot(&cmds[i]);
+        int slot = drv_redis_cluster_cmd_slot(cmds[i].argc, cmds[i].argv,
+                                              cmds[i].argvlen);
 
         if (strcasecmp(cmds[i].argv[0], "MULTI") == 0) {
             /* up to its EXEC, on the slot of its first key */
             while (end < n && strcasecmp(cmds[end - 1].argv[0], "EXEC") != 0)
                 end++;
             for (k = i; k < end && slot < 0; k++)
-                slot = cmd_slot(&cmds[k]);
+                slot = drv_redis_cluster_cmd_slot(cmds[k].argc, cmds[k].argv,
+                                               cmds[k].argvlen);
         }
         rc = run_segment(cli, cl, slot, cmds + i, end - i, out + i, err);
         i = end;

@@ -37,6 +37,17 @@ uint16_t drv_redis_cluster_crc16(const void *buf, size_t len);
 int drv_redis_cluster_slot(const char *key, size_t len);
 
 /*
+ * drv_redis_cluster_cmd_slot -- the slot of a command's first key (argv[0]
+ * is the command's name): the key after STREAMS for XREAD/XREADGROUP, the
+ * first of the keys for EVAL/EVALSHA, the third word for XINFO, XGROUP
+ * and OBJECT, else the second word. -1 for a command without keys
+ * (MULTI, EXEC, PING, INFO, CLUSTER, an EVAL of 0 keys ...): any node
+ * serves it.
+ */
+int drv_redis_cluster_cmd_slot(int argc, char *const *argv,
+                               const size_t *argvlen);
+
+/*
  * drv_redis_cluster_addr_parse -- parse "HOST[:PORT]" or "[IPv6][:PORT]"
  * (the form of redis.cluster.nodes) into *out; the port defaults to
  * DRV_REDIS_CLUSTER_PORT. 0 or -EINVAL with err (may be NULL).

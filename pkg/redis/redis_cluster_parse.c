@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "drover/error.h"
 #include "drover/common.h"
@@ -67,6 +68,54 @@ drv_redis_cluster_slot(const char *key, size_t len)
                    (DRV_REDIS_CLUSTER_SLOTS - 1);
     }
     return drv_redis_cluster_crc16(key, len) & (DRV_REDIS_CLUSTER_SLOTS - 1);
+}
+
+/* Commands whose arguments hold no key (any node serves them). */
+static int
+cmd_keyless(int argc, char *const *argv)
+{
+    static const char *const words[] = {
+        "MULTI", "EXEC", "DISCARD", "PING", "INFO", "CONFIG", "ACL",
+        "SCRIPT", "CLUSTER", "CLIENT", "TIME", "ROLE", "DBSIZE", "COMMAND",
+        "HELLO", "AUTH", "SELECT", "WAIT", "LASTSAVE", "MEMORY"};
+    size_t i;
+
+    if (argc < 2)
+        return 1;
+    for (i = 0; i < DRV_ARRAY_LEN(words); i++)
+        if (strcasecmp(argv[0], words[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int
+drv_redis_cluster_cmd_slot(int argc, char *const *argv,
+                           const size_t *argvlen)
+{
+    int i, k = 1;                       /* where the first key stands */
+
+    if (cmd_keyless(argc, argv))
+        return -1;
+    if (strcasecmp(argv[0], "EVALSHA") == 0 ||
+        strcasecmp(argv[0], "EVAL") == 0) {
+        if (argc < 4 || strcmp(argv[2], "0") == 0)
+            return -1;
+        k = 3;
+    } else if (strcasecmp(argv[0], "XREADGROUP") == 0 ||
+               strcasecmp(argv[0], "XREAD") == 0) {
+        for (k = -1, i = 1; i + 1 < argc && k < 0; i++)
+            if (strcasecmp(argv[i], "STREAMS") == 0)
+                k = i + 1;
+        if (k < 0)
+            return -1;
+    } else if (strcasecmp(argv[0], "XINFO") == 0 ||
+               strcasecmp(argv[0], "XGROUP") == 0 ||
+               strcasecmp(argv[0], "OBJECT") == 0) {
+        if (argc < 3)
+            return -1;
+        k = 2;
+    }
+    return drv_redis_cluster_slot(argv[k], argvlen[k]);
 }
 
 /* --------------------------------------------------------- addresses */

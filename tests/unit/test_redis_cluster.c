@@ -61,6 +61,54 @@ test_redis_cluster_hash_tag(void **state)
                      drv_redis_cluster_crc16("{}{Q}", 5) & 16383);
 }
 
+/* A command's slot is its first key's, wherever the command keeps it. */
+static void
+test_redis_cluster_cmd_slot(void **state)
+{
+    static const struct {
+        const char *words;     /* space-separated command */
+        const char *key;       /* its first key, NULL: none */
+    } cases[] = {
+        {"HSET d:{Q}:job:1 a b", "Q"},
+        {"xadd d:{Q}:jobs * f v", "Q"},
+        {"EVALSHA abc 2 d:{Q}:jobs d:{R}:x 7", "Q"},
+        {"EVAL return 0", NULL},
+        {"EVAL return 0 0 arg", NULL},
+        {"XREADGROUP GROUP g c COUNT 5 STREAMS d:{Q}:jobs >", "Q"},
+        {"XREAD BLOCK 5 STREAMS {R}a 0", "R"},
+        {"XREAD COUNT 5", NULL},
+        {"XINFO GROUPS d:{Q}:jobs", "Q"},
+        {"XGROUP CREATE d:{Q}:jobs g $", "Q"},
+        {"OBJECT ENCODING", NULL},
+        {"PING", NULL},
+        {"MULTI", NULL},
+        {"INFO replication", NULL},
+        {"CLUSTER SLOTS", NULL},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < DRV_ARRAY_LEN(cases); i++) {
+        char *copy = strdup(cases[i].words), *save = NULL, *w;
+        char *argv[16];
+        size_t len[16];
+        int argc = 0, want;
+
+        for (w = strtok_r(copy, " ", &save); w != NULL;
+             w = strtok_r(NULL, " ", &save)) {
+            argv[argc] = w;
+            len[argc++] = strlen(w);
+        }
+        want = cases[i].key == NULL ? -1
+               : drv_redis_cluster_slot(cases[i].key,
+                                        strlen(cases[i].key));
+        if (drv_redis_cluster_cmd_slot(argc, argv, len) != want)
+            fail_msg("%s: slot %d, want %d", cases[i].words,
+                     drv_redis_cluster_cmd_slot(argc, argv, len), want);
+        free(copy);
+    }
+}
+
 static void
 test_redis_cluster_addr(void **state)
 {
@@ -255,6 +303,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_cluster_crc16),
         cmocka_unit_test(test_redis_cluster_hash_tag),
+        cmocka_unit_test(test_redis_cluster_cmd_slot),
         cmocka_unit_test(test_redis_cluster_addr),
         cmocka_unit_test(test_redis_cluster_url),
         cmocka_unit_test(test_redis_cluster_map),
