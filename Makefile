@@ -450,6 +450,7 @@ deb-build: dist
 check-pkg: build
 	tests/pkg/check-man.sh $(BINDIR)
 	tests/pkg/check-completion.sh $(BINDIR)
+	tests/pkg/check-doc-links.py .
 	tests/pkg/check-install.sh
 	tests/pkg/check-deb.sh
 
