@@ -6,7 +6,7 @@
 #                   release, ASan+UBSan, and TSan (threaded unit tests), then
 #                   each fuzz target for a few seconds
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (doc/fuzzing.md)
-#   make bench      benchmark (see README "Performance")
+#   make bench      benchmark (tests/bench/README.md)
 #   make soak       a long run of mixed jobs through faults (doc/soak.md)
 #
 # VARIANT selects the build: release (default), asan, tsan. Objects go to
@@ -222,7 +222,7 @@ test: deps
 # bench: the release droverd plus the bench tools (tests/bench/*.c, hiredis
 # only) in $(B)/bench/, then tests/bench/bench.sh: a private redis-server,
 # every case, one table on stdout, the same as JSON in bench-results/.
-# BENCH_RUNS, BENCH_SLOW_RUNS, BENCH_N, BENCH_CASES tune it (README).
+# BENCH_RUNS, BENCH_SLOW_RUNS, BENCH_N, BENCH_CASES tune it (tests/bench/README.md).
 BENCH_DIR := $(B)/bench
 BENCH_TOOLS := $(patsubst tests/bench/%.c,$(BENCH_DIR)/%,\
                  $(wildcard tests/bench/*.c))
@@ -450,6 +450,7 @@ deb-build: dist
 check-pkg: build
 	tests/pkg/check-man.sh $(BINDIR)
 	tests/pkg/check-completion.sh $(BINDIR)
+	tests/pkg/check-doc-links.py .
 	tests/pkg/check-install.sh
 	tests/pkg/check-deb.sh
 

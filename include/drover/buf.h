@@ -3,7 +3,7 @@
  *
  * Job fields are byte strings; JSON needs UTF-8. drv_buf_json_str writes
  * valid UTF-8 sequences as they are and escapes every other byte as
- * \u00XX (documented in README: such bytes reach exec children as the
+ * \u00XX (documented in doc/exec.md: such bytes reach exec children as the
  * Latin-1 code point of the byte).
  */
 #ifndef DROVER_BUF_H

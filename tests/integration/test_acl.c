@@ -27,7 +27,7 @@
 #define PW "acl-Pw-7f3e0c"
 #define ADMIN_PW "admin-Pw-91c2d4"
 /* the documents that show the rule line: it must be exactly the tested one */
-static const char *const docs[] = {"README.md", "doc/redis-deployments-acl.md"};
+static const char *const docs[] = {"doc/redis-deployments-acl.md"};
 
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-acl",

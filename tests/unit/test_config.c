@@ -13,7 +13,8 @@
 /* The name every string config is loaded as. */
 #define NAME "drover.yaml"
 
-/* The README's full example, with the job types its pipeline names. */
+/* The complete example of doc/configuration.md (keep the two in step),
+ * with the job types its pipeline names. */
 static const char example[] =
     "redis:\n"
     "  url: redis://127.0.0.1:6379/0    # or unix:///path/redis.sock\n"
