@@ -155,8 +155,9 @@ void drv_queue_doctor_say(struct drv_queue_doctor_report *rep,
  * Checks that need what the connection knows take it through opts and
  * build no command: "sentinels" (each sentinel's idea of the primary
  * against the one connected, and its quorum) and "tls" (the server
- * certificate's notAfter). Still to come: cluster slots (each queue's
- * slot and the node serving it).
+ * certificate's notAfter). "cluster" (on a Redis Cluster only) sends
+ * CLUSTER INFO and CLUSTER SLOTS and judges the state and each queue's
+ * slot against the masters serving it.
  */
 struct drv_queue_doctor_check {
     const char *name;   /* "version", "eviction", ... */
