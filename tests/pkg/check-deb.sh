@@ -60,7 +60,7 @@ grep -qx 'ExecStart=/usr/bin/droverd -c /etc/drover/drover.yaml' "$unit" &&
 for f in usr/share/man/man8/droverd.8.gz usr/share/man/man1/drover.1.gz \
          usr/share/man/man5/drover.yaml.5.gz usr/include/drover/handler.h \
          usr/share/bash-completion/completions/drover \
-         usr/share/doc/drover/copyright; do
+         usr/share/doc/drover/copyright usr/share/doc/drover/doc; do
     [ -e "$root/$f" ] && ok "packaged /$f" || fail "not packaged: /$f"
 done
 pkg_versions "$root"
