@@ -472,7 +472,7 @@ drv_config_redis_tls(const struct drv_config *cfg, struct drv_redis_tls *out)
 
 /* A weight of the map form of queues: a positive integer. */
 static const struct drv__config_field weight_field = {
-    "weight", DRV__CONFIG_INT, 0, 0, 1, 0, 0, NULL, NULL
+    .name = "weight", .kind = DRV__CONFIG_INT, .min = 1,
 };
 
 /* The queues read so far: names and (map form) weights. */
