@@ -17,13 +17,15 @@
  */
 #define CURL_DISABLE_TYPECHECK 1
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
+
+#include "drover/common.h"
+#include "drover/dl.h"
 
 #define CURL_SONAME "libcurl.so.4"
 
@@ -63,29 +65,27 @@ static struct {
 #undef CURL_PTR
 } fn;
 
+/* What load looks up: each function's name, and where it goes. */
+#define CURL_NAME(name, ret, params) #name,
+#define CURL_SLOT(name, ret, params) (void **)(void *)&fn.name,
+static const char *const names[] = {CURL_FNS(CURL_NAME)};
+static void **const slots[] = {CURL_FNS(CURL_SLOT)};
+#undef CURL_NAME
+#undef CURL_SLOT
+
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded; /* every function found */
 
 static void
 load(void)
 {
-    void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    char why[256];
 
-    if (h == NULL) {
-        fprintf(stderr, "drover: cannot load %s (http jobs fail): %s\n",
-                CURL_SONAME, dlerror());
-        return;
-    }
-#define CURL_SYM(name, ret, params)                                        \
-    *(void **)(void *)&fn.name = dlsym(h, #name);                          \
-    if (fn.name == NULL) {                                                 \
-        fprintf(stderr, "drover: %s has no %s (http jobs fail)\n",         \
-                CURL_SONAME, #name);                                       \
-        return;                                                            \
-    }
-    CURL_FNS(CURL_SYM)
-#undef CURL_SYM
-    loaded = 1;
+    if (drv_dl_load(CURL_SONAME, names, slots, DRV_ARRAY_LEN(names), why,
+                    sizeof why) == 0)
+        loaded = 1;
+    else
+        fprintf(stderr, "drover: %s (http jobs fail)\n", why);
 }
 
 static int
