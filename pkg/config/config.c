@@ -139,10 +139,7 @@ drv_config_errors_fini(struct drv_config_errors *errs)
         free(errs->v[i].text);
     }
     free(errs->v);
-    errs->v = NULL;
-    errs->n = 0;
-    errs->cap = 0;
-    errs->_base = 0;
+    drv_config_errors_init(errs); /* empty, as new */
 }
 
 void
