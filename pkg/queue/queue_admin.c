@@ -492,23 +492,35 @@ drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
 
 int
 drv_queue_dead_purge_build(struct drv_queue_cmds *c,
-                           const struct drv_queue_keys *k)
+                           const struct drv_queue_keys *k, int64_t before_ms)
 {
-    /* count and delete in one transaction, so the count is what went */
-    drv__queue_add_cmd(c, "MULTI", NULL);
-    drv__queue_add_cmd(c, "XLEN", k->dead);
-    drv__queue_add_cmd(c, "DEL", k->dead);
-    drv__queue_add_cmd(c, "EXEC", NULL);
-    return 4;
+    struct drv_argv *a = NULL;
+
+    if (before_ms == DRV_QUEUE_DEAD_ALL) {
+        /* count and delete in one transaction, so the count is what went */
+        drv__queue_add_cmd(c, "MULTI", NULL);
+        drv__queue_add_cmd(c, "XLEN", k->dead);
+        drv__queue_add_cmd(c, "DEL", k->dead);
+        drv__queue_add_cmd(c, "EXEC", NULL);
+        return 4;
+    }
+    /* exact (no '~'): every entry older than the bound goes, none newer */
+    a = drv__queue_add_cmd(c, "XTRIM", k->dead);
+    drv_argv_adds(a, "MINID");
+    drv_argv_addll(a, (long long)(before_ms > 0 ? before_ms : 0));
+    return 1;
 }
 
 int
 drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
                            int64_t *purged, struct drv_err *err)
 {
-    int rc = drv__queue_check_n(n, 4, "purge", err);
+    int rc;
 
+    if (n == 1) /* XTRIM */
+        return drv__queue_check_int(r, n, "purge", purged, err);
     *purged = 0;
+    rc = drv__queue_check_n(n, 4, "purge", err);
     if (rc == 0)
         rc = check_transaction(r, n, 2, "purge", err);
     if (rc == 0 && r[3]->element[0]->type != REDIS_REPLY_INTEGER)
@@ -516,25 +528,6 @@ drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
     if (rc == 0)
         *purged = r[3]->element[0]->integer;
     return rc;
-}
-
-int
-drv_queue_dead_trim_build(struct drv_queue_cmds *c,
-                          const struct drv_queue_keys *k, int64_t before_ms)
-{
-    struct drv_argv *a = drv__queue_add_cmd(c, "XTRIM", k->dead);
-
-    /* exact (no '~'): every entry older than the bound goes, none newer */
-    drv_argv_adds(a, "MINID");
-    drv_argv_addll(a, (long long)(before_ms > 0 ? before_ms : 0));
-    return 1;
-}
-
-int
-drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
-                          int64_t *purged, struct drv_err *err)
-{
-    return drv__queue_check_int(r, n, "purge", purged, err);
 }
 
 /* ------------------------------------------------------- pause, resume */
