@@ -247,16 +247,11 @@ dead_purge(struct drv_cli *cli, int argc, char **argv)
     if (rc < 0)
         return rc;
     /* an entry id is its write time (Redis's clock, in ms) */
-    if (older != NULL)
-        drv_queue_dead_trim_build(&d.c, &d.k, drv_clock_unix_ms() - age);
-    else
-        drv_queue_dead_purge_build(&d.c, &d.k);
+    drv_queue_dead_purge_build(&d.c, &d.k,
+                               older != NULL ? drv_clock_unix_ms() - age
+                                             : DRV_QUEUE_DEAD_ALL);
     rc = dead_send(cli, &d);
-    if (rc == 0 && older != NULL)
-        rc = drv__cli_parsed(cli, drv_queue_dead_trim_parse(d.out, d.c.n,
-                                                            &purged, &d.err),
-                             &d.err);
-    else if (rc == 0)
+    if (rc == 0)
         rc = drv__cli_parsed(cli, drv_queue_dead_purge_parse(d.out, d.c.n,
                                                              &purged, &d.err),
                              &d.err);

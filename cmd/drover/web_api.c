@@ -662,7 +662,7 @@ post_change(struct drv_web *web, struct evhttp_request *req,
         ch.id = body.id;
         drv_queue_dead_retry_build(&c, k, body.id);
     } else if (strcmp(op, "purge") == 0) {
-        drv_queue_dead_purge_build(&c, k);
+        drv_queue_dead_purge_build(&c, k, DRV_QUEUE_DEAD_ALL);
     } else if (strcmp(op, "pause") == 0) {
         drv_queue_pause_build(&c, k, drv_clock_unix_ms());
     } else {

@@ -560,23 +560,19 @@ int drv_queue_dead_retry_build(struct drv_queue_cmds *c,
 int drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
                                int64_t *moved, struct drv_err *err);
 
-/* drv_queue_dead_purge_build -- delete the dead stream; the parser gives
- * how many entries it held (counted in the same transaction). */
+/*
+ * drv_queue_dead_purge_build -- delete the dead entries written before
+ * before_ms (Unix ms; an entry id is its write time): one exact XTRIM
+ * MINID. DRV_QUEUE_DEAD_ALL deletes the whole dead stream instead, its
+ * entries counted in the same transaction. The parser (given the replies
+ * of what the build appended) gives how many went.
+ */
+#define DRV_QUEUE_DEAD_ALL INT64_MAX
 int drv_queue_dead_purge_build(struct drv_queue_cmds *c,
-                               const struct drv_queue_keys *k);
+                               const struct drv_queue_keys *k,
+                               int64_t before_ms);
 int drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
                                int64_t *purged, struct drv_err *err);
-
-/*
- * drv_queue_dead_trim_build -- delete the dead entries written before
- * before_ms (Unix ms; an entry id is its write time): one exact XTRIM
- * MINID. The parser gives how many went.
- */
-int drv_queue_dead_trim_build(struct drv_queue_cmds *c,
-                              const struct drv_queue_keys *k,
-                              int64_t before_ms);
-int drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
-                              int64_t *purged, struct drv_err *err);
 
 /* ------------------------------------------------------- pause, resume */
 

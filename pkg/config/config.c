@@ -139,10 +139,7 @@ drv_config_errors_fini(struct drv_config_errors *errs)
         free(errs->v[i].text);
     }
     free(errs->v);
-    errs->v = NULL;
-    errs->n = 0;
-    errs->cap = 0;
-    errs->_base = 0;
+    drv_config_errors_init(errs); /* empty, as new */
 }
 
 void
@@ -472,7 +469,7 @@ drv_config_redis_tls(const struct drv_config *cfg, struct drv_redis_tls *out)
 
 /* A weight of the map form of queues: a positive integer. */
 static const struct drv__config_field weight_field = {
-    "weight", DRV__CONFIG_INT, 0, 0, 1, 0, 0, NULL, NULL
+    .name = "weight", .kind = DRV__CONFIG_INT, .min = 1,
 };
 
 /* The queues read so far: names and (map form) weights. */

@@ -95,6 +95,8 @@ struct drv__config_field {
                                    0 = every handler */
     drv__config_check_fn *check;     /* extra check of the string, of
                                         each entry, or of map values */
+    const char *key_name;       /* STRMAP: what a key is ("variable
+                                   name"); an empty key is an error */
     drv__config_check_fn *key_check; /* STRMAP: check of each key */
 };
 

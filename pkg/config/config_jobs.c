@@ -25,23 +25,26 @@
 
 /* ------------------------------------------------------------- checks */
 
-/* env: a variable name: non-empty, no '='. */
+/* 0 when s holds none of the characters of set; else -EINVAL saying
+ * msg. */
+static int
+check_none_of(const char *s, const char *set, const char *msg,
+              struct drv_err *err)
+{
+    return strpbrk(s, set) == NULL ? 0 : drv_err_set(err, -EINVAL, "%s",
+                                                     msg);
+}
+
+/* env: a variable name (not empty: see .key_name): no '='. */
 static int
 check_env_name(const char *s, struct drv_err *err)
 {
-    if (s[0] == '\0')
-        return drv_err_set(err, -EINVAL, "variable name must not be empty");
-    if (strchr(s, '=') != NULL)
-        return drv_err_set(err, -EINVAL,
-                           "variable name must not contain '='");
-    return 0;
+    return check_none_of(s, "=", "variable name must not contain '='", err);
 }
 
 static int
 check_header_name(const char *s, struct drv_err *err)
 {
-    if (s[0] == '\0')
-        return drv_err_set(err, -EINVAL, "header name must not be empty");
     if (!drv_parse_is_token(s))
         return drv_err_set(err, -EINVAL,
                            "header name must be a token (letters, "
@@ -52,10 +55,8 @@ check_header_name(const char *s, struct drv_err *err)
 static int
 check_header_value(const char *s, struct drv_err *err)
 {
-    if (strpbrk(s, "\r\n") != NULL)
-        return drv_err_set(err, -EINVAL,
-                           "header value must not contain a line break");
-    return 0;
+    return check_none_of(s, "\r\n",
+                         "header value must not contain a line break", err);
 }
 
 /* method: an upper-case token such as GET, POST or PURGE. */
@@ -181,7 +182,8 @@ static const struct drv__config_field job_fields[] = {
      .handlers = HMASK(EXEC)},
     {.name = "env", .kind = DRV__CONFIG_STRMAP,
      .off = JOB_OFF(exec.env), .count_off = JOB_OFF(exec.nenv),
-     .handlers = HMASK(EXEC), .key_check = check_env_name},
+     .handlers = HMASK(EXEC), .key_name = "variable name",
+     .key_check = check_env_name},
     {.name = "cwd", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(exec.cwd),
      .flags = DRV__CONFIG_NONEMPTY, .handlers = HMASK(EXEC)},
     {.name = "kill_grace", .kind = DRV__CONFIG_DURATION, .min = 0,
@@ -196,7 +198,8 @@ static const struct drv__config_field job_fields[] = {
     {.name = "headers", .kind = DRV__CONFIG_STRMAP,
      .off = JOB_OFF(http.headers), .count_off = JOB_OFF(http.nheaders),
      .flags = DRV__CONFIG_TEMPLATE, .handlers = HMASK(HTTP),
-     .check = check_header_value, .key_check = check_header_name},
+     .check = check_header_value, .key_name = "header name",
+     .key_check = check_header_name},
     {.name = "body", .kind = DRV__CONFIG_STRING, .off = JOB_OFF(http.body),
      .flags = DRV__CONFIG_TEMPLATE, .handlers = HMASK(HTTP)},
     {.name = "library", .kind = DRV__CONFIG_STRING,
@@ -423,17 +426,6 @@ drv__config_pipeline_free(struct drv_config_pipeline *pl)
     DRV_FREE_OBJ(pl);
 }
 
-static struct drv_config_pipeline *
-pipeline_create(const char *name)
-{
-    struct drv_config_pipeline *pl = NULL;
-
-    DRV_ALLOC_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC);
-    pl->name = drv_xstrdup(name);
-    policy_defaults(&pl->policy);
-    return pl;
-}
-
 /* The job type a step names, or NULL (reported). */
 static const struct drv_config_job *
 resolve(struct drv__config_ctx *c, yaml_node_t *node)
@@ -624,7 +616,9 @@ read_pipeline(struct drv__config_ctx *c, const char *name,
     struct drv_config *cfg = c->cfg;
     struct pipeline_read r = {.steps = false, .graph = NULL};
 
-    r.pl = pipeline_create(name);
+    DRV_ALLOC_OBJ(r.pl, DRV_CONFIG_PIPELINE_MAGIC);
+    r.pl->name = drv_xstrdup(name);
+    policy_defaults(&r.pl->policy);
     cfg->pipelines = drv_xrealloc(cfg->pipelines, (cfg->npipelines + 1) *
                                   sizeof *cfg->pipelines);
     cfg->pipelines[cfg->npipelines++] = r.pl;

@@ -42,8 +42,6 @@ check_field_name(const char *s, struct drv_err *err)
 {
     size_t i;
 
-    if (s[0] == '\0')
-        return drv_err_set(err, -EINVAL, "field name must not be empty");
     for (i = 0; i < DRV_ARRAY_LEN(reserved_fields); i++)
         if (strcmp(s, reserved_fields[i]) == 0)
             return drv_err_set(err, -EINVAL, "field \"%s\" is set by the "
@@ -60,7 +58,7 @@ static const struct drv__config_field schedule_fields[] = {
     {.name = "pipeline", .kind = DRV__CONFIG_SPECIAL},
     {.name = "fields", .kind = DRV__CONFIG_STRMAP,
      .off = SCHED_OFF(fields), .count_off = SCHED_OFF(nfields),
-     .key_check = check_field_name},
+     .key_name = "field name", .key_check = check_field_name},
 };
 
 /* A schedule name: it becomes part of a key and of each tick's id

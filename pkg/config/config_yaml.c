@@ -684,9 +684,15 @@ strmap_pair(struct drv__config_ctx *c, const char *key, yaml_node_t *knode,
     struct strmap_read *r = arg;
     const char *s = NULL;
     struct drv_err err;
+    int rc = 0;
 
     drv_err_clear(&err);
-    if (r->f->key_check != NULL && r->f->key_check(key, &err) < 0) {
+    if (key[0] == '\0')
+        rc = drv_err_set(&err, -EINVAL, "%s must not be empty",
+                         r->f->key_name);
+    else if (r->f->key_check != NULL)
+        rc = r->f->key_check(key, &err);
+    if (rc < 0) {
         drv__config_report(c, knode, "%s", err.msg);
         r->rc = DRV_ECONFIG;
         return;
@@ -708,6 +714,7 @@ read_strmap(struct drv__config_ctx *c, const struct drv__config_field *f,
     struct strmap_read r = {.f = f};
     size_t npairs;
 
+    DRV_ASSERT(f->key_name != NULL);
     if (drv__config_expect_map(c, val) < 0)
         return DRV_ECONFIG;
     npairs = (size_t)(val->data.mapping.pairs.top -

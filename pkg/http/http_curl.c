@@ -17,7 +17,6 @@
  */
 #define CURL_DISABLE_TYPECHECK 1
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,43 +24,87 @@
 
 #include <curl/curl.h>
 
+#include "drover/common.h"
+#include "drover/dl.h"
+
 #define CURL_SONAME "libcurl.so.4"
 
-/* Each function drover calls: X(name, return type, parameters). */
-#define CURL_FNS(X)                                                        \
-    X(curl_global_init, CURLcode, (long))                                  \
-    X(curl_version_info, curl_version_info_data *, (CURLversion))          \
-    X(curl_getdate, time_t, (const char *, const time_t *))               \
-    X(curl_free, void, (void *))                                           \
-    X(curl_easy_init, CURL *, (void))                                      \
-    X(curl_easy_cleanup, void, (CURL *))                                   \
-    X(curl_easy_reset, void, (CURL *))                                     \
-    X(curl_easy_setopt, CURLcode, (CURL *, CURLoption, ...))               \
-    X(curl_easy_getinfo, CURLcode, (CURL *, CURLINFO, ...))                \
-    X(curl_easy_strerror, const char *, (CURLcode))                        \
-    X(curl_multi_init, CURLM *, (void))                                    \
-    X(curl_multi_cleanup, CURLMcode, (CURLM *))                            \
-    X(curl_multi_setopt, CURLMcode, (CURLM *, CURLMoption, ...))           \
-    X(curl_multi_add_handle, CURLMcode, (CURLM *, CURL *))                 \
-    X(curl_multi_remove_handle, CURLMcode, (CURLM *, CURL *))              \
-    X(curl_multi_assign, CURLMcode, (CURLM *, curl_socket_t, void *))      \
-    X(curl_multi_socket_action, CURLMcode,                                 \
-      (CURLM *, curl_socket_t, int, int *))                                \
-    X(curl_multi_info_read, CURLMsg *, (CURLM *, int *))                   \
-    X(curl_share_init, CURLSH *, (void))                                   \
-    X(curl_share_cleanup, CURLSHcode, (CURLSH *))                          \
-    X(curl_share_setopt, CURLSHcode, (CURLSH *, CURLSHoption, ...))        \
-    X(curl_url, CURLU *, (void))                                           \
-    X(curl_url_cleanup, void, (CURLU *))                                   \
-    X(curl_url_set, CURLUcode,                                             \
-      (CURLU *, CURLUPart, const char *, unsigned int))                    \
-    X(curl_url_get, CURLUcode, (CURLU *, CURLUPart, char **, unsigned int))
+/*
+ * Each function drover calls, by the way its stand-in is written:
+ * X(return type, name, parameters, arguments, what it returns without
+ * libcurl) passes the call on; F(void, name, type) frees its one argument
+ * (a handle that only libcurl can have made: without it there is none);
+ * O(return type, name, handle type, option type, what it returns without
+ * libcurl) sets an option (PASS_OPTION); H(return type, name,
+ * parameters) is written out by hand below.
+ */
+#define CURL_FNS(X, F, O, H)                                               \
+    X(CURLcode, curl_global_init, (long flags), (flags),                   \
+      CURLE_FAILED_INIT)                                                   \
+    X(curl_version_info_data *, curl_version_info, (CURLversion v), (v),   \
+      NULL)                                                                \
+    X(time_t, curl_getdate, (const char *p, const time_t *unused),         \
+      (p, unused), (time_t)-1)                                             \
+    F(void, curl_free, void *)                                             \
+    X(CURL *, curl_easy_init, (void), (), NULL)                            \
+    F(void, curl_easy_cleanup, CURL *)                                     \
+    F(void, curl_easy_reset, CURL *)                                       \
+    O(CURLcode, curl_easy_setopt, CURL *, CURLoption, CURLE_FAILED_INIT)   \
+    H(CURLcode, curl_easy_getinfo, (CURL *, CURLINFO, ...))                \
+    X(const char *, curl_easy_strerror, (CURLcode c), (c),                 \
+      "libcurl could not be loaded")                                       \
+    X(CURLM *, curl_multi_init, (void), (), NULL)                          \
+    X(CURLMcode, curl_multi_cleanup, (CURLM *m), (m), CURLM_INTERNAL_ERROR) \
+    O(CURLMcode, curl_multi_setopt, CURLM *, CURLMoption,                  \
+      CURLM_INTERNAL_ERROR)                                                \
+    X(CURLMcode, curl_multi_add_handle, (CURLM *m, CURL *e), (m, e),       \
+      CURLM_INTERNAL_ERROR)                                                \
+    X(CURLMcode, curl_multi_remove_handle, (CURLM *m, CURL *e), (m, e),    \
+      CURLM_INTERNAL_ERROR)                                                \
+    X(CURLMcode, curl_multi_assign, (CURLM *m, curl_socket_t s, void *p),  \
+      (m, s, p), CURLM_INTERNAL_ERROR)                                     \
+    X(CURLMcode, curl_multi_socket_action,                                 \
+      (CURLM *m, curl_socket_t s, int ev, int *running),                   \
+      (m, s, ev, running), CURLM_INTERNAL_ERROR)                           \
+    X(CURLMsg *, curl_multi_info_read, (CURLM *m, int *left), (m, left),   \
+      NULL)                                                                \
+    X(CURLSH *, curl_share_init, (void), (), NULL)                         \
+    X(CURLSHcode, curl_share_cleanup, (CURLSH *s), (s),                    \
+      CURLSHE_NOT_BUILT_IN)                                                \
+    H(CURLSHcode, curl_share_setopt, (CURLSH *, CURLSHoption, ...))        \
+    X(CURLU *, curl_url, (void), (), NULL)                                 \
+    F(void, curl_url_cleanup, CURLU *)                                     \
+    X(CURLUcode, curl_url_set,                                             \
+      (CURLU *u, CURLUPart part, const char *s, unsigned int flags),       \
+      (u, part, s, flags), CURLUE_OUT_OF_MEMORY)                           \
+    X(CURLUcode, curl_url_get,                                             \
+      (CURLU *u, CURLUPart part, char **out, unsigned int flags),          \
+      (u, part, out, flags), CURLUE_OUT_OF_MEMORY)
 
 static struct {
-#define CURL_PTR(name, ret, params) ret (*name) params;
-    CURL_FNS(CURL_PTR)
+#define CURL_PTR(ret, name, params, args, fail) ret (*name) params;
+#define CURL_FPTR(ret, name, type) ret (*name)(type);
+#define CURL_OPTR(ret, name, htype, otype, fail)                           \
+    ret (*name)(htype, otype, ...);
+#define CURL_HPTR(ret, name, params) ret (*name) params;
+    CURL_FNS(CURL_PTR, CURL_FPTR, CURL_OPTR, CURL_HPTR)
 #undef CURL_PTR
+#undef CURL_FPTR
+#undef CURL_OPTR
+#undef CURL_HPTR
 } fn;
+
+/* What load looks up: each function's name, and where it goes. */
+#define CURL_NAME(ret, name, ...) #name,
+#define CURL_SLOT(ret, name, ...) (void **)(void *)&fn.name,
+static const char *const names[] = {
+    CURL_FNS(CURL_NAME, CURL_NAME, CURL_NAME, CURL_NAME)
+};
+static void **const slots[] = {
+    CURL_FNS(CURL_SLOT, CURL_SLOT, CURL_SLOT, CURL_SLOT)
+};
+#undef CURL_NAME
+#undef CURL_SLOT
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded; /* every function found */
@@ -69,23 +112,13 @@ static int loaded; /* every function found */
 static void
 load(void)
 {
-    void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    char why[256];
 
-    if (h == NULL) {
-        fprintf(stderr, "drover: cannot load %s (http jobs fail): %s\n",
-                CURL_SONAME, dlerror());
-        return;
-    }
-#define CURL_SYM(name, ret, params)                                        \
-    *(void **)(void *)&fn.name = dlsym(h, #name);                          \
-    if (fn.name == NULL) {                                                 \
-        fprintf(stderr, "drover: %s has no %s (http jobs fail)\n",         \
-                CURL_SONAME, #name);                                       \
-        return;                                                            \
-    }
-    CURL_FNS(CURL_SYM)
-#undef CURL_SYM
-    loaded = 1;
+    if (drv_dl_load(CURL_SONAME, names, slots, DRV_ARRAY_LEN(names), why,
+                    sizeof why) == 0)
+        loaded = 1;
+    else
+        fprintf(stderr, "drover: %s (http jobs fail)\n", why);
 }
 
 static int
@@ -119,58 +152,31 @@ ready(void)
         }                                                                  \
     } while (0)
 
-CURLcode
-curl_global_init(long flags)
-{
-    return ready() ? fn.curl_global_init(flags) : CURLE_FAILED_INIT;
-}
-
-curl_version_info_data *
-curl_version_info(CURLversion v)
-{
-    return ready() ? fn.curl_version_info(v) : NULL;
-}
-
-time_t
-curl_getdate(const char *p, const time_t *unused)
-{
-    return ready() ? fn.curl_getdate(p, unused) : (time_t)-1;
-}
-
-void
-curl_free(void *p)
-{
-    if (p != NULL && ready())
-        fn.curl_free(p);
-}
-
-CURL *
-curl_easy_init(void)
-{
-    return ready() ? fn.curl_easy_init() : NULL;
-}
-
-void
-curl_easy_cleanup(CURL *h)
-{
-    if (h != NULL && ready())
-        fn.curl_easy_cleanup(h);
-}
-
-void
-curl_easy_reset(CURL *h)
-{
-    if (h != NULL && ready())
-        fn.curl_easy_reset(h);
-}
-
-CURLcode
-curl_easy_setopt(CURL *h, CURLoption opt, ...)
-{
-    if (!ready())
-        return CURLE_FAILED_INIT;
-    PASS_OPTION(fn.curl_easy_setopt, h, opt);
-}
+/* The stand-ins of X, F and O in CURL_FNS (H's follow). */
+#define CURL_DEF(ret, name, params, args, fail)                            \
+    ret name params                                                        \
+    {                                                                      \
+        return ready() ? fn.name args : fail;                              \
+    }
+#define CURL_FDEF(ret, name, type)                                         \
+    ret name(type p)                                                       \
+    {                                                                      \
+        if (p != NULL && ready())                                          \
+            fn.name(p);                                                    \
+    }
+#define CURL_ODEF(ret, name, htype, otype, fail)                           \
+    ret name(htype h, otype opt, ...)                                      \
+    {                                                                      \
+        if (!ready())                                                      \
+            return fail;                                                   \
+        PASS_OPTION(fn.name, h, opt);                                      \
+    }
+#define CURL_HDEF(ret, name, params)
+CURL_FNS(CURL_DEF, CURL_FDEF, CURL_ODEF, CURL_HDEF)
+#undef CURL_DEF
+#undef CURL_FDEF
+#undef CURL_ODEF
+#undef CURL_HDEF
 
 CURLcode
 curl_easy_getinfo(CURL *h, CURLINFO info, ...)
@@ -184,76 +190,6 @@ curl_easy_getinfo(CURL *h, CURLINFO info, ...)
     p = va_arg(ap, void *); /* always a pointer to the answer */
     va_end(ap);
     return fn.curl_easy_getinfo(h, info, p);
-}
-
-const char *
-curl_easy_strerror(CURLcode c)
-{
-    return ready() ? fn.curl_easy_strerror(c) : "libcurl could not be loaded";
-}
-
-CURLM *
-curl_multi_init(void)
-{
-    return ready() ? fn.curl_multi_init() : NULL;
-}
-
-CURLMcode
-curl_multi_cleanup(CURLM *m)
-{
-    return ready() ? fn.curl_multi_cleanup(m) : CURLM_INTERNAL_ERROR;
-}
-
-CURLMcode
-curl_multi_setopt(CURLM *m, CURLMoption opt, ...)
-{
-    if (!ready())
-        return CURLM_INTERNAL_ERROR;
-    PASS_OPTION(fn.curl_multi_setopt, m, opt);
-}
-
-CURLMcode
-curl_multi_add_handle(CURLM *m, CURL *e)
-{
-    return ready() ? fn.curl_multi_add_handle(m, e) : CURLM_INTERNAL_ERROR;
-}
-
-CURLMcode
-curl_multi_remove_handle(CURLM *m, CURL *e)
-{
-    return ready() ? fn.curl_multi_remove_handle(m, e)
-                   : CURLM_INTERNAL_ERROR;
-}
-
-CURLMcode
-curl_multi_assign(CURLM *m, curl_socket_t s, void *p)
-{
-    return ready() ? fn.curl_multi_assign(m, s, p) : CURLM_INTERNAL_ERROR;
-}
-
-CURLMcode
-curl_multi_socket_action(CURLM *m, curl_socket_t s, int ev, int *running)
-{
-    return ready() ? fn.curl_multi_socket_action(m, s, ev, running)
-                   : CURLM_INTERNAL_ERROR;
-}
-
-CURLMsg *
-curl_multi_info_read(CURLM *m, int *left)
-{
-    return ready() ? fn.curl_multi_info_read(m, left) : NULL;
-}
-
-CURLSH *
-curl_share_init(void)
-{
-    return ready() ? fn.curl_share_init() : NULL;
-}
-
-CURLSHcode
-curl_share_cleanup(CURLSH *s)
-{
-    return ready() ? fn.curl_share_cleanup(s) : CURLSHE_NOT_BUILT_IN;
 }
 
 CURLSHcode
@@ -272,30 +208,4 @@ curl_share_setopt(CURLSH *s, CURLSHoption opt, ...)
         rc = fn.curl_share_setopt(s, opt, va_arg(ap, void *));
     va_end(ap);
     return rc;
-}
-
-CURLU *
-curl_url(void)
-{
-    return ready() ? fn.curl_url() : NULL;
-}
-
-void
-curl_url_cleanup(CURLU *u)
-{
-    if (u != NULL && ready())
-        fn.curl_url_cleanup(u);
-}
-
-CURLUcode
-curl_url_set(CURLU *u, CURLUPart part, const char *s, unsigned int flags)
-{
-    return ready() ? fn.curl_url_set(u, part, s, flags) : CURLUE_OUT_OF_MEMORY;
-}
-
-CURLUcode
-curl_url_get(CURLU *u, CURLUPart part, char **out, unsigned int flags)
-{
-    return ready() ? fn.curl_url_get(u, part, out, flags)
-                   : CURLUE_OUT_OF_MEMORY;
 }

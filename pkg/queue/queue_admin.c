@@ -95,6 +95,19 @@ drv__queue_check_reply(const redisReply *r, int want, const char *what,
 }
 
 int
+drv__queue_check_each(struct redisReply *const *r,
+                      const struct drv__queue_want *want, size_t n,
+                      struct drv_err *err)
+{
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < n && rc == 0; i++)
+        rc = drv__queue_check_reply(r[i], want[i].type, want[i].what, err);
+    return rc;
+}
+
+int
 drv__queue_check_ints(const redisReply *r, size_t n, const char *what,
                       struct drv_err *err)
 {
@@ -219,17 +232,17 @@ drv_queue_enqueue_parse(struct redisReply *const *r, size_t n,
                         const struct drv_queue_enqueue *e, char **id,
                         struct drv_err *err)
 {
+    static const struct drv__queue_want due[] = {
+        {REDIS_REPLY_STRING, "enqueue"},
+        {REDIS_REPLY_INTEGER, "ZADD due"},
+    };
     int rc;
 
     *id = NULL;
     if (e->due_ms > 0) {
-        rc = drv__queue_check_n(n, 2, "enqueue", err);
+        rc = drv__queue_check_n(n, DRV_ARRAY_LEN(due), "enqueue", err);
         if (rc == 0)
-            rc = drv__queue_check_reply(r[0], REDIS_REPLY_STRING, "enqueue",
-                                        err);
-        if (rc == 0)
-            rc = drv__queue_check_reply(r[1], REDIS_REPLY_INTEGER,
-                                        "ZADD due", err);
+            rc = drv__queue_check_each(r, due, DRV_ARRAY_LEN(due), err);
         if (rc == 0)
             *id = drv_xstrdup(e->id);
         return rc;
@@ -354,6 +367,13 @@ int
 drv_queue_stats_parse(struct redisReply *const *r, size_t n,
                       struct drv_queue_stats *s, struct drv_err *err)
 {
+    /* the replies after XLEN and XINFO GROUPS (ready_running) */
+    static const struct drv__queue_want counts[] = {
+        {REDIS_REPLY_INTEGER, "ZCARD"},
+        {REDIS_REPLY_INTEGER, "XLEN"},
+        {REDIS_REPLY_ARRAY, "HMGET"},
+        {REDIS_REPLY_INTEGER, "EXISTS"},
+    };
     const redisReply *h = NULL;
     int rc;
 
@@ -363,13 +383,7 @@ drv_queue_stats_parse(struct redisReply *const *r, size_t n,
     if (rc == 0)
         rc = ready_running(r[0], r[1], s, err);
     if (rc == 0)
-        rc = drv__queue_check_reply(r[2], REDIS_REPLY_INTEGER, "ZCARD", err);
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[3], REDIS_REPLY_INTEGER, "XLEN", err);
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[4], REDIS_REPLY_ARRAY, "HMGET", err);
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[5], REDIS_REPLY_INTEGER, "EXISTS", err);
+        rc = drv__queue_check_each(r + 2, counts, DRV_ARRAY_LEN(counts), err);
     if (rc < 0)
         return rc;
     h = r[4];
@@ -425,16 +439,18 @@ drv_queue_dead_list_parse(struct redisReply *const *r, size_t n,
                           int64_t count, struct drv_queue_dead_page *p,
                           struct drv_err *err)
 {
+    static const struct drv__queue_want want[] = {
+        {REDIS_REPLY_ARRAY, "XRANGE"},
+        {REDIS_REPLY_INTEGER, "XLEN"},
+    };
     const redisReply *list = NULL;
     size_t i;
     int rc;
 
     memset(p, 0, sizeof *p);
-    rc = drv__queue_check_n(n, 2, "dead list", err);
+    rc = drv__queue_check_n(n, DRV_ARRAY_LEN(want), "dead list", err);
     if (rc == 0)
-        rc = drv__queue_check_reply(r[0], REDIS_REPLY_ARRAY, "XRANGE", err);
-    if (rc == 0)
-        rc = drv__queue_check_reply(r[1], REDIS_REPLY_INTEGER, "XLEN", err);
+        rc = drv__queue_check_each(r, want, DRV_ARRAY_LEN(want), err);
     if (rc < 0)
         return rc;
     list = r[0];
@@ -476,23 +492,35 @@ drv_queue_dead_retry_parse(struct redisReply *const *r, size_t n,
 
 int
 drv_queue_dead_purge_build(struct drv_queue_cmds *c,
-                           const struct drv_queue_keys *k)
+                           const struct drv_queue_keys *k, int64_t before_ms)
 {
-    /* count and delete in one transaction, so the count is what went */
-    drv__queue_add_cmd(c, "MULTI", NULL);
-    drv__queue_add_cmd(c, "XLEN", k->dead);
-    drv__queue_add_cmd(c, "DEL", k->dead);
-    drv__queue_add_cmd(c, "EXEC", NULL);
-    return 4;
+    struct drv_argv *a = NULL;
+
+    if (before_ms == DRV_QUEUE_DEAD_ALL) {
+        /* count and delete in one transaction, so the count is what went */
+        drv__queue_add_cmd(c, "MULTI", NULL);
+        drv__queue_add_cmd(c, "XLEN", k->dead);
+        drv__queue_add_cmd(c, "DEL", k->dead);
+        drv__queue_add_cmd(c, "EXEC", NULL);
+        return 4;
+    }
+    /* exact (no '~'): every entry older than the bound goes, none newer */
+    a = drv__queue_add_cmd(c, "XTRIM", k->dead);
+    drv_argv_adds(a, "MINID");
+    drv_argv_addll(a, (long long)(before_ms > 0 ? before_ms : 0));
+    return 1;
 }
 
 int
 drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
                            int64_t *purged, struct drv_err *err)
 {
-    int rc = drv__queue_check_n(n, 4, "purge", err);
+    int rc;
 
+    if (n == 1) /* XTRIM */
+        return drv__queue_check_int(r, n, "purge", purged, err);
     *purged = 0;
+    rc = drv__queue_check_n(n, 4, "purge", err);
     if (rc == 0)
         rc = check_transaction(r, n, 2, "purge", err);
     if (rc == 0 && r[3]->element[0]->type != REDIS_REPLY_INTEGER)
@@ -500,25 +528,6 @@ drv_queue_dead_purge_parse(struct redisReply *const *r, size_t n,
     if (rc == 0)
         *purged = r[3]->element[0]->integer;
     return rc;
-}
-
-int
-drv_queue_dead_trim_build(struct drv_queue_cmds *c,
-                          const struct drv_queue_keys *k, int64_t before_ms)
-{
-    struct drv_argv *a = drv__queue_add_cmd(c, "XTRIM", k->dead);
-
-    /* exact (no '~'): every entry older than the bound goes, none newer */
-    drv_argv_adds(a, "MINID");
-    drv_argv_addll(a, (long long)(before_ms > 0 ? before_ms : 0));
-    return 1;
-}
-
-int
-drv_queue_dead_trim_parse(struct redisReply *const *r, size_t n,
-                          int64_t *purged, struct drv_err *err)
-{
-    return drv__queue_check_int(r, n, "purge", purged, err);
 }
 
 /* ------------------------------------------------------- pause, resume */

@@ -21,6 +21,19 @@ int drv__queue_check_n(size_t n, size_t want, const char *what,
 int drv__queue_check_reply(const redisReply *r, int want, const char *what,
                            struct drv_err *err);
 
+/* What a parser expects of one reply: its type (-1: any but an error)
+ * and the name its errors give. */
+struct drv__queue_want {
+    int type;
+    const char *what;
+};
+
+/* drv__queue_check_each -- drv__queue_check_reply of r[i] against
+ * want[i] for each of the n; 0 or the first error. */
+int drv__queue_check_each(struct redisReply *const *r,
+                          const struct drv__queue_want *want, size_t n,
+                          struct drv_err *err);
+
 /* drv__queue_check_one -- both: one reply, of type want. */
 int drv__queue_check_one(struct redisReply *const *r, size_t n, int want,
                          const char *what, struct drv_err *err);

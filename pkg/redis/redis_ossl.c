@@ -17,7 +17,6 @@
  * be called before (a bug), it returns what OpenSSL returns on failure
  * (0 or NULL), except OpenSSL_version, which names what is missing.
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +32,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "drover/common.h"
+#include "drover/dl.h"
 #include "drover/error.h"
 #include "redis_int.h"
 
@@ -119,8 +120,25 @@ static struct {
 #undef OSSL_VPTR
 } fn;
 
-/* kept apart: without the library it names what is missing */
+/* OpenSSL_version's: defined apart from OSSL_FNS (below), as without
+ * the library it says what is missing */
 static const char *(*openssl_version)(int);
+
+/* What load looks up: each function's name, and where it goes. */
+#define OSSL_NAME(ret, name, params, args) #name,
+#define OSSL_VNAME(name, params, args) #name,
+#define OSSL_SLOT(ret, name, params, args) (void **)(void *)&fn.name,
+#define OSSL_VSLOT(name, params, args) (void **)(void *)&fn.name,
+static const char *const names[] = {
+    OSSL_FNS(OSSL_NAME, OSSL_VNAME) "OpenSSL_version"
+};
+static void **const slots[] = {
+    OSSL_FNS(OSSL_SLOT, OSSL_VSLOT) (void **)(void *)&openssl_version
+};
+#undef OSSL_NAME
+#undef OSSL_VNAME
+#undef OSSL_SLOT
+#undef OSSL_VSLOT
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded;             /* every function found */
@@ -129,34 +147,9 @@ static char load_error[256];   /* why not, when not */
 static void
 load(void)
 {
-    const char *so = drv__redis_ossl_soname;
-    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-
-    if (h == NULL) {
-        snprintf(load_error, sizeof load_error, "cannot load %s: %s", so,
-                 dlerror());
-        return;
-    }
-#define OSSL_SYM(name)                                                     \
-    *(void **)(void *)&fn.name = dlsym(h, #name);                          \
-    if (fn.name == NULL) {                                                 \
-        snprintf(load_error, sizeof load_error, "%s (or the libssl it "    \
-                 "loads) has no %s", so, #name);                  \
-        return;                                                            \
-    }
-#define OSSL_XSYM(ret, name, params, args) OSSL_SYM(name)
-#define OSSL_VSYM(name, params, args) OSSL_SYM(name)
-    OSSL_FNS(OSSL_XSYM, OSSL_VSYM)
-    *(void **)(void *)&openssl_version = dlsym(h, "OpenSSL_version");
-    if (openssl_version == NULL) {
-        snprintf(load_error, sizeof load_error, "%s (or the libcrypto it "
-                 "loads) has no OpenSSL_version", so);
-        return;
-    }
-#undef OSSL_XSYM
-#undef OSSL_VSYM
-#undef OSSL_SYM
-    loaded = 1;
+    loaded = drv_dl_load(drv__redis_ossl_soname, names, slots,
+                         DRV_ARRAY_LEN(names), load_error,
+                         sizeof load_error) == 0;
 }
 
 static int

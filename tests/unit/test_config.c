@@ -825,7 +825,7 @@ test_config_http_checks(void **state)
                   "    handler: http\n"
                   "    method: get\n"
                   "    url: \"ftp://x.test/{p}\"\n"
-                  "    headers: {\"Bad Name\": x, Ok: \"a\\r\\nb\"}\n",
+                  "    headers: {\"Bad Name\": x, Ok: \"a\\r\\nb\", \"\": y}\n",
                   NAME ":4:13: jobs.a.method: \"get\" is not an HTTP method "
                   "(use GET, POST, PUT, PATCH, DELETE, HEAD)\n"
                   NAME ":5:10: jobs.a.url: must start with http:// or "
@@ -833,7 +833,9 @@ test_config_http_checks(void **state)
                   NAME ":6:15: jobs.a.headers.Bad Name: header name must be "
                   "a token (letters, digits, !#$%&'*+-.^_`|~)\n"
                   NAME ":6:34: jobs.a.headers.Ok: header value must not "
-                  "contain a line break\n");
+                  "contain a line break\n"
+                  NAME ":6:44: jobs.a.headers.\"\": header name must not be "
+                  "empty\n");
 }
 
 static void
@@ -1493,7 +1495,7 @@ test_config_schedule_errors(void **state)
                   "  d: {cron: \"* * * * *\", every: 1m, job: report, "
                   "pipeline: report}\n"
                   "  e: {timezone: UTC}\n"
-                  "  f: {every: 500ms, job: report, fields: {id: x}}\n"
+                  "  f: {every: 500ms, job: report, fields: {id: x, \"\": y}}\n"
                   "  g@x: {every: 1s, job: report, when: now}\n",
                   NAME ":4:13: schedules.a.cron: minute field: \"61\" is "
                   "out of range 0-59\n"
@@ -1518,6 +1520,8 @@ test_config_schedule_errors(void **state)
                   NAME ":9:14: schedules.f.every: must be at least 1s\n"
                   NAME ":9:43: schedules.f.fields.id: field \"id\" is set "
                   "by the schedule itself\n"
+                  NAME ":9:50: schedules.f.fields.\"\": field name must not "
+                  "be empty\n"
                   NAME ":10:3: schedules.g@x: schedule name must not "
                   "contain spaces, control characters, '{', '}' or '@'\n"
                   NAME ":10:33: schedules.g@x.when: unknown key (valid: "
