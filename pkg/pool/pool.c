@@ -327,13 +327,11 @@ fail:
 void
 drv_pool_free(struct drv_pool *p)
 {
-    if (DRV_NO_OBJ(p, DRV_POOL_MAGIC))
-        return;
-    if (p->freeing)
+    if (!DRV_FREE_ONCE(p, DRV_POOL_MAGIC))
         return;
     stop_threads(p);
     /* else called from a done(): the drain on the stack finishes it */
-    if (drv_free_now(&p->freeing, p->in_callback))
+    if (p->in_callback == 0)
         finish_free(p);
 }
 
