@@ -1656,8 +1656,7 @@ on_watch(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
     watch_arm(r, next);
 }
 
-/* Free r and what it owns: the end of teardown, and the undoing of a
- * create that failed part way (an event not made yet is NULL). */
+/* Free r and what it owns: the end of teardown. */
 static void
 destroy(struct drv_redis *r)
 {
@@ -1792,6 +1791,7 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
 {
     struct drv_redis *r = NULL;
     struct drv_redis_url url;
+    SSL_CTX *ssl_ctx = NULL;
     const char *envpw;
     char red[320];
     int rc;
@@ -1832,6 +1832,14 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
                          "redis: timeouts and backoff must be <= 1 year");
         goto out;
     }
+    /* the last thing that can fail: r is made only once nothing can */
+    if (url.tls) {
+        ssl_ctx = drv__redis_tls_ctx(opts->tls, err);
+        if (ssl_ctx == NULL) {
+            rc = err != NULL ? err->code : DRV_ECONFIG;
+            goto out;
+        }
+    }
     DRV_ALLOC_OBJ(r, DRV_REDIS_MAGIC);
     r->loop = loop;
     r->base = drv_loop_base(loop);
@@ -1871,12 +1879,8 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     TAILQ_INIT(&r->pending);
     TAILQ_INIT(&r->done);
     TAILQ_INIT(&r->asked);
-    if (url.tls) {
-        r->ssl_ctx = drv__redis_tls_ctx(opts->tls, err);
-        if (r->ssl_ctx == NULL) {
-            rc = err != NULL ? err->code : DRV_ECONFIG;
-            goto out;
-        }
+    if (ssl_ctx != NULL) {
+        r->ssl_ctx = ssl_ctx;
         /* keep each new session for the next connect (resumption): for
          * TLS 1.3 the server sends it after the handshake */
         SSL_CTX_set_session_cache_mode(r->ssl_ctx,
@@ -1887,28 +1891,19 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
             opts->tls->server_name[0] != '\0')
             r->server_name = drv_xstrdup(opts->tls->server_name);
     }
-    if (conn_events(r) < 0) {
-        rc = drv_err_set(err, -ENOMEM, "redis: out of memory");
-        goto out;
-    }
+    DRV_AZ(conn_events(r)); /* out of memory aborts, as DRV_ALLOC_OBJ */
     *out = r;
-    r = NULL;
     rc = 0;
 out:
     explicit_bzero(&url, sizeof url);
-    if (r != NULL)
-        destroy(r);
     return rc;
 }
 
 void
 drv_redis_free(struct drv_redis *r)
 {
-    if (DRV_NO_OBJ(r, DRV_REDIS_MAGIC))
+    if (!DRV_FREE_ONCE(r, DRV_REDIS_MAGIC))
         return;
-    if (r->freeing)
-        return;
-    r->freeing = 1;
     r->on_state = NULL;
     r->ctx = NULL;
     r->locate = NULL;
