@@ -68,6 +68,10 @@ void *drv_xrealloc(void *p, size_t n);
 char *drv_xstrdup(const char *s);
 char *drv_xstrndup(const char *s, size_t n);
 
+/* drv_strv_free -- free the n strings of v (NULL entries too) and v
+ * itself; a NULL v does nothing. */
+void drv_strv_free(char **v, size_t n);
+
 /*
  * drv_read_nb -- read(2) from a non-blocking fd, retrying EINTR. Returns
  * the bytes read (> 0), 0 at EOF, -EAGAIN when nothing is there yet, or
