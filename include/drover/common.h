@@ -68,6 +68,10 @@ void *drv_xrealloc(void *p, size_t n);
 char *drv_xstrdup(const char *s);
 char *drv_xstrndup(const char *s, size_t n);
 
+/* drv_strv_free -- free the n strings of v (NULL entries too) and v
+ * itself; a NULL v does nothing. */
+void drv_strv_free(char **v, size_t n);
+
 /*
  * drv_read_nb -- read(2) from a non-blocking fd, retrying EINTR. Returns
  * the bytes read (> 0), 0 at EOF, -EAGAIN when nothing is there yet, or
@@ -96,6 +100,25 @@ ssize_t drv_read_nb(int fd, void *buf, size_t len);
                          __func__), 0)))
 
 /*
+ * drv_free_once -- for an object whose _free may be called again before
+ * it is gone (from its own callbacks, or while it closes): marks *freeing
+ * and returns 1 the first time; 0 when a free was asked before.
+ */
+static inline int
+drv_free_once(int *freeing)
+{
+    if (*freeing)
+        return 0;
+    *freeing = 1;
+    return 1;
+}
+
+/* The head of the _free of such an object p (NULL allowed), with its
+ * field named freeing: true the first time, when the caller tears down. */
+#define DRV_FREE_ONCE(p, m)                                             \
+    (!DRV_NO_OBJ((p), (m)) && drv_free_once(&(p)->freeing))
+
+/*
  * drv_free_now -- for an object that its own callbacks may free: it keeps
  * in_callback, the depth of its dispatch on the stack, and a freeing flag.
  * Marks *freeing and returns 1 when the caller frees the object now; 0
@@ -105,10 +128,7 @@ ssize_t drv_read_nb(int fd, void *buf, size_t len);
 static inline int
 drv_free_now(int *freeing, int in_callback)
 {
-    if (*freeing)
-        return 0;
-    *freeing = 1;
-    return in_callback == 0;
+    return drv_free_once(freeing) && in_callback == 0;
 }
 
 /* The head of the _free of such an object p (NULL allowed), with its

@@ -333,9 +333,6 @@ const struct drv_tg_report *drv_tg_report(const struct drv_tg *tg);
 const struct drv_tg_outcome *drv_tg_report_at(const struct drv_tg_report *r,
                                               size_t i);
 
-/* drv_tg_cause -- the group's sticky cancel cause, or NONE. */
-enum drv_tg_cause drv_tg_cause(const struct drv_tg *tg);
-
 /* drv_tg_get_stats -- live numbers (RUNNING + ABANDONED <= limit). */
 void drv_tg_get_stats(const struct drv_tg *tg, struct drv_tg_stats *out);
 

@@ -589,11 +589,11 @@ read_queues(struct drv__config_ctx *c, yaml_node_t *node)
         return;
     }
     if (r.bad || r.n == 0) {
-        drv__config_strv_free(r.names, r.n);
+        drv_strv_free(r.names, r.n);
         free(r.weights);
         return;
     }
-    drv__config_strv_free(cfg->queues, cfg->nqueues);
+    drv_strv_free(cfg->queues, cfg->nqueues);
     free(cfg->queue_weights);
     cfg->queues = r.names;
     cfg->queue_weights = r.weights;
@@ -746,7 +746,7 @@ drv_config_free(struct drv_config *cfg)
     part_clear(&cfg->redis, &cluster_part);
     drv__config_fields_free(worker_fields, DRV_ARRAY_LEN(worker_fields),
                             &cfg->worker);
-    drv__config_strv_free(cfg->queues, cfg->nqueues);
+    drv_strv_free(cfg->queues, cfg->nqueues);
     free(cfg->queue_weights);
     for (i = 0; i < cfg->njobs; i++)
         drv__config_job_free(cfg->jobs[i]);

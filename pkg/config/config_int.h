@@ -233,12 +233,12 @@ int drv__config_unknown_key(struct drv__config_ctx *c,
                             const struct drv__config_field *table, size_t n,
                             unsigned handler_mask);
 
-/* drv__config_strv_free / _kv_free -- free what STRSEQ / STRMAP hold. */
+/* drv__config_kv_free -- free what a STRMAP holds (drv_strv_free a
+ * STRSEQ). */
 /* Free what the STRING, STRSEQ and STRMAP fields of table hold in
  * target; they are left dangling (free or zero target after). */
 void drv__config_fields_free(const struct drv__config_field *table,
                              size_t n, void *target);
-void drv__config_strv_free(char **v, size_t n);
 void drv__config_kv_free(struct drv_config_kv *v, size_t n);
 
 /* ------------------------------------------------------ config_jobs.c */

@@ -660,10 +660,10 @@ read_strseq(struct drv__config_ctx *c, const struct drv__config_field *f,
         drv__config_path_pop(c, old);
     }
     if (rc < 0) {
-        drv__config_strv_free(v, n);
+        drv_strv_free(v, n);
         return rc;
     }
-    drv__config_strv_free(*out, *nout);
+    drv_strv_free(*out, *nout);
     *out = v;
     *nout = n;
     return 0;
@@ -785,24 +785,11 @@ drv__config_fields_free(const struct drv__config_field *table, size_t n,
         if (f->kind == DRV__CONFIG_STRING)
             free(*(char **)(void *)(base + f->off));
         else if (f->kind == DRV__CONFIG_STRSEQ)
-            drv__config_strv_free(*(char ***)(void *)(base + f->off),
-                                  *count);
+            drv_strv_free(*(char ***)(void *)(base + f->off), *count);
         else if (f->kind == DRV__CONFIG_STRMAP)
             drv__config_kv_free(
                 *(struct drv_config_kv **)(void *)(base + f->off), *count);
     }
-}
-
-void
-drv__config_strv_free(char **v, size_t n)
-{
-    size_t i;
-
-    if (v == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 void

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -34,8 +35,10 @@
 struct deferred {
     drv_loop_fn *fn;        /* callback */
     void *ctx;              /* borrowed: the caller's */
-    struct deferred *next;  /* owned: list link */
+    STAILQ_ENTRY(deferred) link; /* on loop->defers */
 };
+
+STAILQ_HEAD(deferred_list, deferred);
 
 struct sig {
     unsigned magic;
@@ -44,7 +47,7 @@ struct sig {
     struct event *ev;       /* owned */
     drv_loop_signal_fn *fn; /* callback */
     void *ctx;              /* borrowed */
-    struct sig *next;       /* owned: list link */
+    SLIST_ENTRY(sig) link;  /* on loop->sigs */
 };
 
 struct drv_loop {
@@ -52,9 +55,8 @@ struct drv_loop {
 #define DRV_LOOP_MAGIC 0x100b100bU
     struct event_base *base;   /* owned */
     struct event *defer_ev;    /* owned: user event drained on the loop */
-    pthread_mutex_t defer_mu;  /* guards defer_head/defer_tail */
-    struct deferred *defer_head; /* owned: FIFO of pending defers */
-    struct deferred *defer_tail; /* borrowed: last of the FIFO */
+    pthread_mutex_t defer_mu;  /* guards defers */
+    struct deferred_list defers; /* owned: FIFO of pending defers */
     struct event *lag_ev;      /* owned: meter tick, NULL when off */
     int64_t lag_interval_ns;   /* meter period now */
     int64_t lag_base_ns;       /* the period given at create */
@@ -63,7 +65,7 @@ struct drv_loop {
     struct drv_loop_stats stats; /* lag numbers */
     drv_loop_lag_fn *on_lag;   /* lag observer, or NULL */
     void *on_lag_ctx;          /* borrowed: for on_lag */
-    struct sig *sigs;          /* owned: registered signal events */
+    SLIST_HEAD(, sig) sigs;    /* owned: registered signal events */
 };
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
@@ -80,15 +82,15 @@ static void
 on_defer(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_loop *loop;
-    struct deferred *d, *next;
+    struct deferred_list batch = STAILQ_HEAD_INITIALIZER(batch);
+    struct deferred *d;
 
     DRV_CAST(loop, arg, DRV_LOOP_MAGIC);
     DRV_AZ(pthread_mutex_lock(&loop->defer_mu));
-    d = loop->defer_head;
-    loop->defer_head = loop->defer_tail = NULL;
+    STAILQ_CONCAT(&batch, &loop->defers); /* takes all, empties defers */
     DRV_AZ(pthread_mutex_unlock(&loop->defer_mu));
-    for (; d != NULL; d = next) {
-        next = d->next;
+    while ((d = STAILQ_FIRST(&batch)) != NULL) {
+        STAILQ_REMOVE_HEAD(&batch, link);
         d->fn(d->ctx);
         free(d);
     }
@@ -106,14 +108,9 @@ drv_loop_defer(struct drv_loop *loop, drv_loop_fn *fn, void *ctx)
         return -ENOMEM;
     d->fn = fn;
     d->ctx = ctx;
-    d->next = NULL;
     DRV_AZ(pthread_mutex_lock(&loop->defer_mu));
-    was_empty = loop->defer_head == NULL;
-    if (loop->defer_tail != NULL)
-        loop->defer_tail->next = d;
-    else
-        loop->defer_head = d;
-    loop->defer_tail = d;
+    was_empty = STAILQ_EMPTY(&loop->defers);
+    STAILQ_INSERT_TAIL(&loop->defers, d, link);
     /* Activate under the lock so a concurrent drain cannot miss it. Only
      * the empty->non-empty transition needs a wakeup. */
     if (was_empty)
@@ -130,7 +127,7 @@ signal_events(const struct drv_loop *loop)
     int n = 0;
     const struct sig *s;
 
-    for (s = loop->sigs; s != NULL; s = s->next)
+    SLIST_FOREACH(s, &loop->sigs, link)
         n++;
     return n;
 }
@@ -204,6 +201,8 @@ drv_loop_create(const struct drv_loop_opts *opts)
     if (opts != NULL && opts->lag_warn_ms > 0)
         warn_ms = opts->lag_warn_ms;
     DRV_ALLOC_OBJ(loop, DRV_LOOP_MAGIC);
+    SLIST_INIT(&loop->sigs);
+    STAILQ_INIT(&loop->defers);
     DRV_AZ(pthread_mutex_init(&loop->defer_mu, NULL));
     cfg = event_config_new();
     if (cfg == NULL)
@@ -233,27 +232,26 @@ fail:
 void
 drv_loop_signals_clear(struct drv_loop *loop)
 {
-    struct sig *s, *sn;
+    struct sig *s;
 
     DRV_CHECK_OBJ(loop, DRV_LOOP_MAGIC);
-    for (s = loop->sigs; s != NULL; s = sn) {
-        sn = s->next;
+    while ((s = SLIST_FIRST(&loop->sigs)) != NULL) {
+        SLIST_REMOVE_HEAD(&loop->sigs, link);
         event_free(s->ev);
         DRV_FREE_OBJ(s);
     }
-    loop->sigs = NULL;
 }
 
 void
 drv_loop_free(struct drv_loop *loop)
 {
-    struct deferred *d, *dn;
+    struct deferred *d;
 
     if (DRV_NO_OBJ(loop, DRV_LOOP_MAGIC))
         return;
     drv_loop_signals_clear(loop);
-    for (d = loop->defer_head; d != NULL; d = dn) {
-        dn = d->next;
+    while ((d = STAILQ_FIRST(&loop->defers)) != NULL) {
+        STAILQ_REMOVE_HEAD(&loop->defers, link);
         free(d);
     }
     drv_loop_event_free(loop->lag_ev);
@@ -324,8 +322,7 @@ drv_loop_on_signal(struct drv_loop *loop, int signo, drv_loop_signal_fn *fn,
         free(s);
         return -EINVAL;
     }
-    s->next = loop->sigs;
-    loop->sigs = s;
+    SLIST_INSERT_HEAD(&loop->sigs, s, link);
     return 0;
 }
 

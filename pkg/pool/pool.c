@@ -69,14 +69,10 @@ struct drv_pool {
     int stopping;                   /* set by drv_pool_free (mu) */
     struct work_list queue;         /* borrowed: work to run (mu) */
     struct work_list done;          /* borrowed: done-list (mu) */
-    int n_queued;                   /* length of the queue (mu) */
-    int n_busy;                     /* threads inside work() (mu) */
-    int n_done_pending;             /* length of the done-list (mu) */
-    uint64_t n_submitted;           /* stats (mu) */
-    uint64_t n_completed;           /* stats (mu) */
-    uint64_t n_cancelled;           /* stats (mu) */
-    uint64_t n_wakeups;             /* stats (mu) */
-    uint64_t n_drains;              /* stats (mu) */
+    struct drv_pool_stats st;       /* lengths of queue (queued) and done
+                                       (done_pending), busy threads and
+                                       the counters (mu); nthreads and
+                                       stopping are the fields above */
     int efd;                        /* owned: eventfd, -1 when none */
     struct event *ev;               /* owned: EV_READ|EV_PERSIST on efd */
     size_t outstanding;             /* loop: submitted, done not yet run */
@@ -102,10 +98,10 @@ push_done(struct drv_pool *p, struct drv_pool_work *w, int status)
          * detaches, and anything pushed after finds the list empty */
         n = write(p->efd, &one, sizeof one);
         DRV_ASSERT(n == (ssize_t)sizeof one || errno == EAGAIN);
-        p->n_wakeups++;
+        p->st.wakeups++;
     }
     TAILQ_INSERT_TAIL(&p->done, w, _link);
-    p->n_done_pending++;
+    p->st.done_pending++;
 }
 
 /* Unlink w from the queue (mu held). */
@@ -113,7 +109,7 @@ static void
 queue_unlink(struct drv_pool *p, struct drv_pool_work *w)
 {
     TAILQ_REMOVE(&p->queue, w, _link);
-    p->n_queued--;
+    p->st.queued--;
 }
 
 /* ---------------------------------------------------------------- thread */
@@ -136,14 +132,14 @@ worker(void *arg)
         w = TAILQ_FIRST(&p->queue);
         queue_unlink(p, w);
         w->_state = WORK_RUNNING;
-        p->n_busy++;
+        p->st.busy++;
         DRV_AZ(pthread_mutex_unlock(&p->mu));
 
         w->_work(w);
 
         DRV_AZ(pthread_mutex_lock(&p->mu));
-        p->n_busy--;
-        p->n_completed++;
+        p->st.busy--;
+        p->st.completed++;
         push_done(p, w, 0);
     }
     DRV_AZ(pthread_mutex_unlock(&p->mu));
@@ -175,9 +171,9 @@ drain_once(struct drv_pool *p)
     TAILQ_INIT(&batch);
     DRV_AZ(pthread_mutex_lock(&p->mu));
     TAILQ_CONCAT(&batch, &p->done, _link);
-    p->n_done_pending = 0;
+    p->st.done_pending = 0;
     if (!TAILQ_EMPTY(&batch))
-        p->n_drains++;
+        p->st.drains++;
     DRV_AZ(pthread_mutex_unlock(&p->mu));
 
     while ((w = TAILQ_FIRST(&batch)) != NULL) {
@@ -229,7 +225,7 @@ stop_threads(struct drv_pool *p)
     /* queued work never runs: complete it with -ECANCELED */
     while ((w = TAILQ_FIRST(&p->queue)) != NULL) {
         queue_unlink(p, w);
-        p->n_cancelled++;
+        p->st.cancelled++;
         push_done(p, w, -ECANCELED);
     }
     p->stopping = 1;
@@ -331,13 +327,11 @@ fail:
 void
 drv_pool_free(struct drv_pool *p)
 {
-    if (DRV_NO_OBJ(p, DRV_POOL_MAGIC))
-        return;
-    if (p->freeing)
+    if (!DRV_FREE_ONCE(p, DRV_POOL_MAGIC))
         return;
     stop_threads(p);
     /* else called from a done(): the drain on the stack finishes it */
-    if (drv_free_now(&p->freeing, p->in_callback))
+    if (p->in_callback == 0)
         finish_free(p);
 }
 
@@ -358,8 +352,8 @@ drv_pool_submit(struct drv_pool *p, struct drv_pool_work *w,
     w->_status = 0;
     TAILQ_INSERT_TAIL(&p->queue, w, _link);
     w->_state = WORK_QUEUED;
-    p->n_queued++;
-    p->n_submitted++;
+    p->st.queued++;
+    p->st.submitted++;
     DRV_AZ(pthread_cond_signal(&p->cond));
     DRV_AZ(pthread_mutex_unlock(&p->mu));
     p->outstanding++;
@@ -381,7 +375,7 @@ drv_pool_cancel(struct drv_pool_work *w)
     switch (w->_state) {
     case WORK_QUEUED:
         queue_unlink(p, w);
-        p->n_cancelled++;
+        p->st.cancelled++;
         /* done runs from the loop callback, never from here */
         push_done(p, w, -ECANCELED);
         rc = 0;
@@ -405,15 +399,8 @@ drv_pool_get_stats(struct drv_pool *p, struct drv_pool_stats *out)
 {
     DRV_CHECK_OBJ(p, DRV_POOL_MAGIC);
     DRV_AZ(pthread_mutex_lock(&p->mu));
+    *out = p->st;
     out->nthreads = p->nstarted;
-    out->queued = p->n_queued;
-    out->busy = p->n_busy;
-    out->done_pending = p->n_done_pending;
     out->stopping = p->stopping;
-    out->submitted = p->n_submitted;
-    out->completed = p->n_completed;
-    out->cancelled = p->n_cancelled;
-    out->wakeups = p->n_wakeups;
-    out->drains = p->n_drains;
     DRV_AZ(pthread_mutex_unlock(&p->mu));
 }

@@ -164,21 +164,28 @@ struct drv_redis_script {
     char sha[DRV__REDIS_SHA1_HEX]; /* lowercase hex SHA1 of text */
 };
 
+/* What drv_redis_create fixes from its options, and an ASK companion
+ * takes from r as a whole. */
+struct settings {
+    struct drv_redis_url url;  /* parsed; wiped at free (password) */
+    char url_log[400];         /* redacted, logfmt-quoted URL */
+    int64_t connect_timeout_ns; /* connect phase limit */
+    int64_t command_timeout_ns; /* default per command */
+    int64_t backoff_initial_ms; /* delay base of the first retry */
+    int64_t backoff_max_ms;    /* cap of the delay */
+    int keepalive_s;           /* TCP keepalive idle; <= 0 off */
+    size_t max_string;         /* opts.max_string_bytes; 0 = no limit */
+};
+
 struct drv_redis {
     unsigned magic;
 #define DRV_REDIS_MAGIC 0x4ed15c0eU
     struct drv_loop *loop;     /* borrowed: outlives r */
     struct event_base *base;   /* borrowed: the loop's */
-    struct drv_redis_url url;  /* parsed; wiped at free (password) */
-    char url_log[400];         /* redacted, logfmt-quoted URL */
+    struct settings set;       /* from opts; a companion's are r's */
     char *name;                /* owned: CLIENT SETNAME, or NULL */
     const char *label;         /* borrowed: name or "redis", for logs */
-    int64_t connect_timeout_ns; /* connect phase limit */
-    int64_t command_timeout_ns; /* default per command */
-    int64_t backoff_initial_ms; /* delay base of the first retry */
-    int64_t backoff_max_ms;    /* cap of the delay */
     uint64_t retries;          /* retries since the last READY */
-    int keepalive_s;           /* TCP keepalive idle; <= 0 off */
     drv_redis_state_fn *on_state; /* owner's hook; NULL after free */
     void *ctx;                 /* borrowed: for on_state */
     drv_redis_locate_fn *locate; /* where to connect; NULL after free */
@@ -212,7 +219,6 @@ struct drv_redis {
     int notify_down;           /* on_state(DOWN) owed from the kick */
     size_t rx_seen;            /* unparsed reader bytes at the last
                                   deadline check */
-    size_t max_string;         /* opts.max_string_bytes; 0 = no limit */
     struct drv__redis_arena arena; /* the reader's reply objects, rewound
                                   after each reply is handed out */
     int freeing;               /* drv_redis_free was called */
@@ -340,7 +346,7 @@ cmd_new(struct drv_redis *r, int64_t timeout_ms, drv_redis_reply_fn *cb,
     c->ctx = ctx;
     if (timeout_ms > MAX_TIMEOUT_MS)
         timeout_ms = MAX_TIMEOUT_MS; /* no overflow below */
-    tmo = timeout_ms == 0 ? r->command_timeout_ns
+    tmo = timeout_ms == 0 ? r->set.command_timeout_ns
                           : timeout_ms * DRV_NS_PER_MS;
     c->deadline_ns = timeout_ms < 0 ? 0 : drv_clock_mono_ns() + tmo;
     return c;
@@ -528,7 +534,7 @@ log_fail(struct drv_redis *r, const char *q, enum drv_redis_state prev)
     if ((r->fails & (r->fails - 1)) == 0)
         DRV_LOG_WARN("redis connect failed",
                      "conn=%s url=%s reason=%s state=%s attempt=%u",
-                     r->label, r->url_log, q, step, r->fails);
+                     r->label, r->set.url_log, q, step, r->fails);
     else
         DRV_LOG_DEBUG("redis connect failed",
                       "conn=%s reason=%s state=%s attempt=%u", r->label, q,
@@ -561,7 +567,7 @@ lost(struct drv_redis *r, const char *why)
             DRV_LOG_DEBUG("redis closed", "conn=%s", r->label);
         } else {
             DRV_LOG_WARN("redis connection lost", "conn=%s url=%s reason=%s",
-                         r->label, r->url_log, q);
+                         r->label, r->set.url_log, q);
             r->notify_down = 1;
             kick(r);
         }
@@ -600,8 +606,8 @@ schedule_retry(struct drv_redis *r)
 
     /* doubling from the initial base, capped, equal jitter: a fleet of
      * workers does not reconnect in step */
-    delay = drv_backoff_ms(++r->retries, r->backoff_initial_ms,
-                           r->backoff_max_ms, drv_random64());
+    delay = drv_backoff_ms(++r->retries, r->set.backoff_initial_ms,
+                           r->set.backoff_max_ms, drv_random64());
     DRV_LOG_DEBUG("redis retry scheduled", "conn=%s delay_ms=%lld",
                   r->label, (long long)delay);
     tv = drv_clock_tv_from_ns(delay * DRV_NS_PER_MS);
@@ -680,7 +686,7 @@ on_client_id(struct drv_redis *r, int status, const redisReply *reply,
     r->stats.connects++;
     DRV_LOG_INFO("redis connected",
                  "conn=%s url=%s peer=%s tls=%s client_id=%lld attempts=%u",
-                 r->label, r->url_log, r->peer,
+                 r->label, r->set.url_log, r->peer,
                  r->ssl_ctx == NULL ? "off"
                  : SSL_session_reused(bufferevent_openssl_get_ssl(r->bev))
                      ? "resumed" : "on",
@@ -712,19 +718,19 @@ send_setup(struct drv_redis *r)
     const char *argv[4];
     char db[16];
 
-    if (r->url.password[0] != '\0') {
+    if (r->set.url.password[0] != '\0') {
         argv[0] = "AUTH";
-        if (r->url.user[0] != '\0') {
-            argv[1] = r->url.user;
-            argv[2] = r->url.password;
+        if (r->set.url.user[0] != '\0') {
+            argv[1] = r->set.url.user;
+            argv[2] = r->set.url.password;
             setup_cmd(r, on_setup_step, "AUTH", 3, argv);
         } else {
-            argv[1] = r->url.password;
+            argv[1] = r->set.url.password;
             setup_cmd(r, on_setup_step, "AUTH", 2, argv);
         }
     }
-    if (r->url.db != 0) {
-        snprintf(db, sizeof db, "%d", r->url.db);
+    if (r->set.url.db != 0) {
+        snprintf(db, sizeof db, "%d", r->set.url.db);
         argv[0] = "SELECT";
         argv[1] = db;
         setup_cmd(r, on_setup_step, "SELECT", 2, argv);
@@ -868,17 +874,11 @@ companion_new(struct drv_redis *r, const struct drv_redis_sentinel_addr *to)
     DRV_ALLOC_OBJ(a, DRV_REDIS_MAGIC);
     a->loop = r->loop;
     a->base = r->base;
-    a->url = r->url;
-    memcpy(a->url_log, r->url_log, sizeof a->url_log);
+    a->set = r->set;
+    drv__redis_arena_init(&a->arena, a->set.max_string);
     snprintf(name, sizeof name, "%s-ask", r->label);
     a->name = strlen(name) <= NAME_MAX_LEN ? drv_xstrdup(name) : NULL;
     a->label = a->name != NULL ? a->name : "redis-ask";
-    a->connect_timeout_ns = r->connect_timeout_ns;
-    a->command_timeout_ns = r->command_timeout_ns;
-    a->backoff_initial_ms = r->backoff_initial_ms;
-    a->backoff_max_ms = r->backoff_max_ms;
-    a->keepalive_s = r->keepalive_s;
-    a->max_string = r->max_string;
     a->on_state = on_comp_state;
     a->ctx = r;
     a->state = DRV_REDIS_DOWN;
@@ -1306,7 +1306,7 @@ transport_up(struct drv_redis *r)
     event_del(r->conn_ev);
     r->fd = -1;
     if (!r->target.is_unix)
-        set_tcp_options(fd, r->keepalive_s);
+        set_tcp_options(fd, r->set.keepalive_s);
     drv__redis_arena_reset(&r->arena);
     r->reader = drv__redis_arena_reader(&r->arena);
     if (r->reader == NULL)
@@ -1379,7 +1379,8 @@ try_addr(struct drv_redis *r, const struct sockaddr *sa, socklen_t len)
         /* a unix socket with a full backlog says EAGAIN: wait too */
         event_assign(r->conn_ev, r->base, fd, EV_WRITE, on_conn, r);
         DRV_AZ(event_add(r->conn_ev, NULL));
-        r->connect_deadline_ns = drv_clock_mono_ns() + r->connect_timeout_ns;
+        r->connect_deadline_ns =
+            drv_clock_mono_ns() + r->set.connect_timeout_ns;
         watch_arm(r, r->connect_deadline_ns);
         return 0;
     }
@@ -1506,7 +1507,7 @@ start_connect(struct drv_redis *r)
     r->stats.attempts++;
     r->state = DRV_REDIS_CONNECTING;
     r->why[0] = '\0';
-    r->connect_deadline_ns = drv_clock_mono_ns() + r->connect_timeout_ns;
+    r->connect_deadline_ns = drv_clock_mono_ns() + r->set.connect_timeout_ns;
     watch_arm(r, r->connect_deadline_ns);
     if (r->locate != NULL) {
         t = r->target;
@@ -1525,7 +1526,7 @@ start_connect(struct drv_redis *r)
         }
     }
     DRV_LOG_DEBUG("redis connecting", "conn=%s url=%s gen=%llu", r->label,
-                  r->url_log, (unsigned long long)r->gen);
+                  r->set.url_log, (unsigned long long)r->gen);
     if (r->target.is_unix) {
         memset(&sun, 0, sizeof sun);
         sun.sun_family = AF_UNIX;
@@ -1655,8 +1656,7 @@ on_watch(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
     watch_arm(r, next);
 }
 
-/* Free r and what it owns: the end of teardown, and the undoing of a
- * create that failed part way (an event not made yet is NULL). */
+/* Free r and what it owns: the end of teardown. */
 static void
 destroy(struct drv_redis *r)
 {
@@ -1670,7 +1670,7 @@ destroy(struct drv_redis *r)
         SSL_SESSION_free(r->session);
     if (r->ssl_ctx != NULL)
         SSL_CTX_free(r->ssl_ctx);
-    explicit_bzero(&r->url, sizeof r->url);
+    explicit_bzero(&r->set.url, sizeof r->set.url);
     free(r->server_name);
     free(r->name);
     drv__redis_arena_fini(&r->arena);
@@ -1791,6 +1791,7 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
 {
     struct drv_redis *r = NULL;
     struct drv_redis_url url;
+    SSL_CTX *ssl_ctx = NULL;
     const char *envpw;
     char red[320];
     int rc;
@@ -1831,35 +1832,43 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
                          "redis: timeouts and backoff must be <= 1 year");
         goto out;
     }
+    /* the last thing that can fail: r is made only once nothing can */
+    if (url.tls) {
+        ssl_ctx = drv__redis_tls_ctx(opts->tls, err);
+        if (ssl_ctx == NULL) {
+            rc = err != NULL ? err->code : DRV_ECONFIG;
+            goto out;
+        }
+    }
     DRV_ALLOC_OBJ(r, DRV_REDIS_MAGIC);
     r->loop = loop;
     r->base = drv_loop_base(loop);
-    r->url = url;
+    r->set.url = url;
     drv_redis_url_redact(opts->url, red, sizeof red);
-    drv_log_quote(r->url_log, sizeof r->url_log, red, strlen(red));
+    drv_log_quote(r->set.url_log, sizeof r->set.url_log, red, strlen(red));
     r->name = opts->name != NULL ? drv_xstrdup(opts->name) : NULL;
     r->label = r->name != NULL ? r->name : "redis";
-    r->connect_timeout_ns = (opts->connect_timeout_ms > 0
-                             ? opts->connect_timeout_ms
-                             : DEF_CONNECT_TIMEOUT_MS) * DRV_NS_PER_MS;
-    r->command_timeout_ns = (opts->command_timeout_ms > 0
-                             ? opts->command_timeout_ms
-                             : DEF_COMMAND_TIMEOUT_MS) * DRV_NS_PER_MS;
-    r->backoff_initial_ms = opts->backoff_initial_ms > 0
-                                ? opts->backoff_initial_ms
-                                : DEF_BACKOFF_INITIAL_MS;
-    r->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms
-                                                 : DEF_BACKOFF_MAX_MS;
-    if (r->backoff_max_ms < r->backoff_initial_ms)
-        r->backoff_max_ms = r->backoff_initial_ms;
-    r->keepalive_s = opts->keepalive_s == 0 ? DEF_KEEPALIVE_S
-                                            : opts->keepalive_s;
+    r->set.connect_timeout_ns = (opts->connect_timeout_ms > 0
+                                 ? opts->connect_timeout_ms
+                                 : DEF_CONNECT_TIMEOUT_MS) * DRV_NS_PER_MS;
+    r->set.command_timeout_ns = (opts->command_timeout_ms > 0
+                                 ? opts->command_timeout_ms
+                                 : DEF_COMMAND_TIMEOUT_MS) * DRV_NS_PER_MS;
+    r->set.backoff_initial_ms = opts->backoff_initial_ms > 0
+                                    ? opts->backoff_initial_ms
+                                    : DEF_BACKOFF_INITIAL_MS;
+    r->set.backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms
+                                                     : DEF_BACKOFF_MAX_MS;
+    if (r->set.backoff_max_ms < r->set.backoff_initial_ms)
+        r->set.backoff_max_ms = r->set.backoff_initial_ms;
+    r->set.keepalive_s = opts->keepalive_s == 0 ? DEF_KEEPALIVE_S
+                                                : opts->keepalive_s;
     r->on_state = opts->on_state;
     r->ctx = opts->ctx;
     r->locate = opts->locate;
     r->locate_ctx = opts->locate_ctx;
-    r->max_string = opts->max_string_bytes;
-    drv__redis_arena_init(&r->arena, r->max_string);
+    r->set.max_string = opts->max_string_bytes;
+    drv__redis_arena_init(&r->arena, r->set.max_string);
     r->state = DRV_REDIS_DOWN;
     r->client_id = -1;
     r->fd = -1;
@@ -1870,12 +1879,8 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
     TAILQ_INIT(&r->pending);
     TAILQ_INIT(&r->done);
     TAILQ_INIT(&r->asked);
-    if (url.tls) {
-        r->ssl_ctx = drv__redis_tls_ctx(opts->tls, err);
-        if (r->ssl_ctx == NULL) {
-            rc = err != NULL ? err->code : DRV_ECONFIG;
-            goto out;
-        }
+    if (ssl_ctx != NULL) {
+        r->ssl_ctx = ssl_ctx;
         /* keep each new session for the next connect (resumption): for
          * TLS 1.3 the server sends it after the handshake */
         SSL_CTX_set_session_cache_mode(r->ssl_ctx,
@@ -1886,28 +1891,19 @@ drv_redis_create(struct drv_loop *loop, const struct drv_redis_opts *opts,
             opts->tls->server_name[0] != '\0')
             r->server_name = drv_xstrdup(opts->tls->server_name);
     }
-    if (conn_events(r) < 0) {
-        rc = drv_err_set(err, -ENOMEM, "redis: out of memory");
-        goto out;
-    }
+    DRV_AZ(conn_events(r)); /* out of memory aborts, as DRV_ALLOC_OBJ */
     *out = r;
-    r = NULL;
     rc = 0;
 out:
     explicit_bzero(&url, sizeof url);
-    if (r != NULL)
-        destroy(r);
     return rc;
 }
 
 void
 drv_redis_free(struct drv_redis *r)
 {
-    if (DRV_NO_OBJ(r, DRV_REDIS_MAGIC))
+    if (!DRV_FREE_ONCE(r, DRV_REDIS_MAGIC))
         return;
-    if (r->freeing)
-        return;
-    r->freeing = 1;
     r->on_state = NULL;
     r->ctx = NULL;
     r->locate = NULL;

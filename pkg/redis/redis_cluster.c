@@ -51,13 +51,12 @@ struct drv_redis_cluster_route {
 struct drv_redis_cluster {
     unsigned magic;
 #define DRV_REDIS_CLUSTER_MAGIC 0xc1a5c1a5U
-    char *name;                         /* owned: log label */
-    char *data_url;                     /* owned */
     struct drv_redis_sentinel_addr *seeds; /* owned: the configured nodes */
     size_t nseeds;
     size_t next_seed;                   /* tried by the next attempt */
     struct drv_redis_sentinel_addr seed_at; /* where the seed points */
-    struct drv__redis_watch watch;      /* owns seed, polls */
+    struct drv__redis_watch watch;      /* owns seed, polls; name and
+                                           data_url */
     struct drv_redis *seed;             /* borrowed from watch: asks
                                            CLUSTER SLOTS */
     struct drv_redis_cluster_map *map;  /* owned */
@@ -86,7 +85,7 @@ reroute(struct drv_redis_cluster *c)
             continue;
         if (rt->located)
             DRV_LOG_INFO("cluster slot served elsewhere: reconnecting",
-                         "name=%s slot=%d node=%s:%d", c->name, rt->slot,
+                         "name=%s slot=%d node=%s:%d", c->watch.name, rt->slot,
                          a->host, a->port);
         drv_redis_reconnect(rt->r, "cluster slot moved");
     }
@@ -108,19 +107,19 @@ on_slots(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
     if (drv_redis_result(status, reply, &err) < 0) {
         if (status != DRV_EDOWN)
             DRV_LOG_WARN("CLUSTER SLOTS failed", "name=%s error=%s",
-                         c->name, drv_log_q(qe, sizeof qe, err.msg));
+                         c->watch.name, drv_log_q(qe, sizeof qe, err.msg));
         return;
     }
     m = drv_xmalloc(sizeof *m);
     if (drv_redis_cluster_map_parse(m, reply, &c->seed_at, &err) < 0) {
         DRV_LOG_WARN("CLUSTER SLOTS unreadable", "name=%s error=%s",
-                     c->name, drv_log_q(qe, sizeof qe, err.msg));
+                     c->watch.name, drv_log_q(qe, sizeof qe, err.msg));
         free(m);
         return;
     }
     if (!c->known)
-        DRV_LOG_INFO("cluster slot map read", "name=%s masters=%d", c->name,
-                     m->nnodes);
+        DRV_LOG_INFO("cluster slot map read", "name=%s masters=%d",
+                     c->watch.name, m->nnodes);
     free(c->map);
     c->map = m;
     c->known = 1;
@@ -183,8 +182,8 @@ drv_redis_cluster_locate(struct drv_redis *r, struct drv_redis_target *target,
             rt->unserved_logged_ns = now;
             drv_redis_get_info(r, &ri);
             DRV_LOG_WARN("cluster slot served by no master: waiting",
-                         "name=%s slot=%d conn=%s", rt->c->name, rt->slot,
-                         ri.name);
+                         "name=%s slot=%d conn=%s", rt->c->watch.name,
+                         rt->slot, ri.name);
         }
         rt->located = 0;
     } else {
@@ -214,7 +213,6 @@ drv_redis_cluster_create(struct drv_loop *loop,
         return drv_err_set(err, DRV_ECONFIG, "cluster: at least one node "
                            "address is required");
     DRV_ALLOC_OBJ(c, DRV_REDIS_CLUSTER_MAGIC);
-    c->name = drv_xstrdup(o->name != NULL ? o->name : "cluster");
     c->seeds = drv_xcalloc(o->nnodes, sizeof *c->seeds);
     c->map = drv_xmalloc(sizeof *c->map);
     drv_redis_cluster_map_init(c->map);
@@ -232,14 +230,14 @@ drv_redis_cluster_create(struct drv_loop *loop,
         rc = drv_err_set(err, DRV_ECONFIG, "cluster: url too long");
         goto fail;
     }
-    c->data_url = drv_xstrdup(url);
-    drv__redis_watch_init(&c->watch, loop, o->tls,
+    drv__redis_watch_init(&c->watch, loop,
+                          o->name != NULL ? o->name : "cluster", url, o->tls,
                           o->timeout_ms > 0 ? o->timeout_ms
                                             : DEFAULT_TIMEOUT_MS,
                           DRV_REDIS_CLUSTER_POLL_MS, ask_slots, c);
-    snprintf(label, sizeof label, "%s-slots", c->name);
-    rc = drv__redis_watch_conn(&c->watch, c->data_url, label, seed_locate,
-                               &c->seed, err);
+    snprintf(label, sizeof label, "%s-slots", c->watch.name);
+    rc = drv__redis_watch_conn(&c->watch, c->watch.data_url, label,
+                               seed_locate, &c->seed, err);
     if (rc < 0)
         goto fail;
     *out = c;
@@ -264,8 +262,6 @@ drv_redis_cluster_free(struct drv_redis_cluster *c)
     }
     free(c->seeds);
     free(c->map);
-    free(c->name);
-    free(c->data_url);
     DRV_FREE_OBJ(c);
 }
 
@@ -273,7 +269,7 @@ const char *
 drv_redis_cluster_data_url(const struct drv_redis_cluster *c)
 {
     DRV_CHECK_OBJ(c, DRV_REDIS_CLUSTER_MAGIC);
-    return c->data_url;
+    return c->watch.data_url;
 }
 
 struct drv_redis_cluster_route *
@@ -318,7 +314,7 @@ drv_redis_cluster_redirected(struct drv_redis_cluster *c,
         return 0;
     if (drv_redis_cluster_redirect_parse(reply, &rd) && !rd.ask) {
         DRV_LOG_INFO("MOVED: following the slot", "name=%s slot=%d "
-                     "node=%s:%d", c->name, rd.slot, rd.to.host,
+                     "node=%s:%d", c->watch.name, rd.slot, rd.to.host,
                      rd.to.port);
         if (drv_redis_cluster_map_set(c->map, rd.slot, &rd.to) == 0)
             reroute(c);
@@ -336,7 +332,7 @@ drv_redis_cluster_redirected(struct drv_redis_cluster *c,
             c->migrating_logged_ns = now;
             DRV_LOG_INFO("cluster slot being migrated: its commands wait "
                          "for the migration to end", "name=%s reply=\"%.80s\"",
-                         c->name, reply->str);
+                         c->watch.name, reply->str);
         }
     }
     return 1;

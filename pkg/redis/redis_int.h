@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
 #include "drover/error.h"
@@ -167,6 +168,10 @@ struct drv__redis_watch {
     unsigned magic;
 #define DRV__REDIS_WATCH_MAGIC 0x3a7c4e55U
     struct drv_loop *loop;           /* borrowed */
+    char *name;                      /* owned: the layer's log label */
+    char *data_url;                  /* owned: the URL data connections
+                                        are made with (the layer's
+                                        locate points them) */
     const struct drv_redis_tls *tls; /* borrowed until the last
                                         drv__redis_watch_conn: own
                                         connections' rediss:// settings */
@@ -178,25 +183,27 @@ struct drv__redis_watch {
     struct drv_redis **conns;        /* owned: the own connections, each
                                         owned */
     size_t nconns;                   /* entries of conns */
-    struct event *poll_ev;           /* owned: every poll_ms */
-    struct event *soon_ev;           /* owned: a pass soon (activated) */
+    struct event poll_ev;            /* embedded: every poll_ms */
+    struct event soon_ev;            /* embedded: a pass soon (activated) */
 };
 
 /*
- * drv__redis_watch_init -- w (zeroed or not) made a watch on loop whose
- * poll runs pass(ctx, NULL) every poll_ms (> 0) from the next loop turn
- * on; its own connections will use tls (NULL = defaults) and timeout_ms
- * (> 0).
+ * drv__redis_watch_init -- w (zeroed or not) made a watch on loop for the
+ * layer named name, whose data connections use data_url (both copied),
+ * whose poll runs pass(ctx, NULL) every poll_ms (> 0) from the next loop
+ * turn on; its own connections will use tls (NULL = defaults) and
+ * timeout_ms (> 0).
  */
 void drv__redis_watch_init(struct drv__redis_watch *w, struct drv_loop *loop,
+                           const char *name, const char *data_url,
                            const struct drv_redis_tls *tls,
                            int64_t timeout_ms, int64_t poll_ms,
                            drv__redis_watch_fn *pass, void *ctx);
 
 /* drv__redis_watch_fini -- free the own connections (their pending
  * callbacks run later with -ECANCELED: the layer's reply callbacks test
- * for it before touching the layer) and the events. A zeroed w (never
- * initialised) is fine. */
+ * for it before touching the layer), the events, name and data_url. A
+ * zeroed w (never initialised) is fine. */
 void drv__redis_watch_fini(struct drv__redis_watch *w);
 
 /*

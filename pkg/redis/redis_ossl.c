@@ -73,7 +73,7 @@ const char *drv__redis_ossl_soname = "libevent_openssl-2.1.so.7";
     X(SSL_CTX *, SSL_get_SSL_CTX, (const SSL *s), (s))                     \
     X(X509_VERIFY_PARAM *, SSL_get0_param, (SSL *s), (s))                  \
     X(X509 *, SSL_get_certificate, (const SSL *s), (s))                    \
-    X(X509 *, SSL_get1_peer_certificate, (const SSL *s), (s))              \
+    X(X509 *, SSL_get0_peer_certificate, (const SSL *s), (s))              \
     X(int, SSL_get_verify_mode, (const SSL *s), (s))                       \
     X(long, SSL_get_verify_result, (const SSL *s), (s))                    \
     X(const char *, SSL_get_version, (const SSL *s), (s))                  \
@@ -100,7 +100,6 @@ const char *drv__redis_ossl_soname = "libevent_openssl-2.1.so.7";
       (X509_VERIFY_PARAM *p, unsigned int f), (p, f))                      \
     X(const char *, X509_verify_cert_error_string, (long n), (n))          \
     X(const ASN1_TIME *, X509_get0_notAfter, (const X509 *x), (x))         \
-    V(X509_free, (X509 *x), (x))                                           \
     X(int, ASN1_TIME_to_tm, (const ASN1_TIME *t, struct tm *tm), (t, tm))  \
     X(struct bufferevent *, bufferevent_openssl_socket_new,                \
       (struct event_base *b, evutil_socket_t fd, struct ssl_st *s,         \

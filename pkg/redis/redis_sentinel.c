@@ -65,10 +65,9 @@ struct sent {
 struct drv_redis_sentinel {
     unsigned magic;
 #define DRV_REDIS_SENTINEL_MAGIC 0x5e471e1aU
-    struct drv__redis_watch watch;  /* owns the connections, polls */
+    struct drv__redis_watch watch;  /* owns the connections, polls; name
+                                       and data_url */
     char *master;                   /* owned: the monitored name */
-    char *name;                     /* owned: log label */
-    char *data_url;                 /* owned: URL for data connections */
     struct sent *s;                 /* owned: the sentinels */
     size_t ns;                      /* entries of s */
     size_t first;                   /* sentinel asked first */
@@ -144,13 +143,13 @@ confirm(struct drv_redis_sentinel *ds, const struct drv_redis_sentinel_addr *a)
         return;
     if (ds->have_primary)
         DRV_LOG_WARN("redis primary moved (sentinel)",
-                     "conn=%s master=%s primary=%s was=%s", ds->name,
+                     "conn=%s master=%s primary=%s was=%s", ds->watch.name,
                      ds->master, drv__redis_addr_str(a, now, sizeof now),
                      drv__redis_addr_str(&ds->primary, was, sizeof was));
     else
         DRV_LOG_INFO("redis primary found (sentinel)",
-                     "conn=%s master=%s primary=%s", ds->name, ds->master,
-                     drv__redis_addr_str(a, now, sizeof now));
+                     "conn=%s master=%s primary=%s", ds->watch.name,
+                     ds->master, drv__redis_addr_str(a, now, sizeof now));
     ds->primary = *a;
     ds->have_primary = 1;
     steer(ds, "sentinel: the primary moved");
@@ -165,7 +164,7 @@ forget(struct drv_redis_sentinel *ds, const char *why)
     if (!ds->have_primary)
         return;
     DRV_LOG_WARN("redis primary forgotten (sentinel)",
-                 "conn=%s master=%s was=%s why=%s", ds->name, ds->master,
+                 "conn=%s master=%s was=%s why=%s", ds->watch.name, ds->master,
                  drv__redis_addr_str(&ds->primary, was, sizeof was),
                  drv_log_q(qe, sizeof qe, why));
     ds->have_primary = 0;
@@ -194,7 +193,7 @@ got_role(struct drv_redis_sentinel *ds, int rc, const struct drv_err *err)
         confirm(ds, &ds->cand);
     } else if (rc == 0) {
         DRV_LOG_WARN("node named by the sentinel is not the primary",
-                     "conn=%s master=%s node=%s role=%s", ds->name,
+                     "conn=%s master=%s node=%s role=%s", ds->watch.name,
                      ds->master,
                      drv__redis_addr_str(&ds->cand, buf, sizeof buf),
                      drv_log_q(qe, sizeof qe, err->msg));
@@ -204,7 +203,7 @@ got_role(struct drv_redis_sentinel *ds, int rc, const struct drv_err *err)
         ds->first = (ds->first + 1) % ds->ns;
     } else {
         DRV_LOG_DEBUG("ROLE check failed", "conn=%s node=%s error=%s",
-                      ds->name,
+                      ds->watch.name,
                       drv__redis_addr_str(&ds->cand, buf, sizeof buf),
                       drv_log_q(qe, sizeof qe, err->msg));
     }
@@ -264,7 +263,7 @@ got_addr(struct drv_redis_sentinel *ds, size_t i, int rc,
 
     if (rc < 0) {
         DRV_LOG_DEBUG("sentinel gave no primary",
-                      "conn=%s sentinel=%s error=%s", ds->name,
+                      "conn=%s sentinel=%s error=%s", ds->watch.name,
                       drv__redis_addr_str(&ds->s[i].addr, buf, sizeof buf),
                       drv_log_q(qe, sizeof qe, err->msg));
         ask_next(ds);
@@ -321,8 +320,8 @@ ask_next(struct drv_redis_sentinel *ds)
     if (!ds->none_logged &&
         drv_clock_mono_ns() - ds->created_ns > ds->round_ns)
         DRV_LOG_WARN("no sentinel named the primary",
-                     "conn=%s master=%s sentinels=%zu", ds->name, ds->master,
-                     ds->ns);
+                     "conn=%s master=%s sentinels=%zu", ds->watch.name,
+                     ds->master, ds->ns);
     ds->none_logged = drv_clock_mono_ns() - ds->created_ns > ds->round_ns;
     round_end(ds);
 }
@@ -432,9 +431,9 @@ drv_redis_sentinel_create(struct drv_loop *loop,
     DRV_ALLOC_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
     ds->created_ns = drv_clock_mono_ns();
     ds->master = drv_xstrdup(o->master);
-    ds->name = drv_xstrdup(o->name != NULL ? o->name : "sentinel");
-    ds->data_url = drv_xstrdup(url);
-    drv__redis_watch_init(&ds->watch, loop, o->tls, timeout_ms,
+    drv__redis_watch_init(&ds->watch, loop,
+                          o->name != NULL ? o->name : "sentinel", url,
+                          o->tls, timeout_ms,
                           o->poll_ms > 0 ? o->poll_ms
                                          : DRV_REDIS_SENTINEL_POLL_MS,
                           on_watch, ds);
@@ -455,7 +454,7 @@ drv_redis_sentinel_create(struct drv_loop *loop,
                              "too long", i);
             goto fail;
         }
-        snprintf(label, sizeof label, "%s-s%zu", ds->name, i);
+        snprintf(label, sizeof label, "%s-s%zu", ds->watch.name, i);
         rc = drv__redis_watch_conn(&ds->watch, url, label, NULL, &s->r,
                                    err);
         explicit_bzero(url, sizeof url);
@@ -463,8 +462,8 @@ drv_redis_sentinel_create(struct drv_loop *loop,
             goto fail;
         ds->ns++;
     }
-    snprintf(label, sizeof label, "%s-role", ds->name);
-    rc = drv__redis_watch_conn(&ds->watch, ds->data_url, label,
+    snprintf(label, sizeof label, "%s-role", ds->watch.name);
+    rc = drv__redis_watch_conn(&ds->watch, ds->watch.data_url, label,
                                probe_locate, &ds->probe, err);
     if (rc < 0)
         goto fail;
@@ -485,8 +484,6 @@ drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
     free(ds->s);
     free(ds->conns);
     free(ds->master);
-    free(ds->name);
-    free(ds->data_url);
     DRV_FREE_OBJ(ds);
 }
 
@@ -494,7 +491,7 @@ const char *
 drv_redis_sentinel_data_url(const struct drv_redis_sentinel *ds)
 {
     DRV_CHECK_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
-    return ds->data_url;
+    return ds->watch.data_url;
 }
 
 void

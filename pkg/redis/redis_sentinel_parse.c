@@ -59,7 +59,6 @@ drv_redis_sentinel_addr_parse(const char *s,
                               struct drv_err *err)
 {
     const char *colon = NULL;
-    const char *end = NULL;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -70,7 +69,6 @@ drv_redis_sentinel_addr_parse(const char *s,
         return drv_err_set(err, -EINVAL,
                            "must be HOST:PORT, e.g. 10.0.0.1:26379, not a "
                            "URL");
-    end = s + strlen(s);
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
 
@@ -84,7 +82,7 @@ drv_redis_sentinel_addr_parse(const char *s,
             return 0;
         if (close[1] != ':')
             return drv_err_set(err, -EINVAL, "junk after ']'");
-        return set_port(out, close + 2, (size_t)(end - close - 2), err);
+        return set_port(out, close + 2, strlen(close + 2), err);
     }
     colon = strchr(s, ':');
     if (colon != NULL && strchr(colon + 1, ':') != NULL)
@@ -95,7 +93,7 @@ drv_redis_sentinel_addr_parse(const char *s,
                   err);
     if (rc < 0 || colon == NULL)
         return rc;
-    return set_port(out, colon + 1, (size_t)(end - colon - 1), err);
+    return set_port(out, colon + 1, strlen(colon + 1), err);
 }
 
 void

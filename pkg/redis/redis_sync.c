@@ -464,23 +464,20 @@ drv_redis_sync_cert_expiry(const struct drv_redis_sync *s, int64_t *out)
     const ASN1_TIME *at;
     X509 *cert;
     struct tm tm;
-    int rc = -ENOENT;
 
     DRV_CHECK_OBJ(s, DRV_REDIS_SYNC_MAGIC);
     *out = -1;
     if (s->ssl == NULL)
         return -ENOTCONN;
-    cert = SSL_get1_peer_certificate(s->ssl);
+    cert = SSL_get0_peer_certificate(s->ssl); /* borrowed from s->ssl */
     if (cert == NULL)
         return -ENOENT;
     at = X509_get0_notAfter(cert);
     memset(&tm, 0, sizeof tm);
-    if (at != NULL && ASN1_TIME_to_tm(at, &tm) == 1) {
-        *out = (int64_t)timegm(&tm);
-        rc = 0;
-    }
-    X509_free(cert);
-    return rc;
+    if (at == NULL || ASN1_TIME_to_tm(at, &tm) != 1)
+        return -ENOENT;
+    *out = (int64_t)timegm(&tm);
+    return 0;
 }
 
 void

@@ -48,6 +48,7 @@ on_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 
 void
 drv__redis_watch_init(struct drv__redis_watch *w, struct drv_loop *loop,
+                      const char *name, const char *data_url,
                       const struct drv_redis_tls *tls, int64_t timeout_ms,
                       int64_t poll_ms, drv__redis_watch_fn *pass, void *ctx)
 {
@@ -55,15 +56,15 @@ drv__redis_watch_init(struct drv__redis_watch *w, struct drv_loop *loop,
                          (suseconds_t)(poll_ms % 1000) * 1000};
 
     *w = (struct drv__redis_watch){.magic = DRV__REDIS_WATCH_MAGIC,
-                                   .loop = loop, .tls = tls,
-                                   .timeout_ms = timeout_ms, .pass = pass,
-                                   .ctx = ctx};
-    w->poll_ev = event_new(drv_loop_base(loop), -1, EV_PERSIST, on_event,
-                           w);
-    w->soon_ev = event_new(drv_loop_base(loop), -1, 0, on_event, w);
-    DRV_AN(w->poll_ev);
-    DRV_AN(w->soon_ev);
-    DRV_AZ(event_add(w->poll_ev, &tv));
+                                   .loop = loop, .name = drv_xstrdup(name),
+                                   .data_url = drv_xstrdup(data_url),
+                                   .tls = tls, .timeout_ms = timeout_ms,
+                                   .pass = pass, .ctx = ctx};
+    DRV_AZ(event_assign(&w->poll_ev, drv_loop_base(loop), -1, EV_PERSIST,
+                        on_event, w));
+    DRV_AZ(event_assign(&w->soon_ev, drv_loop_base(loop), -1, 0, on_event,
+                        w));
+    DRV_AZ(event_add(&w->poll_ev, &tv));
 }
 
 void
@@ -77,8 +78,10 @@ drv__redis_watch_fini(struct drv__redis_watch *w)
     for (i = 0; i < w->nconns; i++)
         drv_redis_free(w->conns[i]);
     free(w->conns);
-    event_free(w->poll_ev);
-    event_free(w->soon_ev);
+    event_del(&w->poll_ev);
+    event_del(&w->soon_ev);
+    free(w->name);
+    free(w->data_url);
     memset(w, 0, sizeof *w);
 }
 
@@ -115,8 +118,8 @@ void
 drv__redis_watch_soon(struct drv__redis_watch *w)
 {
     DRV_CHECK_OBJ(w, DRV__REDIS_WATCH_MAGIC);
-    if (!event_pending(w->soon_ev, EV_TIMEOUT, NULL))
-        event_active(w->soon_ev, EV_TIMEOUT, 0);
+    if (!event_pending(&w->soon_ev, EV_TIMEOUT, NULL))
+        event_active(&w->soon_ev, EV_TIMEOUT, 0);
 }
 
 /* ------------------------------------------------------- node addresses */

@@ -125,7 +125,6 @@ struct drv_tg {
     size_t q_len;                    /* entries in the FIFO */
     struct event kick_ev;            /* embedded: drains the FIFO */
     struct event deadline_ev;        /* embedded: group deadline */
-    enum drv_tg_cause cause;         /* sticky cancel cause */
     int closed;                      /* no more spawns */
     int done_fired;                  /* on_done delivered */
     int quiesced_fired;              /* on_quiesced delivered */
@@ -203,8 +202,8 @@ is_terminal(enum drv_tg_state s)
 static int
 refusing(const struct drv_tg *tg)
 {
-    return tg->closed || tg->cause != DRV_TG_CAUSE_NONE || tg->done_fired ||
-           tg->freeing;
+    return tg->closed || tg->report.cause != DRV_TG_CAUSE_NONE ||
+           tg->done_fired || tg->freeing;
 }
 
 static void
@@ -671,9 +670,9 @@ tg_cancel(struct drv_tg *tg, enum drv_tg_cause cause)
     struct drv_tg_task *t;
     size_t i;
 
-    if (tg->cause != DRV_TG_CAUSE_NONE || tg->done_fired)
+    if (tg->report.cause != DRV_TG_CAUSE_NONE || tg->done_fired)
         return;
-    tg->cause = tg->report.cause = cause;
+    tg->report.cause = cause; /* sticky: the first cause wins */
     tg->closed = 1;
     event_del(&tg->deadline_ev);
     /* spawns are refused from here on, so n_tasks is stable */
@@ -785,10 +784,10 @@ entry_child_done(struct drv_tg_task *e)
         task_to_failed(e, fo->code, drv_xstrdup(buf));
     } else if (e->cancel_req) {
         task_to_cancelled(e, e->cause);
-    } else if (c->cause == DRV_TG_CAUSE_GROUP_DEADLINE) {
+    } else if (r->cause == DRV_TG_CAUSE_GROUP_DEADLINE) {
         task_to_timed_out(e); /* the child's own deadline is its timeout */
-    } else if (c->cause != DRV_TG_CAUSE_NONE) {
-        task_to_cancelled(e, c->cause);
+    } else if (r->cause != DRV_TG_CAUSE_NONE) {
+        task_to_cancelled(e, r->cause);
     } else if (r->n_cancelled > 0) {
         task_to_cancelled(e, DRV_TG_CAUSE_EXPLICIT);
     } else {
@@ -1142,13 +1141,6 @@ drv_tg_report_at(const struct drv_tg_report *r, size_t i)
     DRV_CHECK_OBJ(r->_tg, DRV_TG_MAGIC);
     DRV_ASSERT(i < r->n_tasks);
     return &r->_tg->tasks[i]->out;
-}
-
-enum drv_tg_cause
-drv_tg_cause(const struct drv_tg *tg)
-{
-    DRV_CHECK_OBJ(tg, DRV_TG_MAGIC);
-    return tg->cause;
 }
 
 void

@@ -85,6 +85,18 @@ drv_xstrndup(const char *s, size_t n)
     return p;
 }
 
+void
+drv_strv_free(char **v, size_t n)
+{
+    size_t i;
+
+    if (v == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 /* ------------------------------------------------------------------ reads */
 
 ssize_t

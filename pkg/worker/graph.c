@@ -131,7 +131,6 @@ void
 drv__worker_graph_fini(struct drv_worker *w)
 {
     struct wgraph *g = w->graph;
-    size_t i;
 
     if (DRV_NO_OBJ(g, WGRAPH_MAGIC))
         return;
@@ -141,9 +140,7 @@ drv__worker_graph_fini(struct drv_worker *w)
      * them with every live job */
     free(g->retry);
     drv_redis_script_free(g->script);
-    for (i = 0; i < w->cfg->npipelines; i++)
-        free(g->specs[i]);
-    free(g->specs);
+    drv_strv_free(g->specs, w->cfg->npipelines);
     DRV_FREE_OBJ(g);
     w->graph = NULL;
 }

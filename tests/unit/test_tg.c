@@ -1161,7 +1161,7 @@ ff_fail_outcome(struct ft *f)
     extra.s = f->s;
     o = topts(&extra, 0);
     assert_int_equal(drv_tg_spawn(f->s->tg, &o, NULL), -ESHUTDOWN);
-    assert_int_equal(drv_tg_cause(f->s->tg), DRV_TG_CAUSE_SIBLING_FAILED);
+    assert_int_equal(drv_tg_report(f->s->tg)->cause, DRV_TG_CAUSE_SIBLING_FAILED);
 }
 
 static void
@@ -1641,7 +1641,7 @@ cancel_twice(evutil_socket_t fd, short what, void *arg)
     drv_tg_cancel(s->tg, DRV_TG_CAUSE_EXPLICIT);
     drv_tg_cancel(s->tg, DRV_TG_CAUSE_SHUTDOWN); /* first cause wins */
     drv_tg_task_cancel(idem[1].t, DRV_TG_CAUSE_SHUTDOWN);
-    assert_int_equal(drv_tg_cause(s->tg), DRV_TG_CAUSE_EXPLICIT);
+    assert_int_equal(drv_tg_report(s->tg)->cause, DRV_TG_CAUSE_EXPLICIT);
 }
 
 static void
