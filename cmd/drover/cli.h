@@ -87,39 +87,41 @@ typedef int drv_cli_run_fn(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* One option of a command, beyond the shared ones. */
-struct drv_cli_opt {
-    const char *name;      /* long name: "count" for --count */
-    int letter;            /* short option letter, or 0 */
-    int has_arg;           /* 1: takes a value */
-    const char **value;    /* borrowed: gets the value (a flag: "") */
-};
-
 /*
- * drv__cli_args -- parse a command's argv (argv[0] is its name): its own
- * options (opts, ended by a NULL name; opts may be NULL), the shared ones
- * (-c/--config, --redis, and --json when cli->json_ok), and its operands,
- * named in names (NULL-terminated): operand i goes to out[i] (NULL when
- * absent); the first nrequired must be given ("missing NAME"); more than
- * names holds are bad usage unless rest is not NULL, which then gets the
- * index in argv of the first operand past them (argc when none). An
- * operand named QUEUE is checked as a queue name; one named ID must not
- * be empty. Options may come before, between or after the operands; "--"
- * ends them. Returns 0, or -EINVAL with the message and the usage
- * printed.
+ * drv__cli_args -- parse a command's argv (argv[0] is its name) as spec
+ * says, into the pointers that follow it, one per word of spec and in
+ * its order, ended by NULL:
+ *
+ *   rc = drv__cli_args(cli, argc, argv, "QUEUE ID --field=",
+ *                      &queue, &id, &field, NULL);
+ *
+ * spec is words apart by one space, as in the usage line:
+ *   NAME       an operand that must be given ("missing NAME"); a
+ *              const char ** gets it
+ *   [NAME]     an operand that may be left out: NULL then; operands are
+ *              taken in order, so the optional ones come last
+ *   NAME...    any number of further operands, each checked as NAME
+ *              is; an int * gets the index in argv of the first (argc
+ *              when none). Without it, a further operand is bad usage.
+ *   --name     a flag: "" when given
+ *   --name=    an option with a value: the value (the last one given)
+ *   -x|--name= the same, with the short option -x too
+ * An option not given leaves its pointer as it was: NULL, or a default.
+ * An operand named QUEUE is checked as a queue name; one named ID must
+ * not be empty. The shared options (-c/--config, --redis, and --json
+ * when cli->json_ok) are taken too, into cli. Options may come before,
+ * between or after the operands; "--" ends them. Returns 0, or -EINVAL
+ * with the message and the usage printed.
  */
 int drv__cli_args(struct drv_cli *cli, int argc, char **argv,
-                  const struct drv_cli_opt *opts, const char *const *names,
-                  int nrequired, const char **out, int *rest);
+                  const char *spec, ...) __attribute__((sentinel));
 
 /*
- * drv__cli_args_connect -- for a command with no options of its own:
- * drv__cli_args (no opts, no rest), then drv__cli_connect. 0, or the
- * first one's error (printed).
+ * drv__cli_args_connect -- drv__cli_args, then drv__cli_connect. 0, or
+ * the first one's error (printed).
  */
 int drv__cli_args_connect(struct drv_cli *cli, int argc, char **argv,
-                          const char *const *names, int nrequired,
-                          const char **out);
+                          const char *spec, ...) __attribute__((sentinel));
 
 /* drv__cli_check_queue -- validate a QUEUE operand; -EINVAL (usage) if
  * bad. */

@@ -84,24 +84,18 @@ int
 drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
 {
     const char *user_opt = NULL, *rule_opt = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"user", 0, 1, &user_opt},
-        {"acl-rule", 0, 0, &rule_opt},
-        {NULL, 0, 0, NULL},
-    };
     struct drv_queue_doctor_opts o;
     struct drv_queue_doctor_report rep;
     struct drv_queue_cmds c;
     struct drv_queue_doctor_sentinel *sents = NULL;
     redisReply **out = NULL;
-    size_t *counts = NULL, i;
+    size_t *counts = NULL;
     char user[DRV_REDIS_CRED_MAX];
     struct drv_buf b;
     int rest = 0, rc;
 
-    rc = drv__cli_args(cli, argc, argv, opts, NULL, 0, NULL, &rest);
-    for (i = (size_t)rest; rc == 0 && i < (size_t)argc; i++)
-        rc = drv__cli_check_queue(cli, argv[i]);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE... --user= --acl-rule", &rest,
+                       &user_opt, &rule_opt, NULL);
     if (rc == 0 && user_opt != NULL && user_opt[0] == '\0')
         rc = drv__cli_usage_error(cli, "--user: empty name");
     if (rc == 0)

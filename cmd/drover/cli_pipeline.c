@@ -167,12 +167,7 @@ drv__cli_graph_takeback(struct drv_cli *cli,
 int
 drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", "ID", NULL};
-    const char *cancel = NULL, *ops[2] = {NULL, NULL};
-    const struct drv_cli_opt opts[] = {
-        {"cancel", 0, 0, &cancel},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *id = NULL, *cancel = NULL;
     struct drv_queue_cmds c;
     struct drv_script_call call;
     struct drv_queue_graph_run run;
@@ -185,7 +180,8 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     int rc;
 
     memset(&gc, 0, sizeof gc);
-    rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE ID --cancel", &queue, &id,
+                       &cancel, NULL);
     if (rc < 0)
         return rc;
     rc = drv__cli_connect(cli);
@@ -194,15 +190,15 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     memset(&run, 0, sizeof run);
     drv_queue_cmds_init(&c);
     if (cancel != NULL) {
-        drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, ops[0],
-                               ops[1], strlen(ops[1]), drv_clock_unix_ms(),
+        drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, queue,
+                               id, strlen(id), drv_clock_unix_ms(),
                                cli->cfg->redis.cluster.nnodes > 0);
         drv_script_call_eval(&call, drv_queue_cmds_add(&c));
         drv_script_call_fini(&call);
         hi = 1;
     }
-    drv_queue_graph_run_build(&c, cli->cfg->redis.prefix, ops[0], ops[1],
-                              strlen(ops[1]));
+    drv_queue_graph_run_build(&c, cli->cfg->redis.prefix, queue, id,
+                              strlen(id));
     rc = drv__cli_run(cli, &c, &out);
     if (rc < 0)
         goto done;
@@ -221,12 +217,12 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     if (run.hash == NULL) {
         fprintf(stderr, "%s: no pipeline run %s on queue %s (a graph run's "
                 "state is kept result_ttl, or a day, after it ends)\n",
-                cli->prog, ops[1], ops[0]);
+                cli->prog, id, queue);
         rc = -ENOENT;
         goto done;
     }
     if (cli->json) {
-        drv_queue_graph_run_json(drv__cli_json_begin(&o), ops[0], ops[1],
+        drv_queue_graph_run_json(drv__cli_json_begin(&o), queue, id,
                                  &run, cr);
         drv__cli_json_end(&o);
     } else {
@@ -236,7 +232,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
                    cr->removed, cr->delayed, cr->marked);
         else if (cr != NULL)
             printf("not cancelled: the run is %s\n", cr->status);
-        print_text(ops[1], &run);
+        print_text(id, &run);
     }
     if (cr != NULL && !cr->changed)
         rc = -EALREADY;

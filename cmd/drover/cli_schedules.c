@@ -151,7 +151,7 @@ drv__cli_schedules(struct drv_cli *cli, int argc, char **argv)
     size_t i;
     int rc, bad = 0;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, NULL, 0, NULL, NULL);
+    rc = drv__cli_args(cli, argc, argv, "", NULL);
     if (rc == 0)
         rc = drv__cli_config(cli);
     /* nothing to read from Redis without schedules */

@@ -104,11 +104,7 @@ drv__cli_stats(struct drv_cli *cli, int argc, char **argv)
     size_t nq = 0, i;
     int rest = 0, rc;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, NULL, 0, NULL, &rest);
-    for (i = (size_t)rest; rc == 0 && i < (size_t)argc; i++)
-        rc = drv__cli_check_queue(cli, argv[i]);
-    if (rc == 0)
-        rc = drv__cli_connect(cli);
+    rc = drv__cli_args_connect(cli, argc, argv, "QUEUE...", &rest, NULL);
     if (rc < 0)
         return rc;
     if (rest < argc) {
@@ -206,7 +202,7 @@ drv__cli_workers(struct drv_cli *cli, int argc, char **argv)
     redisReply **out = NULL;
     int rc;
 
-    rc = drv__cli_args_connect(cli, argc, argv, NULL, 0, NULL);
+    rc = drv__cli_args_connect(cli, argc, argv, "", NULL);
     if (rc < 0)
         return rc;
     drv_queue_cmds_init(&c);
