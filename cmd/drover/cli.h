@@ -57,6 +57,10 @@ struct drv_cli {
                                   command) */
     int json;                  /* --json given: one JSON document on
                                   stdout instead of the text */
+    int json_begun;            /* drv__cli_json_begin was called: doc
+                                  and doc_w hold the document */
+    struct drv_buf doc;        /* owned: the JSON document */
+    struct drv_json doc_w;     /* writes into doc */
     struct drv_config *cfg;    /* owned: from file, or the defaults;
                                   NULL until drv__cli_config */
     struct drv_redis_sync *rs; /* owned: NULL until drv__cli_connect */
@@ -243,24 +247,14 @@ char *drv__cli_time(int64_t ms, char *buf, size_t n);
 /* drv__cli_age -- a duration in ms as "3s", "5m12s", "2h3m", "4d1h". */
 char *drv__cli_age(int64_t ms, char *buf, size_t n);
 
-/* drv__cli_json_print -- end the JSON document in b: write it and a
- * newline to stdout. */
-void drv__cli_json_print(const struct drv_buf *b);
-
 /*
- * One JSON document for stdout: drv__cli_json_begin returns the writer,
- * drv__cli_json_end ends it, prints it (drv__cli_json_print) and frees
- * it.
+ * The command's one JSON document (--json): drv__cli_json_begin returns
+ * its writer (once per command); main ends the document when the
+ * command returns (drv__cli_json_end), writes it and a newline to stdout
+ * and frees it. A command that began none prints none.
  */
-struct drv_cli_json {
-    unsigned magic;
-#define DRV_CLI_JSON_MAGIC 0xc1150a0dU
-    struct drv_buf b;   /* the document */
-    struct drv_json j;  /* writes into b */
-};
-
-struct drv_json *drv__cli_json_begin(struct drv_cli_json *o);
-void drv__cli_json_end(struct drv_cli_json *o);
+struct drv_json *drv__cli_json_begin(struct drv_cli *cli);
+void drv__cli_json_end(struct drv_cli *cli);
 
 /*
  * A text table: rows of cells, printed with every column as wide as its

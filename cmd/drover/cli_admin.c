@@ -262,7 +262,6 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
     struct drv_queue_lookup l;
     struct drv_queue_keys k;
     const struct drv_field *v = NULL;
-    struct drv_cli_json o;
     int rc;
 
     rc = drv__cli_args(cli, argc, argv, "QUEUE ID --field=", &queue, &id,
@@ -285,8 +284,7 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
         if (rc == 0)
             rc = -ENOENT;
     } else if (rc == 0 && cli->json) {
-        drv_queue_lookup_json(drv__cli_json_begin(&o), queue, id, &l);
-        drv__cli_json_end(&o);
+        drv_queue_lookup_json(drv__cli_json_begin(cli), queue, id, &l);
         if (l.result == NULL)
             rc = -ENOENT;
     } else if (rc == 0 && field != NULL) {

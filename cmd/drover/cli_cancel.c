@@ -28,7 +28,6 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     struct drv_script_call call;
     redisReply **r = NULL;
     struct drv_queue_graph_cancelled gc = {0};
-    struct drv_cli_json o;
     int rc;
 
     rc = drv__cli_args_connect(cli, argc, argv, "QUEUE ID", &queue, &id,
@@ -55,8 +54,7 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
         rc = drv__cli_parsed(cli, rc, &err);
     }
     if (rc == 0 && cli->json) {
-        drv_queue_cancel_json(drv__cli_json_begin(&o), queue, id, &cn);
-        drv__cli_json_end(&o);
+        drv_queue_cancel_json(drv__cli_json_begin(cli), queue, id, &cn);
     } else if (rc == 0 && drv_queue_cancel_total(&cn) > 0) {
         printf("cancelled: %lld waiting, %lld delayed removed; %lld running "
                "(its worker stops it within a second)\n",

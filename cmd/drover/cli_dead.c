@@ -121,13 +121,11 @@ static void
 print_page(struct drv_cli *cli, const char *queue,
            const struct drv_queue_dead_page *p)
 {
-    struct drv_cli_json o;
     struct drv_buf b;
     size_t i;
 
     if (cli->json) {
-        drv_queue_dead_page_json(drv__cli_json_begin(&o), queue, p);
-        drv__cli_json_end(&o);
+        drv_queue_dead_page_json(drv__cli_json_begin(cli), queue, p);
         return;
     }
     drv_buf_init(&b);

@@ -175,7 +175,6 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     redisReply **out = NULL;
     struct drv_queue_graph_cancelled gc;
     const struct drv_queue_graph_cancelled *cr = NULL;
-    struct drv_cli_json o;
     size_t hi = 0;
     int rc;
 
@@ -222,9 +221,8 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
         goto done;
     }
     if (cli->json) {
-        drv_queue_graph_run_json(drv__cli_json_begin(&o), queue, id,
+        drv_queue_graph_run_json(drv__cli_json_begin(cli), queue, id,
                                  &run, cr);
-        drv__cli_json_end(&o);
     } else {
         if (cr != NULL && cr->changed)
             printf("cancelled: %lld waiting entries removed, %lld delayed "

@@ -58,7 +58,6 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
     };
     struct drv_queue_stats *s = drv_xcalloc(nq + 1, sizeof *s);
     struct drv_cli_table t;
-    struct drv_cli_json o;
     struct drv_json *j;
     struct drv_err err;
     size_t i;
@@ -72,7 +71,7 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
         s[i].dead_max = cli->cfg->worker.dead_max;
     }
     if (rc == 0 && cli->json) {
-        j = drv__cli_json_begin(&o);
+        j = drv__cli_json_begin(cli);
         drv_json_object_begin(j);
         drv_json_key(j, "queues");
         drv_json_array_begin(j);
@@ -80,7 +79,6 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
             drv_queue_stats_json(j, queues[i], &s[i]);
         drv_json_array_end(j);
         drv_json_object_end(j);
-        drv__cli_json_end(&o);
     } else if (rc == 0) {
         /* numbers right-aligned */
         drv__cli_table_init(&t, 12, 0xfeu | (7u << 9));
@@ -177,12 +175,10 @@ print_workers(struct drv_cli *cli, const struct drv_queue_workers *ws)
     };
     int64_t now = drv_clock_unix_ms();
     struct drv_cli_table t;
-    struct drv_cli_json o;
     size_t i;
 
     if (cli->json) {
-        drv_queue_workers_json(drv__cli_json_begin(&o), ws, now);
-        drv__cli_json_end(&o);
+        drv_queue_workers_json(drv__cli_json_begin(cli), ws, now);
         return;
     }
     drv__cli_table_init(&t, 8, (1u << 2) | (1u << 4));

@@ -194,13 +194,10 @@ print_run(const struct drv_queue_graph_run *run)
 
 /* The --json document: a job's outcome, or a run's (when run->hash). */
 static void
-print_json(const char *queue, const char *id, int timed_out,
-           const struct drv_queue_lookup *l,
+print_json(struct drv_json *j, const char *queue, const char *id,
+           int timed_out, const struct drv_queue_lookup *l,
            const struct drv_queue_graph_run *run)
 {
-    struct drv_cli_json o;
-    struct drv_json *j = drv__cli_json_begin(&o);
-
     drv_json_object_begin(j);
     drv_json_member_bytes(j, "queue", queue, strlen(queue));
     drv_json_member_bytes(j, "id", id, strlen(id));
@@ -216,7 +213,6 @@ print_json(const char *queue, const char *id, int timed_out,
         drv_queue_result_json(j, l->result);
     }
     drv_json_object_end(j);
-    drv__cli_json_end(&o);
 }
 
 /* SUBSCRIBE sub to the queue's done channel. */
@@ -377,7 +373,8 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     st = run.hash != NULL ? drv_queue_graph_run_final(&run)
                           : final_status(l.result);
     if (cli->json && (rc == 0 || rc == -ENOENT || rc == -ETIMEDOUT)) {
-        print_json(queue, id, timed_out && st == NULL, &l, &run);
+        print_json(drv__cli_json_begin(cli), queue, id,
+                   timed_out && st == NULL, &l, &run);
     } else if (run.hash != NULL && rc == 0 && st != NULL) {
         print_run(&run);
     } else if (run.hash != NULL && rc == -ETIMEDOUT) {

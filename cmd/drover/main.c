@@ -663,6 +663,7 @@ main(int argc, char **argv)
      * error return, not a SIGPIPE */
     signal(SIGPIPE, SIG_IGN);
     rc = cmd->run(&cli, sub_argc, sub_argv);
+    drv__cli_json_end(&cli);
     drv__cli_disconnect(&cli);
     if (fflush(stdout) != 0 && rc == 0) {
         /* a reader that went away (`drover dead list Q | head`) has all
