@@ -301,13 +301,18 @@ int drv__cli_cancel(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_wait(struct drv_cli *cli, int argc, char **argv);
 /* cli_pipeline.c: a graph pipeline run, its cancel */
 int drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv);
-/* drv__cli_graph_takeback -- on Redis Cluster, after a graph cancel: take
- * back gc's entries on other queues (each in its own slot), counted into
- * gc. 0, or <0 with err. */
+/* drv__cli_graph_cancel -- add to c the cancel of the graph run id on
+ * queue: its waiting nodes never start, its items stop being released
+ * (nothing happens when there is no such run). */
+void drv__cli_graph_cancel(struct drv_cli *cli, struct drv_queue_cmds *c,
+                           const char *queue, const char *id);
+/* drv__cli_graph_cancelled -- that cancel's reply r into gc, then, on
+ * Redis Cluster, take back gc's entries on other queues (each in its own
+ * slot), counted into gc. 0, or <0 with err. */
 struct drv_queue_graph_cancelled;
-int drv__cli_graph_takeback(struct drv_cli *cli,
-                            struct drv_queue_graph_cancelled *gc,
-                            struct drv_err *err);
+int drv__cli_graph_cancelled(struct drv_cli *cli, const redisReply *r,
+                             struct drv_queue_graph_cancelled *gc,
+                             struct drv_err *err);
 /* web.c: the dashboard's HTTP server */
 int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 

@@ -11,7 +11,6 @@
 
 #include "drover/buf.h"
 #include "drover/json.h"
-#include "drover/clock.h"
 #include "drover/queue_cancel.h"
 #include "drover/queue_graph.h"
 
@@ -25,7 +24,6 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     struct drv_queue_keys k;
     struct drv_queue_cmds c;
     struct drv_err err;
-    struct drv_script_call call;
     redisReply **r = NULL;
     struct drv_queue_graph_cancelled gc = {0};
     int rc;
@@ -38,17 +36,11 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     drv_queue_cmds_init(&c);
     /* first a graph pipeline run of that id, if there is one: its
      * waiting nodes never start, its items stop being released */
-    drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, queue, id,
-                           strlen(id), drv_clock_unix_ms(),
-                           cli->cfg->redis.cluster.nnodes > 0);
-    drv_script_call_eval(&call, drv_queue_cmds_add(&c));
-    drv_script_call_fini(&call);
+    drv__cli_graph_cancel(cli, &c, queue, id);
     drv_queue_cancel_build(&c, &k, id, strlen(id));
     rc = drv__cli_run(cli, &c, &r);
     if (rc == 0) {
-        rc = drv_queue_graph_cancel_parse(r[0], &gc, &err);
-        if (rc == 0)
-            rc = drv__cli_graph_takeback(cli, &gc, &err);
+        rc = drv__cli_graph_cancelled(cli, r[0], &gc, &err);
         if (rc == 0)
             rc = drv_queue_cancel_parse(r + 1, c.n - 1, &cn, &err);
         rc = drv__cli_parsed(cli, rc, &err);

@@ -119,10 +119,24 @@ print_text(const char *id, const struct drv_queue_graph_run *run)
     drv__cli_table_fini(&t);
 }
 
-int
-drv__cli_graph_takeback(struct drv_cli *cli,
-                        struct drv_queue_graph_cancelled *gc,
-                        struct drv_err *err)
+void
+drv__cli_graph_cancel(struct drv_cli *cli, struct drv_queue_cmds *c,
+                      const char *queue, const char *id)
+{
+    struct drv_script_call call;
+
+    drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, queue, id,
+                           strlen(id), drv_clock_unix_ms(),
+                           cli->cfg->redis.cluster.nnodes > 0);
+    drv_script_call_eval(&call, drv_queue_cmds_add(c));
+    drv_script_call_fini(&call);
+}
+
+/* On Redis Cluster, after a graph cancel: take back gc's entries on other
+ * queues. As drv__cli_graph_cancelled. */
+static int
+takeback(struct drv_cli *cli, struct drv_queue_graph_cancelled *gc,
+         struct drv_err *err)
 {
     struct drv_queue_cmds c;
     struct drv_script_call call;
@@ -165,11 +179,20 @@ drv__cli_graph_takeback(struct drv_cli *cli,
 }
 
 int
+drv__cli_graph_cancelled(struct drv_cli *cli, const redisReply *r,
+                         struct drv_queue_graph_cancelled *gc,
+                         struct drv_err *err)
+{
+    int rc = drv_queue_graph_cancel_parse(r, gc, err);
+
+    return rc < 0 ? rc : takeback(cli, gc, err);
+}
+
+int
 drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
 {
     const char *queue = NULL, *id = NULL, *cancel = NULL;
     struct drv_queue_cmds c;
-    struct drv_script_call call;
     struct drv_queue_graph_run run;
     struct drv_err err;
     redisReply **out = NULL;
@@ -189,11 +212,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     memset(&run, 0, sizeof run);
     drv_queue_cmds_init(&c);
     if (cancel != NULL) {
-        drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, queue,
-                               id, strlen(id), drv_clock_unix_ms(),
-                               cli->cfg->redis.cluster.nnodes > 0);
-        drv_script_call_eval(&call, drv_queue_cmds_add(&c));
-        drv_script_call_fini(&call);
+        drv__cli_graph_cancel(cli, &c, queue, id);
         hi = 1;
     }
     drv_queue_graph_run_build(&c, cli->cfg->redis.prefix, queue, id,
@@ -202,8 +221,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     if (rc < 0)
         goto done;
     if (cancel != NULL) {
-        if (drv_queue_graph_cancel_parse(out[0], &gc, &err) < 0 ||
-            drv__cli_graph_takeback(cli, &gc, &err) < 0) {
+        if (drv__cli_graph_cancelled(cli, out[0], &gc, &err) < 0) {
             rc = drv__cli_failed(cli, &err);
             goto done;
         }
