@@ -57,6 +57,10 @@ struct drv_cli {
                                   command) */
     int json;                  /* --json given: one JSON document on
                                   stdout instead of the text */
+    int json_begun;            /* drv__cli_json_begin was called: doc
+                                  and doc_w hold the document */
+    struct drv_buf doc;        /* owned: the JSON document */
+    struct drv_json doc_w;     /* writes into doc */
     struct drv_config *cfg;    /* owned: from file, or the defaults;
                                   NULL until drv__cli_config */
     struct drv_redis_sync *rs; /* owned: NULL until drv__cli_connect */
@@ -87,39 +91,41 @@ typedef int drv_cli_run_fn(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* One option of a command, beyond the shared ones. */
-struct drv_cli_opt {
-    const char *name;      /* long name: "count" for --count */
-    int letter;            /* short option letter, or 0 */
-    int has_arg;           /* 1: takes a value */
-    const char **value;    /* borrowed: gets the value (a flag: "") */
-};
-
 /*
- * drv__cli_args -- parse a command's argv (argv[0] is its name): its own
- * options (opts, ended by a NULL name; opts may be NULL), the shared ones
- * (-c/--config, --redis, and --json when cli->json_ok), and its operands,
- * named in names (NULL-terminated): operand i goes to out[i] (NULL when
- * absent); the first nrequired must be given ("missing NAME"); more than
- * names holds are bad usage unless rest is not NULL, which then gets the
- * index in argv of the first operand past them (argc when none). An
- * operand named QUEUE is checked as a queue name; one named ID must not
- * be empty. Options may come before, between or after the operands; "--"
- * ends them. Returns 0, or -EINVAL with the message and the usage
- * printed.
+ * drv__cli_args -- parse a command's argv (argv[0] is its name) as spec
+ * says, into the pointers that follow it, one per word of spec and in
+ * its order, ended by NULL:
+ *
+ *   rc = drv__cli_args(cli, argc, argv, "QUEUE ID --field=",
+ *                      &queue, &id, &field, NULL);
+ *
+ * spec is words apart by one space, as in the usage line:
+ *   NAME       an operand that must be given ("missing NAME"); a
+ *              const char ** gets it
+ *   [NAME]     an operand that may be left out: NULL then; operands are
+ *              taken in order, so the optional ones come last
+ *   NAME...    any number of further operands, each checked as NAME
+ *              is; an int * gets the index in argv of the first (argc
+ *              when none). Without it, a further operand is bad usage.
+ *   --name     a flag: "" when given
+ *   --name=    an option with a value: the value (the last one given)
+ *   -x|--name= the same, with the short option -x too
+ * An option not given leaves its pointer as it was: NULL, or a default.
+ * An operand named QUEUE is checked as a queue name; one named ID must
+ * not be empty. The shared options (-c/--config, --redis, and --json
+ * when cli->json_ok) are taken too, into cli. Options may come before,
+ * between or after the operands; "--" ends them. Returns 0, or -EINVAL
+ * with the message and the usage printed.
  */
 int drv__cli_args(struct drv_cli *cli, int argc, char **argv,
-                  const struct drv_cli_opt *opts, const char *const *names,
-                  int nrequired, const char **out, int *rest);
+                  const char *spec, ...) __attribute__((sentinel));
 
 /*
- * drv__cli_args_connect -- for a command with no options of its own:
- * drv__cli_args (no opts, no rest), then drv__cli_connect. 0, or the
- * first one's error (printed).
+ * drv__cli_args_connect -- drv__cli_args, then drv__cli_connect. 0, or
+ * the first one's error (printed).
  */
 int drv__cli_args_connect(struct drv_cli *cli, int argc, char **argv,
-                          const char *const *names, int nrequired,
-                          const char **out);
+                          const char *spec, ...) __attribute__((sentinel));
 
 /* drv__cli_check_queue -- validate a QUEUE operand; -EINVAL (usage) if
  * bad. */
@@ -241,24 +247,14 @@ char *drv__cli_time(int64_t ms, char *buf, size_t n);
 /* drv__cli_age -- a duration in ms as "3s", "5m12s", "2h3m", "4d1h". */
 char *drv__cli_age(int64_t ms, char *buf, size_t n);
 
-/* drv__cli_json_print -- end the JSON document in b: write it and a
- * newline to stdout. */
-void drv__cli_json_print(const struct drv_buf *b);
-
 /*
- * One JSON document for stdout: drv__cli_json_begin returns the writer,
- * drv__cli_json_end ends it, prints it (drv__cli_json_print) and frees
- * it.
+ * The command's one JSON document (--json): drv__cli_json_begin returns
+ * its writer (once per command); main ends the document when the
+ * command returns (drv__cli_json_end), writes it and a newline to stdout
+ * and frees it. A command that began none prints none.
  */
-struct drv_cli_json {
-    unsigned magic;
-#define DRV_CLI_JSON_MAGIC 0xc1150a0dU
-    struct drv_buf b;   /* the document */
-    struct drv_json j;  /* writes into b */
-};
-
-struct drv_json *drv__cli_json_begin(struct drv_cli_json *o);
-void drv__cli_json_end(struct drv_cli_json *o);
+struct drv_json *drv__cli_json_begin(struct drv_cli *cli);
+void drv__cli_json_end(struct drv_cli *cli);
 
 /*
  * A text table: rows of cells, printed with every column as wide as its
@@ -305,13 +301,18 @@ int drv__cli_cancel(struct drv_cli *cli, int argc, char **argv);
 int drv__cli_wait(struct drv_cli *cli, int argc, char **argv);
 /* cli_pipeline.c: a graph pipeline run, its cancel */
 int drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv);
-/* drv__cli_graph_takeback -- on Redis Cluster, after a graph cancel: take
- * back gc's entries on other queues (each in its own slot), counted into
- * gc. 0, or <0 with err. */
+/* drv__cli_graph_cancel -- add to c the cancel of the graph run id on
+ * queue: its waiting nodes never start, its items stop being released
+ * (nothing happens when there is no such run). */
+void drv__cli_graph_cancel(struct drv_cli *cli, struct drv_queue_cmds *c,
+                           const char *queue, const char *id);
+/* drv__cli_graph_cancelled -- that cancel's reply r into gc, then, on
+ * Redis Cluster, take back gc's entries on other queues (each in its own
+ * slot), counted into gc. 0, or <0 with err. */
 struct drv_queue_graph_cancelled;
-int drv__cli_graph_takeback(struct drv_cli *cli,
-                            struct drv_queue_graph_cancelled *gc,
-                            struct drv_err *err);
+int drv__cli_graph_cancelled(struct drv_cli *cli, const redisReply *r,
+                             struct drv_queue_graph_cancelled *gc,
+                             struct drv_err *err);
 /* web.c: the dashboard's HTTP server */
 int drv__cli_web(struct drv_cli *cli, int argc, char **argv);
 

@@ -27,7 +27,6 @@
 static int
 pause_resume(struct drv_cli *cli, int argc, char **argv, int resume)
 {
-    static const char *const names[] = {"QUEUE", NULL};
     struct drv_queue_keys k;
     struct drv_queue_cmds c;
     struct drv_err err;
@@ -35,7 +34,7 @@ pause_resume(struct drv_cli *cli, int argc, char **argv, int resume)
     const char *queue = NULL;
     int rc, was_paused = 0;
 
-    rc = drv__cli_args_connect(cli, argc, argv, names, 1, &queue);
+    rc = drv__cli_args_connect(cli, argc, argv, "QUEUE", &queue, NULL);
     if (rc < 0)
         return rc;
     drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
@@ -259,19 +258,14 @@ fetch(struct drv_cli *cli, const struct drv_queue_keys *k, const char *id,
 int
 drv__cli_result(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", "ID", NULL};
-    const char *field = NULL, *ops[2] = {NULL, NULL};
-    const struct drv_cli_opt opts[] = {
-        {"field", 0, 1, &field},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *id = NULL, *field = NULL;
     struct drv_queue_lookup l;
     struct drv_queue_keys k;
     const struct drv_field *v = NULL;
-    struct drv_cli_json o;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE ID --field=", &queue, &id,
+                       &field, NULL);
     if (rc < 0)
         return rc;
     if (field != NULL && cli->json)
@@ -279,19 +273,18 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
     rc = drv__cli_connect(cli);
     if (rc < 0)
         return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
     /* the result alone first: where a job waits costs a scan, asked
      * only when there is no result (or for --json, which always says) */
-    rc = fetch(cli, &k, ops[1], cli->json, &l);
+    rc = fetch(cli, &k, id, cli->json, &l);
     if (rc == 0 && l.result == NULL && !cli->json) {
-        rc = fetch(cli, &k, ops[1], 1, &l);
+        rc = fetch(cli, &k, id, 1, &l);
         if (rc == 0)
-            print_no_result(cli, ops[1], &l);
+            print_no_result(cli, id, &l);
         if (rc == 0)
             rc = -ENOENT;
     } else if (rc == 0 && cli->json) {
-        drv_queue_lookup_json(drv__cli_json_begin(&o), ops[0], ops[1], &l);
-        drv__cli_json_end(&o);
+        drv_queue_lookup_json(drv__cli_json_begin(cli), queue, id, &l);
         if (l.result == NULL)
             rc = -ENOENT;
     } else if (rc == 0 && field != NULL) {
@@ -299,7 +292,7 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
         v = drv_job_field(l.result, field);
         if (v == NULL) {
             fprintf(stderr, "%s: the result of %s has no field \"%s\"\n",
-                    cli->prog, ops[1], field);
+                    cli->prog, id, field);
             rc = -ENOENT;
         } else {
             fwrite(v->value, 1, v->value_len, stdout);
@@ -317,13 +310,12 @@ drv__cli_result(struct drv_cli *cli, int argc, char **argv)
 int
 drv__cli_check_config(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"FILE", NULL};
     struct drv_config_errors errs;
     struct drv_config *cfg = NULL;
     const char *file = NULL;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, names, 0, &file, NULL);
+    rc = drv__cli_args(cli, argc, argv, "[FILE]", &file, NULL);
     if (rc < 0)
         return rc;
     /* FILE, else the -c file: `drover -c FILE check-config` reads well */

@@ -11,7 +11,6 @@
 
 #include "drover/buf.h"
 #include "drover/json.h"
-#include "drover/clock.h"
 #include "drover/queue_cancel.h"
 #include "drover/queue_graph.h"
 
@@ -20,43 +19,34 @@
 int
 drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", "ID", NULL};
-    const char *ops[2] = {NULL, NULL};
+    const char *queue = NULL, *id = NULL;
     struct drv_queue_cancel cn;
     struct drv_queue_keys k;
     struct drv_queue_cmds c;
     struct drv_err err;
-    struct drv_script_call call;
     redisReply **r = NULL;
     struct drv_queue_graph_cancelled gc = {0};
-    struct drv_cli_json o;
     int rc;
 
-    rc = drv__cli_args_connect(cli, argc, argv, names, 2, ops);
+    rc = drv__cli_args_connect(cli, argc, argv, "QUEUE ID", &queue, &id,
+                               NULL);
     if (rc < 0)
         return rc;
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
     drv_queue_cmds_init(&c);
     /* first a graph pipeline run of that id, if there is one: its
      * waiting nodes never start, its items stop being released */
-    drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, ops[0], ops[1],
-                           strlen(ops[1]), drv_clock_unix_ms(),
-                           cli->cfg->redis.cluster.nnodes > 0);
-    drv_script_call_eval(&call, drv_queue_cmds_add(&c));
-    drv_script_call_fini(&call);
-    drv_queue_cancel_build(&c, &k, ops[1], strlen(ops[1]));
+    drv__cli_graph_cancel(cli, &c, queue, id);
+    drv_queue_cancel_build(&c, &k, id, strlen(id));
     rc = drv__cli_run(cli, &c, &r);
     if (rc == 0) {
-        rc = drv_queue_graph_cancel_parse(r[0], &gc, &err);
-        if (rc == 0)
-            rc = drv__cli_graph_takeback(cli, &gc, &err);
+        rc = drv__cli_graph_cancelled(cli, r[0], &gc, &err);
         if (rc == 0)
             rc = drv_queue_cancel_parse(r + 1, c.n - 1, &cn, &err);
         rc = drv__cli_parsed(cli, rc, &err);
     }
     if (rc == 0 && cli->json) {
-        drv_queue_cancel_json(drv__cli_json_begin(&o), ops[0], ops[1], &cn);
-        drv__cli_json_end(&o);
+        drv_queue_cancel_json(drv__cli_json_begin(cli), queue, id, &cn);
     } else if (rc == 0 && drv_queue_cancel_total(&cn) > 0) {
         printf("cancelled: %lld waiting, %lld delayed removed; %lld running "
                "(its worker stops it within a second)\n",
@@ -69,7 +59,7 @@ drv__cli_cancel(struct drv_cli *cli, int argc, char **argv)
     if (rc == 0 && drv_queue_cancel_total(&cn) == 0 && !gc.changed) {
         if (!cli->json)
             fprintf(stderr, "%s: no unfinished job %s in queue %s%s\n",
-                    cli->prog, ops[1], ops[0], cn.scan_incomplete
+                    cli->prog, id, queue, cn.scan_incomplete
                     ? " (the stream is longer than the part looked at)"
                     : "");
         rc = -ENOENT;

@@ -121,13 +121,11 @@ static void
 print_page(struct drv_cli *cli, const char *queue,
            const struct drv_queue_dead_page *p)
 {
-    struct drv_cli_json o;
     struct drv_buf b;
     size_t i;
 
     if (cli->json) {
-        drv_queue_dead_page_json(drv__cli_json_begin(&o), queue, p);
-        drv__cli_json_end(&o);
+        drv_queue_dead_page_json(drv__cli_json_begin(cli), queue, p);
         return;
     }
     drv_buf_init(&b);
@@ -141,19 +139,14 @@ print_page(struct drv_cli *cli, const char *queue,
 static int
 dead_list(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", NULL};
-    const char *count = NULL, *queue = NULL, *after = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"count", 'n', 1, &count},
-        {"after", 0, 1, &after},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *count = NULL, *after = NULL;
     struct drv_queue_dead_page page;
     struct dead_call d;
     int64_t n = 0;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, opts, names, 1, &queue, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE -n|--count= --after=",
+                       &queue, &count, &after, NULL);
     if (rc < 0)
         return rc;
     /* n < 1 checked here too: drv_parse_int does not apply min to
@@ -184,39 +177,35 @@ dead_list(struct drv_cli *cli, int argc, char **argv)
 static int
 dead_retry(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", "ID", NULL};
-    const char *all = NULL, *ops[2] = {NULL, NULL};
-    const struct drv_cli_opt opts[] = {
-        {"all", 0, 0, &all},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *id = NULL, *all = NULL;
     struct dead_call d;
     int64_t moved = 0;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, opts, names, 1, ops, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE [ID] --all", &queue, &id,
+                       &all, NULL);
     if (rc < 0)
         return rc;
-    if (all != NULL && ops[1] != NULL)
+    if (all != NULL && id != NULL)
         return drv__cli_usage_error(cli, "give either ID or --all");
-    if (all == NULL && ops[1] == NULL)
+    if (all == NULL && id == NULL)
         return drv__cli_usage_error(cli, "missing ID (or --all)");
-    rc = dead_begin(cli, ops[0], &d);
+    rc = dead_begin(cli, queue, &d);
     if (rc < 0)
         return rc;
-    drv_queue_dead_retry_build(&d.c, &d.k, ops[1]);
+    drv_queue_dead_retry_build(&d.c, &d.k, id);
     rc = dead_send(cli, &d);
     if (rc == 0)
         rc = drv__cli_parsed(cli, drv_queue_dead_retry_parse(d.out, d.c.n,
                                                              &moved, &d.err),
                              &d.err);
-    if (rc == 0 && ops[1] != NULL && moved == 0) {
+    if (rc == 0 && id != NULL && moved == 0) {
         fprintf(stderr, "%s: no dead entry with id %s in %s\n", cli->prog,
-                ops[1], ops[0]);
+                id, queue);
         rc = -ENOENT;
     } else if (rc == 0) {
         printf("moved %" PRId64 " dead %s back to %s\n", moved,
-               moved == 1 ? "entry" : "entries", ops[0]);
+               moved == 1 ? "entry" : "entries", queue);
     }
     dead_end(&d);
     return rc;
@@ -227,17 +216,13 @@ dead_retry(struct drv_cli *cli, int argc, char **argv)
 static int
 dead_purge(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", NULL};
-    const char *older = NULL, *queue = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"older-than", 0, 1, &older},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *older = NULL;
     struct dead_call d;
     int64_t age = 0, purged = 0;
     int rc;
 
-    rc = drv__cli_args(cli, argc, argv, opts, names, 1, &queue, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE --older-than=", &queue,
+                       &older, NULL);
     if (rc < 0)
         return rc;
     if (older != NULL && drv_parse_duration_ms(older, &age) < 0)

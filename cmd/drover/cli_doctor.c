@@ -80,58 +80,26 @@ sentinels_only(struct drv_cli *cli)
     free(sents);
 }
 
-int
-drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
+/* Run the checks on queues (n of them; none: the config's) for the ACL
+ * user and print their lines. 0, DRV_EREDIS when one found a problem,
+ * or DRV_EDOWN (printed). */
+static int
+check(struct drv_cli *cli, const char *const *queues, size_t n,
+      const char *user)
 {
-    const char *user_opt = NULL, *rule_opt = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"user", 0, 1, &user_opt},
-        {"acl-rule", 0, 0, &rule_opt},
-        {NULL, 0, 0, NULL},
-    };
     struct drv_queue_doctor_opts o;
     struct drv_queue_doctor_report rep;
-    struct drv_queue_cmds c;
     struct drv_queue_doctor_sentinel *sents = NULL;
+    struct drv_queue_cmds c;
     redisReply **out = NULL;
-    size_t *counts = NULL, i;
-    char user[DRV_REDIS_CRED_MAX];
-    struct drv_buf b;
-    int rest = 0, rc;
+    size_t *counts = NULL;
+    int rc;
 
-    rc = drv__cli_args(cli, argc, argv, opts, NULL, 0, NULL, &rest);
-    for (i = (size_t)rest; rc == 0 && i < (size_t)argc; i++)
-        rc = drv__cli_check_queue(cli, argv[i]);
-    if (rc == 0 && user_opt != NULL && user_opt[0] == '\0')
-        rc = drv__cli_usage_error(cli, "--user: empty name");
-    if (rc == 0)
-        rc = drv__cli_config(cli);
-    if (rc < 0)
-        return rc;
-    if (rule_opt != NULL) {
-        drv_buf_init(&b);
-        drv_queue_acl_rule(&b, acl_user(cli, user_opt, "drover", user,
-                                        sizeof user),
-                           "PASSWORD", cli->cfg->redis.prefix);
-        printf("%.*s\n", (int)b.len, b.data);
-        drv_buf_fini(&b);
-        return 0;
-    }
-    rc = drv__cli_connect(cli);
-    if (rc < 0 && cli->cfg->redis.sentinel.master != NULL)
-        sentinels_only(cli);
-    if (rc < 0)
-        return rc;
     memset(&o, 0, sizeof o);
     o.prefix = cli->cfg->redis.prefix;
-    if (rest < argc) {
-        o.queues = (const char *const *)argv + rest;
-        o.nqueues = (size_t)(argc - rest);
-    } else {
-        o.queues = (const char *const *)cli->cfg->queues;
-        o.nqueues = cli->cfg->nqueues;
-    }
-    o.acl_user = acl_user(cli, user_opt, "default", user, sizeof user);
+    o.queues = n > 0 ? queues : (const char *const *)cli->cfg->queues;
+    o.nqueues = n > 0 ? n : cli->cfg->nqueues;
+    o.acl_user = user;
     o.dead_max = cli->cfg->worker.dead_max;
     o.skew_max_ms = SKEW_MAX_MS;
     if (cli->cfg->redis.sentinel.master != NULL)
@@ -164,4 +132,39 @@ drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
     free(counts);
     free(sents);
     return rc;
+}
+
+int
+drv__cli_doctor(struct drv_cli *cli, int argc, char **argv)
+{
+    const char *user_opt = NULL, *rule_opt = NULL;
+    char user[DRV_REDIS_CRED_MAX];
+    struct drv_buf b;
+    int rest = 0, rc;
+
+    rc = drv__cli_args(cli, argc, argv, "QUEUE... --user= --acl-rule", &rest,
+                       &user_opt, &rule_opt, NULL);
+    if (rc == 0 && user_opt != NULL && user_opt[0] == '\0')
+        rc = drv__cli_usage_error(cli, "--user: empty name");
+    if (rc == 0)
+        rc = drv__cli_config(cli);
+    if (rc < 0)
+        return rc;
+    if (rule_opt != NULL) {
+        drv_buf_init(&b);
+        drv_queue_acl_rule(&b, acl_user(cli, user_opt, "drover", user,
+                                        sizeof user),
+                           "PASSWORD", cli->cfg->redis.prefix);
+        printf("%.*s\n", (int)b.len, b.data);
+        drv_buf_fini(&b);
+        return 0;
+    }
+    rc = drv__cli_connect(cli);
+    if (rc < 0 && cli->cfg->redis.sentinel.master != NULL)
+        sentinels_only(cli);
+    if (rc < 0)
+        return rc;
+    return check(cli, (const char *const *)argv + rest,
+                 (size_t)(argc - rest),
+                 acl_user(cli, user_opt, "default", user, sizeof user));
 }

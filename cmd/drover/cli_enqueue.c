@@ -46,19 +46,14 @@ name_is(const char *arg, const char *eq, const char *name)
 static int
 parse_args(struct drv_cli *cli, struct enqueue *e, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", NULL};
     const char *delay = NULL, *id_opt = NULL, *pipeline = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"delay", 0, 1, &delay},
-        {"id", 0, 1, &id_opt},
-        {"pipeline", 0, 1, &pipeline},
-        {NULL, 0, 0, NULL},
-    };
     const char *eq = NULL;
     int rc, i;
 
     e->kind = "job";
-    rc = drv__cli_args(cli, argc, argv, opts, names, 1, &e->queue, &i);
+    rc = drv__cli_args(cli, argc, argv,
+                       "QUEUE ARG... --delay= --id= --pipeline=", &e->queue,
+                       &i, &delay, &id_opt, &pipeline, NULL);
     if (rc < 0)
         return rc;
     if (pipeline != NULL) {

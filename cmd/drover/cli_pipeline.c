@@ -119,10 +119,24 @@ print_text(const char *id, const struct drv_queue_graph_run *run)
     drv__cli_table_fini(&t);
 }
 
-int
-drv__cli_graph_takeback(struct drv_cli *cli,
-                        struct drv_queue_graph_cancelled *gc,
-                        struct drv_err *err)
+void
+drv__cli_graph_cancel(struct drv_cli *cli, struct drv_queue_cmds *c,
+                      const char *queue, const char *id)
+{
+    struct drv_script_call call;
+
+    drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, queue, id,
+                           strlen(id), drv_clock_unix_ms(),
+                           cli->cfg->redis.cluster.nnodes > 0);
+    drv_script_call_eval(&call, drv_queue_cmds_add(c));
+    drv_script_call_fini(&call);
+}
+
+/* On Redis Cluster, after a graph cancel: take back gc's entries on other
+ * queues. As drv__cli_graph_cancelled. */
+static int
+takeback(struct drv_cli *cli, struct drv_queue_graph_cancelled *gc,
+         struct drv_err *err)
 {
     struct drv_queue_cmds c;
     struct drv_script_call call;
@@ -165,27 +179,31 @@ drv__cli_graph_takeback(struct drv_cli *cli,
 }
 
 int
+drv__cli_graph_cancelled(struct drv_cli *cli, const redisReply *r,
+                         struct drv_queue_graph_cancelled *gc,
+                         struct drv_err *err)
+{
+    int rc = drv_queue_graph_cancel_parse(r, gc, err);
+
+    return rc < 0 ? rc : takeback(cli, gc, err);
+}
+
+int
 drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", "ID", NULL};
-    const char *cancel = NULL, *ops[2] = {NULL, NULL};
-    const struct drv_cli_opt opts[] = {
-        {"cancel", 0, 0, &cancel},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *id = NULL, *cancel = NULL;
     struct drv_queue_cmds c;
-    struct drv_script_call call;
     struct drv_queue_graph_run run;
     struct drv_err err;
     redisReply **out = NULL;
     struct drv_queue_graph_cancelled gc;
     const struct drv_queue_graph_cancelled *cr = NULL;
-    struct drv_cli_json o;
     size_t hi = 0;
     int rc;
 
     memset(&gc, 0, sizeof gc);
-    rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE ID --cancel", &queue, &id,
+                       &cancel, NULL);
     if (rc < 0)
         return rc;
     rc = drv__cli_connect(cli);
@@ -194,21 +212,16 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     memset(&run, 0, sizeof run);
     drv_queue_cmds_init(&c);
     if (cancel != NULL) {
-        drv_queue_graph_cancel(&call, cli->cfg->redis.prefix, ops[0],
-                               ops[1], strlen(ops[1]), drv_clock_unix_ms(),
-                               cli->cfg->redis.cluster.nnodes > 0);
-        drv_script_call_eval(&call, drv_queue_cmds_add(&c));
-        drv_script_call_fini(&call);
+        drv__cli_graph_cancel(cli, &c, queue, id);
         hi = 1;
     }
-    drv_queue_graph_run_build(&c, cli->cfg->redis.prefix, ops[0], ops[1],
-                              strlen(ops[1]));
+    drv_queue_graph_run_build(&c, cli->cfg->redis.prefix, queue, id,
+                              strlen(id));
     rc = drv__cli_run(cli, &c, &out);
     if (rc < 0)
         goto done;
     if (cancel != NULL) {
-        if (drv_queue_graph_cancel_parse(out[0], &gc, &err) < 0 ||
-            drv__cli_graph_takeback(cli, &gc, &err) < 0) {
+        if (drv__cli_graph_cancelled(cli, out[0], &gc, &err) < 0) {
             rc = drv__cli_failed(cli, &err);
             goto done;
         }
@@ -221,14 +234,13 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
     if (run.hash == NULL) {
         fprintf(stderr, "%s: no pipeline run %s on queue %s (a graph run's "
                 "state is kept result_ttl, or a day, after it ends)\n",
-                cli->prog, ops[1], ops[0]);
+                cli->prog, id, queue);
         rc = -ENOENT;
         goto done;
     }
     if (cli->json) {
-        drv_queue_graph_run_json(drv__cli_json_begin(&o), ops[0], ops[1],
+        drv_queue_graph_run_json(drv__cli_json_begin(cli), queue, id,
                                  &run, cr);
-        drv__cli_json_end(&o);
     } else {
         if (cr != NULL && cr->changed)
             printf("cancelled: %lld waiting entries removed, %lld delayed "
@@ -236,7 +248,7 @@ drv__cli_pipeline(struct drv_cli *cli, int argc, char **argv)
                    cr->removed, cr->delayed, cr->marked);
         else if (cr != NULL)
             printf("not cancelled: the run is %s\n", cr->status);
-        print_text(ops[1], &run);
+        print_text(id, &run);
     }
     if (cr != NULL && !cr->changed)
         rc = -EALREADY;

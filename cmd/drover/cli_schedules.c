@@ -120,12 +120,12 @@ print_text(const struct drv_config *cfg, const int64_t *last, int64_t now)
     drv__cli_table_fini(&t);
 }
 
+/* The --json document into j: every schedule. */
 static void
-print_json(const struct drv_config *cfg, const int64_t *last, int64_t now)
+print_json(struct drv_json *j, const struct drv_config *cfg,
+           const int64_t *last, int64_t now)
 {
     struct drv_queue_schedule_info in;
-    struct drv_cli_json o;
-    struct drv_json *j = drv__cli_json_begin(&o);
     size_t i;
 
     drv_json_object_begin(j);
@@ -137,7 +137,6 @@ print_json(const struct drv_config *cfg, const int64_t *last, int64_t now)
     }
     drv_json_array_end(j);
     drv_json_object_end(j);
-    drv__cli_json_end(&o);
 }
 
 int
@@ -151,7 +150,7 @@ drv__cli_schedules(struct drv_cli *cli, int argc, char **argv)
     size_t i;
     int rc, bad = 0;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, NULL, 0, NULL, NULL);
+    rc = drv__cli_args(cli, argc, argv, "", NULL);
     if (rc == 0)
         rc = drv__cli_config(cli);
     /* nothing to read from Redis without schedules */
@@ -182,7 +181,7 @@ drv__cli_schedules(struct drv_cli *cli, int argc, char **argv)
         }
     }
     if (rc == 0 && cli->json)
-        print_json(cfg, last, drv_clock_unix_ms());
+        print_json(drv__cli_json_begin(cli), cfg, last, drv_clock_unix_ms());
     else if (rc == 0 && cfg->nschedules == 0)
         printf("no schedules in %s\n", cli->file != NULL
                                            ? cli->file : "the config");

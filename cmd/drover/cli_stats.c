@@ -58,7 +58,6 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
     };
     struct drv_queue_stats *s = drv_xcalloc(nq + 1, sizeof *s);
     struct drv_cli_table t;
-    struct drv_cli_json o;
     struct drv_json *j;
     struct drv_err err;
     size_t i;
@@ -72,7 +71,7 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
         s[i].dead_max = cli->cfg->worker.dead_max;
     }
     if (rc == 0 && cli->json) {
-        j = drv__cli_json_begin(&o);
+        j = drv__cli_json_begin(cli);
         drv_json_object_begin(j);
         drv_json_key(j, "queues");
         drv_json_array_begin(j);
@@ -80,7 +79,6 @@ print_stats(struct drv_cli *cli, const char *const *queues, size_t nq,
             drv_queue_stats_json(j, queues[i], &s[i]);
         drv_json_array_end(j);
         drv_json_object_end(j);
-        drv__cli_json_end(&o);
     } else if (rc == 0) {
         /* numbers right-aligned */
         drv__cli_table_init(&t, 12, 0xfeu | (7u << 9));
@@ -104,11 +102,7 @@ drv__cli_stats(struct drv_cli *cli, int argc, char **argv)
     size_t nq = 0, i;
     int rest = 0, rc;
 
-    rc = drv__cli_args(cli, argc, argv, NULL, NULL, 0, NULL, &rest);
-    for (i = (size_t)rest; rc == 0 && i < (size_t)argc; i++)
-        rc = drv__cli_check_queue(cli, argv[i]);
-    if (rc == 0)
-        rc = drv__cli_connect(cli);
+    rc = drv__cli_args_connect(cli, argc, argv, "QUEUE...", &rest, NULL);
     if (rc < 0)
         return rc;
     if (rest < argc) {
@@ -181,12 +175,10 @@ print_workers(struct drv_cli *cli, const struct drv_queue_workers *ws)
     };
     int64_t now = drv_clock_unix_ms();
     struct drv_cli_table t;
-    struct drv_cli_json o;
     size_t i;
 
     if (cli->json) {
-        drv_queue_workers_json(drv__cli_json_begin(&o), ws, now);
-        drv__cli_json_end(&o);
+        drv_queue_workers_json(drv__cli_json_begin(cli), ws, now);
         return;
     }
     drv__cli_table_init(&t, 8, (1u << 2) | (1u << 4));
@@ -206,7 +198,7 @@ drv__cli_workers(struct drv_cli *cli, int argc, char **argv)
     redisReply **out = NULL;
     int rc;
 
-    rc = drv__cli_args_connect(cli, argc, argv, NULL, 0, NULL);
+    rc = drv__cli_args_connect(cli, argc, argv, "", NULL);
     if (rc < 0)
         return rc;
     drv_queue_cmds_init(&c);

@@ -55,30 +55,28 @@ drv__cli_age(int64_t ms, char *buf, size_t n)
 
 /* ----------------------------------------------------------------- JSON */
 
-void
-drv__cli_json_print(const struct drv_buf *b)
-{
-    fwrite(b->data, 1, b->len, stdout);
-    fputc('\n', stdout);
-}
-
 struct drv_json *
-drv__cli_json_begin(struct drv_cli_json *o)
+drv__cli_json_begin(struct drv_cli *cli)
 {
-    o->magic = DRV_CLI_JSON_MAGIC;
-    drv_buf_init(&o->b);
-    drv_json_init(&o->j, &o->b);
-    return &o->j;
+    DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
+    DRV_ASSERT(!cli->json_begun);
+    cli->json_begun = 1;
+    drv_buf_init(&cli->doc);
+    drv_json_init(&cli->doc_w, &cli->doc);
+    return &cli->doc_w;
 }
 
 void
-drv__cli_json_end(struct drv_cli_json *o)
+drv__cli_json_end(struct drv_cli *cli)
 {
-    DRV_CHECK_OBJ(o, DRV_CLI_JSON_MAGIC);
-    drv_json_fini(&o->j);
-    drv__cli_json_print(&o->b);
-    drv_buf_fini(&o->b);
-    o->magic = 0;
+    DRV_CHECK_OBJ(cli, DRV_CLI_MAGIC);
+    if (!cli->json_begun)
+        return;
+    drv_json_fini(&cli->doc_w);
+    fwrite(cli->doc.data, 1, cli->doc.len, stdout);
+    fputc('\n', stdout);
+    drv_buf_fini(&cli->doc);
+    cli->json_begun = 0;
 }
 
 /* ----------------------------------------------------------------- table */

@@ -194,13 +194,10 @@ print_run(const struct drv_queue_graph_run *run)
 
 /* The --json document: a job's outcome, or a run's (when run->hash). */
 static void
-print_json(const char *queue, const char *id, int timed_out,
-           const struct drv_queue_lookup *l,
+print_json(struct drv_json *j, const char *queue, const char *id,
+           int timed_out, const struct drv_queue_lookup *l,
            const struct drv_queue_graph_run *run)
 {
-    struct drv_cli_json o;
-    struct drv_json *j = drv__cli_json_begin(&o);
-
     drv_json_object_begin(j);
     drv_json_member_bytes(j, "queue", queue, strlen(queue));
     drv_json_member_bytes(j, "id", id, strlen(id));
@@ -216,7 +213,6 @@ print_json(const char *queue, const char *id, int timed_out,
         drv_queue_result_json(j, l->result);
     }
     drv_json_object_end(j);
-    drv__cli_json_end(&o);
 }
 
 /* SUBSCRIBE sub to the queue's done channel. */
@@ -289,12 +285,7 @@ await_done(struct drv_cli *cli, struct drv_redis_sync *sub,
 int
 drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"QUEUE", "ID", NULL};
-    const char *ops[2] = {NULL, NULL}, *timeout = NULL, *st;
-    const struct drv_cli_opt opts[] = {
-        {"timeout", 0, 1, &timeout},
-        {NULL, 0, 0, NULL},
-    };
+    const char *queue = NULL, *id = NULL, *timeout = NULL, *st;
     struct drv_redis_sync *sub = NULL;
     struct drv_queue_lookup l;
     struct drv_queue_graph_run run;
@@ -304,7 +295,8 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     int64_t timeout_ms = WAIT_DEFAULT_MS, deadline = 0;
     int rc, timed_out = 0;
 
-    rc = drv__cli_args(cli, argc, argv, opts, names, 2, ops, NULL);
+    rc = drv__cli_args(cli, argc, argv, "QUEUE ID --timeout=", &queue, &id,
+                       &timeout, NULL);
     if (rc < 0)
         return rc;
     if (timeout != NULL && drv_parse_duration_ms(timeout, &timeout_ms) < 0)
@@ -326,18 +318,18 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     }
     memset(&l, 0, sizeof l);
     memset(&run, 0, sizeof run);
-    drv_queue_keys_init(&k, cli->cfg->redis.prefix, ops[0]);
-    runkey = drv_queue_run_key(cli->cfg->redis.prefix, ops[0], ops[1],
-                               strlen(ops[1]));
+    drv_queue_keys_init(&k, cli->cfg->redis.prefix, queue);
+    runkey = drv_queue_run_key(cli->cfg->redis.prefix, queue, id,
+                               strlen(id));
     drv_buf_init(&rkey);
     drv_buf_init(&shown);
     drv_buf_adds(&rkey, k.result_prefix);
-    drv_buf_adds(&rkey, ops[1]);
+    drv_buf_adds(&rkey, id);
     rc = subscribe(cli, sub, &k);
     while (rc == 0) {
         drv_queue_lookup_fini(&l);
         drv_queue_graph_run_fini(&run);
-        rc = look(cli, &k, ops[1], &l, &run);
+        rc = look(cli, &k, id, &l, &run);
         if (rc < 0 || job_final(&l, &run) ||
             drv_queue_graph_run_final(&run) != NULL)
             break;
@@ -349,7 +341,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
             if (!cli->json)
                 fprintf(stderr, "%s: drover knows no job or pipeline run "
                         "%s in queue %s (no result kept, not waiting "
-                        "anywhere)\n", cli->prog, ops[1], ops[0]);
+                        "anywhere)\n", cli->prog, id, queue);
             break;
         }
         rc = await_done(cli, sub, &rkey, runkey, deadline);
@@ -369,7 +361,7 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
             timed_out = 1;
             drv_queue_lookup_fini(&l);
             drv_queue_graph_run_fini(&run);
-            rc = look(cli, &k, ops[1], &l, &run) < 0 ? DRV_EDOWN
+            rc = look(cli, &k, id, &l, &run) < 0 ? DRV_EDOWN
                                                      : -ETIMEDOUT;
             if (rc == -ETIMEDOUT && (job_final(&l, &run) ||
                                      drv_queue_graph_run_final(&run) != NULL))
@@ -381,19 +373,20 @@ drv__cli_wait(struct drv_cli *cli, int argc, char **argv)
     st = run.hash != NULL ? drv_queue_graph_run_final(&run)
                           : final_status(l.result);
     if (cli->json && (rc == 0 || rc == -ENOENT || rc == -ETIMEDOUT)) {
-        print_json(ops[0], ops[1], timed_out && st == NULL, &l, &run);
+        print_json(drv__cli_json_begin(cli), queue, id,
+                   timed_out && st == NULL, &l, &run);
     } else if (run.hash != NULL && rc == 0 && st != NULL) {
         print_run(&run);
     } else if (run.hash != NULL && rc == -ETIMEDOUT) {
         fprintf(stderr, "%s: timed out after %s; pipeline run %s is "
                 "running (%zu of %zu nodes settled)\n", cli->prog,
-                timeout != NULL ? timeout : "30s", ops[1],
+                timeout != NULL ? timeout : "30s", id,
                 settled_nodes(&run), run.nnodes);
     } else if (rc == 0 && st != NULL) {
         drv__cli_print_result(l.result);
     } else if (rc == -ETIMEDOUT) {
         fprintf(stderr, "%s: timed out after %s; job %s is %s\n", cli->prog,
-                timeout != NULL ? timeout : "30s", ops[1],
+                timeout != NULL ? timeout : "30s", id,
                 l.where != DRV_QUEUE_NOWHERE ? drv_queue_where_name(l.where)
                                              : "not finished");
     }

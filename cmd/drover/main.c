@@ -347,18 +347,74 @@ drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
 /* The shared options: their values in getopt_long's val. */
 enum { OPT_REDIS = 'R', OPT_JSON = 'J', OPT_OWN = 1000 };
 
+/* The most words a spec of drv__cli_args holds. */
+#define SPEC_MAX 8
+
+/* One word of a spec, read. */
+struct word {
+    char name[24];         /* "field" of --field=, "QUEUE" of [QUEUE] */
+    int option;            /* --name, else an operand */
+    int letter;            /* -x|--name: 'x', else 0 */
+    int has_arg;           /* --name=: takes a value */
+    int optional;          /* [NAME] */
+    int rest;              /* NAME...: any number */
+    const char **value;    /* borrowed: gets the value (an operand or
+                              option); NULL for NAME... */
+    int *first;            /* borrowed: NAME...'s index in argv */
+};
+
+/* The words of spec into w (see drv__cli_args); their number. */
+static size_t
+read_spec(const char *spec, struct word *w)
+{
+    const char *p, *end, *next;
+    size_t n;
+
+    for (n = 0, p = spec; *p != '\0'; n++, p = next) {
+        DRV_ASSERT(n < SPEC_MAX);
+        memset(&w[n], 0, sizeof w[n]);
+        end = strchrnul(p, ' ');
+        next = *end == ' ' ? end + 1 : end;
+        if (p[0] == '-' && p[1] != '-') { /* -x|--name */
+            DRV_ASSERT(p[2] == '|');
+            w[n].letter = p[1];
+            p += 3;
+        }
+        if (p[0] == '-') {
+            DRV_ASSERT(p[1] == '-');
+            w[n].option = 1;
+            p += 2;
+            w[n].has_arg = end[-1] == '=';
+            end -= w[n].has_arg;
+        } else if (p[0] == '[') {
+            DRV_ASSERT(end[-1] == ']');
+            w[n].optional = 1;
+            p++, end--;
+        }
+        if (!w[n].option && end - p > 3 && memcmp(end - 3, "...", 3) == 0) {
+            w[n].rest = 1;
+            end -= 3;
+        }
+        DRV_ASSERT(end > p && (size_t)(end - p) < sizeof w[n].name);
+        memcpy(w[n].name, p, (size_t)(end - p));
+        w[n].name[end - p] = '\0';
+    }
+    return n;
+}
+
 /*
- * The options of argv (opts and the shared ones) into opts' values and
- * cli; in_order: stop at the first operand (the global options, before
- * COMMAND), else take options anywhere before "--". 0, with optind at
- * the first operand, or -EINVAL with the message and the usage printed.
+ * The options of argv (the words' and the shared ones) into the words'
+ * values and cli; in_order: stop at the first operand (the global
+ * options, before COMMAND), else take options anywhere before "--". 0,
+ * with optind at the first operand, or -EINVAL with the message and the
+ * usage printed.
  */
 static int
 parse_options(struct drv_cli *cli, int argc, char **argv,
-              const struct drv_cli_opt *opts, int in_order)
+              const struct word *w, size_t n, int in_order)
 {
-    struct option longopts[24];
-    char shortopts[64];
+    struct option longopts[SPEC_MAX + 4];
+    char shortopts[8 + 2 * SPEC_MAX];
     size_t nl = 0, ns = 0, i;
     int c, k;
 
@@ -366,18 +422,17 @@ parse_options(struct drv_cli *cli, int argc, char **argv,
      * value as ':' rather than '?' */
     ns = (size_t)snprintf(shortopts, sizeof shortopts, "%s:c:",
                           in_order ? "+" : "");
-    for (i = 0; opts != NULL && opts[i].name != NULL; i++) {
-        DRV_ASSERT(nl + 4 < DRV_ARRAY_LEN(longopts) &&
-                   ns + 3 < sizeof shortopts);
-        longopts[nl++] = (struct option){opts[i].name,
-            opts[i].has_arg ? required_argument : no_argument, NULL,
+    for (i = 0; i < n; i++) {
+        if (!w[i].option)
+            continue;
+        longopts[nl++] = (struct option){w[i].name,
+            w[i].has_arg ? required_argument : no_argument, NULL,
             OPT_OWN + (int)i};
-        if (opts[i].letter != 0) {
-            shortopts[ns++] = (char)opts[i].letter;
-            if (opts[i].has_arg)
+        if (w[i].letter != 0) {
+            shortopts[ns++] = (char)w[i].letter;
+            if (w[i].has_arg)
                 shortopts[ns++] = ':';
         }
-        *opts[i].value = NULL;
     }
     shortopts[ns] = '\0';
     longopts[nl++] = (struct option){"config", required_argument, NULL,
@@ -408,11 +463,11 @@ parse_options(struct drv_cli *cli, int argc, char **argv,
                                         argv[optind - 1]);
         } else {
             k = c >= OPT_OWN ? c - OPT_OWN : -1;
-            for (i = 0; k < 0 && opts != NULL && opts[i].name != NULL; i++)
-                if (opts[i].letter == c)
+            for (i = 0; k < 0 && i < n; i++)
+                if (w[i].option && w[i].letter == c)
                     k = (int)i;
             DRV_ASSERT(k >= 0);
-            *opts[k].value = opts[k].has_arg ? optarg : "";
+            *w[k].value = w[k].has_arg ? optarg : "";
         }
     }
     if (cli->json && !cli->json_ok) /* given before the command */
@@ -421,46 +476,113 @@ parse_options(struct drv_cli *cli, int argc, char **argv,
     return 0;
 }
 
-int
-drv__cli_args(struct drv_cli *cli, int argc, char **argv,
-              const struct drv_cli_opt *opts, const char *const *names,
-              int nrequired, const char **out, int *rest)
+/* A given operand named name: QUEUE and ID are checked. 0 or -EINVAL
+ * (printed). */
+static int
+check_operand(struct drv_cli *cli, const char *name, const char *v)
 {
-    size_t nnames = 0;
+    if (strcmp(name, "QUEUE") == 0)
+        return drv__cli_check_queue(cli, v);
+    if (strcmp(name, "ID") == 0 && v[0] == '\0')
+        return drv__cli_usage_error(cli, "ID must not be empty");
+    return 0;
+}
+
+/* The words of spec and their pointers from ap, as drv__cli_args has
+ * them; their number. */
+static size_t
+read_words(const char *spec, va_list ap, struct word *w)
+{
+    size_t n = read_spec(spec, w), i;
+    void *end;
+
+    for (i = 0; i < n; i++) {
+        if (w[i].rest)
+            w[i].first = va_arg(ap, int *);
+        else
+            w[i].value = va_arg(ap, const char **);
+        DRV_ASSERT(w[i].first != NULL || w[i].value != NULL);
+    }
+    end = va_arg(ap, void *);
+    DRV_ASSERT(end == NULL); /* as many pointers as spec has words */
+    return n;
+}
+
+/* drv__cli_args with ap. */
+static int
+parse_args(struct drv_cli *cli, int argc, char **argv, const char *spec,
+           va_list ap)
+{
+    struct word w[SPEC_MAX];
+    size_t n = read_words(spec, ap, w), i;
     int k;
 
-    if (parse_options(cli, argc, argv, opts, 0) < 0)
+    if (parse_options(cli, argc, argv, w, n, 0) < 0)
         return -EINVAL;
-    for (nnames = 0; names != NULL && names[nnames] != NULL; nnames++) {
-        out[nnames] = optind + (int)nnames < argc
-                          ? argv[optind + (int)nnames] : NULL;
-        if (out[nnames] == NULL && (int)nnames < nrequired)
-            return drv__cli_usage_error(cli, "missing %s", names[nnames]);
-        if (out[nnames] != NULL && strcmp(names[nnames], "QUEUE") == 0 &&
-            drv__cli_check_queue(cli, out[nnames]) < 0)
+    k = optind;
+    for (i = 0; i < n; i++) {
+        if (w[i].option)
+            continue;
+        if (w[i].rest) {
+            *w[i].first = k;
+            for (; k < argc; k++)
+                if (check_operand(cli, w[i].name, argv[k]) < 0)
+                    return -EINVAL;
+            continue;
+        }
+        *w[i].value = k < argc ? argv[k++] : NULL;
+        if (*w[i].value == NULL && !w[i].optional)
+            return drv__cli_usage_error(cli, "missing %s", w[i].name);
+        if (*w[i].value != NULL &&
+            check_operand(cli, w[i].name, *w[i].value) < 0)
             return -EINVAL;
-        if (out[nnames] != NULL && strcmp(names[nnames], "ID") == 0 &&
-            out[nnames][0] == '\0')
-            return drv__cli_usage_error(cli, "ID must not be empty");
     }
-    k = optind + (int)nnames;
-    if (rest != NULL)
-        *rest = k < argc ? k : argc;
-    else if (k < argc)
+    if (k < argc)
         return drv__cli_usage_error(cli, "unexpected argument \"%s\"",
                                     argv[k]);
     return 0;
 }
 
 int
-drv__cli_args_connect(struct drv_cli *cli, int argc, char **argv,
-                      const char *const *names, int nrequired,
-                      const char **out)
+drv__cli_args(struct drv_cli *cli, int argc, char **argv, const char *spec,
+              ...)
 {
-    int rc = drv__cli_args(cli, argc, argv, NULL, names, nrequired, out,
-                           NULL);
+    va_list ap;
+    int rc;
 
+    va_start(ap, spec);
+    rc = parse_args(cli, argc, argv, spec, ap);
+    va_end(ap);
+    return rc;
+}
+
+int
+drv__cli_args_connect(struct drv_cli *cli, int argc, char **argv,
+                      const char *spec, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, spec);
+    rc = parse_args(cli, argc, argv, spec, ap);
+    va_end(ap);
     return rc < 0 ? rc : drv__cli_connect(cli);
+}
+
+/* The global options, before COMMAND: spec holds options only; optind
+ * is left at COMMAND. As parse_options. */
+static int
+global_options(struct drv_cli *cli, int argc, char **argv, const char *spec,
+               ...)
+{
+    struct word w[SPEC_MAX];
+    va_list ap;
+    size_t n;
+
+    va_start(ap, spec);
+    n = read_words(spec, ap, w);
+    va_end(ap);
+    return parse_options(cli, argc, argv, w, n, 1);
 }
 
 int
@@ -490,12 +612,6 @@ int
 main(int argc, char **argv)
 {
     const char *version = NULL, *verbose = NULL, *help = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"version", 0, 0, &version},
-        {"verbose", 0, 0, &verbose},
-        {"help", 'h', 0, &help},
-        {NULL, 0, 0, NULL},
-    };
     const struct command *cmd = NULL;
     struct drv_cli cli;
     char **sub_argv = NULL;
@@ -508,7 +624,8 @@ main(int argc, char **argv)
     /* --json may stand before the command; the command's own parser
      * refuses it when the command has no JSON output */
     cli.json_ok = 1;
-    if (parse_options(&cli, argc, argv, opts, 1) < 0)
+    if (global_options(&cli, argc, argv, "--version --verbose -h|--help",
+                       &version, &verbose, &help, NULL) < 0)
         return 2;
     if (help != NULL) {
         print_help(NULL, stdout);
@@ -546,6 +663,7 @@ main(int argc, char **argv)
      * error return, not a SIGPIPE */
     signal(SIGPIPE, SIG_IGN);
     rc = cmd->run(&cli, sub_argc, sub_argv);
+    drv__cli_json_end(&cli);
     drv__cli_disconnect(&cli);
     if (fflush(stdout) != 0 && rc == 0) {
         /* a reader that went away (`drover dead list Q | head`) has all

@@ -568,17 +568,12 @@ int
 drv__cli_web(struct drv_cli *cli, int argc, char **argv)
 {
     const char *listen_arg = DEFAULT_LISTEN, *token_file = NULL;
-    const struct drv_cli_opt opts[] = {
-        {"listen", 0, 1, &listen_arg},
-        {"token-file", 0, 1, &token_file},
-        {NULL, 0, 0, NULL},
-    };
-    static const char *const names[] = {NULL};
     struct drv_web web;
     char host[256];
     int port = 0, rc, loop;
 
-    rc = drv__cli_args(cli, argc, argv, opts, names, 0, NULL, NULL);
+    rc = drv__cli_args(cli, argc, argv, "--listen= --token-file=",
+                       &listen_arg, &token_file, NULL);
     if (rc < 0)
         return rc;
     if (drv_parse_hostport(listen_arg, host, sizeof host, &port) < 0)

@@ -681,182 +681,109 @@ out:
  * the ID of the path: its batch, its replies parsed into one member of
  * by_id.u, a 404 naming the ID when it names nothing, else the JSON
  * (as drover result --json, cancel --json and pipeline --json print it).
- * Each is a struct by_id_ops; serve_by_id runs one.
+ * serve_by_id runs the one of a kind.
  */
-struct by_id;
-
-struct by_id_ops {
-    /* adds the batch on b->id to c; as pkg/queue's builders return */
-    int (*build)(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-                 const struct by_id *b);
-    /* the replies into b->u: as a web_parse_fn */
-    int (*parse)(redisReply **out, size_t n, struct by_id *b,
-                 struct drv_err *err);
-    /* b->u as JSON */
-    void (*write)(struct drv_json *j, const struct by_id *b);
-    void (*fini)(struct by_id *b);  /* frees b->u; NULL: nothing to */
+enum by_id_kind {
+    NOT_BY_ID,      /* (a route served otherwise) */
+    BY_ID_JOB,      /* GET jobs/ID: its result and where it waits */
+    BY_ID_CANCEL,   /* POST jobs/ID/cancel */
+    BY_ID_RUN,      /* GET runs/ID: a graph run */
 };
 
 struct by_id {
-    const struct by_id_ops *ops;    /* borrowed, static */
+    enum by_id_kind kind;
     const char *queue;              /* borrowed */
     const char *id;                 /* borrowed: from the path */
-    const char *prefix;             /* borrowed: redis.prefix */
     union {
-        struct drv_queue_lookup l;      /* jobs/ID; owned */
-        struct drv_queue_cancel cn;     /* jobs/ID/cancel */
-        struct drv_queue_graph_run run; /* runs/ID; owned */
+        struct drv_queue_lookup l;      /* BY_ID_JOB; owned */
+        struct drv_queue_cancel cn;     /* BY_ID_CANCEL */
+        struct drv_queue_graph_run run; /* BY_ID_RUN; owned */
     } u;
 };
 
-/* GET jobs/ID: its result and where it waits; 404 when drover knows
- * nothing of it. */
-static int
-job_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-          const struct by_id *b)
-{
-    return drv_queue_lookup_build(c, k, b->id);
-}
-
-static int
-job_parse(redisReply **out, size_t n, struct by_id *b,
-          struct drv_err *err)
-{
-    int rc;
-
-    rc = drv_queue_lookup_parse(out, n, &b->u.l, err);
-    if (rc == 0 && b->u.l.result == NULL &&
-        b->u.l.where == DRV_QUEUE_NOWHERE) {
-        drv_err_set(err, -ENOENT, "drover knows nothing of job %s in %s%s",
-                    b->id, b->queue, b->u.l.scan_incomplete
-                    ? " (the streams are longer than a lookup reads)" : "");
-        return 404;
-    }
-    return rc;
-}
-
-static void
-job_write(struct drv_json *j, const struct by_id *b)
-{
-    drv_queue_lookup_json(j, b->queue, b->id, &b->u.l);
-}
-
-static void
-job_fini(struct by_id *b)
-{
-    drv_queue_lookup_fini(&b->u.l);
-}
-
-/* POST jobs/ID/cancel: 404 when no unfinished job has that id. */
-static int
-cancel_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-             const struct by_id *b)
-{
-    return drv_queue_cancel_build(c, k, b->id, strlen(b->id));
-}
-
-static int
-cancel_parse(redisReply **out, size_t n, struct by_id *b,
-             struct drv_err *err)
-{
-    int rc = drv_queue_cancel_parse(out, n, &b->u.cn, err);
-
-    if (rc == 0 && drv_queue_cancel_total(&b->u.cn) == 0) {
-        drv_err_set(err, -ENOENT, "no unfinished job %s in %s", b->id,
-                    b->queue);
-        return 404;
-    }
-    return rc;
-}
-
-static void
-cancel_write(struct drv_json *j, const struct by_id *b)
-{
-    drv_queue_cancel_json(j, b->queue, b->id, &b->u.cn);
-}
-
-/* GET runs/ID: a graph run; 404 when there is no such run. */
-static int
-run_build(struct drv_queue_cmds *c, const struct drv_queue_keys *k,
-          const struct by_id *b)
-{
-    return drv_queue_graph_run_build(c, b->prefix, k->name, b->id,
-                                     strlen(b->id));
-}
-
-static int
-run_parse(redisReply **out, size_t n, struct by_id *b,
-          struct drv_err *err)
-{
-    int rc;
-
-    DRV_ASSERT(n == DRV_QUEUE_GRAPH_RUN_CMDS);
-    rc = drv_queue_graph_run_parse(out[0], &b->u.run, err);
-    if (rc == 0 && b->u.run.hash == NULL) {
-        drv_err_set(err, -ENOENT, "no pipeline run %s on queue %s (a run's "
-                    "state is kept result_ttl, or a day, after it ends)",
-                    b->id, b->queue);
-        return 404;
-    }
-    return rc;
-}
-
-static void
-run_write(struct drv_json *j, const struct by_id *b)
-{
-    drv_queue_graph_run_json(j, b->queue, b->id, &b->u.run, NULL);
-}
-
-static void
-run_fini(struct by_id *b)
-{
-    drv_queue_graph_run_fini(&b->u.run);
-}
-
-static const struct by_id_ops job_ops = {
-    job_build, job_parse, job_write, job_fini,
-};
-static const struct by_id_ops cancel_ops = {
-    cancel_build, cancel_parse, cancel_write, NULL,
-};
-static const struct by_id_ops run_ops = {
-    run_build, run_parse, run_write, run_fini,
-};
-
+/* The replies into b->u, as a web_parse_fn: 404 (with err) when the ID
+ * names nothing there. */
 static int
 by_id_parse(redisReply **out, size_t n, void *ctx, struct drv_err *err)
 {
     struct by_id *b = ctx;
+    int rc = 0;
 
-    return b->ops->parse(out, n, b, err);
+    switch (b->kind) {
+    case BY_ID_JOB:
+        rc = drv_queue_lookup_parse(out, n, &b->u.l, err);
+        if (rc == 0 && b->u.l.result == NULL &&
+            b->u.l.where == DRV_QUEUE_NOWHERE) {
+            drv_err_set(err, -ENOENT, "drover knows nothing of job %s in "
+                        "%s%s", b->id, b->queue, b->u.l.scan_incomplete
+                        ? " (the streams are longer than a lookup reads)"
+                        : "");
+            return 404;
+        }
+        break;
+    case BY_ID_CANCEL:
+        rc = drv_queue_cancel_parse(out, n, &b->u.cn, err);
+        if (rc == 0 && drv_queue_cancel_total(&b->u.cn) == 0) {
+            drv_err_set(err, -ENOENT, "no unfinished job %s in %s", b->id,
+                        b->queue);
+            return 404;
+        }
+        break;
+    case BY_ID_RUN:
+        DRV_ASSERT(n == DRV_QUEUE_GRAPH_RUN_CMDS);
+        rc = drv_queue_graph_run_parse(out[0], &b->u.run, err);
+        if (rc == 0 && b->u.run.hash == NULL) {
+            drv_err_set(err, -ENOENT, "no pipeline run %s on queue %s (a "
+                        "run's state is kept result_ttl, or a day, after it "
+                        "ends)", b->id, b->queue);
+            return 404;
+        }
+        break;
+    case NOT_BY_ID:
+        DRV_ASSERT(!"a by-ID kind");
+    }
+    return rc;
 }
 
+/* b->u as JSON, as a web_write_fn. */
 static void
 by_id_write(struct drv_json *j, void *ctx)
 {
     const struct by_id *b = ctx;
 
-    b->ops->write(j, b);
+    if (b->kind == BY_ID_JOB)
+        drv_queue_lookup_json(j, b->queue, b->id, &b->u.l);
+    else if (b->kind == BY_ID_CANCEL)
+        drv_queue_cancel_json(j, b->queue, b->id, &b->u.cn);
+    else
+        drv_queue_graph_run_json(j, b->queue, b->id, &b->u.run, NULL);
 }
 
 static void
 serve_by_id(struct drv_web *web, struct evhttp_request *req,
-          const struct drv_queue_keys *k, const char *id,
-          const struct by_id_ops *ops)
+            const struct drv_queue_keys *k, const char *id,
+            enum by_id_kind kind)
 {
     struct by_id b;
     struct drv_queue_cmds c;
 
     memset(&b, 0, sizeof b);
-    b.ops = ops;
+    b.kind = kind;
     b.queue = k->name;
     b.id = id;
-    b.prefix = web->cli->cfg->redis.prefix;
     drv_queue_cmds_init(&c);
-    ops->build(&c, k, &b);
+    if (kind == BY_ID_JOB)
+        drv_queue_lookup_build(&c, k, id);
+    else if (kind == BY_ID_CANCEL)
+        drv_queue_cancel_build(&c, k, id, strlen(id));
+    else
+        drv_queue_graph_run_build(&c, web->cli->cfg->redis.prefix, k->name,
+                                  id, strlen(id));
     serve(web, req, &c, by_id_parse, by_id_write, &b);
-    if (ops->fini != NULL)
-        ops->fini(&b);
+    if (kind == BY_ID_JOB)
+        drv_queue_lookup_fini(&b.u.l);
+    else if (kind == BY_ID_RUN)
+        drv_queue_graph_run_fini(&b.u.run);
     drv_queue_cmds_fini(&c);
 }
 
@@ -883,8 +810,8 @@ is(const char *seg, const char *word)
 
 /*
  * A queue's endpoints: the path after /api/queues/Q, "*" standing for a
- * job or run ID. A by-ID endpoint is served by serve_by_id with its ops;
- * any other by fn, with arg the last segment (the change's op).
+ * job or run ID. A by-ID endpoint is served by serve_by_id with its
+ * kind; any other by fn, with arg the last segment (the change's op).
  */
 typedef void queue_api_fn(struct drv_web *web, struct evhttp_request *req,
                           const struct drv_queue_keys *k, const char *arg);
@@ -893,16 +820,16 @@ static const struct queue_route {
     const char *path[3];             /* segments, NULL after the last */
     int post;                        /* POST, else GET */
     queue_api_fn *fn;                /* or NULL: a by-ID endpoint */
-    const struct by_id_ops *by_id;   /* its ops, or NULL */
+    enum by_id_kind by_id;           /* its kind, or NOT_BY_ID */
 } queue_routes[] = {
-    {{"dead", NULL, NULL}, 0, get_dead, NULL},
-    {{"dead", "retry", NULL}, 1, post_change, NULL},
-    {{"dead", "purge", NULL}, 1, post_change, NULL},
-    {{"pause", NULL, NULL}, 1, post_change, NULL},
-    {{"resume", NULL, NULL}, 1, post_change, NULL},
-    {{"jobs", "*", NULL}, 0, NULL, &job_ops},
-    {{"jobs", "*", "cancel"}, 1, NULL, &cancel_ops},
-    {{"runs", "*", NULL}, 0, NULL, &run_ops},
+    {{"dead", NULL, NULL}, 0, get_dead, NOT_BY_ID},
+    {{"dead", "retry", NULL}, 1, post_change, NOT_BY_ID},
+    {{"dead", "purge", NULL}, 1, post_change, NOT_BY_ID},
+    {{"pause", NULL, NULL}, 1, post_change, NOT_BY_ID},
+    {{"resume", NULL, NULL}, 1, post_change, NOT_BY_ID},
+    {{"jobs", "*", NULL}, 0, NULL, BY_ID_JOB},
+    {{"jobs", "*", "cancel"}, 1, NULL, BY_ID_CANCEL},
+    {{"runs", "*", NULL}, 0, NULL, BY_ID_RUN},
 };
 
 /* The route of segs (what follows /api/queues/Q), or NULL. */
@@ -935,7 +862,7 @@ queue_api(struct drv_web *web, struct evhttp_request *req,
         drv__web_error(req, 404, "no such API path");
     else if (m != (r->post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET))
         drv__web_error(req, 405, r->post ? "use POST" : "use GET");
-    else if (r->by_id != NULL)
+    else if (r->by_id != NOT_BY_ID)
         serve_by_id(web, req, k, segs[1], r->by_id);
     else
         r->fn(web, req, k, segs[n - 1]);

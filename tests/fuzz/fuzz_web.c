@@ -40,12 +40,10 @@ drv__cli_usage_error(struct drv_cli *cli, const char *fmt, ...)
 }
 
 int
-drv__cli_args(struct drv_cli *cli, int argc, char **argv,
-              const struct drv_cli_opt *opts, const char *const *names,
-              int nnames, const char **out, int *rest)
+drv__cli_args(struct drv_cli *cli, int argc, char **argv, const char *spec,
+              ...)
 {
-    (void)cli, (void)argc, (void)argv, (void)opts, (void)names;
-    (void)nnames, (void)out, (void)rest;
+    (void)cli, (void)argc, (void)argv, (void)spec;
     return -EINVAL;
 }
 

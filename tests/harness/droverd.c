@@ -310,6 +310,33 @@ drv_test_wait_pending(struct drv_test_droverd *t, const char *q,
                    >=, want, what);
 }
 
+int
+drv_test_given_back(struct drv_test_droverd *t, const char *q, long long n)
+{
+    redisReply *r, *f;
+    size_t i, k;
+    int with_id = 0;
+
+    assert_int_equal(drv_test_num(t, "XLEN %s:{%s}:jobs", t->o.prefix, q),
+                     n);
+    assert_int_equal(drv_test_num(t, "XPENDING %s:{%s}:jobs drover",
+                                  t->o.prefix, q), 0);
+    assert_int_equal(drv_test_stat(t, q, "processed"), 0);
+    assert_int_equal(drv_test_stat(t, q, "failed"), 0);
+    r = redisCommand(t->c, "XRANGE %s:{%s}:jobs - +", t->o.prefix, q);
+    assert_non_null(r);
+    for (i = 0; i < r->elements; i++) {
+        f = r->element[i]->element[1];
+        for (k = 0; k + 1 < f->elements; k += 2) {
+            assert_string_not_equal(f->element[k]->str, "attempt");
+            if (strcmp(f->element[k]->str, "id") == 0)
+                with_id++;
+        }
+    }
+    freeReplyObject(r);
+    return with_id;
+}
+
 void
 drv_test_wait_log(struct drv_test_droverd *t, const char *needle, int n)
 {

@@ -157,6 +157,16 @@ void drv_test_wait_stat(struct drv_test_droverd *t, const char *q,
 void drv_test_wait_pending(struct drv_test_droverd *t, const char *q,
                            long long want);
 
+/*
+ * drv_test_given_back -- after a graceful stop that gave every unfinished
+ * job of q back: its stream holds n entries, none pending, and no
+ * attempt was counted (processed and failed are 0, no entry has an
+ * attempt field). Returns how many entries carry an id field (a job that
+ * ran is re-created with its id).
+ */
+int drv_test_given_back(struct drv_test_droverd *t, const char *q,
+                        long long n);
+
 /* drv_test_wait_log -- wait until t->log (the droverd started last)
  * contains needle at least n times. */
 void drv_test_wait_log(struct drv_test_droverd *t, const char *needle,

@@ -52,24 +52,6 @@ stop_all(struct drv_test_droverd *t, int n)
             drv_test_droverd_stop(t, i, 0);
 }
 
-/* The number in file dir/name, 0 when it is missing. */
-static long
-file_num(const char *dir, const char *name)
-{
-    char path[512];
-    FILE *f;
-    long v = 0;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "r");
-    if (f != NULL) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = 0;
-        fclose(f);
-    }
-    return v;
-}
-
 /* calls= of `INFO commandstats` for command name (0 when never run). */
 static long long
 cmd_calls(struct drv_test_droverd *t, const char *name)
@@ -184,7 +166,7 @@ test_admit_dedupe(void **st)
     resume_q(t, "default");
     drv_test_wait_stat(t, "default", "deduped", 9);
     drv_test_wait_stat(t, "default", "processed", 1);
-    assert_int_equal(file_num(t->dir, "max"), 1);
+    assert_int_equal(drv_test_file_num(t->dir, "max"), 1);
     assert_int_equal(drv_test_started(t), 1);
 
     /* succeeded less than unique_for ago: still a duplicate */
@@ -289,9 +271,10 @@ test_admit_global_concurrency(void **st)
                       "ms", "300", NULL);
     resume_q(t, "default");
     drv_test_wait_stat(t, "default", "processed", 24);
-    fprintf(stderr, "most running at once: %ld\n", file_num(a, "max"));
-    assert_true(file_num(a, "max") >= 1);
-    assert_true(file_num(a, "max") <= 4);
+    fprintf(stderr, "most running at once: %ld\n",
+            drv_test_file_num(a, "max"));
+    assert_true(drv_test_file_num(a, "max") >= 1);
+    assert_true(drv_test_file_num(a, "max") <= 4);
     assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
 
     /* worker 0 alone takes all four slots */
@@ -300,7 +283,7 @@ test_admit_global_concurrency(void **st)
     for (i = 0; i < 4; i++)
         drv_test_xadd(t, "default", NULL, 0, "job", "slow", "dir", b,
                       "ms", "600000", NULL);
-    wait_until_num(file_num(b, "cur"), ==, 4, "long jobs running");
+    wait_until_num(drv_test_file_num(b, "cur"), ==, 4, "long jobs running");
     /* the others fetch eight more and are refused a slot */
     drv_test_droverd_start(t, 1);
     drv_test_droverd_start(t, 2);
@@ -311,15 +294,15 @@ test_admit_global_concurrency(void **st)
     wait_until(drv_test_file_count(t->w[1].log, "no fleet-wide slot free")
                + drv_test_file_count(t->w[2].log, "no fleet-wide slot free")
                >= 1, "a job refused a slot");
-    assert_int_equal(file_num(c, "max"), 0);
+    assert_int_equal(drv_test_file_num(c, "max"), -1); /* none ran */
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:conc:slow"), 4);
 
     /* kill -9 the holder: its slots come back within the lease */
     drv_test_kill(&t->w[0], SIGKILL);
     drv_test_wait_stat(t, "default", "processed", 32);
     drv_test_wait_stat(t, "default", "dead", 4);
-    assert_true(file_num(c, "max") >= 1);
-    assert_true(file_num(c, "max") <= 4);
+    assert_true(drv_test_file_num(c, "max") >= 1);
+    assert_true(drv_test_file_num(c, "max") <= 4);
     /* settled: no lease left, and an empty zset is no key at all */
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:conc:slow"), 0);
     stop_all(t, 3);
@@ -452,7 +435,7 @@ test_admit_keyed(void **st)
     start_all(t, 3);
     drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "A",
                   "dir", a, "ms", "600000", NULL);
-    wait_until_num(file_num(a, "cur"), ==, 1, "tenant A's long job");
+    wait_until_num(drv_test_file_num(a, "cur"), ==, 1, "tenant A's long job");
     for (i = 0; i < 3; i++)
         drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "A",
                       "dir", a2, "ms", "50", NULL);
@@ -460,9 +443,9 @@ test_admit_keyed(void **st)
         drv_test_xadd(t, "default", NULL, 0, "job", "work", "tenant", "B",
                       "dir", b, "ms", "50", NULL);
     drv_test_wait_stat(t, "default", "processed", 5);
-    assert_int_equal(file_num(b, "max"), 1);
-    assert_int_equal(file_num(a, "cur"), 1);
-    assert_int_equal(file_num(a2, "max"), 0);
+    assert_int_equal(drv_test_file_num(b, "max"), 1);
+    assert_int_equal(drv_test_file_num(a, "cur"), 1);
+    assert_int_equal(drv_test_file_num(a2, "max"), -1); /* none ran */
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:conc:work:A"), 1);
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:conc:work:B"), 0);
     /* a held slot's key expires 2 leases after its last renewal */
@@ -473,7 +456,7 @@ test_admit_keyed(void **st)
     wait_until_num(drv_test_num(t, "EXISTS t:{default}:rate:work:A") +
                    drv_test_num(t, "EXISTS t:{default}:rate:work:B"), ==,
                    0, "the tenants' rate keys to expire");
-    assert_int_equal(file_num(a2, "max"), 0);
+    assert_int_equal(drv_test_file_num(a2, "max"), -1);
     /* a graceful stop gives back the jobs waiting for admission at
      * once, and the long one at shutdown_timeout: all four wait on the
      * stream again, none pending, no attempt counted */

@@ -229,6 +229,36 @@ start_run(const char *r, const char *input)
     redisFree(c);
 }
 
+/* Put record into the hand-off box ("outbox" or "inbox") of queue q, as
+ * a worker that crashed half-way leaves it. */
+static void
+box_add(const char *q, const char *box, const char *record)
+{
+    redisContext *c = node_of(q);
+
+    freeReplyObject(drv_test_redis_cmd(c, "ZADD t:{%s}:graph:%s 0 %s", q,
+                                       box, record));
+    redisFree(c);
+}
+
+/* The fleet of the chain tests: two workers serve H, one serves T (the
+ * only one that may run g); then n runs, r0 with input s0 and so on. */
+static void
+start_fleet_and_runs(struct world *w, int n)
+{
+    char r[16], in[16];
+    int i;
+
+    start(w, 0, 0);
+    start(w, 1, 1);
+    start(w, 2, 0);
+    for (i = 0; i < n; i++) {
+        snprintf(r, sizeof r, "r%d", i);
+        snprintf(in, sizeof in, "s%d", i);
+        start_run(r, in);
+    }
+}
+
 static int
 all_ok(int n)
 {
@@ -274,20 +304,12 @@ test_graph_cluster_node_on_another_slot(void **st)
 {
     struct world *w = *st;
     enum { RUNS = 10 };
-    char body[4096], r[16], in[16], want[64];
+    char body[4096], r[16], want[64];
     int i;
 
     snprintf(body, sizeof body, CHAIN, w->t->dir, qt);
     write_configs(w, "  visibility_timeout: 4s\n", body);
-    /* two workers serve H, one serves T (the only one that may run g) */
-    start(w, 0, 0);
-    start(w, 1, 1);
-    start(w, 2, 0);
-    for (i = 0; i < RUNS; i++) {
-        snprintf(r, sizeof r, "r%d", i);
-        snprintf(in, sizeof in, "s%d", i);
-        start_run(r, in);
-    }
+    start_fleet_and_runs(w, RUNS);
     wait_until(all_ok(RUNS), "every run to end ok");
     for (i = 0; i < RUNS; i++) {
         snprintf(r, sizeof r, "r%d", i);
@@ -316,12 +338,7 @@ test_graph_cluster_node_on_another_slot(void **st)
     snprintf(body, sizeof body, "[\"%s\",\"t:{%s}:handoff:probe\",60000,"
              "[\"job\",\"noop\",\"id\",\"probe\"]]", qt, qt);
     for (i = 0; i < 2; i++) {
-        redisContext *c = node_of(qh);
-        redisReply *rep = drv_test_redis_cmd(c, "ZADD t:{%s}:graph:outbox 0 "
-                                             "%s", qh, body);
-
-        freeReplyObject(rep);
-        redisFree(c);
+        box_add(qh, "outbox", body);
         wait_until(boxes_empty(), "the outbox record to be delivered");
         wait_until_num(qnum(qt, "HGET t:{%s}:stats processed"), ==,
                        RUNS + 1, "the hand-off's entry processed");
@@ -330,14 +347,7 @@ test_graph_cluster_node_on_another_slot(void **st)
     /* an inbox record of g of r0 applied again changes nothing */
     snprintf(body, sizeof body, "[\"%s\",\"r0\",\"g\",\"\",\"ok\",\"1\","
              "\"again\",\"0\",\"0\",\"0-1\"]", qh);
-    {
-        redisContext *c = node_of(qt);
-        redisReply *rep = drv_test_redis_cmd(c, "ZADD t:{%s}:graph:inbox 0 "
-                                             "%s", qt, body);
-
-        freeReplyObject(rep);
-        redisFree(c);
-    }
+    box_add(qt, "inbox", body);
     wait_until(boxes_empty(), "the inbox record to be applied");
     assert_run("r0", "g.result", "g<a<s0>>");
     assert_run("r0", "z.enqueued", "1");
@@ -357,20 +367,13 @@ test_graph_cluster_kill9_loses_and_repeats_nothing(void **st)
 {
     struct world *w = *st;
     enum { RUNS = 16, KILLS = 9 };
-    char body[4096], r[16], in[16], want[64];
+    char body[4096], r[16], want[64];
     int i, k;
 
     snprintf(body, sizeof body, CHAIN, w->t->dir, qt);
     write_configs(w, "  visibility_timeout: 1s\n  max_deliveries: 1000\n",
                   body);
-    start(w, 0, 0);
-    start(w, 1, 1);
-    start(w, 2, 0);
-    for (i = 0; i < RUNS; i++) {
-        snprintf(r, sizeof r, "r%d", i);
-        snprintf(in, sizeof in, "s%d", i);
-        start_run(r, in);
-    }
+    start_fleet_and_runs(w, RUNS);
     /* kill each worker in turn at varying moments while runs hand off:
      * in a settle, between a settle and its hand-off, between the
      * hand-off and the box's cleanup, in a job */

@@ -44,6 +44,7 @@
 #include <event2/thread.h>
 
 #include "droverd.h"
+#include "evhttp.h"
 
 #define MAX_REQS 256
 #define MAX_HELD 32
@@ -93,20 +94,6 @@ copy_hdr(char *dst, size_t n, struct evhttp_request *req, const char *name)
     const char *v = evhttp_find_header(evhttp_request_get_input_headers(req),
                                        name);
     snprintf(dst, n, "%s", v ? v : "(none)");
-}
-
-static const char *
-method_name(enum evhttp_cmd_type cmd)
-{
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "?";
-    }
 }
 
 static void
@@ -187,7 +174,7 @@ on_request(struct evhttp_request *req, void *arg)
         s = &hs.reqs[hs.nreqs++];
         memset(s, 0, sizeof *s);
         snprintf(s->method, sizeof s->method, "%s",
-                 method_name(evhttp_request_get_command(req)));
+                 drv_test_method_name(evhttp_request_get_command(req)));
         snprintf(s->uri, sizeof s->uri, "%s", uri);
         copy_hdr(s->xjob, sizeof s->xjob, req, "X-Job");
         copy_hdr(s->xtoken, sizeof s->xtoken, req, "X-Token");
@@ -419,24 +406,6 @@ write_config(struct drv_test_droverd *t, const char *extra,
     drv_test_droverd_config(t, extra, jobs);
 }
 
-/* A loopback port nobody listens on. */
-static int
-closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-
-    assert_true(fd >= 0);
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 /* -------------------------------------------------------------- tests */
 
 static void
@@ -462,7 +431,7 @@ test_http_handler_status_mapping(void **st)
                  "  refused:\n    handler: http\n"
                  "    url: http://127.0.0.1:%d/x\n"
                  "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n",
-                 p, p, p, p, closed_port());
+                 p, p, p, p, drv_test_free_port());
     drv_test_droverd_start(t, 0);
     drv_test_xadd(t, "default", NULL, 0, "job", "ok", "id", "ok-1", "name",
                   "world", NULL);

@@ -749,6 +749,12 @@ test_web_nonloopback_needs_token(void **st)
     argv[6] = "--token-file";
     argv[7] = "/nonexistent/token";
     assert_int_equal(drv_test_run(argv, out, sizeof out, WATCHDOG_MS), 2);
+    /* without --listen: the default (loopback) address, and the same
+     * error for the token file (the parser once left --listen NULL) */
+    argv[4] = "--token-file";
+    argv[5] = "/nonexistent/token";
+    argv[6] = NULL;
+    assert_int_equal(drv_test_run(argv, out, sizeof out, WATCHDOG_MS), 2);
     /* with a token it serves (and still answers on the loopback) */
     memset(&w, 0, sizeof w);
     web_start(&w, "nonloop", extra);

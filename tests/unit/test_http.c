@@ -43,6 +43,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "evhttp.h"
 #include "harness.h"
 #include "drover/clock.h"
 #include "drover/common.h"
@@ -119,21 +120,6 @@ maybe_stop(struct state *s)
 {
     if (s->done >= s->want_done && s->closed >= s->want_closed)
         drv_loop_stop(s->loop);
-}
-
-static const char *
-method_name(enum evhttp_cmd_type cmd)
-{
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "?";
-    }
 }
 
 static void
@@ -243,7 +229,7 @@ on_request(struct evhttp_request *req, void *arg)
     if (strcmp(path, "/echo") == 0) {
         evbuffer_add_printf(out, "%s\nx-test=%s\nctype=%s\nexpect=%s\n"
                             "clen=%s\n\n",
-                            method_name(evhttp_request_get_command(req)),
+                            drv_test_method_name(evhttp_request_get_command(req)),
                             hdr(req, "X-Test"), hdr(req, "Content-Type"),
                             hdr(req, "Expect"), hdr(req, "Content-Length"));
         evbuffer_add_buffer(out, in);
@@ -752,24 +738,6 @@ test_http_parse_retry_after(void **st)
     assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
 }
 
-/* A port nobody listens on: bound, then closed. */
-static int
-closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-
-    assert_true(fd >= 0);
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 /* GET path on a closed port of 127.0.0.1 into r, run until it is done. */
 static void
 get_closed_port(struct state *s, struct rec *r, const char *path,
@@ -779,7 +747,8 @@ get_closed_port(struct state *s, struct rec *r, const char *path,
     struct drv_http_req rq;
 
     rec_init(r, s);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", closed_port(), path);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", drv_test_free_port(),
+             path);
     memset(&rq, 0, sizeof rq);
     rq.url = url;
     rq.timeout_ms = timeout_ms;

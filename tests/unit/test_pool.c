@@ -10,51 +10,11 @@
 
 #include <event2/event.h>
 
+#include "gate.h"
 #include "harness.h"
 #include "drover/common.h"
 #include "drover/loop.h"
 #include "drover/pool.h"
-
-/* ----------------------------------------------------------------- gate */
-
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open;
-};
-
-static void
-gate_init(struct gate *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->open = 0;
-}
-
-static void
-gate_wait(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (!g->open)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void
-gate_fini(struct gate *g)
-{
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
-}
 
 /* ---------------------------------------------------------------- state */
 
@@ -64,7 +24,7 @@ struct state {
     pthread_t loop_thread;
     int checkpoint;       /* done() calls */
     int n_cancelled;      /* done() calls with -ECANCELED */
-    struct gate gate;     /* blocking jobs wait on it */
+    struct drv_test_gate gate;     /* blocking jobs wait on it */
 };
 
 struct job {
@@ -90,7 +50,7 @@ setup(void **st)
     s->loop = drv_loop_create(&lo);
     assert_non_null(s->loop);
     s->loop_thread = pthread_self();
-    gate_init(&s->gate);
+    drv_test_gate_init(&s->gate);
     drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     *st = s;
     return 0;
@@ -103,11 +63,11 @@ teardown(void **st)
     struct event_base *base = drv_loop_base(s->loop);
 
     drv_test_watchdog_stop();
-    gate_open(&s->gate); /* never leave a pool thread blocked */
+    drv_test_gate_open(&s->gate); /* never leave a pool thread blocked */
     /* nothing may be left on the loop */
     assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED |
                                                EVENT_BASE_COUNT_ACTIVE), 0);
-    gate_fini(&s->gate);
+    drv_test_gate_fini(&s->gate);
     drv_loop_free(s->loop);
     free(s);
     return 0;
@@ -144,7 +104,7 @@ job_work(struct drv_pool_work *w)
                 sigismember(&cur, SIGHUP) && sigismember(&cur, SIGCHLD) &&
                 sigismember(&cur, SIGPIPE);
     if (j->block)
-        gate_wait(&j->s->gate);
+        drv_test_gate_wait(&j->s->gate);
     if (j->sleep_us > 0)
         usleep((useconds_t)j->sleep_us);
     atomic_store(&j->returned, 1);
@@ -281,7 +241,7 @@ test_pool_cancel_queued_and_running(void **st)
     drv_pool_get_stats(s->pool, &ps);
     assert_int_equal(ps.queued, 1);
     assert_int_equal(ps.cancelled, 1);
-    gate_open(&s->gate);
+    drv_test_gate_open(&s->gate);
     assert_int_equal(drv_loop_run(s->loop), 0);
     assert_int_equal(s->checkpoint, 3);
     assert_int_equal(a.done_status, 0);
@@ -313,7 +273,7 @@ test_pool_stats_queue_depth_and_busy(void **st)
     assert_int_equal(ps.queued, 3);
     assert_int_equal(ps.submitted, 5);
     assert_int_equal(ps.completed, 0);
-    gate_open(&s->gate);
+    drv_test_gate_open(&s->gate);
     assert_int_equal(drv_loop_run(s->loop), 0);
     drv_pool_get_stats(s->pool, &ps);
     assert_int_equal(ps.busy, 0);
@@ -323,25 +283,12 @@ test_pool_stats_queue_depth_and_busy(void **st)
     drv_pool_free(s->pool);
 }
 
-/* A helper thread: opens the gate once drv_pool_free has begun (no
- * cmocka asserts off the test's thread: a wait that times out opens the
- * gate anyway, and the test's own asserts see what went wrong). */
-static void *
-open_later(void *arg)
-{
-    struct state *s = arg;
-
-    drv_test_pool_wait_stopping(s->pool);
-    gate_open(&s->gate);
-    return NULL;
-}
-
 static void
 test_pool_free_joins_running_and_cancels_queued(void **st)
 {
     struct state *s = *st;
     struct job a, b;
-    pthread_t opener;
+    struct drv_test_opener opener;
 
     make_pool(s, 1);
     job_init(&a, s);
@@ -350,7 +297,7 @@ test_pool_free_joins_running_and_cancels_queued(void **st)
     assert_int_equal(drv_pool_submit(s->pool, &a.w, job_work, job_done), 0);
     assert_int_equal(drv_pool_submit(s->pool, &b.w, job_work, job_done), 0);
     wait_for(s->pool, pred_busy, 1);
-    assert_int_equal(pthread_create(&opener, NULL, open_later, s), 0);
+    drv_test_opener_start(&opener, &s->gate, s->pool);
     /* blocks until a returns; b never runs; both done()s run inside */
     drv_pool_free(s->pool);
     assert_int_equal(atomic_load(&a.returned), 1);
@@ -358,7 +305,7 @@ test_pool_free_joins_running_and_cancels_queued(void **st)
     assert_int_equal(b.done_status, -ECANCELED);
     assert_int_equal(atomic_load(&b.ran), 0);
     assert_int_equal(s->checkpoint, 2);
-    pthread_join(opener, NULL);
+    drv_test_opener_join(&opener);
 }
 
 static void

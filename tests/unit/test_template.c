@@ -56,9 +56,9 @@ job_fields(void)
     return f;
 }
 
-/* Expand tmpl with the job fields; returns the result (caller frees). */
-static char *
-expand_ok(const char *tmpl, unsigned flags)
+/* Expand tmpl with the job fields: it must give want. */
+static void
+expect_expand(const char *tmpl, unsigned flags, const char *want)
 {
     struct fields f = job_fields();
     struct drv_err err;
@@ -71,91 +71,74 @@ expand_ok(const char *tmpl, unsigned flags)
     assert_drv_ok(rc, &err);
     assert_non_null(out);
     assert_int_equal(len, strlen(out));
-    return out;
+    assert_string_equal(out, want);
+    free(out);
+}
+
+/* Expand tmpl with f's fields: it must fail with code, saying msg, and
+ * give no output. */
+static void
+expect_expand_error(const char *tmpl, unsigned flags, struct fields *f,
+                    int code, const char *msg)
+{
+    struct drv_err err;
+    char *out = NULL;
+
+    drv_err_clear(&err);
+    assert_int_equal(drv_template_expand(tmpl, flags, lookup, f, &out, NULL,
+                                         &err), code);
+    assert_null(out);
+    assert_string_equal(err.msg, msg);
 }
 
 static void
 test_template_expand_fields(void **state)
 {
-    char *s = NULL;
-
     (void)state;
-    s = expand_ok("{path}.out.png", 0);
-    assert_string_equal(s, "/tmp/a b.png.out.png");
-    free(s);
-    s = expand_ok("-resize {width}x{width}", 0);
-    assert_string_equal(s, "-resize 640x640");
-    free(s);
-    s = expand_ok("no fields at all", 0);
-    assert_string_equal(s, "no fields at all");
-    free(s);
-    s = expand_ok("", 0);
-    assert_string_equal(s, "");
-    free(s);
+    expect_expand("{path}.out.png", 0, "/tmp/a b.png.out.png");
+    expect_expand("-resize {width}x{width}", 0, "-resize 640x640");
+    expect_expand("no fields at all", 0, "no fields at all");
+    expect_expand("", 0, "");
 }
 
 static void
 test_template_literal_braces(void **state)
 {
-    char *s = NULL;
-
     (void)state;
-    s = expand_ok("{{path}} is {path}", 0);
-    assert_string_equal(s, "{path} is /tmp/a b.png");
-    free(s);
-    s = expand_ok("a}}b{{c", 0);
-    assert_string_equal(s, "a}b{c");
-    free(s);
-    s = expand_ok("{{{width}}}", 0);
-    assert_string_equal(s, "{640}");
-    free(s);
+    expect_expand("{{path}} is {path}", 0, "{path} is /tmp/a b.png");
+    expect_expand("a}}b{{c", 0, "a}b{c");
+    expect_expand("{{{width}}}", 0, "{640}");
 }
 
 static void
 test_template_url_escape(void **state)
 {
-    char *s = NULL;
-
     (void)state;
-    s = expand_ok("https://x.test/s?q={q}&p={path}",
-                  DRV_TEMPLATE_URL_ESCAPE);
-    assert_string_equal(s, "https://x.test/s?q=x%26y%3Dz%2F%C3%A9~"
-                           "&p=%2Ftmp%2Fa%20b.png");
-    free(s);
+    expect_expand("https://x.test/s?q={q}&p={path}",
+                  DRV_TEMPLATE_URL_ESCAPE,
+                  "https://x.test/s?q=x%26y%3Dz%2F%C3%A9~"
+                  "&p=%2Ftmp%2Fa%20b.png");
 }
 
 static void
 test_template_missing_field(void **state)
 {
     struct fields f = job_fields();
-    struct drv_err err;
-    char *out = NULL;
-    int rc;
 
     (void)state;
-    drv_err_clear(&err);
-    rc = drv_template_expand("{path} {height}", 0, lookup, &f, &out, NULL,
-                             &err);
-    assert_int_equal(rc, DRV_EBADJOB);
-    assert_null(out);
-    assert_string_equal(err.msg, "missing field height");
+    expect_expand_error("{path} {height}", 0, &f, DRV_EBADJOB,
+                        "missing field height");
 }
 
 static void
 test_template_lookup_error(void **state)
 {
     struct fields f = job_fields();
-    struct drv_err err;
-    char *out = NULL;
-    int rc;
 
     (void)state;
     f.fail_with = -ENOMEM;
-    drv_err_clear(&err);
-    rc = drv_template_expand("x{path}", 0, lookup, &f, &out, NULL, &err);
-    assert_int_equal(rc, -ENOMEM);
-    assert_null(out);
-    assert_string_equal(err.msg, "field path: Cannot allocate memory");
+    expect_expand_error("x{path}", 0, &f, -ENOMEM,
+                        "field path: Cannot allocate memory");
 }
 
 static void
@@ -181,11 +164,8 @@ test_template_nul_in_value(void **state)
     assert_memory_equal(out, "<x\0y>", 5);
     free(out);
 
-    rc = drv_template_expand("<{a}>", DRV_TEMPLATE_NO_NUL, lookup, &f, &out,
-                             &len, &err);
-    assert_int_equal(rc, DRV_EBADJOB);
-    assert_null(out);
-    assert_string_equal(err.msg, "field a holds a NUL byte");
+    expect_expand_error("<{a}>", DRV_TEMPLATE_NO_NUL, &f, DRV_EBADJOB,
+                        "field a holds a NUL byte");
 
     rc = drv_template_expand("{a}", DRV_TEMPLATE_URL_ESCAPE, lookup, &f,
                              &out, &len, &err);
@@ -234,17 +214,10 @@ static void
 test_template_expand_rejects_bad_syntax(void **state)
 {
     struct fields f = job_fields();
-    struct drv_err err;
-    char *out = NULL;
-    int rc;
 
     (void)state;
-    drv_err_clear(&err);
-    rc = drv_template_expand("{path} {width", 0, lookup, &f, &out, NULL,
-                             &err);
-    assert_int_equal(rc, -EINVAL);
-    assert_null(out);
-    assert_string_equal(err.msg, "unmatched '{' at byte 8");
+    expect_expand_error("{path} {width", 0, &f, -EINVAL,
+                        "unmatched '{' at byte 8");
 }
 
 int

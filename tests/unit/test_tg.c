@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "gate.h"
 #include "harness.h"
 #include "drover/clock.h"
 #include "drover/common.h"
@@ -23,32 +24,6 @@
 
 #define MS DRV_NS_PER_MS
 #define ORDER_MAX 2048
-
-/* ----------------------------------------------------------------- gate */
-
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open;
-};
-
-static void
-gate_wait(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (!g->open)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void
-gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
 
 /* ---------------------------------------------------------------- state */
 
@@ -74,7 +49,7 @@ struct state {
     int run_type_max[2];            /* highest run_type */
     int order[ORDER_MAX];           /* task ids in start order */
     int n_started;                  /* entries in order */
-    struct gate gate;               /* blocking thread tasks wait here */
+    struct drv_test_gate gate;               /* blocking thread tasks wait here */
     atomic_int thr_running;         /* thread tasks inside work() */
     atomic_int thr_hwm;             /* highest thr_running */
     struct ft *fts;                 /* owned: the fake tasks */
@@ -147,8 +122,7 @@ setup(void **st)
     s->base = drv_loop_base(s->loop);
     s->loop_thread = pthread_self();
     assert_int_equal(drv_pool_create(s->loop, &po, &s->pool), 0);
-    pthread_mutex_init(&s->gate.mu, NULL);
-    pthread_cond_init(&s->gate.cv, NULL);
+    drv_test_gate_init(&s->gate);
     drv_test_watchdog_start(DRV_TEST_WATCHDOG_S);
     *st = s;
     return 0;
@@ -160,7 +134,7 @@ teardown(void **st)
     struct state *s = *st;
 
     drv_test_watchdog_stop();
-    gate_open(&s->gate); /* never leave a pool thread blocked */
+    drv_test_gate_open(&s->gate); /* never leave a pool thread blocked */
     if (s->tg != NULL || s->tg2 != NULL) {
         /* the test failed half-way: leak rather than hang or abort */
         fprintf(stderr, "teardown: group not freed, leaking the fixture\n");
@@ -171,8 +145,7 @@ teardown(void **st)
     assert_int_equal(event_base_get_num_events(s->base,
                                                EVENT_BASE_COUNT_ADDED |
                                                EVENT_BASE_COUNT_ACTIVE), 0);
-    pthread_mutex_destroy(&s->gate.mu);
-    pthread_cond_destroy(&s->gate.cv);
+    drv_test_gate_fini(&s->gate);
     free(s->fts);
     drv_loop_free(s->loop);
     free(s);
@@ -338,7 +311,7 @@ ft_work(struct drv_tg_task *t, struct drv_err *err, void *ctx)
     while (f->wait_hwm > 0 && atomic_load(&s->thr_hwm) < f->wait_hwm)
         usleep(500);
     if (f->block)
-        gate_wait(&s->gate);
+        drv_test_gate_wait(&s->gate);
     while (f->poll_cancel && !drv_tg_task_cancelled(t))
         usleep(1000);
     if (drv_tg_task_cancelled(t))
@@ -922,7 +895,7 @@ open_gate_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    gate_open(&s->gate);
+    drv_test_gate_open(&s->gate);
 }
 
 static void
@@ -1041,7 +1014,7 @@ qcancel_poll(evutil_socket_t fd, short what, void *arg)
     assert_int_equal(drv_tg_task_outcome(q->b->t)->state, DRV_TG_CANCELLED);
     assert_int_equal(q->b->outcomes, 0);
     assert_true(drv_tg_task_cancelled(q->b->t));
-    gate_open(&q->s->gate);
+    drv_test_gate_open(&q->s->gate);
 }
 
 static void
@@ -1077,32 +1050,12 @@ test_tg_cancel_queued_pool_job_never_runs(void **st)
 
 /* pool shut down under a group: queued work ends CANCELLED(SHUTDOWN) */
 
-/* What open_gate_later needs: the gate's state and the pool. */
-struct opener {
-    struct state *s;
-    struct drv_pool *pool;
-};
-
-/* A helper thread: opens the gate once drv_pool_free has begun (no
- * cmocka asserts off the test's thread: a wait that times out opens the
- * gate anyway, and the test's own asserts see what went wrong). */
-static void *
-open_gate_later(void *arg)
-{
-    struct opener *o = arg;
-
-    drv_test_pool_wait_stopping(o->pool);
-    gate_open(&o->s->gate);
-    return NULL;
-}
-
 static void
 pool_free_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct qcancel *q = arg;
     struct drv_pool_stats ps;
-    struct opener o;
-    pthread_t th;
+    struct drv_test_opener o;
 
     (void)fd;
     (void)what;
@@ -1111,12 +1064,10 @@ pool_free_poll(evutil_socket_t fd, short what, void *arg)
         later(q->s, 1, pool_free_poll, q);
         return;
     }
-    o.s = q->s;
-    o.pool = q->p1;
-    assert_int_equal(pthread_create(&th, NULL, open_gate_later, &o), 0);
+    drv_test_opener_start(&o, &q->s->gate, q->p1);
     drv_pool_free(q->p1); /* joins a, completes b with -ECANCELED */
     q->p1 = NULL;
-    pthread_join(th, NULL);
+    drv_test_opener_join(&o);
 }
 
 static void
@@ -1206,7 +1157,7 @@ block_until_two_done(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    gate_open(&s->gate);
+    drv_test_gate_open(&s->gate);
     /* keep the loop busy until both failures sit on the done-list */
     wait_until_num((drv_pool_get_stats(s->pool, &ps), ps.done_pending), >=, 2,
                    "pool results waiting for the loop");
