@@ -116,8 +116,9 @@ parse_status(struct drv__h1_parser *p, const char *s, size_t n)
     drv_buf_reset(&p->location);
     for (i = 12; i < n && s[i] == ' '; i++)
         ;
-    /* a NUL ends it too, as libcurl's copy of the line did */
-    for (k = 0; i < n && s[i] != '\0' && k + 1 < DRV__H1_REASON_MAX; i++)
+    /* a NUL or a lone CR ends it too, as in libcurl's copy of the line */
+    for (k = 0; i < n && s[i] != '\0' && s[i] != '\r' &&
+                k + 1 < DRV__H1_REASON_MAX; i++)
         p->reason[k++] = s[i];
     while (k > 0 && (p->reason[k - 1] == ' ' || p->reason[k - 1] == '\t'))
         k--;
@@ -1198,6 +1199,7 @@ drv__h1_abort(struct drv__h1_xfer *x)
         x->conn->x = NULL;
         conn_close(x->conn);
         x->conn = NULL;
+        serve_waiters(h1); /* its place is free */
     }
 }
 

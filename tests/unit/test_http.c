@@ -1729,6 +1729,68 @@ test_http_h1_idle_off_the_loop(void **st)
     rec_fini(&r);
 }
 
+/* Requests waiting for a connection (max_host_connections reached) time
+ * out and cancel like any other; one that cannot even start connecting
+ * reports it from the loop, once. */
+static void
+test_http_h1_waiting_and_failing_at_once(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    struct drv_http_req rq;
+    struct rec a, b, c, d, e;
+
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_host_connections = 1;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    rec_init(&a, s);
+    rec_init(&b, s);
+    rec_init(&c, s);
+    rec_init(&d, s);
+    rec_init(&e, s);
+    start(s, &a, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    start(s, &b, NULL, "/conn", NULL, 0, NULL, 0, 300, 100);
+    start(s, &c, NULL, "/conn", NULL, 0, NULL, 0, 0, 100);
+    start(s, &d, NULL, "/conn", NULL, 0, NULL, 0, 0, 100);
+    want_hangs = 1;
+    spin_until(s, hangs_seen, "the first request at the server");
+    /* b waits behind a, and times out there */
+    run_until(s, 1, 0);
+    assert_int_equal(b.ncb, 1);
+    assert_int_equal(b.code, -ETIMEDOUT);
+    assert_true(strlen(b.error) > 0);
+    /* c is cancelled while waiting; a's cancel frees the connection for
+     * d */
+    s->in_cancel = 1;
+    drv_http_cancel(c.call);
+    drv_http_cancel(a.call);
+    s->in_cancel = 0;
+    assert_int_equal(c.ncb, 0);
+    run_until(s, 4, 1);
+    assert_int_equal(c.code, -ECANCELED);
+    assert_int_equal(c.cb_in_cancel, 0);
+    assert_int_equal(a.code, -ECANCELED);
+    assert_int_equal(d.code, 0);
+    assert_string_equal(d.body, "ok");
+    assert_int_equal(s->requests, 2); /* a and d reached the server */
+    /* connect() fails at once: reported later, from the loop */
+    memset(&rq, 0, sizeof rq);
+    rq.url = "http://255.255.255.255:9/x";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &e, &e.call), 0);
+    assert_int_equal(e.ncb, 0);
+    run_until(s, 5, 1);
+    assert_int_equal(e.ncb, 1);
+    assert_true(e.code < 0 && e.code != -ECANCELED);
+    assert_true(strlen(e.error) > 0);
+    assert_int_equal(drv_http_pending(s->h), 0);
+    rec_fini(&a);
+    rec_fini(&b);
+    rec_fini(&c);
+    rec_fini(&d);
+    rec_fini(&e);
+}
+
 int
 main(void)
 {
@@ -1755,6 +1817,7 @@ main(void)
         T(test_http_h1_bad_responses),
         T(test_http_h1_head_as_curl),
         T(test_http_h1_idle_off_the_loop),
+        T(test_http_h1_waiting_and_failing_at_once),
     };
 #undef T
 
