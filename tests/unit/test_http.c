@@ -710,16 +710,17 @@ rec_fini(struct rec *rc)
     rc->body = NULL;
 }
 
-/* Start a request to the test server; path is appended to its URL. */
+/* Start a request to http://host:port path. */
 static void
-start(struct state *s, struct rec *rc, const char *method, const char *path,
-      const char *const *headers, size_t nheaders, const char *body,
-      size_t body_len, int64_t timeout_ms, size_t body_max)
+start_url(struct state *s, struct rec *rc, const char *host, int port,
+          const char *method, const char *path, const char *const *headers,
+          size_t nheaders, const char *body, size_t body_len,
+          int64_t timeout_ms, size_t body_max)
 {
     char url[512];
     struct drv_http_req rq;
 
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    snprintf(url, sizeof url, "http://%s:%d%s", host, port, path);
     memset(&rq, 0, sizeof rq);
     rq.method = method;
     rq.url = url;
@@ -731,6 +732,16 @@ start(struct state *s, struct rec *rc, const char *method, const char *path,
     rq.body_max = body_max;
     assert_int_equal(drv_http_request(s->h, &rq, on_done, rc, &rc->call), 0);
     assert_non_null(rc->call);
+}
+
+/* Start a request to the test server; path is appended to its URL. */
+static void
+start(struct state *s, struct rec *rc, const char *method, const char *path,
+      const char *const *headers, size_t nheaders, const char *body,
+      size_t body_len, int64_t timeout_ms, size_t body_max)
+{
+    start_url(s, rc, "127.0.0.1", s->port, method, path, headers, nheaders,
+              body, body_len, timeout_ms, body_max);
 }
 
 /* GET http://host:port/path of the test server, host a name for it. */
@@ -1315,26 +1326,22 @@ test_http_bad_requests(void **st)
     const char *bad_hdr[] = {"X-A: 1\r\nX-B: 2"};
     const char *bad_lf[] = {"X-A: 1\nX-B: 2"};
 
+    /* none, not http(s), not a URL; and no line break reaches the
+     * request head by the URL either */
+    static const char *const bad_urls[] = {
+        NULL, "ftp://127.0.0.1/x", "file:///etc/passwd", "not a url",
+        "http://127.0.0.1:1/x\r\nX-Evil: 1",
+        "http://127.0.0.1:1/x HTTP/1.1\nX-Evil: 1",
+    };
+    size_t i;
+
     rec_init(&r, s);
     memset(&rq, 0, sizeof rq);
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "ftp://127.0.0.1/x";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "file:///etc/passwd";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "not a url";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    /* no line break reaches the request head, by the URL either */
-    rq.url = "http://127.0.0.1:1/x\r\nX-Evil: 1";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "http://127.0.0.1:1/x HTTP/1.1\nX-Evil: 1";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
+    for (i = 0; i < DRV_ARRAY_LEN(bad_urls); i++) {
+        rq.url = bad_urls[i];
+        if (drv_http_request(s->h, &rq, on_done, &r, NULL) != -EINVAL)
+            fail_msg("%s was taken", bad_urls[i] ? bad_urls[i] : "NULL");
+    }
     rq.url = "http://127.0.0.1:1/x";
     rq.headers = bad_lf;
     rq.nheaders = 1;
@@ -1472,20 +1479,8 @@ start_raw(struct state *s, struct rec *rc, const char *host,
           size_t nheaders, const char *body, size_t body_len,
           size_t body_max)
 {
-    char url[512];
-    struct drv_http_req rq;
-
-    snprintf(url, sizeof url, "http://%s:%d%s", host, s->raw.port, path);
-    memset(&rq, 0, sizeof rq);
-    rq.method = method;
-    rq.url = url;
-    rq.headers = headers;
-    rq.nheaders = nheaders;
-    rq.body = body;
-    rq.body_len = body_len;
-    rq.timeout_ms = 20000;
-    rq.body_max = body_max;
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, rc, &rc->call), 0);
+    start_url(s, rc, host, s->raw.port, method, path, headers, nheaders,
+              body, body_len, 20000, body_max);
 }
 
 /* One request to the raw server over the h1 path, run to its end. */
@@ -1497,6 +1492,26 @@ raw_one(struct state *s, struct rec *rc, const char *method,
     start_raw(s, rc, "127.0.0.1", method, path, NULL, 0, NULL, 0, body_max);
     run_until(s, s->done + 1, 0);
     assert_int_equal(rc->ncb, 1);
+}
+
+/* GET path on the raw server over the h1 path: its code and body (NULL:
+ * any), then how many connections and requests the server has seen. */
+static void
+raw_expect(struct state *s, const char *path, int code, const char *body,
+           int accepted, int requests)
+{
+    struct rec r;
+
+    raw_one(s, &r, NULL, path, 100);
+    if (r.code != code)
+        fail_msg("%s: code %d (%s), not %d", path, r.code, r.error, code);
+    if (code < 0)
+        assert_true(strlen(r.error) > 0);
+    if (body != NULL)
+        assert_string_equal(r.body, body);
+    assert_int_equal(s->raw.accepted, accepted);
+    assert_int_equal(s->raw.requests, requests);
+    rec_fini(&r);
 }
 
 /* Bodies in chunks, to the close, Connection: close, HEAD, 1xx: each
@@ -1528,19 +1543,10 @@ test_http_h1_bodies_and_connections(void **st)
     assert_int_equal(r.truncated, 1);
     assert_int_equal(r.body[1199], 'y');
     rec_fini(&r);
-    raw_one(s, &r, NULL, "/x", 100);
-    assert_string_equal(r.body, "ok");
-    assert_int_equal(s->raw.accepted, 1);
-    rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 1, 4);
     /* Connection: close: the next request opens a new connection */
-    raw_one(s, &r, NULL, "/close", 100);
-    assert_int_equal(r.code, 0);
-    assert_string_equal(r.body, "ok");
-    rec_fini(&r);
-    raw_one(s, &r, NULL, "/x", 100);
-    assert_int_equal(r.code, 0);
-    assert_int_equal(s->raw.accepted, 2);
-    rec_fini(&r);
+    raw_expect(s, "/close", 0, "ok", 1, 5);
+    raw_expect(s, "/x", 0, "ok", 2, 6);
     /* HTTP/1.0 without a length: the body ends at the close */
     raw_one(s, &r, NULL, "/eof", 100);
     assert_int_equal(r.code, 0);
@@ -1573,9 +1579,7 @@ test_http_h1_stale_connection_retried(void **st)
     struct rec r;
 
     raw_start(s);
-    raw_one(s, &r, NULL, "/x", 100);
-    assert_int_equal(r.code, 0);
-    rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 1, 1);
     rec_init(&r, s);
     start_raw(s, &r, "127.0.0.1", "POST", "/drop", NULL, 0, "{}", 2, 100);
     run_until(s, 2, 0);
@@ -1585,18 +1589,9 @@ test_http_h1_stale_connection_retried(void **st)
     assert_int_equal(s->raw.requests, 3);
     rec_fini(&r);
     /* dropped on the kept connection and again on the new one: once */
-    raw_one(s, &r, NULL, "/dropfirst", 100);
-    assert_int_equal(r.code, -ECONNRESET);
-    assert_true(strlen(r.error) > 0);
-    assert_int_equal(s->raw.accepted, 3);
-    assert_int_equal(s->raw.requests, 5);
-    rec_fini(&r);
+    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 3, 5);
     /* a new connection (none is kept now): not retried */
-    raw_one(s, &r, NULL, "/dropfirst", 100);
-    assert_int_equal(r.code, -ECONNRESET);
-    assert_int_equal(s->raw.accepted, 4);
-    assert_int_equal(s->raw.requests, 6);
-    rec_fini(&r);
+    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 4, 6);
 }
 
 /* A response cut short, an invalid one, bytes after the response. */
@@ -1604,29 +1599,13 @@ static void
 test_http_h1_bad_responses(void **st)
 {
     struct state *s = *st;
-    struct rec r;
 
     raw_start(s);
-    raw_one(s, &r, NULL, "/partial", 100);
-    assert_int_equal(r.code, -ECONNRESET);
-    assert_int_equal(r.status, 0);
-    assert_true(strlen(r.error) > 0);
-    rec_fini(&r);
-    raw_one(s, &r, NULL, "/garbage", 100);
-    assert_int_equal(r.code, DRV_EPROTO);
-    assert_true(strlen(r.error) > 0);
-    rec_fini(&r);
-    assert_int_equal(s->raw.accepted, 2);
+    raw_expect(s, "/partial", -ECONNRESET, "", 1, 1);
+    raw_expect(s, "/garbage", DRV_EPROTO, "", 2, 2);
     /* the first response is the answer; the connection is not reused */
-    raw_one(s, &r, NULL, "/early", 100);
-    assert_int_equal(r.code, 0);
-    assert_string_equal(r.body, "ok");
-    rec_fini(&r);
-    raw_one(s, &r, NULL, "/x", 100);
-    assert_int_equal(r.code, 0);
-    assert_string_equal(r.body, "ok");
-    assert_int_equal(s->raw.accepted, 4);
-    rec_fini(&r);
+    raw_expect(s, "/early", 0, "ok", 3, 3);
+    raw_expect(s, "/x", 0, "ok", 4, 4);
 }
 
 /* The head the h1 path sends is the one libcurl sends: the same request
@@ -1706,27 +1685,17 @@ static void
 test_http_h1_idle_off_the_loop(void **st)
 {
     struct state *s = *st;
-    struct rec r;
     int i;
 
     raw_start(s);
-    raw_one(s, &r, NULL, "/x", 100);
-    rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 1, 1);
     spin_until(s, only_raw_left, "the kept connection off the loop");
-    raw_one(s, &r, NULL, "/x", 100);
-    assert_int_equal(r.code, 0);
-    assert_int_equal(s->raw.accepted, 1);
-    rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 1, 2);
     spin_until(s, only_raw_left, "the kept connection off the loop");
     for (i = 0; i < RAW_MAX; i++)
         if (s->raw.conns[i].fd >= 0)
             raw_close(&s->raw.conns[i]);
-    raw_one(s, &r, NULL, "/x", 100);
-    assert_int_equal(r.code, 0);
-    assert_string_equal(r.body, "ok");
-    assert_int_equal(s->raw.accepted, 2);
-    assert_int_equal(s->raw.requests, 3);
-    rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 2, 3);
 }
 
 /* Requests waiting for a connection (max_host_connections reached) time
