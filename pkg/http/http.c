@@ -45,6 +45,16 @@
  * that fd), so a client without calls keeps the loop alive only until
  * trim_ev (at most SPARE_IDLE_MS after its last call).
  *
+ * Plain http:// to an IP address (call_url finds it once per URL, in
+ * url_target) goes through http_h1.c instead of curl, unless a proxy
+ * variable is set or the headers set the body's framing or an empty
+ * Host (lean_headers): the call then is "lean", builds libcurl's request
+ * head itself (build_head) and its xfer runs on the client's h1 pool;
+ * on_h1_done records the outcome and delivers it like collect() does
+ * for curl's transfers. The same call, spare list and callbacks serve
+ * both; a call's easy handle is made all the same (a call may take
+ * either path on its next request).
+ *
  * Loop thread only; no locks.
  */
 #include <errno.h>
