@@ -43,6 +43,9 @@
  *   /head         200 with Content-Length: 5 and no body (for HEAD)
  *   /continue     100 Continue, then 204
  *   /dump...      200, the request's head as it came (the body left out)
+ *   /reject       413 as soon as the head is in; the server then stops
+ *                 reading that connection (an answer while the client is
+ *                 still sending a body it cannot finish)
  *   anything else 200 "ok"
  *
  * Timing: hang guards (drv_test_loop_run, wait_until) only; no speed
@@ -85,6 +88,7 @@ struct raw_conn {
     char buf[65536];              /* request bytes not yet answered */
     size_t len;
     int nreq;                     /* requests seen on it */
+    int stalled;                  /* /reject: ev is off, fd kept */
 };
 
 /* The raw server: one listener, RAW_MAX connections. */
@@ -351,6 +355,7 @@ raw_close(struct raw_conn *rc)
     rc->fd = -1;
     rc->len = 0;
     rc->nreq = 0;
+    rc->stalled = 0;
 }
 
 static void
@@ -456,6 +461,15 @@ on_raw_read(evutil_socket_t fd, short what, void *arg)
         if (cl != NULL)
             body = (size_t)atol(cl + 17);
         whole = head + body;
+        if (strncmp(rc->buf, "POST /reject ", 13) == 0) {
+            /* answered now; the rest of the body is never read */
+            rc->srv->requests++;
+            RAW_SEND(rc, "HTTP/1.1 413 Content Too Large\r\n"
+                         "Content-Length: 0\r\n\r\n");
+            assert_int_equal(event_del(rc->ev), 0);
+            rc->stalled = 1;
+            return;
+        }
         if (rc->len < whole) {
             *end = '\r';
             return;
@@ -540,7 +554,8 @@ raw_events(const struct state *s)
     int i, n = s->raw.lev != NULL;
 
     for (i = 0; i < RAW_MAX; i++)
-        n += s->raw.lev != NULL && s->raw.conns[i].fd >= 0;
+        n += s->raw.lev != NULL && s->raw.conns[i].fd >= 0 &&
+             !s->raw.conns[i].stalled;
     return n;
 }
 
@@ -1608,6 +1623,30 @@ test_http_h1_bad_responses(void **st)
     raw_expect(s, "/x", 0, "ok", 4, 4);
 }
 
+/* An answer before the request is whole (32 MiB of body, more than the
+ * socket buffers hold, and a 413 once the head is in): it is the
+ * outcome, and the connection, its request cut short, is not used
+ * again. */
+static void
+test_http_h1_answer_before_body(void **st)
+{
+    struct state *s = *st;
+    size_t n = 32u << 20;
+    char *big = malloc(n);
+    struct rec r;
+
+    memset(big, 'B', n);
+    raw_start(s);
+    rec_init(&r, s);
+    start_raw(s, &r, "127.0.0.1", "POST", "/reject", NULL, 0, big, n, 100);
+    run_until(s, 1, 0);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 413);
+    rec_fini(&r);
+    free(big);
+    raw_expect(s, "/x", 0, "ok", 2, 2);
+}
+
 /* The head the h1 path sends is the one libcurl sends: the same request
  * through both (127.0.0.1 and localhost) gives the same bytes, but for
  * the Host line. */
@@ -1784,6 +1823,7 @@ main(void)
         T(test_http_h1_bodies_and_connections),
         T(test_http_h1_stale_connection_retried),
         T(test_http_h1_bad_responses),
+        T(test_http_h1_answer_before_body),
         T(test_http_h1_head_as_curl),
         T(test_http_h1_idle_off_the_loop),
         T(test_http_h1_waiting_and_failing_at_once),
