@@ -789,9 +789,9 @@ conn_alive(struct drv__h1_conn *k)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-/* An idle connection of ho for x, or NULL. */
+/* An idle connection of ho, or NULL. */
 static struct drv__h1_conn *
-take_idle(struct drv__h1 *h1, struct host *ho)
+take_idle(struct host *ho)
 {
     struct drv__h1_conn *k;
 
@@ -809,7 +809,6 @@ take_idle(struct drv__h1 *h1, struct host *ho)
         k->state = CONN_BUSY;
         return k;
     }
-    (void)h1;
     return NULL;
 }
 
@@ -825,6 +824,23 @@ close_other_idle(struct drv__h1 *h1, struct host *ho)
             conn_close(k);
             return 1;
         }
+    return 0;
+}
+
+/* 1 if a new connection to ho is allowed: under max_host, and under
+ * max_total or with an idle connection of another host to close. */
+static int
+has_room(struct drv__h1 *h1, struct host *ho)
+{
+    struct drv__h1_conn *k;
+
+    if (h1->o.max_host > 0 && ho->nconn >= (size_t)h1->o.max_host)
+        return 0;
+    if (h1->o.max_total <= 0 || h1->nconn < (size_t)h1->o.max_total)
+        return 1;
+    TAILQ_FOREACH(k, &h1->all, all)
+        if (k->state == CONN_IDLE && k->host != ho)
+            return 1;
     return 0;
 }
 
@@ -870,7 +886,7 @@ static int
 xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
 {
     struct host *ho = host_get(h1, x->tgt);
-    struct drv__h1_conn *k = fresh ? NULL : take_idle(h1, ho);
+    struct drv__h1_conn *k = fresh ? NULL : take_idle(ho);
 
     if (k != NULL) {
         k->x = x;
@@ -879,11 +895,10 @@ xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
         xfer_send(x);
         return 0;
     }
-    if (h1->o.max_host > 0 && ho->nconn >= (size_t)h1->o.max_host)
+    if (!has_room(h1, ho))
         goto wait;
-    if (h1->o.max_total > 0 && h1->nconn >= (size_t)h1->o.max_total &&
-        !close_other_idle(h1, ho))
-        goto wait;
+    if (h1->o.max_total > 0 && h1->nconn >= (size_t)h1->o.max_total)
+        DRV_ASSERT(close_other_idle(h1, ho)); /* has_room saw one */
     return conn_open(h1, ho, x);
 wait:
     x->waiting = 1;
@@ -899,17 +914,18 @@ serve_waiters(struct drv__h1 *h1)
     struct drv__h1_xfer *x, *next;
 
     for (x = TAILQ_FIRST(&h1->waiting); x != NULL; x = next) {
+        struct host *ho = host_get(h1, x->tgt);
         int rc;
 
+        /* attaching touches connections, never the other waiters */
         next = TAILQ_NEXT(x, wait_link);
+        if (TAILQ_EMPTY(&ho->idle) && !has_room(h1, ho))
+            continue; /* its host is full: the ones behind may go */
         TAILQ_REMOVE(&h1->waiting, x, wait_link);
         x->waiting = 0;
         rc = xfer_attach(h1, x, 0);
         if (rc < 0)
             fail_later(x, rc);
-        else if (x->waiting)
-            break; /* still no room: the ones behind wait too (FIFO) */
-        next = TAILQ_FIRST(&h1->waiting);
     }
 }
 

@@ -1799,6 +1799,50 @@ test_http_h1_waiting_and_failing_at_once(void **st)
     rec_fini(&e);
 }
 
+/* max_total_connections counts every host: a request to another host
+ * closes an idle connection to make room, and waits while all are busy
+ * until one frees up. */
+static void
+test_http_h1_total_limit_across_hosts(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    struct rec a, b, c;
+
+    raw_start(s);
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_total_connections = 1;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    raw_expect(s, "/x", 0, "ok", 1, 1); /* kept idle */
+    /* the evhttp server (another port): the raw one's idle goes */
+    rec_init(&a, s);
+    start(s, &a, NULL, "/conn", NULL, 0, NULL, 0, 20000, 100);
+    run_until(s, s->done + 1, 0);
+    assert_int_equal(a.code, 0);
+    assert_string_equal(a.body, "ok");
+    rec_fini(&a);
+    raw_expect(s, "/x", 0, "ok", 2, 2); /* a new one: the old was closed */
+    /* all busy: the next host's request waits for the place */
+    rec_init(&b, s);
+    rec_init(&c, s);
+    start(s, &b, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    want_hangs = 1;
+    spin_until(s, hangs_seen, "the request at the server");
+    start_raw(s, &c, "127.0.0.1", NULL, "/x", NULL, 0, NULL, 0, 100);
+    spin(s);
+    assert_int_equal(c.ncb, 0);
+    assert_int_equal(s->raw.requests, 2);
+    drv_http_cancel(b.call);
+    run_until(s, s->done + 2, 1);
+    assert_int_equal(b.code, -ECANCELED);
+    assert_int_equal(c.code, 0);
+    assert_string_equal(c.body, "ok");
+    assert_int_equal(s->raw.requests, 3);
+    rec_fini(&b);
+    rec_fini(&c);
+}
+
 int
 main(void)
 {
@@ -1827,6 +1871,7 @@ main(void)
         T(test_http_h1_head_as_curl),
         T(test_http_h1_idle_off_the_loop),
         T(test_http_h1_waiting_and_failing_at_once),
+        T(test_http_h1_total_limit_across_hosts),
     };
 #undef T
 
