@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -27,9 +25,9 @@
 #include "bench.h"
 
 static struct event_base *base;
-static const char *body = "{\"job\":\"hook\",\"id\":\"123456\",\"n\":\"42\"}";
+static struct bench_load o;     /* the command line */
 static char host[64];
-static long requests = 20000, sent, done;
+static long sent, done;
 
 static void send_one(struct evhttp_connection *c);
 
@@ -43,9 +41,9 @@ on_answer(struct evhttp_request *r, void *arg)
                 r != NULL ? evhttp_request_get_response_code(r) : -1);
         exit(1);
     }
-    if (++done == requests)
+    if (++done == o.requests)
         event_base_loopbreak(base);
-    else if (sent < requests)
+    else if (sent < o.requests)
         send_one(c);
 }
 
@@ -59,7 +57,7 @@ send_one(struct evhttp_connection *c)
     evhttp_add_header(h, "User-Agent", "evhttpload");
     evhttp_add_header(h, "Accept", "*/*");
     evhttp_add_header(h, "Content-Type", "application/json");
-    evbuffer_add(evhttp_request_get_output_buffer(r), body, strlen(body));
+    evbuffer_add(evhttp_request_get_output_buffer(r), o.body, strlen(o.body));
     sent++;
     if (evhttp_make_request(c, r, EVHTTP_REQ_POST, "/hook") != 0) {
         fprintf(stderr, "evhttpload: evhttp_make_request failed\n");
@@ -70,42 +68,20 @@ send_one(struct evhttp_connection *c)
 int
 main(int argc, char **argv)
 {
-    long conns = 500, i;
-    int port = 0;
-    struct rusage ru;
+    long i;
     double t0, t1;
 
-    for (i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-        if (v != NULL && strcmp(argv[i], "--port") == 0)
-            port = atoi(v);
-        else if (v != NULL && strcmp(argv[i], "--conns") == 0)
-            conns = atol(v);
-        else if (v != NULL && strcmp(argv[i], "--requests") == 0)
-            requests = atol(v);
-        else if (v != NULL && strcmp(argv[i], "--body") == 0)
-            body = v;
-        else {
-            fprintf(stderr, "usage: evhttpload --port P [--conns C] "
-                    "[--requests N] [--body TEXT]\n");
-            return 2;
-        }
-        i++;
-    }
-    if (port <= 0 || port > 65535 || conns < 1 || requests < 1) {
-        fprintf(stderr, "evhttpload: bad --port, --conns or --requests\n");
+    if (bench_load_args(argc, argv, &o) != 0)
         return 2;
-    }
-    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    snprintf(host, sizeof host, "127.0.0.1:%d", o.port);
     base = event_base_new();
     if (base == NULL)
         bench_die_errno("event_base_new");
     t0 = bench_now_s();
-    for (i = 0; i < conns && sent < requests; i++) {
+    for (i = 0; i < o.conns && sent < o.requests; i++) {
         struct evhttp_connection *c =
             evhttp_connection_base_new(base, NULL, "127.0.0.1",
-                                       (unsigned short)port);
+                                       (unsigned short)o.port);
 
         if (c == NULL)
             bench_die_errno("evhttp_connection_base_new");
@@ -113,10 +89,6 @@ main(int argc, char **argv)
     }
     event_base_dispatch(base);
     t1 = bench_now_s();
-    getrusage(RUSAGE_SELF, &ru);
-    printf("requests %ld seconds %.4f req/s %.1f connections %ld cpu_s %.3f\n",
-           done, t1 - t0, (double)done / (t1 - t0), conns,
-           (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+    bench_load_report(done, t0, t1, o.conns);
     return 0;
 }
