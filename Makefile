@@ -232,6 +232,9 @@ $(BENCH_DIR)/%: tests/bench/%.c
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) \
 	  $(shell pkg-config --libs hiredis 2>/dev/null) -lm
 
+# libevent's own HTTP client, measured against httpload by hand
+$(BENCH_DIR)/evhttpload: LDFLAGS += -levent
+
 bench: deps
 	@[ "$(VARIANT)" = release ] || \
 	  { echo "make bench measures the release build (no VARIANT=)"; exit 2; }

@@ -1,5 +1,7 @@
 /*
- * drover/http.h -- an asynchronous HTTP client on the drv_loop (libcurl).
+ * drover/http.h -- an asynchronous HTTP client on the drv_loop (libcurl,
+ * and a small HTTP/1.1 client of its own for plain http:// to an IP
+ * address).
  *
  * One struct drv_http drives any number of concurrent requests through
  * libcurl's multi-socket interface: curl says which sockets to watch and
@@ -26,6 +28,15 @@
  *   - Redirects are never followed: a 3xx is a response like any other
  *     (resp->location says where it points).
  *   - Only http:// and https:// URLs are accepted.
+ *   - A plain http:// URL whose host is an IP address goes through the
+ *     module's own HTTP/1.1 client (a fraction of libcurl's CPU per
+ *     request), unless the environment names a proxy, the URL has a user
+ *     or password, or the headers set Content-Length, Transfer-Encoding
+ *     or an empty Host; everything else through libcurl. Both send the
+ *     same request bytes, keep connections alike (the limits below count
+ *     each client's own), and report outcomes with the same codes. A kept
+ *     connection that fails before any byte of the response came back
+ *     gets the request again, once, on a new connection.
  *   - The client adds no Content-Type of its own and suppresses curl's
  *     "Expect: 100-continue" (one round trip less for large bodies); the
  *     caller's headers win over curl's defaults.
@@ -110,7 +121,7 @@ struct drv_http_resp {
     const char *location;       /* a 3xx's Location as an absolute URL,
                                    or NULL */
     const char *error;          /* code < 0: what went wrong (curl's
-                                   text), else "" */
+                                   text, or the own client's), else "" */
 };
 
 /*

@@ -5,8 +5,9 @@
  * DESIGN
  * The client is made by the first http job type's load and lives in
  * host->http until shutdown; all jobs share it, hence its connection and
- * TLS session cache. curl counts the connections in use against that
- * cache, so it holds the worker's concurrency plus IDLE_KEPT: each running
+ * TLS session cache. The client (libcurl, or its own HTTP/1.1 path for
+ * plain http:// to an address) counts the connections in use against
+ * that cache, so it holds the worker's concurrency plus IDLE_KEPT: each running
  * job's connection stays open for the next job to the same host (a cache
  * smaller than the jobs in flight would close nearly every connection
  * after one request). Each job is a LOOP task: start builds the request
@@ -43,8 +44,8 @@
  *                       <first 200 bytes of the body>"; a Retry-After
  *                       (delta-seconds or HTTP-date) sets
  *                       r->retry_after_ms, which floors the backoff.
- *   no response         failure, retried: "connection refused: <curl's
- *                       text>" (refused, reset, DNS, TLS ...).
+ *   no response         failure, retried: "connection refused: <the
+ *                       client's text>" (refused, reset, DNS, TLS ...).
  *   any other status    permanent (DRV_EPERMANENT, dead at once): "HTTP 404 Not
  *                       Found: <body snippet>"; a 3xx adds its Location.
  *   bad URL             permanent: "bad url: ...".
@@ -57,8 +58,8 @@
  *
  * Timeouts: the job type's `timeout` is the task's timeout; the task
  * group fires it ("timed out after N ms", retried like any handler's
- * timeout) and the cancel hook aborts the transfer. curl itself gets
- * timeout + 1 s, only as a backstop, so it is the group's timer that
+ * timeout) and the cancel hook aborts the transfer. The client itself
+ * gets timeout + 1 s, only as a backstop, so it is the group's timer that
  * fires and the error reads the same for every handler.
  *
  * Cancellation (timeout, shutdown, lease lost, a parallel sibling's

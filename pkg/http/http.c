@@ -45,6 +45,16 @@
  * that fd), so a client without calls keeps the loop alive only until
  * trim_ev (at most SPARE_IDLE_MS after its last call).
  *
+ * Plain http:// to an IP address (call_url finds it once per URL, in
+ * url_target) goes through http_h1.c instead of curl, unless a proxy
+ * variable is set or the headers set the body's framing or an empty
+ * Host (lean_headers): the call then is "lean", builds libcurl's request
+ * head itself (build_head) and its xfer runs on the client's h1 pool;
+ * on_h1_done records the outcome and delivers it like collect() does
+ * for curl's transfers. The same call, spare list and callbacks serve
+ * both; a call's easy handle is made all the same (a call may take
+ * either path on its next request).
+ *
  * Loop thread only; no locks.
  */
 #include <errno.h>
@@ -65,6 +75,7 @@
 #include "drover/log.h"
 #include "drover/loop.h"
 #include "drover/parse.h"
+#include "http_int.h"
 
 #define USER_AGENT "drover"
 #define KEPT_DEFAULT 64         /* connections kept open in the cache */
@@ -109,6 +120,10 @@ struct drv_http_call {
     char reason[REASON_MAX];    /* reason phrase of the last status line */
     char *location;             /* owned: 3xx target, NULL */
     char errbuf[CURL_ERROR_SIZE]; /* curl's detailed error text */
+    int lean;                   /* the request went through h1, not curl */
+    int url_lean;               /* url_text goes through h1 (tgt) */
+    struct drv__h1_target tgt;  /* owned: url_text's address and target */
+    struct drv__h1_xfer x;      /* the h1 transfer; kept by a spare call */
     TAILQ_ENTRY(drv_http_call) link; /* on h->active, done or spare */
 };
 
@@ -135,6 +150,7 @@ struct drv_http {
     struct event_base *base;    /* borrowed: the loop's */
     CURLM *multi;               /* owned: transfers, connection cache */
     CURLSH *share;              /* owned: TLS session cache */
+    struct drv__h1 *h1;         /* owned: plain http:// to an address */
     char *user_agent;           /* owned */
     int proxy_env;              /* a proxy variable was set at creation */
     struct event timer_ev;      /* curl's timeout */
@@ -361,6 +377,8 @@ call_destroy(struct drv_http_call *c)
         curl_easy_cleanup(c->easy);
     curl_url_cleanup(c->url);
     drv_buf_fini(&c->url_text);
+    drv__h1_target_fini(&c->tgt);
+    drv__h1_xfer_fini(&c->x);
     free(c->hdr);
     drv_buf_fini(&c->hdr_text);
     drv_buf_fini(&c->body);
@@ -416,6 +434,8 @@ call_get(struct drv_http *h)
         drv_buf_init(&c->hdr_text);
         drv_buf_init(&c->body);
         drv_buf_init(&c->rbody);
+        drv__h1_target_init(&c->tgt);
+        drv__h1_xfer_init(&c->x);
         c->easy = curl_easy_init();
         if (c->easy == NULL || easy_setup(h, c) < 0) {
             call_destroy(c);
@@ -436,6 +456,9 @@ call_get(struct drv_http *h)
         c->hdr_text = keep.hdr_text;
         c->body = keep.body;
         c->rbody = keep.rbody;
+        c->url_lean = keep.url_lean;
+        c->tgt = keep.tgt;
+        c->x = keep.x;
         drv_buf_reset(&c->hdr_text);
         drv_buf_reset(&c->body);
         drv_buf_reset(&c->rbody);
@@ -491,7 +514,10 @@ call_finish(struct drv_http_call *c, int code)
     struct drv_http *h = c->h;
 
     DRV_ASSERT(c->state == CALL_ACTIVE);
-    DRV_AZ(curl_multi_remove_handle(h->multi, c->easy));
+    if (c->lean)
+        drv__h1_abort(&c->x); /* nothing if it ended by itself */
+    else
+        DRV_AZ(curl_multi_remove_handle(h->multi, c->easy));
     TAILQ_REMOVE(&h->active, c, link);
     c->state = CALL_DONE;
     c->code = code;
@@ -616,7 +642,8 @@ deliver(struct drv_http *h)
     }
     /* idle: the spare calls of a burst go, but for a few, unless calls
      * come again meanwhile */
-    if (h->pending == 0 && h->nspare > SPARE_IDLE && !h->freeing &&
+    if (h->pending == 0 && !h->freeing &&
+        (h->nspare > SPARE_IDLE || drv__h1_open(h->h1) > 0) &&
         !evtimer_pending(&h->trim_ev, NULL)) {
         struct timeval tv = drv_clock_tv_from_ns(
             (int64_t)SPARE_IDLE_MS * DRV_NS_PER_MS);
@@ -681,8 +708,10 @@ on_trim_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
     struct drv_http *h;
 
     DRV_CAST(h, arg, DRV_HTTP_MAGIC);
-    if (h->pending == 0)
+    if (h->pending == 0) {
         spare_trim(h, SPARE_IDLE);
+        drv__h1_unwatch_idle(h->h1); /* nothing of ours keeps the loop */
+    }
 }
 
 static void
@@ -823,6 +852,13 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     evtimer_assign(&h->trim_ev, h->base, on_trim_ev, h);
     h->multi = curl_multi_init();
     h->share = curl_share_init();
+    {
+        struct drv__h1_opts ho = {.max_host = o.max_host_connections,
+                                  .max_total = o.max_total_connections,
+                                  .max_kept = o.max_kept_connections};
+
+        DRV_AZ(drv__h1_create(h->base, &ho, &h->h1));
+    }
     if (h->multi == NULL || h->share == NULL) {
         ok = 0;
         goto done;
@@ -871,6 +907,8 @@ destroy(struct drv_http *h)
     h->in_callback--;
     DRV_ASSERT(h->pending == 0);
     spare_trim(h, 0); /* before the share their handles still use */
+    drv__h1_free(h->h1); /* closes its idle connections */
+    h->h1 = NULL;
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi); /* closes idle connections */
     h->multi = NULL;
@@ -907,6 +945,45 @@ drv_http_spare(const struct drv_http *h)
     return h->nspare;
 }
 
+/* 1 if u (an http:// URL) can go through h1: no user or password, a
+ * numeric host; c->tgt then holds its address, Host and target. */
+static int
+url_target(struct drv_http_call *c, CURLU *u)
+{
+    char *host = NULL, *port = NULL, *path = NULL, *query = NULL, *p;
+    char *user = NULL, *pass = NULL;
+    size_t n;
+    int ok = 0;
+
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_NO_USER ||
+        curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) !=
+            CURLUE_NO_PASSWORD ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        goto done;
+    (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
+    (void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    /* "[::1]": the address without its brackets; a zone id stays curl's */
+    p = host;
+    n = strlen(p);
+    if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+        p[n - 1] = '\0';
+        p++;
+    }
+    if (strchr(p, '%') == NULL)
+        ok = drv__h1_target_set(&c->tgt, p,
+                                port != NULL ? (unsigned)atoi(port) : 80,
+                                port != NULL, path, query) == 0;
+done:
+    curl_free(user);
+    curl_free(pass);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(query);
+    return ok;
+}
+
 /* c's URL parsed (c->url, curl's CURLOPT_CURLU): kept from the call's
  * last request when it is the same text (a job type's URL is the same
  * for every job), so curl neither parses it nor builds it again per
@@ -930,6 +1007,9 @@ call_url(struct drv_http_call *c, const char *url)
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0))
         rc = 0;
+    if (rc == 0)
+        c->url_lean = !c->h->proxy_env && strcasecmp(scheme, "http") == 0 &&
+                      url_target(c, u);
     curl_free(scheme);
     if (rc < 0) {
         curl_url_cleanup(u);
@@ -986,6 +1066,224 @@ build_headers(struct drv_http_call *c, const struct drv_http_req *req,
     }
 }
 
+/* The value of a "Host: value" line (after the colon, as it is), or
+ * NULL when h is not one with a value. */
+static const char *
+host_value(const char *h)
+{
+    const char *v;
+
+    if (!header_is(h, "Host") || h[4] != ':')
+        return NULL;
+    for (v = h + 5; *v == ' ' || *v == '\t'; v++)
+        ;
+    return *v != '\0' ? h + 5 : NULL;
+}
+
+/* 1 if h1 sends req's headers as libcurl would: none sets
+ * Content-Length or Transfer-Encoding (libcurl frames the body by them
+ * its own way), and a Host line has a value (it replaces the Host
+ * libcurl makes; without one libcurl's rules are its own). */
+static int
+lean_headers(const struct drv_http_req *req)
+{
+    size_t i;
+
+    for (i = 0; i < req->nheaders; i++) {
+        const char *h = req->headers[i];
+
+        if (header_is(h, "Content-Length") ||
+            header_is(h, "Transfer-Encoding") ||
+            (header_is(h, "Host") && host_value(h) == NULL))
+            return 0;
+    }
+    return 1;
+}
+
+static void
+add_str(struct drv_buf *b, const char *s)
+{
+    drv_buf_add(b, s, strlen(s));
+}
+
+/* A caller's header line as libcurl sends it: "Name: value" as it is,
+ * "Name;" as "Name:" (empty); "Name:" with no value, or a line without
+ * a colon, is not sent. */
+static void
+add_header_line(struct drv_buf *b, const char *s)
+{
+    const char *colon = strchr(s, ':'), *v;
+
+    if (colon == NULL) {
+        const char *semi = strchr(s, ';');
+
+        if (semi == NULL || semi == s)
+            return;
+        for (v = semi + 1; *v == ' ' || *v == '\t'; v++)
+            ;
+        if (*v != '\0')
+            return;
+        drv_buf_add(b, s, (size_t)(semi - s));
+        drv_buf_add(b, ":\r\n", 3);
+        return;
+    }
+    if (colon == s)
+        return;
+    for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+        ;
+    if (*v == '\0')
+        return;
+    add_str(b, s);
+    drv_buf_add(b, "\r\n", 2);
+}
+
+/* 1 if some caller header names name (with a value, removed or empty). */
+static int
+has_header(const struct drv_http_req *req, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < req->nheaders; i++)
+        if (header_is(req->headers[i], name))
+            return 1;
+    return 0;
+}
+
+/* The caller's Host value (lean_headers: then it has one), or NULL. */
+static const char *
+caller_host(const struct drv_http_req *req)
+{
+    size_t i;
+
+    for (i = 0; i < req->nheaders; i++)
+        if (header_is(req->headers[i], "Host"))
+            return host_value(req->headers[i]);
+    return NULL;
+}
+
+/* The request head h1 sends, in c->hdr_text: what libcurl would send for
+ * the same request (Host, User-Agent, Accept unless the caller names
+ * them, the caller's lines, Content-Length when there is a body). */
+static void
+build_head(struct drv_http_call *c, const struct drv_http_req *req,
+           const char *method, int has_body, size_t body_len)
+{
+    struct drv_buf *b = &c->hdr_text;
+    const char *host = caller_host(req);
+    char num[24];
+    size_t i, k = sizeof num;
+
+    drv_buf_reset(b);
+    add_str(b, method);
+    drv_buf_add(b, " ", 1);
+    drv_buf_add(b, c->tgt.path.data, c->tgt.path.len);
+    drv_buf_add(b, " HTTP/1.1\r\n", 11);
+    /* libcurl's place for Host, the caller's value as it is */
+    if (host != NULL) {
+        drv_buf_add(b, "Host:", 5);
+        add_str(b, host);
+    } else {
+        drv_buf_add(b, "Host: ", 6);
+        drv_buf_add(b, c->tgt.host.data, c->tgt.host.len);
+    }
+    drv_buf_add(b, "\r\n", 2);
+    if (!has_header(req, "User-Agent")) {
+        drv_buf_add(b, "User-Agent: ", 12);
+        add_str(b, c->h->user_agent);
+        drv_buf_add(b, "\r\n", 2);
+    }
+    if (!has_header(req, "Accept"))
+        drv_buf_add(b, "Accept: */*\r\n", 13);
+    for (i = 0; i < req->nheaders; i++)
+        if (!header_is(req->headers[i], "Host"))
+            add_header_line(b, req->headers[i]);
+    if (has_body) {
+        do
+            num[--k] = (char)('0' + body_len % 10);
+        while ((body_len /= 10) > 0);
+        drv_buf_add(b, "Content-Length: ", 16);
+        drv_buf_add(b, num + k, sizeof num - k);
+        drv_buf_add(b, "\r\n", 2);
+    }
+    drv_buf_add(b, "\r\n", 2);
+}
+
+/* A 3xx's Location resolved against the request's URL, as libcurl's
+ * CURLINFO_REDIRECT_URL has it; NULL when it does not parse. */
+static char *
+resolve_location(const struct drv_http_call *c, const char *loc)
+{
+    CURLU *u = curl_url();
+    char *abs = NULL, *out = NULL;
+
+    if (u == NULL)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, c->url_text.data, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_URL, loc,
+                     CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE) ==
+            CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &abs, 0) == CURLUE_OK)
+        out = drv_xstrdup(abs);
+    curl_free(abs);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* drv__h1_done_fn: an h1 transfer ended, from one of its loop callbacks. */
+static void
+on_h1_done(struct drv__h1_xfer *x, int code)
+{
+    struct drv_http_call *c = drv_container_of(x, struct drv_http_call, x);
+    struct drv_http *h = c->h;
+    const struct drv__h1_parser *p = &x->parser;
+
+    DRV_CHECK_OBJ(c, DRV_HTTP_CALL_MAGIC);
+    h->in_callback++;
+    if (code == 0) {
+        c->status = p->status;
+        c->version = p->version;
+        c->truncated = p->truncated;
+        c->retry_after_ms = p->retry_after_ms;
+        snprintf(c->reason, sizeof c->reason, "%s", p->reason);
+        if (p->status >= 300 && p->status < 400 && p->location.len > 0)
+            c->location = resolve_location(c, p->location.data);
+    } else {
+        snprintf(c->errbuf, sizeof c->errbuf, "%s", x->error);
+    }
+    call_finish(c, code);
+    deliver(h);
+    leave(h);
+}
+
+/* req on c through h1 (c->tgt set for its URL): 0, or -ENOMEM. */
+static int
+request_h1(struct drv_http *h, struct drv_http_call *c,
+           const struct drv_http_req *req, const char *method,
+           const char *body, size_t body_len, int has_body, int is_head)
+{
+    int rc;
+
+    c->lean = 1;
+    build_head(c, req, method, has_body, body_len);
+    if (has_body)
+        drv_buf_add(&c->body, body, body_len);
+    drv__h1_parser_init(&c->x.parser, &c->rbody, c->body_max, is_head);
+    c->state = CALL_ACTIVE;
+    TAILQ_INSERT_HEAD(&h->active, c, link);
+    h->pending++;
+    rc = drv__h1_start(h->h1, &c->x, &c->tgt, c->hdr_text.data,
+                       c->hdr_text.len, has_body ? c->body.data : NULL,
+                       has_body ? body_len : 0, req->timeout_ms, on_h1_done);
+    if (rc < 0) {
+        /* connecting failed at once: reported like any other outcome,
+         * from the loop */
+        snprintf(c->errbuf, sizeof c->errbuf, "%s", c->x.error);
+        call_finish(c, rc);
+        event_active(&h->done_ev, EV_READ, 0);
+    }
+    return 0;
+}
+
 int
 drv_http_request(struct drv_http *h, const struct drv_http_req *req,
                  drv_http_done_fn *cb, void *ctx, struct drv_http_call **out)
@@ -1033,6 +1331,14 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
     c->cb = cb;
     c->ctx = ctx;
     c->body_max = req->body_max;
+    if (c->url_lean && lean_headers(req)) {
+        rc = request_h1(h, c, req, method, body, body_len, has_body,
+                        is_head);
+        if (rc == 0 && out != NULL)
+            *out = c;
+        return rc;
+    }
+    c->lean = 0;
     build_headers(c, req, has_body);
 
 /* the options that vary: every one a request may set, set or unset */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -179,6 +180,67 @@ bench_redis_cpu(redisContext *c)
         v += strtod(p + 14, NULL);
     freeReplyObject(r);
     return v;
+}
+
+/* The command line of the load generators (httpload, evhttpload): what
+ * to send, how many at once, how many in all. */
+struct bench_load {
+    int port;
+    long conns;                 /* default 500 */
+    long requests;              /* default 20,000 */
+    const char *body;           /* default a small JSON object, the size
+                                   of an http job's default body */
+};
+
+/* bench_load_args -- parse "--port P [--conns C] [--requests N] [--body
+ * TEXT]" into *o; 0, or 2 after a usage message. */
+static inline int
+bench_load_args(int argc, char **argv, struct bench_load *o)
+{
+    int i;
+
+    o->port = 0;
+    o->conns = 500;
+    o->requests = 20000;
+    o->body = "{\"job\":\"hook\",\"id\":\"123456\",\"n\":\"42\"}";
+    for (i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (v != NULL && strcmp(argv[i], "--port") == 0)
+            o->port = atoi(v);
+        else if (v != NULL && strcmp(argv[i], "--conns") == 0)
+            o->conns = atol(v);
+        else if (v != NULL && strcmp(argv[i], "--requests") == 0)
+            o->requests = atol(v);
+        else if (v != NULL && strcmp(argv[i], "--body") == 0)
+            o->body = v;
+        else {
+            fprintf(stderr, "usage: %s --port P [--conns C] "
+                    "[--requests N] [--body TEXT]\n", BENCH_PROG);
+            return 2;
+        }
+        i++;
+    }
+    if (o->port <= 0 || o->port > 65535 || o->conns < 1 || o->requests < 1) {
+        fprintf(stderr, "%s: bad --port, --conns or --requests\n",
+                BENCH_PROG);
+        return 2;
+    }
+    return 0;
+}
+
+/* bench_load_report -- the load generators' one line: "requests N
+ * seconds S req/s R connections C cpu_s U", U this process's CPU. */
+static inline void
+bench_load_report(long done, double t0, double t1, long conns)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    printf("requests %ld seconds %.4f req/s %.1f connections %ld cpu_s %.3f\n",
+           done, t1 - t0, (double)done / (t1 - t0), conns,
+           (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
 }
 
 #endif

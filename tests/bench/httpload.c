@@ -86,36 +86,20 @@ answer_done(struct lconn *c)
 int
 main(int argc, char **argv)
 {
-    const char *body = "{\"job\":\"hook\",\"id\":\"123456\",\"n\":\"42\"}";
-    long conns = 500, requests = 20000, started = 0, done = 0;
+    struct bench_load o;
+    const char *body;
+    long conns, requests, started = 0, done = 0;
     struct epoll_event *evs;
     struct lconn *cs;
-    struct rusage ru;
-    int port = 0, ep, i;
+    int port, ep, i;
     double t0, t1;
 
-    for (i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-        if (v != NULL && strcmp(argv[i], "--port") == 0)
-            port = atoi(v);
-        else if (v != NULL && strcmp(argv[i], "--conns") == 0)
-            conns = atol(v);
-        else if (v != NULL && strcmp(argv[i], "--requests") == 0)
-            requests = atol(v);
-        else if (v != NULL && strcmp(argv[i], "--body") == 0)
-            body = v;
-        else {
-            fprintf(stderr, "usage: httpload --port P [--conns C] "
-                    "[--requests N] [--body TEXT]\n");
-            return 2;
-        }
-        i++;
-    }
-    if (port <= 0 || port > 65535 || conns < 1 || requests < 1) {
-        fprintf(stderr, "httpload: bad --port, --conns or --requests\n");
+    if (bench_load_args(argc, argv, &o) != 0)
         return 2;
-    }
+    port = o.port;
+    conns = o.conns;
+    requests = o.requests;
+    body = o.body;
     req_len = (size_t)snprintf(req, sizeof req,
                                "POST /hook HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                                "User-Agent: httpload\r\nAccept: */*\r\n"
@@ -242,10 +226,6 @@ main(int argc, char **argv)
         }
     }
     t1 = bench_now_s();
-    getrusage(RUSAGE_SELF, &ru);
-    printf("requests %ld seconds %.4f req/s %.1f connections %ld cpu_s %.3f\n",
-           done, t1 - t0, (double)done / (t1 - t0), conns,
-           (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+    bench_load_report(done, t0, t1, conns);
     return 0;
 }

@@ -2,8 +2,9 @@
  * test_http_handler.c -- the http handler end to end: a real droverd, the
  * harness's real redis-server, and an HTTP server (libevent's evhttp on
  * 127.0.0.1, its own event_base in a thread of this process) that records
- * what it receives. Covers the status mapping (2xx result, 5xx retried
- * then dead, 404 and 302 dead at once, connection refused), Retry-After
+ * what it receives. Covers the status mapping (2xx result, cut at
+ * output_max; 5xx retried then dead, 404 and 302 dead at once,
+ * connection refused), Retry-After
  * delaying the retry (read from the delayed zset's score, not from
  * wall-clock speed), templating (URL escaping, headers, body, the
  * default JSON body, missing fields, header injection) and cancellation
@@ -430,8 +431,11 @@ test_http_handler_status_mapping(void **st)
                  "    url: http://127.0.0.1:%d/redirect\n    retries: 3\n"
                  "  refused:\n    handler: http\n"
                  "    url: http://127.0.0.1:%d/x\n"
-                 "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n",
-                 p, p, p, p, drv_test_free_port());
+                 "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n"
+                 "  short:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/ok/{name}\n"
+                 "    output_max: 8\n    result_ttl: 1m\n",
+                 p, p, p, p, drv_test_free_port(), p);
     drv_test_droverd_start(t, 0);
     drv_test_xadd(t, "default", NULL, 0, "job", "ok", "id", "ok-1", "name",
                   "world", NULL);
@@ -439,7 +443,9 @@ test_http_handler_status_mapping(void **st)
     drv_test_xadd(t, "default", NULL, 0, "job", "gone", "id", "gone-1", NULL);
     drv_test_xadd(t, "default", NULL, 0, "job", "moved", "id", "moved-1", NULL);
     drv_test_xadd(t, "default", NULL, 0, "job", "refused", "id", "ref-1", NULL);
-    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_xadd(t, "default", NULL, 0, "job", "short", "id", "short-1",
+                  "name", "longer-than-eight", NULL);
+    drv_test_wait_stat(t, "default", "processed", 2);
     drv_test_wait_stat(t, "default", "dead", 4);
 
     /* 2xx: the body is the result */
@@ -449,6 +455,11 @@ test_http_handler_status_mapping(void **st)
     free(res);
     res = drv_test_result(t, "default", "ok-1", "status");
     assert_string_equal(res, "ok");
+    free(res);
+    /* a body longer than output_max: the result is its first bytes */
+    res = drv_test_result(t, "default", "short-1", "result");
+    assert_non_null(res);
+    assert_string_equal(res, "hello /o");
     free(res);
 
     /* 5xx: retried, then dead with every attempt counted */

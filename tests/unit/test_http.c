@@ -23,6 +23,31 @@
  * (libevent #78, #666), so each unanswered request gets an EV_CLOSED
  * event of our own on its socket.
  *
+ * A second server, raw (struct raw, plain sockets on the same loop),
+ * sends bytes evhttp never would, for what pkg/http's own HTTP/1.1 path
+ * (plain http:// to an address) must cope with: chunked bodies, a body
+ * that runs to the close, Connection: close, a server that drops a kept
+ * connection as the next request arrives, a response cut short, bytes
+ * after the response, an invalid reply. Its routes:
+ *   /chunked      200, "hello world" in two chunks (an extension, a
+ *                 trailer)
+ *   /bigchunks?n=N  200, N bytes of 'y' in chunks of 1000
+ *   /close        200 "ok", Connection: close, then closes
+ *   /eof          HTTP/1.0 200, no length: "until close", then closes
+ *   /partial      Content-Length 100, 5 bytes, then closes
+ *   /early        200 "ok" followed by bytes nobody asked for
+ *   /drop         closes without a word, unless it is the first request
+ *                 on its connection (then 200 "ok")
+ *   /dropfirst    closes without a word
+ *   /garbage      "garbage" instead of a status line
+ *   /head         200 with Content-Length: 5 and no body (for HEAD)
+ *   /continue     100 Continue, then 204
+ *   /dump...      200, the request's head as it came (the body left out)
+ *   /reject       413 as soon as the head is in; the server then stops
+ *                 reading that connection (an answer while the client is
+ *                 still sending a body it cannot finish)
+ *   anything else 200 "ok"
+ *
  * Timing: hang guards (drv_test_loop_run, wait_until) only; no speed
  * assertions.
  */
@@ -52,8 +77,31 @@
 
 #define MAX_PORTS 1024
 #define MAX_HELD 64
+#define RAW_MAX 16
 
 struct state;
+
+/* One connection to the raw server. */
+struct raw_conn {
+    struct raw *srv;
+    int fd;                       /* -1: slot free */
+    struct event *ev;             /* owned: EV_READ|EV_PERSIST */
+    char buf[65536];              /* request bytes not yet answered */
+    size_t len;
+    int nreq;                     /* requests seen on it */
+    int stalled;                  /* /reject: ev is off, fd kept */
+};
+
+/* The raw server: one listener, RAW_MAX connections. */
+struct raw {
+    struct event_base *base;
+    int lfd;                      /* listener */
+    int port;
+    struct event *lev;            /* owned: accept */
+    int accepted;                 /* connections accepted */
+    int requests;                 /* requests read */
+    struct raw_conn conns[RAW_MAX];
+};
 
 /* A request the server holds: /hang, or /delay until its timer. */
 struct held {
@@ -83,6 +131,7 @@ struct state {
     struct drv_http_call *cancel_on_hang; /* cancel it when /hang comes */
     int in_cancel;                /* inside drv_http_cancel */
     int events_before;            /* events on the loop before the client */
+    struct raw raw;               /* the raw server, when a test starts it */
 };
 
 /* One call's outcome, copied out of the callback. */
@@ -282,6 +331,220 @@ on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(out);
 }
 
+/* ------------------------------------------------------- raw server */
+
+static void
+raw_close(struct raw_conn *rc)
+{
+    event_free(rc->ev);
+    close(rc->fd);
+    rc->fd = -1;
+    rc->len = 0;
+    rc->nreq = 0;
+    rc->stalled = 0;
+}
+
+static void
+raw_send(struct raw_conn *rc, const char *s, size_t n)
+{
+    assert_int_equal(send(rc->fd, s, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+#define RAW_SEND(rc, lit) raw_send((rc), (lit), sizeof(lit) - 1)
+
+/* Answer one request for path; 1 if the connection was closed. */
+static int
+raw_answer(struct raw_conn *rc, const char *path, const char *head,
+           size_t head_len)
+{
+    if (strncmp(path, "/dump", 5) == 0) {
+        char line[64];
+        int n = snprintf(line, sizeof line,
+                         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+                         head_len);
+
+        raw_send(rc, line, (size_t)n);
+        raw_send(rc, head, head_len);
+    } else if (strcmp(path, "/chunked") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     "\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n"
+                     "X-Trailer: 1\r\n\r\n");
+    } else if (strncmp(path, "/bigchunks?n=", 13) == 0) {
+        long n = atol(path + 13);
+        char chunk[1000 + 16];
+
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     "\r\n");
+        while (n > 0) {
+            int k = n < 1000 ? (int)n : 1000;
+            int h = snprintf(chunk, sizeof chunk, "%x\r\n", k);
+
+            memset(chunk + h, 'y', (size_t)k);
+            memcpy(chunk + h + k, "\r\n", 2);
+            raw_send(rc, chunk, (size_t)(h + k + 2));
+            n -= k;
+        }
+        RAW_SEND(rc, "0\r\n\r\n");
+    } else if (strcmp(path, "/close") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                     "Connection: close\r\n\r\nok");
+        raw_close(rc);
+        return 1;
+    } else if (strcmp(path, "/eof") == 0) {
+        RAW_SEND(rc, "HTTP/1.0 200 OK\r\n\r\nuntil close");
+        raw_close(rc);
+        return 1;
+    } else if (strcmp(path, "/partial") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+                     "short");
+        raw_close(rc);
+        return 1;
+    } else if (strcmp(path, "/early") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad");
+    } else if ((strcmp(path, "/drop") == 0 && rc->nreq > 1) ||
+               strcmp(path, "/dropfirst") == 0) {
+        raw_close(rc);
+        return 1;
+    } else if (strcmp(path, "/garbage") == 0) {
+        RAW_SEND(rc, "garbage\r\n\r\n");
+    } else if (strcmp(path, "/head") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    } else if (strcmp(path, "/continue") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 100 Continue\r\n\r\n"
+                     "HTTP/1.1 204 No Content\r\n\r\n");
+    } else {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+    return 0;
+}
+
+/* The requests in rc's buffer, each answered once whole (head and a
+ * Content-Length body). */
+static void
+on_raw_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct raw_conn *rc = arg;
+    ssize_t n;
+
+    (void)what;
+    n = read(fd, rc->buf + rc->len, sizeof rc->buf - rc->len);
+    if (n <= 0) {
+        raw_close(rc);
+        return;
+    }
+    rc->len += (size_t)n;
+    for (;;) {
+        char *end = memmem(rc->buf, rc->len, "\r\n\r\n", 4), *cl, path[256];
+        char copy[sizeof rc->buf];
+        size_t head, body = 0, whole;
+
+        if (end == NULL)
+            return;
+        head = (size_t)(end - rc->buf) + 4;
+        *end = '\0';
+        cl = strcasestr(rc->buf, "\r\nContent-Length:");
+        if (cl != NULL)
+            body = (size_t)atol(cl + 17);
+        whole = head + body;
+        if (strncmp(rc->buf, "POST /reject ", 13) == 0) {
+            /* answered now; the rest of the body is never read */
+            rc->srv->requests++;
+            RAW_SEND(rc, "HTTP/1.1 413 Content Too Large\r\n"
+                         "Content-Length: 0\r\n\r\n");
+            assert_int_equal(event_del(rc->ev), 0);
+            rc->stalled = 1;
+            return;
+        }
+        if (rc->len < whole) {
+            *end = '\r';
+            return;
+        }
+        *end = '\r';
+        assert_int_equal(sscanf(rc->buf, "%*s %255s", path), 1);
+        memcpy(copy, rc->buf, head);
+        rc->srv->requests++;
+        rc->nreq++;
+        memmove(rc->buf, rc->buf + whole, rc->len - whole);
+        rc->len -= whole;
+        if (raw_answer(rc, path, copy, head))
+            return;
+    }
+}
+
+static void
+on_raw_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct raw *srv = arg;
+    int c = accept(fd, NULL, NULL), i;
+
+    (void)what;
+    assert_true(c >= 0);
+    for (i = 0; i < RAW_MAX && srv->conns[i].fd >= 0; i++)
+        ;
+    assert_true(i < RAW_MAX);
+    srv->accepted++;
+    srv->conns[i].srv = srv;
+    srv->conns[i].fd = c;
+    srv->conns[i].ev = event_new(srv->base, c, EV_READ | EV_PERSIST,
+                                 on_raw_read, &srv->conns[i]);
+    assert_int_equal(event_add(srv->conns[i].ev, NULL), 0);
+}
+
+static void
+raw_start(struct state *s)
+{
+    struct raw *srv = &s->raw;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int i;
+
+    memset(srv, 0, sizeof *srv);
+    srv->base = s->base;
+    for (i = 0; i < RAW_MAX; i++)
+        srv->conns[i].fd = -1;
+    srv->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(srv->lfd >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(srv->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(srv->lfd, 64), 0);
+    assert_int_equal(getsockname(srv->lfd, (struct sockaddr *)&sin, &len), 0);
+    srv->port = ntohs(sin.sin_port);
+    srv->lev = event_new(s->base, srv->lfd, EV_READ | EV_PERSIST,
+                         on_raw_accept, srv);
+    assert_int_equal(event_add(srv->lev, NULL), 0);
+}
+
+static void
+raw_stop(struct state *s)
+{
+    struct raw *srv = &s->raw;
+    int i;
+
+    if (srv->lev == NULL)
+        return;
+    for (i = 0; i < RAW_MAX; i++)
+        if (srv->conns[i].fd >= 0)
+            raw_close(&srv->conns[i]);
+    event_free(srv->lev);
+    close(srv->lfd);
+    memset(srv, 0, sizeof *srv);
+}
+
+/* Events of the raw server on the loop. */
+static int
+raw_events(const struct state *s)
+{
+    int i, n = s->raw.lev != NULL;
+
+    for (i = 0; i < RAW_MAX; i++)
+        n += s->raw.lev != NULL && s->raw.conns[i].fd >= 0 &&
+             !s->raw.conns[i].stalled;
+    return n;
+}
+
 /* ------------------------------------------------------- fixtures */
 
 static int
@@ -349,7 +612,8 @@ live_held(const struct state *s)
 static int
 only_server_left(struct state *s)
 {
-    return count_events(s->base) == s->events_before + live_held(s);
+    return count_events(s->base) ==
+           s->events_before + live_held(s) + raw_events(s);
 }
 
 static int want_hangs; /* hangs_seen's target */
@@ -369,6 +633,7 @@ teardown(void **st)
     drv_http_free(s->h);
     /* the client added nothing that outlives it */
     spin_until(s, only_server_left, "the client's events to go");
+    raw_stop(s);
     for (i = 0; i < MAX_HELD; i++)
         if (s->held[i].live)
             held_release(&s->held[i]);
@@ -446,16 +711,17 @@ rec_fini(struct rec *rc)
     rc->body = NULL;
 }
 
-/* Start a request to the test server; path is appended to its URL. */
+/* Start a request to http://host:port path. */
 static void
-start(struct state *s, struct rec *rc, const char *method, const char *path,
-      const char *const *headers, size_t nheaders, const char *body,
-      size_t body_len, int64_t timeout_ms, size_t body_max)
+start_url(struct state *s, struct rec *rc, const char *host, int port,
+          const char *method, const char *path, const char *const *headers,
+          size_t nheaders, const char *body, size_t body_len,
+          int64_t timeout_ms, size_t body_max)
 {
     char url[512];
     struct drv_http_req rq;
 
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    snprintf(url, sizeof url, "http://%s:%d%s", host, port, path);
     memset(&rq, 0, sizeof rq);
     rq.method = method;
     rq.url = url;
@@ -467,6 +733,16 @@ start(struct state *s, struct rec *rc, const char *method, const char *path,
     rq.body_max = body_max;
     assert_int_equal(drv_http_request(s->h, &rq, on_done, rc, &rc->call), 0);
     assert_non_null(rc->call);
+}
+
+/* Start a request to the test server; path is appended to its URL. */
+static void
+start(struct state *s, struct rec *rc, const char *method, const char *path,
+      const char *const *headers, size_t nheaders, const char *body,
+      size_t body_len, int64_t timeout_ms, size_t body_max)
+{
+    start_url(s, rc, "127.0.0.1", s->port, method, path, headers, nheaders,
+              body, body_len, timeout_ms, body_max);
 }
 
 /* GET http://host:port/path of the test server, host a name for it. */
@@ -1032,21 +1308,30 @@ test_http_bad_requests(void **st)
     struct rec r;
     struct drv_http_req rq;
     const char *bad_hdr[] = {"X-A: 1\r\nX-B: 2"};
+    const char *bad_lf[] = {"X-A: 1\nX-B: 2"};
+
+    /* none, not http(s), not a URL; and no line break reaches the
+     * request head by the URL either */
+    static const char *const bad_urls[] = {
+        NULL, "ftp://127.0.0.1/x", "file:///etc/passwd", "not a url",
+        "http://127.0.0.1:1/x\r\nX-Evil: 1",
+        "http://127.0.0.1:1/x HTTP/1.1\nX-Evil: 1",
+    };
+    size_t i;
 
     rec_init(&r, s);
     memset(&rq, 0, sizeof rq);
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "ftp://127.0.0.1/x";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "file:///etc/passwd";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
-    rq.url = "not a url";
-    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
-                     -EINVAL);
+    for (i = 0; i < DRV_ARRAY_LEN(bad_urls); i++) {
+        rq.url = bad_urls[i];
+        if (drv_http_request(s->h, &rq, on_done, &r, NULL) != -EINVAL)
+            fail_msg("%s was taken", bad_urls[i] ? bad_urls[i] : "NULL");
+    }
     rq.url = "http://127.0.0.1:1/x";
+    rq.headers = bad_lf;
+    rq.nheaders = 1;
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
+                     -EINVAL);
+    rq.nheaders = 0;
     rq.method = "GE T";
     assert_int_equal(drv_http_request(s->h, &rq, on_done, &r, NULL),
                      -EINVAL);
@@ -1168,6 +1453,365 @@ test_http_names_resolve_off_loop(void **st)
         skip();
 }
 
+/* ------------------------------------------------- the h1 path, raw */
+
+/* A request to the raw server, host "127.0.0.1" (pkg/http's own
+ * HTTP/1.1 path) or "localhost" (libcurl's). */
+static void
+start_raw(struct state *s, struct rec *rc, const char *host,
+          const char *method, const char *path, const char *const *headers,
+          size_t nheaders, const char *body, size_t body_len,
+          size_t body_max)
+{
+    start_url(s, rc, host, s->raw.port, method, path, headers, nheaders,
+              body, body_len, 20000, body_max);
+}
+
+/* One request to the raw server over the h1 path, run to its end. */
+static void
+raw_one(struct state *s, struct rec *rc, const char *method,
+        const char *path, size_t body_max)
+{
+    rec_init(rc, s);
+    start_raw(s, rc, "127.0.0.1", method, path, NULL, 0, NULL, 0, body_max);
+    run_until(s, s->done + 1, 0);
+    assert_int_equal(rc->ncb, 1);
+}
+
+/* GET path on the raw server over the h1 path: its code and body (NULL:
+ * any), then how many connections and requests the server has seen. */
+static void
+raw_expect(struct state *s, const char *path, int code, const char *body,
+           int accepted, int requests)
+{
+    struct rec r;
+
+    raw_one(s, &r, NULL, path, 100);
+    if (r.code != code)
+        fail_msg("%s: code %d (%s), not %d", path, r.code, r.error, code);
+    if (code < 0)
+        assert_true(strlen(r.error) > 0);
+    if (body != NULL)
+        assert_string_equal(r.body, body);
+    assert_int_equal(s->raw.accepted, accepted);
+    assert_int_equal(s->raw.requests, requests);
+    rec_fini(&r);
+}
+
+/* Bodies in chunks, to the close, Connection: close, HEAD, 1xx: each
+ * whole, and the connection kept exactly when it can carry another
+ * request. */
+static void
+test_http_h1_bodies_and_connections(void **st)
+{
+    struct state *s = *st;
+    struct rec r;
+
+    raw_start(s);
+    raw_one(s, &r, NULL, "/chunked", 4096);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.version, 11);
+    assert_string_equal(r.body, "hello world");
+    assert_int_equal(r.truncated, 0);
+    rec_fini(&r);
+    raw_one(s, &r, NULL, "/chunked", 4096);
+    assert_string_equal(r.body, "hello world");
+    assert_int_equal(s->raw.accepted, 1); /* kept for the second */
+    rec_fini(&r);
+    /* cut at body_max across chunks; the rest is read, the connection
+     * stays */
+    raw_one(s, &r, NULL, "/bigchunks?n=5000", 1200);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.body_len, 1200);
+    assert_int_equal(r.truncated, 1);
+    assert_int_equal(r.body[1199], 'y');
+    rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 1, 4);
+    /* Connection: close: the next request opens a new connection */
+    raw_expect(s, "/close", 0, "ok", 1, 5);
+    raw_expect(s, "/x", 0, "ok", 2, 6);
+    /* HTTP/1.0 without a length: the body ends at the close */
+    raw_one(s, &r, NULL, "/eof", 100);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.version, 10);
+    assert_string_equal(r.body, "until close");
+    rec_fini(&r);
+    /* HEAD: a Content-Length but no body; the connection stays */
+    raw_one(s, &r, "HEAD", "/head", 100);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    rec_fini(&r);
+    raw_one(s, &r, NULL, "/continue", 100);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 204);
+    assert_string_equal(r.reason, "No Content");
+    assert_int_equal(r.body_len, 0);
+    rec_fini(&r);
+    assert_int_equal(s->raw.accepted, 3);
+    assert_int_equal(s->raw.requests, 9);
+}
+
+/* A kept connection the server drops as the request arrives: the request
+ * goes again, once, on a new connection. A new connection dropped is not
+ * retried. */
+static void
+test_http_h1_stale_connection_retried(void **st)
+{
+    struct state *s = *st;
+    struct rec r;
+
+    raw_start(s);
+    raw_expect(s, "/x", 0, "ok", 1, 1);
+    rec_init(&r, s);
+    start_raw(s, &r, "127.0.0.1", "POST", "/drop", NULL, 0, "{}", 2, 100);
+    run_until(s, 2, 0);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.body, "ok");
+    assert_int_equal(s->raw.accepted, 2);
+    assert_int_equal(s->raw.requests, 3);
+    rec_fini(&r);
+    /* dropped on the kept connection and again on the new one: once */
+    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 3, 5);
+    /* a new connection (none is kept now): not retried */
+    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 4, 6);
+}
+
+/* A response cut short, an invalid one, bytes after the response. */
+static void
+test_http_h1_bad_responses(void **st)
+{
+    struct state *s = *st;
+
+    raw_start(s);
+    raw_expect(s, "/partial", -ECONNRESET, "", 1, 1);
+    raw_expect(s, "/garbage", DRV_EPROTO, "", 2, 2);
+    /* the first response is the answer; the connection is not reused */
+    raw_expect(s, "/early", 0, "ok", 3, 3);
+    raw_expect(s, "/x", 0, "ok", 4, 4);
+}
+
+/* An answer before the request is whole (32 MiB of body, more than the
+ * socket buffers hold, and a 413 once the head is in): it is the
+ * outcome, and the connection, its request cut short, is not used
+ * again. */
+static void
+test_http_h1_answer_before_body(void **st)
+{
+    struct state *s = *st;
+    size_t n = 32u << 20;
+    char *big = malloc(n);
+    struct rec r;
+
+    memset(big, 'B', n);
+    raw_start(s);
+    rec_init(&r, s);
+    start_raw(s, &r, "127.0.0.1", "POST", "/reject", NULL, 0, big, n, 100);
+    run_until(s, 1, 0);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.status, 413);
+    rec_fini(&r);
+    free(big);
+    raw_expect(s, "/x", 0, "ok", 2, 2);
+}
+
+/* The head the h1 path sends is the one libcurl sends: the same request
+ * through both (127.0.0.1 and localhost) gives the same bytes, but for
+ * the Host line. */
+static void
+test_http_h1_head_as_curl(void **st)
+{
+    struct state *s = *st;
+    static const struct {
+        const char *method;
+        const char *hs[5];
+        size_t nh;
+        const char *body;
+    } cases[] = {
+        {NULL, {NULL}, 0, NULL},
+        {"POST", {"Content-Type: application/json", "X-Test: 1"}, 2, "{}"},
+        {"POST", {NULL}, 0, NULL},
+        {"PUT", {"X-E;", "X-Gone:", "nocolon", "Accept:", "X-A:  2"}, 5,
+         "b"},
+        {"DELETE", {"User-Agent: me", "Host: elsewhere"}, 2, NULL},
+        {"GET", {"Expect: 100-continue"}, 1, "body of a GET"},
+        {"HEAD", {NULL}, 0, NULL},
+    };
+    struct rec a, b;
+    char host[64], *p;
+    size_t i;
+
+    raw_start(s);
+    snprintf(host, sizeof host, "localhost:%d", s->raw.port);
+    for (i = 0; i < DRV_ARRAY_LEN(cases); i++) {
+        const char *m = cases[i].method;
+        const char *path = m != NULL && strcmp(m, "HEAD") == 0
+                               ? "/dump" : "/dump/a%20b?q=1&r";
+
+        rec_init(&a, s);
+        rec_init(&b, s);
+        start_raw(s, &a, "127.0.0.1", m, path, cases[i].hs, cases[i].nh,
+                  cases[i].body,
+                  cases[i].body ? strlen(cases[i].body) : 0, 4096);
+        start_raw(s, &b, "localhost", m, path, cases[i].hs, cases[i].nh,
+                  cases[i].body,
+                  cases[i].body ? strlen(cases[i].body) : 0, 4096);
+        run_until(s, s->done + 2, 0);
+        assert_int_equal(a.code, 0);
+        assert_int_equal(b.code, 0);
+        if (m != NULL && strcmp(m, "HEAD") == 0) {
+            assert_int_equal(a.body_len, 0);
+            rec_fini(&a);
+            rec_fini(&b);
+            continue;
+        }
+        p = strstr(b.body, host);
+        if (p != NULL) {
+            /* "localhost:PORT" -> "127.0.0.1:PORT" */
+            memmove(p + 9, p + 9 + 0, strlen(p + 9) + 1);
+            memcpy(p, "127.0.0.1", 9);
+        }
+        if (strcmp(a.body, b.body) != 0)
+            fail_msg("case %zu: h1 sent\n%s\nlibcurl sent\n%s", i, a.body,
+                     b.body);
+        rec_fini(&a);
+        rec_fini(&b);
+    }
+}
+
+/* With nothing to do the client takes its kept connections off the loop
+ * (a worker's loop may end); the next request checks the connection
+ * before it uses it: kept, it is reused; closed meanwhile, a new one. */
+static int
+only_raw_left(struct state *s)
+{
+    return count_events(s->base) == s->events_before + raw_events(s);
+}
+
+static void
+test_http_h1_idle_off_the_loop(void **st)
+{
+    struct state *s = *st;
+    int i;
+
+    raw_start(s);
+    raw_expect(s, "/x", 0, "ok", 1, 1);
+    spin_until(s, only_raw_left, "the kept connection off the loop");
+    raw_expect(s, "/x", 0, "ok", 1, 2);
+    spin_until(s, only_raw_left, "the kept connection off the loop");
+    for (i = 0; i < RAW_MAX; i++)
+        if (s->raw.conns[i].fd >= 0)
+            raw_close(&s->raw.conns[i]);
+    raw_expect(s, "/x", 0, "ok", 2, 3);
+}
+
+/* Requests waiting for a connection (max_host_connections reached) time
+ * out and cancel like any other; one that cannot even start connecting
+ * reports it from the loop, once. */
+static void
+test_http_h1_waiting_and_failing_at_once(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    struct drv_http_req rq;
+    struct rec a, b, c, d, e;
+
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_host_connections = 1;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    rec_init(&a, s);
+    rec_init(&b, s);
+    rec_init(&c, s);
+    rec_init(&d, s);
+    rec_init(&e, s);
+    start(s, &a, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    start(s, &b, NULL, "/conn", NULL, 0, NULL, 0, 300, 100);
+    start(s, &c, NULL, "/conn", NULL, 0, NULL, 0, 0, 100);
+    start(s, &d, NULL, "/conn", NULL, 0, NULL, 0, 0, 100);
+    want_hangs = 1;
+    spin_until(s, hangs_seen, "the first request at the server");
+    /* b waits behind a, and times out there */
+    run_until(s, 1, 0);
+    assert_int_equal(b.ncb, 1);
+    assert_int_equal(b.code, -ETIMEDOUT);
+    assert_true(strlen(b.error) > 0);
+    /* c is cancelled while waiting; a's cancel frees the connection for
+     * d */
+    s->in_cancel = 1;
+    drv_http_cancel(c.call);
+    drv_http_cancel(a.call);
+    s->in_cancel = 0;
+    assert_int_equal(c.ncb, 0);
+    run_until(s, 4, 1);
+    assert_int_equal(c.code, -ECANCELED);
+    assert_int_equal(c.cb_in_cancel, 0);
+    assert_int_equal(a.code, -ECANCELED);
+    assert_int_equal(d.code, 0);
+    assert_string_equal(d.body, "ok");
+    assert_int_equal(s->requests, 2); /* a and d reached the server */
+    /* connect() fails at once: reported later, from the loop */
+    memset(&rq, 0, sizeof rq);
+    rq.url = "http://255.255.255.255:9/x";
+    assert_int_equal(drv_http_request(s->h, &rq, on_done, &e, &e.call), 0);
+    assert_int_equal(e.ncb, 0);
+    run_until(s, 5, 1);
+    assert_int_equal(e.ncb, 1);
+    assert_true(e.code < 0 && e.code != -ECANCELED);
+    assert_true(strlen(e.error) > 0);
+    assert_int_equal(drv_http_pending(s->h), 0);
+    rec_fini(&a);
+    rec_fini(&b);
+    rec_fini(&c);
+    rec_fini(&d);
+    rec_fini(&e);
+}
+
+/* max_total_connections counts every host: a request to another host
+ * closes an idle connection to make room, and waits while all are busy
+ * until one frees up. */
+static void
+test_http_h1_total_limit_across_hosts(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    struct rec a, b, c;
+
+    raw_start(s);
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_total_connections = 1;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    raw_expect(s, "/x", 0, "ok", 1, 1); /* kept idle */
+    /* the evhttp server (another port): the raw one's idle goes */
+    rec_init(&a, s);
+    start(s, &a, NULL, "/conn", NULL, 0, NULL, 0, 20000, 100);
+    run_until(s, s->done + 1, 0);
+    assert_int_equal(a.code, 0);
+    assert_string_equal(a.body, "ok");
+    rec_fini(&a);
+    raw_expect(s, "/x", 0, "ok", 2, 2); /* a new one: the old was closed */
+    /* all busy: the next host's request waits for the place */
+    rec_init(&b, s);
+    rec_init(&c, s);
+    start(s, &b, NULL, "/hang", NULL, 0, NULL, 0, 0, 100);
+    want_hangs = 1;
+    spin_until(s, hangs_seen, "the request at the server");
+    start_raw(s, &c, "127.0.0.1", NULL, "/x", NULL, 0, NULL, 0, 100);
+    spin(s);
+    assert_int_equal(c.ncb, 0);
+    assert_int_equal(s->raw.requests, 2);
+    drv_http_cancel(b.call);
+    run_until(s, s->done + 2, 1);
+    assert_int_equal(b.code, -ECANCELED);
+    assert_int_equal(c.code, 0);
+    assert_string_equal(c.body, "ok");
+    assert_int_equal(s->raw.requests, 3);
+    rec_fini(&b);
+    rec_fini(&c);
+}
+
 int
 main(void)
 {
@@ -1189,6 +1833,14 @@ main(void)
         T(test_http_bad_requests),
         T(test_http_proxy_from_environment),
         T(test_http_names_resolve_off_loop),
+        T(test_http_h1_bodies_and_connections),
+        T(test_http_h1_stale_connection_retried),
+        T(test_http_h1_bad_responses),
+        T(test_http_h1_answer_before_body),
+        T(test_http_h1_head_as_curl),
+        T(test_http_h1_idle_off_the_loop),
+        T(test_http_h1_waiting_and_failing_at_once),
+        T(test_http_h1_total_limit_across_hosts),
     };
 #undef T
 

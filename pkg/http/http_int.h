@@ -1,0 +1,186 @@
+/*
+ * http_int.h -- pkg/http's own HTTP/1.1 client for plain http:// to a
+ * numeric address (http_h1.c), used by http.c in place of libcurl where
+ * libcurl's per-transfer work is the cost; and its response parser, pure,
+ * for the fuzz target.
+ *
+ * Only http.c and the tests include this header.
+ */
+#ifndef DROVER_HTTP_INT_H
+#define DROVER_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/event_struct.h>
+
+#include "drover/buf.h"
+
+#define DRV__H1_REASON_MAX 64          /* reason phrase kept, NUL included */
+#define DRV__H1_HEAD_MAX (256 * 1024)  /* a response's head, all lines */
+
+/* ------------------------------------------------------------ parser */
+
+enum drv__h1_pstate {
+    H1P_STATUS = 0,     /* the status line */
+    H1P_HEADERS,        /* header lines until the empty one */
+    H1P_BODY_LEN,       /* Content-Length bytes */
+    H1P_CHUNK_SIZE,     /* a chunk-size line */
+    H1P_CHUNK_DATA,     /* a chunk's bytes */
+    H1P_CHUNK_END,      /* the CRLF after a chunk's bytes */
+    H1P_TRAILERS,       /* trailer lines until the empty one */
+    H1P_BODY_CLOSE,     /* the body runs until the server closes */
+    H1P_DONE            /* the response is whole */
+};
+
+/*
+ * One response read from bytes as they arrive. drv__h1_parse takes what
+ * it can of buf (whole lines of the head, body bytes) and says how much
+ * it took; the caller keeps the rest (a partial line) and offers it again
+ * with more bytes behind it. Interim 1xx responses are skipped; what is
+ * kept is the final response's.
+ */
+struct drv__h1_parser {
+    enum drv__h1_pstate state;
+    int head_only;              /* the request was HEAD: no body */
+    int status;                 /* of the final response */
+    int version;                /* 10 or 11 */
+    int keep_alive;             /* the connection may carry another
+                                   request once this response is whole */
+    int got_bytes;              /* any byte of a response was taken */
+    int chunked;                /* Transfer-Encoding ends in chunked */
+    int has_te;                 /* a Transfer-Encoding header came */
+    int64_t clen;               /* Content-Length, -1 none */
+    uint64_t left;              /* bytes left of the body or a chunk */
+    size_t head_bytes;          /* bytes of this response's head */
+    int64_t retry_after_ms;     /* parsed Retry-After, -1 none */
+    char reason[DRV__H1_REASON_MAX];
+    struct drv_buf location;    /* owned: Location header as sent */
+    struct drv_buf *body;       /* borrowed: body bytes kept */
+    size_t body_max;            /* most bytes kept in body */
+    int truncated;              /* bytes past body_max were dropped */
+    const char *error;          /* static text of the last error */
+};
+
+/* drv__h1_parser_init -- ready for a response to a request (head_only:
+ * HEAD); body (borrowed) gets at most body_max bytes of it. */
+void drv__h1_parser_init(struct drv__h1_parser *p, struct drv_buf *body,
+                         size_t body_max, int head_only);
+
+/* drv__h1_parser_fini -- frees what the parser owns. */
+void drv__h1_parser_fini(struct drv__h1_parser *p);
+
+/*
+ * drv__h1_parse -- parse buf[0..n); *used gets the bytes taken. Returns
+ * 1 when the response is whole (bytes after *used are not part of it),
+ * 0 when more are needed (a partial line of the head stays untaken:
+ * offer it again with what follows), DRV_EPROTO when the bytes are not a
+ * valid HTTP/1.x response (p->error says why).
+ */
+int drv__h1_parse(struct drv__h1_parser *p, const char *buf, size_t n,
+                  size_t *used);
+
+/* drv__h1_parse_eof -- the server closed: 1 if that ends the response (a
+ * body without length), else -ECONNRESET (p->error says why). */
+int drv__h1_parse_eof(struct drv__h1_parser *p);
+
+/* ------------------------------------------------------------ client */
+
+struct drv__h1;
+struct drv__h1_conn;
+struct drv__h1_xfer;
+
+/* Completion of a transfer, from one of the client's loop callbacks
+ * (never from drv__h1_start or drv__h1_abort): code 0 with x->parser
+ * holding the response, or a negative code with x->error set. The hook
+ * may start, abort or free anything, the client included. */
+typedef void drv__h1_done_fn(struct drv__h1_xfer *x, int code);
+
+/* Where a request goes: filled by drv__h1_target_set from a parsed URL. */
+struct drv__h1_target {
+    struct sockaddr_storage addr; /* numeric address and port */
+    socklen_t addr_len;
+    struct drv_buf host;        /* owned: Host header value */
+    struct drv_buf path;        /* owned: request-target */
+};
+
+/* One request; embedded in the caller's record, reused for the next. */
+struct drv__h1_xfer {
+    unsigned magic;
+#define DRV__H1_XFER_MAGIC 0x4e1a7f3bU
+    struct drv__h1 *h1;         /* borrowed: the client, while started */
+    const struct drv__h1_target *tgt; /* borrowed: until done */
+    struct drv__h1_conn *conn;  /* the connection it uses, or NULL */
+    const char *head;           /* borrowed: request head, until done */
+    size_t head_len;
+    const char *body;           /* borrowed: request body, until done */
+    size_t body_len;
+    size_t sent;                /* bytes of head + body written */
+    int retried;                /* a stale kept connection was replaced */
+    int active;                 /* started, not done nor aborted */
+    int timeout_ms;             /* 0 none */
+    struct event timer;         /* the timeout, assigned once */
+    int timer_set;              /* timer is assigned */
+    drv__h1_done_fn *done;      /* completion hook */
+    struct drv__h1_parser parser; /* the response */
+    char error[256];            /* code < 0: what went wrong */
+    TAILQ_ENTRY(drv__h1_xfer) wait_link; /* waiting for a connection */
+    int waiting;                /* on the client's wait list */
+    int failed;                 /* on the client's failed list */
+    int fail_code;              /* ... with this code */
+};
+
+/* Limits, as struct drv_http_opts has them (0: none; kept 0 = 64). */
+struct drv__h1_opts {
+    long max_host;
+    long max_total;
+    long max_kept;
+};
+
+int drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
+                   struct drv__h1 **out);
+
+/* drv__h1_free -- closes every connection; no transfer may be active. */
+void drv__h1_free(struct drv__h1 *h1);
+
+/* drv__h1_target_set -- t for an http:// URL whose host is an IP literal
+ * (host without brackets), port and path+query as curl parsed them.
+ * 0, or -EINVAL (the host is not a numeric address). */
+int drv__h1_target_set(struct drv__h1_target *t, const char *host,
+                       unsigned port, int port_given, const char *path,
+                       const char *query);
+
+void drv__h1_target_init(struct drv__h1_target *t);
+void drv__h1_target_fini(struct drv__h1_target *t);
+
+/* drv__h1_xfer_init/_fini -- the record in its owner's memory. */
+void drv__h1_xfer_init(struct drv__h1_xfer *x);
+void drv__h1_xfer_fini(struct drv__h1_xfer *x);
+
+/*
+ * drv__h1_start -- send head + body (borrowed until done) to tgt on a kept
+ * connection or a new one; x->parser must be initialised for the
+ * response. done runs later. Returns 0, or a negative code when it
+ * failed at once (socket, connect): x is then not started and x->error
+ * says why.
+ */
+int drv__h1_start(struct drv__h1 *h1, struct drv__h1_xfer *x,
+                  const struct drv__h1_target *tgt, const char *head,
+                  size_t head_len, const char *body, size_t body_len,
+                  int64_t timeout_ms, drv__h1_done_fn *done);
+
+/* drv__h1_abort -- stop x without its hook: its connection is closed (a
+ * connection between requests stays). Does nothing if x is not active. */
+void drv__h1_abort(struct drv__h1_xfer *x);
+
+/* drv__h1_unwatch_idle -- take the idle connections off the loop (a
+ * client with nothing to do keeps no event); each is checked with a peek
+ * before its next use. Hosts without connections are forgotten. */
+void drv__h1_unwatch_idle(struct drv__h1 *h1);
+
+/* drv__h1_open -- connections open (connecting, busy or idle). */
+size_t drv__h1_open(const struct drv__h1 *h1);
+
+#endif
