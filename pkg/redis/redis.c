@@ -1106,6 +1106,15 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
         }
         TAILQ_REMOVE(&r->pending, c, link);
         c->where = CMD_NEW;
+        if (TAILQ_EMPTY(&r->pending) && r->watch_at_ns != 0 &&
+            r->connect_deadline_ns == 0) {
+            /* no deadline left to watch: a connection that always has
+             * one command out (a BLOCK read sent again as each returns)
+             * would otherwise wake for the lazy timer every few seconds
+             * only to arm it again */
+            event_del(r->watch_ev);
+            r->watch_at_ns = 0;
+        }
         on_reply(r, c, reply);
         /* the reply is gone (borrowed by the callback only); the reader
          * holds nothing else between replies */

@@ -45,6 +45,10 @@
 #include "worker_int.h"
 
 #define BLOCK_MS 500
+/* an idle read that carries the paused flags' read (upkeep.c): a pause is
+ * seen when it returns, so it may block longer and still see a pause well
+ * within the second */
+#define RIDE_BLOCK_MS 800
 #define BLOCK_MARGIN_MS 3000
 #define FETCH_DEPTH 2   /* passes out at once while hot */
 
@@ -185,6 +189,7 @@ struct fetch_read {
 #define FETCH_READ_MAGIC 0xfe7c4ead
     struct drv_worker *w;   /* borrowed */
     int blocking;           /* the idle BLOCK read */
+    int block_ms;           /* its BLOCK */
     size_t qi;              /* pass: the queue being read; cluster: the
                                queue of a BLOCK read */
     int need;               /* pass: still wanted (reserved permits) */
@@ -317,10 +322,10 @@ send_read(struct drv_worker *w, struct fetch_read *f, int count)
         w->qkeys[nq++] = &q->keys;
     }
     drv_argv_init(&a);
-    drv_queue_read(&a, w->id, count, f->blocking ? BLOCK_MS : -1, w->qkeys,
-                   nq);
+    drv_queue_read(&a, w->id, count, f->blocking ? f->block_ms : -1,
+                   w->qkeys, nq);
     rc = drv_redis_send(f->blocking ? q->blk : q->fetch,
-                        f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0, &a,
+                        f->blocking ? f->block_ms + BLOCK_MARGIN_MS : 0, &a,
                         on_read, f);
     drv_argv_fini(&a);
     return rc < 0 ? -1 : 0;
@@ -329,13 +334,15 @@ send_read(struct drv_worker *w, struct fetch_read *f, int count)
 /* Start a read: a pass from queue `first` wanting `want`, or the idle
  * read with COUNT `want`. */
 static int
-start_read(struct drv_worker *w, int blocking, size_t first, int want)
+start_read(struct drv_worker *w, int blocking, size_t first, int want,
+           int block_ms)
 {
     struct fetch_read *f;
 
     DRV_ALLOC_OBJ(f, FETCH_READ_MAGIC);
     f->w = w;
     f->blocking = blocking;
+    f->block_ms = block_ms;
     f->qi = first;
     f->need = blocking ? 0 : want;
     if (send_read(w, f, want) < 0) {
@@ -360,7 +367,7 @@ start_blocking_each(struct drv_worker *w, int count)
     for (i = 0; i < w->nqueues; i++)
         if (active(w, i) &&
             drv_redis_state(w->queues[i].blk) == DRV_REDIS_READY)
-            start_read(w, 1, i, count);
+            start_read(w, 1, i, count, BLOCK_MS);
 }
 
 void
@@ -394,20 +401,24 @@ drv__worker_fetch(struct drv_worker *w)
              * when nothing is out; weighted queues take one entry each
              * from it, so a burst that ends the idle time is split by
              * weight too */
+            int ride;
+
             if (w->fetch_inflight > 0)
                 return;
+            ride = w->cluster == NULL && drv__worker_upkeep_can_ride(w);
             if (w->cluster != NULL)
                 start_blocking_each(w, w->weighted != NULL ||
                                        want / nactive < 1
                                        ? 1 : want / nactive);
-            else
-                start_read(w, 1, first,
-                           w->weighted != NULL || want / nactive < 1
-                           ? 1 : want / nactive);
+            else if (start_read(w, 1, first, w->weighted != NULL ||
+                                want / nactive < 1 ? 1 : want / nactive,
+                                ride ? RIDE_BLOCK_MS : BLOCK_MS) == 0 &&
+                     ride)
+                drv__worker_upkeep_ride(w, RIDE_BLOCK_MS);
             return;
         }
         if ((w->weighted != NULL ? drv__worker_fetch_weighted(w, want)
-                                 : start_read(w, 0, first, want)) < 0)
+                                 : start_read(w, 0, first, want, 0)) < 0)
             return;
     }
 }
