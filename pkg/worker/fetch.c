@@ -31,7 +31,10 @@
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
  * reconnect the READY callback kicks fetching again, so a restart or a
- * failover never leaves the worker silently idle.
+ * failover never leaves the worker silently idle. An idle worker's read
+ * carries the paused flags' read behind it (upkeep.c,
+ * drv__worker_upkeep_ride), which sees a pause when the read returns: that
+ * read blocks RIDE_BLOCK_MS.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -25,7 +25,10 @@
  *
  * The tick comes every TICK_MS while anything runs or waits; an idle
  * worker (drv__worker_idle_until) ticks on the PAUSE_MS grid, and sooner
- * only when one of the times above falls due.
+ * only when one of the times above falls due. While its paused flags'
+ * read, the due index's read and the heartbeat ride on the blocking read
+ * (drv__worker_upkeep_ride), the tick does not do them and comes every
+ * 5 s (worker.c), or when a mover, look, reclaim or renewal falls due.
  */
 #include <errno.h>
 #include <stdio.h>

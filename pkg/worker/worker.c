@@ -656,7 +656,8 @@ fail:
 /* The next tick, on the TICK_MS grid of the monotonic clock: the lag
  * meter's instants, so both wake the process once. An idle worker
  * (drv__worker_idle_until) ticks on the IDLE_TICK_MS grid, where the
- * paused flags are read, and the lag meter with it; a periodic call that
+ * paused flags are read, and the lag meter with it (RIDE_TICK_MS while
+ * those reads ride on the blocking read); a periodic call that
  * falls due before then brings the tick forward (on the TICK_MS grid),
  * and work arriving brings back the TICK_MS grid at once
  * (drv__worker_kick). */
