@@ -2119,6 +2119,27 @@ drv_redis_state(const struct drv_redis *r)
 }
 
 void
+drv_redis_flush(struct drv_redis *r)
+{
+    struct evbuffer *out;
+
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    if (r->state != DRV_REDIS_READY || r->bev == NULL ||
+        r->ssl_ctx != NULL || r->freeing)
+        return;
+    out = bufferevent_get_output(r->bev);
+    /* what is not written now (EAGAIN, an error) the bufferevent writes,
+     * or reports, at its next write event as it would have. A socket
+     * bufferevent keeps the front of its output frozen but for its own
+     * writes: thawed for this one, as its write callback does. */
+    if (evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        (void)evbuffer_write(out, bufferevent_getfd(r->bev));
+        evbuffer_freeze(out, 1);
+    }
+}
+
+void
 drv_redis_get_info(const struct drv_redis *r, struct drv_redis_info *out)
 {
     DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);

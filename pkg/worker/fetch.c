@@ -195,12 +195,15 @@ struct fetch_read {
     int block_ms;           /* its BLOCK */
     size_t qi;              /* pass: the queue being read; cluster: the
                                queue of a BLOCK read */
+    size_t stop;            /* pass: reads the queues before this one */
     int need;               /* pass: still wanted (reserved permits) */
     int got;                /* pass: entries so far */
 };
 
 static int send_read(struct drv_worker *w, struct fetch_read *f,
                      int count);
+static int start_read(struct drv_worker *w, int blocking, size_t first,
+                      int want, int block_ms, size_t stop);
 
 static void
 end_read(struct drv_worker *w, struct fetch_read *f, int hot)
@@ -250,14 +253,37 @@ drv__worker_read_result(struct drv_worker *w, int status,
     return rc;
 }
 
+/* A pass that found entries in queue qi ended: before they run, read the
+ * active queues before qi (strict priority, no cluster) for what the free
+ * permits allow, in a pass that stops short of qi. 1 when it was sent. */
+static int
+probe_earlier(struct drv_worker *w, size_t qi)
+{
+    int want = drv__worker_free_permits(w) - w->fetch_reserved;
+    size_t first;
+
+    if (w->state != W_RUNNING || w->cluster != NULL || w->weighted != NULL ||
+        w->fetch_inflight - w->fetch_blocking >= FETCH_DEPTH || want <= 0)
+        return 0;
+    for (first = 0; first < qi; first++)
+        if (active(w, first))
+            break;
+    if (first >= qi)
+        return 0;
+    if (want > w->cfg->worker.batch)
+        want = w->cfg->worker.batch;
+    return start_read(w, 0, first, want, 0, qi) == 0;
+}
+
 static void
 on_read(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
         void *ctx)
 {
+    struct wjobs jobs = {NULL, 0, 0};
     struct fetch_read *f;
     struct drv_worker *w;
-    int got;
-    size_t qi;
+    int got, sent = 0;
+    size_t qi, read_qi;
 
     DRV_CAST(f, ctx, FETCH_READ_MAGIC);
     if (status == -ECANCELED) {
@@ -274,36 +300,45 @@ on_read(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
         return;
     }
     got = 0; /* nil: BLOCK timed out, or CLIENT UNBLOCK; queue empty */
-    if (reply->type != REDIS_REPLY_NIL) {
-        struct wjobs jobs = {NULL, 0, 0};
-
+    if (reply->type != REDIS_REPLY_NIL)
         drv__worker_entries(w, reply, 1, -1, &jobs);
-        got = jobs.n;
+    got = jobs.n;
+    if (f->blocking) {
         drv__worker_admit(w, &jobs);
         drv__jobs_fini(&jobs);
-    }
-    if (!f->blocking) {
-        /* the entries now count as inflight: no longer reserved */
-        if (got > f->need)
-            got = f->need; /* cannot happen: COUNT was need */
-        f->need -= got;
-        f->got += got;
-        w->fetch_reserved -= got;
-    }
-    if (!f->blocking && w->state == W_RUNNING) {
-        /* a pass: go on with the next queue while something is wanted */
-        for (qi = f->qi + 1; qi < w->nqueues; qi++)
-            if (active(w, qi))
-                break;
-        if (f->need > 0 && qi < w->nqueues) {
-            f->qi = qi;
-            if (send_read(w, f, f->need) == 0)
-                return;
-        }
-        end_read(w, f, f->got > 0);
+        end_read(w, f, got > 0);
         return;
     }
-    end_read(w, f, f->blocking ? got > 0 : f->got > 0);
+    /* a pass. The entries stay reserved until they count as inflight
+     * (admitted), so what is started before that cannot fetch past the
+     * permits. */
+    if (got > f->need)
+        got = f->need; /* cannot happen: COUNT was need */
+    f->need -= got;
+    f->got += got;
+    read_qi = f->qi;
+    for (qi = f->qi + 1; qi < f->stop; qi++)
+        if (w->state == W_RUNNING && active(w, qi))
+            break;
+    if (w->state == W_RUNNING && f->need > 0 && qi < f->stop &&
+        (f->qi = qi, send_read(w, f, f->need)) == 0) {
+        sent = 1; /* the pass goes on with the next queue */
+    } else {
+        /* a probe (below) that found nothing says nothing of the queues
+         * the passes read */
+        end_read(w, f, f->got > 0 ||
+                       (f->stop < w->nqueues && w->fetch_hot));
+        /* entries of a later queue: a job that came into an earlier one
+         * meanwhile need not wait until they have run (and the read after
+         * them comes back) before it is read */
+        if (got > 0)
+            sent = probe_earlier(w, read_qi);
+    }
+    if (sent && w->cluster == NULL)
+        drv_redis_flush(w->blk); /* every pass reads there */
+    drv__worker_admit(w, &jobs);
+    drv__jobs_fini(&jobs);
+    w->fetch_reserved -= got; /* the entries now count as inflight */
 }
 
 /* Send f's read (on f->qi for a pass or a cluster's BLOCK read, on every
@@ -338,7 +373,7 @@ send_read(struct drv_worker *w, struct fetch_read *f, int count)
  * read with COUNT `want`. */
 static int
 start_read(struct drv_worker *w, int blocking, size_t first, int want,
-           int block_ms)
+           int block_ms, size_t stop)
 {
     struct fetch_read *f;
 
@@ -346,6 +381,7 @@ start_read(struct drv_worker *w, int blocking, size_t first, int want,
     f->w = w;
     f->blocking = blocking;
     f->block_ms = block_ms;
+    f->stop = stop;
     f->qi = first;
     f->need = blocking ? 0 : want;
     if (send_read(w, f, want) < 0) {
@@ -370,7 +406,7 @@ start_blocking_each(struct drv_worker *w, int count)
     for (i = 0; i < w->nqueues; i++)
         if (active(w, i) &&
             drv_redis_state(w->queues[i].blk) == DRV_REDIS_READY)
-            start_read(w, 1, i, count, BLOCK_MS);
+            start_read(w, 1, i, count, BLOCK_MS, w->nqueues);
 }
 
 void
@@ -415,13 +451,15 @@ drv__worker_fetch(struct drv_worker *w)
                                        ? 1 : want / nactive);
             else if (start_read(w, 1, first, w->weighted != NULL ||
                                 want / nactive < 1 ? 1 : want / nactive,
-                                ride ? RIDE_BLOCK_MS : BLOCK_MS) == 0 &&
+                                ride ? RIDE_BLOCK_MS : BLOCK_MS,
+                                w->nqueues) == 0 &&
                      ride)
                 drv__worker_upkeep_ride(w, RIDE_BLOCK_MS);
             return;
         }
         if ((w->weighted != NULL ? drv__worker_fetch_weighted(w, want)
-                                 : start_read(w, 0, first, want, 0)) < 0)
+                                 : start_read(w, 0, first, want, 0,
+                                              w->nqueues)) < 0)
             return;
     }
 }
