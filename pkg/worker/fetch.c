@@ -13,7 +13,11 @@
  *    left Redis and the worker waiting for each other: half the drain
  *    throughput). The permits a pass may still fill are reserved
  *    (fetch_reserved), so the passes together never fetch more than the
- *    free permits.
+ *    free permits. A pass's next read (its next queue) is sent, and
+ *    written at once, before the entries it got are admitted and run;
+ *    when they came from a later queue, a probe (a pass that stops short
+ *    of that queue) reads the earlier ones first, so a job of a first
+ *    queue does not wait for a busy later queue's batch to run.
  *  - an idle read: one XREADGROUP ... BLOCK over every unpaused queue,
  *    COUNT = wanted / queues (at least 1), only when nothing else is out.
  *    It returns as soon as any queue has an entry. With fewer free
