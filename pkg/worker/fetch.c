@@ -58,6 +58,7 @@
 #define RIDE_BLOCK_MS 800
 #define BLOCK_MARGIN_MS 3000
 #define FETCH_DEPTH 2   /* passes out at once while hot */
+#define PROBE_SHARE 8   /* a probe asks for batch / PROBE_SHARE at most */
 
 #define REDIRECT_PAUSE_NS (50 * DRV_NS_PER_MS) /* after ASK, TRYAGAIN */
 
@@ -274,8 +275,12 @@ probe_earlier(struct drv_worker *w, size_t qi)
             break;
     if (first >= qi)
         return 0;
-    if (want > w->cfg->worker.batch)
-        want = w->cfg->worker.batch;
+    /* a few: it is there for what came meanwhile, and the permits it
+     * holds until it returns are not the later queue's passes' to fill
+     * (a backlog of the earlier queues is the next pass's, which reads
+     * them first) */
+    if (want > (w->cfg->worker.batch + PROBE_SHARE - 1) / PROBE_SHARE)
+        want = (w->cfg->worker.batch + PROBE_SHARE - 1) / PROBE_SHARE;
     return start_read(w, 0, first, want, 0, qi) == 0;
 }
 
@@ -335,10 +340,12 @@ on_read(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
         /* entries of a later queue: a job that came into an earlier one
          * meanwhile need not wait until they have run (and the read after
          * them comes back) before it is read */
-        if (got > 0)
+        if (got * PROBE_SHARE >= w->cfg->worker.batch)
             sent = probe_earlier(w, read_qi);
     }
-    if (sent && w->cluster == NULL)
+    /* with entries to run first, the read goes out now, not after them
+     * (with none, the loop's next turn writes it as soon) */
+    if (sent && got > 0 && w->cluster == NULL)
         drv_redis_flush(w->blk); /* every pass reads there */
     drv__worker_admit(w, &jobs);
     drv__jobs_fini(&jobs);
