@@ -407,6 +407,11 @@ int drv_redis_reconnect(struct drv_redis *r, const char *why);
 /* drv_redis_state -- the current state. Loop thread. */
 enum drv_redis_state drv_redis_state(const struct drv_redis *r);
 
+/* drv_redis_flush -- write the commands queued on r now, instead of at
+ * the loop's next turn (a plain socket that is READY; otherwise, and for
+ * what the socket does not take, nothing changes). Loop thread. */
+void drv_redis_flush(struct drv_redis *r);
+
 /* What a connection says of itself; the strings are borrowed until its
  * next state change (name: for its lifetime). */
 struct drv_redis_info {

@@ -1106,6 +1106,15 @@ dispatch_replies(struct drv_redis *r, struct bufferevent *bev)
         }
         TAILQ_REMOVE(&r->pending, c, link);
         c->where = CMD_NEW;
+        if (TAILQ_EMPTY(&r->pending) && r->watch_at_ns != 0 &&
+            r->connect_deadline_ns == 0) {
+            /* no deadline left to watch: a connection that always has
+             * one command out (a BLOCK read sent again as each returns)
+             * would otherwise wake for the lazy timer every few seconds
+             * only to arm it again */
+            event_del(r->watch_ev);
+            r->watch_at_ns = 0;
+        }
         on_reply(r, c, reply);
         /* the reply is gone (borrowed by the callback only); the reader
          * holds nothing else between replies */
@@ -2103,6 +2112,27 @@ drv_redis_state(const struct drv_redis *r)
 {
     DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
     return r->state;
+}
+
+void
+drv_redis_flush(struct drv_redis *r)
+{
+    struct evbuffer *out;
+
+    DRV_CHECK_OBJ(r, DRV_REDIS_MAGIC);
+    if (r->state != DRV_REDIS_READY || r->bev == NULL ||
+        r->ssl_ctx != NULL || r->freeing)
+        return;
+    out = bufferevent_get_output(r->bev);
+    /* what is not written now (EAGAIN, an error) the bufferevent writes,
+     * or reports, at its next write event as it would have. A socket
+     * bufferevent keeps the front of its output frozen but for its own
+     * writes: thawed for this one, as its write callback does. */
+    if (evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        (void)evbuffer_write(out, bufferevent_getfd(r->bev));
+        evbuffer_freeze(out, 1);
+    }
 }
 
 void

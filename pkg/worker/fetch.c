@@ -13,7 +13,11 @@
  *    left Redis and the worker waiting for each other: half the drain
  *    throughput). The permits a pass may still fill are reserved
  *    (fetch_reserved), so the passes together never fetch more than the
- *    free permits.
+ *    free permits. A pass's next read (its next queue) is sent, and
+ *    written at once, before the entries it got are admitted and run;
+ *    when they came from a later queue, a probe (a pass that stops short
+ *    of that queue) reads the earlier ones first, so a job of a first
+ *    queue does not wait for a busy later queue's batch to run.
  *  - an idle read: one XREADGROUP ... BLOCK over every unpaused queue,
  *    COUNT = wanted / queues (at least 1), only when nothing else is out.
  *    It returns as soon as any queue has an entry. With fewer free
@@ -31,7 +35,10 @@
  * second even without CLIENT UNBLOCK, and the read has its own deadline
  * (BLOCK + margin): a dead server cannot hold fetching forever. After a
  * reconnect the READY callback kicks fetching again, so a restart or a
- * failover never leaves the worker silently idle.
+ * failover never leaves the worker silently idle. An idle worker's read
+ * carries the paused flags' read behind it (upkeep.c,
+ * drv__worker_upkeep_ride), which sees a pause when the read returns: that
+ * read blocks RIDE_BLOCK_MS.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -45,8 +52,13 @@
 #include "worker_int.h"
 
 #define BLOCK_MS 500
+/* an idle read that carries the paused flags' read (upkeep.c): a pause is
+ * seen when it returns, so it may block longer and still see a pause well
+ * within the second */
+#define RIDE_BLOCK_MS 800
 #define BLOCK_MARGIN_MS 3000
 #define FETCH_DEPTH 2   /* passes out at once while hot */
+#define PROBE_SHARE 8   /* a probe asks for batch / PROBE_SHARE at most */
 
 #define REDIRECT_PAUSE_NS (50 * DRV_NS_PER_MS) /* after ASK, TRYAGAIN */
 
@@ -185,14 +197,18 @@ struct fetch_read {
 #define FETCH_READ_MAGIC 0xfe7c4ead
     struct drv_worker *w;   /* borrowed */
     int blocking;           /* the idle BLOCK read */
+    int block_ms;           /* its BLOCK */
     size_t qi;              /* pass: the queue being read; cluster: the
                                queue of a BLOCK read */
+    size_t stop;            /* pass: reads the queues before this one */
     int need;               /* pass: still wanted (reserved permits) */
     int got;                /* pass: entries so far */
 };
 
 static int send_read(struct drv_worker *w, struct fetch_read *f,
                      int count);
+static int start_read(struct drv_worker *w, int blocking, size_t first,
+                      int want, int block_ms, size_t stop);
 
 static void
 end_read(struct drv_worker *w, struct fetch_read *f, int hot)
@@ -242,14 +258,41 @@ drv__worker_read_result(struct drv_worker *w, int status,
     return rc;
 }
 
+/* A pass that found entries in queue qi ended: before they run, read the
+ * active queues before qi (strict priority, no cluster) for what the free
+ * permits allow, in a pass that stops short of qi. 1 when it was sent. */
+static int
+probe_earlier(struct drv_worker *w, size_t qi)
+{
+    int want = drv__worker_free_permits(w) - w->fetch_reserved;
+    size_t first;
+
+    if (w->state != W_RUNNING || w->cluster != NULL || w->weighted != NULL ||
+        w->fetch_inflight - w->fetch_blocking >= FETCH_DEPTH || want <= 0)
+        return 0;
+    for (first = 0; first < qi; first++)
+        if (active(w, first))
+            break;
+    if (first >= qi)
+        return 0;
+    /* a few: it is there for what came meanwhile, and the permits it
+     * holds until it returns are not the later queue's passes' to fill
+     * (a backlog of the earlier queues is the next pass's, which reads
+     * them first) */
+    if (want > (w->cfg->worker.batch + PROBE_SHARE - 1) / PROBE_SHARE)
+        want = (w->cfg->worker.batch + PROBE_SHARE - 1) / PROBE_SHARE;
+    return start_read(w, 0, first, want, 0, qi) == 0;
+}
+
 static void
 on_read(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
         void *ctx)
 {
+    struct wjobs jobs = {NULL, 0, 0};
     struct fetch_read *f;
     struct drv_worker *w;
-    int got;
-    size_t qi;
+    int got, sent = 0;
+    size_t qi, read_qi;
 
     DRV_CAST(f, ctx, FETCH_READ_MAGIC);
     if (status == -ECANCELED) {
@@ -266,36 +309,47 @@ on_read(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
         return;
     }
     got = 0; /* nil: BLOCK timed out, or CLIENT UNBLOCK; queue empty */
-    if (reply->type != REDIS_REPLY_NIL) {
-        struct wjobs jobs = {NULL, 0, 0};
-
+    if (reply->type != REDIS_REPLY_NIL)
         drv__worker_entries(w, reply, 1, -1, &jobs);
-        got = jobs.n;
+    got = jobs.n;
+    if (f->blocking) {
         drv__worker_admit(w, &jobs);
         drv__jobs_fini(&jobs);
-    }
-    if (!f->blocking) {
-        /* the entries now count as inflight: no longer reserved */
-        if (got > f->need)
-            got = f->need; /* cannot happen: COUNT was need */
-        f->need -= got;
-        f->got += got;
-        w->fetch_reserved -= got;
-    }
-    if (!f->blocking && w->state == W_RUNNING) {
-        /* a pass: go on with the next queue while something is wanted */
-        for (qi = f->qi + 1; qi < w->nqueues; qi++)
-            if (active(w, qi))
-                break;
-        if (f->need > 0 && qi < w->nqueues) {
-            f->qi = qi;
-            if (send_read(w, f, f->need) == 0)
-                return;
-        }
-        end_read(w, f, f->got > 0);
+        end_read(w, f, got > 0);
         return;
     }
-    end_read(w, f, f->blocking ? got > 0 : f->got > 0);
+    /* a pass. The entries stay reserved until they count as inflight
+     * (admitted), so what is started before that cannot fetch past the
+     * permits. */
+    if (got > f->need)
+        got = f->need; /* cannot happen: COUNT was need */
+    f->need -= got;
+    f->got += got;
+    read_qi = f->qi;
+    for (qi = f->qi + 1; qi < f->stop; qi++)
+        if (w->state == W_RUNNING && active(w, qi))
+            break;
+    if (w->state == W_RUNNING && f->need > 0 && qi < f->stop &&
+        (f->qi = qi, send_read(w, f, f->need)) == 0) {
+        sent = 1; /* the pass goes on with the next queue */
+    } else {
+        /* a probe (below) that found nothing says nothing of the queues
+         * the passes read */
+        end_read(w, f, f->got > 0 ||
+                       (f->stop < w->nqueues && w->fetch_hot));
+        /* entries of a later queue: a job that came into an earlier one
+         * meanwhile need not wait until they have run (and the read after
+         * them comes back) before it is read */
+        if (got * PROBE_SHARE >= w->cfg->worker.batch)
+            sent = probe_earlier(w, read_qi);
+    }
+    /* with entries to run first, the read goes out now, not after them
+     * (with none, the loop's next turn writes it as soon) */
+    if (sent && got > 0 && w->cluster == NULL)
+        drv_redis_flush(w->blk); /* every pass reads there */
+    drv__worker_admit(w, &jobs);
+    drv__jobs_fini(&jobs);
+    w->fetch_reserved -= got; /* the entries now count as inflight */
 }
 
 /* Send f's read (on f->qi for a pass or a cluster's BLOCK read, on every
@@ -317,10 +371,10 @@ send_read(struct drv_worker *w, struct fetch_read *f, int count)
         w->qkeys[nq++] = &q->keys;
     }
     drv_argv_init(&a);
-    drv_queue_read(&a, w->id, count, f->blocking ? BLOCK_MS : -1, w->qkeys,
-                   nq);
+    drv_queue_read(&a, w->id, count, f->blocking ? f->block_ms : -1,
+                   w->qkeys, nq);
     rc = drv_redis_send(f->blocking ? q->blk : q->fetch,
-                        f->blocking ? BLOCK_MS + BLOCK_MARGIN_MS : 0, &a,
+                        f->blocking ? f->block_ms + BLOCK_MARGIN_MS : 0, &a,
                         on_read, f);
     drv_argv_fini(&a);
     return rc < 0 ? -1 : 0;
@@ -329,13 +383,16 @@ send_read(struct drv_worker *w, struct fetch_read *f, int count)
 /* Start a read: a pass from queue `first` wanting `want`, or the idle
  * read with COUNT `want`. */
 static int
-start_read(struct drv_worker *w, int blocking, size_t first, int want)
+start_read(struct drv_worker *w, int blocking, size_t first, int want,
+           int block_ms, size_t stop)
 {
     struct fetch_read *f;
 
     DRV_ALLOC_OBJ(f, FETCH_READ_MAGIC);
     f->w = w;
     f->blocking = blocking;
+    f->block_ms = block_ms;
+    f->stop = stop;
     f->qi = first;
     f->need = blocking ? 0 : want;
     if (send_read(w, f, want) < 0) {
@@ -360,7 +417,7 @@ start_blocking_each(struct drv_worker *w, int count)
     for (i = 0; i < w->nqueues; i++)
         if (active(w, i) &&
             drv_redis_state(w->queues[i].blk) == DRV_REDIS_READY)
-            start_read(w, 1, i, count);
+            start_read(w, 1, i, count, BLOCK_MS, w->nqueues);
 }
 
 void
@@ -394,20 +451,26 @@ drv__worker_fetch(struct drv_worker *w)
              * when nothing is out; weighted queues take one entry each
              * from it, so a burst that ends the idle time is split by
              * weight too */
+            int ride;
+
             if (w->fetch_inflight > 0)
                 return;
+            ride = w->cluster == NULL && drv__worker_upkeep_can_ride(w);
             if (w->cluster != NULL)
                 start_blocking_each(w, w->weighted != NULL ||
                                        want / nactive < 1
                                        ? 1 : want / nactive);
-            else
-                start_read(w, 1, first,
-                           w->weighted != NULL || want / nactive < 1
-                           ? 1 : want / nactive);
+            else if (start_read(w, 1, first, w->weighted != NULL ||
+                                want / nactive < 1 ? 1 : want / nactive,
+                                ride ? RIDE_BLOCK_MS : BLOCK_MS,
+                                w->nqueues) == 0 &&
+                     ride)
+                drv__worker_upkeep_ride(w, RIDE_BLOCK_MS);
             return;
         }
         if ((w->weighted != NULL ? drv__worker_fetch_weighted(w, want)
-                                 : start_read(w, 0, first, want)) < 0)
+                                 : start_read(w, 0, first, want, 0,
+                                              w->nqueues)) < 0)
             return;
     }
 }

@@ -25,7 +25,10 @@
  *
  * The tick comes every TICK_MS while anything runs or waits; an idle
  * worker (drv__worker_idle_until) ticks on the PAUSE_MS grid, and sooner
- * only when one of the times above falls due.
+ * only when one of the times above falls due. While its paused flags'
+ * read, the due index's read and the heartbeat ride on the blocking read
+ * (drv__worker_upkeep_ride), the tick does not do them and comes every
+ * 5 s (worker.c), or when a mover, look, reclaim or renewal falls due.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -313,6 +316,17 @@ on_paused(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
     if (w == NULL)
         return;
     w->pause_inflight = 0;
+    if (w->upkeep_rides) {
+        /* the answer of a read that rode on the blocking read: the next
+         * one (riding again, or the tick's) within PAUSE_MS */
+        int64_t now = drv_clock_mono_ns();
+
+        w->upkeep_rides = 0;
+        w->next_pause_ns = (now / (PAUSE_MS * DRV_NS_PER_MS) + 1) *
+                           (PAUSE_MS * DRV_NS_PER_MS);
+        w->next_due_read_ns = w->next_pause_ns;
+        drv__worker_tick_rearm(w);
+    }
     paused = drv_xcalloc(w->nqueues, sizeof *paused);
     if (status < 0 ||
         drv_queue_paused_parse(reply, w->nqueues, paused) < 0) {
@@ -383,8 +397,10 @@ check_paused_cluster(struct drv_worker *w)
     drv_argv_fini(&a);
 }
 
+/* The paused flags' read, on conn (the command connection, or the
+ * blocking one when it rides on the blocking read). */
 static void
-check_paused(struct drv_worker *w)
+check_paused(struct drv_worker *w, struct drv_redis *conn)
 {
     struct drv_argv a;
     size_t i;
@@ -399,7 +415,7 @@ check_paused(struct drv_worker *w)
     drv_argv_init(&a);
     drv_queue_paused_read(&a, w->qkeys, w->nqueues);
     w->pause_inflight = 1;
-    if (drv_redis_send(w->cmd, 0, &a, on_paused, w) < 0)
+    if (drv_redis_send(conn, 0, &a, on_paused, w) < 0)
         w->pause_inflight = 0;
     drv_argv_fini(&a);
 }
@@ -446,7 +462,7 @@ on_workers(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
 }
 
 static void
-heartbeat(struct drv_worker *w)
+heartbeat(struct drv_worker *w, struct drv_redis *conn)
 {
     char qs[512];
     struct drv_argv a;
@@ -463,10 +479,10 @@ heartbeat(struct drv_worker *w)
         .queues = qs, .busy = w->stats.running,
         .beat_ms = drv_clock_unix_ms()});
     w->beat_inflight = 1;
-    if (drv_redis_send(w->cmd, 0, &a, on_beat, w) < 0)
+    if (drv_redis_send(conn, 0, &a, on_beat, w) < 0)
         w->beat_inflight = 0;
     drv_queue_workers_read(&a, w->workers_key);
-    drv_redis_send(w->cmd, 0, &a, on_workers, w);
+    drv_redis_send(conn, 0, &a, on_workers, w);
     drv_argv_fini(&a);
 }
 
@@ -491,8 +507,19 @@ drv__worker_idle_until(const struct drv_worker *w)
         w->groups_ready < (int)w->nqueues || w->due_notes.argc > 0 ||
         drv_redis_state(w->cmd) != DRV_REDIS_READY)
         return -1;
-    t = min64(min64(w->next_beat_ns, w->next_renew_ns),
-              min64(w->next_pause_ns, w->next_due_read_ns));
+    t = min64(w->next_beat_ns, w->next_renew_ns);
+    if (w->upkeep_rides) {
+        /* the paused flags and the due index are read when the blocking
+         * read returns, and a beat falling due before the next read
+         * returns goes with it: the tick does them only should no read
+         * ride again */
+        int64_t fallback = w->ride_end_ns + 2 * PAUSE_MS * DRV_NS_PER_MS;
+
+        if (t == w->next_beat_ns && t < fallback)
+            t = min64(fallback, w->next_renew_ns);
+    } else {
+        t = min64(t, min64(w->next_pause_ns, w->next_due_read_ns));
+    }
     for (i = 0; i < w->nqueues; i++) {
         const struct wqueue *q = &w->queues[i];
 
@@ -512,7 +539,7 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     drv__worker_prepare_due(w, now);
     drv__worker_schedules(w);
     if (now >= w->next_pause_ns && !w->pause_inflight) {
-        check_paused(w);
+        check_paused(w, w->cmd);
         /* on the PAUSE_MS grid, with the read of the due index, so the
          * two replies wake the worker once */
         w->next_pause_ns = (now / (PAUSE_MS * DRV_NS_PER_MS) + 1) *
@@ -531,11 +558,50 @@ drv__worker_maintain(struct drv_worker *w, int64_t now)
     }
     if (now >= w->next_beat_ns && !w->beat_inflight &&
         w->state == W_RUNNING) {
-        heartbeat(w);
+        heartbeat(w, w->cmd);
         /* every BEAT_MS, on the PAUSE_MS grid: sent with the paused
          * flags' read, so the replies wake an idle worker once */
         w->next_beat_ns = (now + BEAT_MS * DRV_NS_PER_MS) /
                           (PAUSE_MS * DRV_NS_PER_MS) *
                           (PAUSE_MS * DRV_NS_PER_MS);
     }
+}
+
+/*
+ * An idle worker's upkeep reads ride on its blocking read: sent on the
+ * blocking connection right behind the XREADGROUP ... BLOCK, they wait in
+ * Redis until the read returns (a job, or BLOCK's timeout after block_ms)
+ * and their answers come in the same write as the read's. So the paused
+ * flags, the due index and, when it falls due before the read returns,
+ * the heartbeat cost no wakeup of a timer of their own: an idle worker
+ * wakes once per blocking read. A pause is still seen within block_ms of
+ * being set (and the read after it leaves the queue out); the due index is
+ * read for the members falling due within DUE_AHEAD_MS of when Redis runs
+ * the read, as the tick's read is.
+ */
+int
+drv__worker_upkeep_can_ride(const struct drv_worker *w)
+{
+    return w->cluster == NULL && !w->pause_inflight &&
+           drv__worker_idle_until(w) >= 0;
+}
+
+void
+drv__worker_upkeep_ride(struct drv_worker *w, int64_t block_ms)
+{
+    int64_t now = drv_clock_mono_ns();
+
+    if (!drv__worker_upkeep_can_ride(w))
+        return;
+    check_paused(w, w->blk);
+    if (!w->pause_inflight)
+        return;
+    w->upkeep_rides = 1;
+    w->ride_end_ns = now + block_ms * DRV_NS_PER_MS;
+    drv__worker_due_ride(w, block_ms);
+    if (!w->beat_inflight && w->next_beat_ns <= w->ride_end_ns) {
+        heartbeat(w, w->blk);
+        w->next_beat_ns = now + BEAT_MS * DRV_NS_PER_MS;
+    }
+    drv__worker_tick_rearm(w);
 }

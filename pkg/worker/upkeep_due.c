@@ -341,18 +341,32 @@ on_due(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
     run_movers(w, drv_clock_mono_ns()); /* now, not at the next tick */
 }
 
+/* Send the read of the due index on conn, for the members falling due
+ * within ahead_ms from now: until the next read has run, and a margin. */
 static void
-read_due(struct drv_worker *w)
+read_due(struct drv_worker *w, struct drv_redis *conn, int64_t ahead_ms)
 {
     struct drv_argv a;
 
     drv_argv_init(&a);
     drv_queue_due_read(&a, w->queues[0].keys.due,
-                       drv_clock_unix_ms() + DUE_AHEAD_MS, DUE_READ_LIMIT);
+                       drv_clock_unix_ms() + ahead_ms, DUE_READ_LIMIT);
     w->due_inflight = 1;
-    if (drv_redis_send(w->cmd, 0, &a, on_due, w) < 0)
+    if (drv_redis_send(conn, 0, &a, on_due, w) < 0)
         w->due_inflight = 0;
     drv_argv_fini(&a);
+}
+
+/* Behind a blocking read of BLOCK block_ms, Redis runs this read when
+ * that one returns, and the next one (riding on the next read) within
+ * block_ms after that: it looks 2 * block_ms ahead, plus the tick's
+ * margin (DUE_AHEAD_MS - DUE_EVERY_NS). */
+void
+drv__worker_due_ride(struct drv_worker *w, int64_t block_ms)
+{
+    if (w->cluster == NULL && writing(w) && !w->due_inflight)
+        read_due(w, w->blk, 2 * block_ms + DUE_AHEAD_MS -
+                            DUE_EVERY_NS / DRV_NS_PER_MS);
 }
 
 /* -------------------------------------------------------------- tick */
@@ -387,7 +401,7 @@ drv__worker_due_tick(struct drv_worker *w, int64_t now)
     }
     if (w->cluster == NULL && writing(w) && !w->due_inflight &&
         now >= w->next_due_read_ns) {
-        read_due(w);
+        read_due(w, w->cmd, DUE_AHEAD_MS);
         /* on the grid of the paused flags' check: one wakeup for both */
         w->next_due_read_ns = (now / DUE_EVERY_NS + 1) * DUE_EVERY_NS;
     }

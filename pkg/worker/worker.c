@@ -49,6 +49,10 @@
 
 #define TICK_MS 100
 #define IDLE_TICK_MS 500 /* the paused flags' grid (upkeep.c PAUSE_MS) */
+/* idle with the paused flags' read riding on the blocking read: the tick
+ * and the lag meter only this often (the loop has nothing to run; the
+ * health check's lag limit is 5 s), earlier when an upkeep call is due */
+#define RIDE_TICK_MS 5000
 
 /* ------------------------------------------------------------ helpers */
 
@@ -652,7 +656,8 @@ fail:
 /* The next tick, on the TICK_MS grid of the monotonic clock: the lag
  * meter's instants, so both wake the process once. An idle worker
  * (drv__worker_idle_until) ticks on the IDLE_TICK_MS grid, where the
- * paused flags are read, and the lag meter with it; a periodic call that
+ * paused flags are read, and the lag meter with it (RIDE_TICK_MS while
+ * those reads ride on the blocking read); a periodic call that
  * falls due before then brings the tick forward (on the TICK_MS grid),
  * and work arriving brings back the TICK_MS grid at once
  * (drv__worker_kick). */
@@ -660,16 +665,17 @@ static void
 tick_arm(struct drv_worker *w)
 {
     int64_t now = drv_clock_mono_ns(), at, until = drv__worker_idle_until(w);
+    int64_t grid = w->upkeep_rides ? RIDE_TICK_MS : IDLE_TICK_MS;
     struct timeval tv;
 
     w->tick_idle = until >= 0;
-    drv_loop_set_lag_interval(w->loop, w->tick_idle ? IDLE_TICK_MS : 0);
+    drv_loop_set_lag_interval(w->loop, w->tick_idle ? grid : 0);
     if (!w->tick_idle) {
         tv = drv_loop_grid_delay(now, TICK_MS * DRV_NS_PER_MS, NULL);
         DRV_AZ(event_add(w->tick_ev, &tv));
         return;
     }
-    (void)drv_loop_grid_delay(now, IDLE_TICK_MS * DRV_NS_PER_MS, &at);
+    (void)drv_loop_grid_delay(now, grid * DRV_NS_PER_MS, &at);
     if (until < at) {
         /* the first TICK_MS instant at or after until, and after now */
         (void)drv_loop_grid_delay((until > now ? until : now) - 1,
@@ -679,6 +685,13 @@ tick_arm(struct drv_worker *w)
     }
     tv = drv_clock_tv_from_ns(at - now);
     DRV_AZ(event_add(w->tick_ev, &tv));
+}
+
+void
+drv__worker_tick_rearm(struct drv_worker *w)
+{
+    if (w->tick_idle && w->tick_ev != NULL)
+        tick_arm(w);
 }
 
 static void

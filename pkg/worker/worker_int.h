@@ -290,6 +290,10 @@ struct drv_worker {
     int64_t next_pause_ns;          /* paused keys check */
     int64_t next_cancel_ns;         /* cancel markers check (cancel.c) */
     int pause_inflight;             /* MGET of the paused keys out */
+    int upkeep_rides;               /* it rides on the blocking read
+                                       (drv__worker_upkeep_ride) */
+    int64_t ride_end_ns;            /* when that read returns at the
+                                       latest */
     int pause_known;                /* the paused keys were read once */
     int renew_inflight;             /* renew calls out */
     int beat_inflight;              /* heartbeat out */
@@ -306,6 +310,8 @@ struct drv_worker {
 
 /* worker.c */
 void drv__worker_kick(struct drv_worker *w);
+/* Arm the idle tick again: what it waits for changed (upkeep_rides). */
+void drv__worker_tick_rearm(struct drv_worker *w);
 void drv__worker_check_stopped(struct drv_worker *w);
 int drv__worker_free_permits(struct drv_worker *w);
 /* Prepare queue qi again (all when qi < 0): not ready until it answers. */
@@ -428,6 +434,13 @@ void drv__worker_maintain(struct drv_worker *w, int64_t now_ns);
  * then comes every TICK_MS. Else idle: the earliest monotonic time one of
  * the periodic upkeep calls falls due. */
 int64_t drv__worker_idle_until(const struct drv_worker *w);
+/* Idle: send the paused flags' read, the due index's read and a heartbeat
+ * falling due within block_ms behind the blocking read just sent, so their
+ * answers come with its answer (one wakeup). */
+void drv__worker_upkeep_ride(struct drv_worker *w, int64_t block_ms);
+/* The worker is idle and its upkeep reads can ride (no cluster, the
+ * paused flags' read not out already). */
+int drv__worker_upkeep_can_ride(const struct drv_worker *w);
 /* The mover call for queue qi, then the removal of its due index members
  * (upkeep.c). */
 void drv__worker_run_mover(struct drv_worker *w, size_t qi);
@@ -443,6 +456,9 @@ void drv__worker_run_reclaim(struct drv_worker *w, size_t qi, int n);
 void drv__worker_due_init(struct drv_worker *w);
 void drv__worker_due_fini(struct drv_worker *w);
 void drv__worker_due_tick(struct drv_worker *w, int64_t now_ns);
+/* The due index's read on the blocking connection, behind the blocking
+ * read of BLOCK block_ms just sent. */
+void drv__worker_due_ride(struct drv_worker *w, int64_t block_ms);
 void drv__worker_due_retry(struct drv_worker *w, int qi, int64_t due_ms);
 void drv__worker_due_busy(struct drv_worker *w, int qi);
 void drv__worker_due_moved(struct drv_worker *w, int qi, int more);

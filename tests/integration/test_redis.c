@@ -396,6 +396,7 @@ test_redis_max_string_cuts_long_strings(void **st)
     assert_int_equal(s->checkpoint, 2);
 }
 
+/* A SET answered: count it and end the test. */
 static void
 on_unix_set(struct drv_redis *r, int status, const redisReply *reply,
             void *ctx)
@@ -411,6 +412,45 @@ static void
 unix_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
 {
     CMD(r, on_unix_set, s, "SET", "via-unix", "1");
+}
+
+/* EXISTS key on the blocking connection c. */
+static long long
+exists(redisContext *c, const char *key)
+{
+    redisReply *r = drv_test_redis_cmd(c, "EXISTS %s", key);
+    long long n = r->integer;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* drv_redis_flush writes what is queued at once: the server has the SET
+ * while the callback that sent it still runs (without the flush it goes
+ * out at the loop's next turn, after the callback returned). */
+static void
+flush_ready(struct state *s, struct drv_redis *r, enum drv_redis_state st)
+{
+    redisContext *c = drv_test_redis_connect(&drv_test_srv);
+
+    assert_non_null(c);
+    CMD(r, on_unix_set, s, "SET", "flushed", "1");
+    drv_redis_flush(r);
+    /* the loop does not turn until this returns */
+    wait_until_num(exists(c, "flushed"), ==, 1, "the SET at the server");
+    redisFree(c);
+    s->checkpoint++;
+}
+
+static void
+test_redis_flush_writes_now(void **st)
+{
+    struct state *s = *st;
+
+    s->on_state = flush_ready;
+    s->a = client(s, drv_test_srv.url, "drover-test-flush");
+    run(s);
+    assert_int_equal(s->checkpoint, 2);
 }
 
 static void
@@ -1577,6 +1617,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_redis_connect_tcp, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_redis_flush_writes_now, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redis_max_string_cuts_long_strings,
                                         setup, teardown),
