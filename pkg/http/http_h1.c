@@ -263,6 +263,11 @@ head_done(struct drv__h1_parser *p)
         return 1;
     }
     if (p->has_te) {
+        /* RFC 9112 6.1, 6.3: with a Content-Length too, or in HTTP/1.0,
+         * the framing may be a response splitting attempt: the body is
+         * read by Transfer-Encoding, the connection not used again */
+        if (p->clen >= 0 || p->version == 10)
+            p->keep_alive = 0;
         if (p->chunked) {
             p->state = H1P_CHUNK_SIZE;
             return 0;

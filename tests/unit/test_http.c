@@ -40,6 +40,8 @@
  *                 on its connection (then 200 "ok")
  *   /dropfirst    closes without a word
  *   /quietclose   200 "ok" (no Connection: close), then closes
+ *   /tecl         200 "ok" chunked, with a Content-Length too
+ *   /te10         HTTP/1.0 200 "ok" chunked, with keep-alive
  *   /garbage      "garbage" instead of a status line
  *   /head         200 with Content-Length: 5 and no body (for HEAD)
  *   /continue     100 Continue, then 204
@@ -417,6 +419,12 @@ raw_answer(struct raw_conn *rc, const char *path, const char *head,
         RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         raw_close(rc);
         return 1;
+    } else if (strcmp(path, "/tecl") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+    } else if (strcmp(path, "/te10") == 0) {
+        RAW_SEND(rc, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
     } else if (strcmp(path, "/garbage") == 0) {
         RAW_SEND(rc, "garbage\r\n\r\n");
     } else if (strcmp(path, "/head") == 0) {
@@ -1653,7 +1661,8 @@ test_http_h1_closed_kept_connection_not_used(void **st)
     rec_fini(&b);
 }
 
-/* A response cut short, an invalid one, bytes after the response. */
+/* A response cut short, an invalid one, bytes after the response,
+ * ambiguous framing. */
 static void
 test_http_h1_bad_responses(void **st)
 {
@@ -1665,6 +1674,13 @@ test_http_h1_bad_responses(void **st)
     /* the first response is the answer; the connection is not reused */
     raw_expect(s, "/early", 0, "ok", 3, 3);
     raw_expect(s, "/x", 0, "ok", 4, 4);
+    /* framing a response splitter could use (Transfer-Encoding with a
+     * Content-Length, or in HTTP/1.0): the body read as chunked, the
+     * connection not used again */
+    raw_expect(s, "/tecl", 0, "ok", 4, 5);
+    raw_expect(s, "/x", 0, "ok", 5, 6);
+    raw_expect(s, "/te10", 0, "ok", 5, 7);
+    raw_expect(s, "/x", 0, "ok", 6, 8);
 }
 
 /* An answer before the request is whole (32 MiB of body, more than the
