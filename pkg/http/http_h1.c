@@ -16,13 +16,12 @@
  * Each connection has one persistent read event, on the loop for its
  * whole life: busy, it reads the response; idle, a readable socket means
  * the server closed it (or sent garbage) and it is closed at once. So
- * reusing a connection costs no epoll_ctl and no poll (one
- * recv(MSG_PEEK), below). The write event
- * is added only while connecting or when a write would block. With
- * nothing to do for a while the client takes its idle connections off
- * the loop (drv__h1_unwatch_idle, so an idle worker's loop can end).
- * Every idle connection is checked with recv(MSG_PEEK) before it is
- * used.
+ * reusing a connection costs no epoll_ctl and no poll, only one
+ * recv(MSG_PEEK): every idle connection is checked with it before it is
+ * used. The write event is added only while connecting or when a write
+ * would block. With nothing to do for a while the client takes its idle
+ * connections off the loop (drv__h1_unwatch_idle, so an idle worker's
+ * loop can end).
  *
  * The request (head and body, borrowed from the caller) goes out in one
  * sendmsg; the response is read into the connection's buffer, one read
