@@ -16,11 +16,12 @@
  * Each connection has one persistent read event, on the loop for its
  * whole life: busy, it reads the response; idle, a readable socket means
  * the server closed it (or sent garbage) and it is closed at once. So
- * reusing a connection costs no epoll_ctl and no poll. The write event
- * is added only while connecting or when a write would block. With
- * nothing to do for a while the client takes its idle connections off
- * the loop (drv__h1_unwatch_idle, so an idle worker's loop can end); a
- * connection taken off is checked with recv(MSG_PEEK) before it is used.
+ * reusing a connection costs no epoll_ctl and no poll, only one
+ * recv(MSG_PEEK): every idle connection is checked with it before it is
+ * used. The write event is added only while connecting or when a write
+ * would block. With nothing to do for a while the client takes its idle
+ * connections off the loop (drv__h1_unwatch_idle, so an idle worker's
+ * loop can end).
  *
  * The request (head and body, borrowed from the caller) goes out in one
  * sendmsg; the response is read into the connection's buffer, one read
@@ -28,9 +29,13 @@
  * the caller's buffer, up to body_max.
  *
  * A kept connection can be closed by the server just as a request goes
- * out on it. When that request got no byte of a response (write failed,
- * or the read saw the close), it is sent again once on a new connection,
- * as libcurl does.
+ * out on it. A kept connection is peeked at before it is used, so a
+ * close that already came in is seen before anything is sent. When a
+ * request on a kept connection got no byte of a response (write failed,
+ * or the read saw the close), it is sent again once on a new connection
+ * if nothing of it was sent or its method is idempotent (GET, HEAD, PUT,
+ * DELETE, OPTIONS, TRACE): a POST the server read may have been acted
+ * on, so it fails instead (unlike libcurl, which sends it again).
  *
  * Completions run the transfer's hook from the connection's or the
  * timer's callback, as the last thing the callback does (the hook may
@@ -257,6 +262,11 @@ head_done(struct drv__h1_parser *p)
         return 1;
     }
     if (p->has_te) {
+        /* RFC 9112 6.1, 6.3: with a Content-Length too, or in HTTP/1.0,
+         * the framing may be a response splitting attempt: the body is
+         * read by Transfer-Encoding, the connection not used again */
+        if (p->clen >= 0 || p->version == 10)
+            p->keep_alive = 0;
         if (p->chunked) {
             p->state = H1P_CHUNK_SIZE;
             return 0;
@@ -789,7 +799,10 @@ conn_alive(struct drv__h1_conn *k)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-/* An idle connection of ho, or NULL. */
+/* An idle connection of ho, or NULL. Each is peeked at first, watched
+ * or not: a close that came in since the loop last looked (the server's
+ * keep-alive timeout) is seen before a request goes out on it, which
+ * could then not be sent again safely (xfer_retry). */
 static struct drv__h1_conn *
 take_idle(struct host *ho)
 {
@@ -797,12 +810,12 @@ take_idle(struct host *ho)
 
     while ((k = TAILQ_FIRST(&ho->idle)) != NULL) {
         conn_unidle(k);
+        if (!conn_alive(k)) {
+            k->state = CONN_BUSY; /* not idle: closed as it is */
+            conn_close(k);
+            continue;
+        }
         if (!k->watched) {
-            if (!conn_alive(k)) {
-                k->state = CONN_BUSY; /* not idle: closed as it is */
-                conn_close(k);
-                continue;
-            }
             DRV_AZ(event_add(&k->rev, NULL));
             k->watched = 1;
         }
@@ -956,15 +969,37 @@ xfer_complete(struct drv__h1_xfer *x, size_t left_over)
     x->done(x, 0);
 }
 
+/* 1 if x's method is idempotent (RFC 9110 9.2.2): sending it twice
+ * does what sending it once does. */
+static int
+idempotent(const struct drv__h1_xfer *x)
+{
+    static const char *const methods[] = {"GET ", "HEAD ", "PUT ",
+                                          "DELETE ", "OPTIONS ", "TRACE "};
+    size_t i, n;
+
+    for (i = 0; i < DRV_ARRAY_LEN(methods); i++) {
+        n = strlen(methods[i]);
+        if (x->head_len >= n && memcmp(x->head, methods[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* A kept connection failed before any byte of the response: once, the
- * request goes again on a new connection. 1 if it was restarted. */
+ * request goes again on a new connection, if that is safe: nothing of it
+ * was sent, or its method is idempotent. A POST that went out may have
+ * been acted on by a server that then closed without answering; it fails
+ * (a connection error) rather than run twice unseen. 1 if it was
+ * restarted. */
 static int
 xfer_retry(struct drv__h1_xfer *x)
 {
     struct drv__h1_conn *k = x->conn;
     int rc;
 
-    if (x->retried || k == NULL || k->requests < 2 || x->parser.got_bytes)
+    if (x->retried || k == NULL || k->requests < 2 || x->parser.got_bytes ||
+        (x->sent > 0 && !idempotent(x)))
         return 0;
     x->retried = 1;
     k->x = NULL;

@@ -39,6 +39,9 @@
  *   /drop         closes without a word, unless it is the first request
  *                 on its connection (then 200 "ok")
  *   /dropfirst    closes without a word
+ *   /quietclose   200 "ok" (no Connection: close), then closes
+ *   /tecl         200 "ok" chunked, with a Content-Length too
+ *   /te10         HTTP/1.0 200 "ok" chunked, with keep-alive
  *   /garbage      "garbage" instead of a status line
  *   /head         200 with Content-Length: 5 and no body (for HEAD)
  *   /continue     100 Continue, then 204
@@ -55,6 +58,7 @@
 #include <netdb.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +103,7 @@ struct raw {
     int port;
     struct event *lev;            /* owned: accept */
     int accepted;                 /* connections accepted */
+    int peer_port;                /* the client's port of the last one */
     int requests;                 /* requests read */
     struct raw_conn conns[RAW_MAX];
 };
@@ -153,6 +158,10 @@ struct rec {
     int free_client;              /* call drv_http_free from the cb */
     int retry_rc;                 /* drv_http_request from the cb */
     int try_request;              /* ... attempted */
+    struct rec *then;             /* POST /x for it to the raw server
+                                     from the cb, once the client's end
+                                     of the last raw connection has seen
+                                     the server close it */
 };
 
 /* ------------------------------------------------------------ server */
@@ -406,6 +415,16 @@ raw_answer(struct raw_conn *rc, const char *path, const char *head,
                strcmp(path, "/dropfirst") == 0) {
         raw_close(rc);
         return 1;
+    } else if (strcmp(path, "/quietclose") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        raw_close(rc);
+        return 1;
+    } else if (strcmp(path, "/tecl") == 0) {
+        RAW_SEND(rc, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+    } else if (strcmp(path, "/te10") == 0) {
+        RAW_SEND(rc, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
     } else if (strcmp(path, "/garbage") == 0) {
         RAW_SEND(rc, "garbage\r\n\r\n");
     } else if (strcmp(path, "/head") == 0) {
@@ -476,10 +495,13 @@ static void
 on_raw_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct raw *srv = arg;
-    int c = accept(fd, NULL, NULL), i;
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int c = accept(fd, (struct sockaddr *)&peer, &plen), i;
 
     (void)what;
     assert_true(c >= 0);
+    srv->peer_port = ntohs(peer.sin_port);
     for (i = 0; i < RAW_MAX && srv->conns[i].fd >= 0; i++)
         ;
     assert_true(i < RAW_MAX);
@@ -658,6 +680,34 @@ run_until(struct state *s, int want_done, int want_closed)
                  s->closed, want_closed);
 }
 
+static void start_raw(struct state *s, struct rec *rc, const char *host,
+                      const char *method, const char *path,
+                      const char *const *headers, size_t nheaders,
+                      const char *body, size_t body_len, size_t body_max);
+
+/* Wait until the client's socket of the raw server's last connection
+ * (found by its port) has the server's close in it. */
+static void
+client_sees_close(struct state *s)
+{
+    struct sockaddr_in a;
+    socklen_t len;
+    int fd;
+
+    for (fd = 3; fd < 1024; fd++) {
+        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+        len = sizeof a;
+        if (getsockname(fd, (struct sockaddr *)&a, &len) < 0 ||
+            a.sin_family != AF_INET || ntohs(a.sin_port) != s->raw.peer_port)
+            continue;
+        assert_int_equal(poll(&p, 1, DRV_TEST_WAIT_MS), 1);
+        assert_true(p.revents & POLLRDHUP);
+        return;
+    }
+    fail_msg("no client socket on port %d", s->raw.peer_port);
+}
+
 static void
 on_done(struct drv_http_call *call, int code, const struct drv_http_resp *r,
         void *ctx)
@@ -687,6 +737,11 @@ on_done(struct drv_http_call *call, int code, const struct drv_http_resp *r,
     if (rc->try_request) {
         struct drv_http_req rq = {.url = "http://127.0.0.1:1/"};
         rc->retry_rc = drv_http_request(s->h, &rq, on_done, rc, NULL);
+    }
+    if (rc->then != NULL) {
+        client_sees_close(s);
+        start_raw(s, rc->then, "127.0.0.1", "POST", "/x", NULL, 0, "{}", 2,
+                  100);
     }
     if (rc->free_client) {
         drv_http_free(s->h);
@@ -1553,9 +1608,10 @@ test_http_h1_bodies_and_connections(void **st)
     assert_int_equal(s->raw.requests, 9);
 }
 
-/* A kept connection the server drops as the request arrives: the request
- * goes again, once, on a new connection. A new connection dropped is not
- * retried. */
+/* A kept connection the server drops after reading a request: a GET
+ * (idempotent) goes again, once, on a new connection; a POST, which the
+ * server may have acted on, is not sent twice: it fails. A new
+ * connection dropped is not retried. */
 static void
 test_http_h1_stale_connection_retried(void **st)
 {
@@ -1564,21 +1620,49 @@ test_http_h1_stale_connection_retried(void **st)
 
     raw_start(s);
     raw_expect(s, "/x", 0, "ok", 1, 1);
+    raw_expect(s, "/drop", 0, "ok", 2, 3);
     rec_init(&r, s);
     start_raw(s, &r, "127.0.0.1", "POST", "/drop", NULL, 0, "{}", 2, 100);
-    run_until(s, 2, 0);
-    assert_int_equal(r.code, 0);
-    assert_string_equal(r.body, "ok");
+    run_until(s, s->done + 1, 0);
+    assert_int_equal(r.code, -ECONNRESET);
     assert_int_equal(s->raw.accepted, 2);
-    assert_int_equal(s->raw.requests, 3);
+    assert_int_equal(s->raw.requests, 4);
     rec_fini(&r);
+    raw_expect(s, "/x", 0, "ok", 3, 5);
     /* dropped on the kept connection and again on the new one: once */
-    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 3, 5);
+    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 4, 7);
     /* a new connection (none is kept now): not retried */
-    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 4, 6);
+    raw_expect(s, "/dropfirst", -ECONNRESET, NULL, 5, 8);
 }
 
-/* A response cut short, an invalid one, bytes after the response. */
+/* A kept connection the server closed before the next request (its
+ * keep-alive timeout), the close already in but not yet seen by the
+ * loop: the POST goes out once, on a new connection, and succeeds. */
+static void
+test_http_h1_closed_kept_connection_not_used(void **st)
+{
+    struct state *s = *st;
+    struct rec a, b;
+
+    raw_start(s);
+    rec_init(&a, s);
+    rec_init(&b, s);
+    a.then = &b;
+    start_raw(s, &a, "127.0.0.1", NULL, "/quietclose", NULL, 0, NULL, 0,
+              100);
+    run_until(s, 2, 0);
+    assert_int_equal(a.code, 0);
+    if (b.code != 0)
+        fail_msg("the POST: code %d (%s)", b.code, b.error);
+    assert_string_equal(b.body, "ok");
+    assert_int_equal(s->raw.accepted, 2);
+    assert_int_equal(s->raw.requests, 2);
+    rec_fini(&a);
+    rec_fini(&b);
+}
+
+/* A response cut short, an invalid one, bytes after the response,
+ * ambiguous framing. */
 static void
 test_http_h1_bad_responses(void **st)
 {
@@ -1590,6 +1674,13 @@ test_http_h1_bad_responses(void **st)
     /* the first response is the answer; the connection is not reused */
     raw_expect(s, "/early", 0, "ok", 3, 3);
     raw_expect(s, "/x", 0, "ok", 4, 4);
+    /* framing a response splitter could use (Transfer-Encoding with a
+     * Content-Length, or in HTTP/1.0): the body read as chunked, the
+     * connection not used again */
+    raw_expect(s, "/tecl", 0, "ok", 4, 5);
+    raw_expect(s, "/x", 0, "ok", 5, 6);
+    raw_expect(s, "/te10", 0, "ok", 5, 7);
+    raw_expect(s, "/x", 0, "ok", 6, 8);
 }
 
 /* An answer before the request is whole (32 MiB of body, more than the
@@ -1835,6 +1926,7 @@ main(void)
         T(test_http_names_resolve_off_loop),
         T(test_http_h1_bodies_and_connections),
         T(test_http_h1_stale_connection_retried),
+        T(test_http_h1_closed_kept_connection_not_used),
         T(test_http_h1_bad_responses),
         T(test_http_h1_answer_before_body),
         T(test_http_h1_head_as_curl),
