@@ -1,7 +1,6 @@
 /*
  * drover/http.h -- an asynchronous HTTP client on the drv_loop (libcurl,
- * and a small HTTP/1.1 client of its own for plain http:// to an IP
- * address).
+ * and a small HTTP/1.1 client of its own for plain http://).
  *
  * One struct drv_http drives any number of concurrent requests through
  * libcurl's multi-socket interface: curl says which sockets to watch and
@@ -28,21 +27,31 @@
  *   - Redirects are never followed: a 3xx is a response like any other
  *     (resp->location says where it points).
  *   - Only http:// and https:// URLs are accepted.
- *   - A plain http:// URL whose host is an IP address goes through the
- *     module's own HTTP/1.1 client (a fraction of libcurl's CPU per
- *     request), unless the environment names a proxy, the URL has a user
- *     or password, or the headers set Content-Length, Transfer-Encoding
- *     or an empty Host; everything else through libcurl. Both send the
- *     same request bytes, keep connections alike (the limits below count
- *     each client's own), and report outcomes with the same codes. A kept
+ *   - A plain http:// URL goes through the module's own HTTP/1.1 client
+ *     (a fraction of libcurl's CPU per request), whether its host is an
+ *     IP address or a plain ASCII name, unless the environment names a
+ *     proxy, the URL has a user or password, or the headers set
+ *     Content-Length, Transfer-Encoding or an empty Host; everything else
+ *     through libcurl. Both send the same request bytes, keep connections
+ *     alike (the limits below count each client's own; the own client's
+ *     per address), and report outcomes with the same codes. A kept
  *     connection that fails before any byte of the response came back
  *     gets the request again, once, on a new connection.
+ *   - The own client resolves names with getaddrinfo on two threads of
+ *     its own (started at the first name; drv_http_free joins them,
+ *     waiting for a lookup in progress), keeps an answer 30 s (requests
+ *     for a name being looked up share the lookup), drops it after a
+ *     request to the name fails without a response, and tries the
+ *     addresses in getaddrinfo's order: a failed connect goes on to the
+ *     next address. A name that does not resolve ends the request with
+ *     DRV_EHANDLER, "cannot resolve NAME: why".
  *   - The client adds no Content-Type of its own and suppresses curl's
  *     "Expect: 100-continue" (one round trip less for large bodies); the
  *     caller's headers win over curl's defaults.
- *   - DNS: Debian's libcurl (the OpenSSL build, 7.88) uses its threaded
- *     resolver (curl_version_info() lists CURL_VERSION_ASYNCHDNS): a name
- *     is resolved on a short-lived helper thread whose completion curl
+ *   - DNS in libcurl (https://, and the other cases above): Debian's
+ *     libcurl (the OpenSSL build, 7.88) uses its threaded resolver
+ *     (curl_version_info() lists CURL_VERSION_ASYNCHDNS): a name is
+ *     resolved on a short-lived helper thread whose completion curl
  *     reports through a socket the loop watches, so no lookup blocks the
  *     loop. drv_http_create checks the feature and logs a warning if the
  *     libcurl in use lacks it (then lookups of names -- not of numeric
@@ -160,7 +169,8 @@ int drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
  * callback had not run yet reports its outcome (rule 16c: none is
  * dropped). Requests made from those callbacks fail with -ESHUTDOWN. Idle
  * connections are closed and every event the client added to the loop is
- * removed. Safe from inside one of the client's callbacks: the client
+ * removed; the resolver threads are joined (a getaddrinfo in progress is
+ * waited for). Safe from inside one of the client's callbacks: the client
  * then goes, as above, when that callback returns. Loop thread.
  */
 void drv_http_free(struct drv_http *h);
@@ -199,6 +209,19 @@ size_t drv_http_pending(const struct drv_http *h);
  * its easy handle and buffers: at most max_kept_connections; cut to a few
  * once no call has been pending for a second. */
 size_t drv_http_spare(const struct drv_http *h);
+
+/* What a client has done, for tests and metrics. */
+struct drv_http_stats {
+    uint64_t lookups;           /* getaddrinfo calls of the own client
+                                   (a name's answer is kept 30 s and
+                                   shared by the requests waiting) */
+    uint64_t next_address;      /* connects that failed and went on to
+                                   the name's next address */
+};
+
+/* drv_http_get_stats -- a snapshot into *out. Loop thread. */
+void drv_http_get_stats(const struct drv_http *h,
+                        struct drv_http_stats *out);
 
 /* drv_http_async_dns -- 1 when the libcurl in use resolves names off the
  * loop (CURL_VERSION_ASYNCHDNS), else 0. Any thread. */

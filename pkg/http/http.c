@@ -45,15 +45,26 @@
  * that fd), so a client without calls keeps the loop alive only until
  * trim_ev (at most SPARE_IDLE_MS after its last call).
  *
- * Plain http:// to an IP address (call_url finds it once per URL, in
- * url_target) goes through http_h1.c instead of curl, unless a proxy
- * variable is set or the headers set the body's framing or an empty
- * Host (lean_headers): the call then is "lean", builds libcurl's request
- * head itself (build_head) and its xfer runs on the client's h1 pool;
- * on_h1_done records the outcome and delivers it like collect() does
- * for curl's transfers. The same call, spare list and callbacks serve
- * both; a call's easy handle is made all the same (a call may take
- * either path on its next request).
+ * Plain http:// to an IP address or a plain ASCII host name (call_url
+ * finds it once per URL, in url_target) goes through http_h1.c instead
+ * of curl, unless a proxy variable is set or the headers set the body's
+ * framing or an empty Host (lean_headers): the call then is "lean",
+ * builds libcurl's request head itself (build_head) and its xfer runs on
+ * the client's h1 pool; on_h1_done records the outcome and delivers it
+ * like collect() does for curl's transfers. The same call, spare list and
+ * callbacks serve both; a call's easy handle is made all the same (a call
+ * may take either path on its next request).
+ *
+ * A lean call to a name first gets the name's addresses from http_dns.c
+ * (getaddrinfo on the resolver's threads, answers cached 30 s): at once
+ * from the cache, or later in on_dns_done, from the resolver's loop
+ * callback, which starts the xfer with what is left of the request's
+ * timeout (deadline_ns) or, on a failure, queues the call on the done
+ * list and activates done_ev (no user callback runs inside the
+ * resolver's iteration over its waiters). call_finish (cancel, timeout,
+ * teardown) unlinks a call still waiting; destroy() frees the resolver,
+ * joining its threads, after every call is finished. A lean request to
+ * a name that fails without a response drops the name's cached answer.
  *
  * Loop thread only; no locks.
  */
@@ -124,6 +135,11 @@ struct drv_http_call {
     int url_lean;               /* url_text goes through h1 (tgt) */
     struct drv__h1_target tgt;  /* owned: url_text's address and target */
     struct drv__h1_xfer x;      /* the h1 transfer; kept by a spare call */
+    struct drv__dns_wait dq;    /* waiting for tgt.name's addresses */
+    int64_t deadline_ns;        /* lean, timeout_ms > 0: when it ends */
+    int64_t timeout_ms;         /* the request's, 0 none */
+    size_t send_body_len;       /* lean: body bytes to send, has_body */
+    int has_body;               /* lean: a body (maybe empty) goes out */
     TAILQ_ENTRY(drv_http_call) link; /* on h->active, done or spare */
 };
 
@@ -150,7 +166,9 @@ struct drv_http {
     struct event_base *base;    /* borrowed: the loop's */
     CURLM *multi;               /* owned: transfers, connection cache */
     CURLSH *share;              /* owned: TLS session cache */
-    struct drv__h1 *h1;         /* owned: plain http:// to an address */
+    struct drv__h1 *h1;         /* owned: plain http:// */
+    struct drv__dns *dns;       /* owned: h1's host names */
+    int own_off;                /* drv__http_own_client(h, 0) */
     char *user_agent;           /* owned */
     int proxy_env;              /* a proxy variable was set at creation */
     struct event timer_ev;      /* curl's timeout */
@@ -379,6 +397,9 @@ call_destroy(struct drv_http_call *c)
     drv_buf_fini(&c->url_text);
     drv__h1_target_fini(&c->tgt);
     drv__h1_xfer_fini(&c->x);
+    DRV_ASSERT(!c->dq.active);
+    if (c->dq.timer_set)
+        event_del(&c->dq.timer);
     free(c->hdr);
     drv_buf_fini(&c->hdr_text);
     drv_buf_fini(&c->body);
@@ -436,6 +457,7 @@ call_get(struct drv_http *h)
         drv_buf_init(&c->rbody);
         drv__h1_target_init(&c->tgt);
         drv__h1_xfer_init(&c->x);
+        c->dq.magic = DRV__DNS_WAIT_MAGIC;
         c->easy = curl_easy_init();
         if (c->easy == NULL || easy_setup(h, c) < 0) {
             call_destroy(c);
@@ -459,6 +481,7 @@ call_get(struct drv_http *h)
         c->url_lean = keep.url_lean;
         c->tgt = keep.tgt;
         c->x = keep.x;
+        c->dq = keep.dq;
         drv_buf_reset(&c->hdr_text);
         drv_buf_reset(&c->body);
         drv_buf_reset(&c->rbody);
@@ -514,8 +537,10 @@ call_finish(struct drv_http_call *c, int code)
     struct drv_http *h = c->h;
 
     DRV_ASSERT(c->state == CALL_ACTIVE);
-    if (c->lean)
+    if (c->lean) {
+        drv__dns_abort(&c->dq); /* nothing if not waiting */
         drv__h1_abort(&c->x); /* nothing if it ended by itself */
+    }
     else
         DRV_AZ(curl_multi_remove_handle(h->multi, c->easy));
     TAILQ_REMOVE(&h->active, c, link);
@@ -858,6 +883,7 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
                                   .max_kept = o.max_kept_connections};
 
         DRV_AZ(drv__h1_create(h->base, &ho, &h->h1));
+        DRV_AZ(drv__dns_create(loop, &h->dns));
     }
     if (h->multi == NULL || h->share == NULL) {
         ok = 0;
@@ -909,6 +935,8 @@ destroy(struct drv_http *h)
     spare_trim(h, 0); /* before the share their handles still use */
     drv__h1_free(h->h1); /* closes its idle connections */
     h->h1 = NULL;
+    drv__dns_free(h->dns); /* joins its threads */
+    h->dns = NULL;
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi); /* closes idle connections */
     h->multi = NULL;
@@ -943,6 +971,22 @@ drv_http_spare(const struct drv_http *h)
 {
     DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
     return h->nspare;
+}
+
+void
+drv_http_get_stats(const struct drv_http *h, struct drv_http_stats *out)
+{
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    memset(out, 0, sizeof *out);
+    out->lookups = drv__dns_lookups(h->dns);
+    out->next_address = drv__h1_next_address(h->h1);
+}
+
+void
+drv__http_own_client(struct drv_http *h, int on)
+{
+    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
+    h->own_off = !on;
 }
 
 /* 1 if u (an http:// URL) can go through h1: no user or password, a
@@ -1249,13 +1293,73 @@ on_h1_done(struct drv__h1_xfer *x, int code)
             c->location = resolve_location(c, p->location.data);
     } else {
         snprintf(c->errbuf, sizeof c->errbuf, "%s", x->error);
+        /* no response: the name may have moved, look it up again */
+        if (c->tgt.name.len > 0)
+            drv__dns_forget(h->dns, c->tgt.name.data, c->tgt.port);
     }
     call_finish(c, code);
     deliver(h);
     leave(h);
 }
 
-/* req on c through h1 (c->tgt set for its URL): 0, or -ENOMEM. */
+/* An ACTIVE lean call fails where its callback may not run (inside
+ * drv_http_request, or from the resolver): it is delivered from done_ev. */
+static void
+fail_soon(struct drv_http_call *c, int code, const char *why)
+{
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    call_finish(c, code);
+    event_active(&c->h->done_ev, EV_READ, 0);
+}
+
+/* Start c's h1 transfer, its addresses known, with what is left of its
+ * timeout. */
+static void
+h1_go(struct drv_http_call *c)
+{
+    int64_t left = c->timeout_ms;
+    int rc;
+
+    if (c->timeout_ms > 0 && c->tgt.name.len > 0) {
+        left = (c->deadline_ns - drv_clock_mono_ns()) / DRV_NS_PER_MS;
+        if (left <= 0) {
+            char why[80];
+
+            snprintf(why, sizeof why,
+                     "Resolving timed out after %lld milliseconds",
+                     (long long)c->timeout_ms);
+            fail_soon(c, -ETIMEDOUT, why);
+            return;
+        }
+    }
+    rc = drv__h1_start(c->h->h1, &c->x, &c->tgt, c->hdr_text.data,
+                       c->hdr_text.len, c->has_body ? c->body.data : NULL,
+                       c->has_body ? c->send_body_len : 0, left,
+                       on_h1_done);
+    if (rc < 0) { /* connecting failed at once, to every address */
+        if (c->tgt.name.len > 0)
+            drv__dns_forget(c->h->dns, c->tgt.name.data, c->tgt.port);
+        fail_soon(c, rc, c->x.error);
+    }
+}
+
+/* drv__dns_done_fn: c's name is resolved (or not), from the resolver's
+ * loop callback; no callback of ours runs from here. */
+static void
+on_dns_done(struct drv__dns_wait *w, int code)
+{
+    struct drv_http_call *c = drv_container_of(w, struct drv_http_call, dq);
+
+    DRV_CHECK_OBJ(c, DRV_HTTP_CALL_MAGIC);
+    DRV_ASSERT(c->state == CALL_ACTIVE && c->lean);
+    if (code < 0)
+        fail_soon(c, code, w->error);
+    else
+        h1_go(c);
+}
+
+/* req on c through h1 (c->tgt set for its URL): its name resolved first
+ * (from the cache, or off the loop). 0, or -ENOMEM. */
 static int
 request_h1(struct drv_http *h, struct drv_http_call *c,
            const struct drv_http_req *req, const char *method,
@@ -1267,20 +1371,26 @@ request_h1(struct drv_http *h, struct drv_http_call *c,
     build_head(c, req, method, has_body, body_len);
     if (has_body)
         drv_buf_add(&c->body, body, body_len);
+    c->has_body = has_body;
+    c->send_body_len = has_body ? body_len : 0;
+    c->timeout_ms = req->timeout_ms;
     drv__h1_parser_init(&c->x.parser, &c->rbody, c->body_max, is_head);
     c->state = CALL_ACTIVE;
     TAILQ_INSERT_HEAD(&h->active, c, link);
     h->pending++;
-    rc = drv__h1_start(h->h1, &c->x, &c->tgt, c->hdr_text.data,
-                       c->hdr_text.len, has_body ? c->body.data : NULL,
-                       has_body ? body_len : 0, req->timeout_ms, on_h1_done);
-    if (rc < 0) {
-        /* connecting failed at once: reported like any other outcome,
-         * from the loop */
-        snprintf(c->errbuf, sizeof c->errbuf, "%s", c->x.error);
-        call_finish(c, rc);
-        event_active(&h->done_ev, EV_READ, 0);
+    if (c->tgt.name.len == 0) {
+        h1_go(c);
+        return 0;
     }
+    if (req->timeout_ms > 0)
+        c->deadline_ns = drv_clock_mono_ns() +
+                         req->timeout_ms * DRV_NS_PER_MS;
+    rc = drv__dns_resolve(h->dns, &c->dq, &c->tgt, req->timeout_ms,
+                          on_dns_done);
+    if (rc == 1)
+        h1_go(c);
+    else if (rc < 0)
+        fail_soon(c, DRV_EHANDLER, c->dq.error);
     return 0;
 }
 
@@ -1331,7 +1441,7 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
     c->cb = cb;
     c->ctx = ctx;
     c->body_max = req->body_max;
-    if (c->url_lean && lean_headers(req)) {
+    if (c->url_lean && !h->own_off && lean_headers(req)) {
         rc = request_h1(h, c, req, method, body, body_len, has_body,
                         is_head);
         if (rc == 0 && out != NULL)

@@ -1,6 +1,6 @@
 /*
- * http_h1.c -- a small HTTP/1.1 client for plain http:// to a numeric
- * address, on libevent; http.c uses it instead of libcurl for those URLs
+ * http_h1.c -- a small HTTP/1.1 client for plain http://, on libevent;
+ * http.c uses it instead of libcurl for those URLs
  * (tests/bench/README.md has the measurements that justify it: libcurl's
  * per-transfer work was most of a webhook job's CPU).
  *
@@ -12,6 +12,16 @@
  * connection back from a request is kept idle unless the server said
  * close, sent more than the response, or max_kept connections are
  * already open.
+ *
+ * A target has one address (a numeric host) or the few getaddrinfo gave
+ * for a name (http_dns.c), tried in that order. A request takes an idle
+ * connection to any of them first; else it opens one to the first
+ * address whose last connect did not fail (host->down; the first of all
+ * if every one failed), and a connect that fails, at once or when the
+ * socket says so, goes on to the next address (next_address counts it):
+ * only the last address's failure ends the request. Keeping connections
+ * per address, and reusing any address's idle one, keeps the connections
+ * opened for a name at its concurrency.
  *
  * Each connection has one persistent read event, on the loop for its
  * whole life: busy, it reads the response; idle, a readable socket means
@@ -483,8 +493,8 @@ TAILQ_HEAD(xfer_list, drv__h1_xfer);
 struct host {
     unsigned magic;
 #define H1_HOST_MAGIC 0x4e1a6057U
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
+    struct drv__h1_addr addr;   /* address and port */
+    int down;                   /* the last connect to it failed */
     size_t nconn;               /* open connections to it */
     struct conn_list idle;      /* most recently used first */
     LIST_ENTRY(host) link;
@@ -503,6 +513,7 @@ struct drv__h1 {
     struct xfer_list waiting;   /* transfers without a connection yet */
     struct xfer_list failed;    /* transfers whose failure is due */
     struct event fail_ev;       /* user event: end the failed ones */
+    uint64_t next_address;      /* connects failed over to the next one */
 };
 
 static void conn_close(struct drv__h1_conn *k);
@@ -511,6 +522,13 @@ static void serve_waiters(struct drv__h1 *h1);
 static void on_rev(evutil_socket_t fd, short what, void *arg);
 static void on_wev(evutil_socket_t fd, short what, void *arg);
 static void on_fail_ev(evutil_socket_t fd, short what, void *arg);
+
+/* A connect failed and the transfer goes on to the next address. */
+static void
+h1_next(struct drv__h1 *h1)
+{
+    h1->next_address++;
+}
 
 int
 drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
@@ -563,10 +581,18 @@ drv__h1_open(const struct drv__h1 *h1)
     return h1->nconn;
 }
 
+uint64_t
+drv__h1_next_address(const struct drv__h1 *h1)
+{
+    DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
+    return h1->next_address;
+}
+
 void
 drv__h1_target_init(struct drv__h1_target *t)
 {
     memset(t, 0, sizeof *t);
+    drv_buf_init(&t->name);
     drv_buf_init(&t->host);
     drv_buf_init(&t->path);
 }
@@ -574,8 +600,25 @@ drv__h1_target_init(struct drv__h1_target *t)
 void
 drv__h1_target_fini(struct drv__h1_target *t)
 {
+    drv_buf_fini(&t->name);
     drv_buf_fini(&t->host);
     drv_buf_fini(&t->path);
+}
+
+/* 1 if s is a host name getaddrinfo takes as it is: ASCII letters,
+ * digits, '-', '_' and dots (anything else, an IDN name, stays
+ * libcurl's). */
+static int
+plain_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 253)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+              *s == '.'))
+            return 0;
+    return 1;
 }
 
 int
@@ -583,26 +626,35 @@ drv__h1_target_set(struct drv__h1_target *t, const char *host,
                    unsigned port, int port_given, const char *path,
                    const char *query)
 {
-    struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&t->addr;
+    struct drv__h1_addr *a = &t->addrs[0];
+    struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+    int v6 = 0;
 
-    memset(&t->addr, 0, sizeof t->addr);
+    memset(a, 0, sizeof *a);
+    t->naddr = 0;
+    drv_buf_reset(&t->name);
     if (port == 0 || port > 65535)
         return -EINVAL;
     if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)port);
-        t->addr_len = sizeof *sin;
+        a->len = sizeof *sin;
+        t->naddr = 1;
     } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons((uint16_t)port);
-        t->addr_len = sizeof *sin6;
+        a->len = sizeof *sin6;
+        t->naddr = 1;
+        v6 = 1;
+    } else if (plain_name(host)) {
+        drv_buf_adds(&t->name, host); /* resolved per request */
     } else {
         return -EINVAL;
     }
+    t->port = port;
     drv_buf_reset(&t->host);
-    drv_buf_addf(&t->host, t->addr.ss_family == AF_INET6 ? "[%s]" : "%s",
-                 host);
+    drv_buf_addf(&t->host, v6 ? "[%s]" : "%s", host);
     /* as libcurl: the port only when it is not the scheme's */
     if (port_given && port != 80)
         drv_buf_addf(&t->host, ":%u", port);
@@ -637,27 +689,42 @@ drv__h1_xfer_fini(struct drv__h1_xfer *x)
 /* -------------------------------------------------------------- hosts */
 
 static int
-same_addr(const struct sockaddr_storage *a, socklen_t alen,
-          const struct sockaddr_storage *b, socklen_t blen)
+same_addr(const struct drv__h1_addr *a, const struct drv__h1_addr *b)
 {
-    return alen == blen && memcmp(a, b, alen) == 0;
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* The address x uses now. */
+static const struct drv__h1_addr *
+xfer_addr(const struct drv__h1_xfer *x)
+{
+    return &x->tgt->addrs[x->ai];
+}
+
+/* The host of address a, or NULL when it has none. */
 static struct host *
-host_get(struct drv__h1 *h1, const struct drv__h1_target *t)
+host_find(struct drv__h1 *h1, const struct drv__h1_addr *a)
 {
     struct host *ho = h1->last;
 
-    if (ho != NULL && same_addr(&ho->addr, ho->addr_len, &t->addr,
-                                t->addr_len))
+    if (ho != NULL && same_addr(&ho->addr, a))
         return ho;
     LIST_FOREACH(ho, &h1->hosts, link)
-        if (same_addr(&ho->addr, ho->addr_len, &t->addr, t->addr_len))
+        if (same_addr(&ho->addr, a)) {
+            h1->last = ho;
             break;
+        }
+    return ho;
+}
+
+static struct host *
+host_get(struct drv__h1 *h1, const struct drv__h1_addr *a)
+{
+    struct host *ho = host_find(h1, a);
+
     if (ho == NULL) {
         DRV_ALLOC_OBJ(ho, H1_HOST_MAGIC);
-        ho->addr = t->addr;
-        ho->addr_len = t->addr_len;
+        ho->addr = *a;
         TAILQ_INIT(&ho->idle);
         LIST_INSERT_HEAD(&h1->hosts, ho, link);
     }
@@ -675,8 +742,7 @@ host_maybe_free(struct drv__h1 *h1, struct host *ho)
     if (ho->nconn > 0)
         return;
     TAILQ_FOREACH(x, &h1->waiting, wait_link)
-        if (same_addr(&ho->addr, ho->addr_len, &x->tgt->addr,
-                      x->tgt->addr_len))
+        if (same_addr(&ho->addr, xfer_addr(x)))
             return;
     if (h1->last == ho)
         h1->last = NULL;
@@ -752,7 +818,7 @@ conn_open(struct drv__h1 *h1, struct host *ho, struct drv__h1_xfer *x)
     struct drv__h1_conn *k;
     int fd, one = 1, ka = KEEPALIVE_S, rc;
 
-    fd = socket(x->tgt->addr.ss_family,
+    fd = socket(ho->addr.ss.ss_family,
                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
@@ -763,8 +829,8 @@ conn_open(struct drv__h1 *h1, struct host *ho, struct drv__h1_xfer *x)
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &ka, sizeof ka);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &ka, sizeof ka);
-    if (connect(fd, (const struct sockaddr *)&x->tgt->addr,
-                x->tgt->addr_len) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&ho->addr.ss,
+                ho->addr.len) < 0 && errno != EINPROGRESS) {
         rc = -errno;
         snprintf(x->error, sizeof x->error, "Failed to connect to %s: %s",
                  x->tgt->host.data, strerror(errno));
@@ -898,9 +964,19 @@ on_fail_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 static int
 xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
 {
-    struct host *ho = host_get(h1, x->tgt);
-    struct drv__h1_conn *k = fresh ? NULL : take_idle(ho);
+    struct host *ho;
+    struct drv__h1_conn *k = NULL;
+    size_t i;
+    int rc;
 
+    /* a name's addresses: an idle connection to any of them first, else
+     * from the current one on, skipping those whose last connect failed
+     * (unless all did) */
+    for (i = 0; !fresh && k == NULL && i < x->tgt->naddr; i++) {
+        ho = host_find(h1, &x->tgt->addrs[i]);
+        if (ho != NULL && (k = take_idle(ho)) != NULL)
+            x->ai = i;
+    }
     if (k != NULL) {
         k->x = x;
         x->conn = k;
@@ -908,11 +984,26 @@ xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
         xfer_send(x);
         return 0;
     }
-    if (!has_room(h1, ho))
-        goto wait;
-    if (h1->o.max_total > 0 && h1->nconn >= (size_t)h1->o.max_total)
-        DRV_ASSERT(close_other_idle(h1, ho)); /* has_room saw one */
-    return conn_open(h1, ho, x);
+    for (i = x->ai; i < x->tgt->naddr; i++) {
+        ho = host_find(h1, &x->tgt->addrs[i]);
+        if (ho == NULL || !ho->down) {
+            x->ai = i;
+            break;
+        }
+    }
+    for (;;) {
+        ho = host_get(h1, xfer_addr(x));
+        if (!has_room(h1, ho))
+            goto wait;
+        if (h1->o.max_total > 0 && h1->nconn >= (size_t)h1->o.max_total)
+            DRV_ASSERT(close_other_idle(h1, ho)); /* has_room saw one */
+        rc = conn_open(h1, ho, x);
+        if (rc == 0 || x->ai + 1 >= x->tgt->naddr)
+            return rc;
+        ho->down = 1; /* connect failed at once: the next address */
+        x->ai++;
+        h1_next(h1);
+    }
 wait:
     x->waiting = 1;
     TAILQ_INSERT_TAIL(&h1->waiting, x, wait_link);
@@ -927,7 +1018,7 @@ serve_waiters(struct drv__h1 *h1)
     struct drv__h1_xfer *x, *next;
 
     for (x = TAILQ_FIRST(&h1->waiting); x != NULL; x = next) {
-        struct host *ho = host_get(h1, x->tgt);
+        struct host *ho = host_get(h1, xfer_addr(x));
         int rc;
 
         /* attaching touches connections, never the other waiters */
@@ -1154,9 +1245,27 @@ on_wev(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
             snprintf(x->error, sizeof x->error,
                      "Failed to connect to %s: %s", x->tgt->host.data,
                      strerror(err));
+            k->host->down = 1;
+            if (x->ai + 1 < x->tgt->naddr) {
+                /* the name's next address, on a connection of its own */
+                int rc;
+
+                k->x = NULL;
+                x->conn = NULL;
+                conn_close(k);
+                x->ai++;
+                h1_next(x->h1);
+                rc = xfer_attach(x->h1, x, 0);
+                if (rc < 0)
+                    xfer_end(x, rc); /* serves the waiters too */
+                else
+                    serve_waiters(x->h1); /* k's place is free */
+                return;
+            }
             xfer_end(x, -err);
             return;
         }
+        k->host->down = 0;
         k->state = CONN_BUSY;
         k->requests++;
         DRV_AZ(event_add(&k->rev, NULL));
@@ -1195,6 +1304,7 @@ drv__h1_start(struct drv__h1 *h1, struct drv__h1_xfer *x,
     DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
     DRV_CHECK_OBJ(x, DRV__H1_XFER_MAGIC);
     DRV_ASSERT(!x->active);
+    DRV_ASSERT(tgt->naddr > 0);
     x->h1 = h1;
     x->tgt = tgt;
     x->head = head;
@@ -1203,6 +1313,7 @@ drv__h1_start(struct drv__h1 *h1, struct drv__h1_xfer *x,
     x->body_len = body_len;
     x->sent = 0;
     x->retried = 0;
+    x->ai = 0;
     x->done = done;
     x->error[0] = '\0';
     x->timeout_ms = timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms;

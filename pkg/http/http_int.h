@@ -1,8 +1,8 @@
 /*
- * http_int.h -- pkg/http's own HTTP/1.1 client for plain http:// to a
- * numeric address (http_h1.c), used by http.c in place of libcurl where
- * libcurl's per-transfer work is the cost; and its response parser, pure,
- * for the fuzz target.
+ * http_int.h -- pkg/http's own HTTP/1.1 client for plain http://
+ * (http_h1.c), used by http.c in place of libcurl where libcurl's
+ * per-transfer work is the cost; its resolver for host names
+ * (http_dns.c); and its response parser, pure, for the fuzz target.
  *
  * Only http.c and the tests include this header.
  */
@@ -98,10 +98,23 @@ struct drv__h1_xfer;
  * may start, abort or free anything, the client included. */
 typedef void drv__h1_done_fn(struct drv__h1_xfer *x, int code);
 
-/* Where a request goes: filled by drv__h1_target_set from a parsed URL. */
+#define DRV__H1_ADDRS_MAX 8     /* addresses of a name tried, in order */
+
+/* One address to connect to (port included). */
+struct drv__h1_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* Where a request goes: filled by drv__h1_target_set from a parsed URL;
+ * for a host name, addrs is filled by the resolver (http_dns.c) before
+ * each request. */
 struct drv__h1_target {
-    struct sockaddr_storage addr; /* numeric address and port */
-    socklen_t addr_len;
+    struct drv__h1_addr addrs[DRV__H1_ADDRS_MAX]; /* tried in this order */
+    size_t naddr;               /* entries of addrs */
+    struct drv_buf name;        /* owned: host name to resolve, "" for a
+                                   numeric host */
+    unsigned port;              /* the URL's port, or 80 */
     struct drv_buf host;        /* owned: Host header value */
     struct drv_buf path;        /* owned: request-target */
 };
@@ -119,6 +132,7 @@ struct drv__h1_xfer {
     size_t body_len;
     size_t sent;                /* bytes of head + body written */
     int retried;                /* a stale kept connection was replaced */
+    size_t ai;                  /* tgt->addrs[ai]: the address in use */
     int active;                 /* started, not done nor aborted */
     int timeout_ms;             /* 0 none */
     struct event timer;         /* the timeout, assigned once */
@@ -146,8 +160,9 @@ int drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
 void drv__h1_free(struct drv__h1 *h1);
 
 /* drv__h1_target_set -- t for an http:// URL whose host is an IP literal
- * (host without brackets), port and path+query as curl parsed them.
- * 0, or -EINVAL (the host is not a numeric address). */
+ * (host without brackets) or a plain ASCII host name (t->name, t->naddr
+ * 0: the caller resolves it), port and path+query as curl parsed them.
+ * 0, or -EINVAL (neither). */
 int drv__h1_target_set(struct drv__h1_target *t, const char *host,
                        unsigned port, int port_given, const char *path,
                        const char *query);
@@ -182,5 +197,76 @@ void drv__h1_unwatch_idle(struct drv__h1 *h1);
 
 /* drv__h1_open -- connections open (connecting, busy or idle). */
 size_t drv__h1_open(const struct drv__h1 *h1);
+
+/* drv__h1_next_address -- connects that failed and went on to the next
+ * address of the target. */
+uint64_t drv__h1_next_address(const struct drv__h1 *h1);
+
+/* ---------------------------------------------------------- resolver */
+
+struct drv_loop;
+struct drv__dns;
+struct drv__dns_wait;
+
+/* A lookup a request waited for ended, from a loop callback of the
+ * resolver (never from drv__dns_resolve or drv__dns_abort): code 0 with
+ * the target's addrs filled, or a negative code with w->error set. The
+ * hook must not free the resolver. */
+typedef void drv__dns_done_fn(struct drv__dns_wait *w, int code);
+
+/* A request waiting for a lookup; embedded in the caller's record. */
+struct drv__dns_wait {
+    unsigned magic;
+#define DRV__DNS_WAIT_MAGIC 0x4e1ad75aU
+    struct drv__dns *dns;       /* borrowed: while waiting */
+    struct dns_entry *e;        /* borrowed: the lookup it waits for */
+    struct drv__h1_target *tgt; /* borrowed: gets the addresses */
+    drv__dns_done_fn *done;     /* completion hook */
+    int active;                 /* waiting */
+    int timeout_ms;             /* 0 none */
+    struct event timer;         /* the timeout, assigned once */
+    int timer_set;              /* timer is assigned */
+    char error[256];            /* code < 0: what went wrong */
+    TAILQ_ENTRY(drv__dns_wait) link; /* on its entry's waiters */
+};
+
+/* drv__dns_create -- a resolver whose lookups (getaddrinfo) run on a
+ * pool of threads made at the first one; loop borrowed. 0 or -ENOMEM. */
+int drv__dns_create(struct drv_loop *loop, struct drv__dns **out);
+
+/* drv__dns_free -- no request may be waiting; blocks until a lookup
+ * running on a thread returns, then joins the threads. NULL: nothing. */
+void drv__dns_free(struct drv__dns *d);
+
+/*
+ * drv__dns_resolve -- the addresses of tgt's name and port into tgt
+ * (borrowed until done). Returns 1 when a cached answer (younger than
+ * DRV__DNS_TTL_MS) filled them now (done never runs), 0 when w waits for
+ * a lookup (a running one for the same name and port, or a new one):
+ * done runs later, with -ETIMEDOUT after timeout_ms (0: none); or a
+ * negative code (the threads cannot start: w->error says why).
+ */
+int drv__dns_resolve(struct drv__dns *d, struct drv__dns_wait *w,
+                     struct drv__h1_target *tgt, int64_t timeout_ms,
+                     drv__dns_done_fn *done);
+
+/* drv__dns_abort -- stop waiting, without the hook. Nothing if w is not
+ * waiting. The lookup goes on and its answer is cached. */
+void drv__dns_abort(struct drv__dns_wait *w);
+
+/* drv__dns_forget -- drop the cached answer for name and port: the next
+ * request looks it up again (after a connection failure: the name may
+ * have moved). */
+void drv__dns_forget(struct drv__dns *d, const char *name, unsigned port);
+
+/* drv__dns_lookups -- getaddrinfo calls started. */
+uint64_t drv__dns_lookups(const struct drv__dns *d);
+
+#define DRV__DNS_TTL_MS 30000   /* an answer is used this long */
+
+/* drv__http_own_client -- 0: every request of h goes through libcurl
+ * (the tests compare the two clients' bytes); 1: the default. */
+struct drv_http;
+void drv__http_own_client(struct drv_http *h, int on);
 
 #endif

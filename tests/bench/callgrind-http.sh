@@ -13,6 +13,8 @@
 # off once the stream is empty, and prints the instructions per job and
 # the callgrind file (OUT, default callgrind-http.out) for
 # callgrind_annotate. Needs valgrind. Slow: about 30 s for 3,000 jobs.
+# CALLGRIND_HTTP_HOST=localhost puts a host name in the job type's URL
+# (default 127.0.0.1; the server listens there only).
 set -u -o pipefail
 
 die() { printf 'callgrind-http: %s\n' "$*" >&2; exit 1; }
@@ -22,6 +24,7 @@ droverd=$1
 tools=$2
 n=${3:-3000}
 out=${4:-callgrind-http.out}
+host=${CALLGRIND_HTTP_HOST:-127.0.0.1}
 command -v valgrind >/dev/null || die "valgrind not found"
 command -v redis-server >/dev/null || die "redis-server not found"
 
@@ -66,7 +69,7 @@ jobs:
   hook:
     handler: http
     method: POST
-    url: http://127.0.0.1:$port/hook
+    url: http://$host:$port/hook
     retries: 0
     timeout: 5m
 EOF

@@ -434,8 +434,14 @@ test_http_handler_status_mapping(void **st)
                  "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n"
                  "  short:\n    handler: http\n"
                  "    url: http://127.0.0.1:%d/ok/{name}\n"
-                 "    output_max: 8\n    result_ttl: 1m\n",
-                 p, p, p, p, drv_test_free_port(), p);
+                 "    output_max: 8\n    result_ttl: 1m\n"
+                 "  named:\n    handler: http\n"
+                 "    url: http://localhost:%d/ok/{name}\n"
+                 "    result_ttl: 1m\n"
+                 "  noname:\n    handler: http\n"
+                 "    url: http://no-such-host.invalid/x\n"
+                 "    retries: 1\n    backoff: 10ms\n    backoff_max: 20ms\n",
+                 p, p, p, p, drv_test_free_port(), p, p);
     drv_test_droverd_start(t, 0);
     drv_test_xadd(t, "default", NULL, 0, "job", "ok", "id", "ok-1", "name",
                   "world", NULL);
@@ -445,8 +451,12 @@ test_http_handler_status_mapping(void **st)
     drv_test_xadd(t, "default", NULL, 0, "job", "refused", "id", "ref-1", NULL);
     drv_test_xadd(t, "default", NULL, 0, "job", "short", "id", "short-1",
                   "name", "longer-than-eight", NULL);
-    drv_test_wait_stat(t, "default", "processed", 2);
-    drv_test_wait_stat(t, "default", "dead", 4);
+    drv_test_xadd(t, "default", NULL, 0, "job", "named", "id", "named-1",
+                  "name", "host", NULL);
+    drv_test_xadd(t, "default", NULL, 0, "job", "noname", "id", "noname-1",
+                  NULL);
+    drv_test_wait_stat(t, "default", "processed", 3);
+    drv_test_wait_stat(t, "default", "dead", 5);
 
     /* 2xx: the body is the result */
     res = drv_test_result(t, "default", "ok-1", "result");
@@ -460,6 +470,11 @@ test_http_handler_status_mapping(void **st)
     res = drv_test_result(t, "default", "short-1", "result");
     assert_non_null(res);
     assert_string_equal(res, "hello /o");
+    free(res);
+    /* a host name in the URL */
+    res = drv_test_result(t, "default", "named-1", "result");
+    assert_non_null(res);
+    assert_string_equal(res, "hello /ok/host");
     free(res);
 
     /* 5xx: retried, then dead with every attempt counted */
@@ -496,8 +511,15 @@ test_http_handler_status_mapping(void **st)
     drv_test_dead_field(t, "default", "job", "refused", "error", v, sizeof v);
     if (strncmp(v, "connection refused: ", 20) != 0)
         fail_msg("refused error: %s", v);
+    /* a name that does not resolve: retried, then dead, naming it */
+    drv_test_dead_field(t, "default", "job", "noname", "attempts", v,
+                        sizeof v);
+    assert_string_equal(v, "2");
+    drv_test_dead_field(t, "default", "job", "noname", "error", v, sizeof v);
+    if (strstr(v, "cannot resolve no-such-host.invalid: ") == NULL)
+        fail_msg("noname error: %s", v);
 
-    assert_int_equal(drv_test_num(t, "HGET t:{default}:stats retried"), 3);
+    assert_int_equal(drv_test_num(t, "HGET t:{default}:stats retried"), 4);
     drv_test_droverd_stop(t, 0, 0);
 }
 

@@ -6,8 +6,11 @@
  * HTTP-date), connection refused, timeout, cancel mid-transfer (the
  * server sees its connection closed), teardown with calls pending, free
  * from inside a callback, 200 concurrent requests over few reused
- * connections, a proxy named in the environment, and nothing left on
- * the loop afterwards.
+ * connections, a proxy named in the environment, host names through
+ * the own client (one lookup shared and cached, the next address after
+ * a refused one, a name that does not resolve, cancel, timeout and
+ * teardown while the lookup is pending), and nothing left on the loop
+ * afterwards.
  *
  * The server's routes (path, then query):
  *   /echo            200, body "METHOD\nx-test=..\nctype=..\nexpect=..\n
@@ -62,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +82,7 @@
 #include "drover/common.h"
 #include "drover/http.h"
 #include "drover/loop.h"
+#include "../../pkg/http/http_int.h"
 
 #define MAX_PORTS 1024
 #define MAX_HELD 64
@@ -1455,8 +1460,8 @@ test_http_proxy_from_environment(void **st)
     }
 }
 
-/* A host name (not "localhost", which curl answers itself) that the
- * system resolves to 127.0.0.1, or NULL. */
+/* A host name other than "localhost" that the system resolves to
+ * 127.0.0.1, or NULL. */
 static const char *
 loopback_name(char *buf, size_t n)
 {
@@ -1486,7 +1491,8 @@ test_http_names_resolve_off_loop(void **st)
     const char *host;
     int i;
 
-    /* Debian's libcurl: the threaded resolver */
+    /* Debian's libcurl: the threaded resolver (https:// and the other
+     * requests libcurl makes); plain http:// names: the client's own */
     assert_int_equal(drv_http_async_dns(), 1);
     for (i = 0; i < 2; i++)
         rec_init(&r[i], s);
@@ -1510,8 +1516,8 @@ test_http_names_resolve_off_loop(void **st)
 
 /* ------------------------------------------------- the h1 path, raw */
 
-/* A request to the raw server, host "127.0.0.1" (pkg/http's own
- * HTTP/1.1 path) or "localhost" (libcurl's). */
+/* A request to the raw server, host "127.0.0.1" or "localhost" (both
+ * pkg/http's own HTTP/1.1 path, unless the client is told otherwise). */
 static void
 start_raw(struct state *s, struct rec *rc, const char *host,
           const char *method, const char *path, const char *const *headers,
@@ -1708,8 +1714,8 @@ test_http_h1_answer_before_body(void **st)
 }
 
 /* The head the h1 path sends is the one libcurl sends: the same request
- * through both (127.0.0.1 and localhost) gives the same bytes, but for
- * the Host line. */
+ * through both (the client s->h, and one told to use libcurl only) gives
+ * the same bytes, to a numeric host and to a name. */
 static void
 test_http_h1_head_as_curl(void **st)
 {
@@ -1729,25 +1735,34 @@ test_http_h1_head_as_curl(void **st)
         {"GET", {"Expect: 100-continue"}, 1, "body of a GET"},
         {"HEAD", {NULL}, 0, NULL},
     };
+    static const char *const hosts[] = {"127.0.0.1", "localhost"};
+    struct drv_http *own = s->h, *curl = NULL;
+    struct drv_http_stats hs;
     struct rec a, b;
-    char host[64], *p;
-    size_t i;
+    size_t i, k;
 
     raw_start(s);
-    snprintf(host, sizeof host, "localhost:%d", s->raw.port);
-    for (i = 0; i < DRV_ARRAY_LEN(cases); i++) {
-        const char *m = cases[i].method;
-        const char *path = m != NULL && strcmp(m, "HEAD") == 0
-                               ? "/dump" : "/dump/a%20b?q=1&r";
+    assert_int_equal(drv_http_create(s->loop, NULL, &curl), 0);
+    drv__http_own_client(curl, 0);
+    for (k = 0; k < 2 * DRV_ARRAY_LEN(cases); k++) {
+        const char *host = hosts[k / DRV_ARRAY_LEN(cases)];
+        const char *m;
+        const char *path;
 
+        i = k % DRV_ARRAY_LEN(cases);
+        m = cases[i].method;
+        path = m != NULL && strcmp(m, "HEAD") == 0 ? "/dump"
+                                                    : "/dump/a%20b?q=1&r";
         rec_init(&a, s);
         rec_init(&b, s);
-        start_raw(s, &a, "127.0.0.1", m, path, cases[i].hs, cases[i].nh,
+        start_raw(s, &a, host, m, path, cases[i].hs, cases[i].nh,
                   cases[i].body,
                   cases[i].body ? strlen(cases[i].body) : 0, 4096);
-        start_raw(s, &b, "localhost", m, path, cases[i].hs, cases[i].nh,
+        s->h = curl;
+        start_raw(s, &b, host, m, path, cases[i].hs, cases[i].nh,
                   cases[i].body,
                   cases[i].body ? strlen(cases[i].body) : 0, 4096);
+        s->h = own;
         run_until(s, s->done + 2, 0);
         assert_int_equal(a.code, 0);
         assert_int_equal(b.code, 0);
@@ -1757,18 +1772,18 @@ test_http_h1_head_as_curl(void **st)
             rec_fini(&b);
             continue;
         }
-        p = strstr(b.body, host);
-        if (p != NULL) {
-            /* "localhost:PORT" -> "127.0.0.1:PORT" */
-            memmove(p + 9, p + 9 + 0, strlen(p + 9) + 1);
-            memcpy(p, "127.0.0.1", 9);
-        }
         if (strcmp(a.body, b.body) != 0)
-            fail_msg("case %zu: h1 sent\n%s\nlibcurl sent\n%s", i, a.body,
-                     b.body);
+            fail_msg("case %zu (%s): h1 sent\n%s\nlibcurl sent\n%s", i,
+                     host, a.body, b.body);
         rec_fini(&a);
         rec_fini(&b);
     }
+    /* the name went through the own client (its resolver), not curl */
+    drv_http_get_stats(own, &hs);
+    assert_int_equal(hs.lookups, 1);
+    drv_http_get_stats(curl, &hs);
+    assert_int_equal(hs.lookups, 0);
+    drv_http_free(curl);
 }
 
 /* With nothing to do the client takes its kept connections off the loop
@@ -1903,6 +1918,271 @@ test_http_h1_total_limit_across_hosts(void **st)
     rec_fini(&c);
 }
 
+/* ------------------------------------------------- host names, own client */
+
+static uint64_t
+lookups(struct state *s)
+{
+    struct drv_http_stats hs;
+
+    drv_http_get_stats(s->h, &hs);
+    return hs.lookups;
+}
+
+/* 1 if the system's first address for localhost is not 127.0.0.1 (say
+ * ::1, where nothing listens on the raw server's port). */
+static int
+localhost_first_not_v4(int port)
+{
+    struct addrinfo hints, *res = NULL;
+    char serv[16];
+    int v4 = 1;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(serv, sizeof serv, "%d", port);
+    if (getaddrinfo("localhost", serv, &hints, &res) == 0 && res != NULL)
+        v4 = res->ai_family == AF_INET &&
+             ((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr.s_addr ==
+                 htonl(INADDR_LOOPBACK);
+    if (res != NULL)
+        freeaddrinfo(res);
+    return !v4;
+}
+
+/* A name goes through the own client: looked up once for the requests
+ * that wait for it together, then from the cache; per name and port;
+ * the connections kept are reused as for an address. */
+static void
+test_http_h1_names_looked_up_once(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_stats hs;
+    struct rec r[5];
+    int i;
+
+    raw_start(s);
+    for (i = 0; i < 4; i++) {
+        rec_init(&r[i], s);
+        start_raw(s, &r[i], "localhost", NULL, "/x", NULL, 0, NULL, 0, 100);
+    }
+    assert_int_equal(lookups(s), 1); /* the four wait for one lookup */
+    run_until(s, 4, 0);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(r[i].code, 0);
+        assert_string_equal(r[i].body, "ok");
+        rec_fini(&r[i]);
+    }
+    assert_int_equal(s->raw.requests, 4);
+    assert_int_equal(s->raw.accepted, 4); /* four at once: four */
+    /* the cached answer, a kept connection */
+    raw_expect(s, "/x", 0, "ok", 4, 5); /* (127.0.0.1: no lookup) */
+    rec_init(&r[4], s);
+    start_raw(s, &r[4], "localhost", NULL, "/x", NULL, 0, NULL, 0, 100);
+    run_until(s, s->done + 1, 0);
+    assert_int_equal(r[4].code, 0);
+    rec_fini(&r[4]);
+    assert_int_equal(lookups(s), 1);
+    assert_int_equal(s->raw.accepted, 4);
+    /* another port of the same name: its own lookup */
+    rec_init(&r[0], s);
+    start_host(s, &r[0], "localhost", "/conn");
+    run_until(s, s->done + 1, 0);
+    assert_int_equal(r[0].code, 0);
+    assert_string_equal(r[0].body, "ok");
+    rec_fini(&r[0]);
+    assert_int_equal(lookups(s), 2);
+    /* where the system lists another address of localhost first (::1),
+     * nothing listens there: the next one was tried */
+    drv_http_get_stats(s->h, &hs);
+    if (localhost_first_not_v4(s->raw.port))
+        assert_true(hs.next_address >= 1);
+}
+
+/* The try-next path on its own: a target whose first address refuses
+ * (::1 and 127.0.0.2 on the raw server's port, where nothing listens)
+ * is served by its last one (127.0.0.1); a second request goes straight
+ * to the kept connection. */
+/* One transfer of test_http_h1_next_address. */
+struct nx {
+    struct drv__h1_xfer x;
+    int done;                     /* its hook ran */
+    int code;                     /* the status, or the negative code */
+};
+
+static void
+on_xfer_done(struct drv__h1_xfer *x, int code)
+{
+    struct nx *n = drv_container_of(x, struct nx, x);
+
+    n->done = 1;
+    n->code = code == 0 ? x->parser.status : code;
+}
+
+static void
+test_http_h1_next_address(void **st)
+{
+    struct state *s = *st;
+    struct drv__h1_opts o = {0, 0, 0};
+    struct drv__h1 *h1 = NULL;
+    struct drv__h1_target t;
+    struct nx n;
+    struct drv_buf body;
+    static const char head[] = "GET /x HTTP/1.1\r\nHost: n\r\n\r\n";
+    static const char *const addrs[] = {"::1", "127.0.0.2", "127.0.0.1"};
+    size_t i;
+    int round;
+
+    raw_start(s);
+    assert_int_equal(drv__h1_create(s->base, &o, &h1), 0);
+    drv__h1_target_init(&t);
+    for (i = 0; i < DRV_ARRAY_LEN(addrs); i++) {
+        struct drv__h1_addr *a = &t.addrs[i];
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+
+        memset(a, 0, sizeof *a);
+        if (strchr(addrs[i], ':') != NULL) {
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons((uint16_t)s->raw.port);
+            assert_int_equal(inet_pton(AF_INET6, addrs[i],
+                                       &sin6->sin6_addr), 1);
+            a->len = sizeof *sin6;
+        } else {
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons((uint16_t)s->raw.port);
+            assert_int_equal(inet_pton(AF_INET, addrs[i], &sin->sin_addr),
+                             1);
+            a->len = sizeof *sin;
+        }
+    }
+    t.naddr = DRV_ARRAY_LEN(addrs);
+    drv_buf_adds(&t.host, "n");
+    drv__h1_xfer_init(&n.x);
+    drv_buf_init(&body);
+    for (round = 0; round < 2; round++) {
+        drv_buf_reset(&body);
+        drv__h1_parser_init(&n.x.parser, &body, 100, 0);
+        n.done = 0;
+        assert_int_equal(drv__h1_start(h1, &n.x, &t, head, sizeof head - 1,
+                                       NULL, 0, 20000, on_xfer_done), 0);
+        wait_until(n.done || spin(s), "the transfer to end");
+        if (n.code != 200)
+            fail_msg("round %d: %d (%s)", round, n.code, n.x.error);
+        assert_string_equal(body.data, "ok");
+    }
+    assert_int_equal(s->raw.accepted, 1);
+    assert_int_equal(s->raw.requests, 2);
+    /* ::1 and 127.0.0.2 refused the first time; the second went to the
+     * kept connection */
+    assert_int_equal(drv__h1_next_address(h1), 2);
+    drv_buf_fini(&body);
+    drv__h1_xfer_fini(&n.x);
+    drv__h1_target_fini(&t);
+    drv__h1_free(h1);
+}
+
+/* A name that does not resolve: a connection error (retried) naming the
+ * host, from the loop; not cached: the next request asks again. libcurl
+ * reports the same code. */
+static void
+test_http_h1_name_unresolvable(void **st)
+{
+    struct state *s = *st;
+    struct drv_http *curl = NULL, *own = s->h;
+    struct rec r, c;
+
+    rec_init(&r, s);
+    start_url(s, &r, "no-such-host.invalid", 80, NULL, "/x", NULL, 0, NULL,
+              0, 20000, 100);
+    assert_int_equal(r.ncb, 0);
+    run_until(s, 1, 0);
+    assert_int_equal(r.code, DRV_EHANDLER);
+    if (strstr(r.error, "cannot resolve no-such-host.invalid: ") == NULL)
+        fail_msg("error: %s", r.error);
+    assert_int_equal(lookups(s), 1);
+    rec_fini(&r);
+    rec_init(&r, s);
+    start_url(s, &r, "no-such-host.invalid", 80, NULL, "/x", NULL, 0, NULL,
+              0, 20000, 100);
+    run_until(s, 2, 0);
+    assert_int_equal(r.code, DRV_EHANDLER);
+    assert_int_equal(lookups(s), 2);
+    rec_fini(&r);
+    /* libcurl: the same code */
+    assert_int_equal(drv_http_create(s->loop, NULL, &curl), 0);
+    drv__http_own_client(curl, 0);
+    s->h = curl;
+    rec_init(&c, s);
+    start_url(s, &c, "no-such-host.invalid", 80, NULL, "/x", NULL, 0, NULL,
+              0, 20000, 100);
+    s->h = own;
+    run_until(s, 3, 0);
+    assert_int_equal(c.code, DRV_EHANDLER);
+    rec_fini(&c);
+    drv_http_free(curl);
+}
+
+/* A request waiting for its lookup: cancelled (its callback later, from
+ * the loop, -ECANCELED; the lookup still fills the cache), timed out
+ * (the deadline passed before the answer was used), and completed by
+ * drv_http_free. */
+static void
+test_http_h1_name_cancel_timeout_free(void **st)
+{
+    struct state *s = *st;
+    struct rec a, b, c, d;
+    int64_t t0;
+
+    raw_start(s);
+    rec_init(&a, s);
+    start_raw(s, &a, "localhost", NULL, "/x", NULL, 0, NULL, 0, 100);
+    s->in_cancel = 1;
+    drv_http_cancel(a.call);
+    s->in_cancel = 0;
+    assert_int_equal(a.ncb, 0);
+    run_until(s, 1, 0);
+    assert_int_equal(a.code, -ECANCELED);
+    assert_int_equal(a.cb_in_cancel, 0);
+    assert_int_equal(s->raw.accepted, 0);
+    /* the lookup it started is shared or cached: no second one */
+    rec_init(&b, s);
+    start_raw(s, &b, "localhost", NULL, "/x", NULL, 0, NULL, 0, 100);
+    run_until(s, 2, 0);
+    assert_int_equal(b.code, 0);
+    assert_int_equal(lookups(s), 1);
+    /* a new client (no cache): 1 ms, passed before the loop runs again;
+     * the timer or the answer, whichever comes first, ends it */
+    drv_http_free(s->h);
+    assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
+    rec_init(&c, s);
+    start_url(s, &c, "localhost", s->raw.port, NULL, "/x", NULL, 0, NULL,
+              0, 1, 100);
+    t0 = drv_clock_mono_ns();
+    wait_until(drv_clock_mono_ns() - t0 > 5 * DRV_NS_PER_MS,
+               "the deadline to pass");
+    run_until(s, 3, 0);
+    assert_int_equal(c.code, -ETIMEDOUT);
+    if (strstr(c.error, "Resolving timed out") == NULL)
+        fail_msg("error: %s", c.error);
+    assert_int_equal(s->raw.requests, 1);
+    /* and freed while waiting: completed from inside drv_http_free, the
+     * resolver's threads joined */
+    drv_http_free(s->h);
+    assert_int_equal(drv_http_create(s->loop, NULL, &s->h), 0);
+    rec_init(&d, s);
+    start_raw(s, &d, "localhost", NULL, "/x", NULL, 0, NULL, 0, 100);
+    drv_http_free(s->h);
+    s->h = NULL;
+    assert_int_equal(d.ncb, 1);
+    assert_int_equal(d.code, -ECANCELED);
+    rec_fini(&a);
+    rec_fini(&b);
+    rec_fini(&c);
+    rec_fini(&d);
+}
+
 int
 main(void)
 {
@@ -1933,6 +2213,10 @@ main(void)
         T(test_http_h1_idle_off_the_loop),
         T(test_http_h1_waiting_and_failing_at_once),
         T(test_http_h1_total_limit_across_hosts),
+        T(test_http_h1_names_looked_up_once),
+        T(test_http_h1_next_address),
+        T(test_http_h1_name_unresolvable),
+        T(test_http_h1_name_cancel_timeout_free),
     };
 #undef T
 
