@@ -202,16 +202,16 @@ int drv_http_request(struct drv_http *h, const struct drv_http_req *req,
  */
 void drv_http_cancel(struct drv_http_call *call);
 
-/* drv_http_pending -- calls whose callback has not run yet. */
-size_t drv_http_pending(const struct drv_http *h);
-
-/* drv_http_spare -- finished calls kept for the next requests, each with
- * its easy handle and buffers: at most max_kept_connections; cut to a few
- * once no call has been pending for a second. */
-size_t drv_http_spare(const struct drv_http *h);
-
-/* What a client has done, for tests and metrics. */
+/* What a client holds and has done, for tests and metrics. */
 struct drv_http_stats {
+    size_t pending;             /* calls whose callback has not run yet */
+    size_t spare;               /* finished calls kept for the next
+                                   requests, each with its easy handle and
+                                   buffers: at most max_kept_connections;
+                                   cut to a few once no call has been
+                                   pending for a second */
+    size_t open;                /* connections of the own client
+                                   (connecting, busy or idle) */
     uint64_t lookups;           /* getaddrinfo calls of the own client
                                    (a name's answer is kept 30 s and
                                    shared by the requests waiting) */

@@ -634,6 +634,7 @@ collect(struct drv_http *h)
 static void
 deliver(struct drv_http *h)
 {
+    struct drv_http_stats st = {0};
     struct drv_http_call *c;
 
     while ((c = TAILQ_FIRST(&h->done)) != NULL) {
@@ -665,10 +666,12 @@ deliver(struct drv_http *h)
         h->pending--;
         call_release(h, c);
     }
+    if (h->pending == 0)
+        drv__h1_get_stats(h->h1, &st);
     /* idle: the spare calls of a burst go, but for a few, unless calls
      * come again meanwhile */
     if (h->pending == 0 && !h->freeing &&
-        (h->nspare > SPARE_IDLE || drv__h1_open(h->h1) > 0) &&
+        (h->nspare > SPARE_IDLE || st.open > 0) &&
         !evtimer_pending(&h->trim_ev, NULL)) {
         struct timeval tv = drv_clock_tv_from_ns(
             (int64_t)SPARE_IDLE_MS * DRV_NS_PER_MS);
@@ -959,27 +962,15 @@ drv_http_free(struct drv_http *h)
         destroy(h); /* else leave() destroys it on the way out */
 }
 
-size_t
-drv_http_pending(const struct drv_http *h)
-{
-    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
-    return h->pending;
-}
-
-size_t
-drv_http_spare(const struct drv_http *h)
-{
-    DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
-    return h->nspare;
-}
-
 void
 drv_http_get_stats(const struct drv_http *h, struct drv_http_stats *out)
 {
     DRV_CHECK_OBJ(h, DRV_HTTP_MAGIC);
     memset(out, 0, sizeof *out);
+    out->pending = h->pending;
+    out->spare = h->nspare;
     out->lookups = drv__dns_lookups(h->dns);
-    out->next_address = drv__h1_next_address(h->h1);
+    drv__h1_get_stats(h->h1, out);
 }
 
 void

@@ -574,18 +574,12 @@ drv__h1_free(struct drv__h1 *h1)
     DRV_FREE_OBJ(h1);
 }
 
-size_t
-drv__h1_open(const struct drv__h1 *h1)
+void
+drv__h1_get_stats(const struct drv__h1 *h1, struct drv_http_stats *out)
 {
     DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
-    return h1->nconn;
-}
-
-uint64_t
-drv__h1_next_address(const struct drv__h1 *h1)
-{
-    DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
-    return h1->next_address;
+    out->open = h1->nconn;
+    out->next_address = h1->next_address;
 }
 
 void
@@ -1194,8 +1188,7 @@ on_rev(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
             return;
         if (!xfer_retry(x)) {
             set_error(x, "Recv failure", e);
-            xfer_end(x, e == ECONNRESET || e == EPIPE ? -ECONNRESET
-                                                      : -ECONNRESET);
+            xfer_end(x, -ECONNRESET);
         }
         return;
     }

@@ -17,6 +17,7 @@
 #include <event2/event_struct.h>
 
 #include "drover/buf.h"
+#include "drover/http.h"
 
 #define DRV__H1_REASON_MAX 64          /* reason phrase kept, NUL included */
 #define DRV__H1_HEAD_MAX (256 * 1024)  /* a response's head, all lines */
@@ -195,12 +196,10 @@ void drv__h1_abort(struct drv__h1_xfer *x);
  * before its next use. Hosts without connections are forgotten. */
 void drv__h1_unwatch_idle(struct drv__h1 *h1);
 
-/* drv__h1_open -- connections open (connecting, busy or idle). */
-size_t drv__h1_open(const struct drv__h1 *h1);
-
-/* drv__h1_next_address -- connects that failed and went on to the next
- * address of the target. */
-uint64_t drv__h1_next_address(const struct drv__h1 *h1);
+/* drv__h1_get_stats -- out's open (connections: connecting, busy or
+ * idle) and next_address (connects that failed and went on to the next
+ * address of the target). */
+void drv__h1_get_stats(const struct drv__h1 *h1, struct drv_http_stats *out);
 
 /* ---------------------------------------------------------- resolver */
 
