@@ -310,9 +310,12 @@ void drv_queue_mover(struct drv_script_call *c,
  * min_idle_ms for consumer; an entry already delivered max_deliveries
  * times goes to dead with "poison: ..." (the dead stream then trimmed to
  * dead; NULL = not trimmed). Reply: [claimed entries,
- * poisoned count, gone count, oversized count, entries still pending];
- * claimed entries are [id, fields] pairs. No entry pending means none can
- * be idle longer than min_idle_ms before min_idle_ms from now.
+ * poisoned count, gone count, oversized count, entries still pending,
+ * ended]; claimed entries are [id, fields] pairs. No entry pending means
+ * none can be idle longer than min_idle_ms before min_idle_ms from now.
+ * ended: nodes of graph runs (see drv_queue_reclaim_pipeline) that were
+ * poison or too large, claimed for consumer and not sent to dead, to be
+ * settled dead through the graph script (drv_queue_reclaim_ended).
  */
 void drv_queue_reclaim(struct drv_script_call *c,
                        const struct drv_queue_keys *k, const char *consumer,
@@ -369,6 +372,31 @@ void drv_queue_reclaim_limit(struct drv_script_call *c,
  */
 void drv_queue_reclaim_ttl(struct drv_script_call *c, int pipeline,
                            const char *name, int64_t result_ttl_ms);
+
+/*
+ * drv_queue_reclaim_pipeline -- after drv_queue_reclaim_limit, once per
+ * pipeline of the config: graph 1 for a graph pipeline, 0 for a steps
+ * one. An entry of a steps pipeline without field step that the reclaim
+ * sends to dead is its step 0 (its result keeps step.0.*). A node of a
+ * graph run that is poison or too large is not sent to dead: the reclaim
+ * claims it (its delivery count unchanged) and returns it in ended, so
+ * that the caller ends its run; should the caller die first, the entry
+ * stays pending and the next reclaim returns it again.
+ */
+void drv_queue_reclaim_pipeline(struct drv_script_call *c, const char *name,
+                                int graph);
+
+/*
+ * drv_queue_reclaim_ended -- the entries of a reclaim's reply (reply r)
+ * that it handed back to be ended: their count; with i < that count,
+ * entry i as a new job of its control fields (id, attempt, pipeline, run,
+ * node, home, index: enough to settle it) into *job, and why it ends
+ * (poison, too large) into why (code DRV_EBADJOB). Returns the count, or
+ * a negative code and err (DRV_EPROTO) for an entry of another shape.
+ */
+int drv_queue_reclaim_ended(const struct redisReply *r, size_t i,
+                            struct drv_job **job, struct drv_err *why,
+                            struct drv_err *err);
 
 /*
  * drv_queue_renew -- refresh the PEL idle time of entries this consumer

@@ -535,6 +535,46 @@ drv_queue_reclaim_ttl(struct drv_script_call *c, int pipeline,
 }
 
 void
+drv_queue_reclaim_pipeline(struct drv_script_call *c, const char *name,
+                           int graph)
+{
+    drv_argv_addcat(&c->args, graph ? "g" : "s", name, strlen(name));
+    drv_argv_adds(&c->args, "1");
+}
+
+int
+drv_queue_reclaim_ended(const redisReply *r, size_t i, struct drv_job **job,
+                        struct drv_err *why, struct drv_err *err)
+{
+    const redisReply *v, *e;
+    char eid[48];
+
+    *job = NULL;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 6 ||
+        r->element[5]->type != REDIS_REPLY_ARRAY)
+        return 0; /* a script of an older version: nothing ended */
+    v = r->element[5];
+    if (i >= v->elements)
+        return (int)v->elements;
+    e = v->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+        e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[0]->len >= sizeof eid ||
+        memchr(e->element[0]->str, '\0', e->element[0]->len) ||
+        e->element[2]->type != REDIS_REPLY_STRING)
+        return drv_err_set(err, DRV_EPROTO, "reclaim: ended entry of "
+                           "unexpected shape");
+    memcpy(eid, e->element[0]->str, e->element[0]->len);
+    eid[e->element[0]->len] = '\0';
+    *job = drv_job_from_fields(eid, e->element[1], err);
+    if (*job == NULL)
+        return err->code;
+    drv_err_set(why, DRV_EBADJOB, "%.*s", (int)e->element[2]->len,
+                e->element[2]->str);
+    return (int)v->elements;
+}
+
+void
 drv_queue_renew(struct drv_script_call *c, const struct drv_queue_keys *k,
                 const char *consumer)
 {

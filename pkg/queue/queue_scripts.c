@@ -543,14 +543,25 @@ const struct drv_queue_script drv_queue_mover_script = {
  * and optionally max_job_bytes: a claimed entry larger than that goes to
  * dead here, copied inside Redis, instead of crossing the network in the
  * reply. Then optionally pairs of 'j' .. job type or 'p' .. pipeline and
- * its result_ttl ms. Returns {claimed entries, poisoned, gone, oversized,
- * entries still pending}.
+ * its result_ttl ms, and 'g' .. graph pipeline or 's' .. steps pipeline
+ * and '1'. Returns {claimed entries, poisoned, gone, oversized, entries
+ * still pending, ended}.
  *
  * Each job sent to dead here gets a result as the settle script writes
  * one (status dead, error, attempts, finished_at; published on
  * P:{Q}:done): kept the result_ttl of the type or pipeline its fields
  * name when one was given, else DRV_QUEUE_DEAD_TTL_MS. A pipeline
- * step's result hash keeps its step records.
+ * step's result hash keeps its step records (a steps pipeline's first
+ * entry, which has no field step, is its step 0).
+ *
+ * A node of a graph run (fields run, node, home, and pipeline naming a
+ * 'g' pipeline) is not sent to dead here: its run must end with it, and
+ * only the graph script does that (the run may be in another slot). It
+ * is claimed for the caller instead (XCLAIM JUSTID: its delivery count
+ * stays) and returned in ended as {entry id, its control fields, why};
+ * the caller settles it dead through the graph script, as a node dead by
+ * its retries. A caller that dies first leaves it pending with its count:
+ * the next reclaim finds it again and hands it back again.
  */
 const struct drv_queue_script drv_queue_reclaim_script = {
     "reclaim",
@@ -565,8 +576,9 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "local maxb = tonumber(ARGV[9] or '0')\n"
     "local p = redis.call('XPENDING', jobs, group, 'IDLE', idle, '-', '+',\n"
     "  ARGV[4])\n"
-    "local claimed, poisoned, gone, big = {}, 0, 0, 0\n"
+    "local claimed, poisoned, gone, big, ended = {}, 0, 0, 0, {}\n"
     "local ttls, qp = {}, string.sub(stats, 1, #stats - 5)\n"
+    "-- result ttls ('j'/'p' .. name) and pipeline kinds ('g'/'s' .. name)\n"
     "for i = 10, #ARGV - 1, 2 do ttls[ARGV[i]] = ARGV[i+1] end\n"
     "-- the dead job's result, kept its type's result_ttl or a day\n"
     "local function deadresult(jid, ttl, step, why, att)\n"
@@ -584,26 +596,52 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "  redis.call('PUBLISH', qp .. 'done', rkey)\n"
     "end\n"
     "local function todead(id, f, why)\n"
-    "  local jid, att, ttl, step = id, 0, nil, nil\n"
+    "  local jid, att, ttl, step, pl = id, 0, nil, nil, nil\n"
     "  for i = 1, #f, 2 do\n"
     "    if f[i] == 'id' and f[i+1] ~= '' then jid = f[i+1] end\n"
     "    if f[i] == 'attempt' then att = tonumber(f[i+1]) or 0 end\n"
     "    if f[i] == 'job' then ttl = ttls['j' .. f[i+1]] end\n"
-    "    if f[i] == 'pipeline' then ttl = ttls['p' .. f[i+1]] end\n"
+    "    if f[i] == 'pipeline' then ttl, pl = ttls['p' .. f[i+1]], f[i+1] end\n"
     "    if f[i] == 'step' then step = tonumber(f[i+1]) end\n"
     "  end\n"
+    "  if step == nil and pl and ttls['s' .. pl] then step = 0 end\n"
     "  redis.call('XADD', dead, '*', unpack(rebuild(f, {'id', jid,\n"
     "    'error', why, 'attempts', att + 1, 'failed_at', now})))\n"
     "  deadresult(jid, ttl, step, why, att + 1)\n"
     "  redis.call('XACK', jobs, group, id)\n"
     "  redis.call('XDEL', jobs, id)\n"
     "end\n"
+    "-- a node of a graph run: {id, control fields, why} into ended (true),\n"
+    "-- or false for any other entry\n"
+    "local ctl = {id = true, attempt = true, pipeline = true, run = true,\n"
+    "             node = true, home = true, index = true}\n"
+    "local function tonode(id, f, why)\n"
+    "  local c, v = {}, {}\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if ctl[f[i]] then\n"
+    "      c[#c+1] = f[i]; c[#c+1] = f[i+1]\n"
+    "      v[f[i]] = f[i+1]\n"
+    "    end\n"
+    "  end\n"
+    "  if not (v.run and v.node and v.home and v.pipeline and\n"
+    "          ttls['g' .. v.pipeline]) then\n"
+    "    return false\n"
+    "  end\n"
+    "  ended[#ended+1] = {id, c, why}\n"
+    "  return true\n"
+    "end\n"
     "for _, e in ipairs(p) do\n"
     "  local id, cnt = e[1], tonumber(e[4])\n"
     "  if cnt >= maxd then\n"
-    "    todead(id, payload(jobs, id) or {}, 'poison: delivered ' .. cnt ..\n"
-    "      ' times without an outcome (max_deliveries ' .. maxd .. ')')\n"
-    "    poisoned = poisoned + 1\n"
+    "    local f = payload(jobs, id) or {}\n"
+    "    local why = 'poison: delivered ' .. cnt ..\n"
+    "      ' times without an outcome (max_deliveries ' .. maxd .. ')'\n"
+    "    if tonode(id, f, why) then\n"
+    "      redis.call('XCLAIM', jobs, group, me, 0, id, 'JUSTID')\n"
+    "    else\n"
+    "      todead(id, f, why)\n"
+    "      poisoned = poisoned + 1\n"
+    "    end\n"
     "  else\n"
     "    local r = redis.call('XCLAIM', jobs, group, me, idle, id)\n"
     "    local n = 0\n"
@@ -613,9 +651,12 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "    if not r[1] then\n"
     "      gone = gone + 1\n"
     "    elseif n > maxb then\n"
-    "      todead(id, r[1][2], 'job is ' .. n ..\n"
-    "        ' bytes, more than max_job_bytes ' .. maxb)\n"
-    "      big = big + 1\n"
+    "      local why = 'job is ' .. n .. ' bytes, more than max_job_bytes ' ..\n"
+    "        maxb\n"
+    "      if not tonode(id, r[1][2], why) then\n"
+    "        todead(id, r[1][2], why)\n"
+    "        big = big + 1\n"
+    "      end\n"
     "    else\n"
     "      claimed[#claimed+1] = r[1]\n"
     "    end\n"
@@ -626,7 +667,7 @@ const struct drv_queue_script drv_queue_reclaim_script = {
     "  trimdead(dead, tonumber(ARGV[7]), ARGV[8])\n"
     "end\n"
     "local left = redis.call('XPENDING', jobs, group)[1]\n"
-    "return {claimed, poisoned, gone, big, left}\n"
+    "return {claimed, poisoned, gone, big, left, ended}\n"
 };
 
 /* renew: KEYS = jobs. ARGV = group, consumer, ids... */

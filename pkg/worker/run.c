@@ -185,6 +185,28 @@ batch_create(struct drv_worker *w)
     return b->tg;
 }
 
+/* Validate j (its job type or pipeline and step into *type, j->pipe,
+ * j->step): 0, or < 0 with j->bad set. A job the reclaim handed back to
+ * end (j->ended) is found its pipeline and node but never runs: it fails
+ * with the reclaim's error, and its settle ends it dead (a graph node's
+ * ends its run, graph.c). */
+static int
+validate(struct drv_worker *w, struct wjob *j,
+         const struct drv_config_job **type)
+{
+    struct drv_err ignored;
+
+    if (!j->ended) {
+        drv_err_clear(&j->bad);
+        return drv__worker_job_validate(w->cfg, j->job, type, &j->pipe,
+                                        &j->step, &j->bad);
+    }
+    drv_err_clear(&ignored);
+    (void)drv__worker_job_validate(w->cfg, j->job, type, &j->pipe, &j->step,
+                                   &ignored);
+    return j->bad.code;
+}
+
 /* Admit one job into tg: validate it, then spawn its task. */
 static void
 admit_one(struct drv_worker *w, struct drv_tg *tg, struct wjob *j)
@@ -193,10 +215,8 @@ admit_one(struct drv_worker *w, struct drv_tg *tg, struct wjob *j)
     struct drv_tg_task_opts to;
 
     memset(&to, 0, sizeof to);
-    drv_err_clear(&j->bad);
     w->inflight++;
-    if (drv__worker_job_validate(w->cfg, j->job, &type, &j->pipe, &j->step,
-                                 &j->bad) < 0) {
+    if (validate(w, j, &type) < 0) {
         to.kind = DRV_TG_LOOP;
         to.name = "bad";
         to.start = start_bad;

@@ -183,6 +183,46 @@ drv__worker_run_mover(struct drv_worker *w, size_t qi)
     drv_argv_reset(&q->hints);
 }
 
+/* The graph nodes a reclaim found poison (or too large) and handed back
+ * instead of sending them to dead: each becomes a job that runs nothing
+ * and ends dead with the reclaim's error through the graph script,
+ * which ends its run (run.c, graph.c). Not held for admission: no
+ * handler runs. */
+static void
+admit_ended(struct drv_worker *w, int qi, const redisReply *reply)
+{
+    struct wjobs ended = {NULL, 0, 0};
+    struct drv_err why, err;
+    struct drv_job *job;
+    char qe[DRV_LOG_Q_MAX];
+    int i, n;
+
+    drv_err_clear(&err);
+    n = drv_queue_reclaim_ended(reply, 0, &job, &why, &err);
+    for (i = 0; i < n; i++) {
+        struct wjob *j;
+
+        drv_err_clear(&why);
+        if (drv_queue_reclaim_ended(reply, (size_t)i, &job, &why,
+                                    &err) < 0) {
+            DRV_LOG_ERROR("unreadable stream entry", "queue=%s error=%s",
+                          w->queues[qi].keys.name,
+                          drv_log_q(qe, sizeof qe, err.msg));
+            continue;
+        }
+        job->queue_index = qi;
+        j = drv__job_create(w, job, qi);
+        j->ended = 1;
+        j->bad = why;
+        drv__jobs_add(&ended, j);
+    }
+    if (ended.n > 0)
+        DRV_LOG_WARN("graph nodes poison or too large: ending their runs",
+                     "queue=%s n=%d", w->queues[qi].keys.name, ended.n);
+    drv__worker_admit_now(w, &ended);
+    drv__jobs_fini(&ended);
+}
+
 /* Claimed entries are admitted like fetched ones. */
 static void
 on_reclaimed(struct drv_redis *r DRV_UNUSED, int status,
@@ -218,6 +258,7 @@ on_reclaimed(struct drv_redis *r DRV_UNUSED, int status,
                      w->queues[qi].keys.name, jobs.n);
     drv__worker_admit(w, &jobs);
     drv__jobs_fini(&jobs);
+    admit_ended(w, qi, reply);
 }
 
 void
@@ -234,9 +275,12 @@ drv__worker_run_reclaim(struct drv_worker *w, size_t qi, int n)
     for (i = 0; i < w->cfg->njobs; i++)
         drv_queue_reclaim_ttl(&call, 0, w->cfg->jobs[i]->name,
                               w->cfg->jobs[i]->policy.result_ttl_ms);
-    for (i = 0; i < w->cfg->npipelines; i++)
+    for (i = 0; i < w->cfg->npipelines; i++) {
         drv_queue_reclaim_ttl(&call, 1, w->cfg->pipelines[i]->name,
                               w->cfg->pipelines[i]->policy.result_ttl_ms);
+        drv_queue_reclaim_pipeline(&call, w->cfg->pipelines[i]->name,
+                                   w->cfg->pipelines[i]->ngraph > 0);
+    }
     qcall(w, (int)qi, &w->queues[qi].reclaim_inflight, SCRIPT_RECLAIM,
           &call, on_reclaimed);
 }

@@ -85,6 +85,9 @@ struct wjob {
     struct wtype *type;           /* borrowed: NULL for a bad job and a
                                      parallel step */
     struct drv_err bad;           /* why the job cannot run (code != 0) */
+    int ended;                    /* the reclaim handed it back to end
+                                     dead with bad, running nothing (a
+                                     graph node poison or too large) */
     const struct drv_config_pipeline *pipe; /* borrowed: NULL if a job */
     int64_t step;                 /* pipeline step index */
     struct wjob *parent;          /* counted reference: the parallel step

@@ -390,6 +390,28 @@ drv_test_dead_fields(struct drv_test_droverd *t, const char *q,
 }
 
 void
+drv_test_deliver_twice(struct drv_test_droverd *t, const char *q,
+                       const char *eid)
+{
+    redisReply *r = drv_test_redis_cmd(t->c, "XREADGROUP GROUP drover "
+                                       "ghost1 COUNT 1 STREAMS %s:{%s}:jobs "
+                                       ">", t->o.prefix, q);
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 ||
+        r->element[0]->element[1]->elements != 1 ||
+        strcmp(r->element[0]->element[1]->element[0]->element[0]->str,
+               eid) != 0)
+        fail_msg("XREADGROUP on %s did not deliver %s", q, eid);
+    freeReplyObject(r);
+    /* without JUSTID: the claim counts a delivery */
+    r = drv_test_redis_cmd(t->c, "XCLAIM %s:{%s}:jobs drover ghost2 0 %s",
+                           t->o.prefix, q, eid);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+        fail_msg("XCLAIM on %s did not claim %s", q, eid);
+    freeReplyObject(r);
+}
+
+void
 drv_test_dead_field(struct drv_test_droverd *t, const char *q,
                     const char *key, const char *val, const char *name,
                     char *out, size_t n)

@@ -184,6 +184,13 @@ void drv_test_wait_started(struct drv_test_droverd *t, int n);
 void drv_test_dead_fields(struct drv_test_droverd *t, const char *q,
                           const char *name, char *out, size_t n);
 
+/* drv_test_deliver_twice -- entry eid of queue q delivered twice to
+ * consumers that died, as a job that crashes its worker leaves it: read
+ * by ghost1 (eid must be the first entry of q not yet delivered; the
+ * group "drover" must exist), then claimed by ghost2. Asserts each step. */
+void drv_test_deliver_twice(struct drv_test_droverd *t, const char *q,
+                            const char *eid);
+
 /* drv_test_dead_field -- field name of the dead entry of q whose field key
  * is val (key NULL: any entry; the last match wins), into out (size n; ""
  * when there is none). */

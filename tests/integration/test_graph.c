@@ -6,7 +6,7 @@
  * served by another worker; a false `when` skipping a node; a dead node
  * running the on_failure node once and a dead item stopping its fan-out;
  * kill -9 of workers over and over while runs hand off, losing and
- * repeating nothing.
+ * repeating nothing; a node the reclaim finds poison ending its run.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -69,6 +69,22 @@ assert_run(struct drv_test_droverd *t, const char *r, const char *f,
         fail_msg("run %s field %s: got %s, want %s", r, f,
                  v != NULL ? v : "(nil)", want);
     free(v);
+}
+
+/* Node b of run r ended dead after attempts: wait for the on_failure
+ * node undo1 to run, and assert the run ended dead with b, and c after
+ * b cancelled. */
+static void
+assert_b_ended_run(struct drv_test_droverd *t, const char *r,
+                   const char *attempts)
+{
+    wait_until(run_is(t, r, "undo1.state", "ok"), "undo1 to run");
+    assert_run(t, r, "status", "dead");
+    assert_run(t, r, "dead_node", "b");
+    assert_run(t, r, "b.state", "dead");
+    assert_run(t, r, "b.attempts", attempts);
+    assert_run(t, r, "c.state", "cancelled");
+    assert_run(t, r, "undo1.enqueued", "1");
 }
 
 /* Start run r of pipeline p on queue default. */
@@ -395,14 +411,8 @@ test_graph_dead_node_runs_on_failure_once(void **st)
     drv_test_droverd_config(t, "", body);
     drv_test_droverd_start(t, 0);
     start_run(t, "p", "f");
-    wait_until(run_is(t, "f", "undo1.state", "ok"), "undo1 to run");
-    assert_run(t, "f", "status", "dead");
-    assert_run(t, "f", "dead_node", "b");
-    assert_run(t, "f", "b.state", "dead");
     /* the node's retries (1) overrode the job type's (5) */
-    assert_run(t, "f", "b.attempts", "2");
-    assert_run(t, "f", "c.state", "cancelled");
-    assert_run(t, "f", "undo1.enqueued", "1");
+    assert_b_ended_run(t, "f", "2");
     assert_int_equal(drv_test_file_lines(path), 1);
     assert_true(drv_test_file_contains(path, "\"node\":\"b\""));
     assert_true(drv_test_file_contains(path, "boom"));
@@ -796,6 +806,92 @@ test_graph_stop_while_settle_refused(void **st)
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:run:r"), 0);
 }
 
+/* a -> b (on queue slow) -> c, with a compensation node; the reclaim
+ * looks every visibility_timeout / 4 for entries idle that long */
+#define POISON_FMT \
+    "queues: [%s]\n" \
+    "jobs:\n" \
+    "  ok:\n    handler: exec\n    command: [printf, fine]\n" \
+    "  undo:\n    handler: exec\n" \
+    "    command: [sh, -c, 'printf \"%%s\\n\" \"$1\" >> %s', sh, " \
+    "'{input}']\n" \
+    "pipelines:\n" \
+    "  p:\n    graph:\n" \
+    "      a: {job: ok}\n" \
+    "      b: {job: ok, needs: a, queue: slow}\n" \
+    "      c: {job: ok, needs: b}\n" \
+    "      undo1: {job: undo, on_failure: true}\n"
+#define POISON_WORKER "  visibility_timeout: 400ms\n  max_deliveries: 2\n"
+
+/*
+ * Node b's entry, on queue slow, was delivered twice to workers that
+ * died (its job crashed them): the reclaim of slow's worker ends b dead
+ * as its retries would, with the poison error; the run ends dead, undo1
+ * runs once, c is never enqueued, and a drover wait that was waiting
+ * returns 1.
+ */
+static void
+test_graph_poisoned_node_ends_its_run(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    struct drv_test_proc wp;
+    char body[4096], undo[512], bin[400], out[512], *eid, *o, *v;
+    const char *argv[] = {drv_test_bin("drover", bin, sizeof bin), "-c",
+                          t->cfg, "wait", "default", "r", "--timeout",
+                          "90s", NULL};
+    int rc;
+
+    snprintf(undo, sizeof undo, "%s/undo", t->dir);
+    snprintf(out, sizeof out, "%s/wait.out", t->dir);
+    drv_test_redis_ok(t->c, "XGROUP CREATE t:{slow}:jobs drover 0 "
+                      "MKSTREAM");
+    /* worker 0 serves default; nobody serves slow yet */
+    snprintf(body, sizeof body, POISON_FMT, "default", undo);
+    drv_test_droverd_config(t, POISON_WORKER, body);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_log(t, "queue ready", 1);
+    start_run(t, "p", "r");
+    wait_until(run_is(t, "r", "b.state", "queued"), "b to be handed off");
+    eid = run_get(t, "r", "b.entry");
+    assert_non_null(eid);
+    drv_test_deliver_twice(t, "slow", eid);
+    free(eid);
+    assert_int_equal(drv_test_spawn_io(&wp, argv, out, NULL, NULL), 0);
+    wait_until(drv_test_numsub(t, "t:{default}:done") >= 1,
+               "drover wait to subscribe");
+
+    snprintf(body, sizeof body, POISON_FMT, "slow", undo);
+    drv_test_droverd_config(t, POISON_WORKER, body);
+    drv_test_droverd_start(t, 1);
+    assert_b_ended_run(t, "r", "1");
+    v = run_get(t, "r", "b.error");
+    if (v == NULL || strncmp(v, "poison: delivered 2 times", 25) != 0)
+        fail_msg("b.error: %s", v != NULL ? v : "(nil)");
+    free(v);
+    rc = drv_test_wait(&wp, DRV_TEST_WAIT_MS);
+    o = drv_test_slurp(out, NULL);
+    if (rc != 1 || o == NULL || strstr(o, "status: dead\n") == NULL ||
+        strstr(o, "dead_node: b\n") == NULL ||
+        strstr(o, "error: poison: delivered 2 times") == NULL)
+        fail_msg("drover wait exited %d, printed: %s", rc, o ? o : "");
+    free(o);
+    /* b's entry went to slow's dead stream, as a node dead by its
+     * retries does, and left no result of its own */
+    assert_int_equal(drv_test_stat(t, "slow", "dead"), 1);
+    assert_int_equal(drv_test_num(t, "XLEN t:{slow}:dead"), 1);
+    assert_int_equal(drv_test_num(t, "XLEN t:{slow}:jobs"), 0);
+    assert_int_equal(drv_test_num(t, "XPENDING t:{slow}:jobs drover"), 0);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{slow}:result:r/b"), 0);
+    drv_test_droverd_stop(t, 1, 0);
+    drv_test_droverd_stop(t, 0, 0);
+    /* undo1 ran once, told of b and its error; c never */
+    assert_int_equal(drv_test_file_lines(undo), 1);
+    assert_true(drv_test_file_contains(undo, "\"node\":\"b\""));
+    assert_true(drv_test_file_contains(undo, "poison: delivered 2 times"));
+    assert_null(run_get(t, "r", "c.enqueued"));
+    assert_int_equal(drv_test_stat(t, "default", "processed"), 2);
+}
+
 int
 main(void)
 {
@@ -812,6 +908,7 @@ main(void)
         TD(test_graph_drover_cancel_stops_running_nodes),
         TD(test_graph_example_runs),
         TD(test_graph_stop_while_settle_refused),
+        TD(test_graph_poisoned_node_ends_its_run),
     };
 #undef T
 

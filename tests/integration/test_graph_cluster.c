@@ -404,6 +404,63 @@ test_graph_cluster_kill9_loses_and_repeats_nothing(void **st)
     drv_test_droverd_stop(w->t, 2, 0);
 }
 
+/*
+ * g's entry on T was delivered twice to workers that died (max_deliveries
+ * 2): the reclaim of T's worker ends g dead with the poison error, and
+ * the outcome crosses to H as a dead node's does (T's inbox, the apply on
+ * H): the run ends dead, z never runs, undo1 runs once.
+ */
+static void
+test_graph_cluster_poisoned_node_ends_its_run(void **st)
+{
+    struct world *w = *st;
+    char body[4096], *v;
+    redisContext *c;
+    redisReply *r;
+
+    snprintf(body, sizeof body,
+             CHAIN "      undo1: {job: noop, on_failure: true}\n",
+             w->t->dir, qt);
+    write_configs(w, "  visibility_timeout: 400ms\n  max_deliveries: 2\n",
+                  body);
+    c = node_of(qt);
+    drv_test_redis_ok(c, "XGROUP CREATE t:{%s}:jobs drover 0 MKSTREAM", qt);
+    start(w, 0, 0);
+    start_run("x", "in");
+    wait_until(qnum(qt, "XLEN t:{%s}:jobs") == 1 && boxes_empty(),
+               "g to be handed off to T");
+    /* delivered to ghost1, claimed by ghost2: twice */
+    r = drv_test_redis_cmd(c, "XREADGROUP GROUP drover ghost1 COUNT 1 "
+                           "STREAMS t:{%s}:jobs >", qt);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    v = strdup(r->element[0]->element[1]->element[0]->element[0]->str);
+    freeReplyObject(r);
+    freeReplyObject(drv_test_redis_cmd(c, "XCLAIM t:{%s}:jobs drover "
+                                       "ghost2 0 %s", qt, v));
+    free(v);
+    redisFree(c);
+    start(w, 1, 1);
+    wait_until(run_is("x", "undo1.state", "ok"), "undo1 to run");
+    assert_run("x", "status", "dead");
+    assert_run("x", "dead_node", "g");
+    assert_run("x", "g.state", "dead");
+    assert_run("x", "g.attempts", "1");
+    assert_run("x", "z.state", "cancelled");
+    assert_run("x", "undo1.enqueued", "1");
+    v = run_get("x", "g.error");
+    if (v == NULL || strncmp(v, "poison: delivered 2 times", 25) != 0)
+        fail_msg("g.error: %s", v ? v : "(nil)");
+    free(v);
+    wait_until(boxes_empty(), "the hand-off boxes to empty");
+    /* g's entry went to T's dead stream; nothing is left pending */
+    assert_int_equal(qnum(qt, "XLEN t:{%s}:dead"), 1);
+    assert_int_equal(qnum(qt, "XLEN t:{%s}:jobs"), 0);
+    assert_int_equal(qnum(qt, "XPENDING t:{%s}:jobs drover"), 0);
+    drv_test_droverd_stop(w->t, 1, 0);
+    drv_test_droverd_stop(w->t, 0, 0);
+    assert_null(run_get("x", "z.enqueued"));
+}
+
 static void
 test_graph_cluster_cancel_takes_back_both_slots(void **st)
 {
@@ -467,6 +524,7 @@ main(void)
         T(test_graph_cluster_node_on_another_slot),
         T(test_graph_cluster_kill9_loses_and_repeats_nothing),
         T(test_graph_cluster_cancel_takes_back_both_slots),
+        T(test_graph_cluster_poisoned_node_ends_its_run),
     };
 #undef T
 

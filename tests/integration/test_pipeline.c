@@ -1,8 +1,9 @@
 /*
  * test_pipeline.c -- pipelines on real droverd and redis-server: results
  * passed step to step, a parallel step's failure cancelling its slow
- * sibling with every error collected, and a kill -9 between steps that
- * neither loses nor repeats a finished step's transition.
+ * sibling with every error collected, a kill -9 between steps that
+ * neither loses nor repeats a finished step's transition, and a step the
+ * reclaim finds poison ending dead.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -200,6 +201,67 @@ test_pipeline_kill9_between_steps_repeats_nothing(void **st)
     drv_test_droverd_stop(t, 1, 0);
 }
 
+/*
+ * A step's entry delivered twice to workers that died (max_deliveries
+ * 2): the first entry (step 0) and a later step's (step 1, as the settle
+ * of step 0 writes it). The reclaim sends each to dead; its result hash
+ * says dead with the poison error and the step's record, and drover wait
+ * on its id returns 1.
+ */
+static void
+test_pipeline_poisoned_step_ends_dead(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    const char *w0[] = {"wait", "default", "L0", "--timeout", "60s", NULL};
+    const char *w1[] = {"wait", "default", "L1", "--timeout", "60s", NULL};
+    const char *steps[] = {"0", "1"};
+    char e0[64], e1[64], *v;
+    int i;
+
+    drv_test_droverd_config(t, "  visibility_timeout: 400ms\n"
+                               "  max_deliveries: 2\n",
+                            "jobs:\n"
+                            "  s:\n    handler: exec\n"
+                            "    command: [printf, fine]\n"
+                            "pipelines:\n"
+                            "  lp:\n    steps: [s, s]\n"
+                            "    result_ttl: 1h\n");
+    drv_test_redis_ok(t->c, "XGROUP CREATE t:{default}:jobs drover 0 "
+                      "MKSTREAM");
+    drv_test_xadd(t, "default", e0, sizeof e0, "pipeline", "lp", "id",
+                  "L0", NULL);
+    drv_test_deliver_twice(t, "default", e0);
+    drv_test_xadd(t, "default", e1, sizeof e1, "pipeline", "lp", "id",
+                  "L1", "step", "1", "input", "fine", NULL);
+    drv_test_deliver_twice(t, "default", e1);
+    drv_test_droverd_start(t, 0);
+    drv_test_wait_stat(t, "default", "dead", 2);
+    for (i = 0; i < 2; i++) {
+        char f[32];
+        char *o = drv_test_cli_out(t->dir, t->cfg, 1, i ? w1 : w0);
+
+        if (strstr(o, "status: dead\n") == NULL ||
+            strstr(o, "error: poison: delivered 2 times") == NULL)
+            fail_msg("drover wait L%d printed: %s", i, o);
+        free(o);
+        snprintf(f, sizeof f, "step.%s.status", steps[i]);
+        v = drv_test_result(t, "default", i ? "L1" : "L0", f);
+        if (v == NULL || strcmp(v, "dead") != 0)
+            fail_msg("L%d %s: %s", i, f, v != NULL ? v : "(nil)");
+        free(v);
+        snprintf(f, sizeof f, "step.%s.error", steps[i]);
+        v = drv_test_result(t, "default", i ? "L1" : "L0", f);
+        assert_non_null(v);
+        assert_non_null(strstr(v, "poison: delivered 2 times"));
+        free(v);
+    }
+    /* kept the pipeline's result_ttl (1h), not the default day */
+    assert_true(drv_test_num(t, "PTTL t:{default}:result:L1") <=
+                3600 * 1000);
+    assert_int_equal(drv_test_stat(t, "default", "processed"), 0);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 int
 main(void)
 {
@@ -208,6 +270,7 @@ main(void)
         TD(test_pipeline_parallel_failure_cancels_sibling),
         TD(test_pipeline_parallel_success_combines_results),
         TD(test_pipeline_kill9_between_steps_repeats_nothing),
+        TD(test_pipeline_poisoned_step_ends_dead),
     };
 #undef T
 

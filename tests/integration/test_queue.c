@@ -371,7 +371,7 @@ test_queue_reclaim_oversized(void **st)
     drv_queue_reclaim(&call, &s->k, "B", 0, 10, 3, 1, NULL);
     drv_queue_reclaim_limit(&call, 20);
     r = run(s, &call);
-    assert_int_equal(r->elements, 5);
+    assert_int_equal(r->elements, 6);
     assert_int_equal(r->element[0]->elements, 1);
     assert_string_equal(r->element[0]->element[0]->element[0]->str,
                         small->entry_id);
@@ -398,6 +398,71 @@ test_queue_reclaim_oversized(void **st)
     assert_int_equal(int_cmd(s, "HGET %s dead", s->k.stats), 1);
     drv_job_free(small);
     drv_job_free(big);
+}
+
+/* A poison node of a graph run is not sent to dead by the reclaim: it
+ * is claimed for the caller, its delivery count kept, and handed back
+ * with its control fields to be ended through the graph script; a caller
+ * that dies first leaves it to the next reclaim, which hands it back
+ * again. A steps pipeline's first entry goes to dead as its step 0. */
+static void
+test_queue_reclaim_hands_back_graph_nodes(void **st)
+{
+    struct state *s = *st;
+    struct drv_job *node = enqueue_and_read(s, "A", "pipeline g run r "
+                                            "node n home q id r/n input in");
+    struct drv_job *step = enqueue_and_read(s, "A", "pipeline s x y");
+    struct drv_script_call call;
+    struct drv_err why, err;
+    struct drv_job *job;
+    const struct drv_field *f;
+    char key[128];
+    redisReply *r;
+    int round;
+
+    for (round = 0; round < 2; round++) {
+        /* delivered once: max_deliveries 1 makes both poison */
+        drv_queue_reclaim(&call, &s->k, round == 0 ? "B" : "C", 0, 10, 1,
+                          drv_clock_unix_ms(), NULL);
+        drv_queue_reclaim_limit(&call, 1000);
+        drv_queue_reclaim_pipeline(&call, "g", 1);
+        drv_queue_reclaim_pipeline(&call, "s", 0);
+        r = run(s, &call);
+        assert_int_equal(r->elements, 6);
+        assert_int_equal(r->element[0]->elements, 0);
+        assert_int_equal(r->element[1]->integer, round == 0 ? 1 : 0);
+        drv_err_clear(&err);
+        assert_int_equal(drv_queue_reclaim_ended(r, 0, &job, &why, &err), 1);
+        assert_non_null(job);
+        assert_string_equal(job->entry_id, node->entry_id);
+        assert_string_equal(job->id, "r/n");
+        f = drv_job_field(job, "home");
+        assert_non_null(f);
+        assert_null(drv_job_field(job, "input")); /* control fields only */
+        assert_int_equal(why.code, DRV_EBADJOB);
+        assert_string_equal(why.msg, "poison: delivered 1 times without an "
+                            "outcome (max_deliveries 1)");
+        drv_job_free(job);
+        freeReplyObject(r);
+        /* claimed for the caller, delivered no more often than before */
+        r = drv_test_redis_cmd(s->c, "XPENDING t:{q}:jobs drover - + 10");
+        assert_int_equal(r->elements, 1);
+        assert_string_equal(r->element[0]->element[0]->str, node->entry_id);
+        assert_string_equal(r->element[0]->element[1]->str,
+                            round == 0 ? "B" : "C");
+        assert_int_equal(r->element[0]->element[3]->integer, 1);
+        freeReplyObject(r);
+        /* only the steps pipeline's entry went to dead */
+        assert_int_equal(int_cmd(s, "XLEN %s", s->k.dead), 1);
+        assert_int_equal(int_cmd(s, "XLEN %s", s->k.jobs), 1);
+    }
+    snprintf(key, sizeof key, "t:{q}:result:%s", step->entry_id);
+    r = drv_test_redis_cmd(s->c, "HGET %s step.0.status", key);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "dead");
+    freeReplyObject(r);
+    drv_job_free(node);
+    drv_job_free(step);
 }
 
 /* The poison path trims the dead stream in the same script: a dead_max
@@ -1109,6 +1174,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_reclaim_oversized, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_queue_reclaim_hands_back_graph_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_poison_trims_dead, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_renew_never_steals, setup,
