@@ -388,9 +388,10 @@ void drv_queue_reclaim_pipeline(struct drv_script_call *c, const char *name,
 
 /*
  * drv_queue_reclaim_ended -- the entries of a reclaim's reply (reply r)
- * that it handed back to be ended: their count; with i < that count,
- * entry i as a new job of its control fields (id, attempt, pipeline, run,
- * node, home, index: enough to settle it) into *job, and why it ends
+ * that it handed back to be ended: their count; with job not NULL and
+ * i < that count, also entry i as a new job (the caller frees it) of its
+ * control fields (id, attempt, pipeline, run, node, home, index: enough
+ * to settle it) into *job, and why it ends
  * (poison, too large) into why (code DRV_EBADJOB). Returns the count, or
  * a negative code and err (DRV_EPROTO) for an entry of another shape.
  */

@@ -549,12 +549,13 @@ drv_queue_reclaim_ended(const redisReply *r, size_t i, struct drv_job **job,
     const redisReply *v, *e;
     char eid[48];
 
-    *job = NULL;
+    if (job != NULL)
+        *job = NULL;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 6 ||
         r->element[5]->type != REDIS_REPLY_ARRAY)
         return 0; /* a script of an older version: nothing ended */
     v = r->element[5];
-    if (i >= v->elements)
+    if (job == NULL || i >= v->elements)
         return (int)v->elements;
     e = v->element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||

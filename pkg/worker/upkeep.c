@@ -198,7 +198,7 @@ admit_ended(struct drv_worker *w, int qi, const redisReply *reply)
     int i, n;
 
     drv_err_clear(&err);
-    n = drv_queue_reclaim_ended(reply, 0, &job, &why, &err);
+    n = drv_queue_reclaim_ended(reply, 0, NULL, &why, &err);
     for (i = 0; i < n; i++) {
         struct wjob *j;
 

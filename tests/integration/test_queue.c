@@ -432,6 +432,7 @@ test_queue_reclaim_hands_back_graph_nodes(void **st)
         assert_int_equal(r->element[0]->elements, 0);
         assert_int_equal(r->element[1]->integer, round == 0 ? 1 : 0);
         drv_err_clear(&err);
+        assert_int_equal(drv_queue_reclaim_ended(r, 0, NULL, &why, &err), 1);
         assert_int_equal(drv_queue_reclaim_ended(r, 0, &job, &why, &err), 1);
         assert_non_null(job);
         assert_string_equal(job->entry_id, node->entry_id);
