@@ -105,36 +105,54 @@ entry_bytes(const redisReply *entry)
     return n;
 }
 
+/* The fields an oversized entry keeps: what names it, and what its
+ * settle needs (a pipeline step's or a graph node's, validate.c). */
+static const char *const control[] = {"id", "attempt", "pipeline", "step",
+                                      "run", "node", "home", "index"};
+#define NCONTROL (sizeof control / sizeof control[0])
+
 /*
  * An entry larger than max_job_bytes (both connections cut its strings
- * longer than that: they arrive empty, see max_string_bytes) becomes a job record of its entry id
- * and its id field alone (when that is short), with bytes set to its
- * real size, so validation refuses it and it goes dead naming its size
- * and the limit. The rest is never copied: the dead-lettering copies the
- * whole entry inside Redis (the settle script reads it from the stream).
+ * longer than that: they arrive empty, see max_string_bytes) becomes a
+ * job record of its entry id and its control fields alone (each when it
+ * is short), with bytes set to its real size, so validation refuses it
+ * and it goes dead naming its size and the limit; a pipeline step or a
+ * graph node is still known as one, so its pipeline's record (or its
+ * run) learns of it. The rest is never copied: the dead-lettering copies
+ * the whole entry inside Redis (the settle script reads it from the
+ * stream).
  */
 static struct drv_job *
 job_oversized(const redisReply *entry, size_t bytes, struct drv_err *err)
 {
     const redisReply *f = entry->element[1];
-    redisReply small, *kept[2];
+    redisReply small, *kept[2 * NCONTROL];
+    const redisReply *at[NCONTROL][2];
     struct drv_job *job;
     char eid[48];
-    size_t i;
+    size_t i, k;
 
     if (entry->element[0]->len >= sizeof eid)
         return drv_job_from_entry(entry, err); /* refuses it */
     memcpy(eid, entry->element[0]->str, entry->element[0]->len);
     eid[entry->element[0]->len] = '\0';
+    memset(at, 0, sizeof at);
+    for (i = 0; i + 1 < f->elements; i += 2) /* the last one of a name wins */
+        for (k = 0; k < NCONTROL; k++)
+            if (f->element[i]->len == strlen(control[k]) &&
+                memcmp(f->element[i]->str, control[k],
+                       f->element[i]->len) == 0 &&
+                drv_redis_reply_len(f->element[i + 1]) <= 1024) {
+                at[k][0] = f->element[i];
+                at[k][1] = f->element[i + 1];
+            }
     memset(&small, 0, sizeof small);
     small.type = REDIS_REPLY_ARRAY;
     small.element = kept;
-    for (i = 0; i + 1 < f->elements; i += 2) /* the last id field wins */
-        if (f->element[i]->len == 2 && memcmp(f->element[i]->str, "id", 2)
-            == 0 && drv_redis_reply_len(f->element[i + 1]) <= 1024) {
-            kept[0] = f->element[i];
-            kept[1] = f->element[i + 1];
-            small.elements = 2;
+    for (k = 0; k < NCONTROL; k++)
+        if (at[k][0] != NULL) {
+            kept[small.elements++] = (redisReply *)at[k][0];
+            kept[small.elements++] = (redisReply *)at[k][1];
         }
     job = drv_job_from_fields(eid, &small, err);
     if (job != NULL)

@@ -98,6 +98,39 @@ validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
     return 0;
 }
 
+/* A job refused before its fields were looked at (too large) that names
+ * a pipeline: its pipeline and step (a graph's node) into *pipe_out and
+ * *step_out when they are known, so that its settle writes the step's
+ * record or ends its run. A graph run's first entry (no field run) is
+ * left a plain dead job: its settle would start the run. */
+static void
+refused_step(const struct drv_config *cfg, const struct drv_job *job,
+             const struct drv_config_pipeline **pipe_out, int64_t *step_out)
+{
+    const struct drv_field *f = drv_job_field(job, "pipeline");
+    const struct drv_config_pipeline *pipe;
+    struct drv_err ignored;
+    uint64_t step = 0;
+    char name[256];
+
+    drv_err_clear(&ignored);
+    if (f == NULL || name_field(f, name, sizeof name, &ignored) < 0 ||
+        (pipe = drv_config_pipeline(cfg, name)) == NULL)
+        return;
+    if (pipe->ngraph > 0) {
+        if (drv_job_field(job, "run") == NULL)
+            return;
+        *pipe_out = pipe;
+        (void)drv__graph_validate(job, pipe, step_out, &ignored);
+        return;
+    }
+    if (drv_handler_uint_field(job, "step", (uint64_t)INT32_MAX, 0, &step,
+                               &ignored) < 0 || step >= pipe->nsteps)
+        return;
+    *pipe_out = pipe;
+    *step_out = (int64_t)step;
+}
+
 int
 drv__worker_job_validate(const struct drv_config *cfg,
                          const struct drv_job *job,
@@ -116,10 +149,12 @@ drv__worker_job_validate(const struct drv_config *cfg,
     if (job->payload_gone)
         return drv_err_set(err, DRV_EBADJOB, "payload deleted from the "
                            "stream");
-    if ((int64_t)job->bytes > cfg->worker.max_job_bytes)
+    if ((int64_t)job->bytes > cfg->worker.max_job_bytes) {
+        refused_step(cfg, job, pipe_out, step_out);
         return drv_err_set(err, DRV_EBADJOB,
                            "job is %zu bytes, more than max_job_bytes %lld",
                            job->bytes, (long long)cfg->worker.max_job_bytes);
+    }
     if (job->attempt_bad)
         return drv_err_set(err, DRV_EBADJOB, "field attempt: not a plain "
                            "decimal integer");

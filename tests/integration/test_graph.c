@@ -892,6 +892,60 @@ test_graph_poisoned_node_ends_its_run(void **st)
     assert_int_equal(drv_test_stat(t, "default", "processed"), 2);
 }
 
+/*
+ * Node b's entry is larger than max_job_bytes (its input, a's result, is
+ * 2,000 bytes): the worker that fetches it ends it dead naming its size,
+ * and the run with it, as a node dead by its retries.
+ */
+static void
+test_graph_oversized_node_ends_its_run(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char body[4096], undo[512], big[2001], *v;
+
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    snprintf(undo, sizeof undo, "%s/undo", t->dir);
+    snprintf(body, sizeof body,
+             "queues: [default]\n"
+             "jobs:\n"
+             "  ok:\n    handler: exec\n    command: [printf, fine]\n"
+             "  big:\n    handler: exec\n"
+             "    command: [sh, -c, 'head -c 2000 /dev/zero | tr \"\\\\0\" x']\n"
+             "  undo:\n    handler: exec\n"
+             "    command: [sh, -c, 'printf \"%%s\\n\" \"$1\" >> %s', sh, "
+             "'{input}']\n"
+             "pipelines:\n"
+             "  p:\n    graph:\n"
+             "      a: {job: big}\n"
+             "      b: {job: ok, needs: a}\n"
+             "      c: {job: ok, needs: b}\n"
+             "      undo1: {job: undo, on_failure: true}\n", undo);
+    drv_test_droverd_config(t, "  max_job_bytes: 1KiB\n", body);
+    drv_test_droverd_start(t, 0);
+    start_run(t, "p", "o");
+    assert_b_ended_run(t, "o", "1");
+    v = run_get(t, "o", "b.error");
+    if (v == NULL || strstr(v, "more than max_job_bytes 1024") == NULL)
+        fail_msg("b.error: %s", v != NULL ? v : "(nil)");
+    free(v);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 1);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:result:o/b"), 0);
+    /* a run's first entry that large goes dead as a job and starts no
+     * run */
+    drv_test_xadd(t, "default", NULL, 0, "pipeline", "p", "id", "o2",
+                  "pad", big, NULL);
+    drv_test_wait_stat(t, "default", "dead", 2);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:run:o2"), 0);
+    v = drv_test_result(t, "default", "o2", "error");
+    if (v == NULL || strstr(v, "more than max_job_bytes 1024") == NULL)
+        fail_msg("o2's error: %s", v != NULL ? v : "(nil)");
+    free(v);
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_file_lines(undo), 1);
+    assert_null(run_get(t, "o", "c.enqueued"));
+}
+
 int
 main(void)
 {
@@ -909,6 +963,7 @@ main(void)
         TD(test_graph_example_runs),
         TD(test_graph_stop_while_settle_refused),
         TD(test_graph_poisoned_node_ends_its_run),
+        TD(test_graph_oversized_node_ends_its_run),
     };
 #undef T
 

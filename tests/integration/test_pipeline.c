@@ -201,6 +201,18 @@ test_pipeline_kill9_between_steps_repeats_nothing(void **st)
     drv_test_droverd_stop(t, 1, 0);
 }
 
+/* Field f of job id's result hash contains want. */
+static void
+expect_result(struct drv_test_droverd *t, const char *id, const char *f,
+              const char *want)
+{
+    char *v = drv_test_result(t, "default", id, f);
+
+    if (v == NULL || strstr(v, want) == NULL)
+        fail_msg("%s %s: %s, not %s", id, f, v != NULL ? v : "(nil)", want);
+    free(v);
+}
+
 /*
  * A step's entry delivered twice to workers that died (max_deliveries
  * 2): the first entry (step 0) and a later step's (step 1, as the settle
@@ -214,8 +226,7 @@ test_pipeline_poisoned_step_ends_dead(void **st)
     struct drv_test_droverd *t = *st;
     const char *w0[] = {"wait", "default", "L0", "--timeout", "60s", NULL};
     const char *w1[] = {"wait", "default", "L1", "--timeout", "60s", NULL};
-    const char *steps[] = {"0", "1"};
-    char e0[64], e1[64], *v;
+    char e0[64], e1[64];
     int i;
 
     drv_test_droverd_config(t, "  visibility_timeout: 400ms\n"
@@ -244,21 +255,54 @@ test_pipeline_poisoned_step_ends_dead(void **st)
             strstr(o, "error: poison: delivered 2 times") == NULL)
             fail_msg("drover wait L%d printed: %s", i, o);
         free(o);
-        snprintf(f, sizeof f, "step.%s.status", steps[i]);
-        v = drv_test_result(t, "default", i ? "L1" : "L0", f);
-        if (v == NULL || strcmp(v, "dead") != 0)
-            fail_msg("L%d %s: %s", i, f, v != NULL ? v : "(nil)");
-        free(v);
-        snprintf(f, sizeof f, "step.%s.error", steps[i]);
-        v = drv_test_result(t, "default", i ? "L1" : "L0", f);
-        assert_non_null(v);
-        assert_non_null(strstr(v, "poison: delivered 2 times"));
-        free(v);
+        snprintf(f, sizeof f, "step.%d.status", i);
+        expect_result(t, i ? "L1" : "L0", f, "dead");
+        snprintf(f, sizeof f, "step.%d.error", i);
+        expect_result(t, i ? "L1" : "L0", f, "poison: delivered 2 times");
     }
     /* kept the pipeline's result_ttl (1h), not the default day */
     assert_true(drv_test_num(t, "PTTL t:{default}:result:L1") <=
                 3600 * 1000);
     assert_int_equal(drv_test_stat(t, "default", "processed"), 0);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/*
+ * Step 1's entry is larger than max_job_bytes (its input, step 0's
+ * result, is 2,000 bytes): the worker that fetches it ends it dead naming
+ * its size, as step 1, and the result keeps step 0's record.
+ */
+static void
+test_pipeline_oversized_step_keeps_the_record(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    const char *args[] = {"wait", "default", "B", "--timeout", "60s", NULL};
+    char step[8], *o;
+
+    drv_test_droverd_config(t, "  max_job_bytes: 1KiB\n",
+                            "jobs:\n"
+                            "  big:\n    handler: exec\n"
+                            "    command: [sh, -c, 'head -c 2000 /dev/zero "
+                            "| tr \"\\\\0\" x']\n"
+                            "  s:\n    handler: exec\n"
+                            "    command: [printf, fine]\n"
+                            "pipelines:\n"
+                            "  lp:\n    steps: [big, s]\n"
+                            "    result_ttl: 1h\n");
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "pipeline", "lp", "id", "B", NULL);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    o = drv_test_cli_out(t->dir, t->cfg, 1, args);
+    if (strstr(o, "status: dead\n") == NULL ||
+        strstr(o, "more than max_job_bytes 1024") == NULL)
+        fail_msg("drover wait B printed: %s", o);
+    free(o);
+    expect_result(t, "B", "step.0.status", "ok");
+    expect_result(t, "B", "step.1.status", "dead");
+    expect_result(t, "B", "step.1.error", "more than max_job_bytes 1024");
+    /* the dead entry names its step too */
+    drv_test_dead_field(t, "default", "id", "B", "step", step, sizeof step);
+    assert_string_equal(step, "1");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -271,6 +315,7 @@ main(void)
         TD(test_pipeline_parallel_success_combines_results),
         TD(test_pipeline_kill9_between_steps_repeats_nothing),
         TD(test_pipeline_poisoned_step_ends_dead),
+        TD(test_pipeline_oversized_step_keeps_the_record),
     };
 #undef T
 

@@ -132,9 +132,13 @@ test_worker_job_validate_pipeline_jobs(void **st)
     const char *const nomsg[] = {"pipeline", "p", "step", "1", NULL};
     const char *const ok[] = {"pipeline", "p", "step", "1", "ms", "5",
                               NULL};
+    const char *const bigstep[] = {"pipeline", "p", "step", "1", "pad",
+        "0123456789012345678901234567890123456789012345678901234567890123456"
+        "789012345678901234567890123456789", NULL};
     const struct drv_config_job *type = NULL;
     const struct drv_config_pipeline *pipe = NULL;
     int64_t step = -1;
+    struct drv_err err;
     struct drv_job *j;
 
     expect_bad(cfg, unknown, "field pipeline: unknown pipeline \"zz\"");
@@ -149,6 +153,20 @@ test_worker_job_validate_pipeline_jobs(void **st)
     assert_null(type);
     assert_non_null(pipe);
     assert_string_equal(pipe->name, "p");
+    assert_int_equal(step, 1);
+    drv_job_free(j);
+    /* too large: refused, but still known as step 1 of p, so that its
+     * settle keeps the pipeline's record */
+    j = mkjob(bigstep);
+    pipe = NULL;
+    step = -1;
+    drv_err_clear(&err);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              &err), DRV_EBADJOB);
+    assert_string_equal(err.msg, "job is 117 bytes, more than "
+                        "max_job_bytes 100");
+    assert_null(type);
+    assert_non_null(pipe);
     assert_int_equal(step, 1);
     drv_job_free(j);
 }
