@@ -821,7 +821,7 @@ test_graph_stop_while_settle_refused(void **st)
     "      b: {job: ok, needs: a, queue: slow}\n" \
     "      c: {job: ok, needs: b}\n" \
     "      undo1: {job: undo, on_failure: true}\n"
-#define POISON_WORKER "  visibility_timeout: 400ms\n  max_deliveries: 2\n"
+#define POISON_WORKER "  visibility_timeout: 1s\n  max_deliveries: 2\n"
 
 /*
  * Node b's entry, on queue slow, was delivered twice to workers that

@@ -421,7 +421,7 @@ test_graph_cluster_poisoned_node_ends_its_run(void **st)
     snprintf(body, sizeof body,
              CHAIN "      undo1: {job: noop, on_failure: true}\n",
              w->t->dir, qt);
-    write_configs(w, "  visibility_timeout: 400ms\n  max_deliveries: 2\n",
+    write_configs(w, "  visibility_timeout: 1s\n  max_deliveries: 2\n",
                   body);
     c = node_of(qt);
     drv_test_redis_ok(c, "XGROUP CREATE t:{%s}:jobs drover 0 MKSTREAM", qt);

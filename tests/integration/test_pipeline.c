@@ -229,7 +229,7 @@ test_pipeline_poisoned_step_ends_dead(void **st)
     char e0[64], e1[64];
     int i;
 
-    drv_test_droverd_config(t, "  visibility_timeout: 400ms\n"
+    drv_test_droverd_config(t, "  visibility_timeout: 1s\n"
                                "  max_deliveries: 2\n",
                             "jobs:\n"
                             "  s:\n    handler: exec\n"
