@@ -75,6 +75,10 @@ struct drv_loop;
 struct drv_http;
 struct drv_http_call;
 
+/* Default of drv_http_opts.max_idle_ms: libcurl's own default
+ * (CURLOPT_MAXAGE_CONN, 118 s). */
+#define DRV_HTTP_MAX_IDLE_MS INT64_C(118000)
+
 /* Longest Retry-After honoured; larger values are cut to it. */
 #define DRV_HTTP_RETRY_AFTER_MAX_MS (INT64_C(30) * 24 * 3600 * 1000)
 
@@ -91,6 +95,14 @@ struct drv_http_opts {
                                    all the time; 0 = 64. Also the most
                                    finished calls kept for reuse (easy
                                    handle and buffers) */
+    int64_t max_idle_ms;        /* a kept connection idle longer than
+                                   this is closed rather than used again
+                                   (a NAT or load balancer may have
+                                   dropped it silently); the own client
+                                   closes it when the time comes, libcurl
+                                   (which counts whole seconds, at least
+                                   1) when it next looks for a connection;
+                                   0 = DRV_HTTP_MAX_IDLE_MS */
     const char *user_agent;     /* copied; NULL = "drover" */
 };
 
@@ -217,6 +229,9 @@ struct drv_http_stats {
                                    shared by the requests waiting) */
     uint64_t next_address;      /* connects that failed and went on to
                                    the name's next address */
+    uint64_t aged_out;          /* idle connections of the own client
+                                   closed for having been idle
+                                   max_idle_ms */
 };
 
 /* drv_http_get_stats -- a snapshot into *out. Loop thread. */

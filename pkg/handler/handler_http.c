@@ -306,6 +306,7 @@ load_http(struct drv_htype *ht, struct drv_err *err)
     memset(&o, 0, sizeof o);
     o.max_kept_connections = (long)(h->concurrency > 0 ? h->concurrency : 0) +
                              IDLE_KEPT;
+    o.max_idle_ms = h->http_idle_ms; /* worker.http_idle_timeout */
     rc = drv_http_create(h->loop, &o, &h->http);
     if (rc < 0)
         return drv_err_set(err, rc, "http client: %s", drv_strerror(rc));

@@ -171,6 +171,8 @@ struct drv_http {
     int own_off;                /* drv__http_own_client(h, 0) */
     char *user_agent;           /* owned */
     int proxy_env;              /* a proxy variable was set at creation */
+    long max_age_s;             /* curl's CURLOPT_MAXAGE_CONN: the opts'
+                                   max_idle_ms in whole seconds */
     struct event timer_ev;      /* curl's timeout */
     struct event done_ev;       /* user event: deliver the done list */
     struct event trim_ev;       /* one-shot: cut the spare list */
@@ -427,6 +429,7 @@ easy_setup(struct drv_http *h, struct drv_http_call *c)
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_MAXAGE_CONN, h->max_age_s);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, (void *)c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -861,8 +864,10 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     if (opts != NULL)
         o = *opts;
     if (o.max_host_connections < 0 || o.max_total_connections < 0 ||
-        o.max_kept_connections < 0)
+        o.max_kept_connections < 0 || o.max_idle_ms < 0)
         return -EINVAL;
+    if (o.max_idle_ms == 0)
+        o.max_idle_ms = DRV_HTTP_MAX_IDLE_MS;
     DRV_AZ(pthread_once(&curl_once, init_curl));
     if (curl_init_rc != CURLE_OK)
         return DRV_EHANDLER;
@@ -872,6 +877,10 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     h->base = drv_loop_base(loop);
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
     h->proxy_env = proxy_in_env();
+    /* curl drops a connection whose idle time in whole seconds (rounded
+     * down) exceeds max_age_s: the floor of max_idle_ms comes nearest */
+    h->max_age_s = o.max_idle_ms / 1000 > 1 ? (long)(o.max_idle_ms / 1000)
+                                            : 1;
     TAILQ_INIT(&h->active);
     TAILQ_INIT(&h->done);
     TAILQ_INIT(&h->spare);
@@ -883,7 +892,8 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     {
         struct drv__h1_opts ho = {.max_host = o.max_host_connections,
                                   .max_total = o.max_total_connections,
-                                  .max_kept = o.max_kept_connections};
+                                  .max_kept = o.max_kept_connections,
+                                  .max_idle_ms = o.max_idle_ms};
 
         DRV_AZ(drv__h1_create(h->base, &ho, &h->h1));
         DRV_AZ(drv__dns_create(loop, &h->dns));

@@ -147,11 +147,13 @@ struct drv__h1_xfer {
     int fail_code;              /* ... with this code */
 };
 
-/* Limits, as struct drv_http_opts has them (0: none; kept 0 = 64). */
+/* Limits, as struct drv_http_opts has them (0: none; kept 0 = 64;
+ * max_idle_ms 0 = DRV_HTTP_MAX_IDLE_MS). */
 struct drv__h1_opts {
     long max_host;
     long max_total;
     long max_kept;
+    int64_t max_idle_ms;        /* an idle connection older is closed */
 };
 
 int drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
@@ -192,13 +194,16 @@ int drv__h1_start(struct drv__h1 *h1, struct drv__h1_xfer *x,
 void drv__h1_abort(struct drv__h1_xfer *x);
 
 /* drv__h1_unwatch_idle -- take the idle connections off the loop (a
- * client with nothing to do keeps no event); each is checked with a peek
- * before its next use. Hosts without connections are forgotten. */
+ * client with nothing to do keeps only the timer that closes them once
+ * idle for max_idle_ms, and no event once none is left); each is checked
+ * with a peek before its next use. Hosts without connections are
+ * forgotten. */
 void drv__h1_unwatch_idle(struct drv__h1 *h1);
 
 /* drv__h1_get_stats -- out's open (connections: connecting, busy or
- * idle) and next_address (connects that failed and went on to the next
- * address of the target). */
+ * idle), next_address (connects that failed and went on to the next
+ * address of the target) and aged_out (idle connections closed for
+ * having been idle max_idle_ms). */
 void drv__h1_get_stats(const struct drv__h1 *h1, struct drv_http_stats *out);
 
 /* ---------------------------------------------------------- resolver */

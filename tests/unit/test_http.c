@@ -9,7 +9,8 @@
  * connections, a proxy named in the environment, host names through
  * the own client (one lookup shared and cached, the next address after
  * a refused one, a name that does not resolve, cancel, timeout and
- * teardown while the lookup is pending), and nothing left on the loop
+ * teardown while the lookup is pending), kept connections closed once
+ * idle for max_idle_ms (by both clients), and nothing left on the loop
  * afterwards.
  *
  * The server's routes (path, then query):
@@ -1806,13 +1807,20 @@ test_http_h1_head_as_curl(void **st)
     drv_http_free(curl);
 }
 
-/* With nothing to do the client takes its kept connections off the loop
- * (a worker's loop may end); the next request checks the connection
- * before it uses it: kept, it is reused; closed meanwhile, a new one. */
+/* With nothing to do the client takes its kept connections off the loop,
+ * keeping only the timer that closes them once idle too long; the next
+ * request checks the connection before it uses it: kept, it is reused;
+ * closed meanwhile, a new one. */
 static int
 only_raw_left(struct state *s)
 {
     return count_events(s->base) == s->events_before + raw_events(s);
+}
+
+static int
+only_raw_and_age_timer_left(struct state *s)
+{
+    return count_events(s->base) == s->events_before + raw_events(s) + 1;
 }
 
 static void
@@ -1823,13 +1831,79 @@ test_http_h1_idle_off_the_loop(void **st)
 
     raw_start(s);
     raw_expect(s, "/x", 0, "ok", 1, 1);
-    spin_until(s, only_raw_left, "the kept connection off the loop");
+    spin_until(s, only_raw_and_age_timer_left,
+               "the kept connection off the loop");
     raw_expect(s, "/x", 0, "ok", 1, 2);
-    spin_until(s, only_raw_left, "the kept connection off the loop");
+    spin_until(s, only_raw_and_age_timer_left,
+               "the kept connection off the loop");
     for (i = 0; i < RAW_MAX; i++)
         if (s->raw.conns[i].fd >= 0)
             raw_close(&s->raw.conns[i]);
     raw_expect(s, "/x", 0, "ok", 2, 3);
+}
+
+static int
+raw_none_open(struct state *s)
+{
+    int i;
+
+    for (i = 0; i < RAW_MAX; i++)
+        if (s->raw.conns[i].fd >= 0)
+            return 0;
+    return 1;
+}
+
+static int64_t passed_at_ns; /* time_passed's moment */
+
+static int
+time_passed(struct state *s)
+{
+    (void)s;
+    return drv_clock_mono_ns() >= passed_at_ns;
+}
+
+/* A kept connection idle for max_idle_ms is never used again. The own
+ * client closes it when the time comes, with no request (the server sees
+ * the close, and the timer goes with the connection: nothing of the
+ * client is left on the loop); one idle for less is reused. libcurl gets
+ * the limit in whole seconds (1 here: it reuses a connection idle for
+ * less than 2 s, closes one idle longer). Waiting for time to pass is
+ * what is tested: the assertions count connections, never time. */
+static void
+test_http_idle_age_limit(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    struct drv_http *own, *curl = NULL;
+
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_idle_ms = 1000;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    own = s->h;
+    raw_start(s);
+    raw_expect(s, "/x", 0, "ok", 1, 1);
+    raw_expect(s, "/x", 0, "ok", 1, 2); /* idle for less: reused */
+    assert_int_equal(stats_of(own).aged_out, 0);
+    spin_until(s, raw_none_open, "the idle connection closed for its age");
+    assert_int_equal(stats_of(own).aged_out, 1);
+    assert_int_equal(stats_of(own).open, 0);
+    spin_until(s, only_raw_left, "the client's events to go");
+    raw_expect(s, "/x", 0, "ok", 2, 3); /* a new connection */
+
+    assert_int_equal(drv_http_create(s->loop, &o, &curl), 0);
+    drv__http_own_client(curl, 0);
+    s->h = curl;
+    raw_expect(s, "/x", 0, "ok", 3, 4);
+    raw_expect(s, "/x", 0, "ok", 3, 5); /* idle for less: reused */
+    passed_at_ns = drv_clock_mono_ns() + 2100 * DRV_NS_PER_MS;
+    spin_until(s, time_passed, "2.1 s to pass");
+    raw_expect(s, "/x", 0, "ok", 4, 6); /* idle 2 s: a new one */
+    s->h = own;
+    drv_http_free(curl);
+    /* a negative limit is refused */
+    o.max_idle_ms = -1;
+    assert_int_equal(drv_http_create(s->loop, &o, &curl), -EINVAL);
 }
 
 /* Requests waiting for a connection (max_host_connections reached) time
@@ -2044,7 +2118,7 @@ static void
 test_http_h1_next_address(void **st)
 {
     struct state *s = *st;
-    struct drv__h1_opts o = {0, 0, 0};
+    struct drv__h1_opts o = {0, 0, 0, 0};
     struct drv__h1 *h1 = NULL;
     struct drv__h1_target t;
     struct nx n;
@@ -2231,6 +2305,7 @@ main(void)
         T(test_http_h1_answer_before_body),
         T(test_http_h1_head_as_curl),
         T(test_http_h1_idle_off_the_loop),
+        T(test_http_idle_age_limit),
         T(test_http_h1_waiting_and_failing_at_once),
         T(test_http_h1_total_limit_across_hosts),
         T(test_http_h1_names_looked_up_once),
