@@ -26,6 +26,7 @@
 
 #include "drover/common.h"
 #include "drover/dl.h"
+#include "http_int.h"
 
 #define CURL_SONAME "libcurl.so.4"
 
@@ -116,7 +117,7 @@ load(void)
 
     if (drv_dl_load(CURL_SONAME, names, slots, DRV_ARRAY_LEN(names), why,
                     sizeof why) == 0)
-        loaded = 1;
+        __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
     else
         fprintf(stderr, "drover: %s (http jobs fail)\n", why);
 }
@@ -126,6 +127,12 @@ ready(void)
 {
     pthread_once(&load_once, load);
     return loaded;
+}
+
+int
+drv__curl_loaded(void)
+{
+    return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE);
 }
 
 /* The argument of option opt, in the numbering libcurl uses for the

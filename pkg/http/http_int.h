@@ -268,6 +268,20 @@ uint64_t drv__dns_lookups(const struct drv__dns *d);
 
 #define DRV__DNS_TTL_MS 30000   /* an answer is used this long */
 
+/* ------------------------------------------------------------- URLs */
+
+#define DRV__H1_URL_MAX 8192    /* longest path and query taken here */
+
+/* drv__http_url_lean -- 1 with t set (drv__h1_target_set) when url is a
+ * plain http:// URL whose parts libcurl's parser would leave as they
+ * are, so it needs neither libcurl nor its parser; 0 for any other text
+ * (libcurl's parser decides). Pure (http_url.c). */
+int drv__http_url_lean(const char *url, struct drv__h1_target *t);
+
+/* drv__curl_loaded -- 1 once libcurl is loaded in this process
+ * (http_curl.c). Any thread. */
+int drv__curl_loaded(void);
+
 /* drv__http_own_client -- 0: every request of h goes through libcurl
  * (the tests compare the two clients' bytes); 1: the default. */
 struct drv_http;

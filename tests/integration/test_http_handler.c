@@ -9,8 +9,9 @@
  * wall-clock speed), templating (URL escaping, headers, body, the
  * default JSON body, missing fields, header injection) and cancellation
  * (a timeout and a graceful stop close the connection of a request the
- * server never answers), and kept connections closed once idle for
- * worker.http_idle_timeout.
+ * server never answers), kept connections closed once idle for
+ * worker.http_idle_timeout, and libcurl loaded only by the first job
+ * whose URL needs it.
  *
  * The server's routes:
  *   /ok/...          200 "hello <uri>"
@@ -788,6 +789,56 @@ test_http_handler_idle_connection_closed(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
+/* 1 if process pid has libcurl mapped. */
+static int
+maps_libcurl(pid_t pid)
+{
+    char path[64], line[512];
+    FILE *f;
+    int found = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, "libcurl") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* A droverd whose jobs so far went to plain http:// URLs has not loaded
+ * libcurl (nor what it pulls in); the first https:// job loads it (the
+ * TLS handshake with the plain server fails: "request failed"). */
+static void
+test_http_handler_libcurl_loaded_when_needed(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char v[1024];
+    pid_t pid;
+
+    write_config(t, NULL,
+                 "  plain:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/ok/{id}\n"
+                 "    timeout: 10s\n    retries: 0\n"
+                 "  tls:\n    handler: http\n"
+                 "    url: https://127.0.0.1:%d/ok/{id}\n"
+                 "    timeout: 10s\n    retries: 0\n",
+                 hs.port, hs.port);
+    drv_test_droverd_start(t, 0);
+    pid = t->w[0].pid;
+    drv_test_xadd(t, "default", NULL, 0, "job", "plain", "id", "p1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    assert_false(maps_libcurl(pid));
+    drv_test_xadd(t, "default", NULL, 0, "job", "tls", "id", "t1", NULL);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_dead_field(t, "default", "job", "tls", "error", v, sizeof v);
+    if (strstr(v, "request failed") == NULL)
+        fail_msg("tls error: %s", v);
+    assert_true(maps_libcurl(pid));
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 int
 main(void)
 {
@@ -798,6 +849,7 @@ main(void)
         TD(test_http_handler_timeout_and_stop_cancel),
         TD(test_http_handler_connections_reused),
         TD(test_http_handler_idle_connection_closed),
+        TD(test_http_handler_libcurl_loaded_when_needed),
     };
 #undef T
 

@@ -10,8 +10,9 @@
  * the own client (one lookup shared and cached, the next address after
  * a refused one, a name that does not resolve, cancel, timeout and
  * teardown while the lookup is pending), kept connections closed once
- * idle for max_idle_ms (by both clients), and nothing left on the loop
- * afterwards.
+ * idle for max_idle_ms (by both clients), the plain http:// URLs taken
+ * without libcurl's parser (the same parts as libcurl's), and nothing
+ * left on the loop afterwards.
  *
  * The server's routes (path, then query):
  *   /echo            200, body "METHOD\nx-test=..\nctype=..\nexpect=..\n
@@ -71,6 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -1906,6 +1908,96 @@ test_http_idle_age_limit(void **st)
     assert_int_equal(drv_http_create(s->loop, &o, &curl), -EINVAL);
 }
 
+/* The target of url as libcurl's parser gives its parts (url_target in
+ * http.c); 0, or -1 when libcurl does not take it. */
+static int
+curl_target(const char *url, struct drv__h1_target *t)
+{
+    char *host = NULL, *port = NULL, *path = NULL, *query = NULL, *p;
+    CURLU *u = curl_url();
+    size_t n;
+    int rc = -1;
+
+    assert_non_null(u);
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+        (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
+        (void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
+        p = host;
+        n = strlen(p);
+        if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+            p[n - 1] = '\0';
+            p++;
+        }
+        rc = drv__h1_target_set(t, p, port != NULL ? (unsigned)atoi(port) : 80,
+                                port != NULL, path, query);
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(query);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* drv__http_url_lean takes only plain http:// URLs whose parts libcurl's
+ * parser leaves as they are (so a worker whose URLs are all such never
+ * loads libcurl): for each it takes, the target (Host, request-target,
+ * port, address or name) is the one libcurl's parts give; anything else
+ * is left to libcurl. */
+static void
+test_http_url_lean_as_curl(void **st)
+{
+    static const char *const taken[] = {
+        "http://h", "http://h/", "HTTP://h:8080/a%20b?q=1&r",
+        "http://[::1]:9/x", "http://127.0.0.1/x?y=1?z/w",
+        "http://a-b_c.example./p;x=1/(y)*'!$,~@:", "http://h:65535/",
+        "http://[2001:db8::1]/", "http://h/a//b/.x/..y", "http://h:80/x",
+        "http://10.0.0.7:8080/hook", "http://hooks.internal:8080/x",
+    };
+    static const char *const left[] = {
+        "https://h/", "ftp://h/", "http://user@h/", "http://u:p@h/",
+        "http://H/", "http://127.1/", "http://0x7f.0.0.1/",
+        "http://2130706433/", "http://010.0.0.1/", "http://h/a/../b",
+        "http://h/./b", "http://h/a/..", "http://h/#f", "http://h/x#",
+        "http://h/a b", "http://h:0/", "http://h:080/", "http://h:/",
+        "http://h:65536/", "http://[fe80::1%25eth0]/",
+        "http://[::FFFF:1.2.3.4]/", "http://[0:0::1]/", "http://h/x?",
+        "http://h?x", "http://\xc3\xbc.de/", "http://h/\x7f", "http://h/{x}",
+        "http://.h/", "http://a..b/", "http:///x", "http://",
+        "http://h/\\x",
+    };
+    struct drv__h1_target a, b;
+    size_t i;
+
+    (void)st;
+    drv__h1_target_init(&a);
+    drv__h1_target_init(&b);
+    for (i = 0; i < DRV_ARRAY_LEN(taken); i++) {
+        if (drv__http_url_lean(taken[i], &a) != 1)
+            fail_msg("%s not taken", taken[i]);
+        if (curl_target(taken[i], &b) != 0)
+            fail_msg("%s: libcurl does not take it", taken[i]);
+        if (strcmp(a.host.data, b.host.data) != 0 ||
+            strcmp(a.path.data, b.path.data) != 0 ||
+            strcmp(a.name.data != NULL ? a.name.data : "",
+                   b.name.data != NULL ? b.name.data : "") != 0 ||
+            a.port != b.port || a.naddr != b.naddr ||
+            (a.naddr == 1 && (a.addrs[0].len != b.addrs[0].len ||
+                              memcmp(&a.addrs[0].ss, &b.addrs[0].ss,
+                                     a.addrs[0].len) != 0)))
+            fail_msg("%s: Host %s, target %s, port %u here; Host %s, "
+                     "target %s, port %u by libcurl", taken[i], a.host.data,
+                     a.path.data, a.port, b.host.data, b.path.data, b.port);
+    }
+    for (i = 0; i < DRV_ARRAY_LEN(left); i++)
+        if (drv__http_url_lean(left[i], &a) != 0)
+            fail_msg("%s taken", left[i]);
+    drv__h1_target_fini(&a);
+    drv__h1_target_fini(&b);
+}
+
 /* Requests waiting for a connection (max_host_connections reached) time
  * out and cancel like any other; one that cannot even start connecting
  * reports it from the loop, once. */
@@ -2306,6 +2398,7 @@ main(void)
         T(test_http_h1_head_as_curl),
         T(test_http_h1_idle_off_the_loop),
         T(test_http_idle_age_limit),
+        cmocka_unit_test(test_http_url_lean_as_curl),
         T(test_http_h1_waiting_and_failing_at_once),
         T(test_http_h1_total_limit_across_hosts),
         T(test_http_h1_names_looked_up_once),
