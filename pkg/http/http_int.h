@@ -282,6 +282,10 @@ int drv__http_url_lean(const char *url, struct drv__h1_target *t);
  * (http_curl.c). Any thread. */
 int drv__curl_loaded(void);
 
+/* drv__curl_soname -- what http_curl.c opens. Swappable for tests (a
+ * name that does not exist) before the first libcurl call. */
+extern const char *drv__curl_soname;
+
 /* drv__http_own_client -- 0: every request of h goes through libcurl
  * (the tests compare the two clients' bytes); 1: the default. */
 struct drv_http;
