@@ -789,23 +789,6 @@ test_http_handler_idle_connection_closed(void **st)
     drv_test_droverd_stop(t, 0, 0);
 }
 
-/* 1 if process pid has libcurl mapped. */
-static int
-maps_libcurl(pid_t pid)
-{
-    char path[64], line[512];
-    FILE *f;
-    int found = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    while (!found && fgets(line, sizeof line, f) != NULL)
-        found = strstr(line, "libcurl") != NULL;
-    fclose(f);
-    return found;
-}
-
 /* A droverd whose jobs so far went to plain http:// URLs has not loaded
  * libcurl (nor what it pulls in); the first https:// job loads it (the
  * TLS handshake with the plain server fails: "request failed"). */
@@ -813,8 +796,7 @@ static void
 test_http_handler_libcurl_loaded_when_needed(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char v[1024];
-    pid_t pid;
+    char v[1024], maps[64];
 
     write_config(t, NULL,
                  "  plain:\n    handler: http\n"
@@ -825,17 +807,17 @@ test_http_handler_libcurl_loaded_when_needed(void **st)
                  "    timeout: 10s\n    retries: 0\n",
                  hs.port, hs.port);
     drv_test_droverd_start(t, 0);
-    pid = t->w[0].pid;
+    snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
     drv_test_xadd(t, "default", NULL, 0, "job", "plain", "id", "p1", NULL);
     drv_test_wait_stat(t, "default", "processed", 1);
     assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
-    assert_false(maps_libcurl(pid));
+    assert_false(drv_test_file_contains(maps, "libcurl"));
     drv_test_xadd(t, "default", NULL, 0, "job", "tls", "id", "t1", NULL);
     drv_test_wait_stat(t, "default", "dead", 1);
     drv_test_dead_field(t, "default", "job", "tls", "error", v, sizeof v);
     if (strstr(v, "request failed") == NULL)
         fail_msg("tls error: %s", v);
-    assert_true(maps_libcurl(pid));
+    assert_true(drv_test_file_contains(maps, "libcurl"));
     drv_test_droverd_stop(t, 0, 0);
 }
 
