@@ -59,7 +59,7 @@
  * libcurl through http_curl.c): a URL that drv__http_url_lean takes (a
  * plain http:// URL libcurl's parser would leave as it is) goes to h1
  * without libcurl's parser; any other is parsed by curl (curl_parse),
- * which may still find it lean (url_target). A call makes its easy
+ * which may still find it lean (drv__http_url_target). A call makes its easy
  * handle at its first request through curl (call_easy) and keeps it
  * while spare, like its parsed URL.
  *
@@ -1020,10 +1020,8 @@ drv__http_own_client(struct drv_http *h, int on)
     h->own_off = !on;
 }
 
-/* 1 if u (an http:// URL) can go through h1: no user or password, a
- * numeric host; c->tgt then holds its address, Host and target. */
-static int
-url_target(struct drv_http_call *c, CURLU *u)
+int
+drv__http_url_target(CURLU *u, struct drv__h1_target *t)
 {
     char *host = NULL, *port = NULL, *path = NULL, *query = NULL, *p;
     char *user = NULL, *pass = NULL;
@@ -1046,7 +1044,7 @@ url_target(struct drv_http_call *c, CURLU *u)
         p++;
     }
     if (strchr(p, '%') == NULL)
-        ok = drv__h1_target_set(&c->tgt, p,
+        ok = drv__h1_target_set(t, p,
                                 port != NULL ? (unsigned)atoi(port) : 80,
                                 port != NULL, path, query) == 0;
 done:
@@ -1056,6 +1054,18 @@ done:
     curl_free(port);
     curl_free(path);
     curl_free(query);
+    return ok;
+}
+
+int
+drv__http_url_curl(const char *url, struct drv__h1_target *t)
+{
+    CURLU *u = curl_url();
+    int ok = 0;
+
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK)
+        ok = drv__http_url_target(u, t);
+    curl_url_cleanup(u);
     return ok;
 }
 
@@ -1104,7 +1114,7 @@ curl_parse(struct drv_http_call *c, const char *url)
         rc = 0;
     if (rc == 0)
         c->url_lean = !c->h->proxy_env && strcasecmp(scheme, "http") == 0 &&
-                      url_target(c, u);
+                      drv__http_url_target(u, &c->tgt);
     curl_free(scheme);
     if (rc < 0) {
         curl_url_cleanup(u);

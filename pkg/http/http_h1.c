@@ -697,6 +697,30 @@ drv__h1_target_set(struct drv__h1_target *t, const char *host,
     return 0;
 }
 
+static const char *
+buf_text(const struct drv_buf *b)
+{
+    return b->data != NULL ? b->data : "";
+}
+
+int
+drv__h1_target_same(const struct drv__h1_target *a,
+                    const struct drv__h1_target *b)
+{
+    size_t i;
+
+    if (strcmp(buf_text(&a->host), buf_text(&b->host)) != 0 ||
+        strcmp(buf_text(&a->path), buf_text(&b->path)) != 0 ||
+        strcmp(buf_text(&a->name), buf_text(&b->name)) != 0 ||
+        a->port != b->port || a->naddr != b->naddr)
+        return 0;
+    for (i = 0; i < a->naddr; i++)
+        if (a->addrs[i].len != b->addrs[i].len ||
+            memcmp(&a->addrs[i].ss, &b->addrs[i].ss, a->addrs[i].len) != 0)
+            return 0;
+    return 1;
+}
+
 void
 drv__h1_xfer_init(struct drv__h1_xfer *x)
 {

@@ -278,6 +278,21 @@ uint64_t drv__dns_lookups(const struct drv__dns *d);
  * (libcurl's parser decides). Pure (http_url.c). */
 int drv__http_url_lean(const char *url, struct drv__h1_target *t);
 
+/* drv__http_url_target -- 1 with t set when u, an http:// URL as
+ * libcurl parsed it, can go through h1 (no user or password, no zone id,
+ * a host drv__h1_target_set takes), else 0 (http.c). */
+struct Curl_URL;
+int drv__http_url_target(struct Curl_URL *u, struct drv__h1_target *t);
+
+/* drv__http_url_curl -- drv__http_url_target of url as libcurl's parser
+ * reads it; 0 when libcurl does not take it either (loads libcurl). */
+int drv__http_url_curl(const char *url, struct drv__h1_target *t);
+
+/* drv__h1_target_same -- 1 if a and b send the same request to the same
+ * place: Host, request-target, port, name and addresses. */
+int drv__h1_target_same(const struct drv__h1_target *a,
+                        const struct drv__h1_target *b);
+
 /* drv__curl_loaded -- 1 once libcurl is loaded in this process
  * (http_curl.c). Any thread. */
 int drv__curl_loaded(void);
