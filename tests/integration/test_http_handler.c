@@ -768,7 +768,7 @@ test_http_handler_idle_connection_closed(void **st)
 {
     struct drv_test_droverd *t = *st;
 
-    write_config(t, "  http_idle_timeout: 2s\n",
+    write_config(t, "  http_idle_timeout: 3s\n",
                  "  ping:\n    handler: http\n"
                  "    url: http://127.0.0.1:%d/ok/{id}\n"
                  "    timeout: 10s\n    retries: 0\n",
@@ -780,7 +780,7 @@ test_http_handler_idle_connection_closed(void **st)
     drv_test_wait_stat(t, "default", "processed", 2);
     assert_int_equal(server_get(&hs.accepted), 1); /* reused */
     assert_int_equal(server_get(&hs.conn_closed), 0);
-    /* no job: droverd closes it once it has been idle 2 s */
+    /* no job: droverd closes it once it has been idle 3 s */
     wait_server(&hs.conn_closed, 1, "the idle connection closed");
     drv_test_xadd(t, "default", NULL, 0, "job", "ping", "id", "c", NULL);
     drv_test_wait_stat(t, "default", "processed", 3);
