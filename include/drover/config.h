@@ -49,6 +49,7 @@ struct drv_tz;
 #define DRV_CONFIG_MAX_JOB_BYTES (16 * 1024 * 1024) /* 16MiB */
 #define DRV_CONFIG_DEAD_MAX 10000
 #define DRV_CONFIG_DEAD_MAX_AGE_MS (180LL * 86400000)  /* 180d */
+#define DRV_CONFIG_HTTP_IDLE_TIMEOUT_MS 118000      /* 118s, as libcurl */
 
 #define DRV_CONFIG_JOB_TIMEOUT_MS 1800000           /* 30m */
 #define DRV_CONFIG_JOB_RETRIES 3
@@ -150,6 +151,8 @@ struct drv_config_worker {
     int64_t max_job_bytes;          /* > 0 */
     int dead_max;                   /* dead entries kept per queue, > 0 */
     int64_t dead_max_age_ms;        /* older dead entries trimmed, > 0 */
+    int64_t http_idle_timeout_ms;   /* a kept http connection idle this
+                                       long is closed, > 0 */
     char *metrics;                  /* owned: "host:port", NULL = off */
 };
 

@@ -63,6 +63,8 @@ struct drv_handler_host {
     int concurrency;                /* most tasks running at once (a
                                        parallel step's members each
                                        count): sizes shared caches */
+    int64_t http_idle_ms;           /* http: a kept connection idle this
+                                       long closes; 0 = the client's */
     struct drv_http *http;          /* owned by http.c: the shared
                                        client, NULL until an http type */
     struct drv_hplugins *plugins;   /* owned by plugin.c: the loaded

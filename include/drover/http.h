@@ -53,15 +53,23 @@
  *     (curl_version_info() lists CURL_VERSION_ASYNCHDNS): a name is
  *     resolved on a short-lived helper thread whose completion curl
  *     reports through a socket the loop watches, so no lookup blocks the
- *     loop. drv_http_create checks the feature and logs a warning if the
- *     libcurl in use lacks it (then lookups of names -- not of numeric
- *     addresses -- would block). drv_http_async_dns() reports it.
+ *     loop. The client checks the feature when it starts libcurl and
+ *     logs a warning if the libcurl in use lacks it (then lookups of
+ *     names -- not of numeric addresses -- would block).
+ *     drv_http_async_dns() reports it.
+ *   - libcurl is loaded (dlopen) and started only by the first request
+ *     that needs it: a client whose requests all go to plain http://
+ *     URLs that libcurl's parser would leave as they are never loads it
+ *     (a date-form Retry-After is read by libcurl's date parser, which
+ *     loads it). When it cannot be loaded, such a request fails at once
+ *     with -ELIBACC (the reason went to stderr).
  *
  * Threads: every function runs on the loop thread, except
- * drv_http_parse_retry_after and drv_http_async_dns, which are pure. curl_global_init runs once
- * per process (pthread_once) at the first drv_http_create; it is never
- * undone (curl_global_cleanup is not thread-safe and only frees memory
- * that stays reachable).
+ * drv_http_parse_retry_after and drv_http_async_dns, which are pure (and
+ * load libcurl). curl_global_init runs once per process (pthread_once) at
+ * the first request that needs libcurl; it is never undone
+ * (curl_global_cleanup is not thread-safe and only frees memory that
+ * stays reachable).
  */
 #ifndef DROVER_HTTP_H
 #define DROVER_HTTP_H
@@ -74,6 +82,10 @@
 struct drv_loop;
 struct drv_http;
 struct drv_http_call;
+
+/* Default of drv_http_opts.max_idle_ms: libcurl's own default
+ * (CURLOPT_MAXAGE_CONN, 118 s). */
+#define DRV_HTTP_MAX_IDLE_MS INT64_C(118000)
 
 /* Longest Retry-After honoured; larger values are cut to it. */
 #define DRV_HTTP_RETRY_AFTER_MAX_MS (INT64_C(30) * 24 * 3600 * 1000)
@@ -91,6 +103,14 @@ struct drv_http_opts {
                                    all the time; 0 = 64. Also the most
                                    finished calls kept for reuse (easy
                                    handle and buffers) */
+    int64_t max_idle_ms;        /* a kept connection idle longer than
+                                   this is closed rather than used again
+                                   (a NAT or load balancer may have
+                                   dropped it silently); the own client
+                                   closes it when the time comes, libcurl
+                                   (which counts whole seconds, at least
+                                   1) when it next looks for a connection;
+                                   0 = DRV_HTTP_MAX_IDLE_MS */
     const char *user_agent;     /* copied; NULL = "drover" */
 };
 
@@ -146,6 +166,8 @@ struct drv_http_resp {
  *   -ENOMEM        out of memory inside curl;
  *   DRV_EPROTO     the server's reply is not valid HTTP;
  *   DRV_EHANDLER   anything else (name resolution, TLS, HTTP/2 ...);
+ *   (returned by drv_http_request, never to the callback:)
+ *   -ELIBACC       the request needs libcurl, which cannot be loaded;
  * with resp->error saying more. resp is never NULL. The call handle is
  * invalid once the callback returns. The callback may issue requests,
  * cancel other calls and free the client.
@@ -217,6 +239,9 @@ struct drv_http_stats {
                                    shared by the requests waiting) */
     uint64_t next_address;      /* connects that failed and went on to
                                    the name's next address */
+    uint64_t aged_out;          /* idle connections of the own client
+                                   closed for having been idle
+                                   max_idle_ms */
 };
 
 /* drv_http_get_stats -- a snapshot into *out. Loop thread. */

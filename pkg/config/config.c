@@ -256,6 +256,8 @@ static const struct drv__config_field worker_fields[] = {
      .off = offsetof(struct drv_config_worker, dead_max)},
     {.name = "dead_max_age", .kind = DRV__CONFIG_DURATION, .min = 1,
      .off = offsetof(struct drv_config_worker, dead_max_age_ms)},
+    {.name = "http_idle_timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
+     .off = offsetof(struct drv_config_worker, http_idle_timeout_ms)},
     {.name = "metrics", .kind = DRV__CONFIG_STRING,
      .off = offsetof(struct drv_config_worker, metrics),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
@@ -709,6 +711,7 @@ config_create(const char *name)
     w->max_job_bytes = DRV_CONFIG_MAX_JOB_BYTES;
     w->dead_max = DRV_CONFIG_DEAD_MAX;
     w->dead_max_age_ms = DRV_CONFIG_DEAD_MAX_AGE_MS;
+    w->http_idle_timeout_ms = DRV_CONFIG_HTTP_IDLE_TIMEOUT_MS;
     w->metrics = NULL;
     cfg->queues = drv_xcalloc(2, sizeof *cfg->queues);
     cfg->queues[0] = drv_xstrdup(DRV_CONFIG_QUEUE);

@@ -306,10 +306,13 @@ load_http(struct drv_htype *ht, struct drv_err *err)
     memset(&o, 0, sizeof o);
     o.max_kept_connections = (long)(h->concurrency > 0 ? h->concurrency : 0) +
                              IDLE_KEPT;
+    o.max_idle_ms = h->http_idle_ms; /* worker.http_idle_timeout */
     rc = drv_http_create(h->loop, &o, &h->http);
     if (rc < 0)
         return drv_err_set(err, rc, "http client: %s", drv_strerror(rc));
-    DRV_LOG_DEBUG("http client ready", "async_dns=%d", drv_http_async_dns());
+    /* libcurl is loaded by the first request that needs it */
+    DRV_LOG_DEBUG("http client ready", "max_kept=%ld",
+                  o.max_kept_connections);
     return 0;
 }
 
@@ -359,6 +362,10 @@ start_http(struct drv_hrun *r)
     } else {
         if (rc == -EINVAL)
             snprintf(msg, sizeof msg, "bad url: %s", rq.url);
+        else if (rc == -ELIBACC)
+            snprintf(msg, sizeof msg, "job type %s: libcurl, needed for "
+                     "%s, cannot be loaded (install libcurl4; droverd's "
+                     "log says why)", type->name, rq.url);
         else
             snprintf(msg, sizeof msg, "http request: %s", drv_strerror(rc));
         drv_hrun_fail(r, rc == -EINVAL ? DRV_EPERMANENT : DRV_EHANDLER, msg,

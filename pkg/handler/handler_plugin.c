@@ -368,7 +368,7 @@ h_timer(struct drv_job_view *job, uint64_t ms, drv_handler_timer_fn *fn,
     pt->ev = evtimer_new(drv_loop_base(v->pt->ht->host->loop), on_ptimer,
                          pt);
     if (pt->ev == NULL) {
-        free(pt);
+        DRV_FREE_OBJ(pt);
         return -ENOMEM;
     }
     tv.tv_sec = (time_t)(ms / 1000);

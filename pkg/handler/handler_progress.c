@@ -45,7 +45,7 @@ store_of(struct drv_hrun *r)
         return p;
     /* another thread's report got there first: use its store */
     DRV_AZ(pthread_mutex_destroy(&p->mu));
-    free(p);
+    DRV_FREE_OBJ(p);
     return none;
 }
 

@@ -52,8 +52,16 @@
  * builds libcurl's request head itself (build_head) and its xfer runs on
  * the client's h1 pool; on_h1_done records the outcome and delivers it
  * like collect() does for curl's transfers. The same call, spare list and
- * callbacks serve both; a call's easy handle is made all the same (a call
- * may take either path on its next request).
+ * callbacks serve both.
+ *
+ * libcurl is started only for a request that needs it (curl_start: the
+ * multi and the share, and curl_global_init once per process, which loads
+ * libcurl through http_curl.c): a URL that drv__http_url_lean takes (a
+ * plain http:// URL libcurl's parser would leave as it is) goes to h1
+ * without libcurl's parser; any other is parsed by curl (curl_parse),
+ * which may still find it lean (drv__http_url_target). A call makes its easy
+ * handle at its first request through curl (call_easy) and keeps it
+ * while spare, like its parsed URL.
  *
  * A lean call to a name first gets the name's addresses from http_dns.c
  * (getaddrinfo on the resolver's threads, answers cached 30 s): at once
@@ -109,9 +117,12 @@ struct drv_http_call {
     struct drv_http *h;         /* borrowed: the client */
     enum call_state state;      /* see DESIGN */
     CURL *easy;                 /* owned: the transfer; kept by a spare
-                                   call with its constant options */
+                                   call with its constant options; NULL
+                                   until a request of the call needs
+                                   libcurl */
     CURLU *url;                 /* owned: url_text parsed, curl's
                                    CURLOPT_CURLU; kept by a spare call */
+    int url_curl;               /* url and easy's CURLU hold url_text */
     struct drv_buf url_text;    /* owned: the URL url holds, "" none */
     struct curl_slist *hdr;     /* owned: nodes of the header list curl
                                    reads, hdr_cap of them; their data
@@ -164,13 +175,18 @@ struct drv_http {
 #define DRV_HTTP_MAGIC 0x477b0c11U
     struct drv_loop *loop;      /* borrowed: outlives the client */
     struct event_base *base;    /* borrowed: the loop's */
-    CURLM *multi;               /* owned: transfers, connection cache */
-    CURLSH *share;              /* owned: TLS session cache */
+    CURLM *multi;               /* owned: transfers, connection cache;
+                                   NULL until a request needs libcurl */
+    CURLSH *share;              /* owned: TLS session cache, as multi */
     struct drv__h1 *h1;         /* owned: plain http:// */
     struct drv__dns *dns;       /* owned: h1's host names */
     int own_off;                /* drv__http_own_client(h, 0) */
     char *user_agent;           /* owned */
     int proxy_env;              /* a proxy variable was set at creation */
+    long max_age_s;             /* curl's CURLOPT_MAXAGE_CONN: the opts'
+                                   max_idle_ms in whole seconds */
+    long max_host;              /* the opts', for the multi */
+    long max_total;             /* the opts', for the multi */
     struct event timer_ev;      /* curl's timeout */
     struct event done_ev;       /* user event: deliver the done list */
     struct event trim_ev;       /* one-shot: cut the spare list */
@@ -427,6 +443,7 @@ easy_setup(struct drv_http *h, struct drv_http_call *c)
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_MAXAGE_CONN, h->max_age_s);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, (void *)c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -458,11 +475,6 @@ call_get(struct drv_http *h)
         drv__h1_target_init(&c->tgt);
         drv__h1_xfer_init(&c->x);
         c->dq.magic = DRV__DNS_WAIT_MAGIC;
-        c->easy = curl_easy_init();
-        if (c->easy == NULL || easy_setup(h, c) < 0) {
-            call_destroy(c);
-            return NULL;
-        }
     } else {
         DRV_CHECK_OBJ(c, SPARE_CALL_MAGIC);
         TAILQ_REMOVE(&h->spare, c, link);
@@ -472,6 +484,7 @@ call_get(struct drv_http *h)
         c->magic = DRV_HTTP_CALL_MAGIC;
         c->easy = keep.easy;
         c->url = keep.url;
+        c->url_curl = keep.url_curl;
         c->url_text = keep.url_text;
         c->hdr = keep.hdr;
         c->hdr_cap = keep.hdr_cap;
@@ -854,40 +867,68 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
 {
     struct drv_http *h = NULL;
     struct drv_http_opts o;
-    int ok = 1;
 
     *out = NULL;
     memset(&o, 0, sizeof o);
     if (opts != NULL)
         o = *opts;
     if (o.max_host_connections < 0 || o.max_total_connections < 0 ||
-        o.max_kept_connections < 0)
+        o.max_kept_connections < 0 || o.max_idle_ms < 0)
         return -EINVAL;
-    DRV_AZ(pthread_once(&curl_once, init_curl));
-    if (curl_init_rc != CURLE_OK)
-        return DRV_EHANDLER;
-    DRV_AZ(pthread_once(&dns_warn_once, warn_sync_dns));
+    if (o.max_idle_ms == 0)
+        o.max_idle_ms = DRV_HTTP_MAX_IDLE_MS;
     DRV_ALLOC_OBJ(h, DRV_HTTP_MAGIC);
     h->loop = loop;
     h->base = drv_loop_base(loop);
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
     h->proxy_env = proxy_in_env();
+    /* curl drops a connection whose idle time in whole seconds (rounded
+     * down) exceeds max_age_s: the floor of max_idle_ms comes nearest */
+    h->max_age_s = o.max_idle_ms / 1000 > 1 ? (long)(o.max_idle_ms / 1000)
+                                            : 1;
     TAILQ_INIT(&h->active);
     TAILQ_INIT(&h->done);
     TAILQ_INIT(&h->spare);
     evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
     event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
     evtimer_assign(&h->trim_ev, h->base, on_trim_ev, h);
-    h->multi = curl_multi_init();
-    h->share = curl_share_init();
+    h->max_host = o.max_host_connections;
+    h->max_total = o.max_total_connections;
+    /* a fixed cache: curl's default (4 x the transfers in the multi)
+     * shrinks to nothing as a burst drains, closing the connections the
+     * next burst would reuse */
+    h->spare_max = o.max_kept_connections > 0
+                       ? (size_t)o.max_kept_connections : KEPT_DEFAULT;
     {
         struct drv__h1_opts ho = {.max_host = o.max_host_connections,
                                   .max_total = o.max_total_connections,
-                                  .max_kept = o.max_kept_connections};
+                                  .max_kept = o.max_kept_connections,
+                                  .max_idle_ms = o.max_idle_ms};
 
         DRV_AZ(drv__h1_create(h->base, &ho, &h->h1));
         DRV_AZ(drv__dns_create(loop, &h->dns));
     }
+    *out = h;
+    return 0;
+}
+
+/* libcurl for h's requests that need it: loaded (http_curl.c) and
+ * initialised once per process, and h's multi and share handles made,
+ * at the first such request. 0; -ELIBACC when libcurl cannot be loaded
+ * or started (stderr has said why), -ENOMEM. */
+static int
+curl_start(struct drv_http *h)
+{
+    int ok = 1;
+
+    if (h->multi != NULL)
+        return 0;
+    DRV_AZ(pthread_once(&curl_once, init_curl));
+    if (curl_init_rc != CURLE_OK)
+        return -ELIBACC;
+    DRV_AZ(pthread_once(&dns_warn_once, warn_sync_dns));
+    h->multi = curl_multi_init();
+    h->share = curl_share_init();
     if (h->multi == NULL || h->share == NULL) {
         ok = 0;
         goto done;
@@ -905,22 +946,21 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     ok = ok && curl_multi_setopt(h->multi, CURLMOPT_PIPELINING,
                                  (long)CURLPIPE_MULTIPLEX) == CURLM_OK;
     ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                                 o.max_host_connections) == CURLM_OK;
+                                 h->max_host) == CURLM_OK;
     ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                                 o.max_total_connections) == CURLM_OK;
-    /* a fixed cache: curl's default (4 x the transfers in the multi)
-     * shrinks to nothing as a burst drains, closing the connections the
-     * next burst would reuse */
-    h->spare_max = o.max_kept_connections > 0
-                       ? (size_t)o.max_kept_connections : KEPT_DEFAULT;
+                                 h->max_total) == CURLM_OK;
     ok = ok && curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
                                  (long)h->spare_max) == CURLM_OK;
 done:
     if (!ok) {
-        destroy(h);
+        if (h->multi != NULL)
+            curl_multi_cleanup(h->multi);
+        if (h->share != NULL)
+            curl_share_cleanup(h->share);
+        h->multi = NULL;
+        h->share = NULL;
         return -ENOMEM;
     }
-    *out = h;
     return 0;
 }
 
@@ -980,10 +1020,8 @@ drv__http_own_client(struct drv_http *h, int on)
     h->own_off = !on;
 }
 
-/* 1 if u (an http:// URL) can go through h1: no user or password, a
- * numeric host; c->tgt then holds its address, Host and target. */
-static int
-url_target(struct drv_http_call *c, CURLU *u)
+int
+drv__http_url_target(CURLU *u, struct drv__h1_target *t)
 {
     char *host = NULL, *port = NULL, *path = NULL, *query = NULL, *p;
     char *user = NULL, *pass = NULL;
@@ -1006,7 +1044,7 @@ url_target(struct drv_http_call *c, CURLU *u)
         p++;
     }
     if (strchr(p, '%') == NULL)
-        ok = drv__h1_target_set(&c->tgt, p,
+        ok = drv__h1_target_set(t, p,
                                 port != NULL ? (unsigned)atoi(port) : 80,
                                 port != NULL, path, query) == 0;
 done:
@@ -1019,21 +1057,53 @@ done:
     return ok;
 }
 
-/* c's URL parsed (c->url, curl's CURLOPT_CURLU): kept from the call's
- * last request when it is the same text (a job type's URL is the same
- * for every job), so curl neither parses it nor builds it again per
- * transfer. 0; -EINVAL when curl cannot parse it or it is not http or
- * https; -ENOMEM. */
+int
+drv__http_url_curl(const char *url, struct drv__h1_target *t)
+{
+    CURLU *u = curl_url();
+    int ok = 0;
+
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK)
+        ok = drv__http_url_target(u, t);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* c's easy handle, made with its constant options at the call's first
+ * request through libcurl (curl_start first). 0, -ELIBACC, -ENOMEM. */
 static int
-call_url(struct drv_http_call *c, const char *url)
+call_easy(struct drv_http *h, struct drv_http_call *c)
+{
+    int rc;
+
+    if (c->easy != NULL)
+        return 0;
+    if ((rc = curl_start(h)) < 0)
+        return rc;
+    c->easy = curl_easy_init();
+    if (c->easy == NULL)
+        return -ENOMEM;
+    if (easy_setup(h, c) < 0) {
+        curl_easy_cleanup(c->easy);
+        c->easy = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* url parsed by curl into c->url and set on c's easy handle (made if
+ * need be); c->url_lean says whether h1 can take it. 0; -EINVAL when
+ * curl cannot parse it or it is not http or https; -ELIBACC, -ENOMEM. */
+static int
+curl_parse(struct drv_http_call *c, const char *url)
 {
     char *scheme = NULL;
     CURLU *u;
-    int rc = -EINVAL;
+    int rc;
 
-    if (c->url != NULL && c->url_text.len > 0 &&
-        strcmp(c->url_text.data, url) == 0)
-        return 0;
+    if ((rc = call_easy(c->h, c)) < 0)
+        return rc;
+    rc = -EINVAL;
     /* a new handle: curl_url_set on one that holds a URL would take a
      * relative one ("not a url") as relative to it */
     if ((u = curl_url()) == NULL)
@@ -1044,7 +1114,7 @@ call_url(struct drv_http_call *c, const char *url)
         rc = 0;
     if (rc == 0)
         c->url_lean = !c->h->proxy_env && strcasecmp(scheme, "http") == 0 &&
-                      url_target(c, u);
+                      drv__http_url_target(u, &c->tgt);
     curl_free(scheme);
     if (rc < 0) {
         curl_url_cleanup(u);
@@ -1052,14 +1122,53 @@ call_url(struct drv_http_call *c, const char *url)
     }
     curl_url_cleanup(c->url);
     c->url = u;
-    drv_buf_reset(&c->url_text);
     /* curl 7.88 keeps the text of the handle's last URL across
      * CURLOPT_CURLU; clearing CURLOPT_URL makes it take the new one */
     if (curl_easy_setopt(c->easy, CURLOPT_URL, (char *)NULL) != CURLE_OK ||
         curl_easy_setopt(c->easy, CURLOPT_CURLU, c->url) != CURLE_OK)
         return -ENOMEM;
+    c->url_curl = 1;
+    return 0;
+}
+
+/* c's URL: kept from the call's last request when it is the same text (a
+ * job type's URL is the same for every job), so it is neither parsed nor
+ * built again per transfer. A plain http:// URL that libcurl's parser
+ * would leave as it is goes to h1 without libcurl (drv__http_url_lean);
+ * any other is parsed by curl. 0; -EINVAL when curl cannot parse it or
+ * it is not http or https; -ELIBACC, -ENOMEM. */
+static int
+call_url(struct drv_http_call *c, const char *url)
+{
+    int rc;
+
+    if (c->url_text.len > 0 && strcmp(c->url_text.data, url) == 0)
+        return 0;
+    drv_buf_reset(&c->url_text);
+    c->url_curl = 0;
+    if (!c->h->proxy_env && drv__http_url_lean(url, &c->tgt)) {
+        c->url_lean = 1;
+    } else if ((rc = curl_parse(c, url)) < 0) {
+        return rc;
+    }
     drv_buf_adds(&c->url_text, url);
     return 0;
+}
+
+/* c ready for a transfer through libcurl: its easy handle, and its URL
+ * parsed by curl. 0, or curl_parse's codes. */
+static int
+call_curl(struct drv_http_call *c)
+{
+    int rc;
+
+    if (c->url_curl)
+        return 0;
+    /* url_text is the request's URL; curl_parse does not touch it */
+    rc = curl_parse(c, c->url_text.data);
+    if (rc < 0)
+        drv_buf_reset(&c->url_text); /* parse again next time */
+    return rc;
 }
 
 /* The request's header list, in c's own memory (no allocation once a
@@ -1440,6 +1549,11 @@ drv_http_request(struct drv_http *h, const struct drv_http_req *req,
         return rc;
     }
     c->lean = 0;
+    rc = call_curl(c);
+    if (rc < 0) {
+        call_release(h, c);
+        return rc;
+    }
     build_headers(c, req, has_body);
 
 /* the options that vary: every one a request may set, set or unset */

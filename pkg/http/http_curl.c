@@ -7,7 +7,9 @@
  * link libcurl: this file defines the libcurl functions drover calls, and
  * the first call of any of them opens libcurl.so.4 (dlopen) and finds the
  * real ones (dlsym); every later call goes straight through. A worker
- * without http job types never maps libcurl.
+ * without http job types never maps libcurl, nor does one whose http jobs
+ * all go to plain http:// URLs (http.c starts libcurl only for a request
+ * that needs it).
  *
  * When libcurl cannot be opened the functions fail the way libcurl does
  * when it cannot start (CURLE_FAILED_INIT, NULL handles), after one line
@@ -26,8 +28,9 @@
 
 #include "drover/common.h"
 #include "drover/dl.h"
+#include "http_int.h"
 
-#define CURL_SONAME "libcurl.so.4"
+const char *drv__curl_soname = "libcurl.so.4";
 
 /*
  * Each function drover calls, by the way its stand-in is written:
@@ -114,11 +117,12 @@ load(void)
 {
     char why[256];
 
-    if (drv_dl_load(CURL_SONAME, names, slots, DRV_ARRAY_LEN(names), why,
+    if (drv_dl_load(drv__curl_soname, names, slots, DRV_ARRAY_LEN(names), why,
                     sizeof why) == 0)
-        loaded = 1;
+        __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
     else
-        fprintf(stderr, "drover: %s (http jobs fail)\n", why);
+        fprintf(stderr, "drover: %s (http jobs that need libcurl fail)\n",
+                why);
 }
 
 static int
@@ -126,6 +130,12 @@ ready(void)
 {
     pthread_once(&load_once, load);
     return loaded;
+}
+
+int
+drv__curl_loaded(void)
+{
+    return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE);
 }
 
 /* The argument of option opt, in the numbering libcurl uses for the

@@ -30,8 +30,22 @@
  * recv(MSG_PEEK): every idle connection is checked with it before it is
  * used. The write event is added only while connecting or when a write
  * would block. With nothing to do for a while the client takes its idle
- * connections off the loop (drv__h1_unwatch_idle, so an idle worker's
- * loop can end).
+ * connections off the loop (drv__h1_unwatch_idle).
+ *
+ * A connection idle longer than max_idle is not used again: a NAT, a
+ * firewall or a load balancer may have dropped it without a FIN or RST,
+ * and a request on it would hang until its timeout. Idle connections sit
+ * on one list in the order they went idle (h1->aged, longest idle
+ * first), and one timer (age_ev) is due when the first of them reaches
+ * max_idle: it closes every connection within age_slack of the limit (so
+ * connections that went idle together close on one wakeup, and the timer
+ * comes at most once per age_slack) and is set again for the next. It is
+ * not taken off when a connection is reused (that would cost a heap
+ * operation per request); it then comes early, closes nothing and is set
+ * again, and it is not set again once no connection is idle. take_idle
+ * checks the age too, so a late timer never lets an old connection
+ * through. An idle client thus keeps one timer while it has idle
+ * connections, and none once they have aged out.
  *
  * The request (head and body, borrowed from the caller) goes out in one
  * sendmsg; the response is read into the connection's buffer, one read
@@ -76,6 +90,8 @@
 #define KEPT_DEFAULT 64
 #define RBUF_MIN 4096           /* a connection's read buffer to start */
 #define KEEPALIVE_S 60          /* TCP keepalive idle and interval */
+#define AGE_SLACK_MAX_NS (1000 * DRV_NS_PER_MS) /* see on_age_ev */
+#define MAX_IDLE_MAX_MS (INT64_C(1) << 40)      /* 34 years */
 
 /* ================================================================ parser */
 
@@ -477,6 +493,7 @@ struct drv__h1_conn {
     int watched;                /* rev is on the loop */
     int wev_added;              /* wev is on the loop */
     unsigned requests;          /* requests started on it */
+    int64_t idle_ns;            /* idle: when it went idle (monotonic) */
     struct drv__h1_xfer *x;     /* the transfer, when busy */
     struct event rev;           /* EV_READ|EV_PERSIST, its whole life */
     struct event wev;           /* EV_WRITE|EV_PERSIST, when needed */
@@ -484,6 +501,7 @@ struct drv__h1_conn {
     size_t rlen;
     size_t rcap;
     TAILQ_ENTRY(drv__h1_conn) link;  /* host's idle list */
+    TAILQ_ENTRY(drv__h1_conn) aged;  /* client's idle list, by idle_ns */
     TAILQ_ENTRY(drv__h1_conn) all;   /* client's list of every one */
 };
 
@@ -514,6 +532,12 @@ struct drv__h1 {
     struct xfer_list failed;    /* transfers whose failure is due */
     struct event fail_ev;       /* user event: end the failed ones */
     uint64_t next_address;      /* connects failed over to the next one */
+    struct conn_list aged;      /* idle ones, longest idle first */
+    struct event age_ev;        /* timer: the first of aged is too old */
+    int age_set;                /* age_ev is pending */
+    int64_t max_idle_ns;        /* o.max_idle_ms, in ns */
+    int64_t age_slack_ns;       /* age_ev closes those this near too */
+    uint64_t aged_out;          /* idle connections closed for their age */
 };
 
 static void conn_close(struct drv__h1_conn *k);
@@ -522,6 +546,7 @@ static void serve_waiters(struct drv__h1 *h1);
 static void on_rev(evutil_socket_t fd, short what, void *arg);
 static void on_wev(evutil_socket_t fd, short what, void *arg);
 static void on_fail_ev(evutil_socket_t fd, short what, void *arg);
+static void on_age_ev(evutil_socket_t fd, short what, void *arg);
 
 /* A connect failed and the transfer goes on to the next address. */
 static void
@@ -541,11 +566,20 @@ drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
     h1->o = *o;
     if (h1->o.max_kept <= 0)
         h1->o.max_kept = KEPT_DEFAULT;
+    if (h1->o.max_idle_ms <= 0)
+        h1->o.max_idle_ms = DRV_HTTP_MAX_IDLE_MS;
+    if (h1->o.max_idle_ms > MAX_IDLE_MAX_MS)
+        h1->o.max_idle_ms = MAX_IDLE_MAX_MS; /* no overflow in ns */
+    h1->max_idle_ns = h1->o.max_idle_ms * DRV_NS_PER_MS;
+    h1->age_slack_ns = h1->max_idle_ns / 8 < AGE_SLACK_MAX_NS
+                           ? h1->max_idle_ns / 8 : AGE_SLACK_MAX_NS;
     TAILQ_INIT(&h1->all);
+    TAILQ_INIT(&h1->aged);
     TAILQ_INIT(&h1->waiting);
     TAILQ_INIT(&h1->failed);
     LIST_INIT(&h1->hosts);
     event_assign(&h1->fail_ev, base, -1, 0, on_fail_ev, h1);
+    evtimer_assign(&h1->age_ev, base, on_age_ev, h1);
     *out = h1;
     return 0;
 }
@@ -561,6 +595,7 @@ drv__h1_free(struct drv__h1 *h1)
     DRV_ASSERT(TAILQ_EMPTY(&h1->waiting));
     DRV_ASSERT(TAILQ_EMPTY(&h1->failed));
     event_del(&h1->fail_ev);
+    event_del(&h1->age_ev);
     while (!TAILQ_EMPTY(&h1->all)) {
         struct drv__h1_conn *k = TAILQ_FIRST(&h1->all);
 
@@ -580,6 +615,7 @@ drv__h1_get_stats(const struct drv__h1 *h1, struct drv_http_stats *out)
     DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
     out->open = h1->nconn;
     out->next_address = h1->next_address;
+    out->aged_out = h1->aged_out;
 }
 
 void
@@ -659,6 +695,30 @@ drv__h1_target_set(struct drv__h1_target *t, const char *host,
         drv_buf_adds(&t->path, query);
     }
     return 0;
+}
+
+static const char *
+buf_text(const struct drv_buf *b)
+{
+    return b->data != NULL ? b->data : "";
+}
+
+int
+drv__h1_target_same(const struct drv__h1_target *a,
+                    const struct drv__h1_target *b)
+{
+    size_t i;
+
+    if (strcmp(buf_text(&a->host), buf_text(&b->host)) != 0 ||
+        strcmp(buf_text(&a->path), buf_text(&b->path)) != 0 ||
+        strcmp(buf_text(&a->name), buf_text(&b->name)) != 0 ||
+        a->port != b->port || a->naddr != b->naddr)
+        return 0;
+    for (i = 0; i < a->naddr; i++)
+        if (a->addrs[i].len != b->addrs[i].len ||
+            memcmp(&a->addrs[i].ss, &b->addrs[i].ss, a->addrs[i].len) != 0)
+            return 0;
+    return 1;
 }
 
 void
@@ -746,12 +806,66 @@ host_maybe_free(struct drv__h1 *h1, struct host *ho)
 
 /* -------------------------------------------------------- connections */
 
+/* Set the age timer for when the longest idle connection reaches
+ * max_idle (now: the monotonic time); not set when none is idle. */
+static void
+age_set(struct drv__h1 *h1, int64_t now)
+{
+    struct drv__h1_conn *k = TAILQ_FIRST(&h1->aged);
+    struct timeval tv;
+    int64_t wait_ns;
+
+    if (k == NULL)
+        return;
+    wait_ns = k->idle_ns + h1->max_idle_ns - now;
+    tv = drv_clock_tv_from_ns(wait_ns > 0 ? wait_ns : 0);
+    DRV_AZ(evtimer_add(&h1->age_ev, &tv));
+    h1->age_set = 1;
+}
+
+/* The age timer: the idle connections at (or within age_slack of)
+ * max_idle close, and the timer is set for the next one. */
+static void
+on_age_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
+{
+    struct drv__h1 *h1;
+    struct drv__h1_conn *k;
+    int64_t now = drv_clock_mono_ns();
+
+    DRV_CAST(h1, arg, DRV__H1_MAGIC);
+    h1->age_set = 0;
+    while ((k = TAILQ_FIRST(&h1->aged)) != NULL &&
+           now - k->idle_ns >= h1->max_idle_ns - h1->age_slack_ns) {
+        h1->aged_out++;
+        conn_close(k);
+    }
+    age_set(h1, now);
+}
+
 static void
 conn_unidle(struct drv__h1_conn *k)
 {
     DRV_ASSERT(k->state == CONN_IDLE);
     TAILQ_REMOVE(&k->host->idle, k, link);
+    TAILQ_REMOVE(&k->h1->aged, k, aged);
     k->h1->nidle--;
+}
+
+/* k goes idle: on its host's idle list (most recently used first) and at
+ * the end of the client's aged list, and the age timer is set if it is
+ * not. */
+static void
+conn_idle(struct drv__h1_conn *k)
+{
+    struct drv__h1 *h1 = k->h1;
+
+    k->state = CONN_IDLE;
+    k->idle_ns = drv_clock_mono_ns();
+    TAILQ_INSERT_HEAD(&k->host->idle, k, link);
+    TAILQ_INSERT_TAIL(&h1->aged, k, aged);
+    h1->nidle++;
+    if (!h1->age_set)
+        age_set(h1, k->idle_ns);
 }
 
 static void
@@ -862,15 +976,20 @@ conn_alive(struct drv__h1_conn *k)
 /* An idle connection of ho, or NULL. Each is peeked at first, watched
  * or not: a close that came in since the loop last looked (the server's
  * keep-alive timeout) is seen before a request goes out on it, which
- * could then not be sent again safely (xfer_retry). */
+ * could then not be sent again safely (xfer_retry). One idle longer than
+ * max_idle closes too (the age timer may not have come yet). */
 static struct drv__h1_conn *
 take_idle(struct host *ho)
 {
     struct drv__h1_conn *k;
 
     while ((k = TAILQ_FIRST(&ho->idle)) != NULL) {
+        struct drv__h1 *h1 = k->h1;
+        int old = drv_clock_mono_ns() - k->idle_ns > h1->max_idle_ns;
+
         conn_unidle(k);
-        if (!conn_alive(k)) {
+        if (old || !conn_alive(k)) {
+            h1->aged_out += (uint64_t)old;
             k->state = CONN_BUSY; /* not idle: closed as it is */
             conn_close(k);
             continue;
@@ -1046,9 +1165,7 @@ xfer_complete(struct drv__h1_xfer *x, size_t left_over)
         conn_close(k);
     } else {
         k->rlen = 0;
-        k->state = CONN_IDLE;
-        TAILQ_INSERT_HEAD(&k->host->idle, k, link);
-        h1->nidle++;
+        conn_idle(k);
     }
     serve_waiters(h1);
     x->done(x, 0);
@@ -1370,6 +1487,11 @@ drv__h1_unwatch_idle(struct drv__h1 *h1)
             DRV_AZ(event_del(&k->rev));
             k->watched = 0;
         }
+    /* the age timer stays only for connections that are idle now */
+    if (TAILQ_EMPTY(&h1->aged) && h1->age_set) {
+        DRV_AZ(event_del(&h1->age_ev));
+        h1->age_set = 0;
+    }
     /* and the hosts nothing uses now */
     for (ho = LIST_FIRST(&h1->hosts); ho != NULL; ho = next) {
         next = LIST_NEXT(ho, link);

@@ -147,11 +147,13 @@ struct drv__h1_xfer {
     int fail_code;              /* ... with this code */
 };
 
-/* Limits, as struct drv_http_opts has them (0: none; kept 0 = 64). */
+/* Limits, as struct drv_http_opts has them (0: none; kept 0 = 64;
+ * max_idle_ms 0 = DRV_HTTP_MAX_IDLE_MS). */
 struct drv__h1_opts {
     long max_host;
     long max_total;
     long max_kept;
+    int64_t max_idle_ms;        /* an idle connection older is closed */
 };
 
 int drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
@@ -192,13 +194,16 @@ int drv__h1_start(struct drv__h1 *h1, struct drv__h1_xfer *x,
 void drv__h1_abort(struct drv__h1_xfer *x);
 
 /* drv__h1_unwatch_idle -- take the idle connections off the loop (a
- * client with nothing to do keeps no event); each is checked with a peek
- * before its next use. Hosts without connections are forgotten. */
+ * client with nothing to do keeps only the timer that closes them once
+ * idle for max_idle_ms, and no event once none is left); each is checked
+ * with a peek before its next use. Hosts without connections are
+ * forgotten. */
 void drv__h1_unwatch_idle(struct drv__h1 *h1);
 
 /* drv__h1_get_stats -- out's open (connections: connecting, busy or
- * idle) and next_address (connects that failed and went on to the next
- * address of the target). */
+ * idle), next_address (connects that failed and went on to the next
+ * address of the target) and aged_out (idle connections closed for
+ * having been idle max_idle_ms). */
 void drv__h1_get_stats(const struct drv__h1 *h1, struct drv_http_stats *out);
 
 /* ---------------------------------------------------------- resolver */
@@ -262,6 +267,39 @@ void drv__dns_forget(struct drv__dns *d, const char *name, unsigned port);
 uint64_t drv__dns_lookups(const struct drv__dns *d);
 
 #define DRV__DNS_TTL_MS 30000   /* an answer is used this long */
+
+/* ------------------------------------------------------------- URLs */
+
+#define DRV__H1_URL_MAX 8192    /* longest path and query taken here */
+
+/* drv__http_url_lean -- 1 with t set (drv__h1_target_set) when url is a
+ * plain http:// URL whose parts libcurl's parser would leave as they
+ * are, so it needs neither libcurl nor its parser; 0 for any other text
+ * (libcurl's parser decides). Pure (http_url.c). */
+int drv__http_url_lean(const char *url, struct drv__h1_target *t);
+
+/* drv__http_url_target -- 1 with t set when u, an http:// URL as
+ * libcurl parsed it, can go through h1 (no user or password, no zone id,
+ * a host drv__h1_target_set takes), else 0 (http.c). */
+struct Curl_URL;
+int drv__http_url_target(struct Curl_URL *u, struct drv__h1_target *t);
+
+/* drv__http_url_curl -- drv__http_url_target of url as libcurl's parser
+ * reads it; 0 when libcurl does not take it either (loads libcurl). */
+int drv__http_url_curl(const char *url, struct drv__h1_target *t);
+
+/* drv__h1_target_same -- 1 if a and b send the same request to the same
+ * place: Host, request-target, port, name and addresses. */
+int drv__h1_target_same(const struct drv__h1_target *a,
+                        const struct drv__h1_target *b);
+
+/* drv__curl_loaded -- 1 once libcurl is loaded in this process
+ * (http_curl.c). Any thread. */
+int drv__curl_loaded(void);
+
+/* drv__curl_soname -- what http_curl.c opens. Swappable for tests (a
+ * name that does not exist) before the first libcurl call. */
+extern const char *drv__curl_soname;
 
 /* drv__http_own_client -- 0: every request of h goes through libcurl
  * (the tests compare the two clients' bytes); 1: the default. */

@@ -319,7 +319,7 @@ drv_loop_on_signal(struct drv_loop *loop, int signo, drv_loop_signal_fn *fn,
     s->ev = evsignal_new(loop->base, signo, on_signal, s);
     if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
         drv_loop_event_free(s->ev);
-        free(s);
+        DRV_FREE_OBJ(s);
         return -EINVAL;
     }
     SLIST_INSERT_HEAD(&loop->sigs, s, link);

@@ -185,7 +185,7 @@ drv_sem_create(struct drv_loop *loop, int limit, struct drv_sem **out)
     s->limit = limit;
     s->ev = event_new(drv_loop_base(loop), -1, 0, on_deliver, s);
     if (s->ev == NULL) {
-        free(s);
+        DRV_FREE_OBJ(s);
         return -ENOMEM;
     }
     *out = s;

@@ -827,7 +827,7 @@ tg_new(struct drv_loop *loop, struct drv_pool *pool,
     memcpy(tg->name, name, len + 1);
     rc = drv_sem_create(loop, o->limit, &tg->limit_sem);
     if (rc != 0) {
-        free(tg);
+        DRV_FREE_OBJ(tg);
         return rc;
     }
     tg->loop = loop;

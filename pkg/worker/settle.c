@@ -283,7 +283,7 @@ flush_queue(struct drv_worker *w, int qi)
             settle_queue(c->jobs[i]);
         }
         free(c->jobs);
-        free(c);
+        DRV_FREE_OBJ(c);
     }
 }
 

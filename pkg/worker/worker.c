@@ -599,6 +599,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
     w->hhost.config_file = cfg->file;
     w->hhost.max_job_bytes = cfg->worker.max_job_bytes;
     w->hhost.concurrency = cfg->worker.concurrency;
+    w->hhost.http_idle_ms = cfg->worker.http_idle_timeout_ms;
     w->ntypes = cfg->njobs;
     w->types = drv_xcalloc(w->ntypes ? w->ntypes : 1, sizeof *w->types);
     for (i = 0; i < cfg->njobs; i++) {

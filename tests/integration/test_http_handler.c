@@ -9,7 +9,9 @@
  * wall-clock speed), templating (URL escaping, headers, body, the
  * default JSON body, missing fields, header injection) and cancellation
  * (a timeout and a graceful stop close the connection of a request the
- * server never answers).
+ * server never answers), kept connections closed once idle for
+ * worker.http_idle_timeout, and libcurl loaded only by the first job
+ * whose URL needs it.
  *
  * The server's routes:
  *   /ok/...          200 "hello <uri>"
@@ -20,7 +22,8 @@
  *   /hang            never answers (an EV_CLOSED watch sees the close:
  *                    evhttp itself cannot, libevent #78)
  *   /slow/...        200 "slow", sent SLOW_MS after the request arrived
- * and counts the connections it accepts (connection reuse).
+ * and counts the connections it accepts (connection reuse) and those
+ * the client closed.
  *
  * Waits poll Redis or the server's record (wait_until) with generous
  * deadlines: hang guards, never speed checks.
@@ -86,6 +89,8 @@ static struct {
     int nthrottled;
     long long throttled_ms;       /* wall clock (ms) of the last 429 */
     int accepted;                 /* connections accepted */
+    int conn_closed;              /* connections that carried a request,
+                                     closed */
     int slow_done;                /* /slow/ responses sent */
 } hs;
 
@@ -142,6 +147,17 @@ on_accept_bev(struct event_base *base, void *arg)
     return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
+/* evhttp frees a connection (here: the client closed it). */
+static void
+on_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    (void)arg;
+    pthread_mutex_lock(&hs.mu);
+    hs.conn_closed++;
+    pthread_mutex_unlock(&hs.mu);
+}
+
 /* The delayed answer of a /slow/ request. */
 static void
 on_slow_timer(evutil_socket_t fd, short what, void *arg)
@@ -170,6 +186,8 @@ on_request(struct evhttp_request *req, void *arg)
     int i, first = 1;
 
     (void)arg;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+                                  on_conn_closed, NULL);
     pthread_mutex_lock(&hs.mu);
     if (hs.nreqs < MAX_REQS) {
         s = &hs.reqs[hs.nreqs++];
@@ -304,6 +322,7 @@ server_reset(void)
     hs.nthrottled = 0;
     hs.throttled_ms = 0;
     hs.accepted = 0;
+    hs.conn_closed = 0;
     hs.slow_done = 0;
     pthread_mutex_unlock(&hs.mu);
 }
@@ -738,6 +757,70 @@ test_http_handler_connections_reused(void **st)
     assert_int_equal(server_get(&hs.slow_done), N);
 }
 
+/* worker.http_idle_timeout: a job's connection is kept for the next job
+ * while it has been idle for less (one connection for both), and closed
+ * once idle for longer, by droverd with nothing to do (the server sees
+ * the close), so the job after that opens a new one. Waiting for the
+ * limit to pass is what is tested: the assertions count connections,
+ * never time. */
+static void
+test_http_handler_idle_connection_closed(void **st)
+{
+    struct drv_test_droverd *t = *st;
+
+    write_config(t, "  http_idle_timeout: 3s\n",
+                 "  ping:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/ok/{id}\n"
+                 "    timeout: 10s\n    retries: 0\n",
+                 hs.port);
+    drv_test_droverd_start(t, 0);
+    drv_test_xadd(t, "default", NULL, 0, "job", "ping", "id", "a", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    drv_test_xadd(t, "default", NULL, 0, "job", "ping", "id", "b", NULL);
+    drv_test_wait_stat(t, "default", "processed", 2);
+    assert_int_equal(server_get(&hs.accepted), 1); /* reused */
+    assert_int_equal(server_get(&hs.conn_closed), 0);
+    /* no job: droverd closes it once it has been idle 3 s */
+    wait_server(&hs.conn_closed, 1, "the idle connection closed");
+    drv_test_xadd(t, "default", NULL, 0, "job", "ping", "id", "c", NULL);
+    drv_test_wait_stat(t, "default", "processed", 3);
+    assert_int_equal(server_get(&hs.accepted), 2); /* a new one */
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    drv_test_droverd_stop(t, 0, 0);
+}
+
+/* A droverd whose jobs so far went to plain http:// URLs has not loaded
+ * libcurl (nor what it pulls in); the first https:// job loads it (the
+ * TLS handshake with the plain server fails: "request failed"). */
+static void
+test_http_handler_libcurl_loaded_when_needed(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char v[1024], maps[64];
+
+    write_config(t, NULL,
+                 "  plain:\n    handler: http\n"
+                 "    url: http://127.0.0.1:%d/ok/{id}\n"
+                 "    timeout: 10s\n    retries: 0\n"
+                 "  tls:\n    handler: http\n"
+                 "    url: https://127.0.0.1:%d/ok/{id}\n"
+                 "    timeout: 10s\n    retries: 0\n",
+                 hs.port, hs.port);
+    drv_test_droverd_start(t, 0);
+    snprintf(maps, sizeof maps, "/proc/%d/maps", (int)t->w[0].pid);
+    drv_test_xadd(t, "default", NULL, 0, "job", "plain", "id", "p1", NULL);
+    drv_test_wait_stat(t, "default", "processed", 1);
+    assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
+    assert_false(drv_test_file_contains(maps, "libcurl"));
+    drv_test_xadd(t, "default", NULL, 0, "job", "tls", "id", "t1", NULL);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    drv_test_dead_field(t, "default", "job", "tls", "error", v, sizeof v);
+    if (strstr(v, "request failed") == NULL)
+        fail_msg("tls error: %s", v);
+    assert_true(drv_test_file_contains(maps, "libcurl"));
+    drv_test_droverd_stop(t, 0, 0);
+}
+
 int
 main(void)
 {
@@ -747,6 +830,8 @@ main(void)
         TD(test_http_handler_templating),
         TD(test_http_handler_timeout_and_stop_cancel),
         TD(test_http_handler_connections_reused),
+        TD(test_http_handler_idle_connection_closed),
+        TD(test_http_handler_libcurl_loaded_when_needed),
     };
 #undef T
 

@@ -231,6 +231,7 @@ test_config_defaults(void **state)
     assert_int_equal(cfg->worker.max_job_bytes, 16777216);
     assert_int_equal(cfg->worker.dead_max, 10000);
     assert_true(cfg->worker.dead_max_age_ms == 180LL * 86400 * 1000);
+    assert_int_equal(cfg->worker.http_idle_timeout_ms, 118000);
     assert_null(cfg->worker.metrics);
     assert_int_equal(cfg->nqueues, 1);
     assert_string_equal(cfg->queues[0], "default");
@@ -683,6 +684,26 @@ test_config_dead_bounds(void **state)
                   NAME ":2:13: worker.dead_max: must be greater than 0\n"
                   NAME ":3:17: worker.dead_max_age: expected a duration, "
                   "got a sequence\n");
+}
+
+/* worker.http_idle_timeout: set, then bad forms. */
+static void
+test_config_http_idle_timeout(void **state)
+{
+    struct drv_config *cfg = load_ok("worker:\n"
+                                     "  http_idle_timeout: 50s\n");
+
+    (void)state;
+    assert_int_equal(cfg->worker.http_idle_timeout_ms, 50000);
+    drv_config_free(cfg);
+    expect_errors("worker:\n"
+                  "  http_idle_timeout: 0s\n",
+                  NAME ":2:22: worker.http_idle_timeout: must be greater "
+                  "than 0\n");
+    expect_errors("worker:\n"
+                  "  http_idle_timeout: soon\n",
+                  NAME ":2:22: worker.http_idle_timeout: \"soon\" is not a "
+                  "duration (use 250ms, 30s, 5m, 1h)\n");
 }
 
 static void
@@ -1346,7 +1367,8 @@ test_config_many_errors(void **state)
                   NAME ":5:10: worker.batch: must be greater than 0\n"
                   NAME ":6:3: worker.bogus: unknown key (valid: concurrency, "
                   "batch, threads, shutdown_timeout, visibility_timeout, "
-                  "max_deliveries, max_job_bytes, dead_max, dead_max_age, metrics)\n"
+                  "max_deliveries, max_job_bytes, dead_max, dead_max_age, "
+                  "http_idle_timeout, metrics)\n"
                   NAME ":8:3: jobs.a: handler exec requires key "
                   "\"command\"\n"
                   NAME ":9:32: jobs.b.timeout: \"5x\" is not a duration (use "
@@ -1697,6 +1719,7 @@ main(void)
         cmocka_unit_test(test_config_bad_bool),
         cmocka_unit_test(test_config_not_positive),
         cmocka_unit_test(test_config_dead_bounds),
+        cmocka_unit_test(test_config_http_idle_timeout),
         cmocka_unit_test(test_config_admission),
         cmocka_unit_test(test_config_unknown_handler),
         cmocka_unit_test(test_config_missing_required_key),

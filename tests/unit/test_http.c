@@ -9,8 +9,10 @@
  * connections, a proxy named in the environment, host names through
  * the own client (one lookup shared and cached, the next address after
  * a refused one, a name that does not resolve, cancel, timeout and
- * teardown while the lookup is pending), and nothing left on the loop
- * afterwards.
+ * teardown while the lookup is pending), kept connections closed once
+ * idle for max_idle_ms (by both clients), the plain http:// URLs taken
+ * without libcurl's parser (the same parts as libcurl's), and nothing
+ * left on the loop afterwards.
  *
  * The server's routes (path, then query):
  *   /echo            200, body "METHOD\nx-test=..\nctype=..\nexpect=..\n
@@ -1806,13 +1808,20 @@ test_http_h1_head_as_curl(void **st)
     drv_http_free(curl);
 }
 
-/* With nothing to do the client takes its kept connections off the loop
- * (a worker's loop may end); the next request checks the connection
- * before it uses it: kept, it is reused; closed meanwhile, a new one. */
+/* With nothing to do the client takes its kept connections off the loop,
+ * keeping only the timer that closes them once idle too long; the next
+ * request checks the connection before it uses it: kept, it is reused;
+ * closed meanwhile, a new one. */
 static int
 only_raw_left(struct state *s)
 {
     return count_events(s->base) == s->events_before + raw_events(s);
+}
+
+static int
+only_raw_and_age_timer_left(struct state *s)
+{
+    return count_events(s->base) == s->events_before + raw_events(s) + 1;
 }
 
 static void
@@ -1823,13 +1832,129 @@ test_http_h1_idle_off_the_loop(void **st)
 
     raw_start(s);
     raw_expect(s, "/x", 0, "ok", 1, 1);
-    spin_until(s, only_raw_left, "the kept connection off the loop");
+    spin_until(s, only_raw_and_age_timer_left,
+               "the kept connection off the loop");
     raw_expect(s, "/x", 0, "ok", 1, 2);
-    spin_until(s, only_raw_left, "the kept connection off the loop");
+    spin_until(s, only_raw_and_age_timer_left,
+               "the kept connection off the loop");
     for (i = 0; i < RAW_MAX; i++)
         if (s->raw.conns[i].fd >= 0)
             raw_close(&s->raw.conns[i]);
     raw_expect(s, "/x", 0, "ok", 2, 3);
+}
+
+static int
+raw_none_open(struct state *s)
+{
+    int i;
+
+    for (i = 0; i < RAW_MAX; i++)
+        if (s->raw.conns[i].fd >= 0)
+            return 0;
+    return 1;
+}
+
+static int64_t passed_at_ns; /* time_passed's moment */
+
+static int
+time_passed(struct state *s)
+{
+    (void)s;
+    return drv_clock_mono_ns() >= passed_at_ns;
+}
+
+/* A kept connection idle for max_idle_ms is never used again. The own
+ * client closes it when the time comes, with no request (the server sees
+ * the close, and the timer goes with the connection: nothing of the
+ * client is left on the loop); one idle for less is reused. libcurl gets
+ * the limit in whole seconds (1 here: it reuses a connection idle for
+ * less than 2 s, closes one idle longer). Waiting for time to pass is
+ * what is tested: the assertions count connections, never time. */
+static void
+test_http_idle_age_limit(void **st)
+{
+    struct state *s = *st;
+    struct drv_http_opts o;
+    struct drv_http *own, *curl = NULL;
+
+    drv_http_free(s->h);
+    memset(&o, 0, sizeof o);
+    o.max_idle_ms = 1000;
+    assert_int_equal(drv_http_create(s->loop, &o, &s->h), 0);
+    own = s->h;
+    raw_start(s);
+    raw_expect(s, "/x", 0, "ok", 1, 1);
+    raw_expect(s, "/x", 0, "ok", 1, 2); /* idle for less: reused */
+    assert_int_equal(stats_of(own).aged_out, 0);
+    spin_until(s, raw_none_open, "the idle connection closed for its age");
+    assert_int_equal(stats_of(own).aged_out, 1);
+    assert_int_equal(stats_of(own).open, 0);
+    spin_until(s, only_raw_left, "the client's events to go");
+    raw_expect(s, "/x", 0, "ok", 2, 3); /* a new connection */
+
+    assert_int_equal(drv_http_create(s->loop, &o, &curl), 0);
+    drv__http_own_client(curl, 0);
+    s->h = curl;
+    raw_expect(s, "/x", 0, "ok", 3, 4);
+    raw_expect(s, "/x", 0, "ok", 3, 5); /* idle for less: reused */
+    passed_at_ns = drv_clock_mono_ns() + 2100 * DRV_NS_PER_MS;
+    spin_until(s, time_passed, "2.1 s to pass");
+    raw_expect(s, "/x", 0, "ok", 4, 6); /* idle 2 s: a new one */
+    s->h = own;
+    drv_http_free(curl);
+    /* a negative limit is refused */
+    o.max_idle_ms = -1;
+    assert_int_equal(drv_http_create(s->loop, &o, &curl), -EINVAL);
+}
+
+/* drv__http_url_lean takes only plain http:// URLs whose parts libcurl's
+ * parser leaves as they are (so a worker whose URLs are all such never
+ * loads libcurl): for each it takes, the target (Host, request-target,
+ * port, address or name) is the one libcurl's parts give; anything else
+ * is left to libcurl. */
+static void
+test_http_url_lean_as_curl(void **st)
+{
+    static const char *const taken[] = {
+        "http://h", "http://h/", "HTTP://h:8080/a%20b?q=1&r",
+        "http://[::1]:9/x", "http://127.0.0.1/x?y=1?z/w",
+        "http://a-b_c.example./p;x=1/(y)*'!$,~@:", "http://h:65535/",
+        "http://[2001:db8::1]/", "http://h/a//b/.x/..y", "http://h:80/x",
+        "http://10.0.0.7:8080/hook", "http://hooks.internal:8080/x",
+    };
+    static const char *const left[] = {
+        "https://h/", "ftp://h/", "http://user@h/", "http://u:p@h/",
+        "http://H/", "http://127.1/", "http://0x7f.0.0.1/",
+        "http://2130706433/", "http://010.0.0.1/", "http://h/a/../b",
+        "http://h/./b", "http://h/a/..", "http://h/#f", "http://h/x#",
+        "http://h/a b", "http://h:0/", "http://h:080/", "http://h:/",
+        "http://h:65536/", "http://[fe80::1%25eth0]/",
+        "http://[::FFFF:1.2.3.4]/", "http://[0:0::1]/", "http://h/x?",
+        "http://h?x", "http://\xc3\xbc.de/", "http://h/\x7f", "http://h/{x}",
+        "http://.h/", "http://a..b/", "http:///x", "http://",
+        "http://h/\\x",
+    };
+    struct drv__h1_target a, b;
+    size_t i;
+
+    (void)st;
+    drv__h1_target_init(&a);
+    drv__h1_target_init(&b);
+    for (i = 0; i < DRV_ARRAY_LEN(taken); i++) {
+        if (drv__http_url_lean(taken[i], &a) != 1)
+            fail_msg("%s not taken", taken[i]);
+        if (drv__http_url_curl(taken[i], &b) != 1)
+            fail_msg("%s: libcurl's parts do not go through h1", taken[i]);
+        if (!drv__h1_target_same(&a, &b))
+            fail_msg("%s: Host %s, target %s, port %u here; Host %s, "
+                     "target %s, port %u by libcurl", taken[i], a.host.data,
+                     a.path.data, a.port, b.host.data, b.path.data, b.port);
+    }
+    for (i = 0; i < DRV_ARRAY_LEN(left); i++)
+        if (drv__http_url_lean(left[i], &a) != 0)
+            fail_msg("%s taken", left[i]);
+    drv__h1_target_fini(&a);
+    drv__h1_target_fini(&b);
 }
 
 /* Requests waiting for a connection (max_host_connections reached) time
@@ -2044,7 +2169,7 @@ static void
 test_http_h1_next_address(void **st)
 {
     struct state *s = *st;
-    struct drv__h1_opts o = {0, 0, 0};
+    struct drv__h1_opts o = {0, 0, 0, 0};
     struct drv__h1 *h1 = NULL;
     struct drv__h1_target t;
     struct nx n;
@@ -2231,6 +2356,8 @@ main(void)
         T(test_http_h1_answer_before_body),
         T(test_http_h1_head_as_curl),
         T(test_http_h1_idle_off_the_loop),
+        T(test_http_idle_age_limit),
+        cmocka_unit_test(test_http_url_lean_as_curl),
         T(test_http_h1_waiting_and_failing_at_once),
         T(test_http_h1_total_limit_across_hosts),
         T(test_http_h1_names_looked_up_once),

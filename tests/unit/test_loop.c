@@ -1,5 +1,6 @@
 /* test_loop.c -- deferred calls from threads, lag meter (and its idle
  * period), empty-loop exit. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -217,6 +218,27 @@ test_loop_signal_on_loop_thread(void **st)
     assert_int_equal(s->checkpoint, 1);
 }
 
+/* A signal the process cannot catch (sigaction refuses SIGKILL): the
+ * registration fails with -EINVAL and leaves nothing behind (its record
+ * freed -- the sanitizer build would see a leak -- and no event on the
+ * loop); one that can be caught still registers after it. */
+static void
+test_loop_signal_refused(void **st)
+{
+    struct state *s = *st;
+    struct event_base *base = drv_loop_base(s->loop);
+    int before = event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED);
+
+    assert_int_equal(drv_loop_on_signal(s->loop, SIGKILL, on_sig, s),
+                     -EINVAL);
+    assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
+                     before);
+    assert_int_equal(drv_loop_on_signal(s->loop, SIGUSR1, on_sig, s), 0);
+    assert_int_equal(drv_loop_defer(s->loop, raise_usr1, NULL), 0);
+    assert_int_equal(drv_loop_run(s->loop), 0);
+    assert_int_equal(s->checkpoint, 1);
+}
+
 static void
 on_never(evutil_socket_t fd, short what, void *arg)
 {
@@ -257,6 +279,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_loop_signal_on_loop_thread,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_event_free, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_signal_refused, setup,
                                         teardown),
     };
 
