@@ -48,10 +48,14 @@ drv_version_print(FILE *fp, const char *prog, bool verbose)
                 event_get_version(), LIBEVENT_VERSION);
         fprintf(fp, "  libyaml   %s (run time), %s (compiled against)\n",
                 yaml_get_version_string(), DRV_BUILD_YAML_VERSION);
-        fprintf(fp, "  libcurl   %s (run time, TLS: %s), %s (compiled "
-                "against)\n", curl->version,
-                curl->ssl_version != NULL ? curl->ssl_version : "none",
-                LIBCURL_VERSION);
+        if (curl != NULL)
+            fprintf(fp, "  libcurl   %s (run time, TLS: %s), %s (compiled "
+                    "against)\n", curl->version,
+                    curl->ssl_version != NULL ? curl->ssl_version : "none",
+                    LIBCURL_VERSION);
+        else /* loaded on first need; https jobs fail without it */
+            fprintf(fp, "  libcurl   cannot be loaded (https:// and proxy "
+                    "URLs fail), %s (compiled against)\n", LIBCURL_VERSION);
 #ifdef DRV_HAVE_OPENSSL
         fprintf(fp, "  OpenSSL   %s (run time), %s (compiled against)\n",
                 OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);

@@ -19,6 +19,7 @@
 #include "drover/common.h"
 #include "drover/http.h"
 #include "drover/loop.h"
+#include "drover/version.h"
 #include "../../pkg/http/http_int.h"
 
 #define MISSING "libdrover-test-no-such-curl.so.4"
@@ -114,11 +115,33 @@ test_http_nocurl_plain_works_others_fail(void **st)
     drv_loop_free(s.loop);
 }
 
+/* drover --version --verbose names libcurl's state when it cannot be
+ * loaded (it dereferenced the missing version record before) */
+static void
+test_http_nocurl_version_verbose(void **st)
+{
+    char buf[4096];
+    FILE *fp;
+    size_t n;
+
+    (void)st;
+    drv__curl_soname = MISSING;
+    fp = fmemopen(buf, sizeof buf - 1, "w");
+    assert_non_null(fp);
+    assert_int_equal(drv_version_print(fp, "droverd", true), 0);
+    n = (size_t)ftell(fp);
+    fclose(fp);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "libcurl   cannot be loaded"));
+    assert_non_null(strstr(buf, "libevent"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_nocurl_plain_works_others_fail),
+        cmocka_unit_test(test_http_nocurl_version_verbose),
     };
 
     drv_test_filter_from_env();
