@@ -172,16 +172,10 @@ long long
 drv_test_cluster_cmd_calls(const struct drv_test_cluster *c, int i,
                            const char *name)
 {
-    redisReply *r = drv_test_ask(c->port[i], "INFO commandstats");
-    char want[64];
-    const char *p;
-    long long n = 0;
+    redisContext *ctx = drv_test_cluster_node(c, i);
+    long long n = drv_test_redis_calls(ctx, name, 0);
 
-    assert_non_null(r);
-    snprintf(want, sizeof want, "cmdstat_%s:calls=", name);
-    if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, want)) != NULL)
-        n = atoll(p + strlen(want));
-    freeReplyObject(r);
+    redisFree(ctx);
     return n;
 }
 

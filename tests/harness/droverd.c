@@ -439,6 +439,28 @@ drv_test_result(struct drv_test_droverd *t, const char *q, const char *id,
     return v;
 }
 
+void
+drv_test_expect_hget(struct drv_test_droverd *t, const char *key,
+                     const char *field, const char *want)
+{
+    char *v = drv_test_hget(t, key, field);
+
+    if (v == NULL || strcmp(v, want) != 0)
+        fail_msg("HGET %s %s: \"%s\", want \"%s\"", key, field,
+                 v != NULL ? v : "(none)", want);
+    free(v);
+}
+
+void
+drv_test_expect_result(struct drv_test_droverd *t, const char *q,
+                       const char *id, const char *field, const char *want)
+{
+    char key[512];
+
+    snprintf(key, sizeof key, "%s:{%s}:result:%s", t->o.prefix, q, id);
+    drv_test_expect_hget(t, key, field, want);
+}
+
 /* ------------------------------------------------- per-test fixture */
 
 const struct drv_test_droverd_opts *drv_test_droverd_fixture;

@@ -200,4 +200,16 @@ char *drv_test_hget(struct drv_test_droverd *t, const char *key,
 char *drv_test_result(struct drv_test_droverd *t, const char *q,
                       const char *id, const char *field);
 
+/* drv_test_expect_hget -- fail the test, naming key and field, the value
+ * found ("(none)" when there is none) and want, unless HGET key field
+ * equals want. */
+void drv_test_expect_hget(struct drv_test_droverd *t, const char *key,
+                          const char *field, const char *want);
+
+/* drv_test_expect_result -- drv_test_expect_hget on field of job id's
+ * result hash PREFIX:{q}:result:ID. */
+void drv_test_expect_result(struct drv_test_droverd *t, const char *q,
+                            const char *id, const char *field,
+                            const char *want);
+
 #endif

@@ -338,15 +338,12 @@ static void
 test_acl_graph_runs_under_the_rule(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char *v;
 
     create_users(t, NULL);
     drv_test_droverd_start(t, 0);
     free(CLI(t, 0, "enqueue", "default", "--pipeline", "g", "--id", "g1"));
     wait_until(g1_ended(t), "graph run g1 to end");
-    v = drv_test_hget(t, "drover:{default}:run:g1", "status");
-    assert_string_equal(v, "ok");
-    free(v);
+    drv_test_expect_hget(t, "drover:{default}:run:g1", "status", "ok");
     assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
     CLI_HAS(t, "f", "pipeline", "default", "g1");
     free(CLI(t, 1, "pipeline", "default", "g1", "--cancel"));

@@ -453,21 +453,19 @@ static int
 queue_conn_on(struct world *w, int i, int k)
 {
     redisContext *c = drv_test_cluster_node(&w->cl, i);
-    redisReply *r = redisCommand(c, "CLIENT LIST");
+    struct drv_test_client cl[DRV_TEST_CLIENTS_MAX];
+    int j, n = drv_test_clients(c, cl, DRV_TEST_CLIENTS_MAX), found = 0;
     char want[32];
-    const char *p;
-    int found = 0;
 
-    assert_non_null(r);
-    snprintf(want, sizeof want, "-q%d ", k);
-    for (p = r->str; (p = strstr(p, " name=drover-cmd-")) != NULL; p++) {
-        const char *end = strchr(p + 1, ' ');
+    snprintf(want, sizeof want, "-q%d", k);
+    for (j = 0; j < n; j++) {
+        size_t len = strlen(cl[j].name);
 
-        if (end != NULL && (size_t)(end - p) > strlen(want) &&
-            strncmp(end - strlen(want) + 1, want, strlen(want)) == 0)
+        if (strncmp(cl[j].name, "drover-cmd-", 11) == 0 &&
+            len > strlen(want) &&
+            strcmp(cl[j].name + len - strlen(want), want) == 0)
             found = 1;
     }
-    freeReplyObject(r);
     redisFree(c);
     return found;
 }
