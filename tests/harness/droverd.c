@@ -439,6 +439,17 @@ drv_test_result(struct drv_test_droverd *t, const char *q, const char *id,
     return v;
 }
 
+int
+drv_test_hget_is(struct drv_test_droverd *t, const char *key,
+                 const char *field, const char *want)
+{
+    char *v = drv_test_hget(t, key, field);
+    int is = v != NULL && strcmp(v, want) == 0;
+
+    free(v);
+    return is;
+}
+
 void
 drv_test_expect_hget(struct drv_test_droverd *t, const char *key,
                      const char *field, const char *want)

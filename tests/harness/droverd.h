@@ -200,6 +200,11 @@ char *drv_test_hget(struct drv_test_droverd *t, const char *key,
 char *drv_test_result(struct drv_test_droverd *t, const char *q,
                       const char *id, const char *field);
 
+/* drv_test_hget_is -- 1 when HGET key field equals want (a wait's
+ * condition). */
+int drv_test_hget_is(struct drv_test_droverd *t, const char *key,
+                     const char *field, const char *want);
+
 /* drv_test_expect_hget -- fail the test, naming key and field, the value
  * found ("(none)" when there is none) and want, unless HGET key field
  * equals want. */

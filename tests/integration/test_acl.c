@@ -324,12 +324,8 @@ test_acl_everything_works_under_the_rule(void **st)
 static int
 g1_ended(struct drv_test_droverd *t)
 {
-    char *v = drv_test_hget(t, "drover:{default}:run:g1", "status");
-    int ended = v != NULL && (strcmp(v, "ok") == 0 ||
-                              strcmp(v, "dead") == 0);
-
-    free(v);
-    return ended;
+    return drv_test_hget_is(t, "drover:{default}:run:g1", "status", "ok") ||
+           drv_test_hget_is(t, "drover:{default}:run:g1", "status", "dead");
 }
 
 /* A graph pipeline (fan-out, fan-in, its view and cancel) as the drover
