@@ -191,7 +191,8 @@ void drv_test_dead_field(struct drv_test_droverd *t, const char *q,
                          const char *key, const char *val, const char *name,
                          char *out, size_t n);
 
-/* drv_test_hget -- HGET key field: a copy the caller frees, or NULL. */
+/* drv_test_hget -- HGET key field: a copy the caller frees, or NULL
+ * (drv_test_hget_on with t->c, as are the two below). */
 char *drv_test_hget(struct drv_test_droverd *t, const char *key,
                     const char *field);
 

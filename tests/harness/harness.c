@@ -601,6 +601,39 @@ drv_test_redis_info(redisContext *c, const char *name)
     return v;
 }
 
+char *
+drv_test_hget_on(redisContext *c, const char *key, const char *field)
+{
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    char *v = (r && r->type == REDIS_REPLY_STRING) ? strdup(r->str) : NULL;
+
+    freeReplyObject(r);
+    return v;
+}
+
+int
+drv_test_hget_is_on(redisContext *c, const char *key, const char *field,
+                    const char *want)
+{
+    char *v = drv_test_hget_on(c, key, field);
+    int is = v != NULL && strcmp(v, want) == 0;
+
+    free(v);
+    return is;
+}
+
+void
+drv_test_expect_hget_on(redisContext *c, const char *key, const char *field,
+                        const char *want)
+{
+    char *v = drv_test_hget_on(c, key, field);
+
+    if (v == NULL || strcmp(v, want) != 0)
+        fail_msg("HGET %s %s: \"%s\", want \"%s\"", key, field,
+                 v != NULL ? v : "(none)", want);
+    free(v);
+}
+
 /* A counter of one "cmdstat_NAME:calls=N,usec=...,rejected_calls=N,..."
  * line of INFO commandstats (line ends at end), 0 when it lacks it. */
 static long long

@@ -162,6 +162,17 @@ long drv_test_file_num(const char *dir, const char *name);
  * INFO has no such field). Asserts a reply. */
 long long drv_test_redis_info(redisContext *c, const char *name);
 
+/* drv_test_hget_on -- HGET key field on c: a copy the caller frees, or
+ * NULL (no such field, or no reply). drv_test_hget_is_on: 1 when it
+ * equals want (a wait's condition). drv_test_expect_hget_on: fail the
+ * test, naming key, field, the value found ("(none)") and want, unless it
+ * equals want. droverd.h has the three on the fixture's client. */
+char *drv_test_hget_on(redisContext *c, const char *key, const char *field);
+int drv_test_hget_is_on(redisContext *c, const char *key, const char *field,
+                        const char *want);
+void drv_test_expect_hget_on(redisContext *c, const char *key,
+                             const char *field, const char *want);
+
 /* drv_test_redis_calls -- how many times the server of c ran command name
  * (calls= of cmdstat_NAME in INFO commandstats; "client|list" for a
  * subcommand), plus, with rejected, the calls it refused before running
