@@ -172,16 +172,10 @@ long long
 drv_test_cluster_cmd_calls(const struct drv_test_cluster *c, int i,
                            const char *name)
 {
-    redisReply *r = drv_test_ask(c->port[i], "INFO commandstats");
-    char want[64];
-    const char *p;
-    long long n = 0;
+    redisContext *ctx = drv_test_cluster_node(c, i);
+    long long n = drv_test_redis_calls(ctx, name, 0);
 
-    assert_non_null(r);
-    snprintf(want, sizeof want, "cmdstat_%s:calls=", name);
-    if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, want)) != NULL)
-        n = atoll(p + strlen(want));
-    freeReplyObject(r);
+    redisFree(ctx);
     return n;
 }
 
@@ -204,6 +198,52 @@ drv_test_cluster_owner(const struct drv_test_cluster *c, int asked,
         freeReplyObject(r);
     free(m);
     return k;
+}
+
+/* Node i names no owner of slot and says cluster_state:fail; when it
+ * still names one (it took an old claim of the owner's after it forgot),
+ * it is told to forget the slot again, and this try fails. */
+static int
+forgotten_by(const struct drv_test_cluster *c, int i, int slot)
+{
+    redisReply *r;
+    int failed;
+
+    if (drv_test_cluster_owner(c, i, slot) >= 0) {
+        freeReplyObject(must(c->port[i], "CLUSTER DELSLOTS %d", slot));
+        return 0;
+    }
+    r = must(c->port[i], "CLUSTER INFO");
+    failed = r->type == REDIS_REPLY_STRING &&
+             strstr(r->str, "cluster_state:fail\r") != NULL;
+    freeReplyObject(r);
+    return failed;
+}
+
+/* Every node passes forgotten_by, all in one round. */
+static int
+all_forgot(const struct drv_test_cluster *c, int slot)
+{
+    int i;
+
+    for (i = 0; i < DRV_TEST_CLUSTER_NODES; i++)
+        if (!forgotten_by(c, i, slot))
+            return 0;
+    return 1;
+}
+
+void
+drv_test_cluster_forget_slot(struct drv_test_cluster *c, int slot)
+{
+    int owner = drv_test_cluster_owner(c, 0, slot), i;
+
+    assert_true(owner >= 0);
+    freeReplyObject(must(c->port[owner], "CLUSTER DELSLOTS %d", slot));
+    for (i = 0; i < DRV_TEST_CLUSTER_NODES; i++)
+        if (i != owner)
+            freeReplyObject(must(c->port[i], "CLUSTER DELSLOTS %d", slot));
+    wait_until(all_forgot(c, slot), "every node to forget slot %d and say "
+               "cluster_state:fail", slot);
 }
 
 void

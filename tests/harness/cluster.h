@@ -52,6 +52,20 @@ int drv_test_cluster_owner(const struct drv_test_cluster *c, int asked,
                            int slot);
 
 /*
+ * drv_test_cluster_forget_slot -- make slot served by no master: CLUSTER
+ * DELSLOTS on its owner, then on the others, then wait until every node
+ * names no owner and says cluster_state:fail (a full cover is required).
+ * The owner goes first because every ping and pong a node sends claims
+ * its slots, and a node that has forgotten a slot takes the claim of
+ * anyone who still makes it (Redis 7.0 keeps it then even after the
+ * claimer forgets). A claim the owner sent just before it forgot may
+ * still arrive after the others forgot: the wait tells such a node to
+ * forget again, and holds until a round of the nodes finds every one
+ * already without an owner.
+ */
+void drv_test_cluster_forget_slot(struct drv_test_cluster *c, int slot);
+
+/*
  * Moving a slot from its owner to node `to`, in the steps an operator (or
  * redis-cli --cluster reshard) takes, so a test can run jobs between them:
  *   _migrate_begin: SETSLOT IMPORTING on `to`, MIGRATING on the owner;

@@ -436,11 +436,7 @@ drv_test_dead_field(struct drv_test_droverd *t, const char *q,
 char *
 drv_test_hget(struct drv_test_droverd *t, const char *key, const char *field)
 {
-    redisReply *r = redisCommand(t->c, "HGET %s %s", key, field);
-    char *v = (r && r->type == REDIS_REPLY_STRING) ? strdup(r->str) : NULL;
-
-    freeReplyObject(r);
-    return v;
+    return drv_test_hget_on(t->c, key, field);
 }
 
 char *
@@ -459,6 +455,30 @@ drv_test_result(struct drv_test_droverd *t, const char *q, const char *id,
     }
     freeReplyObject(r);
     return v;
+}
+
+int
+drv_test_hget_is(struct drv_test_droverd *t, const char *key,
+                 const char *field, const char *want)
+{
+    return drv_test_hget_is_on(t->c, key, field, want);
+}
+
+void
+drv_test_expect_hget(struct drv_test_droverd *t, const char *key,
+                     const char *field, const char *want)
+{
+    drv_test_expect_hget_on(t->c, key, field, want);
+}
+
+void
+drv_test_expect_result(struct drv_test_droverd *t, const char *q,
+                       const char *id, const char *field, const char *want)
+{
+    char key[512];
+
+    snprintf(key, sizeof key, "%s:{%s}:result:%s", t->o.prefix, q, id);
+    drv_test_expect_hget(t, key, field, want);
 }
 
 /* ------------------------------------------------- per-test fixture */

@@ -198,7 +198,8 @@ void drv_test_dead_field(struct drv_test_droverd *t, const char *q,
                          const char *key, const char *val, const char *name,
                          char *out, size_t n);
 
-/* drv_test_hget -- HGET key field: a copy the caller frees, or NULL. */
+/* drv_test_hget -- HGET key field: a copy the caller frees, or NULL
+ * (drv_test_hget_on with t->c, as are the two below). */
 char *drv_test_hget(struct drv_test_droverd *t, const char *key,
                     const char *field);
 
@@ -206,5 +207,22 @@ char *drv_test_hget(struct drv_test_droverd *t, const char *key,
  * a copy the caller frees, or NULL. */
 char *drv_test_result(struct drv_test_droverd *t, const char *q,
                       const char *id, const char *field);
+
+/* drv_test_hget_is -- 1 when HGET key field equals want (a wait's
+ * condition). */
+int drv_test_hget_is(struct drv_test_droverd *t, const char *key,
+                     const char *field, const char *want);
+
+/* drv_test_expect_hget -- fail the test, naming key and field, the value
+ * found ("(none)" when there is none) and want, unless HGET key field
+ * equals want. */
+void drv_test_expect_hget(struct drv_test_droverd *t, const char *key,
+                          const char *field, const char *want);
+
+/* drv_test_expect_result -- drv_test_expect_hget on field of job id's
+ * result hash PREFIX:{q}:result:ID. */
+void drv_test_expect_result(struct drv_test_droverd *t, const char *q,
+                            const char *id, const char *field,
+                            const char *want);
 
 #endif

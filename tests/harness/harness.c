@@ -144,24 +144,45 @@ drv_test_prog(const char *name, char *buf, size_t n)
     return buf;
 }
 
-int
-drv_test_free_port(void)
+/* Bind fd to 127.0.0.1 on a port the kernel picks: that port, or -1. */
+static int
+bind_loopback(int fd)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        return -1;
+    return ntohs(sa.sin_port);
+}
+
+int
+drv_test_free_port(void)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int port = -1;
 
     if (fd < 0)
         return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
+    port = bind_loopback(fd);
     close(fd);
     return port;
+}
+
+int
+drv_test_listen(int backlog, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    *port = bind_loopback(fd);
+    assert_true(*port > 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    return fd;
 }
 
 static int
@@ -578,6 +599,136 @@ drv_test_redis_info(redisContext *c, const char *name)
     }
     freeReplyObject(r);
     return v;
+}
+
+char *
+drv_test_hget_on(redisContext *c, const char *key, const char *field)
+{
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    char *v = (r && r->type == REDIS_REPLY_STRING) ? strdup(r->str) : NULL;
+
+    freeReplyObject(r);
+    return v;
+}
+
+int
+drv_test_hget_is_on(redisContext *c, const char *key, const char *field,
+                    const char *want)
+{
+    char *v = drv_test_hget_on(c, key, field);
+    int is = v != NULL && strcmp(v, want) == 0;
+
+    free(v);
+    return is;
+}
+
+void
+drv_test_expect_hget_on(redisContext *c, const char *key, const char *field,
+                        const char *want)
+{
+    char *v = drv_test_hget_on(c, key, field);
+
+    if (v == NULL || strcmp(v, want) != 0)
+        fail_msg("HGET %s %s: \"%s\", want \"%s\"", key, field,
+                 v != NULL ? v : "(none)", want);
+    free(v);
+}
+
+/* A counter of one "cmdstat_NAME:calls=N,usec=...,rejected_calls=N,..."
+ * line of INFO commandstats (line ends at end), 0 when it lacks it. */
+static long long
+cmdstat_field(const char *line, const char *end, const char *field)
+{
+    size_t n = strlen(field);
+    const char *p;
+
+    for (p = memchr(line, ':', (size_t)(end - line)); p != NULL && p < end;
+         p = memchr(p + 1, ',', (size_t)(end - p - 1)))
+        if ((size_t)(end - p - 1) > n && strncmp(p + 1, field, n) == 0 &&
+            p[1 + n] == '=')
+            return atoll(p + 2 + n);
+    return 0;
+}
+
+long long
+drv_test_redis_calls(redisContext *c, const char *name, int rejected)
+{
+    redisReply *r = drv_test_redis_cmd(c, "INFO commandstats");
+    size_t len = name != NULL ? strlen(name) : 0;
+    const char *line, *end, *cmd;
+    long long n = 0;
+
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    for (line = r->str; *line != '\0'; line = *end != '\0' ? end + 1 : end) {
+        end = strchr(line, '\n');
+        if (end == NULL)
+            end = line + strlen(line);
+        if (strncmp(line, "cmdstat_", 8) != 0)
+            continue;
+        cmd = line + 8;
+        if (name != NULL ? strncmp(cmd, name, len) != 0 || cmd[len] != ':'
+                         : strncmp(cmd, "info:", 5) == 0)
+            continue;
+        n += cmdstat_field(line, end, "calls");
+        if (rejected)
+            n += cmdstat_field(line, end, "rejected_calls");
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* The value of field key of one CLIENT LIST line (line .. end) into out
+ * (size n, "" when the line lacks it). */
+static void
+client_field(const char *line, const char *end, const char *key, char *out,
+             size_t n)
+{
+    size_t klen = strlen(key);
+    const char *p = line, *v, *ve;
+
+    out[0] = '\0';
+    while (p < end) {
+        ve = memchr(p, ' ', (size_t)(end - p));
+        if (ve == NULL)
+            ve = end;
+        if ((size_t)(ve - p) > klen && strncmp(p, key, klen) == 0 &&
+            p[klen] == '=') {
+            v = p + klen + 1;
+            snprintf(out, n, "%.*s", (int)(ve - v), v);
+            return;
+        }
+        p = ve + 1;
+    }
+}
+
+int
+drv_test_clients(redisContext *c, struct drv_test_client *out, int n)
+{
+    redisReply *r = drv_test_redis_cmd(c, "CLIENT LIST");
+    const char *line, *end;
+    char num[32];
+    int k = 0;
+
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    for (line = r->str + strspn(r->str, "\r\n"); *line != '\0';
+         line = end + strspn(end, "\r\n")) {
+        end = line + strcspn(line, "\r\n");
+        if (k == n)
+            fail_msg("CLIENT LIST: more than %d connections", n);
+        {
+            struct drv_test_client *e = &out[k];
+
+            client_field(line, end, "id", num, sizeof num);
+            e->id = atoll(num);
+            client_field(line, end, "name", e->name, sizeof e->name);
+            client_field(line, end, "cmd", e->cmd, sizeof e->cmd);
+            client_field(line, end, "qbuf", num, sizeof num);
+            e->qbuf = atoll(num);
+        }
+        k++;
+    }
+    freeReplyObject(r);
+    return k;
 }
 
 /* ------------------------------------------------ child processes */

@@ -139,6 +139,10 @@ const char *drv_test_prog(const char *name, char *buf, size_t n);
  * (bound, read back, released); -1 on error. */
 int drv_test_free_port(void);
 
+/* drv_test_listen -- a TCP socket listening on 127.0.0.1 (backlog) on a
+ * port the kernel picked, that port in *port (asserts each step). */
+int drv_test_listen(int backlog, int *port);
+
 /* drv_test_now_ms -- monotonic ms, for watchdogs (never speed checks). */
 int64_t drv_test_now_ms(void);
 
@@ -157,6 +161,40 @@ long drv_test_file_num(const char *dir, const char *name);
 /* drv_test_redis_info -- field name of INFO on c as a number (-1 when
  * INFO has no such field). Asserts a reply. */
 long long drv_test_redis_info(redisContext *c, const char *name);
+
+/* drv_test_hget_on -- HGET key field on c: a copy the caller frees, or
+ * NULL (no such field, or no reply). drv_test_hget_is_on: 1 when it
+ * equals want (a wait's condition). drv_test_expect_hget_on: fail the
+ * test, naming key, field, the value found ("(none)") and want, unless it
+ * equals want. droverd.h has the three on the fixture's client. */
+char *drv_test_hget_on(redisContext *c, const char *key, const char *field);
+int drv_test_hget_is_on(redisContext *c, const char *key, const char *field,
+                        const char *want);
+void drv_test_expect_hget_on(redisContext *c, const char *key,
+                             const char *field, const char *want);
+
+/* drv_test_redis_calls -- how many times the server of c ran command name
+ * (calls= of cmdstat_NAME in INFO commandstats; "client|list" for a
+ * subcommand), plus, with rejected, the calls it refused before running
+ * them (rejected_calls=); 0 when never. name NULL: the calls of every
+ * command but INFO itself (scripts' own commands included). Asserts a
+ * reply. */
+long long drv_test_redis_calls(redisContext *c, const char *name,
+                               int rejected);
+
+/* One connection of a server's CLIENT LIST. */
+struct drv_test_client {
+    long long id;   /* CLIENT ID */
+    char name[128]; /* its CLIENT SETNAME ("" when none) */
+    char cmd[64];   /* the last command it ran ("xreadgroup") */
+    long long qbuf; /* bytes in its query buffer not yet run */
+};
+
+/* drv_test_clients -- the connections of c's server (CLIENT LIST, c's
+ * own included) into out; returns how many. Fails the test when there
+ * are more than n, or no reply. */
+#define DRV_TEST_CLIENTS_MAX 256 /* an out of this size is enough */
+int drv_test_clients(redisContext *c, struct drv_test_client *out, int n);
 
 /*
  * T(name) -- an entry of a file's CMUnitTest table: the test with the

@@ -324,12 +324,8 @@ test_acl_everything_works_under_the_rule(void **st)
 static int
 g1_ended(struct drv_test_droverd *t)
 {
-    char *v = drv_test_hget(t, "drover:{default}:run:g1", "status");
-    int ended = v != NULL && (strcmp(v, "ok") == 0 ||
-                              strcmp(v, "dead") == 0);
-
-    free(v);
-    return ended;
+    return drv_test_hget_is(t, "drover:{default}:run:g1", "status", "ok") ||
+           drv_test_hget_is(t, "drover:{default}:run:g1", "status", "dead");
 }
 
 /* A graph pipeline (fan-out, fan-in, its view and cancel) as the drover
@@ -338,15 +334,12 @@ static void
 test_acl_graph_runs_under_the_rule(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char *v;
 
     create_users(t, NULL);
     drv_test_droverd_start(t, 0);
     free(CLI(t, 0, "enqueue", "default", "--pipeline", "g", "--id", "g1"));
     wait_until(g1_ended(t), "graph run g1 to end");
-    v = drv_test_hget(t, "drover:{default}:run:g1", "status");
-    assert_string_equal(v, "ok");
-    free(v);
+    drv_test_expect_hget(t, "drover:{default}:run:g1", "status", "ok");
     assert_int_equal(drv_test_stat(t, "default", "dead"), 0);
     CLI_HAS(t, "f", "pipeline", "default", "g1");
     free(CLI(t, 1, "pipeline", "default", "g1", "--cancel"));

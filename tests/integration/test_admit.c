@@ -52,24 +52,6 @@ stop_all(struct drv_test_droverd *t, int n)
             drv_test_droverd_stop(t, i, 0);
 }
 
-/* calls= of `INFO commandstats` for command name (0 when never run). */
-static long long
-cmd_calls(struct drv_test_droverd *t, const char *name)
-{
-    redisReply *r = drv_test_redis_cmd(t->c, "INFO commandstats");
-    char needle[64];
-    const char *p;
-    long long v = 0;
-
-    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", name);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    p = strstr(r->str, needle);
-    if (p != NULL)
-        v = atoll(p + strlen(needle));
-    freeReplyObject(r);
-    return v;
-}
-
 /* 1 when string key holds exactly want. */
 static int
 key_is(struct drv_test_droverd *t, const char *key, const char *want)
@@ -499,12 +481,12 @@ test_admit_unlimited_cost(void **st)
     freeReplyObject(drv_test_redis_cmd(t->c, "CONFIG RESETSTAT"));
     resume_q(t, "default");
     drv_test_wait_stat(t, "default", "processed", 200);
-    assert_int_equal(cmd_calls(t, "time"), 0);
-    assert_int_equal(cmd_calls(t, "get"), 0);
+    assert_int_equal(drv_test_redis_calls(t->c, "time", 0), 0);
+    assert_int_equal(drv_test_redis_calls(t->c, "get", 0), 0);
     /* and one limited job does call it */
     drv_test_xadd(t, "default", NULL, 0, "job", "limited", "id", "y", NULL);
     drv_test_wait_stat(t, "default", "processed", 201);
-    assert_true(cmd_calls(t, "time") >= 1);
+    assert_true(drv_test_redis_calls(t->c, "time", 0) >= 1);
     drv_test_droverd_stop(t, 0, 0);
 }
 

@@ -43,18 +43,6 @@ static char plugin_dir[4096]; /* absolute $DROVER_PLUGIN_DIR */
     })
 
 static void
-expect_result(struct drv_test_droverd *t, const char *id, const char *field,
-              const char *want)
-{
-    char *v = drv_test_result(t, "default", id, field);
-
-    if (v == NULL || strcmp(v, want) != 0)
-        fail_msg("result %s of %s: \"%s\", want \"%s\"", field, id,
-                 v != NULL ? v : "(none)", want);
-    free(v);
-}
-
-static void
 config(struct drv_test_droverd *t, const char *worker_extra)
 {
     char body[16384];
@@ -109,7 +97,7 @@ test_cancel_waiting_and_delayed(void **st)
     assert_non_null(strstr(o, "1 waiting"));
     free(o);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
-    expect_result(t, "w1", "status", "cancelled");
+    drv_test_expect_result(t, "default", "w1", "status", "cancelled");
 
     o = CLI_EXIT(t, 0, "cancel", "default", "d1", "--json");
     assert_non_null(strstr(o, "\"delayed\":1"));
@@ -117,7 +105,7 @@ test_cancel_waiting_and_delayed(void **st)
     free(o);
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:job:d1"), 0);
-    expect_result(t, "d1", "status", "cancelled");
+    drv_test_expect_result(t, "default", "d1", "status", "cancelled");
     assert_int_equal(drv_test_stat(t, "default", "cancelled"), 2);
 
     /* nothing unfinished has these ids any more */
@@ -133,7 +121,7 @@ test_cancel_waiting_and_delayed(void **st)
     drv_test_xadd(t, "default", NULL, 0, "job", "quick", "id", "after",
                   NULL);
     drv_test_wait_stat(t, "default", "processed", 1);
-    expect_result(t, "after", "status", "ok");
+    drv_test_expect_result(t, "default", "after", "status", "ok");
     drv_test_wait_started(t, 1);
     assert_int_equal(drv_test_started(t), 1);
     drv_test_droverd_stop(t, 0, 0);
@@ -161,7 +149,7 @@ test_cancel_running_exec(void **st)
     wait_until(kill((pid_t)pid, 0) < 0 && errno == ESRCH,
                "the child %ld to be gone", pid);
     drv_test_wait_stat(t, "default", "cancelled", 1);
-    expect_result(t, "r1", "status", "cancelled");
+    drv_test_expect_result(t, "default", "r1", "status", "cancelled");
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:dead"), 0);
@@ -194,8 +182,8 @@ test_cancel_running_plugin(void **st)
     free(CLI_EXIT(t, 0, "cancel", "default", "pa"));
     free(CLI_EXIT(t, 0, "cancel", "default", "pb"));
     drv_test_wait_stat(t, "default", "cancelled", 2);
-    expect_result(t, "pa", "status", "cancelled");
-    expect_result(t, "pb", "status", "cancelled");
+    drv_test_expect_result(t, "default", "pa", "status", "cancelled");
+    drv_test_expect_result(t, "default", "pb", "status", "cancelled");
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
     assert_int_equal(drv_test_stat(t, "default", "retried"), 0);
@@ -228,7 +216,7 @@ test_cancel_reclaimed_entry(void **st)
      * sees the marker (before or after starting it) */
     drv_test_droverd_start(t, 0);
     drv_test_wait_stat(t, "default", "cancelled", 1);
-    expect_result(t, "gone", "status", "cancelled");
+    drv_test_expect_result(t, "default", "gone", "status", "cancelled");
     assert_int_equal(drv_test_num(t, "ZCARD t:{default}:cancel"), 0);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     drv_test_droverd_stop(t, 0, 0);
@@ -330,7 +318,7 @@ expect_dead(struct drv_test_droverd *t, const char *id, const char *err,
     char *v;
     long long ttl;
 
-    expect_result(t, id, "status", "dead");
+    drv_test_expect_result(t, "default", id, "status", "dead");
     v = drv_test_result(t, "default", id, "error");
     if (v == NULL || strstr(v, err) == NULL)
         fail_msg("result error of %s: \"%s\", want one with \"%s\"", id,
@@ -447,7 +435,7 @@ test_dead_by_reclaim_keeps_a_result(void **st)
     (void)expect_dead(t, "p1", "poison: delivered 2 times", HOUR_MS);
     assert_true(expect_dead(t, "p2", "poison", DAY_MS) > HOUR_MS);
     (void)expect_dead(t, "b1", "more than max_job_bytes", HOUR_MS);
-    expect_result(t, "p1", "attempts", "1");
+    drv_test_expect_result(t, "default", "p1", "attempts", "1");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -458,7 +446,6 @@ test_graph_start_of_an_existing_run(void **st)
 {
     struct drv_test_droverd *t = *st;
     long long run_ttl;
-    char *o;
 
     drv_test_droverd_config(t, NULL, DEAD_BODY);
     drv_test_droverd_start(t, 0);
@@ -473,9 +460,7 @@ test_graph_start_of_an_existing_run(void **st)
     assert_true(run_ttl > 0);
     assert_true(expect_dead(t, "r1", "run r1 exists already", HOUR_MS) <=
                 run_ttl);
-    o = drv_test_hget(t, "t:{default}:run:r1", "status");
-    assert_string_equal(o, "ok");
-    free(o);
+    drv_test_expect_hget(t, "t:{default}:run:r1", "status", "ok");
     out_has(CLI_EXIT(t, 0, "wait", "default", "r1", "--timeout", "1h"),
             "status: ok", NULL);
     out_has(CLI_EXIT(t, 0, "result", "default", "r1"), "status: dead",
@@ -532,8 +517,8 @@ test_progress_exec(void **st)
     drv_test_xadd(t, "default", NULL, 0, "job", "prog", "id", "p1", NULL);
     pid = drv_test_wait_file_num(t->dir, "ppid");
     wait_result(t, "p1", "progress", "42");
-    expect_result(t, "p1", "status", "running");
-    expect_result(t, "p1", "progress_msg", "half way");
+    drv_test_expect_result(t, "default", "p1", "status", "running");
+    drv_test_expect_result(t, "default", "p1", "progress_msg", "half way");
     v = drv_test_result(t, "default", "p1", "worker");
     assert_non_null(v);
     assert_non_null(strstr(v, ":"));
@@ -576,7 +561,7 @@ test_progress_exec(void **st)
     free(CLI_EXIT(t, 0, "cancel", "default", "p1"));
     assert_int_equal(drv_test_wait(&p, DRV_TEST_WAIT_MS), 1);
     wait_until(kill((pid_t)pid, 0) < 0 && errno == ESRCH, "child gone");
-    expect_result(t, "p1", "status", "cancelled");
+    drv_test_expect_result(t, "default", "p1", "status", "cancelled");
     /* the final result replaced the progress fields */
     assert_null(drv_test_result(t, "default", "p1", "progress"));
     free(CLI_EXIT(t, 0, "cancel", "default", "quiet"));
@@ -601,10 +586,10 @@ test_progress_plugin(void **st)
     drv_test_xadd(t, "default", NULL, 0, "job", "pooled", "id", "pb", "ms",
                   "3600000", NULL);
     wait_result(t, "pa", "progress", "17");
-    expect_result(t, "pa", "progress_msg", "waiting");
-    expect_result(t, "pa", "status", "running");
+    drv_test_expect_result(t, "default", "pa", "progress_msg", "waiting");
+    drv_test_expect_result(t, "default", "pa", "status", "running");
     wait_result(t, "pb", "progress_msg", "working");
-    expect_result(t, "pb", "status", "running");
+    drv_test_expect_result(t, "default", "pb", "status", "running");
     drv_test_wait_stat(t, "default", "processed", 1);
     v = drv_test_result(t, "default", "o1", "result");
     assert_non_null(v);

@@ -192,7 +192,6 @@ test_children_frozen_worker_outcome_dropped(void **st)
 {
     struct drv_test_droverd *t = *st;
     char body[2048], lock[600], done[600];
-    char *v;
 
     snprintf(lock, sizeof lock, "%s/lock", t->dir);
     snprintf(done, sizeof done, "%s/first-done", t->dir);
@@ -214,10 +213,7 @@ test_children_frozen_worker_outcome_dropped(void **st)
 
     drv_test_droverd_start(t, 1);
     drv_test_wait_stat(t, "default", "processed", 1);
-    v = drv_test_result(t, "default", "frozen-1", "result");
-    assert_non_null(v);
-    assert_string_equal(v, "second\n");
-    free(v);
+    drv_test_expect_result(t, "default", "frozen-1", "result", "second\n");
     /* the frozen worker's child ends meanwhile (it is not frozen) */
     wait_until(access(done, F_OK) == 0, "the first run to finish");
 
@@ -232,10 +228,7 @@ test_children_frozen_worker_outcome_dropped(void **st)
                                       "reclaimed by another worker"),
                "the thawed droverd's outcome to be refused or dropped");
     drv_test_droverd_stop(t, 0, 0);
-    v = drv_test_result(t, "default", "frozen-1", "result");
-    assert_non_null(v);
-    assert_string_equal(v, "second\n");
-    free(v);
+    drv_test_expect_result(t, "default", "frozen-1", "result", "second\n");
     assert_int_equal(drv_test_stat(t, "default", "processed"), 1);
     assert_int_equal(drv_test_stat(t, "default", "failed"), 0);
     assert_int_equal(drv_test_stat(t, "default", "dead"), 0);

@@ -36,14 +36,11 @@ struct state {
     struct drv_redis_cluster_route *route;
     struct drv_redis *r;
     struct drv_redis_script *script;
-    struct event *guard;
-    int64_t limit_at_ms;
     int slot, from, to;
     int phase;                  /* what the test does next */
     int calls[8];               /* callbacks per command tag */
     int status[8];              /* their status */
     char got[8][32];            /* string replies, "ERR ..." for errors */
-    int done, hung;
 };
 
 /* Tags of the commands, index of calls[]. */
@@ -120,7 +117,7 @@ on_free2(struct drv_redis *r, int status, const redisReply *reply,
 
     (void)r;
     record(s, T_FREE2, status, reply);
-    s->done = 1;
+    drv_loop_stop(s->loop); /* the last callback */
 }
 
 static void
@@ -197,22 +194,6 @@ on_state(struct drv_redis *r, enum drv_redis_state st, void *ctx)
 }
 
 static void
-on_guard(evutil_socket_t fd, short what, void *arg)
-{
-    struct state *s = arg;
-
-    (void)fd;
-    (void)what;
-    if (drv_test_now_ms() > s->limit_at_ms) {
-        s->hung = 1;
-        event_base_loopbreak(s->base);
-        return;
-    }
-    if (s->done)
-        event_base_loopbreak(s->base);
-}
-
-static void
 test_cluster_ask_followed_exactly_once(void **st)
 {
     struct state *s = *st;
@@ -220,12 +201,11 @@ test_cluster_ask_followed_exactly_once(void **st)
     struct drv_redis_cluster_opts co;
     struct drv_redis_opts ro;
     struct drv_err err;
-    struct timeval tick = {0, 10 * 1000};
     const char *nodes[1];
     char node0[32];
     long long asking_before[DRV_TEST_CLUSTER_NODES];
     redisContext *ctx;
-    int i;
+    int i, rc;
 
     s->slot = drv_redis_cluster_slot(KEY, strlen(KEY));
     s->from = drv_test_cluster_owner(&s->cl, 0, s->slot);
@@ -267,16 +247,10 @@ test_cluster_ask_followed_exactly_once(void **st)
     assert_int_equal(drv_redis_create(s->loop, &ro, &s->r, &err), 0);
     drv_redis_cluster_attach(s->route, s->r);
 
-    s->guard = event_new(s->base, -1, EV_PERSIST, on_guard, s);
-    assert_non_null(s->guard);
-    s->limit_at_ms = drv_test_now_ms() + DRV_TEST_WAIT_MS;
-    assert_int_equal(event_add(s->guard, &tick), 0);
-    assert_int_equal(drv_loop_run(s->loop), 0);
+    rc = drv_test_loop_run(s->loop, DRV_TEST_WAIT_MS);
     kill(s->cl.node[s->to].pid, SIGCONT);
-    if (s->hung)
+    if (rc != 0)
         fail_msg("test hung in phase %d", s->phase);
-    event_free(s->guard);
-    s->guard = NULL;
     drv_redis_cluster_free(s->c);
     s->c = NULL;
     drv_redis_script_free(s->script);

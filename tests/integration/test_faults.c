@@ -25,29 +25,6 @@ static const struct drv_test_droverd_opts opts = {
 
 /* ------------------------------------------------------------ helpers */
 
-/* EVALSHA calls Redis saw, executed or rejected (INFO commandstats). */
-static long long
-evalsha_calls(struct drv_test_droverd *t)
-{
-    redisReply *r = redisCommand(t->c, "INFO commandstats");
-    long long n = 0;
-    const char *p, *q;
-
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    p = strstr(r->str, "cmdstat_evalsha:");
-    if (p != NULL) {
-        q = strstr(p, "calls=");
-        if (q != NULL)
-            n += atoll(q + 6);
-        q = strstr(p, "rejected_calls=");
-        if (q != NULL)
-            n += atoll(q + 15);
-    }
-    freeReplyObject(r);
-    return n;
-}
-
 /* The pending count of queue q's group. */
 static long long
 pending(struct drv_test_droverd *t, const char *q)
@@ -80,7 +57,7 @@ refused_run(struct drv_test_droverd *t, const char *extra, int n,
         drv_test_xadd(t, "default", NULL, 0, "job", "f", "permanent", "1",
                       "error", "boom", NULL);
     drv_test_redis_ok(t->c, refuse);
-    calls0 = evalsha_calls(t);
+    calls0 = drv_test_redis_calls(t->c, "evalsha", 1);
     drv_test_redis_ok(t->c, "DEL t:{default}:paused");
     drv_test_wait_log(t, "Redis refuses writes", 1);
     return calls0;
@@ -107,7 +84,7 @@ refused_writes(struct drv_test_droverd *t, const char *refuse,
     drv_test_sleep_ms(1000);
     held = pending(t, "default");
     drv_test_sleep_ms(2000);
-    calls = evalsha_calls(t) - calls0;
+    calls = drv_test_redis_calls(t->c, "evalsha", 1) - calls0;
     fprintf(stderr, "# %s: %lld EVALSHA calls in 3 s of refused writes\n",
             refuse, calls);
     assert_true(calls < 60);
@@ -263,15 +240,11 @@ test_faults_wrongtype_stats_key(void **st)
 {
     struct drv_test_droverd *t = *st;
     char id[64], key[128];
-    char *v;
 
     wrongtype_in_settle(t, "t:{bad}:stats", "e", "processed", id,
                         sizeof id);
     snprintf(key, sizeof key, "t:{bad}:result:%s", id);
-    v = drv_test_hget(t, key, "status");
-    assert_non_null(v);
-    assert_string_equal(v, "ok");
-    free(v);
+    drv_test_expect_hget(t, key, "status", "ok");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -342,24 +315,13 @@ test_faults_wrongtype_jobs_key_at_runtime(void **st)
 static long long
 client_id(struct drv_test_droverd *t, const char *name)
 {
-    redisReply *r = redisCommand(t->c, "CLIENT LIST");
-    char needle[64];
-    const char *p, *line;
-    long long id = -1;
+    struct drv_test_client cl[DRV_TEST_CLIENTS_MAX];
+    int i, n = drv_test_clients(t->c, cl, DRV_TEST_CLIENTS_MAX);
 
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    snprintf(needle, sizeof needle, " name=%s", name);
-    p = strstr(r->str, needle);
-    if (p != NULL) {
-        line = p;
-        while (line > r->str && line[-1] != '\n')
-            line--;
-        if (strncmp(line, "id=", 3) == 0)
-            id = atoll(line + 3);
-    }
-    freeReplyObject(r);
-    return id;
+    for (i = 0; i < n; i++)
+        if (strncmp(cl[i].name, name, strlen(name)) == 0)
+            return cl[i].id;
+    return -1;
 }
 
 /* n sleep jobs of ms each on queue default. */

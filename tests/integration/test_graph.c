@@ -44,11 +44,10 @@ static int
 run_is(struct drv_test_droverd *t, const char *r, const char *f,
        const char *want)
 {
-    char *v = run_get(t, r, f);
-    int ok = v != NULL && strcmp(v, want) == 0;
+    char key[128];
 
-    free(v);
-    return ok;
+    snprintf(key, sizeof key, "t:{default}:run:%s", r);
+    return drv_test_hget_is(t, key, f, want);
 }
 
 /* 1 when run r exists and has ended (ok or dead). */
@@ -63,12 +62,10 @@ static void
 assert_run(struct drv_test_droverd *t, const char *r, const char *f,
            const char *want)
 {
-    char *v = run_get(t, r, f);
+    char key[128];
 
-    if (v == NULL || strcmp(v, want) != 0)
-        fail_msg("run %s field %s: got %s, want %s", r, f,
-                 v != NULL ? v : "(nil)", want);
-    free(v);
+    snprintf(key, sizeof key, "t:{default}:run:%s", r);
+    drv_test_expect_hget(t, key, f, want);
 }
 
 /* Node b of run r ended dead after attempts: wait for the on_failure

@@ -147,41 +147,30 @@ node_of(const char *q)
     return drv_test_cluster_node(&cl, q == qh ? 0 : 1);
 }
 
-/* Field f of run r (on H): a copy, or NULL. */
-static char *
-run_get(const char *r, const char *f)
-{
-    redisContext *c = node_of(qh);
-    redisReply *rep = drv_test_redis_cmd(c, "HGET t:{%s}:run:%s %s", qh, r,
-                                         f);
-    char *v = NULL;
-
-    if (rep->type == REDIS_REPLY_STRING)
-        v = strdup(rep->str);
-    freeReplyObject(rep);
-    redisFree(c);
-    return v;
-}
-
+/* Field f of run r (on H) equals want. */
 static int
 run_is(const char *r, const char *f, const char *want)
 {
-    char *v = run_get(r, f);
-    int ok = v != NULL && strcmp(v, want) == 0;
+    redisContext *c = node_of(qh);
+    char key[128];
+    int is;
 
-    free(v);
-    return ok;
+    snprintf(key, sizeof key, "t:{%s}:run:%s", qh, r);
+    is = drv_test_hget_is_on(c, key, f, want);
+    redisFree(c);
+    return is;
 }
 
+/* Fail the test unless field f of run r (on H) equals want. */
 static void
 assert_run(const char *r, const char *f, const char *want)
 {
-    char *v = run_get(r, f);
+    redisContext *c = node_of(qh);
+    char key[128];
 
-    if (v == NULL || strcmp(v, want) != 0)
-        fail_msg("run %s field %s: got %s, want %s", r, f,
-                 v != NULL ? v : "(nil)", want);
-    free(v);
+    snprintf(key, sizeof key, "t:{%s}:run:%s", qh, r);
+    drv_test_expect_hget_on(c, key, f, want);
+    redisFree(c);
 }
 
 /* A number from a command on queue q's node (fmt may use %s for q). */

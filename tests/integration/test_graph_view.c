@@ -117,14 +117,10 @@ expect_in(const char *what, const char *text, const char *needle)
 static int
 run_status_is(struct drv_test_droverd *t, const char *id, const char *want)
 {
-    char key[256], *v;
-    int ok;
+    char key[256];
 
     snprintf(key, sizeof key, "t:{default}:run:%s", id);
-    v = drv_test_hget(t, key, "status");
-    ok = v != NULL && strcmp(v, want) == 0;
-    free(v);
-    return ok;
+    return drv_test_hget_is(t, key, "status", want);
 }
 
 /* `drover web` on t's config, listening on a free loopback port. */

@@ -433,7 +433,6 @@ test_http_handler_status_mapping(void **st)
 {
     struct drv_test_droverd *t = *st;
     char v[1024];
-    char *res;
     int p = hs.port;
 
     write_config(t, NULL,
@@ -478,23 +477,13 @@ test_http_handler_status_mapping(void **st)
     drv_test_wait_stat(t, "default", "dead", 5);
 
     /* 2xx: the body is the result */
-    res = drv_test_result(t, "default", "ok-1", "result");
-    assert_non_null(res);
-    assert_string_equal(res, "hello /ok/world");
-    free(res);
-    res = drv_test_result(t, "default", "ok-1", "status");
-    assert_string_equal(res, "ok");
-    free(res);
+    drv_test_expect_result(t, "default", "ok-1", "result", "hello /ok/world");
+    drv_test_expect_result(t, "default", "ok-1", "status", "ok");
     /* a body longer than output_max: the result is its first bytes */
-    res = drv_test_result(t, "default", "short-1", "result");
-    assert_non_null(res);
-    assert_string_equal(res, "hello /o");
-    free(res);
+    drv_test_expect_result(t, "default", "short-1", "result", "hello /o");
     /* a host name in the URL */
-    res = drv_test_result(t, "default", "named-1", "result");
-    assert_non_null(res);
-    assert_string_equal(res, "hello /ok/host");
-    free(res);
+    drv_test_expect_result(t, "default", "named-1", "result",
+                           "hello /ok/host");
 
     /* 5xx: retried, then dead with every attempt counted */
     drv_test_dead_field(t, "default", "job", "boom", "attempts", v, sizeof v);
@@ -511,9 +500,7 @@ test_http_handler_status_mapping(void **st)
     if (strstr(v, "HTTP 404 Not Found") == NULL)
         fail_msg("gone error: %s", v);
     assert_int_equal(server_count("/status/404"), 1);
-    res = drv_test_result(t, "default", "gone-1", "status");
-    assert_string_equal(res, "dead");
-    free(res);
+    drv_test_expect_result(t, "default", "gone-1", "status", "dead");
 
     /* 3xx: not followed, dead at once with the Location */
     drv_test_dead_field(t, "default", "job", "moved", "attempts", v, sizeof v);
@@ -547,7 +534,6 @@ test_http_handler_retry_after_delays_retry(void **st)
 {
     struct drv_test_droverd *t = *st;
     long long score = 0, sent_ms;
-    char *res;
 
     /* backoff alone would retry within 1 ms */
     write_config(t, NULL,
@@ -573,10 +559,7 @@ test_http_handler_retry_after_delays_retry(void **st)
         fail_msg("retry due %lld ms after the 429, wanted >= 1000 "
                  "(Retry-After: 1)", score - sent_ms);
     drv_test_wait_stat(t, "default", "processed", 1);
-    res = drv_test_result(t, "default", "thr-1", "result");
-    assert_non_null(res);
-    assert_string_equal(res, "finally");
-    free(res);
+    drv_test_expect_result(t, "default", "thr-1", "result", "finally");
     assert_int_equal(server_count("/throttle/a"), 2);
     assert_int_equal(drv_test_num(t, "HGET t:{default}:stats retried"), 1);
     drv_test_droverd_stop(t, 0, 0);
@@ -639,10 +622,8 @@ test_http_handler_templating(void **st)
     assert_string_equal(s.method, "POST");
     assert_string_equal(s.body, "{\"name\":\"alice\",\"n\":\"3\"}");
     assert_string_equal(s.ctype, "application/json");
-    res = drv_test_result(t, "default", "p1", "result");
-    assert_non_null(res);
-    assert_string_equal(res, "{\"name\":\"alice\",\"n\":\"3\"}");
-    free(res);
+    drv_test_expect_result(t, "default", "p1", "result",
+                           "{\"name\":\"alice\",\"n\":\"3\"}");
 
     /* body template and a configured Content-Type */
     assert_true(server_find("/echo/put", &s));

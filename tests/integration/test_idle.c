@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "droverd.h"
+#include "drover/queue.h"
 
 static const struct drv_test_droverd_opts opts = {
     .tmpdir = "drover-idle",
@@ -21,30 +22,6 @@ static const struct drv_test_droverd_opts opts = {
     .body_head = NULL,
     .tail_lines = 40,
 };
-
-/* Calls of every command in INFO commandstats (scripts' own commands
- * included), but INFO itself. */
-static long long
-redis_calls(struct drv_test_droverd *t)
-{
-    redisReply *r = redisCommand(t->c, "INFO commandstats");
-    const char *p;
-    long long n = 0;
-
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    for (p = r->str; (p = strstr(p, "cmdstat_")) != NULL;) {
-        const char *calls = strstr(p, ":calls=");
-
-        if (calls == NULL)
-            break;
-        if (strncmp(p, "cmdstat_info:", 13) != 0)
-            n += strtoll(calls + 7, NULL, 10);
-        p = calls;
-    }
-    freeReplyObject(r);
-    return n;
-}
 
 /* Write the config (body), start droverd 0 and wait until it runs and
  * its queue named last has been prepared. */
@@ -77,9 +54,9 @@ idle_rate(struct drv_test_droverd *t, int nq)
     start_idle(t, body, last);
     free(body);
     drv_test_sleep_ms(2000);
-    n0 = redis_calls(t);
+    n0 = drv_test_redis_calls(t->c, NULL, 0);
     drv_test_sleep_ms(4000);
-    n1 = redis_calls(t);
+    n1 = drv_test_redis_calls(t->c, NULL, 0);
     drv_test_droverd_stop(t, 0, 0);
     fprintf(stderr, "  %d queue(s): %.1f commands/s\n", nq,
             (double)(n1 - n0) / 4);
@@ -111,7 +88,7 @@ test_idle_delayed_job_from_cli_moves_when_due(void **st)
 {
     struct drv_test_droverd *t = *st;
     const char *const args[] = {"enqueue", "b", "e", "--delay", "1s", NULL};
-    char *out, *v;
+    char *out;
     long long due, started;
     struct timespec ts;
     redisReply *r;
@@ -138,10 +115,7 @@ test_idle_delayed_job_from_cli_moves_when_due(void **st)
     }
     freeReplyObject(r);
     drv_test_wait_stat(t, "b", "processed", 1);
-    v = drv_test_result(t, "b", out, "status");
-    assert_non_null(v);
-    assert_string_equal(v, "ok");
-    free(v);
+    drv_test_expect_result(t, "b", out, "status", "ok");
     free(out);
     wait_until_num(drv_test_started(t), ==, 1, "start traced");
     {
@@ -202,39 +176,32 @@ test_idle_retry_moved_by_other_worker(void **st)
 static int
 upkeep_rides(struct drv_test_droverd *t)
 {
-    redisReply *r = redisCommand(t->c, "CLIENT LIST");
-    const char *line;
-    int rides = 0;
+    struct drv_test_client cl[DRV_TEST_CLIENTS_MAX];
+    int i, n = drv_test_clients(t->c, cl, DRV_TEST_CLIENTS_MAX);
 
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    for (line = r->str; line != NULL && *line != '\0';) {
-        const char *end = strchr(line, '\n'), *q = strstr(line, " qbuf=");
-        const char *c = strstr(line, " cmd=xreadgroup");
-
-        if (end == NULL)
-            end = line + strlen(line);
-        if (c != NULL && c < end && q != NULL && q < end &&
-            strtol(q + 6, NULL, 10) > 0)
-            rides = 1;
-        line = *end != '\0' ? end + 1 : end;
-    }
-    freeReplyObject(r);
-    return rides;
+    for (i = 0; i < n; i++)
+        if (strcmp(cl[i].cmd, "xreadgroup") == 0 && cl[i].qbuf > 0)
+            return 1;
+    return 0;
 }
 
-/* beat= of the one line of the workers hash (0 while there is none). */
+/* The beat of the one line of the workers hash, as pkg/queue parses it
+ * (0 while there is none). */
 static long long
 registry_beat(struct drv_test_droverd *t)
 {
-    redisReply *r = redisCommand(t->c, "HVALS t:workers");
+    redisReply *r = drv_test_redis_cmd(t->c, "HVALS t:workers");
+    struct drv_queue_worker w;
     long long beat = 0;
-    const char *b;
 
-    assert_non_null(r);
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-        (b = strstr(r->element[0]->str, "beat=")) != NULL)
-        beat = strtoll(b + 5, NULL, 10);
+        r->element[0]->type == REDIS_REPLY_STRING) {
+        drv_queue_worker_parse(NULL, 0, r->element[0]->str,
+                               r->element[0]->len, &w);
+        if (w.beat_ms > 0)
+            beat = w.beat_ms;
+        drv_queue_worker_fini(&w);
+    }
     freeReplyObject(r);
     return beat;
 }

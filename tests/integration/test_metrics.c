@@ -52,30 +52,6 @@ static const struct drv_test_droverd_opts opts = {
 
 /* ------------------------------------------------------------- HTTP */
 
-/* A TCP connection to 127.0.0.1:port with a receive timeout of
- * timeout_ms; -1 if refused. */
-static int
-dial(int port, int64_t timeout_ms)
-{
-    struct sockaddr_in a;
-    struct timeval tv;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    tv.tv_sec = (time_t)(timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(timeout_ms % 1000 * 1000);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 static void
 send_all(int fd, const char *p, size_t n)
 {
@@ -129,7 +105,7 @@ status_of(const char *resp)
 static int
 http_raw(int port, const char *req, size_t len, char *out, size_t n)
 {
-    int fd = dial(port, DRV_TEST_WAIT_MS);
+    int fd = drv_test_dial(port, DRV_TEST_WAIT_MS);
     ssize_t r;
 
     out[0] = '\0';
@@ -513,10 +489,10 @@ test_metrics_hostile_http(void **st)
 
     /* connections that send nothing, and one that trickles a header */
     for (i = 0; i < 20; i++) {
-        silent[i] = dial(port, DRV_TEST_WAIT_MS);
+        silent[i] = drv_test_dial(port, DRV_TEST_WAIT_MS);
         assert_true(silent[i] >= 0);
     }
-    trickle = dial(port, DRV_TEST_WAIT_MS);
+    trickle = drv_test_dial(port, DRV_TEST_WAIT_MS);
     assert_true(trickle >= 0);
     send_all(trickle, "GET /metrics HTTP/1.1\r\nX-Slow: a", 32);
 
@@ -666,20 +642,10 @@ test_metrics_traceparent_reaches_exec_and_http(void **st)
     struct drv_test_droverd *t = *st;
     static const char tp[] =
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
     char body[1024], head[8192] = "", want[128], *v;
     int lfd, hport;
 
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(lfd, 4), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
-    hport = ntohs(a.sin_port);
+    lfd = drv_test_listen(4, &hport);
     snprintf(body, sizeof body,
              "queues: [default]\n"
              "jobs:\n"
@@ -700,10 +666,7 @@ test_metrics_traceparent_reaches_exec_and_http(void **st)
     if (strstr(head, want) == NULL)
         fail_msg("no traceparent header in:\n%s", head);
     drv_test_wait_stat(t, "default", "processed", 3);
-    v = drv_test_result(t, "default", "e1", "result");
-    assert_non_null(v);
-    assert_string_equal(v, tp);
-    free(v);
+    drv_test_expect_result(t, "default", "e1", "result", tp);
     v = drv_test_result(t, "default", "e2", "result");
     assert_non_null(v);
     assert_string_equal(v, ""); /* no field, no variable */

@@ -51,15 +51,9 @@ test_pipeline_three_steps_pass_results(void **st)
     /* step c (echo) saw x and the input of step b, which saw step a's */
     assert_string_equal(v, "{\"x\":\"1 2\",\"input\":\"B:A:1 2\"}");
     free(v);
-    v = drv_test_hget(t, key, "status");
-    assert_string_equal(v, "ok");
-    free(v);
-    v = drv_test_hget(t, key, "step.0.status");
-    assert_string_equal(v, "ok");
-    free(v);
-    v = drv_test_hget(t, key, "step.1.attempts");
-    assert_string_equal(v, "1");
-    free(v);
+    drv_test_expect_hget(t, key, "status", "ok");
+    drv_test_expect_hget(t, key, "step.0.status", "ok");
+    drv_test_expect_hget(t, key, "step.1.attempts", "1");
     v = drv_test_hget(t, key, "step.2.finished_at");
     assert_non_null(v);
     free(v);
@@ -117,7 +111,6 @@ test_pipeline_parallel_success_combines_results(void **st)
 {
     struct drv_test_droverd *t = *st;
     char id[64], key[128];
-    char *v;
 
     drv_test_droverd_config(t, "",
                             "jobs:\n"
@@ -133,11 +126,9 @@ test_pipeline_parallel_success_combines_results(void **st)
     drv_test_xadd(t, "default", id, sizeof id, "pipeline", "p", "k", "1", NULL);
     drv_test_wait_stat(t, "default", "processed", 1);
     snprintf(key, sizeof key, "t:{default}:result:%s", id);
-    v = drv_test_hget(t, key, "result");
-    assert_non_null(v);
-    assert_string_equal(v, "{\"k\":\"1\",\"input\":"
+    drv_test_expect_hget(t, key, "result",
+                         "{\"k\":\"1\",\"input\":"
                            "\"{\\\"u\\\":\\\"up\\\",\\\"n\\\":\\\"n1\\\"}\"}");
-    free(v);
     drv_test_droverd_stop(t, 0, 0);
 }
 

@@ -978,22 +978,11 @@ test_redis_start_while_down(void **st)
 static int
 full_listener(int *port, int *filler)
 {
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int lfd = drv_test_listen(0, port);
 
-    assert_true(lfd >= 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-    *port = ntohs(sa.sin_port);
-    *filler = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(*filler >= 0);
     /* fills the queue: completes, never accepted */
-    assert_int_equal(connect(*filler, (struct sockaddr *)&sa, sizeof sa), 0);
+    *filler = drv_test_dial(*port, DRV_TEST_WAIT_MS);
+    assert_true(*filler >= 0);
     return lfd;
 }
 

@@ -90,16 +90,13 @@ processed(redisContext *c)
 static int
 drover_clients(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "CLIENT LIST");
-    const char *p = NULL;
-    int n = 0;
+    struct drv_test_client cl[DRV_TEST_CLIENTS_MAX];
+    int i, n = drv_test_clients(c, cl, DRV_TEST_CLIENTS_MAX), k = 0;
 
-    assert_non_null(r);
-    for (p = r->str; p != NULL && (p = strstr(p, " name=drover-")) != NULL;
-         p++)
-        n++;
-    freeReplyObject(r);
-    return n;
+    for (i = 0; i < n; i++)
+        if (strncmp(cl[i].name, "drover-", 7) == 0)
+            k++;
+    return k;
 }
 
 /* `drover -c CFG stats` exits 0 and names the queue and the count of

@@ -35,7 +35,6 @@ test_worker_runs_jobs_enqueued_before_and_after_start(void **st)
 {
     struct drv_test_droverd *t = *st;
     char id[64], key[128];
-    char *v;
     int i;
 
     drv_test_droverd_config(t, "",
@@ -52,13 +51,8 @@ test_worker_runs_jobs_enqueued_before_and_after_start(void **st)
                   NULL);
     drv_test_wait_stat(t, "default", "processed", 10);
     snprintf(key, sizeof key, "t:{default}:result:%s", id);
-    v = drv_test_hget(t, key, "result");
-    assert_non_null(v);
-    assert_string_equal(v, "{\"a\":\"1\",\"b\":\"x y\"}");
-    free(v);
-    v = drv_test_hget(t, key, "status");
-    assert_string_equal(v, "ok");
-    free(v);
+    drv_test_expect_hget(t, key, "result", "{\"a\":\"1\",\"b\":\"x y\"}");
+    drv_test_expect_hget(t, key, "status", "ok");
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     /* registered (heartbeat), and gone after a clean stop */
     wait_until_num(drv_test_num(t, "HLEN t:workers"), ==, 1,

@@ -544,23 +544,13 @@ static void
 raw_start(struct state *s)
 {
     struct raw *srv = &s->raw;
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
     int i;
 
     memset(srv, 0, sizeof *srv);
     srv->base = s->base;
     for (i = 0; i < RAW_MAX; i++)
         srv->conns[i].fd = -1;
-    srv->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(srv->lfd >= 0);
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(srv->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
-    assert_int_equal(listen(srv->lfd, 64), 0);
-    assert_int_equal(getsockname(srv->lfd, (struct sockaddr *)&sin, &len), 0);
-    srv->port = ntohs(sin.sin_port);
+    srv->lfd = drv_test_listen(64, &srv->port);
     srv->lev = event_new(s->base, srv->lfd, EV_READ | EV_PERSIST,
                          on_raw_accept, srv);
     assert_int_equal(event_add(srv->lev, NULL), 0);
