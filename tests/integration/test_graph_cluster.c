@@ -173,6 +173,20 @@ assert_run(const char *r, const char *f, const char *want)
     redisFree(c);
 }
 
+/* Field f of run r (on H), or NULL; the caller frees it. */
+static char *
+run_get(const char *r, const char *f)
+{
+    redisContext *c = node_of(qh);
+    char key[128];
+    char *v;
+
+    snprintf(key, sizeof key, "t:{%s}:run:%s", qh, r);
+    v = drv_test_hget_on(c, key, f);
+    redisFree(c);
+    return v;
+}
+
 /* A number from a command on queue q's node (fmt may use %s for q). */
 static long long
 qnum(const char *q, const char *fmt)
