@@ -60,13 +60,13 @@
  *   - libcurl is loaded (dlopen) and started only by the first request
  *     that needs it: a client whose requests all go to plain http://
  *     URLs that libcurl's parser would leave as they are never loads it
- *     (a date-form Retry-After is read by libcurl's date parser, which
- *     loads it). When it cannot be loaded, such a request fails at once
+ *     (a Retry-After date is read by drover's own parser). When it
+ *     cannot be loaded, such a request fails at once
  *     with -ELIBACC (the reason went to stderr).
  *
  * Threads: every function runs on the loop thread, except
- * drv_http_parse_retry_after and drv_http_async_dns, which are pure (and
- * load libcurl). curl_global_init runs once per process (pthread_once) at
+ * drv_http_parse_retry_after (pure) and drv_http_async_dns (pure; it
+ * loads libcurl). curl_global_init runs once per process (pthread_once) at
  * the first request that needs libcurl; it is never undone
  * (curl_global_cleanup is not thread-safe and only frees memory that
  * stays reachable).

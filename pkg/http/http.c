@@ -43,7 +43,9 @@
  * connections have no event on the loop (curl un-watches a socket when no
  * transfer uses it; its hsock stays, unwatched, for the next transfer on
  * that fd), so a client without calls keeps the loop alive only until
- * trim_ev (at most SPARE_IDLE_MS after its last call).
+ * trim_ev (at most SPARE_IDLE_MS after its last call), and while the own
+ * client keeps an idle connection, by its age timer (http_h1.c) until
+ * that connection reaches max_idle_ms.
  *
  * Plain http:// to an IP address or a plain ASCII host name (call_url
  * finds it once per URL, in url_target) goes through http_h1.c instead
@@ -82,6 +84,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -102,7 +105,6 @@
 #define SPARE_IDLE_MS 1000      /* ... for this long (drover/http.h) */
 #define SPARE_BUF_MAX 65536     /* a spare call's buffers above this go */
 #define REASON_MAX 64           /* reason phrase kept */
-#define RETRY_AFTER_TEXT_MAX 64 /* longest Retry-After value parsed */
 
 enum call_state {
     CALL_ACTIVE = 0,            /* in the multi */
@@ -314,10 +316,134 @@ is_blank(char ch)
     return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+/* Reads exactly n digits at *p (before e) into *v and moves *p past
+ * them; 0, or -1 when they are not there. With pad, a leading blank may
+ * stand for a zero (asctime's day "Nov  6"). */
+static int
+date_digits(const char **p, const char *e, int n, int pad, int *v)
+{
+    const char *q = *p;
+    int i;
+
+    *v = 0;
+    if (pad && q < e && *q == ' ') {
+        q++;
+        n--;
+    }
+    for (i = 0; i < n; i++, q++) {
+        if (q >= e || *q < '0' || *q > '9')
+            return -1;
+        *v = *v * 10 + (*q - '0');
+    }
+    *p = q;
+    return 0;
+}
+
+/* Matches the literal text t at *p and moves past it. */
+static int
+date_lit(const char **p, const char *e, const char *t)
+{
+    size_t n = strlen(t);
+
+    if ((size_t)(e - *p) < n || strncasecmp(*p, t, n) != 0)
+        return -1;
+    *p += n;
+    return 0;
+}
+
+/* One of names (count of them) at *p, case-insensitively: its index,
+ * or -1. */
+static int
+date_name(const char **p, const char *e, const char *const *names,
+          int count)
+{
+    int i;
+
+    for (i = 0; i < count; i++)
+        if (date_lit(p, e, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* "HH:MM:SS" into tm. */
+static int
+date_clock(const char **p, const char *e, struct tm *tm)
+{
+    if (date_digits(p, e, 2, 0, &tm->tm_hour) < 0 || date_lit(p, e, ":") ||
+        date_digits(p, e, 2, 0, &tm->tm_min) < 0 || date_lit(p, e, ":") ||
+        date_digits(p, e, 2, 0, &tm->tm_sec) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * An HTTP-date (RFC 9110 section 5.6.7) as Unix seconds, or -1: the
+ * IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" and the two obsolete forms
+ * a recipient must also read, RFC 850's "Sunday, 06-Nov-94 08:49:37 GMT"
+ * (a two-digit year above 70 is 19yy, else 20yy) and asctime's "Sun Nov
+ *  6 08:49:37 1994". Names are matched without regard to case, the
+ * weekday is not checked against the date, and nothing may follow.
+ */
+static time_t
+http_date(const char *s, size_t n)
+{
+    static const char *const wday[] = {"Sun", "Mon", "Tue", "Wed", "Thu",
+                                       "Fri", "Sat"};
+    static const char *const wdayl[] = {"Sunday", "Monday", "Tuesday",
+                                        "Wednesday", "Thursday", "Friday",
+                                        "Saturday"};
+    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May",
+                                      "Jun", "Jul", "Aug", "Sep", "Oct",
+                                      "Nov", "Dec"};
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+                                30, 31};
+    const char *p = s, *e = s + n;
+    struct tm tm;
+    int year, leap;
+
+    memset(&tm, 0, sizeof tm);
+    if (date_name(&p, e, wdayl, 7) >= 0) { /* RFC 850 */
+        if (date_lit(&p, e, ", ") ||
+            date_digits(&p, e, 2, 0, &tm.tm_mday) < 0 ||
+            date_lit(&p, e, "-") ||
+            (tm.tm_mon = date_name(&p, e, mon, 12)) < 0 ||
+            date_lit(&p, e, "-") || date_digits(&p, e, 2, 0, &year) < 0 ||
+            date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
+            date_lit(&p, e, " GMT"))
+            return -1;
+        year += year > 70 ? 1900 : 2000;
+    } else if (date_name(&p, e, wday, 7) < 0) {
+        return -1;
+    } else if (date_lit(&p, e, ", ") == 0) { /* IMF-fixdate */
+        if (date_digits(&p, e, 2, 0, &tm.tm_mday) < 0 ||
+            date_lit(&p, e, " ") ||
+            (tm.tm_mon = date_name(&p, e, mon, 12)) < 0 ||
+            date_lit(&p, e, " ") || date_digits(&p, e, 4, 0, &year) < 0 ||
+            date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
+            date_lit(&p, e, " GMT"))
+            return -1;
+    } else { /* asctime */
+        if (date_lit(&p, e, " ") ||
+            (tm.tm_mon = date_name(&p, e, mon, 12)) < 0 ||
+            date_lit(&p, e, " ") ||
+            date_digits(&p, e, 2, 1, &tm.tm_mday) < 0 ||
+            date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
+            date_lit(&p, e, " ") || date_digits(&p, e, 4, 0, &year) < 0)
+            return -1;
+    }
+    leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (p != e || year < 1970 || tm.tm_mday < 1 ||
+        tm.tm_mday > mdays[tm.tm_mon] ||
+        (tm.tm_mon == 1 && tm.tm_mday == 29 && !leap) || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        return -1;
+    tm.tm_year = year - 1900;
+    return timegm(&tm);
+}
+
 int64_t
 drv_http_parse_retry_after(const char *s, size_t n, int64_t now_unix_ms)
 {
-    char buf[RETRY_AFTER_TEXT_MAX];
     const int64_t max_s = DRV_HTTP_RETRY_AFTER_MAX_MS / 1000;
     int64_t v = 0, ms;
     size_t i;
@@ -336,11 +462,9 @@ drv_http_parse_retry_after(const char *s, size_t n, int64_t now_unix_ms)
             v = v * 10 + (s[i] - '0');
     if (i == n)             /* delta-seconds */
         return v > max_s ? DRV_HTTP_RETRY_AFTER_MAX_MS : v * 1000;
-    if (i > 0 || n >= sizeof buf)
-        return -1;          /* "12abc", or too long for a date */
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    t = curl_getdate(buf, NULL);
+    if (i > 0)
+        return -1;          /* "12abc" */
+    t = http_date(s, n);
     if (t == (time_t)-1)
         return -1;
     if ((int64_t)t > now_unix_ms / 1000 + max_s)
@@ -883,9 +1007,13 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     h->user_agent = drv_xstrdup(o.user_agent ? o.user_agent : USER_AGENT);
     h->proxy_env = proxy_in_env();
     /* curl drops a connection whose idle time in whole seconds (rounded
-     * down) exceeds max_age_s: the floor of max_idle_ms comes nearest */
-    h->max_age_s = o.max_idle_ms / 1000 > 1 ? (long)(o.max_idle_ms / 1000)
-                                            : 1;
+     * down) exceeds max_age_s, so it reuses one idle up to max_age_s +
+     * 0.999 s: one second less than the limit's whole seconds keeps
+     * within it (118 s: none idle 118 s or more is reused). Below 2 s
+     * the least curl takes, 1, reuses one idle up to 2 s. */
+    h->max_age_s = o.max_idle_ms / 1000 > 2
+                       ? (long)(o.max_idle_ms / 1000) - 1
+                       : 1;
     TAILQ_INIT(&h->active);
     TAILQ_INIT(&h->done);
     TAILQ_INIT(&h->spare);

@@ -46,8 +46,6 @@ const char *drv__curl_soname = "libcurl.so.4";
       CURLE_FAILED_INIT)                                                   \
     X(curl_version_info_data *, curl_version_info, (CURLversion v), (v),   \
       NULL)                                                                \
-    X(time_t, curl_getdate, (const char *p, const time_t *unused),         \
-      (p, unused), (time_t)-1)                                             \
     F(void, curl_free, void *)                                             \
     X(CURL *, curl_easy_init, (void), (), NULL)                            \
     F(void, curl_easy_cleanup, CURL *)                                     \

@@ -1084,6 +1084,37 @@ test_http_parse_retry_after(void **st)
                      DRV_HTTP_RETRY_AFTER_MAX_MS);
     s = "tomorrow-ish";
     assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    /* names in any case; asctime's day padded with a blank */
+    s = "tue, 14 NOV 2023 22:15:00 gmt";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 100000);
+    s = "Thu Nov  2 22:15:00 2023"; /* 12 days before now */
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 0);
+    /* RFC 850's year: 71..99 are 19yy, 00..70 are 20yy (as libcurl) */
+    s = "Wednesday, 14-Nov-70 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now),
+                     DRV_HTTP_RETRY_AFTER_MAX_MS);
+    s = "Sunday, 14-Nov-71 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 0);
+    /* not a date: no such day, no zone, something after it, a short
+     * field, no weekday */
+    s = "Thu, 30 Feb 2023 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    s = "Wed, 29 Feb 2023 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    s = "Tue, 14 Nov 2023 24:00:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    s = "Tue, 14 Nov 2023 22:15:00";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    s = "Tue, 14 Nov 2023 22:15:00 GMT+1";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    s = "Tue, 4 Nov 2023 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    s = "14 Nov 2023 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), -1);
+    /* a leap day is a day */
+    s = "Thu, 29 Feb 2024 00:00:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now),
+                     DRV_HTTP_RETRY_AFTER_MAX_MS);
 }
 
 /* GET path on a closed port of 127.0.0.1 into r, run until it is done. */

@@ -109,6 +109,9 @@ test_http_nocurl_plain_works_others_fail(void **st)
         }
     }
     assert_int_equal(s.done, 2);
+    /* a Retry-After date is read without libcurl */
+    assert_int_equal(drv_http_parse_retry_after(
+                         "Thu, 01 Jan 1970 00:00:10 GMT", 29, 0), 10000);
     assert_int_equal(drv__curl_loaded(), 0);
     drv_http_free(h);
     evhttp_free(srv);
