@@ -98,7 +98,8 @@ validate_pipeline(const struct drv_config *cfg, const struct drv_job *job,
     return 0;
 }
 
-/* A job refused before its fields were looked at (too large) that names
+/* A job refused before its fields were looked at (too large, or its
+ * attempt field not a number, as a hand-edited entry may be) that names
  * a pipeline: its pipeline and step (a graph's node) into *pipe_out and
  * *step_out when they are known, so that its settle writes the step's
  * record or ends its run. A graph run's first entry (no field run) is
@@ -155,9 +156,11 @@ drv__worker_job_validate(const struct drv_config *cfg,
                            "job is %zu bytes, more than max_job_bytes %lld",
                            job->bytes, (long long)cfg->worker.max_job_bytes);
     }
-    if (job->attempt_bad)
+    if (job->attempt_bad) {
+        refused_step(cfg, job, pipe_out, step_out);
         return drv_err_set(err, DRV_EBADJOB, "field attempt: not a plain "
                            "decimal integer");
+    }
     f = drv_job_field(job, "job");
     pf = drv_job_field(job, "pipeline");
     if (f != NULL && pf != NULL)

@@ -135,6 +135,8 @@ test_worker_job_validate_pipeline_jobs(void **st)
     const char *const bigstep[] = {"pipeline", "p", "step", "1", "pad",
         "0123456789012345678901234567890123456789012345678901234567890123456"
         "789012345678901234567890123456789", NULL};
+    const char *const badatt[] = {"pipeline", "p", "step", "1", "attempt",
+                                  "2x", NULL};
     const struct drv_config_job *type = NULL;
     const struct drv_config_pipeline *pipe = NULL;
     int64_t step = -1;
@@ -165,6 +167,19 @@ test_worker_job_validate_pipeline_jobs(void **st)
                                               &err), DRV_EBADJOB);
     assert_string_equal(err.msg, "job is 117 bytes, more than "
                         "max_job_bytes 100");
+    assert_null(type);
+    assert_non_null(pipe);
+    assert_int_equal(step, 1);
+    drv_job_free(j);
+    /* so is one whose attempt is not a number */
+    j = mkjob(badatt);
+    pipe = NULL;
+    step = -1;
+    drv_err_clear(&err);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              &err), DRV_EBADJOB);
+    assert_string_equal(err.msg, "field attempt: not a plain decimal "
+                        "integer");
     assert_null(type);
     assert_non_null(pipe);
     assert_int_equal(step, 1);
