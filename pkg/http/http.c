@@ -80,6 +80,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -116,14 +117,12 @@ struct drv_http_call {
     unsigned magic;
 #define DRV_HTTP_CALL_MAGIC 0x477bca11U
 #define SPARE_CALL_MAGIC 0x477b5a4eU /* on the client's spare list */
-    struct drv_http *h;         /* borrowed: the client */
-    enum call_state state;      /* see DESIGN */
-    CURL *easy;                 /* owned: the transfer; kept by a spare
-                                   call with its constant options; NULL
-                                   until a request of the call needs
-                                   libcurl */
+    /* kept by a spare call for the next request (call_get) */
+    CURL *easy;                 /* owned: the transfer, with its constant
+                                   options; NULL until a request of the
+                                   call needs libcurl */
     CURLU *url;                 /* owned: url_text parsed, curl's
-                                   CURLOPT_CURLU; kept by a spare call */
+                                   CURLOPT_CURLU */
     int url_curl;               /* url and easy's CURLU hold url_text */
     struct drv_buf url_text;    /* owned: the URL url holds, "" none */
     struct curl_slist *hdr;     /* owned: nodes of the header list curl
@@ -132,10 +131,17 @@ struct drv_http_call {
     size_t hdr_cap;             /* nodes allocated in hdr */
     struct drv_buf hdr_text;    /* owned: the header lines, NUL after each */
     struct drv_buf body;        /* owned: copy of the request body */
+    struct drv_buf rbody;       /* owned: response body kept */
+    int url_lean;               /* url_text goes through h1 (tgt) */
+    struct drv__h1_target tgt;  /* owned: url_text's address and target */
+    struct drv__h1_xfer x;      /* the h1 transfer */
+    struct drv__dns_wait dq;    /* waiting for tgt.name's addresses */
+    /* one request's: zeroed from here to the end for each (CALL_FRESH) */
+    struct drv_http *h;         /* borrowed: the client */
+    enum call_state state;      /* see DESIGN */
     drv_http_done_fn *cb;       /* completion */
     void *ctx;                  /* borrowed: the caller's */
     int code;                   /* outcome, once DONE */
-    struct drv_buf rbody;       /* owned: response body kept */
     size_t body_max;            /* most bytes kept in rbody */
     int truncated;              /* bytes past body_max were dropped */
     int status;                 /* HTTP status of the final response */
@@ -145,16 +151,13 @@ struct drv_http_call {
     char *location;             /* owned: 3xx target, NULL */
     char errbuf[CURL_ERROR_SIZE]; /* curl's detailed error text */
     int lean;                   /* the request went through h1, not curl */
-    int url_lean;               /* url_text goes through h1 (tgt) */
-    struct drv__h1_target tgt;  /* owned: url_text's address and target */
-    struct drv__h1_xfer x;      /* the h1 transfer; kept by a spare call */
-    struct drv__dns_wait dq;    /* waiting for tgt.name's addresses */
     int64_t deadline_ns;        /* lean, timeout_ms > 0: when it ends */
     int64_t timeout_ms;         /* the request's, 0 none */
     size_t send_body_len;       /* lean: body bytes to send, has_body */
     int has_body;               /* lean: a body (maybe empty) goes out */
     TAILQ_ENTRY(drv_http_call) link; /* on h->active, done or spare */
 };
+#define CALL_FRESH offsetof(struct drv_http_call, h)
 
 /* A socket curl asked us to watch. Kept (unwatched) after curl's
  * CURL_POLL_REMOVE, for the next transfer on the same fd: a kept-alive
@@ -588,7 +591,7 @@ easy_setup(struct drv_http *h, struct drv_http_call *c)
 static struct drv_http_call *
 call_get(struct drv_http *h)
 {
-    struct drv_http_call *c = TAILQ_FIRST(&h->spare), keep;
+    struct drv_http_call *c = TAILQ_FIRST(&h->spare);
 
     if (c == NULL) {
         DRV_ALLOC_OBJ(c, DRV_HTTP_CALL_MAGIC);
@@ -603,22 +606,8 @@ call_get(struct drv_http *h)
         DRV_CHECK_OBJ(c, SPARE_CALL_MAGIC);
         TAILQ_REMOVE(&h->spare, c, link);
         h->nspare--;
-        keep = *c;
-        memset(c, 0, sizeof *c);
         c->magic = DRV_HTTP_CALL_MAGIC;
-        c->easy = keep.easy;
-        c->url = keep.url;
-        c->url_curl = keep.url_curl;
-        c->url_text = keep.url_text;
-        c->hdr = keep.hdr;
-        c->hdr_cap = keep.hdr_cap;
-        c->hdr_text = keep.hdr_text;
-        c->body = keep.body;
-        c->rbody = keep.rbody;
-        c->url_lean = keep.url_lean;
-        c->tgt = keep.tgt;
-        c->x = keep.x;
-        c->dq = keep.dq;
+        memset((char *)c + CALL_FRESH, 0, sizeof *c - CALL_FRESH);
         drv_buf_reset(&c->hdr_text);
         drv_buf_reset(&c->body);
         drv_buf_reset(&c->rbody);
