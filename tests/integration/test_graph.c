@@ -420,6 +420,63 @@ test_graph_dead_node_runs_on_failure_once(void **st)
     assert_null(run_get(t, "f", "c.enqueued"));
 }
 
+/*
+ * Run g's state is deleted while its node b runs (as when it expired or
+ * was deleted by hand): b's failure has no run to tell, so its entry goes
+ * to the dead stream with its error and is counted, not dropped; c never
+ * runs.
+ */
+static void
+test_graph_node_of_gone_run_goes_dead(void **st)
+{
+    struct drv_test_droverd *t = *st;
+    char body[4096], started[512], go[512];
+    redisReply *r;
+    size_t i;
+    int seen = 0;
+
+    snprintf(started, sizeof started, "%s/started", t->dir);
+    snprintf(go, sizeof go, "%s/go", t->dir);
+    snprintf(body, sizeof body,
+             "queues: [default]\n"
+             "jobs:\n"
+             "  ok:\n    handler: exec\n    command: [printf, fine]\n"
+             "  hold:\n    handler: exec\n"
+             "    command: [sh, -c, 'touch %s; while [ ! -e %s ]; do sleep "
+             "0.02; done; echo boom >&2; exit 3']\n"
+             "pipelines:\n"
+             "  p:\n    graph:\n"
+             "      a: {job: ok}\n"
+             "      b: {job: hold, needs: a, retries: 0}\n"
+             "      c: {job: ok, needs: b}\n", started, go);
+    drv_test_droverd_config(t, "", body);
+    drv_test_droverd_start(t, 0);
+    start_run(t, "p", "g");
+    wait_until(access(started, F_OK) == 0, "b to start");
+    drv_test_redis_ok(t->c, "DEL t:{default}:run:g");
+    assert_int_equal(drv_test_write_file(go, ""), 0);
+    drv_test_wait_stat(t, "default", "dead", 1);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 1);
+    r = drv_test_redis_cmd(t->c, "XRANGE t:{default}:dead - +");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 1);
+    for (i = 0; i + 1 < r->element[0]->element[1]->elements; i += 2) {
+        const redisReply *k = r->element[0]->element[1]->element[i];
+        const redisReply *v = r->element[0]->element[1]->element[i + 1];
+
+        if (strcmp(k->str, "node") == 0 && strcmp(v->str, "b") == 0)
+            seen |= 1;
+        if (strcmp(k->str, "error") == 0 && strstr(v->str, "boom") != NULL)
+            seen |= 2;
+    }
+    freeReplyObject(r);
+    assert_int_equal(seen, 3);
+    assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
+    assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"), 0);
+    drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{default}:run:g"), 0);
+}
+
 static void
 test_graph_dead_item_stops_fan_out(void **st)
 {
@@ -952,6 +1009,7 @@ main(void)
         TD(test_graph_node_on_other_queue),
         TD(test_graph_false_when_skips),
         TD(test_graph_dead_node_runs_on_failure_once),
+        TD(test_graph_node_of_gone_run_goes_dead),
         TD(test_graph_dead_item_stops_fan_out),
         TD(test_graph_kill9_loop_loses_and_repeats_nothing),
         TD(test_graph_connection_kills_lose_and_repeat_nothing),
