@@ -83,8 +83,8 @@ struct drv_loop;
 struct drv_http;
 struct drv_http_call;
 
-/* Default of drv_http_opts.max_idle_ms: libcurl's own default
- * (CURLOPT_MAXAGE_CONN, 118 s). */
+/* Default of drv_http_opts.max_idle_ms: libcurl's own default age
+ * limit (CURLOPT_MAXAGE_CONN, 118 s). */
 #define DRV_HTTP_MAX_IDLE_MS INT64_C(118000)
 
 /* Longest Retry-After honoured; larger values are cut to it. */
@@ -108,8 +108,10 @@ struct drv_http_opts {
                                    (a NAT or load balancer may have
                                    dropped it silently); the own client
                                    closes it when the time comes, libcurl
-                                   (which counts whole seconds, at least
-                                   1) when it next looks for a connection;
+                                   (which counts whole seconds: it is
+                                   given one less than this has, at
+                                   least 1) when it next looks for a
+                                   connection;
                                    0 = DRV_HTTP_MAX_IDLE_MS */
     const char *user_agent;     /* copied; NULL = "drover" */
 };

@@ -189,7 +189,8 @@ struct drv_http {
     char *user_agent;           /* owned */
     int proxy_env;              /* a proxy variable was set at creation */
     long max_age_s;             /* curl's CURLOPT_MAXAGE_CONN: the opts'
-                                   max_idle_ms in whole seconds */
+                                   max_idle_ms in whole seconds less one,
+                                   at least 1 (drv_http_create) */
     long max_host;              /* the opts', for the multi */
     long max_total;             /* the opts', for the multi */
     struct event timer_ev;      /* curl's timeout */
@@ -383,12 +384,13 @@ date_clock(const char **p, const char *e, struct tm *tm)
  * An HTTP-date (RFC 9110 section 5.6.7) as Unix seconds, or -1: the
  * IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" and the two obsolete forms
  * a recipient must also read, RFC 850's "Sunday, 06-Nov-94 08:49:37 GMT"
- * (a two-digit year above 70 is 19yy, else 20yy) and asctime's "Sun Nov
- *  6 08:49:37 1994". Names are matched without regard to case, the
+ * (its two-digit year is the latest year ending in those digits that is
+ * not more than 50 years after now_year, as RFC 9110 asks) and asctime's
+ * "Sun Nov  6 08:49:37 1994". Names are matched without regard to case, the
  * weekday is not checked against the date, and nothing may follow.
  */
 static time_t
-http_date(const char *s, size_t n)
+http_date(const char *s, size_t n, int now_year)
 {
     static const char *const wday[] = {"Sun", "Mon", "Tue", "Wed", "Thu",
                                        "Fri", "Sat"};
@@ -414,7 +416,11 @@ http_date(const char *s, size_t n)
             date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
             date_lit(&p, e, " GMT"))
             return -1;
-        year += year > 70 ? 1900 : 2000;
+        year += now_year - now_year % 100;
+        if (year > now_year + 50)
+            year -= 100;
+        else if (year + 100 <= now_year + 50)
+            year += 100;
     } else if (date_name(&p, e, wday, 7) < 0) {
         return -1;
     } else if (date_lit(&p, e, ", ") == 0) { /* IMF-fixdate */
@@ -450,7 +456,8 @@ drv_http_parse_retry_after(const char *s, size_t n, int64_t now_unix_ms)
     const int64_t max_s = DRV_HTTP_RETRY_AFTER_MAX_MS / 1000;
     int64_t v = 0, ms;
     size_t i;
-    time_t t;
+    time_t t, now_s;
+    struct tm now_tm;
 
     while (n > 0 && is_blank(s[0])) {
         s++;
@@ -467,7 +474,10 @@ drv_http_parse_retry_after(const char *s, size_t n, int64_t now_unix_ms)
         return v > max_s ? DRV_HTTP_RETRY_AFTER_MAX_MS : v * 1000;
     if (i > 0)
         return -1;          /* "12abc" */
-    t = http_date(s, n);
+    now_s = (time_t)(now_unix_ms / 1000);
+    if (gmtime_r(&now_s, &now_tm) == NULL)
+        return -1;
+    t = http_date(s, n, now_tm.tm_year + 1900);
     if (t == (time_t)-1)
         return -1;
     if ((int64_t)t > now_unix_ms / 1000 + max_s)

@@ -84,10 +84,12 @@ static void
 fz_round_trip(struct fuzz_in *in)
 {
     /* 1970 .. 9999 for the 4-digit forms; 1971 .. 2070 for RFC 850,
-     * whose 2-digit year curl reads as 19yy above 70, else 20yy */
+     * whose 2-digit year is read as the latest at most 50 years after
+     * now's: now within 49 years of it */
     const uint64_t y10k = UINT64_C(253402300799);
     const uint64_t y1971 = UINT64_C(31536000);
     const uint64_t y2071 = UINT64_C(3187296000);
+    const int64_t y49 = INT64_C(49) * 365 * 86400 * 1000;
     uint64_t a = fuzz_u64(in), b = fuzz_u64(in), d = fuzz_u64(in);
     time_t t = (time_t)(a % (y10k + 1));
     time_t t2 = (time_t)(y1971 + a % (y2071 - y1971));
@@ -101,7 +103,11 @@ fz_round_trip(struct fuzz_in *in)
 
     fz_date_form("%a, %d %b %Y %H:%M:%S GMT", t, now);
     fz_date_form("%a %b %e %H:%M:%S %Y", t, now);
-    now = (b & 1) ? now - (int64_t)(t - t2) * 1000 : now;
+    now = (b & 1) ? now - (int64_t)(t - t2) * 1000
+                  : (int64_t)t2 * 1000 +
+                        (int64_t)((b >> 1) % (uint64_t)(2 * y49)) - y49;
+    if (now < 0)
+        now = 0;
     fz_date_form("%A, %d-%b-%y %H:%M:%S GMT", t2, now);
 
     snprintf(text, sizeof text, "%" PRIu64, d);

@@ -1089,12 +1089,21 @@ test_http_parse_retry_after(void **st)
     assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 100000);
     s = "Thu Nov  2 22:15:00 2023"; /* 12 days before now */
     assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 0);
-    /* RFC 850's year: 71..99 are 19yy, 00..70 are 20yy (as libcurl) */
-    s = "Wednesday, 14-Nov-70 22:15:00 GMT";
+    /* RFC 850's year: the latest one ending in those digits at most 50
+     * years after now (2023): 00..73 are 20yy, 74..99 19yy */
+    s = "Tuesday, 14-Nov-73 22:15:00 GMT";
     assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now),
                      DRV_HTTP_RETRY_AFTER_MAX_MS);
-    s = "Sunday, 14-Nov-71 22:15:00 GMT";
+    s = "Thursday, 14-Nov-74 22:15:00 GMT";
     assert_int_equal(drv_http_parse_retry_after(s, strlen(s), now), 0);
+    /* ... and in 2080, 30 is 2130 (capped), 31 is 2031 (past) */
+    s = "Tuesday, 14-Nov-30 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s),
+                                                INT64_C(3498000000000)),
+                     DRV_HTTP_RETRY_AFTER_MAX_MS);
+    s = "Friday, 14-Nov-31 22:15:00 GMT";
+    assert_int_equal(drv_http_parse_retry_after(s, strlen(s),
+                                                INT64_C(3498000000000)), 0);
     /* not a date: no such day, no zone, something after it, a short
      * field, no weekday */
     s = "Thu, 30 Feb 2023 22:15:00 GMT";
