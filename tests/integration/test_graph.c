@@ -422,41 +422,44 @@ test_graph_dead_node_runs_on_failure_once(void **st)
 
 /*
  * Run g's state is deleted while its node b runs (as when it expired or
- * was deleted by hand): b's failure has no run to tell, so its entry goes
- * to the dead stream with its error and is counted, not dropped; c never
- * runs.
+ * was deleted by hand): b's failures have no run to tell, so b is settled
+ * as a plain job would be: tried again as its retries allow (once), then
+ * kept in the dead stream with its error, and counted; never dropped. c
+ * never runs.
  */
 static void
 test_graph_node_of_gone_run_goes_dead(void **st)
 {
     struct drv_test_droverd *t = *st;
-    char body[4096], started[512], go[512];
+    char body[4096], runs[512], go[512];
     redisReply *r;
     size_t i;
     int seen = 0;
 
-    snprintf(started, sizeof started, "%s/started", t->dir);
+    snprintf(runs, sizeof runs, "%s/runs", t->dir);
     snprintf(go, sizeof go, "%s/go", t->dir);
     snprintf(body, sizeof body,
              "queues: [default]\n"
              "jobs:\n"
              "  ok:\n    handler: exec\n    command: [printf, fine]\n"
              "  hold:\n    handler: exec\n"
-             "    command: [sh, -c, 'touch %s; while [ ! -e %s ]; do sleep "
-             "0.02; done; echo boom >&2; exit 3']\n"
+             "    command: [sh, -c, 'echo run >> %s; while [ ! -e %s ]; do "
+             "sleep 0.02; done; echo boom >&2; exit 3']\n"
              "pipelines:\n"
              "  p:\n    graph:\n"
              "      a: {job: ok}\n"
-             "      b: {job: hold, needs: a, retries: 0}\n"
-             "      c: {job: ok, needs: b}\n", started, go);
+             "      b: {job: hold, needs: a, retries: 1, backoff: 10ms}\n"
+             "      c: {job: ok, needs: b}\n", runs, go);
     drv_test_droverd_config(t, "", body);
     drv_test_droverd_start(t, 0);
     start_run(t, "p", "g");
-    wait_until(access(started, F_OK) == 0, "b to start");
+    wait_until(drv_test_file_lines(runs) == 1, "b to start");
     drv_test_redis_ok(t->c, "DEL t:{default}:run:g");
     assert_int_equal(drv_test_write_file(go, ""), 0);
     drv_test_wait_stat(t, "default", "dead", 1);
-    assert_int_equal(drv_test_stat(t, "default", "failed"), 1);
+    assert_int_equal(drv_test_file_lines(runs), 2);
+    assert_int_equal(drv_test_stat(t, "default", "retried"), 1);
+    assert_int_equal(drv_test_stat(t, "default", "failed"), 2);
     r = drv_test_redis_cmd(t->c, "XRANGE t:{default}:dead - +");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
@@ -468,12 +471,16 @@ test_graph_node_of_gone_run_goes_dead(void **st)
             seen |= 1;
         if (strcmp(k->str, "error") == 0 && strstr(v->str, "boom") != NULL)
             seen |= 2;
+        if (strcmp(k->str, "attempts") == 0 && strcmp(v->str, "2") == 0)
+            seen |= 4;
     }
     freeReplyObject(r);
-    assert_int_equal(seen, 3);
+    assert_int_equal(seen, 7);
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"), 0);
+    assert_int_equal(drv_test_num(t, "ZCARD t:{default}:delayed"), 0);
     drv_test_droverd_stop(t, 0, 0);
+    assert_int_equal(drv_test_file_lines(runs), 2);
     assert_int_equal(drv_test_num(t, "EXISTS t:{default}:run:g"), 0);
 }
 

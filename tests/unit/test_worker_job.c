@@ -25,7 +25,8 @@ static const char yaml[] =
     "  x:\n    handler: exec\n    command: [run, \"{a}-{{lit}}\", \"{b}\"]\n"
     "    env: {K: v}\n"
     "pipelines:\n"
-    "  p:\n    steps:\n      - e\n      - parallel: [s, e]\n";
+    "  p:\n    steps:\n      - e\n      - parallel: [s, e]\n"
+    "  g:\n    graph:\n      a: {job: e}\n      b: {job: e, needs: a}\n";
 
 /* A job from name/value pairs (NULL-terminated), as the fetch builds it. */
 static struct drv_job *
@@ -137,6 +138,10 @@ test_worker_job_validate_pipeline_jobs(void **st)
         "789012345678901234567890123456789", NULL};
     const char *const badatt[] = {"pipeline", "p", "step", "1", "attempt",
                                   "2x", NULL};
+    const char *const gnode[] = {"pipeline", "g", "run", "r", "node", "b",
+                                 "home", "default", "attempt", "2x", NULL};
+    const char *const gfirst[] = {"pipeline", "g", "id", "r", "attempt",
+                                  "2x", NULL};
     const struct drv_config_job *type = NULL;
     const struct drv_config_pipeline *pipe = NULL;
     int64_t step = -1;
@@ -183,6 +188,26 @@ test_worker_job_validate_pipeline_jobs(void **st)
     assert_null(type);
     assert_non_null(pipe);
     assert_int_equal(step, 1);
+    drv_job_free(j);
+    /* a graph node whose attempt is not a number: known as its node
+     * (b, index 1), so that its settle ends its run; the run's first
+     * entry (no field run) is left a plain job */
+    j = mkjob(gnode);
+    pipe = NULL;
+    step = -1;
+    drv_err_clear(&err);
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              &err), DRV_EBADJOB);
+    assert_non_null(pipe);
+    assert_string_equal(pipe->name, "g");
+    assert_int_equal(step, 1);
+    drv_job_free(j);
+    j = mkjob(gfirst);
+    pipe = NULL;
+    step = -1;
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+                                              &err), DRV_EBADJOB);
+    assert_null(pipe);
     drv_job_free(j);
 }
 
