@@ -57,7 +57,8 @@ const char *drv_cron_text(const struct drv_cron *c);
  * drv_cron_next -- the first tick of c in zone tz strictly after
  * after_ms (Unix ms) into *out_ms (a whole second; a minute boundary in
  * every zone with whole-minute offsets). 0, or -ENOENT when none comes
- * within ten years (a valid spec always has one).
+ * within 41 years (a valid spec always has one: the longest wait, 29
+ * February that must also be a given weekday, is 40 years).
  */
 int drv_cron_next(const struct drv_cron *c, const struct drv_tz *tz,
                   int64_t after_ms, int64_t *out_ms);

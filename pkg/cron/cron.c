@@ -30,9 +30,14 @@
 #define SECS_PER_MIN INT64_C(60)
 #define SECS_PER_HOUR INT64_C(3600)
 #define SECS_PER_DAY INT64_C(86400)
-/* How far ahead drv_cron_next looks (a valid spec fires within 8 years:
- * 29 February, when the next leap year is a century). */
-#define HORIZON_SECS (INT64_C(10) * 366 * SECS_PER_DAY)
+/* How far ahead drv_cron_next looks. A valid spec fires within 40
+ * years: the longest wait is a day of the month that must also be a
+ * given weekday (a `*`-led day-of-week such as `*` + `/7` is and-ed with
+ * the day of the month): 4 April on a Sunday comes 11 years apart, 29
+ * February on a Sunday up to 40 years (14,609 days) apart when a
+ * century year is not a leap year. Days are skipped whole, so the
+ * longest scan is about 15,000 steps. */
+#define HORIZON_SECS (INT64_C(41) * 366 * SECS_PER_DAY)
 /* Most instants one wall time maps to that are kept. */
 #define INSTANTS_MAX 4
 /* Longest spec kept. */

@@ -202,6 +202,13 @@ test_cron_calendar(void **state)
                      1798761600);                      /* Fri 2027-01-01 */
     assert_int_equal(next_s("0 0 */1 * FRI", "UTC", 1796342400),
                      1796342400 + 7 * DAY);            /* AND: Fridays */
+    /* AND with a `*`-led weekday step (`*` + `/7`: Sunday): 4 April on a
+     * Sunday is 11 years from 2010 to 2021; 29 February on a Sunday 40
+     * years from 2184 to 2224 (2200 is not a leap year) */
+    assert_int_equal(next_s("0 1 4 4 */7", "UTC", 1270342800),
+                     1617498000);
+    assert_int_equal(next_s("0 0 29 2 */7", "UTC", 6758294400),
+                     8020512000);
     /* steps and ranges */
     ticks("5-20/5 * * * *", "UTC", 1796342400, 4, t);
     assert_int_equal(t[0], 1796342400 + 5 * MIN);
