@@ -601,6 +601,21 @@ drv_test_redis_info(redisContext *c, const char *name)
     return v;
 }
 
+const redisReply *
+drv_test_field(const redisReply *fv, const char *name)
+{
+    const redisReply *v = NULL;
+    size_t i, n = strlen(name);
+
+    assert_int_equal(fv->type, REDIS_REPLY_ARRAY);
+    for (i = 0; i + 1 < fv->elements; i += 2)
+        if (fv->element[i]->type == REDIS_REPLY_STRING &&
+            fv->element[i]->len == n &&
+            memcmp(fv->element[i]->str, name, n) == 0)
+            v = fv->element[i + 1];
+    return v;
+}
+
 char *
 drv_test_hget_on(redisContext *c, const char *key, const char *field)
 {

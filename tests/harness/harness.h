@@ -162,6 +162,11 @@ long drv_test_file_num(const char *dir, const char *name);
  * INFO has no such field). Asserts a reply. */
 long long drv_test_redis_info(redisContext *c, const char *name);
 
+/* drv_test_field -- the value of field name in a flat [name, value, ...]
+ * array reply (an XRANGE entry's fields, XINFO's answer): the last one
+ * so named, or NULL. Asserts fv is an array. */
+const redisReply *drv_test_field(const redisReply *fv, const char *name);
+
 /* drv_test_hget_on -- HGET key field on c: a copy the caller frees, or
  * NULL (no such field, or no reply). drv_test_hget_is_on: 1 when it
  * equals want (a wait's condition). drv_test_expect_hget_on: fail the

@@ -109,27 +109,11 @@ key_of(char *buf, size_t n, const char *prefix, struct bytes b)
     return (struct bytes){buf, plen + b.n};
 }
 
-/* The value of field name in a flat [name, value, ...] reply (the last
- * one so named), or NULL. */
-static const redisReply *
-field_of(const redisReply *fv, const char *name)
-{
-    const redisReply *v = NULL;
-    size_t i;
-
-    assert_int_equal(fv->type, REDIS_REPLY_ARRAY);
-    for (i = 0; i + 1 < fv->elements; i += 2)
-        if (fv->element[i]->len == strlen(name) &&
-            memcmp(fv->element[i]->str, name, strlen(name)) == 0)
-            v = fv->element[i + 1];
-    return v;
-}
-
 /* Assert field name of fv is exactly want. */
 static void
 assert_field(const redisReply *fv, const char *name, struct bytes want)
 {
-    const redisReply *v = field_of(fv, name);
+    const redisReply *v = drv_test_field(fv, name);
 
     if (v == NULL)
         fail_msg("field %s missing", name);
@@ -203,7 +187,7 @@ test_bytes_dead_bad_job_type_keeps_every_byte(void **st)
             named++;
     }
     assert_int_equal(named, 1);
-    assert_non_null(field_of(r->element[0]->element[1], "error"));
+    assert_non_null(drv_test_field(r->element[0]->element[1], "error"));
     freeReplyObject(r);
     drv_test_wait_log(t, "job failed: dead", 1);
     assert_log_escaped(t, ID_LOGGED);
@@ -294,7 +278,7 @@ test_bytes_requeue_on_graceful_stop(void **st)
     assert_field(r->element[0]->element[1], "job", S("s"));
     assert_field(r->element[0]->element[1], "id", B(ID_BYTES));
     assert_field(r->element[0]->element[1], "arg", B(ARG_BYTES));
-    assert_null(field_of(r->element[0]->element[1], "attempt"));
+    assert_null(drv_test_field(r->element[0]->element[1], "attempt"));
     freeReplyObject(r);
     assert_int_equal(drv_test_num(t, "XPENDING t:{default}:jobs drover"), 0);
 }
@@ -347,10 +331,10 @@ test_bytes_dead_retry_cli(void **st)
     assert_field(r->element[1]->element[1], "job", B(TYPE_BYTES));
     assert_field(r->element[1]->element[1], "arg", B(ARG_BYTES));
     for (i = 0; i < 2; i++) {
-        assert_null(field_of(r->element[i]->element[1], "error"));
-        assert_null(field_of(r->element[i]->element[1], "attempts"));
-        assert_null(field_of(r->element[i]->element[1], "failed_at"));
-        assert_null(field_of(r->element[i]->element[1], "attempt"));
+        assert_null(drv_test_field(r->element[i]->element[1], "error"));
+        assert_null(drv_test_field(r->element[i]->element[1], "attempts"));
+        assert_null(drv_test_field(r->element[i]->element[1], "failed_at"));
+        assert_null(drv_test_field(r->element[i]->element[1], "attempt"));
     }
     freeReplyObject(r);
 }
@@ -392,7 +376,7 @@ test_bytes_pipeline_hand_off(void **st)
     assert_field(r->element[0]->element[1], "error", B(ERR_BYTES));
     /* input: step 0's result, echo's JSON of the arguments, where the
      * NUL and 0xff of arg are escaped */
-    in = field_of(r->element[0]->element[1], "input");
+    in = drv_test_field(r->element[0]->element[1], "input");
     assert_non_null(in);
     assert_non_null(strstr(in->str, "\"arg\":\"a\\u0000\\u00ffb\\r\\n"
                                     "\\\"c\\\\d\""));
@@ -473,7 +457,7 @@ test_bytes_hostile_entries_all_kept(void **st)
         const redisReply *f = r->element[k]->element[1], *n, *v = NULL;
         size_t j;
 
-        n = field_of(f, "n");
+        n = drv_test_field(f, "n");
         assert_non_null(n);
         i = (size_t)atoi(n->str);
         assert_true(i < NHOSTILE);
@@ -518,8 +502,8 @@ two_failing_jobs(struct drv_test_droverd *t, struct bytes a, struct bytes b)
     assert_int_equal(drv_test_num(t, "XLEN t:{default}:jobs"), 0);
     r = entries(t, "t:{default}:dead");
     assert_int_equal(r->elements, 2);
-    n0 = field_of(r->element[0]->element[1], "n");
-    n1 = field_of(r->element[1]->element[1], "n");
+    n0 = drv_test_field(r->element[0]->element[1], "n");
+    n1 = drv_test_field(r->element[1]->element[1], "n");
     assert_non_null(n0);
     assert_non_null(n1);
     assert_string_not_equal(n0->str, n1->str); /* one dead entry each */

@@ -57,24 +57,11 @@ struct ticks {
     int n;
 };
 
-/* The value of field name in an XRANGE entry's field array, or NULL. */
-static const redisReply *
-field(const redisReply *fv, const char *name)
-{
-    const redisReply *v = NULL;
-    size_t i;
-
-    for (i = 0; i + 1 < fv->elements; i += 2)
-        if (strcmp(fv->element[i]->str, name) == 0)
-            v = fv->element[i + 1];
-    return v;
-}
-
 /* Fail unless the entry's field name is want. */
 static void
 field_is(const redisReply *fv, const char *name, const char *want)
 {
-    const redisReply *v = field(fv, name);
+    const redisReply *v = drv_test_field(fv, name);
 
     if (v == NULL || strcmp(v->str, want) != 0)
         fail_msg("field %s: \"%s\", want \"%s\"", name,
@@ -98,7 +85,7 @@ read_ticks(struct drv_test_droverd *t, const char *q, const char *name,
     out->n = 0;
     for (i = 0; i < r->elements && out->n < TICKS_MAX; i++) {
         const redisReply *fv = r->element[i]->element[1];
-        const redisReply *id = field(fv, "id");
+        const redisReply *id = drv_test_field(fv, "id");
         int64_t ms = 0;
 
         assert_non_null(id);
@@ -232,6 +219,7 @@ test_schedules_script_fences_ticks(void **state)
     struct drv_argv eval, fields;
     struct drv_queue_tick tk;
     redisReply *r = NULL;
+    const redisReply *fv;
     char *key = NULL;
     size_t i;
 
@@ -267,12 +255,11 @@ test_schedules_script_fences_ticks(void **state)
     r = drv_test_redis_cmd(t->c, "XRANGE t:{sched}:jobs - + COUNT 1");
     assert_non_null(r);
     assert_int_equal(r->element[0]->element[1]->elements, 8);
-    assert_string_equal(field(r->element[0]->element[1], "pipeline")->str,
-                        "p");
-    assert_int_equal(field(r->element[0]->element[1], "kind")->len, 3);
-    assert_memory_equal(field(r->element[0]->element[1], "kind")->str,
-                        "a\0b", 3);
-    assert_string_equal(field(r->element[0]->element[1], "id")->str,
+    fv = r->element[0]->element[1];
+    assert_string_equal(drv_test_field(fv, "pipeline")->str, "p");
+    assert_int_equal(drv_test_field(fv, "kind")->len, 3);
+    assert_memory_equal(drv_test_field(fv, "kind")->str, "a\0b", 3);
+    assert_string_equal(drv_test_field(fv, "id")->str,
                         "fence@2000");
     freeReplyObject(r);
     drv_argv_fini(&fields);
@@ -291,7 +278,7 @@ count_ids(struct drv_test_droverd *t, const char *q, const char *prefix)
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     for (i = 0; i < r->elements; i++) {
-        const redisReply *id = field(r->element[i]->element[1], "id");
+        const redisReply *id = drv_test_field(r->element[i]->element[1], "id");
 
         if (id != NULL && strncmp(id->str, prefix, strlen(prefix)) == 0)
             n++;

@@ -78,22 +78,48 @@ teardown(void **st)
     return 0;
 }
 
+/* kv is refused with msg. With check_pipe, it is also known as step
+ * `step` of pipeline pipe_name (a graph's node index), or as no pipeline
+ * step when pipe_name is NULL: its settle writes the step's record or
+ * ends its run. */
 static void
-expect_bad(const struct drv_config *cfg, const char *const *kv,
-           const char *msg)
+refused(const struct drv_config *cfg, const char *const *kv,
+        const char *msg, int check_pipe, const char *pipe_name,
+        int64_t step)
 {
     struct drv_job *j = mkjob(kv);
     const struct drv_config_job *type = NULL;
     const struct drv_config_pipeline *pipe = NULL;
-    int64_t step = 0;
+    int64_t got = -1;
     struct drv_err err;
 
     drv_err_clear(&err);
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
+    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &got,
                                               &err), DRV_EBADJOB);
     assert_string_equal(err.msg, msg);
     assert_null(type);
+    if (check_pipe && pipe_name == NULL) {
+        assert_null(pipe);
+    } else if (check_pipe) {
+        assert_non_null(pipe);
+        assert_string_equal(pipe->name, pipe_name);
+        assert_int_equal(got, step);
+    }
     drv_job_free(j);
+}
+
+static void
+expect_bad(const struct drv_config *cfg, const char *const *kv,
+           const char *msg)
+{
+    refused(cfg, kv, msg, 0, NULL, -1);
+}
+
+static void
+expect_refused_step(const struct drv_config *cfg, const char *const *kv,
+                    const char *msg, const char *pipe_name, int64_t step)
+{
+    refused(cfg, kv, msg, 1, pipe_name, step);
 }
 
 static void
@@ -145,7 +171,6 @@ test_worker_job_validate_pipeline_jobs(void **st)
     const struct drv_config_job *type = NULL;
     const struct drv_config_pipeline *pipe = NULL;
     int64_t step = -1;
-    struct drv_err err;
     struct drv_job *j;
 
     expect_bad(cfg, unknown, "field pipeline: unknown pipeline \"zz\"");
@@ -164,51 +189,18 @@ test_worker_job_validate_pipeline_jobs(void **st)
     drv_job_free(j);
     /* too large: refused, but still known as step 1 of p, so that its
      * settle keeps the pipeline's record */
-    j = mkjob(bigstep);
-    pipe = NULL;
-    step = -1;
-    drv_err_clear(&err);
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
-                                              &err), DRV_EBADJOB);
-    assert_string_equal(err.msg, "job is 117 bytes, more than "
-                        "max_job_bytes 100");
-    assert_null(type);
-    assert_non_null(pipe);
-    assert_int_equal(step, 1);
-    drv_job_free(j);
+    expect_refused_step(cfg, bigstep, "job is 117 bytes, more than "
+                        "max_job_bytes 100", "p", 1);
     /* so is one whose attempt is not a number */
-    j = mkjob(badatt);
-    pipe = NULL;
-    step = -1;
-    drv_err_clear(&err);
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
-                                              &err), DRV_EBADJOB);
-    assert_string_equal(err.msg, "field attempt: not a plain decimal "
-                        "integer");
-    assert_null(type);
-    assert_non_null(pipe);
-    assert_int_equal(step, 1);
-    drv_job_free(j);
+    expect_refused_step(cfg, badatt, "field attempt: not a plain decimal "
+                        "integer", "p", 1);
     /* a graph node whose attempt is not a number: known as its node
      * (b, index 1), so that its settle ends its run; the run's first
      * entry (no field run) is left a plain job */
-    j = mkjob(gnode);
-    pipe = NULL;
-    step = -1;
-    drv_err_clear(&err);
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
-                                              &err), DRV_EBADJOB);
-    assert_non_null(pipe);
-    assert_string_equal(pipe->name, "g");
-    assert_int_equal(step, 1);
-    drv_job_free(j);
-    j = mkjob(gfirst);
-    pipe = NULL;
-    step = -1;
-    assert_int_equal(drv__worker_job_validate(cfg, j, &type, &pipe, &step,
-                                              &err), DRV_EBADJOB);
-    assert_null(pipe);
-    drv_job_free(j);
+    expect_refused_step(cfg, gnode, "field attempt: not a plain decimal "
+                        "integer", "g", 1);
+    expect_refused_step(cfg, gfirst, "field attempt: not a plain decimal "
+                        "integer", NULL, -1);
 }
 
 static void
