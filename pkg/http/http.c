@@ -380,6 +380,25 @@ date_clock(const char **p, const char *e, struct tm *tm)
     return 0;
 }
 
+static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr",
+                                          "May", "Jun", "Jul", "Aug",
+                                          "Sep", "Oct", "Nov", "Dec"};
+
+/* "DD<sep>Mon<sep>YEAR HH:MM:SS GMT" (IMF-fixdate after its comma: sep
+ * " ", a 4-digit year; RFC 850: sep "-", 2 digits) into tm and *year. */
+static int
+date_dmy_clock(const char **p, const char *e, const char *sep,
+               int year_digits, struct tm *tm, int *year)
+{
+    if (date_digits(p, e, 2, 0, &tm->tm_mday) < 0 || date_lit(p, e, sep) ||
+        (tm->tm_mon = date_name(p, e, month_names, 12)) < 0 ||
+        date_lit(p, e, sep) || date_digits(p, e, year_digits, 0, year) < 0 ||
+        date_lit(p, e, " ") || date_clock(p, e, tm) < 0 ||
+        date_lit(p, e, " GMT"))
+        return -1;
+    return 0;
+}
+
 /*
  * An HTTP-date (RFC 9110 section 5.6.7) as Unix seconds, or -1: the
  * IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" and the two obsolete forms
@@ -397,9 +416,6 @@ http_date(const char *s, size_t n, int now_year)
     static const char *const wdayl[] = {"Sunday", "Monday", "Tuesday",
                                         "Wednesday", "Thursday", "Friday",
                                         "Saturday"};
-    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May",
-                                      "Jun", "Jul", "Aug", "Sep", "Oct",
-                                      "Nov", "Dec"};
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
                                 30, 31};
     const char *p = s, *e = s + n;
@@ -409,12 +425,7 @@ http_date(const char *s, size_t n, int now_year)
     memset(&tm, 0, sizeof tm);
     if (date_name(&p, e, wdayl, 7) >= 0) { /* RFC 850 */
         if (date_lit(&p, e, ", ") ||
-            date_digits(&p, e, 2, 0, &tm.tm_mday) < 0 ||
-            date_lit(&p, e, "-") ||
-            (tm.tm_mon = date_name(&p, e, mon, 12)) < 0 ||
-            date_lit(&p, e, "-") || date_digits(&p, e, 2, 0, &year) < 0 ||
-            date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
-            date_lit(&p, e, " GMT"))
+            date_dmy_clock(&p, e, "-", 2, &tm, &year) < 0)
             return -1;
         year += now_year - now_year % 100;
         if (year > now_year + 50)
@@ -424,16 +435,11 @@ http_date(const char *s, size_t n, int now_year)
     } else if (date_name(&p, e, wday, 7) < 0) {
         return -1;
     } else if (date_lit(&p, e, ", ") == 0) { /* IMF-fixdate */
-        if (date_digits(&p, e, 2, 0, &tm.tm_mday) < 0 ||
-            date_lit(&p, e, " ") ||
-            (tm.tm_mon = date_name(&p, e, mon, 12)) < 0 ||
-            date_lit(&p, e, " ") || date_digits(&p, e, 4, 0, &year) < 0 ||
-            date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
-            date_lit(&p, e, " GMT"))
+        if (date_dmy_clock(&p, e, " ", 4, &tm, &year) < 0)
             return -1;
     } else { /* asctime */
         if (date_lit(&p, e, " ") ||
-            (tm.tm_mon = date_name(&p, e, mon, 12)) < 0 ||
+            (tm.tm_mon = date_name(&p, e, month_names, 12)) < 0 ||
             date_lit(&p, e, " ") ||
             date_digits(&p, e, 2, 1, &tm.tm_mday) < 0 ||
             date_lit(&p, e, " ") || date_clock(&p, e, &tm) < 0 ||
