@@ -57,8 +57,11 @@ const char *drv_cron_text(const struct drv_cron *c);
  * drv_cron_next -- the first tick of c in zone tz strictly after
  * after_ms (Unix ms) into *out_ms (a whole second; a minute boundary in
  * every zone with whole-minute offsets). 0, or -ENOENT when none comes
- * within 41 years (a valid spec always has one: the longest wait, 29
- * February that must also be a given weekday, is 40 years).
+ * within 41 years. A spec that parses has a tick within that (the
+ * longest wait, 29 February that must also be a given weekday, is 40
+ * years) unless it has a `*`-led minute or hour and every time it names
+ * falls in an hour that daylight saving skips in tz: the config refuses
+ * such a schedule at load.
  */
 int drv_cron_next(const struct drv_cron *c, const struct drv_tz *tz,
                   int64_t after_ms, int64_t *out_ms);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/clock.h"
 #include "drover/common.h"
 #include "drover/config.h"
 #include "drover/cron.h"
@@ -258,6 +259,7 @@ read_schedule(struct drv__config_ctx *c, const char *name,
     struct schedule_read r = {.s = NULL};
     struct drv_config_schedule *s = NULL;
     struct drv_err err;
+    int64_t next = 0;
 
     DRV_ALLOC_OBJ(s, DRV_CONFIG_SCHEDULE_MAGIC);
     s->name = drv_xstrdup(name);
@@ -277,6 +279,19 @@ read_schedule(struct drv__config_ctx *c, const char *name,
     one_of(c, knode, r.job, "job", r.pipeline, "pipeline");
     if (s->tz == NULL)
         DRV_AZ(drv_tz_load("UTC", &s->tz, NULL));
+    /* a spec can parse and still never fire in its zone: a wildcard one
+     * whose every time falls in a skipped daylight-saving hour (minute
+     * `*`, hour 2, days 8-14 of March and-ed with Sundays by a `*`-led
+     * weekday step, in New York) */
+    if (s->cron != NULL && r.cron != NULL &&
+        drv_cron_next(s->cron, s->tz, drv_clock_unix_ms(), &next) < 0) {
+        size_t mark = drv__config_path_push_key(c, "cron");
+
+        drv__config_report(c, r.cron, "never fires in %s: every time it "
+                           "names falls in a skipped daylight-saving hour",
+                           drv_tz_name(s->tz));
+        drv__config_path_pop(c, mark);
+    }
     if (s->queue == NULL)
         s->queue = drv_xstrdup(cfg->queues[0]);
 }

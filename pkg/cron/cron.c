@@ -30,7 +30,7 @@
 #define SECS_PER_MIN INT64_C(60)
 #define SECS_PER_HOUR INT64_C(3600)
 #define SECS_PER_DAY INT64_C(86400)
-/* How far ahead drv_cron_next looks. A valid spec fires within 40
+/* How far ahead drv_cron_next looks. A spec that parses fires within 40
  * years: the longest wait is a day of the month that must also be a
  * given weekday (a `*`-led day-of-week such as `*` + `/7` is and-ed with
  * the day of the month): 4 April on a Sunday comes 11 years apart, 29

@@ -1518,7 +1518,9 @@ test_config_schedule_errors(void **state)
                   "pipeline: report}\n"
                   "  e: {timezone: UTC}\n"
                   "  f: {every: 500ms, job: report, fields: {id: x, \"\": y}}\n"
-                  "  g@x: {every: 1s, job: report, when: now}\n",
+                  "  g@x: {every: 1s, job: report, when: now}\n"
+                  "  h: {cron: \"* 2 8-14 3 */7\", timezone: "
+                  "America/New_York, job: report}\n",
                   NAME ":4:13: schedules.a.cron: minute field: \"61\" is "
                   "out of range 0-59\n"
                   NAME ":5:36: schedules.b.timezone: time zone "
@@ -1547,7 +1549,10 @@ test_config_schedule_errors(void **state)
                   NAME ":10:3: schedules.g@x: schedule name must not "
                   "contain spaces, control characters, '{', '}' or '@'\n"
                   NAME ":10:33: schedules.g@x.when: unknown key (valid: "
-                  "cron, every, timezone, queue, job, pipeline, fields)\n");
+                  "cron, every, timezone, queue, job, pipeline, fields)\n"
+                  NAME ":11:7: schedules.h.cron: never fires in "
+                  "America/New_York: every time it names falls in a "
+                  "skipped daylight-saving hour\n");
 }
 
 /* ------------------------------------------------------------- graphs */

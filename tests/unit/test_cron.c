@@ -150,6 +150,29 @@ test_cron_new_york_spring_forward(void **state)
     assert_int_equal(t[1], 1772953200 + 30 * MIN);
 }
 
+/* A wildcard spec whose every time falls in the skipped hour (02:xx on
+ * the second Sunday of March, the gap since 2007) has no tick; before
+ * 2007 it had one (2000-03-12 02:00 EST). A fixed time there runs at the
+ * gap's end. */
+static void
+test_cron_new_york_only_in_gap(void **state)
+{
+    struct drv_cron *c = NULL;
+    struct drv_tz *tz = NULL;
+    int64_t out = 0;
+
+    assert_int_equal(drv_cron_parse("* 2 8-14 3 */7", &c, NULL), 0);
+    assert_int_equal(drv_tz_load("America/New_York", &tz, NULL), 0);
+    assert_int_equal(drv_cron_next(c, tz, INT64_C(1767225600000), &out),
+                     -ENOENT);                 /* after 2026-01-01 */
+    assert_int_equal(drv_cron_next(c, tz, INT64_C(946684800000), &out), 0);
+    assert_int_equal(out, INT64_C(952844400000)); /* 2000-03-12 07:00Z */
+    drv_cron_free(c);
+    drv_tz_free(tz);
+    assert_int_equal(next_s("30 2 8-14 3 */7", "America/New_York",
+                            1767225600), 1772953200); /* 03-08 03:00 EDT */
+}
+
 /* 2026-11-01: 02:00 EDT -> 01:00 EST at 06:00 UTC; 01:30 happens at
  * 05:30Z and 06:30Z. */
 static void
@@ -432,6 +455,7 @@ main(void)
         cmocka_unit_test(test_cron_berlin_fall_back_fixed),
         cmocka_unit_test(test_cron_every_minute_across_dst),
         cmocka_unit_test(test_cron_new_york_spring_forward),
+        cmocka_unit_test(test_cron_new_york_only_in_gap),
         cmocka_unit_test(test_cron_new_york_fall_back),
         cmocka_unit_test(test_cron_calendar),
         cmocka_unit_test(test_cron_bad_specs),
