@@ -927,6 +927,17 @@ proc_stat(long pid, char *state, long *ppid, long *pgid)
     return sscanf(p + 1, " %c %ld %ld", state, ppid, pgid) == 3;
 }
 
+long
+drv_test_pid_pgid(long pid)
+{
+    long ppid, pgid;
+    char st;
+
+    if (!proc_stat(pid, &st, &ppid, &pgid) || st == 'Z' || st == 'X')
+        return -1;
+    return pgid;
+}
+
 int
 drv_test_pid_alive(long pid)
 {

@@ -259,6 +259,10 @@ int drv_test_run(const char *const *argv, char *out, size_t n,
  * orphans). */
 int drv_test_pid_alive(long pid);
 
+/* drv_test_pid_pgid -- the process group of pid, or -1 when it does not
+ * run. */
+long drv_test_pid_pgid(long pid);
+
 /* drv_test_pgid_alive -- how many processes of process group pgid run
  * (zombies do not count), from /proc/PID/stat of every process. */
 int drv_test_pgid_alive(long pgid);

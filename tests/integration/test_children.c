@@ -95,7 +95,10 @@ test_children_die_with_killed_worker(void **st)
     drv_test_droverd_start(t, 0);
     pgid = start_family(t);
     esc = drv_test_wait_file_num(t->dir, "escaped");
-    wait_until(drv_test_pid_alive(esc), "escaped process %ld", esc);
+    /* gone from the job's group: setsid(1) has made it a group of its
+     * own (before that, a kill of the job's group still reaches it) */
+    wait_until(drv_test_pid_pgid(esc) == esc, "escaped process %ld to "
+               "leave group %ld", esc, pgid);
     rp = reaper_of(t, 0);
 
     t0 = drv_clock_mono_ns();
