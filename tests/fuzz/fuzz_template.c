@@ -80,11 +80,10 @@ lookup(const char *name, size_t name_len, const char **value,
 static int
 hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    static const char digits[] = "0123456789ABCDEF";
+    const char *p = c != '\0' ? strchr(digits, c) : NULL;
+
+    return p != NULL ? (int)(p - digits) : -1;
 }
 
 /*

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "harness.h"
+#include "drover/buf.h"
 #include "drover/loop.h"
 #include "drover/pool.h"
 
@@ -692,28 +693,19 @@ drv_test_redis_calls(redisContext *c, const char *name, int rejected)
     return n;
 }
 
-/* The value of field key of one CLIENT LIST line (line .. end) into out
- * (size n, "" when the line lacks it). */
+/* The value of field key of one CLIENT LIST line (line .. end: key=value
+ * pairs separated by spaces, as logfmt) into out (size n, "" when the
+ * line lacks it). */
 static void
 client_field(const char *line, const char *end, const char *key, char *out,
              size_t n)
 {
-    size_t klen = strlen(key);
-    const char *p = line, *v, *ve;
+    struct drv_buf v;
 
-    out[0] = '\0';
-    while (p < end) {
-        ve = memchr(p, ' ', (size_t)(end - p));
-        if (ve == NULL)
-            ve = end;
-        if ((size_t)(ve - p) > klen && strncmp(p, key, klen) == 0 &&
-            p[klen] == '=') {
-            v = p + klen + 1;
-            snprintf(out, n, "%.*s", (int)(ve - v), v);
-            return;
-        }
-        p = ve + 1;
-    }
+    drv_buf_init(&v);
+    drv_logfmt_get(line, (size_t)(end - line), key, &v);
+    snprintf(out, n, "%.*s", (int)v.len, v.len > 0 ? v.data : "");
+    drv_buf_fini(&v);
 }
 
 int

@@ -654,15 +654,11 @@ static void
 done_spawn_refused(struct state *s, struct drv_tg *tg,
                    const struct drv_tg_report *r)
 {
-    struct ft extra;
-    struct drv_tg_task_opts o;
+    struct ft extra = {.magic = FT_MAGIC, .s = s};
+    struct drv_tg_task_opts o = topts(&extra, 0);
     struct drv_tg *child = NULL;
     struct drv_tg_opts co = gopts(s, DRV_TG_COLLECT, -1);
 
-    memset(&extra, 0, sizeof extra);
-    extra.magic = FT_MAGIC;
-    extra.s = s;
-    o = topts(&extra, 0);
     assert_int_equal(drv_tg_spawn(tg, &o, NULL), -ESHUTDOWN);
     assert_int_equal(drv_tg_try_spawn(tg, &o, NULL), -ESHUTDOWN);
     assert_int_equal(drv_tg_create_child(tg, &co, NULL, &child, NULL),
