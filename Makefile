@@ -159,7 +159,7 @@ DEB_PKGS := gcc make pkg-config libevent-dev libhiredis-dev libyaml-dev \
             libcmocka-dev redis-server redis-tools libcurl4-openssl-dev \
             libssl-dev openssl \
             python3 clang-14 libclang-rt-14-dev xxd chromium chromium-driver \
-            curl tzdata
+            curl tzdata libfaketime
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

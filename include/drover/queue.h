@@ -790,7 +790,13 @@ void drv_queue_lookup_json(struct drv_json *j, const char *queue,
  * same tick, exactly one entry is added, and a worker that comes late
  * (a slow clock, a long pause) can never add an older tick after a newer
  * one. The key shares the queue's hash tag {Q}. No leader is needed.
+ *
+ * Redis's clock (TIME) bounds the other side: a tick more than
+ * DRV_QUEUE_SCHEDULE_AHEAD_MS ahead of it comes from a worker whose clock
+ * runs fast and is refused, so such a worker cannot store a tick that
+ * would fence out the real ones until its time comes.
  */
+#define DRV_QUEUE_SCHEDULE_AHEAD_MS 10000
 
 /* drv_queue_schedule_key -- "P:{Q}:sched:NAME" into a new string (caller
  * frees). */
@@ -812,7 +818,9 @@ struct drv_queue_tick {
  * drv_queue_schedule_tick -- the script run that enqueues tick t on queue
  * k once: the entry is `kind target`, the fields, `schedule NAME` and
  * `id NAME@TICK_MS`. Reply: integer 1 = this call added it, 0 = the tick
- * (or a later one) was already enqueued.
+ * (or a later one) was already enqueued, -1 = refused: the tick is more
+ * than DRV_QUEUE_SCHEDULE_AHEAD_MS ahead of Redis's clock (nothing
+ * stored), 2 = added, replacing a stored tick that far ahead.
  */
 void drv_queue_schedule_tick(struct drv_script_call *c,
                              const struct drv_queue_keys *k,

@@ -13,21 +13,38 @@
 
 #include "queue_int.h"
 
+/* A number macro as a string literal, to write it into a script. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /*
  * schedule: KEYS = the schedule key, the queue's stream. ARGV = tick
  * (Unix ms), then the entry's field, value pairs. The stored tick only
  * grows: a tick at or before it is a tick some worker already enqueued
  * (or one older than the newest enqueued, which must not come after it).
- * A stored value that is not a number is replaced.
+ *
+ * Redis's clock is the judge of "ahead": a tick more than
+ * DRV_QUEUE_SCHEDULE_AHEAD_MS after Redis's TIME comes from a worker
+ * whose clock runs fast; it is refused (-1) and stores nothing, so it
+ * cannot fence out every real tick until its time comes. A stored tick
+ * that far ahead (written before this check, or by hand) is no fence:
+ * the tick replaces it (2). A stored value that is not a number is
+ * replaced (1).
  */
 const struct drv_queue_script drv_queue_schedule_script = {
     "schedule",
+    "local t = redis.call('TIME')\n"
+    "local ahead = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "    + " STR(DRV_QUEUE_SCHEDULE_AHEAD_MS) "\n"
     "local last = tonumber(redis.call('GET', KEYS[1]) or '')\n"
     "local tick = tonumber(ARGV[1])\n"
-    "if last ~= nil and last >= tick then return 0 end\n"
+    "if tick > ahead then return -1 end\n"
+    "local rc = 1\n"
+    "if last ~= nil and last > ahead then rc = 2\n"
+    "elseif last ~= nil and last >= tick then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[1])\n"
     "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))\n"
-    "return 1\n",
+    "return rc\n",
 };
 
 char *

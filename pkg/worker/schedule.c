@@ -22,6 +22,11 @@
  * A failed run (Redis down, an error reply) leaves the tick due: it is
  * tried again a second later while still in grace (its warning logged at
  * most every 10 s). At most one run per schedule is out at a time.
+ *
+ * A worker whose clock runs ahead of Redis's by more than
+ * DRV_QUEUE_SCHEDULE_AHEAD_MS has its ticks refused by the script (so it
+ * cannot store a future tick that would silence the schedule); it warns
+ * at most every 10 s and moves on to its next tick.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -176,7 +181,25 @@ on_tick_enqueued(struct drv_redis *r DRV_UNUSED, int status,
         s->retry_ms = now + RETRY_MS;
         return;
     }
-    if (reply->integer == 1) {
+    if (reply->integer == -1) {
+        /* this worker's clock runs fast: its ticks are refused until it
+         * is set right (the other workers' ticks go on) */
+        int64_t now = drv_clock_unix_ms();
+
+        if (now - s->warned_ms >= WARN_EVERY_MS) {
+            DRV_LOG_WARN("schedule tick refused: this worker's clock is "
+                         "ahead of Redis's", "schedule=%s queue=%s "
+                         "tick=%lld limit_ms=%d", s->cfg->name,
+                         s->cfg->queue, (long long)s->firing_ms,
+                         DRV_QUEUE_SCHEDULE_AHEAD_MS);
+            s->warned_ms = now;
+        }
+    } else if (reply->integer >= 1) {
+        if (reply->integer == 2)
+            DRV_LOG_WARN("schedule key held a tick ahead of Redis's "
+                         "clock: replaced", "schedule=%s queue=%s "
+                         "tick=%lld", s->cfg->name, s->cfg->queue,
+                         (long long)s->firing_ms);
         DRV_LOG_DEBUG("schedule tick enqueued", "schedule=%s queue=%s "
                       "tick=%lld", s->cfg->name, s->cfg->queue,
                       (long long)s->firing_ms);

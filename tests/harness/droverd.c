@@ -131,9 +131,17 @@ void
 drv_test_droverd_start_args(struct drv_test_droverd *t, int i,
                             const char *const *args)
 {
+    drv_test_droverd_start_env(t, i, args, NULL);
+}
+
+void
+drv_test_droverd_start_env(struct drv_test_droverd *t, int i,
+                           const char *const *args,
+                           const char *const *env_extra)
+{
     char bin[300], trace_env[450];
     const char *argv[14];
-    const char *env[] = {trace_env, NULL};
+    const char *env[8] = {trace_env, NULL};
 
     assert_true(i >= 0 && i < DRV_TEST_NPROCS);
     drv_test_bin("droverd", bin, sizeof bin);
@@ -146,6 +154,7 @@ drv_test_droverd_start_args(struct drv_test_droverd *t, int i,
     argv[4] = t->o.log_level;
     append_args(argv, 5, DRV_ARRAY_LEN(argv), args);
     snprintf(trace_env, sizeof trace_env, "DROVER_TRACE_START=%s", t->trace);
+    append_args(env, 1, DRV_ARRAY_LEN(env), env_extra);
     assert_int_equal(drv_test_spawn(&t->w[i], argv, t->log, env), 0);
 }
 

@@ -99,10 +99,15 @@ void drv_test_droverd_config_redis(struct drv_test_droverd *t,
 /* drv_test_droverd_start -- spawn droverd -c CFG --log-level LEVEL as
  * process i, logging to dir/droverdN.log (N counts this fixture's starts;
  * the path is also in t->log). drv_test_droverd_start_args: with args
- * (NULL-terminated, at most 8; may be NULL) after those. */
+ * (NULL-terminated, at most 8; may be NULL) after those;
+ * drv_test_droverd_start_env: also with env_extra (NAME=VALUE,
+ * NULL-terminated, at most 6; may be NULL) set in its environment. */
 void drv_test_droverd_start(struct drv_test_droverd *t, int i);
 void drv_test_droverd_start_args(struct drv_test_droverd *t, int i,
                                  const char *const *args);
+void drv_test_droverd_start_env(struct drv_test_droverd *t, int i,
+                                const char *const *args,
+                                const char *const *env_extra);
 
 /* drv_test_droverd_stop -- SIGTERM process i and wait for it: fails the
  * test (showing the log) unless it exits with want_exit in time. */

@@ -2,7 +2,8 @@
  * test_schedules.c -- schedules against a real redis-server and real
  * droverd processes: each tick enqueued exactly once however many
  * workers run, ids NAME@MS on the interval's multiples, missed ticks not
- * caught up, the script's fence on its own, and `drover schedules`.
+ * caught up, the script's fence on its own, a worker whose clock runs a
+ * day ahead (under libfaketime) refused, and `drover schedules`.
  *
  * Ticks are read where they land: the schedule's queue is paused, so no
  * worker fetches its entries and the stream keeps every one (schedules
@@ -10,6 +11,7 @@
  * cron and DST are covered by tests/unit/test_cron.c.
  */
 #include <errno.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,8 +208,53 @@ test_schedules_missed_ticks_not_caught_up(void **state)
                      (long long)restart, (long long)last);
 }
 
+/* One run of the schedule script for tick on queue k's key; its integer
+ * reply. */
+static long long
+script_tick(struct drv_test_droverd *t, const struct drv_queue_keys *k,
+            const char *key, const struct drv_argv *fields, int64_t tick)
+{
+    struct drv_queue_tick tk = {.schedule = "fence", .kind = "pipeline",
+                                .target = "p", .fields = fields,
+                                .tick_ms = tick};
+    struct drv_script_call call;
+    struct drv_argv eval;
+    redisReply *r;
+    long long n;
+
+    drv_queue_schedule_tick(&call, k, key, &tk);
+    drv_argv_init(&eval);
+    drv_script_call_eval(&call, &eval);
+    r = redisCommandArgv(t->c, eval.argc, (const char **)eval.argv,
+                         eval.argvlen);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("tick %lld: reply type %d (%s)", (long long)tick, r->type,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+    n = r->integer;
+    freeReplyObject(r);
+    drv_argv_fini(&eval);
+    drv_script_call_fini(&call);
+    return n;
+}
+
+/* Redis's clock, Unix ms. */
+static int64_t
+redis_now_ms(struct drv_test_droverd *t)
+{
+    redisReply *r = drv_test_redis_cmd(t->c, "TIME");
+    int64_t ms;
+
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return ms;
+}
+
 /* The script on its own: a tick at or before the stored one adds
- * nothing; a later one adds one entry and moves the key. */
+ * nothing; a later one adds one entry and moves the key. A tick more
+ * than DRV_QUEUE_SCHEDULE_AHEAD_MS ahead of Redis's clock is refused and
+ * stores nothing; a stored tick that far ahead is replaced. */
 static void
 test_schedules_script_fences_ticks(void **state)
 {
@@ -215,12 +262,12 @@ test_schedules_script_fences_ticks(void **state)
     static const int64_t tick[] = {2000, 2000, 1000, 3000, 3000, 2500};
     static const long long want[] = {1, 0, 0, 1, 0, 0};
     struct drv_queue_keys k;
-    struct drv_script_call call;
-    struct drv_argv eval, fields;
-    struct drv_queue_tick tk;
+    struct drv_argv fields;
     redisReply *r = NULL;
     const redisReply *fv;
     char *key = NULL;
+    int64_t now, far;
+    long long got;
     size_t i;
 
     drv_queue_keys_init(&k, "t", "sched");
@@ -230,24 +277,10 @@ test_schedules_script_fences_ticks(void **state)
     drv_argv_adds(&fields, "kind");
     drv_argv_add(&fields, "a\0b", 3);
     for (i = 0; i < DRV_ARRAY_LEN(tick); i++) {
-        memset(&tk, 0, sizeof tk);
-        tk.schedule = "fence";
-        tk.kind = "pipeline";
-        tk.target = "p";
-        tk.fields = &fields;
-        tk.tick_ms = tick[i];
-        drv_queue_schedule_tick(&call, &k, key, &tk);
-        drv_argv_init(&eval);
-        drv_script_call_eval(&call, &eval);
-        r = redisCommandArgv(t->c, eval.argc, (const char **)eval.argv,
-                             eval.argvlen);
-        assert_non_null(r);
-        if (r->type != REDIS_REPLY_INTEGER || r->integer != want[i])
-            fail_msg("tick %lld: reply type %d value %lld, want %lld",
-                     (long long)tick[i], r->type, r->integer, want[i]);
-        freeReplyObject(r);
-        drv_argv_fini(&eval);
-        drv_script_call_fini(&call);
+        got = script_tick(t, &k, key, &fields, tick[i]);
+        if (got != want[i])
+            fail_msg("tick %lld: %lld, want %lld", (long long)tick[i], got,
+                     want[i]);
     }
     assert_int_equal(drv_test_num(t, "XLEN t:{sched}:jobs"), 2);
     assert_int_equal(drv_test_num(t, "GET t:{sched}:sched:fence"), 3000);
@@ -262,9 +295,80 @@ test_schedules_script_fences_ticks(void **state)
     assert_string_equal(drv_test_field(fv, "id")->str,
                         "fence@2000");
     freeReplyObject(r);
+
+    /* a tick from a clock a day ahead: refused, nothing stored */
+    now = redis_now_ms(t);
+    far = now + INT64_C(86400000);
+    assert_int_equal(script_tick(t, &k, key, &fields, far), -1);
+    assert_int_equal(drv_test_num(t, "GET t:{sched}:sched:fence"), 3000);
+    assert_int_equal(drv_test_num(t, "XLEN t:{sched}:jobs"), 2);
+    /* within the limit (a second ahead): accepted */
+    assert_int_equal(script_tick(t, &k, key, &fields, now + 1000), 1);
+    /* a stored tick a day ahead fences nothing: replaced */
+    freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{sched}:sched:fence "
+                                       "%lld", (long long)far));
+    assert_int_equal(script_tick(t, &k, key, &fields, now + 2000), 2);
+    assert_int_equal(drv_test_num(t, "GET t:{sched}:sched:fence"),
+                     now + 2000);
+    assert_int_equal(drv_test_num(t, "XLEN t:{sched}:jobs"), 4);
     drv_argv_fini(&fields);
     free(key);
     drv_queue_keys_fini(&k);
+}
+
+/* "LD_PRELOAD=" and the path of libfaketime's preload library (Debian's
+ * libfaketime; `make deps` installs it) into out. */
+static void
+faketime_preload(char *out, size_t n)
+{
+    glob_t g;
+
+    if (glob("/usr/lib/*/faketime/libfaketime.so.1", 0, NULL, &g) != 0)
+        fail_msg("libfaketime is not installed (make deps installs it)");
+    snprintf(out, n, "LD_PRELOAD=%s", g.gl_pathv[0]);
+    globfree(&g);
+}
+
+/* A worker whose clock is a day ahead of Redis's: the script refuses its
+ * ticks (it warns), the schedule key stays clean, and a worker with a
+ * right clock beside it enqueues the ticks as before (before the fix the
+ * fast worker stored a tick a day ahead and every real tick was fenced
+ * out until then). */
+static void
+test_schedules_fast_clock_refused(void **state)
+{
+    struct drv_test_droverd *t = *state;
+    const char *asan = getenv("ASAN_OPTIONS");
+    char preload[300], asan_env[400];
+    /* ASan wants its runtime first among the preloaded libraries */
+    const char *env[] = {preload, "FAKETIME=+1d",
+                         "FAKETIME_DONT_FAKE_MONOTONIC=1", asan_env, NULL};
+    struct ticks tk;
+    int64_t now;
+    int i;
+
+    faketime_preload(preload, sizeof preload);
+    snprintf(asan_env, sizeof asan_env,
+             "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+             asan != NULL ? asan : "", asan != NULL ? ":" : "");
+    drv_test_droverd_start_env(t, 0, NULL, env);
+    drv_test_wait_log(t, "schedule tick refused: this worker's clock is "
+                      "ahead of Redis's", 1);
+    assert_int_equal(drv_test_num(t, "XLEN t:{sched}:jobs"), 0);
+    assert_int_equal(drv_test_num(t, "EXISTS t:{sched}:sched:tick"), 0);
+
+    drv_test_droverd_start(t, 1);
+    wait_until_num(drv_test_num(t, "XLEN t:{sched}:jobs"), >=, 2,
+                   "ticks enqueued by the worker with the right clock");
+    drv_test_droverd_stop(t, 1, 0);
+    drv_test_droverd_stop(t, 0, 0);
+    now = drv_clock_unix_ms();
+    read_ticks(t, "sched", "tick", "tick", &tk);
+    assert_unique_ascending(&tk);
+    for (i = 0; i < tk.n; i++)
+        if (tk.ms[i] > now)
+            fail_msg("tick %lld enqueued after the stop at %lld: from the "
+                     "fast clock", (long long)tk.ms[i], (long long)now);
 }
 
 /* Entries of t:{q}:jobs whose id starts with prefix. */
@@ -417,6 +521,7 @@ main(void)
         TD(test_schedules_once_across_three_workers),
         TD(test_schedules_missed_ticks_not_caught_up),
         TD(test_schedules_script_fences_ticks),
+        TD(test_schedules_fast_clock_refused),
         TD(test_schedules_wrong_type_key_skipped),
         TD(test_schedules_cli),
     };
