@@ -76,6 +76,17 @@ wl_unlink(struct wlist *l, struct drv_sem_waiter *w)
     l->len--;
 }
 
+/* Unlink and return the oldest entry of l, or NULL when l is empty. */
+static struct drv_sem_waiter *
+wl_pop(struct wlist *l)
+{
+    struct drv_sem_waiter *w = TAILQ_FIRST(&l->q);
+
+    if (w != NULL)
+        wl_unlink(l, w);
+    return w;
+}
+
 /* ---------------------------------------------------------------- core */
 
 static int
@@ -102,8 +113,7 @@ pump(struct drv_sem *s)
 
     if (s->freeing)
         return;
-    while ((w = TAILQ_FIRST(&s->wait.q)) != NULL && has_room(s)) {
-        wl_unlink(&s->wait, w);
+    while (has_room(s) && (w = wl_pop(&s->wait)) != NULL) {
         take(s);
         w->_state = W_GRANTED;
         wl_push(&s->grant, w);
@@ -115,25 +125,30 @@ pump(struct drv_sem *s)
 
 static void finish_free(struct drv_sem *s);
 
+/* Run the callbacks of the n oldest granted waiters: fewer when a callback
+ * cancels one of them or frees s. */
+static void
+deliver(struct drv_sem *s, int n)
+{
+    struct drv_sem_waiter *w;
+
+    while (n-- > 0 && !s->freeing && (w = wl_pop(&s->grant)) != NULL) {
+        DRV_ASSERT(w->_magic == DRV_SEM_WAITER_MAGIC);
+        w->_state = W_IDLE;
+        w->_fn(w, 0, w->_ctx);
+    }
+}
+
 static void
 on_deliver(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 {
     struct drv_sem *s;
-    struct drv_sem_waiter *w;
-    int n;
 
     DRV_CAST(s, arg, DRV_SEM_MAGIC);
     s->in_callback++;
-    /* deliver only what was granted before this turn; grants made by the
-     * callbacks below wait for the next turn (fairness to other events) */
-    n = s->grant.len;
-    while (n-- > 0 && (w = TAILQ_FIRST(&s->grant.q)) != NULL &&
-           !s->freeing) {
-        DRV_ASSERT(w->_magic == DRV_SEM_WAITER_MAGIC);
-        wl_unlink(&s->grant, w);
-        w->_state = W_IDLE;
-        w->_fn(w, 0, w->_ctx);
-    }
+    /* only what was granted before this turn; grants made by the callbacks
+     * wait for the next turn (fairness to other events) */
+    deliver(s, s->grant.len);
     s->in_callback--;
     if (s->freeing && s->in_callback == 0) {
         finish_free(s);
@@ -151,14 +166,10 @@ finish_free(struct drv_sem *s)
 
     s->in_callback++;
     for (;;) {
-        if ((w = TAILQ_FIRST(&s->grant.q)) != NULL) {
-            wl_unlink(&s->grant, w);
+        if ((w = wl_pop(&s->grant)) != NULL)
             s->in_use--; /* the permit was never delivered: take it back */
-        } else if ((w = TAILQ_FIRST(&s->wait.q)) != NULL) {
-            wl_unlink(&s->wait, w);
-        } else {
+        else if ((w = wl_pop(&s->wait)) == NULL)
             break;
-        }
         w->_state = W_IDLE;
         w->_fn(w, -ECANCELED, w->_ctx);
     }
