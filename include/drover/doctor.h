@@ -39,7 +39,6 @@ struct drv_queue_acl_cmd {
     const char *dryrun; /* the command with sample arguments, split at
                            spaces; the word KEY stands for a key of the
                            checked queue (for ACL DRYRUN) */
-    const char *why;    /* what drover uses it for (documentation) */
 };
 
 extern const struct drv_queue_acl_cmd drv_queue_acl_cmds[];

@@ -24,89 +24,131 @@
 /* ------------------------------------------------------------- the ACL */
 
 /*
- * Every command droverd, drover and `drover web` send, with what for.
+ * Every command droverd, drover and `drover web` send, each under a
+ * comment saying what for (the table of doc/redis-deployments-acl.md).
  * The Lua scripts' own calls are here too: Redis checks a script's
  * redis.call against the caller's ACL. AUTH needs no rule (it is always
  * allowed). Keep the list sorted by purpose, then name.
  */
 const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
-    /* connection setup */
-    {"+client|setname", "CLIENT SETNAME drover",
-     "names each connection (CLIENT LIST shows which is droverd's)"},
-    {"+client|id", "CLIENT ID",
-     "the blocking connection's id, for CLIENT UNBLOCK"},
-    {"+client|unblock", "CLIENT UNBLOCK 1",
-     "a graceful stop wakes the blocked fetch at once"},
-    {"+select", "SELECT 0", "a URL ending in /N (N > 0) selects database N"},
-    /* fetching */
-    {"+xgroup|create", "XGROUP CREATE KEY drover 0 MKSTREAM",
-     "creates each queue's consumer group"},
-    {"+xreadgroup", "XREADGROUP GROUP drover c COUNT 1 STREAMS KEY >",
-     "fetches jobs"},
-    {"+mget", "MGET KEY", "reads the queues' paused flags"},
-    /* the scripts (settle, mover, reclaim, renew, dead retry, lookup) */
-    {"+evalsha", "EVALSHA 0000000000000000000000000000000000000000 1 KEY",
-     "runs the scripts"},
-    {"+eval", "EVAL x 1 KEY",
-     "runs a script Redis does not know yet (NOSCRIPT), and the CLI's"},
-    {"+del", "DEL KEY", "deletes settled job hashes, a dead stream (purge), "
-     "the paused flag (resume)"},
-    {"+hgetall", "HGETALL KEY",
-     "reads delayed jobs, results and the worker registry"},
-    {"+hincrby", "HINCRBY KEY f 1", "counts processed, failed, retried, dead"},
-    {"+hset", "HSET KEY f v",
-     "writes delayed jobs, results and the worker registry"},
-    {"+pexpire", "PEXPIRE KEY 1", "expires results after result_ttl"},
-    {"+xack", "XACK KEY drover 0-1", "acknowledges finished jobs"},
-    {"+xadd", "XADD KEY * f v",
-     "enqueues jobs, retries, requeues and dead letters"},
-    {"+xclaim", "XCLAIM KEY drover c 0 0-1",
-     "takes over the jobs of a dead worker, renews leases"},
-    {"+xdel", "XDEL KEY 0-1", "deletes settled entries"},
-    {"+xpending", "XPENDING KEY drover", "checks ownership, finds idle jobs"},
-    {"+xrange", "XRANGE KEY - +", "reads dead letters and looks jobs up"},
-    {"+xtrim", "XTRIM KEY MAXLEN ~ 1", "keeps the dead streams bounded"},
-    {"+zadd", "ZADD KEY 1 m", "delays retries and scheduled jobs"},
-    {"+zrangebyscore", "ZRANGEBYSCORE KEY 0 1", "finds due delayed jobs"},
-    {"+zrem", "ZREM KEY m", "moves due delayed jobs back"},
-    {"+zscore", "ZSCORE KEY m", "looks a delayed job up"},
-    {"+zscan", "ZSCAN KEY 0 MATCH m", "finds delayed jobs sharing an id"},
-    /* graph pipelines (the graph scripts) */
-    {"+hget", "HGET KEY f", "reads a graph run's state"},
-    {"+hsetnx", "HSETNX KEY f v", "keeps a fan-out item's result once"},
-    {"+lindex", "LINDEX KEY 0", "reads the next item of a fan-out"},
-    {"+rpush", "RPUSH KEY v", "keeps a fan-out's items in a list"},
-    {"+get", "GET KEY", "reads a schedule's last tick, an id's holder "
-     "(unique_for), a rate's state"},
-    {"+role", "ROLE", "with Sentinel: checks a node really is the primary"},
-    {"+cluster|slots", "CLUSTER SLOTS",
-     "on a Redis Cluster: finds the master of each queue's slot"},
-    {"+asking", "ASKING",
-     "on a Redis Cluster: droverd and the CLI follow an ASK during a slot "
-     "migration"},
-    /* stats, the CLI, the dashboard, the metrics */
-    {"+exists", "EXISTS KEY", "tells whether a queue is paused"},
-    {"+hdel", "HDEL KEY f", "removes a worker from the registry"},
-    {"+hmget", "HMGET KEY f", "reads a queue's counters"},
-    {"+multi", "MULTI", "reads a queue's counts at one instant"},
-    {"+exec", "EXEC", "ends that MULTI"},
-    {"+set", "SET KEY 1", "pauses a queue; holds an id (unique_for), a "
-     "rate's state"},
-    {"+xinfo|groups", "XINFO GROUPS KEY", "counts ready and running jobs"},
-    {"+xlen", "XLEN KEY", "counts the entries of a stream"},
-    {"+zcard", "ZCARD KEY", "counts delayed jobs and fleet-wide leases"},
-    /* drover doctor */
-    {"+info", "INFO server", "drover doctor: version, eviction policy, AOF"},
-    {"+time", "TIME", "drover doctor: the workers' clock skew; the "
-     "admission scripts' clock (rate, global_concurrency)"},
-    {"+cluster|info", "CLUSTER INFO",
-     "drover doctor on a Redis Cluster: the cluster's state"},
-    {"+type", "TYPE KEY", "checks each queue key's type before writing; "
-     "drover doctor names a wrong one"},
-    /* cancel and wait (channels P:{Q}:done, allowed by &P:*) */
-    {"+zrange", "ZRANGE KEY 0 -1", "reads a queue's cancel markers"},
-    {"+publish", "PUBLISH KEY m", "announces a job's final outcome"},
-    {"+subscribe", "SUBSCRIBE KEY", "drover wait: hears of the outcome"},
+    /* -- connection setup */
+    /* names each connection (CLIENT LIST shows which is droverd's) */
+    {"+client|setname", "CLIENT SETNAME drover"},
+    /* the blocking connection's id, for CLIENT UNBLOCK */
+    {"+client|id", "CLIENT ID"},
+    /* a graceful stop wakes the blocked fetch at once */
+    {"+client|unblock", "CLIENT UNBLOCK 1"},
+    /* a URL ending in /N (N > 0) selects database N */
+    {"+select", "SELECT 0"},
+
+    /* -- fetching */
+    /* creates each queue's consumer group */
+    {"+xgroup|create", "XGROUP CREATE KEY drover 0 MKSTREAM"},
+    /* fetches jobs */
+    {"+xreadgroup", "XREADGROUP GROUP drover c COUNT 1 STREAMS KEY >"},
+    /* reads the queues' paused flags */
+    {"+mget", "MGET KEY"},
+
+    /* -- the scripts (settle, mover, reclaim, renew, dead retry, lookup) */
+    /* runs the scripts */
+    {"+evalsha", "EVALSHA 0000000000000000000000000000000000000000 1 KEY"},
+    /* runs a script Redis does not know yet (NOSCRIPT), and the CLI's */
+    {"+eval", "EVAL x 1 KEY"},
+    /* deletes settled job hashes, a dead stream (purge), the paused flag
+     * (resume) */
+    {"+del", "DEL KEY"},
+    /* reads delayed jobs, results and the worker registry */
+    {"+hgetall", "HGETALL KEY"},
+    /* counts processed, failed, retried, dead */
+    {"+hincrby", "HINCRBY KEY f 1"},
+    /* writes delayed jobs, results and the worker registry */
+    {"+hset", "HSET KEY f v"},
+    /* expires results after result_ttl */
+    {"+pexpire", "PEXPIRE KEY 1"},
+    /* acknowledges finished jobs */
+    {"+xack", "XACK KEY drover 0-1"},
+    /* enqueues jobs, retries, requeues and dead letters */
+    {"+xadd", "XADD KEY * f v"},
+    /* takes over the jobs of a dead worker, renews leases */
+    {"+xclaim", "XCLAIM KEY drover c 0 0-1"},
+    /* deletes settled entries */
+    {"+xdel", "XDEL KEY 0-1"},
+    /* checks ownership, finds idle jobs */
+    {"+xpending", "XPENDING KEY drover"},
+    /* reads dead letters and looks jobs up */
+    {"+xrange", "XRANGE KEY - +"},
+    /* keeps the dead streams bounded */
+    {"+xtrim", "XTRIM KEY MAXLEN ~ 1"},
+    /* delays retries and scheduled jobs */
+    {"+zadd", "ZADD KEY 1 m"},
+    /* finds due delayed jobs */
+    {"+zrangebyscore", "ZRANGEBYSCORE KEY 0 1"},
+    /* moves due delayed jobs back */
+    {"+zrem", "ZREM KEY m"},
+    /* looks a delayed job up */
+    {"+zscore", "ZSCORE KEY m"},
+    /* finds delayed jobs sharing an id */
+    {"+zscan", "ZSCAN KEY 0 MATCH m"},
+
+    /* -- graph pipelines (the graph scripts) */
+    /* reads a graph run's state */
+    {"+hget", "HGET KEY f"},
+    /* keeps a fan-out item's result once */
+    {"+hsetnx", "HSETNX KEY f v"},
+    /* reads the next item of a fan-out */
+    {"+lindex", "LINDEX KEY 0"},
+    /* keeps a fan-out's items in a list */
+    {"+rpush", "RPUSH KEY v"},
+    /* reads a schedule's last tick, an id's holder (unique_for), a rate's
+     * state */
+    {"+get", "GET KEY"},
+    /* with Sentinel: checks a node really is the primary */
+    {"+role", "ROLE"},
+    /* on a Redis Cluster: finds the master of each queue's slot */
+    {"+cluster|slots", "CLUSTER SLOTS"},
+    /* on a Redis Cluster: droverd and the CLI follow an ASK during a slot
+     * migration */
+    {"+asking", "ASKING"},
+
+    /* -- stats, the CLI, the dashboard, the metrics */
+    /* tells whether a queue is paused */
+    {"+exists", "EXISTS KEY"},
+    /* removes a worker from the registry */
+    {"+hdel", "HDEL KEY f"},
+    /* reads a queue's counters */
+    {"+hmget", "HMGET KEY f"},
+    /* reads a queue's counts at one instant */
+    {"+multi", "MULTI"},
+    /* ends that MULTI */
+    {"+exec", "EXEC"},
+    /* pauses a queue; holds an id (unique_for), a rate's state */
+    {"+set", "SET KEY 1"},
+    /* counts ready and running jobs */
+    {"+xinfo|groups", "XINFO GROUPS KEY"},
+    /* counts the entries of a stream */
+    {"+xlen", "XLEN KEY"},
+    /* counts delayed jobs and fleet-wide leases */
+    {"+zcard", "ZCARD KEY"},
+
+    /* -- drover doctor */
+    /* drover doctor: version, eviction policy, AOF */
+    {"+info", "INFO server"},
+    /* drover doctor: the workers' clock skew; the admission scripts' clock
+     * (rate, global_concurrency) */
+    {"+time", "TIME"},
+    /* drover doctor on a Redis Cluster: the cluster's state */
+    {"+cluster|info", "CLUSTER INFO"},
+    /* checks each queue key's type before writing; drover doctor names a
+     * wrong one */
+    {"+type", "TYPE KEY"},
+
+    /* -- cancel and wait (channels P:{Q}:done, allowed by &P:*) */
+    /* reads a queue's cancel markers */
+    {"+zrange", "ZRANGE KEY 0 -1"},
+    /* announces a job's final outcome */
+    {"+publish", "PUBLISH KEY m"},
+    /* drover wait: hears of the outcome */
+    {"+subscribe", "SUBSCRIBE KEY"},
 };
 
 const size_t drv_queue_acl_ncmds =
