@@ -30,10 +30,8 @@ drv_queue_cmds_init(struct drv_queue_cmds *c)
 void
 drv_queue_cmds_fini(struct drv_queue_cmds *c)
 {
-    size_t i;
-
-    for (i = 0; i < c->n; i++)
-        drv_argv_fini(&c->cmd[i]);
+    while (c->n > 0)
+        drv_argv_fini(&c->cmd[--c->n]);
     free(c->cmd);
     memset(c, 0, sizeof *c);
 }
