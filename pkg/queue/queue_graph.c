@@ -795,16 +795,15 @@ drv_queue_graph_cancel(struct drv_script_call *c, const char *prefix,
 void
 drv_queue_graph_cancelled_fini(struct drv_queue_graph_cancelled *out)
 {
-    size_t i;
+    while (out->naway > 0) {
+        struct drv_queue_graph_away *a = &out->away[--out->naway];
 
-    for (i = 0; i < out->naway; i++) {
-        free(out->away[i].queue);
-        free(out->away[i].marker);
-        free(out->away[i].job_id);
+        free(a->queue);
+        free(a->marker);
+        free(a->job_id);
     }
     free(out->away);
     out->away = NULL;
-    out->naway = 0;
 }
 
 /* A string element of a reply as a new NUL-terminated copy, or NULL. */
