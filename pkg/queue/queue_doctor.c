@@ -28,7 +28,8 @@
  * comment saying what for (the table of doc/redis-deployments-acl.md).
  * The Lua scripts' own calls are here too: Redis checks a script's
  * redis.call against the caller's ACL. AUTH needs no rule (it is always
- * allowed). Keep the list sorted by purpose, then name.
+ * allowed). Keep the list sorted by purpose (the groups under the "--"
+ * comments), then name.
  */
 const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     /* -- connection setup */
