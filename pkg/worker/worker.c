@@ -353,18 +353,18 @@ sentinel_create(struct drv_worker *w, struct drv_loop *loop,
                 const struct drv_redis_tls *tls, struct drv_err *err)
 {
     const struct drv_config_sentinel *cs = &w->cfg->redis.sentinel;
-    struct drv_redis_sentinel_opts so;
     char name[64];
+    struct drv_redis_sentinel_opts so = {
+        .url = w->cfg->redis.url,
+        .master = cs->master,
+        .addrs = (const char *const *)cs->addrs,
+        .naddrs = cs->naddrs,
+        .user = cs->user,
+        .tls = tls,
+        .name = name,
+    };
 
-    memset(&so, 0, sizeof so);
-    so.url = w->cfg->redis.url;
-    so.master = cs->master;
-    so.addrs = (const char *const *)cs->addrs;
-    so.naddrs = cs->naddrs;
-    so.user = cs->user;
-    so.tls = tls;
     snprintf(name, sizeof name, "drover-sentinel-%d", (int)getpid());
-    so.name = name;
     return drv_redis_sentinel_create(loop, &so, &w->sentinel, err);
 }
 
@@ -403,17 +403,16 @@ static int
 cluster_create(struct drv_worker *w, struct drv_loop *loop,
                const struct drv_redis_tls *tls, struct drv_err *err)
 {
-    const struct drv_config_cluster *cc = &w->cfg->redis.cluster;
-    struct drv_redis_cluster_opts co;
     char name[64];
+    struct drv_redis_cluster_opts co = {
+        .url = w->cfg->redis.url,
+        .nodes = (const char *const *)w->cfg->redis.cluster.nodes,
+        .nnodes = w->cfg->redis.cluster.nnodes,
+        .tls = tls,
+        .name = name,
+    };
 
-    memset(&co, 0, sizeof co);
-    co.url = w->cfg->redis.url;
-    co.nodes = (const char *const *)cc->nodes;
-    co.nnodes = cc->nnodes;
-    co.tls = tls;
     snprintf(name, sizeof name, "drover-cluster-%d", (int)getpid());
-    co.name = name;
     return drv_redis_cluster_create(loop, &co, &w->cluster, err);
 }
 
