@@ -464,6 +464,19 @@ worker_conn(struct drv_worker *w, struct drv_redis_opts *ro, int slot,
     return rc;
 }
 
+/* Frees a connection made by cluster_conn or worker_conn (NULL: nothing),
+ * detached first from what reconnects it: its route, or the sentinel. */
+static void
+conn_free(struct drv_worker *w, struct drv_redis_cluster_route *route,
+          struct drv_redis *r)
+{
+    if (route != NULL)
+        drv_redis_cluster_detach(route);
+    if (w->sentinel != NULL && r != NULL)
+        drv_redis_sentinel_detach(w->sentinel, r);
+    drv_redis_free(r);
+}
+
 /* Each queue's pair of connections, to the master of its slot. */
 static int
 cluster_queue_conns(struct drv_worker *w, struct drv_redis_opts *ro,
@@ -895,12 +908,8 @@ drv_worker_free(struct drv_worker *w)
         struct wqueue *q = &w->queues[i];
 
         if (w->cluster != NULL) {
-            if (q->rcmd != NULL)
-                drv_redis_cluster_detach(q->rcmd);
-            if (q->rblk != NULL)
-                drv_redis_cluster_detach(q->rblk);
-            drv_redis_free(q->cmd);
-            drv_redis_free(q->blk);
+            conn_free(w, q->rcmd, q->cmd);
+            conn_free(w, q->rblk, q->blk);
         }
         free(q->pend);
         drv_queue_keys_fini(&q->keys);
@@ -916,18 +925,8 @@ drv_worker_free(struct drv_worker *w)
     free(w->types);
     drv_sem_free(w->sem);
     drv_sem_free(w->thread_sem);
-    if (w->sentinel != NULL) {
-        if (w->cmd != NULL)
-            drv_redis_sentinel_detach(w->sentinel, w->cmd);
-        if (w->blk != NULL)
-            drv_redis_sentinel_detach(w->sentinel, w->blk);
-    }
-    if (w->rreg_cmd != NULL)
-        drv_redis_cluster_detach(w->rreg_cmd);
-    if (w->rreg_blk != NULL)
-        drv_redis_cluster_detach(w->rreg_blk);
-    drv_redis_free(w->cmd);
-    drv_redis_free(w->blk);
+    conn_free(w, w->rreg_cmd, w->cmd);
+    conn_free(w, w->rreg_blk, w->blk);
     drv__worker_schedules_fini(w); /* its runs were cancelled above */
     drv__admit_fini(w);
     drv__worker_graph_fini(w);
