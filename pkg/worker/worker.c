@@ -285,12 +285,29 @@ drv__worker_prepare_due(struct drv_worker *w, int64_t now)
     }
 }
 
+/* The command connection of queue qi (-1: of every queue) changed state:
+ * prepare the queue after every connect; not ready while it is down. */
+static void
+queue_cmd_state(struct drv_worker *w, int qi, enum drv_redis_state st)
+{
+    size_t i;
+
+    if (st == DRV_REDIS_READY) {
+        drv__worker_prepare(w, qi);
+        w->next_pause_ns = 0;
+        drv__worker_kick(w);
+        return;
+    }
+    for (i = 0; i < w->nqueues; i++)
+        if (qi < 0 || (size_t)qi == i)
+            set_ready(w, &w->queues[i], 0);
+}
+
 static void
 on_cmd_state(struct drv_redis *r DRV_UNUSED, enum drv_redis_state st,
              void *ctx)
 {
     struct drv_worker *w;
-    size_t i;
 
     DRV_CAST(w, ctx, DRV_WORKER_MAGIC);
     if (w->cluster != NULL) {
@@ -301,35 +318,20 @@ on_cmd_state(struct drv_redis *r DRV_UNUSED, enum drv_redis_state st,
         }
         return;
     }
-    if (st == DRV_REDIS_READY) {
-        drv__worker_prepare(w, -1);
+    if (st == DRV_REDIS_READY)
         w->next_beat_ns = 0;
-        w->next_pause_ns = 0;
-        drv__worker_kick(w);
-    } else {
-        for (i = 0; i < w->nqueues; i++)
-            set_ready(w, &w->queues[i], 0);
-    }
+    queue_cmd_state(w, -1, st);
 }
 
-/* A queue's own command connection (cluster): prepare that queue after
- * every connect; not ready while it is down. */
+/* A queue's own command connection (cluster). */
 static void
 on_qcmd_state(struct drv_redis *r DRV_UNUSED, enum drv_redis_state st,
               void *ctx)
 {
     struct wqconn *qc;
-    struct drv_worker *w;
 
     DRV_CAST(qc, ctx, WQCONN_MAGIC);
-    w = qc->w;
-    if (st == DRV_REDIS_READY) {
-        drv__worker_prepare(w, qc->qi);
-        w->next_pause_ns = 0;
-        drv__worker_kick(w);
-    } else {
-        set_ready(w, &w->queues[qc->qi], 0);
-    }
+    queue_cmd_state(qc->w, qc->qi, st);
 }
 
 /* A fetch connection, the worker's or a queue's own (cluster). */
