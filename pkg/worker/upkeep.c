@@ -394,17 +394,14 @@ static void
 on_paused_one(struct drv_redis *r DRV_UNUSED, int status,
               const redisReply *reply, void *ctx)
 {
-    struct wqconn *qc;
-    struct drv_worker *w;
+    int qi, paused = 0;
+    struct drv_worker *w = drv__worker_of_queue_reply(status, ctx, &qi);
     struct wqueue *q;
-    int paused = 0;
     size_t i;
 
-    if (status == -ECANCELED)
+    if (w == NULL)
         return;
-    DRV_CAST(qc, ctx, WQCONN_MAGIC);
-    w = qc->w;
-    q = &w->queues[qc->qi];
+    q = &w->queues[qi];
     w->pause_inflight--;
     if (status < 0 || drv_queue_paused_parse(reply, 1, &paused) < 0) {
         drv__worker_redis_error(w, status, reply);

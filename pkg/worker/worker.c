@@ -381,6 +381,18 @@ drv__worker_of_reply(int status, void *ctx)
     return w;
 }
 
+struct drv_worker *
+drv__worker_of_queue_reply(int status, void *ctx, int *qi)
+{
+    struct wqconn *qc;
+
+    if (status == -ECANCELED)
+        return NULL;
+    DRV_CAST(qc, ctx, WQCONN_MAGIC);
+    *qi = qc->qi;
+    return qc->w;
+}
+
 int
 drv__worker_redis_error(struct drv_worker *w, int status,
                         const redisReply *reply)

@@ -536,6 +536,15 @@ void drv__graph_upkeep(struct drv_worker *w, int64_t now_ns);
 struct drv_worker *drv__worker_of_reply(int status, void *ctx);
 
 /*
+ * drv__worker_of_queue_reply -- the same for a reply whose ctx is a
+ * queue's wqconn (a command on that queue's own connection), with the
+ * queue's index in *qi; NULL when status is -ECANCELED (the worker is
+ * being freed: touch nothing).
+ */
+struct drv_worker *drv__worker_of_queue_reply(int status, void *ctx,
+                                              int *qi);
+
+/*
  * drv__worker_redis_error -- look at a failed Redis call: a READONLY
  * error (the node is a replica now) makes the Sentinel layer find the
  * primary again; on a cluster a MOVED points the slot's connections at

@@ -308,15 +308,15 @@ static void
 on_sample_q(struct drv_redis *r DRV_UNUSED, int status,
             const redisReply *reply, void *ctx)
 {
-    struct wqconn *qc;
+    int qi;
+    struct drv_worker *w = drv__worker_of_queue_reply(status, ctx, &qi);
     struct wmetrics *m;
 
-    if (status == -ECANCELED)
+    if (w == NULL)
         return; /* the worker is being freed */
-    DRV_CAST(qc, ctx, WQCONN_MAGIC);
-    DRV_CAST(m, qc->w->metrics, WMETRICS_MAGIC);
+    DRV_CAST(m, w->metrics, WMETRICS_MAGIC);
     m->sample_inflight--;
-    sample_apply(m, (size_t)qc->qi, status, reply);
+    sample_apply(m, (size_t)qi, status, reply);
 }
 
 /* One round: per queue, one MULTI of pkg/queue's stats commands (one hash
