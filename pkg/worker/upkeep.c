@@ -140,11 +140,10 @@ static void
 on_moved(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
          void *ctx)
 {
-    struct drv_worker *w;
     int qi;
+    struct drv_worker *w = qreply(status, reply, ctx, REDIS_REPLY_INTEGER,
+                                  "delayed mover failed", &qi);
 
-    w = qreply(status, reply, ctx, REDIS_REPLY_INTEGER,
-               "delayed mover failed", &qi);
     if (w == NULL)
         return;
     if (reply->integer > 0) {
@@ -228,11 +227,11 @@ static void
 on_reclaimed(struct drv_redis *r DRV_UNUSED, int status,
              const redisReply *reply, void *ctx)
 {
-    struct drv_worker *w;
     struct wjobs jobs = {NULL, 0, 0};
     int qi;
+    struct drv_worker *w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
+                                  "reclaim failed", &qi);
 
-    w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY, "reclaim failed", &qi);
     if (w == NULL)
         return;
     /* the script's answer: [entries, poisoned count, gone count,
@@ -290,13 +289,12 @@ static void
 on_renewed(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
            void *ctx)
 {
-    struct drv_worker *w;
     size_t i;
     struct wjob *j;
     int qi;
+    struct drv_worker *w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
+                                  "lease renewal failed", &qi);
 
-    w = qreply(status, reply, ctx, REDIS_REPLY_ARRAY,
-               "lease renewal failed", &qi);
     if (w == NULL)
         return;
     for (i = 0; i < reply->elements; i++) {
