@@ -94,6 +94,17 @@ scan_ms(const struct drv_worker *w)
     return ms;
 }
 
+/* Frees c, its connection detached from its route first (steps out on it
+ * get -ECANCELED). */
+static void
+gconn_free(struct gconn *c)
+{
+    drv_redis_cluster_detach(c->route);
+    drv_redis_free(c->r);
+    free(c->queue);
+    free(c);
+}
+
 /* The command connection for queue's slot: the queue's own when served,
  * else one made for it (NULL: it could not be made). */
 static struct drv_redis *
@@ -138,8 +149,7 @@ conn_for(struct wgraph *g, const char *queue)
     if (drv_redis_create(w->loop, &ro, &c->r, &err) < 0) {
         DRV_LOG_WARN("graph: no connection for another queue", "queue=%s "
                      "error=%s", queue, drv_log_q(qe, sizeof qe, err.msg));
-        free(c->queue);
-        free(c);
+        gconn_free(c);
         return NULL;
     }
     drv_redis_cluster_attach(c->route, c->r);
@@ -152,17 +162,16 @@ static void
 on_later(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *ctx)
 {
     struct wgraph *g;
-    struct gstep *s;
+    struct gstep *s, *next;
 
     DRV_CAST(g, ctx, WGRAPH_MAGIC);
+    /* the whole list at once: a step put off again starts a new one */
     s = g->later;
     g->later = NULL;
-    while (s != NULL) {
-        struct gstep *next = s->next;
-
+    for (; s != NULL; s = next) {
+        next = s->next;
         s->next = NULL;
         send_step(s);
-        s = next;
     }
 }
 
@@ -326,6 +335,7 @@ on_scanned(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
 {
     struct gscan *c;
     struct wgraph *g;
+    const char *queue;
     struct drv_queue_graph_boxes b = {NULL, 0, 0, 0};
     struct drv_err err;
 
@@ -336,13 +346,13 @@ on_scanned(struct drv_redis *r DRV_UNUSED, int status, const redisReply *reply,
         return;
     }
     g->scan_inflight[c->qi] = 0;
+    queue = g->w->queues[c->qi].keys.name;
     if (drv_redis_result(status, reply, &err) == 0 &&
         drv_queue_graph_scan_parse(reply, &b, &err) == 0) {
         if (b.n > 0)
             DRV_LOG_INFO("graph: hand-offs between slots left in a box, "
-                         "delivered again", "queue=%s n=%zu",
-                         g->w->queues[c->qi].keys.name, b.n);
-        drv__graph_deliver(g, g->w->queues[c->qi].keys.name, &b);
+                         "delivered again", "queue=%s n=%zu", queue, b.n);
+        drv__graph_deliver(g, queue, &b);
     } else {
         drv__worker_redis_error(g->w, status, reply);
     }
@@ -415,10 +425,7 @@ drv__graph_xslot_fini(struct wgraph *g)
         struct gconn *c = g->conns;
 
         g->conns = c->next;
-        drv_redis_cluster_detach(c->route);
-        drv_redis_free(c->r); /* steps out get -ECANCELED */
-        free(c->queue);
-        free(c);
+        gconn_free(c);
     }
     drv_loop_event_free(g->later_ev);
     drv_redis_script_free(g->handoff);
