@@ -91,8 +91,7 @@ struct wadmits {
     unsigned magic;
 #define WADMITS_MAGIC 0xad31750aU
     struct drv_worker *w;           /* borrowed: owner */
-    struct drv_redis_script *admit; /* owned */
-    struct drv_redis_script *renew; /* owned */
+    struct drv_redis_script *admit, *renew; /* owned */
     struct event *timer;            /* owned: the earliest due */
     LIST_HEAD(, wadmit) held;       /* the states of the jobs held here */
 };
@@ -650,18 +649,13 @@ drv__admit_drain(struct drv_worker *w)
     arm(a);
 }
 
-void
-drv__admit_init(struct drv_worker *w)
+/* The admission of w, one of whose job types is limited (freed by
+ * drv__admit_fini). */
+static struct wadmits *
+admits_create(struct drv_worker *w)
 {
-    struct wadmits *a;
-    size_t i;
+    struct wadmits *a = NULL;
 
-    w->admit = NULL;
-    for (i = 0; i < w->cfg->njobs; i++)
-        if (limited(w->cfg->jobs[i]))
-            break;
-    if (i == w->cfg->njobs)
-        return;
     DRV_ALLOC_OBJ(a, WADMITS_MAGIC);
     a->w = w;
     LIST_INIT(&a->held);
@@ -672,17 +666,29 @@ drv__admit_init(struct drv_worker *w)
         strlen(drv_queue_admit_renew_script.text));
     a->timer = evtimer_new(w->base, on_timer, a);
     DRV_AN(a->timer);
-    w->admit = a;
+    return a;
+}
+
+void
+drv__admit_init(struct drv_worker *w)
+{
+    size_t i;
+
+    w->admit = NULL;
+    for (i = 0; i < w->cfg->njobs; i++)
+        if (limited(w->cfg->jobs[i])) {
+            w->admit = admits_create(w);
+            return;
+        }
 }
 
 void
 drv__admit_fini(struct drv_worker *w)
 {
-    struct wadmits *a;
+    struct wadmits *a = w->admit;
 
-    if (w->admit == NULL)
+    if (DRV_NO_OBJ(a, WADMITS_MAGIC))
         return;
-    a = admits(w);
     /* the jobs still held: their entries stay pending in Redis */
     while (!LIST_EMPTY(&a->held)) {
         struct wjob *j = LIST_FIRST(&a->held)->job;
@@ -710,6 +716,5 @@ drv__admit_job_free(struct wjob *j)
     free(s->ckey);
     free(s->rkey);
     free(s->member);
-    DRV_FREE_OBJ(s);
-    j->admit = NULL;
+    DRV_FREE_OBJ(s); /* j->admit dangles: job.c frees j right after */
 }
