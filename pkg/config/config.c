@@ -220,46 +220,43 @@ static const struct drv__config_field sentinel_fields[] = {
      .flags = DRV__CONFIG_NONEMPTY},
 };
 
+#define TLS_OFF(m) offsetof(struct drv_config_redis_tls, m)
+
+/* A row of tls_fields: key KEY, a string that must not be empty, in
+ * member M. */
+#define TLS_STRING(KEY, M)                                               \
+    {.name = KEY, .kind = DRV__CONFIG_STRING, .off = TLS_OFF(M),         \
+     .flags = DRV__CONFIG_NONEMPTY}
+
 static const struct drv__config_field tls_fields[] = {
-    {.name = "ca_file", .kind = DRV__CONFIG_STRING,
-     .off = offsetof(struct drv_config_redis_tls, ca_file),
-     .flags = DRV__CONFIG_NONEMPTY},
-    {.name = "cert_file", .kind = DRV__CONFIG_STRING,
-     .off = offsetof(struct drv_config_redis_tls, cert_file),
-     .flags = DRV__CONFIG_NONEMPTY},
-    {.name = "key_file", .kind = DRV__CONFIG_STRING,
-     .off = offsetof(struct drv_config_redis_tls, key_file),
-     .flags = DRV__CONFIG_NONEMPTY},
-    {.name = "server_name", .kind = DRV__CONFIG_STRING,
-     .off = offsetof(struct drv_config_redis_tls, server_name),
-     .flags = DRV__CONFIG_NONEMPTY},
-    {.name = "verify", .kind = DRV__CONFIG_BOOL,
-     .off = offsetof(struct drv_config_redis_tls, verify)},
+    TLS_STRING("ca_file", ca_file),
+    TLS_STRING("cert_file", cert_file),
+    TLS_STRING("key_file", key_file),
+    TLS_STRING("server_name", server_name),
+    {.name = "verify", .kind = DRV__CONFIG_BOOL, .off = TLS_OFF(verify)},
 };
 
+#define WORKER_OFF(m) offsetof(struct drv_config_worker, m)
+
+/* A row of worker_fields: key KEY, a number of kind DRV__CONFIG_KIND
+ * that must be at least 1, in member M. */
+#define WORKER_NUM(KEY, KIND, M)                                         \
+    {.name = KEY, .kind = DRV__CONFIG_##KIND, .min = 1,                  \
+     .off = WORKER_OFF(M)}
+
 static const struct drv__config_field worker_fields[] = {
-    {.name = "concurrency", .kind = DRV__CONFIG_INT, .min = 1,
-     .off = offsetof(struct drv_config_worker, concurrency)},
-    {.name = "batch", .kind = DRV__CONFIG_INT, .min = 1,
-     .off = offsetof(struct drv_config_worker, batch)},
-    {.name = "threads", .kind = DRV__CONFIG_INT, .min = 1,
-     .off = offsetof(struct drv_config_worker, threads)},
-    {.name = "shutdown_timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = offsetof(struct drv_config_worker, shutdown_timeout_ms)},
-    {.name = "visibility_timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = offsetof(struct drv_config_worker, visibility_timeout_ms)},
-    {.name = "max_deliveries", .kind = DRV__CONFIG_INT, .min = 1,
-     .off = offsetof(struct drv_config_worker, max_deliveries)},
-    {.name = "max_job_bytes", .kind = DRV__CONFIG_SIZE, .min = 1,
-     .off = offsetof(struct drv_config_worker, max_job_bytes)},
-    {.name = "dead_max", .kind = DRV__CONFIG_INT, .min = 1,
-     .off = offsetof(struct drv_config_worker, dead_max)},
-    {.name = "dead_max_age", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = offsetof(struct drv_config_worker, dead_max_age_ms)},
-    {.name = "http_idle_timeout", .kind = DRV__CONFIG_DURATION, .min = 1,
-     .off = offsetof(struct drv_config_worker, http_idle_timeout_ms)},
+    WORKER_NUM("concurrency", INT, concurrency),
+    WORKER_NUM("batch", INT, batch),
+    WORKER_NUM("threads", INT, threads),
+    WORKER_NUM("shutdown_timeout", DURATION, shutdown_timeout_ms),
+    WORKER_NUM("visibility_timeout", DURATION, visibility_timeout_ms),
+    WORKER_NUM("max_deliveries", INT, max_deliveries),
+    WORKER_NUM("max_job_bytes", SIZE, max_job_bytes),
+    WORKER_NUM("dead_max", INT, dead_max),
+    WORKER_NUM("dead_max_age", DURATION, dead_max_age_ms),
+    WORKER_NUM("http_idle_timeout", DURATION, http_idle_timeout_ms),
     {.name = "metrics", .kind = DRV__CONFIG_STRING,
-     .off = offsetof(struct drv_config_worker, metrics),
+     .off = WORKER_OFF(metrics),
      .flags = DRV__CONFIG_NONEMPTY, .check = check_metrics},
 };
 
