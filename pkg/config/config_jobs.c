@@ -411,17 +411,24 @@ drv__config_jobs(struct drv__config_ctx *c, yaml_node_t *node)
 
 /* ---------------------------------------------------------- pipelines */
 
-void
-drv__config_pipeline_free(struct drv_config_pipeline *pl)
+/* Free n steps (each one's array of jobs) and their array. */
+static void
+steps_free(struct drv_config_step *steps, size_t n)
 {
     size_t i;
 
+    for (i = 0; i < n; i++)
+        free((void *)steps[i].jobs);
+    free(steps);
+}
+
+void
+drv__config_pipeline_free(struct drv_config_pipeline *pl)
+{
     if (DRV_NO_OBJ(pl, DRV_CONFIG_PIPELINE_MAGIC))
         return;
     free(pl->name);
-    for (i = 0; i < pl->nsteps; i++)
-        free((void *)pl->steps[i].jobs);
-    free(pl->steps);
+    steps_free(pl->steps, pl->nsteps);
     drv__config_graph_free(pl);
     DRV_FREE_OBJ(pl);
 }
