@@ -209,9 +209,8 @@ struct drv_config_job {
     int rate_n;                     /* its N (starts per period) */
     int64_t rate_period_ms;         /* its period: 1000, 60000, 3600000 */
     int global_concurrency;         /* `global_concurrency`: fleet-wide */
-    char *limit_key;                /* owned: `limit_key` as written,
-                                       "{FIELD}" */
-    char *limit_field;              /* owned: FIELD of limit_key */
+    char *limit_field;              /* owned: FIELD of `limit_key`
+                                       ("{FIELD}") */
     bool blocking;                  /* runs on the thread pool: always for
                                        block, `blocking:` for plugin */
     int64_t output_max;             /* result bytes kept (exec, http) */

@@ -170,7 +170,7 @@ static const struct drv__config_field job_fields[] = {
     {.name = "global_concurrency", .kind = DRV__CONFIG_INT, .min = 1,
      .off = JOB_OFF(global_concurrency)},
     {.name = "limit_key", .kind = DRV__CONFIG_STRING,
-     .off = JOB_OFF(limit_key), .check = check_limit_key},
+     .off = JOB_OFF(limit_field), .check = check_limit_key},
     {.name = "blocking", .kind = DRV__CONFIG_BOOL,
      .off = JOB_OFF(blocking), .handlers = HMASK(PLUGIN)},
     {.name = "output_max", .kind = DRV__CONFIG_SIZE, .min = 0,
@@ -233,7 +233,6 @@ drv__config_job_free(struct drv_config_job *job)
     if (DRV_NO_OBJ(job, DRV_CONFIG_JOB_MAGIC))
         return;
     free(job->name);
-    free(job->limit_field);
     drv__config_fields_free(job_fields, DRV_ARRAY_LEN(job_fields), job);
     DRV_FREE_OBJ(job);
 }
@@ -384,10 +383,12 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
                                job_fields[i].name);
     if (job->rate != NULL)
         DRV_AZ(parse_rate(job->rate, &job->rate_n, &job->rate_period_ms));
-    if (job->limit_key != NULL) {
-        size_t n = strlen(job->limit_key);
+    if (job->limit_field != NULL) {
+        /* read as written, "{FIELD}" (check_limit_key): keep FIELD */
+        size_t n = strlen(job->limit_field);
 
-        job->limit_field = drv_xstrndup(job->limit_key + 1, n - 2);
+        memmove(job->limit_field, job->limit_field + 1, n - 2);
+        job->limit_field[n - 2] = '\0';
         if (job->rate == NULL && job->global_concurrency == 0) {
             size_t mark = drv__config_path_push_key(c, "limit_key");
 
