@@ -712,9 +712,10 @@ drv__admit_job_free(struct wjob *j)
     if (j->admit == NULL)
         return;
     s = state_of(j);
+    j->admit = NULL;
     free(s->ukey);
     free(s->ckey);
     free(s->rkey);
     free(s->member);
-    DRV_FREE_OBJ(s); /* j->admit dangles: job.c frees j right after */
+    DRV_FREE_OBJ(s);
 }
