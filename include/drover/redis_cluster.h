@@ -144,9 +144,9 @@ int drv_redis_cluster_transient(const redisReply *reply);
  *     tried in turn) asks CLUSTER SLOTS when it is READY, every
  *     DRV_REDIS_CLUSTER_POLL_MS, and soon after any redirection or data
  *     connection attempt;
- *   - a data connection is created with drv_redis_cluster_locate as its
- *     locate hook and a route (drv_redis_cluster_route: one slot) as its
- *     ctx, then attached to the route: before every attempt it is pointed
+ *   - a data connection is created with options pointed at a route
+ *     (drv_redis_cluster_route: one slot; drv_redis_cluster_route_opts),
+ *     then attached to the route: before every attempt it is pointed
  *     at the master of its slot (-EAGAIN while the map has no owner);
  *   - when the map changes the owner of a route's slot, its connection is
  *     reconnected (a MOVED reply does this at once: drv_redis_cluster_
@@ -161,6 +161,7 @@ int drv_redis_cluster_transient(const redisReply *reply);
  */
 struct drv_loop;
 struct drv_redis;
+struct drv_redis_opts;
 struct drv_redis_target;
 struct drv_redis_tls;
 struct drv_redis_cluster;
@@ -192,17 +193,19 @@ int drv_redis_cluster_create(struct drv_loop *loop,
  * connections freed or detached). NULL does nothing. */
 void drv_redis_cluster_free(struct drv_redis_cluster *c);
 
-/* drv_redis_cluster_data_url -- the URL to create data connections with
- * (the host-less URL with a first seed's address put in; locate picks the
- * real target). Borrowed from c. */
-const char *drv_redis_cluster_data_url(const struct drv_redis_cluster *c);
-
 /* drv_redis_cluster_route -- a new route for slot, owned by c (freed with
  * it): the ctx of drv_redis_cluster_locate for one data connection. */
 struct drv_redis_cluster_route *
 drv_redis_cluster_route(struct drv_redis_cluster *c, int slot);
 
-/* drv_redis_cluster_attach -- r (created with route as its locate ctx) is
+/* drv_redis_cluster_route_opts -- point the options of a data connection
+ * at route: url (the host-less URL with a first seed's address put in,
+ * borrowed from the cluster), locate (drv_redis_cluster_locate, which
+ * picks the real target) and locate_ctx (route). */
+void drv_redis_cluster_route_opts(struct drv_redis_cluster_route *route,
+                                  struct drv_redis_opts *o);
+
+/* drv_redis_cluster_attach -- r (created with route_opts) is
  * reconnected when the owner of the route's slot changes, and follows
  * -ASK from now on (see above). _detach before r is freed. */
 void drv_redis_cluster_attach(struct drv_redis_cluster_route *route,

@@ -126,6 +126,7 @@ int drv_redis_sentinel_parse_switch(const char *text, size_t len,
 
 struct drv_loop;
 struct drv_redis;
+struct drv_redis_opts;
 struct drv_redis_target;
 struct drv_redis_tls;
 struct drv_redis_sentinel;
@@ -159,10 +160,9 @@ struct drv_redis_sentinel_opts {
  * poll_ms. Returns 0 with *out set, or DRV_ECONFIG with err (a bad URL,
  * address or option; *out stays NULL). Loop thread.
  *
- * Data connections follow it through drv_redis_sentinel_locate (their
- * opts.locate, with this object as locate_ctx) and
- * drv_redis_sentinel_attach, and are created with the URL of
- * drv_redis_sentinel_data_url.
+ * Data connections follow it: created with options pointed at it
+ * (drv_redis_sentinel_conn_opts), then attached
+ * (drv_redis_sentinel_attach).
  */
 int drv_redis_sentinel_create(struct drv_loop *loop,
                               const struct drv_redis_sentinel_opts *opts,
@@ -177,12 +177,14 @@ int drv_redis_sentinel_create(struct drv_loop *loop,
 void drv_redis_sentinel_free(struct drv_redis_sentinel *ds);
 
 /*
- * drv_redis_sentinel_data_url -- the URL to create a data connection with
- * (the host-less URL with a placeholder host in the reserved .invalid
- * domain, never connected to: the target always comes from
- * drv_redis_sentinel_locate). Borrowed for ds's lifetime.
+ * drv_redis_sentinel_conn_opts -- point the options of a data connection
+ * at ds: url (the host-less URL with a placeholder host in the reserved
+ * .invalid domain, never connected to; borrowed for ds's lifetime),
+ * locate (drv_redis_sentinel_locate: the target always comes from it)
+ * and locate_ctx (ds).
  */
-const char *drv_redis_sentinel_data_url(const struct drv_redis_sentinel *ds);
+void drv_redis_sentinel_conn_opts(struct drv_redis_sentinel *ds,
+                                  struct drv_redis_opts *o);
 
 /*
  * drv_redis_sentinel_locate -- a drv_redis_locate_fn (ctx = ds): the

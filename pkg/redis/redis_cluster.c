@@ -201,7 +201,6 @@ drv_redis_cluster_create(struct drv_loop *loop,
     struct drv_redis_cluster *c = NULL;
     struct drv_err aerr;
     char url[URL_MAX];
-    char label[160];
     size_t i;
     int rc;
 
@@ -235,9 +234,8 @@ drv_redis_cluster_create(struct drv_loop *loop,
                           o->timeout_ms > 0 ? o->timeout_ms
                                             : DEFAULT_TIMEOUT_MS,
                           DRV_REDIS_CLUSTER_POLL_MS, ask_slots, c);
-    snprintf(label, sizeof label, "%s-slots", c->watch.name);
-    rc = drv__redis_watch_conn(&c->watch, c->watch.data_url, label,
-                               seed_locate, &c->seed, err);
+    rc = drv__redis_watch_conn(&c->watch, NULL, "slots", seed_locate,
+                               &c->seed, err);
     if (rc < 0)
         goto fail;
     *out = c;
@@ -265,13 +263,6 @@ drv_redis_cluster_free(struct drv_redis_cluster *c)
     DRV_FREE_OBJ(c);
 }
 
-const char *
-drv_redis_cluster_data_url(const struct drv_redis_cluster *c)
-{
-    DRV_CHECK_OBJ(c, DRV_REDIS_CLUSTER_MAGIC);
-    return c->watch.data_url;
-}
-
 struct drv_redis_cluster_route *
 drv_redis_cluster_route(struct drv_redis_cluster *c, int slot)
 {
@@ -285,6 +276,16 @@ drv_redis_cluster_route(struct drv_redis_cluster *c, int slot)
     rt->next = c->routes;
     c->routes = rt;
     return rt;
+}
+
+void
+drv_redis_cluster_route_opts(struct drv_redis_cluster_route *route,
+                             struct drv_redis_opts *o)
+{
+    DRV_CHECK_OBJ(route, ROUTE_MAGIC);
+    o->url = route->c->watch.data_url;
+    o->locate = drv_redis_cluster_locate;
+    o->locate_ctx = route;
 }
 
 void

@@ -207,15 +207,15 @@ void drv__redis_watch_init(struct drv__redis_watch *w, struct drv_loop *loop,
 void drv__redis_watch_fini(struct drv__redis_watch *w);
 
 /*
- * drv__redis_watch_conn -- create an own connection to url (named label),
- * owned by w, into *out (borrowed by the caller until
- * drv__redis_watch_fini): the watch's timeout_ms for connecting and
- * commands, a backoff of 100 ms to 2 s, its tls; locate (with its ctx;
- * NULL = the URL's target) picks where each attempt goes. Returns
- * drv_redis_create's code.
+ * drv__redis_watch_conn -- create an own connection to url (NULL = the
+ * watch's data_url), named NAME-suffix after the watch, owned by w, into
+ * *out (borrowed by the caller until drv__redis_watch_fini): the watch's
+ * timeout_ms for connecting and commands, a backoff of 100 ms to 2 s, its
+ * tls; locate (with its ctx; NULL = the URL's target) picks where each
+ * attempt goes. Returns drv_redis_create's code.
  */
 int drv__redis_watch_conn(struct drv__redis_watch *w, const char *url,
-                          const char *label, drv_redis_locate_fn *locate,
+                          const char *suffix, drv_redis_locate_fn *locate,
                           struct drv_redis **out, struct drv_err *err);
 
 /* drv__redis_watch_soon -- run the pass on a coming loop turn (once, however

@@ -412,7 +412,7 @@ drv_redis_sentinel_create(struct drv_loop *loop,
     struct drv_redis_sentinel *ds = NULL;
     struct drv_err aerr;
     char url[URL_MAX];
-    char label[160];
+    char label[32];
     int64_t timeout_ms = o->timeout_ms > 0 ? o->timeout_ms
                                            : DEFAULT_TIMEOUT_MS;
     size_t i;
@@ -438,6 +438,11 @@ drv_redis_sentinel_create(struct drv_loop *loop,
                                          : DRV_REDIS_SENTINEL_POLL_MS,
                           on_watch, ds);
     ds->round_ns = 3 * timeout_ms * DRV_NS_PER_MS;
+    /* the probe (ROLE on the primary), then one per sentinel */
+    rc = drv__redis_watch_conn(&ds->watch, NULL, "role", probe_locate,
+                               &ds->probe, err);
+    if (rc < 0)
+        goto fail;
     ds->s = drv_xcalloc(o->naddrs, sizeof *ds->s);
     for (i = 0; i < o->naddrs; i++) {
         struct sent *s = &ds->s[i];
@@ -454,7 +459,7 @@ drv_redis_sentinel_create(struct drv_loop *loop,
                              "too long", i);
             goto fail;
         }
-        snprintf(label, sizeof label, "%s-s%zu", ds->watch.name, i);
+        snprintf(label, sizeof label, "s%zu", i);
         rc = drv__redis_watch_conn(&ds->watch, url, label, NULL, &s->r,
                                    err);
         explicit_bzero(url, sizeof url);
@@ -462,11 +467,6 @@ drv_redis_sentinel_create(struct drv_loop *loop,
             goto fail;
         ds->ns++;
     }
-    snprintf(label, sizeof label, "%s-role", ds->watch.name);
-    rc = drv__redis_watch_conn(&ds->watch, ds->watch.data_url, label,
-                               probe_locate, &ds->probe, err);
-    if (rc < 0)
-        goto fail;
     *out = ds;
     return 0;
 fail:
@@ -487,11 +487,14 @@ drv_redis_sentinel_free(struct drv_redis_sentinel *ds)
     DRV_FREE_OBJ(ds);
 }
 
-const char *
-drv_redis_sentinel_data_url(const struct drv_redis_sentinel *ds)
+void
+drv_redis_sentinel_conn_opts(struct drv_redis_sentinel *ds,
+                             struct drv_redis_opts *o)
 {
     DRV_CHECK_OBJ(ds, DRV_REDIS_SENTINEL_MAGIC);
-    return ds->watch.data_url;
+    o->url = ds->watch.data_url;
+    o->locate = drv_redis_sentinel_locate;
+    o->locate_ctx = ds;
 }
 
 void

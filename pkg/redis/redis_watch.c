@@ -87,15 +87,17 @@ drv__redis_watch_fini(struct drv__redis_watch *w)
 
 int
 drv__redis_watch_conn(struct drv__redis_watch *w, const char *url,
-                      const char *label, drv_redis_locate_fn *locate,
+                      const char *suffix, drv_redis_locate_fn *locate,
                       struct drv_redis **out, struct drv_err *err)
 {
     struct drv_redis_opts ro;
+    char label[160];
     int rc;
 
     DRV_CHECK_OBJ(w, DRV__REDIS_WATCH_MAGIC);
+    snprintf(label, sizeof label, "%s-%s", w->name, suffix);
     memset(&ro, 0, sizeof ro);
-    ro.url = url;
+    ro.url = url != NULL ? url : w->data_url;
     ro.name = label;
     ro.connect_timeout_ms = w->timeout_ms;
     ro.command_timeout_ms = w->timeout_ms;

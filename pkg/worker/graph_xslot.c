@@ -139,11 +139,9 @@ conn_for(struct wgraph *g, const char *queue)
     }
     memset(&ro, 0, sizeof ro);
     drv_config_redis_tls(w->cfg, &tls);
-    ro.url = drv_redis_cluster_data_url(w->cluster);
+    drv_redis_cluster_route_opts(c->route, &ro);
     ro.tls = &tls;
     ro.max_string_bytes = (size_t)w->cfg->worker.max_job_bytes;
-    ro.locate = drv_redis_cluster_locate;
-    ro.locate_ctx = c->route;
     snprintf(name, sizeof name, "drover-graph-%d-%d", (int)getpid(), n);
     ro.name = name;
     if (drv_redis_create(w->loop, &ro, &c->r, &err) < 0) {

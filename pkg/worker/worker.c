@@ -441,8 +441,7 @@ cluster_conn(struct drv_worker *w, struct drv_redis_opts *ro, int slot,
     int rc;
 
     *route = drv_redis_cluster_route(w->cluster, slot);
-    ro->locate = drv_redis_cluster_locate;
-    ro->locate_ctx = *route;
+    drv_redis_cluster_route_opts(*route, ro);
     ro->name = name;
     ro->on_state = on_state;
     ro->ctx = ctx;
@@ -565,9 +564,7 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         rc = sentinel_create(w, o->loop, &tls, err);
         if (rc < 0)
             goto fail;
-        ro.url = drv_redis_sentinel_data_url(w->sentinel);
-        ro.locate = drv_redis_sentinel_locate;
-        ro.locate_ctx = w->sentinel;
+        drv_redis_sentinel_conn_opts(w->sentinel, &ro);
     }
     ro.ctx = w;
     /* a larger job is refused anyway: never copied out of the reader */
@@ -581,7 +578,6 @@ drv_worker_create(const struct drv_worker_opts *o, struct drv_worker **out,
         rc = cluster_create(w, o->loop, &tls, err);
         if (rc < 0)
             goto fail;
-        ro.url = drv_redis_cluster_data_url(w->cluster);
     }
     rc = worker_conn(w, &ro, slot, "cmd", on_cmd_state, &w->rreg_cmd,
                      &w->cmd, err);

@@ -238,12 +238,10 @@ test_cluster_ask_followed_exactly_once(void **st)
                      0);
     s->route = drv_redis_cluster_route(s->c, s->slot);
     memset(&ro, 0, sizeof ro);
-    ro.url = drv_redis_cluster_data_url(s->c);
+    drv_redis_cluster_route_opts(s->route, &ro);
     ro.name = "ask-test-q";
     ro.on_state = on_state;
     ro.ctx = s;
-    ro.locate = drv_redis_cluster_locate;
-    ro.locate_ctx = s->route;
     assert_int_equal(drv_redis_create(s->loop, &ro, &s->r, &err), 0);
     drv_redis_cluster_attach(s->route, s->r);
 
