@@ -38,6 +38,7 @@ static const char *const reserved_fields[] = {
     "job", "pipeline", "id", "schedule", "attempt", "step", "input",
 };
 
+/* A name under `fields:`: not one the worker writes into the entry. */
 static int
 check_field_name(const char *s, struct drv_err *err)
 {
@@ -49,18 +50,6 @@ check_field_name(const char *s, struct drv_err *err)
                                "schedule itself", s);
     return 0;
 }
-
-static const struct drv__config_field schedule_fields[] = {
-    {.name = "cron", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "every", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "timezone", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "queue", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "job", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "pipeline", .kind = DRV__CONFIG_SPECIAL},
-    {.name = "fields", .kind = DRV__CONFIG_STRMAP,
-     .off = SCHED_OFF(fields), .count_off = SCHED_OFF(nfields),
-     .key_name = "field name", .key_check = check_field_name},
-};
 
 /* A schedule name: it becomes part of a key and of each tick's id
  * (NAME@UNIX_MS), so no braces, no '@', nothing invisible. */
@@ -78,6 +67,18 @@ check_name(const char *s, struct drv_err *err)
                                "'}' or '@'");
     return 0;
 }
+
+static const struct drv__config_field schedule_fields[] = {
+    {.name = "cron", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "every", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "timezone", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "queue", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "job", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "pipeline", .kind = DRV__CONFIG_SPECIAL},
+    {.name = "fields", .kind = DRV__CONFIG_STRMAP,
+     .off = SCHED_OFF(fields), .count_off = SCHED_OFF(nfields),
+     .key_name = "field name", .key_check = check_field_name},
+};
 
 void
 drv__config_schedule_free(struct drv_config_schedule *s)
