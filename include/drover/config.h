@@ -234,6 +234,14 @@ enum drv_config_when_op {
     DRV_CONFIG_WHEN_NE              /* != */
 };
 
+struct drv_config_when {
+    enum drv_config_when_op op;     /* DRV_CONFIG_WHEN_NONE = no when */
+    char *value;                    /* owned: the templated side (a
+                                       {field} template) */
+    char *literal;                  /* owned: the literal side (quotes
+                                       removed) */
+};
+
 /* Most for_each items of one node in flight at once, unless set. */
 #define DRV_CONFIG_GRAPH_MAX_PARALLEL 10
 
@@ -254,11 +262,7 @@ struct drv_config_gnode {
                                         timeout, retries, backoff and
                                         backoff_max over it; result_ttl
                                         the pipeline's */
-    enum drv_config_when_op when_op; /* DRV_CONFIG_WHEN_NONE = no when */
-    char *when_value;               /* owned: the templated side of
-                                       `when:` (a {field} template) */
-    char *when_literal;             /* owned: the literal side (quotes
-                                       removed) */
+    struct drv_config_when when;    /* `when:` */
     char *for_each;                 /* owned: `for_each:` path after
                                        "input" ("" for {input}, ".a.b" for
                                        {input.a.b}); NULL = no fan-out */

@@ -191,9 +191,9 @@ parse_when(const char *s, struct drv_config_gnode *n, struct drv_err *err)
         free(rhs);
         return rc;
     }
-    n->when_op = op[0] == '=' ? DRV_CONFIG_WHEN_EQ : DRV_CONFIG_WHEN_NE;
-    n->when_value = lhs;
-    n->when_literal = rhs;
+    n->when.op = op[0] == '=' ? DRV_CONFIG_WHEN_EQ : DRV_CONFIG_WHEN_NE;
+    n->when.value = lhs;
+    n->when.literal = rhs;
     return 0;
 }
 
@@ -579,8 +579,8 @@ drv__config_graph_free(struct drv_config_pipeline *pl)
         free(n->name);
         free(n->needs);
         free(n->queue);
-        free(n->when_value);
-        free(n->when_literal);
+        free(n->when.value);
+        free(n->when.literal);
         free(n->for_each);
     }
     free(pl->graph);

@@ -753,13 +753,13 @@ drv_queue_graph_spec(const struct drv_config_pipeline *pl)
         drv_json_array_end(&j);
         if (n->queue != NULL)
             drv_json_member_strz(&j, "queue", n->queue);
-        if (n->when_op != DRV_CONFIG_WHEN_NONE) {
+        if (n->when.op != DRV_CONFIG_WHEN_NONE) {
             drv_json_key(&j, "when");
             drv_json_object_begin(&j);
-            drv_json_member_strz(&j, "v", n->when_value);
-            drv_json_member_strz(&j, "op", n->when_op == DRV_CONFIG_WHEN_EQ
+            drv_json_member_strz(&j, "v", n->when.value);
+            drv_json_member_strz(&j, "op", n->when.op == DRV_CONFIG_WHEN_EQ
                                            ? "==" : "!=");
-            drv_json_member_strz(&j, "lit", n->when_literal);
+            drv_json_member_strz(&j, "lit", n->when.literal);
             drv_json_object_end(&j);
         }
         if (n->for_each != NULL)

@@ -1611,12 +1611,12 @@ test_config_graph_loads(void **state)
     assert_int_equal(n->needs[0], 1);
     assert_int_equal(n->needs[1], 2);
     n = drv_config_gnode(p, "notify", NULL);
-    assert_int_equal(n->when_op, DRV_CONFIG_WHEN_EQ);
-    assert_string_equal(n->when_value, "{input.status}");
-    assert_string_equal(n->when_literal, "ready");
+    assert_int_equal(n->when.op, DRV_CONFIG_WHEN_EQ);
+    assert_string_equal(n->when.value, "{input.status}");
+    assert_string_equal(n->when.literal, "ready");
     n = drv_config_gnode(p, "undo", NULL);
     assert_true(n->on_failure);
-    assert_int_equal(n->when_op, DRV_CONFIG_WHEN_NONE);
+    assert_int_equal(n->when.op, DRV_CONFIG_WHEN_NONE);
     assert_null(drv_config_gnode(p, "nope", NULL));
     drv_config_free(cfg);
 }
