@@ -166,7 +166,6 @@ struct drv_http_call {
 struct hsock {
     unsigned magic;
 #define HSOCK_MAGIC 0x450cce75U
-    struct drv_http *h;         /* borrowed: the client */
     curl_socket_t fd;           /* curl's socket (curl closes it) */
     int added;                  /* ev is on the loop */
     struct event ev;            /* EV_PERSIST, READ and/or WRITE */
@@ -848,28 +847,25 @@ drive(struct drv_http *h, curl_socket_t fd, int action)
     leave(h);
 }
 
+/* Everything curl asked us to watch, as curl_multi_socket_action takes
+ * it: a socket's event (an hsock's ev) with what it is ready for, or the
+ * timer (timer_ev) as CURL_SOCKET_TIMEOUT. */
 static void
-on_sock_ev(evutil_socket_t fd, short what, void *arg)
+on_curl_ev(evutil_socket_t fd, short what, void *arg)
 {
-    struct hsock *s;
+    struct drv_http *h;
     int action = 0;
 
-    DRV_CAST(s, arg, HSOCK_MAGIC);
+    DRV_CAST(h, arg, DRV_HTTP_MAGIC);
+    if (what & EV_TIMEOUT) {
+        drive(h, CURL_SOCKET_TIMEOUT, 0);
+        return;
+    }
     if (what & EV_READ)
         action |= CURL_CSELECT_IN;
     if (what & EV_WRITE)
         action |= CURL_CSELECT_OUT;
-    /* s may be freed inside: curl can un-watch the socket */
-    drive(s->h, (curl_socket_t)fd, action);
-}
-
-static void
-on_timer_ev(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
-{
-    struct drv_http *h;
-
-    DRV_CAST(h, arg, DRV_HTTP_MAGIC);
-    drive(h, CURL_SOCKET_TIMEOUT, 0);
+    drive(h, (curl_socket_t)fd, action);
 }
 
 static void
@@ -924,7 +920,6 @@ sock_get(struct drv_http *h, curl_socket_t fd)
     s = h->sock_by_fd[fd];
     if (s == NULL) {
         DRV_ALLOC_OBJ(s, HSOCK_MAGIC);
-        s->h = h;
         s->fd = fd;
         LIST_INSERT_HEAD(&h->socks, s, link);
         h->sock_by_fd[fd] = s;
@@ -963,8 +958,8 @@ on_curl_socket(CURL *easy DRV_UNUSED, curl_socket_t fd, int what, void *userp,
         flags |= EV_READ;
     if (what & CURL_POLL_OUT)
         flags |= EV_WRITE;
-    DRV_AZ(event_assign(&s->ev, h->base, fd, flags | EV_PERSIST, on_sock_ev,
-                        s));
+    DRV_AZ(event_assign(&s->ev, h->base, fd, flags | EV_PERSIST, on_curl_ev,
+                        h));
     s->added = flags != 0;
     if (s->added)
         DRV_AZ(event_add(&s->ev, NULL));
@@ -1022,7 +1017,7 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     TAILQ_INIT(&h->active);
     TAILQ_INIT(&h->done);
     TAILQ_INIT(&h->spare);
-    evtimer_assign(&h->timer_ev, h->base, on_timer_ev, h);
+    evtimer_assign(&h->timer_ev, h->base, on_curl_ev, h);
     event_assign(&h->done_ev, h->base, -1, 0, on_done_ev, h);
     evtimer_assign(&h->trim_ev, h->base, on_trim_ev, h);
     h->max_host = o.max_host_connections;
