@@ -35,8 +35,8 @@
  * outermost callback destroys the client on its way out. destroy()
  * removes every ACTIVE call from the multi, delivers everything with
  * -ECANCELED (requests made meanwhile get -ESHUTDOWN), then frees the
- * multi (closing idle connections), the leftover socket events and the
- * share.
+ * multi (closing idle connections), the share and the leftover socket
+ * events.
  *
  * Connections live in the multi's cache, so they outlive the easy handle
  * that opened them; TLS sessions are shared through a CURLSH. Idle cached
@@ -148,7 +148,8 @@ struct drv_http_call {
     int version;                /* 10, 11, 20 */
     int64_t retry_after_ms;     /* parsed Retry-After, -1 none */
     char reason[REASON_MAX];    /* reason phrase of the last status line */
-    char *location;             /* owned: 3xx target, NULL */
+    char *location;             /* owned: 3xx target, NULL; freed by
+                                   call_release */
     char errbuf[CURL_ERROR_SIZE]; /* curl's detailed error text */
     int lean;                   /* the request went through h1, not curl */
     int64_t deadline_ns;        /* lean, timeout_ms > 0: when it ends */
@@ -562,7 +563,6 @@ call_destroy(struct drv_http_call *c)
     drv_buf_fini(&c->hdr_text);
     drv_buf_fini(&c->body);
     drv_buf_fini(&c->rbody);
-    free(c->location);
     DRV_FREE_OBJ(c);
 }
 
@@ -1040,6 +1040,19 @@ drv_http_create(struct drv_loop *loop, const struct drv_http_opts *opts,
     return 0;
 }
 
+/* h's multi and share handles go (either may be NULL); the multi closes
+ * its idle connections. */
+static void
+curl_stop(struct drv_http *h)
+{
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi);
+    if (h->share != NULL)
+        curl_share_cleanup(h->share);
+    h->multi = NULL;
+    h->share = NULL;
+}
+
 /* libcurl for h's requests that need it: loaded (http_curl.c) and
  * initialised once per process, and h's multi and share handles made,
  * at the first such request. 0; -ELIBACC when libcurl cannot be loaded
@@ -1081,12 +1094,7 @@ curl_start(struct drv_http *h)
                                  (long)h->spare_max) == CURLM_OK;
 done:
     if (!ok) {
-        if (h->multi != NULL)
-            curl_multi_cleanup(h->multi);
-        if (h->share != NULL)
-            curl_share_cleanup(h->share);
-        h->multi = NULL;
-        h->share = NULL;
+        curl_stop(h);
         return -ENOMEM;
     }
     return 0;
@@ -1108,14 +1116,10 @@ destroy(struct drv_http *h)
     h->h1 = NULL;
     drv__dns_free(h->dns); /* joins its threads */
     h->dns = NULL;
-    if (h->multi != NULL)
-        curl_multi_cleanup(h->multi); /* closes idle connections */
-    h->multi = NULL;
+    curl_stop(h); /* its sockets' callbacks still find their hsocks */
     while (!LIST_EMPTY(&h->socks))
         sock_free(h, LIST_FIRST(&h->socks));
     free(h->sock_by_fd);
-    if (h->share != NULL)
-        curl_share_cleanup(h->share);
     event_del(&h->timer_ev);
     event_del(&h->done_ev);
     event_del(&h->trim_ev);
