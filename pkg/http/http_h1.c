@@ -945,12 +945,9 @@ conn_open(struct drv__h1 *h1, struct host *ho, struct drv__h1_xfer *x)
         close(fd);
         return rc;
     }
-    DRV_ALLOC_OBJ(k, H1_CONN_MAGIC);
-    k->h1 = h1;
-    k->host = ho;
-    k->fd = fd;
-    k->state = CONN_CONNECTING;
-    k->x = x;
+    k = drv_xmalloc(sizeof *k);
+    *k = (struct drv__h1_conn){.magic = H1_CONN_MAGIC, .h1 = h1, .host = ho,
+                               .fd = fd, .state = CONN_CONNECTING, .x = x};
     x->conn = k;
     TAILQ_INSERT_TAIL(&h1->all, k, all);
     h1->nconn++;
