@@ -752,7 +752,7 @@ same_addr(const struct drv__h1_addr *a, const struct drv__h1_addr *b)
 static const struct drv__h1_addr *
 xfer_addr(const struct drv__h1_xfer *x)
 {
-    return &x->tgt->addrs[x->ai];
+    return &x->rq.tgt->addrs[x->ai];
 }
 
 /* The host of address a, or NULL when it has none. */
@@ -916,7 +916,7 @@ xfer_end(struct drv__h1_xfer *x, int code)
         x->conn = NULL;
     }
     serve_waiters(h1);
-    x->done(x, code);
+    x->rq.done(x, code);
 }
 
 /* A new connection to x's host for x; 0 or -errno (x->error set). */
@@ -941,7 +941,7 @@ conn_open(struct drv__h1 *h1, struct host *ho, struct drv__h1_xfer *x)
                 ho->addr.len) < 0 && errno != EINPROGRESS) {
         rc = -errno;
         snprintf(x->error, sizeof x->error, "Failed to connect to %s: %s",
-                 x->tgt->host.data, strerror(errno));
+                 x->rq.tgt->host.data, strerror(errno));
         close(fd);
         return rc;
     }
@@ -1082,8 +1082,8 @@ xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
     /* a name's addresses: an idle connection to any of them first, else
      * from the current one on, skipping those whose last connect failed
      * (unless all did) */
-    for (i = 0; !fresh && k == NULL && i < x->tgt->naddr; i++) {
-        ho = host_find(h1, &x->tgt->addrs[i]);
+    for (i = 0; !fresh && k == NULL && i < x->rq.tgt->naddr; i++) {
+        ho = host_find(h1, &x->rq.tgt->addrs[i]);
         if (ho != NULL && (k = take_idle(ho)) != NULL)
             x->ai = i;
     }
@@ -1094,8 +1094,8 @@ xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
         xfer_send(x);
         return 0;
     }
-    for (i = x->ai; i < x->tgt->naddr; i++) {
-        ho = host_find(h1, &x->tgt->addrs[i]);
+    for (i = x->ai; i < x->rq.tgt->naddr; i++) {
+        ho = host_find(h1, &x->rq.tgt->addrs[i]);
         if (ho == NULL || !ho->down) {
             x->ai = i;
             break;
@@ -1108,7 +1108,7 @@ xfer_attach(struct drv__h1 *h1, struct drv__h1_xfer *x, int fresh)
         if (h1->o.max_total > 0 && h1->nconn >= (size_t)h1->o.max_total)
             DRV_ASSERT(close_other_idle(h1, ho)); /* has_room saw one */
         rc = conn_open(h1, ho, x);
-        if (rc == 0 || x->ai + 1 >= x->tgt->naddr)
+        if (rc == 0 || x->ai + 1 >= x->rq.tgt->naddr)
             return rc;
         ho->down = 1; /* connect failed at once: the next address */
         x->ai++;
@@ -1157,7 +1157,7 @@ xfer_complete(struct drv__h1_xfer *x, size_t left_over)
     k->x = NULL;
     x->conn = NULL;
     if (!x->parser.keep_alive || left_over > 0 ||
-        x->sent < x->head_len + x->body_len ||
+        x->sent < x->rq.head_len + x->rq.body_len ||
         h1->nconn > (size_t)h1->o.max_kept) {
         conn_close(k);
     } else {
@@ -1165,7 +1165,7 @@ xfer_complete(struct drv__h1_xfer *x, size_t left_over)
         conn_idle(k);
     }
     serve_waiters(h1);
-    x->done(x, 0);
+    x->rq.done(x, 0);
 }
 
 /* 1 if x's method is idempotent (RFC 9110 9.2.2): sending it twice
@@ -1179,7 +1179,7 @@ idempotent(const struct drv__h1_xfer *x)
 
     for (i = 0; i < DRV_ARRAY_LEN(methods); i++) {
         n = strlen(methods[i]);
-        if (x->head_len >= n && memcmp(x->head, methods[i], n) == 0)
+        if (x->rq.head_len >= n && memcmp(x->rq.head, methods[i], n) == 0)
             return 1;
     }
     return 0;
@@ -1216,7 +1216,7 @@ static void
 xfer_send(struct drv__h1_xfer *x)
 {
     struct drv__h1_conn *k = x->conn;
-    size_t total = x->head_len + x->body_len;
+    size_t total = x->rq.head_len + x->rq.body_len;
 
     while (x->sent < total) {
         struct iovec iov[2];
@@ -1224,15 +1224,16 @@ xfer_send(struct drv__h1_xfer *x)
         int niov = 0;
         ssize_t n;
 
-        if (x->sent < x->head_len) {
-            iov[niov].iov_base = (char *)x->head + x->sent;
-            iov[niov++].iov_len = x->head_len - x->sent;
+        if (x->sent < x->rq.head_len) {
+            iov[niov].iov_base = (char *)x->rq.head + x->sent;
+            iov[niov++].iov_len = x->rq.head_len - x->sent;
         }
-        if (x->body_len > 0) {
-            size_t boff = x->sent > x->head_len ? x->sent - x->head_len : 0;
+        if (x->rq.body_len > 0) {
+            size_t boff =
+                x->sent > x->rq.head_len ? x->sent - x->rq.head_len : 0;
 
-            iov[niov].iov_base = (char *)x->body + boff;
-            iov[niov++].iov_len = x->body_len - boff;
+            iov[niov].iov_base = (char *)x->rq.body + boff;
+            iov[niov++].iov_len = x->rq.body_len - boff;
         }
         memset(&m, 0, sizeof m);
         m.msg_iov = iov;
@@ -1350,10 +1351,10 @@ on_wev(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
             err = errno;
         if (err != 0) {
             snprintf(x->error, sizeof x->error,
-                     "Failed to connect to %s: %s", x->tgt->host.data,
+                     "Failed to connect to %s: %s", x->rq.tgt->host.data,
                      strerror(err));
             k->host->down = 1;
-            if (x->ai + 1 < x->tgt->naddr) {
+            if (x->ai + 1 < x->rq.tgt->naddr) {
                 /* the name's next address, on a connection of its own */
                 int rc;
 
@@ -1388,7 +1389,7 @@ on_timeout(evutil_socket_t fd DRV_UNUSED, short what DRV_UNUSED, void *arg)
 
     DRV_CAST(x, arg, DRV__H1_XFER_MAGIC);
     snprintf(x->error, sizeof x->error,
-             "Operation timed out after %d milliseconds", x->timeout_ms);
+             "Operation timed out after %d milliseconds", x->rq.timeout_ms);
     if (x->waiting) {
         TAILQ_REMOVE(&x->h1->waiting, x, wait_link);
         x->waiting = 0;
@@ -1413,17 +1414,14 @@ drv__h1_start(struct drv__h1 *h1, struct drv__h1_xfer *x,
     DRV_ASSERT(!x->active);
     DRV_ASSERT(tgt->naddr > 0);
     x->h1 = h1;
-    x->tgt = tgt;
-    x->head = head;
-    x->head_len = head_len;
-    x->body = body;
-    x->body_len = body_len;
+    x->rq = (struct drv__h1_req){
+        .tgt = tgt, .head = head, .head_len = head_len, .body = body,
+        .body_len = body_len, .done = done,
+        .timeout_ms = timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms};
     x->sent = 0;
     x->retried = 0;
     x->ai = 0;
-    x->done = done;
     x->error[0] = '\0';
-    x->timeout_ms = timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms;
     x->active = 1;
     /* before the send: a kept connection may fail it over at once */
     rc = xfer_attach(h1, x, 0);

@@ -120,25 +120,31 @@ struct drv__h1_target {
     struct drv_buf path;        /* owned: request-target */
 };
 
+/* The request of a started xfer, from drv__h1_start's arguments; the
+ * pointers are borrowed until done. */
+struct drv__h1_req {
+    const struct drv__h1_target *tgt; /* where to */
+    const char *head;           /* request head */
+    size_t head_len;
+    const char *body;           /* request body, NULL none */
+    size_t body_len;
+    int timeout_ms;             /* 0 none */
+    drv__h1_done_fn *done;      /* completion hook */
+};
+
 /* One request; embedded in the caller's record, reused for the next. */
 struct drv__h1_xfer {
     unsigned magic;
 #define DRV__H1_XFER_MAGIC 0x4e1a7f3bU
     struct drv__h1 *h1;         /* borrowed: the client, while started */
-    const struct drv__h1_target *tgt; /* borrowed: until done */
+    struct drv__h1_req rq;      /* the request, while started */
     struct drv__h1_conn *conn;  /* the connection it uses, or NULL */
-    const char *head;           /* borrowed: request head, until done */
-    size_t head_len;
-    const char *body;           /* borrowed: request body, until done */
-    size_t body_len;
     size_t sent;                /* bytes of head + body written */
     int retried;                /* a stale kept connection was replaced */
-    size_t ai;                  /* tgt->addrs[ai]: the address in use */
+    size_t ai;                  /* rq.tgt->addrs[ai]: the address in use */
     int active;                 /* started, not done nor aborted */
-    int timeout_ms;             /* 0 none */
     struct event timer;         /* the timeout, assigned once */
     int timer_set;              /* timer is assigned */
-    drv__h1_done_fn *done;      /* completion hook */
     struct drv__h1_parser parser; /* the response */
     char error[256];            /* code < 0: what went wrong */
     TAILQ_ENTRY(drv__h1_xfer) wait_link; /* waiting for a connection */
