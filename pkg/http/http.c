@@ -1047,9 +1047,9 @@ curl_stop(struct drv_http *h)
 {
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi);
+    h->multi = NULL;
     if (h->share != NULL)
         curl_share_cleanup(h->share);
-    h->multi = NULL;
     h->share = NULL;
 }
 
