@@ -1216,7 +1216,8 @@ static void
 xfer_send(struct drv__h1_xfer *x)
 {
     struct drv__h1_conn *k = x->conn;
-    size_t total = x->rq.head_len + x->rq.body_len;
+    const struct drv__h1_req *rq = &x->rq;
+    size_t total = rq->head_len + rq->body_len;
 
     while (x->sent < total) {
         struct iovec iov[2];
@@ -1224,16 +1225,15 @@ xfer_send(struct drv__h1_xfer *x)
         int niov = 0;
         ssize_t n;
 
-        if (x->sent < x->rq.head_len) {
-            iov[niov].iov_base = (char *)x->rq.head + x->sent;
-            iov[niov++].iov_len = x->rq.head_len - x->sent;
+        if (x->sent < rq->head_len) {
+            iov[niov].iov_base = (char *)rq->head + x->sent;
+            iov[niov++].iov_len = rq->head_len - x->sent;
         }
-        if (x->rq.body_len > 0) {
-            size_t boff =
-                x->sent > x->rq.head_len ? x->sent - x->rq.head_len : 0;
+        if (rq->body_len > 0) {
+            size_t boff = x->sent > rq->head_len ? x->sent - rq->head_len : 0;
 
-            iov[niov].iov_base = (char *)x->rq.body + boff;
-            iov[niov++].iov_len = x->rq.body_len - boff;
+            iov[niov].iov_base = (char *)rq->body + boff;
+            iov[niov++].iov_len = rq->body_len - boff;
         }
         memset(&m, 0, sizeof m);
         m.msg_iov = iov;
