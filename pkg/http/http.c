@@ -1116,7 +1116,7 @@ destroy(struct drv_http *h)
     h->h1 = NULL;
     drv__dns_free(h->dns); /* joins its threads */
     h->dns = NULL;
-    curl_stop(h); /* its sockets' callbacks still find their hsocks */
+    curl_stop(h); /* before the hsocks: its cleanup un-watches them */
     while (!LIST_EMPTY(&h->socks))
         sock_free(h, LIST_FIRST(&h->socks));
     free(h->sock_by_fd);
