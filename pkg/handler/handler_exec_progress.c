@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "drover/common.h"
 #include "drover/loop.h"
@@ -27,25 +28,12 @@ struct drv__exec_progress {
     unsigned magic;
 #define EXEC_PROGRESS_MAGIC 0x9e0c9e0cU
     struct drv_hrun *r;          /* borrowed: outlives this */
-    struct event *ev;            /* owned: read event, NULL after EOF */
-    int fd;                      /* owned: the read end, -1 after EOF */
+    struct event ev;             /* reads fd; deleted at EOF */
+    int fd;                      /* owned: the read end */
     size_t len;                  /* bytes in line */
     int cut;                     /* the current line passed LINE_MAX */
     char line[LINE_MAX_BYTES];
 };
-
-static void
-close_reader(struct drv__exec_progress *p)
-{
-    if (p->ev != NULL) {
-        event_free(p->ev);
-        p->ev = NULL;
-    }
-    if (p->fd >= 0) {
-        close(p->fd);
-        p->fd = -1;
-    }
-}
 
 static void
 on_bytes(struct drv__exec_progress *p, const char *b, size_t n)
@@ -86,7 +74,7 @@ on_readable(evutil_socket_t fd, short what DRV_UNUSED, void *arg)
         if (p->len > 0)
             (void)drv_hrun_progress_line(p->r, p->line, p->len);
         p->len = 0;
-        close_reader(p);
+        event_del(&p->ev); /* fd stays open until the free */
         return;
     }
 }
@@ -112,10 +100,9 @@ drv__exec_progress_open(struct drv_hrun *r, struct drv__exec_progress **out,
     DRV_ALLOC_OBJ(p, EXEC_PROGRESS_MAGIC);
     p->r = r;
     p->fd = fds[0];
-    p->ev = event_new(drv_loop_base(r->ht->host->loop), fds[0],
-                      EV_READ | EV_PERSIST, on_readable, p);
-    DRV_AN(p->ev);
-    DRV_AZ(event_add(p->ev, NULL));
+    DRV_AZ(event_assign(&p->ev, drv_loop_base(r->ht->host->loop), fds[0],
+                        EV_READ | EV_PERSIST, on_readable, p));
+    DRV_AZ(event_add(&p->ev, NULL));
     *out = p;
     *child_fd = fds[1];
     return 0;
@@ -126,6 +113,7 @@ drv__exec_progress_free(struct drv__exec_progress *p)
 {
     if (DRV_NO_OBJ(p, EXEC_PROGRESS_MAGIC))
         return;
-    close_reader(p);
+    event_del(&p->ev);
+    close(p->fd);
     DRV_FREE_OBJ(p);
 }
