@@ -29,6 +29,15 @@ struct drv_hprogress {
     char msg[DRV_HRUN_PROGRESS_MSG_MAX];
 };
 
+static void
+store_free(struct drv_hprogress *p)
+{
+    if (DRV_NO_OBJ(p, DRV_HPROGRESS_MAGIC))
+        return;
+    DRV_AZ(pthread_mutex_destroy(&p->mu));
+    DRV_FREE_OBJ(p);
+}
+
 static struct drv_hprogress *
 store_of(struct drv_hrun *r)
 {
@@ -44,8 +53,7 @@ store_of(struct drv_hrun *r)
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return p;
     /* another thread's report got there first: use its store */
-    DRV_AZ(pthread_mutex_destroy(&p->mu));
-    DRV_FREE_OBJ(p);
+    store_free(p);
     return none;
 }
 
@@ -124,11 +132,6 @@ drv_hrun_progress_take(struct drv_hrun *r, unsigned *seq, int *pct,
 void
 drv__hrun_progress_free(struct drv_hrun *r)
 {
-    struct drv_hprogress *p = r->progress;
-
-    if (DRV_NO_OBJ(p, DRV_HPROGRESS_MAGIC))
-        return;
-    DRV_AZ(pthread_mutex_destroy(&p->mu));
-    DRV_FREE_OBJ(p);
+    store_free(r->progress);
     r->progress = NULL;
 }
