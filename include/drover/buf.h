@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A zeroed drv_buf is an empty one (drv_buf_init zeroes it), so a struct
+ * zeroed as a whole holds empty buffers. */
 struct drv_buf {
     char *data;   /* owned: always NUL-terminated when len > 0 */
     size_t len;   /* bytes used */

@@ -545,68 +545,12 @@ static void xfer_send(struct drv__h1_xfer *x);
 static void serve_waiters(struct drv__h1 *h1);
 static void on_rev(evutil_socket_t fd, short what, void *arg);
 static void on_wev(evutil_socket_t fd, short what, void *arg);
-static void on_fail_ev(evutil_socket_t fd, short what, void *arg);
-static void on_age_ev(evutil_socket_t fd, short what, void *arg);
 
 /* A connect failed and the transfer goes on to the next address. */
 static void
 h1_next(struct drv__h1 *h1)
 {
     h1->next_address++;
-}
-
-int
-drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
-               struct drv__h1 **out)
-{
-    struct drv__h1 *h1;
-
-    DRV_ALLOC_OBJ(h1, DRV__H1_MAGIC);
-    h1->base = base;
-    h1->o = *o;
-    if (h1->o.max_kept <= 0)
-        h1->o.max_kept = KEPT_DEFAULT;
-    if (h1->o.max_idle_ms <= 0)
-        h1->o.max_idle_ms = DRV_HTTP_MAX_IDLE_MS;
-    if (h1->o.max_idle_ms > MAX_IDLE_MAX_MS)
-        h1->o.max_idle_ms = MAX_IDLE_MAX_MS; /* no overflow in ns */
-    h1->max_idle_ns = h1->o.max_idle_ms * DRV_NS_PER_MS;
-    h1->age_slack_ns = h1->max_idle_ns / 8 < AGE_SLACK_MAX_NS
-                           ? h1->max_idle_ns / 8 : AGE_SLACK_MAX_NS;
-    TAILQ_INIT(&h1->all);
-    TAILQ_INIT(&h1->aged);
-    TAILQ_INIT(&h1->waiting);
-    TAILQ_INIT(&h1->failed);
-    LIST_INIT(&h1->hosts);
-    event_assign(&h1->fail_ev, base, -1, 0, on_fail_ev, h1);
-    evtimer_assign(&h1->age_ev, base, on_age_ev, h1);
-    *out = h1;
-    return 0;
-}
-
-void
-drv__h1_free(struct drv__h1 *h1)
-{
-    struct host *ho;
-
-    if (h1 == NULL)
-        return;
-    DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
-    DRV_ASSERT(TAILQ_EMPTY(&h1->waiting));
-    DRV_ASSERT(TAILQ_EMPTY(&h1->failed));
-    event_del(&h1->fail_ev);
-    event_del(&h1->age_ev);
-    while (!TAILQ_EMPTY(&h1->all)) {
-        struct drv__h1_conn *k = TAILQ_FIRST(&h1->all);
-
-        DRV_ASSERT(k->x == NULL);
-        conn_close(k);
-    }
-    while ((ho = LIST_FIRST(&h1->hosts)) != NULL) {
-        LIST_REMOVE(ho, link);
-        DRV_FREE_OBJ(ho);
-    }
-    DRV_FREE_OBJ(h1);
 }
 
 void
@@ -621,10 +565,7 @@ drv__h1_get_stats(const struct drv__h1 *h1, struct drv_http_stats *out)
 void
 drv__h1_target_init(struct drv__h1_target *t)
 {
-    memset(t, 0, sizeof *t);
-    drv_buf_init(&t->name);
-    drv_buf_init(&t->host);
-    drv_buf_init(&t->path);
+    memset(t, 0, sizeof *t); /* its buffers too: a zeroed drv_buf is empty */
 }
 
 void
@@ -1492,4 +1433,61 @@ drv__h1_unwatch_idle(struct drv__h1 *h1)
         next = LIST_NEXT(ho, link);
         host_maybe_free(h1, ho);
     }
+}
+
+/* ------------------------------------------------------------ the client
+ * (last: it wires up the callbacks above) */
+
+int
+drv__h1_create(struct event_base *base, const struct drv__h1_opts *o,
+               struct drv__h1 **out)
+{
+    struct drv__h1 *h1;
+
+    DRV_ALLOC_OBJ(h1, DRV__H1_MAGIC);
+    h1->base = base;
+    h1->o = *o;
+    if (h1->o.max_kept <= 0)
+        h1->o.max_kept = KEPT_DEFAULT;
+    if (h1->o.max_idle_ms <= 0)
+        h1->o.max_idle_ms = DRV_HTTP_MAX_IDLE_MS;
+    if (h1->o.max_idle_ms > MAX_IDLE_MAX_MS)
+        h1->o.max_idle_ms = MAX_IDLE_MAX_MS; /* no overflow in ns */
+    h1->max_idle_ns = h1->o.max_idle_ms * DRV_NS_PER_MS;
+    h1->age_slack_ns = h1->max_idle_ns / 8 < AGE_SLACK_MAX_NS
+                           ? h1->max_idle_ns / 8 : AGE_SLACK_MAX_NS;
+    TAILQ_INIT(&h1->all);
+    TAILQ_INIT(&h1->aged);
+    TAILQ_INIT(&h1->waiting);
+    TAILQ_INIT(&h1->failed);
+    LIST_INIT(&h1->hosts);
+    event_assign(&h1->fail_ev, base, -1, 0, on_fail_ev, h1);
+    evtimer_assign(&h1->age_ev, base, on_age_ev, h1);
+    *out = h1;
+    return 0;
+}
+
+void
+drv__h1_free(struct drv__h1 *h1)
+{
+    struct host *ho;
+
+    if (h1 == NULL)
+        return;
+    DRV_CHECK_OBJ(h1, DRV__H1_MAGIC);
+    DRV_ASSERT(TAILQ_EMPTY(&h1->waiting));
+    DRV_ASSERT(TAILQ_EMPTY(&h1->failed));
+    event_del(&h1->fail_ev);
+    event_del(&h1->age_ev);
+    while (!TAILQ_EMPTY(&h1->all)) {
+        struct drv__h1_conn *k = TAILQ_FIRST(&h1->all);
+
+        DRV_ASSERT(k->x == NULL);
+        conn_close(k);
+    }
+    while ((ho = LIST_FIRST(&h1->hosts)) != NULL) {
+        LIST_REMOVE(ho, link);
+        DRV_FREE_OBJ(ho);
+    }
+    DRV_FREE_OBJ(h1);
 }
