@@ -73,11 +73,12 @@ check_commands() {
 }
 
 # config keys the loader accepts: the names in its key tables (rows that
-# open with `{.name = "KEY"`; a lone field such as the weight of the map
-# form of queues names a value, not a key), the
-# sections, the handlers
+# open with `{.name = "KEY"` or with a row macro `NAME("KEY",`; a lone
+# field such as the weight of the map form of queues names a value, not
+# a key), the sections, the handlers
 config_keys() {
     sed -n 's/.*{\.name = "\([a-z_]*\)".*/\1/p' pkg/config/*.c
+    sed -n 's/^ *[A-Z_]*("\([a-z_]*\)",.*/\1/p' pkg/config/*.c
     sed -n 's/^ *\[SEC_[A-Z_]*\] = "\([a-z_]*\)".*/\1/p' pkg/config/*.c
 }
 handlers() {
