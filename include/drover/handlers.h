@@ -5,19 +5,21 @@
  * The worker runs every job through the same few steps and asks the
  * table for the rest:
  *
- *   worker create   ops->load(ht)       once per job type (open a plugin,
+ *   worker create   ops->type.load(ht)  once per job type (open a plugin,
  *                                       make a shared client); optional
  *   fetch/validate  ops->check(type, job) the fields this handler needs,
  *                                       so a bad job is dead at once
- *   task runs       LOOP types:   ops->start(r), drv_hrun_cancel(r,
- *                                 cause) -> ops->cancel;
+ *   task runs       LOOP types:   ops->run.start(r), drv_hrun_cancel(r,
+ *                                 cause) -> ops->run.cancel;
  *                                 the handler ends the attempt with
  *                                 drv_hrun_ok / drv_hrun_fail
- *                   THREAD types: ops->work(r, err) on a pool thread,
- *                                 returning 0 or a negative code; its
- *                                 output goes through drv_hrun_output
- *   job freed       ops->fini(r)        per-run state; loop thread
- *   worker free     ops->unload(ht), then ops->shutdown(host) once
+ *                   THREAD types: ops->run.work(r, err) on a pool
+ *                                 thread, returning 0 or a negative
+ *                                 code; its output goes through
+ *                                 drv_hrun_output
+ *   job freed       ops->run.fini(r)    per-run state; loop thread
+ *   worker free     ops->type.unload(ht), then ops->type.shutdown(host)
+ *                                       once
  *
  * A type runs on the pool (THREAD) when its config says `blocking` (the
  * block handler always, a plugin when asked); else on the loop (LOOP).
@@ -28,7 +30,7 @@
  * DRV_EBADJOB dead at once; any other negative code retried.
  *
  * This module knows the job, its type and the task; it does not know
- * Redis or the queue's keys. Loop thread, except ops->work.
+ * Redis or the queue's keys. Loop thread, except ops->run.work.
  */
 #ifndef DROVER_HANDLERS_H
 #define DROVER_HANDLERS_H
@@ -78,7 +80,7 @@ struct drv_htype {
     const struct drv_handler_ops *ops; /* borrowed: static table */
     const struct drv_config_job *cfg;  /* borrowed: the config */
     struct drv_handler_host *host;     /* borrowed */
-    void *state;                       /* owned by ops->load/unload */
+    void *state;                       /* owned by ops->type.load/unload */
 };
 
 /* One attempt of one job, as its handler sees it (caller memory). */
@@ -95,7 +97,7 @@ struct drv_hrun {
     const char *queue;             /* borrowed: the queue's name */
     struct drv_tg_task *task;      /* borrowed: set before start/work */
     void *state;                   /* owned by the handler: freed by
-                                      ops->fini */
+                                      ops->run.fini */
     int64_t retry_after_ms;        /* set by the handler: a retry waits
                                       at least this long; 0 = backoff */
     char attempt[24];              /* this attempt's number, from 1 */
@@ -110,32 +112,41 @@ struct drv_hrun {
 };
 
 /* A handler's table; its name and kind are its line of DRV_HKIND_LIST
- * (config.h). */
+ * (config.h). The operations are grouped by what they serve: a job
+ * (check), a job type from worker create to free (type), an attempt
+ * (run). */
 struct drv_handler_ops {
     /* The fields this handler needs, present and well-formed: 0, or
      * DRV_EBADJOB with err naming the field. NULL = any job runs. */
     int (*check)(const struct drv_config_job *type,
                  const struct drv_job *job, struct drv_err *err);
-    /* Per job type at worker create; NULL = nothing to do. */
-    int (*load)(struct drv_htype *ht, struct drv_err *err);
-    /* Per job type at worker free, before shutdown; may be NULL. */
-    void (*unload)(struct drv_htype *ht);
-    /* Once per table at worker free, after every unload; may be NULL. */
-    void (*shutdown)(struct drv_handler_host *host);
-    /* LOOP: begin the attempt; end it with drv_hrun_ok/_fail, now or
-     * later. */
-    void (*start)(struct drv_hrun *r);
-    /* LOOP: stop it (timeout, shutdown, lease lost, a sibling failed);
-     * the attempt must still end with drv_hrun_ok/_fail/_cancelled.
-     * Called only while r->state is set (drv_hrun_cancel); NULL = the
-     * handler never has anything pending once start returns. */
-    void (*cancel)(struct drv_hrun *r, enum drv_tg_cause cause);
-    /* THREAD: run it on a pool thread; 0 or a negative code, err->msg the
-     * short reason. Touches no loop object. NULL for loop-only types. */
-    int (*work)(struct drv_hrun *r, struct drv_err *err);
-    /* Free r->state (loop thread, after the task was released); NULL when
-     * the handler keeps none. */
-    void (*fini)(struct drv_hrun *r);
+    struct drv_handler_type_ops {
+        /* Per job type at worker create; NULL = nothing to do. */
+        int (*load)(struct drv_htype *ht, struct drv_err *err);
+        /* Per job type at worker free, before shutdown; may be NULL. */
+        void (*unload)(struct drv_htype *ht);
+        /* Once per table at worker free, after every unload; may be
+         * NULL. */
+        void (*shutdown)(struct drv_handler_host *host);
+    } type;
+    struct drv_handler_run_ops {
+        /* LOOP: begin the attempt; end it with drv_hrun_ok/_fail, now or
+         * later. */
+        void (*start)(struct drv_hrun *r);
+        /* LOOP: stop it (timeout, shutdown, lease lost, a sibling
+         * failed); the attempt must still end with
+         * drv_hrun_ok/_fail/_cancelled. Called only while r->state is
+         * set (drv_hrun_cancel); NULL = the handler never has anything
+         * pending once start returns. */
+        void (*cancel)(struct drv_hrun *r, enum drv_tg_cause cause);
+        /* THREAD: run it on a pool thread; 0 or a negative code,
+         * err->msg the short reason. Touches no loop object. NULL for
+         * loop-only types. */
+        int (*work)(struct drv_hrun *r, struct drv_err *err);
+        /* Free r->state (loop thread, after the task was released);
+         * NULL when the handler keeps none. */
+        void (*fini)(struct drv_hrun *r);
+    } run;
 };
 
 /* ------------------------------------------------------------ the table */
@@ -144,7 +155,7 @@ struct drv_handler_ops {
 const struct drv_handler_ops *drv_handler_ops_of(enum drv_hkind kind);
 
 /*
- * drv_htype_load -- ht for job type cfg: its table, then ops->load.
+ * drv_htype_load -- ht for job type cfg: its table, then ops->type.load.
  * Returns 0, or the load's code with err filled ("jobs.X: ..."). Call
  * drv_htype_unload even after a failure.
  */
@@ -165,7 +176,7 @@ int drv_handler_check(const struct drv_config_job *type,
 void drv_hrun_init(struct drv_hrun *r, struct drv_htype *ht,
                    const struct drv_job *job, const char *queue);
 
-/* drv_hrun_fini -- ops->fini when the handler kept state; idempotent. */
+/* drv_hrun_fini -- ops->run.fini when the handler kept state; idempotent. */
 void drv_hrun_fini(struct drv_hrun *r);
 
 /* drv_hrun_ok -- a LOOP attempt succeeded with len bytes of result (data
@@ -181,9 +192,9 @@ void drv_hrun_fail(struct drv_hrun *r, int code, const char *text,
                    size_t len);
 
 /*
- * drv_hrun_cancel -- stop a LOOP attempt. With no ops->cancel, or no
+ * drv_hrun_cancel -- stop a LOOP attempt. With no ops->run.cancel, or no
  * r->state yet (nothing was started), nothing is pending: the attempt
- * ends cancelled now. Otherwise ops->cancel(r, cause).
+ * ends cancelled now. Otherwise ops->run.cancel(r, cause).
  */
 void drv_hrun_cancel(struct drv_hrun *r, enum drv_tg_cause cause);
 

@@ -51,10 +51,10 @@ drv_htype_load(struct drv_htype *ht, struct drv_handler_host *host,
     ht->ops = drv_handler_ops_of(cfg->handler);
     ht->cfg = cfg;
     ht->host = host;
-    if (ht->ops->load == NULL)
+    if (ht->ops->type.load == NULL)
         return 0;
     drv_err_clear(&e);
-    rc = ht->ops->load(ht, &e);
+    rc = ht->ops->type.load(ht, &e);
     if (rc < 0)
         return drv_err_set(err, rc, "jobs.%s: %s", cfg->name, e.msg);
     return 0;
@@ -65,8 +65,8 @@ drv_htype_unload(struct drv_htype *ht)
 {
     if (ht->magic != DRV_HTYPE_MAGIC)
         return; /* never loaded */
-    if (ht->ops->unload != NULL)
-        ht->ops->unload(ht);
+    if (ht->ops->type.unload != NULL)
+        ht->ops->type.unload(ht);
     ht->magic = 0;
 }
 
@@ -76,8 +76,8 @@ drv_handler_host_fini(struct drv_handler_host *host)
     size_t i;
 
     for (i = 0; i < DRV_HKIND_COUNT; i++)
-        if (table[i]->shutdown != NULL)
-            table[i]->shutdown(host);
+        if (table[i]->type.shutdown != NULL)
+            table[i]->type.shutdown(host);
 }
 
 int
@@ -125,8 +125,8 @@ drv_hrun_fini(struct drv_hrun *r)
 {
     if (r->magic != DRV_HRUN_MAGIC)
         return;
-    if (r->state != NULL && r->ht->ops->fini != NULL)
-        r->ht->ops->fini(r);
+    if (r->state != NULL && r->ht->ops->run.fini != NULL)
+        r->ht->ops->run.fini(r);
     r->state = NULL;
     drv__hrun_progress_free(r);
     r->magic = 0;
@@ -155,10 +155,10 @@ drv_hrun_fail(struct drv_hrun *r, int code, const char *text, size_t len)
 void
 drv_hrun_cancel(struct drv_hrun *r, enum drv_tg_cause cause)
 {
-    if (r->ht->ops->cancel == NULL || r->state == NULL)
+    if (r->ht->ops->run.cancel == NULL || r->state == NULL)
         drv_hrun_cancelled(r);
     else
-        r->ht->ops->cancel(r, cause);
+        r->ht->ops->run.cancel(r, cause);
 }
 
 void

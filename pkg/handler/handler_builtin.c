@@ -54,7 +54,7 @@ start_noop(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_noop = {
-    .start = start_noop,
+    .run = {.start = start_noop},
 };
 
 /* --------------------------------------------------------------- echo */
@@ -70,7 +70,7 @@ start_echo(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_echo = {
-    .start = start_echo,
+    .run = {.start = start_echo},
 };
 
 /* -------------------------------------------------------------- sleep */
@@ -112,9 +112,7 @@ fini_sleep(struct drv_hrun *r)
 
 const struct drv_handler_ops drv__handler_sleep = {
     .check = check_ms,
-    .start = start_sleep,
-    .cancel = cancel_sleep,
-    .fini = fini_sleep,
+    .run = {.start = start_sleep, .cancel = cancel_sleep, .fini = fini_sleep},
 };
 
 /* -------------------------------------------------------------- block */
@@ -135,7 +133,7 @@ work_block(struct drv_hrun *r, struct drv_err *err DRV_UNUSED)
 
 const struct drv_handler_ops drv__handler_block = {
     .check = check_ms,
-    .work = work_block,
+    .run = {.work = work_block},
 };
 
 /* --------------------------------------------------------------- fail */
@@ -170,5 +168,5 @@ start_fail(struct drv_hrun *r)
 
 const struct drv_handler_ops drv__handler_fail = {
     .check = check_fail,
-    .start = start_fail,
+    .run = {.start = start_fail},
 };

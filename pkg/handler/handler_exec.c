@@ -375,9 +375,6 @@ fini_exec(struct drv_hrun *r)
 }
 
 const struct drv_handler_ops drv__handler_exec = {
-    .load = load_exec,
-    .shutdown = shutdown_exec,
-    .start = start_exec,
-    .cancel = cancel_exec,
-    .fini = fini_exec,
+    .type = {.load = load_exec, .shutdown = shutdown_exec},
+    .run = {.start = start_exec, .cancel = cancel_exec, .fini = fini_exec},
 };

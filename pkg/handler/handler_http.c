@@ -383,8 +383,6 @@ cancel_http(struct drv_hrun *r, enum drv_tg_cause cause DRV_UNUSED)
 }
 
 const struct drv_handler_ops drv__handler_http = {
-    .load = load_http,
-    .shutdown = shutdown_http,
-    .start = start_http,
-    .cancel = cancel_http,
+    .type = {.load = load_http, .shutdown = shutdown_http},
+    .run = {.start = start_http, .cancel = cancel_http},
 };

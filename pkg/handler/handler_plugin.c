@@ -642,11 +642,8 @@ shutdown_plugin(struct drv_handler_host *host)
 }
 
 const struct drv_handler_ops drv__handler_plugin = {
-    .load = load_plugin,
-    .unload = unload_plugin,
-    .shutdown = shutdown_plugin,
-    .start = start_plugin,
-    .cancel = cancel_plugin,
-    .work = work_plugin,
-    .fini = fini_plugin,
+    .type = {.load = load_plugin, .unload = unload_plugin,
+             .shutdown = shutdown_plugin},
+    .run = {.start = start_plugin, .cancel = cancel_plugin,
+            .work = work_plugin, .fini = fini_plugin},
 };

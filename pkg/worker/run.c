@@ -43,7 +43,7 @@ start_task(struct drv_tg_task *t DRV_UNUSED, void *ctx)
 
     DRV_CAST(j, ctx, WJOB_MAGIC);
     drv__worker_job_started(j);
-    j->run.ht->ops->start(&j->run);
+    j->run.ht->ops->run.start(&j->run);
 }
 
 static void
@@ -63,7 +63,7 @@ work_task(struct drv_tg_task *t DRV_UNUSED, struct drv_err *err, void *ctx)
 {
     struct wjob *j = ctx;
 
-    return j->run.ht->ops->work(&j->run, err);
+    return j->run.ht->ops->run.work(&j->run, err);
 }
 
 /* A job that cannot run: fails at once, naming the field. */
