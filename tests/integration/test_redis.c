@@ -101,11 +101,13 @@ setup(void **st)
 static void
 free_clients(struct state *s)
 {
-    drv_redis_free(s->a);
-    drv_redis_free(s->b);
-    drv_redis_free(s->c);
-    drv_redis_free(s->d);
-    s->a = s->b = s->c = s->d = NULL;
+    struct drv_redis **c[] = {&s->a, &s->b, &s->c, &s->d};
+    size_t i;
+
+    for (i = 0; i < DRV_ARRAY_LEN(c); i++) {
+        drv_redis_free(*c[i]);
+        *c[i] = NULL;
+    }
 }
 
 static int
