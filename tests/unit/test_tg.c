@@ -235,9 +235,9 @@ ft_start(struct drv_tg_task *t, void *ctx)
     struct state *s;
 
     DRV_CAST(f, ctx, FT_MAGIC);
+    assert_ptr_equal(t, f->t);
     s = f->s;
     on_loop_thread(s);
-    assert_ptr_equal(t, f->t);
     assert_int_equal(f->started, 0);
     assert_int_equal(s->in_spawn, 0); /* never inside drv_tg_spawn */
     f->started++;
