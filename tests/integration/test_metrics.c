@@ -37,6 +37,7 @@
 #include <yaml.h>
 
 #include "droverd.h"
+#include "http.h"
 
 
 static const struct drv_test_droverd_opts opts = {
@@ -48,168 +49,11 @@ static const struct drv_test_droverd_opts opts = {
     .tail_lines = 40,
 };
 
-#define BODY_MAX (4 * 1024 * 1024)
-
-/* ------------------------------------------------------------- HTTP */
-
-static void
-send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return; /* the server closed: the caller sees it when reading */
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Read until EOF (or the receive timeout) into out (size n, NUL-ended);
- * returns the bytes read, -1 on a timeout before EOF. */
-static ssize_t
-read_all(int fd, char *out, size_t n)
-{
-    size_t got = 0;
-
-    for (;;) {
-        ssize_t r = recv(fd, out + got, n - 1 - got, 0);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            out[got] = '\0';
-            return errno == ECONNRESET ? (ssize_t)got : -1;
-        }
-        got += (size_t)r;
-        if (got == n - 1)
-            break;
-    }
-    out[got] = '\0';
-    return (ssize_t)got;
-}
-
-/* The status of a raw response ("HTTP/1.1 200 ..."), 0 for none. */
-static int
-status_of(const char *resp)
-{
-    int code = 0;
-
-    if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1)
-        return 0;
-    return code;
-}
-
-/* Send raw request bytes, read the whole answer into out: its status, 0
- * when the server closed without answering, -1 when refused. */
-static int
-http_raw(int port, const char *req, size_t len, char *out, size_t n)
-{
-    int fd = drv_test_dial(port, DRV_TEST_WAIT_MS);
-    ssize_t r;
-
-    out[0] = '\0';
-    if (fd < 0)
-        return -1;
-    send_all(fd, req, len);
-    r = read_all(fd, out, n);
-    close(fd);
-    assert_true(r >= 0); /* an answer or a close, never a hang */
-    return status_of(out);
-}
-
-/* GET path: the status; the body (after the blank line) into body. */
-static int
-http_get(int port, const char *method, const char *path, char *body,
-         size_t n)
-{
-    char req[512], *resp = malloc(BODY_MAX);
-    const char *b;
-    int code;
-
-    assert_non_null(resp);
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n"
-             "Connection: close\r\n\r\n", method, path);
-    code = http_raw(port, req, strlen(req), resp, BODY_MAX);
-    b = strstr(resp, "\r\n\r\n");
-    if (body != NULL)
-        snprintf(body, n, "%s", b != NULL ? b + 4 : "");
-    free(resp);
-    return code;
-}
-
-/* Poll path until it answers want (and its body contains needle, if
- * given); fails the test after DRV_TEST_WAIT_MS. */
-static void
-wait_http(struct drv_test_droverd *t, int port, const char *path, int want,
-          const char *needle)
-{
-    char body[4096] = "";
-    int code = 0;
-
-    (void)t; /* a failed wait shows droverd's log (the fixture's hook) */
-    wait_until((code = http_get(port, "GET", path, body, sizeof body)) ==
-                   want && (needle == NULL || strstr(body, needle)),
-               "%s to answer %d (%s); last %d \"%s\"", path, want,
-               needle ? needle : "", code, body);
-}
-
 /* --------------------------------------------------------- exposition */
 
-/* A scrape's body (caller frees). */
-static char *
-scrape(int port)
-{
-    char *body = malloc(BODY_MAX);
-
-    assert_non_null(body);
-    assert_int_equal(http_get(port, "GET", "/metrics", body, BODY_MAX), 200);
-    return body;
-}
-
-/* The value of the series written exactly as `series` (name{labels}), or
- * NAN when the scrape has no such line. */
-static double
-value_of(const char *body, const char *series)
-{
-    size_t n = strlen(series);
-    const char *p = body;
-
-    while ((p = strstr(p, series)) != NULL) {
-        if ((p == body || p[-1] == '\n') && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p += n;
-    }
-    return NAN;
-}
-
-/* The value of series in a scrape of port now; NAN when the scrape is
- * refused or fails, or has no such line. */
-static double
-scraped(int port, const char *series)
-{
-    char *b = malloc(BODY_MAX);
-    double v = NAN;
-
-    assert_non_null(b);
-    if (http_get(port, "GET", "/metrics", b, BODY_MAX) == 200)
-        v = value_of(b, series);
-    free(b);
-    return v;
-}
-
-/* value_of with a printf-formed series name. */
-static double
-val(const char *body, const char *fmt, ...)
-{
-    char series[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(series, sizeof series, fmt, ap);
-    va_end(ap);
-    return value_of(body, series);
-}
+/* The value of one series of a scrape (printf-formed name): short, for
+ * the long runs of assertions below that each read one. */
+#define val drv_test_metricf
 
 /* Fail unless the scrape declares name with type. */
 static void
@@ -220,19 +64,6 @@ assert_family(const char *body, const char *name, const char *type)
     snprintf(line, sizeof line, "\n# TYPE %s %s\n", name, type);
     if (strstr(body, line) == NULL)
         fail_msg("no family %s of type %s", name, type);
-}
-
-/* Poll the scrape until series equals want. */
-static void
-wait_metric(struct drv_test_droverd *t, int port, const char *series,
-            double want)
-{
-    double v = NAN;
-
-    (void)t; /* a failed wait shows droverd's log (the fixture's hook) */
-    /* refused (not listening yet) or not yet sampled: try again */
-    wait_until((v = scraped(port, series)) == want, "%s to be %g; last %g",
-               series, want, v);
 }
 
 /* ---------------------------------------------------------- fixture */
@@ -274,7 +105,7 @@ test_metrics_every_family_after_known_jobs(void **st)
 
     port = config_with_metrics(t, "  concurrency: 8\n", jobs_body);
     drv_test_droverd_start(t, 0);
-    wait_http(t, port, "/readyz", 200, "ready");
+    drv_test_wait_http(port, "/readyz", 200, "ready");
     for (i = 0; i < 3; i++)
         drv_test_xadd(t, "default", NULL, 0, "job", "ok", NULL);
     drv_test_xadd(t, "default", NULL, 0, "job", "flaky", "error", "boom",
@@ -287,30 +118,30 @@ test_metrics_every_family_after_known_jobs(void **st)
     drv_test_wait_stat(t, "default", "dead", 4);
 
     /* the probes */
-    assert_int_equal(http_get(port, "GET", "/healthz", body, sizeof body),
-                     200);
+    assert_int_equal(drv_test_http_get(port, "GET", "/healthz", body,
+                                       sizeof body), 200);
     assert_string_equal(body, "ok\n");
-    assert_int_equal(http_get(port, "GET", "/readyz", body, sizeof body),
-                     200);
+    assert_int_equal(drv_test_http_get(port, "GET", "/readyz", body,
+                                       sizeof body), 200);
     assert_string_equal(body, "ready\n");
-    assert_int_equal(http_get(port, "HEAD", "/metrics", body, sizeof body),
-                     200);
+    assert_int_equal(drv_test_http_get(port, "HEAD", "/metrics", body,
+                                       sizeof body), 200);
     assert_string_equal(body, "");
     {
         char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
                      "Connection: close\r\n\r\n";
-        char *resp = malloc(BODY_MAX);
+        char *resp = malloc(DRV_TEST_BODY_MAX);
         assert_non_null(resp);
-        assert_int_equal(http_raw(port, req, strlen(req), resp, BODY_MAX),
-                         200);
+        assert_int_equal(drv_test_http_raw(port, req, strlen(req), resp,
+                                           DRV_TEST_BODY_MAX), 200);
         assert_non_null(strstr(resp, "Content-Type: text/plain; "
                                      "version=0.0.4"));
         free(resp);
     }
 
     /* the queue gauges are sampled from Redis (at most 5 s old) */
-    wait_metric(t, port, "drover_queue_dead{queue=\"default\"}", 4);
-    m = scrape(port);
+    drv_test_wait_metric(port, "drover_queue_dead{queue=\"default\"}", 4);
+    m = drv_test_scrape(port);
     assert_family(m, "drover_jobs_processed_total", "counter");
     assert_family(m, "drover_jobs_failed_total", "counter");
     assert_family(m, "drover_jobs_retried_total", "counter");
@@ -423,9 +254,9 @@ test_metrics_queue_gauges_follow_redis(void **st)
                                  "99999999999999 b");
     freeReplyObject(r);
     drv_test_droverd_start(t, 0);
-    wait_metric(t, port, "drover_queue_ready{queue=\"low\"}", 5);
-    wait_metric(t, port, "drover_queue_delayed{queue=\"low\"}", 2);
-    wait_metric(t, port, "drover_queue_running{queue=\"low\"}", 0);
+    drv_test_wait_metric(port, "drover_queue_ready{queue=\"low\"}", 5);
+    drv_test_wait_metric(port, "drover_queue_delayed{queue=\"low\"}", 2);
+    drv_test_wait_metric(port, "drover_queue_running{queue=\"low\"}", 0);
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -442,21 +273,21 @@ test_metrics_readyz_follows_redis_and_stop(void **st)
                                "queues: [default]\n"
                                "jobs:\n  s:\n    handler: sleep\n");
     drv_test_droverd_start(t, 0);
-    wait_http(t, port, "/readyz", 200, "ready");
+    drv_test_wait_http(port, "/readyz", 200, "ready");
     redisFree(t->c);
     t->c = NULL;
     drv_test_redis_stop(&drv_test_srv);
-    wait_http(t, port, "/readyz", 503, "redis down");
-    wait_http(t, port, "/healthz", 200, "ok");
-    m = scrape(port);
+    drv_test_wait_http(port, "/readyz", 503, "redis down");
+    drv_test_wait_http(port, "/healthz", 200, "ok");
+    m = drv_test_scrape(port);
     assert_true(val(m, "drover_redis_up{conn=\"cmd\"}") == 0);
     assert_true(val(m, "drover_redis_up{conn=\"fetch\"}") == 0);
     free(m);
     assert_int_equal(drv_test_redis_restart(&drv_test_srv), 0);
     t->c = drv_test_redis_connect(&drv_test_srv);
     assert_non_null(t->c);
-    wait_http(t, port, "/readyz", 200, "ready");
-    m = scrape(port);
+    drv_test_wait_http(port, "/readyz", 200, "ready");
+    m = drv_test_scrape(port);
     assert_true(val(m, "drover_redis_up{conn=\"cmd\"}") == 1);
     assert_true(val(m, "drover_redis_reconnects_total{conn=\"cmd\"}") >= 1);
     assert_true(val(m, "drover_redis_reconnects_total{conn=\"fetch\"}") >= 1);
@@ -464,11 +295,11 @@ test_metrics_readyz_follows_redis_and_stop(void **st)
 
     /* a graceful stop: not ready while the running job finishes */
     drv_test_xadd(t, "default", NULL, 0, "job", "s", "ms", "3000", NULL);
-    wait_metric(t, port, "drover_jobs_running{queue=\"default\",job=\"s\"}",
-                1);
+    drv_test_wait_metric(port, "drover_jobs_running{queue=\"default\","
+                         "job=\"s\"}", 1);
     drv_test_kill(&t->w[0], SIGTERM);
-    wait_http(t, port, "/readyz", 503, "graceful stop");
-    wait_http(t, port, "/healthz", 200, "ok");
+    drv_test_wait_http(port, "/readyz", 503, "graceful stop");
+    drv_test_wait_http(port, "/healthz", 200, "ok");
     assert_int_equal(drv_test_wait(&t->w[0], DRV_TEST_WAIT_MS), 0);
     assert_int_equal(drv_test_stat(t, "default", "processed"), 1);
 }
@@ -485,7 +316,7 @@ test_metrics_hostile_http(void **st)
                                "queues: [default]\n"
                                "jobs:\n  ok:\n    handler: noop\n");
     drv_test_droverd_start(t, 0);
-    wait_http(t, port, "/healthz", 200, "ok");
+    drv_test_wait_http(port, "/healthz", 200, "ok");
 
     /* connections that send nothing, and one that trickles a header */
     for (i = 0; i < 20; i++) {
@@ -494,22 +325,25 @@ test_metrics_hostile_http(void **st)
     }
     trickle = drv_test_dial(port, DRV_TEST_WAIT_MS);
     assert_true(trickle >= 0);
-    send_all(trickle, "GET /metrics HTTP/1.1\r\nX-Slow: a", 32);
+    drv_test_send_all(trickle, "GET /metrics HTTP/1.1\r\nX-Slow: a", 32);
 
     /* meanwhile a normal scrape answers */
-    m = scrape(port);
+    m = drv_test_scrape(port);
     assert_non_null(strstr(m, "drover_worker_concurrency "));
     free(m);
 
     /* unknown paths, bad methods */
-    assert_int_equal(http_get(port, "GET", "/", NULL, 0), 404);
-    assert_int_equal(http_get(port, "GET", "/metrics/../etc/passwd", NULL, 0),
-                     404);
-    assert_int_equal(http_get(port, "POST", "/metrics", NULL, 0), 405);
-    assert_int_equal(http_get(port, "DELETE", "/readyz", NULL, 0), 405);
-    code = http_get(port, "BREW", "/metrics", NULL, 0);
+    assert_int_equal(drv_test_http_get(port, "GET", "/", NULL, 0), 404);
+    assert_int_equal(drv_test_http_get(port, "GET", "/metrics/../etc/passwd",
+                                       NULL, 0), 404);
+    assert_int_equal(drv_test_http_get(port, "POST", "/metrics", NULL, 0),
+                     405);
+    assert_int_equal(drv_test_http_get(port, "DELETE", "/readyz", NULL, 0),
+                     405);
+    code = drv_test_http_get(port, "BREW", "/metrics", NULL, 0);
     assert_true(code == 0 || (code >= 400 && code < 500));
-    code = http_raw(port, "\x01\x02garbage\r\n\r\n", 13, resp, sizeof resp);
+    code = drv_test_http_raw(port, "\x01\x02garbage\r\n\r\n", 13, resp,
+                             sizeof resp);
     assert_true(code == 0 || (code >= 400 && code < 500));
 
     /* huge headers: refused (4xx) or the connection closed */
@@ -520,7 +354,7 @@ test_metrics_hostile_http(void **st)
     memset(req + strlen(req), 'a', n);
     strcpy(req + strlen("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ") + n,
            "\r\n\r\n");
-    code = http_raw(port, req, strlen(req), resp, sizeof resp);
+    code = drv_test_http_raw(port, req, strlen(req), resp, sizeof resp);
     assert_true(code == 0 || (code >= 400 && code < 500));
     /* many headers */
     req[0] = '\0';
@@ -528,36 +362,36 @@ test_metrics_hostile_http(void **st)
     for (i = 0; i < 2000; i++)
         strcat(req, "X-A: b\r\n");
     strcat(req, "\r\n");
-    code = http_raw(port, req, strlen(req), resp, sizeof resp);
+    code = drv_test_http_raw(port, req, strlen(req), resp, sizeof resp);
     assert_true(code == 0 || (code >= 400 && code < 500));
     /* a body larger than allowed */
     snprintf(req, n, "POST /metrics HTTP/1.1\r\nContent-Length: 100000\r\n"
              "\r\n");
     memset(req + strlen(req), 'b', 4096);
     req[strlen(req) + 4096] = '\0';
-    code = http_raw(port, req, strlen(req), resp, sizeof resp);
+    code = drv_test_http_raw(port, req, strlen(req), resp, sizeof resp);
     assert_true(code == 0 || (code >= 400 && code < 500));
     free(req);
 
     /* still answering */
-    wait_http(t, port, "/readyz", 200, "ready");
+    drv_test_wait_http(port, "/readyz", 200, "ready");
 
     /* the silent ones are closed by the server after its idle timeout
      * (an answer of 408 counts as closed too) */
     for (i = 0; i < 20; i++) {
-        ssize_t r = read_all(silent[i], resp, sizeof resp);
+        ssize_t r = drv_test_read_all(silent[i], resp, sizeof resp);
         assert_true(r >= 0);
-        assert_true(r == 0 || status_of(resp) == 408);
+        assert_true(r == 0 || drv_test_http_status(resp) == 408);
         close(silent[i]);
     }
     {
-        ssize_t r = read_all(trickle, resp, sizeof resp);
+        ssize_t r = drv_test_read_all(trickle, resp, sizeof resp);
         assert_true(r >= 0);
-        assert_true(r == 0 || status_of(resp) == 408 ||
-                    status_of(resp) == 400);
+        assert_true(r == 0 || drv_test_http_status(resp) == 408 ||
+                    drv_test_http_status(resp) == 400);
         close(trickle);
     }
-    wait_http(t, port, "/healthz", 200, "ok");
+    drv_test_wait_http(port, "/healthz", 200, "ok");
     drv_test_droverd_stop(t, 0, 0);
 }
 
@@ -595,7 +429,7 @@ test_metrics_exec_resources(void **st)
      * it much; the bounds leave room for start-up and the sanitizers */
     assert_true(cpu >= 290 && cpu <= 3000);
     assert_true(rss >= 50 * 1024 && rss <= 400 * 1024);
-    m = scrape(port);
+    m = drv_test_scrape(port);
     assert_true(val(m, "drover_job_cpu_seconds_total{queue=\"default\","
                        "job=\"burn\"}") >= 0.29);
     free(m);
@@ -631,7 +465,7 @@ accept_request(int lfd, char *out, size_t n)
     {
         static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
                                    "Connection: close\r\n\r\nok";
-        send_all(fd, resp, strlen(resp));
+        drv_test_send_all(fd, resp, strlen(resp));
     }
     close(fd);
 }
@@ -705,7 +539,7 @@ test_metrics_scrape_of_50_types_10_queues(void **st)
     port = config_with_metrics(t, NULL, body);
     free(body);
     drv_test_droverd_start(t, 0);
-    wait_http(t, port, "/readyz", 200, "ready");
+    drv_test_wait_http(port, "/readyz", 200, "ready");
     /* one job of every type on every queue: every histogram series shows */
     for (q = 0; q < 10; q++) {
         char qn[16], jn[32];
@@ -729,7 +563,7 @@ test_metrics_scrape_of_50_types_10_queues(void **st)
         int64_t us;
 
         clock_gettime(CLOCK_MONOTONIC, &a);
-        m = scrape(port);
+        m = drv_test_scrape(port);
         clock_gettime(CLOCK_MONOTONIC, &b);
         us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
         if (us < best)
@@ -911,8 +745,8 @@ test_metrics_deploy_uses_only_exported_metrics(void **st)
     /* the families droverd declares, from a real scrape */
     port = config_with_metrics(t, NULL, jobs_body);
     drv_test_droverd_start(t, 0);
-    wait_http(t, port, "/healthz", 200, "ok");
-    m = scrape(port);
+    drv_test_wait_http(port, "/healthz", 200, "ok");
+    m = drv_test_scrape(port);
     drv_test_droverd_stop(t, 0, 0);
 
     /* alert rules: parse, and every expr names exported metrics */
@@ -977,10 +811,10 @@ test_metrics_schedule_ticks(void **st)
                                "  leap: {cron: \"0 0 29 2 *\", job: ok}\n");
     freeReplyObject(drv_test_redis_cmd(t->c, "SET t:{sched}:paused 1"));
     drv_test_droverd_start(t, 0);
-    wait_metric(t, port, "drover_schedule_ticks_total{schedule=\"tick\"}",
-                3);
+    drv_test_wait_metric(port,
+                         "drover_schedule_ticks_total{schedule=\"tick\"}", 3);
     assert_true(drv_test_num(t, "XLEN t:{sched}:jobs") >= 3);
-    m = scrape(port);
+    m = drv_test_scrape(port);
     assert_family(m, "drover_schedule_ticks_total", "counter");
     assert_true(val(m, "drover_schedule_ticks_total{schedule=\"leap\"}")
                 == 0);
