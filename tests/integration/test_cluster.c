@@ -8,7 +8,9 @@
  * the ASK replies while the slot is half-migrated (ASKING counted on the
  * importing node) and the MOVED replies after; the CLI and the
  * dashboard's API work on every queue's node; the doctor reports an
- * unserved slot at once.
+ * unserved slot at once; /metrics shows each queue's gauges sampled on
+ * its own master, round after round, and a queue paused and resumed with
+ * the CLI is seen by the worker.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 
 #include "cluster.h"
 #include "droverd.h"
+#include "http.h"
 #include "drover/common.h"
 #include "drover/redis_cluster.h"
 
@@ -390,6 +393,78 @@ test_cluster_web_api_on_every_queue(void **st)
     assert_int_equal(drv_test_wait(&web, DRV_TEST_WAIT_MS), 0);
 }
 
+/* Queue k's delayed set on its master: n more members (due in the year
+ * 5138), named <prefix><i>. */
+static void
+add_delayed(struct world *w, int k, const char *prefix, int n)
+{
+    redisContext *c = queue_node(w, k);
+    int i;
+
+    for (i = 0; i < n; i++)
+        drv_test_redis_ok(c, "ZADD t:{%s}:delayed 99999999999999 %s%d",
+                          w->q[k], prefix, i);
+    redisFree(c);
+}
+
+/* Wait until /metrics on port shows drover_queue_delayed of queue k at
+ * want. */
+static void
+wait_delayed(struct world *w, int port, int k, int want)
+{
+    char series[96];
+
+    snprintf(series, sizeof series, "drover_queue_delayed{queue=\"%s\"}",
+             w->q[k]);
+    drv_test_wait_metric(port, series, want);
+}
+
+static void
+test_cluster_metrics_sample_every_queue(void **st)
+{
+    struct world *w = *st;
+    char out[4096], worker[128], line[96];
+    int k, port = drv_test_free_port();
+    const int paused = 1;
+
+    snprintf(worker, sizeof worker, "  concurrency: 4\n"
+             "  metrics: 127.0.0.1:%d\n", port);
+    write_config(w, worker, "  e: {handler: echo}\n");
+    /* queue k: 2 + 3k delayed jobs on its own master, a count no other
+     * queue has */
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        add_delayed(w, k, "d", 2 + 3 * k);
+    drv_test_droverd_start(w->t, 0);
+    /* each queue's sample comes back on its own connection, from its own
+     * master, into its own gauges */
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        wait_delayed(w, port, k, 2 + 3 * k);
+
+    /* pause one queue with the CLI: the worker reads the paused key on
+     * that queue's master, and only that queue is paused */
+    CLI_OK(w, out, "pause", w->q[paused]);
+    snprintf(line, sizeof line, "msg=\"queue paused\" queue=%s",
+             w->q[paused]);
+    drv_test_wait_log(w->t, line, 1);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++) {
+        snprintf(line, sizeof line, "msg=\"queue paused\" queue=%s",
+                 w->q[k]);
+        assert_int_equal(drv_test_file_contains(w->t->log, line),
+                         k == paused);
+    }
+    CLI_OK(w, out, "resume", w->q[paused]);
+    snprintf(line, sizeof line, "msg=\"queue resumed\" queue=%s",
+             w->q[paused]);
+    drv_test_wait_log(w->t, line, 1);
+
+    /* later rounds sample again: queue k gets k + 1 more */
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        add_delayed(w, k, "more", k + 1);
+    for (k = 0; k < DRV_TEST_CLUSTER_NODES; k++)
+        wait_delayed(w, port, k, 2 + 3 * k + k + 1);
+    drv_test_droverd_stop(w->t, 0, 0);
+}
+
 #define NJOBS 1500
 
 /* Results of queue k's jobs j<i> on the node serving it now, by number,
@@ -559,6 +634,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_web_api_on_every_queue,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cluster_metrics_sample_every_queue, setup, teardown),
     };
 
     drv_test_filter_from_env();
