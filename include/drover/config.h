@@ -33,6 +33,7 @@
 
 struct drv_cron;
 struct drv_tz;
+struct drv__config_names;
 
 /* ------------------------------------------------------------ defaults */
 
@@ -327,6 +328,10 @@ struct drv_config {
     size_t npipelines;              /* entries of pipelines */
     struct drv_config_schedule **schedules; /* owned: in file order */
     size_t nschedules;              /* entries of schedules */
+    struct drv__config_names *_names; /* owned: private to pkg/config,
+                                         the index drv_config_job and
+                                         drv_config_pipeline look names
+                                         up in */
 };
 
 /* One error found in a config file. */
@@ -377,8 +382,10 @@ int drv_config_load_string(const char *name, const char *text, size_t len,
 void drv_config_free(struct drv_config *cfg);
 
 /*
- * drv_config_job -- the job type called name, or NULL. Borrowed: valid
- * until drv_config_free. Linear search: configs hold few job types.
+ * drv_config_job -- the job type called name, or NULL (also when name is
+ * a pipeline's). Borrowed: valid until drv_config_free. One hash lookup,
+ * however many job types and pipelines the config holds: the worker asks
+ * for every job it fetches.
  */
 const struct drv_config_job *drv_config_job(const struct drv_config *cfg,
                                             const char *name);

@@ -1,7 +1,8 @@
 /*
  * config.c -- load the YAML config: the public API, the top level,
  * `redis:`, `worker:` and `queues:`. Job types and pipelines are in
- * config_jobs.c, the node helpers in config_yaml.c.
+ * config_jobs.c, the index of their names in config_names.c, the node
+ * helpers in config_yaml.c.
  *
  * DESIGN
  * libyaml's document API parses the whole file into a node tree (every
@@ -713,6 +714,7 @@ config_create(const char *name)
     cfg->queues = drv_xcalloc(2, sizeof *cfg->queues);
     cfg->queues[0] = drv_xstrdup(DRV_CONFIG_QUEUE);
     cfg->nqueues = 1;
+    cfg->_names = drv__config_names_create(DRV__CONFIG_NAMES_MIN);
     return cfg;
 }
 
@@ -748,6 +750,7 @@ drv_config_free(struct drv_config *cfg)
                             &cfg->worker);
     drv_strv_free(cfg->queues, cfg->nqueues);
     free(cfg->queue_weights);
+    drv__config_names_free(cfg->_names);
     for (i = 0; i < cfg->njobs; i++)
         drv__config_job_free(cfg->jobs[i]);
     free(cfg->jobs);
@@ -763,25 +766,15 @@ drv_config_free(struct drv_config *cfg)
 const struct drv_config_job *
 drv_config_job(const struct drv_config *cfg, const char *name)
 {
-    size_t i;
-
     DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
-    for (i = 0; i < cfg->njobs; i++)
-        if (strcmp(cfg->jobs[i]->name, name) == 0)
-            return cfg->jobs[i];
-    return NULL;
+    return drv__config_names_find(cfg->_names, name)->job;
 }
 
 const struct drv_config_pipeline *
 drv_config_pipeline(const struct drv_config *cfg, const char *name)
 {
-    size_t i;
-
     DRV_CHECK_OBJ(cfg, DRV_CONFIG_MAGIC);
-    for (i = 0; i < cfg->npipelines; i++)
-        if (strcmp(cfg->pipelines[i]->name, name) == 0)
-            return cfg->pipelines[i];
-    return NULL;
+    return drv__config_names_find(cfg->_names, name)->pipeline;
 }
 
 /* --------------------------------------------------------------- load */

@@ -263,6 +263,58 @@ void drv__config_graph(struct drv__config_ctx *c, yaml_node_t *node,
 /* drv__config_graph_free -- free pl's graph nodes. */
 void drv__config_graph_free(struct drv_config_pipeline *pl);
 
+/* ------------------------------------------------------ config_names.c */
+
+/* Slots of a new name index (a power of two). */
+#define DRV__CONFIG_NAMES_MIN 8
+
+/*
+ * One name of the namespace that job types and pipelines share. A good
+ * config has one kind under a name; a load that reports "name is already
+ * used by a job type" holds both until it frees the config.
+ */
+struct drv__config_name {
+    const char *name;       /* borrowed from its job type or pipeline
+                               (freed with the config); NULL: free slot */
+    struct drv_config_job *job;           /* borrowed: or NULL */
+    struct drv_config_pipeline *pipeline; /* borrowed: or NULL */
+};
+
+/* The name index of a config (cfg->_names): a hash table, open
+ * addressing with linear probing, at most half full. One allocation. */
+struct drv__config_names {
+    unsigned magic;
+#define DRV__CONFIG_NAMES_MAGIC 0x9a3e51d0U
+    size_t cap;                     /* slots: a power of two, >= 2 * n */
+    size_t n;                       /* names held */
+    struct drv__config_name slots[]; /* cap entries */
+};
+
+/* drv__config_names_create / _free -- an empty index of cap slots (a
+ * power of two); NULL is ok for _free, which leaves the job types and
+ * pipelines alone. */
+struct drv__config_names *drv__config_names_create(size_t cap);
+void drv__config_names_free(struct drv__config_names *ix);
+
+/* drv__config_names_hash -- FNV-1a of name's bytes; a name goes to slot
+ * hash & (cap - 1), or the first free one after it. */
+uint64_t drv__config_names_hash(const char *name);
+
+/* drv__config_names_find -- the entry of name, or a free slot (every
+ * member NULL) when ix does not hold it. Borrowed until the next put. */
+const struct drv__config_name *
+drv__config_names_find(const struct drv__config_names *ix, const char *name);
+
+/*
+ * drv__config_names_put -- the entry of name in *ixp, made (both kinds
+ * NULL) when it is not there yet; the caller sets its kind. name is
+ * borrowed for as long as the index lives. When the table would get more
+ * than half full, *ixp is replaced by one twice as large (the old one
+ * freed): a pointer from an earlier find or put is then stale.
+ */
+struct drv__config_name *
+drv__config_names_put(struct drv__config_names **ixp, const char *name);
+
 /* -------------------------------------------------- config_schedules.c */
 
 /* drv__config_schedules -- read `schedules:`; runs after queues, jobs and

@@ -356,6 +356,7 @@ read_job(struct drv__config_ctx *c, const char *name, yaml_node_t *knode,
     job = job_create(name);
     cfg->jobs = drv_xrealloc(cfg->jobs, (cfg->njobs + 1) * sizeof *cfg->jobs);
     cfg->jobs[cfg->njobs++] = job;
+    drv__config_names_put(&cfg->_names, job->name)->job = job;
     r.job = job;
 
     if (name[0] == '\0')
@@ -630,6 +631,7 @@ read_pipeline(struct drv__config_ctx *c, const char *name,
     cfg->pipelines = drv_xrealloc(cfg->pipelines, (cfg->npipelines + 1) *
                                   sizeof *cfg->pipelines);
     cfg->pipelines[cfg->npipelines++] = r.pl;
+    drv__config_names_put(&cfg->_names, r.pl->name)->pipeline = r.pl;
 
     if (name[0] == '\0')
         drv__config_report(c, knode, "pipeline name must not be empty");

@@ -10,6 +10,8 @@
 #include "drover/error.h"
 #include "drover/tz.h"
 
+#include "../../pkg/config/config_int.h"
+
 /* The name every string config is loaded as. */
 #define NAME "drover.yaml"
 
@@ -1025,6 +1027,18 @@ test_config_name_clash(void **state)
                   "    steps: [resize]\n",
                   NAME ":4:3: pipelines.resize: name is already used by a "
                   "job type\n");
+    /* the clashing pipeline is still declared: a schedule may name it, or
+     * the job type, without a second error */
+    expect_errors("jobs:\n"
+                  "  resize: {handler: noop}\n"
+                  "pipelines:\n"
+                  "  resize:\n"
+                  "    steps: [resize]\n"
+                  "schedules:\n"
+                  "  a: {every: 1m, pipeline: resize}\n"
+                  "  b: {every: 1m, job: resize}\n",
+                  NAME ":4:3: pipelines.resize: name is already used by a "
+                  "job type\n");
 }
 
 static void
@@ -1705,6 +1719,174 @@ test_config_graph_errors(void **state)
                   "node has needs or is on_failure\n");
 }
 
+/* ---------------------------------------------------------- name index */
+
+/* Fill names[0..n) with names whose hash picks the last slot of a table
+ * of DRV__CONFIG_NAMES_MIN slots. */
+static void
+last_slot_names(char (*names)[16], size_t n)
+{
+    const uint64_t last = DRV__CONFIG_NAMES_MIN - 1;
+    size_t found = 0;
+    unsigned i;
+
+    for (i = 0; found < n; i++) {
+        snprintf(names[found], sizeof names[found], "n%u", i);
+        if ((drv__config_names_hash(names[found]) & last) == last)
+            found++;
+    }
+}
+
+static void
+test_config_names_collide(void **state)
+{
+    struct drv__config_names *ix = NULL;
+    struct drv__config_name *e = NULL;
+    const struct drv__config_name *f = NULL;
+    struct drv_config_job jobs[3];
+    char names[4][16];
+    size_t i;
+
+    (void)state;
+    last_slot_names(names, 4);
+    ix = drv__config_names_create(DRV__CONFIG_NAMES_MIN);
+    /* three names fit without growing: linear probing from the last slot
+     * wraps around to slots 0 and 1 */
+    for (i = 0; i < 3; i++) {
+        e = drv__config_names_put(&ix, names[i]);
+        assert_null(e->job);
+        assert_null(e->pipeline);
+        e->job = &jobs[i];
+    }
+    assert_int_equal(ix->cap, DRV__CONFIG_NAMES_MIN);
+    assert_int_equal(ix->n, 3);
+    assert_ptr_equal(drv__config_names_find(ix, names[0]),
+                     &ix->slots[DRV__CONFIG_NAMES_MIN - 1]);
+    assert_ptr_equal(drv__config_names_find(ix, names[1]), &ix->slots[0]);
+    assert_ptr_equal(drv__config_names_find(ix, names[2]), &ix->slots[1]);
+    for (i = 0; i < 3; i++) {
+        f = drv__config_names_find(ix, names[i]);
+        assert_ptr_equal(f->name, names[i]);
+        assert_ptr_equal(f->job, &jobs[i]);
+        /* a second put of a name is its entry, kinds kept */
+        assert_ptr_equal(drv__config_names_put(&ix, names[i]), f);
+        assert_ptr_equal(f->job, &jobs[i]);
+    }
+    assert_int_equal(ix->n, 3);
+    /* a fourth name of that slot, absent: the probe passes the three and
+     * stops at the free slot 2 */
+    f = drv__config_names_find(ix, names[3]);
+    assert_ptr_equal(f, &ix->slots[2]);
+    assert_null(f->name);
+    assert_null(f->job);
+    assert_null(f->pipeline);
+    drv__config_names_free(ix);
+}
+
+static void
+test_config_names_grow(void **state)
+{
+    enum { N = 400 };
+    struct drv__config_names *ix = NULL;
+    const struct drv__config_name *f = NULL;
+    struct drv_config_pipeline *pls = NULL;
+    char (*names)[16] = NULL;
+    size_t cap = DRV__CONFIG_NAMES_MIN;
+    int rehashes = 0;
+    size_t i;
+    size_t k;
+
+    (void)state;
+    pls = calloc(N, sizeof *pls);
+    names = calloc(N, sizeof *names);
+    assert_non_null(pls);
+    assert_non_null(names);
+    ix = drv__config_names_create(DRV__CONFIG_NAMES_MIN);
+    for (i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "name%zu", i);
+        drv__config_names_put(&ix, names[i])->pipeline = &pls[i];
+        assert_int_equal(ix->n, i + 1);
+        assert_true(2 * ix->n <= ix->cap);
+        if (ix->cap != cap) {
+            assert_int_equal(ix->cap, 2 * cap);
+            cap = ix->cap;
+            rehashes++;
+            /* every entry moved, with its kind */
+            for (k = 0; k <= i; k++) {
+                f = drv__config_names_find(ix, names[k]);
+                assert_ptr_equal(f->name, names[k]);
+                assert_ptr_equal(f->pipeline, &pls[k]);
+                assert_null(f->job);
+            }
+        }
+    }
+    /* 8 -> 16 -> ... -> 1024: the first size at most half full */
+    assert_int_equal(rehashes, 7);
+    assert_int_equal(ix->cap, 1024);
+    for (i = 0; i < N; i++)
+        assert_ptr_equal(drv__config_names_find(ix, names[i])->pipeline,
+                         &pls[i]);
+    assert_null(drv__config_names_find(ix, "name400")->name);
+    assert_null(drv__config_names_find(ix, "name")->name);
+    assert_null(drv__config_names_find(ix, "")->name);
+    drv__config_names_free(ix);
+    free(names);
+    free(pls);
+}
+
+/* 200 job types t0..t199 and 200 pipelines p0..p199 (pI runs tI), with
+ * names that are prefixes of others (t1, t10, t100), looked up through
+ * the config. */
+static void
+test_config_lookup_many(void **state)
+{
+    enum { N = 200 };
+    struct drv_config *cfg = NULL;
+    struct drv_buf text;
+    char name[16];
+    size_t i;
+
+    (void)state;
+    drv_buf_init(&text);
+    drv_buf_adds(&text, "jobs:\n");
+    for (i = 0; i < N; i++)
+        drv_buf_addf(&text, "  t%zu: {handler: noop}\n", i);
+    drv_buf_adds(&text, "pipelines:\n");
+    for (i = 0; i < N; i++)
+        drv_buf_addf(&text, "  p%zu: {steps: [t%zu]}\n", i, i);
+    drv_buf_adds(&text, "schedules:\n"
+                        "  a: {every: 1m, pipeline: p199}\n"
+                        "  b: {every: 1m, job: t0}\n");
+    cfg = load_ok(text.data);
+    drv_buf_fini(&text);
+
+    assert_int_equal(cfg->njobs, N);
+    assert_int_equal(cfg->npipelines, N);
+    for (i = 0; i < N; i++) {
+        /* file order kept */
+        snprintf(name, sizeof name, "t%zu", i);
+        assert_string_equal(cfg->jobs[i]->name, name);
+        assert_ptr_equal(drv_config_job(cfg, name), cfg->jobs[i]);
+        assert_null(drv_config_pipeline(cfg, name));
+        snprintf(name, sizeof name, "p%zu", i);
+        assert_string_equal(cfg->pipelines[i]->name, name);
+        assert_ptr_equal(drv_config_pipeline(cfg, name), cfg->pipelines[i]);
+        assert_null(drv_config_job(cfg, name));
+        /* looked up while loading */
+        assert_ptr_equal(cfg->pipelines[i]->steps[0].jobs[0], cfg->jobs[i]);
+    }
+    assert_ptr_equal(cfg->schedules[0]->pipeline, cfg->pipelines[N - 1]);
+    assert_ptr_equal(cfg->schedules[1]->job, cfg->jobs[0]);
+    assert_null(drv_config_job(cfg, "t200"));
+    assert_null(drv_config_job(cfg, "t"));
+    assert_null(drv_config_job(cfg, "t1 "));
+    assert_null(drv_config_job(cfg, ""));
+    assert_null(drv_config_pipeline(cfg, "p200"));
+    assert_null(drv_config_pipeline(cfg, "p"));
+    assert_null(drv_config_pipeline(cfg, "P1"));
+    drv_config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -1739,6 +1921,9 @@ main(void)
         cmocka_unit_test(test_config_queue_weights),
         cmocka_unit_test(test_config_queue_weight_errors),
         cmocka_unit_test(test_config_name_clash),
+        cmocka_unit_test(test_config_names_collide),
+        cmocka_unit_test(test_config_names_grow),
+        cmocka_unit_test(test_config_lookup_many),
         cmocka_unit_test(test_config_redis_checks),
         cmocka_unit_test(test_config_sentinel),
         cmocka_unit_test(test_config_sentinel_errors),
