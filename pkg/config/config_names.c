@@ -50,6 +50,7 @@ drv__config_names_create(size_t cap)
 {
     struct drv__config_names *ix = NULL;
 
+    DRV_ASSERT(cap > 0 && (cap & (cap - 1)) == 0); /* probe masks with it */
     ix = drv_xcalloc(1, sizeof *ix + cap * sizeof ix->slots[0]);
     ix->magic = DRV__CONFIG_NAMES_MAGIC;
     ix->cap = cap;
