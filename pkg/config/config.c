@@ -239,7 +239,7 @@ static const struct drv__config_field tls_fields[] = {
 
 #define WORKER_OFF(m) offsetof(struct drv_config_worker, m)
 
-/* A row of worker_fields: key KEY, a number of kind DRV__CONFIG_KIND
+/* A row of worker_fields: key KEY, a number of kind DRV__CONFIG_##KIND
  * that must be at least 1, in member M. */
 #define WORKER_NUM(KEY, KIND, M)                                         \
     {.name = KEY, .kind = DRV__CONFIG_##KIND, .min = 1,                  \

@@ -547,6 +547,8 @@ on_header(char *p, size_t size, size_t nmemb, void *ud)
 
 /* ------------------------------------------------------------- calls */
 
+/* Free c: a fresh call, or one call_release already emptied (it frees
+ * the request's leftovers, such as location). */
 static void
 call_destroy(struct drv_http_call *c)
 {

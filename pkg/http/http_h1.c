@@ -665,9 +665,8 @@ drv__h1_target_same(const struct drv__h1_target *a,
 void
 drv__h1_xfer_init(struct drv__h1_xfer *x)
 {
-    memset(x, 0, sizeof *x);
+    memset(x, 0, sizeof *x); /* its buffer too: a zeroed drv_buf is empty */
     x->magic = DRV__H1_XFER_MAGIC;
-    drv_buf_init(&x->parser.location);
 }
 
 void

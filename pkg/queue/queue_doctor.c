@@ -134,8 +134,8 @@ const struct drv_queue_acl_cmd drv_queue_acl_cmds[] = {
     /* -- drover doctor */
     /* drover doctor: version, eviction policy, AOF */
     {"+info", "INFO server"},
-    /* drover doctor: the workers' clock skew; the admission scripts' clock
-     * (rate, global_concurrency) */
+    /* Redis's clock for the schedule, cancel and admission scripts;
+     * drover doctor: the workers' clock skew */
     {"+time", "TIME"},
     /* drover doctor on a Redis Cluster: the cluster's state */
     {"+cluster|info", "CLUSTER INFO"},
