@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "harness.h"
+#include "http.h"
 #include "drover/buf.h"
 #include "drover/loop.h"
 #include "drover/pool.h"
@@ -1343,26 +1344,19 @@ int
 drv_test_http(int port, const char *method, const char *path,
               const char *hdrs, const char *body, char *out, size_t n)
 {
-    size_t got = 0, off = 0, len;
+    size_t len;
     char *req = drv_test_http_request(port, method, path, hdrs, body, &len);
-    ssize_t k;
     int fd = drv_test_dial(port, DRV_TEST_WAIT_MS);
 
     assert_true(n > 0);
     out[0] = '\0';
     if (fd >= 0) {
-        while (off < len &&
-               (k = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
-            off += (size_t)k;
-        while (got + 1 < n && (k = recv(fd, out + got, n - 1 - got, 0)) > 0)
-            got += (size_t)k;
+        drv_test_send_all(fd, req, len);
+        (void)drv_test_read_all(fd, out, n); /* a timeout keeps the part */
         close(fd);
     }
     free(req);
-    out[got] = '\0';
-    if (got > 12 && strncmp(out, "HTTP/1.", 7) == 0)
-        return atoi(out + 9);
-    return 0;
+    return drv_test_http_status(out);
 }
 
 /* --------------------------------------------- servers by port */

@@ -78,15 +78,15 @@ int
 drv_test_http_get(int port, const char *method, const char *path,
                   char *body, size_t n)
 {
-    char req[512], *resp = malloc(DRV_TEST_BODY_MAX);
+    size_t len;
+    char *req = drv_test_http_request(port, method, path, NULL, NULL, &len);
+    char *resp = malloc(DRV_TEST_BODY_MAX);
     const char *b;
     int code;
 
     assert_non_null(resp);
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n"
-             "Connection: close\r\n\r\n", method, path);
-    code = drv_test_http_raw(port, req, strlen(req), resp,
-                             DRV_TEST_BODY_MAX);
+    code = drv_test_http_raw(port, req, len, resp, DRV_TEST_BODY_MAX);
+    free(req);
     b = strstr(resp, "\r\n\r\n");
     if (body != NULL)
         snprintf(body, n, "%s", b != NULL ? b + 4 : "");

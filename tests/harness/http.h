@@ -37,9 +37,9 @@ int drv_test_http_status(const char *resp);
 int drv_test_http_raw(int port, const char *req, size_t len, char *out,
                       size_t n);
 
-/* drv_test_http_get -- `METHOD path` with no body: the status (as
- * drv_test_http_raw), the body (after the blank line) into body (size n)
- * unless body is NULL. */
+/* drv_test_http_get -- `METHOD path` with no body (the request
+ * drv_test_http_request builds): the status (as drv_test_http_raw), the
+ * body (after the blank line) into body (size n) unless body is NULL. */
 int drv_test_http_get(int port, const char *method, const char *path,
                       char *body, size_t n);
 
