@@ -28,6 +28,11 @@
 
 #define DRV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The expansion of macro x as a string literal (a number into a script
+ * or a version line). */
+#define DRV_STR_(x) #x
+#define DRV_STR(x) DRV_STR_(x)
+
 /*
  * DRV_UNUSED -- after a parameter a callback must take but does not read
  * (libevent's fd and what, a table's shared signature):

@@ -13,10 +13,6 @@
 
 #include "queue_int.h"
 
-/* A number macro as a string literal, to write it into a script. */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
 /*
  * schedule: KEYS = the schedule key, the queue's stream. ARGV = tick
  * (Unix ms), then the entry's field, value pairs. The stored tick only
@@ -35,7 +31,7 @@ const struct drv_queue_script drv_queue_schedule_script = {
     "schedule",
     "local t = redis.call('TIME')\n"
     "local ahead = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "    + " STR(DRV_QUEUE_SCHEDULE_AHEAD_MS) "\n"
+    "    + " DRV_STR(DRV_QUEUE_SCHEDULE_AHEAD_MS) "\n"
     "local last = tonumber(redis.call('GET', KEYS[1]) or '')\n"
     "local tick = tonumber(ARGV[1])\n"
     "if tick > ahead then return -1 end\n"

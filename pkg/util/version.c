@@ -21,11 +21,9 @@
 #include <openssl/opensslv.h>
 #endif
 
+#include "drover/common.h"
 #include "drover/version.h"
 #include "drover_build.h"   /* generated: DRV_BUILD_VERSION, ... */
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 const char *
 drv_version(void)
@@ -42,8 +40,8 @@ drv_version_print(FILE *fp, const char *prog, bool verbose)
     if (verbose) {
         curl = curl_version_info(CURLVERSION_NOW);
         fprintf(fp, "  hiredis   %s (compiled against; no run-time "
-                "version call)\n", STR(HIREDIS_MAJOR) "."
-                STR(HIREDIS_MINOR) "." STR(HIREDIS_PATCH));
+                "version call)\n", DRV_STR(HIREDIS_MAJOR) "."
+                DRV_STR(HIREDIS_MINOR) "." DRV_STR(HIREDIS_PATCH));
         fprintf(fp, "  libevent  %s (run time), %s (compiled against)\n",
                 event_get_version(), LIBEVENT_VERSION);
         fprintf(fp, "  libyaml   %s (run time), %s (compiled against)\n",
